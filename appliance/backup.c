@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int backup_placeholder_t;

@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int check_placeholder_t;

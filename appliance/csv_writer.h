@@ -1,0 +1,40 @@
+/*
+ * Writing RFC 4180 CSV: fields are quoted only when they must be (a comma,
+ * a quote, CR or LF inside, or white space at either end that a reader
+ * might trim), quotes inside are doubled, and rows end in CRLF as the RFC
+ * says. The invariant: csv_reader reads back exactly the field values that
+ * were written, byte for byte.
+ */
+#ifndef OUTPOST_CSV_WRITER_H
+#define OUTPOST_CSV_WRITER_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* An embedded object (csv_writer_init); owns nothing. */
+struct csv_writer {
+    FILE *out;
+    size_t nfields; /* fields written in the current row */
+    int last_empty; /* the last field written was empty */
+    int error;      /* sticky negative errno once a write failed */
+};
+
+/* Starts writing to `out`, which stays owned by the caller. */
+void csv_writer_init(struct csv_writer *w, FILE *out);
+
+/* Writes one field of the current row; `s` may be NULL (an empty field).
+ * Returns 0 or the sticky negative errno of an earlier or this failure. */
+int csv_writer_field(struct csv_writer *w, const char *s, size_t len);
+
+/* Convenience for a NUL-terminated string (NULL allowed). */
+int csv_writer_str(struct csv_writer *w, const char *s);
+
+/* Ends the row with CRLF. A row of one empty field is written as "" so
+ * that it is not a blank line (which readers skip). Returns 0 or the
+ * sticky negative errno. */
+int csv_writer_end_row(struct csv_writer *w);
+
+/* True when the value has to be quoted. */
+int csv_needs_quotes(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * Opening an Outpost database: the one place where connection settings are
+ * chosen (WAL, foreign keys, busy timeout, synchronous=FULL, the outpost_fold
+ * tokenizer) and where the embedded migrations are applied. The invariant:
+ * a connection returned by db_open has the settings applied and a schema
+ * this build understands; a database written by a newer build is refused.
+ */
+#ifndef OUTPOST_DB_H
+#define OUTPOST_DB_H
+
+#include <sqlite3.h>
+
+#include "op_error.h"
+
+/* Stored in PRAGMA application_id so that a foreign SQLite file is refused. */
+#define DB_APPLICATION_ID 0x4f555450 /* "OUTP" */
+
+/* Returned when the database's schema is newer than this build knows. */
+#define DB_ENEWER (-2001)
+/* Returned when the file is SQLite but not an Outpost database. */
+#define DB_EFOREIGN (-2002)
+
+enum db_open_flags {
+    DB_OPEN_CREATE = 1 << 0,   /* create the file if missing */
+    DB_OPEN_READONLY = 1 << 1, /* read-only connection; no migration */
+    DB_OPEN_NO_MIGRATE = 1 << 2, /* leave the schema as it is (tests, `outpost check`) */
+};
+
+/* Opens `path` (":memory:" works), applies the connection settings and,
+ * unless told not to, migrates to the latest schema. On success *out owns
+ * the connection (close with db_close). On failure returns a negative errno
+ * or DB_ENEWER/DB_EFOREIGN, and err says why, naming the path. */
+int db_open(const char *path, unsigned flags, sqlite3 **out, struct op_error *err);
+
+/* Closes a connection from db_open; NULL is allowed. */
+void db_close(sqlite3 *db);
+
+/* The number of migrations this build embeds (the latest user_version). */
+int db_latest_version(void);
+
+/* Reads PRAGMA user_version. */
+int db_schema_version(sqlite3 *db, int *out);
+
+/* Applies migrations until user_version == target (-1: the latest), each in
+ * its own IMMEDIATE transaction. Returns the number applied, DB_ENEWER when
+ * the database is ahead of `target`'s build, or a negative errno. */
+int db_migrate(sqlite3 *db, int target, struct op_error *err);
+
+/* Maps an SQLite result code to a negative errno (SQLITE_FULL -> -ENOSPC,
+ * SQLITE_BUSY -> -EBUSY, SQLITE_READONLY -> -EROFS, ...). */
+int db_errno(int sqlite_rc);
+
+/* Runs `sql` (no parameters) and maps failure into err with `what` as
+ * context. Returns 0 or a negative errno. */
+int db_exec(sqlite3 *db, const char *sql, const char *what, struct op_error *err);
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int exporter_placeholder_t;

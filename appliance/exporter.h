@@ -1,0 +1,60 @@
+/*
+ * Export of records (contacts by default) as RFC 4180 CSV or as vCard 4.0.
+ * The CSV is what importer.h reads: a header of column names, then one row
+ * per record, so an export imports back into a fresh database as the same
+ * records (same ids, same values). The invariant: an export is one
+ * consistent snapshot (both passes over the data run in one read
+ * transaction), and a file written with exporter_to_file is either the
+ * complete export or absent (temp file, fsync, rename, fsync of the
+ * directory); a failed export never leaves a truncated file behind.
+ *
+ * CSV columns, in order: id; every non-internal field of the entity in
+ * descriptor order except the "custom" object; one custom.NAME column per
+ * custom key used by any exported record (sorted by name); with metadata:
+ * version, created_at, updated_at, deleted. Values: strings as they are,
+ * null as an empty cell, booleans as true/false, numbers in decimal,
+ * objects and arrays as compact JSON. Rows end in CRLF.
+ */
+#ifndef OUTPOST_EXPORTER_H
+#define OUTPOST_EXPORTER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "entity.h"
+#include "op_error.h"
+#include "store.h"
+
+/* At most this many columns, so that the importer's reader (default
+ * column cap) can read every export back. */
+#define EXPORTER_MAX_COLUMNS 256
+
+enum exporter_format {
+    EXPORTER_CSV = 0,
+    EXPORTER_VCARD = 1, /* contacts only */
+};
+
+struct exporter_opts {
+    const struct entity_def *entity; /* NULL: contacts */
+    enum exporter_format format;
+    int include_deleted; /* tombstones too */
+    int with_meta;       /* CSV: version, created_at, updated_at, deleted columns */
+    /* Called every few hundred records with the count so far (optional). */
+    void (*on_progress)(void *ctx, uint64_t records);
+    void *ctx;
+};
+
+/* Writes the export to `out` (owned by the caller; not flushed or closed).
+ * *count (optional) receives the number of records written. Returns 0, or
+ * -E2BIG (more custom fields than a CSV row may hold), -EINVAL (vCard for
+ * an entity other than contacts), -EIO or another negative errno from
+ * writing or from the store; err says what. */
+int exporter_run(struct store *s, FILE *out, const struct exporter_opts *opts, uint64_t *count,
+                 struct op_error *err);
+
+/* Same, into the file at `path`, atomically: the file appears complete or
+ * not at all, created with mode 0600 because it holds personal data. */
+int exporter_to_file(struct store *s, const char *path, const struct exporter_opts *opts,
+                     uint64_t *count, struct op_error *err);
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * The outpost_fold tokenizer: unicode61 with remove_diacritics 2, then a
+ * second pass that maps the remaining non-decomposable Latin letters to
+ * ASCII. Tokens that are pure ASCII (the common case) pass through without
+ * a copy. See fold.h.
+ */
+#include "fold.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+static const struct {
+    uint32_t cp;
+    const char *ascii;
+} extra_folds[] = {
+    /* Sorted by code point for bsearch. Inputs are already lower-cased. */
+    {0x00df, "ss"}, /* ß */
+    {0x00e6, "ae"}, /* æ */
+    {0x00f0, "d"},  /* ð */
+    {0x00f8, "o"},  /* ø */
+    {0x00fe, "th"}, /* þ */
+    {0x0111, "d"},  /* đ */
+    {0x0127, "h"},  /* ħ */
+    {0x0131, "i"},  /* ı */
+    {0x0138, "k"},  /* ĸ */
+    {0x0140, "l"},  /* ŀ */
+    {0x0142, "l"},  /* ł */
+    {0x0149, "n"},  /* ŉ */
+    {0x014b, "n"},  /* ŋ */
+    {0x0153, "oe"}, /* œ */
+    {0x0167, "t"},  /* ŧ */
+    {0x017f, "s"},  /* ſ */
+    {0x0180, "b"},  /* ƀ */
+    {0x0192, "f"},  /* ƒ */
+    {0x01e5, "g"},  /* ǥ */
+    {0x0268, "i"},  /* ɨ */
+    {0x0289, "u"},  /* ʉ */
+    {0x1e9e, "ss"}, /* ẞ (if not lower-cased) */
+};
+
+static const char *lookup_fold(uint32_t cp)
+{
+    size_t lo = 0, hi = sizeof extra_folds / sizeof extra_folds[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (extra_folds[mid].cp == cp)
+            return extra_folds[mid].ascii;
+        if (extra_folds[mid].cp < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Decodes one UTF-8 sequence at p (n bytes left); returns its length, or 1
+ * for a malformed byte (which is then copied through unchanged). */
+static int utf8_decode(const unsigned char *p, int n, uint32_t *cp)
+{
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    }
+    if ((p[0] & 0xe0) == 0xc0 && n >= 2) {
+        *cp = (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+        return 2;
+    }
+    if ((p[0] & 0xf0) == 0xe0 && n >= 3) {
+        *cp = (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+        return 3;
+    }
+    if ((p[0] & 0xf8) == 0xf0 && n >= 4) {
+        *cp = (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
+              (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
+        return 4;
+    }
+    *cp = 0xfffd;
+    return 1;
+}
+
+/* Writes the folded form of token into buf (cap >= 2 * n is always
+ * enough: every replacement is at most as long as twice its source). */
+static int fold_token(const char *tok, int n, char *buf)
+{
+    int o = 0;
+    for (int i = 0; i < n;) {
+        uint32_t cp;
+        int len = utf8_decode((const unsigned char *)tok + i, n - i, &cp);
+        const char *rep = cp >= 0x80 ? lookup_fold(cp) : NULL;
+        if (rep) {
+            size_t rl = strlen(rep);
+            memcpy(buf + o, rep, rl);
+            o += (int)rl;
+        } else {
+            memcpy(buf + o, tok + i, (size_t)len);
+            o += len;
+        }
+        i += len;
+    }
+    return o;
+}
+
+static int needs_fold(const char *tok, int n)
+{
+    for (int i = 0; i < n; i++)
+        if ((unsigned char)tok[i] >= 0x80)
+            return 1;
+    return 0;
+}
+
+/* One instance of the tokenizer: the wrapped unicode61 instance. */
+struct fold_tok {
+    fts5_tokenizer base;
+    Fts5Tokenizer *inner;
+};
+
+struct fold_cb {
+    void *ctx;
+    int (*xToken)(void *, int, const char *, int, int, int);
+};
+
+static int fold_xtoken(void *pctx, int tflags, const char *tok, int n, int start, int end)
+{
+    struct fold_cb *cb = pctx;
+    if (!needs_fold(tok, n))
+        return cb->xToken(cb->ctx, tflags, tok, n, start, end);
+    char stackbuf[256];
+    char *buf = (size_t)n * 2 <= sizeof stackbuf ? stackbuf : malloc((size_t)n * 2);
+    if (!buf)
+        return SQLITE_NOMEM;
+    int m = fold_token(tok, n, buf);
+    int rc = cb->xToken(cb->ctx, tflags, buf, m, start, end);
+    if (buf != stackbuf)
+        free(buf);
+    return rc;
+}
+
+/* What fold_register hands fts5 as our tokenizer's user data. */
+struct fold_udata {
+    fts5_tokenizer u61;
+    void *u61_udata;
+};
+
+static int fold_create(void *udata, const char **argv, int argc, Fts5Tokenizer **out)
+{
+    (void)argv;
+    (void)argc;
+    struct fold_udata *u = udata;
+    struct fold_tok *t = calloc(1, sizeof *t);
+    if (!t)
+        return SQLITE_NOMEM;
+    t->base = u->u61;
+    static const char *args[] = {"remove_diacritics", "2"};
+    int rc = u->u61.xCreate(u->u61_udata, args, 2, &t->inner);
+    if (rc != SQLITE_OK) {
+        free(t);
+        return rc;
+    }
+    *out = (Fts5Tokenizer *)t;
+    return SQLITE_OK;
+}
+
+static void fold_delete(Fts5Tokenizer *p)
+{
+    struct fold_tok *t = (struct fold_tok *)p;
+    if (!t)
+        return;
+    t->base.xDelete(t->inner);
+    free(t);
+}
+
+static int fold_tokenize(Fts5Tokenizer *p, void *ctx, int flags, const char *text, int n,
+                         int (*xToken)(void *, int, const char *, int, int, int))
+{
+    struct fold_tok *t = (struct fold_tok *)p;
+    struct fold_cb cb = {ctx, xToken};
+    return t->base.xTokenize(t->inner, &cb, flags, text, n, fold_xtoken);
+}
+
+static fts5_api *get_fts5_api(sqlite3 *db)
+{
+    fts5_api *api = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+    (void)sqlite3_step(st);
+    sqlite3_finalize(st);
+    return api;
+}
+
+static void free_udata(void *p)
+{
+    free(p);
+}
+
+int fold_register(sqlite3 *db)
+{
+    fts5_api *api = get_fts5_api(db);
+    if (!api)
+        return -ENOSYS; /* SQLite built without FTS5 */
+    void *u61_udata = NULL;
+    fts5_tokenizer u61;
+    int rc = api->xFindTokenizer(api, "unicode61", &u61_udata, &u61);
+    if (rc != SQLITE_OK)
+        return db_errno(rc);
+    struct fold_udata *copy = malloc(sizeof *copy);
+    if (!copy)
+        return -ENOMEM;
+    copy->u61 = u61;
+    copy->u61_udata = u61_udata;
+    fts5_tokenizer ours = {fold_create, fold_delete, fold_tokenize};
+    rc = api->xCreateTokenizer(api, "outpost_fold", copy, &ours, free_udata);
+    if (rc != SQLITE_OK) {
+        free(copy);
+        return db_errno(rc);
+    }
+    return 0;
+}
+
+struct folder {
+    fts5_tokenizer methods;
+    Fts5Tokenizer *inst;
+    char *out;
+    size_t len, cap;
+};
+
+static int folder_xtoken(void *pctx, int tflags, const char *tok, int n, int start, int end)
+{
+    (void)tflags;
+    (void)start;
+    (void)end;
+    struct folder *f = pctx;
+    size_t need = f->len + (size_t)n + 2;
+    if (need > f->cap) {
+        size_t cap = f->cap ? f->cap : 64;
+        while (cap < need)
+            cap *= 2;
+        char *p = realloc(f->out, cap);
+        if (!p)
+            return SQLITE_NOMEM;
+        f->out = p;
+        f->cap = cap;
+    }
+    if (f->len)
+        f->out[f->len++] = ' ';
+    memcpy(f->out + f->len, tok, (size_t)n);
+    f->len += (size_t)n;
+    f->out[f->len] = '\0';
+    return SQLITE_OK;
+}
+
+int folder_new(sqlite3 *db, struct folder **out)
+{
+    fts5_api *api = get_fts5_api(db);
+    if (!api)
+        return -ENOSYS;
+    struct folder *f = calloc(1, sizeof *f);
+    if (!f)
+        return -ENOMEM;
+    void *udata = NULL;
+    int rc = api->xFindTokenizer(api, "outpost_fold", &udata, &f->methods);
+    if (rc == SQLITE_OK)
+        rc = f->methods.xCreate(udata, NULL, 0, &f->inst);
+    if (rc != SQLITE_OK) {
+        free(f);
+        return db_errno(rc);
+    }
+    *out = f;
+    return 0;
+}
+
+void folder_free(struct folder *f)
+{
+    if (!f)
+        return;
+    f->methods.xDelete(f->inst);
+    free(f->out);
+    free(f);
+}
+
+int folder_fold(struct folder *f, const char *text, size_t len, const char **out)
+{
+    if (len > 1u << 20)
+        return -E2BIG;
+    f->len = 0;
+    if (!f->out) {
+        f->out = malloc(64);
+        if (!f->out)
+            return -ENOMEM;
+        f->cap = 64;
+    }
+    f->out[0] = '\0';
+    int rc = f->methods.xTokenize(f->inst, f, FTS5_TOKENIZE_DOCUMENT, text, (int)len,
+                                  folder_xtoken);
+    if (rc != SQLITE_OK)
+        return db_errno(rc);
+    *out = f->out;
+    return (int)f->len;
+}

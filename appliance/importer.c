@@ -1,0 +1,491 @@
+/*
+ * All-or-nothing CSV import; see importer.h. The header is mapped to
+ * columns once; each row then fills one reusable JSON object (the keys stay,
+ * only the values change) and goes to store_create inside one transaction,
+ * whose statements the store prepares once. A store error is mapped back to
+ * the cell it came from through err->field, so that the user is pointed at
+ * FILE:LINE:COLUMN rather than at a field name.
+ */
+#include "importer.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PROGRESS_EVERY 256u
+
+enum col_kind {
+    COL_FIELD,   /* a field of the entity */
+    COL_ID,      /* the record id */
+    COL_CUSTOM,  /* custom.NAME */
+    COL_DELETED, /* the `deleted` metadata column */
+    COL_IGNORED, /* version, created_at, updated_at */
+};
+
+struct column {
+    enum col_kind kind;
+    const struct field_def *f; /* COL_FIELD */
+    char name[IMPORTER_CUSTOM_NAME_MAX + 16]; /* canonical name for messages */
+    const char *key; /* COL_CUSTOM: NAME inside `name` */
+};
+
+struct imp {
+    struct store *s;
+    const struct entity_def *e;
+    const struct importer_opts *o;
+    const char *file;
+    struct csv_reader *r;
+    struct column *cols;
+    size_t ncols;
+    size_t ncustom;
+    json_t *rec;
+    size_t max_errors;
+    struct importer_result res;
+    int first_rc;
+    struct op_error *err;
+};
+
+static const char *const meta_ignored[] = {"version", "created_at", "updated_at"};
+
+/* snprintf that truncates quietly (messages are capped by design). */
+__attribute__((format(printf, 3, 4))) static void putf(char *buf, size_t cap, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(buf, cap, f, ap);
+    va_end(ap);
+}
+
+/* Reports one problem at FILE:LINE[:COLUMN (NAME)] and returns rc. */
+__attribute__((format(printf, 6, 7))) static int report(struct imp *im, int rc,
+                                                        unsigned long line, size_t col,
+                                                        const char *ref, const char *fmt, ...)
+{
+    struct op_error e;
+    op_error_clear(&e);
+    char what[sizeof e.msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+
+    const char *colname =
+        col >= 1 && col <= im->ncols && im->cols[col - 1].name[0] ? im->cols[col - 1].name : NULL;
+    if (col && colname)
+        putf(e.msg, sizeof e.msg, "%s:%lu:%zu (%s): %s", im->file, line, col, colname, what);
+    else if (col)
+        putf(e.msg, sizeof e.msg, "%s:%lu:%zu: %s", im->file, line, col, what);
+    else
+        putf(e.msg, sizeof e.msg, "%s:%lu: %s", im->file, line, what);
+    e.code = rc;
+    putf(e.field, sizeof e.field, "%s", colname ? colname : "");
+    putf(e.ref, sizeof e.ref, "%s", ref ? ref : "");
+
+    im->res.errors++;
+    if (!im->first_rc) {
+        im->first_rc = rc;
+        if (im->err)
+            *im->err = e;
+    }
+    if (im->o->on_error)
+        im->o->on_error(im->o->ctx, rc, &e);
+    return rc;
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The header cell trimmed, lower-cased into buf (custom keys keep case). */
+static int header_name(const struct csv_field *f, char *buf, size_t cap, const char **raw,
+                       size_t *rawlen)
+{
+    const char *s = f->data;
+    size_t len = f->len;
+    while (len && is_space(*s))
+        s++, len--;
+    while (len && is_space(s[len - 1]))
+        len--;
+    *raw = s;
+    *rawlen = len;
+    if (len >= cap)
+        return -ENAMETOOLONG;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (char)tolower((unsigned char)s[i]);
+    buf[len] = '\0';
+    return 0;
+}
+
+static void known_columns(const struct entity_def *e, char *buf, size_t cap)
+{
+    size_t o = (size_t)snprintf(buf, cap, "id");
+    for (size_t i = 0; i < e->nfields && o < cap; i++)
+        if (!(e->fields[i].flags & FIELD_INTERNAL))
+            o += (size_t)snprintf(buf + o, cap - o, ", %s", e->fields[i].name);
+    if (o < cap)
+        o += (size_t)snprintf(buf + o, cap - o, ", custom.NAME");
+    for (size_t i = 0; i < sizeof meta_ignored / sizeof meta_ignored[0] && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, ", %s", meta_ignored[i]);
+    if (o < cap)
+        snprintf(buf + o, cap - o, ", deleted");
+}
+
+static int map_header(struct imp *im)
+{
+    const struct csv_field *fs = csv_reader_fields(im->r);
+    size_t n = csv_reader_nfields(im->r);
+    im->cols = calloc(n, sizeof *im->cols);
+    if (!im->cols)
+        return report(im, -ENOMEM, 1, 0, NULL, "out of memory");
+    im->ncols = n;
+    int rc = 0;
+    int custom_json = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct column *c = &im->cols[i];
+        char lower[IMPORTER_CUSTOM_NAME_MAX + 16];
+        const char *raw;
+        size_t rawlen;
+        unsigned long line = fs[i].line;
+        if (header_name(&fs[i], lower, sizeof lower, &raw, &rawlen) < 0) {
+            rc = report(im, -EINVAL, line, i + 1, NULL, "column name longer than %zu bytes",
+                        sizeof lower - 1);
+            continue;
+        }
+        if (rawlen == 0) {
+            rc = report(im, -EINVAL, line, i + 1, NULL,
+                        "empty column name; the header row must name every column");
+            continue;
+        }
+        const struct field_def *f = entity_field(im->e, lower);
+        if (!strcmp(lower, "id")) {
+            c->kind = COL_ID;
+            snprintf(c->name, sizeof c->name, "id");
+        } else if (!strcmp(lower, "deleted")) {
+            c->kind = COL_DELETED;
+            snprintf(c->name, sizeof c->name, "deleted");
+        } else if (!strncmp(lower, "custom.", 7)) {
+            size_t klen = rawlen - 7;
+            const char *key = raw + 7;
+            while (klen && is_space(*key))
+                key++, klen--;
+            if (klen == 0 || klen > IMPORTER_CUSTOM_NAME_MAX) {
+                rc = report(im, -EINVAL, line, i + 1, NULL,
+                            "custom column \"%.*s\" needs a NAME of 1 to %d bytes after "
+                            "\"custom.\"",
+                            (int)rawlen, raw, IMPORTER_CUSTOM_NAME_MAX);
+                continue;
+            }
+            c->kind = COL_CUSTOM;
+            snprintf(c->name, sizeof c->name, "custom.%.*s", (int)klen, key);
+            c->key = c->name + 7;
+            im->ncustom++;
+        } else if (f && !(f->flags & FIELD_INTERNAL)) {
+            c->kind = COL_FIELD;
+            c->f = f;
+            snprintf(c->name, sizeof c->name, "%s", f->name);
+            if (f->type == FIELD_OBJECT && !strcmp(f->name, "custom"))
+                custom_json = 1;
+        } else {
+            int meta = 0;
+            for (size_t k = 0; k < sizeof meta_ignored / sizeof meta_ignored[0]; k++)
+                if (!strcmp(lower, meta_ignored[k])) {
+                    meta = 1;
+                    c->kind = COL_IGNORED;
+                    snprintf(c->name, sizeof c->name, "%s", meta_ignored[k]);
+                }
+            if (!meta) {
+                char known[600];
+                known_columns(im->e, known, sizeof known);
+                rc = report(im, -EINVAL, line, i + 1, NULL,
+                            "unknown column \"%.*s\"; known columns: %s", (int)rawlen, raw,
+                            known);
+                continue;
+            }
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (im->cols[k].name[0] && !strcmp(im->cols[k].name, c->name)) {
+                rc = report(im, -EINVAL, line, i + 1, NULL,
+                            "duplicate column \"%s\" (also column %zu)", c->name, k + 1);
+                break;
+            }
+        }
+    }
+    if (rc == 0 && custom_json && im->ncustom) {
+        for (size_t i = 0; i < n; i++)
+            if (im->cols[i].kind == COL_FIELD && !strcmp(im->cols[i].f->name, "custom"))
+                rc = report(im, -EINVAL, fs[i].line, i + 1, NULL,
+                            "use either a custom column (a JSON object) or custom.NAME "
+                            "columns, not both");
+    }
+    return rc;
+}
+
+/* The column a store error is about: its err->field, else 0. */
+static size_t column_of(const struct imp *im, const char *field)
+{
+    if (!field || !*field)
+        return 0;
+    for (size_t i = 0; i < im->ncols; i++) {
+        const struct column *c = &im->cols[i];
+        if (!strcmp(c->name, field))
+            return i + 1;
+    }
+    if (!strcmp(field, "custom") || !strncmp(field, "custom.", 7))
+        for (size_t i = 0; i < im->ncols; i++)
+            if (im->cols[i].kind == COL_CUSTOM)
+                return i + 1;
+    return 0;
+}
+
+/* Drops a leading "field: " from a store message, since the position
+ * already names the column. */
+static const char *without_field(const char *msg, const char *field)
+{
+    size_t n = strlen(field);
+    if (n && !strncmp(msg, field, n) && msg[n] == ':' && msg[n + 1] == ' ')
+        return msg + n + 2;
+    return msg;
+}
+
+static int store_problem(struct imp *im, int rc, const struct op_error *se)
+{
+    const struct csv_field *fs = csv_reader_fields(im->r);
+    size_t col = column_of(im, se->field);
+    unsigned long line = col ? fs[col - 1].line : csv_reader_line(im->r);
+    const char *msg = se->msg[0] ? without_field(se->msg, se->field) : strerror(-rc);
+    if (rc == STORE_EDUP) {
+        const char *ref = se->ref[0] ? se->ref : NULL;
+        if (ref && !strstr(msg, ref))
+            return report(im, rc, line, col, ref,
+                          "%s (existing %s %s); use --skip-duplicate-check to import it anyway",
+                          msg, im->e->name, ref);
+        return report(im, rc, line, col, ref,
+                      "%s; use --skip-duplicate-check to import it anyway", msg);
+    }
+    return report(im, rc, line, col, se->ref[0] ? se->ref : NULL, "%s", msg);
+}
+
+static int reader_problem(struct imp *im, int rc, const struct op_error *re)
+{
+    unsigned long line;
+    size_t col;
+    csv_reader_error_pos(im->r, &line, &col);
+    return report(im, rc, line, col, NULL, "%s", re->msg);
+}
+
+/* Whether a dry run may look for further problems after this one: only
+ * after a problem with one row, and only while the transaction is intact
+ * (a store that had to end it would otherwise make the next rows real). */
+static int may_go_on(struct imp *im, int rc)
+{
+    if (!(im->o->flags & IMPORTER_DRY_RUN) || im->res.errors >= im->max_errors)
+        return 0;
+    if (rc != -EINVAL && rc != STORE_EDUP && rc != -EEXIST)
+        return 0;
+    if (csv_reader_broken(im->r))
+        return 0;
+    return !sqlite3_get_autocommit(store_db(im->s));
+}
+
+/* Interprets the `deleted` cell: 1 tombstone, 0 live, -EINVAL bad. */
+static int parse_deleted(const struct csv_field *f)
+{
+    const char *s = f->data;
+    size_t len = f->len;
+    while (len && is_space(*s))
+        s++, len--;
+    while (len && is_space(s[len - 1]))
+        len--;
+    if (len == 0 || (len == 5 && !strncasecmp(s, "false", 5)) || (len == 1 && *s == '0') ||
+        (len == 2 && !strncasecmp(s, "no", 2)))
+        return 0;
+    if ((len == 4 && !strncasecmp(s, "true", 4)) || (len == 1 && *s == '1') ||
+        (len == 3 && !strncasecmp(s, "yes", 3)))
+        return 1;
+    return -EINVAL;
+}
+
+/* Fills im->rec from the current row. Returns 1 to store it, 0 to skip it,
+ * or a negative code (already reported). */
+static int fill_record(struct imp *im)
+{
+    const struct csv_field *fs = csv_reader_fields(im->r);
+    int any = 0;
+    for (size_t i = 0; i < im->ncols; i++) {
+        const char *s = fs[i].data;
+        size_t len = fs[i].len;
+        for (size_t k = 0; k < len && !any; k++)
+            any = !is_space(s[k]);
+    }
+    if (!any) {
+        im->res.skipped_empty++;
+        return 0;
+    }
+
+    json_t *custom = im->ncustom ? json_object() : NULL;
+    if (im->ncustom && !custom)
+        return report(im, -ENOMEM, csv_reader_line(im->r), 0, NULL, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < im->ncols && rc == 0; i++) {
+        const struct column *c = &im->cols[i];
+        const struct csv_field *f = &fs[i];
+        /* set_new takes the reference even when it fails */
+        switch (c->kind) {
+        case COL_FIELD:
+            rc = json_object_set_new(im->rec, c->f->name,
+                                     f->len ? json_stringn_nocheck(f->data, f->len)
+                                            : json_null());
+            break;
+        case COL_ID:
+            if (f->len)
+                rc = json_object_set_new(im->rec, "id", json_stringn_nocheck(f->data, f->len));
+            else
+                (void)json_object_del(im->rec, "id");
+            break;
+        case COL_CUSTOM:
+            if (f->len)
+                rc = json_object_set_new(custom, c->key, json_stringn_nocheck(f->data, f->len));
+            break;
+        case COL_DELETED: {
+            int d = parse_deleted(f);
+            if (d < 0)
+                rc = report(im, -EINVAL, f->line, i + 1, NULL,
+                            "expected true or false (or empty): \"%.80s\"", f->data);
+            else if (d > 0)
+                rc = 1;
+            break;
+        }
+        case COL_IGNORED:
+            break;
+        }
+        if (rc == -1) /* jansson's failure: out of memory */
+            rc = report(im, -ENOMEM, f->line, i + 1, NULL, "out of memory");
+    }
+    if (rc == 0 && custom && json_object_set_new(im->rec, "custom", custom) < 0)
+        rc = report(im, -ENOMEM, csv_reader_line(im->r), 0, NULL, "out of memory");
+    else if (rc != 0)
+        json_decref(custom);
+    if (rc == 1) {
+        im->res.skipped_deleted++;
+        return 0;
+    }
+    return rc < 0 ? rc : 1;
+}
+
+static int run_rows(struct imp *im)
+{
+    unsigned flags = (im->o->flags & IMPORTER_SKIP_DUP_CHECK) ? STORE_SKIP_DUP_CHECK : 0;
+    int rc;
+    for (;;) {
+        struct op_error e;
+        op_error_clear(&e);
+        int n = csv_reader_next(im->r, &e);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            rc = reader_problem(im, n, &e);
+            if (may_go_on(im, rc))
+                continue;
+            return rc;
+        }
+        rc = fill_record(im);
+        if (rc < 0) {
+            if (may_go_on(im, rc))
+                continue;
+            return rc;
+        }
+        if (rc == 0)
+            continue;
+        op_error_clear(&e);
+        rc = store_create(im->s, im->e, im->rec, flags, NULL, &e);
+        if (rc < 0) {
+            rc = store_problem(im, rc, &e);
+            if (may_go_on(im, rc))
+                continue;
+            return rc;
+        }
+        im->res.imported++;
+        if (im->o->on_progress && im->res.imported % PROGRESS_EVERY == 0)
+            im->o->on_progress(im->o->ctx, im->res.imported);
+    }
+    return im->first_rc;
+}
+
+int importer_run(struct store *s, FILE *in, const struct importer_opts *opts,
+                 struct importer_result *res, struct op_error *err)
+{
+    static const struct importer_opts defaults;
+    struct imp im = {
+        .s = s,
+        .o = opts ? opts : &defaults,
+        .err = err,
+    };
+    op_error_clear(err);
+    im.e = im.o->entity ? im.o->entity : &entity_contact;
+    im.file = im.o->name ? im.o->name : "input";
+    im.max_errors = (im.o->flags & IMPORTER_DRY_RUN)
+                        ? (im.o->max_errors ? im.o->max_errors : IMPORTER_MAX_ERRORS_DEFAULT)
+                        : 1;
+    int rc = csv_reader_new(in, im.o->limits, &im.r);
+    if (rc < 0) {
+        report(&im, rc, 0, 0, NULL, "cannot start reading: %s", strerror(-rc));
+        goto done;
+    }
+
+    struct op_error e;
+    op_error_clear(&e);
+    rc = csv_reader_next(im.r, &e);
+    if (rc == 0) {
+        rc = report(&im, -EINVAL, 1, 0, NULL,
+                    "empty file; expected a header row naming the columns");
+        goto done;
+    }
+    if (rc < 0) {
+        rc = reader_problem(&im, rc, &e);
+        goto done;
+    }
+    rc = map_header(&im);
+    if (rc < 0)
+        goto done;
+    im.rec = json_object();
+    if (!im.rec) {
+        rc = report(&im, -ENOMEM, 1, 0, NULL, "out of memory");
+        goto done;
+    }
+
+    op_error_clear(&e);
+    rc = store_begin(s, &e);
+    if (rc < 0) {
+        rc = report(&im, rc, 1, 0, NULL, "cannot start the import transaction: %s",
+                    e.msg[0] ? e.msg : strerror(-rc));
+        goto done;
+    }
+    rc = run_rows(&im);
+    if (rc < 0 || (im.o->flags & IMPORTER_DRY_RUN)) {
+        store_rollback(s);
+    } else {
+        op_error_clear(&e);
+        rc = store_commit(s, &e);
+        if (rc < 0) {
+            store_rollback(s);
+            rc = report(&im, rc, csv_reader_line(im.r), 0, NULL, "cannot commit the import: %s",
+                        e.msg[0] ? e.msg : strerror(-rc));
+        }
+    }
+    if (rc == 0 && im.o->on_progress)
+        im.o->on_progress(im.o->ctx, im.res.imported);
+
+done:
+    if (rc < 0 && !im.first_rc)
+        im.first_rc = rc;
+    json_decref(im.rec);
+    free(im.cols);
+    csv_reader_free(im.r);
+    if (res)
+        *res = im.res;
+    return im.first_rc;
+}

@@ -1,0 +1,77 @@
+/*
+ * CSV import of records (contacts by default) into the store, all or
+ * nothing. The first row is a header naming the record's fields; every
+ * further row becomes one store_create inside a single transaction, so a
+ * large file is one commit and a bad row anywhere leaves the database as it
+ * was. The invariant: importer_run either commits every row of the file or
+ * changes nothing, and every problem it reports names the file, the
+ * physical line, the column number and the column name.
+ *
+ * Columns (matched case-insensitively, surrounding white space trimmed):
+ * the entity's field names (internal fields excepted); `id` (a UUIDv7 kept
+ * as the record's id); `custom.NAME` (NAME, case kept, goes into the
+ * "custom" object; empty cells are left out); or a `custom` column holding
+ * a JSON object (not together with custom.NAME columns); and the metadata
+ * columns of an export, `version`, `created_at`, `updated_at` and
+ * `deleted`, which are accepted and ignored, except that a row whose
+ * `deleted` says true is a tombstone and is skipped, so that an erased
+ * record does not come back through an export and re-import. Empty cells
+ * are absent values (JSON null); rows whose cells are all empty are skipped.
+ */
+#ifndef OUTPOST_IMPORTER_H
+#define OUTPOST_IMPORTER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "csv_reader.h"
+#include "entity.h"
+#include "op_error.h"
+#include "store.h"
+
+#define IMPORTER_MAX_ERRORS_DEFAULT 20
+#define IMPORTER_CUSTOM_NAME_MAX 64 /* bytes in NAME of a custom.NAME column */
+
+enum importer_flags {
+    IMPORTER_DRY_RUN = 1u << 0,        /* validate everything, then roll back */
+    IMPORTER_SKIP_DUP_CHECK = 1u << 1, /* accept probable duplicates */
+};
+
+struct importer_opts {
+    const char *name;                /* the file name used in messages; "input" if NULL */
+    const struct entity_def *entity; /* NULL: contacts */
+    unsigned flags;                  /* enum importer_flags */
+    const struct csv_limits *limits; /* NULL: the reader's defaults */
+    /* In a dry run, how many problems to report before stopping (0: the
+     * default); a real import always stops at the first. */
+    size_t max_errors;
+    /* Called for every problem found, the first included, in file order
+     * (optional). The error is borrowed for the call. */
+    void (*on_error)(void *ctx, int rc, const struct op_error *err);
+    /* Called every few hundred rows with the number of rows imported so
+     * far (optional). */
+    void (*on_progress)(void *ctx, uint64_t rows);
+    void *ctx;
+};
+
+struct importer_result {
+    uint64_t imported;        /* rows written (in a dry run: that would be written) */
+    uint64_t skipped_deleted; /* rows skipped because `deleted` was true */
+    uint64_t skipped_empty;   /* rows skipped because every cell was empty */
+    size_t errors;            /* problems reported */
+};
+
+/* Imports the CSV read from `in` (owned by the caller) into `s`. The store
+ * must not be inside store_begin. Returns 0 when every row was imported
+ * (or, in a dry run, would have been) and then, unless a dry run, the
+ * transaction is committed. Otherwise returns the first problem's code and
+ * the database is unchanged: -EINVAL (bad CSV, unknown or duplicate
+ * column, bad value), STORE_EDUP (probable duplicate; err->ref is the
+ * existing record's id), -EEXIST (a record with the row's id exists), -EIO
+ * (reading failed) or another negative errno from the store. err->msg is
+ * "FILE:LINE:COLUMN (NAME): what is wrong" and err->field the column name.
+ * `res` (optional) is filled in either case. */
+int importer_run(struct store *s, FILE *in, const struct importer_opts *opts,
+                 struct importer_result *res, struct op_error *err);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * `outpost`, the admin CLI: dispatches to one command per file
+ * (cmd_<name>.c). Commands open the database themselves, so `--help` and
+ * usage errors never touch it.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "outpost_config.h"
+
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"init", cmd_init, "create a node database for a region"},
+    {"contact", cmd_contact, "add, show, list, update or delete contacts"},
+    {"search", cmd_search, "full-text search over contacts and organizations"},
+    {"import", cmd_import, "import contacts from an RFC 4180 CSV file"},
+    {"export", cmd_export, "export contacts as CSV or vCard 4.0"},
+    {"backup", cmd_backup, "write a consistent copy of the database"},
+    {"check", cmd_check, "check database integrity, foreign keys and the search index"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: outpost COMMAND [OPTIONS]\n\n"
+                 "Administer an Outpost node database.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nEvery command takes --db PATH (default: $OUTPOST_DB, else %s)\n"
+                 "and --help. Exit codes: 0 ok, 1 failed, 2 usage, 3 bad input (nothing\n"
+                 "changed), 4 conflict or duplicate (nothing changed), 5 not found.\n",
+            CLI_DEFAULT_DB);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(name, "--version")) {
+        printf("outpost %s\n", OUTPOST_VERSION);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(name, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "outpost: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return CLI_USAGE;
+}

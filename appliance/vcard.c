@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int vcard_placeholder_t;
