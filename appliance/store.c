@@ -291,6 +291,14 @@ int store_open(const char *path, unsigned db_flags, struct store **out, struct o
     rc = db_schema_version(s->db, &version);
     if (rc < 0)
         goto fail;
+    if ((db_flags & DB_OPEN_READONLY) && version < db_latest_version()) {
+        rc = op_error_set(err, -EPROTO, NULL,
+                          "database %s has schema version %d, older than this build's %d; "
+                          "open it once for writing (any write command, or outpostd) to "
+                          "migrate it",
+                          path, version, db_latest_version());
+        goto fail;
+    }
     if (version >= 1) {
         rc = meta_get(s, "node_id", s->node_id, sizeof s->node_id, err);
         if (rc >= 0)
@@ -684,54 +692,45 @@ static int find_dup(struct store *s, const char *sql, const char *key, const cha
     return rc == SQLITE_DONE ? 0 : sql_fail(s, rc, "cannot check duplicates", err);
 }
 
+static int dup_error(const char *found, const char *field, const char *why,
+                     struct op_error *err)
+{
+    op_error_set(err, STORE_EDUP, field,
+                 "probable duplicate of contact %s (%s); pass the skip-duplicate-check option "
+                 "to create it anyway",
+                 found, why);
+    if (err)
+        snprintf(err->ref, sizeof err->ref, "%s", found);
+    return STORE_EDUP;
+}
+
+/* Looks for a live contact other than `self` sharing a key, in order of
+ * confidence: e-mail, phone, then name within the same locality. */
 static int check_dup(struct store *s, const struct dedup_keys *k, const char *self,
                      struct op_error *err)
 {
-    static const struct {
+    const struct {
         const char *sql;
-        size_t off;
+        const char *key;
+        const char *field;
         const char *why;
     } checks[] = {
         {"SELECT id FROM contacts WHERE email_norm = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1",
-         offsetof(struct dedup_keys, email), "same e-mail address"},
+         k->email, "email", "same e-mail address"},
         {"SELECT id FROM contacts WHERE phone_e164 = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1",
-         offsetof(struct dedup_keys, phone), "same phone number"},
+         k->phone, "phone", "same phone number"},
+        {"SELECT id FROM contacts WHERE name_key = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1",
+         k->name, "family_name", "same name in the same locality"},
     };
     char found[UUID_TEXT_LEN];
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
-        const char *key = (const char *)k + checks[i].off;
-        if (!*key)
+        if (!checks[i].key || !*checks[i].key)
             continue;
-        int rc = find_dup(s, checks[i].sql, key, self, found, err);
+        int rc = find_dup(s, checks[i].sql, checks[i].key, self, found, err);
         if (rc < 0)
             return rc;
         if (rc > 0)
-            goto dup_found_email_phone;
-        continue;
-    dup_found_email_phone:
-        op_error_set(err, STORE_EDUP, i == 0 ? "email" : "phone",
-                     "probable duplicate of contact %s (%s); pass the skip-duplicate-check "
-                     "option to create it anyway",
-                     found, checks[i].why);
-        snprintf(err ? err->ref : found, UUID_TEXT_LEN, "%s", found);
-        return STORE_EDUP;
-    }
-    if (k->name) {
-        int rc = find_dup(s,
-                          "SELECT id FROM contacts WHERE name_key = ?1 AND deleted = 0 AND "
-                          "id <> ?2 LIMIT 1",
-                          k->name, self, found, err);
-        if (rc < 0)
-            return rc;
-        if (rc > 0) {
-            op_error_set(err, STORE_EDUP, "family_name",
-                         "probable duplicate of contact %s (same name in the same locality); "
-                         "pass the skip-duplicate-check option to create it anyway",
-                         found);
-            if (err)
-                snprintf(err->ref, sizeof err->ref, "%s", found);
-            return STORE_EDUP;
-        }
+            return dup_error(found, checks[i].field, checks[i].why, err);
     }
     return 0;
 }
@@ -800,6 +799,25 @@ static int constraint_error(struct store *s, const struct entity_def *e, int rc,
         return op_error_set(err, -EINVAL, NULL, "%s refused by the database: %s", e->name,
                             sqlite3_errmsg(s->db));
     return sql_fail(s, rc, "cannot write record", err);
+}
+
+/* Ends a write begun with write_begin: on success reads the stored record
+ * back for the caller (if asked) inside the same transaction, then commits;
+ * on failure rolls back. Returns the first error. */
+static int finish_write(struct store *s, const struct entity_def *e, const char *id, int rc,
+                        json_t **out, struct op_error *err)
+{
+    json_t *result = NULL;
+    if (rc == 0 && out)
+        rc = load_row(s, e, id, 0, &result, err);
+    int rc2 = write_end(s, rc == 0, err);
+    if (rc == 0 && rc2 < 0)
+        rc = rc2;
+    if (rc == 0 && out)
+        *out = result;
+    else
+        json_decref(result);
+    return rc;
 }
 
 static int do_create(struct store *s, const struct entity_def *e, json_t *rec, const char *id,
@@ -906,17 +924,7 @@ int store_create(struct store *s, const struct entity_def *e, json_t *fields, un
     if (rc < 0)
         goto out;
     rc = do_create(s, e, rec, id, flags, err);
-    json_t *result = NULL;
-    if (rc == 0 && out) {
-        rc = load_row(s, e, id, 0, &result, err);
-    }
-    int rc2 = write_end(s, rc == 0, err);
-    if (rc == 0 && rc2 < 0)
-        rc = rc2;
-    if (rc == 0 && out)
-        *out = result;
-    else
-        json_decref(result);
+    rc = finish_write(s, e, id, rc, out, err);
 out:
     json_decref(rec);
     return rc;
@@ -971,7 +979,7 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
     int rc = write_begin(s, err);
     if (rc < 0)
         return rc;
-    json_t *rec = NULL, *result = NULL;
+    json_t *rec = NULL;
     struct dedup_keys keys = {{0}, {0}, NULL};
     rc = load_row(s, e, id, 1, &rec, err);
     if (rc == 0)
@@ -1033,15 +1041,7 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
         rc = audit(s, now, "update", e, id, expected_version, expected_version + 1, detail, err);
         free(detail);
     }
-    if (rc == 0 && out)
-        rc = load_row(s, e, id, 0, &result, err);
-    int rc2 = write_end(s, rc == 0, err);
-    if (rc == 0 && rc2 < 0)
-        rc = rc2;
-    if (rc == 0 && out)
-        *out = result;
-    else
-        json_decref(result);
+    rc = finish_write(s, e, id, rc, out, err);
     free(keys.name);
     json_decref(rec);
     return rc;
@@ -1053,7 +1053,7 @@ int store_delete(struct store *s, const struct entity_def *e, const char *id,
     int rc = write_begin(s, err);
     if (rc < 0)
         return rc;
-    json_t *rec = NULL, *result = NULL;
+    json_t *rec = NULL;
     rc = load_row(s, e, id, 0, &rec, err);
     if (rc == 0)
         rc = version_check(e, id, rec, expected_version, err);
@@ -1079,15 +1079,7 @@ int store_delete(struct store *s, const struct entity_def *e, const char *id,
     }
     if (rc == 0)
         rc = audit(s, now, "delete", e, id, expected_version, expected_version + 1, NULL, err);
-    if (rc == 0 && out)
-        rc = load_row(s, e, id, 0, &result, err);
-    int rc2 = write_end(s, rc == 0, err);
-    if (rc == 0 && rc2 < 0)
-        rc = rc2;
-    if (rc == 0 && out)
-        *out = result;
-    else
-        json_decref(result);
+    rc = finish_write(s, e, id, rc, out, err);
     json_decref(rec);
     return rc;
 }

@@ -531,6 +531,37 @@ static void search_folds(void)
     store_close(s);
 }
 
+/* A full disk (simulated by capping the page count) fails the write with
+ * -ENOSPC and a message, and leaves the database as it was. */
+static void full_disk(void)
+{
+    struct store *s = fresh_store("full.db");
+    struct op_error err;
+    json_decref(contact(s, "{\"given_name\":\"Before\"}", 0, 0));
+    int64_t pages = count(s, "PRAGMA page_count");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)pages);
+    CHECK_EQ(sqlite3_exec(store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(store_begin(s, &err), 0);
+    int rc = 0;
+    char body[3000];
+    memset(body, 'x', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    for (int i = 0; i < 200 && rc == 0; i++) {
+        json_t *in = json_pack("{s:s, s:s}", "given_name", "Filler", "street", "x");
+        json_object_set_new(in, "street", json_stringn(body, 400));
+        op_error_clear(&err);
+        rc = store_contact_create(s, in, STORE_SKIP_DUP_CHECK, NULL, &err);
+        json_decref(in);
+    }
+    CHECK_EQ(rc, -ENOSPC);
+    CHECK_CONTAINS(err.msg, "full");
+    store_rollback(s);
+    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 1);
+    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log"), 1);
+    store_close(s);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -544,6 +575,7 @@ int main(void)
     RUN(transactions);
     RUN(clock_survives_restart_and_backwards_time);
     RUN(search_folds);
+    RUN(full_disk);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
