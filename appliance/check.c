@@ -1,2 +1,351 @@
-/* placeholder: being written */
-typedef int check_placeholder_t;
+/*
+ * Database checks for `outpost check`; see check.h. Every check only reads
+ * the database it is given. The one that cannot: FTS5 runs its
+ * 'integrity-check' command only as an INSERT, that is inside a write
+ * transaction, which a read-only connection refuses and which on a live
+ * node would hold the write lock (and make outpostd's writers wait) for as
+ * long as the check runs. So the full-text indexes are checked on a
+ * snapshot: the database is copied with the backup API in one read
+ * transaction into a private temporary database (SQLite deletes it when
+ * the connection closes, or at once on a crash, because it is unlinked on
+ * open), and the command runs there. The copy is page for page, so what
+ * it finds is what the original holds.
+ */
+#include "check.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "db.h"
+#include "entity.h"
+#include "fold.h"
+
+struct run {
+    sqlite3 *db;
+    check_report_fn report;
+    void *ctx;
+    int problems;
+    int version;
+    sqlite3 *snapshot;   /* the private copy for the FTS5 checks, made on first use */
+    int snapshot_failed; /* reported once; the other indexes are skipped */
+};
+
+static void problem(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void problem(struct run *r, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    r->problems++;
+    if (r->report)
+        r->report(r->ctx, line);
+}
+
+/* Whether a failed statement says "this database is damaged" (a finding,
+ * reported as a problem) rather than "we could not look at it" (memory,
+ * I/O, locks: the check stops and says so). A damaged FTS5 index fails
+ * with SQLITE_CORRUPT or with a plain SQLITE_ERROR such as "invalid fts5
+ * file format", so everything that is not about the environment counts. */
+static int is_damage(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_INTERRUPT:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+    case SQLITE_NOLFS:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, int *out, struct op_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        return 0;
+    }
+    int code = db_errno(rc) ? db_errno(rc) : -EIO;
+    op_error_set(err, code, NULL, "cannot read the database header: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return code;
+}
+
+static int check_identity(struct run *r, struct op_error *err)
+{
+    int app_id = 0;
+    int rc = pragma_int(r->db, "PRAGMA application_id", &app_id, err);
+    if (rc < 0)
+        return rc;
+    if (app_id != DB_APPLICATION_ID)
+        return op_error_set(err, DB_EFOREIGN, NULL,
+                            "not an Outpost database (application_id 0x%08x, expected 0x%08x)",
+                            (unsigned)app_id, (unsigned)DB_APPLICATION_ID);
+    rc = db_schema_version(r->db, &r->version);
+    if (rc < 0)
+        return op_error_set(err, rc, NULL, "cannot read the schema version: %s",
+                            sqlite3_errmsg(r->db));
+    int latest = db_latest_version();
+    if (r->version < latest)
+        problem(r,
+                "schema: version %d, this build expects %d (outpostd or any writing command "
+                "migrates it when it opens the database)",
+                r->version, latest);
+    else if (r->version > latest)
+        problem(r,
+                "schema: version %d is newer than this build knows (%d); install a newer "
+                "Outpost",
+                r->version, latest);
+    return 0;
+}
+
+/* Reports each line of one integrity_check row, without SQLite's
+ * "*** in database main ***" heading. */
+static void report_integrity_row(struct run *r, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n && strncmp(p, "*** in database", 15) != 0)
+            problem(r, "integrity: %.*s", (int)n, p);
+        p += n;
+        if (*p == '\n')
+            p++;
+    }
+}
+
+static int check_integrity(struct run *r, struct op_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA integrity_check(%d)", CHECK_REPORT_MAX);
+    int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        const char *text = (const char *)sqlite3_column_text(st, 0);
+        if (text && strcmp(text, "ok") != 0)
+            report_integrity_row(r, text);
+    }
+    int code = 0;
+    if (rc != SQLITE_DONE) {
+        if (is_damage(rc))
+            problem(r, "integrity: the check stopped: %s", sqlite3_errmsg(r->db));
+        else
+            code = op_error_set(err, db_errno(rc) ? db_errno(rc) : -EIO, NULL,
+                                "cannot run the integrity check: %s", sqlite3_errmsg(r->db));
+    }
+    sqlite3_finalize(st);
+    return code;
+}
+
+/* The column of foreign key `fkid` of `table`, for the message. */
+static void fk_column(sqlite3 *db, const char *table, int fkid, char *out, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    snprintf(out, cap, "a column");
+    if (sqlite3_prepare_v2(db, "SELECT \"from\" FROM pragma_foreign_key_list(?1) WHERE id = ?2", -1,
+                           &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, fkid);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+}
+
+static int check_foreign_keys(struct run *r, struct op_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(r->db, "PRAGMA foreign_key_check", -1, &st, NULL);
+    int found = 0;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        if (++found > CHECK_REPORT_MAX) {
+            r->problems++; /* counted, not printed */
+            continue;
+        }
+        const char *table = (const char *)sqlite3_column_text(st, 0);
+        const char *parent = (const char *)sqlite3_column_text(st, 2);
+        char col[128];
+        fk_column(r->db, table ? table : "", sqlite3_column_int(st, 3), col, sizeof col);
+        if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+            problem(r, "foreign key: %s: %s refers to a missing %s row", table ? table : "?", col,
+                    parent ? parent : "?");
+        else
+            problem(r, "foreign key: %s rowid %lld: %s refers to a missing %s row",
+                    table ? table : "?", (long long)sqlite3_column_int64(st, 1), col,
+                    parent ? parent : "?");
+    }
+    int code = 0;
+    if (rc != SQLITE_DONE) {
+        if (is_damage(rc))
+            problem(r, "foreign key: the check stopped: %s", sqlite3_errmsg(r->db));
+        else
+            code = op_error_set(err, db_errno(rc) ? db_errno(rc) : -EIO, NULL,
+                                "cannot run the foreign-key check: %s", sqlite3_errmsg(r->db));
+    } else if (found > CHECK_REPORT_MAX) {
+        /* One line for the rest; it is not itself a problem. */
+        if (r->report) {
+            char line[128];
+            snprintf(line, sizeof line, "foreign key: ... and %d more", found - CHECK_REPORT_MAX);
+            r->report(r->ctx, line);
+        }
+    }
+    sqlite3_finalize(st);
+    return code;
+}
+
+static int table_exists(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *st = NULL;
+    int found = 0;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", -1,
+                           &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        found = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* Copies the database into a private temporary one (see the top of the
+ * file). Returns 0, or a negative code with err set. */
+static int make_snapshot(struct run *r, struct op_error *err)
+{
+    sqlite3 *tmp = NULL;
+    int rc = sqlite3_open_v2("", &tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        int code = op_error_set(err, db_errno(rc), NULL,
+                                "cannot create a temporary copy for the search-index check: %s",
+                                tmp ? sqlite3_errmsg(tmp) : sqlite3_errstr(rc));
+        sqlite3_close(tmp);
+        return code;
+    }
+    rc = fold_register(tmp);
+    if (rc < 0) {
+        sqlite3_close(tmp);
+        return op_error_set(err, rc, NULL, "cannot register the search tokenizer");
+    }
+    /* One step of everything: a single read transaction, one snapshot. */
+    sqlite3_backup *b = sqlite3_backup_init(tmp, "main", r->db, "main");
+    if (!b) {
+        int code = op_error_set(err, -EIO, NULL,
+                                "cannot copy the database for the search-index "
+                                "check: %s",
+                                sqlite3_errmsg(tmp));
+        sqlite3_close(tmp);
+        return code;
+    }
+    int step = sqlite3_backup_step(b, -1);
+    int fin = sqlite3_backup_finish(b);
+    if (step != SQLITE_DONE || fin != SQLITE_OK) {
+        int bad = step != SQLITE_DONE ? step : fin;
+        /* -EBADMSG tells the caller this is a finding about the source. */
+        int code = op_error_set(err, is_damage(bad) ? -EBADMSG : db_errno(bad), NULL,
+                                "cannot copy the database for the search-index check: %s",
+                                sqlite3_errstr(bad));
+        sqlite3_close(tmp);
+        return code;
+    }
+    r->snapshot = tmp;
+    return 0;
+}
+
+static int check_search_index(struct run *r, const struct entity_def *e, struct op_error *err)
+{
+    char index[96];
+    snprintf(index, sizeof index, "%s_fts", e->table);
+    if (!table_exists(r->db, index)) {
+        /* An older schema may not have it yet; that is reported above. */
+        if (r->version >= db_latest_version())
+            problem(r, "search index %s: missing (the table %s has no full-text index)", index,
+                    e->table);
+        return 0;
+    }
+    if (r->snapshot_failed)
+        return 0;
+    if (!r->snapshot) {
+        struct op_error why;
+        op_error_clear(&why);
+        int rc = make_snapshot(r, &why);
+        if (rc == -EBADMSG) {
+            /* A damaged source cannot be copied; that is a finding. Out of
+             * memory or temporary space is not, and stops the check. */
+            problem(r, "search index: %s", why.msg);
+            r->snapshot_failed = 1;
+            return 0;
+        }
+        if (rc < 0) {
+            if (err)
+                *err = why;
+            return rc;
+        }
+    }
+    /* rank 1: also compare the index with the content table (external
+     * content), not only the index's internal consistency. The names come
+     * from the entity table, quoted by SQLite's %w. */
+    char *sql = sqlite3_mprintf("INSERT INTO \"%w\" (\"%w\", rank) VALUES ('integrity-check', 1)",
+                                index, index);
+    if (!sql)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    char *msg = NULL;
+    int rc = sqlite3_exec(r->snapshot, sql, NULL, NULL, &msg);
+    sqlite3_free(sql);
+    int code = 0;
+    if (rc != SQLITE_OK) {
+        if (is_damage(rc))
+            problem(r,
+                    "search index %s: does not match the table %s (%s); searches may miss or "
+                    "invent records",
+                    index, e->table, msg ? msg : sqlite3_errstr(rc));
+        else
+            code = op_error_set(err, db_errno(rc) ? db_errno(rc) : -EIO, NULL,
+                                "cannot check the search index %s: %s", index,
+                                msg ? msg : sqlite3_errstr(rc));
+    }
+    sqlite3_free(msg);
+    return code;
+}
+
+int check_run(sqlite3 *db, check_report_fn report, void *ctx, struct check_result *out,
+              struct op_error *err)
+{
+    struct run r = {db, report, ctx, 0, 0, NULL, 0};
+    int rc = check_identity(&r, err);
+    if (rc == 0)
+        rc = check_integrity(&r, err);
+    if (rc == 0)
+        rc = check_foreign_keys(&r, err);
+    for (size_t i = 0; rc == 0 && entity_all[i]; i++)
+        if (entity_all[i]->flags & ENTITY_SEARCH)
+            rc = check_search_index(&r, entity_all[i], err);
+    sqlite3_close(r.snapshot);
+    if (rc < 0)
+        return rc;
+    if (out) {
+        out->problems = r.problems;
+        out->schema_version = r.version;
+    }
+    return r.problems;
+}

@@ -1,3 +1,36 @@
 #!/bin/bash
-# placeholder: being written
-exit 77
+# outpost search folds case and diacritics and matches word prefixes.
+set -u
+. "$TESTS_DIR/cli/lib.sh"
+T=$(mktmp)
+export OUTPOST_DB="$T/node.db"
+"$OUTPOST" init --region EU-FR >/dev/null || die "init failed"
+add() { "$OUTPOST" contact add "$@" >/dev/null || die "add $*"; }
+add --given-name José --family-name Müller --locality Łódź
+add --given-name Zoë --family-name Ørsted --locality Ærøskøbing
+add --given-name Jürgen --family-name Großmann --locality Köln
+add --given-name Иван --family-name Петров --locality Москва
+
+expect_exit 0 "$OUTPOST" search jose
+expect_contains "$OUT" "José Müller"
+expect_exit 0 "$OUTPOST" search lodz
+expect_contains "$OUT" "José Müller"
+expect_exit 0 "$OUTPOST" search muller
+expect_contains "$OUT" "José Müller"
+expect_exit 0 "$OUTPOST" search ORSTED aero
+expect_contains "$OUT" "Zoë Ørsted"
+expect_exit 0 "$OUTPOST" search grossm
+expect_contains "$OUT" "Jürgen Großmann"
+expect_exit 0 "$OUTPOST" search иван
+expect_contains "$OUT" "Иван Петров"
+expect_exit 0 "$OUTPOST" search paris
+[ ! -s "$OUT" ] || die "unexpected hits for paris"
+expect_contains "$ERR" "no matches"
+expect_exit 0 "$OUTPOST" search --json jose
+expect_contains "$OUT" '"locality": "Łódź"'
+expect_exit 2 "$OUTPOST" search
+expect_contains "$ERR" "what to search for is missing"
+expect_exit 2 "$OUTPOST" search --limit 999 jose
+expect_exit 3 "$OUTPOST" search "$(head -c 300 /dev/zero | tr '\0' a)"
+expect_contains "$ERR" "longer than 256 bytes"
+pass
