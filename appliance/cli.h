@@ -15,12 +15,12 @@
 
 /* Exit codes, documented in README.md; keep the two in step. */
 enum cli_exit {
-    CLI_OK = 0,        /* success */
-    CLI_FAIL = 1,      /* the operation failed (I/O, database, check found problems) */
-    CLI_USAGE = 2,     /* bad command line */
-    CLI_BADINPUT = 3,  /* bad input data (CSV, field value); nothing was changed */
-    CLI_CONFLICT = 4,  /* stale version or probable duplicate; nothing was changed */
-    CLI_NOTFOUND = 5,  /* no such record */
+    CLI_OK = 0,       /* success */
+    CLI_FAIL = 1,     /* the operation failed (I/O, database, check found problems) */
+    CLI_USAGE = 2,    /* bad command line */
+    CLI_BADINPUT = 3, /* bad input data (CSV, field value); nothing was changed */
+    CLI_CONFLICT = 4, /* stale version or probable duplicate; nothing was changed */
+    CLI_NOTFOUND = 5, /* no such record */
 };
 
 #define CLI_DEFAULT_DB "/var/lib/outpost/node.db"

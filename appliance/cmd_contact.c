@@ -27,14 +27,13 @@ static void usage(FILE *out)
         if (!(entity_contact.fields[i].flags & FIELD_INTERNAL) &&
             strcmp(entity_contact.fields[i].name, "custom"))
             fprintf(out, " %s", entity_contact.fields[i].name);
-    fprintf(out,
-            "\nplus --custom KEY=VALUE for a custom field (repeatable; empty VALUE\n"
-            "removes it on update). An empty VALUE clears a field on update.\n\n"
-            "A new contact with the same e-mail, phone (E.164) or folded name and\n"
-            "locality as an existing one is refused as a probable duplicate (exit 4)\n"
-            "naming the existing contact, unless --skip-duplicate-check is given.\n"
-            "update and delete need the version you last saw (--version); if the\n"
-            "contact changed since, they are refused (exit 4).\n");
+    fprintf(out, "\nplus --custom KEY=VALUE for a custom field (repeatable; empty VALUE\n"
+                 "removes it on update). An empty VALUE clears a field on update.\n\n"
+                 "A new contact with the same e-mail, phone (E.164) or folded name and\n"
+                 "locality as an existing one is refused as a probable duplicate (exit 4)\n"
+                 "naming the existing contact, unless --skip-duplicate-check is given.\n"
+                 "update and delete need the version you last saw (--version); if the\n"
+                 "contact changed since, they are refused (exit 4).\n");
 }
 
 struct args {
@@ -104,13 +103,15 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
             a->db = value;
         } else if (!strcmp(name, "version")) {
             if (cli_parse_int(value, 1, INT64_MAX, &a->version) < 0)
-                return cli_usage_error("contact", "%s: --version: expected a positive "
-                                       "number, got '%s'", sub, value);
+                return cli_usage_error("contact",
+                                       "%s: --version: expected a positive "
+                                       "number, got '%s'",
+                                       sub, value);
             a->have_version = 1;
         } else if (!strcmp(name, "limit")) {
             if (cli_parse_int(value, 1, STORE_LIST_MAX, &a->limit) < 0)
-                return cli_usage_error("contact", "%s: --limit: expected 1 to %d, got '%s'",
-                                       sub, STORE_LIST_MAX, value);
+                return cli_usage_error("contact", "%s: --limit: expected 1 to %d, got '%s'", sub,
+                                       STORE_LIST_MAX, value);
         } else if (!strcmp(name, "after")) {
             a->after = value;
         } else if (!strcmp(name, "owner")) {
@@ -143,12 +144,10 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
         } else {
             char fname[64];
             if (field_name(name, fname, sizeof fname) < 0)
-                return cli_usage_error("contact", "%s: unknown option or field '--%s'", sub,
-                                       name);
+                return cli_usage_error("contact", "%s: unknown option or field '--%s'", sub, name);
             json_t *v = json_string(value);
             if (!v)
-                return cli_usage_error("contact", "%s: --%s: value is not valid UTF-8", sub,
-                                       name);
+                return cli_usage_error("contact", "%s: --%s: value is not valid UTF-8", sub, name);
             json_object_set_new(a->fields, fname, v);
         }
     }
@@ -193,8 +192,7 @@ static int run(const char *sub, struct args *a)
     if (!needs_id && a->id)
         return cli_usage_error("contact", "%s: unexpected argument '%s'", sub, a->id);
     if ((!strcmp(sub, "update") || !strcmp(sub, "delete")) && !a->have_version)
-        return cli_usage_error("contact", "%s: --version N is required (see 'contact show')",
-                               sub);
+        return cli_usage_error("contact", "%s: --version N is required (see 'contact show')", sub);
     if (!strcmp(sub, "update") && json_object_size(a->fields) == 0)
         return cli_usage_error("contact", "update: no fields to change");
     if (strcmp(sub, "add") && strcmp(sub, "update") && json_object_size(a->fields) > 0)
@@ -220,8 +218,8 @@ static int run(const char *sub, struct args *a)
             printf("created contact %s (version 1)\n",
                    json_string_value(json_object_get(rec, "id")));
     } else if (!strcmp(sub, "show")) {
-        r = store_get(s, &entity_contact, a->id,
-                      a->include_deleted ? STORE_INCLUDE_DELETED : 0, &rec, &err);
+        r = store_get(s, &entity_contact, a->id, a->include_deleted ? STORE_INCLUDE_DELETED : 0,
+                      &rec, &err);
         if (r == 0)
             print_record(rec, a->json);
     } else if (!strcmp(sub, "update")) {
@@ -248,8 +246,8 @@ static int run(const char *sub, struct args *a)
         char next[STORE_CURSOR_MAX];
         r = store_list(s, &entity_contact, &q, &rec, next, &err);
         if (r == 0 && a->json) {
-            json_t *page = json_pack("{s:O, s:s?}", "items", rec, "next_cursor",
-                                     next[0] ? next : NULL);
+            json_t *page =
+                json_pack("{s:O, s:s?}", "items", rec, "next_cursor", next[0] ? next : NULL);
             json_dumpf(page, stdout, JSON_INDENT(2));
             putchar('\n');
             json_decref(page);
@@ -259,8 +257,7 @@ static int run(const char *sub, struct args *a)
             json_array_foreach(rec, i, c)
             {
                 char name[420];
-                snprintf(name, sizeof name, "%s %s", s_or(c, "given_name"),
-                         s_or(c, "family_name"));
+                snprintf(name, sizeof name, "%s %s", s_or(c, "given_name"), s_or(c, "family_name"));
                 printf("%s  v%-3lld %-32.32s %-28.28s %s\n", s_or(c, "id"),
                        (long long)json_integer_value(json_object_get(c, "version")), name,
                        s_or(c, "email"), s_or(c, "locality"));
@@ -288,8 +285,10 @@ int cmd_contact(int argc, char **argv)
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         known |= !strcmp(sub, subs[i]);
     if (!known)
-        return cli_usage_error("contact", "unknown subcommand '%s' (add, show, list, update, "
-                               "delete)", sub);
+        return cli_usage_error("contact",
+                               "unknown subcommand '%s' (add, show, list, update, "
+                               "delete)",
+                               sub);
     struct args a = {.fields = json_object()};
     int rc = parse(sub, argc - 2, argv + 2, &a);
     if (rc < 0) {

@@ -1,4 +1,182 @@
-/* placeholder: being written */
-typedef int cmd_import_placeholder_t;
+/*
+ * `outpost import`: load contacts from an RFC 4180 CSV file, all or
+ * nothing. The work is importer.c's; this file turns the command line into
+ * options, prints each problem once as "outpost import: FILE:LINE:COLUMN
+ * (NAME): what", shows progress on a terminal and maps the outcome to an
+ * exit code.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
 #include "cli.h"
-int cmd_import(int argc, char **argv) { (void)argc; (void)argv; return 1; }
+#include "importer.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: outpost import FILE.csv [--db PATH] [--dry-run] [--skip-duplicate-check]\n\n"
+            "Import contacts from an RFC 4180 CSV file (UTF-8, comma-separated, first\n"
+            "row a header; FILE - reads standard input). Header columns are contact\n"
+            "field names (case-insensitive):\n ");
+    fprintf(out, " id");
+    for (size_t i = 0; i < entity_contact.nfields; i++)
+        if (!(entity_contact.fields[i].flags & FIELD_INTERNAL))
+            fprintf(out, " %s", entity_contact.fields[i].name);
+    fprintf(out,
+            "\nplus custom.NAME for custom fields; version, created_at, updated_at and\n"
+            "deleted (from an export with --with-meta) are accepted and ignored, except\n"
+            "that rows marked deleted are skipped.\n\n"
+            "The import is one transaction: any bad row stops it and nothing is\n"
+            "changed. Problems are reported as FILE:LINE:COLUMN (NAME): what.\n\n"
+            "  --db PATH               database file (default: $OUTPOST_DB, else %s)\n"
+            "  --dry-run               check every row, including duplicates, and report\n"
+            "                          up to %d problems; change nothing\n"
+            "  --skip-duplicate-check  import rows that look like existing contacts\n\n"
+            "Exit status: 0 imported, 1 failed (I/O, database), 2 usage, 3 bad input,\n"
+            "4 probable duplicate or existing id; on 1, 3 and 4 nothing was changed.\n",
+            CLI_DEFAULT_DB, IMPORTER_MAX_ERRORS_DEFAULT);
+}
+
+struct ui {
+    struct cli_progress progress;
+};
+
+static void on_error(void *ctx, int rc, const struct op_error *err)
+{
+    struct ui *ui = ctx;
+    (void)rc;
+    cli_progress_done(&ui->progress);
+    fprintf(stderr, "outpost import: %s\n", err->msg);
+}
+
+static void on_progress(void *ctx, uint64_t rows)
+{
+    struct ui *ui = ctx;
+    cli_progress_tick(&ui->progress, rows);
+}
+
+int cmd_import(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"skip-duplicate-check", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db = NULL;
+    unsigned flags = 0;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 'n':
+            flags |= IMPORTER_DRY_RUN;
+            break;
+        case 's':
+            flags |= IMPORTER_SKIP_DUP_CHECK;
+            break;
+        case 'h':
+            usage(stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("import", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error("import", "which file? give the CSV file to import");
+    if (argc - optind > 1)
+        return cli_usage_error("import", "unexpected argument '%s' (one file at a time)",
+                               argv[optind + 1]);
+    const char *file = argv[optind];
+    if (!*file)
+        return cli_usage_error("import", "empty file name");
+
+    FILE *in = stdin;
+    const char *name = file;
+    if (!strcmp(file, "-")) {
+        name = "stdin";
+    } else {
+        in = fopen(file, "re");
+        if (!in) {
+            fprintf(stderr, "outpost import: cannot open %s: %s\n", file, strerror(errno));
+            return CLI_FAIL;
+        }
+        struct stat st;
+        if (fstat(fileno(in), &st) == 0 && S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "outpost import: %s is a directory, not a CSV file\n", file);
+            fclose(in);
+            return CLI_FAIL;
+        }
+    }
+
+    struct store *s;
+    int ret = cli_open_store("import", cli_db_path(db), 0, &s);
+    if (ret != CLI_OK) {
+        if (in != stdin)
+            fclose(in);
+        return ret;
+    }
+    if (!store_node_id(s)) {
+        fprintf(stderr, "outpost import: %s is not initialized; run 'outpost init' first\n",
+                cli_db_path(db));
+        store_close(s);
+        if (in != stdin)
+            fclose(in);
+        return CLI_FAIL;
+    }
+
+    struct ui ui;
+    cli_progress_start(&ui.progress, "imported");
+    struct importer_opts o = {
+        .name = name,
+        .flags = flags,
+        .on_error = on_error,
+        .on_progress = on_progress,
+        .ctx = &ui,
+    };
+    struct importer_result res;
+    struct op_error err;
+    int rc = importer_run(s, in, &o, &res, &err);
+    cli_progress_done(&ui.progress);
+    store_close(s);
+    if (in != stdin)
+        fclose(in);
+
+    if (rc < 0) {
+        if (flags & IMPORTER_DRY_RUN)
+            fprintf(stderr, "outpost import: dry run: %zu problem%s found, nothing changed\n",
+                    res.errors, res.errors == 1 ? "" : "s");
+        else
+            fprintf(stderr,
+                    "outpost import: nothing imported from %s; the database is "
+                    "unchanged\n",
+                    name);
+        return cli_exit_for(rc);
+    }
+
+    char skipped[128] = "";
+    if (res.skipped_deleted && res.skipped_empty)
+        snprintf(skipped, sizeof skipped,
+                 " (%" PRIu64 " deleted and %" PRIu64 " empty rows skipped)", res.skipped_deleted,
+                 res.skipped_empty);
+    else if (res.skipped_deleted)
+        snprintf(skipped, sizeof skipped, " (%" PRIu64 " deleted rows skipped)",
+                 res.skipped_deleted);
+    else if (res.skipped_empty)
+        snprintf(skipped, sizeof skipped, " (%" PRIu64 " empty rows skipped)", res.skipped_empty);
+    if (flags & IMPORTER_DRY_RUN)
+        printf("dry run: %" PRIu64 " contacts would be imported, nothing changed%s\n", res.imported,
+               skipped);
+    else
+        printf("imported %" PRIu64 " contacts from %s%s\n", res.imported, name, skipped);
+    return CLI_OK;
+}

@@ -45,8 +45,7 @@ int cmd_init(int argc, char **argv)
             usage(stdout);
             return CLI_OK;
         default:
-            return cli_usage_error("init", "unknown or incomplete option '%s'",
-                                   argv[optind - 1]);
+            return cli_usage_error("init", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)

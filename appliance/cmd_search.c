@@ -19,8 +19,10 @@ static void usage(FILE *out)
 int cmd_search(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},   {"limit", required_argument, NULL, 'l'},
-        {"json", no_argument, NULL, 'j'},       {"help", no_argument, NULL, 'h'},
+        {"db", required_argument, NULL, 'd'},
+        {"limit", required_argument, NULL, 'l'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db = NULL;
@@ -45,8 +47,7 @@ int cmd_search(int argc, char **argv)
             usage(stdout);
             return CLI_OK;
         default:
-            return cli_usage_error("search", "unknown or incomplete option '%s'",
-                                   argv[optind - 1]);
+            return cli_usage_error("search", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc)

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +50,10 @@ static const unsigned char stop_unquoted[256] = {
     [0] = 1, [','] = 1, ['"'] = 1, ['\r'] = 1, ['\n'] = 1,
 };
 static const unsigned char stop_quoted[256] = {
-    [0] = 1, ['"'] = 1, ['\r'] = 1, ['\n'] = 1,
+    [0] = 1,
+    ['"'] = 1,
+    ['\r'] = 1,
+    ['\n'] = 1,
 };
 
 int csv_reader_new(FILE *in, const struct csv_limits *limits, struct csv_reader **out)
@@ -68,7 +72,8 @@ int csv_reader_new(FILE *in, const struct csv_limits *limits, struct csv_reader 
     r->max_columns = max_columns;
     r->ragged = limits ? limits->ragged : 0;
     r->line = 1;
-    r->recmax = max_columns * (max_field + 1);
+    /* 32-bit boards: the product of the largest caps does not fit */
+    r->recmax = max_field + 1 > SIZE_MAX / max_columns ? SIZE_MAX : max_columns * (max_field + 1);
     r->reccap = REC_INITIAL < r->recmax ? REC_INITIAL : r->recmax;
     r->buf = malloc(CHUNK);
     r->rec = malloc(r->reccap);
@@ -122,8 +127,8 @@ void csv_reader_error_pos(const struct csv_reader *r, unsigned long *line, size_
 }
 
 __attribute__((format(printf, 6, 7))) static int fail(struct csv_reader *r, struct op_error *err,
-                                                      int sticky, unsigned long line,
-                                                      size_t col, const char *fmt, ...)
+                                                      int sticky, unsigned long line, size_t col,
+                                                      const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -256,8 +261,8 @@ long csv_utf8_bad_offset(const char *s, size_t len)
 }
 
 /* Reads one quoted field (the opening quote consumed). */
-static int read_quoted(struct csv_reader *r, struct op_error *err, size_t off,
-                       unsigned long fline, size_t col)
+static int read_quoted(struct csv_reader *r, struct op_error *err, size_t off, unsigned long fline,
+                       size_t col)
 {
     for (;;) {
         if (!fill(r)) {
@@ -428,8 +433,7 @@ int csv_reader_next(struct csv_reader *r, struct op_error *err)
                         "expected %zu fields as in the first row, found %zu", r->header_n,
                         r->nfields);
         return fail(r, err, 0, end_line, r->nfields + 1,
-                    "expected %zu fields as in the first row, found %zu", r->header_n,
-                    r->nfields);
+                    "expected %zu fields as in the first row, found %zu", r->header_n, r->nfields);
     }
 
     for (size_t i = 0; i < r->nfields; i++) {

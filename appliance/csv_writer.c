@@ -22,6 +22,9 @@ int csv_needs_quotes(const char *s, size_t len)
         return 0;
     if (s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' || s[len - 1] == '\t')
         return 1;
+    /* a leading U+FEFF would be taken for a byte order mark at file start */
+    if (len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
+        return 1;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == ',' || c == '"' || c == '\r' || c == '\n')
@@ -40,15 +43,15 @@ static int put(struct csv_writer *w, const char *s, size_t len)
     return w->error;
 }
 
-int csv_writer_field(struct csv_writer *w, const char *s, size_t len)
+static int field(struct csv_writer *w, const char *s, size_t len, int always)
 {
     if (!s)
         len = 0;
     if (w->nfields > 0 && put(w, ",", 1) < 0)
         return w->error;
     w->nfields++;
-    w->last_empty = len == 0;
-    if (!csv_needs_quotes(s, len))
+    w->last_empty = len == 0 && !always;
+    if (!always && !csv_needs_quotes(s, len))
         return put(w, s, len);
     if (put(w, "\"", 1) < 0)
         return w->error;
@@ -65,6 +68,16 @@ int csv_writer_field(struct csv_writer *w, const char *s, size_t len)
     if (put(w, p, (size_t)(end - p)) < 0)
         return w->error;
     return put(w, "\"", 1);
+}
+
+int csv_writer_field(struct csv_writer *w, const char *s, size_t len)
+{
+    return field(w, s, len, 0);
+}
+
+int csv_writer_quoted(struct csv_writer *w, const char *s, size_t len)
+{
+    return field(w, s ? s : "", s ? len : 0, 1);
 }
 
 int csv_writer_str(struct csv_writer *w, const char *s)

@@ -1,7 +1,8 @@
 /*
  * Writing RFC 4180 CSV: fields are quoted only when they must be (a comma,
- * a quote, CR or LF inside, or white space at either end that a reader
- * might trim), quotes inside are doubled, and rows end in CRLF as the RFC
+ * a quote, CR or LF inside, white space at either end that a reader
+ * might trim, or a leading U+FEFF that a reader would take for a byte
+ * order mark), quotes inside are doubled, and rows end in CRLF as the RFC
  * says. The invariant: csv_reader reads back exactly the field values that
  * were written, byte for byte.
  */
@@ -25,6 +26,11 @@ void csv_writer_init(struct csv_writer *w, FILE *out);
 /* Writes one field of the current row; `s` may be NULL (an empty field).
  * Returns 0 or the sticky negative errno of an earlier or this failure. */
 int csv_writer_field(struct csv_writer *w, const char *s, size_t len);
+
+/* Writes a field in quotes whether or not it needs them. An empty quoted
+ * field ("") is how an empty string is told apart from an absent value,
+ * which is written as nothing at all (csv_field.quoted on reading). */
+int csv_writer_quoted(struct csv_writer *w, const char *s, size_t len);
 
 /* Convenience for a NUL-terminated string (NULL allowed). */
 int csv_writer_str(struct csv_writer *w, const char *s);

@@ -129,8 +129,7 @@ int db_migrate(sqlite3 *db, int target, struct op_error *err)
     int version;
     int rc = db_schema_version(db, &version);
     if (rc < 0)
-        return op_error_set(err, rc, NULL, "cannot read schema version: %s",
-                            sqlite3_errmsg(db));
+        return op_error_set(err, rc, NULL, "cannot read schema version: %s", sqlite3_errmsg(db));
     if (version > schema_migration_count)
         return op_error_set(err, DB_ENEWER, NULL,
                             "database schema version %d is newer than this build of Outpost "
@@ -183,8 +182,8 @@ int db_open(const char *path, unsigned flags, sqlite3 **out, struct op_error *er
         goto fail;
     }
     if (app_id != DB_APPLICATION_ID && (app_id != 0 || version != 0)) {
-        rc = op_error_set(err, DB_EFOREIGN, NULL,
-                          "%s is an SQLite database but not an Outpost one", path);
+        rc = op_error_set(err, DB_EFOREIGN, NULL, "%s is an SQLite database but not an Outpost one",
+                          path);
         goto fail;
     }
     if (version > schema_migration_count) {

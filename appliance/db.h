@@ -21,8 +21,8 @@
 #define DB_EFOREIGN (-2002)
 
 enum db_open_flags {
-    DB_OPEN_CREATE = 1 << 0,   /* create the file if missing */
-    DB_OPEN_READONLY = 1 << 1, /* read-only connection; no migration */
+    DB_OPEN_CREATE = 1 << 0,     /* create the file if missing */
+    DB_OPEN_READONLY = 1 << 1,   /* read-only connection; no migration */
     DB_OPEN_NO_MIGRATE = 1 << 2, /* leave the schema as it is (tests, `outpost check`) */
 };
 

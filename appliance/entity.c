@@ -16,30 +16,41 @@
 #define OBJECT_MAX_BYTES 16384
 
 static const char *const roles[] = {"field", "manager", "admin", "hq", NULL};
-static const char *const stages[] = {"lead",        "qualified", "proposal",
-                                     "negotiation", "won",       "lost", NULL};
+static const char *const stages[] = {"lead", "qualified", "proposal", "negotiation",
+                                     "won",  "lost",      NULL};
 static const char *const channels[] = {"visit", "call",        "sms",     "messaging_app",
                                        "email", "direct_mail", "meeting", NULL};
 static const char *const directions[] = {"inbound", "outbound", NULL};
 static const char *const task_states[] = {"open", "done", "cancelled", NULL};
 static const char *const consent_kinds[] = {"marketing", "transactional", NULL};
 static const char *const consent_states[] = {"pending", "granted", "denied", "withdrawn", NULL};
-static const char *const consent_methods[] = {"double_opt_in", "single_opt_in", "opt_out",
-                                              "verbal",        "written",       "imported",
-                                              NULL};
+static const char *const consent_methods[] = {"double_opt_in", "single_opt_in", "opt_out", "verbal",
+                                              "written",       "imported",      NULL};
 
-#define TEXT(n, max, fl) {n, FIELD_TEXT, fl, max, NULL, NULL, NULL}
-#define TYPED(n, t, fl) {n, t, fl, 0, NULL, NULL, NULL}
-#define ENUMF(n, vals, fl, d) {n, FIELD_ENUM, fl, 0, vals, NULL, d}
-#define REF(n, ent, fl) {n, FIELD_REF, fl, 0, NULL, &ent, NULL}
-#define COMMON_FIELDS                                                                          \
-    REF("owner_id", entity_user, FIELD_FILTER), TYPED("restricted", FIELD_BOOL, 0),            \
+#define TEXT(n, max, fl)                                                                           \
+    {                                                                                              \
+        n, FIELD_TEXT, fl, max, NULL, NULL, NULL                                                   \
+    }
+#define TYPED(n, t, fl)                                                                            \
+    {                                                                                              \
+        n, t, fl, 0, NULL, NULL, NULL                                                              \
+    }
+#define ENUMF(n, vals, fl, d)                                                                      \
+    {                                                                                              \
+        n, FIELD_ENUM, fl, 0, vals, NULL, d                                                        \
+    }
+#define REF(n, ent, fl)                                                                            \
+    {                                                                                              \
+        n, FIELD_REF, fl, 0, NULL, &ent, NULL                                                      \
+    }
+#define COMMON_FIELDS                                                                              \
+    REF("owner_id", entity_user, FIELD_FILTER), TYPED("restricted", FIELD_BOOL, 0),                \
         TYPED("custom", FIELD_OBJECT, 0)
-#define ADDRESS_FIELDS                                                                         \
-    TEXT("street", 400, 0), TEXT("locality", 200, 0), TEXT("region", 200, 0),                  \
+#define ADDRESS_FIELDS                                                                             \
+    TEXT("street", 400, 0), TEXT("locality", 200, 0), TEXT("region", 200, 0),                      \
         TEXT("postal_code", 32, 0), TYPED("country", FIELD_COUNTRY, 0)
 
-#define DEF(var, sing, plur, tbl, arr, fl)                                                     \
+#define DEF(var, sing, plur, tbl, arr, fl)                                                         \
     const struct entity_def var = {sing, plur, tbl, arr, sizeof arr / sizeof arr[0], fl}
 
 static const struct field_def user_fields[] = {
@@ -152,9 +163,11 @@ static const struct field_def consent_fields[] = {
 DEF(entity_consent, "consent", "consents", "consents", consent_fields, 0);
 
 const struct entity_def *const entity_all[] = {
-    &entity_user, &entity_contact, &entity_organization, &entity_contact_organization,
-    &entity_deal, &entity_activity, &entity_task,        &entity_note,
-    &entity_consent, NULL,
+    &entity_user,         &entity_contact,
+    &entity_organization, &entity_contact_organization,
+    &entity_deal,         &entity_activity,
+    &entity_task,         &entity_note,
+    &entity_consent,      NULL,
 };
 
 const struct entity_def *entity_by_name(const char *name)
@@ -363,16 +376,15 @@ static int take_text(const struct field_def *f, json_t *value, char **out, struc
     long bad = entity_utf8_bad_offset(s, len);
     if (bad >= 0)
         return op_error_set(err, -EINVAL, f->name,
-                            "%s: invalid UTF-8 or control character at byte %ld", f->name,
-                            bad + 1);
+                            "%s: invalid UTF-8 or control character at byte %ld", f->name, bad + 1);
     while (len && isspace((unsigned char)*s))
         s++, len--;
     while (len && isspace((unsigned char)s[len - 1]))
         len--;
     unsigned max = f->max_len ? f->max_len : 64;
     if (len > max)
-        return op_error_set(err, -EINVAL, f->name, "%s: longer than %u bytes (%zu)", f->name,
-                            max, len);
+        return op_error_set(err, -EINVAL, f->name, "%s: longer than %u bytes (%zu)", f->name, max,
+                            len);
     char *copy = strndup(s, len);
     if (!copy)
         return op_error_set(err, -ENOMEM, f->name, "out of memory");
@@ -434,8 +446,7 @@ int entity_normalize_value(const struct field_def *f, json_t *value, json_t **ou
         errno = 0;
         long long v = strtoll(s, &end, 10);
         if (errno || *end || end == s)
-            return bad_value(err, f,
-                             "expected a whole number of minor units (1250 for 12.50)", s);
+            return bad_value(err, f, "expected a whole number of minor units (1250 for 12.50)", s);
         *out = json_integer(v);
         return *out ? 0 : op_error_set(err, -ENOMEM, f->name, "out of memory");
     }
@@ -527,8 +538,8 @@ int entity_normalize_value(const struct field_def *f, json_t *value, json_t **ou
             found |= !strcmp(f->values[i], s);
         if (!found) {
             list_values(listbuf, sizeof listbuf, f->values);
-            rc = op_error_set(err, -EINVAL, f->name, "%s: \"%.40s\" is not one of: %s",
-                              f->name, s, listbuf);
+            rc = op_error_set(err, -EINVAL, f->name, "%s: \"%.40s\" is not one of: %s", f->name, s,
+                              listbuf);
         }
         break;
     }

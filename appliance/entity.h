@@ -41,10 +41,10 @@ struct field_def {
     const char *name; /* column name and JSON/CSV key */
     enum field_type type;
     unsigned flags;
-    unsigned max_len;              /* for text-like types, in bytes */
-    const char *const *values;     /* FIELD_ENUM: NULL-terminated allowed values */
-    const struct entity_def *ref;  /* FIELD_REF: the referenced entity */
-    const char *dflt;              /* value used on create when absent, or NULL */
+    unsigned max_len;             /* for text-like types, in bytes */
+    const char *const *values;    /* FIELD_ENUM: NULL-terminated allowed values */
+    const struct entity_def *ref; /* FIELD_REF: the referenced entity */
+    const char *dflt;             /* value used on create when absent, or NULL */
 };
 
 enum entity_flags {

@@ -45,6 +45,8 @@ struct exporter_opts {
 };
 
 /* Writes the export to `out` (owned by the caller; not flushed or closed).
+ * The store must not be inside store_begin: the export runs its own read
+ * transaction.
  * *count (optional) receives the number of records written. Returns 0, or
  * -E2BIG (more custom fields than a CSV row may hold), -EINVAL (vCard for
  * an entity other than contacts), -EIO or another negative errno from

@@ -295,8 +295,8 @@ int folder_fold(struct folder *f, const char *text, size_t len, const char **out
         f->cap = 64;
     }
     f->out[0] = '\0';
-    int rc = f->methods.xTokenize(f->inst, f, FTS5_TOKENIZE_DOCUMENT, text, (int)len,
-                                  folder_xtoken);
+    int rc =
+        f->methods.xTokenize(f->inst, f, FTS5_TOKENIZE_DOCUMENT, text, (int)len, folder_xtoken);
     if (rc != SQLITE_OK)
         return db_errno(rc);
     *out = f->out;

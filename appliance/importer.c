@@ -27,9 +27,9 @@ enum col_kind {
 
 struct column {
     enum col_kind kind;
-    const struct field_def *f; /* COL_FIELD */
+    const struct field_def *f;                /* COL_FIELD */
     char name[IMPORTER_CUSTOM_NAME_MAX + 16]; /* canonical name for messages */
-    const char *key; /* COL_CUSTOM: NAME inside `name` */
+    const char *key;                          /* COL_CUSTOM: NAME inside `name` */
 };
 
 struct imp {
@@ -59,10 +59,11 @@ __attribute__((format(printf, 3, 4))) static void putf(char *buf, size_t cap, co
     va_end(ap);
 }
 
-/* Reports one problem at FILE:LINE[:COLUMN (NAME)] and returns rc. */
-__attribute__((format(printf, 6, 7))) static int report(struct imp *im, int rc,
-                                                        unsigned long line, size_t col,
-                                                        const char *ref, const char *fmt, ...)
+/* Reports one problem at FILE:LINE[:COLUMN (NAME)] (just FILE when line is
+ * 0: a problem with the import as a whole) and returns rc. */
+__attribute__((format(printf, 6, 7))) static int report(struct imp *im, int rc, unsigned long line,
+                                                        size_t col, const char *ref,
+                                                        const char *fmt, ...)
 {
     struct op_error e;
     op_error_clear(&e);
@@ -78,8 +79,10 @@ __attribute__((format(printf, 6, 7))) static int report(struct imp *im, int rc,
         putf(e.msg, sizeof e.msg, "%s:%lu:%zu (%s): %s", im->file, line, col, colname, what);
     else if (col)
         putf(e.msg, sizeof e.msg, "%s:%lu:%zu: %s", im->file, line, col, what);
-    else
+    else if (line)
         putf(e.msg, sizeof e.msg, "%s:%lu: %s", im->file, line, what);
+    else /* about the whole import, not a place in the file */
+        putf(e.msg, sizeof e.msg, "%s: %s", im->file, what);
     e.code = rc;
     putf(e.field, sizeof e.field, "%s", colname ? colname : "");
     putf(e.ref, sizeof e.ref, "%s", ref ? ref : "");
@@ -201,8 +204,7 @@ static int map_header(struct imp *im)
                 char known[600];
                 known_columns(im->e, known, sizeof known);
                 rc = report(im, -EINVAL, line, i + 1, NULL,
-                            "unknown column \"%.*s\"; known columns: %s", (int)rawlen, raw,
-                            known);
+                            "unknown column \"%.*s\"; known columns: %s", (int)rawlen, raw, known);
                 continue;
             }
         }
@@ -258,13 +260,20 @@ static int store_problem(struct imp *im, int rc, const struct op_error *se)
     unsigned long line = col ? fs[col - 1].line : csv_reader_line(im->r);
     const char *msg = se->msg[0] ? without_field(se->msg, se->field) : strerror(-rc);
     if (rc == STORE_EDUP) {
+        /* the store's own hint names no option; the CLI's flag replaces it */
+        char base[sizeof se->msg];
+        putf(base, sizeof base, "%s", msg);
+        char *hint = strstr(base, "; pass the skip-duplicate-check");
+        if (hint)
+            *hint = '\0';
+        msg = base;
         const char *ref = se->ref[0] ? se->ref : NULL;
         if (ref && !strstr(msg, ref))
             return report(im, rc, line, col, ref,
                           "%s (existing %s %s); use --skip-duplicate-check to import it anyway",
                           msg, im->e->name, ref);
-        return report(im, rc, line, col, ref,
-                      "%s; use --skip-duplicate-check to import it anyway", msg);
+        return report(im, rc, line, col, ref, "%s; use --skip-duplicate-check to import it anyway",
+                      msg);
     }
     return report(im, rc, line, col, se->ref[0] ? se->ref : NULL, "%s", msg);
 }
@@ -337,8 +346,7 @@ static int fill_record(struct imp *im)
         switch (c->kind) {
         case COL_FIELD:
             rc = json_object_set_new(im->rec, c->f->name,
-                                     f->len ? json_stringn_nocheck(f->data, f->len)
-                                            : json_null());
+                                     f->len ? json_stringn_nocheck(f->data, f->len) : json_null());
             break;
         case COL_ID:
             if (f->len)
@@ -347,7 +355,8 @@ static int fill_record(struct imp *im)
                 (void)json_object_del(im->rec, "id");
             break;
         case COL_CUSTOM:
-            if (f->len)
+            /* an empty cell is no key; a quoted empty cell ("") an empty string */
+            if (f->len || f->quoted)
                 rc = json_object_set_new(custom, c->key, json_stringn_nocheck(f->data, f->len));
             break;
         case COL_DELETED: {
@@ -460,8 +469,9 @@ int importer_run(struct store *s, FILE *in, const struct importer_opts *opts,
     op_error_clear(&e);
     rc = store_begin(s, &e);
     if (rc < 0) {
-        rc = report(&im, rc, 1, 0, NULL, "cannot start the import transaction: %s",
-                    e.msg[0] ? e.msg : strerror(-rc));
+        rc = report(&im, rc, 0, 0, NULL, "cannot start the import transaction: %s%s",
+                    e.msg[0] ? e.msg : strerror(-rc),
+                    rc == -EBUSY ? " (another process is writing; try again)" : "");
         goto done;
     }
     rc = run_rows(&im);
@@ -472,7 +482,7 @@ int importer_run(struct store *s, FILE *in, const struct importer_opts *opts,
         rc = store_commit(s, &e);
         if (rc < 0) {
             store_rollback(s);
-            rc = report(&im, rc, csv_reader_line(im.r), 0, NULL, "cannot commit the import: %s",
+            rc = report(&im, rc, 0, 0, NULL, "cannot commit the import: %s",
                         e.msg[0] ? e.msg : strerror(-rc));
         }
     }

@@ -10,7 +10,8 @@
  * Columns (matched case-insensitively, surrounding white space trimmed):
  * the entity's field names (internal fields excepted); `id` (a UUIDv7 kept
  * as the record's id); `custom.NAME` (NAME, case kept, goes into the
- * "custom" object; empty cells are left out); or a `custom` column holding
+ * "custom" object; an empty cell leaves the key out, a quoted empty cell
+ * "" sets it to the empty string); or a `custom` column holding
  * a JSON object (not together with custom.NAME columns); and the metadata
  * columns of an export, `version`, `created_at`, `updated_at` and
  * `deleted`, which are accepted and ignored, except that a row whose

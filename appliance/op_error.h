@@ -10,10 +10,10 @@
 #include <stddef.h>
 
 struct op_error {
-    int code;          /* the negative code the function returned */
-    char field[64];    /* field, column or key the error is about; "" if none */
-    char ref[40];      /* a related record id (an existing duplicate); "" if none */
-    char msg[512];     /* one line, no trailing newline, for a person */
+    int code;       /* the negative code the function returned */
+    char field[64]; /* field, column or key the error is about; "" if none */
+    char ref[40];   /* a related record id (an existing duplicate); "" if none */
+    char msg[512];  /* one line, no trailing newline, for a person */
 };
 
 /* Clears e (NULL is allowed everywhere an op_error pointer is taken). */

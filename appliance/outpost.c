@@ -29,9 +29,10 @@ static void usage(FILE *out)
                  "Administer an Outpost node database.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nEvery command takes --db PATH (default: $OUTPOST_DB, else %s)\n"
-                 "and --help. Exit codes: 0 ok, 1 failed, 2 usage, 3 bad input (nothing\n"
-                 "changed), 4 conflict or duplicate (nothing changed), 5 not found.\n",
+    fprintf(out,
+            "\nEvery command takes --db PATH (default: $OUTPOST_DB, else %s)\n"
+            "and --help. Exit codes: 0 ok, 1 failed, 2 usage, 3 bad input (nothing\n"
+            "changed), 4 conflict or duplicate (nothing changed), 5 not found.\n",
             CLI_DEFAULT_DB);
 }
 

@@ -5,8 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-int phone_to_e164(const char *phone, const struct region_info *region,
-                  char out[PHONE_E164_MAX])
+int phone_to_e164(const char *phone, const struct region_info *region, char out[PHONE_E164_MAX])
 {
     char d[32];
     size_t n = 0;

@@ -15,7 +15,6 @@
 /* Writes the E.164 form of `phone` into out. `region` may be NULL, in
  * which case only international numbers normalize. Returns 0, or -EINVAL
  * when the number cannot be put in E.164 form (out is then untouched). */
-int phone_to_e164(const char *phone, const struct region_info *region,
-                  char out[PHONE_E164_MAX]);
+int phone_to_e164(const char *phone, const struct region_info *region, char out[PHONE_E164_MAX]);
 
 #endif

@@ -37,7 +37,7 @@
 #define STORE_CURSOR_MAX 96
 
 enum store_flags {
-    STORE_SKIP_DUP_CHECK = 1u << 0, /* create/update: accept a probable duplicate */
+    STORE_SKIP_DUP_CHECK = 1u << 0,  /* create/update: accept a probable duplicate */
     STORE_INCLUDE_DELETED = 1u << 1, /* get: return a tombstone instead of -ENOENT */
 };
 
@@ -72,7 +72,11 @@ void store_set_clock(struct store *s, hlc_clock_fn now_ms, void *ctx);
 
 /* Groups many writes into one transaction (imports). Writes made between
  * store_begin and store_commit are all kept or, after store_rollback, all
- * gone. Without store_begin each write is its own transaction. */
+ * gone. Without store_begin each write is its own transaction. A write
+ * refused inside the transaction leaves it intact when it was refused
+ * before changing anything (validation, duplicates, stale versions: the
+ * usual case); if it failed halfway (disk full), store_commit refuses with
+ * -EIO and rolls everything back. */
 int store_begin(struct store *s, struct op_error *err);
 int store_commit(struct store *s, struct op_error *err);
 void store_rollback(struct store *s);
@@ -109,8 +113,8 @@ struct store_filter {
 };
 
 struct store_query {
-    const char *cursor;   /* from a previous page's next_cursor, or NULL */
-    int limit;            /* 1..STORE_LIST_MAX; 0 means STORE_LIST_DEFAULT */
+    const char *cursor; /* from a previous page's next_cursor, or NULL */
+    int limit;          /* 1..STORE_LIST_MAX; 0 means STORE_LIST_DEFAULT */
     enum store_sort sort;
     const struct store_filter *filters;
     size_t nfilters;
@@ -137,32 +141,32 @@ int store_search(struct store *s, const char *text, int limit, json_t **results,
                  struct op_error *err);
 
 /* Per-entity names for the same calls, so code reads as what it does. */
-#define STORE_ENTITY_API(NAME)                                                                 \
-    static inline int store_##NAME##_create(struct store *s, json_t *f, unsigned fl,           \
-                                            json_t **o, struct op_error *er)                   \
-    {                                                                                          \
-        return store_create(s, &entity_##NAME, f, fl, o, er);                                  \
-    }                                                                                          \
-    static inline int store_##NAME##_get(struct store *s, const char *id, json_t **o,          \
-                                         struct op_error *er)                                  \
-    {                                                                                          \
-        return store_get(s, &entity_##NAME, id, 0, o, er);                                     \
-    }                                                                                          \
-    static inline int store_##NAME##_update(struct store *s, const char *id, int64_t v,        \
-                                            json_t *c, json_t **o, struct op_error *er)        \
-    {                                                                                          \
-        return store_update(s, &entity_##NAME, id, v, c, 0, o, er);                            \
-    }                                                                                          \
-    static inline int store_##NAME##_delete(struct store *s, const char *id, int64_t v,        \
-                                            struct op_error *er)                               \
-    {                                                                                          \
-        return store_delete(s, &entity_##NAME, id, v, NULL, er);                               \
-    }                                                                                          \
-    static inline int store_##NAME##_list(struct store *s, const struct store_query *q,        \
-                                          json_t **i, char c[STORE_CURSOR_MAX],                \
-                                          struct op_error *er)                                 \
-    {                                                                                          \
-        return store_list(s, &entity_##NAME, q, i, c, er);                                     \
+#define STORE_ENTITY_API(NAME)                                                                     \
+    static inline int store_##NAME##_create(struct store *s, json_t *f, unsigned fl, json_t **o,   \
+                                            struct op_error *er)                                   \
+    {                                                                                              \
+        return store_create(s, &entity_##NAME, f, fl, o, er);                                      \
+    }                                                                                              \
+    static inline int store_##NAME##_get(struct store *s, const char *id, json_t **o,              \
+                                         struct op_error *er)                                      \
+    {                                                                                              \
+        return store_get(s, &entity_##NAME, id, 0, o, er);                                         \
+    }                                                                                              \
+    static inline int store_##NAME##_update(struct store *s, const char *id, int64_t v, json_t *c, \
+                                            json_t **o, struct op_error *er)                       \
+    {                                                                                              \
+        return store_update(s, &entity_##NAME, id, v, c, 0, o, er);                                \
+    }                                                                                              \
+    static inline int store_##NAME##_delete(struct store *s, const char *id, int64_t v,            \
+                                            struct op_error *er)                                   \
+    {                                                                                              \
+        return store_delete(s, &entity_##NAME, id, v, NULL, er);                                   \
+    }                                                                                              \
+    static inline int store_##NAME##_list(struct store *s, const struct store_query *q,            \
+                                          json_t **i, char c[STORE_CURSOR_MAX],                    \
+                                          struct op_error *er)                                     \
+    {                                                                                              \
+        return store_list(s, &entity_##NAME, q, i, c, er);                                         \
     }
 
 STORE_ENTITY_API(user)

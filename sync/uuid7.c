@@ -28,8 +28,8 @@ int uuid7_os_random(void *ctx, void *buf, size_t len)
     return 0;
 }
 
-void uuid7_init(struct uuid7_gen *g, hlc_clock_fn now_ms, void *clock_ctx,
-                uuid7_random_fn random, void *random_ctx)
+void uuid7_init(struct uuid7_gen *g, hlc_clock_fn now_ms, void *clock_ctx, uuid7_random_fn random,
+                void *random_ctx)
 {
     memset(g, 0, sizeof *g);
     g->now_ms = now_ms ? now_ms : hlc_wall_ms;

@@ -30,8 +30,8 @@ struct uuid7_gen {
 int uuid7_os_random(void *ctx, void *buf, size_t len);
 
 /* NULL functions mean the wall clock and the kernel's random source. */
-void uuid7_init(struct uuid7_gen *g, hlc_clock_fn now_ms, void *clock_ctx,
-                uuid7_random_fn random, void *random_ctx);
+void uuid7_init(struct uuid7_gen *g, hlc_clock_fn now_ms, void *clock_ctx, uuid7_random_fn random,
+                void *random_ctx);
 
 /* Writes the next id. Returns 0, or a negative errno if no randomness could
  * be had (out is then untouched). */

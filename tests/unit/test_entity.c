@@ -19,8 +19,8 @@ static void descriptors_match_schema(void)
         for (size_t k = 0; k < e->nfields; k++) {
             sqlite3_stmt *st;
             char sql[256];
-            snprintf(sql, sizeof sql, "SELECT count(*) FROM pragma_table_info('%s') WHERE name = ?1",
-                     e->table);
+            snprintf(sql, sizeof sql,
+                     "SELECT count(*) FROM pragma_table_info('%s') WHERE name = ?1", e->table);
             CHECK_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
             sqlite3_bind_text(st, 1, e->fields[k].name, -1, SQLITE_STATIC);
             int found = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
@@ -138,9 +138,9 @@ static void limits_and_utf8(void)
     json_decref(bad);
 
     CHECK_EQ(entity_utf8_bad_offset("ok \xe2\x82\xac", 6), -1);
-    CHECK_EQ(entity_utf8_bad_offset("\xc0\xaf", 2), 0);         /* overlong */
-    CHECK_EQ(entity_utf8_bad_offset("a\xed\xa0\x80", 4), 1);    /* surrogate */
-    CHECK_EQ(entity_utf8_bad_offset("ab\x01", 3), 2);           /* control */
+    CHECK_EQ(entity_utf8_bad_offset("\xc0\xaf", 2), 0);      /* overlong */
+    CHECK_EQ(entity_utf8_bad_offset("a\xed\xa0\x80", 4), 1); /* surrogate */
+    CHECK_EQ(entity_utf8_bad_offset("ab\x01", 3), 2);        /* control */
     CHECK_EQ(entity_utf8_bad_offset("line\nnext\ttab", 13), -1);
 }
 

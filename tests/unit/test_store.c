@@ -201,8 +201,10 @@ static void duplicate_detection(void)
     CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 1);
 
     /* Same name elsewhere is a different person; the override creates. */
-    json_t *b = contact(s, "{\"given_name\":\"José\",\"family_name\":\"Müller\","
-                           "\"locality\":\"Kraków\"}", 0, 0);
+    json_t *b = contact(s,
+                        "{\"given_name\":\"José\",\"family_name\":\"Müller\","
+                        "\"locality\":\"Kraków\"}",
+                        0, 0);
     json_t *c = contact(s, "{\"given_name\":\"J\",\"email\":\"jose.muller@example.org\"}",
                         STORE_SKIP_DUP_CHECK, 0);
     CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 3);
@@ -227,8 +229,8 @@ static void duplicate_detection(void)
 static void custom_fields_merge(void)
 {
     struct store *s = fresh_store("custom.db");
-    json_t *c = contact(s, "{\"given_name\":\"Ana\",\"custom\":{\"tier\":\"gold\",\"cpf\":\"1\"}}",
-                        0, 0);
+    json_t *c =
+        contact(s, "{\"given_name\":\"Ana\",\"custom\":{\"tier\":\"gold\",\"cpf\":\"1\"}}", 0, 0);
     json_t *chg = json_loads("{\"custom\":{\"cpf\":null,\"region_code\":\"SP\"}}", 0, NULL);
     json_t *upd = NULL;
     struct op_error err;
@@ -359,8 +361,8 @@ static void every_entity_round_trips(void)
     CHECK(store_contact_organization_create(s, in, 0, NULL, &err) < 0);
     json_decref(in);
 
-    in = json_pack("{s:s, s:I, s:s, s:s}", "title", "Tractors", "amount_minor",
-                   (json_int_t)1250000, "currency", "kes", "organization_id", sval(org, "id"));
+    in = json_pack("{s:s, s:I, s:s, s:s}", "title", "Tractors", "amount_minor", (json_int_t)1250000,
+                   "currency", "kes", "organization_id", sval(org, "id"));
     CHECK_EQ(store_deal_create(s, in, 0, &deal, &err), 0);
     CHECK_STR(sval(deal, "stage"), "lead"); /* default */
     CHECK_STR(sval(deal, "currency"), "KES");
@@ -384,8 +386,8 @@ static void every_entity_round_trips(void)
     CHECK_STR(sval(out, "direction"), "outbound");
     json_decref(out);
     json_decref(in);
-    in = json_pack("{s:s, s:s}", "channel", "carrier pigeon", "occurred_at",
-                   "2026-11-24T09:00:00Z");
+    in =
+        json_pack("{s:s, s:s}", "channel", "carrier pigeon", "occurred_at", "2026-11-24T09:00:00Z");
     CHECK_EQ(store_activity_create(s, in, 0, NULL, &err), -EINVAL);
     CHECK_STR(err.field, "channel");
     json_decref(in);
@@ -400,10 +402,10 @@ static void every_entity_round_trips(void)
     CHECK_EQ(store_note_create(s, in, 0, NULL, &err), 0);
     json_decref(in);
 
-    in = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "contact_id", sval(c, "id"),
-                   "channel", "sms", "purpose", "newsletter", "status", "pending", "method",
-                   "double_opt_in", "requested_at", "2026-11-24T09:00:00Z", "evidence",
-                   "source", "web form v3");
+    in =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "contact_id", sval(c, "id"), "channel",
+                  "sms", "purpose", "newsletter", "status", "pending", "method", "double_opt_in",
+                  "requested_at", "2026-11-24T09:00:00Z", "evidence", "source", "web form v3");
     CHECK_EQ(store_consent_create(s, in, 0, &out, &err), 0);
     CHECK_STR(sval(json_object_get(out, "evidence"), "source"), "web form v3");
     json_decref(out);
@@ -498,9 +500,8 @@ static void search_folds(void)
     static const struct {
         const char *q;
         size_t hits;
-    } cases[] = {{"jose", 1},   {"lodz", 1},   {"muller", 2}, {"MÜLL", 2},
-                 {"jose lodz", 1}, {"landtech", 1}, {"иван", 1}, {"paris", 0},
-                 {"\"quoted\" OR", 0}};
+    } cases[] = {{"jose", 1},     {"lodz", 1}, {"muller", 2}, {"MÜLL", 2},         {"jose lodz", 1},
+                 {"landtech", 1}, {"иван", 1}, {"paris", 0},  {"\"quoted\" OR", 0}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *hits = NULL;
         CHECK_EQ(store_search(s, cases[i].q, 20, &hits, &err), 0);

@@ -16,56 +16,56 @@
 static int tl_checks;
 static int tl_failed;
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        tl_checks++;                                                                           \
-        if (!(cond)) {                                                                         \
-            tl_failed++;                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);           \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        tl_checks++;                                                                               \
+        if (!(cond)) {                                                                             \
+            tl_failed++;                                                                           \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_INT(a, op, b)                                                                    \
-    do {                                                                                       \
-        long long tl_a_ = (long long)(a), tl_b_ = (long long)(b);                              \
-        tl_checks++;                                                                           \
-        if (!(tl_a_ op tl_b_)) {                                                               \
-            tl_failed++;                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s %s %s (%lld vs %lld)\n", __FILE__,       \
-                    __LINE__, #a, #op, #b, tl_a_, tl_b_);                                      \
-        }                                                                                      \
+#define CHECK_INT(a, op, b)                                                                        \
+    do {                                                                                           \
+        long long tl_a_ = (long long)(a), tl_b_ = (long long)(b);                                  \
+        tl_checks++;                                                                               \
+        if (!(tl_a_ op tl_b_)) {                                                                   \
+            tl_failed++;                                                                           \
+            fprintf(stderr, "%s:%d: check failed: %s %s %s (%lld vs %lld)\n", __FILE__, __LINE__,  \
+                    #a, #op, #b, tl_a_, tl_b_);                                                    \
+        }                                                                                          \
     } while (0)
 
 #define CHECK_EQ(a, b) CHECK_INT(a, ==, b)
 
-#define CHECK_STR(a, b)                                                                        \
-    do {                                                                                       \
-        const char *tl_a_ = (a), *tl_b_ = (b);                                                 \
-        tl_checks++;                                                                           \
-        if (!tl_a_ || !tl_b_ || strcmp(tl_a_, tl_b_) != 0) {                                   \
-            tl_failed++;                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s == %s (\"%s\" vs \"%s\")\n", __FILE__,    \
-                    __LINE__, #a, #b, tl_a_ ? tl_a_ : "(null)", tl_b_ ? tl_b_ : "(null)");     \
-        }                                                                                      \
+#define CHECK_STR(a, b)                                                                            \
+    do {                                                                                           \
+        const char *tl_a_ = (a), *tl_b_ = (b);                                                     \
+        tl_checks++;                                                                               \
+        if (!tl_a_ || !tl_b_ || strcmp(tl_a_, tl_b_) != 0) {                                       \
+            tl_failed++;                                                                           \
+            fprintf(stderr, "%s:%d: check failed: %s == %s (\"%s\" vs \"%s\")\n", __FILE__,        \
+                    __LINE__, #a, #b, tl_a_ ? tl_a_ : "(null)", tl_b_ ? tl_b_ : "(null)");         \
+        }                                                                                          \
     } while (0)
 
 /* Checks that string `hay` contains `needle`. */
-#define CHECK_CONTAINS(hay, needle)                                                            \
-    do {                                                                                       \
-        const char *tl_h_ = (hay), *tl_n_ = (needle);                                          \
-        tl_checks++;                                                                           \
-        if (!tl_h_ || !strstr(tl_h_, tl_n_)) {                                                 \
-            tl_failed++;                                                                       \
-            fprintf(stderr, "%s:%d: check failed: \"%s\" contains \"%s\"\n", __FILE__,         \
-                    __LINE__, tl_h_ ? tl_h_ : "(null)", tl_n_);                                \
-        }                                                                                      \
+#define CHECK_CONTAINS(hay, needle)                                                                \
+    do {                                                                                           \
+        const char *tl_h_ = (hay), *tl_n_ = (needle);                                              \
+        tl_checks++;                                                                               \
+        if (!tl_h_ || !strstr(tl_h_, tl_n_)) {                                                     \
+            tl_failed++;                                                                           \
+            fprintf(stderr, "%s:%d: check failed: \"%s\" contains \"%s\"\n", __FILE__, __LINE__,   \
+                    tl_h_ ? tl_h_ : "(null)", tl_n_);                                              \
+        }                                                                                          \
     } while (0)
 
-#define RUN(test)                                                                              \
-    do {                                                                                       \
-        int tl_before_ = tl_failed;                                                            \
-        test();                                                                                \
-        fprintf(stderr, "%s %s\n", tl_failed == tl_before_ ? "ok  " : "FAIL", #test);          \
+#define RUN(test)                                                                                  \
+    do {                                                                                           \
+        int tl_before_ = tl_failed;                                                                \
+        test();                                                                                    \
+        fprintf(stderr, "%s %s\n", tl_failed == tl_before_ ? "ok  " : "FAIL", #test);              \
     } while (0)
 
 static inline int tl_report(void)
