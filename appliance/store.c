@@ -44,6 +44,7 @@ struct store {
     const struct region_info *region;
     char actor[128];
     char address[64];
+    char viewer[UUID_TEXT_LEN]; /* "" = sees everything */
     int txn_depth;
     int write_dirty;  /* the current write has changed a row */
     int txn_poisoned; /* a nested write failed after changing a row */
@@ -399,6 +400,20 @@ void store_set_actor(struct store *s, const char *actor, const char *address)
     snprintf(s->address, sizeof s->address, "%s", address ? address : "");
 }
 
+void store_set_viewer(struct store *s, const char *user_id)
+{
+    snprintf(s->viewer, sizeof s->viewer, "%s", user_id ? user_id : "");
+}
+
+/* Records owned by someone other than the viewer do not exist for them. */
+static int hidden_from_viewer(const struct store *s, json_t *rec)
+{
+    if (!s->viewer[0])
+        return 0;
+    const char *owner = json_string_value(json_object_get(rec, "owner_id"));
+    return owner && strcmp(owner, s->viewer) != 0;
+}
+
 void store_set_clock(struct store *s, hlc_clock_fn now_ms, void *ctx)
 {
     s->clock.now_ms = now_ms ? now_ms : hlc_wall_ms;
@@ -479,6 +494,10 @@ static int load_row(struct store *s, const struct entity_def *e, const char *id,
     sqlite3_reset(st);
     if (!o)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    if (hidden_from_viewer(s, o)) {
+        json_decref(o);
+        return op_error_set(err, -ENOENT, "id", "no %s with id %s", e->name, id);
+    }
     *out = o;
     return 0;
 }
@@ -1185,6 +1204,8 @@ int store_list(struct store *s, const struct entity_def *e, const struct store_q
     if (!q->include_deleted)
         sb_add(&sb, " AND deleted = 0");
     int idx = 1;
+    if (s->viewer[0])
+        sb_add(&sb, " AND (owner_id IS NULL OR owner_id = ?%d)", idx++);
     for (size_t i = 0; i < q->nfilters; i++) {
         const struct field_def *f = entity_field(e, q->filters[i].field);
         if (!f || !(f->flags & FIELD_FILTER))
@@ -1213,6 +1234,8 @@ int store_list(struct store *s, const struct entity_def *e, const struct store_q
     if (rc < 0)
         return rc;
     idx = 1;
+    if (s->viewer[0])
+        sqlite3_bind_text(st, idx++, s->viewer, -1, SQLITE_TRANSIENT);
     for (size_t i = 0; i < q->nfilters; i++)
         sqlite3_bind_text(st, idx++, q->filters[i].value, -1, SQLITE_TRANSIENT);
     if (since)
@@ -1359,7 +1382,9 @@ int store_search(struct store *s, const char *text, int limit, json_t **results,
         sb_select_cols(&sb, e, "t");
         sb_add(&sb,
                ", f.rank FROM %s_fts f JOIN %s t ON t.rowid = f.rowid "
-               "WHERE %s_fts MATCH ?1 AND t.deleted = 0 ORDER BY f.rank LIMIT ?2",
+               "WHERE %s_fts MATCH ?1 AND t.deleted = 0 "
+               "AND (?3 IS NULL OR t.owner_id IS NULL OR t.owner_id = ?3) "
+               "ORDER BY f.rank LIMIT ?2",
                e->table, e->table, e->table);
         sqlite3_stmt *st;
         rc = prepare(s, sb.b, &st, err);
@@ -1367,6 +1392,8 @@ int store_search(struct store *s, const char *text, int limit, json_t **results,
             goto fail;
         sqlite3_bind_text(st, 1, match, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int(st, 2, limit);
+        if (s->viewer[0])
+            sqlite3_bind_text(st, 3, s->viewer, -1, SQLITE_TRANSIENT);
         int src;
         while ((src = sqlite3_step(st)) == SQLITE_ROW) {
             json_t *rec = row_json(st, e, 0);

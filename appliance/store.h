@@ -67,6 +67,12 @@ sqlite3 *store_db(struct store *s);
  * which address (NULL for none). Copied. Default actor: "system". */
 void store_set_actor(struct store *s, const char *actor, const char *address);
 
+/* Restricts what the following reads and writes see to records owned by
+ * user_id or by nobody (the shared pool): a `field` user's view. Records
+ * owned by others behave as if they did not exist (-ENOENT, absent from
+ * lists and search). NULL or "" lifts the restriction. Copied. */
+void store_set_viewer(struct store *s, const char *user_id);
+
 /* Replaces the wall clock used for HLC stamps and ids (tests). */
 void store_set_clock(struct store *s, hlc_clock_fn now_ms, void *ctx);
 

@@ -563,6 +563,54 @@ static void full_disk(void)
     store_close(s);
 }
 
+/* A field user's view: own and unowned records; others' do not exist. */
+static void viewer_sees_own_and_shared(void)
+{
+    struct store *s = fresh_store("viewer.db");
+    struct op_error err;
+    json_t *ana = NULL, *ben = NULL, *in;
+    in = json_pack("{s:s, s:s}", "name", "ana", "role", "field");
+    CHECK_EQ(store_user_create(s, in, 0, &ana, &err), 0);
+    json_decref(in);
+    in = json_pack("{s:s, s:s}", "name", "ben", "role", "field");
+    CHECK_EQ(store_user_create(s, in, 0, &ben, &err), 0);
+    json_decref(in);
+    const char *owners[] = {sval(ana, "id"), sval(ben, "id"), NULL};
+    char ids[3][UUID_TEXT_LEN];
+    for (int i = 0; i < 3; i++) {
+        in = json_pack("{s:s}", "given_name", "Lukas");
+        if (owners[i])
+            json_object_set_new(in, "owner_id", json_string(owners[i]));
+        json_t *out = NULL;
+        CHECK_EQ(store_contact_create(s, in, STORE_SKIP_DUP_CHECK, &out, &err), 0);
+        snprintf(ids[i], sizeof ids[i], "%s", sval(out, "id"));
+        json_decref(out);
+        json_decref(in);
+    }
+    store_set_viewer(s, sval(ana, "id"));
+    json_t *items = NULL, *got = NULL;
+    char next[STORE_CURSOR_MAX];
+    struct store_query q = {.limit = 100};
+    CHECK_EQ(store_contact_list(s, &q, &items, next, &err), 0);
+    CHECK_EQ(json_array_size(items), 2);
+    json_decref(items);
+    CHECK_EQ(store_search(s, "lukas", 20, &items, &err), 0);
+    CHECK_EQ(json_array_size(items), 2);
+    json_decref(items);
+    CHECK_EQ(store_contact_get(s, ids[0], &got, &err), 0);
+    json_decref(got);
+    CHECK_EQ(store_contact_get(s, ids[2], &got, &err), 0);
+    json_decref(got);
+    CHECK_EQ(store_contact_get(s, ids[1], &got, &err), -ENOENT);
+    CHECK_EQ(store_contact_delete(s, ids[1], 1, &err), -ENOENT);
+    store_set_viewer(s, NULL);
+    CHECK_EQ(store_contact_get(s, ids[1], &got, &err), 0);
+    json_decref(got);
+    json_decref(ana);
+    json_decref(ben);
+    store_close(s);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -577,6 +625,7 @@ int main(void)
     RUN(clock_survives_restart_and_backwards_time);
     RUN(search_folds);
     RUN(full_disk);
+    RUN(viewer_sees_own_and_shared);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
