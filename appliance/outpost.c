@@ -21,6 +21,9 @@ static const struct command {
     {"export", cmd_export, "export contacts as CSV or vCard 4.0"},
     {"backup", cmd_backup, "write a consistent copy of the database"},
     {"check", cmd_check, "check database integrity, foreign keys and the search index"},
+    {"user", cmd_user, "add users, set passwords, disable or enable them, list them"},
+    {"token", cmd_token, "create, list or revoke API tokens for scripts"},
+    {"cert", cmd_cert, "create the node's local CA and TLS certificate"},
 };
 
 static void usage(FILE *out)

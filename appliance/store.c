@@ -606,7 +606,7 @@ static int check_refs(struct store *s, const struct entity_def *e, json_t *rec, 
 /* Normalizes every field present in `in` into `rec`. Keys not in the
  * descriptor are refused; meta keys are refused unless allow_id. */
 static int merge_fields(const struct entity_def *e, json_t *in, json_t *rec, int creating,
-                        struct op_error *err)
+                        unsigned flags, struct op_error *err)
 {
     const char *key;
     json_t *value;
@@ -618,7 +618,7 @@ static int merge_fields(const struct entity_def *e, json_t *in, json_t *rec, int
             return op_error_set(err, -EINVAL, key, "%s: set by the store, not by the caller", key);
         }
         const struct field_def *f = entity_field(e, key);
-        if (!f)
+        if (!f || ((f->flags & FIELD_INTERNAL) && !(flags & STORE_ALLOW_INTERNAL)))
             return unknown_field(e, key, err);
         json_t *norm;
         int rc = entity_normalize_value(f, value, &norm, err);
@@ -913,7 +913,7 @@ int store_create(struct store *s, const struct entity_def *e, json_t *fields, un
     json_t *rec = json_object();
     if (!rec)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    int rc = merge_fields(e, fields, rec, 1, err);
+    int rc = merge_fields(e, fields, rec, 1, flags, err);
     if (rc < 0)
         goto out;
     for (size_t i = 0; i < e->nfields; i++) {
@@ -1011,7 +1011,7 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
     if (rc == 0)
         rc = version_check(e, id, rec, expected_version, err);
     if (rc == 0)
-        rc = merge_fields(e, changes, rec, 0, err);
+        rc = merge_fields(e, changes, rec, 0, flags, err);
     if (rc == 0)
         rc = check_record(s, e, rec, err);
     if (rc == 0)

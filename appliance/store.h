@@ -39,6 +39,8 @@
 enum store_flags {
     STORE_SKIP_DUP_CHECK = 1u << 0,  /* create/update: accept a probable duplicate */
     STORE_INCLUDE_DELETED = 1u << 1, /* get: return a tombstone instead of -ENOENT */
+    STORE_ALLOW_INTERNAL = 1u << 2,  /* create/update: accept FIELD_INTERNAL fields (auth.c
+                                        only; input from outside never carries this) */
 };
 
 struct store;

@@ -413,10 +413,12 @@ static void every_entity_round_trips(void)
 
     /* Users: a name is unique among live users, and hashes never come out. */
     in = json_pack("{s:s, s:s, s:s}", "name", "admin", "role", "admin", "password_hash", "$y$x");
-    CHECK_EQ(store_user_create(s, in, 0, &out, &err), 0);
+    CHECK_EQ(store_user_create(s, in, 0, NULL, &err), -EINVAL); /* not from outside */
+    CHECK_STR(err.field, "password_hash");
+    CHECK_EQ(store_create(s, &entity_user, in, STORE_ALLOW_INTERNAL, &out, &err), 0);
     CHECK(json_object_get(out, "password_hash") == NULL);
     json_decref(out);
-    CHECK_EQ(store_user_create(s, in, 0, NULL, &err), -EEXIST);
+    CHECK_EQ(store_create(s, &entity_user, in, STORE_ALLOW_INTERNAL, NULL, &err), -EEXIST);
     json_decref(in);
 
     json_decref(c);

@@ -1,0 +1,144 @@
+/*
+ * `outpost cert create`: the node's local CA (made once) and its TLS server
+ * certificate, in the database's directory unless told otherwise. Also run
+ * by `outpost init --tls-hosts`.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "node_cert.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: outpost cert create --hosts NAME[,NAME...] [--dir DIR] [--days N]\n"
+            "                           [--db PATH]\n\n"
+            "Creates a local certificate authority in DIR (%s, %s; once: an existing\n"
+            "one is reused) and a new TLS certificate for the node signed by it\n"
+            "(%s with the CA appended, key %s). Keys are written with mode 0600.\n\n"
+            "  --hosts LIST  every name and address staff type to reach the node,\n"
+            "                comma-separated: DNS names (outpost.branch.lan) and IPv4 or\n"
+            "                IPv6 addresses (192.168.1.10); the first is the common name\n"
+            "  --dir DIR     where the files go (default: the directory of the database)\n"
+            "  --days N      node certificate lifetime, 1 to %d (default %d; browsers\n"
+            "                refuse longer)\n"
+            "  --db PATH     database file whose directory is the default DIR\n"
+            "                (default: $OUTPOST_DB, else %s)\n\n"
+            "Install the CA certificate once on each staff device; see\n"
+            "docs/USERS_AND_TLS.md.\n",
+            NODE_CERT_CA_PEM, NODE_CERT_CA_KEY, NODE_CERT_NODE_PEM, NODE_CERT_NODE_KEY,
+            NODE_CERT_DAYS_MAX, NODE_CERT_DAYS_DEFAULT, CLI_DEFAULT_DB);
+}
+
+/* The directory part of path ("." when there is none). */
+static void dir_of(const char *path, char *dir, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, cap, ".");
+    else if (slash == path)
+        snprintf(dir, cap, "/");
+    else
+        snprintf(dir, cap, "%.*s", (int)(slash - path), path);
+}
+
+static int create(const char *dir, const char *hosts_list, int days)
+{
+    struct node_cert_hosts hosts;
+    struct op_error err;
+    op_error_clear(&err);
+    int r = node_cert_parse_hosts(hosts_list, &hosts, &err);
+    if (r < 0) {
+        fprintf(stderr, "outpost cert: %s\n", err.msg);
+        return CLI_BADINPUT;
+    }
+    struct node_cert_result res;
+    r = node_cert_create(dir, &hosts, days, &res, &err);
+    if (r < 0) {
+        fprintf(stderr, "outpost cert: %s\n", err.msg);
+        return r == -EINVAL ? CLI_BADINPUT : r == -EEXIST ? CLI_CONFLICT : CLI_FAIL;
+    }
+    printf("%s the local CA: %s/%s\n", res.ca_created ? "created" : "reused", dir,
+           NODE_CERT_CA_PEM);
+    printf("  SHA-256 fingerprint %s\n", res.ca_fingerprint);
+    printf("node certificate: %s/%s (key %s/%s), valid until %s, for:", dir, NODE_CERT_NODE_PEM,
+           dir, NODE_CERT_NODE_KEY, res.node_not_after);
+    for (size_t i = 0; i < hosts.n; i++)
+        printf("%s %s", i ? "," : "", hosts.name[i]);
+    printf("\n");
+    if (res.ca_created)
+        printf("Install %s/%s once on every staff device (browser or OS trust store)\n"
+               "and compare the fingerprint above; see docs/USERS_AND_TLS.md. Keep %s\n"
+               "secret: whoever has it can impersonate the node.\n",
+               dir, NODE_CERT_CA_PEM, NODE_CERT_CA_KEY);
+    else
+        printf("Devices that trust this CA need no change. Restart outpostd to use the\n"
+               "new certificate.\n");
+    return CLI_OK;
+}
+
+int cmd_cert(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'b'},    {"dir", required_argument, NULL, 'd'},
+        {"hosts", required_argument, NULL, 'H'}, {"days", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *sub = argv[1];
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(sub, "create"))
+        return cli_usage_error("cert", "unknown subcommand '%s' (create)", sub);
+    const char *db = NULL, *dir = NULL, *hosts = NULL, *days_s = NULL;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b':
+            db = optarg;
+            break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 'H':
+            hosts = optarg;
+            break;
+        case 'n':
+            days_s = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return CLI_OK;
+        case ':':
+            return cli_usage_error("cert", "create: %s needs a value", argv[optind]);
+        default:
+            return cli_usage_error("cert", "create: unknown option '%s'", argv[optind]);
+        }
+    }
+    if (optind < argc - 1)
+        return cli_usage_error("cert", "create: unexpected argument '%s'", argv[1 + optind]);
+    if (!hosts)
+        return cli_usage_error("cert", "create: --hosts is required (the names and addresses "
+                                       "staff use to reach the node)");
+    int64_t days = 0;
+    if (days_s && cli_parse_int(days_s, 1, NODE_CERT_DAYS_MAX, &days) < 0)
+        return cli_usage_error("cert", "create: --days: expected 1 to %d, got '%s'",
+                               NODE_CERT_DAYS_MAX, days_s);
+    char dbdir[PATH_MAX];
+    if (!dir) {
+        dir_of(cli_db_path(db), dbdir, sizeof dbdir);
+        dir = dbdir;
+    }
+    return create(dir, hosts, (int)days);
+}

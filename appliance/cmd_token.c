@@ -1,0 +1,175 @@
+/*
+ * `outpost token create|list|revoke`: API tokens for scripts. A token is
+ * printed once, on stdout alone (so `TOKEN=$(outpost token create ...)`
+ * works), and never again: the node keeps only its SHA-256.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "cli.h"
+#include "db.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: outpost token create --user NAME [--label TEXT] [--expires-days N]\n"
+            "       outpost token list [--user NAME]\n"
+            "       outpost token revoke ID\n"
+            "Every form takes --db PATH (default: $OUTPOST_DB, else %s).\n\n"
+            "create prints a new token (\"%s...\") for the user on stdout. It is shown\n"
+            "only this once; the node keeps only a hash of it. Scripts send it as\n"
+            "\"Authorization: Bearer TOKEN\" and act with the user's role. Without\n"
+            "--expires-days (1 to %d) the token lasts until revoked. A user may have\n"
+            "at most %d live tokens. A disabled user's tokens are refused.\n",
+            CLI_DEFAULT_DB, AUTH_API_TOKEN_PREFIX, AUTH_TOKEN_DAYS_MAX, AUTH_TOKENS_PER_USER);
+}
+
+/* "2026-11-24 13:10Z", or "-" for 0. */
+static const char *when(int64_t ms, char buf[32])
+{
+    if (ms <= 0)
+        return "-";
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(buf, 32, "%Y-%m-%d %H:%MZ", &tm))
+        return "?";
+    return buf;
+}
+
+struct list_ctx {
+    int n;
+    int64_t now;
+};
+
+static int print_token(void *ctx, const struct auth_token_info *t)
+{
+    struct list_ctx *lc = ctx;
+    if (lc->n++ == 0)
+        printf("%-6s %-20s %-8s %-18s %-18s %-18s %s\n", "ID", "USER", "STATUS", "CREATED",
+               "EXPIRES", "LAST USED", "LABEL");
+    const char *status = t->revoked_ms                               ? "revoked"
+                         : t->expires_ms && t->expires_ms <= lc->now ? "expired"
+                                                                     : "active";
+    char b1[32], b2[32], b3[32];
+    printf("%-6" PRId64 " %-20s %-8s %-18s %-18s %-18s %s\n", t->id, t->user_name, status,
+           when(t->created_ms, b1), when(t->expires_ms, b2), when(t->last_used_ms, b3), t->label);
+    return 0;
+}
+
+int cmd_token(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},    {"user", required_argument, NULL, 'u'},
+        {"label", required_argument, NULL, 'l'}, {"expires-days", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *sub = argv[1];
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke"))
+        return cli_usage_error("token", "unknown subcommand '%s' (create, list, revoke)", sub);
+    const char *db = NULL, *user = NULL, *label = NULL, *expires = NULL;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 'u':
+            user = optarg;
+            break;
+        case 'l':
+            label = optarg;
+            break;
+        case 'e':
+            expires = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return CLI_OK;
+        case ':':
+            return cli_usage_error("token", "%s: %s needs a value", sub, argv[optind]);
+        default:
+            return cli_usage_error("token", "%s: unknown option '%s'", sub, argv[optind]);
+        }
+    }
+    int npos = argc - 1 - optind;
+    int is_revoke = !strcmp(sub, "revoke"), is_create = !strcmp(sub, "create");
+    if (is_revoke && npos == 0)
+        return cli_usage_error("token", "revoke: the token ID is missing (see 'token list')");
+    if (npos > is_revoke)
+        return cli_usage_error("token", "%s: unexpected argument '%s'", sub,
+                               argv[1 + optind + is_revoke]);
+    if (!is_create && (label || expires))
+        return cli_usage_error("token", "%s: --label and --expires-days are for create", sub);
+    if (is_revoke && user)
+        return cli_usage_error("token", "revoke: takes an ID, not --user");
+    if (is_create && !user)
+        return cli_usage_error("token", "create: --user NAME is required");
+    int64_t days = 0, id = 0;
+    if (expires && cli_parse_int(expires, 1, AUTH_TOKEN_DAYS_MAX, &days) < 0)
+        return cli_usage_error("token", "create: --expires-days: expected 1 to %d, got '%s'",
+                               AUTH_TOKEN_DAYS_MAX, expires);
+    if (is_revoke && cli_parse_int(argv[1 + optind], 1, INT64_MAX, &id) < 0)
+        return cli_usage_error("token",
+                               "revoke: expected a token ID (a number from 'token "
+                               "list'), got '%s'",
+                               argv[1 + optind]);
+
+    struct store *s;
+    int rc =
+        cli_open_store("token", cli_db_path(db), is_create || is_revoke ? 0 : DB_OPEN_READONLY, &s);
+    if (rc != CLI_OK)
+        return rc;
+    struct op_error err;
+    op_error_clear(&err);
+    struct auth *a;
+    int r = auth_new(s, &a, &err);
+    if (r < 0) {
+        store_close(s);
+        return cli_fail("token", r, &err);
+    }
+    if (is_create) {
+        char token[AUTH_TOKEN_BUF];
+        r = auth_token_create(a, user, label, (int)days, token, &id, &err);
+        if (r == 0) {
+            printf("%s\n", token);
+            fflush(stdout);
+            explicit_bzero(token, sizeof token);
+            char b[32];
+            fprintf(stderr,
+                    "created API token %" PRId64 " for user %s (expires: %s).\n"
+                    "This is the only time the token is shown; store it now (a password\n"
+                    "manager or the script's secret store). Revoke it with "
+                    "'outpost token revoke %" PRId64 "'.\n",
+                    id, user, days ? when(hlc_wall_ms(NULL) + days * 86400000, b) : "never", id);
+        }
+    } else if (is_revoke) {
+        r = auth_token_revoke(a, id, &err);
+        if (r == 0)
+            printf("revoked API token %" PRId64 "\n", id);
+    } else {
+        struct list_ctx lc = {0, (int64_t)hlc_wall_ms(NULL)};
+        r = auth_token_each(a, user, print_token, &lc, &err);
+        if (r == 0 && lc.n == 0)
+            fprintf(stderr, "no API tokens%s%s\n", user ? " for " : "", user ? user : "");
+    }
+    if (r < 0)
+        rc = cli_fail("token", r, &err);
+    auth_free(a);
+    store_close(s);
+    return rc;
+}

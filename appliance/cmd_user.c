@@ -1,0 +1,429 @@
+/*
+ * `outpost user add|passwd|disable|enable|list`: the node's user accounts.
+ * Every change is a store write (versioned, in the audit log under the CLI
+ * user's name). Passwords come from a no-echo prompt (asked twice) or, for
+ * scripts, one line on stdin with --password-stdin; never from the command
+ * line, where shell history and `ps` would keep them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "cli.h"
+#include "db.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: outpost user add NAME --role ROLE [--display-name TEXT] [--password-stdin]\n"
+            "       outpost user passwd NAME [--password-stdin]\n"
+            "       outpost user disable NAME\n"
+            "       outpost user enable NAME\n"
+            "       outpost user list\n"
+            "Every form takes --db PATH (default: $OUTPOST_DB, else %s).\n\n"
+            "ROLE is one of: %s\n"
+            "  field    own and shared records\n"
+            "  manager  every record in the branch\n"
+            "  admin    users and settings\n"
+            "  hq       aggregates only\n\n"
+            "NAME: 1 to %d characters a-z 0-9 . _ - @ (lower case).\n"
+            "The password is asked twice without echo when stdin is a terminal; with\n"
+            "--password-stdin the first line of stdin is the password. It needs at least\n"
+            "%d characters (at most %d bytes). passwd and disable end the user's open\n"
+            "sessions; a disabled user's API tokens stop working until it is enabled.\n",
+            CLI_DEFAULT_DB, AUTH_ROLE_LIST, AUTH_NAME_MAX, AUTH_PASSWORD_MIN_CHARS,
+            AUTH_PASSWORD_MAX_BYTES);
+}
+
+/* ---- reading a password ------------------------------------------------------ */
+
+/* The terminal settings to put back if a signal arrives mid-prompt (the
+ * one piece of state a signal handler can reach). */
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_changed;
+
+static void restore_tty(int sig)
+{
+    if (tty_changed)
+        (void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Reads one line into buf (cap = AUTH_PASSWORD_MAX_BYTES + 2), without its
+ * line end. -E2BIG if it is longer than the limit, -ENODATA at EOF. */
+static int read_line(FILE *in, char *buf, size_t cap)
+{
+    if (!fgets(buf, (int)cap, in))
+        return -ENODATA;
+    size_t n = strlen(buf);
+    if (n > 0 && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    else if (n == cap - 1) {
+        int c;
+        while ((c = fgetc(in)) != EOF && c != '\n')
+            ;
+        return -E2BIG;
+    }
+    if (n > 0 && buf[n - 1] == '\r')
+        buf[--n] = '\0';
+    return 0;
+}
+
+static int prompt(const char *text, char *buf, size_t cap)
+{
+    if (tcgetattr(STDIN_FILENO, &saved_tty) < 0)
+        return -errno;
+    struct termios quiet = saved_tty;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    quiet.c_lflag |= ECHONL;
+    struct sigaction sa, old[3];
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = restore_tty;
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &sa, &old[i]);
+    int rc = 0;
+    /* Echo off before the prompt shows, so nothing typed after it is
+     * echoed or flushed away. */
+    if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) < 0)
+        rc = -errno;
+    else
+        tty_changed = 1;
+    fprintf(stderr, "%s", text);
+    fflush(stderr);
+    if (rc == 0)
+        rc = read_line(stdin, buf, cap);
+    if (tty_changed) {
+        (void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+        tty_changed = 0;
+    }
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &old[i], NULL);
+    return rc;
+}
+
+#define PW_BUF (AUTH_PASSWORD_MAX_BYTES + 2)
+
+/* Gets a new password for `name` into pw (PW_BUF bytes) and checks it.
+ * Returns CLI_OK or an exit code after printing why. */
+static int get_password(const char *name, int from_stdin, char pw[PW_BUF])
+{
+    struct op_error err;
+    op_error_clear(&err);
+    int rc;
+    if (from_stdin) {
+        rc = read_line(stdin, pw, PW_BUF);
+        if (rc == -ENODATA) {
+            fprintf(stderr, "outpost user: --password-stdin: no password on stdin\n");
+            return CLI_BADINPUT;
+        }
+    } else {
+        if (!isatty(STDIN_FILENO)) {
+            fprintf(stderr, "outpost user: stdin is not a terminal; to give the password from "
+                            "a script, pipe it in with --password-stdin\n");
+            return CLI_USAGE;
+        }
+        char again[PW_BUF], text[128];
+        snprintf(text, sizeof text, "New password for %s: ", name);
+        rc = prompt(text, pw, PW_BUF);
+        if (rc == 0 && auth_password_check(pw, &err) == 0) {
+            rc = prompt("Repeat it: ", again, sizeof again);
+            if (rc == 0 && strcmp(pw, again) != 0) {
+                explicit_bzero(again, sizeof again);
+                fprintf(stderr, "outpost user: the two passwords differ; nothing changed\n");
+                return CLI_BADINPUT;
+            }
+        }
+        explicit_bzero(again, sizeof again);
+        if (rc == -ENODATA) {
+            fprintf(stderr, "outpost user: no password given; nothing changed\n");
+            return CLI_BADINPUT;
+        }
+        if (rc < 0 && rc != -E2BIG) {
+            fprintf(stderr, "outpost user: cannot read the password: %s\n", strerror(-rc));
+            return CLI_FAIL;
+        }
+    }
+    if (rc == -E2BIG) {
+        fprintf(stderr, "outpost user: password: longer than %d bytes; nothing changed\n",
+                AUTH_PASSWORD_MAX_BYTES);
+        return CLI_BADINPUT;
+    }
+    if (auth_password_check(pw, &err) < 0) {
+        fprintf(stderr, "outpost user: %s; nothing changed\n", err.msg);
+        return CLI_BADINPUT;
+    }
+    return CLI_OK;
+}
+
+/* ---- the subcommands -------------------------------------------------------------- */
+
+struct args {
+    const char *db;
+    const char *name;
+    const char *role;
+    const char *display_name;
+    int password_stdin;
+};
+
+static int open_writable(struct store **s, const char *db)
+{
+    int rc = cli_open_store("user", cli_db_path(db), 0, s);
+    if (rc != CLI_OK)
+        return rc;
+    if (!store_node_id(*s)) {
+        store_close(*s);
+        fprintf(stderr, "outpost user: the database has no node yet; run 'outpost init'\n");
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* Opens the store and an auth context over it for a write. */
+static int open_auth(const char *db, struct store **s, struct auth **a)
+{
+    int rc = open_writable(s, db);
+    if (rc != CLI_OK)
+        return rc;
+    struct op_error err;
+    op_error_clear(&err);
+    if (auth_new(*s, a, &err) < 0) {
+        store_close(*s);
+        return cli_fail("user", -ENOMEM, &err);
+    }
+    return CLI_OK;
+}
+
+static int user_add(struct args *x)
+{
+    enum auth_role role;
+    struct op_error err;
+    op_error_clear(&err);
+    if (!x->role)
+        return cli_usage_error("user", "add: --role is required (one of %s)", AUTH_ROLE_LIST);
+    if (auth_role_parse(x->role, &role) < 0) {
+        fprintf(stderr, "outpost user: --role: unknown role '%s' (roles: %s)\n", x->role,
+                AUTH_ROLE_LIST);
+        return CLI_BADINPUT;
+    }
+    if (auth_name_check(x->name, &err) < 0) {
+        fprintf(stderr, "outpost user: %s\n", err.msg);
+        return CLI_BADINPUT;
+    }
+    struct store *s;
+    struct auth *a;
+    int rc = open_auth(x->db, &s, &a);
+    if (rc != CLI_OK)
+        return rc;
+    /* Refuse a taken name before asking for a password. */
+    char id[AUTH_ID_LEN];
+    int r = auth_user_find(a, x->name, id, NULL, NULL, &err);
+    char pw[PW_BUF];
+    if (r == 0) {
+        fprintf(stderr, "outpost user: a user named '%s' already exists\n", x->name);
+        rc = CLI_CONFLICT;
+    } else if (r != -ENOENT) {
+        rc = cli_fail("user", r, &err);
+    } else if ((rc = get_password(x->name, x->password_stdin, pw)) == CLI_OK) {
+        op_error_clear(&err);
+        r = auth_user_create(a, x->name, role, x->display_name, pw, id, &err);
+        if (r < 0)
+            rc = cli_fail("user", r, &err);
+        else
+            printf("created user %s (role %s, id %s)\n", x->name, auth_role_name(role), id);
+    }
+    explicit_bzero(pw, sizeof pw);
+    auth_free(a);
+    store_close(s);
+    return rc;
+}
+
+static int user_passwd(struct args *x)
+{
+    struct store *s;
+    struct auth *a;
+    int rc = open_auth(x->db, &s, &a);
+    if (rc != CLI_OK)
+        return rc;
+    struct op_error err;
+    op_error_clear(&err);
+    char id[AUTH_ID_LEN];
+    /* Refuse an unknown name before asking for a password for it. */
+    int r = auth_user_find(a, x->name, id, NULL, NULL, &err);
+    char pw[PW_BUF];
+    if (r < 0) {
+        rc = cli_fail("user", r, &err);
+    } else if ((rc = get_password(x->name, x->password_stdin, pw)) == CLI_OK) {
+        r = auth_user_set_password(a, x->name, pw, &err);
+        if (r < 0)
+            rc = cli_fail("user", r, &err);
+        else
+            printf("changed the password of %s; their open sessions were ended\n", x->name);
+    }
+    explicit_bzero(pw, sizeof pw);
+    auth_free(a);
+    store_close(s);
+    return rc;
+}
+
+static int user_set_disabled(struct args *x, int disable)
+{
+    struct store *s;
+    struct auth *a;
+    int rc = open_auth(x->db, &s, &a);
+    if (rc != CLI_OK)
+        return rc;
+    struct op_error err;
+    op_error_clear(&err);
+    char id[AUTH_ID_LEN];
+    int was = 0;
+    int r = auth_user_find(a, x->name, id, NULL, &was, &err);
+    if (r == 0 && was == disable)
+        printf("user %s is already %s\n", x->name, disable ? "disabled" : "enabled");
+    else if (r == 0)
+        r = auth_user_set_disabled(a, x->name, disable, &err);
+    if (r < 0)
+        rc = cli_fail("user", r, &err);
+    else if (was != disable)
+        printf(disable ? "disabled user %s; their open sessions were ended\n" : "enabled user %s\n",
+               x->name);
+    auth_free(a);
+    store_close(s);
+    return rc;
+}
+
+static int user_list(struct args *x)
+{
+    struct store *s;
+    int rc = cli_open_store("user", cli_db_path(x->db), DB_OPEN_READONLY, &s);
+    if (rc != CLI_OK)
+        return rc;
+    struct op_error err;
+    op_error_clear(&err);
+    char cursor[STORE_CURSOR_MAX] = "";
+    int n = 0;
+    do {
+        struct store_query q = {.cursor = cursor[0] ? cursor : NULL, .limit = STORE_LIST_MAX};
+        json_t *items = NULL;
+        char next[STORE_CURSOR_MAX];
+        int r = store_list(s, &entity_user, &q, &items, next, &err);
+        if (r < 0) {
+            store_close(s);
+            return cli_fail("user", r, &err);
+        }
+        size_t i;
+        json_t *u;
+        json_array_foreach(items, i, u)
+        {
+            if (n++ == 0)
+                printf("%-24s %-8s %-8s %-24s %s\n", "NAME", "ROLE", "STATUS", "CREATED",
+                       "DISPLAY NAME");
+            const char *dn = json_string_value(json_object_get(u, "display_name"));
+            printf("%-24s %-8s %-8s %-24s %s\n", json_string_value(json_object_get(u, "name")),
+                   json_string_value(json_object_get(u, "role")),
+                   json_is_true(json_object_get(u, "disabled")) ? "disabled" : "active",
+                   json_string_value(json_object_get(u, "created_at")), dn ? dn : "");
+        }
+        json_decref(items);
+        memcpy(cursor, next, sizeof cursor);
+    } while (cursor[0]);
+    if (n == 0)
+        fprintf(stderr, "no users yet; add one with 'outpost user add NAME --role admin'\n");
+    store_close(s);
+    return CLI_OK;
+}
+
+int cmd_user(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"role", required_argument, NULL, 'r'},
+        {"display-name", required_argument, NULL, 'n'},
+        {"password-stdin", no_argument, NULL, 's'},
+        {"password", optional_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *sub = argv[1];
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    static const char *const subs[] = {"add", "passwd", "disable", "enable", "list"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        known |= !strcmp(sub, subs[i]);
+    if (!known)
+        return cli_usage_error("user",
+                               "unknown subcommand '%s' (add, passwd, disable, "
+                               "enable, list)",
+                               sub);
+    struct args x = {0};
+    int c;
+    optind = 0;
+    opterr = 0;
+    /* Options may come before or after NAME (getopt permutes argv). */
+    while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            x.db = optarg;
+            break;
+        case 'r':
+            x.role = optarg;
+            break;
+        case 'n':
+            x.display_name = optarg;
+            break;
+        case 's':
+            x.password_stdin = 1;
+            break;
+        case 'p':
+            return cli_usage_error("user",
+                                   "%s: passwords are not taken on the command line "
+                                   "(shell history and ps would keep them); use the prompt or "
+                                   "--password-stdin",
+                                   sub);
+        case 'h':
+            usage(stdout);
+            return CLI_OK;
+        case ':':
+            return cli_usage_error("user", "%s: %s needs a value", sub, argv[optind]);
+        default:
+            return cli_usage_error("user", "%s: unknown option '%s'", sub, argv[optind]);
+        }
+    }
+    int npos = argc - 1 - optind;
+    int wants_name = strcmp(sub, "list") != 0;
+    if (wants_name && npos == 0)
+        return cli_usage_error("user", "%s: the user NAME is missing", sub);
+    if (npos > wants_name)
+        return cli_usage_error("user", "%s: unexpected argument '%s'", sub,
+                               argv[1 + optind + wants_name]);
+    if (wants_name)
+        x.name = argv[1 + optind];
+    if (strcmp(sub, "add") && (x.role || x.display_name))
+        return cli_usage_error("user", "%s: --role and --display-name are for add", sub);
+    if (strcmp(sub, "add") && strcmp(sub, "passwd") && x.password_stdin)
+        return cli_usage_error("user", "%s: --password-stdin is for add and passwd", sub);
+
+    if (!strcmp(sub, "add"))
+        return user_add(&x);
+    if (!strcmp(sub, "passwd"))
+        return user_passwd(&x);
+    if (!strcmp(sub, "disable"))
+        return user_set_disabled(&x, 1);
+    if (!strcmp(sub, "enable"))
+        return user_set_disabled(&x, 0);
+    return user_list(&x);
+}

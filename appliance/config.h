@@ -1,0 +1,56 @@
+/*
+ * outpostd's configuration: a table of keys with types, limits, defaults
+ * and one line of documentation each, read from a `key = value` file and
+ * from command-line flags. The invariant: a config either loads completely
+ * and valid, or the caller's current config is untouched and the error
+ * names the file, line and key (so SIGHUP with a bad file changes nothing).
+ */
+#ifndef OUTPOST_CONFIG_H
+#define OUTPOST_CONFIG_H
+
+#include <stdio.h>
+
+#include "op_error.h"
+
+#define CONFIG_PATH_MAX 1024
+#define CONFIG_FILE_MAX (64 * 1024)
+
+struct outpostd_config {
+    char db[CONFIG_PATH_MAX];
+    char listen[128];
+    char tls_cert[CONFIG_PATH_MAX];
+    char tls_key[CONFIG_PATH_MAX];
+    unsigned max_connections;
+    unsigned max_header_bytes;
+    unsigned max_body_bytes;
+    unsigned header_timeout_ms;
+    unsigned body_timeout_ms;
+    unsigned idle_timeout_ms;
+    unsigned session_ttl_s;
+    unsigned workers;
+    int log_requests;
+};
+
+/* Fills c with every default. */
+void config_defaults(struct outpostd_config *c);
+
+/* Sets one key from text (as in the file or a --key flag). Returns 0 or
+ * -EINVAL with err saying what the key expects, or -ENOENT for an unknown
+ * key. `where` ("FILE:LINE" or "--flag") prefixes the message. */
+int config_set(struct outpostd_config *c, const char *key, const char *value, const char *where,
+               struct op_error *err);
+
+/* Reads a file on top of a copy of *c; on success replaces *c. On failure
+ * *c is unchanged and err says "FILE:LINE: key: problem". */
+int config_load_file(struct outpostd_config *c, const char *path, struct op_error *err);
+
+/* Cross-key checks (TLS cert and key both or neither). */
+int config_check(const struct outpostd_config *c, struct op_error *err);
+
+/* Prints every key with its default and description, as the file format. */
+void config_describe(FILE *out);
+
+/* Prints the effective values, as a loadable file. */
+void config_print(FILE *out, const struct outpostd_config *c);
+
+#endif

@@ -1,0 +1,130 @@
+/* Tests for appliance/config.c: defaults, files, flags, precise errors,
+ * and that a failed load leaves the running config untouched. */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "testlib.h"
+
+static char dir[] = "/tmp/outpost-test-config-XXXXXX";
+
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void defaults(void)
+{
+    struct outpostd_config c;
+    config_defaults(&c);
+    CHECK_STR(c.db, "/var/lib/outpost/node.db");
+    CHECK_STR(c.listen, "0.0.0.0:8080");
+    CHECK_EQ(c.max_connections, 512);
+    CHECK_EQ(c.max_body_bytes, 1048576);
+    CHECK_EQ(c.workers, 4);
+    CHECK_EQ(c.log_requests, 1);
+    CHECK_STR(c.tls_cert, "");
+    struct op_error err;
+    CHECK_EQ(config_check(&c, &err), 0);
+}
+
+static void file_values(void)
+{
+    struct outpostd_config c;
+    config_defaults(&c);
+    struct op_error err;
+    const char *p = write_file("ok.conf", "# branch office\n\n  listen = 127.0.0.1:9000  \n"
+                                          "workers=2\nlog_requests = no\n"
+                                          "db = /srv/outpost/node.db\n");
+    CHECK_EQ(config_load_file(&c, p, &err), 0);
+    CHECK_STR(c.listen, "127.0.0.1:9000");
+    CHECK_EQ(c.workers, 2);
+    CHECK_EQ(c.log_requests, 0);
+    CHECK_STR(c.db, "/srv/outpost/node.db");
+    CHECK_EQ(c.max_connections, 512); /* untouched keys keep their value */
+}
+
+static void errors_name_file_line_key(void)
+{
+    struct outpostd_config c;
+    config_defaults(&c);
+    c.workers = 3; /* the "running" config */
+    struct op_error err;
+    static const struct {
+        const char *text;
+        const char *expect;
+    } cases[] = {
+        {"listen = 127.0.0.1:1\nworkers = many\n",
+         "bad.conf:2: workers: expected a whole number from 1 "
+         "to 64, got 'many'"},
+        {"listen = 127.0.0.1:1\ncolour = blue\n", "bad.conf:2: unknown key 'colour'"},
+        {"workers = 2\nworkers = 3\n", "bad.conf:2: workers: set twice"},
+        {"just words\n", "bad.conf:1: expected 'key = value'"},
+        {"max_connections = 0\n", "bad.conf:1: max_connections: expected a whole number from 1"},
+        {"max_connections = -5\n", "max_connections: expected a whole number"},
+        {"log_requests = perhaps\n", "bad.conf:1: log_requests: expected true or false"},
+        {"db = relative/node.db\n", "bad.conf:1: db: must be an absolute path"},
+        {"tls_cert = /etc/outpost/node.pem\n", "tls_cert and tls_key must be set together"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *p = write_file("bad.conf", cases[i].text);
+        op_error_clear(&err);
+        CHECK(config_load_file(&c, p, &err) < 0);
+        CHECK_CONTAINS(err.msg, cases[i].expect);
+        CHECK_EQ(c.workers, 3);
+    }
+    char missing[320];
+    snprintf(missing, sizeof missing, "%s/missing.conf", dir);
+    CHECK_EQ(config_load_file(&c, missing, &err), -ENOENT);
+    CHECK_CONTAINS(err.msg, "missing.conf");
+}
+
+static void flags(void)
+{
+    struct outpostd_config c;
+    config_defaults(&c);
+    struct op_error err;
+    CHECK_EQ(config_set(&c, "listen", "[::1]:0", "--listen", &err), 0);
+    CHECK_STR(c.listen, "[::1]:0");
+    CHECK_EQ(config_set(&c, "nope", "1", "--nope", &err), -ENOENT);
+    CHECK_CONTAINS(err.msg, "--nope: unknown key 'nope'");
+    CHECK_EQ(config_set(&c, "workers", "65", "--workers", &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "--workers: workers: expected a whole number from 1 to 64");
+}
+
+static void describe_is_loadable(void)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/described.conf", dir);
+    FILE *f = fopen(path, "w");
+    config_describe(f);
+    fclose(f);
+    struct outpostd_config a, b;
+    config_defaults(&a);
+    config_defaults(&b);
+    struct op_error err;
+    CHECK_EQ(config_load_file(&b, path, &err), 0);
+    CHECK(memcmp(&a, &b, sizeof a) == 0);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir))
+        return 1;
+    RUN(defaults);
+    RUN(file_values);
+    RUN(errors_name_file_line_key);
+    RUN(flags);
+    RUN(describe_is_loadable);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return tl_report();
+}
