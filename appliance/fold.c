@@ -154,8 +154,12 @@ static int fold_create(void *udata, const char **argv, int argc, Fts5Tokenizer *
     if (!t)
         return SQLITE_NOMEM;
     t->base = u->u61;
-    static const char *args[] = {"remove_diacritics", "2"};
-    int rc = u->u61.xCreate(u->u61_udata, args, 2, &t->inner);
+    /* Marks (M*) are token characters: without them the vowel signs of
+     * Devanagari and other Indic scripts split "सुनील" into "स न ल", the
+     * same tokens as "सोनल". Latin combining accents are still removed by
+     * remove_diacritics. */
+    static const char *args[] = {"remove_diacritics", "2", "categories", "L* N* Co M*"};
+    int rc = u->u61.xCreate(u->u61_udata, args, 4, &t->inner);
     if (rc != SQLITE_OK) {
         free(t);
         return rc;

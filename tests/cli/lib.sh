@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the CLI tests (tests/cli/test_*.sh), sourced after
 # `set -u`. A test exits 0 when it passes, 1 when it fails (die) and 77 when
 # it cannot run here (skip). Everything a test writes goes under one

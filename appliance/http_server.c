@@ -1,0 +1,1621 @@
+/*
+ * The HTTP/1.1 server; see http_server.h for the contract. Data flows
+ * socket -> (TLS, http_tls.c) -> http_parser -> exchange -> handler, and
+ * back handler -> http_respond -> one uv_write. A connection is a small
+ * state machine (waiting, reading headers, reading the body, with the
+ * handler, writing, lingering) driven by its read callback, its single
+ * timer and its write callbacks. Invariants: a connection is read only
+ * while it is waiting for or reading a request, so it has at most one
+ * exchange in flight and at most one read buffer of pipelined bytes put
+ * aside; every exchange that began is logged exactly once (with the status
+ * sent, or 499 when the client went away first); a connection's memory is
+ * freed only in its last close callback, and the server's only when the
+ * listener and every connection are closed and the handler holds no
+ * exchange.
+ */
+#include "http_server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <http_parser.h>
+
+#include "http_tls.h"
+
+#define HTTP_MAX_URL 8192        /* request target; over it: 414 */
+#define HTTP_MAX_HEADERS 100     /* header fields; over it: 431 */
+#define HTTP_MAX_RESP_HEADERS 32 /* http_add_header calls per response */
+#define HTTP_MAX_RESP_HEAD 8192  /* bytes of those headers */
+#define HTTP_LINGER_MS 2000      /* reading and dropping after a closing response */
+#define HTTP_MAX_REFUSED 64      /* connections being told 503 at once */
+#define HTTP_READ_BUF 65536      /* one socket read */
+#define HTTP_PLAIN_BUF 16384     /* one TLS record of plaintext */
+#define HTTP_STASH_MAX (HTTP_READ_BUF + HTTP_PLAIN_BUF)
+#define HTTP_USER_MAX 128
+#define HTTP_REMOTE_MAX 64
+#define HTTP_DETAIL_MAX 192
+#define HTTP_STATUS_GONE 499 /* logged when the client left before the response */
+
+enum conn_state {
+    C_WAIT,    /* no byte of the next request yet (TLS handshake included) */
+    C_HEAD,    /* request line and headers arriving */
+    C_BODY,    /* body arriving */
+    C_HANDLER, /* complete request with the handler; not reading */
+    C_WRITE,   /* response being written; not reading */
+    C_LINGER,  /* closing response sent; reading and dropping until EOF */
+    C_CLOSED,  /* uv_close called */
+};
+
+enum write_kind { W_RAW, W_RESPONSE };
+
+/* A growable byte buffer with a hard cap (max), always NUL-terminable. */
+struct sbuf {
+    char *p;
+    size_t len;
+    size_t cap;
+    size_t max;
+};
+
+struct hdr {
+    uint32_t name; /* offsets into the exchange's arena */
+    uint32_t value;
+    char *joined; /* repeated headers joined with ", ", made on first lookup */
+};
+
+struct http_exchange {
+    struct http_server *srv;
+    struct conn *conn; /* NULL once the connection is gone */
+    const char *method;
+    const char *path;  /* into url, decoded in place */
+    const char *query; /* into url */
+    struct sbuf url;
+    struct sbuf arena; /* name\0value\0 for each header */
+    struct hdr hdrs[HTTP_MAX_HEADERS];
+    unsigned nhdrs;
+    int hstate; /* 0 before the first field, 1 in a name, 2 in a value */
+    size_t head_bytes;
+    int url_done;
+    int headers_done;
+    struct sbuf body;
+    struct sbuf rh; /* "Name: value\r\n" lines from http_add_header */
+    unsigned nrh;
+    char user[HTTP_USER_MAX];
+    char remote[HTTP_REMOTE_MAX];
+    uint64_t t_start;
+    int keep_alive;
+    int http10;
+    int is_head;
+    int close; /* answer with Connection: close, then close */
+    int gone;
+    int in_handler;
+    int status;
+    uint64_t bytes_out;
+};
+
+struct conn {
+    struct http_server *srv;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shut;
+    struct conn *prev;
+    struct conn *next;
+    http_parser parser;
+    enum conn_state state;
+    int handles; /* open libuv handles; freed at 0 */
+    int counted; /* holds one of max_connections */
+    int refused; /* holds one of HTTP_MAX_REFUSED; answered 503 */
+    int reading;
+    struct http_exchange *x;
+    int msg_done;
+    int send_continue;
+    int refuse_status;
+    char refuse_detail[HTTP_DETAIL_MAX];
+    char *stash; /* pipelined bytes put aside while an exchange is in flight */
+    size_t stash_off;
+    size_t stash_len;
+    size_t raw_head; /* raw bytes of a header section not yet complete */
+    size_t last_wq;  /* write queue size at the last progress check */
+    struct http_tls *tls;
+    int tls_plain; /* plain HTTP arrived on the TLS port */
+    int tls_seen;
+    int peer_gone;
+    char remote[HTTP_REMOTE_MAX];
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    size_t max_header_bytes;
+    size_t max_body_bytes;
+    unsigned max_connections;
+    unsigned header_timeout_ms;
+    unsigned body_timeout_ms;
+    unsigned idle_timeout_ms;
+    http_handler_fn handler;
+    http_log_fn log;
+    void *ctx;
+    struct http_tls_ctx *tls;
+    http_parser_settings settings;
+    struct conn *conns;
+    unsigned nconns;
+    unsigned nrefused;
+    unsigned nhandler; /* exchanges the handler holds */
+    int port;
+    int stopping;
+    int listener_closed;
+    int start_failed;
+    void (*done)(void *arg);
+    void *done_arg;
+    char rbuf[HTTP_READ_BUF];  /* shared: a read is parsed before the next */
+    char pbuf[HTTP_PLAIN_BUF]; /* shared: decrypted bytes, same reason */
+};
+
+static void conn_close(struct conn *c);
+static void conn_pump(struct conn *c);
+static void conn_refuse(struct conn *c, int status, const char *detail, const char *extra);
+static void send_response(struct conn *c, struct http_exchange *x, int status, const char *ctype,
+                          const void *body, size_t len, const char *extra);
+
+/* ---- small buffers ---- */
+
+static int sb_reserve(struct sbuf *b, size_t extra)
+{
+    if (extra > b->max || b->len > b->max - extra)
+        return -E2BIG;
+    size_t need = b->len + extra;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (cap > b->max)
+        cap = b->max;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return -ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int sb_add(struct sbuf *b, const void *data, size_t n)
+{
+    int rc = sb_reserve(b, n);
+    if (rc < 0)
+        return rc;
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+static int sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    int rc = sb_reserve(b, (size_t)n + 1);
+    if (rc < 0)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+static void sb_free(struct sbuf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ---- text helpers ---- */
+
+static const struct {
+    int status;
+    const char *text;
+} status_texts[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {406, "Not Acceptable"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {412, "Precondition Failed"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {416, "Range Not Satisfiable"},
+    {417, "Expectation Failed"},
+    {422, "Unprocessable Content"},
+    {423, "Locked"},
+    {425, "Too Early"},
+    {426, "Upgrade Required"},
+    {428, "Precondition Required"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {499, "Client Closed Request"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+    {507, "Insufficient Storage"},
+};
+
+const char *http_status_text(int status)
+{
+    for (size_t i = 0; i < sizeof status_texts / sizeof status_texts[0]; i++)
+        if (status_texts[i].status == status)
+            return status_texts[i].text;
+    if (status >= 100 && status < 200)
+        return "Informational";
+    if (status >= 200 && status < 300)
+        return "Success";
+    if (status >= 300 && status < 400)
+        return "Redirection";
+    if (status >= 400 && status < 500)
+        return "Client Error";
+    return "Server Error";
+}
+
+/* RFC 9110 IMF-fixdate, spelled out so the C locale does not matter. */
+static void imf_date(char *out, size_t cap)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t t = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(out, cap, "Thu, 01 Jan 1970 00:00:00 GMT");
+        return;
+    }
+    snprintf(out, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static int json_escape(struct sbuf *b, const char *s)
+{
+    int rc = 0;
+    for (; *s && rc == 0; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            rc = sb_printf(b, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            rc = sb_printf(b, "\\u%04x", ch);
+        else
+            rc = sb_add(b, s, 1);
+    }
+    return rc;
+}
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes src[0..n) into out (cap counts the NUL; out may equal
+ * src). Returns the decoded length, -EINVAL for a malformed escape or an
+ * encoded NUL (it would cut every C string after it), -E2BIG. */
+static int pct_decode(char *out, size_t cap, const char *src, size_t n, int plus_space)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = src[i];
+        if (ch == '%') {
+            int hi = i + 2 < n ? hexval((unsigned char)src[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval((unsigned char)src[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -EINVAL;
+            ch = (char)(hi * 16 + lo);
+            if (ch == '\0')
+                return -EINVAL;
+            i += 2;
+        } else if (ch == '+' && plus_space) {
+            ch = ' ';
+        }
+        if (o + 1 >= cap)
+            return -E2BIG;
+        out[o++] = ch;
+    }
+    if (o >= cap)
+        return -E2BIG;
+    out[o] = '\0';
+    return (int)o;
+}
+
+static int is_tchar(unsigned char ch)
+{
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+        return 1;
+    return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* A response header value may not smuggle a line break or other controls. */
+static int value_ok(const char *v)
+{
+    for (; *v; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        if (uv_ip6_name(a, ip, sizeof ip) != 0)
+            snprintf(ip, sizeof ip, "?");
+        snprintf(out, cap, "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        if (uv_ip4_name(a, ip, sizeof ip) != 0)
+            snprintf(ip, sizeof ip, "?");
+        snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
+    } else {
+        snprintf(out, cap, "-");
+    }
+}
+
+/* "HOST:PORT" or "[V6]:PORT" with a numeric host. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, struct op_error *err)
+{
+    char host[64];
+    const char *port;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof host)
+            goto bad;
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon || colon == s || strchr(s, ':') != colon || (size_t)(colon - s) >= sizeof host)
+            goto bad;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+        port = colon + 1;
+    }
+    char *endp = NULL;
+    errno = 0;
+    unsigned long p = strtoul(port, &endp, 10);
+    if (!*port || *endp || errno || p > 65535 || port[0] == '-' || port[0] == '+')
+        goto bad;
+    memset(ss, 0, sizeof *ss);
+    if (s[0] == '[') {
+        if (uv_ip6_addr(host, (int)p, (struct sockaddr_in6 *)ss) != 0)
+            goto bad;
+    } else if (uv_ip4_addr(host, (int)p, (struct sockaddr_in *)ss) != 0) {
+        goto bad;
+    }
+    return 0;
+bad:
+    return op_error_set(err, -EINVAL, "listen",
+                        "bad listen address \"%s\": expected IPV4:PORT or [IPV6]:PORT with a "
+                        "numeric address and a port from 0 to 65535",
+                        s);
+}
+
+/* ---- exchanges ---- */
+
+static struct http_exchange *x_new(struct conn *c)
+{
+    struct http_server *s = c->srv;
+    struct http_exchange *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->srv = s;
+    x->conn = c;
+    x->method = "-";
+    x->url.max = HTTP_MAX_URL + 1;
+    x->arena.max = s->max_header_bytes + 2 * HTTP_MAX_HEADERS + 2;
+    x->body.max = s->max_body_bytes + 1;
+    x->rh.max = HTTP_MAX_RESP_HEAD;
+    x->keep_alive = 1;
+    x->t_start = uv_hrtime();
+    snprintf(x->remote, sizeof x->remote, "%s", c->remote);
+    return x;
+}
+
+static void x_free(struct http_exchange *x)
+{
+    for (unsigned i = 0; i < x->nhdrs; i++)
+        free(x->hdrs[i].joined);
+    sb_free(&x->url);
+    sb_free(&x->arena);
+    sb_free(&x->body);
+    sb_free(&x->rh);
+    free(x);
+}
+
+/* The one place an exchange ends: it is logged, then freed. */
+static void x_finish(struct http_exchange *x, int status, uint64_t bytes_out)
+{
+    struct http_server *s = x->srv;
+    if (s->log) {
+        struct http_log_entry e = {
+            .method = x->method,
+            .path = x->path ? x->path : "-",
+            .status = status,
+            .bytes_out = bytes_out,
+            .duration_ms = (double)(uv_hrtime() - x->t_start) / 1e6,
+            .user = x->user[0] ? x->user : "-",
+            .remote = x->remote,
+        };
+        s->log(s->ctx, &e);
+    }
+    x_free(x);
+}
+
+static void maybe_done(struct http_server *s)
+{
+    if (!s->stopping || !s->listener_closed || s->conns || s->nhandler)
+        return;
+    void (*done)(void *) = s->done;
+    void *arg = s->done_arg;
+    http_tls_ctx_free(s->tls);
+    free(s);
+    if (done)
+        done(arg);
+}
+
+/* ---- connections: reading, writing, closing ---- */
+
+static void conn_arm(struct conn *c, unsigned ms);
+
+static void on_timer(uv_timer_t *t);
+
+static void conn_arm(struct conn *c, unsigned ms)
+{
+    (void)uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+    buf->base = c->srv->rbuf;
+    buf->len = sizeof c->srv->rbuf;
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
+
+static void conn_read(struct conn *c, int on)
+{
+    if (on && !c->reading && c->state != C_CLOSED) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->reading = 1;
+        else
+            conn_close(c);
+    } else if (!on && c->reading) {
+        (void)uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
+static int conn_parsing(const struct conn *c)
+{
+    return c->state == C_WAIT || c->state == C_HEAD || c->state == C_BODY;
+}
+
+static void conn_update_reading(struct conn *c)
+{
+    if (c->state == C_CLOSED)
+        return;
+    int want = (conn_parsing(c) && c->stash_len == 0) || c->state == C_LINGER;
+    conn_read(c, want);
+}
+
+static void stash_clear(struct conn *c)
+{
+    free(c->stash);
+    c->stash = NULL;
+    c->stash_off = c->stash_len = 0;
+}
+
+static int stash_put(struct conn *c, const char *data, size_t n)
+{
+    size_t have = c->stash_len - c->stash_off;
+    if (have + n > HTTP_STASH_MAX)
+        return -E2BIG;
+    char *p = malloc(have + n);
+    if (!p)
+        return -ENOMEM;
+    if (have)
+        memcpy(p, c->stash + c->stash_off, have);
+    memcpy(p + have, data, n);
+    free(c->stash);
+    c->stash = p;
+    c->stash_off = 0;
+    c->stash_len = have + n;
+    return 0;
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    if (--c->handles > 0)
+        return;
+    struct http_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    http_tls_free(c->tls);
+    stash_clear(c);
+    free(c);
+    maybe_done(s);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->state == C_CLOSED)
+        return;
+    struct http_server *s = c->srv;
+    enum conn_state was = c->state;
+    c->state = C_CLOSED;
+    if (c->counted) {
+        c->counted = 0;
+        s->nconns--;
+    }
+    if (c->refused) {
+        c->refused = 0;
+        s->nrefused--;
+    }
+    struct http_exchange *x = c->x;
+    if (x && x->in_handler) {
+        /* The handler still holds it; http_respond will log and free it. */
+        x->conn = NULL;
+        x->gone = 1;
+        c->x = NULL;
+    } else if (x && was != C_WRITE) {
+        /* A request that began and will never be answered. (During
+         * C_WRITE the write callback, cancelled, ends the exchange.) */
+        c->x = NULL;
+        x_finish(x, HTTP_STATUS_GONE, 0);
+    }
+    if (c->reading) {
+        (void)uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    (void)uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+struct wreq {
+    uv_write_t req;
+    struct conn *c;
+    enum write_kind kind;
+    char *data;
+};
+
+static void response_written(struct conn *c, int status);
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    struct conn *c = w->c;
+    enum write_kind kind = w->kind;
+    free(w->data);
+    free(w);
+    if (kind == W_RESPONSE)
+        response_written(c, status);
+    else if (status < 0)
+        conn_close(c);
+}
+
+/* Puts bytes on the socket; takes data (freed in every case). */
+static int conn_write_raw(struct conn *c, char *data, size_t len, enum write_kind kind)
+{
+    if (c->state == C_CLOSED || len > UINT32_MAX) {
+        free(data);
+        return UV_ECANCELED;
+    }
+    struct wreq *w = malloc(sizeof *w);
+    if (!w) {
+        free(data);
+        return -ENOMEM;
+    }
+    w->c = c;
+    w->kind = kind;
+    w->data = data;
+    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        free(data);
+        free(w);
+    }
+    return rc;
+}
+
+/* Sends what TLS produced (handshake messages, alerts, close_notify). */
+static void tls_flush(struct conn *c)
+{
+    if (!c->tls || c->tls_plain || c->state == C_CLOSED)
+        return;
+    char *out;
+    size_t len;
+    if (http_tls_take(c->tls, &out, &len) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (out && conn_write_raw(c, out, len, W_RAW) < 0)
+        conn_close(c);
+}
+
+/* Plaintext to the client, through TLS when the connection has it. Takes
+ * data. */
+static int conn_send(struct conn *c, char *data, size_t len, enum write_kind kind)
+{
+    if (!c->tls || c->tls_plain)
+        return conn_write_raw(c, data, len, kind);
+    int rc = http_tls_write(c->tls, data, len);
+    free(data);
+    if (rc < 0)
+        return rc;
+    char *out;
+    size_t olen;
+    rc = http_tls_take(c->tls, &out, &olen);
+    if (rc < 0)
+        return rc;
+    if (!out)
+        return -EPROTO;
+    return conn_write_raw(c, out, olen, kind);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status < 0)
+        conn_close(c);
+}
+
+/* After a closing response: half-close, then read and drop what the
+ * client still sends until it closes too (or HTTP_LINGER_MS pass).
+ * Closing at once with unread bytes queued would make the kernel send a
+ * reset, and the client could lose the response it has not read yet. */
+static void conn_linger(struct conn *c)
+{
+    stash_clear(c);
+    c->state = C_LINGER;
+    if (c->tls && !c->tls_plain) {
+        http_tls_shutdown(c->tls);
+        tls_flush(c);
+        if (c->state == C_CLOSED)
+            return;
+    }
+    c->shut.data = c;
+    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_arm(c, HTTP_LINGER_MS);
+    conn_read(c, 1);
+}
+
+static void response_written(struct conn *c, int status)
+{
+    struct http_server *s = c->srv;
+    struct http_exchange *x = c->x;
+    c->x = NULL;
+    if (status < 0) {
+        if (x)
+            x_finish(x, HTTP_STATUS_GONE, 0);
+        conn_close(c);
+        return;
+    }
+    int close = !x || x->close;
+    if (x)
+        x_finish(x, x->status, x->bytes_out);
+    if (c->state == C_CLOSED)
+        return;
+    if (close || s->stopping) {
+        conn_linger(c);
+        return;
+    }
+    c->state = C_WAIT;
+    c->raw_head = 0;
+    conn_arm(c, s->idle_timeout_ms);
+    conn_pump(c);
+}
+
+/* ---- responses ---- */
+
+static void send_response(struct conn *c, struct http_exchange *x, int status, const char *ctype,
+                          const void *body, size_t len, const char *extra)
+{
+    struct http_server *s = c->srv;
+    if (status < 100 || status > 599)
+        status = 500;
+    int no_body = status < 200 || status == 204 || status == 304;
+    int close = x->close || s->stopping || !x->keep_alive;
+    x->close = close;
+    char date[64];
+    imf_date(date, sizeof date);
+    struct sbuf b = {.max = SIZE_MAX};
+    int rc =
+        sb_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_text(status), date);
+    if (rc == 0 && ctype && !no_body && value_ok(ctype))
+        rc = sb_printf(&b, "Content-Type: %s\r\n", ctype);
+    if (rc == 0 && !no_body)
+        rc = sb_printf(&b, "Content-Length: %zu\r\n", len);
+    if (rc == 0 && extra)
+        rc = sb_add(&b, extra, strlen(extra));
+    if (rc == 0 && x->rh.len)
+        rc = sb_add(&b, x->rh.p, x->rh.len);
+    if (rc == 0 && close)
+        rc = sb_printf(&b, "Connection: close\r\n");
+    else if (rc == 0 && x->http10)
+        rc = sb_printf(&b, "Connection: keep-alive\r\n");
+    if (rc == 0)
+        rc = sb_add(&b, "\r\n", 2);
+    int send_body = !no_body && !x->is_head && len > 0;
+    if (rc == 0 && send_body)
+        rc = sb_add(&b, body, len);
+    x->status = status;
+    x->bytes_out = send_body ? len : 0;
+
+    c->state = C_WRITE;
+    conn_read(c, 0);
+    c->last_wq = SIZE_MAX;
+    conn_arm(c, s->idle_timeout_ms);
+    if (rc == 0)
+        rc = conn_send(c, b.p, b.len, W_RESPONSE);
+    else
+        sb_free(&b);
+    if (rc < 0) {
+        c->x = NULL;
+        x_finish(x, HTTP_STATUS_GONE, 0);
+        conn_close(c);
+    }
+}
+
+/* Answers the current (or a new) exchange with a problem+json error and
+ * marks the connection for closing: after these the stream is in an
+ * unknown state. */
+static void conn_refuse(struct conn *c, int status, const char *detail, const char *extra)
+{
+    if (!conn_parsing(c)) {
+        conn_close(c);
+        return;
+    }
+    struct http_exchange *x = c->x;
+    if (!x) {
+        x = x_new(c);
+        if (!x) {
+            conn_close(c);
+            return;
+        }
+        c->x = x;
+    }
+    x->close = 1;
+    stash_clear(c);
+    struct sbuf b = {.max = 4096};
+    int rc = sb_printf(&b, "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
+                       http_status_text(status), status);
+    if (rc == 0)
+        rc = json_escape(&b, detail);
+    if (rc == 0)
+        rc = sb_add(&b, "\"}\n", 3);
+    if (rc < 0) {
+        sb_free(&b);
+        c->x = NULL;
+        x_finish(x, status, 0);
+        conn_close(c);
+        return;
+    }
+    send_response(c, x, status, "application/problem+json", b.p, b.len, extra);
+    sb_free(&b);
+}
+
+/* ---- the parser's callbacks ---- */
+
+static int cb_refuse(struct conn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int cb_refuse(struct conn *c, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->refuse_detail, sizeof c->refuse_detail, fmt, ap);
+    va_end(ap);
+    c->refuse_status = status;
+    return -1;
+}
+
+static int cb_nomem(struct conn *c)
+{
+    return cb_refuse(c, 503, "the server is out of memory");
+}
+
+static int count_head(struct conn *c, size_t n)
+{
+    struct http_exchange *x = c->x;
+    x->head_bytes += n;
+    if (x->head_bytes > c->srv->max_header_bytes)
+        return cb_refuse(c, 431, "the request line and headers exceed %zu bytes",
+                         c->srv->max_header_bytes);
+    return 0;
+}
+
+/* The request target is complete: split off the query, decode the path. */
+static int url_finish(struct conn *c)
+{
+    struct http_exchange *x = c->x;
+    if (x->url_done)
+        return 0;
+    x->url_done = 1;
+    int rc = count_head(c, x->url.len);
+    if (rc)
+        return rc;
+    if (sb_add(&x->url, "", 1) < 0)
+        return cb_nomem(c);
+    char *u = x->url.p;
+    char *hash = strchr(u, '#');
+    if (hash)
+        *hash = '\0';
+    char *q = strchr(u, '?');
+    if (q)
+        *q = '\0';
+    x->query = q ? q + 1 : "";
+    if (u[0] != '/')
+        return cb_refuse(c, 400, "the request target must be a path starting with '/'");
+    if (pct_decode(u, strlen(u) + 1, u, strlen(u), 0) < 0)
+        return cb_refuse(c, 400, "the path has a malformed or NUL percent-escape");
+    x->path = u;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    struct http_exchange *x = c->x;
+    if (x->method[0] == '-')
+        x->method = http_method_str((enum http_method)p->method);
+    if (x->url.len + len > HTTP_MAX_URL)
+        return cb_refuse(c, 414, "the request target is longer than %d bytes", HTTP_MAX_URL);
+    if (sb_add(&x->url, at, len) < 0)
+        return cb_nomem(c);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    struct http_exchange *x = c->x;
+    int rc = url_finish(c);
+    if (rc)
+        return rc;
+    if (x->headers_done) /* a trailer: counted, not kept */
+        return count_head(c, len);
+    if (x->hstate != 1) {
+        if (x->hstate == 2 && sb_add(&x->arena, "", 1) < 0)
+            return cb_nomem(c);
+        if (x->nhdrs == HTTP_MAX_HEADERS)
+            return cb_refuse(c, 431, "more than %d header fields", HTTP_MAX_HEADERS);
+        x->hdrs[x->nhdrs].name = (uint32_t)x->arena.len;
+        x->hdrs[x->nhdrs].value = 0;
+        x->hdrs[x->nhdrs].joined = NULL;
+        x->nhdrs++;
+        x->hstate = 1;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar((unsigned char)at[i]))
+            return cb_refuse(c, 400, "invalid character 0x%02x in a header name",
+                             (unsigned char)at[i]);
+    rc = count_head(c, len);
+    if (rc)
+        return rc;
+    if (sb_add(&x->arena, at, len) < 0)
+        return cb_nomem(c);
+    return 0;
+}
+
+static int value_start(struct conn *c)
+{
+    struct http_exchange *x = c->x;
+    if (x->hstate != 1)
+        return 0;
+    if (sb_add(&x->arena, "", 1) < 0)
+        return cb_nomem(c);
+    x->hdrs[x->nhdrs - 1].value = (uint32_t)x->arena.len;
+    x->hstate = 2;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    struct http_exchange *x = c->x;
+    if (x->headers_done)
+        return count_head(c, len);
+    int rc = value_start(c);
+    if (rc)
+        return rc;
+    rc = count_head(c, len);
+    if (rc)
+        return rc;
+    if (sb_add(&x->arena, at, len) < 0)
+        return cb_nomem(c);
+    return 0;
+}
+
+static unsigned header_count(const struct http_exchange *x, const char *name)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < x->nhdrs; i++)
+        if (strcasecmp(x->arena.p + x->hdrs[i].name, name) == 0)
+            n++;
+    return n;
+}
+
+/* Returning 1 here would mean "no body" to http_parser, so refusals
+ * return -1. */
+static int on_headers_complete(http_parser *p)
+{
+    struct conn *c = p->data;
+    struct http_exchange *x = c->x;
+    struct http_server *s = c->srv;
+    int rc = url_finish(c);
+    if (rc)
+        return rc;
+    if (x->hstate == 1 && value_start(c))
+        return -1;
+    if (x->hstate == 2 && sb_add(&x->arena, "", 1) < 0)
+        return cb_nomem(c);
+    x->hstate = 0;
+    x->headers_done = 1;
+    x->method = http_method_str((enum http_method)p->method);
+    x->is_head = p->method == HTTP_HEAD;
+    x->http10 = p->http_major == 1 && p->http_minor == 0;
+    x->keep_alive = http_should_keep_alive(p);
+    if (p->http_major != 1)
+        return cb_refuse(c, 505, "only HTTP/1.0 and HTTP/1.1 are served");
+    if (p->http_minor >= 1 && header_count(x, "Host") != 1)
+        return cb_refuse(c, 400, "an HTTP/1.1 request needs exactly one Host header");
+
+    int chunked = (p->flags & F_CHUNKED) != 0;
+    int has_len = !chunked && (p->flags & F_CONTENTLENGTH) != 0;
+    if (has_len && p->content_length > s->max_body_bytes)
+        return cb_refuse(c, 413, "the body is %" PRIu64 " bytes; the limit is %zu",
+                         (uint64_t)p->content_length, s->max_body_bytes);
+    int has_body = chunked || (has_len && p->content_length > 0);
+    const char *expect = http_header(x, "Expect");
+    if (expect && !x->http10) {
+        if (strcasecmp(expect, "100-continue") != 0)
+            return cb_refuse(c, 417, "only the expectation 100-continue is supported");
+        c->send_continue = has_body;
+    }
+    if (has_body) {
+        if (has_len && sb_reserve(&x->body, (size_t)p->content_length + 1) < 0)
+            return cb_nomem(c);
+        c->state = C_BODY;
+        conn_arm(c, s->body_timeout_ms);
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    struct http_exchange *x = c->x;
+    if (len > c->srv->max_body_bytes - x->body.len)
+        return cb_refuse(c, 413, "the body is larger than %zu bytes", c->srv->max_body_bytes);
+    if (sb_add(&x->body, at, len) < 0)
+        return cb_nomem(c);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct conn *c = p->data;
+    struct http_exchange *x = c->x;
+    if (sb_add(&x->body, "", 1) < 0)
+        return cb_nomem(c);
+    x->body.len--;
+    c->msg_done = 1;
+    /* Stop right after this message: the rest of the buffer is the next
+     * request, parsed only once this one is answered. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* ---- driving the parser ---- */
+
+static void conn_dispatch(struct conn *c)
+{
+    struct http_server *s = c->srv;
+    struct http_exchange *x = c->x;
+    c->state = C_HANDLER;
+    (void)uv_timer_stop(&c->timer);
+    conn_read(c, 0);
+    x->in_handler = 1;
+    s->nhandler++;
+    s->handler(s->ctx, x);
+}
+
+/* Feeds bytes to the parser. Returns how many it used: fewer than len when
+ * a request completed (the rest belongs to the next one), all of them when
+ * the connection is refused. */
+static size_t conn_parse(struct conn *c, const char *data, size_t len)
+{
+    struct http_server *s = c->srv;
+    if (len == 0)
+        return 0;
+    if (!c->x) {
+        if (c->refused) {
+            conn_refuse(c, 503, "the server has reached its connection limit; retry later",
+                        "Retry-After: 5\r\n");
+            return len;
+        }
+        c->x = x_new(c);
+        if (!c->x) {
+            conn_close(c);
+            return len;
+        }
+        c->state = C_HEAD;
+        c->raw_head = 0;
+        conn_arm(c, s->header_timeout_ms);
+    }
+    c->refuse_status = 0;
+    size_t n = http_parser_execute(&c->parser, &s->settings, data, len);
+    if (c->msg_done) {
+        c->msg_done = 0;
+        c->send_continue = 0;
+        http_parser_pause(&c->parser, 0);
+        conn_dispatch(c);
+        return n;
+    }
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e != HPE_OK) {
+        if (c->refuse_status) {
+            conn_refuse(c, c->refuse_status, c->refuse_detail, NULL);
+        } else {
+            char detail[HTTP_DETAIL_MAX];
+            snprintf(detail, sizeof detail, "%s: %s", http_errno_name(e),
+                     http_errno_description(e));
+            conn_refuse(c, 400, detail, NULL);
+        }
+        return len;
+    }
+    if (c->send_continue) {
+        /* Headers are in, the body is not: tell the client to send it. */
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        c->send_continue = 0;
+        char *m = malloc(sizeof cont - 1);
+        if (!m) {
+            conn_close(c);
+            return len;
+        }
+        memcpy(m, cont, sizeof cont - 1);
+        if (conn_send(c, m, sizeof cont - 1, W_RAW) < 0) {
+            conn_close(c);
+            return len;
+        }
+    }
+    if (!c->x->headers_done) {
+        /* Whitespace and folding are not in head_bytes; bound them too. */
+        c->raw_head += n;
+        if (c->raw_head > 2 * s->max_header_bytes + 1024) {
+            char detail[HTTP_DETAIL_MAX];
+            snprintf(detail, sizeof detail, "the request line and headers exceed %zu bytes",
+                     s->max_header_bytes);
+            conn_refuse(c, 431, detail, NULL);
+            return len;
+        }
+    }
+    return n;
+}
+
+/* Parses plaintext; what belongs to a later request is put aside. */
+static void conn_input(struct conn *c, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && conn_parsing(c))
+        off += conn_parse(c, data + off, len - off);
+    if (off < len && (c->state == C_HANDLER || (c->state == C_WRITE && c->x && !c->x->close))) {
+        if (stash_put(c, data + off, len - off) < 0)
+            conn_close(c);
+    }
+}
+
+/* Parses whatever is buffered (put-aside bytes, decrypted TLS records)
+ * while the connection may take a request, then decides about reading. */
+static void conn_pump(struct conn *c)
+{
+    struct http_server *s = c->srv;
+    while (conn_parsing(c)) {
+        if (c->stash_off < c->stash_len) {
+            size_t n = conn_parse(c, c->stash + c->stash_off, c->stash_len - c->stash_off);
+            c->stash_off += n;
+            if (c->stash_off >= c->stash_len)
+                stash_clear(c);
+            continue;
+        }
+        if (!c->tls || c->tls_plain)
+            break;
+        int r = http_tls_read(c->tls, s->pbuf, sizeof s->pbuf);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            tls_flush(c); /* an alert, if TLS made one */
+            conn_close(c);
+            return;
+        }
+        conn_input(c, s->pbuf, (size_t)r);
+    }
+    tls_flush(c);
+    conn_update_reading(c);
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct conn *c = st->data;
+    if (n == 0 || c->state == C_CLOSED)
+        return;
+    if (n < 0) { /* end of stream or error alike: the client is gone */
+        conn_close(c);
+        return;
+    }
+    if (c->state == C_LINGER)
+        return;
+    if (c->tls && !c->tls_plain) {
+        if (!c->tls_seen) {
+            c->tls_seen = 1;
+            /* A TLS record starts with a byte below 0x20; a request
+             * method with a letter. */
+            if (buf->base[0] >= 'A' && buf->base[0] <= 'Z') {
+                c->tls_plain = 1;
+                conn_refuse(c, 400, "this port speaks HTTPS; use an https:// URL", NULL);
+                return;
+            }
+        }
+        if (http_tls_feed(c->tls, buf->base, (size_t)n) < 0) {
+            conn_close(c);
+            return;
+        }
+        conn_pump(c);
+        return;
+    }
+    if (c->tls_plain)
+        return;
+    conn_input(c, buf->base, (size_t)n);
+    conn_pump(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    struct http_server *s = c->srv;
+    char detail[HTTP_DETAIL_MAX];
+    switch (c->state) {
+    case C_WAIT:
+    case C_LINGER:
+        conn_close(c);
+        break;
+    case C_HEAD:
+        snprintf(detail, sizeof detail, "the request headers did not arrive within %u ms",
+                 s->header_timeout_ms);
+        conn_refuse(c, 408, detail, NULL);
+        break;
+    case C_BODY:
+        snprintf(detail, sizeof detail, "the request body did not arrive within %u ms",
+                 s->body_timeout_ms);
+        conn_refuse(c, 408, detail, NULL);
+        break;
+    case C_WRITE: {
+        /* A response may take long to a slow client, but it must move. */
+        size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+        if (q < c->last_wq) {
+            c->last_wq = q;
+            conn_arm(c, s->idle_timeout_ms);
+        } else {
+            conn_close(c);
+        }
+        break;
+    }
+    case C_HANDLER:
+    case C_CLOSED:
+        break;
+    }
+}
+
+/* ---- the listener ---- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct http_server *s = server->data;
+    if (status < 0 || !s)
+        return;
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return; /* left in the backlog: without memory there is nothing better to do */
+    c->srv = s;
+    (void)uv_tcp_init(s->loop, &c->tcp);
+    (void)uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles = 2;
+    c->state = C_WAIT;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    snprintf(c->remote, sizeof c->remote, "-");
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || s->stopping) {
+        conn_close(c);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
+        format_addr((struct sockaddr *)&ss, c->remote, sizeof c->remote);
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+
+    if (s->nconns >= s->max_connections) {
+        if (s->nrefused >= HTTP_MAX_REFUSED) {
+            conn_close(c);
+            return;
+        }
+        c->refused = 1;
+        s->nrefused++;
+    } else {
+        c->counted = 1;
+        s->nconns++;
+    }
+    if (s->tls && http_tls_new(s->tls, &c->tls) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->refused && !c->tls) {
+        /* Said at once: a plain client learns it before sending. A TLS
+         * client is told after its handshake, on its first request byte. */
+        conn_refuse(c, 503, "the server has reached its connection limit; retry later",
+                    "Retry-After: 5\r\n");
+        return;
+    }
+    conn_arm(c, s->header_timeout_ms);
+    conn_read(c, 1);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+    if (s->start_failed) {
+        http_tls_ctx_free(s->tls);
+        free(s);
+        return;
+    }
+    s->listener_closed = 1;
+    maybe_done(s);
+}
+
+int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
+                      http_handler_fn handler, http_log_fn log, void *ctx, struct http_server **out,
+                      struct op_error *err)
+{
+    if (!loop || !cfg || !cfg->listen || !handler || !out)
+        return op_error_set(err, -EINVAL, NULL, "http_server_start: missing argument");
+    struct sockaddr_storage addr;
+    int rc = parse_listen(cfg->listen, &addr, err);
+    if (rc < 0)
+        return rc;
+    if (!cfg->tls_cert_file != !cfg->tls_key_file)
+        return op_error_set(err, -EINVAL, cfg->tls_cert_file ? "tls_key_file" : "tls_cert_file",
+                            "TLS needs both a certificate file and a key file");
+
+    struct http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory for the HTTP server");
+    s->loop = loop;
+    s->max_header_bytes = cfg->max_header_bytes ? cfg->max_header_bytes : 16 * 1024;
+    s->max_body_bytes = cfg->max_body_bytes ? cfg->max_body_bytes : 1024 * 1024;
+    s->max_connections = cfg->max_connections ? cfg->max_connections : 512;
+    s->header_timeout_ms = cfg->header_timeout_ms ? cfg->header_timeout_ms : 10000;
+    s->body_timeout_ms = cfg->body_timeout_ms ? cfg->body_timeout_ms : 30000;
+    s->idle_timeout_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 60000;
+    if (s->max_body_bytes > SIZE_MAX / 2)
+        s->max_body_bytes = SIZE_MAX / 2;
+    if (s->max_header_bytes > UINT32_MAX / 2)
+        s->max_header_bytes = UINT32_MAX / 2;
+    s->handler = handler;
+    s->log = log;
+    s->ctx = ctx;
+    http_parser_settings_init(&s->settings);
+    s->settings.on_url = on_url;
+    s->settings.on_header_field = on_header_field;
+    s->settings.on_header_value = on_header_value;
+    s->settings.on_headers_complete = on_headers_complete;
+    s->settings.on_body = on_body;
+    s->settings.on_message_complete = on_message_complete;
+
+    if (cfg->tls_cert_file) {
+        rc = http_tls_ctx_new(cfg->tls_cert_file, cfg->tls_key_file, &s->tls, err);
+        if (rc < 0) {
+            free(s);
+            return rc;
+        }
+    }
+    rc = uv_tcp_init(loop, &s->listener);
+    if (rc < 0) {
+        http_tls_ctx_free(s->tls);
+        free(s);
+        return op_error_set(err, rc, "listen", "cannot listen on %s: %s", cfg->listen,
+                            uv_strerror(rc));
+    }
+    s->listener.data = s;
+    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    if (rc == 0)
+        rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen);
+    if (rc < 0) {
+        op_error_set(err, rc, "listen", "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
+        /* The handle is initialised: it must be closed, and the server
+         * is freed in the close callback on the loop's next turn. */
+        s->start_failed = 1;
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+        return rc;
+    }
+    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+
+    /* A client that resets the connection while a response is written
+     * must cost an EPIPE, not the process. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;
+        (void)sigaction(SIGPIPE, &sa, NULL);
+    }
+    *out = s;
+    return 0;
+}
+
+int http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+unsigned http_server_connections(const struct http_server *s)
+{
+    return s->nconns;
+}
+
+void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg)
+{
+    if (!s || s->stopping)
+        return;
+    s->stopping = 1;
+    s->done = done;
+    s->done_arg = arg;
+    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    for (struct conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == C_WAIT)
+            conn_close(c);
+    }
+}
+
+/* ---- the handler's side ---- */
+
+const char *http_method(const struct http_exchange *x)
+{
+    return x->method;
+}
+
+const char *http_path(const struct http_exchange *x)
+{
+    return x->path ? x->path : "";
+}
+
+const char *http_query(const struct http_exchange *x)
+{
+    return x->query ? x->query : "";
+}
+
+const char *http_remote(const struct http_exchange *x)
+{
+    return x->remote;
+}
+
+const char *http_header(const struct http_exchange *x, const char *name)
+{
+    int first = -1;
+    unsigned count = 0;
+    size_t total = 0;
+    for (unsigned i = 0; i < x->nhdrs; i++) {
+        if (strcasecmp(x->arena.p + x->hdrs[i].name, name) != 0)
+            continue;
+        if (first < 0)
+            first = (int)i;
+        count++;
+        total += strlen(x->arena.p + x->hdrs[i].value);
+    }
+    if (first < 0)
+        return NULL;
+    struct hdr *h = (struct hdr *)&x->hdrs[first]; /* the cache is not part of the request */
+    if (count == 1)
+        return x->arena.p + h->value;
+    if (h->joined)
+        return h->joined;
+    size_t cap = total + 2 * (count - 1) + 1;
+    char *j = malloc(cap);
+    if (!j)
+        return x->arena.p + h->value; /* the first one beats none */
+    size_t o = 0;
+    for (unsigned i = (unsigned)first; i < x->nhdrs; i++) {
+        if (strcasecmp(x->arena.p + x->hdrs[i].name, name) != 0)
+            continue;
+        const char *v = x->arena.p + x->hdrs[i].value;
+        size_t vl = strlen(v);
+        if (o) {
+            memcpy(j + o, ", ", 2);
+            o += 2;
+        }
+        memcpy(j + o, v, vl);
+        o += vl;
+    }
+    j[o] = '\0';
+    h->joined = j;
+    return j;
+}
+
+const char *http_body(const struct http_exchange *x, size_t *len)
+{
+    if (len)
+        *len = x->body.len;
+    return x->body.p ? x->body.p : "";
+}
+
+int http_query_param(const struct http_exchange *x, const char *name, char *out, size_t cap)
+{
+    const char *q = http_query(x);
+    while (*q) {
+        const char *end = strchr(q, '&');
+        size_t seg = end ? (size_t)(end - q) : strlen(q);
+        const char *eq = memchr(q, '=', seg);
+        size_t klen = eq ? (size_t)(eq - q) : seg;
+        char key[256];
+        int kl = pct_decode(key, sizeof key, q, klen, 1);
+        if (kl >= 0 && strcmp(key, name) == 0) {
+            const char *v = eq ? eq + 1 : q + seg;
+            size_t vlen = eq ? seg - klen - 1 : 0;
+            if (cap == 0)
+                return -E2BIG;
+            return pct_decode(out, cap, v, vlen, 1);
+        }
+        q += seg;
+        if (*q == '&')
+            q++;
+    }
+    return -ENOENT;
+}
+
+void http_set_user(struct http_exchange *x, const char *user)
+{
+    snprintf(x->user, sizeof x->user, "%s", user ? user : "");
+    for (char *p = x->user; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
+int http_add_header(struct http_exchange *x, const char *name, const char *value)
+{
+    if (!name || !value || !*name)
+        return -EINVAL;
+    for (const char *p = name; *p; p++)
+        if (!is_tchar((unsigned char)*p))
+            return -EINVAL;
+    if (!value_ok(value))
+        return -EINVAL;
+    /* The server owns framing and the date. */
+    if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
+        strcasecmp(name, "Date") == 0)
+        return -EINVAL;
+    if (strcasecmp(name, "Connection") == 0) {
+        if (strcasecmp(value, "close") != 0)
+            return -EINVAL;
+        x->close = 1;
+        return 0;
+    }
+    if (x->nrh >= HTTP_MAX_RESP_HEADERS)
+        return -E2BIG;
+    int rc = sb_printf(&x->rh, "%s: %s\r\n", name, value);
+    if (rc < 0)
+        return rc;
+    x->nrh++;
+    return 0;
+}
+
+void http_respond(struct http_exchange *x, int status, const char *content_type, const void *body,
+                  size_t len)
+{
+    if (!x)
+        return;
+    struct http_server *s = x->srv;
+    if (x->in_handler) {
+        x->in_handler = 0;
+        s->nhandler--;
+    }
+    struct conn *c = x->conn;
+    if (!c || x->gone || c->peer_gone || c->state != C_HANDLER) {
+        if (c) {
+            c->x = NULL;
+            conn_close(c);
+        }
+        x_finish(x, HTTP_STATUS_GONE, 0);
+        maybe_done(s);
+        return;
+    }
+    send_response(c, x, status, content_type, body ? body : "", body ? len : 0, NULL);
+}
+
+int http_exchange_gone(const struct http_exchange *x)
+{
+    if (x->gone || !x->conn)
+        return 1;
+    struct conn *c = x->conn;
+    if (c->peer_gone)
+        return 1;
+    /* Reading is paused while the handler works, so ask the socket: an
+     * end of stream or an error waiting in it means the client left. */
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return 0;
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        c->peer_gone = 1;
+        return 1;
+    }
+    return 0;
+}

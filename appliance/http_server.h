@@ -1,0 +1,116 @@
+/*
+ * The HTTP/1.1 server outpostd (and later outpost-hq) serve on: one libuv
+ * loop, requests parsed by libhttp-parser, optional TLS through OpenSSL
+ * memory BIOs. It enforces the limits that keep one bad client from hurting
+ * the others (header size 431, body size 413, connection cap 503 with
+ * Retry-After, malformed 400, header/body/idle timeouts) and hands each
+ * complete request to one handler as an exchange.
+ *
+ * Invariants: a connection has at most one exchange in flight (reading is
+ * paused until it is answered, so pipelined requests are served in order and
+ * a client cannot queue unbounded work); every exchange is answered exactly
+ * once; memory per connection is bounded by the configured limits.
+ */
+#ifndef OUTPOST_HTTP_SERVER_H
+#define OUTPOST_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "op_error.h"
+
+struct http_server_config {
+    const char *listen;         /* "127.0.0.1:8080", "[::1]:0", "0.0.0.0:8443"; port 0 picks one */
+    size_t max_header_bytes;    /* request line + headers; over it: 431. 0 = 16 KiB */
+    size_t max_body_bytes;      /* decoded body; over it: 413. 0 = 1 MiB */
+    unsigned max_connections;   /* beyond it: 503 + Retry-After, then close. 0 = 512 */
+    unsigned header_timeout_ms; /* from a request's first byte to its last header: 408. 0 = 10 s */
+    unsigned body_timeout_ms;   /* from the end of headers to the end of the body: 408. 0 = 30 s */
+    unsigned idle_timeout_ms;   /* keep-alive wait for the next request: close. 0 = 60 s */
+    const char *tls_cert_file;  /* PEM chain; with tls_key_file, serve TLS only */
+    const char *tls_key_file;
+};
+
+struct http_exchange;
+struct http_server;
+
+/* Called once per complete request. The handler answers with http_respond,
+ * now or later from another loop callback (after thread-pool work). */
+typedef void (*http_handler_fn)(void *ctx, struct http_exchange *x);
+
+/* What happened to one exchange; passed to the log callback after the
+ * response was written (or the client went away). */
+struct http_log_entry {
+    const char *method;
+    const char *path;
+    int status;         /* as sent; 499 when the client left before it was written */
+    uint64_t bytes_out; /* body bytes sent */
+    double duration_ms; /* first request byte to last response byte */
+    const char *user;   /* from http_set_user, or "-" */
+    const char *remote; /* "192.0.2.4:51234" */
+};
+typedef void (*http_log_fn)(void *ctx, const struct http_log_entry *entry);
+
+/* Binds, listens and starts serving on loop. err names the address and the
+ * reason (address in use, bad address, unreadable certificate). Sets
+ * SIGPIPE to ignored if it is at its default: a client that resets the
+ * connection mid-response must cost an EPIPE, not the process. */
+int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
+                      http_handler_fn handler, http_log_fn log, void *ctx, struct http_server **out,
+                      struct op_error *err);
+
+/* The bound port (useful with port 0). */
+int http_server_port(const struct http_server *s);
+
+/* Connections open right now. */
+unsigned http_server_connections(const struct http_server *s);
+
+/* Graceful stop: closes the listener, closes idle connections, lets each
+ * in-flight exchange finish (its response carries Connection: close), then
+ * calls done(arg) once every handle is closed and frees the server. */
+void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg);
+
+/* Request accessors; strings are NUL-terminated and live until the
+ * exchange is answered. */
+const char *http_method(const struct http_exchange *x); /* "GET" */
+const char *http_path(const struct http_exchange *x);   /* "/api/v1/contacts", percent-decoded */
+const char *http_query(const struct http_exchange *x);  /* raw query without '?', or "" */
+const char *http_remote(const struct http_exchange *x); /* "ip:port" */
+/* A request header by name (case-insensitive); repeated headers are joined
+ * with ", ". NULL if absent. */
+const char *http_header(const struct http_exchange *x, const char *name);
+/* The decoded body (Content-Length or chunked); *len gets its length.
+ * Never NULL: an empty body is "". */
+const char *http_body(const struct http_exchange *x, size_t *len);
+
+/* Copies a value of the query string (percent-decoded, '+' as space) into
+ * out. Returns its length, -ENOENT if absent, -E2BIG if it does not fit,
+ * -EINVAL if its percent-encoding is malformed or encodes NUL. */
+int http_query_param(const struct http_exchange *x, const char *name, char *out, size_t cap);
+
+/* The authenticated user, for the log line. Copied. */
+void http_set_user(struct http_exchange *x, const char *user);
+
+/* Adds a response header (copied) before http_respond. Returns -E2BIG
+ * past a fixed cap of headers (32, 8 KiB), -EINVAL for a name that is not
+ * a token, a value with control characters (no header injection), or a
+ * header the server owns (Content-Length, Transfer-Encoding, Date);
+ * "Connection: close" is accepted and closes after the response. */
+int http_add_header(struct http_exchange *x, const char *name, const char *value);
+
+/* Sends the response and ends the exchange; call it exactly once, x is
+ * invalid afterwards. Safe to call after the client disconnected (the
+ * response is dropped and the exchange logged as 499). Adds
+ * Content-Length, Date and, when closing, Connection: close. */
+void http_respond(struct http_exchange *x, int status, const char *content_type, const void *body,
+                  size_t len);
+
+/* True once the client has gone away (the socket shows end of stream or
+ * an error); a slow handler may stop early, and must still http_respond. */
+int http_exchange_gone(const struct http_exchange *x);
+
+/* The reason phrase of a status ("Not Found"). */
+const char *http_status_text(int status);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * The TLS layer of the HTTP server: OpenSSL driven through two memory BIOs,
+ * so that the socket stays with libuv and no call here ever blocks.
+ * Ciphertext read from the socket goes in with http_tls_feed, plaintext
+ * comes out of http_tls_read (which also drives the handshake); plaintext
+ * to send goes in with http_tls_write and the ciphertext to put on the
+ * socket comes out of http_tls_take. Invariant: a connection's buffered
+ * ciphertext is only what its caller fed and has not yet read, plus what
+ * it wrote and has not yet taken; nothing is buffered behind its back.
+ */
+#ifndef OUTPOST_HTTP_TLS_H
+#define OUTPOST_HTTP_TLS_H
+
+#include <stddef.h>
+
+#include "op_error.h"
+
+struct http_tls_ctx;
+struct http_tls;
+
+/* Loads the PEM certificate chain and private key (checked against each
+ * other) into a server context with TLS 1.2 as the minimum version. err
+ * names the file that cannot be read or does not fit. Returns 0, -EINVAL
+ * (bad or mismatched file), -ENOENT/-EACCES (unreadable), -ENOMEM. */
+int http_tls_ctx_new(const char *cert_file, const char *key_file, struct http_tls_ctx **out,
+                     struct op_error *err);
+
+/* Frees the context; NULL is allowed. Connections made from it must have
+ * been freed first. */
+void http_tls_ctx_free(struct http_tls_ctx *ctx);
+
+/* A server-side TLS state for one connection. Returns 0 or -ENOMEM. */
+int http_tls_new(struct http_tls_ctx *ctx, struct http_tls **out);
+
+/* NULL is allowed. */
+void http_tls_free(struct http_tls *t);
+
+/* Hands ciphertext from the network to TLS. Returns 0 or -ENOMEM. */
+int http_tls_feed(struct http_tls *t, const void *data, size_t len);
+
+/* Decrypts up to cap bytes into buf, advancing the handshake first. Returns
+ * the byte count (> 0), 0 when more ciphertext is needed, -EPIPE when the
+ * peer sent close_notify, -EPROTO on a handshake or record error. Output
+ * produced on the way (handshake messages, alerts) waits for
+ * http_tls_take. */
+int http_tls_read(struct http_tls *t, char *buf, size_t cap);
+
+/* Encrypts all of data into the outgoing buffer. Returns 0, -EPROTO. */
+int http_tls_write(struct http_tls *t, const void *data, size_t len);
+
+/* Queues close_notify. */
+void http_tls_shutdown(struct http_tls *t);
+
+/* Moves all pending ciphertext into a new heap buffer the caller frees.
+ * *out is NULL and *len 0 when there is nothing. Returns 0 or -ENOMEM. */
+int http_tls_take(struct http_tls *t, char **out, size_t *len);
+
+#endif

@@ -1,0 +1,295 @@
+/*
+ * outpostd, the node daemon: reads its configuration, opens the node
+ * database, serves the LAN API on one libuv loop and shuts down cleanly.
+ * See docs/OUTPOSTD.md. Crash-only: every state change is a committed
+ * SQLite transaction, so kill -9 at any point loses nothing acknowledged;
+ * the clean shutdown only adds a WAL checkpoint.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "api.h"
+#include "config.h"
+#include "db.h"
+#include "http_server.h"
+#include "outpost_config.h"
+#include "sd_notify.h"
+
+struct daemon {
+    uv_loop_t *loop;
+    struct outpostd_config cfg;
+    const char *config_path;
+    int argc;
+    char **argv;
+    struct api *api;
+    struct http_server *server;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t watchdog;
+    int watchdog_on;
+    int stopping;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: outpostd [--config FILE] [--KEY VALUE]...\n"
+                 "       outpostd --describe-config | --version | --help\n\n"
+                 "The Outpost node daemon: serves the CRM API to field staff on the LAN.\n\n"
+                 "  --config FILE       read settings from FILE ('key = value' lines)\n"
+                 "  --KEY VALUE         set any config key, e.g. --db /var/lib/outpost/node.db\n"
+                 "                      --listen 0.0.0.0:8080 (flags override the file)\n"
+                 "  --print-config      print the effective settings and exit\n"
+                 "  --describe-config   print every key with its default and meaning\n"
+                 "  --version           print the version\n\n"
+                 "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config file.\n");
+}
+
+/* Applies --KEY VALUE flags (after the file). Returns 0, 1 to exit 0, or
+ * -1 to exit 2. */
+static int apply_flags(struct daemon *d, int *print_config)
+{
+    for (int i = 1; i < d->argc; i++) {
+        const char *arg = d->argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(arg, "--version")) {
+            printf("outpostd %s\n", OUTPOST_VERSION);
+            return 1;
+        }
+        if (!strcmp(arg, "--describe-config")) {
+            config_describe(stdout);
+            return 1;
+        }
+        if (!strcmp(arg, "--print-config")) {
+            *print_config = 1;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) || !arg[2]) {
+            fprintf(stderr, "outpostd: unexpected argument '%s' (see --help)\n", arg);
+            return -1;
+        }
+        char key[64];
+        const char *eq = strchr(arg, '=');
+        size_t klen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        if (klen >= sizeof key) {
+            fprintf(stderr, "outpostd: unknown option '%s'\n", arg);
+            return -1;
+        }
+        for (size_t k = 0; k < klen; k++)
+            key[k] = arg[2 + k] == '-' ? '_' : arg[2 + k];
+        key[klen] = '\0';
+        const char *value = eq ? eq + 1 : (i + 1 < d->argc ? d->argv[++i] : NULL);
+        if (!value) {
+            fprintf(stderr, "outpostd: %s needs a value\n", arg);
+            return -1;
+        }
+        if (!strcmp(key, "config"))
+            continue; /* read before the other flags */
+        struct op_error err;
+        char where[80];
+        snprintf(where, sizeof where, "--%.*s", (int)klen, arg + 2);
+        if (config_set(&d->cfg, key, value, where, &err) < 0) {
+            fprintf(stderr, "outpostd: %s\n", err.msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const char *find_config_flag(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            return argv[i + 1];
+        if (!strncmp(argv[i], "--config=", 9))
+            return argv[i] + 9;
+    }
+    return NULL;
+}
+
+/* Defaults, then the file, then the flags. On failure d->cfg is unchanged. */
+static int load_config(struct daemon *d, int *print_config, struct op_error *err)
+{
+    struct outpostd_config saved = d->cfg;
+    config_defaults(&d->cfg);
+    if (d->config_path) {
+        int rc = config_load_file(&d->cfg, d->config_path, err);
+        if (rc < 0) {
+            d->cfg = saved;
+            return -1;
+        }
+    }
+    int rc = apply_flags(d, print_config);
+    if (rc != 0) {
+        d->cfg = saved;
+        op_error_set(err, -EINVAL, NULL, "bad command line");
+        return rc;
+    }
+    if (config_check(&d->cfg, err) < 0) {
+        d->cfg = saved;
+        return -1;
+    }
+    return 0;
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    (void)sd_notify_send("WATCHDOG=1");
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void stopped(void *arg)
+{
+    struct daemon *d = arg;
+    d->server = NULL;
+    uv_close((uv_handle_t *)&d->sigterm, close_cb);
+    uv_close((uv_handle_t *)&d->sigint, close_cb);
+    uv_close((uv_handle_t *)&d->sighup, close_cb);
+    if (d->watchdog_on)
+        uv_close((uv_handle_t *)&d->watchdog, close_cb);
+}
+
+static void begin_stop(struct daemon *d, const char *why)
+{
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    fprintf(stderr, "outpostd: %s: stopping; finishing in-flight requests\n", why);
+    (void)sd_notify_send("STOPPING=1");
+    http_server_stop(d->server, stopped, d);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+    if (signum == SIGHUP) {
+        (void)sd_notify_send("RELOADING=1");
+        struct op_error err;
+        op_error_clear(&err);
+        int print_config = 0;
+        struct outpostd_config before = d->cfg;
+        if (load_config(d, &print_config, &err) != 0) {
+            fprintf(stderr, "outpostd: reload refused, keeping the running config: %s\n", err.msg);
+        } else {
+            if (strcmp(before.listen, d->cfg.listen) || strcmp(before.db, d->cfg.db) ||
+                strcmp(before.tls_cert, d->cfg.tls_cert) || d->cfg.workers != before.workers)
+                fprintf(stderr, "outpostd: listen, db, tls and workers changes take effect "
+                                "after a restart\n");
+            api_set_options(d->api, d->cfg.session_ttl_s, d->cfg.log_requests);
+            fprintf(stderr, "outpostd: configuration reloaded\n");
+        }
+        (void)sd_notify_send("READY=1");
+        return;
+    }
+    begin_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon d = {.argc = argc, .argv = argv};
+    signal(SIGPIPE, SIG_IGN);
+    d.config_path = find_config_flag(argc, argv);
+    int print_config = 0;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = load_config(&d, &print_config, &err);
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        if (err.msg[0] && strcmp(err.msg, "bad command line"))
+            fprintf(stderr, "outpostd: %s\n", err.msg);
+        return 2;
+    }
+    if (print_config) {
+        config_print(stdout, &d.cfg);
+        return 0;
+    }
+
+    /* The thread pool runs the database work; size it before first use. */
+    char threads[16];
+    snprintf(threads, sizeof threads, "%u", d.cfg.workers);
+    setenv("UV_THREADPOOL_SIZE", threads, 1);
+
+    d.loop = uv_default_loop();
+    struct api_options ao = {
+        .db_path = d.cfg.db,
+        .workers = d.cfg.workers,
+        .session_ttl_s = d.cfg.session_ttl_s,
+        .log_requests = d.cfg.log_requests,
+    };
+    if (api_new(d.loop, &ao, &d.api, &err) < 0) {
+        fprintf(stderr, "outpostd: %s\n", err.msg);
+        return 1;
+    }
+    struct http_server_config hc = {
+        .listen = d.cfg.listen,
+        .max_header_bytes = d.cfg.max_header_bytes,
+        .max_body_bytes = d.cfg.max_body_bytes,
+        .max_connections = d.cfg.max_connections,
+        .header_timeout_ms = d.cfg.header_timeout_ms,
+        .body_timeout_ms = d.cfg.body_timeout_ms,
+        .idle_timeout_ms = d.cfg.idle_timeout_ms,
+        .tls_cert_file = d.cfg.tls_cert[0] ? d.cfg.tls_cert : NULL,
+        .tls_key_file = d.cfg.tls_key[0] ? d.cfg.tls_key : NULL,
+    };
+    if (http_server_start(d.loop, &hc, api_handle, api_log, d.api, &d.server, &err) < 0) {
+        fprintf(stderr, "outpostd: %s\n", err.msg);
+        api_free(d.api);
+        return 1;
+    }
+    api_set_server(d.api, d.server);
+
+    uv_signal_init(d.loop, &d.sigterm);
+    uv_signal_init(d.loop, &d.sigint);
+    uv_signal_init(d.loop, &d.sighup);
+    d.sigterm.data = d.sigint.data = d.sighup.data = &d;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_signal_start(&d.sighup, on_signal, SIGHUP);
+    uint64_t wd = sd_notify_watchdog_usec();
+    if (wd) {
+        uv_timer_init(d.loop, &d.watchdog);
+        uv_timer_start(&d.watchdog, on_watchdog, 0, wd / 2000 ? wd / 2000 : 1);
+        d.watchdog_on = 1;
+    }
+
+    /* The listen address with the port actually bound (port 0 picks one). */
+    char host[128];
+    snprintf(host, sizeof host, "%s", d.cfg.listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    int port = http_server_port(d.server);
+    fprintf(stderr,
+            "outpostd %s: serving the API on %s://%s:%d/ (port %d), database %s, %u workers\n",
+            OUTPOST_VERSION, d.cfg.tls_cert[0] ? "https" : "http", host, port, port, d.cfg.db,
+            d.cfg.workers);
+    (void)sd_notify_send("READY=1\nSTATUS=serving");
+
+    uv_run(d.loop, UV_RUN_DEFAULT);
+
+    /* Everything has been answered; close the connections, then make the
+     * database file self-contained again. */
+    api_free(d.api);
+    sqlite3 *db = NULL;
+    if (db_open(d.cfg.db, DB_OPEN_NO_MIGRATE, &db, &err) == 0) {
+        int rcc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        if (rcc != SQLITE_OK)
+            fprintf(stderr, "outpostd: checkpoint: %s\n", sqlite3_errmsg(db));
+        db_close(db);
+    }
+    uv_loop_close(d.loop);
+    fprintf(stderr, "outpostd: stopped\n");
+    return 0;
+}

@@ -1,0 +1,230 @@
+/*
+ * bench_raw_insert: the floor `outpost import` is measured against. It
+ * reads a gen_contacts CSV file and inserts every row with one prepared
+ * statement into a plain 12-column table, in one transaction, with the
+ * connection settings the store uses for durability (WAL,
+ * synchronous=FULL), and reports rows per second. No validation, no
+ * duplicate keys, no search index, no audit: what is left is parsing and
+ * SQLite itself.
+ *
+ * The CSV reader here is a minimal RFC 4180 one (quoted fields, doubled
+ * quotes, CRLF or LF, line breaks inside quotes); it exists so that the
+ * benchmark does not depend on the code it measures.
+ *
+ * Usage: bench_raw_insert FILE.csv DB   (DB must not exist yet)
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define NCOLS 12
+#define FIELD_MAX 65536
+
+static const char *const columns[NCOLS] = {
+    "given_name", "family_name", "email",   "phone",    "street",    "locality",
+    "region",     "postal_code", "country", "language", "job_title", "birth_date",
+};
+
+struct reader {
+    FILE *in;
+    unsigned long line; /* physical line of the next character */
+    char *buf[NCOLS];
+    size_t len[NCOLS];
+};
+
+/* Reads one record into r->buf; returns the number of fields, 0 at end of
+ * file, or -1 after printing an error. */
+static int read_record(struct reader *r, const char *path)
+{
+    int n = 0, c = getc(r->in);
+    if (c == EOF)
+        return 0;
+    unsigned long start = r->line;
+    for (;;) {
+        if (n == NCOLS) {
+            fprintf(stderr, "bench_raw_insert: %s:%lu: more than %d fields\n", path, start, NCOLS);
+            return -1;
+        }
+        size_t len = 0;
+        char *b = r->buf[n];
+        if (c == '"') {
+            for (;;) {
+                c = getc(r->in);
+                if (c == EOF) {
+                    fprintf(stderr, "bench_raw_insert: %s:%lu: unterminated quoted field\n", path,
+                            start);
+                    return -1;
+                }
+                if (c == '"') {
+                    c = getc(r->in);
+                    if (c != '"')
+                        break;
+                } else if (c == '\n') {
+                    r->line++;
+                }
+                if (len + 1 >= FIELD_MAX) {
+                    fprintf(stderr, "bench_raw_insert: %s:%lu: field over %d bytes\n", path,
+                            r->line, FIELD_MAX);
+                    return -1;
+                }
+                b[len++] = (char)c;
+            }
+        } else {
+            while (c != ',' && c != '\n' && c != '\r' && c != EOF) {
+                if (c == '"') {
+                    fprintf(stderr, "bench_raw_insert: %s:%lu: quote inside an unquoted field\n",
+                            path, r->line);
+                    return -1;
+                }
+                if (len + 1 >= FIELD_MAX) {
+                    fprintf(stderr, "bench_raw_insert: %s:%lu: field over %d bytes\n", path,
+                            r->line, FIELD_MAX);
+                    return -1;
+                }
+                b[len++] = (char)c;
+                c = getc(r->in);
+            }
+        }
+        b[len] = '\0';
+        r->len[n++] = len;
+        if (c == ',') {
+            c = getc(r->in);
+            continue;
+        }
+        if (c == '\r')
+            c = getc(r->in);
+        if (c == '\n') {
+            r->line++;
+            return n;
+        }
+        if (c == EOF)
+            return n;
+        fprintf(stderr, "bench_raw_insert: %s:%lu: unexpected character after a field\n", path,
+                r->line);
+        return -1;
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int fail_db(sqlite3 *db, const char *what)
+{
+    fprintf(stderr, "bench_raw_insert: %s: %s\n", what, sqlite3_errmsg(db));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: bench_raw_insert FILE.csv DB   (DB must not exist yet)\n");
+        return 2;
+    }
+    const char *csv = argv[1], *dbpath = argv[2];
+    struct stat st;
+    if (stat(dbpath, &st) == 0) {
+        fprintf(stderr, "bench_raw_insert: %s exists; give a new database path\n", dbpath);
+        return 2;
+    }
+    struct reader r = {.line = 1};
+    for (int i = 0; i < NCOLS; i++) {
+        r.buf[i] = malloc(FIELD_MAX);
+        if (!r.buf[i]) {
+            fprintf(stderr, "bench_raw_insert: out of memory\n");
+            return 1;
+        }
+    }
+    r.in = fopen(csv, "re");
+    if (!r.in) {
+        fprintf(stderr, "bench_raw_insert: cannot open %s: %s\n", csv, strerror(errno));
+        return 1;
+    }
+
+    int ret = 1;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *ins = NULL;
+    double t0 = now_s();
+    int n = read_record(&r, csv);
+    if (n != NCOLS) {
+        if (n >= 0)
+            fprintf(stderr, "bench_raw_insert: %s:1: expected a header of %d columns\n", csv,
+                    NCOLS);
+        goto out;
+    }
+    for (int i = 0; i < NCOLS; i++)
+        if (strcmp(r.buf[i], columns[i]) != 0) {
+            fprintf(stderr, "bench_raw_insert: %s:1: column %d is '%s', expected '%s'\n", csv,
+                    i + 1, r.buf[i], columns[i]);
+            goto out;
+        }
+
+    if (sqlite3_open(dbpath, &db) != SQLITE_OK) {
+        ret = fail_db(db, "cannot open the database");
+        goto out;
+    }
+    static const char setup[] =
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+        "CREATE TABLE contacts (given_name TEXT, family_name TEXT, email TEXT, phone TEXT,"
+        " street TEXT, locality TEXT, region TEXT, postal_code TEXT, country TEXT,"
+        " language TEXT, job_title TEXT, birth_date TEXT);"
+        "BEGIN IMMEDIATE;";
+    if (sqlite3_exec(db, setup, NULL, NULL, NULL) != SQLITE_OK) {
+        ret = fail_db(db, "cannot set up the database");
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, "INSERT INTO contacts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", -1, &ins,
+                           NULL) != SQLITE_OK) {
+        ret = fail_db(db, "cannot prepare the insert");
+        goto out;
+    }
+    unsigned long rows = 0;
+    for (;;) {
+        unsigned long line = r.line;
+        n = read_record(&r, csv);
+        if (n == 0)
+            break;
+        if (n < 0)
+            goto out;
+        if (n != NCOLS) {
+            fprintf(stderr, "bench_raw_insert: %s:%lu: %d fields, expected %d\n", csv, line, n,
+                    NCOLS);
+            goto out;
+        }
+        for (int i = 0; i < NCOLS; i++) {
+            if (r.len[i])
+                sqlite3_bind_text(ins, i + 1, r.buf[i], (int)r.len[i], SQLITE_STATIC);
+            else
+                sqlite3_bind_null(ins, i + 1);
+        }
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            ret = fail_db(db, "insert failed");
+            goto out;
+        }
+        sqlite3_reset(ins);
+        rows++;
+    }
+    sqlite3_finalize(ins);
+    ins = NULL;
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        ret = fail_db(db, "commit failed");
+        goto out;
+    }
+    double secs = now_s() - t0;
+    printf("rows %lu seconds %.3f rows_per_s %.0f\n", rows, secs, secs > 0 ? rows / secs : 0.0);
+    ret = 0;
+out:
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    fclose(r.in);
+    for (int i = 0; i < NCOLS; i++)
+        free(r.buf[i]);
+    return ret;
+}

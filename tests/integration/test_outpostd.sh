@@ -1,0 +1,232 @@
+#!/bin/bash
+# outpostd end to end over HTTP on 127.0.0.1 with a port it picks: login,
+# roles, CRUD with ETags, duplicates, validation errors, lists, search,
+# consents, metrics, reload and graceful stop.
+set -u
+. "$TESTS_DIR/cli/lib.sh"
+command -v curl >/dev/null || skip "curl is not installed"
+T=$(mktmp)
+export OUTPOST_DB="$T/node.db"
+"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
+for u in ana:field ben:field maria:manager root:admin hq:hq; do
+    printf 'correct horse %s\n' "${u%%:*}" |
+        "$OUTPOST" user add "${u%%:*}" --role "${u##*:}" --password-stdin >/dev/null ||
+        die "user add $u"
+done
+
+"$OUTPOSTD" --db "$OUTPOST_DB" --listen 127.0.0.1:0 --workers 2 2>"$T/daemon.log" &
+DPID=$!
+trap 'kill -9 $DPID 2>/dev/null; rm -rf "$LIB_ROOT"' EXIT
+PORT=""
+for _ in $(seq 1 100); do
+    PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$T/daemon.log")
+    [ -n "$PORT" ] && break
+    kill -0 $DPID 2>/dev/null || die "outpostd exited: $(cat "$T/daemon.log")"
+    sleep 0.1
+done
+[ -n "$PORT" ] || die "outpostd did not report its port"
+BASE="http://127.0.0.1:$PORT"
+
+# req METHOD PATH [TOKEN] [BODY] [EXTRA-HEADER]: status in $STATUS, body in
+# $OUT, headers in $T/headers.
+req() {
+    local method=$1 path=$2 token=${3:-} body=${4:-} extra=${5:-}
+    local args=(-s -o "$OUT" -D "$T/headers" -w '%{http_code}' -X "$method")
+    [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+    [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    [ -n "$extra" ] && args+=(-H "$extra")
+    STATUS=$(curl "${args[@]}" "$BASE$path") || die "curl $method $path failed"
+}
+expect_status() { [ "$STATUS" = "$1" ] || die "expected HTTP $1, got $STATUS: $(cat "$OUT")"; }
+header() { sed -n "s/^$1: *\\(.*\\)\\r$/\\1/Ip" "$T/headers" | head -1; }
+json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" "$OUT" | head -1; }
+login() {
+    req POST /api/v1/session "" "{\"name\":\"$1\",\"password\":\"correct horse $1\"}"
+    expect_status 201
+    json_field token
+}
+
+req GET /healthz
+expect_status 200
+expect_contains "$OUT" '"status":"ok"'
+req GET /api/v1/contacts
+expect_status 401
+[ -n "$(header WWW-Authenticate)" ] || die "401 without WWW-Authenticate"
+expect_contains "$OUT" '"status":401'
+req GET /api/v1/contacts "not-a-token"
+expect_status 401
+req POST /api/v1/session "" '{"name":"ana","password":"wrong password!"}'
+expect_status 401
+expect_contains "$OUT" "wrong user name or password"
+req POST /api/v1/session "" '{"name":"nobody","password":"wrong password!"}'
+expect_status 401
+expect_contains "$OUT" "wrong user name or password"
+req GET /nowhere
+expect_status 404
+
+ANA=$(login ana)
+BEN=$(login ben)
+MARIA=$(login maria)
+ROOT=$(login root)
+HQ=$(login hq)
+[ -n "$ANA" ] && [ -n "$MARIA" ] || die "no token"
+
+# Create, read, update with ETags.
+req POST /api/v1/contacts "$ANA" \
+    '{"given_name":"José","family_name":"Müller","email":"jose@example.org","locality":"Łódź"}'
+expect_status 201
+ID=$(json_field id)
+[ "$(header Location)" = "/api/v1/contacts/$ID" ] || die "Location: $(header Location)"
+[ "$(header ETag)" = '"1"' ] || die "ETag on create: $(header ETag)"
+req GET "/api/v1/contacts/$ID" "$ANA"
+expect_status 200
+expect_contains "$OUT" '"given_name":"José"'
+req PATCH "/api/v1/contacts/$ID" "$ANA" '{"job_title":"Buyer"}'
+expect_status 428
+req PATCH "/api/v1/contacts/$ID" "$ANA" '{"job_title":"Buyer"}' 'If-Match: "7"'
+expect_status 412
+req PATCH "/api/v1/contacts/$ID" "$ANA" '{"job_title":"Buyer"}' 'If-Match: "1"'
+expect_status 200
+[ "$(header ETag)" = '"2"' ] || die "ETag after update: $(header ETag)"
+expect_contains "$OUT" '"job_title":"Buyer"'
+
+# Duplicates, validation, malformed bodies.
+req POST /api/v1/contacts "$ANA" '{"given_name":"J","email":"JOSE@example.org"}'
+expect_status 409
+expect_contains "$OUT" "\"existing_id\":\"$ID\""
+req POST "/api/v1/contacts?skip_duplicate_check=true" "$ANA" '{"given_name":"J","email":"JOSE@example.org"}'
+expect_status 201
+req POST /api/v1/contacts "$ANA" '{"given_name":"Ana","email":"ana@"}'
+expect_status 422
+expect_contains "$OUT" '"pointer":"/email"'
+req POST /api/v1/contacts "$ANA" '{"given_name":"Ana","shoe_size":42}'
+expect_status 422
+expect_contains "$OUT" '"pointer":"/shoe_size"'
+req POST /api/v1/contacts "$ANA" '{"given_name": "Ana",'
+expect_status 400
+expect_contains "$OUT" "invalid JSON at line 1"
+req POST /api/v1/contacts "$ANA" '["not","an","object"]'
+expect_status 400
+STATUS=$(curl -s -o "$OUT" -w '%{http_code}' -X POST -H "Authorization: Bearer $ANA" \
+    -H 'Content-Type: text/plain' --data 'x' "$BASE/api/v1/contacts")
+expect_status 415
+req PUT "/api/v1/contacts/$ID" "$ANA" '{}'
+expect_status 405
+
+# Lists with a cursor, filters, search.
+for i in 1 2 3 4 5; do
+    req POST /api/v1/contacts "$ANA" "{\"given_name\":\"P$i\",\"email\":\"p$i@example.org\"}"
+    expect_status 201
+done
+req GET "/api/v1/contacts?limit=3" "$ANA"
+expect_status 200
+CURSOR=$(json_field next_cursor)
+[ -n "$CURSOR" ] || die "no next_cursor on a full page"
+req GET "/api/v1/contacts?limit=3&cursor=$CURSOR" "$ANA"
+expect_status 200
+[ "$(grep -o '"id":' "$OUT" | wc -l)" = 3 ] || die "second page should have 3 items"
+req GET "/api/v1/contacts?limit=3&cursor=$(json_field next_cursor)" "$ANA"
+expect_contains "$OUT" '"next_cursor":null'
+req GET "/api/v1/contacts?colour=blue" "$ANA"
+expect_status 400
+expect_contains "$OUT" "unknown query parameter 'colour'"
+req GET "/api/v1/contacts?limit=0" "$ANA"
+expect_status 400
+req GET "/api/v1/search?q=lodz" "$ANA"
+expect_status 200
+expect_contains "$OUT" '"label":"José Müller"'
+req GET "/api/v1/search" "$ANA"
+expect_status 400
+
+# Roles: another field user cannot see Ana's contact; a manager can.
+req GET "/api/v1/contacts/$ID" "$BEN"
+expect_status 404
+req GET "/api/v1/search?q=jose" "$BEN"
+expect_not_contains "$OUT" "$ID"
+req GET "/api/v1/contacts/$ID" "$MARIA"
+expect_status 200
+req POST /api/v1/contacts "$BEN" "{\"given_name\":\"Zed\",\"owner_id\":\"$(json_field owner_id)\"}"
+expect_status 403
+req GET /api/v1/contacts "$HQ"
+expect_status 403
+req GET /api/v1/contacts "$ROOT"
+expect_status 403
+req GET /metrics "$ANA"
+expect_status 403
+
+# Consents.
+req POST "/api/v1/contacts/$ID/consents" "$ANA" \
+    '{"channel":"email","purpose":"newsletter","method":"double_opt_in","evidence":{"source":"web form"}}'
+expect_status 201
+CID=$(json_field id)
+expect_contains "$OUT" '"status":"pending"'
+expect_contains "$OUT" '"ip":"127.0.0.1"'
+req GET "/api/v1/contacts/$ID/consents" "$ANA"
+expect_status 200
+expect_contains "$OUT" "$CID"
+req POST "/api/v1/contacts/$ID/consents/$CID/withdraw" "$ANA"
+expect_status 200
+expect_contains "$OUT" '"status":"withdrawn"'
+req POST "/api/v1/contacts/$ID/consents" "$BEN" '{"channel":"email","purpose":"x","method":"opt_out"}'
+expect_status 404
+
+# Delete leaves a tombstone.
+req DELETE "/api/v1/contacts/$ID" "$ANA" "" 'If-Match: "1"'
+expect_status 412
+req DELETE "/api/v1/contacts/$ID" "$ANA" "" 'If-Match: "2"'
+expect_status 204
+req GET "/api/v1/contacts/$ID" "$ANA"
+expect_status 404
+
+# Metrics for a manager.
+req GET /metrics "$MARIA"
+expect_status 200
+expect_contains "$OUT" 'outpost_http_requests_total{route="/api/v1/contacts/{id}",status="412"}'
+expect_contains "$OUT" 'outpost_http_request_duration_seconds_bucket{route="/api/v1/contacts",le="+Inf"}'
+expect_contains "$OUT" "outpost_http_open_connections"
+expect_contains "$OUT" "outpost_db_size_bytes"
+
+# The audit log names the user and the address of every write.
+[ "$(sqlite3 "$OUTPOST_DB" "SELECT count(*) FROM audit_log WHERE record_id = '$ID' AND actor = 'ana' AND address = '127.0.0.1'")" = 3 ] ||
+    die "audit rows for $ID: $(sqlite3 "$OUTPOST_DB" "SELECT action, actor, address FROM audit_log WHERE record_id = '$ID'")"
+grep -q "PATCH /api/v1/contacts/$ID 412 .* ana 127.0.0.1:" "$T/daemon.log" || die "no request log line"
+
+# Logout ends the session.
+req DELETE /api/v1/session "$ANA"
+expect_status 204
+req GET /api/v1/contacts "$ANA"
+expect_status 401
+
+# A bad config on SIGHUP is refused and the daemon keeps serving.
+printf 'listen = 127.0.0.1:0\nworkers = many\n' >"$T/bad.conf"
+kill $DPID
+wait $DPID
+rc=$?
+[ $rc = 0 ] || die "outpostd exited $rc on SIGTERM: $(tail -5 "$T/daemon.log")"
+grep -q "outpostd: stopped" "$T/daemon.log" || die "no clean stop in the log"
+[ ! -s "$OUTPOST_DB-wal" ] || die "WAL not checkpointed on stop"
+
+expect_exit 2 "$OUTPOSTD" --config "$T/bad.conf" --db "$OUTPOST_DB"
+expect_contains "$ERR" "bad.conf:2: workers: expected a whole number"
+expect_exit 2 "$OUTPOSTD" --db "$OUTPOST_DB" --colour blue
+expect_contains "$ERR" "unknown key 'colour'"
+expect_exit 1 "$OUTPOSTD" --db "$T/none.db" --listen 127.0.0.1:0
+expect_contains "$ERR" "none.db"
+expect_exit 0 "$OUTPOSTD" --version
+
+printf 'db = %s\nlisten = 127.0.0.1:0\n' "$OUTPOST_DB" >"$T/good.conf"
+"$OUTPOSTD" --config "$T/good.conf" 2>"$T/daemon2.log" &
+DPID=$!
+for _ in $(seq 1 100); do grep -q "(port" "$T/daemon2.log" && break; sleep 0.1; done
+PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$T/daemon2.log")
+BASE="http://127.0.0.1:$PORT"
+cp "$T/bad.conf" "$T/good.conf"
+kill -HUP $DPID
+for _ in $(seq 1 50); do grep -q "reload refused" "$T/daemon2.log" && break; sleep 0.1; done
+expect_contains "$T/daemon2.log" "reload refused, keeping the running config"
+expect_contains "$T/daemon2.log" "good.conf:2: workers"
+req GET /healthz
+expect_status 200
+kill $DPID
+wait $DPID || die "second outpostd did not stop cleanly"
+pass
