@@ -1155,8 +1155,14 @@ static size_t conn_parse(struct conn *c, const char *data, size_t len)
 static void conn_input(struct conn *c, const char *data, size_t len)
 {
     size_t off = 0;
-    while (off < len && conn_parsing(c))
-        off += conn_parse(c, data + off, len - off);
+    while (off < len && conn_parsing(c)) {
+        size_t n = conn_parse(c, data + off, len - off);
+        if (n == 0) { /* no progress and no verdict: never loop on it */
+            conn_close(c);
+            return;
+        }
+        off += n;
+    }
     if (off < len && (c->state == C_HANDLER || (c->state == C_WRITE && c->x && !c->x->close))) {
         if (stash_put(c, data + off, len - off) < 0)
             conn_close(c);
@@ -1171,6 +1177,10 @@ static void conn_pump(struct conn *c)
     while (conn_parsing(c)) {
         if (c->stash_off < c->stash_len) {
             size_t n = conn_parse(c, c->stash + c->stash_off, c->stash_len - c->stash_off);
+            if (n == 0) {
+                conn_close(c);
+                return;
+            }
             c->stash_off += n;
             if (c->stash_off >= c->stash_len)
                 stash_clear(c);

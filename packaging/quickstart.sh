@@ -3,7 +3,9 @@
 #
 #   bash packaging/quickstart.sh demo   install what is missing, build, and run
 #                                       the demo: a node database with a few
-#                                       thousand generated contacts, searched
+#                                       thousand generated contacts, searched,
+#                                       then outpostd serving it on 127.0.0.1
+#                                       until Ctrl-C
 #   bash packaging/quickstart.sh test   install what is missing, build with
 #                                       warnings as errors, run the whole suite
 #                                       (extra arguments go to `meson test`)
@@ -89,6 +91,8 @@ demo() {
     dir=$(cd "$BUILD_DIR/demo" && pwd)
     db="$dir/node.db"
     outpost="$BUILD_DIR/appliance/outpost"
+    # A demo daemon from an earlier run still serving this database?
+    pkill -f "outpostd --db $db" 2>/dev/null || true
     rm -f "$db" "$db-wal" "$db-shm" "$dir/contacts.csv"
 
     say "creating a node database for region $DEMO_REGION"
@@ -109,23 +113,62 @@ muller berl|finds the Müllers in Berlin
 иван|works in Cyrillic too
 QUERIES
 
+    say "creating the demo user 'demo' (role manager, password 'outpost demo')"
+    printf 'outpost demo\n' | "$outpost" user add demo --role manager --password-stdin --db "$db"
+
+    say "starting outpostd, the node daemon, on 127.0.0.1 (Ctrl-C stops it)"
+    local log="$dir/outpostd.log" port="" pid
+    "$BUILD_DIR/appliance/outpostd" --db "$db" --listen "127.0.0.1:${DEMO_PORT:-8080}" 2>"$log" &
+    pid=$!
+    for _ in $(seq 1 50); do
+        port=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$log")
+        [ -n "$port" ] && break
+        if ! kill -0 "$pid" 2>/dev/null; then
+            # The port is taken: let the kernel pick a free one.
+            "$BUILD_DIR/appliance/outpostd" --db "$db" --listen 127.0.0.1:0 2>"$log" &
+            pid=$!
+        fi
+        sleep 0.2
+    done
+    [ -n "$port" ] || die "outpostd did not start: $(cat "$log")"
+    local base="http://127.0.0.1:$port" token
+    token=$(curl -s -X POST -H 'Content-Type: application/json' \
+        -d '{"name":"demo","password":"outpost demo"}' "$base/api/v1/session" |
+        sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+
     cat <<EOF
 
-==> done. The demo database is $db
-    (the imported CSV file is $dir/contacts.csv). Try:
+==> The node is running. Where to look:
 
+    API:        $base/api/v1/   (log in: user demo, password 'outpost demo')
+    health:     $base/healthz
+    database:   $db
+    daemon log: $log   (one line per request)
+
+    A session token for the demo user, valid 12 hours:
+    export TOKEN=$token
+    curl -s -H "Authorization: Bearer \$TOKEN" '$base/api/v1/search?q=lodz'
+    curl -s -H "Authorization: Bearer \$TOKEN" '$base/api/v1/contacts?limit=3'
+    curl -s -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+         -d '{"given_name":"Zoë","family_name":"Ørsted","email":"zoe@example.org"}' \\
+         $base/api/v1/contacts
+    curl -s -H "Authorization: Bearer \$TOKEN" $base/metrics
+
+    The admin CLI works on the same database while the daemon runs:
     export OUTPOST_DB=$db
     $BUILD_DIR/appliance/outpost search gonzalez
-    $BUILD_DIR/appliance/outpost search --json lodz
     $BUILD_DIR/appliance/outpost contact list --limit 5
-    $BUILD_DIR/appliance/outpost contact add --given-name Zoë --family-name Ørsted --email zoe@example.org
     $BUILD_DIR/appliance/outpost export --format vcard --output /tmp/contacts.vcf
     $BUILD_DIR/appliance/outpost backup /tmp/node-backup.db
     $BUILD_DIR/appliance/outpost check
-    $BUILD_DIR/appliance/outpost --help
 
-Run \`bash packaging/quickstart.sh demo\` again to start over.
+Press Ctrl-C to stop the daemon. Run \`bash packaging/quickstart.sh demo\` again to start over.
 EOF
+    trap 'kill -TERM "$pid" 2>/dev/null' INT TERM
+    wait "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    trap - INT TERM
+    say "stopped; the daemon's log is $log"
 }
 
 test_all() {
