@@ -12,8 +12,8 @@
  *
  * Build and run (not part of the meson build):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
- *       -Iappliance tests/fuzz/fuzz_http_request.c appliance/http_server.c \
- *       appliance/http_tls.c appliance/op_error.c \
+ *       -Iappliance -Isync tests/fuzz/fuzz_http_request.c appliance/http_server.c \
+ *       appliance/http_tls.c sync/op_error.c \
  *       -luv -lhttp_parser -lssl -lcrypto -o fuzz_http_request
  *   mkdir -p corpus && ./fuzz_http_request -max_len=100000 corpus
  * The first input byte picks the server: even = default limits, odd = tiny

@@ -1,4 +1,4 @@
-/* Tests for appliance/entity.c: descriptors match the schema; each field
+/* Tests for sync/entity.c: descriptors match the schema; each field
  * type accepts what it should and names the field when it refuses. */
 #include <errno.h>
 #include <stdlib.h>
