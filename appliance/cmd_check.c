@@ -15,12 +15,16 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: outpost check [--db PATH]\n\n"
+            "usage: outpost check [--db PATH] [--rebuild-search-index]\n\n"
             "Check the node database without changing it: SQLite integrity, foreign\n"
             "keys, the full-text search indexes against their tables, the schema\n"
             "version and that the file is an Outpost database. Safe while outpostd\n"
             "runs, and on a backup file.\n\n"
-            "  --db PATH  database to check (default: $OUTPOST_DB, else %s)\n\n"
+            "  --db PATH  database to check (default: $OUTPOST_DB, else %s)\n"
+            "  --rebuild-search-index\n"
+            "             first rebuild the full-text indexes from the records (the one\n"
+            "             repair for a search index a check reports as damaged; writes,\n"
+            "             in one transaction), then check\n\n"
             "Prints one line per problem. Exit codes: 0 clean, 1 problems found or the\n"
             "file could not be checked, 2 usage.\n",
             CLI_DEFAULT_DB);
@@ -36,10 +40,12 @@ int cmd_check(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},
+        {"rebuild-search-index", no_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db_opt = NULL;
+    int rebuild = 0;
     int c;
     optind = 0;
     opterr = 0;
@@ -47,6 +53,9 @@ int cmd_check(int argc, char **argv)
         switch (c) {
         case 'd':
             db_opt = optarg;
+            break;
+        case 'r':
+            rebuild = 1;
             break;
         case 'h':
             usage(stdout);
@@ -62,6 +71,28 @@ int cmd_check(int argc, char **argv)
     struct op_error err;
     op_error_clear(&err);
     sqlite3 *db = NULL;
+    if (rebuild) {
+        /* The index is derived data: rebuilding it from the record tables
+         * loses nothing. One transaction, so a failure leaves the old one. */
+        int rrc = db_open(path, 0, &db, &err);
+        if (rrc == 0)
+            rrc = db_exec(db,
+                          "BEGIN IMMEDIATE;"
+                          "INSERT INTO contacts_fts (contacts_fts) VALUES ('rebuild');"
+                          "INSERT INTO organizations_fts (organizations_fts) VALUES ('rebuild');"
+                          "COMMIT;",
+                          "cannot rebuild the search index", &err);
+        if (rrc < 0) {
+            if (db)
+                (void)db_exec(db, "ROLLBACK", "rollback", NULL);
+            db_close(db);
+            fprintf(stderr, "outpost check: %s\n", err.msg);
+            return CLI_FAIL;
+        }
+        db_close(db);
+        db = NULL;
+        printf("search index rebuilt\n");
+    }
     /* Read-only and unmigrated: the check must see the file as it is and
      * leave it so. In WAL mode a read-only connection still reads the
      * latest commits (through the -shm index) and never blocks writers. */

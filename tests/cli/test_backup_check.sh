@@ -155,4 +155,22 @@ expect_exit 0 "$OUTPOST" contact list
 expect_contains "$OUT" "Late"
 expect_not_contains "$OUT" "Busy"
 
+# A search index out of step with its table (a change written with the
+# triggers off, as a careless manual repair would) is found by check and
+# repaired by --rebuild-search-index; nothing else changes.
+R="$T/reindex.db"
+"$OUTPOST" init --db "$R" --region EU-DE >/dev/null || die "init reindex db"
+"$OUTPOST" contact add --db "$R" --given-name Ana --family-name Reindex >/dev/null || die "add"
+printf ".dbconfig enable_trigger off\nUPDATE contacts SET given_name = 'Zed';\n" |
+    sqlite3 "$R" >/dev/null || die "sqlite3 update"
+expect_exit 1 "$OUTPOST" check --db "$R"
+expect_contains "$OUT" "search index contacts_fts: does not match the table contacts"
+expect_exit 0 "$OUTPOST" search --db "$R" zed
+expect_contains "$ERR" "no matches"
+expect_exit 0 "$OUTPOST" check --db "$R" --rebuild-search-index
+expect_contains "$OUT" "search index rebuilt"
+expect_contains "$OUT" "check: ok"
+expect_exit 0 "$OUTPOST" search --db "$R" zed
+expect_contains "$OUT" "Zed Reindex"
+
 pass
