@@ -17,9 +17,12 @@
 #include <time.h>
 
 #include "auth.h"
+#include "consent.h"
 #include "db.h"
 #include "entity.h"
 #include "metrics.h"
+#include "policy.h"
+#include "retention.h"
 #include "store.h"
 
 #define API_PREFIX "/api/v1"
@@ -64,6 +67,8 @@ struct api {
     struct http_server *server;
     uint64_t started_ms;
     unsigned pending;
+    /* The region policy the writer obeys; swapped under writer_lock. */
+    struct policy *policy;
 };
 
 /* ---- routes ------------------------------------------------------------ */
@@ -74,10 +79,12 @@ enum route_kind {
     R_METRICS,
     R_SESSION,
     R_SEARCH,
-    R_COLLECTION, /* /api/v1/{plural} */
-    R_RECORD,     /* /api/v1/{plural}/{id} */
-    R_CONSENTS,   /* /api/v1/contacts/{id}/consents */
-    R_WITHDRAW,   /* /api/v1/contacts/{id}/consents/{cid}/withdraw */
+    R_COLLECTION,     /* /api/v1/{plural} */
+    R_RECORD,         /* /api/v1/{plural}/{id} */
+    R_CONSENTS,       /* /api/v1/contacts/{id}/consents */
+    R_WITHDRAW,       /* /api/v1/contacts/{id}/consents/{cid}/withdraw */
+    R_CONSENT_STATUS, /* /api/v1/contacts/{id}/consents/status */
+    R_CONFIRM,        /* /api/v1/consents/confirm: the contact's link, no Bearer */
 };
 
 static const struct entity_def *const collections[] = {
@@ -158,6 +165,11 @@ static void route_path(const char *path, struct route *r)
         r->label = "/api/v1/search";
         return;
     }
+    if (n == 4 && !strcmp(seg[2], "consents") && !strcmp(seg[3], "confirm")) {
+        r->kind = R_CONFIRM;
+        r->label = "/api/v1/consents/confirm";
+        return;
+    }
     for (size_t i = 0; i < NCOLLECTIONS; i++) {
         if (strcmp(seg[2], collections[i]->plural))
             continue;
@@ -172,6 +184,11 @@ static void route_path(const char *path, struct route *r)
         } else if (n == 5 && r->e == &entity_contact && !strcmp(seg[4], "consents")) {
             r->kind = R_CONSENTS;
             r->label = "/api/v1/contacts/{id}/consents";
+            snprintf(r->id, sizeof r->id, "%s", seg[3]);
+        } else if (n == 6 && r->e == &entity_contact && !strcmp(seg[4], "consents") &&
+                   !strcmp(seg[5], "status")) {
+            r->kind = R_CONSENT_STATUS;
+            r->label = "/api/v1/contacts/{id}/consents/status";
             snprintf(r->id, sizeof r->id, "%s", seg[3]);
         } else if (n == 7 && r->e == &entity_contact && !strcmp(seg[4], "consents") &&
                    !strcmp(seg[6], "withdraw")) {
@@ -252,7 +269,10 @@ static void problem(struct job *j, int status, const char *detail, const char *p
                           http_status_text(status), "status", status, "detail", detail);
     if (pointer && *pointer) {
         char ptr[80];
-        snprintf(ptr, sizeof ptr, "/%s", pointer);
+        if (!strncmp(pointer, "custom.", 7)) /* a custom field lives at /custom/NAME */
+            snprintf(ptr, sizeof ptr, "/custom/%s", pointer + 7);
+        else
+            snprintf(ptr, sizeof ptr, "/%s", pointer);
         json_object_set_new(p, "errors",
                             json_pack("[{s:s, s:s}]", "pointer", ptr, "detail", detail));
     }
@@ -328,14 +348,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void iso_now(char *buf, size_t cap)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* The remote address without its port, for audit rows and evidence. */
@@ -974,68 +986,111 @@ static void do_update_or_delete(struct job *j, const struct auth_user *u, int de
     reply_json(j, 200, rec);
 }
 
+/* Consent (consent.h, docs/CONSENT.md): the module decides what is
+ * recorded and what may be sent; these handlers map requests and errors. */
+
+static void consent_problem(struct job *j, int rc, const struct op_error *err)
+{
+    switch (rc) {
+    case -EALREADY:
+    case -ECANCELED:
+        problem(j, 409, err->msg, NULL);
+        return;
+    case -ETIME:
+        problem(j, 410, err->msg, NULL);
+        return;
+    default:
+        store_problem(j, rc, err);
+        return;
+    }
+}
+
 static void do_consent_create(struct job *j, const struct auth_user *u)
 {
+    static const char *const keys[] = {"channel", "purpose", "kind", "method", "evidence", NULL};
     json_t *body = body_object(j);
     if (!body)
         return;
-    char now[32], ip[64];
-    iso_now(now, sizeof now);
-    remote_ip(j->remote, ip, sizeof ip);
-    json_object_set_new(body, "contact_id", json_string(j->route.id));
-    if (!json_object_get(body, "requested_at"))
-        json_object_set_new(body, "requested_at", json_string(now));
-    const char *method = json_string_value(json_object_get(body, "method"));
-    if (!json_object_get(body, "status"))
-        json_object_set_new(
-            body, "status",
-            json_string(method && !strcmp(method, "double_opt_in") ? "pending" : "granted"));
-    const char *status = json_string_value(json_object_get(body, "status"));
-    if (status && !strcmp(status, "granted") && !json_object_get(body, "confirmed_at"))
-        json_object_set_new(body, "confirmed_at", json_string(now));
-    json_t *ev = json_object_get(body, "evidence");
-    if (!ev) {
-        ev = json_object();
-        json_object_set_new(body, "evidence", ev);
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v)
+    {
+        size_t i = 0;
+        while (keys[i] && strcmp(keys[i], key))
+            i++;
+        char msg[240];
+        if (!keys[i]) {
+            snprintf(msg, sizeof msg,
+                     "%.64s: not accepted; a consent takes channel, purpose, kind, method and "
+                     "evidence (its status and times are set by the node)",
+                     key);
+            problem(j, 422, msg, key);
+            json_decref(body);
+            return;
+        }
+        if (strcmp(key, "evidence") && !json_is_string(v)) {
+            snprintf(msg, sizeof msg, "%s: must be a string", key);
+            problem(j, 422, msg, key);
+            json_decref(body);
+            return;
+        }
     }
-    if (json_is_object(ev) && !json_object_get(ev, "ip"))
-        json_object_set_new(ev, "ip", json_string(ip));
-    /* The contact must be visible to this user. */
-    json_t *contact = NULL;
+    char ip[64];
+    remote_ip(j->remote, ip, sizeof ip);
+    struct consent_request req = {
+        .contact_id = j->route.id,
+        .channel = json_string_value(json_object_get(body, "channel")),
+        .purpose = json_string_value(json_object_get(body, "purpose")),
+        .kind = json_string_value(json_object_get(body, "kind")),
+        .method = json_string_value(json_object_get(body, "method")),
+        .evidence = json_object_get(body, "evidence"),
+        .ip = ip,
+    };
+    char token[CONSENT_TOKEN_BUF] = "";
     struct op_error err;
     op_error_clear(&err);
     json_t *rec = NULL;
     struct batch_member me;
     int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
     if (rc == 0) {
-        rc = store_get(j->api->writer.store, &entity_contact, j->route.id, 0, &contact, &err);
-        json_decref(contact);
-        if (rc == 0)
-            rc = store_create(j->api->writer.store, &entity_consent, body, 0, &rec, &err);
+        rc = consent_record(j->api->writer.store, j->api->policy, &req, 0, &rec, token, &err);
         rc = committed(rc, writer_end(j, &me), &err);
     }
     json_decref(body);
     if (rc < 0) {
         json_decref(rec);
-        store_problem(j, rc, &err);
+        consent_problem(j, rc, &err);
         return;
     }
     set_record_headers(j, rec);
     snprintf(j->location, sizeof j->location, "%s/contacts/%s/consents/%s", API_PREFIX, j->route.id,
              json_string_value(json_object_get(rec, "id")));
+    /* The token belongs to the contact. Until the node sends the
+     * confirmation message itself, a manager may take it to forward the
+     * link; nobody else ever sees it (the node keeps only its hash). */
+    if (token[0] && u->role == AUTH_ROLE_MANAGER)
+        json_object_set_new(rec, "confirmation_token", json_string(token));
+    explicit_bzero(token, sizeof token);
     reply_json(j, 201, rec);
 }
 
 static void do_consent_withdraw(struct job *j, const struct auth_user *u)
 {
-    char now[32];
-    iso_now(now, sizeof now);
+    const char *reason = NULL;
+    json_t *body = NULL;
+    if (j->body_len) {
+        body = body_object(j);
+        if (!body)
+            return;
+        reason = json_string_value(json_object_get(body, "reason"));
+    }
     struct op_error err;
     op_error_clear(&err);
     json_t *cur = NULL, *rec = NULL;
     struct batch_member me;
     int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
     if (rc < 0) {
+        json_decref(body);
         store_problem(j, rc, &err);
         return;
     }
@@ -1048,14 +1103,18 @@ static void do_consent_withdraw(struct job *j, const struct auth_user *u)
     if (rc == 0 && strcmp(json_string_value(json_object_get(cur, "contact_id")), j->route.id))
         rc = op_error_set(&err, -ENOENT, NULL, "no consent %s for contact %s", j->route.sub_id,
                           j->route.id);
-    if (rc == 0) {
-        json_t *chg = json_pack("{s:s, s:s}", "status", "withdrawn", "withdrawn_at", now);
-        rc = store_update(s, &entity_consent, j->route.sub_id,
-                          json_integer_value(json_object_get(cur, "version")), chg, 0, &rec, &err);
-        json_decref(chg);
-    }
+    /* Withdrawing one record withdraws the consent it stands for: every
+     * open record of the contact for that channel, purpose and kind. */
+    if (rc == 0 && strcmp(json_string_value(json_object_get(cur, "status")), "withdrawn"))
+        rc = consent_withdraw(s, j->route.id, json_string_value(json_object_get(cur, "channel")),
+                              json_string_value(json_object_get(cur, "purpose")),
+                              json_string_value(json_object_get(cur, "kind")), reason, 0, NULL,
+                              &err);
+    if (rc == 0)
+        rc = store_get(s, &entity_consent, j->route.sub_id, 0, &rec, &err);
     rc = committed(rc, writer_end(j, &me), &err);
     json_decref(cur);
+    json_decref(body);
     if (rc < 0) {
         json_decref(rec);
         store_problem(j, rc, &err);
@@ -1063,6 +1122,90 @@ static void do_consent_withdraw(struct job *j, const struct auth_user *u)
     }
     set_record_headers(j, rec);
     reply_json(j, 200, rec);
+}
+
+static void do_consent_status(struct job *j, struct conn *c, const struct auth_user *u)
+{
+    struct param ps[PARAMS_MAX];
+    char bad[64];
+    int n = parse_query(j->query, ps, PARAMS_MAX, bad, sizeof bad);
+    const char *channel = NULL, *purpose = NULL, *kind = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(ps[i].name, "channel"))
+            channel = ps[i].value;
+        else if (!strcmp(ps[i].name, "purpose"))
+            purpose = ps[i].value;
+        else if (!strcmp(ps[i].name, "kind"))
+            kind = ps[i].value;
+        else {
+            problem(j, 400, "unknown query parameter (channel, purpose, kind)", NULL);
+            return;
+        }
+    }
+    if (n < 0 || !channel || !purpose) {
+        problem(j, 400,
+                "channel and purpose are required "
+                "(GET /api/v1/contacts/{id}/consents/status?channel=email&purpose=newsletter)",
+                NULL);
+        return;
+    }
+    struct consent_decision d;
+    struct op_error err;
+    op_error_clear(&err);
+    char hash[POLICY_HASH_HEX] = "";
+    /* The policy is swapped (SIGHUP) under the writer lock. */
+    pthread_mutex_lock(&j->api->writer_lock);
+    const struct policy *p = j->api->policy;
+    if (p)
+        snprintf(hash, sizeof hash, "%s", p->hash);
+    store_set_viewer(c->store, viewer_for(u));
+    int rc = consent_check(c->store, p, j->route.id, channel, purpose, kind && *kind ? kind : NULL,
+                           0, &d, &err);
+    store_set_viewer(c->store, NULL);
+    pthread_mutex_unlock(&j->api->writer_lock);
+    if (rc == -EINVAL) {
+        problem(j, 400, err.msg, NULL);
+        return;
+    }
+    if (rc < 0) {
+        store_problem(j, rc, &err);
+        return;
+    }
+    reply_json(j, 200,
+               json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s?, s:s}", "contact_id",
+                         j->route.id, "channel", channel, "purpose", purpose, "kind",
+                         kind && *kind ? kind : "marketing", "allowed", d.allowed, "state",
+                         consent_state_name(d.state), "rule", d.rule, "consent_id",
+                         d.consent_id[0] ? d.consent_id : NULL, "policy_hash", hash));
+}
+
+static void do_consent_confirm(struct job *j)
+{
+    json_t *body = body_object(j);
+    if (!body)
+        return;
+    const char *token = json_string_value(json_object_get(body, "token"));
+    if (!token) {
+        problem(j, 422, "token: required, the string from the confirmation link", "token");
+        json_decref(body);
+        return;
+    }
+    char ip[64], id[40] = "";
+    remote_ip(j->remote, ip, sizeof ip);
+    struct op_error err;
+    op_error_clear(&err);
+    struct batch_member me;
+    int rc = writer_begin(j, "contact:confirmation-link", NULL, &me, &err);
+    if (rc == 0) {
+        rc = consent_confirm(j->api->writer.store, token, ip, 0, id, &err);
+        rc = committed(rc, writer_end(j, &me), &err);
+    }
+    json_decref(body);
+    if (rc < 0) {
+        consent_problem(j, rc, &err);
+        return;
+    }
+    reply_json(j, 200, json_pack("{s:s, s:s}", "consent_id", id, "status", "granted"));
 }
 
 static void do_metrics(struct job *j, const struct auth_user *u)
@@ -1099,6 +1242,13 @@ static void run_job(uv_work_t *w)
             do_logout(j);
         else
             method_not_allowed(j, "POST, DELETE");
+        return;
+    }
+    if (r->kind == R_CONFIRM) { /* the contact follows a link: the token is the credential */
+        if (method_is(j, "POST"))
+            do_consent_confirm(j);
+        else
+            method_not_allowed(j, "POST");
         return;
     }
     struct conn *c = reader_acquire(a);
@@ -1168,6 +1318,12 @@ static void run_job(uv_work_t *w)
             do_consent_withdraw(j, &u);
         else
             method_not_allowed(j, "POST");
+        break;
+    case R_CONSENT_STATUS:
+        if (method_is(j, "GET") || method_is(j, "HEAD"))
+            do_consent_status(j, c, &u);
+        else
+            method_not_allowed(j, "GET");
         break;
     default:
         problem(j, 404, "no such resource", NULL);
@@ -1352,6 +1508,38 @@ static void conn_close(struct conn *c)
     store_close(c->store);
 }
 
+/* The node's region policy: opt.policy_file, else $OUTPOST_POLICY, else
+ * the profile of the writer store's region. */
+static int load_policy(struct api *a, struct policy **out, struct op_error *err)
+{
+    char path[1024];
+    const char *env = getenv("OUTPOST_POLICY");
+    const char *region = store_region(a->writer.store);
+    if (a->opt.policy_file && *a->opt.policy_file) {
+        snprintf(path, sizeof path, "%s", a->opt.policy_file);
+    } else if (env && *env) {
+        snprintf(path, sizeof path, "%s", env);
+    } else {
+        struct op_error e2;
+        int rc = policy_find_file(region, path, sizeof path, &e2);
+        if (rc < 0)
+            return op_error_set(err, rc, NULL, "no region policy for %s: %s", region, e2.msg);
+    }
+    struct policy *p = NULL;
+    struct op_error e2;
+    int rc = policy_load_file(path, &p, &e2);
+    if (rc < 0)
+        return op_error_set(err, rc, NULL, "invalid region policy: %s", e2.msg);
+    if (strcmp(p->region, region)) {
+        rc = op_error_set(err, -EINVAL, NULL, "%s is the policy of %s, but this node is in %s",
+                          path, p->region, region);
+        policy_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
 int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, struct op_error *err)
 {
     struct api *a = calloc(1, sizeof *a);
@@ -1369,6 +1557,10 @@ int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, st
     int rc = conn_open(a, &a->writer, 0, err);
     if (rc < 0)
         goto fail;
+    rc = load_policy(a, &a->policy, err);
+    if (rc < 0)
+        goto fail;
+    store_set_policy(a->writer.store, a->policy);
     a->nreaders = opt->workers ? opt->workers : 4;
     a->readers = calloc(a->nreaders, sizeof *a->readers);
     if (!a->readers) {
@@ -1405,6 +1597,7 @@ void api_free(struct api *a)
         conn_close(&a->readers[i]);
     free(a->readers);
     conn_close(&a->writer);
+    policy_free(a->policy);
     auth_limiter_free(a->limiter);
     metrics_free(a->metrics);
     pthread_mutex_destroy(&a->writer_lock);
@@ -1430,4 +1623,95 @@ void api_set_options(struct api *a, unsigned session_ttl_s, int log_requests)
 unsigned api_pending(const struct api *a)
 {
     return a->pending;
+}
+
+/* ---- region policy and retention ------------------------------------------ */
+
+void api_set_policy(struct api *a, struct policy *p)
+{
+    pthread_mutex_lock(&a->writer_lock);
+    struct policy *old = a->policy;
+    a->policy = p;
+    store_set_policy(a->writer.store, p);
+    pthread_mutex_unlock(&a->writer_lock);
+    policy_free(old);
+}
+
+int api_reload_policy(struct api *a, struct op_error *err)
+{
+    struct policy *p = NULL;
+    int rc = load_policy(a, &p, err);
+    if (rc < 0)
+        return rc;
+    api_set_policy(a, p);
+    return 0;
+}
+
+const char *api_policy_hash(const struct api *a)
+{
+    return a->policy ? a->policy->hash : "";
+}
+
+struct retention_job {
+    uv_work_t work;
+    struct api *api;
+    api_retention_cb done;
+    void *ctx;
+    int rc;
+    struct op_error err;
+    uint64_t purged;
+};
+
+/* Purges in slices of at most this many records, releasing the writer in
+ * between so that API writes wait at most one slice. */
+#define RETENTION_SLICE 1000
+
+static void retention_work(uv_work_t *w)
+{
+    struct retention_job *j = w->data;
+    struct api *a = j->api;
+    op_error_clear(&j->err);
+    for (;;) {
+        pthread_mutex_lock(&a->writer_lock);
+        while (a->batch_open)
+            pthread_cond_wait(&a->commit_cv, &a->writer_lock);
+        struct retention_options o = {.max_records = RETENTION_SLICE};
+        struct retention_report rep;
+        store_set_actor(a->writer.store, "system:retention", NULL);
+        j->rc = retention_run(a->writer.store, a->policy, (uint64_t)wall_ms(), &o, &rep, &j->err);
+        store_set_actor(a->writer.store, "system", NULL);
+        pthread_mutex_unlock(&a->writer_lock);
+        j->purged += rep.total;
+        if (j->rc < 0 || !rep.more)
+            break;
+    }
+}
+
+static void retention_after(uv_work_t *w, int status)
+{
+    struct retention_job *j = w->data;
+    j->api->pending--;
+    if (status == UV_ECANCELED && j->rc == 0)
+        j->rc = op_error_set(&j->err, -ECANCELED, NULL, "cancelled at shutdown");
+    if (j->done)
+        j->done(j->ctx, j->rc, j->purged, &j->err);
+    free(j);
+}
+
+int api_run_retention(struct api *a, api_retention_cb done, void *ctx)
+{
+    struct retention_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return -ENOMEM;
+    j->api = a;
+    j->done = done;
+    j->ctx = ctx;
+    j->work.data = j;
+    int rc = uv_queue_work(a->loop, &j->work, retention_work, retention_after);
+    if (rc < 0) {
+        free(j);
+        return rc;
+    }
+    a->pending++;
+    return 0;
 }

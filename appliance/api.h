@@ -24,11 +24,14 @@ struct api_options {
     const char *db_path;
     unsigned workers; /* read connections (match UV_THREADPOOL_SIZE) */
     unsigned session_ttl_s;
-    int log_requests; /* one line per request on stderr */
+    int log_requests;        /* one line per request on stderr */
+    const char *policy_file; /* region policy; NULL: $OUTPOST_POLICY, else the region's profile */
 };
 
 /* Opens the writer and the read stores on db_path (which must be an
- * initialized node database). */
+ * initialized node database) and loads the node's region policy, which
+ * the writer obeys (a missing or invalid policy fails, err naming the
+ * file, line and key). */
 int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, struct op_error *err);
 
 /* Frees everything; call after the server has stopped and the loop has no
@@ -40,6 +43,25 @@ void api_set_server(struct api *a, struct http_server *server);
 
 /* Applies changed options (SIGHUP): session_ttl_s and log_requests. */
 void api_set_options(struct api *a, unsigned session_ttl_s, int log_requests);
+
+/* Loads the region policy again (SIGHUP) and swaps it in; on failure the
+ * running policy stays and err says why ("FILE:LINE: KEY: ..."). */
+int api_reload_policy(struct api *a, struct op_error *err);
+
+/* Replaces the policy (ownership passes to the api) under the writer lock
+ * and frees the old one. */
+struct policy;
+void api_set_policy(struct api *a, struct policy *p);
+
+/* The SHA-256 of the running policy file, "" if none. */
+const char *api_policy_hash(const struct api *a);
+
+/* Queues a retention run (retention.h) on the thread pool with the
+ * writer store, in slices that let API writes through in between. `done`
+ * is called on the loop thread with 0 or the negative error, the number
+ * of records purged and the error detail. Returns 0 or a negative errno. */
+typedef void (*api_retention_cb)(void *ctx, int rc, uint64_t purged, const struct op_error *err);
+int api_run_retention(struct api *a, api_retention_cb done, void *ctx);
 
 /* Requests currently queued or running on the thread pool. */
 unsigned api_pending(const struct api *a);

@@ -11,6 +11,58 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "policy.h"
+
+/* The region policy of the store cli_open_store opened last: the store
+ * only borrows it, and a CLI process opens one store, so it lives until
+ * exit. */
+static struct policy *cli_policy;
+
+static void free_cli_policy(void)
+{
+    policy_free(cli_policy);
+    cli_policy = NULL;
+}
+
+/* Loads the node's region policy ($OUTPOST_POLICY, else the region's
+ * profile) and sets it on the store. */
+static int load_policy(const char *cmd, struct store *s)
+{
+    const char *region = store_region(s);
+    const char *env = getenv("OUTPOST_POLICY");
+    char path[1024];
+    struct op_error err;
+    op_error_clear(&err);
+    if (env && *env) {
+        snprintf(path, sizeof path, "%s", env);
+    } else if (!region) {
+        return CLI_OK; /* not initialized yet: no rules to apply */
+    } else if (policy_find_file(region, path, sizeof path, &err) < 0) {
+        fprintf(stderr,
+                "outpost %s: no region policy for %s: %s (install it, or name a policy file "
+                "in OUTPOST_POLICY)\n",
+                cmd, region, err.msg);
+        return CLI_FAIL;
+    }
+    struct policy *p = NULL;
+    int rc = policy_load_file(path, &p, &err);
+    if (rc < 0) {
+        fprintf(stderr, "outpost %s: invalid region policy: %s\n", cmd, err.msg);
+        return CLI_FAIL;
+    }
+    if (region && strcmp(p->region, region)) {
+        fprintf(stderr, "outpost %s: %s is the policy of %s, but this node is in %s\n", cmd, path,
+                p->region, region);
+        policy_free(p);
+        return CLI_FAIL;
+    }
+    if (!cli_policy)
+        atexit(free_cli_policy);
+    policy_free(cli_policy);
+    cli_policy = p;
+    store_set_policy(s, p);
+    return CLI_OK;
+}
 
 const char *cli_db_path(const char *opt)
 {
@@ -35,7 +87,14 @@ int cli_open_store(const char *cmd, const char *path, unsigned db_flags, struct 
     struct passwd *pw = getpwuid(getuid());
     snprintf(actor, sizeof actor, "cli:%s", pw && pw->pw_name ? pw->pw_name : "unknown");
     store_set_actor(*out, actor, NULL);
-    return CLI_OK;
+    if (db_flags & DB_OPEN_READONLY)
+        return CLI_OK; /* reads apply no collection rules */
+    int ret = load_policy(cmd, *out);
+    if (ret != CLI_OK) {
+        store_close(*out);
+        *out = NULL;
+    }
+    return ret;
 }
 
 int cli_exit_for(int rc)

@@ -30,7 +30,11 @@ const char *cli_db_path(const char *opt);
 
 /* Opens the store at path for a command; on failure prints
  * "outpost CMD: cannot open database PATH: why" and returns an exit code
- * (non-zero). `actor` for the audit log is "cli:<login name>". */
+ * (non-zero). `actor` for the audit log is "cli:<login name>". A store
+ * opened for writing gets the node's region policy (the file named by
+ * $OUTPOST_POLICY, else the region's profile found by policy_find_file),
+ * which lives until the process exits; a missing or invalid policy fails
+ * the command with a message naming the file, line and key. */
 int cli_open_store(const char *cmd, const char *path, unsigned db_flags, struct store **out);
 
 /* Maps a negative code from the store or db to an exit code. */
@@ -74,5 +78,9 @@ int cmd_check(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
+int cmd_retention(int argc, char **argv);
+int cmd_subject(int argc, char **argv);
+int cmd_consent(int argc, char **argv);
+int cmd_egress_report(int argc, char **argv);
 
 #endif

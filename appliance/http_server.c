@@ -265,6 +265,7 @@ static const struct {
     {428, "Precondition Required"},
     {429, "Too Many Requests"},
     {431, "Request Header Fields Too Large"},
+    {460, "Checksum Mismatch"}, /* tus checksum extension */
     {499, "Client Closed Request"},
     {500, "Internal Server Error"},
     {501, "Not Implemented"},

@@ -24,6 +24,10 @@ static const struct command {
     {"user", cmd_user, "add users, set passwords, disable or enable them, list them"},
     {"token", cmd_token, "create, list or revoke API tokens for scripts"},
     {"cert", cmd_cert, "create the node's local CA and TLS certificate"},
+    {"retention", cmd_retention, "purge records past the region policy's retention limits"},
+    {"subject", cmd_subject, "export or erase everything held about one person"},
+    {"consent", cmd_consent, "record, confirm, withdraw and check consent to contact"},
+    {"egress-report", cmd_egress_report, "dry run: what would leave the node under the policy"},
 };
 
 static void usage(FILE *out)

@@ -31,6 +31,7 @@ struct daemon {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t watchdog;
     int watchdog_on;
+    uv_timer_t retention; /* daily purge of what the region policy says is past its limit */
     int stopping;
 };
 
@@ -45,7 +46,8 @@ static void usage(FILE *out)
                  "  --print-config      print the effective settings and exit\n"
                  "  --describe-config   print every key with its default and meaning\n"
                  "  --version           print the version\n\n"
-                 "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config file.\n");
+                 "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config file\n"
+                 "and the region policy.\n");
 }
 
 /* Applies --KEY VALUE flags (after the file). Returns 0, 1 to exit 0, or
@@ -144,6 +146,31 @@ static void on_watchdog(uv_timer_t *t)
     (void)sd_notify_send("WATCHDOG=1");
 }
 
+/* Retention: a few minutes after start (not at once: a node restarted in
+ * a loop would purge in a loop), then daily. */
+#define RETENTION_FIRST_MS (5u * 60u * 1000u)
+#define RETENTION_EVERY_MS (24u * 60u * 60u * 1000u)
+
+static void retention_done(void *ctx, int rc, uint64_t purged, const struct op_error *err)
+{
+    (void)ctx;
+    if (rc < 0)
+        fprintf(stderr, "outpostd: retention: %s\n", err->msg[0] ? err->msg : strerror(-rc));
+    else if (purged)
+        fprintf(stderr, "outpostd: retention: purged %llu records past their limit\n",
+                (unsigned long long)purged);
+}
+
+static void on_retention(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->stopping)
+        return;
+    int rc = api_run_retention(d->api, retention_done, d);
+    if (rc < 0)
+        fprintf(stderr, "outpostd: retention: cannot queue the run: %s\n", uv_strerror(rc));
+}
+
 static void close_cb(uv_handle_t *h)
 {
     (void)h;
@@ -156,6 +183,7 @@ static void stopped(void *arg)
     uv_close((uv_handle_t *)&d->sigterm, close_cb);
     uv_close((uv_handle_t *)&d->sigint, close_cb);
     uv_close((uv_handle_t *)&d->sighup, close_cb);
+    uv_close((uv_handle_t *)&d->retention, close_cb);
     if (d->watchdog_on)
         uv_close((uv_handle_t *)&d->watchdog, close_cb);
 }
@@ -189,6 +217,13 @@ static void on_signal(uv_signal_t *h, int signum)
             api_set_options(d->api, d->cfg.session_ttl_s, d->cfg.log_requests);
             fprintf(stderr, "outpostd: configuration reloaded\n");
         }
+        op_error_clear(&err);
+        if (api_reload_policy(d->api, &err) < 0)
+            fprintf(stderr, "outpostd: policy reload refused, keeping the running policy: %s\n",
+                    err.msg);
+        else
+            fprintf(stderr, "outpostd: region policy reloaded (sha256 %s)\n",
+                    api_policy_hash(d->api));
         (void)sd_notify_send("READY=1");
         return;
     }
@@ -257,6 +292,9 @@ int main(int argc, char **argv)
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sighup, on_signal, SIGHUP);
+    uv_timer_init(d.loop, &d.retention);
+    d.retention.data = &d;
+    uv_timer_start(&d.retention, on_retention, RETENTION_FIRST_MS, RETENTION_EVERY_MS);
     uint64_t wd = sd_notify_watchdog_usec();
     if (wd) {
         uv_timer_init(d.loop, &d.watchdog);

@@ -16,11 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "db.h"
 #include "fold.h"
 #include "phone.h"
+#include "policy.h"
 #include "region.h"
 #include "uuid7.h"
 
@@ -44,7 +46,8 @@ struct store {
     const struct region_info *region;
     char actor[128];
     char address[64];
-    char viewer[UUID_TEXT_LEN]; /* "" = sees everything */
+    char viewer[UUID_TEXT_LEN];  /* "" = sees everything */
+    const struct policy *policy; /* borrowed; NULL = no region rules */
     int txn_depth;
     int write_dirty;  /* the current write has changed a row */
     int txn_poisoned; /* a nested write failed after changing a row */
@@ -343,6 +346,65 @@ void store_close(struct store *s)
     free(s);
 }
 
+/* A new pseudonymization secret for egress (sync/egress.h): 32 bytes from
+ * getrandom, stored as hex in node_meta. It never leaves the node. */
+static int pseudonym_key_new(struct store *s, char hex[65], struct op_error *err)
+{
+    unsigned char k[32];
+    for (size_t n = 0; n < sizeof k;) {
+        ssize_t got = getrandom(k + n, sizeof k - n, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return op_error_set(err, -errno, NULL, "cannot make the pseudonym key: no randomness");
+        n += (size_t)got;
+    }
+    for (size_t i = 0; i < sizeof k; i++)
+        snprintf(hex + 2 * i, 3, "%02x", k[i]);
+    return meta_set(s, "pseudonym_key", hex, err);
+}
+
+int store_pseudonym_key(struct store *s, unsigned char out[32], struct op_error *err)
+{
+    if (!s->node_id[0])
+        return op_error_set(err, -ENOENT, NULL,
+                            "the node is not initialized; run 'outpost init' first");
+    char hex[80];
+    int rc = meta_get(s, "pseudonym_key", hex, sizeof hex, err);
+    if (rc == 0) {
+        /* A node initialized before the key existed gets one on first use;
+         * re-read under the write lock in case another process made it. */
+        rc = write_begin(s, err);
+        if (rc < 0)
+            return rc;
+        rc = meta_get(s, "pseudonym_key", hex, sizeof hex, err);
+        if (rc == 0)
+            rc = pseudonym_key_new(s, hex, err);
+        int rc2 = write_end(s, rc >= 0, err);
+        if (rc >= 0 && rc2 < 0)
+            rc = rc2;
+    }
+    if (rc < 0)
+        return rc;
+    unsigned char k[32];
+    for (size_t i = 0; i < sizeof k; i++) {
+        unsigned v = 0;
+        for (int j = 0; j < 2; j++) {
+            char c = hex[2 * i + (size_t)j];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return op_error_set(err, -EPROTO, NULL,
+                                    "the node's pseudonym key in node_meta is damaged");
+            v = v * 16 + (unsigned)d;
+        }
+        k[i] = (unsigned char)v;
+    }
+    if (hex[64] != '\0')
+        return op_error_set(err, -EPROTO, NULL, "the node's pseudonym key in node_meta is damaged");
+    memcpy(out, k, sizeof k);
+    return 0;
+}
+
 int store_init_node(struct store *s, const char *region, struct op_error *err)
 {
     const struct region_info *r = region_find(region);
@@ -370,6 +432,9 @@ int store_init_node(struct store *s, const char *region, struct op_error *err)
         rc = meta_set(s, "region", r->code, err);
     if (rc == 0)
         rc = meta_set(s, "created_at", created, err);
+    char key[65];
+    if (rc == 0)
+        rc = pseudonym_key_new(s, key, err);
     int rc2 = write_end(s, rc == 0, err);
     if (rc < 0 || rc2 < 0)
         return rc < 0 ? rc : rc2;
@@ -403,6 +468,16 @@ void store_set_actor(struct store *s, const char *actor, const char *address)
 void store_set_viewer(struct store *s, const char *user_id)
 {
     snprintf(s->viewer, sizeof s->viewer, "%s", user_id ? user_id : "");
+}
+
+void store_set_policy(struct store *s, const struct policy *p)
+{
+    s->policy = p;
+}
+
+const struct policy *store_policy(const struct store *s)
+{
+    return s->policy;
 }
 
 /* Records owned by someone other than the viewer do not exist for them. */
@@ -650,6 +725,98 @@ static int merge_fields(const struct entity_def *e, json_t *in, json_t *rec, int
             norm = json_false();
         }
         json_object_set_new(rec, key, norm);
+    }
+    return 0;
+}
+
+/* ---- region policy ------------------------------------------------------- */
+
+static int forbidden_error(const struct store *s, const struct policy_forbidden *f,
+                           const char *field, struct op_error *err)
+{
+    return op_error_set(err, -EINVAL, field, "%s: not collected in %s: %s (%s)", field,
+                        s->policy->region, f->reason, f->basis);
+}
+
+/* What the region's policy says about the fields in `in` (the caller's
+ * input) given the merged record `rec`: forbidden fields are refused when
+ * given a value (clearing one is allowed, so old data can be removed), and
+ * every custom key must be one the policy defines and pass its rule. On
+ * create, required custom fields must be present. */
+static int check_policy(const struct store *s, const struct entity_def *e, json_t *in, json_t *rec,
+                        int creating, struct op_error *err)
+{
+    const struct policy *p = s->policy;
+    if (!p)
+        return 0;
+    /* custom values are replaced by their normalized form below: work on
+     * a copy, since the merged object may share the caller's input */
+    json_t *merged = json_object_get(rec, "custom");
+    if (json_is_object(merged)) {
+        merged = json_deep_copy(merged);
+        if (!merged)
+            return op_error_set(err, -ENOMEM, NULL, "out of memory");
+        json_object_set_new(rec, "custom", merged);
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(in, key, value)
+    {
+        if (is_meta_key(key) || json_is_null(value) || !strcmp(key, "custom"))
+            continue;
+        const struct policy_forbidden *f = policy_forbidden_field(p, e, key);
+        if (f && !(json_is_string(value) && !json_string_length(value)))
+            return forbidden_error(s, f, key, err);
+    }
+    json_t *custom = json_object_get(in, "custom");
+    if (json_is_object(custom)) {
+        json_object_foreach(custom, key, value)
+        {
+            char name[80];
+            snprintf(name, sizeof name, "custom.%s", key);
+            if (json_is_null(value)) {
+                const struct policy_custom_field *cf = policy_custom_field(p, e, key);
+                if (cf && cf->required)
+                    return op_error_set(err, -EINVAL, name, "%s: required in %s (%s)", name,
+                                        p->region, cf->basis);
+                continue;
+            }
+            const struct policy_forbidden *f = policy_forbidden_field(p, e, name);
+            if (f)
+                return forbidden_error(s, f, name, err);
+            const struct policy_custom_field *cf = policy_custom_field(p, e, key);
+            if (!cf)
+                return op_error_set(err, -EINVAL, name,
+                                    "%s: not a custom field of a %s in %s (see the region "
+                                    "policy %s)",
+                                    name, e->name, p->region, p->path);
+            json_t *norm = NULL;
+            int rc = policy_custom_check(cf, value, &norm, err);
+            if (rc < 0)
+                return rc;
+            if (json_is_object(merged)) {
+                if (!norm || json_is_null(norm))
+                    json_object_del(merged, key);
+                else
+                    json_object_set(merged, key, norm);
+            }
+            json_decref(norm);
+        }
+    }
+    if (creating) {
+        json_t *have = json_object_get(rec, "custom");
+        for (size_t i = 0; i < p->ncustom; i++) {
+            const struct policy_custom_field *cf = &p->custom[i];
+            if (cf->entity != e || !cf->required)
+                continue;
+            json_t *v = json_object_get(have, cf->name);
+            if (!v || json_is_null(v) || (json_is_string(v) && !json_string_length(v))) {
+                char name[80];
+                snprintf(name, sizeof name, "custom.%s", cf->name);
+                return op_error_set(err, -EINVAL, name, "%s: required in %s (%s)", name, p->region,
+                                    cf->basis);
+            }
+        }
     }
     return 0;
 }
@@ -914,6 +1081,8 @@ int store_create(struct store *s, const struct entity_def *e, json_t *fields, un
     if (!rec)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
     int rc = merge_fields(e, fields, rec, 1, flags, err);
+    if (rc == 0)
+        rc = check_policy(s, e, fields, rec, 1, err);
     if (rc < 0)
         goto out;
     for (size_t i = 0; i < e->nfields; i++) {
@@ -1013,6 +1182,8 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
     if (rc == 0)
         rc = merge_fields(e, changes, rec, 0, flags, err);
     if (rc == 0)
+        rc = check_policy(s, e, changes, rec, 0, err);
+    if (rc == 0)
         rc = check_record(s, e, rec, err);
     if (rc == 0)
         rc = check_refs(s, e, rec, changes, err);
@@ -1110,6 +1281,82 @@ int store_delete(struct store *s, const struct entity_def *e, const char *id,
     if (rc == 0)
         rc = audit(s, now, "delete", e, id, expected_version, expected_version + 1, NULL, err);
     rc = finish_write(s, e, id, rc, out, err);
+    json_decref(rec);
+    return rc;
+}
+
+/* What a purge keeps of a field: structure (references, enumerations,
+ * flags, money) and the required time stamps stay so the tombstone still
+ * says what it was; text, contact details, dates and free-form objects go.
+ * Returns "keep", "empty" (a required text column: '') or "null". */
+static const char *purge_action(const struct field_def *f)
+{
+    switch (f->type) {
+    case FIELD_REF:
+    case FIELD_ENUM:
+    case FIELD_BOOL:
+    case FIELD_MONEY:
+    case FIELD_CURRENCY:
+        return "keep";
+    case FIELD_TIME:
+        return (f->flags & FIELD_REQUIRED) ? "keep" : "null";
+    case FIELD_OBJECT:
+        return "object";
+    case FIELD_TEXT:
+        return (f->flags & FIELD_REQUIRED) ? "empty" : "null";
+    default:
+        return "null";
+    }
+}
+
+int store_purge(struct store *s, const struct entity_def *e, const char *id, const char *action,
+                const char *reason, struct op_error *err)
+{
+    if (e == &entity_user)
+        return op_error_set(err, -EINVAL, NULL, "users are disabled, not purged");
+    if (!action || !*action)
+        action = "purge";
+    int rc = write_begin(s, err);
+    if (rc < 0)
+        return rc;
+    json_t *rec = NULL;
+    rc = load_row(s, e, id, 0, &rec, err);
+    int64_t before = rc == 0 ? json_integer_value(json_object_get(rec, "version")) : 0;
+    hlc_stamp now = 0;
+    if (rc == 0) {
+        struct sqlbuf sb = {.n = 0};
+        sb_add(&sb, "UPDATE %s SET deleted = 1, version = version + 1, updated_hlc = ?1", e->table);
+        for (size_t i = 0; i < e->nfields; i++) {
+            const char *what = purge_action(&e->fields[i]);
+            if (!strcmp(what, "null"))
+                sb_add(&sb, ", %s = NULL", e->fields[i].name);
+            else if (!strcmp(what, "empty"))
+                sb_add(&sb, ", %s = ''", e->fields[i].name);
+            else if (!strcmp(what, "object"))
+                sb_add(&sb, ", %s = '{}'", e->fields[i].name);
+        }
+        if (e->flags & ENTITY_DEDUP)
+            sb_add(&sb, ", email_norm = NULL, phone_e164 = NULL, name_key = NULL");
+        sb_add(&sb, " WHERE id = ?2 AND version = ?3");
+        sqlite3_stmt *st;
+        rc = sb.overflow ? op_error_set(err, -E2BIG, NULL, "statement too long")
+                         : prepare(s, sb.b, &st, err);
+        if (rc == 0) {
+            now = hlc_next(&s->clock);
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+            sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(st, 3, before);
+            int src = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (src != SQLITE_DONE)
+                rc = constraint_error(s, e, src, id, err);
+            else
+                s->write_dirty = 1;
+        }
+    }
+    if (rc == 0)
+        rc = audit(s, now, action, e, id, before, before + 1, reason, err);
+    rc = finish_write(s, e, id, rc, NULL, err);
     json_decref(rec);
     return rc;
 }

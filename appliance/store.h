@@ -58,6 +58,14 @@ void store_close(struct store *s);
  * unknown region. */
 int store_init_node(struct store *s, const char *region, struct op_error *err);
 
+/* The node's pseudonymization secret (sync/egress.h): 32 random bytes made
+ * by store_init_node, kept in node_meta, never exported. A node
+ * initialized before the secret existed gets one here, on first use, in a
+ * write transaction (so a read-only store fails with the database's
+ * error). -ENOENT before store_init_node; -EPROTO if the stored key is
+ * damaged. */
+int store_pseudonym_key(struct store *s, unsigned char out[32], struct op_error *err);
+
 /* The node id and region, or NULL before store_init_node. Borrowed. */
 const char *store_node_id(const struct store *s);
 const char *store_region(const struct store *s);
@@ -74,6 +82,19 @@ void store_set_actor(struct store *s, const char *actor, const char *address);
  * owned by others behave as if they did not exist (-ENOENT, absent from
  * lists and search). NULL or "" lifts the restriction. Copied. */
 void store_set_viewer(struct store *s, const char *user_id);
+
+/* The region policy the following writes obey (borrowed: it must outlive
+ * its use; NULL = no region rules). With a policy, store_create and
+ * store_update refuse a value for a field the policy forbids (-EINVAL,
+ * err->field the field, "FIELD: not collected in REGION: REASON (BASIS)"),
+ * refuse custom keys the policy does not define, check custom values
+ * against their rule, and require the policy's required custom fields on
+ * create. */
+struct policy;
+void store_set_policy(struct store *s, const struct policy *p);
+
+/* The policy set with store_set_policy, or NULL. Borrowed. */
+const struct policy *store_policy(const struct store *s);
 
 /* Replaces the wall clock used for HLC stamps and ids (tests). */
 void store_set_clock(struct store *s, hlc_clock_fn now_ms, void *ctx);
@@ -109,6 +130,18 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
  * expected_version. *out (if not NULL) is the tombstone. */
 int store_delete(struct store *s, const struct entity_def *e, const char *id,
                  int64_t expected_version, json_t **out, struct op_error *err);
+
+/* Purges a record (retention, erasure): blanks its personal fields (text,
+ * contact details, dates and objects become NULL, '' or {}; references,
+ * enumerations, flags, money and required time stamps stay), turns it into
+ * a tombstone whatever its version, bumps the version and writes an audit
+ * row with `action` ("purge", "erase"; NULL = "purge") and `reason` as its
+ * detail, all in one transaction (or inside the caller's). Already deleted
+ * records are purged too. Users cannot be purged (-EINVAL). Callers run
+ * it with PRAGMA secure_delete = ON (retention_secure_delete) and then
+ * truncate the WAL, or the old text stays in freed pages of the file. */
+int store_purge(struct store *s, const struct entity_def *e, const char *id, const char *action,
+                const char *reason, struct op_error *err);
 
 enum store_sort {
     STORE_SORT_ID = 0,      /* creation order (ids are time-ordered) */

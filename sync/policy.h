@@ -15,6 +15,7 @@
 #ifndef OUTPOST_POLICY_H
 #define OUTPOST_POLICY_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,10 +52,10 @@ enum policy_custom_type {
 /* The class of one field (a built-in field or "custom.NAME"). */
 struct policy_field_rule {
     const struct entity_def *entity;
-    char field[80];           /* "email", "custom.cpf" */
+    char field[80]; /* "email", "custom.cpf" */
     enum policy_class cls;
     char basis[256];
-    int line;                 /* where in the file, for messages */
+    int line; /* where in the file, for messages */
 };
 
 /* A field the region's law or culture forbids collecting. */
@@ -73,12 +74,13 @@ struct policy_label {
 
 struct policy_custom_field {
     const struct entity_def *entity;
-    char name[64];            /* stored as custom[name] */
+    char name[64]; /* stored as custom[name] */
     enum policy_custom_type type;
-    char pattern[256];        /* POSIX extended regex for text, "" if none */
-    char **values;            /* enum: allowed values */
+    char pattern[256]; /* POSIX extended regex for text, "" if none */
+    void *regex;       /* `pattern` compiled (a regex_t *), NULL if none; owned */
+    char **values;     /* enum: allowed values (also NULL-terminated) */
     size_t nvalues;
-    unsigned max_length;      /* bytes, text only; 0 = 200 */
+    unsigned max_length; /* bytes, text only; 0 = 200 */
     int required;
     struct policy_label *labels;
     size_t nlabels;
@@ -87,18 +89,21 @@ struct policy_custom_field {
 };
 
 /* Records that stay on the node as a whole: entity records whose `field`
- * (built-in or "custom.NAME") has one of `values`. */
+ * (built-in or "custom.NAME") has one of `values`. The values are stored
+ * normalized the way the store keeps them (country codes upper-case, text
+ * trimmed; integers in decimal, booleans "true"/"false"), so a plain string
+ * comparison with the stored value decides. */
 struct policy_pin {
     const struct entity_def *entity;
     char field[80];
-    char **values;
+    char **values; /* also NULL-terminated */
     size_t nvalues;
     char basis[256];
     int line;
 };
 
 struct policy_consent_rule {
-    char channel[32];         /* an activity channel: email, sms, call, ... */
+    char channel[32]; /* an activity channel: email, sms, call, ... */
     enum policy_consent_mode mode;
     unsigned token_ttl_hours; /* double opt-in: how long a confirmation token lives */
     char basis[256];
@@ -113,7 +118,7 @@ struct policy_retention {
 };
 
 struct policy_aggregate {
-    char name[64];            /* one of the built-in whitelisted queries */
+    char name[64]; /* one of the built-in whitelisted queries */
     char basis[256];
     int line;
 };
@@ -121,8 +126,8 @@ struct policy_aggregate {
 struct policy {
     char path[1024];
     char hash[POLICY_HASH_HEX];
-    char region[16];          /* "EU-DE" */
-    char country[3];          /* ISO 3166-1 alpha-2 */
+    char region[16]; /* "EU-DE" */
+    char country[3]; /* ISO 3166-1 alpha-2 */
     char name[128];
     /* locale */
     char language[16];
@@ -154,6 +159,17 @@ struct policy {
     size_t naggregates;
 };
 
+/* The built-in aggregate queries a policy may name, NULL-terminated. */
+extern const char *const policy_aggregate_queries[];
+
+/* Finds <region>.yaml: in $OUTPOST_REGIONS_DIR when set, then the installed
+ * directory, then the source tree's schema/regions (uninstalled builds).
+ * The region name must be A-Z, 0-9 and '-' (so it cannot name another
+ * path). Writes the path to out (cap bytes) and returns 0; -EINVAL for a
+ * bad name, -ENOENT (the message lists the places looked in),
+ * -ENAMETOOLONG if the path does not fit. */
+int policy_find_file(const char *region, char *out, size_t cap, struct op_error *err);
+
 /* Loads and validates a policy file. On failure returns -EINVAL (or a
  * negative errno for I/O) and err->msg reads "FILE:LINE: KEY: what is
  * wrong" (the line of the offending key or value). *out is freed with
@@ -172,14 +188,20 @@ enum policy_class policy_class_of(const struct policy *p, const struct entity_de
                                   const char *field);
 
 /* The forbidden rule for a field, or NULL. */
-const struct policy_forbidden *policy_forbidden_field(const struct policy *p,
-                                                      const struct entity_def *e,
-                                                      const char *field);
+const struct policy_forbidden *
+policy_forbidden_field(const struct policy *p, const struct entity_def *e, const char *field);
 
 /* The custom field definition, or NULL. */
 const struct policy_custom_field *policy_custom_field(const struct policy *p,
-                                                      const struct entity_def *e,
-                                                      const char *name);
+                                                      const struct entity_def *e, const char *name);
+
+/* Checks a value for custom field f (from the API or an import) against
+ * its type, pattern, enumeration and length, and returns it normalized in
+ * *normalized (a new reference: text trimmed, integers as JSON integers,
+ * booleans as JSON booleans; "" or null become JSON null). On failure
+ * returns -EINVAL and err names the field ("custom.cpf: ..."). */
+int policy_custom_check(const struct policy_custom_field *f, json_t *value, json_t **normalized,
+                        struct op_error *err);
 
 /* The consent rule for a channel, or NULL (no rule: nothing may be sent
  * for marketing on that channel). */

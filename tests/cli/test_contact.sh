@@ -2,6 +2,9 @@
 # outpost contact add|show|list|update|delete as a user drives them.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
+# These tests drive custom fields (tier, note) that no shipped profile
+# declares; the fixture policy declares them (tests/cli/policy/EU-DE.yaml).
+export OUTPOST_POLICY="$TESTS_DIR/cli/policy/EU-DE.yaml"
 T=$(mktmp)
 DB="$T/node.db"
 export OUTPOST_DB="$DB"

@@ -4,6 +4,9 @@
 # probable duplicate), and the database is left exactly as it was.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
+# These tests drive custom fields (tier, note) that no shipped profile
+# declares; the fixture policy declares them (tests/cli/policy/EU-DE.yaml).
+export OUTPOST_POLICY="$TESTS_DIR/cli/policy/EU-DE.yaml"
 T=$(mktmp)
 cd "$T" || die "cannot enter $T"
 DB="$T/node.db"

@@ -170,6 +170,49 @@ expect_contains "$OUT" '"status":"withdrawn"'
 req POST "/api/v1/contacts/$ID/consents" "$BEN" '{"channel":"email","purpose":"x","method":"opt_out"}'
 expect_status 404
 
+# Double opt-in end to end: only a manager receives the token (to forward
+# the link); the contact confirms without credentials, exactly once.
+DOI='{"channel":"email","purpose":"offers","method":"double_opt_in","evidence":{"source":"web form"}}'
+req POST "/api/v1/contacts/$ID/consents" "$ANA" "$DOI"
+expect_status 201
+expect_not_contains "$OUT" "confirmation_token"
+req POST "/api/v1/contacts/$ID/consents" "$MARIA" "$DOI"
+expect_status 201
+TOK=$(json_field confirmation_token)
+[ "${#TOK}" = 43 ] || die "expected a 43-character confirmation token: $(cat "$OUT")"
+req POST "/api/v1/contacts/$ID/consents" "$ANA" '{"channel":"email","purpose":"x","method":"opt_out","status":"granted"}'
+expect_status 422
+expect_contains "$OUT" "status: not accepted"
+req GET "/api/v1/contacts/$ID/consents/status?channel=email&purpose=offers" "$ANA"
+expect_status 200
+expect_contains "$OUT" '"allowed":false'
+expect_contains "$OUT" '"state":"pending"'
+expect_contains "$OUT" "EU-DE email is double opt-in"
+req GET "/api/v1/contacts/$ID/consents/status?channel=email" "$ANA"
+expect_status 400
+req GET "/api/v1/contacts/$ID/consents/status?channel=email&purpose=offers" "$BEN"
+expect_status 404
+req POST /api/v1/consents/confirm "" '{"token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}'
+expect_status 404
+expect_contains "$OUT" "unknown confirmation token"
+req GET /api/v1/consents/confirm
+expect_status 405
+req POST /api/v1/consents/confirm "" "{\"token\":\"$TOK\"}"
+expect_status 200
+expect_contains "$OUT" '"status":"granted"'
+req POST /api/v1/consents/confirm "" "{\"token\":\"$TOK\"}"
+expect_status 409
+expect_contains "$OUT" "already used"
+req GET "/api/v1/contacts/$ID/consents/status?channel=email&purpose=offers" "$ANA"
+expect_contains "$OUT" '"allowed":true'
+CID2=$(json_field consent_id)
+req POST "/api/v1/contacts/$ID/consents/$CID2/withdraw" "$ANA"
+expect_status 200
+expect_contains "$OUT" '"status":"withdrawn"'
+req GET "/api/v1/contacts/$ID/consents/status?channel=email&purpose=offers" "$ANA"
+expect_contains "$OUT" '"allowed":false'
+expect_contains "$OUT" "suppression list"
+
 # Delete leaves a tombstone.
 req DELETE "/api/v1/contacts/$ID" "$ANA" "" 'If-Match: "1"'
 expect_status 412

@@ -1,0 +1,425 @@
+/*
+ * `outpost egress-report`: a dry run of egress over the whole database.
+ * Every live record of every entity goes through egress_project (the same
+ * function sync will use) under the region's policy and the node's
+ * pseudonymization key; the report says per entity and field how many
+ * values would leave as is, pseudonymized, or not at all, and --output
+ * writes the projections themselves for a compliance officer. Nothing is
+ * sent; the only possible write is the node's key, made on first use for
+ * a node initialized before keys existed (docs/EGRESS.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "egress.h"
+#include "policy.h"
+
+/* Distinct custom and unknown keys reported per entity; the rest share a
+ * row, so a database full of stray custom keys cannot blow up the report. */
+#define EXTRA_ROWS_MAX 200
+
+struct row {
+    char field[96];
+    const char *label; /* class name, "internal" or "unknown" */
+    uint64_t n[EGRESS_OUTCOME_COUNT];
+};
+
+struct entity_report {
+    const struct entity_def *e;
+    struct row *rows;
+    size_t nrows, cap, extra;
+    struct row other; /* keys past EXTRA_ROWS_MAX */
+    struct egress_counts counts;
+};
+
+struct run {
+    const struct policy *p;
+    const unsigned char *key;
+    struct entity_report *cur;
+    FILE *out;
+    uint64_t written;
+    struct cli_progress progress;
+    uint64_t done;
+    int oom;
+    struct op_error err;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: outpost egress-report [--db PATH] [--policy FILE] [--output FILE]\n\n"
+            "A dry run of egress: project every live record (tombstones are not included)\n"
+            "with the region policy and the node's pseudonymization key, exactly as sync\n"
+            "would, and print per entity and field how many values would leave as is,\n"
+            "pseudonymized, or not at all, and how many records would be withheld whole\n"
+            "(restricted or pinned). Nothing is sent.\n\n"
+            "  --db PATH      database file (default: $OUTPOST_DB, else %s)\n"
+            "  --policy FILE  the policy to apply, for example a draft (default:\n"
+            "                 $OUTPOST_POLICY, else the installed profile of the node's region);\n"
+            "                 it must be for the node's region\n"
+            "  --output FILE  also write the projected records, one JSON object per line:\n"
+            "                 {\"entity\":...,\"record\":{...}}, atomically, mode 0600\n\n"
+            "Exit status: 0 ok, 1 failed (database, writing, no policy), 2 usage,\n"
+            "3 invalid policy file.\n",
+            CLI_DEFAULT_DB);
+}
+
+static struct row *add_row(struct entity_report *er, const char *field, const char *label)
+{
+    if (er->nrows == er->cap) {
+        size_t cap = er->cap ? er->cap * 2 : 32;
+        struct row *r = realloc(er->rows, cap * sizeof *r);
+        if (!r)
+            return NULL;
+        er->rows = r;
+        er->cap = cap;
+    }
+    struct row *r = &er->rows[er->nrows++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->field, sizeof r->field, "%s", field);
+    r->label = label;
+    return r;
+}
+
+/* Every described field and every declared custom field gets a row, so the
+ * report shows each one's class even when no record has a value. */
+static int report_init(struct entity_report *er, const struct policy *p, const struct entity_def *e)
+{
+    memset(er, 0, sizeof *er);
+    er->e = e;
+    snprintf(er->other.field, sizeof er->other.field, "(other keys)");
+    er->other.label = "-";
+    for (size_t i = 0; i < e->nfields; i++) {
+        const struct field_def *f = &e->fields[i];
+        if (!strcmp(f->name, "custom"))
+            continue;
+        const char *label = (f->flags & FIELD_INTERNAL)
+                                ? "internal"
+                                : policy_class_name(policy_class_of(p, e, f->name));
+        if (!add_row(er, f->name, label))
+            return -ENOMEM;
+    }
+    for (size_t i = 0; i < p->ncustom; i++) {
+        if (p->custom[i].entity != e)
+            continue;
+        char name[96];
+        snprintf(name, sizeof name, "custom.%s", p->custom[i].name);
+        if (!add_row(er, name, policy_class_name(policy_class_of(p, e, name))))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static void on_value(void *ctx, const struct egress_event *ev)
+{
+    struct run *r = ctx;
+    struct entity_report *er = r->cur;
+    struct row *row = NULL;
+    for (size_t i = 0; i < er->nrows && !row; i++)
+        if (!strcmp(er->rows[i].field, ev->field))
+            row = &er->rows[i];
+    if (!row && er->extra >= EXTRA_ROWS_MAX) {
+        row = &er->other;
+    } else if (!row) {
+        const char *label = ev->reason == EGRESS_UNKNOWN_FIELD ? "unknown"
+                            : ev->reason == EGRESS_INTERNAL    ? "internal"
+                                                               : policy_class_name(ev->cls);
+        row = add_row(er, ev->field, label);
+        if (!row) {
+            r->oom = 1;
+            return;
+        }
+        er->extra++;
+    }
+    row->n[ev->outcome]++;
+}
+
+static int on_record(void *ctx, json_t *record)
+{
+    struct run *r = ctx;
+    struct egress_record *out = NULL;
+    int rc = egress_project_traced(r->p, r->key, r->cur->e, record, &out, &r->cur->counts, on_value,
+                                   r, &r->err);
+    if (rc < 0)
+        return rc;
+    if (r->oom) {
+        egress_record_free(out);
+        return op_error_set(&r->err, -ENOMEM, NULL, "out of memory");
+    }
+    if (out && r->out) {
+        /* The entity name comes from the descriptor; the record is exactly
+         * the bytes egress would send. */
+        if (fprintf(r->out, "{\"entity\":\"%s\",\"record\":%s}\n", r->cur->e->name,
+                    egress_record_json(out)) < 0) {
+            int e = errno ? errno : EIO;
+            egress_record_free(out);
+            return op_error_set(&r->err, -e, NULL, "cannot write the output: %s", strerror(e));
+        }
+        r->written++;
+    }
+    egress_record_free(out);
+    cli_progress_tick(&r->progress, ++r->done);
+    return 0;
+}
+
+static void print_entity(const struct entity_report *er)
+{
+    const struct egress_counts *c = &er->counts;
+    printf("\n%s: %" PRIu64 " records, %" PRIu64 " would leave, %" PRIu64
+           " withheld whole (%" PRIu64 " restricted, %" PRIu64 " pinned)\n",
+           er->e->plural, c->records, c->records_out, c->records_restricted + c->records_pinned,
+           c->records_restricted, c->records_pinned);
+    printf("  %-28s %-15s %10s %14s %10s\n", "field", "class", "as-is", "pseudonymized",
+           "withheld");
+    for (size_t i = 0; i < er->nrows; i++) {
+        const struct row *w = &er->rows[i];
+        printf("  %-28s %-15s %10" PRIu64 " %14" PRIu64 " %10" PRIu64 "\n", w->field, w->label,
+               w->n[EGRESS_AS_IS], w->n[EGRESS_PSEUDONYMIZED], w->n[EGRESS_WITHHELD]);
+    }
+    const struct row *w = &er->other;
+    if (w->n[0] + w->n[1] + w->n[2])
+        printf("  %-28s %-15s %10" PRIu64 " %14" PRIu64 " %10" PRIu64 "\n", w->field, w->label,
+               w->n[EGRESS_AS_IS], w->n[EGRESS_PSEUDONYMIZED], w->n[EGRESS_WITHHELD]);
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* Loads the policy to apply; prints why not and returns an exit code. */
+static int load_policy(const char *opt, const char *region, struct policy **out)
+{
+    const char *env = getenv("OUTPOST_POLICY");
+    char path[1024];
+    struct op_error err;
+    op_error_clear(&err);
+    if (opt) {
+        snprintf(path, sizeof path, "%s", opt);
+    } else if (env && *env) {
+        snprintf(path, sizeof path, "%s", env);
+    } else if (policy_find_file(region, path, sizeof path, &err) < 0) {
+        fprintf(stderr,
+                "outpost egress-report: no region policy for %s: %s (install it, or name a "
+                "policy file with --policy)\n",
+                region, err.msg);
+        return CLI_FAIL;
+    }
+    int rc = policy_load_file(path, out, &err);
+    if (rc < 0) {
+        fprintf(stderr, "outpost egress-report: invalid region policy: %s\n", err.msg);
+        return rc == -EINVAL ? CLI_BADINPUT : CLI_FAIL;
+    }
+    if (strcmp((*out)->region, region)) {
+        fprintf(stderr,
+                "outpost egress-report: %s is the policy of %s, but this node is in %s; "
+                "egress would use a %s policy\n",
+                path, (*out)->region, region, region);
+        policy_free(*out);
+        *out = NULL;
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+int cmd_egress_report(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"policy", required_argument, NULL, 'p'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db = NULL, *policy_file = NULL, *output = NULL;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 'p':
+            if (!*optarg)
+                return cli_usage_error("egress-report", "--policy needs a file name");
+            policy_file = optarg;
+            break;
+        case 'o':
+            if (!*optarg)
+                return cli_usage_error("egress-report", "--output needs a file name");
+            output = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("egress-report", "unknown or incomplete option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error("egress-report", "unexpected argument '%s'", argv[optind]);
+
+    /* Opened for writing only so that a node from before pseudonymization
+     * keys gets one; the walk itself only reads. */
+    const char *path = cli_db_path(db);
+    struct store *s = NULL;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = store_open(path, 0, &s, &err);
+    if (rc < 0) {
+        fprintf(stderr, "outpost egress-report: %s\n", err.msg);
+        return rc == -ENOENT ? CLI_FAIL : cli_exit_for(rc);
+    }
+    const char *region = store_region(s);
+    if (!region) {
+        fprintf(stderr, "outpost egress-report: %s is not initialized; run 'outpost init' first\n",
+                path);
+        store_close(s);
+        return CLI_FAIL;
+    }
+    struct policy *p = NULL;
+    int ret = load_policy(policy_file, region, &p);
+    if (ret != CLI_OK) {
+        store_close(s);
+        return ret;
+    }
+    unsigned char key[EGRESS_KEY_BYTES];
+    rc = store_pseudonym_key(s, key, &err);
+    if (rc < 0) {
+        ret = cli_fail("egress-report", rc, &err);
+        policy_free(p);
+        store_close(s);
+        return ret == CLI_BADINPUT || ret == CLI_NOTFOUND ? CLI_FAIL : ret;
+    }
+
+    struct run r = {.p = p, .key = key};
+    op_error_clear(&r.err);
+    char tmp[PATH_MAX] = "";
+    int fd = -1;
+    struct entity_report reports[16];
+    size_t nrep = 0;
+    if (output) {
+        int n = snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", output);
+        if (n < 0 || (size_t)n >= sizeof tmp) {
+            tmp[0] = '\0';
+            rc = op_error_set(&r.err, -ENAMETOOLONG, NULL, "output path too long: %s", output);
+            goto done;
+        }
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0 || fchmod(fd, 0600) < 0 || !(r.out = fdopen(fd, "w"))) {
+            int e = errno;
+            rc = op_error_set(&r.err, -e, NULL, "cannot create %s: %s", tmp, strerror(e));
+            goto done;
+        }
+    }
+
+    cli_progress_start(&r.progress, "projected");
+    for (size_t i = 0; entity_all[i] && nrep < sizeof reports / sizeof reports[0]; i++) {
+        rc = report_init(&reports[nrep], p, entity_all[i]);
+        nrep++;
+        if (rc < 0) {
+            op_error_set(&r.err, rc, NULL, "out of memory");
+            break;
+        }
+        r.cur = &reports[nrep - 1];
+        rc = store_each(s, entity_all[i], 0, on_record, &r, &r.err);
+        if (rc < 0)
+            break;
+    }
+    cli_progress_done(&r.progress);
+    if (rc < 0)
+        goto done;
+
+    if (r.out) {
+        if (fflush(r.out) != 0 || fsync(fileno(r.out)) < 0) {
+            int e = errno;
+            rc = op_error_set(&r.err, -e, NULL, "cannot write %s: %s", tmp, strerror(e));
+            goto done;
+        }
+        FILE *f = r.out;
+        r.out = NULL;
+        fd = -1;
+        if (fclose(f) != 0 || rename(tmp, output) < 0) {
+            int e = errno;
+            rc = op_error_set(&r.err, -e, NULL, "cannot write %s: %s", output, strerror(e));
+            goto done;
+        }
+        tmp[0] = '\0';
+        rc = fsync_dir_of(output);
+        if (rc < 0) {
+            op_error_set(&r.err, rc, NULL, "cannot sync the directory of %s: %s", output,
+                         strerror(-rc));
+            goto done;
+        }
+    }
+
+    struct egress_counts total = {0};
+    for (size_t i = 0; i < nrep; i++)
+        egress_counts_add(&total, &reports[i].counts);
+    printf("egress report (dry run: nothing was sent)\n");
+    printf("node:   %s, region %s\n", store_node_id(s), region);
+    printf("policy: %s\n", p->path);
+    printf("hash:   %s\n", p->hash);
+    printf("transfer of local_primary copies: %s (%s)\n",
+           p->transfer_allowed ? "allowed" : "not allowed", p->transfer_basis);
+    printf("live records only; tombstones are not included\n");
+    for (size_t i = 0; i < nrep; i++)
+        print_entity(&reports[i]);
+    uint64_t as_is = 0, pseud = 0, held = total.unknown + total.internal;
+    for (int k = 0; k < POLICY_CLASS_COUNT; k++) {
+        as_is += total.values[k][EGRESS_AS_IS];
+        pseud += total.values[k][EGRESS_PSEUDONYMIZED];
+        held += total.values[k][EGRESS_WITHHELD];
+    }
+    printf("\ntotal: %" PRIu64 " records, %" PRIu64 " would leave, %" PRIu64
+           " withheld whole (%" PRIu64 " restricted, %" PRIu64 " pinned); values: %" PRIu64
+           " as-is, %" PRIu64 " pseudonymized, %" PRIu64 " withheld\n",
+           total.records, total.records_out, total.records_restricted + total.records_pinned,
+           total.records_restricted, total.records_pinned, as_is, pseud, held);
+    if (output)
+        printf("projected records: %s (%" PRIu64 " lines)\n", output, r.written);
+    rc = 0;
+
+done:
+    explicit_bzero(key, sizeof key);
+    if (r.out)
+        fclose(r.out);
+    else if (fd >= 0)
+        close(fd);
+    if (tmp[0])
+        unlink(tmp);
+    for (size_t i = 0; i < nrep; i++)
+        free(reports[i].rows);
+    policy_free(p);
+    store_close(s);
+    if (rc < 0) {
+        ret = cli_fail("egress-report", rc, &r.err);
+        return ret == CLI_BADINPUT || ret == CLI_NOTFOUND ? CLI_FAIL : ret;
+    }
+    return CLI_OK;
+}

@@ -1,0 +1,1091 @@
+/*
+ * The tus 1.0.0 upload server: routes OPTIONS, POST (creation), HEAD and
+ * PATCH (with Upload-Checksum) under one base path, keeps one in-memory
+ * record per upload mirrored by a state file in the spool directory, and
+ * appends verified bytes to the upload's data file.
+ *
+ * Invariant: for every upload, state-file offset <= durable bytes of the
+ * data file, because each append is written, truncated to its end and
+ * fdatasync'ed before the state file that records it replaces the old one
+ * (temp file, fsync, rename, fsync of the directory). The in-memory record
+ * changes only after the state file did, so memory never runs ahead of
+ * disk either. The loop is single-threaded and each request is handled to
+ * the end before the next, so no upload is ever written by two requests at
+ * once (no locks, no 423).
+ */
+#include "tus_server.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#define TUS_VERSION "1.0.0"
+#define STATE_MAGIC "outpost-tus 1"
+#define STATE_FILE_MAX 65536
+#define METADATA_HARD_MAX 32768
+#define DEFAULT_MAX_UPLOAD (64ull << 20)
+#define DEFAULT_MAX_SPOOL (1ull << 30)
+#define DEFAULT_MAX_UPLOADS 4096u
+#define DEFAULT_MAX_INCOMPLETE 4u
+#define DEFAULT_MAX_METADATA 4096u
+
+struct upload {
+    char id[TUS_ID_LEN + 1];
+    char principal[TUS_PRINCIPAL_MAX];
+    uint64_t length;
+    uint64_t offset;
+    int complete;
+    uint64_t touched; /* last creation or write, ns since the epoch: for eviction */
+    int accepted;     /* on_complete returned 0 in this process */
+    int in_callback;  /* on_complete is running for it */
+    int released;     /* released during on_complete: free after it returns */
+    char *meta_raw;   /* the Upload-Metadata header as received ("" if none) */
+    char *meta_arena;
+    struct tus_metadata md;
+};
+
+struct tus_server {
+    struct tus_server_config cfg;
+    char *spool_dir;
+    char *base_path;
+    size_t base_len;
+    int dirfd;
+    struct upload **up;
+    size_t n, cap;
+    uint64_t spool_bytes;
+    uint64_t last_touch;
+    unsigned bad_state;
+};
+
+/* Wall-clock ns (survives restarts, unlike the monotonic clock), made
+ * strictly increasing so that eviction order is never a tie. */
+static uint64_t touch(struct tus_server *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    s->last_touch = t > s->last_touch ? t : s->last_touch + 1;
+    return s->last_touch;
+}
+
+/* ---- small parsers ---- */
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Strict standard base64 (padding optional, nothing else allowed) of
+ * in[0..len) into out (room for len bytes suffices). Returns the decoded
+ * length or -EINVAL. */
+static ssize_t b64_decode(const char *in, size_t len, unsigned char *out)
+{
+    while (len > 0 && in[len - 1] == '=')
+        len--;
+    if (len % 4 == 1)
+        return -EINVAL;
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_value((unsigned char)in[i]);
+        if (v < 0)
+            return -EINVAL;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    /* Leftover bits must be zero, so each byte string has one encoding. */
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return -EINVAL;
+    return (ssize_t)o;
+}
+
+/* A decimal without sign or spaces that fits uint64_t. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int is_hex_id(const char *s, size_t len)
+{
+    if (len != TUS_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static int principal_ok(const char *p)
+{
+    size_t n = strnlen(p, TUS_PRINCIPAL_MAX);
+    if (n == 0 || n >= TUS_PRINCIPAL_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] < 0x21 || (unsigned char)p[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* Parses an Upload-Metadata value ("key b64,key b64,key") into u's arena
+ * and pairs. Keys are printable ASCII without space or comma and unique;
+ * a pair may omit its value (then it is ""). */
+static int parse_metadata(struct upload *u, const char *raw)
+{
+    size_t rlen = strlen(raw);
+    char *arena = malloc(rlen + 2 * TUS_METADATA_MAX_PAIRS + 2);
+    if (!arena)
+        return -ENOMEM;
+    size_t used = 0, n = 0;
+    const char *p = raw;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        const char *a = p, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (a == b)
+            goto bad; /* empty pair: "a x,,b y" */
+        if (n == TUS_METADATA_MAX_PAIRS)
+            goto bad;
+        const char *sp = a;
+        while (sp < b && *sp != ' ')
+            sp++;
+        size_t klen = (size_t)(sp - a);
+        for (size_t i = 0; i < klen; i++)
+            if ((unsigned char)a[i] < 0x21 || (unsigned char)a[i] > 0x7e)
+                goto bad;
+        char *key = arena + used;
+        memcpy(key, a, klen);
+        key[klen] = '\0';
+        used += klen + 1;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(u->md.pair[i].key, key) == 0)
+                goto bad;
+        const char *v = sp < b ? sp + 1 : b;
+        char *val = arena + used;
+        ssize_t vlen = b64_decode(v, (size_t)(b - v), (unsigned char *)val);
+        if (vlen < 0)
+            goto bad;
+        val[vlen] = '\0';
+        used += (size_t)vlen + 1;
+        u->md.pair[n].key = key;
+        u->md.pair[n].value = val;
+        u->md.pair[n].len = (size_t)vlen;
+        n++;
+        p = *end ? end + 1 : end;
+        if (*end && !*p)
+            goto bad; /* trailing comma */
+    }
+    u->md.n = n;
+    u->meta_arena = arena;
+    return 0;
+bad:
+    free(arena);
+    memset(&u->md, 0, sizeof u->md);
+    return -EINVAL;
+}
+
+const char *tus_metadata_get(const struct tus_metadata *md, const char *key, size_t *len)
+{
+    if (!md || !key)
+        return NULL;
+    for (size_t i = 0; i < md->n; i++)
+        if (strcmp(md->pair[i].key, key) == 0) {
+            if (len)
+                *len = md->pair[i].len;
+            return md->pair[i].value;
+        }
+    return NULL;
+}
+
+/* ---- uploads in memory ---- */
+
+static void upload_free(struct upload *u)
+{
+    if (!u)
+        return;
+    free(u->meta_raw);
+    free(u->meta_arena);
+    free(u);
+}
+
+/* -ENOMEM, or -EINVAL for malformed metadata. */
+static int upload_new(const char *id, const char *principal, uint64_t length, const char *meta_raw,
+                      struct upload **out)
+{
+    struct upload *u = calloc(1, sizeof *u);
+    if (!u)
+        return -ENOMEM;
+    memcpy(u->id, id, TUS_ID_LEN);
+    u->id[TUS_ID_LEN] = '\0';
+    snprintf(u->principal, sizeof u->principal, "%s", principal);
+    u->length = length;
+    u->meta_raw = strdup(meta_raw ? meta_raw : "");
+    int rc = u->meta_raw ? parse_metadata(u, u->meta_raw) : -ENOMEM;
+    if (rc < 0) {
+        upload_free(u);
+        return rc;
+    }
+    *out = u;
+    return 0;
+}
+
+static struct upload *find(const struct tus_server *s, const char *id)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->up[i]->id, id) == 0)
+            return s->up[i];
+    return NULL;
+}
+
+static int add(struct tus_server *s, struct upload *u)
+{
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 16;
+        struct upload **nu = realloc(s->up, nc * sizeof *nu);
+        if (!nu)
+            return -ENOMEM;
+        s->up = nu;
+        s->cap = nc;
+    }
+    s->up[s->n++] = u;
+    s->spool_bytes += u->length;
+    return 0;
+}
+
+static void forget(struct tus_server *s, struct upload *u)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->up[i] == u) {
+            memmove(&s->up[i], &s->up[i + 1], (s->n - i - 1) * sizeof *s->up);
+            s->n--;
+            s->spool_bytes -= u->length;
+            return;
+        }
+}
+
+/* ---- files ---- */
+
+static void name_of(char *out, size_t cap, const char *id, const char *suffix)
+{
+    snprintf(out, cap, "%s%s", id, suffix);
+}
+
+static int write_all_at(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = pwrite(fd, p, len, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        len -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* Replaces <id>.state with the given offset and completion, durably. */
+static int write_state(struct tus_server *s, const struct upload *u, uint64_t offset, int complete)
+{
+    size_t cap = strlen(u->meta_raw) + TUS_PRINCIPAL_MAX + 256;
+    char *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    int len = snprintf(buf, cap,
+                       STATE_MAGIC "\nlength %llu\noffset %llu\ncomplete %d\nprincipal %s\n"
+                                   "metadata %s\n",
+                       (unsigned long long)u->length, (unsigned long long)offset, complete ? 1 : 0,
+                       u->principal, u->meta_raw);
+    if (len < 0 || (size_t)len >= cap) {
+        free(buf);
+        return -EOVERFLOW;
+    }
+    char tmp[TUS_ID_LEN + 16], fin[TUS_ID_LEN + 16];
+    name_of(tmp, sizeof tmp, u->id, ".state.tmp");
+    name_of(fin, sizeof fin, u->id, ".state");
+    int rc = 0;
+    int fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = write_all_at(fd, buf, (size_t)len, 0);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && renameat(s->dirfd, tmp, s->dirfd, fin) < 0)
+        rc = -errno;
+    if (rc == 0 && fsync(s->dirfd) < 0)
+        rc = -errno;
+    if (rc < 0)
+        (void)unlinkat(s->dirfd, tmp, 0);
+out:
+    free(buf);
+    return rc;
+}
+
+/* Reads <name> (at most STATE_FILE_MAX bytes) into a NUL-terminated heap
+ * buffer. */
+static int read_small(int dirfd, const char *name, char **out)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char *buf = malloc(STATE_FILE_MAX + 1);
+    if (!buf) {
+        close(fd);
+        return -ENOMEM;
+    }
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, STATE_FILE_MAX + 1 - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = -errno;
+            close(fd);
+            free(buf);
+            return e;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+        if (len > STATE_FILE_MAX) {
+            close(fd);
+            free(buf);
+            return -EFBIG;
+        }
+    }
+    close(fd);
+    buf[len] = '\0';
+    *out = buf;
+    return 0;
+}
+
+/* Takes the next line of *p, which must start with "key "; returns the
+ * value (NUL-terminated in place) or NULL. */
+static char *state_field(char **p, const char *key)
+{
+    char *line = *p;
+    char *nl = strchr(line, '\n');
+    if (!nl)
+        return NULL;
+    *nl = '\0';
+    *p = nl + 1;
+    size_t kl = strlen(key);
+    if (strncmp(line, key, kl) != 0 || line[kl] != ' ')
+        return NULL;
+    return line + kl + 1;
+}
+
+/* Loads <id>.state; repairs the recorded offset against the data file. */
+static int load_one(struct tus_server *s, const char *id)
+{
+    if (find(s, id))
+        return 0; /* readdir may show a name again after load_one renamed over it */
+    char name[TUS_ID_LEN + 16];
+    name_of(name, sizeof name, id, ".state");
+    char *buf = NULL;
+    int rc = read_small(s->dirfd, name, &buf);
+    if (rc < 0)
+        return rc;
+    char *p = buf;
+    char *nl = strchr(p, '\n');
+    uint64_t length, offset;
+    const char *v_len, *v_off, *v_comp, *v_prin, *v_meta;
+    rc = -EINVAL;
+    if (!nl || (size_t)(nl - p) != strlen(STATE_MAGIC) || strncmp(p, STATE_MAGIC, (size_t)(nl - p)))
+        goto out;
+    p = nl + 1;
+    if (!(v_len = state_field(&p, "length")) || !(v_off = state_field(&p, "offset")) ||
+        !(v_comp = state_field(&p, "complete")) || !(v_prin = state_field(&p, "principal")) ||
+        !(v_meta = state_field(&p, "metadata")) || *p != '\0')
+        goto out;
+    if (parse_u64(v_len, &length) < 0 || parse_u64(v_off, &offset) < 0 || offset > length ||
+        (strcmp(v_comp, "0") != 0 && strcmp(v_comp, "1") != 0) || !principal_ok(v_prin) ||
+        strlen(v_meta) > METADATA_HARD_MAX)
+        goto out;
+    int complete = v_comp[0] == '1';
+    if (complete != (offset == length))
+        goto out;
+    struct upload *u;
+    rc = upload_new(id, v_prin, length, v_meta, &u);
+    if (rc < 0)
+        goto out;
+    u->offset = offset;
+    u->complete = complete;
+
+    /* The data file must hold at least the recorded bytes; if a storage
+     * fault lost some, fall back to what is there (the client resumes). */
+    char dname[TUS_ID_LEN + 16];
+    name_of(dname, sizeof dname, id, ".data");
+    struct stat st;
+    uint64_t have = 0;
+    u->touched = touch(s);
+    if (fstatat(s->dirfd, dname, &st, 0) == 0) {
+        have = (uint64_t)st.st_size;
+        u->touched = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+    } else {
+        int fd = openat(s->dirfd, dname, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            rc = -errno;
+            upload_free(u);
+            goto out;
+        }
+        (void)fsync(fd);
+        close(fd);
+    }
+    if (have < u->offset) {
+        rc = write_state(s, u, have, 0);
+        if (rc < 0) {
+            upload_free(u);
+            goto out;
+        }
+        u->offset = have;
+        u->complete = 0;
+    }
+    rc = add(s, u);
+    if (rc < 0)
+        upload_free(u);
+out:
+    free(buf);
+    return rc;
+}
+
+static int scan(struct tus_server *s, struct op_error *err)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        int dfd = dup(s->dirfd);
+        if (dfd < 0)
+            return op_error_set(err, -errno, "spool_dir", "cannot read spool directory %s: %s",
+                                s->spool_dir, strerror(errno));
+        DIR *d = fdopendir(dfd);
+        if (!d) {
+            int e = errno;
+            close(dfd);
+            return op_error_set(err, -e, "spool_dir", "cannot read spool directory %s: %s",
+                                s->spool_dir, strerror(e));
+        }
+        rewinddir(d);
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            const char *nm = de->d_name;
+            size_t len = strlen(nm);
+            if (len < TUS_ID_LEN || !is_hex_id(nm, TUS_ID_LEN))
+                continue;
+            char id[TUS_ID_LEN + 1];
+            memcpy(id, nm, TUS_ID_LEN);
+            id[TUS_ID_LEN] = '\0';
+            const char *suf = nm + TUS_ID_LEN;
+            if (pass == 0 && strcmp(suf, ".state.tmp") == 0) {
+                (void)unlinkat(s->dirfd, nm, 0); /* a crash during a state write */
+            } else if (pass == 0 && strcmp(suf, ".state") == 0) {
+                int rc = load_one(s, id);
+                if (rc == -ENOMEM) {
+                    closedir(d);
+                    return op_error_set(err, rc, NULL, "out of memory loading uploads");
+                }
+                if (rc < 0)
+                    s->bad_state++;
+            } else if (pass == 1 && strcmp(suf, ".data") == 0 && !find(s, id)) {
+                /* Data without any state file: a crash during creation,
+                 * before the upload was announced to its client. */
+                char st[TUS_ID_LEN + 16];
+                name_of(st, sizeof st, id, ".state");
+                if (faccessat(s->dirfd, st, F_OK, 0) < 0 && errno == ENOENT)
+                    (void)unlinkat(s->dirfd, nm, 0);
+            }
+        }
+        closedir(d);
+    }
+    return 0;
+}
+
+/* ---- lifecycle ---- */
+
+int tus_server_new(const struct tus_server_config *cfg, struct tus_server **out,
+                   struct op_error *err)
+{
+    if (!cfg || !out || !cfg->spool_dir || !cfg->authorize)
+        return op_error_set(err, -EINVAL, NULL, "tus_server_new: missing spool_dir or authorize");
+    const char *base = cfg->base_path ? cfg->base_path : "/files";
+    size_t blen = strlen(base);
+    while (blen > 1 && base[blen - 1] == '/')
+        blen--;
+    if (base[0] != '/' || blen > 256)
+        return op_error_set(err, -EINVAL, "base_path", "base_path %s must start with /", base);
+    struct tus_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    s->dirfd = -1;
+    s->cfg = *cfg;
+    if (!s->cfg.max_upload_bytes)
+        s->cfg.max_upload_bytes = DEFAULT_MAX_UPLOAD;
+    if (!s->cfg.max_spool_bytes)
+        s->cfg.max_spool_bytes = DEFAULT_MAX_SPOOL;
+    if (!s->cfg.max_uploads)
+        s->cfg.max_uploads = DEFAULT_MAX_UPLOADS;
+    if (!s->cfg.max_incomplete_per_principal)
+        s->cfg.max_incomplete_per_principal = DEFAULT_MAX_INCOMPLETE;
+    if (!s->cfg.max_metadata_bytes)
+        s->cfg.max_metadata_bytes = DEFAULT_MAX_METADATA;
+    if (s->cfg.max_metadata_bytes > METADATA_HARD_MAX)
+        s->cfg.max_metadata_bytes = METADATA_HARD_MAX;
+    s->spool_dir = strdup(cfg->spool_dir);
+    s->base_path = strndup(base, blen);
+    s->base_len = blen == 1 ? 0 : blen; /* "/" as base: uploads at /<id> */
+    int rc;
+    if (!s->spool_dir || !s->base_path) {
+        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    s->cfg.spool_dir = s->spool_dir;
+    s->cfg.base_path = s->base_path;
+    if (mkdir(s->spool_dir, 0700) < 0 && errno != EEXIST) {
+        rc = op_error_set(err, -errno, "spool_dir", "cannot create spool directory %s: %s",
+                          s->spool_dir, strerror(errno));
+        goto fail;
+    }
+    s->dirfd = open(s->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dirfd < 0) {
+        rc = op_error_set(err, -errno, "spool_dir", "cannot open spool directory %s: %s",
+                          s->spool_dir, strerror(errno));
+        goto fail;
+    }
+    rc = scan(s, err);
+    if (rc < 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    tus_server_free(s);
+    return rc;
+}
+
+void tus_server_free(struct tus_server *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        upload_free(s->up[i]);
+    free(s->up);
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    free(s->spool_dir);
+    free(s->base_path);
+    free(s);
+}
+
+void tus_server_stats(const struct tus_server *s, struct tus_server_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->uploads = (unsigned)s->n;
+    for (size_t i = 0; i < s->n; i++)
+        out->complete += s->up[i]->complete ? 1u : 0u;
+    out->spool_bytes = s->spool_bytes;
+    out->bad_state_files = s->bad_state;
+}
+
+int tus_server_upload_offset(const struct tus_server *s, const char *upload_id, uint64_t *offset,
+                             uint64_t *length)
+{
+    const struct upload *u = upload_id ? find(s, upload_id) : NULL;
+    if (!u)
+        return -ENOENT;
+    if (offset)
+        *offset = u->offset;
+    if (length)
+        *length = u->length;
+    return 0;
+}
+
+int tus_server_release(struct tus_server *s, const char *upload_id)
+{
+    struct upload *u = upload_id ? find(s, upload_id) : NULL;
+    if (!u)
+        return -ENOENT;
+    /* State first: a crash between the two unlinks leaves a data file
+     * without state, which the next start deletes. */
+    char name[TUS_ID_LEN + 16];
+    int rc = 0;
+    name_of(name, sizeof name, u->id, ".state");
+    if (unlinkat(s->dirfd, name, 0) < 0 && errno != ENOENT)
+        rc = -errno;
+    name_of(name, sizeof name, u->id, ".data");
+    if (unlinkat(s->dirfd, name, 0) < 0 && errno != ENOENT && rc == 0)
+        rc = -errno;
+    if (fsync(s->dirfd) < 0 && rc == 0)
+        rc = -errno;
+    forget(s, u);
+    if (u->in_callback)
+        u->released = 1;
+    else
+        upload_free(u);
+    return rc;
+}
+
+/* Calls on_complete for u; returns 1 if accepted. u may be freed. */
+static int deliver(struct tus_server *s, struct upload *u)
+{
+    if (!s->cfg.on_complete || !u->complete || u->accepted)
+        return 0;
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s/%s.data", s->spool_dir, u->id);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return 0;
+    u->in_callback = 1;
+    int rc = s->cfg.on_complete(s->cfg.ctx, u->id, u->principal, &u->md, path, u->length);
+    u->in_callback = 0;
+    if (u->released) {
+        upload_free(u);
+        return rc == 0;
+    }
+    if (rc == 0)
+        u->accepted = 1;
+    return rc == 0;
+}
+
+int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds)
+{
+    if (!s)
+        return -EINVAL;
+    uint64_t now = touch(s);
+    uint64_t idle =
+        max_idle_seconds > UINT64_MAX / 1000000000u ? UINT64_MAX : max_idle_seconds * 1000000000u;
+    int removed = 0;
+    for (size_t i = 0; i < s->n;) {
+        struct upload *u = s->up[i];
+        if (!u->complete && u->touched <= now && now - u->touched >= idle) {
+            int rc = tus_server_release(s, u->id); /* removes s->up[i] */
+            if (rc < 0)
+                return rc;
+            removed++;
+        } else {
+            i++;
+        }
+    }
+    return removed;
+}
+
+int tus_server_redeliver(struct tus_server *s)
+{
+    if (!s)
+        return -EINVAL;
+    /* Snapshot the ids: a callback may release any upload. */
+    size_t m = 0;
+    char(*ids)[TUS_ID_LEN + 1] = malloc((s->n ? s->n : 1) * sizeof *ids);
+    if (!ids)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->up[i]->complete && !s->up[i]->accepted)
+            memcpy(ids[m++], s->up[i]->id, TUS_ID_LEN + 1);
+    int accepted = 0;
+    for (size_t i = 0; i < m; i++) {
+        struct upload *u = find(s, ids[i]);
+        if (u)
+            accepted += deliver(s, u);
+    }
+    free(ids);
+    return accepted;
+}
+
+/* ---- HTTP ---- */
+
+static void hdr(struct http_exchange *x, const char *name, const char *value)
+{
+    (void)http_add_header(x, name, value);
+}
+
+static void hdr_u64(struct http_exchange *x, const char *name, uint64_t v)
+{
+    char b[24];
+    snprintf(b, sizeof b, "%llu", (unsigned long long)v);
+    hdr(x, name, b);
+}
+
+/* Answers with a problem+json body (RFC 9457); detail is ours, plain
+ * ASCII without quotes or backslashes. */
+static int fail(struct http_exchange *x, int status, const char *detail)
+{
+    char body[512];
+    int n =
+        snprintf(body, sizeof body,
+                 "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"detail\":\"%s\"}",
+                 status == 460 ? "Checksum Mismatch" : http_status_text(status), status, detail);
+    if (n < 0 || (size_t)n >= sizeof body)
+        n = 0;
+    hdr(x, "Tus-Resumable", TUS_VERSION);
+    http_respond(x, status, "application/problem+json", body, (size_t)n);
+    return 0;
+}
+
+static int answer(struct http_exchange *x, int status)
+{
+    hdr(x, "Tus-Resumable", TUS_VERSION);
+    http_respond(x, status, NULL, NULL, 0);
+    return 0;
+}
+
+static void options(struct tus_server *s, struct http_exchange *x)
+{
+    hdr(x, "Tus-Version", TUS_VERSION);
+    hdr(x, "Tus-Extension", "creation,checksum");
+    hdr(x, "Tus-Checksum-Algorithm", "sha256,sha1");
+    hdr_u64(x, "Tus-Max-Size", s->cfg.max_upload_bytes);
+    answer(x, 204);
+}
+
+static int fs_status(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT ? 507 : 500;
+}
+
+static int create(struct tus_server *s, struct http_exchange *x, const char *principal)
+{
+    uint64_t length;
+    const char *ul = http_header(x, "Upload-Length");
+    if (http_header(x, "Upload-Defer-Length"))
+        return fail(x, 400, "Upload-Defer-Length is not supported: send Upload-Length");
+    if (!ul)
+        return fail(x, 400, "Upload-Length is required");
+    if (parse_u64(ul, &length) < 0)
+        return fail(x, 400, "Upload-Length must be a non-negative decimal integer");
+    if (length > s->cfg.max_upload_bytes) {
+        hdr_u64(x, "Tus-Max-Size", s->cfg.max_upload_bytes);
+        return fail(x, 413, "Upload-Length exceeds Tus-Max-Size");
+    }
+    size_t blen;
+    (void)http_body(x, &blen);
+    if (blen > 0)
+        return fail(x, 400, "creation-with-upload is not supported: send the data with PATCH");
+    const char *meta = http_header(x, "Upload-Metadata");
+    if (meta && strlen(meta) > s->cfg.max_metadata_bytes)
+        return fail(x, 400, "Upload-Metadata is too long");
+    /* At its cap a principal's least recently written unfinished upload
+     * makes room. A client that crashed between our 201 and saving the
+     * Location has no other way to get rid of its orphans, and refusing it
+     * would lock it out for good; an evicted upload was never delivered,
+     * so its client simply uploads that data again (HEAD answers 404). */
+    unsigned incomplete = 0;
+    struct upload *oldest = NULL;
+    for (size_t i = 0; i < s->n; i++) {
+        struct upload *o = s->up[i];
+        if (o->complete || strcmp(o->principal, principal) != 0)
+            continue;
+        incomplete++;
+        if (!oldest || o->touched < oldest->touched)
+            oldest = o;
+    }
+    if (incomplete >= s->cfg.max_incomplete_per_principal && oldest &&
+        tus_server_release(s, oldest->id) < 0)
+        return fail(x, 500, "cannot remove an abandoned upload");
+    if (s->n >= s->cfg.max_uploads || s->spool_bytes > s->cfg.max_spool_bytes ||
+        length > s->cfg.max_spool_bytes - s->spool_bytes)
+        return fail(x, 507, "the upload spool is full: retry later");
+
+    char id[TUS_ID_LEN + 1];
+    unsigned char rnd[TUS_ID_LEN / 2];
+    for (int tries = 0;; tries++) {
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd || tries > 3)
+            return fail(x, 500, "no randomness for an upload id");
+        for (size_t i = 0; i < sizeof rnd; i++) {
+            id[2 * i] = "0123456789abcdef"[rnd[i] >> 4];
+            id[2 * i + 1] = "0123456789abcdef"[rnd[i] & 15];
+        }
+        id[TUS_ID_LEN] = '\0';
+        if (!find(s, id))
+            break;
+    }
+    struct upload *u;
+    int rc = upload_new(id, principal, length, meta, &u);
+    if (rc == -EINVAL)
+        return fail(x, 400,
+                    "Upload-Metadata must be comma-separated pairs of a unique key and a base64 "
+                    "value");
+    if (rc < 0)
+        return fail(x, 500, "out of memory");
+    char dname[TUS_ID_LEN + 16];
+    name_of(dname, sizeof dname, id, ".data");
+    int fd = openat(s->dirfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        goto io_fail;
+    }
+    rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    if (rc == 0)
+        rc = write_state(s, u, 0, length == 0);
+    if (rc == 0)
+        rc = add(s, u);
+    if (rc < 0) {
+        (void)unlinkat(s->dirfd, dname, 0);
+        name_of(dname, sizeof dname, id, ".state");
+        (void)unlinkat(s->dirfd, dname, 0);
+        goto io_fail;
+    }
+    u->complete = length == 0;
+    u->touched = touch(s);
+    char loc[300];
+    snprintf(loc, sizeof loc, "%s/%s", s->base_path[1] ? s->base_path : "", id);
+    hdr(x, "Location", loc);
+    hdr_u64(x, "Upload-Offset", 0);
+    answer(x, 201);
+    if (u->complete)
+        (void)deliver(s, u);
+    return 0;
+io_fail:
+    upload_free(u);
+    return fail(x, fs_status(rc), "cannot store the upload on the server");
+}
+
+static void head(struct http_exchange *x, const struct upload *u)
+{
+    hdr_u64(x, "Upload-Offset", u->offset);
+    hdr_u64(x, "Upload-Length", u->length);
+    if (u->meta_raw[0])
+        hdr(x, "Upload-Metadata", u->meta_raw);
+    hdr(x, "Cache-Control", "no-store");
+    answer(x, 200);
+}
+
+static int content_type_ok(const char *ct)
+{
+    static const char want[] = "application/offset+octet-stream";
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen(want);
+    if (strncasecmp(ct, want, n) != 0)
+        return 0;
+    ct += n;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+/* 0 when the Upload-Checksum header (if any) matches body; otherwise the
+ * status to answer and *why. */
+static int checksum_check(const char *h, const char *body, size_t len, const char **why)
+{
+    if (!h)
+        return 0;
+    const char *sp = strchr(h, ' ');
+    if (!sp) {
+        *why = "Upload-Checksum must be an algorithm and a base64 digest";
+        return 400;
+    }
+    const EVP_MD *md = NULL;
+    size_t alen = (size_t)(sp - h);
+    if (alen == 6 && memcmp(h, "sha256", 6) == 0)
+        md = EVP_sha256();
+    else if (alen == 4 && memcmp(h, "sha1", 4) == 0)
+        md = EVP_sha1();
+    if (!md) {
+        *why = "unsupported checksum algorithm: use sha256 or sha1";
+        return 400;
+    }
+    const char *b64 = sp + 1;
+    size_t blen = strlen(b64);
+    unsigned char want[EVP_MAX_MD_SIZE + 64];
+    if (blen > 2 * EVP_MAX_MD_SIZE) {
+        *why = "Upload-Checksum digest is too long";
+        return 400;
+    }
+    ssize_t wlen = b64_decode(b64, blen, want);
+    if (wlen < 0 || wlen != EVP_MD_get_size(md)) {
+        *why = "Upload-Checksum digest is not base64 of the algorithm's digest length";
+        return 400;
+    }
+    unsigned char got[EVP_MAX_MD_SIZE];
+    unsigned glen = 0;
+    if (EVP_Digest(body, len, got, &glen, md, NULL) != 1) {
+        *why = "cannot compute the checksum";
+        return 500;
+    }
+    if (glen != (unsigned)wlen || memcmp(got, want, glen) != 0) {
+        *why = "the chunk does not match Upload-Checksum: nothing was stored, send it again";
+        return 460;
+    }
+    return 0;
+}
+
+static int patch(struct tus_server *s, struct http_exchange *x, struct upload *u)
+{
+    if (!content_type_ok(http_header(x, "Content-Type")))
+        return fail(x, 415, "Content-Type must be application/offset+octet-stream");
+    uint64_t off;
+    const char *uo = http_header(x, "Upload-Offset");
+    if (!uo)
+        return fail(x, 400, "Upload-Offset is required");
+    if (parse_u64(uo, &off) < 0)
+        return fail(x, 400, "Upload-Offset must be a non-negative decimal integer");
+    if (off != u->offset) {
+        /* The server's offset, so the client can resume without a HEAD. */
+        hdr_u64(x, "Upload-Offset", u->offset);
+        return fail(x, 409, "Upload-Offset does not match the stored offset: HEAD and resume");
+    }
+    size_t len;
+    const char *body = http_body(x, &len);
+    if (len > u->length - u->offset)
+        return fail(x, 413, "the chunk would pass Upload-Length: nothing was stored");
+    const char *why = "";
+    int st = checksum_check(http_header(x, "Upload-Checksum"), body, len, &why);
+    if (st)
+        return fail(x, st, why);
+    if (len == 0) {
+        hdr_u64(x, "Upload-Offset", u->offset);
+        return answer(x, 204);
+    }
+
+    uint64_t noff = u->offset + len;
+    int done = noff == u->length;
+    char dname[TUS_ID_LEN + 16];
+    name_of(dname, sizeof dname, u->id, ".data");
+    int rc = 0;
+    int fd = openat(s->dirfd, dname, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+    } else {
+        rc = write_all_at(fd, body, len, u->offset);
+        /* Drop anything a torn earlier append left past the new end. */
+        if (rc == 0 && ftruncate(fd, (off_t)noff) < 0)
+            rc = -errno;
+        if (rc == 0 && fdatasync(fd) < 0)
+            rc = -errno;
+        if (rc < 0)
+            (void)ftruncate(fd, (off_t)u->offset); /* give back the space of a failed write */
+        close(fd);
+    }
+    if (rc == 0)
+        rc = write_state(s, u, noff, done);
+    if (rc < 0) {
+        hdr_u64(x, "Upload-Offset", u->offset);
+        return fail(x, fs_status(rc), "cannot store the chunk: HEAD and resume");
+    }
+    u->offset = noff;
+    u->complete = done;
+    u->touched = touch(s);
+    hdr_u64(x, "Upload-Offset", u->offset);
+    answer(x, 204);
+    if (done)
+        (void)deliver(s, u);
+    return 0;
+}
+
+int tus_server_handle(struct tus_server *s, struct http_exchange *x)
+{
+    const char *path = http_path(x);
+    if (strncmp(path, s->base_path, s->base_len) != 0)
+        return 0;
+    const char *rest = path + s->base_len;
+    if (*rest != '\0' && *rest != '/')
+        return 0; /* "/filesystem" is not ours */
+    if (*rest == '/')
+        rest++;
+    int collection = *rest == '\0';
+
+    const char *method = http_method(x);
+    const char *ovr = http_header(x, "X-HTTP-Method-Override");
+    if (ovr && strcmp(method, "POST") == 0)
+        method = ovr; /* for proxies that pass only GET and POST */
+
+    char principal[TUS_PRINCIPAL_MAX] = "";
+    if (s->cfg.authorize(s->cfg.ctx, x, principal, sizeof principal) < 0) {
+        (void)fail(x, 401, "authentication required");
+        return 1;
+    }
+    if (!principal_ok(principal)) {
+        (void)fail(x, 500, "the authorize callback returned an unusable principal");
+        return 1;
+    }
+    http_set_user(x, principal);
+
+    if (strcmp(method, "OPTIONS") == 0) {
+        options(s, x);
+        return 1;
+    }
+    const char *tr = http_header(x, "Tus-Resumable");
+    if (!tr || strcmp(tr, TUS_VERSION) != 0) {
+        hdr(x, "Tus-Version", TUS_VERSION);
+        (void)fail(x, 412, "Tus-Resumable: 1.0.0 is required");
+        return 1;
+    }
+    if (collection) {
+        if (strcmp(method, "POST") == 0) {
+            (void)create(s, x, principal);
+        } else {
+            hdr(x, "Allow", "OPTIONS, POST");
+            (void)fail(x, 405, "the upload collection takes OPTIONS and POST");
+        }
+        return 1;
+    }
+    struct upload *u = is_hex_id(rest, strlen(rest)) ? find(s, rest) : NULL;
+    /* Another principal's upload does not exist for this one. */
+    if (!u || strcmp(u->principal, principal) != 0) {
+        (void)fail(x, 404, "no such upload");
+        return 1;
+    }
+    if (strcmp(method, "HEAD") == 0) {
+        head(x, u);
+    } else if (strcmp(method, "PATCH") == 0) {
+        (void)patch(s, x, u);
+    } else {
+        hdr(x, "Allow", "OPTIONS, HEAD, PATCH");
+        (void)fail(x, 405, "an upload takes OPTIONS, HEAD and PATCH");
+    }
+    return 1;
+}
+
+void tus_server_handler(void *ctx, struct http_exchange *x)
+{
+    struct tus_server *s = ctx;
+    if (!tus_server_handle(s, x))
+        (void)fail(x, 404, "not found");
+}

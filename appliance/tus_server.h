@@ -1,0 +1,138 @@
+/*
+ * The tus 1.0.0 resumable-upload server (core, creation and checksum
+ * extensions) that outpost-hq serves segment uploads with, as a handler on
+ * the http_server stack. Every upload lives in a spool directory as a data
+ * file and a small state file (length, offset, completion, principal,
+ * metadata); a completed upload is handed to the embedder through a
+ * callback and deleted only when the embedder releases it.
+ *
+ * Invariant (crash-only): the offset recorded in a state file never exceeds
+ * the bytes made durable in its data file. A PATCH writes and fsyncs the
+ * data before it replaces the state file (temp, fsync, rename, fsync of the
+ * directory), so after kill -9 at any point a restarted server reports an
+ * offset the client can resume from, and bytes beyond it are simply
+ * overwritten by the resumed PATCH.
+ */
+#ifndef OUTPOST_TUS_SERVER_H
+#define OUTPOST_TUS_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http_server.h"
+#include "op_error.h"
+
+#define TUS_ID_LEN 32         /* lowercase hex characters of an upload id */
+#define TUS_PRINCIPAL_MAX 128 /* bytes of a principal, NUL included */
+#define TUS_METADATA_MAX_PAIRS 32
+
+struct tus_server;
+
+/* One Upload-Metadata pair; the value is base64-decoded, may hold any byte
+ * and is NUL-terminated for convenience (len excludes the NUL). */
+struct tus_meta_pair {
+    const char *key;
+    const char *value;
+    size_t len;
+};
+
+struct tus_metadata {
+    size_t n;
+    struct tus_meta_pair pair[TUS_METADATA_MAX_PAIRS];
+};
+
+/* The value of key, or NULL if absent; *len (if not NULL) receives its length. */
+const char *tus_metadata_get(const struct tus_metadata *md, const char *key, size_t *len);
+
+/* Authenticates a request before anything else is looked at. Writes the
+ * principal (1 to cap - 1 printable ASCII bytes 0x21-0x7e, no spaces,
+ * NUL-terminated; e.g. the node id) and returns 0, or
+ * returns a negative errno to have the request answered 401. It may add
+ * response headers (WWW-Authenticate) with http_add_header, and must not
+ * call http_respond. Uploads belong to the principal that created them. */
+typedef int (*tus_authorize_fn)(void *ctx, struct http_exchange *x, char *principal, size_t cap);
+
+/* Called once per process when an upload's offset reaches its length (after
+ * the completion is durable and the final PATCH was answered), and again by
+ * tus_server_redeliver for complete uploads it did not accept: after a
+ * failed call, and after every restart for uploads not yet released. So
+ * the embedder must be idempotent (key on the metadata, not on the call).
+ * data_path names the complete data file; the pointers are valid during the
+ * call. Return 0 when the upload was taken (then release it now or later
+ * with tus_server_release), or a negative errno to have it redelivered. */
+typedef int (*tus_complete_fn)(void *ctx, const char *upload_id, const char *principal,
+                               const struct tus_metadata *md, const char *data_path,
+                               uint64_t length);
+
+struct tus_server_config {
+    const char *spool_dir;     /* created (0700) if missing; one server per directory */
+    const char *base_path;     /* URL path of the collection; NULL = "/files" */
+    uint64_t max_upload_bytes; /* Tus-Max-Size; over it: 413. 0 = 64 MiB */
+    uint64_t max_spool_bytes;  /* sum of Upload-Length held; over it: 507. 0 = 1 GiB */
+    unsigned max_uploads;      /* uploads held in total; over it: 507. 0 = 4096 */
+    /* Unfinished uploads per principal; at the cap a creation replaces the
+     * principal's least recently written one (which then answers 404).
+     * 0 = 4 */
+    unsigned max_incomplete_per_principal;
+    size_t max_metadata_bytes;   /* Upload-Metadata header; over it: 400. 0 = 4 KiB */
+    tus_authorize_fn authorize;  /* required */
+    tus_complete_fn on_complete; /* may be NULL (then uploads wait for tus_server_release) */
+    void *ctx;                   /* passed to both callbacks */
+};
+
+/* Opens (creating if needed) the spool directory and reloads every upload
+ * recorded there: leftover temp files and data files without a state file
+ * (a crash during creation) are removed; a data file shorter than its
+ * recorded offset (a storage fault) lowers the offset to what is there.
+ * State files that cannot be parsed are left alone and counted in
+ * tus_server_stats. Does not call on_complete (see tus_server_redeliver).
+ * err names the directory or file and the reason. */
+int tus_server_new(const struct tus_server_config *cfg, struct tus_server **out,
+                   struct op_error *err);
+
+/* Frees the in-memory state; the spool is untouched. NULL is allowed. Not
+ * from inside a callback. */
+void tus_server_free(struct tus_server *s);
+
+/* Answers x if its path is the collection (base_path) or an upload under
+ * it, and returns 1; returns 0 and leaves x alone otherwise, so an embedder
+ * can route other paths itself. Every answer is given before it returns. */
+int tus_server_handle(struct tus_server *s, struct http_exchange *x);
+
+/* An http_handler_fn (ctx = the tus_server) that answers paths outside the
+ * collection with 404. */
+void tus_server_handler(void *ctx, struct http_exchange *x);
+
+/* Calls on_complete for every complete upload not accepted in this process
+ * (after a restart, or after the callback failed). Returns how many calls
+ * were accepted, or a negative errno. Not from inside a callback. */
+int tus_server_redeliver(struct tus_server *s);
+
+/* Releases every unfinished upload not created or written to for
+ * max_idle_seconds (by the data file's mtime across restarts); call it from
+ * a timer. Returns how many, or the errno of a failed release. Not from
+ * inside a callback. */
+int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds);
+
+/* Deletes an upload (complete or not) and its files; its bytes no longer
+ * count towards the caps and its id answers 404. Allowed from inside
+ * on_complete for the upload being delivered. -ENOENT if unknown, or the
+ * errno of a failed unlink (the upload is then forgotten in memory but its
+ * state file may remain for the next start to reload). */
+int tus_server_release(struct tus_server *s, const char *upload_id);
+
+struct tus_server_stats {
+    unsigned uploads;         /* held, complete or not */
+    unsigned complete;        /* complete and not yet released */
+    uint64_t spool_bytes;     /* sum of Upload-Length held */
+    unsigned bad_state_files; /* found at start and ignored */
+};
+
+void tus_server_stats(const struct tus_server *s, struct tus_server_stats *out);
+
+/* Copies an upload's offset and length (for tests and status pages).
+ * -ENOENT if unknown. */
+int tus_server_upload_offset(const struct tus_server *s, const char *upload_id, uint64_t *offset,
+                             uint64_t *length);
+
+#endif

@@ -1,0 +1,74 @@
+#!/bin/bash
+# Builds the Outpost Debian package from this source tree:
+#
+#   bash packaging/build-deb.sh [OUTDIR]
+#
+# Copies the tree (without build directories and .git) to a temporary
+# directory, puts packaging/debian at its top as debian/, runs
+# `dpkg-buildpackage -us -uc -b` there and moves the .deb to OUTDIR
+# (default: the current directory). Prints the .deb's path on the last
+# line of standard output; the build log goes to standard error.
+#
+# Needs dpkg-dev, debhelper and the Build-Depends of packaging/debian/control
+# (`dpkg-checkbuilddeps` says which are missing). DEB_BUILD_OPTIONS=nocheck
+# skips the unit and CLI tests in the build. The working tree is never
+# written to: a package can be built from a checkout someone is building in.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+outdir=${1:-.}
+
+die() {
+    printf 'build-deb: %s\n' "$*" >&2
+    exit 1
+}
+
+for tool in dpkg-buildpackage dh dpkg-parsechangelog; do
+    command -v "$tool" >/dev/null ||
+        die "$tool not found: apt-get install dpkg-dev debhelper"
+done
+[ -d "$outdir" ] || die "output directory $outdir does not exist"
+outdir=$(cd "$outdir" && pwd)
+
+# The package version comes from debian/changelog and the program's from
+# meson.build; a package that says one version and contains another is
+# worse than no package.
+deb_version=$(dpkg-parsechangelog -l "$here/debian/changelog" -S Version)
+meson_version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$root/meson.build" | head -n1)
+[ "$deb_version" = "$meson_version" ] ||
+    die "packaging/debian/changelog says $deb_version but meson.build says $meson_version;" \
+        "add a changelog entry (dch -v $meson_version)"
+arch=$(dpkg --print-architecture)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/outpost-deb.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+src=$work/outpost-$deb_version
+mkdir "$src"
+
+# The source: what git tracks plus untracked files not ignored, when this is
+# a git checkout; otherwise everything but build output.
+if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    # ls-files also lists tracked files deleted in the working tree: skip them.
+    git -C "$root" ls-files -z --cached --others --exclude-standard |
+        while IFS= read -r -d '' f; do
+            [ ! -e "$root/$f" ] || printf '%s\0' "$f"
+        done | (cd "$root" && xargs -0 -r cp -P --parents -t "$src") ||
+        die "copying the source tree to $src failed"
+else
+    tar -C "$root" --exclude='./build*' --exclude=./.git --exclude=./debian -cf - . |
+        tar -C "$src" -xf -
+fi
+# Build directories inside the tree are never source.
+find "$src" -maxdepth 1 -name 'build*' -type d -exec rm -rf {} +
+rm -rf "$src/debian"
+cp -r "$here/debian" "$src/debian"
+
+start=$(date +%s)
+printf 'build-deb: building outpost %s in %s\n' "$deb_version" "$src" >&2
+(cd "$src" && dpkg-buildpackage -us -uc -b) >&2 || die "dpkg-buildpackage failed (log above)"
+deb=$work/outpost_${deb_version}_$arch.deb
+[ -f "$deb" ] || die "dpkg-buildpackage did not produce $deb"
+mv -f "$deb" "$outdir/"
+printf 'build-deb: done in %ss\n' "$(($(date +%s) - start))" >&2
+printf '%s\n' "$outdir/outpost_${deb_version}_$arch.deb"

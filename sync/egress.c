@@ -1,0 +1,439 @@
+/*
+ * The single egress function (see egress.h and docs/EGRESS.md): decides,
+ * value by value, what of a record may leave the node under the region
+ * policy, and is the only code that can make a struct egress_record, the
+ * one type network code accepts.
+ *
+ * Invariant: every byte of an egress_record's JSON is a meta field, a
+ * value whose class lets it leave as is, a pseudonym, or a JSON null; a
+ * field this file cannot classify (unknown, internal, a custom key under a
+ * class that keeps it here) is absent. When in doubt, withhold.
+ */
+#include "egress.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ID_MAX 64
+/* The longest custom name a policy can classify (policy_custom_field.name
+ * is char[64]); a longer key can only take the default class. */
+#define CUSTOM_NAME_MAX 63
+
+struct egress_record {
+    const struct entity_def *entity;
+    char id[ID_MAX];
+    char policy_hash[POLICY_HASH_HEX];
+    char *json;
+    size_t len;
+};
+
+static const char *const meta_fields[] = {"id",         "version", "created_at",
+                                          "updated_at", "deleted", NULL};
+
+static int is_meta(const char *name)
+{
+    for (size_t i = 0; meta_fields[i]; i++)
+        if (!strcmp(meta_fields[i], name))
+            return 1;
+    return 0;
+}
+
+enum norm { NORM_TEXT, NORM_PHONE };
+
+/* One projection in progress. */
+struct run {
+    const struct policy *p;
+    const unsigned char *key;
+    const struct entity_def *e;
+    enum egress_reason whole; /* EGRESS_BY_CLASS, or why the whole record stays */
+    json_t *out;              /* the projection; NULL when the record stays whole */
+    json_t *custom_out;       /* the custom keys that leave */
+    struct egress_counts c;
+    egress_trace_fn trace;
+    void *tctx;
+};
+
+const char *egress_outcome_name(enum egress_outcome o)
+{
+    switch (o) {
+    case EGRESS_AS_IS:
+        return "as-is";
+    case EGRESS_PSEUDONYMIZED:
+        return "pseudonymized";
+    case EGRESS_WITHHELD:
+    default:
+        return "withheld";
+    }
+}
+
+static int is_space(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f';
+}
+
+/* The normalized text of a value, malloc'ed, in *out (length *len):
+ * strings trimmed and ASCII lower-cased (phone numbers: a leading '+' and
+ * the digits); anything else its compact JSON with sorted keys. */
+static int normalize(enum norm kind, json_t *v, char **out, size_t *len)
+{
+    if (!json_is_string(v)) {
+        char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        if (!s)
+            return -ENOMEM;
+        *out = s;
+        *len = strlen(s);
+        return 0;
+    }
+    const unsigned char *s = (const unsigned char *)json_string_value(v);
+    size_t n = json_string_length(v);
+    size_t a = 0, b = n;
+    while (a < b && is_space(s[a]))
+        a++;
+    while (b > a && is_space(s[b - 1]))
+        b--;
+    char *buf = malloc(b - a + 1);
+    if (!buf)
+        return -ENOMEM;
+    size_t k = 0;
+    if (kind == NORM_PHONE) {
+        if (a < b && s[a] == '+')
+            buf[k++] = '+';
+        for (size_t i = a; i < b; i++)
+            if (s[i] >= '0' && s[i] <= '9')
+                buf[k++] = (char)s[i];
+    } else {
+        for (size_t i = a; i < b; i++)
+            buf[k++] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
+    }
+    buf[k] = '\0';
+    *out = buf;
+    *len = k;
+    return 0;
+}
+
+int egress_pseudonym(const unsigned char key[EGRESS_KEY_BYTES], const char *value, size_t len,
+                     char out[EGRESS_PSEUDONYM_LEN])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!HMAC(EVP_sha256(), key, EGRESS_KEY_BYTES, (const unsigned char *)value, len, md, &mdlen) ||
+        mdlen != 32)
+        return -EIO;
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, EGRESS_PSEUDONYM_PREFIX, 2);
+    for (unsigned i = 0; i < mdlen; i++) {
+        out[2 + 2 * i] = hex[md[i] >> 4];
+        out[3 + 2 * i] = hex[md[i] & 15];
+    }
+    out[2 + 2 * mdlen] = '\0';
+    return 0;
+}
+
+static int pseudonymize(const struct run *r, enum norm kind, json_t *v, json_t **out)
+{
+    char *norm;
+    size_t len;
+    int rc = normalize(kind, v, &norm, &len);
+    if (rc < 0)
+        return rc;
+    char h[EGRESS_PSEUDONYM_LEN];
+    rc = egress_pseudonym(r->key, norm, len, h);
+    free(norm);
+    if (rc < 0)
+        return rc;
+    *out = json_string(h);
+    return *out ? 0 : -ENOMEM;
+}
+
+/* Decides one value: puts what may leave into `dst` under `key` (nothing
+ * if withheld), counts and traces it. `name` is the field's full name
+ * ("email", "custom.cpf"). */
+static int decide(struct run *r, json_t *dst, const char *key, const char *name,
+                  enum policy_class cls, enum egress_reason reason, enum norm kind, json_t *v)
+{
+    enum egress_outcome o;
+    if ((unsigned)cls >= POLICY_CLASS_COUNT)
+        cls = POLICY_LOCAL_ONLY; /* not a class this file knows: fail closed */
+    if (reason == EGRESS_BY_CLASS && r->whole != EGRESS_BY_CLASS)
+        reason = r->whole; /* unknown and internal stay what they are, for the counts */
+    if (reason != EGRESS_BY_CLASS)
+        o = EGRESS_WITHHELD;
+    else if (cls == POLICY_EXPORTABLE || (cls == POLICY_LOCAL_PRIMARY && r->p->transfer_allowed))
+        o = EGRESS_AS_IS;
+    else if (cls == POLICY_PSEUDONYMIZE)
+        o = EGRESS_PSEUDONYMIZED;
+    else
+        o = EGRESS_WITHHELD;
+
+    if (dst && o == EGRESS_AS_IS) {
+        if (json_object_set(dst, key, v) < 0)
+            return -ENOMEM;
+    } else if (dst && o == EGRESS_PSEUDONYMIZED) {
+        json_t *h = json_null();
+        if (!json_is_null(v)) {
+            int rc = pseudonymize(r, kind, v, &h);
+            if (rc < 0)
+                return rc;
+        }
+        if (json_object_set_new(dst, key, h) < 0)
+            return -ENOMEM;
+    }
+    if (json_is_null(v))
+        return 0; /* nothing to count: no value, nothing learned */
+    if (reason == EGRESS_UNKNOWN_FIELD)
+        r->c.unknown++;
+    else if (reason == EGRESS_INTERNAL)
+        r->c.internal++;
+    else
+        r->c.values[cls][o]++;
+    if (r->trace) {
+        struct egress_event ev = {
+            name,
+            reason == EGRESS_UNKNOWN_FIELD || reason == EGRESS_INTERNAL ? POLICY_LOCAL_ONLY : cls,
+            o, reason};
+        r->trace(r->tctx, &ev);
+    }
+    return 0;
+}
+
+/* "custom.NAME" for a custom key; the class of a key too long for any
+ * policy rule is the default class. */
+static enum policy_class custom_class(const struct run *r, const char *key, char *name, size_t cap)
+{
+    snprintf(name, cap, "custom.%s", key);
+    if (strlen(key) > CUSTOM_NAME_MAX)
+        return r->p->default_class;
+    return policy_class_of(r->p, r->e, name);
+}
+
+static int do_custom(struct run *r, json_t *custom)
+{
+    const char *key;
+    json_t *v;
+    char name[96];
+    if (!json_is_object(custom)) {
+        /* Not what the store writes; fail closed. */
+        return decide(r, NULL, "custom", "custom", POLICY_LOCAL_ONLY, EGRESS_UNKNOWN_FIELD,
+                      NORM_TEXT, custom);
+    }
+    json_object_foreach(custom, key, v)
+    {
+        enum policy_class cls = custom_class(r, key, name, sizeof name);
+        int rc = decide(r, r->custom_out, key, name, cls, EGRESS_BY_CLASS, NORM_TEXT, v);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The value of a pin's field as the policy writes pin values, or NULL
+ * when it has none (null, objects, arrays never match). */
+static const char *pin_text(json_t *v, char *buf, size_t cap)
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return buf;
+    }
+    if (json_is_true(v))
+        return "true";
+    if (json_is_false(v))
+        return "false";
+    return NULL;
+}
+
+static int pinned(const struct policy *p, const struct entity_def *e, json_t *record)
+{
+    for (size_t i = 0; i < p->npins; i++) {
+        const struct policy_pin *pin = &p->pins[i];
+        if (pin->entity != e)
+            continue;
+        json_t *v;
+        if (!strncmp(pin->field, "custom.", 7))
+            v = json_object_get(json_object_get(record, "custom"), pin->field + 7);
+        else
+            v = json_object_get(record, pin->field);
+        char buf[32];
+        const char *t = pin_text(v, buf, sizeof buf);
+        if (!t)
+            continue;
+        for (size_t j = 0; j < pin->nvalues; j++)
+            if (!strcmp(pin->values[j], t))
+                return 1;
+    }
+    return 0;
+}
+
+/* Anything but false, null or absent counts as restricted. */
+static int restricted(json_t *record)
+{
+    json_t *v = json_object_get(record, "restricted");
+    return v && !json_is_false(v) && !json_is_null(v);
+}
+
+static int walk(struct run *r, json_t *record)
+{
+    int rc;
+    if (r->out) {
+        for (size_t i = 0; meta_fields[i]; i++) {
+            json_t *v = json_object_get(record, meta_fields[i]);
+            if (v && json_object_set(r->out, meta_fields[i], v) < 0)
+                return -ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < r->e->nfields; i++) {
+        const struct field_def *f = &r->e->fields[i];
+        json_t *v = json_object_get(record, f->name);
+        if (!v || !strcmp(f->name, "custom"))
+            continue;
+        enum egress_reason why = (f->flags & FIELD_INTERNAL) ? EGRESS_INTERNAL : EGRESS_BY_CLASS;
+        enum policy_class cls =
+            why == EGRESS_INTERNAL ? POLICY_LOCAL_ONLY : policy_class_of(r->p, r->e, f->name);
+        rc = decide(r, r->out, f->name, f->name, cls, why,
+                    f->type == FIELD_PHONE ? NORM_PHONE : NORM_TEXT, v);
+        if (rc < 0)
+            return rc;
+    }
+    json_t *custom = json_object_get(record, "custom");
+    if (custom && entity_field(r->e, "custom")) {
+        rc = do_custom(r, custom);
+        if (rc < 0)
+            return rc;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(record, key, v)
+    {
+        if (is_meta(key) || entity_field(r->e, key))
+            continue;
+        rc = decide(r, NULL, key, key, POLICY_LOCAL_ONLY, EGRESS_UNKNOWN_FIELD, NORM_TEXT, v);
+        if (rc < 0)
+            return rc;
+    }
+    if (r->out && json_object_size(r->custom_out) > 0 &&
+        json_object_set(r->out, "custom", r->custom_out) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
+                          const struct entity_def *e, json_t *record, struct egress_record **out,
+                          struct egress_counts *counts, egress_trace_fn trace, void *ctx,
+                          struct op_error *err)
+{
+    if (!json_is_object(record))
+        return op_error_set(err, -EINVAL, NULL, "%s: the record is not a JSON object", e->name);
+    const char *id = json_string_value(json_object_get(record, "id"));
+    if (!id || !*id)
+        return op_error_set(err, -EINVAL, "id", "%s: the record has no id", e->name);
+    if (strlen(id) >= ID_MAX)
+        return op_error_set(err, -EINVAL, "id", "%s: the record id is longer than %d bytes",
+                            e->name, ID_MAX - 1);
+
+    struct run r = {.p = p, .key = key, .e = e, .trace = trace, .tctx = ctx};
+    r.c.records = 1;
+    if (restricted(record)) {
+        r.whole = EGRESS_RESTRICTED;
+        r.c.records_restricted = 1;
+    } else if (pinned(p, e, record)) {
+        r.whole = EGRESS_PINNED;
+        r.c.records_pinned = 1;
+    } else {
+        r.whole = EGRESS_BY_CLASS;
+        r.out = json_object();
+        r.custom_out = json_object();
+        if (!r.out || !r.custom_out) {
+            json_decref(r.out);
+            json_decref(r.custom_out);
+            return op_error_set(err, -ENOMEM, NULL, "out of memory");
+        }
+    }
+
+    struct egress_record *rec = NULL;
+    int rc = walk(&r, record);
+    if (rc == 0 && r.out) {
+        rec = calloc(1, sizeof *rec);
+        if (rec)
+            rec->json = json_dumps(r.out, JSON_COMPACT);
+        if (!rec || !rec->json) {
+            rc = -ENOMEM;
+        } else {
+            rec->entity = e;
+            rec->len = strlen(rec->json);
+            snprintf(rec->id, sizeof rec->id, "%s", id);
+            snprintf(rec->policy_hash, sizeof rec->policy_hash, "%s", p->hash);
+            r.c.records_out = 1;
+        }
+    }
+    json_decref(r.out);
+    json_decref(r.custom_out);
+    if (rc < 0) {
+        egress_record_free(rec);
+        if (rc == -ENOMEM)
+            return op_error_set(err, rc, NULL, "out of memory");
+        return op_error_set(err, rc, NULL, "%s %s: cannot compute a pseudonym", e->name, id);
+    }
+    if (counts)
+        egress_counts_add(counts, &r.c);
+    *out = rec;
+    return 0;
+}
+
+int egress_project(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
+                   const struct entity_def *e, json_t *record, struct egress_record **out,
+                   struct egress_counts *counts, struct op_error *err)
+{
+    return egress_project_traced(p, key, e, record, out, counts, NULL, NULL, err);
+}
+
+const char *egress_record_json(const struct egress_record *r)
+{
+    return r->json;
+}
+
+size_t egress_record_len(const struct egress_record *r)
+{
+    return r->len;
+}
+
+const struct entity_def *egress_record_entity(const struct egress_record *r)
+{
+    return r->entity;
+}
+
+const char *egress_record_id(const struct egress_record *r)
+{
+    return r->id;
+}
+
+const char *egress_record_policy_hash(const struct egress_record *r)
+{
+    return r->policy_hash;
+}
+
+void egress_record_free(struct egress_record *r)
+{
+    if (!r)
+        return;
+    free(r->json);
+    free(r);
+}
+
+void egress_counts_add(struct egress_counts *dst, const struct egress_counts *src)
+{
+    dst->records += src->records;
+    dst->records_out += src->records_out;
+    dst->records_restricted += src->records_restricted;
+    dst->records_pinned += src->records_pinned;
+    for (int c = 0; c < POLICY_CLASS_COUNT; c++)
+        for (int o = 0; o < EGRESS_OUTCOME_COUNT; o++)
+            dst->values[c][o] += src->values[c][o];
+    dst->unknown += src->unknown;
+    dst->internal += src->internal;
+}

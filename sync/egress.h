@@ -1,0 +1,119 @@
+/*
+ * The one egress function: given a record, its entity and the region
+ * policy, it returns exactly what may leave the node (or nothing) and
+ * counts what it withheld or transformed. Design and rules:
+ * docs/EGRESS.md.
+ *
+ * Invariant: struct egress_record is opaque and only egress_project
+ * creates one, so network code that accepts nothing but
+ * `const struct egress_record *` can only send what the policy allows.
+ * tests/tools/check_egress.sh keeps the definition private to egress.c
+ * and network APIs out of files that can read the store.
+ */
+#ifndef OUTPOST_EGRESS_H
+#define OUTPOST_EGRESS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "entity.h"
+#include "op_error.h"
+#include "policy.h"
+
+#define EGRESS_KEY_BYTES 32
+#define EGRESS_PSEUDONYM_PREFIX "h:"
+/* "h:" + 64 hex digits + NUL */
+#define EGRESS_PSEUDONYM_LEN 67
+
+/* What happened to one value. */
+enum egress_outcome {
+    EGRESS_AS_IS = 0,     /* left unchanged */
+    EGRESS_PSEUDONYMIZED, /* left as "h:" + HMAC-SHA-256 hex */
+    EGRESS_WITHHELD,      /* did not leave */
+    EGRESS_OUTCOME_COUNT
+};
+
+/* Why: the field's class, or something that overrides it. */
+enum egress_reason {
+    EGRESS_BY_CLASS = 0,  /* the policy's class of the field decided */
+    EGRESS_RESTRICTED,    /* the record is flagged restricted: nothing leaves */
+    EGRESS_PINNED,        /* a pin_records rule matched: nothing leaves */
+    EGRESS_UNKNOWN_FIELD, /* not in the entity descriptor: withheld (fail closed) */
+    EGRESS_INTERNAL,      /* FIELD_INTERNAL: never leaves */
+};
+
+/* Counts of non-null values and of records; add with egress_counts_add. */
+struct egress_counts {
+    uint64_t records;            /* records given to egress_project */
+    uint64_t records_out;        /* records that may leave (a projection was returned) */
+    uint64_t records_restricted; /* withheld whole: flagged restricted */
+    uint64_t records_pinned;     /* withheld whole: a pin rule matched */
+    /* values by the class of their field and what happened to them; values
+     * of records withheld whole count as withheld */
+    uint64_t values[POLICY_CLASS_COUNT][EGRESS_OUTCOME_COUNT];
+    uint64_t unknown;  /* values of fields the descriptor does not know (withheld) */
+    uint64_t internal; /* values of FIELD_INTERNAL fields (withheld) */
+};
+
+/* Opaque: defined in egress.c only. */
+struct egress_record;
+
+/* One value's fate, for callers that report per field. `field` is the
+ * built-in name or "custom.NAME" (borrowed for the call); `cls` is the
+ * policy class (POLICY_LOCAL_ONLY for unknown and internal fields). */
+struct egress_event {
+    const char *field;
+    enum policy_class cls;
+    enum egress_outcome outcome;
+    enum egress_reason reason;
+};
+typedef void (*egress_trace_fn)(void *ctx, const struct egress_event *ev);
+
+/* Projects `record` (a store record of entity e: meta fields, descriptor
+ * fields, "custom"; borrowed, not modified) under policy p with the node's
+ * pseudonymization key. On success returns 0 and sets *out to the
+ * projection (free with egress_record_free), or to NULL when nothing may
+ * leave (restricted or pinned). `counts`, if not NULL, is added to (not
+ * cleared). Returns -EINVAL when the record is not an object or has no
+ * string "id" (err says which), -ENOMEM. */
+int egress_project(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
+                   const struct entity_def *e, json_t *record, struct egress_record **out,
+                   struct egress_counts *counts, struct op_error *err);
+
+/* Same, and calls trace (if not NULL) once per non-null value: built-in
+ * fields in descriptor order, then custom keys, then unknown keys. When it
+ * fails, some values may have been traced already; counts are untouched. */
+int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
+                          const struct entity_def *e, json_t *record, struct egress_record **out,
+                          struct egress_counts *counts, egress_trace_fn trace, void *ctx,
+                          struct op_error *err);
+
+/* The projected record as compact JSON: the bytes that may leave.
+ * Borrowed; NUL-terminated; valid until egress_record_free. */
+const char *egress_record_json(const struct egress_record *r);
+size_t egress_record_len(const struct egress_record *r);
+
+/* The record's entity and id (borrowed). */
+const struct entity_def *egress_record_entity(const struct egress_record *r);
+const char *egress_record_id(const struct egress_record *r);
+
+/* The hash of the policy that decided (p->hash), recorded with every
+ * egress. Borrowed. */
+const char *egress_record_policy_hash(const struct egress_record *r);
+
+/* NULL is allowed. */
+void egress_record_free(struct egress_record *r);
+
+/* dst += src, field by field. */
+void egress_counts_add(struct egress_counts *dst, const struct egress_counts *src);
+
+/* Writes "h:" + hex HMAC-SHA-256(key, value) of an already normalized
+ * value of len bytes to out. Returns 0, or -EIO if the MAC fails. */
+int egress_pseudonym(const unsigned char key[EGRESS_KEY_BYTES], const char *value, size_t len,
+                     char out[EGRESS_PSEUDONYM_LEN]);
+
+/* "as-is", "pseudonymized", "withheld". */
+const char *egress_outcome_name(enum egress_outcome o);
+
+#endif

@@ -1,0 +1,1183 @@
+/*
+ * tus 1.0.0 client on libcurl's multi socket interface and a libuv loop;
+ * see tus_client.h for the contract. The shape follows curl's
+ * docs/examples/multi-uv.c: CURLMOPT_SOCKETFUNCTION maps each socket to a
+ * uv_poll_t, CURLMOPT_TIMERFUNCTION to one uv_timer_t, and both call
+ * curl_multi_socket_action. One easy handle is reused (curl_easy_reset
+ * keeps the connection and TLS session caches) and at most one request is
+ * in flight. The invariants: the client only ever sends from an offset the
+ * server stated (POST gives 0, a PATCH reply or a HEAD gives the rest);
+ * after any failure that offset is forgotten and relearned with HEAD; user
+ * callbacks run only outside curl's callbacks, and every step after one of
+ * them checks whether the client was stopped meanwhile.
+ */
+#include "tus_client.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEF_MIN_CHUNK ((size_t)16 * 1024)
+#define DEF_MAX_CHUNK ((size_t)4 * 1024 * 1024)
+#define DEF_INITIAL_CHUNK ((size_t)64 * 1024)
+#define HARD_MAX_CHUNK ((size_t)256 * 1024 * 1024)
+#define BODY_KEEP 512
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+enum req_kind { REQ_NONE, REQ_POST, REQ_HEAD, REQ_PATCH };
+
+struct sock_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct tus_client *c;
+    struct sock_ctx *next;
+    struct sock_ctx **pprev;
+};
+
+struct job {
+    struct job *next;
+    char *path;
+    char *url;  /* NULL until created (or given) */
+    char *meta; /* encoded Upload-Metadata, NULL if none */
+    struct tus_upload_callbacks cb;
+    void *ctx;
+    int fd;
+    uint64_t length;
+    uint64_t offset;       /* last offset the server stated */
+    int offset_known;      /* 0 after a failure: HEAD before the next PATCH */
+    int baseline_known;    /* the first offset learned is not credited to us */
+    uint64_t pending_sent; /* PATCH bytes sent since the offset was last learned */
+    unsigned attempt;      /* consecutive failures without progress */
+    unsigned mismatches;   /* consecutive 460s */
+};
+
+struct tus_client {
+    uv_loop_t *loop;
+    char *endpoint;
+    char *auth_hdr; /* "Authorization: ..." or NULL */
+    char *ca_file;
+    struct tus_client_config cfg; /* strings above are the owned copies */
+    int endpoint_https;
+
+    CURLM *multi;
+    CURL *easy;
+    uv_timer_t curl_timer;
+    uv_timer_t step_timer; /* backoff, and every start of a step */
+    int open_handles;
+    struct sock_ctx *socks;
+
+    struct job *cur;
+    struct job *qhead, *qtail;
+    size_t nqueued;
+
+    enum req_kind req;
+    struct curl_slist *hdrs;
+    unsigned char *buf;
+    size_t buf_cap;
+    size_t chunk; /* adaptive chunk size */
+    size_t chunk_len, chunk_pos;
+    uint64_t req_start_ms;
+
+    /* the response being received */
+    int has_offset, has_length, bad_header;
+    uint64_t resp_offset, resp_length;
+    char location[TUS_URL_MAX + 1];
+    int location_too_long;
+    char body[BODY_KEEP];
+    size_t body_len;
+    char errbuf[CURL_ERROR_SIZE];
+
+    struct tus_client_stats st;
+    uint64_t rng_state;
+    int stopping;
+    void (*stop_cb)(void *);
+    void *stop_ctx;
+};
+
+static void next_step(struct tus_client *c);
+static void schedule(struct tus_client *c, uint64_t delay_ms);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t default_clock(void *ctx)
+{
+    (void)ctx;
+    return uv_hrtime() / 1000000u;
+}
+
+static uint32_t default_rng(void *ctx)
+{
+    /* xorshift64*: jitter needs spread, not secrecy. */
+    uint64_t *s = ctx;
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return (uint32_t)((x * UINT64_C(2685821657736338717)) >> 32);
+}
+
+static uint64_t now_ms(struct tus_client *c)
+{
+    return c->cfg.now_ms(c->cfg.clock_ctx);
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static char *dup_str(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void set_last_error(struct tus_client *c, const struct op_error *e)
+{
+    c->st.last_error = e->code;
+    snprintf(c->st.last_error_msg, sizeof c->st.last_error_msg, "%s", e->msg);
+}
+
+/* Base64 of `len` bytes into `out` (NUL-terminated); returns -1 if out is
+ * too small. */
+static int b64(const unsigned char *in, size_t len, char *out, size_t cap)
+{
+    if (len > (SIZE_MAX / 4) - 3 || 4 * ((len + 2) / 3) + 1 > cap || len > INT32_MAX)
+        return -1;
+    (void)EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    return 0;
+}
+
+/* ---- curl <-> libuv, after docs/examples/multi-uv.c -------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct tus_client *c = h->data;
+    if (h->type == UV_POLL)
+        free(container_of((uv_poll_t *)h, struct sock_ctx, poll));
+    if (--c->open_handles > 0)
+        return;
+    void (*cb)(void *) = c->stop_cb;
+    void *ctx = c->stop_ctx;
+    free(c->buf);
+    free(c->endpoint);
+    free(c->auth_hdr);
+    free(c->ca_file);
+    free(c);
+    if (cb)
+        cb(ctx);
+}
+
+static void sock_close(struct sock_ctx *s)
+{
+    *s->pprev = s->next;
+    if (s->next)
+        s->next->pprev = s->pprev;
+    (void)uv_poll_stop(&s->poll);
+    s->poll.data = s->c;
+    uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+}
+
+static void check_multi_info(struct tus_client *c);
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    struct sock_ctx *s = container_of(p, struct sock_ctx, poll);
+    struct tus_client *c = s->c;
+    int flags = 0, running = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    (void)curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    check_multi_info(c);
+}
+
+static void on_curl_timer(uv_timer_t *t)
+{
+    struct tus_client *c = t->data;
+    int running = 0;
+    (void)curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_multi_info(c);
+}
+
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct tus_client *c = userp;
+    (void)multi;
+    if (timeout_ms < 0) {
+        (void)uv_timer_stop(&c->curl_timer);
+        return 0;
+    }
+    /* 0 means "now", but socket_action must not be called from here: the
+     * loop runs it on its next turn. */
+    return uv_timer_start(&c->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0) ? -1 : 0;
+}
+
+static int curl_socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
+{
+    struct tus_client *c = userp;
+    struct sock_ctx *s = socketp;
+    (void)easy;
+    if (action == CURL_POLL_REMOVE) {
+        if (s) {
+            sock_close(s);
+            (void)curl_multi_assign(c->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s)
+            return -1;
+        if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+            free(s);
+            return -1;
+        }
+        s->fd = fd;
+        s->c = c;
+        s->poll.data = c;
+        c->open_handles++;
+        s->next = c->socks;
+        if (s->next)
+            s->next->pprev = &s->next;
+        s->pprev = &c->socks;
+        c->socks = s;
+        if (curl_multi_assign(c->multi, fd, s) != CURLM_OK) {
+            sock_close(s);
+            return -1;
+        }
+    }
+    int events = 0;
+    if (action != CURL_POLL_IN)
+        events |= UV_WRITABLE;
+    if (action != CURL_POLL_OUT)
+        events |= UV_READABLE;
+    return uv_poll_start(&s->poll, events, on_poll) ? -1 : 0;
+}
+
+/* ---- request building ------------------------------------------------- */
+
+static size_t on_header(char *line, size_t size, size_t n, void *userp)
+{
+    struct tus_client *c = userp;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        /* A new response (after a 100 Continue, say): forget the last. */
+        c->has_offset = c->has_length = c->bad_header = 0;
+        c->location[0] = '\0';
+        c->location_too_long = 0;
+        return len;
+    }
+    const char *colon = memchr(line, ':', len);
+    if (!colon)
+        return len;
+    size_t nlen = (size_t)(colon - line);
+    const char *v = colon + 1;
+    size_t vlen = len - nlen - 1;
+    while (vlen && (*v == ' ' || *v == '\t'))
+        v++, vlen--;
+    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+        vlen--;
+    char val[32];
+    if (nlen == 13 && strncasecmp(line, "Upload-Offset", 13) == 0) {
+        if (vlen >= sizeof val) {
+            c->bad_header = 1;
+            return len;
+        }
+        memcpy(val, v, vlen);
+        val[vlen] = '\0';
+        if (parse_u64(val, &c->resp_offset) == 0)
+            c->has_offset = 1;
+        else
+            c->bad_header = 1;
+    } else if (nlen == 13 && strncasecmp(line, "Upload-Length", 13) == 0) {
+        if (vlen >= sizeof val) {
+            c->bad_header = 1;
+            return len;
+        }
+        memcpy(val, v, vlen);
+        val[vlen] = '\0';
+        if (parse_u64(val, &c->resp_length) == 0)
+            c->has_length = 1;
+        else
+            c->bad_header = 1;
+    } else if (nlen == 8 && strncasecmp(line, "Location", 8) == 0) {
+        if (vlen > TUS_URL_MAX) {
+            c->location_too_long = 1;
+            return len;
+        }
+        memcpy(c->location, v, vlen);
+        c->location[vlen] = '\0';
+    }
+    return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *userp)
+{
+    struct tus_client *c = userp;
+    size_t len = size * n;
+    size_t room = sizeof c->body - 1 - c->body_len;
+    size_t take = len < room ? len : room;
+    memcpy(c->body + c->body_len, data, take);
+    c->body_len += take;
+    c->body[c->body_len] = '\0';
+    return len;
+}
+
+static size_t on_read(char *dst, size_t size, size_t n, void *userp)
+{
+    struct tus_client *c = userp;
+    size_t want = size * n, left = c->chunk_len - c->chunk_pos;
+    size_t take = want < left ? want : left;
+    memcpy(dst, c->buf + c->chunk_pos, take);
+    c->chunk_pos += take;
+    return take;
+}
+
+/* curl rewinds the body to send it again by itself when a reused
+ * connection dies before any answer. For a PATCH that is the wrong move:
+ * the server may have stored the chunk and its answer was lost, and the
+ * repeat would cost a whole chunk only to earn a 409. Refusing the rewind
+ * fails the transfer instead, and the HEAD that follows finds out. */
+static int on_seek(void *userp, curl_off_t off, int origin)
+{
+    (void)userp;
+    (void)off;
+    (void)origin;
+    return CURL_SEEKFUNC_CANTSEEK;
+}
+
+static int add_hdr(struct tus_client *c, const char *h)
+{
+    struct curl_slist *n = curl_slist_append(c->hdrs, h);
+    if (!n)
+        return -ENOMEM;
+    c->hdrs = n;
+    return 0;
+}
+
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (curl_easy_setopt(c->easy, opt, val) != CURLE_OK)                                       \
+            return op_error_set(err, -EINVAL, #opt, "cannot set curl option %s", #opt);            \
+    } while (0)
+
+static int set_common(struct tus_client *c, const char *url, struct op_error *err)
+{
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_PRIVATE, c);
+    SET(CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_ERRORBUFFER, c->errbuf);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, c);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, c);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, c->cfg.connect_timeout_ms);
+    SET(CURLOPT_LOW_SPEED_LIMIT, c->cfg.stall_bytes_per_s);
+    SET(CURLOPT_LOW_SPEED_TIME, c->cfg.stall_seconds);
+    if (c->cfg.max_send_bps)
+        SET(CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)c->cfg.max_send_bps);
+    SET(CURLOPT_SSL_VERIFYPEER, c->cfg.insecure_skip_verify ? 0L : 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, c->cfg.insecure_skip_verify ? 0L : 2L);
+    SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (c->ca_file)
+        SET(CURLOPT_CAINFO, c->ca_file);
+    if (add_hdr(c, "Tus-Resumable: 1.0.0") || add_hdr(c, "Expect:") ||
+        (c->auth_hdr && add_hdr(c, c->auth_hdr)))
+        return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
+    return 0;
+}
+
+/* Reads the next chunk into c->buf and sets the PATCH headers. */
+static int prepare_patch(struct tus_client *c, struct job *j, struct op_error *err)
+{
+    uint64_t left = j->length - j->offset;
+    size_t len = left < c->chunk ? (size_t)left : c->chunk;
+    if (len > c->buf_cap) {
+        unsigned char *nb = realloc(c->buf, len);
+        if (!nb)
+            return op_error_set(err, -ENOMEM, NULL, "out of memory for a %zu-byte chunk", len);
+        c->buf = nb;
+        c->buf_cap = len;
+    }
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(j->fd, c->buf + got, len - got, (off_t)(j->offset + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return op_error_set(err, -EIO, j->path, "cannot read %s at offset %llu: %s", j->path,
+                                (unsigned long long)(j->offset + got), strerror(errno));
+        if (r == 0)
+            return op_error_set(err, -EIO, j->path,
+                                "%s shrank while uploading (ends before %llu bytes); spool files "
+                                "must not change",
+                                j->path, (unsigned long long)j->length);
+        got += (size_t)r;
+    }
+    c->chunk_len = len;
+    c->chunk_pos = 0;
+
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    if (!EVP_Digest(c->buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != sizeof md)
+        return op_error_set(err, -EIO, NULL, "SHA-256 of the chunk failed");
+    char sum[64], h[128];
+    if (b64(md, sizeof md, sum, sizeof sum) < 0)
+        return op_error_set(err, -EIO, NULL, "checksum encoding failed");
+    snprintf(h, sizeof h, "Upload-Checksum: sha256 %s", sum);
+    if (add_hdr(c, h))
+        return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
+    snprintf(h, sizeof h, "Upload-Offset: %llu", (unsigned long long)j->offset);
+    if (add_hdr(c, h) || add_hdr(c, "Content-Type: application/offset+octet-stream"))
+        return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
+
+    SET(CURLOPT_UPLOAD, 1L);
+    SET(CURLOPT_CUSTOMREQUEST, "PATCH");
+    SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+    SET(CURLOPT_READFUNCTION, on_read);
+    SET(CURLOPT_READDATA, c);
+    SET(CURLOPT_SEEKFUNCTION, on_seek);
+    SET(CURLOPT_SEEKDATA, c);
+    return 0;
+}
+
+static int start_request(struct tus_client *c, enum req_kind kind, struct op_error *err)
+{
+    struct job *j = c->cur;
+    curl_easy_reset(c->easy);
+    curl_slist_free_all(c->hdrs);
+    c->hdrs = NULL;
+    c->has_offset = c->has_length = c->bad_header = 0;
+    c->location[0] = '\0';
+    c->location_too_long = 0;
+    c->body_len = 0;
+    c->body[0] = '\0';
+    c->errbuf[0] = '\0';
+
+    int rc = set_common(c, kind == REQ_POST ? c->endpoint : j->url, err);
+    if (rc < 0)
+        return rc;
+    if (kind == REQ_POST) {
+        char h[64];
+        snprintf(h, sizeof h, "Upload-Length: %llu", (unsigned long long)j->length);
+        if (add_hdr(c, h) || add_hdr(c, "Content-Type:"))
+            return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
+        if (j->meta) {
+            char *m = malloc(strlen(j->meta) + 20);
+            if (!m)
+                return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
+            snprintf(m, strlen(j->meta) + 20, "Upload-Metadata: %s", j->meta);
+            rc = add_hdr(c, m);
+            free(m);
+            if (rc)
+                return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
+        }
+        SET(CURLOPT_POST, 1L);
+        SET(CURLOPT_POSTFIELDS, "");
+        SET(CURLOPT_POSTFIELDSIZE, 0L);
+    } else if (kind == REQ_HEAD) {
+        SET(CURLOPT_NOBODY, 1L);
+    } else {
+        rc = prepare_patch(c, j, err);
+        if (rc < 0)
+            return rc;
+    }
+    SET(CURLOPT_HTTPHEADER, c->hdrs);
+    c->req = kind;
+    c->req_start_ms = now_ms(c);
+    if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK) {
+        c->req = REQ_NONE;
+        return op_error_set(err, -ENOMEM, NULL, "curl_multi_add_handle failed");
+    }
+    return 0;
+}
+
+/* ---- the upload state machine ---------------------------------------- */
+
+static void free_job(struct job *j)
+{
+    if (!j)
+        return;
+    if (j->fd >= 0)
+        (void)close(j->fd);
+    free(j->path);
+    free(j->url);
+    free(j->meta);
+    free(j);
+}
+
+/* Ends the current upload and lines up the next one. */
+static void finish_job(struct tus_client *c, int status, const struct op_error *e)
+{
+    struct job *j = c->cur;
+    c->cur = NULL;
+    if (status == 0) {
+        c->st.uploads_done++;
+    } else {
+        c->st.uploads_failed++;
+        set_last_error(c, e);
+    }
+    j->cb.on_done(j->ctx, status, j->url, status ? e : NULL);
+    free_job(j);
+    if (!c->stopping && !c->cur && c->qhead)
+        schedule(c, 0);
+}
+
+static void fail_job(struct tus_client *c, const struct op_error *e)
+{
+    finish_job(c, e->code, e);
+}
+
+static void shrink(struct tus_client *c)
+{
+    size_t n = c->chunk / 2;
+    c->chunk = n < c->cfg.min_chunk ? c->cfg.min_chunk : n;
+}
+
+static void grow(struct tus_client *c)
+{
+    size_t n = c->chunk > c->cfg.max_chunk / 2 ? c->cfg.max_chunk : c->chunk * 2;
+    c->chunk = n;
+}
+
+/* Full jitter: a uniform delay in [0, min(cap, base * 2^attempt)]. */
+static uint64_t backoff_ms(struct tus_client *c, unsigned attempt)
+{
+    uint64_t ceil = c->cfg.backoff_base_ms;
+    for (unsigned i = 0; i < attempt && ceil < c->cfg.backoff_max_ms; i++)
+        ceil *= 2;
+    if (ceil > c->cfg.backoff_max_ms)
+        ceil = c->cfg.backoff_max_ms;
+    uint64_t r = c->cfg.rng(c->cfg.rng_ctx);
+    return ((ceil + 1) * r) >> 32;
+}
+
+/* A transient failure: forget the offset (unless the server told us it is
+ * unchanged, as with 460), shrink the chunk and try again later. */
+static void retry(struct tus_client *c, int keep_offset, const struct op_error *e)
+{
+    struct job *j = c->cur;
+    if (!keep_offset)
+        j->offset_known = 0;
+    shrink(c);
+    set_last_error(c, e);
+    uint64_t delay = backoff_ms(c, j->attempt);
+    j->attempt++;
+    c->st.retries++;
+    if (j->cb.on_retry)
+        j->cb.on_retry(j->ctx, j->attempt, delay, e);
+    if (c->stopping)
+        return;
+    schedule(c, delay);
+}
+
+/* The server stated its offset: credit what our PATCHes gained, count what
+ * they sent beyond it as re-sent. Returns -1 if the offset is impossible. */
+static int learn_offset(struct tus_client *c, uint64_t off)
+{
+    struct job *j = c->cur;
+    if (off > j->length)
+        return -1;
+    uint64_t gained = 0;
+    if (j->baseline_known && off > j->offset)
+        gained = off - j->offset;
+    if (gained)
+        j->attempt = 0;
+    c->st.bytes_confirmed += gained;
+    c->st.bytes_resent += j->pending_sent > gained ? j->pending_sent - gained : 0;
+    j->pending_sent = 0;
+    int changed = !j->baseline_known || off != j->offset;
+    j->offset = off;
+    j->offset_known = 1;
+    j->baseline_known = 1;
+    if (changed && j->cb.on_progress)
+        j->cb.on_progress(j->ctx, off, j->length);
+    return 0;
+}
+
+static int is_cert_error(CURLcode r)
+{
+    return r == CURLE_PEER_FAILED_VERIFICATION || r == CURLE_SSL_CACERT_BADFILE ||
+           r == CURLE_SSL_ISSUER_ERROR || r == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
+           r == CURLE_SSL_INVALIDCERTSTATUS;
+}
+
+/* Maps a final HTTP status that is not retried to an error. */
+static void permanent(struct tus_client *c, const char *what, long code, struct op_error *e)
+{
+    int rc = code == 401 || code == 403 ? -EACCES : code == 413 ? -EFBIG : -EPROTO;
+    op_error_set(e, rc, "status", "%s %s answered %ld%s%s", what,
+                 c->cur->url && strcmp(what, "POST") ? c->cur->url : c->endpoint, code,
+                 c->body_len ? ": " : "", c->body);
+}
+
+static int transient_status(long code)
+{
+    return code >= 500 || code == 409 || code == 423 || code == 408 || code == 429;
+}
+
+static void on_post_done(struct tus_client *c, long code)
+{
+    struct job *j = c->cur;
+    struct op_error e;
+    op_error_clear(&e);
+    if (transient_status(code)) {
+        op_error_set(&e, -EAGAIN, "status", "POST %s answered %ld", c->endpoint, code);
+        retry(c, 0, &e);
+        return;
+    }
+    if (code != 201) {
+        permanent(c, "POST", code, &e);
+        fail_job(c, &e);
+        return;
+    }
+    if (!c->location[0] || c->location_too_long) {
+        op_error_set(&e, -EPROTO, "Location", "POST %s answered 201 without a usable Location",
+                     c->endpoint);
+        fail_job(c, &e);
+        return;
+    }
+    /* Location may be relative to the endpoint. */
+    CURLU *u = curl_url();
+    char *abs = NULL;
+    if (!u || curl_url_set(u, CURLUPART_URL, c->endpoint, 0) != CURLUE_OK ||
+        curl_url_set(u, CURLUPART_URL, c->location, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_URL, &abs, 0) != CURLUE_OK) {
+        curl_url_cleanup(u);
+        op_error_set(&e, -EPROTO, "Location", "POST %s answered an invalid Location \"%s\"",
+                     c->endpoint, c->location);
+        fail_job(c, &e);
+        return;
+    }
+    curl_url_cleanup(u);
+    if (c->endpoint_https && strncasecmp(abs, "https://", 8) != 0) {
+        op_error_set(&e, -EPROTO, "Location",
+                     "POST %s answered a Location that leaves https: \"%s\"", c->endpoint, abs);
+        curl_free(abs);
+        fail_job(c, &e);
+        return;
+    }
+    free(j->url);
+    j->url = strdup(abs);
+    curl_free(abs);
+    if (!j->url) {
+        op_error_set(&e, -ENOMEM, NULL, "out of memory");
+        fail_job(c, &e);
+        return;
+    }
+    j->attempt = 0;
+    j->offset = 0;
+    j->offset_known = 1;
+    j->baseline_known = 1;
+    j->pending_sent = 0;
+    if (j->cb.on_created)
+        j->cb.on_created(j->ctx, j->url);
+    if (c->stopping)
+        return;
+    schedule(c, 0);
+}
+
+static void on_head_done(struct tus_client *c, long code)
+{
+    struct job *j = c->cur;
+    struct op_error e;
+    op_error_clear(&e);
+    if (code == 404 || code == 410) {
+        /* The server forgot the upload (expired): start over, which is the
+         * only way forward. */
+        free(j->url);
+        j->url = NULL;
+        j->offset_known = 0;
+        j->baseline_known = 0;
+        schedule(c, 0);
+        return;
+    }
+    if (transient_status(code)) {
+        op_error_set(&e, -EAGAIN, "status", "HEAD %s answered %ld", j->url, code);
+        retry(c, 0, &e);
+        return;
+    }
+    if (code != 200 && code != 204) {
+        permanent(c, "HEAD", code, &e);
+        fail_job(c, &e);
+        return;
+    }
+    if (!c->has_offset || c->bad_header || (c->has_length && c->resp_length != j->length)) {
+        op_error_set(&e, -EPROTO, "Upload-Offset",
+                     "HEAD %s: no valid Upload-Offset, or Upload-Length is not %llu", j->url,
+                     (unsigned long long)j->length);
+        fail_job(c, &e);
+        return;
+    }
+    if (learn_offset(c, c->resp_offset) < 0) {
+        op_error_set(&e, -EPROTO, "Upload-Offset", "HEAD %s: offset %llu beyond length %llu",
+                     j->url, (unsigned long long)c->resp_offset, (unsigned long long)j->length);
+        fail_job(c, &e);
+        return;
+    }
+    if (c->stopping)
+        return;
+    schedule(c, 0);
+}
+
+static void on_patch_done(struct tus_client *c, long code, uint64_t elapsed)
+{
+    struct job *j = c->cur;
+    struct op_error e;
+    op_error_clear(&e);
+    if (code == 460) {
+        c->st.checksum_mismatches++;
+        j->mismatches++;
+        if (j->mismatches >= c->cfg.max_checksum_mismatches) {
+            op_error_set(&e, -EIO, "Upload-Checksum",
+                         "PATCH %s: %u checksum mismatches in a row at offset %llu", j->url,
+                         j->mismatches, (unsigned long long)j->offset);
+            fail_job(c, &e);
+            return;
+        }
+        /* The server discarded the chunk and its offset is unchanged. */
+        c->st.bytes_resent += j->pending_sent;
+        j->pending_sent = 0;
+        op_error_set(&e, -EAGAIN, "Upload-Checksum", "PATCH %s answered 460 at offset %llu", j->url,
+                     (unsigned long long)j->offset);
+        retry(c, 1, &e);
+        return;
+    }
+    if (code == 404 || code == 410) {
+        free(j->url);
+        j->url = NULL;
+        j->offset_known = 0;
+        j->baseline_known = 0;
+        c->st.bytes_resent += j->pending_sent;
+        j->pending_sent = 0;
+        schedule(c, 0);
+        return;
+    }
+    if (transient_status(code)) {
+        op_error_set(&e, -EAGAIN, "status", "PATCH %s answered %ld at offset %llu", j->url, code,
+                     (unsigned long long)j->offset);
+        retry(c, 0, &e);
+        return;
+    }
+    if (code != 204 && code != 200) {
+        permanent(c, "PATCH", code, &e);
+        fail_job(c, &e);
+        return;
+    }
+    uint64_t before = j->offset;
+    if (!c->has_offset || c->bad_header || c->resp_offset < before ||
+        c->resp_offset > before + c->chunk_len) {
+        /* Not a usable answer: ask the server where it stands. */
+        op_error_set(&e, -EAGAIN, "Upload-Offset", "PATCH %s: missing or impossible Upload-Offset",
+                     j->url);
+        retry(c, 0, &e);
+        return;
+    }
+    size_t sent_len = c->chunk_len;
+    j->mismatches = 0;
+    (void)learn_offset(c, c->resp_offset);
+    if (c->stopping)
+        return;
+    if (elapsed > c->cfg.slow_chunk_ms)
+        shrink(c);
+    else if (elapsed < c->cfg.fast_chunk_ms && sent_len == c->chunk &&
+             c->resp_offset == before + sent_len)
+        grow(c);
+    schedule(c, 0);
+}
+
+static void on_request_done(struct tus_client *c, CURLcode res)
+{
+    struct job *j = c->cur;
+    enum req_kind kind = c->req;
+    c->req = REQ_NONE;
+    long code = 0;
+    (void)curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (kind == REQ_PATCH) {
+        curl_off_t up = 0;
+        (void)curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+        if (up > 0) {
+            c->st.bytes_sent += (uint64_t)up;
+            j->pending_sent += (uint64_t)up;
+        }
+    }
+    uint64_t elapsed = now_ms(c) - c->req_start_ms;
+    const char *what = kind == REQ_POST ? "POST" : kind == REQ_HEAD ? "HEAD" : "PATCH";
+    const char *url = kind == REQ_POST ? c->endpoint : j->url;
+    struct op_error e;
+    op_error_clear(&e);
+    if (res != CURLE_OK) {
+        const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(res);
+        if (is_cert_error(res)) {
+            op_error_set(&e, -EPERM, "tls", "%s %s: TLS certificate not trusted: %s", what, url,
+                         detail);
+            fail_job(c, &e);
+        } else if (res == CURLE_UNSUPPORTED_PROTOCOL || res == CURLE_URL_MALFORMAT) {
+            op_error_set(&e, -EINVAL, "url", "%s %s: %s", what, url, detail);
+            fail_job(c, &e);
+        } else {
+            op_error_set(&e, -EAGAIN, "network", "%s %s: %s", what, url, detail);
+            retry(c, 0, &e);
+        }
+        return;
+    }
+    if (kind == REQ_POST)
+        on_post_done(c, code);
+    else if (kind == REQ_HEAD)
+        on_head_done(c, code);
+    else
+        on_patch_done(c, code, elapsed);
+}
+
+static void check_multi_info(struct tus_client *c)
+{
+    CURLMsg *m;
+    int pending;
+    while (!c->stopping && (m = curl_multi_info_read(c->multi, &pending))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURLcode res = m->data.result;
+        (void)curl_multi_remove_handle(c->multi, m->easy_handle);
+        if (c->req != REQ_NONE && c->cur)
+            on_request_done(c, res);
+    }
+}
+
+static int start_job(struct tus_client *c, struct op_error *e)
+{
+    struct job *j = c->cur;
+    j->fd = open(j->path, O_RDONLY | O_CLOEXEC);
+    if (j->fd < 0)
+        return op_error_set(e, -errno, j->path, "cannot open %s: %s", j->path, strerror(errno));
+    struct stat sb;
+    if (fstat(j->fd, &sb) < 0)
+        return op_error_set(e, -errno, j->path, "cannot stat %s: %s", j->path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return op_error_set(e, -EINVAL, j->path, "%s is not a regular file", j->path);
+    j->length = (uint64_t)sb.st_size;
+    return 0;
+}
+
+static void next_step(struct tus_client *c)
+{
+    struct op_error e;
+    op_error_clear(&e);
+    if (c->stopping || c->req != REQ_NONE)
+        return;
+    if (!c->cur) {
+        if (!c->qhead)
+            return;
+        c->cur = c->qhead;
+        c->qhead = c->cur->next;
+        if (!c->qhead)
+            c->qtail = NULL;
+        c->nqueued--;
+        c->cur->next = NULL;
+        if (start_job(c, &e) < 0) {
+            fail_job(c, &e);
+            return;
+        }
+    }
+    struct job *j = c->cur;
+    enum req_kind kind;
+    if (!j->url)
+        kind = REQ_POST;
+    else if (!j->offset_known)
+        kind = REQ_HEAD;
+    else if (j->offset == j->length) {
+        finish_job(c, 0, NULL);
+        return;
+    } else
+        kind = REQ_PATCH;
+    if (start_request(c, kind, &e) < 0)
+        fail_job(c, &e);
+}
+
+static void on_step_timer(uv_timer_t *t)
+{
+    next_step(t->data);
+}
+
+static void schedule(struct tus_client *c, uint64_t delay_ms)
+{
+    /* Every step starts from the loop, never from inside a user callback
+     * or a curl callback; a failure to arm a timer cannot happen with a
+     * valid handle, so the result is ignored on purpose. */
+    (void)uv_timer_start(&c->step_timer, on_step_timer, delay_ms, 0);
+}
+
+/* ---- public API ------------------------------------------------------- */
+
+int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct tus_client **out,
+                   struct op_error *err)
+{
+    static int curl_ready;
+    if (!loop || !cfg || !out)
+        return op_error_set(err, -EINVAL, NULL, "tus_client_new: missing argument");
+    if (!cfg->endpoint || (strncasecmp(cfg->endpoint, "https://", 8) != 0 &&
+                           strncasecmp(cfg->endpoint, "http://", 7) != 0))
+        return op_error_set(err, -EINVAL, "endpoint",
+                            "tus endpoint must be an http:// or https:// URL");
+    if (strlen(cfg->endpoint) > TUS_URL_MAX)
+        return op_error_set(err, -EINVAL, "endpoint", "tus endpoint longer than %d bytes",
+                            TUS_URL_MAX);
+    if (cfg->auth && (strchr(cfg->auth, '\r') || strchr(cfg->auth, '\n')))
+        return op_error_set(err, -EINVAL, "auth", "auth header value contains a line break");
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return op_error_set(err, -ENOMEM, NULL, "curl_global_init failed");
+        curl_ready = 1;
+    }
+
+    struct tus_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    c->loop = loop;
+    c->cfg = *cfg;
+    struct tus_client_config *k = &c->cfg;
+    if (!k->min_chunk)
+        k->min_chunk = DEF_MIN_CHUNK;
+    if (!k->max_chunk)
+        k->max_chunk = DEF_MAX_CHUNK;
+    if (!k->initial_chunk)
+        k->initial_chunk = DEF_INITIAL_CHUNK;
+    if (!k->connect_timeout_ms)
+        k->connect_timeout_ms = 15000;
+    if (!k->stall_seconds)
+        k->stall_seconds = 30;
+    if (!k->stall_bytes_per_s)
+        k->stall_bytes_per_s = 1;
+    if (!k->fast_chunk_ms)
+        k->fast_chunk_ms = 5000;
+    if (!k->slow_chunk_ms)
+        k->slow_chunk_ms = 30000;
+    if (!k->backoff_base_ms)
+        k->backoff_base_ms = 1000;
+    if (!k->backoff_max_ms)
+        k->backoff_max_ms = 300000;
+    if (!k->max_checksum_mismatches)
+        k->max_checksum_mismatches = 10;
+    if (k->min_chunk > k->max_chunk || k->max_chunk > HARD_MAX_CHUNK ||
+        k->backoff_base_ms > k->backoff_max_ms || k->backoff_max_ms > UINT32_MAX) {
+        free(c);
+        return op_error_set(err, -EINVAL, "chunk",
+                            "need min_chunk <= max_chunk <= %zu and backoff base <= max <= 2^32 ms",
+                            HARD_MAX_CHUNK);
+    }
+    if (k->initial_chunk < k->min_chunk)
+        k->initial_chunk = k->min_chunk;
+    if (k->initial_chunk > k->max_chunk)
+        k->initial_chunk = k->max_chunk;
+    if (!k->now_ms)
+        k->now_ms = default_clock;
+    if (!k->rng) {
+        if (getrandom(&c->rng_state, sizeof c->rng_state, GRND_NONBLOCK) !=
+            (ssize_t)sizeof c->rng_state)
+            c->rng_state = uv_hrtime();
+        c->rng_state |= 1;
+        k->rng = default_rng;
+        k->rng_ctx = &c->rng_state;
+    }
+    c->chunk = k->initial_chunk;
+    c->endpoint_https = strncasecmp(cfg->endpoint, "https://", 8) == 0;
+    c->endpoint = dup_str(cfg->endpoint);
+    c->ca_file = dup_str(cfg->ca_file);
+    if (cfg->auth) {
+        size_t n = strlen(cfg->auth) + sizeof "Authorization: ";
+        c->auth_hdr = malloc(n);
+        if (c->auth_hdr)
+            snprintf(c->auth_hdr, n, "Authorization: %s", cfg->auth);
+    }
+    k->endpoint = c->endpoint;
+    k->ca_file = c->ca_file;
+    k->auth = NULL;
+    c->multi = curl_multi_init();
+    c->easy = curl_easy_init();
+    if (!c->endpoint || (cfg->ca_file && !c->ca_file) || (cfg->auth && !c->auth_hdr) || !c->multi ||
+        !c->easy) {
+        curl_easy_cleanup(c->easy);
+        (void)curl_multi_cleanup(c->multi);
+        free(c->endpoint);
+        free(c->ca_file);
+        free(c->auth_hdr);
+        free(c);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    (void)curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+    (void)curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    (void)curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+    (void)curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    (void)uv_timer_init(loop, &c->curl_timer);
+    (void)uv_timer_init(loop, &c->step_timer);
+    c->curl_timer.data = c;
+    c->step_timer.data = c;
+    c->open_handles = 2;
+    c->st.chunk_size = c->chunk;
+    *out = c;
+    return 0;
+}
+
+static char *encode_meta(const struct tus_meta *m, size_t n, struct op_error *err, int *rc)
+{
+    char *out = calloc(1, TUS_META_MAX + 1);
+    size_t used = 0;
+    *rc = 0;
+    if (!out) {
+        *rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *k = m[i].key, *v = m[i].value ? m[i].value : "";
+        if (!k || !*k || strpbrk(k, " ,\r\n\t")) {
+            *rc = op_error_set(err, -EINVAL, "metadata",
+                               "metadata key %zu is empty or holds a space or comma", i);
+            break;
+        }
+        size_t klen = strlen(k), vlen = strlen(v);
+        size_t need = (used ? 1 : 0) + klen + 1 + 4 * ((vlen + 2) / 3);
+        if (vlen > TUS_META_MAX || used + need > TUS_META_MAX) {
+            *rc = op_error_set(err, -EINVAL, "metadata", "metadata longer than %d bytes encoded",
+                               TUS_META_MAX);
+            break;
+        }
+        if (used)
+            out[used++] = ',';
+        memcpy(out + used, k, klen);
+        used += klen;
+        out[used++] = ' ';
+        (void)b64((const unsigned char *)v, vlen, out + used, TUS_META_MAX + 1 - used);
+        used += strlen(out + used);
+    }
+    if (*rc < 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+int tus_client_upload(struct tus_client *c, const struct tus_upload_params *p, struct op_error *err)
+{
+    if (!c || !p || !p->path || !p->cb.on_done)
+        return op_error_set(err, -EINVAL, NULL, "tus_client_upload: path and on_done required");
+    if (c->stopping)
+        return op_error_set(err, -ESHUTDOWN, NULL, "the uploader is stopping");
+    if (p->upload_url &&
+        (strlen(p->upload_url) > TUS_URL_MAX || (strncasecmp(p->upload_url, "https://", 8) != 0 &&
+                                                 strncasecmp(p->upload_url, "http://", 7) != 0)))
+        return op_error_set(err, -EINVAL, "upload_url", "upload URL is not a usable URL");
+    if (p->upload_url && c->endpoint_https && strncasecmp(p->upload_url, "https://", 8) != 0)
+        return op_error_set(err, -EINVAL, "upload_url",
+                            "upload URL %s is not https like the endpoint", p->upload_url);
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    j->fd = -1;
+    j->cb = p->cb;
+    j->ctx = p->ctx;
+    j->path = strdup(p->path);
+    j->url = dup_str(p->upload_url);
+    int rc = 0;
+    if (p->nmeta) {
+        j->meta = encode_meta(p->meta, p->nmeta, err, &rc);
+        if (rc < 0) {
+            free_job(j);
+            return rc;
+        }
+    }
+    if (!j->path || (p->upload_url && !j->url)) {
+        free_job(j);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    if (c->qtail)
+        c->qtail->next = j;
+    else
+        c->qhead = j;
+    c->qtail = j;
+    c->nqueued++;
+    if (!c->cur && c->req == REQ_NONE)
+        schedule(c, 0);
+    return 0;
+}
+
+void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *out)
+{
+    *out = c->st;
+    out->chunk_size = c->chunk;
+    out->queued = c->nqueued;
+}
+
+void tus_client_stop(struct tus_client *c, void (*done)(void *ctx), void *ctx)
+{
+    if (!c || c->stopping)
+        return;
+    c->stopping = 1;
+    c->stop_cb = done;
+    c->stop_ctx = ctx;
+    if (c->req != REQ_NONE) {
+        (void)curl_multi_remove_handle(c->multi, c->easy);
+        c->req = REQ_NONE;
+    }
+    /* Cleaning up curl closes its connections; its socket callback closes
+     * the matching poll handles. Whatever is left is closed below. */
+    curl_easy_cleanup(c->easy);
+    c->easy = NULL;
+    (void)curl_multi_cleanup(c->multi);
+    c->multi = NULL;
+    curl_slist_free_all(c->hdrs);
+    c->hdrs = NULL;
+    while (c->socks)
+        sock_close(c->socks);
+    (void)uv_timer_stop(&c->curl_timer);
+    (void)uv_timer_stop(&c->step_timer);
+    uv_close((uv_handle_t *)&c->curl_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->step_timer, on_handle_closed);
+
+    struct op_error e;
+    op_error_set(&e, -ECANCELED, NULL, "upload cancelled: the uploader stopped");
+    if (c->cur) {
+        struct job *j = c->cur;
+        c->cur = NULL;
+        j->cb.on_done(j->ctx, -ECANCELED, j->url, &e);
+        free_job(j);
+    }
+    while (c->qhead) {
+        struct job *j = c->qhead;
+        c->qhead = j->next;
+        c->nqueued--;
+        j->cb.on_done(j->ctx, -ECANCELED, j->url, &e);
+        free_job(j);
+    }
+    c->qtail = NULL;
+}

@@ -1,0 +1,140 @@
+/*
+ * Resumable uploader: a tus 1.0.0 client (core, creation, checksum) that
+ * sends spool files to HQ over libcurl's multi socket interface, driven by
+ * the caller's libuv loop. No thread and no blocking network call: every
+ * socket is a uv_poll_t and curl's timeout is a uv_timer_t, so the loop
+ * stays free for the LAN API while a segment crawls over a 64 kbit/s link.
+ * The invariant: after any failure the client asks the server (HEAD) where
+ * the upload stands and continues from exactly that offset, so a cut never
+ * costs more than the chunk that was in flight, and a byte the server has
+ * confirmed is never sent again. Files are immutable while uploading; they
+ * are read a chunk at a time with pread, so memory is bounded by the
+ * largest chunk.
+ */
+#ifndef OUTPOST_TUS_CLIENT_H
+#define OUTPOST_TUS_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "op_error.h"
+
+struct tus_client;
+
+/* Caps on what comes from outside: header values we keep, upload URLs. */
+#define TUS_URL_MAX 2048
+#define TUS_META_MAX 4096 /* encoded Upload-Metadata header value */
+
+/* Returns milliseconds on a monotonic clock; tests inject their own. */
+typedef uint64_t (*tus_clock_fn)(void *ctx);
+/* Returns 32 uniformly random bits; tests inject their own. */
+typedef uint32_t (*tus_rng_fn)(void *ctx);
+
+struct tus_client_config {
+    const char *endpoint;     /* creation URL, "https://hq.example/files/"; required */
+    const char *auth;         /* Authorization header value ("Bearer ..."); NULL for none */
+    const char *ca_file;      /* PEM bundle to trust; NULL: the system store */
+    int insecure_skip_verify; /* 1 turns TLS peer and host checks off: tests only */
+    size_t min_chunk;         /* default 16 KiB */
+    size_t max_chunk;         /* default 4 MiB; also the memory bound */
+    size_t initial_chunk;     /* default 64 KiB, clamped to [min, max] */
+    uint64_t max_send_bps;    /* bandwidth cap in bytes/s; 0 = none */
+    long connect_timeout_ms;  /* default 15000 */
+    long stall_seconds;       /* abort a transfer slower than stall_bytes_per_s for this long;
+                                 default 30 */
+    long stall_bytes_per_s;   /* default 1 */
+    uint64_t fast_chunk_ms;   /* a clean chunk faster than this doubles the size; default 5000 */
+    uint64_t slow_chunk_ms;   /* a chunk slower than this halves it; default 30000 */
+    uint64_t backoff_base_ms; /* default 1000 */
+    uint64_t backoff_max_ms;  /* default 300000 */
+    unsigned max_checksum_mismatches; /* 460s in a row before giving up; default 10 */
+    tus_clock_fn now_ms;              /* NULL: uv_hrtime */
+    void *clock_ctx;
+    tus_rng_fn rng; /* NULL: a generator seeded from getrandom */
+    void *rng_ctx;
+};
+
+/* One Upload-Metadata pair; the value is sent base64-encoded. Keys must be
+ * non-empty ASCII without spaces or commas. */
+struct tus_meta {
+    const char *key;
+    const char *value;
+};
+
+/* Callbacks run on the loop thread, never from inside a curl callback, so
+ * they may call tus_client_upload or tus_client_stop. Any may be NULL
+ * except on_done. */
+struct tus_upload_callbacks {
+    /* The server created the upload at `url`. Persist it now: bytes follow
+     * only after this returns, and a restarted process resumes with it. */
+    void (*on_created)(void *ctx, const char *url);
+    /* `confirmed` bytes of `total` are stored by the server. */
+    void (*on_progress)(void *ctx, uint64_t confirmed, uint64_t total);
+    /* A request failed with `why`; the next one starts in `delay_ms`. */
+    void (*on_retry)(void *ctx, unsigned attempt, uint64_t delay_ms, const struct op_error *why);
+    /* The upload ended. status 0: the whole file is stored at `url`.
+     * Otherwise a negative errno with the detail in `err`:
+     *   -EACCES   401/403 from the server;
+     *   -EPERM    TLS: the server's certificate is not trusted;
+     *   -EFBIG    413, the server refuses the size;
+     *   -EPROTO   another 4xx, or a reply that breaks the protocol;
+     *   -EIO      the file changed or could not be read, or too many 460s;
+     *   -ENOENT, -EACCES... from opening the file (err names the path);
+     *   -EINVAL   the file is not a regular file, or curl refused the URL;
+     *   -ECANCELED tus_client_stop was called.
+     * Network errors, timeouts, stalls, 5xx, 408, 409, 423, 429 and 460
+     * are retried with backoff (then HEAD, except after 460) and never
+     * reach on_done; 404/410 create the upload again. `url` may be NULL
+     * if none was created; it lives until the callback returns. */
+    void (*on_done)(void *ctx, int status, const char *url, const struct op_error *err);
+};
+
+struct tus_upload_params {
+    const char *path;       /* the immutable file to send; required */
+    const char *upload_url; /* a URL from an earlier on_created: resume it; NULL: create */
+    const struct tus_meta *meta;
+    size_t nmeta;
+    struct tus_upload_callbacks cb;
+    void *ctx;
+};
+
+struct tus_client_stats {
+    uint64_t bytes_confirmed; /* offsets the server confirmed, gained by our PATCHes */
+    uint64_t bytes_sent;      /* PATCH body bytes curl put on the wire */
+    uint64_t bytes_resent;    /* sent but not (yet) confirmed when the offset was next learned */
+    uint64_t retries;         /* requests repeated after a failure */
+    uint64_t checksum_mismatches; /* 460 answers */
+    uint64_t uploads_done;
+    uint64_t uploads_failed;
+    size_t chunk_size; /* the current adaptive chunk size */
+    size_t queued;     /* uploads waiting behind the current one */
+    int last_error;    /* negative errno of the last failure, 0 if none */
+    char last_error_msg[512];
+};
+
+/* Creates a client on `loop`. Copies everything in `cfg`. Returns 0 and
+ * sets *out, or -EINVAL (bad config, detail in err) or -ENOMEM. The caller
+ * ends it with tus_client_stop. Calls curl_global_init once per process;
+ * the caller should have called it before starting threads. */
+int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct tus_client **out,
+                   struct op_error *err);
+
+/* Queues one upload; it starts at once if the client is idle, otherwise
+ * after the uploads queued before it. Copies `p` (strings included).
+ * Returns 0, -EINVAL (detail in err), -ENOMEM, or -ESHUTDOWN after stop.
+ * Errors opening the file come later, through on_done. */
+int tus_client_upload(struct tus_client *c, const struct tus_upload_params *p,
+                      struct op_error *err);
+
+/* Copies the counters. */
+void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *out);
+
+/* Cancels the current and queued uploads (their on_done gets -ECANCELED;
+ * the server keeps what it confirmed, so a later upload with the same URL
+ * resumes), closes every handle, frees the client, and then calls
+ * done(ctx) from the loop. `done` may be NULL. Safe to call from any of
+ * the upload callbacks; calling it twice is a no-op. */
+void tus_client_stop(struct tus_client *c, void (*done)(void *ctx), void *ctx);
+
+#endif
