@@ -1,0 +1,92 @@
+#!/bin/bash
+# systemd/outpost-backup, the script the backup timer and outpostd's
+# ExecStartPre run: the nightly backup is a checked copy named by UTC time,
+# rotation keeps the newest N node-*.db files and nothing else, a failed
+# backup deletes nothing, and --before-upgrade copies the database once per
+# installed version (before outpostd would migrate it).
+set -u
+# shellcheck source=tests/cli/lib.sh
+. "$TESTS_DIR/cli/lib.sh"
+SCRIPT="$TESTS_DIR/../systemd/outpost-backup"
+T=$(mktmp)
+export OUTPOST OUTPOSTD
+export OUTPOST_DB="$T/node.db" OUTPOST_BACKUP_DIR="$T/backups" OUTPOST_STATE_DIR="$T"
+export OUTPOST_CONFIG="$T/none.conf"
+B="$T/backups"
+
+# Nothing to back up before `outpost init`: success, nothing written.
+expect_exit 0 sh "$SCRIPT"
+expect_contains "$ERR" "nothing to back up"
+[ ! -e "$B" ] || die "a backup directory appeared without a database"
+
+"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
+"$OUTPOST" contact add --given_name Zoë --family_name Ørsted >/dev/null || die "contact add failed"
+
+# Older backups (as if from earlier nights), plus files rotation must spare.
+mkdir -p "$B"
+for d in 20260101 20260102 20260103 20260104 20260105; do
+    cp "$OUTPOST_DB" "$B/node-$d-023000.db"
+done
+touch "$B/keep-me.db" "$B/node-manual.db" "$B/pre-upgrade-0.0.9-to-0.1.0-20260101-000000.db"
+
+export OUTPOST_BACKUP_KEEP=3
+expect_exit 0 sh "$SCRIPT"
+expect_contains "$ERR" "check: ok"
+expect_contains "$ERR" "deleted 3"
+mapfile -t nightly < <(cd "$B" && ls node-[0-9]*-[0-9]*.db)
+[ "${#nightly[@]}" = 3 ] || die "expected 3 nightly backups, got ${#nightly[@]}: ${nightly[*]}"
+[ "${nightly[0]}" = node-20260104-023000.db ] && [ "${nightly[1]}" = node-20260105-023000.db ] ||
+    die "rotation kept the wrong ones: ${nightly[*]}"
+[[ "${nightly[2]}" =~ ^node-[0-9]{8}-[0-9]{6}\.db$ ]] || die "new backup misnamed: ${nightly[2]}"
+newest="$B/${nightly[2]}"
+"$OUTPOST" check --db "$newest" >/dev/null || die "the new backup does not check clean"
+"$OUTPOST" contact list --db "$newest" | grep -q Ørsted || die "the new backup lacks the contact"
+for f in keep-me.db node-manual.db pre-upgrade-0.0.9-to-0.1.0-20260101-000000.db; do
+    [ -e "$B/$f" ] || die "rotation deleted $f, which is not a nightly backup"
+done
+mode=$(stat -c %a "$newest")
+[ "$mode" = 600 ] || die "backup mode is $mode, expected 600 (it holds personal data)"
+
+# A failed backup (the database is not a database) deletes nothing.
+before=$(ls "$B" | sort)
+mv "$OUTPOST_DB" "$T/real.db"
+rm -f "$T/node.db-wal" "$T/node.db-shm"
+printf 'not a database at all, just text that is long enough\n%.0s' {1..200} >"$OUTPOST_DB"
+OUTPOST_BACKUP_KEEP=1 expect_exit 1 sh "$SCRIPT"
+expect_contains "$ERR" "older backups kept"
+after=$(ls "$B" | sort)
+[ "$before" = "$after" ] || die "a failed backup changed the backups: before [$before] after [$after]"
+mv -f "$T/real.db" "$OUTPOST_DB"
+
+# Bad settings are refused before anything happens.
+OUTPOST_BACKUP_KEEP=0 expect_exit 1 sh "$SCRIPT"
+expect_contains "$ERR" "OUTPOST_BACKUP_KEEP='0'"
+OUTPOST_BACKUP_KEEP=abc expect_exit 1 sh "$SCRIPT"
+expect_contains "$ERR" "whole number"
+expect_exit 2 sh "$SCRIPT" --bogus
+
+# --before-upgrade: a copy on the first start and on a version change,
+# none when the version is the one that last started.
+version=$("$OUTPOST" --version)
+version=${version#outpost }
+expect_exit 0 sh "$SCRIPT" --before-upgrade
+expect_contains "$ERR" "before outpostd migrates it"
+ls "$B"/pre-upgrade-none-to-"$version"-*.db >/dev/null 2>&1 ||
+    die "no pre-upgrade-none-to-$version copy: $(ls "$B")"
+[ "$(cat "$T/package-version")" = "$version" ] || die "version not noted: $(cat "$T/package-version")"
+n1=$(ls "$B" | wc -l)
+expect_exit 0 sh "$SCRIPT" --before-upgrade
+[ "$(ls "$B" | wc -l)" = "$n1" ] || die "a start without an upgrade made a copy: $(ls "$B")"
+echo 0.0.9 >"$T/package-version"
+expect_exit 0 sh "$SCRIPT" --before-upgrade
+ls "$B"/pre-upgrade-0.0.9-to-"$version"-*.db >/dev/null 2>&1 ||
+    die "no pre-upgrade-0.0.9-to-$version copy after a version change: $(ls "$B")"
+
+# The database path comes from outpostd's config when OUTPOST_DB is unset.
+mkdir "$T/elsewhere"
+cp "$OUTPOST_DB" "$T/elsewhere/moved.db"
+printf 'db = %s\n' "$T/elsewhere/moved.db" >"$T/outpostd.conf"
+OUTPOST_DB='' OUTPOST_CONFIG="$T/outpostd.conf" OUTPOST_BACKUP_KEEP=14 \
+    expect_exit 0 sh "$SCRIPT"
+expect_contains "$ERR" "backed up $T/elsewhere/moved.db"
+pass
