@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "outpost_config.h"
@@ -45,6 +46,9 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* Databases, backups and exports hold personal data: files this
+     * process creates are for its user alone. */
+    umask(077);
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;

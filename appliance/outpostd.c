@@ -263,9 +263,13 @@ int main(int argc, char **argv)
         .session_ttl_s = d.cfg.session_ttl_s,
         .log_requests = d.cfg.log_requests,
     };
-    if (api_new(d.loop, &ao, &d.api, &err) < 0) {
+    rc = api_new(d.loop, &ao, &d.api, &err);
+    if (rc < 0) {
         fprintf(stderr, "outpostd: %s\n", err.msg);
-        return 1;
+        /* A database from a newer Outpost or not Outpost's at all will not
+         * get better by restarting: exit 2 like a bad config, which the
+         * unit lists in RestartPreventExitStatus. */
+        return rc == DB_ENEWER || rc == DB_EFOREIGN ? 2 : 1;
     }
     struct http_server_config hc = {
         .listen = d.cfg.listen,

@@ -1,0 +1,132 @@
+#!/bin/bash
+# The Debian package: packaging/build-deb.sh builds outpost_VERSION_ARCH.deb
+# from this tree; the package holds what docs/INSTALL.md promises (the
+# programs, the region profiles, the units, the default config as a
+# conffile, man pages, docs, maintainer scripts that create the user and
+# purge only on purge); and the programs run from the unpacked package:
+# outpostd --version, the shipped config loads, outpost init + check with
+# the shipped region profiles, outpostd serves /healthz on 127.0.0.1.
+# lintian, when installed, reports no errors.
+#
+# The programs run from a `dpkg-deb -x` tree, not a dpkg --root install: a
+# --root install runs the maintainer scripts chrooted into that root, which
+# needs a whole Debian system there (debootstrap, network). Skips when
+# dpkg-buildpackage or debhelper or a build dependency is missing. The
+# package is built with DEB_BUILD_OPTIONS=nocheck: the unit and CLI suites
+# run in this same `meson test` anyway.
+set -u
+# shellcheck source=tests/cli/lib.sh
+. "$TESTS_DIR/cli/lib.sh"
+SRC=$(cd "$TESTS_DIR/.." && pwd)
+for tool in dpkg-buildpackage dpkg-deb dh dpkg-checkbuilddeps; do
+    command -v "$tool" >/dev/null || skip "$tool is not installed (apt-get install dpkg-dev debhelper)"
+done
+missing=$(dpkg-checkbuilddeps "$SRC/packaging/debian/control" 2>&1) ||
+    skip "build dependencies missing: $missing"
+T=$(mktmp)
+
+version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$SRC/meson.build" | head -n1)
+arch=$(dpkg --print-architecture)
+start=$(date +%s)
+DEB_BUILD_OPTIONS=nocheck bash "$SRC/packaging/build-deb.sh" "$T" >"$T/build.out" 2>"$T/build.log" ||
+    die "build-deb.sh failed: $(tail -n 40 "$T/build.log")"
+echo "package built in $(($(date +%s) - start)) s"
+deb=$(tail -n1 "$T/build.out")
+[ "$deb" = "$T/outpost_${version}_$arch.deb" ] ||
+    die "build-deb.sh printed '$deb', expected $T/outpost_${version}_$arch.deb"
+[ -s "$deb" ] || die "$deb is missing or empty"
+
+# Contents.
+dpkg-deb -c "$deb" | awk '{print $1 " " $6}' >"$T/contents" || die "dpkg-deb -c failed"
+has() {
+    grep -qE "^[^ ]+ \./$1\$" "$T/contents" || die "the package lacks /$1; it has: $(cut -d' ' -f2 "$T/contents")"
+}
+for f in usr/sbin/outpostd usr/bin/outpost usr/lib/outpost/outpost-backup \
+    lib/systemd/system/outpostd.service lib/systemd/system/outpost-backup.service \
+    lib/systemd/system/outpost-backup.timer etc/outpost/outpostd.conf \
+    usr/share/man/man1/outpost.1.gz usr/share/man/man8/outpostd.8.gz \
+    usr/share/doc/outpost/INSTALL.md usr/share/doc/outpost/copyright; do
+    has "$f"
+done
+for y in "$SRC"/schema/regions/*.yaml; do
+    has "usr/share/outpost/regions/$(basename "$y")"
+done
+grep -q '^-rwxr-xr-x ./usr/sbin/outpostd$' "$T/contents" || die "outpostd is not mode 0755"
+grep -qE '^[^ ]+ \./var/' "$T/contents" && die "the package ships state under /var (the postinst makes it)"
+world=$(grep -E '^.{8}w' "$T/contents" | grep -v '^l' || :)
+[ -z "$world" ] || die "world-writable files in the package: $world"
+
+# Control: the conffile, the version, the maintainer scripts.
+dpkg-deb -e "$deb" "$T/control" || die "dpkg-deb -e failed"
+grep -qx /etc/outpost/outpostd.conf "$T/control/conffiles" ||
+    die "/etc/outpost/outpostd.conf is not a conffile: $(cat "$T/control/conffiles")"
+grep -qx "Version: $version" "$T/control/control" || die "control: $(cat "$T/control/control")"
+grep -q 'adduser --system --group' "$T/control/postinst" || die "postinst does not create the user"
+grep -q 'deb-systemd-helper' "$T/control/postinst" || die "postinst does not set up the units"
+sed -n '/^purge)/,/;;/p' "$T/control/postrm" | grep -q 'rm -rf /var/lib/outpost' ||
+    die "postrm does not remove the state on purge"
+# Our branch for remove (and upgrade) does nothing: state goes on purge only.
+grep -qE '^remove \|.*\) ;;$' "$T/control/postrm" ||
+    die "postrm does something on remove: $(grep -n '^remove' "$T/control/postrm")"
+for s in postinst postrm prerm preinst; do
+    [ ! -e "$T/control/$s" ] || sh -n "$T/control/$s" || die "$s is not valid sh"
+done
+
+# The programs, from the unpacked package.
+D="$T/root"
+dpkg-deb -x "$deb" "$D" || die "dpkg-deb -x failed"
+expect_exit 0 "$D/usr/sbin/outpostd" --version
+expect_contains "$OUT" "outpostd $version"
+expect_exit 0 "$D/usr/bin/outpost" --version
+expect_contains "$OUT" "outpost $version"
+# The shipped config loads and says what the defaults are.
+expect_exit 0 "$D/usr/sbin/outpostd" --config "$D/etc/outpost/outpostd.conf" --print-config
+expect_contains "$OUT" "db = /var/lib/outpost/node.db"
+expect_contains "$OUT" "listen = 0.0.0.0:8080"
+# The region profiles are found where the package put them.
+export OUTPOST_REGIONS_DIR="$D/usr/share/outpost/regions"
+export OUTPOST_DB="$T/node.db"
+expect_exit 0 "$D/usr/bin/outpost" init --region EU-DE
+expect_contains "$OUT" "for region EU-DE"
+expect_exit 0 "$D/usr/bin/outpost" check
+expect_contains "$OUT" "check: ok"
+# The backup script from the package, against the packaged programs.
+OUTPOST="$D/usr/bin/outpost" OUTPOSTD="$D/usr/sbin/outpostd" OUTPOST_BACKUP_DIR="$T/backups" \
+    OUTPOST_CONFIG="$T/none.conf" expect_exit 0 sh "$D/usr/lib/outpost/outpost-backup"
+ls "$T"/backups/node-*.db >/dev/null 2>&1 || die "the packaged backup script wrote no backup"
+
+# outpostd from the package serves on loopback and stops on SIGTERM.
+if command -v curl >/dev/null; then
+    "$D/usr/sbin/outpostd" --config "$D/etc/outpost/outpostd.conf" --db "$OUTPOST_DB" \
+        --listen 127.0.0.1:0 --workers 1 2>"$T/daemon.log" &
+    dpid=$!
+    trap 'kill -9 $dpid 2>/dev/null; rm -rf "$LIB_ROOT"' EXIT
+    port=""
+    for _ in $(seq 1 100); do
+        port=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$T/daemon.log")
+        [ -n "$port" ] && break
+        kill -0 $dpid 2>/dev/null || die "outpostd exited: $(cat "$T/daemon.log")"
+        sleep 0.1
+    done
+    [ -n "$port" ] || die "outpostd did not report its port: $(cat "$T/daemon.log")"
+    body=$(curl -s --max-time 10 "http://127.0.0.1:$port/healthz") || die "GET /healthz failed"
+    [[ "$body" == *'"ok"'* ]] || die "/healthz answered '$body'"
+    kill -TERM $dpid
+    rc=0
+    for _ in $(seq 1 100); do
+        kill -0 $dpid 2>/dev/null || break
+        sleep 0.1
+    done
+    wait $dpid || rc=$?
+    [ "$rc" = 0 ] || die "outpostd exited $rc on SIGTERM: $(cat "$T/daemon.log")"
+    echo "outpostd from the package served /healthz on 127.0.0.1:$port"
+fi
+
+if command -v lintian >/dev/null; then
+    lintian --no-tag-display-limit "$deb" >"$T/lintian" 2>&1 || :
+    echo "lintian: $(grep -c '^E:' "$T/lintian") errors, $(grep -c '^W:' "$T/lintian") warnings"
+    grep -q '^E:' "$T/lintian" && die "lintian errors: $(grep '^E:' "$T/lintian")"
+else
+    echo "lintian not installed: not run"
+fi
+pass
