@@ -36,7 +36,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: outpost COMMAND [OPTIONS]\n\n"
                  "Administer an Outpost node database.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\nEvery command takes --db PATH (default: $OUTPOST_DB, else %s)\n"
             "and --help. Exit codes: 0 ok, 1 failed, 2 usage, 3 bad input (nothing\n"
