@@ -431,6 +431,35 @@ static int parse_query(const char *q, struct param *ps, int max, char *bad, size
     return n;
 }
 
+/* Parses the request's query; on bad encoding answers 400 naming the
+ * parameter and returns -1. */
+static int query_or_fail(struct job *j, struct param *ps)
+{
+    char bad[64];
+    int n = parse_query(j->query, ps, PARAMS_MAX, bad, sizeof bad);
+    if (n < 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "query parameter '%s' is badly encoded or too long", bad);
+        problem(j, 400, msg, NULL);
+    }
+    return n;
+}
+
+/* A whole number in [1, max] for `limit`; else answers 400 and returns -1. */
+static int limit_or_fail(struct job *j, const char *v, int max)
+{
+    char *end;
+    errno = 0;
+    long lim = strtol(v, &end, 10);
+    if (errno || *end || end == v || lim < 1 || lim > max) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "limit: expected a whole number from 1 to %d", max);
+        problem(j, 400, msg, NULL);
+        return -1;
+    }
+    return (int)lim;
+}
+
 /* ---- authentication and roles ------------------------------------------ */
 
 static int authenticate(struct job *j, struct conn *c, struct auth_user *u)
@@ -663,14 +692,9 @@ static void do_list(struct job *j, struct conn *c, const struct auth_user *u,
                     const struct entity_def *e, const char *forced_field, const char *forced)
 {
     struct param ps[PARAMS_MAX];
-    char bad[64];
-    int n = parse_query(j->query, ps, PARAMS_MAX, bad, sizeof bad);
-    if (n < 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "query parameter '%s' is badly encoded or too long", bad);
-        problem(j, 400, msg, NULL);
+    int n = query_or_fail(j, ps);
+    if (n < 0)
         return;
-    }
     struct store_query q = {0};
     struct store_filter filters[PARAMS_MAX + 1];
     size_t nf = 0;
@@ -679,15 +703,9 @@ static void do_list(struct job *j, struct conn *c, const struct auth_user *u,
     for (int i = 0; i < n; i++) {
         const char *name = ps[i].name, *v = ps[i].value;
         if (!strcmp(name, "limit")) {
-            char *end;
-            long lim = strtol(v, &end, 10);
-            if (*end || end == v || lim < 1 || lim > STORE_LIST_MAX) {
-                char msg[96];
-                snprintf(msg, sizeof msg, "limit: expected 1 to %d", STORE_LIST_MAX);
-                problem(j, 400, msg, NULL);
+            q.limit = limit_or_fail(j, v, STORE_LIST_MAX);
+            if (q.limit < 0)
                 return;
-            }
-            q.limit = (int)lim;
         } else if (!strcmp(name, "cursor")) {
             q.cursor = v;
         } else if (!strcmp(name, "sort")) {
@@ -704,7 +722,7 @@ static void do_list(struct job *j, struct conn *c, const struct auth_user *u,
             if (!f || !(f->flags & FIELD_FILTER)) {
                 char msg[200];
                 snprintf(msg, sizeof msg,
-                         "unknown query parameter '%s' (limit, cursor, sort, "
+                         "unknown query parameter '%.48s' (limit, cursor, sort, "
                          "updated_since or a filter field)",
                          name);
                 problem(j, 400, msg, NULL);
@@ -749,26 +767,25 @@ static void do_get(struct job *j, struct conn *c, const struct auth_user *u)
 static void do_search(struct job *j, struct conn *c, const struct auth_user *u)
 {
     struct param ps[PARAMS_MAX];
-    char bad[64];
-    int n = parse_query(j->query, ps, PARAMS_MAX, bad, sizeof bad);
+    int n = query_or_fail(j, ps);
+    if (n < 0)
+        return;
     const char *text = NULL;
     int limit = 20;
     for (int i = 0; i < n; i++) {
         if (!strcmp(ps[i].name, "q"))
             text = ps[i].value;
-        else if (!strcmp(ps[i].name, "limit"))
-            limit = (int)strtol(ps[i].value, NULL, 10);
-        else {
+        else if (!strcmp(ps[i].name, "limit")) {
+            limit = limit_or_fail(j, ps[i].value, STORE_SEARCH_MAX);
+            if (limit < 0)
+                return;
+        } else {
             problem(j, 400, "unknown query parameter (q, limit)", NULL);
             return;
         }
     }
-    if (n < 0 || !text) {
+    if (!text) {
         problem(j, 400, "q: the search text is required (GET /api/v1/search?q=TEXT)", NULL);
-        return;
-    }
-    if (limit < 1 || limit > STORE_SEARCH_MAX) {
-        problem(j, 400, "limit: expected 1 to 200", NULL);
         return;
     }
     json_t *hits = NULL;
@@ -1127,8 +1144,9 @@ static void do_consent_withdraw(struct job *j, const struct auth_user *u)
 static void do_consent_status(struct job *j, struct conn *c, const struct auth_user *u)
 {
     struct param ps[PARAMS_MAX];
-    char bad[64];
-    int n = parse_query(j->query, ps, PARAMS_MAX, bad, sizeof bad);
+    int n = query_or_fail(j, ps);
+    if (n < 0)
+        return;
     const char *channel = NULL, *purpose = NULL, *kind = NULL;
     for (int i = 0; i < n; i++) {
         if (!strcmp(ps[i].name, "channel"))
@@ -1142,7 +1160,7 @@ static void do_consent_status(struct job *j, struct conn *c, const struct auth_u
             return;
         }
     }
-    if (n < 0 || !channel || !purpose) {
+    if (!channel || !purpose) {
         problem(j, 400,
                 "channel and purpose are required "
                 "(GET /api/v1/contacts/{id}/consents/status?channel=email&purpose=newsletter)",

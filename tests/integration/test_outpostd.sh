@@ -137,6 +137,12 @@ expect_status 200
 expect_contains "$OUT" '"label":"José Müller"'
 req GET "/api/v1/search" "$ANA"
 expect_status 400
+req GET "/api/v1/search?q=jose&limit=10abc" "$ANA"
+expect_status 400
+expect_contains "$OUT" "limit: expected a whole number from 1 to 200"
+req GET "/api/v1/search?q=%zz" "$ANA"
+expect_status 400
+expect_contains "$OUT" "query parameter 'q' is badly encoded"
 
 # Roles: another field user cannot see Ana's contact; a manager can.
 req GET "/api/v1/contacts/$ID" "$BEN"
