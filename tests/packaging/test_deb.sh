@@ -8,9 +8,10 @@
 # the shipped region profiles, outpostd serves /healthz on 127.0.0.1.
 # lintian, when installed, reports no errors.
 #
-# The programs run from a `dpkg-deb -x` tree, not a dpkg --root install: a
-# --root install runs the maintainer scripts chrooted into that root, which
-# needs a whole Debian system there (debootstrap, network). Skips when
+# The programs run from a throwaway root: as root, `dpkg --root --unpack`
+# installs the package there (scripts chrootless; a chrooted configure
+# would need a whole Debian system, i.e. debootstrap and a network);
+# otherwise a `dpkg-deb -x` tree. Skips when
 # dpkg-buildpackage or debhelper or a build dependency is missing. The
 # package is built with DEB_BUILD_OPTIONS=nocheck: the unit and CLI suites
 # run in this same `meson test` anyway.
@@ -72,9 +73,27 @@ for s in postinst postrm prerm preinst; do
     [ ! -e "$T/control/$s" ] || sh -n "$T/control/$s" || die "$s is not valid sh"
 done
 
-# The programs, from the unpacked package.
+# The programs, from the package installed into a throwaway root. As root
+# (CI), dpkg itself installs it there: `dpkg --root --unpack` records the
+# package in the root's own dpkg database and places every file; the
+# maintainer scripts run chrootless (the preinst only acts on a live
+# systemd; configure, which creates the system user, is left out because it
+# would act on this machine's user database). Otherwise the files come from
+# `dpkg-deb -x`.
 D="$T/root"
-dpkg-deb -x "$deb" "$D" || die "dpkg-deb -x failed"
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$D/var/lib/dpkg/info" "$D/var/lib/dpkg/updates" "$D/var/lib/dpkg/triggers" &&
+        touch "$D/var/lib/dpkg/status" || die "cannot make a dpkg root in $D"
+    dpkg --root="$D" --force-script-chrootless --force-depends --unpack "$deb" \
+        >"$T/dpkg.log" 2>&1 || die "dpkg --root --unpack failed: $(cat "$T/dpkg.log")"
+    dpkg --root="$D" -s outpost 2>/dev/null | grep -q '^Version: '"$version"'$' ||
+        die "the throwaway root's dpkg database does not list outpost $version"
+    dpkg --root="$D" -L outpost | grep -qx /usr/sbin/outpostd ||
+        die "dpkg -L in the throwaway root does not list /usr/sbin/outpostd"
+    echo "installed with dpkg --root into $D"
+else
+    dpkg-deb -x "$deb" "$D" || die "dpkg-deb -x failed"
+fi
 expect_exit 0 "$D/usr/sbin/outpostd" --version
 expect_contains "$OUT" "outpostd $version"
 expect_exit 0 "$D/usr/bin/outpost" --version
