@@ -90,6 +90,11 @@ if [ "$(id -u)" = 0 ]; then
         die "the throwaway root's dpkg database does not list outpost $version"
     dpkg --root="$D" -L outpost | grep -qx /usr/sbin/outpostd ||
         die "dpkg -L in the throwaway root does not list /usr/sbin/outpostd"
+    # Unpacked conffiles wait as .dpkg-new until configure; put them in
+    # place as configure would.
+    for f in $(cat "$D/var/lib/dpkg/info/outpost.conffiles"); do
+        [ -e "$D$f.dpkg-new" ] && mv "$D$f.dpkg-new" "$D$f"
+    done
     echo "installed with dpkg --root into $D"
 else
     dpkg-deb -x "$deb" "$D" || die "dpkg-deb -x failed"
