@@ -26,6 +26,7 @@
 
 struct egress_record {
     const struct entity_def *entity;
+    enum egress_op op;
     char id[ID_MAX];
     char policy_hash[POLICY_HASH_HEX];
     char *json;
@@ -248,7 +249,9 @@ static const char *pin_text(json_t *v, char *buf, size_t cap)
     return NULL;
 }
 
-static int pinned(const struct policy *p, const struct entity_def *e, json_t *record)
+/* The pin rule that keeps `record` on the node, or NULL. */
+static const struct policy_pin *pin_of(const struct policy *p, const struct entity_def *e,
+                                       json_t *record)
 {
     for (size_t i = 0; i < p->npins; i++) {
         const struct policy_pin *pin = &p->pins[i];
@@ -265,8 +268,26 @@ static int pinned(const struct policy *p, const struct entity_def *e, json_t *re
             continue;
         for (size_t j = 0; j < pin->nvalues; j++)
             if (!strcmp(pin->values[j], t))
-                return 1;
+                return pin;
     }
+    return NULL;
+}
+
+static int pinned(const struct policy *p, const struct entity_def *e, json_t *record)
+{
+    return pin_of(p, e, record) != NULL;
+}
+
+/* "deleted" true or a non-zero number: the record is a tombstone. */
+static int deleted_flag(json_t *record)
+{
+    json_t *v = json_object_get(record, "deleted");
+    if (json_is_true(v))
+        return 1;
+    if (json_is_integer(v))
+        return json_integer_value(v) != 0;
+    if (json_is_real(v))
+        return json_real_value(v) != 0.0;
     return 0;
 }
 
@@ -365,6 +386,7 @@ int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS
             rc = -ENOMEM;
         } else {
             rec->entity = e;
+            rec->op = deleted_flag(record) ? EGRESS_OP_DELETE : EGRESS_OP_UPSERT;
             rec->len = strlen(rec->json);
             snprintf(rec->id, sizeof rec->id, "%s", id);
             snprintf(rec->policy_hash, sizeof rec->policy_hash, "%s", p->hash);
@@ -436,4 +458,205 @@ void egress_counts_add(struct egress_counts *dst, const struct egress_counts *sr
             dst->values[c][o] += src->values[c][o];
     dst->unknown += src->unknown;
     dst->internal += src->internal;
+}
+
+/* ---- ops, tombstones, verification -------------------------------------- */
+
+static const char *const op_names[EGRESS_OP_COUNT] = {"upsert", "delete", "erase", "purge",
+                                                      "withdraw"};
+
+const char *egress_op_name(enum egress_op op)
+{
+    if ((unsigned)op >= EGRESS_OP_COUNT)
+        return "";
+    return op_names[op];
+}
+
+int egress_op_parse(const char *name, enum egress_op *out)
+{
+    if (!name)
+        return -EINVAL;
+    for (int i = 0; i < EGRESS_OP_COUNT; i++)
+        if (!strcmp(op_names[i], name)) {
+            *out = (enum egress_op)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+enum egress_op egress_record_op(const struct egress_record *r)
+{
+    return r->op;
+}
+
+static int is_tombstone_op(enum egress_op op)
+{
+    return op == EGRESS_OP_ERASE || op == EGRESS_OP_PURGE || op == EGRESS_OP_WITHDRAW;
+}
+
+int egress_tombstone(const struct policy *p, const struct entity_def *e, const char *id,
+                     int64_t version, enum egress_op op, struct egress_record **out,
+                     struct op_error *err)
+{
+    if (!is_tombstone_op(op))
+        return op_error_set(err, -EINVAL, "op",
+                            "%s: a tombstone is for erase, purge or withdraw, not \"%s\"", e->name,
+                            egress_op_name(op));
+    if (!id || !*id)
+        return op_error_set(err, -EINVAL, "id", "%s: the tombstone has no id", e->name);
+    if (strlen(id) >= ID_MAX)
+        return op_error_set(err, -EINVAL, "id", "%s: the record id is longer than %d bytes",
+                            e->name, ID_MAX - 1);
+    if (version < 0)
+        return op_error_set(err, -EINVAL, "version", "%s %s: version %" PRId64 " is negative",
+                            e->name, id, version);
+    json_t *o = json_pack("{sssI}", "id", id, "version", (json_int_t)version);
+    struct egress_record *rec = o ? calloc(1, sizeof *rec) : NULL;
+    if (rec)
+        rec->json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!rec || !rec->json) {
+        egress_record_free(rec);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    rec->entity = e;
+    rec->op = op;
+    rec->len = strlen(rec->json);
+    snprintf(rec->id, sizeof rec->id, "%s", id);
+    snprintf(rec->policy_hash, sizeof rec->policy_hash, "%s", p->hash);
+    *out = rec;
+    return 0;
+}
+
+static int is_pseudonym(json_t *v)
+{
+    const char *s = json_string_value(v);
+    if (!s || json_string_length(v) != EGRESS_PSEUDONYM_LEN - 1 || strncmp(s, "h:", 2) != 0)
+        return 0;
+    for (size_t i = 2; i < EGRESS_PSEUDONYM_LEN - 1; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* Could `v` be what decide() let out of a field of class cls? */
+static int check_value(const struct policy *p, const struct entity_def *e, const char *name,
+                       enum policy_class cls, json_t *v, struct op_error *err)
+{
+    if ((unsigned)cls >= POLICY_CLASS_COUNT)
+        cls = POLICY_LOCAL_ONLY;
+    if (cls == POLICY_EXPORTABLE || (cls == POLICY_LOCAL_PRIMARY && p->transfer_allowed))
+        return 0;
+    if (cls == POLICY_PSEUDONYMIZE) {
+        if (json_is_null(v) || is_pseudonym(v))
+            return 0;
+        return op_error_set(err, -EPERM, name,
+                            "%s.%s: class pseudonymize under policy %.12s... leaves only as "
+                            "\"h:\" and 64 hex digits; this value is plain",
+                            e->name, name, p->hash);
+    }
+    return op_error_set(err, -EPERM, name,
+                        "%s.%s: class %s%s under policy %.12s... never leaves the node", e->name,
+                        name, policy_class_name(cls),
+                        cls == POLICY_LOCAL_PRIMARY ? " (transfer not allowed)" : "", p->hash);
+}
+
+static int verify_custom(const struct policy *p, const struct entity_def *e, json_t *custom,
+                         struct op_error *err)
+{
+    if (!entity_field(e, "custom"))
+        return op_error_set(err, -EPERM, "custom",
+                            "%s has no custom fields; \"custom\" cannot leave", e->name);
+    if (!json_is_object(custom))
+        return op_error_set(err, -EINVAL, "custom", "%s: \"custom\" is not a JSON object", e->name);
+    struct run r = {.p = p, .e = e};
+    const char *key;
+    json_t *v;
+    char name[96];
+    json_object_foreach(custom, key, v)
+    {
+        enum policy_class cls = custom_class(&r, key, name, sizeof name);
+        int rc = check_value(p, e, name, cls, v, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int verify_tombstone(const struct entity_def *e, enum egress_op op, json_t *record,
+                            struct op_error *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(record, key, v)
+    {
+        if (strcmp(key, "id") != 0 && strcmp(key, "version") != 0)
+            return op_error_set(err, -EPERM, key,
+                                "%s %s tombstone: \"%s\" is not allowed; a tombstone holds only "
+                                "id and version",
+                                e->name, egress_op_name(op), key);
+    }
+    json_t *ver = json_object_get(record, "version");
+    if (!json_is_integer(ver) || json_integer_value(ver) < 0)
+        return op_error_set(err, -EINVAL, "version",
+                            "%s %s tombstone: version must be an integer of at least 0", e->name,
+                            egress_op_name(op));
+    return 0;
+}
+
+int egress_verify(const struct policy *p, const struct entity_def *e, enum egress_op op,
+                  json_t *record, struct op_error *err)
+{
+    if ((unsigned)op >= EGRESS_OP_COUNT)
+        return op_error_set(err, -EINVAL, "op", "%s: unknown op %d", e->name, (int)op);
+    if (!json_is_object(record))
+        return op_error_set(err, -EINVAL, NULL, "%s: the record is not a JSON object", e->name);
+    json_t *idv = json_object_get(record, "id");
+    const char *id = json_string_value(idv);
+    if (!id || !*id || strlen(id) != json_string_length(idv))
+        return op_error_set(err, -EINVAL, "id", "%s: the record has no string id", e->name);
+    if (strlen(id) >= ID_MAX)
+        return op_error_set(err, -EINVAL, "id", "%s: the record id is longer than %d bytes",
+                            e->name, ID_MAX - 1);
+    if (is_tombstone_op(op))
+        return verify_tombstone(e, op, record, err);
+
+    if ((op == EGRESS_OP_DELETE) != deleted_flag(record))
+        return op_error_set(err, -EINVAL, "deleted",
+                            "%s %s: op %s does not match its \"deleted\" flag", e->name, id,
+                            egress_op_name(op));
+    if (restricted(record))
+        return op_error_set(err, -EPERM, "restricted",
+                            "%s %s is flagged restricted: nothing of it may leave", e->name, id);
+    const struct policy_pin *pin = pin_of(p, e, record);
+    if (pin)
+        return op_error_set(err, -EPERM, pin->field,
+                            "%s %s: %s matches a pin_records rule (policy line %d): it stays on "
+                            "the node",
+                            e->name, id, pin->field, pin->line);
+    const char *key;
+    json_t *v;
+    json_object_foreach(record, key, v)
+    {
+        int rc;
+        if (is_meta(key))
+            continue;
+        if (!strcmp(key, "custom")) {
+            rc = verify_custom(p, e, v, err);
+        } else {
+            const struct field_def *f = entity_field(e, key);
+            if (!f)
+                return op_error_set(err, -EPERM, key,
+                                    "%s %s: \"%s\" is not a field of %s; unknown fields never "
+                                    "leave",
+                                    e->name, id, key, e->name);
+            if (f->flags & FIELD_INTERNAL)
+                return op_error_set(err, -EPERM, key, "%s %s: \"%s\" is internal and never leaves",
+                                    e->name, id, key);
+            rc = check_value(p, e, key, policy_class_of(p, e, key), v, err);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }

@@ -4,9 +4,9 @@
  * counts what it withheld or transformed. Design and rules:
  * docs/EGRESS.md.
  *
- * Invariant: struct egress_record is opaque and only egress_project
- * creates one, so network code that accepts nothing but
- * `const struct egress_record *` can only send what the policy allows.
+ * Invariant: struct egress_record is opaque and only egress_project (and
+ * egress_tombstone, for the ops that carry no data) creates one, so network code that accepts
+ * nothing but `const struct egress_record *` can only send what the policy allows.
  * tests/tools/check_egress.sh keeps the definition private to egress.c
  * and network APIs out of files that can read the store.
  */
@@ -59,6 +59,18 @@ struct egress_counts {
 /* Opaque: defined in egress.c only. */
 struct egress_record;
 
+/* What a record in a segment asks HQ to do (docs/EGRESS.md). UPSERT and
+ * DELETE carry a projection; ERASE, PURGE and WITHDRAW carry a tombstone,
+ * only {"id":ID,"version":N}. */
+enum egress_op {
+    EGRESS_OP_UPSERT = 0,
+    EGRESS_OP_DELETE,
+    EGRESS_OP_ERASE,
+    EGRESS_OP_PURGE,
+    EGRESS_OP_WITHDRAW,
+    EGRESS_OP_COUNT
+};
+
 /* One value's fate, for callers that report per field. `field` is the
  * built-in name or "custom.NAME" (borrowed for the call); `cls` is the
  * policy class (POLICY_LOCAL_ONLY for unknown and internal fields). */
@@ -104,6 +116,40 @@ const char *egress_record_policy_hash(const struct egress_record *r);
 
 /* NULL is allowed. */
 void egress_record_free(struct egress_record *r);
+
+/* "upsert", "delete", "erase", "purge", "withdraw"; "" for a value
+ * outside the enum. */
+const char *egress_op_name(enum egress_op op);
+
+/* The op named `name`. Returns 0 and *out, or -EINVAL for anything else
+ * (case matters). */
+int egress_op_parse(const char *name, enum egress_op *out);
+
+/* The op a record travels as: a tombstone's op; for a projection UPSERT,
+ * or DELETE when the record has "deleted" true or a non-zero number. */
+enum egress_op egress_record_op(const struct egress_record *r);
+
+/* Makes the tombstone of record `id` (version `version`) of entity e for
+ * op ERASE, PURGE or WITHDRAW: JSON {"id":ID,"version":N}, policy hash
+ * p->hash, nothing else of the record. Returns 0 and *out (free with
+ * egress_record_free); -EINVAL for another op, an empty or too long id
+ * (field "id") or a negative version (field "version"); -ENOMEM. */
+int egress_tombstone(const struct policy *p, const struct entity_def *e, const char *id,
+                     int64_t version, enum egress_op op, struct egress_record **out,
+                     struct op_error *err);
+
+/* HQ side: checks that `record` (borrowed) is something egress_project
+ * (op UPSERT/DELETE) or egress_tombstone (ERASE/PURGE/WITHDRAW) could have
+ * produced for entity e under policy p: only meta fields, descriptor
+ * fields and custom keys whose class lets them leave (as is for
+ * exportable, and local_primary when p->transfer_allowed; pseudonymize
+ * only as "h:" + 64 lower-case hex or null); no internal, unknown or
+ * withheld field; a tombstone only "id" and "version". Returns 0; -EPERM
+ * with err->field the offending field ("email", "custom.cpf") and a
+ * message; -EINVAL when the record is malformed (not an object, no string
+ * id, a bad op, "custom" not an object). */
+int egress_verify(const struct policy *p, const struct entity_def *e, enum egress_op op,
+                  json_t *record, struct op_error *err);
 
 /* dst += src, field by field. */
 void egress_counts_add(struct egress_counts *dst, const struct egress_counts *src);

@@ -43,7 +43,10 @@
 #define NUM_MAX ((uint64_t)INT64_MAX)
 
 static const char line_head[] = "{\"entity\":\"";
+static const char line_op[] = "\",\"op\":\"";
 static const char line_mid[] = "\",\"record\":";
+/* the longest op name ("withdraw") and its NUL */
+#define OP_NAME_MAX 9
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -251,13 +254,14 @@ static char *header_json(const struct segment_info *h)
     json_t *counts = counts_json(&h->counts);
     if (!counts)
         return NULL;
-    json_t *o = json_pack("{sssIsIsIsIsssIsosssIsIss}", "node_id", h->node_id, "segment",
-                          (json_int_t)h->segment_no, "first_seq", (json_int_t)h->first_seq,
-                          "last_seq", (json_int_t)h->last_seq, "schema_version",
-                          (json_int_t)h->schema_version, "policy_hash", h->policy_hash, "records",
-                          (json_int_t)h->records, "counts", counts, "created_at", created,
-                          "payload_bytes", (json_int_t)h->payload_bytes, "payload_raw_bytes",
-                          (json_int_t)h->payload_raw_bytes, "payload_sha256", h->payload_sha256);
+    json_t *o = json_pack(
+        "{sssIs{sIsI}s{sIsI}sIsssIsosssIsIss}", "node_id", h->node_id, "segment",
+        (json_int_t)h->segment_no, "from", "urgent", (json_int_t)h->from_urgent, "ordinary",
+        (json_int_t)h->from_ordinary, "to", "urgent", (json_int_t)h->to_urgent, "ordinary",
+        (json_int_t)h->to_ordinary, "schema_version", (json_int_t)h->schema_version, "policy_hash",
+        h->policy_hash, "records", (json_int_t)h->records, "counts", counts, "created_at", created,
+        "payload_bytes", (json_int_t)h->payload_bytes, "payload_raw_bytes",
+        (json_int_t)h->payload_raw_bytes, "payload_sha256", h->payload_sha256);
     if (!o)
         return NULL;
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -275,8 +279,9 @@ struct segment_writer {
     char dir[1024];
     char name[SEGMENT_NAME_LEN];
     char tmpname[SEGMENT_NAME_LEN + sizeof TMP_SUFFIX];
-    size_t slot;      /* bytes reserved for the header JSON */
-    uint64_t written; /* payload bytes in the file */
+    size_t slot;         /* bytes reserved for the header JSON */
+    uint64_t written;    /* payload bytes in the file */
+    uint64_t tombstones; /* records added by egress_tombstone (not in the caller's counts) */
     z_stream zs;
     EVP_MD_CTX *sha;
     int failed;
@@ -319,9 +324,13 @@ int segment_writer_new(const struct segment_info *hdr,
     if (segment_no > SEGMENT_NO_MAX)
         return op_error_set(err, -ERANGE, "segment", "segment number %" PRIu64 " is over %llu",
                             segment_no, SEGMENT_NO_MAX);
-    if (hdr->first_seq > NUM_MAX)
-        return op_error_set(err, -ERANGE, "first_seq", "first_seq %" PRIu64 " is over %" PRIu64,
-                            hdr->first_seq, NUM_MAX);
+    if (hdr->from_urgent > NUM_MAX)
+        return op_error_set(err, -ERANGE, "from_urgent", "from_urgent %" PRIu64 " is over %" PRIu64,
+                            hdr->from_urgent, NUM_MAX);
+    if (hdr->from_ordinary > NUM_MAX)
+        return op_error_set(err, -ERANGE, "from_ordinary",
+                            "from_ordinary %" PRIu64 " is over %" PRIu64, hdr->from_ordinary,
+                            NUM_MAX);
     if (hdr->created_ms < 0)
         return op_error_set(err, -EINVAL, "created_ms", "created time is negative");
     if (strlen(spool_dir) >= sizeof((struct segment_writer *)0)->dir)
@@ -334,7 +343,8 @@ int segment_writer_new(const struct segment_info *hdr,
     w->dirfd = -1;
     w->info = *hdr;
     w->info.segment_no = segment_no;
-    w->info.last_seq = hdr->first_seq;
+    w->info.to_urgent = hdr->from_urgent;
+    w->info.to_ordinary = hdr->from_ordinary;
     w->info.records = 0;
     memset(&w->info.counts, 0, sizeof w->info.counts);
     w->info.payload_bytes = w->info.payload_raw_bytes = 0;
@@ -356,7 +366,8 @@ int segment_writer_new(const struct segment_info *hdr,
     /* The slot fits the header with every number at its widest, so the
      * final header always fits whatever the counts turn out to be. */
     struct segment_info widest = w->info;
-    widest.last_seq = widest.records = widest.payload_bytes = widest.payload_raw_bytes = NUM_MAX;
+    widest.to_urgent = widest.to_ordinary = widest.records = widest.payload_bytes =
+        widest.payload_raw_bytes = NUM_MAX;
     widest.segment_no = NUM_MAX;
     widest.counts.records = widest.counts.records_out = widest.counts.records_restricted =
         widest.counts.records_pinned = widest.counts.unknown = widest.counts.internal = NUM_MAX;
@@ -457,6 +468,8 @@ int segment_writer_add(struct segment_writer *w, const struct egress_record *r,
     size_t len = egress_record_len(r);
     const char *name = egress_record_entity(r)->name;
     size_t nlen = strlen(name);
+    const char *op = egress_op_name(egress_record_op(r));
+    size_t olen = strlen(op);
     if (strcmp(egress_record_policy_hash(r), w->info.policy_hash) != 0)
         return op_error_set(err, -EINVAL, "policy_hash",
                             "record %s was projected under policy %.12s..., segment %" PRIu64
@@ -466,10 +479,13 @@ int segment_writer_add(struct segment_writer *w, const struct egress_record *r,
     if (!valid_entity(name, nlen))
         return op_error_set(err, -EINVAL, "entity", "entity name \"%s\" is not [a-z_]{1,%d}", name,
                             SEGMENT_ENTITY_MAX);
+    if (olen == 0)
+        return op_error_set(err, -EINVAL, "op", "record %s has no valid op", egress_record_id(r));
     if (len < 2 || json[0] != '{' || json[len - 1] != '}' || memchr(json, '\n', len))
         return op_error_set(err, -EINVAL, "record", "record %s is not one line of a JSON object",
                             egress_record_id(r));
-    uint64_t line = (sizeof line_head - 1) + nlen + (sizeof line_mid - 1) + len + 2;
+    uint64_t line = (sizeof line_head - 1) + nlen + (sizeof line_op - 1) + olen +
+                    (sizeof line_mid - 1) + len + 2;
     if (line > SEGMENT_LINE_MAX)
         return op_error_set(err, -EFBIG, "record",
                             "record %s is %zu bytes; a segment line holds at most %u",
@@ -484,6 +500,10 @@ int segment_writer_add(struct segment_writer *w, const struct egress_record *r,
     if (rc == 0)
         rc = feed(w, name, nlen, Z_NO_FLUSH);
     if (rc == 0)
+        rc = feed(w, line_op, sizeof line_op - 1, Z_NO_FLUSH);
+    if (rc == 0)
+        rc = feed(w, op, olen, Z_NO_FLUSH);
+    if (rc == 0)
         rc = feed(w, line_mid, sizeof line_mid - 1, Z_NO_FLUSH);
     if (rc == 0)
         rc = feed(w, json, len, Z_NO_FLUSH);
@@ -496,6 +516,9 @@ int segment_writer_add(struct segment_writer *w, const struct egress_record *r,
     }
     w->info.payload_raw_bytes += line;
     w->info.records++;
+    enum egress_op opv = egress_record_op(r);
+    if (opv != EGRESS_OP_UPSERT && opv != EGRESS_OP_DELETE)
+        w->tombstones++;
     return 0;
 }
 
@@ -568,7 +591,7 @@ static int publish(struct segment_writer *w)
     return fsync(w->dirfd) == 0 ? 0 : -errno;
 }
 
-int segment_writer_finish(struct segment_writer *w, uint64_t last_seq,
+int segment_writer_finish(struct segment_writer *w, uint64_t to_urgent, uint64_t to_ordinary,
                           const struct egress_counts *counts, char *out_path, size_t cap,
                           struct segment_info *info, struct op_error *err)
 {
@@ -580,16 +603,33 @@ int segment_writer_finish(struct segment_writer *w, uint64_t last_seq,
         rc = op_error_set(err, -EINVAL, NULL, "segment writer failed earlier");
         goto fail;
     }
-    if (last_seq < w->info.first_seq || last_seq > NUM_MAX) {
-        rc = op_error_set(err, -EINVAL, "last_seq",
-                          "outbox range %" PRIu64 "..%" PRIu64 " is empty or over %" PRIu64,
-                          w->info.first_seq, last_seq, NUM_MAX);
+    if (to_urgent < w->info.from_urgent || to_urgent > NUM_MAX) {
+        rc =
+            op_error_set(err, -EINVAL, "to_urgent",
+                         "urgent cursor %" PRIu64 " -> %" PRIu64 " goes backwards or over %" PRIu64,
+                         w->info.from_urgent, to_urgent, NUM_MAX);
         goto fail;
     }
-    if (!counts || counts->records_out != w->info.records || !counts_in_range(counts)) {
+    if (to_ordinary < w->info.from_ordinary || to_ordinary > NUM_MAX) {
+        rc = op_error_set(err, -EINVAL, "to_ordinary",
+                          "ordinary cursor %" PRIu64 " -> %" PRIu64
+                          " goes backwards or over %" PRIu64,
+                          w->info.from_ordinary, to_ordinary, NUM_MAX);
+        goto fail;
+    }
+    struct egress_counts total;
+    if (counts) {
+        total = *counts;
+        total.records += w->tombstones;
+        total.records_out += w->tombstones;
+    }
+    if (!counts || counts->records_out != w->info.records - w->tombstones ||
+        total.records < counts->records || !counts_in_range(&total)) {
         rc = op_error_set(err, -EINVAL, "counts",
-                          "counts say %" PRIu64 " records left, %" PRIu64 " were added",
-                          counts ? counts->records_out : 0, w->info.records);
+                          "counts say %" PRIu64 " projections left, %" PRIu64
+                          " were added (and %" PRIu64 " tombstones, which the writer counts)",
+                          counts ? counts->records_out : 0, w->info.records - w->tombstones,
+                          w->tombstones);
         goto fail;
     }
     if (out_path && strlen(path) >= cap) {
@@ -605,8 +645,9 @@ int segment_writer_finish(struct segment_writer *w, uint64_t last_seq,
                      strerror(-rc));
         goto fail;
     }
-    w->info.last_seq = last_seq;
-    w->info.counts = *counts;
+    w->info.to_urgent = to_urgent;
+    w->info.to_ordinary = to_ordinary;
+    w->info.counts = total;
     w->info.payload_bytes = w->written;
     hex(md, 32, w->info.payload_sha256);
 
@@ -690,6 +731,7 @@ struct segment {
     char *line;
     size_t line_len, line_cap;
     char entity[SEGMENT_ENTITY_MAX + 1];
+    char op[OP_NAME_MAX];
     unsigned char in[CHUNK];
     unsigned char out[CHUNK];
 };
@@ -733,6 +775,34 @@ static int get_str(json_t *h, const char *key, char *out, size_t cap, struct op_
                    SEGMENT_PREFIX_LEN, key, cap - 1);
     }
     memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+/* "NAME":{"urgent":N,"ordinary":N}; errors name "header.NAME.LANE". */
+static int get_cursor(json_t *h, const char *key, uint64_t *urgent, uint64_t *ordinary,
+                      struct op_error *err)
+{
+    json_t *o = json_object_get(h, key);
+    static const char *const lanes[] = {"urgent", "ordinary"};
+    uint64_t *dst[] = {urgent, ordinary};
+    for (int i = 0; i < 2; i++) {
+        json_t *v = json_object_get(o, lanes[i]);
+        if (!json_is_object(o) || !json_is_integer(v) || json_integer_value(v) < 0) {
+            char f[64];
+            snprintf(f, sizeof f, "header.%s.%s", key, lanes[i]);
+            return bad(err, -EBADMSG, f,
+                       "segment header (byte %d): %s.%s must be an integer from 0 to %" PRIu64,
+                       SEGMENT_PREFIX_LEN, key, lanes[i], NUM_MAX);
+        }
+        *dst[i] = (uint64_t)json_integer_value(v);
+    }
+    if (json_object_size(o) != 2) {
+        char f[64];
+        snprintf(f, sizeof f, "header.%s", key);
+        return bad(err, -EBADMSG, f,
+                   "segment header (byte %d): %s must hold only \"urgent\" and \"ordinary\"",
+                   SEGMENT_PREFIX_LEN, key);
+    }
     return 0;
 }
 
@@ -793,15 +863,21 @@ static int parse_header(const char *buf, size_t n, const struct segment_limits *
         goto out;
     }
     if ((rc = get_num(h, "segment", SEGMENT_NO_MAX, &info->segment_no, err)) < 0 ||
-        (rc = get_num(h, "first_seq", NUM_MAX, &info->first_seq, err)) < 0 ||
-        (rc = get_num(h, "last_seq", NUM_MAX, &info->last_seq, err)) < 0 ||
+        (rc = get_cursor(h, "from", &info->from_urgent, &info->from_ordinary, err)) < 0 ||
+        (rc = get_cursor(h, "to", &info->to_urgent, &info->to_ordinary, err)) < 0 ||
         (rc = get_num(h, "schema_version", UINT32_MAX, &v, err)) < 0)
         goto out;
     info->schema_version = (uint32_t)v;
-    if (info->first_seq > info->last_seq) {
-        rc = bad(err, -EBADMSG, "header.last_seq",
-                 "segment header: outbox range %" PRIu64 "..%" PRIu64 " is reversed",
-                 info->first_seq, info->last_seq);
+    if (info->from_urgent > info->to_urgent) {
+        rc = bad(err, -EBADMSG, "header.to.urgent",
+                 "segment header: urgent cursor goes backwards, from %" PRIu64 " to %" PRIu64,
+                 info->from_urgent, info->to_urgent);
+        goto out;
+    }
+    if (info->from_ordinary > info->to_ordinary) {
+        rc = bad(err, -EBADMSG, "header.to.ordinary",
+                 "segment header: ordinary cursor goes backwards, from %" PRIu64 " to %" PRIu64,
+                 info->from_ordinary, info->to_ordinary);
         goto out;
     }
     if ((rc = get_str(h, "policy_hash", info->policy_hash, sizeof info->policy_hash, err)) < 0)
@@ -950,8 +1026,10 @@ static int open_checked(struct segment *s, const unsigned char *key,
     unsigned version = (unsigned)pre[11] << 8 | pre[12];
     if (version != SEGMENT_VERSION)
         return bad(err, -EPROTONOSUPPORT, "version",
-                   "segment format version %u at byte 11 is not supported (this build reads %d)",
-                   version, SEGMENT_VERSION);
+                   "segment format version %u at byte 11 is not supported (this build reads "
+                   "only %d%s)",
+                   version, SEGMENT_VERSION,
+                   version < SEGMENT_VERSION ? "; version 1 was never deployed" : "");
     uint32_t hlen =
         (uint32_t)pre[13] << 24 | (uint32_t)pre[14] << 16 | (uint32_t)pre[15] << 8 | pre[16];
     if (hlen > SEGMENT_HEADER_MAX)
@@ -1143,14 +1221,19 @@ static int pump(struct segment *s, struct op_error *err)
     }
 }
 
-static int take_line(struct segment *s, const char **entity, const char **json, size_t *len,
-                     struct op_error *err)
+static int take_line(struct segment *s, const char **entity, const char **op, const char **json,
+                     size_t *len, struct op_error *err)
 {
     char *l = s->line;
     size_t n = s->line_len;
     uint64_t at = s->raw - (s->out_len - s->out_pos) - n - 1; /* uncompressed offset */
     uint64_t rec = s->lines + 1;
-    const size_t hl = sizeof line_head - 1, ml = sizeof line_mid - 1;
+    const size_t hl = sizeof line_head - 1, ol = sizeof line_op - 1, ml = sizeof line_mid - 1;
+    const char *nul = memchr(l, '\0', n);
+    if (nul)
+        return bad(err, -EBADMSG, "record",
+                   "record %" PRIu64 " holds a NUL byte at uncompressed byte %" PRIu64, rec,
+                   at + (uint64_t)(nul - l));
     if (n < hl || memcmp(l, line_head, hl) != 0)
         return bad(err, -EBADMSG, "record",
                    "record %" PRIu64 " (uncompressed byte %" PRIu64
@@ -1161,12 +1244,33 @@ static int take_line(struct segment *s, const char **entity, const char **json, 
     if (!q || !valid_entity(l + hl, nl))
         return bad(err, -EBADMSG, "record",
                    "record %" PRIu64 " (uncompressed byte %" PRIu64 "): bad entity name", rec, at);
-    size_t body = hl + nl + ml;
-    if (n < body + 3 || memcmp(q, line_mid, ml) != 0 || l[body] != '{' || l[n - 2] != '}' ||
+    /* q points at the entity's closing quote */
+    size_t after = hl + nl; /* offset of q */
+    if (n < after + ol || memcmp(q, line_op, ol) != 0)
+        return bad(err, -EBADMSG, "record",
+                   "record %" PRIu64 " (uncompressed byte %" PRIu64
+                   ") is not {\"entity\":NAME,\"op\":OP,\"record\":{...}}",
+                   rec, at);
+    const char *os = l + after + ol;
+    const char *oq = memchr(os, '"', n - after - ol);
+    size_t opl = oq ? (size_t)(oq - os) : 0;
+    enum egress_op opv;
+    char opname[OP_NAME_MAX];
+    if (oq && opl < sizeof opname) {
+        memcpy(opname, os, opl);
+        opname[opl] = '\0';
+    }
+    if (!oq || opl >= sizeof opname || egress_op_parse(opname, &opv) != 0)
+        return bad(err, -EBADMSG, "record",
+                   "record %" PRIu64 " (uncompressed byte %" PRIu64
+                   "): bad op (one of upsert, delete, erase, purge, withdraw)",
+                   rec, at + after + ol);
+    size_t body = after + ol + opl + ml;
+    if (n < body + 3 || memcmp(oq, line_mid, ml) != 0 || l[body] != '{' || l[n - 2] != '}' ||
         l[n - 1] != '}')
         return bad(err, -EBADMSG, "record",
                    "record %" PRIu64 " (uncompressed byte %" PRIu64
-                   ") is not {\"entity\":NAME,\"record\":{...}}",
+                   ") is not {\"entity\":NAME,\"op\":OP,\"record\":{...}}",
                    rec, at);
     json_error_t je;
     json_t *o = json_loadb(l + body, n - 1 - body, JSON_REJECT_DUPLICATES, &je);
@@ -1179,8 +1283,10 @@ static int take_line(struct segment *s, const char **entity, const char **json, 
                    o ? "another JSON value" : je.text);
     memcpy(s->entity, l + hl, nl);
     s->entity[nl] = '\0';
+    memcpy(s->op, opname, opl + 1);
     l[n - 1] = '\0';
     *entity = s->entity;
+    *op = s->op;
     *json = l + body;
     *len = n - 1 - body;
     s->lines++;
@@ -1191,8 +1297,8 @@ static int take_line(struct segment *s, const char **entity, const char **json, 
     return 1;
 }
 
-int segment_next_record(struct segment *s, const char **entity, const char **json, size_t *len,
-                        struct op_error *err)
+int segment_next_record(struct segment *s, const char **entity, const char **op, const char **json,
+                        size_t *len, struct op_error *err)
 {
     if (s->error) {
         if (err)
@@ -1226,7 +1332,7 @@ int segment_next_record(struct segment *s, const char **entity, const char **jso
             s->line_len += take;
             s->out_pos += take + (nlp ? 1 : 0);
             if (nlp) {
-                int rc = take_line(s, entity, json, len, err);
+                int rc = take_line(s, entity, op, json, len, err);
                 return rc < 0 ? fail_sticky(s, rc, err) : rc;
             }
             continue;

@@ -25,7 +25,7 @@
 
 #define SEGMENT_MAGIC "OUTPOSTSEG" /* with its NUL: 11 bytes */
 #define SEGMENT_MAGIC_LEN 11
-#define SEGMENT_VERSION 1
+#define SEGMENT_VERSION 2
 /* magic, u16 version, u32 header length */
 #define SEGMENT_PREFIX_LEN 17
 #define SEGMENT_HEADER_MAX (64u * 1024u)
@@ -36,7 +36,7 @@
 #define SEGMENT_NO_MAX 9999999999999999ull
 /* "0000000000000042.seg" with NUL */
 #define SEGMENT_NAME_LEN 21
-/* one payload line: {"entity":"NAME","record":{...}}\n */
+/* one payload line: {"entity":"NAME","op":"OP","record":{...}}\n */
 #define SEGMENT_LINE_MAX (1024u * 1024u)
 #define SEGMENT_ENTITY_MAX 32
 /* about a minute at 64 kbit/s */
@@ -45,14 +45,16 @@
 #define SEGMENT_PAYLOAD_MAX_DEFAULT (32ull * 1024 * 1024)
 #define SEGMENT_RAW_MAX_DEFAULT (256ull * 1024 * 1024)
 
-/* A segment's header. The writer takes node_id, first_seq,
- * schema_version, policy_hash and created_ms (0: now) from the caller and
- * fills the rest; the reader fills all of it from the file. */
+/* A segment's header. The writer takes node_id, from_urgent,
+ * from_ordinary, schema_version, policy_hash and created_ms (0: now) from
+ * the caller and fills the rest; the reader fills all of it from the file. */
 struct segment_info {
     char node_id[SEGMENT_NODE_ID_MAX + 1]; /* 1..64 of [A-Za-z0-9._:-] */
     uint64_t segment_no;
-    uint64_t first_seq; /* outbox range, inclusive; first_seq <= last_seq */
-    uint64_t last_seq;
+    /* the outbox cursor (both lanes) before the segment and after it:
+     * the segment holds the changes in (from_x, to_x]; from_x <= to_x */
+    uint64_t from_urgent, from_ordinary;
+    uint64_t to_urgent, to_ordinary;
     uint32_t schema_version;
     char policy_hash[POLICY_HASH_HEX]; /* 64 lower-case hex digits */
     uint64_t records;                  /* lines in the payload */
@@ -86,8 +88,9 @@ int segment_writer_new(const struct segment_info *hdr,
                        const unsigned char hq_key[SEGMENT_KEY_BYTES], const char *spool_dir,
                        uint64_t segment_no, struct segment_writer **out, struct op_error *err);
 
-/* Appends one record (borrowed; the caller frees it). Compresses as it
- * goes; nothing of the record is kept. Returns 0; -EINVAL when the
+/* Appends one record (borrowed; the caller frees it) as a payload line
+ * whose op is egress_record_op(r). Compresses as it goes; nothing of the
+ * record is kept. Returns 0; -EINVAL when the
  * record's policy hash is not the header's or its JSON is not one line of
  * an object; -EFBIG when the line exceeds SEGMENT_LINE_MAX or the segment
  * would exceed the default reader caps; -EIO. After an error the writer
@@ -102,14 +105,19 @@ uint64_t segment_writer_compressed_bytes(const struct segment_writer *w);
 /* Records added so far. */
 uint64_t segment_writer_records(const struct segment_writer *w);
 
-/* Completes the segment: last_seq closes the outbox range, counts are what
- * egress_project counted over it (counts->records_out must equal the
- * records added). Writes header, payload and HMAC trailer, fsyncs, renames
+/* Completes the segment: to_urgent and to_ordinary close the outbox range
+ * (each at least the header's from_x, else -EINVAL with err->field
+ * "to_urgent" or "to_ordinary"); counts are what egress_project counted
+ * over it: counts->records_out must equal the projections added (records
+ * whose op is UPSERT or DELETE). The writer adds the tombstones it was
+ * given (ERASE, PURGE, WITHDRAW) to records and records_out itself, so the
+ * header's counts.records_out always equals its records. A segment may
+ * hold 0 records. Writes header, payload and HMAC trailer, fsyncs, renames
  * .seg.tmp to .seg (never over an existing segment: -EEXIST) and fsyncs the
  * directory. On success writes the path to out_path (if not NULL; cap
  * bytes) and the header to *info (if not NULL). Always frees w; on failure
  * the .tmp is removed. */
-int segment_writer_finish(struct segment_writer *w, uint64_t last_seq,
+int segment_writer_finish(struct segment_writer *w, uint64_t to_urgent, uint64_t to_ordinary,
                           const struct egress_counts *counts, char *out_path, size_t cap,
                           struct segment_info *info, struct op_error *err);
 
@@ -122,9 +130,11 @@ void segment_writer_abort(struct segment_writer *w);
  * order. A path ending in ".tmp" is refused (an unfinished segment); a
  * path named NNNNNNNNNNNNNNNN.seg must hold that segment number. Returns
  * 0 and *out; -EBADMSG (corrupt, truncated, or not authentic),
- * -EFBIG (over a cap), -EPROTONOSUPPORT (unknown format version), or a
+ * -EFBIG (over a cap), -EPROTONOSUPPORT (a format version other than
+ * SEGMENT_VERSION, version 1 included), or a
  * negative errno for I/O. err->field names the check ("magic", "version",
- * "header_len", "header", "header.NAME", "length", "payload_sha256",
+ * "header_len", "header", "header.NAME" such as
+ * "header.to.urgent", "length", "payload_sha256",
  * "hmac", "path") and err->msg says at which byte. */
 int segment_open(const char *path, const unsigned char hq_key[SEGMENT_KEY_BYTES],
                  const struct segment_limits *lim, struct segment **out, struct op_error *err);
@@ -137,16 +147,17 @@ int segment_open_fd(int fd, const unsigned char hq_key[SEGMENT_KEY_BYTES],
 /* The verified header. Borrowed. */
 const struct segment_info *segment_get_info(const struct segment *s);
 
-/* The next record: sets *entity (the entity name), *json (the record, a
- * compact JSON object, NUL-terminated) and *len, all borrowed until the
- * next call, and returns 1; returns 0 at the end, once the stream, the
+/* The next record: sets *entity (the entity name), *op (its egress op
+ * name, one egress_op_parse accepts), *json (the record, a compact JSON
+ * object, NUL-terminated) and *len, all borrowed until the next call, and
+ * returns 1; returns 0 at the end, once the stream, the
  * byte count and the record count have all matched the header. Returns
  * -EBADMSG for a malformed payload (field "payload" or "record", with the
  * record number and uncompressed byte offset), including more bytes than
  * the header declared (the zip-bomb stop); -EIO. After an error every
  * call returns the same error. */
-int segment_next_record(struct segment *s, const char **entity, const char **json, size_t *len,
-                        struct op_error *err);
+int segment_next_record(struct segment *s, const char **entity, const char **op, const char **json,
+                        size_t *len, struct op_error *err);
 
 /* NULL is allowed. */
 void segment_close(struct segment *s);

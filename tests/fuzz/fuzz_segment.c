@@ -10,8 +10,9 @@
  *      framing and JSON checks).
  * Beyond "no crash, no leak, no overflow" it checks the reader's promises:
  * a refusal carries a negative code, the check's name and a message; an
- * accepted record has a valid entity name and a NUL-terminated JSON object
- * of the stated length; no more records than the header declares.
+ * accepted record has a valid entity name, an op egress_op_parse accepts
+ * and a NUL-terminated JSON object of the stated length; no more records
+ * than the header declares; the header's cursors never go backwards.
  *
  * Build and run (not part of the meson build; outpost_config.h comes from
  * a meson build directory, here build/):
@@ -71,7 +72,8 @@ static int frame(int fd, const unsigned char *payload, size_t plen, uint64_t raw
     char h[2048];
     int hl = snprintf(
         h, sizeof h,
-        "{\"node_id\":\"n1\",\"segment\":1,\"first_seq\":1,\"last_seq\":2,\"schema_version\":5,"
+        "{\"node_id\":\"n1\",\"segment\":1,\"from\":{\"urgent\":0,\"ordinary\":1},"
+        "\"to\":{\"urgent\":1,\"ordinary\":2},\"schema_version\":5,"
         "\"policy_hash\":\"%064d\",\"records\":%llu,\"counts\":{\"records\":%llu,"
         "\"records_out\":%llu,\"records_restricted\":0,\"records_pinned\":0,\"unknown\":0,"
         "\"internal\":0,\"values\":{\"local_only\":{\"as-is\":0,\"pseudonymized\":0,"
@@ -157,21 +159,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     const struct segment_info *info = segment_get_info(s);
     must(info->payload_raw_bytes <= lim.raw_max, "raw cap");
-    const char *ent, *json;
+    must(info->from_urgent <= info->to_urgent && info->from_ordinary <= info->to_ordinary,
+         "cursors never go backwards");
+    const char *ent, *op, *json;
     size_t len;
     uint64_t n = 0;
-    while ((rc = segment_next_record(s, &ent, &json, &len, &err)) == 1) {
+    while ((rc = segment_next_record(s, &ent, &op, &json, &len, &err)) == 1) {
         n++;
+        enum egress_op o;
         must(n <= info->records, "no more records than declared");
         must(strlen(ent) >= 1 && strlen(ent) <= SEGMENT_ENTITY_MAX, "entity name length");
+        must(egress_op_parse(op, &o) == 0, "op is a known op");
         must(strlen(json) == len && len >= 2 && json[0] == '{' && json[len - 1] == '}',
              "record is a NUL-terminated object of the stated length");
     }
     if (rc < 0) {
         must(err.code == rc && err.field[0] && err.msg[0], "a refusal names its check");
-        const char *e2, *j2;
+        const char *e2, *o2, *j2;
         size_t l2;
-        must(segment_next_record(s, &e2, &j2, &l2, &err) == rc, "errors are sticky");
+        must(segment_next_record(s, &e2, &o2, &j2, &l2, &err) == rc, "errors are sticky");
     } else {
         must(n == info->records, "end only when the count matches");
     }

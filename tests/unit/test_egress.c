@@ -7,6 +7,12 @@
  * base64-encoded or inside zlib-compressed output, while every value that
  * may leave does leave, exactly as the policy says. The leak detector is
  * tested first, so a detector that cannot see a leak fails the run.
+ * The same property test holds HQ's check to the node's function: every
+ * projection passes egress_verify under its profile, and every mutation
+ * that puts back something the policy keeps (a withheld value, a plain
+ * value for a pseudonym, an unknown or internal key) fails it with -EPERM
+ * naming that field. Ops, tombstones and egress_verify's edges have
+ * focused tests.
  *
  * EGRESS_SEED=N reproduces a run (the seed is printed); EGRESS_RECORDS=N
  * sets records per entity and profile (default 250).
@@ -610,6 +616,291 @@ static void test_trace_and_counts_add(void)
     CHECK_EQ(a.unknown, 2);
 }
 
+/* ---- ops, tombstones, verify --------------------------------------------- */
+
+static void test_ops(void)
+{
+    static const char *const names[] = {"upsert", "delete", "erase", "purge", "withdraw"};
+    for (int i = 0; i < EGRESS_OP_COUNT; i++) {
+        enum egress_op op = EGRESS_OP_COUNT;
+        CHECK_STR(egress_op_name((enum egress_op)i), names[i]);
+        CHECK_EQ(egress_op_parse(names[i], &op), 0);
+        CHECK_EQ(op, i);
+    }
+    enum egress_op op = EGRESS_OP_PURGE;
+    CHECK_EQ(egress_op_parse("Upsert", &op), -EINVAL);
+    CHECK_EQ(egress_op_parse("", &op), -EINVAL);
+    CHECK_EQ(egress_op_parse("erased", &op), -EINVAL);
+    CHECK_EQ(egress_op_parse(NULL, &op), -EINVAL);
+    CHECK_EQ(op, EGRESS_OP_PURGE); /* untouched on failure */
+    CHECK_STR(egress_op_name(EGRESS_OP_COUNT), "");
+
+    /* a projection's op follows its "deleted" flag */
+    struct policy p;
+    bare_policy(&p, POLICY_EXPORTABLE, 0);
+    unsigned char key[32];
+    key_fill(key, 3);
+    struct {
+        json_t *deleted;
+        enum egress_op want;
+    } cases[] = {
+        {json_false(), EGRESS_OP_UPSERT}, {json_integer(0), EGRESS_OP_UPSERT},
+        {json_null(), EGRESS_OP_UPSERT},  {NULL, EGRESS_OP_UPSERT},
+        {json_true(), EGRESS_OP_DELETE},  {json_integer(1), EGRESS_OP_DELETE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *rec = contact();
+        if (cases[i].deleted)
+            json_object_set_new(rec, "deleted", cases[i].deleted);
+        else
+            json_object_del(rec, "deleted");
+        struct egress_record *r = NULL;
+        struct op_error err;
+        CHECK_EQ(egress_project(&p, key, &entity_contact, rec, &r, NULL, &err), 0);
+        if (r) {
+            CHECK_EQ(egress_record_op(r), cases[i].want);
+            json_t *o = json_loads(egress_record_json(r), 0, NULL);
+            CHECK_EQ(egress_verify(&p, &entity_contact, cases[i].want, o, &err), 0);
+            /* the other op does not match the flag */
+            enum egress_op other =
+                cases[i].want == EGRESS_OP_UPSERT ? EGRESS_OP_DELETE : EGRESS_OP_UPSERT;
+            CHECK_EQ(egress_verify(&p, &entity_contact, other, o, &err), -EINVAL);
+            CHECK_STR(err.field, "deleted");
+            json_decref(o);
+        }
+        egress_record_free(r);
+        json_decref(rec);
+    }
+}
+
+static void test_tombstone(void)
+{
+    struct policy p;
+    bare_policy(&p, POLICY_LOCAL_ONLY, 0);
+    struct egress_record *r = NULL;
+    struct op_error err;
+    static const enum egress_op ops[] = {EGRESS_OP_ERASE, EGRESS_OP_PURGE, EGRESS_OP_WITHDRAW};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(egress_tombstone(&p, &entity_consent, "01936b2e-1f00-7000-8000-00000000000c",
+                                  42 + i, ops[i], &r, &err),
+                 0);
+        if (!r)
+            continue;
+        char want[96];
+        snprintf(want, sizeof want,
+                 "{\"id\":\"01936b2e-1f00-7000-8000-00000000000c\",\"version\":%d}", 42 + i);
+        CHECK_STR(egress_record_json(r), want);
+        CHECK_EQ(egress_record_len(r), strlen(want));
+        CHECK_EQ(egress_record_op(r), ops[i]);
+        CHECK(egress_record_entity(r) == &entity_consent);
+        CHECK_STR(egress_record_id(r), "01936b2e-1f00-7000-8000-00000000000c");
+        CHECK_STR(egress_record_policy_hash(r), p.hash);
+        /* HQ accepts it under the op it travels with, even where nothing
+         * of the entity may leave */
+        json_t *o = json_loads(egress_record_json(r), 0, NULL);
+        CHECK_EQ(egress_verify(&p, &entity_consent, ops[i], o, &err), 0);
+        json_decref(o);
+        egress_record_free(r);
+        r = NULL;
+    }
+    /* an id that needs escaping stays one JSON string */
+    CHECK_EQ(egress_tombstone(&p, &entity_contact, "a\"b", 0, EGRESS_OP_ERASE, &r, &err), 0);
+    if (r)
+        CHECK_STR(egress_record_json(r), "{\"id\":\"a\\\"b\",\"version\":0}");
+    egress_record_free(r);
+    r = NULL;
+    /* refusals */
+    CHECK_EQ(egress_tombstone(&p, &entity_contact, "x", 1, EGRESS_OP_UPSERT, &r, &err), -EINVAL);
+    CHECK_STR(err.field, "op");
+    CHECK_EQ(egress_tombstone(&p, &entity_contact, "x", 1, EGRESS_OP_DELETE, &r, &err), -EINVAL);
+    CHECK_EQ(egress_tombstone(&p, &entity_contact, "", 1, EGRESS_OP_ERASE, &r, &err), -EINVAL);
+    CHECK_STR(err.field, "id");
+    CHECK_EQ(egress_tombstone(&p, &entity_contact, NULL, 1, EGRESS_OP_ERASE, &r, &err), -EINVAL);
+    char longid[80];
+    memset(longid, 'a', 64);
+    longid[64] = '\0';
+    CHECK_EQ(egress_tombstone(&p, &entity_contact, longid, 1, EGRESS_OP_ERASE, &r, &err), -EINVAL);
+    CHECK_STR(err.field, "id");
+    CHECK_EQ(egress_tombstone(&p, &entity_contact, "x", -1, EGRESS_OP_ERASE, &r, &err), -EINVAL);
+    CHECK_STR(err.field, "version");
+    CHECK(r == NULL);
+}
+
+/* egress_verify on a JSON text; err->field is copied to field. */
+static int verify_text(const struct policy *p, const struct entity_def *e, enum egress_op op,
+                       const char *text, char *field, size_t cap)
+{
+    json_error_t je;
+    json_t *o = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!o) {
+        fprintf(stderr, "bad test JSON %s: %s\n", text, je.text);
+        abort();
+    }
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = egress_verify(p, e, op, o, &err);
+    snprintf(field, cap, "%s", err.field);
+    if (rc < 0 && !err.msg[0])
+        snprintf(field, cap, "(no message)");
+    json_decref(o);
+    return rc;
+}
+
+static void test_verify_edges(void)
+{
+    struct policy p;
+    char f[64];
+    const struct entity_def *c = &entity_contact;
+    const char *h64 = "h:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char buf[512];
+
+    /* malformed */
+    bare_policy(&p, POLICY_EXPORTABLE, 1);
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_UPSERT, "[1]", f, sizeof f), -EINVAL);
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_UPSERT, "{\"given_name\":\"x\"}", f, sizeof f), -EINVAL);
+    CHECK_STR(f, "id");
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_UPSERT, "{\"id\":7}", f, sizeof f), -EINVAL);
+    CHECK_STR(f, "id");
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_UPSERT, "{\"id\":\"\"}", f, sizeof f), -EINVAL);
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_UPSERT, "{\"id\":\"a\\u0000b\"}", f, sizeof f), -EINVAL);
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_UPSERT, "{\"id\":\"a\",\"custom\":[1]}", f, sizeof f),
+             -EINVAL);
+    CHECK_STR(f, "custom");
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_COUNT, "{\"id\":\"a\"}", f, sizeof f), -EINVAL);
+    CHECK_STR(f, "op");
+    /* everything exportable: any descriptor field, any custom key */
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_UPSERT,
+                         "{\"id\":\"a\",\"version\":2,\"created_at\":\"x\",\"updated_at\":\"y\","
+                         "\"deleted\":false,\"given_name\":\"A\",\"email\":\"a@b\",\"restricted\":"
+                         "false,\"custom\":{\"cpf\":\"123\"}}",
+                         f, sizeof f),
+             0);
+    /* but never an internal or unknown field, nor a restricted record */
+    CHECK_EQ(verify_text(&p, &entity_user, EGRESS_OP_UPSERT,
+                         "{\"id\":\"a\",\"password_hash\":\"$argon2\"}", f, sizeof f),
+             -EPERM);
+    CHECK_STR(f, "password_hash");
+    CHECK_EQ(
+        verify_text(&p, c, EGRESS_OP_UPSERT, "{\"id\":\"a\",\"email_norm\":\"a@b\"}", f, sizeof f),
+        -EPERM);
+    CHECK_STR(f, "email_norm");
+    CHECK_EQ(
+        verify_text(&p, c, EGRESS_OP_UPSERT, "{\"id\":\"a\",\"restricted\":true}", f, sizeof f),
+        -EPERM);
+    CHECK_STR(f, "restricted");
+    /* "custom" only where the entity has custom fields */
+    static const struct field_def plain_fields[] = {{"name", FIELD_TEXT, 0, 10, NULL, NULL, NULL}};
+    static const struct entity_def plain = {"plain", "plains", "plains", plain_fields, 1, 0};
+    CHECK_EQ(
+        verify_text(&p, &plain, EGRESS_OP_UPSERT, "{\"id\":\"a\",\"name\":\"n\"}", f, sizeof f), 0);
+    CHECK_EQ(verify_text(&p, &plain, EGRESS_OP_UPSERT, "{\"id\":\"a\",\"custom\":{}}", f, sizeof f),
+             -EPERM);
+    CHECK_STR(f, "custom");
+
+    /* local_primary: leaves only with transfer allowed */
+    bare_policy(&p, POLICY_LOCAL_PRIMARY, 1);
+    CHECK_EQ(
+        verify_text(&p, c, EGRESS_OP_UPSERT, "{\"id\":\"a\",\"given_name\":\"A\"}", f, sizeof f),
+        0);
+    p.transfer_allowed = 0;
+    CHECK_EQ(
+        verify_text(&p, c, EGRESS_OP_UPSERT, "{\"id\":\"a\",\"given_name\":\"A\"}", f, sizeof f),
+        -EPERM);
+    CHECK_STR(f, "given_name");
+    /* meta fields always leave */
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_DELETE,
+                         "{\"id\":\"a\",\"version\":9,\"deleted\":true,\"updated_at\":\"z\"}", f,
+                         sizeof f),
+             0);
+
+    /* pseudonymize: "h:" + 64 lower-case hex, or null; nothing else */
+    bare_policy(&p, POLICY_PSEUDONYMIZE, 1);
+    snprintf(buf, sizeof buf,
+             "{\"id\":\"a\",\"email\":\"%s\",\"phone\":null,\"custom\":{\"x\":\"%s\"}}", h64, h64);
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_UPSERT, buf, f, sizeof f), 0);
+    static const char *const not_pseudonyms[] = {
+        "\"alice@example.org\"",
+        "\"h:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\"",
+        "\"h:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\"",
+        "\"h:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0\"",
+        "\"x:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"",
+        "\"h:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg\"",
+        "12345",
+        "{\"h\":1}",
+        "true",
+    };
+    for (size_t i = 0; i < sizeof not_pseudonyms / sizeof not_pseudonyms[0]; i++) {
+        snprintf(buf, sizeof buf, "{\"id\":\"a\",\"email\":%s}", not_pseudonyms[i]);
+        CHECK_EQ(verify_text(&p, c, EGRESS_OP_UPSERT, buf, f, sizeof f), -EPERM);
+        CHECK_STR(f, "email");
+        snprintf(buf, sizeof buf, "{\"id\":\"a\",\"custom\":{\"cpf\":%s}}", not_pseudonyms[i]);
+        CHECK_EQ(verify_text(&p, c, EGRESS_OP_UPSERT, buf, f, sizeof f), -EPERM);
+        CHECK_STR(f, "custom.cpf");
+    }
+
+    /* local_only and aggregate_only: not even a null leaves */
+    for (int cls = POLICY_LOCAL_ONLY; cls <= POLICY_AGGREGATE_ONLY; cls += POLICY_AGGREGATE_ONLY) {
+        bare_policy(&p, (enum policy_class)cls, 1);
+        CHECK_EQ(
+            verify_text(&p, c, EGRESS_OP_UPSERT, "{\"id\":\"a\",\"street\":null}", f, sizeof f),
+            -EPERM);
+        CHECK_STR(f, "street");
+        CHECK_EQ(verify_text(&p, c, EGRESS_OP_UPSERT, "{\"id\":\"a\",\"version\":1}", f, sizeof f),
+                 0);
+    }
+
+    /* tombstones: id and version only */
+    bare_policy(&p, POLICY_EXPORTABLE, 1);
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_ERASE, "{\"id\":\"a\",\"version\":3}", f, sizeof f), 0);
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_ERASE,
+                         "{\"id\":\"a\",\"version\":3,\"given_name\":\"Still exportable\"}", f,
+                         sizeof f),
+             -EPERM);
+    CHECK_STR(f, "given_name");
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_PURGE, "{\"id\":\"a\",\"version\":3,\"deleted\":true}", f,
+                         sizeof f),
+             -EPERM);
+    CHECK_STR(f, "deleted");
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_WITHDRAW, "{\"id\":\"a\"}", f, sizeof f), -EINVAL);
+    CHECK_STR(f, "version");
+    CHECK_EQ(verify_text(&p, c, EGRESS_OP_WITHDRAW, "{\"id\":\"a\",\"version\":-1}", f, sizeof f),
+             -EINVAL);
+    CHECK_EQ(
+        verify_text(&p, c, EGRESS_OP_WITHDRAW, "{\"id\":\"a\",\"version\":\"3\"}", f, sizeof f),
+        -EINVAL);
+
+    /* a pinned record cannot have been projected */
+    static const char PINNED[] = "format: outpost-region-policy/1\n"
+                                 "region: RU\n"
+                                 "country: RU\n"
+                                 "transfer:\n"
+                                 "  allowed: true\n"
+                                 "  basis: \"test\"\n"
+                                 "default_class: exportable\n"
+                                 "default_basis: \"test\"\n"
+                                 "pin_records:\n"
+                                 "  - entity: contact\n"
+                                 "    field: country\n"
+                                 "    values: [RU]\n"
+                                 "    basis: \"test\"\n";
+    struct policy *pp = NULL;
+    struct op_error err;
+    int rc = policy_load_buffer("RU.yaml", PINNED, strlen(PINNED), &pp, &err);
+    if (rc)
+        fprintf(stderr, "pinned policy: %s\n", err.msg);
+    CHECK_EQ(rc, 0);
+    if (pp) {
+        CHECK_EQ(
+            verify_text(pp, c, EGRESS_OP_UPSERT, "{\"id\":\"a\",\"country\":\"DE\"}", f, sizeof f),
+            0);
+        CHECK_EQ(
+            verify_text(pp, c, EGRESS_OP_UPSERT, "{\"id\":\"a\",\"country\":\"RU\"}", f, sizeof f),
+            -EPERM);
+        CHECK_STR(f, "country");
+        policy_free(pp);
+    }
+}
+
 /* ---- the property test over every shipped profile ------------------------ */
 
 enum expect { EXP_AS_IS, EXP_PSEUDONYM, EXP_ABSENT };
@@ -844,6 +1135,7 @@ static json_t *out_value(json_t *o, const char *key)
 
 struct prop_stats {
     uint64_t records, canaries, leaks, wrong, pinned, restricted;
+    uint64_t verified, mutations; /* egress_verify: projections passed, mutations refused */
 };
 
 static void report_wrong(struct prop_stats *st, const struct gen *g, const char *what,
@@ -933,6 +1225,96 @@ static void check_projection(struct prop_stats *st, const struct gen *g,
                  expected_keys);
         report_wrong(st, g, what, j);
     }
+    json_decref(o);
+}
+
+/* Sets key ("name" or "custom.NAME") of projection o to v (a new
+ * reference is taken). */
+static void put_value(json_t *o, const char *key, json_t *v)
+{
+    if (!strncmp(key, "custom.", 7)) {
+        json_t *c = json_object_get(o, "custom");
+        if (!c) {
+            c = json_object();
+            json_object_set_new(o, "custom", c);
+        }
+        json_object_set(c, key + 7, v);
+    } else {
+        json_object_set(o, key, v);
+    }
+}
+
+/* One mutation of a passing projection: must fail with -EPERM naming key. */
+static void expect_refused(struct prop_stats *st, const struct gen *g, enum egress_op op,
+                           json_t *mutant, const char *key, const char *what)
+{
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = egress_verify(g->p, g->e, op, mutant, &err);
+    st->mutations++;
+    if (rc != -EPERM || strcmp(err.field, key) != 0 || !err.msg[0]) {
+        char *j = json_dumps(mutant, JSON_COMPACT);
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s (%s): egress_verify gave %d field \"%s\", want -EPERM \"%s\"",
+                 what, key, rc, err.field, key);
+        report_wrong(st, g, msg, j ? j : "");
+        free(j);
+    }
+}
+
+/* HQ's check agrees with the node's function: the projection passes, and
+ * each way of putting back what the policy keeps is refused. */
+static void verify_projection(struct prop_stats *st, const struct gen *g,
+                              const struct egress_record *out)
+{
+    enum egress_op op = egress_record_op(out);
+    json_t *o = json_loads(egress_record_json(out), 0, NULL);
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = egress_verify(g->p, g->e, op, o, &err);
+    if (rc != 0) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "egress_verify refused a projection: %d %s: %s", rc, err.field,
+                 err.msg);
+        report_wrong(st, g, msg, egress_record_json(out));
+        json_decref(o);
+        return;
+    }
+    st->verified++;
+    /* one mutation per kept value, each on a fresh copy */
+    for (size_t i = 0; i < g->nexp; i++) {
+        const struct exp_value *x = &g->exp[i];
+        if (x->what == EXP_AS_IS || (json_is_null(x->value) && x->what == EXP_PSEUDONYM))
+            continue;
+        json_t *m = json_deep_copy(o);
+        put_value(m, x->key, x->value);
+        expect_refused(st, g, op, m, x->key,
+                       x->what == EXP_PSEUDONYM ? "plain value for a pseudonym"
+                                                : "withheld value put back");
+        json_decref(m);
+    }
+    /* an unknown key, however innocent its value */
+    json_t *m = json_deep_copy(o);
+    json_object_set_new(m, "hq_note", json_string("x"));
+    expect_refused(st, g, op, m, "hq_note", "unknown key");
+    json_decref(m);
+    /* an internal field of the entity, if it has one */
+    for (size_t i = 0; i < g->e->nfields; i++)
+        if (g->e->fields[i].flags & FIELD_INTERNAL) {
+            m = json_deep_copy(o);
+            json_object_set_new(m, g->e->fields[i].name, json_null());
+            expect_refused(st, g, op, m, g->e->fields[i].name, "internal field");
+            json_decref(m);
+        }
+    /* the same record as a tombstone carries nothing but id and version */
+    m = json_pack("{sOsO}", "id", json_object_get(o, "id"), "version",
+                  json_object_get(o, "version"));
+    op_error_clear(&err);
+    if (egress_verify(g->p, g->e, EGRESS_OP_ERASE, m, &err) != 0)
+        report_wrong(st, g, "a tombstone of the record was refused", err.msg);
+    json_object_set(m, "updated_at", json_object_get(o, "updated_at"));
+    expect_refused(st, g, EGRESS_OP_ERASE, m, "updated_at", "tombstone with an extra key");
+    json_decref(m);
     json_decref(o);
 }
 
@@ -1049,6 +1431,7 @@ static void property_one_profile(const struct policy *p, unsigned nrec, struct p
                 continue;
             }
             check_projection(st, &g, key, out);
+            verify_projection(st, &g, out);
 
             /* stable: the same record projects to the same bytes */
             struct egress_record *again = NULL;
@@ -1160,12 +1543,16 @@ static void test_property_every_profile(void)
         property_one_profile(p, nrec, &st);
         fprintf(stderr,
                 "  %-6s %6" PRIu64 " records, %7" PRIu64 " canaries, %" PRIu64 " leaks, %" PRIu64
-                " wrong, %" PRIu64 " pinned, %" PRIu64 " restricted\n",
-                p->region, st.records, st.canaries, st.leaks, st.wrong, st.pinned, st.restricted);
+                " wrong, %" PRIu64 " pinned, %" PRIu64 " restricted; verify: %" PRIu64
+                " passed, %" PRIu64 " mutations refused\n",
+                p->region, st.records, st.canaries, st.leaks, st.wrong, st.pinned, st.restricted,
+                st.verified, st.mutations);
         CHECK_EQ(st.leaks, 0);
         CHECK_EQ(st.wrong, 0);
         CHECK(st.canaries > 0);
         CHECK(st.restricted > 0);
+        CHECK(st.verified > 0);
+        CHECK(st.mutations > st.verified);
         if (p->npins) {
             with_pins++;
             CHECK(st.pinned > 0);
@@ -1196,6 +1583,9 @@ int main(void)
     RUN(test_whole_record_withheld);
     RUN(test_fail_closed);
     RUN(test_trace_and_counts_add);
+    RUN(test_ops);
+    RUN(test_tombstone);
+    RUN(test_verify_edges);
     RUN(test_property_every_profile);
     return tl_report();
 }

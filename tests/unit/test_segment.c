@@ -3,8 +3,10 @@
  * Cyrillic, Han and emoji text) round-trip through a segment file; every
  * truncation and every single flipped byte of a segment is refused with a
  * named check; a wrong key, oversized lengths, a zip bomb and stray .tmp
- * files are refused; and a 50 MB segment is written and read with peak
- * RSS far below its size.
+ * files are refused; format version 1 and reversed cursors are refused;
+ * projections, deletions and tombstones keep their op through a segment;
+ * and a 50 MB segment is written and read with peak RSS far below its
+ * size.
  */
 #include "segment.h"
 
@@ -103,7 +105,8 @@ static void base_info(struct segment_info *h)
 {
     memset(h, 0, sizeof *h);
     snprintf(h->node_id, sizeof h->node_id, "0190a000-1111-7000-8000-000000000001");
-    h->first_seq = 100;
+    h->from_urgent = 3;
+    h->from_ordinary = 100;
     h->schema_version = 5;
     snprintf(h->policy_hash, sizeof h->policy_hash, "%s", pol->hash);
     h->created_ms = 1795958435123; /* 2026-11-29T... */
@@ -135,7 +138,7 @@ static int write_segment(uint64_t no, int n, char *out, size_t cap, char ***keep
         egress_record_free(r);
     }
     CHECK_EQ(segment_writer_records(w), n);
-    rc = segment_writer_finish(w, 100 + (uint64_t)n + 5, &c, out, cap, info, &err);
+    rc = segment_writer_finish(w, 7, 100 + (uint64_t)n + 5, &c, out, cap, info, &err);
     if (rc)
         fprintf(stderr, "finish: %s\n", err.msg);
     CHECK_EQ(rc, 0);
@@ -181,10 +184,10 @@ static int read_all_records(const char *path, const unsigned char *key,
     int rc = segment_open(path, key, lim, &s, err);
     if (rc < 0)
         return rc;
-    const char *ent, *json;
+    const char *ent, *op, *json;
     size_t len;
     uint64_t k = 0;
-    while ((rc = segment_next_record(s, &ent, &json, &len, err)) == 1)
+    while ((rc = segment_next_record(s, &ent, &op, &json, &len, err)) == 1)
         k++;
     if (nrec)
         *nrec = k;
@@ -214,8 +217,12 @@ static void test_round_trip(void)
     const struct segment_info *ri = segment_get_info(s);
     CHECK_STR(ri->node_id, "0190a000-1111-7000-8000-000000000001");
     CHECK_EQ(ri->segment_no, 7);
-    CHECK_EQ(ri->first_seq, 100);
-    CHECK_EQ(ri->last_seq, 605);
+    CHECK_EQ(ri->from_urgent, 3);
+    CHECK_EQ(ri->from_ordinary, 100);
+    CHECK_EQ(ri->to_urgent, 7);
+    CHECK_EQ(ri->to_ordinary, 605);
+    CHECK_EQ(wi.to_urgent, 7);
+    CHECK_EQ(wi.to_ordinary, 605);
     CHECK_EQ(ri->schema_version, 5);
     CHECK_STR(ri->policy_hash, pol->hash);
     CHECK_EQ(ri->records, 500);
@@ -229,12 +236,12 @@ static void test_round_trip(void)
     CHECK_EQ(ri->payload_bytes, wi.payload_bytes);
     CHECK_EQ(ri->payload_raw_bytes, wi.payload_raw_bytes);
     CHECK_STR(ri->payload_sha256, wi.payload_sha256);
-    const char *ent, *json;
+    const char *ent, *op, *json;
     size_t len;
     int k = 0, mism = 0;
-    while ((rc = segment_next_record(s, &ent, &json, &len, &err)) == 1) {
-        if (k >= 500 || strcmp(ent, "contact") != 0 || strcmp(json, keep[k]) != 0 ||
-            strlen(json) != len)
+    while ((rc = segment_next_record(s, &ent, &op, &json, &len, &err)) == 1) {
+        if (k >= 500 || strcmp(ent, "contact") != 0 || strcmp(op, "upsert") != 0 ||
+            strcmp(json, keep[k]) != 0 || strlen(json) != len)
             mism++;
         k++;
     }
@@ -244,7 +251,7 @@ static void test_round_trip(void)
     CHECK_EQ(k, 500);
     CHECK_EQ(mism, 0);
     /* the end is sticky */
-    CHECK_EQ(segment_next_record(s, &ent, &json, &len, &err), 0);
+    CHECK_EQ(segment_next_record(s, &ent, &op, &json, &len, &err), 0);
     segment_close(s);
     int has_cyr = 0, has_han = 0, has_emoji = 0;
     for (int i = 0; i < 500; i++) {
@@ -267,10 +274,23 @@ static void test_round_trip(void)
 
     /* an empty segment (every record of the range withheld) is valid */
     char p2[256];
-    if (write_segment(8, 0, p2, sizeof p2, NULL, NULL) == 0) {
+    struct segment_info ei;
+    if (write_segment(8, 0, p2, sizeof p2, NULL, &ei) == 0) {
         uint64_t n = 99;
         CHECK_EQ(read_all_records(p2, HQ_KEY, NULL, &n, &err), 0);
         CHECK_EQ(n, 0);
+        CHECK_EQ(segment_open(p2, HQ_KEY, NULL, &s, &err), 0);
+        if (s) {
+            ri = segment_get_info(s);
+            CHECK_EQ(ri->records, 0);
+            CHECK_EQ(ri->payload_raw_bytes, 0);
+            CHECK_EQ(ri->from_ordinary, 100);
+            CHECK_EQ(ri->to_ordinary, 105);
+            CHECK_EQ(ri->to_urgent, 7);
+            CHECK_EQ(ri->counts.records_out, 0);
+            CHECK_EQ(segment_next_record(s, &ent, &op, &json, &len, &err), 0);
+            segment_close(s);
+        }
     }
 }
 
@@ -355,14 +375,20 @@ static void test_truncated_and_flipped(void)
     CHECK_STR(err.field, "length");
     CHECK_CONTAINS(err.msg, "stray bytes");
     free(longer);
-    /* unknown version */
-    buf[12] = 2;
+    /* unknown version, and version 1 (never deployed) */
+    CHECK_EQ(buf[12], SEGMENT_VERSION);
+    buf[12] = 3;
     spew(copy, buf, n);
     CHECK_EQ(read_all_records(copy, HQ_KEY, NULL, NULL, &err), -EPROTONOSUPPORT);
     CHECK_STR(err.field, "version");
     CHECK_CONTAINS(err.msg, "byte 11");
-    /* a segment renamed to another number */
     buf[12] = 1;
+    spew(copy, buf, n);
+    CHECK_EQ(read_all_records(copy, HQ_KEY, NULL, NULL, &err), -EPROTONOSUPPORT);
+    CHECK_STR(err.field, "version");
+    CHECK_CONTAINS(err.msg, "version 1");
+    /* a segment renamed to another number */
+    buf[12] = SEGMENT_VERSION;
     char renamed[300];
     snprintf(renamed, sizeof renamed, "%s/0000000000000021.seg", spool);
     spew(renamed, buf, n);
@@ -373,17 +399,17 @@ static void test_truncated_and_flipped(void)
     free(buf);
 }
 
-/* A segment file from parts, HMAC'd with key: lets the tests state what a
- * forged or buggy producer would write. */
-static void craft(const char *path, uint32_t hlen, const char *header, const unsigned char *payload,
-                  size_t plen, const unsigned char *key)
+/* A segment file from parts (format version `version`), HMAC'd with key:
+ * lets the tests state what a forged or buggy producer would write. */
+static void craft_v(const char *path, unsigned version, uint32_t hlen, const char *header,
+                    const unsigned char *payload, size_t plen, const unsigned char *key)
 {
     size_t hl = strlen(header);
     size_t n = SEGMENT_PREFIX_LEN + hl + plen;
     unsigned char *b = malloc(n + SEGMENT_MAC_LEN);
     memcpy(b, SEGMENT_MAGIC, SEGMENT_MAGIC_LEN);
-    b[11] = 0;
-    b[12] = 1;
+    b[11] = (unsigned char)(version >> 8);
+    b[12] = (unsigned char)version;
     b[13] = (unsigned char)(hlen >> 24);
     b[14] = (unsigned char)(hlen >> 16);
     b[15] = (unsigned char)(hlen >> 8);
@@ -397,6 +423,12 @@ static void craft(const char *path, uint32_t hlen, const char *header, const uns
     free(b);
 }
 
+static void craft(const char *path, uint32_t hlen, const char *header, const unsigned char *payload,
+                  size_t plen, const unsigned char *key)
+{
+    craft_v(path, SEGMENT_VERSION, hlen, header, payload, plen, key);
+}
+
 static void sha_hex(const unsigned char *p, size_t n, char out[65])
 {
     unsigned char md[32];
@@ -406,11 +438,13 @@ static void sha_hex(const unsigned char *p, size_t n, char out[65])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static char *header_for(uint64_t records, uint64_t pbytes, uint64_t raw, const char *sha)
+/* The header of a crafted segment with cursor `from`..`to` (JSON objects). */
+static char *header_cur(const char *from, const char *to, uint64_t records, uint64_t pbytes,
+                        uint64_t raw, const char *sha)
 {
     static char h[2048];
     snprintf(h, sizeof h,
-             "{\"node_id\":\"n1\",\"segment\":1,\"first_seq\":1,\"last_seq\":2,"
+             "{\"node_id\":\"n1\",\"segment\":1,\"from\":%s,\"to\":%s,"
              "\"schema_version\":5,\"policy_hash\":\"%s\",\"records\":%" PRIu64
              ",\"counts\":{\"records\":%" PRIu64 ",\"records_out\":%" PRIu64
              ",\"records_restricted\":0,\"records_pinned\":0,\"unknown\":0,\"internal\":0,"
@@ -421,8 +455,119 @@ static char *header_for(uint64_t records, uint64_t pbytes, uint64_t raw, const c
              "\"aggregate_only\":{\"as-is\":0,\"pseudonymized\":0,\"withheld\":0}}},"
              "\"created_at\":\"2026-11-24T13:10:35.123Z\",\"payload_bytes\":%" PRIu64
              ",\"payload_raw_bytes\":%" PRIu64 ",\"payload_sha256\":\"%s\"}",
-             pol->hash, records, records, records, pbytes, raw, sha);
+             from, to, pol->hash, records, records, records, pbytes, raw, sha);
     return h;
+}
+
+static char *header_for(uint64_t records, uint64_t pbytes, uint64_t raw, const char *sha)
+{
+    return header_cur("{\"urgent\":0,\"ordinary\":1}", "{\"urgent\":0,\"ordinary\":2}", records,
+                      pbytes, raw, sha);
+}
+
+/* Projections (live and deleted) and tombstones of every op, mixed with
+ * another entity: each comes back with its entity, op and exact JSON, and
+ * the header counts the tombstones as records out. */
+static void test_ops_round_trip(void)
+{
+    struct segment_info h;
+    base_info(&h);
+    h.from_urgent = 10;
+    h.from_ordinary = 0;
+    struct segment_writer *w = NULL;
+    struct op_error err;
+    CHECK_EQ(segment_writer_new(&h, HQ_KEY, spool, 30, &w, &err), 0);
+    if (!w)
+        return;
+    struct egress_counts c;
+    memset(&c, 0, sizeof c);
+    enum { N = 7 };
+    const char *want_ent[N], *want_op[N];
+    char *want_json[N];
+    struct egress_record *r = NULL;
+    int k = 0;
+    /* 0: a live contact */
+    r = make_record(1, &c);
+    want_ent[k] = "contact", want_op[k] = "upsert", want_json[k++] = strdup(egress_record_json(r));
+    CHECK_EQ(segment_writer_add(w, r, &err), 0);
+    egress_record_free(r);
+    /* 1: a deleted contact (a tombstone the store keeps): op delete */
+    json_t *rec = json_pack("{sssisbss}", "id", "0190a000-0000-7000-8000-0000000000d1", "version",
+                            4, "deleted", 1, "given_name", "Gone");
+    CHECK_EQ(egress_project(pol, PSEUDO_KEY, &entity_contact, rec, &r, &c, &err), 0);
+    json_decref(rec);
+    CHECK_EQ(egress_record_op(r), EGRESS_OP_DELETE);
+    want_ent[k] = "contact", want_op[k] = "delete", want_json[k++] = strdup(egress_record_json(r));
+    CHECK_EQ(segment_writer_add(w, r, &err), 0);
+    egress_record_free(r);
+    /* 2..4: erase, purge, withdraw tombstones */
+    static const enum egress_op ops[] = {EGRESS_OP_ERASE, EGRESS_OP_PURGE, EGRESS_OP_WITHDRAW};
+    static const struct entity_def *const ents[] = {&entity_contact, &entity_deal, &entity_consent};
+    for (int i = 0; i < 3; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "0190a000-0000-7000-8000-00000000e00%d", i);
+        CHECK_EQ(egress_tombstone(pol, ents[i], id, 9 + i, ops[i], &r, &err), 0);
+        want_ent[k] = ents[i]->name, want_op[k] = egress_op_name(ops[i]);
+        want_json[k++] = strdup(egress_record_json(r));
+        CHECK_EQ(segment_writer_add(w, r, &err), 0);
+        egress_record_free(r);
+    }
+    /* 5: an organization projection (nothing classified: only meta) */
+    rec = json_pack("{sssiss}", "id", "0190a000-0000-7000-8000-0000000000f1", "version", 1, "name",
+                    "ACME");
+    CHECK_EQ(egress_project(pol, PSEUDO_KEY, &entity_organization, rec, &r, &c, &err), 0);
+    json_decref(rec);
+    want_ent[k] = "organization", want_op[k] = "upsert";
+    want_json[k++] = strdup(egress_record_json(r));
+    CHECK_EQ(segment_writer_add(w, r, &err), 0);
+    egress_record_free(r);
+    /* 6: another erase, last */
+    CHECK_EQ(egress_tombstone(pol, &entity_contact, "z", 0, EGRESS_OP_ERASE, &r, &err), 0);
+    want_ent[k] = "contact", want_op[k] = "erase", want_json[k++] = strdup(egress_record_json(r));
+    CHECK_EQ(segment_writer_add(w, r, &err), 0);
+    egress_record_free(r);
+    CHECK_EQ(k, N);
+    CHECK_EQ(c.records_out, 3);
+    char path[256];
+    struct segment_info wi;
+    int rc = segment_writer_finish(w, 14, 0, &c, path, sizeof path, &wi, &err);
+    if (rc)
+        fprintf(stderr, "finish: %s\n", err.msg);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(wi.records, N);
+    CHECK_EQ(wi.counts.records_out, N);
+    CHECK_EQ(wi.counts.records, 3 + 4);
+    struct segment *s = NULL;
+    CHECK_EQ(segment_open(path, HQ_KEY, NULL, &s, &err), 0);
+    if (!s)
+        goto out;
+    const struct segment_info *ri = segment_get_info(s);
+    CHECK_EQ(ri->from_urgent, 10);
+    CHECK_EQ(ri->to_urgent, 14);
+    CHECK_EQ(ri->from_ordinary, 0);
+    CHECK_EQ(ri->to_ordinary, 0);
+    CHECK_EQ(ri->counts.records_out, N);
+    const char *ent, *op, *json;
+    size_t len;
+    int i = 0;
+    while ((rc = segment_next_record(s, &ent, &op, &json, &len, &err)) == 1) {
+        if (i < N) {
+            CHECK_STR(ent, want_ent[i]);
+            CHECK_STR(op, want_op[i]);
+            CHECK_STR(json, want_json[i]);
+            enum egress_op o;
+            CHECK_EQ(egress_op_parse(op, &o), 0);
+        }
+        i++;
+    }
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(i, N);
+    CHECK_STR(want_json[2], "{\"id\":\"0190a000-0000-7000-8000-00000000e000\",\"version\":9}");
+    segment_close(s);
+    unlink(path);
+out:
+    for (int j = 0; j < N; j++)
+        free(want_json[j]);
 }
 
 static void test_caps_and_bombs(void)
@@ -431,7 +576,7 @@ static void test_caps_and_bombs(void)
     snprintf(path, sizeof path, "%s/crafted", spool);
     struct op_error err;
     char sha[65];
-    const char *lines = "{\"entity\":\"contact\",\"record\":{\"id\":\"a\"}}\n";
+    const char *lines = "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"a\"}}\n";
     unsigned char z[256];
     uLongf zl = sizeof z;
     compress2(z, &zl, (const Bytef *)lines, strlen(lines), 9);
@@ -442,6 +587,32 @@ static void test_caps_and_bombs(void)
     uint64_t nrec = 0;
     CHECK_EQ(read_all_records(path, HQ_KEY, NULL, &nrec, &err), 0);
     CHECK_EQ(nrec, 1);
+    /* the same, authentic, as format version 1: refused before the header */
+    craft_v(path, 1, (uint32_t)strlen(h), h, z, zl, HQ_KEY);
+    CHECK_EQ(read_all_records(path, HQ_KEY, NULL, NULL, &err), -EPROTONOSUPPORT);
+    CHECK_STR(err.field, "version");
+    /* cursors that go backwards, lane by lane, and malformed cursors */
+    static const struct {
+        const char *from, *to, *field;
+    } cur[] = {
+        {"{\"urgent\":5,\"ordinary\":1}", "{\"urgent\":4,\"ordinary\":2}", "header.to.urgent"},
+        {"{\"urgent\":0,\"ordinary\":3}", "{\"urgent\":0,\"ordinary\":2}", "header.to.ordinary"},
+        {"{\"urgent\":0}", "{\"urgent\":0,\"ordinary\":2}", "header.from.ordinary"},
+        {"{\"urgent\":-1,\"ordinary\":1}", "{\"urgent\":0,\"ordinary\":2}", "header.from.urgent"},
+        {"{\"urgent\":0,\"ordinary\":1}", "[0,2]", "header.to.urgent"},
+        {"{\"urgent\":0,\"ordinary\":1,\"x\":1}", "{\"urgent\":0,\"ordinary\":2}", "header.from"},
+    };
+    for (size_t i = 0; i < sizeof cur / sizeof cur[0]; i++) {
+        h = header_cur(cur[i].from, cur[i].to, 1, zl, strlen(lines), sha);
+        craft(path, (uint32_t)strlen(h), h, z, zl, HQ_KEY);
+        CHECK_EQ(read_all_records(path, HQ_KEY, NULL, NULL, &err), -EBADMSG);
+        CHECK_STR(err.field, cur[i].field);
+    }
+    /* equal cursors (nothing new in a lane) are fine */
+    h = header_cur("{\"urgent\":4,\"ordinary\":2}", "{\"urgent\":4,\"ordinary\":2}", 1, zl,
+                   strlen(lines), sha);
+    craft(path, (uint32_t)strlen(h), h, z, zl, HQ_KEY);
+    CHECK_EQ(read_all_records(path, HQ_KEY, NULL, NULL, &err), 0);
     /* header length over the cap, in a 100-byte file: refused from the prefix */
     craft(path, 0xffffffffu, "{}", NULL, 0, HQ_KEY);
     CHECK_EQ(read_all_records(path, HQ_KEY, NULL, NULL, &err), -EFBIG);
@@ -520,22 +691,40 @@ static void test_caps_and_bombs(void)
 
     /* malformed lines, authentic: each named with its record number */
     static const char *const badlines[] = {
-        "{\"entity\":\"contact\",\"record\":{\"id\":\"a\"}}\nnot json\n",
-        "{\"entity\":\"Contact!\",\"record\":{}}\n",
-        "{\"entity\":\"contact\",\"record\":[1]}\n",
-        "{\"entity\":\"contact\",\"record\":\r{\"id\":\"a\"}}\n", /* found by the fuzzer */
-        "{\"entity\":\"contact\",\"record\":{\"id\":\"a\"} }\n",
-        "{\"entity\":\"contact\",\"record\":{\"id\":\"a\"}}", /* no newline */
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"a\"}}\nnot json\n",
+        "{\"entity\":\"Contact!\",\"op\":\"upsert\",\"record\":{}}\n",
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":[1]}\n",
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":\r{\"id\":\"a\"}}\n", /* fuzzer */
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"a\"} }\n",
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"a\"}}", /* no newline */
+        /* version 1 lines had no op */
+        "{\"entity\":\"contact\",\"record\":{\"id\":\"a\"}}\n",
+        "{\"entity\":\"contact\",\"op\":\"frobnicate\",\"record\":{\"id\":\"a\"}}\n",
+        "{\"entity\":\"contact\",\"op\":\"Upsert\",\"record\":{\"id\":\"a\"}}\n",
+        "{\"entity\":\"contact\",\"op\":\"\",\"record\":{\"id\":\"a\"}}\n",
+        "{\"entity\":\"contact\",\"op\":\"withdrawals\",\"record\":{\"id\":\"a\"}}\n",
+        "{\"entity\":\"contact\",\"op\":\"erase}\n",
+        "{\"entity\":\"contact\",\"op\":\"erase\"\n",
+        "{\"entity\":\"contact\",\"op\":\"erase\",\"rec\":{\"id\":\"a\"}}\n",
+        /* a NUL byte inside the record (found by the fuzzer): see the loop */
+        "{\"entity\":\"contact\",\"op\":\"purge\",\"record\":{\"iu\":0@}}\n",
     };
     for (size_t i = 0; i < sizeof badlines / sizeof badlines[0]; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "%s", badlines[i]);
+        char *at = strchr(line, '@');
+        if (at)
+            *at = '\0';
         zl = sizeof z;
-        compress2(z, &zl, (const Bytef *)badlines[i], strlen(badlines[i]), 9);
+        compress2(z, &zl, (const Bytef *)line, strlen(badlines[i]), 9);
         sha_hex(z, zl, sha);
         h = header_for(2, zl, strlen(badlines[i]), sha);
         craft(path, (uint32_t)strlen(h), h, z, zl, HQ_KEY);
         CHECK_EQ(read_all_records(path, HQ_KEY, NULL, NULL, &err), -EBADMSG);
         CHECK_STR(err.field, "record");
         CHECK_CONTAINS(err.msg, "record ");
+        if (at)
+            CHECK_CONTAINS(err.msg, "NUL byte");
     }
     /* fewer records than declared */
     zl = sizeof z;
@@ -624,7 +813,7 @@ static void test_crash_safety(void)
     CHECK_EQ(segment_writer_new(&h, HQ_KEY, spool, 12, &w, &err), 0);
     struct egress_counts c;
     memset(&c, 0, sizeof c);
-    CHECK_EQ(segment_writer_finish(w, 200, &c, NULL, 0, NULL, &err), -EEXIST);
+    CHECK_EQ(segment_writer_finish(w, 7, 200, &c, NULL, 0, NULL, &err), -EEXIST);
     snprintf(tmp, sizeof tmp, "%s/0000000000000012.seg.tmp", dir);
     CHECK(access(tmp, F_OK) != 0);
     /* abort leaves nothing */
@@ -673,13 +862,30 @@ static void test_writer_refusals(void)
     CHECK_EQ(segment_writer_new(&h, HQ_KEY, spool, 2, &w, &err), 0);
     CHECK_EQ(segment_writer_add(w, r, &err), 0);
     c.records_out = 5;
-    CHECK_EQ(segment_writer_finish(w, 150, &c, NULL, 0, NULL, &err), -EINVAL);
+    CHECK_EQ(segment_writer_finish(w, 7, 150, &c, NULL, 0, NULL, &err), -EINVAL);
     CHECK_STR(err.field, "counts");
-    /* a range that ends before it starts */
+    /* a cursor that goes backwards, in either lane */
     CHECK_EQ(segment_writer_new(&h, HQ_KEY, spool, 2, &w, &err), 0);
     c.records_out = 0;
-    CHECK_EQ(segment_writer_finish(w, 99, &c, NULL, 0, NULL, &err), -EINVAL);
-    CHECK_STR(err.field, "last_seq");
+    CHECK_EQ(segment_writer_finish(w, 7, 99, &c, NULL, 0, NULL, &err), -EINVAL);
+    CHECK_STR(err.field, "to_ordinary");
+    CHECK_EQ(segment_writer_new(&h, HQ_KEY, spool, 2, &w, &err), 0);
+    CHECK_EQ(segment_writer_finish(w, 2, 100, &c, NULL, 0, NULL, &err), -EINVAL);
+    CHECK_STR(err.field, "to_urgent");
+    bad = h;
+    bad.from_ordinary = (uint64_t)INT64_MAX + 1;
+    CHECK_EQ(segment_writer_new(&bad, HQ_KEY, spool, 2, &w, &err), -ERANGE);
+    CHECK_STR(err.field, "from_ordinary");
+    /* a tombstone counted by the caller as well as by the writer */
+    struct egress_record *t = NULL;
+    CHECK_EQ(egress_tombstone(pol, &entity_contact, "x1", 3, EGRESS_OP_ERASE, &t, &err), 0);
+    CHECK_EQ(segment_writer_new(&h, HQ_KEY, spool, 2, &w, &err), 0);
+    CHECK_EQ(segment_writer_add(w, t, &err), 0);
+    c.records = c.records_out = 1;
+    CHECK_EQ(segment_writer_finish(w, 7, 100, &c, NULL, 0, NULL, &err), -EINVAL);
+    CHECK_STR(err.field, "counts");
+    CHECK_CONTAINS(err.msg, "tombstones");
+    egress_record_free(t);
     egress_record_free(r);
     char name[SEGMENT_NAME_LEN];
     CHECK_EQ(segment_file_name(42, name), 0);
@@ -730,7 +936,7 @@ static void test_bounded_memory(void)
         memset(&c, 0, sizeof c);
         c.records = c.records_out = added;
         char path[256];
-        if (segment_writer_finish(w, 100 + added, &c, path, sizeof path, &info, &err) != 0)
+        if (segment_writer_finish(w, 3, 100 + added, &c, path, sizeof path, &info, &err) != 0)
             _exit(4);
         long after_write = maxrss_kb();
         uint64_t n = 0;
@@ -784,6 +990,7 @@ int main(void)
         return 1;
     RUN(test_bounded_memory);
     RUN(test_round_trip);
+    RUN(test_ops_round_trip);
     RUN(test_truncated_and_flipped);
     RUN(test_caps_and_bombs);
     RUN(test_crash_safety);
