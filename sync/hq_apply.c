@@ -1,0 +1,375 @@
+/*
+ * Verify and apply one completed upload; contract in hq_apply.h. The
+ * order of the checks is the protocol's. Refusals (no receipt) are
+ * counted on the node in their own small transaction; everything else
+ * about a segment happens between one begin and one commit.
+ */
+#include "hq_apply.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "egress.h"
+#include "entity.h"
+#include "segment.h"
+
+#define HQ_POLICIES_MAX 64
+
+struct hq_policies {
+    size_t n;
+    struct {
+        char region[HQ_REGION_MAX];
+        struct policy *p;
+    } e[HQ_POLICIES_MAX];
+};
+
+int hq_policies_new(struct hq_policies **out)
+{
+    struct hq_policies *pc = calloc(1, sizeof *pc);
+    if (!pc)
+        return -ENOMEM;
+    *out = pc;
+    return 0;
+}
+
+void hq_policies_clear(struct hq_policies *pc)
+{
+    if (!pc)
+        return;
+    for (size_t i = 0; i < pc->n; i++)
+        policy_free(pc->e[i].p);
+    pc->n = 0;
+}
+
+void hq_policies_free(struct hq_policies *pc)
+{
+    hq_policies_clear(pc);
+    free(pc);
+}
+
+int hq_policies_get(struct hq_policies *pc, const char *region, const struct policy **out,
+                    struct op_error *err)
+{
+    for (size_t i = 0; i < pc->n; i++)
+        if (!strcmp(pc->e[i].region, region)) {
+            *out = pc->e[i].p;
+            return 0;
+        }
+    if (pc->n == HQ_POLICIES_MAX)
+        return op_error_set(err, -E2BIG, "region", "more than %d regions in use", HQ_POLICIES_MAX);
+    if (strlen(region) >= HQ_REGION_MAX)
+        return op_error_set(err, -EINVAL, "region", "region code '%s' is too long", region);
+    char path[1024];
+    int rc = policy_find_file(region, path, sizeof path, err);
+    if (rc < 0)
+        return rc;
+    struct policy *p = NULL;
+    rc = policy_load_file(path, &p, err);
+    if (rc < 0)
+        return rc;
+    if (strcmp(p->region, region)) {
+        rc = op_error_set(err, -EINVAL, "region", "%s is the profile of region %s, not %s", path,
+                          p->region, region);
+        policy_free(p);
+        return rc;
+    }
+    snprintf(pc->e[pc->n].region, sizeof pc->e[pc->n].region, "%s", region);
+    pc->e[pc->n].p = p;
+    pc->n++;
+    *out = p;
+    return 0;
+}
+
+/* Counts a refusal on the node (if it exists) and fills out. */
+static int refuse(struct hq_store *st, const char *node, int64_t now_ms,
+                  struct hq_apply_result *out, struct op_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static int refuse(struct hq_store *st, const char *node, int64_t now_ms,
+                  struct hq_apply_result *out, struct op_error *err, const char *fmt, ...)
+{
+    char why[HQ_REASON_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    struct op_error e2;
+    op_error_clear(&e2);
+    int rc = st->ops->node_refused(st->impl, node, why, now_ms, &e2);
+    if (rc < 0 && rc != -ENOENT) {
+        if (err)
+            *err = e2;
+        return rc; /* the count could not be kept: try again later */
+    }
+    memset(out, 0, sizeof *out);
+    out->outcome = HQ_APPLY_REFUSED;
+    snprintf(out->reason, sizeof out->reason, "%s", why);
+    return 0;
+}
+
+static int parse_segment_no(const char *s, uint64_t *out)
+{
+    if (!s || !*s || strlen(s) > 16)
+        return -EINVAL;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (v > SEGMENT_NO_MAX)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Writes a rejected receipt in its own transaction. */
+static int reject(struct hq_store *st, const struct segment_info *info, int64_t now_ms,
+                  const char *reason, struct hq_apply_result *out, struct op_error *err)
+{
+    struct hq_receipt r = {0};
+    snprintf(r.node, sizeof r.node, "%s", info->node_id);
+    r.segment = info->segment_no;
+    r.status = HQ_RECEIPT_REJECTED;
+    r.to_urgent = info->to_urgent;
+    r.to_ordinary = info->to_ordinary;
+    r.records = info->records;
+    snprintf(r.reason, sizeof r.reason, "%s", reason);
+    r.received_ms = now_ms;
+    r.segment_created_ms = info->created_ms;
+    int rc = st->ops->begin(st->impl, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = st->ops->receipt_put(st->impl, &r, err)) < 0 ||
+        (rc = st->ops->commit(st->impl, err)) < 0) {
+        st->ops->rollback(st->impl);
+        return rc;
+    }
+    memset(out, 0, sizeof *out);
+    out->outcome = HQ_APPLY_REJECTED;
+    out->receipt = r;
+    snprintf(out->reason, sizeof out->reason, "%s", reason);
+    return 0;
+}
+
+/* What one record did to the apply. */
+enum line_result { LINE_APPLIED, LINE_STALE, LINE_SET_ASIDE, LINE_REJECT };
+
+/* Verifies and applies payload line `line`. LINE_REJECT fills why. A
+ * negative return is a store failure. */
+static int apply_line(struct hq_store *st, const struct policy *p, const struct segment_info *info,
+                      uint64_t line, const char *entity, const char *opname, const char *json,
+                      size_t len, char *why, size_t cap, struct op_error *err)
+{
+    char reason[HQ_REASON_MAX];
+    const char *id = "";
+    json_error_t jerr;
+    json_t *rec = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    const struct entity_def *e = entity_by_name(entity);
+    enum egress_op op;
+    int result = LINE_SET_ASIDE;
+    if (!rec) {
+        snprintf(reason, sizeof reason, "record is not JSON: %s", jerr.text);
+        goto set_aside;
+    }
+    if (json_is_object(rec) && json_is_string(json_object_get(rec, "id")))
+        id = json_string_value(json_object_get(rec, "id"));
+    if (!e || strcmp(e->name, entity) != 0) {
+        snprintf(reason, sizeof reason, "unknown entity \"%s\"", entity);
+        goto set_aside;
+    }
+    if (egress_op_parse(opname, &op) < 0) {
+        snprintf(reason, sizeof reason, "unknown op \"%s\"", opname);
+        goto set_aside;
+    }
+    struct op_error verr;
+    op_error_clear(&verr);
+    int rc = egress_verify(p, e, op, rec, &verr);
+    if (rc == -EPERM) {
+        snprintf(why, cap, "record %" PRIu64 " (%.32s %.64s): %.380s", line, entity, id, verr.msg);
+        json_decref(rec);
+        return LINE_REJECT;
+    }
+    if (rc < 0) {
+        snprintf(reason, sizeof reason, "%s", verr.msg);
+        goto set_aside;
+    }
+    json_t *ver = json_object_get(rec, "version");
+    if (!json_is_integer(ver) || json_integer_value(ver) < 0) {
+        snprintf(reason, sizeof reason, "%s %s: no integer version of at least 0", entity, id);
+        goto set_aside;
+    }
+    enum hq_record_result rr;
+    rc = st->ops->record_apply(st->impl, info->node_id, entity, id, json_integer_value(ver), opname,
+                               json, len, info->segment_no, &rr, err);
+    json_decref(rec);
+    if (rc < 0)
+        return rc;
+    return rr == HQ_RECORD_CHANGED ? LINE_APPLIED : LINE_STALE;
+
+set_aside:
+    rc = st->ops->set_aside_add(st->impl, info->node_id, info->segment_no, line, entity, id, reason,
+                                err);
+    json_decref(rec);
+    return rc < 0 ? rc : result;
+}
+
+int hq_apply_upload(struct hq_store *st, struct hq_policies *pc, const struct hq_upload *u,
+                    int64_t now_ms, struct hq_apply_result *out, struct op_error *err)
+{
+    struct hq_node node;
+    struct op_error e2;
+    op_error_clear(&e2);
+    int rc = st->ops->node_get(st->impl, u->principal, &node, &e2);
+    if (rc == -ENOENT)
+        return refuse(st, u->principal, now_ms, out, err, "the token's node %s is unknown",
+                      u->principal);
+    if (rc < 0) {
+        if (err)
+            *err = e2;
+        return rc;
+    }
+    if (node.revoked)
+        return refuse(st, node.name, now_ms, out, err, "node %s is revoked", node.name);
+    if (!u->meta_node || strcmp(u->meta_node, node.name) != 0)
+        return refuse(st, node.name, now_ms, out, err,
+                      "upload metadata names node '%s', the token is node %s's",
+                      u->meta_node ? u->meta_node : "(none)", node.name);
+    uint64_t segno;
+    if (parse_segment_no(u->meta_segment, &segno) < 0)
+        return refuse(st, node.name, now_ms, out, err,
+                      "upload metadata segment '%s' is not a segment number",
+                      u->meta_segment ? u->meta_segment : "(none)");
+
+    struct segment *seg = NULL;
+    op_error_clear(&e2);
+    rc = segment_open(u->path, node.hq_key, NULL, &seg, &e2);
+    if (rc == -EBADMSG || rc == -EFBIG || rc == -EPROTONOSUPPORT || rc == -EINVAL)
+        return refuse(st, node.name, now_ms, out, err, "not a valid segment of node %s: %s",
+                      node.name, e2.msg);
+    if (rc < 0) {
+        if (err)
+            *err = e2;
+        return rc;
+    }
+    const struct segment_info *info = segment_get_info(seg);
+    if (strcmp(info->node_id, node.name) != 0 || info->segment_no != segno) {
+        rc = refuse(st, node.name, now_ms, out, err,
+                    "segment header names node %s segment %" PRIu64
+                    ", the upload node %s segment %" PRIu64,
+                    info->node_id, info->segment_no, node.name, segno);
+        segment_close(seg);
+        return rc;
+    }
+
+    /* Replay: the first receipt stands. */
+    struct hq_receipt old;
+    op_error_clear(&e2);
+    rc = st->ops->receipt_get(st->impl, node.name, segno, &old, &e2);
+    if (rc == 0) {
+        segment_close(seg);
+        memset(out, 0, sizeof *out);
+        out->outcome = HQ_APPLY_REPLAY;
+        out->receipt = old;
+        return 0;
+    }
+    if (rc != -ENOENT) {
+        segment_close(seg);
+        if (err)
+            *err = e2;
+        return rc;
+    }
+
+    const struct policy *p = NULL;
+    rc = hq_policies_get(pc, node.region, &p, err);
+    if (rc < 0) {
+        segment_close(seg);
+        return rc;
+    }
+    char why[HQ_REASON_MAX];
+    if (strcmp(info->policy_hash, p->hash) != 0) {
+        snprintf(why, sizeof why,
+                 "policy hash %.64s of the segment is not %.64s, the hash of the %s profile HQ "
+                 "holds",
+                 info->policy_hash, p->hash, node.region);
+        rc = reject(st, info, now_ms, why, out, err);
+        segment_close(seg);
+        return rc;
+    }
+
+    rc = st->ops->begin(st->impl, err);
+    if (rc < 0) {
+        segment_close(seg);
+        return rc;
+    }
+    uint64_t line = 0, applied = 0, set_aside = 0;
+    const char *entity, *op, *json;
+    size_t len;
+    int reject_why = 0;
+    for (;;) {
+        op_error_clear(&e2);
+        int more = segment_next_record(seg, &entity, &op, &json, &len, &e2);
+        if (more == 0)
+            break;
+        if (more == -EBADMSG) {
+            snprintf(why, sizeof why, "malformed payload: %.480s", e2.msg);
+            reject_why = 1;
+            break;
+        }
+        if (more < 0) {
+            rc = more;
+            if (err)
+                *err = e2;
+            goto fail;
+        }
+        line++;
+        int lr = apply_line(st, p, info, line, entity, op, json, len, why, sizeof why, err);
+        if (lr < 0) {
+            rc = lr;
+            goto fail;
+        }
+        if (lr == LINE_REJECT) {
+            reject_why = 1;
+            break;
+        }
+        if (lr == LINE_APPLIED)
+            applied++;
+        else if (lr == LINE_SET_ASIDE)
+            set_aside++;
+    }
+    if (reject_why) {
+        st->ops->rollback(st->impl);
+        rc = reject(st, info, now_ms, why, out, err);
+        segment_close(seg);
+        return rc;
+    }
+    struct hq_receipt r = {0};
+    snprintf(r.node, sizeof r.node, "%s", node.name);
+    r.segment = segno;
+    r.status = HQ_RECEIPT_APPLIED;
+    r.to_urgent = info->to_urgent;
+    r.to_ordinary = info->to_ordinary;
+    r.records = line;
+    r.applied = applied;
+    r.set_aside = set_aside;
+    r.received_ms = now_ms;
+    r.segment_created_ms = info->created_ms;
+    if ((rc = st->ops->receipt_put(st->impl, &r, err)) < 0 ||
+        (rc = st->ops->commit(st->impl, err)) < 0)
+        goto fail;
+    segment_close(seg);
+    memset(out, 0, sizeof *out);
+    out->outcome = HQ_APPLY_APPLIED;
+    out->receipt = r;
+    return 0;
+
+fail:
+    st->ops->rollback(st->impl);
+    segment_close(seg);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * outpost-hq's configuration: a table of keys with types, limits, defaults
+ * and one line of documentation each, read from a `key = value` file and
+ * from --KEY VALUE flags (the same format as outpostd's). Invariant: a
+ * config either loads completely and valid, or the caller's config is
+ * untouched and the error names the file, line and key.
+ */
+#ifndef OUTPOST_HQ_CONFIG_H
+#define OUTPOST_HQ_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "op_error.h"
+
+#define HQ_CONFIG_PATH_MAX 1024
+#define HQ_CONFIG_FILE_MAX (64 * 1024)
+
+struct hq_config {
+    char listen[128];
+    char db[HQ_CONFIG_PATH_MAX];
+    char spool_dir[HQ_CONFIG_PATH_MAX];
+    char tls_cert[HQ_CONFIG_PATH_MAX];
+    char tls_key[HQ_CONFIG_PATH_MAX];
+    uint64_t max_upload_bytes;
+    uint64_t max_spool_bytes;
+    uint64_t max_uploads;
+    uint64_t max_incomplete_per_node;
+    uint64_t upload_expire_s;
+    uint64_t max_connections;
+    uint64_t max_header_bytes;
+    uint64_t max_body_bytes;
+    uint64_t header_timeout_ms;
+    uint64_t body_timeout_ms;
+    uint64_t idle_timeout_ms;
+    int log_requests;
+};
+
+/* Fills c with every default. */
+void hq_config_defaults(struct hq_config *c);
+
+/* Sets one key from text. Returns 0, -EINVAL (err says what the key
+ * expects) or -ENOENT for an unknown key. `where` ("FILE:LINE" or
+ * "--flag") prefixes the message. */
+int hq_config_set(struct hq_config *c, const char *key, const char *value, const char *where,
+                  struct op_error *err);
+
+/* Reads a file on top of a copy of *c; on success replaces *c. On failure
+ * *c is unchanged and err says "FILE:LINE: key: problem". */
+int hq_config_load_file(struct hq_config *c, const char *path, struct op_error *err);
+
+/* Cross-key checks (TLS cert and key both or neither; paths set). */
+int hq_config_check(const struct hq_config *c, struct op_error *err);
+
+/* Prints every key with its default and description, as the file format. */
+void hq_config_describe(FILE *out);
+
+/* Prints the effective values as a loadable file. */
+void hq_config_print(FILE *out, const struct hq_config *c);
+
+#endif

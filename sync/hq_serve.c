@@ -1,0 +1,609 @@
+/*
+ * The HQ daemon's loop, routes and callbacks; contract in hq_serve.h.
+ * Applying a segment runs on the loop thread: a segment is about half a
+ * megabyte (SEGMENT_TARGET_BYTES) and is streamed, so one apply takes
+ * milliseconds; the thread pool is the next step if HQ ever needs it.
+ */
+#include "hq_serve.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <uv.h>
+
+#include "hq_apply.h"
+#include "hq_store.h"
+#include "http_server.h"
+#include "sd_notify.h"
+#include "sync_mac.h"
+#include "tus_server.h"
+
+#define MAILBOX_PAGE 100
+/* expire idle uploads and retry failed applies this often */
+#define SWEEP_MS (60u * 1000u)
+
+struct hq {
+    const struct hq_config *cfg;
+    uv_loop_t *loop;
+    struct hq_store store;
+    struct hq_policies *policies;
+    struct tus_server *tus;
+    struct http_server *server;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t sweep, watchdog;
+    int watchdog_on;
+    int stopping;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void iso_time(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[24];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+static void respond_json(struct http_exchange *x, int status, const char *type, json_t *o)
+{
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!body) {
+        http_respond(x, 500, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    http_respond(x, status, type, body, strlen(body));
+    free(body);
+}
+
+static void problem(struct http_exchange *x, int status, const char *detail)
+{
+    respond_json(x, status, "application/problem+json",
+                 json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
+                           http_status_text(status), "status", status, "detail", detail));
+}
+
+/* Looks up the node of the request's bearer token. Returns 0 and *out, or
+ * a negative errno: -EACCES for a missing, unknown or revoked token. */
+static int authenticate(struct hq *hq, struct http_exchange *x, struct hq_node *out)
+{
+    const char *h = http_header(x, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return -EACCES;
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    size_t len = strlen(tok);
+    if (!len || len > 256)
+        return -EACCES;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)tok, len, digest);
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = hq->store.ops->node_by_token(hq->store.impl, digest, out, &err);
+    if (rc == -ENOENT)
+        return -EACCES;
+    if (rc < 0) {
+        fprintf(stderr, "outpost-hq: authenticate: %s\n", err.msg);
+        return rc;
+    }
+    if (out->revoked)
+        return -EACCES;
+    op_error_clear(&err);
+    if (hq->store.ops->node_touch(hq->store.impl, out->name, now_ms(), &err) < 0)
+        fprintf(stderr, "outpost-hq: node %s: last contact not recorded: %s\n", out->name, err.msg);
+    http_set_user(x, out->name);
+    return 0;
+}
+
+static void unauthorized(struct http_exchange *x)
+{
+    (void)http_add_header(x, "WWW-Authenticate", "Bearer realm=\"outpost-hq\"");
+    problem(x, 401, "unknown or revoked node token: enrol with 'outpost-hq node add'");
+}
+
+static int tus_authorize(void *ctx, struct http_exchange *x, char *principal, size_t cap)
+{
+    struct hq *hq = ctx;
+    struct hq_node n;
+    int rc = authenticate(hq, x, &n);
+    if (rc < 0) {
+        (void)http_add_header(x, "WWW-Authenticate", "Bearer realm=\"outpost-hq\"");
+        return rc;
+    }
+    if (strlen(n.name) >= cap)
+        return -ENAMETOOLONG;
+    snprintf(principal, cap, "%s", n.name);
+    return 0;
+}
+
+static int tus_complete(void *ctx, const char *upload_id, const char *principal,
+                        const struct tus_metadata *md, const char *data_path, uint64_t length)
+{
+    struct hq *hq = ctx;
+    (void)length;
+    struct hq_upload u = {
+        .principal = principal,
+        .meta_node = tus_metadata_get(md, "node", NULL),
+        .meta_segment = tus_metadata_get(md, "segment", NULL),
+        .path = data_path,
+    };
+    const char *segname = u.meta_segment ? u.meta_segment : "?";
+    struct hq_apply_result res;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = hq_apply_upload(&hq->store, hq->policies, &u, now_ms(), &res, &err);
+    if (rc < 0) {
+        fprintf(stderr, "outpost-hq: node %s segment %s: cannot apply now, kept for a retry: %s\n",
+                principal, segname, err.msg[0] ? err.msg : strerror(-rc));
+        return rc;
+    }
+    switch (res.outcome) {
+    case HQ_APPLY_REFUSED:
+        fprintf(stderr, "outpost-hq: node %s segment %s refused: %s\n", principal, segname,
+                res.reason);
+        break;
+    case HQ_APPLY_REJECTED:
+        fprintf(stderr, "outpost-hq: node %s segment %" PRIu64 " rejected: %s\n", principal,
+                res.receipt.segment, res.reason);
+        break;
+    case HQ_APPLY_REPLAY:
+        fprintf(stderr, "outpost-hq: node %s segment %" PRIu64 " replayed: the %s receipt stands\n",
+                principal, res.receipt.segment, hq_receipt_status_name(res.receipt.status));
+        break;
+    case HQ_APPLY_APPLIED:
+        fprintf(stderr,
+                "outpost-hq: node %s segment %" PRIu64 " applied: %" PRIu64 " records, %" PRIu64
+                " changed, %" PRIu64 " set aside\n",
+                principal, res.receipt.segment, res.receipt.records, res.receipt.applied,
+                res.receipt.set_aside);
+        break;
+    }
+    rc = tus_server_release(hq->tus, upload_id);
+    if (rc < 0 && rc != -ENOENT)
+        fprintf(stderr, "outpost-hq: upload %s: release failed (%s); removed at next start\n",
+                upload_id, strerror(-rc));
+    return 0;
+}
+
+/* Decodes standard base64 (padding optional) into out; -EINVAL if bad. */
+static int b64_decode(const char *s, size_t n, char *out, size_t cap, size_t *outlen)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    while (n && s[n - 1] == '=')
+        n--;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = memchr(tab, s[i], 64);
+        if (!p || !s[i])
+            return -EINVAL;
+        acc = (acc << 6) | (uint32_t)(p - tab);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o + 1 >= cap)
+                return -EINVAL;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[o] = '\0';
+    *outlen = o;
+    return 0;
+}
+
+/* The "node" value of an Upload-Metadata header into out ("" if absent).
+ * -EINVAL when it cannot be read (tus then answers 400 itself). */
+static int metadata_node(const char *raw, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (!raw)
+        return 0;
+    const char *p = raw;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 5 && !strncmp(p, "node ", 5)) {
+            size_t got;
+            const char *v = p + 5;
+            size_t vl = len - 5;
+            while (vl && v[vl - 1] == ' ')
+                vl--;
+            return b64_decode(v, vl, out, cap, &got);
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+static void handle_receipt(struct hq *hq, struct http_exchange *x, const struct hq_node *n,
+                           const char *num)
+{
+    uint64_t seg = 0;
+    size_t len = strlen(num);
+    int ok = len > 0 && len <= 16;
+    for (size_t i = 0; ok && i < len; i++) {
+        ok = num[i] >= '0' && num[i] <= '9';
+        seg = seg * 10 + (uint64_t)(num[i] - '0');
+    }
+    if (!ok) {
+        problem(x, 404, "no such receipt: the path is /v1/receipts/SEGMENT-NUMBER");
+        return;
+    }
+    struct hq_receipt r;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = hq->store.ops->receipt_get(hq->store.impl, n->name, seg, &r, &err);
+    if (rc == -ENOENT) {
+        char d[160];
+        snprintf(d, sizeof d,
+                 "segment %" PRIu64 " of node %s has not been received or not yet applied", seg,
+                 n->name);
+        problem(x, 404, d);
+        return;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "outpost-hq: receipt: %s\n", err.msg);
+        problem(x, 503, "the HQ store is not available; try again later");
+        return;
+    }
+    char mac[SYNC_MAC_HEX], at[32];
+    const char *status = hq_receipt_status_name(r.status);
+    if (sync_receipt_mac(n->hq_key, r.node, r.segment, status, r.to_urgent, r.to_ordinary, mac) <
+        0) {
+        problem(x, 500, "cannot compute the receipt MAC");
+        return;
+    }
+    iso_time(r.received_ms, at);
+    respond_json(x, 200, "application/json",
+                 json_pack("{s:s, s:I, s:s, s:{s:I, s:I}, s:I, s:I, s:I, s:s, s:s, s:s}", "node",
+                           r.node, "segment", (json_int_t)r.segment, "status", status, "to",
+                           "urgent", (json_int_t)r.to_urgent, "ordinary", (json_int_t)r.to_ordinary,
+                           "records", (json_int_t)r.records, "applied", (json_int_t)r.applied,
+                           "set_aside", (json_int_t)r.set_aside, "reason", r.reason, "received_at",
+                           at, "mac", mac));
+}
+
+struct mailbox_page {
+    const struct hq_node *n;
+    json_t *arr;
+    uint64_t last;
+    int failed;
+};
+
+static int mailbox_row(void *ctx, const struct hq_mailbox_msg *m)
+{
+    struct mailbox_page *pg = ctx;
+    char mac[SYNC_MAC_HEX], at[32];
+    if (sync_mailbox_mac(pg->n->hq_key, pg->n->name, m->seq, m->kind, m->body, m->body_len, mac) <
+        0) {
+        pg->failed = 1;
+        return 1;
+    }
+    iso_time(m->created_ms, at);
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s#, s:s}", "seq", (json_int_t)m->seq, "kind", m->kind,
+                          "created_at", at, "body", m->body, (int)m->body_len, "mac", mac);
+    if (!o || json_array_append_new(pg->arr, o) < 0) {
+        pg->failed = 1;
+        return 1;
+    }
+    pg->last = m->seq;
+    return 0;
+}
+
+static void handle_mailbox(struct hq *hq, struct http_exchange *x, const struct hq_node *n)
+{
+    char after_s[32];
+    uint64_t after = 0;
+    int rc = http_query_param(x, "after", after_s, sizeof after_s);
+    if (rc >= 0) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(after_s, &end, 10);
+        if (errno || end == after_s || *end || after_s[0] == '-') {
+            problem(x, 400, "after must be a whole number (the last seq the node stored)");
+            return;
+        }
+        after = v;
+    } else if (rc != -ENOENT) {
+        problem(x, 400, "after must be a whole number (the last seq the node stored)");
+        return;
+    }
+    struct mailbox_page pg = {.n = n, .arr = json_array(), .last = after};
+    struct op_error err;
+    op_error_clear(&err);
+    rc = pg.arr ? hq->store.ops->mailbox_list(hq->store.impl, n->name, after, MAILBOX_PAGE,
+                                              mailbox_row, &pg, &err)
+                : -ENOMEM;
+    if (rc < 0 || pg.failed) {
+        json_decref(pg.arr);
+        if (rc < 0)
+            fprintf(stderr, "outpost-hq: mailbox: %s\n", err.msg);
+        problem(x, 503, "the mailbox is not available; try again later");
+        return;
+    }
+    respond_json(x, 200, "application/json",
+                 json_pack("{s:o, s:I}", "messages", pg.arr, "last", (json_int_t)pg.last));
+}
+
+static void handle_metrics(struct hq *hq, struct http_exchange *x)
+{
+    struct hq_totals t;
+    struct op_error err;
+    op_error_clear(&err);
+    if (hq->store.ops->totals(hq->store.impl, &t, &err) < 0) {
+        fprintf(stderr, "outpost-hq: metrics: %s\n", err.msg);
+        problem(x, 503, "the HQ store is not available");
+        return;
+    }
+    struct tus_server_stats ts;
+    tus_server_stats(hq->tus, &ts);
+    char body[2048];
+    int n = snprintf(
+        body, sizeof body,
+        "# TYPE outpost_hq_nodes gauge\noutpost_hq_nodes %" PRIu64 "\n"
+        "# TYPE outpost_hq_nodes_revoked gauge\noutpost_hq_nodes_revoked %" PRIu64 "\n"
+        "# TYPE outpost_hq_records gauge\noutpost_hq_records %" PRIu64 "\n"
+        "# TYPE outpost_hq_tombstones gauge\noutpost_hq_tombstones %" PRIu64 "\n"
+        "# TYPE outpost_hq_segments_applied_total counter\n"
+        "outpost_hq_segments_applied_total %" PRIu64 "\n"
+        "# TYPE outpost_hq_segments_rejected_total counter\n"
+        "outpost_hq_segments_rejected_total %" PRIu64 "\n"
+        "# TYPE outpost_hq_segments_refused_total counter\n"
+        "outpost_hq_segments_refused_total %" PRIu64 "\n"
+        "# TYPE outpost_hq_records_set_aside_total counter\n"
+        "outpost_hq_records_set_aside_total %" PRIu64 "\n"
+        "# TYPE outpost_hq_mailbox_messages gauge\noutpost_hq_mailbox_messages %" PRIu64 "\n"
+        "# TYPE outpost_hq_uploads gauge\noutpost_hq_uploads %u\n"
+        "# TYPE outpost_hq_uploads_complete gauge\noutpost_hq_uploads_complete %u\n"
+        "# TYPE outpost_hq_spool_bytes gauge\noutpost_hq_spool_bytes %" PRIu64 "\n"
+        "# TYPE outpost_hq_connections gauge\noutpost_hq_connections %u\n",
+        t.nodes, t.nodes_revoked, t.records, t.tombstones, t.receipts_applied, t.receipts_rejected,
+        t.refused, t.set_aside, t.mailbox, ts.uploads, ts.complete, ts.spool_bytes,
+        hq->server ? http_server_connections(hq->server) : 0u);
+    http_respond(x, 200, "text/plain; version=0.0.4", body,
+                 n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
+}
+
+static void handler(void *ctx, struct http_exchange *x)
+{
+    struct hq *hq = ctx;
+    const char *path = http_path(x), *method = http_method(x);
+    if (!strcmp(path, "/healthz")) {
+        respond_json(x, 200, "application/json", json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    if (!strcmp(path, "/metrics")) {
+        handle_metrics(hq, x);
+        return;
+    }
+    if (!strcmp(path, "/files") || !strncmp(path, "/files/", 7)) {
+        if (!strcmp(method, "POST") && (!strcmp(path, "/files") || !strcmp(path, "/files/"))) {
+            /* 403 before creation: an upload must name the token's node */
+            struct hq_node n;
+            int rc = authenticate(hq, x, &n);
+            if (rc == -EACCES) {
+                unauthorized(x);
+                return;
+            }
+            if (rc < 0) {
+                problem(x, 503, "the HQ store is not available; try again later");
+                return;
+            }
+            char mnode[HQ_NODE_MAX + 8];
+            if (metadata_node(http_header(x, "Upload-Metadata"), mnode, sizeof mnode) == 0 &&
+                strcmp(mnode, n.name) != 0) {
+                char d[256];
+                snprintf(d, sizeof d, "Upload-Metadata node '%.64s' is not this token's node %s",
+                         mnode, n.name);
+                problem(x, 403, d);
+                return;
+            }
+        }
+        if (!tus_server_handle(hq->tus, x))
+            problem(x, 404, "no such path");
+        return;
+    }
+    if (!strncmp(path, "/v1/receipts/", 13) || !strcmp(path, "/v1/mailbox")) {
+        if (strcmp(method, "GET") != 0) {
+            (void)http_add_header(x, "Allow", "GET");
+            problem(x, 405, "only GET is allowed here");
+            return;
+        }
+        struct hq_node n;
+        int rc = authenticate(hq, x, &n);
+        if (rc == -EACCES) {
+            unauthorized(x);
+            return;
+        }
+        if (rc < 0) {
+            problem(x, 503, "the HQ store is not available; try again later");
+            return;
+        }
+        if (path[4] == 'r')
+            handle_receipt(hq, x, &n, path + 13);
+        else
+            handle_mailbox(hq, x, &n);
+        return;
+    }
+    problem(x, 404, "no such path");
+}
+
+static void on_log(void *ctx, const struct http_log_entry *e)
+{
+    struct hq *hq = ctx;
+    if (!hq->cfg->log_requests)
+        return;
+    fprintf(stderr, "outpost-hq: %s %s %s %d %" PRIu64 "B %.1fms %s\n", e->remote, e->user,
+            e->method, e->status, e->bytes_out, e->duration_ms, e->path);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct hq *hq = t->data;
+    if (hq->stopping)
+        return;
+    int rc = tus_server_expire(hq->tus, hq->cfg->upload_expire_s);
+    if (rc > 0)
+        fprintf(stderr, "outpost-hq: expired %d idle unfinished uploads\n", rc);
+    else if (rc < 0)
+        fprintf(stderr, "outpost-hq: expiring idle uploads: %s\n", strerror(-rc));
+    rc = tus_server_redeliver(hq->tus);
+    if (rc < 0)
+        fprintf(stderr, "outpost-hq: retrying completed uploads: %s\n", strerror(-rc));
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    (void)sd_notify_send("WATCHDOG=1");
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void stopped(void *arg)
+{
+    struct hq *hq = arg;
+    hq->server = NULL;
+    uv_close((uv_handle_t *)&hq->sigterm, close_cb);
+    uv_close((uv_handle_t *)&hq->sigint, close_cb);
+    uv_close((uv_handle_t *)&hq->sighup, close_cb);
+    uv_close((uv_handle_t *)&hq->sweep, close_cb);
+    if (hq->watchdog_on)
+        uv_close((uv_handle_t *)&hq->watchdog, close_cb);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct hq *hq = h->data;
+    if (signum == SIGHUP) {
+        hq_policies_clear(hq->policies);
+        fprintf(stderr, "outpost-hq: SIGHUP: region profiles will be read again on next use "
+                        "(other settings take effect after a restart)\n");
+        return;
+    }
+    if (hq->stopping)
+        return;
+    hq->stopping = 1;
+    fprintf(stderr, "outpost-hq: %s: stopping; finishing in-flight requests\n",
+            signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    (void)sd_notify_send("STOPPING=1");
+    http_server_stop(hq->server, stopped, hq);
+}
+
+int hq_serve_run(const struct hq_config *cfg)
+{
+    struct hq hq = {.cfg = cfg};
+    struct op_error err;
+    op_error_clear(&err);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = hq_store_sqlite_open(cfg->db, &hq.store, &err);
+    if (rc < 0) {
+        fprintf(stderr, "outpost-hq: %s\n", err.msg);
+        return 1;
+    }
+    if (hq_policies_new(&hq.policies) < 0) {
+        fprintf(stderr, "outpost-hq: out of memory\n");
+        hq_store_close(&hq.store);
+        return 1;
+    }
+    struct tus_server_config tc = {
+        .spool_dir = cfg->spool_dir,
+        .base_path = "/files",
+        .max_upload_bytes = cfg->max_upload_bytes,
+        .max_spool_bytes = cfg->max_spool_bytes,
+        .max_uploads = (unsigned)cfg->max_uploads,
+        .max_incomplete_per_principal = (unsigned)cfg->max_incomplete_per_node,
+        .authorize = tus_authorize,
+        .on_complete = tus_complete,
+        .ctx = &hq,
+    };
+    rc = tus_server_new(&tc, &hq.tus, &err);
+    if (rc < 0) {
+        fprintf(stderr, "outpost-hq: upload spool: %s\n", err.msg);
+        hq_policies_free(hq.policies);
+        hq_store_close(&hq.store);
+        return 1;
+    }
+    rc = tus_server_redeliver(hq.tus);
+    if (rc > 0)
+        fprintf(stderr, "outpost-hq: took %d completed uploads left by the last run\n", rc);
+
+    hq.loop = uv_default_loop();
+    struct http_server_config hc = {
+        .listen = cfg->listen,
+        .max_header_bytes = (size_t)cfg->max_header_bytes,
+        .max_body_bytes = (size_t)cfg->max_body_bytes,
+        .max_connections = (unsigned)cfg->max_connections,
+        .header_timeout_ms = (unsigned)cfg->header_timeout_ms,
+        .body_timeout_ms = (unsigned)cfg->body_timeout_ms,
+        .idle_timeout_ms = (unsigned)cfg->idle_timeout_ms,
+        .tls_cert_file = cfg->tls_cert[0] ? cfg->tls_cert : NULL,
+        .tls_key_file = cfg->tls_key[0] ? cfg->tls_key : NULL,
+    };
+    if (http_server_start(hq.loop, &hc, handler, on_log, &hq, &hq.server, &err) < 0) {
+        fprintf(stderr, "outpost-hq: %s\n", err.msg);
+        tus_server_free(hq.tus);
+        hq_policies_free(hq.policies);
+        hq_store_close(&hq.store);
+        return 1;
+    }
+    uv_signal_init(hq.loop, &hq.sigterm);
+    uv_signal_init(hq.loop, &hq.sigint);
+    uv_signal_init(hq.loop, &hq.sighup);
+    hq.sigterm.data = hq.sigint.data = hq.sighup.data = &hq;
+    uv_signal_start(&hq.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&hq.sigint, on_signal, SIGINT);
+    uv_signal_start(&hq.sighup, on_signal, SIGHUP);
+    uv_timer_init(hq.loop, &hq.sweep);
+    hq.sweep.data = &hq;
+    uv_timer_start(&hq.sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    uint64_t wd = sd_notify_watchdog_usec();
+    if (wd) {
+        uv_timer_init(hq.loop, &hq.watchdog);
+        uv_timer_start(&hq.watchdog, on_watchdog, 0, wd / 2000 ? wd / 2000 : 1);
+        hq.watchdog_on = 1;
+    }
+
+    char host[128];
+    snprintf(host, sizeof host, "%s", cfg->listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    fprintf(stderr, "outpost-hq: store %s, upload spool %s\n", cfg->db, cfg->spool_dir);
+    fprintf(stderr, "outpost-hq: listening on %s://%s:%d\n", cfg->tls_cert[0] ? "https" : "http",
+            host, http_server_port(hq.server));
+    (void)sd_notify_send("READY=1\nSTATUS=serving");
+
+    uv_run(hq.loop, UV_RUN_DEFAULT);
+
+    tus_server_free(hq.tus);
+    hq_policies_free(hq.policies);
+    hq_store_close(&hq.store);
+    uv_loop_close(hq.loop);
+    fprintf(stderr, "outpost-hq: stopped\n");
+    return 0;
+}

@@ -1,0 +1,224 @@
+#!/bin/bash
+# outpost-hq end to end on 127.0.0.1 with a port it picks: enrolment and
+# its refusals, a segment uploaded with curl over tus and applied, the
+# receipt (fields and MAC), a replay, and bad peers (checksum mismatch,
+# forged HMAC, wrong offset, truncated upload, unknown and revoked tokens,
+# oversized upload, another node's metadata). Each bad peer asserts its
+# status code and that `records --count` did not change.
+set -u
+# shellcheck source=tests/cli/lib.sh
+. "$TESTS_DIR/cli/lib.sh"
+command -v curl >/dev/null || skip "curl is not installed"
+command -v openssl >/dev/null || skip "openssl is not installed"
+T=$(mktmp)
+DB="$T/hq.db"
+HQ() { "$OUTPOST_HQ" --db "$DB" "$@"; }
+
+# ---- enrolment and bad CLI input (the store must not change) ----
+expect_exit 0 HQ node add nairobi-1 --region KE --out "$T/n1.cred"
+[ "$(stat -c %a "$T/n1.cred")" = 600 ] || die "credentials file is not 0600"
+expect_contains "$T/n1.cred" '"format":"outpost-node-credentials-1"'
+HQ nodes --json >"$T/nodes.before" || die "nodes failed"
+expect_exit 3 HQ node add lagos-1 --region XX
+expect_contains "$ERR" "region XX"
+expect_exit 3 HQ node add 'bad name!' --region KE
+expect_contains "$ERR" "node name 'bad name!' is not"
+expect_exit 4 HQ node add nairobi-1 --region KE
+expect_contains "$ERR" "nairobi-1 already exists"
+expect_exit 2 HQ node add nairobi-2
+expect_exit 2 HQ frobnicate
+HQ nodes --json >"$T/nodes.after" || die "nodes failed"
+cmp -s "$T/nodes.before" "$T/nodes.after" || die "a refused command changed the store"
+expect_exit 0 HQ node add kisumu-1 --region KE
+expect_contains "$OUT" '"node_id":"kisumu-1"'
+K2_TOKEN=$(sed -n 's/.*"token":"\([0-9a-f]*\)".*/\1/p' "$OUT")
+expect_exit 0 HQ node revoke kisumu-1
+expect_exit 5 HQ node revoke nobody
+
+TOKEN=$(sed -n 's/.*"token":"\([0-9a-f]*\)".*/\1/p' "$T/n1.cred")
+KEY=$(sed -n 's/.*"hq_key":"\([0-9a-f]*\)".*/\1/p' "$T/n1.cred")
+[ ${#TOKEN} = 64 ] && [ ${#KEY} = 64 ] || die "no token or key in the credentials"
+
+# ---- serve ----
+"$OUTPOST_HQ" --db "$DB" serve --listen 127.0.0.1:0 --spool-dir "$T/spool" \
+    --max-upload-bytes 1048576 2>"$T/hq.log" &
+HPID=$!
+trap 'kill -9 $HPID 2>/dev/null; rm -rf "$LIB_ROOT"' EXIT
+PORT=""
+for _ in $(seq 1 100); do
+    PORT=$(sed -n 's|^outpost-hq: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$T/hq.log")
+    [ -n "$PORT" ] && break
+    kill -0 $HPID 2>/dev/null || die "outpost-hq exited: $(cat "$T/hq.log")"
+    sleep 0.1
+done
+[ -n "$PORT" ] || die "outpost-hq did not report its port: $(cat "$T/hq.log")"
+BASE="http://127.0.0.1:$PORT"
+
+# req METHOD PATH TOKEN [curl args...]: status in $STATUS, body in $OUT,
+# headers in $T/headers.
+req() {
+    local method=$1 path=$2 token=$3
+    shift 3
+    local args=(-s -o "$OUT" -D "$T/headers" -w '%{http_code}' -X "$method")
+    [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+    STATUS=$(curl "${args[@]}" "$@" "$BASE$path") || die "curl $method $path failed"
+}
+expect_status() { [ "$STATUS" = "$1" ] || die "expected HTTP $1, got $STATUS: $(cat "$OUT")"; }
+header() { sed -n "s/^$1: *\\(.*\\)\\r$/\\1/Ip" "$T/headers" | head -1; }
+b64() { printf %s "$1" | base64 -w0; }
+count() { HQ records --count | sed -n 's/^total //p'; }
+# create SIZE NODE SEGMENT [TOKEN]: POSTs a tus upload; its path in $LOC.
+create() {
+    req POST /files/ "${4:-$TOKEN}" -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $1" \
+        -H "Upload-Metadata: node $(b64 "$2"),segment $(b64 "$3")"
+    LOC=$(header Location)
+}
+# patch FILE OFFSET [CHECKSUM-B64]: PATCHes FILE's bytes at OFFSET.
+patch() {
+    local sum=${3:-$(openssl dgst -sha1 -binary "$1" | base64 -w0)}
+    req PATCH "$LOC" "$TOKEN" -H 'Tus-Resumable: 1.0.0' \
+        -H 'Content-Type: application/offset+octet-stream' -H "Upload-Offset: $2" \
+        -H "Upload-Checksum: sha1 $sum" --data-binary "@$1"
+}
+# upload FILE NODE SEGMENT: the whole file in one PATCH.
+upload() {
+    create "$(stat -c %s "$1")" "$2" "$3"
+    expect_status 201
+    patch "$1" 0
+    expect_status 204
+}
+mkseg() { "$MAKE_SEGMENT" --credentials "$T/n1.cred" --spool "$T/seg" "$@"; }
+mkdir -p "$T/seg"
+
+req GET /healthz ""
+expect_status 200
+expect_contains "$OUT" '"status":"ok"'
+
+# ---- a segment applied ----
+cat >"$T/records.jsonl" <<'EOF'
+{"entity":"contact","op":"upsert","record":{"id":"c1","version":1,"given_name":"Wanjiru","email":"w@example.org","street":"Moi Ave 1","country":"KE"}}
+{"entity":"contact","op":"upsert","record":{"id":"c2","version":2,"given_name":"Otieno","country":"KE"}}
+{"entity":"organization","op":"upsert","record":{"id":"o1","version":1,"name":"Acme Ltd","country":"KE"}}
+{"entity":"contact","op":"upsert","record":{"id":"c3","given_name":"no version"}}
+EOF
+SEG1=$(mkseg --segment 1 --from 0,0 --to 2,40 <"$T/records.jsonl") || die "make_segment failed"
+[ "$(count)" = 0 ] || die "records before any upload"
+req GET /v1/receipts/1 "$TOKEN"
+expect_status 404
+expect_contains "$OUT" "not been received"
+upload "$SEG1" nairobi-1 1
+req GET /v1/receipts/1 "$TOKEN"
+expect_status 200
+cp "$OUT" "$T/receipt1"
+for want in '"node":"nairobi-1"' '"segment":1' '"status":"applied"' \
+    '"to":{"urgent":2,"ordinary":40}' '"records":4' '"applied":3' '"set_aside":1' '"reason":""'; do
+    expect_contains "$T/receipt1" "$want"
+done
+MAC=$(sed -n 's/.*"mac":"\([0-9a-f]*\)".*/\1/p' "$T/receipt1")
+WANT=$(printf 'outpost-receipt-v1\nnairobi-1\n1\napplied\n2\n40' |
+    openssl dgst -sha256 -mac HMAC -macopt "hexkey:$KEY" | sed 's/.*= //')
+[ "$MAC" = "$WANT" ] || die "receipt MAC $MAC, expected $WANT"
+[ "$(count)" = 3 ] || die "expected 3 records, got $(count)"
+HQ records --json >"$T/records.json" || die "records --json failed"
+expect_contains "$T/records.json" '{"node":"nairobi-1","entity":"contact","id":"c1","version":1,"op":"upsert","record":{'
+expect_contains "$T/records.json" '"email":"h:'
+expect_not_contains "$T/records.json" 'w@example.org'
+expect_not_contains "$T/records.json" 'Moi Ave'
+expect_exit 0 HQ set-aside --node nairobi-1
+expect_contains "$OUT" "no integer version"
+expect_exit 0 HQ receipts nairobi-1
+expect_contains "$OUT" "applied"
+
+# ---- replay: the same segment again changes nothing ----
+upload "$SEG1" nairobi-1 1
+req GET /v1/receipts/1 "$TOKEN"
+expect_status 200
+cmp -s "$OUT" "$T/receipt1" || die "replay changed the receipt: $(cat "$OUT")"
+[ "$(count)" = 3 ] || die "replay changed the records"
+expect_contains "$T/hq.log" "segment 1 replayed"
+
+# ---- bad peers ----
+SEG2=$(mkseg --segment 2 --from 2,40 <"$T/records.jsonl") || die "make_segment failed"
+SIZE2=$(stat -c %s "$SEG2")
+# 460: the checksum does not match the body; nothing stored
+create "$SIZE2" nairobi-1 2
+expect_status 201
+patch "$SEG2" 0 "$(printf 'not the bytes' | openssl dgst -sha1 -binary | base64 -w0)"
+expect_status 460
+req HEAD "$LOC" "$TOKEN" -H 'Tus-Resumable: 1.0.0'
+[ "$(header Upload-Offset)" = 0 ] || die "offset after a 460: $(header Upload-Offset)"
+# 409: a wrong offset
+patch "$SEG2" 7
+expect_status 409
+[ "$(count)" = 3 ] || die "records changed after 460/409"
+# truncated: half the bytes, never completed, nothing applied
+head -c $((SIZE2 / 2)) "$SEG2" >"$T/half"
+patch "$T/half" 0
+expect_status 204
+[ "$(header Upload-Offset)" = $((SIZE2 / 2)) ] || die "offset after half: $(header Upload-Offset)"
+req GET /v1/receipts/2 "$TOKEN"
+expect_status 404
+[ "$(count)" = 3 ] || die "a truncated upload changed the records"
+
+# forged HMAC: a complete upload that is not this node's segment
+FORGED=$(mkseg --segment 3 --from 2,40 --forge-key <"$T/records.jsonl") || die "make_segment"
+upload "$FORGED" nairobi-1 3
+req GET /v1/receipts/3 "$TOKEN"
+expect_status 404
+expect_contains "$T/hq.log" "outpost-hq: node nairobi-1 segment 3 refused:"
+# a header naming another node
+OTHER=$(mkseg --segment 4 --node-id kisumu-1 <"$T/records.jsonl") || die "make_segment"
+upload "$OTHER" nairobi-1 4
+expect_contains "$T/hq.log" "outpost-hq: node nairobi-1 segment 4 refused:"
+HQ nodes --json >"$T/nodes" || die "nodes failed"
+expect_contains "$T/nodes" '"name":"nairobi-1","region":"KE","status":"active"'
+expect_contains "$T/nodes" '"refused":2'
+expect_contains "$T/nodes" '"segments_applied":1'
+expect_contains "$T/nodes" '"name":"kisumu-1","region":"KE","status":"revoked"'
+[ "$(count)" = 3 ] || die "a forged segment changed the records"
+
+# 401: unknown token, revoked node; 403: another node's metadata; 413
+create 100 nairobi-1 5 "0000000000000000000000000000000000000000000000000000000000000000"
+expect_status 401
+[ -n "$(header WWW-Authenticate)" ] || die "401 without WWW-Authenticate"
+create 100 kisumu-1 5 "$K2_TOKEN"
+expect_status 401
+req GET /v1/receipts/1 "$K2_TOKEN"
+expect_status 401
+create 100 kisumu-1 5
+expect_status 403
+create 2000000 nairobi-1 5
+expect_status 413
+[ "$(count)" = 3 ] || die "refused requests changed the records"
+
+# ---- mailbox ----
+printf 'reference data v1\n' >"$T/ref.txt"
+expect_exit 0 HQ mailbox post nairobi-1 --kind reference "$T/ref.txt"
+[ "$(cat "$OUT")" = 1 ] || die "first mailbox seq: $(cat "$OUT")"
+expect_exit 3 HQ mailbox post nairobi-1 --kind policy "$TESTS_DIR/../schema/regions/EU-DE.yaml"
+expect_contains "$ERR" "region EU-DE"
+expect_exit 0 HQ mailbox post nairobi-1 --kind policy "$TESTS_DIR/../schema/regions/KE.yaml"
+req GET '/v1/mailbox?after=0' "$TOKEN"
+expect_status 200
+expect_contains "$OUT" '"seq":1,"kind":"reference"'
+expect_contains "$OUT" '"last":2'
+MMAC=$(sed -n 's/.*"seq":1,[^}]*"mac":"\([0-9a-f]*\)".*/\1/p' "$OUT")
+WANT=$(printf 'outpost-mailbox-v1\nnairobi-1\n1\nreference\nreference data v1\n' |
+    openssl dgst -sha256 -mac HMAC -macopt "hexkey:$KEY" | sed 's/.*= //')
+[ "$MMAC" = "$WANT" ] || die "mailbox MAC $MMAC, expected $WANT"
+req GET '/v1/mailbox?after=2' "$TOKEN"
+expect_status 200
+expect_contains "$OUT" '{"messages":[],"last":2}'
+
+req GET /metrics ""
+expect_status 200
+expect_contains "$OUT" "outpost_hq_segments_applied_total 1"
+expect_contains "$OUT" "outpost_hq_segments_refused_total 2"
+
+# ---- graceful stop ----
+kill -TERM $HPID
+rc=0
+wait $HPID || rc=$?
+[ "$rc" = 0 ] || die "outpost-hq exited $rc on SIGTERM: $(tail -5 "$T/hq.log")"
+expect_contains "$T/hq.log" "outpost-hq: stopped"
+pass

@@ -1,0 +1,363 @@
+/*
+ * Tests for sync/hq_apply.c: segments built as a node builds them
+ * (egress_project / egress_tombstone and the segment writer) applied to a
+ * temporary HQ store. Applied and replayed segments, records set aside,
+ * rejected receipts (policy hash mismatch; a record egress_verify refuses,
+ * with nothing of the segment applied) and refusals without a receipt
+ * (wrong key, wrong node, wrong segment number, revoked node).
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "egress.h"
+#include "entity.h"
+#include "hq_apply.h"
+#include "hq_store.h"
+#include "policy.h"
+#include "segment.h"
+#include "testlib.h"
+
+static char dir[256];
+static struct hq_store st;
+static struct hq_policies *pc;
+static struct policy *ke;
+static const unsigned char key1[32] = {0x11, 0x22}, tok1[32] = {1}, tok2[32] = {2};
+static const unsigned char pkey[32] = {0x5a};
+
+/* Builds segment `no` for node `node` signed with `key` from JSON lines
+ * {"entity","op","record"} under policy p (whose hash goes into the
+ * header). Writes the path to out. */
+static int build(const char *node, const unsigned char key[32], const struct policy *p, uint64_t no,
+                 const char *const *lines, char *out, size_t cap)
+{
+    struct segment_info hdr = {0};
+    snprintf(hdr.node_id, sizeof hdr.node_id, "%s", node);
+    hdr.from_urgent = 0;
+    hdr.from_ordinary = no * 10;
+    hdr.schema_version = 7;
+    memcpy(hdr.policy_hash, p->hash, sizeof hdr.policy_hash);
+    struct segment_writer *w = NULL;
+    struct op_error err;
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/spool-%s", dir, node);
+    (void)mkdir(sub, 0700);
+    if (segment_writer_new(&hdr, key, sub, no, &w, &err) < 0) {
+        fprintf(stderr, "writer: %s\n", err.msg);
+        return -1;
+    }
+    struct egress_counts counts = {0};
+    uint64_t n = 0;
+    for (size_t i = 0; lines[i]; i++) {
+        json_t *j = json_loads(lines[i], 0, NULL);
+        const char *ename = json_string_value(json_object_get(j, "entity"));
+        const char *opname = json_string_value(json_object_get(j, "op"));
+        json_t *rec = json_object_get(j, "record");
+        enum egress_op op;
+        CHECK_EQ(egress_op_parse(opname, &op), 0);
+        struct egress_record *r = NULL;
+        int rc;
+        if (op <= EGRESS_OP_DELETE)
+            rc = egress_project(p, pkey, entity_by_name(ename), rec, &r, &counts, &err);
+        else
+            rc = egress_tombstone(
+                p, entity_by_name(ename), json_string_value(json_object_get(rec, "id")),
+                json_integer_value(json_object_get(rec, "version")), op, &r, &err);
+        json_decref(j);
+        CHECK_EQ(rc, 0);
+        if (rc < 0 || !r)
+            continue;
+        CHECK_EQ(segment_writer_add(w, r, &err), 0);
+        egress_record_free(r);
+        n++;
+    }
+    if (segment_writer_finish(w, 1, no * 10 + n, &counts, out, cap, NULL, &err) < 0) {
+        fprintf(stderr, "finish: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_apply(const char *principal, const char *meta_node, const char *meta_seg,
+                     const char *path, struct hq_apply_result *res)
+{
+    struct hq_upload u = {principal, meta_node, meta_seg, path};
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = hq_apply_upload(&st, pc, &u, 1700000000000, res, &err);
+    if (rc < 0)
+        fprintf(stderr, "apply: %s\n", err.msg);
+    return rc;
+}
+
+static int add_count(void *ctx, const char *entity, uint64_t n)
+{
+    (void)entity;
+    *(uint64_t *)ctx += n;
+    return 0;
+}
+
+static uint64_t records(void)
+{
+    uint64_t n = 0;
+    CHECK_EQ(st.ops->records_count(st.impl, NULL, NULL, add_count, &n, NULL), 0);
+    return n;
+}
+
+static const char *const seg1[] = {
+    "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c1\",\"version\":1,"
+    "\"given_name\":\"Wanjiru\",\"email\":\"w@example.org\",\"street\":\"Moi Ave 1\","
+    "\"country\":\"KE\"}}",
+    "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c2\",\"version\":3,"
+    "\"given_name\":\"Otieno\",\"country\":\"KE\"}}",
+    "{\"entity\":\"organization\",\"op\":\"upsert\",\"record\":{\"id\":\"o1\",\"version\":1,"
+    "\"name\":\"Acme Ltd\",\"country\":\"KE\"}}",
+    /* no version: HQ cannot order it, so it is set aside */
+    "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c3\","
+    "\"given_name\":\"Akinyi\"}}",
+    NULL,
+};
+
+static void test_applied_and_replay(void)
+{
+    char path[1024];
+    CHECK_EQ(build("n1", key1, ke, 1, seg1, path, sizeof path), 0);
+    struct hq_apply_result res;
+    CHECK_EQ(run_apply("n1", "n1", "1", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.status, HQ_RECEIPT_APPLIED);
+    CHECK_EQ(res.receipt.records, 4);
+    CHECK_EQ(res.receipt.applied, 3);
+    CHECK_EQ(res.receipt.set_aside, 1);
+    CHECK_EQ(res.receipt.to_urgent, 1);
+    CHECK_EQ(res.receipt.to_ordinary, 14);
+    CHECK_EQ(records(), 3);
+
+    /* what HQ holds is the projection: pseudonyms, no street */
+    struct hq_node n;
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, NULL), 0);
+    CHECK_EQ(n.set_aside, 1);
+    CHECK_EQ(n.segments_applied, 1);
+
+    /* the same bytes again: a replay, the receipt as it was */
+    CHECK_EQ(run_apply("n1", "n1", "1", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REPLAY);
+    CHECK_EQ(res.receipt.applied, 3);
+    CHECK_EQ(res.receipt.set_aside, 1);
+    CHECK_EQ(records(), 3);
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, NULL), 0);
+    CHECK_EQ(n.set_aside, 1);
+}
+
+struct find {
+    const char *id;
+    char json[1024];
+};
+
+static int find_rec(void *ctx, const struct hq_record_row *r)
+{
+    struct find *f = ctx;
+    if (!strcmp(r->id, f->id))
+        snprintf(f->json, sizeof f->json, "%s", r->json);
+    return 0;
+}
+
+static void test_projection_kept(void)
+{
+    struct find f = {.id = "c1"};
+    CHECK_EQ(st.ops->records_list(st.impl, "n1", "contact", find_rec, &f, NULL), 0);
+    CHECK_CONTAINS(f.json, "\"email\":\"h:");
+    CHECK(!strstr(f.json, "street"));
+    CHECK(!strstr(f.json, "w@example.org"));
+}
+
+static void test_tombstone_then_late_upsert(void)
+{
+    static const char *const seg2[] = {
+        "{\"entity\":\"contact\",\"op\":\"erase\",\"record\":{\"id\":\"c2\",\"version\":4}}",
+        NULL,
+    };
+    static const char *const seg3[] = {
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c2\",\"version\":3,"
+        "\"given_name\":\"Otieno\"}}",
+        NULL,
+    };
+    char path[1024];
+    struct hq_apply_result res;
+    CHECK_EQ(build("n1", key1, ke, 2, seg2, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "2", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.applied, 1);
+    CHECK_EQ(records(), 2);
+    CHECK_EQ(build("n1", key1, ke, 3, seg3, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "3", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.records, 1);
+    CHECK_EQ(res.receipt.applied, 0); /* stale: the erasure stands */
+    CHECK_EQ(records(), 2);
+}
+
+static void test_rejected_policy_hash(void)
+{
+    /* the same rules, other bytes: another hash */
+    char ppath[1024];
+    struct op_error err;
+    CHECK_EQ(policy_find_file("KE", ppath, sizeof ppath, &err), 0);
+    FILE *f = fopen(ppath, "re");
+    static char buf[POLICY_MAX_BYTES];
+    size_t len = f ? fread(buf, 1, sizeof buf - 64, f) : 0;
+    if (f)
+        fclose(f);
+    len += (size_t)snprintf(buf + len, 64, "\n# edited\n");
+    struct policy *other = NULL;
+    CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &other, &err), 0);
+    if (!other)
+        fprintf(stderr, "%s\n", err.msg);
+    if (!other)
+        return;
+    CHECK(strcmp(other->hash, ke->hash) != 0);
+    char path[1024];
+    CHECK_EQ(build("n1", key1, other, 4, seg1, path, sizeof path), 0);
+    struct hq_apply_result res;
+    uint64_t before = records();
+    CHECK_EQ(run_apply("n1", "n1", "4", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
+    CHECK_EQ(res.receipt.status, HQ_RECEIPT_REJECTED);
+    CHECK_CONTAINS(res.reason, "policy hash");
+    CHECK_CONTAINS(res.reason, ke->hash);
+    CHECK_EQ(records(), before);
+    struct hq_receipt r;
+    CHECK_EQ(st.ops->receipt_get(st.impl, "n1", 4, &r, NULL), 0);
+    CHECK_EQ(r.status, HQ_RECEIPT_REJECTED);
+    policy_free(other);
+}
+
+static void test_rejected_egress_verify(void)
+{
+    /* KE's rules with contact.street exportable, stamped with KE's hash:
+     * a node whose egress was tampered with. The first record is fine and
+     * must not be applied either. */
+    char ppath[1024];
+    struct op_error err;
+    CHECK_EQ(policy_find_file("KE", ppath, sizeof ppath, &err), 0);
+    FILE *f = fopen(ppath, "re");
+    static char buf[POLICY_MAX_BYTES];
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[len] = '\0';
+    char *at = strstr(buf, "contact.street: {class: local_only");
+    CHECK(at != NULL);
+    if (!at)
+        return;
+    memcpy(strstr(at, "local_only"), "exportable", 10);
+    struct policy *forged = NULL;
+    CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &forged, &err), 0);
+    if (!forged)
+        return;
+    memcpy(forged->hash, ke->hash, sizeof forged->hash);
+    static const char *const lines[] = {
+        "{\"entity\":\"organization\",\"op\":\"upsert\",\"record\":{\"id\":\"o9\","
+        "\"version\":1,\"name\":\"Fine Ltd\"}}",
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c9\",\"version\":1,"
+        "\"street\":\"Kenyatta Ave 5\"}}",
+        NULL,
+    };
+    char path[1024];
+    CHECK_EQ(build("n1", key1, forged, 5, lines, path, sizeof path), 0);
+    uint64_t before = records();
+    struct hq_apply_result res;
+    CHECK_EQ(run_apply("n1", "n1", "5", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
+    CHECK_CONTAINS(res.reason, "record 2");
+    CHECK_CONTAINS(res.reason, "street");
+    CHECK_EQ(records(), before);
+    struct find fd = {.id = "o9"};
+    CHECK_EQ(st.ops->records_list(st.impl, NULL, NULL, find_rec, &fd, NULL), 0);
+    CHECK_STR(fd.json, "");
+    policy_free(forged);
+}
+
+static void test_refused(void)
+{
+    char path[1024];
+    struct hq_apply_result res;
+    struct hq_node n;
+    uint64_t before = records();
+    /* another key: the HMAC fails */
+    unsigned char bad[32];
+    memcpy(bad, key1, 32);
+    bad[5] ^= 1;
+    CHECK_EQ(build("n1", bad, ke, 6, seg1, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "6", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    CHECK_CONTAINS(res.reason, "HMAC");
+    CHECK_EQ(st.ops->receipt_get(st.impl, "n1", 6, &res.receipt, NULL), -ENOENT);
+    /* the header names another node */
+    CHECK_EQ(build("n2", key1, ke, 6, seg1, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "6", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    CHECK_CONTAINS(res.reason, "names node n2");
+    /* metadata segment differs from the header */
+    CHECK_EQ(build("n1", key1, ke, 7, seg1, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "8", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    /* metadata node is not the token's */
+    CHECK_EQ(run_apply("n1", "n2", "7", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    CHECK_CONTAINS(res.reason, "metadata names node 'n2'");
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, NULL), 0);
+    CHECK_EQ(n.segments_refused, 4);
+    /* not a segment at all */
+    char junk[600];
+    snprintf(junk, sizeof junk, "%s/junk", dir);
+    FILE *f = fopen(junk, "we");
+    if (f) {
+        fputs("hello", f);
+        fclose(f);
+    }
+    CHECK_EQ(run_apply("n1", "n1", "7", junk, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    /* a revoked node's completed upload is not applied */
+    CHECK_EQ(st.ops->node_revoke(st.impl, "n2", 1, NULL), 0);
+    CHECK_EQ(run_apply("n2", "n2", "6", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    CHECK_EQ(records(), before);
+    /* and segment 7, genuine, still applies afterwards */
+    CHECK_EQ(run_apply("n1", "n1", "7", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "%s/hq-apply.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir))
+        return 1;
+    char db[512], ppath[1024];
+    snprintf(db, sizeof db, "%s/hq.db", dir);
+    struct op_error err;
+    if (hq_store_sqlite_open(db, &st, &err) < 0 || hq_policies_new(&pc) < 0 ||
+        policy_find_file("KE", ppath, sizeof ppath, &err) < 0 ||
+        policy_load_file(ppath, &ke, &err) < 0) {
+        fprintf(stderr, "setup: %s\n", err.msg);
+        return 1;
+    }
+    CHECK_EQ(st.ops->node_add(st.impl, "n1", "KE", tok1, key1, 1, &err), 0);
+    CHECK_EQ(st.ops->node_add(st.impl, "n2", "KE", tok2, key1, 1, &err), 0);
+    RUN(test_applied_and_replay);
+    RUN(test_projection_kept);
+    RUN(test_tombstone_then_late_upsert);
+    RUN(test_rejected_policy_hash);
+    RUN(test_rejected_egress_verify);
+    RUN(test_refused);
+    hq_policies_free(pc);
+    policy_free(ke);
+    hq_store_close(&st);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    (void)!system(cmd);
+    return tl_report();
+}
