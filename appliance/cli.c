@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "node_policy.h"
 #include "policy.h"
 
 /* The region policy of the store cli_open_store opened last: the store
@@ -24,36 +25,26 @@ static void free_cli_policy(void)
     cli_policy = NULL;
 }
 
-/* Loads the node's region policy ($OUTPOST_POLICY, else the region's
- * profile) and sets it on the store. */
-static int load_policy(const char *cmd, struct store *s)
+/* Loads the node's region policy (node_policy.h: $OUTPOST_POLICY, else
+ * the HQ override beside the database, else the region's profile) and
+ * sets it on the store. */
+static int load_policy(const char *cmd, const char *db_path, struct store *s)
 {
     const char *region = store_region(s);
     const char *env = getenv("OUTPOST_POLICY");
-    char path[1024];
     struct op_error err;
     op_error_clear(&err);
-    if (env && *env) {
-        snprintf(path, sizeof path, "%s", env);
-    } else if (!region) {
+    if (!region && !(env && *env))
         return CLI_OK; /* not initialized yet: no rules to apply */
-    } else if (policy_find_file(region, path, sizeof path, &err) < 0) {
-        fprintf(stderr,
-                "outpost %s: no region policy for %s: %s (install it, or name a policy file "
-                "in OUTPOST_POLICY)\n",
-                cmd, region, err.msg);
-        return CLI_FAIL;
-    }
     struct policy *p = NULL;
-    int rc = policy_load_file(path, &p, &err);
+    int rc = node_policy_load(NULL, db_path, region, &p, &err);
     if (rc < 0) {
-        fprintf(stderr, "outpost %s: invalid region policy: %s\n", cmd, err.msg);
-        return CLI_FAIL;
-    }
-    if (region && strcmp(p->region, region)) {
-        fprintf(stderr, "outpost %s: %s is the policy of %s, but this node is in %s\n", cmd, path,
-                p->region, region);
-        policy_free(p);
+        if (rc != -EINVAL && !strcmp(err.field, "region"))
+            fprintf(stderr,
+                    "outpost %s: %s (install it, or name a policy file in OUTPOST_POLICY)\n", cmd,
+                    err.msg);
+        else
+            fprintf(stderr, "outpost %s: %s\n", cmd, err.msg);
         return CLI_FAIL;
     }
     if (!cli_policy)
@@ -89,7 +80,7 @@ int cli_open_store(const char *cmd, const char *path, unsigned db_flags, struct 
     store_set_actor(*out, actor, NULL);
     if (db_flags & DB_OPEN_READONLY)
         return CLI_OK; /* reads apply no collection rules */
-    int ret = load_policy(cmd, *out);
+    int ret = load_policy(cmd, path, *out);
     if (ret != CLI_OK) {
         store_close(*out);
         *out = NULL;

@@ -82,5 +82,6 @@ int cmd_retention(int argc, char **argv);
 int cmd_subject(int argc, char **argv);
 int cmd_consent(int argc, char **argv);
 int cmd_egress_report(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

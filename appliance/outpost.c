@@ -29,6 +29,7 @@ static const struct command {
     {"subject", cmd_subject, "export or erase everything held about one person"},
     {"consent", cmd_consent, "record, confirm, withdraw and check consent to contact"},
     {"egress-report", cmd_egress_report, "dry run: what would leave the node under the policy"},
+    {"status", cmd_status, "sync to HQ: backlog, spool, last sync, goodput, errors"},
 };
 
 static void usage(FILE *out)

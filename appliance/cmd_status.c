@@ -1,0 +1,180 @@
+/*
+ * `outpost status`: how far this node's sync to HQ has got, read from the
+ * database beside a running outpostd (sync_ledger_status_db): the outbox
+ * backlog and its age, the spool against its cap, the last acknowledged
+ * segment, goodput and the time to drain, why sync is stopped, errors by
+ * kind. Read-only; needs no credentials.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "sync_ledger.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: outpost status [--db PATH] [--json]\n\n"
+            "Show the state of sync to HQ as outpostd recorded it: changes queued in\n"
+            "the outbox and the age of the oldest, the spool (bytes, segments, cap;\n"
+            "an ALARM line when it is full), the last successful sync, goodput, the\n"
+            "estimated time to drain, why sync is blocked, and errors by kind.\n"
+            "Read-only; safe while outpostd runs.\n\n"
+            "  --db PATH  node database (default: $OUTPOST_DB, else %s)\n"
+            "  --json     one JSON object instead of lines\n",
+            CLI_DEFAULT_DB);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "42s", "5m", "3h", "2d" */
+static void fmt_age(char *out, size_t cap, double s)
+{
+    if (s < 0)
+        s = 0;
+    if (s < 120)
+        snprintf(out, cap, "%.0fs", s);
+    else if (s < 7200)
+        snprintf(out, cap, "%.0fm", s / 60);
+    else if (s < 172800)
+        snprintf(out, cap, "%.1fh", s / 3600);
+    else
+        snprintf(out, cap, "%.1fd", s / 86400);
+}
+
+static int print_json(const struct sync_status *s, int64_t now)
+{
+    json_t *errs = json_object();
+    for (size_t i = 0; i < s->nerrors; i++)
+        json_object_set_new(errs, s->errors[i].kind, json_integer((json_int_t)s->errors[i].n));
+    json_t *o = json_pack(
+        "{sbsssssIsIsIsIsIsbsIsIsIsIsIsIsfsfsIsssssosI}", "enabled", s->enabled, "node_id",
+        s->node_id, "region", s->region, "outbox_depth", (json_int_t)s->outbox_depth,
+        "oldest_unsent_ms", (json_int_t)s->oldest_unsent_ms, "oldest_unsent_age_s",
+        (json_int_t)(s->oldest_unsent_ms ? (now - s->oldest_unsent_ms) / 1000 : 0), "spool_bytes",
+        (json_int_t)s->spool_bytes, "spool_segments", (json_int_t)s->spool_segments, "spool_full",
+        s->spool_full, "spool_cap", (json_int_t)s->spool_cap, "acked_urgent",
+        (json_int_t)s->acked_urgent, "acked_ordinary", (json_int_t)s->acked_ordinary,
+        "next_segment", (json_int_t)s->next_segment, "segments_acked",
+        (json_int_t)s->segments_acked, "segments_rejected", (json_int_t)s->segments_rejected,
+        "goodput_bps", s->goodput_bps, "eta_s", s->eta_s, "last_sync_ms",
+        (json_int_t)s->last_sync_ms, "blocked", s->blocked, "last_error", s->last_error, "errors",
+        errs, "bytes_today", (json_int_t)s->bytes_today);
+    if (!o)
+        return CLI_FAIL;
+    json_object_set_new(o, "mailbox_after", json_integer((json_int_t)s->mailbox_after));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!text)
+        return CLI_FAIL;
+    printf("%s\n", text);
+    free(text);
+    return CLI_OK;
+}
+
+static void print_lines(const struct sync_status *s, int64_t now)
+{
+    char age[32];
+    if (!s->enabled)
+        printf("sync: not configured (no hq_credentials in outpostd's config, or outpostd "
+               "has not run with them)\n");
+    else
+        printf("sync: node %s, region %s\n", s->node_id, s->region);
+    if (s->outbox_depth > 0) {
+        fmt_age(age, sizeof age, (double)(now - s->oldest_unsent_ms) / 1000.0);
+        printf("outbox: %" PRId64 " changes queued, oldest %s old\n", s->outbox_depth, age);
+    } else {
+        printf("outbox: empty\n");
+    }
+    if (!s->enabled)
+        return;
+    printf("spool: %" PRIu64 " bytes in %" PRIu64 " segments (cap %" PRIu64 " bytes)\n",
+           s->spool_bytes, s->spool_segments, s->spool_cap);
+    if (s->spool_full)
+        printf("ALARM: sync spool full: segmenting is stopped until HQ acknowledges segments\n");
+    if (s->last_sync_ms) {
+        fmt_age(age, sizeof age, (double)(now - s->last_sync_ms) / 1000.0);
+        printf("last sync: %s ago (%" PRIu64 " segments acknowledged, %" PRIu64 " rejected)\n", age,
+               s->segments_acked, s->segments_rejected);
+    } else {
+        printf("last sync: never\n");
+    }
+    if (s->goodput_bps > 0)
+        printf("goodput: %.0f bytes/s\n", s->goodput_bps);
+    else
+        printf("goodput: unknown (nothing confirmed yet)\n");
+    if (s->eta_s >= 0) {
+        fmt_age(age, sizeof age, s->eta_s);
+        printf("time to drain: %s\n", age);
+    } else {
+        printf("time to drain: unknown\n");
+    }
+    printf("sent today: %" PRIu64 " bytes\n", s->bytes_today);
+    if (s->blocked[0])
+        printf("blocked: %s\n", s->blocked);
+    if (s->nerrors) {
+        printf("errors:");
+        for (size_t i = 0; i < s->nerrors; i++)
+            printf("%s %s %" PRIu64, i ? "," : "", s->errors[i].kind, s->errors[i].n);
+        printf("\n");
+    }
+    if (s->last_error[0])
+        printf("last error: %s\n", s->last_error);
+}
+
+int cmd_status(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db_opt = NULL;
+    int json = 0;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db_opt = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("status", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
+    const char *path = cli_db_path(db_opt);
+    struct sync_status s;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = sync_ledger_status_db(path, &s, &err);
+    if (rc < 0) {
+        fprintf(stderr, "outpost status: %s\n", err.msg[0] ? err.msg : "cannot read the database");
+        return CLI_FAIL;
+    }
+    int64_t now = wall_ms();
+    if (json)
+        return print_json(&s, now);
+    print_lines(&s, now);
+    return CLI_OK;
+}
