@@ -21,6 +21,7 @@
 #include "db.h"
 #include "entity.h"
 #include "metrics.h"
+#include "node_policy.h"
 #include "policy.h"
 #include "retention.h"
 #include "store.h"
@@ -64,6 +65,8 @@ struct api {
     struct auth_limiter *limiter;
     pthread_mutex_t limiter_lock;
     struct metrics *metrics;
+    const struct sync_status *(*sync_get)(void *ctx); /* /metrics sync figures; may be NULL */
+    void *sync_ctx;
     struct http_server *server;
     uint64_t started_ms;
     unsigned pending;
@@ -1376,6 +1379,7 @@ static void after_job(uv_work_t *w, int status)
             .open_connections = a->server ? http_server_connections(a->server) : 0,
             .db_bytes = db_bytes(a->db_path),
             .uptime_s = (uint64_t)(wall_ms() - (int64_t)a->started_ms) / 1000u,
+            .sync = a->sync_get ? a->sync_get(a->sync_ctx) : NULL,
         };
         free(j->resp);
         j->resp = NULL;
@@ -1527,35 +1531,12 @@ static void conn_close(struct conn *c)
 }
 
 /* The node's region policy: opt.policy_file, else $OUTPOST_POLICY, else
- * the profile of the writer store's region. */
+ * the HQ override beside the database, else the profile of the writer
+ * store's region (node_policy.h). */
 static int load_policy(struct api *a, struct policy **out, struct op_error *err)
 {
-    char path[1024];
-    const char *env = getenv("OUTPOST_POLICY");
-    const char *region = store_region(a->writer.store);
-    if (a->opt.policy_file && *a->opt.policy_file) {
-        snprintf(path, sizeof path, "%s", a->opt.policy_file);
-    } else if (env && *env) {
-        snprintf(path, sizeof path, "%s", env);
-    } else {
-        struct op_error e2;
-        int rc = policy_find_file(region, path, sizeof path, &e2);
-        if (rc < 0)
-            return op_error_set(err, rc, NULL, "no region policy for %s: %s", region, e2.msg);
-    }
-    struct policy *p = NULL;
-    struct op_error e2;
-    int rc = policy_load_file(path, &p, &e2);
-    if (rc < 0)
-        return op_error_set(err, rc, NULL, "invalid region policy: %s", e2.msg);
-    if (strcmp(p->region, region)) {
-        rc = op_error_set(err, -EINVAL, NULL, "%s is the policy of %s, but this node is in %s",
-                          path, p->region, region);
-        policy_free(p);
-        return rc;
-    }
-    *out = p;
-    return 0;
+    return node_policy_load(a->opt.policy_file, a->opt.db_path, store_region(a->writer.store), out,
+                            err);
 }
 
 int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, struct op_error *err)
@@ -1636,6 +1617,12 @@ void api_set_options(struct api *a, unsigned session_ttl_s, int log_requests)
     a->opt.session_ttl_s = session_ttl_s;
     pthread_mutex_unlock(&a->writer_lock);
     a->opt.log_requests = log_requests;
+}
+
+void api_set_sync_source(struct api *a, const struct sync_status *(*get)(void *ctx), void *ctx)
+{
+    a->sync_get = get;
+    a->sync_ctx = ctx;
 }
 
 unsigned api_pending(const struct api *a)

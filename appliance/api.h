@@ -63,6 +63,12 @@ const char *api_policy_hash(const struct api *a);
 typedef void (*api_retention_cb)(void *ctx, int rc, uint64_t purged, const struct op_error *err);
 int api_run_retention(struct api *a, api_retention_cb done, void *ctx);
 
+/* Where /metrics gets the sync figures: get(ctx) returns the status as
+ * of the uplink's last ledger job, or NULL (no outpost_sync_* series).
+ * Called on the loop thread; NULL get turns it off. */
+struct sync_status;
+void api_set_sync_source(struct api *a, const struct sync_status *(*get)(void *ctx), void *ctx);
+
 /* Requests currently queued or running on the thread pool. */
 unsigned api_pending(const struct api *a);
 

@@ -7,13 +7,24 @@
  */
 #include "config.h"
 
+#include "sync_sched.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-enum key_type { KEY_PATH, KEY_TEXT, KEY_UINT, KEY_BOOL };
+enum key_type {
+    KEY_PATH,
+    KEY_TEXT,
+    KEY_UINT,
+    KEY_BOOL,
+    KEY_SIZE,  /* uint64_t bytes with an optional unit (sync_size_parse) */
+    KEY_RATE,  /* uint64_t bytes/s, bit units allowed */
+    KEY_WINDOW /* text, a valid sync window */
+};
 
 struct key_def {
     const char *name;
@@ -53,6 +64,28 @@ static const struct key_def keys[] = {
      "threads running database work (each with its own read connection)"},
     {"log_requests", KEY_BOOL, FIELD(log_requests), 0, 0, "true",
      "one log line per request on stderr"},
+    {"hq_credentials", KEY_PATH, FIELD(hq_credentials), 0, 0, "",
+     "the node's HQ credentials file (from 'outpost-hq node add', mode 0600); empty: sync off"},
+    {"hq_url", KEY_TEXT, FIELD(hq_url), 0, 0, "",
+     "HQ base URL (https://hq.example:8443); empty: the one in the credentials file"},
+    {"hq_ca_file", KEY_PATH, FIELD(hq_ca_file), 0, 0, "",
+     "PEM bundle to trust for HQ's certificate; empty: the system store"},
+    {"hq_insecure_tls", KEY_BOOL, FIELD(hq_insecure_tls), 0, 0, "false",
+     "do not verify HQ's TLS certificate: for tests only, never in the field"},
+    {"spool_dir", KEY_PATH, FIELD(spool_dir), 0, 0, "",
+     "where segments wait for upload; empty: 'spool' beside the database"},
+    {"spool_max_bytes", KEY_SIZE, FIELD(spool_max_bytes), 65536, 1UL << 40, "256MiB",
+     "spool cap: segmenting stops (ALARM in the log and /metrics) when it is full"},
+    {"segment_bytes", KEY_SIZE, FIELD(segment_bytes), 4096, 64UL << 20, "480KB",
+     "target compressed size of one segment (about a minute at 64 kbit/s)"},
+    {"sync_interval_ms", KEY_UINT, FIELD(sync_interval_ms), 100, 86400000, "10000",
+     "how often to look for new changes and poll HQ's mailbox"},
+    {"sync_bandwidth", KEY_RATE, FIELD(sync_bandwidth), 0, 1UL << 40, "0",
+     "upload cap in bytes/s (units: KB, KiB, kbit, Mbit...; 64kbit = 8000); 0: no cap"},
+    {"sync_window", KEY_WINDOW, FIELD(sync_window), 0, 0, "",
+     "local time when sync may run, HH:MM-HH:MM (may wrap midnight); empty: any time"},
+    {"sync_daily_bytes", KEY_SIZE, FIELD(sync_daily_bytes), 0, 1UL << 50, "0",
+     "upload bytes per UTC day (e.g. 50MB); 0: unlimited"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -90,6 +123,30 @@ static int set_value(struct outpostd_config *c, const struct key_def *k, const c
                                 "%s: %s: expected a whole number from %lu to %lu, got '%s'", where,
                                 k->name, k->min, k->max, value);
         *(unsigned *)(void *)dst = (unsigned)v;
+        return 0;
+    }
+    case KEY_SIZE:
+    case KEY_RATE: {
+        uint64_t v = 0;
+        struct op_error e;
+        op_error_clear(&e);
+        if (sync_size_parse(value, k->type == KEY_RATE, &v, &e) < 0)
+            return op_error_set(err, -EINVAL, k->name, "%s: %s: %s", where, k->name, e.msg);
+        if (v < k->min || v > k->max)
+            return op_error_set(err, -EINVAL, k->name,
+                                "%s: %s: expected %lu to %lu bytes, got '%s' (%llu)", where,
+                                k->name, k->min, k->max, value, (unsigned long long)v);
+        *(uint64_t *)(void *)dst = v;
+        return 0;
+    }
+    case KEY_WINDOW: {
+        struct sync_window w;
+        struct op_error e;
+        op_error_clear(&e);
+        if (strlen(value) >= k->size || sync_window_parse(value, &w, &e) < 0)
+            return op_error_set(err, -EINVAL, k->name, "%s: %s: %s", where, k->name,
+                                e.msg[0] ? e.msg : "expected HH:MM-HH:MM");
+        memcpy(dst, value, strlen(value) + 1);
         return 0;
     }
     case KEY_BOOL:
@@ -192,9 +249,10 @@ int config_load_file(struct outpostd_config *c, const char *path, struct op_erro
     if (rc == 0) {
         rc = config_check(&next, err);
         if (rc < 0) {
-            char why[sizeof err->msg];
+            char why[sizeof err->msg], field[sizeof err->field];
             snprintf(why, sizeof why, "%s", err ? err->msg : "");
-            op_error_set(err, rc, err ? err->field : NULL, "%s: %s", path, why);
+            snprintf(field, sizeof field, "%s", err ? err->field : "");
+            op_error_set(err, rc, field, "%s: %s", path, why);
         }
     }
     if (rc == 0)
@@ -209,6 +267,10 @@ int config_check(const struct outpostd_config *c, struct op_error *err)
                             "tls_cert and tls_key must be set together");
     if (!c->db[0])
         return op_error_set(err, -EINVAL, "db", "db: the database path is empty");
+    if (c->hq_url[0] && strncasecmp(c->hq_url, "https://", 8) &&
+        strncasecmp(c->hq_url, "http://", 7))
+        return op_error_set(err, -EINVAL, "hq_url",
+                            "hq_url: expected an http:// or https:// URL, got '%.80s'", c->hq_url);
     return 0;
 }
 
@@ -227,6 +289,7 @@ void config_print(FILE *out, const struct outpostd_config *c)
         switch (keys[i].type) {
         case KEY_PATH:
         case KEY_TEXT:
+        case KEY_WINDOW:
             fprintf(out, "%s = %s\n", keys[i].name, p);
             break;
         case KEY_UINT:
@@ -235,6 +298,11 @@ void config_print(FILE *out, const struct outpostd_config *c)
         case KEY_BOOL:
             fprintf(out, "%s = %s\n", keys[i].name,
                     *(const int *)(const void *)p ? "true" : "false");
+            break;
+        case KEY_SIZE:
+        case KEY_RATE:
+            fprintf(out, "%s = %llu\n", keys[i].name,
+                    (unsigned long long)*(const uint64_t *)(const void *)p);
             break;
         }
     }

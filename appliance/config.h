@@ -8,6 +8,7 @@
 #ifndef OUTPOST_CONFIG_H
 #define OUTPOST_CONFIG_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "op_error.h"
@@ -29,6 +30,19 @@ struct outpostd_config {
     unsigned session_ttl_s;
     unsigned workers;
     int log_requests;
+
+    /* sync to HQ (docs/UPLINK.md); off while hq_credentials is empty */
+    char hq_url[2048];
+    char hq_credentials[CONFIG_PATH_MAX];
+    char hq_ca_file[CONFIG_PATH_MAX];
+    int hq_insecure_tls;
+    char spool_dir[CONFIG_PATH_MAX]; /* "": <directory of db>/spool */
+    uint64_t spool_max_bytes;
+    uint64_t segment_bytes;
+    unsigned sync_interval_ms;
+    uint64_t sync_bandwidth;   /* bytes/s, 0 = no cap */
+    char sync_window[16];      /* "" or HH:MM-HH:MM (validated) */
+    uint64_t sync_daily_bytes; /* 0 = unlimited */
 };
 
 /* Fills c with every default. */
@@ -44,7 +58,7 @@ int config_set(struct outpostd_config *c, const char *key, const char *value, co
  * *c is unchanged and err says "FILE:LINE: key: problem". */
 int config_load_file(struct outpostd_config *c, const char *path, struct op_error *err);
 
-/* Cross-key checks (TLS cert and key both or neither). */
+/* Cross-key checks (TLS cert and key both or neither; hq_url is http(s)). */
 int config_check(const struct outpostd_config *c, struct op_error *err);
 
 /* Prints every key with its default and description, as the file format. */

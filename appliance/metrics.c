@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "sync_ledger.h"
 
 static const double bucket_ms[] = {0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500};
 #define NBUCKETS (sizeof bucket_ms / sizeof bucket_ms[0])
@@ -124,6 +127,74 @@ static void out_add(struct outbuf *o, const char *fmt, ...)
     }
 }
 
+/* The outpost_sync_* gauges (docs/UPLINK.md lists them). */
+static void render_sync(struct outbuf *o, const struct sync_status *s, int64_t now_ms)
+{
+    if (!now_ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+    double oldest = s->oldest_unsent_ms > 0 && now_ms > s->oldest_unsent_ms
+                        ? (double)(now_ms - s->oldest_unsent_ms) / 1000.0
+                        : 0.0;
+    out_add(o,
+            "# HELP outpost_sync_outbox_depth Changes waiting in the outbox for HQ.\n"
+            "# TYPE outpost_sync_outbox_depth gauge\n"
+            "outpost_sync_outbox_depth %lld\n"
+            "# HELP outpost_sync_oldest_unsent_seconds Age of the oldest change HQ has not "
+            "acknowledged.\n"
+            "# TYPE outpost_sync_oldest_unsent_seconds gauge\n"
+            "outpost_sync_oldest_unsent_seconds %.3f\n"
+            "# HELP outpost_sync_spool_bytes Bytes of segments waiting in the spool.\n"
+            "# TYPE outpost_sync_spool_bytes gauge\n"
+            "outpost_sync_spool_bytes %llu\n"
+            "# HELP outpost_sync_spool_segments Segments waiting in the spool.\n"
+            "# TYPE outpost_sync_spool_segments gauge\n"
+            "outpost_sync_spool_segments %llu\n"
+            "# HELP outpost_sync_spool_full 1 when the spool cap stops segmenting (alarm).\n"
+            "# TYPE outpost_sync_spool_full gauge\n"
+            "outpost_sync_spool_full %d\n"
+            "# HELP outpost_sync_blocked 1 when sync is stopped (rejected segment, region "
+            "mismatch); see 'outpost status'.\n"
+            "# TYPE outpost_sync_blocked gauge\n"
+            "outpost_sync_blocked %d\n"
+            "# HELP outpost_sync_last_success_timestamp_seconds When HQ's last receipt was "
+            "applied (Unix time); 0 never.\n"
+            "# TYPE outpost_sync_last_success_timestamp_seconds gauge\n"
+            "outpost_sync_last_success_timestamp_seconds %.3f\n"
+            "# HELP outpost_sync_goodput_bytes_per_second Upload bytes/s confirmed by HQ, "
+            "smoothed.\n"
+            "# TYPE outpost_sync_goodput_bytes_per_second gauge\n"
+            "outpost_sync_goodput_bytes_per_second %.1f\n"
+            "# HELP outpost_sync_eta_seconds Estimated time to drain the backlog; -1 unknown.\n"
+            "# TYPE outpost_sync_eta_seconds gauge\n"
+            "outpost_sync_eta_seconds %.1f\n"
+            "# HELP outpost_sync_bytes_today Upload bytes sent this UTC day.\n"
+            "# TYPE outpost_sync_bytes_today gauge\n"
+            "outpost_sync_bytes_today %llu\n"
+            "# HELP outpost_sync_errors_total Sync errors by kind.\n"
+            "# TYPE outpost_sync_errors_total counter\n",
+            (long long)s->outbox_depth, oldest, (unsigned long long)s->spool_bytes,
+            (unsigned long long)s->spool_segments, s->spool_full ? 1 : 0, s->blocked[0] ? 1 : 0,
+            (double)s->last_sync_ms / 1000.0, s->goodput_bps, s->eta_s,
+            (unsigned long long)s->bytes_today);
+    size_t n = s->nerrors < 16 ? s->nerrors : 16;
+    for (size_t i = 0; i < n; i++) {
+        /* kinds are the daemon's own words; keep only label-safe bytes */
+        char kind[sizeof s->errors[i].kind];
+        size_t k = 0;
+        for (size_t c = 0; c < sizeof kind - 1 && s->errors[i].kind[c]; c++) {
+            char ch = s->errors[i].kind[c];
+            if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')
+                kind[k++] = ch;
+        }
+        kind[k] = '\0';
+        out_add(o, "outpost_sync_errors_total{kind=\"%s\"} %llu\n", kind,
+                (unsigned long long)s->errors[i].n);
+    }
+}
+
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char **out, size_t *len)
 {
     struct outbuf o = {malloc(4096), 0, 4096, 0};
@@ -166,6 +237,8 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
             "# TYPE outpost_uptime_seconds gauge\n"
             "outpost_uptime_seconds %llu\n",
             g->open_connections, (unsigned long long)g->db_bytes, (unsigned long long)g->uptime_s);
+    if (g->sync)
+        render_sync(&o, g->sync, g->now_ms);
     if (o.failed) {
         free(o.p);
         return -ENOMEM;

@@ -15,11 +15,17 @@
 #define METRICS_MAX_SERIES 256
 
 struct metrics;
+struct sync_status;
 
 struct metrics_gauges {
     unsigned open_connections;
     uint64_t db_bytes; /* database file plus its WAL */
     uint64_t uptime_s;
+    /* sync to HQ as of the uplink's last ledger job (sync_ledger.h); NULL
+     * when sync is off or has no figures yet: the outpost_sync_* series
+     * are then left out */
+    const struct sync_status *sync;
+    int64_t now_ms; /* Unix ms for the ages; 0: the clock */
 };
 
 struct metrics *metrics_new(void);

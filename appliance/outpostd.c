@@ -17,8 +17,10 @@
 #include "config.h"
 #include "db.h"
 #include "http_server.h"
+#include "node_credentials.h"
 #include "outpost_config.h"
 #include "sd_notify.h"
+#include "uplink.h"
 
 struct daemon {
     uv_loop_t *loop;
@@ -32,6 +34,9 @@ struct daemon {
     uv_timer_t watchdog;
     int watchdog_on;
     uv_timer_t retention; /* daily purge of what the region policy says is past its limit */
+    struct node_credentials cred;
+    struct uplink *uplink; /* sync to HQ; NULL when hq_credentials is empty */
+    int stops_pending;     /* the HTTP server and the uplink stop in parallel */
     int stopping;
 };
 
@@ -179,7 +184,10 @@ static void close_cb(uv_handle_t *h)
 static void stopped(void *arg)
 {
     struct daemon *d = arg;
+    if (--d->stops_pending > 0)
+        return;
     d->server = NULL;
+    d->uplink = NULL;
     uv_close((uv_handle_t *)&d->sigterm, close_cb);
     uv_close((uv_handle_t *)&d->sigint, close_cb);
     uv_close((uv_handle_t *)&d->sighup, close_cb);
@@ -195,7 +203,71 @@ static void begin_stop(struct daemon *d, const char *why)
     d->stopping = 1;
     fprintf(stderr, "outpostd: %s: stopping; finishing in-flight requests\n", why);
     (void)sd_notify_send("STOPPING=1");
+    d->stops_pending = d->uplink ? 2 : 1;
+    if (d->uplink) {
+        api_set_sync_source(d->api, NULL, NULL);
+        uplink_stop(d->uplink, stopped, d);
+    }
     http_server_stop(d->server, stopped, d);
+}
+
+static const struct sync_status *sync_source(void *ctx)
+{
+    struct daemon *d = ctx;
+    return uplink_status(d->uplink);
+}
+
+/* A policy from HQ's mailbox was stored beside the database: the API
+ * takes it as a SIGHUP would (the uplink reloads the ledger's copy). */
+static void policy_from_hq(void *ctx)
+{
+    struct daemon *d = ctx;
+    struct op_error err;
+    op_error_clear(&err);
+    if (api_reload_policy(d->api, &err) < 0)
+        fprintf(stderr, "outpostd: policy from HQ refused, keeping the running policy: %s\n",
+                err.msg);
+    else
+        fprintf(stderr, "outpostd: region policy from HQ in force (sha256 %s)\n",
+                api_policy_hash(d->api));
+}
+
+/* Sync starts when hq_credentials is set; a credentials file that cannot
+ * be used is a configuration error (exit 2), not a silent offline node. */
+static int start_sync(struct daemon *d, struct op_error *err)
+{
+    const struct outpostd_config *c = &d->cfg;
+    if (!c->hq_credentials[0]) {
+        fprintf(stderr, "outpostd: sync: not configured (hq_credentials is empty)\n");
+        return 0;
+    }
+    int rc = node_credentials_load(c->hq_credentials, &d->cred, err);
+    if (rc < 0)
+        return rc;
+    struct uplink_config uc = {
+        .db_path = c->db,
+        .spool_dir = c->spool_dir,
+        .cred = &d->cred,
+        .hq_url = c->hq_url,
+        .ca_file = c->hq_ca_file[0] ? c->hq_ca_file : NULL,
+        .insecure_tls = c->hq_insecure_tls,
+        .spool_max_bytes = c->spool_max_bytes,
+        .segment_bytes = c->segment_bytes,
+        .interval_ms = c->sync_interval_ms,
+        .bandwidth_bps = c->sync_bandwidth,
+        .window = c->sync_window,
+        .daily_bytes = c->sync_daily_bytes,
+        .policy_changed = policy_from_hq,
+        .ctx = d,
+    };
+    if (c->hq_insecure_tls)
+        fprintf(stderr, "outpostd: sync: WARNING: hq_insecure_tls is on; HQ's certificate is not "
+                        "checked (tests only)\n");
+    rc = uplink_start(d->loop, &uc, &d->uplink, err);
+    if (rc < 0)
+        return rc;
+    api_set_sync_source(d->api, sync_source, d);
+    return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -214,6 +286,18 @@ static void on_signal(uv_signal_t *h, int signum)
                 strcmp(before.tls_cert, d->cfg.tls_cert) || d->cfg.workers != before.workers)
                 fprintf(stderr, "outpostd: listen, db, tls and workers changes take effect "
                                 "after a restart\n");
+            if (strcmp(before.hq_credentials, d->cfg.hq_credentials) ||
+                strcmp(before.hq_url, d->cfg.hq_url) ||
+                strcmp(before.hq_ca_file, d->cfg.hq_ca_file) ||
+                strcmp(before.spool_dir, d->cfg.spool_dir) ||
+                strcmp(before.sync_window, d->cfg.sync_window) ||
+                before.hq_insecure_tls != d->cfg.hq_insecure_tls ||
+                before.spool_max_bytes != d->cfg.spool_max_bytes ||
+                before.segment_bytes != d->cfg.segment_bytes ||
+                before.sync_interval_ms != d->cfg.sync_interval_ms ||
+                before.sync_bandwidth != d->cfg.sync_bandwidth ||
+                before.sync_daily_bytes != d->cfg.sync_daily_bytes)
+                fprintf(stderr, "outpostd: sync settings take effect after a restart\n");
             api_set_options(d->api, d->cfg.session_ttl_s, d->cfg.log_requests);
             fprintf(stderr, "outpostd: configuration reloaded\n");
         }
@@ -224,6 +308,7 @@ static void on_signal(uv_signal_t *h, int signum)
         else
             fprintf(stderr, "outpostd: region policy reloaded (sha256 %s)\n",
                     api_policy_hash(d->api));
+        uplink_reload_policy(d->uplink);
         (void)sd_notify_send("READY=1");
         return;
     }
@@ -288,6 +373,13 @@ int main(int argc, char **argv)
         return 1;
     }
     api_set_server(d.api, d.server);
+    if (start_sync(&d, &err) < 0) {
+        fprintf(stderr, "outpostd: sync: %s\n", err.msg);
+        http_server_stop(d.server, NULL, NULL);
+        uv_run(d.loop, UV_RUN_DEFAULT);
+        api_free(d.api);
+        return 2;
+    }
 
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);

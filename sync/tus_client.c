@@ -61,6 +61,15 @@ struct job {
     unsigned mismatches;   /* consecutive 460s */
 };
 
+/* A queued or running GET. */
+struct get_req {
+    struct get_req *next;
+    char *url;
+    size_t max_body;
+    tus_get_cb done;
+    void *ctx;
+};
+
 struct tus_client {
     uv_loop_t *loop;
     char *endpoint;
@@ -97,6 +106,16 @@ struct tus_client {
     size_t body_len;
     char errbuf[CURL_ERROR_SIZE];
 
+    /* GETs: their own easy handle on the same multi handle, one at a time */
+    CURL *get_easy;
+    uv_timer_t get_timer; /* starts the next GET from the loop */
+    struct get_req *gcur, *ghead, *gtail;
+    struct curl_slist *ghdrs;
+    char *gbody;
+    size_t gbody_len, gbody_cap;
+    int gbody_over;
+    char gerrbuf[CURL_ERROR_SIZE];
+
     struct tus_client_stats st;
     uint64_t rng_state;
     int stopping;
@@ -106,6 +125,8 @@ struct tus_client {
 
 static void next_step(struct tus_client *c);
 static void schedule(struct tus_client *c, uint64_t delay_ms);
+static void on_get_done(struct tus_client *c, CURLcode res);
+static void next_get(uv_timer_t *t);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -182,6 +203,7 @@ static void on_handle_closed(uv_handle_t *h)
     void (*cb)(void *) = c->stop_cb;
     void *ctx = c->stop_ctx;
     free(c->buf);
+    free(c->gbody);
     free(c->endpoint);
     free(c->auth_hdr);
     free(c->ca_file);
@@ -381,40 +403,57 @@ static int add_hdr(struct tus_client *c, const char *h)
     return 0;
 }
 
-#define SET(opt, val)                                                                              \
+#define SET_ON(e, opt, val)                                                                        \
     do {                                                                                           \
-        if (curl_easy_setopt(c->easy, opt, val) != CURLE_OK)                                       \
+        if (curl_easy_setopt(e, opt, val) != CURLE_OK)                                             \
             return op_error_set(err, -EINVAL, #opt, "cannot set curl option %s", #opt);            \
     } while (0)
+#define SET(opt, val) SET_ON(c->easy, opt, val)
+
+/* What every request shares, uploads and GETs alike: protocols, TLS,
+ * timeouts, the stall limit and the Authorization header. */
+static int set_shared(struct tus_client *c, CURL *e, const char *url, char *errbuf,
+                      struct curl_slist **hdrs, struct op_error *err)
+{
+    SET_ON(e, CURLOPT_URL, url);
+    SET_ON(e, CURLOPT_PRIVATE, c);
+    SET_ON(e, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SET_ON(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SET_ON(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    SET_ON(e, CURLOPT_FOLLOWLOCATION, 0L);
+    SET_ON(e, CURLOPT_ERRORBUFFER, errbuf);
+    SET_ON(e, CURLOPT_CONNECTTIMEOUT_MS, c->cfg.connect_timeout_ms);
+    SET_ON(e, CURLOPT_LOW_SPEED_LIMIT, c->cfg.stall_bytes_per_s);
+    SET_ON(e, CURLOPT_LOW_SPEED_TIME, c->cfg.stall_seconds);
+    SET_ON(e, CURLOPT_SSL_VERIFYPEER, c->cfg.insecure_skip_verify ? 0L : 1L);
+    SET_ON(e, CURLOPT_SSL_VERIFYHOST, c->cfg.insecure_skip_verify ? 0L : 2L);
+    SET_ON(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (c->ca_file)
+        SET_ON(e, CURLOPT_CAINFO, c->ca_file);
+    if (c->auth_hdr) {
+        struct curl_slist *n = curl_slist_append(*hdrs, c->auth_hdr);
+        if (!n)
+            return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
+        *hdrs = n;
+    }
+    return 0;
+}
 
 static int set_common(struct tus_client *c, const char *url, struct op_error *err)
 {
-    SET(CURLOPT_URL, url);
-    SET(CURLOPT_PRIVATE, c);
-    SET(CURLOPT_NOSIGNAL, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    SET(CURLOPT_FOLLOWLOCATION, 0L);
-    SET(CURLOPT_ERRORBUFFER, c->errbuf);
+    int rc = set_shared(c, c->easy, url, c->errbuf, &c->hdrs, err);
+    if (rc < 0)
+        return rc;
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, c);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, c);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, c->cfg.connect_timeout_ms);
-    SET(CURLOPT_LOW_SPEED_LIMIT, c->cfg.stall_bytes_per_s);
-    SET(CURLOPT_LOW_SPEED_TIME, c->cfg.stall_seconds);
     if (c->cfg.max_send_bps)
         SET(CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)c->cfg.max_send_bps);
-    SET(CURLOPT_SSL_VERIFYPEER, c->cfg.insecure_skip_verify ? 0L : 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, c->cfg.insecure_skip_verify ? 0L : 2L);
-    SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    if (c->ca_file)
-        SET(CURLOPT_CAINFO, c->ca_file);
-    if (add_hdr(c, "Tus-Resumable: 1.0.0") || add_hdr(c, "Expect:") ||
-        (c->auth_hdr && add_hdr(c, c->auth_hdr)))
+    if (add_hdr(c, "Tus-Resumable: 1.0.0") || add_hdr(c, "Expect:"))
         return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
     return 0;
 }
@@ -869,9 +908,14 @@ static void check_multi_info(struct tus_client *c)
         if (m->msg != CURLMSG_DONE)
             continue;
         CURLcode res = m->data.result;
-        (void)curl_multi_remove_handle(c->multi, m->easy_handle);
-        if (c->req != REQ_NONE && c->cur)
+        CURL *easy = m->easy_handle;
+        (void)curl_multi_remove_handle(c->multi, easy);
+        if (easy == c->get_easy) {
+            if (c->gcur)
+                on_get_done(c, res);
+        } else if (c->req != REQ_NONE && c->cur) {
             on_request_done(c, res);
+        }
     }
 }
 
@@ -936,6 +980,162 @@ static void schedule(struct tus_client *c, uint64_t delay_ms)
      * or a curl callback; a failure to arm a timer cannot happen with a
      * valid handle, so the result is ignored on purpose. */
     (void)uv_timer_start(&c->step_timer, on_step_timer, delay_ms, 0);
+}
+
+/* ---- GETs ------------------------------------------------------------- */
+
+static void free_get(struct get_req *g)
+{
+    if (!g)
+        return;
+    free(g->url);
+    free(g);
+}
+
+static size_t on_get_body(char *data, size_t size, size_t n, void *userp)
+{
+    struct tus_client *c = userp;
+    size_t len = size * n;
+    size_t max = c->gcur->max_body;
+    if (len > max - c->gbody_len) {
+        c->gbody_over = 1;
+        return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    }
+    if (c->gbody_len + len + 1 > c->gbody_cap) {
+        size_t cap = c->gbody_cap ? c->gbody_cap : 4096;
+        while (cap < c->gbody_len + len + 1)
+            cap *= 2;
+        if (cap > max + 1)
+            cap = max + 1;
+        char *nb = realloc(c->gbody, cap);
+        if (!nb)
+            return 0;
+        c->gbody = nb;
+        c->gbody_cap = cap;
+    }
+    memcpy(c->gbody + c->gbody_len, data, len);
+    c->gbody_len += len;
+    c->gbody[c->gbody_len] = '\0';
+    return len;
+}
+
+static int start_get(struct tus_client *c, struct op_error *err)
+{
+    struct get_req *g = c->gcur;
+    curl_easy_reset(c->get_easy);
+    curl_slist_free_all(c->ghdrs);
+    c->ghdrs = NULL;
+    c->gbody_len = 0;
+    c->gbody_over = 0;
+    if (c->gbody)
+        c->gbody[0] = '\0';
+    c->gerrbuf[0] = '\0';
+    int rc = set_shared(c, c->get_easy, g->url, c->gerrbuf, &c->ghdrs, err);
+    if (rc < 0)
+        return rc;
+    struct curl_slist *n = curl_slist_append(c->ghdrs, "Accept: application/json");
+    if (!n)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
+    c->ghdrs = n;
+    SET_ON(c->get_easy, CURLOPT_HTTPGET, 1L);
+    SET_ON(c->get_easy, CURLOPT_WRITEFUNCTION, on_get_body);
+    SET_ON(c->get_easy, CURLOPT_WRITEDATA, c);
+    SET_ON(c->get_easy, CURLOPT_HTTPHEADER, c->ghdrs);
+    if (curl_multi_add_handle(c->multi, c->get_easy) != CURLM_OK)
+        return op_error_set(err, -ENOMEM, NULL, "curl_multi_add_handle failed");
+    return 0;
+}
+
+/* Ends the current GET (the callback may stop the client or queue more). */
+static void finish_get(struct tus_client *c, int status, const struct op_error *e)
+{
+    struct get_req *g = c->gcur;
+    c->gcur = NULL;
+    int ok = status > 0;
+    g->done(g->ctx, status, ok && c->gbody ? c->gbody : "", ok ? c->gbody_len : 0, e);
+    free_get(g);
+    if (!c->stopping && c->ghead)
+        (void)uv_timer_start(&c->get_timer, next_get, 0, 0);
+}
+
+static void next_get(uv_timer_t *t)
+{
+    struct tus_client *c = t->data;
+    if (c->stopping || c->gcur || !c->ghead)
+        return;
+    c->gcur = c->ghead;
+    c->ghead = c->gcur->next;
+    if (!c->ghead)
+        c->gtail = NULL;
+    c->gcur->next = NULL;
+    struct op_error e;
+    op_error_clear(&e);
+    if (start_get(c, &e) < 0)
+        finish_get(c, e.code, &e);
+}
+
+static void on_get_done(struct tus_client *c, CURLcode res)
+{
+    struct get_req *g = c->gcur;
+    struct op_error e;
+    op_error_clear(&e);
+    long code = 0;
+    (void)curl_easy_getinfo(c->get_easy, CURLINFO_RESPONSE_CODE, &code);
+    if (c->gbody_over) {
+        op_error_set(&e, -EFBIG, "body", "GET %s: answer longer than %zu bytes", g->url,
+                     g->max_body);
+        finish_get(c, -EFBIG, &e);
+        return;
+    }
+    if (res != CURLE_OK) {
+        const char *detail = c->gerrbuf[0] ? c->gerrbuf : curl_easy_strerror(res);
+        if (is_cert_error(res))
+            op_error_set(&e, -EPERM, "tls", "GET %s: TLS certificate not trusted: %s", g->url,
+                         detail);
+        else if (res == CURLE_UNSUPPORTED_PROTOCOL || res == CURLE_URL_MALFORMAT)
+            op_error_set(&e, -EINVAL, "url", "GET %s: %s", g->url, detail);
+        else if (res == CURLE_WRITE_ERROR)
+            op_error_set(&e, -ENOMEM, "body", "GET %s: out of memory for the answer", g->url);
+        else
+            op_error_set(&e, -EAGAIN, "network", "GET %s: %s", g->url, detail);
+        finish_get(c, e.code, &e);
+        return;
+    }
+    finish_get(c, (int)code, NULL);
+}
+
+int tus_client_get(struct tus_client *c, const char *url, size_t max_body, tus_get_cb done,
+                   void *ctx, struct op_error *err)
+{
+    if (!c || !url || !done)
+        return op_error_set(err, -EINVAL, NULL, "tus_client_get: url and done required");
+    if (c->stopping)
+        return op_error_set(err, -ESHUTDOWN, NULL, "the uploader is stopping");
+    if (max_body == 0 || max_body > TUS_GET_BODY_MAX)
+        return op_error_set(err, -EINVAL, "max_body", "max_body must be 1 to %zu bytes",
+                            TUS_GET_BODY_MAX);
+    if (strlen(url) > TUS_URL_MAX ||
+        (strncasecmp(url, "https://", 8) != 0 && strncasecmp(url, "http://", 7) != 0) ||
+        strpbrk(url, " \r\n\t"))
+        return op_error_set(err, -EINVAL, "url", "GET: \"%.100s\" is not a usable URL", url);
+    if (c->endpoint_https && strncasecmp(url, "https://", 8) != 0)
+        return op_error_set(err, -EINVAL, "url", "GET: %.100s is not https like the endpoint", url);
+    struct get_req *g = calloc(1, sizeof *g);
+    if (!g || !(g->url = strdup(url))) {
+        free(g);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    g->max_body = max_body;
+    g->done = done;
+    g->ctx = ctx;
+    if (c->gtail)
+        c->gtail->next = g;
+    else
+        c->ghead = g;
+    c->gtail = g;
+    if (!c->gcur)
+        (void)uv_timer_start(&c->get_timer, next_get, 0, 0);
+    return 0;
 }
 
 /* ---- public API ------------------------------------------------------- */
@@ -1025,9 +1225,11 @@ int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct 
     k->auth = NULL;
     c->multi = curl_multi_init();
     c->easy = curl_easy_init();
+    c->get_easy = curl_easy_init();
     if (!c->endpoint || (cfg->ca_file && !c->ca_file) || (cfg->auth && !c->auth_hdr) || !c->multi ||
-        !c->easy) {
+        !c->easy || !c->get_easy) {
         curl_easy_cleanup(c->easy);
+        curl_easy_cleanup(c->get_easy);
         (void)curl_multi_cleanup(c->multi);
         free(c->endpoint);
         free(c->ca_file);
@@ -1041,9 +1243,11 @@ int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct 
     (void)curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     (void)uv_timer_init(loop, &c->curl_timer);
     (void)uv_timer_init(loop, &c->step_timer);
+    (void)uv_timer_init(loop, &c->get_timer);
     c->curl_timer.data = c;
     c->step_timer.data = c;
-    c->open_handles = 2;
+    c->get_timer.data = c;
+    c->open_handles = 3;
     c->st.chunk_size = c->chunk;
     *out = c;
     return 0;
@@ -1149,20 +1353,28 @@ void tus_client_stop(struct tus_client *c, void (*done)(void *ctx), void *ctx)
         (void)curl_multi_remove_handle(c->multi, c->easy);
         c->req = REQ_NONE;
     }
+    if (c->gcur)
+        (void)curl_multi_remove_handle(c->multi, c->get_easy);
     /* Cleaning up curl closes its connections; its socket callback closes
      * the matching poll handles. Whatever is left is closed below. */
     curl_easy_cleanup(c->easy);
     c->easy = NULL;
+    curl_easy_cleanup(c->get_easy);
+    c->get_easy = NULL;
     (void)curl_multi_cleanup(c->multi);
     c->multi = NULL;
     curl_slist_free_all(c->hdrs);
     c->hdrs = NULL;
+    curl_slist_free_all(c->ghdrs);
+    c->ghdrs = NULL;
     while (c->socks)
         sock_close(c->socks);
     (void)uv_timer_stop(&c->curl_timer);
     (void)uv_timer_stop(&c->step_timer);
+    (void)uv_timer_stop(&c->get_timer);
     uv_close((uv_handle_t *)&c->curl_timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->step_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->get_timer, on_handle_closed);
 
     struct op_error e;
     op_error_set(&e, -ECANCELED, NULL, "upload cancelled: the uploader stopped");
@@ -1180,4 +1392,17 @@ void tus_client_stop(struct tus_client *c, void (*done)(void *ctx), void *ctx)
         free_job(j);
     }
     c->qtail = NULL;
+    if (c->gcur) {
+        struct get_req *g = c->gcur;
+        c->gcur = NULL;
+        g->done(g->ctx, -ECANCELED, "", 0, &e);
+        free_get(g);
+    }
+    while (c->ghead) {
+        struct get_req *g = c->ghead;
+        c->ghead = g->next;
+        g->done(g->ctx, -ECANCELED, "", 0, &e);
+        free_get(g);
+    }
+    c->gtail = NULL;
 }

@@ -127,10 +127,39 @@ int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct 
 int tus_client_upload(struct tus_client *c, const struct tus_upload_params *p,
                       struct op_error *err);
 
+/* The end of a GET. `status` is the HTTP status when an answer arrived
+ * (any status: 200, 404 and 500 alike, with their body), or a negative
+ * errno when none did:
+ *   -EAGAIN   network error, timeout or stall (err->field "network");
+ *   -EPERM    TLS: the server's certificate is not trusted ("tls");
+ *   -EFBIG    the body passed max_body; nothing of it is returned ("body");
+ *   -EINVAL   curl refused the URL ("url");
+ *   -ENOMEM;
+ *   -ECANCELED tus_client_stop was called.
+ * `body` (NUL-terminated, `len` bytes without the NUL; "" when empty) and
+ * `err` live until the callback returns. GETs are not retried: the caller
+ * decides when to ask again. */
+typedef void (*tus_get_cb)(void *ctx, int status, const char *body, size_t len,
+                           const struct op_error *err);
+
+#define TUS_GET_BODY_MAX ((size_t)64 * 1024 * 1024)
+
+/* Queues a GET of `url` (absolute http(s); https only if the endpoint is)
+ * with the client's Authorization header and TLS settings, on the same
+ * curl multi handle as the uploads: it runs beside an upload, not behind
+ * it. GETs run one at a time in the order queued. The body is kept up to
+ * max_body bytes (1..TUS_GET_BODY_MAX); memory grows with what arrives.
+ * `done` is called on the loop thread, never from inside curl, and may
+ * call tus_client_get, tus_client_upload or tus_client_stop. Returns 0,
+ * -EINVAL (detail in err), -ENOMEM, or -ESHUTDOWN after stop. */
+int tus_client_get(struct tus_client *c, const char *url, size_t max_body, tus_get_cb done,
+                   void *ctx, struct op_error *err);
+
 /* Copies the counters. */
 void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *out);
 
-/* Cancels the current and queued uploads (their on_done gets -ECANCELED;
+/* Cancels the current and queued uploads and GETs (on_done and the GET
+ * callbacks get -ECANCELED;
  * the server keeps what it confirmed, so a later upload with the same URL
  * resumes), closes every handle, frees the client, and then calls
  * done(ctx) from the loop. `done` may be NULL. Safe to call from any of

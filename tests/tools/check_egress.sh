@@ -20,6 +20,8 @@ NETWORK_MODULES=(
     sync/tus_client.c    # uploads spool files (segments) to HQ; reads files, not records
     sync/tus_client.h    # its interface
     appliance/sd_notify.c # READY=1/STATUS= to systemd's local socket; no record data
+    appliance/uplink.c    # hands spool files (segments) to tus_client, GETs receipts and
+                          # the mailbox; reaches the database only through sync_ledger.h
 )
 
 # Outbound network APIs: libcurl, sockets that connect or send to an

@@ -113,10 +113,54 @@ static void describe_is_loadable(void)
     CHECK(memcmp(&a, &b, sizeof a) == 0);
 }
 
+/* The sync keys: sizes and rates with units, the window, hq_url. */
+static void sync_keys(void)
+{
+    struct outpostd_config c;
+    config_defaults(&c);
+    CHECK_EQ(c.spool_max_bytes, 268435456);
+    CHECK_EQ(c.segment_bytes, 480000);
+    CHECK_EQ(c.sync_interval_ms, 10000);
+    CHECK_EQ(c.sync_bandwidth, 0);
+    CHECK_EQ(c.sync_daily_bytes, 0);
+    CHECK_EQ(c.hq_insecure_tls, 0);
+    CHECK_STR(c.hq_credentials, "");
+    struct op_error err;
+    const char *p = write_file("sync.conf", "hq_credentials = /etc/outpost/hq.json\n"
+                                            "hq_url = https://hq.example:8443\n"
+                                            "sync_bandwidth = 64kbit\n"
+                                            "sync_window = 22:00-06:00\n"
+                                            "sync_daily_bytes = 50MB\n"
+                                            "segment_bytes = 64KiB\n");
+    CHECK_EQ(config_load_file(&c, p, &err), 0);
+    CHECK_EQ(c.sync_bandwidth, 8000);
+    CHECK_STR(c.sync_window, "22:00-06:00");
+    CHECK_EQ(c.sync_daily_bytes, 50000000);
+    CHECK_EQ(c.segment_bytes, 65536);
+    CHECK_STR(c.hq_url, "https://hq.example:8443");
+    struct outpostd_config before = c;
+    p = write_file("bad1.conf", "sync_window = 25:00-06:00\n");
+    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "bad1.conf:1: sync_window: expected HH:MM-HH:MM");
+    p = write_file("bad2.conf", "\nsegment_bytes = 64kbit\n");
+    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "bad2.conf:2: segment_bytes: expected a size");
+    p = write_file("bad3.conf", "spool_max_bytes = 10KB\n");
+    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "bad3.conf:1: spool_max_bytes: expected 65536 to");
+    p = write_file("bad4.conf", "hq_url = ftp://hq\n");
+    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
+    CHECK_STR(err.field, "hq_url");
+    CHECK_EQ(memcmp(&c, &before, sizeof c), 0); /* untouched */
+    CHECK_EQ(config_set(&c, "sync_bandwidth", "1Mbit/s", "--sync-bandwidth", &err), 0);
+    CHECK_EQ(c.sync_bandwidth, 125000);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
         return 1;
+    RUN(sync_keys);
     RUN(defaults);
     RUN(file_values);
     RUN(errors_name_file_line_key);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "metrics.h"
+#include "sync_ledger.h"
 #include "testlib.h"
 
 static void counts_and_buckets(void)
@@ -55,9 +56,52 @@ static void series_are_capped(void)
     metrics_free(m);
 }
 
+/* The outpost_sync_* series come from the uplink's cached status, and
+ * only when there is one. */
+static void sync_gauges(void)
+{
+    struct metrics *m = metrics_new();
+    struct sync_status st;
+    memset(&st, 0, sizeof st);
+    st.enabled = 1;
+    st.outbox_depth = 42;
+    st.oldest_unsent_ms = 1000000;
+    st.spool_bytes = 480000;
+    st.spool_segments = 1;
+    st.spool_full = 1;
+    st.last_sync_ms = 990500;
+    st.goodput_bps = 7999.96;
+    st.eta_s = -1;
+    st.nerrors = 2;
+    snprintf(st.errors[0].kind, sizeof st.errors[0].kind, "network");
+    st.errors[0].n = 3;
+    snprintf(st.errors[1].kind, sizeof st.errors[1].kind, "bad\"kind\n");
+    st.errors[1].n = 1;
+    struct metrics_gauges g = {.sync = &st, .now_ms = 1090000};
+    char *out = NULL;
+    size_t len = 0;
+    CHECK_EQ(metrics_render(m, &g, &out, &len), 0);
+    CHECK_CONTAINS(out, "# TYPE outpost_sync_outbox_depth gauge\noutpost_sync_outbox_depth 42\n");
+    CHECK_CONTAINS(out, "outpost_sync_oldest_unsent_seconds 90.000\n");
+    CHECK_CONTAINS(out, "outpost_sync_spool_bytes 480000\n");
+    CHECK_CONTAINS(out, "outpost_sync_spool_full 1\n");
+    CHECK_CONTAINS(out, "outpost_sync_last_success_timestamp_seconds 990.500\n");
+    CHECK_CONTAINS(out, "outpost_sync_goodput_bytes_per_second 8000.0\n");
+    CHECK_CONTAINS(out, "outpost_sync_eta_seconds -1.0\n");
+    CHECK_CONTAINS(out, "outpost_sync_errors_total{kind=\"network\"} 3\n");
+    CHECK_CONTAINS(out, "outpost_sync_errors_total{kind=\"badkind\"} 1\n"); /* label-safe */
+    free(out);
+    g.sync = NULL;
+    CHECK_EQ(metrics_render(m, &g, &out, &len), 0);
+    CHECK(strstr(out, "outpost_sync_") == NULL);
+    free(out);
+    metrics_free(m);
+}
+
 int main(void)
 {
     RUN(counts_and_buckets);
     RUN(series_are_capped);
+    RUN(sync_gauges);
     return tl_report();
 }

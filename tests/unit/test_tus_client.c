@@ -66,7 +66,7 @@ struct fake {
     uint64_t delay_ms;
 
     /* observations */
-    int n_req, n_post, n_head, n_patch, n_409, n_460, n_sum_ok, n_sum_missing;
+    int n_req, n_post, n_head, n_patch, n_get, n_409, n_460, n_sum_ok, n_sum_missing;
     uint64_t patch_bytes; /* every PATCH body byte received */
     size_t patch_len[MAX_PATCH_LOG];
     uint64_t req_at[64]; /* uv_now of each request */
@@ -180,6 +180,29 @@ static void respond(struct fconn *k, int status, const char *extra)
         conn_write(k, k->resp, k->resp_len);
 }
 
+/* A GET answer with a body of `n` bytes: `text` repeated. */
+static void respond_body(struct fconn *k, int status, const char *text, size_t n)
+{
+    char head[256];
+    int h =
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                 status, status == 200 ? "OK" : "Status", n);
+    char *buf = malloc((size_t)h + n);
+    memcpy(buf, head, (size_t)h);
+    size_t tl = strlen(text);
+    for (size_t i = 0; i < n; i++)
+        buf[h + i] = text[i % tl];
+    if (k->f->delay_ms && (size_t)h + n <= sizeof k->resp) {
+        memcpy(k->resp, buf, (size_t)h + n);
+        k->resp_len = (size_t)h + n;
+        (void)uv_timer_start(&k->delay, send_delayed, k->f->delay_ms, 0);
+    } else {
+        conn_write(k, buf, (size_t)h + n);
+    }
+    free(buf);
+}
+
 static struct fupload *find_upload(struct fake *f, const char *path)
 {
     if (strncmp(path, "/files/", 7) != 0 || !path[7])
@@ -219,6 +242,18 @@ static void handle(struct fconn *k)
     if (f->fail_next > 0) {
         f->fail_next--;
         respond(k, f->fail_status, "");
+        return;
+    }
+    if (strcmp(k->method, "GET") == 0) {
+        f->n_get++;
+        if (strcmp(k->path, "/v1/receipts/7") == 0)
+            respond_body(k, 200, "{\"segment\":7}", 13);
+        else if (strcmp(k->path, "/v1/big") == 0)
+            respond_body(k, 200, "x", 100000);
+        else if (strcmp(k->path, "/v1/empty") == 0)
+            respond_body(k, 200, "", 0);
+        else
+            respond_body(k, 404, "{\"title\":\"not yet\"}", 19);
         return;
     }
     if (strcmp(k->method, "POST") == 0) {
@@ -572,6 +607,44 @@ static void cb_done(void *ctx, int status, const char *url, const struct op_erro
     r->status = status;
     snprintf(r->url, sizeof r->url, "%s", url ? url : "");
     snprintf(r->err, sizeof r->err, "%s", err ? err->msg : "");
+}
+
+struct got {
+    struct run *r;
+    int calls, status, upload_done_before;
+    size_t len;
+    char body[64], err[512], field[64];
+};
+
+static void cb_got(void *ctx, int status, const char *body, size_t len, const struct op_error *err)
+{
+    struct got *g = ctx;
+    g->calls++;
+    g->status = status;
+    g->len = len;
+    g->upload_done_before = g->r->done;
+    snprintf(g->body, sizeof g->body, "%s", body);
+    snprintf(g->err, sizeof g->err, "%s", err ? err->msg : "");
+    snprintf(g->field, sizeof g->field, "%s", err ? err->field : "");
+    uv_stop(&g->r->loop);
+}
+
+static int get(struct run *r, const char *path, size_t max, struct got *g)
+{
+    char url[160];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", r->f.port, path);
+    memset(g, 0, sizeof *g);
+    g->r = r;
+    struct op_error e;
+    op_error_clear(&e);
+    return tus_client_get(r->c, url, max, cb_got, g, &e);
+}
+
+static void run_until_got(struct run *r, const struct got *g)
+{
+    while (!g->calls && !r->timed_out)
+        uv_run(&r->loop, UV_RUN_ONCE);
+    CHECK(!r->timed_out);
 }
 
 static void run_setup(struct run *r, SSL_CTX *tls)
@@ -1216,6 +1289,114 @@ static void test_config_errors(void)
     CHECK_EQ(uv_loop_close(&loop), 0);
 }
 
+/* GET: statuses and bodies come back as they are, the cap holds, and a
+ * GET is answered while an upload is still running on the same client. */
+static void test_get(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    new_client(&r, &cfg);
+    struct got g1, g2, g3, g4;
+    CHECK_EQ(get(&r, "/v1/receipts/7", 1024, &g1), 0);
+    CHECK_EQ(get(&r, "/v1/receipts/8", 1024, &g2), 0); /* queued behind g1 */
+    run_until_got(&r, &g2);
+    CHECK_EQ(g1.calls, 1);
+    CHECK_EQ(g1.status, 200);
+    CHECK_STR(g1.body, "{\"segment\":7}");
+    CHECK_EQ(g1.len, 13);
+    CHECK_STR(g1.err, "");
+    CHECK_EQ(g2.calls, 1);
+    CHECK_EQ(g2.status, 404);
+    CHECK_STR(g2.body, "{\"title\":\"not yet\"}");
+    CHECK_STR(r.f.auth, "Bearer t0k");
+
+    /* over the cap: -EFBIG and no body; exactly at the cap: all of it */
+    CHECK_EQ(get(&r, "/v1/big", 99999, &g3), 0);
+    run_until_got(&r, &g3);
+    CHECK_EQ(g3.status, -EFBIG);
+    CHECK_EQ(g3.len, 0);
+    CHECK_STR(g3.field, "body");
+    CHECK_CONTAINS(g3.err, "/v1/big");
+    CHECK_EQ(get(&r, "/v1/big", 100000, &g3), 0);
+    run_until_got(&r, &g3);
+    CHECK_EQ(g3.status, 200);
+    CHECK_EQ(g3.len, 100000);
+    CHECK_EQ(get(&r, "/v1/empty", 1, &g4), 0);
+    run_until_got(&r, &g4);
+    CHECK_EQ(g4.status, 200);
+    CHECK_EQ(g4.len, 0);
+    CHECK_STR(g4.body, "");
+
+    /* beside a slow upload: answered long before the upload ends */
+    char path[128];
+    make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+    r.f.delay_ms = 40;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_for(&r, 60); /* the upload is under way */
+    CHECK_EQ(get(&r, "/v1/receipts/7", 1024, &g1), 0);
+    run_until_got(&r, &g1);
+    CHECK_EQ(g1.status, 200);
+    CHECK_EQ(g1.upload_done_before, 0);
+    CHECK_INT(r.f.n_patch, <, 8); /* 512 KiB in 64-256 KiB chunks: not finished */
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(stats(&r).bytes_sent, 512 * KiB); /* GETs do not count as upload bytes */
+
+    /* refusals at queue time */
+    struct op_error e;
+    op_error_clear(&e);
+    CHECK_EQ(tus_client_get(r.c, "ftp://127.0.0.1/x", 10, cb_got, &g1, &e), -EINVAL);
+    CHECK_STR(e.field, "url");
+    CHECK_EQ(tus_client_get(r.c, "http://127.0.0.1/x", 0, cb_got, &g1, &e), -EINVAL);
+    CHECK_STR(e.field, "max_body");
+    CHECK_EQ(tus_client_get(r.c, "http://127.0.0.1/x", 10, NULL, &g1, &e), -EINVAL);
+
+    /* stop cancels a queued GET and the one in flight */
+    r.f.delay_ms = 2000;
+    CHECK_EQ(get(&r, "/v1/receipts/7", 1024, &g1), 0);
+    CHECK_EQ(get(&r, "/v1/receipts/7", 1024, &g2), 0);
+    run_for(&r, 30);
+    CHECK_EQ(g1.calls, 0);
+    run_teardown(&r);
+    CHECK_EQ(g1.calls, 1);
+    CHECK_EQ(g1.status, -ECANCELED);
+    CHECK_EQ(g2.calls, 1);
+    CHECK_EQ(g2.status, -ECANCELED);
+}
+
+/* A GET to a port nobody listens on is a network error, not a status. */
+static void test_get_network_error(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    new_client(&r, &cfg);
+    /* a port that was just free: bind, read it, close */
+    uv_tcp_t t;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&r.loop, &t);
+    CHECK_EQ(uv_tcp_bind(&t, (const struct sockaddr *)&a, 0), 0);
+    struct sockaddr_in got;
+    int len = sizeof got;
+    uv_tcp_getsockname(&t, (struct sockaddr *)&got, &len);
+    uv_close((uv_handle_t *)&t, NULL);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/mailbox?after=0", ntohs(got.sin_port));
+    struct got g;
+    memset(&g, 0, sizeof g);
+    g.r = &r;
+    struct op_error e;
+    CHECK_EQ(tus_client_get(r.c, url, 1024, cb_got, &g, &e), 0);
+    run_until_got(&r, &g);
+    CHECK_EQ(g.status, -EAGAIN);
+    CHECK_STR(g.field, "network");
+    CHECK_CONTAINS(g.err, "/v1/mailbox?after=0");
+    run_teardown(&r);
+}
+
 int main(void)
 {
     RUN(test_config_errors);
@@ -1230,5 +1411,7 @@ int main(void)
     RUN(test_resume_after_restart);
     RUN(test_loop_stays_responsive);
     RUN(test_tls_verification);
+    RUN(test_get);
+    RUN(test_get_network_error);
     return tl_report();
 }

@@ -1,0 +1,922 @@
+/*
+ * The uplink state machine; see uplink.h and docs/UPLINK.md. One cycle:
+ *
+ *   PREPARE (pool): make segments while the ledger makes them, then pick
+ *     the lowest unacknowledged segment
+ *   upload (loop, tus): on_created -> SET_URL (pool, queued; bytes go on
+ *     at once, so a crash in between costs HQ one orphan upload, which its
+ *     idempotent apply and eviction make harmless); on_done -> NOTE +
+ *     MARK_UPLOADED (pool)
+ *   receipt (loop, GET /v1/receipts/N with backoff) -> RECEIPT (pool)
+ *   mailbox (loop, GET /v1/mailbox?after=A) -> MAILBOX (pool) -> reload
+ *   next cycle at once if anything moved, else after sync_interval.
+ *
+ * Ledger jobs run one at a time from a FIFO; each ends with a status read
+ * that is cached for /metrics. The invariants: at most one segment is in
+ * flight, in number order; every SQLite call is on the pool; after stop
+ * no callback touches the uplink except to finish stopping.
+ */
+#include "uplink.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "sync_sched.h"
+#include "tus_client.h"
+
+#define UPLINK_INTERVAL_DEFAULT 10000u
+#define UPLINK_SEGMENTS_PER_JOB 16 /* bounds one PREPARE job's time */
+#define UPLINK_RECEIPT_MAX ((size_t)64 * 1024)
+#define UPLINK_MAILBOX_MAX ((size_t)4 * 1024 * 1024) /* the ledger parses up to this */
+#define UPLINK_MAILBOX_PAGES 10                      /* full pages fetched per cycle */
+#define UPLINK_MAILBOX_PAGE 100                      /* HQ's page size */
+#define UPLINK_RECEIPT_FIRST_MS 250u
+#define UPLINK_CHUNK_MAX ((size_t)512 * 1024) /* under HQ's default 1 MiB body cap */
+
+enum job_kind {
+    J_OPEN,
+    J_PREPARE,
+    J_SET_URL,
+    J_MARK_UPLOADED,
+    J_RECEIPT,
+    J_MAILBOX,
+    J_RELOAD,
+    J_NOTE,
+    J_STATUS,
+    J_CLOSE
+};
+
+struct job;
+typedef void (*job_then)(struct uplink *u, struct job *j);
+
+struct job {
+    uv_work_t work;
+    struct uplink *u;
+    struct job *next;
+    enum job_kind kind;
+    job_then then;
+    int rc, rc2;
+    struct op_error err, err2;
+    /* inputs */
+    int allow_segment;
+    uint64_t no;
+    char *text; /* URL, receipt or mailbox body */
+    size_t len;
+    struct sync_link_report rep;
+    char rep_kind[32], rep_msg[256];
+    /* outputs */
+    int made, found, outcome, policy_changed;
+    struct sync_segment seg;
+    int have_status;
+    struct sync_status st;
+};
+
+struct uplink {
+    uv_loop_t *loop;
+    struct uplink_config cfg;
+    struct node_credentials cred;
+    char db_path[1024], spool_dir[1024], policy_file[1024], ca_file[1024];
+    char base[TUS_URL_MAX + 1]; /* HQ base URL without a trailing slash */
+    char auth[80];
+    struct sync_window window;
+    struct tus_client *tus;
+    struct sync_ledger *ledger; /* written and used on the pool only, one job at a time */
+
+    uv_timer_t timer; /* the next cycle, or the next receipt poll */
+    struct job *active, *qhead, *qtail;
+    int busy;         /* a cycle is under way */
+    int kick_pending; /* run again as soon as it ends */
+    int progress;     /* this cycle moved something: do not wait */
+    int note_queued;  /* a retry NOTE is waiting: coalesce */
+
+    /* the segment of this cycle */
+    struct sync_segment seg;
+    struct tus_client_stats before;
+    uint64_t upload_start_ms, poll_start_ms;
+    unsigned poll_attempt;
+    uint64_t reuploaded_no; /* uploaded again once for lack of a receipt */
+    unsigned mailbox_pages;
+    uint64_t budget_logged_day;
+    char last_log[256]; /* the last repeated error logged, to log it once */
+
+    struct sync_status status;
+    int have_status;
+
+    int stopping, tus_stopped, timer_closed;
+    void (*stop_cb)(void *);
+    void *stop_ctx;
+};
+
+static void cycle_end(struct uplink *u);
+static void start_cycle(struct uplink *u);
+static void upload_segment(struct uplink *u);
+static void poll_receipt(struct uplink *u);
+static void poll_mailbox(struct uplink *u);
+static void maybe_finish_stop(struct uplink *u);
+
+static uint64_t mono_ms(const struct uplink *u)
+{
+    return uv_now(u->loop);
+}
+
+/* Logs a line unless it repeats the last repeated one. */
+static void log_once(struct uplink *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_once(struct uplink *u, const char *fmt, ...)
+{
+    char line[sizeof u->last_log];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (!strcmp(line, u->last_log))
+        return;
+    snprintf(u->last_log, sizeof u->last_log, "%s", line);
+    fprintf(stderr, "outpostd: sync: %s\n", line);
+}
+
+/* ---- ledger jobs ---------------------------------------------------------- */
+
+static void job_free(struct job *j)
+{
+    if (!j)
+        return;
+    free(j->text);
+    free(j);
+}
+
+static struct job *job_new(struct uplink *u, enum job_kind kind, job_then then)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->u = u;
+    j->kind = kind;
+    j->then = then;
+    j->work.data = j;
+    op_error_clear(&j->err);
+    op_error_clear(&j->err2);
+    return j;
+}
+
+static void job_work(uv_work_t *w)
+{
+    struct job *j = w->data;
+    struct uplink *u = j->u;
+    switch (j->kind) {
+    case J_OPEN: {
+        struct sync_ledger_options o = {
+            .db_path = u->db_path,
+            .spool_dir = u->spool_dir,
+            .cred = &u->cred,
+            .segment_bytes = u->cfg.segment_bytes,
+            .spool_max_bytes = u->cfg.spool_max_bytes,
+            .policy_file = u->policy_file[0] ? u->policy_file : NULL,
+        };
+        j->rc = sync_ledger_open(&o, &u->ledger, &j->err);
+        break;
+    }
+    case J_PREPARE:
+        for (int i = 0; j->allow_segment && i < UPLINK_SEGMENTS_PER_JOB; i++) {
+            int made = 0;
+            j->rc = sync_ledger_make_segment(u->ledger, &made, &j->seg, &j->err);
+            if (j->rc < 0 || !made)
+                break;
+            j->made++;
+        }
+        j->rc2 = sync_ledger_next_upload(u->ledger, &j->found, &j->seg, &j->err2);
+        break;
+    case J_SET_URL:
+        j->rc = sync_ledger_set_upload_url(u->ledger, j->no, j->text, &j->err);
+        break;
+    case J_MARK_UPLOADED:
+        j->rc = sync_ledger_mark_uploaded(u->ledger, j->no, &j->err);
+        break;
+    case J_RECEIPT:
+        j->rc = sync_ledger_apply_receipt(u->ledger, j->no, j->text, j->len, &j->outcome, &j->err);
+        break;
+    case J_MAILBOX:
+        j->rc = sync_ledger_mailbox_store(u->ledger, j->text, j->len, &j->policy_changed, &j->err);
+        break;
+    case J_RELOAD:
+        j->rc = sync_ledger_reload_policy(u->ledger, &j->err);
+        break;
+    case J_NOTE:
+        j->rc = sync_ledger_note_link(u->ledger, &j->rep, &j->err);
+        break;
+    case J_STATUS:
+        break;
+    case J_CLOSE:
+        sync_ledger_close(u->ledger);
+        u->ledger = NULL;
+        return;
+    }
+    if (u->ledger) {
+        struct op_error e;
+        j->have_status = sync_ledger_status(u->ledger, &j->st, &e) == 0;
+    }
+}
+
+static void run_next_job(struct uplink *u);
+
+static void job_after(uv_work_t *w, int status)
+{
+    struct job *j = w->data;
+    struct uplink *u = j->u;
+    u->active = NULL;
+    if (j->kind == J_NOTE)
+        u->note_queued = 0;
+    if (status == 0 && j->have_status) {
+        u->status = j->st;
+        u->have_status = 1;
+    }
+    if (status == 0 && !u->stopping && j->then)
+        j->then(u, j);
+    job_free(j);
+    run_next_job(u);
+    maybe_finish_stop(u);
+}
+
+static void run_next_job(struct uplink *u)
+{
+    if (u->active || !u->qhead)
+        return;
+    struct job *j = u->qhead;
+    u->qhead = j->next;
+    if (!u->qhead)
+        u->qtail = NULL;
+    j->next = NULL;
+    /* Only OPEN and CLOSE may run without an open ledger. */
+    if (!u->ledger && j->kind != J_OPEN) {
+        job_free(j);
+        run_next_job(u);
+        return;
+    }
+    int rc = uv_queue_work(u->loop, &j->work, job_work, job_after);
+    if (rc < 0) {
+        fprintf(stderr, "outpostd: sync: cannot queue ledger work: %s\n", uv_strerror(rc));
+        job_free(j);
+        return;
+    }
+    u->active = j;
+}
+
+/* Queues a job; on allocation failure the cycle ends (retried later). */
+static int queue_job(struct uplink *u, struct job *j)
+{
+    if (!j) {
+        fprintf(stderr, "outpostd: sync: out of memory\n");
+        return -ENOMEM;
+    }
+    if (u->qtail)
+        u->qtail->next = j;
+    else
+        u->qhead = j;
+    u->qtail = j;
+    run_next_job(u);
+    return 0;
+}
+
+/* Records a link error (or, with kind NULL, a successful transfer). */
+static void note(struct uplink *u, const char *kind, const char *msg,
+                 const struct sync_link_report *r)
+{
+    struct job *j = job_new(u, J_NOTE, NULL);
+    if (!j)
+        return;
+    if (r)
+        j->rep = *r;
+    if (kind) {
+        snprintf(j->rep_kind, sizeof j->rep_kind, "%s", kind);
+        snprintf(j->rep_msg, sizeof j->rep_msg, "%s", msg ? msg : "");
+        j->rep.error_kind = j->rep_kind;
+        j->rep.error_msg = j->rep_msg;
+    }
+    (void)queue_job(u, j);
+}
+
+/* ---- timing ------------------------------------------------------------------ */
+
+static void on_timer(uv_timer_t *t);
+
+/* The one timer: the next cycle when idle, the next receipt poll when busy. */
+static void arm(struct uplink *u, uint64_t ms)
+{
+    (void)uv_timer_start(&u->timer, on_timer, ms, 0);
+}
+
+static unsigned local_minute(unsigned *second)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    if (!localtime_r(&now, &tm)) {
+        *second = 0;
+        return 0;
+    }
+    *second = (unsigned)tm.tm_sec;
+    return (unsigned)(tm.tm_hour * 60 + tm.tm_min);
+}
+
+/* ---- the cycle --------------------------------------------------------------- */
+
+static const char *tus_error_kind(const struct op_error *e)
+{
+    if (!strcmp(e->field, "tls") || e->code == -EPERM)
+        return "tls";
+    if (e->code == -EACCES)
+        return "auth";
+    if (!strcmp(e->field, "Upload-Checksum"))
+        return "checksum";
+    if (!strcmp(e->field, "network"))
+        return "network";
+    if (e->code == -ENOENT || (e->code == -EIO && e->field[0] == '/'))
+        return "spool";
+    return "http";
+}
+
+static void after_open(struct uplink *u, struct job *j)
+{
+    if (j->rc < 0) {
+        log_once(u, "cannot open the sync ledger, sync is off until this is fixed: %s", j->err.msg);
+        cycle_end(u);
+        return;
+    }
+    u->last_log[0] = '\0';
+    fprintf(stderr, "outpostd: sync: node %s (%s) syncing to %s\n", u->cred.node_id, u->cred.region,
+            u->base);
+    start_cycle(u);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct uplink *u = t->data;
+    if (u->stopping)
+        return;
+    if (u->busy) { /* a receipt poll waiting for its turn */
+        poll_receipt(u);
+        return;
+    }
+    u->busy = 1;
+    u->kick_pending = 0;
+    u->progress = 0;
+    u->mailbox_pages = 0;
+    if (!u->ledger) {
+        if (queue_job(u, job_new(u, J_OPEN, after_open)) < 0)
+            cycle_end(u);
+        return;
+    }
+    start_cycle(u);
+}
+
+static int budget_ok(struct uplink *u, uint64_t next_bytes)
+{
+    uint64_t today = u->have_status ? u->status.bytes_today : 0;
+    return sync_budget_allows(u->cfg.daily_bytes, today, next_bytes);
+}
+
+static void after_prepare(struct uplink *u, struct job *j)
+{
+    if (j->rc < 0) {
+        log_once(u, "cannot make a segment: %s", j->err.msg);
+        note(u, "segment", j->err.msg, NULL);
+    }
+    if (j->made)
+        u->progress = 1;
+    if (j->rc2 < 0) {
+        log_once(u, "cannot read the segment table: %s", j->err2.msg);
+        poll_mailbox(u);
+        return;
+    }
+    if (!j->found) {
+        poll_mailbox(u);
+        return;
+    }
+    u->seg = j->seg;
+    if (u->seg.state == SYNC_SEG_UPLOADED) {
+        u->poll_attempt = 0;
+        u->poll_start_ms = mono_ms(u);
+        poll_receipt(u);
+        return;
+    }
+    if (!budget_ok(u, u->seg.bytes)) {
+        int64_t day = sync_utc_day((int64_t)time(NULL) * 1000);
+        if ((uint64_t)day != u->budget_logged_day) {
+            u->budget_logged_day = (uint64_t)day;
+            fprintf(stderr,
+                    "outpostd: sync: daily budget of %llu bytes reached (%llu sent today); "
+                    "uploads wait for the next UTC day\n",
+                    (unsigned long long)u->cfg.daily_bytes,
+                    (unsigned long long)u->status.bytes_today);
+        }
+        poll_mailbox(u);
+        return;
+    }
+    upload_segment(u);
+}
+
+static void start_cycle(struct uplink *u)
+{
+    unsigned sec;
+    unsigned minute = local_minute(&sec);
+    if (!sync_window_contains(&u->window, minute)) {
+        /* outside the window: only refresh the figures */
+        if (queue_job(u, job_new(u, J_STATUS, NULL)) < 0) {
+            cycle_end(u);
+            return;
+        }
+        cycle_end(u);
+        return;
+    }
+    struct job *j = job_new(u, J_PREPARE, after_prepare);
+    if (j)
+        j->allow_segment = 1;
+    if (queue_job(u, j) < 0)
+        cycle_end(u);
+}
+
+static void cycle_end(struct uplink *u)
+{
+    u->busy = 0;
+    if (u->stopping)
+        return;
+    uint64_t delay = u->cfg.interval_ms;
+    unsigned sec;
+    unsigned minute = local_minute(&sec);
+    uint64_t wait = sync_window_wait_ms(&u->window, minute, sec);
+    if (wait && wait + 1000 < delay)
+        delay = wait + 1000;
+    if ((u->kick_pending || u->progress) && u->ledger && !wait)
+        delay = 0;
+    arm(u, delay);
+}
+
+/* ---- upload -------------------------------------------------------------- */
+
+static void on_created(void *ctx, const char *url)
+{
+    struct uplink *u = ctx;
+    if (u->stopping)
+        return;
+    snprintf(u->seg.upload_url, sizeof u->seg.upload_url, "%s", url);
+    struct job *j = job_new(u, J_SET_URL, NULL);
+    if (j) {
+        j->no = u->seg.no;
+        j->text = strdup(url);
+        if (!j->text) {
+            job_free(j);
+            j = NULL;
+        }
+    }
+    (void)queue_job(u, j);
+}
+
+static void on_retry(void *ctx, unsigned attempt, uint64_t delay_ms, const struct op_error *why)
+{
+    struct uplink *u = ctx;
+    if (u->stopping)
+        return;
+    if ((attempt & (attempt - 1)) == 0) /* 1, 2, 4, 8...: a flaky link does not flood the log */
+        fprintf(stderr, "outpostd: sync: segment %llu: %s; retry %u in %llu ms\n",
+                (unsigned long long)u->seg.no, why->msg, attempt, (unsigned long long)delay_ms);
+    if (!u->note_queued) {
+        u->note_queued = 1;
+        note(u, tus_error_kind(why), why->msg, NULL);
+    }
+}
+
+static void after_mark_uploaded(struct uplink *u, struct job *j)
+{
+    if (j->rc < 0) {
+        log_once(u, "cannot record segment %llu as uploaded: %s", (unsigned long long)j->no,
+                 j->err.msg);
+        cycle_end(u);
+        return;
+    }
+    u->seg.state = SYNC_SEG_UPLOADED;
+    u->poll_attempt = 0;
+    u->poll_start_ms = mono_ms(u);
+    poll_receipt(u);
+}
+
+static void on_upload_done(void *ctx, int status, const char *url, const struct op_error *err)
+{
+    struct uplink *u = ctx;
+    if (u->stopping || status == -ECANCELED)
+        return;
+    struct tus_client_stats st;
+    tus_client_get_stats(u->tus, &st);
+    struct sync_link_report r = {
+        .bytes_sent = st.bytes_sent - u->before.bytes_sent,
+        .bytes_confirmed = st.bytes_confirmed - u->before.bytes_confirmed,
+        .bytes_resent = st.bytes_resent - u->before.bytes_resent,
+        .duration_ms = mono_ms(u) - u->upload_start_ms,
+    };
+    if (status < 0) {
+        const char *kind = tus_error_kind(err);
+        fprintf(stderr, "outpostd: sync: segment %llu: upload failed (%s): %s\n",
+                (unsigned long long)u->seg.no, kind, err ? err->msg : strerror(-status));
+        note(u, kind, err ? err->msg : strerror(-status), &r);
+        cycle_end(u);
+        return;
+    }
+    (void)url;
+    note(u, NULL, NULL, &r);
+    struct job *j = job_new(u, J_MARK_UPLOADED, after_mark_uploaded);
+    if (j)
+        j->no = u->seg.no;
+    if (queue_job(u, j) < 0)
+        cycle_end(u);
+}
+
+static void upload_segment(struct uplink *u)
+{
+    char no[24];
+    snprintf(no, sizeof no, "%llu", (unsigned long long)u->seg.no);
+    struct tus_meta meta[] = {{"node", u->cred.node_id}, {"segment", no}};
+    struct tus_upload_params p = {
+        .path = u->seg.path,
+        .upload_url = u->seg.upload_url[0] ? u->seg.upload_url : NULL,
+        .meta = meta,
+        .nmeta = 2,
+        .cb = {.on_created = on_created, .on_retry = on_retry, .on_done = on_upload_done},
+        .ctx = u,
+    };
+    tus_client_get_stats(u->tus, &u->before);
+    u->upload_start_ms = mono_ms(u);
+    struct op_error e;
+    op_error_clear(&e);
+    if (tus_client_upload(u->tus, &p, &e) < 0) {
+        log_once(u, "segment %llu: cannot start the upload: %s", (unsigned long long)u->seg.no,
+                 e.msg);
+        note(u, "spool", e.msg, NULL);
+        cycle_end(u);
+    }
+}
+
+/* ---- receipt -------------------------------------------------------------- */
+
+static void log_receipt(struct uplink *u, const struct job *j)
+{
+    json_error_t je;
+    json_t *r = json_loadb(j->text, j->len, 0, &je);
+    json_int_t applied = 0, set_aside = 0, records = (json_int_t)u->seg.records;
+    const char *reason = "";
+    if (r) {
+        applied = json_integer_value(json_object_get(r, "applied"));
+        set_aside = json_integer_value(json_object_get(r, "set_aside"));
+        if (json_is_integer(json_object_get(r, "records")))
+            records = json_integer_value(json_object_get(r, "records"));
+        if (json_is_string(json_object_get(r, "reason")))
+            reason = json_string_value(json_object_get(r, "reason"));
+    }
+    if (j->outcome == SYNC_SEG_ACKED)
+        fprintf(stderr,
+                "outpostd: sync: segment %llu uploaded (%llu bytes, %lld records) applied at HQ "
+                "(%lld applied, %lld set aside)\n",
+                (unsigned long long)j->no, (unsigned long long)u->seg.bytes, (long long)records,
+                (long long)applied, (long long)set_aside);
+    else
+        fprintf(stderr,
+                "outpostd: sync: ALARM: segment %llu REJECTED by HQ: %s; sync is stopped until "
+                "the region policy changes\n",
+                (unsigned long long)j->no, reason[0] ? reason : "(no reason given)");
+    json_decref(r);
+}
+
+static void after_receipt(struct uplink *u, struct job *j)
+{
+    if (j->rc < 0) {
+        log_once(u, "segment %llu: receipt refused: %s", (unsigned long long)j->no, j->err.msg);
+        note(u, "receipt", j->err.msg, NULL);
+        /* HQ may fix what it sends; ask again after an interval */
+        u->poll_attempt = 30;
+        arm(u, u->cfg.interval_ms);
+        return;
+    }
+    u->last_log[0] = '\0';
+    log_receipt(u, j);
+    u->progress = 1;
+    poll_mailbox(u);
+}
+
+static void on_receipt(void *ctx, int status, const char *body, size_t len,
+                       const struct op_error *err)
+{
+    struct uplink *u = ctx;
+    if (u->stopping || status == -ECANCELED)
+        return;
+    if (status == 200) {
+        struct job *j = job_new(u, J_RECEIPT, after_receipt);
+        if (j) {
+            j->no = u->seg.no;
+            j->len = len;
+            j->text = malloc(len + 1);
+            if (j->text)
+                memcpy(j->text, body, len + 1);
+            else {
+                job_free(j);
+                j = NULL;
+            }
+        }
+        if (queue_job(u, j) < 0)
+            cycle_end(u);
+        return;
+    }
+    uint64_t waited = mono_ms(u) - u->poll_start_ms;
+    uint64_t patience = u->cfg.interval_ms * 6 > 60000 ? u->cfg.interval_ms * 6 : 60000;
+    if (status == 404 && waited > patience && u->reuploaded_no != u->seg.no) {
+        /* HQ holds no receipt long after the upload: it may have refused
+         * the bytes without one (docs/SYNC_PROTOCOL.md). Upload once more
+         * (a HEAD first: nothing is resent if HQ has it all). */
+        u->reuploaded_no = u->seg.no;
+        char msg[160];
+        snprintf(msg, sizeof msg, "no receipt for segment %llu after %llu s; uploading it again",
+                 (unsigned long long)u->seg.no, (unsigned long long)(waited / 1000));
+        fprintf(stderr, "outpostd: sync: %s\n", msg);
+        note(u, "receipt", msg, NULL);
+        upload_segment(u);
+        return;
+    }
+    if (status != 404) {
+        const char *kind = status == -EPERM                 ? "tls"
+                           : status == 401 || status == 403 ? "auth"
+                           : status < 0 && status != -EFBIG ? "network"
+                                                            : "receipt";
+        char msg[256];
+        if (status > 0)
+            snprintf(msg, sizeof msg, "GET receipt %llu answered %d: %.150s",
+                     (unsigned long long)u->seg.no, status, body);
+        else
+            snprintf(msg, sizeof msg, "%.250s", err ? err->msg : strerror(-status));
+        log_once(u, "%s", msg);
+        note(u, kind, msg, NULL);
+    }
+    /* not applied yet: 250 ms, 500 ms, ... up to the sync interval */
+    uint64_t delay = UPLINK_RECEIPT_FIRST_MS;
+    for (unsigned i = 0; i < u->poll_attempt && delay < u->cfg.interval_ms; i++)
+        delay *= 2;
+    if (delay > u->cfg.interval_ms)
+        delay = u->cfg.interval_ms;
+    u->poll_attempt++;
+    arm(u, delay);
+}
+
+static void poll_receipt(struct uplink *u)
+{
+    char url[TUS_URL_MAX + 64];
+    snprintf(url, sizeof url, "%s/v1/receipts/%llu", u->base, (unsigned long long)u->seg.no);
+    struct op_error e;
+    op_error_clear(&e);
+    if (tus_client_get(u->tus, url, UPLINK_RECEIPT_MAX, on_receipt, u, &e) < 0) {
+        log_once(u, "cannot ask for receipt %llu: %s", (unsigned long long)u->seg.no, e.msg);
+        cycle_end(u);
+    }
+}
+
+/* ---- mailbox -------------------------------------------------------------- */
+
+static void after_mailbox(struct uplink *u, struct job *j)
+{
+    if (j->rc < 0) {
+        log_once(u, "mailbox answer refused: %s", j->err.msg);
+        note(u, "mailbox", j->err.msg, NULL);
+        cycle_end(u);
+        return;
+    }
+    if (j->policy_changed) {
+        fprintf(stderr, "outpostd: sync: a new region policy arrived from HQ; reloading it\n");
+        if (u->cfg.policy_changed)
+            u->cfg.policy_changed(u->cfg.ctx);
+        (void)queue_job(u, job_new(u, J_RELOAD, NULL));
+        u->progress = 1;
+    }
+    /* a full page: there may be more */
+    json_error_t je;
+    json_t *r = json_loadb(j->text, j->len, 0, &je);
+    size_t n = r ? json_array_size(json_object_get(r, "messages")) : 0;
+    json_decref(r);
+    if (n >= UPLINK_MAILBOX_PAGE && ++u->mailbox_pages < UPLINK_MAILBOX_PAGES) {
+        poll_mailbox(u);
+        return;
+    }
+    cycle_end(u);
+}
+
+static void on_mailbox(void *ctx, int status, const char *body, size_t len,
+                       const struct op_error *err)
+{
+    struct uplink *u = ctx;
+    if (u->stopping || status == -ECANCELED)
+        return;
+    if (status != 200) {
+        const char *kind = status == -EPERM                 ? "tls"
+                           : status == 401 || status == 403 ? "auth"
+                           : status == -EAGAIN              ? "network"
+                                                            : "mailbox";
+        char msg[256];
+        if (status > 0)
+            snprintf(msg, sizeof msg, "GET mailbox answered %d: %.150s", status, body);
+        else
+            snprintf(msg, sizeof msg, "%.250s", err ? err->msg : strerror(-status));
+        log_once(u, "%s", msg);
+        note(u, kind, msg, NULL);
+        cycle_end(u);
+        return;
+    }
+    struct job *j = job_new(u, J_MAILBOX, after_mailbox);
+    if (j) {
+        j->len = len;
+        j->text = malloc(len + 1);
+        if (j->text)
+            memcpy(j->text, body, len + 1);
+        else {
+            job_free(j);
+            j = NULL;
+        }
+    }
+    if (queue_job(u, j) < 0)
+        cycle_end(u);
+}
+
+static void poll_mailbox(struct uplink *u)
+{
+    char url[TUS_URL_MAX + 64];
+    uint64_t after = u->have_status ? u->status.mailbox_after : 0;
+    snprintf(url, sizeof url, "%s/v1/mailbox?after=%llu", u->base, (unsigned long long)after);
+    struct op_error e;
+    op_error_clear(&e);
+    if (tus_client_get(u->tus, url, UPLINK_MAILBOX_MAX, on_mailbox, u, &e) < 0) {
+        log_once(u, "cannot poll the mailbox: %s", e.msg);
+        cycle_end(u);
+    }
+}
+
+/* ---- public API -------------------------------------------------------------- */
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct uplink *u = h->data;
+    u->timer_closed = 1;
+    maybe_finish_stop(u);
+}
+
+static void on_tus_stopped(void *ctx)
+{
+    struct uplink *u = ctx;
+    u->tus_stopped = 1;
+    maybe_finish_stop(u);
+}
+
+static void maybe_finish_stop(struct uplink *u)
+{
+    if (!u->stopping || u->active)
+        return;
+    if (u->ledger) {
+        /* the last job: close the ledger on the pool */
+        struct job *j = job_new(u, J_CLOSE, NULL);
+        if (j && uv_queue_work(u->loop, &j->work, job_work, job_after) == 0) {
+            u->active = j;
+            return;
+        }
+        job_free(j);
+        sync_ledger_close(u->ledger); /* cannot queue: close here, at shutdown */
+        u->ledger = NULL;
+    }
+    if (!u->tus_stopped || !u->timer_closed)
+        return;
+    void (*cb)(void *) = u->stop_cb;
+    void *ctx = u->stop_ctx;
+    u->stop_cb = NULL;
+    free(u);
+    if (cb)
+        cb(ctx);
+}
+
+int uplink_start(uv_loop_t *loop, const struct uplink_config *cfg, struct uplink **out,
+                 struct op_error *err)
+{
+    if (!loop || !cfg || !cfg->db_path || !cfg->cred || !out)
+        return op_error_set(err, -EINVAL, NULL, "uplink_start: missing argument");
+    struct uplink *u = calloc(1, sizeof *u);
+    if (!u)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    u->loop = loop;
+    u->cfg = *cfg;
+    u->cred = *cfg->cred;
+    if (!u->cfg.interval_ms)
+        u->cfg.interval_ms = UPLINK_INTERVAL_DEFAULT;
+    int rc = sync_window_parse(cfg->window, &u->window, err);
+    if (rc < 0) {
+        free(u);
+        return rc;
+    }
+    const char *base = cfg->hq_url && *cfg->hq_url ? cfg->hq_url : u->cred.hq_url;
+    if (!base[0] || strlen(base) > TUS_URL_MAX - 32 ||
+        (strncasecmp(base, "https://", 8) && strncasecmp(base, "http://", 7))) {
+        free(u);
+        return op_error_set(err, -EINVAL, "hq_url",
+                            "hq_url: no usable HQ URL (set hq_url, or give one at 'outpost-hq node "
+                            "add --url'); got '%.80s'",
+                            base);
+    }
+    snprintf(u->base, sizeof u->base, "%s", base);
+    size_t bl = strlen(u->base);
+    while (bl && u->base[bl - 1] == '/')
+        u->base[--bl] = '\0';
+    snprintf(u->db_path, sizeof u->db_path, "%s", cfg->db_path);
+    if (cfg->spool_dir && *cfg->spool_dir) {
+        snprintf(u->spool_dir, sizeof u->spool_dir, "%s", cfg->spool_dir);
+    } else {
+        const char *slash = strrchr(u->db_path, '/');
+        if (slash)
+            snprintf(u->spool_dir, sizeof u->spool_dir, "%.*s/spool", (int)(slash - u->db_path),
+                     u->db_path);
+        else
+            snprintf(u->spool_dir, sizeof u->spool_dir, "spool");
+        if (slash == u->db_path)
+            snprintf(u->spool_dir, sizeof u->spool_dir, "/spool");
+    }
+    snprintf(u->policy_file, sizeof u->policy_file, "%s", cfg->policy_file ? cfg->policy_file : "");
+    snprintf(u->ca_file, sizeof u->ca_file, "%s", cfg->ca_file ? cfg->ca_file : "");
+    snprintf(u->auth, sizeof u->auth, "Bearer %s", u->cred.token);
+    u->cfg.db_path = u->db_path;
+    u->cfg.spool_dir = u->spool_dir;
+    u->cfg.policy_file = u->policy_file;
+    u->cfg.ca_file = u->ca_file;
+    u->cfg.hq_url = u->base;
+    u->cfg.window = NULL;
+    u->cfg.cred = &u->cred;
+
+    char endpoint[TUS_URL_MAX + 1];
+    snprintf(endpoint, sizeof endpoint, "%s/files/", u->base);
+    struct tus_client_config tc = {
+        .endpoint = endpoint,
+        .auth = u->auth,
+        .ca_file = u->ca_file[0] ? u->ca_file : NULL,
+        .insecure_skip_verify = cfg->insecure_tls,
+        .max_chunk = UPLINK_CHUNK_MAX,
+        .max_send_bps = cfg->bandwidth_bps,
+    };
+    rc = tus_client_new(loop, &tc, &u->tus, err);
+    if (rc < 0) {
+        free(u);
+        return rc;
+    }
+    (void)uv_timer_init(loop, &u->timer);
+    u->timer.data = u;
+    arm(u, 0);
+    *out = u;
+    return 0;
+}
+
+void uplink_stop(struct uplink *u, void (*done)(void *ctx), void *ctx)
+{
+    if (!u || u->stopping)
+        return;
+    u->stopping = 1;
+    u->stop_cb = done;
+    u->stop_ctx = ctx;
+    (void)uv_timer_stop(&u->timer);
+    uv_close((uv_handle_t *)&u->timer, on_timer_closed);
+    /* queued jobs never start; the running one finishes (it cannot be
+     * interrupted) and the ledger is closed after it */
+    while (u->qhead) {
+        struct job *j = u->qhead;
+        u->qhead = j->next;
+        job_free(j);
+    }
+    u->qtail = NULL;
+    struct tus_client *t = u->tus;
+    u->tus = NULL;
+    tus_client_stop(t, on_tus_stopped, u);
+}
+
+void uplink_reload_policy(struct uplink *u)
+{
+    if (!u || u->stopping || !u->ledger)
+        return;
+    (void)queue_job(u, job_new(u, J_RELOAD, NULL));
+    uplink_kick(u);
+}
+
+void uplink_kick(struct uplink *u)
+{
+    if (!u || u->stopping)
+        return;
+    if (u->busy) {
+        u->kick_pending = 1;
+        return;
+    }
+    arm(u, 0);
+}
+
+const struct sync_status *uplink_status(const struct uplink *u)
+{
+    return u && u->have_status ? &u->status : NULL;
+}
