@@ -1,0 +1,78 @@
+#!/bin/bash
+# Crash loop: kill -9 outpostd and outpost-hq at seeded random moments
+# while a node syncs 3,000 contacts plus updates to HQ (through the proxy at
+# 512 kbit/s so the sync lasts long enough to be hit), restart whichever
+# died, many times; then let it drain. The end state must be the one a sync
+# without crashes gives: HQ holds exactly the permitted projection of every
+# live record, each once, and both databases pass their checks.
+# SYNC_SEED replays the kill schedule and the proxy's cuts.
+set -u
+. "$TESTS_DIR/cli/lib.sh"
+[ -x "${OUTPOST_HQ:-}" ] || skip "outpost-hq is not built"
+command -v python3 >/dev/null || skip "python3 is not installed"
+command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
+T=$(mktmp)
+. "$TESTS_DIR/integration/sync_lib.sh"
+SEED=${SYNC_SEED:-$(date +%s)}
+ROUNDS=${SYNC_CRASH_ROUNDS:-12}
+echo "seed $SEED (SYNC_SEED=$SEED replays), $ROUNDS kill rounds"
+RANDOM=$SEED
+export OUTPOST_DB="$T/node.db"
+HQDB="$T/hq.db"
+
+"$OUTPOST" init --region KE >/dev/null || die "init failed"
+"$GEN_CONTACTS" --count 3000 --seed 11 --out "$T/contacts.csv" || die "gen_contacts failed"
+"$OUTPOST" import "$T/contacts.csv" >/dev/null || die "import failed"
+expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" node add crash-1 --region KE --out "$T/cred.json"
+
+start_hq "$HQDB"
+start_proxy "$HQ_PORT" --seed "$SEED" --rate-kbit 512
+NODE_ARGS=(--sync_interval_ms 200 --segment_bytes 16KB)
+start_node "http://127.0.0.1:$PROXY_PORT" "${NODE_ARGS[@]}"
+
+sqlite3 "$OUTPOST_DB" "SELECT id, version FROM contacts ORDER BY id LIMIT 300" | tr '|' ' ' >"$T/ids"
+kills_node=0 kills_hq=0
+for round in $(seq 1 "$ROUNDS"); do
+    # a few updates per round, so changes keep arriving between crashes
+    sed -n "$(((round - 1) * 25 + 1)),$((round * 25))p" "$T/ids" | while read -r id v; do
+        "$OUTPOST" contact update --version "$v" "$id" --job_title "round $round" >/dev/null ||
+            echo "update $id failed" >>"$T/upd.err"
+    done
+    sleep "0.$((RANDOM % 9 + 1))"
+    case $((RANDOM % 3)) in
+    0 | 1)
+        kill -9 "$NODE_PID"
+        wait "$NODE_PID" 2>/dev/null
+        kills_node=$((kills_node + 1))
+        start_node "http://127.0.0.1:$PROXY_PORT" "${NODE_ARGS[@]}"
+        ;;
+    2)
+        kill -9 "$HQ_PID"
+        wait "$HQ_PID" 2>/dev/null
+        kills_hq=$((kills_hq + 1))
+        # HQ comes back on a new port: the proxy is restarted in front of it
+        kill -9 "$PROXY_PID"
+        wait "$PROXY_PID" 2>/dev/null
+        start_hq "$HQDB"
+        start_proxy "$HQ_PORT" --seed "$((SEED + round))" --rate-kbit 512
+        kill -9 "$NODE_PID"
+        wait "$NODE_PID" 2>/dev/null
+        start_node "http://127.0.0.1:$PROXY_PORT" "${NODE_ARGS[@]}"
+        ;;
+    esac
+done
+[ ! -s "$T/upd.err" ] || die "updates failed: $(head "$T/upd.err")"
+echo "killed outpostd $kills_node times and outpost-hq $kills_hq times"
+
+wait_drained 600
+"$OUTPOST" egress-report --output "$T/expected.jsonl" >/dev/null || die "egress-report failed"
+"$OUTPOST_HQ" --db "$HQDB" records --json >"$T/hq.jsonl" || die "outpost-hq records failed"
+sqlite3 "$OUTPOST_DB" "SELECT street FROM contacts WHERE street <> ''" >"$T/forbidden"
+python3 "$TESTS_DIR/integration/sync_compare.py" "$T/expected.jsonl" "$T/hq.jsonl" crash-1 \
+    "$T/forbidden" >"$T/compare.out" || die "HQ does not match the node: $(cat "$T/compare.out")"
+cat "$T/compare.out"
+# Every update of the last round is at HQ with its version.
+grep -c '"job_title":"round '"$ROUNDS"'"' "$T/hq.jsonl" | grep -qx 25 ||
+    die "HQ lacks the last round's updates"
+expect_exit 0 "$OUTPOST" check
+pass

@@ -1,0 +1,97 @@
+#!/bin/bash
+# End to end over a bad link: 10,000 changes on a KE node (4,000 imported
+# contacts, 2,500 of them updated twice, 999 deleted, one subject erasure;
+# all but the import made while the sync runs) reach outpost-hq through the
+# flaky proxy at 64 kbit/s with the connection cut every 24-64 KB (every
+# 3-8 s at that rate). Then HQ must hold
+# exactly the permitted projection of every live record (as
+# `outpost egress-report` computes it), each once; the deleted records as
+# tombstones; nothing of the erased person; no street (local_only in KE)
+# and no raw e-mail (pseudonymized) anywhere; and the bytes sent again
+# because of cuts must stay under one chunk per cut.
+# SYNC_SEED replays a failure (the proxy's cuts), SYNC_RATE_KBIT changes
+# the link.
+set -u
+. "$TESTS_DIR/cli/lib.sh"
+[ -x "${OUTPOST_HQ:-}" ] || skip "outpost-hq is not built"
+command -v python3 >/dev/null || skip "python3 is not installed"
+command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
+T=$(mktmp)
+. "$TESTS_DIR/integration/sync_lib.sh"
+SEED=${SYNC_SEED:-$(date +%s)}
+RATE=${SYNC_RATE_KBIT:-64}
+echo "seed $SEED (SYNC_SEED=$SEED replays the cuts), link $RATE kbit/s"
+export OUTPOST_DB="$T/node.db"
+HQDB="$T/hq.db"
+
+"$OUTPOST" init --region KE >/dev/null || die "init failed"
+"$GEN_CONTACTS" --count 4000 --seed 7 --out "$T/contacts.csv" || die "gen_contacts failed"
+"$OUTPOST" import "$T/contacts.csv" >/dev/null || die "import failed"
+expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" node add nairobi-1 --region KE --out "$T/cred.json"
+
+start_hq "$HQDB"
+start_proxy "$HQ_PORT" --seed "$SEED" --rate-kbit "$RATE" --cut-after-bytes 24000:64000
+start_node "http://127.0.0.1:$PROXY_PORT" --sync_interval_ms 500 --segment_bytes 48KB
+t0=$(date +%s)
+
+# Changes while the first segments crawl over the link.
+sqlite3 "$OUTPOST_DB" "SELECT id, version FROM contacts ORDER BY id LIMIT 3500" >"$T/ids" ||
+    die "cannot list contacts"
+[ "$(wc -l <"$T/ids")" = 3500 ] || die "expected 3500 ids"
+for pass in 1 2; do
+    head -n 2500 "$T/ids" | tr '|' ' ' | while read -r id v; do echo "$id $((v + pass - 1))"; done |
+        xargs -P 4 -n 2 sh -c \
+            '"$0" contact update --version "$2" "$1" --job_title "Agent $2 $1" >/dev/null ||
+             echo "update $1 failed" >&2' "$OUTPOST" 2>"$T/upd.err"
+    [ ! -s "$T/upd.err" ] || die "updates (pass $pass) failed: $(head "$T/upd.err")"
+done
+sed -n '2501,3499p' "$T/ids" | tr '|' ' ' | xargs -P 4 -n 2 sh -c \
+    '"$0" contact delete --version "$2" "$1" >/dev/null || echo "delete $1 failed" >&2' \
+    "$OUTPOST" 2>"$T/del.err"
+[ ! -s "$T/del.err" ] || die "deletes failed: $(head "$T/del.err")"
+erased=$(sed -n '3500p' "$T/ids" | cut -d'|' -f1)
+erased_name=$(sqlite3 "$OUTPOST_DB" "SELECT family_name FROM contacts WHERE id='$erased'")
+"$OUTPOST" subject erase "$erased" --yes --reason "test" >/dev/null || die "erase failed"
+changes=$(sqlite3 "$OUTPOST_DB" "SELECT count(*) FROM audit_log WHERE entity='contact' AND action <> 'erase'")
+changes=$((changes + 1))
+echo "changes made on the node: $changes"
+[ "$changes" -ge 10000 ] || die "only $changes changes were made"
+
+wait_drained 900
+t1=$(date +%s)
+kill -TERM "$PROXY_PID"
+wait "$PROXY_PID" 2>/dev/null
+cuts=$(sed -n 's/.*cuts=\([0-9]*\).*/\1/p' "$T/proxy.log" | tail -n1)
+echo "drained in $((t1 - t0)) s; proxy: $(tail -n1 "$T/proxy.log")"
+
+# What HQ holds against what may leave.
+"$OUTPOST" egress-report --output "$T/expected.jsonl" >/dev/null || die "egress-report failed"
+"$OUTPOST_HQ" --db "$HQDB" records --json >"$T/hq.jsonl" || die "outpost-hq records failed"
+sqlite3 "$OUTPOST_DB" "SELECT street FROM contacts WHERE street <> '' UNION ALL
+    SELECT email FROM contacts WHERE email <> ''" >"$T/forbidden"
+echo "$erased" >>"$T/forbidden"
+[ -n "$erased_name" ] && grep -c -F "$erased_name" "$T/contacts.csv" | grep -qx 1 &&
+    echo "$erased_name" >>"$T/forbidden"
+python3 "$TESTS_DIR/integration/sync_compare.py" "$T/expected.jsonl" "$T/hq.jsonl" nairobi-1 \
+    "$T/forbidden" >"$T/compare.out" || die "HQ does not match the node: $(cat "$T/compare.out")"
+cat "$T/compare.out"
+deleted_node=$(sqlite3 "$OUTPOST_DB" "SELECT count(*) FROM contacts WHERE deleted = 1 AND id <> '$erased'")
+deleted_hq=$(grep -c '"op":"delete"' "$T/hq.jsonl")
+[ "$deleted_node" = "$deleted_hq" ] ||
+    die "the node has $deleted_node deleted contacts, HQ $deleted_hq tombstones"
+grep -q "$erased" "$T/hq.jsonl" && die "HQ still lists the erased contact $erased"
+# Withheld values must not be in HQ's database file either.
+if grep -a -q -F -f <(grep -E '^.{8,}$' "$T/forbidden" | head -n 2000) "$HQDB" "$HQDB-wal" 2>/dev/null; then
+    die "a withheld value is in HQ's database file"
+fi
+
+# Re-sent bytes: under one chunk per cut.
+curl -s "http://127.0.0.1:$NODE_PORT/metrics" >"$T/metrics"
+resent=$(sed -n 's/^outpost_sync_bytes_resent_total \([0-9]*\).*/\1/p' "$T/metrics")
+chunk=$(sed -n 's/^outpost_sync_chunk_bytes \([0-9]*\).*/\1/p' "$T/metrics")
+echo "re-sent $resent bytes over ${cuts:-?} cuts (chunk now ${chunk:-?} bytes)"
+if [ -n "$resent" ] && [ -n "$cuts" ] && [ -n "$chunk" ]; then
+    [ "$resent" -le $(((cuts + 1) * 65536)) ] || die "re-sent $resent bytes for $cuts cuts"
+fi
+expect_exit 0 "$OUTPOST" check
+pass
