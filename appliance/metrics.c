@@ -173,12 +173,26 @@ static void render_sync(struct outbuf *o, const struct sync_status *s, int64_t n
             "# HELP outpost_sync_bytes_today Upload bytes sent this UTC day.\n"
             "# TYPE outpost_sync_bytes_today gauge\n"
             "outpost_sync_bytes_today %llu\n"
+            "# HELP outpost_sync_bytes_sent_total Upload body bytes put on the link since start.\n"
+            "# TYPE outpost_sync_bytes_sent_total counter\n"
+            "outpost_sync_bytes_sent_total %llu\n"
+            "# HELP outpost_sync_bytes_resent_total Bytes sent again because a cut lost them.\n"
+            "# TYPE outpost_sync_bytes_resent_total counter\n"
+            "outpost_sync_bytes_resent_total %llu\n"
+            "# HELP outpost_sync_retries_total Requests to HQ repeated after a failure.\n"
+            "# TYPE outpost_sync_retries_total counter\n"
+            "outpost_sync_retries_total %llu\n"
+            "# HELP outpost_sync_chunk_bytes The upload chunk size the link adapted to.\n"
+            "# TYPE outpost_sync_chunk_bytes gauge\n"
+            "outpost_sync_chunk_bytes %llu\n"
             "# HELP outpost_sync_errors_total Sync errors by kind.\n"
             "# TYPE outpost_sync_errors_total counter\n",
             (long long)s->outbox_depth, oldest, (unsigned long long)s->spool_bytes,
             (unsigned long long)s->spool_segments, s->spool_full ? 1 : 0, s->blocked[0] ? 1 : 0,
             (double)s->last_sync_ms / 1000.0, s->goodput_bps, s->eta_s,
-            (unsigned long long)s->bytes_today);
+            (unsigned long long)s->bytes_today, (unsigned long long)s->link_bytes_sent,
+            (unsigned long long)s->link_bytes_resent, (unsigned long long)s->link_retries,
+            (unsigned long long)s->link_chunk_bytes);
     size_t n = s->nerrors < 16 ? s->nerrors : 16;
     for (size_t i = 0; i < n; i++) {
         /* kinds are the daemon's own words; keep only label-safe bytes */

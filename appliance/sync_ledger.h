@@ -67,6 +67,9 @@ struct sync_status {
     size_t nerrors;
     struct sync_error_count errors[16]; /* errors by kind */
     uint64_t mailbox_after;
+    /* the uplink's link counters since outpostd started (tus_client stats);
+     * 0 when read from the database */
+    uint64_t link_bytes_sent, link_bytes_resent, link_retries, link_chunk_bytes;
 };
 
 struct sync_ledger_options {

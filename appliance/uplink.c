@@ -235,6 +235,14 @@ static void job_after(uv_work_t *w, int status)
     if (status == 0 && j->have_status) {
         u->status = j->st;
         u->have_status = 1;
+        if (u->tus) {
+            struct tus_client_stats ts;
+            tus_client_get_stats(u->tus, &ts);
+            u->status.link_bytes_sent = ts.bytes_sent;
+            u->status.link_bytes_resent = ts.bytes_resent;
+            u->status.link_retries = ts.retries;
+            u->status.link_chunk_bytes = ts.chunk_size;
+        }
     }
     if (status == 0 && !u->stopping && j->then)
         j->then(u, j);

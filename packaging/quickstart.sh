@@ -5,6 +5,7 @@
 #                                       the demo: a node database with a few
 #                                       thousand generated contacts, searched,
 #                                       then outpostd serving it on 127.0.0.1
+#                                       and syncing it to a local outpost-hq,
 #                                       until Ctrl-C
 #   bash packaging/quickstart.sh test   install what is missing, build with
 #                                       warnings as errors, run the whole suite
@@ -93,7 +94,10 @@ demo() {
     outpost="$BUILD_DIR/appliance/outpost"
     # A demo daemon from an earlier run still serving this database?
     pkill -f "outpostd --db $db" 2>/dev/null || true
-    rm -f "$db" "$db-wal" "$db-shm" "$dir/contacts.csv"
+    pkill -f "outpost-hq serve --db $dir/hq.db" 2>/dev/null || true
+    rm -rf "$db" "$db-wal" "$db-shm" "$dir/contacts.csv" "$dir/hq.db" "$dir/hq.db-wal" \
+        "$dir/hq.db-shm" "$dir/hq-uploads" "$dir/spool" "$dir/branch-1.credentials" \
+        "$dir/policy-override.yaml"
 
     say "creating a node database for region $DEMO_REGION"
     "$outpost" init --db "$db" --region "$DEMO_REGION"
@@ -116,16 +120,32 @@ QUERIES
     say "creating the demo user 'demo' (role manager, password 'outpost demo')"
     printf 'outpost demo\n' | "$outpost" user add demo --role manager --password-stdin --db "$db"
 
-    say "starting outpostd, the node daemon, on 127.0.0.1 (Ctrl-C stops it)"
+    say "starting outpost-hq, a local HQ receiver, on a free loopback port"
+    local hq="$BUILD_DIR/appliance/outpost-hq" hqdb="$dir/hq.db" hqlog="$dir/outpost-hq.log"
+    "$hq" --db "$hqdb" node add branch-1 --region "$DEMO_REGION" --out "$dir/branch-1.credentials" >/dev/null
+    "$hq" serve --db "$hqdb" --spool_dir "$dir/hq-uploads" --listen 127.0.0.1:0 --log_requests false \
+        2>"$hqlog" &
+    local hqpid=$! hqport=""
+    for _ in $(seq 1 100); do
+        hqport=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$hqlog")
+        [ -n "$hqport" ] && break
+        kill -0 "$hqpid" 2>/dev/null || die "outpost-hq did not start: $(cat "$hqlog")"
+        sleep 0.1
+    done
+    [ -n "$hqport" ] || die "outpost-hq did not start: $(cat "$hqlog")"
+
+    say "starting outpostd on 127.0.0.1, syncing to HQ over a 64 kbit/s cap (Ctrl-C stops both)"
     local log="$dir/outpostd.log" port="" pid
-    "$BUILD_DIR/appliance/outpostd" --db "$db" --listen "127.0.0.1:${DEMO_PORT:-8080}" 2>"$log" &
+    local sync=(--hq_credentials "$dir/branch-1.credentials" --hq_url "http://127.0.0.1:$hqport"
+        --sync_bandwidth 64kbit --segment_bytes 64KB --sync_interval_ms 1000 --log_requests false)
+    "$BUILD_DIR/appliance/outpostd" --db "$db" --listen "127.0.0.1:${DEMO_PORT:-8080}" "${sync[@]}" 2>"$log" &
     pid=$!
     for _ in $(seq 1 50); do
         port=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$log")
         [ -n "$port" ] && break
         if ! kill -0 "$pid" 2>/dev/null; then
             # The port is taken: let the kernel pick a free one.
-            "$BUILD_DIR/appliance/outpostd" --db "$db" --listen 127.0.0.1:0 2>"$log" &
+            "$BUILD_DIR/appliance/outpostd" --db "$db" --listen 127.0.0.1:0 "${sync[@]}" 2>"$log" &
             pid=$!
         fi
         sleep 0.2
@@ -138,37 +158,71 @@ QUERIES
 
     cat <<EOF
 
-==> The node is running. Where to look:
+==> The node and a local HQ are running. Where to look:
 
     API:        $base/api/v1/   (log in: user demo, password 'outpost demo')
-    health:     $base/healthz
+    health:     $base/healthz     metrics (sync included): $base/metrics
     database:   $db
-    daemon log: $log   (one line per request)
+    node log:   $log
+    HQ:         http://127.0.0.1:$hqport/   store $hqdb, log $hqlog
 
     A session token for the demo user, valid 12 hours:
     export TOKEN=$token
     curl -s -H "Authorization: Bearer \$TOKEN" '$base/api/v1/search?q=lodz'
-    curl -s -H "Authorization: Bearer \$TOKEN" '$base/api/v1/contacts?limit=3'
     curl -s -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
          -d '{"given_name":"Zoë","family_name":"Ørsted","email":"zoe@example.org"}' \\
          $base/api/v1/contacts
-    curl -s -H "Authorization: Bearer \$TOKEN" $base/metrics
 
-    The admin CLI works on the same database while the daemon runs:
-    export OUTPOST_DB=$db
-    $BUILD_DIR/appliance/outpost search gonzalez
-    $BUILD_DIR/appliance/outpost contact list --limit 5
-    $BUILD_DIR/appliance/outpost export --format vcard --output /tmp/contacts.vcf
-    $BUILD_DIR/appliance/outpost backup /tmp/node-backup.db
-    $BUILD_DIR/appliance/outpost check
+    The admin CLIs work beside the daemons:
+    $BUILD_DIR/appliance/outpost status --db $db
+    $BUILD_DIR/appliance/outpost egress-report --db $db
+    $BUILD_DIR/appliance/outpost-hq --db $hqdb nodes
+    $BUILD_DIR/appliance/outpost-hq --db $hqdb records --count
 
-Press Ctrl-C to stop the daemon. Run \`bash packaging/quickstart.sh demo\` again to start over.
+==> Sync to HQ, a line per segment with HQ's totals (the link is capped at 64 kbit/s):
 EOF
-    trap 'kill -TERM "$pid" 2>/dev/null' INT TERM
+    # One contact as the node has it and as HQ gets it: the region's
+    # policy keeps the street on the node and sends names, e-mail and
+    # phone as keyed hashes.
+    local sample
+    sample=$("$outpost" contact list --db "$db" --limit 1 --json | grep -o '"id": *"[^"]*"' |
+        sed -n '1s/.*"\([^"]*\)"$/\1/p') || sample=""
+    trap 'kill -TERM "$pid" "$hqpid" 2>/dev/null' INT TERM
+    (
+        # grep -q ends its pipe early: no pipefail or errexit in here
+        set +e +o pipefail
+        shown=0 seen=0 done_said=0
+        while kill -0 "$pid" 2>/dev/null; do
+            n=$(grep -c 'uploaded (' "$log" || true)
+            if [ "$n" -gt "$seen" ]; then
+                grep 'uploaded (' "$log" | sed -n "$((seen + 1)),${n}p" | sed 's/^outpostd: sync: /    /'
+                seen=$n
+                echo "    HQ totals: $("$hq" --db "$hqdb" records --count | tr -s ' \n' ' ')"
+                if [ "$shown" = 0 ] && [ -n "$sample" ] &&
+                    "$hq" --db "$hqdb" records --json | grep -q "$sample"; then
+                    shown=1
+                    echo "    one contact on the node (street and e-mail in clear):"
+                    "$outpost" contact show --db "$db" --json "$sample" | sed 's/^/      /'
+                    echo "    the same contact at HQ (street withheld; names, e-mail, phone as keyed hashes):"
+                    "$hq" --db "$hqdb" records --json | grep "$sample" | sed 's/^/      /'
+                fi
+            fi
+            if [ "$done_said" = 0 ] && [ "$seen" -gt 0 ] &&
+                "$outpost" status --db "$db" --json 2>/dev/null | grep -q '"outbox_depth": *0[,}]'; then
+                done_said=1
+                echo "    every change is at HQ; new ones follow within seconds (Ctrl-C stops both daemons)"
+            fi
+            sleep 1
+        done
+    ) &
+    local watcher=$!
     wait "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    kill -TERM "$hqpid" 2>/dev/null || true
+    wait "$hqpid" 2>/dev/null || true
+    kill "$watcher" 2>/dev/null || true
     trap - INT TERM
-    say "stopped; the daemon's log is $log"
+    say "stopped; the logs are $log and $hqlog"
 }
 
 test_all() {

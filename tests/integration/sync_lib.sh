@@ -27,13 +27,16 @@ wait_line() {
     die "$4 did not start: $(tail -n 20 "$1")"
 }
 
-# start_hq DB [ARGS...]: outpost-hq serve on a free port, its log in
-# $T/hq.N.log ($HQ_LOG); sets HQ_PID, HQ_PORT.
+# start_hq DB [ARGS...]: outpost-hq serve on a free port (on $HQ_PORT
+# again when HQ_SAME_PORT=1: a restarted HQ keeps its address, as a real
+# one does), its log in $T/hq.N.log ($HQ_LOG); sets HQ_PID, HQ_PORT.
 HQ_STARTS=0
 start_hq() {
     local db=$1
     shift
-    "$OUTPOST_HQ" serve --db "$db" --spool_dir "$T/hq-uploads" --listen 127.0.0.1:0 \
+    local listen=127.0.0.1:0
+    [ "${HQ_SAME_PORT:-0}" = 1 ] && listen="127.0.0.1:$HQ_PORT"
+    "$OUTPOST_HQ" serve --db "$db" --spool_dir "$T/hq-uploads" --listen "$listen" \
         --log_requests false "$@" 2>"$T/hq.$((HQ_STARTS + 1)).log" &
     HQ_PID=$!
     SYNC_PIDS="$SYNC_PIDS $HQ_PID"
