@@ -42,7 +42,8 @@ dpkg-deb -c "$deb" | awk '{print $1 " " $6}' >"$T/contents" || die "dpkg-deb -c 
 has() {
     grep -qE "^[^ ]+ \./$1\$" "$T/contents" || die "the package lacks /$1; it has: $(cut -d' ' -f2 "$T/contents")"
 }
-for f in usr/sbin/outpostd usr/bin/outpost usr/lib/outpost/outpost-backup \
+for f in usr/sbin/outpostd usr/sbin/outpost-hq etc/outpost/outpost-hq.conf \
+    lib/systemd/system/outpost-hq.service usr/bin/outpost usr/lib/outpost/outpost-backup \
     lib/systemd/system/outpostd.service lib/systemd/system/outpost-backup.service \
     lib/systemd/system/outpost-backup.timer etc/outpost/outpostd.conf \
     usr/share/man/man1/outpost.1.gz usr/share/man/man8/outpostd.8.gz \
@@ -59,8 +60,10 @@ world=$(grep -E '^.{8}w' "$T/contents" | grep -v '^l' || :)
 
 # Control: the conffile, the version, the maintainer scripts.
 dpkg-deb -e "$deb" "$T/control" || die "dpkg-deb -e failed"
-grep -qx /etc/outpost/outpostd.conf "$T/control/conffiles" ||
-    die "/etc/outpost/outpostd.conf is not a conffile: $(cat "$T/control/conffiles")"
+for conf in outpostd.conf outpost-hq.conf; do
+    grep -qx "/etc/outpost/$conf" "$T/control/conffiles" ||
+        die "/etc/outpost/$conf is not a conffile: $(cat "$T/control/conffiles")"
+done
 grep -qx "Version: $version" "$T/control/control" || die "control: $(cat "$T/control/control")"
 grep -q 'adduser --system --group' "$T/control/postinst" || die "postinst does not create the user"
 grep -q 'deb-systemd-helper' "$T/control/postinst" || die "postinst does not set up the units"
@@ -103,6 +106,9 @@ expect_exit 0 "$D/usr/sbin/outpostd" --version
 expect_contains "$OUT" "outpostd $version"
 expect_exit 0 "$D/usr/bin/outpost" --version
 expect_contains "$OUT" "outpost $version"
+# outpost-hq from the package reads its shipped config (the unit's ExecStart).
+expect_exit 0 "$D/usr/sbin/outpost-hq" --config "$D/etc/outpost/outpost-hq.conf" serve --print-config
+expect_contains "$OUT" "db = /var/lib/outpost-hq/hq.db"
 # The shipped config loads and says what the defaults are.
 expect_exit 0 "$D/usr/sbin/outpostd" --config "$D/etc/outpost/outpostd.conf" --print-config
 expect_contains "$OUT" "db = /var/lib/outpost/node.db"

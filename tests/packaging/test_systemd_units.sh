@@ -7,9 +7,8 @@
 # each man: Documentation= link resolves, so it runs against a temporary
 # root (--root) laid out as the package installs it: the built outpostd and
 # outpost, the backup script, the man pages (MANPATH), the host's
-# systemd targets and /bin/kill. The HQ receiver is not built yet, so its
-# ExecStart gets a stub script there: the rest of its unit is still
-# verified. verify exits 0 even for an unknown key, so any output at all
+# systemd targets and /bin/kill, and the built outpost-hq, so its unit's
+# ExecStart names the real binary. verify exits 0 even for an unknown key, so any output at all
 # fails the test. Skips when systemd-analyze is missing (CI's base image).
 set -u
 # shellcheck source=tests/cli/lib.sh
@@ -86,7 +85,7 @@ for pair in "$OUTPOSTD:usr/sbin/outpostd" "$OUTPOST:usr/bin/outpost" \
     "$SRC/packaging/debian/outpostd.8:usr/share/man/man8/outpostd.8"; do
     cp "${pair%%:*}" "$R/${pair#*:}" || die "cannot copy ${pair%%:*} to $R"
 done
-printf '#!/bin/sh\necho "stub: outpost-hq is not built yet" >&2\nexit 1\n' >"$R/usr/sbin/outpost-hq"
+cp "$OUTPOST_HQ" "$R/usr/sbin/outpost-hq" || die "cannot copy $OUTPOST_HQ to $R"
 chmod 0755 "$R/usr/sbin/outpost-hq" "$R/usr/lib/outpost/outpost-backup"
 # The targets the units order against (sysinit.target, network.target, ...).
 targets=0
