@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "egress.h"
+#include "node_policy.h"
 #include "policy.h"
 
 /* Distinct custom and unknown keys reported per entity; the rest share a
@@ -64,7 +65,8 @@ static void usage(FILE *out)
             "(restricted or pinned). Nothing is sent.\n\n"
             "  --db PATH      database file (default: $OUTPOST_DB, else %s)\n"
             "  --policy FILE  the policy to apply, for example a draft (default:\n"
-            "                 $OUTPOST_POLICY, else the installed profile of the node's region);\n"
+            "                 $OUTPOST_POLICY, else a policy HQ sent, else the installed\n"
+            "                 profile of the node's region);\n"
             "                 it must be for the node's region\n"
             "  --output FILE  also write the projected records, one JSON object per line:\n"
             "                 {\"entity\":...,\"record\":{...}}, atomically, mode 0600\n\n"
@@ -210,37 +212,27 @@ static int fsync_dir_of(const char *path)
     return rc;
 }
 
-/* Loads the policy to apply; prints why not and returns an exit code. */
-static int load_policy(const char *opt, const char *region, struct policy **out)
+/* Loads the policy to apply, by the node's one precedence (node_policy.h:
+ * --policy, $OUTPOST_POLICY, a policy HQ sent through the mailbox, the
+ * region's profile), so the report shows what sync would send; prints why
+ * not and returns an exit code. */
+static int load_policy(const char *opt, const char *db_path, const char *region,
+                       struct policy **out)
 {
-    const char *env = getenv("OUTPOST_POLICY");
-    char path[1024];
     struct op_error err;
     op_error_clear(&err);
-    if (opt) {
-        snprintf(path, sizeof path, "%s", opt);
-    } else if (env && *env) {
-        snprintf(path, sizeof path, "%s", env);
-    } else if (policy_find_file(region, path, sizeof path, &err) < 0) {
+    int rc = node_policy_load(opt, db_path, region, out, &err);
+    if (rc == -ENOENT) {
         fprintf(stderr,
                 "outpost egress-report: no region policy for %s: %s (install it, or name a "
                 "policy file with --policy)\n",
                 region, err.msg);
         return CLI_FAIL;
     }
-    int rc = policy_load_file(path, out, &err);
     if (rc < 0) {
-        fprintf(stderr, "outpost egress-report: invalid region policy: %s\n", err.msg);
-        return rc == -EINVAL ? CLI_BADINPUT : CLI_FAIL;
-    }
-    if (strcmp((*out)->region, region)) {
-        fprintf(stderr,
-                "outpost egress-report: %s is the policy of %s, but this node is in %s; "
-                "egress would use a %s policy\n",
-                path, (*out)->region, region, region);
-        policy_free(*out);
-        *out = NULL;
-        return CLI_FAIL;
+        fprintf(stderr, "outpost egress-report: %s%s\n",
+                strstr(err.msg, "is the policy of") ? "" : "invalid region policy: ", err.msg);
+        return rc == -EINVAL && !strstr(err.msg, "is the policy of") ? CLI_BADINPUT : CLI_FAIL;
     }
     return CLI_OK;
 }
@@ -303,7 +295,7 @@ int cmd_egress_report(int argc, char **argv)
         return CLI_FAIL;
     }
     struct policy *p = NULL;
-    int ret = load_policy(policy_file, region, &p);
+    int ret = load_policy(policy_file, path, region, &p);
     if (ret != CLI_OK) {
         store_close(s);
         return ret;

@@ -127,6 +127,13 @@ expect_not_contains "$T/min.jsonl" '"country"'
 expect_not_contains "$T/min.jsonl" '"email"'
 expect_contains "$T/min.jsonl" '"deleted":false}}'
 
+# a policy HQ sent through the mailbox (policy-override.yaml beside the
+# database) is what sync projects under, so the report uses it too
+cp "$T/p/EU-DE.yaml" "$(dirname "$DB")/policy-override.yaml"
+expect_exit 0 "$OUTPOST" egress-report
+expect_contains "$OUT" "hash:   $(sha256sum "$T/p/EU-DE.yaml" | cut -d' ' -f1)"
+rm "$(dirname "$DB")/policy-override.yaml"
+
 # the policy of another region is refused
 expect_exit 1 "$OUTPOST" egress-report --policy "$TESTS_DIR/../schema/regions/BR.yaml"
 expect_contains "$ERR" "is the policy of BR, but this node is in EU-DE"
