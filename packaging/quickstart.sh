@@ -161,7 +161,7 @@ QUERIES
 ==> The node and a local HQ are running. Where to look:
 
     API:        $base/api/v1/   (log in: user demo, password 'outpost demo')
-    health:     $base/healthz     metrics (sync included): $base/metrics
+    health:     $base/healthz     metrics, sync included: $base/metrics (with the token below)
     database:   $db
     node log:   $log
     HQ:         http://127.0.0.1:$hqport/   store $hqdb, log $hqlog
@@ -169,6 +169,7 @@ QUERIES
     A session token for the demo user, valid 12 hours:
     export TOKEN=$token
     curl -s -H "Authorization: Bearer \$TOKEN" '$base/api/v1/search?q=lodz'
+    curl -s -H "Authorization: Bearer \$TOKEN" $base/metrics | grep outpost_sync_
     curl -s -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
          -d '{"given_name":"Zoë","family_name":"Ørsted","email":"zoe@example.org"}' \\
          $base/api/v1/contacts
