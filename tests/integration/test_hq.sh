@@ -80,12 +80,17 @@ patch() {
         -H 'Content-Type: application/offset+octet-stream' -H "Upload-Offset: $2" \
         -H "Upload-Checksum: sha1 $sum" --data-binary "@$1"
 }
-# upload FILE NODE SEGMENT: the whole file in one PATCH.
+# upload FILE NODE SEGMENT: the whole file in one PATCH. The 204 may reach
+# curl before HQ has applied the upload (the receipt is the real answer);
+# HQ serves one request at a time on its loop, so a second request returns
+# only after the apply and its log line.
 upload() {
     create "$(stat -c %s "$1")" "$2" "$3"
     expect_status 201
     patch "$1" 0
     expect_status 204
+    req GET /healthz ""
+    expect_status 200
 }
 mkseg() { "$MAKE_SEGMENT" --credentials "$T/n1.cred" --spool "$T/seg" "$@"; }
 mkdir -p "$T/seg"
