@@ -69,6 +69,19 @@ uint64_t sync_window_wait_ms(const struct sync_window *w, unsigned minute_of_day
     return ms > s ? ms - s : 0;
 }
 
+uint64_t sync_window_left_ms(const struct sync_window *w, unsigned minute_of_day, unsigned second)
+{
+    if (w->always)
+        return UINT64_MAX;
+    if (!sync_window_contains(w, minute_of_day))
+        return 0;
+    unsigned m = minute_of_day % 1440;
+    unsigned mins = (w->end_min + 1440 - m) % 1440;
+    uint64_t ms = (uint64_t)mins * 60000u;
+    uint64_t s = (uint64_t)(second % 60) * 1000u;
+    return ms > s ? ms - s : 0;
+}
+
 struct unit {
     const char *name;
     uint64_t mul, div;

@@ -31,6 +31,10 @@ int sync_window_contains(const struct sync_window *w, unsigned minute_of_day);
  * next opens; 0 when it is open now. */
 uint64_t sync_window_wait_ms(const struct sync_window *w, unsigned minute_of_day, unsigned second);
 
+/* Milliseconds from `minute_of_day` (plus `second`) until the window
+ * closes; 0 when it is closed now; UINT64_MAX when there is no window. */
+uint64_t sync_window_left_ms(const struct sync_window *w, unsigned minute_of_day, unsigned second);
+
 /* A byte size or, with allow_bits, a rate in bytes per second: a decimal
  * number and an optional unit (case-insensitive, spaces allowed before
  * it, "/s" allowed after it): B; KB MB GB (powers of 1000); KiB MiB GiB

@@ -89,7 +89,10 @@ struct uplink {
     struct tus_client *tus;
     struct sync_ledger *ledger; /* written and used on the pool only, one job at a time */
 
-    uv_timer_t timer; /* the next cycle, or the next receipt poll */
+    uv_timer_t timer;        /* the next cycle, or the next receipt poll */
+    uv_timer_t window_timer; /* the sync window closes: pause the upload */
+    int uploading;           /* an upload of `seg` is under way */
+    uint64_t seg_confirmed;  /* its bytes HQ has confirmed */
     struct job *active, *qhead, *qtail;
     int busy;         /* a cycle is under way */
     int kick_pending; /* run again as soon as it ends */
@@ -109,7 +112,7 @@ struct uplink {
     struct sync_status status;
     int have_status;
 
-    int stopping, tus_stopped, timer_closed;
+    int stopping, tus_stopped, timers_closed;
     void (*stop_cb)(void *);
     void *stop_ctx;
 };
@@ -517,6 +520,8 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
     struct uplink *u = ctx;
     if (u->stopping || status == -ECANCELED)
         return;
+    u->uploading = 0;
+    (void)uv_timer_stop(&u->window_timer);
     struct tus_client_stats st;
     tus_client_get_stats(u->tus, &st);
     struct sync_link_report r = {
@@ -525,6 +530,11 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
         .bytes_resent = st.bytes_resent - u->before.bytes_resent,
         .duration_ms = mono_ms(u) - u->upload_start_ms,
     };
+    if (status == -EINTR) { /* paused at the window's end: on_window_closed said so */
+        note(u, NULL, NULL, &r);
+        cycle_end(u);
+        return;
+    }
     if (status < 0) {
         const char *kind = tus_error_kind(err);
         fprintf(stderr, "outpostd: sync: segment %llu: upload failed (%s): %s\n",
@@ -542,6 +552,36 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
         cycle_end(u);
 }
 
+/* The sync window closed with an upload under way: stop sending now. HQ
+ * keeps what it confirmed and the segment row keeps the upload URL, so the
+ * first cycle inside the next window resumes after a HEAD. */
+static void on_window_closed(uv_timer_t *t)
+{
+    struct uplink *u = t->data;
+    if (u->stopping || !u->uploading)
+        return;
+    unsigned sec;
+    unsigned minute = local_minute(&sec);
+    if (sync_window_contains(&u->window, minute)) { /* the clock moved back: look again */
+        uint64_t left = sync_window_left_ms(&u->window, minute, sec);
+        (void)uv_timer_start(&u->window_timer, on_window_closed, left ? left : 1000, 0);
+        return;
+    }
+    fprintf(stderr,
+            "outpostd: sync: the sync window closed: segment %llu paused at %llu of %llu bytes; "
+            "it resumes when the window opens at %02u:%02u\n",
+            (unsigned long long)u->seg.no, (unsigned long long)u->seg_confirmed,
+            (unsigned long long)u->seg.bytes, u->window.start_min / 60, u->window.start_min % 60);
+    tus_client_cancel(u->tus, "the sync window closed");
+}
+
+static void on_upload_progress(void *ctx, uint64_t confirmed, uint64_t total)
+{
+    struct uplink *u = ctx;
+    (void)total;
+    u->seg_confirmed = confirmed;
+}
+
 static void upload_segment(struct uplink *u)
 {
     char no[24];
@@ -552,7 +592,10 @@ static void upload_segment(struct uplink *u)
         .upload_url = u->seg.upload_url[0] ? u->seg.upload_url : NULL,
         .meta = meta,
         .nmeta = 2,
-        .cb = {.on_created = on_created, .on_retry = on_retry, .on_done = on_upload_done},
+        .cb = {.on_created = on_created,
+               .on_progress = on_upload_progress,
+               .on_retry = on_retry,
+               .on_done = on_upload_done},
         .ctx = u,
     };
     tus_client_get_stats(u->tus, &u->before);
@@ -564,7 +607,15 @@ static void upload_segment(struct uplink *u)
                  e.msg);
         note(u, "spool", e.msg, NULL);
         cycle_end(u);
+        return;
     }
+    u->uploading = 1;
+    u->seg_confirmed = 0;
+    unsigned sec;
+    unsigned minute = local_minute(&sec);
+    uint64_t left = sync_window_left_ms(&u->window, minute, sec);
+    if (left != UINT64_MAX)
+        (void)uv_timer_start(&u->window_timer, on_window_closed, left ? left : 1, 0);
 }
 
 /* ---- receipt -------------------------------------------------------------- */
@@ -770,7 +821,7 @@ static void poll_mailbox(struct uplink *u)
 static void on_timer_closed(uv_handle_t *h)
 {
     struct uplink *u = h->data;
-    u->timer_closed = 1;
+    u->timers_closed++;
     maybe_finish_stop(u);
 }
 
@@ -796,7 +847,7 @@ static void maybe_finish_stop(struct uplink *u)
         sync_ledger_close(u->ledger); /* cannot queue: close here, at shutdown */
         u->ledger = NULL;
     }
-    if (!u->tus_stopped || !u->timer_closed)
+    if (!u->tus_stopped || u->timers_closed < 2)
         return;
     void (*cb)(void *) = u->stop_cb;
     void *ctx = u->stop_ctx;
@@ -878,6 +929,8 @@ int uplink_start(uv_loop_t *loop, const struct uplink_config *cfg, struct uplink
     }
     (void)uv_timer_init(loop, &u->timer);
     u->timer.data = u;
+    (void)uv_timer_init(loop, &u->window_timer);
+    u->window_timer.data = u;
     arm(u, 0);
     *out = u;
     return 0;
@@ -892,6 +945,8 @@ void uplink_stop(struct uplink *u, void (*done)(void *ctx), void *ctx)
     u->stop_ctx = ctx;
     (void)uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, on_timer_closed);
+    (void)uv_timer_stop(&u->window_timer);
+    uv_close((uv_handle_t *)&u->window_timer, on_timer_closed);
     /* queued jobs never start; the running one finishes (it cannot be
      * interrupted) and the ledger is closed after it */
     while (u->qhead) {

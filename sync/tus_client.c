@@ -1342,6 +1342,40 @@ void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *o
     out->queued = c->nqueued;
 }
 
+void tus_client_cancel(struct tus_client *c, const char *why)
+{
+    if (!c || c->stopping || (!c->cur && !c->qhead))
+        return;
+    if (c->req != REQ_NONE) {
+        if (c->req == REQ_PATCH) {
+            curl_off_t up = 0;
+            (void)curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+            if (up > 0)
+                c->st.bytes_sent += (uint64_t)up;
+        }
+        (void)curl_multi_remove_handle(c->multi, c->easy);
+        c->req = REQ_NONE;
+    }
+    (void)uv_timer_stop(&c->step_timer);
+    /* Detach everything first: an on_done may queue a new upload. */
+    struct job *list = c->cur;
+    if (list)
+        list->next = c->qhead;
+    else
+        list = c->qhead;
+    c->cur = NULL;
+    c->qhead = c->qtail = NULL;
+    c->nqueued = 0;
+    struct op_error e;
+    op_error_set(&e, -EINTR, NULL, "upload interrupted: %s", why ? why : "cancelled");
+    while (list) {
+        struct job *j = list;
+        list = j->next;
+        j->cb.on_done(j->ctx, -EINTR, j->url, &e);
+        free_job(j);
+    }
+}
+
 void tus_client_stop(struct tus_client *c, void (*done)(void *ctx), void *ctx)
 {
     if (!c || c->stopping)

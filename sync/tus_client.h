@@ -82,6 +82,7 @@ struct tus_upload_callbacks {
      *   -EIO      the file changed or could not be read, or too many 460s;
      *   -ENOENT, -EACCES... from opening the file (err names the path);
      *   -EINVAL   the file is not a regular file, or curl refused the URL;
+     *   -EINTR    tus_client_cancel was called;
      *   -ECANCELED tus_client_stop was called.
      * Network errors, timeouts, stalls, 5xx, 408, 409, 423, 429 and 460
      * are retried with backoff (then HEAD, except after 460) and never
@@ -157,6 +158,14 @@ int tus_client_get(struct tus_client *c, const char *url, size_t max_body, tus_g
 
 /* Copies the counters. */
 void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *out);
+
+/* Interrupts the current upload and drops the queued ones, keeping the
+ * client (and its GETs) running: each on_done gets -EINTR with `why` as
+ * the message. A PATCH under way is abandoned at once; its bytes count as
+ * sent. The server keeps what it confirmed, so a later upload with the
+ * same URL resumes after a HEAD. Safe to call from the callbacks; a no-op
+ * when no upload is queued or after stop. */
+void tus_client_cancel(struct tus_client *c, const char *why);
 
 /* Cancels the current and queued uploads and GETs (on_done and the GET
  * callbacks get -ECANCELED;

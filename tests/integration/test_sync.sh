@@ -65,8 +65,11 @@ add_contacts() { # $1: first number, $2: count
 }
 
 status_field() { # $1: key of `outpost status --json`
-    "$OUTPOST" status --json 2>/dev/null |
-        python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" 2>/dev/null
+    "$OUTPOST" status --json >"$T/status.json" 2>"$T/status.err" ||
+        die "outpost status failed ($1): $(cat "$T/status.err")"
+    python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" <"$T/status.json" \
+        2>"$T/status.err" ||
+        die "outpost status --json: no $1: $(cat "$T/status.json" "$T/status.err")"
 }
 
 wait_drained() { # $1: what for the message

@@ -68,6 +68,17 @@ static void window_contains(void)
     CHECK_EQ(sync_window_contains(&w, hm(12, 0)), 0);
     CHECK_EQ(sync_window_wait_ms(&w, hm(5, 0), 0), (17u * 60u + 30u) * 60000u);
     CHECK_EQ(sync_window_wait_ms(&w, hm(1, 0), 0), 0);
+
+    /* how long an open window stays open: an upload is paused then */
+    CHECK_EQ(sync_window_left_ms(&w, hm(4, 59), 15), 45000u);
+    CHECK_EQ(sync_window_left_ms(&w, hm(23, 0), 0), 6u * 3600000u);
+    CHECK_EQ(sync_window_left_ms(&w, hm(5, 0), 0), 0); /* closed */
+    CHECK_EQ(sync_window_left_ms(&w, hm(12, 0), 0), 0);
+    CHECK_EQ(sync_window_parse("09:00-17:00", &w, &e), 0);
+    CHECK_EQ(sync_window_left_ms(&w, hm(9, 0), 0), 8u * 3600000u);
+    CHECK_EQ(sync_window_left_ms(&w, hm(16, 59), 59), 1000u);
+    CHECK_EQ(sync_window_parse("", &w, &e), 0);
+    CHECK_EQ(sync_window_left_ms(&w, hm(3, 0), 0), UINT64_MAX);
 }
 
 static void budget(void)

@@ -543,7 +543,8 @@ struct run {
     char url[TUS_URL_MAX + 1], created_url[TUS_URL_MAX + 1], err[512];
     uint64_t delays[32];
     size_t chunk_at_retry[32];
-    uint64_t stop_after; /* stop the client once this much is confirmed */
+    uint64_t stop_after;   /* stop the client once this much is confirmed */
+    uint64_t cancel_after; /* tus_client_cancel once this much is confirmed */
 };
 
 static void on_watchdog(uv_timer_t *t)
@@ -582,6 +583,10 @@ static void cb_progress(void *ctx, uint64_t confirmed, uint64_t total)
         struct tus_client *c = r->c;
         r->c = NULL;
         tus_client_stop(c, cb_stopped, r);
+    }
+    if (r->cancel_after && confirmed >= r->cancel_after && r->c) {
+        r->cancel_after = 0;
+        tus_client_cancel(r->c, "the sync window closed");
     }
 }
 
@@ -1129,6 +1134,54 @@ static void test_resume_after_restart(void)
     run_teardown(&r);
 }
 
+/* A cancelled upload stops at once, the client stays usable, and the
+ * same URL resumes where the server stopped. */
+static void test_cancel_and_resume(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.max_chunk = 64 * KiB;
+    cfg.max_send_bps = 512 * KiB; /* a PATCH is still on the wire when cancel comes */
+    new_client(&r, &cfg);
+    char path[128], path2[128];
+    make_file(&r, "a.seg", 640 * KiB, path, sizeof path);
+    make_file(&r, "b.seg", 3000, path2, sizeof path2);
+    r.cancel_after = 128 * KiB;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    CHECK_EQ(upload(&r, path2, NULL), 0); /* queued behind: dropped too */
+    run_until_done(&r, 2);
+    CHECK_EQ(r.status, -EINTR);
+    CHECK_CONTAINS(r.err, "the sync window closed");
+    CHECK_EQ(r.created, 1);
+    uint64_t at_cancel = r.f.up[0].offset;
+    CHECK_INT(at_cancel, >=, 128 * KiB);
+    CHECK_INT(at_cancel, <, 640 * KiB);
+    int patches = r.f.n_patch, posts = r.f.n_post;
+    run_for(&r, 300);
+    CHECK_EQ(r.f.n_patch, patches); /* nothing more goes out */
+    CHECK_EQ(r.f.n_post, posts);
+    CHECK_EQ(r.f.up[0].offset, at_cancel);
+    tus_client_cancel(r.c, "again"); /* nothing queued: a no-op */
+
+    struct got g;
+    CHECK_EQ(get(&r, "/v1/receipts/7", 1024, &g), 0); /* GETs still work */
+    run_until_got(&r, &g);
+    CHECK_EQ(g.status, 200);
+
+    char url[TUS_URL_MAX + 1];
+    snprintf(url, sizeof url, "%s", r.created_url);
+    r.done = 0;
+    CHECK_EQ(upload(&r, path, url), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK_STR(r.url, url);
+    CHECK_EQ(r.f.n_post, posts); /* resumed, not created again */
+    CHECK_EQ(r.f.n_head, 1);
+    CHECK(same_as_file(&r.f.up[0], path));
+    run_teardown(&r);
+}
+
 struct ticker {
     uv_timer_t t;
     uint64_t last, max_gap;
@@ -1409,6 +1462,7 @@ int main(void)
     RUN(test_backoff);
     RUN(test_chunk_adapts);
     RUN(test_resume_after_restart);
+    RUN(test_cancel_and_resume);
     RUN(test_loop_stays_responsive);
     RUN(test_tls_verification);
     RUN(test_get);

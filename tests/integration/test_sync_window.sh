@@ -1,0 +1,88 @@
+#!/bin/bash
+# The sync window is obeyed mid-upload: outpostd syncs 4,000 contacts under
+# a 64 kbit/s bandwidth cap with a window that closes at the end of the
+# current minute (at least 15 s away), so a segment is on the wire when it
+# closes. The node must log the pause, and HQ must see no more PATCH for
+# that upload. Restarted with no window, the node resumes the same upload
+# (a HEAD on its URL, no new POST for it), drains, and HQ holds exactly the
+# permitted projection of every record. The times are UTC (TZ=UTC), so
+# the window means the same to the test and to the node.
+set -u
+. "$TESTS_DIR/cli/lib.sh"
+[ -x "${OUTPOST_HQ:-}" ] || skip "outpost-hq is not built"
+command -v python3 >/dev/null || skip "python3 is not installed"
+command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
+T=$(mktmp)
+. "$TESTS_DIR/integration/sync_lib.sh"
+export TZ=UTC
+export OUTPOST_DB="$T/node.db"
+HQDB="$T/hq.db"
+
+"$OUTPOST" init --region KE >/dev/null || die "init failed"
+"$GEN_CONTACTS" --count 4000 --seed 23 --out "$T/contacts.csv" || die "gen_contacts failed"
+"$OUTPOST" import "$T/contacts.csv" >/dev/null || die "import failed"
+expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" node add window-1 --region KE --out "$T/cred.json"
+start_hq "$HQDB" --log_requests true
+
+# The window opens at this minute and closes at the next; 64 kbit/s moves
+# at most 480 KB in that minute, less than the 4,000 contacts make.
+now=$(date +%s)
+if [ $((now % 60)) -gt 45 ]; then
+    sleep $((61 - now % 60))
+    now=$(date +%s)
+fi
+opens=$((now / 60 * 60))
+closes=$((opens + 60))
+WINDOW="$(date -u -d "@$opens" +%H:%M)-$(date -u -d "@$closes" +%H:%M)"
+echo "sync window $WINDOW, closing in $((closes - now)) s"
+start_node "http://127.0.0.1:$HQ_PORT" --sync_window "$WINDOW" --sync_bandwidth 64kbit \
+    --sync_interval_ms 200
+FIRST_LOG=$NODE_LOG
+
+paused=""
+while [ -z "$paused" ]; do
+    paused=$(sed -n 's/.*sync window closed: segment \([0-9]*\) paused at \([0-9]*\) of \([0-9]*\) bytes.*/\1 \2 \3/p' \
+        "$FIRST_LOG")
+    [ -n "$paused" ] && break
+    [ "$(date +%s)" -lt $((closes + 30)) ] ||
+        die "no pause logged 30 s after the window closed: $(tail -n 15 "$FIRST_LOG")"
+    kill -0 "$NODE_PID" 2>/dev/null || die "outpostd exited: $(tail -n 15 "$FIRST_LOG")"
+    sleep 0.5
+done
+read -r SEG AT LEN <<<"$paused"
+echo "paused segment $SEG at $AT of $LEN bytes"
+[ "$AT" -lt "$LEN" ] || die "the pause came after the whole segment was sent"
+expect_contains "$FIRST_LOG" "it resumes when the window opens at ${WINDOW%-*}"
+grep -q "uploaded (.*applied at HQ" "$FIRST_LOG" && echo "(an earlier segment went whole)"
+
+# Nothing more goes out while the window is closed.
+UPLOAD=$(sed -n 's/.* PATCH [0-9]* .* \(\/files\/[0-9a-f]*\)$/\1/p' "$HQ_LOG" | tail -n1)
+[ -n "$UPLOAD" ] || die "HQ logged no PATCH: $(tail -n 5 "$HQ_LOG")"
+sleep 1
+before=$(grep -c " PATCH " "$HQ_LOG")
+sleep 4
+after=$(grep -c " PATCH " "$HQ_LOG")
+[ "$before" = "$after" ] || die "$((after - before)) PATCHes after the window closed"
+[ "$(status_field outbox_depth)" -gt 0 ] || die "the outbox is empty while paused"
+kill -0 "$NODE_PID" 2>/dev/null || die "outpostd exited while paused"
+
+# The window opens again (here: a restart without one): the same upload
+# resumes where HQ stopped.
+kill -TERM "$NODE_PID"
+wait "$NODE_PID" 2>/dev/null
+lines=$(wc -l <"$HQ_LOG")
+start_node "http://127.0.0.1:$HQ_PORT" --sync_interval_ms 200
+wait_drained 300
+tail -n +"$((lines + 1))" "$HQ_LOG" >"$T/hq.after"
+grep -q " HEAD 200 .*$UPLOAD\$" "$T/hq.after" ||
+    die "the paused upload $UPLOAD was not resumed with a HEAD: $(head -n 5 "$T/hq.after")"
+grep -q "segment $SEG applied" "$HQ_LOG" || die "segment $SEG was not applied"
+[ "$(grep -c "segment $SEG applied" "$HQ_LOG")" = 1 ] || die "segment $SEG applied twice"
+
+"$OUTPOST" egress-report --output "$T/expected.jsonl" >/dev/null || die "egress-report failed"
+"$OUTPOST_HQ" --db "$HQDB" records --json >"$T/hq.jsonl" || die "outpost-hq records failed"
+sqlite3 "$OUTPOST_DB" "SELECT street FROM contacts WHERE street <> ''" >"$T/forbidden"
+python3 "$TESTS_DIR/integration/sync_compare.py" "$T/expected.jsonl" "$T/hq.jsonl" window-1 \
+    "$T/forbidden" >"$T/compare.out" || die "HQ does not match the node: $(cat "$T/compare.out")"
+cat "$T/compare.out"
+pass
