@@ -1,4 +1,4 @@
-/* Tests for appliance/sync_sched.c: the sync window (with and without
+/* Tests for sync/sync_sched.c: the sync window (with and without
  * wrapping midnight), the daily budget rule, UTC day numbers, and the
  * size and rate parser with its refusals. */
 #include <errno.h>
