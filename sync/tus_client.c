@@ -95,6 +95,7 @@ struct tus_client {
     size_t buf_cap;
     size_t chunk; /* adaptive chunk size */
     size_t chunk_len, chunk_pos;
+    uint64_t chunk_ul_max; /* the most curl reported sent of this PATCH's body */
     uint64_t req_start_ms;
 
     /* the response being received */
@@ -394,6 +395,21 @@ static int on_seek(void *userp, curl_off_t off, int origin)
     return CURL_SEEKFUNC_CANTSEEK;
 }
 
+/* Keeps the highest upload count curl reports: after a cut curl zeroes
+ * its count when it tries to rewind the body (on_seek refuses), and the
+ * bytes already sent must still be counted. */
+static int on_xferinfo(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct tus_client *c = userp;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    if (ulnow > 0 && (uint64_t)ulnow > c->chunk_ul_max)
+        c->chunk_ul_max = (uint64_t)ulnow;
+    return 0;
+}
+
 static int add_hdr(struct tus_client *c, const char *h)
 {
     struct curl_slist *n = curl_slist_append(c->hdrs, h);
@@ -509,6 +525,10 @@ static int prepare_patch(struct tus_client *c, struct job *j, struct op_error *e
     SET(CURLOPT_READDATA, c);
     SET(CURLOPT_SEEKFUNCTION, on_seek);
     SET(CURLOPT_SEEKDATA, c);
+    c->chunk_ul_max = 0;
+    SET(CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+    SET(CURLOPT_XFERINFODATA, c);
+    SET(CURLOPT_NOPROGRESS, 0L);
     return 0;
 }
 
@@ -857,6 +877,17 @@ static void on_patch_done(struct tus_client *c, long code, uint64_t elapsed)
     schedule(c, 0);
 }
 
+/* The body bytes of the PATCH that just ended: what curl reports as
+ * uploaded, or the most it reported during the transfer (on_xferinfo)
+ * when a cut made it zero the count. */
+static uint64_t patch_bytes_sent(struct tus_client *c)
+{
+    curl_off_t up = 0;
+    (void)curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    uint64_t u = up > 0 ? (uint64_t)up : 0;
+    return u > c->chunk_ul_max ? u : c->chunk_ul_max;
+}
+
 static void on_request_done(struct tus_client *c, CURLcode res)
 {
     struct job *j = c->cur;
@@ -865,12 +896,9 @@ static void on_request_done(struct tus_client *c, CURLcode res)
     long code = 0;
     (void)curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
     if (kind == REQ_PATCH) {
-        curl_off_t up = 0;
-        (void)curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up);
-        if (up > 0) {
-            c->st.bytes_sent += (uint64_t)up;
-            j->pending_sent += (uint64_t)up;
-        }
+        uint64_t up = patch_bytes_sent(c);
+        c->st.bytes_sent += up;
+        j->pending_sent += up;
     }
     uint64_t elapsed = now_ms(c) - c->req_start_ms;
     const char *what = kind == REQ_POST ? "POST" : kind == REQ_HEAD ? "HEAD" : "PATCH";
@@ -1348,10 +1376,9 @@ void tus_client_cancel(struct tus_client *c, const char *why)
         return;
     if (c->req != REQ_NONE) {
         if (c->req == REQ_PATCH) {
-            curl_off_t up = 0;
-            (void)curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up);
-            if (up > 0)
-                c->st.bytes_sent += (uint64_t)up;
+            uint64_t up = patch_bytes_sent(c);
+            c->st.bytes_sent += up;
+            c->st.bytes_resent += up; /* HQ stores whole checksummed chunks only */
         }
         (void)curl_multi_remove_handle(c->multi, c->easy);
         c->req = REQ_NONE;

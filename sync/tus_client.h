@@ -102,7 +102,7 @@ struct tus_upload_params {
 
 struct tus_client_stats {
     uint64_t bytes_confirmed; /* offsets the server confirmed, gained by our PATCHes */
-    uint64_t bytes_sent;      /* PATCH body bytes curl put on the wire */
+    uint64_t bytes_sent;      /* PATCH body bytes curl sent (or took to send when cut) */
     uint64_t bytes_resent;    /* sent but not (yet) confirmed when the offset was next learned */
     uint64_t retries;         /* requests repeated after a failure */
     uint64_t checksum_mismatches; /* 460 answers */
