@@ -74,10 +74,14 @@ start_node() {
     NODE_PORT=$(wait_line "$NODE_LOG" 's/.*(port \([0-9]*\)).*/\1/p' "$NODE_PID" outpostd)
 }
 
-# status_field NAME: one number from `outpost status --json`.
+# status_field NAME: one number from `outpost status --json`; dies with
+# the reason when status fails or lacks NAME.
 status_field() {
-    "$OUTPOST" status --json 2>/dev/null |
-        python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+    "$OUTPOST" status --json >"$T/status.json" 2>"$T/status.err" ||
+        die "outpost status failed ($1): $(cat "$T/status.err")"
+    python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" <"$T/status.json" \
+        2>"$T/status.err" ||
+        die "outpost status --json: no $1: $(cat "$T/status.json" "$T/status.err")"
 }
 
 # wait_drained SECONDS: until the outbox and the spool are empty.
