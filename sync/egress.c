@@ -127,11 +127,11 @@ int egress_pseudonym(const unsigned char key[EGRESS_KEY_BYTES], const char *valu
         return -EIO;
     static const char hex[] = "0123456789abcdef";
     memcpy(out, EGRESS_PSEUDONYM_PREFIX, 2);
-    for (unsigned i = 0; i < mdlen; i++) {
+    for (unsigned i = 0; i < EGRESS_PSEUDONYM_BYTES; i++) {
         out[2 + 2 * i] = hex[md[i] >> 4];
         out[3 + 2 * i] = hex[md[i] & 15];
     }
-    out[2 + 2 * mdlen] = '\0';
+    out[2 + 2 * EGRESS_PSEUDONYM_BYTES] = '\0';
     return 0;
 }
 
@@ -552,7 +552,7 @@ static int check_value(const struct policy *p, const struct entity_def *e, const
             return 0;
         return op_error_set(err, -EPERM, name,
                             "%s.%s: class pseudonymize under policy %.12s... leaves only as "
-                            "\"h:\" and 64 hex digits; this value is plain",
+                            "\"h:\" and 32 hex digits; this value is plain",
                             e->name, name, p->hash);
     }
     return op_error_set(err, -EPERM, name,

@@ -23,13 +23,18 @@
 
 #define EGRESS_KEY_BYTES 32
 #define EGRESS_PSEUDONYM_PREFIX "h:"
-/* "h:" + 64 hex digits + NUL */
-#define EGRESS_PSEUDONYM_LEN 67
+/* A pseudonym is HMAC-SHA-256 truncated to its first 128 bits (RFC 2104
+ * section 5 allows half the hash): collisions stay out of reach (about
+ * 1e-21 for a billion values) and the wire carries 16 incompressible
+ * bytes a value instead of 32. */
+#define EGRESS_PSEUDONYM_BYTES 16
+/* "h:" + 32 hex digits + NUL */
+#define EGRESS_PSEUDONYM_LEN (2 + 2 * EGRESS_PSEUDONYM_BYTES + 1)
 
 /* What happened to one value. */
 enum egress_outcome {
     EGRESS_AS_IS = 0,     /* left unchanged */
-    EGRESS_PSEUDONYMIZED, /* left as "h:" + HMAC-SHA-256 hex */
+    EGRESS_PSEUDONYMIZED, /* left as "h:" + hex of HMAC-SHA-256, first 128 bits */
     EGRESS_WITHHELD,      /* did not leave */
     EGRESS_OUTCOME_COUNT
 };
@@ -143,7 +148,7 @@ int egress_tombstone(const struct policy *p, const struct entity_def *e, const c
  * produced for entity e under policy p: only meta fields, descriptor
  * fields and custom keys whose class lets them leave (as is for
  * exportable, and local_primary when p->transfer_allowed; pseudonymize
- * only as "h:" + 64 lower-case hex or null); no internal, unknown or
+ * only as "h:" + 32 lower-case hex or null); no internal, unknown or
  * withheld field; a tombstone only "id" and "version". Returns 0; -EPERM
  * with err->field the offending field ("email", "custom.cpf") and a
  * message; -EINVAL when the record is malformed (not an object, no string

@@ -85,7 +85,7 @@ if [ $have_sqlite = 1 ] && [ $have_python = 1 ]; then
     # the pseudonym is HMAC-SHA-256 of the normalized value under the node key
     key=$(sqlite3 "$DB" "SELECT value FROM node_meta WHERE key = 'pseudonym_key'")
     [ ${#key} = 64 ] || die "node key is not 64 hex digits: '$key'"
-    want=$(python3 -c 'import hmac,hashlib,sys; print("h:" + hmac.new(bytes.fromhex(sys.argv[1]), b"canary@example.org", hashlib.sha256).hexdigest())' "$key")
+    want=$(python3 -c 'import hmac,hashlib,sys; print("h:" + hmac.new(bytes.fromhex(sys.argv[1]), b"canary@example.org", hashlib.sha256).hexdigest()[:32])' "$key")
     expect_contains "$out" "\"email\":\"$want\""
     python3 -c 'import json,sys
 for line in open(sys.argv[1]):
