@@ -31,8 +31,9 @@ const char *cli_db_path(const char *opt);
 /* Opens the store at path for a command; on failure prints
  * "outpost CMD: cannot open database PATH: why" and returns an exit code
  * (non-zero). `actor` for the audit log is "cli:<login name>". A store
- * opened for writing gets the node's region policy (the file named by
- * $OUTPOST_POLICY, else the region's profile found by policy_find_file),
+ * opened for writing gets the node's region policy (node_policy: the file
+ * named by $OUTPOST_POLICY, else a policy-override.yaml from HQ beside the
+ * database, else the region's profile found by policy_find_file),
  * which lives until the process exits; a missing or invalid policy fails
  * the command with a message naming the file, line and key. */
 int cli_open_store(const char *cmd, const char *path, unsigned db_flags, struct store **out);

@@ -1,5 +1,5 @@
 /*
- * The HTTP/1.1 server outpostd (and later outpost-hq) serve on: one libuv
+ * The HTTP/1.1 server outpostd and outpost-hq serve on: one libuv
  * loop, requests parsed by libhttp-parser, optional TLS through OpenSSL
  * memory BIOs. It enforces the limits that keep one bad client from hurting
  * the others (header size 431, body size 413, connection cap 503 with

@@ -1,6 +1,6 @@
 /*
  * The regions a node can be initialized for, with the facts the store
- * needs before region policies exist: the country, its telephone calling
+ * needs whatever the region policy says: the country, its telephone calling
  * code and national trunk prefix (for E.164 normalization), the default
  * currency and language. Region policy files (schema/regions/) extend this.
  */
