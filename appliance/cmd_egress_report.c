@@ -332,6 +332,8 @@ int cmd_egress_report(int argc, char **argv)
 
     cli_progress_start(&r.progress, "projected");
     for (size_t i = 0; entity_all[i] && nrep < sizeof reports / sizeof reports[0]; i++) {
+        if (entity_all[i]->flags & ENTITY_NODE_LOCAL)
+            continue; /* never leaves: egress_project refuses it */
         rc = report_init(&reports[nrep], p, entity_all[i]);
         nrep++;
         if (rc < 0) {
@@ -380,6 +382,10 @@ int cmd_egress_report(int argc, char **argv)
     printf("transfer of local_primary copies: %s (%s)\n",
            p->transfer_allowed ? "allowed" : "not allowed", p->transfer_basis);
     printf("live records only; tombstones are not included\n");
+    for (size_t i = 0; entity_all[i]; i++)
+        if (entity_all[i]->flags & ENTITY_NODE_LOCAL)
+            printf("%s: node-local, never leave the node whatever the policy\n",
+                   entity_all[i]->plural);
     for (size_t i = 0; i < nrep; i++)
         print_entity(&reports[i]);
     uint64_t as_is = 0, pseud = 0, held = total.unknown + total.internal;

@@ -343,11 +343,24 @@ static int walk(struct run *r, json_t *record)
     return 0;
 }
 
+/* -EPERM for an entity that never leaves the node, whatever the policy. */
+static int node_local(const struct entity_def *e, struct op_error *err)
+{
+    if (!(e->flags & ENTITY_NODE_LOCAL))
+        return 0;
+    return op_error_set(err, -EPERM, NULL,
+                        "%s records are node-local: they never leave the node, whatever the policy",
+                        e->name);
+}
+
 int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
                           const struct entity_def *e, json_t *record, struct egress_record **out,
                           struct egress_counts *counts, egress_trace_fn trace, void *ctx,
                           struct op_error *err)
 {
+    int nl = node_local(e, err);
+    if (nl < 0)
+        return nl;
     if (!json_is_object(record))
         return op_error_set(err, -EINVAL, NULL, "%s: the record is not a JSON object", e->name);
     const char *id = json_string_value(json_object_get(record, "id"));
@@ -498,6 +511,9 @@ int egress_tombstone(const struct policy *p, const struct entity_def *e, const c
                      int64_t version, enum egress_op op, struct egress_record **out,
                      struct op_error *err)
 {
+    int nl = node_local(e, err);
+    if (nl < 0)
+        return nl;
     if (!is_tombstone_op(op))
         return op_error_set(err, -EINVAL, "op",
                             "%s: a tombstone is for erase, purge or withdraw, not \"%s\"", e->name,
@@ -607,6 +623,9 @@ static int verify_tombstone(const struct entity_def *e, enum egress_op op, json_
 int egress_verify(const struct policy *p, const struct entity_def *e, enum egress_op op,
                   json_t *record, struct op_error *err)
 {
+    int nl = node_local(e, err);
+    if (nl < 0)
+        return nl;
     if ((unsigned)op >= EGRESS_OP_COUNT)
         return op_error_set(err, -EINVAL, "op", "%s: unknown op %d", e->name, (int)op);
     if (!json_is_object(record))

@@ -92,8 +92,10 @@ typedef void (*egress_trace_fn)(void *ctx, const struct egress_event *ev);
  * pseudonymization key. On success returns 0 and sets *out to the
  * projection (free with egress_record_free), or to NULL when nothing may
  * leave (restricted or pinned). `counts`, if not NULL, is added to (not
- * cleared). Returns -EINVAL when the record is not an object or has no
- * string "id" (err says which), -ENOMEM. */
+ * cleared). Returns -EPERM for a node-local entity (ENTITY_NODE_LOCAL:
+ * user accounts never leave, whatever the policy); -EINVAL when the
+ * record is not an object or has no string "id" (err says which),
+ * -ENOMEM. */
 int egress_project(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
                    const struct entity_def *e, json_t *record, struct egress_record **out,
                    struct egress_counts *counts, struct op_error *err);
@@ -137,7 +139,8 @@ enum egress_op egress_record_op(const struct egress_record *r);
 /* Makes the tombstone of record `id` (version `version`) of entity e for
  * op ERASE, PURGE or WITHDRAW: JSON {"id":ID,"version":N}, policy hash
  * p->hash, nothing else of the record. Returns 0 and *out (free with
- * egress_record_free); -EINVAL for another op, an empty or too long id
+ * egress_record_free); -EPERM for a node-local entity; -EINVAL for another
+ * op, an empty or too long id
  * (field "id") or a negative version (field "version"); -ENOMEM. */
 int egress_tombstone(const struct policy *p, const struct entity_def *e, const char *id,
                      int64_t version, enum egress_op op, struct egress_record **out,
@@ -149,8 +152,9 @@ int egress_tombstone(const struct policy *p, const struct entity_def *e, const c
  * fields and custom keys whose class lets them leave (as is for
  * exportable, and local_primary when p->transfer_allowed; pseudonymize
  * only as "h:" + 32 lower-case hex or null); no internal, unknown or
- * withheld field; a tombstone only "id" and "version". Returns 0; -EPERM
- * with err->field the offending field ("email", "custom.cpf") and a
+ * withheld field; a tombstone only "id" and "version"; never a node-local
+ * entity (user accounts). Returns 0; -EPERM with err->field the offending
+ * field ("email", "custom.cpf") and a
  * message; -EINVAL when the record is malformed (not an object, no string
  * id, a bad op, "custom" not an object). */
 int egress_verify(const struct policy *p, const struct entity_def *e, enum egress_op op,

@@ -61,7 +61,7 @@ static const struct field_def user_fields[] = {
     TEXT("password_hash", 512, FIELD_INTERNAL),
     TYPED("disabled", FIELD_BOOL, 0),
 };
-DEF(entity_user, "user", "users", "users", user_fields, 0);
+DEF(entity_user, "user", "users", "users", user_fields, ENTITY_NODE_LOCAL);
 
 static const struct field_def contact_fields[] = {
     COMMON_FIELDS,

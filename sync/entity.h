@@ -48,8 +48,10 @@ struct field_def {
 };
 
 enum entity_flags {
-    ENTITY_DEDUP = 1u << 0,  /* contacts: keep email_norm/phone_e164/name_key */
-    ENTITY_SEARCH = 1u << 1, /* has a <table>_fts full-text index */
+    ENTITY_DEDUP = 1u << 0,      /* contacts: keep email_norm/phone_e164/name_key */
+    ENTITY_SEARCH = 1u << 1,     /* has a <table>_fts full-text index */
+    ENTITY_NODE_LOCAL = 1u << 2, /* never leaves the node: no outbox capture, and egress
+                                    refuses it (staff accounts) */
 };
 
 struct entity_def {

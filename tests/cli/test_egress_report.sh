@@ -38,6 +38,9 @@ expect_exit 0 "$OUTPOST" contact add --given_name Gone --email gone@example.org
 gone=$(sed -n 's/^created contact \([0-9a-f-]*\) (version 1)$/\1/p' "$OUT")
 [ -n "$gone" ] || die "no id in: $(cat "$OUT")"
 expect_exit 0 "$OUTPOST" contact delete --version 1 "$gone"
+# staff accounts never leave, whatever the policy
+printf 'staff password canary\n' |
+    "$OUTPOST" user add canary-clerk --role field --password-stdin >/dev/null || die "user add"
 
 before=""
 [ $have_sqlite = 1 ] && before=$(sqlite3 "$DB" "SELECT * FROM contacts ORDER BY id" | sha256sum)
@@ -49,6 +52,7 @@ expect_contains "$report" "region EU-DE"
 hash=$(sha256sum "$TESTS_DIR/../schema/regions/EU-DE.yaml" | cut -d' ' -f1)
 expect_contains "$report" "hash:   $hash"
 expect_contains "$report" "tombstones are not included"
+expect_contains "$report" "users: node-local, never leave the node whatever the policy"
 
 # "field class as-is pseudonymized withheld" for contacts, spaces squeezed
 row() {
@@ -77,6 +81,7 @@ for secret in canary@example.org canary Canarina Vogel Berlin Einkauf 1234567 He
     expect_not_contains "$out" "$secret"
 done
 expect_contains "$out" '{"entity":"contact","record":{"id":"'
+expect_not_contains "$out" '"entity":"user"'
 expect_contains "$out" '"country":"FR","language":"fr"'
 expect_contains "$out" '"email":"h:'
 ls "$T" | grep -q 'tmp-' && die "a temporary file was left behind: $(ls "$T")"

@@ -16,11 +16,6 @@ kind) and exits 1.
 import json
 import sys
 
-# Entities egress-report projects but sync never queues (schema
-# migration 0006 puts outbox triggers on the CRM record tables only).
-NODE_LOCAL = {"user"}
-
-
 def load_lines(path):
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -38,9 +33,6 @@ def main():
     expected_path, hq_path, node, forbidden_path = sys.argv[1:]
     expected = {}
     for n, obj in load_lines(expected_path):
-        # staff accounts are node-local: no outbox trigger on users
-        if obj["entity"] in NODE_LOCAL:
-            continue
         key = (obj["entity"], obj["record"]["id"])
         expected[key] = obj["record"]
     live, deleted, twice = {}, 0, []

@@ -506,11 +506,15 @@ static void test_fail_closed(void)
     struct egress_counts c = {0};
     struct egress_record *out = NULL;
 
-    /* an unknown column, an internal field, a custom that is not an object */
+    /* an unknown column, an internal field, a custom that is not an object;
+     * users never leave at all, so a copy of their descriptor that could
+     * stands in for an entity with an internal field */
+    struct entity_def staff = entity_user;
+    staff.flags &= ~(unsigned)ENTITY_NODE_LOCAL;
     json_t *u =
         json_pack("{ss ss ss ss s[s]}", "id", "u1", "name", "ana", "password_hash",
                   "$y$CANARY-hash", "shadow_col", "CANARY-unknown", "custom", "CANARY-in-array");
-    CHECK_EQ(egress_project(&p, key, &entity_user, u, &out, &c, &err), 0);
+    CHECK_EQ(egress_project(&p, key, &staff, u, &out, &c, &err), 0);
     const char *j = egress_record_json(out);
     CHECK_CONTAINS(j, "\"name\":\"ana\"");
     CHECK(!strstr(j, "CANARY"));
@@ -745,6 +749,39 @@ static int verify_text(const struct policy *p, const struct entity_def *e, enum 
     return rc;
 }
 
+/* User accounts never leave, whatever the policy: projection, tombstone
+ * and HQ's check all refuse them, even when every field is exportable. */
+static void test_node_local_users(void)
+{
+    struct policy p;
+    bare_policy(&p, POLICY_EXPORTABLE, 1);
+    unsigned char key[32];
+    key_fill(key, 0);
+    json_t *u = json_pack("{s:s, s:i, s:s, s:s}", "id", "u1", "version", 1, "name", "maria", "role",
+                          "manager");
+    struct egress_record *out = NULL;
+    struct egress_counts c = {0};
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(egress_project(&p, key, &entity_user, u, &out, &c, &err), -EPERM);
+    CHECK_CONTAINS(err.msg, "user records are node-local");
+    CHECK(out == NULL);
+    CHECK_EQ(c.records, 0);
+    op_error_clear(&err);
+    out = NULL;
+    CHECK_EQ(egress_tombstone(&p, &entity_user, "u1", 1, EGRESS_OP_ERASE, &out, &err), -EPERM);
+    CHECK(out == NULL);
+    op_error_clear(&err);
+    CHECK_EQ(egress_verify(&p, &entity_user, EGRESS_OP_UPSERT, u, &err), -EPERM);
+    CHECK_CONTAINS(err.msg, "never leave the node");
+    json_decref(u);
+    /* the same fields of a contact pass: the entity is the reason */
+    json_t *k = json_pack("{s:s, s:i, s:s}", "id", "c1", "version", 1, "given_name", "maria");
+    op_error_clear(&err);
+    CHECK_EQ(egress_verify(&p, &entity_contact, EGRESS_OP_UPSERT, k, &err), 0);
+    json_decref(k);
+}
+
 static void test_verify_edges(void)
 {
     struct policy p;
@@ -774,8 +811,11 @@ static void test_verify_edges(void)
                          "false,\"custom\":{\"cpf\":\"123\"}}",
                          f, sizeof f),
              0);
-    /* but never an internal or unknown field, nor a restricted record */
-    CHECK_EQ(verify_text(&p, &entity_user, EGRESS_OP_UPSERT,
+    /* but never an internal or unknown field, nor a restricted record
+     * (users never leave at all: a copy of their descriptor that could) */
+    struct entity_def staff = entity_user;
+    staff.flags &= ~(unsigned)ENTITY_NODE_LOCAL;
+    CHECK_EQ(verify_text(&p, &staff, EGRESS_OP_UPSERT,
                          "{\"id\":\"a\",\"password_hash\":\"$argon2\"}", f, sizeof f),
              -EPERM);
     CHECK_STR(f, "password_hash");
@@ -1365,6 +1405,8 @@ static void property_one_profile(const struct policy *p, unsigned nrec, struct p
     struct gen g = {.p = p};
     for (size_t ei = 0; entity_all[ei]; ei++) {
         g.e = entity_all[ei];
+        if (g.e->flags & ENTITY_NODE_LOCAL)
+            continue; /* refused whole: test_node_local_users */
         for (unsigned i = 0; i < nrec; i++) {
             /* every 25th record is flagged restricted; the next pinned */
             int kind = (int)(i % 25);
@@ -1586,6 +1628,7 @@ int main(void)
     RUN(test_ops);
     RUN(test_tombstone);
     RUN(test_verify_edges);
+    RUN(test_node_local_users);
     RUN(test_property_every_profile);
     return tl_report();
 }
