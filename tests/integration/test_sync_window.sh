@@ -1,8 +1,8 @@
 #!/bin/bash
-# The sync window is obeyed mid-upload: outpostd syncs 4,000 contacts under
-# a 64 kbit/s bandwidth cap with a window that closes at the end of the
-# current minute (at least 15 s away), so a segment is on the wire when it
-# closes. The node must log the pause, and HQ must see no more PATCH for
+# The sync window is obeyed mid-upload: outpostd syncs 8,000 contacts as
+# one segment of about 1 MB under a 64 kbit/s bandwidth cap, with a window
+# that closes at the end of the current minute (15 to 60 s away, so at
+# most 480 KB are sent by then): the segment is on the wire when it closes. The node must log the pause, and HQ must see no more PATCH for
 # that upload. Restarted with no window, the node resumes the same upload
 # (a HEAD on its URL, no new POST for it), drains, and HQ holds exactly the
 # permitted projection of every record. The times are UTC (TZ=UTC), so
@@ -19,13 +19,12 @@ export OUTPOST_DB="$T/node.db"
 HQDB="$T/hq.db"
 
 "$OUTPOST" init --region KE >/dev/null || die "init failed"
-"$GEN_CONTACTS" --count 4000 --seed 23 --out "$T/contacts.csv" || die "gen_contacts failed"
+"$GEN_CONTACTS" --count 8000 --seed 23 --out "$T/contacts.csv" || die "gen_contacts failed"
 "$OUTPOST" import "$T/contacts.csv" >/dev/null || die "import failed"
 expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" node add window-1 --region KE --out "$T/cred.json"
 start_hq "$HQDB" --log_requests true
 
-# The window opens at this minute and closes at the next; 64 kbit/s moves
-# at most 480 KB in that minute, less than the 4,000 contacts make.
+# The window opens at this minute and closes at the next.
 now=$(date +%s)
 if [ $((now % 60)) -gt 45 ]; then
     sleep $((61 - now % 60))
@@ -36,7 +35,7 @@ closes=$((opens + 60))
 WINDOW="$(date -u -d "@$opens" +%H:%M)-$(date -u -d "@$closes" +%H:%M)"
 echo "sync window $WINDOW, closing in $((closes - now)) s"
 start_node "http://127.0.0.1:$HQ_PORT" --sync_window "$WINDOW" --sync_bandwidth 64kbit \
-    --sync_interval_ms 200
+    --sync_interval_ms 200 --segment_bytes 2MB
 FIRST_LOG=$NODE_LOG
 
 paused=""
@@ -51,6 +50,7 @@ while [ -z "$paused" ]; do
 done
 read -r SEG AT LEN <<<"$paused"
 echo "paused segment $SEG at $AT of $LEN bytes"
+[ "$LEN" -gt 600000 ] || die "segment $SEG is $LEN bytes: too small to be paused mid-way"
 [ "$AT" -lt "$LEN" ] || die "the pause came after the whole segment was sent"
 expect_contains "$FIRST_LOG" "it resumes when the window opens at ${WINDOW%-*}"
 grep -q "uploaded (.*applied at HQ" "$FIRST_LOG" && echo "(an earlier segment went whole)"
