@@ -39,6 +39,7 @@
 #define DEFAULT_MAX_UPLOADS 4096u
 #define DEFAULT_MAX_INCOMPLETE 4u
 #define DEFAULT_MAX_METADATA 4096u
+#define DEFAULT_SETTLED_KEEP 3600u
 
 struct upload {
     char id[TUS_ID_LEN + 1];
@@ -46,11 +47,13 @@ struct upload {
     uint64_t length;
     uint64_t offset;
     int complete;
-    uint64_t touched; /* last creation or write, ns since the epoch: for eviction */
-    int accepted;     /* on_complete returned 0 in this process */
-    int in_callback;  /* on_complete is running for it */
-    int released;     /* released during on_complete: free after it returns */
-    char *meta_raw;   /* the Upload-Metadata header as received ("" if none) */
+    uint64_t touched;    /* last creation or write, ns since the epoch: for eviction */
+    int accepted;        /* on_complete returned 0 in this process */
+    int in_callback;     /* on_complete is running for it */
+    int released;        /* released during on_complete: free after it returns */
+    int settled;         /* data dropped, kept as a complete record (see tus_server_settle) */
+    uint64_t settled_at; /* wall-clock seconds since the epoch when it settled */
+    char *meta_raw;      /* the Upload-Metadata header as received ("" if none) */
     char *meta_arena;
     struct tus_metadata md;
 };
@@ -63,7 +66,8 @@ struct tus_server {
     int dirfd;
     struct upload **up;
     size_t n, cap;
-    uint64_t spool_bytes;
+    uint64_t spool_bytes; /* sum of Upload-Length of the uploads that are not settled */
+    unsigned n_settled;
     uint64_t last_touch;
     unsigned bad_state;
 };
@@ -77,6 +81,13 @@ static uint64_t touch(struct tus_server *s)
     uint64_t t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     s->last_touch = t > s->last_touch ? t : s->last_touch + 1;
     return s->last_touch;
+}
+
+static uint64_t wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec > 0 ? (uint64_t)ts.tv_sec : 0;
 }
 
 /* ---- small parsers ---- */
@@ -290,7 +301,10 @@ static int add(struct tus_server *s, struct upload *u)
         s->cap = nc;
     }
     s->up[s->n++] = u;
-    s->spool_bytes += u->length;
+    if (u->settled)
+        s->n_settled++;
+    else
+        s->spool_bytes += u->length;
     return 0;
 }
 
@@ -300,7 +314,10 @@ static void forget(struct tus_server *s, struct upload *u)
         if (s->up[i] == u) {
             memmove(&s->up[i], &s->up[i + 1], (s->n - i - 1) * sizeof *s->up);
             s->n--;
-            s->spool_bytes -= u->length;
+            if (u->settled)
+                s->n_settled--;
+            else
+                s->spool_bytes -= u->length;
             return;
         }
 }
@@ -329,8 +346,12 @@ static int write_all_at(int fd, const void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-/* Replaces <id>.state with the given offset and completion, durably. */
-static int write_state(struct tus_server *s, const struct upload *u, uint64_t offset, int complete)
+/* Replaces <id>.state with the given offset and completion, durably;
+ * settled_at != 0 records the upload as settled at that time (two lines
+ * after the metadata, so state files written before settling existed
+ * still parse). */
+static int write_state(struct tus_server *s, const struct upload *u, uint64_t offset, int complete,
+                       uint64_t settled_at)
 {
     size_t cap = strlen(u->meta_raw) + TUS_PRINCIPAL_MAX + 256;
     char *buf = malloc(cap);
@@ -341,6 +362,11 @@ static int write_state(struct tus_server *s, const struct upload *u, uint64_t of
                                    "metadata %s\n",
                        (unsigned long long)u->length, (unsigned long long)offset, complete ? 1 : 0,
                        u->principal, u->meta_raw);
+    if (len >= 0 && (size_t)len < cap && settled_at) {
+        int more = snprintf(buf + len, cap - (size_t)len, "settled 1\nsettled_at %llu\n",
+                            (unsigned long long)settled_at);
+        len = more < 0 ? more : len + more;
+    }
     if (len < 0 || (size_t)len >= cap) {
         free(buf);
         return -EOVERFLOW;
@@ -437,22 +463,29 @@ static int load_one(struct tus_server *s, const char *id)
         return rc;
     char *p = buf;
     char *nl = strchr(p, '\n');
-    uint64_t length, offset;
-    const char *v_len, *v_off, *v_comp, *v_prin, *v_meta;
+    uint64_t length, offset, settled_at = 0;
+    const char *v_len, *v_off, *v_comp, *v_prin, *v_meta, *v_set, *v_set_at;
     rc = -EINVAL;
     if (!nl || (size_t)(nl - p) != strlen(STATE_MAGIC) || strncmp(p, STATE_MAGIC, (size_t)(nl - p)))
         goto out;
     p = nl + 1;
     if (!(v_len = state_field(&p, "length")) || !(v_off = state_field(&p, "offset")) ||
         !(v_comp = state_field(&p, "complete")) || !(v_prin = state_field(&p, "principal")) ||
-        !(v_meta = state_field(&p, "metadata")) || *p != '\0')
+        !(v_meta = state_field(&p, "metadata")))
+        goto out;
+    /* Optional (absent before settling existed): "settled 1", "settled_at T". */
+    if (*p != '\0' && (!(v_set = state_field(&p, "settled")) || strcmp(v_set, "1") != 0 ||
+                       !(v_set_at = state_field(&p, "settled_at")) ||
+                       parse_u64(v_set_at, &settled_at) < 0 || settled_at == 0))
+        goto out;
+    if (*p != '\0')
         goto out;
     if (parse_u64(v_len, &length) < 0 || parse_u64(v_off, &offset) < 0 || offset > length ||
         (strcmp(v_comp, "0") != 0 && strcmp(v_comp, "1") != 0) || !principal_ok(v_prin) ||
         strlen(v_meta) > METADATA_HARD_MAX)
         goto out;
     int complete = v_comp[0] == '1';
-    if (complete != (offset == length))
+    if (complete != (offset == length) || (settled_at && !complete))
         goto out;
     struct upload *u;
     rc = upload_new(id, v_prin, length, v_meta, &u);
@@ -460,11 +493,24 @@ static int load_one(struct tus_server *s, const char *id)
         goto out;
     u->offset = offset;
     u->complete = complete;
+    char dname[TUS_ID_LEN + 16];
+    name_of(dname, sizeof dname, id, ".data");
+    if (settled_at) {
+        /* A crash between the settling state write and the unlink leaves
+         * the data behind; nothing will read it again. */
+        u->settled = 1;
+        u->settled_at = settled_at;
+        u->touched = touch(s);
+        if (unlinkat(s->dirfd, dname, 0) == 0)
+            (void)fsync(s->dirfd);
+        rc = add(s, u);
+        if (rc < 0)
+            upload_free(u);
+        goto out;
+    }
 
     /* The data file must hold at least the recorded bytes; if a storage
      * fault lost some, fall back to what is there (the client resumes). */
-    char dname[TUS_ID_LEN + 16];
-    name_of(dname, sizeof dname, id, ".data");
     struct stat st;
     uint64_t have = 0;
     u->touched = touch(s);
@@ -482,7 +528,7 @@ static int load_one(struct tus_server *s, const char *id)
         close(fd);
     }
     if (have < u->offset) {
-        rc = write_state(s, u, have, 0);
+        rc = write_state(s, u, have, 0, 0);
         if (rc < 0) {
             upload_free(u);
             goto out;
@@ -577,6 +623,8 @@ int tus_server_new(const struct tus_server_config *cfg, struct tus_server **out,
         s->cfg.max_metadata_bytes = DEFAULT_MAX_METADATA;
     if (s->cfg.max_metadata_bytes > METADATA_HARD_MAX)
         s->cfg.max_metadata_bytes = METADATA_HARD_MAX;
+    if (!s->cfg.settled_keep_seconds)
+        s->cfg.settled_keep_seconds = DEFAULT_SETTLED_KEEP;
     s->spool_dir = strdup(cfg->spool_dir);
     s->base_path = strndup(base, blen);
     s->base_len = blen == 1 ? 0 : blen; /* "/" as base: uploads at /<id> */
@@ -625,9 +673,10 @@ void tus_server_free(struct tus_server *s)
 void tus_server_stats(const struct tus_server *s, struct tus_server_stats *out)
 {
     memset(out, 0, sizeof *out);
-    out->uploads = (unsigned)s->n;
+    out->uploads = (unsigned)s->n - s->n_settled;
     for (size_t i = 0; i < s->n; i++)
-        out->complete += s->up[i]->complete ? 1u : 0u;
+        out->complete += s->up[i]->complete && !s->up[i]->settled ? 1u : 0u;
+    out->settled = s->n_settled;
     out->spool_bytes = s->spool_bytes;
     out->bad_state_files = s->bad_state;
 }
@@ -670,10 +719,67 @@ int tus_server_release(struct tus_server *s, const char *upload_id)
     return rc;
 }
 
+/* The settled record to forget first when there are too many: the oldest
+ * one other than keep. */
+static struct upload *oldest_settled(const struct tus_server *s, const struct upload *keep)
+{
+    struct upload *old = NULL;
+    for (size_t i = 0; i < s->n; i++) {
+        struct upload *o = s->up[i];
+        if (o->settled && o != keep &&
+            (!old || o->settled_at < old->settled_at ||
+             (o->settled_at == old->settled_at && o->touched < old->touched)))
+            old = o;
+    }
+    return old;
+}
+
+int tus_server_settle(struct tus_server *s, const char *upload_id)
+{
+    struct upload *u = s && upload_id ? find(s, upload_id) : NULL;
+    if (!u)
+        return -ENOENT;
+    if (!u->complete)
+        return -EINVAL;
+    if (u->settled)
+        return 0;
+    /* The record first, then the data: a crash in between leaves a data
+     * file the next start deletes, never a complete upload without data. */
+    uint64_t at = wall_seconds();
+    if (!at)
+        at = 1;
+    int rc = write_state(s, u, u->length, 1, at);
+    if (rc < 0)
+        return rc;
+    s->spool_bytes -= u->length;
+    s->n_settled++;
+    u->settled = 1;
+    u->settled_at = at;
+    u->touched = touch(s); /* orders records settled in the same second */
+    char name[TUS_ID_LEN + 16];
+    name_of(name, sizeof name, u->id, ".data");
+    if (unlinkat(s->dirfd, name, 0) < 0 && errno != ENOENT && rc == 0)
+        rc = -errno;
+    if (fsync(s->dirfd) < 0 && rc == 0)
+        rc = -errno;
+    /* Settled records do not count towards max_uploads, but are bounded by
+     * it: past it the oldest is forgotten early (its client, if it asks,
+     * hears 404 and uploads again, as before settling existed). A failed
+     * unlink leaves a state file that the next start reloads and the sweep
+     * removes, so it is not this call's failure. */
+    while (s->n_settled > s->cfg.max_uploads) {
+        struct upload *old = oldest_settled(s, u);
+        if (!old)
+            break;
+        (void)tus_server_release(s, old->id);
+    }
+    return rc;
+}
+
 /* Calls on_complete for u; returns 1 if accepted. u may be freed. */
 static int deliver(struct tus_server *s, struct upload *u)
 {
-    if (!s->cfg.on_complete || !u->complete || u->accepted)
+    if (!s->cfg.on_complete || !u->complete || u->accepted || u->settled)
         return 0;
     char path[PATH_MAX];
     int n = snprintf(path, sizeof path, "%s/%s.data", s->spool_dir, u->id);
@@ -698,14 +804,20 @@ int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds)
     uint64_t now = touch(s);
     uint64_t idle =
         max_idle_seconds > UINT64_MAX / 1000000000u ? UINT64_MAX : max_idle_seconds * 1000000000u;
+    uint64_t now_s = wall_seconds(), keep = s->cfg.settled_keep_seconds;
     int removed = 0;
     for (size_t i = 0; i < s->n;) {
         struct upload *u = s->up[i];
-        if (!u->complete && u->touched <= now && now - u->touched >= idle) {
+        /* A settled time further ahead than the keep time can only come
+         * from a clock that was wrong; it would never expire, so it goes. */
+        int settled_done = u->settled && (u->settled_at <= now_s ? now_s - u->settled_at >= keep
+                                                                 : u->settled_at - now_s > keep);
+        int idle_done = !u->complete && u->touched <= now && now - u->touched >= idle;
+        if (settled_done || idle_done) {
             int rc = tus_server_release(s, u->id); /* removes s->up[i] */
             if (rc < 0)
                 return rc;
-            removed++;
+            removed += idle_done;
         } else {
             i++;
         }
@@ -723,7 +835,7 @@ int tus_server_redeliver(struct tus_server *s)
     if (!ids)
         return -ENOMEM;
     for (size_t i = 0; i < s->n; i++)
-        if (s->up[i]->complete && !s->up[i]->accepted)
+        if (s->up[i]->complete && !s->up[i]->accepted && !s->up[i]->settled)
             memcpy(ids[m++], s->up[i]->id, TUS_ID_LEN + 1);
     int accepted = 0;
     for (size_t i = 0; i < m; i++) {
@@ -825,7 +937,7 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
     if (incomplete >= s->cfg.max_incomplete_per_principal && oldest &&
         tus_server_release(s, oldest->id) < 0)
         return fail(x, 500, "cannot remove an abandoned upload");
-    if (s->n >= s->cfg.max_uploads || s->spool_bytes > s->cfg.max_spool_bytes ||
+    if (s->n - s->n_settled >= s->cfg.max_uploads || s->spool_bytes > s->cfg.max_spool_bytes ||
         length > s->cfg.max_spool_bytes - s->spool_bytes)
         return fail(x, 507, "the upload spool is full: retry later");
 
@@ -860,7 +972,7 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
     rc = fsync(fd) < 0 ? -errno : 0;
     close(fd);
     if (rc == 0)
-        rc = write_state(s, u, 0, length == 0);
+        rc = write_state(s, u, 0, length == 0, 0);
     if (rc == 0)
         rc = add(s, u);
     if (rc < 0) {
@@ -966,13 +1078,18 @@ static int patch(struct tus_server *s, struct http_exchange *x, struct upload *u
         return fail(x, 400, "Upload-Offset is required");
     if (parse_u64(uo, &off) < 0)
         return fail(x, 400, "Upload-Offset must be a non-negative decimal integer");
+    size_t len;
+    const char *body = http_body(x, &len);
     if (off != u->offset) {
         /* The server's offset, so the client can resume without a HEAD. */
         hdr_u64(x, "Upload-Offset", u->offset);
         return fail(x, 409, "Upload-Offset does not match the stored offset: HEAD and resume");
     }
-    size_t len;
-    const char *body = http_body(x, &len);
+    if (u->settled && len > 0) {
+        /* Its data is gone; the offset tells the client it is done. */
+        hdr_u64(x, "Upload-Offset", u->offset);
+        return fail(x, 409, "the upload is complete and was processed: nothing more is accepted");
+    }
     if (len > u->length - u->offset)
         return fail(x, 413, "the chunk would pass Upload-Length: nothing was stored");
     const char *why = "";
@@ -1004,7 +1121,7 @@ static int patch(struct tus_server *s, struct http_exchange *x, struct upload *u
         close(fd);
     }
     if (rc == 0)
-        rc = write_state(s, u, noff, done);
+        rc = write_state(s, u, noff, done, 0);
     if (rc < 0) {
         hdr_u64(x, "Upload-Offset", u->offset);
         return fail(x, fs_status(rc), "cannot store the chunk: HEAD and resume");

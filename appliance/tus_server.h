@@ -4,7 +4,9 @@
  * the http_server stack. Every upload lives in a spool directory as a data
  * file and a small state file (length, offset, completion, principal,
  * metadata); a completed upload is handed to the embedder through a
- * callback and deleted only when the embedder releases it.
+ * callback and deleted only when the embedder releases or settles it. A
+ * settled upload keeps only its state file for a while, so a client that
+ * missed the final answer learns from HEAD that it is done.
  *
  * Invariant (crash-only): the offset recorded in a state file never exceeds
  * the bytes made durable in its data file. A PATCH writes and fsyncs the
@@ -58,8 +60,8 @@ typedef int (*tus_authorize_fn)(void *ctx, struct http_exchange *x, char *princi
  * failed call, and after every restart for uploads not yet released. So
  * the embedder must be idempotent (key on the metadata, not on the call).
  * data_path names the complete data file; the pointers are valid during the
- * call. Return 0 when the upload was taken (then release it now or later
- * with tus_server_release), or a negative errno to have it redelivered. */
+ * call. Return 0 when the upload was taken (then settle or release it, now
+ * or later), or a negative errno to have it redelivered. */
 typedef int (*tus_complete_fn)(void *ctx, const char *upload_id, const char *principal,
                                const struct tus_metadata *md, const char *data_path,
                                uint64_t length);
@@ -74,7 +76,10 @@ struct tus_server_config {
      * principal's least recently written one (which then answers 404).
      * 0 = 4 */
     unsigned max_incomplete_per_principal;
-    size_t max_metadata_bytes;   /* Upload-Metadata header; over it: 400. 0 = 4 KiB */
+    size_t max_metadata_bytes; /* Upload-Metadata header; over it: 400. 0 = 4 KiB */
+    /* How long a settled upload is remembered (tus_server_expire forgets
+     * it afterwards). 0 = 3600 */
+    uint64_t settled_keep_seconds;
     tus_authorize_fn authorize;  /* required */
     tus_complete_fn on_complete; /* may be NULL (then uploads wait for tus_server_release) */
     void *ctx;                   /* passed to both callbacks */
@@ -109,9 +114,11 @@ void tus_server_handler(void *ctx, struct http_exchange *x);
 int tus_server_redeliver(struct tus_server *s);
 
 /* Releases every unfinished upload not created or written to for
- * max_idle_seconds (by the data file's mtime across restarts); call it from
- * a timer. Returns how many, or the errno of a failed release. Not from
- * inside a callback. */
+ * max_idle_seconds (by the data file's mtime across restarts), and forgets
+ * every settled upload settled settled_keep_seconds ago or more (by the
+ * time in its state file); call it from a timer. Returns how many
+ * unfinished uploads it released (forgotten settled ones are not counted),
+ * or the errno of a failed release. Not from inside a callback. */
 int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds);
 
 /* Deletes an upload (complete or not) and its files; its bytes no longer
@@ -121,17 +128,33 @@ int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds);
  * state file may remain for the next start to reload). */
 int tus_server_release(struct tus_server *s, const char *upload_id);
 
+/* Marks a complete upload as processed: its data file is deleted, its
+ * state file is rewritten (atomically) to say it settled and when, and
+ * the record is kept for settled_keep_seconds. Until then HEAD answers 200
+ * with Upload-Offset = Upload-Length, an empty PATCH at that offset 204,
+ * any other PATCH 409 with that offset; it is never offered to on_complete
+ * again (also not after a restart), and it counts neither towards
+ * max_uploads and max_spool_bytes nor as an unfinished upload. Settled
+ * records are themselves bounded by max_uploads: past it the oldest is
+ * forgotten early. Allowed from inside on_complete for the upload being
+ * delivered. Returns 0 (also if it was settled already); -ENOENT if
+ * unknown; -EINVAL if not complete; the errno of a failed state write
+ * (then nothing changed); or the errno of a failed unlink of the data
+ * (the upload is settled, the next start deletes the data). */
+int tus_server_settle(struct tus_server *s, const char *upload_id);
+
 struct tus_server_stats {
-    unsigned uploads;         /* held, complete or not */
-    unsigned complete;        /* complete and not yet released */
+    unsigned uploads;         /* held, complete or not; settled ones not counted */
+    unsigned complete;        /* complete and neither released nor settled */
+    unsigned settled;         /* settled records remembered */
     uint64_t spool_bytes;     /* sum of Upload-Length held */
     unsigned bad_state_files; /* found at start and ignored */
 };
 
 void tus_server_stats(const struct tus_server *s, struct tus_server_stats *out);
 
-/* Copies an upload's offset and length (for tests and status pages).
- * -ENOENT if unknown. */
+/* Copies an upload's offset and length (for tests and status pages); a
+ * settled upload has both equal. -ENOENT if unknown. */
 int tus_server_upload_offset(const struct tus_server *s, const char *upload_id, uint64_t *offset,
                              uint64_t *length);
 

@@ -691,9 +691,11 @@ static void on_receipt(void *ctx, int status, const char *body, size_t len,
     uint64_t patience = u->cfg.interval_ms * 6 > 60000 ? u->cfg.interval_ms * 6 : 60000;
     if (status == 404 && waited > patience && u->reuploaded_no != u->seg.no) {
         /* HQ holds no receipt long after the upload: it may have refused
-         * the bytes without one (docs/SYNC_PROTOCOL.md). Upload once more
-         * (a HEAD first: nothing is resent if HQ has it all). */
+         * the bytes without one (docs/SYNC_PROTOCOL.md). Upload once more,
+         * as a new upload: the old URL answers "complete" while HQ keeps
+         * it settled, and would send nothing. */
         u->reuploaded_no = u->seg.no;
+        u->seg.upload_url[0] = '\0';
         char msg[160];
         snprintf(msg, sizeof msg, "no receipt for segment %llu after %llu s; uploading it again",
                  (unsigned long long)u->seg.no, (unsigned long long)(waited / 1000));

@@ -174,9 +174,19 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
                 res.receipt.set_aside);
         break;
     }
-    rc = tus_server_release(hq->tus, upload_id);
+    /* Every outcome above is final. Settling drops the bytes but keeps the
+     * upload answering "complete" for a while, so a node whose final 204
+     * was lost finishes with one HEAD instead of sending the segment again. */
+    rc = tus_server_settle(hq->tus, upload_id);
+    if (rc < 0 && rc != -ENOENT) {
+        /* A disk error: free the space the old way (a node that lost the
+         * final answer then sends the segment again and gets a replay). */
+        fprintf(stderr, "outpost-hq: upload %s: cannot settle (%s); deleting it\n", upload_id,
+                strerror(-rc));
+        rc = tus_server_release(hq->tus, upload_id);
+    }
     if (rc < 0 && rc != -ENOENT)
-        fprintf(stderr, "outpost-hq: upload %s: release failed (%s); removed at next start\n",
+        fprintf(stderr, "outpost-hq: upload %s: data not removed (%s); removed at next start\n",
                 upload_id, strerror(-rc));
     return 0;
 }
@@ -376,10 +386,11 @@ static void handle_metrics(struct hq *hq, struct http_exchange *x)
         "# TYPE outpost_hq_mailbox_messages gauge\noutpost_hq_mailbox_messages %" PRIu64 "\n"
         "# TYPE outpost_hq_uploads gauge\noutpost_hq_uploads %u\n"
         "# TYPE outpost_hq_uploads_complete gauge\noutpost_hq_uploads_complete %u\n"
+        "# TYPE outpost_hq_uploads_settled gauge\noutpost_hq_uploads_settled %u\n"
         "# TYPE outpost_hq_spool_bytes gauge\noutpost_hq_spool_bytes %" PRIu64 "\n"
         "# TYPE outpost_hq_connections gauge\noutpost_hq_connections %u\n",
         t.nodes, t.nodes_revoked, t.records, t.tombstones, t.receipts_applied, t.receipts_rejected,
-        t.refused, t.set_aside, t.mailbox, ts.uploads, ts.complete, ts.spool_bytes,
+        t.refused, t.set_aside, t.mailbox, ts.uploads, ts.complete, ts.settled, ts.spool_bytes,
         hq->server ? http_server_connections(hq->server) : 0u);
     http_respond(x, 200, "text/plain; version=0.0.4", body,
                  n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);

@@ -1,7 +1,9 @@
 #!/bin/bash
 # outpost-hq end to end on 127.0.0.1 with a port it picks: enrolment and
 # its refusals, a segment uploaded with curl over tus and applied, the
-# receipt (fields and MAC), a replay, and bad peers (checksum mismatch,
+# receipt (fields and MAC), the applied upload still answering "complete"
+# (a node that lost the final 204 sends nothing again), a replay, and bad
+# peers (checksum mismatch,
 # forged HMAC, wrong offset, truncated upload, unknown and revoked tokens,
 # oversized upload, another node's metadata). Each bad peer asserts its
 # status code and that `records --count` did not change.
@@ -134,6 +136,30 @@ expect_contains "$OUT" "no integer version"
 expect_exit 0 HQ receipts nairobi-1
 expect_contains "$OUT" "applied"
 
+# ---- the applied upload is settled: its URL still answers "complete" ----
+# A node whose final 204 was lost HEADs its upload URL: it must learn that
+# the upload is whole (offset = length), not 404 (which would make it send
+# the whole segment again).
+SIZE1=$(stat -c %s "$SEG1")
+LOC1=$LOC
+req HEAD "$LOC1" "$TOKEN" -I -H 'Tus-Resumable: 1.0.0'
+expect_status 200
+[ "$(header Upload-Offset)" = "$SIZE1" ] || die "HEAD after apply: offset $(header Upload-Offset), expected $SIZE1"
+[ "$(header Upload-Length)" = "$SIZE1" ] || die "HEAD after apply: length $(header Upload-Length)"
+# it takes no more bytes: an empty PATCH at the end is 204, any byte 409
+printf x >"$T/one"
+patch "$T/one" "$SIZE1"
+expect_status 409
+[ "$(header Upload-Offset)" = "$SIZE1" ] || die "409 after apply: offset $(header Upload-Offset)"
+: >"$T/empty"
+patch "$T/empty" "$SIZE1"
+expect_status 204
+[ "$(header Upload-Offset)" = "$SIZE1" ] || die "empty PATCH after apply: $(header Upload-Offset)"
+req GET /v1/receipts/1 "$TOKEN"
+expect_status 200
+cmp -s "$OUT" "$T/receipt1" || die "the settled upload changed the receipt: $(cat "$OUT")"
+[ "$(count)" = 3 ] || die "PATCHes to the settled upload changed the records"
+
 # ---- replay: the same segment again changes nothing ----
 upload "$SEG1" nairobi-1 1
 req GET /v1/receipts/1 "$TOKEN"
@@ -141,6 +167,7 @@ expect_status 200
 cmp -s "$OUT" "$T/receipt1" || die "replay changed the receipt: $(cat "$OUT")"
 [ "$(count)" = 3 ] || die "replay changed the records"
 expect_contains "$T/hq.log" "segment 1 replayed"
+[ "$(grep -c 'segment 1 replayed' "$T/hq.log")" = 1 ] || die "segment 1 was offered more than once"
 
 # ---- bad peers ----
 SEG2=$(mkseg --segment 2 --from 2,40 <"$T/records.jsonl") || die "make_segment failed"
@@ -219,6 +246,10 @@ req GET /metrics ""
 expect_status 200
 expect_contains "$OUT" "outpost_hq_segments_applied_total 1"
 expect_contains "$OUT" "outpost_hq_segments_refused_total 2"
+# settled: segment 1, its replay and the two refused uploads; held: the half
+expect_contains "$OUT" "outpost_hq_uploads_settled 4"
+expect_contains "$OUT" "outpost_hq_uploads 1"
+expect_contains "$OUT" "outpost_hq_spool_bytes $SIZE2"
 
 # ---- graceful stop ----
 kill -TERM $HPID

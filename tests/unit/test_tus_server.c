@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -86,6 +87,8 @@ struct fx {
     int completes;
     int complete_rc;   /* what the callback returns */
     int release_in_cb; /* call tus_server_release from the callback */
+    int settle_in_cb;  /* call tus_server_settle from the callback */
+    int settle_rc;     /* what the last tus_server_settle there returned */
     char c_id[TUS_ID_LEN + 1];
     char c_principal[TUS_PRINCIPAL_MAX];
     char c_segment[32];
@@ -94,6 +97,8 @@ struct fx {
     int c_sha_ok;
     unsigned cap_incomplete;
     uint64_t cap_spool;
+    unsigned cap_uploads;
+    uint64_t settled_keep;
 };
 
 static int authorize(void *ctx, struct http_exchange *x, char *principal, size_t cap)
@@ -130,7 +135,7 @@ static int on_complete(void *ctx, const char *id, const char *principal,
         sha256(buf, n, a);
         sha256(payload, TOTAL, b);
         f->c_sha_ok = n == TOTAL && memcmp(a, b, 32) == 0;
-        if (!f->c_sha_ok && length > 0)
+        if (!f->c_sha_ok && length == TOTAL)
             fprintf(stderr, "  data file has %zu bytes, sha256 %s\n", n,
                     memcmp(a, b, 32) ? "differs" : "matches");
     }
@@ -140,6 +145,8 @@ static int on_complete(void *ctx, const char *id, const char *principal,
         f->c_sha_ok = -1; /* nothing to compare */
     if (f->release_in_cb)
         CHECK_EQ(tus_server_release(f->tus, id), 0);
+    if (f->settle_in_cb)
+        f->settle_rc = tus_server_settle(f->tus, id);
     return f->complete_rc;
 }
 
@@ -184,6 +191,8 @@ static int module_open(struct fx *f)
         .max_upload_bytes = 1 << 20,
         .max_spool_bytes = f->cap_spool,
         .max_incomplete_per_principal = f->cap_incomplete,
+        .max_uploads = f->cap_uploads,
+        .settled_keep_seconds = f->settled_keep,
         .authorize = authorize,
         .on_complete = on_complete,
         .ctx = f,
@@ -225,7 +234,8 @@ static void server_stop(struct fx *f)
     CHECK_EQ(run_until(f, &f->stopped, 5000), 0);
 }
 
-static int fx_init(struct fx *f, unsigned cap_incomplete, uint64_t cap_spool)
+static int fx_init_caps(struct fx *f, unsigned cap_incomplete, uint64_t cap_spool,
+                        unsigned cap_uploads, uint64_t settled_keep)
 {
     memset(f, 0, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/test_tus_XXXXXX");
@@ -233,6 +243,8 @@ static int fx_init(struct fx *f, unsigned cap_incomplete, uint64_t cap_spool)
         return -errno;
     f->cap_incomplete = cap_incomplete;
     f->cap_spool = cap_spool;
+    f->cap_uploads = cap_uploads;
+    f->settled_keep = settled_keep;
     uv_loop_init(&f->loop);
     uv_timer_init(&f->loop, &f->reaper);
     uv_timer_init(&f->loop, &f->watchdog);
@@ -242,6 +254,11 @@ static int fx_init(struct fx *f, unsigned cap_incomplete, uint64_t cap_spool)
     if (module_open(f) < 0 || server_start(f) < 0)
         return -1;
     return 0;
+}
+
+static int fx_init(struct fx *f, unsigned cap_incomplete, uint64_t cap_spool)
+{
+    return fx_init_caps(f, cap_incomplete, cap_spool, 0, 0);
 }
 
 static void rm_spool(const char *dir)
@@ -935,6 +952,349 @@ static void test_redeliver(void)
     fx_done(&f);
 }
 
+/* Stops the server and frees the module, then opens both again on the
+ * same spool, as a restart would. */
+static void restart(struct fx *f)
+{
+    server_stop(f);
+    tus_server_free(f->tus);
+    f->tus = NULL;
+    CHECK_EQ(module_open(f), 0);
+    CHECK_EQ(server_start(f), 0);
+}
+
+static int file_has(const struct fx *f, const char *id, const char *suffix, const char *needle)
+{
+    char p[200], buf[8192];
+    snprintf(p, sizeof p, "%s/%s%s", f->dir, id, suffix);
+    FILE *fp = fopen(p, "rb");
+    if (!fp)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+/* Rewrites the settled_at line of a settled upload's state file. */
+static void set_settled_at(const struct fx *f, const char *id, long long t)
+{
+    char p[200], buf[8192];
+    snprintf(p, sizeof p, "%s/%s.state", f->dir, id);
+    FILE *fp = fopen(p, "rb");
+    CHECK(fp != NULL);
+    if (!fp)
+        return;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    char *at = strstr(buf, "settled_at ");
+    CHECK(at != NULL);
+    if (!at)
+        return;
+    *at = '\0';
+    fp = fopen(p, "wb");
+    CHECK(fp != NULL);
+    if (!fp)
+        return;
+    fprintf(fp, "%ssettled_at %lld\n", buf, t);
+    fclose(fp);
+}
+
+/* What the settled upload sh->id[0] (TOTAL bytes, node-a's) answers: the
+ * client learns it is complete and can send nothing more. */
+static int c_settled(int port)
+{
+    struct resp r;
+    char h[256], path[64];
+    const char *id = sh->id[0];
+    snprintf(path, sizeof path, "/files/%s", id);
+    req(port, "HEAD", path, TUS AUTH_A, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    C_STR(rh(&r, "Upload-Offset"), "120000");
+    C_STR(rh(&r, "Upload-Length"), "120000");
+    C_HAS(rh(&r, "Upload-Metadata"), "segment MTc=");
+    /* an empty PATCH at the end: 204, nothing changes */
+    snprintf(h, sizeof h, TUS AUTH_A OCTETS "Upload-Offset: %u\r\n", TOTAL);
+    req(port, "PATCH", path, h, NULL, 0, &r);
+    C_EQ(r.status, 204);
+    C_STR(rh(&r, "Upload-Offset"), "120000");
+    /* bytes at the end, or a chunk from before: 409 with the length */
+    req(port, "PATCH", path, h, payload, 1, &r);
+    C_EQ(r.status, 409);
+    C_STR(rh(&r, "Upload-Offset"), "120000");
+    patch(port, AUTH_A, id, 0, CHUNK, &r);
+    C_EQ(r.status, 409);
+    C_STR(rh(&r, "Upload-Offset"), "120000");
+    patch(port, AUTH_A, id, 2 * CHUNK, CHUNK, &r);
+    C_EQ(r.status, 409);
+    C_STR(rh(&r, "Upload-Offset"), "120000");
+    /* it is still node-a's alone */
+    C_EQ(head_offset(port, AUTH_B, id), -404);
+    C_EQ(head_offset(port, AUTH_A, id), TOTAL);
+    return cfails;
+}
+
+/* Settled from inside the callback: the data is gone, the record answers
+ * "complete", is never offered again, and survives a restart. */
+static void test_settle(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    f.settle_in_cb = 1;
+    f.settle_rc = 1;
+    CHECK_EQ(run_client(&f, c_full_upload), 0);
+    const char *id = sh->id[0];
+    CHECK_EQ(f.completes, 1);
+    CHECK_EQ(f.settle_rc, 0);
+    CHECK_EQ(f.c_sha_ok, 1); /* the callback saw the data before it settled */
+    CHECK_EQ(file_size(&f, id, ".data"), -1);
+    CHECK(file_has(&f, id, ".state", "\ncomplete 1\n"));
+    CHECK(file_has(&f, id, ".state", "\nsettled 1\nsettled_at "));
+    CHECK_EQ(file_size(&f, id, ".state.tmp"), -1);
+    struct tus_server_stats st;
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 0);
+    CHECK_EQ(st.complete, 0);
+    CHECK_EQ(st.settled, 1);
+    CHECK_EQ(st.spool_bytes, 0);
+    uint64_t off = 0, len = 0;
+    CHECK_EQ(tus_server_upload_offset(f.tus, id, &off, &len), 0);
+    CHECK_EQ(off, TOTAL);
+    CHECK_EQ(len, TOTAL);
+    CHECK_EQ(tus_server_settle(f.tus, id), 0); /* again: nothing to do */
+    CHECK_EQ(tus_server_settle(f.tus, "00000000000000000000000000000000"), -ENOENT);
+    CHECK_EQ(tus_server_redeliver(f.tus), 0);
+    CHECK_EQ(f.completes, 1);
+    CHECK_EQ(run_client(&f, c_settled), 0);
+    CHECK_EQ(f.completes, 1);
+    /* the idle sweep and the default keep time (an hour) leave it alone */
+    CHECK_EQ(tus_server_expire(f.tus, 0), 0);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 1);
+
+    /* restart: still settled, not offered again, no data file recreated */
+    restart(&f);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 1);
+    CHECK_EQ(st.uploads, 0);
+    CHECK_EQ(st.complete, 0);
+    CHECK_EQ(st.bad_state_files, 0);
+    CHECK_EQ(tus_server_redeliver(f.tus), 0);
+    CHECK_EQ(f.completes, 1);
+    CHECK_EQ(file_size(&f, id, ".data"), -1);
+    CHECK_EQ(run_client(&f, c_settled), 0);
+    CHECK_EQ(f.completes, 1);
+    /* release still deletes outright */
+    CHECK_EQ(tus_server_release(f.tus, id), 0);
+    CHECK_EQ(file_size(&f, id, ".state"), -1);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 0);
+    CHECK_EQ(run_client(&f, c_head_gone), 0);
+    fx_done(&f);
+}
+
+/* Uploads all of payload[0..len) to a new upload of node-a; its id into id. */
+static void c_upload_small(int port, size_t len, char *id)
+{
+    struct resp r;
+    if (create(port, AUTH_A, len, id) < 0)
+        return;
+    patch(port, AUTH_A, id, 0, len, &r);
+    C_EQ(r.status, 204);
+}
+
+/* max_uploads 2, max_spool_bytes 1000: settled uploads take neither a slot
+ * nor bytes; settled records past max_uploads forget the oldest. */
+static int c_settled_caps(int port)
+{
+    struct resp r;
+    char id[TUS_ID_LEN + 1];
+    c_upload_small(port, 600, sh->id[0]);
+    c_upload_small(port, 600, sh->id[1]);
+    /* two 600-byte uploads settled: without settling both caps would refuse */
+    create(port, AUTH_A, 600, sh->id[2]);
+    create(port, AUTH_A, 300, sh->id[3]);
+    /* two unfinished uploads are max_uploads */
+    req(port, "POST", "/files", TUS AUTH_B "Upload-Length: 1\r\n", NULL, 0, &r);
+    C_EQ(r.status, 507);
+    C_EQ(head_offset(port, AUTH_A, sh->id[0]), 600);
+    C_EQ(head_offset(port, AUTH_A, sh->id[1]), 600);
+    /* a third settled record: the oldest one is forgotten */
+    patch(port, AUTH_A, sh->id[2], 0, 600, &r);
+    C_EQ(r.status, 204);
+    C_EQ(head_offset(port, AUTH_A, sh->id[0]), -404);
+    C_EQ(head_offset(port, AUTH_A, sh->id[1]), 600);
+    C_EQ(head_offset(port, AUTH_A, sh->id[2]), 600);
+    /* and room for a new unfinished upload again */
+    create(port, AUTH_B, 700, id);
+    return cfails;
+}
+
+static void test_settled_caps(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init_caps(&f, 4, 1000, 2, 0), 0);
+    f.settle_in_cb = 1;
+    CHECK_EQ(run_client(&f, c_settled_caps), 0);
+    CHECK_EQ(f.completes, 3);
+    CHECK_EQ(f.settle_rc, 0);
+    struct tus_server_stats st;
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 2);
+    CHECK_EQ(st.complete, 0);
+    CHECK_EQ(st.settled, 2);
+    CHECK_EQ(st.spool_bytes, 1000);
+    CHECK_EQ(file_size(&f, sh->id[0], ".state"), -1);
+    CHECK_EQ(file_size(&f, sh->id[1], ".data"), -1);
+    /* only a complete upload can settle */
+    CHECK_EQ(tus_server_settle(f.tus, sh->id[3]), -EINVAL);
+    CHECK_EQ(file_size(&f, sh->id[3], ".data"), 0);
+    /* the idle sweep releases the unfinished ones, not the settled ones */
+    CHECK_EQ(tus_server_expire(f.tus, 0), 2);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 0);
+    CHECK_EQ(st.settled, 2);
+    fx_done(&f);
+}
+
+/* Settled records are forgotten settled_keep_seconds after they settled,
+ * by the time in their state file (so across restarts too); a time
+ * further ahead than the keep time (a clock that was wrong) goes as well. */
+static void test_settled_expire(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init_caps(&f, 4, 0, 0, 60), 0);
+    f.settle_in_cb = 1;
+    char ids[4][TUS_ID_LEN + 1];
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(run_client(&f, c_full_upload), 0);
+        memcpy(ids[i], sh->id[0], sizeof ids[i]);
+    }
+    CHECK_EQ(f.completes, 4);
+    CHECK_EQ(tus_server_expire(f.tus, 3600), 0);
+    struct tus_server_stats st;
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 4); /* settled just now, kept 60 s */
+
+    server_stop(&f);
+    tus_server_free(f.tus);
+    f.tus = NULL;
+    long long now = (long long)time(NULL);
+    set_settled_at(&f, ids[0], now - 61);   /* past the keep time */
+    set_settled_at(&f, ids[1], now - 30);   /* within it */
+    set_settled_at(&f, ids[2], now + 30);   /* a little ahead: kept */
+    set_settled_at(&f, ids[3], now + 6100); /* far ahead: a wrong clock */
+    CHECK_EQ(module_open(&f), 0);
+    CHECK_EQ(server_start(&f), 0);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 4);
+    CHECK_EQ(tus_server_expire(f.tus, 3600), 0); /* counts unfinished ones only */
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 2);
+    CHECK_EQ(file_size(&f, ids[0], ".state"), -1);
+    CHECK_EQ(file_size(&f, ids[3], ".state"), -1);
+    CHECK_EQ(tus_server_upload_offset(f.tus, ids[0], NULL, NULL), -ENOENT);
+    CHECK_EQ(tus_server_upload_offset(f.tus, ids[1], NULL, NULL), 0);
+    CHECK_EQ(tus_server_upload_offset(f.tus, ids[2], NULL, NULL), 0);
+    memcpy(sh->id[0], ids[0], sizeof ids[0]);
+    CHECK_EQ(run_client(&f, c_head_gone), 0);
+    memcpy(sh->id[0], ids[1], sizeof ids[1]);
+    CHECK_EQ(run_client(&f, c_settled), 0);
+    fx_done(&f);
+
+    /* live, in one process: a keep time of 1 s, on the real clock */
+    CHECK_EQ(fx_init_caps(&f, 4, 0, 0, 1), 0);
+    f.settle_in_cb = 1;
+    CHECK_EQ(run_client(&f, c_full_upload), 0);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 1);
+    usleep(2100 * 1000);
+    CHECK_EQ(tus_server_expire(f.tus, 3600), 0);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 0);
+    CHECK_EQ(file_size(&f, sh->id[0], ".state"), -1);
+    CHECK_EQ(run_client(&f, c_head_gone), 0);
+    fx_done(&f);
+}
+
+static void write_state_file(const struct fx *f, const char *id, const char *text)
+{
+    char p[200];
+    snprintf(p, sizeof p, "%s/%s.state", f->dir, id);
+    write_file(p, text, strlen(text), 0);
+}
+
+/* State files written before settling existed load as before; a settled
+ * one whose data a crash left behind loses it; malformed settled lines
+ * make a state file unreadable. */
+static void test_settled_state_files(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    server_stop(&f);
+    tus_server_free(f.tus);
+    f.tus = NULL;
+    const char *old = "11111111111111111111111111111111";
+    const char *set = "22222222222222222222222222222222";
+    char p[200];
+    write_state_file(&f, old,
+                     "outpost-tus 1\nlength 120000\noffset 120000\ncomplete 1\nprincipal node-a\n"
+                     "metadata node_id bm9kZS1h,segment MTc=\n");
+    snprintf(p, sizeof p, "%s/%s.data", f.dir, old);
+    write_file(p, payload, TOTAL, 0);
+    char text[512];
+    snprintf(text, sizeof text,
+             "outpost-tus 1\nlength 120000\noffset 120000\ncomplete 1\nprincipal node-a\n"
+             "metadata node_id bm9kZS1h,segment MTc=\nsettled 1\nsettled_at %lld\n",
+             (long long)time(NULL) - 10);
+    write_state_file(&f, set, text);
+    snprintf(p, sizeof p, "%s/%s.data", f.dir, set);
+    write_file(p, payload, TOTAL, 0); /* a crash between the state write and the unlink */
+    static const char *const bad[] = {
+        "outpost-tus 1\nlength 5\noffset 5\ncomplete 1\nprincipal node-a\nmetadata \n"
+        "settled 0\nsettled_at 1700000000\n",
+        "outpost-tus 1\nlength 5\noffset 2\ncomplete 0\nprincipal node-a\nmetadata \n"
+        "settled 1\nsettled_at 1700000000\n",
+        "outpost-tus 1\nlength 5\noffset 5\ncomplete 1\nprincipal node-a\nmetadata \nsettled 1\n",
+        "outpost-tus 1\nlength 5\noffset 5\ncomplete 1\nprincipal node-a\nmetadata \n"
+        "settled 1\nsettled_at soon\n",
+        "outpost-tus 1\nlength 5\noffset 5\ncomplete 1\nprincipal node-a\nmetadata \n"
+        "settled 1\nsettled_at 1700000000\nextra 1\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char id[TUS_ID_LEN + 1];
+        snprintf(id, sizeof id, "%032zx", 0xa0 + i);
+        write_state_file(&f, id, bad[i]);
+    }
+    CHECK_EQ(module_open(&f), 0);
+    CHECK_EQ(server_start(&f), 0);
+    struct tus_server_stats st;
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 1);
+    CHECK_EQ(st.complete, 1);
+    CHECK_EQ(st.settled, 1);
+    CHECK_EQ(st.spool_bytes, TOTAL);
+    CHECK_EQ(st.bad_state_files, sizeof bad / sizeof bad[0]);
+    CHECK_EQ(file_size(&f, set, ".data"), -1);
+    /* the old-format upload is offered (and settles now); the settled one is not */
+    f.settle_in_cb = 1;
+    CHECK_EQ(tus_server_redeliver(f.tus), 1);
+    CHECK_EQ(f.completes, 1);
+    CHECK_STR(f.c_id, old);
+    CHECK_EQ(f.c_sha_ok, 1);
+    CHECK_EQ(f.settle_rc, 0);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 2);
+    CHECK_EQ(st.spool_bytes, 0);
+    memcpy(sh->id[0], set, TUS_ID_LEN + 1);
+    CHECK_EQ(run_client(&f, c_settled), 0);
+    memcpy(sh->id[0], old, TUS_ID_LEN + 1);
+    CHECK_EQ(run_client(&f, c_settled), 0);
+    CHECK_EQ(f.completes, 1);
+    fx_done(&f);
+}
+
 /* Runs a server on dir in a child process, as a real receiver would start:
  * reload the spool, offer pending completions, serve. */
 static pid_t spawn_server(const char *dir)
@@ -1104,6 +1464,10 @@ int main(void)
     RUN(test_restart_torn_append);
     RUN(test_short_data_file);
     RUN(test_redeliver);
+    RUN(test_settle);
+    RUN(test_settled_caps);
+    RUN(test_settled_expire);
+    RUN(test_settled_state_files);
     RUN(test_kill9);
     return tl_report();
 }
