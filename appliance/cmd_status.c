@@ -24,7 +24,8 @@ static void usage(FILE *out)
             "Show the state of sync to HQ as outpostd recorded it: changes queued in\n"
             "the outbox and the age of the oldest, the spool (bytes, segments, cap;\n"
             "an ALARM line when it is full), the last successful sync, goodput, the\n"
-            "estimated time to drain, why sync is blocked, and errors by kind.\n"
+            "estimated time to drain, why sync is blocked or waiting (sync window,\n"
+            "daily budget), and errors by kind.\n"
             "Read-only; safe while outpostd runs.\n\n"
             "  --db PATH  node database (default: $OUTPOST_DB, else %s)\n"
             "  --json     one JSON object instead of lines\n",
@@ -74,6 +75,7 @@ static int print_json(const struct sync_status *s, int64_t now)
     if (!o)
         return CLI_FAIL;
     json_object_set_new(o, "mailbox_after", json_integer((json_int_t)s->mailbox_after));
+    json_object_set_new(o, "waiting", json_string(s->waiting));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!text)
@@ -123,6 +125,8 @@ static void print_lines(const struct sync_status *s, int64_t now)
     printf("sent today: %" PRIu64 " bytes\n", s->bytes_today);
     if (s->blocked[0])
         printf("blocked: %s\n", s->blocked);
+    if (s->waiting[0])
+        printf("waiting: %s\n", s->waiting);
     if (s->nerrors) {
         printf("errors:");
         for (size_t i = 0; i < s->nerrors; i++)

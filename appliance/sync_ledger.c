@@ -1297,6 +1297,14 @@ static int fill_status(struct store *s, struct sync_status *out, struct op_error
     out->goodput_bps = st.goodput;
     out->bytes_today = st.bytes_day == now_ms() / 86400000 ? (uint64_t)st.bytes_today : 0;
     snprintf(out->blocked, sizeof out->blocked, "%s", st.blocked);
+    /* A database outpostd has not migrated yet has no such column: not
+     * waiting, as far as anyone recorded. */
+    if (sqlite3_prepare_v2(db, "SELECT waiting FROM sync_state WHERE id = 1", -1, &q, NULL) ==
+        SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW)
+            copy_col(out->waiting, sizeof out->waiting, q, 0);
+        sqlite3_finalize(q);
+    }
     snprintf(out->last_error, sizeof out->last_error, "%s", st.last_error);
     out->mailbox_after = st.mailbox_after;
     rc = prep(db,
@@ -1331,6 +1339,18 @@ static int fill_status(struct store *s, struct sync_status *out, struct op_error
     else if (st.goodput > 0)
         out->eta_s = todo / st.goodput;
     return 0;
+}
+
+int sync_ledger_set_waiting(struct sync_ledger *l, const char *why, struct op_error *err)
+{
+    sqlite3 *db = store_db(l->s);
+    sqlite3_stmt *st;
+    int rc = prep(db, "UPDATE sync_state SET waiting = ?1 WHERE id = 1 AND waiting <> ?1", &st,
+                  "cannot record why sync waits", err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, why ? why : "", -1, SQLITE_TRANSIENT);
+    return done(db, st, "cannot record why sync waits", err);
 }
 
 int sync_ledger_status(struct sync_ledger *l, struct sync_status *out, struct op_error *err)

@@ -63,6 +63,7 @@ struct sync_status {
                              unsegmented outbox) / goodput; -1 unknown */
     uint64_t bytes_today; /* bytes sent today (UTC), for the daily budget */
     char blocked[256];    /* "" or why sync is stopped (rejected segment, region mismatch) */
+    char waiting[256];    /* "" or why it waits with nothing wrong (sync window, budget) */
     char last_error[256];
     size_t nerrors;
     struct sync_error_count errors[16]; /* errors by kind */
@@ -146,6 +147,10 @@ struct sync_link_report {
 };
 int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *r,
                           struct op_error *err);
+
+/* Records why sync waits although nothing is wrong ("" when it does not):
+ * shown by `outpost status`. Writes only when the text changes. */
+int sync_ledger_set_waiting(struct sync_ledger *l, const char *why, struct op_error *err);
 
 int sync_ledger_status(struct sync_ledger *l, struct sync_status *out, struct op_error *err);
 

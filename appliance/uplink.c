@@ -50,6 +50,7 @@ enum job_kind {
     J_RELOAD,
     J_NOTE,
     J_STATUS,
+    J_WAITING,
     J_CLOSE
 };
 
@@ -108,6 +109,7 @@ struct uplink {
     unsigned mailbox_pages;
     uint64_t budget_logged_day;
     char last_log[256]; /* the last repeated error logged, to log it once */
+    char waiting[256];  /* what set_waiting recorded last; "\1" before the first */
 
     struct sync_status status;
     int have_status;
@@ -214,6 +216,9 @@ static void job_work(uv_work_t *w)
         j->rc = sync_ledger_note_link(u->ledger, &j->rep, &j->err);
         break;
     case J_STATUS:
+        break;
+    case J_WAITING:
+        j->rc = sync_ledger_set_waiting(u->ledger, j->text, &j->err);
         break;
     case J_CLOSE:
         sync_ledger_close(u->ledger);
@@ -334,6 +339,28 @@ static unsigned local_minute(unsigned *second)
     return (unsigned)(tm.tm_hour * 60 + tm.tm_min);
 }
 
+/* Records why sync waits with nothing wrong ("" for not waiting), for
+ * `outpost status`; a ledger write only when the text changes. */
+static void set_waiting(struct uplink *u, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_waiting(struct uplink *u, const char *fmt, ...)
+{
+    char text[sizeof u->waiting];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (!strcmp(text, u->waiting))
+        return;
+    struct job *j = job_new(u, J_WAITING, NULL);
+    if (j && !(j->text = strdup(text))) {
+        job_free(j);
+        j = NULL;
+    }
+    if (queue_job(u, j) == 0)
+        snprintf(u->waiting, sizeof u->waiting, "%s", text);
+}
+
 /* ---- the cycle --------------------------------------------------------------- */
 
 static const char *tus_error_kind(const struct op_error *e)
@@ -405,6 +432,7 @@ static void after_prepare(struct uplink *u, struct job *j)
         return;
     }
     if (!j->found) {
+        set_waiting(u, "%s", "");
         poll_mailbox(u);
         return;
     }
@@ -425,6 +453,11 @@ static void after_prepare(struct uplink *u, struct job *j)
                     (unsigned long long)u->cfg.daily_bytes,
                     (unsigned long long)u->status.bytes_today);
         }
+        set_waiting(u,
+                    "the daily budget of %llu bytes is spent (%llu sent today, UTC); uploads "
+                    "resume after 00:00 UTC",
+                    (unsigned long long)u->cfg.daily_bytes,
+                    (unsigned long long)u->status.bytes_today);
         poll_mailbox(u);
         return;
     }
@@ -437,6 +470,10 @@ static void start_cycle(struct uplink *u)
     unsigned minute = local_minute(&sec);
     if (!sync_window_contains(&u->window, minute)) {
         /* outside the window: only refresh the figures */
+        set_waiting(
+            u, "outside the sync window %02u:%02u-%02u:%02u (local time); it opens at %02u:%02u",
+            u->window.start_min / 60, u->window.start_min % 60, u->window.end_min / 60,
+            u->window.end_min % 60, u->window.start_min / 60, u->window.start_min % 60);
         if (queue_job(u, job_new(u, J_STATUS, NULL)) < 0) {
             cycle_end(u);
             return;
@@ -572,6 +609,12 @@ static void on_window_closed(uv_timer_t *t)
             "it resumes when the window opens at %02u:%02u\n",
             (unsigned long long)u->seg.no, (unsigned long long)u->seg_confirmed,
             (unsigned long long)u->seg.bytes, u->window.start_min / 60, u->window.start_min % 60);
+    set_waiting(u,
+                "the sync window closed: segment %llu paused at %llu of %llu bytes; it resumes at "
+                "%02u:%02u (local time)",
+                (unsigned long long)u->seg.no, (unsigned long long)u->seg_confirmed,
+                (unsigned long long)u->seg.bytes, u->window.start_min / 60,
+                u->window.start_min % 60);
     tus_client_cancel(u->tus, "the sync window closed");
 }
 
@@ -611,6 +654,7 @@ static void upload_segment(struct uplink *u)
     }
     u->uploading = 1;
     u->seg_confirmed = 0;
+    set_waiting(u, "%s", "");
     unsigned sec;
     unsigned minute = local_minute(&sec);
     uint64_t left = sync_window_left_ms(&u->window, minute, sec);
@@ -869,6 +913,7 @@ int uplink_start(uv_loop_t *loop, const struct uplink_config *cfg, struct uplink
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
     u->loop = loop;
     u->cfg = *cfg;
+    snprintf(u->waiting, sizeof u->waiting, "\1"); /* the first set_waiting writes */
     u->cred = *cfg->cred;
     if (!u->cfg.interval_ms)
         u->cfg.interval_ms = UPLINK_INTERVAL_DEFAULT;

@@ -64,6 +64,14 @@ sleep 4
 after=$(grep -c " PATCH " "$HQ_LOG")
 [ "$before" = "$after" ] || die "$((after - before)) PATCHes after the window closed"
 [ "$(status_field outbox_depth)" -gt 0 ] || die "the outbox is empty while paused"
+# outpost status says why nothing moves, and that nothing is wrong
+for _ in $(seq 1 50); do
+    "$OUTPOST" status >"$T/status.txt" 2>&1 || die "outpost status failed: $(cat "$T/status.txt")"
+    grep -q "^waiting: outside the sync window $WINDOW" "$T/status.txt" && break
+    sleep 0.1
+done
+expect_contains "$T/status.txt" "waiting: outside the sync window $WINDOW (local time); it opens at ${WINDOW%-*}"
+expect_not_contains "$T/status.txt" "blocked:"
 kill -0 "$NODE_PID" 2>/dev/null || die "outpostd exited while paused"
 
 # The window opens again (here: a restart without one): the same upload
@@ -73,6 +81,7 @@ wait "$NODE_PID" 2>/dev/null
 lines=$(wc -l <"$HQ_LOG")
 start_node "http://127.0.0.1:$HQ_PORT" --sync_interval_ms 200
 wait_drained 300
+[ "$(status_field waiting)" = "" ] || die "still waiting after the drain: $(status_field waiting)"
 tail -n +"$((lines + 1))" "$HQ_LOG" >"$T/hq.after"
 grep -q " HEAD 200 .*$UPLOAD\$" "$T/hq.after" ||
     die "the paused upload $UPLOAD was not resumed with a HEAD: $(head -n 5 "$T/hq.after")"

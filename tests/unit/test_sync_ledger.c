@@ -635,6 +635,28 @@ static void test_region_mismatch(void)
     sync_ledger_close(l);
 }
 
+/* Why sync waits with nothing wrong: recorded, read beside the daemon,
+ * cleared; not a block. */
+static void test_waiting(void)
+{
+    fresh("waiting");
+    struct sync_ledger *l = open_ledger(0, 0);
+    struct op_error err;
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_STR(s.waiting, "");
+    CHECK_EQ(sync_ledger_set_waiting(l, "outside the sync window 22:00-06:00", &err), 0);
+    CHECK_EQ(sync_ledger_status_db(dbp, &s, &err), 0);
+    CHECK_STR(s.waiting, "outside the sync window 22:00-06:00");
+    CHECK_STR(s.blocked, "");
+    /* the same text again writes nothing and keeps it */
+    CHECK_EQ(sync_ledger_set_waiting(l, "outside the sync window 22:00-06:00", &err), 0);
+    CHECK_EQ(sync_ledger_set_waiting(l, "", &err), 0);
+    CHECK_EQ(sync_ledger_status_db(dbp, &s, &err), 0);
+    CHECK_STR(s.waiting, "");
+    sync_ledger_close(l);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -658,6 +680,7 @@ int main(void)
     test_many_small_segments();
     test_mailbox();
     test_region_mismatch();
+    test_waiting();
 
     store_close(st);
     char cmd[400];
