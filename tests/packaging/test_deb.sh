@@ -47,6 +47,7 @@ for f in usr/sbin/outpostd usr/sbin/outpost-hq etc/outpost/outpost-hq.conf \
     lib/systemd/system/outpostd.service lib/systemd/system/outpost-backup.service \
     lib/systemd/system/outpost-backup.timer etc/outpost/outpostd.conf \
     usr/share/man/man1/outpost.1.gz usr/share/man/man8/outpostd.8.gz \
+    usr/share/man/man8/outpost-hq.8.gz \
     usr/share/doc/outpost/INSTALL.md usr/share/doc/outpost/copyright; do
     has "$f"
 done
