@@ -159,6 +159,10 @@ static void render_sync(struct outbuf *o, const struct sync_status *s, int64_t n
             "mismatch); see 'outpost status'.\n"
             "# TYPE outpost_sync_blocked gauge\n"
             "outpost_sync_blocked %d\n"
+            "# HELP outpost_sync_waiting 1 when sync waits with nothing wrong (outside the sync "
+            "window, daily budget spent); see 'outpost status'.\n"
+            "# TYPE outpost_sync_waiting gauge\n"
+            "outpost_sync_waiting %d\n"
             "# HELP outpost_sync_last_success_timestamp_seconds When HQ's last receipt was "
             "applied (Unix time); 0 never.\n"
             "# TYPE outpost_sync_last_success_timestamp_seconds gauge\n"
@@ -189,7 +193,7 @@ static void render_sync(struct outbuf *o, const struct sync_status *s, int64_t n
             "# TYPE outpost_sync_errors_total counter\n",
             (long long)s->outbox_depth, oldest, (unsigned long long)s->spool_bytes,
             (unsigned long long)s->spool_segments, s->spool_full ? 1 : 0, s->blocked[0] ? 1 : 0,
-            (double)s->last_sync_ms / 1000.0, s->goodput_bps, s->eta_s,
+            s->waiting[0] ? 1 : 0, (double)s->last_sync_ms / 1000.0, s->goodput_bps, s->eta_s,
             (unsigned long long)s->bytes_today, (unsigned long long)s->link_bytes_sent,
             (unsigned long long)s->link_bytes_resent, (unsigned long long)s->link_retries,
             (unsigned long long)s->link_chunk_bytes);

@@ -72,6 +72,7 @@ static void sync_gauges(void)
     st.last_sync_ms = 990500;
     st.goodput_bps = 7999.96;
     st.eta_s = -1;
+    snprintf(st.waiting, sizeof st.waiting, "outside the sync window 22:00-06:00");
     st.nerrors = 2;
     snprintf(st.errors[0].kind, sizeof st.errors[0].kind, "network");
     st.errors[0].n = 3;
@@ -85,6 +86,8 @@ static void sync_gauges(void)
     CHECK_CONTAINS(out, "outpost_sync_oldest_unsent_seconds 90.000\n");
     CHECK_CONTAINS(out, "outpost_sync_spool_bytes 480000\n");
     CHECK_CONTAINS(out, "outpost_sync_spool_full 1\n");
+    CHECK_CONTAINS(out, "outpost_sync_blocked 0\n");
+    CHECK_CONTAINS(out, "outpost_sync_waiting 1\n");
     CHECK_CONTAINS(out, "outpost_sync_last_success_timestamp_seconds 990.500\n");
     CHECK_CONTAINS(out, "outpost_sync_goodput_bytes_per_second 8000.0\n");
     CHECK_CONTAINS(out, "outpost_sync_eta_seconds -1.0\n");
