@@ -11,6 +11,9 @@
  */
 #include "egress.h"
 
+#include "phone.h"
+#include "region.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
@@ -78,9 +81,12 @@ static int is_space(unsigned char ch)
 }
 
 /* The normalized text of a value, malloc'ed, in *out (length *len):
- * strings trimmed and ASCII lower-cased (phone numbers: a leading '+' and
- * the digits); anything else its compact JSON with sorted keys. */
-static int normalize(enum norm kind, json_t *v, char **out, size_t *len)
+ * strings trimmed and ASCII lower-cased; phone numbers in E.164 under the
+ * region's calling code and trunk prefix (phone_to_e164), so "030 123456"
+ * and "+49 30 123456" hash alike, or, when they do not parse, a leading
+ * '+' and the digits; anything else its compact JSON with sorted keys. */
+static int normalize(enum norm kind, const struct region_info *region, json_t *v, char **out,
+                     size_t *len)
 {
     if (!json_is_string(v)) {
         char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
@@ -97,11 +103,23 @@ static int normalize(enum norm kind, json_t *v, char **out, size_t *len)
         a++;
     while (b > a && is_space(s[b - 1]))
         b--;
-    char *buf = malloc(b - a + 1);
+    /* room for the trimmed text, or for an E.164 number (which can be
+     * longer: a trunk prefix "0" becomes "+49") */
+    size_t cap = b - a + 1 > PHONE_E164_MAX ? b - a + 1 : PHONE_E164_MAX;
+    char *buf = malloc(cap);
     if (!buf)
         return -ENOMEM;
     size_t k = 0;
     if (kind == NORM_PHONE) {
+        char e164[PHONE_E164_MAX];
+        memcpy(buf, s + a, b - a);
+        buf[b - a] = '\0';
+        if (strlen(buf) == b - a && phone_to_e164(buf, region, e164) == 0) {
+            snprintf(buf, cap, "%s", e164);
+            *out = buf;
+            *len = strlen(buf);
+            return 0;
+        }
         if (a < b && s[a] == '+')
             buf[k++] = '+';
         for (size_t i = a; i < b; i++)
@@ -139,7 +157,7 @@ static int pseudonymize(const struct run *r, enum norm kind, json_t *v, json_t *
 {
     char *norm;
     size_t len;
-    int rc = normalize(kind, v, &norm, &len);
+    int rc = normalize(kind, region_find(r->p->region), v, &norm, &len);
     if (rc < 0)
         return rc;
     char h[EGRESS_PSEUDONYM_LEN];
