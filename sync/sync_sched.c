@@ -58,15 +58,22 @@ int sync_window_contains(const struct sync_window *w, unsigned minute_of_day)
     return m >= w->start_min || m < w->end_min; /* wraps midnight */
 }
 
+/* Milliseconds from minute_of_day:second until the clock next reads
+ * target_min:00 (0 when that is now). */
+static uint64_t ms_until(unsigned target_min, unsigned minute_of_day, unsigned second)
+{
+    unsigned m = minute_of_day % 1440;
+    unsigned mins = (target_min + 1440 - m) % 1440;
+    uint64_t ms = (uint64_t)mins * 60000u;
+    uint64_t s = (uint64_t)(second % 60) * 1000u;
+    return ms > s ? ms - s : 0;
+}
+
 uint64_t sync_window_wait_ms(const struct sync_window *w, unsigned minute_of_day, unsigned second)
 {
     if (sync_window_contains(w, minute_of_day))
         return 0;
-    unsigned m = minute_of_day % 1440;
-    unsigned mins = (w->start_min + 1440 - m) % 1440;
-    uint64_t ms = (uint64_t)mins * 60000u;
-    uint64_t s = (uint64_t)(second % 60) * 1000u;
-    return ms > s ? ms - s : 0;
+    return ms_until(w->start_min, minute_of_day, second);
 }
 
 uint64_t sync_window_left_ms(const struct sync_window *w, unsigned minute_of_day, unsigned second)
@@ -75,11 +82,7 @@ uint64_t sync_window_left_ms(const struct sync_window *w, unsigned minute_of_day
         return UINT64_MAX;
     if (!sync_window_contains(w, minute_of_day))
         return 0;
-    unsigned m = minute_of_day % 1440;
-    unsigned mins = (w->end_min + 1440 - m) % 1440;
-    uint64_t ms = (uint64_t)mins * 60000u;
-    uint64_t s = (uint64_t)(second % 60) * 1000u;
-    return ms > s ? ms - s : 0;
+    return ms_until(w->end_min, minute_of_day, second);
 }
 
 struct unit {
