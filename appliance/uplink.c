@@ -91,9 +91,11 @@ struct uplink {
     struct sync_ledger *ledger; /* written and used on the pool only, one job at a time */
 
     uv_timer_t timer;        /* the next cycle, or the next receipt poll */
-    uv_timer_t window_timer; /* the sync window closes: pause the upload */
+    uv_timer_t window_timer; /* the sync window closes, or the budget is spent: pause */
     int uploading;           /* an upload of `seg` is under way */
     uint64_t seg_confirmed;  /* its bytes HQ has confirmed */
+    uint64_t budget_left;    /* bytes this upload may send today; UINT64_MAX: no budget */
+    int budget_pause;        /* the pause timer is for the budget, not the window */
     struct job *active, *qhead, *qtail;
     int busy;         /* a cycle is under way */
     int kick_pending; /* run again as soon as it ends */
@@ -122,6 +124,7 @@ struct uplink {
 static void cycle_end(struct uplink *u);
 static void start_cycle(struct uplink *u);
 static void upload_segment(struct uplink *u);
+static void check_budget(struct uplink *u);
 static void poll_receipt(struct uplink *u);
 static void poll_mailbox(struct uplink *u);
 static void maybe_finish_stop(struct uplink *u);
@@ -412,10 +415,18 @@ static void on_timer(uv_timer_t *t)
     start_cycle(u);
 }
 
-static int budget_ok(struct uplink *u, uint64_t next_bytes)
+static uint64_t budget_left(const struct uplink *u)
 {
     uint64_t today = u->have_status ? u->status.bytes_today : 0;
-    return sync_budget_allows(u->cfg.daily_bytes, today, next_bytes);
+    return sync_budget_left(u->cfg.daily_bytes, today);
+}
+
+static void wait_for_budget(struct uplink *u)
+{
+    set_waiting(u,
+                "the daily budget of %llu bytes is spent (%llu sent today, UTC); uploads "
+                "resume after 00:00 UTC",
+                (unsigned long long)u->cfg.daily_bytes, (unsigned long long)u->status.bytes_today);
 }
 
 static void after_prepare(struct uplink *u, struct job *j)
@@ -443,7 +454,7 @@ static void after_prepare(struct uplink *u, struct job *j)
         poll_receipt(u);
         return;
     }
-    if (!budget_ok(u, u->seg.bytes)) {
+    if (!budget_left(u)) {
         int64_t day = sync_utc_day((int64_t)time(NULL) * 1000);
         if ((uint64_t)day != u->budget_logged_day) {
             u->budget_logged_day = (uint64_t)day;
@@ -453,11 +464,7 @@ static void after_prepare(struct uplink *u, struct job *j)
                     (unsigned long long)u->cfg.daily_bytes,
                     (unsigned long long)u->status.bytes_today);
         }
-        set_waiting(u,
-                    "the daily budget of %llu bytes is spent (%llu sent today, UTC); uploads "
-                    "resume after 00:00 UTC",
-                    (unsigned long long)u->cfg.daily_bytes,
-                    (unsigned long long)u->status.bytes_today);
+        wait_for_budget(u);
         poll_mailbox(u);
         return;
     }
@@ -536,6 +543,7 @@ static void on_retry(void *ctx, unsigned attempt, uint64_t delay_ms, const struc
         u->note_queued = 1;
         note(u, tus_error_kind(why), why->msg, NULL);
     }
+    check_budget(u); /* retries after cuts spend the budget too */
 }
 
 static void after_mark_uploaded(struct uplink *u, struct job *j)
@@ -589,14 +597,25 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
         cycle_end(u);
 }
 
-/* The sync window closed with an upload under way: stop sending now. HQ
- * keeps what it confirmed and the segment row keeps the upload URL, so the
- * first cycle inside the next window resumes after a HEAD. */
+/* The sync window closed, or the upload used up today's budget, with an
+ * upload under way: stop sending now. HQ keeps what it confirmed and the
+ * segment row keeps the upload URL, so the first cycle inside the next
+ * window (or UTC day) resumes after a HEAD. */
 static void on_window_closed(uv_timer_t *t)
 {
     struct uplink *u = t->data;
     if (u->stopping || !u->uploading)
         return;
+    if (u->budget_pause) {
+        fprintf(stderr,
+                "outpostd: sync: daily budget of %llu bytes spent: segment %llu paused at %llu of "
+                "%llu bytes; it resumes after 00:00 UTC\n",
+                (unsigned long long)u->cfg.daily_bytes, (unsigned long long)u->seg.no,
+                (unsigned long long)u->seg_confirmed, (unsigned long long)u->seg.bytes);
+        u->budget_logged_day = (uint64_t)sync_utc_day((int64_t)time(NULL) * 1000);
+        tus_client_cancel(u->tus, "the daily budget is spent");
+        return;
+    }
     unsigned sec;
     unsigned minute = local_minute(&sec);
     if (sync_window_contains(&u->window, minute)) { /* the clock moved back: look again */
@@ -618,11 +637,27 @@ static void on_window_closed(uv_timer_t *t)
     tus_client_cancel(u->tus, "the sync window closed");
 }
 
+/* Pauses the upload once it has sent what today's budget leaves (within
+ * one chunk: the check runs as chunks are confirmed or retried). */
+static void check_budget(struct uplink *u)
+{
+    if (!u->uploading || u->budget_left == UINT64_MAX || u->budget_pause)
+        return;
+    struct tus_client_stats st;
+    tus_client_get_stats(u->tus, &st);
+    if (st.bytes_sent - u->before.bytes_sent >= u->budget_left) {
+        /* pause from the loop, not from inside the uploader's callback */
+        u->budget_pause = 1;
+        (void)uv_timer_start(&u->window_timer, on_window_closed, 0, 0);
+    }
+}
+
 static void on_upload_progress(void *ctx, uint64_t confirmed, uint64_t total)
 {
     struct uplink *u = ctx;
-    (void)total;
     u->seg_confirmed = confirmed;
+    if (confirmed < total)
+        check_budget(u);
 }
 
 static void upload_segment(struct uplink *u)
@@ -654,6 +689,8 @@ static void upload_segment(struct uplink *u)
     }
     u->uploading = 1;
     u->seg_confirmed = 0;
+    u->budget_left = budget_left(u);
+    u->budget_pause = 0;
     set_waiting(u, "%s", "");
     unsigned sec;
     unsigned minute = local_minute(&sec);

@@ -156,9 +156,9 @@ int64_t sync_utc_day(int64_t unix_ms)
     return d;
 }
 
-int sync_budget_allows(uint64_t budget, uint64_t sent_today, uint64_t next_bytes)
+uint64_t sync_budget_left(uint64_t budget, uint64_t sent_today)
 {
-    if (!budget || !sent_today)
-        return 1;
-    return sent_today < budget && next_bytes <= budget - sent_today;
+    if (!budget)
+        return UINT64_MAX;
+    return sent_today < budget ? budget - sent_today : 0;
 }

@@ -46,10 +46,11 @@ int sync_size_parse(const char *s, int allow_bits, uint64_t *out, struct op_erro
 /* The UTC day number (days since 1970-01-01) of a Unix time in ms. */
 int64_t sync_utc_day(int64_t unix_ms);
 
-/* 1 when a transfer of next_bytes may start today under a daily budget
- * (0 = unlimited) with sent_today bytes already sent: the total stays
- * within the budget, or nothing was sent yet today (a segment larger than
- * the whole budget must not block sync forever). */
-int sync_budget_allows(uint64_t budget, uint64_t sent_today, uint64_t next_bytes);
+/* Bytes an upload may still send today under a daily budget (0 =
+ * unlimited: UINT64_MAX) with sent_today bytes already sent; 0 when the
+ * budget is spent. An upload starts only while this is above 0 and is
+ * paused when it has sent this much (a segment larger than the budget
+ * goes over several days, resumed where HQ stopped). */
+uint64_t sync_budget_left(uint64_t budget, uint64_t sent_today);
 
 #endif

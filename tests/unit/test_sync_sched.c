@@ -83,12 +83,12 @@ static void window_contains(void)
 
 static void budget(void)
 {
-    CHECK_EQ(sync_budget_allows(0, 1u << 30, 1u << 30), 1); /* unlimited */
-    CHECK_EQ(sync_budget_allows(1000, 0, 5000), 1);         /* first of the day goes */
-    CHECK_EQ(sync_budget_allows(1000, 400, 600), 1);        /* exactly fills it */
-    CHECK_EQ(sync_budget_allows(1000, 400, 601), 0);
-    CHECK_EQ(sync_budget_allows(1000, 1000, 0), 0); /* spent */
-    CHECK_EQ(sync_budget_allows(1000, 1500, 1), 0); /* overspent by an upload */
+    CHECK_EQ(sync_budget_left(0, 1u << 30), UINT64_MAX); /* unlimited */
+    CHECK_EQ(sync_budget_left(1000, 0), 1000);           /* a new day */
+    CHECK_EQ(sync_budget_left(1000, 400), 600);
+    CHECK_EQ(sync_budget_left(1000, 999), 1);
+    CHECK_EQ(sync_budget_left(1000, 1000), 0); /* spent */
+    CHECK_EQ(sync_budget_left(1000, 1500), 0); /* overspent by the last chunk */
     CHECK_EQ(sync_utc_day(0), 0);
     CHECK_EQ(sync_utc_day(86399999), 0);
     CHECK_EQ(sync_utc_day(86400000), 1);

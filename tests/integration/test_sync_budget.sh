@@ -1,0 +1,78 @@
+#!/bin/bash
+# The daily byte budget is a cap, within one chunk: outpostd syncs 4,000
+# contacts as one segment of about 440 KB with sync_daily_bytes 100KB and
+# no bandwidth cap. The upload must pause once it has sent the budget
+# (log line, `outpost status` waiting, no more PATCH), with today's bytes
+# between the budget and the budget plus one chunk. A new day (here: a
+# restart without a budget) resumes the same upload where HQ stopped, and
+# HQ ends with exactly the permitted projection of every record.
+set -u
+. "$TESTS_DIR/cli/lib.sh"
+[ -x "${OUTPOST_HQ:-}" ] || skip "outpost-hq is not built"
+command -v python3 >/dev/null || skip "python3 is not installed"
+command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
+T=$(mktmp)
+. "$TESTS_DIR/integration/sync_lib.sh"
+export OUTPOST_DB="$T/node.db"
+HQDB="$T/hq.db"
+BUDGET=100000
+CHUNK_MAX=524288 # the uplink's largest chunk (appliance/uplink.c)
+
+"$OUTPOST" init --region KE >/dev/null || die "init failed"
+"$GEN_CONTACTS" --count 4000 --seed 29 --out "$T/contacts.csv" || die "gen_contacts failed"
+"$OUTPOST" import "$T/contacts.csv" >/dev/null || die "import failed"
+expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" node add budget-1 --region KE --out "$T/cred.json"
+start_hq "$HQDB" --log_requests true
+start_node "http://127.0.0.1:$HQ_PORT" --sync_daily_bytes "$BUDGET" --segment_bytes 2MB \
+    --sync_interval_ms 200
+
+paused=""
+for _ in $(seq 1 300); do
+    paused=$(sed -n 's/.*daily budget of [0-9]* bytes spent: segment \([0-9]*\) paused at \([0-9]*\) of \([0-9]*\) bytes.*/\1 \2 \3/p' \
+        "$NODE_LOG")
+    [ -n "$paused" ] && break
+    kill -0 "$NODE_PID" 2>/dev/null || die "outpostd exited: $(tail -n 15 "$NODE_LOG")"
+    sleep 0.1
+done
+[ -n "$paused" ] || die "no budget pause logged: $(tail -n 15 "$NODE_LOG")"
+read -r SEG AT LEN <<<"$paused"
+echo "paused segment $SEG at $AT of $LEN bytes"
+[ "$LEN" -gt $((2 * BUDGET)) ] || die "segment $SEG is only $LEN bytes"
+[ "$AT" -lt "$LEN" ] || die "the whole segment went out"
+
+# nothing more goes out today; what went out is the budget, within a chunk
+UPLOAD=$(sed -n 's/.* PATCH [0-9]* .* \(\/files\/[0-9a-f]*\)$/\1/p' "$HQ_LOG" | tail -n1)
+[ -n "$UPLOAD" ] || die "HQ logged no PATCH"
+sleep 1
+before=$(grep -c " PATCH " "$HQ_LOG")
+sleep 2
+after=$(grep -c " PATCH " "$HQ_LOG")
+[ "$before" = "$after" ] || die "$((after - before)) PATCHes after the budget was spent"
+today=$(status_field bytes_today)
+echo "sent today: $today bytes for a budget of $BUDGET"
+[ "$today" -ge "$BUDGET" ] && [ "$today" -le $((BUDGET + CHUNK_MAX)) ] ||
+    die "sent $today bytes today for a budget of $BUDGET"
+"$OUTPOST" status >"$T/status.txt" 2>&1 || die "outpost status failed"
+expect_contains "$T/status.txt" "waiting: the daily budget of $BUDGET bytes is spent"
+expect_not_contains "$T/status.txt" "blocked:"
+[ "$(status_field outbox_depth)" -gt 0 ] || die "the outbox is empty while paused"
+
+# the next day: the same upload resumes
+kill -TERM "$NODE_PID"
+wait "$NODE_PID" 2>/dev/null
+lines=$(wc -l <"$HQ_LOG")
+start_node "http://127.0.0.1:$HQ_PORT" --sync_interval_ms 200
+wait_drained 120
+tail -n +"$((lines + 1))" "$HQ_LOG" >"$T/hq.after"
+grep -q " HEAD 200 .*$UPLOAD\$" "$T/hq.after" ||
+    die "the paused upload $UPLOAD was not resumed with a HEAD: $(head -n 5 "$T/hq.after")"
+[ "$(grep -c "segment $SEG applied" "$HQ_LOG")" = 1 ] || die "segment $SEG not applied exactly once"
+[ "$(status_field waiting)" = "" ] || die "still waiting after the drain"
+
+"$OUTPOST" egress-report --output "$T/expected.jsonl" >/dev/null || die "egress-report failed"
+"$OUTPOST_HQ" --db "$HQDB" records --json >"$T/hq.jsonl" || die "outpost-hq records failed"
+sqlite3 "$OUTPOST_DB" "SELECT street FROM contacts WHERE street <> ''" >"$T/forbidden"
+python3 "$TESTS_DIR/integration/sync_compare.py" "$T/expected.jsonl" "$T/hq.jsonl" budget-1 \
+    "$T/forbidden" >"$T/compare.out" || die "HQ does not match the node: $(cat "$T/compare.out")"
+cat "$T/compare.out"
+pass
