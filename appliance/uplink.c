@@ -90,12 +90,12 @@ struct uplink {
     struct tus_client *tus;
     struct sync_ledger *ledger; /* written and used on the pool only, one job at a time */
 
-    uv_timer_t timer;        /* the next cycle, or the next receipt poll */
-    uv_timer_t window_timer; /* the sync window closes, or the budget is spent: pause */
-    int uploading;           /* an upload of `seg` is under way */
-    uint64_t seg_confirmed;  /* its bytes HQ has confirmed */
-    uint64_t budget_left;    /* bytes this upload may send today; UINT64_MAX: no budget */
-    int budget_pause;        /* the pause timer is for the budget, not the window */
+    uv_timer_t timer;       /* the next cycle, or the next receipt poll */
+    uv_timer_t pause_timer; /* the sync window closes, or the budget is spent: pause */
+    int uploading;          /* an upload of `seg` is under way */
+    uint64_t seg_confirmed; /* its bytes HQ has confirmed */
+    uint64_t budget_left;   /* bytes this upload may send today; UINT64_MAX: no budget */
+    int budget_pause;       /* the pause timer is for the budget, not the window */
     struct job *active, *qhead, *qtail;
     int busy;         /* a cycle is under way */
     int kick_pending; /* run again as soon as it ends */
@@ -566,7 +566,7 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
     if (u->stopping || status == -ECANCELED)
         return;
     u->uploading = 0;
-    (void)uv_timer_stop(&u->window_timer);
+    (void)uv_timer_stop(&u->pause_timer);
     struct tus_client_stats st;
     tus_client_get_stats(u->tus, &st);
     struct sync_link_report r = {
@@ -575,7 +575,7 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
         .bytes_resent = st.bytes_resent - u->before.bytes_resent,
         .duration_ms = mono_ms(u) - u->upload_start_ms,
     };
-    if (status == -EINTR) { /* paused at the window's end: on_window_closed said so */
+    if (status == -EINTR) { /* paused (window or budget): on_pause said so */
         note(u, NULL, NULL, &r);
         cycle_end(u);
         return;
@@ -601,7 +601,7 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
  * upload under way: stop sending now. HQ keeps what it confirmed and the
  * segment row keeps the upload URL, so the first cycle inside the next
  * window (or UTC day) resumes after a HEAD. */
-static void on_window_closed(uv_timer_t *t)
+static void on_pause(uv_timer_t *t)
 {
     struct uplink *u = t->data;
     if (u->stopping || !u->uploading)
@@ -620,7 +620,7 @@ static void on_window_closed(uv_timer_t *t)
     unsigned minute = local_minute(&sec);
     if (sync_window_contains(&u->window, minute)) { /* the clock moved back: look again */
         uint64_t left = sync_window_left_ms(&u->window, minute, sec);
-        (void)uv_timer_start(&u->window_timer, on_window_closed, left ? left : 1000, 0);
+        (void)uv_timer_start(&u->pause_timer, on_pause, left ? left : 1000, 0);
         return;
     }
     fprintf(stderr,
@@ -648,7 +648,7 @@ static void check_budget(struct uplink *u)
     if (st.bytes_sent - u->before.bytes_sent >= u->budget_left) {
         /* pause from the loop, not from inside the uploader's callback */
         u->budget_pause = 1;
-        (void)uv_timer_start(&u->window_timer, on_window_closed, 0, 0);
+        (void)uv_timer_start(&u->pause_timer, on_pause, 0, 0);
     }
 }
 
@@ -696,7 +696,7 @@ static void upload_segment(struct uplink *u)
     unsigned minute = local_minute(&sec);
     uint64_t left = sync_window_left_ms(&u->window, minute, sec);
     if (left != UINT64_MAX)
-        (void)uv_timer_start(&u->window_timer, on_window_closed, left ? left : 1, 0);
+        (void)uv_timer_start(&u->pause_timer, on_pause, left ? left : 1, 0);
 }
 
 /* ---- receipt -------------------------------------------------------------- */
@@ -1013,8 +1013,8 @@ int uplink_start(uv_loop_t *loop, const struct uplink_config *cfg, struct uplink
     }
     (void)uv_timer_init(loop, &u->timer);
     u->timer.data = u;
-    (void)uv_timer_init(loop, &u->window_timer);
-    u->window_timer.data = u;
+    (void)uv_timer_init(loop, &u->pause_timer);
+    u->pause_timer.data = u;
     arm(u, 0);
     *out = u;
     return 0;
@@ -1029,8 +1029,8 @@ void uplink_stop(struct uplink *u, void (*done)(void *ctx), void *ctx)
     u->stop_ctx = ctx;
     (void)uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, on_timer_closed);
-    (void)uv_timer_stop(&u->window_timer);
-    uv_close((uv_handle_t *)&u->window_timer, on_timer_closed);
+    (void)uv_timer_stop(&u->pause_timer);
+    uv_close((uv_handle_t *)&u->pause_timer, on_timer_closed);
     /* queued jobs never start; the running one finishes (it cannot be
      * interrupted) and the ledger is closed after it */
     while (u->qhead) {
