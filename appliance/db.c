@@ -19,6 +19,12 @@
 
 #define DB_BUSY_TIMEOUT_MS 5000
 
+int db_fail(sqlite3 *db, int rc, const char *what, struct op_error *err)
+{
+    int code = db_errno(rc);
+    return op_error_set(err, code ? code : -EIO, NULL, "%s: %s", what, sqlite3_errmsg(db));
+}
+
 int db_errno(int rc)
 {
     switch (rc & 0xff) {

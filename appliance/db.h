@@ -54,4 +54,7 @@ int db_errno(int sqlite_rc);
  * context. Returns 0 or a negative errno. */
 int db_exec(sqlite3 *db, const char *sql, const char *what, struct op_error *err);
 
+/* Fills err with `what: <SQLite's message>` and returns db_errno(rc). */
+int db_fail(sqlite3 *db, int rc, const char *what, struct op_error *err);
+
 #endif

@@ -43,11 +43,6 @@ static void bind_cutoff(sqlite3_stmt *st, const struct entity_def *e, uint64_t c
     sqlite3_bind_text(st, 2, e->name, -1, SQLITE_STATIC);
 }
 
-static int db_fail(sqlite3 *db, int rc, const char *what, struct op_error *err)
-{
-    return op_error_set(err, db_errno(rc), NULL, "%s: %s", what, sqlite3_errmsg(db));
-}
-
 static int count_due(struct store *s, const struct entity_def *e, uint64_t cutoff_ms,
                      const char *cutoff_iso, uint64_t *out, struct op_error *err)
 {

@@ -24,6 +24,7 @@
 #include "phone.h"
 #include "policy.h"
 #include "region.h"
+#include "residency.h"
 #include "uuid7.h"
 
 #define STMT_CACHE_SIZE 64
@@ -51,6 +52,8 @@ struct store {
     int txn_depth;
     int write_dirty;  /* the current write has changed a row */
     int txn_poisoned; /* a nested write failed after changing a row */
+    int void_pending; /* a write of this transaction withheld a record: void the spool */
+    char void_why[200];
     struct cached_stmt cache[STMT_CACHE_SIZE];
     size_t ncache;
 };
@@ -220,6 +223,7 @@ static int write_begin(struct store *s, struct op_error *err)
         return 0;
     }
     s->txn_poisoned = 0;
+    s->void_pending = 0;
     int rc = exec_simple(s, "BEGIN IMMEDIATE", err);
     if (rc < 0)
         return rc;
@@ -243,12 +247,24 @@ static int write_end(struct store *s, int ok, struct op_error *err)
         return 0;
     }
     s->txn_depth = 0;
+    int voiding = s->void_pending;
+    s->void_pending = 0;
     if (ok) {
         int rc = clock_persist(s, err);
+        /* A record this transaction withholds may sit in the spool with its
+         * old values: void the spool in the same transaction, and empty the
+         * files before the write returns (docs/EGRESS.md). */
+        if (rc == 0 && voiding)
+            rc = residency_void_spool_tx(s, s->void_why, NULL, err);
         if (rc == 0)
             rc = exec_simple(s, "COMMIT", err);
-        if (rc == 0)
+        if (rc == 0) {
+            /* Best effort: the files were checked to be ours to truncate;
+             * what fails here stays listed and outpostd sweeps it again. */
+            if (voiding)
+                (void)residency_sweep(s, NULL);
             return 0;
+        }
         (void)exec_simple(s, "ROLLBACK", NULL);
         return rc;
     }
@@ -1131,7 +1147,14 @@ int store_get(struct store *s, const struct entity_def *e, const char *id, unsig
               json_t **out, struct op_error *err)
 {
     json_t *rec;
+    char viewer[sizeof s->viewer];
+    if (flags & STORE_IGNORE_VIEWER) {
+        memcpy(viewer, s->viewer, sizeof viewer);
+        s->viewer[0] = '\0';
+    }
     int rc = load_row(s, e, id, 0, &rec, err);
+    if (flags & STORE_IGNORE_VIEWER)
+        memcpy(s->viewer, viewer, sizeof viewer);
     if (rc < 0)
         return rc;
     if (json_is_true(json_object_get(rec, "deleted")) && !(flags & STORE_INCLUDE_DELETED)) {
@@ -1165,6 +1188,26 @@ static int dedup_fields_changed(json_t *changes)
     return 0;
 }
 
+/* The residency consequences of a write (appliance/residency.h): a record
+ * that becomes withheld voids the spool at commit, and a parent whose
+ * verdict changed queues what is about it. `was` is the verdict before the
+ * write, `after` the record as written. */
+static int residency_after(struct store *s, const struct entity_def *e, const char *id,
+                           enum residency_verdict was, json_t *after, struct op_error *err)
+{
+    enum residency_verdict now;
+    int rc = residency_judge(s, s->policy, e, after, &now, err);
+    if (rc < 0)
+        return rc;
+    if (now == RESIDENCY_WITHHOLD && was != RESIDENCY_WITHHOLD && !s->void_pending) {
+        s->void_pending = 1;
+        snprintf(s->void_why, sizeof s->void_why, "%s %s withheld", e->name, id);
+    }
+    if ((now == RESIDENCY_WITHHOLD) != (was == RESIDENCY_WITHHOLD) && residency_is_parent(e))
+        rc = residency_enqueue_related(s, e, id, 0, err);
+    return rc;
+}
+
 int store_update(struct store *s, const struct entity_def *e, const char *id,
                  int64_t expected_version, json_t *changes, unsigned flags, json_t **out,
                  struct op_error *err)
@@ -1176,9 +1219,12 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
         return rc;
     json_t *rec = NULL;
     struct dedup_keys keys = {{0}, {0}, NULL};
+    enum residency_verdict was = RESIDENCY_KEEP;
     rc = load_row(s, e, id, 1, &rec, err);
     if (rc == 0)
         rc = version_check(e, id, rec, expected_version, err);
+    if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
+        rc = residency_judge(s, s->policy, e, rec, &was, err);
     if (rc == 0)
         rc = merge_fields(e, changes, rec, 0, flags, err);
     if (rc == 0)
@@ -1240,6 +1286,8 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
         rc = audit(s, now, "update", e, id, expected_version, expected_version + 1, detail, err);
         free(detail);
     }
+    if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
+        rc = residency_after(s, e, id, was, rec, err);
     rc = finish_write(s, e, id, rc, out, err);
     free(keys.name);
     json_decref(rec);
@@ -1356,6 +1404,16 @@ int store_purge(struct store *s, const struct entity_def *e, const char *id, con
     }
     if (rc == 0)
         rc = audit(s, now, action, e, id, before, before + 1, reason, err);
+    if (rc == 0) {
+        /* What was purged may wait in the spool: void it at commit. An
+         * erased person's links go from what is about them. */
+        if (!s->void_pending) {
+            s->void_pending = 1;
+            snprintf(s->void_why, sizeof s->void_why, "%s %s %sd", e->name, id, action);
+        }
+        if (!strcmp(action, "erase") && e == &entity_contact)
+            rc = residency_enqueue_related(s, e, id, 1, err);
+    }
     rc = finish_write(s, e, id, rc, NULL, err);
     json_decref(rec);
     return rc;

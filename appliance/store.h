@@ -41,6 +41,8 @@ enum store_flags {
     STORE_INCLUDE_DELETED = 1u << 1, /* get: return a tombstone instead of -ENOENT */
     STORE_ALLOW_INTERNAL = 1u << 2,  /* create/update: accept FIELD_INTERNAL fields (auth.c
                                         only; input from outside never carries this) */
+    STORE_IGNORE_VIEWER = 1u << 3,   /* get: read whoever the viewer is (the residency rules
+                                        judge a record by parents its viewer may not see) */
 };
 
 struct store;

@@ -32,11 +32,6 @@ const struct entity_def *const subject_entities[] = {
  * its contact_id keeps pointing at the tombstone. */
 static const struct entity_def *const export_only[] = {&entity_deal, NULL};
 
-static int db_fail(sqlite3 *db, int rc, const char *what, struct op_error *err)
-{
-    return op_error_set(err, db_errno(rc), NULL, "%s: %s", what, sqlite3_errmsg(db));
-}
-
 /* A growable list of ids. */
 struct idlist {
     char (*ids)[UUID_TEXT_LEN];

@@ -33,6 +33,7 @@
 #include "node_policy.h"
 #include "outbox.h"
 #include "policy.h"
+#include "residency.h"
 #include "segment.h"
 #include "store.h"
 #include "sync_mac.h"
@@ -67,6 +68,8 @@ struct lstate {
     int64_t last_sync_ms, bytes_day, bytes_today;
     char last_error[256];
     uint64_t mailbox_after, spool_cap;
+    int64_t spool_epoch;
+    char policy_hash[POLICY_HASH_HEX];
 };
 
 static int64_t now_ms(void)
@@ -129,7 +132,8 @@ static int load_state(sqlite3 *db, struct lstate *o, struct op_error *err)
                   "SELECT segmented_urgent, segmented_ordinary, acked_urgent, acked_ordinary, "
                   "next_segment, blocked, blocked_kind, blocked_policy, spool_full, "
                   "bytes_per_record, goodput_bps, last_sync_ms, bytes_day, bytes_today, "
-                  "last_error, mailbox_after, spool_cap FROM sync_state WHERE id = 1",
+                  "last_error, mailbox_after, spool_cap, spool_epoch, policy_hash "
+                  "FROM sync_state WHERE id = 1",
                   &st, "cannot read the sync state", err);
     if (rc < 0)
         return rc;
@@ -158,6 +162,8 @@ static int load_state(sqlite3 *db, struct lstate *o, struct op_error *err)
     copy_col(o->last_error, sizeof o->last_error, st, 14);
     o->mailbox_after = (uint64_t)sqlite3_column_int64(st, 15);
     o->spool_cap = (uint64_t)sqlite3_column_int64(st, 16);
+    o->spool_epoch = sqlite3_column_int64(st, 17);
+    copy_col(o->policy_hash, sizeof o->policy_hash, st, 18);
     sqlite3_finalize(st);
     return 0;
 }
@@ -406,6 +412,8 @@ int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **o
     if (rc < 0)
         goto fail;
     rc = reconcile(l, err);
+    if (rc == 0)
+        rc = residency_sweep(l->s, err); /* voided files another process could not empty */
     if (rc < 0)
         goto fail;
     *out = l;
@@ -526,17 +534,34 @@ static int set_spool_full(struct sync_ledger *l, int full, struct op_error *err)
     return done(db, st, "cannot record the spool state", err);
 }
 
-/* Adds one outbox row's record (or tombstone) to the segment. */
+/* Whether HQ may hold the record: put in a recorded segment, or in the
+ * one being cut (which HQ applies in order). */
+static int hq_may_have(struct sync_ledger *l, const struct residency_sent *sent, const char *entity,
+                       const char *id, int *out, struct op_error *err)
+{
+    if (residency_sent_has(sent, entity, id)) {
+        *out = 1;
+        return 0;
+    }
+    return residency_hq_may_have(l->s, entity, id, out, err);
+}
+
+/* Adds one outbox row's record (or tombstone) to the segment. A tombstone
+ * (erase, purge, withdraw, and the delete of a record) goes only for a
+ * record HQ may hold: of a record it never received, HQ hears nothing. */
 static int add_row(struct sync_ledger *l, struct segment_writer *w, const struct outbox_row *r,
-                   struct egress_counts *counts, struct op_error *err)
+                   struct residency_sent *sent, struct egress_counts *counts, struct op_error *err)
 {
     const struct entity_def *e = entity_by_name(r->entity);
     if (!e)
         return op_error_set(err, -EPROTO, "entity", "outbox row %lld: unknown entity '%s'",
                             (long long)r->seq, r->entity);
     struct egress_record *er = NULL;
-    int rc;
+    int rc, has = 0;
     if (!strcmp(r->op, "erase") || !strcmp(r->op, "purge")) {
+        rc = hq_may_have(l, sent, e->name, r->record_id, &has, err);
+        if (rc < 0 || !has)
+            return rc;
         enum egress_op op = r->op[0] == 'e' ? EGRESS_OP_ERASE : EGRESS_OP_PURGE;
         rc = egress_tombstone(l->p, e, r->record_id, r->version, op, &er, err);
         if (rc < 0)
@@ -548,15 +573,40 @@ static int add_row(struct sync_ledger *l, struct segment_writer *w, const struct
             return 0; /* gone: nothing to send */
         if (rc < 0)
             return rc;
-        rc = egress_project(l->p, l->pkey, e, rec, &er, counts, err);
+        json_t *del = json_object_get(rec, "deleted");
+        if (json_is_true(del) || (json_is_integer(del) && json_integer_value(del))) {
+            /* a deleted record HQ never had: nothing to tell it */
+            rc = hq_may_have(l, sent, e->name, r->record_id, &has, err);
+            if (rc < 0 || !has) {
+                json_decref(rec);
+                return rc;
+            }
+        }
+        enum residency_verdict v = RESIDENCY_KEEP;
+        rc = residency_judge(l->s, l->p, e, rec, &v, err);
+        if (rc == 0 && v != RESIDENCY_WITHHOLD) {
+            residency_apply(v, rec);
+            rc = egress_project(l->p, l->pkey, e, rec, &er, counts, err);
+        }
         if (rc == 0 && !er) {
-            /* Restricted or pinned now: HQ must drop what it holds. */
-            json_int_t v = json_integer_value(json_object_get(rec, "version"));
-            rc = egress_tombstone(l->p, e, r->record_id, (int64_t)v, EGRESS_OP_WITHDRAW, &er, err);
+            /* Withheld now (restricted, pinned, about a withheld record):
+             * HQ must drop what it holds, if it holds anything. */
+            rc = hq_may_have(l, sent, e->name, r->record_id, &has, err);
+            if (rc == 0 && has) {
+                json_int_t ver = json_integer_value(json_object_get(rec, "version"));
+                rc = egress_tombstone(l->p, e, r->record_id, (int64_t)ver, EGRESS_OP_WITHDRAW, &er,
+                                      err);
+            }
+        } else if (rc == 0 && er) {
+            rc = residency_sent_add(sent, e->name, r->record_id);
+            if (rc < 0)
+                op_error_set(err, rc, NULL, "out of memory");
         }
         json_decref(rec);
-        if (rc < 0)
+        if (rc < 0 || !er) {
+            egress_record_free(er);
             return rc;
+        }
     }
     rc = segment_writer_add(w, er, err);
     egress_record_free(er);
@@ -584,13 +634,35 @@ static int cursor_after(const struct outbox_row *rows, size_t n, size_t i,
     return 1;
 }
 
+/* -ESTALE when a voiding committed since `epoch` was read: the segment may
+ * hold values that may no longer leave. */
+static int check_epoch(struct sync_ledger *l, int64_t epoch, struct op_error *err)
+{
+    struct lstate now;
+    int rc = load_state(store_db(l->s), &now, err);
+    if (rc < 0)
+        return rc;
+    if (now.spool_epoch != epoch)
+        return op_error_set(err, -ESTALE, "spool",
+                            "the spool was voided while a segment was cut; cutting again");
+    return 0;
+}
+
 static int record_segment(struct sync_ledger *l, const struct sync_segment *sg,
-                          const struct outbox_cursor *to, double bpr, struct op_error *err)
+                          const struct outbox_cursor *to, double bpr, int64_t epoch,
+                          const struct residency_sent *sent, struct op_error *err)
 {
     sqlite3 *db = store_db(l->s);
     int rc = store_begin(l->s, err);
     if (rc < 0)
         return rc;
+    rc = check_epoch(l, epoch, err);
+    if (rc == 0)
+        rc = residency_sent_record(l->s, sent, sg->no, err);
+    if (rc < 0) {
+        store_rollback(l->s);
+        return rc;
+    }
     sqlite3_stmt *st;
     rc = prep(db,
               "INSERT INTO sync_segments (no, from_urgent, from_ordinary, to_urgent, to_ordinary, "
@@ -629,8 +701,8 @@ static int record_segment(struct sync_ledger *l, const struct sync_segment *sg,
     return store_commit(l->s, err);
 }
 
-int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segment *out,
-                             struct op_error *err)
+static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *out,
+                       struct op_error *err)
 {
     sqlite3 *db = store_db(l->s);
     struct lstate s;
@@ -689,7 +761,9 @@ int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segme
         return rc;
 
     struct outbox_row *rows = malloc(LEDGER_BATCH * sizeof *rows);
-    if (!rows) {
+    struct residency_sent *sent = NULL;
+    if (!rows || residency_sent_new(&sent) < 0) {
+        free(rows);
         segment_writer_abort(w);
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
     }
@@ -706,7 +780,7 @@ int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segme
         if (n == 0)
             break;
         for (size_t i = 0; i < n && !full; i++) {
-            rc = add_row(l, w, &rows[i], &counts, err);
+            rc = add_row(l, w, &rows[i], sent, &counts, err);
             if (rc < 0)
                 goto fail;
             if (segment_writer_compressed_bytes(w) >= l->segment_bytes) {
@@ -728,12 +802,15 @@ int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segme
     rc = segment_writer_finish(w, (uint64_t)cur.urgent, (uint64_t)cur.ordinary, &counts, sg.path,
                                sizeof sg.path, &info, err);
     w = NULL;
-    if (rc < 0)
+    if (rc < 0) {
+        residency_sent_free(sent);
         return rc;
+    }
     struct stat sb;
     if (stat(sg.path, &sb) < 0) {
         rc = op_error_set(err, -errno, "spool", "cannot stat %s: %s", sg.path, strerror(errno));
         unlink_spool(l, sg.path);
+        residency_sent_free(sent);
         return rc;
     }
     sg.no = s.next_no;
@@ -750,7 +827,8 @@ int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segme
         double sample = (double)sg.bytes / (double)sg.records;
         bpr = bpr > 0 ? 0.7 * bpr + 0.3 * sample : sample;
     }
-    rc = record_segment(l, &sg, &cur, bpr, err);
+    rc = record_segment(l, &sg, &cur, bpr, s.spool_epoch, sent, err);
+    residency_sent_free(sent);
     if (rc < 0) {
         unlink_spool(l, sg.path); /* a file without its row */
         return rc;
@@ -760,8 +838,60 @@ int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segme
     return 0;
 fail:
     free(rows);
+    residency_sent_free(sent);
     segment_writer_abort(w);
     return rc;
+}
+
+/* The policy in force may have changed since the last segment (SIGHUP, or
+ * another process such as `outpost policy accept`): cut under the one in
+ * force, and if its hash is not the one the spool was cut under, void the
+ * spool and queue every record again (residency_policy_changed). A policy
+ * that does not load stops segmenting: fail closed. */
+static int follow_policy(struct sync_ledger *l, struct op_error *err)
+{
+    struct policy *np = NULL;
+    int rc = node_policy_load(l->policy_file, l->db_path, store_region(l->s), &np, err);
+    if (rc < 0)
+        return rc;
+    if (strcmp(np->hash, l->p->hash)) {
+        policy_free(l->p);
+        l->p = np;
+    } else {
+        policy_free(np);
+    }
+    struct lstate s;
+    rc = load_state(store_db(l->s), &s, err);
+    if (rc < 0 || !strcmp(s.policy_hash, l->p->hash))
+        return rc;
+    char why[160];
+    snprintf(why, sizeof why, "the policy in force changed to %.16s", l->p->hash);
+    int changed = 0;
+    rc = residency_policy_changed(l->s, l->p->hash, why, &changed, err);
+    if (rc == 0 && changed)
+        fprintf(stderr,
+                "outpostd: sync: the policy in force is now %.16s (was %.16s): the spool was "
+                "voided and every record is cut again under it\n",
+                l->p->hash, s.policy_hash);
+    return rc;
+}
+
+int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segment *out,
+                             struct op_error *err)
+{
+    *made = 0;
+    /* Files voided by another process that could not empty them. */
+    int rc = residency_sweep(l->s, err);
+    if (rc < 0)
+        return rc;
+    rc = follow_policy(l, err);
+    if (rc < 0)
+        return rc;
+    for (int attempt = 0;; attempt++) {
+        rc = cut_segment(l, made, out, err);
+        if (rc != -ESTALE || attempt == 2)
+            return rc;
+    }
 }
 
 /* ---- uploads --------------------------------------------------------------- */
@@ -853,6 +983,26 @@ static int get_u64(json_t *o, const char *key, uint64_t *out)
     return 0;
 }
 
+/* A receipt for a voided segment: HQ settled it before the node could stop
+ * it (a restriction came after its last byte). Its range is being cut
+ * again, so the cursor stays; HQ may hold its records (egress_sent kept
+ * them), so withdraws follow for what is withheld now; there is nothing
+ * left to terminate. */
+static int forget_voided(struct sync_ledger *l, uint64_t no, int *voided, struct op_error *err)
+{
+    sqlite3 *db = store_db(l->s);
+    sqlite3_stmt *st;
+    int rc = prep(db, "DELETE FROM spool_voided WHERE no = ?1", &st,
+                  "cannot forget a voided segment", err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
+    rc = done(db, st, "cannot forget a voided segment", err);
+    if (rc == 0)
+        *voided = sqlite3_changes(db) > 0;
+    return rc;
+}
+
 int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *json, size_t len,
                               int *outcome, struct op_error *err)
 {
@@ -904,7 +1054,12 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
     if (rc < 0)
         goto out;
     if (rc == 0) {
-        rc = op_error_set(err, -ENOENT, "segment", "no segment %" PRIu64 " in the ledger", no);
+        int voided = 0;
+        rc = forget_voided(l, no, &voided, err);
+        if (rc == 0 && !voided)
+            rc = op_error_set(err, -ENOENT, "segment", "no segment %" PRIu64 " in the ledger", no);
+        if (rc == 0)
+            *outcome = SYNC_SEG_VOIDED;
         goto out;
     }
     if (seg.to_urgent != to_u || seg.to_ordinary != to_o) {

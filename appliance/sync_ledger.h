@@ -30,7 +30,9 @@ enum sync_seg_state {
     SYNC_SEG_SPOOLED = 0,
     SYNC_SEG_UPLOADED = 1,
     SYNC_SEG_ACKED = 2,
-    SYNC_SEG_REJECTED = 3
+    SYNC_SEG_REJECTED = 3,
+    SYNC_SEG_VOIDED = 4 /* not in the table: voided (docs/EGRESS.md); a receipt for it only
+                           ends its bookkeeping */
 };
 
 struct sync_segment {

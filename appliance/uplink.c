@@ -721,6 +721,11 @@ static void log_receipt(struct uplink *u, const struct job *j)
                 "(%lld applied, %lld set aside)\n",
                 (unsigned long long)j->no, (unsigned long long)u->seg.bytes, (long long)records,
                 (long long)applied, (long long)set_aside);
+    else if (j->outcome == SYNC_SEG_VOIDED)
+        fprintf(stderr,
+                "outpostd: sync: segment %llu was voided after its last byte left; HQ settled "
+                "it, and what is withheld now follows as withdrawals\n",
+                (unsigned long long)j->no);
     else
         fprintf(stderr,
                 "outpostd: sync: ALARM: segment %llu REJECTED by HQ: %s; sync is stopped until "

@@ -316,6 +316,13 @@ static int restricted(json_t *record)
     return v && !json_is_false(v) && !json_is_null(v);
 }
 
+int egress_withheld(const struct policy *p, const struct entity_def *e, json_t *record)
+{
+    if (!json_is_object(record) || restricted(record))
+        return 1;
+    return p && pinned(p, e, record);
+}
+
 static int walk(struct run *r, json_t *record)
 {
     int rc;

@@ -100,6 +100,13 @@ int egress_project(const struct policy *p, const unsigned char key[EGRESS_KEY_BY
                    const struct entity_def *e, json_t *record, struct egress_record **out,
                    struct egress_counts *counts, struct op_error *err);
 
+/* 1 when egress_project would withhold `record` whole: it is restricted
+ * (anything but false or null), it matches a pin_records rule of p (p may
+ * be NULL: no pins), or it is not an object. 0 otherwise. Pure: the
+ * relation rules (what is about a withheld record) need the store and live
+ * in appliance/residency.c. */
+int egress_withheld(const struct policy *p, const struct entity_def *e, json_t *record);
+
 /* Same, and calls trace (if not NULL) once per non-null value: built-in
  * fields in descriptor order, then custom keys, then unknown keys. When it
  * fails, some values may have been traced already; counts are untouched. */
