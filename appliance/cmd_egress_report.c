@@ -23,6 +23,7 @@
 #include "egress.h"
 #include "node_policy.h"
 #include "policy.h"
+#include "residency.h"
 
 /* Distinct custom and unknown keys reported per entity; the rest share a
  * row, so a database full of stray custom keys cannot blow up the report. */
@@ -40,9 +41,11 @@ struct entity_report {
     size_t nrows, cap, extra;
     struct row other; /* keys past EXTRA_ROWS_MAX */
     struct egress_counts counts;
+    uint64_t related; /* withheld whole: about a withheld contact, organization or deal */
 };
 
 struct run {
+    struct store *s;
     const struct policy *p;
     const unsigned char *key;
     struct entity_report *cur;
@@ -149,8 +152,28 @@ static int on_record(void *ctx, json_t *record)
 {
     struct run *r = ctx;
     struct egress_record *out = NULL;
-    int rc = egress_project_traced(r->p, r->key, r->cur->e, record, &out, &r->cur->counts, on_value,
-                                   r, &r->err);
+    /* The relation rules, as the segmenter applies them (residency.h). */
+    enum residency_verdict v = RESIDENCY_KEEP;
+    int rc = residency_judge(r->s, r->p, r->cur->e, record, &v, &r->err);
+    if (rc < 0)
+        return rc;
+    if (v == RESIDENCY_WITHHOLD && !egress_withheld(r->p, r->cur->e, record)) {
+        r->cur->related++;
+        r->cur->counts.records++;
+        cli_progress_tick(&r->progress, ++r->done);
+        return 0;
+    }
+    json_t *copy = NULL;
+    if (v == RESIDENCY_DROP_CONTACT) {
+        copy = json_deep_copy(record);
+        if (!copy)
+            return op_error_set(&r->err, -ENOMEM, NULL, "out of memory");
+        residency_apply(v, copy);
+        record = copy;
+    }
+    rc = egress_project_traced(r->p, r->key, r->cur->e, record, &out, &r->cur->counts, on_value, r,
+                               &r->err);
+    json_decref(copy);
     if (rc < 0)
         return rc;
     if (r->oom) {
@@ -177,9 +200,13 @@ static void print_entity(const struct entity_report *er)
 {
     const struct egress_counts *c = &er->counts;
     printf("\n%s: %" PRIu64 " records, %" PRIu64 " would leave, %" PRIu64
-           " withheld whole (%" PRIu64 " restricted, %" PRIu64 " pinned)\n",
-           er->e->plural, c->records, c->records_out, c->records_restricted + c->records_pinned,
-           c->records_restricted, c->records_pinned);
+           " withheld whole (%" PRIu64 " restricted, %" PRIu64 " pinned",
+           er->e->plural, c->records, c->records_out,
+           c->records_restricted + c->records_pinned + er->related, c->records_restricted,
+           c->records_pinned);
+    if (er->related)
+        printf(", %" PRIu64 " about a withheld record", er->related);
+    printf(")\n");
     printf("  %-28s %-15s %10s %14s %10s\n", "field", "class", "as-is", "pseudonymized",
            "withheld");
     for (size_t i = 0; i < er->nrows; i++) {
@@ -309,7 +336,7 @@ int cmd_egress_report(int argc, char **argv)
         return ret == CLI_BADINPUT || ret == CLI_NOTFOUND ? CLI_FAIL : ret;
     }
 
-    struct run r = {.p = p, .key = key};
+    struct run r = {.s = s, .p = p, .key = key};
     op_error_clear(&r.err);
     char tmp[PATH_MAX] = "";
     int fd = -1;
@@ -373,8 +400,11 @@ int cmd_egress_report(int argc, char **argv)
     }
 
     struct egress_counts total = {0};
-    for (size_t i = 0; i < nrep; i++)
+    uint64_t related = 0;
+    for (size_t i = 0; i < nrep; i++) {
         egress_counts_add(&total, &reports[i].counts);
+        related += reports[i].related;
+    }
     printf("egress report (dry run: nothing was sent)\n");
     printf("node:   %s, region %s\n", store_node_id(s), region);
     printf("policy: %s\n", p->path);
@@ -395,10 +425,14 @@ int cmd_egress_report(int argc, char **argv)
         held += total.values[k][EGRESS_WITHHELD];
     }
     printf("\ntotal: %" PRIu64 " records, %" PRIu64 " would leave, %" PRIu64
-           " withheld whole (%" PRIu64 " restricted, %" PRIu64 " pinned); values: %" PRIu64
-           " as-is, %" PRIu64 " pseudonymized, %" PRIu64 " withheld\n",
-           total.records, total.records_out, total.records_restricted + total.records_pinned,
-           total.records_restricted, total.records_pinned, as_is, pseud, held);
+           " withheld whole (%" PRIu64 " restricted, %" PRIu64 " pinned",
+           total.records, total.records_out,
+           total.records_restricted + total.records_pinned + related, total.records_restricted,
+           total.records_pinned);
+    if (related)
+        printf(", %" PRIu64 " about a withheld record", related);
+    printf("); values: %" PRIu64 " as-is, %" PRIu64 " pseudonymized, %" PRIu64 " withheld\n", as_is,
+           pseud, held);
     if (output)
         printf("projected records: %s (%" PRIu64 " lines)\n", output, r.written);
     rc = 0;
