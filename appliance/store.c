@@ -753,8 +753,9 @@ static int forbidden_error(const struct store *s, const struct policy_forbidden 
  * every custom key must be one the policy defines and pass its rule.
  * `custom` is the input's custom object as merge_fields normalized it, so
  * an object and its JSON text (a CSV `custom` column, an API client that
- * sends a string) are checked alike. On create, required custom fields
- * must be present.
+ * sends a string) are checked alike. Required custom fields must be
+ * present on create and cannot be removed by an update (a null or empty
+ * value, or clearing the whole object).
  *
  * This is the one place region rules meet input: store_create and
  * store_update, which every write path (API, CLI, CSV import, consent
@@ -809,6 +810,12 @@ static int check_policy(const struct store *s, const struct entity_def *e, json_
             int rc = policy_custom_check(cf, value, &norm, err);
             if (rc < 0)
                 return rc;
+            if ((!norm || json_is_null(norm)) && cf->required) {
+                /* an empty value is no value: it would remove the field */
+                json_decref(norm);
+                return op_error_set(err, -EINVAL, name, "%s: required in %s (%s)", name, p->region,
+                                    cf->basis);
+            }
             if (json_is_object(merged)) {
                 if (!norm || json_is_null(norm))
                     json_object_del(merged, key);
@@ -818,7 +825,8 @@ static int check_policy(const struct store *s, const struct entity_def *e, json_
             json_decref(norm);
         }
     }
-    if (creating) {
+    /* an update that clears the whole object (null, "") removes them all */
+    if (creating || (json_object_get(in, "custom") && !custom)) {
         json_t *have = json_object_get(rec, "custom");
         for (size_t i = 0; i < p->ncustom; i++) {
             const struct policy_custom_field *cf = &p->custom[i];

@@ -181,6 +181,33 @@ static void custom_fields_checked(void)
     CHECK_EQ(rc, -EINVAL);
     CHECK_STR(err.field, "custom.register_no");
     json_decref(ch);
+    /* nor emptied, nor dropped with the whole object, in any form */
+    static const char *const removals[] = {
+        "{\"custom\":{\"register_no\":\"\"}}",
+        "{\"custom\":{\"register_no\":\"  \"}}",
+        "{\"custom\":\"{\\\"register_no\\\":null}\"}",
+        "{\"custom\":\"{\\\"register_no\\\":\\\"\\\"}\"}",
+        "{\"custom\":null}",
+    };
+    for (size_t i = 0; i < sizeof removals / sizeof removals[0]; i++) {
+        ch = json_loads(removals[i], 0, NULL);
+        CHECK(ch != NULL);
+        op_error_clear(&err);
+        rc = store_update(s, &entity_organization, json_string_value(json_object_get(o, "id")), 1,
+                          ch, 0, NULL, &err);
+        CHECK_EQ(rc, -EINVAL);
+        CHECK_STR(err.field, "custom.register_no");
+        CHECK_CONTAINS(err.msg, "custom.register_no: required in EU-DE (HGB §8)");
+        if (rc != -EINVAL)
+            fprintf(stderr, "  update %s: %d %s\n", removals[i], rc, err.msg);
+        json_decref(ch);
+    }
+    /* an empty merge patch ("" or {}) changes no key, so it passes */
+    ch = json_loads("{\"custom\":\"\"}", 0, NULL);
+    rc = store_update(s, &entity_organization, json_string_value(json_object_get(o, "id")), 1, ch,
+                      0, NULL, &err);
+    CHECK_EQ(rc, 0);
+    json_decref(ch);
 
     /* updates are checked the same way */
     ch = json_loads("{\"custom\":{\"segment\":\"pirate\"}}", 0, NULL);
