@@ -252,6 +252,19 @@ static void import_names_column_and_rule(void)
     CHECK_CONTAINS(err.msg, "people.csv:3:2");
     CHECK_CONTAINS(err.msg, "custom.segment");
     CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
+
+    /* the whole object in one JSON column: the column and the key named */
+    const char csv3[] = "family_name,custom\r\n"
+                        "Weber,\"{\"\"segment\"\":\"\"retail\"\"}\"\r\n"
+                        "Roth,\"{\"\"segment\"\":\"\"pirate\"\"}\"\r\n";
+    in = fmemopen((void *)csv3, sizeof csv3 - 1, "r");
+    op_error_clear(&err);
+    rc = importer_run(s, in, &o, &res, &err);
+    fclose(in);
+    CHECK_EQ(rc, -EINVAL);
+    CHECK_STR(err.msg, "people.csv:3:2 (custom): custom.segment: \"pirate\" is not one of: "
+                       "retail, wholesale, government");
+    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
     store_close(s);
 }
 
