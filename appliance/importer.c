@@ -226,7 +226,10 @@ static int map_header(struct imp *im)
     return rc;
 }
 
-/* The column a store error is about: its err->field, else 0. */
+/* The column a store error is about: the one named err->field (custom.NAME
+ * for a custom.NAME column), else for custom.NAME the JSON `custom` column
+ * that held the key, else 0 (the row as a whole, such as a required custom
+ * field no column gave). */
 static size_t column_of(const struct imp *im, const char *field)
 {
     if (!field || !*field)
@@ -236,19 +239,22 @@ static size_t column_of(const struct imp *im, const char *field)
         if (!strcmp(c->name, field))
             return i + 1;
     }
-    if (!strcmp(field, "custom") || !strncmp(field, "custom.", 7))
+    if (!strncmp(field, "custom.", 7))
         for (size_t i = 0; i < im->ncols; i++)
-            if (im->cols[i].kind == COL_CUSTOM)
+            if (im->cols[i].kind == COL_FIELD && !strcmp(im->cols[i].name, "custom"))
                 return i + 1;
     return 0;
 }
 
-/* Drops a leading "field: " from a store message, since the position
- * already names the column. */
-static const char *without_field(const char *msg, const char *field)
+/* Drops a leading "field: " from a store message when the column named in
+ * the position is that field; otherwise (custom.NAME inside the JSON
+ * `custom` column, a row-level problem) the message keeps it, so the key
+ * stays named. */
+static const char *without_field(const char *msg, const char *field, const char *colname)
 {
     size_t n = strlen(field);
-    if (n && !strncmp(msg, field, n) && msg[n] == ':' && msg[n + 1] == ' ')
+    if (n && !strcmp(field, colname) && !strncmp(msg, field, n) && msg[n] == ':' &&
+        msg[n + 1] == ' ')
         return msg + n + 2;
     return msg;
 }
@@ -258,7 +264,8 @@ static int store_problem(struct imp *im, int rc, const struct op_error *se)
     const struct csv_field *fs = csv_reader_fields(im->r);
     size_t col = column_of(im, se->field);
     unsigned long line = col ? fs[col - 1].line : csv_reader_line(im->r);
-    const char *msg = se->msg[0] ? without_field(se->msg, se->field) : strerror(-rc);
+    const char *colname = col ? im->cols[col - 1].name : "";
+    const char *msg = se->msg[0] ? without_field(se->msg, se->field, colname) : strerror(-rc);
     if (rc == STORE_EDUP) {
         /* the store's own hint names no option; the CLI's flag replaces it */
         char base[sizeof se->msg];

@@ -695,10 +695,15 @@ static int check_refs(struct store *s, const struct entity_def *e, json_t *rec, 
 }
 
 /* Normalizes every field present in `in` into `rec`. Keys not in the
- * descriptor are refused; meta keys are refused unless allow_id. */
+ * descriptor are refused; meta keys are refused unless allow_id. *custom
+ * receives the normalized `custom` input before an update merges it (a new
+ * reference; NULL when `in` has none or clears it): the object the caller
+ * sent or the one its JSON text stands for, which is what check_policy
+ * must see, since it is what gets stored. */
 static int merge_fields(const struct entity_def *e, json_t *in, json_t *rec, int creating,
-                        unsigned flags, struct op_error *err)
+                        unsigned flags, json_t **custom, struct op_error *err)
 {
+    *custom = NULL;
     const char *key;
     json_t *value;
     json_object_foreach(in, key, value)
@@ -715,6 +720,10 @@ static int merge_fields(const struct entity_def *e, json_t *in, json_t *rec, int
         int rc = entity_normalize_value(f, value, &norm, err);
         if (rc < 0)
             return rc;
+        if (f->type == FIELD_OBJECT && !strcmp(key, "custom") && json_is_object(norm)) {
+            json_decref(*custom);
+            *custom = json_incref(norm);
+        }
         if (f->type == FIELD_OBJECT && !strcmp(key, "custom") && !creating &&
             json_is_object(norm)) {
             /* RFC 7396 merge patch: null deletes a key. */
@@ -757,10 +766,18 @@ static int forbidden_error(const struct store *s, const struct policy_forbidden 
 /* What the region's policy says about the fields in `in` (the caller's
  * input) given the merged record `rec`: forbidden fields are refused when
  * given a value (clearing one is allowed, so old data can be removed), and
- * every custom key must be one the policy defines and pass its rule. On
- * create, required custom fields must be present. */
-static int check_policy(const struct store *s, const struct entity_def *e, json_t *in, json_t *rec,
-                        int creating, struct op_error *err)
+ * every custom key must be one the policy defines and pass its rule.
+ * `custom` is the input's custom object as merge_fields normalized it, so
+ * an object and its JSON text (a CSV `custom` column, an API client that
+ * sends a string) are checked alike. Required custom fields must be
+ * present on create and cannot be removed by an update (a null or empty
+ * value, or clearing the whole object).
+ *
+ * This is the one place region rules meet input: store_create and
+ * store_update, which every write path (API, CLI, CSV import, consent
+ * ledger, accounts) goes through, call it before anything is written. */
+static int check_policy(const struct store *s, const struct entity_def *e, json_t *in,
+                        json_t *custom, json_t *rec, int creating, struct op_error *err)
 {
     const struct policy *p = s->policy;
     if (!p)
@@ -784,7 +801,6 @@ static int check_policy(const struct store *s, const struct entity_def *e, json_
         if (f && !(json_is_string(value) && !json_string_length(value)))
             return forbidden_error(s, f, key, err);
     }
-    json_t *custom = json_object_get(in, "custom");
     if (json_is_object(custom)) {
         json_object_foreach(custom, key, value)
         {
@@ -810,6 +826,12 @@ static int check_policy(const struct store *s, const struct entity_def *e, json_
             int rc = policy_custom_check(cf, value, &norm, err);
             if (rc < 0)
                 return rc;
+            if ((!norm || json_is_null(norm)) && cf->required) {
+                /* an empty value is no value: it would remove the field */
+                json_decref(norm);
+                return op_error_set(err, -EINVAL, name, "%s: required in %s (%s)", name, p->region,
+                                    cf->basis);
+            }
             if (json_is_object(merged)) {
                 if (!norm || json_is_null(norm))
                     json_object_del(merged, key);
@@ -819,7 +841,8 @@ static int check_policy(const struct store *s, const struct entity_def *e, json_
             json_decref(norm);
         }
     }
-    if (creating) {
+    /* an update that clears the whole object (null, "") removes them all */
+    if (creating || (json_object_get(in, "custom") && !custom)) {
         json_t *have = json_object_get(rec, "custom");
         for (size_t i = 0; i < p->ncustom; i++) {
             const struct policy_custom_field *cf = &p->custom[i];
@@ -1096,9 +1119,11 @@ int store_create(struct store *s, const struct entity_def *e, json_t *fields, un
     json_t *rec = json_object();
     if (!rec)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    int rc = merge_fields(e, fields, rec, 1, flags, err);
+    json_t *custom = NULL;
+    int rc = merge_fields(e, fields, rec, 1, flags, &custom, err);
     if (rc == 0)
-        rc = check_policy(s, e, fields, rec, 1, err);
+        rc = check_policy(s, e, fields, custom, rec, 1, err);
+    json_decref(custom);
     if (rc < 0)
         goto out;
     for (size_t i = 0; i < e->nfields; i++) {
@@ -1225,10 +1250,12 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
         rc = version_check(e, id, rec, expected_version, err);
     if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
         rc = residency_judge(s, s->policy, e, rec, &was, err);
+    json_t *custom = NULL;
     if (rc == 0)
-        rc = merge_fields(e, changes, rec, 0, flags, err);
+        rc = merge_fields(e, changes, rec, 0, flags, &custom, err);
     if (rc == 0)
-        rc = check_policy(s, e, changes, rec, 0, err);
+        rc = check_policy(s, e, changes, custom, rec, 0, err);
+    json_decref(custom);
     if (rc == 0)
         rc = check_record(s, e, rec, err);
     if (rc == 0)

@@ -90,8 +90,10 @@ void store_set_viewer(struct store *s, const char *user_id);
  * store_update refuse a value for a field the policy forbids (-EINVAL,
  * err->field the field, "FIELD: not collected in REGION: REASON (BASIS)"),
  * refuse custom keys the policy does not define, check custom values
- * against their rule, and require the policy's required custom fields on
- * create. */
+ * against their rule (whether `custom` is an object or its JSON text), and
+ * require the policy's required custom fields on create and keep them on
+ * update. Every write path goes through these two calls, so none can skip
+ * the rules; a store without a policy enforces none of them. */
 struct policy;
 void store_set_policy(struct store *s, const struct policy *p);
 

@@ -366,11 +366,40 @@ static int bad_value(struct op_error *err, const struct field_def *f, const char
     return op_error_set(err, -EINVAL, f->name, "%s: %s", f->name, what);
 }
 
+/* What a JSON value of the wrong type is, for "expected X, not Y": a
+ * nested object or an array where a scalar belongs is named as such. */
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "true or false";
+    default:
+        return "null";
+    }
+}
+
+static int wrong_type(struct op_error *err, const struct field_def *f, const char *want,
+                      const json_t *value)
+{
+    return op_error_set(err, -EINVAL, f->name, "%s: expected %s, not %s", f->name, want,
+                        json_kind(value));
+}
+
 /* Text-like input: the string, trimmed, validated as UTF-8 and capped. */
 static int take_text(const struct field_def *f, json_t *value, char **out, struct op_error *err)
 {
     if (!json_is_string(value))
-        return bad_value(err, f, "expected a string", NULL);
+        return wrong_type(err, f, "a string", value);
     const char *s = json_string_value(value);
     size_t len = json_string_length(value);
     long bad = entity_utf8_bad_offset(s, len);
@@ -428,15 +457,16 @@ int entity_normalize_value(const struct field_def *f, json_t *value, json_t **ou
                 return 0;
             }
         }
-        return bad_value(err, f, "expected true or false",
-                         json_is_string(value) ? json_string_value(value) : NULL);
+        if (!json_is_string(value))
+            return wrong_type(err, f, "true or false", value);
+        return bad_value(err, f, "expected true or false", json_string_value(value));
     case FIELD_MONEY: {
         if (json_is_integer(value)) {
             *out = json_incref(value);
             return 0;
         }
         if (!json_is_string(value))
-            return bad_value(err, f, "expected a whole number of minor units", NULL);
+            return wrong_type(err, f, "a whole number of minor units", value);
         const char *s = json_string_value(value);
         if (!*s) {
             *out = json_null();
@@ -467,8 +497,9 @@ int entity_normalize_value(const struct field_def *f, json_t *value, json_t **ou
             obj = parsed;
         }
         if (!json_is_object(obj)) {
+            int rc = wrong_type(err, f, "a JSON object", obj);
             json_decref(parsed);
-            return bad_value(err, f, "expected a JSON object", NULL);
+            return rc;
         }
         char *dump = json_dumps(obj, JSON_COMPACT);
         size_t len = dump ? strlen(dump) : 0;

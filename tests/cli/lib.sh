@@ -14,6 +14,10 @@
 #                            (files); die unless it exits with CODE
 #   expect_contains FILE TEXT      die unless FILE contains TEXT (literally)
 #   expect_not_contains FILE TEXT  die if FILE contains TEXT
+#   db_checksum DB [TABLE...]      print a SHA-256 of the rows of every table
+#                            of DB but the TABLEs named (virtual tables are
+#                            read through their shadow tables); the same
+#                            before and after means nothing was written
 
 LIB_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/outpost-test.XXXXXX") || {
     echo "FAIL: cannot create a temporary directory" >&2
@@ -88,4 +92,21 @@ expect_not_contains() {
         lib_show "$1"
     } >&2
     exit 1
+}
+
+db_checksum() {
+    local db=$1 t q="" names rows
+    shift
+    local skip=" $* "
+    names=$(sqlite3 -readonly "$db" \
+        "SELECT name FROM sqlite_master WHERE type = 'table'
+           AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name") ||
+        die "db_checksum: cannot read $db"
+    for t in $names; do
+        case "$skip" in *" $t "*) continue ;; esac
+        q+="SELECT '$t'; SELECT * FROM \"$t\";"
+    done
+    [ -n "$q" ] || die "db_checksum: no tables in $db"
+    rows=$(sqlite3 -readonly -cmd '.mode quote' "$db" "$q") || die "db_checksum: cannot read $db"
+    printf '%s' "$rows" | sha256sum | cut -d' ' -f1
 }

@@ -63,7 +63,13 @@ static void text_and_codes(void)
 {
     CHECK_STR(norm(&entity_contact, "given_name", "\"  Ana \""), "\"Ana\"");
     CHECK_STR(norm(&entity_contact, "given_name", "\"\""), "null");
-    CHECK_STR(norm(&entity_contact, "given_name", "42"), "ERR:given_name: expected a string");
+    CHECK_STR(norm(&entity_contact, "given_name", "42"),
+              "ERR:given_name: expected a string, not a number");
+    /* a nested value where a scalar belongs says what it is */
+    CHECK_STR(norm(&entity_contact, "given_name", "{\"a\":\"b\"}"),
+              "ERR:given_name: expected a string, not an object");
+    CHECK_STR(norm(&entity_contact, "given_name", "[\"Ana\"]"),
+              "ERR:given_name: expected a string, not an array");
     CHECK_STR(norm(&entity_contact, "country", "\"de\""), "\"DE\"");
     CHECK_CONTAINS(norm(&entity_contact, "country", "\"XX\""), "ERR:country: not an ISO 3166-1");
     CHECK_STR(norm(&entity_deal, "currency", "\"eur\""), "\"EUR\"");
@@ -90,6 +96,8 @@ static void dates_times_numbers(void)
                    "ERR:amount_minor");
     CHECK_STR(norm(&entity_contact, "restricted", "\"yes\""), "true");
     CHECK_CONTAINS(norm(&entity_contact, "restricted", "\"maybe\""), "ERR:restricted");
+    CHECK_STR(norm(&entity_contact, "restricted", "{\"ssn\":\"123-45-6789\"}"),
+              "ERR:restricted: expected true or false, not an object");
 }
 
 static void contact_channels(void)
@@ -114,7 +122,10 @@ static void enums_refs_objects(void)
     CHECK_CONTAINS(norm(&entity_deal, "organization_id", "\"acme\""), "not a record id");
     CHECK_STR(norm(&entity_contact, "custom", "{\"tier\":\"gold\"}"), "{\"tier\":\"gold\"}");
     CHECK_STR(norm(&entity_contact, "custom", "\"{\\\"a\\\":1}\""), "{\"a\":1}");
-    CHECK_CONTAINS(norm(&entity_contact, "custom", "[1,2]"), "expected a JSON object");
+    CHECK_STR(norm(&entity_contact, "custom", "[1,2]"),
+              "ERR:custom: expected a JSON object, not an array");
+    CHECK_STR(norm(&entity_contact, "custom", "\"[1,2]\""),
+              "ERR:custom: expected a JSON object, not an array");
     CHECK_CONTAINS(norm(&entity_contact, "custom", "\"{oops\""), "invalid JSON");
 }
 

@@ -3,8 +3,12 @@
  * create and update through the store and the CSV importer, custom fields
  * checked against their rule (pattern, enumeration, required), unknown
  * custom keys refused, and nothing enforced without a policy. The policy
- * is loaded from a string so the test does not depend on a shipped profile. */
+ * is loaded from a string so the test does not depend on a shipped profile.
+ * hostile_table runs the shared table tests/cli/policy/hostile_custom.tsv
+ * under the shipped profiles through store_create, store_update and the
+ * importer, with `custom` as an object, as JSON text and as typed text. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -181,6 +185,33 @@ static void custom_fields_checked(void)
     CHECK_EQ(rc, -EINVAL);
     CHECK_STR(err.field, "custom.register_no");
     json_decref(ch);
+    /* nor emptied, nor dropped with the whole object, in any form */
+    static const char *const removals[] = {
+        "{\"custom\":{\"register_no\":\"\"}}",
+        "{\"custom\":{\"register_no\":\"  \"}}",
+        "{\"custom\":\"{\\\"register_no\\\":null}\"}",
+        "{\"custom\":\"{\\\"register_no\\\":\\\"\\\"}\"}",
+        "{\"custom\":null}",
+    };
+    for (size_t i = 0; i < sizeof removals / sizeof removals[0]; i++) {
+        ch = json_loads(removals[i], 0, NULL);
+        CHECK(ch != NULL);
+        op_error_clear(&err);
+        rc = store_update(s, &entity_organization, json_string_value(json_object_get(o, "id")), 1,
+                          ch, 0, NULL, &err);
+        CHECK_EQ(rc, -EINVAL);
+        CHECK_STR(err.field, "custom.register_no");
+        CHECK_CONTAINS(err.msg, "custom.register_no: required in EU-DE (HGB §8)");
+        if (rc != -EINVAL)
+            fprintf(stderr, "  update %s: %d %s\n", removals[i], rc, err.msg);
+        json_decref(ch);
+    }
+    /* an empty merge patch ("" or {}) changes no key, so it passes */
+    ch = json_loads("{\"custom\":\"\"}", 0, NULL);
+    rc = store_update(s, &entity_organization, json_string_value(json_object_get(o, "id")), 1, ch,
+                      0, NULL, &err);
+    CHECK_EQ(rc, 0);
+    json_decref(ch);
 
     /* updates are checked the same way */
     ch = json_loads("{\"custom\":{\"segment\":\"pirate\"}}", 0, NULL);
@@ -225,7 +256,243 @@ static void import_names_column_and_rule(void)
     CHECK_CONTAINS(err.msg, "people.csv:3:2");
     CHECK_CONTAINS(err.msg, "custom.segment");
     CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
+
+    /* the whole object in one JSON column: the column and the key named */
+    const char csv3[] = "family_name,custom\r\n"
+                        "Weber,\"{\"\"segment\"\":\"\"retail\"\"}\"\r\n"
+                        "Roth,\"{\"\"segment\"\":\"\"pirate\"\"}\"\r\n";
+    in = fmemopen((void *)csv3, sizeof csv3 - 1, "r");
+    op_error_clear(&err);
+    rc = importer_run(s, in, &o, &res, &err);
+    fclose(in);
+    CHECK_EQ(rc, -EINVAL);
+    CHECK_STR(err.msg, "people.csv:3:2 (custom): custom.segment: \"pirate\" is not one of: "
+                       "retail, wholesale, government");
+    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
     store_close(s);
+}
+
+/* ---- the shared table of hostile values --------------------------------- */
+
+/* A digest of every row of every table but virtual ones (their shadow
+ * tables hold their content): equal before and after means unchanged. */
+static uint64_t db_sum(struct store *s)
+{
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *names;
+    uint64_t h = 1469598103934665603ull;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT "
+                           "LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
+                           -1, &names, NULL) != SQLITE_OK)
+        return 0;
+    while (sqlite3_step(names) == SQLITE_ROW) {
+        char sql[200];
+        snprintf(sql, sizeof sql, "SELECT * FROM \"%s\"", sqlite3_column_text(names, 0));
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+            continue;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            for (int c = 0; c < sqlite3_column_count(st); c++) {
+                const unsigned char *b = sqlite3_column_blob(st, c);
+                int n = sqlite3_column_bytes(st, c);
+                h = (h ^ (uint64_t)sqlite3_column_type(st, c)) * 1099511628211ull;
+                for (int i = 0; i < n; i++)
+                    h = (h ^ b[i]) * 1099511628211ull;
+            }
+            h = (h ^ 0xffu) * 1099511628211ull;
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_finalize(names);
+    return h;
+}
+
+struct hostile {
+    char *region, *name, *key, *json, *text, *json_msg, *text_msg;
+};
+
+/* Splits a table line at tabs into the 7 fields; 0 or -1. */
+static int hostile_parse(char *line, struct hostile *h)
+{
+    char **f[] = {&h->region, &h->name, &h->key, &h->json, &h->text, &h->json_msg, &h->text_msg};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        *f[i] = line;
+        char *tab = strchr(line, '\t');
+        if (i + 1 < sizeof f / sizeof f[0]) {
+            if (!tab)
+                return -1;
+            *tab = '\0';
+            line = tab + 1;
+        } else if (tab) {
+            return -1;
+        }
+    }
+    if (!strcmp(h->text_msg, "="))
+        h->text_msg = h->json_msg;
+    return 0;
+}
+
+/* One write through the store; checks that it is refused with `want`
+ * after "custom.KEY: " and err->field custom.KEY. */
+static void store_refuses(struct store *s, const struct hostile *h, const char *id, json_t *custom,
+                          const char *want, const char *how)
+{
+    json_t *in = json_pack("{s:s, s:o}", "family_name", "Hostile", "custom", custom);
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = id ? store_update(s, &entity_contact, id, 1, in, 0, NULL, &err)
+                : store_create(s, &entity_contact, in, 0, NULL, &err);
+    json_decref(in);
+    char field[80], msg[600];
+    snprintf(field, sizeof field, "custom.%s", h->key);
+    snprintf(msg, sizeof msg, "custom.%s: %s", h->key, want);
+    CHECK_EQ(rc, -EINVAL);
+    CHECK_STR(err.field, field);
+    CHECK_CONTAINS(err.msg, msg);
+    if (rc != -EINVAL || !strstr(err.msg, msg))
+        fprintf(stderr, "  %s %s: store_%s with custom %s\n", h->region, h->name,
+                id ? "update" : "create", how);
+}
+
+/* One CSV import, real and dry run; checks the refusal and its place. */
+static void import_refuses(struct store *s, const struct hostile *h, const char *csv,
+                           const char *want)
+{
+    for (int dry = 0; dry <= 1; dry++) {
+        FILE *in = fmemopen((void *)csv, strlen(csv), "r");
+        struct importer_opts o = {.name = "t.csv", .flags = dry ? IMPORTER_DRY_RUN : 0};
+        struct importer_result res;
+        struct op_error err;
+        op_error_clear(&err);
+        int rc = importer_run(s, in, &o, &res, &err);
+        fclose(in);
+        CHECK_EQ(rc, -EINVAL);
+        CHECK_EQ(res.errors, 1);
+        CHECK_EQ(res.imported, 1); /* the valid first row, rolled back */
+        CHECK_CONTAINS(err.msg, want);
+        if (rc != -EINVAL || !strstr(err.msg, want))
+            fprintf(stderr, "  %s %s: import%s of\n%s", h->region, h->name, dry ? " --dry-run" : "",
+                    csv);
+    }
+}
+
+/* A CSV cell: quoted, quotes doubled. */
+static void csv_cell(char *out, size_t cap, const char *v)
+{
+    size_t o = 0;
+    out[o++] = '"';
+    for (; *v && o + 3 < cap; v++) {
+        if (*v == '"')
+            out[o++] = '"';
+        out[o++] = *v;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+static void hostile_case(const struct hostile *h)
+{
+    char ppath[1024];
+    struct policy *p = NULL;
+    struct op_error err;
+    op_error_clear(&err);
+    if (policy_find_file(h->region, ppath, sizeof ppath, &err) < 0 ||
+        policy_load_file(ppath, &p, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", h->region, err.msg);
+        CHECK(0);
+        return;
+    }
+    char name[80];
+    snprintf(name, sizeof name, "hostile-%s-%s.db", h->region, h->name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct store *s = NULL;
+    if (store_open(path, DB_OPEN_CREATE, &s, &err) < 0 || store_init_node(s, h->region, &err) < 0) {
+        fprintf(stderr, "open: %s\n", err.msg);
+        exit(1);
+    }
+    store_set_policy(s, p);
+    json_t *valid = NULL;
+    CHECK_EQ(create(s, &entity_contact, "{\"family_name\":\"Valid\"}", &valid, &err), 0);
+    const char *id = json_string_value(json_object_get(valid, "id"));
+
+    json_error_t je;
+    json_t *value = json_loads(h->json, JSON_DECODE_ANY, &je);
+    if (!value) {
+        fprintf(stderr, "%s %s: bad JSON in the table: %s\n", h->region, h->name, je.text);
+        CHECK(0);
+        goto out;
+    }
+    json_t *obj = json_pack("{s:O}", h->key, value);
+    char *obj_text = json_dumps(obj, JSON_COMPACT);
+    uint64_t before = db_sum(s);
+
+    for (int upd = 0; upd <= 1; upd++) {
+        const char *target = upd ? id : NULL;
+        store_refuses(s, h, target, json_deep_copy(obj), h->json_msg, "an object");
+        store_refuses(s, h, target, json_string(obj_text), h->json_msg, "as JSON text");
+        store_refuses(s, h, target, json_pack("{s:s}", h->key, h->text), h->text_msg,
+                      "holding the typed text");
+    }
+
+    char cell[1024], csv[2048], want[700];
+    csv_cell(cell, sizeof cell, h->text);
+    snprintf(csv, sizeof csv,
+             "family_name,email,custom.%s\r\nGood,good@example.org,\r\n"
+             "Hostile,hostile@example.org,%s\r\n",
+             h->key, cell);
+    snprintf(want, sizeof want, "t.csv:3:3 (custom.%s): %s", h->key, h->text_msg);
+    import_refuses(s, h, csv, want);
+
+    csv_cell(cell, sizeof cell, obj_text);
+    snprintf(csv, sizeof csv,
+             "family_name,email,custom\r\nGood,good@example.org,\r\n"
+             "Hostile,hostile@example.org,%s\r\n",
+             cell);
+    snprintf(want, sizeof want, "t.csv:3:3 (custom): custom.%s: %s", h->key, h->json_msg);
+    import_refuses(s, h, csv, want);
+
+    CHECK(db_sum(s) == before);
+    if (db_sum(s) != before)
+        fprintf(stderr, "  %s %s: a refused write changed the database\n", h->region, h->name);
+    free(obj_text);
+    json_decref(obj);
+    json_decref(value);
+out:
+    json_decref(valid);
+    store_close(s);
+    policy_free(p);
+}
+
+static void hostile_table(void)
+{
+    const char *tests = getenv("TESTS_DIR");
+    char tpath[1024];
+    snprintf(tpath, sizeof tpath, "%s/cli/policy/hostile_custom.tsv", tests ? tests : "tests");
+    FILE *f = fopen(tpath, "re");
+    if (!f) {
+        fprintf(stderr, "cannot open %s (set TESTS_DIR)\n", tpath);
+        CHECK(0);
+        return;
+    }
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0] || line[0] == '#')
+            continue;
+        struct hostile h;
+        int rc = hostile_parse(line, &h);
+        CHECK_EQ(rc, 0);
+        if (rc < 0) {
+            fprintf(stderr, "  %s: a line without 7 tab-separated fields\n", tpath);
+            continue;
+        }
+        hostile_case(&h);
+        n++;
+    }
+    fclose(f);
+    CHECK_INT(n, >=, 10);
 }
 
 int main(void)
@@ -238,6 +505,7 @@ int main(void)
     RUN(forbidden_field_refused);
     RUN(custom_fields_checked);
     RUN(import_names_column_and_rule);
+    RUN(hostile_table);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     (void)!system(cmd);
