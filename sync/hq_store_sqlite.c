@@ -598,12 +598,13 @@ static int sq_record_apply(void *impl, const char *node, const char *entity, con
     bind_text(st, 2, entity);
     bind_text(st, 3, id);
     int rc = sqlite3_step(st);
-    int exists = 0, stored_tomb = 0;
+    int exists = 0, stored_tomb = 0, stored_erased = 0;
     int64_t stored = 0;
     if (rc == SQLITE_ROW) {
         exists = 1;
         stored = sqlite3_column_int64(st, 0);
         stored_tomb = is_tombstone_op(col_text(st, 1));
+        stored_erased = stored_tomb && strcmp(col_text(st, 1), "withdraw") != 0;
     }
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -619,7 +620,10 @@ static int sq_record_apply(void *impl, const char *node, const char *entity, con
         }
         if (exists && stored > keep)
             keep = stored;
-    } else if (exists && version <= stored) {
+    } else if (exists && (version < stored || (version == stored && stored_erased))) {
+        /* The same version again is the node's re-projection under a new
+         * policy (docs/EGRESS.md, "In time"): it replaces what HQ holds,
+         * a withdrawal included, but never an erasure or purge. */
         *result = HQ_RECORD_STALE;
         return 0;
     }
