@@ -9,7 +9,10 @@
  * server stated (POST gives 0, a PATCH reply or a HEAD gives the rest);
  * after any failure that offset is forgotten and relearned with HEAD; user
  * callbacks run only outside curl's callbacks, and every step after one of
- * them checks whether the client was stopped meanwhile.
+ * them checks whether the client was stopped meanwhile. A file that shrinks
+ * or loses its name while it is sent has been voided by its owner: the
+ * upload stops at once with -ESTALE (the read callback checks the file
+ * before it hands curl a byte), and is neither retried nor HEADed again.
  */
 #include "tus_client.h"
 
@@ -97,6 +100,8 @@ struct tus_client {
     size_t chunk_len, chunk_pos;
     uint64_t chunk_ul_max; /* the most curl reported sent of this PATCH's body */
     uint64_t req_start_ms;
+    int stale;                 /* on_read found the file voided: why is in stale_err */
+    struct op_error stale_err; /* -ESTALE naming the file */
 
     /* the response being received */
     int has_offset, has_length, bad_header;
@@ -372,9 +377,37 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* -ESTALE (err names the file) when the job's file is shorter than when
+ * the upload started or has lost its name: its owner voided it (a spool
+ * file is truncated to 0 or removed when its bytes must not leave). One
+ * fstat of the open descriptor: cheap enough for every read callback. */
+static int file_voided(const struct job *j, struct op_error *err)
+{
+    struct stat sb;
+    if (fstat(j->fd, &sb) < 0)
+        return op_error_set(err, -ESTALE, j->path, "%s cannot be checked (%s): upload stopped",
+                            j->path, strerror(errno));
+    if (sb.st_nlink == 0)
+        return op_error_set(err, -ESTALE, j->path,
+                            "%s was removed while uploading: upload stopped, nothing more is sent",
+                            j->path);
+    if ((uint64_t)sb.st_size < j->length)
+        return op_error_set(err, -ESTALE, j->path,
+                            "%s shrank to %lld of %llu bytes while uploading (voided): upload "
+                            "stopped, nothing more is sent",
+                            j->path, (long long)sb.st_size, (unsigned long long)j->length);
+    return 0;
+}
+
 static size_t on_read(char *dst, size_t size, size_t n, void *userp)
 {
     struct tus_client *c = userp;
+    if (c->cur && file_voided(c->cur, &c->stale_err) < 0) {
+        /* Not one more byte of a voided file: the transfer fails with
+         * CURLE_ABORTED_BY_CALLBACK and on_request_done ends the job. */
+        c->stale = 1;
+        return CURL_READFUNC_ABORT;
+    }
     size_t want = size * n, left = c->chunk_len - c->chunk_pos;
     size_t take = want < left ? want : left;
     memcpy(dst, c->buf + c->chunk_pos, take);
@@ -495,9 +528,9 @@ static int prepare_patch(struct tus_client *c, struct job *j, struct op_error *e
             return op_error_set(err, -EIO, j->path, "cannot read %s at offset %llu: %s", j->path,
                                 (unsigned long long)(j->offset + got), strerror(errno));
         if (r == 0)
-            return op_error_set(err, -EIO, j->path,
-                                "%s shrank while uploading (ends before %llu bytes); spool files "
-                                "must not change",
+            return op_error_set(err, -ESTALE, j->path,
+                                "%s shrank while uploading (ends before %llu bytes; voided): "
+                                "upload stopped, nothing more is sent",
                                 j->path, (unsigned long long)j->length);
         got += (size_t)r;
     }
@@ -544,6 +577,7 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
     c->body_len = 0;
     c->body[0] = '\0';
     c->errbuf[0] = '\0';
+    c->stale = 0;
 
     int rc = set_common(c, kind == REQ_POST ? c->endpoint : j->url, err);
     if (rc < 0)
@@ -905,6 +939,12 @@ static void on_request_done(struct tus_client *c, CURLcode res)
     const char *url = kind == REQ_POST ? c->endpoint : j->url;
     struct op_error e;
     op_error_clear(&e);
+    if (c->stale) {
+        /* The file was voided mid-chunk: no retry, no HEAD. */
+        c->stale = 0;
+        fail_job(c, &c->stale_err);
+        return;
+    }
     if (res != CURLE_OK) {
         const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(res);
         if (is_cert_error(res)) {
@@ -951,6 +991,10 @@ static int start_job(struct tus_client *c, struct op_error *e)
 {
     struct job *j = c->cur;
     j->fd = open(j->path, O_RDONLY | O_CLOEXEC);
+    if (j->fd < 0 && errno == ENOENT)
+        return op_error_set(e, -ESTALE, j->path,
+                            "%s is gone (voided before its upload started): nothing is sent",
+                            j->path);
     if (j->fd < 0)
         return op_error_set(e, -errno, j->path, "cannot open %s: %s", j->path, strerror(errno));
     struct stat sb;
@@ -958,6 +1002,11 @@ static int start_job(struct tus_client *c, struct op_error *e)
         return op_error_set(e, -errno, j->path, "cannot stat %s: %s", j->path, strerror(errno));
     if (!S_ISREG(sb.st_mode))
         return op_error_set(e, -EINVAL, j->path, "%s is not a regular file", j->path);
+    /* Spool files are never empty; an empty one was truncated to void it. */
+    if (sb.st_size == 0)
+        return op_error_set(e, -ESTALE, j->path,
+                            "%s is empty (voided before its upload started): nothing is sent",
+                            j->path);
     j->length = (uint64_t)sb.st_size;
     return 0;
 }
@@ -983,6 +1032,10 @@ static void next_step(struct tus_client *c)
         }
     }
     struct job *j = c->cur;
+    if (file_voided(j, &e) < 0) {
+        fail_job(c, &e); /* before a retry, a HEAD or the next chunk */
+        return;
+    }
     enum req_kind kind;
     if (!j->url)
         kind = REQ_POST;

@@ -9,7 +9,8 @@
  * costs more than the chunk that was in flight, and a byte the server has
  * confirmed is never sent again. Files are immutable while uploading; they
  * are read a chunk at a time with pread, so memory is bounded by the
- * largest chunk.
+ * largest chunk. A file that shrinks or is removed while it is uploaded
+ * was voided by its owner, and not one more byte of it is sent.
  */
 #ifndef OUTPOST_TUS_CLIENT_H
 #define OUTPOST_TUS_CLIENT_H
@@ -79,8 +80,15 @@ struct tus_upload_callbacks {
      *   -EPERM    TLS: the server's certificate is not trusted;
      *   -EFBIG    413, the server refuses the size;
      *   -EPROTO   another 4xx, or a reply that breaks the protocol;
-     *   -EIO      the file changed or could not be read, or too many 460s;
-     *   -ENOENT, -EACCES... from opening the file (err names the path);
+     *   -ESTALE   the file was voided: it is gone or empty when the upload
+     *             starts, or it shrank below its length or lost its name
+     *             (truncated or removed) while it was sent; the check runs
+     *             before every request and in curl's read callback, so the
+     *             chunk on the wire is abandoned and nothing of the file is
+     *             sent after the change is seen (err names the path). Never
+     *             retried;
+     *   -EIO      the file could not be read, or too many 460s;
+     *   -EACCES... from opening the file (err names the path);
      *   -EINVAL   the file is not a regular file, or curl refused the URL;
      *   -EINTR    tus_client_cancel was called;
      *   -ECANCELED tus_client_stop was called.

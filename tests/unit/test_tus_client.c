@@ -965,10 +965,10 @@ static void test_forbidden_is_permanent(void)
     run_for(&r, 100);
     CHECK_EQ(r.f.n_req, 3); /* POST, PATCH, PATCH */
 
-    /* a missing file comes back through on_done */
+    /* a missing file (voided before it started) comes back through on_done */
     CHECK_EQ(upload(&r, "/nonexistent/seg", NULL), 0);
     run_until_done(&r, 3);
-    CHECK_EQ(r.status, -ENOENT);
+    CHECK_EQ(r.status, -ESTALE);
     CHECK_CONTAINS(r.err, "/nonexistent/seg");
     run_teardown(&r);
 }
@@ -1450,6 +1450,118 @@ static void test_get_network_error(void)
     run_teardown(&r);
 }
 
+/* ---- a voided file: -ESTALE, and nothing more is sent ---------------- */
+
+struct voider {
+    uv_timer_t t;
+    const char *path;
+    int unlink_it;
+};
+
+static void on_void(uv_timer_t *t)
+{
+    struct voider *v = t->data;
+    if (v->unlink_it)
+        CHECK_EQ(unlink(v->path), 0);
+    else
+        CHECK_EQ(truncate(v->path, 0), 0);
+}
+
+static void cb_progress_voids(void *ctx, uint64_t confirmed, uint64_t total)
+{
+    struct run *r = ctx;
+    cb_progress(ctx, confirmed, total);
+    char path[160];
+    snprintf(path, sizeof path, "%s/a.seg", r->dir);
+    if (confirmed == 64 * KiB)
+        CHECK_EQ(truncate(path, 0), 0); /* between two chunks */
+}
+
+static void test_voided_file(void)
+{
+    /* truncated between chunks: the next step sees it before any request */
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.max_chunk = 64 * KiB;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+    struct tus_upload_params p = {0};
+    p.path = path;
+    p.cb.on_created = cb_created;
+    p.cb.on_progress = cb_progress_voids;
+    p.cb.on_retry = cb_retry;
+    p.cb.on_done = cb_done;
+    p.ctx = &r;
+    struct op_error e;
+    CHECK_EQ(tus_client_upload(r.c, &p, &e), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, -ESTALE);
+    CHECK_CONTAINS(r.err, path);
+    CHECK_CONTAINS(r.err, "shrank");
+    run_for(&r, 200);
+    CHECK_EQ(r.f.n_patch, 1);
+    CHECK_EQ(r.f.n_head, 0);
+    CHECK_EQ(r.retries, 0);
+    CHECK_EQ(r.f.up[0].offset, 64 * KiB);
+    struct tus_client_stats st = stats(&r);
+    CHECK_EQ(st.last_error, -ESTALE);
+    CHECK_EQ(st.uploads_failed, 1);
+    run_teardown(&r);
+
+    /* truncated while a PATCH is on the wire, and removed while one is:
+     * the read callback stops the chunk, no HEAD, no further PATCH */
+    for (int unlink_it = 0; unlink_it < 2; unlink_it++) {
+        run_setup(&r, NULL);
+        cfg = base_cfg(&r);
+        cfg.initial_chunk = 256 * KiB;
+        cfg.max_send_bps = 128 * KiB; /* two seconds for the chunk */
+        new_client(&r, &cfg);
+        make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+        struct voider v = {.path = path, .unlink_it = unlink_it};
+        uv_timer_init(&r.loop, &v.t);
+        v.t.data = &v;
+        uv_timer_start(&v.t, on_void, 400, 0);
+        CHECK_EQ(upload(&r, path, NULL), 0);
+        run_until_done(&r, 1);
+        uv_close((uv_handle_t *)&v.t, NULL);
+        CHECK_EQ(r.status, -ESTALE);
+        CHECK_CONTAINS(r.err, path);
+        CHECK_CONTAINS(r.err, unlink_it ? "removed" : "shrank");
+        CHECK_EQ(r.f.n_patch, 1);
+        int patches = r.f.n_patch, reqs = r.f.n_req;
+        run_for(&r, 300);
+        CHECK_EQ(r.f.n_patch, patches); /* no further PATCH */
+        CHECK_EQ(r.f.n_req, reqs);      /* nor a HEAD */
+        CHECK_EQ(r.f.n_head, 0);
+        CHECK_EQ(r.retries, 0);
+        CHECK_INT(r.f.patch_bytes, <, 256 * KiB); /* the chunk was cut short */
+        CHECK_EQ(r.f.up[0].offset, 0);
+        run_teardown(&r);
+    }
+
+    /* voided before its turn: emptied or removed while queued */
+    run_setup(&r, NULL);
+    cfg = base_cfg(&r);
+    new_client(&r, &cfg);
+    char path2[128];
+    make_file(&r, "a.seg", 3000, path, sizeof path);
+    make_file(&r, "b.seg", 3000, path2, sizeof path2);
+    CHECK_EQ(truncate(path, 0), 0);
+    CHECK_EQ(unlink(path2), 0);
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, -ESTALE);
+    CHECK_CONTAINS(r.err, "empty");
+    CHECK_EQ(upload(&r, path2, NULL), 0);
+    run_until_done(&r, 2);
+    CHECK_EQ(r.status, -ESTALE);
+    CHECK_CONTAINS(r.err, "b.seg is gone");
+    CHECK_EQ(r.f.n_req, 0);
+    run_teardown(&r);
+}
+
 int main(void)
 {
     RUN(test_config_errors);
@@ -1467,5 +1579,6 @@ int main(void)
     RUN(test_tls_verification);
     RUN(test_get);
     RUN(test_get_network_error);
+    RUN(test_voided_file);
     return tl_report();
 }
