@@ -7,7 +7,9 @@
  * cut after N bytes of a PATCH body, a lost response, a 409 after the
  * server lost data, a corrupted chunk (460), a 500, a 403, slow answers.
  * Each test runs on a fresh loop under a watchdog and closes every handle,
- * so uv_loop_close proves nothing leaked.
+ * so uv_loop_close proves nothing leaked. Termination runs against the
+ * real tus server (appliance/tus_server.c on http_server) on the same
+ * loop, so the DELETE is checked end to end against its spool files.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,8 +27,10 @@
 #include <openssl/x509v3.h>
 #include <uv.h>
 
+#include "http_server.h"
 #include "testlib.h"
 #include "tus_client.h"
+#include "tus_server.h"
 
 #define KiB 1024u
 #define MAX_UPLOADS 8
@@ -1562,6 +1566,265 @@ static void test_voided_file(void)
     run_teardown(&r);
 }
 
+/* ---- termination against the real tus server --------------------------- */
+
+struct real {
+    struct http_server *srv;
+    struct tus_server *tus;
+    char spool[160];
+    int port, stopped, completes;
+};
+
+static int real_authorize(void *ctx, struct http_exchange *x, char *principal, size_t cap)
+{
+    const char *a = http_header(x, "Authorization");
+    if (!a || (strcmp(a, "Bearer node-a") != 0 && strcmp(a, "Bearer node-b") != 0))
+        return -EACCES;
+    snprintf(principal, cap, "%s", a + 7);
+    return 0;
+}
+
+/* As outpost-hq does: apply (here: nothing) and settle at once. */
+static int real_complete(void *ctx, const char *id, const char *principal,
+                         const struct tus_metadata *md, const char *data_path, uint64_t length)
+{
+    struct real *s = ctx;
+    s->completes++;
+    CHECK_EQ(tus_server_settle(s->tus, id), 0);
+    return 0;
+}
+
+static void real_start(struct run *r, struct real *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->spool, sizeof s->spool, "%s/hq-spool", r->dir);
+    struct tus_server_config tc = {
+        .spool_dir = s->spool,
+        .authorize = real_authorize,
+        .on_complete = real_complete,
+        .ctx = s,
+    };
+    struct op_error e;
+    op_error_clear(&e);
+    CHECK_EQ(tus_server_new(&tc, &s->tus, &e), 0);
+    struct http_server_config hc = {
+        .listen = "127.0.0.1:0",
+        .max_body_bytes = 1024 * 1024,
+        .max_connections = 16,
+        .header_timeout_ms = 3000,
+        .body_timeout_ms = 3000,
+        .idle_timeout_ms = 3000,
+    };
+    CHECK_EQ(http_server_start(&r->loop, &hc, tus_server_handler, NULL, s->tus, &s->srv, &e), 0);
+    s->port = http_server_port(s->srv);
+    snprintf(r->endpoint, sizeof r->endpoint, "http://127.0.0.1:%d/files/", s->port);
+}
+
+static void real_stopped(void *arg)
+{
+    struct real *s = arg;
+    s->stopped = 1;
+}
+
+static void real_stop(struct run *r, struct real *s)
+{
+    http_server_stop(s->srv, real_stopped, s);
+    while (!s->stopped && !r->timed_out)
+        uv_run(&r->loop, UV_RUN_ONCE);
+    tus_server_free(s->tus);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->spool);
+    (void)!system(cmd);
+}
+
+/* The size of the spool file of the upload at url (".data", ".state"), or -1. */
+static long long spool_file(const struct real *s, const char *url, const char *suffix)
+{
+    const char *id = strrchr(url, '/');
+    char p[400];
+    snprintf(p, sizeof p, "%s/%s%s", s->spool, id ? id + 1 : "", suffix);
+    struct stat sb;
+    return stat(p, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+struct term {
+    struct run *r;
+    int calls, status;
+    char err[512], field[64];
+};
+
+static void cb_term(void *ctx, int status, const struct op_error *err)
+{
+    struct term *t = ctx;
+    t->calls++;
+    t->status = status;
+    snprintf(t->err, sizeof t->err, "%s", err ? err->msg : "");
+    snprintf(t->field, sizeof t->field, "%s", err ? err->field : "");
+    uv_stop(&t->r->loop);
+}
+
+static int terminate(struct run *r, struct tus_client *c, const char *url, struct term *t)
+{
+    memset(t, 0, sizeof *t);
+    t->r = r;
+    struct op_error e;
+    op_error_clear(&e);
+    int rc = tus_client_terminate(c, url, cb_term, t, &e);
+    while (rc == 0 && !t->calls && !r->timed_out)
+        uv_run(&r->loop, UV_RUN_ONCE);
+    CHECK(!r->timed_out);
+    return rc;
+}
+
+static void test_terminate(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct real s;
+    real_start(&r, &s);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.max_chunk = 64 * KiB;
+    cfg.auth = "Bearer node-a";
+    new_client(&r, &cfg);
+    struct tus_client *other = NULL;
+    struct tus_client_config ocfg = base_cfg(&r);
+    ocfg.auth = "Bearer node-b";
+    struct op_error e;
+    CHECK_EQ(tus_client_new(&r.loop, &ocfg, &other, &e), 0);
+    char path[128];
+    make_file(&r, "a.seg", 640 * KiB, path, sizeof path);
+
+    /* half uploaded, then the node gives it up */
+    r.cancel_after = 128 * KiB;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, -EINTR);
+    char url[TUS_URL_MAX + 1];
+    snprintf(url, sizeof url, "%s", r.created_url);
+    CHECK_CONTAINS(url, "/files/");
+    long long held = spool_file(&s, url, ".data");
+    CHECK_INT(held, >=, 128 * KiB);
+    CHECK_INT(held, <, 640 * KiB);
+    CHECK(spool_file(&s, url, ".state") > 0);
+
+    /* another node may not: for it the upload does not exist */
+    struct term t;
+    CHECK_EQ(terminate(&r, other, url, &t), 0);
+    CHECK_EQ(t.status, -ENOENT);
+    CHECK_CONTAINS(t.err, "404");
+    CHECK_EQ(spool_file(&s, url, ".data"), held);
+
+    /* its owner may: both files are gone when the callback runs */
+    CHECK_EQ(terminate(&r, r.c, url, &t), 0);
+    CHECK_EQ(t.status, 0);
+    CHECK_STR(t.err, "");
+    CHECK_EQ(spool_file(&s, url, ".data"), -1);
+    CHECK_EQ(spool_file(&s, url, ".state"), -1);
+    CHECK_EQ(tus_server_upload_offset(s.tus, strrchr(url, '/') + 1, NULL, NULL), -ENOENT);
+
+    /* again, and a URL the server never issued: not found */
+    CHECK_EQ(terminate(&r, r.c, url, &t), 0);
+    CHECK_EQ(t.status, -ENOENT);
+    char unknown[TUS_URL_MAX + 1];
+    snprintf(unknown, sizeof unknown, "http://127.0.0.1:%d/files/0123456789abcdef0123456789abcdef",
+             s.port);
+    CHECK_EQ(terminate(&r, r.c, unknown, &t), 0);
+    CHECK_EQ(t.status, -ENOENT);
+    CHECK_CONTAINS(t.err, "0123456789abcdef0123456789abcdef");
+
+    /* an upload HQ has taken whole (settled): reported as such, and its
+     * URL still answers complete */
+    r.done = 0;
+    r.cancel_after = 0;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK_EQ(s.completes, 1);
+    snprintf(url, sizeof url, "%s", r.url);
+    CHECK_EQ(terminate(&r, r.c, url, &t), 0);
+    CHECK_EQ(t.status, -EALREADY);
+    CHECK_STR(t.field, "status");
+    CHECK_CONTAINS(t.err, "409");
+    CHECK_CONTAINS(t.err, "cannot be terminated");
+    uint64_t off = 0, len = 0;
+    CHECK_EQ(tus_server_upload_offset(s.tus, strrchr(url, '/') + 1, &off, &len), 0);
+    CHECK_EQ(off, 640 * KiB);
+    CHECK_EQ(len, 640 * KiB);
+    CHECK(spool_file(&s, url, ".state") > 0);
+    CHECK_EQ(spool_file(&s, url, ".data"), -1);
+
+    /* terminating the URL of the upload under way ends that upload at
+     * once (-ESTALE), and the DELETE follows */
+    r.done = 0;
+    r.created = 0;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    while (!r.created && !r.timed_out)
+        uv_run(&r.loop, UV_RUN_ONCE);
+    snprintf(url, sizeof url, "%s", r.created_url);
+    memset(&t, 0, sizeof t);
+    t.r = &r;
+    CHECK_EQ(tus_client_terminate(r.c, url, cb_term, &t, &e), 0);
+    CHECK_EQ(r.done, 1); /* inside the call */
+    CHECK_EQ(r.status, -ESTALE);
+    CHECK_CONTAINS(r.err, "terminated");
+    while (!t.calls && !r.timed_out)
+        uv_run(&r.loop, UV_RUN_ONCE);
+    CHECK_EQ(t.status, 0);
+    CHECK_EQ(spool_file(&s, url, ".data"), -1);
+    run_for(&r, 200);
+    CHECK_EQ(r.done, 1);
+    CHECK_EQ(s.completes, 1);
+
+    /* refusals at queue time */
+    CHECK_EQ(tus_client_terminate(r.c, "ftp://127.0.0.1/files/x", cb_term, &t, &e), -EINVAL);
+    CHECK_STR(e.field, "url");
+    CHECK_EQ(tus_client_terminate(r.c, url, NULL, &t, &e), -EINVAL);
+
+    tus_client_stop(other, NULL, NULL);
+    real_stop(&r, &s);
+    CHECK(s.stopped);
+    run_teardown(&r);
+}
+
+/* A DELETE that gets no answer is a transient error, and stop cancels a
+ * queued one. */
+static void test_terminate_network_error(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    new_client(&r, &cfg);
+    uv_tcp_t tcp;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&r.loop, &tcp);
+    CHECK_EQ(uv_tcp_bind(&tcp, (const struct sockaddr *)&a, 0), 0);
+    struct sockaddr_in got;
+    int len = sizeof got;
+    uv_tcp_getsockname(&tcp, (struct sockaddr *)&got, &len);
+    uv_close((uv_handle_t *)&tcp, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/files/1", ntohs(got.sin_port));
+    struct term t;
+    CHECK_EQ(terminate(&r, r.c, url, &t), 0);
+    CHECK_EQ(t.status, -EAGAIN);
+    CHECK_STR(t.field, "network");
+    CHECK_CONTAINS(t.err, "DELETE");
+    CHECK_CONTAINS(t.err, url);
+    /* the fake server answers slowly: stop cancels the DELETE in flight */
+    r.f.delay_ms = 2000;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/files/1", r.f.port);
+    memset(&t, 0, sizeof t);
+    t.r = &r;
+    struct op_error e;
+    CHECK_EQ(tus_client_terminate(r.c, url, cb_term, &t, &e), 0);
+    run_for(&r, 30);
+    CHECK_EQ(t.calls, 0);
+    run_teardown(&r);
+    CHECK_EQ(t.calls, 1);
+    CHECK_EQ(t.status, -ECANCELED);
+}
+
 int main(void)
 {
     RUN(test_config_errors);
@@ -1580,5 +1843,7 @@ int main(void)
     RUN(test_get);
     RUN(test_get_network_error);
     RUN(test_voided_file);
+    RUN(test_terminate);
+    RUN(test_terminate_network_error);
     return tl_report();
 }
