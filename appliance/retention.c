@@ -16,11 +16,11 @@
 #include "db.h"
 #include "uuid7.h"
 
-#define DAY_MS UINT64_C(86400000)
-
+/* The basis is policy_retention_age_field's: egress_expired applies the
+ * same rule to a record before it leaves. */
 static int by_occurred_at(const struct entity_def *e)
 {
-    return e == &entity_activity;
+    return !strcmp(policy_retention_age_field(e), "occurred_at");
 }
 
 static int where_clause(const struct entity_def *e, char *buf, size_t cap)
@@ -162,10 +162,9 @@ int retention_run(struct store *s, const struct policy *p, uint64_t now_ms,
         struct retention_item *it = &report->items[report->nitems++];
         it->entity = rule->entity;
         it->days = rule->days;
-        it->age_by = by_occurred_at(rule->entity) ? "occurred_at" : "updated_at";
+        it->age_by = policy_retention_age_field(rule->entity);
         snprintf(it->basis, sizeof it->basis, "%s", rule->basis);
-        uint64_t span = (uint64_t)rule->days * DAY_MS;
-        uint64_t cutoff_ms = now_ms > span ? now_ms - span : 0;
+        uint64_t cutoff_ms = policy_retention_cutoff_ms(rule, now_ms);
         hlc_format_iso((hlc_stamp)cutoff_ms << HLC_COUNTER_BITS, it->cutoff);
         if (opt->dry_run) {
             rc = count_due(s, rule->entity, cutoff_ms, it->cutoff, &it->purged, err);

@@ -1,6 +1,7 @@
 /*
- * The tus 1.0.0 upload server: routes OPTIONS, POST (creation), HEAD and
- * PATCH (with Upload-Checksum) under one base path, keeps one in-memory
+ * The tus 1.0.0 upload server: routes OPTIONS, POST (creation), HEAD,
+ * PATCH (with Upload-Checksum) and DELETE (termination) under one base
+ * path, keeps one in-memory
  * record per upload mirrored by a state file in the spool directory, and
  * appends verified bytes to the upload's data file.
  *
@@ -887,7 +888,7 @@ static int answer(struct http_exchange *x, int status)
 static void options(struct tus_server *s, struct http_exchange *x)
 {
     hdr(x, "Tus-Version", TUS_VERSION);
-    hdr(x, "Tus-Extension", "creation,checksum");
+    hdr(x, "Tus-Extension", "creation,checksum,termination");
     hdr(x, "Tus-Checksum-Algorithm", "sha256,sha1");
     hdr_u64(x, "Tus-Max-Size", s->cfg.max_upload_bytes);
     answer(x, 204);
@@ -1136,6 +1137,28 @@ static int patch(struct tus_server *s, struct http_exchange *x, struct upload *u
     return 0;
 }
 
+/* DELETE (termination): the client gives the upload up, and its data and
+ * state go. An upload the embedder has taken (settled, or accepted and
+ * being processed) is past giving up: 409, and it is left as it is, so a
+ * later HEAD still says complete. */
+static int terminate(struct tus_server *s, struct http_exchange *x, struct upload *u)
+{
+    if (u->settled || (u->complete && u->accepted)) {
+        hdr_u64(x, "Upload-Offset", u->offset);
+        hdr_u64(x, "Upload-Length", u->length);
+        return fail(x, 409,
+                    "the upload is complete and was taken for processing: it cannot be "
+                    "terminated; its outcome (the receipt) stands");
+    }
+    /* State before data (tus_server_release): a crash in between leaves a
+     * data file without state, which the next start deletes. */
+    if (tus_server_release(s, u->id) < 0)
+        return fail(x, 500,
+                    "the upload is terminated but a file of it could not be removed: the "
+                    "server removes it at its next start");
+    return answer(x, 204);
+}
+
 int tus_server_handle(struct tus_server *s, struct http_exchange *x)
 {
     const char *path = http_path(x);
@@ -1193,9 +1216,11 @@ int tus_server_handle(struct tus_server *s, struct http_exchange *x)
         head(x, u);
     } else if (strcmp(method, "PATCH") == 0) {
         (void)patch(s, x, u);
+    } else if (strcmp(method, "DELETE") == 0) {
+        (void)terminate(s, x, u);
     } else {
-        hdr(x, "Allow", "OPTIONS, HEAD, PATCH");
-        (void)fail(x, 405, "an upload takes OPTIONS, HEAD and PATCH");
+        hdr(x, "Allow", "OPTIONS, HEAD, PATCH, DELETE");
+        (void)fail(x, 405, "an upload takes OPTIONS, HEAD, PATCH and DELETE");
     }
     return 1;
 }

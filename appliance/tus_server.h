@@ -1,12 +1,14 @@
 /*
- * The tus 1.0.0 resumable-upload server (core, creation and checksum
- * extensions) that outpost-hq serves segment uploads with, as a handler on
- * the http_server stack. Every upload lives in a spool directory as a data
+ * The tus 1.0.0 resumable-upload server (core, creation, checksum and
+ * termination extensions) that outpost-hq serves segment uploads with, as
+ * a handler on the http_server stack. Every upload lives in a spool directory as a data
  * file and a small state file (length, offset, completion, principal,
  * metadata); a completed upload is handed to the embedder through a
  * callback and deleted only when the embedder releases or settles it. A
  * settled upload keeps only its state file for a while, so a client that
- * missed the final answer learns from HEAD that it is done.
+ * missed the final answer learns from HEAD that it is done. A client may
+ * terminate (DELETE) its own upload until the embedder has taken it; its
+ * files are deleted then.
  *
  * Invariant (crash-only): the offset recorded in a state file never exceeds
  * the bytes made durable in its data file. A PATCH writes and fsyncs the

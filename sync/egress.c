@@ -11,6 +11,7 @@
  */
 #include "egress.h"
 
+#include "hlc.h"
 #include "phone.h"
 #include "region.h"
 
@@ -703,4 +704,35 @@ int egress_verify(const struct policy *p, const struct entity_def *e, enum egres
             return rc;
     }
     return 0;
+}
+
+int egress_expired(const struct policy *p, const struct entity_def *e, json_t *record,
+                   int64_t now_ms)
+{
+    const struct policy_retention *rule = policy_retention_for(p, e);
+    if (!rule)
+        return 0;
+    if (!json_is_object(record))
+        return -EINVAL;
+    /* The age field is a UTC time like any FIELD_TIME column (updated_at is
+     * not in the descriptor, so it gets one of its own). */
+    static const struct field_def updated_at = {.name = "updated_at", .type = FIELD_TIME};
+    const char *name = policy_retention_age_field(e);
+    const struct field_def *f = entity_field(e, name);
+    if (!f)
+        f = &updated_at;
+    json_t *v = json_object_get(record, name);
+    json_t *norm = NULL;
+    struct op_error err;
+    if (!json_is_string(v) || entity_normalize_value(f, v, &norm, &err) < 0 ||
+        !json_is_string(norm)) {
+        json_decref(norm);
+        return -EINVAL;
+    }
+    uint64_t cutoff = policy_retention_cutoff_ms(rule, now_ms > 0 ? (uint64_t)now_ms : 0);
+    char iso[HLC_ISO_LEN];
+    hlc_format_iso((hlc_stamp)cutoff << HLC_COUNTER_BITS, iso);
+    int past = strcmp(json_string_value(norm), iso) < 0;
+    json_decref(norm);
+    return past;
 }

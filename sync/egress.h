@@ -117,6 +117,19 @@ int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS
 
 /* The projected record as compact JSON: the bytes that may leave.
  * Borrowed; NUL-terminated; valid until egress_record_free. */
+/* Whether `record` (an object as the store returns it) of entity e is
+ * past the retention p gives e at now_ms (Unix ms), by the rule the purge
+ * uses (policy_retention_age_field, policy_retention_cutoff_ms): its
+ * activity's occurred_at, or its updated_at, is before the cutoff,
+ * compared as the purge's SQL compares them (the ISO text against the
+ * cutoff as hlc_format_iso writes it). Pure: reads nothing else, keeps
+ * nothing. Returns 1 when it is past (the segmenter sends nothing of it,
+ * as for a purged record), 0 when it is not or p sets no retention for e,
+ * -EINVAL when record is not an object or its age field is missing or
+ * not a UTC time: callers fail closed and send nothing then either. */
+int egress_expired(const struct policy *p, const struct entity_def *e, json_t *record,
+                   int64_t now_ms);
+
 const char *egress_record_json(const struct egress_record *r);
 size_t egress_record_len(const struct egress_record *r);
 

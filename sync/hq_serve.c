@@ -482,6 +482,14 @@ static void on_sweep(uv_timer_t *t)
     rc = tus_server_redeliver(hq->tus);
     if (rc < 0)
         fprintf(stderr, "outpost-hq: retrying completed uploads: %s\n", strerror(-rc));
+    /* An erasure's commit truncates the log at once unless a reader (an
+     * `outpost-hq records` run) held it; then it is finished here. A
+     * reader still holding it (-EBUSY) is simply tried again next time. */
+    struct op_error err;
+    op_error_clear(&err);
+    rc = hq->store.ops->forget(hq->store.impl, &err);
+    if (rc < 0 && rc != -EBUSY)
+        fprintf(stderr, "outpost-hq: removing erased data from the store's log: %s\n", err.msg);
 }
 
 static void on_watchdog(uv_timer_t *t)

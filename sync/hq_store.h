@@ -8,7 +8,10 @@
  *
  * Invariants every backend keeps: a record is keyed (node, entity, id) and
  * its stored version never decreases; an erase/purge/withdraw keeps only a
- * tombstone (id, version), never data; a receipt, once written for
+ * tombstone (id, version), never data, and once the transaction that
+ * applied it has committed (and `forget` has succeeded, if a reader held
+ * the log then) no byte of the dropped data is left in the store's files;
+ * a receipt, once written for
  * (node, segment), is never changed; everything between begin and commit
  * is one transaction (all or nothing); a node's token is kept only as its
  * SHA-256.
@@ -124,10 +127,18 @@ struct hq_store_ops {
 
     /* One segment's apply: begin, then record_apply / set_aside_add /
      * receipt_put, then commit (or rollback, which is always safe to
-     * call). Only one transaction at a time per handle. */
+     * call). Only one transaction at a time per handle. A commit that
+     * applied an erase/purge/withdraw also removes the dropped data from
+     * the store's files (log included) before it returns, as far as
+     * readers allow; commit returns 0 once the transaction is durable, and
+     * what readers held back waits for `forget`. */
     int (*begin)(void *impl, struct op_error *err);
     int (*commit)(void *impl, struct op_error *err);
     void (*rollback)(void *impl);
+    /* Finishes removing dropped data that a reader kept in the store's
+     * files at the last commit (call it from a timer). 0 when nothing is
+     * pending or it is done now; -EBUSY while a reader still holds it. */
+    int (*forget)(void *impl, struct op_error *err);
     /* The receipt for (node, segment): 0 and *out, or -ENOENT. */
     int (*receipt_get)(void *impl, const char *node, uint64_t segment, struct hq_receipt *out,
                        struct op_error *err);

@@ -8,6 +8,14 @@
  * connection and bound with parameters. The schema lives here rather than
  * in schema/migrations because it belongs to a different database (the
  * node's migrations must never run on it, nor these on a node).
+ *
+ * HQ forgets what a node erased: the connection runs with secure_delete
+ * ON, so a dropped record's bytes are zeroed in its page (and whole pages
+ * going to the freelist, such as a long record's overflow pages, are
+ * zeroed too), and after a transaction that applied an erase, purge or
+ * withdraw commits, the log is checkpointed with TRUNCATE, because the
+ * WAL still holds the frames that once wrote the old values. There is no
+ * full-text index to optimize in this store.
  */
 #include "hq_store.h"
 
@@ -19,6 +27,11 @@
 #include <string.h>
 
 #define HQ_APPLICATION_ID 0x4f555448 /* "OUTH" */
+#define HQ_BUSY_MS 10000
+/* How long the log truncation after an erasure waits for readers: it runs
+ * on outpost-hq's loop thread, so it must not stall it; what a reader
+ * holds back is truncated later by `forget`. */
+#define HQ_FORGET_BUSY_MS 200
 
 /* Migration i (1-based) takes user_version i-1 to i. */
 static const char *const migrations[] = {
@@ -168,6 +181,8 @@ struct sq {
     char path[1024];
     sqlite3_stmt *st[Q_COUNT];
     int in_tx;
+    int tx_forgets;     /* the open transaction applied an erase/purge/withdraw */
+    int forget_pending; /* committed, but the log could not be truncated yet */
 };
 
 static int sq_errno(int rc)
@@ -468,6 +483,22 @@ static int sq_node_list(void *impl, hq_node_fn cb, void *ctx, struct op_error *e
 
 /* ---- transactions ---- */
 
+/* Copies every committed frame into the database file and truncates the
+ * log to zero bytes, so the frames that held dropped data are gone from
+ * the files. -EBUSY when a reader keeps part of the log (it stays
+ * pending). */
+static int truncate_log(struct sq *s, struct op_error *err)
+{
+    int logged = 0, done = 0;
+    (void)sqlite3_busy_timeout(s->db, HQ_FORGET_BUSY_MS);
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &logged, &done);
+    (void)sqlite3_busy_timeout(s->db, HQ_BUSY_MS);
+    if (rc != SQLITE_OK)
+        return fail(s, rc, "truncate the log after an erasure", err);
+    s->forget_pending = 0;
+    return 0;
+}
+
 static int sq_begin(void *impl, struct op_error *err)
 {
     struct sq *s = impl;
@@ -494,6 +525,14 @@ static int sq_commit(void *impl, struct op_error *err)
     if (rc < 0)
         return rc; /* still open: the caller rolls back */
     s->in_tx = 0;
+    if (s->tx_forgets) {
+        s->tx_forgets = 0;
+        s->forget_pending = 1;
+    }
+    /* The commit is durable; a reader holding the log back only delays
+     * the truncation until `forget`, so its failure is not the commit's. */
+    if (s->forget_pending)
+        (void)truncate_log(s, NULL);
     return 0;
 }
 
@@ -508,6 +547,17 @@ static void sq_rollback(void *impl)
             (void)run(s, st, "rollback", NULL);
     }
     s->in_tx = 0;
+    s->tx_forgets = 0;
+}
+
+static int sq_forget(void *impl, struct op_error *err)
+{
+    struct sq *s = impl;
+    if (!s->forget_pending)
+        return 0;
+    if (s->in_tx)
+        return op_error_set(err, -EBUSY, NULL, "HQ store %s: a transaction is open", s->path);
+    return truncate_log(s, err);
 }
 
 /* ---- receipts and records ---- */
@@ -612,6 +662,10 @@ static int sq_record_apply(void *impl, const char *node, const char *entity, con
 
     int64_t keep = version;
     if (tomb) {
+        /* Whatever happens below, the commit truncates the log: the
+         * cheap way to be sure nothing of the record stays in it. */
+        if (s->in_tx)
+            s->tx_forgets = 1;
         /* Data goes whatever the version says: an erasure is never stale
          * while data is held. A tombstone over a tombstone only raises it. */
         if (exists && stored_tomb && stored >= version) {
@@ -643,6 +697,10 @@ static int sq_record_apply(void *impl, const char *node, const char *entity, con
     rc = run(s, st, "write record", err);
     if (rc < 0)
         return rc;
+    if (tomb && !s->in_tx) { /* its own transaction has committed */
+        s->forget_pending = 1;
+        (void)truncate_log(s, NULL);
+    }
     *result = HQ_RECORD_CHANGED;
     return 0;
 }
@@ -906,6 +964,7 @@ static const struct hq_store_ops sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .forget = sq_forget,
     .receipt_get = sq_receipt_get,
     .receipt_put = sq_receipt_put,
     .record_apply = sq_record_apply,
@@ -941,12 +1000,12 @@ int hq_store_sqlite_open(const char *path, struct hq_store *out, struct op_error
         sq_close(s);
         return e ? e : -EIO;
     }
-    sqlite3_busy_timeout(s->db, 10000);
+    sqlite3_busy_timeout(s->db, HQ_BUSY_MS);
     int app = 0; /* reading a pragma first: a file that is not SQLite fails here */
     if ((rc = pragma_int(s, "PRAGMA application_id", &app, err)) < 0 ||
         (rc = exec(s,
                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
-                   "PRAGMA foreign_keys = ON;",
+                   "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
                    "settings", err)) < 0 ||
         (rc = migrate(s, err)) < 0) {
         sq_close(s);

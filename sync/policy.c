@@ -1493,6 +1493,28 @@ const struct policy_consent_rule *policy_consent_for(const struct policy *p, con
     return NULL;
 }
 
+const char *policy_retention_age_field(const struct entity_def *e)
+{
+    return e == &entity_activity ? "occurred_at" : "updated_at";
+}
+
+const struct policy_retention *policy_retention_for(const struct policy *p,
+                                                    const struct entity_def *e)
+{
+    if (!p || !e || e == &entity_user)
+        return NULL;
+    for (size_t i = 0; i < p->nretention; i++)
+        if (p->retention[i].entity == e)
+            return &p->retention[i];
+    return NULL;
+}
+
+uint64_t policy_retention_cutoff_ms(const struct policy_retention *r, uint64_t now_ms)
+{
+    uint64_t span = (uint64_t)r->days * UINT64_C(86400000);
+    return now_ms > span ? now_ms - span : 0;
+}
+
 const char *policy_class_name(enum policy_class c)
 {
     return (unsigned)c < POLICY_CLASS_COUNT ? class_names[c] : "?";

@@ -207,6 +207,25 @@ int policy_custom_check(const struct policy_custom_field *f, json_t *value, json
  * for marketing on that channel). */
 const struct policy_consent_rule *policy_consent_for(const struct policy *p, const char *channel);
 
+/* Retention, the one rule the purge (appliance/retention.c) and egress
+ * (egress_expired) share; docs/SUBJECT_RIGHTS.md, "Retention". */
+
+/* The record field a record's age counts from: "occurred_at" for
+ * activities (when the call or visit happened, whenever it was entered),
+ * "updated_at" (its last change) for every other entity, so a note or
+ * task still being worked on is not stale. */
+const char *policy_retention_age_field(const struct entity_def *e);
+
+/* The retention rule for e, or NULL when p keeps e's records without a
+ * limit (always for users: accounts are disabled, not purged). */
+const struct policy_retention *policy_retention_for(const struct policy *p,
+                                                    const struct entity_def *e);
+
+/* The cutoff in Unix milliseconds at now_ms: a record whose age field is
+ * before it is past its retention (now_ms - r->days days; 0 when that is
+ * before the epoch). */
+uint64_t policy_retention_cutoff_ms(const struct policy_retention *r, uint64_t now_ms);
+
 /* "local_only", "local_primary", "pseudonymize", "exportable",
  * "aggregate_only". */
 const char *policy_class_name(enum policy_class c);

@@ -9,7 +9,10 @@
  * server stated (POST gives 0, a PATCH reply or a HEAD gives the rest);
  * after any failure that offset is forgotten and relearned with HEAD; user
  * callbacks run only outside curl's callbacks, and every step after one of
- * them checks whether the client was stopped meanwhile.
+ * them checks whether the client was stopped meanwhile. A file that shrinks
+ * or loses its name while it is sent has been voided by its owner: the
+ * upload stops at once with -ESTALE (the read callback checks the file
+ * before it hands curl a byte), and is neither retried nor HEADed again.
  */
 #include "tus_client.h"
 
@@ -61,12 +64,13 @@ struct job {
     unsigned mismatches;   /* consecutive 460s */
 };
 
-/* A queued or running GET. */
+/* A queued or running GET, or DELETE (termination) when tdone is set. */
 struct get_req {
     struct get_req *next;
     char *url;
     size_t max_body;
     tus_get_cb done;
+    tus_terminate_cb tdone;
     void *ctx;
 };
 
@@ -97,6 +101,8 @@ struct tus_client {
     size_t chunk_len, chunk_pos;
     uint64_t chunk_ul_max; /* the most curl reported sent of this PATCH's body */
     uint64_t req_start_ms;
+    int stale;                 /* on_read found the file voided: why is in stale_err */
+    struct op_error stale_err; /* -ESTALE naming the file */
 
     /* the response being received */
     int has_offset, has_length, bad_header;
@@ -372,9 +378,37 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* -ESTALE (err names the file) when the job's file is shorter than when
+ * the upload started or has lost its name: its owner voided it (a spool
+ * file is truncated to 0 or removed when its bytes must not leave). One
+ * fstat of the open descriptor: cheap enough for every read callback. */
+static int file_voided(const struct job *j, struct op_error *err)
+{
+    struct stat sb;
+    if (fstat(j->fd, &sb) < 0)
+        return op_error_set(err, -ESTALE, j->path, "%s cannot be checked (%s): upload stopped",
+                            j->path, strerror(errno));
+    if (sb.st_nlink == 0)
+        return op_error_set(err, -ESTALE, j->path,
+                            "%s was removed while uploading: upload stopped, nothing more is sent",
+                            j->path);
+    if ((uint64_t)sb.st_size < j->length)
+        return op_error_set(err, -ESTALE, j->path,
+                            "%s shrank to %lld of %llu bytes while uploading (voided): upload "
+                            "stopped, nothing more is sent",
+                            j->path, (long long)sb.st_size, (unsigned long long)j->length);
+    return 0;
+}
+
 static size_t on_read(char *dst, size_t size, size_t n, void *userp)
 {
     struct tus_client *c = userp;
+    if (c->cur && file_voided(c->cur, &c->stale_err) < 0) {
+        /* Not one more byte of a voided file: the transfer fails with
+         * CURLE_ABORTED_BY_CALLBACK and on_request_done ends the job. */
+        c->stale = 1;
+        return CURL_READFUNC_ABORT;
+    }
     size_t want = size * n, left = c->chunk_len - c->chunk_pos;
     size_t take = want < left ? want : left;
     memcpy(dst, c->buf + c->chunk_pos, take);
@@ -495,9 +529,9 @@ static int prepare_patch(struct tus_client *c, struct job *j, struct op_error *e
             return op_error_set(err, -EIO, j->path, "cannot read %s at offset %llu: %s", j->path,
                                 (unsigned long long)(j->offset + got), strerror(errno));
         if (r == 0)
-            return op_error_set(err, -EIO, j->path,
-                                "%s shrank while uploading (ends before %llu bytes); spool files "
-                                "must not change",
+            return op_error_set(err, -ESTALE, j->path,
+                                "%s shrank while uploading (ends before %llu bytes; voided): "
+                                "upload stopped, nothing more is sent",
                                 j->path, (unsigned long long)j->length);
         got += (size_t)r;
     }
@@ -544,6 +578,7 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
     c->body_len = 0;
     c->body[0] = '\0';
     c->errbuf[0] = '\0';
+    c->stale = 0;
 
     int rc = set_common(c, kind == REQ_POST ? c->endpoint : j->url, err);
     if (rc < 0)
@@ -905,6 +940,12 @@ static void on_request_done(struct tus_client *c, CURLcode res)
     const char *url = kind == REQ_POST ? c->endpoint : j->url;
     struct op_error e;
     op_error_clear(&e);
+    if (c->stale) {
+        /* The file was voided mid-chunk: no retry, no HEAD. */
+        c->stale = 0;
+        fail_job(c, &c->stale_err);
+        return;
+    }
     if (res != CURLE_OK) {
         const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(res);
         if (is_cert_error(res)) {
@@ -951,6 +992,10 @@ static int start_job(struct tus_client *c, struct op_error *e)
 {
     struct job *j = c->cur;
     j->fd = open(j->path, O_RDONLY | O_CLOEXEC);
+    if (j->fd < 0 && errno == ENOENT)
+        return op_error_set(e, -ESTALE, j->path,
+                            "%s is gone (voided before its upload started): nothing is sent",
+                            j->path);
     if (j->fd < 0)
         return op_error_set(e, -errno, j->path, "cannot open %s: %s", j->path, strerror(errno));
     struct stat sb;
@@ -958,6 +1003,11 @@ static int start_job(struct tus_client *c, struct op_error *e)
         return op_error_set(e, -errno, j->path, "cannot stat %s: %s", j->path, strerror(errno));
     if (!S_ISREG(sb.st_mode))
         return op_error_set(e, -EINVAL, j->path, "%s is not a regular file", j->path);
+    /* Spool files are never empty; an empty one was truncated to void it. */
+    if (sb.st_size == 0)
+        return op_error_set(e, -ESTALE, j->path,
+                            "%s is empty (voided before its upload started): nothing is sent",
+                            j->path);
     j->length = (uint64_t)sb.st_size;
     return 0;
 }
@@ -983,6 +1033,10 @@ static void next_step(struct tus_client *c)
         }
     }
     struct job *j = c->cur;
+    if (file_voided(j, &e) < 0) {
+        fail_job(c, &e); /* before a retry, a HEAD or the next chunk */
+        return;
+    }
     enum req_kind kind;
     if (!j->url)
         kind = REQ_POST;
@@ -1025,6 +1079,12 @@ static size_t on_get_body(char *data, size_t size, size_t n, void *userp)
     struct tus_client *c = userp;
     size_t len = size * n;
     size_t max = c->gcur->max_body;
+    if (len > max - c->gbody_len && c->gcur->tdone) {
+        size_t keep = max - c->gbody_len; /* a DELETE's body is only for the message */
+        if (keep && on_get_body(data, 1, keep, userp) != keep)
+            return 0;
+        return len;
+    }
     if (len > max - c->gbody_len) {
         c->gbody_over = 1;
         return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
@@ -1062,10 +1122,14 @@ static int start_get(struct tus_client *c, struct op_error *err)
     if (rc < 0)
         return rc;
     struct curl_slist *n = curl_slist_append(c->ghdrs, "Accept: application/json");
+    if (n && g->tdone)
+        n = curl_slist_append(n, "Tus-Resumable: 1.0.0");
     if (!n)
         return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
     c->ghdrs = n;
     SET_ON(c->get_easy, CURLOPT_HTTPGET, 1L);
+    if (g->tdone)
+        SET_ON(c->get_easy, CURLOPT_CUSTOMREQUEST, "DELETE");
     SET_ON(c->get_easy, CURLOPT_WRITEFUNCTION, on_get_body);
     SET_ON(c->get_easy, CURLOPT_WRITEDATA, c);
     SET_ON(c->get_easy, CURLOPT_HTTPHEADER, c->ghdrs);
@@ -1080,7 +1144,10 @@ static void finish_get(struct tus_client *c, int status, const struct op_error *
     struct get_req *g = c->gcur;
     c->gcur = NULL;
     int ok = status > 0;
-    g->done(g->ctx, status, ok && c->gbody ? c->gbody : "", ok ? c->gbody_len : 0, e);
+    if (g->tdone)
+        g->tdone(g->ctx, status, e);
+    else
+        g->done(g->ctx, status, ok && c->gbody ? c->gbody : "", ok ? c->gbody_len : 0, e);
     free_get(g);
     if (!c->stopping && c->ghead)
         (void)uv_timer_start(&c->get_timer, next_get, 0, 0);
@@ -1102,6 +1169,34 @@ static void next_get(uv_timer_t *t)
         finish_get(c, e.code, &e);
 }
 
+/* What a DELETE's answer means for the caller (tus_terminate_cb). */
+static void on_terminate_done(struct tus_client *c, long code)
+{
+    struct get_req *g = c->gcur;
+    const char *body = c->gbody ? c->gbody : "";
+    struct op_error e;
+    op_error_clear(&e);
+    if (code == 204 || code == 200) {
+        finish_get(c, 0, NULL);
+        return;
+    }
+    if (code == 409)
+        op_error_set(&e, -EALREADY, "status",
+                     "DELETE %s answered 409: the server has the upload whole and took it (it "
+                     "was applied or is being); it cannot be terminated: %s",
+                     g->url, body);
+    else if (code == 404 || code == 410)
+        op_error_set(&e, -ENOENT, "status",
+                     "DELETE %s answered %ld: the server holds no such upload", g->url, code);
+    else if (transient_status(code))
+        op_error_set(&e, -EAGAIN, "status", "DELETE %s answered %ld: try again later: %s", g->url,
+                     code, body);
+    else
+        op_error_set(&e, code == 401 || code == 403 ? -EACCES : -EPROTO, "status",
+                     "DELETE %s answered %ld: %s", g->url, code, body);
+    finish_get(c, e.code, &e);
+}
+
 static void on_get_done(struct tus_client *c, CURLcode res)
 {
     struct get_req *g = c->gcur;
@@ -1109,6 +1204,7 @@ static void on_get_done(struct tus_client *c, CURLcode res)
     op_error_clear(&e);
     long code = 0;
     (void)curl_easy_getinfo(c->get_easy, CURLINFO_RESPONSE_CODE, &code);
+    const char *what = g->tdone ? "DELETE" : "GET";
     if (c->gbody_over) {
         op_error_set(&e, -EFBIG, "body", "GET %s: answer longer than %zu bytes", g->url,
                      g->max_body);
@@ -1118,18 +1214,59 @@ static void on_get_done(struct tus_client *c, CURLcode res)
     if (res != CURLE_OK) {
         const char *detail = c->gerrbuf[0] ? c->gerrbuf : curl_easy_strerror(res);
         if (is_cert_error(res))
-            op_error_set(&e, -EPERM, "tls", "GET %s: TLS certificate not trusted: %s", g->url,
+            op_error_set(&e, -EPERM, "tls", "%s %s: TLS certificate not trusted: %s", what, g->url,
                          detail);
         else if (res == CURLE_UNSUPPORTED_PROTOCOL || res == CURLE_URL_MALFORMAT)
-            op_error_set(&e, -EINVAL, "url", "GET %s: %s", g->url, detail);
+            op_error_set(&e, -EINVAL, "url", "%s %s: %s", what, g->url, detail);
         else if (res == CURLE_WRITE_ERROR)
-            op_error_set(&e, -ENOMEM, "body", "GET %s: out of memory for the answer", g->url);
+            op_error_set(&e, -ENOMEM, "body", "%s %s: out of memory for the answer", what, g->url);
         else
-            op_error_set(&e, -EAGAIN, "network", "GET %s: %s", g->url, detail);
+            op_error_set(&e, -EAGAIN, "network", "%s %s: %s", what, g->url, detail);
         finish_get(c, e.code, &e);
         return;
     }
-    finish_get(c, (int)code, NULL);
+    if (g->tdone)
+        on_terminate_done(c, code);
+    else
+        finish_get(c, (int)code, NULL);
+}
+
+/* Checks a URL for a GET or DELETE: absolute http(s), no white space, and
+ * https when the endpoint is. */
+static int side_url_ok(const struct tus_client *c, const char *what, const char *url,
+                       struct op_error *err)
+{
+    if (strlen(url) > TUS_URL_MAX ||
+        (strncasecmp(url, "https://", 8) != 0 && strncasecmp(url, "http://", 7) != 0) ||
+        strpbrk(url, " \r\n\t"))
+        return op_error_set(err, -EINVAL, "url", "%s: \"%.100s\" is not a usable URL", what, url);
+    if (c->endpoint_https && strncasecmp(url, "https://", 8) != 0)
+        return op_error_set(err, -EINVAL, "url", "%s: %.100s is not https like the endpoint", what,
+                            url);
+    return 0;
+}
+
+/* Queues a GET or DELETE behind the others. */
+static int side_queue(struct tus_client *c, const char *url, size_t max_body, tus_get_cb done,
+                      tus_terminate_cb tdone, void *ctx, struct op_error *err)
+{
+    struct get_req *g = calloc(1, sizeof *g);
+    if (!g || !(g->url = strdup(url))) {
+        free(g);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    g->max_body = max_body;
+    g->done = done;
+    g->tdone = tdone;
+    g->ctx = ctx;
+    if (c->gtail)
+        c->gtail->next = g;
+    else
+        c->ghead = g;
+    c->gtail = g;
+    if (!c->gcur)
+        (void)uv_timer_start(&c->get_timer, next_get, 0, 0);
+    return 0;
 }
 
 int tus_client_get(struct tus_client *c, const char *url, size_t max_body, tus_get_cb done,
@@ -1142,27 +1279,74 @@ int tus_client_get(struct tus_client *c, const char *url, size_t max_body, tus_g
     if (max_body == 0 || max_body > TUS_GET_BODY_MAX)
         return op_error_set(err, -EINVAL, "max_body", "max_body must be 1 to %zu bytes",
                             TUS_GET_BODY_MAX);
-    if (strlen(url) > TUS_URL_MAX ||
-        (strncasecmp(url, "https://", 8) != 0 && strncasecmp(url, "http://", 7) != 0) ||
-        strpbrk(url, " \r\n\t"))
-        return op_error_set(err, -EINVAL, "url", "GET: \"%.100s\" is not a usable URL", url);
-    if (c->endpoint_https && strncasecmp(url, "https://", 8) != 0)
-        return op_error_set(err, -EINVAL, "url", "GET: %.100s is not https like the endpoint", url);
-    struct get_req *g = calloc(1, sizeof *g);
-    if (!g || !(g->url = strdup(url))) {
-        free(g);
-        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    int rc = side_url_ok(c, "GET", url, err);
+    return rc < 0 ? rc : side_queue(c, url, max_body, done, NULL, ctx, err);
+}
+
+/* Ends every upload of this client that sends to url (the current one and
+ * queued ones) with -ESTALE; a request on the wire is abandoned. */
+static void end_uploads_to(struct tus_client *c, const char *url)
+{
+    struct job *ended = NULL, **tail = &ended;
+    if (c->cur && c->cur->url && !strcmp(c->cur->url, url)) {
+        if (c->req != REQ_NONE) {
+            if (c->req == REQ_PATCH) {
+                uint64_t up = patch_bytes_sent(c);
+                c->st.bytes_sent += up;
+                c->st.bytes_resent += up;
+            }
+            (void)curl_multi_remove_handle(c->multi, c->easy);
+            c->req = REQ_NONE;
+        }
+        (void)uv_timer_stop(&c->step_timer);
+        *tail = c->cur;
+        tail = &c->cur->next;
+        c->cur = NULL;
     }
-    g->max_body = max_body;
-    g->done = done;
-    g->ctx = ctx;
-    if (c->gtail)
-        c->gtail->next = g;
-    else
-        c->ghead = g;
-    c->gtail = g;
-    if (!c->gcur)
-        (void)uv_timer_start(&c->get_timer, next_get, 0, 0);
+    for (struct job **pp = &c->qhead; *pp;) {
+        struct job *j = *pp;
+        if (j->url && !strcmp(j->url, url)) {
+            *pp = j->next;
+            j->next = NULL;
+            *tail = j;
+            tail = &j->next;
+            c->nqueued--;
+        } else {
+            pp = &j->next;
+        }
+    }
+    c->qtail = NULL;
+    for (struct job *j = c->qhead; j; j = j->next)
+        c->qtail = j;
+    struct op_error e;
+    op_error_set(&e, -ESTALE, "upload_url",
+                 "the upload to %s is being terminated: nothing more is sent to it", url);
+    while (ended) {
+        struct job *j = ended;
+        ended = j->next;
+        c->st.uploads_failed++;
+        set_last_error(c, &e);
+        j->cb.on_done(j->ctx, -ESTALE, j->url, &e);
+        free_job(j);
+    }
+    if (!c->stopping && !c->cur && c->req == REQ_NONE && c->qhead)
+        schedule(c, 0);
+}
+
+int tus_client_terminate(struct tus_client *c, const char *upload_url, tus_terminate_cb done,
+                         void *ctx, struct op_error *err)
+{
+    if (!c || !upload_url || !done)
+        return op_error_set(err, -EINVAL, NULL, "tus_client_terminate: url and done required");
+    if (c->stopping)
+        return op_error_set(err, -ESHUTDOWN, NULL, "the uploader is stopping");
+    int rc = side_url_ok(c, "DELETE", upload_url, err);
+    if (rc < 0)
+        return rc;
+    rc = side_queue(c, upload_url, BODY_KEEP, NULL, done, ctx, err);
+    if (rc < 0)
+        return rc;
+    end_uploads_to(c, upload_url);
     return 0;
 }
 
@@ -1456,13 +1640,19 @@ void tus_client_stop(struct tus_client *c, void (*done)(void *ctx), void *ctx)
     if (c->gcur) {
         struct get_req *g = c->gcur;
         c->gcur = NULL;
-        g->done(g->ctx, -ECANCELED, "", 0, &e);
+        if (g->tdone)
+            g->tdone(g->ctx, -ECANCELED, &e);
+        else
+            g->done(g->ctx, -ECANCELED, "", 0, &e);
         free_get(g);
     }
     while (c->ghead) {
         struct get_req *g = c->ghead;
         c->ghead = g->next;
-        g->done(g->ctx, -ECANCELED, "", 0, &e);
+        if (g->tdone)
+            g->tdone(g->ctx, -ECANCELED, &e);
+        else
+            g->done(g->ctx, -ECANCELED, "", 0, &e);
         free_get(g);
     }
     c->gtail = NULL;

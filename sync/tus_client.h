@@ -1,7 +1,7 @@
 /*
- * Resumable uploader: a tus 1.0.0 client (core, creation, checksum) that
- * sends spool files to HQ over libcurl's multi socket interface, driven by
- * the caller's libuv loop. No thread and no blocking network call: every
+ * Resumable uploader: a tus 1.0.0 client (core, creation, checksum; and
+ * termination, to take back an upload) that sends spool files to HQ over libcurl's multi socket
+ * interface, driven by the caller's libuv loop. No thread and no blocking network call: every
  * socket is a uv_poll_t and curl's timeout is a uv_timer_t, so the loop
  * stays free for the LAN API while a segment crawls over a 64 kbit/s link.
  * The invariant: after any failure the client asks the server (HEAD) where
@@ -9,7 +9,8 @@
  * costs more than the chunk that was in flight, and a byte the server has
  * confirmed is never sent again. Files are immutable while uploading; they
  * are read a chunk at a time with pread, so memory is bounded by the
- * largest chunk.
+ * largest chunk. A file that shrinks or is removed while it is uploaded
+ * was voided by its owner, and not one more byte of it is sent.
  */
 #ifndef OUTPOST_TUS_CLIENT_H
 #define OUTPOST_TUS_CLIENT_H
@@ -79,8 +80,16 @@ struct tus_upload_callbacks {
      *   -EPERM    TLS: the server's certificate is not trusted;
      *   -EFBIG    413, the server refuses the size;
      *   -EPROTO   another 4xx, or a reply that breaks the protocol;
-     *   -EIO      the file changed or could not be read, or too many 460s;
-     *   -ENOENT, -EACCES... from opening the file (err names the path);
+     *   -ESTALE   the file was voided: it is gone or empty when the upload
+     *             starts, or it shrank below its length or lost its name
+     *             (truncated or removed) while it was sent; the check runs
+     *             before every request and in curl's read callback, so the
+     *             chunk on the wire is abandoned and nothing of the file is
+     *             sent after the change is seen (err names the path). Also
+     *             when tus_client_terminate is called for the upload's URL
+     *             (err->field "upload_url"). Never retried;
+     *   -EIO      the file could not be read, or too many 460s;
+     *   -EACCES... from opening the file (err names the path);
      *   -EINVAL   the file is not a regular file, or curl refused the URL;
      *   -EINTR    tus_client_cancel was called;
      *   -ECANCELED tus_client_stop was called.
@@ -156,6 +165,38 @@ typedef void (*tus_get_cb)(void *ctx, int status, const char *body, size_t len,
 int tus_client_get(struct tus_client *c, const char *url, size_t max_body, tus_get_cb done,
                    void *ctx, struct op_error *err);
 
+/* The end of a termination (tus_client_terminate). `status`:
+ *   0          terminated: the server deleted the upload's data and state (204);
+ *   -EALREADY  the server has the upload whole and took it (409): it was
+ *              applied, rejected or refused, or is being; it cannot be
+ *              terminated, and its receipt tells what became of it;
+ *   -ENOENT    the server holds no such upload (404, 410): never created,
+ *              expired, evicted, terminated before, or another node's;
+ *   -EAGAIN    no answer (network, timeout, stall: err->field "network")
+ *              or 5xx, 408, 423, 429 ("status"): try again later;
+ *   -EACCES    401/403;
+ *   -EPERM     TLS: the server's certificate is not trusted ("tls");
+ *   -EPROTO    any other answer;
+ *   -EINVAL    curl refused the URL ("url");
+ *   -ENOMEM;
+ *   -ECANCELED tus_client_stop was called.
+ * `err` (NULL when status is 0) says what and where, with the server's
+ * problem detail; it lives until the callback returns. */
+typedef void (*tus_terminate_cb)(void *ctx, int status, const struct op_error *err);
+
+/* Queues a DELETE of `upload_url` (tus termination: the server deletes
+ * what it holds of the upload) with the client's Authorization header and
+ * TLS settings, in the queue of the GETs: one at a time, beside an upload.
+ * An upload of this client that is sending to `upload_url` (the current
+ * one or a queued one) ends first, inside this call, with -ESTALE through
+ * its on_done: nothing more is sent to a URL being terminated. Not
+ * retried: after -EAGAIN the caller asks again when it sees fit. `done`
+ * is called on the loop thread, never from inside curl, and may call any
+ * function of the client. Returns 0, -EINVAL (detail in err), -ENOMEM, or
+ * -ESHUTDOWN after stop. */
+int tus_client_terminate(struct tus_client *c, const char *upload_url, tus_terminate_cb done,
+                         void *ctx, struct op_error *err);
+
 /* Copies the counters. */
 void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *out);
 
@@ -167,8 +208,8 @@ void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *o
  * when no upload is queued or after stop. */
 void tus_client_cancel(struct tus_client *c, const char *why);
 
-/* Cancels the current and queued uploads and GETs (on_done and the GET
- * callbacks get -ECANCELED;
+/* Cancels the current and queued uploads, GETs and terminations (on_done
+ * and the GET and termination callbacks get -ECANCELED;
  * the server keeps what it confirmed, so a later upload with the same URL
  * resumes), closes every handle, frees the client, and then calls
  * done(ctx) from the loop. `done` may be NULL. Safe to call from any of

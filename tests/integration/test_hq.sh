@@ -6,7 +6,10 @@
 # peers (checksum mismatch,
 # forged HMAC, wrong offset, truncated upload, unknown and revoked tokens,
 # oversized upload, another node's metadata). Each bad peer asserts its
-# status code and that `records --count` did not change.
+# status code and that `records --count` did not change. Then termination
+# (DELETE) of the truncated upload, and HQ forgetting: canaries of an
+# applied segment are in HQ's database or WAL, and after a segment that
+# erases and purges them they are in neither, nor in the upload spool.
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$TESTS_DIR/cli/lib.sh"
@@ -179,6 +182,7 @@ patch "$SEG2" 0 "$(printf 'not the bytes' | openssl dgst -sha1 -binary | base64 
 expect_status 460
 req HEAD "$LOC" "$TOKEN" -H 'Tus-Resumable: 1.0.0'
 [ "$(header Upload-Offset)" = 0 ] || die "offset after a 460: $(header Upload-Offset)"
+LOC2=$LOC
 # 409: a wrong offset
 patch "$SEG2" 7
 expect_status 409
@@ -250,6 +254,103 @@ expect_contains "$OUT" "outpost_hq_segments_refused_total 2"
 expect_contains "$OUT" "outpost_hq_uploads_settled 4"
 expect_contains "$OUT" "outpost_hq_uploads 1"
 expect_contains "$OUT" "outpost_hq_spool_bytes $SIZE2"
+
+# ---- termination: the node takes back the truncated upload ----
+req OPTIONS /files "$TOKEN"
+expect_status 204
+[ "$(header Tus-Extension)" = "creation,checksum,termination" ] ||
+    die "Tus-Extension: $(header Tus-Extension)"
+ID2=${LOC2##*/}
+[ "$(stat -c %s "$T/spool/$ID2.data")" = $((SIZE2 / 2)) ] || die "the half upload is not in the spool"
+expect_exit 0 HQ node add mombasa-1 --region KE --out "$T/n3.cred"
+TOKEN3=$(sed -n 's/.*"token":"\([0-9a-f]*\)".*/\1/p' "$T/n3.cred")
+req DELETE "$LOC2" "$TOKEN3" -H 'Tus-Resumable: 1.0.0'
+expect_status 404 # another node's upload does not exist for it
+req DELETE "$LOC2" "$K2_TOKEN" -H 'Tus-Resumable: 1.0.0'
+expect_status 401
+req DELETE "$LOC2" "$TOKEN"
+expect_status 412
+[ -f "$T/spool/$ID2.data" ] && [ -f "$T/spool/$ID2.state" ] || die "a refused DELETE removed files"
+req DELETE "$LOC2" "$TOKEN" -H 'Tus-Resumable: 1.0.0'
+expect_status 204
+[ ! -e "$T/spool/$ID2.data" ] && [ ! -e "$T/spool/$ID2.state" ] || die "terminated upload left files"
+req HEAD "$LOC2" "$TOKEN" -I -H 'Tus-Resumable: 1.0.0'
+expect_status 404
+req DELETE "$LOC2" "$TOKEN" -H 'Tus-Resumable: 1.0.0'
+expect_status 404
+# the applied segment 1 cannot be taken back: 409, and it still answers complete
+req DELETE "$LOC1" "$TOKEN" -H 'Tus-Resumable: 1.0.0'
+expect_status 409
+expect_contains "$OUT" "cannot be terminated"
+[ "$(header Upload-Offset)" = "$SIZE1" ] || die "409 on DELETE: offset $(header Upload-Offset)"
+req HEAD "$LOC1" "$TOKEN" -I -H 'Tus-Resumable: 1.0.0'
+expect_status 200
+[ "$(header Upload-Offset)" = "$SIZE1" ] || die "HEAD after DELETE: $(header Upload-Offset)"
+req GET /metrics ""
+expect_contains "$OUT" "outpost_hq_uploads 0"
+expect_contains "$OUT" "outpost_hq_spool_bytes 0"
+
+# ---- HQ forgets: an erasure leaves no byte of the record in its files ----
+# in_files NEEDLE FILE...: true if any FILE holds the text NEEDLE.
+in_files() {
+    local n=$1 f
+    shift
+    for f in "$@"; do
+        [ -f "$f" ] && grep -qaF -e "$n" -- "$f" && return 0
+    done
+    return 1
+}
+# in_spool HEX: true if any file of the upload spool holds the bytes HEX
+# (the segment is compressed, so its canaries are looked for as its bytes).
+in_spool() {
+    local f
+    for f in "$T/spool"/*; do
+        [ -f "$f" ] && od -An -v -tx1 "$f" | tr -d ' \n' | grep -qF -e "$1" && return 0
+    done
+    return 1
+}
+{
+    printf '{"entity":"contact","op":"upsert","record":{"id":"c50","version":1,"given_name":"Achieng","region":"CANARY-hq-it-region-7781","country":"KE"}}\n'
+    printf '{"entity":"organization","op":"upsert","record":{"id":"o50","version":1,"name":"CANARY-hq-it-org-2290","street":"%s"}}\n' \
+        "$(head -c 3000 /dev/zero | tr '\0' 'y')CANARY-hq-it-street-5106"
+} >"$T/canary.jsonl"
+SEG5=$(mkseg --segment 5 --from 2,40 --to 2,42 <"$T/canary.jsonl") || die "make_segment failed"
+SIZE5=$(stat -c %s "$SEG5")
+# 32 bytes from the middle of the segment: its compressed records
+SLICE5=$(od -An -v -tx1 -j $((SIZE5 / 2)) -N 32 "$SEG5" | tr -d ' \n')
+create "$SIZE5" nairobi-1 5
+expect_status 201
+head -c $((SIZE5 / 2 + 100)) "$SEG5" >"$T/seg5.part"
+patch "$T/seg5.part" 0
+expect_status 204
+in_spool "$SLICE5" || die "the received half of segment 5 is not in the spool (the scan cannot see it)"
+tail -c +$((SIZE5 / 2 + 101)) "$SEG5" >"$T/seg5.rest"
+patch "$T/seg5.rest" $((SIZE5 / 2 + 100))
+expect_status 204
+req GET /v1/receipts/5 "$TOKEN"
+expect_status 200
+expect_contains "$OUT" '"applied":2'
+for c in CANARY-hq-it-region-7781 CANARY-hq-it-org-2290 CANARY-hq-it-street-5106; do
+    in_files "$c" "$DB" "$DB-wal" || die "canary $c is not in HQ's database or WAL after its segment"
+done
+! in_spool "$SLICE5" || die "segment 5's bytes are still in the spool after it was applied"
+cat >"$T/erase.jsonl" <<'EOF'
+{"entity":"contact","op":"erase","record":{"id":"c50","version":2}}
+{"entity":"organization","op":"purge","record":{"id":"o50","version":2}}
+EOF
+SEG6=$(mkseg --segment 6 --from 2,42 --to 2,44 <"$T/erase.jsonl") || die "make_segment failed"
+upload "$SEG6" nairobi-1 6
+req GET /v1/receipts/6 "$TOKEN"
+expect_status 200
+expect_contains "$OUT" '"applied":2'
+for c in CANARY-hq-it-region-7781 CANARY-hq-it-org-2290 CANARY-hq-it-street-5106; do
+    ! in_files "$c" "$DB" "$DB-wal" "$T/spool"/* || die "canary $c is still in HQ's files after the erasure"
+done
+! in_spool "$SLICE5" || die "segment 5's bytes are in the spool after the erasure"
+[ ! -s "$DB-wal" ] || die "HQ's WAL was not truncated after the erasure ($(stat -c %s "$DB-wal") bytes)"
+HQ records --json >"$T/records.json" || die "records --json failed"
+expect_not_contains "$T/records.json" '"id":"c50"'
+expect_not_contains "$T/records.json" '"id":"o50"'
 
 # ---- graceful stop ----
 kill -TERM $HPID

@@ -1574,6 +1574,111 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* ---- retention: egress_expired ----------------------------------------- */
+
+static json_t *aged(const char *updated_at, const char *occurred_at)
+{
+    json_t *r = json_pack("{ss si ss sb}", "id", "01936b2e-1f00-7000-8000-0000000000aa", "version",
+                          2, "created_at", "2020-01-01T00:00:00.000Z", "deleted", 0);
+    if (updated_at)
+        json_object_set_new(r, "updated_at", json_string(updated_at));
+    if (occurred_at)
+        json_object_set_new(r, "occurred_at", json_string(occurred_at));
+    return r;
+}
+
+static int expired(const struct policy *p, const struct entity_def *e, const char *updated_at,
+                   const char *occurred_at, int64_t now)
+{
+    json_t *r = aged(updated_at, occurred_at);
+    int rc = egress_expired(p, e, r, now);
+    json_decref(r);
+    return rc;
+}
+
+static void test_expired(void)
+{
+    struct policy p;
+    bare_policy(&p, POLICY_EXPORTABLE, 0);
+    struct policy_retention rules[2] = {
+        {.entity = &entity_activity, .days = 365, .basis = "test"},
+        {.entity = &entity_task, .days = 30, .basis = "test"},
+    };
+    p.retention = rules;
+    p.nretention = 2;
+    /* now: 2026-06-01T00:00:00Z; the task cutoff is 2026-05-02T00:00:00.000Z,
+     * the activity cutoff 2025-06-01T00:00:00.000Z */
+    const int64_t now = INT64_C(1780272000000);
+
+    /* everything but activities ages by its last change */
+    CHECK_EQ(expired(&p, &entity_task, "2026-05-01T23:59:59.999Z", NULL, now), 1);
+    CHECK_EQ(expired(&p, &entity_task, "2026-05-02T00:00:00.000Z", NULL, now), 0); /* at it */
+    CHECK_EQ(expired(&p, &entity_task, "2026-05-02T00:00:00.001Z", NULL, now), 0);
+    CHECK_EQ(expired(&p, &entity_task, "2019-01-01T00:00:00.000Z", NULL, now), 1);
+    CHECK_EQ(expired(&p, &entity_task, "2026-05-31T00:00:00.000Z", NULL, now), 0);
+    /* activities age by when they happened, not when they were written */
+    CHECK_EQ(expired(&p, &entity_activity, "2026-05-31T00:00:00.000Z", "2025-05-31T12:00:00Z", now),
+             1);
+    CHECK_EQ(expired(&p, &entity_activity, "2019-01-01T00:00:00.000Z", "2025-06-02T12:00:00Z", now),
+             0);
+    CHECK_EQ(expired(&p, &entity_activity, NULL, "2025-06-01T00:00:00.000Z", now), 0);
+    CHECK_EQ(expired(&p, &entity_activity, NULL, "2025-05-31T23:59:59.999999Z", now), 1);
+    /* the same record, a day later, is past it */
+    CHECK_EQ(expired(&p, &entity_task, "2026-05-02T12:00:00.000Z", NULL, now), 0);
+    CHECK_EQ(expired(&p, &entity_task, "2026-05-02T12:00:00.000Z", NULL, now + 86400000), 1);
+
+    /* no rule for the entity: kept however old; users never expire */
+    CHECK_EQ(expired(&p, &entity_contact, "1999-01-01T00:00:00.000Z", NULL, now), 0);
+    CHECK_EQ(expired(&p, &entity_user, "1999-01-01T00:00:00.000Z", NULL, now), 0);
+    struct policy none;
+    bare_policy(&none, POLICY_EXPORTABLE, 0);
+    CHECK_EQ(expired(&none, &entity_task, "1999-01-01T00:00:00.000Z", NULL, now), 0);
+    /* a clock before the epoch plus the rule: nothing is before the cutoff */
+    CHECK_EQ(expired(&p, &entity_task, "1970-01-01T00:00:00.000Z", NULL, 1000), 0);
+    CHECK_EQ(expired(&p, &entity_task, "1970-01-01T00:00:00.000Z", NULL, -5), 0);
+
+    /* what cannot be judged is an error (callers send nothing then) */
+    CHECK_EQ(expired(&p, &entity_task, NULL, NULL, now), -EINVAL);
+    CHECK_EQ(expired(&p, &entity_task, "yesterday", NULL, now), -EINVAL);
+    CHECK_EQ(expired(&p, &entity_task, "2026-13-01T00:00:00Z", NULL, now), -EINVAL);
+    CHECK_EQ(expired(&p, &entity_activity, "2019-01-01T00:00:00.000Z", NULL, now), -EINVAL);
+    CHECK_EQ(expired(&p, &entity_activity, NULL, "", now), -EINVAL);
+    json_t *r = aged(NULL, NULL);
+    json_object_set_new(r, "updated_at", json_integer(1));
+    CHECK_EQ(egress_expired(&p, &entity_task, r, now), -EINVAL);
+    json_decref(r);
+    r = json_array();
+    CHECK_EQ(egress_expired(&p, &entity_task, r, now), -EINVAL);
+    json_decref(r);
+    CHECK_EQ(egress_expired(&p, &entity_task, NULL, now), -EINVAL);
+    CHECK_EQ(egress_expired(&p, &entity_contact, NULL, now), 0); /* no rule: not looked at */
+
+    /* the record is only read */
+    r = aged("2019-01-01T00:00:00.000Z", NULL);
+    char *before = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
+    CHECK_EQ(egress_expired(&p, &entity_task, r, now), 1);
+    char *after = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
+    json_decref(r);
+
+    /* the shipped profiles: KE keeps tasks 365 days, activities 2190 */
+    char path[1024];
+    struct op_error err;
+    struct policy *ke = NULL;
+    CHECK_EQ(policy_find_file("KE", path, sizeof path, &err), 0);
+    CHECK_EQ(policy_load_file(path, &ke, &err), 0);
+    if (ke) {
+        CHECK_EQ(expired(ke, &entity_task, "2025-05-31T00:00:00.000Z", NULL, now), 1);
+        CHECK_EQ(expired(ke, &entity_task, "2025-06-02T00:00:00.000Z", NULL, now), 0);
+        CHECK_EQ(expired(ke, &entity_activity, NULL, "2020-06-01T00:00:00Z", now), 1);
+        CHECK_EQ(expired(ke, &entity_activity, NULL, "2020-06-03T00:00:00Z", now), 0);
+        CHECK_EQ(expired(ke, &entity_contact, "2000-01-01T00:00:00.000Z", NULL, now), 0);
+        policy_free(ke);
+    }
+}
+
 static void test_property_every_profile(void)
 {
     const char *env = getenv("EGRESS_RECORDS");
@@ -1673,6 +1778,7 @@ int main(void)
     RUN(test_verify_edges);
     RUN(test_node_local_users);
     RUN(test_phone_e164);
+    RUN(test_expired);
     RUN(test_property_every_profile);
     return tl_report();
 }

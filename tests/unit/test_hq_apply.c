@@ -4,10 +4,16 @@
  * temporary HQ store. Applied and replayed segments, records set aside,
  * rejected receipts (policy hash mismatch; a record egress_verify refuses,
  * with nothing of the segment applied) and refusals without a receipt
- * (wrong key, wrong node, wrong segment number, revoked node).
+ * (wrong key, wrong node, wrong segment number, revoked node). HQ
+ * forgetting: canaries in exportable fields are in the store's files
+ * after their segment applied and gone from the database and its log once
+ * a segment erasing, purging or withdrawing them has (also when a reader
+ * held the log at the commit, after `forget`).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,6 +28,7 @@
 #include "testlib.h"
 
 static char dir[256];
+static char dbpath[512];
 static struct hq_store st;
 static struct hq_policies *pc;
 static struct policy *ke;
@@ -281,6 +288,115 @@ static void test_rejected_egress_verify(void)
     policy_free(forged);
 }
 
+/* 1 if the file at path holds needle anywhere (a missing file holds
+ * nothing). */
+static int file_has(const char *path, const char *needle)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat sb;
+    int found = 0;
+    if (fstat(fd, &sb) == 0 && sb.st_size > 0) {
+        char *buf = malloc((size_t)sb.st_size);
+        size_t got = 0;
+        while (buf && got < (size_t)sb.st_size) {
+            ssize_t r = read(fd, buf + got, (size_t)sb.st_size - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        found = buf && memmem(buf, got, needle, strlen(needle)) != NULL;
+        free(buf);
+    }
+    close(fd);
+    return found;
+}
+
+/* 1 if HQ's database file or its log holds needle. */
+static int store_has(const char *needle)
+{
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    return file_has(dbpath, needle) || file_has(wal, needle);
+}
+
+static void test_erasure_forgotten(void)
+{
+    /* A long exportable value goes to overflow pages, which a delete puts
+     * on the freelist: secure_delete must zero those too. */
+    static char street[6000];
+    memset(street, 'x', sizeof street - 1);
+    memcpy(street + 3000, "CANARY-hq-street-8842", 21);
+    static char line_org[6400];
+    snprintf(line_org, sizeof line_org,
+             "{\"entity\":\"organization\",\"op\":\"upsert\",\"record\":{\"id\":\"o20\","
+             "\"version\":1,\"name\":\"CANARY-hq-orgname-1906\",\"street\":\"%s\"}}",
+             street);
+    const char *const seg_a[] = {
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c20\",\"version\":1,"
+        "\"given_name\":\"Njeri\",\"region\":\"CANARY-hq-region-5521\",\"country\":\"KE\"}}",
+        line_org,
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c21\",\"version\":1,"
+        "\"region\":\"CANARY-hq-region-3390\"}}",
+        NULL,
+    };
+    char path[1024];
+    struct hq_apply_result res;
+    CHECK_EQ(build("n1", key1, ke, 20, seg_a, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "20", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.applied, 3);
+    /* the canaries are there, so the checks below can fail */
+    CHECK(store_has("CANARY-hq-region-5521"));
+    CHECK(store_has("CANARY-hq-orgname-1906"));
+    CHECK(store_has("CANARY-hq-street-8842"));
+    CHECK(store_has("CANARY-hq-region-3390"));
+
+    /* an erasure and a purge: gone from the database and its log */
+    static const char *const seg_b[] = {
+        "{\"entity\":\"contact\",\"op\":\"erase\",\"record\":{\"id\":\"c20\",\"version\":2}}",
+        "{\"entity\":\"organization\",\"op\":\"purge\",\"record\":{\"id\":\"o20\","
+        "\"version\":2}}",
+        NULL,
+    };
+    CHECK_EQ(build("n1", key1, ke, 21, seg_b, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "21", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.applied, 2);
+    CHECK(!store_has("CANARY-hq-region-5521"));
+    CHECK(!store_has("CANARY-hq-orgname-1906"));
+    CHECK(!store_has("CANARY-hq-street-8842"));
+    CHECK(store_has("CANARY-hq-region-3390")); /* not erased: kept */
+    struct stat sb;
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    CHECK(stat(wal, &sb) < 0 || sb.st_size == 0); /* truncated */
+
+    /* a withdrawal while another process reads: the log cannot be
+     * truncated at the commit, and is once the reader is done */
+    sqlite3 *rd = NULL;
+    CHECK_EQ(sqlite3_open_v2(dbpath, &rd, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(rd, "BEGIN; SELECT count(*) FROM records;", NULL, NULL, NULL), SQLITE_OK);
+    static const char *const seg_c[] = {
+        "{\"entity\":\"contact\",\"op\":\"withdraw\",\"record\":{\"id\":\"c21\","
+        "\"version\":2}}",
+        NULL,
+    };
+    CHECK_EQ(build("n1", key1, ke, 22, seg_c, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "22", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(st.ops->forget(st.impl, &err), -EBUSY);
+    CHECK(store_has("CANARY-hq-region-3390")); /* the reader's snapshot holds it */
+    CHECK_EQ(sqlite3_exec(rd, "COMMIT;", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(sqlite3_close(rd), SQLITE_OK);
+    CHECK_EQ(st.ops->forget(st.impl, &err), 0);
+    CHECK(!store_has("CANARY-hq-region-3390"));
+    CHECK_EQ(st.ops->forget(st.impl, &err), 0); /* nothing pending */
+}
+
 static void test_refused(void)
 {
     char path[1024];
@@ -331,15 +447,27 @@ static void test_refused(void)
     CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
 }
 
+/* Debian's SQLite is built with secure_delete on by default, upstream's
+ * with it off. Every connection of this test starts with it off, so the
+ * canary test fails unless the store turns it on itself. */
+static int upstream_default(sqlite3 *db, char **msg, const void *api)
+{
+    (void)msg;
+    (void)api;
+    return sqlite3_exec(db, "PRAGMA secure_delete = OFF", NULL, NULL, NULL);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s/hq-apply.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir))
         return 1;
-    char db[512], ppath[1024];
-    snprintf(db, sizeof db, "%s/hq.db", dir);
+    char ppath[1024];
+    snprintf(dbpath, sizeof dbpath, "%s/hq.db", dir);
     struct op_error err;
-    if (hq_store_sqlite_open(db, &st, &err) < 0 || hq_policies_new(&pc) < 0 ||
+    if (sqlite3_auto_extension((void (*)(void))upstream_default) != SQLITE_OK)
+        return 1;
+    if (hq_store_sqlite_open(dbpath, &st, &err) < 0 || hq_policies_new(&pc) < 0 ||
         policy_find_file("KE", ppath, sizeof ppath, &err) < 0 ||
         policy_load_file(ppath, &ke, &err) < 0) {
         fprintf(stderr, "setup: %s\n", err.msg);
@@ -353,6 +481,7 @@ int main(void)
     RUN(test_rejected_policy_hash);
     RUN(test_rejected_egress_verify);
     RUN(test_refused);
+    RUN(test_erasure_forgotten);
     hq_policies_free(pc);
     policy_free(ke);
     hq_store_close(&st);

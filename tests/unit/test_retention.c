@@ -2,12 +2,15 @@
  * policy's limit are purged (blanked, tombstoned, audited) and recent ones
  * kept; activities age by occurred_at, notes by their last change; a dry
  * run changes nothing; batches and max_records bound the work; a purged
- * record's text is gone from the database file. */
+ * record's text is gone from the database file; egress_expired, which
+ * keeps expired records from leaving, says "expired" of exactly the
+ * records the purge takes, at the edges of the cutoff too. */
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "db.h"
+#include "egress.h"
 #include "retention.h"
 #include "store.h"
 #include "testlib.h"
@@ -280,6 +283,69 @@ static void users_cannot_be_purged(void)
     store_close(s);
 }
 
+/* The purge and egress_expired share one rule; around the cutoff they
+ * must agree record by record (including the quirk of comparing
+ * occurred_at as text: ".0001Z" sorts before ".000Z"). */
+static void egress_expired_agrees(void)
+{
+    struct store *s = fresh_store("agree.db");
+    const uint64_t cutoff_note = NOW_MS - 30 * DAY_MS;
+    struct {
+        const struct entity_def *e;
+        uint64_t at;          /* when written (updated_at) */
+        const char *occurred; /* activities */
+        int want;
+        char *id;
+    } r[] = {
+        /* in the order written: the clock never goes back */
+        {&entity_note, NOW_MS - 400 * DAY_MS, NULL, 1, NULL},
+        {&entity_note, cutoff_note - 1, NULL, 1, NULL},
+        {&entity_note, cutoff_note, NULL, 0, NULL},
+        {&entity_note, cutoff_note + 1, NULL, 0, NULL},
+        /* activities age by occurred_at, whenever they were written
+         * (here: today); the activity cutoff is 2025-06-01T00:00:00.000Z */
+        {&entity_activity, NOW_MS, "2025-05-31T23:59:59Z", 1, NULL},
+        {&entity_activity, NOW_MS, "2025-05-31T23:59:59.999Z", 1, NULL},
+        {&entity_activity, NOW_MS, "2025-06-01T00:00:00.000Z", 0, NULL},
+        {&entity_activity, NOW_MS, "2025-06-01T00:00:00Z", 0, NULL},
+        {&entity_activity, NOW_MS, "2025-06-01T00:00:00.0001Z", 1, NULL},
+        {&entity_activity, NOW_MS, "2026-05-01T10:00:00Z", 0, NULL},
+    };
+    size_t n = sizeof r / sizeof r[0];
+    struct op_error err;
+    for (size_t i = 0; i < n; i++) {
+        clock_ms = r[i].at;
+        r[i].id = r[i].occurred ? create(s, r[i].e,
+                                         json_pack("{s:s, s:s, s:s}", "channel", "call",
+                                                   "occurred_at", r[i].occurred, "body", "x"))
+                                : create(s, r[i].e, json_pack("{s:s}", "body", "x"));
+        json_t *rec = NULL;
+        CHECK_EQ(store_get(s, r[i].e, r[i].id, 0, &rec, &err), 0);
+        int got = egress_expired(&pol, r[i].e, rec, (int64_t)NOW_MS);
+        if (got != r[i].want)
+            fprintf(stderr, "  record %zu (%s): egress_expired %d, want %d\n", i, r[i].e->name, got,
+                    r[i].want);
+        CHECK_EQ(got, r[i].want);
+        json_decref(rec);
+    }
+    clock_ms = NOW_MS;
+    struct retention_report rep;
+    CHECK_EQ(retention_run(s, &pol, NOW_MS, NULL, &rep, &err), 0);
+    for (size_t i = 0; i < n; i++) {
+        char sql[300];
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM audit_log WHERE action = 'purge' AND record_id = '%s'",
+                 r[i].id);
+        int64_t purged = count(s, sql);
+        if (purged != r[i].want)
+            fprintf(stderr, "  record %zu (%s): purged %lld, egress_expired said %d\n", i,
+                    r[i].e->name, (long long)purged, r[i].want);
+        CHECK_EQ(purged, r[i].want);
+        free(r[i].id);
+    }
+    store_close(s);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -291,6 +357,7 @@ int main(void)
     RUN(tombstone_still_holding_text_is_purged);
     RUN(batches_and_limits);
     RUN(users_cannot_be_purged);
+    RUN(egress_expired_agrees);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     (void)!system(cmd);

@@ -7,7 +7,9 @@
  * cut after N bytes of a PATCH body, a lost response, a 409 after the
  * server lost data, a corrupted chunk (460), a 500, a 403, slow answers.
  * Each test runs on a fresh loop under a watchdog and closes every handle,
- * so uv_loop_close proves nothing leaked.
+ * so uv_loop_close proves nothing leaked. Termination runs against the
+ * real tus server (appliance/tus_server.c on http_server) on the same
+ * loop, so the DELETE is checked end to end against its spool files.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,8 +27,10 @@
 #include <openssl/x509v3.h>
 #include <uv.h>
 
+#include "http_server.h"
 #include "testlib.h"
 #include "tus_client.h"
+#include "tus_server.h"
 
 #define KiB 1024u
 #define MAX_UPLOADS 8
@@ -965,10 +969,10 @@ static void test_forbidden_is_permanent(void)
     run_for(&r, 100);
     CHECK_EQ(r.f.n_req, 3); /* POST, PATCH, PATCH */
 
-    /* a missing file comes back through on_done */
+    /* a missing file (voided before it started) comes back through on_done */
     CHECK_EQ(upload(&r, "/nonexistent/seg", NULL), 0);
     run_until_done(&r, 3);
-    CHECK_EQ(r.status, -ENOENT);
+    CHECK_EQ(r.status, -ESTALE);
     CHECK_CONTAINS(r.err, "/nonexistent/seg");
     run_teardown(&r);
 }
@@ -1450,6 +1454,377 @@ static void test_get_network_error(void)
     run_teardown(&r);
 }
 
+/* ---- a voided file: -ESTALE, and nothing more is sent ---------------- */
+
+struct voider {
+    uv_timer_t t;
+    const char *path;
+    int unlink_it;
+};
+
+static void on_void(uv_timer_t *t)
+{
+    struct voider *v = t->data;
+    if (v->unlink_it)
+        CHECK_EQ(unlink(v->path), 0);
+    else
+        CHECK_EQ(truncate(v->path, 0), 0);
+}
+
+static void cb_progress_voids(void *ctx, uint64_t confirmed, uint64_t total)
+{
+    struct run *r = ctx;
+    cb_progress(ctx, confirmed, total);
+    char path[160];
+    snprintf(path, sizeof path, "%s/a.seg", r->dir);
+    if (confirmed == 64 * KiB)
+        CHECK_EQ(truncate(path, 0), 0); /* between two chunks */
+}
+
+static void test_voided_file(void)
+{
+    /* truncated between chunks: the next step sees it before any request */
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.max_chunk = 64 * KiB;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+    struct tus_upload_params p = {0};
+    p.path = path;
+    p.cb.on_created = cb_created;
+    p.cb.on_progress = cb_progress_voids;
+    p.cb.on_retry = cb_retry;
+    p.cb.on_done = cb_done;
+    p.ctx = &r;
+    struct op_error e;
+    CHECK_EQ(tus_client_upload(r.c, &p, &e), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, -ESTALE);
+    CHECK_CONTAINS(r.err, path);
+    CHECK_CONTAINS(r.err, "shrank");
+    run_for(&r, 200);
+    CHECK_EQ(r.f.n_patch, 1);
+    CHECK_EQ(r.f.n_head, 0);
+    CHECK_EQ(r.retries, 0);
+    CHECK_EQ(r.f.up[0].offset, 64 * KiB);
+    struct tus_client_stats st = stats(&r);
+    CHECK_EQ(st.last_error, -ESTALE);
+    CHECK_EQ(st.uploads_failed, 1);
+    run_teardown(&r);
+
+    /* truncated while a PATCH is on the wire, and removed while one is:
+     * the read callback stops the chunk, no HEAD, no further PATCH */
+    for (int unlink_it = 0; unlink_it < 2; unlink_it++) {
+        run_setup(&r, NULL);
+        cfg = base_cfg(&r);
+        cfg.initial_chunk = 256 * KiB;
+        cfg.max_send_bps = 128 * KiB; /* two seconds for the chunk */
+        new_client(&r, &cfg);
+        make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+        struct voider v = {.path = path, .unlink_it = unlink_it};
+        uv_timer_init(&r.loop, &v.t);
+        v.t.data = &v;
+        uv_timer_start(&v.t, on_void, 400, 0);
+        CHECK_EQ(upload(&r, path, NULL), 0);
+        run_until_done(&r, 1);
+        uv_close((uv_handle_t *)&v.t, NULL);
+        CHECK_EQ(r.status, -ESTALE);
+        CHECK_CONTAINS(r.err, path);
+        CHECK_CONTAINS(r.err, unlink_it ? "removed" : "shrank");
+        CHECK_EQ(r.f.n_patch, 1);
+        int patches = r.f.n_patch, reqs = r.f.n_req;
+        run_for(&r, 300);
+        CHECK_EQ(r.f.n_patch, patches); /* no further PATCH */
+        CHECK_EQ(r.f.n_req, reqs);      /* nor a HEAD */
+        CHECK_EQ(r.f.n_head, 0);
+        CHECK_EQ(r.retries, 0);
+        CHECK_INT(r.f.patch_bytes, <, 256 * KiB); /* the chunk was cut short */
+        CHECK_EQ(r.f.up[0].offset, 0);
+        run_teardown(&r);
+    }
+
+    /* voided before its turn: emptied or removed while queued */
+    run_setup(&r, NULL);
+    cfg = base_cfg(&r);
+    new_client(&r, &cfg);
+    char path2[128];
+    make_file(&r, "a.seg", 3000, path, sizeof path);
+    make_file(&r, "b.seg", 3000, path2, sizeof path2);
+    CHECK_EQ(truncate(path, 0), 0);
+    CHECK_EQ(unlink(path2), 0);
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, -ESTALE);
+    CHECK_CONTAINS(r.err, "empty");
+    CHECK_EQ(upload(&r, path2, NULL), 0);
+    run_until_done(&r, 2);
+    CHECK_EQ(r.status, -ESTALE);
+    CHECK_CONTAINS(r.err, "b.seg is gone");
+    CHECK_EQ(r.f.n_req, 0);
+    run_teardown(&r);
+}
+
+/* ---- termination against the real tus server --------------------------- */
+
+struct real {
+    struct http_server *srv;
+    struct tus_server *tus;
+    char spool[160];
+    int port, stopped, completes;
+};
+
+static int real_authorize(void *ctx, struct http_exchange *x, char *principal, size_t cap)
+{
+    const char *a = http_header(x, "Authorization");
+    if (!a || (strcmp(a, "Bearer node-a") != 0 && strcmp(a, "Bearer node-b") != 0))
+        return -EACCES;
+    snprintf(principal, cap, "%s", a + 7);
+    return 0;
+}
+
+/* As outpost-hq does: apply (here: nothing) and settle at once. */
+static int real_complete(void *ctx, const char *id, const char *principal,
+                         const struct tus_metadata *md, const char *data_path, uint64_t length)
+{
+    struct real *s = ctx;
+    s->completes++;
+    CHECK_EQ(tus_server_settle(s->tus, id), 0);
+    return 0;
+}
+
+static void real_start(struct run *r, struct real *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->spool, sizeof s->spool, "%s/hq-spool", r->dir);
+    struct tus_server_config tc = {
+        .spool_dir = s->spool,
+        .authorize = real_authorize,
+        .on_complete = real_complete,
+        .ctx = s,
+    };
+    struct op_error e;
+    op_error_clear(&e);
+    CHECK_EQ(tus_server_new(&tc, &s->tus, &e), 0);
+    struct http_server_config hc = {
+        .listen = "127.0.0.1:0",
+        .max_body_bytes = 1024 * 1024,
+        .max_connections = 16,
+        .header_timeout_ms = 3000,
+        .body_timeout_ms = 3000,
+        .idle_timeout_ms = 3000,
+    };
+    CHECK_EQ(http_server_start(&r->loop, &hc, tus_server_handler, NULL, s->tus, &s->srv, &e), 0);
+    s->port = http_server_port(s->srv);
+    snprintf(r->endpoint, sizeof r->endpoint, "http://127.0.0.1:%d/files/", s->port);
+}
+
+static void real_stopped(void *arg)
+{
+    struct real *s = arg;
+    s->stopped = 1;
+}
+
+static void real_stop(struct run *r, struct real *s)
+{
+    http_server_stop(s->srv, real_stopped, s);
+    while (!s->stopped && !r->timed_out)
+        uv_run(&r->loop, UV_RUN_ONCE);
+    tus_server_free(s->tus);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->spool);
+    (void)!system(cmd);
+}
+
+/* The size of the spool file of the upload at url (".data", ".state"), or -1. */
+static long long spool_file(const struct real *s, const char *url, const char *suffix)
+{
+    const char *id = strrchr(url, '/');
+    char p[400];
+    snprintf(p, sizeof p, "%s/%s%s", s->spool, id ? id + 1 : "", suffix);
+    struct stat sb;
+    return stat(p, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+struct term {
+    struct run *r;
+    int calls, status;
+    char err[512], field[64];
+};
+
+static void cb_term(void *ctx, int status, const struct op_error *err)
+{
+    struct term *t = ctx;
+    t->calls++;
+    t->status = status;
+    snprintf(t->err, sizeof t->err, "%s", err ? err->msg : "");
+    snprintf(t->field, sizeof t->field, "%s", err ? err->field : "");
+    uv_stop(&t->r->loop);
+}
+
+static int terminate(struct run *r, struct tus_client *c, const char *url, struct term *t)
+{
+    memset(t, 0, sizeof *t);
+    t->r = r;
+    struct op_error e;
+    op_error_clear(&e);
+    int rc = tus_client_terminate(c, url, cb_term, t, &e);
+    while (rc == 0 && !t->calls && !r->timed_out)
+        uv_run(&r->loop, UV_RUN_ONCE);
+    CHECK(!r->timed_out);
+    return rc;
+}
+
+static void test_terminate(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct real s;
+    real_start(&r, &s);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.max_chunk = 64 * KiB;
+    cfg.auth = "Bearer node-a";
+    new_client(&r, &cfg);
+    struct tus_client *other = NULL;
+    struct tus_client_config ocfg = base_cfg(&r);
+    ocfg.auth = "Bearer node-b";
+    struct op_error e;
+    CHECK_EQ(tus_client_new(&r.loop, &ocfg, &other, &e), 0);
+    char path[128];
+    make_file(&r, "a.seg", 640 * KiB, path, sizeof path);
+
+    /* half uploaded, then the node gives it up */
+    r.cancel_after = 128 * KiB;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, -EINTR);
+    char url[TUS_URL_MAX + 1];
+    snprintf(url, sizeof url, "%s", r.created_url);
+    CHECK_CONTAINS(url, "/files/");
+    long long held = spool_file(&s, url, ".data");
+    CHECK_INT(held, >=, 128 * KiB);
+    CHECK_INT(held, <, 640 * KiB);
+    CHECK(spool_file(&s, url, ".state") > 0);
+
+    /* another node may not: for it the upload does not exist */
+    struct term t;
+    CHECK_EQ(terminate(&r, other, url, &t), 0);
+    CHECK_EQ(t.status, -ENOENT);
+    CHECK_CONTAINS(t.err, "404");
+    CHECK_EQ(spool_file(&s, url, ".data"), held);
+
+    /* its owner may: both files are gone when the callback runs */
+    CHECK_EQ(terminate(&r, r.c, url, &t), 0);
+    CHECK_EQ(t.status, 0);
+    CHECK_STR(t.err, "");
+    CHECK_EQ(spool_file(&s, url, ".data"), -1);
+    CHECK_EQ(spool_file(&s, url, ".state"), -1);
+    CHECK_EQ(tus_server_upload_offset(s.tus, strrchr(url, '/') + 1, NULL, NULL), -ENOENT);
+
+    /* again, and a URL the server never issued: not found */
+    CHECK_EQ(terminate(&r, r.c, url, &t), 0);
+    CHECK_EQ(t.status, -ENOENT);
+    char unknown[TUS_URL_MAX + 1];
+    snprintf(unknown, sizeof unknown, "http://127.0.0.1:%d/files/0123456789abcdef0123456789abcdef",
+             s.port);
+    CHECK_EQ(terminate(&r, r.c, unknown, &t), 0);
+    CHECK_EQ(t.status, -ENOENT);
+    CHECK_CONTAINS(t.err, "0123456789abcdef0123456789abcdef");
+
+    /* an upload HQ has taken whole (settled): reported as such, and its
+     * URL still answers complete */
+    r.done = 0;
+    r.cancel_after = 0;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK_EQ(s.completes, 1);
+    snprintf(url, sizeof url, "%s", r.url);
+    CHECK_EQ(terminate(&r, r.c, url, &t), 0);
+    CHECK_EQ(t.status, -EALREADY);
+    CHECK_STR(t.field, "status");
+    CHECK_CONTAINS(t.err, "409");
+    CHECK_CONTAINS(t.err, "cannot be terminated");
+    uint64_t off = 0, len = 0;
+    CHECK_EQ(tus_server_upload_offset(s.tus, strrchr(url, '/') + 1, &off, &len), 0);
+    CHECK_EQ(off, 640 * KiB);
+    CHECK_EQ(len, 640 * KiB);
+    CHECK(spool_file(&s, url, ".state") > 0);
+    CHECK_EQ(spool_file(&s, url, ".data"), -1);
+
+    /* terminating the URL of the upload under way ends that upload at
+     * once (-ESTALE), and the DELETE follows */
+    r.done = 0;
+    r.created = 0;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    while (!r.created && !r.timed_out)
+        uv_run(&r.loop, UV_RUN_ONCE);
+    snprintf(url, sizeof url, "%s", r.created_url);
+    memset(&t, 0, sizeof t);
+    t.r = &r;
+    CHECK_EQ(tus_client_terminate(r.c, url, cb_term, &t, &e), 0);
+    CHECK_EQ(r.done, 1); /* inside the call */
+    CHECK_EQ(r.status, -ESTALE);
+    CHECK_CONTAINS(r.err, "terminated");
+    while (!t.calls && !r.timed_out)
+        uv_run(&r.loop, UV_RUN_ONCE);
+    CHECK_EQ(t.status, 0);
+    CHECK_EQ(spool_file(&s, url, ".data"), -1);
+    run_for(&r, 200);
+    CHECK_EQ(r.done, 1);
+    CHECK_EQ(s.completes, 1);
+
+    /* refusals at queue time */
+    CHECK_EQ(tus_client_terminate(r.c, "ftp://127.0.0.1/files/x", cb_term, &t, &e), -EINVAL);
+    CHECK_STR(e.field, "url");
+    CHECK_EQ(tus_client_terminate(r.c, url, NULL, &t, &e), -EINVAL);
+
+    tus_client_stop(other, NULL, NULL);
+    real_stop(&r, &s);
+    CHECK(s.stopped);
+    run_teardown(&r);
+}
+
+/* A DELETE that gets no answer is a transient error, and stop cancels a
+ * queued one. */
+static void test_terminate_network_error(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    new_client(&r, &cfg);
+    uv_tcp_t tcp;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&r.loop, &tcp);
+    CHECK_EQ(uv_tcp_bind(&tcp, (const struct sockaddr *)&a, 0), 0);
+    struct sockaddr_in got;
+    int len = sizeof got;
+    uv_tcp_getsockname(&tcp, (struct sockaddr *)&got, &len);
+    uv_close((uv_handle_t *)&tcp, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/files/1", ntohs(got.sin_port));
+    struct term t;
+    CHECK_EQ(terminate(&r, r.c, url, &t), 0);
+    CHECK_EQ(t.status, -EAGAIN);
+    CHECK_STR(t.field, "network");
+    CHECK_CONTAINS(t.err, "DELETE");
+    CHECK_CONTAINS(t.err, url);
+    /* the fake server answers slowly: stop cancels the DELETE in flight */
+    r.f.delay_ms = 2000;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/files/1", r.f.port);
+    memset(&t, 0, sizeof t);
+    t.r = &r;
+    struct op_error e;
+    CHECK_EQ(tus_client_terminate(r.c, url, cb_term, &t, &e), 0);
+    run_for(&r, 30);
+    CHECK_EQ(t.calls, 0);
+    run_teardown(&r);
+    CHECK_EQ(t.calls, 1);
+    CHECK_EQ(t.status, -ECANCELED);
+}
+
 int main(void)
 {
     RUN(test_config_errors);
@@ -1467,5 +1842,8 @@ int main(void)
     RUN(test_tls_verification);
     RUN(test_get);
     RUN(test_get_network_error);
+    RUN(test_voided_file);
+    RUN(test_terminate);
+    RUN(test_terminate_network_error);
     return tl_report();
 }

@@ -531,6 +531,7 @@ static int c_options(int port)
     C_STR(rh(&r, "Tus-Version"), "1.0.0");
     C_HAS(rh(&r, "Tus-Extension"), "creation");
     C_HAS(rh(&r, "Tus-Extension"), "checksum");
+    C_HAS(rh(&r, "Tus-Extension"), "termination");
     C_HAS(rh(&r, "Tus-Checksum-Algorithm"), "sha256");
     C_STR(rh(&r, "Tus-Max-Size"), "1048576");
     /* OPTIONS needs no Tus-Resumable, but it does need credentials */
@@ -703,8 +704,12 @@ static int c_refusals(int port)
     C_EQ(r.status, 400);
     req(port, "POST", "/files", TUS AUTH_A "Upload-Defer-Length: 1\r\n", NULL, 0, &r);
     C_EQ(r.status, 400);
-    req(port, "DELETE", path, TUS AUTH_A, NULL, 0, &r);
+    req(port, "PUT", path, TUS AUTH_A, NULL, 0, &r);
     C_EQ(r.status, 405);
+    C_STR(rh(&r, "Allow"), "OPTIONS, HEAD, PATCH, DELETE");
+    req(port, "DELETE", "/files", TUS AUTH_A, NULL, 0, &r);
+    C_EQ(r.status, 405);
+    C_STR(rh(&r, "Allow"), "OPTIONS, POST");
     req(port, "GET", "/elsewhere", TUS AUTH_A, NULL, 0, &r);
     C_EQ(r.status, 404);
 
@@ -1094,6 +1099,155 @@ static void test_settle(void)
     fx_done(&f);
 }
 
+/* The spool directory of the test's server, for a child to look into. */
+static const char *child_spool;
+
+static long long spool_file_size(const char *id, const char *suffix)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/%s%s", child_spool, id, suffix);
+    struct stat st;
+    return stat(p, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static int del(int port, const char *headers, const char *id, struct resp *r)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/files/%s", id);
+    return req(port, "DELETE", path, headers, NULL, 0, r);
+}
+
+/* Termination of a half-received upload (sh->id[1]) and of another made
+ * with X-HTTP-Method-Override (sh->id[2]); refusals that leave it alone. */
+static int c_terminate(int port)
+{
+    struct resp r;
+    if (create(port, AUTH_A, TOTAL, sh->id[1]) < 0 || create(port, AUTH_A, 100, sh->id[2]) < 0)
+        return cfails;
+    patch(port, AUTH_A, sh->id[1], 0, CHUNK, &r);
+    C_EQ(r.status, 204);
+    /* another node's DELETE: the upload does not exist for it */
+    del(port, TUS AUTH_B, sh->id[1], &r);
+    C_EQ(r.status, 404);
+    /* no credentials, no Tus-Resumable */
+    del(port, TUS, sh->id[1], &r);
+    C_EQ(r.status, 401);
+    del(port, AUTH_A, sh->id[1], &r);
+    C_EQ(r.status, 412);
+    C_EQ(head_offset(port, AUTH_A, sh->id[1]), CHUNK); /* all of that changed nothing */
+    C_EQ(spool_file_size(sh->id[1], ".data"), CHUNK);
+    C_EQ(spool_file_size(sh->id[1], ".state") > 0, 1);
+    del(port, TUS AUTH_A, sh->id[1], &r);
+    C_EQ(r.status, 204);
+    C_EQ(spool_file_size(sh->id[1], ".data"), -1); /* gone before the answer */
+    C_EQ(spool_file_size(sh->id[1], ".state"), -1);
+    C_STR(rh(&r, "Tus-Resumable"), "1.0.0");
+    C_EQ(head_offset(port, AUTH_A, sh->id[1]), -404);
+    patch(port, AUTH_A, sh->id[1], CHUNK, CHUNK, &r);
+    C_EQ(r.status, 404);
+    del(port, TUS AUTH_A, sh->id[1], &r); /* again: it is gone */
+    C_EQ(r.status, 404);
+    del(port, TUS AUTH_A, "0123456789abcdef0123456789abcdef", &r);
+    C_EQ(r.status, 404);
+    del(port, TUS AUTH_A, "not-an-id", &r);
+    C_EQ(r.status, 404);
+    /* for proxies that pass only GET and POST */
+    char path[64];
+    snprintf(path, sizeof path, "/files/%s", sh->id[2]);
+    req(port, "POST", path, TUS AUTH_A "X-HTTP-Method-Override: DELETE\r\n", NULL, 0, &r);
+    C_EQ(r.status, 204);
+    C_EQ(head_offset(port, AUTH_A, sh->id[2]), -404);
+    return cfails;
+}
+
+/* An upload the embedder took is past terminating: 409, and it still
+ * answers complete. */
+static int c_terminate_taken(int port)
+{
+    struct resp r;
+    if (create(port, AUTH_A, TOTAL, sh->id[0]) < 0)
+        return cfails;
+    for (unsigned i = 0; i < 3; i++)
+        patch(port, AUTH_A, sh->id[0], i * CHUNK, CHUNK, &r);
+    C_EQ(r.status, 204);
+    del(port, TUS AUTH_A, sh->id[0], &r);
+    C_EQ(r.status, 409);
+    C_STR(rh(&r, "Upload-Offset"), "120000");
+    C_STR(rh(&r, "Upload-Length"), "120000");
+    C_HAS(r.body, "\"status\":409");
+    C_HAS(r.body, "complete and was taken for processing");
+    C_EQ(head_offset(port, AUTH_A, sh->id[0]), TOTAL);
+    del(port, TUS AUTH_B, sh->id[0], &r);
+    C_EQ(r.status, 404);
+    return cfails;
+}
+
+/* A complete upload the embedder has not taken (its callback failed):
+ * terminating it deletes it, and it is never offered again. */
+static int c_terminate_untaken(int port)
+{
+    struct resp r;
+    if (create(port, AUTH_A, TOTAL, sh->id[0]) < 0)
+        return cfails;
+    for (unsigned i = 0; i < 3; i++)
+        patch(port, AUTH_A, sh->id[0], i * CHUNK, CHUNK, &r);
+    C_EQ(r.status, 204);
+    del(port, TUS AUTH_A, sh->id[0], &r);
+    C_EQ(r.status, 204);
+    C_EQ(head_offset(port, AUTH_A, sh->id[0]), -404);
+    return cfails;
+}
+
+static void test_terminate(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    child_spool = f.dir;
+    CHECK_EQ(run_client(&f, c_terminate), 0);
+    CHECK_EQ(file_size(&f, sh->id[1], ".data"), -1);
+    CHECK_EQ(file_size(&f, sh->id[1], ".state"), -1);
+    CHECK_EQ(file_size(&f, sh->id[2], ".data"), -1);
+    CHECK_EQ(file_size(&f, sh->id[2], ".state"), -1);
+    struct tus_server_stats st;
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 0);
+    CHECK_EQ(st.spool_bytes, 0);
+    CHECK_EQ(f.completes, 0);
+    restart(&f); /* nothing comes back */
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 0);
+    CHECK_EQ(st.bad_state_files, 0);
+    fx_done(&f);
+
+    /* settled: 409, the record (and HEAD) stay */
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    f.settle_in_cb = 1;
+    CHECK_EQ(run_client(&f, c_terminate_taken), 0);
+    CHECK_EQ(f.completes, 1);
+    CHECK_EQ(file_size(&f, sh->id[0], ".data"), -1);
+    CHECK(file_has(&f, sh->id[0], ".state", "\nsettled 1\n"));
+    CHECK_EQ(run_client(&f, c_settled), 0);
+    fx_done(&f);
+
+    /* accepted, not settled yet: 409 too, and the data stays for the embedder */
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    CHECK_EQ(run_client(&f, c_terminate_taken), 0);
+    CHECK_EQ(f.completes, 1);
+    CHECK_EQ(file_size(&f, sh->id[0], ".data"), TOTAL);
+    fx_done(&f);
+
+    /* complete, refused by the callback (kept for redelivery): deleted */
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    f.complete_rc = -EAGAIN;
+    CHECK_EQ(run_client(&f, c_terminate_untaken), 0);
+    CHECK_EQ(f.completes, 1);
+    CHECK_EQ(file_size(&f, sh->id[0], ".data"), -1);
+    CHECK_EQ(file_size(&f, sh->id[0], ".state"), -1);
+    CHECK_EQ(tus_server_redeliver(f.tus), 0);
+    CHECK_EQ(f.completes, 1);
+    fx_done(&f);
+}
+
 /* Uploads all of payload[0..len) to a new upload of node-a; its id into id. */
 static void c_upload_small(int port, size_t len, char *id)
 {
@@ -1465,6 +1619,7 @@ int main(void)
     RUN(test_short_data_file);
     RUN(test_redeliver);
     RUN(test_settle);
+    RUN(test_terminate);
     RUN(test_settled_caps);
     RUN(test_settled_expire);
     RUN(test_settled_state_files);
