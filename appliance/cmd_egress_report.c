@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -42,10 +43,12 @@ struct entity_report {
     struct row other; /* keys past EXTRA_ROWS_MAX */
     struct egress_counts counts;
     uint64_t related; /* withheld whole: about a withheld contact, organization or deal */
+    uint64_t expired; /* withheld whole: past the policy's retention, not yet purged */
 };
 
 struct run {
     struct store *s;
+    int64_t now_ms; /* retention is judged at this instant */
     const struct policy *p;
     const unsigned char *key;
     struct entity_report *cur;
@@ -157,6 +160,12 @@ static int on_record(void *ctx, json_t *record)
     int rc = residency_judge(r->s, r->p, r->cur->e, record, &v, &r->err);
     if (rc < 0)
         return rc;
+    if (v != RESIDENCY_WITHHOLD && egress_expired(r->p, r->cur->e, record, r->now_ms) != 0) {
+        r->cur->expired++;
+        r->cur->counts.records++;
+        cli_progress_tick(&r->progress, ++r->done);
+        return 0;
+    }
     if (v == RESIDENCY_WITHHOLD && !egress_withheld(r->p, r->cur->e, record)) {
         r->cur->related++;
         r->cur->counts.records++;
@@ -202,10 +211,12 @@ static void print_entity(const struct entity_report *er)
     printf("\n%s: %" PRIu64 " records, %" PRIu64 " would leave, %" PRIu64
            " withheld whole (%" PRIu64 " restricted, %" PRIu64 " pinned",
            er->e->plural, c->records, c->records_out,
-           c->records_restricted + c->records_pinned + er->related, c->records_restricted,
-           c->records_pinned);
+           c->records_restricted + c->records_pinned + er->related + er->expired,
+           c->records_restricted, c->records_pinned);
     if (er->related)
         printf(", %" PRIu64 " about a withheld record", er->related);
+    if (er->expired)
+        printf(", %" PRIu64 " past retention", er->expired);
     printf(")\n");
     printf("  %-28s %-15s %10s %14s %10s\n", "field", "class", "as-is", "pseudonymized",
            "withheld");
@@ -336,7 +347,7 @@ int cmd_egress_report(int argc, char **argv)
         return ret == CLI_BADINPUT || ret == CLI_NOTFOUND ? CLI_FAIL : ret;
     }
 
-    struct run r = {.s = s, .p = p, .key = key};
+    struct run r = {.s = s, .p = p, .key = key, .now_ms = (int64_t)time(NULL) * 1000};
     op_error_clear(&r.err);
     char tmp[PATH_MAX] = "";
     int fd = -1;
@@ -400,10 +411,11 @@ int cmd_egress_report(int argc, char **argv)
     }
 
     struct egress_counts total = {0};
-    uint64_t related = 0;
+    uint64_t related = 0, expired = 0;
     for (size_t i = 0; i < nrep; i++) {
         egress_counts_add(&total, &reports[i].counts);
         related += reports[i].related;
+        expired += reports[i].expired;
     }
     printf("egress report (dry run: nothing was sent)\n");
     printf("node:   %s, region %s\n", store_node_id(s), region);
@@ -427,10 +439,12 @@ int cmd_egress_report(int argc, char **argv)
     printf("\ntotal: %" PRIu64 " records, %" PRIu64 " would leave, %" PRIu64
            " withheld whole (%" PRIu64 " restricted, %" PRIu64 " pinned",
            total.records, total.records_out,
-           total.records_restricted + total.records_pinned + related, total.records_restricted,
-           total.records_pinned);
+           total.records_restricted + total.records_pinned + related + expired,
+           total.records_restricted, total.records_pinned);
     if (related)
         printf(", %" PRIu64 " about a withheld record", related);
+    if (expired)
+        printf(", %" PRIu64 " past retention", expired);
     printf("); values: %" PRIu64 " as-is, %" PRIu64 " pseudonymized, %" PRIu64 " withheld\n", as_is,
            pseud, held);
     if (output)

@@ -573,6 +573,21 @@ static int add_row(struct sync_ledger *l, struct segment_writer *w, const struct
             return 0; /* gone: nothing to send */
         if (rc < 0)
             return rc;
+        if (egress_expired(l->p, e, rec, now_ms()) != 0) {
+            /* Past its retention (or not judgeable: fail closed): treated
+             * as purged, whether or not the purge has run yet. */
+            rc = hq_may_have(l, sent, e->name, r->record_id, &has, err);
+            if (rc == 0 && has)
+                rc = egress_tombstone(l->p, e, r->record_id,
+                                      (int64_t)json_integer_value(json_object_get(rec, "version")),
+                                      EGRESS_OP_PURGE, &er, err);
+            json_decref(rec);
+            if (rc < 0 || !er)
+                return rc;
+            rc = segment_writer_add(w, er, err);
+            egress_record_free(er);
+            return rc;
+        }
         json_t *del = json_object_get(rec, "deleted");
         if (json_is_true(del) || (json_is_integer(del) && json_integer_value(del))) {
             /* a deleted record HQ never had: nothing to tell it */
@@ -1139,6 +1154,44 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
 out:
     json_decref(r);
     return rc;
+}
+
+/* ---- voided uploads ---------------------------------------------------------- */
+
+int sync_ledger_next_voided(struct sync_ledger *l, int *found, uint64_t *no, char *url,
+                            size_t url_cap, struct op_error *err)
+{
+    sqlite3 *db = store_db(l->s);
+    sqlite3_stmt *st;
+    int rc = prep(db,
+                  "SELECT no, upload_url FROM spool_voided WHERE upload_url != '' ORDER BY no "
+                  "LIMIT 1",
+                  &st, "cannot read the voided segments", err);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    *found = 0;
+    if (rc == SQLITE_ROW) {
+        const char *u = (const char *)sqlite3_column_text(st, 1);
+        *no = (uint64_t)sqlite3_column_int64(st, 0);
+        if (!u || strlen(u) >= url_cap) {
+            sqlite3_finalize(st);
+            return op_error_set(err, -ENAMETOOLONG, "upload_url",
+                                "voided segment %" PRIu64 ": upload URL too long", *no);
+        }
+        snprintf(url, url_cap, "%s", u);
+        *found = 1;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sql_fail(db, rc, "cannot read the voided segments", err);
+    return 0;
+}
+
+int sync_ledger_forget_voided(struct sync_ledger *l, uint64_t no, struct op_error *err)
+{
+    int voided = 0;
+    return forget_voided(l, no, &voided, err);
 }
 
 /* ---- mailbox --------------------------------------------------------------- */

@@ -130,6 +130,14 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
 
 int sync_ledger_mailbox_after(struct sync_ledger *l, uint64_t *after, struct op_error *err);
 
+/* The lowest voided segment whose upload HQ may still hold part of
+ * (spool_voided with an upload URL; docs/EGRESS.md, "In time"): *found,
+ * its number and URL (url_cap bytes at most; a longer URL is -ENAMETOOLONG).
+ * The uplink terminates it at HQ and then calls sync_ledger_forget_voided. */
+int sync_ledger_next_voided(struct sync_ledger *l, int *found, uint64_t *no, char *url,
+                            size_t url_cap, struct op_error *err);
+int sync_ledger_forget_voided(struct sync_ledger *l, uint64_t no, struct op_error *err);
+
 /* The GET /v1/mailbox answer: verify each message's MAC, store in table
  * mailbox with status (applied/refused/pending) and advance the cursor, one
  * transaction. A policy message that validates for our region is written

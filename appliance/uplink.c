@@ -51,6 +51,8 @@ enum job_kind {
     J_NOTE,
     J_STATUS,
     J_WAITING,
+    J_VOIDED,
+    J_FORGET_VOIDED,
     J_CLOSE
 };
 
@@ -108,6 +110,7 @@ struct uplink {
     uint64_t upload_start_ms, poll_start_ms;
     unsigned poll_attempt;
     uint64_t reuploaded_no; /* uploaded again once for lack of a receipt */
+    uint64_t voided_no;     /* the voided segment whose upload is being terminated */
     unsigned mailbox_pages;
     uint64_t budget_logged_day;
     char last_log[256]; /* the last repeated error logged, to log it once */
@@ -124,6 +127,8 @@ struct uplink {
 static void cycle_end(struct uplink *u);
 static void start_cycle(struct uplink *u);
 static void upload_segment(struct uplink *u);
+static void after_prepare(struct uplink *u, struct job *j);
+static void after_voided(struct uplink *u, struct job *j);
 static void check_budget(struct uplink *u);
 static void poll_receipt(struct uplink *u);
 static void poll_mailbox(struct uplink *u);
@@ -222,6 +227,18 @@ static void job_work(uv_work_t *w)
         break;
     case J_WAITING:
         j->rc = sync_ledger_set_waiting(u->ledger, j->text, &j->err);
+        break;
+    case J_VOIDED:
+        j->text = malloc(TUS_URL_MAX + 1);
+        if (!j->text) {
+            j->rc = op_error_set(&j->err, -ENOMEM, NULL, "out of memory");
+            break;
+        }
+        j->rc = sync_ledger_next_voided(u->ledger, &j->found, &j->no, j->text, TUS_URL_MAX + 1,
+                                        &j->err);
+        break;
+    case J_FORGET_VOIDED:
+        j->rc = sync_ledger_forget_voided(u->ledger, j->no, &j->err);
         break;
     case J_CLOSE:
         sync_ledger_close(u->ledger);
@@ -376,7 +393,7 @@ static const char *tus_error_kind(const struct op_error *e)
         return "checksum";
     if (!strcmp(e->field, "network"))
         return "network";
-    if (e->code == -ENOENT || (e->code == -EIO && e->field[0] == '/'))
+    if (e->code == -ENOENT || e->code == -ESTALE || (e->code == -EIO && e->field[0] == '/'))
         return "spool";
     return "http";
 }
@@ -488,11 +505,71 @@ static void start_cycle(struct uplink *u)
         cycle_end(u);
         return;
     }
+    /* First take back at HQ what voided segments left there. */
+    if (queue_job(u, job_new(u, J_VOIDED, after_voided)) < 0)
+        cycle_end(u);
+}
+
+static void prepare(struct uplink *u)
+{
     struct job *j = job_new(u, J_PREPARE, after_prepare);
     if (j)
         j->allow_segment = 1;
     if (queue_job(u, j) < 0)
         cycle_end(u);
+}
+
+static void after_forget_voided(struct uplink *u, struct job *j)
+{
+    if (j->rc < 0)
+        log_once(u, "cannot forget voided segment %llu: %s", (unsigned long long)j->no, j->err.msg);
+    prepare(u);
+}
+
+/* The end of the DELETE of a voided segment's upload. */
+static void on_terminated(void *ctx, int status, const struct op_error *err)
+{
+    struct uplink *u = ctx;
+    if (u->stopping || status == -ECANCELED)
+        return;
+    if (status == 0 || status == -EALREADY || status == -ENOENT) {
+        fprintf(stderr, "outpostd: sync: voided segment %llu: %s\n",
+                (unsigned long long)u->voided_no,
+                status == 0           ? "its partial upload at HQ was terminated"
+                : status == -EALREADY ? "HQ had received it whole before it was voided; what is "
+                                        "withheld now follows as withdrawals"
+                                      : "HQ holds nothing of it");
+        struct job *j = job_new(u, J_FORGET_VOIDED, after_forget_voided);
+        if (j)
+            j->no = u->voided_no;
+        if (queue_job(u, j) < 0)
+            cycle_end(u);
+        return;
+    }
+    log_once(u, "voided segment %llu: cannot terminate its upload at HQ yet: %s",
+             (unsigned long long)u->voided_no, err ? err->msg : strerror(-status));
+    prepare(u);
+}
+
+static void after_voided(struct uplink *u, struct job *j)
+{
+    if (j->rc < 0) {
+        log_once(u, "cannot read the voided segments: %s", j->err.msg);
+        prepare(u);
+        return;
+    }
+    if (!j->found) {
+        prepare(u);
+        return;
+    }
+    u->voided_no = j->no;
+    struct op_error e;
+    op_error_clear(&e);
+    if (tus_client_terminate(u->tus, j->text, on_terminated, u, &e) < 0) {
+        log_once(u, "voided segment %llu: cannot ask HQ to terminate it: %s",
+                 (unsigned long long)j->no, e.msg);
+        prepare(u);
+    }
 }
 
 static void cycle_end(struct uplink *u)
@@ -577,6 +654,20 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
     };
     if (status == -EINTR) { /* paused (window or budget): on_pause said so */
         note(u, NULL, NULL, &r);
+        cycle_end(u);
+        return;
+    }
+    if (status == -ESTALE) {
+        /* A write withheld a record and voided the spool: nothing more of
+         * this segment leaves; the next cycle terminates its upload at HQ
+         * and cuts the range again (docs/EGRESS.md, "In time"). */
+        fprintf(stderr,
+                "outpostd: sync: segment %llu voided during its upload (%llu of %llu bytes "
+                "confirmed): upload stopped\n",
+                (unsigned long long)u->seg.no, (unsigned long long)u->seg_confirmed,
+                (unsigned long long)u->seg.bytes);
+        note(u, NULL, NULL, &r);
+        u->progress = 1;
         cycle_end(u);
         return;
     }

@@ -555,6 +555,10 @@ static int prepare_patch(struct tus_client *c, struct job *j, struct op_error *e
     SET(CURLOPT_UPLOAD, 1L);
     SET(CURLOPT_CUSTOMREQUEST, "PATCH");
     SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+    /* curl copies the body through a buffer of this size: the least it
+     * allows, so that after a voided file is seen (on_read) at most this
+     * much that was read before can still go out. */
+    SET(CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     SET(CURLOPT_READFUNCTION, on_read);
     SET(CURLOPT_READDATA, c);
     SET(CURLOPT_SEEKFUNCTION, on_seek);

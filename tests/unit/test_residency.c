@@ -12,6 +12,7 @@
  *     contact; lifting the restriction sends them again;
  *   - metadata: records HQ never received leave nothing at all (no
  *     withdraw, erase, purge or delete, not even the id);
+ *   - what retention has expired leaves as a purge, or not at all;
  *   - a changed policy voids the spool and queues every record again.
  * Each scenario checks the bytes of what would leave (decoded segments)
  * for canary values, and that the visible records still leave, so a
@@ -414,6 +415,41 @@ static void test_never_sent_leaves_nothing(void)
     sync_ledger_close(l);
 }
 
+/* Past retention: an activity whose new version is older than the KE
+ * retention (6 years) leaves as a purge, not as data; one HQ never had
+ * leaves nothing. */
+static void test_expired_does_not_leave(void)
+{
+    fresh("expired");
+    struct sync_ledger *l = open_ledger();
+    char *a = create(&entity_activity,
+                     json_pack("{ssss}", "channel", "call", "occurred_at", "2026-11-30T10:00:00Z"));
+    char *old = create(&entity_activity, json_pack("{ssss}", "channel", "visit", "occurred_at",
+                                                   "2001-01-01T10:00:00Z"));
+    char *out = NULL;
+    size_t len = 0;
+    cut_all(l, 1, &out, &len);
+    char want[160];
+    snprintf(want, sizeof want, "upsert activity {\"id\":\"%s\"", a);
+    CHECK_CONTAINS(out, want);
+    CHECK(!strstr(out, old)); /* expired before it ever left */
+    free(out);
+    struct op_error err;
+    CHECK_EQ(
+        update(&entity_activity, a, json_pack("{ss}", "occurred_at", "2002-02-02T10:00:00Z"), &err),
+        0);
+    out = NULL;
+    len = 0;
+    cut_all(l, 1, &out, &len);
+    snprintf(want, sizeof want, "purge activity {\"id\":\"%s\",\"version\":2}", a);
+    CHECK_CONTAINS(out, want);
+    CHECK(!strstr(out, "2002-02-02"));
+    free(out);
+    free(a);
+    free(old);
+    sync_ledger_close(l);
+}
+
 /* A new policy in force voids the spool and cuts every record again. */
 static void test_policy_change(void)
 {
@@ -473,6 +509,7 @@ int main(void)
     test_pin_voids_edit_does_not();
     test_relations();
     test_never_sent_leaves_nothing();
+    test_expired_does_not_leave();
     test_policy_change();
 
     store_close(st);
