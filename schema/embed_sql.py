@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Embed numbered SQL migrations into a C source file.
 
-usage: embed_sql.py OUT.c FILE.sql...
+usage: embed_sql.py OUT.c [--reserved NNNN]... FILE.sql...
 
 Each input is named NNNN_name.sql; numbers must run 1, 2, 3... without gaps,
 so that PRAGMA user_version N always means "migrations 1..N applied".
+
+--reserved NNNN holds a number for a migration another branch brings: a
+no-op stands in for it until its file is listed, and listing both is an
+error, so the reservation cannot outlive the merge. A database migrated
+by such a build has skipped the real migration; use it for tests only.
 """
 import os
 import re
@@ -20,7 +25,15 @@ def c_string(text):
 
 
 def main():
-    out_path, inputs = sys.argv[1], sys.argv[2:]
+    out_path, args = sys.argv[1], sys.argv[2:]
+    reserved, inputs = set(), []
+    while args:
+        if args[0] == '--reserved' and len(args) > 1 and re.fullmatch(r'\d{4}', args[1]):
+            reserved.add(int(args[1]))
+            args = args[2:]
+        else:
+            inputs.append(args[0])
+            args = args[1:]
     items = []
     for path in inputs:
         base = os.path.basename(path)
@@ -29,6 +42,13 @@ def main():
             sys.exit(f'{path}: migration file name must be NNNN_name.sql')
         with open(path, encoding='utf-8') as f:
             items.append((int(m.group(1)), m.group(2), f.read()))
+    for num in sorted(reserved):
+        for have, name, _ in items:
+            if have == num:
+                sys.exit(f'migration {num:04d}_{name} is listed and also reserved: '
+                         'remove the reservation from schema/meson.build')
+        items.append((num, 'reserved',
+                      f'-- {num:04d} is reserved for a migration from another branch\n'))
     items.sort()
     for i, (num, name, _) in enumerate(items, start=1):
         if num != i:
