@@ -152,6 +152,8 @@ static int one_field(struct policy_diff *d, const struct policy *a, const struct
     struct fstate sb = {policy_class_of(b, e, field), b->transfer_allowed};
     if (sa.cls == sb.cls) {
         const struct policy_field_rule *ra = rule_of(a, e, field), *rb = rule_of(b, e, field);
+        if (!ra && !rb)
+            return 0; /* a new default_basis has its own line */
         const char *ba = ra ? ra->basis : a->default_basis;
         const char *bb = rb ? rb->basis : b->default_basis;
         if (strcmp(ba, bb))

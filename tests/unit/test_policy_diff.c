@@ -452,6 +452,13 @@ static void test_country_and_neutral(void)
     policy_diff_summary(d, sum, sizeof sum);
     CHECK_STR(sum, "no change of substance (4 neutral)");
     policy_diff_free(d);
+    /* a new default_basis is one line, not one per unlisted field */
+    char *z = variant(base, "default_basis: \"b-default\"", "default_basis: \"new\"");
+    d = diff_texts(base, z);
+    CHECK_EQ(d ? d->n : 99, 1);
+    CHECK(find(d, "default_class: basis changed (neutral)") != NULL);
+    policy_diff_free(d);
+    free(z);
     free(v);
     free(w);
     free(x);
