@@ -1079,10 +1079,13 @@ static int apply_policy_msg(struct sync_ledger *l, uint64_t seq, const char *bod
             rc = policy_change_record(l->s, POLICY_CHANGE_AUTO, POLICY_CHANGE_AUTO_ACTOR,
                                       in_force->hash, o.hash, seq, o.reason, err);
             *took_effect = rc == 0;
-        } else {
+        } else if (now) {
             snprintf(reason, cap,
                      "written to %s, but not in force: %.400s names the policy the node obeys",
-                     NODE_POLICY_OVERRIDE, now ? now->path : e2.msg);
+                     NODE_POLICY_OVERRIDE, now->path);
+        } else {
+            snprintf(reason, cap, "written to %s, but the policy in force cannot be read: %.400s",
+                     NODE_POLICY_OVERRIDE, e2.msg);
         }
         policy_free(now);
         break;
