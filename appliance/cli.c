@@ -75,8 +75,7 @@ int cli_open_store(const char *cmd, const char *path, unsigned db_flags, struct 
         return rc == -ENOENT ? CLI_FAIL : cli_exit_for(rc);
     }
     char actor[128];
-    struct passwd *pw = getpwuid(getuid());
-    snprintf(actor, sizeof actor, "cli:%s", pw && pw->pw_name ? pw->pw_name : "unknown");
+    cli_actor(actor, sizeof actor);
     store_set_actor(*out, actor, NULL);
     if (db_flags & DB_OPEN_READONLY)
         return CLI_OK; /* reads apply no collection rules */
@@ -86,6 +85,12 @@ int cli_open_store(const char *cmd, const char *path, unsigned db_flags, struct 
         *out = NULL;
     }
     return ret;
+}
+
+void cli_actor(char *out, size_t cap)
+{
+    struct passwd *pw = getpwuid(getuid());
+    snprintf(out, cap, "cli:%s", pw && pw->pw_name ? pw->pw_name : "unknown");
 }
 
 int cli_exit_for(int rc)

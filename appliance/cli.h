@@ -21,6 +21,7 @@ enum cli_exit {
     CLI_BADINPUT = 3, /* bad input data (CSV, field value); nothing was changed */
     CLI_CONFLICT = 4, /* stale version or probable duplicate; nothing was changed */
     CLI_NOTFOUND = 5, /* no such record */
+    CLI_LOOSENS = 6,  /* `policy diff`: the policy offered loosens the one in force */
 };
 
 #define CLI_DEFAULT_DB "/var/lib/outpost/node.db"
@@ -37,6 +38,10 @@ const char *cli_db_path(const char *opt);
  * which lives until the process exits; a missing or invalid policy fails
  * the command with a message naming the file, line and key. */
 int cli_open_store(const char *cmd, const char *path, unsigned db_flags, struct store **out);
+
+/* Who is at the keyboard, for the audit log and the policy ledger:
+ * "cli:<login name>". */
+void cli_actor(char *out, size_t cap);
 
 /* Maps a negative code from the store or db to an exit code. */
 int cli_exit_for(int rc);
@@ -84,5 +89,6 @@ int cmd_subject(int argc, char **argv);
 int cmd_consent(int argc, char **argv);
 int cmd_egress_report(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
 
 #endif

@@ -3,7 +3,8 @@
  * database beside a running outpostd (sync_ledger_status_db): the outbox
  * backlog and its age, the spool against its cap, the last acknowledged
  * segment, goodput and the time to drain, why sync is stopped, errors by
- * kind. Read-only; needs no credentials.
+ * kind, and a policy from HQ that waits for acceptance at the node.
+ * Read-only; needs no credentials.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,7 +16,18 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "db.h"
+#include "policy_change.h"
 #include "sync_ledger.h"
+
+/* A policy from HQ waiting for acceptance (policy_change_pending). */
+struct pending {
+    int found;
+    uint64_t seq;
+    int64_t received_ms;
+    char hash[POLICY_HASH_HEX]; /* "" when it no longer loads */
+    char summary[POLICY_CHANGE_SUMMARY_MAX];
+};
 
 static void usage(FILE *out)
 {
@@ -25,7 +37,8 @@ static void usage(FILE *out)
             "the outbox and the age of the oldest, the spool (bytes, segments, cap;\n"
             "an ALARM line when it is full), the last successful sync, goodput, the\n"
             "estimated time to drain, why sync is blocked or waiting (sync window,\n"
-            "daily budget), and errors by kind.\n"
+            "daily budget), errors by kind, and a policy from HQ that loosens the\n"
+            "policy in force and waits for acceptance (see 'outpost policy').\n"
             "Read-only; safe while outpostd runs.\n\n"
             "  --db PATH  node database (default: $OUTPOST_DB, else %s)\n"
             "  --json     one JSON object instead of lines\n",
@@ -54,7 +67,7 @@ static void fmt_age(char *out, size_t cap, double s)
         snprintf(out, cap, "%.1fd", s / 86400);
 }
 
-static int print_json(const struct sync_status *s, int64_t now)
+static int print_json(const struct sync_status *s, const struct pending *pp, int64_t now)
 {
     json_t *errs = json_object();
     for (size_t i = 0; i < s->nerrors; i++)
@@ -76,6 +89,11 @@ static int print_json(const struct sync_status *s, int64_t now)
         return CLI_FAIL;
     json_object_set_new(o, "mailbox_after", json_integer((json_int_t)s->mailbox_after));
     json_object_set_new(o, "waiting", json_string(s->waiting));
+    json_object_set_new(o, "policy_pending",
+                        pp->found ? json_pack("{sIsssIss}", "seq", (json_int_t)pp->seq, "hash",
+                                              pp->hash, "received_ms", (json_int_t)pp->received_ms,
+                                              "summary", pp->summary)
+                                  : json_null());
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!text)
@@ -85,7 +103,7 @@ static int print_json(const struct sync_status *s, int64_t now)
     return CLI_OK;
 }
 
-static void print_lines(const struct sync_status *s, int64_t now)
+static void print_lines(const struct sync_status *s, const struct pending *pp, int64_t now)
 {
     char age[32];
     if (!s->enabled)
@@ -93,6 +111,14 @@ static void print_lines(const struct sync_status *s, int64_t now)
                "has not run with them)\n");
     else
         printf("sync: node %s, region %s\n", s->node_id, s->region);
+    if (pp->found) {
+        char pa[32];
+        fmt_age(pa, sizeof pa, (double)(now - pp->received_ms) / 1000.0);
+        printf("policy: a policy from HQ waits for acceptance at the node (policy message "
+               "%" PRIu64 ", %s ago, sha256 %s): %s; sync goes on under the policy in force; "
+               "see 'outpost policy show'\n",
+               pp->seq, pa, pp->hash[0] ? pp->hash : "(no longer valid)", pp->summary);
+    }
     if (s->outbox_depth > 0) {
         fmt_age(age, sizeof age, (double)(now - s->oldest_unsent_ms) / 1000.0);
         printf("outbox: %" PRId64 " changes queued, oldest %s old\n", s->outbox_depth, age);
@@ -137,6 +163,33 @@ static void print_lines(const struct sync_status *s, int64_t now)
         printf("last error: %s\n", s->last_error);
 }
 
+static int read_pending(const char *path, struct pending *out)
+{
+    struct store *st = NULL;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = store_open(path, DB_OPEN_READONLY, &st, &err);
+    struct policy_pending pp;
+    int found = 0;
+    if (rc == 0)
+        rc = policy_change_pending(st, &pp, &found, &err);
+    if (rc < 0) {
+        fprintf(stderr, "outpost status: %s\n", err.msg);
+        store_close(st);
+        return rc;
+    }
+    if (found) {
+        out->found = 1;
+        out->seq = pp.seq;
+        out->received_ms = pp.received_ms;
+        snprintf(out->hash, sizeof out->hash, "%s", pp.p ? pp.p->hash : "");
+        snprintf(out->summary, sizeof out->summary, "%s", pp.reason);
+    }
+    policy_pending_done(&pp);
+    store_close(st);
+    return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -176,9 +229,12 @@ int cmd_status(int argc, char **argv)
         fprintf(stderr, "outpost status: %s\n", err.msg[0] ? err.msg : "cannot read the database");
         return CLI_FAIL;
     }
+    struct pending pp = {0};
+    if (read_pending(path, &pp) < 0)
+        return CLI_FAIL;
     int64_t now = wall_ms();
     if (json)
-        return print_json(&s, now);
-    print_lines(&s, now);
+        return print_json(&s, &pp, now);
+    print_lines(&s, &pp, now);
     return CLI_OK;
 }

@@ -30,6 +30,7 @@ static const struct command {
     {"consent", cmd_consent, "record, confirm, withdraw and check consent to contact"},
     {"egress-report", cmd_egress_report, "dry run: what would leave the node under the policy"},
     {"status", cmd_status, "sync to HQ: backlog, spool, last sync, goodput, errors"},
+    {"policy", cmd_policy, "the region policy in force; accept a policy from HQ that loosens it"},
 };
 
 static void usage(FILE *out)
@@ -41,7 +42,8 @@ static void usage(FILE *out)
     fprintf(out,
             "\nEvery command takes --db PATH (default: $OUTPOST_DB, else %s)\n"
             "and --help. Exit codes: 0 ok, 1 failed, 2 usage, 3 bad input (nothing\n"
-            "changed), 4 conflict or duplicate (nothing changed), 5 not found.\n",
+            "changed), 4 conflict or duplicate (nothing changed), 5 not found,\n"
+            "6 'policy diff': the policy offered loosens the one in force.\n",
             CLI_DEFAULT_DB);
 }
 

@@ -18,7 +18,9 @@
 #include "db.h"
 #include "http_server.h"
 #include "node_credentials.h"
+#include "node_policy.h"
 #include "outpost_config.h"
+#include "policy.h"
 #include "sd_notify.h"
 #include "uplink.h"
 
@@ -34,6 +36,12 @@ struct daemon {
     uv_timer_t watchdog;
     int watchdog_on;
     uv_timer_t retention; /* daily purge of what the region policy says is past its limit */
+    /* policy-override.yaml beside the database: an administrator's
+     * `outpost policy accept` writes it, and it must be in force here at
+     * once, not at the next SIGHUP */
+    uv_fs_event_t override_watch;
+    uv_timer_t override_settle; /* one reload for a burst of events */
+    int override_watch_on;
     struct node_credentials cred;
     struct uplink *uplink; /* sync to HQ; NULL when hq_credentials is empty */
     int stops_pending;     /* the HTTP server and the uplink stop in parallel */
@@ -192,6 +200,10 @@ static void stopped(void *arg)
     uv_close((uv_handle_t *)&d->sigint, close_cb);
     uv_close((uv_handle_t *)&d->sighup, close_cb);
     uv_close((uv_handle_t *)&d->retention, close_cb);
+    if (d->override_watch_on) {
+        uv_close((uv_handle_t *)&d->override_watch, close_cb);
+        uv_close((uv_handle_t *)&d->override_settle, close_cb);
+    }
     if (d->watchdog_on)
         uv_close((uv_handle_t *)&d->watchdog, close_cb);
 }
@@ -230,6 +242,65 @@ static void policy_from_hq(void *ctx)
     else
         fprintf(stderr, "outpostd: region policy from HQ in force (sha256 %s)\n",
                 api_policy_hash(d->api));
+}
+
+/* policy-override.yaml was replaced (an acceptance at the node, or the
+ * sync ledger applying a policy from HQ, which also reloads through
+ * policy_from_hq): reload it as SIGHUP would, and say so when the policy
+ * in force changed. */
+static void on_override_settled(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->stopping)
+        return;
+    char before[POLICY_HASH_HEX];
+    snprintf(before, sizeof before, "%s", api_policy_hash(d->api));
+    struct op_error err;
+    op_error_clear(&err);
+    if (api_reload_policy(d->api, &err) < 0) {
+        fprintf(stderr, "outpostd: %s changed but is refused, keeping the running policy: %s\n",
+                NODE_POLICY_OVERRIDE, err.msg);
+        return;
+    }
+    if (!strcmp(before, api_policy_hash(d->api)))
+        return;
+    fprintf(stderr, "outpostd: %s changed: region policy in force (sha256 %s)\n",
+            NODE_POLICY_OVERRIDE, api_policy_hash(d->api));
+    uplink_reload_policy(d->uplink);
+}
+
+static void on_db_dir_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    (void)events;
+    struct daemon *d = h->data;
+    if (status < 0 || !filename || strcmp(filename, NODE_POLICY_OVERRIDE) || d->stopping)
+        return;
+    uv_timer_start(&d->override_settle, on_override_settled, 200, 0);
+}
+
+/* Watches the database's directory for policy-override.yaml. Without the
+ * watch (no inotify) an acceptance takes effect at the next SIGHUP. */
+static void watch_override(struct daemon *d)
+{
+    char over[1024], dir[1024];
+    if (!strcmp(d->cfg.db, ":memory:") ||
+        node_policy_override_path(d->cfg.db, over, sizeof over) < 0)
+        return;
+    const char *slash = strrchr(over, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == over ? 1 : (int)(slash - over), over);
+    uv_fs_event_init(d->loop, &d->override_watch);
+    uv_timer_init(d->loop, &d->override_settle);
+    d->override_watch.data = d->override_settle.data = d;
+    d->override_watch_on = 1;
+    int rc = uv_fs_event_start(&d->override_watch, on_db_dir_event, dir, 0);
+    if (rc < 0)
+        fprintf(stderr,
+                "outpostd: cannot watch %s for %s (%s): an accepted policy takes effect at the "
+                "next reload (SIGHUP)\n",
+                dir, NODE_POLICY_OVERRIDE, uv_strerror(rc));
 }
 
 /* Sync starts when hq_credentials is set; a credentials file that cannot
@@ -391,6 +462,7 @@ int main(int argc, char **argv)
     uv_timer_init(d.loop, &d.retention);
     d.retention.data = &d;
     uv_timer_start(&d.retention, on_retention, RETENTION_FIRST_MS, RETENTION_EVERY_MS);
+    watch_override(&d);
     uint64_t wd = sd_notify_watchdog_usec();
     if (wd) {
         uv_timer_init(d.loop, &d.watchdog);

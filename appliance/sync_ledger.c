@@ -34,6 +34,7 @@
 #include "outbox.h"
 #include "policy.h"
 #include "residency.h"
+#include "policy_change.h"
 #include "segment.h"
 #include "store.h"
 #include "sync_mac.h"
@@ -1206,87 +1207,98 @@ int sync_ledger_mailbox_after(struct sync_ledger *l, uint64_t *after, struct op_
     return 0;
 }
 
-/* Writes data atomically to path (temp, fsync, rename, fsync dir), mode
- * 0640. */
-static int write_atomic(const char *path, const char *data, size_t len, struct op_error *err)
+/* A policy took effect on the node (a policy from HQ that loosened
+ * nothing): from now on the ledger segments under it, and nothing
+ * segmented under the old rules may leave. A failed reload is not fatal
+ * here: the caller reports *policy_changed and the uplink reloads (and
+ * logs) as after SIGHUP. */
+static int policy_took_effect(struct sync_ledger *l, const char *why, struct op_error *err)
 {
-    char tmp[1100];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
-        return op_error_set(err, -ENAMETOOLONG, "policy_file", "path too long: %s", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        return op_error_set(err, -errno, "policy_file", "cannot create %s: %s", tmp,
-                            strerror(errno));
-    int rc = 0;
-    size_t off = 0;
-    if (fchmod(fd, 0640) < 0)
-        rc = -errno;
-    while (rc == 0 && off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            rc = -errno;
-        else
-            off += (size_t)n;
-    }
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0) {
-        (void)unlink(tmp);
-        return op_error_set(err, rc, "policy_file", "cannot write %s: %s", path, strerror(-rc));
-    }
-    char dir[1024];
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-    if (!dir[0])
-        snprintf(dir, sizeof dir, "/");
-    rc = fsync_dir(dir);
-    if (rc < 0)
-        return op_error_set(err, rc, "policy_file", "cannot sync %s: %s", dir, strerror(-rc));
-    return 0;
-}
-
-/* A policy message: applied (override written) or refused with a reason. */
-static int apply_policy_msg(struct sync_ledger *l, uint64_t seq, const char *body, size_t len,
-                            char *reason, size_t cap, int *applied, struct op_error *err)
-{
-    /* Loaded under our region's file name, so the loader itself refuses a
-     * policy of another region. */
-    const char *region = store_region(l->s);
-    char name[64];
-    snprintf(name, sizeof name, "%s.yaml", region);
-    struct policy *p = NULL;
+    struct policy *np = NULL;
     struct op_error e2;
     op_error_clear(&e2);
-    *applied = 0;
-    if (len > NODE_POLICY_MAX_BYTES) {
-        snprintf(reason, cap, "policy message %" PRIu64 " is over %d bytes", seq,
-                 NODE_POLICY_MAX_BYTES);
-        return 0;
+    if (node_policy_load(l->policy_file, l->db_path, store_region(l->s), &np, &e2) == 0) {
+        policy_free(l->p);
+        l->p = np;
     }
-    if (policy_load_buffer(name, body, len, &p, &e2) < 0) {
-        snprintf(reason, cap, "not a valid policy for region %s: %.400s", region, e2.msg);
-        return 0;
-    }
-    if (strcmp(p->region, region)) {
-        snprintf(reason, cap, "the policy is for region %s, this node is in %s", p->region, region);
-        policy_free(p);
-        return 0;
-    }
-    policy_free(p);
-    char path[1024];
-    if (node_policy_override_path(l->db_path, path, sizeof path) < 0)
-        return op_error_set(err, -ENAMETOOLONG, "policy_file", "database path too long");
-    int rc = write_atomic(path, body, len, err);
+    /* Nothing cut under the old rules may leave; every record is cut
+     * again under the ones in force (the segmenter also checks this before
+     * every segment, in case the reload above failed). */
+    return residency_policy_changed(l->s, l->p->hash, why, NULL, err);
+}
+
+/* A policy message from HQ (docs/REGION_POLICY.md, "Policies from HQ"),
+ * judged against the policy in force now: one that loosens nothing is
+ * written as policy-override.yaml and, when that puts it in force,
+ * recorded in the policy ledger (*took_effect = 1); one that loosens
+ * anything waits as `pending` for a person at the node; one that does not
+ * load for our region is `refused`. Any valid one supersedes older pending
+ * ones. Runs inside the mailbox transaction; the override is written
+ * before it commits (a crash in between re-reads the message, and an
+ * identical policy is then the one in force). */
+static int apply_policy_msg(struct sync_ledger *l, uint64_t seq, const char *body, size_t len,
+                            const char **status, char *reason, size_t cap, int *took_effect,
+                            struct op_error *err)
+{
+    const char *region = store_region(l->s);
+    *took_effect = 0;
+    /* The policy in force on disk (an acceptance at the node may be newer
+     * than our copy); if it cannot be read, the one we enforce. */
+    struct policy *cur = NULL;
+    struct op_error e2;
+    op_error_clear(&e2);
+    if (node_policy_load(l->policy_file, l->db_path, region, &cur, &e2) < 0)
+        cur = NULL;
+    const struct policy *in_force = cur ? cur : l->p;
+    struct policy_offer o;
+    int rc = policy_change_judge(in_force, seq, body, len, &o, err);
+    if (rc == 0 && o.verdict != POLICY_OFFER_REFUSED)
+        rc = policy_change_supersede(l->s, seq, err);
     if (rc < 0)
-        return rc;
-    *applied = 1;
-    return 0;
+        goto out;
+    snprintf(reason, cap, "%s", o.reason);
+    switch (o.verdict) {
+    case POLICY_OFFER_REFUSED:
+        *status = "refused";
+        break;
+    case POLICY_OFFER_SAME:
+        *status = "applied";
+        break;
+    case POLICY_OFFER_PENDING:
+        *status = "pending";
+        fprintf(stderr,
+                "outpostd: sync: policy message %" PRIu64 " from HQ (sha256 %s) loosens the "
+                "policy in force (%zu loosen); it waits for acceptance at the node: outpost "
+                "policy show\n",
+                seq, o.hash, o.loosens);
+        break;
+    case POLICY_OFFER_APPLY: {
+        *status = "applied";
+        rc = policy_change_write_override(l->db_path, body, len, err);
+        if (rc < 0)
+            goto out;
+        struct policy *now = NULL;
+        op_error_clear(&e2);
+        if (node_policy_load(l->policy_file, l->db_path, region, &now, &e2) == 0 &&
+            !strcmp(now->hash, o.hash)) {
+            rc = policy_change_record(l->s, POLICY_CHANGE_AUTO, POLICY_CHANGE_AUTO_ACTOR,
+                                      in_force->hash, o.hash, seq, o.reason, err);
+            *took_effect = rc == 0;
+        } else if (now) {
+            snprintf(reason, cap,
+                     "written to %s, but not in force: %.400s names the policy the node obeys",
+                     NODE_POLICY_OVERRIDE, now->path);
+        } else {
+            snprintf(reason, cap, "written to %s, but the policy in force cannot be read: %.400s",
+                     NODE_POLICY_OVERRIDE, e2.msg);
+        }
+        policy_free(now);
+        break;
+    }
+    }
+out:
+    policy_free(cur);
+    return rc;
 }
 
 int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t len,
@@ -1349,15 +1361,14 @@ int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t le
         json_t *jb = json_object_get(m, "body");
         const char *created = json_string_value(json_object_get(m, "created_at"));
         const char *status = "pending";
-        char reason[512] = "";
+        char reason[POLICY_CHANGE_SUMMARY_MAX] = "";
         if (!strcmp(kind, "policy")) {
-            int applied = 0;
-            rc = apply_policy_msg(l, seq, json_string_value(jb), json_string_length(jb), reason,
-                                  sizeof reason, &applied, err);
+            int took = 0;
+            rc = apply_policy_msg(l, seq, json_string_value(jb), json_string_length(jb), &status,
+                                  reason, sizeof reason, &took, err);
             if (rc < 0)
                 break;
-            status = applied ? "applied" : "refused";
-            changed |= applied;
+            changed |= took;
         } else if (strcmp(kind, "reference") && strcmp(kind, "aggregate_request")) {
             status = "refused";
             snprintf(reason, sizeof reason, "unknown message kind '%.64s'", kind);
@@ -1396,6 +1407,8 @@ int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t le
         goto out;
     }
     rc = store_commit(l->s, err);
+    if (rc == 0 && changed)
+        rc = policy_took_effect(l, "a policy from HQ took effect", err);
     if (rc == 0)
         *policy_changed = changed;
 out:

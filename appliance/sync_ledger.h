@@ -140,11 +140,15 @@ int sync_ledger_forget_voided(struct sync_ledger *l, uint64_t no, struct op_erro
 
 /* The GET /v1/mailbox answer: verify each message's MAC, store in table
  * mailbox with status (applied/refused/pending) and advance the cursor, one
- * transaction. A policy message that validates for our region is written
- * atomically (temp, fsync, rename, fsync dir) to
- * `<directory of the db>/policy-override.yaml` (mode 0640) and
- * *policy_changed = 1 so the caller reloads. Bad MAC: -EBADMSG, nothing
- * stored. */
+ * transaction. A policy message is judged against the policy in force
+ * (policy_change.h): one that loosens nothing is written atomically (temp,
+ * fsync, rename, fsync dir) to `<directory of the db>/policy-override.yaml`
+ * (mode 0640), recorded in the policy ledger when that puts it in force,
+ * and then the ledger segments under it and *policy_changed = 1 so the
+ * caller reloads; one that loosens anything is kept `pending` for a person
+ * at the node (`outpost policy accept`) and the policy stays; one that is
+ * not a valid policy of our region is `refused`. A valid one supersedes
+ * older pending ones. Bad MAC: -EBADMSG, nothing stored. */
 int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t len,
                               int *policy_changed, struct op_error *err);
 

@@ -19,6 +19,8 @@
 #include "segment.h"
 
 #define HQ_POLICIES_MAX 64
+/* policies posted to nodes kept loaded; the oldest loaded goes first */
+#define HQ_POSTED_MAX 256
 
 struct hq_policies {
     size_t n;
@@ -26,6 +28,11 @@ struct hq_policies {
         char region[HQ_REGION_MAX];
         struct policy *p;
     } e[HQ_POLICIES_MAX];
+    size_t nposted, next; /* `next`: the slot to reuse when full */
+    struct {
+        char node[HQ_NODE_MAX];
+        struct policy *p;
+    } posted[HQ_POSTED_MAX];
 };
 
 int hq_policies_new(struct hq_policies **out)
@@ -44,6 +51,10 @@ void hq_policies_clear(struct hq_policies *pc)
     for (size_t i = 0; i < pc->n; i++)
         policy_free(pc->e[i].p);
     pc->n = 0;
+    for (size_t i = 0; i < pc->nposted; i++)
+        policy_free(pc->posted[i].p);
+    pc->nposted = 0;
+    pc->next = 0;
 }
 
 void hq_policies_free(struct hq_policies *pc)
@@ -82,6 +93,78 @@ int hq_policies_get(struct hq_policies *pc, const char *region, const struct pol
     pc->e[pc->n].p = p;
     pc->n++;
     *out = p;
+    return 0;
+}
+
+struct posted_load {
+    const char *node, *region, *hash;
+    struct policy *p;
+    struct op_error *err;
+};
+
+static int load_posted(void *ctx, const struct hq_mailbox_msg *m)
+{
+    struct posted_load *pl = ctx;
+    char name[HQ_NODE_MAX + 64];
+    snprintf(name, sizeof name, "policy message %" PRIu64 " posted to %s", m->seq, pl->node);
+    struct op_error e2;
+    op_error_clear(&e2);
+    int rc = policy_load_buffer_for(name, pl->region, m->body, m->body_len, &pl->p, &e2);
+    if (rc < 0)
+        return op_error_set(pl->err, rc, "policy_hash", "%s no longer loads: %s", name, e2.msg);
+    if (strcmp(pl->p->hash, pl->hash)) {
+        policy_free(pl->p);
+        pl->p = NULL;
+        return op_error_set(pl->err, -EIO, "policy_hash", "%s: stored hash %.64s is wrong", name,
+                            pl->hash);
+    }
+    return 0;
+}
+
+int hq_policies_for_segment(struct hq_policies *pc, struct hq_store *st, const char *node,
+                            const char *region, const char *hash, const struct policy **out,
+                            struct op_error *err)
+{
+    const struct policy *prof = NULL;
+    struct op_error perr;
+    op_error_clear(&perr);
+    int prc = hq_policies_get(pc, region, &prof, &perr);
+    if (prc == 0 && !strcmp(prof->hash, hash)) {
+        *out = prof;
+        return 0;
+    }
+    for (size_t i = 0; i < pc->nposted; i++)
+        if (!strcmp(pc->posted[i].node, node) && !strcmp(pc->posted[i].p->hash, hash)) {
+            *out = pc->posted[i].p;
+            return 0;
+        }
+    if (strlen(node) >= HQ_NODE_MAX)
+        return op_error_set(err, -EINVAL, "node", "node name too long");
+    struct posted_load pl = {node, region, hash, NULL, err};
+    int rc = st->ops->mailbox_policy_get(st->impl, node, hash, load_posted, &pl, err);
+    if (rc == -ENOENT) {
+        if (prc < 0) {
+            /* the profile is needed and missing: keep the upload, retry */
+            if (err)
+                *err = perr;
+            return prc;
+        }
+        *out = NULL;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    size_t slot;
+    if (pc->nposted < HQ_POSTED_MAX) {
+        slot = pc->nposted++;
+    } else {
+        slot = pc->next;
+        pc->next = (pc->next + 1) % HQ_POSTED_MAX;
+        policy_free(pc->posted[slot].p);
+    }
+    snprintf(pc->posted[slot].node, sizeof pc->posted[slot].node, "%s", node);
+    pc->posted[slot].p = pl.p;
+    *out = pl.p;
     return 0;
 }
 
@@ -285,18 +368,23 @@ int hq_apply_upload(struct hq_store *st, struct hq_policies *pc, const struct hq
         return rc;
     }
 
+    /* The segment was cut under the region's profile or under a policy
+     * HQ posted to this node (which the node took up by itself or a
+     * person there accepted); its records are checked under that one. */
     const struct policy *p = NULL;
-    rc = hq_policies_get(pc, node.region, &p, err);
+    rc = hq_policies_for_segment(pc, st, node.name, node.region, info->policy_hash, &p, err);
     if (rc < 0) {
         segment_close(seg);
         return rc;
     }
     char why[HQ_REASON_MAX];
-    if (strcmp(info->policy_hash, p->hash) != 0) {
+    if (!p) {
+        const struct policy *prof = NULL;
+        (void)hq_policies_get(pc, node.region, &prof, NULL);
         snprintf(why, sizeof why,
-                 "policy hash %.64s of the segment is not %.64s, the hash of the %s profile HQ "
-                 "holds",
-                 info->policy_hash, p->hash, node.region);
+                 "policy hash %.64s of the segment is neither %.64s, the hash of the %s profile "
+                 "HQ holds, nor the hash of a policy HQ posted to node %s",
+                 info->policy_hash, prof ? prof->hash : "?", node.region, node.name);
         rc = reject(st, info, now_ms, why, out, err);
         segment_close(seg);
         return rc;

@@ -4,7 +4,8 @@
  * metadata node is the token's node; the file opens as a segment under
  * the node's hq_key; its header names the same node and segment number;
  * then (a receipt already there: replay) the policy hash is the node's
- * region profile's and every record passes egress_verify.
+ * region profile's or that of a policy HQ posted to that node, and every
+ * record passes egress_verify under that policy.
  *
  * Invariants: an upload that fails one of the first three checks leaves
  * nothing but a count and a reason on the node (no receipt); otherwise
@@ -12,7 +13,8 @@
  * change of the segment, and a rejected receipt comes with no record
  * change at all. The segment is streamed record by record: memory does
  * not grow with its size. The region profiles are read from disk
- * (policy_find_file) on first use per region and cached until cleared.
+ * (policy_find_file) on first use per region, policies posted to nodes
+ * from the store on first use, and both cached until cleared.
  */
 #ifndef OUTPOST_HQ_APPLY_H
 #define OUTPOST_HQ_APPLY_H
@@ -41,6 +43,19 @@ void hq_policies_clear(struct hq_policies *pc);
  * (invalid profile; err says file:line), -E2BIG (too many regions). */
 int hq_policies_get(struct hq_policies *pc, const char *region, const struct policy **out,
                     struct op_error *err);
+
+/* The policy a segment of `node` (in `region`) says it was cut under, by
+ * the policy hash in its header: the region's profile when the hash is
+ * its hash, else a policy HQ posted to that very node's mailbox (found
+ * with st->ops->mailbox_policy_get, loaded for the region, cached). *out
+ * is NULL (and 0 returned) when HQ knows no policy of that hash for that
+ * node. Borrowed until the next call or hq_policies_clear/free. Errors:
+ * those of hq_policies_get when the profile is needed (the hash is no
+ * posted policy's); the store's; -EINVAL when the posted policy no longer
+ * loads. */
+int hq_policies_for_segment(struct hq_policies *pc, struct hq_store *st, const char *node,
+                            const char *region, const char *hash, const struct policy **out,
+                            struct op_error *err);
 
 enum hq_apply_outcome {
     HQ_APPLY_APPLIED = 0, /* a new applied receipt */

@@ -11,9 +11,10 @@
  * tombstone (id, version), never data, and once the transaction that
  * applied it has committed (and `forget` has succeeded, if a reader held
  * the log then) no byte of the dropped data is left in the store's files;
- * a receipt, once written for
- * (node, segment), is never changed; everything between begin and commit
- * is one transaction (all or nothing); a node's token is kept only as its
+ * a receipt, once written for (node, segment), is never changed; every
+ * mailbox message is kept, and a policy message can be found by node and
+ * the SHA-256 of its text; everything between begin and commit is one
+ * transaction (all or nothing); a node's token is kept only as its
  * SHA-256.
  */
 #ifndef OUTPOST_HQ_STORE_H
@@ -176,6 +177,13 @@ struct hq_store_ops {
                         size_t body_len, int64_t now_ms, uint64_t *seq, struct op_error *err);
     int (*mailbox_list)(void *impl, const char *node, uint64_t after, unsigned limit,
                         hq_mailbox_fn cb, void *ctx, struct op_error *err);
+    /* The first policy message posted to node whose text has SHA-256 hash
+     * (64 lower-case hex digits, as struct policy's hash): cb once with it
+     * (its return is returned); -ENOENT when HQ never posted such a policy
+     * to that node. A backend keeps the hash of every policy message
+     * (mailbox_post computes it), so the lookup does not read the bodies. */
+    int (*mailbox_policy_get)(void *impl, const char *node, const char *hash, hq_mailbox_fn cb,
+                              void *ctx, struct op_error *err);
 };
 
 /* The handle protocol code holds. */

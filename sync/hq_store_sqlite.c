@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,11 @@ static const char *const migrations[] = {
     "  created_ms INTEGER NOT NULL,\n"
     "  PRIMARY KEY (node, seq)\n"
     ") STRICT, WITHOUT ROWID;\n",
+    /* 2: every policy HQ posted to a node, found by the SHA-256 of its
+     * text, so a segment cut under one of them is checked under it */
+    "ALTER TABLE mailbox ADD COLUMN policy_hash TEXT;\n"
+    "UPDATE mailbox SET policy_hash = outpost_sha256_hex(body) WHERE kind = 'policy';\n"
+    "CREATE INDEX mailbox_policy ON mailbox (node, policy_hash) WHERE policy_hash IS NOT NULL;\n",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -130,6 +136,7 @@ enum q {
     Q_MAILBOX_NEXT,
     Q_MAILBOX_ADD,
     Q_MAILBOX_LIST,
+    Q_MAILBOX_POLICY,
     Q_COUNT
 };
 
@@ -170,10 +177,13 @@ static const char *const sql[Q_COUNT] = {
                          "WHERE (?1 IS NULL OR node = ?1) ORDER BY node, segment, line",
     [Q_MAILBOX_NEXT] = "UPDATE nodes SET mailbox_seq = mailbox_seq + 1 WHERE name = ?1 "
                        "RETURNING mailbox_seq",
-    [Q_MAILBOX_ADD] = "INSERT INTO mailbox (node, seq, kind, body, created_ms) "
-                      "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_MAILBOX_ADD] = "INSERT INTO mailbox (node, seq, kind, body, created_ms, policy_hash) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, "
+                      "CASE ?3 WHEN 'policy' THEN outpost_sha256_hex(?4) END)",
     [Q_MAILBOX_LIST] = "SELECT seq, kind, body, created_ms FROM mailbox WHERE node = ?1 AND "
                        "seq > ?2 ORDER BY seq LIMIT ?3",
+    [Q_MAILBOX_POLICY] = "SELECT seq, kind, body, created_ms FROM mailbox WHERE node = ?1 AND "
+                         "policy_hash = ?2 ORDER BY seq LIMIT 1",
 };
 
 struct sq {
@@ -288,6 +298,29 @@ static int pragma_int(struct sq *s, const char *text, int *out, struct op_error 
     }
     sqlite3_finalize(st);
     return rc == SQLITE_OK ? 0 : fail(s, rc, text, err);
+}
+
+/* outpost_sha256_hex(X): the SHA-256 of X's bytes in lower-case hex, as
+ * a policy's hash is (policy.h); NULL for NULL. */
+static void sha256_hex_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    const void *data = sqlite3_value_blob(argv[0]);
+    int len = sqlite3_value_bytes(argv[0]);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (!EVP_Digest(data ? data : "", (size_t)len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
+        sqlite3_result_error(ctx, "cannot compute SHA-256", -1);
+        return;
+    }
+    char hex[65];
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    sqlite3_result_text(ctx, hex, 64, SQLITE_TRANSIENT);
 }
 
 static int migrate(struct sq *s, struct op_error *err)
@@ -952,6 +985,38 @@ static int sq_mailbox_list(void *impl, const char *node, uint64_t after, unsigne
     return rc == SQLITE_DONE ? 0 : fail(s, rc, "list mailbox", err);
 }
 
+static int sq_mailbox_policy_get(void *impl, const char *node, const char *hash, hq_mailbox_fn cb,
+                                 void *ctx, struct op_error *err)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = stmt(s, Q_MAILBOX_POLICY, err);
+    if (!st)
+        return err ? err->code : -EIO;
+    bind_text(st, 1, node);
+    bind_text(st, 2, hash);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return op_error_set(err, -ENOENT, "policy_hash",
+                            "HQ posted no policy with hash %.64s to node %s", hash, node);
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return fail(s, rc, "find a posted policy", err);
+    }
+    const void *b = sqlite3_column_blob(st, 2);
+    struct hq_mailbox_msg m = {
+        .seq = (uint64_t)sqlite3_column_int64(st, 0),
+        .kind = col_text(st, 1),
+        .body = b ? (const char *)b : "",
+        .body_len = (size_t)sqlite3_column_bytes(st, 2),
+        .created_ms = sqlite3_column_int64(st, 3),
+    };
+    int c = cb(ctx, &m);
+    sqlite3_reset(st);
+    return c;
+}
+
 static const struct hq_store_ops sqlite_ops = {
     .close = sq_close,
     .node_add = sq_node_add,
@@ -976,6 +1041,7 @@ static const struct hq_store_ops sqlite_ops = {
     .totals = sq_totals,
     .mailbox_post = sq_mailbox_post,
     .mailbox_list = sq_mailbox_list,
+    .mailbox_policy_get = sq_mailbox_policy_get,
 };
 
 const char *hq_receipt_status_name(enum hq_receipt_status s)
@@ -1001,6 +1067,14 @@ int hq_store_sqlite_open(const char *path, struct hq_store *out, struct op_error
         return e ? e : -EIO;
     }
     sqlite3_busy_timeout(s->db, HQ_BUSY_MS);
+    rc = sqlite3_create_function(s->db, "outpost_sha256_hex", 1,
+                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                 sha256_hex_fn, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = fail(s, rc, "register outpost_sha256_hex", err);
+        sq_close(s);
+        return rc;
+    }
     int app = 0; /* reading a pragma first: a file that is not SQLite fails here */
     if ((rc = pragma_int(s, "PRAGMA application_id", &app, err)) < 0 ||
         (rc = exec(s,

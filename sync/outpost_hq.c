@@ -646,24 +646,19 @@ static int mailbox_cmd(struct opts *o, int argc, char **argv)
         code = failed(cmd, rc, &err);
         goto done;
     }
+    char hash[POLICY_HASH_HEX] = "";
     if (!strcmp(kind, "policy")) {
+        /* any file name: the node's region is what it must be for */
         struct policy *p = NULL;
-        rc = policy_load_buffer(file, body, len, &p, &err);
+        rc = policy_load_buffer_for(file, n.region, body, len, &p, &err);
         if (rc < 0) {
-            fprintf(stderr, "outpost-hq %s: not a valid region profile: %s\n", cmd, err.msg);
+            fprintf(stderr, "outpost-hq %s: not a valid policy for node %s (region %s): %s\n", cmd,
+                    node, n.region, err.msg);
             code = EXIT_BADINPUT;
             goto done;
         }
-        int same = !strcmp(p->region, n.region);
-        if (!same)
-            fprintf(stderr,
-                    "outpost-hq %s: %s is the profile of region %s; node %s is in region %s\n", cmd,
-                    file, p->region, node, n.region);
+        snprintf(hash, sizeof hash, "%s", p->hash);
         policy_free(p);
-        if (!same) {
-            code = EXIT_BADINPUT;
-            goto done;
-        }
     }
     uint64_t seq = 0;
     rc = st.ops->mailbox_post(st.impl, node, kind, body, len, now_ms(), &seq, &err);
@@ -672,7 +667,8 @@ static int mailbox_cmd(struct opts *o, int argc, char **argv)
         goto done;
     }
     printf("%" PRIu64 "\n", seq);
-    fprintf(stderr, "outpost-hq: %s message %" PRIu64 " queued for node %s\n", kind, seq, node);
+    fprintf(stderr, "outpost-hq: %s message %" PRIu64 " queued for node %s%s%s\n", kind, seq, node,
+            hash[0] ? "; policy sha256 " : "", hash);
 done:
     free(body);
     hq_store_close(&st);

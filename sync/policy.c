@@ -61,6 +61,7 @@ struct ld {
     yaml_document_t *doc;
     struct policy *p;
     struct op_error *err;
+    const char *region; /* what `region` must say; NULL: the file name without .yaml */
 };
 
 static int fail_at(struct ld *l, int line, const char *key, const char *fmt, ...)
@@ -1152,13 +1153,19 @@ static int load_root(struct ld *l, const yaml_node_t *root)
         return fail(l, v[K_FORMAT], "format", "expected %s (got \"%.60s\")", POLICY_FORMAT, s);
 
     char want[64];
-    file_region(l->name, want, sizeof want);
+    if (l->region)
+        snprintf(want, sizeof want, "%s", l->region);
+    else
+        file_region(l->name, want, sizeof want);
     rc = text(l, v[K_REGION], "region", p->region, sizeof p->region, 1);
     if (rc < 0)
         return rc;
     if (!valid_region(p->region))
         return fail(l, v[K_REGION], "region",
                     "\"%s\" is not a region code (A-Z, 0-9 and -, such as BR or EU-DE)", p->region);
+    if (strcmp(p->region, want) && l->region)
+        return fail(l, v[K_REGION], "region", "\"%s\" is not %s, the region it is loaded for",
+                    p->region, want);
     if (strcmp(p->region, want))
         return fail(l, v[K_REGION], "region", "\"%s\" does not match the file name (%s.yaml)",
                     p->region, want);
@@ -1302,10 +1309,10 @@ static int prescan(struct ld *l, const unsigned char *data, size_t len)
     return rc;
 }
 
-static int load(const char *name, const char *data, size_t len, struct policy **out,
-                struct op_error *err)
+static int load(const char *name, const char *region, const char *data, size_t len,
+                struct policy **out, struct op_error *err)
 {
-    struct ld l = {name, data, len, NULL, NULL, err};
+    struct ld l = {name, data, len, NULL, NULL, err, region};
     if (len > POLICY_MAX_BYTES)
         return fail_at(&l, 1, "(file)", "larger than %d bytes (%zu)", POLICY_MAX_BYTES, len);
     long bad = entity_utf8_bad_offset(data, len);
@@ -1374,7 +1381,13 @@ static int load(const char *name, const char *data, size_t len, struct policy **
 int policy_load_buffer(const char *name, const char *data, size_t len, struct policy **out,
                        struct op_error *err)
 {
-    return load(name, data, len, out, err);
+    return load(name, NULL, data, len, out, err);
+}
+
+int policy_load_buffer_for(const char *name, const char *region, const char *data, size_t len,
+                           struct policy **out, struct op_error *err)
+{
+    return load(name, region, data, len, out, err);
 }
 
 int policy_load_file(const char *path, struct policy **out, struct op_error *err)
@@ -1419,7 +1432,7 @@ int policy_load_file(const char *path, struct policy **out, struct op_error *err
         len += (size_t)n;
     }
     close(fd);
-    int rc = load(path, buf, len, out, err);
+    int rc = load(path, NULL, buf, len, out, err);
     free(buf);
     return rc;
 }

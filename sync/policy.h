@@ -180,6 +180,13 @@ int policy_load_file(const char *path, struct policy **out, struct op_error *err
 int policy_load_buffer(const char *name, const char *data, size_t len, struct policy **out,
                        struct op_error *err);
 
+/* Same, for text whose name says nothing of its region (a policy from
+ * HQ's mailbox, a file an administrator names): `region` is what the
+ * file's `region` must say (else "NAME:LINE: region: \"KE\" is not RU, the
+ * region it is loaded for"), and `name` stands for the text in messages. */
+int policy_load_buffer_for(const char *name, const char *region, const char *data, size_t len,
+                           struct policy **out, struct op_error *err);
+
 void policy_free(struct policy *p);
 
 /* The class of a field of an entity ("email", "custom.cpf"); the listed

@@ -2,7 +2,8 @@
 # outpost status: without credentials it says "sync: not configured" and
 # still shows the outbox backlog; --json carries the same figures; what a
 # daemon recorded (node, spool, errors, a block) is shown from the
-# database alone; usage errors exit 2, a missing database 1.
+# database alone (a policy from HQ waiting for acceptance: test_policy.sh);
+# usage errors exit 2, a missing database 1.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 T=$(mktmp)
@@ -29,6 +30,7 @@ expect_contains "$OUT" "outbox: 2 changes queued, oldest"
 expect_exit 0 "$OUTPOST" status --json
 expect_contains "$OUT" '"enabled":false'
 expect_contains "$OUT" '"outbox_depth":2'
+expect_contains "$OUT" '"policy_pending":null'
 
 # What a daemon records (sync_ledger): shown without credentials.
 if command -v sqlite3 >/dev/null; then

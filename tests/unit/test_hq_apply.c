@@ -3,7 +3,8 @@
  * (egress_project / egress_tombstone and the segment writer) applied to a
  * temporary HQ store. Applied and replayed segments, records set aside,
  * rejected receipts (policy hash mismatch; a record egress_verify refuses,
- * with nothing of the segment applied) and refusals without a receipt
+ * with nothing of the segment applied), segments cut under a policy HQ
+ * posted to that node (checked under it) and refusals without a receipt
  * (wrong key, wrong node, wrong segment number, revoked node). HQ
  * forgetting: canaries in exportable fields are in the store's files
  * after their segment applied and gone from the database and its log once
@@ -397,6 +398,105 @@ static void test_erasure_forgotten(void)
     CHECK_EQ(st.ops->forget(st.impl, &err), 0); /* nothing pending */
 }
 
+/* The KE profile's text with `old` replaced by `new` and a comment. */
+static size_t ke_text(char *buf, size_t cap, const char *old, const char *new)
+{
+    char ppath[1024];
+    struct op_error err;
+    CHECK_EQ(policy_find_file("KE", ppath, sizeof ppath, &err), 0);
+    FILE *f = fopen(ppath, "re");
+    char *raw = malloc(cap);
+    size_t len = f ? fread(raw, 1, cap - 1, f) : 0;
+    if (f)
+        fclose(f);
+    raw[len] = '\0';
+    char *at = strstr(raw, old);
+    CHECK(at != NULL);
+    int n = snprintf(buf, cap, "# posted by HQ\n%.*s%s%s", at ? (int)(at - raw) : (int)len, raw,
+                     at ? new : "", at ? at + strlen(old) : "");
+    free(raw);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static int seq_of(void *ctx, const struct hq_mailbox_msg *m)
+{
+    *(uint64_t *)ctx = m->seq;
+    return 0;
+}
+
+/* A segment cut under a policy HQ posted to that node is checked under
+ * that policy and applied; the same hash from another node, or a hash HQ
+ * never posted, is rejected naming it. */
+static void test_posted_policy(void)
+{
+    static char buf[POLICY_MAX_BYTES];
+    size_t len = ke_text(buf, sizeof buf, "contact.country: {class: exportable",
+                         "contact.country: {class: local_only");
+    struct op_error err;
+    struct policy *posted = NULL;
+    CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &posted, &err), 0);
+    if (!posted)
+        return;
+    /* not posted yet: unknown */
+    char path[1024];
+    struct hq_apply_result res;
+    CHECK_EQ(build("n1", key1, posted, 30, seg1, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "30", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
+    CHECK_CONTAINS(res.reason, posted->hash);
+    CHECK_CONTAINS(res.reason, "nor the hash of a policy HQ posted to node n1");
+
+    uint64_t seq = 0, got = 0;
+    CHECK_EQ(st.ops->mailbox_post(st.impl, "n1", "policy", buf, len, 1, &seq, &err), 0);
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", posted->hash, seq_of, &got, &err), 0);
+    CHECK_EQ(got, seq);
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n2", posted->hash, seq_of, &got, &err), -ENOENT);
+    CHECK_EQ(build("n1", key1, posted, 31, seg1, path, sizeof path), 0);
+    uint64_t before = records();
+    CHECK_EQ(run_apply("n1", "n1", "31", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.set_aside, 1);
+    CHECK(records() >= before);
+    /* cached, and after a SIGHUP read again from the store */
+    const struct policy *p = NULL;
+    CHECK_EQ(hq_policies_for_segment(pc, &st, "n1", "KE", posted->hash, &p, &err), 0);
+    CHECK(p && !strcmp(p->hash, posted->hash));
+    hq_policies_clear(pc);
+    p = NULL;
+    CHECK_EQ(hq_policies_for_segment(pc, &st, "n1", "KE", posted->hash, &p, &err), 0);
+    CHECK(p && !strcmp(p->hash, posted->hash));
+    CHECK_EQ(hq_policies_for_segment(pc, &st, "n1", "KE", ke->hash, &p, &err), 0);
+    CHECK(p && !strcmp(p->hash, ke->hash));
+    CHECK_EQ(hq_policies_for_segment(pc, &st, "n2", "KE", posted->hash, &p, &err), 0);
+    CHECK(p == NULL);
+
+    /* another node under n1's policy: rejected */
+    CHECK_EQ(build("n2", key1, posted, 32, seg1, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n2", "n2", "32", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
+    CHECK_CONTAINS(res.reason, "nor the hash of a policy HQ posted to node n2");
+
+    /* the records are checked under the posted policy, not the profile:
+     * a country under the posted hash is a violation */
+    struct policy *forged = NULL;
+    CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &forged, &err), 0);
+    if (forged) {
+        /* the posted policy's hash, but country leaves */
+        for (size_t i = 0; i < forged->nfields; i++)
+            if (forged->fields[i].entity == &entity_contact &&
+                !strcmp(forged->fields[i].field, "country"))
+                forged->fields[i].cls = POLICY_EXPORTABLE;
+        CHECK_EQ(build("n1", key1, forged, 33, seg1, path, sizeof path), 0);
+        before = records();
+        CHECK_EQ(run_apply("n1", "n1", "33", path, &res), 0);
+        CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
+        CHECK_CONTAINS(res.reason, "country");
+        CHECK_EQ(records(), before);
+    }
+    policy_free(forged);
+    policy_free(posted);
+}
+
 static void test_refused(void)
 {
     char path[1024];
@@ -480,6 +580,7 @@ int main(void)
     RUN(test_tombstone_then_late_upsert);
     RUN(test_rejected_policy_hash);
     RUN(test_rejected_egress_verify);
+    RUN(test_posted_policy);
     RUN(test_refused);
     RUN(test_erasure_forgotten);
     hq_policies_free(pc);

@@ -2,6 +2,7 @@
  * Tests for sync/hq_store_sqlite.c through the hq_store interface:
  * nodes, version ordering, tombstones beating late upserts, receipts
  * never replaced, rollback leaving nothing, set-aside and mailbox rows,
+ * policy messages found by their hash (also after an upgrade),
  * and refusing files that are not an HQ store.
  */
 #include <errno.h>
@@ -12,6 +13,9 @@
 
 #include "hq_store.h"
 #include "testlib.h"
+
+#define BBB_SHA256 "3e744b9dc39389baf0c5a0660589b8402f3dbb49b89b3e75f2c9355852a3c677"
+#define A_SHA256 "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
 
 static char dir[256];
 static char path[512];
@@ -213,6 +217,39 @@ static void test_mailbox(void)
     last = 0;
     CHECK_EQ(st.ops->mailbox_list(st.impl, "n1", 2, 100, grab_msg, &last, &err), 0);
     CHECK_EQ(last, 0);
+    /* a policy message is found by node and the SHA-256 of its text */
+    last = 0;
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", BBB_SHA256, grab_msg, &last, &err), 0);
+    CHECK_EQ(last, 2003);
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n2", BBB_SHA256, grab_msg, &last, &err), -ENOENT);
+    CHECK_CONTAINS(err.msg, "HQ posted no policy with hash " BBB_SHA256 " to node n2");
+    /* only policy messages: "a" was posted as reference data */
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", A_SHA256, grab_msg, &last, &err), -ENOENT);
+    /* the first of two identical posts */
+    CHECK_EQ(st.ops->mailbox_post(st.impl, "n1", "policy", "bbb", 3, 1, &seq, &err), 0);
+    CHECK_EQ(seq, 3);
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", BBB_SHA256, grab_msg, &last, &err), 0);
+    CHECK_EQ(last, 2003);
+    hq_store_close(&st);
+}
+
+/* A store of schema 1 (before policy hashes were kept) gets the hashes of
+ * the policies it holds when it is opened. */
+static void test_mailbox_upgrade(void)
+{
+    sqlite3 *db = NULL;
+    CHECK_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db,
+                          "DROP INDEX mailbox_policy; ALTER TABLE mailbox DROP COLUMN "
+                          "policy_hash; PRAGMA user_version = 1",
+                          NULL, NULL, NULL),
+             SQLITE_OK);
+    sqlite3_close(db);
+    struct hq_store st = open_store();
+    struct op_error err;
+    uint64_t last = 0;
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", BBB_SHA256, grab_msg, &last, &err), 0);
+    CHECK_EQ(last, 2003);
     hq_store_close(&st);
 }
 
@@ -246,6 +283,7 @@ int main(void)
     RUN(test_versions_and_tombstones);
     RUN(test_receipts_and_rollback);
     RUN(test_mailbox);
+    RUN(test_mailbox_upgrade);
     RUN(test_foreign_files);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -602,6 +602,20 @@ static void test_minimal(void)
     CHECK_STR(err.msg, "EU-DE.yaml:1: default_basis: missing");
     CHECK_STR(err.field, "default_basis");
     policy_free(q);
+    /* Text named otherwise (a mailbox message, a file anywhere): the
+     * region is given, and messages name the text. */
+    q = NULL;
+    CHECK_EQ(policy_load_buffer_for("/tmp/offer.txt", "EU-DE", min, strlen(min), &q, &err), 0);
+    CHECK(q && !strcmp(q->region, "EU-DE") && !strcmp(q->path, "/tmp/offer.txt"));
+    policy_free(q);
+    q = NULL;
+    CHECK_EQ(policy_load_buffer_for("message 7 from HQ", "KE", min, strlen(min), &q, &err),
+             -EINVAL);
+    CHECK_STR(err.msg, "message 7 from HQ:2: region: \"EU-DE\" is not KE, the region it is "
+                       "loaded for");
+    CHECK(q == NULL);
+    CHECK_EQ(policy_load_buffer_for("/tmp/x", "EU-DE", min, len, &q, &err), -EINVAL);
+    CHECK_STR(err.msg, "/tmp/x:1: default_basis: missing");
 }
 
 static void test_files(void)

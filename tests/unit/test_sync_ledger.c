@@ -5,8 +5,9 @@
  * hash changes; restarts reconcile spool and table after simulated
  * crashes; the spool cap stops segmenting; an erasure goes in the first
  * segment behind a backlog; a restricted record HQ holds leaves as a
- * withdraw tombstone; 20,000 changes become many small segments; the mailbox keeps
- * only authentic messages and writes a valid policy override. */
+ * withdraw tombstone; 20,000 changes become many small segments; the
+ * mailbox keeps only authentic messages, applies a policy from HQ that
+ * loosens nothing and keeps one that loosens pending. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -556,13 +557,70 @@ static int store_msgs(struct sync_ledger *l, json_t *msgs, int *changed, struct 
     return rc;
 }
 
+/* yaml with `old` replaced by `new`; the caller frees. */
+static char *edit(const char *yaml, const char *old, const char *new)
+{
+    const char *at = strstr(yaml, old);
+    if (!at)
+        die("test policy edit: text not found", NULL);
+    size_t n = strlen(yaml) - strlen(old) + strlen(new) + 1;
+    char *out = malloc(n);
+    snprintf(out, n, "%.*s%s%s", (int)(at - yaml), yaml, new, at + strlen(old));
+    return out;
+}
+
+static const char *mailbox_states(void)
+{
+    static char buf[512];
+    sqlite3_stmt *q;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(store_db(st),
+                           "SELECT group_concat(seq || ':' || status, ',') FROM "
+                           "(SELECT * FROM mailbox ORDER BY seq)",
+                           -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+        snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    return buf;
+}
+
+static const char *ledger_rows(void)
+{
+    static char buf[1024];
+    sqlite3_stmt *q;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(store_db(st),
+                           "SELECT group_concat(kind || ':' || actor || ':' || mailbox_seq, ',') "
+                           "FROM (SELECT * FROM policy_ledger ORDER BY id)",
+                           -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+        snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    return buf;
+}
+
+static int same_file(const char *path, const char *text)
+{
+    size_t n = 0;
+    char *got = read_all(path, &n);
+    int same = got && n == strlen(text) && !memcmp(got, text, n);
+    free(got);
+    return same;
+}
+
+/* The mailbox keeps only authentic messages; a policy from HQ that
+ * loosens nothing takes effect by itself (recorded in the policy ledger),
+ * one that loosens waits as pending, a newer one supersedes it. The
+ * profile is in force at the start (no OUTPOST_POLICY). */
 static void test_mailbox(void)
 {
+    char *env = strdup(getenv("OUTPOST_POLICY"));
+    size_t len = 0;
+    char *yaml = read_all(env, &len);
+    unsetenv("OUTPOST_POLICY");
     fresh("mail");
     struct sync_ledger *l = open_ledger(0, 0);
     struct op_error err;
-    size_t len = 0;
-    char *yaml = read_all(getenv("OUTPOST_POLICY"), &len);
     char ke[400];
     snprintf(ke, sizeof ke, "%s/KE.yaml", OUTPOST_SOURCE_REGIONS_DIR);
     size_t klen = 0;
@@ -571,6 +629,14 @@ static void test_mailbox(void)
     CHECK_EQ(node_policy_override_path(dbp, over, sizeof over), 0);
     uint64_t after = 99;
     int changed = -1;
+    /* a comment: nothing of substance; a field closed; a field opened */
+    char *commented = edit(yaml, "format:", "# revised at HQ\nformat:");
+    char *tighter =
+        edit(commented, "contact.phone: {class: pseudonymize", "contact.phone: {class: local_only");
+    char *looser = edit(tighter, "contact.given_name: {class: pseudonymize",
+                        "contact.given_name: {class: exportable");
+    char *looser2 =
+        edit(looser, "contact.email: {class: pseudonymize", "contact.email: {class: exportable");
 
     /* one forged message: nothing stored, cursor unchanged */
     CHECK_EQ(store_msgs(
@@ -583,36 +649,64 @@ static void test_mailbox(void)
     CHECK_EQ(after, 0);
     CHECK(!file_exists(over));
 
-    /* a policy of another region is refused; ours is applied */
+    /* a policy of another region is refused; the profile again is the
+     * policy in force already; a comment changes nothing of substance and
+     * takes effect by itself */
     CHECK_EQ(store_msgs(l,
-                        json_pack("[ooo]", message(1, "reference", "{}", 1),
-                                  message(2, "policy", keyaml, 1), message(3, "policy", yaml, 1)),
+                        json_pack("[oooo]", message(1, "reference", "{}", 1),
+                                  message(2, "policy", keyaml, 1), message(3, "policy", yaml, 1),
+                                  message(4, "policy", commented, 1)),
                         &changed, &err),
              0);
     CHECK_EQ(changed, 1);
     CHECK_EQ(sync_ledger_mailbox_after(l, &after, &err), 0);
-    CHECK_EQ(after, 3);
-    CHECK(file_exists(over));
+    CHECK_EQ(after, 4);
+    CHECK_STR(mailbox_states(), "1:pending,2:refused,3:applied,4:applied");
+    CHECK(same_file(over, commented));
     struct stat sb;
     CHECK_EQ(stat(over, &sb), 0);
     CHECK_EQ(sb.st_mode & 0777, 0640);
-    size_t olen = 0;
-    char *got = read_all(over, &olen);
-    CHECK_EQ(olen, len);
-    CHECK(got && !memcmp(got, yaml, len));
-    free(got);
+    CHECK_STR(ledger_rows(), "auto-tightened:hq:4");
+
+    /* a tightening: by itself; a loosening: pending, the policy stays */
+    CHECK_EQ(store_msgs(l,
+                        json_pack("[oo]", message(5, "policy", tighter, 1),
+                                  message(6, "policy", looser, 1)),
+                        &changed, &err),
+             0);
+    CHECK_EQ(changed, 1);
+    CHECK_STR(mailbox_states(), "1:pending,2:refused,3:applied,4:applied,5:applied,6:pending");
+    CHECK(same_file(over, tighter));
+    CHECK_STR(ledger_rows(), "auto-tightened:hq:4,auto-tightened:hq:5");
     sqlite3_stmt *q;
     CHECK_EQ(sqlite3_prepare_v2(store_db(st),
-                                "SELECT group_concat(seq || ':' || status, ',') FROM "
-                                "(SELECT * FROM mailbox ORDER BY seq)",
+                                "SELECT reason FROM mailbox WHERE seq = 6 UNION ALL "
+                                "SELECT summary FROM policy_ledger WHERE mailbox_seq = 5",
                                 -1, &q, NULL),
              SQLITE_OK);
     CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
-    CHECK_STR((const char *)sqlite3_column_text(q, 0), "1:pending,2:refused,3:applied");
+    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0),
+                   "1 loosen, 0 tighten, 0 neutral: contact.given_name: pseudonymize -> "
+                   "exportable (loosens)");
+    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
+    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0),
+                   "contact.phone: pseudonymize -> local_only (tightens)");
     sqlite3_finalize(q);
+
+    /* a second loosening supersedes the first; nothing takes effect */
+    CHECK_EQ(store_msgs(l, json_pack("[o]", message(7, "policy", looser2, 1)), &changed, &err), 0);
+    CHECK_EQ(changed, 0);
+    CHECK_STR(mailbox_states(),
+              "1:pending,2:refused,3:applied,4:applied,5:applied,6:refused,7:pending");
+    CHECK(same_file(over, tighter));
+    CHECK_EQ(
+        sqlite3_prepare_v2(store_db(st), "SELECT reason FROM mailbox WHERE seq = 6", -1, &q, NULL),
+        SQLITE_OK);
+    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
+    CHECK_STR((const char *)sqlite3_column_text(q, 0), "superseded by policy message 7 from HQ");
+    sqlite3_finalize(q);
+
     /* the override is what the node loads when nothing more explicit is set */
-    char *old = strdup(getenv("OUTPOST_POLICY"));
-    unsetenv("OUTPOST_POLICY");
     char path[1024];
     CHECK_EQ(node_policy_path(NULL, dbp, "EU-DE", path, sizeof path, &err), 0);
     CHECK_STR(path, over);
@@ -622,19 +716,41 @@ static void test_mailbox(void)
     policy_free(pol);
     CHECK_EQ(node_policy_path("/x.yaml", dbp, "EU-DE", path, sizeof path, &err), 0);
     CHECK_STR(path, "/x.yaml");
-    setenv("OUTPOST_POLICY", old, 1);
+    setenv("OUTPOST_POLICY", env, 1);
     CHECK_EQ(node_policy_path(NULL, dbp, "EU-DE", path, sizeof path, &err), 0);
-    CHECK_STR(path, old);
-    free(old);
+    CHECK_STR(path, env);
     /* a repeat is harmless and does not change the policy again */
     changed = -1;
-    CHECK_EQ(store_msgs(l, json_pack("[o]", message(3, "policy", yaml, 1)), &changed, &err), 0);
+    CHECK_EQ(store_msgs(l, json_pack("[o]", message(5, "policy", tighter, 1)), &changed, &err), 0);
     CHECK_EQ(changed, 0);
     CHECK_EQ(sync_ledger_mailbox_after(l, &after, &err), 0);
-    CHECK_EQ(after, 3);
+    CHECK_EQ(after, 7);
     CHECK_EQ(sync_ledger_mailbox_store(l, "nope", 4, &changed, &err), -EBADMSG);
+    /* with OUTPOST_POLICY in force, a tightening judged against it is
+     * written but does not take effect: not recorded as in force */
+    sync_ledger_close(l);
+    l = open_ledger(0, 0);
+    char *env_tighter =
+        edit(yaml, "contact.phone: {class: pseudonymize", "contact.phone: {class: local_only");
+    CHECK_EQ(store_msgs(l, json_pack("[o]", message(8, "policy", env_tighter, 1)), &changed, &err),
+             0);
+    CHECK_EQ(changed, 0);
+    CHECK(same_file(over, env_tighter));
+    CHECK_STR(ledger_rows(), "auto-tightened:hq:4,auto-tightened:hq:5");
+    CHECK_EQ(
+        sqlite3_prepare_v2(store_db(st), "SELECT reason FROM mailbox WHERE seq = 8", -1, &q, NULL),
+        SQLITE_OK);
+    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
+    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0), "but not in force");
+    sqlite3_finalize(q);
+    free(env_tighter);
     free(yaml);
     free(keyaml);
+    free(commented);
+    free(tighter);
+    free(looser);
+    free(looser2);
+    free(env);
     sync_ledger_close(l);
 }
 
