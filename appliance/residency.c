@@ -484,6 +484,25 @@ int residency_policy_changed(struct store *s, const char *new_hash, const char *
 
 /* ---- what HQ may hold ------------------------------------------------------ */
 
+int residency_queued(struct store *s, const char *entity, const char *id, int *out,
+                     struct op_error *err)
+{
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *st;
+    int rc = prep(db, "SELECT 1 FROM outbox WHERE entity = ?1 AND record_id = ?2 LIMIT 1", &st,
+                  "cannot read the outbox", err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(db, rc, "cannot read the outbox", err);
+    *out = rc == SQLITE_ROW;
+    return 0;
+}
+
 int residency_hq_may_have(struct store *s, const char *entity, const char *id, int *out,
                           struct op_error *err)
 {

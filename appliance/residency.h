@@ -96,6 +96,12 @@ int residency_void_spool(struct store *s, const char *why, struct op_error *err)
 int residency_policy_changed(struct store *s, const char *new_hash, const char *why, int *changed,
                              struct op_error *err);
 
+/* Whether the outbox holds a change of the record (so a segment spooled,
+ * half sent or being cut may hold an older version of it). Call before the
+ * write that adds its own row. */
+int residency_queued(struct store *s, const char *entity, const char *id, int *out,
+                     struct op_error *err);
+
 /* Whether a record was put in a recorded segment (so HQ may hold it). */
 int residency_hq_may_have(struct store *s, const char *entity, const char *id, int *out,
                           struct op_error *err);

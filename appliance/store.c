@@ -1214,17 +1214,21 @@ static int dedup_fields_changed(json_t *changes)
 }
 
 /* The residency consequences of a write (appliance/residency.h): a record
- * that becomes withheld voids the spool at commit, and a parent whose
- * verdict changed queues what is about it. `was` is the verdict before the
- * write, `after` the record as written. */
+ * that becomes withheld voids the spool at commit if an older version of
+ * it may be there (it had a change queued) or it is a parent (what is about
+ * it may be), and a parent whose verdict changed queues what is about it.
+ * `was` and `queued` are from before the write, `after` the record as
+ * written. */
 static int residency_after(struct store *s, const struct entity_def *e, const char *id,
-                           enum residency_verdict was, json_t *after, struct op_error *err)
+                           enum residency_verdict was, int queued, json_t *after,
+                           struct op_error *err)
 {
     enum residency_verdict now;
     int rc = residency_judge(s, s->policy, e, after, &now, err);
     if (rc < 0)
         return rc;
-    if (now == RESIDENCY_WITHHOLD && was != RESIDENCY_WITHHOLD && !s->void_pending) {
+    if (now == RESIDENCY_WITHHOLD && was != RESIDENCY_WITHHOLD && !s->void_pending &&
+        (queued || residency_is_parent(e))) {
         s->void_pending = 1;
         snprintf(s->void_why, sizeof s->void_why, "%s %s withheld", e->name, id);
     }
@@ -1245,11 +1249,14 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
     json_t *rec = NULL;
     struct dedup_keys keys = {{0}, {0}, NULL};
     enum residency_verdict was = RESIDENCY_KEEP;
+    int queued = 0;
     rc = load_row(s, e, id, 1, &rec, err);
     if (rc == 0)
         rc = version_check(e, id, rec, expected_version, err);
     if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
         rc = residency_judge(s, s->policy, e, rec, &was, err);
+    if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
+        rc = residency_queued(s, e->name, id, &queued, err);
     json_t *custom = NULL;
     if (rc == 0)
         rc = merge_fields(e, changes, rec, 0, flags, &custom, err);
@@ -1314,7 +1321,7 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
         free(detail);
     }
     if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
-        rc = residency_after(s, e, id, was, rec, err);
+        rc = residency_after(s, e, id, was, queued, rec, err);
     rc = finish_write(s, e, id, rc, out, err);
     free(keys.name);
     json_decref(rec);
@@ -1395,8 +1402,11 @@ int store_purge(struct store *s, const struct entity_def *e, const char *id, con
     if (rc < 0)
         return rc;
     json_t *rec = NULL;
+    int queued = 0;
     rc = load_row(s, e, id, 0, &rec, err);
     int64_t before = rc == 0 ? json_integer_value(json_object_get(rec, "version")) : 0;
+    if (rc == 0)
+        rc = residency_queued(s, e->name, id, &queued, err);
     hlc_stamp now = 0;
     if (rc == 0) {
         struct sqlbuf sb = {.n = 0};
@@ -1432,9 +1442,10 @@ int store_purge(struct store *s, const struct entity_def *e, const char *id, con
     if (rc == 0)
         rc = audit(s, now, action, e, id, before, before + 1, reason, err);
     if (rc == 0) {
-        /* What was purged may wait in the spool: void it at commit. An
-         * erased person's links go from what is about them. */
-        if (!s->void_pending) {
+        /* What was purged may wait in the spool (a change of it was still
+         * queued): void it at commit. An erased person's links go from what
+         * is about them. */
+        if (queued && !s->void_pending) {
             s->void_pending = 1;
             snprintf(s->void_why, sizeof s->void_why, "%s %s %sd", e->name, id, action);
         }

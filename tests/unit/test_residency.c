@@ -259,6 +259,49 @@ static void test_pin_voids_edit_does_not(void)
     sync_ledger_close(l);
 }
 
+/* A record whose changes HQ has all acknowledged is in no segment: its
+ * restriction or purge leaves the spool alone (a daily retention run must
+ * not void a large spool again and again). A contact, organization or
+ * deal voids whenever it becomes withheld: what is about it may be
+ * spooled. */
+static void test_settled_record_keeps_spool(void)
+{
+    fresh("settled");
+    struct sync_ledger *l = open_ledger();
+    char *x = create(&entity_activity,
+                     json_pack("{ssss}", "channel", "call", "occurred_at", "2026-11-30T10:00:00Z"));
+    char *z = create(&entity_contact, json_pack("{ssss}", "given_name", "Z", "region", "Older"));
+    char *out = NULL;
+    size_t len = 0;
+    cut_all(l, 1, &out, &len);
+    free(out);
+    CHECK_EQ(count("SELECT count(*) FROM outbox"), 0);
+    free(create(&entity_contact, json_pack("{ssss}", "given_name", "Y", "region", "Waiting")));
+    struct sync_segment sg;
+    one_spooled(l, &sg);
+    struct op_error err;
+    CHECK_EQ(update(&entity_activity, x, json_pack("{sb}", "restricted", 1), &err), 0);
+    if (store_purge(st, &entity_contact, z, "purge", "retention", &err) < 0)
+        die("purge", &err);
+    struct stat sb;
+    CHECK_EQ(stat(sg.path, &sb), 0);
+    CHECK_EQ(count("SELECT count(*) FROM sync_segments WHERE state = 0"), 1);
+    CHECK_EQ(count("SELECT spool_epoch FROM sync_state"), 0);
+    /* and HQ still learns that both went */
+    out = NULL;
+    len = 0;
+    cut_all(l, 1, &out, &len);
+    char want[160];
+    snprintf(want, sizeof want, "withdraw activity {\"id\":\"%s\"", x);
+    CHECK_CONTAINS(out, want);
+    snprintf(want, sizeof want, "purge contact {\"id\":\"%s\"", z);
+    CHECK_CONTAINS(out, want);
+    free(out);
+    free(x);
+    free(z);
+    sync_ledger_close(l);
+}
+
 /* Relations: what is about a restricted contact. */
 static void test_relations(void)
 {
@@ -507,6 +550,7 @@ int main(void)
 
     test_void_in_time();
     test_pin_voids_edit_does_not();
+    test_settled_record_keeps_spool();
     test_relations();
     test_never_sent_leaves_nothing();
     test_expired_does_not_leave();
