@@ -3,9 +3,10 @@
  *
  *   PREPARE (pool): make segments while the ledger makes them, then pick
  *     the lowest unacknowledged segment
- *   upload (loop, tus): on_created -> SET_URL (pool, queued; bytes go on
- *     at once, so a crash in between costs HQ one orphan upload, which its
- *     idempotent apply and eviction make harmless); on_done -> NOTE +
+ *   upload (loop, tus): on_created -> SET_URL (pool; the upload is held
+ *     until the URL is recorded, so no byte leaves before the ledger knows
+ *     HQ may hold the segment; a crash in between costs HQ one empty
+ *     upload, which its eviction makes harmless); on_done -> NOTE +
  *     MARK_UPLOADED (pool)
  *   receipt (loop, GET /v1/receipts/N with backoff) -> RECEIPT (pool)
  *   mailbox (loop, GET /v1/mailbox?after=A) -> MAILBOX (pool) -> reload
@@ -590,13 +591,27 @@ static void cycle_end(struct uplink *u)
 
 /* ---- upload -------------------------------------------------------------- */
 
-static void on_created(void *ctx, const char *url)
+/* The URL is in the ledger (or could not be recorded): only now may
+ * bytes of the segment go. A byte sent before would let a voiding think HQ
+ * never saw the segment's records (docs/EGRESS.md). */
+static void after_set_url(struct uplink *u, struct job *j)
+{
+    if (j->rc < 0) {
+        log_once(u, "segment %llu: cannot record its upload URL: %s; nothing of it is sent",
+                 (unsigned long long)j->no, j->err.msg);
+        tus_client_cancel(u->tus, "the upload URL could not be recorded");
+        return;
+    }
+    tus_client_resume(u->tus);
+}
+
+static int on_created(void *ctx, const char *url)
 {
     struct uplink *u = ctx;
     if (u->stopping)
-        return;
+        return 0;
     snprintf(u->seg.upload_url, sizeof u->seg.upload_url, "%s", url);
-    struct job *j = job_new(u, J_SET_URL, NULL);
+    struct job *j = job_new(u, J_SET_URL, after_set_url);
     if (j) {
         j->no = u->seg.no;
         j->text = strdup(url);
@@ -605,7 +620,11 @@ static void on_created(void *ctx, const char *url)
             j = NULL;
         }
     }
-    (void)queue_job(u, j);
+    if (queue_job(u, j) < 0) {
+        tus_client_cancel(u->tus, "the upload URL could not be recorded");
+        return 0;
+    }
+    return TUS_CREATED_HOLD;
 }
 
 static void on_retry(void *ctx, unsigned attempt, uint64_t delay_ms, const struct op_error *why)

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,6 +103,8 @@ struct tus_client {
     uint64_t chunk_ul_max; /* the most curl reported sent of this PATCH's body */
     uint64_t req_start_ms;
     int stale;                 /* on_read found the file voided: why is in stale_err */
+    uv_fs_event_t watch;       /* the current upload's file: a voiding is seen at once */
+    int held;                  /* on_created asked to wait for tus_client_resume */
     struct op_error stale_err; /* -ESTALE naming the file */
 
     /* the response being received */
@@ -400,6 +403,19 @@ static int file_voided(const struct job *j, struct op_error *err)
     return 0;
 }
 
+/* Makes the close of the current transfer's connection a reset: the
+ * kernel then drops what it still holds to send instead of sending it.
+ * Bytes of a voided file queued in the socket have not left yet, and must
+ * not. */
+static void reset_on_close(struct tus_client *c)
+{
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (curl_easy_getinfo(c->easy, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
+        return;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
 static size_t on_read(char *dst, size_t size, size_t n, void *userp)
 {
     struct tus_client *c = userp;
@@ -407,6 +423,7 @@ static size_t on_read(char *dst, size_t size, size_t n, void *userp)
         /* Not one more byte of a voided file: the transfer fails with
          * CURLE_ABORTED_BY_CALLBACK and on_request_done ends the job. */
         c->stale = 1;
+        reset_on_close(c);
         return CURL_READFUNC_ABORT;
     }
     size_t want = size * n, left = c->chunk_len - c->chunk_pos;
@@ -641,6 +658,8 @@ static void finish_job(struct tus_client *c, int status, const struct op_error *
 {
     struct job *j = c->cur;
     c->cur = NULL;
+    c->held = 0;
+    (void)uv_fs_event_stop(&c->watch);
     if (status == 0) {
         c->st.uploads_done++;
     } else {
@@ -800,11 +819,22 @@ static void on_post_done(struct tus_client *c, long code)
     j->offset_known = 1;
     j->baseline_known = 1;
     j->pending_sent = 0;
-    if (j->cb.on_created)
-        j->cb.on_created(j->ctx, j->url);
+    if (j->cb.on_created && j->cb.on_created(j->ctx, j->url) == TUS_CREATED_HOLD) {
+        c->held = 1; /* no byte before the caller has persisted the URL */
+        return;
+    }
     if (c->stopping)
         return;
     schedule(c, 0);
+}
+
+void tus_client_resume(struct tus_client *c)
+{
+    if (!c || c->stopping || !c->held)
+        return;
+    c->held = 0;
+    if (c->cur && c->req == REQ_NONE)
+        schedule(c, 0);
 }
 
 static void on_head_done(struct tus_client *c, long code)
@@ -992,6 +1022,36 @@ static void check_multi_info(struct tus_client *c)
     }
 }
 
+/* The current upload's file changed on disk (inotify): if its owner voided
+ * it, stop now rather than at curl's next read, which may not come before
+ * the kernel has sent the whole chunk curl already wrote to the socket. */
+static void on_file_event(uv_fs_event_t *h, const char *name, int events, int status)
+{
+    struct tus_client *c = h->data;
+    (void)name;
+    (void)events;
+    if (status < 0 || c->stopping || !c->cur || c->cur->fd < 0)
+        return;
+    struct op_error e;
+    op_error_clear(&e);
+    if (file_voided(c->cur, &e) == 0)
+        return;
+    (void)uv_fs_event_stop(&c->watch);
+    if (c->req != REQ_NONE) {
+        if (c->req == REQ_PATCH) {
+            uint64_t up = patch_bytes_sent(c);
+            c->st.bytes_sent += up;
+            c->st.bytes_resent += up;
+        }
+        reset_on_close(c);
+        (void)curl_multi_remove_handle(c->multi, c->easy);
+        c->req = REQ_NONE;
+    }
+    (void)uv_timer_stop(&c->step_timer);
+    c->stale = 0;
+    fail_job(c, &e);
+}
+
 static int start_job(struct tus_client *c, struct op_error *e)
 {
     struct job *j = c->cur;
@@ -1013,6 +1073,9 @@ static int start_job(struct tus_client *c, struct op_error *e)
                             "%s is empty (voided before its upload started): nothing is sent",
                             j->path);
     j->length = (uint64_t)sb.st_size;
+    /* Best effort: without the watch, on_read still sees a voided file. */
+    (void)uv_fs_event_stop(&c->watch);
+    (void)uv_fs_event_start(&c->watch, on_file_event, j->path, 0);
     return 0;
 }
 
@@ -1020,7 +1083,7 @@ static void next_step(struct tus_client *c)
 {
     struct op_error e;
     op_error_clear(&e);
-    if (c->stopping || c->req != REQ_NONE)
+    if (c->stopping || c->req != REQ_NONE || c->held)
         return;
     if (!c->cur) {
         if (!c->qhead)
@@ -1306,6 +1369,8 @@ static void end_uploads_to(struct tus_client *c, const char *url)
         *tail = c->cur;
         tail = &c->cur->next;
         c->cur = NULL;
+        c->held = 0;
+        (void)uv_fs_event_stop(&c->watch);
     }
     for (struct job **pp = &c->qhead; *pp;) {
         struct job *j = *pp;
@@ -1460,10 +1525,12 @@ int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct 
     (void)uv_timer_init(loop, &c->curl_timer);
     (void)uv_timer_init(loop, &c->step_timer);
     (void)uv_timer_init(loop, &c->get_timer);
+    (void)uv_fs_event_init(loop, &c->watch);
     c->curl_timer.data = c;
     c->step_timer.data = c;
     c->get_timer.data = c;
-    c->open_handles = 3;
+    c->watch.data = c;
+    c->open_handles = 4;
     c->st.chunk_size = c->chunk;
     *out = c;
     return 0;
@@ -1579,6 +1646,8 @@ void tus_client_cancel(struct tus_client *c, const char *why)
     else
         list = c->qhead;
     c->cur = NULL;
+    c->held = 0;
+    (void)uv_fs_event_stop(&c->watch);
     c->qhead = c->qtail = NULL;
     c->nqueued = 0;
     struct op_error e;
@@ -1624,12 +1693,15 @@ void tus_client_stop(struct tus_client *c, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&c->curl_timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->step_timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->get_timer, on_handle_closed);
+    (void)uv_fs_event_stop(&c->watch);
+    uv_close((uv_handle_t *)&c->watch, on_handle_closed);
 
     struct op_error e;
     op_error_set(&e, -ECANCELED, NULL, "upload cancelled: the uploader stopped");
     if (c->cur) {
         struct job *j = c->cur;
         c->cur = NULL;
+        c->held = 0;
         j->cb.on_done(j->ctx, -ECANCELED, j->url, &e);
         free_job(j);
     }

@@ -66,10 +66,14 @@ struct tus_meta {
 /* Callbacks run on the loop thread, never from inside a curl callback, so
  * they may call tus_client_upload or tus_client_stop. Any may be NULL
  * except on_done. */
+#define TUS_CREATED_HOLD 1
+
 struct tus_upload_callbacks {
-    /* The server created the upload at `url`. Persist it now: bytes follow
-     * only after this returns, and a restarted process resumes with it. */
-    void (*on_created)(void *ctx, const char *url);
+    /* The server created the upload at `url`. Persist it: bytes follow only
+     * after this returns 0, or, when it returns TUS_CREATED_HOLD, after
+     * tus_client_resume (so the URL can be persisted off the loop thread
+     * first), and a restarted process resumes with it. */
+    int (*on_created)(void *ctx, const char *url);
     /* `confirmed` bytes of `total` are stored by the server. */
     void (*on_progress)(void *ctx, uint64_t confirmed, uint64_t total);
     /* A request failed with `why`; the next one starts in `delay_ms`. */
@@ -199,6 +203,10 @@ int tus_client_terminate(struct tus_client *c, const char *upload_url, tus_termi
 
 /* Copies the counters. */
 void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *out);
+
+/* Lets an upload held by on_created (TUS_CREATED_HOLD) go on sending; a
+ * no-op when none is held. */
+void tus_client_resume(struct tus_client *c);
 
 /* Interrupts the current upload and drops the queued ones, keeping the
  * client (and its GETs) running: each on_done gets -EINTR with `why` as

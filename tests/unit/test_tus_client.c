@@ -549,6 +549,7 @@ struct run {
     size_t chunk_at_retry[32];
     uint64_t stop_after;   /* stop the client once this much is confirmed */
     uint64_t cancel_after; /* tus_client_cancel once this much is confirmed */
+    int hold;              /* on_created holds the upload until tus_client_resume */
 };
 
 static void on_watchdog(uv_timer_t *t)
@@ -562,12 +563,13 @@ static void on_wake(uv_timer_t *t)
     (void)t; /* only wakes the loop */
 }
 
-static void cb_created(void *ctx, const char *url)
+static int cb_created(void *ctx, const char *url)
 {
     struct run *r = ctx;
     r->created++;
     r->created_at_patch = r->f.n_patch;
     snprintf(r->created_url, sizeof r->created_url, "%s", url);
+    return r->hold ? TUS_CREATED_HOLD : 0;
 }
 
 static void cb_stopped(void *ctx)
@@ -839,6 +841,34 @@ static void test_clean_upload(void)
     CHECK_EQ(st.uploads_done, 2);
     CHECK_EQ(r.confirmed, 3000);
     CHECK_EQ(r.total, 3000);
+    run_teardown(&r);
+}
+
+/* An upload held by on_created sends no byte until it is resumed: the
+ * caller records the URL first (off the loop), as the uplink does. */
+static void test_hold_until_resumed(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "held.seg", 100 * KiB, path, sizeof path);
+    r.hold = 1;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    while (!r.created && !r.timed_out)
+        uv_run(&r.loop, UV_RUN_ONCE);
+    CHECK_EQ(r.created, 1);
+    run_for(&r, 300);
+    CHECK_EQ(r.f.n_patch, 0); /* held: nothing of the file went */
+    CHECK_EQ(r.done, 0);
+    tus_client_resume(r.c);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(r.f.n_patch >= 1);
+    CHECK(same_as_file(&r.f.up[0], path));
+    /* resuming with nothing held is harmless */
+    tus_client_resume(r.c);
     run_teardown(&r);
 }
 
@@ -1829,6 +1859,7 @@ int main(void)
 {
     RUN(test_config_errors);
     RUN(test_clean_upload);
+    RUN(test_hold_until_resumed);
     RUN(test_cut_mid_chunk);
     RUN(test_lost_response_not_resent);
     RUN(test_conflict_409);
