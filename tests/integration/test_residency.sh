@@ -6,11 +6,12 @@
 # and throttle the link); residency_canary.py plants canary values in every
 # field that may not leave, in records restricted or pinned from creation
 # and in what is about them; restricts, erases and pins records while their
-# segment waits in the spool (scenario 2), while it is half uploaded
-# (scenario 3) and after HQ applied it (scenario 4); then decodes the
-# captured uploads and scans them, the raw capture, HQ's database, WAL,
-# upload directory and log and the node's spool for any canary or withheld
-# id, and compares HQ's records with `outpost egress-report`.
+# segment waits in the spool (scenario 2), after it reached HQ but before
+# the node recorded the upload (2b), while it is half uploaded (3) and
+# after HQ applied it (4); then decodes the captured uploads and scans
+# them, the raw capture, HQ's database, WAL, upload directory and log and
+# the node's spool for any canary or withheld id, and compares HQ's
+# records with `outpost egress-report`.
 # RESIDENCY_REGIONS="KE RU" limits the regions; RESIDENCY_JOBS how many run
 # at once (default 3); RESIDENCY_HQ_SECURE_DELETE=1 also fails on values
 # left in HQ's free database pages (HQ secure deletion is being added);
@@ -22,7 +23,7 @@ command -v python3 >/dev/null || skip "python3 is not installed"
 T=$(mktmp)
 HERE="$TESTS_DIR/integration"
 REGIONS_DIR="$TESTS_DIR/../schema/regions"
-REGIONS=${RESIDENCY_REGIONS:-$(cd "$REGIONS_DIR" && ls -- *.yaml | sed 's/\.yaml$//')}
+REGIONS=${RESIDENCY_REGIONS:-$(for f in "$REGIONS_DIR"/*.yaml; do basename "$f" .yaml; done)}
 JOBS=${RESIDENCY_JOBS:-3}
 export OUTPOST OUTPOSTD OUTPOST_HQ RESIDENCY_HQ_SECURE_DELETE
 
@@ -34,7 +35,11 @@ region() {
     . "$HERE/sync_lib.sh"
     # sync_lib removes the test's whole directory on exit; a region stops
     # only its own processes and leaves its files for the report.
-    trap 'for p in $SYNC_PIDS; do kill -9 "$p" 2>/dev/null; done' EXIT
+    region_cleanup() {
+        local p
+        for p in $SYNC_PIDS; do kill -9 "$p" 2>/dev/null; done
+    }
+    trap region_cleanup EXIT
     export REGION=$R PROFILE="$REGIONS_DIR/$R.yaml" OUTPOST_DB="$T/node.db" HQ_DB="$T/hq.db" \
         HQ_NODE="node-$R" CAPTURE="$T/capture.bin" PROXY_CTL="$T/proxy.sock" SPOOL="$T/spool" \
         HQ_UPLOADS="$T/hq-uploads"
