@@ -105,6 +105,7 @@ struct tus_client {
     int stale;                 /* on_read found the file voided: why is in stale_err */
     uv_fs_event_t watch;       /* the current upload's file: a voiding is seen at once */
     int held;                  /* on_created asked to wait for tus_client_resume */
+    curl_socket_t upload_fd;   /* the socket of the upload's transfer, or CURL_SOCKET_BAD */
     struct op_error stale_err; /* -ESTALE naming the file */
 
     /* the response being received */
@@ -274,7 +275,8 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp,
 {
     struct tus_client *c = userp;
     struct sock_ctx *s = socketp;
-    (void)easy;
+    if (easy == c->easy)
+        c->upload_fd = action == CURL_POLL_REMOVE ? CURL_SOCKET_BAD : fd;
     if (action == CURL_POLL_REMOVE) {
         if (s) {
             sock_close(s);
@@ -409,11 +411,12 @@ static int file_voided(const struct job *j, struct op_error *err)
  * not. */
 static void reset_on_close(struct tus_client *c)
 {
-    curl_socket_t fd = CURL_SOCKET_BAD;
-    if (curl_easy_getinfo(c->easy, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
+    /* The socket as curl_socket_cb last saw it for the upload's handle
+     * (CURLINFO_ACTIVESOCKET answers only once a transfer is over). */
+    if (c->upload_fd == CURL_SOCKET_BAD)
         return;
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    (void)setsockopt(c->upload_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 }
 
 static size_t on_read(char *dst, size_t size, size_t n, void *userp)
@@ -1530,6 +1533,7 @@ int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct 
     c->step_timer.data = c;
     c->get_timer.data = c;
     c->watch.data = c;
+    c->upload_fd = CURL_SOCKET_BAD;
     c->open_handles = 4;
     c->st.chunk_size = c->chunk;
     *out = c;

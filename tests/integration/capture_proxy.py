@@ -307,8 +307,8 @@ class Conn:
             try:
                 fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
                 inq = int.from_bytes(buf, sys.byteorder)
-            except OSError:
-                pass
+            except (OSError, ValueError):
+                pass  # the node reset the connection: nothing is queued
             peer = t.get_extra_info("peername")
             peer_port = peer[1] if peer else 0
         txq = tx_queue_of(peer_port, self.p.port) if peer_port else 0
@@ -333,8 +333,15 @@ async def control(proxy, reader, writer):
         proxy.rate, proxy.tokens = max(0, int(arg or "0")), 0.0
         proxy.pump_all()
     elif cmd == "mark":
-        m = {"label": arg, "time": time.monotonic(),
-             "conns": {str(c.id): c.mark() for c in proxy.conns.values()}}
+        conns = {}
+        for c in list(proxy.conns.values()):
+            try:
+                conns[str(c.id)] = c.mark()
+            except Exception as e:  # a connection torn down under us: say so, go on
+                conns[str(c.id)] = {"error": str(e), "forwarded": c.fwd_up,
+                                    "received": c.fwd_up + len(c.q_up), "inq": 0, "txq": 0,
+                                    "boundary": c.fwd_up + len(c.q_up)}
+        m = {"label": arg, "time": time.monotonic(), "conns": conns}
         proxy.record(b"M", 0, json.dumps(m).encode())
         ans["mark"] = m
     elif cmd != "stats":

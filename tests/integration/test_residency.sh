@@ -13,8 +13,8 @@
 # the node's spool for any canary or withheld id, and compares HQ's
 # records with `outpost egress-report`.
 # RESIDENCY_REGIONS="KE RU" limits the regions; RESIDENCY_JOBS how many run
-# at once (default 3); RESIDENCY_HQ_SECURE_DELETE=1 also fails on values
-# left in HQ's free database pages (HQ secure deletion is being added);
+# at once (default 3); RESIDENCY_HQ_SECURE_DELETE=0 only reports values
+# left in HQ's free database pages or WAL instead of failing on them;
 # RESIDENCY_KEEP=DIR keeps every region's files (logs, capture, databases).
 set -u
 . "$TESTS_DIR/cli/lib.sh"
@@ -25,7 +25,8 @@ HERE="$TESTS_DIR/integration"
 REGIONS_DIR="$TESTS_DIR/../schema/regions"
 REGIONS=${RESIDENCY_REGIONS:-$(for f in "$REGIONS_DIR"/*.yaml; do basename "$f" .yaml; done)}
 JOBS=${RESIDENCY_JOBS:-3}
-export OUTPOST OUTPOSTD OUTPOST_HQ RESIDENCY_HQ_SECURE_DELETE
+export RESIDENCY_HQ_SECURE_DELETE=${RESIDENCY_HQ_SECURE_DELETE:-1}
+export OUTPOST OUTPOSTD OUTPOST_HQ
 
 # One region, in a subshell of its own: its daemons, its directory.
 region() {
