@@ -48,13 +48,25 @@ struct tus_metadata {
 /* The value of key, or NULL if absent; *len (if not NULL) receives its length. */
 const char *tus_metadata_get(const struct tus_metadata *md, const char *key, size_t *len);
 
-/* Authenticates a request before anything else is looked at. Writes the
- * principal (1 to cap - 1 printable ASCII bytes 0x21-0x7e, no spaces,
- * NUL-terminated; e.g. the node id) and returns 0, or
- * returns a negative errno to have the request answered 401. It may add
- * response headers (WWW-Authenticate) with http_add_header, and must not
- * call http_respond. Uploads belong to the principal that created them. */
+/* Authenticates a request before anything else is looked at; called once
+ * per request. Writes the principal (1 to cap - 1 printable ASCII bytes
+ * 0x21-0x7e, no spaces, NUL-terminated; e.g. the node id) and returns 0;
+ * or returns -EACCES (or -EPERM) for missing, unknown or revoked
+ * credentials, answered 401, or another negative errno when it cannot
+ * check them now (a store error), answered 503. It may add response
+ * headers (WWW-Authenticate) with http_add_header, and must not call
+ * http_respond. Uploads belong to the principal that created them. */
 typedef int (*tus_authorize_fn)(void *ctx, struct http_exchange *x, char *principal, size_t cap);
+
+/* Decides whether a creation may go ahead, with the metadata the server
+ * parsed (the same pairs on_complete gets later): called for a POST after
+ * authorize, once its headers and Upload-Metadata are valid and before
+ * any cap is applied or anything is stored. Returns 0 to go on; or
+ * -EPERM (answered 403), -EINVAL (400) or another negative errno (503),
+ * and may write a detail for the answer (plain text, at most cap - 1
+ * bytes) into detail. The pointers are valid during the call. */
+typedef int (*tus_admit_fn)(void *ctx, const char *principal, const struct tus_metadata *md,
+                            char *detail, size_t cap);
 
 /* Called once per process when an upload's offset reaches its length (after
  * the completion is durable and the final PATCH was answered), and again by
@@ -83,8 +95,12 @@ struct tus_server_config {
      * it afterwards). 0 = 3600 */
     uint64_t settled_keep_seconds;
     tus_authorize_fn authorize;  /* required */
+    tus_admit_fn admit;          /* may be NULL (every valid creation goes ahead) */
     tus_complete_fn on_complete; /* may be NULL (then uploads wait for tus_server_release) */
-    void *ctx;                   /* passed to both callbacks */
+    void *ctx;                   /* passed to the callbacks */
+    /* The detail of a 401 answer (plain text); NULL = "authentication
+     * required" */
+    const char *unauthorized_detail;
 };
 
 /* Opens (creating if needed) the spool directory and reloads every upload

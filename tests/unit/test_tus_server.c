@@ -99,10 +99,36 @@ struct fx {
     uint64_t cap_spool;
     unsigned cap_uploads;
     uint64_t settled_keep;
+    /* counted per call: each request must be authenticated exactly once */
+    int authorizes;
+    int auth_rc; /* when not 0, what authorize returns */
+    /* the admit callback, when use_admit: what it saw and returns */
+    int use_admit;
+    int admits;
+    int admit_rc;
+    char admit_detail[128];
+    char a_principal[TUS_PRINCIPAL_MAX];
+    char a_node[32];
 };
+
+static int admit(void *ctx, const char *principal, const struct tus_metadata *md, char *detail,
+                 size_t cap)
+{
+    struct fx *f = ctx;
+    f->admits++;
+    snprintf(f->a_principal, sizeof f->a_principal, "%s", principal);
+    const char *node = tus_metadata_get(md, "node_id", NULL);
+    snprintf(f->a_node, sizeof f->a_node, "%s", node ? node : "(none)");
+    snprintf(detail, cap, "%s", f->admit_detail);
+    return f->admit_rc;
+}
 
 static int authorize(void *ctx, struct http_exchange *x, char *principal, size_t cap)
 {
+    struct fx *f = ctx;
+    f->authorizes++;
+    if (f->auth_rc)
+        return f->auth_rc;
     const char *a = http_header(x, "Authorization");
     if (!a || strncmp(a, "Bearer ", 7) != 0)
         return -EACCES;
@@ -194,6 +220,7 @@ static int module_open(struct fx *f)
         .max_uploads = f->cap_uploads,
         .settled_keep_seconds = f->settled_keep,
         .authorize = authorize,
+        .admit = f->use_admit ? admit : NULL,
         .on_complete = on_complete,
         .ctx = f,
     };
@@ -259,6 +286,16 @@ static int fx_init_caps(struct fx *f, unsigned cap_incomplete, uint64_t cap_spoo
 static int fx_init(struct fx *f, unsigned cap_incomplete, uint64_t cap_spool)
 {
     return fx_init_caps(f, cap_incomplete, cap_spool, 0, 0);
+}
+
+/* Opens the module again on the same spool with what f says now. */
+static void fx_reopen(struct fx *f)
+{
+    server_stop(f);
+    tus_server_free(f->tus);
+    f->tus = NULL;
+    CHECK_EQ(module_open(f), 0);
+    CHECK_EQ(server_start(f), 0);
 }
 
 static void rm_spool(const char *dir)
@@ -1596,6 +1633,174 @@ static void test_kill9(void)
 #undef NEXT
 }
 
+/* POSTs with Upload-Metadata `meta`; expects `status` and a body that
+ * contains `detail`. */
+static void c_create_meta(int port, const char *meta, int status, const char *detail)
+{
+    struct resp r;
+    char h[512];
+    snprintf(h, sizeof h, TUS AUTH_A "Upload-Length: 10\r\nUpload-Metadata: %s\r\n", meta);
+    req(port, "POST", "/files", h, NULL, 0, &r);
+    C_EQ(r.status, status);
+    C_HAS(r.body, detail);
+}
+
+/* Malformed metadata: 400 saying what is wrong and where, and nothing
+ * changes (the per-principal cap is 1, so a creation that went as far as
+ * making room would have released the upload made first). */
+static int c_bad_metadata(int port)
+{
+    if (create(port, AUTH_A, TOTAL, sh->id[0]) < 0)
+        return cfails;
+    c_create_meta(port, "a eB==", 400,
+                  "value of key 'a' is not standard base64: it is not canonical");
+    /* "other" with stray bits: a lenient decoder reads it, this one does not */
+    c_create_meta(port, "node_id bm9kZS1h,segment MTc=,node b3RoZXJ=", 400,
+                  "value of key 'node' is not standard base64: it is not canonical");
+    c_create_meta(port, "a b!c", 400, "character outside the base64 alphabet");
+    c_create_meta(port, "a e=A=", 400, "padding ('=') is only allowed at the end");
+    c_create_meta(port, "a eA==,b e", 400, "value of key 'b' is not standard base64: its length");
+    c_create_meta(port, "a eA==,a eA==", 400, "key 'a' appears twice");
+    c_create_meta(port, "a eA==,", 400, "Upload-Metadata ends with a comma");
+    c_create_meta(port, "a eA==,,b eA==", 400, "Upload-Metadata pair 2 is empty");
+    /* what the client sent is quoted, and the answer stays JSON */
+    c_create_meta(port, "a\"b eA==,a\"b eA==", 400, "key 'a\\\"b' appears twice");
+    C_EQ(head_offset(port, AUTH_A, sh->id[0]), 0);
+    return cfails;
+}
+
+static void test_bad_metadata(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 1, 0), 0);
+    CHECK_EQ(run_client(&f, c_bad_metadata), 0);
+    struct tus_server_stats st;
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 1);
+    CHECK_EQ(file_size(&f, sh->id[0], ".state") > 0, 1);
+    fx_done(&f);
+}
+
+static const char *c_auth = AUTH_A; /* set before run_client: the child inherits it */
+static const char *c_meta = "node_id bm9kZS1h,segment MTc=";
+static int c_want;
+
+static int c_post(int port)
+{
+    struct resp r;
+    char h[512];
+    snprintf(h, sizeof h, TUS "%sUpload-Length: 10\r\nUpload-Metadata: %s\r\n", c_auth, c_meta);
+    req(port, "POST", "/files", h, NULL, 0, &r);
+    C_EQ(r.status, c_want);
+    if (r.status == 201) {
+        const char *loc = rh(&r, "Location");
+        if (loc && strlen(loc) == 7 + TUS_ID_LEN)
+            memcpy(sh->id[0], loc + 7, TUS_ID_LEN + 1);
+    } else {
+        /* every answer is problem+json with a detail */
+        C_HAS(r.body, "\"detail\":\"");
+        C_STR(rh(&r, "Tus-Resumable"), "1.0.0");
+    }
+    return cfails;
+}
+
+static int c_head_patch(int port)
+{
+    struct resp r;
+    C_EQ(head_offset(port, AUTH_A, sh->id[0]), 0);
+    char h[256], path[64];
+    snprintf(h, sizeof h, TUS AUTH_A OCTETS "Upload-Offset: 0\r\n");
+    snprintf(path, sizeof path, "/files/%s", sh->id[0]);
+    req(port, "PATCH", path, h, payload, 4, &r);
+    C_EQ(r.status, 204);
+    return cfails;
+}
+
+/* Each request is authenticated once; a creation is admitted once, with
+ * the metadata already parsed; the admit callback's refusals become 403,
+ * 400 or 503 with its detail, and nothing is stored. */
+static void test_admit(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    f.use_admit = 1;
+    fx_reopen(&f);
+    struct tus_server_stats st;
+
+    c_want = 201;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    CHECK_EQ(f.authorizes, 1);
+    CHECK_EQ(f.admits, 1);
+    CHECK_STR(f.a_principal, "node-a");
+    CHECK_STR(f.a_node, "node-a");
+    CHECK_EQ(run_client(&f, c_head_patch), 0); /* two requests, no creation */
+    CHECK_EQ(f.authorizes, 3);
+    CHECK_EQ(f.admits, 1);
+
+    f.admit_rc = -EPERM;
+    snprintf(f.admit_detail, sizeof f.admit_detail, "node \"x\" is not yours");
+    c_want = 403;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    CHECK_EQ(f.authorizes, 4);
+    CHECK_EQ(f.admits, 2);
+    f.admit_rc = -EIO;
+    f.admit_detail[0] = '\0';
+    c_want = 503;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    f.admit_rc = -EINVAL;
+    c_want = 400;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    CHECK_EQ(f.admits, 4);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 1);
+
+    /* malformed metadata never reaches admit */
+    f.admit_rc = 0;
+    c_meta = "node_id bm9kZS1h,node_id bm9kZS1h";
+    c_want = 400;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    CHECK_EQ(f.admits, 4);
+    c_meta = "node_id bm9kZS1h,segment MTc=";
+
+    /* authorize: -EACCES is 401, any other error 503 (it could not check) */
+    f.auth_rc = -EACCES;
+    c_want = 401;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    f.auth_rc = -EIO;
+    c_want = 503;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    CHECK_EQ(f.admits, 4);
+    CHECK_EQ(f.authorizes, 9);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 1);
+    f.auth_rc = 0;
+    fx_done(&f);
+}
+
+/* The 403 detail with quotes, as the admit callback wrote it, escaped. */
+static int c_forbidden_detail(int port)
+{
+    struct resp r;
+    char h[512];
+    snprintf(h, sizeof h, TUS AUTH_A "Upload-Length: 10\r\nUpload-Metadata: %s\r\n", c_meta);
+    req(port, "POST", "/files", h, NULL, 0, &r);
+    C_EQ(r.status, 403);
+    C_HAS(r.body, "\"detail\":\"node \\\"x\\\" is not yours\"}");
+    return cfails;
+}
+
+static void test_admit_detail(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    f.use_admit = 1;
+    f.admit_rc = -EPERM;
+    snprintf(f.admit_detail, sizeof f.admit_detail, "node \"x\" is not yours");
+    fx_reopen(&f);
+    CHECK_EQ(run_client(&f, c_forbidden_detail), 0);
+    fx_done(&f);
+}
+
 static void test_metadata_get(void)
 {
     struct tus_metadata md = {0};
@@ -1622,6 +1827,9 @@ int main(void)
     RUN(test_terminate);
     RUN(test_settled_caps);
     RUN(test_settled_expire);
+    RUN(test_bad_metadata);
+    RUN(test_admit);
+    RUN(test_admit_detail);
     RUN(test_settled_state_files);
     RUN(test_kill9);
     return tl_report();
