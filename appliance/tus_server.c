@@ -73,22 +73,33 @@ struct tus_server {
     unsigned bad_state;
 };
 
-/* Wall-clock ns (survives restarts, unlike the monotonic clock), made
- * strictly increasing so that eviction order is never a tie. */
-static uint64_t touch(struct tus_server *s)
+static uint64_t default_clock(void *ctx)
 {
+    (void)ctx;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return ts.tv_sec > 0 ? (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u : 0;
+}
+
+/* Wall-clock ns (survives restarts, unlike the monotonic clock, and
+ * compares with the data files' mtimes), made strictly increasing so that
+ * eviction order is never a tie. */
+static uint64_t now_ns(const struct tus_server *s)
+{
+    uint64_t ms = s->cfg.now_ms(s->cfg.clock_ctx);
+    return ms > UINT64_MAX / 1000000u ? UINT64_MAX : ms * 1000000u;
+}
+
+static uint64_t touch(struct tus_server *s)
+{
+    uint64_t t = now_ns(s);
     s->last_touch = t > s->last_touch ? t : s->last_touch + 1;
     return s->last_touch;
 }
 
-static uint64_t wall_seconds(void)
+static uint64_t wall_seconds(const struct tus_server *s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ts.tv_sec > 0 ? (uint64_t)ts.tv_sec : 0;
+    return s->cfg.now_ms(s->cfg.clock_ctx) / 1000u;
 }
 
 /* ---- small parsers ---- */
@@ -675,6 +686,8 @@ int tus_server_new(const struct tus_server_config *cfg, struct tus_server **out,
         s->cfg.max_metadata_bytes = METADATA_HARD_MAX;
     if (!s->cfg.settled_keep_seconds)
         s->cfg.settled_keep_seconds = DEFAULT_SETTLED_KEEP;
+    if (!s->cfg.now_ms)
+        s->cfg.now_ms = default_clock;
     s->spool_dir = strdup(cfg->spool_dir);
     s->base_path = strndup(base, blen);
     s->base_len = blen == 1 ? 0 : blen; /* "/" as base: uploads at /<id> */
@@ -795,7 +808,7 @@ int tus_server_settle(struct tus_server *s, const char *upload_id)
         return 0;
     /* The record first, then the data: a crash in between leaves a data
      * file the next start deletes, never a complete upload without data. */
-    uint64_t at = wall_seconds();
+    uint64_t at = wall_seconds(s);
     if (!at)
         at = 1;
     int rc = write_state(s, u, u->length, 1, at);
@@ -851,10 +864,10 @@ int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds)
 {
     if (!s)
         return -EINVAL;
-    uint64_t now = touch(s);
+    uint64_t now = now_ns(s);
     uint64_t idle =
         max_idle_seconds > UINT64_MAX / 1000000000u ? UINT64_MAX : max_idle_seconds * 1000000000u;
-    uint64_t now_s = wall_seconds(), keep = s->cfg.settled_keep_seconds;
+    uint64_t now_s = wall_seconds(s), keep = s->cfg.settled_keep_seconds;
     int removed = 0;
     for (size_t i = 0; i < s->n;) {
         struct upload *u = s->up[i];

@@ -68,6 +68,9 @@ typedef int (*tus_authorize_fn)(void *ctx, struct http_exchange *x, char *princi
 typedef int (*tus_admit_fn)(void *ctx, const char *principal, const struct tus_metadata *md,
                             char *detail, size_t cap);
 
+/* Wall-clock milliseconds since the epoch; tests inject their own. */
+typedef uint64_t (*tus_server_clock_fn)(void *ctx);
+
 /* Called once per process when an upload's offset reaches its length (after
  * the completion is durable and the final PATCH was answered), and again by
  * tus_server_redeliver for complete uploads it did not accept: after a
@@ -101,6 +104,11 @@ struct tus_server_config {
     /* The detail of a 401 answer (plain text); NULL = "authentication
      * required" */
     const char *unauthorized_detail;
+    /* The clock for idle and keep times, eviction order and the settled
+     * time written to state files (so it must be the wall clock: those
+     * times outlive the process); NULL = CLOCK_REALTIME. */
+    tus_server_clock_fn now_ms;
+    void *clock_ctx;
 };
 
 /* Opens (creating if needed) the spool directory and reloads every upload
@@ -134,9 +142,10 @@ int tus_server_redeliver(struct tus_server *s);
 /* Releases every unfinished upload not created or written to for
  * max_idle_seconds (by the data file's mtime across restarts), and forgets
  * every settled upload settled settled_keep_seconds ago or more (by the
- * time in its state file); call it from a timer. Returns how many
- * unfinished uploads it released (forgotten settled ones are not counted),
- * or the errno of a failed release. Not from inside a callback. */
+ * time in its state file); "now" is the configured clock's. Call it from
+ * a timer. Returns how many unfinished uploads it released (forgotten
+ * settled ones are not counted), or the errno of a failed release. Not
+ * from inside a callback. */
 int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds);
 
 /* Deletes an upload (complete or not) and its files; its bytes no longer

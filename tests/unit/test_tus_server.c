@@ -109,7 +109,16 @@ struct fx {
     char admit_detail[128];
     char a_principal[TUS_PRINCIPAL_MAX];
     char a_node[32];
+    /* the injected clock, when use_clock: wall ms since the epoch */
+    int use_clock;
+    uint64_t clock_ms;
 };
+
+static uint64_t fake_clock(void *ctx)
+{
+    struct fx *f = ctx;
+    return f->clock_ms;
+}
 
 static int admit(void *ctx, const char *principal, const struct tus_metadata *md, char *detail,
                  size_t cap)
@@ -223,6 +232,8 @@ static int module_open(struct fx *f)
         .admit = f->use_admit ? admit : NULL,
         .on_complete = on_complete,
         .ctx = f,
+        .now_ms = f->use_clock ? fake_clock : NULL,
+        .clock_ctx = f,
     };
     struct op_error err;
     op_error_clear(&err);
@@ -296,6 +307,18 @@ static void fx_reopen(struct fx *f)
     f->tus = NULL;
     CHECK_EQ(module_open(f), 0);
     CHECK_EQ(server_start(f), 0);
+}
+
+/* Switches f to the injected clock, set to the real time (so that it
+ * agrees with the files' mtimes) and then moved only by the test, and
+ * reopens the module. */
+static void fx_use_clock(struct fx *f)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    f->use_clock = 1;
+    f->clock_ms = (uint64_t)ts.tv_sec * 1000u; /* a whole second: settled times are in seconds */
+    fx_reopen(f);
 }
 
 static void rm_spool(const char *dir)
@@ -852,6 +875,14 @@ static int c_first_chunk(int port)
     return cfails;
 }
 
+static int c_second_chunk(int port)
+{
+    struct resp r;
+    patch(port, AUTH_A, sh->id[0], CHUNK, CHUNK, &r);
+    C_EQ(r.status, 204);
+    return cfails;
+}
+
 static int c_resume(int port)
 {
     struct resp r;
@@ -1394,17 +1425,52 @@ static void test_settled_expire(void)
     CHECK_EQ(run_client(&f, c_settled), 0);
     fx_done(&f);
 
-    /* live, in one process: a keep time of 1 s, on the real clock */
-    CHECK_EQ(fx_init_caps(&f, 4, 0, 0, 1), 0);
+    /* live, in one process, on the injected clock: kept for exactly the
+     * keep time, not a second less */
+    CHECK_EQ(fx_init_caps(&f, 4, 0, 0, 60), 0);
+    fx_use_clock(&f);
     f.settle_in_cb = 1;
     CHECK_EQ(run_client(&f, c_full_upload), 0);
     tus_server_stats(f.tus, &st);
     CHECK_EQ(st.settled, 1);
-    usleep(2100 * 1000);
+    f.clock_ms += 59999;
+    CHECK_EQ(tus_server_expire(f.tus, 3600), 0);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 1);
+    CHECK(file_size(&f, sh->id[0], ".state") > 0);
+    CHECK_EQ(run_client(&f, c_settled), 0);
+    f.clock_ms += 1;
     CHECK_EQ(tus_server_expire(f.tus, 3600), 0);
     tus_server_stats(f.tus, &st);
     CHECK_EQ(st.settled, 0);
     CHECK_EQ(file_size(&f, sh->id[0], ".state"), -1);
+    CHECK_EQ(run_client(&f, c_head_gone), 0);
+    fx_done(&f);
+}
+
+/* The idle sweep on the injected clock: an unfinished upload is released
+ * when it has not been written for max_idle_seconds, not a second earlier,
+ * and a write starts its idle time again. */
+static void test_idle_expire(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    fx_use_clock(&f);
+    CHECK_EQ(run_client(&f, c_first_chunk), 0);
+    char id[TUS_ID_LEN + 1];
+    memcpy(id, sh->id[0], sizeof id);
+    f.clock_ms += 3599 * 1000;
+    CHECK_EQ(tus_server_expire(f.tus, 3600), 0);
+    CHECK_EQ(stored_offset(&f, id), CHUNK);
+    CHECK_EQ(run_client(&f, c_second_chunk), 0); /* written: idle from now */
+    f.clock_ms += 3599 * 1000;
+    CHECK_EQ(tus_server_expire(f.tus, 3600), 0);
+    CHECK_EQ(stored_offset(&f, id), 2 * CHUNK);
+    f.clock_ms += 1000;
+    CHECK_EQ(tus_server_expire(f.tus, 3600), 1);
+    CHECK_EQ(tus_server_upload_offset(f.tus, id, NULL, NULL), -ENOENT);
+    CHECK_EQ(file_size(&f, id, ".data"), -1);
+    CHECK_EQ(file_size(&f, id, ".state"), -1);
     CHECK_EQ(run_client(&f, c_head_gone), 0);
     fx_done(&f);
 }
@@ -1827,6 +1893,7 @@ int main(void)
     RUN(test_terminate);
     RUN(test_settled_caps);
     RUN(test_settled_expire);
+    RUN(test_idle_expire);
     RUN(test_bad_metadata);
     RUN(test_admit);
     RUN(test_admit_detail);
