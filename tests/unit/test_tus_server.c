@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "http_server.h"
+#include "testhttp.h"
 #include "testlib.h"
 #include "tus_server.h"
 
@@ -388,144 +389,7 @@ static uint64_t stored_offset(const struct fx *f, const char *id)
     return off;
 }
 
-/* ---- the child: a blocking tus client ---- */
-
-static int cfails;
-
-#define C_EQ(a, b)                                                                                 \
-    do {                                                                                           \
-        long long c_a_ = (long long)(a), c_b_ = (long long)(b);                                    \
-        if (c_a_ != c_b_) {                                                                        \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: check failed: %s == %s (%lld vs %lld)\n", __FILE__,   \
-                    __LINE__, #a, #b, c_a_, c_b_);                                                 \
-        }                                                                                          \
-    } while (0)
-
-#define C_STR(a, b)                                                                                \
-    do {                                                                                           \
-        const char *c_a_ = (a), *c_b_ = (b);                                                       \
-        if (!c_a_ || strcmp(c_a_, c_b_) != 0) {                                                    \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: check failed: %s == %s (\"%s\" vs \"%s\")\n",         \
-                    __FILE__, __LINE__, #a, #b, c_a_ ? c_a_ : "(null)", c_b_);                     \
-        }                                                                                          \
-    } while (0)
-
-#define C_HAS(hay, needle)                                                                         \
-    do {                                                                                           \
-        const char *c_h_ = (hay), *c_n_ = (needle);                                                \
-        if (!c_h_ || !strstr(c_h_, c_n_)) {                                                        \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__,          \
-                    __LINE__, c_h_ ? c_h_ : "(null)", c_n_);                                       \
-        }                                                                                          \
-    } while (0)
-
-struct resp {
-    int status;
-    char head[8192];
-    char body[4096];
-    size_t body_len;
-    char val[512];
-};
-
-static int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int send_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = send(fd, c, n, 0);
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* One request on its own connection; headers are "Name: value\r\n" lines.
- * Returns the status, or -1 if the exchange failed. */
-static int req(int port, const char *method, const char *path, const char *headers,
-               const void *body, size_t len, struct resp *r)
-{
-    memset(r, 0, sizeof *r);
-    r->status = -1;
-    int fd = tcp_connect(port);
-    if (fd < 0)
-        return -1;
-    char h[4096];
-    int n = snprintf(h, sizeof h,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                     "Content-Length: %zu\r\n%s\r\n",
-                     method, path, len, headers);
-    if (send_all(fd, h, (size_t)n) < 0 || (len && send_all(fd, body, len) < 0)) {
-        close(fd);
-        return -1;
-    }
-    char in[16384];
-    size_t got = 0;
-    for (;;) {
-        ssize_t k = recv(fd, in + got, sizeof in - 1 - got, 0);
-        if (k <= 0)
-            break;
-        got += (size_t)k;
-        if (got == sizeof in - 1)
-            break;
-    }
-    close(fd);
-    in[got] = '\0';
-    char *end = strstr(in, "\r\n\r\n");
-    if (!end || strncmp(in, "HTTP/1.1 ", 9) != 0)
-        return -1;
-    size_t hl = (size_t)(end - in) + 2;
-    if (hl >= sizeof r->head)
-        return -1;
-    memcpy(r->head, in, hl);
-    r->head[hl] = '\0';
-    r->body_len = got - hl - 2;
-    if (r->body_len >= sizeof r->body)
-        r->body_len = sizeof r->body - 1;
-    memcpy(r->body, end + 4, r->body_len);
-    r->status = (int)strtol(in + 9, NULL, 10);
-    return r->status;
-}
-
-/* A response header's value (copied into r->val), or NULL. */
-static const char *rh(struct resp *r, const char *name)
-{
-    char pat[128];
-    snprintf(pat, sizeof pat, "\r\n%s:", name);
-    const char *p = strcasestr(r->head, pat);
-    if (!p)
-        return NULL;
-    p += strlen(pat);
-    while (*p == ' ')
-        p++;
-    const char *e = strstr(p, "\r\n");
-    size_t n = e ? (size_t)(e - p) : strlen(p);
-    if (n >= sizeof r->val)
-        n = sizeof r->val - 1;
-    memcpy(r->val, p, n);
-    r->val[n] = '\0';
-    return r->val;
-}
+/* ---- the child: a blocking tus client (testhttp.h) ---- */
 
 #define TUS "Tus-Resumable: 1.0.0\r\n"
 #define AUTH_A "Authorization: Bearer node-a\r\n"
