@@ -7,7 +7,9 @@
  * Authentication happens in one place per request: tus_server calls
  * tus_authorize for /files, the router calls authenticate for the rest.
  * The Upload-Metadata of a creation is decoded once, by tus_server, and
- * checked against the token's node in tus_admit.
+ * checked against the token's node in tus_admit. Last contact is kept
+ * in memory per node and written at most once a minute, because a write
+ * per PATCH chunk would cost a synchronous commit on the loop each time.
  */
 #include "hq_serve.h"
 
@@ -34,6 +36,17 @@
 /* expire idle uploads and retry failed applies this often */
 #define SWEEP_MS (60u * 1000u)
 
+/* Nodes whose last write of last contact is remembered (HQ serves
+ * hundreds); past it the table starts afresh and each node writes once
+ * more. */
+#define SEEN_MAX 4096u
+
+/* When a node's last contact was last written, by the monotonic clock. */
+struct seen {
+    char name[HQ_NODE_MAX]; /* "" for a free slot */
+    uint64_t at;
+};
+
 struct hq_serve {
     const struct hq_config *cfg;
     uv_loop_t *loop;
@@ -43,6 +56,8 @@ struct hq_serve {
     struct tus_server *tus;
     struct http_server *server;
     uv_timer_t sweep;
+    struct seen *seen; /* open addressing, seen_cap a power of two */
+    size_t seen_cap, seen_n;
     int stopping;
     void (*stop_cb)(void *ctx);
     void *stop_ctx;
@@ -74,13 +89,70 @@ static uint64_t tus_clock(void *ctx)
     return ms > 0 ? (uint64_t)ms : 0;
 }
 
-/* Records the node's request as its last contact. */
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+/* The slot of name in the table (its own, or the free one it would take). */
+static struct seen *seen_slot(struct seen *tab, size_t cap, const char *name)
+{
+    size_t i = (size_t)name_hash(name) & (cap - 1);
+    while (tab[i].name[0] && strcmp(tab[i].name, name) != 0)
+        i = (i + 1) & (cap - 1);
+    return &tab[i];
+}
+
+/* Makes room for one more node: empties the table at SEEN_MAX, grows it
+ * at 3/4 full. -ENOMEM leaves it as it was. */
+static int seen_reserve(struct hq_serve *hq)
+{
+    if (hq->seen_n >= SEEN_MAX) {
+        memset(hq->seen, 0, hq->seen_cap * sizeof *hq->seen);
+        hq->seen_n = 0;
+        return 0;
+    }
+    if (hq->seen && (hq->seen_n + 1) * 4 <= hq->seen_cap * 3)
+        return 0;
+    size_t cap = hq->seen_cap ? hq->seen_cap * 2 : 64;
+    struct seen *tab = calloc(cap, sizeof *tab);
+    if (!tab)
+        return -ENOMEM;
+    for (size_t i = 0; i < hq->seen_cap; i++)
+        if (hq->seen[i].name[0])
+            *seen_slot(tab, cap, hq->seen[i].name) = hq->seen[i];
+    free(hq->seen);
+    hq->seen = tab;
+    hq->seen_cap = cap;
+    return 0;
+}
+
+/* Writes the node's last contact unless it was written less than
+ * HQ_SERVE_TOUCH_MS ago by this process. Remembered only once the write
+ * succeeded, so a failed write is tried again at the next request. */
 static void touch_node(struct hq_serve *hq, const char *name)
 {
+    uint64_t now = hq->clock.mono_ms(hq->clock.ctx);
+    struct seen *e = hq->seen ? seen_slot(hq->seen, hq->seen_cap, name) : NULL;
+    if (e && e->name[0] && now - e->at < HQ_SERVE_TOUCH_MS)
+        return;
     struct op_error err;
     op_error_clear(&err);
-    if (hq->store.ops->node_touch(hq->store.impl, name, now_ms(hq), &err) < 0)
+    if (hq->store.ops->node_touch(hq->store.impl, name, now_ms(hq), &err) < 0) {
         fprintf(stderr, "outpost-hq: node %s: last contact not recorded: %s\n", name, err.msg);
+        return;
+    }
+    if (!e || !e->name[0]) {
+        if (seen_reserve(hq) < 0)
+            return; /* not remembered: the next request writes again */
+        e = seen_slot(hq->seen, hq->seen_cap, name);
+        snprintf(e->name, sizeof e->name, "%s", name);
+        hq->seen_n++;
+    }
+    e->at = now;
 }
 
 static void iso_time(int64_t ms, char out[32])
@@ -472,6 +544,7 @@ static void hq_free(struct hq_serve *hq)
 {
     tus_server_free(hq->tus);
     hq_policies_free(hq->policies);
+    free(hq->seen);
     free(hq);
 }
 

@@ -16,7 +16,9 @@
  * byte is stored; a creation whose Upload-Metadata names another node
  * than the token's gets 403 before anything is stored; an upload is
  * released only after its outcome is committed (a failure leaves it for
- * redelivery at the next timer tick or start).
+ * redelivery at the next timer tick or start). A node's last contact is
+ * written to the store at most once per HQ_SERVE_TOUCH_MS (its first
+ * request after a start always writes), not at every PATCH.
  */
 #ifndef OUTPOST_HQ_SERVE_H
 #define OUTPOST_HQ_SERVE_H
@@ -29,6 +31,9 @@
 #include "hq_store.h"
 #include "op_error.h"
 
+/* How often at most a node's last contact is written to the store. */
+#define HQ_SERVE_TOUCH_MS (60u * 1000u)
+
 struct hq_serve;
 
 /* The clocks the receiver reads; tests inject their own. A NULL function
@@ -36,7 +41,7 @@ struct hq_serve;
 struct hq_serve_clock {
     /* ms since the epoch: receipt times, last contact, upload spool times */
     int64_t (*wall_ms)(void *ctx);
-    /* monotonic ms (not read yet) */
+    /* monotonic ms: how long ago a node's last contact was written */
     uint64_t (*mono_ms)(void *ctx);
     void *ctx;
 };

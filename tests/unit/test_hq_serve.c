@@ -2,8 +2,9 @@
  * Tests for sync/hq_serve.c: the HQ receiver started on the test's own
  * loop with a real SQLite store wrapped in counting operations and
  * injected clocks, answering forked blocking clients (testhttp.h). What
- * is checked is what the store sees: one token lookup per request; plus
- * the creation checks that used to need a second decoder of
+ * is checked is what the store sees: one token lookup per request, and
+ * a node's last contact written at most once a minute, not at every
+ * PATCH; plus the creation checks that used to need a second decoder of
  * Upload-Metadata (403 for another node, a precise 400 for a value that
  * is not canonical base64).
  */
@@ -155,6 +156,16 @@ static void fx_done(struct fx *f)
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     (void)!system(cmd);
+}
+
+static int64_t last_contact(struct fx *f, const char *name)
+{
+    struct hq_node n;
+    struct op_error err;
+    op_error_clear(&err);
+    if (f->real.ops->node_get(f->real.impl, name, &n, &err) < 0)
+        return -1;
+    return n.last_contact_ms;
 }
 
 /* ---- the child: requests ---- */
@@ -346,9 +357,84 @@ static void test_authenticate_once(void)
     fx_done(&f);
 }
 
+static int c_patches(int port)
+{
+    struct resp r;
+    char h[256];
+    for (int i = 0; i < 50; i++) {
+        snprintf(h, sizeof h, TUS AUTH1 OCTETS "Upload-Offset: %d\r\n", i);
+        req(port, "PATCH", upload_path, h, "x", 1, &r);
+        C_EQ(r.status, 204);
+    }
+    return cfails;
+}
+
+static int c_head_two(int port)
+{
+    struct resp r;
+    req(port, "GET", "/v1/mailbox?after=0", AUTH2, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    return cfails;
+}
+
+/* The first request after a start writes last contact; 50 PATCHes in the
+ * same minute write nothing more; a minute later the next request writes
+ * again; each node has its own minute; a failed write is tried again at
+ * the next request; a restart writes again at once. */
+static void test_last_contact(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f), 0);
+    snprintf(path_file, sizeof path_file, "%s/location", f.dir);
+    CHECK_EQ(last_contact(&f, "nairobi-1"), 0);
+    CHECK_EQ(client(&f, c_create), 0); /* an upload of 100 bytes: 50 PATCHes leave it open */
+    CHECK_EQ(n_touch, 1);
+    CHECK_EQ(last_contact(&f, "nairobi-1"), f.wall);
+    int64_t first = f.wall;
+
+    f.wall += 59000;
+    f.mono += 59000;
+    CHECK_EQ(client(&f, c_patches), 0);
+    CHECK_EQ(n_touch, 1);
+    CHECK_EQ(last_contact(&f, "nairobi-1"), first);
+    f.mono += 999;
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 1);
+    f.mono += 1; /* a minute after the write */
+    f.wall += 1000;
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 2);
+    CHECK_EQ(last_contact(&f, "nairobi-1"), f.wall);
+
+    /* another node is not held back by the first */
+    CHECK_EQ(client(&f, c_head_two), 0);
+    CHECK_EQ(n_touch, 3);
+    CHECK_EQ(last_contact(&f, "kisumu-1"), f.wall);
+
+    /* a failed write does not count as written */
+    f.mono += HQ_SERVE_TOUCH_MS;
+    touch_fail = 1;
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 4);
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 5);
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 5);
+
+    /* a new start knows nothing: its first request writes */
+    stop(&f);
+    f.wall += 10000; /* past the store's own 5 s guard */
+    CHECK_EQ(start(&f), 0);
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 6);
+    CHECK_EQ(last_contact(&f, "nairobi-1"), f.wall);
+    fx_done(&f);
+}
+
 int main(void)
 {
     alarm(120);
     RUN(test_authenticate_once);
+    RUN(test_last_contact);
     return tl_report();
 }
