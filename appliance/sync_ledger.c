@@ -57,6 +57,8 @@ struct sync_ledger {
     char policy_file[1024]; /* "" unless given explicitly */
     uint64_t segment_bytes, spool_max;
     uint32_t schema_version;
+    int64_t (*clock)(void *ctx); /* wall-clock ms since the epoch */
+    void *clock_ctx;
 };
 
 /* The sync_state row. */
@@ -73,11 +75,17 @@ struct lstate {
     char policy_hash[POLICY_HASH_HEX];
 };
 
-static int64_t now_ms(void)
+static int64_t real_clock(void *ctx)
 {
+    (void)ctx;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(const struct sync_ledger *l)
+{
+    return l->clock(l->clock_ctx);
 }
 
 static int sql_fail(sqlite3 *db, int rc, const char *what, struct op_error *err)
@@ -357,6 +365,8 @@ int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **o
     l->cred = *o->cred;
     l->segment_bytes = o->segment_bytes ? o->segment_bytes : SEGMENT_TARGET_BYTES;
     l->spool_max = o->spool_max_bytes ? o->spool_max_bytes : LEDGER_SPOOL_MAX_DEFAULT;
+    l->clock = o->now_ms ? o->now_ms : real_clock;
+    l->clock_ctx = o->clock_ctx;
 
     rc = store_open(l->db_path, 0, &l->s, err);
     if (rc < 0)
@@ -574,7 +584,7 @@ static int add_row(struct sync_ledger *l, struct segment_writer *w, const struct
             return 0; /* gone: nothing to send */
         if (rc < 0)
             return rc;
-        if (egress_expired(l->p, e, rec, now_ms()) != 0) {
+        if (egress_expired(l->p, e, rec, now_ms(l)) != 0) {
             /* Past its retention (or not judgeable: fail closed): treated
              * as purged, whether or not the purge has run yet. */
             rc = hq_may_have(l, sent, e->name, r->record_id, &has, err);
@@ -770,7 +780,7 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
     hdr.from_ordinary = (uint64_t)s.seg_o;
     hdr.schema_version = l->schema_version;
     snprintf(hdr.policy_hash, sizeof hdr.policy_hash, "%s", l->p->hash);
-    hdr.created_ms = now_ms();
+    hdr.created_ms = now_ms(l);
     struct segment_writer *w = NULL;
     rc = segment_writer_new(&hdr, l->cred.hq_key, l->spool_dir, s.next_no, &w, err);
     if (rc < 0)
@@ -959,7 +969,7 @@ static int update_pending(struct sync_ledger *l, uint64_t no, const char *sql, c
     if (text)
         sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
     else
-        sqlite3_bind_int64(st, 2, now_ms());
+        sqlite3_bind_int64(st, 2, now_ms(l));
     rc = done(db, st, what, err);
     if (rc < 0)
         return rc;
@@ -1100,7 +1110,7 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
     }
 
     sqlite3 *db = store_db(l->s);
-    int64_t now = now_ms();
+    int64_t now = now_ms(l);
     rc = store_begin(l->s, err);
     if (rc < 0)
         goto out;
@@ -1345,7 +1355,7 @@ int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t le
         }
     }
     sqlite3 *db = store_db(l->s);
-    int64_t now = now_ms();
+    int64_t now = now_ms(l);
     uint64_t last = after;
     int changed = 0;
     rc = store_begin(l->s, err);
@@ -1426,7 +1436,7 @@ int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *
     int rc = load_state(db, &s, err);
     if (rc < 0)
         return rc;
-    int64_t now = now_ms();
+    int64_t now = now_ms(l);
     int64_t day = now / 86400000;
     int64_t today = (s.bytes_day == day ? s.bytes_today : 0) + (int64_t)r->bytes_sent;
     double goodput = s.goodput;
@@ -1479,7 +1489,8 @@ int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *
 
 /* Fills out from the database: the outbox, and the ledger's tables if this
  * database has them. */
-static int fill_status(struct store *s, struct sync_status *out, struct op_error *err)
+/* now: wall-clock ms, for the UTC day of bytes_today. */
+static int fill_status(struct store *s, int64_t now, struct sync_status *out, struct op_error *err)
 {
     sqlite3 *db = store_db(s);
     memset(out, 0, sizeof *out);
@@ -1516,7 +1527,7 @@ static int fill_status(struct store *s, struct sync_status *out, struct op_error
     out->next_segment = st.next_no;
     out->last_sync_ms = st.last_sync_ms;
     out->goodput_bps = st.goodput;
-    out->bytes_today = st.bytes_day == now_ms() / 86400000 ? (uint64_t)st.bytes_today : 0;
+    out->bytes_today = st.bytes_day == now / 86400000 ? (uint64_t)st.bytes_today : 0;
     snprintf(out->blocked, sizeof out->blocked, "%s", st.blocked);
     /* A database outpostd has not migrated yet has no such column: not
      * waiting, as far as anyone recorded. */
@@ -1577,7 +1588,7 @@ int sync_ledger_set_waiting(struct sync_ledger *l, const char *why, struct op_er
 int sync_ledger_status(struct sync_ledger *l, struct sync_status *out, struct op_error *err)
 {
     struct sync_status s;
-    int rc = fill_status(l->s, &s, err);
+    int rc = fill_status(l->s, now_ms(l), &s, err);
     if (rc < 0)
         return rc;
     s.enabled = 1;
@@ -1595,7 +1606,7 @@ int sync_ledger_status_db(const char *db_path, struct sync_status *out, struct o
     if (rc < 0)
         return rc;
     struct sync_status st;
-    rc = fill_status(s, &st, err);
+    rc = fill_status(s, real_clock(NULL), &st, err);
     store_close(s);
     if (rc < 0)
         return rc;

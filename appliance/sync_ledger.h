@@ -83,6 +83,11 @@ struct sync_ledger_options {
     uint64_t spool_max_bytes; /* spool cap; 0 = 256 MiB */
     const char
         *policy_file; /* NULL: $OUTPOST_POLICY, else the region's profile (same rule as api.c) */
+    /* Wall-clock ms since the epoch: segment and receipt times, retention
+     * expiry at egress, and the UTC day the bytes sent are counted in (the
+     * daily budget). NULL: CLOCK_REALTIME. The uplink passes its own. */
+    int64_t (*now_ms)(void *ctx);
+    void *clock_ctx;
 };
 
 /* Opens its own connection, loads the policy and the pseudonymization key

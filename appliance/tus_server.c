@@ -73,22 +73,33 @@ struct tus_server {
     unsigned bad_state;
 };
 
-/* Wall-clock ns (survives restarts, unlike the monotonic clock), made
- * strictly increasing so that eviction order is never a tie. */
-static uint64_t touch(struct tus_server *s)
+static uint64_t default_clock(void *ctx)
 {
+    (void)ctx;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return ts.tv_sec > 0 ? (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u : 0;
+}
+
+/* Wall-clock ns (survives restarts, unlike the monotonic clock, and
+ * compares with the data files' mtimes), made strictly increasing so that
+ * eviction order is never a tie. */
+static uint64_t now_ns(const struct tus_server *s)
+{
+    uint64_t ms = s->cfg.now_ms(s->cfg.clock_ctx);
+    return ms > UINT64_MAX / 1000000u ? UINT64_MAX : ms * 1000000u;
+}
+
+static uint64_t touch(struct tus_server *s)
+{
+    uint64_t t = now_ns(s);
     s->last_touch = t > s->last_touch ? t : s->last_touch + 1;
     return s->last_touch;
 }
 
-static uint64_t wall_seconds(void)
+static uint64_t wall_seconds(const struct tus_server *s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ts.tv_sec > 0 ? (uint64_t)ts.tv_sec : 0;
+    return s->cfg.now_ms(s->cfg.clock_ctx) / 1000u;
 }
 
 /* ---- small parsers ---- */
@@ -110,20 +121,24 @@ static int b64_value(unsigned char c)
 
 /* Strict standard base64 (padding optional, nothing else allowed) of
  * in[0..len) into out (room for len bytes suffices). Returns the decoded
- * length or -EINVAL. */
-static ssize_t b64_decode(const char *in, size_t len, unsigned char *out)
+ * length, or -EINVAL and (if why is not NULL) what is wrong. */
+static ssize_t b64_decode(const char *in, size_t len, unsigned char *out, const char **why)
 {
+    const char *dummy;
+    if (!why)
+        why = &dummy;
     while (len > 0 && in[len - 1] == '=')
         len--;
-    if (len % 4 == 1)
-        return -EINVAL;
     size_t o = 0;
     uint32_t acc = 0;
     int bits = 0;
     for (size_t i = 0; i < len; i++) {
         int v = b64_value((unsigned char)in[i]);
-        if (v < 0)
+        if (v < 0) {
+            *why = in[i] == '=' ? "padding ('=') is only allowed at the end"
+                                : "it has a character outside the base64 alphabet";
             return -EINVAL;
+        }
         acc = (acc << 6) | (uint32_t)v;
         bits += 6;
         if (bits >= 8) {
@@ -131,9 +146,15 @@ static ssize_t b64_decode(const char *in, size_t len, unsigned char *out)
             out[o++] = (unsigned char)(acc >> bits);
         }
     }
-    /* Leftover bits must be zero, so each byte string has one encoding. */
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+    if (len % 4 == 1) {
+        *why = "its length is not a whole number of bytes";
         return -EINVAL;
+    }
+    /* Leftover bits must be zero, so each byte string has one encoding. */
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
+        *why = "it is not canonical (bits set after its last byte)";
+        return -EINVAL;
+    }
     return (ssize_t)o;
 }
 
@@ -176,11 +197,17 @@ static int principal_ok(const char *p)
     return 1;
 }
 
-/* Parses an Upload-Metadata value ("key b64,key b64,key") into u's arena
- * and pairs. Keys are printable ASCII without space or comma and unique;
- * a pair may omit its value (then it is ""). */
-static int parse_metadata(struct upload *u, const char *raw)
+/* Parses an Upload-Metadata value ("key b64,key b64,key") into *md, the
+ * keys and values in a new arena (*arena_out, the caller's to free). Keys
+ * are printable ASCII without space or comma and unique; a pair may omit
+ * its value (then it is ""). The one decoder of the header: a creation is
+ * parsed here once, and what it gives is kept with the upload for admit
+ * and on_complete. Returns 0, -ENOMEM, or -EINVAL with what is wrong and
+ * where written into why. */
+static int parse_metadata(const char *raw, struct tus_metadata *md, char **arena_out, char *why,
+                          size_t why_cap)
 {
+    memset(md, 0, sizeof *md);
     size_t rlen = strlen(raw);
     char *arena = malloc(rlen + 2 * TUS_METADATA_MAX_PAIRS + 2);
     if (!arena)
@@ -196,45 +223,69 @@ static int parse_metadata(struct upload *u, const char *raw)
             a++;
         while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
             b--;
-        if (a == b)
-            goto bad; /* empty pair: "a x,,b y" */
-        if (n == TUS_METADATA_MAX_PAIRS)
+        if (a == b) { /* "a x,,b y" */
+            snprintf(why, why_cap,
+                     "Upload-Metadata pair %zu is empty: pairs are 'key base64' "
+                     "separated by single commas",
+                     n + 1);
             goto bad;
+        }
+        if (n == TUS_METADATA_MAX_PAIRS) {
+            snprintf(why, why_cap, "Upload-Metadata has more than %d pairs",
+                     TUS_METADATA_MAX_PAIRS);
+            goto bad;
+        }
         const char *sp = a;
         while (sp < b && *sp != ' ')
             sp++;
         size_t klen = (size_t)(sp - a);
         for (size_t i = 0; i < klen; i++)
-            if ((unsigned char)a[i] < 0x21 || (unsigned char)a[i] > 0x7e)
+            if ((unsigned char)a[i] < 0x21 || (unsigned char)a[i] > 0x7e) {
+                snprintf(why, why_cap,
+                         "Upload-Metadata pair %zu: a key is printable ASCII without spaces or "
+                         "commas",
+                         n + 1);
                 goto bad;
+            }
         char *key = arena + used;
         memcpy(key, a, klen);
         key[klen] = '\0';
         used += klen + 1;
         for (size_t i = 0; i < n; i++)
-            if (strcmp(u->md.pair[i].key, key) == 0)
+            if (strcmp(md->pair[i].key, key) == 0) {
+                snprintf(why, why_cap,
+                         "Upload-Metadata key '%.64s' appears twice: each key may appear once",
+                         key);
                 goto bad;
+            }
         const char *v = sp < b ? sp + 1 : b;
         char *val = arena + used;
-        ssize_t vlen = b64_decode(v, (size_t)(b - v), (unsigned char *)val);
-        if (vlen < 0)
+        const char *b64_why = "";
+        ssize_t vlen = b64_decode(v, (size_t)(b - v), (unsigned char *)val, &b64_why);
+        if (vlen < 0) {
+            snprintf(why, why_cap,
+                     "Upload-Metadata value of key '%.64s' is not standard base64: %s", key,
+                     b64_why);
             goto bad;
+        }
         val[vlen] = '\0';
         used += (size_t)vlen + 1;
-        u->md.pair[n].key = key;
-        u->md.pair[n].value = val;
-        u->md.pair[n].len = (size_t)vlen;
+        md->pair[n].key = key;
+        md->pair[n].value = val;
+        md->pair[n].len = (size_t)vlen;
         n++;
         p = *end ? end + 1 : end;
-        if (*end && !*p)
-            goto bad; /* trailing comma */
+        if (*end && !*p) {
+            snprintf(why, why_cap, "Upload-Metadata ends with a comma");
+            goto bad;
+        }
     }
-    u->md.n = n;
-    u->meta_arena = arena;
+    md->n = n;
+    *arena_out = arena;
     return 0;
 bad:
     free(arena);
-    memset(&u->md, 0, sizeof u->md);
+    memset(md, 0, sizeof *md);
     return -EINVAL;
 }
 
@@ -262,22 +313,27 @@ static void upload_free(struct upload *u)
     free(u);
 }
 
-/* -ENOMEM, or -EINVAL for malformed metadata. */
+/* A new in-memory upload holding meta_raw (copied) and the pairs parsed
+ * from it (md, pointing into arena, which it takes over, also on
+ * failure). -ENOMEM. */
 static int upload_new(const char *id, const char *principal, uint64_t length, const char *meta_raw,
-                      struct upload **out)
+                      const struct tus_metadata *md, char *arena, struct upload **out)
 {
     struct upload *u = calloc(1, sizeof *u);
-    if (!u)
+    if (!u) {
+        free(arena);
         return -ENOMEM;
+    }
     memcpy(u->id, id, TUS_ID_LEN);
     u->id[TUS_ID_LEN] = '\0';
     snprintf(u->principal, sizeof u->principal, "%s", principal);
     u->length = length;
+    u->meta_arena = arena;
+    u->md = *md;
     u->meta_raw = strdup(meta_raw ? meta_raw : "");
-    int rc = u->meta_raw ? parse_metadata(u, u->meta_raw) : -ENOMEM;
-    if (rc < 0) {
+    if (!u->meta_raw) {
         upload_free(u);
-        return rc;
+        return -ENOMEM;
     }
     *out = u;
     return 0;
@@ -489,7 +545,11 @@ static int load_one(struct tus_server *s, const char *id)
     if (complete != (offset == length) || (settled_at && !complete))
         goto out;
     struct upload *u;
-    rc = upload_new(id, v_prin, length, v_meta, &u);
+    struct tus_metadata md;
+    char *arena = NULL, why[256];
+    rc = parse_metadata(v_meta, &md, &arena, why, sizeof why);
+    if (rc == 0)
+        rc = upload_new(id, v_prin, length, v_meta, &md, arena, &u);
     if (rc < 0)
         goto out;
     u->offset = offset;
@@ -626,6 +686,8 @@ int tus_server_new(const struct tus_server_config *cfg, struct tus_server **out,
         s->cfg.max_metadata_bytes = METADATA_HARD_MAX;
     if (!s->cfg.settled_keep_seconds)
         s->cfg.settled_keep_seconds = DEFAULT_SETTLED_KEEP;
+    if (!s->cfg.now_ms)
+        s->cfg.now_ms = default_clock;
     s->spool_dir = strdup(cfg->spool_dir);
     s->base_path = strndup(base, blen);
     s->base_len = blen == 1 ? 0 : blen; /* "/" as base: uploads at /<id> */
@@ -746,7 +808,7 @@ int tus_server_settle(struct tus_server *s, const char *upload_id)
         return 0;
     /* The record first, then the data: a crash in between leaves a data
      * file the next start deletes, never a complete upload without data. */
-    uint64_t at = wall_seconds();
+    uint64_t at = wall_seconds(s);
     if (!at)
         at = 1;
     int rc = write_state(s, u, u->length, 1, at);
@@ -802,10 +864,10 @@ int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds)
 {
     if (!s)
         return -EINVAL;
-    uint64_t now = touch(s);
+    uint64_t now = now_ns(s);
     uint64_t idle =
         max_idle_seconds > UINT64_MAX / 1000000000u ? UINT64_MAX : max_idle_seconds * 1000000000u;
-    uint64_t now_s = wall_seconds(), keep = s->cfg.settled_keep_seconds;
+    uint64_t now_s = wall_seconds(s), keep = s->cfg.settled_keep_seconds;
     int removed = 0;
     for (size_t i = 0; i < s->n;) {
         struct upload *u = s->up[i];
@@ -862,15 +924,24 @@ static void hdr_u64(struct http_exchange *x, const char *name, uint64_t v)
     hdr(x, name, b);
 }
 
-/* Answers with a problem+json body (RFC 9457); detail is ours, plain
- * ASCII without quotes or backslashes. */
+/* Answers with a problem+json body (RFC 9457). detail may quote what the
+ * client sent (a metadata key) or come from the embedder: quotes and
+ * backslashes are escaped, and bytes outside printable ASCII become '?',
+ * so the body is always valid JSON. */
 static int fail(struct http_exchange *x, int status, const char *detail)
 {
+    char esc[400];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)detail; *p && o + 2 < sizeof esc; p++) {
+        if (*p == '"' || *p == '\\')
+            esc[o++] = '\\';
+        esc[o++] = *p < 0x20 || *p > 0x7e ? '?' : (char)*p;
+    }
+    esc[o] = '\0';
     char body[512];
-    int n =
-        snprintf(body, sizeof body,
-                 "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"detail\":\"%s\"}",
-                 status == 460 ? "Checksum Mismatch" : http_status_text(status), status, detail);
+    int n = snprintf(body, sizeof body,
+                     "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"detail\":\"%s\"}",
+                     status == 460 ? "Checksum Mismatch" : http_status_text(status), status, esc);
     if (n < 0 || (size_t)n >= sizeof body)
         n = 0;
     hdr(x, "Tus-Resumable", TUS_VERSION);
@@ -920,6 +991,27 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
     const char *meta = http_header(x, "Upload-Metadata");
     if (meta && strlen(meta) > s->cfg.max_metadata_bytes)
         return fail(x, 400, "Upload-Metadata is too long");
+    /* Parsed once, before anything changes: a refused creation must not
+     * have evicted another upload. */
+    struct tus_metadata md;
+    char *arena = NULL, why[256];
+    int rc = parse_metadata(meta ? meta : "", &md, &arena, why, sizeof why);
+    if (rc == -EINVAL)
+        return fail(x, 400, why);
+    if (rc < 0)
+        return fail(x, 500, "out of memory");
+    if (s->cfg.admit) {
+        char detail[256] = "";
+        rc = s->cfg.admit(s->cfg.ctx, principal, &md, detail, sizeof detail);
+        if (rc < 0) {
+            free(arena);
+            int st = rc == -EPERM ? 403 : rc == -EINVAL ? 400 : 503;
+            return fail(x, st,
+                        detail[0]   ? detail
+                        : st == 503 ? "the server cannot take uploads now: retry later"
+                                    : "the upload was refused");
+        }
+    }
     /* At its cap a principal's least recently written unfinished upload
      * makes room. A client that crashed between our 201 and saving the
      * Location has no other way to get rid of its orphans, and refusing it
@@ -936,17 +1028,23 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
             oldest = o;
     }
     if (incomplete >= s->cfg.max_incomplete_per_principal && oldest &&
-        tus_server_release(s, oldest->id) < 0)
+        tus_server_release(s, oldest->id) < 0) {
+        free(arena);
         return fail(x, 500, "cannot remove an abandoned upload");
+    }
     if (s->n - s->n_settled >= s->cfg.max_uploads || s->spool_bytes > s->cfg.max_spool_bytes ||
-        length > s->cfg.max_spool_bytes - s->spool_bytes)
+        length > s->cfg.max_spool_bytes - s->spool_bytes) {
+        free(arena);
         return fail(x, 507, "the upload spool is full: retry later");
+    }
 
     char id[TUS_ID_LEN + 1];
     unsigned char rnd[TUS_ID_LEN / 2];
     for (int tries = 0;; tries++) {
-        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd || tries > 3)
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd || tries > 3) {
+            free(arena);
             return fail(x, 500, "no randomness for an upload id");
+        }
         for (size_t i = 0; i < sizeof rnd; i++) {
             id[2 * i] = "0123456789abcdef"[rnd[i] >> 4];
             id[2 * i + 1] = "0123456789abcdef"[rnd[i] & 15];
@@ -956,11 +1054,7 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
             break;
     }
     struct upload *u;
-    int rc = upload_new(id, principal, length, meta, &u);
-    if (rc == -EINVAL)
-        return fail(x, 400,
-                    "Upload-Metadata must be comma-separated pairs of a unique key and a base64 "
-                    "value");
+    rc = upload_new(id, principal, length, meta, &md, arena, &u);
     if (rc < 0)
         return fail(x, 500, "out of memory");
     char dname[TUS_ID_LEN + 16];
@@ -1051,7 +1145,7 @@ static int checksum_check(const char *h, const char *body, size_t len, const cha
         *why = "Upload-Checksum digest is too long";
         return 400;
     }
-    ssize_t wlen = b64_decode(b64, blen, want);
+    ssize_t wlen = b64_decode(b64, blen, want, NULL);
     if (wlen < 0 || wlen != EVP_MD_get_size(md)) {
         *why = "Upload-Checksum digest is not base64 of the algorithm's digest length";
         return 400;
@@ -1177,8 +1271,15 @@ int tus_server_handle(struct tus_server *s, struct http_exchange *x)
         method = ovr; /* for proxies that pass only GET and POST */
 
     char principal[TUS_PRINCIPAL_MAX] = "";
-    if (s->cfg.authorize(s->cfg.ctx, x, principal, sizeof principal) < 0) {
-        (void)fail(x, 401, "authentication required");
+    int rc = s->cfg.authorize(s->cfg.ctx, x, principal, sizeof principal);
+    if (rc == -EACCES || rc == -EPERM) {
+        (void)fail(x, 401,
+                   s->cfg.unauthorized_detail ? s->cfg.unauthorized_detail
+                                              : "authentication required");
+        return 1;
+    }
+    if (rc < 0) {
+        (void)fail(x, 503, "the credentials cannot be checked now: retry later");
         return 1;
     }
     if (!principal_ok(principal)) {

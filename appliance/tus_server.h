@@ -48,13 +48,28 @@ struct tus_metadata {
 /* The value of key, or NULL if absent; *len (if not NULL) receives its length. */
 const char *tus_metadata_get(const struct tus_metadata *md, const char *key, size_t *len);
 
-/* Authenticates a request before anything else is looked at. Writes the
- * principal (1 to cap - 1 printable ASCII bytes 0x21-0x7e, no spaces,
- * NUL-terminated; e.g. the node id) and returns 0, or
- * returns a negative errno to have the request answered 401. It may add
- * response headers (WWW-Authenticate) with http_add_header, and must not
- * call http_respond. Uploads belong to the principal that created them. */
+/* Authenticates a request before anything else is looked at; called once
+ * per request. Writes the principal (1 to cap - 1 printable ASCII bytes
+ * 0x21-0x7e, no spaces, NUL-terminated; e.g. the node id) and returns 0;
+ * or returns -EACCES (or -EPERM) for missing, unknown or revoked
+ * credentials, answered 401, or another negative errno when it cannot
+ * check them now (a store error), answered 503. It may add response
+ * headers (WWW-Authenticate) with http_add_header, and must not call
+ * http_respond. Uploads belong to the principal that created them. */
 typedef int (*tus_authorize_fn)(void *ctx, struct http_exchange *x, char *principal, size_t cap);
+
+/* Decides whether a creation may go ahead, with the metadata the server
+ * parsed (the same pairs on_complete gets later): called for a POST after
+ * authorize, once its headers and Upload-Metadata are valid and before
+ * any cap is applied or anything is stored. Returns 0 to go on; or
+ * -EPERM (answered 403), -EINVAL (400) or another negative errno (503),
+ * and may write a detail for the answer (plain text, at most cap - 1
+ * bytes) into detail. The pointers are valid during the call. */
+typedef int (*tus_admit_fn)(void *ctx, const char *principal, const struct tus_metadata *md,
+                            char *detail, size_t cap);
+
+/* Wall-clock milliseconds since the epoch; tests inject their own. */
+typedef uint64_t (*tus_server_clock_fn)(void *ctx);
 
 /* Called once per process when an upload's offset reaches its length (after
  * the completion is durable and the final PATCH was answered), and again by
@@ -83,8 +98,17 @@ struct tus_server_config {
      * it afterwards). 0 = 3600 */
     uint64_t settled_keep_seconds;
     tus_authorize_fn authorize;  /* required */
+    tus_admit_fn admit;          /* may be NULL (every valid creation goes ahead) */
     tus_complete_fn on_complete; /* may be NULL (then uploads wait for tus_server_release) */
-    void *ctx;                   /* passed to both callbacks */
+    void *ctx;                   /* passed to the callbacks */
+    /* The detail of a 401 answer (plain text); NULL = "authentication
+     * required" */
+    const char *unauthorized_detail;
+    /* The clock for idle and keep times, eviction order and the settled
+     * time written to state files (so it must be the wall clock: those
+     * times outlive the process); NULL = CLOCK_REALTIME. */
+    tus_server_clock_fn now_ms;
+    void *clock_ctx;
 };
 
 /* Opens (creating if needed) the spool directory and reloads every upload
@@ -118,9 +142,10 @@ int tus_server_redeliver(struct tus_server *s);
 /* Releases every unfinished upload not created or written to for
  * max_idle_seconds (by the data file's mtime across restarts), and forgets
  * every settled upload settled settled_keep_seconds ago or more (by the
- * time in its state file); call it from a timer. Returns how many
- * unfinished uploads it released (forgotten settled ones are not counted),
- * or the errno of a failed release. Not from inside a callback. */
+ * time in its state file); "now" is the configured clock's. Call it from
+ * a timer. Returns how many unfinished uploads it released (forgotten
+ * settled ones are not counted), or the errno of a failed release. Not
+ * from inside a callback. */
 int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds);
 
 /* Deletes an upload (complete or not) and its files; its bytes no longer

@@ -137,7 +137,20 @@ static void maybe_finish_stop(struct uplink *u);
 
 static uint64_t mono_ms(const struct uplink *u)
 {
-    return uv_now(u->loop);
+    return u->cfg.mono_ms ? u->cfg.mono_ms(u->cfg.clock_ctx) : uv_now(u->loop);
+}
+
+static int64_t real_wall_ms(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(const struct uplink *u)
+{
+    return u->cfg.wall_ms(u->cfg.clock_ctx);
 }
 
 /* Logs a line unless it repeats the last repeated one. */
@@ -192,6 +205,8 @@ static void job_work(uv_work_t *w)
             .segment_bytes = u->cfg.segment_bytes,
             .spool_max_bytes = u->cfg.spool_max_bytes,
             .policy_file = u->policy_file[0] ? u->policy_file : NULL,
+            .now_ms = u->cfg.wall_ms,
+            .clock_ctx = u->cfg.clock_ctx,
         };
         j->rc = sync_ledger_open(&o, &u->ledger, &j->err);
         break;
@@ -348,9 +363,12 @@ static void arm(struct uplink *u, uint64_t ms)
     (void)uv_timer_start(&u->timer, on_timer, ms, 0);
 }
 
-static unsigned local_minute(unsigned *second)
+/* The minute of the local day (and its second) by the uplink's clock: what
+ * the sync window is decided on. */
+static unsigned local_minute(const struct uplink *u, unsigned *second)
 {
-    time_t now = time(NULL);
+    int64_t ms = wall_ms(u);
+    time_t now = (time_t)(ms >= 0 ? ms / 1000 : 0);
     struct tm tm;
     if (!localtime_r(&now, &tm)) {
         *second = 0;
@@ -473,7 +491,7 @@ static void after_prepare(struct uplink *u, struct job *j)
         return;
     }
     if (!budget_left(u)) {
-        int64_t day = sync_utc_day((int64_t)time(NULL) * 1000);
+        int64_t day = sync_utc_day(wall_ms(u));
         if ((uint64_t)day != u->budget_logged_day) {
             u->budget_logged_day = (uint64_t)day;
             fprintf(stderr,
@@ -492,7 +510,7 @@ static void after_prepare(struct uplink *u, struct job *j)
 static void start_cycle(struct uplink *u)
 {
     unsigned sec;
-    unsigned minute = local_minute(&sec);
+    unsigned minute = local_minute(u, &sec);
     if (!sync_window_contains(&u->window, minute)) {
         /* outside the window: only refresh the figures */
         set_waiting(
@@ -580,7 +598,7 @@ static void cycle_end(struct uplink *u)
         return;
     uint64_t delay = u->cfg.interval_ms;
     unsigned sec;
-    unsigned minute = local_minute(&sec);
+    unsigned minute = local_minute(u, &sec);
     uint64_t wait = sync_window_wait_ms(&u->window, minute, sec);
     if (wait && wait + 1000 < delay)
         delay = wait + 1000;
@@ -722,12 +740,12 @@ static void on_pause(uv_timer_t *t)
                 "%llu bytes; it resumes after 00:00 UTC\n",
                 (unsigned long long)u->cfg.daily_bytes, (unsigned long long)u->seg.no,
                 (unsigned long long)u->seg_confirmed, (unsigned long long)u->seg.bytes);
-        u->budget_logged_day = (uint64_t)sync_utc_day((int64_t)time(NULL) * 1000);
+        u->budget_logged_day = (uint64_t)sync_utc_day(wall_ms(u));
         tus_client_cancel(u->tus, "the daily budget is spent");
         return;
     }
     unsigned sec;
-    unsigned minute = local_minute(&sec);
+    unsigned minute = local_minute(u, &sec);
     if (sync_window_contains(&u->window, minute)) { /* the clock moved back: look again */
         uint64_t left = sync_window_left_ms(&u->window, minute, sec);
         (void)uv_timer_start(&u->pause_timer, on_pause, left ? left : 1000, 0);
@@ -803,7 +821,7 @@ static void upload_segment(struct uplink *u)
     u->budget_pause = 0;
     set_waiting(u, "%s", "");
     unsigned sec;
-    unsigned minute = local_minute(&sec);
+    unsigned minute = local_minute(u, &sec);
     uint64_t left = sync_window_left_ms(&u->window, minute, sec);
     if (left != UINT64_MAX)
         (void)uv_timer_start(&u->pause_timer, on_pause, left ? left : 1, 0);
@@ -1069,6 +1087,8 @@ int uplink_start(uv_loop_t *loop, const struct uplink_config *cfg, struct uplink
     u->cred = *cfg->cred;
     if (!u->cfg.interval_ms)
         u->cfg.interval_ms = UPLINK_INTERVAL_DEFAULT;
+    if (!u->cfg.wall_ms)
+        u->cfg.wall_ms = real_wall_ms;
     int rc = sync_window_parse(cfg->window, &u->window, err);
     if (rc < 0) {
         free(u);
@@ -1120,6 +1140,8 @@ int uplink_start(uv_loop_t *loop, const struct uplink_config *cfg, struct uplink
         .insecure_skip_verify = cfg->insecure_tls,
         .max_chunk = UPLINK_CHUNK_MAX,
         .max_send_bps = cfg->bandwidth_bps,
+        .now_ms = cfg->mono_ms,
+        .clock_ctx = cfg->clock_ctx,
     };
     rc = tus_client_new(loop, &tc, &u->tus, err);
     if (rc < 0) {

@@ -43,6 +43,17 @@ struct uplink_config {
      * copy is reloaded by the uplink. May be NULL. */
     void (*policy_changed)(void *ctx);
     void *ctx;
+    /* The clocks the uplink decides by; tests inject their own. Timers
+     * still run on the loop: a clock decides what a cycle does and how
+     * long it waits, not how fast the loop's time goes. */
+    /* Monotonic ms: upload durations, how long a receipt has been awaited
+     * (also the uploader's clock). NULL: the loop's (uv_now). */
+    uint64_t (*mono_ms)(void *ctx);
+    /* Wall-clock ms since the epoch: the sync window (in local time), the
+     * UTC day of the daily budget (also the ledger's clock, so it is
+     * called from the thread pool too). NULL: CLOCK_REALTIME. */
+    int64_t (*wall_ms)(void *ctx);
+    void *clock_ctx;
 };
 
 /* Checks the config (URL, window), creates the tus client and queues the

@@ -3,6 +3,13 @@
  * Applying a segment runs on the loop thread: a segment is about half a
  * megabyte (SEGMENT_TARGET_BYTES) and is streamed, so one apply takes
  * milliseconds; the thread pool is the next step if HQ ever needs it.
+ *
+ * Authentication happens in one place per request: tus_server calls
+ * tus_authorize for /files, the router calls authenticate for the rest.
+ * The Upload-Metadata of a creation is decoded once, by tus_server, and
+ * checked against the token's node in tus_admit. Last contact is kept
+ * in memory per node and written at most once a minute, because a write
+ * per PATCH chunk would cost a synchronous commit on the loop each time.
  */
 #include "hq_serve.h"
 
@@ -29,24 +36,123 @@
 /* expire idle uploads and retry failed applies this often */
 #define SWEEP_MS (60u * 1000u)
 
-struct hq {
+/* Nodes whose last write of last contact is remembered (HQ serves
+ * hundreds); past it the table starts afresh and each node writes once
+ * more. */
+#define SEEN_MAX 4096u
+
+/* When a node's last contact was last written, by the monotonic clock. */
+struct seen {
+    char name[HQ_NODE_MAX]; /* "" for a free slot */
+    uint64_t at;
+};
+
+struct hq_serve {
     const struct hq_config *cfg;
     uv_loop_t *loop;
     struct hq_store store;
+    struct hq_serve_clock clock;
     struct hq_policies *policies;
     struct tus_server *tus;
     struct http_server *server;
-    uv_signal_t sigterm, sigint, sighup;
-    uv_timer_t sweep, watchdog;
-    int watchdog_on;
+    uv_timer_t sweep;
+    struct seen *seen; /* open addressing, seen_cap a power of two */
+    size_t seen_cap, seen_n;
     int stopping;
+    void (*stop_cb)(void *ctx);
+    void *stop_ctx;
 };
 
-static int64_t now_ms(void)
+static int64_t real_wall_ms(void *ctx)
 {
+    (void)ctx;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t real_mono_ms(void *ctx)
+{
+    (void)ctx;
+    return uv_hrtime() / 1000000u;
+}
+
+static int64_t now_ms(const struct hq_serve *hq)
+{
+    return hq->clock.wall_ms(hq->clock.ctx);
+}
+
+/* tus_server's clock: the same wall clock. */
+static uint64_t tus_clock(void *ctx)
+{
+    int64_t ms = now_ms(ctx);
+    return ms > 0 ? (uint64_t)ms : 0;
+}
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+/* The slot of name in the table (its own, or the free one it would take). */
+static struct seen *seen_slot(struct seen *tab, size_t cap, const char *name)
+{
+    size_t i = (size_t)name_hash(name) & (cap - 1);
+    while (tab[i].name[0] && strcmp(tab[i].name, name) != 0)
+        i = (i + 1) & (cap - 1);
+    return &tab[i];
+}
+
+/* Makes room for one more node: empties the table at SEEN_MAX, grows it
+ * at 3/4 full. -ENOMEM leaves it as it was. */
+static int seen_reserve(struct hq_serve *hq)
+{
+    if (hq->seen_n >= SEEN_MAX) {
+        memset(hq->seen, 0, hq->seen_cap * sizeof *hq->seen);
+        hq->seen_n = 0;
+        return 0;
+    }
+    if (hq->seen && (hq->seen_n + 1) * 4 <= hq->seen_cap * 3)
+        return 0;
+    size_t cap = hq->seen_cap ? hq->seen_cap * 2 : 64;
+    struct seen *tab = calloc(cap, sizeof *tab);
+    if (!tab)
+        return -ENOMEM;
+    for (size_t i = 0; i < hq->seen_cap; i++)
+        if (hq->seen[i].name[0])
+            *seen_slot(tab, cap, hq->seen[i].name) = hq->seen[i];
+    free(hq->seen);
+    hq->seen = tab;
+    hq->seen_cap = cap;
+    return 0;
+}
+
+/* Writes the node's last contact unless it was written less than
+ * HQ_SERVE_TOUCH_MS ago by this process. Remembered only once the write
+ * succeeded, so a failed write is tried again at the next request. */
+static void touch_node(struct hq_serve *hq, const char *name)
+{
+    uint64_t now = hq->clock.mono_ms(hq->clock.ctx);
+    struct seen *e = hq->seen ? seen_slot(hq->seen, hq->seen_cap, name) : NULL;
+    if (e && e->name[0] && now - e->at < HQ_SERVE_TOUCH_MS)
+        return;
+    struct op_error err;
+    op_error_clear(&err);
+    if (hq->store.ops->node_touch(hq->store.impl, name, now_ms(hq), &err) < 0) {
+        fprintf(stderr, "outpost-hq: node %s: last contact not recorded: %s\n", name, err.msg);
+        return;
+    }
+    if (!e || !e->name[0]) {
+        if (seen_reserve(hq) < 0)
+            return; /* not remembered: the next request writes again */
+        e = seen_slot(hq->seen, hq->seen_cap, name);
+        snprintf(e->name, sizeof e->name, "%s", name);
+        hq->seen_n++;
+    }
+    e->at = now;
 }
 
 static void iso_time(int64_t ms, char out[32])
@@ -78,9 +184,10 @@ static void problem(struct http_exchange *x, int status, const char *detail)
                            http_status_text(status), "status", status, "detail", detail));
 }
 
-/* Looks up the node of the request's bearer token. Returns 0 and *out, or
- * a negative errno: -EACCES for a missing, unknown or revoked token. */
-static int authenticate(struct hq *hq, struct http_exchange *x, struct hq_node *out)
+/* Looks up the node of the request's bearer token and notes the contact.
+ * Returns 0 and *out, or a negative errno: -EACCES for a missing, unknown
+ * or revoked token. Called once per request. */
+static int authenticate(struct hq_serve *hq, struct http_exchange *x, struct hq_node *out)
 {
     const char *h = http_header(x, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -104,38 +211,54 @@ static int authenticate(struct hq *hq, struct http_exchange *x, struct hq_node *
     }
     if (out->revoked)
         return -EACCES;
-    op_error_clear(&err);
-    if (hq->store.ops->node_touch(hq->store.impl, out->name, now_ms(), &err) < 0)
-        fprintf(stderr, "outpost-hq: node %s: last contact not recorded: %s\n", out->name, err.msg);
+    touch_node(hq, out->name);
     http_set_user(x, out->name);
     return 0;
 }
 
+#define UNAUTHORIZED "unknown or revoked node token: enrol with 'outpost-hq node add'"
+
 static void unauthorized(struct http_exchange *x)
 {
     (void)http_add_header(x, "WWW-Authenticate", "Bearer realm=\"outpost-hq\"");
-    problem(x, 401, "unknown or revoked node token: enrol with 'outpost-hq node add'");
+    problem(x, 401, UNAUTHORIZED);
 }
 
+/* Every request under /files: tus_server calls this once, first. */
 static int tus_authorize(void *ctx, struct http_exchange *x, char *principal, size_t cap)
 {
-    struct hq *hq = ctx;
+    struct hq_serve *hq = ctx;
     struct hq_node n;
     int rc = authenticate(hq, x, &n);
-    if (rc < 0) {
+    if (rc == -EACCES)
         (void)http_add_header(x, "WWW-Authenticate", "Bearer realm=\"outpost-hq\"");
-        return rc;
-    }
+    if (rc < 0)
+        return rc; /* -EACCES: 401; a store error: 503 */
     if (strlen(n.name) >= cap)
-        return -ENAMETOOLONG;
+        return -EACCES;
     snprintf(principal, cap, "%s", n.name);
     return 0;
+}
+
+/* A creation: the upload must name the token's node (403 otherwise),
+ * checked on the metadata tus_server decoded, before anything is stored. */
+static int tus_admit(void *ctx, const char *principal, const struct tus_metadata *md, char *detail,
+                     size_t cap)
+{
+    (void)ctx;
+    size_t len = 0;
+    const char *node = tus_metadata_get(md, "node", &len);
+    if (node && len == strlen(principal) && memcmp(node, principal, len) == 0)
+        return 0;
+    snprintf(detail, cap, "Upload-Metadata node '%.64s' is not this token's node %s",
+             node ? node : "", principal);
+    return -EPERM;
 }
 
 static int tus_complete(void *ctx, const char *upload_id, const char *principal,
                         const struct tus_metadata *md, const char *data_path, uint64_t length)
 {
-    struct hq *hq = ctx;
+    struct hq_serve *hq = ctx;
     (void)length;
     struct hq_upload u = {
         .principal = principal,
@@ -147,7 +270,7 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
     struct hq_apply_result res;
     struct op_error err;
     op_error_clear(&err);
-    int rc = hq_apply_upload(&hq->store, hq->policies, &u, now_ms(), &res, &err);
+    int rc = hq_apply_upload(&hq->store, hq->policies, &u, now_ms(hq), &res, &err);
     if (rc < 0) {
         fprintf(stderr, "outpost-hq: node %s segment %s: cannot apply now, kept for a retry: %s\n",
                 principal, segname, err.msg[0] ? err.msg : strerror(-rc));
@@ -191,62 +314,7 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
     return 0;
 }
 
-/* Decodes standard base64 (padding optional) into out; -EINVAL if bad. */
-static int b64_decode(const char *s, size_t n, char *out, size_t cap, size_t *outlen)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    while (n && s[n - 1] == '=')
-        n--;
-    for (size_t i = 0; i < n; i++) {
-        const char *p = memchr(tab, s[i], 64);
-        if (!p || !s[i])
-            return -EINVAL;
-        acc = (acc << 6) | (uint32_t)(p - tab);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o + 1 >= cap)
-                return -EINVAL;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    out[o] = '\0';
-    *outlen = o;
-    return 0;
-}
-
-/* The "node" value of an Upload-Metadata header into out ("" if absent).
- * -EINVAL when it cannot be read (tus then answers 400 itself). */
-static int metadata_node(const char *raw, char *out, size_t cap)
-{
-    out[0] = '\0';
-    if (!raw)
-        return 0;
-    const char *p = raw;
-    while (*p) {
-        while (*p == ' ')
-            p++;
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > 5 && !strncmp(p, "node ", 5)) {
-            size_t got;
-            const char *v = p + 5;
-            size_t vl = len - 5;
-            while (vl && v[vl - 1] == ' ')
-                vl--;
-            return b64_decode(v, vl, out, cap, &got);
-        }
-        if (!end)
-            break;
-        p = end + 1;
-    }
-    return 0;
-}
-
-static void handle_receipt(struct hq *hq, struct http_exchange *x, const struct hq_node *n,
+static void handle_receipt(struct hq_serve *hq, struct http_exchange *x, const struct hq_node *n,
                            const char *num)
 {
     uint64_t seg = 0;
@@ -321,7 +389,7 @@ static int mailbox_row(void *ctx, const struct hq_mailbox_msg *m)
     return 0;
 }
 
-static void handle_mailbox(struct hq *hq, struct http_exchange *x, const struct hq_node *n)
+static void handle_mailbox(struct hq_serve *hq, struct http_exchange *x, const struct hq_node *n)
 {
     char after_s[32];
     uint64_t after = 0;
@@ -356,7 +424,7 @@ static void handle_mailbox(struct hq *hq, struct http_exchange *x, const struct 
                  json_pack("{s:o, s:I}", "messages", pg.arr, "last", (json_int_t)pg.last));
 }
 
-static void handle_metrics(struct hq *hq, struct http_exchange *x)
+static void handle_metrics(struct hq_serve *hq, struct http_exchange *x)
 {
     struct hq_totals t;
     struct op_error err;
@@ -398,7 +466,7 @@ static void handle_metrics(struct hq *hq, struct http_exchange *x)
 
 static void handler(void *ctx, struct http_exchange *x)
 {
-    struct hq *hq = ctx;
+    struct hq_serve *hq = ctx;
     const char *path = http_path(x), *method = http_method(x);
     if (!strcmp(path, "/healthz")) {
         respond_json(x, 200, "application/json", json_pack("{s:s}", "status", "ok"));
@@ -409,28 +477,8 @@ static void handler(void *ctx, struct http_exchange *x)
         return;
     }
     if (!strcmp(path, "/files") || !strncmp(path, "/files/", 7)) {
-        if (!strcmp(method, "POST") && (!strcmp(path, "/files") || !strcmp(path, "/files/"))) {
-            /* 403 before creation: an upload must name the token's node */
-            struct hq_node n;
-            int rc = authenticate(hq, x, &n);
-            if (rc == -EACCES) {
-                unauthorized(x);
-                return;
-            }
-            if (rc < 0) {
-                problem(x, 503, "the HQ store is not available; try again later");
-                return;
-            }
-            char mnode[HQ_NODE_MAX + 8];
-            if (metadata_node(http_header(x, "Upload-Metadata"), mnode, sizeof mnode) == 0 &&
-                strcmp(mnode, n.name) != 0) {
-                char d[256];
-                snprintf(d, sizeof d, "Upload-Metadata node '%.64s' is not this token's node %s",
-                         mnode, n.name);
-                problem(x, 403, d);
-                return;
-            }
-        }
+        /* authenticated (tus_authorize) and, for a creation, checked
+         * against the token's node (tus_admit) by tus_server itself */
         if (!tus_server_handle(hq->tus, x))
             problem(x, 404, "no such path");
         return;
@@ -462,7 +510,7 @@ static void handler(void *ctx, struct http_exchange *x)
 
 static void on_log(void *ctx, const struct http_log_entry *e)
 {
-    struct hq *hq = ctx;
+    struct hq_serve *hq = ctx;
     if (!hq->cfg->log_requests)
         return;
     fprintf(stderr, "outpost-hq: %s %s %s %d %" PRIu64 "B %.1fms %s\n", e->remote, e->user,
@@ -471,7 +519,7 @@ static void on_log(void *ctx, const struct http_log_entry *e)
 
 static void on_sweep(uv_timer_t *t)
 {
-    struct hq *hq = t->data;
+    struct hq_serve *hq = t->data;
     if (hq->stopping)
         return;
     int rc = tus_server_expire(hq->tus, hq->cfg->upload_expire_s);
@@ -492,6 +540,130 @@ static void on_sweep(uv_timer_t *t)
         fprintf(stderr, "outpost-hq: removing erased data from the store's log: %s\n", err.msg);
 }
 
+static void hq_free(struct hq_serve *hq)
+{
+    tus_server_free(hq->tus);
+    hq_policies_free(hq->policies);
+    free(hq->seen);
+    free(hq);
+}
+
+static void sweep_closed(uv_handle_t *h)
+{
+    struct hq_serve *hq = h->data;
+    void (*done)(void *) = hq->stop_cb;
+    void *ctx = hq->stop_ctx;
+    hq_free(hq);
+    if (done)
+        done(ctx);
+}
+
+static void server_stopped(void *arg)
+{
+    struct hq_serve *hq = arg;
+    hq->server = NULL;
+    uv_close((uv_handle_t *)&hq->sweep, sweep_closed);
+}
+
+int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq_store *store,
+                   const struct hq_serve_clock *clock, struct hq_serve **out, struct op_error *err)
+{
+    struct hq_serve *hq = calloc(1, sizeof *hq);
+    if (!hq)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    hq->cfg = cfg;
+    hq->loop = loop;
+    hq->store = *store;
+    if (clock)
+        hq->clock = *clock;
+    if (!hq->clock.wall_ms)
+        hq->clock.wall_ms = real_wall_ms;
+    if (!hq->clock.mono_ms)
+        hq->clock.mono_ms = real_mono_ms;
+    if (hq_policies_new(&hq->policies) < 0) {
+        free(hq);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    struct tus_server_config tc = {
+        .spool_dir = cfg->spool_dir,
+        .base_path = "/files",
+        .max_upload_bytes = cfg->max_upload_bytes,
+        .max_spool_bytes = cfg->max_spool_bytes,
+        .max_uploads = (unsigned)cfg->max_uploads,
+        .max_incomplete_per_principal = (unsigned)cfg->max_incomplete_per_node,
+        .authorize = tus_authorize,
+        .admit = tus_admit,
+        .on_complete = tus_complete,
+        .ctx = hq,
+        .unauthorized_detail = UNAUTHORIZED,
+        .now_ms = tus_clock,
+        .clock_ctx = hq,
+    };
+    struct op_error terr;
+    op_error_clear(&terr);
+    int rc = tus_server_new(&tc, &hq->tus, &terr);
+    if (rc < 0) {
+        hq_free(hq);
+        return op_error_set(err, rc, "spool_dir", "upload spool: %s", terr.msg);
+    }
+    rc = tus_server_redeliver(hq->tus);
+    if (rc > 0)
+        fprintf(stderr, "outpost-hq: took %d completed uploads left by the last run\n", rc);
+
+    struct http_server_config hc = {
+        .listen = cfg->listen,
+        .max_header_bytes = (size_t)cfg->max_header_bytes,
+        .max_body_bytes = (size_t)cfg->max_body_bytes,
+        .max_connections = (unsigned)cfg->max_connections,
+        .header_timeout_ms = (unsigned)cfg->header_timeout_ms,
+        .body_timeout_ms = (unsigned)cfg->body_timeout_ms,
+        .idle_timeout_ms = (unsigned)cfg->idle_timeout_ms,
+        .tls_cert_file = cfg->tls_cert[0] ? cfg->tls_cert : NULL,
+        .tls_key_file = cfg->tls_key[0] ? cfg->tls_key : NULL,
+    };
+    rc = http_server_start(loop, &hc, handler, on_log, hq, &hq->server, err);
+    if (rc < 0) {
+        hq_free(hq);
+        return rc;
+    }
+    uv_timer_init(loop, &hq->sweep);
+    hq->sweep.data = hq;
+    uv_timer_start(&hq->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    *out = hq;
+    return 0;
+}
+
+int hq_serve_port(const struct hq_serve *hq)
+{
+    return http_server_port(hq->server);
+}
+
+void hq_serve_reload(struct hq_serve *hq)
+{
+    hq_policies_clear(hq->policies);
+}
+
+void hq_serve_stop(struct hq_serve *hq, void (*done)(void *ctx), void *ctx)
+{
+    if (!hq || hq->stopping)
+        return;
+    hq->stopping = 1;
+    hq->stop_cb = done;
+    hq->stop_ctx = ctx;
+    (void)uv_timer_stop(&hq->sweep);
+    http_server_stop(hq->server, server_stopped, hq);
+}
+
+/* ---- the daemon ---- */
+
+struct daemon {
+    struct hq_serve *hq;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t watchdog;
+    int watchdog_on;
+    int stopping;
+};
+
 static void on_watchdog(uv_timer_t *t)
 {
     (void)t;
@@ -505,106 +677,64 @@ static void close_cb(uv_handle_t *h)
 
 static void stopped(void *arg)
 {
-    struct hq *hq = arg;
-    hq->server = NULL;
-    uv_close((uv_handle_t *)&hq->sigterm, close_cb);
-    uv_close((uv_handle_t *)&hq->sigint, close_cb);
-    uv_close((uv_handle_t *)&hq->sighup, close_cb);
-    uv_close((uv_handle_t *)&hq->sweep, close_cb);
-    if (hq->watchdog_on)
-        uv_close((uv_handle_t *)&hq->watchdog, close_cb);
+    struct daemon *d = arg;
+    d->hq = NULL;
+    uv_close((uv_handle_t *)&d->sigterm, close_cb);
+    uv_close((uv_handle_t *)&d->sigint, close_cb);
+    uv_close((uv_handle_t *)&d->sighup, close_cb);
+    if (d->watchdog_on)
+        uv_close((uv_handle_t *)&d->watchdog, close_cb);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    struct hq *hq = h->data;
+    struct daemon *d = h->data;
     if (signum == SIGHUP) {
-        hq_policies_clear(hq->policies);
+        hq_serve_reload(d->hq);
         fprintf(stderr, "outpost-hq: SIGHUP: region profiles will be read again on next use "
                         "(other settings take effect after a restart)\n");
         return;
     }
-    if (hq->stopping)
+    if (d->stopping)
         return;
-    hq->stopping = 1;
+    d->stopping = 1;
     fprintf(stderr, "outpost-hq: %s: stopping; finishing in-flight requests\n",
             signum == SIGTERM ? "SIGTERM" : "SIGINT");
     (void)sd_notify_send("STOPPING=1");
-    http_server_stop(hq->server, stopped, hq);
+    hq_serve_stop(d->hq, stopped, d);
 }
 
 int hq_serve_run(const struct hq_config *cfg)
 {
-    struct hq hq = {.cfg = cfg};
+    struct daemon d = {0};
+    struct hq_store store;
     struct op_error err;
     op_error_clear(&err);
     signal(SIGPIPE, SIG_IGN);
-    int rc = hq_store_sqlite_open(cfg->db, &hq.store, &err);
+    int rc = hq_store_sqlite_open(cfg->db, &store, &err);
     if (rc < 0) {
         fprintf(stderr, "outpost-hq: %s\n", err.msg);
         return 1;
     }
-    if (hq_policies_new(&hq.policies) < 0) {
-        fprintf(stderr, "outpost-hq: out of memory\n");
-        hq_store_close(&hq.store);
-        return 1;
-    }
-    struct tus_server_config tc = {
-        .spool_dir = cfg->spool_dir,
-        .base_path = "/files",
-        .max_upload_bytes = cfg->max_upload_bytes,
-        .max_spool_bytes = cfg->max_spool_bytes,
-        .max_uploads = (unsigned)cfg->max_uploads,
-        .max_incomplete_per_principal = (unsigned)cfg->max_incomplete_per_node,
-        .authorize = tus_authorize,
-        .on_complete = tus_complete,
-        .ctx = &hq,
-    };
-    rc = tus_server_new(&tc, &hq.tus, &err);
+    uv_loop_t *loop = uv_default_loop();
+    rc = hq_serve_start(loop, cfg, &store, NULL, &d.hq, &err);
     if (rc < 0) {
-        fprintf(stderr, "outpost-hq: upload spool: %s\n", err.msg);
-        hq_policies_free(hq.policies);
-        hq_store_close(&hq.store);
-        return 1;
-    }
-    rc = tus_server_redeliver(hq.tus);
-    if (rc > 0)
-        fprintf(stderr, "outpost-hq: took %d completed uploads left by the last run\n", rc);
-
-    hq.loop = uv_default_loop();
-    struct http_server_config hc = {
-        .listen = cfg->listen,
-        .max_header_bytes = (size_t)cfg->max_header_bytes,
-        .max_body_bytes = (size_t)cfg->max_body_bytes,
-        .max_connections = (unsigned)cfg->max_connections,
-        .header_timeout_ms = (unsigned)cfg->header_timeout_ms,
-        .body_timeout_ms = (unsigned)cfg->body_timeout_ms,
-        .idle_timeout_ms = (unsigned)cfg->idle_timeout_ms,
-        .tls_cert_file = cfg->tls_cert[0] ? cfg->tls_cert : NULL,
-        .tls_key_file = cfg->tls_key[0] ? cfg->tls_key : NULL,
-    };
-    if (http_server_start(hq.loop, &hc, handler, on_log, &hq, &hq.server, &err) < 0) {
         fprintf(stderr, "outpost-hq: %s\n", err.msg);
-        tus_server_free(hq.tus);
-        hq_policies_free(hq.policies);
-        hq_store_close(&hq.store);
+        hq_store_close(&store);
         return 1;
     }
-    uv_signal_init(hq.loop, &hq.sigterm);
-    uv_signal_init(hq.loop, &hq.sigint);
-    uv_signal_init(hq.loop, &hq.sighup);
-    hq.sigterm.data = hq.sigint.data = hq.sighup.data = &hq;
-    uv_signal_start(&hq.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&hq.sigint, on_signal, SIGINT);
-    uv_signal_start(&hq.sighup, on_signal, SIGHUP);
-    uv_timer_init(hq.loop, &hq.sweep);
-    hq.sweep.data = &hq;
-    uv_timer_start(&hq.sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    uv_signal_init(loop, &d.sigterm);
+    uv_signal_init(loop, &d.sigint);
+    uv_signal_init(loop, &d.sighup);
+    d.sigterm.data = d.sigint.data = d.sighup.data = &d;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_signal_start(&d.sighup, on_signal, SIGHUP);
     uint64_t wd = sd_notify_watchdog_usec();
     if (wd) {
-        uv_timer_init(hq.loop, &hq.watchdog);
-        uv_timer_start(&hq.watchdog, on_watchdog, 0, wd / 2000 ? wd / 2000 : 1);
-        hq.watchdog_on = 1;
+        uv_timer_init(loop, &d.watchdog);
+        uv_timer_start(&d.watchdog, on_watchdog, 0, wd / 2000 ? wd / 2000 : 1);
+        d.watchdog_on = 1;
     }
 
     char host[128];
@@ -614,15 +744,13 @@ int hq_serve_run(const struct hq_config *cfg)
         *colon = '\0';
     fprintf(stderr, "outpost-hq: store %s, upload spool %s\n", cfg->db, cfg->spool_dir);
     fprintf(stderr, "outpost-hq: listening on %s://%s:%d\n", cfg->tls_cert[0] ? "https" : "http",
-            host, http_server_port(hq.server));
+            host, hq_serve_port(d.hq));
     (void)sd_notify_send("READY=1\nSTATUS=serving");
 
-    uv_run(hq.loop, UV_RUN_DEFAULT);
+    uv_run(loop, UV_RUN_DEFAULT);
 
-    tus_server_free(hq.tus);
-    hq_policies_free(hq.policies);
-    hq_store_close(&hq.store);
-    uv_loop_close(hq.loop);
+    hq_store_close(&store);
+    uv_loop_close(loop);
     fprintf(stderr, "outpost-hq: stopped\n");
     return 0;
 }

@@ -119,7 +119,8 @@ struct hq_store_ops {
                          struct op_error *err);
     /* -ENOENT when unknown; revoking a revoked node is not an error. */
     int (*node_revoke)(void *impl, const char *name, int64_t now_ms, struct op_error *err);
-    /* Records a request from the node (last contact); cheap when recent. */
+    /* Records a request from the node (last contact). hq_serve calls it
+     * at most once a minute per node (HQ_SERVE_TOUCH_MS). */
     int (*node_touch)(void *impl, const char *name, int64_t now_ms, struct op_error *err);
     /* Counts an upload refused without a receipt and keeps the reason. */
     int (*node_refused)(void *impl, const char *name, const char *reason, int64_t now_ms,

@@ -2,11 +2,15 @@
 # The sync window is obeyed mid-upload: outpostd syncs 8,000 contacts as
 # one segment of about 1 MB under a 64 kbit/s bandwidth cap, with a window
 # that closes at the end of the current minute (15 to 60 s away, so at
-# most 480 KB are sent by then): the segment is on the wire when it closes. The node must log the pause, and HQ must see no more PATCH for
-# that upload. Restarted with no window, the node resumes the same upload
-# (a HEAD on its URL, no new POST for it), drains, and HQ holds exactly the
+# most 480 KB are sent by then): the segment is on the wire when it
+# closes. The node must log the pause and say why it waits in `outpost
+# status`. Restarted with no window, the node resumes the same upload (a
+# HEAD on its URL, no new POST for it), drains, and HQ holds exactly the
 # permitted projection of every record. The times are UTC (TZ=UTC), so
-# the window means the same to the test and to the node.
+# the window means the same to the test and to the node. That nothing is
+# sent while the window is closed is shown on an injected clock by
+# tests/unit/test_uplink.c (the cycle after the pause sends nothing), not
+# here by sleeping and counting PATCHes.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 [ -x "${OUTPOST_HQ:-}" ] || skip "outpost-hq is not built"
@@ -55,14 +59,8 @@ echo "paused segment $SEG at $AT of $LEN bytes"
 expect_contains "$FIRST_LOG" "it resumes when the window opens at ${WINDOW%-*}"
 grep -q "uploaded (.*applied at HQ" "$FIRST_LOG" && echo "(an earlier segment went whole)"
 
-# Nothing more goes out while the window is closed.
 UPLOAD=$(sed -n 's/.* PATCH [0-9]* .* \(\/files\/[0-9a-f]*\)$/\1/p' "$HQ_LOG" | tail -n1)
 [ -n "$UPLOAD" ] || die "HQ logged no PATCH: $(tail -n 5 "$HQ_LOG")"
-sleep 1
-before=$(grep -c " PATCH " "$HQ_LOG")
-sleep 4
-after=$(grep -c " PATCH " "$HQ_LOG")
-[ "$before" = "$after" ] || die "$((after - before)) PATCHes after the window closed"
 [ "$(status_field outbox_depth)" -gt 0 ] || die "the outbox is empty while paused"
 # outpost status says why nothing moves, and that nothing is wrong
 for _ in $(seq 1 50); do

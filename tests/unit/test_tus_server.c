@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "http_server.h"
+#include "testhttp.h"
 #include "testlib.h"
 #include "tus_server.h"
 
@@ -99,10 +100,45 @@ struct fx {
     uint64_t cap_spool;
     unsigned cap_uploads;
     uint64_t settled_keep;
+    /* counted per call: each request must be authenticated exactly once */
+    int authorizes;
+    int auth_rc; /* when not 0, what authorize returns */
+    /* the admit callback, when use_admit: what it saw and returns */
+    int use_admit;
+    int admits;
+    int admit_rc;
+    char admit_detail[128];
+    char a_principal[TUS_PRINCIPAL_MAX];
+    char a_node[32];
+    /* the injected clock, when use_clock: wall ms since the epoch */
+    int use_clock;
+    uint64_t clock_ms;
 };
+
+static uint64_t fake_clock(void *ctx)
+{
+    struct fx *f = ctx;
+    return f->clock_ms;
+}
+
+static int admit(void *ctx, const char *principal, const struct tus_metadata *md, char *detail,
+                 size_t cap)
+{
+    struct fx *f = ctx;
+    f->admits++;
+    snprintf(f->a_principal, sizeof f->a_principal, "%s", principal);
+    const char *node = tus_metadata_get(md, "node_id", NULL);
+    snprintf(f->a_node, sizeof f->a_node, "%s", node ? node : "(none)");
+    snprintf(detail, cap, "%s", f->admit_detail);
+    return f->admit_rc;
+}
 
 static int authorize(void *ctx, struct http_exchange *x, char *principal, size_t cap)
 {
+    struct fx *f = ctx;
+    f->authorizes++;
+    if (f->auth_rc)
+        return f->auth_rc;
     const char *a = http_header(x, "Authorization");
     if (!a || strncmp(a, "Bearer ", 7) != 0)
         return -EACCES;
@@ -194,8 +230,11 @@ static int module_open(struct fx *f)
         .max_uploads = f->cap_uploads,
         .settled_keep_seconds = f->settled_keep,
         .authorize = authorize,
+        .admit = f->use_admit ? admit : NULL,
         .on_complete = on_complete,
         .ctx = f,
+        .now_ms = f->use_clock ? fake_clock : NULL,
+        .clock_ctx = f,
     };
     struct op_error err;
     op_error_clear(&err);
@@ -259,6 +298,28 @@ static int fx_init_caps(struct fx *f, unsigned cap_incomplete, uint64_t cap_spoo
 static int fx_init(struct fx *f, unsigned cap_incomplete, uint64_t cap_spool)
 {
     return fx_init_caps(f, cap_incomplete, cap_spool, 0, 0);
+}
+
+/* Opens the module again on the same spool with what f says now. */
+static void fx_reopen(struct fx *f)
+{
+    server_stop(f);
+    tus_server_free(f->tus);
+    f->tus = NULL;
+    CHECK_EQ(module_open(f), 0);
+    CHECK_EQ(server_start(f), 0);
+}
+
+/* Switches f to the injected clock, set to the real time (so that it
+ * agrees with the files' mtimes) and then moved only by the test, and
+ * reopens the module. */
+static void fx_use_clock(struct fx *f)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    f->use_clock = 1;
+    f->clock_ms = (uint64_t)ts.tv_sec * 1000u; /* a whole second: settled times are in seconds */
+    fx_reopen(f);
 }
 
 static void rm_spool(const char *dir)
@@ -328,144 +389,7 @@ static uint64_t stored_offset(const struct fx *f, const char *id)
     return off;
 }
 
-/* ---- the child: a blocking tus client ---- */
-
-static int cfails;
-
-#define C_EQ(a, b)                                                                                 \
-    do {                                                                                           \
-        long long c_a_ = (long long)(a), c_b_ = (long long)(b);                                    \
-        if (c_a_ != c_b_) {                                                                        \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: check failed: %s == %s (%lld vs %lld)\n", __FILE__,   \
-                    __LINE__, #a, #b, c_a_, c_b_);                                                 \
-        }                                                                                          \
-    } while (0)
-
-#define C_STR(a, b)                                                                                \
-    do {                                                                                           \
-        const char *c_a_ = (a), *c_b_ = (b);                                                       \
-        if (!c_a_ || strcmp(c_a_, c_b_) != 0) {                                                    \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: check failed: %s == %s (\"%s\" vs \"%s\")\n",         \
-                    __FILE__, __LINE__, #a, #b, c_a_ ? c_a_ : "(null)", c_b_);                     \
-        }                                                                                          \
-    } while (0)
-
-#define C_HAS(hay, needle)                                                                         \
-    do {                                                                                           \
-        const char *c_h_ = (hay), *c_n_ = (needle);                                                \
-        if (!c_h_ || !strstr(c_h_, c_n_)) {                                                        \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__,          \
-                    __LINE__, c_h_ ? c_h_ : "(null)", c_n_);                                       \
-        }                                                                                          \
-    } while (0)
-
-struct resp {
-    int status;
-    char head[8192];
-    char body[4096];
-    size_t body_len;
-    char val[512];
-};
-
-static int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int send_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = send(fd, c, n, 0);
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* One request on its own connection; headers are "Name: value\r\n" lines.
- * Returns the status, or -1 if the exchange failed. */
-static int req(int port, const char *method, const char *path, const char *headers,
-               const void *body, size_t len, struct resp *r)
-{
-    memset(r, 0, sizeof *r);
-    r->status = -1;
-    int fd = tcp_connect(port);
-    if (fd < 0)
-        return -1;
-    char h[4096];
-    int n = snprintf(h, sizeof h,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                     "Content-Length: %zu\r\n%s\r\n",
-                     method, path, len, headers);
-    if (send_all(fd, h, (size_t)n) < 0 || (len && send_all(fd, body, len) < 0)) {
-        close(fd);
-        return -1;
-    }
-    char in[16384];
-    size_t got = 0;
-    for (;;) {
-        ssize_t k = recv(fd, in + got, sizeof in - 1 - got, 0);
-        if (k <= 0)
-            break;
-        got += (size_t)k;
-        if (got == sizeof in - 1)
-            break;
-    }
-    close(fd);
-    in[got] = '\0';
-    char *end = strstr(in, "\r\n\r\n");
-    if (!end || strncmp(in, "HTTP/1.1 ", 9) != 0)
-        return -1;
-    size_t hl = (size_t)(end - in) + 2;
-    if (hl >= sizeof r->head)
-        return -1;
-    memcpy(r->head, in, hl);
-    r->head[hl] = '\0';
-    r->body_len = got - hl - 2;
-    if (r->body_len >= sizeof r->body)
-        r->body_len = sizeof r->body - 1;
-    memcpy(r->body, end + 4, r->body_len);
-    r->status = (int)strtol(in + 9, NULL, 10);
-    return r->status;
-}
-
-/* A response header's value (copied into r->val), or NULL. */
-static const char *rh(struct resp *r, const char *name)
-{
-    char pat[128];
-    snprintf(pat, sizeof pat, "\r\n%s:", name);
-    const char *p = strcasestr(r->head, pat);
-    if (!p)
-        return NULL;
-    p += strlen(pat);
-    while (*p == ' ')
-        p++;
-    const char *e = strstr(p, "\r\n");
-    size_t n = e ? (size_t)(e - p) : strlen(p);
-    if (n >= sizeof r->val)
-        n = sizeof r->val - 1;
-    memcpy(r->val, p, n);
-    r->val[n] = '\0';
-    return r->val;
-}
+/* ---- the child: a blocking tus client (testhttp.h) ---- */
 
 #define TUS "Tus-Resumable: 1.0.0\r\n"
 #define AUTH_A "Authorization: Bearer node-a\r\n"
@@ -811,6 +735,14 @@ static int c_first_chunk(int port)
         return cfails;
     memcpy(sh->id[0], id, sizeof id);
     patch(port, AUTH_A, id, 0, CHUNK, &r);
+    C_EQ(r.status, 204);
+    return cfails;
+}
+
+static int c_second_chunk(int port)
+{
+    struct resp r;
+    patch(port, AUTH_A, sh->id[0], CHUNK, CHUNK, &r);
     C_EQ(r.status, 204);
     return cfails;
 }
@@ -1357,17 +1289,52 @@ static void test_settled_expire(void)
     CHECK_EQ(run_client(&f, c_settled), 0);
     fx_done(&f);
 
-    /* live, in one process: a keep time of 1 s, on the real clock */
-    CHECK_EQ(fx_init_caps(&f, 4, 0, 0, 1), 0);
+    /* live, in one process, on the injected clock: kept for exactly the
+     * keep time, not a second less */
+    CHECK_EQ(fx_init_caps(&f, 4, 0, 0, 60), 0);
+    fx_use_clock(&f);
     f.settle_in_cb = 1;
     CHECK_EQ(run_client(&f, c_full_upload), 0);
     tus_server_stats(f.tus, &st);
     CHECK_EQ(st.settled, 1);
-    usleep(2100 * 1000);
+    f.clock_ms += 59999;
+    CHECK_EQ(tus_server_expire(f.tus, 3600), 0);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 1);
+    CHECK(file_size(&f, sh->id[0], ".state") > 0);
+    CHECK_EQ(run_client(&f, c_settled), 0);
+    f.clock_ms += 1;
     CHECK_EQ(tus_server_expire(f.tus, 3600), 0);
     tus_server_stats(f.tus, &st);
     CHECK_EQ(st.settled, 0);
     CHECK_EQ(file_size(&f, sh->id[0], ".state"), -1);
+    CHECK_EQ(run_client(&f, c_head_gone), 0);
+    fx_done(&f);
+}
+
+/* The idle sweep on the injected clock: an unfinished upload is released
+ * when it has not been written for max_idle_seconds, not a second earlier,
+ * and a write starts its idle time again. */
+static void test_idle_expire(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    fx_use_clock(&f);
+    CHECK_EQ(run_client(&f, c_first_chunk), 0);
+    char id[TUS_ID_LEN + 1];
+    memcpy(id, sh->id[0], sizeof id);
+    f.clock_ms += 3599 * 1000;
+    CHECK_EQ(tus_server_expire(f.tus, 3600), 0);
+    CHECK_EQ(stored_offset(&f, id), CHUNK);
+    CHECK_EQ(run_client(&f, c_second_chunk), 0); /* written: idle from now */
+    f.clock_ms += 3599 * 1000;
+    CHECK_EQ(tus_server_expire(f.tus, 3600), 0);
+    CHECK_EQ(stored_offset(&f, id), 2 * CHUNK);
+    f.clock_ms += 1000;
+    CHECK_EQ(tus_server_expire(f.tus, 3600), 1);
+    CHECK_EQ(tus_server_upload_offset(f.tus, id, NULL, NULL), -ENOENT);
+    CHECK_EQ(file_size(&f, id, ".data"), -1);
+    CHECK_EQ(file_size(&f, id, ".state"), -1);
     CHECK_EQ(run_client(&f, c_head_gone), 0);
     fx_done(&f);
 }
@@ -1596,6 +1563,174 @@ static void test_kill9(void)
 #undef NEXT
 }
 
+/* POSTs with Upload-Metadata `meta`; expects `status` and a body that
+ * contains `detail`. */
+static void c_create_meta(int port, const char *meta, int status, const char *detail)
+{
+    struct resp r;
+    char h[512];
+    snprintf(h, sizeof h, TUS AUTH_A "Upload-Length: 10\r\nUpload-Metadata: %s\r\n", meta);
+    req(port, "POST", "/files", h, NULL, 0, &r);
+    C_EQ(r.status, status);
+    C_HAS(r.body, detail);
+}
+
+/* Malformed metadata: 400 saying what is wrong and where, and nothing
+ * changes (the per-principal cap is 1, so a creation that went as far as
+ * making room would have released the upload made first). */
+static int c_bad_metadata(int port)
+{
+    if (create(port, AUTH_A, TOTAL, sh->id[0]) < 0)
+        return cfails;
+    c_create_meta(port, "a eB==", 400,
+                  "value of key 'a' is not standard base64: it is not canonical");
+    /* "other" with stray bits: a lenient decoder reads it, this one does not */
+    c_create_meta(port, "node_id bm9kZS1h,segment MTc=,node b3RoZXJ=", 400,
+                  "value of key 'node' is not standard base64: it is not canonical");
+    c_create_meta(port, "a b!c", 400, "character outside the base64 alphabet");
+    c_create_meta(port, "a e=A=", 400, "padding ('=') is only allowed at the end");
+    c_create_meta(port, "a eA==,b e", 400, "value of key 'b' is not standard base64: its length");
+    c_create_meta(port, "a eA==,a eA==", 400, "key 'a' appears twice");
+    c_create_meta(port, "a eA==,", 400, "Upload-Metadata ends with a comma");
+    c_create_meta(port, "a eA==,,b eA==", 400, "Upload-Metadata pair 2 is empty");
+    /* what the client sent is quoted, and the answer stays JSON */
+    c_create_meta(port, "a\"b eA==,a\"b eA==", 400, "key 'a\\\"b' appears twice");
+    C_EQ(head_offset(port, AUTH_A, sh->id[0]), 0);
+    return cfails;
+}
+
+static void test_bad_metadata(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 1, 0), 0);
+    CHECK_EQ(run_client(&f, c_bad_metadata), 0);
+    struct tus_server_stats st;
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 1);
+    CHECK_EQ(file_size(&f, sh->id[0], ".state") > 0, 1);
+    fx_done(&f);
+}
+
+static const char *c_auth = AUTH_A; /* set before run_client: the child inherits it */
+static const char *c_meta = "node_id bm9kZS1h,segment MTc=";
+static int c_want;
+
+static int c_post(int port)
+{
+    struct resp r;
+    char h[512];
+    snprintf(h, sizeof h, TUS "%sUpload-Length: 10\r\nUpload-Metadata: %s\r\n", c_auth, c_meta);
+    req(port, "POST", "/files", h, NULL, 0, &r);
+    C_EQ(r.status, c_want);
+    if (r.status == 201) {
+        const char *loc = rh(&r, "Location");
+        if (loc && strlen(loc) == 7 + TUS_ID_LEN)
+            memcpy(sh->id[0], loc + 7, TUS_ID_LEN + 1);
+    } else {
+        /* every answer is problem+json with a detail */
+        C_HAS(r.body, "\"detail\":\"");
+        C_STR(rh(&r, "Tus-Resumable"), "1.0.0");
+    }
+    return cfails;
+}
+
+static int c_head_patch(int port)
+{
+    struct resp r;
+    C_EQ(head_offset(port, AUTH_A, sh->id[0]), 0);
+    char h[256], path[64];
+    snprintf(h, sizeof h, TUS AUTH_A OCTETS "Upload-Offset: 0\r\n");
+    snprintf(path, sizeof path, "/files/%s", sh->id[0]);
+    req(port, "PATCH", path, h, payload, 4, &r);
+    C_EQ(r.status, 204);
+    return cfails;
+}
+
+/* Each request is authenticated once; a creation is admitted once, with
+ * the metadata already parsed; the admit callback's refusals become 403,
+ * 400 or 503 with its detail, and nothing is stored. */
+static void test_admit(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    f.use_admit = 1;
+    fx_reopen(&f);
+    struct tus_server_stats st;
+
+    c_want = 201;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    CHECK_EQ(f.authorizes, 1);
+    CHECK_EQ(f.admits, 1);
+    CHECK_STR(f.a_principal, "node-a");
+    CHECK_STR(f.a_node, "node-a");
+    CHECK_EQ(run_client(&f, c_head_patch), 0); /* two requests, no creation */
+    CHECK_EQ(f.authorizes, 3);
+    CHECK_EQ(f.admits, 1);
+
+    f.admit_rc = -EPERM;
+    snprintf(f.admit_detail, sizeof f.admit_detail, "node \"x\" is not yours");
+    c_want = 403;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    CHECK_EQ(f.authorizes, 4);
+    CHECK_EQ(f.admits, 2);
+    f.admit_rc = -EIO;
+    f.admit_detail[0] = '\0';
+    c_want = 503;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    f.admit_rc = -EINVAL;
+    c_want = 400;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    CHECK_EQ(f.admits, 4);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 1);
+
+    /* malformed metadata never reaches admit */
+    f.admit_rc = 0;
+    c_meta = "node_id bm9kZS1h,node_id bm9kZS1h";
+    c_want = 400;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    CHECK_EQ(f.admits, 4);
+    c_meta = "node_id bm9kZS1h,segment MTc=";
+
+    /* authorize: -EACCES is 401, any other error 503 (it could not check) */
+    f.auth_rc = -EACCES;
+    c_want = 401;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    f.auth_rc = -EIO;
+    c_want = 503;
+    CHECK_EQ(run_client(&f, c_post), 0);
+    CHECK_EQ(f.admits, 4);
+    CHECK_EQ(f.authorizes, 9);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.uploads, 1);
+    f.auth_rc = 0;
+    fx_done(&f);
+}
+
+/* The 403 detail with quotes, as the admit callback wrote it, escaped. */
+static int c_forbidden_detail(int port)
+{
+    struct resp r;
+    char h[512];
+    snprintf(h, sizeof h, TUS AUTH_A "Upload-Length: 10\r\nUpload-Metadata: %s\r\n", c_meta);
+    req(port, "POST", "/files", h, NULL, 0, &r);
+    C_EQ(r.status, 403);
+    C_HAS(r.body, "\"detail\":\"node \\\"x\\\" is not yours\"}");
+    return cfails;
+}
+
+static void test_admit_detail(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    f.use_admit = 1;
+    f.admit_rc = -EPERM;
+    snprintf(f.admit_detail, sizeof f.admit_detail, "node \"x\" is not yours");
+    fx_reopen(&f);
+    CHECK_EQ(run_client(&f, c_forbidden_detail), 0);
+    fx_done(&f);
+}
+
 static void test_metadata_get(void)
 {
     struct tus_metadata md = {0};
@@ -1622,6 +1757,10 @@ int main(void)
     RUN(test_terminate);
     RUN(test_settled_caps);
     RUN(test_settled_expire);
+    RUN(test_idle_expire);
+    RUN(test_bad_metadata);
+    RUN(test_admit);
+    RUN(test_admit_detail);
     RUN(test_settled_state_files);
     RUN(test_kill9);
     return tl_report();

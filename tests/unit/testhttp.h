@@ -1,0 +1,220 @@
+/*
+ * A blocking HTTP/1.1 client for the unit tests of servers on the libuv
+ * loop (tus_server, hq_serve): the server runs in the parent, and a
+ * forked child sends one request per connection with these helpers and
+ * reads the whole answer (Connection: close).
+ */
+#ifndef OUTPOST_TESTHTTP_H
+#define OUTPOST_TESTHTTP_H
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+/* Checks in the child: each failure is printed and counted in cfails,
+ * which the child returns as its exit code. */
+static int cfails;
+
+#define C_EQ(a, b)                                                                                 \
+    do {                                                                                           \
+        long long c_a_ = (long long)(a), c_b_ = (long long)(b);                                    \
+        if (c_a_ != c_b_) {                                                                        \
+            cfails++;                                                                              \
+            fprintf(stderr, "  client %s:%d: check failed: %s == %s (%lld vs %lld)\n", __FILE__,   \
+                    __LINE__, #a, #b, c_a_, c_b_);                                                 \
+        }                                                                                          \
+    } while (0)
+
+#define C_STR(a, b)                                                                                \
+    do {                                                                                           \
+        const char *c_a_ = (a), *c_b_ = (b);                                                       \
+        if (!c_a_ || strcmp(c_a_, c_b_) != 0) {                                                    \
+            cfails++;                                                                              \
+            fprintf(stderr, "  client %s:%d: check failed: %s == %s (\"%s\" vs \"%s\")\n",         \
+                    __FILE__, __LINE__, #a, #b, c_a_ ? c_a_ : "(null)", c_b_);                     \
+        }                                                                                          \
+    } while (0)
+
+#define C_HAS(hay, needle)                                                                         \
+    do {                                                                                           \
+        const char *c_h_ = (hay), *c_n_ = (needle);                                                \
+        if (!c_h_ || !strstr(c_h_, c_n_)) {                                                        \
+            cfails++;                                                                              \
+            fprintf(stderr, "  client %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__,          \
+                    __LINE__, c_h_ ? c_h_ : "(null)", c_n_);                                       \
+        }                                                                                          \
+    } while (0)
+
+struct resp {
+    int status;
+    char head[8192];
+    char body[4096];
+    size_t body_len;
+    char val[512];
+};
+
+static inline int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static inline int send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = send(fd, c, n, 0);
+        if (w <= 0)
+            return -1;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* One request on its own connection; headers are "Name: value\r\n" lines.
+ * Returns the status, or -1 if the exchange failed. */
+static inline int req(int port, const char *method, const char *path, const char *headers,
+                      const void *body, size_t len, struct resp *r)
+{
+    memset(r, 0, sizeof *r);
+    r->status = -1;
+    int fd = tcp_connect(port);
+    if (fd < 0)
+        return -1;
+    char h[4096];
+    int n = snprintf(h, sizeof h,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     "Content-Length: %zu\r\n%s\r\n",
+                     method, path, len, headers);
+    if (send_all(fd, h, (size_t)n) < 0 || (len && send_all(fd, body, len) < 0)) {
+        close(fd);
+        return -1;
+    }
+    char in[16384];
+    size_t got = 0;
+    for (;;) {
+        ssize_t k = recv(fd, in + got, sizeof in - 1 - got, 0);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        if (got == sizeof in - 1)
+            break;
+    }
+    close(fd);
+    in[got] = '\0';
+    char *end = strstr(in, "\r\n\r\n");
+    if (!end || strncmp(in, "HTTP/1.1 ", 9) != 0)
+        return -1;
+    size_t hl = (size_t)(end - in) + 2;
+    if (hl >= sizeof r->head)
+        return -1;
+    memcpy(r->head, in, hl);
+    r->head[hl] = '\0';
+    r->body_len = got - hl - 2;
+    if (r->body_len >= sizeof r->body)
+        r->body_len = sizeof r->body - 1;
+    memcpy(r->body, end + 4, r->body_len);
+    r->status = (int)strtol(in + 9, NULL, 10);
+    return r->status;
+}
+
+/* A response header's value (copied into r->val), or NULL. */
+static inline const char *rh(struct resp *r, const char *name)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\r\n%s:", name);
+    const char *p = strcasestr(r->head, pat);
+    if (!p)
+        return NULL;
+    p += strlen(pat);
+    while (*p == ' ')
+        p++;
+    const char *e = strstr(p, "\r\n");
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    if (n >= sizeof r->val)
+        n = sizeof r->val - 1;
+    memcpy(r->val, p, n);
+    r->val[n] = '\0';
+    return r->val;
+}
+
+struct th_run {
+    uv_timer_t reaper;
+    pid_t pid;
+    int done, status;
+    uint64_t deadline;
+};
+
+static inline void th_reap(uv_timer_t *t)
+{
+    struct th_run *r = t->data;
+    int st;
+    if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
+        r->done = 1;
+        r->status = st;
+    }
+}
+
+/* Runs fn(port, arg) in a forked child (alarm: 20 s) while the parent runs
+ * loop, so that a server on the loop answers it. Returns the child's exit
+ * code (its failed checks), 97 if it died of a signal, 98 if it did not
+ * end within 25 s, 99 if fork failed. */
+static inline int th_run_client(uv_loop_t *loop, int port, int (*fn)(int port, void *arg),
+                                void *arg)
+{
+    fflush(stdout);
+    fflush(stderr);
+    struct th_run r = {.pid = fork()};
+    if (r.pid < 0)
+        return 99;
+    if (r.pid == 0) {
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        signal(SIGPIPE, SIG_IGN);
+        alarm(20);
+        int rc = fn(port, arg);
+        _exit(rc > 90 ? 90 : rc);
+    }
+    uv_timer_init(loop, &r.reaper);
+    r.reaper.data = &r;
+    uv_timer_start(&r.reaper, th_reap, 5, 5);
+    uv_update_time(loop);
+    r.deadline = uv_now(loop) + 25000;
+    while (!r.done && uv_now(loop) < r.deadline)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&r.reaper, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    if (!r.done) {
+        kill(r.pid, SIGKILL);
+        waitpid(r.pid, NULL, 0);
+        fprintf(stderr, "client timed out\n");
+        return 98;
+    }
+    if (WIFEXITED(r.status))
+        return WEXITSTATUS(r.status);
+    fprintf(stderr, "client died of signal %d\n", WTERMSIG(r.status));
+    return 97;
+}
+
+#endif
