@@ -306,4 +306,19 @@ wait $DPID || die "second outpostd did not stop cleanly"
 expect_exit 2 "$OUTPOSTD" --db "$OUTPOST_DB" --log-level verbose
 expect_contains "$ERR" "<3>outpostd: --log-level: log_level: expected err, warning, notice, info or debug, got 'verbose'"
 
+# HQ unreachable (nothing listens on its port): the node starts (notice)
+# and says at warning that sync cannot reach HQ, once.
+printf '{"format":"outpost-node-credentials-1","node_id":"log-1","region":"EU-DE","token":"%s","hq_key":"%s"}\n' \
+    "$(printf '%064d' 1)" "$(printf '%064d' 2)" >"$T/cred.json"
+chmod 600 "$T/cred.json"
+"$OUTPOSTD" --db "$OUTPOST_DB" --listen 127.0.0.1:0 --hq_credentials "$T/cred.json" \
+    --hq_url http://127.0.0.1:1 --sync_interval_ms 200 2>"$T/daemon3.log" &
+DPID=$!
+for _ in $(seq 1 100); do grep -q '^<4>outpostd: sync: ' "$T/daemon3.log" && break; sleep 0.1; done
+grep -q '^<5>outpostd: serving the API on ' "$T/daemon3.log" ||
+    die "no start line at notice: $(head -n 5 "$T/daemon3.log")"
+grep -q '^<4>outpostd: sync: .*127.0.0.1' "$T/daemon3.log" ||
+    die "HQ unreachable is not a warning: $(head -n 10 "$T/daemon3.log")"
+kill $DPID
+wait $DPID || die "third outpostd did not stop cleanly: $(tail -n 5 "$T/daemon3.log")"
 pass
