@@ -21,6 +21,7 @@
 #include "hq_apply.h"
 #include "hq_store.h"
 #include "http_server.h"
+#include "log.h"
 #include "sd_notify.h"
 #include "sync_mac.h"
 #include "tus_server.h"
@@ -99,14 +100,14 @@ static int authenticate(struct hq *hq, struct http_exchange *x, struct hq_node *
     if (rc == -ENOENT)
         return -EACCES;
     if (rc < 0) {
-        fprintf(stderr, "outpost-hq: authenticate: %s\n", err.msg);
+        log_err("authenticate: %s", err.msg);
         return rc;
     }
     if (out->revoked)
         return -EACCES;
     op_error_clear(&err);
     if (hq->store.ops->node_touch(hq->store.impl, out->name, now_ms(), &err) < 0)
-        fprintf(stderr, "outpost-hq: node %s: last contact not recorded: %s\n", out->name, err.msg);
+        log_warning("node %s: last contact not recorded: %s", out->name, err.msg);
     http_set_user(x, out->name);
     return 0;
 }
@@ -149,29 +150,27 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
     op_error_clear(&err);
     int rc = hq_apply_upload(&hq->store, hq->policies, &u, now_ms(), &res, &err);
     if (rc < 0) {
-        fprintf(stderr, "outpost-hq: node %s segment %s: cannot apply now, kept for a retry: %s\n",
-                principal, segname, err.msg[0] ? err.msg : strerror(-rc));
+        log_warning("node %s segment %s: cannot apply now, kept for a retry: %s", principal,
+                    segname, err.msg[0] ? err.msg : strerror(-rc));
         return rc;
     }
     switch (res.outcome) {
     case HQ_APPLY_REFUSED:
-        fprintf(stderr, "outpost-hq: node %s segment %s refused: %s\n", principal, segname,
-                res.reason);
+        log_warning("node %s segment %s refused: %s", principal, segname, res.reason);
         break;
     case HQ_APPLY_REJECTED:
-        fprintf(stderr, "outpost-hq: node %s segment %" PRIu64 " rejected: %s\n", principal,
-                res.receipt.segment, res.reason);
+        log_err("node %s segment %" PRIu64 " rejected: %s", principal, res.receipt.segment,
+                res.reason);
         break;
     case HQ_APPLY_REPLAY:
-        fprintf(stderr, "outpost-hq: node %s segment %" PRIu64 " replayed: the %s receipt stands\n",
-                principal, res.receipt.segment, hq_receipt_status_name(res.receipt.status));
+        log_info("node %s segment %" PRIu64 " replayed: the %s receipt stands", principal,
+                 res.receipt.segment, hq_receipt_status_name(res.receipt.status));
         break;
     case HQ_APPLY_APPLIED:
-        fprintf(stderr,
-                "outpost-hq: node %s segment %" PRIu64 " applied: %" PRIu64 " records, %" PRIu64
-                " changed, %" PRIu64 " set aside\n",
-                principal, res.receipt.segment, res.receipt.records, res.receipt.applied,
-                res.receipt.set_aside);
+        log_info("node %s segment %" PRIu64 " applied: %" PRIu64 " records, %" PRIu64
+                 " changed, %" PRIu64 " set aside",
+                 principal, res.receipt.segment, res.receipt.records, res.receipt.applied,
+                 res.receipt.set_aside);
         break;
     }
     /* Every outcome above is final. Settling drops the bytes but keeps the
@@ -181,13 +180,12 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
     if (rc < 0 && rc != -ENOENT) {
         /* A disk error: free the space the old way (a node that lost the
          * final answer then sends the segment again and gets a replay). */
-        fprintf(stderr, "outpost-hq: upload %s: cannot settle (%s); deleting it\n", upload_id,
-                strerror(-rc));
+        log_warning("upload %s: cannot settle (%s); deleting it", upload_id, strerror(-rc));
         rc = tus_server_release(hq->tus, upload_id);
     }
     if (rc < 0 && rc != -ENOENT)
-        fprintf(stderr, "outpost-hq: upload %s: data not removed (%s); removed at next start\n",
-                upload_id, strerror(-rc));
+        log_warning("upload %s: data not removed (%s); removed at next start", upload_id,
+                    strerror(-rc));
     return 0;
 }
 
@@ -273,7 +271,7 @@ static void handle_receipt(struct hq *hq, struct http_exchange *x, const struct 
         return;
     }
     if (rc < 0) {
-        fprintf(stderr, "outpost-hq: receipt: %s\n", err.msg);
+        log_err("receipt: %s", err.msg);
         problem(x, 503, "the HQ store is not available; try again later");
         return;
     }
@@ -348,7 +346,7 @@ static void handle_mailbox(struct hq *hq, struct http_exchange *x, const struct 
     if (rc < 0 || pg.failed) {
         json_decref(pg.arr);
         if (rc < 0)
-            fprintf(stderr, "outpost-hq: mailbox: %s\n", err.msg);
+            log_err("mailbox: %s", err.msg);
         problem(x, 503, "the mailbox is not available; try again later");
         return;
     }
@@ -362,7 +360,7 @@ static void handle_metrics(struct hq *hq, struct http_exchange *x)
     struct op_error err;
     op_error_clear(&err);
     if (hq->store.ops->totals(hq->store.impl, &t, &err) < 0) {
-        fprintf(stderr, "outpost-hq: metrics: %s\n", err.msg);
+        log_err("metrics: %s", err.msg);
         problem(x, 503, "the HQ store is not available");
         return;
     }
@@ -465,8 +463,9 @@ static void on_log(void *ctx, const struct http_log_entry *e)
     struct hq *hq = ctx;
     if (!hq->cfg->log_requests)
         return;
-    fprintf(stderr, "outpost-hq: %s %s %s %d %" PRIu64 "B %.1fms %s\n", e->remote, e->user,
-            e->method, e->status, e->bytes_out, e->duration_ms, e->path);
+    log_msg(e->status >= 500 ? LOG_LEVEL_WARNING : LOG_LEVEL_INFO,
+            "%s %s %s %d %" PRIu64 "B %.1fms %s", e->remote, e->user, e->method, e->status,
+            e->bytes_out, e->duration_ms, e->path);
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -476,12 +475,12 @@ static void on_sweep(uv_timer_t *t)
         return;
     int rc = tus_server_expire(hq->tus, hq->cfg->upload_expire_s);
     if (rc > 0)
-        fprintf(stderr, "outpost-hq: expired %d idle unfinished uploads\n", rc);
+        log_info("expired %d idle unfinished uploads", rc);
     else if (rc < 0)
-        fprintf(stderr, "outpost-hq: expiring idle uploads: %s\n", strerror(-rc));
+        log_warning("expiring idle uploads: %s", strerror(-rc));
     rc = tus_server_redeliver(hq->tus);
     if (rc < 0)
-        fprintf(stderr, "outpost-hq: retrying completed uploads: %s\n", strerror(-rc));
+        log_warning("retrying completed uploads: %s", strerror(-rc));
     /* An erasure's commit truncates the log at once unless a reader (an
      * `outpost-hq records` run) held it; then it is finished here. A
      * reader still holding it (-EBUSY) is simply tried again next time. */
@@ -489,7 +488,7 @@ static void on_sweep(uv_timer_t *t)
     op_error_clear(&err);
     rc = hq->store.ops->forget(hq->store.impl, &err);
     if (rc < 0 && rc != -EBUSY)
-        fprintf(stderr, "outpost-hq: removing erased data from the store's log: %s\n", err.msg);
+        log_warning("removing erased data from the store's log: %s", err.msg);
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -520,15 +519,15 @@ static void on_signal(uv_signal_t *h, int signum)
     struct hq *hq = h->data;
     if (signum == SIGHUP) {
         hq_policies_clear(hq->policies);
-        fprintf(stderr, "outpost-hq: SIGHUP: region profiles will be read again on next use "
-                        "(other settings take effect after a restart)\n");
+        log_notice("SIGHUP: region profiles will be read again on next use "
+                   "(other settings take effect after a restart)");
         return;
     }
     if (hq->stopping)
         return;
     hq->stopping = 1;
-    fprintf(stderr, "outpost-hq: %s: stopping; finishing in-flight requests\n",
-            signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    log_notice("%s: stopping; finishing in-flight requests",
+               signum == SIGTERM ? "SIGTERM" : "SIGINT");
     (void)sd_notify_send("STOPPING=1");
     http_server_stop(hq->server, stopped, hq);
 }
@@ -541,11 +540,11 @@ int hq_serve_run(const struct hq_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     int rc = hq_store_sqlite_open(cfg->db, &hq.store, &err);
     if (rc < 0) {
-        fprintf(stderr, "outpost-hq: %s\n", err.msg);
+        log_err("%s", err.msg);
         return 1;
     }
     if (hq_policies_new(&hq.policies) < 0) {
-        fprintf(stderr, "outpost-hq: out of memory\n");
+        log_err("out of memory");
         hq_store_close(&hq.store);
         return 1;
     }
@@ -562,14 +561,14 @@ int hq_serve_run(const struct hq_config *cfg)
     };
     rc = tus_server_new(&tc, &hq.tus, &err);
     if (rc < 0) {
-        fprintf(stderr, "outpost-hq: upload spool: %s\n", err.msg);
+        log_err("upload spool: %s", err.msg);
         hq_policies_free(hq.policies);
         hq_store_close(&hq.store);
         return 1;
     }
     rc = tus_server_redeliver(hq.tus);
     if (rc > 0)
-        fprintf(stderr, "outpost-hq: took %d completed uploads left by the last run\n", rc);
+        log_info("took %d completed uploads left by the last run", rc);
 
     hq.loop = uv_default_loop();
     struct http_server_config hc = {
@@ -584,7 +583,7 @@ int hq_serve_run(const struct hq_config *cfg)
         .tls_key_file = cfg->tls_key[0] ? cfg->tls_key : NULL,
     };
     if (http_server_start(hq.loop, &hc, handler, on_log, &hq, &hq.server, &err) < 0) {
-        fprintf(stderr, "outpost-hq: %s\n", err.msg);
+        log_err("%s", err.msg);
         tus_server_free(hq.tus);
         hq_policies_free(hq.policies);
         hq_store_close(&hq.store);
@@ -612,9 +611,9 @@ int hq_serve_run(const struct hq_config *cfg)
     char *colon = strrchr(host, ':');
     if (colon)
         *colon = '\0';
-    fprintf(stderr, "outpost-hq: store %s, upload spool %s\n", cfg->db, cfg->spool_dir);
-    fprintf(stderr, "outpost-hq: listening on %s://%s:%d\n", cfg->tls_cert[0] ? "https" : "http",
-            host, http_server_port(hq.server));
+    log_info("store %s, upload spool %s", cfg->db, cfg->spool_dir);
+    log_notice("listening on %s://%s:%d", cfg->tls_cert[0] ? "https" : "http", host,
+               http_server_port(hq.server));
     (void)sd_notify_send("READY=1\nSTATUS=serving");
 
     uv_run(hq.loop, UV_RUN_DEFAULT);
@@ -623,6 +622,6 @@ int hq_serve_run(const struct hq_config *cfg)
     hq_policies_free(hq.policies);
     hq_store_close(&hq.store);
     uv_loop_close(hq.loop);
-    fprintf(stderr, "outpost-hq: stopped\n");
+    log_notice("stopped");
     return 0;
 }
