@@ -20,6 +20,7 @@
 #include "consent.h"
 #include "db.h"
 #include "entity.h"
+#include "log.h"
 #include "metrics.h"
 #include "node_policy.h"
 #include "policy.h"
@@ -1496,7 +1497,8 @@ void api_log(void *ctx, const struct http_log_entry *e)
     route_path(e->path ? e->path : "", &r);
     metrics_observe(a->metrics, r.label, e->status, e->duration_ms);
     if (a->opt.log_requests)
-        fprintf(stderr, "%s %s %d %" PRIu64 " %.1fms %s %s\n", e->method ? e->method : "-",
+        log_msg(e->status >= 500 ? LOG_LEVEL_WARNING : LOG_LEVEL_INFO,
+                "%s %s %d %" PRIu64 " %.1fms %s %s", e->method ? e->method : "-",
                 e->path ? e->path : "-", e->status, e->bytes_out, e->duration_ms,
                 e->user ? e->user : "-", e->remote ? e->remote : "-");
 }

@@ -39,6 +39,8 @@ static const struct conf_key keys[] = {
      "threads running database work (each with its own read connection)"},
     {"log_requests", CONF_BOOL, FIELD(log_requests), 0, 0, "true",
      "one log line per request on stderr"},
+    {"log_level", CONF_LOG_LEVEL, FIELD(log_level), 0, 0, "info",
+     "log lines less severe than this are left out: err, warning, notice, info or debug"},
     {"hq_credentials", CONF_PATH, FIELD(hq_credentials), 0, 0, "",
      "the node's HQ credentials file (from 'outpost-hq node add', mode 0600); empty: sync off"},
     {"hq_url", CONF_TEXT, FIELD(hq_url), 0, 0, "",

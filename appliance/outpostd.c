@@ -17,6 +17,7 @@
 #include "config.h"
 #include "db.h"
 #include "http_server.h"
+#include "log.h"
 #include "node_credentials.h"
 #include "node_policy.h"
 #include "outpost_config.h"
@@ -86,14 +87,14 @@ static int apply_flags(struct daemon *d, int *print_config)
             continue;
         }
         if (strncmp(arg, "--", 2) || !arg[2]) {
-            fprintf(stderr, "outpostd: unexpected argument '%s' (see --help)\n", arg);
+            log_err("unexpected argument '%s' (see --help)", arg);
             return -1;
         }
         char key[64];
         const char *eq = strchr(arg, '=');
         size_t klen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
         if (klen >= sizeof key) {
-            fprintf(stderr, "outpostd: unknown option '%s'\n", arg);
+            log_err("unknown option '%s'", arg);
             return -1;
         }
         for (size_t k = 0; k < klen; k++)
@@ -101,7 +102,7 @@ static int apply_flags(struct daemon *d, int *print_config)
         key[klen] = '\0';
         const char *value = eq ? eq + 1 : (i + 1 < d->argc ? d->argv[++i] : NULL);
         if (!value) {
-            fprintf(stderr, "outpostd: %s needs a value\n", arg);
+            log_err("%s needs a value", arg);
             return -1;
         }
         if (!strcmp(key, "config"))
@@ -110,7 +111,7 @@ static int apply_flags(struct daemon *d, int *print_config)
         char where[80];
         snprintf(where, sizeof where, "--%.*s", (int)klen, arg + 2);
         if (config_set(&d->cfg, key, value, where, &err) < 0) {
-            fprintf(stderr, "outpostd: %s\n", err.msg);
+            log_err("%s", err.msg);
             return -1;
         }
     }
@@ -168,10 +169,9 @@ static void retention_done(void *ctx, int rc, uint64_t purged, const struct op_e
 {
     (void)ctx;
     if (rc < 0)
-        fprintf(stderr, "outpostd: retention: %s\n", err->msg[0] ? err->msg : strerror(-rc));
+        log_err("retention: %s", err->msg[0] ? err->msg : strerror(-rc));
     else if (purged)
-        fprintf(stderr, "outpostd: retention: purged %llu records past their limit\n",
-                (unsigned long long)purged);
+        log_notice("retention: purged %llu records past their limit", (unsigned long long)purged);
 }
 
 static void on_retention(uv_timer_t *t)
@@ -181,7 +181,7 @@ static void on_retention(uv_timer_t *t)
         return;
     int rc = api_run_retention(d->api, retention_done, d);
     if (rc < 0)
-        fprintf(stderr, "outpostd: retention: cannot queue the run: %s\n", uv_strerror(rc));
+        log_err("retention: cannot queue the run: %s", uv_strerror(rc));
 }
 
 static void close_cb(uv_handle_t *h)
@@ -213,7 +213,7 @@ static void begin_stop(struct daemon *d, const char *why)
     if (d->stopping)
         return;
     d->stopping = 1;
-    fprintf(stderr, "outpostd: %s: stopping; finishing in-flight requests\n", why);
+    log_notice("%s: stopping; finishing in-flight requests", why);
     (void)sd_notify_send("STOPPING=1");
     d->stops_pending = d->uplink ? 2 : 1;
     if (d->uplink) {
@@ -237,11 +237,9 @@ static void policy_from_hq(void *ctx)
     struct op_error err;
     op_error_clear(&err);
     if (api_reload_policy(d->api, &err) < 0)
-        fprintf(stderr, "outpostd: policy from HQ refused, keeping the running policy: %s\n",
-                err.msg);
+        log_err("policy from HQ refused, keeping the running policy: %s", err.msg);
     else
-        fprintf(stderr, "outpostd: region policy from HQ in force (sha256 %s)\n",
-                api_policy_hash(d->api));
+        log_notice("region policy from HQ in force (sha256 %s)", api_policy_hash(d->api));
 }
 
 /* policy-override.yaml was replaced (an acceptance at the node, or the
@@ -258,14 +256,14 @@ static void on_override_settled(uv_timer_t *t)
     struct op_error err;
     op_error_clear(&err);
     if (api_reload_policy(d->api, &err) < 0) {
-        fprintf(stderr, "outpostd: %s changed but is refused, keeping the running policy: %s\n",
-                NODE_POLICY_OVERRIDE, err.msg);
+        log_err("%s changed but is refused, keeping the running policy: %s", NODE_POLICY_OVERRIDE,
+                err.msg);
         return;
     }
     if (!strcmp(before, api_policy_hash(d->api)))
         return;
-    fprintf(stderr, "outpostd: %s changed: region policy in force (sha256 %s)\n",
-            NODE_POLICY_OVERRIDE, api_policy_hash(d->api));
+    log_notice("%s changed: region policy in force (sha256 %s)", NODE_POLICY_OVERRIDE,
+               api_policy_hash(d->api));
     uplink_reload_policy(d->uplink);
 }
 
@@ -297,10 +295,9 @@ static void watch_override(struct daemon *d)
     d->override_watch_on = 1;
     int rc = uv_fs_event_start(&d->override_watch, on_db_dir_event, dir, 0);
     if (rc < 0)
-        fprintf(stderr,
-                "outpostd: cannot watch %s for %s (%s): an accepted policy takes effect at the "
-                "next reload (SIGHUP)\n",
-                dir, NODE_POLICY_OVERRIDE, uv_strerror(rc));
+        log_warning("cannot watch %s for %s (%s): an accepted policy takes effect at the "
+                    "next reload (SIGHUP)",
+                    dir, NODE_POLICY_OVERRIDE, uv_strerror(rc));
 }
 
 /* Sync starts when hq_credentials is set; a credentials file that cannot
@@ -309,7 +306,7 @@ static int start_sync(struct daemon *d, struct op_error *err)
 {
     const struct outpostd_config *c = &d->cfg;
     if (!c->hq_credentials[0]) {
-        fprintf(stderr, "outpostd: sync: not configured (hq_credentials is empty)\n");
+        log_notice("sync: not configured (hq_credentials is empty)");
         return 0;
     }
     int rc = node_credentials_load(c->hq_credentials, &d->cred, err);
@@ -332,8 +329,8 @@ static int start_sync(struct daemon *d, struct op_error *err)
         .ctx = d,
     };
     if (c->hq_insecure_tls)
-        fprintf(stderr, "outpostd: sync: WARNING: hq_insecure_tls is on; HQ's certificate is not "
-                        "checked (tests only)\n");
+        log_warning("sync: WARNING: hq_insecure_tls is on; HQ's certificate is not checked "
+                    "(tests only)");
     rc = uplink_start(d->loop, &uc, &d->uplink, err);
     if (rc < 0)
         return rc;
@@ -351,12 +348,11 @@ static void on_signal(uv_signal_t *h, int signum)
         int print_config = 0;
         struct outpostd_config before = d->cfg;
         if (load_config(d, &print_config, &err) != 0) {
-            fprintf(stderr, "outpostd: reload refused, keeping the running config: %s\n", err.msg);
+            log_err("reload refused, keeping the running config: %s", err.msg);
         } else {
             if (strcmp(before.listen, d->cfg.listen) || strcmp(before.db, d->cfg.db) ||
                 strcmp(before.tls_cert, d->cfg.tls_cert) || d->cfg.workers != before.workers)
-                fprintf(stderr, "outpostd: listen, db, tls and workers changes take effect "
-                                "after a restart\n");
+                log_warning("listen, db, tls and workers changes take effect after a restart");
             if (strcmp(before.hq_credentials, d->cfg.hq_credentials) ||
                 strcmp(before.hq_url, d->cfg.hq_url) ||
                 strcmp(before.hq_ca_file, d->cfg.hq_ca_file) ||
@@ -368,17 +364,16 @@ static void on_signal(uv_signal_t *h, int signum)
                 before.sync_interval_ms != d->cfg.sync_interval_ms ||
                 before.sync_bandwidth != d->cfg.sync_bandwidth ||
                 before.sync_daily_bytes != d->cfg.sync_daily_bytes)
-                fprintf(stderr, "outpostd: sync settings take effect after a restart\n");
+                log_warning("sync settings take effect after a restart");
             api_set_options(d->api, d->cfg.session_ttl_s, d->cfg.log_requests);
-            fprintf(stderr, "outpostd: configuration reloaded\n");
+            log_set_level((enum log_level)d->cfg.log_level);
+            log_notice("configuration reloaded");
         }
         op_error_clear(&err);
         if (api_reload_policy(d->api, &err) < 0)
-            fprintf(stderr, "outpostd: policy reload refused, keeping the running policy: %s\n",
-                    err.msg);
+            log_err("policy reload refused, keeping the running policy: %s", err.msg);
         else
-            fprintf(stderr, "outpostd: region policy reloaded (sha256 %s)\n",
-                    api_policy_hash(d->api));
+            log_notice("region policy reloaded (sha256 %s)", api_policy_hash(d->api));
         uplink_reload_policy(d->uplink);
         (void)sd_notify_send("READY=1");
         return;
@@ -390,6 +385,7 @@ int main(int argc, char **argv)
 {
     struct daemon d = {.argc = argc, .argv = argv};
     signal(SIGPIPE, SIG_IGN);
+    log_init("outpostd", LOG_LEVEL_INFO);
     d.config_path = find_config_flag(argc, argv);
     int print_config = 0;
     struct op_error err;
@@ -399,13 +395,14 @@ int main(int argc, char **argv)
         return 0;
     if (rc != 0) {
         if (err.msg[0] && strcmp(err.msg, "bad command line"))
-            fprintf(stderr, "outpostd: %s\n", err.msg);
+            log_err("%s", err.msg);
         return 2;
     }
     if (print_config) {
         config_print(stdout, &d.cfg);
         return 0;
     }
+    log_set_level((enum log_level)d.cfg.log_level);
 
     /* The thread pool runs the database work; size it before first use. */
     char threads[16];
@@ -421,7 +418,7 @@ int main(int argc, char **argv)
     };
     rc = api_new(d.loop, &ao, &d.api, &err);
     if (rc < 0) {
-        fprintf(stderr, "outpostd: %s\n", err.msg);
+        log_err("%s", err.msg);
         /* A database from a newer Outpost or not Outpost's at all will not
          * get better by restarting: exit 2 like a bad config, which the
          * unit lists in RestartPreventExitStatus. */
@@ -439,13 +436,13 @@ int main(int argc, char **argv)
         .tls_key_file = d.cfg.tls_key[0] ? d.cfg.tls_key : NULL,
     };
     if (http_server_start(d.loop, &hc, api_handle, api_log, d.api, &d.server, &err) < 0) {
-        fprintf(stderr, "outpostd: %s\n", err.msg);
+        log_err("%s", err.msg);
         api_free(d.api);
         return 1;
     }
     api_set_server(d.api, d.server);
     if (start_sync(&d, &err) < 0) {
-        fprintf(stderr, "outpostd: sync: %s\n", err.msg);
+        log_err("sync: %s", err.msg);
         http_server_stop(d.server, NULL, NULL);
         uv_run(d.loop, UV_RUN_DEFAULT);
         api_free(d.api);
@@ -477,10 +474,9 @@ int main(int argc, char **argv)
     if (colon)
         *colon = '\0';
     int port = http_server_port(d.server);
-    fprintf(stderr,
-            "outpostd %s: serving the API on %s://%s:%d/ (port %d), database %s, %u workers\n",
-            OUTPOST_VERSION, d.cfg.tls_cert[0] ? "https" : "http", host, port, port, d.cfg.db,
-            d.cfg.workers);
+    log_notice("serving the API on %s://%s:%d/ (port %d), database %s, %u workers (version %s)",
+               d.cfg.tls_cert[0] ? "https" : "http", host, port, port, d.cfg.db, d.cfg.workers,
+               OUTPOST_VERSION);
     (void)sd_notify_send("READY=1\nSTATUS=serving");
 
     uv_run(d.loop, UV_RUN_DEFAULT);
@@ -492,10 +488,10 @@ int main(int argc, char **argv)
     if (db_open(d.cfg.db, DB_OPEN_NO_MIGRATE, &db, &err) == 0) {
         int rcc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
         if (rcc != SQLITE_OK)
-            fprintf(stderr, "outpostd: checkpoint: %s\n", sqlite3_errmsg(db));
+            log_warning("checkpoint: %s", sqlite3_errmsg(db));
         db_close(db);
     }
     uv_loop_close(d.loop);
-    fprintf(stderr, "outpostd: stopped\n");
+    log_notice("stopped");
     return 0;
 }

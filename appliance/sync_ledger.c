@@ -59,6 +59,7 @@ struct sync_ledger {
     uint32_t schema_version;
     int64_t (*clock)(void *ctx); /* wall-clock ms since the epoch */
     void *clock_ctx;
+    struct sync_ledger_news news; /* for the caller to log (sync_ledger_take_news) */
 };
 
 /* The sync_state row. */
@@ -727,6 +728,15 @@ static int record_segment(struct sync_ledger *l, const struct sync_segment *sg,
     return store_commit(l->s, err);
 }
 
+/* The spool reached its cap (full = 1) or is below it again (-1). */
+static void note_spool(struct sync_ledger *l, int full, uint64_t bytes, uint64_t segments)
+{
+    l->news.spool = full;
+    l->news.spool_bytes = bytes;
+    l->news.spool_segments = segments;
+    l->news.spool_cap = l->spool_max;
+}
+
 static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *out,
                        struct op_error *err)
 {
@@ -748,11 +758,7 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
             rc = set_spool_full(l, 1, err);
             if (rc < 0)
                 return rc;
-            fprintf(stderr,
-                    "outpostd: ALARM: sync spool full (%" PRIu64 " bytes in %" PRIu64
-                    " segments, cap %" PRIu64 "): segmenting stopped until HQ acknowledges "
-                    "segments; changes stay queued in the outbox\n",
-                    spool_bytes, spool_segs, l->spool_max);
+            note_spool(l, 1, spool_bytes, spool_segs);
         }
         *made = 0;
         return 0;
@@ -761,8 +767,7 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
         rc = set_spool_full(l, 0, err);
         if (rc < 0)
             return rc;
-        fprintf(stderr, "outpostd: sync spool below its cap again (%" PRIu64 " bytes)\n",
-                spool_bytes);
+        note_spool(l, -1, spool_bytes, spool_segs);
     }
     int64_t pending = 0;
     rc = unsegmented(db, s.seg_u, s.seg_o, &pending, err);
@@ -894,11 +899,11 @@ static int follow_policy(struct sync_ledger *l, struct op_error *err)
     snprintf(why, sizeof why, "the policy in force changed to %.16s", l->p->hash);
     int changed = 0;
     rc = residency_policy_changed(l->s, l->p->hash, why, &changed, err);
-    if (rc == 0 && changed)
-        fprintf(stderr,
-                "outpostd: sync: the policy in force is now %.16s (was %.16s): the spool was "
-                "voided and every record is cut again under it\n",
-                l->p->hash, s.policy_hash);
+    if (rc == 0 && changed) {
+        if (!l->news.policy_now[0])
+            snprintf(l->news.policy_was, sizeof l->news.policy_was, "%s", s.policy_hash);
+        snprintf(l->news.policy_now, sizeof l->news.policy_now, "%s", l->p->hash);
+    }
     return rc;
 }
 
@@ -1248,7 +1253,7 @@ static int policy_took_effect(struct sync_ledger *l, const char *why, struct op_
  * identical policy is then the one in force). */
 static int apply_policy_msg(struct sync_ledger *l, uint64_t seq, const char *body, size_t len,
                             const char **status, char *reason, size_t cap, int *took_effect,
-                            struct op_error *err)
+                            struct sync_ledger_news *pending, struct op_error *err)
 {
     const char *region = store_region(l->s);
     *took_effect = 0;
@@ -1266,6 +1271,8 @@ static int apply_policy_msg(struct sync_ledger *l, uint64_t seq, const char *bod
         rc = policy_change_supersede(l->s, seq, err);
     if (rc < 0)
         goto out;
+    if (o.verdict != POLICY_OFFER_REFUSED)
+        pending->pending_seq = 0; /* superseded */
     snprintf(reason, cap, "%s", o.reason);
     switch (o.verdict) {
     case POLICY_OFFER_REFUSED:
@@ -1276,11 +1283,9 @@ static int apply_policy_msg(struct sync_ledger *l, uint64_t seq, const char *bod
         break;
     case POLICY_OFFER_PENDING:
         *status = "pending";
-        fprintf(stderr,
-                "outpostd: sync: policy message %" PRIu64 " from HQ (sha256 %s) loosens the "
-                "policy in force (%zu loosen); it waits for acceptance at the node: outpost "
-                "policy show\n",
-                seq, o.hash, o.loosens);
+        pending->pending_seq = seq;
+        snprintf(pending->pending_hash, sizeof pending->pending_hash, "%s", o.hash);
+        pending->pending_loosens = o.loosens;
         break;
     case POLICY_OFFER_APPLY: {
         *status = "applied";
@@ -1358,6 +1363,8 @@ int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t le
     int64_t now = now_ms(l);
     uint64_t last = after;
     int changed = 0;
+    struct sync_ledger_news pending; /* news once the transaction commits */
+    memset(&pending, 0, sizeof pending);
     rc = store_begin(l->s, err);
     if (rc < 0)
         goto out;
@@ -1375,7 +1382,7 @@ int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t le
         if (!strcmp(kind, "policy")) {
             int took = 0;
             rc = apply_policy_msg(l, seq, json_string_value(jb), json_string_length(jb), &status,
-                                  reason, sizeof reason, &took, err);
+                                  reason, sizeof reason, &took, &pending, err);
             if (rc < 0)
                 break;
             changed |= took;
@@ -1417,6 +1424,11 @@ int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t le
         goto out;
     }
     rc = store_commit(l->s, err);
+    if (rc == 0 && pending.pending_seq) {
+        l->news.pending_seq = pending.pending_seq;
+        memcpy(l->news.pending_hash, pending.pending_hash, sizeof l->news.pending_hash);
+        l->news.pending_loosens = pending.pending_loosens;
+    }
     if (rc == 0 && changed)
         rc = policy_took_effect(l, "a policy from HQ took effect", err);
     if (rc == 0)
@@ -1583,6 +1595,12 @@ int sync_ledger_set_waiting(struct sync_ledger *l, const char *why, struct op_er
         return rc;
     sqlite3_bind_text(st, 1, why ? why : "", -1, SQLITE_TRANSIENT);
     return done(db, st, "cannot record why sync waits", err);
+}
+
+void sync_ledger_take_news(struct sync_ledger *l, struct sync_ledger_news *out)
+{
+    *out = l->news;
+    memset(&l->news, 0, sizeof l->news);
 }
 
 int sync_ledger_status(struct sync_ledger *l, struct sync_status *out, struct op_error *err)

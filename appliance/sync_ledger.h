@@ -111,9 +111,10 @@ int sync_ledger_reload_policy(struct sync_ledger *l, struct op_error *err);
  * upsert/delete row's record no longer exists), writes one segment up to
  * segment_bytes, records it in the segments table together with the new
  * segmented cursor (one transaction, after the atomic rename), *made = 1
- * and *out. Spool at cap: *made = 0, sets spool_full and logs a loud line
- * ("outpostd: ALARM: sync spool full ...") once per transition. Bounded
- * memory regardless of backlog. */
+ * and *out. Spool at cap: *made = 0, sets spool_full and says so in the
+ * news (spool = 1; -1 when it is below the cap again) once per transition;
+ * a new policy in force that voided the spool is news too. Bounded memory
+ * regardless of backlog. */
 int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segment *out,
                              struct op_error *err);
 
@@ -151,9 +152,10 @@ int sync_ledger_forget_voided(struct sync_ledger *l, uint64_t no, struct op_erro
  * (mode 0640), recorded in the policy ledger when that puts it in force,
  * and then the ledger segments under it and *policy_changed = 1 so the
  * caller reloads; one that loosens anything is kept `pending` for a person
- * at the node (`outpost policy accept`) and the policy stays; one that is
- * not a valid policy of our region is `refused`. A valid one supersedes
- * older pending ones. Bad MAC: -EBADMSG, nothing stored. */
+ * at the node (`outpost policy accept`), the policy stays, and the news
+ * says so (pending_seq); one that is not a valid policy of our region is
+ * `refused`. A valid one supersedes older pending ones. Bad MAC: -EBADMSG,
+ * nothing stored. */
 int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t len,
                               int *policy_changed, struct op_error *err);
 
@@ -172,6 +174,27 @@ int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *
 int sync_ledger_set_waiting(struct sync_ledger *l, const char *why, struct op_error *err);
 
 int sync_ledger_status(struct sync_ledger *l, struct sync_status *out, struct op_error *err);
+
+/* What the ledger changed that its operator should hear of. The ledger
+ * does not log: sync_ledger_make_segment and sync_ledger_mailbox_store
+ * note it here once the change is committed, and the caller takes it with
+ * sync_ledger_take_news and logs it. A later change of the same kind
+ * replaces one not yet taken. */
+struct sync_ledger_news {
+    int spool; /* 1: the spool reached its cap and segmenting stopped; -1: it is below
+                  the cap again; 0: neither */
+    uint64_t spool_bytes, spool_segments, spool_cap;
+    char policy_now[65], policy_was[65]; /* policy_now[0]: the policy in force changed from
+                                            policy_was (SHA-256 hex); the spool was voided
+                                            and every record is cut again under it */
+    uint64_t pending_seq; /* nonzero: this policy message from HQ loosens the policy in force
+                             and waits for acceptance at the node */
+    char pending_hash[65];
+    size_t pending_loosens; /* how many of its differences loosen */
+};
+
+/* Copies the news since the last call into *out and clears it. */
+void sync_ledger_take_news(struct sync_ledger *l, struct sync_ledger_news *out);
 
 /* The same, read-only, for `outpost status` beside a running daemon (no
  * credentials needed: reads what the daemon recorded). */

@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "log.h"
 #include "sync_sched.h"
 #include "tus_client.h"
 
@@ -78,6 +79,7 @@ struct job {
     /* outputs */
     int made, found, outcome, policy_changed;
     struct sync_segment seg;
+    struct sync_ledger_news news;
     int have_status;
     struct sync_status st;
 };
@@ -153,9 +155,11 @@ static int64_t wall_ms(const struct uplink *u)
     return u->cfg.wall_ms(u->cfg.clock_ctx);
 }
 
-/* Logs a line unless it repeats the last repeated one. */
-static void log_once(struct uplink *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void log_once(struct uplink *u, const char *fmt, ...)
+/* Logs a line at level, or at debug when it repeats the last repeated
+ * one (a link that stays down does not flood the log). */
+static void log_once(struct uplink *u, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_once(struct uplink *u, enum log_level level, const char *fmt, ...)
 {
     char line[sizeof u->last_log];
     va_list ap;
@@ -163,9 +167,30 @@ static void log_once(struct uplink *u, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     if (!strcmp(line, u->last_log))
-        return;
+        level = LOG_LEVEL_DEBUG;
     snprintf(u->last_log, sizeof u->last_log, "%s", line);
-    fprintf(stderr, "outpostd: sync: %s\n", line);
+    log_msg(level, "sync: %s", line);
+}
+
+/* What the ledger noted during a job (sync_ledger_take_news). */
+static void log_news(const struct sync_ledger_news *n)
+{
+    if (n->spool > 0)
+        log_err("ALARM: sync spool full (%llu bytes in %llu segments, cap %llu): segmenting "
+                "stopped until HQ acknowledges segments; changes stay queued in the outbox",
+                (unsigned long long)n->spool_bytes, (unsigned long long)n->spool_segments,
+                (unsigned long long)n->spool_cap);
+    else if (n->spool < 0)
+        log_notice("sync spool below its cap again (%llu bytes)",
+                   (unsigned long long)n->spool_bytes);
+    if (n->policy_now[0])
+        log_notice("sync: the policy in force is now %.16s (was %.16s): the spool was voided and "
+                   "every record is cut again under it",
+                   n->policy_now, n->policy_was);
+    if (n->pending_seq)
+        log_warning("sync: policy message %llu from HQ (sha256 %s) loosens the policy in force "
+                    "(%zu loosen); it waits for acceptance at the node: outpost policy show",
+                    (unsigned long long)n->pending_seq, n->pending_hash, n->pending_loosens);
 }
 
 /* ---- ledger jobs ---------------------------------------------------------- */
@@ -264,6 +289,7 @@ static void job_work(uv_work_t *w)
     if (u->ledger) {
         struct op_error e;
         j->have_status = sync_ledger_status(u->ledger, &j->st, &e) == 0;
+        sync_ledger_take_news(u->ledger, &j->news);
     }
 }
 
@@ -276,6 +302,7 @@ static void job_after(uv_work_t *w, int status)
     u->active = NULL;
     if (j->kind == J_NOTE)
         u->note_queued = 0;
+    log_news(&j->news);
     if (status == 0 && j->have_status) {
         u->status = j->st;
         u->have_status = 1;
@@ -312,7 +339,7 @@ static void run_next_job(struct uplink *u)
     }
     int rc = uv_queue_work(u->loop, &j->work, job_work, job_after);
     if (rc < 0) {
-        fprintf(stderr, "outpostd: sync: cannot queue ledger work: %s\n", uv_strerror(rc));
+        log_warning("sync: cannot queue ledger work: %s", uv_strerror(rc));
         job_free(j);
         return;
     }
@@ -323,7 +350,7 @@ static void run_next_job(struct uplink *u)
 static int queue_job(struct uplink *u, struct job *j)
 {
     if (!j) {
-        fprintf(stderr, "outpostd: sync: out of memory\n");
+        log_warning("sync: out of memory");
         return -ENOMEM;
     }
     if (u->qtail)
@@ -420,13 +447,13 @@ static const char *tus_error_kind(const struct op_error *e)
 static void after_open(struct uplink *u, struct job *j)
 {
     if (j->rc < 0) {
-        log_once(u, "cannot open the sync ledger, sync is off until this is fixed: %s", j->err.msg);
+        log_once(u, LOG_LEVEL_ERR,
+                 "cannot open the sync ledger, sync is off until this is fixed: %s", j->err.msg);
         cycle_end(u);
         return;
     }
     u->last_log[0] = '\0';
-    fprintf(stderr, "outpostd: sync: node %s (%s) syncing to %s\n", u->cred.node_id, u->cred.region,
-            u->base);
+    log_notice("sync: node %s (%s) syncing to %s", u->cred.node_id, u->cred.region, u->base);
     start_cycle(u);
 }
 
@@ -468,13 +495,13 @@ static void wait_for_budget(struct uplink *u)
 static void after_prepare(struct uplink *u, struct job *j)
 {
     if (j->rc < 0) {
-        log_once(u, "cannot make a segment: %s", j->err.msg);
+        log_once(u, LOG_LEVEL_WARNING, "cannot make a segment: %s", j->err.msg);
         note(u, "segment", j->err.msg, NULL);
     }
     if (j->made)
         u->progress = 1;
     if (j->rc2 < 0) {
-        log_once(u, "cannot read the segment table: %s", j->err2.msg);
+        log_once(u, LOG_LEVEL_WARNING, "cannot read the segment table: %s", j->err2.msg);
         poll_mailbox(u);
         return;
     }
@@ -494,11 +521,10 @@ static void after_prepare(struct uplink *u, struct job *j)
         int64_t day = sync_utc_day(wall_ms(u));
         if ((uint64_t)day != u->budget_logged_day) {
             u->budget_logged_day = (uint64_t)day;
-            fprintf(stderr,
-                    "outpostd: sync: daily budget of %llu bytes reached (%llu sent today); "
-                    "uploads wait for the next UTC day\n",
-                    (unsigned long long)u->cfg.daily_bytes,
-                    (unsigned long long)u->status.bytes_today);
+            log_info("sync: daily budget of %llu bytes reached (%llu sent today); uploads wait "
+                     "for the next UTC day",
+                     (unsigned long long)u->cfg.daily_bytes,
+                     (unsigned long long)u->status.bytes_today);
         }
         wait_for_budget(u);
         poll_mailbox(u);
@@ -541,7 +567,8 @@ static void prepare(struct uplink *u)
 static void after_forget_voided(struct uplink *u, struct job *j)
 {
     if (j->rc < 0)
-        log_once(u, "cannot forget voided segment %llu: %s", (unsigned long long)j->no, j->err.msg);
+        log_once(u, LOG_LEVEL_WARNING, "cannot forget voided segment %llu: %s",
+                 (unsigned long long)j->no, j->err.msg);
     prepare(u);
 }
 
@@ -552,12 +579,11 @@ static void on_terminated(void *ctx, int status, const struct op_error *err)
     if (u->stopping || status == -ECANCELED)
         return;
     if (status == 0 || status == -EALREADY || status == -ENOENT) {
-        fprintf(stderr, "outpostd: sync: voided segment %llu: %s\n",
-                (unsigned long long)u->voided_no,
-                status == 0           ? "its partial upload at HQ was terminated"
-                : status == -EALREADY ? "HQ had received it whole before it was voided; what is "
-                                        "withheld now follows as withdrawals"
-                                      : "HQ holds nothing of it");
+        log_notice("sync: voided segment %llu: %s", (unsigned long long)u->voided_no,
+                   status == 0           ? "its partial upload at HQ was terminated"
+                   : status == -EALREADY ? "HQ had received it whole before it was voided; what is "
+                                           "withheld now follows as withdrawals"
+                                         : "HQ holds nothing of it");
         struct job *j = job_new(u, J_FORGET_VOIDED, after_forget_voided);
         if (j)
             j->no = u->voided_no;
@@ -565,7 +591,7 @@ static void on_terminated(void *ctx, int status, const struct op_error *err)
             cycle_end(u);
         return;
     }
-    log_once(u, "voided segment %llu: cannot terminate its upload at HQ yet: %s",
+    log_once(u, LOG_LEVEL_WARNING, "voided segment %llu: cannot terminate its upload at HQ yet: %s",
              (unsigned long long)u->voided_no, err ? err->msg : strerror(-status));
     prepare(u);
 }
@@ -573,7 +599,7 @@ static void on_terminated(void *ctx, int status, const struct op_error *err)
 static void after_voided(struct uplink *u, struct job *j)
 {
     if (j->rc < 0) {
-        log_once(u, "cannot read the voided segments: %s", j->err.msg);
+        log_once(u, LOG_LEVEL_WARNING, "cannot read the voided segments: %s", j->err.msg);
         prepare(u);
         return;
     }
@@ -585,7 +611,7 @@ static void after_voided(struct uplink *u, struct job *j)
     struct op_error e;
     op_error_clear(&e);
     if (tus_client_terminate(u->tus, j->text, on_terminated, u, &e) < 0) {
-        log_once(u, "voided segment %llu: cannot ask HQ to terminate it: %s",
+        log_once(u, LOG_LEVEL_WARNING, "voided segment %llu: cannot ask HQ to terminate it: %s",
                  (unsigned long long)j->no, e.msg);
         prepare(u);
     }
@@ -615,7 +641,8 @@ static void cycle_end(struct uplink *u)
 static void after_set_url(struct uplink *u, struct job *j)
 {
     if (j->rc < 0) {
-        log_once(u, "segment %llu: cannot record its upload URL: %s; nothing of it is sent",
+        log_once(u, LOG_LEVEL_WARNING,
+                 "segment %llu: cannot record its upload URL: %s; nothing of it is sent",
                  (unsigned long long)j->no, j->err.msg);
         tus_client_cancel(u->tus, "the upload URL could not be recorded");
         return;
@@ -650,9 +677,10 @@ static void on_retry(void *ctx, unsigned attempt, uint64_t delay_ms, const struc
     struct uplink *u = ctx;
     if (u->stopping)
         return;
-    if ((attempt & (attempt - 1)) == 0) /* 1, 2, 4, 8...: a flaky link does not flood the log */
-        fprintf(stderr, "outpostd: sync: segment %llu: %s; retry %u in %llu ms\n",
-                (unsigned long long)u->seg.no, why->msg, attempt, (unsigned long long)delay_ms);
+    /* 1, 2, 4, 8...: a flaky link does not flood the log; the rest at debug */
+    log_msg((attempt & (attempt - 1)) == 0 ? LOG_LEVEL_WARNING : LOG_LEVEL_DEBUG,
+            "sync: segment %llu: %s; retry %u in %llu ms", (unsigned long long)u->seg.no, why->msg,
+            attempt, (unsigned long long)delay_ms);
     if (!u->note_queued) {
         u->note_queued = 1;
         note(u, tus_error_kind(why), why->msg, NULL);
@@ -663,8 +691,8 @@ static void on_retry(void *ctx, unsigned attempt, uint64_t delay_ms, const struc
 static void after_mark_uploaded(struct uplink *u, struct job *j)
 {
     if (j->rc < 0) {
-        log_once(u, "cannot record segment %llu as uploaded: %s", (unsigned long long)j->no,
-                 j->err.msg);
+        log_once(u, LOG_LEVEL_WARNING, "cannot record segment %llu as uploaded: %s",
+                 (unsigned long long)j->no, j->err.msg);
         cycle_end(u);
         return;
     }
@@ -698,11 +726,10 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
         /* A write withheld a record and voided the spool: nothing more of
          * this segment leaves; the next cycle terminates its upload at HQ
          * and cuts the range again (docs/EGRESS.md, "In time"). */
-        fprintf(stderr,
-                "outpostd: sync: segment %llu voided during its upload (%llu of %llu bytes "
-                "confirmed): upload stopped\n",
-                (unsigned long long)u->seg.no, (unsigned long long)u->seg_confirmed,
-                (unsigned long long)u->seg.bytes);
+        log_notice("sync: segment %llu voided during its upload (%llu of %llu bytes "
+                   "confirmed): upload stopped",
+                   (unsigned long long)u->seg.no, (unsigned long long)u->seg_confirmed,
+                   (unsigned long long)u->seg.bytes);
         note(u, NULL, NULL, &r);
         u->progress = 1;
         cycle_end(u);
@@ -710,8 +737,8 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
     }
     if (status < 0) {
         const char *kind = tus_error_kind(err);
-        fprintf(stderr, "outpostd: sync: segment %llu: upload failed (%s): %s\n",
-                (unsigned long long)u->seg.no, kind, err ? err->msg : strerror(-status));
+        log_warning("sync: segment %llu: upload failed (%s): %s", (unsigned long long)u->seg.no,
+                    kind, err ? err->msg : strerror(-status));
         note(u, kind, err ? err->msg : strerror(-status), &r);
         cycle_end(u);
         return;
@@ -735,11 +762,10 @@ static void on_pause(uv_timer_t *t)
     if (u->stopping || !u->uploading)
         return;
     if (u->budget_pause) {
-        fprintf(stderr,
-                "outpostd: sync: daily budget of %llu bytes spent: segment %llu paused at %llu of "
-                "%llu bytes; it resumes after 00:00 UTC\n",
-                (unsigned long long)u->cfg.daily_bytes, (unsigned long long)u->seg.no,
-                (unsigned long long)u->seg_confirmed, (unsigned long long)u->seg.bytes);
+        log_info("sync: daily budget of %llu bytes spent: segment %llu paused at %llu of %llu "
+                 "bytes; it resumes after 00:00 UTC",
+                 (unsigned long long)u->cfg.daily_bytes, (unsigned long long)u->seg.no,
+                 (unsigned long long)u->seg_confirmed, (unsigned long long)u->seg.bytes);
         u->budget_logged_day = (uint64_t)sync_utc_day(wall_ms(u));
         tus_client_cancel(u->tus, "the daily budget is spent");
         return;
@@ -751,11 +777,10 @@ static void on_pause(uv_timer_t *t)
         (void)uv_timer_start(&u->pause_timer, on_pause, left ? left : 1000, 0);
         return;
     }
-    fprintf(stderr,
-            "outpostd: sync: the sync window closed: segment %llu paused at %llu of %llu bytes; "
-            "it resumes when the window opens at %02u:%02u\n",
-            (unsigned long long)u->seg.no, (unsigned long long)u->seg_confirmed,
-            (unsigned long long)u->seg.bytes, u->window.start_min / 60, u->window.start_min % 60);
+    log_info("sync: the sync window closed: segment %llu paused at %llu of %llu bytes; it "
+             "resumes when the window opens at %02u:%02u",
+             (unsigned long long)u->seg.no, (unsigned long long)u->seg_confirmed,
+             (unsigned long long)u->seg.bytes, u->window.start_min / 60, u->window.start_min % 60);
     set_waiting(u,
                 "the sync window closed: segment %llu paused at %llu of %llu bytes; it resumes at "
                 "%02u:%02u (local time)",
@@ -809,8 +834,8 @@ static void upload_segment(struct uplink *u)
     struct op_error e;
     op_error_clear(&e);
     if (tus_client_upload(u->tus, &p, &e) < 0) {
-        log_once(u, "segment %llu: cannot start the upload: %s", (unsigned long long)u->seg.no,
-                 e.msg);
+        log_once(u, LOG_LEVEL_WARNING, "segment %llu: cannot start the upload: %s",
+                 (unsigned long long)u->seg.no, e.msg);
         note(u, "spool", e.msg, NULL);
         cycle_end(u);
         return;
@@ -844,20 +869,17 @@ static void log_receipt(struct uplink *u, const struct job *j)
             reason = json_string_value(json_object_get(r, "reason"));
     }
     if (j->outcome == SYNC_SEG_ACKED)
-        fprintf(stderr,
-                "outpostd: sync: segment %llu uploaded (%llu bytes, %lld records) applied at HQ "
-                "(%lld applied, %lld set aside)\n",
-                (unsigned long long)j->no, (unsigned long long)u->seg.bytes, (long long)records,
-                (long long)applied, (long long)set_aside);
+        log_info("sync: segment %llu uploaded (%llu bytes, %lld records) applied at HQ (%lld "
+                 "applied, %lld set aside)",
+                 (unsigned long long)j->no, (unsigned long long)u->seg.bytes, (long long)records,
+                 (long long)applied, (long long)set_aside);
     else if (j->outcome == SYNC_SEG_VOIDED)
-        fprintf(stderr,
-                "outpostd: sync: segment %llu was voided after its last byte left; HQ settled "
-                "it, and what is withheld now follows as withdrawals\n",
-                (unsigned long long)j->no);
+        log_notice("sync: segment %llu was voided after its last byte left; HQ settled it, and "
+                   "what is withheld now follows as withdrawals",
+                   (unsigned long long)j->no);
     else
-        fprintf(stderr,
-                "outpostd: sync: ALARM: segment %llu REJECTED by HQ: %s; sync is stopped until "
-                "the region policy changes\n",
+        log_err("sync: ALARM: segment %llu REJECTED by HQ: %s; sync is stopped until the region "
+                "policy changes",
                 (unsigned long long)j->no, reason[0] ? reason : "(no reason given)");
     json_decref(r);
 }
@@ -865,7 +887,8 @@ static void log_receipt(struct uplink *u, const struct job *j)
 static void after_receipt(struct uplink *u, struct job *j)
 {
     if (j->rc < 0) {
-        log_once(u, "segment %llu: receipt refused: %s", (unsigned long long)j->no, j->err.msg);
+        log_once(u, LOG_LEVEL_WARNING, "segment %llu: receipt refused: %s",
+                 (unsigned long long)j->no, j->err.msg);
         note(u, "receipt", j->err.msg, NULL);
         /* HQ may fix what it sends; ask again after an interval */
         u->poll_attempt = 30;
@@ -913,7 +936,7 @@ static void on_receipt(void *ctx, int status, const char *body, size_t len,
         char msg[160];
         snprintf(msg, sizeof msg, "no receipt for segment %llu after %llu s; uploading it again",
                  (unsigned long long)u->seg.no, (unsigned long long)(waited / 1000));
-        fprintf(stderr, "outpostd: sync: %s\n", msg);
+        log_warning("sync: %s", msg);
         note(u, "receipt", msg, NULL);
         upload_segment(u);
         return;
@@ -929,7 +952,7 @@ static void on_receipt(void *ctx, int status, const char *body, size_t len,
                      (unsigned long long)u->seg.no, status, body);
         else
             snprintf(msg, sizeof msg, "%.250s", err ? err->msg : strerror(-status));
-        log_once(u, "%s", msg);
+        log_once(u, LOG_LEVEL_WARNING, "%s", msg);
         note(u, kind, msg, NULL);
     }
     /* not applied yet: 250 ms, 500 ms, ... up to the sync interval */
@@ -949,7 +972,8 @@ static void poll_receipt(struct uplink *u)
     struct op_error e;
     op_error_clear(&e);
     if (tus_client_get(u->tus, url, UPLINK_RECEIPT_MAX, on_receipt, u, &e) < 0) {
-        log_once(u, "cannot ask for receipt %llu: %s", (unsigned long long)u->seg.no, e.msg);
+        log_once(u, LOG_LEVEL_WARNING, "cannot ask for receipt %llu: %s",
+                 (unsigned long long)u->seg.no, e.msg);
         cycle_end(u);
     }
 }
@@ -959,13 +983,13 @@ static void poll_receipt(struct uplink *u)
 static void after_mailbox(struct uplink *u, struct job *j)
 {
     if (j->rc < 0) {
-        log_once(u, "mailbox answer refused: %s", j->err.msg);
+        log_once(u, LOG_LEVEL_WARNING, "mailbox answer refused: %s", j->err.msg);
         note(u, "mailbox", j->err.msg, NULL);
         cycle_end(u);
         return;
     }
     if (j->policy_changed) {
-        fprintf(stderr, "outpostd: sync: a new region policy arrived from HQ; reloading it\n");
+        log_notice("sync: a new region policy arrived from HQ; reloading it");
         if (u->cfg.policy_changed)
             u->cfg.policy_changed(u->cfg.ctx);
         (void)queue_job(u, job_new(u, J_RELOAD, NULL));
@@ -999,7 +1023,7 @@ static void on_mailbox(void *ctx, int status, const char *body, size_t len,
             snprintf(msg, sizeof msg, "GET mailbox answered %d: %.150s", status, body);
         else
             snprintf(msg, sizeof msg, "%.250s", err ? err->msg : strerror(-status));
-        log_once(u, "%s", msg);
+        log_once(u, LOG_LEVEL_WARNING, "%s", msg);
         note(u, kind, msg, NULL);
         cycle_end(u);
         return;
@@ -1027,7 +1051,7 @@ static void poll_mailbox(struct uplink *u)
     struct op_error e;
     op_error_clear(&e);
     if (tus_client_get(u->tus, url, UPLINK_MAILBOX_MAX, on_mailbox, u, &e) < 0) {
-        log_once(u, "cannot poll the mailbox: %s", e.msg);
+        log_once(u, LOG_LEVEL_WARNING, "cannot poll the mailbox: %s", e.msg);
         cycle_end(u);
     }
 }

@@ -196,7 +196,7 @@ EOF
         while kill -0 "$pid" 2>/dev/null; do
             n=$(grep -c 'uploaded (' "$log" || true)
             if [ "$n" -gt "$seen" ]; then
-                grep 'uploaded (' "$log" | sed -n "$((seen + 1)),${n}p" | sed 's/^outpostd: sync: /    /'
+                grep 'uploaded (' "$log" | sed -n "$((seen + 1)),${n}p" | sed 's/^\(<[0-7]>\)\{0,1\}outpostd: sync: /    /'
                 seen=$n
                 echo "    HQ totals: $("$hq" --db "$hqdb" records --count | tr -s ' \n' ' ')"
                 if [ "$shown" = 0 ] && [ -n "$sample" ] &&

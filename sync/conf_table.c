@@ -8,6 +8,7 @@
  */
 #include "conf_table.h"
 
+#include "log.h"
 #include "sync_sched.h"
 
 #include <ctype.h>
@@ -42,6 +43,7 @@ static size_t storage_size(enum conf_type type)
     case CONF_UINT:
         return sizeof(unsigned);
     case CONF_BOOL:
+    case CONF_LOG_LEVEL:
         return sizeof(int);
     case CONF_U64:
     case CONF_SIZE:
@@ -132,6 +134,16 @@ static int set_value(void *conf, const struct conf_key *k, const char *value, co
             return op_error_set(err, -EINVAL, k->name, "%s: %s: expected true or false, got '%s'",
                                 where, k->name, value);
         memcpy(dst, &b, sizeof b);
+        return 0;
+    }
+    case CONF_LOG_LEVEL: {
+        enum log_level level;
+        if (log_level_parse(value, &level) < 0)
+            return op_error_set(err, -EINVAL, k->name,
+                                "%s: %s: expected err, warning, notice, info or debug, got '%s'",
+                                where, k->name, value);
+        int v = (int)level;
+        memcpy(dst, &v, sizeof v);
         return 0;
     }
     }
@@ -275,6 +287,12 @@ void conf_print(const struct conf_table *t, FILE *out, const void *conf)
             int b;
             memcpy(&b, p, sizeof b);
             fprintf(out, "%s = %s\n", k->name, b ? "true" : "false");
+            break;
+        }
+        case CONF_LOG_LEVEL: {
+            int v;
+            memcpy(&v, p, sizeof v);
+            fprintf(out, "%s = %s\n", k->name, log_level_name((enum log_level)v));
             break;
         }
         case CONF_U64:

@@ -18,14 +18,15 @@
 #include "op_error.h"
 
 enum conf_type {
-    CONF_PATH,  /* char[size]: an absolute path, or empty */
-    CONF_TEXT,  /* char[size] */
-    CONF_UINT,  /* unsigned: a decimal whole number from min to max */
-    CONF_U64,   /* uint64_t: a decimal whole number from min to max */
-    CONF_BOOL,  /* int: true/yes/1 or false/no/0 */
-    CONF_SIZE,  /* uint64_t bytes with an optional unit (sync_size_parse) */
-    CONF_RATE,  /* uint64_t bytes/s, bit units allowed (sync_size_parse) */
-    CONF_WINDOW /* char[size]: "" or HH:MM-HH:MM (sync_window_parse), kept as text */
+    CONF_PATH,     /* char[size]: an absolute path, or empty */
+    CONF_TEXT,     /* char[size] */
+    CONF_UINT,     /* unsigned: a decimal whole number from min to max */
+    CONF_U64,      /* uint64_t: a decimal whole number from min to max */
+    CONF_BOOL,     /* int: true/yes/1 or false/no/0 */
+    CONF_SIZE,     /* uint64_t bytes with an optional unit (sync_size_parse) */
+    CONF_RATE,     /* uint64_t bytes/s, bit units allowed (sync_size_parse) */
+    CONF_WINDOW,   /* char[size]: "" or HH:MM-HH:MM (sync_window_parse), kept as text */
+    CONF_LOG_LEVEL /* int: a log level by name (log_level_parse: err, warning ... debug) */
 };
 
 struct conf_key {

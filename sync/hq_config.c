@@ -47,6 +47,8 @@ static const struct conf_key keys[] = {
      "an idle keep-alive connection is closed after this"},
     {"log_requests", CONF_BOOL, FIELD(log_requests), 0, 0, "true",
      "one log line per request on stderr"},
+    {"log_level", CONF_LOG_LEVEL, FIELD(log_level), 0, 0, "info",
+     "log lines less severe than this are left out: err, warning, notice, info or debug"},
 };
 
 static const struct conf_table table = {

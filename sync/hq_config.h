@@ -34,6 +34,7 @@ struct hq_config {
     uint64_t body_timeout_ms;
     uint64_t idle_timeout_ms;
     int log_requests;
+    int log_level; /* enum log_level: lines less severe are left out */
 };
 
 /* Fills c with every default. */

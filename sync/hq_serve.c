@@ -28,6 +28,7 @@
 #include "hq_apply.h"
 #include "hq_store.h"
 #include "http_server.h"
+#include "log.h"
 #include "sd_notify.h"
 #include "sync_mac.h"
 #include "tus_server.h"
@@ -142,7 +143,7 @@ static void touch_node(struct hq_serve *hq, const char *name)
     struct op_error err;
     op_error_clear(&err);
     if (hq->store.ops->node_touch(hq->store.impl, name, now_ms(hq), &err) < 0) {
-        fprintf(stderr, "outpost-hq: node %s: last contact not recorded: %s\n", name, err.msg);
+        log_warning("node %s: last contact not recorded: %s", name, err.msg);
         return;
     }
     if (!e || !e->name[0]) {
@@ -206,7 +207,7 @@ static int authenticate(struct hq_serve *hq, struct http_exchange *x, struct hq_
     if (rc == -ENOENT)
         return -EACCES;
     if (rc < 0) {
-        fprintf(stderr, "outpost-hq: authenticate: %s\n", err.msg);
+        log_err("authenticate: %s", err.msg);
         return rc;
     }
     if (out->revoked)
@@ -272,29 +273,27 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
     op_error_clear(&err);
     int rc = hq_apply_upload(&hq->store, hq->policies, &u, now_ms(hq), &res, &err);
     if (rc < 0) {
-        fprintf(stderr, "outpost-hq: node %s segment %s: cannot apply now, kept for a retry: %s\n",
-                principal, segname, err.msg[0] ? err.msg : strerror(-rc));
+        log_warning("node %s segment %s: cannot apply now, kept for a retry: %s", principal,
+                    segname, err.msg[0] ? err.msg : strerror(-rc));
         return rc;
     }
     switch (res.outcome) {
     case HQ_APPLY_REFUSED:
-        fprintf(stderr, "outpost-hq: node %s segment %s refused: %s\n", principal, segname,
-                res.reason);
+        log_warning("node %s segment %s refused: %s", principal, segname, res.reason);
         break;
     case HQ_APPLY_REJECTED:
-        fprintf(stderr, "outpost-hq: node %s segment %" PRIu64 " rejected: %s\n", principal,
-                res.receipt.segment, res.reason);
+        log_err("node %s segment %" PRIu64 " rejected: %s", principal, res.receipt.segment,
+                res.reason);
         break;
     case HQ_APPLY_REPLAY:
-        fprintf(stderr, "outpost-hq: node %s segment %" PRIu64 " replayed: the %s receipt stands\n",
-                principal, res.receipt.segment, hq_receipt_status_name(res.receipt.status));
+        log_info("node %s segment %" PRIu64 " replayed: the %s receipt stands", principal,
+                 res.receipt.segment, hq_receipt_status_name(res.receipt.status));
         break;
     case HQ_APPLY_APPLIED:
-        fprintf(stderr,
-                "outpost-hq: node %s segment %" PRIu64 " applied: %" PRIu64 " records, %" PRIu64
-                " changed, %" PRIu64 " set aside\n",
-                principal, res.receipt.segment, res.receipt.records, res.receipt.applied,
-                res.receipt.set_aside);
+        log_info("node %s segment %" PRIu64 " applied: %" PRIu64 " records, %" PRIu64
+                 " changed, %" PRIu64 " set aside",
+                 principal, res.receipt.segment, res.receipt.records, res.receipt.applied,
+                 res.receipt.set_aside);
         break;
     }
     /* Every outcome above is final. Settling drops the bytes but keeps the
@@ -304,13 +303,12 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
     if (rc < 0 && rc != -ENOENT) {
         /* A disk error: free the space the old way (a node that lost the
          * final answer then sends the segment again and gets a replay). */
-        fprintf(stderr, "outpost-hq: upload %s: cannot settle (%s); deleting it\n", upload_id,
-                strerror(-rc));
+        log_warning("upload %s: cannot settle (%s); deleting it", upload_id, strerror(-rc));
         rc = tus_server_release(hq->tus, upload_id);
     }
     if (rc < 0 && rc != -ENOENT)
-        fprintf(stderr, "outpost-hq: upload %s: data not removed (%s); removed at next start\n",
-                upload_id, strerror(-rc));
+        log_warning("upload %s: data not removed (%s); removed at next start", upload_id,
+                    strerror(-rc));
     return 0;
 }
 
@@ -341,7 +339,7 @@ static void handle_receipt(struct hq_serve *hq, struct http_exchange *x, const s
         return;
     }
     if (rc < 0) {
-        fprintf(stderr, "outpost-hq: receipt: %s\n", err.msg);
+        log_err("receipt: %s", err.msg);
         problem(x, 503, "the HQ store is not available; try again later");
         return;
     }
@@ -416,7 +414,7 @@ static void handle_mailbox(struct hq_serve *hq, struct http_exchange *x, const s
     if (rc < 0 || pg.failed) {
         json_decref(pg.arr);
         if (rc < 0)
-            fprintf(stderr, "outpost-hq: mailbox: %s\n", err.msg);
+            log_err("mailbox: %s", err.msg);
         problem(x, 503, "the mailbox is not available; try again later");
         return;
     }
@@ -430,7 +428,7 @@ static void handle_metrics(struct hq_serve *hq, struct http_exchange *x)
     struct op_error err;
     op_error_clear(&err);
     if (hq->store.ops->totals(hq->store.impl, &t, &err) < 0) {
-        fprintf(stderr, "outpost-hq: metrics: %s\n", err.msg);
+        log_err("metrics: %s", err.msg);
         problem(x, 503, "the HQ store is not available");
         return;
     }
@@ -513,8 +511,9 @@ static void on_log(void *ctx, const struct http_log_entry *e)
     struct hq_serve *hq = ctx;
     if (!hq->cfg->log_requests)
         return;
-    fprintf(stderr, "outpost-hq: %s %s %s %d %" PRIu64 "B %.1fms %s\n", e->remote, e->user,
-            e->method, e->status, e->bytes_out, e->duration_ms, e->path);
+    log_msg(e->status >= 500 ? LOG_LEVEL_WARNING : LOG_LEVEL_INFO,
+            "%s %s %s %d %" PRIu64 "B %.1fms %s", e->remote, e->user, e->method, e->status,
+            e->bytes_out, e->duration_ms, e->path);
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -524,12 +523,12 @@ static void on_sweep(uv_timer_t *t)
         return;
     int rc = tus_server_expire(hq->tus, hq->cfg->upload_expire_s);
     if (rc > 0)
-        fprintf(stderr, "outpost-hq: expired %d idle unfinished uploads\n", rc);
+        log_info("expired %d idle unfinished uploads", rc);
     else if (rc < 0)
-        fprintf(stderr, "outpost-hq: expiring idle uploads: %s\n", strerror(-rc));
+        log_warning("expiring idle uploads: %s", strerror(-rc));
     rc = tus_server_redeliver(hq->tus);
     if (rc < 0)
-        fprintf(stderr, "outpost-hq: retrying completed uploads: %s\n", strerror(-rc));
+        log_warning("retrying completed uploads: %s", strerror(-rc));
     /* An erasure's commit truncates the log at once unless a reader (an
      * `outpost-hq records` run) held it; then it is finished here. A
      * reader still holding it (-EBUSY) is simply tried again next time. */
@@ -537,7 +536,7 @@ static void on_sweep(uv_timer_t *t)
     op_error_clear(&err);
     rc = hq->store.ops->forget(hq->store.impl, &err);
     if (rc < 0 && rc != -EBUSY)
-        fprintf(stderr, "outpost-hq: removing erased data from the store's log: %s\n", err.msg);
+        log_warning("removing erased data from the store's log: %s", err.msg);
 }
 
 static void hq_free(struct hq_serve *hq)
@@ -608,7 +607,7 @@ int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq
     }
     rc = tus_server_redeliver(hq->tus);
     if (rc > 0)
-        fprintf(stderr, "outpost-hq: took %d completed uploads left by the last run\n", rc);
+        log_info("took %d completed uploads left by the last run", rc);
 
     struct http_server_config hc = {
         .listen = cfg->listen,
@@ -691,15 +690,15 @@ static void on_signal(uv_signal_t *h, int signum)
     struct daemon *d = h->data;
     if (signum == SIGHUP) {
         hq_serve_reload(d->hq);
-        fprintf(stderr, "outpost-hq: SIGHUP: region profiles will be read again on next use "
-                        "(other settings take effect after a restart)\n");
+        log_notice("SIGHUP: region profiles will be read again on next use "
+                   "(other settings take effect after a restart)");
         return;
     }
     if (d->stopping)
         return;
     d->stopping = 1;
-    fprintf(stderr, "outpost-hq: %s: stopping; finishing in-flight requests\n",
-            signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    log_notice("%s: stopping; finishing in-flight requests",
+               signum == SIGTERM ? "SIGTERM" : "SIGINT");
     (void)sd_notify_send("STOPPING=1");
     hq_serve_stop(d->hq, stopped, d);
 }
@@ -713,13 +712,13 @@ int hq_serve_run(const struct hq_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     int rc = hq_store_sqlite_open(cfg->db, &store, &err);
     if (rc < 0) {
-        fprintf(stderr, "outpost-hq: %s\n", err.msg);
+        log_err("%s", err.msg);
         return 1;
     }
     uv_loop_t *loop = uv_default_loop();
     rc = hq_serve_start(loop, cfg, &store, NULL, &d.hq, &err);
     if (rc < 0) {
-        fprintf(stderr, "outpost-hq: %s\n", err.msg);
+        log_err("%s", err.msg);
         hq_store_close(&store);
         return 1;
     }
@@ -742,15 +741,15 @@ int hq_serve_run(const struct hq_config *cfg)
     char *colon = strrchr(host, ':');
     if (colon)
         *colon = '\0';
-    fprintf(stderr, "outpost-hq: store %s, upload spool %s\n", cfg->db, cfg->spool_dir);
-    fprintf(stderr, "outpost-hq: listening on %s://%s:%d\n", cfg->tls_cert[0] ? "https" : "http",
-            host, hq_serve_port(d.hq));
+    log_info("store %s, upload spool %s", cfg->db, cfg->spool_dir);
+    log_notice("listening on %s://%s:%d", cfg->tls_cert[0] ? "https" : "http", host,
+               hq_serve_port(d.hq));
     (void)sd_notify_send("READY=1\nSTATUS=serving");
 
     uv_run(loop, UV_RUN_DEFAULT);
 
     hq_store_close(&store);
     uv_loop_close(loop);
-    fprintf(stderr, "outpost-hq: stopped\n");
+    log_notice("stopped");
     return 0;
 }

@@ -26,6 +26,7 @@
 #include "hq_config.h"
 #include "hq_serve.h"
 #include "hq_store.h"
+#include "log.h"
 #include "node_credentials.h"
 #include "outpost_config.h"
 #include "policy.h"
@@ -72,12 +73,26 @@ static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 
 static int usage_error(const char *cmd, const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "outpost-hq %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see outpost-hq --help)\n");
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (!strcmp(cmd, "serve")) /* the daemon's command line: in the journal */
+        log_err("serve: %s (see outpost-hq --help)", msg);
+    else
+        fprintf(stderr, "outpost-hq %s: %s (see outpost-hq --help)\n", cmd, msg);
+    return EXIT_USAGE;
+}
+
+/* A bad config file or --db: logged by the daemon, told to the person
+ * otherwise. */
+static int config_error(int serving, const struct op_error *err)
+{
+    if (serving)
+        log_err("%s", err->msg);
+    else
+        fprintf(stderr, "outpost-hq: %s\n", err->msg);
     return EXIT_USAGE;
 }
 
@@ -704,20 +719,21 @@ static int serve_cmd(struct opts *o, int argc, char **argv)
         struct op_error err;
         op_error_clear(&err);
         if (hq_config_set(&o->cfg, key, value, where, &err) < 0) {
-            fprintf(stderr, "outpost-hq serve: %s\n", err.msg);
+            log_err("serve: %s", err.msg);
             return EXIT_USAGE;
         }
     }
     struct op_error err;
     op_error_clear(&err);
     if (hq_config_check(&o->cfg, &err) < 0) {
-        fprintf(stderr, "outpost-hq serve: %s\n", err.msg);
+        log_err("serve: %s", err.msg);
         return EXIT_USAGE;
     }
     if (print) {
         hq_config_print(stdout, &o->cfg);
         return EXIT_OK_;
     }
+    log_set_level((enum log_level)o->cfg.log_level);
     return hq_serve_run(&o->cfg);
 }
 
@@ -759,22 +775,23 @@ int main(int argc, char **argv)
         hq_config_describe(stdout);
         return EXIT_OK_;
     }
+    /* serve is the daemon: its lines go to the journal with a priority
+     * (log.h); the other commands talk to a person at a terminal. */
+    int serving = !strcmp(cmd, "serve");
+    if (serving)
+        log_init("outpost-hq", LOG_LEVEL_INFO);
     hq_config_defaults(&o.cfg);
     if (o.config) {
         struct op_error err;
         op_error_clear(&err);
-        if (hq_config_load_file(&o.cfg, o.config, &err) < 0) {
-            fprintf(stderr, "outpost-hq: %s\n", err.msg);
-            return EXIT_USAGE;
-        }
+        if (hq_config_load_file(&o.cfg, o.config, &err) < 0)
+            return config_error(serving, &err);
     }
     if (o.db) {
         struct op_error err;
         op_error_clear(&err);
-        if (hq_config_set(&o.cfg, "db", o.db, "--db", &err) < 0) {
-            fprintf(stderr, "outpost-hq: %s\n", err.msg);
-            return EXIT_USAGE;
-        }
+        if (hq_config_set(&o.cfg, "db", o.db, "--db", &err) < 0)
+            return config_error(serving, &err);
     }
     int sub = argc - 2;
     char **sv = argv + 2;

@@ -51,7 +51,7 @@ HPID=$!
 trap 'kill -9 $HPID 2>/dev/null; rm -rf "$LIB_ROOT"' EXIT
 PORT=""
 for _ in $(seq 1 100); do
-    PORT=$(sed -n 's|^outpost-hq: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$T/hq.log")
+    PORT=$(sed -n 's|^\(<[0-7]>\)\{0,1\}outpost-hq: listening on http://127.0.0.1:\([0-9]*\)$|\2|p' "$T/hq.log")
     [ -n "$PORT" ] && break
     kill -0 $HPID 2>/dev/null || die "outpost-hq exited: $(cat "$T/hq.log")"
     sleep 0.1
@@ -201,11 +201,11 @@ FORGED=$(mkseg --segment 3 --from 2,40 --forge-key <"$T/records.jsonl") || die "
 upload "$FORGED" nairobi-1 3
 req GET /v1/receipts/3 "$TOKEN"
 expect_status 404
-expect_contains "$T/hq.log" "outpost-hq: node nairobi-1 segment 3 refused:"
+expect_contains "$T/hq.log" "<4>outpost-hq: node nairobi-1 segment 3 refused:"
 # a header naming another node
 OTHER=$(mkseg --segment 4 --node-id kisumu-1 <"$T/records.jsonl") || die "make_segment"
 upload "$OTHER" nairobi-1 4
-expect_contains "$T/hq.log" "outpost-hq: node nairobi-1 segment 4 refused:"
+expect_contains "$T/hq.log" "<4>outpost-hq: node nairobi-1 segment 4 refused:"
 HQ nodes --json >"$T/nodes" || die "nodes failed"
 expect_contains "$T/nodes" '"name":"nairobi-1","region":"KE","status":"active"'
 expect_contains "$T/nodes" '"refused":2'
@@ -361,5 +361,13 @@ kill -TERM $HPID
 rc=0
 wait $HPID || rc=$?
 [ "$rc" = 0 ] || die "outpost-hq exited $rc on SIGTERM: $(tail -5 "$T/hq.log")"
-expect_contains "$T/hq.log" "outpost-hq: stopped"
+expect_contains "$T/hq.log" "<5>outpost-hq: stopped"
+# every line of the daemon carries its priority for the journal
+grep -q "^<5>outpost-hq: listening on http://127.0.0.1:$PORT$" "$T/hq.log" ||
+    die "no start line at notice"
+if grep -qv '^<[3-7]>outpost-hq: ' "$T/hq.log"; then
+    die "lines without a priority: $(grep -v '^<[3-7]>outpost-hq: ' "$T/hq.log" | head -n 3)"
+fi
+expect_exit 2 "$OUTPOST_HQ" --db "$DB" serve --log-level loud
+expect_contains "$ERR" "<3>outpost-hq: serve: --log-level: log_level: expected err, warning"
 pass

@@ -1,7 +1,8 @@
 #!/bin/bash
 # outpostd end to end over HTTP on 127.0.0.1 with a port it picks: login,
 # roles, CRUD with ETags, duplicates, validation errors, lists, search,
-# consents, metrics, reload and graceful stop.
+# consents, metrics, reload and graceful stop; log lines with the priority
+# journald reads (<3> err ... <7> debug) and the log_level threshold.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 command -v curl >/dev/null || skip "curl is not installed"
@@ -255,8 +256,19 @@ rc=$?
 grep -q "outpostd: stopped" "$T/daemon.log" || die "no clean stop in the log"
 [ ! -s "$OUTPOST_DB-wal" ] || die "WAL not checkpointed on stop"
 
+# Every line starts with its priority for the journal: start and stop are
+# notices, a request is info.
+grep -q "^<5>outpostd: serving the API on http://127.0.0.1:$PORT/ (port $PORT)" "$T/daemon.log" ||
+    die "no start line at notice: $(head -n 3 "$T/daemon.log")"
+grep -q "^<6>outpostd: PATCH /api/v1/contacts/$ID 412 " "$T/daemon.log" ||
+    die "no request line at info"
+grep -q "^<5>outpostd: stopped$" "$T/daemon.log" || die "no stop line at notice"
+if grep -qv '^<[3-7]>outpostd: ' "$T/daemon.log"; then
+    die "lines without a priority: $(grep -v '^<[3-7]>outpostd: ' "$T/daemon.log" | head -n 3)"
+fi
+
 expect_exit 2 "$OUTPOSTD" --config "$T/bad.conf" --db "$OUTPOST_DB"
-expect_contains "$ERR" "bad.conf:2: workers: expected a whole number"
+expect_contains "$ERR" "<3>outpostd: $T/bad.conf:2: workers: expected a whole number"
 expect_exit 2 "$OUTPOSTD" --db "$OUTPOST_DB" --colour blue
 expect_contains "$ERR" "unknown key 'colour'"
 expect_exit 1 "$OUTPOSTD" --db "$T/none.db" --listen 127.0.0.1:0
@@ -272,10 +284,41 @@ BASE="http://127.0.0.1:$PORT"
 cp "$T/bad.conf" "$T/good.conf"
 kill -HUP $DPID
 for _ in $(seq 1 50); do grep -q "reload refused" "$T/daemon2.log" && break; sleep 0.1; done
-expect_contains "$T/daemon2.log" "reload refused, keeping the running config"
+expect_contains "$T/daemon2.log" "<3>outpostd: reload refused, keeping the running config"
 expect_contains "$T/daemon2.log" "good.conf:2: workers"
+req GET /healthz
+expect_status 200
+
+# log_level = warning on a reload: what is less severe is left out from
+# then on (the reload's own notice, requests, the stop), a warning is not.
+printf 'db = %s\nlisten = 127.0.0.1:0\nworkers = 2\nlog_level = warning\n' "$OUTPOST_DB" \
+    >"$T/good.conf"
+kill -HUP $DPID
+for _ in $(seq 1 50); do grep -q "take effect after a restart" "$T/daemon2.log" && break; sleep 0.1; done
+expect_contains "$T/daemon2.log" "<4>outpostd: listen, db, tls and workers changes take effect"
+lines=$(wc -l <"$T/daemon2.log")
 req GET /healthz
 expect_status 200
 kill $DPID
 wait $DPID || die "second outpostd did not stop cleanly"
+[ "$(wc -l <"$T/daemon2.log")" = "$lines" ] ||
+    die "lines below warning after log_level = warning: $(tail -n +"$((lines + 1))" "$T/daemon2.log")"
+expect_exit 2 "$OUTPOSTD" --db "$OUTPOST_DB" --log-level verbose
+expect_contains "$ERR" "<3>outpostd: --log-level: log_level: expected err, warning, notice, info or debug, got 'verbose'"
+
+# HQ unreachable (nothing listens on its port): the node starts (notice)
+# and says at warning that sync cannot reach HQ, once.
+printf '{"format":"outpost-node-credentials-1","node_id":"log-1","region":"EU-DE","token":"%s","hq_key":"%s"}\n' \
+    "$(printf '%064d' 1)" "$(printf '%064d' 2)" >"$T/cred.json"
+chmod 600 "$T/cred.json"
+"$OUTPOSTD" --db "$OUTPOST_DB" --listen 127.0.0.1:0 --hq_credentials "$T/cred.json" \
+    --hq_url http://127.0.0.1:1 --sync_interval_ms 200 2>"$T/daemon3.log" &
+DPID=$!
+for _ in $(seq 1 100); do grep -q '^<4>outpostd: sync: ' "$T/daemon3.log" && break; sleep 0.1; done
+grep -q '^<5>outpostd: serving the API on ' "$T/daemon3.log" ||
+    die "no start line at notice: $(head -n 5 "$T/daemon3.log")"
+grep -q '^<4>outpostd: sync: .*127.0.0.1' "$T/daemon3.log" ||
+    die "HQ unreachable is not a warning: $(head -n 10 "$T/daemon3.log")"
+kill $DPID
+wait $DPID || die "third outpostd did not stop cleanly: $(tail -n 5 "$T/daemon3.log")"
 pass

@@ -3,9 +3,11 @@
 # node is enrolled (node add), outpostd runs with its credentials, contacts
 # are created with the CLI while it runs, and the test waits until the
 # node's outbox is empty (`outpost status --json`), then compares what HQ
-# holds (`outpost-hq records --count`) and checks the log lines, the
-# receipts and the /metrics sync gauges. A second phase stops HQ, writes
-# more, and shows the node catching up once HQ is back.
+# holds (`outpost-hq records --count`) and checks the log lines (with the
+# priority journald reads: nothing at warning while all is well, a warning
+# while HQ is away), the receipts and the /metrics sync gauges. A second
+# phase stops HQ, writes more, and shows the node catching up once HQ is
+# back.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 [ -n "${OUTPOST_HQ:-}" ] && [ -x "$OUTPOST_HQ" ] ||
@@ -41,7 +43,8 @@ start_node "http://127.0.0.1:$HQ_PORT" --sync_interval_ms 200 --segment_bytes 40
 add_contacts 1 40
 wait_drained 30
 [ "$(hq_count)" = 40 ] || die "HQ holds $(hq_count) contacts, want 40"
-expect_contains "$NODE_LOG" "outpostd: sync: segment 1 uploaded ("
+expect_contains "$NODE_LOG" "<6>outpostd: sync: segment 1 uploaded ("
+! grep -E '^<[34]>' "$NODE_LOG" || die "err or warning lines while sync was healthy"
 expect_contains "$NODE_LOG" "applied at HQ ("
 expect_contains "$NODE_LOG" "0 set aside)"
 [ "$(status_field segments_rejected)" = 0 ] || die "a segment was rejected"
@@ -77,6 +80,7 @@ for _ in $(seq 1 100); do
     [ "$(network_errors)" -ge 1 ] && break
     sleep 0.1
 done
+grep -q '^<4>outpostd: sync: ' "$NODE_LOG" || die "HQ away is not a warning: $(tail -n 5 "$NODE_LOG")"
 depth=$(status_field outbox_depth)
 [ "$depth" -gt 0 ] 2>/dev/null || die "outbox should hold the changes while HQ is down, got '$depth'"
 curl -sf "http://127.0.0.1:$NODE_PORT/healthz" >/dev/null || die "outpostd stopped answering with HQ down"
@@ -108,4 +112,9 @@ rc=$?
 expect_contains "$NODE_LOG" "outpostd: stopped"
 kill -TERM "$HQ_PID"
 wait "$HQ_PID" 2>/dev/null
+for f in "$NODE_LOG" "$T"/hq.*.log; do
+    if grep -qvE '^<[3-7]>(outpostd|outpost-hq): ' "$f"; then
+        die "lines without a priority in $f: $(grep -vE '^<[3-7]>(outpostd|outpost-hq): ' "$f" | head -n 3)"
+    fi
+done
 pass

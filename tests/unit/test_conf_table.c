@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "conf_table.h"
+#include "log.h"
 #include "testlib.h"
 
 struct tconf {
@@ -21,6 +22,7 @@ struct tconf {
     uint64_t size;
     uint64_t rate;
     char window[12];
+    int level;
 };
 
 #define FIELD(f) CONF_FIELD(struct tconf, f)
@@ -35,6 +37,7 @@ static const struct conf_key keys[] = {
     {"size", CONF_SIZE, FIELD(size), 1024, 1 << 20, "4KiB", "a size"},
     {"rate", CONF_RATE, FIELD(rate), 0, 1 << 30, "64kbit", "a rate"},
     {"window", CONF_WINDOW, FIELD(window), 0, 0, "", "a sync window"},
+    {"level", CONF_LOG_LEVEL, FIELD(level), 0, 0, "info", "a log level"},
 };
 
 static const struct conf_table table = {
@@ -80,6 +83,7 @@ static void defaults(void)
     CHECK_EQ(c.size, 4096);
     CHECK_EQ(c.rate, 8000);
     CHECK_STR(c.window, "");
+    CHECK_EQ(c.level, LOG_LEVEL_INFO);
 }
 
 /* Sets key to value with conf_set and expects success. */
@@ -198,6 +202,16 @@ static void every_type(void)
             "--x: window: '10:00-10:00' opens and closes at the same minute; leave it empty "
             "to sync at any time");
     refuses("window", "22:00-06:00x", "--x: window: expected HH:MM-HH:MM");
+
+    static const char *const levels[] = {"err", "warning", "notice", "info", "debug"};
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(conf_set(&table, &c, "level", levels[i], "--x", &err), 0);
+        CHECK_EQ(c.level, LOG_LEVEL_ERR + i);
+    }
+    refuses("level", "verbose",
+            "--x: level: expected err, warning, notice, info or debug, got 'verbose'");
+    refuses("level", "", "--x: level: expected err, warning, notice, info or debug, got ''");
+    refuses("level", "7", "--x: level: expected err, warning, notice, info or debug, got '7'");
 }
 
 static void unknown_key_and_bad_table(void)
@@ -343,6 +357,7 @@ static void describe_and_print_round_trip(void)
     CHECK_EQ(conf_set(&table, &a, "size", "999KB", "--x", &err), 0);
     CHECK_EQ(conf_set(&table, &a, "rate", "3Mbit", "--x", &err), 0);
     CHECK_EQ(conf_set(&table, &a, "window", "23:59-00:01", "--x", &err), 0);
+    CHECK_EQ(conf_set(&table, &a, "level", "warning", "--x", &err), 0);
     p = capture("printed.conf", &a);
     conf_defaults(&table, &b);
     op_error_clear(&err);
@@ -352,6 +367,7 @@ static void describe_and_print_round_trip(void)
     CHECK_STR(b.text, "a b=c"); /* only the first '=' splits */
     CHECK_EQ(b.size, 999000);
     CHECK_EQ(b.rate, 375000);
+    CHECK_EQ(b.level, LOG_LEVEL_WARNING);
 }
 
 int main(void)

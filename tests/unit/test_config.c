@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 #include "testlib.h"
 
 static char dir[] = "/tmp/outpost-test-config-XXXXXX";
@@ -29,6 +30,7 @@ static void defaults(void)
     CHECK_EQ(c.max_body_bytes, 1048576);
     CHECK_EQ(c.workers, 4);
     CHECK_EQ(c.log_requests, 1);
+    CHECK_EQ(c.log_level, LOG_LEVEL_INFO);
     CHECK_STR(c.tls_cert, "");
     struct op_error err;
     CHECK_EQ(config_check(&c, &err), 0);
@@ -41,11 +43,13 @@ static void file_values(void)
     struct op_error err;
     const char *p = write_file("ok.conf", "# branch office\n\n  listen = 127.0.0.1:9000  \n"
                                           "workers=2\nlog_requests = no\n"
+                                          "log_level = warning\n"
                                           "db = /srv/outpost/node.db\n");
     CHECK_EQ(config_load_file(&c, p, &err), 0);
     CHECK_STR(c.listen, "127.0.0.1:9000");
     CHECK_EQ(c.workers, 2);
     CHECK_EQ(c.log_requests, 0);
+    CHECK_EQ(c.log_level, LOG_LEVEL_WARNING);
     CHECK_STR(c.db, "/srv/outpost/node.db");
     CHECK_EQ(c.max_connections, 512); /* untouched keys keep their value */
 }
@@ -69,6 +73,8 @@ static void errors_name_file_line_key(void)
         {"max_connections = 0\n", "bad.conf:1: max_connections: expected a whole number from 1"},
         {"max_connections = -5\n", "max_connections: expected a whole number"},
         {"log_requests = perhaps\n", "bad.conf:1: log_requests: expected true or false"},
+        {"log_level = verbose\n",
+         "bad.conf:1: log_level: expected err, warning, notice, info or debug, got 'verbose'"},
         {"db = relative/node.db\n", "bad.conf:1: db: must be an absolute path"},
         {"tls_cert = /etc/outpost/node.pem\n", "tls_cert and tls_key must be set together"},
     };

@@ -509,6 +509,8 @@ static void test_policy_change(void)
     one_spooled(l, &sg);
     struct op_error err;
     int changed = 0;
+    struct sync_ledger_news news;
+    sync_ledger_take_news(l, &news);
     CHECK_EQ(residency_policy_changed(st, "0123abcd", "a test", &changed, &err), 0);
     CHECK_EQ(changed, 1);
     struct stat sb;
@@ -524,6 +526,10 @@ static void test_policy_change(void)
     CHECK_CONTAINS(out, c);
     CHECK_CONTAINS(out, "Spooled");
     CHECK_EQ(count("SELECT count(*) FROM sync_state WHERE policy_hash = '0123abcd'"), 0);
+    /* and tells its caller, who logs it */
+    sync_ledger_take_news(l, &news);
+    CHECK_STR(news.policy_now, pol->hash);
+    CHECK_STR(news.policy_was, "0123abcd");
     /* the same hash again changes nothing */
     CHECK_EQ(residency_policy_changed(st, pol->hash, "again", &changed, &err), 0);
     CHECK_EQ(changed, 0);

@@ -3,7 +3,8 @@
  * prunes the outbox and deletes the file, a replay is harmless, a forged
  * or mismatched one changes nothing; a rejection blocks until the policy
  * hash changes; restarts reconcile spool and table after simulated
- * crashes; the spool cap stops segmenting; an erasure goes in the first
+ * crashes; the spool cap stops segmenting (told to the caller once, to log
+ * it); an erasure goes in the first
  * segment behind a backlog; a restricted record HQ holds leaves as a
  * withdraw tombstone; 20,000 changes become many small segments; the
  * mailbox keeps only authentic messages, applies a policy from HQ that
@@ -392,6 +393,18 @@ static void test_spool_cap(void)
     CHECK_EQ(s.spool_segments, 1);
     CHECK_EQ(s.spool_cap, 1);
     CHECK_EQ(s.outbox_depth, 2);
+    /* the caller hears of it once, to log the alarm */
+    struct sync_ledger_news news;
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.spool, 1);
+    CHECK_EQ(news.spool_segments, 1);
+    CHECK_EQ(news.spool_cap, 1);
+    CHECK(news.spool_bytes > 0);
+    CHECK_EQ(news.pending_seq, 0);
+    CHECK_STR(news.policy_now, "");
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.spool, 0);
     /* readable beside the daemon, without credentials */
     struct sync_status s2;
     CHECK_EQ(sync_ledger_status_db(dbp, &s2, &err), 0);
@@ -407,6 +420,8 @@ static void test_spool_cap(void)
     CHECK_EQ(made, 1);
     CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
     CHECK_EQ(s.spool_full, 0);
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.spool, -1);
     sync_ledger_close(l);
 }
 
@@ -676,6 +691,14 @@ static void test_mailbox(void)
              0);
     CHECK_EQ(changed, 1);
     CHECK_STR(mailbox_states(), "1:pending,2:refused,3:applied,4:applied,5:applied,6:pending");
+    /* the caller hears of the one waiting, to log it */
+    struct sync_ledger_news news;
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.pending_seq, 6);
+    CHECK_EQ(news.pending_loosens, 1);
+    CHECK_EQ(strlen(news.pending_hash), 64);
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.pending_seq, 0);
     CHECK(same_file(over, tighter));
     CHECK_STR(ledger_rows(), "auto-tightened:hq:4,auto-tightened:hq:5");
     sqlite3_stmt *q;
@@ -696,6 +719,9 @@ static void test_mailbox(void)
     /* a second loosening supersedes the first; nothing takes effect */
     CHECK_EQ(store_msgs(l, json_pack("[o]", message(7, "policy", looser2, 1)), &changed, &err), 0);
     CHECK_EQ(changed, 0);
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.pending_seq, 7);
+    CHECK_EQ(news.pending_loosens, 2);
     CHECK_STR(mailbox_states(),
               "1:pending,2:refused,3:applied,4:applied,5:applied,6:refused,7:pending");
     CHECK(same_file(over, tighter));

@@ -1,0 +1,170 @@
+/*
+ * The daemons' log; see log.h. A line is built whole in a stack buffer
+ * ("<N>program: text\n") and written with one write(2), so lines from the
+ * loop and the thread pool never interleave and stdio's buffering plays no
+ * part. Escaping: \n and \r as themselves, every other byte below 0x20 and
+ * 0x7f as \xNN; bytes from 0x80 up pass through (UTF-8 text stays
+ * readable), and a cut never splits a UTF-8 sequence.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static char program[LOG_PROGRAM_MAX + 1];
+static atomic_int threshold = LOG_LEVEL_INFO;
+
+static const char *const names[] = {"err", "warning", "notice", "info", "debug"};
+
+static enum log_level clamp(enum log_level level)
+{
+    if ((int)level < LOG_LEVEL_ERR)
+        return LOG_LEVEL_ERR;
+    if ((int)level > LOG_LEVEL_DEBUG)
+        return LOG_LEVEL_DEBUG;
+    return level;
+}
+
+void log_init(const char *program_name, enum log_level level)
+{
+    snprintf(program, sizeof program, "%s", program_name ? program_name : "");
+    log_set_level(level);
+}
+
+void log_set_level(enum log_level level)
+{
+    atomic_store_explicit(&threshold, (int)clamp(level), memory_order_relaxed);
+}
+
+enum log_level log_get_level(void)
+{
+    return (enum log_level)atomic_load_explicit(&threshold, memory_order_relaxed);
+}
+
+int log_level_parse(const char *text, enum log_level *out)
+{
+    for (size_t i = 0; text && i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(text, names[i])) {
+            *out = (enum log_level)(LOG_LEVEL_ERR + (int)i);
+            return 0;
+        }
+    return -EINVAL;
+}
+
+const char *log_level_name(enum log_level level)
+{
+    if ((int)level < LOG_LEVEL_ERR || (int)level > LOG_LEVEL_DEBUG)
+        return "?";
+    return names[level - LOG_LEVEL_ERR];
+}
+
+/* Appends s[0..n) escaped to dst from *pos, up to limit bytes in all.
+ * Returns 1 when all of it fitted; else 0, and *pos is after the last
+ * whole character that fitted. */
+static int escape(char *dst, size_t *pos, size_t limit, const unsigned char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t p = *pos, whole = p;
+    unsigned need = 0; /* continuation bytes the current UTF-8 sequence still needs */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        char e[4];
+        size_t elen = 2;
+        e[0] = '\\';
+        if (c == '\n') {
+            e[1] = 'n';
+        } else if (c == '\r') {
+            e[1] = 'r';
+        } else if (c < 0x20 || c == 0x7f) {
+            e[1] = 'x';
+            e[2] = hex[c >> 4];
+            e[3] = hex[c & 15];
+            elen = 4;
+        } else {
+            e[0] = (char)c;
+            elen = 1;
+        }
+        if (p + elen > limit) {
+            *pos = whole;
+            return 0;
+        }
+        memcpy(dst + p, e, elen);
+        p += elen;
+        if (c >= 0xc0 && c < 0xf8)
+            need = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : 1;
+        else if (c >= 0x80 && c < 0xc0 && need)
+            need--;
+        else
+            need = 0;
+        if (!need)
+            whole = p;
+    }
+    *pos = need ? whole : p;
+    return !need;
+}
+
+static void write_all(const char *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = write(STDERR_FILENO, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+    level = clamp(level);
+    if ((int)level > atomic_load_explicit(&threshold, memory_order_relaxed))
+        return;
+    char text[LOG_LINE_MAX];
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    if (n < 0)
+        n = snprintf(text, sizeof text, "(a log message that cannot be formatted: %s)", fmt);
+    int cut = (size_t)n >= sizeof text;
+    size_t tlen = cut ? sizeof text - 1 : (size_t)n;
+
+    char line[LOG_LINE_MAX];
+    int h = snprintf(line, sizeof line, "<%d>%s%s", (int)level, program, program[0] ? ": " : "");
+    size_t pos = h > 0 ? (size_t)h : 0;
+    size_t limit = sizeof line - 1; /* the newline */
+    size_t start = pos;
+    if (cut || !escape(line, &pos, limit, (const unsigned char *)text, tlen)) {
+        pos = start;
+        (void)escape(line, &pos, limit - 3, (const unsigned char *)text, tlen);
+        memcpy(line + pos, "...", 3);
+        pos += 3;
+    }
+    line[pos++] = '\n';
+    write_all(line, pos);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, fmt, ap);
+    va_end(ap);
+}
+
+#define LOG_AT(name, level)                                                                        \
+    void name(const char *fmt, ...)                                                                \
+    {                                                                                              \
+        va_list ap;                                                                                \
+        va_start(ap, fmt);                                                                         \
+        log_vmsg(level, fmt, ap);                                                                  \
+        va_end(ap);                                                                                \
+    }
+
+LOG_AT(log_err, LOG_LEVEL_ERR)
+LOG_AT(log_warning, LOG_LEVEL_WARNING)
+LOG_AT(log_notice, LOG_LEVEL_NOTICE)
+LOG_AT(log_info, LOG_LEVEL_INFO)
+LOG_AT(log_debug, LOG_LEVEL_DEBUG)
