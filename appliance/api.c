@@ -6,7 +6,6 @@
  */
 #include "api.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -22,6 +21,7 @@
 #include "entity.h"
 #include "metrics.h"
 #include "node_policy.h"
+#include "percent.h"
 #include "policy.h"
 #include "retention.h"
 #include "store.h"
@@ -376,35 +376,6 @@ struct param {
     char value[512];
 };
 
-static int hexv(char c)
-{
-    return isdigit((unsigned char)c) ? c - '0'
-           : (c >= 'a' && c <= 'f')  ? c - 'a' + 10
-           : (c >= 'A' && c <= 'F')  ? c - 'A' + 10
-                                     : -1;
-}
-
-static int decode(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (o + 1 >= cap)
-            return -1;
-        if (s[i] == '+')
-            out[o++] = ' ';
-        else if (s[i] == '%') {
-            int hi = i + 1 < n ? hexv(s[i + 1]) : -1, lo = i + 2 < n ? hexv(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -1;
-            out[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else
-            out[o++] = s[i];
-    }
-    out[o] = '\0';
-    return 0;
-}
-
 /* Parses a raw query into params; returns the count or -1 (bad encoding,
  * too long, too many) with the offending name in bad. */
 static int parse_query(const char *q, struct param *ps, int max, char *bad, size_t badcap)
@@ -419,9 +390,9 @@ static int parse_query(const char *q, struct param *ps, int max, char *bad, size
             }
             const char *eq = memchr(q, '=', len);
             size_t nl = eq ? (size_t)(eq - q) : len;
-            if (decode(q, nl, ps[n].name, sizeof ps[n].name) < 0 ||
-                decode(eq ? eq + 1 : q + len, eq ? len - nl - 1 : 0, ps[n].value,
-                       sizeof ps[n].value) < 0) {
+            if (percent_decode(ps[n].name, sizeof ps[n].name, q, nl, PERCENT_PLUS_SPACE) < 0 ||
+                percent_decode(ps[n].value, sizeof ps[n].value, eq ? eq + 1 : q + len,
+                               eq ? len - nl - 1 : 0, PERCENT_PLUS_SPACE) < 0) {
                 snprintf(bad, badcap, "%.*s", (int)(nl < 40 ? nl : 40), q);
                 return -1;
             }
