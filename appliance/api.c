@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "api_route.h"
 #include "auth.h"
 #include "consent.h"
 #include "db.h"
@@ -26,7 +27,6 @@
 #include "retention.h"
 #include "store.h"
 
-#define API_PREFIX "/api/v1"
 #define QUERY_MAX 4096
 #define PARAMS_MAX 32
 #define BATCH_MAX 64 /* writes sharing one commit, at most */
@@ -74,143 +74,13 @@ struct api {
     struct policy *policy;
 };
 
-/* ---- routes ------------------------------------------------------------ */
-
-enum route_kind {
-    R_NOT_FOUND,
-    R_HEALTH,
-    R_METRICS,
-    R_SESSION,
-    R_SEARCH,
-    R_COLLECTION,     /* /api/v1/{plural} */
-    R_RECORD,         /* /api/v1/{plural}/{id} */
-    R_CONSENTS,       /* /api/v1/contacts/{id}/consents */
-    R_WITHDRAW,       /* /api/v1/contacts/{id}/consents/{cid}/withdraw */
-    R_CONSENT_STATUS, /* /api/v1/contacts/{id}/consents/status */
-    R_CONFIRM,        /* /api/v1/consents/confirm: the contact's link, no Bearer */
-};
-
-static const struct entity_def *const collections[] = {
-    &entity_contact, &entity_organization, &entity_contact_organization,
-    &entity_deal,    &entity_activity,     &entity_task,
-    &entity_note,
-};
-#define NCOLLECTIONS (sizeof collections / sizeof collections[0])
-
-/* Metric route labels: fixed strings, never raw paths. */
-static const char *const collection_routes[NCOLLECTIONS][2] = {
-    {"/api/v1/contacts", "/api/v1/contacts/{id}"},
-    {"/api/v1/organizations", "/api/v1/organizations/{id}"},
-    {"/api/v1/contact_organizations", "/api/v1/contact_organizations/{id}"},
-    {"/api/v1/deals", "/api/v1/deals/{id}"},
-    {"/api/v1/activities", "/api/v1/activities/{id}"},
-    {"/api/v1/tasks", "/api/v1/tasks/{id}"},
-    {"/api/v1/notes", "/api/v1/notes/{id}"},
-};
-
-struct route {
-    enum route_kind kind;
-    const struct entity_def *e;
-    const char *label;
-    char id[64];
-    char sub_id[64];
-};
-
-/* Splits "/api/v1/a/b/c" into at most `max` segments of `cap` bytes. */
-static int split_path(const char *path, char seg[][64], int max)
-{
-    int n = 0;
-    const char *p = path;
-    while (*p == '/')
-        p++;
-    while (*p) {
-        if (n == max)
-            return -1;
-        size_t len = strcspn(p, "/");
-        if (len >= 64)
-            return -1;
-        memcpy(seg[n], p, len);
-        seg[n][len] = '\0';
-        n++;
-        p += len;
-        while (*p == '/')
-            p++;
-    }
-    return n;
-}
-
-static void route_path(const char *path, struct route *r)
-{
-    memset(r, 0, sizeof *r);
-    r->kind = R_NOT_FOUND;
-    r->label = "other";
-    if (!strcmp(path, "/healthz")) {
-        r->kind = R_HEALTH;
-        r->label = "/healthz";
-        return;
-    }
-    if (!strcmp(path, "/metrics")) {
-        r->kind = R_METRICS;
-        r->label = "/metrics";
-        return;
-    }
-    char seg[7][64];
-    int n = split_path(path, seg, 7);
-    if (n < 3 || strcmp(seg[0], "api") || strcmp(seg[1], "v1"))
-        return;
-    if (n == 3 && !strcmp(seg[2], "session")) {
-        r->kind = R_SESSION;
-        r->label = "/api/v1/session";
-        return;
-    }
-    if (n == 3 && !strcmp(seg[2], "search")) {
-        r->kind = R_SEARCH;
-        r->label = "/api/v1/search";
-        return;
-    }
-    if (n == 4 && !strcmp(seg[2], "consents") && !strcmp(seg[3], "confirm")) {
-        r->kind = R_CONFIRM;
-        r->label = "/api/v1/consents/confirm";
-        return;
-    }
-    for (size_t i = 0; i < NCOLLECTIONS; i++) {
-        if (strcmp(seg[2], collections[i]->plural))
-            continue;
-        r->e = collections[i];
-        if (n == 3) {
-            r->kind = R_COLLECTION;
-            r->label = collection_routes[i][0];
-        } else if (n == 4) {
-            r->kind = R_RECORD;
-            r->label = collection_routes[i][1];
-            snprintf(r->id, sizeof r->id, "%s", seg[3]);
-        } else if (n == 5 && r->e == &entity_contact && !strcmp(seg[4], "consents")) {
-            r->kind = R_CONSENTS;
-            r->label = "/api/v1/contacts/{id}/consents";
-            snprintf(r->id, sizeof r->id, "%s", seg[3]);
-        } else if (n == 6 && r->e == &entity_contact && !strcmp(seg[4], "consents") &&
-                   !strcmp(seg[5], "status")) {
-            r->kind = R_CONSENT_STATUS;
-            r->label = "/api/v1/contacts/{id}/consents/status";
-            snprintf(r->id, sizeof r->id, "%s", seg[3]);
-        } else if (n == 7 && r->e == &entity_contact && !strcmp(seg[4], "consents") &&
-                   !strcmp(seg[6], "withdraw")) {
-            r->kind = R_WITHDRAW;
-            r->label = "/api/v1/contacts/{id}/consents/{id}/withdraw";
-            snprintf(r->id, sizeof r->id, "%s", seg[3]);
-            snprintf(r->sub_id, sizeof r->sub_id, "%s", seg[5]);
-        }
-        return;
-    }
-}
-
 /* ---- jobs -------------------------------------------------------------- */
 
 struct job {
     uv_work_t work;
     struct api *api;
     struct http_exchange *x;
-    struct route route;
+    struct api_route route;
     char method[8];
     char remote[64];
     char *query;
@@ -1225,9 +1095,9 @@ static void run_job(uv_work_t *w)
 {
     struct job *j = w->data;
     struct api *a = j->api;
-    const struct route *r = &j->route;
+    const struct api_route *r = &j->route;
 
-    if (r->kind == R_SESSION) {
+    if (r->kind == API_ROUTE_SESSION) {
         if (method_is(j, "POST"))
             do_login(j);
         else if (method_is(j, "DELETE"))
@@ -1236,7 +1106,8 @@ static void run_job(uv_work_t *w)
             method_not_allowed(j, "POST, DELETE");
         return;
     }
-    if (r->kind == R_CONFIRM) { /* the contact follows a link: the token is the credential */
+    if (r->kind ==
+        API_ROUTE_CONFIRM) { /* the contact follows a link: the token is the credential */
         if (method_is(j, "POST"))
             do_consent_confirm(j);
         else
@@ -1252,20 +1123,20 @@ static void run_job(uv_work_t *w)
     struct auth_user u;
     if (authenticate(j, c, &u) < 0)
         goto out;
-    if (r->kind == R_METRICS) {
+    if (r->kind == API_ROUTE_METRICS) {
         do_metrics(j, &u);
         goto out;
     }
     if (require_crm_role(j, &u) < 0)
         goto out;
     switch (r->kind) {
-    case R_SEARCH:
+    case API_ROUTE_SEARCH:
         if (method_is(j, "GET") || method_is(j, "HEAD"))
             do_search(j, c, &u);
         else
             method_not_allowed(j, "GET");
         break;
-    case R_COLLECTION:
+    case API_ROUTE_COLLECTION:
         if (method_is(j, "GET") || method_is(j, "HEAD"))
             do_list(j, c, &u, r->e, NULL, NULL);
         else if (method_is(j, "POST")) {
@@ -1277,7 +1148,7 @@ static void run_job(uv_work_t *w)
         } else
             method_not_allowed(j, "GET, POST");
         break;
-    case R_RECORD:
+    case API_ROUTE_RECORD:
         if (method_is(j, "GET") || method_is(j, "HEAD"))
             do_get(j, c, &u);
         else if (method_is(j, "PATCH"))
@@ -1287,7 +1158,7 @@ static void run_job(uv_work_t *w)
         else
             method_not_allowed(j, "GET, PATCH, DELETE");
         break;
-    case R_CONSENTS:
+    case API_ROUTE_CONSENTS:
         if (method_is(j, "GET") || method_is(j, "HEAD")) {
             json_t *contact = NULL;
             struct op_error err;
@@ -1305,13 +1176,13 @@ static void run_job(uv_work_t *w)
         else
             method_not_allowed(j, "GET, POST");
         break;
-    case R_WITHDRAW:
+    case API_ROUTE_WITHDRAW:
         if (method_is(j, "POST"))
             do_consent_withdraw(j, &u);
         else
             method_not_allowed(j, "POST");
         break;
-    case R_CONSENT_STATUS:
+    case API_ROUTE_CONSENT_STATUS:
         if (method_is(j, "GET") || method_is(j, "HEAD"))
             do_consent_status(j, c, &u);
         else
@@ -1345,7 +1216,7 @@ static void after_job(uv_work_t *w, int status)
     a->pending--;
     if (status == UV_ECANCELED)
         problem(j, 503, "the daemon is shutting down", NULL);
-    if (j->route.kind == R_METRICS && j->status == 200) {
+    if (j->route.kind == API_ROUTE_METRICS && j->status == 200) {
         struct metrics_gauges g = {
             .open_connections = a->server ? http_server_connections(a->server) : 0,
             .db_bytes = db_bytes(a->db_path),
@@ -1393,9 +1264,9 @@ static void respond_now(struct http_exchange *x, int status, const char *detail)
 void api_handle(void *ctx, struct http_exchange *x)
 {
     struct api *a = ctx;
-    struct route r;
-    route_path(http_path(x), &r);
-    if (r.kind == R_HEALTH) {
+    struct api_route r;
+    api_route_match(http_path(x), &r);
+    if (r.kind == API_ROUTE_HEALTH) {
         static const char ok[] = "{\"status\":\"ok\"}";
         if (strcmp(http_method(x), "GET") && strcmp(http_method(x), "HEAD")) {
             respond_now(x, 405, "use GET");
@@ -1404,7 +1275,7 @@ void api_handle(void *ctx, struct http_exchange *x)
         http_respond(x, 200, "application/json", ok, sizeof ok - 1);
         return;
     }
-    if (r.kind == R_NOT_FOUND) {
+    if (r.kind == API_ROUTE_NOT_FOUND) {
         respond_now(x, 404, "no such resource");
         return;
     }
@@ -1463,8 +1334,8 @@ void api_handle(void *ctx, struct http_exchange *x)
 void api_log(void *ctx, const struct http_log_entry *e)
 {
     struct api *a = ctx;
-    struct route r;
-    route_path(e->path ? e->path : "", &r);
+    struct api_route r;
+    api_route_match(e->path ? e->path : "", &r);
     metrics_observe(a->metrics, r.label, e->status, e->duration_ms);
     if (a->opt.log_requests)
         fprintf(stderr, "%s %s %d %" PRIu64 " %.1fms %s %s\n", e->method ? e->method : "-",
