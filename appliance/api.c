@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "api_reply.h"
+#include "api_request.h"
 #include "api_route.h"
 #include "auth.h"
 #include "consent.h"
@@ -80,26 +82,7 @@ struct job {
     uv_work_t work;
     struct api *api;
     struct http_exchange *x;
-    struct api_route route;
-    char method[8];
-    char remote[64];
-    char *query;
-    char *body;
-    size_t body_len;
-    char *bearer;
-    char if_match[64];
-    int has_if_match;
-    char content_type[128];
-    /* results, written by the worker */
-    int status;
-    char *resp;
-    size_t resp_len;
-    const char *resp_type;
-    char etag[32];
-    char location[160];
-    char user[AUTH_NAME_MAX + 1];
-    char retry_after[24];
-    int www_authenticate;
+    struct api_call c;
 };
 
 static int writer_begin(struct job *j, const char *actor, const char *viewer,
@@ -107,93 +90,10 @@ static int writer_begin(struct job *j, const char *actor, const char *viewer,
 static int writer_end(struct job *j, struct batch_member *me);
 static int committed(int rc, int commit_rc, struct op_error *err);
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 static void job_free(struct job *j)
 {
-    free(j->query);
-    free(j->body);
-    if (j->bearer) {
-        memset(j->bearer, 0, strlen(j->bearer));
-        free(j->bearer);
-    }
-    free(j->resp);
+    api_call_done(&j->c);
     free(j);
-}
-
-/* Sets a JSON response (takes the reference). */
-static void reply_json(struct job *j, int status, json_t *body)
-{
-    j->status = status;
-    free(j->resp);
-    j->resp = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    j->resp_len = j->resp ? strlen(j->resp) : 0;
-    j->resp_type = "application/json";
-    json_decref(body);
-}
-
-/* RFC 9457 problem details; `pointer` names the offending field. */
-static void problem(struct job *j, int status, const char *detail, const char *pointer)
-{
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
-                          http_status_text(status), "status", status, "detail", detail);
-    if (pointer && *pointer) {
-        char ptr[80];
-        if (!strncmp(pointer, "custom.", 7)) /* a custom field lives at /custom/NAME */
-            snprintf(ptr, sizeof ptr, "/custom/%s", pointer + 7);
-        else
-            snprintf(ptr, sizeof ptr, "/%s", pointer);
-        json_object_set_new(p, "errors",
-                            json_pack("[{s:s, s:s}]", "pointer", ptr, "detail", detail));
-    }
-    reply_json(j, status, p);
-    j->resp_type = "application/problem+json";
-}
-
-/* Maps a store/auth error to a response. */
-static void store_problem(struct job *j, int rc, const struct op_error *err)
-{
-    const char *msg = err->msg[0] ? err->msg : strerror(rc < 0 && rc > -4096 ? -rc : EIO);
-    switch (rc) {
-    case -EINVAL:
-        problem(j, err->field[0] ? 422 : 400, msg, err->field);
-        return;
-    case -ENOENT:
-        problem(j, 404, msg, NULL);
-        return;
-    case STORE_EVERSION:
-        problem(j, 412, msg, NULL);
-        return;
-    case STORE_EDUP: {
-        problem(j, 409, msg, err->field);
-        json_t *p = json_loads(j->resp, 0, NULL);
-        if (p) {
-            char url[160];
-            snprintf(url, sizeof url, "%s/contacts/%s", API_PREFIX, err->ref);
-            json_object_set_new(p, "existing_id", json_string(err->ref));
-            json_object_set_new(p, "existing", json_string(url));
-            reply_json(j, 409, p);
-            j->resp_type = "application/problem+json";
-        }
-        return;
-    }
-    case -EEXIST:
-        problem(j, 409, msg, err->field);
-        return;
-    case -EBUSY:
-        snprintf(j->retry_after, sizeof j->retry_after, "1");
-        problem(j, 503, "the database is busy; retry shortly", NULL);
-        return;
-    case -ENOSPC:
-        problem(j, 507, "the node's disk is full; nothing was written", NULL);
-        return;
-    default:
-        problem(j, 500, msg, NULL);
-        return;
-    }
 }
 
 static struct conn *reader_acquire(struct api *a)
@@ -221,22 +121,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The remote address without its port, for audit rows and evidence. */
-static void remote_ip(const char *remote, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s", remote);
-    char *colon = strrchr(out, ':');
-    if (colon && out[0] != '[')
-        *colon = '\0';
-    else if (out[0] == '[') {
-        char *end = strchr(out, ']');
-        if (end) {
-            memmove(out, out + 1, (size_t)(end - out - 1));
-            out[end - out - 1] = '\0';
-        }
-    }
 }
 
 /* ---- query strings ------------------------------------------------------ */
@@ -280,11 +164,11 @@ static int parse_query(const char *q, struct param *ps, int max, char *bad, size
 static int query_or_fail(struct job *j, struct param *ps)
 {
     char bad[64];
-    int n = parse_query(j->query, ps, PARAMS_MAX, bad, sizeof bad);
+    int n = parse_query(j->c.req.query, ps, PARAMS_MAX, bad, sizeof bad);
     if (n < 0) {
         char msg[128];
         snprintf(msg, sizeof msg, "query parameter '%s' is badly encoded or too long", bad);
-        problem(j, 400, msg, NULL);
+        api_reply_problem(&j->c.resp, 400, msg, NULL);
     }
     return n;
 }
@@ -298,7 +182,7 @@ static int limit_or_fail(struct job *j, const char *v, int max)
     if (errno || *end || end == v || lim < 1 || lim > max) {
         char msg[96];
         snprintf(msg, sizeof msg, "limit: expected a whole number from 1 to %d", max);
-        problem(j, 400, msg, NULL);
+        api_reply_problem(&j->c.resp, 400, msg, NULL);
         return -1;
     }
     return (int)lim;
@@ -308,26 +192,27 @@ static int limit_or_fail(struct job *j, const char *v, int max)
 
 static int authenticate(struct job *j, struct conn *c, struct auth_user *u)
 {
-    if (!j->bearer) {
-        j->www_authenticate = 1;
-        problem(j, 401,
-                "credentials missing: send Authorization: Bearer TOKEN (POST "
-                "/api/v1/session to get one)",
-                NULL);
+    if (!j->c.req.bearer) {
+        j->c.resp.www_authenticate = 1;
+        api_reply_problem(&j->c.resp, 401,
+                          "credentials missing: send Authorization: Bearer TOKEN (POST "
+                          "/api/v1/session to get one)",
+                          NULL);
         return -1;
     }
     struct op_error err;
     op_error_clear(&err);
-    int rc = auth_lookup_bearer(c->auth, j->bearer, u, &err);
+    int rc = auth_lookup_bearer(c->auth, j->c.req.bearer, u, &err);
     if (rc < 0) {
-        j->www_authenticate = 1;
+        j->c.resp.www_authenticate = 1;
         if (rc == -EACCES)
-            problem(j, 401, "the token is unknown, expired or revoked; log in again", NULL);
+            api_reply_problem(&j->c.resp, 401,
+                              "the token is unknown, expired or revoked; log in again", NULL);
         else
-            store_problem(j, rc, &err);
+            api_reply_store_error(&j->c.resp, rc, &err);
         return -1;
     }
-    snprintf(j->user, sizeof j->user, "%s", u->name);
+    snprintf(j->c.resp.user, sizeof j->c.resp.user, "%s", u->name);
     if (u->touch_due) {
         /* The lookup ran on a read-only connection; record the use on the
          * writer (at most once a minute per credential). Best effort. */
@@ -346,7 +231,7 @@ static int require_crm_role(struct job *j, const struct auth_user *u)
         return 0;
     char msg[160];
     snprintf(msg, sizeof msg, "the %s role has no access to CRM records", auth_role_name(u->role));
-    problem(j, 403, msg, NULL);
+    api_reply_problem(&j->c.resp, 403, msg, NULL);
     return -1;
 }
 
@@ -355,79 +240,33 @@ static const char *viewer_for(const struct auth_user *u)
     return u->role == AUTH_ROLE_FIELD ? u->id : NULL;
 }
 
-/* ---- request bodies ------------------------------------------------------ */
-
-static json_t *body_object(struct job *j)
-{
-    if (j->content_type[0] && strncasecmp(j->content_type, "application/json", 16)) {
-        problem(j, 415, "send the body as application/json", NULL);
-        return NULL;
-    }
-    json_error_t jerr;
-    json_t *o = json_loadb(j->body ? j->body : "", j->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!o) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
-                 jerr.text);
-        problem(j, 400, msg, NULL);
-        return NULL;
-    }
-    if (!json_is_object(o)) {
-        json_decref(o);
-        problem(j, 400, "the body must be a JSON object", NULL);
-        return NULL;
-    }
-    return o;
-}
-
-/* Parses If-Match: "N", W/"N" or *. Returns the version, 0 for *, or -1. */
-static int64_t parse_if_match(struct job *j)
-{
-    const char *v = j->if_match;
-    if (!strcmp(v, "*"))
-        return 0;
-    if (!strncmp(v, "W/", 2))
-        v += 2;
-    if (*v != '"')
-        return -1;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v + 1, &end, 10);
-    if (errno || end == v + 1 || *end != '"' || end[1] || n < 1)
-        return -1;
-    return n;
-}
-
-static void set_record_headers(struct job *j, json_t *rec)
-{
-    snprintf(j->etag, sizeof j->etag, "\"%lld\"",
-             (long long)json_integer_value(json_object_get(rec, "version")));
-}
-
 /* ---- handlers ------------------------------------------------------------ */
 
 static void do_login(struct job *j)
 {
     struct api *a = j->api;
-    json_t *b = body_object(j);
+    json_t *b = api_request_json(&j->c.req, &j->c.resp);
     if (!b)
         return;
     const char *name = json_string_value(json_object_get(b, "name"));
     const char *password = json_string_value(json_object_get(b, "password"));
     if (!name || !password) {
-        problem(j, 422, "name and password are required strings", name ? "password" : "name");
+        api_reply_problem(&j->c.resp, 422, "name and password are required strings",
+                          name ? "password" : "name");
         json_decref(b);
         return;
     }
     char ip[64];
-    remote_ip(j->remote, ip, sizeof ip);
+    api_request_client_ip(&j->c.req, ip, sizeof ip);
     int64_t retry = 0;
     pthread_mutex_lock(&a->limiter_lock);
     int lim = auth_limiter_check(a->limiter, name, ip, wall_ms(), &retry);
     pthread_mutex_unlock(&a->limiter_lock);
     if (lim == -EAGAIN) {
-        snprintf(j->retry_after, sizeof j->retry_after, "%lld", (long long)(retry + 999) / 1000);
-        problem(j, 429, "too many failed logins; wait before trying again", NULL);
+        snprintf(j->c.resp.retry_after, sizeof j->c.resp.retry_after, "%lld",
+                 (long long)(retry + 999) / 1000);
+        api_reply_problem(&j->c.resp, 429, "too many failed logins; wait before trying again",
+                          NULL);
         json_decref(b);
         return;
     }
@@ -439,7 +278,7 @@ static void do_login(struct job *j)
     if (c)
         reader_release(a, c);
     if (rc < 0) {
-        store_problem(j, rc, &err);
+        api_reply_store_error(&j->c.resp, rc, &err);
         json_decref(b);
         return;
     }
@@ -458,11 +297,11 @@ static void do_login(struct job *j)
     pthread_mutex_unlock(&a->limiter_lock);
     json_decref(b);
     if (rc < 0) {
-        problem(j, 401, "wrong user name or password", NULL);
+        api_reply_problem(&j->c.resp, 401, "wrong user name or password", NULL);
         return;
     }
     if (cred.disabled) {
-        problem(j, 403, "this account is disabled; ask an administrator", NULL);
+        api_reply_problem(&j->c.resp, 403, "this account is disabled; ask an administrator", NULL);
         return;
     }
     char token[AUTH_TOKEN_BUF];
@@ -475,19 +314,19 @@ static void do_login(struct job *j)
         rc = committed(rc, writer_end(j, &me), &err);
     }
     if (rc < 0) {
-        store_problem(j, rc, &err);
+        api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
-    snprintf(j->user, sizeof j->user, "%s", cred.user.name);
+    snprintf(j->c.resp.user, sizeof j->c.resp.user, "%s", cred.user.name);
     char expires[32];
     time_t t = time(NULL) + (time_t)ttl;
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(expires, sizeof expires, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    reply_json(j, 201,
-               json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "token", token, "token_type",
-                         "Bearer", "expires_at", expires, "user", "id", cred.user.id, "name",
-                         cred.user.name, "role", auth_role_name(cred.user.role)));
+    api_reply_json(&j->c.resp, 201,
+                   json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "token", token, "token_type",
+                             "Bearer", "expires_at", expires, "user", "id", cred.user.id, "name",
+                             cred.user.name, "role", auth_role_name(cred.user.role)));
     memset(token, 0, sizeof token);
 }
 
@@ -496,27 +335,28 @@ static void do_logout(struct job *j)
     struct api *a = j->api;
     struct op_error err;
     op_error_clear(&err);
-    if (!j->bearer) {
-        j->www_authenticate = 1;
-        problem(j, 401, "no session to end: send Authorization: Bearer TOKEN", NULL);
+    if (!j->c.req.bearer) {
+        j->c.resp.www_authenticate = 1;
+        api_reply_problem(&j->c.resp, 401, "no session to end: send Authorization: Bearer TOKEN",
+                          NULL);
         return;
     }
     struct batch_member me;
     int rc = writer_begin(j, "system", NULL, &me, &err);
     if (rc == 0) {
-        rc = auth_session_revoke(a->writer.auth, j->bearer, &err);
+        rc = auth_session_revoke(a->writer.auth, j->c.req.bearer, &err);
         rc = committed(rc, writer_end(j, &me), &err);
     }
     if (rc == -EACCES) {
-        j->www_authenticate = 1;
-        problem(j, 401, "no such live session", NULL);
+        j->c.resp.www_authenticate = 1;
+        api_reply_problem(&j->c.resp, 401, "no such live session", NULL);
         return;
     }
     if (rc < 0) {
-        store_problem(j, rc, &err);
+        api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
-    j->status = 204;
+    j->c.resp.status = 204;
 }
 
 static const char *filter_alias(const char *name)
@@ -554,7 +394,7 @@ static void do_list(struct job *j, struct conn *c, const struct auth_user *u,
             q.cursor = v;
         } else if (!strcmp(name, "sort")) {
             if (strcmp(v, "id") && strcmp(v, "updated")) {
-                problem(j, 400, "sort: expected id or updated", NULL);
+                api_reply_problem(&j->c.resp, 400, "sort: expected id or updated", NULL);
                 return;
             }
             q.sort = !strcmp(v, "updated") ? STORE_SORT_UPDATED : STORE_SORT_ID;
@@ -569,7 +409,7 @@ static void do_list(struct job *j, struct conn *c, const struct auth_user *u,
                          "unknown query parameter '%.48s' (limit, cursor, sort, "
                          "updated_since or a filter field)",
                          name);
-                problem(j, 400, msg, NULL);
+                api_reply_problem(&j->c.resp, 400, msg, NULL);
                 return;
             }
             filters[nf++] = (struct store_filter){f->name, v};
@@ -585,11 +425,11 @@ static void do_list(struct job *j, struct conn *c, const struct auth_user *u,
     int rc = store_list(c->store, e, &q, &items, next, &err);
     store_set_viewer(c->store, NULL);
     if (rc < 0) {
-        store_problem(j, rc, &err);
+        api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
-    reply_json(j, 200,
-               json_pack("{s:o, s:s?}", "items", items, "next_cursor", next[0] ? next : NULL));
+    api_reply_json(&j->c.resp, 200,
+                   json_pack("{s:o, s:s?}", "items", items, "next_cursor", next[0] ? next : NULL));
 }
 
 static void do_get(struct job *j, struct conn *c, const struct auth_user *u)
@@ -598,14 +438,14 @@ static void do_get(struct job *j, struct conn *c, const struct auth_user *u)
     struct op_error err;
     op_error_clear(&err);
     store_set_viewer(c->store, viewer_for(u));
-    int rc = store_get(c->store, j->route.e, j->route.id, 0, &rec, &err);
+    int rc = store_get(c->store, j->c.route.e, j->c.route.id, 0, &rec, &err);
     store_set_viewer(c->store, NULL);
     if (rc < 0) {
-        store_problem(j, rc, &err);
+        api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
-    set_record_headers(j, rec);
-    reply_json(j, 200, rec);
+    api_reply_etag(&j->c.resp, rec);
+    api_reply_json(&j->c.resp, 200, rec);
 }
 
 static void do_search(struct job *j, struct conn *c, const struct auth_user *u)
@@ -624,12 +464,13 @@ static void do_search(struct job *j, struct conn *c, const struct auth_user *u)
             if (limit < 0)
                 return;
         } else {
-            problem(j, 400, "unknown query parameter (q, limit)", NULL);
+            api_reply_problem(&j->c.resp, 400, "unknown query parameter (q, limit)", NULL);
             return;
         }
     }
     if (!text) {
-        problem(j, 400, "q: the search text is required (GET /api/v1/search?q=TEXT)", NULL);
+        api_reply_problem(&j->c.resp, 400,
+                          "q: the search text is required (GET /api/v1/search?q=TEXT)", NULL);
         return;
     }
     json_t *hits = NULL;
@@ -640,15 +481,15 @@ static void do_search(struct job *j, struct conn *c, const struct auth_user *u)
     store_set_viewer(c->store, NULL);
     if (rc < 0) {
         if (rc == -EINVAL)
-            problem(j, 400, err.msg, NULL);
+            api_reply_problem(&j->c.resp, 400, err.msg, NULL);
         else
-            store_problem(j, rc, &err);
+            api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
     size_t i;
     json_t *h;
     json_array_foreach(hits, i, h) json_object_del(h, "rank");
-    reply_json(j, 200, json_pack("{s:o}", "items", hits));
+    api_reply_json(&j->c.resp, 200, json_pack("{s:o}", "items", hits));
 }
 
 /* Field users own what they create and cannot give records away. */
@@ -664,8 +505,9 @@ static int check_owner_change(struct job *j, const struct auth_user *u, json_t *
     }
     if (json_is_null(owner) || (json_is_string(owner) && !strcmp(json_string_value(owner), u->id)))
         return 0;
-    problem(j, 403, "field users can only assign records to themselves or to nobody (shared)",
-            "owner_id");
+    api_reply_problem(&j->c.resp, 403,
+                      "field users can only assign records to themselves or to nobody (shared)",
+                      "owner_id");
     return -1;
 }
 
@@ -673,7 +515,7 @@ static int skip_dup_param(struct job *j)
 {
     struct param ps[PARAMS_MAX];
     char bad[64];
-    int n = parse_query(j->query, ps, PARAMS_MAX, bad, sizeof bad);
+    int n = parse_query(j->c.req.query, ps, PARAMS_MAX, bad, sizeof bad);
     for (int i = 0; i < n; i++)
         if (!strcmp(ps[i].name, "skip_duplicate_check") &&
             (!strcmp(ps[i].value, "true") || !strcmp(ps[i].value, "1")))
@@ -699,7 +541,7 @@ static int writer_begin(struct job *j, const char *actor, const char *viewer,
 {
     struct api *a = j->api;
     char ip[64];
-    remote_ip(j->remote, ip, sizeof ip);
+    api_request_client_ip(&j->c.req, ip, sizeof ip);
     __atomic_add_fetch(&a->write_waiters, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&a->writer_lock);
     __atomic_sub_fetch(&a->write_waiters, 1, __ATOMIC_SEQ_CST);
@@ -779,32 +621,33 @@ static void do_create(struct job *j, const struct auth_user *u, const struct ent
     }
     if (rc < 0) {
         json_decref(rec);
-        store_problem(j, rc, &err);
+        api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
-    set_record_headers(j, rec);
-    snprintf(j->location, sizeof j->location, "%s/%s/%s", API_PREFIX, e->plural,
+    api_reply_etag(&j->c.resp, rec);
+    snprintf(j->c.resp.location, sizeof j->c.resp.location, "%s/%s/%s", API_PREFIX, e->plural,
              json_string_value(json_object_get(rec, "id")));
-    reply_json(j, 201, rec);
+    api_reply_json(&j->c.resp, 201, rec);
 }
 
 static void do_update_or_delete(struct job *j, const struct auth_user *u, int del)
 {
-    if (!j->has_if_match) {
-        problem(j, 428,
-                "If-Match is required: send the ETag of the version you last read, so that "
-                "no one else's change is overwritten",
-                NULL);
+    if (!j->c.req.has_if_match) {
+        api_reply_problem(
+            &j->c.resp, 428,
+            "If-Match is required: send the ETag of the version you last read, so that "
+            "no one else's change is overwritten",
+            NULL);
         return;
     }
-    int64_t version = parse_if_match(j);
+    int64_t version = api_request_if_match(&j->c.req);
     if (version < 0) {
-        problem(j, 412, "If-Match must be an ETag such as \"3\" (or *)", NULL);
+        api_reply_problem(&j->c.resp, 412, "If-Match must be an ETag such as \"3\" (or *)", NULL);
         return;
     }
     json_t *body = NULL;
     if (!del) {
-        body = body_object(j);
+        body = api_request_json(&j->c.req, &j->c.resp);
         if (!body || check_owner_change(j, u, body, 0) < 0) {
             json_decref(body);
             return;
@@ -818,33 +661,33 @@ static void do_update_or_delete(struct job *j, const struct auth_user *u, int de
     int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
     if (rc < 0) {
         json_decref(body);
-        store_problem(j, rc, &err);
+        api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
     struct store *s = j->api->writer.store;
     if (version == 0) { /* If-Match: * — whatever is current */
-        rc = store_get(s, j->route.e, j->route.id, 0, &rec, &err);
+        rc = store_get(s, j->c.route.e, j->c.route.id, 0, &rec, &err);
         if (rc == 0)
             version = json_integer_value(json_object_get(rec, "version"));
         json_decref(rec);
         rec = NULL;
     }
     if (rc == 0)
-        rc = del ? store_delete(s, j->route.e, j->route.id, version, NULL, &err)
-                 : store_update(s, j->route.e, j->route.id, version, body, flags, &rec, &err);
+        rc = del ? store_delete(s, j->c.route.e, j->c.route.id, version, NULL, &err)
+                 : store_update(s, j->c.route.e, j->c.route.id, version, body, flags, &rec, &err);
     rc = committed(rc, writer_end(j, &me), &err);
     json_decref(body);
     if (rc < 0) {
         json_decref(rec);
-        store_problem(j, rc, &err);
+        api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
     if (del) {
-        j->status = 204;
+        j->c.resp.status = 204;
         return;
     }
-    set_record_headers(j, rec);
-    reply_json(j, 200, rec);
+    api_reply_etag(&j->c.resp, rec);
+    api_reply_json(&j->c.resp, 200, rec);
 }
 
 /* Consent (consent.h, docs/CONSENT.md): the module decides what is
@@ -855,13 +698,13 @@ static void consent_problem(struct job *j, int rc, const struct op_error *err)
     switch (rc) {
     case -EALREADY:
     case -ECANCELED:
-        problem(j, 409, err->msg, NULL);
+        api_reply_problem(&j->c.resp, 409, err->msg, NULL);
         return;
     case -ETIME:
-        problem(j, 410, err->msg, NULL);
+        api_reply_problem(&j->c.resp, 410, err->msg, NULL);
         return;
     default:
-        store_problem(j, rc, err);
+        api_reply_store_error(&j->c.resp, rc, err);
         return;
     }
 }
@@ -869,7 +712,7 @@ static void consent_problem(struct job *j, int rc, const struct op_error *err)
 static void do_consent_create(struct job *j, const struct auth_user *u)
 {
     static const char *const keys[] = {"channel", "purpose", "kind", "method", "evidence", NULL};
-    json_t *body = body_object(j);
+    json_t *body = api_request_json(&j->c.req, &j->c.resp);
     if (!body)
         return;
     const char *key;
@@ -885,21 +728,21 @@ static void do_consent_create(struct job *j, const struct auth_user *u)
                      "%.64s: not accepted; a consent takes channel, purpose, kind, method and "
                      "evidence (its status and times are set by the node)",
                      key);
-            problem(j, 422, msg, key);
+            api_reply_problem(&j->c.resp, 422, msg, key);
             json_decref(body);
             return;
         }
         if (strcmp(key, "evidence") && !json_is_string(v)) {
             snprintf(msg, sizeof msg, "%s: must be a string", key);
-            problem(j, 422, msg, key);
+            api_reply_problem(&j->c.resp, 422, msg, key);
             json_decref(body);
             return;
         }
     }
     char ip[64];
-    remote_ip(j->remote, ip, sizeof ip);
+    api_request_client_ip(&j->c.req, ip, sizeof ip);
     struct consent_request req = {
-        .contact_id = j->route.id,
+        .contact_id = j->c.route.id,
         .channel = json_string_value(json_object_get(body, "channel")),
         .purpose = json_string_value(json_object_get(body, "purpose")),
         .kind = json_string_value(json_object_get(body, "kind")),
@@ -923,24 +766,24 @@ static void do_consent_create(struct job *j, const struct auth_user *u)
         consent_problem(j, rc, &err);
         return;
     }
-    set_record_headers(j, rec);
-    snprintf(j->location, sizeof j->location, "%s/contacts/%s/consents/%s", API_PREFIX, j->route.id,
-             json_string_value(json_object_get(rec, "id")));
+    api_reply_etag(&j->c.resp, rec);
+    snprintf(j->c.resp.location, sizeof j->c.resp.location, "%s/contacts/%s/consents/%s",
+             API_PREFIX, j->c.route.id, json_string_value(json_object_get(rec, "id")));
     /* The token belongs to the contact. Until the node sends the
      * confirmation message itself, a manager may take it to forward the
      * link; nobody else ever sees it (the node keeps only its hash). */
     if (token[0] && u->role == AUTH_ROLE_MANAGER)
         json_object_set_new(rec, "confirmation_token", json_string(token));
     explicit_bzero(token, sizeof token);
-    reply_json(j, 201, rec);
+    api_reply_json(&j->c.resp, 201, rec);
 }
 
 static void do_consent_withdraw(struct job *j, const struct auth_user *u)
 {
     const char *reason = NULL;
     json_t *body = NULL;
-    if (j->body_len) {
-        body = body_object(j);
+    if (j->c.req.body_len) {
+        body = api_request_json(&j->c.req, &j->c.resp);
         if (!body)
             return;
         reason = json_string_value(json_object_get(body, "reason"));
@@ -952,37 +795,37 @@ static void do_consent_withdraw(struct job *j, const struct auth_user *u)
     int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
     if (rc < 0) {
         json_decref(body);
-        store_problem(j, rc, &err);
+        api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
     struct store *s = j->api->writer.store;
-    rc = store_get(s, &entity_contact, j->route.id, 0, &cur, &err);
+    rc = store_get(s, &entity_contact, j->c.route.id, 0, &cur, &err);
     json_decref(cur);
     cur = NULL;
     if (rc == 0)
-        rc = store_get(s, &entity_consent, j->route.sub_id, 0, &cur, &err);
-    if (rc == 0 && strcmp(json_string_value(json_object_get(cur, "contact_id")), j->route.id))
-        rc = op_error_set(&err, -ENOENT, NULL, "no consent %s for contact %s", j->route.sub_id,
-                          j->route.id);
+        rc = store_get(s, &entity_consent, j->c.route.sub_id, 0, &cur, &err);
+    if (rc == 0 && strcmp(json_string_value(json_object_get(cur, "contact_id")), j->c.route.id))
+        rc = op_error_set(&err, -ENOENT, NULL, "no consent %s for contact %s", j->c.route.sub_id,
+                          j->c.route.id);
     /* Withdrawing one record withdraws the consent it stands for: every
      * open record of the contact for that channel, purpose and kind. */
     if (rc == 0 && strcmp(json_string_value(json_object_get(cur, "status")), "withdrawn"))
-        rc = consent_withdraw(s, j->route.id, json_string_value(json_object_get(cur, "channel")),
+        rc = consent_withdraw(s, j->c.route.id, json_string_value(json_object_get(cur, "channel")),
                               json_string_value(json_object_get(cur, "purpose")),
                               json_string_value(json_object_get(cur, "kind")), reason, 0, NULL,
                               &err);
     if (rc == 0)
-        rc = store_get(s, &entity_consent, j->route.sub_id, 0, &rec, &err);
+        rc = store_get(s, &entity_consent, j->c.route.sub_id, 0, &rec, &err);
     rc = committed(rc, writer_end(j, &me), &err);
     json_decref(cur);
     json_decref(body);
     if (rc < 0) {
         json_decref(rec);
-        store_problem(j, rc, &err);
+        api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
-    set_record_headers(j, rec);
-    reply_json(j, 200, rec);
+    api_reply_etag(&j->c.resp, rec);
+    api_reply_json(&j->c.resp, 200, rec);
 }
 
 static void do_consent_status(struct job *j, struct conn *c, const struct auth_user *u)
@@ -1000,15 +843,17 @@ static void do_consent_status(struct job *j, struct conn *c, const struct auth_u
         else if (!strcmp(ps[i].name, "kind"))
             kind = ps[i].value;
         else {
-            problem(j, 400, "unknown query parameter (channel, purpose, kind)", NULL);
+            api_reply_problem(&j->c.resp, 400, "unknown query parameter (channel, purpose, kind)",
+                              NULL);
             return;
         }
     }
     if (!channel || !purpose) {
-        problem(j, 400,
-                "channel and purpose are required "
-                "(GET /api/v1/contacts/{id}/consents/status?channel=email&purpose=newsletter)",
-                NULL);
+        api_reply_problem(
+            &j->c.resp, 400,
+            "channel and purpose are required "
+            "(GET /api/v1/contacts/{id}/consents/status?channel=email&purpose=newsletter)",
+            NULL);
         return;
     }
     struct consent_decision d;
@@ -1021,39 +866,40 @@ static void do_consent_status(struct job *j, struct conn *c, const struct auth_u
     if (p)
         snprintf(hash, sizeof hash, "%s", p->hash);
     store_set_viewer(c->store, viewer_for(u));
-    int rc = consent_check(c->store, p, j->route.id, channel, purpose, kind && *kind ? kind : NULL,
-                           0, &d, &err);
+    int rc = consent_check(c->store, p, j->c.route.id, channel, purpose,
+                           kind && *kind ? kind : NULL, 0, &d, &err);
     store_set_viewer(c->store, NULL);
     pthread_mutex_unlock(&j->api->writer_lock);
     if (rc == -EINVAL) {
-        problem(j, 400, err.msg, NULL);
+        api_reply_problem(&j->c.resp, 400, err.msg, NULL);
         return;
     }
     if (rc < 0) {
-        store_problem(j, rc, &err);
+        api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
-    reply_json(j, 200,
-               json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s?, s:s}", "contact_id",
-                         j->route.id, "channel", channel, "purpose", purpose, "kind",
-                         kind && *kind ? kind : "marketing", "allowed", d.allowed, "state",
-                         consent_state_name(d.state), "rule", d.rule, "consent_id",
-                         d.consent_id[0] ? d.consent_id : NULL, "policy_hash", hash));
+    api_reply_json(&j->c.resp, 200,
+                   json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s?, s:s}", "contact_id",
+                             j->c.route.id, "channel", channel, "purpose", purpose, "kind",
+                             kind && *kind ? kind : "marketing", "allowed", d.allowed, "state",
+                             consent_state_name(d.state), "rule", d.rule, "consent_id",
+                             d.consent_id[0] ? d.consent_id : NULL, "policy_hash", hash));
 }
 
 static void do_consent_confirm(struct job *j)
 {
-    json_t *body = body_object(j);
+    json_t *body = api_request_json(&j->c.req, &j->c.resp);
     if (!body)
         return;
     const char *token = json_string_value(json_object_get(body, "token"));
     if (!token) {
-        problem(j, 422, "token: required, the string from the confirmation link", "token");
+        api_reply_problem(&j->c.resp, 422, "token: required, the string from the confirmation link",
+                          "token");
         json_decref(body);
         return;
     }
     char ip[64], id[40] = "";
-    remote_ip(j->remote, ip, sizeof ip);
+    api_request_client_ip(&j->c.req, ip, sizeof ip);
     struct op_error err;
     op_error_clear(&err);
     struct batch_member me;
@@ -1067,35 +913,35 @@ static void do_consent_confirm(struct job *j)
         consent_problem(j, rc, &err);
         return;
     }
-    reply_json(j, 200, json_pack("{s:s, s:s}", "consent_id", id, "status", "granted"));
+    api_reply_json(&j->c.resp, 200, json_pack("{s:s, s:s}", "consent_id", id, "status", "granted"));
 }
 
 static void do_metrics(struct job *j, const struct auth_user *u)
 {
     if (u->role != AUTH_ROLE_MANAGER && u->role != AUTH_ROLE_ADMIN) {
-        problem(j, 403, "metrics are for the manager and admin roles", NULL);
+        api_reply_problem(&j->c.resp, 403, "metrics are for the manager and admin roles", NULL);
         return;
     }
-    j->status = 200; /* rendered on the loop thread, where the counters live */
+    j->c.resp.status = 200; /* rendered on the loop thread, where the counters live */
 }
 
 static int method_is(const struct job *j, const char *m)
 {
-    return !strcmp(j->method, m);
+    return !strcmp(j->c.req.method, m);
 }
 
 static void method_not_allowed(struct job *j, const char *allow)
 {
     char msg[96];
-    snprintf(msg, sizeof msg, "method %s not allowed here (allowed: %s)", j->method, allow);
-    problem(j, 405, msg, NULL);
+    snprintf(msg, sizeof msg, "method %s not allowed here (allowed: %s)", j->c.req.method, allow);
+    api_reply_problem(&j->c.resp, 405, msg, NULL);
 }
 
 static void run_job(uv_work_t *w)
 {
     struct job *j = w->data;
     struct api *a = j->api;
-    const struct api_route *r = &j->route;
+    const struct api_route *r = &j->c.route;
 
     if (r->kind == API_ROUTE_SESSION) {
         if (method_is(j, "POST"))
@@ -1116,8 +962,8 @@ static void run_job(uv_work_t *w)
     }
     struct conn *c = reader_acquire(a);
     if (!c) {
-        snprintf(j->retry_after, sizeof j->retry_after, "1");
-        problem(j, 503, "all database connections are busy", NULL);
+        snprintf(j->c.resp.retry_after, sizeof j->c.resp.retry_after, "1");
+        api_reply_problem(&j->c.resp, 503, "all database connections are busy", NULL);
         return;
     }
     struct auth_user u;
@@ -1140,7 +986,7 @@ static void run_job(uv_work_t *w)
         if (method_is(j, "GET") || method_is(j, "HEAD"))
             do_list(j, c, &u, r->e, NULL, NULL);
         else if (method_is(j, "POST")) {
-            json_t *body = body_object(j);
+            json_t *body = api_request_json(&j->c.req, &j->c.resp);
             if (body) {
                 do_create(j, &u, r->e, body);
                 json_decref(body);
@@ -1168,7 +1014,7 @@ static void run_job(uv_work_t *w)
             store_set_viewer(c->store, NULL);
             json_decref(contact);
             if (rc < 0)
-                store_problem(j, rc, &err);
+                api_reply_store_error(&j->c.resp, rc, &err);
             else
                 do_list(j, c, &u, &entity_consent, "contact_id", r->id);
         } else if (method_is(j, "POST"))
@@ -1189,7 +1035,7 @@ static void run_job(uv_work_t *w)
             method_not_allowed(j, "GET");
         break;
     default:
-        problem(j, 404, "no such resource", NULL);
+        api_reply_problem(&j->c.resp, 404, "no such resource", NULL);
         break;
     }
 out:
@@ -1215,37 +1061,33 @@ static void after_job(uv_work_t *w, int status)
     struct api *a = j->api;
     a->pending--;
     if (status == UV_ECANCELED)
-        problem(j, 503, "the daemon is shutting down", NULL);
-    if (j->route.kind == API_ROUTE_METRICS && j->status == 200) {
+        api_reply_problem(&j->c.resp, 503, "the daemon is shutting down", NULL);
+    if (j->c.route.kind == API_ROUTE_METRICS && j->c.resp.status == 200) {
         struct metrics_gauges g = {
             .open_connections = a->server ? http_server_connections(a->server) : 0,
             .db_bytes = db_bytes(a->db_path),
             .uptime_s = (uint64_t)(wall_ms() - (int64_t)a->started_ms) / 1000u,
             .sync = a->sync_get ? a->sync_get(a->sync_ctx) : NULL,
         };
-        free(j->resp);
-        j->resp = NULL;
-        if (metrics_render(a->metrics, &g, &j->resp, &j->resp_len) < 0) {
-            problem(j, 500, "out of memory", NULL);
+        free(j->c.resp.body);
+        j->c.resp.body = NULL;
+        if (metrics_render(a->metrics, &g, &j->c.resp.body, &j->c.resp.body_len) < 0) {
+            api_reply_problem(&j->c.resp, 500, "out of memory", NULL);
         } else {
-            j->resp_type = "text/plain; version=0.0.4; charset=utf-8";
+            j->c.resp.type = "text/plain; version=0.0.4; charset=utf-8";
         }
     }
-    if (j->user[0])
-        http_set_user(j->x, j->user);
-    if (j->etag[0])
-        (void)http_add_header(j->x, "ETag", j->etag);
-    if (j->location[0])
-        (void)http_add_header(j->x, "Location", j->location);
-    if (j->retry_after[0])
-        (void)http_add_header(j->x, "Retry-After", j->retry_after);
-    if (j->www_authenticate)
-        (void)http_add_header(j->x, "WWW-Authenticate", "Bearer realm=\"outpost\"");
-    (void)http_add_header(j->x, "Cache-Control", "no-store");
-    if (!j->status)
-        problem(j, 500, "the request was not handled", NULL);
-    http_respond(j->x, j->status, j->resp ? j->resp_type : NULL, j->resp,
-                 j->resp ? j->resp_len : 0);
+    if (!j->c.resp.status)
+        api_reply_problem(&j->c.resp, 500, "the request was not handled", NULL);
+    j->c.resp.no_store = 1;
+    if (j->c.resp.user[0])
+        http_set_user(j->x, j->c.resp.user);
+    struct api_header h[API_REPLY_HEADERS_MAX];
+    unsigned nh = api_reply_headers(&j->c.resp, h);
+    for (unsigned i = 0; i < nh; i++)
+        (void)http_add_header(j->x, h[i].name, h[i].value);
+    http_respond(j->x, j->c.resp.status, j->c.resp.body ? j->c.resp.type : NULL, j->c.resp.body,
+                 j->c.resp.body ? j->c.resp.body_len : 0);
     job_free(j);
 }
 
@@ -1286,39 +1128,23 @@ void api_handle(void *ctx, struct http_exchange *x)
     }
     j->api = a;
     j->x = x;
-    j->route = r;
+    j->c.route = r;
     j->work.data = j;
-    snprintf(j->method, sizeof j->method, "%s", http_method(x));
-    snprintf(j->remote, sizeof j->remote, "%s", http_remote(x));
-    j->query = dup_or_null(http_query(x));
     size_t blen = 0;
     const char *body = http_body(x, &blen);
-    if (blen) {
-        j->body = malloc(blen + 1);
-        if (j->body) {
-            memcpy(j->body, body, blen);
-            j->body[blen] = '\0';
-            j->body_len = blen;
-        }
-    }
-    const char *auth = http_header(x, "Authorization");
-    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
-        const char *t = auth + 7;
-        while (*t == ' ')
-            t++;
-        if (strlen(t) < AUTH_TOKEN_BUF)
-            j->bearer = strdup(t);
-    }
-    const char *im = http_header(x, "If-Match");
-    if (im) {
-        j->has_if_match = 1;
-        snprintf(j->if_match, sizeof j->if_match, "%s", im);
-    }
-    const char *ct = http_header(x, "Content-Type");
-    if (ct)
-        snprintf(j->content_type, sizeof j->content_type, "%s", ct);
-    if ((blen && !j->body) || !j->query) {
-        job_free(j);
+    struct api_request_view v = {
+        .method = http_method(x),
+        .path = http_path(x),
+        .remote = http_remote(x),
+        .query = http_query(x),
+        .body = body,
+        .body_len = blen,
+        .authorization = http_header(x, "Authorization"),
+        .if_match = http_header(x, "If-Match"),
+        .content_type = http_header(x, "Content-Type"),
+    };
+    if (api_request_init(&j->c.req, &v) < 0) {
+        free(j);
         respond_now(x, 503, "out of memory");
         return;
     }
