@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "api_query.h"
 #include "api_reply.h"
 #include "api_request.h"
 #include "api_route.h"
@@ -24,13 +25,10 @@
 #include "entity.h"
 #include "metrics.h"
 #include "node_policy.h"
-#include "percent.h"
 #include "policy.h"
 #include "retention.h"
 #include "store.h"
 
-#define QUERY_MAX 4096
-#define PARAMS_MAX 32
 #define BATCH_MAX 64 /* writes sharing one commit, at most */
 
 /* One write waiting for the commit of the batch it ran in. */
@@ -121,71 +119,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- query strings ------------------------------------------------------ */
-
-struct param {
-    char name[48];
-    char value[512];
-};
-
-/* Parses a raw query into params; returns the count or -1 (bad encoding,
- * too long, too many) with the offending name in bad. */
-static int parse_query(const char *q, struct param *ps, int max, char *bad, size_t badcap)
-{
-    int n = 0;
-    while (q && *q) {
-        size_t len = strcspn(q, "&");
-        if (len) {
-            if (n == max) {
-                snprintf(bad, badcap, "too many parameters");
-                return -1;
-            }
-            const char *eq = memchr(q, '=', len);
-            size_t nl = eq ? (size_t)(eq - q) : len;
-            if (percent_decode(ps[n].name, sizeof ps[n].name, q, nl, PERCENT_PLUS_SPACE) < 0 ||
-                percent_decode(ps[n].value, sizeof ps[n].value, eq ? eq + 1 : q + len,
-                               eq ? len - nl - 1 : 0, PERCENT_PLUS_SPACE) < 0) {
-                snprintf(bad, badcap, "%.*s", (int)(nl < 40 ? nl : 40), q);
-                return -1;
-            }
-            n++;
-        }
-        q += len;
-        if (*q == '&')
-            q++;
-    }
-    return n;
-}
-
-/* Parses the request's query; on bad encoding answers 400 naming the
- * parameter and returns -1. */
-static int query_or_fail(struct job *j, struct param *ps)
-{
-    char bad[64];
-    int n = parse_query(j->c.req.query, ps, PARAMS_MAX, bad, sizeof bad);
-    if (n < 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "query parameter '%s' is badly encoded or too long", bad);
-        api_reply_problem(&j->c.resp, 400, msg, NULL);
-    }
-    return n;
-}
-
-/* A whole number in [1, max] for `limit`; else answers 400 and returns -1. */
-static int limit_or_fail(struct job *j, const char *v, int max)
-{
-    char *end;
-    errno = 0;
-    long lim = strtol(v, &end, 10);
-    if (errno || *end || end == v || lim < 1 || lim > max) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "limit: expected a whole number from 1 to %d", max);
-        api_reply_problem(&j->c.resp, 400, msg, NULL);
-        return -1;
-    }
-    return (int)lim;
 }
 
 /* ---- authentication and roles ------------------------------------------ */
@@ -375,19 +308,19 @@ static const char *filter_alias(const char *name)
 static void do_list(struct job *j, struct conn *c, const struct auth_user *u,
                     const struct entity_def *e, const char *forced_field, const char *forced)
 {
-    struct param ps[PARAMS_MAX];
-    int n = query_or_fail(j, ps);
+    struct api_param ps[API_QUERY_PARAMS_MAX];
+    int n = api_query_params(&j->c, ps);
     if (n < 0)
         return;
     struct store_query q = {0};
-    struct store_filter filters[PARAMS_MAX + 1];
+    struct store_filter filters[API_QUERY_PARAMS_MAX + 1];
     size_t nf = 0;
     if (forced_field)
         filters[nf++] = (struct store_filter){forced_field, forced};
     for (int i = 0; i < n; i++) {
         const char *name = ps[i].name, *v = ps[i].value;
         if (!strcmp(name, "limit")) {
-            q.limit = limit_or_fail(j, v, STORE_LIST_MAX);
+            q.limit = api_query_limit(&j->c, v, STORE_LIST_MAX);
             if (q.limit < 0)
                 return;
         } else if (!strcmp(name, "cursor")) {
@@ -450,8 +383,8 @@ static void do_get(struct job *j, struct conn *c, const struct auth_user *u)
 
 static void do_search(struct job *j, struct conn *c, const struct auth_user *u)
 {
-    struct param ps[PARAMS_MAX];
-    int n = query_or_fail(j, ps);
+    struct api_param ps[API_QUERY_PARAMS_MAX];
+    int n = api_query_params(&j->c, ps);
     if (n < 0)
         return;
     const char *text = NULL;
@@ -460,7 +393,7 @@ static void do_search(struct job *j, struct conn *c, const struct auth_user *u)
         if (!strcmp(ps[i].name, "q"))
             text = ps[i].value;
         else if (!strcmp(ps[i].name, "limit")) {
-            limit = limit_or_fail(j, ps[i].value, STORE_SEARCH_MAX);
+            limit = api_query_limit(&j->c, ps[i].value, STORE_SEARCH_MAX);
             if (limit < 0)
                 return;
         } else {
@@ -513,9 +446,9 @@ static int check_owner_change(struct job *j, const struct auth_user *u, json_t *
 
 static int skip_dup_param(struct job *j)
 {
-    struct param ps[PARAMS_MAX];
+    struct api_param ps[API_QUERY_PARAMS_MAX];
     char bad[64];
-    int n = parse_query(j->c.req.query, ps, PARAMS_MAX, bad, sizeof bad);
+    int n = api_query_parse(j->c.req.query, ps, API_QUERY_PARAMS_MAX, bad, sizeof bad);
     for (int i = 0; i < n; i++)
         if (!strcmp(ps[i].name, "skip_duplicate_check") &&
             (!strcmp(ps[i].value, "true") || !strcmp(ps[i].value, "1")))
@@ -830,8 +763,8 @@ static void do_consent_withdraw(struct job *j, const struct auth_user *u)
 
 static void do_consent_status(struct job *j, struct conn *c, const struct auth_user *u)
 {
-    struct param ps[PARAMS_MAX];
-    int n = query_or_fail(j, ps);
+    struct api_param ps[API_QUERY_PARAMS_MAX];
+    int n = api_query_params(&j->c, ps);
     if (n < 0)
         return;
     const char *channel = NULL, *purpose = NULL, *kind = NULL;
