@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "api_db.h"
 #include "api_query.h"
 #include "api_reply.h"
 #include "api_request.h"
@@ -29,49 +30,19 @@
 #include "retention.h"
 #include "store.h"
 
-#define BATCH_MAX 64 /* writes sharing one commit, at most */
-
-/* One write waiting for the commit of the batch it ran in. */
-struct batch_member {
-    int done;
-    int rc;
-};
-
-/* A store with its auth context, used by one worker at a time. */
-struct conn {
-    struct store *store;
-    struct auth *auth;
-    int busy;
-};
-
 struct api {
     uv_loop_t *loop;
     struct api_options opt;
     char db_path[1024];
-    struct conn writer;
-    pthread_mutex_t writer_lock;
-    /* Group commit (see writer_begin): the open batch transaction, its
-     * members waiting for the commit, and how many threads are queued for
-     * the writer right now. */
-    pthread_cond_t commit_cv;
-    int batch_open;
-    struct batch_member *members[BATCH_MAX];
-    unsigned nmembers;
-    unsigned write_waiters; /* atomic */
-    uint64_t batches, batched_writes;
-    struct conn *readers;
-    unsigned nreaders;
-    pthread_mutex_t readers_lock;
+    struct api_db *db;
     struct auth_limiter *limiter;
-    pthread_mutex_t limiter_lock;
+    pthread_mutex_t limiter_lock; /* also guards opt.session_ttl_s */
     struct metrics *metrics;
     const struct sync_status *(*sync_get)(void *ctx); /* /metrics sync figures; may be NULL */
     void *sync_ctx;
     struct http_server *server;
     uint64_t started_ms;
     unsigned pending;
-    /* The region policy the writer obeys; swapped under writer_lock. */
-    struct policy *policy;
 };
 
 /* ---- jobs -------------------------------------------------------------- */
@@ -83,35 +54,10 @@ struct job {
     struct api_call c;
 };
 
-static int writer_begin(struct job *j, const char *actor, const char *viewer,
-                        struct batch_member *me, struct op_error *err);
-static int writer_end(struct job *j, struct batch_member *me);
-static int committed(int rc, int commit_rc, struct op_error *err);
-
 static void job_free(struct job *j)
 {
     api_call_done(&j->c);
     free(j);
-}
-
-static struct conn *reader_acquire(struct api *a)
-{
-    pthread_mutex_lock(&a->readers_lock);
-    struct conn *c = NULL;
-    for (unsigned i = 0; i < a->nreaders && !c; i++)
-        if (!a->readers[i].busy)
-            c = &a->readers[i];
-    if (c)
-        c->busy = 1;
-    pthread_mutex_unlock(&a->readers_lock);
-    return c;
-}
-
-static void reader_release(struct api *a, struct conn *c)
-{
-    pthread_mutex_lock(&a->readers_lock);
-    c->busy = 0;
-    pthread_mutex_unlock(&a->readers_lock);
 }
 
 static int64_t wall_ms(void)
@@ -123,7 +69,7 @@ static int64_t wall_ms(void)
 
 /* ---- authentication and roles ------------------------------------------ */
 
-static int authenticate(struct job *j, struct conn *c, struct auth_user *u)
+static int authenticate(struct job *j, struct api_conn *c, struct auth_user *u)
 {
     if (!j->c.req.bearer) {
         j->c.resp.www_authenticate = 1;
@@ -149,10 +95,10 @@ static int authenticate(struct job *j, struct conn *c, struct auth_user *u)
     if (u->touch_due) {
         /* The lookup ran on a read-only connection; record the use on the
          * writer (at most once a minute per credential). Best effort. */
-        struct batch_member me;
-        if (writer_begin(j, u->name, NULL, &me, &err) == 0) {
-            (void)auth_touch(j->api->writer.auth, u, NULL);
-            (void)writer_end(j, &me);
+        struct api_write w;
+        if (api_db_write_begin(j->api->db, u->name, j->c.req.ip, NULL, &w, &err) == 0) {
+            (void)auth_touch(w.conn->auth, u, NULL);
+            (void)api_db_write_end(j->api->db, &w);
         }
     }
     return 0;
@@ -189,11 +135,9 @@ static void do_login(struct job *j)
         json_decref(b);
         return;
     }
-    char ip[64];
-    api_request_client_ip(&j->c.req, ip, sizeof ip);
     int64_t retry = 0;
     pthread_mutex_lock(&a->limiter_lock);
-    int lim = auth_limiter_check(a->limiter, name, ip, wall_ms(), &retry);
+    int lim = auth_limiter_check(a->limiter, name, j->c.req.ip, wall_ms(), &retry);
     pthread_mutex_unlock(&a->limiter_lock);
     if (lim == -EAGAIN) {
         snprintf(j->c.resp.retry_after, sizeof j->c.resp.retry_after, "%lld",
@@ -203,13 +147,13 @@ static void do_login(struct job *j)
         json_decref(b);
         return;
     }
-    struct conn *c = reader_acquire(a);
+    struct api_conn *c = api_db_reader(a->db);
     struct auth_credentials cred;
     struct op_error err;
     op_error_clear(&err);
     int rc = c ? auth_credentials_get(c->auth, name, &cred, &err) : -EBUSY;
     if (c)
-        reader_release(a, c);
+        api_db_reader_release(a->db, c);
     if (rc < 0) {
         api_reply_store_error(&j->c.resp, rc, &err);
         json_decref(b);
@@ -224,7 +168,7 @@ static void do_login(struct job *j)
     memset(cred.hash, 0, sizeof cred.hash);
     pthread_mutex_lock(&a->limiter_lock);
     if (rc < 0)
-        auth_limiter_failure(a->limiter, name, ip, wall_ms());
+        auth_limiter_failure(a->limiter, name, j->c.req.ip, wall_ms());
     else
         auth_limiter_success(a->limiter, name, wall_ms());
     pthread_mutex_unlock(&a->limiter_lock);
@@ -238,13 +182,15 @@ static void do_login(struct job *j)
         return;
     }
     char token[AUTH_TOKEN_BUF];
-    struct batch_member me;
+    struct api_write w;
     unsigned ttl = 0;
-    rc = writer_begin(j, cred.user.name, NULL, &me, &err);
+    rc = api_db_write_begin(j->api->db, cred.user.name, j->c.req.ip, NULL, &w, &err);
     if (rc == 0) {
-        ttl = a->opt.session_ttl_s; /* changed by SIGHUP under the writer lock */
-        rc = auth_session_issue(a->writer.auth, cred.user.id, ip, (int)ttl, token, &err);
-        rc = committed(rc, writer_end(j, &me), &err);
+        pthread_mutex_lock(&a->limiter_lock); /* SIGHUP changes the TTL */
+        ttl = a->opt.session_ttl_s;
+        pthread_mutex_unlock(&a->limiter_lock);
+        rc = auth_session_issue(w.conn->auth, cred.user.id, j->c.req.ip, (int)ttl, token, &err);
+        rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
     }
     if (rc < 0) {
         api_reply_store_error(&j->c.resp, rc, &err);
@@ -265,7 +211,6 @@ static void do_login(struct job *j)
 
 static void do_logout(struct job *j)
 {
-    struct api *a = j->api;
     struct op_error err;
     op_error_clear(&err);
     if (!j->c.req.bearer) {
@@ -274,11 +219,11 @@ static void do_logout(struct job *j)
                           NULL);
         return;
     }
-    struct batch_member me;
-    int rc = writer_begin(j, "system", NULL, &me, &err);
+    struct api_write w;
+    int rc = api_db_write_begin(j->api->db, "system", j->c.req.ip, NULL, &w, &err);
     if (rc == 0) {
-        rc = auth_session_revoke(a->writer.auth, j->c.req.bearer, &err);
-        rc = committed(rc, writer_end(j, &me), &err);
+        rc = auth_session_revoke(w.conn->auth, j->c.req.bearer, &err);
+        rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
     }
     if (rc == -EACCES) {
         j->c.resp.www_authenticate = 1;
@@ -305,7 +250,7 @@ static const char *filter_alias(const char *name)
     return name;
 }
 
-static void do_list(struct job *j, struct conn *c, const struct auth_user *u,
+static void do_list(struct job *j, struct api_conn *c, const struct auth_user *u,
                     const struct entity_def *e, const char *forced_field, const char *forced)
 {
     struct api_param ps[API_QUERY_PARAMS_MAX];
@@ -365,7 +310,7 @@ static void do_list(struct job *j, struct conn *c, const struct auth_user *u,
                    json_pack("{s:o, s:s?}", "items", items, "next_cursor", next[0] ? next : NULL));
 }
 
-static void do_get(struct job *j, struct conn *c, const struct auth_user *u)
+static void do_get(struct job *j, struct api_conn *c, const struct auth_user *u)
 {
     json_t *rec = NULL;
     struct op_error err;
@@ -381,7 +326,7 @@ static void do_get(struct job *j, struct conn *c, const struct auth_user *u)
     api_reply_json(&j->c.resp, 200, rec);
 }
 
-static void do_search(struct job *j, struct conn *c, const struct auth_user *u)
+static void do_search(struct job *j, struct api_conn *c, const struct auth_user *u)
 {
     struct api_param ps[API_QUERY_PARAMS_MAX];
     int n = api_query_params(&j->c, ps);
@@ -456,82 +401,6 @@ static int skip_dup_param(struct job *j)
     return 0;
 }
 
-/*
- * Group commit. Every write commits with an fsync (synchronous=FULL), and
- * the disk's fsync rate, not SQLite, would cap writes per second. So
- * writes that arrive while others are running share one transaction: a
- * writer takes the lock, opens the batch transaction if none is open, runs
- * its change and then, if more writers are queued behind it, leaves the
- * transaction open and waits; the last writer in the queue (or the
- * BATCH_MAXth) commits for everyone and wakes them. Nobody answers before
- * the commit that holds their change succeeded, so "acknowledged" still
- * means "on disk". A write refused before it changed anything (validation,
- * duplicate, stale version) leaves the batch intact; one that fails halfway
- * (disk full) fails the whole batch, and every member reports the error.
- */
-static int writer_begin(struct job *j, const char *actor, const char *viewer,
-                        struct batch_member *me, struct op_error *err)
-{
-    struct api *a = j->api;
-    char ip[64];
-    api_request_client_ip(&j->c.req, ip, sizeof ip);
-    __atomic_add_fetch(&a->write_waiters, 1, __ATOMIC_SEQ_CST);
-    pthread_mutex_lock(&a->writer_lock);
-    __atomic_sub_fetch(&a->write_waiters, 1, __ATOMIC_SEQ_CST);
-    if (!a->batch_open) {
-        int rc = store_begin(a->writer.store, err);
-        if (rc < 0) {
-            pthread_mutex_unlock(&a->writer_lock);
-            return rc;
-        }
-        a->batch_open = 1;
-        a->nmembers = 0;
-        a->batches++;
-    }
-    me->done = 0;
-    me->rc = 0;
-    a->members[a->nmembers++] = me;
-    a->batched_writes++;
-    store_set_actor(a->writer.store, actor, ip);
-    store_set_viewer(a->writer.store, viewer);
-    return 0;
-}
-
-/* Ends this thread's part of the batch; returns the commit's result. */
-static int writer_end(struct job *j, struct batch_member *me)
-{
-    struct api *a = j->api;
-    store_set_viewer(a->writer.store, NULL);
-    store_set_actor(a->writer.store, "system", NULL);
-    if (__atomic_load_n(&a->write_waiters, __ATOMIC_SEQ_CST) == 0 || a->nmembers == BATCH_MAX) {
-        struct op_error err;
-        int rc = store_commit(a->writer.store, &err);
-        for (unsigned i = 0; i < a->nmembers; i++) {
-            a->members[i]->rc = rc;
-            a->members[i]->done = 1;
-        }
-        a->nmembers = 0;
-        a->batch_open = 0;
-        pthread_cond_broadcast(&a->commit_cv);
-    }
-    while (!me->done)
-        pthread_cond_wait(&a->commit_cv, &a->writer_lock);
-    pthread_mutex_unlock(&a->writer_lock);
-    return me->rc;
-}
-
-/* Runs the store or auth call `rc` came from through the batch result:
- * a change only counts once its commit succeeded. */
-static int committed(int rc, int commit_rc, struct op_error *err)
-{
-    if (rc < 0 || commit_rc == 0)
-        return rc;
-    if (commit_rc == -ENOSPC)
-        return op_error_set(err, -ENOSPC, NULL, "the node's disk is full; nothing was written");
-    return op_error_set(err, commit_rc, NULL, "the change could not be committed: %s",
-                        strerror(-commit_rc));
-}
-
 static const char *user_viewer(const struct auth_user *u)
 {
     return u->role == AUTH_ROLE_FIELD ? u->id : NULL;
@@ -546,11 +415,11 @@ static void do_create(struct job *j, const struct auth_user *u, const struct ent
     json_t *rec = NULL;
     struct op_error err;
     op_error_clear(&err);
-    struct batch_member me;
-    int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
+    struct api_write w;
+    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, user_viewer(u), &w, &err);
     if (rc == 0) {
-        rc = store_create(j->api->writer.store, e, body, flags, &rec, &err);
-        rc = committed(rc, writer_end(j, &me), &err);
+        rc = store_create(w.conn->store, e, body, flags, &rec, &err);
+        rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
     }
     if (rc < 0) {
         json_decref(rec);
@@ -590,14 +459,14 @@ static void do_update_or_delete(struct job *j, const struct auth_user *u, int de
     struct op_error err;
     op_error_clear(&err);
     json_t *rec = NULL;
-    struct batch_member me;
-    int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
+    struct api_write w;
+    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, user_viewer(u), &w, &err);
     if (rc < 0) {
         json_decref(body);
         api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
-    struct store *s = j->api->writer.store;
+    struct store *s = w.conn->store;
     if (version == 0) { /* If-Match: * — whatever is current */
         rc = store_get(s, j->c.route.e, j->c.route.id, 0, &rec, &err);
         if (rc == 0)
@@ -608,7 +477,7 @@ static void do_update_or_delete(struct job *j, const struct auth_user *u, int de
     if (rc == 0)
         rc = del ? store_delete(s, j->c.route.e, j->c.route.id, version, NULL, &err)
                  : store_update(s, j->c.route.e, j->c.route.id, version, body, flags, &rec, &err);
-    rc = committed(rc, writer_end(j, &me), &err);
+    rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
     json_decref(body);
     if (rc < 0) {
         json_decref(rec);
@@ -672,8 +541,6 @@ static void do_consent_create(struct job *j, const struct auth_user *u)
             return;
         }
     }
-    char ip[64];
-    api_request_client_ip(&j->c.req, ip, sizeof ip);
     struct consent_request req = {
         .contact_id = j->c.route.id,
         .channel = json_string_value(json_object_get(body, "channel")),
@@ -681,17 +548,17 @@ static void do_consent_create(struct job *j, const struct auth_user *u)
         .kind = json_string_value(json_object_get(body, "kind")),
         .method = json_string_value(json_object_get(body, "method")),
         .evidence = json_object_get(body, "evidence"),
-        .ip = ip,
+        .ip = j->c.req.ip,
     };
     char token[CONSENT_TOKEN_BUF] = "";
     struct op_error err;
     op_error_clear(&err);
     json_t *rec = NULL;
-    struct batch_member me;
-    int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
+    struct api_write w;
+    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, user_viewer(u), &w, &err);
     if (rc == 0) {
-        rc = consent_record(j->api->writer.store, j->api->policy, &req, 0, &rec, token, &err);
-        rc = committed(rc, writer_end(j, &me), &err);
+        rc = consent_record(w.conn->store, w.policy, &req, 0, &rec, token, &err);
+        rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
     }
     json_decref(body);
     if (rc < 0) {
@@ -724,14 +591,14 @@ static void do_consent_withdraw(struct job *j, const struct auth_user *u)
     struct op_error err;
     op_error_clear(&err);
     json_t *cur = NULL, *rec = NULL;
-    struct batch_member me;
-    int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
+    struct api_write w;
+    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, user_viewer(u), &w, &err);
     if (rc < 0) {
         json_decref(body);
         api_reply_store_error(&j->c.resp, rc, &err);
         return;
     }
-    struct store *s = j->api->writer.store;
+    struct store *s = w.conn->store;
     rc = store_get(s, &entity_contact, j->c.route.id, 0, &cur, &err);
     json_decref(cur);
     cur = NULL;
@@ -749,7 +616,7 @@ static void do_consent_withdraw(struct job *j, const struct auth_user *u)
                               &err);
     if (rc == 0)
         rc = store_get(s, &entity_consent, j->c.route.sub_id, 0, &rec, &err);
-    rc = committed(rc, writer_end(j, &me), &err);
+    rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
     json_decref(cur);
     json_decref(body);
     if (rc < 0) {
@@ -761,7 +628,7 @@ static void do_consent_withdraw(struct job *j, const struct auth_user *u)
     api_reply_json(&j->c.resp, 200, rec);
 }
 
-static void do_consent_status(struct job *j, struct conn *c, const struct auth_user *u)
+static void do_consent_status(struct job *j, struct api_conn *c, const struct auth_user *u)
 {
     struct api_param ps[API_QUERY_PARAMS_MAX];
     int n = api_query_params(&j->c, ps);
@@ -793,16 +660,15 @@ static void do_consent_status(struct job *j, struct conn *c, const struct auth_u
     struct op_error err;
     op_error_clear(&err);
     char hash[POLICY_HASH_HEX] = "";
-    /* The policy is swapped (SIGHUP) under the writer lock. */
-    pthread_mutex_lock(&j->api->writer_lock);
-    const struct policy *p = j->api->policy;
+    /* One policy throughout: SIGHUP may swap it meanwhile. */
+    const struct policy *p = api_db_policy_hold(j->api->db);
     if (p)
         snprintf(hash, sizeof hash, "%s", p->hash);
     store_set_viewer(c->store, viewer_for(u));
     int rc = consent_check(c->store, p, j->c.route.id, channel, purpose,
                            kind && *kind ? kind : NULL, 0, &d, &err);
     store_set_viewer(c->store, NULL);
-    pthread_mutex_unlock(&j->api->writer_lock);
+    api_db_policy_release(j->api->db);
     if (rc == -EINVAL) {
         api_reply_problem(&j->c.resp, 400, err.msg, NULL);
         return;
@@ -831,15 +697,15 @@ static void do_consent_confirm(struct job *j)
         json_decref(body);
         return;
     }
-    char ip[64], id[40] = "";
-    api_request_client_ip(&j->c.req, ip, sizeof ip);
+    char id[40] = "";
     struct op_error err;
     op_error_clear(&err);
-    struct batch_member me;
-    int rc = writer_begin(j, "contact:confirmation-link", NULL, &me, &err);
+    struct api_write w;
+    int rc =
+        api_db_write_begin(j->api->db, "contact:confirmation-link", j->c.req.ip, NULL, &w, &err);
     if (rc == 0) {
-        rc = consent_confirm(j->api->writer.store, token, ip, 0, id, &err);
-        rc = committed(rc, writer_end(j, &me), &err);
+        rc = consent_confirm(w.conn->store, token, j->c.req.ip, 0, id, &err);
+        rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
     }
     json_decref(body);
     if (rc < 0) {
@@ -893,7 +759,7 @@ static void run_job(uv_work_t *w)
             method_not_allowed(j, "POST");
         return;
     }
-    struct conn *c = reader_acquire(a);
+    struct api_conn *c = api_db_reader(a->db);
     if (!c) {
         snprintf(j->c.resp.retry_after, sizeof j->c.resp.retry_after, "1");
         api_reply_problem(&j->c.resp, 503, "all database connections are busy", NULL);
@@ -972,7 +838,7 @@ static void run_job(uv_work_t *w)
         break;
     }
 out:
-    reader_release(a, c);
+    api_db_reader_release(a->db, c);
 }
 
 static uint64_t db_bytes(const char *path)
@@ -1104,40 +970,12 @@ void api_log(void *ctx, const struct http_log_entry *e)
 
 /* ---- setup ---------------------------------------------------------------- */
 
-static int conn_open(struct api *a, struct conn *c, unsigned flags, struct op_error *err)
-{
-    int rc = store_open(a->db_path, flags, &c->store, err);
-    if (rc < 0)
-        return rc;
-    if (!store_node_id(c->store)) {
-        store_close(c->store);
-        c->store = NULL;
-        return op_error_set(err, -EINVAL, NULL,
-                            "%s is not initialized as a node; run 'outpost init --db %s "
-                            "--region CODE'",
-                            a->db_path, a->db_path);
-    }
-    rc = auth_new(c->store, &c->auth, err);
-    if (rc < 0) {
-        store_close(c->store);
-        c->store = NULL;
-    }
-    return rc;
-}
-
-static void conn_close(struct conn *c)
-{
-    auth_free(c->auth);
-    store_close(c->store);
-}
-
 /* The node's region policy: opt.policy_file, else $OUTPOST_POLICY, else
  * the HQ override beside the database, else the profile of the writer
  * store's region (node_policy.h). */
 static int load_policy(struct api *a, struct policy **out, struct op_error *err)
 {
-    return node_policy_load(a->opt.policy_file, a->opt.db_path, store_region(a->writer.store), out,
-                            err);
+    return node_policy_load(a->opt.policy_file, a->opt.db_path, api_db_region(a->db), out, err);
 }
 
 int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, struct op_error *err)
@@ -1150,28 +988,15 @@ int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, st
     snprintf(a->db_path, sizeof a->db_path, "%s", opt->db_path);
     a->opt.db_path = a->db_path;
     a->started_ms = (uint64_t)wall_ms();
-    pthread_mutex_init(&a->writer_lock, NULL);
-    pthread_cond_init(&a->commit_cv, NULL);
-    pthread_mutex_init(&a->readers_lock, NULL);
     pthread_mutex_init(&a->limiter_lock, NULL);
-    int rc = conn_open(a, &a->writer, 0, err);
+    int rc = api_db_open(a->db_path, opt->workers, &a->db, err);
     if (rc < 0)
         goto fail;
-    rc = load_policy(a, &a->policy, err);
+    struct policy *p = NULL;
+    rc = load_policy(a, &p, err);
     if (rc < 0)
         goto fail;
-    store_set_policy(a->writer.store, a->policy);
-    a->nreaders = opt->workers ? opt->workers : 4;
-    a->readers = calloc(a->nreaders, sizeof *a->readers);
-    if (!a->readers) {
-        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
-        goto fail;
-    }
-    for (unsigned i = 0; i < a->nreaders; i++) {
-        rc = conn_open(a, &a->readers[i], DB_OPEN_READONLY, err);
-        if (rc < 0)
-            goto fail;
-    }
+    api_db_set_policy(a->db, p);
     rc = auth_limiter_new(NULL, &a->limiter);
     if (rc < 0) {
         op_error_set(err, rc, NULL, "cannot create the login limiter");
@@ -1193,16 +1018,9 @@ void api_free(struct api *a)
 {
     if (!a)
         return;
-    for (unsigned i = 0; i < a->nreaders && a->readers; i++)
-        conn_close(&a->readers[i]);
-    free(a->readers);
-    conn_close(&a->writer);
-    policy_free(a->policy);
+    api_db_close(a->db);
     auth_limiter_free(a->limiter);
     metrics_free(a->metrics);
-    pthread_mutex_destroy(&a->writer_lock);
-    pthread_cond_destroy(&a->commit_cv);
-    pthread_mutex_destroy(&a->readers_lock);
     pthread_mutex_destroy(&a->limiter_lock);
     free(a);
 }
@@ -1214,9 +1032,9 @@ void api_set_server(struct api *a, struct http_server *server)
 
 void api_set_options(struct api *a, unsigned session_ttl_s, int log_requests)
 {
-    pthread_mutex_lock(&a->writer_lock);
+    pthread_mutex_lock(&a->limiter_lock);
     a->opt.session_ttl_s = session_ttl_s;
-    pthread_mutex_unlock(&a->writer_lock);
+    pthread_mutex_unlock(&a->limiter_lock);
     a->opt.log_requests = log_requests;
 }
 
@@ -1235,12 +1053,7 @@ unsigned api_pending(const struct api *a)
 
 void api_set_policy(struct api *a, struct policy *p)
 {
-    pthread_mutex_lock(&a->writer_lock);
-    struct policy *old = a->policy;
-    a->policy = p;
-    store_set_policy(a->writer.store, p);
-    pthread_mutex_unlock(&a->writer_lock);
-    policy_free(old);
+    api_db_set_policy(a->db, p);
 }
 
 int api_reload_policy(struct api *a, struct op_error *err)
@@ -1255,7 +1068,7 @@ int api_reload_policy(struct api *a, struct op_error *err)
 
 const char *api_policy_hash(const struct api *a)
 {
-    return a->policy ? a->policy->hash : "";
+    return api_db_policy_hash(a->db);
 }
 
 struct retention_job {
@@ -1278,15 +1091,14 @@ static void retention_work(uv_work_t *w)
     struct api *a = j->api;
     op_error_clear(&j->err);
     for (;;) {
-        pthread_mutex_lock(&a->writer_lock);
-        while (a->batch_open)
-            pthread_cond_wait(&a->commit_cv, &a->writer_lock);
+        const struct policy *policy;
+        struct api_conn *writer = api_db_exclusive(a->db, &policy);
         struct retention_options o = {.max_records = RETENTION_SLICE};
         struct retention_report rep;
-        store_set_actor(a->writer.store, "system:retention", NULL);
-        j->rc = retention_run(a->writer.store, a->policy, (uint64_t)wall_ms(), &o, &rep, &j->err);
-        store_set_actor(a->writer.store, "system", NULL);
-        pthread_mutex_unlock(&a->writer_lock);
+        store_set_actor(writer->store, "system:retention", NULL);
+        j->rc = retention_run(writer->store, policy, (uint64_t)wall_ms(), &o, &rep, &j->err);
+        store_set_actor(writer->store, "system", NULL);
+        api_db_exclusive_end(a->db);
         j->purged += rep.total;
         if (j->rc < 0 || !rep.more)
             break;

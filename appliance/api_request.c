@@ -12,11 +12,27 @@
 
 #include "auth.h"
 
+/* The remote address without its port ("192.0.2.4", "2001:db8::1"). */
+static void client_ip(const char *remote, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", remote);
+    char *colon = strrchr(out, ':');
+    if (colon && out[0] != '[')
+        *colon = '\0';
+    else if (out[0] == '[') {
+        char *end = strchr(out, ']');
+        if (end) {
+            memmove(out, out + 1, (size_t)(end - out - 1));
+            out[end - out - 1] = '\0';
+        }
+    }
+}
+
 int api_request_init(struct api_request *r, const struct api_request_view *v)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->method, sizeof r->method, "%s", v->method);
-    snprintf(r->remote, sizeof r->remote, "%s", v->remote);
+    client_ip(v->remote ? v->remote : "", r->ip, sizeof r->ip);
     r->query = strdup(v->query ? v->query : "");
     size_t blen = v->body ? v->body_len : 0;
     if (blen) {
@@ -105,19 +121,4 @@ int64_t api_request_if_match(const struct api_request *r)
     if (errno || end == v + 1 || *end != '"' || end[1] || n < 1)
         return -1;
     return n;
-}
-
-void api_request_client_ip(const struct api_request *r, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s", r->remote);
-    char *colon = strrchr(out, ':');
-    if (colon && out[0] != '[')
-        *colon = '\0';
-    else if (out[0] == '[') {
-        char *end = strchr(out, ']');
-        if (end) {
-            memmove(out, out + 1, (size_t)(end - out - 1));
-            out[end - out - 1] = '\0';
-        }
-    }
 }

@@ -3,7 +3,7 @@
  * the loop thread, so before a request is queued the parts the handlers
  * read are copied out of it; what a handler gets is an api_call: that
  * copy, the route, and the response it builds. Also here: the readers of
- * a request's parts (JSON body, If-Match, the client's address). The
+ * a request's parts (JSON body, If-Match). The
  * invariant: a request owns its copies, and the bearer token is wiped
  * from memory when the request is freed.
  */
@@ -21,9 +21,9 @@
  * borrowed strings, NULL for an absent header. */
 struct api_request_view {
     const char *method;
-    const char *path; /* percent-decoded */
-    const char *remote;
-    const char *query; /* raw, without '?' */
+    const char *path;   /* percent-decoded */
+    const char *remote; /* "ip:port", "[v6]:port" */
+    const char *query;  /* raw, without '?' */
     const char *body;
     size_t body_len;
     const char *authorization;
@@ -33,9 +33,9 @@ struct api_request_view {
 
 struct api_request {
     char method[8];
-    char remote[64]; /* "ip:port" */
-    char *query;     /* never NULL */
-    char *body;      /* NUL-terminated copy, or NULL when empty */
+    char ip[64]; /* the client's address without its port, for audit rows and evidence */
+    char *query; /* never NULL */
+    char *body;  /* NUL-terminated copy, or NULL when empty */
     size_t body_len;
     char *bearer; /* the token of "Authorization: Bearer TOKEN", or NULL */
     char if_match[64];
@@ -70,9 +70,5 @@ json_t *api_request_json(const struct api_request *r, struct api_response *resp)
 /* If-Match: "N" or W/"N" gives N (at least 1), * gives 0; anything else
  * -1. Call only when r->has_if_match. */
 int64_t api_request_if_match(const struct api_request *r);
-
-/* The client's address without its port ("192.0.2.4", "2001:db8::1"),
- * for audit rows and consent evidence. */
-void api_request_client_ip(const struct api_request *r, char *out, size_t cap);
 
 #endif
