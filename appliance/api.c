@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "api_auth.h"
 #include "api_db.h"
 #include "api_query.h"
 #include "api_reply.h"
@@ -35,8 +36,7 @@ struct api {
     struct api_options opt;
     char db_path[1024];
     struct api_db *db;
-    struct auth_limiter *limiter;
-    pthread_mutex_t limiter_lock; /* also guards opt.session_ttl_s */
+    struct api_auth *auth;
     struct metrics *metrics;
     const struct sync_status *(*sync_get)(void *ctx); /* /metrics sync figures; may be NULL */
     void *sync_ctx;
@@ -67,175 +67,7 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- authentication and roles ------------------------------------------ */
-
-static int authenticate(struct job *j, struct api_conn *c, struct auth_user *u)
-{
-    if (!j->c.req.bearer) {
-        j->c.resp.www_authenticate = 1;
-        api_reply_problem(&j->c.resp, 401,
-                          "credentials missing: send Authorization: Bearer TOKEN (POST "
-                          "/api/v1/session to get one)",
-                          NULL);
-        return -1;
-    }
-    struct op_error err;
-    op_error_clear(&err);
-    int rc = auth_lookup_bearer(c->auth, j->c.req.bearer, u, &err);
-    if (rc < 0) {
-        j->c.resp.www_authenticate = 1;
-        if (rc == -EACCES)
-            api_reply_problem(&j->c.resp, 401,
-                              "the token is unknown, expired or revoked; log in again", NULL);
-        else
-            api_reply_store_error(&j->c.resp, rc, &err);
-        return -1;
-    }
-    snprintf(j->c.resp.user, sizeof j->c.resp.user, "%s", u->name);
-    if (u->touch_due) {
-        /* The lookup ran on a read-only connection; record the use on the
-         * writer (at most once a minute per credential). Best effort. */
-        struct api_write w;
-        if (api_db_write_begin(j->api->db, u->name, j->c.req.ip, NULL, &w, &err) == 0) {
-            (void)auth_touch(w.conn->auth, u, NULL);
-            (void)api_db_write_end(j->api->db, &w);
-        }
-    }
-    return 0;
-}
-
-static int require_crm_role(struct job *j, const struct auth_user *u)
-{
-    if (u->role == AUTH_ROLE_FIELD || u->role == AUTH_ROLE_MANAGER)
-        return 0;
-    char msg[160];
-    snprintf(msg, sizeof msg, "the %s role has no access to CRM records", auth_role_name(u->role));
-    api_reply_problem(&j->c.resp, 403, msg, NULL);
-    return -1;
-}
-
-static const char *viewer_for(const struct auth_user *u)
-{
-    return u->role == AUTH_ROLE_FIELD ? u->id : NULL;
-}
-
 /* ---- handlers ------------------------------------------------------------ */
-
-static void do_login(struct job *j)
-{
-    struct api *a = j->api;
-    json_t *b = api_request_json(&j->c.req, &j->c.resp);
-    if (!b)
-        return;
-    const char *name = json_string_value(json_object_get(b, "name"));
-    const char *password = json_string_value(json_object_get(b, "password"));
-    if (!name || !password) {
-        api_reply_problem(&j->c.resp, 422, "name and password are required strings",
-                          name ? "password" : "name");
-        json_decref(b);
-        return;
-    }
-    int64_t retry = 0;
-    pthread_mutex_lock(&a->limiter_lock);
-    int lim = auth_limiter_check(a->limiter, name, j->c.req.ip, wall_ms(), &retry);
-    pthread_mutex_unlock(&a->limiter_lock);
-    if (lim == -EAGAIN) {
-        snprintf(j->c.resp.retry_after, sizeof j->c.resp.retry_after, "%lld",
-                 (long long)(retry + 999) / 1000);
-        api_reply_problem(&j->c.resp, 429, "too many failed logins; wait before trying again",
-                          NULL);
-        json_decref(b);
-        return;
-    }
-    struct api_conn *c = api_db_reader(a->db);
-    struct auth_credentials cred;
-    struct op_error err;
-    op_error_clear(&err);
-    int rc = c ? auth_credentials_get(c->auth, name, &cred, &err) : -EBUSY;
-    if (c)
-        api_db_reader_release(a->db, c);
-    if (rc < 0) {
-        api_reply_store_error(&j->c.resp, rc, &err);
-        json_decref(b);
-        return;
-    }
-    if (cred.found && cred.hash[0])
-        rc = auth_password_verify(password, cred.hash);
-    else {
-        auth_password_dummy_verify(password);
-        rc = -EACCES;
-    }
-    memset(cred.hash, 0, sizeof cred.hash);
-    pthread_mutex_lock(&a->limiter_lock);
-    if (rc < 0)
-        auth_limiter_failure(a->limiter, name, j->c.req.ip, wall_ms());
-    else
-        auth_limiter_success(a->limiter, name, wall_ms());
-    pthread_mutex_unlock(&a->limiter_lock);
-    json_decref(b);
-    if (rc < 0) {
-        api_reply_problem(&j->c.resp, 401, "wrong user name or password", NULL);
-        return;
-    }
-    if (cred.disabled) {
-        api_reply_problem(&j->c.resp, 403, "this account is disabled; ask an administrator", NULL);
-        return;
-    }
-    char token[AUTH_TOKEN_BUF];
-    struct api_write w;
-    unsigned ttl = 0;
-    rc = api_db_write_begin(j->api->db, cred.user.name, j->c.req.ip, NULL, &w, &err);
-    if (rc == 0) {
-        pthread_mutex_lock(&a->limiter_lock); /* SIGHUP changes the TTL */
-        ttl = a->opt.session_ttl_s;
-        pthread_mutex_unlock(&a->limiter_lock);
-        rc = auth_session_issue(w.conn->auth, cred.user.id, j->c.req.ip, (int)ttl, token, &err);
-        rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
-    }
-    if (rc < 0) {
-        api_reply_store_error(&j->c.resp, rc, &err);
-        return;
-    }
-    snprintf(j->c.resp.user, sizeof j->c.resp.user, "%s", cred.user.name);
-    char expires[32];
-    time_t t = time(NULL) + (time_t)ttl;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(expires, sizeof expires, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    api_reply_json(&j->c.resp, 201,
-                   json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "token", token, "token_type",
-                             "Bearer", "expires_at", expires, "user", "id", cred.user.id, "name",
-                             cred.user.name, "role", auth_role_name(cred.user.role)));
-    memset(token, 0, sizeof token);
-}
-
-static void do_logout(struct job *j)
-{
-    struct op_error err;
-    op_error_clear(&err);
-    if (!j->c.req.bearer) {
-        j->c.resp.www_authenticate = 1;
-        api_reply_problem(&j->c.resp, 401, "no session to end: send Authorization: Bearer TOKEN",
-                          NULL);
-        return;
-    }
-    struct api_write w;
-    int rc = api_db_write_begin(j->api->db, "system", j->c.req.ip, NULL, &w, &err);
-    if (rc == 0) {
-        rc = auth_session_revoke(w.conn->auth, j->c.req.bearer, &err);
-        rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
-    }
-    if (rc == -EACCES) {
-        j->c.resp.www_authenticate = 1;
-        api_reply_problem(&j->c.resp, 401, "no such live session", NULL);
-        return;
-    }
-    if (rc < 0) {
-        api_reply_store_error(&j->c.resp, rc, &err);
-        return;
-    }
-    j->c.resp.status = 204;
-}
 
 static const char *filter_alias(const char *name)
 {
@@ -299,7 +131,7 @@ static void do_list(struct job *j, struct api_conn *c, const struct auth_user *u
     char next[STORE_CURSOR_MAX];
     struct op_error err;
     op_error_clear(&err);
-    store_set_viewer(c->store, viewer_for(u));
+    store_set_viewer(c->store, api_auth_viewer(u));
     int rc = store_list(c->store, e, &q, &items, next, &err);
     store_set_viewer(c->store, NULL);
     if (rc < 0) {
@@ -315,7 +147,7 @@ static void do_get(struct job *j, struct api_conn *c, const struct auth_user *u)
     json_t *rec = NULL;
     struct op_error err;
     op_error_clear(&err);
-    store_set_viewer(c->store, viewer_for(u));
+    store_set_viewer(c->store, api_auth_viewer(u));
     int rc = store_get(c->store, j->c.route.e, j->c.route.id, 0, &rec, &err);
     store_set_viewer(c->store, NULL);
     if (rc < 0) {
@@ -354,7 +186,7 @@ static void do_search(struct job *j, struct api_conn *c, const struct auth_user 
     json_t *hits = NULL;
     struct op_error err;
     op_error_clear(&err);
-    store_set_viewer(c->store, viewer_for(u));
+    store_set_viewer(c->store, api_auth_viewer(u));
     int rc = store_search(c->store, text, limit, &hits, &err);
     store_set_viewer(c->store, NULL);
     if (rc < 0) {
@@ -401,11 +233,6 @@ static int skip_dup_param(struct job *j)
     return 0;
 }
 
-static const char *user_viewer(const struct auth_user *u)
-{
-    return u->role == AUTH_ROLE_FIELD ? u->id : NULL;
-}
-
 static void do_create(struct job *j, const struct auth_user *u, const struct entity_def *e,
                       json_t *body)
 {
@@ -416,7 +243,7 @@ static void do_create(struct job *j, const struct auth_user *u, const struct ent
     struct op_error err;
     op_error_clear(&err);
     struct api_write w;
-    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, user_viewer(u), &w, &err);
+    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, api_auth_viewer(u), &w, &err);
     if (rc == 0) {
         rc = store_create(w.conn->store, e, body, flags, &rec, &err);
         rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
@@ -460,7 +287,7 @@ static void do_update_or_delete(struct job *j, const struct auth_user *u, int de
     op_error_clear(&err);
     json_t *rec = NULL;
     struct api_write w;
-    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, user_viewer(u), &w, &err);
+    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, api_auth_viewer(u), &w, &err);
     if (rc < 0) {
         json_decref(body);
         api_reply_store_error(&j->c.resp, rc, &err);
@@ -555,7 +382,7 @@ static void do_consent_create(struct job *j, const struct auth_user *u)
     op_error_clear(&err);
     json_t *rec = NULL;
     struct api_write w;
-    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, user_viewer(u), &w, &err);
+    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, api_auth_viewer(u), &w, &err);
     if (rc == 0) {
         rc = consent_record(w.conn->store, w.policy, &req, 0, &rec, token, &err);
         rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
@@ -592,7 +419,7 @@ static void do_consent_withdraw(struct job *j, const struct auth_user *u)
     op_error_clear(&err);
     json_t *cur = NULL, *rec = NULL;
     struct api_write w;
-    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, user_viewer(u), &w, &err);
+    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, api_auth_viewer(u), &w, &err);
     if (rc < 0) {
         json_decref(body);
         api_reply_store_error(&j->c.resp, rc, &err);
@@ -664,7 +491,7 @@ static void do_consent_status(struct job *j, struct api_conn *c, const struct au
     const struct policy *p = api_db_policy_hold(j->api->db);
     if (p)
         snprintf(hash, sizeof hash, "%s", p->hash);
-    store_set_viewer(c->store, viewer_for(u));
+    store_set_viewer(c->store, api_auth_viewer(u));
     int rc = consent_check(c->store, p, j->c.route.id, channel, purpose,
                            kind && *kind ? kind : NULL, 0, &d, &err);
     store_set_viewer(c->store, NULL);
@@ -744,9 +571,9 @@ static void run_job(uv_work_t *w)
 
     if (r->kind == API_ROUTE_SESSION) {
         if (method_is(j, "POST"))
-            do_login(j);
+            api_auth_login(a->auth, a->db, &j->c);
         else if (method_is(j, "DELETE"))
-            do_logout(j);
+            api_auth_logout(a->db, &j->c);
         else
             method_not_allowed(j, "POST, DELETE");
         return;
@@ -766,13 +593,13 @@ static void run_job(uv_work_t *w)
         return;
     }
     struct auth_user u;
-    if (authenticate(j, c, &u) < 0)
+    if (api_auth_authenticate(a->db, c, &j->c, &u) < 0)
         goto out;
     if (r->kind == API_ROUTE_METRICS) {
         do_metrics(j, &u);
         goto out;
     }
-    if (require_crm_role(j, &u) < 0)
+    if (api_auth_require_crm_role(&j->c, &u) < 0)
         goto out;
     switch (r->kind) {
     case API_ROUTE_SEARCH:
@@ -808,7 +635,7 @@ static void run_job(uv_work_t *w)
             json_t *contact = NULL;
             struct op_error err;
             op_error_clear(&err);
-            store_set_viewer(c->store, viewer_for(&u));
+            store_set_viewer(c->store, api_auth_viewer(&u));
             int rc = store_get(c->store, &entity_contact, r->id, 0, &contact, &err);
             store_set_viewer(c->store, NULL);
             json_decref(contact);
@@ -988,7 +815,6 @@ int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, st
     snprintf(a->db_path, sizeof a->db_path, "%s", opt->db_path);
     a->opt.db_path = a->db_path;
     a->started_ms = (uint64_t)wall_ms();
-    pthread_mutex_init(&a->limiter_lock, NULL);
     int rc = api_db_open(a->db_path, opt->workers, &a->db, err);
     if (rc < 0)
         goto fail;
@@ -997,11 +823,9 @@ int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, st
     if (rc < 0)
         goto fail;
     api_db_set_policy(a->db, p);
-    rc = auth_limiter_new(NULL, &a->limiter);
-    if (rc < 0) {
-        op_error_set(err, rc, NULL, "cannot create the login limiter");
+    rc = api_auth_new(opt->session_ttl_s, &a->auth, err);
+    if (rc < 0)
         goto fail;
-    }
     a->metrics = metrics_new();
     if (!a->metrics) {
         rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
@@ -1019,9 +843,8 @@ void api_free(struct api *a)
     if (!a)
         return;
     api_db_close(a->db);
-    auth_limiter_free(a->limiter);
+    api_auth_free(a->auth);
     metrics_free(a->metrics);
-    pthread_mutex_destroy(&a->limiter_lock);
     free(a);
 }
 
@@ -1032,9 +855,7 @@ void api_set_server(struct api *a, struct http_server *server)
 
 void api_set_options(struct api *a, unsigned session_ttl_s, int log_requests)
 {
-    pthread_mutex_lock(&a->limiter_lock);
-    a->opt.session_ttl_s = session_ttl_s;
-    pthread_mutex_unlock(&a->limiter_lock);
+    api_auth_set_session_ttl(a->auth, session_ttl_s);
     a->opt.log_requests = log_requests;
 }
 
