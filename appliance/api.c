@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api_auth.h"
+#include "api_consents.h"
 #include "api_db.h"
 #include "api_query.h"
 #include "api_records.h"
@@ -70,229 +71,6 @@ static int64_t wall_ms(void)
 
 /* ---- handlers ------------------------------------------------------------ */
 
-/* Consent (consent.h, docs/CONSENT.md): the module decides what is
- * recorded and what may be sent; these handlers map requests and errors. */
-
-static void consent_problem(struct job *j, int rc, const struct op_error *err)
-{
-    switch (rc) {
-    case -EALREADY:
-    case -ECANCELED:
-        api_reply_problem(&j->c.resp, 409, err->msg, NULL);
-        return;
-    case -ETIME:
-        api_reply_problem(&j->c.resp, 410, err->msg, NULL);
-        return;
-    default:
-        api_reply_store_error(&j->c.resp, rc, err);
-        return;
-    }
-}
-
-static void do_consent_create(struct job *j, const struct auth_user *u)
-{
-    static const char *const keys[] = {"channel", "purpose", "kind", "method", "evidence", NULL};
-    json_t *body = api_request_json(&j->c.req, &j->c.resp);
-    if (!body)
-        return;
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v)
-    {
-        size_t i = 0;
-        while (keys[i] && strcmp(keys[i], key))
-            i++;
-        char msg[240];
-        if (!keys[i]) {
-            snprintf(msg, sizeof msg,
-                     "%.64s: not accepted; a consent takes channel, purpose, kind, method and "
-                     "evidence (its status and times are set by the node)",
-                     key);
-            api_reply_problem(&j->c.resp, 422, msg, key);
-            json_decref(body);
-            return;
-        }
-        if (strcmp(key, "evidence") && !json_is_string(v)) {
-            snprintf(msg, sizeof msg, "%s: must be a string", key);
-            api_reply_problem(&j->c.resp, 422, msg, key);
-            json_decref(body);
-            return;
-        }
-    }
-    struct consent_request req = {
-        .contact_id = j->c.route.id,
-        .channel = json_string_value(json_object_get(body, "channel")),
-        .purpose = json_string_value(json_object_get(body, "purpose")),
-        .kind = json_string_value(json_object_get(body, "kind")),
-        .method = json_string_value(json_object_get(body, "method")),
-        .evidence = json_object_get(body, "evidence"),
-        .ip = j->c.req.ip,
-    };
-    char token[CONSENT_TOKEN_BUF] = "";
-    struct op_error err;
-    op_error_clear(&err);
-    json_t *rec = NULL;
-    struct api_write w;
-    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, api_auth_viewer(u), &w, &err);
-    if (rc == 0) {
-        rc = consent_record(w.conn->store, w.policy, &req, 0, &rec, token, &err);
-        rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
-    }
-    json_decref(body);
-    if (rc < 0) {
-        json_decref(rec);
-        consent_problem(j, rc, &err);
-        return;
-    }
-    api_reply_etag(&j->c.resp, rec);
-    snprintf(j->c.resp.location, sizeof j->c.resp.location, "%s/contacts/%s/consents/%s",
-             API_PREFIX, j->c.route.id, json_string_value(json_object_get(rec, "id")));
-    /* The token belongs to the contact. Until the node sends the
-     * confirmation message itself, a manager may take it to forward the
-     * link; nobody else ever sees it (the node keeps only its hash). */
-    if (token[0] && u->role == AUTH_ROLE_MANAGER)
-        json_object_set_new(rec, "confirmation_token", json_string(token));
-    explicit_bzero(token, sizeof token);
-    api_reply_json(&j->c.resp, 201, rec);
-}
-
-static void do_consent_withdraw(struct job *j, const struct auth_user *u)
-{
-    const char *reason = NULL;
-    json_t *body = NULL;
-    if (j->c.req.body_len) {
-        body = api_request_json(&j->c.req, &j->c.resp);
-        if (!body)
-            return;
-        reason = json_string_value(json_object_get(body, "reason"));
-    }
-    struct op_error err;
-    op_error_clear(&err);
-    json_t *cur = NULL, *rec = NULL;
-    struct api_write w;
-    int rc = api_db_write_begin(j->api->db, u->name, j->c.req.ip, api_auth_viewer(u), &w, &err);
-    if (rc < 0) {
-        json_decref(body);
-        api_reply_store_error(&j->c.resp, rc, &err);
-        return;
-    }
-    struct store *s = w.conn->store;
-    rc = store_get(s, &entity_contact, j->c.route.id, 0, &cur, &err);
-    json_decref(cur);
-    cur = NULL;
-    if (rc == 0)
-        rc = store_get(s, &entity_consent, j->c.route.sub_id, 0, &cur, &err);
-    if (rc == 0 && strcmp(json_string_value(json_object_get(cur, "contact_id")), j->c.route.id))
-        rc = op_error_set(&err, -ENOENT, NULL, "no consent %s for contact %s", j->c.route.sub_id,
-                          j->c.route.id);
-    /* Withdrawing one record withdraws the consent it stands for: every
-     * open record of the contact for that channel, purpose and kind. */
-    if (rc == 0 && strcmp(json_string_value(json_object_get(cur, "status")), "withdrawn"))
-        rc = consent_withdraw(s, j->c.route.id, json_string_value(json_object_get(cur, "channel")),
-                              json_string_value(json_object_get(cur, "purpose")),
-                              json_string_value(json_object_get(cur, "kind")), reason, 0, NULL,
-                              &err);
-    if (rc == 0)
-        rc = store_get(s, &entity_consent, j->c.route.sub_id, 0, &rec, &err);
-    rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
-    json_decref(cur);
-    json_decref(body);
-    if (rc < 0) {
-        json_decref(rec);
-        api_reply_store_error(&j->c.resp, rc, &err);
-        return;
-    }
-    api_reply_etag(&j->c.resp, rec);
-    api_reply_json(&j->c.resp, 200, rec);
-}
-
-static void do_consent_status(struct job *j, struct api_conn *c, const struct auth_user *u)
-{
-    struct api_param ps[API_QUERY_PARAMS_MAX];
-    int n = api_query_params(&j->c, ps);
-    if (n < 0)
-        return;
-    const char *channel = NULL, *purpose = NULL, *kind = NULL;
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(ps[i].name, "channel"))
-            channel = ps[i].value;
-        else if (!strcmp(ps[i].name, "purpose"))
-            purpose = ps[i].value;
-        else if (!strcmp(ps[i].name, "kind"))
-            kind = ps[i].value;
-        else {
-            api_reply_problem(&j->c.resp, 400, "unknown query parameter (channel, purpose, kind)",
-                              NULL);
-            return;
-        }
-    }
-    if (!channel || !purpose) {
-        api_reply_problem(
-            &j->c.resp, 400,
-            "channel and purpose are required "
-            "(GET /api/v1/contacts/{id}/consents/status?channel=email&purpose=newsletter)",
-            NULL);
-        return;
-    }
-    struct consent_decision d;
-    struct op_error err;
-    op_error_clear(&err);
-    char hash[POLICY_HASH_HEX] = "";
-    /* One policy throughout: SIGHUP may swap it meanwhile. */
-    const struct policy *p = api_db_policy_hold(j->api->db);
-    if (p)
-        snprintf(hash, sizeof hash, "%s", p->hash);
-    store_set_viewer(c->store, api_auth_viewer(u));
-    int rc = consent_check(c->store, p, j->c.route.id, channel, purpose,
-                           kind && *kind ? kind : NULL, 0, &d, &err);
-    store_set_viewer(c->store, NULL);
-    api_db_policy_release(j->api->db);
-    if (rc == -EINVAL) {
-        api_reply_problem(&j->c.resp, 400, err.msg, NULL);
-        return;
-    }
-    if (rc < 0) {
-        api_reply_store_error(&j->c.resp, rc, &err);
-        return;
-    }
-    api_reply_json(&j->c.resp, 200,
-                   json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s?, s:s}", "contact_id",
-                             j->c.route.id, "channel", channel, "purpose", purpose, "kind",
-                             kind && *kind ? kind : "marketing", "allowed", d.allowed, "state",
-                             consent_state_name(d.state), "rule", d.rule, "consent_id",
-                             d.consent_id[0] ? d.consent_id : NULL, "policy_hash", hash));
-}
-
-static void do_consent_confirm(struct job *j)
-{
-    json_t *body = api_request_json(&j->c.req, &j->c.resp);
-    if (!body)
-        return;
-    const char *token = json_string_value(json_object_get(body, "token"));
-    if (!token) {
-        api_reply_problem(&j->c.resp, 422, "token: required, the string from the confirmation link",
-                          "token");
-        json_decref(body);
-        return;
-    }
-    char id[40] = "";
-    struct op_error err;
-    op_error_clear(&err);
-    struct api_write w;
-    int rc =
-        api_db_write_begin(j->api->db, "contact:confirmation-link", j->c.req.ip, NULL, &w, &err);
-    if (rc == 0) {
-        rc = consent_confirm(w.conn->store, token, j->c.req.ip, 0, id, &err);
-        rc = api_db_committed(rc, api_db_write_end(j->api->db, &w), &err);
-    }
-    json_decref(body);
-    if (rc < 0) {
-        consent_problem(j, rc, &err);
-        return;
-    }
-    api_reply_json(&j->c.resp, 200, json_pack("{s:s, s:s}", "consent_id", id, "status", "granted"));
-}
-
 static void do_metrics(struct job *j, const struct auth_user *u)
 {
     if (u->role != AUTH_ROLE_MANAGER && u->role != AUTH_ROLE_ADMIN) {
@@ -332,7 +110,7 @@ static void run_job(uv_work_t *w)
     if (r->kind ==
         API_ROUTE_CONFIRM) { /* the contact follows a link: the token is the credential */
         if (method_is(j, "POST"))
-            do_consent_confirm(j);
+            api_consents_confirm(a->db, &j->c);
         else
             method_not_allowed(j, "POST");
         return;
@@ -378,32 +156,22 @@ static void run_job(uv_work_t *w)
             method_not_allowed(j, "GET, PATCH, DELETE");
         break;
     case API_ROUTE_CONSENTS:
-        if (method_is(j, "GET") || method_is(j, "HEAD")) {
-            json_t *contact = NULL;
-            struct op_error err;
-            op_error_clear(&err);
-            store_set_viewer(c->store, api_auth_viewer(&u));
-            int rc = store_get(c->store, &entity_contact, r->id, 0, &contact, &err);
-            store_set_viewer(c->store, NULL);
-            json_decref(contact);
-            if (rc < 0)
-                api_reply_store_error(&j->c.resp, rc, &err);
-            else
-                api_records_list(c->store, &j->c, &u, &entity_consent, "contact_id", r->id);
-        } else if (method_is(j, "POST"))
-            do_consent_create(j, &u);
+        if (method_is(j, "GET") || method_is(j, "HEAD"))
+            api_consents_list(c->store, &j->c, &u);
+        else if (method_is(j, "POST"))
+            api_consents_create(a->db, &j->c, &u);
         else
             method_not_allowed(j, "GET, POST");
         break;
     case API_ROUTE_WITHDRAW:
         if (method_is(j, "POST"))
-            do_consent_withdraw(j, &u);
+            api_consents_withdraw(a->db, &j->c, &u);
         else
             method_not_allowed(j, "POST");
         break;
     case API_ROUTE_CONSENT_STATUS:
         if (method_is(j, "GET") || method_is(j, "HEAD"))
-            do_consent_status(j, c, &u);
+            api_consents_status(a->db, c->store, &j->c, &u);
         else
             method_not_allowed(j, "GET");
         break;
