@@ -12,12 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "api_auth.h"
 #include "api_consents.h"
 #include "api_db.h"
+#include "api_metrics.h"
 #include "api_query.h"
 #include "api_records.h"
 #include "api_reply.h"
@@ -26,8 +26,8 @@
 #include "auth.h"
 #include "consent.h"
 #include "db.h"
+#include "hlc.h"
 #include "entity.h"
-#include "metrics.h"
 #include "node_policy.h"
 #include "policy.h"
 #include "retention.h"
@@ -39,11 +39,7 @@ struct api {
     char db_path[1024];
     struct api_db *db;
     struct api_auth *auth;
-    struct metrics *metrics;
-    const struct sync_status *(*sync_get)(void *ctx); /* /metrics sync figures; may be NULL */
-    void *sync_ctx;
-    struct http_server *server;
-    uint64_t started_ms;
+    struct api_metrics *metrics;
     unsigned pending;
 };
 
@@ -62,23 +58,7 @@ static void job_free(struct job *j)
     free(j);
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- handlers ------------------------------------------------------------ */
-
-static void do_metrics(struct job *j, const struct auth_user *u)
-{
-    if (u->role != AUTH_ROLE_MANAGER && u->role != AUTH_ROLE_ADMIN) {
-        api_reply_problem(&j->c.resp, 403, "metrics are for the manager and admin roles", NULL);
-        return;
-    }
-    j->c.resp.status = 200; /* rendered on the loop thread, where the counters live */
-}
+/* ---- dispatch ------------------------------------------------------------ */
 
 static int method_is(const struct job *j, const char *m)
 {
@@ -125,7 +105,7 @@ static void run_job(uv_work_t *w)
     if (api_auth_authenticate(a->db, c, &j->c, &u) < 0)
         goto out;
     if (r->kind == API_ROUTE_METRICS) {
-        do_metrics(j, &u);
+        api_metrics_authorize(&j->c, &u);
         goto out;
     }
     if (api_auth_require_crm_role(&j->c, &u) < 0)
@@ -183,19 +163,6 @@ out:
     api_db_reader_release(a->db, c);
 }
 
-static uint64_t db_bytes(const char *path)
-{
-    uint64_t total = 0;
-    struct stat st;
-    char wal[1100];
-    if (stat(path, &st) == 0)
-        total += (uint64_t)st.st_size;
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    if (stat(wal, &st) == 0)
-        total += (uint64_t)st.st_size;
-    return total;
-}
-
 static void after_job(uv_work_t *w, int status)
 {
     struct job *j = w->data;
@@ -204,19 +171,7 @@ static void after_job(uv_work_t *w, int status)
     if (status == UV_ECANCELED)
         api_reply_problem(&j->c.resp, 503, "the daemon is shutting down", NULL);
     if (j->c.route.kind == API_ROUTE_METRICS && j->c.resp.status == 200) {
-        struct metrics_gauges g = {
-            .open_connections = a->server ? http_server_connections(a->server) : 0,
-            .db_bytes = db_bytes(a->db_path),
-            .uptime_s = (uint64_t)(wall_ms() - (int64_t)a->started_ms) / 1000u,
-            .sync = a->sync_get ? a->sync_get(a->sync_ctx) : NULL,
-        };
-        free(j->c.resp.body);
-        j->c.resp.body = NULL;
-        if (metrics_render(a->metrics, &g, &j->c.resp.body, &j->c.resp.body_len) < 0) {
-            api_reply_problem(&j->c.resp, 500, "out of memory", NULL);
-        } else {
-            j->c.resp.type = "text/plain; version=0.0.4; charset=utf-8";
-        }
+        api_metrics_render(a->metrics, &j->c.resp);
     }
     if (!j->c.resp.status)
         api_reply_problem(&j->c.resp, 500, "the request was not handled", NULL);
@@ -303,7 +258,7 @@ void api_log(void *ctx, const struct http_log_entry *e)
     struct api *a = ctx;
     struct api_route r;
     api_route_match(e->path ? e->path : "", &r);
-    metrics_observe(a->metrics, r.label, e->status, e->duration_ms);
+    api_metrics_observe(a->metrics, r.label, e->status, e->duration_ms);
     if (a->opt.log_requests)
         fprintf(stderr, "%s %s %d %" PRIu64 " %.1fms %s %s\n", e->method ? e->method : "-",
                 e->path ? e->path : "-", e->status, e->bytes_out, e->duration_ms,
@@ -329,7 +284,6 @@ int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, st
     a->opt = *opt;
     snprintf(a->db_path, sizeof a->db_path, "%s", opt->db_path);
     a->opt.db_path = a->db_path;
-    a->started_ms = (uint64_t)wall_ms();
     int rc = api_db_open(a->db_path, opt->workers, &a->db, err);
     if (rc < 0)
         goto fail;
@@ -341,7 +295,7 @@ int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, st
     rc = api_auth_new(opt->session_ttl_s, &a->auth, err);
     if (rc < 0)
         goto fail;
-    a->metrics = metrics_new();
+    a->metrics = api_metrics_new(a->db_path);
     if (!a->metrics) {
         rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
         goto fail;
@@ -359,13 +313,13 @@ void api_free(struct api *a)
         return;
     api_db_close(a->db);
     api_auth_free(a->auth);
-    metrics_free(a->metrics);
+    api_metrics_free(a->metrics);
     free(a);
 }
 
 void api_set_server(struct api *a, struct http_server *server)
 {
-    a->server = server;
+    api_metrics_set_server(a->metrics, server);
 }
 
 void api_set_options(struct api *a, unsigned session_ttl_s, int log_requests)
@@ -376,8 +330,7 @@ void api_set_options(struct api *a, unsigned session_ttl_s, int log_requests)
 
 void api_set_sync_source(struct api *a, const struct sync_status *(*get)(void *ctx), void *ctx)
 {
-    a->sync_get = get;
-    a->sync_ctx = ctx;
+    api_metrics_set_sync_source(a->metrics, get, ctx);
 }
 
 unsigned api_pending(const struct api *a)
@@ -432,7 +385,7 @@ static void retention_work(uv_work_t *w)
         struct retention_options o = {.max_records = RETENTION_SLICE};
         struct retention_report rep;
         store_set_actor(writer->store, "system:retention", NULL);
-        j->rc = retention_run(writer->store, policy, (uint64_t)wall_ms(), &o, &rep, &j->err);
+        j->rc = retention_run(writer->store, policy, hlc_wall_ms(NULL), &o, &rep, &j->err);
         store_set_actor(writer->store, "system", NULL);
         api_db_exclusive_end(a->db);
         j->purged += rep.total;
