@@ -1,33 +1,27 @@
 /*
- * The API: routing on the loop thread, execution on the thread pool. A job
- * copies what it needs from the exchange on the loop thread, runs on a
- * worker (auth, role check, store call, JSON), and is answered in its
- * after-work callback on the loop thread. See api.h and docs/API.md.
+ * The API as outpostd sees it; see api.h. This file wires the parts
+ * together (api_route, api_dispatch, api_job, api_db, api_auth,
+ * api_metrics) and keeps what belongs to the daemon: start-up and
+ * shutdown, settings SIGHUP changes, the policy swap, the retention runs
+ * and the request log line. docs/ARCHITECTURE.md draws who calls whom.
  */
 #include "api.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api_auth.h"
-#include "api_consents.h"
 #include "api_db.h"
+#include "api_dispatch.h"
+#include "api_job.h"
 #include "api_metrics.h"
-#include "api_query.h"
-#include "api_records.h"
 #include "api_reply.h"
 #include "api_request.h"
 #include "api_route.h"
-#include "auth.h"
-#include "consent.h"
-#include "db.h"
 #include "hlc.h"
-#include "entity.h"
 #include "node_policy.h"
 #include "policy.h"
 #include "retention.h"
@@ -43,160 +37,19 @@ struct api {
     unsigned pending;
 };
 
-/* ---- jobs -------------------------------------------------------------- */
+/* ---- requests ------------------------------------------------------------ */
 
-struct job {
-    uv_work_t work;
-    struct api *api;
-    struct http_exchange *x;
-    struct api_call c;
-};
-
-static void job_free(struct job *j)
+static void serve_work(void *ctx, struct api_call *c)
 {
-    api_call_done(&j->c);
-    free(j);
+    struct api *a = ctx;
+    api_dispatch_run(a->db, a->auth, c);
 }
 
-/* ---- dispatch ------------------------------------------------------------ */
-
-static int method_is(const struct job *j, const char *m)
+static void serve_done(void *ctx, struct api_call *c)
 {
-    return !strcmp(j->c.req.method, m);
-}
-
-static void method_not_allowed(struct job *j, const char *allow)
-{
-    char msg[96];
-    snprintf(msg, sizeof msg, "method %s not allowed here (allowed: %s)", j->c.req.method, allow);
-    api_reply_problem(&j->c.resp, 405, msg, NULL);
-}
-
-static void run_job(uv_work_t *w)
-{
-    struct job *j = w->data;
-    struct api *a = j->api;
-    const struct api_route *r = &j->c.route;
-
-    if (r->kind == API_ROUTE_SESSION) {
-        if (method_is(j, "POST"))
-            api_auth_login(a->auth, a->db, &j->c);
-        else if (method_is(j, "DELETE"))
-            api_auth_logout(a->db, &j->c);
-        else
-            method_not_allowed(j, "POST, DELETE");
-        return;
-    }
-    if (r->kind ==
-        API_ROUTE_CONFIRM) { /* the contact follows a link: the token is the credential */
-        if (method_is(j, "POST"))
-            api_consents_confirm(a->db, &j->c);
-        else
-            method_not_allowed(j, "POST");
-        return;
-    }
-    struct api_conn *c = api_db_reader(a->db);
-    if (!c) {
-        snprintf(j->c.resp.retry_after, sizeof j->c.resp.retry_after, "1");
-        api_reply_problem(&j->c.resp, 503, "all database connections are busy", NULL);
-        return;
-    }
-    struct auth_user u;
-    if (api_auth_authenticate(a->db, c, &j->c, &u) < 0)
-        goto out;
-    if (r->kind == API_ROUTE_METRICS) {
-        api_metrics_authorize(&j->c, &u);
-        goto out;
-    }
-    if (api_auth_require_crm_role(&j->c, &u) < 0)
-        goto out;
-    switch (r->kind) {
-    case API_ROUTE_SEARCH:
-        if (method_is(j, "GET") || method_is(j, "HEAD"))
-            api_records_search(c->store, &j->c, &u);
-        else
-            method_not_allowed(j, "GET");
-        break;
-    case API_ROUTE_COLLECTION:
-        if (method_is(j, "GET") || method_is(j, "HEAD"))
-            api_records_list(c->store, &j->c, &u, r->e, NULL, NULL);
-        else if (method_is(j, "POST"))
-            api_records_create(a->db, &j->c, &u);
-        else
-            method_not_allowed(j, "GET, POST");
-        break;
-    case API_ROUTE_RECORD:
-        if (method_is(j, "GET") || method_is(j, "HEAD"))
-            api_records_get(c->store, &j->c, &u);
-        else if (method_is(j, "PATCH"))
-            api_records_update(a->db, &j->c, &u);
-        else if (method_is(j, "DELETE"))
-            api_records_delete(a->db, &j->c, &u);
-        else
-            method_not_allowed(j, "GET, PATCH, DELETE");
-        break;
-    case API_ROUTE_CONSENTS:
-        if (method_is(j, "GET") || method_is(j, "HEAD"))
-            api_consents_list(c->store, &j->c, &u);
-        else if (method_is(j, "POST"))
-            api_consents_create(a->db, &j->c, &u);
-        else
-            method_not_allowed(j, "GET, POST");
-        break;
-    case API_ROUTE_WITHDRAW:
-        if (method_is(j, "POST"))
-            api_consents_withdraw(a->db, &j->c, &u);
-        else
-            method_not_allowed(j, "POST");
-        break;
-    case API_ROUTE_CONSENT_STATUS:
-        if (method_is(j, "GET") || method_is(j, "HEAD"))
-            api_consents_status(a->db, c->store, &j->c, &u);
-        else
-            method_not_allowed(j, "GET");
-        break;
-    default:
-        api_reply_problem(&j->c.resp, 404, "no such resource", NULL);
-        break;
-    }
-out:
-    api_db_reader_release(a->db, c);
-}
-
-static void after_job(uv_work_t *w, int status)
-{
-    struct job *j = w->data;
-    struct api *a = j->api;
+    struct api *a = ctx;
     a->pending--;
-    if (status == UV_ECANCELED)
-        api_reply_problem(&j->c.resp, 503, "the daemon is shutting down", NULL);
-    if (j->c.route.kind == API_ROUTE_METRICS && j->c.resp.status == 200) {
-        api_metrics_render(a->metrics, &j->c.resp);
-    }
-    if (!j->c.resp.status)
-        api_reply_problem(&j->c.resp, 500, "the request was not handled", NULL);
-    j->c.resp.no_store = 1;
-    if (j->c.resp.user[0])
-        http_set_user(j->x, j->c.resp.user);
-    struct api_header h[API_REPLY_HEADERS_MAX];
-    unsigned nh = api_reply_headers(&j->c.resp, h);
-    for (unsigned i = 0; i < nh; i++)
-        (void)http_add_header(j->x, h[i].name, h[i].value);
-    http_respond(j->x, j->c.resp.status, j->c.resp.body ? j->c.resp.type : NULL, j->c.resp.body,
-                 j->c.resp.body ? j->c.resp.body_len : 0);
-    job_free(j);
-}
-
-/* ---- loop-thread entry points ------------------------------------------- */
-
-static void respond_now(struct http_exchange *x, int status, const char *detail)
-{
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
-                          http_status_text(status), "status", status, "detail", detail);
-    char *s = json_dumps(p, JSON_COMPACT);
-    json_decref(p);
-    http_respond(x, status, "application/problem+json", s, s ? strlen(s) : 0);
-    free(s);
+    api_dispatch_finish(a->metrics, c);
 }
 
 void api_handle(void *ctx, struct http_exchange *x)
@@ -204,53 +57,32 @@ void api_handle(void *ctx, struct http_exchange *x)
     struct api *a = ctx;
     struct api_route r;
     api_route_match(http_path(x), &r);
-    if (r.kind == API_ROUTE_HEALTH) {
-        static const char ok[] = "{\"status\":\"ok\"}";
-        if (strcmp(http_method(x), "GET") && strcmp(http_method(x), "HEAD")) {
-            respond_now(x, 405, "use GET");
-            return;
-        }
-        http_respond(x, 200, "application/json", ok, sizeof ok - 1);
+    struct api_response resp;
+    memset(&resp, 0, sizeof resp);
+    if (api_dispatch_early(&r, http_method(x), &resp)) {
+        api_job_send(x, &resp);
+        api_reply_done(&resp);
         return;
     }
-    if (r.kind == API_ROUTE_NOT_FOUND) {
-        respond_now(x, 404, "no such resource");
-        return;
+    if (api_job_start(a->loop, x, &r, serve_work, serve_done, a) == 0)
+        a->pending++;
+}
+
+int api_serve(struct api *a, const struct api_request_view *req, struct api_response *out)
+{
+    struct api_call c;
+    memset(&c, 0, sizeof c);
+    api_route_match(req->path, &c.route);
+    if (!api_dispatch_early(&c.route, req->method, &c.resp)) {
+        int rc = api_request_init(&c.req, req);
+        if (rc < 0)
+            return rc;
+        api_dispatch_run(a->db, a->auth, &c);
+        api_dispatch_finish(a->metrics, &c);
+        api_request_done(&c.req);
     }
-    struct job *j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_now(x, 503, "out of memory");
-        return;
-    }
-    j->api = a;
-    j->x = x;
-    j->c.route = r;
-    j->work.data = j;
-    size_t blen = 0;
-    const char *body = http_body(x, &blen);
-    struct api_request_view v = {
-        .method = http_method(x),
-        .path = http_path(x),
-        .remote = http_remote(x),
-        .query = http_query(x),
-        .body = body,
-        .body_len = blen,
-        .authorization = http_header(x, "Authorization"),
-        .if_match = http_header(x, "If-Match"),
-        .content_type = http_header(x, "Content-Type"),
-    };
-    if (api_request_init(&j->c.req, &v) < 0) {
-        free(j);
-        respond_now(x, 503, "out of memory");
-        return;
-    }
-    int rc = uv_queue_work(a->loop, &j->work, run_job, after_job);
-    if (rc < 0) {
-        job_free(j);
-        respond_now(x, 503, "cannot queue the request");
-        return;
-    }
-    a->pending++;
+    *out = c.resp;
+    return 0;
 }
 
 void api_log(void *ctx, const struct http_log_entry *e)
