@@ -51,6 +51,9 @@ const char *api_db_region(const struct api_db *db);
 /* A free read connection, marked busy, or NULL if all are busy (the
  * caller answers 503). Give it back with api_db_reader_release. */
 struct api_conn *api_db_reader(struct api_db *db);
+
+/* Gives back a connection from api_db_reader (its viewer restriction
+ * cleared by the caller). */
 void api_db_reader_release(struct api_db *db, struct api_conn *c);
 
 /* Joins the open batch (or opens one) on the writer and sets the audit
@@ -76,12 +79,17 @@ int api_db_committed(int rc, int commit_rc, struct op_error *err);
  * one policy throughout, and returns it (NULL if none is set). Release
  * with api_db_policy_release; no write may begin in between. */
 const struct policy *api_db_policy_hold(struct api_db *db);
+
+/* Ends api_db_policy_hold; the policy pointer is not to be used after. */
 void api_db_policy_release(struct api_db *db);
 
 /* Takes the writer for work outside the API's batches (retention): waits
  * until no batch is open and returns the writer, with *policy the policy
  * in force. Release with api_db_exclusive_end soon: API writes wait. */
 struct api_conn *api_db_exclusive(struct api_db *db, const struct policy **policy);
+
+/* Gives the writer back after api_db_exclusive (audit actor reset by the
+ * caller); waiting API writes go on. */
 void api_db_exclusive_end(struct api_db *db);
 
 /* Replaces the policy the writer obeys (ownership passes to db) under
