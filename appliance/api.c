@@ -1,1501 +1,97 @@
 /*
- * The API: routing on the loop thread, execution on the thread pool. A job
- * copies what it needs from the exchange on the loop thread, runs on a
- * worker (auth, role check, store call, JSON), and is answered in its
- * after-work callback on the loop thread. See api.h and docs/API.md.
+ * The API as outpostd sees it; see api.h. This file wires the parts
+ * together (api_route, api_dispatch, api_job, api_db, api_auth,
+ * api_metrics) and keeps what belongs to the daemon: start-up and
+ * shutdown, settings SIGHUP changes, the policy swap, the retention runs
+ * and the request log line. docs/ARCHITECTURE.md draws who calls whom.
  */
 #include "api.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#include "auth.h"
-#include "consent.h"
-#include "db.h"
-#include "entity.h"
+#include "api_auth.h"
+#include "api_db.h"
+#include "api_dispatch.h"
+#include "api_job.h"
+#include "api_metrics.h"
+#include "api_reply.h"
+#include "api_request.h"
+#include "api_route.h"
+#include "hlc.h"
 #include "log.h"
-#include "metrics.h"
 #include "node_policy.h"
 #include "policy.h"
 #include "retention.h"
 #include "store.h"
 
-#define API_PREFIX "/api/v1"
-#define QUERY_MAX 4096
-#define PARAMS_MAX 32
-#define BATCH_MAX 64 /* writes sharing one commit, at most */
-
-/* One write waiting for the commit of the batch it ran in. */
-struct batch_member {
-    int done;
-    int rc;
-};
-
-/* A store with its auth context, used by one worker at a time. */
-struct conn {
-    struct store *store;
-    struct auth *auth;
-    int busy;
-};
-
 struct api {
     uv_loop_t *loop;
     struct api_options opt;
     char db_path[1024];
-    struct conn writer;
-    pthread_mutex_t writer_lock;
-    /* Group commit (see writer_begin): the open batch transaction, its
-     * members waiting for the commit, and how many threads are queued for
-     * the writer right now. */
-    pthread_cond_t commit_cv;
-    int batch_open;
-    struct batch_member *members[BATCH_MAX];
-    unsigned nmembers;
-    unsigned write_waiters; /* atomic */
-    uint64_t batches, batched_writes;
-    struct conn *readers;
-    unsigned nreaders;
-    pthread_mutex_t readers_lock;
-    struct auth_limiter *limiter;
-    pthread_mutex_t limiter_lock;
-    struct metrics *metrics;
-    const struct sync_status *(*sync_get)(void *ctx); /* /metrics sync figures; may be NULL */
-    void *sync_ctx;
-    struct http_server *server;
-    uint64_t started_ms;
+    struct api_db *db;
+    struct api_auth *auth;
+    struct api_metrics *metrics;
     unsigned pending;
-    /* The region policy the writer obeys; swapped under writer_lock. */
-    struct policy *policy;
 };
 
-/* ---- routes ------------------------------------------------------------ */
+/* ---- requests ------------------------------------------------------------ */
 
-enum route_kind {
-    R_NOT_FOUND,
-    R_HEALTH,
-    R_METRICS,
-    R_SESSION,
-    R_SEARCH,
-    R_COLLECTION,     /* /api/v1/{plural} */
-    R_RECORD,         /* /api/v1/{plural}/{id} */
-    R_CONSENTS,       /* /api/v1/contacts/{id}/consents */
-    R_WITHDRAW,       /* /api/v1/contacts/{id}/consents/{cid}/withdraw */
-    R_CONSENT_STATUS, /* /api/v1/contacts/{id}/consents/status */
-    R_CONFIRM,        /* /api/v1/consents/confirm: the contact's link, no Bearer */
-};
-
-static const struct entity_def *const collections[] = {
-    &entity_contact, &entity_organization, &entity_contact_organization,
-    &entity_deal,    &entity_activity,     &entity_task,
-    &entity_note,
-};
-#define NCOLLECTIONS (sizeof collections / sizeof collections[0])
-
-/* Metric route labels: fixed strings, never raw paths. */
-static const char *const collection_routes[NCOLLECTIONS][2] = {
-    {"/api/v1/contacts", "/api/v1/contacts/{id}"},
-    {"/api/v1/organizations", "/api/v1/organizations/{id}"},
-    {"/api/v1/contact_organizations", "/api/v1/contact_organizations/{id}"},
-    {"/api/v1/deals", "/api/v1/deals/{id}"},
-    {"/api/v1/activities", "/api/v1/activities/{id}"},
-    {"/api/v1/tasks", "/api/v1/tasks/{id}"},
-    {"/api/v1/notes", "/api/v1/notes/{id}"},
-};
-
-struct route {
-    enum route_kind kind;
-    const struct entity_def *e;
-    const char *label;
-    char id[64];
-    char sub_id[64];
-};
-
-/* Splits "/api/v1/a/b/c" into at most `max` segments of `cap` bytes. */
-static int split_path(const char *path, char seg[][64], int max)
+static void serve_work(void *ctx, struct api_call *c)
 {
-    int n = 0;
-    const char *p = path;
-    while (*p == '/')
-        p++;
-    while (*p) {
-        if (n == max)
-            return -1;
-        size_t len = strcspn(p, "/");
-        if (len >= 64)
-            return -1;
-        memcpy(seg[n], p, len);
-        seg[n][len] = '\0';
-        n++;
-        p += len;
-        while (*p == '/')
-            p++;
-    }
-    return n;
+    struct api *a = ctx;
+    api_dispatch_run(a->db, a->auth, c);
 }
 
-static void route_path(const char *path, struct route *r)
+static void serve_done(void *ctx, struct api_call *c)
 {
-    memset(r, 0, sizeof *r);
-    r->kind = R_NOT_FOUND;
-    r->label = "other";
-    if (!strcmp(path, "/healthz")) {
-        r->kind = R_HEALTH;
-        r->label = "/healthz";
-        return;
-    }
-    if (!strcmp(path, "/metrics")) {
-        r->kind = R_METRICS;
-        r->label = "/metrics";
-        return;
-    }
-    char seg[7][64];
-    int n = split_path(path, seg, 7);
-    if (n < 3 || strcmp(seg[0], "api") || strcmp(seg[1], "v1"))
-        return;
-    if (n == 3 && !strcmp(seg[2], "session")) {
-        r->kind = R_SESSION;
-        r->label = "/api/v1/session";
-        return;
-    }
-    if (n == 3 && !strcmp(seg[2], "search")) {
-        r->kind = R_SEARCH;
-        r->label = "/api/v1/search";
-        return;
-    }
-    if (n == 4 && !strcmp(seg[2], "consents") && !strcmp(seg[3], "confirm")) {
-        r->kind = R_CONFIRM;
-        r->label = "/api/v1/consents/confirm";
-        return;
-    }
-    for (size_t i = 0; i < NCOLLECTIONS; i++) {
-        if (strcmp(seg[2], collections[i]->plural))
-            continue;
-        r->e = collections[i];
-        if (n == 3) {
-            r->kind = R_COLLECTION;
-            r->label = collection_routes[i][0];
-        } else if (n == 4) {
-            r->kind = R_RECORD;
-            r->label = collection_routes[i][1];
-            snprintf(r->id, sizeof r->id, "%s", seg[3]);
-        } else if (n == 5 && r->e == &entity_contact && !strcmp(seg[4], "consents")) {
-            r->kind = R_CONSENTS;
-            r->label = "/api/v1/contacts/{id}/consents";
-            snprintf(r->id, sizeof r->id, "%s", seg[3]);
-        } else if (n == 6 && r->e == &entity_contact && !strcmp(seg[4], "consents") &&
-                   !strcmp(seg[5], "status")) {
-            r->kind = R_CONSENT_STATUS;
-            r->label = "/api/v1/contacts/{id}/consents/status";
-            snprintf(r->id, sizeof r->id, "%s", seg[3]);
-        } else if (n == 7 && r->e == &entity_contact && !strcmp(seg[4], "consents") &&
-                   !strcmp(seg[6], "withdraw")) {
-            r->kind = R_WITHDRAW;
-            r->label = "/api/v1/contacts/{id}/consents/{id}/withdraw";
-            snprintf(r->id, sizeof r->id, "%s", seg[3]);
-            snprintf(r->sub_id, sizeof r->sub_id, "%s", seg[5]);
-        }
-        return;
-    }
-}
-
-/* ---- jobs -------------------------------------------------------------- */
-
-struct job {
-    uv_work_t work;
-    struct api *api;
-    struct http_exchange *x;
-    struct route route;
-    char method[8];
-    char remote[64];
-    char *query;
-    char *body;
-    size_t body_len;
-    char *bearer;
-    char if_match[64];
-    int has_if_match;
-    char content_type[128];
-    /* results, written by the worker */
-    int status;
-    char *resp;
-    size_t resp_len;
-    const char *resp_type;
-    char etag[32];
-    char location[160];
-    char user[AUTH_NAME_MAX + 1];
-    char retry_after[24];
-    int www_authenticate;
-};
-
-static int writer_begin(struct job *j, const char *actor, const char *viewer,
-                        struct batch_member *me, struct op_error *err);
-static int writer_end(struct job *j, struct batch_member *me);
-static int committed(int rc, int commit_rc, struct op_error *err);
-
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static void job_free(struct job *j)
-{
-    free(j->query);
-    free(j->body);
-    if (j->bearer) {
-        memset(j->bearer, 0, strlen(j->bearer));
-        free(j->bearer);
-    }
-    free(j->resp);
-    free(j);
-}
-
-/* Sets a JSON response (takes the reference). */
-static void reply_json(struct job *j, int status, json_t *body)
-{
-    j->status = status;
-    free(j->resp);
-    j->resp = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    j->resp_len = j->resp ? strlen(j->resp) : 0;
-    j->resp_type = "application/json";
-    json_decref(body);
-}
-
-/* RFC 9457 problem details; `pointer` names the offending field. */
-static void problem(struct job *j, int status, const char *detail, const char *pointer)
-{
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
-                          http_status_text(status), "status", status, "detail", detail);
-    if (pointer && *pointer) {
-        char ptr[80];
-        if (!strncmp(pointer, "custom.", 7)) /* a custom field lives at /custom/NAME */
-            snprintf(ptr, sizeof ptr, "/custom/%s", pointer + 7);
-        else
-            snprintf(ptr, sizeof ptr, "/%s", pointer);
-        json_object_set_new(p, "errors",
-                            json_pack("[{s:s, s:s}]", "pointer", ptr, "detail", detail));
-    }
-    reply_json(j, status, p);
-    j->resp_type = "application/problem+json";
-}
-
-/* Maps a store/auth error to a response. */
-static void store_problem(struct job *j, int rc, const struct op_error *err)
-{
-    const char *msg = err->msg[0] ? err->msg : strerror(rc < 0 && rc > -4096 ? -rc : EIO);
-    switch (rc) {
-    case -EINVAL:
-        problem(j, err->field[0] ? 422 : 400, msg, err->field);
-        return;
-    case -ENOENT:
-        problem(j, 404, msg, NULL);
-        return;
-    case STORE_EVERSION:
-        problem(j, 412, msg, NULL);
-        return;
-    case STORE_EDUP: {
-        problem(j, 409, msg, err->field);
-        json_t *p = json_loads(j->resp, 0, NULL);
-        if (p) {
-            char url[160];
-            snprintf(url, sizeof url, "%s/contacts/%s", API_PREFIX, err->ref);
-            json_object_set_new(p, "existing_id", json_string(err->ref));
-            json_object_set_new(p, "existing", json_string(url));
-            reply_json(j, 409, p);
-            j->resp_type = "application/problem+json";
-        }
-        return;
-    }
-    case -EEXIST:
-        problem(j, 409, msg, err->field);
-        return;
-    case -EBUSY:
-        snprintf(j->retry_after, sizeof j->retry_after, "1");
-        problem(j, 503, "the database is busy; retry shortly", NULL);
-        return;
-    case -ENOSPC:
-        problem(j, 507, "the node's disk is full; nothing was written", NULL);
-        return;
-    default:
-        problem(j, 500, msg, NULL);
-        return;
-    }
-}
-
-static struct conn *reader_acquire(struct api *a)
-{
-    pthread_mutex_lock(&a->readers_lock);
-    struct conn *c = NULL;
-    for (unsigned i = 0; i < a->nreaders && !c; i++)
-        if (!a->readers[i].busy)
-            c = &a->readers[i];
-    if (c)
-        c->busy = 1;
-    pthread_mutex_unlock(&a->readers_lock);
-    return c;
-}
-
-static void reader_release(struct api *a, struct conn *c)
-{
-    pthread_mutex_lock(&a->readers_lock);
-    c->busy = 0;
-    pthread_mutex_unlock(&a->readers_lock);
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The remote address without its port, for audit rows and evidence. */
-static void remote_ip(const char *remote, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s", remote);
-    char *colon = strrchr(out, ':');
-    if (colon && out[0] != '[')
-        *colon = '\0';
-    else if (out[0] == '[') {
-        char *end = strchr(out, ']');
-        if (end) {
-            memmove(out, out + 1, (size_t)(end - out - 1));
-            out[end - out - 1] = '\0';
-        }
-    }
-}
-
-/* ---- query strings ------------------------------------------------------ */
-
-struct param {
-    char name[48];
-    char value[512];
-};
-
-static int hexv(char c)
-{
-    return isdigit((unsigned char)c) ? c - '0'
-           : (c >= 'a' && c <= 'f')  ? c - 'a' + 10
-           : (c >= 'A' && c <= 'F')  ? c - 'A' + 10
-                                     : -1;
-}
-
-static int decode(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (o + 1 >= cap)
-            return -1;
-        if (s[i] == '+')
-            out[o++] = ' ';
-        else if (s[i] == '%') {
-            int hi = i + 1 < n ? hexv(s[i + 1]) : -1, lo = i + 2 < n ? hexv(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -1;
-            out[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else
-            out[o++] = s[i];
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-/* Parses a raw query into params; returns the count or -1 (bad encoding,
- * too long, too many) with the offending name in bad. */
-static int parse_query(const char *q, struct param *ps, int max, char *bad, size_t badcap)
-{
-    int n = 0;
-    while (q && *q) {
-        size_t len = strcspn(q, "&");
-        if (len) {
-            if (n == max) {
-                snprintf(bad, badcap, "too many parameters");
-                return -1;
-            }
-            const char *eq = memchr(q, '=', len);
-            size_t nl = eq ? (size_t)(eq - q) : len;
-            if (decode(q, nl, ps[n].name, sizeof ps[n].name) < 0 ||
-                decode(eq ? eq + 1 : q + len, eq ? len - nl - 1 : 0, ps[n].value,
-                       sizeof ps[n].value) < 0) {
-                snprintf(bad, badcap, "%.*s", (int)(nl < 40 ? nl : 40), q);
-                return -1;
-            }
-            n++;
-        }
-        q += len;
-        if (*q == '&')
-            q++;
-    }
-    return n;
-}
-
-/* Parses the request's query; on bad encoding answers 400 naming the
- * parameter and returns -1. */
-static int query_or_fail(struct job *j, struct param *ps)
-{
-    char bad[64];
-    int n = parse_query(j->query, ps, PARAMS_MAX, bad, sizeof bad);
-    if (n < 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "query parameter '%s' is badly encoded or too long", bad);
-        problem(j, 400, msg, NULL);
-    }
-    return n;
-}
-
-/* A whole number in [1, max] for `limit`; else answers 400 and returns -1. */
-static int limit_or_fail(struct job *j, const char *v, int max)
-{
-    char *end;
-    errno = 0;
-    long lim = strtol(v, &end, 10);
-    if (errno || *end || end == v || lim < 1 || lim > max) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "limit: expected a whole number from 1 to %d", max);
-        problem(j, 400, msg, NULL);
-        return -1;
-    }
-    return (int)lim;
-}
-
-/* ---- authentication and roles ------------------------------------------ */
-
-static int authenticate(struct job *j, struct conn *c, struct auth_user *u)
-{
-    if (!j->bearer) {
-        j->www_authenticate = 1;
-        problem(j, 401,
-                "credentials missing: send Authorization: Bearer TOKEN (POST "
-                "/api/v1/session to get one)",
-                NULL);
-        return -1;
-    }
-    struct op_error err;
-    op_error_clear(&err);
-    int rc = auth_lookup_bearer(c->auth, j->bearer, u, &err);
-    if (rc < 0) {
-        j->www_authenticate = 1;
-        if (rc == -EACCES)
-            problem(j, 401, "the token is unknown, expired or revoked; log in again", NULL);
-        else
-            store_problem(j, rc, &err);
-        return -1;
-    }
-    snprintf(j->user, sizeof j->user, "%s", u->name);
-    if (u->touch_due) {
-        /* The lookup ran on a read-only connection; record the use on the
-         * writer (at most once a minute per credential). Best effort. */
-        struct batch_member me;
-        if (writer_begin(j, u->name, NULL, &me, &err) == 0) {
-            (void)auth_touch(j->api->writer.auth, u, NULL);
-            (void)writer_end(j, &me);
-        }
-    }
-    return 0;
-}
-
-static int require_crm_role(struct job *j, const struct auth_user *u)
-{
-    if (u->role == AUTH_ROLE_FIELD || u->role == AUTH_ROLE_MANAGER)
-        return 0;
-    char msg[160];
-    snprintf(msg, sizeof msg, "the %s role has no access to CRM records", auth_role_name(u->role));
-    problem(j, 403, msg, NULL);
-    return -1;
-}
-
-static const char *viewer_for(const struct auth_user *u)
-{
-    return u->role == AUTH_ROLE_FIELD ? u->id : NULL;
-}
-
-/* ---- request bodies ------------------------------------------------------ */
-
-static json_t *body_object(struct job *j)
-{
-    if (j->content_type[0] && strncasecmp(j->content_type, "application/json", 16)) {
-        problem(j, 415, "send the body as application/json", NULL);
-        return NULL;
-    }
-    json_error_t jerr;
-    json_t *o = json_loadb(j->body ? j->body : "", j->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!o) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
-                 jerr.text);
-        problem(j, 400, msg, NULL);
-        return NULL;
-    }
-    if (!json_is_object(o)) {
-        json_decref(o);
-        problem(j, 400, "the body must be a JSON object", NULL);
-        return NULL;
-    }
-    return o;
-}
-
-/* Parses If-Match: "N", W/"N" or *. Returns the version, 0 for *, or -1. */
-static int64_t parse_if_match(struct job *j)
-{
-    const char *v = j->if_match;
-    if (!strcmp(v, "*"))
-        return 0;
-    if (!strncmp(v, "W/", 2))
-        v += 2;
-    if (*v != '"')
-        return -1;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v + 1, &end, 10);
-    if (errno || end == v + 1 || *end != '"' || end[1] || n < 1)
-        return -1;
-    return n;
-}
-
-static void set_record_headers(struct job *j, json_t *rec)
-{
-    snprintf(j->etag, sizeof j->etag, "\"%lld\"",
-             (long long)json_integer_value(json_object_get(rec, "version")));
-}
-
-/* ---- handlers ------------------------------------------------------------ */
-
-static void do_login(struct job *j)
-{
-    struct api *a = j->api;
-    json_t *b = body_object(j);
-    if (!b)
-        return;
-    const char *name = json_string_value(json_object_get(b, "name"));
-    const char *password = json_string_value(json_object_get(b, "password"));
-    if (!name || !password) {
-        problem(j, 422, "name and password are required strings", name ? "password" : "name");
-        json_decref(b);
-        return;
-    }
-    char ip[64];
-    remote_ip(j->remote, ip, sizeof ip);
-    int64_t retry = 0;
-    pthread_mutex_lock(&a->limiter_lock);
-    int lim = auth_limiter_check(a->limiter, name, ip, wall_ms(), &retry);
-    pthread_mutex_unlock(&a->limiter_lock);
-    if (lim == -EAGAIN) {
-        snprintf(j->retry_after, sizeof j->retry_after, "%lld", (long long)(retry + 999) / 1000);
-        problem(j, 429, "too many failed logins; wait before trying again", NULL);
-        json_decref(b);
-        return;
-    }
-    struct conn *c = reader_acquire(a);
-    struct auth_credentials cred;
-    struct op_error err;
-    op_error_clear(&err);
-    int rc = c ? auth_credentials_get(c->auth, name, &cred, &err) : -EBUSY;
-    if (c)
-        reader_release(a, c);
-    if (rc < 0) {
-        store_problem(j, rc, &err);
-        json_decref(b);
-        return;
-    }
-    if (cred.found && cred.hash[0])
-        rc = auth_password_verify(password, cred.hash);
-    else {
-        auth_password_dummy_verify(password);
-        rc = -EACCES;
-    }
-    memset(cred.hash, 0, sizeof cred.hash);
-    pthread_mutex_lock(&a->limiter_lock);
-    if (rc < 0)
-        auth_limiter_failure(a->limiter, name, ip, wall_ms());
-    else
-        auth_limiter_success(a->limiter, name, wall_ms());
-    pthread_mutex_unlock(&a->limiter_lock);
-    json_decref(b);
-    if (rc < 0) {
-        problem(j, 401, "wrong user name or password", NULL);
-        return;
-    }
-    if (cred.disabled) {
-        problem(j, 403, "this account is disabled; ask an administrator", NULL);
-        return;
-    }
-    char token[AUTH_TOKEN_BUF];
-    struct batch_member me;
-    unsigned ttl = 0;
-    rc = writer_begin(j, cred.user.name, NULL, &me, &err);
-    if (rc == 0) {
-        ttl = a->opt.session_ttl_s; /* changed by SIGHUP under the writer lock */
-        rc = auth_session_issue(a->writer.auth, cred.user.id, ip, (int)ttl, token, &err);
-        rc = committed(rc, writer_end(j, &me), &err);
-    }
-    if (rc < 0) {
-        store_problem(j, rc, &err);
-        return;
-    }
-    snprintf(j->user, sizeof j->user, "%s", cred.user.name);
-    char expires[32];
-    time_t t = time(NULL) + (time_t)ttl;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(expires, sizeof expires, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    reply_json(j, 201,
-               json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "token", token, "token_type",
-                         "Bearer", "expires_at", expires, "user", "id", cred.user.id, "name",
-                         cred.user.name, "role", auth_role_name(cred.user.role)));
-    memset(token, 0, sizeof token);
-}
-
-static void do_logout(struct job *j)
-{
-    struct api *a = j->api;
-    struct op_error err;
-    op_error_clear(&err);
-    if (!j->bearer) {
-        j->www_authenticate = 1;
-        problem(j, 401, "no session to end: send Authorization: Bearer TOKEN", NULL);
-        return;
-    }
-    struct batch_member me;
-    int rc = writer_begin(j, "system", NULL, &me, &err);
-    if (rc == 0) {
-        rc = auth_session_revoke(a->writer.auth, j->bearer, &err);
-        rc = committed(rc, writer_end(j, &me), &err);
-    }
-    if (rc == -EACCES) {
-        j->www_authenticate = 1;
-        problem(j, 401, "no such live session", NULL);
-        return;
-    }
-    if (rc < 0) {
-        store_problem(j, rc, &err);
-        return;
-    }
-    j->status = 204;
-}
-
-static const char *filter_alias(const char *name)
-{
-    static const char *const aliases[][2] = {{"owner", "owner_id"},
-                                             {"organization", "organization_id"},
-                                             {"contact", "contact_id"},
-                                             {"deal", "deal_id"},
-                                             {"assignee", "assignee_id"}};
-    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
-        if (!strcmp(name, aliases[i][0]))
-            return aliases[i][1];
-    return name;
-}
-
-static void do_list(struct job *j, struct conn *c, const struct auth_user *u,
-                    const struct entity_def *e, const char *forced_field, const char *forced)
-{
-    struct param ps[PARAMS_MAX];
-    int n = query_or_fail(j, ps);
-    if (n < 0)
-        return;
-    struct store_query q = {0};
-    struct store_filter filters[PARAMS_MAX + 1];
-    size_t nf = 0;
-    if (forced_field)
-        filters[nf++] = (struct store_filter){forced_field, forced};
-    for (int i = 0; i < n; i++) {
-        const char *name = ps[i].name, *v = ps[i].value;
-        if (!strcmp(name, "limit")) {
-            q.limit = limit_or_fail(j, v, STORE_LIST_MAX);
-            if (q.limit < 0)
-                return;
-        } else if (!strcmp(name, "cursor")) {
-            q.cursor = v;
-        } else if (!strcmp(name, "sort")) {
-            if (strcmp(v, "id") && strcmp(v, "updated")) {
-                problem(j, 400, "sort: expected id or updated", NULL);
-                return;
-            }
-            q.sort = !strcmp(v, "updated") ? STORE_SORT_UPDATED : STORE_SORT_ID;
-        } else if (!strcmp(name, "updated_since")) {
-            q.updated_since = v;
-        } else {
-            const char *field = filter_alias(name);
-            const struct field_def *f = entity_field(e, field);
-            if (!f || !(f->flags & FIELD_FILTER)) {
-                char msg[200];
-                snprintf(msg, sizeof msg,
-                         "unknown query parameter '%.48s' (limit, cursor, sort, "
-                         "updated_since or a filter field)",
-                         name);
-                problem(j, 400, msg, NULL);
-                return;
-            }
-            filters[nf++] = (struct store_filter){f->name, v};
-        }
-    }
-    q.filters = filters;
-    q.nfilters = nf;
-    json_t *items = NULL;
-    char next[STORE_CURSOR_MAX];
-    struct op_error err;
-    op_error_clear(&err);
-    store_set_viewer(c->store, viewer_for(u));
-    int rc = store_list(c->store, e, &q, &items, next, &err);
-    store_set_viewer(c->store, NULL);
-    if (rc < 0) {
-        store_problem(j, rc, &err);
-        return;
-    }
-    reply_json(j, 200,
-               json_pack("{s:o, s:s?}", "items", items, "next_cursor", next[0] ? next : NULL));
-}
-
-static void do_get(struct job *j, struct conn *c, const struct auth_user *u)
-{
-    json_t *rec = NULL;
-    struct op_error err;
-    op_error_clear(&err);
-    store_set_viewer(c->store, viewer_for(u));
-    int rc = store_get(c->store, j->route.e, j->route.id, 0, &rec, &err);
-    store_set_viewer(c->store, NULL);
-    if (rc < 0) {
-        store_problem(j, rc, &err);
-        return;
-    }
-    set_record_headers(j, rec);
-    reply_json(j, 200, rec);
-}
-
-static void do_search(struct job *j, struct conn *c, const struct auth_user *u)
-{
-    struct param ps[PARAMS_MAX];
-    int n = query_or_fail(j, ps);
-    if (n < 0)
-        return;
-    const char *text = NULL;
-    int limit = 20;
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(ps[i].name, "q"))
-            text = ps[i].value;
-        else if (!strcmp(ps[i].name, "limit")) {
-            limit = limit_or_fail(j, ps[i].value, STORE_SEARCH_MAX);
-            if (limit < 0)
-                return;
-        } else {
-            problem(j, 400, "unknown query parameter (q, limit)", NULL);
-            return;
-        }
-    }
-    if (!text) {
-        problem(j, 400, "q: the search text is required (GET /api/v1/search?q=TEXT)", NULL);
-        return;
-    }
-    json_t *hits = NULL;
-    struct op_error err;
-    op_error_clear(&err);
-    store_set_viewer(c->store, viewer_for(u));
-    int rc = store_search(c->store, text, limit, &hits, &err);
-    store_set_viewer(c->store, NULL);
-    if (rc < 0) {
-        if (rc == -EINVAL)
-            problem(j, 400, err.msg, NULL);
-        else
-            store_problem(j, rc, &err);
-        return;
-    }
-    size_t i;
-    json_t *h;
-    json_array_foreach(hits, i, h) json_object_del(h, "rank");
-    reply_json(j, 200, json_pack("{s:o}", "items", hits));
-}
-
-/* Field users own what they create and cannot give records away. */
-static int check_owner_change(struct job *j, const struct auth_user *u, json_t *body, int creating)
-{
-    if (u->role != AUTH_ROLE_FIELD)
-        return 0;
-    json_t *owner = json_object_get(body, "owner_id");
-    if (!owner) {
-        if (creating)
-            json_object_set_new(body, "owner_id", json_string(u->id));
-        return 0;
-    }
-    if (json_is_null(owner) || (json_is_string(owner) && !strcmp(json_string_value(owner), u->id)))
-        return 0;
-    problem(j, 403, "field users can only assign records to themselves or to nobody (shared)",
-            "owner_id");
-    return -1;
-}
-
-static int skip_dup_param(struct job *j)
-{
-    struct param ps[PARAMS_MAX];
-    char bad[64];
-    int n = parse_query(j->query, ps, PARAMS_MAX, bad, sizeof bad);
-    for (int i = 0; i < n; i++)
-        if (!strcmp(ps[i].name, "skip_duplicate_check") &&
-            (!strcmp(ps[i].value, "true") || !strcmp(ps[i].value, "1")))
-            return 1;
-    return 0;
-}
-
-/*
- * Group commit. Every write commits with an fsync (synchronous=FULL), and
- * the disk's fsync rate, not SQLite, would cap writes per second. So
- * writes that arrive while others are running share one transaction: a
- * writer takes the lock, opens the batch transaction if none is open, runs
- * its change and then, if more writers are queued behind it, leaves the
- * transaction open and waits; the last writer in the queue (or the
- * BATCH_MAXth) commits for everyone and wakes them. Nobody answers before
- * the commit that holds their change succeeded, so "acknowledged" still
- * means "on disk". A write refused before it changed anything (validation,
- * duplicate, stale version) leaves the batch intact; one that fails halfway
- * (disk full) fails the whole batch, and every member reports the error.
- */
-static int writer_begin(struct job *j, const char *actor, const char *viewer,
-                        struct batch_member *me, struct op_error *err)
-{
-    struct api *a = j->api;
-    char ip[64];
-    remote_ip(j->remote, ip, sizeof ip);
-    __atomic_add_fetch(&a->write_waiters, 1, __ATOMIC_SEQ_CST);
-    pthread_mutex_lock(&a->writer_lock);
-    __atomic_sub_fetch(&a->write_waiters, 1, __ATOMIC_SEQ_CST);
-    if (!a->batch_open) {
-        int rc = store_begin(a->writer.store, err);
-        if (rc < 0) {
-            pthread_mutex_unlock(&a->writer_lock);
-            return rc;
-        }
-        a->batch_open = 1;
-        a->nmembers = 0;
-        a->batches++;
-    }
-    me->done = 0;
-    me->rc = 0;
-    a->members[a->nmembers++] = me;
-    a->batched_writes++;
-    store_set_actor(a->writer.store, actor, ip);
-    store_set_viewer(a->writer.store, viewer);
-    return 0;
-}
-
-/* Ends this thread's part of the batch; returns the commit's result. */
-static int writer_end(struct job *j, struct batch_member *me)
-{
-    struct api *a = j->api;
-    store_set_viewer(a->writer.store, NULL);
-    store_set_actor(a->writer.store, "system", NULL);
-    if (__atomic_load_n(&a->write_waiters, __ATOMIC_SEQ_CST) == 0 || a->nmembers == BATCH_MAX) {
-        struct op_error err;
-        int rc = store_commit(a->writer.store, &err);
-        for (unsigned i = 0; i < a->nmembers; i++) {
-            a->members[i]->rc = rc;
-            a->members[i]->done = 1;
-        }
-        a->nmembers = 0;
-        a->batch_open = 0;
-        pthread_cond_broadcast(&a->commit_cv);
-    }
-    while (!me->done)
-        pthread_cond_wait(&a->commit_cv, &a->writer_lock);
-    pthread_mutex_unlock(&a->writer_lock);
-    return me->rc;
-}
-
-/* Runs the store or auth call `rc` came from through the batch result:
- * a change only counts once its commit succeeded. */
-static int committed(int rc, int commit_rc, struct op_error *err)
-{
-    if (rc < 0 || commit_rc == 0)
-        return rc;
-    if (commit_rc == -ENOSPC)
-        return op_error_set(err, -ENOSPC, NULL, "the node's disk is full; nothing was written");
-    return op_error_set(err, commit_rc, NULL, "the change could not be committed: %s",
-                        strerror(-commit_rc));
-}
-
-static const char *user_viewer(const struct auth_user *u)
-{
-    return u->role == AUTH_ROLE_FIELD ? u->id : NULL;
-}
-
-static void do_create(struct job *j, const struct auth_user *u, const struct entity_def *e,
-                      json_t *body)
-{
-    if (check_owner_change(j, u, body, 1) < 0)
-        return;
-    unsigned flags = skip_dup_param(j) ? STORE_SKIP_DUP_CHECK : 0;
-    json_t *rec = NULL;
-    struct op_error err;
-    op_error_clear(&err);
-    struct batch_member me;
-    int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
-    if (rc == 0) {
-        rc = store_create(j->api->writer.store, e, body, flags, &rec, &err);
-        rc = committed(rc, writer_end(j, &me), &err);
-    }
-    if (rc < 0) {
-        json_decref(rec);
-        store_problem(j, rc, &err);
-        return;
-    }
-    set_record_headers(j, rec);
-    snprintf(j->location, sizeof j->location, "%s/%s/%s", API_PREFIX, e->plural,
-             json_string_value(json_object_get(rec, "id")));
-    reply_json(j, 201, rec);
-}
-
-static void do_update_or_delete(struct job *j, const struct auth_user *u, int del)
-{
-    if (!j->has_if_match) {
-        problem(j, 428,
-                "If-Match is required: send the ETag of the version you last read, so that "
-                "no one else's change is overwritten",
-                NULL);
-        return;
-    }
-    int64_t version = parse_if_match(j);
-    if (version < 0) {
-        problem(j, 412, "If-Match must be an ETag such as \"3\" (or *)", NULL);
-        return;
-    }
-    json_t *body = NULL;
-    if (!del) {
-        body = body_object(j);
-        if (!body || check_owner_change(j, u, body, 0) < 0) {
-            json_decref(body);
-            return;
-        }
-    }
-    unsigned flags = !del && skip_dup_param(j) ? STORE_SKIP_DUP_CHECK : 0;
-    struct op_error err;
-    op_error_clear(&err);
-    json_t *rec = NULL;
-    struct batch_member me;
-    int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
-    if (rc < 0) {
-        json_decref(body);
-        store_problem(j, rc, &err);
-        return;
-    }
-    struct store *s = j->api->writer.store;
-    if (version == 0) { /* If-Match: * — whatever is current */
-        rc = store_get(s, j->route.e, j->route.id, 0, &rec, &err);
-        if (rc == 0)
-            version = json_integer_value(json_object_get(rec, "version"));
-        json_decref(rec);
-        rec = NULL;
-    }
-    if (rc == 0)
-        rc = del ? store_delete(s, j->route.e, j->route.id, version, NULL, &err)
-                 : store_update(s, j->route.e, j->route.id, version, body, flags, &rec, &err);
-    rc = committed(rc, writer_end(j, &me), &err);
-    json_decref(body);
-    if (rc < 0) {
-        json_decref(rec);
-        store_problem(j, rc, &err);
-        return;
-    }
-    if (del) {
-        j->status = 204;
-        return;
-    }
-    set_record_headers(j, rec);
-    reply_json(j, 200, rec);
-}
-
-/* Consent (consent.h, docs/CONSENT.md): the module decides what is
- * recorded and what may be sent; these handlers map requests and errors. */
-
-static void consent_problem(struct job *j, int rc, const struct op_error *err)
-{
-    switch (rc) {
-    case -EALREADY:
-    case -ECANCELED:
-        problem(j, 409, err->msg, NULL);
-        return;
-    case -ETIME:
-        problem(j, 410, err->msg, NULL);
-        return;
-    default:
-        store_problem(j, rc, err);
-        return;
-    }
-}
-
-static void do_consent_create(struct job *j, const struct auth_user *u)
-{
-    static const char *const keys[] = {"channel", "purpose", "kind", "method", "evidence", NULL};
-    json_t *body = body_object(j);
-    if (!body)
-        return;
-    const char *key;
-    json_t *v;
-    json_object_foreach(body, key, v)
-    {
-        size_t i = 0;
-        while (keys[i] && strcmp(keys[i], key))
-            i++;
-        char msg[240];
-        if (!keys[i]) {
-            snprintf(msg, sizeof msg,
-                     "%.64s: not accepted; a consent takes channel, purpose, kind, method and "
-                     "evidence (its status and times are set by the node)",
-                     key);
-            problem(j, 422, msg, key);
-            json_decref(body);
-            return;
-        }
-        if (strcmp(key, "evidence") && !json_is_string(v)) {
-            snprintf(msg, sizeof msg, "%s: must be a string", key);
-            problem(j, 422, msg, key);
-            json_decref(body);
-            return;
-        }
-    }
-    char ip[64];
-    remote_ip(j->remote, ip, sizeof ip);
-    struct consent_request req = {
-        .contact_id = j->route.id,
-        .channel = json_string_value(json_object_get(body, "channel")),
-        .purpose = json_string_value(json_object_get(body, "purpose")),
-        .kind = json_string_value(json_object_get(body, "kind")),
-        .method = json_string_value(json_object_get(body, "method")),
-        .evidence = json_object_get(body, "evidence"),
-        .ip = ip,
-    };
-    char token[CONSENT_TOKEN_BUF] = "";
-    struct op_error err;
-    op_error_clear(&err);
-    json_t *rec = NULL;
-    struct batch_member me;
-    int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
-    if (rc == 0) {
-        rc = consent_record(j->api->writer.store, j->api->policy, &req, 0, &rec, token, &err);
-        rc = committed(rc, writer_end(j, &me), &err);
-    }
-    json_decref(body);
-    if (rc < 0) {
-        json_decref(rec);
-        consent_problem(j, rc, &err);
-        return;
-    }
-    set_record_headers(j, rec);
-    snprintf(j->location, sizeof j->location, "%s/contacts/%s/consents/%s", API_PREFIX, j->route.id,
-             json_string_value(json_object_get(rec, "id")));
-    /* The token belongs to the contact. Until the node sends the
-     * confirmation message itself, a manager may take it to forward the
-     * link; nobody else ever sees it (the node keeps only its hash). */
-    if (token[0] && u->role == AUTH_ROLE_MANAGER)
-        json_object_set_new(rec, "confirmation_token", json_string(token));
-    explicit_bzero(token, sizeof token);
-    reply_json(j, 201, rec);
-}
-
-static void do_consent_withdraw(struct job *j, const struct auth_user *u)
-{
-    const char *reason = NULL;
-    json_t *body = NULL;
-    if (j->body_len) {
-        body = body_object(j);
-        if (!body)
-            return;
-        reason = json_string_value(json_object_get(body, "reason"));
-    }
-    struct op_error err;
-    op_error_clear(&err);
-    json_t *cur = NULL, *rec = NULL;
-    struct batch_member me;
-    int rc = writer_begin(j, u->name, user_viewer(u), &me, &err);
-    if (rc < 0) {
-        json_decref(body);
-        store_problem(j, rc, &err);
-        return;
-    }
-    struct store *s = j->api->writer.store;
-    rc = store_get(s, &entity_contact, j->route.id, 0, &cur, &err);
-    json_decref(cur);
-    cur = NULL;
-    if (rc == 0)
-        rc = store_get(s, &entity_consent, j->route.sub_id, 0, &cur, &err);
-    if (rc == 0 && strcmp(json_string_value(json_object_get(cur, "contact_id")), j->route.id))
-        rc = op_error_set(&err, -ENOENT, NULL, "no consent %s for contact %s", j->route.sub_id,
-                          j->route.id);
-    /* Withdrawing one record withdraws the consent it stands for: every
-     * open record of the contact for that channel, purpose and kind. */
-    if (rc == 0 && strcmp(json_string_value(json_object_get(cur, "status")), "withdrawn"))
-        rc = consent_withdraw(s, j->route.id, json_string_value(json_object_get(cur, "channel")),
-                              json_string_value(json_object_get(cur, "purpose")),
-                              json_string_value(json_object_get(cur, "kind")), reason, 0, NULL,
-                              &err);
-    if (rc == 0)
-        rc = store_get(s, &entity_consent, j->route.sub_id, 0, &rec, &err);
-    rc = committed(rc, writer_end(j, &me), &err);
-    json_decref(cur);
-    json_decref(body);
-    if (rc < 0) {
-        json_decref(rec);
-        store_problem(j, rc, &err);
-        return;
-    }
-    set_record_headers(j, rec);
-    reply_json(j, 200, rec);
-}
-
-static void do_consent_status(struct job *j, struct conn *c, const struct auth_user *u)
-{
-    struct param ps[PARAMS_MAX];
-    int n = query_or_fail(j, ps);
-    if (n < 0)
-        return;
-    const char *channel = NULL, *purpose = NULL, *kind = NULL;
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(ps[i].name, "channel"))
-            channel = ps[i].value;
-        else if (!strcmp(ps[i].name, "purpose"))
-            purpose = ps[i].value;
-        else if (!strcmp(ps[i].name, "kind"))
-            kind = ps[i].value;
-        else {
-            problem(j, 400, "unknown query parameter (channel, purpose, kind)", NULL);
-            return;
-        }
-    }
-    if (!channel || !purpose) {
-        problem(j, 400,
-                "channel and purpose are required "
-                "(GET /api/v1/contacts/{id}/consents/status?channel=email&purpose=newsletter)",
-                NULL);
-        return;
-    }
-    struct consent_decision d;
-    struct op_error err;
-    op_error_clear(&err);
-    char hash[POLICY_HASH_HEX] = "";
-    /* The policy is swapped (SIGHUP) under the writer lock. */
-    pthread_mutex_lock(&j->api->writer_lock);
-    const struct policy *p = j->api->policy;
-    if (p)
-        snprintf(hash, sizeof hash, "%s", p->hash);
-    store_set_viewer(c->store, viewer_for(u));
-    int rc = consent_check(c->store, p, j->route.id, channel, purpose, kind && *kind ? kind : NULL,
-                           0, &d, &err);
-    store_set_viewer(c->store, NULL);
-    pthread_mutex_unlock(&j->api->writer_lock);
-    if (rc == -EINVAL) {
-        problem(j, 400, err.msg, NULL);
-        return;
-    }
-    if (rc < 0) {
-        store_problem(j, rc, &err);
-        return;
-    }
-    reply_json(j, 200,
-               json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s?, s:s}", "contact_id",
-                         j->route.id, "channel", channel, "purpose", purpose, "kind",
-                         kind && *kind ? kind : "marketing", "allowed", d.allowed, "state",
-                         consent_state_name(d.state), "rule", d.rule, "consent_id",
-                         d.consent_id[0] ? d.consent_id : NULL, "policy_hash", hash));
-}
-
-static void do_consent_confirm(struct job *j)
-{
-    json_t *body = body_object(j);
-    if (!body)
-        return;
-    const char *token = json_string_value(json_object_get(body, "token"));
-    if (!token) {
-        problem(j, 422, "token: required, the string from the confirmation link", "token");
-        json_decref(body);
-        return;
-    }
-    char ip[64], id[40] = "";
-    remote_ip(j->remote, ip, sizeof ip);
-    struct op_error err;
-    op_error_clear(&err);
-    struct batch_member me;
-    int rc = writer_begin(j, "contact:confirmation-link", NULL, &me, &err);
-    if (rc == 0) {
-        rc = consent_confirm(j->api->writer.store, token, ip, 0, id, &err);
-        rc = committed(rc, writer_end(j, &me), &err);
-    }
-    json_decref(body);
-    if (rc < 0) {
-        consent_problem(j, rc, &err);
-        return;
-    }
-    reply_json(j, 200, json_pack("{s:s, s:s}", "consent_id", id, "status", "granted"));
-}
-
-static void do_metrics(struct job *j, const struct auth_user *u)
-{
-    if (u->role != AUTH_ROLE_MANAGER && u->role != AUTH_ROLE_ADMIN) {
-        problem(j, 403, "metrics are for the manager and admin roles", NULL);
-        return;
-    }
-    j->status = 200; /* rendered on the loop thread, where the counters live */
-}
-
-static int method_is(const struct job *j, const char *m)
-{
-    return !strcmp(j->method, m);
-}
-
-static void method_not_allowed(struct job *j, const char *allow)
-{
-    char msg[96];
-    snprintf(msg, sizeof msg, "method %s not allowed here (allowed: %s)", j->method, allow);
-    problem(j, 405, msg, NULL);
-}
-
-static void run_job(uv_work_t *w)
-{
-    struct job *j = w->data;
-    struct api *a = j->api;
-    const struct route *r = &j->route;
-
-    if (r->kind == R_SESSION) {
-        if (method_is(j, "POST"))
-            do_login(j);
-        else if (method_is(j, "DELETE"))
-            do_logout(j);
-        else
-            method_not_allowed(j, "POST, DELETE");
-        return;
-    }
-    if (r->kind == R_CONFIRM) { /* the contact follows a link: the token is the credential */
-        if (method_is(j, "POST"))
-            do_consent_confirm(j);
-        else
-            method_not_allowed(j, "POST");
-        return;
-    }
-    struct conn *c = reader_acquire(a);
-    if (!c) {
-        snprintf(j->retry_after, sizeof j->retry_after, "1");
-        problem(j, 503, "all database connections are busy", NULL);
-        return;
-    }
-    struct auth_user u;
-    if (authenticate(j, c, &u) < 0)
-        goto out;
-    if (r->kind == R_METRICS) {
-        do_metrics(j, &u);
-        goto out;
-    }
-    if (require_crm_role(j, &u) < 0)
-        goto out;
-    switch (r->kind) {
-    case R_SEARCH:
-        if (method_is(j, "GET") || method_is(j, "HEAD"))
-            do_search(j, c, &u);
-        else
-            method_not_allowed(j, "GET");
-        break;
-    case R_COLLECTION:
-        if (method_is(j, "GET") || method_is(j, "HEAD"))
-            do_list(j, c, &u, r->e, NULL, NULL);
-        else if (method_is(j, "POST")) {
-            json_t *body = body_object(j);
-            if (body) {
-                do_create(j, &u, r->e, body);
-                json_decref(body);
-            }
-        } else
-            method_not_allowed(j, "GET, POST");
-        break;
-    case R_RECORD:
-        if (method_is(j, "GET") || method_is(j, "HEAD"))
-            do_get(j, c, &u);
-        else if (method_is(j, "PATCH"))
-            do_update_or_delete(j, &u, 0);
-        else if (method_is(j, "DELETE"))
-            do_update_or_delete(j, &u, 1);
-        else
-            method_not_allowed(j, "GET, PATCH, DELETE");
-        break;
-    case R_CONSENTS:
-        if (method_is(j, "GET") || method_is(j, "HEAD")) {
-            json_t *contact = NULL;
-            struct op_error err;
-            op_error_clear(&err);
-            store_set_viewer(c->store, viewer_for(&u));
-            int rc = store_get(c->store, &entity_contact, r->id, 0, &contact, &err);
-            store_set_viewer(c->store, NULL);
-            json_decref(contact);
-            if (rc < 0)
-                store_problem(j, rc, &err);
-            else
-                do_list(j, c, &u, &entity_consent, "contact_id", r->id);
-        } else if (method_is(j, "POST"))
-            do_consent_create(j, &u);
-        else
-            method_not_allowed(j, "GET, POST");
-        break;
-    case R_WITHDRAW:
-        if (method_is(j, "POST"))
-            do_consent_withdraw(j, &u);
-        else
-            method_not_allowed(j, "POST");
-        break;
-    case R_CONSENT_STATUS:
-        if (method_is(j, "GET") || method_is(j, "HEAD"))
-            do_consent_status(j, c, &u);
-        else
-            method_not_allowed(j, "GET");
-        break;
-    default:
-        problem(j, 404, "no such resource", NULL);
-        break;
-    }
-out:
-    reader_release(a, c);
-}
-
-static uint64_t db_bytes(const char *path)
-{
-    uint64_t total = 0;
-    struct stat st;
-    char wal[1100];
-    if (stat(path, &st) == 0)
-        total += (uint64_t)st.st_size;
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    if (stat(wal, &st) == 0)
-        total += (uint64_t)st.st_size;
-    return total;
-}
-
-static void after_job(uv_work_t *w, int status)
-{
-    struct job *j = w->data;
-    struct api *a = j->api;
+    struct api *a = ctx;
     a->pending--;
-    if (status == UV_ECANCELED)
-        problem(j, 503, "the daemon is shutting down", NULL);
-    if (j->route.kind == R_METRICS && j->status == 200) {
-        struct metrics_gauges g = {
-            .open_connections = a->server ? http_server_connections(a->server) : 0,
-            .db_bytes = db_bytes(a->db_path),
-            .uptime_s = (uint64_t)(wall_ms() - (int64_t)a->started_ms) / 1000u,
-            .sync = a->sync_get ? a->sync_get(a->sync_ctx) : NULL,
-        };
-        free(j->resp);
-        j->resp = NULL;
-        if (metrics_render(a->metrics, &g, &j->resp, &j->resp_len) < 0) {
-            problem(j, 500, "out of memory", NULL);
-        } else {
-            j->resp_type = "text/plain; version=0.0.4; charset=utf-8";
-        }
-    }
-    if (j->user[0])
-        http_set_user(j->x, j->user);
-    if (j->etag[0])
-        (void)http_add_header(j->x, "ETag", j->etag);
-    if (j->location[0])
-        (void)http_add_header(j->x, "Location", j->location);
-    if (j->retry_after[0])
-        (void)http_add_header(j->x, "Retry-After", j->retry_after);
-    if (j->www_authenticate)
-        (void)http_add_header(j->x, "WWW-Authenticate", "Bearer realm=\"outpost\"");
-    (void)http_add_header(j->x, "Cache-Control", "no-store");
-    if (!j->status)
-        problem(j, 500, "the request was not handled", NULL);
-    http_respond(j->x, j->status, j->resp ? j->resp_type : NULL, j->resp,
-                 j->resp ? j->resp_len : 0);
-    job_free(j);
-}
-
-/* ---- loop-thread entry points ------------------------------------------- */
-
-static void respond_now(struct http_exchange *x, int status, const char *detail)
-{
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
-                          http_status_text(status), "status", status, "detail", detail);
-    char *s = json_dumps(p, JSON_COMPACT);
-    json_decref(p);
-    http_respond(x, status, "application/problem+json", s, s ? strlen(s) : 0);
-    free(s);
+    api_dispatch_finish(a->metrics, c);
 }
 
 void api_handle(void *ctx, struct http_exchange *x)
 {
     struct api *a = ctx;
-    struct route r;
-    route_path(http_path(x), &r);
-    if (r.kind == R_HEALTH) {
-        static const char ok[] = "{\"status\":\"ok\"}";
-        if (strcmp(http_method(x), "GET") && strcmp(http_method(x), "HEAD")) {
-            respond_now(x, 405, "use GET");
-            return;
-        }
-        http_respond(x, 200, "application/json", ok, sizeof ok - 1);
+    struct api_route r;
+    api_route_match(http_path(x), &r);
+    struct api_response resp;
+    memset(&resp, 0, sizeof resp);
+    if (api_dispatch_early(&r, http_method(x), &resp)) {
+        api_job_send(x, &resp);
+        api_reply_done(&resp);
         return;
     }
-    if (r.kind == R_NOT_FOUND) {
-        respond_now(x, 404, "no such resource");
-        return;
+    if (api_job_start(a->loop, x, &r, serve_work, serve_done, a) == 0)
+        a->pending++;
+}
+
+int api_serve(struct api *a, const struct api_request_view *req, struct api_response *out)
+{
+    struct api_call c;
+    memset(&c, 0, sizeof c);
+    api_route_match(req->path, &c.route);
+    if (!api_dispatch_early(&c.route, req->method, &c.resp)) {
+        int rc = api_request_init(&c.req, req);
+        if (rc < 0)
+            return rc;
+        api_dispatch_run(a->db, a->auth, &c);
+        api_dispatch_finish(a->metrics, &c);
+        api_request_done(&c.req);
     }
-    struct job *j = calloc(1, sizeof *j);
-    if (!j) {
-        respond_now(x, 503, "out of memory");
-        return;
-    }
-    j->api = a;
-    j->x = x;
-    j->route = r;
-    j->work.data = j;
-    snprintf(j->method, sizeof j->method, "%s", http_method(x));
-    snprintf(j->remote, sizeof j->remote, "%s", http_remote(x));
-    j->query = dup_or_null(http_query(x));
-    size_t blen = 0;
-    const char *body = http_body(x, &blen);
-    if (blen) {
-        j->body = malloc(blen + 1);
-        if (j->body) {
-            memcpy(j->body, body, blen);
-            j->body[blen] = '\0';
-            j->body_len = blen;
-        }
-    }
-    const char *auth = http_header(x, "Authorization");
-    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
-        const char *t = auth + 7;
-        while (*t == ' ')
-            t++;
-        if (strlen(t) < AUTH_TOKEN_BUF)
-            j->bearer = strdup(t);
-    }
-    const char *im = http_header(x, "If-Match");
-    if (im) {
-        j->has_if_match = 1;
-        snprintf(j->if_match, sizeof j->if_match, "%s", im);
-    }
-    const char *ct = http_header(x, "Content-Type");
-    if (ct)
-        snprintf(j->content_type, sizeof j->content_type, "%s", ct);
-    if ((blen && !j->body) || !j->query) {
-        job_free(j);
-        respond_now(x, 503, "out of memory");
-        return;
-    }
-    int rc = uv_queue_work(a->loop, &j->work, run_job, after_job);
-    if (rc < 0) {
-        job_free(j);
-        respond_now(x, 503, "cannot queue the request");
-        return;
-    }
-    a->pending++;
+    *out = c.resp;
+    return 0;
 }
 
 void api_log(void *ctx, const struct http_log_entry *e)
 {
     struct api *a = ctx;
-    struct route r;
-    route_path(e->path ? e->path : "", &r);
-    metrics_observe(a->metrics, r.label, e->status, e->duration_ms);
+    struct api_route r;
+    api_route_match(e->path ? e->path : "", &r);
+    api_metrics_observe(a->metrics, r.label, e->status, e->duration_ms);
     if (a->opt.log_requests)
         log_msg(e->status >= 500 ? LOG_LEVEL_WARNING : LOG_LEVEL_INFO,
                 "%s %s %d %" PRIu64 " %.1fms %s %s", e->method ? e->method : "-",
@@ -1505,40 +101,12 @@ void api_log(void *ctx, const struct http_log_entry *e)
 
 /* ---- setup ---------------------------------------------------------------- */
 
-static int conn_open(struct api *a, struct conn *c, unsigned flags, struct op_error *err)
-{
-    int rc = store_open(a->db_path, flags, &c->store, err);
-    if (rc < 0)
-        return rc;
-    if (!store_node_id(c->store)) {
-        store_close(c->store);
-        c->store = NULL;
-        return op_error_set(err, -EINVAL, NULL,
-                            "%s is not initialized as a node; run 'outpost init --db %s "
-                            "--region CODE'",
-                            a->db_path, a->db_path);
-    }
-    rc = auth_new(c->store, &c->auth, err);
-    if (rc < 0) {
-        store_close(c->store);
-        c->store = NULL;
-    }
-    return rc;
-}
-
-static void conn_close(struct conn *c)
-{
-    auth_free(c->auth);
-    store_close(c->store);
-}
-
 /* The node's region policy: opt.policy_file, else $OUTPOST_POLICY, else
  * the HQ override beside the database, else the profile of the writer
  * store's region (node_policy.h). */
 static int load_policy(struct api *a, struct policy **out, struct op_error *err)
 {
-    return node_policy_load(a->opt.policy_file, a->opt.db_path, store_region(a->writer.store), out,
-                            err);
+    return node_policy_load(a->opt.policy_file, a->opt.db_path, api_db_region(a->db), out, err);
 }
 
 int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, struct op_error *err)
@@ -1550,35 +118,18 @@ int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, st
     a->opt = *opt;
     snprintf(a->db_path, sizeof a->db_path, "%s", opt->db_path);
     a->opt.db_path = a->db_path;
-    a->started_ms = (uint64_t)wall_ms();
-    pthread_mutex_init(&a->writer_lock, NULL);
-    pthread_cond_init(&a->commit_cv, NULL);
-    pthread_mutex_init(&a->readers_lock, NULL);
-    pthread_mutex_init(&a->limiter_lock, NULL);
-    int rc = conn_open(a, &a->writer, 0, err);
+    int rc = api_db_open(a->db_path, opt->workers, &a->db, err);
     if (rc < 0)
         goto fail;
-    rc = load_policy(a, &a->policy, err);
+    struct policy *p = NULL;
+    rc = load_policy(a, &p, err);
     if (rc < 0)
         goto fail;
-    store_set_policy(a->writer.store, a->policy);
-    a->nreaders = opt->workers ? opt->workers : 4;
-    a->readers = calloc(a->nreaders, sizeof *a->readers);
-    if (!a->readers) {
-        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    api_db_set_policy(a->db, p);
+    rc = api_auth_new(opt->session_ttl_s, &a->auth, err);
+    if (rc < 0)
         goto fail;
-    }
-    for (unsigned i = 0; i < a->nreaders; i++) {
-        rc = conn_open(a, &a->readers[i], DB_OPEN_READONLY, err);
-        if (rc < 0)
-            goto fail;
-    }
-    rc = auth_limiter_new(NULL, &a->limiter);
-    if (rc < 0) {
-        op_error_set(err, rc, NULL, "cannot create the login limiter");
-        goto fail;
-    }
-    a->metrics = metrics_new();
+    a->metrics = api_metrics_new(a->db_path);
     if (!a->metrics) {
         rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
         goto fail;
@@ -1594,37 +145,26 @@ void api_free(struct api *a)
 {
     if (!a)
         return;
-    for (unsigned i = 0; i < a->nreaders && a->readers; i++)
-        conn_close(&a->readers[i]);
-    free(a->readers);
-    conn_close(&a->writer);
-    policy_free(a->policy);
-    auth_limiter_free(a->limiter);
-    metrics_free(a->metrics);
-    pthread_mutex_destroy(&a->writer_lock);
-    pthread_cond_destroy(&a->commit_cv);
-    pthread_mutex_destroy(&a->readers_lock);
-    pthread_mutex_destroy(&a->limiter_lock);
+    api_db_close(a->db);
+    api_auth_free(a->auth);
+    api_metrics_free(a->metrics);
     free(a);
 }
 
 void api_set_server(struct api *a, struct http_server *server)
 {
-    a->server = server;
+    api_metrics_set_server(a->metrics, server);
 }
 
 void api_set_options(struct api *a, unsigned session_ttl_s, int log_requests)
 {
-    pthread_mutex_lock(&a->writer_lock);
-    a->opt.session_ttl_s = session_ttl_s;
-    pthread_mutex_unlock(&a->writer_lock);
+    api_auth_set_session_ttl(a->auth, session_ttl_s);
     a->opt.log_requests = log_requests;
 }
 
 void api_set_sync_source(struct api *a, const struct sync_status *(*get)(void *ctx), void *ctx)
 {
-    a->sync_get = get;
-    a->sync_ctx = ctx;
+    api_metrics_set_sync_source(a->metrics, get, ctx);
 }
 
 unsigned api_pending(const struct api *a)
@@ -1636,12 +176,7 @@ unsigned api_pending(const struct api *a)
 
 void api_set_policy(struct api *a, struct policy *p)
 {
-    pthread_mutex_lock(&a->writer_lock);
-    struct policy *old = a->policy;
-    a->policy = p;
-    store_set_policy(a->writer.store, p);
-    pthread_mutex_unlock(&a->writer_lock);
-    policy_free(old);
+    api_db_set_policy(a->db, p);
 }
 
 int api_reload_policy(struct api *a, struct op_error *err)
@@ -1656,7 +191,7 @@ int api_reload_policy(struct api *a, struct op_error *err)
 
 const char *api_policy_hash(const struct api *a)
 {
-    return a->policy ? a->policy->hash : "";
+    return api_db_policy_hash(a->db);
 }
 
 struct retention_job {
@@ -1679,15 +214,14 @@ static void retention_work(uv_work_t *w)
     struct api *a = j->api;
     op_error_clear(&j->err);
     for (;;) {
-        pthread_mutex_lock(&a->writer_lock);
-        while (a->batch_open)
-            pthread_cond_wait(&a->commit_cv, &a->writer_lock);
+        const struct policy *policy;
+        struct api_conn *writer = api_db_exclusive(a->db, &policy);
         struct retention_options o = {.max_records = RETENTION_SLICE};
         struct retention_report rep;
-        store_set_actor(a->writer.store, "system:retention", NULL);
-        j->rc = retention_run(a->writer.store, a->policy, (uint64_t)wall_ms(), &o, &rep, &j->err);
-        store_set_actor(a->writer.store, "system", NULL);
-        pthread_mutex_unlock(&a->writer_lock);
+        store_set_actor(writer->store, "system:retention", NULL);
+        j->rc = retention_run(writer->store, policy, hlc_wall_ms(NULL), &o, &rep, &j->err);
+        store_set_actor(writer->store, "system", NULL);
+        api_db_exclusive_end(a->db);
         j->purged += rep.total;
         if (j->rc < 0 || !rep.more)
             break;

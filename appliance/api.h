@@ -76,4 +76,15 @@ unsigned api_pending(const struct api *a);
 void api_handle(void *ctx, struct http_exchange *x);
 void api_log(void *ctx, const struct http_log_entry *entry);
 
+/* Serves one request on the calling thread, through the same route
+ * table, dispatch, handlers and finish as api_handle but without the
+ * thread pool or a socket (tests drive the API this way). req is a
+ * request as http_server hands it over (api_request.h); *out receives
+ * the answer as api_handle would send it (api_reply.h), to be freed with
+ * api_reply_done. Returns 0, or -ENOMEM when the request could not be
+ * copied. The request log and the request counters are not touched. */
+struct api_request_view;
+struct api_response;
+int api_serve(struct api *a, const struct api_request_view *req, struct api_response *out);
+
 #endif

@@ -29,6 +29,7 @@
 #include <http_parser.h>
 
 #include "http_tls.h"
+#include "percent.h"
 
 #define HTTP_MAX_URL 8192        /* request target; over it: 414 */
 #define HTTP_MAX_HEADERS 100     /* header fields; over it: 431 */
@@ -321,47 +322,6 @@ static int json_escape(struct sbuf *b, const char *s)
             rc = sb_add(b, s, 1);
     }
     return rc;
-}
-
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes src[0..n) into out (cap counts the NUL; out may equal
- * src). Returns the decoded length, -EINVAL for a malformed escape or an
- * encoded NUL (it would cut every C string after it), -E2BIG. */
-static int pct_decode(char *out, size_t cap, const char *src, size_t n, int plus_space)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = src[i];
-        if (ch == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)src[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)src[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return -EINVAL;
-            ch = (char)(hi * 16 + lo);
-            if (ch == '\0')
-                return -EINVAL;
-            i += 2;
-        } else if (ch == '+' && plus_space) {
-            ch = ' ';
-        }
-        if (o + 1 >= cap)
-            return -E2BIG;
-        out[o++] = ch;
-    }
-    if (o >= cap)
-        return -E2BIG;
-    out[o] = '\0';
-    return (int)o;
 }
 
 static int is_tchar(unsigned char ch)
@@ -905,7 +865,7 @@ static int url_finish(struct conn *c)
     x->query = q ? q + 1 : "";
     if (u[0] != '/')
         return cb_refuse(c, 400, "the request target must be a path starting with '/'");
-    if (pct_decode(u, strlen(u) + 1, u, strlen(u), 0) < 0)
+    if (percent_decode(u, strlen(u) + 1, u, strlen(u), 0) < 0)
         return cb_refuse(c, 400, "the path has a malformed or NUL percent-escape");
     x->path = u;
     return 0;
@@ -1536,13 +1496,13 @@ int http_query_param(const struct http_exchange *x, const char *name, char *out,
         const char *eq = memchr(q, '=', seg);
         size_t klen = eq ? (size_t)(eq - q) : seg;
         char key[256];
-        int kl = pct_decode(key, sizeof key, q, klen, 1);
+        int kl = percent_decode(key, sizeof key, q, klen, PERCENT_PLUS_SPACE);
         if (kl >= 0 && strcmp(key, name) == 0) {
             const char *v = eq ? eq + 1 : q + seg;
             size_t vlen = eq ? seg - klen - 1 : 0;
             if (cap == 0)
                 return -E2BIG;
-            return pct_decode(out, cap, v, vlen, 1);
+            return percent_decode(out, cap, v, vlen, PERCENT_PLUS_SPACE);
         }
         q += seg;
         if (*q == '&')

@@ -1,0 +1,67 @@
+/*
+ * The answer to one API request as a handler builds it: status, body,
+ * the few headers the API sets, and the user for the log line. Bodies are
+ * JSON, and every error is an RFC 9457 problem+json naming the field by
+ * JSON pointer where there is one; store and auth errors map to statuses
+ * in one place. The invariant: a response holds one body at a time (a new
+ * one frees the old), and its headers come out in one fixed order.
+ */
+#ifndef OUTPOST_API_REPLY_H
+#define OUTPOST_API_REPLY_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "auth.h"
+#include "op_error.h"
+
+struct api_response {
+    int status;                   /* 0 until a handler answers */
+    char *body;                   /* malloc'd, or NULL for no body */
+    size_t body_len;              /* bytes of body */
+    const char *type;             /* Content-Type of body, a literal */
+    char user[AUTH_NAME_MAX + 1]; /* who asked, for the log line; "" if unknown */
+    char etag[32];                /* ETag; "" for none */
+    char location[160];           /* Location; "" for none */
+    char retry_after[24];         /* Retry-After, seconds; "" for none */
+    int www_authenticate;         /* WWW-Authenticate: Bearer realm="outpost" */
+    int no_store;                 /* Cache-Control: no-store */
+};
+
+/* Frees the body; r may then be dropped or reused for a new answer.
+ * NULL is allowed. */
+void api_reply_done(struct api_response *r);
+
+/* Sets status and a JSON body (compact), taking the reference to body;
+ * body NULL answers without one. Out of memory leaves no body. */
+void api_reply_json(struct api_response *r, int status, json_t *body);
+
+/* Sets an application/problem+json answer: type, title (the status's
+ * reason phrase), status and detail; with pointer (a field name, or
+ * "custom.NAME" for a custom field) also errors[0] with the JSON pointer
+ * ("/email", "/custom/NAME") and the same detail. */
+void api_reply_problem(struct api_response *r, int status, const char *detail, const char *pointer);
+
+/* Answers a negative store or auth error (store.h, auth.h) with its
+ * problem: -EINVAL 422 with a pointer when err names a field, else 400;
+ * -ENOENT 404; STORE_EVERSION 412; STORE_EDUP 409 with existing_id and
+ * existing (its URL); -EEXIST 409; -EBUSY 503 with Retry-After; -ENOSPC
+ * 507; anything else 500. The detail is err's message, or strerror. */
+void api_reply_store_error(struct api_response *r, int rc, const struct op_error *err);
+
+/* Sets ETag to the record's version: "N". */
+void api_reply_etag(struct api_response *r, const json_t *rec);
+
+/* One response header; both strings live as long as the response. */
+struct api_header {
+    const char *name;
+    const char *value;
+};
+#define API_REPLY_HEADERS_MAX 5
+
+/* The headers to send, in the order they are sent: ETag, Location,
+ * Retry-After, WWW-Authenticate, Cache-Control. Returns how many. */
+unsigned api_reply_headers(const struct api_response *r,
+                           struct api_header out[API_REPLY_HEADERS_MAX]);
+
+#endif
