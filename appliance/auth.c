@@ -31,6 +31,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "codec.h"
 #include "db.h"
 #include "entity.h"
 
@@ -193,34 +194,6 @@ int auth_random(void *buf, size_t n)
     return 0;
 }
 
-int auth_base64url(const unsigned char *in, size_t n, char *out, size_t cap)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t need = n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
-    if (need + 1 > cap)
-        return -ENOBUFS;
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = abc[v >> 18 & 63];
-        out[o++] = abc[v >> 12 & 63];
-        out[o++] = abc[v >> 6 & 63];
-        out[o++] = abc[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = abc[v >> 18 & 63];
-        out[o++] = abc[v >> 12 & 63];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = abc[v >> 18 & 63];
-        out[o++] = abc[v >> 12 & 63];
-        out[o++] = abc[v >> 6 & 63];
-    }
-    out[o] = '\0';
-    return (int)o;
-}
-
 /* The length of base64url(AUTH_TOKEN_BYTES bytes). */
 #define AUTH_TOKEN_B64 43
 
@@ -234,7 +207,8 @@ static int make_token(const char *prefix, char token[AUTH_TOKEN_BUF], unsigned c
         return op_error_set(err, rc, NULL, "cannot make a token: no randomness: %s", strerror(-rc));
     size_t pl = strlen(prefix);
     memcpy(token, prefix, pl);
-    rc = auth_base64url(raw, sizeof raw, token + pl, AUTH_TOKEN_BUF - pl);
+    rc = (int)codec_b64_encode(raw, sizeof raw, CODEC_B64_URL | CODEC_B64_NOPAD, token + pl,
+                               AUTH_TOKEN_BUF - pl);
     explicit_bzero(raw, sizeof raw);
     if (rc < 0)
         return op_error_set(err, rc, NULL, "token buffer too small");

@@ -268,8 +268,4 @@ void auth_limiter_success(struct auth_limiter *l, const char *name, int64_t now_
 /* Fills buf with n random bytes from getrandom(2). 0 or a negative errno. */
 int auth_random(void *buf, size_t n);
 
-/* base64url without padding of n bytes into out (cap bytes with NUL).
- * Returns the length written or -ENOBUFS. */
-int auth_base64url(const unsigned char *in, size_t n, char *out, size_t cap);
-
 #endif

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "codec.h"
 #include "db.h"
 #include "entity.h"
 #include "hlc.h"
@@ -50,23 +51,13 @@ static void iso_ms(int64_t ms, char out[32])
     snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
 }
 
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int sha256_hex(const char *data, size_t n, char out[65])
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
     if (!EVP_Digest(data, n, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
         return -EIO;
-    hex(md, 32, out);
+    (void)codec_hex_encode(md, 32, out, 65);
     return 0;
 }
 
@@ -152,7 +143,7 @@ static int address_hash(struct store *s, const char *channel, const char *addres
     memset(key, 0, sizeof key);
     if (!ok || mdlen != 32)
         return op_error_set(err, -EIO, NULL, "cannot compute the suppression hash");
-    hex(md, 32, out);
+    (void)codec_hex_encode(md, 32, out, 65);
     return 1;
 }
 
@@ -395,7 +386,8 @@ static int make_token(char token[CONSENT_TOKEN_BUF], char hash[65], struct op_er
         rc = auth_random(raw, sizeof raw);
         if (rc < 0)
             return op_error_set(err, rc, NULL, "no randomness for the confirmation token");
-        rc = auth_base64url(raw, sizeof raw, token, CONSENT_TOKEN_BUF);
+        rc = codec_b64_encode(raw, sizeof raw, CODEC_B64_URL | CODEC_B64_NOPAD, token,
+                              CONSENT_TOKEN_BUF);
         memset(raw, 0, sizeof raw);
         if (rc < 0)
             return op_error_set(err, rc, NULL, "cannot encode the confirmation token");

@@ -19,6 +19,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "codec.h"
 #include "db.h"
 #include "fold.h"
 #include "phone.h"
@@ -375,8 +376,7 @@ static int pseudonym_key_new(struct store *s, char hex[65], struct op_error *err
             return op_error_set(err, -errno, NULL, "cannot make the pseudonym key: no randomness");
         n += (size_t)got;
     }
-    for (size_t i = 0; i < sizeof k; i++)
-        snprintf(hex + 2 * i, 3, "%02x", k[i]);
+    (void)codec_hex_encode(k, sizeof k, hex, 65);
     return meta_set(s, "pseudonym_key", hex, err);
 }
 
@@ -403,19 +403,8 @@ int store_pseudonym_key(struct store *s, unsigned char out[32], struct op_error 
     if (rc < 0)
         return rc;
     unsigned char k[32];
-    for (size_t i = 0; i < sizeof k; i++) {
-        unsigned v = 0;
-        for (int j = 0; j < 2; j++) {
-            char c = hex[2 * i + (size_t)j];
-            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-            if (d < 0)
-                return op_error_set(err, -EPROTO, NULL,
-                                    "the node's pseudonym key in node_meta is damaged");
-            v = v * 16 + (unsigned)d;
-        }
-        k[i] = (unsigned char)v;
-    }
-    if (hex[64] != '\0')
+    if (strnlen(hex, sizeof hex) != 64 ||
+        codec_hex_decode(hex, 64, CODEC_HEX_LOWER, k, sizeof k) != (ssize_t)sizeof k)
         return op_error_set(err, -EPROTO, NULL, "the node's pseudonym key in node_meta is damaged");
     memcpy(out, k, sizeof k);
     return 0;

@@ -31,6 +31,8 @@
 
 #include <openssl/evp.h>
 
+#include "codec.h"
+
 #define TUS_VERSION "1.0.0"
 #define STATE_MAGIC "outpost-tus 1"
 #define STATE_FILE_MAX 65536
@@ -104,60 +106,6 @@ static uint64_t wall_seconds(const struct tus_server *s)
 
 /* ---- small parsers ---- */
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict standard base64 (padding optional, nothing else allowed) of
- * in[0..len) into out (room for len bytes suffices). Returns the decoded
- * length, or -EINVAL and (if why is not NULL) what is wrong. */
-static ssize_t b64_decode(const char *in, size_t len, unsigned char *out, const char **why)
-{
-    const char *dummy;
-    if (!why)
-        why = &dummy;
-    while (len > 0 && in[len - 1] == '=')
-        len--;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_value((unsigned char)in[i]);
-        if (v < 0) {
-            *why = in[i] == '=' ? "padding ('=') is only allowed at the end"
-                                : "it has a character outside the base64 alphabet";
-            return -EINVAL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    if (len % 4 == 1) {
-        *why = "its length is not a whole number of bytes";
-        return -EINVAL;
-    }
-    /* Leftover bits must be zero, so each byte string has one encoding. */
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
-        *why = "it is not canonical (bits set after its last byte)";
-        return -EINVAL;
-    }
-    return (ssize_t)o;
-}
-
 /* A decimal without sign or spaces that fits uint64_t. */
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -178,12 +126,7 @@ static int parse_u64(const char *s, uint64_t *out)
 
 static int is_hex_id(const char *s, size_t len)
 {
-    if (len != TUS_ID_LEN)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return 1;
+    return len == TUS_ID_LEN && codec_hex_valid(s, len, CODEC_HEX_LOWER);
 }
 
 static int principal_ok(const char *p)
@@ -209,7 +152,8 @@ static int parse_metadata(const char *raw, struct tus_metadata *md, char **arena
 {
     memset(md, 0, sizeof *md);
     size_t rlen = strlen(raw);
-    char *arena = malloc(rlen + 2 * TUS_METADATA_MAX_PAIRS + 2);
+    size_t arena_cap = rlen + 2 * TUS_METADATA_MAX_PAIRS + 2;
+    char *arena = malloc(arena_cap);
     if (!arena)
         return -ENOMEM;
     size_t used = 0, n = 0;
@@ -261,7 +205,8 @@ static int parse_metadata(const char *raw, struct tus_metadata *md, char **arena
         const char *v = sp < b ? sp + 1 : b;
         char *val = arena + used;
         const char *b64_why = "";
-        ssize_t vlen = b64_decode(v, (size_t)(b - v), (unsigned char *)val, &b64_why);
+        ssize_t vlen = codec_b64_decode(v, (size_t)(b - v), (unsigned char *)val,
+                                        arena_cap - used - 1, &b64_why);
         if (vlen < 0) {
             snprintf(why, why_cap,
                      "Upload-Metadata value of key '%.64s' is not standard base64: %s", key,
@@ -1045,11 +990,7 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
             free(arena);
             return fail(x, 500, "no randomness for an upload id");
         }
-        for (size_t i = 0; i < sizeof rnd; i++) {
-            id[2 * i] = "0123456789abcdef"[rnd[i] >> 4];
-            id[2 * i + 1] = "0123456789abcdef"[rnd[i] & 15];
-        }
-        id[TUS_ID_LEN] = '\0';
+        (void)codec_hex_encode(rnd, sizeof rnd, id, sizeof id);
         if (!find(s, id))
             break;
     }
@@ -1145,7 +1086,7 @@ static int checksum_check(const char *h, const char *body, size_t len, const cha
         *why = "Upload-Checksum digest is too long";
         return 400;
     }
-    ssize_t wlen = b64_decode(b64, blen, want, NULL);
+    ssize_t wlen = codec_b64_decode(b64, blen, want, sizeof want, NULL);
     if (wlen < 0 || wlen != EVP_MD_get_size(md)) {
         *why = "Upload-Checksum digest is not base64 of the algorithm's digest length";
         return 400;

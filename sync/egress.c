@@ -11,6 +11,7 @@
  */
 #include "egress.h"
 
+#include "codec.h"
 #include "hlc.h"
 #include "phone.h"
 #include "region.h"
@@ -144,13 +145,8 @@ int egress_pseudonym(const unsigned char key[EGRESS_KEY_BYTES], const char *valu
     if (!HMAC(EVP_sha256(), key, EGRESS_KEY_BYTES, (const unsigned char *)value, len, md, &mdlen) ||
         mdlen != 32)
         return -EIO;
-    static const char hex[] = "0123456789abcdef";
     memcpy(out, EGRESS_PSEUDONYM_PREFIX, 2);
-    for (unsigned i = 0; i < EGRESS_PSEUDONYM_BYTES; i++) {
-        out[2 + 2 * i] = hex[md[i] >> 4];
-        out[3 + 2 * i] = hex[md[i] & 15];
-    }
-    out[2 + 2 * EGRESS_PSEUDONYM_BYTES] = '\0';
+    (void)codec_hex_encode(md, EGRESS_PSEUDONYM_BYTES, out + 2, EGRESS_PSEUDONYM_LEN - 2);
     return 0;
 }
 

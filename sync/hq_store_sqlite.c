@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
+
 #define HQ_APPLICATION_ID 0x4f555448 /* "OUTH" */
 #define HQ_BUSY_MS 10000
 /* How long the log truncation after an erasure waits for readers: it runs
@@ -318,8 +320,7 @@ static void sha256_hex_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         return;
     }
     char hex[65];
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    (void)codec_hex_encode(md, 32, hex, sizeof hex);
     sqlite3_result_text(ctx, hex, 64, SQLITE_TRANSIENT);
 }
 

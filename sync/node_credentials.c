@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codec.h"
+
 #define KEY_BYTES 32
 
 int node_id_valid(const char *s)
@@ -54,30 +56,12 @@ static int url_valid(const char *s)
     return strlen(s) < sizeof((struct node_credentials *)0)->hq_url;
 }
 
-static void to_hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char xd[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = xd[in[i] >> 4];
-        out[2 * i + 1] = xd[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* 64 lower-case hex digits to 32 bytes; -1 otherwise. */
 static int from_hex(const char *s, size_t len, unsigned char out[KEY_BYTES])
 {
     if (len != 2 * KEY_BYTES)
         return -1;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return -1;
-    for (size_t i = 0; i < KEY_BYTES; i++) {
-        int a = s[2 * i] <= '9' ? s[2 * i] - '0' : s[2 * i] - 'a' + 10;
-        int b = s[2 * i + 1] <= '9' ? s[2 * i + 1] - '0' : s[2 * i + 1] - 'a' + 10;
-        out[i] = (unsigned char)(a << 4 | b);
-    }
-    return 0;
+    return codec_hex_decode(s, len, CODEC_HEX_LOWER, out, KEY_BYTES) == KEY_BYTES ? 0 : -1;
 }
 
 /* The string at key, or NULL after setting err ("FILE: KEY: ..."). */
@@ -271,7 +255,7 @@ int node_credentials_write(const char *path, const struct node_credentials *c, s
     if (rc < 0)
         return rc;
     char key_hex[2 * KEY_BYTES + 1];
-    to_hex(c->hq_key, KEY_BYTES, key_hex);
+    (void)codec_hex_encode(c->hq_key, KEY_BYTES, key_hex, sizeof key_hex);
     json_t *o = json_pack("{ssssssssss}", "format", NODE_CREDENTIALS_FORMAT, "node_id", c->node_id,
                           "region", c->region, "token", c->token, "hq_key", key_hex);
     OPENSSL_cleanse(key_hex, sizeof key_hex);
@@ -397,7 +381,7 @@ int node_credentials_generate(const char *node_id, const char *region, const cha
             return op_error_set(err, -EIO, NULL, "no random bytes: %s", strerror(errno));
         got += (size_t)k;
     }
-    to_hex(rnd, KEY_BYTES, c.token);
+    (void)codec_hex_encode(rnd, KEY_BYTES, c.token, sizeof c.token);
     memcpy(c.hq_key, rnd + KEY_BYTES, KEY_BYTES);
     OPENSSL_cleanse(rnd, sizeof rnd);
     *out = c;

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "entity.h"
 #include "hq_config.h"
 #include "hq_serve.h"
@@ -240,8 +241,7 @@ static int node_add(struct opts *o, int argc, char **argv)
                 region, out);
     } else {
         char key[65];
-        for (int i = 0; i < 32; i++)
-            snprintf(key + 2 * i, 3, "%02x", c.hq_key[i]);
+        (void)codec_hex_encode(c.hq_key, sizeof c.hq_key, key, sizeof key);
         json_t *j =
             json_pack("{s:s, s:s, s:s, s:s, s:s}", "format", NODE_CREDENTIALS_FORMAT, "node_id",
                       c.node_id, "region", c.region, "token", c.token, "hq_key", key);

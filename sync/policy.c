@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include <yaml.h>
 
+#include "codec.h"
 #include "outpost_config.h"
 
 const char *const policy_aggregate_queries[] = {
@@ -1345,8 +1346,7 @@ static int load(const char *name, const char *region, const char *data, size_t l
         free(p);
         return op_error_set(err, -EIO, NULL, "%s: cannot compute SHA-256", name);
     }
-    for (unsigned i = 0; i < mdlen; i++)
-        snprintf(p->hash + 2 * i, 3, "%02x", md[i]);
+    (void)codec_hex_encode(md, mdlen, p->hash, sizeof p->hash);
 
     yaml_parser_t y;
     yaml_document_t doc;

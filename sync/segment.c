@@ -31,6 +31,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "codec.h"
+
 #define CHUNK (64u * 1024u)
 /* 9 rather than 6: on contact JSON it is ~2% smaller for ~25% more CPU,
  * and the link, not the CPU, is the bottleneck (docs/SEGMENT_FORMAT.md) */
@@ -64,23 +66,9 @@ static void put_u32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char xd[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = xd[in[i] >> 4];
-        out[2 * i + 1] = xd[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int is_hex64(const char *s)
 {
-    size_t i;
-    for (i = 0; s[i]; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return i == 64;
+    return strlen(s) == 64 && codec_hex_valid(s, 64, CODEC_HEX_LOWER);
 }
 
 static int valid_node_id(const char *s)
@@ -570,7 +558,7 @@ static int readback(struct segment_writer *w, uint64_t end, unsigned char mac[SE
     if (!EVP_DigestFinal_ex(sha, md, NULL) || !EVP_MAC_final(m, mac, &maclen, SEGMENT_MAC_LEN) ||
         maclen != SEGMENT_MAC_LEN)
         goto fail;
-    hex(md, 32, sha_hex);
+    (void)codec_hex_encode(md, 32, sha_hex, 65);
     rc = 0;
 fail:
     EVP_MAC_CTX_free(m);
@@ -649,7 +637,7 @@ int segment_writer_finish(struct segment_writer *w, uint64_t to_urgent, uint64_t
     w->info.to_ordinary = to_ordinary;
     w->info.counts = total;
     w->info.payload_bytes = w->written;
-    hex(md, 32, w->info.payload_sha256);
+    (void)codec_hex_encode(md, 32, w->info.payload_sha256, sizeof w->info.payload_sha256);
 
     hj = header_json(&w->info);
     if (!hj) {
@@ -967,7 +955,7 @@ static int authenticate(struct segment *s, uint64_t end, const unsigned char *ke
     if (!EVP_DigestFinal_ex(sha, md, NULL) || !EVP_MAC_final(m, mac, &maclen, sizeof mac) ||
         maclen != sizeof mac)
         goto out;
-    hex(md, 32, mdhex);
+    (void)codec_hex_encode(md, 32, mdhex, sizeof mdhex);
     if (strcmp(mdhex, s->info.payload_sha256) != 0) {
         rc = bad(err, -EBADMSG, "payload_sha256",
                  "payload (bytes %" PRIu64 "..%" PRIu64 ") has SHA-256 %.16s..., the header "

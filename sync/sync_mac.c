@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "codec.h"
+
 struct mac {
     EVP_MAC_CTX *ctx;
     int failed;
@@ -71,12 +73,7 @@ static int mac_finish(struct mac *m, char out[SYNC_MAC_HEX])
     m->ctx = NULL;
     if (!ok)
         return -EIO;
-    static const char xd[] = "0123456789abcdef";
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = xd[md[i] >> 4];
-        out[2 * i + 1] = xd[md[i] & 15];
-    }
-    out[64] = '\0';
+    (void)codec_hex_encode(md, 32, out, SYNC_MAC_HEX);
     return 0;
 }
 
@@ -128,31 +125,11 @@ int sync_mailbox_mac(const unsigned char key[SYNC_MAC_KEY_BYTES], const char *no
     return mac_finish(&m, out);
 }
 
-/* 0..15, or -1; lower- and upper-case accepted */
-static int nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
+/* 64 hex digits (either case) and a NUL to 32 bytes; -1 otherwise. */
 static int decode(const char *h, unsigned char out[32])
 {
-    for (size_t i = 0; i < 64; i++)
-        if (!h[i])
-            return -1;
-    if (h[64])
+    if (strnlen(h, 65) != 64 || codec_hex_decode(h, 64, 0, out, 32) != 32)
         return -1;
-    for (size_t i = 0; i < 32; i++) {
-        int a = nibble(h[2 * i]), b = nibble(h[2 * i + 1]);
-        if (a < 0 || b < 0)
-            return -1;
-        out[i] = (unsigned char)(a << 4 | b);
-    }
     return 0;
 }
 

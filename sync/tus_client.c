@@ -30,6 +30,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codec.h"
+
 #define DEF_MIN_CHUNK ((size_t)16 * 1024)
 #define DEF_MAX_CHUNK ((size_t)4 * 1024 * 1024)
 #define DEF_INITIAL_CHUNK ((size_t)64 * 1024)
@@ -190,16 +192,6 @@ static void set_last_error(struct tus_client *c, const struct op_error *e)
 {
     c->st.last_error = e->code;
     snprintf(c->st.last_error_msg, sizeof c->st.last_error_msg, "%s", e->msg);
-}
-
-/* Base64 of `len` bytes into `out` (NUL-terminated); returns -1 if out is
- * too small. */
-static int b64(const unsigned char *in, size_t len, char *out, size_t cap)
-{
-    if (len > (SIZE_MAX / 4) - 3 || 4 * ((len + 2) / 3) + 1 > cap || len > INT32_MAX)
-        return -1;
-    (void)EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    return 0;
 }
 
 /* ---- curl <-> libuv, after docs/examples/multi-uv.c -------------------- */
@@ -563,7 +555,7 @@ static int prepare_patch(struct tus_client *c, struct job *j, struct op_error *e
     if (!EVP_Digest(c->buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != sizeof md)
         return op_error_set(err, -EIO, NULL, "SHA-256 of the chunk failed");
     char sum[64], h[128];
-    if (b64(md, sizeof md, sum, sizeof sum) < 0)
+    if (codec_b64_encode(md, sizeof md, 0, sum, sizeof sum) < 0)
         return op_error_set(err, -EIO, NULL, "checksum encoding failed");
     snprintf(h, sizeof h, "Upload-Checksum: sha256 %s", sum);
     if (add_hdr(c, h))
@@ -1568,7 +1560,7 @@ static char *encode_meta(const struct tus_meta *m, size_t n, struct op_error *er
         memcpy(out + used, k, klen);
         used += klen;
         out[used++] = ' ';
-        (void)b64((const unsigned char *)v, vlen, out + used, TUS_META_MAX + 1 - used);
+        (void)codec_b64_encode(v, vlen, 0, out + used, TUS_META_MAX + 1 - used);
         used += strlen(out + used);
     }
     if (*rc < 0) {

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "codec.h"
+
 int uuid7_os_random(void *ctx, void *buf, size_t len)
 {
     (void)ctx;
@@ -93,17 +95,6 @@ void uuid_format(const uint8_t u[16], char out[UUID_TEXT_LEN])
     out[o] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int uuid_parse(const char *text, uint8_t out[16])
 {
     uint8_t u[16];
@@ -114,11 +105,9 @@ int uuid_parse(const char *text, uint8_t out[16])
                 return -EINVAL;
             i++;
         }
-        int hi = hexval(text[i]);
-        int lo = hi < 0 ? -1 : hexval(text[i + 1]);
-        if (hi < 0 || lo < 0)
+        /* stops at the first non-digit, so a NUL ends the read */
+        if (codec_hex_decode(text + i, 2, 0, &u[b], 1) != 1)
             return -EINVAL;
-        u[b] = (uint8_t)(hi << 4 | lo);
         i += 2;
     }
     if (text[i] != '\0')

@@ -152,16 +152,6 @@ static void names_and_roles(void)
     CHECK_STR(auth_role_name(AUTH_ROLE_HQ), "hq");
 }
 
-static void base64url(void)
-{
-    char out[16];
-    CHECK_EQ(auth_base64url((const unsigned char *)"\xfb\xff", 2, out, sizeof out), 3);
-    CHECK_STR(out, "-_8");
-    CHECK_EQ(auth_base64url((const unsigned char *)"abc", 3, out, sizeof out), 4);
-    CHECK_STR(out, "YWJj");
-    CHECK_EQ(auth_base64url((const unsigned char *)"abcdefghijkl", 12, out, 16), -ENOBUFS);
-}
-
 /* ---- users ---- */
 
 static void users(void)
@@ -649,7 +639,6 @@ int main(void)
     RUN(hash_and_verify);
     RUN(password_limits);
     RUN(names_and_roles);
-    RUN(base64url);
     RUN(users);
     RUN(sessions_basic);
     RUN(sessions_expire);
