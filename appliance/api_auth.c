@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "hlc.h"
+#include "timefmt.h"
 
 struct api_auth {
     pthread_mutex_t lock; /* the limiter, and the TTL SIGHUP changes */
@@ -179,10 +180,7 @@ void api_auth_login(struct api_auth *a, struct api_db *db, struct api_call *c)
     }
     snprintf(c->resp.user, sizeof c->resp.user, "%s", cred.user.name);
     char expires[32];
-    time_t t = time(NULL) + (time_t)ttl;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(expires, sizeof expires, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    (void)timefmt_iso_s(((int64_t)time(NULL) + (int64_t)ttl) * 1000, expires, sizeof expires);
     api_reply_json(&c->resp, 201,
                    json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "token", token, "token_type",
                              "Bearer", "expires_at", expires, "user", "id", cred.user.id, "name",

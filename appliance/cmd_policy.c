@@ -21,6 +21,7 @@
 #include "policy_change.h"
 #include "residency.h"
 #include "policy_diff.h"
+#include "timefmt.h"
 
 /* ledger entries `show` lists */
 #define SHOW_LEDGER_MAX 20
@@ -55,9 +56,7 @@ static void usage(FILE *out)
 
 static void fmt_time(int64_t ms, char *out, size_t cap)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || !strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    if (timefmt_iso_s(ms, out, cap) < 0)
         snprintf(out, cap, "?");
 }
 

@@ -27,6 +27,7 @@
 #include "hlc.h"
 #include "phone.h"
 #include "region.h"
+#include "timefmt.h"
 
 #define PURPOSE_MAX 100
 #define EVIDENCE_MAX 4096 /* bytes of JSON; evidence is a receipt, not a document */
@@ -41,14 +42,8 @@ static int64_t clock_ms(int64_t now_ms)
  * writes, so the ledger's times compare as strings. */
 static void iso_ms(int64_t ms, char out[32])
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    char base[24];
-    if (!gmtime_r(&t, &tm) || !strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm)) {
+    if (timefmt_iso_ms(ms, out, 32) < 0)
         snprintf(out, 32, "1970-01-01T00:00:00.000Z");
-        return;
-    }
-    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
 }
 
 static int sha256_hex(const char *data, size_t n, char out[65])

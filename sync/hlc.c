@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "timefmt.h"
+
 uint64_t hlc_wall_ms(void *ctx)
 {
     (void)ctx;
@@ -55,13 +57,7 @@ int hlc_observe(struct hlc *h, hlc_stamp remote, hlc_stamp *out)
 
 void hlc_format_iso(hlc_stamp s, char out[HLC_ISO_LEN])
 {
-    uint64_t ms = hlc_ms(s);
-    time_t secs = (time_t)(ms / 1000u);
-    struct tm tm;
-    if (!gmtime_r(&secs, &tm)) {
+    /* the physical part has 48 bits: always a non-negative int64_t */
+    if (timefmt_iso_ms((int64_t)hlc_ms(s), out, HLC_ISO_LEN) < 0)
         snprintf(out, HLC_ISO_LEN, "invalid");
-        return;
-    }
-    snprintf(out, HLC_ISO_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000u));
 }

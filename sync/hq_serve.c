@@ -31,6 +31,7 @@
 #include "log.h"
 #include "sd_notify.h"
 #include "sync_mac.h"
+#include "timefmt.h"
 #include "tus_server.h"
 
 #define MAILBOX_PAGE 100
@@ -158,12 +159,7 @@ static void touch_node(struct hq_serve *hq, const char *name)
 
 static void iso_time(int64_t ms, char out[32])
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char base[24];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
+    (void)timefmt_iso_ms(ms, out, 32);
 }
 
 static void respond_json(struct http_exchange *x, int status, const char *type, json_t *o)

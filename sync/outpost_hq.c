@@ -31,6 +31,7 @@
 #include "node_credentials.h"
 #include "outpost_config.h"
 #include "policy.h"
+#include "timefmt.h"
 
 enum hq_exit {
     EXIT_OK_ = 0,
@@ -132,10 +133,7 @@ static void iso_time(int64_t ms, char out[32])
         snprintf(out, 32, "-");
         return;
     }
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    (void)timefmt_iso_s(ms, out, 32);
 }
 
 static int open_store(const char *cmd, struct opts *o, struct hq_store *st)

@@ -32,6 +32,7 @@
 #include <zlib.h>
 
 #include "codec.h"
+#include "timefmt.h"
 
 #define CHUNK (64u * 1024u)
 /* 9 rather than 6: on contact JSON it is ~2% smaller for ~25% more CPU,
@@ -150,55 +151,8 @@ static EVP_MAC_CTX *hmac_new(const unsigned char key[SEGMENT_KEY_BYTES])
 
 static int format_time(int64_t ms, char out[32])
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    if (ms < 0 || !gmtime_r(&secs, &tm) || tm.tm_year + 1900 > 9999)
+    if (ms > TIMEFMT_MS_MAX || timefmt_iso_ms(ms, out, 32) < 0)
         return -ERANGE;
-    if (strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm) != 19)
-        return -ERANGE;
-    snprintf(out + 19, 13, ".%03uZ", (unsigned)(ms % 1000));
-    return 0;
-}
-
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* Strict "YYYY-MM-DDTHH:MM:SS.mmmZ" to milliseconds. */
-static int parse_time(const char *s, int64_t *out)
-{
-    int y, mo, d, h, mi, se, ms;
-    if (strlen(s) != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
-        s[16] != ':' || s[19] != '.' || s[23] != 'Z')
-        return -1;
-    if (digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) ||
-        digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) || digits(s + 17, 2, &se) ||
-        digits(s + 20, 3, &ms))
-        return -1;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
-        return -1;
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = se};
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -1;
-    char back[32];
-    *out = (int64_t)t * 1000 + ms;
-    /* round trip: refuses 31 February and friends */
-    if (format_time(*out, back) != 0 || strcmp(back, s) != 0)
-        return -1;
     return 0;
 }
 
@@ -886,7 +840,7 @@ static int parse_header(const char *buf, size_t n, const struct segment_limits *
     }
     if ((rc = get_str(h, "created_at", created, sizeof created, err)) < 0)
         goto out;
-    if (parse_time(created, &info->created_ms) != 0) {
+    if (timefmt_parse_iso_ms(created, &info->created_ms) != 0) {
         rc = bad(err, -EBADMSG, "header.created_at",
                  "segment header: created_at \"%s\" is not YYYY-MM-DDTHH:MM:SS.mmmZ", created);
         goto out;
