@@ -1075,11 +1075,11 @@ def cmd_upload(dirpath):
                                       "socket, %d in the node's send queue)" %
                                       (v["boundary"], k, v["received"], v["inq"], v["txq"])
                                       for k, v in m.items()) or "nothing"))
-    if not a or not b:
-        plan.d["problems"].append(
-            "scenario 3 layout: no S3A or S3B canary in the segment being uploaded (%s)" %
-            os.path.basename(seg))
-    elif max(a) >= 65536 or min(b) < 65536 + 4096:
+    # On a loaded machine the node may cut while the records are still being
+    # written, so S3B can land in a later segment: every canary is still
+    # searched on the wire; only the layout's note says the in-flight case
+    # was not arranged this run.
+    if not a or not b or max(a) >= 65536 or min(b) < 65536 + 4096:
         plan.d["notes"].append(
             "scenario 3 layout: S3A was not inside the first 64 KiB chunk or S3B not past it "
             "(S3A %s, S3B %s, filler bytes %.1f): the in-flight-chunk case was checked as a "
