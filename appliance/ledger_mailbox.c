@@ -1,11 +1,11 @@
 /*
- * The mailbox (docs/SYNC.md, "Mailbox"): what HQ sends the node. The
- * invariant: every message's MAC is verified before anything is stored,
- * and the messages and the advanced cursor commit in one transaction. A
- * policy message is judged against the policy in force
+ * The mailbox (docs/SYNC.md, "The sync ledger", Mailbox): what HQ sends the
+ * node. The invariant: every message's MAC is verified before anything is
+ * stored, and the messages and the advanced cursor commit in one
+ * transaction. A policy message is judged against the policy in force
  * (appliance/policy_change.h): one that loosens nothing takes effect at
- * once, one that loosens anything waits for a person at the node, one
- * that is not a valid policy of the node's region is refused.
+ * once, one that loosens anything waits for a person at the node, one that
+ * is not a valid policy of the node's region is refused.
  */
 #include "sync_ledger_int.h"
 

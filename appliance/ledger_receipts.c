@@ -1,11 +1,12 @@
 /*
- * Receipts (docs/SYNC.md, "Receipts"): HQ's word on one segment. The
- * invariant: an outbox row leaves the outbox only through a receipt whose
- * MAC, node, segment number and `to` range all match; anything else is
- * -EBADMSG naming the field, with nothing changed. An applied receipt
- * acknowledges the range, the segment and the last sync in one
- * transaction and only then unlinks the file; a rejected one blocks sync
- * until a policy with another hash; a replay is harmless but must agree.
+ * Receipts (docs/SYNC.md, "The sync ledger", Receipts): HQ's word on one
+ * segment. The invariant: an outbox row leaves the outbox only through a
+ * receipt whose MAC, node, segment number and `to` range all match;
+ * anything else is -EBADMSG naming the field, with nothing changed. An
+ * applied receipt acknowledges the range, the segment and the last sync in
+ * one transaction and only then unlinks the file; a rejected one blocks
+ * sync until a policy with another hash; a replay is harmless but must
+ * agree.
  */
 #include "sync_ledger_int.h"
 

@@ -1,14 +1,15 @@
 /*
- * The segmenter (docs/SYNC.md, "Segmenting"): cuts the outbox past the
- * segmented cursor into one segment under the policy in force. Each record
- * is judged (residency_judge), projected (egress_project) or told as a
- * tombstone only to an HQ that may hold it, and streamed into the segment
- * writer until the target size; the segment stops only where each lane's
- * sent part stays a prefix. The invariants: the file is renamed into place
- * before its row and the new cursor commit in one transaction, and that
- * transaction commits only if no voiding happened while the segment was
- * cut (spool_epoch unchanged; docs/EGRESS.md, "In time"). Memory is
- * bounded by one batch of outbox rows, whatever the backlog.
+ * The segmenter (docs/SYNC.md, "The sync ledger", Segmenting): cuts the
+ * outbox past the segmented cursor into one segment under the policy in
+ * force. Each record is judged (residency_judge), projected
+ * (egress_project) or told as a tombstone only to an HQ that may hold it,
+ * and streamed into the segment writer until the target size; the segment
+ * stops only where each lane's sent part stays a prefix. The invariants:
+ * the file is renamed into place before its row and the new cursor commit
+ * in one transaction, and that transaction commits only if no voiding
+ * happened while the segment was cut (spool_epoch unchanged;
+ * docs/EGRESS.md, "In time"). Memory is bounded by one batch of outbox
+ * rows, whatever the backlog.
  */
 #include "sync_ledger_int.h"
 

@@ -1,10 +1,10 @@
 /*
- * Status (docs/SYNC.md, "Status"): the link statistics the uplink reports
- * (goodput, bytes sent today, errors by kind) and the figures `outpost
- * status` shows, read from the daemon's ledger or, read-only, from the
- * database beside a running daemon. The invariant: the figures come only
- * from what is committed, so both ways of reading them agree; a database
- * without the ledger's tables still shows its outbox.
+ * Status (docs/SYNC.md, "The sync ledger", `outpost status`): the link
+ * statistics the uplink reports (goodput, bytes sent today, errors by kind)
+ * and the figures `outpost status` shows, read from the daemon's ledger or,
+ * read-only, from the database beside a running daemon. The invariant: the
+ * figures come only from what is committed, so both ways of reading them
+ * agree; a database without the ledger's tables still shows its outbox.
  */
 #include "sync_ledger_int.h"
 
