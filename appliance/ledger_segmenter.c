@@ -1,0 +1,415 @@
+/*
+ * The segmenter (docs/SYNC.md, "The sync ledger", Segmenting): cuts the
+ * outbox past the segmented cursor into one segment under the policy in
+ * force. Each record is judged (residency_judge), projected
+ * (egress_project) or told as a tombstone only to an HQ that may hold it,
+ * and streamed into the segment writer until the target size; the segment
+ * stops only where each lane's sent part stays a prefix. The invariants:
+ * the file is renamed into place before its row and the new cursor commit
+ * in one transaction, and that transaction commits only if no voiding
+ * happened while the segment was cut (spool_epoch unchanged;
+ * docs/EGRESS.md, "In time"). Memory is bounded by one batch of outbox
+ * rows, whatever the backlog.
+ */
+#include "sync_ledger_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "entity.h"
+#include "node_policy.h"
+#include "residency.h"
+#include "segment.h"
+
+static int set_spool_full(struct sync_ledger *l, int full, struct op_error *err)
+{
+    sqlite3 *db = store_db(l->s);
+    sqlite3_stmt *st;
+    int rc = ledger_prep(db, "UPDATE sync_state SET spool_full = ?1 WHERE id = 1", &st,
+                         "cannot record the spool state", err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int(st, 1, full);
+    return ledger_done(db, st, "cannot record the spool state", err);
+}
+
+/* Whether HQ may hold the record: put in a recorded segment, or in the
+ * one being cut (which HQ applies in order). */
+static int hq_may_have(struct sync_ledger *l, const struct residency_sent *sent, const char *entity,
+                       const char *id, int *out, struct op_error *err)
+{
+    if (residency_sent_has(sent, entity, id)) {
+        *out = 1;
+        return 0;
+    }
+    return residency_hq_may_have(l->s, entity, id, out, err);
+}
+
+/* Adds one outbox row's record (or tombstone) to the segment. A tombstone
+ * (erase, purge, withdraw, and the delete of a record) goes only for a
+ * record HQ may hold: of a record it never received, HQ hears nothing. */
+static int add_row(struct sync_ledger *l, struct segment_writer *w, const struct outbox_row *r,
+                   struct residency_sent *sent, struct egress_counts *counts, struct op_error *err)
+{
+    const struct entity_def *e = entity_by_name(r->entity);
+    if (!e)
+        return op_error_set(err, -EPROTO, "entity", "outbox row %lld: unknown entity '%s'",
+                            (long long)r->seq, r->entity);
+    struct egress_record *er = NULL;
+    int rc, has = 0;
+    if (!strcmp(r->op, "erase") || !strcmp(r->op, "purge")) {
+        rc = hq_may_have(l, sent, e->name, r->record_id, &has, err);
+        if (rc < 0 || !has)
+            return rc;
+        enum egress_op op = r->op[0] == 'e' ? EGRESS_OP_ERASE : EGRESS_OP_PURGE;
+        rc = egress_tombstone(l->p, e, r->record_id, r->version, op, &er, err);
+        if (rc < 0)
+            return rc;
+    } else {
+        json_t *rec = NULL;
+        rc = store_get(l->s, e, r->record_id, STORE_INCLUDE_DELETED, &rec, err);
+        if (rc == -ENOENT)
+            return 0; /* gone: nothing to send */
+        if (rc < 0)
+            return rc;
+        if (egress_expired(l->p, e, rec, ledger_now(l)) != 0) {
+            /* Past its retention (or not judgeable: fail closed): treated
+             * as purged, whether or not the purge has run yet. */
+            rc = hq_may_have(l, sent, e->name, r->record_id, &has, err);
+            if (rc == 0 && has)
+                rc = egress_tombstone(l->p, e, r->record_id,
+                                      (int64_t)json_integer_value(json_object_get(rec, "version")),
+                                      EGRESS_OP_PURGE, &er, err);
+            json_decref(rec);
+            if (rc < 0 || !er)
+                return rc;
+            rc = segment_writer_add(w, er, err);
+            egress_record_free(er);
+            return rc;
+        }
+        json_t *del = json_object_get(rec, "deleted");
+        if (json_is_true(del) || (json_is_integer(del) && json_integer_value(del))) {
+            /* a deleted record HQ never had: nothing to tell it */
+            rc = hq_may_have(l, sent, e->name, r->record_id, &has, err);
+            if (rc < 0 || !has) {
+                json_decref(rec);
+                return rc;
+            }
+        }
+        enum residency_verdict v = RESIDENCY_KEEP;
+        rc = residency_judge(l->s, l->p, e, rec, &v, err);
+        if (rc == 0 && v != RESIDENCY_WITHHOLD) {
+            residency_apply(v, rec);
+            rc = egress_project(l->p, l->pkey, e, rec, &er, counts, err);
+        }
+        if (rc == 0 && !er) {
+            /* Withheld now (restricted, pinned, about a withheld record):
+             * HQ must drop what it holds, if it holds anything. */
+            rc = hq_may_have(l, sent, e->name, r->record_id, &has, err);
+            if (rc == 0 && has) {
+                json_int_t ver = json_integer_value(json_object_get(rec, "version"));
+                rc = egress_tombstone(l->p, e, r->record_id, (int64_t)ver, EGRESS_OP_WITHDRAW, &er,
+                                      err);
+            }
+        } else if (rc == 0 && er) {
+            rc = residency_sent_add(sent, e->name, r->record_id);
+            if (rc < 0)
+                op_error_set(err, rc, NULL, "out of memory");
+        }
+        json_decref(rec);
+        if (rc < 0 || !er) {
+            egress_record_free(er);
+            return rc;
+        }
+    }
+    rc = segment_writer_add(w, er, err);
+    egress_record_free(er);
+    return rc;
+}
+
+/* Where a full segment may stop: see sync_ledger_int.h. */
+int ledger_cursor_after(const struct outbox_row *rows, size_t n, size_t i,
+                        const struct outbox_cursor *from, struct outbox_cursor *out)
+{
+    struct outbox_cursor c = *from;
+    for (size_t k = 0; k <= i; k++) {
+        int64_t *lane = rows[k].priority < OUTBOX_ORDINARY ? &c.urgent : &c.ordinary;
+        if (rows[k].seq > *lane)
+            *lane = rows[k].seq;
+    }
+    for (size_t k = i + 1; k < n; k++) {
+        int64_t lane = rows[k].priority < OUTBOX_ORDINARY ? c.urgent : c.ordinary;
+        if (rows[k].seq <= lane)
+            return 0;
+    }
+    *out = c;
+    return 1;
+}
+
+/* -ESTALE when a voiding committed since `epoch` was read: the segment may
+ * hold values that may no longer leave. */
+static int check_epoch(struct sync_ledger *l, int64_t epoch, struct op_error *err)
+{
+    struct ledger_state now;
+    int rc = ledger_load_state(store_db(l->s), &now, err);
+    if (rc < 0)
+        return rc;
+    if (now.spool_epoch != epoch)
+        return op_error_set(err, -ESTALE, "spool",
+                            "the spool was voided while a segment was cut; cutting again");
+    return 0;
+}
+
+static int record_segment(struct sync_ledger *l, const struct sync_segment *sg,
+                          const struct outbox_cursor *to, double bpr, int64_t epoch,
+                          const struct residency_sent *sent, struct op_error *err)
+{
+    sqlite3 *db = store_db(l->s);
+    int rc = store_begin(l->s, err);
+    if (rc < 0)
+        return rc;
+    rc = check_epoch(l, epoch, err);
+    if (rc == 0)
+        rc = residency_sent_record(l->s, sent, sg->no, err);
+    if (rc < 0) {
+        store_rollback(l->s);
+        return rc;
+    }
+    sqlite3_stmt *st;
+    rc = ledger_prep(
+        db,
+        "INSERT INTO sync_segments (no, from_urgent, from_ordinary, to_urgent, to_ordinary, "
+        "bytes, records, state, path, policy_hash, created_ms) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10)",
+        &st, "cannot record the segment", err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)sg->no);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)sg->from_urgent);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)sg->from_ordinary);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)sg->to_urgent);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)sg->to_ordinary);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)sg->bytes);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)sg->records);
+        sqlite3_bind_text(st, 8, sg->path, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 9, l->p->hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 10, sg->created_ms);
+        rc = ledger_done(db, st, "cannot record the segment", err);
+    }
+    if (rc == 0)
+        rc = ledger_prep(db,
+                         "UPDATE sync_state SET segmented_urgent = ?1, segmented_ordinary = ?2, "
+                         "next_segment = ?3, bytes_per_record = ?4 WHERE id = 1",
+                         &st, "cannot advance the segmented cursor", err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, to->urgent);
+        sqlite3_bind_int64(st, 2, to->ordinary);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)(sg->no + 1));
+        sqlite3_bind_double(st, 4, bpr);
+        rc = ledger_done(db, st, "cannot advance the segmented cursor", err);
+    }
+    if (rc < 0) {
+        store_rollback(l->s);
+        return rc;
+    }
+    return store_commit(l->s, err);
+}
+
+/* The spool reached its cap (full = 1) or is below it again (-1). */
+static void note_spool(struct sync_ledger *l, int full, uint64_t bytes, uint64_t segments)
+{
+    l->news.spool = full;
+    l->news.spool_bytes = bytes;
+    l->news.spool_segments = segments;
+    l->news.spool_cap = l->spool_max;
+}
+
+static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *out,
+                       struct op_error *err)
+{
+    sqlite3 *db = store_db(l->s);
+    struct ledger_state s;
+    int rc = ledger_load_state(db, &s, err);
+    if (rc < 0)
+        return rc;
+    if (s.blocked[0]) {
+        *made = 0;
+        return 0;
+    }
+    uint64_t spool_bytes = 0, spool_segs = 0;
+    rc = ledger_spool_usage(db, &spool_bytes, &spool_segs, err);
+    if (rc < 0)
+        return rc;
+    if (spool_bytes >= l->spool_max) {
+        if (!s.spool_full) {
+            rc = set_spool_full(l, 1, err);
+            if (rc < 0)
+                return rc;
+            note_spool(l, 1, spool_bytes, spool_segs);
+        }
+        *made = 0;
+        return 0;
+    }
+    if (s.spool_full) {
+        rc = set_spool_full(l, 0, err);
+        if (rc < 0)
+            return rc;
+        note_spool(l, -1, spool_bytes, spool_segs);
+    }
+    int64_t pending = 0;
+    rc = ledger_unsegmented(db, s.seg_u, s.seg_o, &pending, err);
+    if (rc < 0)
+        return rc;
+    if (pending == 0) {
+        *made = 0;
+        return 0;
+    }
+
+    struct segment_info hdr;
+    memset(&hdr, 0, sizeof hdr);
+    snprintf(hdr.node_id, sizeof hdr.node_id, "%s", l->cred.node_id);
+    hdr.from_urgent = (uint64_t)s.seg_u;
+    hdr.from_ordinary = (uint64_t)s.seg_o;
+    hdr.schema_version = l->schema_version;
+    snprintf(hdr.policy_hash, sizeof hdr.policy_hash, "%s", l->p->hash);
+    hdr.created_ms = ledger_now(l);
+    struct segment_writer *w = NULL;
+    rc = segment_writer_new(&hdr, l->cred.hq_key, l->spool_dir, s.next_no, &w, err);
+    if (rc < 0)
+        return rc;
+
+    struct outbox_row *rows = malloc(LEDGER_BATCH * sizeof *rows);
+    struct residency_sent *sent = NULL;
+    if (!rows || residency_sent_new(&sent) < 0) {
+        free(rows);
+        segment_writer_abort(w);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    struct outbox_cursor cur = {s.seg_u, s.seg_o};
+    struct egress_counts counts;
+    memset(&counts, 0, sizeof counts);
+    int full = 0;
+    while (!full) {
+        size_t n = 0;
+        struct outbox_cursor covered;
+        rc = outbox_next_batch(l->s, &cur, LEDGER_BATCH, rows, &n, &covered, err);
+        if (rc < 0)
+            goto fail;
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n && !full; i++) {
+            rc = add_row(l, w, &rows[i], sent, &counts, err);
+            if (rc < 0)
+                goto fail;
+            if (segment_writer_compressed_bytes(w) >= l->segment_bytes) {
+                if (i + 1 == n)
+                    full = 1; /* covered below */
+                else if (ledger_cursor_after(rows, n, i, &cur, &cur))
+                    full = 2;
+            }
+        }
+        if (full != 2)
+            cur = covered;
+    }
+    free(rows);
+    rows = NULL;
+
+    struct sync_segment sg;
+    memset(&sg, 0, sizeof sg);
+    struct segment_info info;
+    rc = segment_writer_finish(w, (uint64_t)cur.urgent, (uint64_t)cur.ordinary, &counts, sg.path,
+                               sizeof sg.path, &info, err);
+    w = NULL;
+    if (rc < 0) {
+        residency_sent_free(sent);
+        return rc;
+    }
+    struct stat sb;
+    if (stat(sg.path, &sb) < 0) {
+        rc = op_error_set(err, -errno, "spool", "cannot stat %s: %s", sg.path, strerror(errno));
+        ledger_unlink_spool(l, sg.path);
+        residency_sent_free(sent);
+        return rc;
+    }
+    sg.no = s.next_no;
+    sg.from_urgent = (uint64_t)s.seg_u;
+    sg.from_ordinary = (uint64_t)s.seg_o;
+    sg.to_urgent = (uint64_t)cur.urgent;
+    sg.to_ordinary = (uint64_t)cur.ordinary;
+    sg.bytes = (uint64_t)sb.st_size;
+    sg.records = info.records;
+    sg.state = SYNC_SEG_SPOOLED;
+    sg.created_ms = info.created_ms;
+    double bpr = s.bpr;
+    if (sg.records > 0) {
+        double sample = (double)sg.bytes / (double)sg.records;
+        bpr = bpr > 0 ? 0.7 * bpr + 0.3 * sample : sample;
+    }
+    rc = record_segment(l, &sg, &cur, bpr, s.spool_epoch, sent, err);
+    residency_sent_free(sent);
+    if (rc < 0) {
+        ledger_unlink_spool(l, sg.path); /* a file without its row */
+        return rc;
+    }
+    *made = 1;
+    *out = sg;
+    return 0;
+fail:
+    free(rows);
+    residency_sent_free(sent);
+    segment_writer_abort(w);
+    return rc;
+}
+
+/* The policy in force may have changed since the last segment (SIGHUP, or
+ * another process such as `outpost policy accept`): cut under the one in
+ * force, and if its hash is not the one the spool was cut under, void the
+ * spool and queue every record again (residency_policy_changed). A policy
+ * that does not load stops segmenting: fail closed. */
+static int follow_policy(struct sync_ledger *l, struct op_error *err)
+{
+    struct policy *np = NULL;
+    int rc = node_policy_load(l->policy_file, l->db_path, store_region(l->s), &np, err);
+    if (rc < 0)
+        return rc;
+    if (strcmp(np->hash, l->p->hash)) {
+        policy_free(l->p);
+        l->p = np;
+    } else {
+        policy_free(np);
+    }
+    struct ledger_state s;
+    rc = ledger_load_state(store_db(l->s), &s, err);
+    if (rc < 0 || !strcmp(s.policy_hash, l->p->hash))
+        return rc;
+    char why[160];
+    snprintf(why, sizeof why, "the policy in force changed to %.16s", l->p->hash);
+    int changed = 0;
+    rc = residency_policy_changed(l->s, l->p->hash, why, &changed, err);
+    if (rc == 0 && changed) {
+        if (!l->news.policy_now[0])
+            snprintf(l->news.policy_was, sizeof l->news.policy_was, "%s", s.policy_hash);
+        snprintf(l->news.policy_now, sizeof l->news.policy_now, "%s", l->p->hash);
+    }
+    return rc;
+}
+
+int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segment *out,
+                             struct op_error *err)
+{
+    *made = 0;
+    /* Files voided by another process that could not empty them. */
+    int rc = residency_sweep(l->s, err);
+    if (rc < 0)
+        return rc;
+    rc = follow_policy(l, err);
+    if (rc < 0)
+        return rc;
+    for (int attempt = 0;; attempt++) {
+        rc = cut_segment(l, made, out, err);
+        if (rc != -ESTALE || attempt == 2)
+            return rc;
+    }
+}

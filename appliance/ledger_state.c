@@ -1,0 +1,223 @@
+/*
+ * The ledger's state (sync_ledger_int.h): the one sync_state row, the rows
+ * of the segment table, and the SQLite helpers the other ledger modules
+ * share. Each helper is one statement; transactions belong to the caller,
+ * so a change spread over several helpers still commits as one.
+ */
+#include "sync_ledger_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+
+int64_t ledger_real_clock(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ledger_now(const struct sync_ledger *l)
+{
+    return l->clock(l->clock_ctx);
+}
+
+int ledger_sql_fail(sqlite3 *db, int rc, const char *what, struct op_error *err)
+{
+    return op_error_set(err, db_errno(rc), NULL, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+int ledger_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what,
+                struct op_error *err)
+{
+    int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK)
+        return ledger_sql_fail(db, rc, what, err);
+    return 0;
+}
+
+int ledger_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct op_error *err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return ledger_sql_fail(db, rc, what, err);
+    return 0;
+}
+
+void ledger_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+int ledger_load_state(sqlite3 *db, struct ledger_state *o, struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc =
+        ledger_prep(db,
+                    "SELECT segmented_urgent, segmented_ordinary, acked_urgent, acked_ordinary, "
+                    "next_segment, blocked, blocked_kind, blocked_policy, spool_full, "
+                    "bytes_per_record, goodput_bps, last_sync_ms, bytes_day, bytes_today, "
+                    "last_error, mailbox_after, spool_cap, spool_epoch, policy_hash "
+                    "FROM sync_state WHERE id = 1",
+                    &st, "cannot read the sync state", err);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        if (rc == SQLITE_DONE)
+            return op_error_set(err, -EPROTO, "sync_state", "the sync_state row is missing");
+        return ledger_sql_fail(db, rc, "cannot read the sync state", err);
+    }
+    memset(o, 0, sizeof *o);
+    o->seg_u = sqlite3_column_int64(st, 0);
+    o->seg_o = sqlite3_column_int64(st, 1);
+    o->ack_u = sqlite3_column_int64(st, 2);
+    o->ack_o = sqlite3_column_int64(st, 3);
+    o->next_no = (uint64_t)sqlite3_column_int64(st, 4);
+    ledger_copy_col(o->blocked, sizeof o->blocked, st, 5);
+    ledger_copy_col(o->blocked_kind, sizeof o->blocked_kind, st, 6);
+    ledger_copy_col(o->blocked_policy, sizeof o->blocked_policy, st, 7);
+    o->spool_full = sqlite3_column_int(st, 8);
+    o->bpr = sqlite3_column_double(st, 9);
+    o->goodput = sqlite3_column_double(st, 10);
+    o->last_sync_ms = sqlite3_column_int64(st, 11);
+    o->bytes_day = sqlite3_column_int64(st, 12);
+    o->bytes_today = sqlite3_column_int64(st, 13);
+    ledger_copy_col(o->last_error, sizeof o->last_error, st, 14);
+    o->mailbox_after = (uint64_t)sqlite3_column_int64(st, 15);
+    o->spool_cap = (uint64_t)sqlite3_column_int64(st, 16);
+    o->spool_epoch = sqlite3_column_int64(st, 17);
+    ledger_copy_col(o->policy_hash, sizeof o->policy_hash, st, 18);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+void ledger_row_to_segment(sqlite3_stmt *st, struct sync_segment *out)
+{
+    memset(out, 0, sizeof *out);
+    out->no = (uint64_t)sqlite3_column_int64(st, 0);
+    out->from_urgent = (uint64_t)sqlite3_column_int64(st, 1);
+    out->from_ordinary = (uint64_t)sqlite3_column_int64(st, 2);
+    out->to_urgent = (uint64_t)sqlite3_column_int64(st, 3);
+    out->to_ordinary = (uint64_t)sqlite3_column_int64(st, 4);
+    out->bytes = (uint64_t)sqlite3_column_int64(st, 5);
+    out->records = (uint64_t)sqlite3_column_int64(st, 6);
+    out->state = sqlite3_column_int(st, 7);
+    ledger_copy_col(out->path, sizeof out->path, st, 8);
+    ledger_copy_col(out->upload_url, sizeof out->upload_url, st, 9);
+    out->created_ms = sqlite3_column_int64(st, 10);
+}
+
+int ledger_get_segment(sqlite3 *db, uint64_t no, struct sync_segment *out, struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = ledger_prep(db, "SELECT " LEDGER_SEGMENT_COLS " FROM sync_segments WHERE no = ?1", &st,
+                         "cannot read the segment table", err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        ledger_row_to_segment(st, out);
+        sqlite3_finalize(st);
+        return 1;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return ledger_sql_fail(db, rc, "cannot read the segment table", err);
+    return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* Idempotent: a file already gone is fine. */
+void ledger_unlink_spool(struct sync_ledger *l, const char *path)
+{
+    if (path[0] && unlink(path) == 0)
+        (void)fsync_dir(l->spool_dir);
+}
+
+int ledger_set_blocked(struct sync_ledger *l, const char *kind, const char *why,
+                       const char *policy_hash, struct op_error *err)
+{
+    sqlite3 *db = store_db(l->s);
+    sqlite3_stmt *st;
+    int rc =
+        ledger_prep(db,
+                    "UPDATE sync_state SET blocked = ?1, blocked_kind = ?2, blocked_policy = ?3 "
+                    "WHERE id = 1",
+                    &st, "cannot record why sync is blocked", err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, why, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, policy_hash, -1, SQLITE_STATIC);
+    return ledger_done(db, st, "cannot record why sync is blocked", err);
+}
+
+int ledger_spool_usage(sqlite3 *db, uint64_t *bytes, uint64_t *segments, struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = ledger_prep(db,
+                         "SELECT coalesce(sum(bytes), 0), count(*) FROM sync_segments "
+                         "WHERE state IN (0, 1)",
+                         &st, "cannot measure the spool", err);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *bytes = (uint64_t)sqlite3_column_int64(st, 0);
+        *segments = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return ledger_sql_fail(db, rc, "cannot measure the spool", err);
+    return 0;
+}
+
+/* Outbox rows not yet in a segment. */
+int ledger_unsegmented(sqlite3 *db, int64_t su, int64_t so, int64_t *n, struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = ledger_prep(db,
+                         "SELECT (SELECT count(*) FROM outbox WHERE priority < 2 AND seq > ?1) + "
+                         "(SELECT count(*) FROM outbox WHERE priority = 2 AND seq > ?2)",
+                         &st, "cannot read the outbox", err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, su);
+    sqlite3_bind_int64(st, 2, so);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return ledger_sql_fail(db, rc, "cannot read the outbox", err);
+    return 0;
+}
+
+int ledger_get_u64(json_t *o, const char *key, uint64_t *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return -1;
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}

@@ -1,0 +1,118 @@
+/*
+ * The sync ledger's inside (docs/SYNC.md, "The sync ledger"), shared by
+ * the modules it is made of and by their unit tests, never by the network
+ * side: this header includes sqlite3.h and store.h, and uplink.c keeps to
+ * sync_ledger.h (tests/tools/check_egress.sh). One concern per module:
+ *
+ *   sync_ledger.c       open, close, reload, reconciling spool and table
+ *   ledger_state.c      the sync_state row, the segment table's rows, SQL helpers
+ *   ledger_segmenter.c  cutting the outbox into segments under the policy in force
+ *   ledger_uploads.c    which segment goes next, its upload URL, voided uploads
+ *   ledger_receipts.c   HQ's receipts: verify, acknowledge or block
+ *   ledger_mailbox.c    HQ's mailbox and the policies it brings
+ *   ledger_status.c     link statistics and the figures of `outpost status`
+ *
+ * Every function here does blocking SQLite or file I/O on the ledger's own
+ * connection; the errors are the ones sync_ledger.h describes.
+ */
+#ifndef OUTPOST_SYNC_LEDGER_INT_H
+#define OUTPOST_SYNC_LEDGER_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "egress.h"
+#include "outbox.h"
+#include "policy.h"
+#include "store.h"
+#include "sync_ledger.h"
+
+#define LEDGER_SPOOL_MAX_DEFAULT (256ull * 1024 * 1024)
+/* outbox rows read per batch while building a segment: bounds memory */
+#define LEDGER_BATCH 128
+/* compressed bytes per record assumed for the ETA before any segment */
+#define LEDGER_BPR_DEFAULT 100.0
+/* the largest receipt or mailbox answer parsed */
+#define LEDGER_JSON_MAX (4u * 1024 * 1024)
+
+struct sync_ledger {
+    struct store *s;
+    struct policy *p;
+    unsigned char pkey[EGRESS_KEY_BYTES];
+    struct node_credentials cred;
+    char db_path[1024];
+    char spool_dir[1024];
+    char policy_file[1024]; /* "" unless given explicitly */
+    uint64_t segment_bytes, spool_max;
+    uint32_t schema_version;
+    int64_t (*clock)(void *ctx); /* wall-clock ms since the epoch */
+    void *clock_ctx;
+    struct sync_ledger_news news; /* for the caller to log (sync_ledger_take_news) */
+};
+
+/* ---- ledger_state.c ------------------------------------------------------- */
+
+/* The sync_state row. */
+struct ledger_state {
+    int64_t seg_u, seg_o, ack_u, ack_o;
+    uint64_t next_no;
+    char blocked[256], blocked_kind[16], blocked_policy[POLICY_HASH_HEX];
+    int spool_full;
+    double bpr, goodput;
+    int64_t last_sync_ms, bytes_day, bytes_today;
+    char last_error[256];
+    uint64_t mailbox_after, spool_cap;
+    int64_t spool_epoch;
+    char policy_hash[POLICY_HASH_HEX];
+};
+
+/* CLOCK_REALTIME in ms (ctx unused); the ledger's clock unless one is given. */
+int64_t ledger_real_clock(void *ctx);
+/* The ledger's wall clock, ms since the epoch. */
+int64_t ledger_now(const struct sync_ledger *l);
+
+/* SQLite's result rc as a negative errno in *err, with `what` and SQLite's message. */
+int ledger_sql_fail(sqlite3 *db, int rc, const char *what, struct op_error *err);
+int ledger_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what,
+                struct op_error *err);
+/* Steps a statement that returns no row and finalizes it. */
+int ledger_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct op_error *err);
+/* Column col as text into dst (cap bytes, truncated); NULL reads as "". */
+void ledger_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col);
+/* A non-negative integer member of o: 0, else -1. */
+int ledger_get_u64(json_t *o, const char *key, uint64_t *out);
+
+/* Reads the sync_state row into *o; a missing row is -EPROTO. */
+int ledger_load_state(sqlite3 *db, struct ledger_state *o, struct op_error *err);
+/* Records why sync is stopped: kind "rejected" or "region", with the hash of
+ * the policy a rejection happened under ("" for none). */
+int ledger_set_blocked(struct sync_ledger *l, const char *kind, const char *why,
+                       const char *policy_hash, struct op_error *err);
+/* Bytes and count of the segments not yet acknowledged or rejected. */
+int ledger_spool_usage(sqlite3 *db, uint64_t *bytes, uint64_t *segments, struct op_error *err);
+/* Outbox rows past the segmented cursor (su, so). */
+int ledger_unsegmented(sqlite3 *db, int64_t su, int64_t so, int64_t *n, struct op_error *err);
+
+#define LEDGER_SEGMENT_COLS                                                                        \
+    "no, from_urgent, from_ordinary, to_urgent, to_ordinary, bytes, records, state, path, "        \
+    "upload_url, created_ms"
+/* A row selected as LEDGER_SEGMENT_COLS. */
+void ledger_row_to_segment(sqlite3_stmt *st, struct sync_segment *out);
+/* Segment `no`: 1 and *out, or 0 when there is no such row. */
+int ledger_get_segment(sqlite3 *db, uint64_t no, struct sync_segment *out, struct op_error *err);
+/* Removes a spool file and syncs the directory; a missing file is fine. */
+void ledger_unlink_spool(struct sync_ledger *l, const char *path);
+
+/* ---- ledger_segmenter.c ---------------------------------------------------- */
+
+/* The cursor after rows[0..i] (processed in order, each lane's seqs
+ * increasing as outbox_next_batch returns them): 1 and *out if stopping
+ * there leaves no earlier row of a lane unprocessed, else 0 and *out
+ * untouched. Pure. */
+int ledger_cursor_after(const struct outbox_row *rows, size_t n, size_t i,
+                        const struct outbox_cursor *from, struct outbox_cursor *out);
+
+#endif
