@@ -56,6 +56,27 @@ static int run(sqlite3 *db, sqlite3_stmt *st, const char *what, struct op_error 
     return rc == SQLITE_DONE ? 0 : db_fail(db, rc, what, err);
 }
 
+/* *out = 1 when `sql` (a SELECT 1 ... with ?1 and, if b is not NULL, ?2)
+ * finds a row. */
+static int exists(struct store *s, const char *sql, const char *a, const char *b, int *out,
+                  const char *what, struct op_error *err)
+{
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *st;
+    int rc = prep(db, sql, &st, what, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (b)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(db, rc, what, err);
+    *out = rc == SQLITE_ROW;
+    return 0;
+}
+
 /* ---- relations ------------------------------------------------------------- */
 
 static const char *ref_of(json_t *rec, const char *field)
@@ -66,19 +87,8 @@ static const char *ref_of(json_t *rec, const char *field)
 
 static int contact_erased(struct store *s, const char *id, int *out, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prep(db, "SELECT 1 FROM erasures WHERE subject_id = ?1 LIMIT 1", &st,
+    return exists(s, "SELECT 1 FROM erasures WHERE subject_id = ?1 LIMIT 1", id, NULL, out,
                   "cannot read erasures", err);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(db, rc, "cannot read erasures", err);
-    *out = rc == SQLITE_ROW;
-    return 0;
 }
 
 /* Whether parent `id` of pe withholds what is about it. */
@@ -390,22 +400,6 @@ int residency_sweep(struct store *s, struct op_error *err)
     return rc;
 }
 
-int residency_void_spool(struct store *s, const char *why, struct op_error *err)
-{
-    int rc = store_begin(s, err);
-    if (rc < 0)
-        return rc;
-    rc = residency_void_spool_tx(s, why, NULL, err);
-    if (rc < 0) {
-        store_rollback(s);
-        return rc;
-    }
-    rc = store_commit(s, err);
-    if (rc < 0)
-        return rc;
-    return residency_sweep(s, err);
-}
-
 /* Queues every record of every entity that syncs again (ordinary lane). */
 static int enqueue_all(struct store *s, struct op_error *err)
 {
@@ -487,39 +481,15 @@ int residency_policy_changed(struct store *s, const char *new_hash, const char *
 int residency_queued(struct store *s, const char *entity, const char *id, int *out,
                      struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prep(db, "SELECT 1 FROM outbox WHERE entity = ?1 AND record_id = ?2 LIMIT 1", &st,
-                  "cannot read the outbox", err);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(db, rc, "cannot read the outbox", err);
-    *out = rc == SQLITE_ROW;
-    return 0;
+    return exists(s, "SELECT 1 FROM outbox WHERE entity = ?1 AND record_id = ?2 LIMIT 1", entity,
+                  id, out, "cannot read the outbox", err);
 }
 
 int residency_hq_may_have(struct store *s, const char *entity, const char *id, int *out,
                           struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prep(db, "SELECT 1 FROM egress_sent WHERE entity = ?1 AND record_id = ?2", &st,
-                  "cannot read egress_sent", err);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(db, rc, "cannot read egress_sent", err);
-    *out = rc == SQLITE_ROW;
-    return 0;
+    return exists(s, "SELECT 1 FROM egress_sent WHERE entity = ?1 AND record_id = ?2", entity, id,
+                  out, "cannot read egress_sent", err);
 }
 
 /* An open-addressing set of "entity\0id" keys. */

@@ -82,10 +82,6 @@ int residency_void_spool_tx(struct store *s, const char *why, int *n, struct op_
  * repeat; files already gone are fine. */
 int residency_sweep(struct store *s, struct op_error *err);
 
-/* One transaction of its own, then the sweep: what a command that changes
- * the rules calls (residency_void_spool_tx + residency_sweep). */
-int residency_void_spool(struct store *s, const char *why, struct op_error *err);
-
 /* The policy in force is now `new_hash` (its previous hash is recorded in
  * sync_state.policy_hash). If it differs from the recorded one (and one was
  * recorded): voids the spool and queues every record again, so each is cut
