@@ -91,7 +91,7 @@ demo() {
     mkdir -p "$BUILD_DIR/demo"
     dir=$(cd "$BUILD_DIR/demo" && pwd)
     db="$dir/node.db"
-    outpost="$BUILD_DIR/appliance/outpost"
+    outpost="$BUILD_DIR/appliance/cli/outpost"
     # A demo daemon from an earlier run still serving this database?
     pkill -f "outpostd --db $db" 2>/dev/null || true
     pkill -f "outpost-hq serve --db $dir/hq.db" 2>/dev/null || true
@@ -121,7 +121,7 @@ QUERIES
     printf 'outpost demo\n' | "$outpost" user add demo --role manager --password-stdin --db "$db"
 
     say "starting outpost-hq, a local HQ receiver, on a free loopback port"
-    local hq="$BUILD_DIR/appliance/outpost-hq" hqdb="$dir/hq.db" hqlog="$dir/outpost-hq.log"
+    local hq="$BUILD_DIR/sync/hq/outpost-hq" hqdb="$dir/hq.db" hqlog="$dir/outpost-hq.log"
     "$hq" --db "$hqdb" node add branch-1 --region "$DEMO_REGION" --out "$dir/branch-1.credentials" >/dev/null
     "$hq" serve --db "$hqdb" --spool_dir "$dir/hq-uploads" --listen 127.0.0.1:0 --log_requests false \
         2>"$hqlog" &
@@ -138,14 +138,14 @@ QUERIES
     local log="$dir/outpostd.log" port="" pid
     local sync=(--hq_credentials "$dir/branch-1.credentials" --hq_url "http://127.0.0.1:$hqport"
         --sync_bandwidth 64kbit --segment_bytes 64KB --sync_interval_ms 1000 --log_requests false)
-    "$BUILD_DIR/appliance/outpostd" --db "$db" --listen "127.0.0.1:${DEMO_PORT:-8080}" "${sync[@]}" 2>"$log" &
+    "$BUILD_DIR/appliance/daemon/outpostd" --db "$db" --listen "127.0.0.1:${DEMO_PORT:-8080}" "${sync[@]}" 2>"$log" &
     pid=$!
     for _ in $(seq 1 50); do
         port=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$log")
         [ -n "$port" ] && break
         if ! kill -0 "$pid" 2>/dev/null; then
             # The port is taken: let the kernel pick a free one.
-            "$BUILD_DIR/appliance/outpostd" --db "$db" --listen 127.0.0.1:0 "${sync[@]}" 2>"$log" &
+            "$BUILD_DIR/appliance/daemon/outpostd" --db "$db" --listen 127.0.0.1:0 "${sync[@]}" 2>"$log" &
             pid=$!
         fi
         sleep 0.2
@@ -175,10 +175,10 @@ QUERIES
          $base/api/v1/contacts
 
     The admin CLIs work beside the daemons:
-    $BUILD_DIR/appliance/outpost status --db $db
-    $BUILD_DIR/appliance/outpost egress-report --db $db
-    $BUILD_DIR/appliance/outpost-hq --db $hqdb nodes
-    $BUILD_DIR/appliance/outpost-hq --db $hqdb records --count
+    $BUILD_DIR/appliance/cli/outpost status --db $db
+    $BUILD_DIR/appliance/cli/outpost egress-report --db $db
+    $BUILD_DIR/sync/hq/outpost-hq --db $hqdb nodes
+    $BUILD_DIR/sync/hq/outpost-hq --db $hqdb records --count
 
 ==> Sync to HQ, a line per segment with HQ's totals (the link is capped at 64 kbit/s):
 EOF

@@ -1,5 +1,5 @@
 -- Full-text search over contacts and organizations. The outpost_fold
--- tokenizer (appliance/fold.c) wraps unicode61 with remove_diacritics 2 and
+-- tokenizer (appliance/store/fold.c) wraps unicode61 with remove_diacritics 2 and
 -- also folds the letters Unicode does not decompose (ł, ø, đ, ß, æ, œ, þ...),
 -- so "lodz" finds "Łódź". The index is external-content over the record
 -- tables and kept in step by triggers; tombstoned rows stay indexed (the

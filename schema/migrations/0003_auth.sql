@@ -1,4 +1,4 @@
--- Login sessions and API tokens (appliance/auth.c). Neither table holds a
+-- Login sessions and API tokens (appliance/store/auth.c). Neither table holds a
 -- secret: a token is given to its holder once and only its SHA-256 is kept,
 -- so a copy of the database (a backup, a stolen disk) lets nobody in.
 -- Both tables are local to the node: they are not CRM records, have no

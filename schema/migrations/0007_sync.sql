@@ -1,6 +1,6 @@
 -- Sync ledger (docs/SYNC.md, "The sync ledger"): what the node has cut into
 -- segments, uploaded and had acknowledged by HQ, and the HQ mailbox. Written
--- only by appliance/sync_ledger.c, each change in one transaction; read by
+-- only by appliance/uplink/sync_ledger.c, each change in one transaction; read by
 -- `outpost status` beside a running daemon.
 --
 -- A segment covers the outbox changes in (from_x, to_x] of each lane

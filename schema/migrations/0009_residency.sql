@@ -3,7 +3,7 @@
 -- old values at once, wherever they wait, and so that HQ hears nothing of
 -- records it never received.
 --
--- spool_epoch: bumped by every voiding (appliance/residency.c). The
+-- spool_epoch: bumped by every voiding (appliance/store/residency.c). The
 -- segmenter reads it before it starts a segment and records the segment
 -- only if it is unchanged, so a segment cut from values read before a
 -- restriction never enters the spool.

@@ -7,7 +7,7 @@
 -- The egress ledger of policy changes: every policy from HQ that took
 -- effect on the node, who let it (an administrator, or the node itself for
 -- a policy that only tightens), the policy hashes before and after, and
--- what changed (policy_diff_summary). Written by appliance/policy_change.c;
+-- what changed (policy_diff_summary). Written by appliance/uplink/policy_change.c;
 -- shown by `outpost policy show`. Append-only.
 CREATE TABLE policy_ledger (
     id          INTEGER PRIMARY KEY,

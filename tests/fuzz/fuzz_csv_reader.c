@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for appliance/csv_reader.c (and csv_writer.c). Beyond
+ * libFuzzer target for sync/toolkit/csv_reader.c (and csv_writer.c). Beyond
  * "no crash, no leak, no overflow" it checks the reader's promises on every
  * record it accepts: fields within the caps, NUL-free valid UTF-8, the
  * field count of the first row, and positions that make sense; and that a
@@ -7,8 +7,8 @@
  *
  * Build and run (not part of the meson build):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
- *       -Iappliance -Isync tests/fuzz/fuzz_csv_reader.c appliance/csv_reader.c \
- *       appliance/csv_writer.c sync/op_error.c -o fuzz_csv_reader
+ *       -Isync/toolkit -Isync/core -Isync/net tests/fuzz/fuzz_csv_reader.c sync/toolkit/csv_reader.c \
+ *       sync/toolkit/csv_writer.c sync/toolkit/op_error.c -o fuzz_csv_reader
  *   mkdir -p corpus && ./fuzz_csv_reader -max_len=200000 corpus
  * The first input byte picks small caps (so the cap paths are reached
  * with short inputs) or the defaults.

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for appliance/http_server.c: each input is sent, as one
+ * libFuzzer target for sync/net/http_server.c: each input is sent, as one
  * client's byte stream, to a real server on 127.0.0.1 (parser, limits,
  * pipelining, percent-decoding, refusals and the connection state machine
  * all run as in production), then the client half-closes and reads until
@@ -12,8 +12,8 @@
  *
  * Build and run (not part of the meson build):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
- *       -Iappliance -Isync tests/fuzz/fuzz_http_request.c appliance/http_server.c \
- *       appliance/http_tls.c sync/op_error.c \
+ *       -Isync/toolkit -Isync/core -Isync/net tests/fuzz/fuzz_http_request.c sync/net/http_server.c \
+ *       sync/net/http_tls.c sync/toolkit/op_error.c \
  *       -luv -lhttp_parser -lssl -lcrypto -o fuzz_http_request
  *   mkdir -p corpus && ./fuzz_http_request -max_len=100000 corpus
  * The first input byte picks the server: even = default limits, odd = tiny

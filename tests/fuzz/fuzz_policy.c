@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for sync/policy.c (policy_load_buffer). Beyond "no
+ * libFuzzer target for sync/core/policy.c (policy_load_buffer). Beyond "no
  * crash, no leak, no overflow" it checks the loader's promises: a refused
  * input leaves *out untouched and says "NAME:LINE: KEY: ..." with a line
  * inside the input; an accepted one has a 64-digit hash, a region equal to
@@ -10,8 +10,8 @@
  * Build and run (not part of the meson build; outpost_config.h comes from
  * a meson build directory, here build/):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
- *       -Isync -Ibuild tests/fuzz/fuzz_policy.c sync/policy.c sync/entity.c \
- *       sync/op_error.c -ljansson -lyaml -lcrypto -o fuzz_policy
+ *       -Isync/toolkit -Isync/core -Ibuild tests/fuzz/fuzz_policy.c sync/core/policy.c sync/core/entity.c \
+ *       sync/toolkit/op_error.c -ljansson -lyaml -lcrypto -o fuzz_policy
  *   mkdir -p corpus && cp schema/regions/BR.yaml corpus/
  *   ./fuzz_policy -max_len=300000 -dict=tests/fuzz/policy.dict corpus
  * (the dictionary is optional; the key names in docs/REGION_POLICY.md make

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the segment reader (sync/segment.c: segment_open_fd
+ * libFuzzer target for the segment reader (sync/core/segment.c: segment_open_fd
  * and segment_next_record). The HMAC stops a random file long before the
  * payload, so the first input byte picks what the rest is:
  *   0: a whole segment file (magic, version, header caps, header JSON,
@@ -17,8 +17,8 @@
  * Build and run (not part of the meson build; outpost_config.h comes from
  * a meson build directory, here build/):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
- *       -Isync -Ibuild tests/fuzz/fuzz_segment.c sync/segment.c sync/egress.c \
- *       sync/policy.c sync/entity.c sync/op_error.c \
+ *       -Isync/toolkit -Isync/core -Ibuild tests/fuzz/fuzz_segment.c sync/core/segment.c sync/core/egress.c \
+ *       sync/core/policy.c sync/core/entity.c sync/toolkit/op_error.c \
  *       -ljansson -lyaml -lcrypto -lz -o fuzz_segment
  *   mkdir -p corpus && ./fuzz_segment -max_len=200000 corpus
  * (seed the corpus with a spool's .seg files prefixed by a 0 byte).

@@ -211,7 +211,7 @@ def load_yaml(text):
     return block()
 
 
-# ---- the entities (sync/entity.c) -------------------------------------------
+# ---- the entities (sync/core/entity.c) -------------------------------------------
 # Field types as the store checks them; the test refuses to run when a
 # profile or the egress report names a field missing here, so a new field
 # cannot go unplanted.
@@ -1433,15 +1433,15 @@ REPORT_REL = "egress-report bug"
 SECURE = "HQ secure deletion"
 SENT_BUG = "residency bug: egress_sent forgotten"
 LEGEND = {
-    SENT_BUG: "residency_void_spool_tx (appliance/residency.c) drops the egress_sent rows of "
+    SENT_BUG: "residency_void_spool_tx (appliance/store/residency.c) drops the egress_sent rows of "
               "every unacknowledged segment whose upload_url is empty, as if no byte of it had "
               "left; but the uplink sends a segment's bytes before its URL is recorded "
-              "(appliance/uplink.c on_created only queues J_SET_URL, and J_SET_URL and "
+              "(appliance/uplink/uplink.c on_created only queues J_SET_URL, and J_SET_URL and "
               "J_MARK_UPLOADED fail when the database stays busy or the node dies first). HQ "
               "applied the segment, the node believes HQ never had its records, and no "
               "withdrawal or erasure ever follows.",
     GAP_A: "the uploader sends the rest of a chunk it had read before its spool file was "
-           "truncated: sync/tus_client.c does not stop at a shrunk file yet (being built). "
+           "truncated: sync/net/tus_client.c does not stop at a shrunk file yet (being built). "
            "Stopping must also drop what the kernel holds in the socket's send queue (abort the "
            "connection with a reset, or keep the send buffer small), or that part still leaves.",
     GAP_A_HQ: "the voided upload is not terminated at HQ (being built), so what was sent of it "
@@ -1450,11 +1450,11 @@ LEGEND = {
            "its link to a contact withheld since, at the version HQ holds, so HQ keeps naming "
            "that contact.",
     REPORT_REL: "`outpost egress-report` does not apply the relation rules: "
-                "appliance/cmd_egress_report.c on_record projects each record with "
+                "appliance/cli/cmd_egress_report.c on_record projects each record with "
                 "egress_project_traced alone and never calls residency_judge/residency_apply, so "
                 "what is about a withheld contact, organization or deal is reported (and written "
                 "by --output) as leaving, and a deal keeps the withheld contact's id, while the "
-                "segmenter (appliance/sync_ledger.c add_row) withholds them.",
+                "segmenter (appliance/uplink/sync_ledger.c add_row) withholds them.",
     SECURE: "values of records withdrawn or erased at HQ linger in HQ's WAL or free pages: HQ "
             "must delete securely (docs/HQ.md). RESIDENCY_HQ_SECURE_DELETE=0 reports without "
             "failing.",

@@ -19,7 +19,7 @@ T=$(mktmp)
 export OUTPOST_DB="$T/node.db"
 HQDB="$T/hq.db"
 BUDGET=100000
-CHUNK_MAX=524288 # the uplink's largest chunk (appliance/uplink.c)
+CHUNK_MAX=524288 # the uplink's largest chunk (appliance/uplink/uplink.c)
 
 "$OUTPOST" init --region KE >/dev/null || die "init failed"
 "$GEN_CONTACTS" --count 4000 --seed 29 --out "$T/contacts.csv" || die "gen_contacts failed"

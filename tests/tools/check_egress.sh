@@ -2,7 +2,7 @@
 # The structural check behind docs/EGRESS.md ("no byte of record data
 # reaches network code except through a struct egress_record made by
 # egress_project"), run by `meson test` in the lint suite. It fails when:
-#   1. a file other than sync/egress.c defines `struct egress_record {` or
+#   1. a file other than sync/core/egress.c defines `struct egress_record {` or
 #      casts something to `struct egress_record *` (forging one);
 #   2. a file under appliance/ or sync/ uses an outbound network API and
 #      is not on NETWORK_MODULES below;
@@ -17,11 +17,11 @@ cd "${SOURCE_ROOT:?}" || exit 1
 # Files allowed to talk to the network, each with the reason. Add the
 # uploader's modules here when they are written; rule 3 then applies.
 NETWORK_MODULES=(
-    sync/tus_client.c    # uploads spool files (segments) to HQ; reads files, not records
-    sync/tus_client.h    # its interface
-    appliance/sd_notify.c # READY=1/STATUS= to systemd's local socket; no record data
-    appliance/uplink.c    # hands spool files (segments) to tus_client, GETs receipts and
-                          # the mailbox; reaches the database only through sync_ledger.h
+    sync/net/tus_client.c     # uploads spool files (segments) to HQ; reads files, not records
+    sync/net/tus_client.h     # its interface
+    sync/toolkit/sd_notify.c  # READY=1/STATUS= to systemd's local socket; no record data
+    appliance/uplink/uplink.c # hands spool files (segments) to tus_client, GETs receipts and
+                              # the mailbox; reaches the database only through sync_ledger.h
 )
 
 # Outbound network APIs: libcurl, sockets that connect or send to an
@@ -70,7 +70,7 @@ check() {
 
     # line by line, then each file's code as one string (a definition may
     # put its brace on the next line)
-    hits=$(printf '%s\n' "$code" | grep -E "$DEF_RE|$CAST_RE" | grep -v '^sync/egress\.c:')
+    hits=$(printf '%s\n' "$code" | grep -E "$DEF_RE|$CAST_RE" | grep -v '^sync/core/egress\.c:')
     hits+=$(printf '%s\n' "$code" | awk '
         {
             f = $0; sub(/:.*/, "", f)
@@ -81,12 +81,12 @@ check() {
         END {
             if (cur != "") files[cur] = buf
             for (f in files)
-                if (f != "sync/egress.c" && files[f] ~ /struct[[:space:]]+egress_record[[:space:]]*[{]/)
+                if (f != "sync/core/egress.c" && files[f] ~ /struct[[:space:]]+egress_record[[:space:]]*[{]/)
                     print "\n" f ": defines struct egress_record"
         }')
     hits=$(printf '%s\n' "$hits" | sed '/^$/d')
     if [ -n "$hits" ]; then
-        echo "struct egress_record is defined or forged outside sync/egress.c; only" >&2
+        echo "struct egress_record is defined or forged outside sync/core/egress.c; only" >&2
         echo "egress_project may make one (docs/EGRESS.md):" >&2
         echo "$hits" >&2
         fail=1
@@ -138,27 +138,27 @@ selftest() {
         echo "FAIL: the check fails on the tree as it is; run 'check_egress.sh check'" >&2
         return 1
     fi
-    expect_caught "struct definition outside egress.c" appliance/api.c \
+    expect_caught "struct definition outside egress.c" appliance/api/api.c \
         'struct egress_record { char *json; };' || fail=1
-    expect_caught "struct definition spread over lines" sync/hlc.c \
+    expect_caught "struct definition spread over lines" sync/core/hlc.c \
         'struct egress_record
 { int x; };' || fail=1
-    expect_caught "a forged record (cast)" appliance/store.c \
+    expect_caught "a forged record (cast)" appliance/store/store.c \
         'static const void *f(const char *j) { return (const struct egress_record *)j; }' || fail=1
-    expect_caught "libcurl in the store" appliance/store.c \
+    expect_caught "libcurl in the store" appliance/store/store.c \
         'static void up(void *c) { curl_easy_setopt(c, 0, 0); }' || fail=1
-    expect_caught "libcurl header in the API" appliance/api.c '#include <curl/curl.h>' || fail=1
+    expect_caught "libcurl header in the API" appliance/api/api.c '#include <curl/curl.h>' || fail=1
     expect_caught "a raw socket connect in a new file" sync/leak.c \
         'int leak(int fd) { return connect(fd, 0, 0); }' || fail=1
-    expect_caught "handing files to the uploader from outpostd" appliance/outpostd.c \
+    expect_caught "handing files to the uploader from outpostd" appliance/daemon/outpostd.c \
         'static void go(void *c) { tus_client_start(c); }' || fail=1
-    expect_caught "a network module reading the store" sync/tus_client.c \
+    expect_caught "a network module reading the store" sync/net/tus_client.c \
         '#include "store.h"' || fail=1
     # and comments are not calls
     local tmp
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/check_egress.XXXXXX") || exit 1
     cp -r appliance sync tests "$tmp"/ 2>/dev/null
-    printf '/* we never connect() from here */\n// nor curl_easy_perform()\n' >>"$tmp/appliance/store.c"
+    printf '/* we never connect() from here */\n// nor curl_easy_perform()\n' >>"$tmp/appliance/store/store.c"
     if ! (SOURCE_ROOT="$tmp" "$0" check >/dev/null 2>&1); then
         echo "FAIL: a comment mentioning connect() was taken for a call" >&2
         fail=1

@@ -1,0 +1,119 @@
+/*
+ * outpostd's key table and cross-key check; see config.h. Reading, setting,
+ * describing and printing are conf_table's (sync/core/conf_table.c), shared with
+ * outpost-hq, so both daemons take the same file format and give the same
+ * messages.
+ */
+#include "config.h"
+
+#include "conf_table.h"
+
+#include <errno.h>
+#include <strings.h>
+
+#define FIELD(f) CONF_FIELD(struct outpostd_config, f)
+
+static const struct conf_key keys[] = {
+    {"db", CONF_PATH, FIELD(db), 0, 0, "/var/lib/outpost/node.db",
+     "the node database (created by 'outpost init')"},
+    {"listen", CONF_TEXT, FIELD(listen), 0, 0, "0.0.0.0:8080",
+     "address and port for the LAN API: IPv4 a.b.c.d:port or IPv6 [addr]:port"},
+    {"tls_cert", CONF_PATH, FIELD(tls_cert), 0, 0, "",
+     "PEM certificate chain; with tls_key, the API is served over HTTPS only"},
+    {"tls_key", CONF_PATH, FIELD(tls_key), 0, 0, "", "PEM private key for tls_cert"},
+    {"max_connections", CONF_UINT, FIELD(max_connections), 1, 100000, "512",
+     "open connections beyond this get 503 with Retry-After"},
+    {"max_header_bytes", CONF_UINT, FIELD(max_header_bytes), 1024, 1048576, "16384",
+     "request line and headers larger than this get 431"},
+    {"max_body_bytes", CONF_UINT, FIELD(max_body_bytes), 1024, 268435456, "1048576",
+     "request bodies larger than this get 413"},
+    {"header_timeout_ms", CONF_UINT, FIELD(header_timeout_ms), 100, 600000, "10000",
+     "a request's headers must arrive within this (slow clients get 408)"},
+    {"body_timeout_ms", CONF_UINT, FIELD(body_timeout_ms), 100, 3600000, "30000",
+     "a request's body must arrive within this after its headers (408)"},
+    {"idle_timeout_ms", CONF_UINT, FIELD(idle_timeout_ms), 100, 3600000, "60000",
+     "an idle keep-alive connection is closed after this"},
+    {"session_ttl_s", CONF_UINT, FIELD(session_ttl_s), 60, 2592000, "43200",
+     "a login session expires this many seconds after it was created"},
+    {"workers", CONF_UINT, FIELD(workers), 1, 64, "4",
+     "threads running database work (each with its own read connection)"},
+    {"log_requests", CONF_BOOL, FIELD(log_requests), 0, 0, "true",
+     "one log line per request on stderr"},
+    {"log_level", CONF_LOG_LEVEL, FIELD(log_level), 0, 0, "info",
+     "log lines less severe than this are left out: err, warning, notice, info or debug"},
+    {"hq_credentials", CONF_PATH, FIELD(hq_credentials), 0, 0, "",
+     "the node's HQ credentials file (from 'outpost-hq node add', mode 0600); empty: sync off"},
+    {"hq_url", CONF_TEXT, FIELD(hq_url), 0, 0, "",
+     "HQ base URL (https://hq.example:8443); empty: the one in the credentials file"},
+    {"hq_ca_file", CONF_PATH, FIELD(hq_ca_file), 0, 0, "",
+     "PEM bundle to trust for HQ's certificate; empty: the system store"},
+    {"hq_insecure_tls", CONF_BOOL, FIELD(hq_insecure_tls), 0, 0, "false",
+     "do not verify HQ's TLS certificate: for tests only, never in the field"},
+    {"spool_dir", CONF_PATH, FIELD(spool_dir), 0, 0, "",
+     "where segments wait for upload; empty: 'spool' beside the database"},
+    {"spool_max_bytes", CONF_SIZE, FIELD(spool_max_bytes), 65536, (uint64_t)1 << 40, "256MiB",
+     "spool cap: segmenting stops (ALARM in the log and /metrics) when it is full"},
+    {"segment_bytes", CONF_SIZE, FIELD(segment_bytes), 4096, 64UL << 20, "480KB",
+     "target compressed size of one segment (about a minute at 64 kbit/s)"},
+    {"sync_interval_ms", CONF_UINT, FIELD(sync_interval_ms), 100, 86400000, "10000",
+     "how often to look for new changes and poll HQ's mailbox"},
+    {"sync_bandwidth", CONF_RATE, FIELD(sync_bandwidth), 0, (uint64_t)1 << 40, "0",
+     "upload cap in bytes/s (units: KB, KiB, kbit, Mbit...; 64kbit = 8000); 0: no cap"},
+    {"sync_window", CONF_WINDOW, FIELD(sync_window), 0, 0, "",
+     "local time when sync may run, HH:MM-HH:MM (may wrap midnight); empty: any time"},
+    {"sync_daily_bytes", CONF_SIZE, FIELD(sync_daily_bytes), 0, (uint64_t)1 << 50, "0",
+     "upload bytes per UTC day (e.g. 50MB); 0: unlimited"},
+};
+
+static const struct conf_table table = {
+    .keys = keys,
+    .nkeys = sizeof keys / sizeof keys[0],
+    .program = "outpostd",
+    .size = sizeof(struct outpostd_config),
+    .file_max = CONFIG_FILE_MAX,
+};
+
+static int check(const void *c, struct op_error *err)
+{
+    return config_check(c, err);
+}
+
+void config_defaults(struct outpostd_config *c)
+{
+    conf_defaults(&table, c);
+}
+
+int config_set(struct outpostd_config *c, const char *key, const char *value, const char *where,
+               struct op_error *err)
+{
+    return conf_set(&table, c, key, value, where, err);
+}
+
+int config_load_file(struct outpostd_config *c, const char *path, struct op_error *err)
+{
+    return conf_load_file(&table, c, path, check, err);
+}
+
+int config_check(const struct outpostd_config *c, struct op_error *err)
+{
+    if (!c->tls_cert[0] != !c->tls_key[0])
+        return op_error_set(err, -EINVAL, c->tls_cert[0] ? "tls_key" : "tls_cert",
+                            "tls_cert and tls_key must be set together");
+    if (!c->db[0])
+        return op_error_set(err, -EINVAL, "db", "db: the database path is empty");
+    if (c->hq_url[0] && strncasecmp(c->hq_url, "https://", 8) &&
+        strncasecmp(c->hq_url, "http://", 7))
+        return op_error_set(err, -EINVAL, "hq_url",
+                            "hq_url: expected an http:// or https:// URL, got '%.80s'", c->hq_url);
+    return 0;
+}
+
+void config_describe(FILE *out)
+{
+    conf_describe(&table, out);
+}
+
+void config_print(FILE *out, const struct outpostd_config *c)
+{
+    conf_print(&table, out, c);
+}

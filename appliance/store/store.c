@@ -1,0 +1,1767 @@
+/*
+ * The CRM store; see store.h for the contract. SQL here is assembled from
+ * the static entity descriptors (entity.c) — never from input — once per
+ * shape, prepared once and kept in a small statement cache; every value is
+ * bound as a parameter. Each write is a transaction (or a savepoint inside
+ * the caller's transaction) holding: the record change, the version bump,
+ * the HLC stamp, the audit row and the persisted clock.
+ */
+#include "store.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "codec.h"
+#include "db.h"
+#include "fold.h"
+#include "phone.h"
+#include "policy.h"
+#include "region.h"
+#include "residency.h"
+#include "uuid7.h"
+
+#define STMT_CACHE_SIZE 64
+#define SQL_MAX 4096
+#define SEARCH_TEXT_MAX 256
+#define SEARCH_TERMS_MAX 16
+
+struct cached_stmt {
+    char *sql;
+    sqlite3_stmt *st;
+};
+
+struct store {
+    sqlite3 *db;
+    struct hlc clock;
+    struct uuid7_gen ids;
+    struct folder *folder;
+    char node_id[UUID_TEXT_LEN];
+    char region_code[16];
+    const struct region_info *region;
+    char actor[128];
+    char address[64];
+    char viewer[UUID_TEXT_LEN];  /* "" = sees everything */
+    const struct policy *policy; /* borrowed; NULL = no region rules */
+    int txn_depth;
+    int write_dirty;  /* the current write has changed a row */
+    int txn_poisoned; /* a nested write failed after changing a row */
+    int void_pending; /* a write of this transaction withheld a record: void the spool */
+    char void_why[200];
+    struct cached_stmt cache[STMT_CACHE_SIZE];
+    size_t ncache;
+};
+
+/* ---- statements ---------------------------------------------------- */
+
+/* Returns a reset statement for `sql`, preparing it on first use. The
+ * statement belongs to the cache; callers only reset it (done here). */
+static int prepare(struct store *s, const char *sql, sqlite3_stmt **out, struct op_error *err)
+{
+    for (size_t i = 0; i < s->ncache; i++) {
+        if (!strcmp(s->cache[i].sql, sql)) {
+            sqlite3_reset(s->cache[i].st);
+            sqlite3_clear_bindings(s->cache[i].st);
+            *out = s->cache[i].st;
+            return 0;
+        }
+    }
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK)
+        return op_error_set(err, db_errno(rc), NULL, "cannot prepare statement: %s",
+                            sqlite3_errmsg(s->db));
+    if (s->ncache == STMT_CACHE_SIZE) {
+        /* Evict the oldest; list queries with many filter shapes end up here. */
+        sqlite3_finalize(s->cache[0].st);
+        free(s->cache[0].sql);
+        memmove(&s->cache[0], &s->cache[1], (STMT_CACHE_SIZE - 1) * sizeof s->cache[0]);
+        s->ncache--;
+    }
+    char *copy = strdup(sql);
+    if (!copy) {
+        sqlite3_finalize(st);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    s->cache[s->ncache].sql = copy;
+    s->cache[s->ncache].st = st;
+    s->ncache++;
+    *out = st;
+    return 0;
+}
+
+static int sql_fail(struct store *s, int rc, const char *what, struct op_error *err)
+{
+    return op_error_set(err, db_errno(rc), NULL, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/* Appends to a fixed SQL buffer; the descriptors are static, so running
+ * out of room is a programming error reported as -E2BIG. */
+struct sqlbuf {
+    char b[SQL_MAX];
+    size_t n;
+    int overflow;
+};
+
+static void sb_add(struct sqlbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(struct sqlbuf *sb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(sb->b + sb->n, sizeof sb->b - sb->n, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof sb->b - sb->n)
+        sb->overflow = 1;
+    else
+        sb->n += (size_t)n;
+}
+
+static void sb_select_cols(struct sqlbuf *sb, const struct entity_def *e, const char *alias)
+{
+    const char *a = alias ? alias : "";
+    const char *dot = alias ? "." : "";
+    sb_add(sb, "%s%sid, %s%sversion, %s%screated_hlc, %s%supdated_hlc, %s%sdeleted", a, dot, a, dot,
+           a, dot, a, dot, a, dot);
+    for (size_t i = 0; i < e->nfields; i++)
+        sb_add(sb, ", %s%s%s", a, dot, e->fields[i].name);
+}
+
+#define COMMON_COLS 5
+
+/* ---- clock and transactions ---------------------------------------- */
+
+static int meta_get(struct store *s, const char *key, char *buf, size_t cap, struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT value FROM node_meta WHERE key = ?1", &st, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+        return 1;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sql_fail(s, rc, "cannot read node settings", err);
+    buf[0] = '\0';
+    return 0;
+}
+
+static int meta_set(struct store *s, const char *key, const char *value, struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s,
+                     "INSERT INTO node_meta (key, value) VALUES (?1, ?2) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                     &st, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sql_fail(s, rc, "cannot write node settings", err);
+    return 0;
+}
+
+/* Another process (the CLI beside the daemon) may have issued stamps: the
+ * persisted clock is read under the write lock and taken as a floor. */
+static int clock_sync(struct store *s, struct op_error *err)
+{
+    char buf[32];
+    int rc = meta_get(s, "hlc", buf, sizeof buf, err);
+    if (rc < 0)
+        return rc;
+    if (rc > 0) {
+        hlc_stamp v = strtoull(buf, NULL, 10);
+        if (v > s->clock.last)
+            s->clock.last = v;
+    }
+    return 0;
+}
+
+static int clock_persist(struct store *s, struct op_error *err)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRIu64, s->clock.last);
+    return meta_set(s, "hlc", buf, err);
+}
+
+static int exec_simple(struct store *s, const char *sql, struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, sql, &st, err);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sql_fail(s, rc, sql, err);
+    return 0;
+}
+
+static int write_begin(struct store *s, struct op_error *err)
+{
+    s->write_dirty = 0;
+    if (s->txn_depth > 0) {
+        /* Inside the caller's transaction no savepoint is taken: FTS5
+         * flushes its pending index data at every savepoint, which made
+         * imports a third slower. A write that fails before changing a row
+         * leaves nothing behind (each statement is atomic); one that fails
+         * after poisons the transaction, which can then only roll back. */
+        s->txn_depth++;
+        return 0;
+    }
+    s->txn_poisoned = 0;
+    s->void_pending = 0;
+    int rc = exec_simple(s, "BEGIN IMMEDIATE", err);
+    if (rc < 0)
+        return rc;
+    s->txn_depth = 1;
+    rc = clock_sync(s, err);
+    if (rc < 0) {
+        (void)exec_simple(s, "ROLLBACK", NULL);
+        s->txn_depth = 0;
+    }
+    return rc;
+}
+
+/* Ends what write_begin started: commits (or releases the savepoint) when
+ * ok, else undoes it. Returns 0 or the commit's error. */
+static int write_end(struct store *s, int ok, struct op_error *err)
+{
+    if (s->txn_depth > 1) {
+        s->txn_depth--;
+        if (!ok && s->write_dirty)
+            s->txn_poisoned = 1;
+        return 0;
+    }
+    s->txn_depth = 0;
+    int voiding = s->void_pending;
+    s->void_pending = 0;
+    if (ok) {
+        int rc = clock_persist(s, err);
+        /* A record this transaction withholds may sit in the spool with its
+         * old values: void the spool in the same transaction, and empty the
+         * files before the write returns (docs/EGRESS.md). */
+        if (rc == 0 && voiding)
+            rc = residency_void_spool_tx(s, s->void_why, NULL, err);
+        if (rc == 0)
+            rc = exec_simple(s, "COMMIT", err);
+        if (rc == 0) {
+            /* Best effort: the files were checked to be ours to truncate;
+             * what fails here stays listed and outpostd sweeps it again. */
+            if (voiding)
+                (void)residency_sweep(s, NULL);
+            return 0;
+        }
+        (void)exec_simple(s, "ROLLBACK", NULL);
+        return rc;
+    }
+    (void)exec_simple(s, "ROLLBACK", NULL);
+    return 0;
+}
+
+int store_begin(struct store *s, struct op_error *err)
+{
+    if (s->txn_depth > 0)
+        return op_error_set(err, -EBUSY, NULL, "a transaction is already open");
+    return write_begin(s, err);
+}
+
+int store_commit(struct store *s, struct op_error *err)
+{
+    if (s->txn_depth != 1)
+        return op_error_set(err, -EINVAL, NULL, "no transaction is open");
+    if (s->txn_poisoned) {
+        (void)write_end(s, 0, NULL);
+        return op_error_set(err, -EIO, NULL,
+                            "a write failed after it had started; the whole transaction was "
+                            "rolled back");
+    }
+    return write_end(s, 1, err);
+}
+
+void store_rollback(struct store *s)
+{
+    if (s->txn_depth == 1)
+        (void)write_end(s, 0, NULL);
+}
+
+/* ---- open / close ---------------------------------------------------- */
+
+int store_open(const char *path, unsigned db_flags, struct store **out, struct op_error *err)
+{
+    struct store *s = calloc(1, sizeof *s);
+    if (!s)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    int rc = db_open(path, db_flags, &s->db, err);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    hlc_init(&s->clock, 0, NULL, NULL);
+    uuid7_init(&s->ids, NULL, NULL, NULL, NULL);
+    snprintf(s->actor, sizeof s->actor, "system");
+    rc = folder_new(s->db, &s->folder);
+    if (rc < 0) {
+        op_error_set(err, rc, NULL, "cannot create the text folder");
+        goto fail;
+    }
+    int version = 0;
+    rc = db_schema_version(s->db, &version);
+    if (rc < 0)
+        goto fail;
+    if ((db_flags & DB_OPEN_READONLY) && version < db_latest_version()) {
+        rc = op_error_set(err, -EPROTO, NULL,
+                          "database %s has schema version %d, older than this build's %d; "
+                          "open it once for writing (any write command, or outpostd) to "
+                          "migrate it",
+                          path, version, db_latest_version());
+        goto fail;
+    }
+    if (version >= 1) {
+        rc = meta_get(s, "node_id", s->node_id, sizeof s->node_id, err);
+        if (rc >= 0)
+            rc = meta_get(s, "region", s->region_code, sizeof s->region_code, err);
+        if (rc >= 0)
+            rc = clock_sync(s, err);
+        if (rc < 0)
+            goto fail;
+        s->region = s->region_code[0] ? region_find(s->region_code) : NULL;
+    }
+    *out = s;
+    return 0;
+fail:
+    store_close(s);
+    return rc;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    if (s->txn_depth > 0)
+        (void)exec_simple(s, "ROLLBACK", NULL);
+    for (size_t i = 0; i < s->ncache; i++) {
+        sqlite3_finalize(s->cache[i].st);
+        free(s->cache[i].sql);
+    }
+    folder_free(s->folder);
+    db_close(s->db);
+    free(s);
+}
+
+/* A new pseudonymization secret for egress (sync/core/egress.h): 32 bytes from
+ * getrandom, stored as hex in node_meta. It never leaves the node. */
+static int pseudonym_key_new(struct store *s, char hex[65], struct op_error *err)
+{
+    unsigned char k[32];
+    for (size_t n = 0; n < sizeof k;) {
+        ssize_t got = getrandom(k + n, sizeof k - n, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return op_error_set(err, -errno, NULL, "cannot make the pseudonym key: no randomness");
+        n += (size_t)got;
+    }
+    (void)codec_hex_encode(k, sizeof k, hex, 65);
+    return meta_set(s, "pseudonym_key", hex, err);
+}
+
+int store_pseudonym_key(struct store *s, unsigned char out[32], struct op_error *err)
+{
+    if (!s->node_id[0])
+        return op_error_set(err, -ENOENT, NULL,
+                            "the node is not initialized; run 'outpost init' first");
+    char hex[80];
+    int rc = meta_get(s, "pseudonym_key", hex, sizeof hex, err);
+    if (rc == 0) {
+        /* A node initialized before the key existed gets one on first use;
+         * re-read under the write lock in case another process made it. */
+        rc = write_begin(s, err);
+        if (rc < 0)
+            return rc;
+        rc = meta_get(s, "pseudonym_key", hex, sizeof hex, err);
+        if (rc == 0)
+            rc = pseudonym_key_new(s, hex, err);
+        int rc2 = write_end(s, rc >= 0, err);
+        if (rc >= 0 && rc2 < 0)
+            rc = rc2;
+    }
+    if (rc < 0)
+        return rc;
+    unsigned char k[32];
+    if (strnlen(hex, sizeof hex) != 64 ||
+        codec_hex_decode(hex, 64, CODEC_HEX_LOWER, k, sizeof k) != (ssize_t)sizeof k)
+        return op_error_set(err, -EPROTO, NULL, "the node's pseudonym key in node_meta is damaged");
+    memcpy(out, k, sizeof k);
+    return 0;
+}
+
+int store_init_node(struct store *s, const char *region, struct op_error *err)
+{
+    const struct region_info *r = region_find(region);
+    if (!r) {
+        char list[256];
+        region_list(list, sizeof list);
+        return op_error_set(err, -EINVAL, "region", "unknown region '%s' (known: %s)", region,
+                            list);
+    }
+    if (s->node_id[0])
+        return op_error_set(err, -EEXIST, NULL,
+                            "this database is already initialized as node %s (region %s)",
+                            s->node_id, s->region_code);
+    char id[UUID_TEXT_LEN];
+    int rc = uuid7_next_text(&s->ids, id);
+    if (rc < 0)
+        return op_error_set(err, rc, NULL, "cannot make a node id: no randomness");
+    rc = write_begin(s, err);
+    if (rc < 0)
+        return rc;
+    char created[HLC_ISO_LEN];
+    hlc_format_iso(hlc_next(&s->clock), created);
+    rc = meta_set(s, "node_id", id, err);
+    if (rc == 0)
+        rc = meta_set(s, "region", r->code, err);
+    if (rc == 0)
+        rc = meta_set(s, "created_at", created, err);
+    char key[65];
+    if (rc == 0)
+        rc = pseudonym_key_new(s, key, err);
+    int rc2 = write_end(s, rc == 0, err);
+    if (rc < 0 || rc2 < 0)
+        return rc < 0 ? rc : rc2;
+    snprintf(s->node_id, sizeof s->node_id, "%s", id);
+    snprintf(s->region_code, sizeof s->region_code, "%s", r->code);
+    s->region = r;
+    return 0;
+}
+
+const char *store_node_id(const struct store *s)
+{
+    return s->node_id[0] ? s->node_id : NULL;
+}
+
+const char *store_region(const struct store *s)
+{
+    return s->region_code[0] ? s->region_code : NULL;
+}
+
+sqlite3 *store_db(struct store *s)
+{
+    return s->db;
+}
+
+void store_set_actor(struct store *s, const char *actor, const char *address)
+{
+    snprintf(s->actor, sizeof s->actor, "%s", actor ? actor : "system");
+    snprintf(s->address, sizeof s->address, "%s", address ? address : "");
+}
+
+void store_set_viewer(struct store *s, const char *user_id)
+{
+    snprintf(s->viewer, sizeof s->viewer, "%s", user_id ? user_id : "");
+}
+
+void store_set_policy(struct store *s, const struct policy *p)
+{
+    s->policy = p;
+}
+
+const struct policy *store_policy(const struct store *s)
+{
+    return s->policy;
+}
+
+/* Records owned by someone other than the viewer do not exist for them. */
+static int hidden_from_viewer(const struct store *s, json_t *rec)
+{
+    if (!s->viewer[0])
+        return 0;
+    const char *owner = json_string_value(json_object_get(rec, "owner_id"));
+    return owner && strcmp(owner, s->viewer) != 0;
+}
+
+void store_set_clock(struct store *s, hlc_clock_fn now_ms, void *ctx)
+{
+    s->clock.now_ms = now_ms ? now_ms : hlc_wall_ms;
+    s->clock.clock_ctx = ctx;
+    s->ids.now_ms = s->clock.now_ms;
+    s->ids.clock_ctx = ctx;
+}
+
+/* ---- rows <-> JSON ---------------------------------------------------- */
+
+static json_t *column_json(sqlite3_stmt *st, int col, const struct field_def *f)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return f->type == FIELD_OBJECT ? json_object() : json_null();
+    switch (f->type) {
+    case FIELD_BOOL:
+        return json_boolean(sqlite3_column_int(st, col));
+    case FIELD_MONEY:
+        return json_integer(sqlite3_column_int64(st, col));
+    case FIELD_OBJECT: {
+        json_t *o = json_loadb((const char *)sqlite3_column_text(st, col),
+                               (size_t)sqlite3_column_bytes(st, col), 0, NULL);
+        return o ? o : json_object();
+    }
+    default:
+        return json_stringn((const char *)sqlite3_column_text(st, col),
+                            (size_t)sqlite3_column_bytes(st, col));
+    }
+}
+
+/* Builds the record object from a row selected with sb_select_cols. */
+static json_t *row_json(sqlite3_stmt *st, const struct entity_def *e, int include_internal)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    char when[HLC_ISO_LEN];
+    json_object_set_new(o, "id", json_string((const char *)sqlite3_column_text(st, 0)));
+    json_object_set_new(o, "version", json_integer(sqlite3_column_int64(st, 1)));
+    hlc_format_iso((hlc_stamp)sqlite3_column_int64(st, 2), when);
+    json_object_set_new(o, "created_at", json_string(when));
+    hlc_format_iso((hlc_stamp)sqlite3_column_int64(st, 3), when);
+    json_object_set_new(o, "updated_at", json_string(when));
+    json_object_set_new(o, "deleted", json_boolean(sqlite3_column_int(st, 4)));
+    for (size_t i = 0; i < e->nfields; i++) {
+        const struct field_def *f = &e->fields[i];
+        if ((f->flags & FIELD_INTERNAL) && !include_internal)
+            continue;
+        json_object_set_new(o, f->name, column_json(st, COMMON_COLS + (int)i, f));
+    }
+    return o;
+}
+
+static int load_row(struct store *s, const struct entity_def *e, const char *id,
+                    int include_internal, json_t **out, struct op_error *err)
+{
+    struct sqlbuf sb = {.n = 0};
+    sb_add(&sb, "SELECT ");
+    sb_select_cols(&sb, e, NULL);
+    sb_add(&sb, " FROM %s WHERE id = ?1", e->table);
+    if (sb.overflow)
+        return op_error_set(err, -E2BIG, NULL, "statement too long");
+    sqlite3_stmt *st;
+    int rc = prepare(s, sb.b, &st, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return op_error_set(err, -ENOENT, "id", "no %s with id %s", e->name, id);
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return sql_fail(s, rc, "cannot read record", err);
+    }
+    json_t *o = row_json(st, e, include_internal);
+    sqlite3_reset(st);
+    if (!o)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    if (hidden_from_viewer(s, o)) {
+        json_decref(o);
+        return op_error_set(err, -ENOENT, "id", "no %s with id %s", e->name, id);
+    }
+    *out = o;
+    return 0;
+}
+
+static int bind_value(sqlite3_stmt *st, int idx, const struct field_def *f, json_t *v)
+{
+    if (!v || json_is_null(v))
+        return sqlite3_bind_null(st, idx);
+    switch (f->type) {
+    case FIELD_BOOL:
+        return sqlite3_bind_int(st, idx, json_is_true(v));
+    case FIELD_MONEY:
+        return sqlite3_bind_int64(st, idx, json_integer_value(v));
+    case FIELD_OBJECT: {
+        char *dump = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!dump)
+            return SQLITE_NOMEM;
+        return sqlite3_bind_text(st, idx, dump, -1, free);
+    }
+    default:
+        return sqlite3_bind_text(st, idx, json_string_value(v), (int)json_string_length(v),
+                                 SQLITE_TRANSIENT);
+    }
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+static int is_meta_key(const char *k)
+{
+    return !strcmp(k, "id") || !strcmp(k, "version") || !strcmp(k, "created_at") ||
+           !strcmp(k, "updated_at") || !strcmp(k, "deleted");
+}
+
+static int unknown_field(const struct entity_def *e, const char *key, struct op_error *err)
+{
+    return op_error_set(err, -EINVAL, key, "%s: unknown field for a %s", key, e->name);
+}
+
+static const char *str_or_null(json_t *rec, const char *key)
+{
+    json_t *v = json_object_get(rec, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* Rules across fields, checked on the merged record. */
+static int check_record(struct store *s, const struct entity_def *e, json_t *rec,
+                        struct op_error *err)
+{
+    for (size_t i = 0; i < e->nfields; i++) {
+        const struct field_def *f = &e->fields[i];
+        json_t *v = json_object_get(rec, f->name);
+        if ((f->flags & FIELD_REQUIRED) && (!v || json_is_null(v)))
+            return op_error_set(err, -EINVAL, f->name, "%s: required for a %s", f->name, e->name);
+    }
+    if (e == &entity_contact) {
+        if (!str_or_null(rec, "given_name") && !str_or_null(rec, "family_name") &&
+            !str_or_null(rec, "email") && !str_or_null(rec, "phone"))
+            return op_error_set(err, -EINVAL, "family_name",
+                                "a contact needs at least a name, an e-mail or a phone");
+    }
+    if (e == &entity_deal) {
+        int has_amount = !json_is_null(json_object_get(rec, "amount_minor")) &&
+                         json_object_get(rec, "amount_minor");
+        int has_currency = str_or_null(rec, "currency") != NULL;
+        if (has_amount && !has_currency)
+            return op_error_set(err, -EINVAL, "currency",
+                                "currency: required when amount_minor is set");
+        if (!has_amount && has_currency)
+            return op_error_set(err, -EINVAL, "amount_minor",
+                                "amount_minor: required when currency is set");
+    }
+    (void)s;
+    return 0;
+}
+
+static int check_refs(struct store *s, const struct entity_def *e, json_t *rec, json_t *only,
+                      struct op_error *err)
+{
+    for (size_t i = 0; i < e->nfields; i++) {
+        const struct field_def *f = &e->fields[i];
+        if (f->type != FIELD_REF)
+            continue;
+        if (only && !json_object_get(only, f->name))
+            continue;
+        const char *id = str_or_null(rec, f->name);
+        if (!id)
+            continue;
+        struct sqlbuf sb = {.n = 0};
+        sb_add(&sb, "SELECT 1 FROM %s WHERE id = ?1 AND deleted = 0", f->ref->table);
+        sqlite3_stmt *st;
+        int rc = prepare(s, sb.b, &st, err);
+        if (rc < 0)
+            return rc;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE)
+            return op_error_set(err, -EINVAL, f->name, "%s: no %s with id %s", f->name,
+                                f->ref->name, id);
+        if (rc != SQLITE_ROW)
+            return sql_fail(s, rc, "cannot check reference", err);
+    }
+    return 0;
+}
+
+/* Normalizes every field present in `in` into `rec`. Keys not in the
+ * descriptor are refused; meta keys are refused unless allow_id. *custom
+ * receives the normalized `custom` input before an update merges it (a new
+ * reference; NULL when `in` has none or clears it): the object the caller
+ * sent or the one its JSON text stands for, which is what check_policy
+ * must see, since it is what gets stored. */
+static int merge_fields(const struct entity_def *e, json_t *in, json_t *rec, int creating,
+                        unsigned flags, json_t **custom, struct op_error *err)
+{
+    *custom = NULL;
+    const char *key;
+    json_t *value;
+    json_object_foreach(in, key, value)
+    {
+        if (is_meta_key(key)) {
+            if (creating && !strcmp(key, "id"))
+                continue;
+            return op_error_set(err, -EINVAL, key, "%s: set by the store, not by the caller", key);
+        }
+        const struct field_def *f = entity_field(e, key);
+        if (!f || ((f->flags & FIELD_INTERNAL) && !(flags & STORE_ALLOW_INTERNAL)))
+            return unknown_field(e, key, err);
+        json_t *norm;
+        int rc = entity_normalize_value(f, value, &norm, err);
+        if (rc < 0)
+            return rc;
+        if (f->type == FIELD_OBJECT && !strcmp(key, "custom") && json_is_object(norm)) {
+            json_decref(*custom);
+            *custom = json_incref(norm);
+        }
+        if (f->type == FIELD_OBJECT && !strcmp(key, "custom") && !creating &&
+            json_is_object(norm)) {
+            /* RFC 7396 merge patch: null deletes a key. */
+            json_t *cur = json_object_get(rec, key);
+            json_t *merged = json_is_object(cur) ? json_deep_copy(cur) : json_object();
+            const char *k2;
+            json_t *v2;
+            json_object_foreach(norm, k2, v2)
+            {
+                if (json_is_null(v2))
+                    json_object_del(merged, k2);
+                else
+                    json_object_set(merged, k2, v2);
+            }
+            json_decref(norm);
+            norm = merged;
+        }
+        if (json_is_null(norm) && f->type == FIELD_OBJECT) {
+            json_decref(norm);
+            norm = json_object();
+        }
+        if (json_is_null(norm) && f->type == FIELD_BOOL) {
+            json_decref(norm);
+            norm = json_false();
+        }
+        json_object_set_new(rec, key, norm);
+    }
+    return 0;
+}
+
+/* ---- region policy ------------------------------------------------------- */
+
+static int forbidden_error(const struct store *s, const struct policy_forbidden *f,
+                           const char *field, struct op_error *err)
+{
+    return op_error_set(err, -EINVAL, field, "%s: not collected in %s: %s (%s)", field,
+                        s->policy->region, f->reason, f->basis);
+}
+
+/* What the region's policy says about the fields in `in` (the caller's
+ * input) given the merged record `rec`: forbidden fields are refused when
+ * given a value (clearing one is allowed, so old data can be removed), and
+ * every custom key must be one the policy defines and pass its rule.
+ * `custom` is the input's custom object as merge_fields normalized it, so
+ * an object and its JSON text (a CSV `custom` column, an API client that
+ * sends a string) are checked alike. Required custom fields must be
+ * present on create and cannot be removed by an update (a null or empty
+ * value, or clearing the whole object).
+ *
+ * This is the one place region rules meet input: store_create and
+ * store_update, which every write path (API, CLI, CSV import, consent
+ * ledger, accounts) goes through, call it before anything is written. */
+static int check_policy(const struct store *s, const struct entity_def *e, json_t *in,
+                        json_t *custom, json_t *rec, int creating, struct op_error *err)
+{
+    const struct policy *p = s->policy;
+    if (!p)
+        return 0;
+    /* custom values are replaced by their normalized form below: work on
+     * a copy, since the merged object may share the caller's input */
+    json_t *merged = json_object_get(rec, "custom");
+    if (json_is_object(merged)) {
+        merged = json_deep_copy(merged);
+        if (!merged)
+            return op_error_set(err, -ENOMEM, NULL, "out of memory");
+        json_object_set_new(rec, "custom", merged);
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(in, key, value)
+    {
+        if (is_meta_key(key) || json_is_null(value) || !strcmp(key, "custom"))
+            continue;
+        const struct policy_forbidden *f = policy_forbidden_field(p, e, key);
+        if (f && !(json_is_string(value) && !json_string_length(value)))
+            return forbidden_error(s, f, key, err);
+    }
+    if (json_is_object(custom)) {
+        json_object_foreach(custom, key, value)
+        {
+            char name[80];
+            snprintf(name, sizeof name, "custom.%s", key);
+            if (json_is_null(value)) {
+                const struct policy_custom_field *cf = policy_custom_field(p, e, key);
+                if (cf && cf->required)
+                    return op_error_set(err, -EINVAL, name, "%s: required in %s (%s)", name,
+                                        p->region, cf->basis);
+                continue;
+            }
+            const struct policy_forbidden *f = policy_forbidden_field(p, e, name);
+            if (f)
+                return forbidden_error(s, f, name, err);
+            const struct policy_custom_field *cf = policy_custom_field(p, e, key);
+            if (!cf)
+                return op_error_set(err, -EINVAL, name,
+                                    "%s: not a custom field of a %s in %s (see the region "
+                                    "policy %s)",
+                                    name, e->name, p->region, p->path);
+            json_t *norm = NULL;
+            int rc = policy_custom_check(cf, value, &norm, err);
+            if (rc < 0)
+                return rc;
+            if ((!norm || json_is_null(norm)) && cf->required) {
+                /* an empty value is no value: it would remove the field */
+                json_decref(norm);
+                return op_error_set(err, -EINVAL, name, "%s: required in %s (%s)", name, p->region,
+                                    cf->basis);
+            }
+            if (json_is_object(merged)) {
+                if (!norm || json_is_null(norm))
+                    json_object_del(merged, key);
+                else
+                    json_object_set(merged, key, norm);
+            }
+            json_decref(norm);
+        }
+    }
+    /* an update that clears the whole object (null, "") removes them all */
+    if (creating || (json_object_get(in, "custom") && !custom)) {
+        json_t *have = json_object_get(rec, "custom");
+        for (size_t i = 0; i < p->ncustom; i++) {
+            const struct policy_custom_field *cf = &p->custom[i];
+            if (cf->entity != e || !cf->required)
+                continue;
+            json_t *v = json_object_get(have, cf->name);
+            if (!v || json_is_null(v) || (json_is_string(v) && !json_string_length(v))) {
+                char name[80];
+                snprintf(name, sizeof name, "custom.%s", cf->name);
+                return op_error_set(err, -EINVAL, name, "%s: required in %s (%s)", name, p->region,
+                                    cf->basis);
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- duplicate detection ------------------------------------------------ */
+
+struct dedup_keys {
+    char email[256];
+    char phone[PHONE_E164_MAX];
+    char *name; /* malloc'd */
+};
+
+static int make_keys(struct store *s, json_t *rec, struct dedup_keys *k, struct op_error *err)
+{
+    memset(k, 0, sizeof *k);
+    const char *email = str_or_null(rec, "email");
+    if (email) {
+        snprintf(k->email, sizeof k->email, "%s", email);
+        for (char *p = k->email; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    }
+    const char *phone = str_or_null(rec, "phone");
+    if (phone && phone_to_e164(phone, s->region, k->phone) < 0)
+        k->phone[0] = '\0';
+    const char *given = str_or_null(rec, "given_name");
+    const char *family = str_or_null(rec, "family_name");
+    if (given || family) {
+        char name[512];
+        snprintf(name, sizeof name, "%s %s", given ? given : "", family ? family : "");
+        const char *folded;
+        int n = folder_fold(s->folder, name, strlen(name), &folded);
+        if (n < 0)
+            return op_error_set(err, n, NULL, "cannot fold name");
+        if (n > 0) {
+            char *namek = strdup(folded);
+            const char *loc = str_or_null(rec, "locality");
+            const char *floc = "";
+            if (loc && folder_fold(s->folder, loc, strlen(loc), &floc) < 0)
+                floc = "";
+            size_t need = strlen(namek) + strlen(floc) + 2;
+            k->name = namek ? malloc(need) : NULL;
+            if (k->name)
+                snprintf(k->name, need, "%s|%s", namek, floc);
+            free(namek);
+            if (!k->name)
+                return op_error_set(err, -ENOMEM, NULL, "out of memory");
+        }
+    }
+    return 0;
+}
+
+static int find_dup(struct store *s, const char *sql, const char *key, const char *self,
+                    char found[UUID_TEXT_LEN], struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, sql, &st, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, self ? self : "", -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(found, UUID_TEXT_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+        return 1;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : sql_fail(s, rc, "cannot check duplicates", err);
+}
+
+static int dup_error(const char *found, const char *field, const char *why, struct op_error *err)
+{
+    op_error_set(err, STORE_EDUP, field,
+                 "probable duplicate of contact %s (%s); pass the skip-duplicate-check option "
+                 "to create it anyway",
+                 found, why);
+    if (err)
+        snprintf(err->ref, sizeof err->ref, "%s", found);
+    return STORE_EDUP;
+}
+
+/* Looks for a live contact other than `self` sharing a key, in order of
+ * confidence: e-mail, phone, then name within the same locality. */
+static int check_dup(struct store *s, const struct dedup_keys *k, const char *self,
+                     struct op_error *err)
+{
+    const struct {
+        const char *sql;
+        const char *key;
+        const char *field;
+        const char *why;
+    } checks[] = {
+        {"SELECT id FROM contacts WHERE email_norm = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1",
+         k->email, "email", "same e-mail address"},
+        {"SELECT id FROM contacts WHERE phone_e164 = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1",
+         k->phone, "phone", "same phone number"},
+        {"SELECT id FROM contacts WHERE name_key = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1",
+         k->name, "family_name", "same name in the same locality"},
+    };
+    char found[UUID_TEXT_LEN];
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        if (!checks[i].key || !*checks[i].key)
+            continue;
+        int rc = find_dup(s, checks[i].sql, checks[i].key, self, found, err);
+        if (rc < 0)
+            return rc;
+        if (rc > 0)
+            return dup_error(found, checks[i].field, checks[i].why, err);
+    }
+    return 0;
+}
+
+static void bind_keys(sqlite3_stmt *st, int idx, const struct dedup_keys *k)
+{
+    if (k->email[0])
+        sqlite3_bind_text(st, idx, k->email, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, idx);
+    if (k->phone[0])
+        sqlite3_bind_text(st, idx + 1, k->phone, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, idx + 1);
+    if (k->name)
+        sqlite3_bind_text(st, idx + 2, k->name, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, idx + 2);
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+static int audit(struct store *s, hlc_stamp at, const char *action, const struct entity_def *e,
+                 const char *id, int64_t before, int64_t after, const char *detail,
+                 struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s,
+                     "INSERT INTO audit_log (hlc, actor, address, action, entity, record_id, "
+                     "version_before, version_after, detail) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     &st, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)at);
+    sqlite3_bind_text(st, 2, s->actor, -1, SQLITE_STATIC);
+    if (s->address[0])
+        sqlite3_bind_text(st, 3, s->address, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, e->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, id, -1, SQLITE_STATIC);
+    if (before > 0)
+        sqlite3_bind_int64(st, 7, before);
+    if (after > 0)
+        sqlite3_bind_int64(st, 8, after);
+    if (detail)
+        sqlite3_bind_text(st, 9, detail, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sql_fail(s, rc, "cannot write audit log", err);
+    return 0;
+}
+
+/* ---- writes -------------------------------------------------------------- */
+
+static int constraint_error(struct store *s, const struct entity_def *e, int rc, const char *id,
+                            struct op_error *err)
+{
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return op_error_set(err, -EEXIST, "id", "id: a %s with id %s already exists", e->name, id);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE && e == &entity_user)
+        return op_error_set(err, -EEXIST, "name", "name: a user with this name already exists");
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return op_error_set(err, -EINVAL, NULL, "%s refused by the database: %s", e->name,
+                            sqlite3_errmsg(s->db));
+    return sql_fail(s, rc, "cannot write record", err);
+}
+
+/* Ends a write begun with write_begin: on success reads the stored record
+ * back for the caller (if asked) inside the same transaction, then commits;
+ * on failure rolls back. Returns the first error. */
+static int finish_write(struct store *s, const struct entity_def *e, const char *id, int rc,
+                        json_t **out, struct op_error *err)
+{
+    json_t *result = NULL;
+    if (rc == 0 && out)
+        rc = load_row(s, e, id, 0, &result, err);
+    int rc2 = write_end(s, rc == 0, err);
+    if (rc == 0 && rc2 < 0)
+        rc = rc2;
+    if (rc == 0 && out)
+        *out = result;
+    else
+        json_decref(result);
+    return rc;
+}
+
+static int do_create(struct store *s, const struct entity_def *e, json_t *rec, const char *id,
+                     unsigned flags, struct op_error *err)
+{
+    int rc = check_refs(s, e, rec, NULL, err);
+    if (rc < 0)
+        return rc;
+    struct dedup_keys keys = {{0}, {0}, NULL};
+    if (e->flags & ENTITY_DEDUP) {
+        rc = make_keys(s, rec, &keys, err);
+        if (rc == 0 && !(flags & STORE_SKIP_DUP_CHECK))
+            rc = check_dup(s, &keys, NULL, err);
+        if (rc < 0)
+            goto out;
+    }
+
+    struct sqlbuf sb = {.n = 0};
+    sb_add(&sb, "INSERT INTO %s (id, version, created_hlc, updated_hlc, deleted", e->table);
+    for (size_t i = 0; i < e->nfields; i++)
+        sb_add(&sb, ", %s", e->fields[i].name);
+    if (e->flags & ENTITY_DEDUP)
+        sb_add(&sb, ", email_norm, phone_e164, name_key");
+    sb_add(&sb, ") VALUES (?1, 1, ?2, ?2, 0");
+    int idx = 3;
+    for (size_t i = 0; i < e->nfields; i++)
+        sb_add(&sb, ", ?%d", idx++);
+    if (e->flags & ENTITY_DEDUP)
+        sb_add(&sb, ", ?%d, ?%d, ?%d", idx, idx + 1, idx + 2);
+    sb_add(&sb, ")");
+    sqlite3_stmt *st;
+    rc = prepare(s, sb.b, &st, err);
+    if (rc < 0)
+        goto out;
+    hlc_stamp now = hlc_next(&s->clock);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+    for (size_t i = 0; i < e->nfields; i++) {
+        int brc =
+            bind_value(st, 3 + (int)i, &e->fields[i], json_object_get(rec, e->fields[i].name));
+        if (brc != SQLITE_OK) {
+            rc = sql_fail(s, brc, "cannot bind value", err);
+            goto out;
+        }
+    }
+    if (e->flags & ENTITY_DEDUP)
+        bind_keys(st, 3 + (int)e->nfields, &keys);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        rc = constraint_error(s, e, rc, id, err);
+        goto out;
+    }
+    s->write_dirty = 1;
+    rc = audit(s, now, "create", e, id, 0, 1, NULL, err);
+out:
+    free(keys.name);
+    return rc;
+}
+
+int store_create(struct store *s, const struct entity_def *e, json_t *fields, unsigned flags,
+                 json_t **out, struct op_error *err)
+{
+    if (!json_is_object(fields))
+        return op_error_set(err, -EINVAL, NULL, "a %s must be a JSON object", e->name);
+    json_t *rec = json_object();
+    if (!rec)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    json_t *custom = NULL;
+    int rc = merge_fields(e, fields, rec, 1, flags, &custom, err);
+    if (rc == 0)
+        rc = check_policy(s, e, fields, custom, rec, 1, err);
+    json_decref(custom);
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < e->nfields; i++) {
+        const struct field_def *f = &e->fields[i];
+        json_t *v = json_object_get(rec, f->name);
+        if ((!v || json_is_null(v)) && f->dflt)
+            json_object_set_new(rec, f->name, json_string(f->dflt));
+        else if (!v && f->type == FIELD_OBJECT)
+            json_object_set_new(rec, f->name, json_object());
+        else if (!v && f->type == FIELD_BOOL)
+            json_object_set_new(rec, f->name, json_false());
+    }
+    rc = check_record(s, e, rec, err);
+    if (rc < 0)
+        goto out;
+
+    char id[UUID_TEXT_LEN];
+    json_t *given = json_object_get(fields, "id");
+    if (given && !json_is_null(given)) {
+        if (!json_is_string(given) || !uuid_is_v7_text(json_string_value(given))) {
+            rc = op_error_set(err, -EINVAL, "id", "id: not a UUIDv7");
+            goto out;
+        }
+        snprintf(id, sizeof id, "%s", json_string_value(given));
+        for (char *p = id; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    } else {
+        rc = uuid7_next_text(&s->ids, id);
+        if (rc < 0) {
+            op_error_set(err, rc, NULL, "cannot make an id: no randomness");
+            goto out;
+        }
+    }
+
+    rc = write_begin(s, err);
+    if (rc < 0)
+        goto out;
+    rc = do_create(s, e, rec, id, flags, err);
+    rc = finish_write(s, e, id, rc, out, err);
+out:
+    json_decref(rec);
+    return rc;
+}
+
+int store_get(struct store *s, const struct entity_def *e, const char *id, unsigned flags,
+              json_t **out, struct op_error *err)
+{
+    json_t *rec;
+    char viewer[sizeof s->viewer];
+    if (flags & STORE_IGNORE_VIEWER) {
+        memcpy(viewer, s->viewer, sizeof viewer);
+        s->viewer[0] = '\0';
+    }
+    int rc = load_row(s, e, id, 0, &rec, err);
+    if (flags & STORE_IGNORE_VIEWER)
+        memcpy(s->viewer, viewer, sizeof viewer);
+    if (rc < 0)
+        return rc;
+    if (json_is_true(json_object_get(rec, "deleted")) && !(flags & STORE_INCLUDE_DELETED)) {
+        json_decref(rec);
+        return op_error_set(err, -ENOENT, "id", "%s %s was deleted", e->name, id);
+    }
+    *out = rec;
+    return 0;
+}
+
+static int version_check(const struct entity_def *e, const char *id, json_t *cur, int64_t expected,
+                         struct op_error *err)
+{
+    if (json_is_true(json_object_get(cur, "deleted")))
+        return op_error_set(err, -ENOENT, "id", "%s %s was deleted", e->name, id);
+    int64_t v = json_integer_value(json_object_get(cur, "version"));
+    if (v != expected)
+        return op_error_set(err, STORE_EVERSION, "version",
+                            "%s %s is at version %" PRId64 ", not %" PRId64
+                            " (changed since you read it; reload and retry)",
+                            e->name, id, v, expected);
+    return 0;
+}
+
+static int dedup_fields_changed(json_t *changes)
+{
+    static const char *const keys[] = {"email", "phone", "given_name", "family_name", "locality"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (json_object_get(changes, keys[i]))
+            return 1;
+    return 0;
+}
+
+/* The residency consequences of a write (appliance/store/residency.h): a record
+ * that becomes withheld voids the spool at commit if an older version of
+ * it may be there (it had a change queued) or it is a parent (what is about
+ * it may be), and a parent whose verdict changed queues what is about it.
+ * `was` and `queued` are from before the write, `after` the record as
+ * written. */
+static int residency_after(struct store *s, const struct entity_def *e, const char *id,
+                           enum residency_verdict was, int queued, json_t *after,
+                           struct op_error *err)
+{
+    enum residency_verdict now;
+    int rc = residency_judge(s, s->policy, e, after, &now, err);
+    if (rc < 0)
+        return rc;
+    if (now == RESIDENCY_WITHHOLD && was != RESIDENCY_WITHHOLD && !s->void_pending &&
+        (queued || residency_is_parent(e))) {
+        s->void_pending = 1;
+        snprintf(s->void_why, sizeof s->void_why, "%s %s withheld", e->name, id);
+    }
+    if ((now == RESIDENCY_WITHHOLD) != (was == RESIDENCY_WITHHOLD) && residency_is_parent(e))
+        rc = residency_enqueue_related(s, e, id, 0, err);
+    return rc;
+}
+
+int store_update(struct store *s, const struct entity_def *e, const char *id,
+                 int64_t expected_version, json_t *changes, unsigned flags, json_t **out,
+                 struct op_error *err)
+{
+    if (!json_is_object(changes))
+        return op_error_set(err, -EINVAL, NULL, "changes to a %s must be a JSON object", e->name);
+    int rc = write_begin(s, err);
+    if (rc < 0)
+        return rc;
+    json_t *rec = NULL;
+    struct dedup_keys keys = {{0}, {0}, NULL};
+    enum residency_verdict was = RESIDENCY_KEEP;
+    int queued = 0;
+    rc = load_row(s, e, id, 1, &rec, err);
+    if (rc == 0)
+        rc = version_check(e, id, rec, expected_version, err);
+    if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
+        rc = residency_judge(s, s->policy, e, rec, &was, err);
+    if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
+        rc = residency_queued(s, e->name, id, &queued, err);
+    json_t *custom = NULL;
+    if (rc == 0)
+        rc = merge_fields(e, changes, rec, 0, flags, &custom, err);
+    if (rc == 0)
+        rc = check_policy(s, e, changes, custom, rec, 0, err);
+    json_decref(custom);
+    if (rc == 0)
+        rc = check_record(s, e, rec, err);
+    if (rc == 0)
+        rc = check_refs(s, e, rec, changes, err);
+    if (rc == 0 && (e->flags & ENTITY_DEDUP)) {
+        rc = make_keys(s, rec, &keys, err);
+        if (rc == 0 && !(flags & STORE_SKIP_DUP_CHECK) && dedup_fields_changed(changes))
+            rc = check_dup(s, &keys, id, err);
+    }
+    hlc_stamp now = 0;
+    if (rc == 0) {
+        struct sqlbuf sb = {.n = 0};
+        sb_add(&sb, "UPDATE %s SET version = version + 1, updated_hlc = ?1", e->table);
+        for (size_t i = 0; i < e->nfields; i++)
+            sb_add(&sb, ", %s = ?%zu", e->fields[i].name, i + 4);
+        if (e->flags & ENTITY_DEDUP)
+            sb_add(&sb, ", email_norm = ?%zu, phone_e164 = ?%zu, name_key = ?%zu", e->nfields + 4,
+                   e->nfields + 5, e->nfields + 6);
+        sb_add(&sb, " WHERE id = ?2 AND version = ?3");
+        sqlite3_stmt *st;
+        rc = prepare(s, sb.b, &st, err);
+        if (rc == 0) {
+            now = hlc_next(&s->clock);
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+            sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(st, 3, expected_version);
+            for (size_t i = 0; i < e->nfields && rc == 0; i++)
+                if (bind_value(st, 4 + (int)i, &e->fields[i],
+                               json_object_get(rec, e->fields[i].name)) != SQLITE_OK)
+                    rc = op_error_set(err, -ENOMEM, NULL, "cannot bind value");
+            if (e->flags & ENTITY_DEDUP)
+                bind_keys(st, 4 + (int)e->nfields, &keys);
+            if (rc == 0) {
+                int src = sqlite3_step(st);
+                if (src != SQLITE_DONE)
+                    rc = constraint_error(s, e, src, id, err);
+                else if (sqlite3_changes(s->db) != 1)
+                    rc = op_error_set(err, STORE_EVERSION, "version",
+                                      "%s %s changed while it was being updated", e->name, id);
+                else
+                    s->write_dirty = 1;
+            }
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+        }
+    }
+    if (rc == 0) {
+        /* The audit detail names the fields changed, never their values. */
+        json_t *names = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach(changes, k, v) json_array_append_new(names, json_string(k));
+        char *detail = json_dumps(names, JSON_COMPACT);
+        json_decref(names);
+        rc = audit(s, now, "update", e, id, expected_version, expected_version + 1, detail, err);
+        free(detail);
+    }
+    if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
+        rc = residency_after(s, e, id, was, queued, rec, err);
+    rc = finish_write(s, e, id, rc, out, err);
+    free(keys.name);
+    json_decref(rec);
+    return rc;
+}
+
+int store_delete(struct store *s, const struct entity_def *e, const char *id,
+                 int64_t expected_version, json_t **out, struct op_error *err)
+{
+    int rc = write_begin(s, err);
+    if (rc < 0)
+        return rc;
+    json_t *rec = NULL;
+    rc = load_row(s, e, id, 0, &rec, err);
+    if (rc == 0)
+        rc = version_check(e, id, rec, expected_version, err);
+    hlc_stamp now = 0;
+    if (rc == 0) {
+        struct sqlbuf sb = {.n = 0};
+        sb_add(&sb,
+               "UPDATE %s SET deleted = 1, version = version + 1, updated_hlc = ?1 "
+               "WHERE id = ?2 AND version = ?3",
+               e->table);
+        sqlite3_stmt *st;
+        rc = prepare(s, sb.b, &st, err);
+        if (rc == 0) {
+            now = hlc_next(&s->clock);
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+            sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(st, 3, expected_version);
+            int src = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (src != SQLITE_DONE)
+                rc = constraint_error(s, e, src, id, err);
+            else
+                s->write_dirty = 1;
+        }
+    }
+    if (rc == 0)
+        rc = audit(s, now, "delete", e, id, expected_version, expected_version + 1, NULL, err);
+    rc = finish_write(s, e, id, rc, out, err);
+    json_decref(rec);
+    return rc;
+}
+
+/* What a purge keeps of a field: structure (references, enumerations,
+ * flags, money) and the required time stamps stay so the tombstone still
+ * says what it was; text, contact details, dates and free-form objects go.
+ * Returns "keep", "empty" (a required text column: '') or "null". */
+static const char *purge_action(const struct field_def *f)
+{
+    switch (f->type) {
+    case FIELD_REF:
+    case FIELD_ENUM:
+    case FIELD_BOOL:
+    case FIELD_MONEY:
+    case FIELD_CURRENCY:
+        return "keep";
+    case FIELD_TIME:
+        return (f->flags & FIELD_REQUIRED) ? "keep" : "null";
+    case FIELD_OBJECT:
+        return "object";
+    case FIELD_TEXT:
+        return (f->flags & FIELD_REQUIRED) ? "empty" : "null";
+    default:
+        return "null";
+    }
+}
+
+int store_purge(struct store *s, const struct entity_def *e, const char *id, const char *action,
+                const char *reason, struct op_error *err)
+{
+    if (e == &entity_user)
+        return op_error_set(err, -EINVAL, NULL, "users are disabled, not purged");
+    if (!action || !*action)
+        action = "purge";
+    int rc = write_begin(s, err);
+    if (rc < 0)
+        return rc;
+    json_t *rec = NULL;
+    int queued = 0;
+    rc = load_row(s, e, id, 0, &rec, err);
+    int64_t before = rc == 0 ? json_integer_value(json_object_get(rec, "version")) : 0;
+    if (rc == 0)
+        rc = residency_queued(s, e->name, id, &queued, err);
+    hlc_stamp now = 0;
+    if (rc == 0) {
+        struct sqlbuf sb = {.n = 0};
+        sb_add(&sb, "UPDATE %s SET deleted = 1, version = version + 1, updated_hlc = ?1", e->table);
+        for (size_t i = 0; i < e->nfields; i++) {
+            const char *what = purge_action(&e->fields[i]);
+            if (!strcmp(what, "null"))
+                sb_add(&sb, ", %s = NULL", e->fields[i].name);
+            else if (!strcmp(what, "empty"))
+                sb_add(&sb, ", %s = ''", e->fields[i].name);
+            else if (!strcmp(what, "object"))
+                sb_add(&sb, ", %s = '{}'", e->fields[i].name);
+        }
+        if (e->flags & ENTITY_DEDUP)
+            sb_add(&sb, ", email_norm = NULL, phone_e164 = NULL, name_key = NULL");
+        sb_add(&sb, " WHERE id = ?2 AND version = ?3");
+        sqlite3_stmt *st;
+        rc = sb.overflow ? op_error_set(err, -E2BIG, NULL, "statement too long")
+                         : prepare(s, sb.b, &st, err);
+        if (rc == 0) {
+            now = hlc_next(&s->clock);
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+            sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(st, 3, before);
+            int src = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (src != SQLITE_DONE)
+                rc = constraint_error(s, e, src, id, err);
+            else
+                s->write_dirty = 1;
+        }
+    }
+    if (rc == 0)
+        rc = audit(s, now, action, e, id, before, before + 1, reason, err);
+    if (rc == 0) {
+        /* What was purged may wait in the spool (a change of it was still
+         * queued): void it at commit. An erased person's links go from what
+         * is about them. */
+        if (queued && !s->void_pending) {
+            s->void_pending = 1;
+            snprintf(s->void_why, sizeof s->void_why, "%s %s %sd", e->name, id, action);
+        }
+        if (!strcmp(action, "erase") && e == &entity_contact)
+            rc = residency_enqueue_related(s, e, id, 1, err);
+    }
+    rc = finish_write(s, e, id, rc, NULL, err);
+    json_decref(rec);
+    return rc;
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+static int parse_iso_ms(const char *text, uint64_t *out)
+{
+    int y, mo, d, h = 0, mi = 0, se = 0, ms = 0;
+    char tail[8] = "";
+    int n = 0;
+    if (sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+        return -EINVAL;
+    const char *p = text + 10;
+    if (*p == 'T') {
+        int m = 0;
+        if (sscanf(p, "T%2d:%2d:%2d%n", &h, &mi, &se, &m) != 3 || m != 9)
+            return -EINVAL;
+        p += m;
+        if (*p == '.') {
+            int frac = 0, digits = 0;
+            for (p++; isdigit((unsigned char)*p); p++, digits++)
+                if (digits < 3)
+                    frac = frac * 10 + (*p - '0');
+            for (; digits < 3; digits++)
+                frac *= 10;
+            ms = frac;
+        }
+        snprintf(tail, sizeof tail, "%s", p);
+        if (strcmp(tail, "Z"))
+            return -EINVAL;
+    } else if (*p) {
+        return -EINVAL;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return -EINVAL;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = se};
+    time_t t = timegm(&tm);
+    if (t < 0)
+        return -EINVAL;
+    *out = (uint64_t)t * 1000u + (uint64_t)ms;
+    return 0;
+}
+
+int store_list(struct store *s, const struct entity_def *e, const struct store_query *q,
+               json_t **items, char next_cursor[STORE_CURSOR_MAX], struct op_error *err)
+{
+    int limit = q->limit ? q->limit : STORE_LIST_DEFAULT;
+    if (limit < 1 || limit > STORE_LIST_MAX)
+        return op_error_set(err, -EINVAL, "limit", "limit: must be between 1 and %d",
+                            STORE_LIST_MAX);
+    /* Cursor: "i.<id>" for id order, "u.<hlc>.<id>" for update order. */
+    char cursor_id[UUID_TEXT_LEN] = "";
+    uint64_t cursor_hlc = 0;
+    if (q->cursor && *q->cursor) {
+        const char *c = q->cursor;
+        int ok = 0;
+        if (q->sort == STORE_SORT_ID && !strncmp(c, "i.", 2)) {
+            ok = uuid_is_v7_text(c + 2);
+            if (ok)
+                snprintf(cursor_id, sizeof cursor_id, "%s", c + 2);
+        } else if (q->sort == STORE_SORT_UPDATED && !strncmp(c, "u.", 2)) {
+            char *end;
+            errno = 0;
+            cursor_hlc = strtoull(c + 2, &end, 10);
+            ok = !errno && *end == '.' && uuid_is_v7_text(end + 1);
+            if (ok)
+                snprintf(cursor_id, sizeof cursor_id, "%s", end + 1);
+        }
+        if (!ok)
+            return op_error_set(err, -EINVAL, "cursor",
+                                "cursor: not a cursor from this list (or the sort changed)");
+    }
+    uint64_t since = 0;
+    if (q->updated_since && *q->updated_since) {
+        uint64_t ms;
+        if (parse_iso_ms(q->updated_since, &ms) < 0)
+            return op_error_set(err, -EINVAL, "updated_since",
+                                "updated_since: not a UTC time such as 2026-01-31T12:00:00Z");
+        since = ms << HLC_COUNTER_BITS;
+    }
+
+    struct sqlbuf sb = {.n = 0};
+    sb_add(&sb, "SELECT ");
+    sb_select_cols(&sb, e, NULL);
+    sb_add(&sb, " FROM %s WHERE 1", e->table);
+    if (!q->include_deleted)
+        sb_add(&sb, " AND deleted = 0");
+    int idx = 1;
+    if (s->viewer[0])
+        sb_add(&sb, " AND (owner_id IS NULL OR owner_id = ?%d)", idx++);
+    for (size_t i = 0; i < q->nfilters; i++) {
+        const struct field_def *f = entity_field(e, q->filters[i].field);
+        if (!f || !(f->flags & FIELD_FILTER))
+            return op_error_set(err, -EINVAL, q->filters[i].field,
+                                "%s: %ss cannot be filtered by this field", q->filters[i].field,
+                                e->name);
+        sb_add(&sb, " AND %s = ?%d", f->name, idx++);
+    }
+    if (since)
+        sb_add(&sb, " AND updated_hlc >= ?%d", idx++);
+    if (cursor_id[0]) {
+        if (q->sort == STORE_SORT_ID)
+            sb_add(&sb, " AND id > ?%d", idx++);
+        else {
+            sb_add(&sb, " AND (updated_hlc, id) > (?%d, ?%d)", idx, idx + 1);
+            idx += 2;
+        }
+    }
+    sb_add(&sb, q->sort == STORE_SORT_ID ? " ORDER BY id" : " ORDER BY updated_hlc, id");
+    sb_add(&sb, " LIMIT ?%d", idx);
+    if (sb.overflow)
+        return op_error_set(err, -E2BIG, NULL, "too many filters");
+
+    sqlite3_stmt *st;
+    int rc = prepare(s, sb.b, &st, err);
+    if (rc < 0)
+        return rc;
+    idx = 1;
+    if (s->viewer[0])
+        sqlite3_bind_text(st, idx++, s->viewer, -1, SQLITE_TRANSIENT);
+    for (size_t i = 0; i < q->nfilters; i++)
+        sqlite3_bind_text(st, idx++, q->filters[i].value, -1, SQLITE_TRANSIENT);
+    if (since)
+        sqlite3_bind_int64(st, idx++, (sqlite3_int64)since);
+    if (cursor_id[0]) {
+        if (q->sort == STORE_SORT_UPDATED)
+            sqlite3_bind_int64(st, idx++, (sqlite3_int64)cursor_hlc);
+        sqlite3_bind_text(st, idx++, cursor_id, -1, SQLITE_TRANSIENT);
+    }
+    sqlite3_bind_int(st, idx, limit + 1);
+
+    json_t *arr = json_array();
+    int n = 0;
+    next_cursor[0] = '\0';
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            json_t *last = json_array_get(arr, (size_t)n - 1);
+            const char *lid = json_string_value(json_object_get(last, "id"));
+            if (q->sort == STORE_SORT_ID)
+                snprintf(next_cursor, STORE_CURSOR_MAX, "i.%s", lid);
+            else
+                snprintf(next_cursor, STORE_CURSOR_MAX, "u.%" PRIu64 ".%s",
+                         (uint64_t)json_integer_value(json_object_get(last, "_hlc")), lid);
+            break;
+        }
+        json_t *o = row_json(st, e, 0);
+        json_object_set_new(o, "_hlc", json_integer(sqlite3_column_int64(st, 3)));
+        json_array_append_new(arr, o);
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        json_decref(arr);
+        return sql_fail(s, rc, "cannot list records", err);
+    }
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o) json_object_del(o, "_hlc");
+    *items = arr;
+    return 0;
+}
+
+int store_each(struct store *s, const struct entity_def *e, int include_deleted,
+               int (*cb)(void *ctx, json_t *record), void *ctx, struct op_error *err)
+{
+    struct sqlbuf sb = {.n = 0};
+    sb_add(&sb, "SELECT ");
+    sb_select_cols(&sb, e, NULL);
+    sb_add(&sb, " FROM %s%s ORDER BY id", e->table, include_deleted ? "" : " WHERE deleted = 0");
+    /* A private statement: callbacks may call back into the store. */
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, sb.b, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return sql_fail(s, rc, "cannot read records", err);
+    int ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o = row_json(st, e, 0);
+        if (!o) {
+            ret = op_error_set(err, -ENOMEM, NULL, "out of memory");
+            break;
+        }
+        ret = cb(ctx, o);
+        json_decref(o);
+        if (ret)
+            break;
+    }
+    if (!ret && rc != SQLITE_DONE)
+        ret = sql_fail(s, rc, "cannot read records", err);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* Turns free text into an FTS5 query: each word a quoted prefix term. */
+static int build_match(const char *text, char *out, size_t cap, struct op_error *err)
+{
+    size_t len = strlen(text);
+    if (len > SEARCH_TEXT_MAX)
+        return op_error_set(err, -EINVAL, "q", "search text longer than %d bytes", SEARCH_TEXT_MAX);
+    if (entity_utf8_bad_offset(text, len) >= 0)
+        return op_error_set(err, -EINVAL, "q", "search text is not valid UTF-8");
+    size_t o = 0;
+    int terms = 0;
+    const char *p = text;
+    while (*p) {
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        if (++terms > SEARCH_TERMS_MAX)
+            return op_error_set(err, -EINVAL, "q", "search text has more than %d words",
+                                SEARCH_TERMS_MAX);
+        if (o + 2 >= cap)
+            return op_error_set(err, -EINVAL, "q", "search text too long");
+        if (o)
+            out[o++] = ' ';
+        out[o++] = '"';
+        for (; *p && !isspace((unsigned char)*p); p++) {
+            if (o + 4 >= cap)
+                return op_error_set(err, -EINVAL, "q", "search text too long");
+            if (*p == '"')
+                out[o++] = '"';
+            out[o++] = *p;
+        }
+        out[o++] = '"';
+        out[o++] = '*';
+    }
+    out[o] = '\0';
+    if (!terms)
+        return op_error_set(err, -EINVAL, "q", "search text is empty");
+    return 0;
+}
+
+static json_t *label_for(const struct entity_def *e, json_t *rec)
+{
+    if (e == &entity_organization)
+        return json_incref(json_object_get(rec, "name"));
+    const char *g = str_or_null(rec, "given_name"), *f = str_or_null(rec, "family_name");
+    if (g || f) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s%s%s", g ? g : "", g && f ? " " : "", f ? f : "");
+        return json_string(buf);
+    }
+    const char *em = str_or_null(rec, "email");
+    return json_string(em ? em : str_or_null(rec, "phone") ? str_or_null(rec, "phone") : "");
+}
+
+int store_search(struct store *s, const char *text, int limit, json_t **results,
+                 struct op_error *err)
+{
+    if (limit <= 0)
+        limit = 20;
+    if (limit > STORE_SEARCH_MAX)
+        return op_error_set(err, -EINVAL, "limit", "limit: at most %d", STORE_SEARCH_MAX);
+    char match[SEARCH_TEXT_MAX * 2 + SEARCH_TERMS_MAX * 4 + 8];
+    int rc = build_match(text, match, sizeof match, err);
+    if (rc < 0)
+        return rc;
+    static const struct entity_def *const searchable[] = {&entity_contact, &entity_organization};
+    json_t *all = json_array();
+    for (size_t k = 0; k < 2; k++) {
+        const struct entity_def *e = searchable[k];
+        struct sqlbuf sb = {.n = 0};
+        sb_add(&sb, "SELECT ");
+        sb_select_cols(&sb, e, "t");
+        sb_add(&sb,
+               ", f.rank FROM %s_fts f JOIN %s t ON t.rowid = f.rowid "
+               "WHERE %s_fts MATCH ?1 AND t.deleted = 0 "
+               "AND (?3 IS NULL OR t.owner_id IS NULL OR t.owner_id = ?3) "
+               "ORDER BY f.rank LIMIT ?2",
+               e->table, e->table, e->table);
+        sqlite3_stmt *st;
+        rc = prepare(s, sb.b, &st, err);
+        if (rc < 0)
+            goto fail;
+        sqlite3_bind_text(st, 1, match, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 2, limit);
+        if (s->viewer[0])
+            sqlite3_bind_text(st, 3, s->viewer, -1, SQLITE_TRANSIENT);
+        int src;
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            json_t *rec = row_json(st, e, 0);
+            json_t *hit = json_object();
+            json_object_set_new(hit, "entity", json_string(e->name));
+            json_object_set(hit, "id", json_object_get(rec, "id"));
+            json_object_set_new(hit, "label", label_for(e, rec));
+            json_object_set_new(
+                hit, "rank", json_real(sqlite3_column_double(st, COMMON_COLS + (int)e->nfields)));
+            json_object_set_new(hit, "record", rec);
+            json_array_append_new(all, hit);
+        }
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE) {
+            rc = sql_fail(s, src, "search failed", err);
+            goto fail;
+        }
+    }
+    /* Merge the two ranked lists: bm25 ranks are comparable (lower is better). */
+    size_t n = json_array_size(all);
+    for (size_t i = 1; i < n; i++) {
+        for (size_t j = i; j > 0; j--) {
+            double a = json_real_value(json_object_get(json_array_get(all, j - 1), "rank"));
+            double b = json_real_value(json_object_get(json_array_get(all, j), "rank"));
+            if (a <= b)
+                break;
+            json_t *tmp = json_incref(json_array_get(all, j));
+            json_array_remove(all, j);
+            json_array_insert_new(all, j - 1, tmp);
+        }
+    }
+    while (json_array_size(all) > (size_t)limit)
+        json_array_remove(all, json_array_size(all) - 1);
+    *results = all;
+    return 0;
+fail:
+    json_decref(all);
+    return rc;
+}

@@ -1,0 +1,227 @@
+/*
+ * The CRM store: create, get, update, tombstone-delete, list and search for
+ * every entity in entity.h, over one SQLite connection. Records go in and
+ * come out as JSON objects (jansson) keyed by field name.
+ *
+ * Invariants: every write runs in a transaction that bumps the record's
+ * version, stamps it with the node's hybrid logical clock and appends an
+ * audit row; update and delete succeed only when the caller's expected
+ * version is the current one; nothing is hard-deleted.
+ *
+ * Ownership: functions that return JSON through an out parameter hand the
+ * caller a new reference (json_decref it). Input JSON is borrowed.
+ *
+ * Errors: 0 on success or a negative code: -ENOENT (no such record),
+ * -EINVAL (bad input; err->field names the field), STORE_EVERSION (stale
+ * expected version), STORE_EDUP (probable duplicate contact; err->ref is the
+ * existing id), -ENOSPC, -EROFS, -EBUSY and other negative errnos from the
+ * database. `err` may be NULL.
+ */
+#ifndef OUTPOST_STORE_H
+#define OUTPOST_STORE_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "entity.h"
+#include "hlc.h"
+#include "op_error.h"
+
+#define STORE_EVERSION (-3001)
+#define STORE_EDUP (-3002)
+
+#define STORE_LIST_MAX 1000
+#define STORE_LIST_DEFAULT 50
+#define STORE_SEARCH_MAX 200
+#define STORE_CURSOR_MAX 96
+
+enum store_flags {
+    STORE_SKIP_DUP_CHECK = 1u << 0,  /* create/update: accept a probable duplicate */
+    STORE_INCLUDE_DELETED = 1u << 1, /* get: return a tombstone instead of -ENOENT */
+    STORE_ALLOW_INTERNAL = 1u << 2,  /* create/update: accept FIELD_INTERNAL fields (auth.c
+                                        only; input from outside never carries this) */
+    STORE_IGNORE_VIEWER = 1u << 3,   /* get: read whoever the viewer is (the residency rules
+                                        judge a record by parents its viewer may not see) */
+};
+
+struct store;
+
+/* Opens (creating with DB_OPEN_CREATE) and migrates the database at path.
+ * db_flags are enum db_open_flags. The node must have been initialized with
+ * store_init_node before records are written. */
+int store_open(const char *path, unsigned db_flags, struct store **out, struct op_error *err);
+
+/* Closes the store and its connection; NULL is allowed. */
+void store_close(struct store *s);
+
+/* Records this node's identity: a new UUIDv7 node id and the region code.
+ * Fails with -EEXIST if the node was already initialized, -EINVAL for an
+ * unknown region. */
+int store_init_node(struct store *s, const char *region, struct op_error *err);
+
+/* The node's pseudonymization secret (sync/core/egress.h): 32 random bytes made
+ * by store_init_node, kept in node_meta, never exported. A node
+ * initialized before the secret existed gets one here, on first use, in a
+ * write transaction (so a read-only store fails with the database's
+ * error). -ENOENT before store_init_node; -EPROTO if the stored key is
+ * damaged. */
+int store_pseudonym_key(struct store *s, unsigned char out[32], struct op_error *err);
+
+/* The node id and region, or NULL before store_init_node. Borrowed. */
+const char *store_node_id(const struct store *s);
+const char *store_region(const struct store *s);
+
+/* The underlying connection, for backup and checks. Borrowed. */
+sqlite3 *store_db(struct store *s);
+
+/* Who the following writes are attributed to in the audit log, and from
+ * which address (NULL for none). Copied. Default actor: "system". */
+void store_set_actor(struct store *s, const char *actor, const char *address);
+
+/* Restricts what the following reads and writes see to records owned by
+ * user_id or by nobody (the shared pool): a `field` user's view. Records
+ * owned by others behave as if they did not exist (-ENOENT, absent from
+ * lists and search). NULL or "" lifts the restriction. Copied. */
+void store_set_viewer(struct store *s, const char *user_id);
+
+/* The region policy the following writes obey (borrowed: it must outlive
+ * its use; NULL = no region rules). With a policy, store_create and
+ * store_update refuse a value for a field the policy forbids (-EINVAL,
+ * err->field the field, "FIELD: not collected in REGION: REASON (BASIS)"),
+ * refuse custom keys the policy does not define, check custom values
+ * against their rule (whether `custom` is an object or its JSON text), and
+ * require the policy's required custom fields on create and keep them on
+ * update. Every write path goes through these two calls, so none can skip
+ * the rules; a store without a policy enforces none of them. */
+struct policy;
+void store_set_policy(struct store *s, const struct policy *p);
+
+/* The policy set with store_set_policy, or NULL. Borrowed. */
+const struct policy *store_policy(const struct store *s);
+
+/* Replaces the wall clock used for HLC stamps and ids (tests). */
+void store_set_clock(struct store *s, hlc_clock_fn now_ms, void *ctx);
+
+/* Groups many writes into one transaction (imports). Writes made between
+ * store_begin and store_commit are all kept or, after store_rollback, all
+ * gone. Without store_begin each write is its own transaction. A write
+ * refused inside the transaction leaves it intact when it was refused
+ * before changing anything (validation, duplicates, stale versions: the
+ * usual case); if it failed halfway (disk full), store_commit refuses with
+ * -EIO and rolls everything back. */
+int store_begin(struct store *s, struct op_error *err);
+int store_commit(struct store *s, struct op_error *err);
+void store_rollback(struct store *s);
+
+/* Creates a record from `fields` (an object of field names; "id" may carry
+ * a caller-chosen UUIDv7). On success *out (if not NULL) is the stored
+ * record with id, version 1, created_at and updated_at. */
+int store_create(struct store *s, const struct entity_def *e, json_t *fields, unsigned flags,
+                 json_t **out, struct op_error *err);
+
+/* Reads one record by id. */
+int store_get(struct store *s, const struct entity_def *e, const char *id, unsigned flags,
+              json_t **out, struct op_error *err);
+
+/* Applies `changes` (field -> new value; null clears; "custom" is merged
+ * as an RFC 7396 merge patch) if the current version is expected_version. */
+int store_update(struct store *s, const struct entity_def *e, const char *id,
+                 int64_t expected_version, json_t *changes, unsigned flags, json_t **out,
+                 struct op_error *err);
+
+/* Turns the record into a tombstone if the current version is
+ * expected_version. *out (if not NULL) is the tombstone. */
+int store_delete(struct store *s, const struct entity_def *e, const char *id,
+                 int64_t expected_version, json_t **out, struct op_error *err);
+
+/* Purges a record (retention, erasure): blanks its personal fields (text,
+ * contact details, dates and objects become NULL, '' or {}; references,
+ * enumerations, flags, money and required time stamps stay), turns it into
+ * a tombstone whatever its version, bumps the version and writes an audit
+ * row with `action` ("purge", "erase"; NULL = "purge") and `reason` as its
+ * detail, all in one transaction (or inside the caller's). Already deleted
+ * records are purged too. Users cannot be purged (-EINVAL). Callers run
+ * it with PRAGMA secure_delete = ON (retention_secure_delete) and then
+ * truncate the WAL, or the old text stays in freed pages of the file. */
+int store_purge(struct store *s, const struct entity_def *e, const char *id, const char *action,
+                const char *reason, struct op_error *err);
+
+enum store_sort {
+    STORE_SORT_ID = 0,      /* creation order (ids are time-ordered) */
+    STORE_SORT_UPDATED = 1, /* last change first-to-last */
+};
+
+struct store_filter {
+    const char *field; /* a FIELD_FILTER field of the entity */
+    const char *value;
+};
+
+struct store_query {
+    const char *cursor; /* from a previous page's next_cursor, or NULL */
+    int limit;          /* 1..STORE_LIST_MAX; 0 means STORE_LIST_DEFAULT */
+    enum store_sort sort;
+    const struct store_filter *filters;
+    size_t nfilters;
+    const char *updated_since; /* ISO 8601 UTC; only records changed at or after it */
+    int include_deleted;
+};
+
+/* One page of records in keyset order. *items is a new JSON array;
+ * next_cursor receives the cursor of the following page, or "" when this
+ * was the last one. */
+int store_list(struct store *s, const struct entity_def *e, const struct store_query *q,
+               json_t **items, char next_cursor[STORE_CURSOR_MAX], struct op_error *err);
+
+/* Calls cb for every record of the entity in id order (tombstones too when
+ * include_deleted). A non-zero return from cb stops the walk and is
+ * returned. The record passed to cb is borrowed for the call. */
+int store_each(struct store *s, const struct entity_def *e, int include_deleted,
+               int (*cb)(void *ctx, json_t *record), void *ctx, struct op_error *err);
+
+/* Full-text search over contacts and organizations, diacritics folded and
+ * each word matched as a prefix. *results is an array of objects
+ * {"entity", "id", "label", "record"}, best match first. */
+int store_search(struct store *s, const char *text, int limit, json_t **results,
+                 struct op_error *err);
+
+/* Per-entity names for the same calls, so code reads as what it does. */
+#define STORE_ENTITY_API(NAME)                                                                     \
+    static inline int store_##NAME##_create(struct store *s, json_t *f, unsigned fl, json_t **o,   \
+                                            struct op_error *er)                                   \
+    {                                                                                              \
+        return store_create(s, &entity_##NAME, f, fl, o, er);                                      \
+    }                                                                                              \
+    static inline int store_##NAME##_get(struct store *s, const char *id, json_t **o,              \
+                                         struct op_error *er)                                      \
+    {                                                                                              \
+        return store_get(s, &entity_##NAME, id, 0, o, er);                                         \
+    }                                                                                              \
+    static inline int store_##NAME##_update(struct store *s, const char *id, int64_t v, json_t *c, \
+                                            json_t **o, struct op_error *er)                       \
+    {                                                                                              \
+        return store_update(s, &entity_##NAME, id, v, c, 0, o, er);                                \
+    }                                                                                              \
+    static inline int store_##NAME##_delete(struct store *s, const char *id, int64_t v,            \
+                                            struct op_error *er)                                   \
+    {                                                                                              \
+        return store_delete(s, &entity_##NAME, id, v, NULL, er);                                   \
+    }                                                                                              \
+    static inline int store_##NAME##_list(struct store *s, const struct store_query *q,            \
+                                          json_t **i, char c[STORE_CURSOR_MAX],                    \
+                                          struct op_error *er)                                     \
+    {                                                                                              \
+        return store_list(s, &entity_##NAME, q, i, c, er);                                         \
+    }
+
+STORE_ENTITY_API(user)
+STORE_ENTITY_API(contact)
+STORE_ENTITY_API(organization)
+STORE_ENTITY_API(contact_organization)
+STORE_ENTITY_API(deal)
+STORE_ENTITY_API(activity)
+STORE_ENTITY_API(task)
+STORE_ENTITY_API(note)
+STORE_ENTITY_API(consent)
+
+#endif

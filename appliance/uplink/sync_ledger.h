@@ -1,0 +1,203 @@
+/*
+ * The sync ledger (docs/SYNC.md, "The sync ledger"): the node's durable
+ * record of what it has cut into segments, uploaded, and had acknowledged
+ * by HQ, and the only way the network side (appliance/uplink/uplink.c) touches
+ * the node database. The invariant: every state change here is one
+ * committed SQLite transaction or one atomic rename, ordered so that a
+ * crash at any point leaves a state sync_ledger_open can reconcile
+ * (a spool file is renamed into place before its row commits; a row is
+ * acknowledged before its file is unlinked), and an outbox row leaves the
+ * outbox only through a receipt whose MAC, node, segment and range match.
+ *
+ * This header includes neither store.h, db.h nor sqlite3.h, so network
+ * modules may include it (tests/tools/check_egress.sh). All functions do
+ * blocking SQLite and file I/O: call them from uv_queue_work, one at a time
+ * per ledger. They return 0 or a negative errno and fill *err.
+ */
+#ifndef OUTPOST_SYNC_LEDGER_H
+#define OUTPOST_SYNC_LEDGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node_credentials.h"
+#include "op_error.h"
+
+struct sync_ledger; /* opaque: its own SQLite connection to the node db, the policy, the keys */
+struct policy;
+
+enum sync_seg_state {
+    SYNC_SEG_SPOOLED = 0,
+    SYNC_SEG_UPLOADED = 1,
+    SYNC_SEG_ACKED = 2,
+    SYNC_SEG_REJECTED = 3,
+    SYNC_SEG_VOIDED = 4 /* not in the table: voided (docs/EGRESS.md); a receipt for it only
+                           ends its bookkeeping */
+};
+
+struct sync_segment {
+    uint64_t no;
+    uint64_t from_urgent, from_ordinary, to_urgent, to_ordinary;
+    uint64_t bytes, records;
+    int state;             /* enum sync_seg_state */
+    char path[1024];       /* spool file */
+    char upload_url[2048]; /* "" until the tus server created the upload */
+    int64_t created_ms;
+};
+
+struct sync_error_count {
+    char kind[32];
+    uint64_t n;
+};
+
+struct sync_status {
+    int enabled; /* credentials configured */
+    char node_id[65], region[16];
+    int64_t outbox_depth, oldest_unsent_ms; /* oldest_unsent_ms: Unix ms of the oldest queued
+                                               change, 0 none */
+    uint64_t spool_bytes, spool_segments, spool_cap;
+    int spool_full; /* the cap stops segmenting: loud alarm */
+    uint64_t acked_urgent, acked_ordinary, next_segment;
+    uint64_t segments_acked, segments_rejected;
+    int64_t last_sync_ms; /* last receipt applied (Unix ms), 0 never */
+    double goodput_bps;   /* bytes/s confirmed by HQ, smoothed over recent uploads */
+    double eta_s;         /* estimated time to drain: (spool bytes + estimated bytes of the
+                             unsegmented outbox) / goodput; -1 unknown */
+    uint64_t bytes_today; /* bytes sent today (UTC), for the daily budget */
+    char blocked[256];    /* "" or why sync is stopped (rejected segment, region mismatch) */
+    char waiting[256];    /* "" or why it waits with nothing wrong (sync window, budget) */
+    char last_error[256];
+    size_t nerrors;
+    struct sync_error_count errors[16]; /* errors by kind */
+    uint64_t mailbox_after;
+    /* the uplink's link counters since outpostd started (tus_client stats);
+     * 0 when read from the database */
+    uint64_t link_bytes_sent, link_bytes_resent, link_retries, link_chunk_bytes;
+};
+
+struct sync_ledger_options {
+    const char *db_path;                 /* node database */
+    const char *spool_dir;               /* created 0700 if missing */
+    const struct node_credentials *cred; /* copied */
+    uint64_t segment_bytes;   /* target compressed bytes per segment; 0 = SEGMENT_TARGET_BYTES */
+    uint64_t spool_max_bytes; /* spool cap; 0 = 256 MiB */
+    const char
+        *policy_file; /* NULL: $OUTPOST_POLICY, else the region's profile (same rule as api.c) */
+    /* Wall-clock ms since the epoch: segment and receipt times, retention
+     * expiry at egress, and the UTC day the bytes sent are counted in (the
+     * daily budget). NULL: CLOCK_REALTIME. The uplink passes its own. */
+    int64_t (*now_ms)(void *ctx);
+    void *clock_ctx;
+};
+
+/* Opens its own connection, loads the policy and the pseudonymization key
+ * (store_pseudonym_key), checks the credentials' region equals the node's
+ * region (else -EINVAL "region"), and reconciles spool vs table
+ * (segment_spool_scan: .tmp deleted; file without row deleted; non-acked
+ * row without file: the row is dropped and the segmented cursor rewinds so
+ * the range is segmented again under a new number). */
+int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **out,
+                     struct op_error *err);
+void sync_ledger_close(struct sync_ledger *l);
+
+/* SIGHUP; if the hash changed and sync is blocked by a rejected segment,
+ * unblock and rewind the segmented cursor to the acked one. */
+int sync_ledger_reload_policy(struct sync_ledger *l, struct op_error *err);
+
+/* If the outbox has rows past the segmented cursor, not blocked, and spool
+ * below cap: reads batches (outbox_next_batch), loads each record's current
+ * state via the store, egress_project (or egress_tombstone: ERASE/PURGE for
+ * those ops, WITHDRAW when egress_project returns NULL, skip when an
+ * upsert/delete row's record no longer exists), writes one segment up to
+ * segment_bytes, records it in the segments table together with the new
+ * segmented cursor (one transaction, after the atomic rename), *made = 1
+ * and *out. Spool at cap: *made = 0, sets spool_full and says so in the
+ * news (spool = 1; -1 when it is below the cap again) once per transition;
+ * a new policy in force that voided the spool is news too. Bounded memory
+ * regardless of backlog. */
+int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segment *out,
+                             struct op_error *err);
+
+/* The lowest-numbered segment in state SPOOLED or UPLOADED. */
+int sync_ledger_next_upload(struct sync_ledger *l, int *found, struct sync_segment *out,
+                            struct op_error *err);
+int sync_ledger_set_upload_url(struct sync_ledger *l, uint64_t no, const char *url,
+                               struct op_error *err);
+int sync_ledger_mark_uploaded(struct sync_ledger *l, uint64_t no, struct op_error *err);
+
+/* Parses + verifies (sync_receipt_mac, to == recorded range, node == ours,
+ * segment == no). applied: one transaction: outbox_ack(to), segment ACKED,
+ * last_sync; then unlink the spool file (idempotent). rejected: segment
+ * REJECTED with reason, blocked = reason, unlink file. *outcome =
+ * SYNC_SEG_ACKED or SYNC_SEG_REJECTED. Bad receipt: -EBADMSG naming the
+ * field, nothing changed. */
+int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *json, size_t len,
+                              int *outcome, struct op_error *err);
+
+int sync_ledger_mailbox_after(struct sync_ledger *l, uint64_t *after, struct op_error *err);
+
+/* The lowest voided segment whose upload HQ may still hold part of
+ * (spool_voided with an upload URL; docs/EGRESS.md, "In time"): *found,
+ * its number and URL (url_cap bytes at most; a longer URL is -ENAMETOOLONG).
+ * The uplink terminates it at HQ and then calls sync_ledger_forget_voided. */
+int sync_ledger_next_voided(struct sync_ledger *l, int *found, uint64_t *no, char *url,
+                            size_t url_cap, struct op_error *err);
+int sync_ledger_forget_voided(struct sync_ledger *l, uint64_t no, struct op_error *err);
+
+/* The GET /v1/mailbox answer: verify each message's MAC, store in table
+ * mailbox with status (applied/refused/pending) and advance the cursor, one
+ * transaction. A policy message is judged against the policy in force
+ * (policy_change.h): one that loosens nothing is written atomically (temp,
+ * fsync, rename, fsync dir) to `<directory of the db>/policy-override.yaml`
+ * (mode 0640), recorded in the policy ledger when that puts it in force,
+ * and then the ledger segments under it and *policy_changed = 1 so the
+ * caller reloads; one that loosens anything is kept `pending` for a person
+ * at the node (`outpost policy accept`), the policy stays, and the news
+ * says so (pending_seq); one that is not a valid policy of our region is
+ * `refused`. A valid one supersedes older pending ones. Bad MAC: -EBADMSG,
+ * nothing stored. */
+int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t len,
+                              int *policy_changed, struct op_error *err);
+
+struct sync_link_report {
+    uint64_t bytes_sent, bytes_confirmed, bytes_resent;
+    uint64_t duration_ms;   /* of the upload, for goodput */
+    const char *error_kind; /* NULL on success; else "network","tls","auth","http","checksum",
+                               "receipt","mailbox","spool","segment" ... */
+    const char *error_msg;
+};
+int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *r,
+                          struct op_error *err);
+
+/* Records why sync waits although nothing is wrong ("" when it does not):
+ * shown by `outpost status`. Writes only when the text changes. */
+int sync_ledger_set_waiting(struct sync_ledger *l, const char *why, struct op_error *err);
+
+int sync_ledger_status(struct sync_ledger *l, struct sync_status *out, struct op_error *err);
+
+/* What the ledger changed that its operator should hear of. The ledger
+ * does not log: sync_ledger_make_segment and sync_ledger_mailbox_store
+ * note it here once the change is committed, and the caller takes it with
+ * sync_ledger_take_news and logs it. A later change of the same kind
+ * replaces one not yet taken. */
+struct sync_ledger_news {
+    int spool; /* 1: the spool reached its cap and segmenting stopped; -1: it is below
+                  the cap again; 0: neither */
+    uint64_t spool_bytes, spool_segments, spool_cap;
+    char policy_now[65], policy_was[65]; /* policy_now[0]: the policy in force changed from
+                                            policy_was (SHA-256 hex); the spool was voided
+                                            and every record is cut again under it */
+    uint64_t pending_seq; /* nonzero: this policy message from HQ loosens the policy in force
+                             and waits for acceptance at the node */
+    char pending_hash[65];
+    size_t pending_loosens; /* how many of its differences loosen */
+};
+
+/* Copies the news since the last call into *out and clears it. */
+void sync_ledger_take_news(struct sync_ledger *l, struct sync_ledger_news *out);
+
+/* The same, read-only, for `outpost status` beside a running daemon (no
+ * credentials needed: reads what the daemon recorded). */
+int sync_ledger_status_db(const char *db_path, struct sync_status *out, struct op_error *err);
+
+#endif

@@ -1,0 +1,817 @@
+/*
+ * outpost-hq, the HQ receiver: the daemon (`serve`, in hq_serve.c) and
+ * the administration commands on the HQ store (enrolling and revoking
+ * nodes, listing nodes, records, receipts and set-aside records, queueing
+ * mailbox messages). See docs/HQ.md. Every command that changes the store
+ * does so in one transaction and checks its input before it writes, so a
+ * refused command leaves the store as it was. Exit codes are outpost's
+ * (appliance/cli/cli.h): 0 ok, 1 failed, 2 usage, 3 bad input, 4 conflict,
+ * 5 not found.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "entity.h"
+#include "hq_config.h"
+#include "hq_serve.h"
+#include "hq_store.h"
+#include "log.h"
+#include "node_credentials.h"
+#include "outpost_config.h"
+#include "policy.h"
+#include "timefmt.h"
+
+enum hq_exit {
+    EXIT_OK_ = 0,
+    EXIT_FAIL = 1,
+    EXIT_USAGE = 2,
+    EXIT_BADINPUT = 3,
+    EXIT_CONFLICT = 4,
+    EXIT_NOTFOUND = 5,
+};
+
+/* Global options, found anywhere on the command line. */
+struct opts {
+    const char *db;
+    const char *config;
+    struct hq_config cfg;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: outpost-hq [--config FILE] [--db PATH] COMMAND [ARGS]\n\n"
+            "The Outpost HQ receiver: takes the nodes' segments and keeps what they sent.\n\n"
+            "  serve [--KEY VALUE]...                  run the receiver (see --describe-config)\n"
+            "  node add NAME --region CODE [--url URL] [--out FILE]\n"
+            "                                          enrol a node; prints its credentials\n"
+            "  node revoke NAME                        refuse the node's token from now on\n"
+            "  nodes [--json]                          nodes with their sync state\n"
+            "  records [--node NAME] [--entity E] [--json|--count]\n"
+            "                                          the records HQ holds\n"
+            "  receipts NAME [--json]                  a node's receipts\n"
+            "  set-aside [--node NAME]                 records HQ could not apply\n"
+            "  mailbox post NAME --kind policy|reference|aggregate_request FILE\n"
+            "                                          queue a message for a node\n\n"
+            "  --config FILE      settings ('key = value' lines; the store is its db key)\n"
+            "  --db PATH          the HQ store (overrides the config)\n"
+            "  --describe-config  every config key with its default\n"
+            "  --version, --help\n");
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!strcmp(cmd, "serve")) /* the daemon's command line: in the journal */
+        log_err("serve: %s (see outpost-hq --help)", msg);
+    else
+        fprintf(stderr, "outpost-hq %s: %s (see outpost-hq --help)\n", cmd, msg);
+    return EXIT_USAGE;
+}
+
+/* A bad config file or --db: logged by the daemon, told to the person
+ * otherwise. */
+static int config_error(int serving, const struct op_error *err)
+{
+    if (serving)
+        log_err("%s", err->msg);
+    else
+        fprintf(stderr, "outpost-hq: %s\n", err->msg);
+    return EXIT_USAGE;
+}
+
+static int exit_for(int rc)
+{
+    switch (rc) {
+    case -EEXIST:
+        return EXIT_CONFLICT;
+    case -ENOENT:
+        return EXIT_NOTFOUND;
+    case -EINVAL:
+    case -EFBIG:
+    case -EPERM:
+        return EXIT_BADINPUT;
+    default:
+        return EXIT_FAIL;
+    }
+}
+
+static int failed(const char *cmd, int rc, const struct op_error *err)
+{
+    fprintf(stderr, "outpost-hq %s: %s\n", cmd, err->msg[0] ? err->msg : strerror(-rc));
+    return exit_for(rc);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void iso_time(int64_t ms, char out[32])
+{
+    if (ms <= 0) {
+        snprintf(out, 32, "-");
+        return;
+    }
+    (void)timefmt_iso_s(ms, out, 32);
+}
+
+static int open_store(const char *cmd, struct opts *o, struct hq_store *st)
+{
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = hq_store_sqlite_open(o->cfg.db, st, &err);
+    if (rc < 0) {
+        fprintf(stderr, "outpost-hq %s: %s\n", cmd, err.msg);
+        return EXIT_FAIL;
+    }
+    return 0;
+}
+
+/* ---- node add / revoke ---- */
+
+static int node_add(struct opts *o, int argc, char **argv)
+{
+    const char *cmd = "node add";
+    const char *name = NULL, *region = NULL, *url = NULL, *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = !strcmp(a, "--region") ? &region
+                            : !strcmp(a, "--url")  ? &url
+                            : !strcmp(a, "--out")  ? &out
+                                                   : NULL;
+        if (slot) {
+            if (i + 1 >= argc)
+                return usage_error(cmd, "%s needs a value", a);
+            *slot = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error(cmd, "unknown option '%s'", a);
+        } else if (!name) {
+            name = a;
+        } else {
+            return usage_error(cmd, "unexpected argument '%s'", a);
+        }
+    }
+    if (!name || !region)
+        return usage_error(cmd, "NAME and --region CODE are required");
+    if (!node_id_valid(name)) {
+        fprintf(stderr,
+                "outpost-hq %s: node name '%s' is not 1-64 of A-Z a-z 0-9 . _ : - ; nothing was "
+                "changed\n",
+                cmd, name);
+        return EXIT_BADINPUT;
+    }
+    struct op_error err;
+    op_error_clear(&err);
+    char ppath[1024];
+    int rc = policy_find_file(region, ppath, sizeof ppath, &err);
+    if (rc < 0) {
+        fprintf(stderr, "outpost-hq %s: region %s: %s; nothing was changed\n", cmd, region,
+                err.msg);
+        return EXIT_BADINPUT;
+    }
+    struct policy *p = NULL;
+    rc = policy_load_file(ppath, &p, &err);
+    if (rc < 0) {
+        fprintf(stderr, "outpost-hq %s: region %s has no valid profile: %s\n", cmd, region,
+                err.msg);
+        return EXIT_BADINPUT;
+    }
+    policy_free(p);
+    struct node_credentials c;
+    rc = node_credentials_generate(name, region, url, &c, &err);
+    if (rc < 0)
+        return failed(cmd, rc, &err);
+    if (out && access(out, F_OK) == 0) {
+        fprintf(stderr, "outpost-hq %s: %s exists; not overwriting credentials\n", cmd, out);
+        return EXIT_CONFLICT;
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)c.token, strlen(c.token), digest);
+
+    struct hq_store st;
+    if ((rc = open_store(cmd, o, &st)))
+        return rc;
+    int code = EXIT_OK_;
+    if ((rc = st.ops->begin(st.impl, &err)) < 0 ||
+        (rc = st.ops->node_add(st.impl, name, region, digest, c.hq_key, now_ms(), &err)) < 0) {
+        st.ops->rollback(st.impl);
+        code = failed(cmd, rc, &err);
+        goto done;
+    }
+    if (out) {
+        rc = node_credentials_write(out, &c, &err);
+        if (rc < 0) {
+            st.ops->rollback(st.impl);
+            code = failed(cmd, rc, &err);
+            goto done;
+        }
+    }
+    if ((rc = st.ops->commit(st.impl, &err)) < 0) {
+        st.ops->rollback(st.impl);
+        if (out)
+            (void)unlink(out);
+        code = failed(cmd, rc, &err);
+        goto done;
+    }
+    if (out) {
+        fprintf(stderr, "outpost-hq: node %s (region %s) enrolled; credentials in %s\n", name,
+                region, out);
+    } else {
+        char key[65];
+        (void)codec_hex_encode(c.hq_key, sizeof c.hq_key, key, sizeof key);
+        json_t *j =
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "format", NODE_CREDENTIALS_FORMAT, "node_id",
+                      c.node_id, "region", c.region, "token", c.token, "hq_key", key);
+        if (j && c.hq_url[0])
+            json_object_set_new(j, "hq_url", json_string(c.hq_url));
+        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(j);
+        if (!s) {
+            fprintf(stderr, "outpost-hq %s: out of memory printing the credentials\n", cmd);
+            code = EXIT_FAIL;
+        } else {
+            printf("%s\n", s);
+            free(s);
+        }
+        explicit_bzero(key, sizeof key);
+    }
+done:
+    explicit_bzero(&c, sizeof c);
+    hq_store_close(&st);
+    return code;
+}
+
+static int node_revoke(struct opts *o, int argc, char **argv)
+{
+    const char *cmd = "node revoke";
+    if (argc != 1 || argv[0][0] == '-')
+        return usage_error(cmd, "expected exactly one node NAME");
+    struct hq_store st;
+    int rc;
+    if ((rc = open_store(cmd, o, &st)))
+        return rc;
+    struct op_error err;
+    op_error_clear(&err);
+    rc = st.ops->node_revoke(st.impl, argv[0], now_ms(), &err);
+    hq_store_close(&st);
+    if (rc < 0)
+        return failed(cmd, rc, &err);
+    fprintf(stderr, "outpost-hq: node %s revoked: its token is refused from now on\n", argv[0]);
+    return EXIT_OK_;
+}
+
+/* ---- nodes ---- */
+
+/* Uploads held in the spool per principal, read from the tus state files
+ * (principal and complete lines; docs/TUS.md). -1 when the spool cannot
+ * be read. */
+static long backlog_of(const char *spool, const char *node)
+{
+    DIR *d = opendir(spool);
+    if (!d)
+        return -1;
+    long n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 7 || strcmp(de->d_name + len - 6, ".state"))
+            continue;
+        int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        char buf[8192];
+        ssize_t got = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (got <= 0)
+            continue;
+        buf[got] = '\0';
+        char want[HQ_NODE_MAX + 16];
+        snprintf(want, sizeof want, "\nprincipal %s\n", node);
+        if (strstr(buf, want))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+struct nodes_ctx {
+    struct opts *o;
+    int json;
+    int64_t now;
+};
+
+static int print_node(void *ctx, const struct hq_node *n)
+{
+    struct nodes_ctx *c = ctx;
+    long backlog = backlog_of(c->o->cfg.spool_dir, n->name);
+    int64_t lag = n->has_last_segment && n->last_segment_created_ms > 0
+                      ? (c->now - n->last_segment_created_ms) / 1000
+                      : -1;
+    char contact[32];
+    iso_time(n->last_contact_ms, contact);
+    if (c->json) {
+        json_t *j =
+            json_pack("{s:s, s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:I, s:s}", "name",
+                      n->name, "region", n->region, "status", n->revoked ? "revoked" : "active",
+                      "last_contact", n->last_contact_ms > 0 ? json_string(contact) : json_null(),
+                      "segments_applied", (json_int_t)n->segments_applied, "last_segment",
+                      n->has_last_segment ? json_integer((json_int_t)n->last_segment) : json_null(),
+                      "lag_s", lag >= 0 ? json_integer(lag) : json_null(), "backlog",
+                      backlog >= 0 ? json_integer(backlog) : json_null(), "rejected",
+                      (json_int_t)n->segments_rejected, "refused", (json_int_t)n->segments_refused,
+                      "set_aside", (json_int_t)n->set_aside, "last_refusal", n->last_refusal);
+        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(j);
+        if (!s)
+            return -ENOMEM;
+        printf("%s\n", s);
+        free(s);
+        return 0;
+    }
+    char last[24], lags[24], bl[24];
+    if (n->has_last_segment)
+        snprintf(last, sizeof last, "%" PRIu64, n->last_segment);
+    else
+        snprintf(last, sizeof last, "-");
+    if (lag >= 0)
+        snprintf(lags, sizeof lags, "%" PRId64 "s", lag);
+    else
+        snprintf(lags, sizeof lags, "-");
+    if (backlog >= 0)
+        snprintf(bl, sizeof bl, "%ld", backlog);
+    else
+        snprintf(bl, sizeof bl, "?");
+    printf("%-20s %-7s %-8s %-21s %8" PRIu64 " %8s %8s %7s %8" PRIu64 " %7" PRIu64 " %9" PRIu64
+           "\n",
+           n->name, n->region, n->revoked ? "revoked" : "active", contact, n->segments_applied,
+           last, lags, bl, n->segments_rejected, n->segments_refused, n->set_aside);
+    return 0;
+}
+
+static int nodes_cmd(struct opts *o, int argc, char **argv)
+{
+    const char *cmd = "nodes";
+    struct nodes_ctx c = {.o = o, .now = now_ms()};
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            c.json = 1;
+        else
+            return usage_error(cmd, "unexpected argument '%s'", argv[i]);
+    }
+    struct hq_store st;
+    int rc;
+    if ((rc = open_store(cmd, o, &st)))
+        return rc;
+    if (!c.json)
+        printf("%-20s %-7s %-8s %-21s %8s %8s %8s %7s %8s %7s %9s\n", "NAME", "REGION", "STATUS",
+               "LAST CONTACT", "APPLIED", "LAST", "LAG", "BACKLOG", "REJECTED", "REFUSED",
+               "SET-ASIDE");
+    struct op_error err;
+    op_error_clear(&err);
+    rc = st.ops->node_list(st.impl, print_node, &c, &err);
+    hq_store_close(&st);
+    return rc < 0 ? failed(cmd, rc, &err) : EXIT_OK_;
+}
+
+/* ---- records ---- */
+
+struct records_ctx {
+    int json;
+    uint64_t total;
+};
+
+static int print_record(void *ctx, const struct hq_record_row *r)
+{
+    struct records_ctx *c = ctx;
+    if (!c->json) {
+        printf("%s\t%s\t%s\t%" PRId64 "\t%s\n", r->node, r->entity, r->id, r->version, r->op);
+        return 0;
+    }
+    json_t *rec = json_loads(r->json, 0, NULL);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "node", r->node, "entity", r->entity,
+                          "id", r->id, "version", (json_int_t)r->version, "op", r->op, "record",
+                          rec ? rec : json_null());
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!s)
+        return -ENOMEM;
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
+static int print_count(void *ctx, const char *entity, uint64_t count)
+{
+    struct records_ctx *c = ctx;
+    printf("%s %" PRIu64 "\n", entity, count);
+    c->total += count;
+    return 0;
+}
+
+static int records_cmd(struct opts *o, int argc, char **argv)
+{
+    const char *cmd = "records";
+    const char *node = NULL, *entity = NULL;
+    int json = 0, count = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (!strcmp(argv[i], "--count")) {
+            count = 1;
+        } else if (!strcmp(argv[i], "--node") || !strcmp(argv[i], "--entity")) {
+            if (i + 1 >= argc)
+                return usage_error(cmd, "%s needs a value", argv[i]);
+            *(argv[i][2] == 'n' ? &node : &entity) = argv[i + 1];
+            i++;
+        } else {
+            return usage_error(cmd, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (json && count)
+        return usage_error(cmd, "--json and --count exclude each other");
+    if (entity) {
+        const struct entity_def *e = entity_by_name(entity);
+        if (!e) {
+            fprintf(stderr, "outpost-hq %s: unknown entity '%s'\n", cmd, entity);
+            return EXIT_BADINPUT;
+        }
+        entity = e->name;
+    }
+    struct hq_store st;
+    int rc;
+    if ((rc = open_store(cmd, o, &st)))
+        return rc;
+    struct records_ctx c = {.json = json};
+    struct op_error err;
+    op_error_clear(&err);
+    if (count) {
+        rc = st.ops->records_count(st.impl, node, entity, print_count, &c, &err);
+        if (rc == 0)
+            printf("total %" PRIu64 "\n", c.total);
+    } else {
+        rc = st.ops->records_list(st.impl, node, entity, print_record, &c, &err);
+    }
+    hq_store_close(&st);
+    return rc < 0 ? failed(cmd, rc, &err) : EXIT_OK_;
+}
+
+/* ---- receipts, set-aside ---- */
+
+static int print_receipt(void *ctx, const struct hq_receipt *r)
+{
+    int json = *(int *)ctx;
+    char at[32];
+    iso_time(r->received_ms, at);
+    if (json) {
+        json_t *j = json_pack(
+            "{s:s, s:I, s:s, s:{s:I, s:I}, s:I, s:I, s:I, s:s, s:s}", "node", r->node, "segment",
+            (json_int_t)r->segment, "status", hq_receipt_status_name(r->status), "to", "urgent",
+            (json_int_t)r->to_urgent, "ordinary", (json_int_t)r->to_ordinary, "records",
+            (json_int_t)r->records, "applied", (json_int_t)r->applied, "set_aside",
+            (json_int_t)r->set_aside, "reason", r->reason, "received_at", at);
+        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(j);
+        if (!s)
+            return -ENOMEM;
+        printf("%s\n", s);
+        free(s);
+        return 0;
+    }
+    printf("%" PRIu64 "\t%s\t%s\tto %" PRIu64 "/%" PRIu64 "\t%" PRIu64 " records, %" PRIu64
+           " changed, %" PRIu64 " set aside%s%s\n",
+           r->segment, hq_receipt_status_name(r->status), at, r->to_urgent, r->to_ordinary,
+           r->records, r->applied, r->set_aside, r->reason[0] ? "\t" : "", r->reason);
+    return 0;
+}
+
+static int receipts_cmd(struct opts *o, int argc, char **argv)
+{
+    const char *cmd = "receipts";
+    const char *node = NULL;
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (argv[i][0] != '-' && !node)
+            node = argv[i];
+        else
+            return usage_error(cmd, "unexpected argument '%s'", argv[i]);
+    }
+    if (!node)
+        return usage_error(cmd, "expected a node NAME");
+    struct hq_store st;
+    int rc;
+    if ((rc = open_store(cmd, o, &st)))
+        return rc;
+    struct op_error err;
+    op_error_clear(&err);
+    struct hq_node n;
+    rc = st.ops->node_get(st.impl, node, &n, &err);
+    if (rc == 0)
+        rc = st.ops->receipts_list(st.impl, node, print_receipt, &json, &err);
+    hq_store_close(&st);
+    return rc < 0 ? failed(cmd, rc, &err) : EXIT_OK_;
+}
+
+static int print_set_aside(void *ctx, const struct hq_set_aside_row *r)
+{
+    (void)ctx;
+    printf("%s\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\t%s\n", r->node, r->segment, r->line, r->entity,
+           r->id[0] ? r->id : "-", r->reason);
+    return 0;
+}
+
+static int set_aside_cmd(struct opts *o, int argc, char **argv)
+{
+    const char *cmd = "set-aside";
+    const char *node = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--node") && i + 1 < argc)
+            node = argv[++i];
+        else
+            return usage_error(cmd, "unexpected argument '%s'", argv[i]);
+    }
+    struct hq_store st;
+    int rc;
+    if ((rc = open_store(cmd, o, &st)))
+        return rc;
+    struct op_error err;
+    op_error_clear(&err);
+    rc = st.ops->set_aside_list(st.impl, node, print_set_aside, NULL, &err);
+    hq_store_close(&st);
+    return rc < 0 ? failed(cmd, rc, &err) : EXIT_OK_;
+}
+
+/* ---- mailbox ---- */
+
+/* Reads at most cap bytes of path into a new NUL-terminated buffer. */
+static int read_small_file(const char *path, size_t cap, char **out, size_t *len,
+                           struct op_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return op_error_set(err, -errno, NULL, "cannot read %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return op_error_set(err, -EINVAL, NULL, "%s is not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > cap) {
+        close(fd);
+        return op_error_set(err, -EFBIG, NULL, "%s: %lld bytes, over the %zu-byte message cap",
+                            path, (long long)sb.st_size, cap);
+    }
+    char *buf = malloc((size_t)sb.st_size + 1);
+    if (!buf) {
+        close(fd);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory reading %s", path);
+    }
+    size_t got = 0;
+    while (got < (size_t)sb.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (got != (size_t)sb.st_size) {
+        free(buf);
+        return op_error_set(err, -EIO, NULL, "cannot read all of %s", path);
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+static int mailbox_cmd(struct opts *o, int argc, char **argv)
+{
+    const char *cmd = "mailbox post";
+    if (argc < 1 || strcmp(argv[0], "post"))
+        return usage_error("mailbox", "expected 'post NAME --kind KIND FILE'");
+    const char *node = NULL, *kind = NULL, *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--kind")) {
+            if (i + 1 >= argc)
+                return usage_error(cmd, "--kind needs a value");
+            kind = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return usage_error(cmd, "unknown option '%s'", argv[i]);
+        } else if (!node) {
+            node = argv[i];
+        } else if (!file) {
+            file = argv[i];
+        } else {
+            return usage_error(cmd, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!node || !kind || !file)
+        return usage_error(cmd, "NAME, --kind KIND and FILE are required");
+    if (strcmp(kind, "policy") && strcmp(kind, "reference") && strcmp(kind, "aggregate_request"))
+        return usage_error(cmd, "--kind must be policy, reference or aggregate_request, not '%s'",
+                           kind);
+    struct op_error err;
+    op_error_clear(&err);
+    char *body = NULL;
+    size_t len = 0;
+    int rc = read_small_file(file, HQ_MAILBOX_BODY_MAX, &body, &len, &err);
+    if (rc < 0)
+        return failed(cmd, rc, &err);
+    long bad = entity_utf8_bad_offset(body, len);
+    if (bad >= 0) {
+        fprintf(stderr, "outpost-hq %s: %s: byte %ld is not UTF-8 text; a message body is text\n",
+                cmd, file, bad);
+        free(body);
+        return EXIT_BADINPUT;
+    }
+    struct hq_store st;
+    if ((rc = open_store(cmd, o, &st))) {
+        free(body);
+        return rc;
+    }
+    int code = EXIT_OK_;
+    struct hq_node n;
+    rc = st.ops->node_get(st.impl, node, &n, &err);
+    if (rc < 0) {
+        code = failed(cmd, rc, &err);
+        goto done;
+    }
+    char hash[POLICY_HASH_HEX] = "";
+    if (!strcmp(kind, "policy")) {
+        /* any file name: the node's region is what it must be for */
+        struct policy *p = NULL;
+        rc = policy_load_buffer_for(file, n.region, body, len, &p, &err);
+        if (rc < 0) {
+            fprintf(stderr, "outpost-hq %s: not a valid policy for node %s (region %s): %s\n", cmd,
+                    node, n.region, err.msg);
+            code = EXIT_BADINPUT;
+            goto done;
+        }
+        snprintf(hash, sizeof hash, "%s", p->hash);
+        policy_free(p);
+    }
+    uint64_t seq = 0;
+    rc = st.ops->mailbox_post(st.impl, node, kind, body, len, now_ms(), &seq, &err);
+    if (rc < 0) {
+        code = failed(cmd, rc, &err);
+        goto done;
+    }
+    printf("%" PRIu64 "\n", seq);
+    fprintf(stderr, "outpost-hq: %s message %" PRIu64 " queued for node %s%s%s\n", kind, seq, node,
+            hash[0] ? "; policy sha256 " : "", hash);
+done:
+    free(body);
+    hq_store_close(&st);
+    return code;
+}
+
+/* ---- serve ---- */
+
+static int serve_cmd(struct opts *o, int argc, char **argv)
+{
+    int print = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--print-config")) {
+            print = 1;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) || !arg[2])
+            return usage_error("serve", "unexpected argument '%s'", arg);
+        char key[64];
+        const char *eq = strchr(arg, '=');
+        size_t klen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        if (klen >= sizeof key)
+            return usage_error("serve", "unknown option '%s'", arg);
+        for (size_t k = 0; k < klen; k++)
+            key[k] = arg[2 + k] == '-' ? '_' : arg[2 + k];
+        key[klen] = '\0';
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value)
+            return usage_error("serve", "%s needs a value", arg);
+        char where[80];
+        snprintf(where, sizeof where, "--%.*s", (int)klen, arg + 2);
+        struct op_error err;
+        op_error_clear(&err);
+        if (hq_config_set(&o->cfg, key, value, where, &err) < 0) {
+            log_err("serve: %s", err.msg);
+            return EXIT_USAGE;
+        }
+    }
+    struct op_error err;
+    op_error_clear(&err);
+    if (hq_config_check(&o->cfg, &err) < 0) {
+        log_err("serve: %s", err.msg);
+        return EXIT_USAGE;
+    }
+    if (print) {
+        hq_config_print(stdout, &o->cfg);
+        return EXIT_OK_;
+    }
+    log_set_level((enum log_level)o->cfg.log_level);
+    return hq_serve_run(&o->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {0};
+    /* Global options anywhere: take them out of argv. */
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "--db") || !strcmp(a, "--config")) && i + 1 < argc) {
+            *(a[2] == 'd' ? &o.db : &o.config) = argv[++i];
+        } else if (!strncmp(a, "--db=", 5)) {
+            o.db = a + 5;
+        } else if (!strncmp(a, "--config=", 9)) {
+            o.config = a + 9;
+        } else if (!strcmp(a, "--db") || !strcmp(a, "--config")) {
+            fprintf(stderr, "outpost-hq: %s needs a value\n", a);
+            return EXIT_USAGE;
+        } else {
+            argv[++n] = argv[i];
+        }
+    }
+    argc = n + 1;
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return EXIT_OK_;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("outpost-hq %s\n", OUTPOST_VERSION);
+        return EXIT_OK_;
+    }
+    if (!strcmp(cmd, "--describe-config")) {
+        hq_config_describe(stdout);
+        return EXIT_OK_;
+    }
+    /* serve is the daemon: its lines go to the journal with a priority
+     * (log.h); the other commands talk to a person at a terminal. */
+    int serving = !strcmp(cmd, "serve");
+    if (serving)
+        log_init("outpost-hq", LOG_LEVEL_INFO);
+    hq_config_defaults(&o.cfg);
+    if (o.config) {
+        struct op_error err;
+        op_error_clear(&err);
+        if (hq_config_load_file(&o.cfg, o.config, &err) < 0)
+            return config_error(serving, &err);
+    }
+    if (o.db) {
+        struct op_error err;
+        op_error_clear(&err);
+        if (hq_config_set(&o.cfg, "db", o.db, "--db", &err) < 0)
+            return config_error(serving, &err);
+    }
+    int sub = argc - 2;
+    char **sv = argv + 2;
+    if (!strcmp(cmd, "serve"))
+        return serve_cmd(&o, sub, sv);
+    if (!strcmp(cmd, "node")) {
+        if (sub >= 1 && !strcmp(sv[0], "add"))
+            return node_add(&o, sub - 1, sv + 1);
+        if (sub >= 1 && !strcmp(sv[0], "revoke"))
+            return node_revoke(&o, sub - 1, sv + 1);
+        return usage_error("node", "expected 'add' or 'revoke'");
+    }
+    if (!strcmp(cmd, "nodes"))
+        return nodes_cmd(&o, sub, sv);
+    if (!strcmp(cmd, "records"))
+        return records_cmd(&o, sub, sv);
+    if (!strcmp(cmd, "receipts"))
+        return receipts_cmd(&o, sub, sv);
+    if (!strcmp(cmd, "set-aside"))
+        return set_aside_cmd(&o, sub, sv);
+    if (!strcmp(cmd, "mailbox"))
+        return mailbox_cmd(&o, sub, sv);
+    fprintf(stderr, "outpost-hq: unknown command '%s' (see outpost-hq --help)\n", cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,148 @@
+/*
+ * Tests for appliance/api/api_dispatch.c, driven through api_serve (no
+ * socket): the loop-thread answers (/healthz, unknown paths), the order
+ * of checks on a worker (authentication before the method, the method per
+ * route with the methods allowed named), trailing slashes and ids, who may
+ * read /metrics, the no-store mark on worker answers, and the 500 when a
+ * handler answers nothing.
+ */
+#include "api_dispatch.h"
+
+#include "api_fixture.h"
+
+static void health(void)
+{
+    CHECK_EQ(call("GET", "/healthz", NULL, NULL, NULL), 200);
+    CHECK_STR(R.type, "application/json");
+    CHECK_STR(R.body, "{\"status\":\"ok\"}");
+    CHECK_EQ(R.body_len, 15);
+    CHECK(hdr("Cache-Control") == NULL); /* answered on the loop, like before */
+    CHECK_EQ(call("HEAD", "/healthz", NULL, NULL, NULL), 200);
+    CHECK_EQ(call("POST", "/healthz", NULL, NULL, NULL), 405);
+    CHECK_PROBLEM(405);
+    CHECK_STR(jstr("detail"), "use GET");
+    CHECK_STR(jstr("title"), "Method Not Allowed");
+    /* a bad token does not matter: nothing is looked up */
+    CHECK_EQ(
+        call("GET", "/healthz", &(struct fx_user){"x", AUTH_ROLE_FIELD, "", "bogus"}, NULL, NULL),
+        200);
+}
+
+static void not_found(void)
+{
+    static const char *const paths[] = {"/",
+                                        "/nowhere",
+                                        "/api/v1",
+                                        "/api/v2/contacts",
+                                        "/api/v1/users",
+                                        "/healthz/",
+                                        "/api/v1/contacts/a/b"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        CHECK_EQ(call("GET", paths[i], &MARIA, NULL, NULL), 404);
+        CHECK_PROBLEM(404);
+        CHECK_STR(jstr("detail"), "no such resource");
+        CHECK_STR(jstr("title"), "Not Found");
+        CHECK(json_object_get(J, "errors") == NULL);
+        CHECK(hdr("Cache-Control") == NULL);
+    }
+    /* unknown paths need no credentials to be unknown */
+    CHECK_EQ(call("DELETE", "/nowhere", NULL, NULL, NULL), 404);
+}
+
+static void methods(void)
+{
+    static const struct {
+        const char *method, *path, *allowed;
+    } cases[] = {
+        {"PUT", "/api/v1/contacts", "GET, POST"},
+        {"DELETE", "/api/v1/deals", "GET, POST"},
+        {"PUT", "/api/v1/contacts/X", "GET, PATCH, DELETE"},
+        {"POST", "/api/v1/notes/X", "GET, PATCH, DELETE"},
+        {"POST", "/api/v1/search", "GET"},
+        {"DELETE", "/api/v1/contacts/X/consents", "GET, POST"},
+        {"PATCH", "/api/v1/contacts/X/consents/status", "GET"},
+        {"GET", "/api/v1/contacts/X/consents/K/withdraw", "POST"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_EQ(call(cases[i].method, cases[i].path, &MARIA, NULL, NULL), 405);
+        CHECK_PROBLEM(405);
+        char want[128];
+        snprintf(want, sizeof want, "method %s not allowed here (allowed: %s)", cases[i].method,
+                 cases[i].allowed);
+        CHECK_STR(jstr("detail"), want);
+        CHECK_STR(hdr("Cache-Control"), "no-store");
+    }
+    /* no credentials needed to be told: these routes check the method first */
+    CHECK_EQ(call("GET", "/api/v1/session", NULL, NULL, NULL), 405);
+    CHECK_STR(jstr("detail"), "method GET not allowed here (allowed: POST, DELETE)");
+    CHECK_EQ(call("GET", "/api/v1/consents/confirm", NULL, NULL, NULL), 405);
+    CHECK_STR(jstr("detail"), "method GET not allowed here (allowed: POST)");
+    /* everything else authenticates first, then checks the role, then the method */
+    CHECK_EQ(call("PUT", "/api/v1/contacts", NULL, NULL, NULL), 401);
+    CHECK_EQ(call("PUT", "/api/v1/contacts", &ROOT, NULL, NULL), 403);
+    /* HEAD reads like GET */
+    CHECK_EQ(call("HEAD", "/api/v1/contacts", &MARIA, NULL, NULL), 200);
+}
+
+static void slashes_and_ids(void)
+{
+    char id[AUTH_ID_LEN], path[160];
+    fx_contact(&MARIA, "{\"family_name\":\"Slash\"}", id);
+    CHECK_EQ(call("GET", "/api/v1/contacts/", &MARIA, NULL, NULL), 200);
+    CHECK(json_is_array(json_object_get(J, "items")));
+    snprintf(path, sizeof path, "/api/v1/contacts/%s/", id);
+    CHECK_EQ(call("GET", path, &MARIA, NULL, NULL), 200);
+    CHECK_STR(jstr("id"), id);
+    snprintf(path, sizeof path, "//api//v1/contacts//%s", id);
+    CHECK_EQ(call("GET", path, &MARIA, NULL, NULL), 200);
+    CHECK_STR(jstr("id"), id);
+    /* the id of another collection is not found there */
+    snprintf(path, sizeof path, "/api/v1/organizations/%s", id);
+    CHECK_EQ(call("GET", path, &MARIA, NULL, NULL), 404);
+    CHECK_PROBLEM(404);
+}
+
+static void metrics(void)
+{
+    CHECK_EQ(call("GET", "/metrics", NULL, NULL, NULL), 401);
+    CHECK_EQ(call("GET", "/metrics", &ANA, NULL, NULL), 403);
+    CHECK_STR(jstr("detail"), "metrics are for the manager and admin roles");
+    CHECK_EQ(call("GET", "/metrics", &HQ, NULL, NULL), 403);
+    CHECK_EQ(call("GET", "/metrics", &MARIA, NULL, NULL), 200);
+    CHECK_STR(R.type, "text/plain; version=0.0.4; charset=utf-8");
+    CHECK_CONTAINS(R.body, "outpost_db_size_bytes");
+    CHECK_CONTAINS(R.body, "outpost_uptime_seconds");
+    CHECK_STR(hdr("Cache-Control"), "no-store");
+    CHECK_EQ(call("GET", "/metrics", &ROOT, NULL, NULL), 200);
+}
+
+static void unanswered(void)
+{
+    /* a handler that sets nothing still gets an answer */
+    struct api_call c;
+    memset(&c, 0, sizeof c);
+    c.route.kind = API_ROUTE_RECORD;
+    api_dispatch_finish(NULL, &c);
+    CHECK_EQ(c.resp.status, 500);
+    CHECK_CONTAINS(c.resp.body, "the request was not handled");
+    CHECK_EQ(c.resp.no_store, 1);
+    api_reply_done(&c.resp);
+    /* the early step leaves routed requests to the workers */
+    struct api_response r;
+    memset(&r, 0, sizeof r);
+    CHECK_EQ(api_dispatch_early(&c.route, "GET", &r), 0);
+    CHECK_EQ(r.status, 0);
+}
+
+int main(void)
+{
+    fx_open();
+    RUN(health);
+    RUN(not_found);
+    RUN(methods);
+    RUN(slashes_and_ids);
+    RUN(metrics);
+    RUN(unanswered);
+    fx_close();
+    return tl_report();
+}

@@ -1,0 +1,180 @@
+/* Tests for appliance/daemon/config.c: defaults, files, flags, precise errors,
+ * and that a failed load leaves the running config untouched. */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "testlib.h"
+
+static char dir[] = "/tmp/outpost-test-config-XXXXXX";
+
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void defaults(void)
+{
+    struct outpostd_config c;
+    config_defaults(&c);
+    CHECK_STR(c.db, "/var/lib/outpost/node.db");
+    CHECK_STR(c.listen, "0.0.0.0:8080");
+    CHECK_EQ(c.max_connections, 512);
+    CHECK_EQ(c.max_body_bytes, 1048576);
+    CHECK_EQ(c.workers, 4);
+    CHECK_EQ(c.log_requests, 1);
+    CHECK_EQ(c.log_level, LOG_LEVEL_INFO);
+    CHECK_STR(c.tls_cert, "");
+    struct op_error err;
+    CHECK_EQ(config_check(&c, &err), 0);
+}
+
+static void file_values(void)
+{
+    struct outpostd_config c;
+    config_defaults(&c);
+    struct op_error err;
+    const char *p = write_file("ok.conf", "# branch office\n\n  listen = 127.0.0.1:9000  \n"
+                                          "workers=2\nlog_requests = no\n"
+                                          "log_level = warning\n"
+                                          "db = /srv/outpost/node.db\n");
+    CHECK_EQ(config_load_file(&c, p, &err), 0);
+    CHECK_STR(c.listen, "127.0.0.1:9000");
+    CHECK_EQ(c.workers, 2);
+    CHECK_EQ(c.log_requests, 0);
+    CHECK_EQ(c.log_level, LOG_LEVEL_WARNING);
+    CHECK_STR(c.db, "/srv/outpost/node.db");
+    CHECK_EQ(c.max_connections, 512); /* untouched keys keep their value */
+}
+
+static void errors_name_file_line_key(void)
+{
+    struct outpostd_config c;
+    config_defaults(&c);
+    c.workers = 3; /* the "running" config */
+    struct op_error err;
+    static const struct {
+        const char *text;
+        const char *expect;
+    } cases[] = {
+        {"listen = 127.0.0.1:1\nworkers = many\n",
+         "bad.conf:2: workers: expected a whole number from 1 "
+         "to 64, got 'many'"},
+        {"listen = 127.0.0.1:1\ncolour = blue\n", "bad.conf:2: unknown key 'colour'"},
+        {"workers = 2\nworkers = 3\n", "bad.conf:2: workers: set twice"},
+        {"just words\n", "bad.conf:1: expected 'key = value'"},
+        {"max_connections = 0\n", "bad.conf:1: max_connections: expected a whole number from 1"},
+        {"max_connections = -5\n", "max_connections: expected a whole number"},
+        {"log_requests = perhaps\n", "bad.conf:1: log_requests: expected true or false"},
+        {"log_level = verbose\n",
+         "bad.conf:1: log_level: expected err, warning, notice, info or debug, got 'verbose'"},
+        {"db = relative/node.db\n", "bad.conf:1: db: must be an absolute path"},
+        {"tls_cert = /etc/outpost/node.pem\n", "tls_cert and tls_key must be set together"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *p = write_file("bad.conf", cases[i].text);
+        op_error_clear(&err);
+        CHECK(config_load_file(&c, p, &err) < 0);
+        CHECK_CONTAINS(err.msg, cases[i].expect);
+        CHECK_EQ(c.workers, 3);
+    }
+    char missing[320];
+    snprintf(missing, sizeof missing, "%s/missing.conf", dir);
+    CHECK_EQ(config_load_file(&c, missing, &err), -ENOENT);
+    CHECK_CONTAINS(err.msg, "missing.conf");
+}
+
+static void flags(void)
+{
+    struct outpostd_config c;
+    config_defaults(&c);
+    struct op_error err;
+    CHECK_EQ(config_set(&c, "listen", "[::1]:0", "--listen", &err), 0);
+    CHECK_STR(c.listen, "[::1]:0");
+    CHECK_EQ(config_set(&c, "nope", "1", "--nope", &err), -ENOENT);
+    CHECK_CONTAINS(err.msg, "--nope: unknown key 'nope'");
+    CHECK_EQ(config_set(&c, "workers", "65", "--workers", &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "--workers: workers: expected a whole number from 1 to 64");
+}
+
+static void describe_is_loadable(void)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/described.conf", dir);
+    FILE *f = fopen(path, "w");
+    config_describe(f);
+    fclose(f);
+    struct outpostd_config a, b;
+    config_defaults(&a);
+    config_defaults(&b);
+    struct op_error err;
+    CHECK_EQ(config_load_file(&b, path, &err), 0);
+    CHECK(memcmp(&a, &b, sizeof a) == 0);
+}
+
+/* The sync keys: sizes and rates with units, the window, hq_url. */
+static void sync_keys(void)
+{
+    struct outpostd_config c;
+    config_defaults(&c);
+    CHECK_EQ(c.spool_max_bytes, 268435456);
+    CHECK_EQ(c.segment_bytes, 480000);
+    CHECK_EQ(c.sync_interval_ms, 10000);
+    CHECK_EQ(c.sync_bandwidth, 0);
+    CHECK_EQ(c.sync_daily_bytes, 0);
+    CHECK_EQ(c.hq_insecure_tls, 0);
+    CHECK_STR(c.hq_credentials, "");
+    struct op_error err;
+    const char *p = write_file("sync.conf", "hq_credentials = /etc/outpost/hq.json\n"
+                                            "hq_url = https://hq.example:8443\n"
+                                            "sync_bandwidth = 64kbit\n"
+                                            "sync_window = 22:00-06:00\n"
+                                            "sync_daily_bytes = 50MB\n"
+                                            "segment_bytes = 64KiB\n");
+    CHECK_EQ(config_load_file(&c, p, &err), 0);
+    CHECK_EQ(c.sync_bandwidth, 8000);
+    CHECK_STR(c.sync_window, "22:00-06:00");
+    CHECK_EQ(c.sync_daily_bytes, 50000000);
+    CHECK_EQ(c.segment_bytes, 65536);
+    CHECK_STR(c.hq_url, "https://hq.example:8443");
+    struct outpostd_config before = c;
+    p = write_file("bad1.conf", "sync_window = 25:00-06:00\n");
+    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "bad1.conf:1: sync_window: expected HH:MM-HH:MM");
+    p = write_file("bad2.conf", "\nsegment_bytes = 64kbit\n");
+    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "bad2.conf:2: segment_bytes: expected a size");
+    p = write_file("bad3.conf", "spool_max_bytes = 10KB\n");
+    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "bad3.conf:1: spool_max_bytes: expected 65536 to");
+    p = write_file("bad4.conf", "hq_url = ftp://hq\n");
+    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
+    CHECK_STR(err.field, "hq_url");
+    CHECK_EQ(memcmp(&c, &before, sizeof c), 0); /* untouched */
+    CHECK_EQ(config_set(&c, "sync_bandwidth", "1Mbit/s", "--sync-bandwidth", &err), 0);
+    CHECK_EQ(c.sync_bandwidth, 125000);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir))
+        return 1;
+    RUN(sync_keys);
+    RUN(defaults);
+    RUN(file_values);
+    RUN(errors_name_file_line_key);
+    RUN(flags);
+    RUN(describe_is_loadable);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return tl_report();
+}

@@ -1,0 +1,443 @@
+/* Tests for appliance/io/importer.c: a good import lands every row with its
+ * values, ids and custom fields; a dry run changes nothing; and every kind
+ * of bad input (malformed CSV, invalid UTF-8, an over-long field, unknown
+ * or duplicate columns, bad values, duplicates in the file or against the
+ * database) is reported at FILE:LINE:COLUMN (NAME) and leaves the database
+ * byte for byte as it was. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "importer.h"
+#include "store.h"
+#include "testlib.h"
+
+static char dir[] = "/tmp/outpost-test-importer-XXXXXX";
+static int nstores;
+
+static struct store *fresh_store(void)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/node%d.db", dir, nstores++);
+    struct store *s = NULL;
+    struct op_error err;
+    if (store_open(path, DB_OPEN_CREATE, &s, &err) < 0 || store_init_node(s, "EU-DE", &err) < 0) {
+        fprintf(stderr, "cannot set up a store: %s\n", err.msg);
+        exit(1);
+    }
+    return s;
+}
+
+/* Everything an import could change, as one string. */
+static char *snapshot(struct store *s)
+{
+    static const char sql[] =
+        "SELECT (SELECT count(*) FROM contacts) || '|' || (SELECT count(*) FROM audit_log) || "
+        "'|' || coalesce((SELECT group_concat(x, ',') FROM (SELECT id || ':' || version || ':' "
+        "|| coalesce(email, '') AS x FROM contacts ORDER BY id)), '') || '|' || "
+        "coalesce((SELECT value FROM node_meta WHERE key = 'hlc'), '')";
+    sqlite3_stmt *st;
+    char *out = NULL;
+    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        out = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return out ? out : strdup("(snapshot failed)");
+}
+
+static long long contacts(struct store *s)
+{
+    sqlite3_stmt *st;
+    long long n = -1;
+    if (sqlite3_prepare_v2(store_db(s), "SELECT count(*) FROM contacts", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+struct seen {
+    int calls;
+    char msgs[32][512];
+    uint64_t last_progress;
+    int progress_calls;
+};
+
+static void on_error(void *ctx, int rc, const struct op_error *e)
+{
+    struct seen *sn = ctx;
+    (void)rc;
+    if (sn->calls < 32)
+        snprintf(sn->msgs[sn->calls], sizeof sn->msgs[0], "%s", e->msg);
+    sn->calls++;
+}
+
+static void on_progress(void *ctx, uint64_t rows)
+{
+    struct seen *sn = ctx;
+    sn->last_progress = rows;
+    sn->progress_calls++;
+}
+
+static int import_buf(struct store *s, const char *csv, size_t len, unsigned flags,
+                      struct importer_result *res, struct op_error *err, struct seen *sn)
+{
+    FILE *f = len ? fmemopen((void *)csv, len, "r") : fopen("/dev/null", "r");
+    struct importer_opts o = {
+        .name = "t.csv",
+        .flags = flags,
+        .on_error = sn ? on_error : NULL,
+        .on_progress = sn ? on_progress : NULL,
+        .ctx = sn,
+    };
+    int rc = importer_run(s, f, &o, res, err);
+    fclose(f);
+    return rc;
+}
+
+static int import(struct store *s, const char *csv, unsigned flags, struct importer_result *res,
+                  struct op_error *err)
+{
+    return import_buf(s, csv, strlen(csv), flags, res, err, NULL);
+}
+
+static const char *sval(json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : "(null)";
+}
+
+static json_t *get(struct store *s, const char *id)
+{
+    json_t *rec = NULL;
+    struct op_error err;
+    if (store_get(s, &entity_contact, id, 0, &rec, &err) < 0)
+        fprintf(stderr, "get %s: %s\n", id, err.msg);
+    return rec;
+}
+
+#define ID1 "01900000-0000-7000-8000-000000000001"
+#define ID2 "01900000-0000-7000-8000-000000000002"
+#define ID3 "01900000-0000-7000-8000-000000000003"
+
+static void test_success(void)
+{
+    struct store *s = fresh_store();
+    static const char csv[] =
+        "\xEF\xBB\xBF Given_Name ,FAMILY_NAME,Email,custom.Tier,custom.note,version,"
+        "created_at,updated_at,deleted,id,country,birth_date,restricted\r\n"
+        "Jos\xc3\xa9,\"M\xc3\xbcller, Jr.\",jose@example.com,gold,\"says \"\"hi\"\"\","
+        "7,2020-01-01T00:00:00.000Z,2020-01-01T00:00:00.000Z,false," ID1 ",de,1980-02-29,true\r\n"
+        "\xd0\x90\xd0\xbd\xd0\xbd\xd0\xb0,\"two\r\nlines\",,,,,,,," ID2 ",,,\r\n"
+        "Gone,Away,gone@example.com,,,,,,true," ID3 ",,,\r\n"
+        ",,,,,,,,,,,,\r\n";
+    struct importer_result res;
+    struct op_error err;
+    struct seen sn = {0};
+    int rc = import_buf(s, csv, sizeof csv - 1, 0, &res, &err, &sn);
+    CHECK_EQ(rc, 0);
+    if (rc)
+        fprintf(stderr, "import: %s\n", err.msg);
+    CHECK_EQ(res.imported, 2);
+    CHECK_EQ(res.skipped_deleted, 1);
+    CHECK_EQ(res.skipped_empty, 1);
+    CHECK_EQ(res.errors, 0);
+    CHECK_EQ(sn.calls, 0);
+    CHECK_EQ(sn.last_progress, 2);
+    CHECK_EQ(contacts(s), 2);
+
+    json_t *a = get(s, ID1);
+    CHECK_STR(sval(a, "given_name"), "Jos\xc3\xa9");
+    CHECK_STR(sval(a, "family_name"), "M\xc3\xbcller, Jr.");
+    CHECK_STR(sval(a, "email"), "jose@example.com");
+    CHECK_STR(sval(a, "country"), "DE");
+    CHECK_STR(sval(a, "birth_date"), "1980-02-29");
+    CHECK(json_is_true(json_object_get(a, "restricted")));
+    CHECK_EQ(json_integer_value(json_object_get(a, "version")), 1); /* meta ignored */
+    json_t *custom = json_object_get(a, "custom");
+    CHECK_STR(sval(custom, "Tier"), "gold");
+    CHECK_STR(sval(custom, "note"), "says \"hi\"");
+    json_decref(a);
+
+    json_t *b = get(s, ID2);
+    CHECK_STR(sval(b, "given_name"), "\xd0\x90\xd0\xbd\xd0\xbd\xd0\xb0");
+    CHECK_STR(sval(b, "family_name"), "two\r\nlines");
+    CHECK(json_is_null(json_object_get(b, "email")));
+    CHECK_EQ(json_object_size(json_object_get(b, "custom")), 0); /* empty cells left out */
+    CHECK(json_is_false(json_object_get(b, "restricted")));
+    json_decref(b);
+
+    json_t *gone = NULL;
+    CHECK_EQ(store_get(s, &entity_contact, ID3, STORE_INCLUDE_DELETED, &gone, NULL), -ENOENT);
+    store_close(s);
+}
+
+static void test_header_only_and_custom_json(void)
+{
+    struct store *s = fresh_store();
+    struct importer_result res;
+    struct op_error err;
+    CHECK_EQ(import(s, "given_name,email\r\n", 0, &res, &err), 0);
+    CHECK_EQ(res.imported, 0);
+    CHECK_EQ(contacts(s), 0);
+
+    CHECK_EQ(
+        import(s, "id,given_name,custom\n" ID1 ",Kim,\"{\"\"k\"\":\"\"v\"\"}\"\n", 0, &res, &err),
+        0);
+    json_t *k = get(s, ID1);
+    CHECK_STR(sval(json_object_get(k, "custom"), "k"), "v");
+    json_decref(k);
+    store_close(s);
+}
+
+static void test_dry_run(void)
+{
+    struct store *s = fresh_store();
+    struct importer_result res;
+    struct op_error err;
+    char *before = snapshot(s);
+    CHECK_EQ(import(s, "given_name,email\nAnn,ann@example.com\nBo,bo@example.com\n",
+                    IMPORTER_DRY_RUN, &res, &err),
+             0);
+    CHECK_EQ(res.imported, 2);
+    char *after = snapshot(s);
+    CHECK_STR(after, before);
+    free(after);
+
+    /* a dry run finds a duplicate inside the file (the first row's insert
+     * is visible to the second row) and several problems in one go */
+    struct seen sn = {0};
+    static const char bad[] = "given_name,email,birth_date\n"
+                              "Ann,ann@example.com,\n"
+                              "Bob,bob@,\n"
+                              "Cid,cid@example.com,1990-13-01\n"
+                              "Dee,ANN@example.com,\n"
+                              "Eve,eve@example.com,\n";
+    int rc = import_buf(s, bad, sizeof bad - 1, IMPORTER_DRY_RUN, &res, &err, &sn);
+    CHECK_EQ(rc, -EINVAL);
+    CHECK_EQ(res.errors, 3);
+    CHECK_EQ(sn.calls, 3);
+    CHECK_CONTAINS(sn.msgs[0], "t.csv:3:2 (email): not an e-mail address: \"bob@\"");
+    CHECK_CONTAINS(sn.msgs[1], "t.csv:4:3 (birth_date): not a date in the form YYYY-MM-DD");
+    CHECK_CONTAINS(sn.msgs[2], "t.csv:5:2 (email): probable duplicate of contact");
+    CHECK_STR(err.msg, sn.msgs[0]); /* err is the first problem */
+    CHECK_EQ(res.imported, 2);      /* Ann and Eve would have gone in */
+    after = snapshot(s);
+    CHECK_STR(after, before);
+    free(after);
+
+    /* the problem count is capped */
+    char big[8192];
+    size_t o = (size_t)snprintf(big, sizeof big, "given_name,email\n");
+    for (int i = 0; i < 30; i++)
+        o += (size_t)snprintf(big + o, sizeof big - o, "P%d,nope%d\n", i, i);
+    memset(&sn, 0, sizeof sn);
+    CHECK_EQ(import_buf(s, big, o, IMPORTER_DRY_RUN, &res, &err, &sn), -EINVAL);
+    CHECK_EQ(res.errors, IMPORTER_MAX_ERRORS_DEFAULT);
+    CHECK_EQ(sn.calls, IMPORTER_MAX_ERRORS_DEFAULT);
+    /* a real import stops at the first */
+    memset(&sn, 0, sizeof sn);
+    CHECK_EQ(import_buf(s, big, o, 0, &res, &err, &sn), -EINVAL);
+    CHECK_EQ(sn.calls, 1);
+    after = snapshot(s);
+    CHECK_STR(after, before);
+    free(after);
+    free(before);
+    store_close(s);
+}
+
+struct bad_case {
+    const char *csv;
+    int rc;
+    const char *msg;
+};
+
+static void check_bad(struct store *s, const char *csv, size_t len, int want_rc,
+                      const char *want_msg)
+{
+    char *before = snapshot(s);
+    struct importer_result res;
+    struct op_error err;
+    int rc = import_buf(s, csv, len, 0, &res, &err, NULL);
+    CHECK_EQ(rc, want_rc);
+    CHECK_CONTAINS(err.msg, want_msg);
+    CHECK_EQ(err.code, want_rc);
+    char *after = snapshot(s);
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
+    /* the same file in a dry run reports the same first problem */
+    rc = import_buf(s, csv, len, IMPORTER_DRY_RUN, &res, &err, NULL);
+    CHECK_EQ(rc, want_rc);
+    CHECK_CONTAINS(err.msg, want_msg);
+}
+
+static void test_bad_input_changes_nothing(void)
+{
+    static const struct bad_case cases[] = {
+        {"given_name,family_name\nAnna,Ok\nBen,\"unterminated\n", -EINVAL,
+         "t.csv:3:2 (family_name): unterminated quoted field"},
+        {"given_name,family_name\nAnna,Ok\n\xff,Bad\n", -EINVAL,
+         "t.csv:3:1 (given_name): invalid UTF-8 (byte 0xFF at byte 1 of the field)"},
+        {"given_name,family_name\nAnna,Ok\nBen,Bad\"quote\n", -EINVAL,
+         "t.csv:3:2 (family_name): quote inside an unquoted field"},
+        {"given_name,family_name\nAnna,Ok\nBen,Bad,Extra\n", -EINVAL,
+         "t.csv:3:3: expected 2 fields as in the first row, found 3"},
+        {"given_name,family_name\nAnna,Ok\nBen\n", -EINVAL,
+         "t.csv:3:2 (family_name): expected 2 fields as in the first row, found 1"},
+        {"given_name,Emial\nAnna,a@example.com\n", -EINVAL,
+         "t.csv:1:2: unknown column \"Emial\"; known columns: id, owner_id, restricted, "
+         "custom, given_name"},
+        {"email, EMAIL \nx@example.com,y@example.com\n", -EINVAL,
+         "t.csv:1:2 (email): duplicate column \"email\" (also column 1)"},
+        {"given_name,,email\nA,,a@example.com\n", -EINVAL, "t.csv:1:2: empty column name"},
+        {"given_name,custom,custom.x\nA,{},1\n", -EINVAL,
+         "t.csv:1:2 (custom): use either a custom column"},
+        {"given_name,custom.\nA,1\n", -EINVAL, "t.csv:1:2: custom column \"custom.\" needs a NAME"},
+        {"given_name,email\nAnna,anna@example.com\nBob,bob@\n", -EINVAL,
+         "t.csv:3:2 (email): not an e-mail address: \"bob@\""},
+        {"given_name,job_title,email\nAnna,\"multi\nline\",bad\n", -EINVAL,
+         "t.csv:3:3 (email): not an e-mail address: \"bad\""},
+        {"given_name,birth_date\nAnna,1990-02-30\n", -EINVAL,
+         "t.csv:2:2 (birth_date): not a date in the form YYYY-MM-DD: \"1990-02-30\""},
+        {"given_name,country\nAnna,XX\n", -EINVAL,
+         "t.csv:2:2 (country): not an ISO 3166-1 alpha-2 country code: \"XX\""},
+        {"given_name,restricted\nAnna,maybe\n", -EINVAL,
+         "t.csv:2:2 (restricted): expected true or false"},
+        {"given_name,owner_id\nAnna," ID1 "\n", -EINVAL, "t.csv:2:2 (owner_id): no user with id"},
+        {"id,given_name\nnot-a-uuid,Anna\n", -EINVAL, "t.csv:2:1 (id): not a UUIDv7"},
+        {"given_name,deleted\nAnna,perhaps\n", -EINVAL,
+         "t.csv:2:2 (deleted): expected true or false (or empty): \"perhaps\""},
+        {"job_title\nBoss\n", -EINVAL, "t.csv:2: a contact needs at least a name"},
+        {"\n\n", -EINVAL, "t.csv:1: empty file; expected a header row"},
+    };
+    struct store *s = fresh_store();
+    struct op_error err;
+    json_t *eva = json_pack("{s:s, s:s}", "given_name", "Eva", "email", "eva@example.com");
+    CHECK_EQ(store_create(s, &entity_contact, eva, 0, NULL, &err), 0);
+    json_decref(eva);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_bad(s, cases[i].csv, strlen(cases[i].csv), cases[i].rc, cases[i].msg);
+    check_bad(s, "", 0, -EINVAL, "t.csv:1: empty file");
+
+    /* an over-long field */
+    char *big = malloc(70000);
+    size_t o = (size_t)snprintf(big, 70000, "given_name,job_title\nAnna,Boss\nBen,");
+    memset(big + o, 'x', 65537);
+    o += 65537;
+    big[o++] = '\n';
+    check_bad(s, big, o, -EINVAL, "t.csv:3:2 (job_title): field longer than 65536 bytes");
+    /* a value over the field's own cap */
+    o = (size_t)snprintf(big, 70000, "given_name\n");
+    memset(big + o, 'y', 201);
+    o += 201;
+    big[o++] = '\n';
+    check_bad(s, big, o, -EINVAL, "t.csv:2:1 (given_name): longer than 200 bytes");
+    free(big);
+
+    /* a bad row at the very end of a long file: nothing of it stays */
+    size_t cap = 2000 * 64;
+    char *many = malloc(cap);
+    o = (size_t)snprintf(many, cap, "given_name,family_name,email\n");
+    for (int i = 0; i < 1999; i++)
+        o += (size_t)snprintf(many + o, cap - o, "G%d,F%d,p%d@example.com\n", i, i, i);
+    o += (size_t)snprintf(many + o, cap - o, "Last,Row,last@\n");
+    check_bad(s, many, o, -EINVAL, "t.csv:2001:3 (email): not an e-mail address");
+    free(many);
+    CHECK_EQ(contacts(s), 1);
+    store_close(s);
+}
+
+static void test_duplicates(void)
+{
+    struct store *s = fresh_store();
+    struct op_error err;
+    json_t *eva =
+        json_pack("{s:s, s:s, s:s}", "id", ID1, "given_name", "Eva", "email", "eva@example.com");
+    CHECK_EQ(store_create(s, &entity_contact, eva, 0, NULL, &err), 0);
+    json_decref(eva);
+
+    /* against the database: named by id, column and line */
+    char *before = snapshot(s);
+    struct importer_result res;
+    const char *dup_db = "given_name,email\nNew,new@example.com\nEve,EVA@example.com\n";
+    CHECK_EQ(import(s, dup_db, 0, &res, &err), STORE_EDUP);
+    CHECK_CONTAINS(err.msg, "t.csv:3:2 (email): probable duplicate of contact " ID1);
+    CHECK_CONTAINS(err.msg, "--skip-duplicate-check");
+    CHECK_STR(err.ref, ID1);
+    char *after = snapshot(s);
+    CHECK_STR(after, before);
+    free(after);
+
+    /* inside the file: the earlier row is the "existing" record */
+    const char *dup_file =
+        "id,given_name,phone\n" ID2 ",Ann,+49 30 1234567\n" ID3 ",Other,030 1234567\n";
+    CHECK_EQ(import(s, dup_file, 0, &res, &err), STORE_EDUP);
+    CHECK_CONTAINS(err.msg, "t.csv:3:3 (phone): probable duplicate of contact " ID2);
+    CHECK_STR(err.ref, ID2);
+    after = snapshot(s);
+    CHECK_STR(after, before);
+    free(after);
+
+    /* an id that exists already */
+    CHECK_EQ(import(s, "id,given_name\n" ID1 ",Someone Else\n", 0, &res, &err), -EEXIST);
+    CHECK_CONTAINS(err.msg, "t.csv:2:1 (id): a contact with id " ID1 " already exists");
+    after = snapshot(s);
+    CHECK_STR(after, before);
+    free(after);
+    free(before);
+
+    /* the override */
+    CHECK_EQ(import(s, dup_db, IMPORTER_SKIP_DUP_CHECK, &res, &err), 0);
+    CHECK_EQ(res.imported, 2);
+    CHECK_EQ(import(s, dup_file, IMPORTER_SKIP_DUP_CHECK, &res, &err), 0);
+    CHECK_EQ(contacts(s), 5);
+    store_close(s);
+}
+
+static void test_progress(void)
+{
+    struct store *s = fresh_store();
+    size_t cap = 1000 * 48;
+    char *csv = malloc(cap);
+    size_t o = (size_t)snprintf(csv, cap, "given_name,email\n");
+    for (int i = 0; i < 1000; i++)
+        o += (size_t)snprintf(csv + o, cap - o, "N%d,n%d@example.com\n", i, i);
+    struct importer_result res;
+    struct op_error err;
+    struct seen sn = {0};
+    CHECK_EQ(import_buf(s, csv, o, 0, &res, &err, &sn), 0);
+    CHECK_EQ(res.imported, 1000);
+    CHECK_EQ(sn.last_progress, 1000);
+    CHECK(sn.progress_calls >= 4);
+    CHECK_EQ(contacts(s), 1000);
+    free(csv);
+    store_close(s);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(test_success);
+    RUN(test_header_only_and_custom_json);
+    RUN(test_dry_run);
+    RUN(test_bad_input_changes_nothing);
+    RUN(test_duplicates);
+    RUN(test_progress);
+    for (int i = 0; i < nstores; i++) {
+        static const char *const suffixes[] = {"", "-wal", "-shm"};
+        for (size_t k = 0; k < 3; k++) {
+            char p[320];
+            snprintf(p, sizeof p, "%s/node%d.db%s", dir, i, suffixes[k]);
+            unlink(p);
+        }
+    }
+    rmdir(dir);
+    return tl_report();
+}

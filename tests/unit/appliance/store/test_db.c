@@ -1,0 +1,183 @@
+/* Tests for appliance/store/db.c: settings, migrations from every version,
+ * refusal of newer and foreign databases. */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "testlib.h"
+
+static char dir[] = "/tmp/outpost-test-db-XXXXXX";
+
+static void path_for(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "%s/%s", dir, name);
+}
+
+static int query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    int v = -999;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -998;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static char *query_text(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    char *out = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        out = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return out;
+}
+
+static void fresh_database_settings(void)
+{
+    char path[256];
+    path_for(path, sizeof path, "fresh.db");
+    sqlite3 *db;
+    struct op_error err;
+    CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
+    CHECK_EQ(query_int(db, "PRAGMA user_version"), db_latest_version());
+    CHECK_EQ(query_int(db, "PRAGMA application_id"), DB_APPLICATION_ID);
+    CHECK_EQ(query_int(db, "PRAGMA foreign_keys"), 1);
+    CHECK_EQ(query_int(db, "PRAGMA synchronous"), 2); /* FULL */
+    char *mode = query_text(db, "PRAGMA journal_mode");
+    CHECK_STR(mode, "wal");
+    free(mode);
+    db_close(db);
+}
+
+static char *schema_of(sqlite3 *db)
+{
+    return query_text(db, "SELECT group_concat(type || ':' || name || ':' || "
+                          "coalesce(sql, ''), char(10)) FROM "
+                          "(SELECT * FROM sqlite_schema ORDER BY type, name)");
+}
+
+/* Every older version migrates to the same schema as a fresh database,
+ * and data written at the old version survives (and becomes searchable). */
+static void migrate_from_every_version(void)
+{
+    char path[256];
+    sqlite3 *db;
+    struct op_error err;
+    path_for(path, sizeof path, "reference.db");
+    CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
+    char *reference = schema_of(db);
+    db_close(db);
+
+    for (int v = 0; v < db_latest_version(); v++) {
+        char name[32];
+        snprintf(name, sizeof name, "from-v%d.db", v);
+        path_for(path, sizeof path, name);
+        CHECK_EQ(db_open(path, DB_OPEN_CREATE | DB_OPEN_NO_MIGRATE, &db, &err), 0);
+        CHECK_EQ(db_migrate(db, v, &err), v);
+        CHECK_EQ(query_int(db, "PRAGMA user_version"), v);
+        if (v >= 1) {
+            CHECK_EQ(sqlite3_exec(db,
+                                  "INSERT INTO contacts (id, version, created_hlc, updated_hlc, "
+                                  "given_name, family_name, locality) VALUES "
+                                  "('0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b', 1, 1, 1, 'José', "
+                                  "'Müller', 'Łódź')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+        }
+        db_close(db);
+
+        CHECK_EQ(db_open(path, 0, &db, &err), 0);
+        CHECK_EQ(query_int(db, "PRAGMA user_version"), db_latest_version());
+        char *schema = schema_of(db);
+        CHECK_STR(schema, reference);
+        free(schema);
+        if (v >= 1)
+            CHECK_EQ(query_int(db, "SELECT count(*) FROM contacts_fts WHERE contacts_fts "
+                                   "MATCH 'lodz'"),
+                     1);
+        CHECK_EQ(db_migrate(db, -1, &err), 0); /* nothing left to do */
+        db_close(db);
+    }
+    free(reference);
+}
+
+static void refuses_newer(void)
+{
+    char path[256];
+    sqlite3 *db;
+    struct op_error err;
+    path_for(path, sizeof path, "newer.db");
+    CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", db_latest_version() + 1);
+    CHECK_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    db_close(db);
+    op_error_clear(&err);
+    CHECK_EQ(db_open(path, 0, &db, &err), DB_ENEWER);
+    CHECK_CONTAINS(err.msg, "newer than this build");
+    CHECK_CONTAINS(err.msg, path);
+    CHECK_EQ(db_open(path, DB_OPEN_READONLY, &db, &err), DB_ENEWER);
+}
+
+static void refuses_foreign_and_garbage(void)
+{
+    char path[256];
+    sqlite3 *raw;
+    sqlite3 *db = NULL;
+    struct op_error err;
+    path_for(path, sizeof path, "foreign.db");
+    CHECK_EQ(sqlite3_open(path, &raw), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(raw, "CREATE TABLE x (a); PRAGMA user_version = 3", NULL, NULL, NULL),
+             SQLITE_OK);
+    sqlite3_close(raw);
+    CHECK_EQ(db_open(path, 0, &db, &err), DB_EFOREIGN);
+    CHECK_CONTAINS(err.msg, "not an Outpost one");
+
+    path_for(path, sizeof path, "garbage.db");
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 200; i++)
+        fputs("this is not a database at all. ", f);
+    fclose(f);
+    op_error_clear(&err);
+    int rc = db_open(path, 0, &db, &err);
+    CHECK(rc < 0);
+    CHECK_CONTAINS(err.msg, path);
+    CHECK_CONTAINS(err.msg, "not a database");
+
+    path_for(path, sizeof path, "missing.db");
+    op_error_clear(&err);
+    CHECK_EQ(db_open(path, 0, &db, &err), -ENOENT);
+    CHECK_CONTAINS(err.msg, "outpost init");
+    CHECK(access(path, F_OK) != 0);
+}
+
+static void maps_errors(void)
+{
+    CHECK_EQ(db_errno(SQLITE_FULL), -ENOSPC);
+    CHECK_EQ(db_errno(SQLITE_BUSY), -EBUSY);
+    CHECK_EQ(db_errno(SQLITE_READONLY_DBMOVED), -EROFS);
+    CHECK_EQ(db_errno(SQLITE_CONSTRAINT_FOREIGNKEY), -EINVAL);
+    CHECK_EQ(db_errno(SQLITE_OK), 0);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir))
+        return 1;
+    RUN(fresh_database_settings);
+    RUN(migrate_from_every_version);
+    RUN(refuses_newer);
+    RUN(refuses_foreign_and_garbage);
+    RUN(maps_errors);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return tl_report();
+}

@@ -1,0 +1,636 @@
+/* Tests for appliance/store/store.c: CRUD with versions and tombstones, duplicate
+ * detection, keyset pagination, search, transactions, audit and the HLC. */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "store.h"
+#include "testlib.h"
+#include "uuid7.h"
+
+static char dir[] = "/tmp/outpost-test-store-XXXXXX";
+static char path[300];
+
+static struct store *open_store(void)
+{
+    struct store *s = NULL;
+    struct op_error err;
+    if (store_open(path, DB_OPEN_CREATE, &s, &err) < 0) {
+        fprintf(stderr, "open: %s\n", err.msg);
+        exit(1);
+    }
+    if (!store_node_id(s) && store_init_node(s, "EU-DE", &err) < 0) {
+        fprintf(stderr, "init: %s\n", err.msg);
+        exit(1);
+    }
+    return s;
+}
+
+static struct store *fresh_store(const char *name)
+{
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return open_store();
+}
+
+static int64_t count(struct store *s, const char *sql)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
+        return -2;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static const char *sval(json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : "(null)";
+}
+
+static int64_t ival(json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+static json_t *contact(struct store *s, const char *json, unsigned flags, int expect_rc)
+{
+    json_t *in = json_loads(json, 0, NULL);
+    json_t *out = NULL;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = store_contact_create(s, in, flags, &out, &err);
+    if (rc != expect_rc)
+        fprintf(stderr, "create %s: rc %d, %s\n", json, rc, err.msg);
+    CHECK_EQ(rc, expect_rc);
+    json_decref(in);
+    return out;
+}
+
+static void crud_with_versions(void)
+{
+    struct store *s = fresh_store("crud.db");
+    json_t *c = contact(s,
+                        "{\"given_name\":\" José \",\"family_name\":\"Müller\","
+                        "\"email\":\"jose@example.org\",\"country\":\"de\"}",
+                        0, 0);
+    CHECK_EQ(ival(c, "version"), 1);
+    CHECK_STR(sval(c, "given_name"), "José");
+    CHECK_STR(sval(c, "country"), "DE");
+    CHECK_STR(sval(c, "created_at"), sval(c, "updated_at"));
+    CHECK(json_is_false(json_object_get(c, "deleted")));
+    const char *id = sval(c, "id");
+    char idbuf[UUID_TEXT_LEN];
+    snprintf(idbuf, sizeof idbuf, "%s", id);
+
+    struct op_error err;
+    json_t *got = NULL;
+    CHECK_EQ(store_contact_get(s, idbuf, &got, &err), 0);
+    CHECK_STR(sval(got, "email"), "jose@example.org");
+    json_decref(got);
+
+    json_t *chg = json_pack("{s:s, s:n}", "locality", "Łódź", "country");
+    json_t *upd = NULL;
+    CHECK_EQ(store_contact_update(s, idbuf, 1, chg, &upd, &err), 0);
+    CHECK_EQ(ival(upd, "version"), 2);
+    CHECK_STR(sval(upd, "locality"), "Łódź");
+    CHECK(json_is_null(json_object_get(upd, "country")));
+    CHECK(strcmp(sval(upd, "updated_at"), sval(upd, "created_at")) >= 0);
+    json_decref(upd);
+
+    /* A stale version is refused and changes nothing. */
+    op_error_clear(&err);
+    CHECK_EQ(store_contact_update(s, idbuf, 1, chg, NULL, &err), STORE_EVERSION);
+    CHECK_CONTAINS(err.msg, "is at version 2, not 1");
+    CHECK_EQ(store_contact_delete(s, idbuf, 1, &err), STORE_EVERSION);
+    CHECK_EQ(store_contact_get(s, idbuf, &got, &err), 0);
+    CHECK_EQ(ival(got, "version"), 2);
+    json_decref(got);
+
+    /* Delete leaves a tombstone. */
+    CHECK_EQ(store_contact_delete(s, idbuf, 2, &err), 0);
+    CHECK_EQ(store_contact_get(s, idbuf, &got, &err), -ENOENT);
+    CHECK_CONTAINS(err.msg, "was deleted");
+    CHECK_EQ(store_get(s, &entity_contact, idbuf, STORE_INCLUDE_DELETED, &got, &err), 0);
+    CHECK(json_is_true(json_object_get(got, "deleted")));
+    CHECK_EQ(ival(got, "version"), 3);
+    json_decref(got);
+    CHECK_EQ(store_contact_update(s, idbuf, 3, chg, NULL, &err), -ENOENT);
+    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 1);
+
+    /* Every write left an audit row with its versions. */
+    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log WHERE entity = 'contact'"), 3);
+    CHECK_EQ(count(s, "SELECT version_after FROM audit_log WHERE action = 'delete'"), 3);
+    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log WHERE actor = 'system'"), 3);
+
+    CHECK_EQ(store_contact_get(s, "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b", &got, &err), -ENOENT);
+    json_decref(chg);
+    json_decref(c);
+    store_close(s);
+}
+
+static void bad_input_changes_nothing(void)
+{
+    struct store *s = fresh_store("bad.db");
+    struct op_error err;
+    json_t *in = json_pack("{s:s, s:s}", "given_name", "Ana", "shoe_size", "42");
+    op_error_clear(&err);
+    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), -EINVAL);
+    CHECK_STR(err.field, "shoe_size");
+    CHECK_CONTAINS(err.msg, "unknown field");
+    json_decref(in);
+
+    in = json_pack("{s:s, s:i}", "given_name", "Ana", "version", 7);
+    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), -EINVAL);
+    CHECK_STR(err.field, "version");
+    json_decref(in);
+
+    in = json_pack("{s:s}", "job_title", "Engineer");
+    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "needs at least a name");
+    json_decref(in);
+
+    in = json_pack("{s:s, s:s}", "given_name", "Ana", "email", "ana@");
+    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), -EINVAL);
+    CHECK_STR(err.field, "email");
+    json_decref(in);
+
+    in = json_pack("{s:s, s:s}", "given_name", "Ana", "id", "not-a-uuid");
+    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), -EINVAL);
+    CHECK_STR(err.field, "id");
+    json_decref(in);
+
+    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
+    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log"), 0);
+    store_close(s);
+}
+
+static void duplicate_detection(void)
+{
+    struct store *s = fresh_store("dup.db");
+    json_t *a = contact(s,
+                        "{\"given_name\":\"José\",\"family_name\":\"Müller\","
+                        "\"email\":\"Jose.Muller@Example.org\",\"phone\":\"030 1234567\","
+                        "\"locality\":\"Łódź\"}",
+                        0, 0);
+    const char *aid = sval(a, "id");
+    struct op_error err;
+
+    struct {
+        const char *json;
+        const char *field;
+    } dups[] = {
+        {"{\"given_name\":\"J\",\"email\":\"jose.muller@example.ORG\"}", "email"},
+        {"{\"given_name\":\"J\",\"phone\":\"+49 30 123 4567\"}", "phone"},
+        {"{\"given_name\":\"J\",\"phone\":\"0049301234567\"}", "phone"},
+        {"{\"given_name\":\"jose\",\"family_name\":\"MULLER\",\"locality\":\"lodz\"}",
+         "family_name"},
+    };
+    for (size_t i = 0; i < sizeof dups / sizeof dups[0]; i++) {
+        json_t *in = json_loads(dups[i].json, 0, NULL);
+        op_error_clear(&err);
+        CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), STORE_EDUP);
+        CHECK_STR(err.ref, aid);
+        CHECK_STR(err.field, dups[i].field);
+        CHECK_CONTAINS(err.msg, aid);
+        json_decref(in);
+    }
+    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 1);
+
+    /* Same name elsewhere is a different person; the override creates. */
+    json_t *b = contact(s,
+                        "{\"given_name\":\"José\",\"family_name\":\"Müller\","
+                        "\"locality\":\"Kraków\"}",
+                        0, 0);
+    json_t *c = contact(s, "{\"given_name\":\"J\",\"email\":\"jose.muller@example.org\"}",
+                        STORE_SKIP_DUP_CHECK, 0);
+    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 3);
+
+    /* An update that makes b a duplicate of a is refused too. */
+    json_t *chg = json_pack("{s:s}", "phone", "+49301234567");
+    op_error_clear(&err);
+    CHECK_EQ(store_contact_update(s, sval(b, "id"), 1, chg, NULL, &err), STORE_EDUP);
+    CHECK_STR(err.ref, aid);
+    json_decref(chg);
+    /* A deleted contact no longer counts. */
+    CHECK_EQ(store_contact_delete(s, aid, 1, &err), 0);
+    CHECK_EQ(store_contact_delete(s, sval(c, "id"), 1, &err), 0);
+    json_t *d = contact(s, "{\"given_name\":\"J\",\"email\":\"jose.muller@example.org\"}", 0, 0);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+    json_decref(d);
+    store_close(s);
+}
+
+static void custom_fields_merge(void)
+{
+    struct store *s = fresh_store("custom.db");
+    json_t *c =
+        contact(s, "{\"given_name\":\"Ana\",\"custom\":{\"tier\":\"gold\",\"cpf\":\"1\"}}", 0, 0);
+    json_t *chg = json_loads("{\"custom\":{\"cpf\":null,\"region_code\":\"SP\"}}", 0, NULL);
+    json_t *upd = NULL;
+    struct op_error err;
+    CHECK_EQ(store_contact_update(s, sval(c, "id"), 1, chg, &upd, &err), 0);
+    json_t *custom = json_object_get(upd, "custom");
+    CHECK_STR(sval(custom, "tier"), "gold");
+    CHECK_STR(sval(custom, "region_code"), "SP");
+    CHECK(json_object_get(custom, "cpf") == NULL);
+    json_decref(chg);
+    json_decref(upd);
+    json_decref(c);
+    store_close(s);
+}
+
+static void pagination_and_filters(void)
+{
+    struct store *s = fresh_store("list.db");
+    struct op_error err;
+    json_t *user = NULL;
+    json_t *uin = json_pack("{s:s, s:s}", "name", "maria", "role", "field");
+    CHECK_EQ(store_user_create(s, uin, 0, &user, &err), 0);
+    json_decref(uin);
+    char first_id[UUID_TEXT_LEN] = "";
+    for (int i = 0; i < 120; i++) {
+        json_t *in = json_pack("{s:s, s:s}", "given_name", "Person", "email", "x");
+        char email[64];
+        snprintf(email, sizeof email, "p%03d@example.org", i);
+        json_object_set_new(in, "email", json_string(email));
+        if (i % 3 == 0)
+            json_object_set(in, "owner_id", json_object_get(user, "id"));
+        json_t *out = NULL;
+        CHECK_EQ(store_contact_create(s, in, STORE_SKIP_DUP_CHECK, &out, &err), 0);
+        if (i == 0)
+            snprintf(first_id, sizeof first_id, "%s", sval(out, "id"));
+        json_decref(out);
+        json_decref(in);
+    }
+    struct store_query q = {.limit = 50};
+    char next[STORE_CURSOR_MAX];
+    json_t *items = NULL;
+    int pages = 0, total = 0, ordered = 1;
+    char last[UUID_TEXT_LEN] = "";
+    do {
+        CHECK_EQ(store_contact_list(s, &q, &items, next, &err), 0);
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it)
+        {
+            ordered &= strcmp(sval(it, "id"), last) > 0;
+            snprintf(last, sizeof last, "%s", sval(it, "id"));
+            total++;
+        }
+        pages++;
+        json_decref(items);
+        static char cursor[STORE_CURSOR_MAX];
+        snprintf(cursor, sizeof cursor, "%s", next);
+        q.cursor = cursor;
+    } while (next[0] && pages < 10);
+    CHECK_EQ(pages, 3);
+    CHECK_EQ(total, 120);
+    CHECK(ordered);
+
+    /* Owner filter. */
+    struct store_filter owner = {"owner_id", sval(user, "id")};
+    struct store_query fq = {.limit = 1000, .filters = &owner, .nfilters = 1};
+    CHECK_EQ(store_contact_list(s, &fq, &items, next, &err), 0);
+    CHECK_EQ(json_array_size(items), 40);
+    CHECK_STR(next, "");
+    json_decref(items);
+
+    /* Update order: the contact changed last comes last. */
+    json_t *chg = json_pack("{s:s}", "job_title", "Buyer");
+    CHECK_EQ(store_contact_update(s, first_id, 1, chg, NULL, &err), 0);
+    json_decref(chg);
+    struct store_query uq = {.limit = 1000, .sort = STORE_SORT_UPDATED};
+    CHECK_EQ(store_contact_list(s, &uq, &items, next, &err), 0);
+    CHECK_STR(sval(json_array_get(items, 119), "id"), first_id);
+    json_decref(items);
+    struct store_query uq2 = {.limit = 119, .sort = STORE_SORT_UPDATED};
+    CHECK_EQ(store_contact_list(s, &uq2, &items, next, &err), 0);
+    json_decref(items);
+    uq2.cursor = next;
+    CHECK_EQ(store_contact_list(s, &uq2, &items, next, &err), 0);
+    CHECK_EQ(json_array_size(items), 1);
+    CHECK_STR(sval(json_array_get(items, 0), "id"), first_id);
+    json_decref(items);
+
+    /* updated_since far in the future matches nothing; in the past, all. */
+    struct store_query sq = {.limit = 1000, .updated_since = "2999-01-01T00:00:00Z"};
+    CHECK_EQ(store_contact_list(s, &sq, &items, next, &err), 0);
+    CHECK_EQ(json_array_size(items), 0);
+    json_decref(items);
+    sq.updated_since = "2000-01-01";
+    CHECK_EQ(store_contact_list(s, &sq, &items, next, &err), 0);
+    CHECK_EQ(json_array_size(items), 120);
+    json_decref(items);
+
+    /* Bad queries name what is wrong. */
+    struct store_query bad = {.cursor = "garbage"};
+    CHECK_EQ(store_contact_list(s, &bad, &items, next, &err), -EINVAL);
+    CHECK_STR(err.field, "cursor");
+    struct store_filter nf = {"email", "x"};
+    struct store_query bad2 = {.filters = &nf, .nfilters = 1};
+    CHECK_EQ(store_contact_list(s, &bad2, &items, next, &err), -EINVAL);
+    CHECK_STR(err.field, "email");
+    struct store_query bad3 = {.limit = 5000};
+    CHECK_EQ(store_contact_list(s, &bad3, &items, next, &err), -EINVAL);
+    struct store_query bad4 = {.updated_since = "yesterday"};
+    CHECK_EQ(store_contact_list(s, &bad4, &items, next, &err), -EINVAL);
+    json_decref(user);
+    store_close(s);
+}
+
+static void every_entity_round_trips(void)
+{
+    struct store *s = fresh_store("entities.db");
+    struct op_error err;
+    json_t *c = contact(s, "{\"given_name\":\"Wanjiru\",\"family_name\":\"Kamau\"}", 0, 0);
+    json_t *org = NULL, *deal = NULL, *out = NULL;
+    json_t *in = json_pack("{s:s, s:s}", "name", "Łódzkie Zakłady", "country", "PL");
+    CHECK_EQ(store_organization_create(s, in, 0, &org, &err), 0);
+    json_decref(in);
+    in = json_pack("{s:s, s:s, s:s}", "contact_id", sval(c, "id"), "organization_id",
+                   sval(org, "id"), "role", "Buyer");
+    CHECK_EQ(store_contact_organization_create(s, in, 0, &out, &err), 0);
+    json_decref(out);
+    /* The same link twice is refused by the unique pair index. */
+    CHECK(store_contact_organization_create(s, in, 0, NULL, &err) < 0);
+    json_decref(in);
+
+    in = json_pack("{s:s, s:I, s:s, s:s}", "title", "Tractors", "amount_minor", (json_int_t)1250000,
+                   "currency", "kes", "organization_id", sval(org, "id"));
+    CHECK_EQ(store_deal_create(s, in, 0, &deal, &err), 0);
+    CHECK_STR(sval(deal, "stage"), "lead"); /* default */
+    CHECK_STR(sval(deal, "currency"), "KES");
+    CHECK_EQ(ival(deal, "amount_minor"), 1250000);
+    json_decref(in);
+
+    in = json_pack("{s:s, s:I}", "title", "No currency", "amount_minor", (json_int_t)5);
+    CHECK_EQ(store_deal_create(s, in, 0, NULL, &err), -EINVAL);
+    CHECK_STR(err.field, "currency");
+    json_decref(in);
+    in = json_pack("{s:s, s:s}", "title", "Ghost org", "organization_id",
+                   "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b");
+    CHECK_EQ(store_deal_create(s, in, 0, NULL, &err), -EINVAL);
+    CHECK_STR(err.field, "organization_id");
+    CHECK_CONTAINS(err.msg, "no organization with id");
+    json_decref(in);
+
+    in = json_pack("{s:s, s:s, s:s, s:s}", "channel", "visit", "occurred_at",
+                   "2026-11-24T09:00:00Z", "contact_id", sval(c, "id"), "outcome", "order");
+    CHECK_EQ(store_activity_create(s, in, 0, &out, &err), 0);
+    CHECK_STR(sval(out, "direction"), "outbound");
+    json_decref(out);
+    json_decref(in);
+    in =
+        json_pack("{s:s, s:s}", "channel", "carrier pigeon", "occurred_at", "2026-11-24T09:00:00Z");
+    CHECK_EQ(store_activity_create(s, in, 0, NULL, &err), -EINVAL);
+    CHECK_STR(err.field, "channel");
+    json_decref(in);
+
+    in = json_pack("{s:s, s:s}", "title", "Call back", "deal_id", sval(deal, "id"));
+    CHECK_EQ(store_task_create(s, in, 0, &out, &err), 0);
+    CHECK_STR(sval(out, "status"), "open");
+    json_decref(out);
+    json_decref(in);
+
+    in = json_pack("{s:s, s:s}", "body", "Prefers Swahili.", "contact_id", sval(c, "id"));
+    CHECK_EQ(store_note_create(s, in, 0, NULL, &err), 0);
+    json_decref(in);
+
+    in =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "contact_id", sval(c, "id"), "channel",
+                  "sms", "purpose", "newsletter", "status", "pending", "method", "double_opt_in",
+                  "requested_at", "2026-11-24T09:00:00Z", "evidence", "source", "web form v3");
+    CHECK_EQ(store_consent_create(s, in, 0, &out, &err), 0);
+    CHECK_STR(sval(json_object_get(out, "evidence"), "source"), "web form v3");
+    json_decref(out);
+    json_decref(in);
+
+    /* Users: a name is unique among live users, and hashes never come out. */
+    in = json_pack("{s:s, s:s, s:s}", "name", "admin", "role", "admin", "password_hash", "$y$x");
+    CHECK_EQ(store_user_create(s, in, 0, NULL, &err), -EINVAL); /* not from outside */
+    CHECK_STR(err.field, "password_hash");
+    CHECK_EQ(store_create(s, &entity_user, in, STORE_ALLOW_INTERNAL, &out, &err), 0);
+    CHECK(json_object_get(out, "password_hash") == NULL);
+    json_decref(out);
+    CHECK_EQ(store_create(s, &entity_user, in, STORE_ALLOW_INTERNAL, NULL, &err), -EEXIST);
+    json_decref(in);
+
+    json_decref(c);
+    json_decref(org);
+    json_decref(deal);
+    store_close(s);
+}
+
+static void transactions(void)
+{
+    struct store *s = fresh_store("txn.db");
+    struct op_error err;
+    CHECK_EQ(store_begin(s, &err), 0);
+    json_decref(contact(s, "{\"given_name\":\"A\",\"email\":\"a@example.org\"}", 0, 0));
+    json_decref(contact(s, "{\"given_name\":\"B\",\"email\":\"b@example.org\"}", 0, 0));
+    /* A failing write inside the transaction undoes only itself. */
+    json_decref(contact(s, "{\"given_name\":\"A2\",\"email\":\"a@example.org\"}", 0, STORE_EDUP));
+    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 2);
+    store_rollback(s);
+    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
+    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log"), 0);
+
+    CHECK_EQ(store_begin(s, &err), 0);
+    CHECK_EQ(store_begin(s, &err), -EBUSY);
+    json_decref(contact(s, "{\"given_name\":\"C\"}", 0, 0));
+    CHECK_EQ(store_commit(s, &err), 0);
+    CHECK_EQ(store_commit(s, &err), -EINVAL);
+    store_close(s);
+    s = open_store();
+    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 1);
+    store_close(s);
+}
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_now;
+}
+
+static void clock_survives_restart_and_backwards_time(void)
+{
+    struct store *s = fresh_store("clock.db");
+    fake_now = 1800000000000;
+    store_set_clock(s, fake_clock, NULL);
+    json_decref(contact(s, "{\"given_name\":\"First\"}", 0, 0));
+    store_close(s);
+    s = open_store();
+    fake_now = 1800000000000 - 3600 * 1000; /* wall clock an hour behind */
+    store_set_clock(s, fake_clock, NULL);
+    json_decref(contact(s, "{\"given_name\":\"Second\"}", 0, 0));
+    CHECK_EQ(count(s, "SELECT (SELECT created_hlc FROM contacts WHERE given_name = 'Second') > "
+                      "(SELECT created_hlc FROM contacts WHERE given_name = 'First')"),
+             1);
+    /* A second store on the same file (the CLI beside the daemon) never
+     * issues a stamp below one the first already committed. */
+    struct store *other = open_store();
+    fake_now = 1000;
+    store_set_clock(other, fake_clock, NULL);
+    json_decref(contact(other, "{\"given_name\":\"Third\"}", 0, 0));
+    CHECK_EQ(count(s, "SELECT (SELECT created_hlc FROM contacts WHERE given_name = 'Third') > "
+                      "(SELECT created_hlc FROM contacts WHERE given_name = 'Second')"),
+             1);
+    store_close(other);
+    store_close(s);
+}
+
+static void search_folds(void)
+{
+    struct store *s = fresh_store("search.db");
+    struct op_error err;
+    json_t *c = contact(s,
+                        "{\"given_name\":\"José\",\"family_name\":\"Müller\","
+                        "\"locality\":\"Łódź\"}",
+                        0, 0);
+    json_decref(contact(s, "{\"given_name\":\"Иван\",\"family_name\":\"Петров\"}", 0, 0));
+    json_t *in = json_pack("{s:s}", "name", "Müller Landtechnik GmbH");
+    CHECK_EQ(store_organization_create(s, in, 0, NULL, &err), 0);
+    json_decref(in);
+
+    static const struct {
+        const char *q;
+        size_t hits;
+    } cases[] = {{"jose", 1},     {"lodz", 1}, {"muller", 2}, {"MÜLL", 2},         {"jose lodz", 1},
+                 {"landtech", 1}, {"иван", 1}, {"paris", 0},  {"\"quoted\" OR", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *hits = NULL;
+        CHECK_EQ(store_search(s, cases[i].q, 20, &hits, &err), 0);
+        if (json_array_size(hits) != cases[i].hits)
+            fprintf(stderr, "query '%s'\n", cases[i].q);
+        CHECK_EQ(json_array_size(hits), cases[i].hits);
+        json_decref(hits);
+    }
+    json_t *hits = NULL;
+    CHECK_EQ(store_search(s, "jose", 20, &hits, &err), 0);
+    CHECK_STR(sval(json_array_get(hits, 0), "label"), "José Müller");
+    CHECK_STR(sval(json_array_get(hits, 0), "entity"), "contact");
+    json_decref(hits);
+
+    /* Deleted contacts are not found; changed names are found by the new name. */
+    CHECK_EQ(store_contact_delete(s, sval(c, "id"), 1, &err), 0);
+    CHECK_EQ(store_search(s, "jose", 20, &hits, &err), 0);
+    CHECK_EQ(json_array_size(hits), 0);
+    json_decref(hits);
+
+    CHECK_EQ(store_search(s, "   ", 20, &hits, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "empty");
+    char longq[400];
+    memset(longq, 'a', sizeof longq - 1);
+    longq[sizeof longq - 1] = '\0';
+    CHECK_EQ(store_search(s, longq, 20, &hits, &err), -EINVAL);
+    json_decref(c);
+    store_close(s);
+}
+
+/* A full disk (simulated by capping the page count) fails the write with
+ * -ENOSPC and a message, and leaves the database as it was. */
+static void full_disk(void)
+{
+    struct store *s = fresh_store("full.db");
+    struct op_error err;
+    json_decref(contact(s, "{\"given_name\":\"Before\"}", 0, 0));
+    int64_t pages = count(s, "PRAGMA page_count");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)pages);
+    CHECK_EQ(sqlite3_exec(store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(store_begin(s, &err), 0);
+    int rc = 0;
+    char body[3000];
+    memset(body, 'x', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    for (int i = 0; i < 200 && rc == 0; i++) {
+        json_t *in = json_pack("{s:s, s:s}", "given_name", "Filler", "street", "x");
+        json_object_set_new(in, "street", json_stringn(body, 400));
+        op_error_clear(&err);
+        rc = store_contact_create(s, in, STORE_SKIP_DUP_CHECK, NULL, &err);
+        json_decref(in);
+    }
+    CHECK_EQ(rc, -ENOSPC);
+    CHECK_CONTAINS(err.msg, "full");
+    store_rollback(s);
+    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 1);
+    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log"), 1);
+    store_close(s);
+}
+
+/* A field user's view: own and unowned records; others' do not exist. */
+static void viewer_sees_own_and_shared(void)
+{
+    struct store *s = fresh_store("viewer.db");
+    struct op_error err;
+    json_t *ana = NULL, *ben = NULL, *in;
+    in = json_pack("{s:s, s:s}", "name", "ana", "role", "field");
+    CHECK_EQ(store_user_create(s, in, 0, &ana, &err), 0);
+    json_decref(in);
+    in = json_pack("{s:s, s:s}", "name", "ben", "role", "field");
+    CHECK_EQ(store_user_create(s, in, 0, &ben, &err), 0);
+    json_decref(in);
+    const char *owners[] = {sval(ana, "id"), sval(ben, "id"), NULL};
+    char ids[3][UUID_TEXT_LEN];
+    for (int i = 0; i < 3; i++) {
+        in = json_pack("{s:s}", "given_name", "Lukas");
+        if (owners[i])
+            json_object_set_new(in, "owner_id", json_string(owners[i]));
+        json_t *out = NULL;
+        CHECK_EQ(store_contact_create(s, in, STORE_SKIP_DUP_CHECK, &out, &err), 0);
+        snprintf(ids[i], sizeof ids[i], "%s", sval(out, "id"));
+        json_decref(out);
+        json_decref(in);
+    }
+    store_set_viewer(s, sval(ana, "id"));
+    json_t *items = NULL, *got = NULL;
+    char next[STORE_CURSOR_MAX];
+    struct store_query q = {.limit = 100};
+    CHECK_EQ(store_contact_list(s, &q, &items, next, &err), 0);
+    CHECK_EQ(json_array_size(items), 2);
+    json_decref(items);
+    CHECK_EQ(store_search(s, "lukas", 20, &items, &err), 0);
+    CHECK_EQ(json_array_size(items), 2);
+    json_decref(items);
+    CHECK_EQ(store_contact_get(s, ids[0], &got, &err), 0);
+    json_decref(got);
+    CHECK_EQ(store_contact_get(s, ids[2], &got, &err), 0);
+    json_decref(got);
+    CHECK_EQ(store_contact_get(s, ids[1], &got, &err), -ENOENT);
+    CHECK_EQ(store_contact_delete(s, ids[1], 1, &err), -ENOENT);
+    store_set_viewer(s, NULL);
+    CHECK_EQ(store_contact_get(s, ids[1], &got, &err), 0);
+    json_decref(got);
+    json_decref(ana);
+    json_decref(ben);
+    store_close(s);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir))
+        return 1;
+    RUN(crud_with_versions);
+    RUN(bad_input_changes_nothing);
+    RUN(duplicate_detection);
+    RUN(custom_fields_merge);
+    RUN(pagination_and_filters);
+    RUN(every_entity_round_trips);
+    RUN(transactions);
+    RUN(clock_survives_restart_and_backwards_time);
+    RUN(search_folds);
+    RUN(full_disk);
+    RUN(viewer_sees_own_and_shared);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return tl_report();
+}

@@ -1,0 +1,214 @@
+/* Tests for appliance/uplink/ledger_receipts.c: a receipt with a forged MAC, for
+ * another node, another segment, another range, a truncated one, and a
+ * replay that disagrees with how the segment was settled are refused with
+ * -EBADMSG naming the field and change nothing at all (every ledger table
+ * and the spool compared before and after); an applied receipt changes
+ * only the outbox, the segment, the cursor and the spool file; a replay
+ * changes nothing; a rejection blocks; a receipt for a voided segment only
+ * forgets its upload. */
+#include "ledger_fixture.h"
+
+/* A receipt as HQ would send it; mac_ok = 0 forges the MAC. */
+static char *receipt(const char *node, uint64_t no, const char *status, uint64_t tu, uint64_t to,
+                     int mac_ok)
+{
+    char mac[SYNC_MAC_HEX];
+    if (sync_receipt_mac(fx_cred.hq_key, node, no, status, tu, to, mac) < 0)
+        fx_die("sync_receipt_mac", NULL);
+    if (!mac_ok)
+        mac[0] = mac[0] == '0' ? '1' : '0';
+    json_t *j = json_pack("{sssIsss{sIsI}ssss}", "node", node, "segment", (json_int_t)no, "status",
+                          status, "to", "urgent", (json_int_t)tu, "ordinary", (json_int_t)to,
+                          "reason", !strcmp(status, "rejected") ? "bad shape" : "", "mac", mac);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+/* Applies a receipt for segment `no` and checks that it was refused for
+ * `field` with nothing changed. */
+static void refused(struct sync_ledger *l, uint64_t no, const char *json, size_t len,
+                    const char *field)
+{
+    char *before = fx_snapshot();
+    struct op_error err;
+    op_error_clear(&err);
+    int outcome = -1;
+    CHECK_EQ(sync_ledger_apply_receipt(l, no, json, len, &outcome, &err), -EBADMSG);
+    CHECK_STR(err.field, field);
+    CHECK_EQ(outcome, -1);
+    char *after = fx_snapshot();
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
+}
+
+static void test_refused(void)
+{
+    fx_fresh("refused");
+    free(fx_contact("Ada"));
+    free(fx_contact("Bea"));
+    struct sync_ledger *l = fx_open(0);
+    struct sync_segment sg = fx_segment(l);
+    const char *me = fx_cred.node_id;
+
+    char *r = receipt(me, sg.no, "applied", sg.to_urgent, sg.to_ordinary, 0);
+    refused(l, sg.no, r, strlen(r), "mac");
+    free(r);
+    r = receipt("other-node", sg.no, "applied", sg.to_urgent, sg.to_ordinary, 1);
+    refused(l, sg.no, r, strlen(r), "node");
+    free(r);
+    /* authentic, but another range than the segment's: HQ would ack rows
+     * the node never sent it */
+    r = receipt(me, sg.no, "applied", sg.to_urgent, sg.to_ordinary + 1, 1);
+    refused(l, sg.no, r, strlen(r), "to");
+    free(r);
+    r = receipt(me, sg.no, "applied", sg.to_urgent, sg.to_ordinary, 1);
+    refused(l, sg.no + 1, r, strlen(r), "segment");
+    refused(l, sg.no, r, strlen(r) - 3, "receipt");
+    free(r);
+    r = receipt(me, sg.no, "maybe", sg.to_urgent, sg.to_ordinary, 1);
+    refused(l, sg.no, r, strlen(r), "status");
+    free(r);
+    CHECK(fx_exists(sg.path));
+    sync_ledger_close(l);
+}
+
+static void test_applied_and_replay(void)
+{
+    fx_fresh("applied");
+    free(fx_contact("Ada"));
+    struct sync_ledger *l = fx_open(0);
+    struct sync_segment sg = fx_segment(l);
+    struct op_error err;
+    int outcome = -1;
+    char *r = receipt(fx_cred.node_id, sg.no, "applied", sg.to_urgent, sg.to_ordinary, 1);
+    char *before = fx_snapshot();
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_ACKED);
+    CHECK(!fx_exists(sg.path));
+    char *after = fx_snapshot();
+    CHECK(strcmp(after, before) != 0);
+    /* the acknowledged row left the outbox */
+    CHECK_CONTAINS(before, "FROM outbox ORDER BY seq]\n1|upsert|2|\n[SELECT * FROM sync_state]");
+    CHECK_CONTAINS(after, "FROM outbox ORDER BY seq]\n[SELECT * FROM sync_state]");
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.acked_ordinary, sg.to_ordinary);
+    CHECK_EQ(s.segments_acked, 1);
+    CHECK_EQ(s.last_sync_ms, fx_now);
+
+    /* a replay: the same outcome, nothing changes */
+    fx_now += 1000;
+    outcome = -1;
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_ACKED);
+    char *again = fx_snapshot();
+    CHECK_STR(again, after);
+    free(r);
+    /* a replay that says otherwise is refused */
+    r = receipt(fx_cred.node_id, sg.no, "rejected", sg.to_urgent, sg.to_ordinary, 1);
+    refused(l, sg.no, r, strlen(r), "status");
+    free(r);
+    free(before);
+    free(after);
+    free(again);
+    sync_ledger_close(l);
+}
+
+static void test_rejected(void)
+{
+    fx_fresh("rejected");
+    free(fx_contact("Ada"));
+    struct sync_ledger *l = fx_open(0);
+    struct sync_segment sg = fx_segment(l);
+    struct op_error err;
+    int outcome = -1;
+    char *r = receipt(fx_cred.node_id, sg.no, "rejected", sg.to_urgent, sg.to_ordinary, 1);
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_REJECTED);
+    CHECK(!fx_exists(sg.path));
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_CONTAINS(s.blocked, "rejected by HQ: bad shape");
+    CHECK_EQ(s.segments_rejected, 1);
+    CHECK_EQ(s.outbox_depth, 1); /* nothing acknowledged */
+    CHECK_EQ(s.acked_ordinary, 0);
+    /* a replay: harmless */
+    char *before = fx_snapshot();
+    outcome = -1;
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_REJECTED);
+    char *after = fx_snapshot();
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
+    free(r);
+    sync_ledger_close(l);
+}
+
+static void test_voided(void)
+{
+    fx_fresh("voided");
+    char *id = fx_contact("Ada");
+    struct sync_ledger *l = fx_open(0);
+    struct sync_segment sg = fx_segment(l);
+    struct op_error err;
+    CHECK_EQ(sync_ledger_set_upload_url(l, sg.no, "http://hq/files/abc", &err), 0);
+    /* a restriction voids the spool: the segment moves to spool_voided */
+    json_t *ch = json_pack("{sb}", "restricted", 1);
+    json_t *out = NULL;
+    if (store_update(fx_st, &entity_contact, id, 1, ch, 0, &out, &err) < 0)
+        fx_die("restrict", &err);
+    json_decref(ch);
+    json_decref(out);
+    int found = 0;
+    uint64_t no = 0;
+    char url[256];
+    CHECK_EQ(sync_ledger_next_voided(l, &found, &no, url, sizeof url, &err), 0);
+    CHECK_EQ(found, 1);
+    CHECK_EQ(no, sg.no);
+    CHECK_STR(url, "http://hq/files/abc");
+
+    /* HQ settled it anyway: the receipt forgets the upload and nothing else */
+    char *r = receipt(fx_cred.node_id, sg.no, "applied", sg.to_urgent, sg.to_ordinary, 1);
+    char *before = fx_snapshot();
+    int outcome = -1;
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_VOIDED);
+    char *after = fx_snapshot();
+    CHECK_CONTAINS(before, "[SELECT * FROM spool_voided ORDER BY no]\n1|");
+    CHECK_CONTAINS(after, "[SELECT * FROM spool_voided ORDER BY no]\n[");
+    /* the same text once the spool_voided rows are cut out */
+    char *b = strstr(before, "[SELECT * FROM spool_voided"),
+         *be = strstr(before, "[SELECT * FROM sync_errors");
+    char *a = strstr(after, "[SELECT * FROM spool_voided"),
+         *ae = strstr(after, "[SELECT * FROM sync_errors");
+    CHECK(b && be && a && ae);
+    if (b && be && a && ae) {
+        CHECK_EQ(strncmp(before, after, (size_t)(b - before)), 0);
+        CHECK_STR(ae, be);
+    }
+    CHECK_EQ(sync_ledger_next_voided(l, &found, &no, url, sizeof url, &err), 0);
+    CHECK_EQ(found, 0);
+    /* a second one names no segment the ledger knows */
+    outcome = -1;
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), -ENOENT);
+    CHECK_STR(err.field, "segment");
+    CHECK_EQ(outcome, -1);
+    free(before);
+    free(after);
+    free(r);
+    free(id);
+    sync_ledger_close(l);
+}
+
+int main(void)
+{
+    fx_setup();
+    test_refused();
+    test_applied_and_replay();
+    test_rejected();
+    test_voided();
+    return fx_teardown();
+}

@@ -1,0 +1,90 @@
+/* Tests for appliance/uplink/ledger_status.c on a clock the test moves: bytes
+ * sent count toward the UTC day they were sent on and start again at
+ * midnight; goodput is smoothed over uploads; errors are counted by kind
+ * and the last one is kept; why sync waits is shown; and `outpost status`
+ * read-only beside the daemon shows the same figures as the daemon. */
+#include "ledger_fixture.h"
+
+static void note(struct sync_ledger *l, uint64_t sent, uint64_t confirmed, uint64_t ms,
+                 const char *kind, const char *msg)
+{
+    struct sync_link_report r = {.bytes_sent = sent,
+                                 .bytes_confirmed = confirmed,
+                                 .duration_ms = ms,
+                                 .error_kind = kind,
+                                 .error_msg = msg};
+    struct op_error err;
+    CHECK_EQ(sync_ledger_note_link(l, &r, &err), 0);
+}
+
+static void test_figures(void)
+{
+    fx_fresh("status");
+    free(fx_contact("Ada"));
+    fx_now = 1795000000000 - 1795000000000 % 86400000 + 86400000 - 2000; /* 23:59:58 UTC */
+    struct sync_ledger *l = fx_open(0);
+    struct op_error err;
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.enabled, 1);
+    CHECK_STR(s.node_id, "test-node-1");
+    CHECK_STR(s.region, "EU-DE");
+    CHECK_EQ(s.outbox_depth, 1);
+    CHECK(s.eta_s < 0); /* no goodput yet: unknown */
+    CHECK_EQ(s.bytes_today, 0);
+
+    note(l, 1000, 1000, 1000, NULL, NULL); /* 1000 B/s */
+    note(l, 500, 0, 0, "network", "connection reset");
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.bytes_today, 1500);
+    CHECK(s.goodput_bps == 1000.0);
+    CHECK(s.eta_s > 0);
+    CHECK_STR(s.last_error, "network: connection reset");
+    CHECK_EQ(s.nerrors, 1);
+    CHECK_STR(s.errors[0].kind, "network");
+    CHECK_EQ(s.errors[0].n, 1);
+
+    /* past midnight UTC: a new day's budget */
+    fx_now += 3000;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.bytes_today, 0);
+    note(l, 200, 2000, 1000, "tls", "handshake"); /* sample 2000 B/s */
+    note(l, 0, 0, 0, "network", "timeout");
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.bytes_today, 200);
+    CHECK(s.goodput_bps > 1299.0 && s.goodput_bps < 1301.0); /* 0.7 * 1000 + 0.3 * 2000 */
+    CHECK_STR(s.last_error, "network: timeout");
+    CHECK_EQ(s.nerrors, 2);
+    CHECK_STR(s.errors[0].kind, "network");
+    CHECK_EQ(s.errors[0].n, 2);
+    CHECK_STR(s.errors[1].kind, "tls");
+
+    CHECK_EQ(sync_ledger_set_waiting(l, "outside the sync window", &err), 0);
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_STR(s.waiting, "outside the sync window");
+
+    /* read-only, as `outpost status` does beside the daemon: the same
+     * figures (bytes_today counts on the real clock's day there) */
+    struct sync_status db;
+    CHECK_EQ(sync_ledger_status_db(fx_db, &db, &err), 0);
+    CHECK_EQ(db.enabled, 1);
+    CHECK_STR(db.node_id, s.node_id);
+    CHECK_EQ(db.outbox_depth, s.outbox_depth);
+    CHECK_EQ(db.spool_cap, s.spool_cap);
+    CHECK(db.goodput_bps == s.goodput_bps);
+    CHECK_STR(db.last_error, s.last_error);
+    CHECK_STR(db.waiting, s.waiting);
+    CHECK_EQ(db.nerrors, s.nerrors);
+    CHECK_EQ(db.next_segment, s.next_segment);
+    CHECK_EQ(sync_ledger_set_waiting(l, "", &err), 0);
+    CHECK_EQ(sync_ledger_status_db(fx_db, &db, &err), 0);
+    CHECK_STR(db.waiting, "");
+    sync_ledger_close(l);
+}
+
+int main(void)
+{
+    fx_setup();
+    test_figures();
+    return fx_teardown();
+}

@@ -1,0 +1,857 @@
+/* Tests for appliance/uplink/sync_ledger.c against a real node database and a
+ * temporary spool: segments cover the outbox exactly; an authentic receipt
+ * prunes the outbox and deletes the file, a replay is harmless, a forged
+ * or mismatched one changes nothing; a rejection blocks until the policy
+ * hash changes; restarts reconcile spool and table after simulated
+ * crashes; the spool cap stops segmenting (told to the caller once, to log
+ * it); an erasure goes in the first
+ * segment behind a backlog; a restricted record HQ holds leaves as a
+ * withdraw tombstone; 20,000 changes become many small segments; the
+ * mailbox keeps only authentic messages, applies a policy from HQ that
+ * loosens nothing and keeps one that loosens pending. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "node_policy.h"
+#include "outbox.h"
+#include "policy.h"
+#include "segment.h"
+#include "store.h"
+#include "sync_ledger.h"
+#include "sync_mac.h"
+#include "outpost_config.h"
+#include "testlib.h"
+
+static char dir[] = "/tmp/outpost-test-ledger-XXXXXX";
+static char dbp[300], spool[300];
+static struct node_credentials cred;
+static struct store *st;
+
+static void die(const char *what, const struct op_error *err)
+{
+    fprintf(stderr, "%s: %s\n", what, err ? err->msg : "");
+    exit(1);
+}
+
+static void fresh(const char *name)
+{
+    snprintf(dbp, sizeof dbp, "%s/%s.db", dir, name);
+    snprintf(spool, sizeof spool, "%s/%s-spool", dir, name);
+    struct op_error err;
+    store_close(st);
+    if (store_open(dbp, DB_OPEN_CREATE, &st, &err) < 0 || store_init_node(st, "EU-DE", &err) < 0)
+        die("store", &err);
+}
+
+static struct sync_ledger *open_ledger(uint64_t seg_bytes, uint64_t cap)
+{
+    struct sync_ledger_options o = {.db_path = dbp,
+                                    .spool_dir = spool,
+                                    .cred = &cred,
+                                    .segment_bytes = seg_bytes,
+                                    .spool_max_bytes = cap};
+    struct sync_ledger *l = NULL;
+    struct op_error err;
+    if (sync_ledger_open(&o, &l, &err) < 0)
+        die("sync_ledger_open", &err);
+    return l;
+}
+
+static char *add_contact(const char *name, int restricted)
+{
+    json_t *in = json_pack("{sssb}", "given_name", name, "restricted", restricted);
+    json_t *out = NULL;
+    struct op_error err;
+    if (store_create(st, &entity_contact, in, STORE_SKIP_DUP_CHECK, &out, &err) < 0)
+        die("create", &err);
+    json_decref(in);
+    char *id = strdup(json_string_value(json_object_get(out, "id")));
+    json_decref(out);
+    return id;
+}
+
+static int64_t depth(void)
+{
+    int64_t d = -1, oldest = 0;
+    struct op_error err;
+    if (outbox_stats(st, &d, &oldest, &err) < 0)
+        die("outbox_stats", &err);
+    return d;
+}
+
+static int file_exists(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+/* A receipt as HQ would send it; mac_ok = 0 forges the MAC. */
+static char *receipt(const char *node, uint64_t no, const char *status, uint64_t tu, uint64_t to,
+                     int mac_ok)
+{
+    char mac[SYNC_MAC_HEX];
+    if (sync_receipt_mac(cred.hq_key, node, no, status, tu, to, mac) < 0)
+        die("sync_receipt_mac", NULL);
+    if (!mac_ok)
+        mac[0] = mac[0] == '0' ? '1' : '0';
+    json_t *j =
+        json_pack("{sssIsss{sIsI}sIsIsIssssss}", "node", node, "segment", (json_int_t)no, "status",
+                  status, "to", "urgent", (json_int_t)tu, "ordinary", (json_int_t)to, "records",
+                  (json_int_t)1, "applied", (json_int_t)1, "set_aside", (json_int_t)0, "reason",
+                  !strcmp(status, "rejected") ? "policy hash mismatch" : "", "received_at",
+                  "2026-11-24T18:00:00.000Z", "mac", mac);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+static int apply(struct sync_ledger *l, const struct sync_segment *sg, const char *status,
+                 int mac_ok, int *outcome, struct op_error *err)
+{
+    char *r = receipt(cred.node_id, sg->no, status, sg->to_urgent, sg->to_ordinary, mac_ok);
+    int rc = sync_ledger_apply_receipt(l, sg->no, r, strlen(r), outcome, err);
+    free(r);
+    return rc;
+}
+
+/* The ops of a segment's records, joined with ',' (at most cap bytes). */
+static void segment_ops(const char *path, char *out, size_t cap, char *first_json, size_t jcap)
+{
+    struct segment *sg = NULL;
+    struct op_error err;
+    out[0] = '\0';
+    if (first_json)
+        first_json[0] = '\0';
+    if (segment_open(path, cred.hq_key, NULL, &sg, &err) < 0)
+        die("segment_open", &err);
+    const char *entity, *op, *json;
+    size_t len;
+    int rc;
+    while ((rc = segment_next_record(sg, &entity, &op, &json, &len, &err)) == 1) {
+        if (first_json && !first_json[0])
+            snprintf(first_json, jcap, "%s", json);
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, "%s%s", n ? "," : "", op);
+    }
+    CHECK_EQ(rc, 0);
+    segment_close(sg);
+}
+
+static void test_ack_and_replay(void)
+{
+    fresh("ack");
+    free(add_contact("Ada", 0));
+    free(add_contact("Bea", 0));
+    struct sync_ledger *l = open_ledger(0, 0);
+    struct op_error err;
+    struct sync_segment sg, up;
+    int made = 0, found = 0, outcome = -1;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    CHECK_EQ(made, 1);
+    CHECK_EQ(sg.no, 1);
+    CHECK_EQ(sg.records, 2);
+    CHECK_EQ(sg.from_ordinary, 0);
+    CHECK(sg.to_ordinary >= 2);
+    CHECK_EQ(sg.state, SYNC_SEG_SPOOLED);
+    CHECK(file_exists(sg.path));
+    char ops[256];
+    segment_ops(sg.path, ops, sizeof ops, NULL, 0);
+    CHECK_STR(ops, "upsert,upsert");
+    /* nothing more to segment */
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &up, &err), 0);
+    CHECK_EQ(made, 0);
+
+    CHECK_EQ(sync_ledger_next_upload(l, &found, &up, &err), 0);
+    CHECK_EQ(found, 1);
+    CHECK_EQ(up.no, 1);
+    CHECK_STR(up.upload_url, "");
+    CHECK_EQ(sync_ledger_set_upload_url(l, 1, "http://hq/files/abc", &err), 0);
+    CHECK_EQ(sync_ledger_mark_uploaded(l, 1, &err), 0);
+    CHECK_EQ(sync_ledger_next_upload(l, &found, &up, &err), 0);
+    CHECK_STR(up.upload_url, "http://hq/files/abc");
+    CHECK_EQ(up.state, SYNC_SEG_UPLOADED);
+    CHECK_EQ(sync_ledger_set_upload_url(l, 7, "http://x", &err), -ENOENT);
+
+    CHECK_EQ(apply(l, &sg, "applied", 1, &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_ACKED);
+    CHECK_EQ(depth(), 0);
+    CHECK(!file_exists(sg.path));
+    CHECK_EQ(sync_ledger_next_upload(l, &found, &up, &err), 0);
+    CHECK_EQ(found, 0);
+    /* a replay is harmless */
+    outcome = -1;
+    CHECK_EQ(apply(l, &sg, "applied", 1, &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_ACKED);
+    CHECK_EQ(depth(), 0);
+
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.enabled, 1);
+    CHECK_EQ(s.segments_acked, 1);
+    CHECK(s.last_sync_ms > 0);
+    CHECK_EQ(s.acked_ordinary, sg.to_ordinary);
+    CHECK_EQ(s.next_segment, 2);
+    CHECK_EQ(s.spool_bytes, 0);
+    CHECK_EQ(s.outbox_depth, 0);
+    CHECK(s.eta_s == 0);
+    sync_ledger_close(l);
+}
+
+static void test_bad_receipts(void)
+{
+    fresh("bad");
+    free(add_contact("Ada", 0));
+    struct sync_ledger *l = open_ledger(0, 0);
+    struct op_error err;
+    struct sync_segment sg;
+    int made = 0, outcome = -1;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    CHECK_EQ(made, 1);
+
+    CHECK_EQ(apply(l, &sg, "applied", 0, &outcome, &err), -EBADMSG);
+    CHECK_STR(err.field, "mac");
+    struct sync_segment wrong = sg;
+    wrong.to_ordinary++;
+    CHECK_EQ(apply(l, &wrong, "applied", 1, &outcome, &err), -EBADMSG);
+    CHECK_STR(err.field, "to");
+    char *r = receipt("other-node", sg.no, "applied", sg.to_urgent, sg.to_ordinary, 1);
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), -EBADMSG);
+    CHECK_STR(err.field, "node");
+    free(r);
+    r = receipt(cred.node_id, sg.no, "applied", sg.to_urgent, sg.to_ordinary, 1);
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no + 1, r, strlen(r), &outcome, &err), -EBADMSG);
+    CHECK_STR(err.field, "segment");
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r) - 3, &outcome, &err), -EBADMSG);
+    CHECK_STR(err.field, "receipt");
+    free(r);
+    CHECK_EQ(outcome, -1);
+    /* nothing changed */
+    CHECK_EQ(depth(), 1);
+    CHECK(file_exists(sg.path));
+    int found = 0;
+    struct sync_segment up;
+    CHECK_EQ(sync_ledger_next_upload(l, &found, &up, &err), 0);
+    CHECK_EQ(found, 1);
+    CHECK_EQ(up.state, SYNC_SEG_SPOOLED);
+    sync_ledger_close(l);
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
+        die(path, NULL);
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = malloc(1 << 20);
+    *len = fread(buf, 1, (1 << 20) - 1, f);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void test_rejected_blocks(void)
+{
+    fresh("rej");
+    free(add_contact("Ada", 0));
+    struct sync_ledger *l = open_ledger(0, 0);
+    struct op_error err;
+    struct sync_segment sg, s2;
+    int made = 0, outcome = -1, found = 0;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    CHECK_EQ(apply(l, &sg, "rejected", 1, &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_REJECTED);
+    CHECK(!file_exists(sg.path));
+    CHECK_EQ(depth(), 1); /* nothing acknowledged */
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_CONTAINS(s.blocked, "segment 1 rejected by HQ: policy hash mismatch");
+    CHECK_EQ(s.segments_rejected, 1);
+    free(add_contact("Bea", 0));
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &s2, &err), 0);
+    CHECK_EQ(made, 0);
+    CHECK_EQ(sync_ledger_next_upload(l, &found, &s2, &err), 0);
+    CHECK_EQ(found, 0);
+    /* the same policy again: still blocked */
+    CHECK_EQ(sync_ledger_reload_policy(l, &err), 0);
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &s2, &err), 0);
+    CHECK_EQ(made, 0);
+    /* a new policy (another hash): segment again from the acked cursor */
+    size_t len = 0;
+    char *yaml = read_all(getenv("OUTPOST_POLICY"), &len);
+    char p2[400];
+    snprintf(p2, sizeof p2, "%s/v2", dir);
+    mkdir(p2, 0700);
+    snprintf(p2, sizeof p2, "%s/v2/EU-DE.yaml", dir);
+    write_file(p2, yaml, len);
+    FILE *f = fopen(p2, "a");
+    fputs("\n# revised\n", f);
+    fclose(f);
+    free(yaml);
+    char *old = strdup(getenv("OUTPOST_POLICY"));
+    setenv("OUTPOST_POLICY", p2, 1);
+    if (sync_ledger_reload_policy(l, &err) != 0)
+        fprintf(stderr, "reload: %s\n", err.msg);
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_STR(s.blocked, "");
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &s2, &err), 0);
+    CHECK_EQ(made, 1);
+    CHECK_EQ(s2.no, 2);
+    CHECK_EQ(s2.from_ordinary, 0);
+    CHECK_EQ(s2.records, 2);
+    CHECK_EQ(apply(l, &s2, "applied", 1, &outcome, &err), 0);
+    CHECK_EQ(depth(), 0);
+    setenv("OUTPOST_POLICY", old, 1);
+    free(old);
+    sync_ledger_close(l);
+}
+
+static void test_reconcile(void)
+{
+    fresh("rec");
+    free(add_contact("Ada", 0));
+    struct sync_ledger *l = open_ledger(0, 0);
+    struct op_error err;
+    struct sync_segment s1, s2, s3;
+    int made = 0;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &s1, &err), 0);
+    free(add_contact("Bea", 0));
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &s2, &err), 0);
+    CHECK_EQ(s2.from_ordinary, s1.to_ordinary);
+    sync_ledger_close(l);
+
+    /* crash leftovers: an unfinished write, a file whose row never
+     * committed, and a row whose file is gone */
+    char tmp[400], orphan[400];
+    snprintf(tmp, sizeof tmp, "%s/0000000000000003.seg.tmp", spool);
+    snprintf(orphan, sizeof orphan, "%s/0000000000000042.seg", spool);
+    write_file(tmp, "x", 1);
+    write_file(orphan, "y", 1);
+    CHECK_EQ(unlink(s1.path), 0);
+    l = open_ledger(0, 0);
+    CHECK(!file_exists(tmp));
+    CHECK(!file_exists(orphan));
+    /* s1 had no file: s1 and everything after it is segmented again */
+    CHECK(!file_exists(s2.path));
+    int found = 0;
+    CHECK_EQ(sync_ledger_next_upload(l, &found, &s3, &err), 0);
+    CHECK_EQ(found, 0);
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &s3, &err), 0);
+    CHECK_EQ(made, 1);
+    CHECK_EQ(s3.no, 3);
+    CHECK_EQ(s3.from_ordinary, s1.from_ordinary);
+    CHECK_EQ(s3.to_ordinary, s2.to_ordinary);
+    CHECK_EQ(s3.records, 2);
+    int outcome = -1;
+    /* the dropped segment's receipt no longer applies */
+    CHECK_EQ(apply(l, &s1, "applied", 1, &outcome, &err), -ENOENT);
+    CHECK_EQ(apply(l, &s3, "applied", 1, &outcome, &err), 0);
+    CHECK_EQ(depth(), 0);
+    sync_ledger_close(l);
+
+    /* acknowledged, but the file survived the unlink (crash): deleted at open */
+    free(add_contact("Cy", 0));
+    l = open_ledger(0, 0);
+    struct sync_segment s4;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &s4, &err), 0);
+    char copy[1100];
+    snprintf(copy, sizeof copy, "%s.keep", s4.path);
+    CHECK_EQ(link(s4.path, copy), 0);
+    CHECK_EQ(apply(l, &s4, "applied", 1, &outcome, &err), 0);
+    sync_ledger_close(l);
+    CHECK_EQ(rename(copy, s4.path), 0);
+    l = open_ledger(0, 0);
+    CHECK(!file_exists(s4.path));
+    sync_ledger_close(l);
+}
+
+static void test_spool_cap(void)
+{
+    fresh("cap");
+    free(add_contact("Ada", 0));
+    struct sync_ledger *l = open_ledger(0, 1);
+    struct op_error err;
+    struct sync_segment sg;
+    int made = 0;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    CHECK_EQ(made, 1);
+    free(add_contact("Bea", 0));
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    CHECK_EQ(made, 0);
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.spool_full, 1);
+    CHECK_EQ(s.spool_segments, 1);
+    CHECK_EQ(s.spool_cap, 1);
+    CHECK_EQ(s.outbox_depth, 2);
+    /* the caller hears of it once, to log the alarm */
+    struct sync_ledger_news news;
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.spool, 1);
+    CHECK_EQ(news.spool_segments, 1);
+    CHECK_EQ(news.spool_cap, 1);
+    CHECK(news.spool_bytes > 0);
+    CHECK_EQ(news.pending_seq, 0);
+    CHECK_STR(news.policy_now, "");
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.spool, 0);
+    /* readable beside the daemon, without credentials */
+    struct sync_status s2;
+    CHECK_EQ(sync_ledger_status_db(dbp, &s2, &err), 0);
+    CHECK_EQ(s2.spool_full, 1);
+    CHECK_EQ(s2.enabled, 1);
+    CHECK_STR(s2.node_id, cred.node_id);
+    /* an ack frees the spool */
+    int outcome = -1, found = 0;
+    struct sync_segment up;
+    CHECK_EQ(sync_ledger_next_upload(l, &found, &up, &err), 0);
+    CHECK_EQ(apply(l, &up, "applied", 1, &outcome, &err), 0);
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    CHECK_EQ(made, 1);
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.spool_full, 0);
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.spool, -1);
+    sync_ledger_close(l);
+}
+
+/* Many contacts in one transaction. */
+static void add_many(int n)
+{
+    struct op_error err;
+    if (store_begin(st, &err) < 0)
+        die("begin", &err);
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "Person %d", i);
+        free(add_contact(name, 0));
+    }
+    if (store_commit(st, &err) < 0)
+        die("commit", &err);
+}
+
+/* Cuts and acknowledges every segment: HQ holds everything queued. */
+static void drain_and_ack(struct sync_ledger *l)
+{
+    struct op_error err;
+    struct sync_segment sg;
+    int made = 0, outcome = -1;
+    for (;;) {
+        if (sync_ledger_make_segment(l, &made, &sg, &err) != 0)
+            die("make_segment", &err);
+        if (!made)
+            break;
+        if (apply(l, &sg, "applied", 1, &outcome, &err) != 0)
+            die("apply", &err);
+    }
+}
+
+static void test_erase_first_and_withdraw(void)
+{
+    fresh("erase");
+    add_many(3000);
+    char *restricted = add_contact("Hidden", 0);
+    char *victim = add_contact("Victim", 0);
+    struct op_error err;
+    struct sync_ledger *l = open_ledger(4000, 0);
+    drain_and_ack(l); /* HQ holds all of them */
+    add_many(3000);   /* a backlog */
+    json_t *ch = json_pack("{sb}", "restricted", 1);
+    json_t *out = NULL;
+    if (store_update(st, &entity_contact, restricted, 1, ch, 0, &out, &err) < 0)
+        die("restrict", &err);
+    json_decref(ch);
+    json_decref(out);
+    if (store_purge(st, &entity_contact, victim, "erase", "subject request", &err) < 0)
+        die("purge", &err);
+    struct sync_segment sg;
+    int made = 0;
+    if (sync_ledger_make_segment(l, &made, &sg, &err) != 0)
+        die("make_segment", &err);
+    CHECK_EQ(made, 1);
+    CHECK(sg.records < 3000);
+    CHECK(sg.to_urgent > sg.from_urgent);
+    char ops[65536], first[512];
+    segment_ops(sg.path, ops, sizeof ops, first, sizeof first);
+    CHECK(!strncmp(ops, "erase,upsert", 12));
+    char want[128];
+    snprintf(want, sizeof want, "{\"id\":\"%s\"", victim);
+    CHECK(!strncmp(first, want, strlen(want)));
+    /* drain the rest; the restricted contact leaves as a withdraw */
+    int withdraws = 0, total = (int)sg.records;
+    uint64_t prev_to = sg.to_ordinary;
+    for (;;) {
+        CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+        if (!made)
+            break;
+        CHECK_EQ(sg.from_ordinary, prev_to);
+        prev_to = sg.to_ordinary;
+        total += (int)sg.records;
+        segment_ops(sg.path, ops, sizeof ops, first, sizeof first);
+        for (const char *p = ops; (p = strstr(p, "withdraw")); p++)
+            withdraws++;
+    }
+    CHECK_EQ(withdraws, 1);
+    /* 3000 new + Hidden's withdraw + the erase; Victim's ordinary rows
+     * collapse behind it */
+    CHECK(total >= 3002);
+    free(restricted);
+    free(victim);
+    sync_ledger_close(l);
+}
+
+static void test_many_small_segments(void)
+{
+    fresh("many");
+    add_many(20000);
+    struct sync_ledger *l = open_ledger(20000, 0);
+    struct op_error err;
+    struct sync_segment sg;
+    int made = 0, segments = 0;
+    uint64_t records = 0, prev_to = 0;
+    for (;;) {
+        CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+        if (!made)
+            break;
+        CHECK_EQ(sg.from_ordinary, prev_to);
+        prev_to = sg.to_ordinary;
+        records += sg.records;
+        segments++;
+        /* the target is kept within one record and deflate's buffer */
+        CHECK(sg.bytes < 20000 + 65536);
+    }
+    CHECK_EQ(records, 20000);
+    CHECK(segments >= 10);
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.spool_segments, (uint64_t)segments);
+    CHECK(s.eta_s == -1); /* no goodput yet */
+    struct sync_link_report r = {.bytes_sent = 1000, .bytes_confirmed = 1000, .duration_ms = 500};
+    CHECK_EQ(sync_ledger_note_link(l, &r, &err), 0);
+    struct sync_link_report e = {.error_kind = "network", .error_msg = "connection refused"};
+    CHECK_EQ(sync_ledger_note_link(l, &e, &err), 0);
+    CHECK_EQ(sync_ledger_note_link(l, &e, &err), 0);
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK(s.goodput_bps > 1999 && s.goodput_bps < 2001);
+    CHECK(s.eta_s > 0);
+    CHECK_EQ(s.bytes_today, 1000);
+    CHECK_EQ(s.nerrors, 1);
+    CHECK_STR(s.errors[0].kind, "network");
+    CHECK_EQ(s.errors[0].n, 2);
+    CHECK_STR(s.last_error, "network: connection refused");
+    sync_ledger_close(l);
+}
+
+static json_t *message(uint64_t seq, const char *kind, const char *body, int mac_ok)
+{
+    char mac[SYNC_MAC_HEX];
+    sync_mailbox_mac(cred.hq_key, cred.node_id, seq, kind, body, strlen(body), mac);
+    if (!mac_ok)
+        mac[5] = mac[5] == 'a' ? 'b' : 'a';
+    return json_pack("{sIssssssss}", "seq", (json_int_t)seq, "kind", kind, "created_at",
+                     "2026-11-24T18:00:00.000Z", "body", body, "mac", mac);
+}
+
+static int store_msgs(struct sync_ledger *l, json_t *msgs, int *changed, struct op_error *err)
+{
+    json_t *a = json_pack("{soss}", "messages", msgs, "last", "x");
+    char *s = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    int rc = sync_ledger_mailbox_store(l, s, strlen(s), changed, err);
+    free(s);
+    return rc;
+}
+
+/* yaml with `old` replaced by `new`; the caller frees. */
+static char *edit(const char *yaml, const char *old, const char *new)
+{
+    const char *at = strstr(yaml, old);
+    if (!at)
+        die("test policy edit: text not found", NULL);
+    size_t n = strlen(yaml) - strlen(old) + strlen(new) + 1;
+    char *out = malloc(n);
+    snprintf(out, n, "%.*s%s%s", (int)(at - yaml), yaml, new, at + strlen(old));
+    return out;
+}
+
+static const char *mailbox_states(void)
+{
+    static char buf[512];
+    sqlite3_stmt *q;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(store_db(st),
+                           "SELECT group_concat(seq || ':' || status, ',') FROM "
+                           "(SELECT * FROM mailbox ORDER BY seq)",
+                           -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+        snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    return buf;
+}
+
+static const char *ledger_rows(void)
+{
+    static char buf[1024];
+    sqlite3_stmt *q;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(store_db(st),
+                           "SELECT group_concat(kind || ':' || actor || ':' || mailbox_seq, ',') "
+                           "FROM (SELECT * FROM policy_ledger ORDER BY id)",
+                           -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+        snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    return buf;
+}
+
+static int same_file(const char *path, const char *text)
+{
+    size_t n = 0;
+    char *got = read_all(path, &n);
+    int same = got && n == strlen(text) && !memcmp(got, text, n);
+    free(got);
+    return same;
+}
+
+/* The mailbox keeps only authentic messages; a policy from HQ that
+ * loosens nothing takes effect by itself (recorded in the policy ledger),
+ * one that loosens waits as pending, a newer one supersedes it. The
+ * profile is in force at the start (no OUTPOST_POLICY). */
+static void test_mailbox(void)
+{
+    char *env = strdup(getenv("OUTPOST_POLICY"));
+    size_t len = 0;
+    char *yaml = read_all(env, &len);
+    unsetenv("OUTPOST_POLICY");
+    fresh("mail");
+    struct sync_ledger *l = open_ledger(0, 0);
+    struct op_error err;
+    char ke[400];
+    snprintf(ke, sizeof ke, "%s/KE.yaml", OUTPOST_SOURCE_REGIONS_DIR);
+    size_t klen = 0;
+    char *keyaml = read_all(ke, &klen);
+    char over[400];
+    CHECK_EQ(node_policy_override_path(dbp, over, sizeof over), 0);
+    uint64_t after = 99;
+    int changed = -1;
+    /* a comment: nothing of substance; a field closed; a field opened */
+    char *commented = edit(yaml, "format:", "# revised at HQ\nformat:");
+    char *tighter =
+        edit(commented, "contact.phone: {class: pseudonymize", "contact.phone: {class: local_only");
+    char *looser = edit(tighter, "contact.given_name: {class: pseudonymize",
+                        "contact.given_name: {class: exportable");
+    char *looser2 =
+        edit(looser, "contact.email: {class: pseudonymize", "contact.email: {class: exportable");
+
+    /* one forged message: nothing stored, cursor unchanged */
+    CHECK_EQ(store_msgs(
+                 l,
+                 json_pack("[oo]", message(1, "reference", "{}", 1), message(2, "policy", yaml, 0)),
+                 &changed, &err),
+             -EBADMSG);
+    CHECK_STR(err.field, "mac");
+    CHECK_EQ(sync_ledger_mailbox_after(l, &after, &err), 0);
+    CHECK_EQ(after, 0);
+    CHECK(!file_exists(over));
+
+    /* a policy of another region is refused; the profile again is the
+     * policy in force already; a comment changes nothing of substance and
+     * takes effect by itself */
+    CHECK_EQ(store_msgs(l,
+                        json_pack("[oooo]", message(1, "reference", "{}", 1),
+                                  message(2, "policy", keyaml, 1), message(3, "policy", yaml, 1),
+                                  message(4, "policy", commented, 1)),
+                        &changed, &err),
+             0);
+    CHECK_EQ(changed, 1);
+    CHECK_EQ(sync_ledger_mailbox_after(l, &after, &err), 0);
+    CHECK_EQ(after, 4);
+    CHECK_STR(mailbox_states(), "1:pending,2:refused,3:applied,4:applied");
+    CHECK(same_file(over, commented));
+    struct stat sb;
+    CHECK_EQ(stat(over, &sb), 0);
+    CHECK_EQ(sb.st_mode & 0777, 0640);
+    CHECK_STR(ledger_rows(), "auto-tightened:hq:4");
+
+    /* a tightening: by itself; a loosening: pending, the policy stays */
+    CHECK_EQ(store_msgs(l,
+                        json_pack("[oo]", message(5, "policy", tighter, 1),
+                                  message(6, "policy", looser, 1)),
+                        &changed, &err),
+             0);
+    CHECK_EQ(changed, 1);
+    CHECK_STR(mailbox_states(), "1:pending,2:refused,3:applied,4:applied,5:applied,6:pending");
+    /* the caller hears of the one waiting, to log it */
+    struct sync_ledger_news news;
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.pending_seq, 6);
+    CHECK_EQ(news.pending_loosens, 1);
+    CHECK_EQ(strlen(news.pending_hash), 64);
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.pending_seq, 0);
+    CHECK(same_file(over, tighter));
+    CHECK_STR(ledger_rows(), "auto-tightened:hq:4,auto-tightened:hq:5");
+    sqlite3_stmt *q;
+    CHECK_EQ(sqlite3_prepare_v2(store_db(st),
+                                "SELECT reason FROM mailbox WHERE seq = 6 UNION ALL "
+                                "SELECT summary FROM policy_ledger WHERE mailbox_seq = 5",
+                                -1, &q, NULL),
+             SQLITE_OK);
+    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
+    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0),
+                   "1 loosen, 0 tighten, 0 neutral: contact.given_name: pseudonymize -> "
+                   "exportable (loosens)");
+    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
+    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0),
+                   "contact.phone: pseudonymize -> local_only (tightens)");
+    sqlite3_finalize(q);
+
+    /* a second loosening supersedes the first; nothing takes effect */
+    CHECK_EQ(store_msgs(l, json_pack("[o]", message(7, "policy", looser2, 1)), &changed, &err), 0);
+    CHECK_EQ(changed, 0);
+    sync_ledger_take_news(l, &news);
+    CHECK_EQ(news.pending_seq, 7);
+    CHECK_EQ(news.pending_loosens, 2);
+    CHECK_STR(mailbox_states(),
+              "1:pending,2:refused,3:applied,4:applied,5:applied,6:refused,7:pending");
+    CHECK(same_file(over, tighter));
+    CHECK_EQ(
+        sqlite3_prepare_v2(store_db(st), "SELECT reason FROM mailbox WHERE seq = 6", -1, &q, NULL),
+        SQLITE_OK);
+    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
+    CHECK_STR((const char *)sqlite3_column_text(q, 0), "superseded by policy message 7 from HQ");
+    sqlite3_finalize(q);
+
+    /* the override is what the node loads when nothing more explicit is set */
+    char path[1024];
+    CHECK_EQ(node_policy_path(NULL, dbp, "EU-DE", path, sizeof path, &err), 0);
+    CHECK_STR(path, over);
+    struct policy *pol = NULL;
+    CHECK_EQ(node_policy_load(NULL, dbp, "EU-DE", &pol, &err), 0);
+    CHECK(pol && !strcmp(pol->path, over) && !strcmp(pol->region, "EU-DE"));
+    policy_free(pol);
+    CHECK_EQ(node_policy_path("/x.yaml", dbp, "EU-DE", path, sizeof path, &err), 0);
+    CHECK_STR(path, "/x.yaml");
+    setenv("OUTPOST_POLICY", env, 1);
+    CHECK_EQ(node_policy_path(NULL, dbp, "EU-DE", path, sizeof path, &err), 0);
+    CHECK_STR(path, env);
+    /* a repeat is harmless and does not change the policy again */
+    changed = -1;
+    CHECK_EQ(store_msgs(l, json_pack("[o]", message(5, "policy", tighter, 1)), &changed, &err), 0);
+    CHECK_EQ(changed, 0);
+    CHECK_EQ(sync_ledger_mailbox_after(l, &after, &err), 0);
+    CHECK_EQ(after, 7);
+    CHECK_EQ(sync_ledger_mailbox_store(l, "nope", 4, &changed, &err), -EBADMSG);
+    /* with OUTPOST_POLICY in force, a tightening judged against it is
+     * written but does not take effect: not recorded as in force */
+    sync_ledger_close(l);
+    l = open_ledger(0, 0);
+    char *env_tighter =
+        edit(yaml, "contact.phone: {class: pseudonymize", "contact.phone: {class: local_only");
+    CHECK_EQ(store_msgs(l, json_pack("[o]", message(8, "policy", env_tighter, 1)), &changed, &err),
+             0);
+    CHECK_EQ(changed, 0);
+    CHECK(same_file(over, env_tighter));
+    CHECK_STR(ledger_rows(), "auto-tightened:hq:4,auto-tightened:hq:5");
+    CHECK_EQ(
+        sqlite3_prepare_v2(store_db(st), "SELECT reason FROM mailbox WHERE seq = 8", -1, &q, NULL),
+        SQLITE_OK);
+    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
+    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0), "but not in force");
+    sqlite3_finalize(q);
+    free(env_tighter);
+    free(yaml);
+    free(keyaml);
+    free(commented);
+    free(tighter);
+    free(looser);
+    free(looser2);
+    free(env);
+    sync_ledger_close(l);
+}
+
+static void test_region_mismatch(void)
+{
+    fresh("region");
+    struct node_credentials other = cred;
+    snprintf(other.region, sizeof other.region, "KE");
+    struct sync_ledger_options o = {.db_path = dbp, .spool_dir = spool, .cred = &other};
+    struct sync_ledger *l = NULL;
+    struct op_error err;
+    CHECK_EQ(sync_ledger_open(&o, &l, &err), -EINVAL);
+    CHECK_STR(err.field, "region");
+    CHECK(l == NULL);
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status_db(dbp, &s, &err), 0);
+    CHECK_CONTAINS(s.blocked, "credentials are for region KE");
+    /* the right credentials lift that block */
+    l = open_ledger(0, 0);
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_STR(s.blocked, "");
+    sync_ledger_close(l);
+}
+
+/* Why sync waits with nothing wrong: recorded, read beside the daemon,
+ * cleared; not a block. */
+static void test_waiting(void)
+{
+    fresh("waiting");
+    struct sync_ledger *l = open_ledger(0, 0);
+    struct op_error err;
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_STR(s.waiting, "");
+    CHECK_EQ(sync_ledger_set_waiting(l, "outside the sync window 22:00-06:00", &err), 0);
+    CHECK_EQ(sync_ledger_status_db(dbp, &s, &err), 0);
+    CHECK_STR(s.waiting, "outside the sync window 22:00-06:00");
+    CHECK_STR(s.blocked, "");
+    /* the same text again writes nothing and keeps it */
+    CHECK_EQ(sync_ledger_set_waiting(l, "outside the sync window 22:00-06:00", &err), 0);
+    CHECK_EQ(sync_ledger_set_waiting(l, "", &err), 0);
+    CHECK_EQ(sync_ledger_status_db(dbp, &s, &err), 0);
+    CHECK_STR(s.waiting, "");
+    sync_ledger_close(l);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char policy[400];
+    snprintf(policy, sizeof policy, "%s/EU-DE.yaml", OUTPOST_SOURCE_REGIONS_DIR);
+    setenv("OUTPOST_POLICY", policy, 1);
+    snprintf(cred.node_id, sizeof cred.node_id, "test-node-1");
+    snprintf(cred.region, sizeof cred.region, "EU-DE");
+    for (int i = 0; i < 32; i++)
+        cred.hq_key[i] = (unsigned char)(i * 7 + 1);
+
+    test_ack_and_replay();
+    test_bad_receipts();
+    test_rejected_blocks();
+    test_reconcile();
+    test_spool_cap();
+    test_erase_first_and_withdraw();
+    test_many_small_segments();
+    test_mailbox();
+    test_region_mismatch();
+    test_waiting();
+
+    store_close(st);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return tl_report();
+}

@@ -1,0 +1,421 @@
+/*
+ * Tests for appliance/uplink/uplink.c on an injected wall clock: a node database,
+ * the uplink, and the HQ receiver (hq_serve) with its own store, all on
+ * the test's loop in one process. The clock decides the sync window and
+ * the UTC day of the daily budget, so the tests move it instead of
+ * waiting for real minutes and days, and they show that nothing is sent
+ * by observing the cycle that decided not to send (its `waiting` line),
+ * not by sleeping and counting. What reached HQ is read from HQ's spool
+ * (one upload, its bytes) and store (the records applied).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "db.h"
+#include "hq_config.h"
+#include "hq_serve.h"
+#include "hq_store.h"
+#include "store.h"
+#include "uplink.h"
+#include "testlib.h"
+
+#define NODE "branch-1"
+#define TOKEN "4f1c2a7d9e0b3c5a6f8d1e2b4c7a9f0e3d5b8c1a6e9f2d4b7c0a3e5f8b1d6c9a"
+#define CONTACTS 3000
+#define DAY_MS 86400000LL
+
+static _Atomic int64_t wall; /* the injected clock; read from the pool too */
+
+static int64_t fake_wall(void *ctx)
+{
+    (void)ctx;
+    return atomic_load(&wall);
+}
+
+/* ms since the epoch of day `day` (relative to today, UTC) at hh:mm:ss */
+static int64_t at(int day, int hh, int mm, int ss)
+{
+    int64_t today = (int64_t)time(NULL) / 86400 * DAY_MS;
+    return today + day * DAY_MS + ((int64_t)hh * 3600 + mm * 60 + ss) * 1000;
+}
+
+static void die(const char *what, const struct op_error *err)
+{
+    fprintf(stderr, "%s: %s\n", what, err ? err->msg : "");
+    exit(1);
+}
+
+struct fx {
+    uv_loop_t loop;
+    char dir[64], node_db[128], hq_db[128];
+    struct hq_config hcfg;
+    struct hq_store hq_store;
+    struct hq_serve *hq;
+    struct node_credentials cred;
+    struct uplink *up;
+    int stopped;
+    uv_timer_t tick;
+    int ticked;
+};
+
+/* A random name of 20 letters: the node pseudonymizes it, so each one
+ * adds 16 incompressible bytes to the segment. */
+static void rand_name(char *out, uint32_t *x)
+{
+    for (int i = 0; i < 20; i++) {
+        *x = *x * 1103515245u + 12345u;
+        out[i] = (char)('a' + (*x >> 16) % 26);
+    }
+    out[20] = '\0';
+}
+
+static void make_node(struct fx *f)
+{
+    struct store *st = NULL;
+    struct op_error err;
+    op_error_clear(&err);
+    if (store_open(f->node_db, DB_OPEN_CREATE, &st, &err) < 0 ||
+        store_init_node(st, "KE", &err) < 0)
+        die("node store", &err);
+    if (store_begin(st, &err) < 0)
+        die("begin", &err);
+    uint32_t x = 4242;
+    for (int i = 0; i < CONTACTS; i++) {
+        char g[21], fam[21], mail[40], phone[24];
+        rand_name(g, &x);
+        rand_name(fam, &x);
+        snprintf(mail, sizeof mail, "%.12s@example.org", g);
+        snprintf(phone, sizeof phone, "+2547%08d", i);
+        json_t *in = json_pack("{ssssssss}", "given_name", g, "family_name", fam, "email", mail,
+                               "phone", phone);
+        json_t *out = NULL;
+        if (store_create(st, &entity_contact, in, STORE_SKIP_DUP_CHECK, &out, &err) < 0)
+            die("create", &err);
+        json_decref(in);
+        json_decref(out);
+    }
+    if (store_commit(st, &err) < 0)
+        die("commit", &err);
+    store_close(st);
+}
+
+static void on_stopped(void *ctx)
+{
+    (*(int *)ctx)++;
+}
+
+static void fx_init(struct fx *f)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_uplink_XXXXXX");
+    if (!mkdtemp(f->dir))
+        die("mkdtemp", NULL);
+    snprintf(f->node_db, sizeof f->node_db, "%s/node.db", f->dir);
+    snprintf(f->hq_db, sizeof f->hq_db, "%s/hq.db", f->dir);
+    make_node(f);
+
+    struct op_error err;
+    op_error_clear(&err);
+    if (hq_store_sqlite_open(f->hq_db, &f->hq_store, &err) < 0)
+        die("hq store", &err);
+    snprintf(f->cred.node_id, sizeof f->cred.node_id, NODE);
+    snprintf(f->cred.region, sizeof f->cred.region, "KE");
+    snprintf(f->cred.token, sizeof f->cred.token, TOKEN);
+    for (int i = 0; i < 32; i++)
+        f->cred.hq_key[i] = (unsigned char)(i * 7 + 1);
+    unsigned char sha[32];
+    SHA256((const unsigned char *)TOKEN, strlen(TOKEN), sha);
+    if (f->hq_store.ops->node_add(f->hq_store.impl, NODE, "KE", sha, f->cred.hq_key, at(0, 0, 0, 0),
+                                  &err) < 0)
+        die("node add", &err);
+
+    uv_loop_init(&f->loop);
+    uv_timer_init(&f->loop, &f->tick);
+    hq_config_defaults(&f->hcfg);
+    snprintf(f->hcfg.listen, sizeof f->hcfg.listen, "127.0.0.1:0");
+    snprintf(f->hcfg.db, sizeof f->hcfg.db, "%s", f->hq_db);
+    snprintf(f->hcfg.spool_dir, sizeof f->hcfg.spool_dir, "%s/hq-spool", f->dir);
+    if (hq_serve_start(&f->loop, &f->hcfg, &f->hq_store, NULL, &f->hq, &err) < 0)
+        die("hq_serve_start", &err);
+    snprintf(f->cred.hq_url, sizeof f->cred.hq_url, "http://127.0.0.1:%d", hq_serve_port(f->hq));
+}
+
+static void start_uplink(struct fx *f, const char *window, uint64_t daily, uint64_t bps)
+{
+    struct uplink_config c = {
+        .db_path = f->node_db,
+        .cred = &f->cred,
+        .segment_bytes = 2000000, /* one segment */
+        .interval_ms = 200,
+        .bandwidth_bps = bps,
+        .window = window,
+        .daily_bytes = daily,
+        .wall_ms = fake_wall,
+    };
+    struct op_error err;
+    op_error_clear(&err);
+    if (uplink_start(&f->loop, &c, &f->up, &err) < 0)
+        die("uplink_start", &err);
+}
+
+static void fx_done(struct fx *f)
+{
+    int n = 0;
+    uplink_stop(f->up, on_stopped, &n);
+    hq_serve_stop(f->hq, on_stopped, &n);
+    while (n < 2)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&f->tick, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    CHECK_EQ(uv_loop_close(&f->loop), 0);
+    hq_store_close(&f->hq_store);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    (void)!system(cmd);
+}
+
+/* ---- observing ---- */
+
+static const struct sync_status *status(struct fx *f)
+{
+    return uplink_status(f->up);
+}
+
+static int waiting_has(struct fx *f, const char *text)
+{
+    const struct sync_status *s = status(f);
+    return s && strstr(s->waiting, text) != NULL;
+}
+
+/* The uploads HQ holds (state files in its spool): how many, and the id
+ * and data size of the last one listed. */
+static int hq_uploads(struct fx *f, char id[33], long long *data_bytes)
+{
+    DIR *d = opendir(f->hcfg.spool_dir);
+    int n = 0;
+    if (id)
+        id[0] = '\0';
+    if (data_bytes)
+        *data_bytes = -1;
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len != 38 || strcmp(de->d_name + 32, ".state") != 0)
+            continue;
+        n++;
+        if (id)
+            snprintf(id, 33, "%.32s", de->d_name);
+        if (data_bytes) {
+            char p[HQ_CONFIG_PATH_MAX + 48];
+            struct stat sb;
+            snprintf(p, sizeof p, "%s/%.32s.data", f->hcfg.spool_dir, de->d_name);
+            *data_bytes = stat(p, &sb) == 0 ? (long long)sb.st_size : -1;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static uint64_t hq_records(struct fx *f)
+{
+    struct hq_totals t;
+    struct op_error err;
+    op_error_clear(&err);
+    if (f->hq_store.ops->totals(f->hq_store.impl, &t, &err) < 0)
+        die("totals", &err);
+    return t.records;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    ((struct fx *)t->data)->ticked = 1;
+}
+
+/* Runs the loop until pred(f) holds. The limit only keeps a broken build
+ * from hanging; no check depends on how long anything took. */
+static int run_until(struct fx *f, int (*pred)(struct fx *f), const char *what)
+{
+    uv_update_time(&f->loop);
+    uint64_t limit = uv_now(&f->loop) + 60000;
+    f->tick.data = f;
+    uv_timer_start(&f->tick, on_tick, 5, 5);
+    while (!pred(f) && uv_now(&f->loop) < limit)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_timer_stop(&f->tick);
+    if (!pred(f)) {
+        const struct sync_status *s = status(f);
+        fprintf(stderr, "  gave up waiting for %s (waiting: '%s')\n", what, s ? s->waiting : "?");
+        return -1;
+    }
+    return 0;
+}
+
+static int outside_window(struct fx *f)
+{
+    return waiting_has(f, "outside the sync window 13:00-14:00 (local time)");
+}
+
+static int window_closed(struct fx *f)
+{
+    return waiting_has(f, "the sync window closed: segment 1 paused at");
+}
+
+static int budget_spent(struct fx *f)
+{
+    return waiting_has(f, "the daily budget of 100000 bytes is spent");
+}
+
+static int upload_created(struct fx *f)
+{
+    return hq_uploads(f, NULL, NULL) == 1;
+}
+
+static int first_chunk_at_hq(struct fx *f)
+{
+    long long bytes;
+    return hq_uploads(f, NULL, &bytes) == 1 && bytes > 0;
+}
+
+static int drained(struct fx *f)
+{
+    const struct sync_status *s = status(f);
+    return s && s->segments_acked == 1 && s->outbox_depth == 0 && s->spool_segments == 0;
+}
+
+static uint64_t mailbox_seq;
+
+static void post_mailbox(struct fx *f)
+{
+    struct op_error err;
+    op_error_clear(&err);
+    const char *body = "reference data v1\n";
+    if (f->hq_store.ops->mailbox_post(f->hq_store.impl, NODE, "reference", body, strlen(body),
+                                      atomic_load(&wall), &mailbox_seq, &err) < 0)
+        die("mailbox post", &err);
+}
+
+static int mailbox_fetched(struct fx *f)
+{
+    const struct sync_status *s = status(f);
+    return s && s->mailbox_after >= mailbox_seq;
+}
+
+/* ---- tests ---- */
+
+/* Outside the window nothing leaves; inside it the upload starts; when the
+ * window closes mid-upload it pauses, and the next cycle, outside the
+ * window again, sends nothing; the next day's window resumes the same
+ * upload where HQ stopped, and the segment is applied once. */
+static void test_window(void)
+{
+    struct fx f;
+    fx_init(&f);
+    atomic_store(&wall, at(0, 12, 0, 0));
+    start_uplink(&f, "13:00-14:00", 0, 60000);
+
+    CHECK_EQ(run_until(&f, outside_window, "the first cycle outside the window"), 0);
+    CHECK_EQ(hq_uploads(&f, NULL, NULL), 0);
+    CHECK_EQ(status(&f)->link_bytes_sent, 0);
+    CHECK(status(&f)->outbox_depth == CONTACTS);
+
+    /* a second before the window closes */
+    atomic_store(&wall, at(0, 13, 59, 59));
+    uplink_kick(f.up);
+    CHECK_EQ(run_until(&f, upload_created, "the upload"), 0);
+    CHECK_EQ(run_until(&f, first_chunk_at_hq, "the first chunk at HQ"), 0);
+    atomic_store(&wall, at(0, 14, 0, 0));
+    CHECK_EQ(run_until(&f, window_closed, "the pause"), 0);
+    CHECK_EQ(run_until(&f, outside_window, "the next cycle after the pause"), 0);
+    char id[33], id2[33];
+    long long paused_bytes, bytes;
+    CHECK_EQ(hq_uploads(&f, id, &paused_bytes), 1);
+    CHECK(paused_bytes > 0);
+    const struct sync_status *s = status(&f);
+    CHECK(s->segments_acked == 0);
+    uint64_t sent = s->link_bytes_sent;
+    CHECK(sent > 0);
+    /* the cycle that decided so sent nothing, and HQ holds what it had */
+    CHECK_EQ(hq_uploads(&f, id2, &bytes), 1);
+    CHECK_EQ(bytes, paused_bytes);
+    CHECK_EQ(hq_records(&f), 0);
+
+    /* the next day's window: the same upload goes on */
+    atomic_store(&wall, at(1, 13, 0, 0));
+    uplink_kick(f.up);
+    CHECK_EQ(run_until(&f, drained, "the drain"), 0);
+    CHECK_EQ(hq_uploads(&f, id2, NULL), 1);
+    CHECK_STR(id2, id);
+    CHECK_EQ(hq_records(&f), CONTACTS);
+    CHECK_STR(status(&f)->waiting, "");
+    fx_done(&f);
+}
+
+/* The budget pauses the upload once it has sent what today allows (within
+ * a chunk); the next cycle that day sends nothing; the next UTC day the
+ * same upload resumes and drains. */
+static void test_budget(void)
+{
+    struct fx f;
+    fx_init(&f);
+    atomic_store(&wall, at(0, 10, 0, 0));
+    start_uplink(&f, NULL, 100000, 0);
+
+    CHECK_EQ(run_until(&f, budget_spent, "the budget pause"), 0);
+    char id[33], id2[33];
+    long long paused_bytes, bytes;
+    CHECK_EQ(hq_uploads(&f, id, &paused_bytes), 1);
+    /* 64 KiB, then a 128 KiB chunk: the check runs as chunks are confirmed */
+    CHECK(paused_bytes >= 100000);
+    CHECK(paused_bytes <= 100000 + 512 * 1024);
+    const struct sync_status *s = status(&f);
+    CHECK(s->bytes_today >= 100000);
+    CHECK(s->segments_acked == 0);
+    uint64_t sent = s->link_bytes_sent;
+    /* One more cycle a minute before midnight decides the same. It is seen
+     * to have run by the mailbox message it fetched: a cycle polls the
+     * mailbox after it has decided not to upload. */
+    atomic_store(&wall, at(0, 23, 59, 0));
+    post_mailbox(&f);
+    uplink_kick(f.up);
+    CHECK_EQ(run_until(&f, mailbox_fetched, "a cycle the same day"), 0);
+    CHECK(budget_spent(&f));
+    CHECK_EQ(hq_uploads(&f, id2, &bytes), 1);
+    CHECK_EQ(bytes, paused_bytes);
+    CHECK_EQ(status(&f)->link_bytes_sent, sent);
+
+    /* the next UTC day */
+    atomic_store(&wall, at(1, 0, 0, 1));
+    uplink_kick(f.up);
+    CHECK_EQ(run_until(&f, drained, "the drain the next day"), 0);
+    CHECK_EQ(hq_uploads(&f, id2, NULL), 1);
+    CHECK_STR(id2, id);
+    CHECK_EQ(hq_records(&f), CONTACTS);
+    CHECK_STR(status(&f)->waiting, "");
+    CHECK(status(&f)->bytes_today < 100000 + 512 * 1024);
+    fx_done(&f);
+}
+
+int main(void)
+{
+    alarm(300);
+    setenv("TZ", "UTC", 1); /* the window is in local time */
+    tzset();
+    unsetenv("OUTPOST_POLICY");
+    RUN(test_window);
+    RUN(test_budget);
+    return tl_report();
+}

@@ -1,0 +1,593 @@
+/*
+ * Tests for sync/hq/hq_apply.c: segments built as a node builds them
+ * (egress_project / egress_tombstone and the segment writer) applied to a
+ * temporary HQ store. Applied and replayed segments, records set aside,
+ * rejected receipts (policy hash mismatch; a record egress_verify refuses,
+ * with nothing of the segment applied), segments cut under a policy HQ
+ * posted to that node (checked under it) and refusals without a receipt
+ * (wrong key, wrong node, wrong segment number, revoked node). HQ
+ * forgetting: canaries in exportable fields are in the store's files
+ * after their segment applied and gone from the database and its log once
+ * a segment erasing, purging or withdrawing them has (also when a reader
+ * held the log at the commit, after `forget`).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "egress.h"
+#include "entity.h"
+#include "hq_apply.h"
+#include "hq_store.h"
+#include "policy.h"
+#include "segment.h"
+#include "testlib.h"
+
+static char dir[256];
+static char dbpath[512];
+static struct hq_store st;
+static struct hq_policies *pc;
+static struct policy *ke;
+static const unsigned char key1[32] = {0x11, 0x22}, tok1[32] = {1}, tok2[32] = {2};
+static const unsigned char pkey[32] = {0x5a};
+
+/* Builds segment `no` for node `node` signed with `key` from JSON lines
+ * {"entity","op","record"} under policy p (whose hash goes into the
+ * header). Writes the path to out. */
+static int build(const char *node, const unsigned char key[32], const struct policy *p, uint64_t no,
+                 const char *const *lines, char *out, size_t cap)
+{
+    struct segment_info hdr = {0};
+    snprintf(hdr.node_id, sizeof hdr.node_id, "%s", node);
+    hdr.from_urgent = 0;
+    hdr.from_ordinary = no * 10;
+    hdr.schema_version = 7;
+    memcpy(hdr.policy_hash, p->hash, sizeof hdr.policy_hash);
+    struct segment_writer *w = NULL;
+    struct op_error err;
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/spool-%s", dir, node);
+    (void)mkdir(sub, 0700);
+    if (segment_writer_new(&hdr, key, sub, no, &w, &err) < 0) {
+        fprintf(stderr, "writer: %s\n", err.msg);
+        return -1;
+    }
+    struct egress_counts counts = {0};
+    uint64_t n = 0;
+    for (size_t i = 0; lines[i]; i++) {
+        json_t *j = json_loads(lines[i], 0, NULL);
+        const char *ename = json_string_value(json_object_get(j, "entity"));
+        const char *opname = json_string_value(json_object_get(j, "op"));
+        json_t *rec = json_object_get(j, "record");
+        enum egress_op op;
+        CHECK_EQ(egress_op_parse(opname, &op), 0);
+        struct egress_record *r = NULL;
+        int rc;
+        if (op <= EGRESS_OP_DELETE)
+            rc = egress_project(p, pkey, entity_by_name(ename), rec, &r, &counts, &err);
+        else
+            rc = egress_tombstone(
+                p, entity_by_name(ename), json_string_value(json_object_get(rec, "id")),
+                json_integer_value(json_object_get(rec, "version")), op, &r, &err);
+        json_decref(j);
+        CHECK_EQ(rc, 0);
+        if (rc < 0 || !r)
+            continue;
+        CHECK_EQ(segment_writer_add(w, r, &err), 0);
+        egress_record_free(r);
+        n++;
+    }
+    if (segment_writer_finish(w, 1, no * 10 + n, &counts, out, cap, NULL, &err) < 0) {
+        fprintf(stderr, "finish: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_apply(const char *principal, const char *meta_node, const char *meta_seg,
+                     const char *path, struct hq_apply_result *res)
+{
+    struct hq_upload u = {principal, meta_node, meta_seg, path};
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = hq_apply_upload(&st, pc, &u, 1700000000000, res, &err);
+    if (rc < 0)
+        fprintf(stderr, "apply: %s\n", err.msg);
+    return rc;
+}
+
+static int add_count(void *ctx, const char *entity, uint64_t n)
+{
+    (void)entity;
+    *(uint64_t *)ctx += n;
+    return 0;
+}
+
+static uint64_t records(void)
+{
+    uint64_t n = 0;
+    CHECK_EQ(st.ops->records_count(st.impl, NULL, NULL, add_count, &n, NULL), 0);
+    return n;
+}
+
+static const char *const seg1[] = {
+    "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c1\",\"version\":1,"
+    "\"given_name\":\"Wanjiru\",\"email\":\"w@example.org\",\"street\":\"Moi Ave 1\","
+    "\"country\":\"KE\"}}",
+    "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c2\",\"version\":3,"
+    "\"given_name\":\"Otieno\",\"country\":\"KE\"}}",
+    "{\"entity\":\"organization\",\"op\":\"upsert\",\"record\":{\"id\":\"o1\",\"version\":1,"
+    "\"name\":\"Acme Ltd\",\"country\":\"KE\"}}",
+    /* no version: HQ cannot order it, so it is set aside */
+    "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c3\","
+    "\"given_name\":\"Akinyi\"}}",
+    NULL,
+};
+
+static void test_applied_and_replay(void)
+{
+    char path[1024];
+    CHECK_EQ(build("n1", key1, ke, 1, seg1, path, sizeof path), 0);
+    struct hq_apply_result res;
+    CHECK_EQ(run_apply("n1", "n1", "1", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.status, HQ_RECEIPT_APPLIED);
+    CHECK_EQ(res.receipt.records, 4);
+    CHECK_EQ(res.receipt.applied, 3);
+    CHECK_EQ(res.receipt.set_aside, 1);
+    CHECK_EQ(res.receipt.to_urgent, 1);
+    CHECK_EQ(res.receipt.to_ordinary, 14);
+    CHECK_EQ(records(), 3);
+
+    /* what HQ holds is the projection: pseudonyms, no street */
+    struct hq_node n;
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, NULL), 0);
+    CHECK_EQ(n.set_aside, 1);
+    CHECK_EQ(n.segments_applied, 1);
+
+    /* the same bytes again: a replay, the receipt as it was */
+    CHECK_EQ(run_apply("n1", "n1", "1", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REPLAY);
+    CHECK_EQ(res.receipt.applied, 3);
+    CHECK_EQ(res.receipt.set_aside, 1);
+    CHECK_EQ(records(), 3);
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, NULL), 0);
+    CHECK_EQ(n.set_aside, 1);
+}
+
+struct find {
+    const char *id;
+    char json[1024];
+};
+
+static int find_rec(void *ctx, const struct hq_record_row *r)
+{
+    struct find *f = ctx;
+    if (!strcmp(r->id, f->id))
+        snprintf(f->json, sizeof f->json, "%s", r->json);
+    return 0;
+}
+
+static void test_projection_kept(void)
+{
+    struct find f = {.id = "c1"};
+    CHECK_EQ(st.ops->records_list(st.impl, "n1", "contact", find_rec, &f, NULL), 0);
+    CHECK_CONTAINS(f.json, "\"email\":\"h:");
+    CHECK(!strstr(f.json, "street"));
+    CHECK(!strstr(f.json, "w@example.org"));
+}
+
+static void test_tombstone_then_late_upsert(void)
+{
+    static const char *const seg2[] = {
+        "{\"entity\":\"contact\",\"op\":\"erase\",\"record\":{\"id\":\"c2\",\"version\":4}}",
+        NULL,
+    };
+    static const char *const seg3[] = {
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c2\",\"version\":3,"
+        "\"given_name\":\"Otieno\"}}",
+        NULL,
+    };
+    char path[1024];
+    struct hq_apply_result res;
+    CHECK_EQ(build("n1", key1, ke, 2, seg2, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "2", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.applied, 1);
+    CHECK_EQ(records(), 2);
+    CHECK_EQ(build("n1", key1, ke, 3, seg3, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "3", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.records, 1);
+    CHECK_EQ(res.receipt.applied, 0); /* stale: the erasure stands */
+    CHECK_EQ(records(), 2);
+}
+
+static void test_rejected_policy_hash(void)
+{
+    /* the same rules, other bytes: another hash */
+    char ppath[1024];
+    struct op_error err;
+    CHECK_EQ(policy_find_file("KE", ppath, sizeof ppath, &err), 0);
+    FILE *f = fopen(ppath, "re");
+    static char buf[POLICY_MAX_BYTES];
+    size_t len = f ? fread(buf, 1, sizeof buf - 64, f) : 0;
+    if (f)
+        fclose(f);
+    len += (size_t)snprintf(buf + len, 64, "\n# edited\n");
+    struct policy *other = NULL;
+    CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &other, &err), 0);
+    if (!other)
+        fprintf(stderr, "%s\n", err.msg);
+    if (!other)
+        return;
+    CHECK(strcmp(other->hash, ke->hash) != 0);
+    char path[1024];
+    CHECK_EQ(build("n1", key1, other, 4, seg1, path, sizeof path), 0);
+    struct hq_apply_result res;
+    uint64_t before = records();
+    CHECK_EQ(run_apply("n1", "n1", "4", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
+    CHECK_EQ(res.receipt.status, HQ_RECEIPT_REJECTED);
+    CHECK_CONTAINS(res.reason, "policy hash");
+    CHECK_CONTAINS(res.reason, ke->hash);
+    CHECK_EQ(records(), before);
+    struct hq_receipt r;
+    CHECK_EQ(st.ops->receipt_get(st.impl, "n1", 4, &r, NULL), 0);
+    CHECK_EQ(r.status, HQ_RECEIPT_REJECTED);
+    policy_free(other);
+}
+
+static void test_rejected_egress_verify(void)
+{
+    /* KE's rules with contact.street exportable, stamped with KE's hash:
+     * a node whose egress was tampered with. The first record is fine and
+     * must not be applied either. */
+    char ppath[1024];
+    struct op_error err;
+    CHECK_EQ(policy_find_file("KE", ppath, sizeof ppath, &err), 0);
+    FILE *f = fopen(ppath, "re");
+    static char buf[POLICY_MAX_BYTES];
+    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[len] = '\0';
+    char *at = strstr(buf, "contact.street: {class: local_only");
+    CHECK(at != NULL);
+    if (!at)
+        return;
+    memcpy(strstr(at, "local_only"), "exportable", 10);
+    struct policy *forged = NULL;
+    CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &forged, &err), 0);
+    if (!forged)
+        return;
+    memcpy(forged->hash, ke->hash, sizeof forged->hash);
+    static const char *const lines[] = {
+        "{\"entity\":\"organization\",\"op\":\"upsert\",\"record\":{\"id\":\"o9\","
+        "\"version\":1,\"name\":\"Fine Ltd\"}}",
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c9\",\"version\":1,"
+        "\"street\":\"Kenyatta Ave 5\"}}",
+        NULL,
+    };
+    char path[1024];
+    CHECK_EQ(build("n1", key1, forged, 5, lines, path, sizeof path), 0);
+    uint64_t before = records();
+    struct hq_apply_result res;
+    CHECK_EQ(run_apply("n1", "n1", "5", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
+    CHECK_CONTAINS(res.reason, "record 2");
+    CHECK_CONTAINS(res.reason, "street");
+    CHECK_EQ(records(), before);
+    struct find fd = {.id = "o9"};
+    CHECK_EQ(st.ops->records_list(st.impl, NULL, NULL, find_rec, &fd, NULL), 0);
+    CHECK_STR(fd.json, "");
+    policy_free(forged);
+}
+
+/* 1 if the file at path holds needle anywhere (a missing file holds
+ * nothing). */
+static int file_has(const char *path, const char *needle)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat sb;
+    int found = 0;
+    if (fstat(fd, &sb) == 0 && sb.st_size > 0) {
+        char *buf = malloc((size_t)sb.st_size);
+        size_t got = 0;
+        while (buf && got < (size_t)sb.st_size) {
+            ssize_t r = read(fd, buf + got, (size_t)sb.st_size - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        found = buf && memmem(buf, got, needle, strlen(needle)) != NULL;
+        free(buf);
+    }
+    close(fd);
+    return found;
+}
+
+/* 1 if HQ's database file or its log holds needle. */
+static int store_has(const char *needle)
+{
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    return file_has(dbpath, needle) || file_has(wal, needle);
+}
+
+static void test_erasure_forgotten(void)
+{
+    /* A long exportable value goes to overflow pages, which a delete puts
+     * on the freelist: secure_delete must zero those too. */
+    static char street[6000];
+    memset(street, 'x', sizeof street - 1);
+    memcpy(street + 3000, "CANARY-hq-street-8842", 21);
+    static char line_org[6400];
+    snprintf(line_org, sizeof line_org,
+             "{\"entity\":\"organization\",\"op\":\"upsert\",\"record\":{\"id\":\"o20\","
+             "\"version\":1,\"name\":\"CANARY-hq-orgname-1906\",\"street\":\"%s\"}}",
+             street);
+    const char *const seg_a[] = {
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c20\",\"version\":1,"
+        "\"given_name\":\"Njeri\",\"region\":\"CANARY-hq-region-5521\",\"country\":\"KE\"}}",
+        line_org,
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c21\",\"version\":1,"
+        "\"region\":\"CANARY-hq-region-3390\"}}",
+        NULL,
+    };
+    char path[1024];
+    struct hq_apply_result res;
+    CHECK_EQ(build("n1", key1, ke, 20, seg_a, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "20", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.applied, 3);
+    /* the canaries are there, so the checks below can fail */
+    CHECK(store_has("CANARY-hq-region-5521"));
+    CHECK(store_has("CANARY-hq-orgname-1906"));
+    CHECK(store_has("CANARY-hq-street-8842"));
+    CHECK(store_has("CANARY-hq-region-3390"));
+
+    /* an erasure and a purge: gone from the database and its log */
+    static const char *const seg_b[] = {
+        "{\"entity\":\"contact\",\"op\":\"erase\",\"record\":{\"id\":\"c20\",\"version\":2}}",
+        "{\"entity\":\"organization\",\"op\":\"purge\",\"record\":{\"id\":\"o20\","
+        "\"version\":2}}",
+        NULL,
+    };
+    CHECK_EQ(build("n1", key1, ke, 21, seg_b, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "21", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.applied, 2);
+    CHECK(!store_has("CANARY-hq-region-5521"));
+    CHECK(!store_has("CANARY-hq-orgname-1906"));
+    CHECK(!store_has("CANARY-hq-street-8842"));
+    CHECK(store_has("CANARY-hq-region-3390")); /* not erased: kept */
+    struct stat sb;
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    CHECK(stat(wal, &sb) < 0 || sb.st_size == 0); /* truncated */
+
+    /* a withdrawal while another process reads: the log cannot be
+     * truncated at the commit, and is once the reader is done */
+    sqlite3 *rd = NULL;
+    CHECK_EQ(sqlite3_open_v2(dbpath, &rd, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(rd, "BEGIN; SELECT count(*) FROM records;", NULL, NULL, NULL), SQLITE_OK);
+    static const char *const seg_c[] = {
+        "{\"entity\":\"contact\",\"op\":\"withdraw\",\"record\":{\"id\":\"c21\","
+        "\"version\":2}}",
+        NULL,
+    };
+    CHECK_EQ(build("n1", key1, ke, 22, seg_c, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "22", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(st.ops->forget(st.impl, &err), -EBUSY);
+    CHECK(store_has("CANARY-hq-region-3390")); /* the reader's snapshot holds it */
+    CHECK_EQ(sqlite3_exec(rd, "COMMIT;", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_EQ(sqlite3_close(rd), SQLITE_OK);
+    CHECK_EQ(st.ops->forget(st.impl, &err), 0);
+    CHECK(!store_has("CANARY-hq-region-3390"));
+    CHECK_EQ(st.ops->forget(st.impl, &err), 0); /* nothing pending */
+}
+
+/* The KE profile's text with `old` replaced by `new` and a comment. */
+static size_t ke_text(char *buf, size_t cap, const char *old, const char *new)
+{
+    char ppath[1024];
+    struct op_error err;
+    CHECK_EQ(policy_find_file("KE", ppath, sizeof ppath, &err), 0);
+    FILE *f = fopen(ppath, "re");
+    char *raw = malloc(cap);
+    size_t len = f ? fread(raw, 1, cap - 1, f) : 0;
+    if (f)
+        fclose(f);
+    raw[len] = '\0';
+    char *at = strstr(raw, old);
+    CHECK(at != NULL);
+    int n = snprintf(buf, cap, "# posted by HQ\n%.*s%s%s", at ? (int)(at - raw) : (int)len, raw,
+                     at ? new : "", at ? at + strlen(old) : "");
+    free(raw);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static int seq_of(void *ctx, const struct hq_mailbox_msg *m)
+{
+    *(uint64_t *)ctx = m->seq;
+    return 0;
+}
+
+/* A segment cut under a policy HQ posted to that node is checked under
+ * that policy and applied; the same hash from another node, or a hash HQ
+ * never posted, is rejected naming it. */
+static void test_posted_policy(void)
+{
+    static char buf[POLICY_MAX_BYTES];
+    size_t len = ke_text(buf, sizeof buf, "contact.country: {class: exportable",
+                         "contact.country: {class: local_only");
+    struct op_error err;
+    struct policy *posted = NULL;
+    CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &posted, &err), 0);
+    if (!posted)
+        return;
+    /* not posted yet: unknown */
+    char path[1024];
+    struct hq_apply_result res;
+    CHECK_EQ(build("n1", key1, posted, 30, seg1, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "30", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
+    CHECK_CONTAINS(res.reason, posted->hash);
+    CHECK_CONTAINS(res.reason, "nor the hash of a policy HQ posted to node n1");
+
+    uint64_t seq = 0, got = 0;
+    CHECK_EQ(st.ops->mailbox_post(st.impl, "n1", "policy", buf, len, 1, &seq, &err), 0);
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", posted->hash, seq_of, &got, &err), 0);
+    CHECK_EQ(got, seq);
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n2", posted->hash, seq_of, &got, &err), -ENOENT);
+    CHECK_EQ(build("n1", key1, posted, 31, seg1, path, sizeof path), 0);
+    uint64_t before = records();
+    CHECK_EQ(run_apply("n1", "n1", "31", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.set_aside, 1);
+    CHECK(records() >= before);
+    /* cached, and after a SIGHUP read again from the store */
+    const struct policy *p = NULL;
+    CHECK_EQ(hq_policies_for_segment(pc, &st, "n1", "KE", posted->hash, &p, &err), 0);
+    CHECK(p && !strcmp(p->hash, posted->hash));
+    hq_policies_clear(pc);
+    p = NULL;
+    CHECK_EQ(hq_policies_for_segment(pc, &st, "n1", "KE", posted->hash, &p, &err), 0);
+    CHECK(p && !strcmp(p->hash, posted->hash));
+    CHECK_EQ(hq_policies_for_segment(pc, &st, "n1", "KE", ke->hash, &p, &err), 0);
+    CHECK(p && !strcmp(p->hash, ke->hash));
+    CHECK_EQ(hq_policies_for_segment(pc, &st, "n2", "KE", posted->hash, &p, &err), 0);
+    CHECK(p == NULL);
+
+    /* another node under n1's policy: rejected */
+    CHECK_EQ(build("n2", key1, posted, 32, seg1, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n2", "n2", "32", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
+    CHECK_CONTAINS(res.reason, "nor the hash of a policy HQ posted to node n2");
+
+    /* the records are checked under the posted policy, not the profile:
+     * a country under the posted hash is a violation */
+    struct policy *forged = NULL;
+    CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &forged, &err), 0);
+    if (forged) {
+        /* the posted policy's hash, but country leaves */
+        for (size_t i = 0; i < forged->nfields; i++)
+            if (forged->fields[i].entity == &entity_contact &&
+                !strcmp(forged->fields[i].field, "country"))
+                forged->fields[i].cls = POLICY_EXPORTABLE;
+        CHECK_EQ(build("n1", key1, forged, 33, seg1, path, sizeof path), 0);
+        before = records();
+        CHECK_EQ(run_apply("n1", "n1", "33", path, &res), 0);
+        CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
+        CHECK_CONTAINS(res.reason, "country");
+        CHECK_EQ(records(), before);
+    }
+    policy_free(forged);
+    policy_free(posted);
+}
+
+static void test_refused(void)
+{
+    char path[1024];
+    struct hq_apply_result res;
+    struct hq_node n;
+    uint64_t before = records();
+    /* another key: the HMAC fails */
+    unsigned char bad[32];
+    memcpy(bad, key1, 32);
+    bad[5] ^= 1;
+    CHECK_EQ(build("n1", bad, ke, 6, seg1, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "6", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    CHECK_CONTAINS(res.reason, "HMAC");
+    CHECK_EQ(st.ops->receipt_get(st.impl, "n1", 6, &res.receipt, NULL), -ENOENT);
+    /* the header names another node */
+    CHECK_EQ(build("n2", key1, ke, 6, seg1, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "6", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    CHECK_CONTAINS(res.reason, "names node n2");
+    /* metadata segment differs from the header */
+    CHECK_EQ(build("n1", key1, ke, 7, seg1, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "8", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    /* metadata node is not the token's */
+    CHECK_EQ(run_apply("n1", "n2", "7", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    CHECK_CONTAINS(res.reason, "metadata names node 'n2'");
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, NULL), 0);
+    CHECK_EQ(n.segments_refused, 4);
+    /* not a segment at all */
+    char junk[600];
+    snprintf(junk, sizeof junk, "%s/junk", dir);
+    FILE *f = fopen(junk, "we");
+    if (f) {
+        fputs("hello", f);
+        fclose(f);
+    }
+    CHECK_EQ(run_apply("n1", "n1", "7", junk, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    /* a revoked node's completed upload is not applied */
+    CHECK_EQ(st.ops->node_revoke(st.impl, "n2", 1, NULL), 0);
+    CHECK_EQ(run_apply("n2", "n2", "6", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
+    CHECK_EQ(records(), before);
+    /* and segment 7, genuine, still applies afterwards */
+    CHECK_EQ(run_apply("n1", "n1", "7", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+}
+
+/* Debian's SQLite is built with secure_delete on by default, upstream's
+ * with it off. Every connection of this test starts with it off, so the
+ * canary test fails unless the store turns it on itself. */
+static int upstream_default(sqlite3 *db, char **msg, const void *api)
+{
+    (void)msg;
+    (void)api;
+    return sqlite3_exec(db, "PRAGMA secure_delete = OFF", NULL, NULL, NULL);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "%s/hq-apply.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir))
+        return 1;
+    char ppath[1024];
+    snprintf(dbpath, sizeof dbpath, "%s/hq.db", dir);
+    struct op_error err;
+    if (sqlite3_auto_extension((void (*)(void))upstream_default) != SQLITE_OK)
+        return 1;
+    if (hq_store_sqlite_open(dbpath, &st, &err) < 0 || hq_policies_new(&pc) < 0 ||
+        policy_find_file("KE", ppath, sizeof ppath, &err) < 0 ||
+        policy_load_file(ppath, &ke, &err) < 0) {
+        fprintf(stderr, "setup: %s\n", err.msg);
+        return 1;
+    }
+    CHECK_EQ(st.ops->node_add(st.impl, "n1", "KE", tok1, key1, 1, &err), 0);
+    CHECK_EQ(st.ops->node_add(st.impl, "n2", "KE", tok2, key1, 1, &err), 0);
+    RUN(test_applied_and_replay);
+    RUN(test_projection_kept);
+    RUN(test_tombstone_then_late_upsert);
+    RUN(test_rejected_policy_hash);
+    RUN(test_rejected_egress_verify);
+    RUN(test_posted_policy);
+    RUN(test_refused);
+    RUN(test_erasure_forgotten);
+    hq_policies_free(pc);
+    policy_free(ke);
+    hq_store_close(&st);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    (void)!system(cmd);
+    return tl_report();
+}

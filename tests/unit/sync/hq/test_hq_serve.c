@@ -1,0 +1,440 @@
+/*
+ * Tests for sync/hq/hq_serve.c: the HQ receiver started on the test's own
+ * loop with a real SQLite store wrapped in counting operations and
+ * injected clocks, answering forked blocking clients (testhttp.h). What
+ * is checked is what the store sees: one token lookup per request, and
+ * a node's last contact written at most once a minute, not at every
+ * PATCH; plus the creation checks that used to need a second decoder of
+ * Upload-Metadata (403 for another node, a precise 400 for a value that
+ * is not canonical base64).
+ */
+#include <errno.h>
+#include <openssl/sha.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "hq_config.h"
+#include "hq_serve.h"
+#include "hq_store.h"
+#include "testhttp.h"
+#include "testlib.h"
+
+#define WALL0 1767225600000LL /* 2026-01-01T00:00:00Z */
+
+/* ---- the store, wrapped: counts what the receiver asks of it ---- */
+
+static const struct hq_store_ops *real_ops;
+static struct hq_store_ops counting_ops;
+static int n_by_token; /* token lookups: one per authenticated request */
+static int n_touch;    /* last-contact writes */
+static int touch_fail; /* the next node_touch calls fail with -EIO */
+
+static int count_by_token(void *impl, const unsigned char sha[32], struct hq_node *out,
+                          struct op_error *err)
+{
+    n_by_token++;
+    return real_ops->node_by_token(impl, sha, out, err);
+}
+
+static int count_touch(void *impl, const char *name, int64_t now_ms, struct op_error *err)
+{
+    n_touch++;
+    if (touch_fail > 0) {
+        touch_fail--;
+        return op_error_set(err, -EIO, NULL, "disk I/O error (injected)");
+    }
+    return real_ops->node_touch(impl, name, now_ms, err);
+}
+
+/* ---- the fixture ---- */
+
+struct fx {
+    uv_loop_t loop;
+    char dir[64], db[128];
+    struct hq_config cfg;
+    struct hq_store real, wrapped;
+    struct hq_serve *hq;
+    int port;
+    int stopped;
+    int64_t wall;
+    uint64_t mono;
+};
+
+static int64_t fake_wall(void *ctx)
+{
+    return ((struct fx *)ctx)->wall;
+}
+
+static uint64_t fake_mono(void *ctx)
+{
+    return ((struct fx *)ctx)->mono;
+}
+
+static void add_node(struct fx *f, const char *name, const char *token)
+{
+    unsigned char sha[32], key[32];
+    SHA256((const unsigned char *)token, strlen(token), sha);
+    memset(key, 7, sizeof key);
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(f->real.ops->node_add(f->real.impl, name, "KE", sha, key, WALL0, &err), 0);
+}
+
+static int start(struct fx *f)
+{
+    struct hq_serve_clock clock = {.wall_ms = fake_wall, .mono_ms = fake_mono, .ctx = f};
+    struct op_error err;
+    op_error_clear(&err);
+    f->stopped = 0;
+    int rc = hq_serve_start(&f->loop, &f->cfg, &f->wrapped, &clock, &f->hq, &err);
+    if (rc < 0) {
+        fprintf(stderr, "hq_serve_start: %s\n", err.msg);
+        return rc;
+    }
+    f->port = hq_serve_port(f->hq);
+    return 0;
+}
+
+static void on_stopped(void *ctx)
+{
+    ((struct fx *)ctx)->stopped = 1;
+}
+
+static void stop(struct fx *f)
+{
+    hq_serve_stop(f->hq, on_stopped, f);
+    while (!f->stopped)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    f->hq = NULL;
+}
+
+static int fx_init(struct fx *f)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_hq_serve_XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -errno;
+    snprintf(f->db, sizeof f->db, "%s/hq.db", f->dir);
+    hq_config_defaults(&f->cfg);
+    snprintf(f->cfg.listen, sizeof f->cfg.listen, "127.0.0.1:0");
+    snprintf(f->cfg.db, sizeof f->cfg.db, "%s", f->db);
+    snprintf(f->cfg.spool_dir, sizeof f->cfg.spool_dir, "%s/spool", f->dir);
+    struct op_error err;
+    op_error_clear(&err);
+    if (hq_store_sqlite_open(f->db, &f->real, &err) < 0) {
+        fprintf(stderr, "store: %s\n", err.msg);
+        return -1;
+    }
+    real_ops = f->real.ops;
+    counting_ops = *real_ops;
+    counting_ops.node_by_token = count_by_token;
+    counting_ops.node_touch = count_touch;
+    f->wrapped.ops = &counting_ops;
+    f->wrapped.impl = f->real.impl;
+    n_by_token = n_touch = touch_fail = 0;
+    add_node(f, "nairobi-1", "token-one");
+    add_node(f, "kisumu-1", "token-two");
+    f->wall = WALL0 + 3600000;
+    f->mono = 5000000;
+    uv_loop_init(&f->loop);
+    return start(f);
+}
+
+static void fx_done(struct fx *f)
+{
+    if (f->hq)
+        stop(f);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    CHECK_EQ(uv_loop_close(&f->loop), 0);
+    hq_store_close(&f->real);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    (void)!system(cmd);
+}
+
+static int64_t last_contact(struct fx *f, const char *name)
+{
+    struct hq_node n;
+    struct op_error err;
+    op_error_clear(&err);
+    if (f->real.ops->node_get(f->real.impl, name, &n, &err) < 0)
+        return -1;
+    return n.last_contact_ms;
+}
+
+/* ---- the child: requests ---- */
+
+#define TUS "Tus-Resumable: 1.0.0\r\n"
+#define AUTH1 "Authorization: Bearer token-one\r\n"
+#define AUTH2 "Authorization: Bearer token-two\r\n"
+#define OCTETS "Content-Type: application/offset+octet-stream\r\n"
+/* "nairobi-1", "kisumu-1", "7" in base64 */
+#define B64_N1 "bmFpcm9iaS0x"
+#define B64_N2 "a2lzdW11LTE="
+#define B64_7 "Nw=="
+
+/* What a client passes back to the parent (fork copies, so through a
+ * file): the upload path it created. */
+static char upload_path[128];
+static char path_file[160];
+
+static int post(int port, const char *auth, const char *meta, unsigned length, struct resp *r)
+{
+    char h[512];
+    snprintf(h, sizeof h, TUS "%sUpload-Length: %u\r\nUpload-Metadata: %s\r\n", auth, length, meta);
+    return req(port, "POST", "/files/", h, NULL, 0, r);
+}
+
+static void save_location(struct resp *r)
+{
+    const char *loc = rh(r, "Location");
+    FILE *fp = fopen(path_file, "w");
+    if (fp) {
+        fprintf(fp, "%s", loc ? loc : "");
+        fclose(fp);
+    }
+}
+
+static void load_location(void)
+{
+    upload_path[0] = '\0';
+    FILE *fp = fopen(path_file, "r");
+    if (!fp)
+        return;
+    if (!fgets(upload_path, sizeof upload_path, fp))
+        upload_path[0] = '\0';
+    fclose(fp);
+}
+
+struct step {
+    const char *name;
+    int (*fn)(int port);
+    int lookups; /* token lookups the request must cost */
+};
+
+static int c_create(int port)
+{
+    struct resp r;
+    post(port, AUTH1, "node " B64_N1 ",segment " B64_7, 100, &r);
+    C_EQ(r.status, 201);
+    save_location(&r);
+    return cfails;
+}
+
+static int c_head(int port)
+{
+    struct resp r;
+    req(port, "HEAD", upload_path, TUS AUTH1, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    C_STR(rh(&r, "Upload-Length"), "100");
+    return cfails;
+}
+
+static int c_receipt(int port)
+{
+    struct resp r;
+    req(port, "GET", "/v1/receipts/7", AUTH1, NULL, 0, &r);
+    C_EQ(r.status, 404);
+    C_HAS(r.body, "has not been received");
+    return cfails;
+}
+
+static int c_other_node(int port)
+{
+    struct resp r;
+    post(port, AUTH1, "node " B64_N2 ",segment " B64_7, 100, &r);
+    C_EQ(r.status, 403);
+    C_HAS(r.body, "Upload-Metadata node 'kisumu-1' is not this token's node nairobi-1");
+    C_STR(rh(&r, "Tus-Resumable"), "1.0.0");
+    return cfails;
+}
+
+static int c_no_node(int port)
+{
+    struct resp r;
+    post(port, AUTH1, "segment " B64_7, 100, &r);
+    C_EQ(r.status, 403);
+    C_HAS(r.body, "Upload-Metadata node '' is not this token's node nairobi-1");
+    return cfails;
+}
+
+/* "kisumu-1" with bits set after its last byte: a lenient decoder reads
+ * it as kisumu-1 (and answered 403), the one decoder refuses it. */
+static int c_not_canonical(int port)
+{
+    struct resp r;
+    post(port, AUTH1, "node a2lzdW11LTF=,segment " B64_7, 100, &r);
+    C_EQ(r.status, 400);
+    C_HAS(r.body, "Upload-Metadata value of key 'node' is not standard base64: it is not "
+                  "canonical");
+    return cfails;
+}
+
+static int c_unknown_token(int port)
+{
+    struct resp r;
+    post(port, "Authorization: Bearer nobody\r\n", "node " B64_N1, 100, &r);
+    C_EQ(r.status, 401);
+    C_HAS(rh(&r, "WWW-Authenticate"), "Bearer");
+    C_HAS(r.body, "enrol with 'outpost-hq node add'");
+    req(port, "PATCH", upload_path,
+        TUS "Authorization: Bearer nobody\r\n" OCTETS "Upload-Offset: 0\r\n", "x", 1, &r);
+    C_EQ(r.status, 401);
+    C_HAS(r.body, "enrol with 'outpost-hq node add'");
+    return cfails;
+}
+
+static int c_healthz(int port)
+{
+    struct resp r;
+    req(port, "GET", "/healthz", "", NULL, 0, &r);
+    C_EQ(r.status, 200);
+    return cfails;
+}
+
+struct call {
+    int (*fn)(int port);
+};
+
+static int run_fn(int port, void *arg)
+{
+    load_location();
+    return ((struct call *)arg)->fn(port);
+}
+
+static int client(struct fx *f, int (*fn)(int port))
+{
+    struct call c = {fn};
+    return th_run_client(&f->loop, f->port, run_fn, &c);
+}
+
+static int count_state_files(struct fx *f)
+{
+    char cmd[HQ_CONFIG_PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "ls '%s'/*.state 2>/dev/null | wc -l", f->cfg.spool_dir);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p) {
+        if (fscanf(p, "%d", &n) != 1)
+            n = -1;
+        pclose(p);
+    }
+    return n;
+}
+
+/* One token lookup per request, whatever the route; the creation checks
+ * on the metadata tus_server decoded. */
+static void test_authenticate_once(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f), 0);
+    snprintf(path_file, sizeof path_file, "%s/location", f.dir);
+    const struct step steps[] = {
+        {"create", c_create, 1},
+        {"head", c_head, 1},
+        {"receipt", c_receipt, 1},
+        {"another node's metadata", c_other_node, 1},
+        {"no node in the metadata", c_no_node, 1},
+        {"node not canonical base64", c_not_canonical, 1},
+        {"unknown token, POST and PATCH", c_unknown_token, 2},
+        {"healthz", c_healthz, 0},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        int before = n_by_token;
+        int rc = client(&f, steps[i].fn);
+        if (rc != 0 || n_by_token - before != steps[i].lookups)
+            fprintf(stderr, "  step: %s\n", steps[i].name);
+        CHECK_EQ(rc, 0);
+        CHECK_EQ(n_by_token - before, steps[i].lookups);
+    }
+    CHECK_EQ(count_state_files(&f), 1); /* only the first creation stored anything */
+    fx_done(&f);
+}
+
+static int c_patches(int port)
+{
+    struct resp r;
+    char h[256];
+    for (int i = 0; i < 50; i++) {
+        snprintf(h, sizeof h, TUS AUTH1 OCTETS "Upload-Offset: %d\r\n", i);
+        req(port, "PATCH", upload_path, h, "x", 1, &r);
+        C_EQ(r.status, 204);
+    }
+    return cfails;
+}
+
+static int c_head_two(int port)
+{
+    struct resp r;
+    req(port, "GET", "/v1/mailbox?after=0", AUTH2, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    return cfails;
+}
+
+/* The first request after a start writes last contact; 50 PATCHes in the
+ * same minute write nothing more; a minute later the next request writes
+ * again; each node has its own minute; a failed write is tried again at
+ * the next request; a restart writes again at once. */
+static void test_last_contact(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f), 0);
+    snprintf(path_file, sizeof path_file, "%s/location", f.dir);
+    CHECK_EQ(last_contact(&f, "nairobi-1"), 0);
+    CHECK_EQ(client(&f, c_create), 0); /* an upload of 100 bytes: 50 PATCHes leave it open */
+    CHECK_EQ(n_touch, 1);
+    CHECK_EQ(last_contact(&f, "nairobi-1"), f.wall);
+    int64_t first = f.wall;
+
+    f.wall += 59000;
+    f.mono += 59000;
+    CHECK_EQ(client(&f, c_patches), 0);
+    CHECK_EQ(n_touch, 1);
+    CHECK_EQ(last_contact(&f, "nairobi-1"), first);
+    f.mono += 999;
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 1);
+    f.mono += 1; /* a minute after the write */
+    f.wall += 1000;
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 2);
+    CHECK_EQ(last_contact(&f, "nairobi-1"), f.wall);
+
+    /* another node is not held back by the first */
+    CHECK_EQ(client(&f, c_head_two), 0);
+    CHECK_EQ(n_touch, 3);
+    CHECK_EQ(last_contact(&f, "kisumu-1"), f.wall);
+
+    /* a failed write does not count as written */
+    f.mono += HQ_SERVE_TOUCH_MS;
+    touch_fail = 1;
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 4);
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 5);
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 5);
+
+    /* a new start knows nothing: its first request writes */
+    stop(&f);
+    f.wall += 10000; /* past the store's own 5 s guard */
+    CHECK_EQ(start(&f), 0);
+    CHECK_EQ(client(&f, c_head), 0);
+    CHECK_EQ(n_touch, 6);
+    CHECK_EQ(last_contact(&f, "nairobi-1"), f.wall);
+    fx_done(&f);
+}
+
+int main(void)
+{
+    alarm(120);
+    RUN(test_authenticate_once);
+    RUN(test_last_contact);
+    return tl_report();
+}

@@ -1,0 +1,292 @@
+/*
+ * Tests for sync/hq/hq_store_sqlite.c through the hq_store interface:
+ * nodes, version ordering, tombstones beating late upserts, receipts
+ * never replaced, rollback leaving nothing, set-aside and mailbox rows,
+ * policy messages found by their hash (also after an upgrade),
+ * and refusing files that are not an HQ store.
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hq_store.h"
+#include "testlib.h"
+
+#define BBB_SHA256 "3e744b9dc39389baf0c5a0660589b8402f3dbb49b89b3e75f2c9355852a3c677"
+#define A_SHA256 "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+
+static char dir[256];
+static char path[512];
+static const unsigned char tok1[32] = {1}, tok2[32] = {2}, key1[32] = {9};
+
+static struct hq_store open_store(void)
+{
+    struct hq_store st = {0};
+    struct op_error err;
+    int rc = hq_store_sqlite_open(path, &st, &err);
+    CHECK_EQ(rc, 0);
+    if (rc)
+        fprintf(stderr, "%s\n", err.msg);
+    return st;
+}
+
+static uint64_t count_of(struct hq_store *st, const char *node);
+
+static int add_count(void *ctx, const char *entity, uint64_t n)
+{
+    (void)entity;
+    *(uint64_t *)ctx += n;
+    return 0;
+}
+
+static uint64_t count_of(struct hq_store *st, const char *node)
+{
+    uint64_t n = 0;
+    CHECK_EQ(st->ops->records_count(st->impl, node, NULL, add_count, &n, NULL), 0);
+    return n;
+}
+
+struct got {
+    int64_t version;
+    char op[16];
+    char json[256];
+    int rows;
+};
+
+static int grab(void *ctx, const struct hq_record_row *r)
+{
+    struct got *g = ctx;
+    g->version = r->version;
+    snprintf(g->op, sizeof g->op, "%s", r->op);
+    snprintf(g->json, sizeof g->json, "%s", r->json);
+    g->rows++;
+    return 0;
+}
+
+static enum hq_record_result apply(struct hq_store *st, const char *id, int64_t v, const char *op,
+                                   const char *json)
+{
+    enum hq_record_result res = (enum hq_record_result) - 1;
+    struct op_error err;
+    int rc = st->ops->record_apply(st->impl, "n1", "contact", id, v, op, json,
+                                   json ? strlen(json) : 0, 1, &res, &err);
+    CHECK_EQ(rc, 0);
+    return res;
+}
+
+static void test_nodes(void)
+{
+    struct hq_store st = open_store();
+    struct op_error err;
+    CHECK_EQ(st.ops->node_add(st.impl, "n1", "KE", tok1, key1, 1000, &err), 0);
+    CHECK_EQ(st.ops->node_add(st.impl, "n1", "KE", tok2, key1, 1000, &err), -EEXIST);
+    CHECK_CONTAINS(err.msg, "n1 already exists");
+    CHECK_EQ(st.ops->node_add(st.impl, "n2", "EU-DE", tok2, key1, 1000, &err), 0);
+    struct hq_node n;
+    CHECK_EQ(st.ops->node_by_token(st.impl, tok2, &n, &err), 0);
+    CHECK_STR(n.name, "n2");
+    CHECK_STR(n.region, "EU-DE");
+    CHECK_EQ(n.revoked, 0);
+    CHECK_EQ(st.ops->node_revoke(st.impl, "n2", 2000, &err), 0);
+    CHECK_EQ(st.ops->node_get(st.impl, "n2", &n, &err), 0);
+    CHECK_EQ(n.revoked, 1);
+    CHECK_EQ(st.ops->node_revoke(st.impl, "nobody", 2000, &err), -ENOENT);
+    unsigned char none[32] = {7};
+    CHECK_EQ(st.ops->node_by_token(st.impl, none, &n, &err), -ENOENT);
+    CHECK_EQ(st.ops->node_refused(st.impl, "n1", "bad hmac", 3000, &err), 0);
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, &err), 0);
+    CHECK_EQ(n.segments_refused, 1);
+    CHECK_STR(n.last_refusal, "bad hmac");
+    CHECK(!memcmp(n.hq_key, key1, 32));
+    hq_store_close(&st);
+}
+
+static void test_versions_and_tombstones(void)
+{
+    struct hq_store st = open_store();
+    CHECK_EQ(apply(&st, "c1", 2, "upsert", "{\"id\":\"c1\",\"version\":2}"), HQ_RECORD_CHANGED);
+    CHECK_EQ(apply(&st, "c1", 1, "upsert", "{\"id\":\"c1\",\"version\":1}"), HQ_RECORD_STALE);
+    /* the same version again is a re-projection under a new policy: it
+     * replaces what HQ holds */
+    CHECK_EQ(apply(&st, "c1", 2, "upsert", "{\"id\":\"c1\",\"version\":2,\"x\":1}"),
+             HQ_RECORD_CHANGED);
+    CHECK_EQ(apply(&st, "c1", 3, "delete", "{\"id\":\"c1\",\"version\":3,\"deleted\":true}"),
+             HQ_RECORD_CHANGED);
+    struct got g = {0};
+    CHECK_EQ(st.ops->records_list(st.impl, "n1", "contact", grab, &g, NULL), 0);
+    CHECK_EQ(g.rows, 1);
+    CHECK_EQ(g.version, 3);
+    CHECK_STR(g.op, "delete");
+
+    /* An erase drops the data even below the stored version, and keeps
+     * the higher version, so the late upsert of v3 cannot bring it back. */
+    CHECK_EQ(apply(&st, "c1", 2, "erase", NULL), HQ_RECORD_CHANGED);
+    memset(&g, 0, sizeof g);
+    CHECK_EQ(st.ops->records_list(st.impl, "n1", NULL, grab, &g, NULL), 0);
+    CHECK_EQ(g.rows, 0);
+    CHECK_EQ(count_of(&st, "n1"), 0);
+    CHECK_EQ(apply(&st, "c1", 3, "upsert", "{\"id\":\"c1\",\"version\":3}"), HQ_RECORD_STALE);
+    CHECK_EQ(apply(&st, "c1", 1, "upsert", "{\"id\":\"c1\",\"version\":1}"), HQ_RECORD_STALE);
+    CHECK_EQ(apply(&st, "c1", 3, "purge", NULL), HQ_RECORD_STALE);
+    /* a genuinely newer record (recreated after a withdrawal) applies */
+    CHECK_EQ(apply(&st, "c1", 4, "upsert", "{\"id\":\"c1\",\"version\":4}"), HQ_RECORD_CHANGED);
+    CHECK_EQ(count_of(&st, "n1"), 1);
+    /* a withdrawal of the same version goes when the record may leave
+     * again under a looser policy, and comes back when it is withheld */
+    CHECK_EQ(apply(&st, "c3", 2, "upsert", "{\"id\":\"c3\",\"version\":2}"), HQ_RECORD_CHANGED);
+    CHECK_EQ(apply(&st, "c3", 2, "withdraw", NULL), HQ_RECORD_CHANGED);
+    CHECK_EQ(apply(&st, "c3", 2, "withdraw", NULL), HQ_RECORD_STALE);
+    CHECK_EQ(apply(&st, "c3", 2, "upsert", "{\"id\":\"c3\",\"version\":2}"), HQ_RECORD_CHANGED);
+    CHECK_EQ(apply(&st, "c3", 2, "erase", NULL), HQ_RECORD_CHANGED);
+    CHECK_EQ(apply(&st, "c3", 2, "upsert", "{\"id\":\"c3\",\"version\":2}"), HQ_RECORD_STALE);
+    /* a tombstone before any data is kept too */
+    CHECK_EQ(apply(&st, "c2", 5, "withdraw", NULL), HQ_RECORD_CHANGED);
+    CHECK_EQ(apply(&st, "c2", 4, "upsert", "{\"id\":\"c2\",\"version\":4}"), HQ_RECORD_STALE);
+    CHECK_EQ(count_of(&st, "n1"), 1);
+    struct hq_totals t;
+    CHECK_EQ(st.ops->totals(st.impl, &t, NULL), 0);
+    CHECK_EQ(t.records, 1);
+    CHECK_EQ(t.tombstones, 2);
+    hq_store_close(&st);
+}
+
+static void test_receipts_and_rollback(void)
+{
+    struct hq_store st = open_store();
+    struct op_error err;
+    struct hq_receipt r = {.segment = 1,
+                           .status = HQ_RECEIPT_APPLIED,
+                           .to_urgent = 3,
+                           .to_ordinary = 9,
+                           .records = 2,
+                           .applied = 2,
+                           .received_ms = 5};
+    snprintf(r.node, sizeof r.node, "n1");
+    CHECK_EQ(st.ops->begin(st.impl, &err), 0);
+    CHECK_EQ(apply(&st, "c9", 1, "upsert", "{\"id\":\"c9\",\"version\":1}"), HQ_RECORD_CHANGED);
+    CHECK_EQ(st.ops->receipt_put(st.impl, &r, &err), 0);
+    CHECK_EQ(st.ops->set_aside_add(st.impl, "n1", 1, 2, "widget", "w1", "unknown entity", &err), 0);
+    st.ops->rollback(st.impl);
+    struct hq_receipt got;
+    CHECK_EQ(st.ops->receipt_get(st.impl, "n1", 1, &got, &err), -ENOENT);
+    CHECK_EQ(count_of(&st, "n1"), 1); /* c1 from before; c9 rolled back */
+
+    CHECK_EQ(st.ops->begin(st.impl, &err), 0);
+    CHECK_EQ(st.ops->receipt_put(st.impl, &r, &err), 0);
+    CHECK_EQ(st.ops->set_aside_add(st.impl, "n1", 1, 2, "widget", "w1", "unknown entity", &err), 0);
+    CHECK_EQ(st.ops->commit(st.impl, &err), 0);
+    struct hq_receipt r2 = r;
+    r2.status = HQ_RECEIPT_REJECTED;
+    CHECK_EQ(st.ops->receipt_put(st.impl, &r2, &err), -EEXIST);
+    CHECK_EQ(st.ops->receipt_get(st.impl, "n1", 1, &got, &err), 0);
+    CHECK_EQ(got.status, HQ_RECEIPT_APPLIED);
+    CHECK_EQ(got.to_urgent, 3);
+    CHECK_EQ(got.to_ordinary, 9);
+    struct hq_node n;
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, &err), 0);
+    CHECK_EQ(n.segments_applied, 1);
+    CHECK_EQ(n.set_aside, 1);
+    CHECK_EQ(n.has_last_segment, 1);
+    CHECK_EQ(n.last_segment, 1);
+    hq_store_close(&st);
+}
+
+static int grab_msg(void *ctx, const struct hq_mailbox_msg *m)
+{
+    uint64_t *last = ctx;
+    *last = m->seq * 1000 + m->body_len;
+    return 0;
+}
+
+static void test_mailbox(void)
+{
+    struct hq_store st = open_store();
+    struct op_error err;
+    uint64_t seq = 0;
+    CHECK_EQ(st.ops->mailbox_post(st.impl, "n1", "reference", "a", 1, 1, &seq, &err), 0);
+    CHECK_EQ(seq, 1);
+    CHECK_EQ(st.ops->mailbox_post(st.impl, "n1", "policy", "bbb", 3, 1, &seq, &err), 0);
+    CHECK_EQ(seq, 2);
+    CHECK_EQ(st.ops->mailbox_post(st.impl, "nobody", "policy", "b", 1, 1, &seq, &err), -ENOENT);
+    CHECK_EQ(st.ops->mailbox_post(st.impl, "n1", "junk", "b", 1, 1, &seq, &err), -EINVAL);
+    uint64_t last = 0;
+    CHECK_EQ(st.ops->mailbox_list(st.impl, "n1", 1, 100, grab_msg, &last, &err), 0);
+    CHECK_EQ(last, 2003);
+    last = 0;
+    CHECK_EQ(st.ops->mailbox_list(st.impl, "n1", 2, 100, grab_msg, &last, &err), 0);
+    CHECK_EQ(last, 0);
+    /* a policy message is found by node and the SHA-256 of its text */
+    last = 0;
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", BBB_SHA256, grab_msg, &last, &err), 0);
+    CHECK_EQ(last, 2003);
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n2", BBB_SHA256, grab_msg, &last, &err), -ENOENT);
+    CHECK_CONTAINS(err.msg, "HQ posted no policy with hash " BBB_SHA256 " to node n2");
+    /* only policy messages: "a" was posted as reference data */
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", A_SHA256, grab_msg, &last, &err), -ENOENT);
+    /* the first of two identical posts */
+    CHECK_EQ(st.ops->mailbox_post(st.impl, "n1", "policy", "bbb", 3, 1, &seq, &err), 0);
+    CHECK_EQ(seq, 3);
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", BBB_SHA256, grab_msg, &last, &err), 0);
+    CHECK_EQ(last, 2003);
+    hq_store_close(&st);
+}
+
+/* A store of schema 1 (before policy hashes were kept) gets the hashes of
+ * the policies it holds when it is opened. */
+static void test_mailbox_upgrade(void)
+{
+    sqlite3 *db = NULL;
+    CHECK_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db,
+                          "DROP INDEX mailbox_policy; ALTER TABLE mailbox DROP COLUMN "
+                          "policy_hash; PRAGMA user_version = 1",
+                          NULL, NULL, NULL),
+             SQLITE_OK);
+    sqlite3_close(db);
+    struct hq_store st = open_store();
+    struct op_error err;
+    uint64_t last = 0;
+    CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", BBB_SHA256, grab_msg, &last, &err), 0);
+    CHECK_EQ(last, 2003);
+    hq_store_close(&st);
+}
+
+static void test_foreign_files(void)
+{
+    char other[600];
+    snprintf(other, sizeof other, "%s/node.db", dir);
+    sqlite3 *db = NULL;
+    CHECK_EQ(sqlite3_open(other, &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, "CREATE TABLE contacts (id TEXT)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    struct hq_store st = {0};
+    struct op_error err;
+    CHECK_EQ(hq_store_sqlite_open(other, &st, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "not an outpost-hq store");
+
+    CHECK_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_EQ(hq_store_sqlite_open(path, &st, &err), -EPROTO);
+    CHECK_CONTAINS(err.msg, "schema version 99");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "%s/hq-store.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(path, sizeof path, "%s/hq.db", dir);
+    RUN(test_nodes);
+    RUN(test_versions_and_tombstones);
+    RUN(test_receipts_and_rollback);
+    RUN(test_mailbox);
+    RUN(test_mailbox_upgrade);
+    RUN(test_foreign_files);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    (void)!system(cmd);
+    return tl_report();
+}
