@@ -38,6 +38,9 @@ def main():
         f.write('#include "migrations.h"\n\n')
         f.write('const struct schema_migration schema_migrations[] = {\n')
         for num, name, sql in items:
+            # the version is set in the migration's own transaction, by the
+            # migration's own text: nothing formats SQL at run time
+            sql = sql.rstrip() + f'\nPRAGMA user_version = {num};\n'
             f.write(f'    {{{num}, "{name}",\n{c_string(sql)}}},\n')
         f.write('};\n')
         f.write(f'const int schema_migration_count = {len(items)};\n')

@@ -34,6 +34,7 @@
 #include "codec.h"
 #include "db.h"
 #include "entity.h"
+#include "sql.h"
 
 /* How often a credential's last_used_ms is written, at most. */
 #define AUTH_TOUCH_INTERVAL_MS 60000
@@ -302,18 +303,13 @@ struct auth {
     sqlite3_stmt *st[Q_COUNT];
 };
 
-static int sql_fail(struct auth *a, int rc, const char *what, struct op_error *err)
-{
-    return op_error_set(err, db_errno(rc), NULL, "%s: %s", what, sqlite3_errmsg(a->db));
-}
-
 /* The cached statement for q, prepared on first use. */
 static int stmt(struct auth *a, enum q q, sqlite3_stmt **out, struct op_error *err)
 {
     if (!a->st[q]) {
         int rc = sqlite3_prepare_v3(a->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &a->st[q], NULL);
         if (rc != SQLITE_OK)
-            return sql_fail(a, rc, "cannot prepare an authentication query", err);
+            return sql_fail(a->db, rc, "cannot prepare an authentication query", err);
     }
     *out = a->st[q];
     return 0;
@@ -420,7 +416,7 @@ static int user_row(struct auth *a, const char *name, struct user_row *u, struct
     } else if (rc == SQLITE_DONE) {
         rc = 0;
     } else {
-        rc = sql_fail(a, rc, "cannot read users", err);
+        rc = sql_fail(a->db, rc, "cannot read users", err);
     }
     done(st);
     return rc;
@@ -499,7 +495,7 @@ static int delete_user_sessions(struct auth *a, const char *user_id, struct op_e
     rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(a, rc, "cannot end sessions", err);
+        return sql_fail(a->db, rc, "cannot end sessions", err);
     return sqlite3_changes(a->db);
 }
 
@@ -601,7 +597,7 @@ static int prune(struct auth *a, struct op_error *err)
     rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(a, rc, "cannot delete expired sessions", err);
+        return sql_fail(a->db, rc, "cannot delete expired sessions", err);
     return sqlite3_changes(a->db);
 }
 
@@ -644,7 +640,7 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
             sqlite3_bind_text(st, 5, remote_addr, -1, SQLITE_STATIC);
         int src = sqlite3_step(st);
         done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a, src, "cannot store the session", err);
+        rc = src == SQLITE_DONE ? 0 : sql_fail(a->db, src, "cannot store the session", err);
     }
     if (rc >= 0)
         rc = stmt(a, Q_SESSION_TRIM, &st, err);
@@ -653,7 +649,7 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
         sqlite3_bind_int(st, 2, AUTH_SESSIONS_PER_USER);
         int src = sqlite3_step(st);
         done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a, src, "cannot end old sessions", err);
+        rc = src == SQLITE_DONE ? 0 : sql_fail(a->db, src, "cannot end old sessions", err);
     }
     int rc2 = txn_end(a, nested, rc >= 0, err);
     if (rc >= 0)
@@ -712,7 +708,7 @@ int auth_session_revoke(struct auth *a, const char *token, struct op_error *err)
     rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(a, rc, "cannot end the session", err);
+        return sql_fail(a->db, rc, "cannot end the session", err);
     if (sqlite3_changes(a->db) == 0)
         return op_error_set(err, -EACCES, NULL, "no such session (expired or ended)");
     return 0;
@@ -741,7 +737,7 @@ static int touch(struct auth *a, int api, int64_t id, int64_t now, struct op_err
     sqlite3_bind_int64(st, 2, now);
     rc = sqlite3_step(st);
     done(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(a, rc, "cannot record the last use", err);
+    return rc == SQLITE_DONE ? 0 : sql_fail(a->db, rc, "cannot record the last use", err);
 }
 
 int auth_touch(struct auth *a, const struct auth_user *u, struct op_error *err)
@@ -768,7 +764,7 @@ int auth_lookup_bearer(struct auth *a, const char *token, struct auth_user *user
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         done(st);
-        return rc == SQLITE_DONE ? refused(err) : sql_fail(a, rc, "cannot read sessions", err);
+        return rc == SQLITE_DONE ? refused(err) : sql_fail(a->db, rc, "cannot read sessions", err);
     }
     int64_t now = now_ms(a);
     struct auth_user u;
@@ -858,7 +854,7 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
         int64_t live = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
         done(st);
         if (src != SQLITE_ROW)
-            rc = sql_fail(a, src, "cannot count API tokens", err);
+            rc = sql_fail(a->db, src, "cannot count API tokens", err);
         else if (live >= AUTH_TOKENS_PER_USER)
             rc = op_error_set(err, -ENOSPC, "user",
                               "user '%s' already has %d live API tokens; revoke some first",
@@ -876,7 +872,7 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
             sqlite3_bind_int64(st, 5, now + (int64_t)expires_days * 86400 * 1000);
         int src = sqlite3_step(st);
         done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a, src, "cannot store the API token", err);
+        rc = src == SQLITE_DONE ? 0 : sql_fail(a->db, src, "cannot store the API token", err);
     }
     int64_t new_id = sqlite3_last_insert_rowid(a->db);
     int rc2 = txn_end(a, nested, rc >= 0, err);
@@ -904,7 +900,7 @@ int auth_token_revoke(struct auth *a, int64_t id, struct op_error *err)
     rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(a, rc, "cannot revoke the API token", err);
+        return sql_fail(a->db, rc, "cannot revoke the API token", err);
     if (sqlite3_changes(a->db) > 0)
         return 0;
     rc = stmt(a, Q_TOKEN_EXISTS, &st, err);
@@ -916,7 +912,7 @@ int auth_token_revoke(struct auth *a, int64_t id, struct op_error *err)
     if (rc == SQLITE_ROW)
         return 0; /* already revoked */
     if (rc != SQLITE_DONE)
-        return sql_fail(a, rc, "cannot read API tokens", err);
+        return sql_fail(a->db, rc, "cannot read API tokens", err);
     return op_error_set(err, -ENOENT, "id", "no API token with id %" PRId64, id);
 }
 
@@ -944,7 +940,7 @@ int auth_token_each(struct auth *a, const char *user_name,
             break;
         }
         if (src != SQLITE_ROW) {
-            rc = sql_fail(a, src, "cannot read API tokens", err);
+            rc = sql_fail(a->db, src, "cannot read API tokens", err);
             break;
         }
         struct auth_token_info t;

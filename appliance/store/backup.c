@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "sql.h"
 
 /* How long a step that finds the source busy is retried (in WAL a reader
  * is only kept waiting by recovery or a checkpoint restart, briefly). */
@@ -54,7 +55,7 @@ static int sys_error(struct op_error *err, int e, const char *what, const char *
 
 static int sql_error(struct op_error *err, sqlite3 *db, int rc, const char *what, const char *path)
 {
-    return op_error_set(err, db_errno(rc), NULL, "cannot %s %s: %s", what, path,
+    return op_error_set(err, sql_errno(rc), NULL, "cannot %s %s: %s", what, path,
                         db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
@@ -160,7 +161,7 @@ static int copy_pages(sqlite3 *src, sqlite3 *dst, const char *tmp,
         const char *why = sqlite3_errstr(rc);
         if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
             why = "the database stayed locked; try again";
-        return op_error_set(err, db_errno(rc) ? db_errno(rc) : -EIO, NULL,
+        return op_error_set(err, sql_errno(rc) ? sql_errno(rc) : -EIO, NULL,
                             "cannot copy the database into %s: %s", tmp, why);
     }
     if (frc != SQLITE_OK)
@@ -192,7 +193,7 @@ static int verify_copy(const char *tmp, struct op_error *err)
                                 "source damaged? run 'outpost check')",
                                 tmp, res ? res : "(nothing)");
     } else {
-        code = op_error_set(err, db_errno(rc) ? db_errno(rc) : -EIO, NULL,
+        code = op_error_set(err, sql_errno(rc) ? sql_errno(rc) : -EIO, NULL,
                             "cannot verify the copy %s: %s", tmp, sqlite3_errmsg(db));
     }
     sqlite3_finalize(st);

@@ -21,6 +21,7 @@
 #include "db.h"
 #include "entity.h"
 #include "fold.h"
+#include "sql.h"
 
 struct run {
     sqlite3 *db;
@@ -81,7 +82,7 @@ static int pragma_int(sqlite3 *db, const char *sql, int *out, struct op_error *e
         sqlite3_finalize(st);
         return 0;
     }
-    int code = db_errno(rc) ? db_errno(rc) : -EIO;
+    int code = sql_errno(rc) ? sql_errno(rc) : -EIO;
     op_error_set(err, code, NULL, "cannot read the database header: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return code;
@@ -150,7 +151,7 @@ static int check_integrity(struct run *r, struct op_error *err)
         if (is_damage(rc))
             problem(r, "integrity: the check stopped: %s", sqlite3_errmsg(r->db));
         else
-            code = op_error_set(err, db_errno(rc) ? db_errno(rc) : -EIO, NULL,
+            code = op_error_set(err, sql_errno(rc) ? sql_errno(rc) : -EIO, NULL,
                                 "cannot run the integrity check: %s", sqlite3_errmsg(r->db));
     }
     sqlite3_finalize(st);
@@ -202,7 +203,7 @@ static int check_foreign_keys(struct run *r, struct op_error *err)
         if (is_damage(rc))
             problem(r, "foreign key: the check stopped: %s", sqlite3_errmsg(r->db));
         else
-            code = op_error_set(err, db_errno(rc) ? db_errno(rc) : -EIO, NULL,
+            code = op_error_set(err, sql_errno(rc) ? sql_errno(rc) : -EIO, NULL,
                                 "cannot run the foreign-key check: %s", sqlite3_errmsg(r->db));
     } else if (found > CHECK_REPORT_MAX) {
         /* One line for the rest; it is not itself a problem. */
@@ -236,7 +237,7 @@ static int make_snapshot(struct run *r, struct op_error *err)
     sqlite3 *tmp = NULL;
     int rc = sqlite3_open_v2("", &tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
-        int code = op_error_set(err, db_errno(rc), NULL,
+        int code = op_error_set(err, sql_errno(rc), NULL,
                                 "cannot create a temporary copy for the search-index check: %s",
                                 tmp ? sqlite3_errmsg(tmp) : sqlite3_errstr(rc));
         sqlite3_close(tmp);
@@ -262,7 +263,7 @@ static int make_snapshot(struct run *r, struct op_error *err)
     if (step != SQLITE_DONE || fin != SQLITE_OK) {
         int bad = step != SQLITE_DONE ? step : fin;
         /* -EBADMSG tells the caller this is a finding about the source. */
-        int code = op_error_set(err, is_damage(bad) ? -EBADMSG : db_errno(bad), NULL,
+        int code = op_error_set(err, is_damage(bad) ? -EBADMSG : sql_errno(bad), NULL,
                                 "cannot copy the database for the search-index check: %s",
                                 sqlite3_errstr(bad));
         sqlite3_close(tmp);
@@ -320,7 +321,7 @@ static int check_search_index(struct run *r, const struct entity_def *e, struct 
                     "invent records",
                     index, e->table, msg ? msg : sqlite3_errstr(rc));
         else
-            code = op_error_set(err, db_errno(rc) ? db_errno(rc) : -EIO, NULL,
+            code = op_error_set(err, sql_errno(rc) ? sql_errno(rc) : -EIO, NULL,
                                 "cannot check the search index %s: %s", index,
                                 msg ? msg : sqlite3_errstr(rc));
     }

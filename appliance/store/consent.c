@@ -28,6 +28,7 @@
 #include "phone.h"
 #include "region.h"
 #include "timefmt.h"
+#include "sql.h"
 
 #define PURPOSE_MAX 100
 #define EVIDENCE_MAX 4096 /* bytes of JSON; evidence is a receipt, not a document */
@@ -54,11 +55,6 @@ static int sha256_hex(const char *data, size_t n, char out[65])
         return -EIO;
     (void)codec_hex_encode(md, 32, out, 65);
     return 0;
-}
-
-static int sql_fail(sqlite3 *db, int rc, const char *what, struct op_error *err)
-{
-    return op_error_set(err, db_errno(rc), NULL, "%s: %s", what, sqlite3_errmsg(db));
 }
 
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct op_error *err)

@@ -16,62 +16,14 @@
 
 #include "fold.h"
 #include "migrations.h"
+#include "sql.h"
+#include "store_queries.h"
 
 #define DB_BUSY_TIMEOUT_MS 5000
 
-int db_fail(sqlite3 *db, int rc, const char *what, struct op_error *err)
-{
-    int code = db_errno(rc);
-    return op_error_set(err, code ? code : -EIO, NULL, "%s: %s", what, sqlite3_errmsg(db));
-}
-
-int db_errno(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_ROW:
-    case SQLITE_DONE:
-        return 0;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_READONLY:
-        return -EROFS;
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_CANTOPEN:
-        return -ENOENT;
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-        return -EACCES;
-    case SQLITE_CONSTRAINT:
-    case SQLITE_MISMATCH:
-    case SQLITE_RANGE:
-    case SQLITE_TOOBIG:
-        return -EINVAL;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return -EBADMSG;
-    case SQLITE_INTERRUPT:
-        return -EINTR;
-    default:
-        return -EIO;
-    }
-}
-
 int db_exec(sqlite3 *db, const char *sql, const char *what, struct op_error *err)
 {
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK) {
-        int code = db_errno(rc);
-        op_error_set(err, code, NULL, "%s: %s", what, msg ? msg : sqlite3_errstr(rc));
-        sqlite3_free(msg);
-        return code;
-    }
-    return 0;
+    return sql_script(db, sql, what, err);
 }
 
 int db_latest_version(void)
@@ -79,50 +31,56 @@ int db_latest_version(void)
     return schema_migration_count;
 }
 
-static int pragma_int(sqlite3 *db, const char *sql, int *out)
+/* One named query on a connection, with a cache that lives for the call
+ * (db_open and the migrations run once a connection). */
+static int run_once(sqlite3 *db, unsigned id, int *out, struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_errno(rc);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *out = sqlite3_column_int(st, 0);
-        rc = SQLITE_OK;
+    struct sql_cache c;
+    int rc = sql_cache_init(&c, db, &store_queries, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = sql_get(&c, id, err);
+    if (!st) {
+        rc = err && err->code ? err->code : -EIO;
+    } else if (out) {
+        rc = sql_step(&c, id, st, err);
+        if (rc == 1)
+            *out = sqlite3_column_int(st, 0);
+        rc = rc < 0 ? rc : 0;
+    } else {
+        rc = sql_run(&c, id, st, err);
+        rc = rc < 0 ? rc : 0;
     }
-    sqlite3_finalize(st);
-    return db_errno(rc);
+    sql_cache_close(&c);
+    return rc;
 }
 
 int db_schema_version(sqlite3 *db, int *out)
 {
-    return pragma_int(db, "PRAGMA user_version", out);
+    *out = 0;
+    return run_once(db, STORE_Q_DB_USER_VERSION, out, NULL);
 }
 
 static int apply_one(sqlite3 *db, const struct schema_migration *m, struct op_error *err)
 {
-    int rc = db_exec(db, "BEGIN IMMEDIATE", "cannot start migration", err);
+    int rc = run_once(db, STORE_Q_DB_BEGIN_IMMEDIATE, NULL, err);
     if (rc < 0)
         return rc;
     /* Another process may have migrated while we waited for the lock. */
     int version;
     rc = db_schema_version(db, &version);
     if (rc < 0 || version >= m->number) {
-        (void)db_exec(db, "ROLLBACK", "rollback", NULL);
+        (void)run_once(db, STORE_Q_DB_ROLLBACK, NULL, NULL);
         return rc < 0 ? op_error_set(err, rc, NULL, "cannot read schema version") : 0;
     }
     char what[128];
     snprintf(what, sizeof what, "migration %04d_%s failed", m->number, m->name);
-    rc = db_exec(db, m->sql, what, err);
-    if (rc == 0) {
-        char sql[64];
-        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", m->number);
-        rc = db_exec(db, sql, what, err);
-    }
+    /* the migration's text sets user_version itself (schema/embed_sql.py) */
+    rc = sql_script(db, m->sql, what, err);
     if (rc == 0)
-        rc = db_exec(db, "COMMIT", what, err);
+        rc = run_once(db, STORE_Q_DB_COMMIT, NULL, err);
     if (rc < 0) {
-        (void)db_exec(db, "ROLLBACK", "rollback", NULL);
+        (void)run_once(db, STORE_Q_DB_ROLLBACK, NULL, NULL);
         return rc;
     }
     return 1;
@@ -166,7 +124,7 @@ int db_open(const char *path, unsigned flags, sqlite3 **out, struct op_error *er
         oflags |= SQLITE_OPEN_READWRITE | ((flags & DB_OPEN_CREATE) ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path, &db, oflags, NULL);
     if (rc != SQLITE_OK) {
-        int code = db_errno(rc);
+        int code = sql_errno(rc);
         op_error_set(err, code, NULL, "cannot open database %s: %s%s", path,
                      db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
                      rc == SQLITE_CANTOPEN && !(flags & DB_OPEN_CREATE)
@@ -180,9 +138,9 @@ int db_open(const char *path, unsigned flags, sqlite3 **out, struct op_error *er
 
     /* Reading the header tells us early whether this is a database at all. */
     int app_id = 0, version = 0;
-    rc = pragma_int(db, "PRAGMA application_id", &app_id);
+    rc = run_once(db, STORE_Q_DB_APPLICATION_ID, &app_id, NULL);
     if (rc == 0)
-        rc = pragma_int(db, "PRAGMA user_version", &version);
+        rc = run_once(db, STORE_Q_DB_USER_VERSION, &version, NULL);
     if (rc < 0) {
         op_error_set(err, rc, NULL, "cannot open database %s: %s", path, sqlite3_errmsg(db));
         goto fail;
@@ -200,15 +158,17 @@ int db_open(const char *path, unsigned flags, sqlite3 **out, struct op_error *er
         goto fail;
     }
 
-    const char *settings = "PRAGMA foreign_keys = ON;"
-                           "PRAGMA synchronous = FULL;"
-                           "PRAGMA secure_delete = FAST;"
-                           "PRAGMA temp_store = MEMORY;";
-    rc = db_exec(db, settings, "cannot apply connection settings", err);
-    if (rc < 0)
-        goto fail;
+    static const unsigned settings[] = {STORE_Q_DB_FOREIGN_KEYS_ON, STORE_Q_DB_SYNCHRONOUS_FULL,
+                                        STORE_Q_DB_SECURE_DELETE_FAST,
+                                        STORE_Q_DB_TEMP_STORE_MEMORY};
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+        rc = run_once(db, settings[i], NULL, err);
+        if (rc < 0)
+            goto fail;
+    }
     if (!(flags & DB_OPEN_READONLY) && !is_memory(path)) {
-        rc = db_exec(db, "PRAGMA journal_mode = WAL", "cannot switch to WAL", err);
+        int wal_mode = 0;
+        rc = run_once(db, STORE_Q_DB_JOURNAL_WAL, &wal_mode, err);
         if (rc < 0)
             goto fail;
     }

@@ -46,15 +46,8 @@ int db_schema_version(sqlite3 *db, int *out);
  * the database is ahead of `target`'s build, or a negative errno. */
 int db_migrate(sqlite3 *db, int target, struct op_error *err);
 
-/* Maps an SQLite result code to a negative errno (SQLITE_FULL -> -ENOSPC,
- * SQLITE_BUSY -> -EBUSY, SQLITE_READONLY -> -EROFS, ...). */
-int db_errno(int sqlite_rc);
-
 /* Runs `sql` (no parameters) and maps failure into err with `what` as
  * context. Returns 0 or a negative errno. */
 int db_exec(sqlite3 *db, const char *sql, const char *what, struct op_error *err);
-
-/* Fills err with `what: <SQLite's message>` and returns db_errno(rc). */
-int db_fail(sqlite3 *db, int rc, const char *what, struct op_error *err);
 
 #endif

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
+#include "sql.h"
 
 static const struct {
     uint32_t cp;
@@ -211,7 +211,7 @@ int fold_register(sqlite3 *db)
     fts5_tokenizer u61;
     int rc = api->xFindTokenizer(api, "unicode61", &u61_udata, &u61);
     if (rc != SQLITE_OK)
-        return db_errno(rc);
+        return sql_errno(rc);
     struct fold_udata *copy = malloc(sizeof *copy);
     if (!copy)
         return -ENOMEM;
@@ -221,7 +221,7 @@ int fold_register(sqlite3 *db)
     rc = api->xCreateTokenizer(api, "outpost_fold", copy, &ours, free_udata);
     if (rc != SQLITE_OK) {
         free(copy);
-        return db_errno(rc);
+        return sql_errno(rc);
     }
     return 0;
 }
@@ -272,7 +272,7 @@ int folder_new(sqlite3 *db, struct folder **out)
         rc = f->methods.xCreate(udata, NULL, 0, &f->inst);
     if (rc != SQLITE_OK) {
         free(f);
-        return db_errno(rc);
+        return sql_errno(rc);
     }
     *out = f;
     return 0;
@@ -302,7 +302,7 @@ int folder_fold(struct folder *f, const char *text, size_t len, const char **out
     int rc =
         f->methods.xTokenize(f->inst, f, FTS5_TOKENIZE_DOCUMENT, text, (int)len, folder_xtoken);
     if (rc != SQLITE_OK)
-        return db_errno(rc);
+        return sql_errno(rc);
     *out = f->out;
     return (int)f->len;
 }

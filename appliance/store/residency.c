@@ -29,6 +29,7 @@
 #include "egress.h"
 #include "policy.h"
 #include "store.h"
+#include "sql.h"
 
 static int64_t now_ms(void)
 {
@@ -43,7 +44,7 @@ static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *wha
     int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
     if (rc != SQLITE_OK) {
         *st = NULL;
-        return db_fail(db, rc, what, err);
+        return sql_fail(db, rc, what, err);
     }
     return 0;
 }
@@ -53,7 +54,7 @@ static int run(sqlite3 *db, sqlite3_stmt *st, const char *what, struct op_error 
 {
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_fail(db, rc, what, err);
+    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, what, err);
 }
 
 /* *out = 1 when `sql` (a SELECT 1 ... with ?1 and, if b is not NULL, ?2)
@@ -72,7 +73,7 @@ static int exists(struct store *s, const char *sql, const char *a, const char *b
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(db, rc, what, err);
+        return sql_fail(db, rc, what, err);
     *out = rc == SQLITE_ROW;
     return 0;
 }
@@ -300,7 +301,7 @@ static int check_truncatable(struct store *s, struct op_error *err)
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
-        return db_fail(db, rc, "cannot read the segment table", err);
+        return sql_fail(db, rc, "cannot read the segment table", err);
     return 0;
 }
 
@@ -384,7 +385,7 @@ int residency_sweep(struct store *s, struct op_error *err)
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
-        return db_fail(db, rc, "cannot read the voided segments", err);
+        return sql_fail(db, rc, "cannot read the voided segments", err);
     if (first < 0)
         return first;
     /* The files are gone: keep only what the uplink must terminate at HQ. */
@@ -447,7 +448,7 @@ int residency_policy_changed(struct store *s, const char *new_hash, const char *
         if (r == SQLITE_ROW && sqlite3_column_text(st, 0))
             snprintf(old, sizeof old, "%s", (const char *)sqlite3_column_text(st, 0));
         else if (r != SQLITE_ROW)
-            rc = db_fail(db, r, "cannot read the sync state", err);
+            rc = sql_fail(db, r, "cannot read the sync state", err);
         sqlite3_finalize(st);
     }
     int act = rc == 0 && old[0] && strcmp(old, new_hash) != 0;
@@ -603,7 +604,7 @@ int residency_sent_record(struct store *s, const struct residency_sent *rs, uint
         sqlite3_bind_int64(st, 3, (sqlite3_int64)no);
         int r = sqlite3_step(st);
         if (r != SQLITE_DONE)
-            rc = db_fail(db, r, "cannot record what HQ may hold", err);
+            rc = sql_fail(db, r, "cannot record what HQ may hold", err);
         sqlite3_reset(st);
     }
     sqlite3_finalize(st);

@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "uuid7.h"
+#include "sql.h"
 
 /* The basis is policy_retention_age_field's: egress_expired applies the
  * same rule to a record before it leaves. */
@@ -54,13 +55,13 @@ static int count_due(struct store *s, const struct entity_def *e, uint64_t cutof
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(db, rc, "cannot count records due for purging", err);
+        return sql_fail(db, rc, "cannot count records due for purging", err);
     bind_cutoff(st, e, cutoff_ms, cutoff_iso);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         *out = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : db_fail(db, rc, "cannot count records due for purging", err);
+    return rc == SQLITE_ROW ? 0 : sql_fail(db, rc, "cannot count records due for purging", err);
 }
 
 /* Copies up to `limit` due ids into ids[]; returns how many. */
@@ -76,7 +77,7 @@ static int select_due(struct store *s, const struct entity_def *e, uint64_t cuto
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(db, rc, "cannot select records due for purging", err);
+        return sql_fail(db, rc, "cannot select records due for purging", err);
     bind_cutoff(st, e, cutoff_ms, cutoff_iso);
     sqlite3_bind_int64(st, 3, limit);
     int n = 0;
@@ -84,7 +85,7 @@ static int select_due(struct store *s, const struct entity_def *e, uint64_t cuto
         snprintf(ids[n++], UUID_TEXT_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return db_fail(db, rc, "cannot select records due for purging", err);
+        return sql_fail(db, rc, "cannot select records due for purging", err);
     return n;
 }
 
@@ -98,10 +99,10 @@ int retention_compact_search(struct store *s, const struct entity_def *e, struct
     char *msg = NULL;
     int rc = sqlite3_exec(store_db(s), sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        op_error_set(err, db_errno(rc), NULL, "cannot compact the %s search index: %s", e->name,
+        op_error_set(err, sql_errno(rc), NULL, "cannot compact the %s search index: %s", e->name,
                      msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
-        return db_errno(rc);
+        return sql_errno(rc);
     }
     return 0;
 }

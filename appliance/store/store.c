@@ -27,6 +27,7 @@
 #include "region.h"
 #include "residency.h"
 #include "uuid7.h"
+#include "sql.h"
 
 #define STMT_CACHE_SIZE 64
 #define SQL_MAX 4096
@@ -76,7 +77,7 @@ static int prepare(struct store *s, const char *sql, sqlite3_stmt **out, struct 
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK)
-        return op_error_set(err, db_errno(rc), NULL, "cannot prepare statement: %s",
+        return op_error_set(err, sql_errno(rc), NULL, "cannot prepare statement: %s",
                             sqlite3_errmsg(s->db));
     if (s->ncache == STMT_CACHE_SIZE) {
         /* Evict the oldest; list queries with many filter shapes end up here. */
@@ -95,11 +96,6 @@ static int prepare(struct store *s, const char *sql, sqlite3_stmt **out, struct 
     s->ncache++;
     *out = st;
     return 0;
-}
-
-static int sql_fail(struct store *s, int rc, const char *what, struct op_error *err)
-{
-    return op_error_set(err, db_errno(rc), NULL, "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
 /* Appends to a fixed SQL buffer; the descriptors are static, so running
@@ -152,7 +148,7 @@ static int meta_get(struct store *s, const char *key, char *buf, size_t cap, str
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(s, rc, "cannot read node settings", err);
+        return sql_fail(s->db, rc, "cannot read node settings", err);
     buf[0] = '\0';
     return 0;
 }
@@ -171,7 +167,7 @@ static int meta_set(struct store *s, const char *key, const char *value, struct 
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(s, rc, "cannot write node settings", err);
+        return sql_fail(s->db, rc, "cannot write node settings", err);
     return 0;
 }
 
@@ -207,7 +203,7 @@ static int exec_simple(struct store *s, const char *sql, struct op_error *err)
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(s, rc, sql, err);
+        return sql_fail(s->db, rc, sql, err);
     return 0;
 }
 
@@ -568,7 +564,7 @@ static int load_row(struct store *s, const struct entity_def *e, const char *id,
     }
     if (rc != SQLITE_ROW) {
         sqlite3_reset(st);
-        return sql_fail(s, rc, "cannot read record", err);
+        return sql_fail(s->db, rc, "cannot read record", err);
     }
     json_t *o = row_json(st, e, include_internal);
     sqlite3_reset(st);
@@ -678,7 +674,7 @@ static int check_refs(struct store *s, const struct entity_def *e, json_t *rec, 
             return op_error_set(err, -EINVAL, f->name, "%s: no %s with id %s", f->name,
                                 f->ref->name, id);
         if (rc != SQLITE_ROW)
-            return sql_fail(s, rc, "cannot check reference", err);
+            return sql_fail(s->db, rc, "cannot check reference", err);
     }
     return 0;
 }
@@ -912,7 +908,7 @@ static int find_dup(struct store *s, const char *sql, const char *key, const cha
         return 1;
     }
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(s, rc, "cannot check duplicates", err);
+    return rc == SQLITE_DONE ? 0 : sql_fail(s->db, rc, "cannot check duplicates", err);
 }
 
 static int dup_error(const char *found, const char *field, const char *why, struct op_error *err)
@@ -1003,7 +999,7 @@ static int audit(struct store *s, hlc_stamp at, const char *action, const struct
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(s, rc, "cannot write audit log", err);
+        return sql_fail(s->db, rc, "cannot write audit log", err);
     return 0;
 }
 
@@ -1019,7 +1015,7 @@ static int constraint_error(struct store *s, const struct entity_def *e, int rc,
     if ((rc & 0xff) == SQLITE_CONSTRAINT)
         return op_error_set(err, -EINVAL, NULL, "%s refused by the database: %s", e->name,
                             sqlite3_errmsg(s->db));
-    return sql_fail(s, rc, "cannot write record", err);
+    return sql_fail(s->db, rc, "cannot write record", err);
 }
 
 /* Ends a write begun with write_begin: on success reads the stored record
@@ -1080,7 +1076,7 @@ static int do_create(struct store *s, const struct entity_def *e, json_t *rec, c
         int brc =
             bind_value(st, 3 + (int)i, &e->fields[i], json_object_get(rec, e->fields[i].name));
         if (brc != SQLITE_OK) {
-            rc = sql_fail(s, brc, "cannot bind value", err);
+            rc = sql_fail(s->db, brc, "cannot bind value", err);
             goto out;
         }
     }
@@ -1601,7 +1597,7 @@ int store_list(struct store *s, const struct entity_def *e, const struct store_q
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         json_decref(arr);
-        return sql_fail(s, rc, "cannot list records", err);
+        return sql_fail(s->db, rc, "cannot list records", err);
     }
     size_t i;
     json_t *o;
@@ -1621,7 +1617,7 @@ int store_each(struct store *s, const struct entity_def *e, int include_deleted,
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(s->db, sb.b, -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return sql_fail(s, rc, "cannot read records", err);
+        return sql_fail(s->db, rc, "cannot read records", err);
     int ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         json_t *o = row_json(st, e, 0);
@@ -1635,7 +1631,7 @@ int store_each(struct store *s, const struct entity_def *e, int include_deleted,
             break;
     }
     if (!ret && rc != SQLITE_DONE)
-        ret = sql_fail(s, rc, "cannot read records", err);
+        ret = sql_fail(s->db, rc, "cannot read records", err);
     sqlite3_finalize(st);
     return ret;
 }
@@ -1740,7 +1736,7 @@ int store_search(struct store *s, const char *text, int limit, json_t **results,
         }
         sqlite3_reset(st);
         if (src != SQLITE_DONE) {
-            rc = sql_fail(s, src, "search failed", err);
+            rc = sql_fail(s->db, src, "search failed", err);
             goto fail;
         }
     }

@@ -17,6 +17,7 @@
 #include "db.h"
 #include "retention.h"
 #include "uuid7.h"
+#include "sql.h"
 
 const struct entity_def *const subject_entities[] = {
     &entity_contact,
@@ -67,7 +68,7 @@ static int related_ids(struct store *s, const struct entity_def *e, const char *
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(db, rc, "cannot find related records", err);
+        return sql_fail(db, rc, "cannot find related records", err);
     sqlite3_bind_text(st, 1, cid, -1, SQLITE_TRANSIENT);
     int r = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && r == 0)
@@ -75,7 +76,7 @@ static int related_ids(struct store *s, const struct entity_def *e, const char *
     sqlite3_finalize(st);
     if (r < 0)
         return r;
-    return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "cannot find related records", err);
+    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot find related records", err);
 }
 
 static int append_records(struct store *s, const struct entity_def *e, const struct idlist *l,
@@ -104,7 +105,7 @@ static int append_audit(struct store *s, const struct entity_def *e, const char 
                                 "WHERE entity = ?1 AND record_id = ?2 ORDER BY seq",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(db, rc, "cannot read the audit log", err);
+        return sql_fail(db, rc, "cannot read the audit log", err);
     sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -133,7 +134,7 @@ static int append_audit(struct store *s, const struct entity_def *e, const char 
         json_array_append_new(arr, row);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "cannot read the audit log", err);
+    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot read the audit log", err);
 }
 
 static int append_erasures(struct store *s, const char *cid, json_t *arr, struct op_error *err)
@@ -145,7 +146,7 @@ static int append_erasures(struct store *s, const char *cid, json_t *arr, struct
                                 "WHERE subject_id = ?1 ORDER BY id",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(db, rc, "cannot read erasures", err);
+        return sql_fail(db, rc, "cannot read erasures", err);
     sqlite3_bind_text(st, 1, cid, -1, SQLITE_TRANSIENT);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         char at[HLC_ISO_LEN];
@@ -160,7 +161,7 @@ static int append_erasures(struct store *s, const char *cid, json_t *arr, struct
         json_array_append_new(arr, row);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "cannot read erasures", err);
+    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot read erasures", err);
 }
 
 int subject_export(struct store *s, const char *contact_id, uint64_t now_ms, json_t **out,
@@ -334,13 +335,13 @@ static int already_erased(struct store *s, const char *cid, struct op_error *err
                                 "record_id = ?1 AND action = 'erase' LIMIT 1",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(db, rc, "cannot read the audit log", err);
+        return sql_fail(db, rc, "cannot read the audit log", err);
     sqlite3_bind_text(st, 1, cid, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc == SQLITE_ROW)
         return 1;
-    return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "cannot read the audit log", err);
+    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot read the audit log", err);
 }
 
 static int record_erasure(struct store *s, struct uuid7_gen *ids, const char *subject,
@@ -358,7 +359,7 @@ static int record_erasure(struct store *s, struct uuid7_gen *ids, const char *su
                             "erased_at_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                             -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(db, rc, "cannot record the erasure", err);
+        return sql_fail(db, rc, "cannot record the erasure", err);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, subject, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, e->name, -1, SQLITE_STATIC);
@@ -368,7 +369,7 @@ static int record_erasure(struct store *s, struct uuid7_gen *ids, const char *su
         sqlite3_bind_text(st, 6, reason, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "cannot record the erasure", err);
+    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot record the erasure", err);
 }
 
 static uint64_t fixed_clock(void *ctx)
@@ -405,7 +406,7 @@ static int checkpoint(struct store *s, struct op_error *err)
     if (rc == SQLITE_BUSY)
         busy = 1;
     else if (rc != SQLITE_OK)
-        return db_fail(store_db(s), rc, "cannot checkpoint the write-ahead log", err);
+        return sql_fail(store_db(s), rc, "cannot checkpoint the write-ahead log", err);
     return busy;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "sql.h"
 
 int64_t ledger_real_clock(void *ctx)
 {
@@ -28,17 +29,12 @@ int64_t ledger_now(const struct sync_ledger *l)
     return l->clock(l->clock_ctx);
 }
 
-int ledger_sql_fail(sqlite3 *db, int rc, const char *what, struct op_error *err)
-{
-    return op_error_set(err, db_errno(rc), NULL, "%s: %s", what, sqlite3_errmsg(db));
-}
-
 int ledger_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what,
                 struct op_error *err)
 {
     int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
     if (rc != SQLITE_OK)
-        return ledger_sql_fail(db, rc, what, err);
+        return sql_fail(db, rc, what, err);
     return 0;
 }
 
@@ -47,7 +43,7 @@ int ledger_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct op_error
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
-        return ledger_sql_fail(db, rc, what, err);
+        return sql_fail(db, rc, what, err);
     return 0;
 }
 
@@ -75,7 +71,7 @@ int ledger_load_state(sqlite3 *db, struct ledger_state *o, struct op_error *err)
         sqlite3_finalize(st);
         if (rc == SQLITE_DONE)
             return op_error_set(err, -EPROTO, "sync_state", "the sync_state row is missing");
-        return ledger_sql_fail(db, rc, "cannot read the sync state", err);
+        return sql_fail(db, rc, "cannot read the sync state", err);
     }
     memset(o, 0, sizeof *o);
     o->seg_u = sqlite3_column_int64(st, 0);
@@ -133,7 +129,7 @@ int ledger_get_segment(sqlite3 *db, uint64_t no, struct sync_segment *out, struc
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
-        return ledger_sql_fail(db, rc, "cannot read the segment table", err);
+        return sql_fail(db, rc, "cannot read the segment table", err);
     return 0;
 }
 
@@ -188,7 +184,7 @@ int ledger_spool_usage(sqlite3 *db, uint64_t *bytes, uint64_t *segments, struct 
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW)
-        return ledger_sql_fail(db, rc, "cannot measure the spool", err);
+        return sql_fail(db, rc, "cannot measure the spool", err);
     return 0;
 }
 
@@ -209,7 +205,7 @@ int ledger_unsegmented(sqlite3 *db, int64_t su, int64_t so, int64_t *n, struct o
         *n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW)
-        return ledger_sql_fail(db, rc, "cannot read the outbox", err);
+        return sql_fail(db, rc, "cannot read the outbox", err);
     return 0;
 }
 

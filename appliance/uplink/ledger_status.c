@@ -83,7 +83,7 @@ static int has_table(sqlite3 *db, const char *name, int *out, struct op_error *e
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return ledger_sql_fail(db, rc, "cannot read the schema", err);
+        return sql_fail(db, rc, "cannot read the schema", err);
     *out = rc == SQLITE_ROW;
     return 0;
 }

@@ -43,7 +43,7 @@ int sync_ledger_next_upload(struct sync_ledger *l, int *found, struct sync_segme
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return ledger_sql_fail(db, rc, "cannot read the segment table", err);
+        return sql_fail(db, rc, "cannot read the segment table", err);
     return 0;
 }
 
@@ -118,6 +118,6 @@ int sync_ledger_next_voided(struct sync_ledger *l, int *found, uint64_t *no, cha
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return ledger_sql_fail(db, rc, "cannot read the voided segments", err);
+        return sql_fail(db, rc, "cannot read the voided segments", err);
     return 0;
 }

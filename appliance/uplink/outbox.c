@@ -15,11 +15,7 @@
 
 #include "db.h"
 #include "store.h"
-
-static int fail(sqlite3 *db, int rc, const char *what, struct op_error *err)
-{
-    return op_error_set(err, db_errno(rc), NULL, "%s: %s", what, sqlite3_errmsg(db));
-}
+#include "sql.h"
 
 static int copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
@@ -59,7 +55,7 @@ static int read_lane(sqlite3 *db, int urgent, int64_t after, size_t limit, struc
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return fail(db, rc, "cannot read the outbox", err);
+        return sql_fail(db, rc, "cannot read the outbox", err);
     sqlite3_bind_int64(st, 1, after);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
     *window = 0;
@@ -84,7 +80,7 @@ static int read_lane(sqlite3 *db, int urgent, int64_t after, size_t limit, struc
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
-        return fail(db, rc, "cannot read the outbox", err);
+        return sql_fail(db, rc, "cannot read the outbox", err);
     return 0;
 }
 
@@ -126,14 +122,14 @@ static int step_done(sqlite3 *db, const char *sql, const struct outbox_cursor *u
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return fail(db, rc, "cannot prune the outbox", err);
+        return sql_fail(db, rc, "cannot prune the outbox", err);
     sqlite3_bind_int64(st, 1, upto->urgent);
     sqlite3_bind_int64(st, 2, upto->ordinary);
     if (sqlite3_bind_parameter_count(st) >= 3)
         sqlite3_bind_int64(st, 3, now_ms);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : fail(db, rc, "cannot prune the outbox", err);
+    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot prune the outbox", err);
 }
 
 int outbox_ack(struct store *s, const struct outbox_cursor *upto, int64_t now_ms,
@@ -157,7 +153,7 @@ int outbox_ack(struct store *s, const struct outbox_cursor *upto, int64_t now_ms
         issued = sqlite3_column_int64(st, 0);
         rc = 0;
     } else
-        rc = fail(db, rc, "cannot read the outbox sequence", err);
+        rc = sql_fail(db, rc, "cannot read the outbox sequence", err);
     sqlite3_finalize(st);
     if (rc == 0 && (upto->urgent > issued || upto->ordinary > issued))
         rc = op_error_set(err, -ERANGE, "upto",
@@ -189,12 +185,12 @@ int outbox_stats(struct store *s, int64_t *depth, int64_t *oldest_created_ms, st
     int rc = sqlite3_prepare_v2(db, "SELECT count(*), coalesce(min(created_ms), 0) FROM outbox", -1,
                                 &st, NULL);
     if (rc != SQLITE_OK)
-        return fail(db, rc, "cannot read the outbox", err);
+        return sql_fail(db, rc, "cannot read the outbox", err);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *depth = sqlite3_column_int64(st, 0);
         *oldest_created_ms = sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : fail(db, rc, "cannot read the outbox", err);
+    return rc == SQLITE_ROW ? 0 : sql_fail(db, rc, "cannot read the outbox", err);
 }

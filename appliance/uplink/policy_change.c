@@ -25,11 +25,7 @@
 #include "node_policy.h"
 #include "policy_diff.h"
 #include "store.h"
-
-static int sql_fail(sqlite3 *db, int rc, const char *what, struct op_error *err)
-{
-    return op_error_set(err, db_errno(rc), NULL, "%s: %s", what, sqlite3_errmsg(db));
-}
+#include "sql.h"
 
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what,
                 struct op_error *err)

@@ -105,7 +105,7 @@ static int reconcile(struct sync_ledger *l, struct op_error *err)
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return ledger_sql_fail(db, rc, "cannot read the segment table", err);
+        return sql_fail(db, rc, "cannot read the segment table", err);
     if (found) {
         rc = drop_from(l, &missing, err);
         if (rc < 0)

@@ -28,6 +28,7 @@
 #include "outbox.h"
 #include "policy.h"
 #include "store.h"
+#include "sql.h"
 #include "sync_ledger.h"
 
 #define LEDGER_SPOOL_MAX_DEFAULT (256ull * 1024 * 1024)
@@ -74,8 +75,6 @@ int64_t ledger_real_clock(void *ctx);
 /* The ledger's wall clock, ms since the epoch. */
 int64_t ledger_now(const struct sync_ledger *l);
 
-/* SQLite's result rc as a negative errno in *err, with `what` and SQLite's message. */
-int ledger_sql_fail(sqlite3 *db, int rc, const char *what, struct op_error *err);
 int ledger_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what,
                 struct op_error *err);
 /* Steps a statement that returns no row and finalizes it. */

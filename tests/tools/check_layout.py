@@ -71,6 +71,12 @@ def check(root):
     files = sources(root)
     header_room = dict(GENERATED)
     header_path = {}
+    # a room with a sql/ folder makes <room>_queries.h from it (sql.h)
+    for room in ALLOWED:
+        if os.path.isdir(os.path.join(root, room, 'sql')):
+            name = os.path.basename(room) + '_queries.h'
+            header_room[name] = room
+            header_path[name] = os.path.join(room, name)
     for f in files:
         room = os.path.dirname(f)
         if room not in ALLOWED:

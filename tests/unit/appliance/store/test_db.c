@@ -6,6 +6,7 @@
 
 #include "db.h"
 #include "testlib.h"
+#include "sql.h"
 
 static char dir[] = "/tmp/outpost-test-db-XXXXXX";
 
@@ -159,11 +160,11 @@ static void refuses_foreign_and_garbage(void)
 
 static void maps_errors(void)
 {
-    CHECK_EQ(db_errno(SQLITE_FULL), -ENOSPC);
-    CHECK_EQ(db_errno(SQLITE_BUSY), -EBUSY);
-    CHECK_EQ(db_errno(SQLITE_READONLY_DBMOVED), -EROFS);
-    CHECK_EQ(db_errno(SQLITE_CONSTRAINT_FOREIGNKEY), -EINVAL);
-    CHECK_EQ(db_errno(SQLITE_OK), 0);
+    CHECK_EQ(sql_errno(SQLITE_FULL), -ENOSPC);
+    CHECK_EQ(sql_errno(SQLITE_BUSY), -EBUSY);
+    CHECK_EQ(sql_errno(SQLITE_READONLY_DBMOVED), -EROFS);
+    CHECK_EQ(sql_errno(SQLITE_CONSTRAINT_FOREIGNKEY), -EINVAL);
+    CHECK_EQ(sql_errno(SQLITE_OK), 0);
 }
 
 int main(void)

@@ -1,0 +1,182 @@
+/*
+ * Named queries prepared once per connection, and the one translation of
+ * SQLite's result codes into errnos; see sql.h.
+ */
+#include "sql.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int sql_errno(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return 0;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    case SQLITE_READONLY:
+        return -EROFS;
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_CANTOPEN:
+        return -ENOENT;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return -EACCES;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+    case SQLITE_TOOBIG:
+        return -EINVAL;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return -EBADMSG;
+    case SQLITE_INTERRUPT:
+        return -EINTR;
+    default:
+        return -EIO;
+    }
+}
+
+int sql_fail(sqlite3 *db, int rc, const char *what, struct op_error *err)
+{
+    int code = sql_errno(rc);
+    return op_error_set(err, code ? code : -EIO, NULL, "%s: %s", what,
+                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+int sql_cache_init(struct sql_cache *c, sqlite3 *db, const struct sql_queries *q,
+                   struct op_error *err)
+{
+    c->db = db;
+    c->q = q;
+    c->stmt = calloc(q->count ? q->count : 1, sizeof(*c->stmt));
+    if (!c->stmt)
+        return op_error_set(err, -ENOMEM, NULL, "%s queries: out of memory", q->set);
+    return 0;
+}
+
+void sql_cache_close(struct sql_cache *c)
+{
+    if (!c || !c->stmt)
+        return;
+    for (unsigned i = 0; i < c->q->count; i++)
+        sqlite3_finalize(c->stmt[i]);
+    free(c->stmt);
+    c->stmt = NULL;
+}
+
+const char *sql_name(const struct sql_cache *c, unsigned id, char *buf, size_t len)
+{
+    if (id >= c->q->count)
+        snprintf(buf, len, "%s.#%u", c->q->set, id);
+    else
+        snprintf(buf, len, "%s.%s", c->q->set, c->q->names[id]);
+    return buf;
+}
+
+static int query_fail(struct sql_cache *c, unsigned id, int rc, struct op_error *err)
+{
+    char name[128];
+    return sql_fail(c->db, rc, sql_name(c, id, name, sizeof(name)), err);
+}
+
+sqlite3_stmt *sql_get(struct sql_cache *c, unsigned id, struct op_error *err)
+{
+    if (id >= c->q->count) {
+        op_error_set(err, -EINVAL, NULL, "%s queries: no query #%u", c->q->set, id);
+        return NULL;
+    }
+    sqlite3_stmt *st = c->stmt[id];
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return st;
+    }
+    int rc = sqlite3_prepare_v3(c->db, c->q->text[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        query_fail(c, id, rc, err);
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    c->stmt[id] = st;
+    return st;
+}
+
+int sql_cache_prepare_all(struct sql_cache *c, struct op_error *err)
+{
+    for (unsigned i = 0; i < c->q->count; i++)
+        if (!sql_get(c, i, err))
+            return err && err->code ? err->code : -EIO;
+    return 0;
+}
+
+int sql_run(struct sql_cache *c, unsigned id, sqlite3_stmt *st, struct op_error *err)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    if (rc != SQLITE_DONE) {
+        int code = query_fail(c, id, rc, err);
+        sqlite3_reset(st);
+        return code;
+    }
+    int changed = sqlite3_changes(c->db);
+    sqlite3_reset(st);
+    return changed;
+}
+
+int sql_exec(struct sql_cache *c, unsigned id, struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(c, id, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    return sql_run(c, id, st, err);
+}
+
+int sql_step(struct sql_cache *c, unsigned id, sqlite3_stmt *st, struct op_error *err)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return 0;
+    }
+    int code = query_fail(c, id, rc, err);
+    sqlite3_reset(st);
+    return code;
+}
+
+int sql_each(struct sql_cache *c, unsigned id, sqlite3_stmt *st, sql_row_fn row, void *ctx,
+             struct op_error *err)
+{
+    int rc;
+    while ((rc = sql_step(c, id, st, err)) == 1) {
+        int r = row(st, ctx, err);
+        if (r != 0) {
+            sqlite3_reset(st);
+            return r;
+        }
+    }
+    return rc;
+}
+
+int sql_script(sqlite3 *db, const char *sql, const char *what, struct op_error *err)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        int code = sql_errno(rc);
+        op_error_set(err, code ? code : -EIO, NULL, "%s: %s", what, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return code ? code : -EIO;
+    }
+    return 0;
+}
