@@ -460,6 +460,12 @@ sqlite3 *store_db(struct store *s)
     return s->db;
 }
 
+int store_queries_bind(struct store *s, struct sql_cache *c, const struct sql_queries *q,
+                       struct op_error *err)
+{
+    return sql_cache_init(c, s->db, q, err);
+}
+
 void store_set_actor(struct store *s, const char *actor, const char *address)
 {
     snprintf(s->actor, sizeof s->actor, "%s", actor ? actor : "system");

@@ -27,6 +27,7 @@
 #include "entity.h"
 #include "hlc.h"
 #include "op_error.h"
+#include "sql.h"
 
 #define STORE_EVERSION (-3001)
 #define STORE_EDUP (-3002)
@@ -74,6 +75,14 @@ const char *store_region(const struct store *s);
 
 /* The underlying connection, for backup and checks. Borrowed. */
 sqlite3 *store_db(struct store *s);
+
+/* Binds another module's named queries (sync/toolkit/sql.h) to the
+ * store's connection, so that they run in the store's transactions
+ * (store_begin ... store_commit). The cache is the caller's: close it with
+ * sql_cache_close before store_close. This, not store_db, is how a module
+ * outside the store reaches the node's database. */
+int store_queries_bind(struct store *s, struct sql_cache *c, const struct sql_queries *q,
+                       struct op_error *err);
 
 /* Who the following writes are attributed to in the audit log, and from
  * which address (NULL for none). Copied. Default actor: "system". */
