@@ -8,7 +8,11 @@ schema/), and a room may include headers only from the rooms it stands on
      (an arrow against the direction, or into a room it has no business in);
   3. two headers share a name (includes are by name, so a name must say
      which room it comes from);
-  4. modules include each other, directly or round a longer loop
+  4. the map in docs/ARCHITECTURE.md ("Rooms and arrows": each room's
+     "stands on") says otherwise than ALLOWED, or README's layout table
+     does not name each room, so the maps a maintainer reads always match
+     what the check enforces;
+  5. modules include each other, directly or round a longer loop
      (module A.c or A.h includes B.h, and B's files lead back to A.h;
      A_int.h, a module's internal header, is part of A).
 `check_layout.py selftest` copies the tree, breaks each rule in turn and
@@ -66,8 +70,52 @@ def strip_comments(text):
                   flags=re.S)
 
 
-def check(root):
+ROW_RE = re.compile(r'^\| `([a-z/]+)` \| [^|]+ \| ([^|]+) \|', re.M)
+
+
+def map_problems(root):
+    """The documented map against ALLOWED."""
+    path = os.path.join(root, 'docs', 'ARCHITECTURE.md')
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding='utf-8') as fh:
+        text = fh.read()
+    documented = {}
+    for m in ROW_RE.finditer(text):
+        if m.group(1) not in ALLOWED and '/' not in m.group(1) and m.group(1) != 'schema':
+            continue
+        cell = m.group(2).strip()
+        documented[m.group(1)] = [] if cell == 'nothing' else \
+            [('sync/' if r.strip() in ('toolkit', 'core', 'net', 'hq') else
+              '' if r.strip() == 'schema' else 'appliance/') + r.strip()
+             for r in cell.split(',')]
     problems = []
+    for room, stands in ALLOWED.items():
+        if room not in documented:
+            problems.append(f'docs/ARCHITECTURE.md: room {room} is missing from the map')
+        elif sorted(documented[room]) != sorted(stands):
+            problems.append(f'docs/ARCHITECTURE.md: the map says {room} stands on '
+                            f'{", ".join(documented[room]) or "nothing"}, the check says '
+                            f'{", ".join(stands) or "nothing"}')
+    for room in documented:
+        if room not in ALLOWED:
+            problems.append(f'docs/ARCHITECTURE.md: room {room} is on the map but not in '
+                            'check_layout.py')
+    # README's layout table names each room folder, and no other
+    readme = os.path.join(root, 'README.md')
+    if os.path.exists(readme):
+        with open(readme, encoding='utf-8') as fh:
+            listed = set(re.findall(r'^\| `((?:appliance|sync)/[a-z_]+)/` \|', fh.read(), re.M))
+        for room in ALLOWED:
+            if room != 'schema' and room not in listed:
+                problems.append(f'README.md: the layout table lacks {room}/')
+        for room in sorted(listed - set(ALLOWED)):
+            problems.append(f'README.md: the layout table names {room}/, which is not a room')
+    return problems
+
+
+def check(root):
+    problems = map_problems(root)
     files = sources(root)
     header_room = dict(GENERATED)
     header_path = {}
@@ -150,8 +198,9 @@ def selftest(root):
     def found(path, text, mode='a'):
         tmp = tempfile.mkdtemp()
         try:
-            for top in ('appliance', 'sync', 'schema'):
+            for top in ('appliance', 'sync', 'schema', 'docs'):
                 shutil.copytree(os.path.join(root, top), os.path.join(tmp, top))
+            shutil.copy(os.path.join(root, 'README.md'), tmp)
             p = os.path.join(tmp, path)
             os.makedirs(os.path.dirname(p), exist_ok=True)
             with open(p, mode) as fh:
@@ -178,6 +227,10 @@ def selftest(root):
     expect('two headers of one name', 'appliance/api/store.h', '#pragma once\n', 'w')
     expect('a header nobody has', 'appliance/api/api.c', '#include "nowhere.h"\n')
     expect('two modules including each other', 'sync/core/region.c', '#include "phone.h"\n')
+    expect('the documented map drifting from the check', 'docs/ARCHITECTURE.md',
+           '\n| `appliance/io` | `io` | toolkit, core, store, api | x |\n')
+    expect('README naming a folder that is not a room', 'README.md',
+           '\n| `appliance/misc/` | x |\n')
     expect('a loop of three (policy -> segment -> egress -> policy)', 'sync/core/policy.c',
            '#include "segment.h"\n')
     if found('appliance/store/store.c', '/* #include "api.h" */\n// #include "api.h"\n'):
