@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+
 #define CHUNK 65536u
 #define REC_INITIAL 4096u
 
@@ -32,8 +34,7 @@ struct csv_reader {
     unsigned long line;     /* physical line of the next unread byte */
     unsigned long rec_line; /* where the current record starts */
 
-    char *rec; /* the current record's unquoted fields, each NUL-terminated */
-    size_t reclen, reccap, recmax;
+    struct buf rec; /* the current record's unquoted fields, each NUL-terminated */
     size_t *offs;
     struct csv_field *fields;
     size_t nfields;
@@ -73,13 +74,14 @@ int csv_reader_new(FILE *in, const struct csv_limits *limits, struct csv_reader 
     r->ragged = limits ? limits->ragged : 0;
     r->line = 1;
     /* 32-bit boards: the product of the largest caps does not fit */
-    r->recmax = max_field + 1 > SIZE_MAX / max_columns ? SIZE_MAX : max_columns * (max_field + 1);
-    r->reccap = REC_INITIAL < r->recmax ? REC_INITIAL : r->recmax;
+    size_t recmax =
+        max_field + 1 > SIZE_MAX / max_columns ? SIZE_MAX : max_columns * (max_field + 1);
+    buf_init(&r->rec, recmax);
     r->buf = malloc(CHUNK);
-    r->rec = malloc(r->reccap);
     r->offs = calloc(max_columns, sizeof *r->offs);
     r->fields = calloc(max_columns, sizeof *r->fields);
-    if (!r->buf || !r->rec || !r->offs || !r->fields) {
+    if (!r->buf || buf_reserve(&r->rec, REC_INITIAL < recmax ? REC_INITIAL : recmax) < 0 ||
+        !r->offs || !r->fields) {
         csv_reader_free(r);
         return -ENOMEM;
     }
@@ -92,7 +94,7 @@ void csv_reader_free(struct csv_reader *r)
     if (!r)
         return;
     free(r->buf);
-    free(r->rec);
+    buf_done(&r->rec);
     free(r->offs);
     free(r->fields);
     free(r);
@@ -177,21 +179,14 @@ static inline int peek(struct csv_reader *r)
     return -1;
 }
 
-static int reserve(struct csv_reader *r, size_t n)
+/* Appends to the record; the field and column caps, checked first, keep
+ * it under its own cap, so only memory can run out. */
+static int rec_add(struct csv_reader *r, struct op_error *err, const void *p, size_t n)
 {
-    if (r->reccap - r->reclen >= n)
-        return 0;
-    size_t need = r->reclen + n;
-    if (need > r->recmax)
-        return -ENOMEM; /* cannot happen: field and column caps come first */
-    size_t cap = r->reccap;
-    while (cap < need)
-        cap = cap > r->recmax / 2 ? r->recmax : cap * 2;
-    char *p = realloc(r->rec, cap);
-    if (!p)
-        return -ENOMEM;
-    r->rec = p;
-    r->reccap = cap;
+    if (buf_append(&r->rec, p, n) < 0) {
+        r->sticky = -ENOMEM;
+        return op_error_set(err, -ENOMEM, NULL, "out of memory reading CSV");
+    }
     return 0;
 }
 
@@ -199,15 +194,9 @@ static int reserve(struct csv_reader *r, size_t n)
 static int put(struct csv_reader *r, struct op_error *err, const void *p, size_t n,
                size_t field_off, unsigned long field_line, size_t col)
 {
-    if (r->reclen - field_off + n > r->max_field)
+    if (r->rec.len - field_off + n > r->max_field)
         return fail(r, err, 1, field_line, col, "field longer than %zu bytes", r->max_field);
-    if (reserve(r, n) < 0) {
-        r->sticky = -ENOMEM;
-        return op_error_set(err, -ENOMEM, NULL, "out of memory reading CSV");
-    }
-    memcpy(r->rec + r->reclen, p, n);
-    r->reclen += n;
-    return 0;
+    return rec_add(r, err, p, n);
 }
 
 static void describe_byte(int c, char out[16])
@@ -347,7 +336,7 @@ int csv_reader_next(struct csv_reader *r, struct op_error *err)
             r->pos += 3;
     }
     r->nfields = 0;
-    r->reclen = 0;
+    buf_clear(&r->rec);
 
     /* Blank lines are skipped but counted. */
     for (;;) {
@@ -374,7 +363,7 @@ int csv_reader_next(struct csv_reader *r, struct op_error *err)
         if (r->nfields == r->max_columns)
             return fail(r, err, 1, r->line, col, "more than %zu columns in one row",
                         r->max_columns);
-        size_t off = r->reclen;
+        size_t off = r->rec.len;
         unsigned long fline = r->line;
         int quoted = 0;
         int rc;
@@ -396,13 +385,11 @@ int csv_reader_next(struct csv_reader *r, struct op_error *err)
             return fail(r, err, 1, r->line, col,
                         "%s after the closing quote; expected a comma or a line end", what);
         }
-        if (reserve(r, 1) < 0) {
-            r->sticky = -ENOMEM;
-            return op_error_set(err, -ENOMEM, NULL, "out of memory reading CSV");
-        }
-        r->rec[r->reclen++] = '\0';
+        rc = rec_add(r, err, "", 1);
+        if (rc < 0)
+            return rc;
         r->offs[r->nfields] = off;
-        r->fields[r->nfields].len = r->reclen - 1 - off;
+        r->fields[r->nfields].len = r->rec.len - 1 - off;
         r->fields[r->nfields].line = fline;
         r->fields[r->nfields].quoted = quoted;
         r->nfields++;
@@ -423,7 +410,7 @@ int csv_reader_next(struct csv_reader *r, struct op_error *err)
         break;
     }
     for (size_t i = 0; i < r->nfields; i++)
-        r->fields[i].data = r->rec + r->offs[i];
+        r->fields[i].data = r->rec.data + r->offs[i];
 
     if (r->header_n == 0) {
         r->header_n = r->nfields;
