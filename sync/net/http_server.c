@@ -31,6 +31,7 @@
 #include "buf.h"
 #include "http_tls.h"
 #include "percent.h"
+#include "problem.h"
 
 #define HTTP_MAX_URL 8192        /* request target; over it: 414 */
 #define HTTP_MAX_HEADERS 100     /* header fields; over it: 431 */
@@ -241,21 +242,6 @@ static void imf_date(char *out, size_t cap)
     }
     snprintf(out, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
              months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-static int json_escape(struct buf *b, const char *s)
-{
-    int rc = 0;
-    for (; *s && rc == 0; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            rc = buf_printf(b, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            rc = buf_printf(b, "\\u%04x", ch);
-        else
-            rc = buf_append(b, s, 1);
-    }
-    return rc;
 }
 
 static int is_tchar(unsigned char ch)
@@ -731,13 +717,9 @@ static void conn_refuse(struct conn *c, int status, const char *detail, const ch
     x->close = 1;
     stash_clear(c);
     struct buf b = BUF_INIT(4096);
-    int rc =
-        buf_printf(&b, "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
-                   http_status_text(status), status);
+    int rc = problem_render(&b, problem_new(status, http_status_text(status), detail));
     if (rc == 0)
-        rc = json_escape(&b, detail);
-    if (rc == 0)
-        rc = buf_append(&b, "\"}\n", 3);
+        rc = buf_append(&b, "\n", 1);
     if (rc < 0) {
         buf_done(&b);
         c->x = NULL;
@@ -745,7 +727,7 @@ static void conn_refuse(struct conn *c, int status, const char *detail, const ch
         conn_close(c);
         return;
     }
-    send_response(c, x, status, "application/problem+json", b.data, b.len, extra);
+    send_response(c, x, status, PROBLEM_CONTENT_TYPE, b.data, b.len, extra);
     buf_done(&b);
 }
 
@@ -1499,6 +1481,18 @@ void http_respond(struct http_exchange *x, int status, const char *content_type,
         return;
     }
     send_response(c, x, status, content_type, body ? body : "", body ? len : 0, NULL);
+}
+
+void http_respond_problem(struct http_exchange *x, int status, const char *title,
+                          const char *detail)
+{
+    struct buf b = BUF_INIT(SIZE_MAX);
+    if (problem_render(&b, problem_new(status, title ? title : http_status_text(status), detail)) <
+        0)
+        http_respond(x, 500, "text/plain", "out of memory\n", 14);
+    else
+        http_respond(x, status, PROBLEM_CONTENT_TYPE, b.data, b.len);
+    buf_done(&b);
 }
 
 int http_exchange_gone(const struct http_exchange *x)
