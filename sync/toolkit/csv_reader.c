@@ -249,6 +249,24 @@ long csv_utf8_bad_offset(const char *s, size_t len)
     return -1;
 }
 
+/* Appends the buffered bytes up to the next one marked in stop (or the
+ * buffer's end) to the field and consumes them. Returns 1 when the buffer
+ * ran out first, 0 at a stop byte (not consumed), or a negative errno. */
+static int put_run(struct csv_reader *r, struct op_error *err, const unsigned char stop[256],
+                   size_t off, unsigned long fline, size_t col)
+{
+    const unsigned char *s = r->buf + r->pos, *e = r->buf + r->end, *p = s;
+    while (p < e && !stop[*p])
+        p++;
+    if (p > s) {
+        int rc = put(r, err, s, (size_t)(p - s), off, fline, col);
+        if (rc < 0)
+            return rc;
+        r->pos += (size_t)(p - s);
+    }
+    return p == e;
+}
+
 /* Reads one quoted field (the opening quote consumed). */
 static int read_quoted(struct csv_reader *r, struct op_error *err, size_t off, unsigned long fline,
                        size_t col)
@@ -260,18 +278,12 @@ static int read_quoted(struct csv_reader *r, struct op_error *err, size_t off, u
             return fail(r, err, 1, fline, col,
                         "unterminated quoted field: the quote opened here is never closed");
         }
-        const unsigned char *s = r->buf + r->pos, *e = r->buf + r->end, *p = s;
-        while (p < e && !stop_quoted[*p])
-            p++;
-        if (p > s) {
-            int rc = put(r, err, s, (size_t)(p - s), off, fline, col);
-            if (rc < 0)
-                return rc;
-            r->pos += (size_t)(p - s);
-        }
-        if (p == e)
+        int rc = put_run(r, err, stop_quoted, off, fline, col);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
             continue;
-        int c = *p;
+        int c = r->buf[r->pos];
         r->pos++;
         if (c == '"') {
             if (peek(r) != '"')
@@ -281,7 +293,7 @@ static int read_quoted(struct csv_reader *r, struct op_error *err, size_t off, u
             return fail(r, err, 1, r->line, col, "NUL byte in field");
         }
         char ch = (char)c;
-        int rc = put(r, err, &ch, 1, off, fline, col);
+        rc = put(r, err, &ch, 1, off, fline, col);
         if (rc < 0)
             return rc;
         if (c == '\r') {
@@ -305,17 +317,12 @@ static int read_unquoted(struct csv_reader *r, struct op_error *err, size_t off,
     for (;;) {
         if (!fill(r))
             return r->io_error ? fail_io(r, err) : 0;
-        const unsigned char *s = r->buf + r->pos, *e = r->buf + r->end, *p = s;
-        while (p < e && !stop_unquoted[*p])
-            p++;
-        if (p > s) {
-            int rc = put(r, err, s, (size_t)(p - s), off, fline, col);
-            if (rc < 0)
-                return rc;
-            r->pos += (size_t)(p - s);
-        }
-        if (p == e)
+        int rc = put_run(r, err, stop_unquoted, off, fline, col);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
             continue;
+        const unsigned char *p = r->buf + r->pos;
         if (*p == '"')
             return fail(r, err, 1, r->line, col,
                         "quote inside an unquoted field (a field containing quotes must be "
