@@ -333,6 +333,19 @@ static int read_unquoted(struct csv_reader *r, struct op_error *err, size_t off,
     }
 }
 
+/* Consumes a line end (CR, LF or CRLF) when c, the next byte, starts
+ * one, and counts the line. Returns whether it did. */
+static int line_end(struct csv_reader *r, int c)
+{
+    if (c != '\r' && c != '\n')
+        return 0;
+    r->pos++;
+    r->line++;
+    if (c == '\r' && peek(r) == '\n')
+        r->pos++;
+    return 1;
+}
+
 int csv_reader_next(struct csv_reader *r, struct op_error *err)
 {
     if (r->sticky)
@@ -350,17 +363,8 @@ int csv_reader_next(struct csv_reader *r, struct op_error *err)
         int c = peek(r);
         if (c < 0)
             return r->io_error ? fail_io(r, err) : 0;
-        if (c == '\r') {
-            r->pos++;
-            r->line++;
-            if (peek(r) == '\n')
-                r->pos++;
-        } else if (c == '\n') {
-            r->pos++;
-            r->line++;
-        } else {
+        if (!line_end(r, c))
             break;
-        }
     }
     r->rec_line = r->line;
 
@@ -405,15 +409,7 @@ int csv_reader_next(struct csv_reader *r, struct op_error *err)
             continue;
         }
         end_line = r->line;
-        if (c == '\r') {
-            r->pos++;
-            r->line++;
-            if (peek(r) == '\n')
-                r->pos++;
-        } else if (c == '\n') {
-            r->pos++;
-            r->line++;
-        }
+        (void)line_end(r, c);
         break;
     }
     for (size_t i = 0; i < r->nfields; i++)
