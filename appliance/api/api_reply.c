@@ -1,7 +1,7 @@
 /*
- * Building API answers; see api_reply.h. The problem+json shape and the
- * mapping of store errors live only here, so every handler words its
- * errors the same way.
+ * Building API answers; see api_reply.h. The problem+json shape comes
+ * from problem.h, shared with HQ and the tus server; the mapping of store
+ * errors lives only here, so every handler words its errors the same way.
  */
 #include "api_reply.h"
 
@@ -12,6 +12,7 @@
 
 #include "api_route.h"
 #include "http_server.h"
+#include "problem.h"
 #include "store.h"
 
 void api_reply_done(struct api_response *r)
@@ -35,9 +36,8 @@ void api_reply_json(struct api_response *r, int status, json_t *body)
 
 static json_t *problem_json(int status, const char *detail, const char *pointer)
 {
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
-                          http_status_text(status), "status", status, "detail", detail);
-    if (pointer && *pointer) {
+    json_t *p = problem_new(status, http_status_text(status), detail);
+    if (p && pointer && *pointer) {
         char ptr[80];
         if (!strncmp(pointer, "custom.", 7)) /* a custom field lives at /custom/NAME */
             snprintf(ptr, sizeof ptr, "/custom/%s", pointer + 7);
@@ -52,7 +52,7 @@ static json_t *problem_json(int status, const char *detail, const char *pointer)
 void api_reply_problem(struct api_response *r, int status, const char *detail, const char *pointer)
 {
     api_reply_json(r, status, problem_json(status, detail, pointer));
-    r->type = "application/problem+json";
+    r->type = PROBLEM_CONTENT_TYPE;
 }
 
 void api_reply_store_error(struct api_response *r, int rc, const struct op_error *err)
@@ -77,7 +77,7 @@ void api_reply_store_error(struct api_response *r, int rc, const struct op_error
             json_object_set_new(p, "existing", json_string(url));
         }
         api_reply_json(r, 409, p);
-        r->type = "application/problem+json";
+        r->type = PROBLEM_CONTENT_TYPE;
         return;
     }
     case -EEXIST:

@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "sync_ledger.h"
 
 static const double bucket_ms[] = {0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500};
@@ -92,39 +94,22 @@ void metrics_observe(struct metrics *m, const char *route, int status, double du
     h->sum_ms += duration_ms;
 }
 
+/* The exposition being rendered; the first failure sticks and the rest
+ * is skipped, so the renderers need not check each line. */
 struct outbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
+    struct buf b;
+    int rc;
 };
 
 static void out_add(struct outbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void out_add(struct outbuf *o, const char *fmt, ...)
 {
-    if (o->failed)
+    if (o->rc)
         return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->failed = 1;
-            return;
-        }
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = o->cap * 2 + (size_t)n;
-        char *np = realloc(o->p, cap);
-        if (!np) {
-            o->failed = 1;
-            return;
-        }
-        o->p = np;
-        o->cap = cap;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    o->rc = buf_vprintf(&o->b, fmt, ap);
+    va_end(ap);
 }
 
 /* The outpost_sync_* gauges (docs/UPLINK.md lists them). */
@@ -215,10 +200,8 @@ static void render_sync(struct outbuf *o, const struct sync_status *s, int64_t n
 
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char **out, size_t *len)
 {
-    struct outbuf o = {malloc(4096), 0, 4096, 0};
-    if (!o.p)
-        return -ENOMEM;
-    o.p[0] = '\0';
+    struct outbuf o = {BUF_INIT(SIZE_MAX), 0};
+    o.rc = buf_reserve(&o.b, 4096);
     out_add(&o, "# HELP outpost_http_requests_total HTTP requests by route and status.\n"
                 "# TYPE outpost_http_requests_total counter\n");
     for (size_t i = 0; i < m->nseries; i++)
@@ -257,11 +240,10 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
             g->open_connections, (unsigned long long)g->db_bytes, (unsigned long long)g->uptime_s);
     if (g->sync)
         render_sync(&o, g->sync, g->now_ms);
-    if (o.failed) {
-        free(o.p);
+    char *text = o.rc ? NULL : buf_take(&o.b, len);
+    buf_done(&o.b);
+    if (!text)
         return -ENOMEM;
-    }
-    *out = o.p;
-    *len = o.len;
+    *out = text;
     return 0;
 }

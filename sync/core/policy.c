@@ -288,6 +288,26 @@ static int mapping(struct ld *l, const yaml_node_t *n, const char *path)
     return 0;
 }
 
+/* The mapping twin of sequence() below: checks that n is a mapping (mapping())
+ * and gives its number of entries. */
+static int entries(struct ld *l, const yaml_node_t *n, const char *path, size_t *count)
+{
+    int rc = mapping(l, n, path);
+    if (rc == 0)
+        *count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    return rc;
+}
+
+/* The key and value of a mapping's entry i; out of memory when either is
+ * missing. */
+static int pair(struct ld *l, const yaml_node_t *n, size_t i, const yaml_node_t **k,
+                const yaml_node_t **v)
+{
+    *k = node_at(l, n->data.mapping.pairs.start[i].key);
+    *v = node_at(l, n->data.mapping.pairs.start[i].value);
+    return *k && *v ? 0 : oom(l);
+}
+
 struct keyspec {
     const char *name;
     int required;
@@ -298,19 +318,18 @@ struct keyspec {
 static int fields_of(struct ld *l, const yaml_node_t *n, const char *path,
                      const struct keyspec *spec, const yaml_node_t **vals)
 {
-    int rc = mapping(l, n, path);
+    size_t np = 0;
+    int rc = entries(l, n, path, &np);
     if (rc < 0)
         return rc;
     size_t nspec = 0;
     while (spec[nspec].name)
         vals[nspec++] = NULL;
-    const yaml_node_pair_t *pairs = n->data.mapping.pairs.start;
-    size_t np = (size_t)(n->data.mapping.pairs.top - pairs);
     for (size_t i = 0; i < np; i++) {
-        const yaml_node_t *k = node_at(l, pairs[i].key);
-        const yaml_node_t *v = node_at(l, pairs[i].value);
-        if (!k || !v)
-            return oom(l);
+        const yaml_node_t *k, *v;
+        rc = pair(l, n, i, &k, &v);
+        if (rc < 0)
+            return rc;
         const char *name = (const char *)k->data.scalar.value;
         size_t j = 0;
         while (j < nspec && strcmp(spec[j].name, name))
@@ -350,11 +369,6 @@ static int sequence(struct ld *l, const yaml_node_t *n, const char *key, size_t 
 static const yaml_node_t *item(struct ld *l, const yaml_node_t *n, size_t i)
 {
     return node_at(l, n->data.sequence.items.start[i]);
-}
-
-static size_t npairs(const yaml_node_t *n)
-{
-    return (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
 }
 
 /* A list of distinct non-empty texts up to VALUE_MAX bytes, as a
@@ -601,23 +615,21 @@ static int custom_name(struct ld *l, const yaml_node_t *n, const char *key, char
 static int load_labels(struct ld *l, const yaml_node_t *n, const char *path,
                        struct policy_custom_field *cf)
 {
-    int rc = mapping(l, n, path);
-    if (rc < 0)
+    size_t np = 0;
+    int rc = entries(l, n, path, &np);
+    if (rc < 0 || np == 0)
         return rc;
-    size_t np = npairs(n);
-    if (np == 0)
-        return 0;
     cf->labels = calloc(np, sizeof *cf->labels);
     if (!cf->labels)
         return oom(l);
     cf->nlabels = np;
     static const struct field_def lang = {"label", FIELD_LANGUAGE, 0, 15, NULL, NULL, NULL};
     for (size_t i = 0; i < np; i++) {
-        const yaml_node_t *k = node_at(l, n->data.mapping.pairs.start[i].key);
-        const yaml_node_t *v = node_at(l, n->data.mapping.pairs.start[i].value);
+        const yaml_node_t *k, *v;
         char key[KEY_MAX];
-        if (!k || !v)
-            return oom(l);
+        rc = pair(l, n, i, &k, &v);
+        if (rc < 0)
+            return rc;
         join(key, path, (const char *)k->data.scalar.value);
         struct policy_label *lb = &cf->labels[i];
         rc = text(l, k, key, lb->lang, sizeof lb->lang, 1);
@@ -750,26 +762,24 @@ static int load_custom(struct ld *l, const yaml_node_t *n)
 static int load_fields(struct ld *l, const yaml_node_t *n)
 {
     static const struct keyspec spec[] = {{"class", 1}, {"basis", 1}, {NULL, 0}};
-    int rc = mapping(l, n, "fields");
-    if (rc < 0)
+    size_t np = 0;
+    int rc = entries(l, n, "fields", &np);
+    if (rc < 0 || np == 0)
         return rc;
-    size_t np = npairs(n);
-    if (np == 0)
-        return 0;
     struct policy *p = l->p;
     p->fields = calloc(np, sizeof *p->fields);
     if (!p->fields)
         return oom(l);
     p->nfields = np;
     for (size_t i = 0; i < np; i++) {
-        const yaml_node_t *k = node_at(l, n->data.mapping.pairs.start[i].key);
-        const yaml_node_t *v = node_at(l, n->data.mapping.pairs.start[i].value);
+        const yaml_node_t *k, *v;
         const yaml_node_t *vals[2];
         struct policy_field_rule *r = &p->fields[i];
         char path[KEY_MAX], key[KEY_MAX];
         const char *field;
-        if (!k || !v)
-            return oom(l);
+        rc = pair(l, n, i, &k, &v);
+        if (rc < 0)
+            return rc;
         join(path, "fields", (const char *)k->data.scalar.value);
         rc = dotted_field(l, k, path, (const char *)k->data.scalar.value, "classified", &r->entity,
                           &field);
@@ -940,25 +950,23 @@ static int load_consent(struct ld *l, const yaml_node_t *n)
 {
     static const struct keyspec spec[] = {
         {"mode", 1}, {"token_ttl_hours", 0}, {"basis", 1}, {NULL, 0}};
-    int rc = mapping(l, n, "consent");
-    if (rc < 0)
+    size_t np = 0;
+    int rc = entries(l, n, "consent", &np);
+    if (rc < 0 || np == 0)
         return rc;
-    size_t np = npairs(n);
-    if (np == 0)
-        return 0;
     struct policy *p = l->p;
     p->consent = calloc(np, sizeof *p->consent);
     if (!p->consent)
         return oom(l);
     p->nconsent = np;
     for (size_t i = 0; i < np; i++) {
-        const yaml_node_t *k = node_at(l, n->data.mapping.pairs.start[i].key);
-        const yaml_node_t *v = node_at(l, n->data.mapping.pairs.start[i].value);
+        const yaml_node_t *k, *v;
         const yaml_node_t *vals[3];
         struct policy_consent_rule *r = &p->consent[i];
         char path[KEY_MAX], key[KEY_MAX];
-        if (!k || !v)
-            return oom(l);
+        rc = pair(l, n, i, &k, &v);
+        if (rc < 0)
+            return rc;
         join(path, "consent", (const char *)k->data.scalar.value);
         rc = channel(l, k, path, (const char *)k->data.scalar.value);
         if (rc < 0)
@@ -997,25 +1005,23 @@ static int load_consent(struct ld *l, const yaml_node_t *n)
 static int load_retention(struct ld *l, const yaml_node_t *n)
 {
     static const struct keyspec spec[] = {{"days", 1}, {"basis", 1}, {NULL, 0}};
-    int rc = mapping(l, n, "retention");
-    if (rc < 0)
+    size_t np = 0;
+    int rc = entries(l, n, "retention", &np);
+    if (rc < 0 || np == 0)
         return rc;
-    size_t np = npairs(n);
-    if (np == 0)
-        return 0;
     struct policy *p = l->p;
     p->retention = calloc(np, sizeof *p->retention);
     if (!p->retention)
         return oom(l);
     p->nretention = np;
     for (size_t i = 0; i < np; i++) {
-        const yaml_node_t *k = node_at(l, n->data.mapping.pairs.start[i].key);
-        const yaml_node_t *v = node_at(l, n->data.mapping.pairs.start[i].value);
+        const yaml_node_t *k, *v;
         const yaml_node_t *vals[2];
         struct policy_retention *r = &p->retention[i];
         char path[KEY_MAX], key[KEY_MAX];
-        if (!k || !v)
-            return oom(l);
+        rc = pair(l, n, i, &k, &v);
+        if (rc < 0)
+            return rc;
         const char *name = (const char *)k->data.scalar.value;
         join(path, "retention", name);
         rc = entity_named(l, k, path, name, strlen(name), &r->entity);

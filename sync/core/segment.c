@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "buf.h"
 #include "codec.h"
 #include "timefmt.h"
 
@@ -670,8 +671,7 @@ struct segment {
     int error; /* sticky */
     struct op_error first_err;
     size_t out_pos, out_len;
-    char *line;
-    size_t line_len, line_cap;
+    struct buf line; /* the record being read, without its newline */
     char entity[SEGMENT_ENTITY_MAX + 1];
     char op[OP_NAME_MAX];
     unsigned char in[CHUNK];
@@ -1014,8 +1014,10 @@ static int open_checked(struct segment *s, const unsigned char *key,
 static struct segment *segment_alloc(void)
 {
     struct segment *s = calloc(1, sizeof *s);
-    if (s)
+    if (s) {
         s->fd = -1;
+        buf_init(&s->line, SEGMENT_LINE_MAX - 1); /* the newline counts */
+    }
     return s;
 }
 
@@ -1101,7 +1103,7 @@ void segment_close(struct segment *s)
     inflateEnd(&s->zs);
     if (s->fd >= 0)
         close(s->fd);
-    free(s->line);
+    buf_done(&s->line);
     free(s);
 }
 
@@ -1166,8 +1168,8 @@ static int pump(struct segment *s, struct op_error *err)
 static int take_line(struct segment *s, const char **entity, const char **op, const char **json,
                      size_t *len, struct op_error *err)
 {
-    char *l = s->line;
-    size_t n = s->line_len;
+    char *l = s->line.data;
+    size_t n = s->line.len;
     uint64_t at = s->raw - (s->out_len - s->out_pos) - n - 1; /* uncompressed offset */
     uint64_t rec = s->lines + 1;
     const size_t hl = sizeof line_head - 1, ol = sizeof line_op - 1, ml = sizeof line_mid - 1;
@@ -1247,31 +1249,21 @@ int segment_next_record(struct segment *s, const char **entity, const char **op,
             *err = s->first_err;
         return s->error;
     }
-    s->line_len = 0;
+    buf_clear(&s->line);
     for (;;) {
         if (s->out_pos < s->out_len) {
             unsigned char *p = s->out + s->out_pos;
             size_t avail = s->out_len - s->out_pos;
             unsigned char *nlp = memchr(p, '\n', avail);
             size_t take = nlp ? (size_t)(nlp - p) : avail;
-            if (s->line_len + take + 1 > SEGMENT_LINE_MAX)
+            if (s->line.len + take + 1 > SEGMENT_LINE_MAX)
                 return fail_sticky(s,
                                    bad(err, -EBADMSG, "record",
                                        "record %" PRIu64 " is longer than %u bytes", s->lines + 1,
                                        SEGMENT_LINE_MAX),
                                    err);
-            if (s->line_len + take + 1 > s->line_cap) {
-                size_t cap = s->line_cap ? s->line_cap : 4096;
-                while (cap < s->line_len + take + 1)
-                    cap *= 2;
-                char *nb = realloc(s->line, cap);
-                if (!nb)
-                    return fail_sticky(s, op_error_set(err, -ENOMEM, NULL, "out of memory"), err);
-                s->line = nb;
-                s->line_cap = cap;
-            }
-            memcpy(s->line + s->line_len, p, take);
-            s->line_len += take;
+            if (buf_append(&s->line, p, take) < 0)
+                return fail_sticky(s, op_error_set(err, -ENOMEM, NULL, "out of memory"), err);
             s->out_pos += take + (nlp ? 1 : 0);
             if (nlp) {
                 int rc = take_line(s, entity, op, json, len, err);
@@ -1280,7 +1272,7 @@ int segment_next_record(struct segment *s, const char **entity, const char **op,
             continue;
         }
         if (s->z_ended) {
-            if (s->line_len > 0)
+            if (s->line.len > 0)
                 return fail_sticky(s,
                                    bad(err, -EBADMSG, "record",
                                        "payload ends inside record %" PRIu64 " (no newline)",

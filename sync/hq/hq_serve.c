@@ -176,9 +176,7 @@ static void respond_json(struct http_exchange *x, int status, const char *type, 
 
 static void problem(struct http_exchange *x, int status, const char *detail)
 {
-    respond_json(x, status, "application/problem+json",
-                 json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
-                           http_status_text(status), "status", status, "detail", detail));
+    http_respond_problem(x, status, NULL, detail);
 }
 
 /* Looks up the node of the request's bearer token and notes the contact.

@@ -28,8 +28,10 @@
 
 #include <http_parser.h>
 
+#include "buf.h"
 #include "http_tls.h"
 #include "percent.h"
+#include "problem.h"
 
 #define HTTP_MAX_URL 8192        /* request target; over it: 414 */
 #define HTTP_MAX_HEADERS 100     /* header fields; over it: 431 */
@@ -57,14 +59,6 @@ enum conn_state {
 
 enum write_kind { W_RAW, W_RESPONSE };
 
-/* A growable byte buffer with a hard cap (max), always NUL-terminable. */
-struct sbuf {
-    char *p;
-    size_t len;
-    size_t cap;
-    size_t max;
-};
-
 struct hdr {
     uint32_t name; /* offsets into the exchange's arena */
     uint32_t value;
@@ -77,16 +71,16 @@ struct http_exchange {
     const char *method;
     const char *path;  /* into url, decoded in place */
     const char *query; /* into url */
-    struct sbuf url;
-    struct sbuf arena; /* name\0value\0 for each header */
+    struct buf url;
+    struct buf arena; /* name\0value\0 for each header */
     struct hdr hdrs[HTTP_MAX_HEADERS];
     unsigned nhdrs;
     int hstate; /* 0 before the first field, 1 in a name, 2 in a value */
     size_t head_bytes;
     int url_done;
     int headers_done;
-    struct sbuf body;
-    struct sbuf rh; /* "Name: value\r\n" lines from http_add_header */
+    struct buf body;
+    struct buf rh; /* "Name: value\r\n" lines from http_add_header */
     unsigned nrh;
     char user[HTTP_USER_MAX];
     char remote[HTTP_REMOTE_MAX];
@@ -164,65 +158,6 @@ static void conn_pump(struct conn *c);
 static void conn_refuse(struct conn *c, int status, const char *detail, const char *extra);
 static void send_response(struct conn *c, struct http_exchange *x, int status, const char *ctype,
                           const void *body, size_t len, const char *extra);
-
-/* ---- small buffers ---- */
-
-static int sb_reserve(struct sbuf *b, size_t extra)
-{
-    if (extra > b->max || b->len > b->max - extra)
-        return -E2BIG;
-    size_t need = b->len + extra;
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    if (cap > b->max)
-        cap = b->max;
-    char *p = realloc(b->p, cap);
-    if (!p)
-        return -ENOMEM;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static int sb_add(struct sbuf *b, const void *data, size_t n)
-{
-    int rc = sb_reserve(b, n);
-    if (rc < 0)
-        return rc;
-    if (n)
-        memcpy(b->p + b->len, data, n);
-    b->len += n;
-    return 0;
-}
-
-static int sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -EINVAL;
-    int rc = sb_reserve(b, (size_t)n + 1);
-    if (rc < 0)
-        return rc;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return 0;
-}
-
-static void sb_free(struct sbuf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
 
 /* ---- text helpers ---- */
 
@@ -307,21 +242,6 @@ static void imf_date(char *out, size_t cap)
     }
     snprintf(out, cap, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday,
              months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-static int json_escape(struct sbuf *b, const char *s)
-{
-    int rc = 0;
-    for (; *s && rc == 0; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            rc = sb_printf(b, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            rc = sb_printf(b, "\\u%04x", ch);
-        else
-            rc = sb_add(b, s, 1);
-    }
-    return rc;
 }
 
 static int is_tchar(unsigned char ch)
@@ -411,10 +331,10 @@ static struct http_exchange *x_new(struct conn *c)
     x->srv = s;
     x->conn = c;
     x->method = "-";
-    x->url.max = HTTP_MAX_URL + 1;
-    x->arena.max = s->max_header_bytes + 2 * HTTP_MAX_HEADERS + 2;
-    x->body.max = s->max_body_bytes + 1;
-    x->rh.max = HTTP_MAX_RESP_HEAD;
+    buf_init(&x->url, HTTP_MAX_URL + 1);
+    buf_init(&x->arena, s->max_header_bytes + 2 * HTTP_MAX_HEADERS + 2);
+    buf_init(&x->body, s->max_body_bytes);
+    buf_init(&x->rh, HTTP_MAX_RESP_HEAD);
     x->keep_alive = 1;
     x->t_start = uv_hrtime();
     snprintf(x->remote, sizeof x->remote, "%s", c->remote);
@@ -425,10 +345,10 @@ static void x_free(struct http_exchange *x)
 {
     for (unsigned i = 0; i < x->nhdrs; i++)
         free(x->hdrs[i].joined);
-    sb_free(&x->url);
-    sb_free(&x->arena);
-    sb_free(&x->body);
-    sb_free(&x->rh);
+    buf_done(&x->url);
+    buf_done(&x->arena);
+    buf_done(&x->body);
+    buf_done(&x->rh);
     free(x);
 }
 
@@ -738,26 +658,26 @@ static void send_response(struct conn *c, struct http_exchange *x, int status, c
     x->close = close;
     char date[64];
     imf_date(date, sizeof date);
-    struct sbuf b = {.max = SIZE_MAX};
+    struct buf b = BUF_INIT(SIZE_MAX);
     int rc =
-        sb_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_text(status), date);
+        buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_text(status), date);
     if (rc == 0 && ctype && !no_body && value_ok(ctype))
-        rc = sb_printf(&b, "Content-Type: %s\r\n", ctype);
+        rc = buf_printf(&b, "Content-Type: %s\r\n", ctype);
     if (rc == 0 && !no_body)
-        rc = sb_printf(&b, "Content-Length: %zu\r\n", len);
+        rc = buf_printf(&b, "Content-Length: %zu\r\n", len);
     if (rc == 0 && extra)
-        rc = sb_add(&b, extra, strlen(extra));
+        rc = buf_append(&b, extra, strlen(extra));
     if (rc == 0 && x->rh.len)
-        rc = sb_add(&b, x->rh.p, x->rh.len);
+        rc = buf_append(&b, x->rh.data, x->rh.len);
     if (rc == 0 && close)
-        rc = sb_printf(&b, "Connection: close\r\n");
+        rc = buf_printf(&b, "Connection: close\r\n");
     else if (rc == 0 && x->http10)
-        rc = sb_printf(&b, "Connection: keep-alive\r\n");
+        rc = buf_printf(&b, "Connection: keep-alive\r\n");
     if (rc == 0)
-        rc = sb_add(&b, "\r\n", 2);
+        rc = buf_append(&b, "\r\n", 2);
     int send_body = !no_body && !x->is_head && len > 0;
     if (rc == 0 && send_body)
-        rc = sb_add(&b, body, len);
+        rc = buf_append(&b, body, len);
     x->status = status;
     x->bytes_out = send_body ? len : 0;
 
@@ -766,9 +686,9 @@ static void send_response(struct conn *c, struct http_exchange *x, int status, c
     c->last_wq = SIZE_MAX;
     conn_arm(c, s->idle_timeout_ms);
     if (rc == 0)
-        rc = conn_send(c, b.p, b.len, W_RESPONSE);
+        rc = conn_send(c, b.data, b.len, W_RESPONSE);
     else
-        sb_free(&b);
+        buf_done(&b);
     if (rc < 0) {
         c->x = NULL;
         x_finish(x, HTTP_STATUS_GONE, 0);
@@ -796,22 +716,19 @@ static void conn_refuse(struct conn *c, int status, const char *detail, const ch
     }
     x->close = 1;
     stash_clear(c);
-    struct sbuf b = {.max = 4096};
-    int rc = sb_printf(&b, "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"detail\":\"",
-                       http_status_text(status), status);
+    struct buf b = BUF_INIT(4096);
+    int rc = problem_render(&b, problem_new(status, http_status_text(status), detail));
     if (rc == 0)
-        rc = json_escape(&b, detail);
-    if (rc == 0)
-        rc = sb_add(&b, "\"}\n", 3);
+        rc = buf_append(&b, "\n", 1);
     if (rc < 0) {
-        sb_free(&b);
+        buf_done(&b);
         c->x = NULL;
         x_finish(x, status, 0);
         conn_close(c);
         return;
     }
-    send_response(c, x, status, "application/problem+json", b.p, b.len, extra);
-    sb_free(&b);
+    send_response(c, x, status, PROBLEM_CONTENT_TYPE, b.data, b.len, extra);
+    buf_done(&b);
 }
 
 /* ---- the parser's callbacks ---- */
@@ -853,9 +770,9 @@ static int url_finish(struct conn *c)
     int rc = count_head(c, x->url.len);
     if (rc)
         return rc;
-    if (sb_add(&x->url, "", 1) < 0)
+    if (buf_append(&x->url, "", 1) < 0)
         return cb_nomem(c);
-    char *u = x->url.p;
+    char *u = x->url.data;
     char *hash = strchr(u, '#');
     if (hash)
         *hash = '\0';
@@ -879,7 +796,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
         x->method = http_method_str((enum http_method)p->method);
     if (x->url.len + len > HTTP_MAX_URL)
         return cb_refuse(c, 414, "the request target is longer than %d bytes", HTTP_MAX_URL);
-    if (sb_add(&x->url, at, len) < 0)
+    if (buf_append(&x->url, at, len) < 0)
         return cb_nomem(c);
     return 0;
 }
@@ -894,7 +811,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     if (x->headers_done) /* a trailer: counted, not kept */
         return count_head(c, len);
     if (x->hstate != 1) {
-        if (x->hstate == 2 && sb_add(&x->arena, "", 1) < 0)
+        if (x->hstate == 2 && buf_append(&x->arena, "", 1) < 0)
             return cb_nomem(c);
         if (x->nhdrs == HTTP_MAX_HEADERS)
             return cb_refuse(c, 431, "more than %d header fields", HTTP_MAX_HEADERS);
@@ -911,7 +828,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     rc = count_head(c, len);
     if (rc)
         return rc;
-    if (sb_add(&x->arena, at, len) < 0)
+    if (buf_append(&x->arena, at, len) < 0)
         return cb_nomem(c);
     return 0;
 }
@@ -921,7 +838,7 @@ static int value_start(struct conn *c)
     struct http_exchange *x = c->x;
     if (x->hstate != 1)
         return 0;
-    if (sb_add(&x->arena, "", 1) < 0)
+    if (buf_append(&x->arena, "", 1) < 0)
         return cb_nomem(c);
     x->hdrs[x->nhdrs - 1].value = (uint32_t)x->arena.len;
     x->hstate = 2;
@@ -940,7 +857,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     rc = count_head(c, len);
     if (rc)
         return rc;
-    if (sb_add(&x->arena, at, len) < 0)
+    if (buf_append(&x->arena, at, len) < 0)
         return cb_nomem(c);
     return 0;
 }
@@ -949,7 +866,7 @@ static unsigned header_count(const struct http_exchange *x, const char *name)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < x->nhdrs; i++)
-        if (strcasecmp(x->arena.p + x->hdrs[i].name, name) == 0)
+        if (strcasecmp(x->arena.data + x->hdrs[i].name, name) == 0)
             n++;
     return n;
 }
@@ -966,7 +883,7 @@ static int on_headers_complete(http_parser *p)
         return rc;
     if (x->hstate == 1 && value_start(c))
         return -1;
-    if (x->hstate == 2 && sb_add(&x->arena, "", 1) < 0)
+    if (x->hstate == 2 && buf_append(&x->arena, "", 1) < 0)
         return cb_nomem(c);
     x->hstate = 0;
     x->headers_done = 1;
@@ -992,7 +909,7 @@ static int on_headers_complete(http_parser *p)
         c->send_continue = has_body;
     }
     if (has_body) {
-        if (has_len && sb_reserve(&x->body, (size_t)p->content_length + 1) < 0)
+        if (has_len && buf_reserve(&x->body, (size_t)p->content_length) < 0)
             return cb_nomem(c);
         c->state = C_BODY;
         conn_arm(c, s->body_timeout_ms);
@@ -1006,7 +923,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
     struct http_exchange *x = c->x;
     if (len > c->srv->max_body_bytes - x->body.len)
         return cb_refuse(c, 413, "the body is larger than %zu bytes", c->srv->max_body_bytes);
-    if (sb_add(&x->body, at, len) < 0)
+    if (buf_append(&x->body, at, len) < 0)
         return cb_nomem(c);
     return 0;
 }
@@ -1014,11 +931,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
     struct conn *c = p->data;
-    struct http_exchange *x = c->x;
-    if (sb_add(&x->body, "", 1) < 0)
-        return cb_nomem(c);
-    x->body.len--;
-    c->msg_done = 1;
+    c->msg_done = 1; /* the body is NUL-terminated already (buf.h) */
     /* Stop right after this message: the rest of the buffer is the next
      * request, parsed only once this one is answered. */
     http_parser_pause(p, 1);
@@ -1444,29 +1357,29 @@ const char *http_header(const struct http_exchange *x, const char *name)
     unsigned count = 0;
     size_t total = 0;
     for (unsigned i = 0; i < x->nhdrs; i++) {
-        if (strcasecmp(x->arena.p + x->hdrs[i].name, name) != 0)
+        if (strcasecmp(x->arena.data + x->hdrs[i].name, name) != 0)
             continue;
         if (first < 0)
             first = (int)i;
         count++;
-        total += strlen(x->arena.p + x->hdrs[i].value);
+        total += strlen(x->arena.data + x->hdrs[i].value);
     }
     if (first < 0)
         return NULL;
     struct hdr *h = (struct hdr *)&x->hdrs[first]; /* the cache is not part of the request */
     if (count == 1)
-        return x->arena.p + h->value;
+        return x->arena.data + h->value;
     if (h->joined)
         return h->joined;
     size_t cap = total + 2 * (count - 1) + 1;
     char *j = malloc(cap);
     if (!j)
-        return x->arena.p + h->value; /* the first one beats none */
+        return x->arena.data + h->value; /* the first one beats none */
     size_t o = 0;
     for (unsigned i = (unsigned)first; i < x->nhdrs; i++) {
-        if (strcasecmp(x->arena.p + x->hdrs[i].name, name) != 0)
+        if (strcasecmp(x->arena.data + x->hdrs[i].name, name) != 0)
             continue;
-        const char *v = x->arena.p + x->hdrs[i].value;
+        const char *v = x->arena.data + x->hdrs[i].value;
         size_t vl = strlen(v);
         if (o) {
             memcpy(j + o, ", ", 2);
@@ -1484,7 +1397,7 @@ const char *http_body(const struct http_exchange *x, size_t *len)
 {
     if (len)
         *len = x->body.len;
-    return x->body.p ? x->body.p : "";
+    return x->body.data ? x->body.data : "";
 }
 
 int http_query_param(const struct http_exchange *x, const char *name, char *out, size_t cap)
@@ -1540,9 +1453,9 @@ int http_add_header(struct http_exchange *x, const char *name, const char *value
     }
     if (x->nrh >= HTTP_MAX_RESP_HEADERS)
         return -E2BIG;
-    int rc = sb_printf(&x->rh, "%s: %s\r\n", name, value);
+    int rc = buf_printf(&x->rh, "%s: %s\r\n", name, value);
     if (rc < 0)
-        return rc;
+        return rc == -EFBIG ? -E2BIG : rc;
     x->nrh++;
     return 0;
 }
@@ -1568,6 +1481,18 @@ void http_respond(struct http_exchange *x, int status, const char *content_type,
         return;
     }
     send_response(c, x, status, content_type, body ? body : "", body ? len : 0, NULL);
+}
+
+void http_respond_problem(struct http_exchange *x, int status, const char *title,
+                          const char *detail)
+{
+    struct buf b = BUF_INIT(SIZE_MAX);
+    if (problem_render(&b, problem_new(status, title ? title : http_status_text(status), detail)) <
+        0)
+        http_respond(x, 500, "text/plain", "out of memory\n", 14);
+    else
+        http_respond(x, status, PROBLEM_CONTENT_TYPE, b.data, b.len);
+    buf_done(&b);
 }
 
 int http_exchange_gone(const struct http_exchange *x)

@@ -106,6 +106,13 @@ int http_add_header(struct http_exchange *x, const char *name, const char *value
 void http_respond(struct http_exchange *x, int status, const char *content_type, const void *body,
                   size_t len);
 
+/* Answers like http_respond with an RFC 9457 problem document
+ * (problem.h): title NULL is the status's reason phrase, detail says what
+ * went wrong and what to do. Out of memory answers 500 text/plain
+ * "out of memory" instead. */
+void http_respond_problem(struct http_exchange *x, int status, const char *title,
+                          const char *detail);
+
 /* True once the client has gone away (the socket shows end of stream or
  * an error); a slow handler may stop early, and must still http_respond. */
 int http_exchange_gone(const struct http_exchange *x);

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "codec.h"
 
 #define DEF_MIN_CHUNK ((size_t)16 * 1024)
@@ -124,8 +125,7 @@ struct tus_client {
     uv_timer_t get_timer; /* starts the next GET from the loop */
     struct get_req *gcur, *ghead, *gtail;
     struct curl_slist *ghdrs;
-    char *gbody;
-    size_t gbody_len, gbody_cap;
+    struct buf gbody; /* the current answer's body, capped at its max_body */
     int gbody_over;
     char gerrbuf[CURL_ERROR_SIZE];
 
@@ -206,7 +206,7 @@ static void on_handle_closed(uv_handle_t *h)
     void (*cb)(void *) = c->stop_cb;
     void *ctx = c->stop_ctx;
     free(c->buf);
-    free(c->gbody);
+    buf_done(&c->gbody);
     free(c->endpoint);
     free(c->auth_hdr);
     free(c->ca_file);
@@ -1139,33 +1139,20 @@ static void free_get(struct get_req *g)
 static size_t on_get_body(char *data, size_t size, size_t n, void *userp)
 {
     struct tus_client *c = userp;
+    struct buf *b = &c->gbody;
     size_t len = size * n;
-    size_t max = c->gcur->max_body;
-    if (len > max - c->gbody_len && c->gcur->tdone) {
-        size_t keep = max - c->gbody_len; /* a DELETE's body is only for the message */
-        if (keep && on_get_body(data, 1, keep, userp) != keep)
+    if (len > b->max - b->len && c->gcur->tdone) {
+        size_t keep = b->max - b->len; /* a DELETE's body is only for the message */
+        if (keep && buf_append(b, data, keep) < 0)
             return 0;
         return len;
     }
-    if (len > max - c->gbody_len) {
+    if (len > b->max - b->len) {
         c->gbody_over = 1;
         return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
     }
-    if (c->gbody_len + len + 1 > c->gbody_cap) {
-        size_t cap = c->gbody_cap ? c->gbody_cap : 4096;
-        while (cap < c->gbody_len + len + 1)
-            cap *= 2;
-        if (cap > max + 1)
-            cap = max + 1;
-        char *nb = realloc(c->gbody, cap);
-        if (!nb)
-            return 0;
-        c->gbody = nb;
-        c->gbody_cap = cap;
-    }
-    memcpy(c->gbody + c->gbody_len, data, len);
-    c->gbody_len += len;
-    c->gbody[c->gbody_len] = '\0';
+    if (buf_append(b, data, len) < 0)
+        return 0;
     return len;
 }
 
@@ -1175,10 +1162,9 @@ static int start_get(struct tus_client *c, struct op_error *err)
     curl_easy_reset(c->get_easy);
     curl_slist_free_all(c->ghdrs);
     c->ghdrs = NULL;
-    c->gbody_len = 0;
+    buf_clear(&c->gbody);
+    c->gbody.max = g->max_body;
     c->gbody_over = 0;
-    if (c->gbody)
-        c->gbody[0] = '\0';
     c->gerrbuf[0] = '\0';
     int rc = set_shared(c, c->get_easy, g->url, c->gerrbuf, &c->ghdrs, err);
     if (rc < 0)
@@ -1209,7 +1195,7 @@ static void finish_get(struct tus_client *c, int status, const struct op_error *
     if (g->tdone)
         g->tdone(g->ctx, status, e);
     else
-        g->done(g->ctx, status, ok && c->gbody ? c->gbody : "", ok ? c->gbody_len : 0, e);
+        g->done(g->ctx, status, ok && c->gbody.data ? c->gbody.data : "", ok ? c->gbody.len : 0, e);
     free_get(g);
     if (!c->stopping && c->ghead)
         (void)uv_timer_start(&c->get_timer, next_get, 0, 0);
@@ -1235,7 +1221,7 @@ static void next_get(uv_timer_t *t)
 static void on_terminate_done(struct tus_client *c, long code)
 {
     struct get_req *g = c->gcur;
-    const char *body = c->gbody ? c->gbody : "";
+    const char *body = c->gbody.data ? c->gbody.data : "";
     struct op_error e;
     op_error_clear(&e);
     if (code == 204 || code == 200) {

@@ -869,28 +869,21 @@ static void hdr_u64(struct http_exchange *x, const char *name, uint64_t v)
     hdr(x, name, b);
 }
 
-/* Answers with a problem+json body (RFC 9457). detail may quote what the
- * client sent (a metadata key) or come from the embedder: quotes and
- * backslashes are escaped, and bytes outside printable ASCII become '?',
- * so the body is always valid JSON. */
+/* Answers with a problem+json body (problem.h). detail may quote what the
+ * client sent (a metadata key) or come from the embedder: bytes outside
+ * printable ASCII become '?' and it is cut to a few hundred bytes, so the
+ * document always builds and stays small. */
 static int fail(struct http_exchange *x, int status, const char *detail)
 {
-    char esc[400];
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)detail; *p && o + 2 < sizeof esc; p++) {
-        if (*p == '"' || *p == '\\')
-            esc[o++] = '\\';
-        esc[o++] = *p < 0x20 || *p > 0x7e ? '?' : (char)*p;
+    char clean[400];
+    size_t o = 0, w = 0; /* w: the escaped width, which the cut counts */
+    for (const unsigned char *p = (const unsigned char *)detail; *p && w + 2 < sizeof clean; p++) {
+        w += *p == '"' || *p == '\\' ? 2 : 1;
+        clean[o++] = *p < 0x20 || *p > 0x7e ? '?' : (char)*p;
     }
-    esc[o] = '\0';
-    char body[512];
-    int n = snprintf(body, sizeof body,
-                     "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,\"detail\":\"%s\"}",
-                     status == 460 ? "Checksum Mismatch" : http_status_text(status), status, esc);
-    if (n < 0 || (size_t)n >= sizeof body)
-        n = 0;
+    clean[o] = '\0';
     hdr(x, "Tus-Resumable", TUS_VERSION);
-    http_respond(x, status, "application/problem+json", body, (size_t)n);
+    http_respond_problem(x, status, status == 460 ? "Checksum Mismatch" : NULL, clean);
     return 0;
 }
 

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+
 #define CHUNK 65536u
 #define REC_INITIAL 4096u
 
@@ -32,8 +34,7 @@ struct csv_reader {
     unsigned long line;     /* physical line of the next unread byte */
     unsigned long rec_line; /* where the current record starts */
 
-    char *rec; /* the current record's unquoted fields, each NUL-terminated */
-    size_t reclen, reccap, recmax;
+    struct buf rec; /* the current record's unquoted fields, each NUL-terminated */
     size_t *offs;
     struct csv_field *fields;
     size_t nfields;
@@ -73,13 +74,14 @@ int csv_reader_new(FILE *in, const struct csv_limits *limits, struct csv_reader 
     r->ragged = limits ? limits->ragged : 0;
     r->line = 1;
     /* 32-bit boards: the product of the largest caps does not fit */
-    r->recmax = max_field + 1 > SIZE_MAX / max_columns ? SIZE_MAX : max_columns * (max_field + 1);
-    r->reccap = REC_INITIAL < r->recmax ? REC_INITIAL : r->recmax;
+    size_t recmax =
+        max_field + 1 > SIZE_MAX / max_columns ? SIZE_MAX : max_columns * (max_field + 1);
+    buf_init(&r->rec, recmax);
     r->buf = malloc(CHUNK);
-    r->rec = malloc(r->reccap);
     r->offs = calloc(max_columns, sizeof *r->offs);
     r->fields = calloc(max_columns, sizeof *r->fields);
-    if (!r->buf || !r->rec || !r->offs || !r->fields) {
+    if (!r->buf || buf_reserve(&r->rec, REC_INITIAL < recmax ? REC_INITIAL : recmax) < 0 ||
+        !r->offs || !r->fields) {
         csv_reader_free(r);
         return -ENOMEM;
     }
@@ -92,7 +94,7 @@ void csv_reader_free(struct csv_reader *r)
     if (!r)
         return;
     free(r->buf);
-    free(r->rec);
+    buf_done(&r->rec);
     free(r->offs);
     free(r->fields);
     free(r);
@@ -177,21 +179,14 @@ static inline int peek(struct csv_reader *r)
     return -1;
 }
 
-static int reserve(struct csv_reader *r, size_t n)
+/* Appends to the record; the field and column caps, checked first, keep
+ * it under its own cap, so only memory can run out. */
+static int rec_add(struct csv_reader *r, struct op_error *err, const void *p, size_t n)
 {
-    if (r->reccap - r->reclen >= n)
-        return 0;
-    size_t need = r->reclen + n;
-    if (need > r->recmax)
-        return -ENOMEM; /* cannot happen: field and column caps come first */
-    size_t cap = r->reccap;
-    while (cap < need)
-        cap = cap > r->recmax / 2 ? r->recmax : cap * 2;
-    char *p = realloc(r->rec, cap);
-    if (!p)
-        return -ENOMEM;
-    r->rec = p;
-    r->reccap = cap;
+    if (buf_append(&r->rec, p, n) < 0) {
+        r->sticky = -ENOMEM;
+        return op_error_set(err, -ENOMEM, NULL, "out of memory reading CSV");
+    }
     return 0;
 }
 
@@ -199,15 +194,9 @@ static int reserve(struct csv_reader *r, size_t n)
 static int put(struct csv_reader *r, struct op_error *err, const void *p, size_t n,
                size_t field_off, unsigned long field_line, size_t col)
 {
-    if (r->reclen - field_off + n > r->max_field)
+    if (r->rec.len - field_off + n > r->max_field)
         return fail(r, err, 1, field_line, col, "field longer than %zu bytes", r->max_field);
-    if (reserve(r, n) < 0) {
-        r->sticky = -ENOMEM;
-        return op_error_set(err, -ENOMEM, NULL, "out of memory reading CSV");
-    }
-    memcpy(r->rec + r->reclen, p, n);
-    r->reclen += n;
-    return 0;
+    return rec_add(r, err, p, n);
 }
 
 static void describe_byte(int c, char out[16])
@@ -260,6 +249,24 @@ long csv_utf8_bad_offset(const char *s, size_t len)
     return -1;
 }
 
+/* Appends the buffered bytes up to the next one marked in stop (or the
+ * buffer's end) to the field and consumes them. Returns 1 when the buffer
+ * ran out first, 0 at a stop byte (not consumed), or a negative errno. */
+static int put_run(struct csv_reader *r, struct op_error *err, const unsigned char stop[256],
+                   size_t off, unsigned long fline, size_t col)
+{
+    const unsigned char *s = r->buf + r->pos, *e = r->buf + r->end, *p = s;
+    while (p < e && !stop[*p])
+        p++;
+    if (p > s) {
+        int rc = put(r, err, s, (size_t)(p - s), off, fline, col);
+        if (rc < 0)
+            return rc;
+        r->pos += (size_t)(p - s);
+    }
+    return p == e;
+}
+
 /* Reads one quoted field (the opening quote consumed). */
 static int read_quoted(struct csv_reader *r, struct op_error *err, size_t off, unsigned long fline,
                        size_t col)
@@ -271,18 +278,12 @@ static int read_quoted(struct csv_reader *r, struct op_error *err, size_t off, u
             return fail(r, err, 1, fline, col,
                         "unterminated quoted field: the quote opened here is never closed");
         }
-        const unsigned char *s = r->buf + r->pos, *e = r->buf + r->end, *p = s;
-        while (p < e && !stop_quoted[*p])
-            p++;
-        if (p > s) {
-            int rc = put(r, err, s, (size_t)(p - s), off, fline, col);
-            if (rc < 0)
-                return rc;
-            r->pos += (size_t)(p - s);
-        }
-        if (p == e)
+        int rc = put_run(r, err, stop_quoted, off, fline, col);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
             continue;
-        int c = *p;
+        int c = r->buf[r->pos];
         r->pos++;
         if (c == '"') {
             if (peek(r) != '"')
@@ -292,7 +293,7 @@ static int read_quoted(struct csv_reader *r, struct op_error *err, size_t off, u
             return fail(r, err, 1, r->line, col, "NUL byte in field");
         }
         char ch = (char)c;
-        int rc = put(r, err, &ch, 1, off, fline, col);
+        rc = put(r, err, &ch, 1, off, fline, col);
         if (rc < 0)
             return rc;
         if (c == '\r') {
@@ -316,17 +317,12 @@ static int read_unquoted(struct csv_reader *r, struct op_error *err, size_t off,
     for (;;) {
         if (!fill(r))
             return r->io_error ? fail_io(r, err) : 0;
-        const unsigned char *s = r->buf + r->pos, *e = r->buf + r->end, *p = s;
-        while (p < e && !stop_unquoted[*p])
-            p++;
-        if (p > s) {
-            int rc = put(r, err, s, (size_t)(p - s), off, fline, col);
-            if (rc < 0)
-                return rc;
-            r->pos += (size_t)(p - s);
-        }
-        if (p == e)
+        int rc = put_run(r, err, stop_unquoted, off, fline, col);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
             continue;
+        const unsigned char *p = r->buf + r->pos;
         if (*p == '"')
             return fail(r, err, 1, r->line, col,
                         "quote inside an unquoted field (a field containing quotes must be "
@@ -335,6 +331,19 @@ static int read_unquoted(struct csv_reader *r, struct op_error *err, size_t off,
             return fail(r, err, 1, r->line, col, "NUL byte in field");
         return 0; /* separator or line end, left for the caller */
     }
+}
+
+/* Consumes a line end (CR, LF or CRLF) when c, the next byte, starts
+ * one, and counts the line. Returns whether it did. */
+static int line_end(struct csv_reader *r, int c)
+{
+    if (c != '\r' && c != '\n')
+        return 0;
+    r->pos++;
+    r->line++;
+    if (c == '\r' && peek(r) == '\n')
+        r->pos++;
+    return 1;
 }
 
 int csv_reader_next(struct csv_reader *r, struct op_error *err)
@@ -347,24 +356,15 @@ int csv_reader_next(struct csv_reader *r, struct op_error *err)
             r->pos += 3;
     }
     r->nfields = 0;
-    r->reclen = 0;
+    buf_clear(&r->rec);
 
     /* Blank lines are skipped but counted. */
     for (;;) {
         int c = peek(r);
         if (c < 0)
             return r->io_error ? fail_io(r, err) : 0;
-        if (c == '\r') {
-            r->pos++;
-            r->line++;
-            if (peek(r) == '\n')
-                r->pos++;
-        } else if (c == '\n') {
-            r->pos++;
-            r->line++;
-        } else {
+        if (!line_end(r, c))
             break;
-        }
     }
     r->rec_line = r->line;
 
@@ -374,7 +374,7 @@ int csv_reader_next(struct csv_reader *r, struct op_error *err)
         if (r->nfields == r->max_columns)
             return fail(r, err, 1, r->line, col, "more than %zu columns in one row",
                         r->max_columns);
-        size_t off = r->reclen;
+        size_t off = r->rec.len;
         unsigned long fline = r->line;
         int quoted = 0;
         int rc;
@@ -396,13 +396,11 @@ int csv_reader_next(struct csv_reader *r, struct op_error *err)
             return fail(r, err, 1, r->line, col,
                         "%s after the closing quote; expected a comma or a line end", what);
         }
-        if (reserve(r, 1) < 0) {
-            r->sticky = -ENOMEM;
-            return op_error_set(err, -ENOMEM, NULL, "out of memory reading CSV");
-        }
-        r->rec[r->reclen++] = '\0';
+        rc = rec_add(r, err, "", 1);
+        if (rc < 0)
+            return rc;
         r->offs[r->nfields] = off;
-        r->fields[r->nfields].len = r->reclen - 1 - off;
+        r->fields[r->nfields].len = r->rec.len - 1 - off;
         r->fields[r->nfields].line = fline;
         r->fields[r->nfields].quoted = quoted;
         r->nfields++;
@@ -411,19 +409,11 @@ int csv_reader_next(struct csv_reader *r, struct op_error *err)
             continue;
         }
         end_line = r->line;
-        if (c == '\r') {
-            r->pos++;
-            r->line++;
-            if (peek(r) == '\n')
-                r->pos++;
-        } else if (c == '\n') {
-            r->pos++;
-            r->line++;
-        }
+        (void)line_end(r, c);
         break;
     }
     for (size_t i = 0; i < r->nfields; i++)
-        r->fields[i].data = r->rec + r->offs[i];
+        r->fields[i].data = r->rec.data + r->offs[i];
 
     if (r->header_n == 0) {
         r->header_n = r->nfields;

@@ -8,8 +8,8 @@
  * Build and run (not part of the meson build):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
  *       -Isync/toolkit -Isync/core -Isync/net tests/fuzz/fuzz_csv_reader.c \
- *       sync/toolkit/csv_reader.c sync/toolkit/csv_writer.c sync/toolkit/op_error.c -o \
- *       fuzz_csv_reader
+ *       sync/toolkit/csv_reader.c sync/toolkit/csv_writer.c sync/toolkit/op_error.c \
+ *       sync/toolkit/buf.c -o fuzz_csv_reader
  *   mkdir -p corpus && ./fuzz_csv_reader -max_len=200000 corpus
  * The first input byte picks small caps (so the cap paths are reached
  * with short inputs) or the defaults.

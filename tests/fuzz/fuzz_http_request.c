@@ -13,8 +13,9 @@
  * Build and run (not part of the meson build):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
  *       -Isync/toolkit -Isync/core -Isync/net tests/fuzz/fuzz_http_request.c \
- *       sync/net/http_server.c sync/net/http_tls.c sync/toolkit/op_error.c -luv \
- *       -lhttp_parser -lssl -lcrypto -o fuzz_http_request
+ *       sync/net/http_server.c sync/net/http_tls.c sync/net/problem.c sync/toolkit/op_error.c \
+ *       sync/toolkit/buf.c sync/toolkit/percent.c -luv -lhttp_parser -lssl -lcrypto -ljansson \
+ *       -o fuzz_http_request
  *   mkdir -p corpus && ./fuzz_http_request -max_len=100000 corpus
  * The first input byte picks the server: even = default limits, odd = tiny
  * limits (256-byte headers, 64-byte bodies) so the limit paths are reached

@@ -11,8 +11,8 @@
  * a meson build directory, here build/):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
  *       -Isync/toolkit -Isync/core -Ibuild tests/fuzz/fuzz_policy.c sync/core/policy.c \
- *       sync/core/entity.c sync/toolkit/op_error.c -ljansson -lyaml -lcrypto -o \
- *       fuzz_policy
+ *       sync/core/entity.c sync/toolkit/op_error.c sync/toolkit/codec.c -ljansson -lyaml \
+ *       -lcrypto -o fuzz_policy
  *   mkdir -p corpus && cp schema/regions/BR.yaml corpus/
  *   ./fuzz_policy -max_len=300000 -dict=tests/fuzz/policy.dict corpus
  * (the dictionary is optional; the key names in docs/REGION_POLICY.md make

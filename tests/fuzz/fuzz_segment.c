@@ -18,8 +18,9 @@
  * a meson build directory, here build/):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
  *       -Isync/toolkit -Isync/core -Ibuild tests/fuzz/fuzz_segment.c sync/core/segment.c \
- *       sync/core/egress.c sync/core/policy.c sync/core/entity.c sync/toolkit/op_error.c \
- *       -ljansson -lyaml -lcrypto -lz -o fuzz_segment
+ *       sync/core/egress.c sync/core/policy.c sync/core/entity.c sync/core/region.c \
+ *       sync/core/phone.c sync/core/hlc.c sync/toolkit/op_error.c sync/toolkit/buf.c \
+ *       sync/toolkit/codec.c sync/toolkit/timefmt.c -ljansson -lyaml -lcrypto -lz -o fuzz_segment
  *   mkdir -p corpus && ./fuzz_segment -max_len=200000 corpus
  * (seed the corpus with a spool's .seg files prefixed by a 0 byte).
  */
