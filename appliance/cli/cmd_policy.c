@@ -111,7 +111,7 @@ static int open_ro(const char *cmd, const char *path, struct store **s, struct p
 static int policy_took_effect(struct store *s, const char *new_hash, const char *why,
                               struct op_error *err)
 {
-    return residency_policy_changed(s, new_hash, why, NULL, err);
+    return store_policy_changed(s, new_hash, why, NULL, err);
 }
 
 /* ---- show ------------------------------------------------------------------ */
