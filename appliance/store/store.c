@@ -231,8 +231,9 @@ static int write_begin(struct store *s, struct op_error *err)
     return rc;
 }
 
-/* Ends what write_begin started: commits (or releases the savepoint) when
- * ok, else undoes it. Returns 0 or the commit's error. */
+/* Ends what write_begin started: commits when ok, else undoes it; inside
+ * the caller's transaction, returns to it (a failed write that changed a
+ * row poisons it). Returns 0 or the commit's error. */
 static int write_end(struct store *s, int ok, struct op_error *err)
 {
     if (s->txn_depth > 1) {
