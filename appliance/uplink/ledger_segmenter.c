@@ -366,7 +366,7 @@ fail:
 /* The policy in force may have changed since the last segment (SIGHUP, or
  * another process such as `outpost policy accept`): cut under the one in
  * force, and if its hash is not the one the spool was cut under, void the
- * spool and queue every record again (residency_policy_changed). A policy
+ * spool and queue every record again (store_policy_changed). A policy
  * that does not load stops segmenting: fail closed. */
 static int follow_policy(struct sync_ledger *l, struct op_error *err)
 {
