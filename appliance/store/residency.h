@@ -62,8 +62,8 @@ enum residency_verdict {
  * WITHHOLD when egress_withheld says so, or a record it is about (its
  * contact, organization or deal) is withheld or its contact was erased;
  * DROP_CONTACT for a deal as described above; KEEP otherwise. Parents are
- * read whoever the store's viewer is. A reference to a record that does
- * not exist does not withhold. */
+ * read with r->get, whoever the store's viewer is. A reference to a record
+ * that does not exist does not withhold. */
 int residency_judge(const struct residency_db *r, const struct policy *p,
                     const struct entity_def *e, json_t *rec, enum residency_verdict *out,
                     struct op_error *err);
