@@ -157,7 +157,7 @@ static int on_record(void *ctx, json_t *record)
     struct egress_record *out = NULL;
     /* The relation rules, as the segmenter applies them (residency.h). */
     enum residency_verdict v = RESIDENCY_KEEP;
-    int rc = residency_judge(r->s, r->p, r->cur->e, record, &v, &r->err);
+    int rc = residency_judge(store_residency(r->s), r->p, r->cur->e, record, &v, &r->err);
     if (rc < 0)
         return rc;
     if (v != RESIDENCY_WITHHOLD && egress_expired(r->p, r->cur->e, record, r->now_ms) != 0) {

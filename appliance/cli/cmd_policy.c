@@ -106,12 +106,12 @@ static int open_ro(const char *cmd, const char *path, struct store **s, struct p
 
 /* A new policy is in force on this node from now on: nothing cut under
  * the old one may leave, and every record is cut again under the new one
- * (residency_policy_changed: the spool voided and its files emptied before
+ * (store_policy_changed: the spool voided and its files emptied before
  * this returns). */
 static int policy_took_effect(struct store *s, const char *new_hash, const char *why,
                               struct op_error *err)
 {
-    return residency_policy_changed(s, new_hash, why, NULL, err);
+    return store_policy_changed(s, new_hash, why, NULL, err);
 }
 
 /* ---- show ------------------------------------------------------------------ */

@@ -23,13 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
-#include "db.h"
 #include "egress.h"
 #include "policy.h"
-#include "store.h"
-#include "sql.h"
+#include "store_queries.h"
 
 static int64_t now_ms(void)
 {
@@ -38,43 +34,27 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what,
-                struct op_error *err)
+static int get_failed(struct op_error *err)
 {
-    int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK) {
-        *st = NULL;
-        return sql_fail(db, rc, what, err);
-    }
-    return 0;
+    return err && err->code ? err->code : -EIO;
 }
 
-/* Steps a statement that returns no rows and finalizes it. */
-static int run(sqlite3 *db, sqlite3_stmt *st, const char *what, struct op_error *err)
+/* *out = 1 when query `id` (?1 = a and, if b is not NULL, ?2 = b) finds a
+ * row. */
+static int exists(const struct residency_db *r, unsigned id, const char *a, const char *b, int *out,
+                  struct op_error *err)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, what, err);
-}
-
-/* *out = 1 when `sql` (a SELECT 1 ... with ?1 and, if b is not NULL, ?2)
- * finds a row. */
-static int exists(struct store *s, const char *sql, const char *a, const char *b, int *out,
-                  const char *what, struct op_error *err)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prep(db, sql, &st, what, err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(r->q, id, err);
+    if (!st)
+        return get_failed(err);
     sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
     if (b)
         sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return sql_fail(db, rc, what, err);
-    *out = rc == SQLITE_ROW;
+    int rc = sql_step(r->q, id, st, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_reset(st);
+    *out = rc;
     return 0;
 }
 
@@ -86,31 +66,26 @@ static const char *ref_of(json_t *rec, const char *field)
     return v && *v ? v : NULL;
 }
 
-static int contact_erased(struct store *s, const char *id, int *out, struct op_error *err)
-{
-    return exists(s, "SELECT 1 FROM erasures WHERE subject_id = ?1 LIMIT 1", id, NULL, out,
-                  "cannot read erasures", err);
-}
-
 /* Whether parent `id` of pe withholds what is about it. */
-static int parent_withheld(struct store *s, const struct policy *p, const struct entity_def *pe,
-                           const char *id, int *out, struct op_error *err)
+static int parent_withheld(const struct residency_db *r, const struct policy *p,
+                           const struct entity_def *pe, const char *id, int *out,
+                           struct op_error *err)
 {
     *out = 0;
     if (pe == &entity_contact) {
-        int rc = contact_erased(s, id, out, err);
+        int rc = exists(r, STORE_Q_RESIDENCY_ERASED, id, NULL, out, err);
         if (rc < 0 || *out)
             return rc;
     }
     json_t *rec = NULL;
-    int rc = store_get(s, pe, id, STORE_INCLUDE_DELETED | STORE_IGNORE_VIEWER, &rec, err);
+    int rc = r->get(r->ctx, pe, id, &rec, err);
     if (rc == -ENOENT)
         return 0; /* a dangling reference withholds nothing */
     if (rc < 0)
         return rc;
     if (pe == &entity_deal) {
         enum residency_verdict v;
-        rc = residency_judge(s, p, pe, rec, &v, err);
+        rc = residency_judge(r, p, pe, rec, &v, err);
         *out = rc == 0 && v == RESIDENCY_WITHHOLD;
     } else {
         *out = egress_withheld(p, pe, rec);
@@ -119,8 +94,9 @@ static int parent_withheld(struct store *s, const struct policy *p, const struct
     return rc;
 }
 
-int residency_judge(struct store *s, const struct policy *p, const struct entity_def *e,
-                    json_t *rec, enum residency_verdict *out, struct op_error *err)
+int residency_judge(const struct residency_db *r, const struct policy *p,
+                    const struct entity_def *e, json_t *rec, enum residency_verdict *out,
+                    struct op_error *err)
 {
     *out = RESIDENCY_KEEP;
     if (egress_withheld(p, e, rec)) {
@@ -132,7 +108,7 @@ int residency_judge(struct store *s, const struct policy *p, const struct entity
     int w = 0, rc;
     const char *org = ref_of(rec, "organization_id");
     if (org && entity_field(e, "organization_id")) {
-        rc = parent_withheld(s, p, &entity_organization, org, &w, err);
+        rc = parent_withheld(r, p, &entity_organization, org, &w, err);
         if (rc < 0)
             return rc;
         if (w) {
@@ -142,7 +118,7 @@ int residency_judge(struct store *s, const struct policy *p, const struct entity
     }
     const char *deal = ref_of(rec, "deal_id");
     if (deal && entity_field(e, "deal_id")) {
-        rc = parent_withheld(s, p, &entity_deal, deal, &w, err);
+        rc = parent_withheld(r, p, &entity_deal, deal, &w, err);
         if (rc < 0)
             return rc;
         if (w) {
@@ -152,7 +128,7 @@ int residency_judge(struct store *s, const struct policy *p, const struct entity
     }
     const char *contact = ref_of(rec, "contact_id");
     if (contact && entity_field(e, "contact_id")) {
-        rc = parent_withheld(s, p, &entity_contact, contact, &w, err);
+        rc = parent_withheld(r, p, &entity_contact, contact, &w, err);
         if (rc < 0)
             return rc;
         if (w)
@@ -174,101 +150,93 @@ int residency_is_parent(const struct entity_def *e)
     return e == &entity_contact || e == &entity_organization || e == &entity_deal;
 }
 
-/* The children of each parent: "entity|table|column". */
-static const char *const contact_children[] = {
-    "contact_organization|contact_organizations|contact_id",
-    "deal|deals|contact_id",
-    "activity|activities|contact_id",
-    "task|tasks|contact_id",
-    "note|notes|contact_id",
-    "consent|consents|contact_id",
-    NULL,
-};
-static const char *const organization_children[] = {
-    "contact_organization|contact_organizations|organization_id",
-    "deal|deals|organization_id",
-    "activity|activities|organization_id",
-    "task|tasks|organization_id",
-    "note|notes|organization_id",
-    NULL,
-};
-static const char *const deal_children[] = {
-    "activity|activities|deal_id",
-    "task|tasks|deal_id",
-    "note|notes|deal_id",
-    NULL,
+/* The records about each parent, as the queries that queue them: directly,
+ * or (for a contact or an organization) through the parent's deals. */
+struct related {
+    const struct entity_def *e;
+    unsigned q;
 };
 
-/* Queues the children named in `list` whose `column` matches: directly
- * (?1 = the parent id), or through the parent's deals (via_deals: the
- * column is deal_id and ?1 is the contact or organization id, `dcol` the
- * deals' column for it). */
-static int enqueue(struct store *s, const char *spec, const char *dcol, const char *id,
+static const struct related contact_children[] = {
+    {&entity_contact_organization, STORE_Q_RESIDENCY_ENQUEUE_CONTACT_ORGANIZATIONS_OF_CONTACT},
+    {&entity_deal, STORE_Q_RESIDENCY_ENQUEUE_DEALS_OF_CONTACT},
+    {&entity_activity, STORE_Q_RESIDENCY_ENQUEUE_ACTIVITIES_OF_CONTACT},
+    {&entity_task, STORE_Q_RESIDENCY_ENQUEUE_TASKS_OF_CONTACT},
+    {&entity_note, STORE_Q_RESIDENCY_ENQUEUE_NOTES_OF_CONTACT},
+    {&entity_consent, STORE_Q_RESIDENCY_ENQUEUE_CONSENTS_OF_CONTACT},
+    {&entity_activity, STORE_Q_RESIDENCY_ENQUEUE_ACTIVITIES_OF_CONTACT_DEALS},
+    {&entity_task, STORE_Q_RESIDENCY_ENQUEUE_TASKS_OF_CONTACT_DEALS},
+    {&entity_note, STORE_Q_RESIDENCY_ENQUEUE_NOTES_OF_CONTACT_DEALS},
+    {NULL, 0},
+};
+static const struct related organization_children[] = {
+    {&entity_contact_organization, STORE_Q_RESIDENCY_ENQUEUE_CONTACT_ORGANIZATIONS_OF_ORGANIZATION},
+    {&entity_deal, STORE_Q_RESIDENCY_ENQUEUE_DEALS_OF_ORGANIZATION},
+    {&entity_activity, STORE_Q_RESIDENCY_ENQUEUE_ACTIVITIES_OF_ORGANIZATION},
+    {&entity_task, STORE_Q_RESIDENCY_ENQUEUE_TASKS_OF_ORGANIZATION},
+    {&entity_note, STORE_Q_RESIDENCY_ENQUEUE_NOTES_OF_ORGANIZATION},
+    {&entity_activity, STORE_Q_RESIDENCY_ENQUEUE_ACTIVITIES_OF_ORGANIZATION_DEALS},
+    {&entity_task, STORE_Q_RESIDENCY_ENQUEUE_TASKS_OF_ORGANIZATION_DEALS},
+    {&entity_note, STORE_Q_RESIDENCY_ENQUEUE_NOTES_OF_ORGANIZATION_DEALS},
+    {NULL, 0},
+};
+static const struct related deal_children[] = {
+    {&entity_activity, STORE_Q_RESIDENCY_ENQUEUE_ACTIVITIES_OF_DEAL},
+    {&entity_task, STORE_Q_RESIDENCY_ENQUEUE_TASKS_OF_DEAL},
+    {&entity_note, STORE_Q_RESIDENCY_ENQUEUE_NOTES_OF_DEAL},
+    {NULL, 0},
+};
+/* An erased contact's other records are purged with it; only its deals
+ * stay, and lose their link to the person. */
+static const struct related erased_contact_children[] = {
+    {&entity_deal, STORE_Q_RESIDENCY_ENQUEUE_DEALS_OF_CONTACT},
+    {NULL, 0},
+};
+/* Every entity that syncs, for a changed policy. */
+static const struct related all_records[] = {
+    {&entity_contact, STORE_Q_RESIDENCY_ENQUEUE_ALL_CONTACTS},
+    {&entity_organization, STORE_Q_RESIDENCY_ENQUEUE_ALL_ORGANIZATIONS},
+    {&entity_contact_organization, STORE_Q_RESIDENCY_ENQUEUE_ALL_CONTACT_ORGANIZATIONS},
+    {&entity_deal, STORE_Q_RESIDENCY_ENQUEUE_ALL_DEALS},
+    {&entity_activity, STORE_Q_RESIDENCY_ENQUEUE_ALL_ACTIVITIES},
+    {&entity_task, STORE_Q_RESIDENCY_ENQUEUE_ALL_TASKS},
+    {&entity_note, STORE_Q_RESIDENCY_ENQUEUE_ALL_NOTES},
+    {&entity_consent, STORE_Q_RESIDENCY_ENQUEUE_ALL_CONSENTS},
+    {NULL, 0},
+};
+
+/* Queues (outbox, ordinary lane) what each query of `list` selects; ?1 is
+ * the parent's id (NULL for all_records). */
+static int enqueue(const struct residency_db *r, const struct related *list, const char *id,
                    struct op_error *err)
 {
-    char entity[32], table[32], column[32];
-    if (sscanf(spec, "%31[^|]|%31[^|]|%31s", entity, table, column) != 3)
-        return op_error_set(err, -EINVAL, NULL, "bad relation spec %s", spec);
-    char sql[640];
-    /* Names come from the constant tables above, never from input. */
-    int n;
-    if (dcol)
-        n = snprintf(sql, sizeof sql,
-                     "INSERT INTO outbox (entity, record_id, version, hlc, op, priority, "
-                     "created_ms) SELECT '%s', id, version, updated_hlc, CASE deleted WHEN 1 "
-                     "THEN 'delete' ELSE 'upsert' END, 2, ?2 FROM %s WHERE %s IN "
-                     "(SELECT id FROM deals WHERE %s = ?1)",
-                     entity, table, column, dcol);
-    else
-        n = snprintf(sql, sizeof sql,
-                     "INSERT INTO outbox (entity, record_id, version, hlc, op, priority, "
-                     "created_ms) SELECT '%s', id, version, updated_hlc, CASE deleted WHEN 1 "
-                     "THEN 'delete' ELSE 'upsert' END, 2, ?2 FROM %s WHERE %s = ?1",
-                     entity, table, column);
-    if (n < 0 || (size_t)n >= sizeof sql)
-        return op_error_set(err, -E2BIG, NULL, "statement too long");
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prep(db, sql, &st, "cannot queue related records", err);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now_ms());
-    return run(db, st, "cannot queue related records", err);
-}
-
-int residency_enqueue_related(struct store *s, const struct entity_def *e, const char *id,
-                              int deals_only, struct op_error *err)
-{
-    const char *const *list = NULL;
-    const char *dcol = NULL;
-    if (deals_only) {
-        static const char *const deals[] = {"deal|deals|contact_id", NULL};
-        if (e != &entity_contact)
-            return 0;
-        list = deals;
-    } else if (e == &entity_contact) {
-        list = contact_children;
-        dcol = "contact_id";
-    } else if (e == &entity_organization) {
-        list = organization_children;
-        dcol = "organization_id";
-    } else if (e == &entity_deal) {
-        list = deal_children;
-    } else {
-        return 0;
-    }
-    for (size_t i = 0; list[i]; i++) {
-        int rc = enqueue(s, list[i], NULL, id, err);
+    int64_t now = now_ms();
+    for (size_t i = 0; list[i].e; i++) {
+        sqlite3_stmt *st = sql_get(r->q, list[i].q, err);
+        if (!st)
+            return get_failed(err);
+        if (id)
+            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_text(st, 3, list[i].e->name, -1, SQLITE_STATIC);
+        int rc = sql_run(r->q, list[i].q, st, err);
         if (rc < 0)
             return rc;
     }
-    if (dcol && !deals_only)
-        for (size_t i = 0; deal_children[i]; i++) {
-            int rc = enqueue(s, deal_children[i], dcol, id, err);
-            if (rc < 0)
-                return rc;
-        }
+    return 0;
+}
+
+int residency_enqueue_related(const struct residency_db *r, const struct entity_def *e,
+                              const char *id, int deals_only, struct op_error *err)
+{
+    if (deals_only)
+        return e == &entity_contact ? enqueue(r, erased_contact_children, id, err) : 0;
+    if (e == &entity_contact)
+        return enqueue(r, contact_children, id, err);
+    if (e == &entity_organization)
+        return enqueue(r, organization_children, id, err);
+    if (e == &entity_deal)
+        return enqueue(r, deal_children, id, err);
     return 0;
 }
 
@@ -276,73 +244,53 @@ int residency_enqueue_related(struct store *s, const struct entity_def *e, const
 
 /* Refuses when a spool file of an unacknowledged segment exists and this
  * process could not truncate it. */
-static int check_truncatable(struct store *s, struct op_error *err)
+static int truncatable(sqlite3_stmt *st, void *ctx, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prep(db, "SELECT path FROM sync_segments WHERE state IN (0, 1)", &st,
-                  "cannot read the segment table", err);
-    if (rc < 0)
-        return rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *path = (const char *)sqlite3_column_text(st, 0);
-        if (!path || access(path, F_OK) < 0)
-            continue;
-        if (access(path, W_OK) < 0) {
-            int e = errno;
-            rc = op_error_set(err, -EACCES, "spool",
-                              "%s holds values this change withholds and this user cannot "
-                              "void it (%s); nothing was changed: run the command as the user "
-                              "outpostd runs as",
-                              path, strerror(e));
-            sqlite3_finalize(st);
+    (void)ctx;
+    const char *path = (const char *)sqlite3_column_text(st, 0);
+    if (!path || access(path, F_OK) < 0 || access(path, W_OK) == 0)
+        return 0;
+    int e = errno;
+    return op_error_set(err, -EACCES, "spool",
+                        "%s holds values this change withholds and this user cannot "
+                        "void it (%s); nothing was changed: run the command as the user "
+                        "outpostd runs as",
+                        path, strerror(e));
+}
+
+static int exec_all(const struct residency_db *r, const unsigned *ids, size_t n,
+                    struct op_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = sql_exec(r->q, ids[i], err);
+        if (rc < 0)
             return rc;
-        }
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return sql_fail(db, rc, "cannot read the segment table", err);
     return 0;
 }
 
-int residency_void_spool_tx(struct store *s, const char *why, int *n, struct op_error *err)
+int residency_void_spool_tx(const struct residency_db *r, const char *why, int *n,
+                            struct op_error *err)
 {
-    int rc = check_truncatable(s, err);
+    sqlite3_stmt *st = sql_get(r->q, STORE_Q_RESIDENCY_UNACKED_PATHS, err);
+    if (!st)
+        return get_failed(err);
+    int rc = sql_each(r->q, STORE_Q_RESIDENCY_UNACKED_PATHS, st, truncatable, NULL, err);
     if (rc < 0)
         return rc;
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    rc = prep(db,
-              "INSERT OR REPLACE INTO spool_voided (no, path, upload_url, reason, voided_ms) "
-              "SELECT no, path, upload_url, ?1, ?2 FROM sync_segments WHERE state IN (0, 1)",
-              &st, "cannot void the spool", err);
-    if (rc < 0)
-        return rc;
+    st = sql_get(r->q, STORE_Q_RESIDENCY_VOID_LIST, err);
+    if (!st)
+        return get_failed(err);
     sqlite3_bind_text(st, 1, why ? why : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now_ms());
-    rc = run(db, st, "cannot void the spool", err);
-    if (rc < 0)
-        return rc;
-    int voided = sqlite3_changes(db);
+    int voided = sql_run(r->q, STORE_Q_RESIDENCY_VOID_LIST, st, err);
+    if (voided < 0)
+        return voided;
     /* HQ cannot hold what went only into segments of which no byte left. */
-    rc = prep(db,
-              "DELETE FROM egress_sent WHERE segment_no IN (SELECT no FROM sync_segments "
-              "WHERE state = 0 AND upload_url = '')",
-              &st, "cannot void the spool", err);
-    if (rc == 0)
-        rc = run(db, st, "cannot void the spool", err);
-    if (rc == 0)
-        rc = prep(db, "DELETE FROM sync_segments WHERE state IN (0, 1)", &st,
-                  "cannot void the spool", err);
-    if (rc == 0)
-        rc = run(db, st, "cannot void the spool", err);
-    if (rc == 0)
-        rc = prep(db,
-                  "UPDATE sync_state SET segmented_urgent = acked_urgent, segmented_ordinary = "
-                  "acked_ordinary, spool_epoch = spool_epoch + 1, spool_full = 0 WHERE id = 1",
-                  &st, "cannot void the spool", err);
-    if (rc == 0)
-        rc = run(db, st, "cannot void the spool", err);
+    static const unsigned rest[] = {STORE_Q_RESIDENCY_VOID_FORGET_UNSENT,
+                                    STORE_Q_RESIDENCY_VOID_DROP_SEGMENTS,
+                                    STORE_Q_RESIDENCY_VOID_REWIND};
+    rc = exec_all(r, rest, sizeof rest / sizeof rest[0], err);
     if (rc == 0 && n)
         *n = voided;
     return rc;
@@ -368,129 +316,80 @@ static int void_file(const char *path, struct op_error *err)
     return rc;
 }
 
-int residency_sweep(struct store *s, struct op_error *err)
+/* Voids each listed file, going on past failures; *first keeps the first. */
+static int void_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prep(db, "SELECT path FROM spool_voided WHERE path != ''", &st,
-                  "cannot read the voided segments", err);
-    if (rc < 0)
-        return rc;
-    int first = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *path = (const char *)sqlite3_column_text(st, 0);
-        int r = path ? void_file(path, err) : 0;
-        if (r < 0 && first == 0)
-            first = r;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return sql_fail(db, rc, "cannot read the voided segments", err);
-    if (first < 0)
-        return first;
-    /* The files are gone: keep only what the uplink must terminate at HQ. */
-    rc = prep(db, "DELETE FROM spool_voided WHERE upload_url = ''", &st,
-              "cannot drop voided segments", err);
-    if (rc == 0)
-        rc = run(db, st, "cannot drop voided segments", err);
-    if (rc == 0)
-        rc = prep(db, "UPDATE spool_voided SET path = '' WHERE path != ''", &st,
-                  "cannot drop voided segments", err);
-    if (rc == 0)
-        rc = run(db, st, "cannot drop voided segments", err);
-    return rc;
-}
-
-/* Queues every record of every entity that syncs again (ordinary lane). */
-static int enqueue_all(struct store *s, struct op_error *err)
-{
-    sqlite3 *db = store_db(s);
-    for (size_t i = 0; entity_all[i]; i++) {
-        const struct entity_def *e = entity_all[i];
-        if (e->flags & ENTITY_NODE_LOCAL)
-            continue;
-        char sql[512];
-        /* e->name and e->table are the descriptors' constants. */
-        int n = snprintf(sql, sizeof sql,
-                         "INSERT INTO outbox (entity, record_id, version, hlc, op, priority, "
-                         "created_ms) SELECT '%s', id, version, updated_hlc, CASE deleted WHEN 1 "
-                         "THEN 'delete' ELSE 'upsert' END, 2, ?1 FROM %s",
-                         e->name, e->table);
-        if (n < 0 || (size_t)n >= sizeof sql)
-            return op_error_set(err, -E2BIG, NULL, "statement too long");
-        sqlite3_stmt *st;
-        int rc = prep(db, sql, &st, "cannot queue records again", err);
-        if (rc < 0)
-            return rc;
-        sqlite3_bind_int64(st, 1, now_ms());
-        rc = run(db, st, "cannot queue records again", err);
-        if (rc < 0)
-            return rc;
-    }
+    int *first = ctx;
+    const char *path = (const char *)sqlite3_column_text(st, 0);
+    int r = path ? void_file(path, err) : 0;
+    if (r < 0 && *first == 0)
+        *first = r;
     return 0;
 }
 
-int residency_policy_changed(struct store *s, const char *new_hash, const char *why, int *changed,
-                             struct op_error *err)
+int residency_sweep(const struct residency_db *r, struct op_error *err)
 {
-    if (changed)
-        *changed = 0;
-    int rc = store_begin(s, err);
+    sqlite3_stmt *st = sql_get(r->q, STORE_Q_RESIDENCY_VOIDED_PATHS, err);
+    if (!st)
+        return get_failed(err);
+    int first = 0;
+    int rc = sql_each(r->q, STORE_Q_RESIDENCY_VOIDED_PATHS, st, void_row, &first, err);
     if (rc < 0)
         return rc;
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
+    if (first < 0)
+        return first;
+    /* The files are gone: keep only what the uplink must terminate at HQ. */
+    static const unsigned drop[] = {STORE_Q_RESIDENCY_SWEEP_DROP,
+                                    STORE_Q_RESIDENCY_SWEEP_FORGET_PATHS};
+    return exec_all(r, drop, sizeof drop / sizeof drop[0], err);
+}
+
+int residency_policy_changed_tx(const struct residency_db *r, const char *new_hash, const char *why,
+                                int *voided, struct op_error *err)
+{
+    *voided = 0;
     char old[128] = "";
-    rc = prep(db, "SELECT policy_hash FROM sync_state WHERE id = 1", &st,
-              "cannot read the sync state", err);
-    if (rc == 0) {
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW && sqlite3_column_text(st, 0))
-            snprintf(old, sizeof old, "%s", (const char *)sqlite3_column_text(st, 0));
-        else if (r != SQLITE_ROW)
-            rc = sql_fail(db, r, "cannot read the sync state", err);
-        sqlite3_finalize(st);
-    }
-    int act = rc == 0 && old[0] && strcmp(old, new_hash) != 0;
-    if (act) {
-        rc = residency_void_spool_tx(s, why, NULL, err);
-        if (rc == 0)
-            rc = enqueue_all(s, err);
-    }
-    if (rc == 0 && strcmp(old, new_hash) != 0) {
-        rc = prep(db, "UPDATE sync_state SET policy_hash = ?1 WHERE id = 1", &st,
-                  "cannot record the policy hash", err);
-        if (rc == 0) {
-            sqlite3_bind_text(st, 1, new_hash, -1, SQLITE_STATIC);
-            rc = run(db, st, "cannot record the policy hash", err);
-        }
-    }
-    if (rc < 0) {
-        store_rollback(s);
-        return rc;
-    }
-    rc = store_commit(s, err);
+    sqlite3_stmt *st = sql_get(r->q, STORE_Q_RESIDENCY_POLICY_HASH, err);
+    if (!st)
+        return get_failed(err);
+    int rc = sql_step(r->q, STORE_Q_RESIDENCY_POLICY_HASH, st, err);
+    if (rc == 0)
+        rc = op_error_set(err, -EIO, NULL, "cannot read the sync state: no row");
     if (rc < 0)
         return rc;
-    if (act && changed)
-        *changed = 1;
-    return act ? residency_sweep(s, err) : 0;
+    if (sqlite3_column_text(st, 0))
+        snprintf(old, sizeof old, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    if (!strcmp(old, new_hash))
+        return 0;
+    if (old[0]) {
+        rc = residency_void_spool_tx(r, why, NULL, err);
+        if (rc == 0)
+            rc = enqueue(r, all_records, NULL, err);
+        if (rc < 0)
+            return rc;
+        *voided = 1;
+    }
+    st = sql_get(r->q, STORE_Q_RESIDENCY_POLICY_HASH_SET, err);
+    if (!st)
+        return get_failed(err);
+    sqlite3_bind_text(st, 1, new_hash, -1, SQLITE_STATIC);
+    rc = sql_run(r->q, STORE_Q_RESIDENCY_POLICY_HASH_SET, st, err);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- what HQ may hold ------------------------------------------------------ */
 
-int residency_queued(struct store *s, const char *entity, const char *id, int *out,
+int residency_queued(const struct residency_db *r, const char *entity, const char *id, int *out,
                      struct op_error *err)
 {
-    return exists(s, "SELECT 1 FROM outbox WHERE entity = ?1 AND record_id = ?2 LIMIT 1", entity,
-                  id, out, "cannot read the outbox", err);
+    return exists(r, STORE_Q_RESIDENCY_QUEUED, entity, id, out, err);
 }
 
-int residency_hq_may_have(struct store *s, const char *entity, const char *id, int *out,
-                          struct op_error *err)
+int residency_hq_may_have(const struct residency_db *r, const char *entity, const char *id,
+                          int *out, struct op_error *err)
 {
-    return exists(s, "SELECT 1 FROM egress_sent WHERE entity = ?1 AND record_id = ?2", entity, id,
-                  out, "cannot read egress_sent", err);
+    return exists(r, STORE_Q_RESIDENCY_HQ_MAY_HAVE, entity, id, out, err);
 }
 
 /* An open-addressing set of "entity\0id" keys. */
@@ -584,29 +483,22 @@ int residency_sent_add(struct residency_sent *rs, const char *entity, const char
     return 0;
 }
 
-int residency_sent_record(struct store *s, const struct residency_sent *rs, uint64_t no,
-                          struct op_error *err)
+int residency_sent_record(const struct residency_db *r, const struct residency_sent *rs,
+                          uint64_t no, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prep(db,
-                  "INSERT OR IGNORE INTO egress_sent (entity, record_id, segment_no) "
-                  "VALUES (?1, ?2, ?3)",
-                  &st, "cannot record what HQ may hold", err);
-    if (rc < 0)
-        return rc;
-    for (size_t i = 0; i < rs->cap && rc == 0; i++) {
+    for (size_t i = 0; i < rs->cap; i++) {
         const char *k = rs->keys[i];
         if (!k)
             continue;
+        sqlite3_stmt *st = sql_get(r->q, STORE_Q_RESIDENCY_SENT_RECORD, err);
+        if (!st)
+            return get_failed(err);
         sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, k + strlen(k) + 1, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)no);
-        int r = sqlite3_step(st);
-        if (r != SQLITE_DONE)
-            rc = sql_fail(db, r, "cannot record what HQ may hold", err);
-        sqlite3_reset(st);
+        int rc = sql_run(r->q, STORE_Q_RESIDENCY_SENT_RECORD, st, err);
+        if (rc < 0)
+            return rc;
     }
-    sqlite3_finalize(st);
-    return rc;
+    return 0;
 }

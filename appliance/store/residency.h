@@ -18,9 +18,13 @@
  *
  * The store calls residency_judge and residency_enqueue_related from
  * inside its write transactions and the voiding around its commit
- * (appliance/store/store.c), so no input path can skip them. The segmenter
- * (appliance/uplink/sync_ledger.c) and `outpost egress-report` judge with the same
- * function. All functions return 0 or a negative errno and fill *err.
+ * (appliance/store/store.c), so no input path can skip them. This module
+ * stands below the store and never includes store.h: it works on the
+ * connection's named queries and reads a parent record through the
+ * callback in struct residency_db, which the store fills
+ * (store_residency). The segmenter (appliance/uplink/sync_ledger.c) and
+ * `outpost egress-report` judge with the same function. All functions
+ * return 0 or a negative errno and fill *err.
  */
 #ifndef OUTPOST_RESIDENCY_H
 #define OUTPOST_RESIDENCY_H
@@ -31,9 +35,21 @@
 
 #include "entity.h"
 #include "op_error.h"
+#include "sql.h"
 
-struct store;
 struct policy;
+
+/* What the rules need of the node's database: the store room's named
+ * queries on its connection (store_queries.h; this module's are in
+ * sql/residency.sql), and a way to read any record whoever the viewer is,
+ * tombstones included (-ENOENT when there is none; *out a new reference).
+ * Borrowed from the store for as long as it is open. */
+struct residency_db {
+    struct sql_cache *q;
+    int (*get)(void *ctx, const struct entity_def *e, const char *id, json_t **out,
+               struct op_error *err);
+    void *ctx;
+};
 
 enum residency_verdict {
     RESIDENCY_KEEP = 0,         /* egress_project decides */
@@ -46,10 +62,11 @@ enum residency_verdict {
  * WITHHOLD when egress_withheld says so, or a record it is about (its
  * contact, organization or deal) is withheld or its contact was erased;
  * DROP_CONTACT for a deal as described above; KEEP otherwise. Parents are
- * read whoever the store's viewer is. A reference to a record that does
- * not exist does not withhold. */
-int residency_judge(struct store *s, const struct policy *p, const struct entity_def *e,
-                    json_t *rec, enum residency_verdict *out, struct op_error *err);
+ * read with r->get, whoever the store's viewer is. A reference to a record
+ * that does not exist does not withhold. */
+int residency_judge(const struct residency_db *r, const struct policy *p,
+                    const struct entity_def *e, json_t *rec, enum residency_verdict *out,
+                    struct op_error *err);
 
 /* Applies a verdict to a record about to be projected: DROP_CONTACT sets
  * its contact_id to null. */
@@ -65,8 +82,8 @@ int residency_is_parent(const struct entity_def *e);
  * the write transaction that changed the parent's verdict. deals_only: an
  * erased contact, whose other records are purged with it; only its deals
  * stay and lose their link to the person. */
-int residency_enqueue_related(struct store *s, const struct entity_def *e, const char *id,
-                              int deals_only, struct op_error *err);
+int residency_enqueue_related(const struct residency_db *r, const struct entity_def *e,
+                              const char *id, int deals_only, struct op_error *err);
 
 /* Inside the caller's write transaction: moves every unacknowledged
  * segment to spool_voided (reason `why`), forgets the records of those that
@@ -75,32 +92,34 @@ int residency_enqueue_related(struct store *s, const struct entity_def *e, const
  * changed, err names the file) when a spool file exists that this process
  * cannot truncate: the write must then fail rather than leave old values
  * sendable. *n (may be NULL) is the number of segments voided. */
-int residency_void_spool_tx(struct store *s, const char *why, int *n, struct op_error *err);
+int residency_void_spool_tx(const struct residency_db *r, const char *why, int *n,
+                            struct op_error *err);
 
 /* After the voiding committed: truncates and unlinks the files listed in
  * spool_voided, and drops the rows that need no termination at HQ. Safe to
  * repeat; files already gone are fine. */
-int residency_sweep(struct store *s, struct op_error *err);
+int residency_sweep(const struct residency_db *r, struct op_error *err);
 
-/* The policy in force is now `new_hash` (its previous hash is recorded in
- * sync_state.policy_hash). If it differs from the recorded one (and one was
- * recorded): voids the spool and queues every record again, so each is cut
- * under the new rules and HQ's copy ends as the new projection (a record
- * now withheld becomes a withdraw; one now visible goes out). Records the
- * hash. One transaction, then the sweep. *changed (may be NULL) is 1 when
- * anything was done beyond recording. */
-int residency_policy_changed(struct store *s, const char *new_hash, const char *why, int *changed,
-                             struct op_error *err);
+/* Inside the caller's write transaction: the policy in force is now
+ * `new_hash` (its previous hash is recorded in sync_state.policy_hash). If
+ * it differs from the recorded one (and one was recorded): voids the spool
+ * (reason `why`) and queues every record again, so each is cut under the
+ * new rules and HQ's copy ends as the new projection (a record now withheld
+ * becomes a withdraw; one now visible goes out). Records the hash. *voided
+ * is 1 when the spool was voided: the caller sweeps after it commits.
+ * store_policy_changed (store.h) is the whole step, in its own transaction. */
+int residency_policy_changed_tx(const struct residency_db *r, const char *new_hash, const char *why,
+                                int *voided, struct op_error *err);
 
 /* Whether the outbox holds a change of the record (so a segment spooled,
  * half sent or being cut may hold an older version of it). Call before the
  * write that adds its own row. */
-int residency_queued(struct store *s, const char *entity, const char *id, int *out,
+int residency_queued(const struct residency_db *r, const char *entity, const char *id, int *out,
                      struct op_error *err);
 
 /* Whether a record was put in a recorded segment (so HQ may hold it). */
-int residency_hq_may_have(struct store *s, const char *entity, const char *id, int *out,
-                          struct op_error *err);
+int residency_hq_may_have(const struct residency_db *r, const char *entity, const char *id,
+                          int *out, struct op_error *err);
 
 /* The records one segment under construction puts in front of HQ: a small
  * set kept by the segmenter and recorded with the segment. */
@@ -110,7 +129,7 @@ void residency_sent_free(struct residency_sent *rs);
 int residency_sent_add(struct residency_sent *rs, const char *entity, const char *id);
 int residency_sent_has(const struct residency_sent *rs, const char *entity, const char *id);
 /* Inside the transaction that records segment `no`. */
-int residency_sent_record(struct store *s, const struct residency_sent *rs, uint64_t no,
-                          struct op_error *err);
+int residency_sent_record(const struct residency_db *r, const struct residency_sent *rs,
+                          uint64_t no, struct op_error *err);
 
 #endif

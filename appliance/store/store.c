@@ -1,17 +1,20 @@
 /*
- * The CRM store; see store.h for the contract. SQL here is assembled from
- * the static entity descriptors (entity.c) — never from input — once per
- * shape, prepared once and kept in a small statement cache; every value is
- * bound as a parameter. Each write is a transaction (or a savepoint inside
- * the caller's transaction) holding: the record change, the version bump,
- * the HLC stamp, the audit row and the persisted clock.
+ * The CRM store; see store.h for the contract. Its SQL is in
+ * sql/store.sql, prepared once per connection in the store's sql_cache:
+ * the queries for one entity are written once per table and picked by the
+ * entity's place in entity_all, and records are matched to the
+ * descriptors (entity.c) by column and parameter name. Every value is
+ * bound as a parameter. Each write is a transaction (or part of the
+ * caller's) holding: the record change, the version bump, the HLC stamp,
+ * the audit row, the persisted clock and the residency rules' steps
+ * (residency.h), which the store runs on every write so that no caller
+ * can skip them.
  */
 #include "store.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,21 +29,17 @@
 #include "policy.h"
 #include "region.h"
 #include "residency.h"
+#include "store_queries.h"
 #include "uuid7.h"
-#include "sql.h"
 
-#define STMT_CACHE_SIZE 64
-#define SQL_MAX 4096
 #define SEARCH_TEXT_MAX 256
 #define SEARCH_TERMS_MAX 16
-
-struct cached_stmt {
-    char *sql;
-    sqlite3_stmt *st;
-};
+#define FIELDS_MAX 32
 
 struct store {
     sqlite3 *db;
+    struct sql_cache q;      /* the store room's queries on db */
+    struct residency_db res; /* what the residency rules use of the store */
     struct hlc clock;
     struct uuid7_gen ids;
     struct folder *folder;
@@ -56,119 +55,125 @@ struct store {
     int txn_poisoned; /* a nested write failed after changing a row */
     int void_pending; /* a write of this transaction withheld a record: void the spool */
     char void_why[200];
-    struct cached_stmt cache[STMT_CACHE_SIZE];
-    size_t ncache;
+    unsigned each_busy; /* a bit per entity_all index: a store_each walk is running */
 };
 
 /* ---- statements ---------------------------------------------------- */
 
-/* Returns a reset statement for `sql`, preparing it on first use. The
- * statement belongs to the cache; callers only reset it (done here). */
-static int prepare(struct store *s, const char *sql, sqlite3_stmt **out, struct op_error *err)
+/* The error of a failed sql_get (it fills err; without err, -EIO). */
+static int get_failed(struct op_error *err)
 {
-    for (size_t i = 0; i < s->ncache; i++) {
-        if (!strcmp(s->cache[i].sql, sql)) {
-            sqlite3_reset(s->cache[i].st);
-            sqlite3_clear_bindings(s->cache[i].st);
-            *out = s->cache[i].st;
-            return 0;
+    return err && err->code ? err->code : -EIO;
+}
+
+static int entity_index(const struct entity_def *e)
+{
+    for (int i = 0; entity_all[i]; i++)
+        if (entity_all[i] == e)
+            return i;
+    return -1;
+}
+
+/* The statement for e from a set of per-table queries that starts at
+ * `first` (the users query) and follows entity_all. The query's name must
+ * be the set's name for e's table, so a set out of order fails loudly. */
+static sqlite3_stmt *table_stmt(struct store *s, unsigned first, const struct entity_def *e,
+                                unsigned *id, struct op_error *err)
+{
+    const char *const *names = store_queries.names;
+    int i = entity_index(e);
+    size_t stem = strlen(names[first]), users = strlen(entity_all[0]->table);
+    if (i < 0 || first + (unsigned)i >= STORE_Q_COUNT || stem < users ||
+        strncmp(names[first + (unsigned)i], names[first], stem - users) != 0 ||
+        strcmp(names[first + (unsigned)i] + stem - users, e->table) != 0) {
+        op_error_set(err, -EINVAL, NULL, "no query %.*s%s", (int)(stem - users), names[first],
+                     e->table);
+        return NULL;
+    }
+    *id = first + (unsigned)i;
+    return sql_get(&s->q, *id, err);
+}
+
+/* The query named `name` ("store_list_by_id_deals_stage"), or NULL. */
+static sqlite3_stmt *named_stmt(struct store *s, const char *name, unsigned *id,
+                                struct op_error *err)
+{
+    for (unsigned i = 0; i < store_queries.count; i++) {
+        if (!strcmp(store_queries.names[i], name)) {
+            *id = i;
+            return sql_get(&s->q, i, err);
         }
     }
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-    if (rc != SQLITE_OK)
-        return op_error_set(err, sql_errno(rc), NULL, "cannot prepare statement: %s",
-                            sqlite3_errmsg(s->db));
-    if (s->ncache == STMT_CACHE_SIZE) {
-        /* Evict the oldest; list queries with many filter shapes end up here. */
-        sqlite3_finalize(s->cache[0].st);
-        free(s->cache[0].sql);
-        memmove(&s->cache[0], &s->cache[1], (STMT_CACHE_SIZE - 1) * sizeof s->cache[0]);
-        s->ncache--;
-    }
-    char *copy = strdup(sql);
-    if (!copy) {
-        sqlite3_finalize(st);
-        return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    }
-    s->cache[s->ncache].sql = copy;
-    s->cache[s->ncache].st = st;
-    s->ncache++;
-    *out = st;
-    return 0;
+    op_error_set(err, -EINVAL, NULL, "no query %s", name);
+    return NULL;
 }
 
-/* Appends to a fixed SQL buffer; the descriptors are static, so running
- * out of room is a programming error reported as -E2BIG. */
-struct sqlbuf {
-    char b[SQL_MAX];
-    size_t n;
-    int overflow;
+/* Where each column of a record is in a statement's row: records are read
+ * with SELECT *, and matched to the descriptor by column name. */
+#define COMMON_COLS 5
+static const char *const common_cols[COMMON_COLS] = {"id", "version", "created_hlc", "updated_hlc",
+                                                     "deleted"};
+enum { COL_ID, COL_VERSION, COL_CREATED, COL_UPDATED, COL_DELETED };
+
+struct cols {
+    int common[COMMON_COLS];
+    int field[FIELDS_MAX];
 };
 
-static void sb_add(struct sqlbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(struct sqlbuf *sb, const char *fmt, ...)
+static int col_of(sqlite3_stmt *st, const char *name)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(sb->b + sb->n, sizeof sb->b - sb->n, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof sb->b - sb->n)
-        sb->overflow = 1;
-    else
-        sb->n += (size_t)n;
+    int n = sqlite3_column_count(st);
+    for (int c = 0; c < n; c++) {
+        const char *have = sqlite3_column_name(st, c);
+        if (have && !strcmp(have, name))
+            return c;
+    }
+    return -1;
 }
 
-static void sb_select_cols(struct sqlbuf *sb, const struct entity_def *e, const char *alias)
+static int cols_map(sqlite3_stmt *st, const struct entity_def *e, struct cols *m,
+                    struct op_error *err)
 {
-    const char *a = alias ? alias : "";
-    const char *dot = alias ? "." : "";
-    sb_add(sb, "%s%sid, %s%sversion, %s%screated_hlc, %s%supdated_hlc, %s%sdeleted", a, dot, a, dot,
-           a, dot, a, dot, a, dot);
+    if (e->nfields > FIELDS_MAX)
+        return op_error_set(err, -E2BIG, NULL, "a %s has more than %d fields", e->name, FIELDS_MAX);
+    for (int i = 0; i < COMMON_COLS; i++)
+        if ((m->common[i] = col_of(st, common_cols[i])) < 0)
+            return op_error_set(err, -EINVAL, NULL, "table %s has no column %s", e->table,
+                                common_cols[i]);
     for (size_t i = 0; i < e->nfields; i++)
-        sb_add(sb, ", %s%s%s", a, dot, e->fields[i].name);
+        if ((m->field[i] = col_of(st, e->fields[i].name)) < 0)
+            return op_error_set(err, -EINVAL, NULL, "table %s has no column %s", e->table,
+                                e->fields[i].name);
+    return 0;
 }
-
-#define COMMON_COLS 5
 
 /* ---- clock and transactions ---------------------------------------- */
 
 static int meta_get(struct store *s, const char *key, char *buf, size_t cap, struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = prepare(s, "SELECT value FROM node_meta WHERE key = ?1", &st, err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(&s->q, STORE_Q_STORE_META_GET, err);
+    if (!st)
+        return get_failed(err);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    int rc = sql_step(&s->q, STORE_Q_STORE_META_GET, st, err);
+    if (rc == 1) {
         snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
         sqlite3_reset(st);
         return 1;
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return sql_fail(s->db, rc, "cannot read node settings", err);
     buf[0] = '\0';
-    return 0;
+    return rc;
 }
 
 static int meta_set(struct store *s, const char *key, const char *value, struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = prepare(s,
-                     "INSERT INTO node_meta (key, value) VALUES (?1, ?2) "
-                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                     &st, err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(&s->q, STORE_Q_STORE_META_SET, err);
+    if (!st)
+        return get_failed(err);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return sql_fail(s->db, rc, "cannot write node settings", err);
-    return 0;
+    int rc = sql_run(&s->q, STORE_Q_STORE_META_SET, st, err);
+    return rc < 0 ? rc : 0;
 }
 
 /* Another process (the CLI beside the daemon) may have issued stamps: the
@@ -194,17 +199,10 @@ static int clock_persist(struct store *s, struct op_error *err)
     return meta_set(s, "hlc", buf, err);
 }
 
-static int exec_simple(struct store *s, const char *sql, struct op_error *err)
+static int exec_simple(struct store *s, unsigned id, struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = prepare(s, sql, &st, err);
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return sql_fail(s->db, rc, sql, err);
-    return 0;
+    int rc = sql_exec(&s->q, id, err);
+    return rc < 0 ? rc : 0;
 }
 
 static int write_begin(struct store *s, struct op_error *err)
@@ -221,20 +219,21 @@ static int write_begin(struct store *s, struct op_error *err)
     }
     s->txn_poisoned = 0;
     s->void_pending = 0;
-    int rc = exec_simple(s, "BEGIN IMMEDIATE", err);
+    int rc = exec_simple(s, STORE_Q_STORE_BEGIN_IMMEDIATE, err);
     if (rc < 0)
         return rc;
     s->txn_depth = 1;
     rc = clock_sync(s, err);
     if (rc < 0) {
-        (void)exec_simple(s, "ROLLBACK", NULL);
+        (void)exec_simple(s, STORE_Q_STORE_ROLLBACK, NULL);
         s->txn_depth = 0;
     }
     return rc;
 }
 
-/* Ends what write_begin started: commits (or releases the savepoint) when
- * ok, else undoes it. Returns 0 or the commit's error. */
+/* Ends what write_begin started: commits when ok, else undoes it; inside
+ * the caller's transaction, returns to it (a failed write that changed a
+ * row poisons it). Returns 0 or the commit's error. */
 static int write_end(struct store *s, int ok, struct op_error *err)
 {
     if (s->txn_depth > 1) {
@@ -252,20 +251,20 @@ static int write_end(struct store *s, int ok, struct op_error *err)
          * old values: void the spool in the same transaction, and empty the
          * files before the write returns (docs/EGRESS.md). */
         if (rc == 0 && voiding)
-            rc = residency_void_spool_tx(s, s->void_why, NULL, err);
+            rc = residency_void_spool_tx(&s->res, s->void_why, NULL, err);
         if (rc == 0)
-            rc = exec_simple(s, "COMMIT", err);
+            rc = exec_simple(s, STORE_Q_STORE_COMMIT, err);
         if (rc == 0) {
             /* Best effort: the files were checked to be ours to truncate;
              * what fails here stays listed and outpostd sweeps it again. */
             if (voiding)
-                (void)residency_sweep(s, NULL);
+                (void)residency_sweep(&s->res, NULL);
             return 0;
         }
-        (void)exec_simple(s, "ROLLBACK", NULL);
+        (void)exec_simple(s, STORE_Q_STORE_ROLLBACK, NULL);
         return rc;
     }
-    (void)exec_simple(s, "ROLLBACK", NULL);
+    (void)exec_simple(s, STORE_Q_STORE_ROLLBACK, NULL);
     return 0;
 }
 
@@ -297,6 +296,13 @@ void store_rollback(struct store *s)
 
 /* ---- open / close ---------------------------------------------------- */
 
+/* The residency rules read a parent record whoever the viewer is. */
+static int parent_get(void *ctx, const struct entity_def *e, const char *id, json_t **out,
+                      struct op_error *err)
+{
+    return store_get(ctx, e, id, STORE_INCLUDE_DELETED | STORE_IGNORE_VIEWER, out, err);
+}
+
 int store_open(const char *path, unsigned db_flags, struct store **out, struct op_error *err)
 {
     struct store *s = calloc(1, sizeof *s);
@@ -307,6 +313,10 @@ int store_open(const char *path, unsigned db_flags, struct store **out, struct o
         free(s);
         return rc;
     }
+    rc = sql_cache_init(&s->q, s->db, &store_queries, err);
+    if (rc < 0)
+        goto fail;
+    s->res = (struct residency_db){&s->q, parent_get, s};
     hlc_init(&s->clock, 0, NULL, NULL);
     uuid7_init(&s->ids, NULL, NULL, NULL, NULL);
     snprintf(s->actor, sizeof s->actor, "system");
@@ -349,11 +359,8 @@ void store_close(struct store *s)
     if (!s)
         return;
     if (s->txn_depth > 0)
-        (void)exec_simple(s, "ROLLBACK", NULL);
-    for (size_t i = 0; i < s->ncache; i++) {
-        sqlite3_finalize(s->cache[i].st);
-        free(s->cache[i].sql);
-    }
+        (void)exec_simple(s, STORE_Q_STORE_ROLLBACK, NULL);
+    sql_cache_close(&s->q);
     folder_free(s->folder);
     db_close(s->db);
     free(s);
@@ -466,6 +473,33 @@ int store_queries_bind(struct store *s, struct sql_cache *c, const struct sql_qu
     return sql_cache_init(c, s->db, q, err);
 }
 
+const struct residency_db *store_residency(struct store *s)
+{
+    return &s->res;
+}
+
+int store_policy_changed(struct store *s, const char *new_hash, const char *why, int *changed,
+                         struct op_error *err)
+{
+    if (changed)
+        *changed = 0;
+    int rc = store_begin(s, err);
+    if (rc < 0)
+        return rc;
+    int voided = 0;
+    rc = residency_policy_changed_tx(&s->res, new_hash, why, &voided, err);
+    if (rc < 0) {
+        store_rollback(s);
+        return rc;
+    }
+    rc = store_commit(s, err);
+    if (rc < 0)
+        return rc;
+    if (voided && changed)
+        *changed = 1;
+    return voided ? residency_sweep(&s->res, err) : 0;
+}
+
 void store_set_actor(struct store *s, const char *actor, const char *address)
 {
     snprintf(s->actor, sizeof s->actor, "%s", actor ? actor : "system");
@@ -526,25 +560,28 @@ static json_t *column_json(sqlite3_stmt *st, int col, const struct field_def *f)
     }
 }
 
-/* Builds the record object from a row selected with sb_select_cols. */
-static json_t *row_json(sqlite3_stmt *st, const struct entity_def *e, int include_internal)
+/* Builds the record object from a row of e's table (columns as in m). */
+static json_t *row_json(sqlite3_stmt *st, const struct entity_def *e, const struct cols *m,
+                        int include_internal)
 {
     json_t *o = json_object();
     if (!o)
         return NULL;
     char when[HLC_ISO_LEN];
-    json_object_set_new(o, "id", json_string((const char *)sqlite3_column_text(st, 0)));
-    json_object_set_new(o, "version", json_integer(sqlite3_column_int64(st, 1)));
-    hlc_format_iso((hlc_stamp)sqlite3_column_int64(st, 2), when);
+    json_object_set_new(o, "id",
+                        json_string((const char *)sqlite3_column_text(st, m->common[COL_ID])));
+    json_object_set_new(o, "version",
+                        json_integer(sqlite3_column_int64(st, m->common[COL_VERSION])));
+    hlc_format_iso((hlc_stamp)sqlite3_column_int64(st, m->common[COL_CREATED]), when);
     json_object_set_new(o, "created_at", json_string(when));
-    hlc_format_iso((hlc_stamp)sqlite3_column_int64(st, 3), when);
+    hlc_format_iso((hlc_stamp)sqlite3_column_int64(st, m->common[COL_UPDATED]), when);
     json_object_set_new(o, "updated_at", json_string(when));
-    json_object_set_new(o, "deleted", json_boolean(sqlite3_column_int(st, 4)));
+    json_object_set_new(o, "deleted", json_boolean(sqlite3_column_int(st, m->common[COL_DELETED])));
     for (size_t i = 0; i < e->nfields; i++) {
         const struct field_def *f = &e->fields[i];
         if ((f->flags & FIELD_INTERNAL) && !include_internal)
             continue;
-        json_object_set_new(o, f->name, column_json(st, COMMON_COLS + (int)i, f));
+        json_object_set_new(o, f->name, column_json(st, m->field[i], f));
     }
     return o;
 }
@@ -552,27 +589,21 @@ static json_t *row_json(sqlite3_stmt *st, const struct entity_def *e, int includ
 static int load_row(struct store *s, const struct entity_def *e, const char *id,
                     int include_internal, json_t **out, struct op_error *err)
 {
-    struct sqlbuf sb = {.n = 0};
-    sb_add(&sb, "SELECT ");
-    sb_select_cols(&sb, e, NULL);
-    sb_add(&sb, " FROM %s WHERE id = ?1", e->table);
-    if (sb.overflow)
-        return op_error_set(err, -E2BIG, NULL, "statement too long");
-    sqlite3_stmt *st;
-    int rc = prepare(s, sb.b, &st, err);
+    unsigned q;
+    sqlite3_stmt *st = table_stmt(s, STORE_Q_STORE_GET_USERS, e, &q, err);
+    if (!st)
+        return get_failed(err);
+    struct cols m;
+    int rc = cols_map(st, e, &m, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
+    rc = sql_step(&s->q, q, st, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
         return op_error_set(err, -ENOENT, "id", "no %s with id %s", e->name, id);
-    }
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return sql_fail(s->db, rc, "cannot read record", err);
-    }
-    json_t *o = row_json(st, e, include_internal);
+    json_t *o = row_json(st, e, &m, include_internal);
     sqlite3_reset(st);
     if (!o)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
@@ -603,6 +634,44 @@ static int bind_value(sqlite3_stmt *st, int idx, const struct field_def *f, json
         return sqlite3_bind_text(st, idx, json_string_value(v), (int)json_string_length(v),
                                  SQLITE_TRANSIENT);
     }
+}
+
+/* Binds the fields of `rec` to the parameters named after them (:name),
+ * and for a contact the duplicate-detection keys (NULL when k is NULL).
+ * `fixed` is the number of numbered parameters the query has besides; a
+ * query whose parameters are not exactly those is refused, so the .sql
+ * file and the descriptors cannot drift apart unnoticed. */
+struct dedup_keys;
+static int bind_keys(sqlite3_stmt *st, const struct dedup_keys *k, struct op_error *err);
+
+static int bind_record(struct store *s, unsigned q, sqlite3_stmt *st, const struct entity_def *e,
+                       json_t *rec, const struct dedup_keys *k, int fixed, struct op_error *err)
+{
+    char name[96];
+    int want = fixed + (int)e->nfields + ((e->flags & ENTITY_DEDUP) ? 3 : 0);
+    if (sqlite3_bind_parameter_count(st) != want)
+        return op_error_set(err, -EINVAL, NULL, "%s has %d parameters, not %d",
+                            sql_name(&s->q, q, name, sizeof name), sqlite3_bind_parameter_count(st),
+                            want);
+    for (size_t i = 0; i < e->nfields; i++) {
+        const struct field_def *f = &e->fields[i];
+        char param[72];
+        snprintf(param, sizeof param, ":%s", f->name);
+        int idx = sqlite3_bind_parameter_index(st, param);
+        if (idx == 0)
+            return op_error_set(err, -EINVAL, NULL, "%s has no parameter %s",
+                                sql_name(&s->q, q, name, sizeof name), param);
+        int rc = bind_value(st, idx, f, json_object_get(rec, f->name));
+        if (rc != SQLITE_OK)
+            return sql_fail(s->db, rc, "cannot bind value", err);
+    }
+    if (e->flags & ENTITY_DEDUP) {
+        int rc = bind_keys(st, k, err);
+        if (rc < 0)
+            return op_error_set(err, rc, NULL, "%s has no parameters for the duplicate keys",
+                                sql_name(&s->q, q, name, sizeof name));
+    }
+    return 0;
 }
 
 /* ---- validation --------------------------------------------------------- */
@@ -667,20 +736,18 @@ static int check_refs(struct store *s, const struct entity_def *e, json_t *rec, 
         const char *id = str_or_null(rec, f->name);
         if (!id)
             continue;
-        struct sqlbuf sb = {.n = 0};
-        sb_add(&sb, "SELECT 1 FROM %s WHERE id = ?1 AND deleted = 0", f->ref->table);
-        sqlite3_stmt *st;
-        int rc = prepare(s, sb.b, &st, err);
+        unsigned q;
+        sqlite3_stmt *st = table_stmt(s, STORE_Q_STORE_LIVE_USERS, f->ref, &q, err);
+        if (!st)
+            return get_failed(err);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int rc = sql_step(&s->q, q, st, err);
         if (rc < 0)
             return rc;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
         sqlite3_reset(st);
-        if (rc == SQLITE_DONE)
+        if (rc == 0)
             return op_error_set(err, -EINVAL, f->name, "%s: no %s with id %s", f->name,
                                 f->ref->name, id);
-        if (rc != SQLITE_ROW)
-            return sql_fail(s->db, rc, "cannot check reference", err);
     }
     return 0;
 }
@@ -898,23 +965,20 @@ static int make_keys(struct store *s, json_t *rec, struct dedup_keys *k, struct 
     return 0;
 }
 
-static int find_dup(struct store *s, const char *sql, const char *key, const char *self,
+static int find_dup(struct store *s, unsigned q, const char *key, const char *self,
                     char found[UUID_TEXT_LEN], struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = prepare(s, sql, &st, err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(&s->q, q, err);
+    if (!st)
+        return get_failed(err);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, self ? self : "", -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    int rc = sql_step(&s->q, q, st, err);
+    if (rc == 1) {
         snprintf(found, UUID_TEXT_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
         sqlite3_reset(st);
-        return 1;
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(s->db, rc, "cannot check duplicates", err);
+    return rc;
 }
 
 static int dup_error(const char *found, const char *field, const char *why, struct op_error *err)
@@ -934,23 +998,20 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
                      struct op_error *err)
 {
     const struct {
-        const char *sql;
+        unsigned q;
         const char *key;
         const char *field;
         const char *why;
     } checks[] = {
-        {"SELECT id FROM contacts WHERE email_norm = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1",
-         k->email, "email", "same e-mail address"},
-        {"SELECT id FROM contacts WHERE phone_e164 = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1",
-         k->phone, "phone", "same phone number"},
-        {"SELECT id FROM contacts WHERE name_key = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1",
-         k->name, "family_name", "same name in the same locality"},
+        {STORE_Q_STORE_DUP_EMAIL, k->email, "email", "same e-mail address"},
+        {STORE_Q_STORE_DUP_PHONE, k->phone, "phone", "same phone number"},
+        {STORE_Q_STORE_DUP_NAME, k->name, "family_name", "same name in the same locality"},
     };
     char found[UUID_TEXT_LEN];
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         if (!checks[i].key || !*checks[i].key)
             continue;
-        int rc = find_dup(s, checks[i].sql, checks[i].key, self, found, err);
+        int rc = find_dup(s, checks[i].q, checks[i].key, self, found, err);
         if (rc < 0)
             return rc;
         if (rc > 0)
@@ -959,20 +1020,22 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
     return 0;
 }
 
-static void bind_keys(sqlite3_stmt *st, int idx, const struct dedup_keys *k)
+/* Binds the keys (NULL: none) to :email_norm, :phone_e164 and :name_key. */
+static int bind_keys(sqlite3_stmt *st, const struct dedup_keys *k, struct op_error *err)
 {
-    if (k->email[0])
-        sqlite3_bind_text(st, idx, k->email, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, idx);
-    if (k->phone[0])
-        sqlite3_bind_text(st, idx + 1, k->phone, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, idx + 1);
-    if (k->name)
-        sqlite3_bind_text(st, idx + 2, k->name, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, idx + 2);
+    const char *const names[] = {":email_norm", ":phone_e164", ":name_key"};
+    const char *values[] = {k && k->email[0] ? k->email : NULL, k && k->phone[0] ? k->phone : NULL,
+                            k ? k->name : NULL};
+    for (size_t i = 0; i < 3; i++) {
+        int idx = sqlite3_bind_parameter_index(st, names[i]);
+        if (idx == 0)
+            return op_error_set(err, -EINVAL, NULL, "no parameter %s", names[i]);
+        if (values[i])
+            sqlite3_bind_text(st, idx, values[i], -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_null(st, idx);
+    }
+    return 0;
 }
 
 /* ---- audit ------------------------------------------------------------- */
@@ -981,14 +1044,9 @@ static int audit(struct store *s, hlc_stamp at, const char *action, const struct
                  const char *id, int64_t before, int64_t after, const char *detail,
                  struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = prepare(s,
-                     "INSERT INTO audit_log (hlc, actor, address, action, entity, record_id, "
-                     "version_before, version_after, detail) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                     &st, err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(&s->q, STORE_Q_STORE_AUDIT, err);
+    if (!st)
+        return get_failed(err);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)at);
     sqlite3_bind_text(st, 2, s->actor, -1, SQLITE_STATIC);
     if (s->address[0])
@@ -1002,11 +1060,8 @@ static int audit(struct store *s, hlc_stamp at, const char *action, const struct
         sqlite3_bind_int64(st, 8, after);
     if (detail)
         sqlite3_bind_text(st, 9, detail, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return sql_fail(s->db, rc, "cannot write audit log", err);
-    return 0;
+    int rc = sql_run(&s->q, STORE_Q_STORE_AUDIT, st, err);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- writes -------------------------------------------------------------- */
@@ -1058,41 +1113,22 @@ static int do_create(struct store *s, const struct entity_def *e, json_t *rec, c
             goto out;
     }
 
-    struct sqlbuf sb = {.n = 0};
-    sb_add(&sb, "INSERT INTO %s (id, version, created_hlc, updated_hlc, deleted", e->table);
-    for (size_t i = 0; i < e->nfields; i++)
-        sb_add(&sb, ", %s", e->fields[i].name);
-    if (e->flags & ENTITY_DEDUP)
-        sb_add(&sb, ", email_norm, phone_e164, name_key");
-    sb_add(&sb, ") VALUES (?1, 1, ?2, ?2, 0");
-    int idx = 3;
-    for (size_t i = 0; i < e->nfields; i++)
-        sb_add(&sb, ", ?%d", idx++);
-    if (e->flags & ENTITY_DEDUP)
-        sb_add(&sb, ", ?%d, ?%d, ?%d", idx, idx + 1, idx + 2);
-    sb_add(&sb, ")");
-    sqlite3_stmt *st;
-    rc = prepare(s, sb.b, &st, err);
+    unsigned q;
+    sqlite3_stmt *st = table_stmt(s, STORE_Q_STORE_INSERT_USERS, e, &q, err);
+    if (!st) {
+        rc = get_failed(err);
+        goto out;
+    }
+    hlc_stamp now = hlc_next(&s->clock);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    rc = bind_record(s, q, st, e, rec, &keys, 2, err);
     if (rc < 0)
         goto out;
-    hlc_stamp now = hlc_next(&s->clock);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
-    for (size_t i = 0; i < e->nfields; i++) {
-        int brc =
-            bind_value(st, 3 + (int)i, &e->fields[i], json_object_get(rec, e->fields[i].name));
-        if (brc != SQLITE_OK) {
-            rc = sql_fail(s->db, brc, "cannot bind value", err);
-            goto out;
-        }
-    }
-    if (e->flags & ENTITY_DEDUP)
-        bind_keys(st, 3 + (int)e->nfields, &keys);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE) {
-        rc = constraint_error(s, e, rc, id, err);
+    rc = sql_run(&s->q, q, st, err);
+    if (rc < 0) {
+        /* the connection still holds the step's error after the reset */
+        rc = constraint_error(s, e, sqlite3_extended_errcode(s->db), id, err);
         goto out;
     }
     s->write_dirty = 1;
@@ -1215,7 +1251,7 @@ static int residency_after(struct store *s, const struct entity_def *e, const ch
                            struct op_error *err)
 {
     enum residency_verdict now;
-    int rc = residency_judge(s, s->policy, e, after, &now, err);
+    int rc = residency_judge(&s->res, s->policy, e, after, &now, err);
     if (rc < 0)
         return rc;
     if (now == RESIDENCY_WITHHOLD && was != RESIDENCY_WITHHOLD && !s->void_pending &&
@@ -1224,7 +1260,32 @@ static int residency_after(struct store *s, const struct entity_def *e, const ch
         snprintf(s->void_why, sizeof s->void_why, "%s %s withheld", e->name, id);
     }
     if ((now == RESIDENCY_WITHHOLD) != (was == RESIDENCY_WITHHOLD) && residency_is_parent(e))
-        rc = residency_enqueue_related(s, e, id, 0, err);
+        rc = residency_enqueue_related(&s->res, e, id, 0, err);
+    return rc;
+}
+
+/* Writes the whole record `rec` over version `version` of e's `id` with
+ * a new version and stamp `now`, as a tombstone when `tombstone` (a
+ * purge). Returns the rows changed (1, or 0 when the version moved). */
+static int write_row(struct store *s, const struct entity_def *e, const char *id, int64_t version,
+                     json_t *rec, const struct dedup_keys *k, int tombstone, hlc_stamp now,
+                     struct op_error *err)
+{
+    unsigned q;
+    sqlite3_stmt *st = table_stmt(s, STORE_Q_STORE_UPDATE_USERS, e, &q, err);
+    if (!st)
+        return get_failed(err);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, version);
+    sqlite3_bind_int(st, 4, tombstone);
+    int rc = bind_record(s, q, st, e, rec, k, 4, err);
+    if (rc < 0)
+        return rc;
+    rc = sql_run(&s->q, q, st, err);
+    if (rc < 0)
+        /* the connection still holds the step's error after the reset */
+        return constraint_error(s, e, sqlite3_extended_errcode(s->db), id, err);
     return rc;
 }
 
@@ -1245,9 +1306,9 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
     if (rc == 0)
         rc = version_check(e, id, rec, expected_version, err);
     if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
-        rc = residency_judge(s, s->policy, e, rec, &was, err);
+        rc = residency_judge(&s->res, s->policy, e, rec, &was, err);
     if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
-        rc = residency_queued(s, e->name, id, &queued, err);
+        rc = residency_queued(&s->res, e->name, id, &queued, err);
     json_t *custom = NULL;
     if (rc == 0)
         rc = merge_fields(e, changes, rec, 0, flags, &custom, err);
@@ -1265,40 +1326,15 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
     }
     hlc_stamp now = 0;
     if (rc == 0) {
-        struct sqlbuf sb = {.n = 0};
-        sb_add(&sb, "UPDATE %s SET version = version + 1, updated_hlc = ?1", e->table);
-        for (size_t i = 0; i < e->nfields; i++)
-            sb_add(&sb, ", %s = ?%zu", e->fields[i].name, i + 4);
-        if (e->flags & ENTITY_DEDUP)
-            sb_add(&sb, ", email_norm = ?%zu, phone_e164 = ?%zu, name_key = ?%zu", e->nfields + 4,
-                   e->nfields + 5, e->nfields + 6);
-        sb_add(&sb, " WHERE id = ?2 AND version = ?3");
-        sqlite3_stmt *st;
-        rc = prepare(s, sb.b, &st, err);
-        if (rc == 0) {
-            now = hlc_next(&s->clock);
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
-            sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(st, 3, expected_version);
-            for (size_t i = 0; i < e->nfields && rc == 0; i++)
-                if (bind_value(st, 4 + (int)i, &e->fields[i],
-                               json_object_get(rec, e->fields[i].name)) != SQLITE_OK)
-                    rc = op_error_set(err, -ENOMEM, NULL, "cannot bind value");
-            if (e->flags & ENTITY_DEDUP)
-                bind_keys(st, 4 + (int)e->nfields, &keys);
-            if (rc == 0) {
-                int src = sqlite3_step(st);
-                if (src != SQLITE_DONE)
-                    rc = constraint_error(s, e, src, id, err);
-                else if (sqlite3_changes(s->db) != 1)
-                    rc = op_error_set(err, STORE_EVERSION, "version",
-                                      "%s %s changed while it was being updated", e->name, id);
-                else
-                    s->write_dirty = 1;
-            }
-            sqlite3_reset(st);
-            sqlite3_clear_bindings(st);
-        }
+        now = hlc_next(&s->clock);
+        rc = write_row(s, e, id, expected_version, rec, &keys, 0, now, err);
+        if (rc == 0)
+            rc = op_error_set(err, STORE_EVERSION, "version",
+                              "%s %s changed while it was being updated", e->name, id);
+        else if (rc > 0)
+            rc = 0;
+        if (rc == 0)
+            s->write_dirty = 1;
     }
     if (rc == 0) {
         /* The audit detail names the fields changed, never their values. */
@@ -1331,24 +1367,21 @@ int store_delete(struct store *s, const struct entity_def *e, const char *id,
         rc = version_check(e, id, rec, expected_version, err);
     hlc_stamp now = 0;
     if (rc == 0) {
-        struct sqlbuf sb = {.n = 0};
-        sb_add(&sb,
-               "UPDATE %s SET deleted = 1, version = version + 1, updated_hlc = ?1 "
-               "WHERE id = ?2 AND version = ?3",
-               e->table);
-        sqlite3_stmt *st;
-        rc = prepare(s, sb.b, &st, err);
+        unsigned q;
+        sqlite3_stmt *st = table_stmt(s, STORE_Q_STORE_DELETE_USERS, e, &q, err);
+        rc = st ? 0 : get_failed(err);
         if (rc == 0) {
             now = hlc_next(&s->clock);
             sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
             sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
             sqlite3_bind_int64(st, 3, expected_version);
-            int src = sqlite3_step(st);
-            sqlite3_reset(st);
-            if (src != SQLITE_DONE)
-                rc = constraint_error(s, e, src, id, err);
-            else
+            rc = sql_run(&s->q, q, st, err);
+            if (rc < 0) {
+                rc = constraint_error(s, e, sqlite3_extended_errcode(s->db), id, err);
+            } else {
+                rc = 0;
                 s->write_dirty = 1;
+            }
         }
     }
     if (rc == 0)
@@ -1360,26 +1393,40 @@ int store_delete(struct store *s, const struct entity_def *e, const char *id,
 
 /* What a purge keeps of a field: structure (references, enumerations,
  * flags, money) and the required time stamps stay so the tombstone still
- * says what it was; text, contact details, dates and free-form objects go.
- * Returns "keep", "empty" (a required text column: '') or "null". */
-static const char *purge_action(const struct field_def *f)
+ * says what it was; text, contact details, dates and free-form objects go:
+ * a required text becomes '', an object {}, the rest NULL. Blanks `rec`
+ * so. */
+static int purge_blank(const struct entity_def *e, json_t *rec)
 {
-    switch (f->type) {
-    case FIELD_REF:
-    case FIELD_ENUM:
-    case FIELD_BOOL:
-    case FIELD_MONEY:
-    case FIELD_CURRENCY:
-        return "keep";
-    case FIELD_TIME:
-        return (f->flags & FIELD_REQUIRED) ? "keep" : "null";
-    case FIELD_OBJECT:
-        return "object";
-    case FIELD_TEXT:
-        return (f->flags & FIELD_REQUIRED) ? "empty" : "null";
-    default:
-        return "null";
+    for (size_t i = 0; i < e->nfields; i++) {
+        const struct field_def *f = &e->fields[i];
+        json_t *v;
+        switch (f->type) {
+        case FIELD_REF:
+        case FIELD_ENUM:
+        case FIELD_BOOL:
+        case FIELD_MONEY:
+        case FIELD_CURRENCY:
+            continue;
+        case FIELD_TIME:
+            if (f->flags & FIELD_REQUIRED)
+                continue;
+            v = json_null();
+            break;
+        case FIELD_OBJECT:
+            v = json_object();
+            break;
+        case FIELD_TEXT:
+            v = (f->flags & FIELD_REQUIRED) ? json_string("") : json_null();
+            break;
+        default:
+            v = json_null();
+            break;
+        }
+        if (json_object_set_new(rec, f->name, v) < 0)
+            return -ENOMEM;
     }
+    return 0;
 }
 
 int store_purge(struct store *s, const struct entity_def *e, const char *id, const char *action,
@@ -1394,40 +1441,20 @@ int store_purge(struct store *s, const struct entity_def *e, const char *id, con
         return rc;
     json_t *rec = NULL;
     int queued = 0;
-    rc = load_row(s, e, id, 0, &rec, err);
+    rc = load_row(s, e, id, 1, &rec, err);
     int64_t before = rc == 0 ? json_integer_value(json_object_get(rec, "version")) : 0;
     if (rc == 0)
-        rc = residency_queued(s, e->name, id, &queued, err);
+        rc = residency_queued(&s->res, e->name, id, &queued, err);
+    if (rc == 0 && purge_blank(e, rec) < 0)
+        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
     hlc_stamp now = 0;
     if (rc == 0) {
-        struct sqlbuf sb = {.n = 0};
-        sb_add(&sb, "UPDATE %s SET deleted = 1, version = version + 1, updated_hlc = ?1", e->table);
-        for (size_t i = 0; i < e->nfields; i++) {
-            const char *what = purge_action(&e->fields[i]);
-            if (!strcmp(what, "null"))
-                sb_add(&sb, ", %s = NULL", e->fields[i].name);
-            else if (!strcmp(what, "empty"))
-                sb_add(&sb, ", %s = ''", e->fields[i].name);
-            else if (!strcmp(what, "object"))
-                sb_add(&sb, ", %s = '{}'", e->fields[i].name);
-        }
-        if (e->flags & ENTITY_DEDUP)
-            sb_add(&sb, ", email_norm = NULL, phone_e164 = NULL, name_key = NULL");
-        sb_add(&sb, " WHERE id = ?2 AND version = ?3");
-        sqlite3_stmt *st;
-        rc = sb.overflow ? op_error_set(err, -E2BIG, NULL, "statement too long")
-                         : prepare(s, sb.b, &st, err);
-        if (rc == 0) {
-            now = hlc_next(&s->clock);
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
-            sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(st, 3, before);
-            int src = sqlite3_step(st);
-            sqlite3_reset(st);
-            if (src != SQLITE_DONE)
-                rc = constraint_error(s, e, src, id, err);
-            else
-                s->write_dirty = 1;
+        /* the blanked record, as a tombstone, without duplicate keys */
+        now = hlc_next(&s->clock);
+        rc = write_row(s, e, id, before, rec, NULL, 1, now, err);
+        if (rc >= 0) {
+            rc = 0;
+            s->write_dirty = 1;
         }
     }
     if (rc == 0)
@@ -1441,7 +1468,7 @@ int store_purge(struct store *s, const struct entity_def *e, const char *id, con
             snprintf(s->void_why, sizeof s->void_why, "%s %s %sd", e->name, id, action);
         }
         if (!strcmp(action, "erase") && e == &entity_contact)
-            rc = residency_enqueue_related(s, e, id, 1, err);
+            rc = residency_enqueue_related(&s->res, e, id, 1, err);
     }
     rc = finish_write(s, e, id, rc, NULL, err);
     json_decref(rec);
@@ -1493,6 +1520,43 @@ static int parse_iso_ms(const char *text, uint64_t *out)
     return 0;
 }
 
+/* One page being read: rows that pass the filters the query left to us,
+ * up to limit, then one more to know there is a next page. */
+struct page {
+    const struct entity_def *e;
+    const struct cols *m;
+    const struct store_filter *rest; /* filters not in the query */
+    size_t nrest;
+    int limit;
+    json_t *items;
+    int more;
+};
+
+static int page_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    struct page *pg = ctx;
+    json_t *o = row_json(st, pg->e, pg->m, 0);
+    if (!o)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < pg->nrest; i++) {
+        const char *v = json_string_value(json_object_get(o, pg->rest[i].field));
+        if (!v || !pg->rest[i].value || strcmp(v, pg->rest[i].value) != 0) {
+            json_decref(o);
+            return 0;
+        }
+    }
+    if (json_array_size(pg->items) == (size_t)pg->limit) {
+        json_decref(o);
+        pg->more = 1;
+        return 1;
+    }
+    json_object_set_new(o, "_hlc",
+                        json_integer(sqlite3_column_int64(st, pg->m->common[COL_UPDATED])));
+    if (json_array_append_new(pg->items, o) < 0)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    return 0;
+}
+
 int store_list(struct store *s, const struct entity_def *e, const struct store_query *q,
                json_t **items, char next_cursor[STORE_CURSOR_MAX], struct op_error *err)
 {
@@ -1531,115 +1595,121 @@ int store_list(struct store *s, const struct entity_def *e, const struct store_q
         since = ms << HLC_COUNTER_BITS;
     }
 
-    struct sqlbuf sb = {.n = 0};
-    sb_add(&sb, "SELECT ");
-    sb_select_cols(&sb, e, NULL);
-    sb_add(&sb, " FROM %s WHERE 1", e->table);
-    if (!q->include_deleted)
-        sb_add(&sb, " AND deleted = 0");
-    int idx = 1;
-    if (s->viewer[0])
-        sb_add(&sb, " AND (owner_id IS NULL OR owner_id = ?%d)", idx++);
     for (size_t i = 0; i < q->nfilters; i++) {
         const struct field_def *f = entity_field(e, q->filters[i].field);
         if (!f || !(f->flags & FIELD_FILTER))
             return op_error_set(err, -EINVAL, q->filters[i].field,
                                 "%s: %ss cannot be filtered by this field", q->filters[i].field,
                                 e->name);
-        sb_add(&sb, " AND %s = ?%d", f->name, idx++);
     }
-    if (since)
-        sb_add(&sb, " AND updated_hlc >= ?%d", idx++);
-    if (cursor_id[0]) {
-        if (q->sort == STORE_SORT_ID)
-            sb_add(&sb, " AND id > ?%d", idx++);
-        else {
-            sb_add(&sb, " AND (updated_hlc, id) > (?%d, ?%d)", idx, idx + 1);
-            idx += 2;
-        }
-    }
-    sb_add(&sb, q->sort == STORE_SORT_ID ? " ORDER BY id" : " ORDER BY updated_hlc, id");
-    sb_add(&sb, " LIMIT ?%d", idx);
-    if (sb.overflow)
-        return op_error_set(err, -E2BIG, NULL, "too many filters");
 
+    /* The first filter goes to the query, which has the index for it; the
+     * rest are checked on the rows it returns. */
+    const int by_id = q->sort == STORE_SORT_ID;
+    unsigned id;
     sqlite3_stmt *st;
-    int rc = prepare(s, sb.b, &st, err);
+    if (q->nfilters) {
+        char name[128];
+        snprintf(name, sizeof name, "store_list_by_%s_%s_%s", by_id ? "id" : "updated", e->table,
+                 q->filters[0].field);
+        st = named_stmt(s, name, &id, err);
+    } else {
+        st = table_stmt(
+            s, by_id ? STORE_Q_STORE_LIST_BY_ID_USERS : STORE_Q_STORE_LIST_BY_UPDATED_USERS, e, &id,
+            err);
+    }
+    if (!st)
+        return get_failed(err);
+    struct cols m;
+    int rc = cols_map(st, e, &m, err);
     if (rc < 0)
         return rc;
-    idx = 1;
+    sqlite3_bind_int(st, 1, q->include_deleted ? 1 : 0);
     if (s->viewer[0])
-        sqlite3_bind_text(st, idx++, s->viewer, -1, SQLITE_TRANSIENT);
-    for (size_t i = 0; i < q->nfilters; i++)
-        sqlite3_bind_text(st, idx++, q->filters[i].value, -1, SQLITE_TRANSIENT);
-    if (since)
-        sqlite3_bind_int64(st, idx++, (sqlite3_int64)since);
-    if (cursor_id[0]) {
-        if (q->sort == STORE_SORT_UPDATED)
-            sqlite3_bind_int64(st, idx++, (sqlite3_int64)cursor_hlc);
-        sqlite3_bind_text(st, idx++, cursor_id, -1, SQLITE_TRANSIENT);
-    }
-    sqlite3_bind_int(st, idx, limit + 1);
+        sqlite3_bind_text(st, 2, s->viewer, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)since);
+    sqlite3_bind_int64(st, 4, cursor_id[0] ? (sqlite3_int64)cursor_hlc : -1);
+    sqlite3_bind_text(st, 5, cursor_id, -1, SQLITE_TRANSIENT);
+    /* with filters left to us, the query cannot know how many rows make a page */
+    sqlite3_bind_int(st, 6, q->nfilters > 1 ? -1 : limit + 1);
+    if (q->nfilters)
+        sqlite3_bind_text(st, 7, q->filters[0].value, -1, SQLITE_TRANSIENT);
 
-    json_t *arr = json_array();
-    int n = 0;
-    next_cursor[0] = '\0';
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == limit) {
-            json_t *last = json_array_get(arr, (size_t)n - 1);
-            const char *lid = json_string_value(json_object_get(last, "id"));
-            if (q->sort == STORE_SORT_ID)
-                snprintf(next_cursor, STORE_CURSOR_MAX, "i.%s", lid);
-            else
-                snprintf(next_cursor, STORE_CURSOR_MAX, "u.%" PRIu64 ".%s",
-                         (uint64_t)json_integer_value(json_object_get(last, "_hlc")), lid);
-            break;
-        }
-        json_t *o = row_json(st, e, 0);
-        json_object_set_new(o, "_hlc", json_integer(sqlite3_column_int64(st, 3)));
-        json_array_append_new(arr, o);
-        n++;
+    struct page pg = {e,
+                      &m,
+                      q->filters + (q->nfilters ? 1 : 0),
+                      q->nfilters ? q->nfilters - 1 : 0,
+                      limit,
+                      json_array(),
+                      0};
+    if (!pg.items)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    rc = sql_each(&s->q, id, st, page_row, &pg, err);
+    if (rc < 0) {
+        json_decref(pg.items);
+        return rc;
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        json_decref(arr);
-        return sql_fail(s->db, rc, "cannot list records", err);
+    next_cursor[0] = '\0';
+    size_t n = json_array_size(pg.items);
+    if (pg.more) {
+        json_t *last = json_array_get(pg.items, n - 1);
+        const char *lid = json_string_value(json_object_get(last, "id"));
+        if (by_id)
+            snprintf(next_cursor, STORE_CURSOR_MAX, "i.%s", lid);
+        else
+            snprintf(next_cursor, STORE_CURSOR_MAX, "u.%" PRIu64 ".%s",
+                     (uint64_t)json_integer_value(json_object_get(last, "_hlc")), lid);
     }
     size_t i;
     json_t *o;
-    json_array_foreach(arr, i, o) json_object_del(o, "_hlc");
-    *items = arr;
+    json_array_foreach(pg.items, i, o) json_object_del(o, "_hlc");
+    *items = pg.items;
     return 0;
+}
+
+/* A walk of store_each: the callback may call back into the store. */
+struct walk {
+    const struct entity_def *e;
+    const struct cols *m;
+    int (*cb)(void *ctx, json_t *record);
+    void *ctx;
+};
+
+static int walk_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    struct walk *w = ctx;
+    json_t *o = row_json(st, w->e, w->m, 0);
+    if (!o)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    int ret = w->cb(w->ctx, o);
+    json_decref(o);
+    return ret;
 }
 
 int store_each(struct store *s, const struct entity_def *e, int include_deleted,
                int (*cb)(void *ctx, json_t *record), void *ctx, struct op_error *err)
 {
-    struct sqlbuf sb = {.n = 0};
-    sb_add(&sb, "SELECT ");
-    sb_select_cols(&sb, e, NULL);
-    sb_add(&sb, " FROM %s%s ORDER BY id", e->table, include_deleted ? "" : " WHERE deleted = 0");
-    /* A private statement: callbacks may call back into the store. */
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(s->db, sb.b, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(s->db, rc, "cannot read records", err);
-    int ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *o = row_json(st, e, 0);
-        if (!o) {
-            ret = op_error_set(err, -ENOMEM, NULL, "out of memory");
-            break;
-        }
-        ret = cb(ctx, o);
-        json_decref(o);
-        if (ret)
-            break;
-    }
-    if (!ret && rc != SQLITE_DONE)
-        ret = sql_fail(s->db, rc, "cannot read records", err);
-    sqlite3_finalize(st);
-    return ret;
+    /* The walk's statement is the cache's: the callback may use the store,
+     * but not walk the same entity again inside the walk. */
+    int i = entity_index(e);
+    if (i < 0)
+        return op_error_set(err, -EINVAL, NULL, "unknown entity");
+    if (s->each_busy & (1u << i))
+        return op_error_set(err, -EBUSY, NULL, "the %ss are already being walked", e->name);
+    unsigned id;
+    sqlite3_stmt *st = table_stmt(s, STORE_Q_STORE_EACH_USERS, e, &id, err);
+    if (!st)
+        return get_failed(err);
+    struct cols m;
+    int rc = cols_map(st, e, &m, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int(st, 1, include_deleted ? 1 : 0);
+    struct walk w = {e, &m, cb, ctx};
+    s->each_busy |= 1u << i;
+    rc = sql_each(&s->q, id, st, walk_row, &w, err);
+    s->each_busy &= ~(1u << i);
+    return rc;
 }
 
 /* Turns free text into an FTS5 query: each word a quoted prefix term. */
@@ -1696,6 +1766,33 @@ static json_t *label_for(const struct entity_def *e, json_t *rec)
     return json_string(em ? em : str_or_null(rec, "phone") ? str_or_null(rec, "phone") : "");
 }
 
+/* The hits of one searchable entity, appended to `all`. */
+struct hits {
+    const struct entity_def *e;
+    const struct cols *m;
+    int rank; /* the rank's column, the last */
+    json_t *all;
+};
+
+static int hit_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    struct hits *h = ctx;
+    json_t *rec = row_json(st, h->e, h->m, 0);
+    json_t *hit = json_object();
+    if (!rec || !hit) {
+        json_decref(rec);
+        json_decref(hit);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    json_object_set_new(hit, "entity", json_string(h->e->name));
+    json_object_set(hit, "id", json_object_get(rec, "id"));
+    json_object_set_new(hit, "label", label_for(h->e, rec));
+    json_object_set_new(hit, "rank", json_real(sqlite3_column_double(st, h->rank)));
+    json_object_set_new(hit, "record", rec);
+    json_array_append_new(h->all, hit);
+    return 0;
+}
+
 int store_search(struct store *s, const char *text, int limit, json_t **results,
                  struct op_error *err)
 {
@@ -1707,44 +1804,36 @@ int store_search(struct store *s, const char *text, int limit, json_t **results,
     int rc = build_match(text, match, sizeof match, err);
     if (rc < 0)
         return rc;
-    static const struct entity_def *const searchable[] = {&entity_contact, &entity_organization};
+    static const struct {
+        const struct entity_def *e;
+        unsigned q;
+    } searchable[] = {
+        {&entity_contact, STORE_Q_STORE_SEARCH_CONTACTS},
+        {&entity_organization, STORE_Q_STORE_SEARCH_ORGANIZATIONS},
+    };
     json_t *all = json_array();
-    for (size_t k = 0; k < 2; k++) {
-        const struct entity_def *e = searchable[k];
-        struct sqlbuf sb = {.n = 0};
-        sb_add(&sb, "SELECT ");
-        sb_select_cols(&sb, e, "t");
-        sb_add(&sb,
-               ", f.rank FROM %s_fts f JOIN %s t ON t.rowid = f.rowid "
-               "WHERE %s_fts MATCH ?1 AND t.deleted = 0 "
-               "AND (?3 IS NULL OR t.owner_id IS NULL OR t.owner_id = ?3) "
-               "ORDER BY f.rank LIMIT ?2",
-               e->table, e->table, e->table);
-        sqlite3_stmt *st;
-        rc = prepare(s, sb.b, &st, err);
+    if (!all)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    for (size_t k = 0; k < sizeof searchable / sizeof searchable[0]; k++) {
+        const struct entity_def *e = searchable[k].e;
+        unsigned q = searchable[k].q;
+        sqlite3_stmt *st = sql_get(&s->q, q, err);
+        if (!st) {
+            rc = get_failed(err);
+            goto fail;
+        }
+        struct cols m;
+        rc = cols_map(st, e, &m, err);
         if (rc < 0)
             goto fail;
         sqlite3_bind_text(st, 1, match, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int(st, 2, limit);
         if (s->viewer[0])
             sqlite3_bind_text(st, 3, s->viewer, -1, SQLITE_TRANSIENT);
-        int src;
-        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-            json_t *rec = row_json(st, e, 0);
-            json_t *hit = json_object();
-            json_object_set_new(hit, "entity", json_string(e->name));
-            json_object_set(hit, "id", json_object_get(rec, "id"));
-            json_object_set_new(hit, "label", label_for(e, rec));
-            json_object_set_new(
-                hit, "rank", json_real(sqlite3_column_double(st, COMMON_COLS + (int)e->nfields)));
-            json_object_set_new(hit, "record", rec);
-            json_array_append_new(all, hit);
-        }
-        sqlite3_reset(st);
-        if (src != SQLITE_DONE) {
-            rc = sql_fail(s->db, src, "search failed", err);
+        struct hits h = {e, &m, sqlite3_column_count(st) - 1, all};
+        rc = sql_each(&s->q, q, st, hit_row, &h, err);
+        if (rc < 0)
             goto fail;
-        }
     }
     /* Merge the two ranked lists: bm25 ranks are comparable (lower is better). */
     size_t n = json_array_size(all);

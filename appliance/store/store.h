@@ -84,6 +84,21 @@ sqlite3 *store_db(struct store *s);
 int store_queries_bind(struct store *s, struct sql_cache *c, const struct sql_queries *q,
                        struct op_error *err);
 
+/* What the residency rules (residency.h) use of the store: its queries on
+ * the connection and a reader of parents. For the segmenter and the
+ * egress report, which judge records as the store's writes do. Borrowed;
+ * valid until store_close. */
+struct residency_db;
+const struct residency_db *store_residency(struct store *s);
+
+/* The policy in force is now `new_hash`: in one transaction, records the
+ * hash and, if it differs from the one recorded before (and one was),
+ * voids the spool and queues every record again
+ * (residency_policy_changed_tx); then sweeps the voided files. *changed
+ * (may be NULL) is 1 when anything was done beyond recording. */
+int store_policy_changed(struct store *s, const char *new_hash, const char *why, int *changed,
+                         struct op_error *err);
+
 /* Who the following writes are attributed to in the audit log, and from
  * which address (NULL for none). Copied. Default actor: "system". */
 void store_set_actor(struct store *s, const char *actor, const char *address);

@@ -46,7 +46,7 @@ static int policy_took_effect(struct sync_ledger *l, const char *why, struct op_
     /* Nothing cut under the old rules may leave; every record is cut
      * again under the ones in force (the segmenter also checks this before
      * every segment, in case the reload above failed). */
-    return residency_policy_changed(l->s, l->p->hash, why, NULL, err);
+    return store_policy_changed(l->s, l->p->hash, why, NULL, err);
 }
 
 /* A policy message from HQ (docs/REGION_POLICY.md, "Policies from HQ"),

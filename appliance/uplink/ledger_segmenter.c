@@ -45,7 +45,7 @@ static int hq_may_have(struct sync_ledger *l, const struct residency_sent *sent,
         *out = 1;
         return 0;
     }
-    return residency_hq_may_have(l->s, entity, id, out, err);
+    return residency_hq_may_have(store_residency(l->s), entity, id, out, err);
 }
 
 /* Adds one outbox row's record (or tombstone) to the segment. A tombstone
@@ -100,7 +100,7 @@ static int add_row(struct sync_ledger *l, struct segment_writer *w, const struct
             }
         }
         enum residency_verdict v = RESIDENCY_KEEP;
-        rc = residency_judge(l->s, l->p, e, rec, &v, err);
+        rc = residency_judge(store_residency(l->s), l->p, e, rec, &v, err);
         if (rc == 0 && v != RESIDENCY_WITHHOLD) {
             residency_apply(v, rec);
             rc = egress_project(l->p, l->pkey, e, rec, &er, counts, err);
@@ -173,7 +173,7 @@ static int record_segment(struct sync_ledger *l, const struct sync_segment *sg,
         return rc;
     rc = check_epoch(l, epoch, err);
     if (rc == 0)
-        rc = residency_sent_record(l->s, sent, sg->no, err);
+        rc = residency_sent_record(store_residency(l->s), sent, sg->no, err);
     if (rc < 0) {
         store_rollback(l->s);
         return rc;
@@ -366,7 +366,7 @@ fail:
 /* The policy in force may have changed since the last segment (SIGHUP, or
  * another process such as `outpost policy accept`): cut under the one in
  * force, and if its hash is not the one the spool was cut under, void the
- * spool and queue every record again (residency_policy_changed). A policy
+ * spool and queue every record again (store_policy_changed). A policy
  * that does not load stops segmenting: fail closed. */
 static int follow_policy(struct sync_ledger *l, struct op_error *err)
 {
@@ -387,7 +387,7 @@ static int follow_policy(struct sync_ledger *l, struct op_error *err)
     char why[160];
     snprintf(why, sizeof why, "the policy in force changed to %.16s", l->p->hash);
     int changed = 0;
-    rc = residency_policy_changed(l->s, l->p->hash, why, &changed, err);
+    rc = store_policy_changed(l->s, l->p->hash, why, &changed, err);
     if (rc == 0 && changed) {
         if (!l->news.policy_now[0])
             snprintf(l->news.policy_was, sizeof l->news.policy_was, "%s", s.policy_hash);
@@ -401,7 +401,7 @@ int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segme
 {
     *made = 0;
     /* Files voided by another process that could not empty them. */
-    int rc = residency_sweep(l->s, err);
+    int rc = residency_sweep(store_residency(l->s), err);
     if (rc < 0)
         return rc;
     rc = follow_policy(l, err);

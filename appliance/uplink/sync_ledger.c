@@ -198,7 +198,8 @@ int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **o
         goto fail;
     rc = reconcile(l, err);
     if (rc == 0)
-        rc = residency_sweep(l->s, err); /* voided files another process could not empty */
+        rc = residency_sweep(store_residency(l->s),
+                             err); /* voided files another process could not empty */
     if (rc < 0)
         goto fail;
     *out = l;

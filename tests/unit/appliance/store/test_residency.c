@@ -511,7 +511,7 @@ static void test_policy_change(void)
     int changed = 0;
     struct sync_ledger_news news;
     sync_ledger_take_news(l, &news);
-    CHECK_EQ(residency_policy_changed(st, "0123abcd", "a test", &changed, &err), 0);
+    CHECK_EQ(store_policy_changed(st, "0123abcd", "a test", &changed, &err), 0);
     CHECK_EQ(changed, 1);
     struct stat sb;
     CHECK(stat(sg.path, &sb) < 0 && errno == ENOENT);
@@ -531,7 +531,7 @@ static void test_policy_change(void)
     CHECK_STR(news.policy_now, pol->hash);
     CHECK_STR(news.policy_was, "0123abcd");
     /* the same hash again changes nothing */
-    CHECK_EQ(residency_policy_changed(st, pol->hash, "again", &changed, &err), 0);
+    CHECK_EQ(store_policy_changed(st, pol->hash, "again", &changed, &err), 0);
     CHECK_EQ(changed, 0);
     free(out);
     free(c);

@@ -1,11 +1,14 @@
 /* Tests for appliance/store/store.c: CRUD with versions and tombstones, duplicate
- * detection, keyset pagination, search, transactions, audit and the HLC. */
+ * detection, keyset pagination (with filters the query serves and ones it
+ * leaves to the store), search, transactions, audit, the HLC, and the
+ * named queries of sql/store.sql matching the entity descriptors. */
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "db.h"
 #include "store.h"
+#include "store_queries.h"
 #include "testlib.h"
 #include "uuid7.h"
 
@@ -613,6 +616,159 @@ static void viewer_sees_own_and_shared(void)
     store_close(s);
 }
 
+/* Pages of deals filtered by two fields: the first is the query's, the
+ * second is checked on its rows; both orders and both sorts give the same
+ * records, page after page. */
+static void two_filters_page(void)
+{
+    struct store *s = fresh_store("filters.db");
+    struct op_error err;
+    json_t *user = NULL;
+    json_t *uin = json_pack("{s:s, s:s}", "name", "ana", "role", "field");
+    CHECK_EQ(store_user_create(s, uin, 0, &user, &err), 0);
+    json_decref(uin);
+    for (int i = 0; i < 30; i++) {
+        json_t *in =
+            json_pack("{s:s, s:s}", "title", "Deal", "stage", i % 2 == 0 ? "lead" : "qualified");
+        if (i % 3 == 0)
+            json_object_set(in, "owner_id", json_object_get(user, "id"));
+        CHECK_EQ(store_deal_create(s, in, 0, NULL, &err), 0);
+        json_decref(in);
+    }
+    struct store_filter both[2][2] = {
+        {{"stage", "lead"}, {"owner_id", sval(user, "id")}},
+        {{"owner_id", sval(user, "id")}, {"stage", "lead"}},
+    };
+    for (int order = 0; order < 2; order++) {
+        for (int sort = 0; sort < 2; sort++) {
+            struct store_query q = {.limit = 2,
+                                    .sort = sort ? STORE_SORT_UPDATED : STORE_SORT_ID,
+                                    .filters = both[order],
+                                    .nfilters = 2};
+            static char cursor[STORE_CURSOR_MAX];
+            char next[STORE_CURSOR_MAX];
+            int pages = 0, total = 0, match = 1;
+            do {
+                json_t *items = NULL;
+                CHECK_EQ(store_deal_list(s, &q, &items, next, &err), 0);
+                size_t i;
+                json_t *it;
+                json_array_foreach(items, i, it)
+                {
+                    match &= !strcmp(sval(it, "stage"), "lead") &&
+                             !strcmp(sval(it, "owner_id"), sval(user, "id"));
+                    total++;
+                }
+                json_decref(items);
+                pages++;
+                snprintf(cursor, sizeof cursor, "%s", next);
+                q.cursor = cursor;
+            } while (next[0] && pages < 10);
+            CHECK_EQ(total, 5);
+            CHECK_EQ(pages, 3);
+            CHECK(match);
+        }
+    }
+    /* A field the entity cannot be filtered by is refused, wherever it is. */
+    struct store_filter bad[2] = {{"stage", "lead"}, {"title", "Deal"}};
+    struct store_query bq = {.limit = 5, .filters = bad, .nfilters = 2};
+    json_t *items = NULL;
+    char next[STORE_CURSOR_MAX];
+    CHECK_EQ(store_deal_list(s, &bq, &items, next, &err), -EINVAL);
+    CHECK_STR(err.field, "title");
+    json_decref(user);
+    store_close(s);
+}
+
+static int has_param(sqlite3_stmt *st, const char *field)
+{
+    char param[80];
+    snprintf(param, sizeof param, ":%s", field);
+    return sqlite3_bind_parameter_index(st, param) > 0;
+}
+
+static int has_column(sqlite3_stmt *st, const char *name)
+{
+    for (int c = 0; c < sqlite3_column_count(st); c++)
+        if (!strcmp(sqlite3_column_name(st, c), name))
+            return 1;
+    return 0;
+}
+
+/* sql/store.sql and the descriptors in entity.c meet by name: each
+ * per-table query is the one for its entity's table, every field has its
+ * parameter in the entity's insert and update and there is no other, and
+ * every field is a column of what get_<table> reads. Every query of the
+ * store room compiles against the schema. */
+static void queries_match_descriptors(void)
+{
+    struct store *s = fresh_store("queries.db");
+    struct op_error err;
+    struct sql_cache c;
+    CHECK_EQ(store_queries_bind(s, &c, &store_queries, &err), 0);
+    CHECK_EQ(sql_cache_prepare_all(&c, &err), 0);
+    for (unsigned i = 0; entity_all[i]; i++) {
+        const struct entity_def *e = entity_all[i];
+        const struct {
+            unsigned first;
+            const char *stem;
+            int fixed; /* numbered parameters besides the fields */
+        } sets[] = {
+            {STORE_Q_STORE_GET_USERS, "store_get_", -1},
+            {STORE_Q_STORE_LIVE_USERS, "store_live_", -1},
+            {STORE_Q_STORE_DELETE_USERS, "store_delete_", -1},
+            {STORE_Q_STORE_EACH_USERS, "store_each_", -1},
+            {STORE_Q_STORE_LIST_BY_ID_USERS, "store_list_by_id_", -1},
+            {STORE_Q_STORE_LIST_BY_UPDATED_USERS, "store_list_by_updated_", -1},
+            {STORE_Q_STORE_INSERT_USERS, "store_insert_", 2},
+            {STORE_Q_STORE_UPDATE_USERS, "store_update_", 4},
+        };
+        for (size_t k = 0; k < sizeof sets / sizeof sets[0]; k++) {
+            char want[96];
+            snprintf(want, sizeof want, "%s%s", sets[k].stem, e->table);
+            CHECK_STR(store_queries.names[sets[k].first + i], want);
+            if (sets[k].fixed < 0)
+                continue;
+            sqlite3_stmt *st = sql_get(&c, sets[k].first + i, &err);
+            CHECK(st != NULL);
+            if (!st)
+                continue;
+            int keys = (e->flags & ENTITY_DEDUP) ? 3 : 0;
+            CHECK_EQ(sqlite3_bind_parameter_count(st), sets[k].fixed + (int)e->nfields + keys);
+            for (size_t f = 0; f < e->nfields; f++) {
+                if (!has_param(st, e->fields[f].name))
+                    fprintf(stderr, "%s lacks :%s\n", want, e->fields[f].name);
+                CHECK(has_param(st, e->fields[f].name));
+            }
+        }
+        sqlite3_stmt *st = sql_get(&c, STORE_Q_STORE_GET_USERS + i, &err);
+        CHECK(st != NULL);
+        for (size_t f = 0; st && f < e->nfields; f++) {
+            if (!has_column(st, e->fields[f].name))
+                fprintf(stderr, "%s has no column %s\n", e->table, e->fields[f].name);
+            CHECK(has_column(st, e->fields[f].name));
+        }
+        /* a list query for every field a list may filter on */
+        for (size_t f = 0; f < e->nfields; f++) {
+            if (!(e->fields[f].flags & FIELD_FILTER))
+                continue;
+            for (int sort = 0; sort < 2; sort++) {
+                char want[128];
+                snprintf(want, sizeof want, "store_list_by_%s_%s_%s", sort ? "updated" : "id",
+                         e->table, e->fields[f].name);
+                int found = 0;
+                for (unsigned q = 0; q < store_queries.count; q++)
+                    found |= !strcmp(store_queries.names[q], want);
+                if (!found)
+                    fprintf(stderr, "no query %s\n", want);
+                CHECK(found);
+            }
+        }
+    }
+    sql_cache_close(&c);
+    store_close(s);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -628,6 +784,8 @@ int main(void)
     RUN(search_folds);
     RUN(full_disk);
     RUN(viewer_sees_own_and_shared);
+    RUN(two_filters_page);
+    RUN(queries_match_descriptors);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

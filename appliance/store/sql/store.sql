@@ -1,0 +1,407 @@
+-- The record store (store.c): node settings, transactions, the audit log,
+-- duplicate detection and the records of every entity.
+--
+-- A query written once for every table (-- each table:) lists the tables
+-- in the order of entity_all (sync/core/entity.c), so store.c picks the
+-- one for an entity by its place in that list; it checks the query's name
+-- before using it. Records are read with SELECT *, and store.c matches the
+-- columns to the entity's fields by name.
+
+-- name: begin_immediate
+BEGIN IMMEDIATE;
+
+-- name: commit
+COMMIT;
+
+-- name: rollback
+ROLLBACK;
+
+-- name: meta_get
+SELECT value FROM node_meta WHERE key = ?1;
+
+-- name: meta_set
+INSERT INTO node_meta (key, value) VALUES (?1, ?2)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: audit
+INSERT INTO audit_log (hlc, actor, address, action, entity, record_id, version_before,
+                       version_after, detail)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9);
+
+-- Duplicate contacts (?1 the key, ?2 the contact itself or ''), in order
+-- of confidence.
+
+-- name: dup_email
+SELECT id FROM contacts WHERE email_norm = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
+
+-- name: dup_phone
+SELECT id FROM contacts WHERE phone_e164 = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
+
+-- name: dup_name
+SELECT id FROM contacts WHERE name_key = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
+
+-- name: get_{table}
+-- each table: users contacts organizations contact_organizations deals activities tasks notes consents
+SELECT * FROM {table} WHERE id = ?1;
+
+-- A reference must name a live record.
+-- name: live_{table}
+-- each table: users contacts organizations contact_organizations deals activities tasks notes consents
+SELECT 1 FROM {table} WHERE id = ?1 AND deleted = 0;
+
+-- ?1 the HLC stamp, ?2 the id, ?3 the expected version.
+-- name: delete_{table}
+-- each table: users contacts organizations contact_organizations deals activities tasks notes consents
+UPDATE {table} SET deleted = 1, version = version + 1, updated_hlc = ?1
+WHERE id = ?2 AND version = ?3;
+
+-- ?1 1 to include tombstones.
+-- name: each_{table}
+-- each table: users contacts organizations contact_organizations deals activities tasks notes consents
+SELECT * FROM {table} WHERE ?1 OR deleted = 0 ORDER BY id;
+
+-- One page of a list in keyset order. ?1 1 to include tombstones, ?2 the
+-- viewer (NULL: everyone's records), ?3 the least updated_hlc (0: any),
+-- ?4 and ?5 the cursor (the last row's updated_hlc and id; -1 and '' for
+-- the first page), ?6 the rows to return. No condition is left out when
+-- unused: the ranges always hold, so the index serves every page.
+-- name: list_by_id_{table}
+-- each table: users contacts organizations contact_organizations deals activities tasks notes consents
+SELECT * FROM {table}
+ WHERE (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND id > ?5
+ ORDER BY id LIMIT ?6;
+
+-- name: list_by_updated_{table}
+-- each table: users contacts organizations contact_organizations deals activities tasks notes consents
+SELECT * FROM {table}
+ WHERE (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND (updated_hlc, id) > (?4, ?5)
+ ORDER BY updated_hlc, id LIMIT ?6;
+
+-- Full-text search (?1 the FTS5 query, ?2 the limit, ?3 the viewer or
+-- NULL); the last column is the bm25 rank.
+-- name: search_{table}
+-- each table: contacts organizations
+SELECT t.*, f.rank FROM {table}_fts f JOIN {table} t ON t.rowid = f.rowid
+ WHERE {table}_fts MATCH ?1 AND t.deleted = 0
+   AND (?3 IS NULL OR t.owner_id IS NULL OR t.owner_id = ?3)
+ ORDER BY f.rank LIMIT ?2;
+
+-- Inserts and updates, one per table in the order of entity_all (as
+-- above). A record's fields are bound by name (:field, the descriptor's
+-- field name), so the columns here and the descriptors in entity.c meet by
+-- name: store.c refuses a query that lacks a field's parameter, and
+-- tests/unit/appliance/store/test_store.c checks both ways for every entity.
+-- contacts also keep the duplicate-detection keys (email_norm, phone_e164,
+-- name_key). ?1 is the HLC stamp; an insert's ?2 the id, an update's ?2 and
+-- ?3 the id and expected version, ?4 the tombstone flag (0 for an update,
+-- 1 for a purge, which writes the blanked record through the same query).
+
+-- name: insert_users
+INSERT INTO users (
+    id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, name,
+    display_name, role, password_hash, disabled
+) VALUES (
+    ?2, 1, ?1, ?1, 0, :owner_id, :restricted, :custom, :name, :display_name, :role,
+    :password_hash, :disabled
+);
+
+-- name: insert_contacts
+INSERT INTO contacts (
+    id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, given_name,
+    family_name, email, phone, street, locality, region, postal_code, country, language,
+    job_title, birth_date, email_norm, phone_e164, name_key
+) VALUES (
+    ?2, 1, ?1, ?1, 0, :owner_id, :restricted, :custom, :given_name, :family_name, :email,
+    :phone, :street, :locality, :region, :postal_code, :country, :language, :job_title,
+    :birth_date, :email_norm, :phone_e164, :name_key
+);
+
+-- name: insert_organizations
+INSERT INTO organizations (
+    id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, name,
+    website, email, phone, street, locality, region, postal_code, country, industry, tax_id
+) VALUES (
+    ?2, 1, ?1, ?1, 0, :owner_id, :restricted, :custom, :name, :website, :email, :phone,
+    :street, :locality, :region, :postal_code, :country, :industry, :tax_id
+);
+
+-- name: insert_contact_organizations
+INSERT INTO contact_organizations (
+    id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, contact_id,
+    organization_id, role
+) VALUES (
+    ?2, 1, ?1, ?1, 0, :owner_id, :restricted, :custom, :contact_id, :organization_id, :role
+);
+
+-- name: insert_deals
+INSERT INTO deals (
+    id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, title, stage,
+    amount_minor, currency, organization_id, contact_id, expected_close
+) VALUES (
+    ?2, 1, ?1, ?1, 0, :owner_id, :restricted, :custom, :title, :stage, :amount_minor,
+    :currency, :organization_id, :contact_id, :expected_close
+);
+
+-- name: insert_activities
+INSERT INTO activities (
+    id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, channel,
+    direction, outcome, subject, body, occurred_at, contact_id, organization_id, deal_id
+) VALUES (
+    ?2, 1, ?1, ?1, 0, :owner_id, :restricted, :custom, :channel, :direction, :outcome,
+    :subject, :body, :occurred_at, :contact_id, :organization_id, :deal_id
+);
+
+-- name: insert_tasks
+INSERT INTO tasks (
+    id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, title,
+    status, due_at, assignee_id, contact_id, organization_id, deal_id
+) VALUES (
+    ?2, 1, ?1, ?1, 0, :owner_id, :restricted, :custom, :title, :status, :due_at, :assignee_id,
+    :contact_id, :organization_id, :deal_id
+);
+
+-- name: insert_notes
+INSERT INTO notes (
+    id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, body,
+    contact_id, organization_id, deal_id
+) VALUES (
+    ?2, 1, ?1, ?1, 0, :owner_id, :restricted, :custom, :body, :contact_id, :organization_id,
+    :deal_id
+);
+
+-- name: insert_consents
+INSERT INTO consents (
+    id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, contact_id,
+    channel, purpose, kind, status, method, evidence, requested_at, confirmed_at, withdrawn_at,
+    expires_at
+) VALUES (
+    ?2, 1, ?1, ?1, 0, :owner_id, :restricted, :custom, :contact_id, :channel, :purpose, :kind,
+    :status, :method, :evidence, :requested_at, :confirmed_at, :withdrawn_at, :expires_at
+);
+
+-- name: update_users
+UPDATE users SET
+    version = version + 1, updated_hlc = ?1, deleted = ?4, owner_id = :owner_id,
+    restricted = :restricted, custom = :custom, name = :name, display_name = :display_name,
+    role = :role, password_hash = :password_hash, disabled = :disabled
+WHERE id = ?2 AND version = ?3;
+
+-- name: update_contacts
+UPDATE contacts SET
+    version = version + 1, updated_hlc = ?1, deleted = ?4, owner_id = :owner_id,
+    restricted = :restricted, custom = :custom, given_name = :given_name,
+    family_name = :family_name, email = :email, phone = :phone, street = :street,
+    locality = :locality, region = :region, postal_code = :postal_code, country = :country,
+    language = :language, job_title = :job_title, birth_date = :birth_date,
+    email_norm = :email_norm, phone_e164 = :phone_e164, name_key = :name_key
+WHERE id = ?2 AND version = ?3;
+
+-- name: update_organizations
+UPDATE organizations SET
+    version = version + 1, updated_hlc = ?1, deleted = ?4, owner_id = :owner_id,
+    restricted = :restricted, custom = :custom, name = :name, website = :website,
+    email = :email, phone = :phone, street = :street, locality = :locality, region = :region,
+    postal_code = :postal_code, country = :country, industry = :industry, tax_id = :tax_id
+WHERE id = ?2 AND version = ?3;
+
+-- name: update_contact_organizations
+UPDATE contact_organizations SET
+    version = version + 1, updated_hlc = ?1, deleted = ?4, owner_id = :owner_id,
+    restricted = :restricted, custom = :custom, contact_id = :contact_id,
+    organization_id = :organization_id, role = :role
+WHERE id = ?2 AND version = ?3;
+
+-- name: update_deals
+UPDATE deals SET
+    version = version + 1, updated_hlc = ?1, deleted = ?4, owner_id = :owner_id,
+    restricted = :restricted, custom = :custom, title = :title, stage = :stage,
+    amount_minor = :amount_minor, currency = :currency, organization_id = :organization_id,
+    contact_id = :contact_id, expected_close = :expected_close
+WHERE id = ?2 AND version = ?3;
+
+-- name: update_activities
+UPDATE activities SET
+    version = version + 1, updated_hlc = ?1, deleted = ?4, owner_id = :owner_id,
+    restricted = :restricted, custom = :custom, channel = :channel, direction = :direction,
+    outcome = :outcome, subject = :subject, body = :body, occurred_at = :occurred_at,
+    contact_id = :contact_id, organization_id = :organization_id, deal_id = :deal_id
+WHERE id = ?2 AND version = ?3;
+
+-- name: update_tasks
+UPDATE tasks SET
+    version = version + 1, updated_hlc = ?1, deleted = ?4, owner_id = :owner_id,
+    restricted = :restricted, custom = :custom, title = :title, status = :status,
+    due_at = :due_at, assignee_id = :assignee_id, contact_id = :contact_id,
+    organization_id = :organization_id, deal_id = :deal_id
+WHERE id = ?2 AND version = ?3;
+
+-- name: update_notes
+UPDATE notes SET
+    version = version + 1, updated_hlc = ?1, deleted = ?4, owner_id = :owner_id,
+    restricted = :restricted, custom = :custom, body = :body, contact_id = :contact_id,
+    organization_id = :organization_id, deal_id = :deal_id
+WHERE id = ?2 AND version = ?3;
+
+-- name: update_consents
+UPDATE consents SET
+    version = version + 1, updated_hlc = ?1, deleted = ?4, owner_id = :owner_id,
+    restricted = :restricted, custom = :custom, contact_id = :contact_id, channel = :channel,
+    purpose = :purpose, kind = :kind, status = :status, method = :method, evidence = :evidence,
+    requested_at = :requested_at, confirmed_at = :confirmed_at, withdrawn_at = :withdrawn_at,
+    expires_at = :expires_at
+WHERE id = ?2 AND version = ?3;
+
+-- Lists filtered by one field, for each table and field a list may filter
+-- on: that filter uses the table's index; further filters are applied by
+-- store.c to the rows these return. Parameters as for list_by_id_{table}
+-- and list_by_updated_{table}, and ?7 the filter's value. store.c finds
+-- them by name: list_by_id_<table>_<field>, list_by_updated_<table>_<field>.
+
+-- name: list_by_id_users_{field}
+-- each field: owner_id name role
+SELECT * FROM users
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND id > ?5
+ ORDER BY id LIMIT ?6;
+
+-- name: list_by_updated_users_{field}
+-- each field: owner_id name role
+SELECT * FROM users
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND (updated_hlc, id) > (?4, ?5)
+ ORDER BY updated_hlc, id LIMIT ?6;
+
+-- name: list_by_id_contacts_{field}
+-- each field: owner_id
+SELECT * FROM contacts
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND id > ?5
+ ORDER BY id LIMIT ?6;
+
+-- name: list_by_updated_contacts_{field}
+-- each field: owner_id
+SELECT * FROM contacts
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND (updated_hlc, id) > (?4, ?5)
+ ORDER BY updated_hlc, id LIMIT ?6;
+
+-- name: list_by_id_organizations_{field}
+-- each field: owner_id
+SELECT * FROM organizations
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND id > ?5
+ ORDER BY id LIMIT ?6;
+
+-- name: list_by_updated_organizations_{field}
+-- each field: owner_id
+SELECT * FROM organizations
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND (updated_hlc, id) > (?4, ?5)
+ ORDER BY updated_hlc, id LIMIT ?6;
+
+-- name: list_by_id_contact_organizations_{field}
+-- each field: owner_id contact_id organization_id
+SELECT * FROM contact_organizations
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND id > ?5
+ ORDER BY id LIMIT ?6;
+
+-- name: list_by_updated_contact_organizations_{field}
+-- each field: owner_id contact_id organization_id
+SELECT * FROM contact_organizations
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND (updated_hlc, id) > (?4, ?5)
+ ORDER BY updated_hlc, id LIMIT ?6;
+
+-- name: list_by_id_deals_{field}
+-- each field: owner_id stage organization_id contact_id
+SELECT * FROM deals
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND id > ?5
+ ORDER BY id LIMIT ?6;
+
+-- name: list_by_updated_deals_{field}
+-- each field: owner_id stage organization_id contact_id
+SELECT * FROM deals
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND (updated_hlc, id) > (?4, ?5)
+ ORDER BY updated_hlc, id LIMIT ?6;
+
+-- name: list_by_id_activities_{field}
+-- each field: owner_id channel contact_id organization_id deal_id
+SELECT * FROM activities
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND id > ?5
+ ORDER BY id LIMIT ?6;
+
+-- name: list_by_updated_activities_{field}
+-- each field: owner_id channel contact_id organization_id deal_id
+SELECT * FROM activities
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND (updated_hlc, id) > (?4, ?5)
+ ORDER BY updated_hlc, id LIMIT ?6;
+
+-- name: list_by_id_tasks_{field}
+-- each field: owner_id status assignee_id contact_id organization_id deal_id
+SELECT * FROM tasks
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND id > ?5
+ ORDER BY id LIMIT ?6;
+
+-- name: list_by_updated_tasks_{field}
+-- each field: owner_id status assignee_id contact_id organization_id deal_id
+SELECT * FROM tasks
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND (updated_hlc, id) > (?4, ?5)
+ ORDER BY updated_hlc, id LIMIT ?6;
+
+-- name: list_by_id_notes_{field}
+-- each field: owner_id contact_id organization_id deal_id
+SELECT * FROM notes
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND id > ?5
+ ORDER BY id LIMIT ?6;
+
+-- name: list_by_updated_notes_{field}
+-- each field: owner_id contact_id organization_id deal_id
+SELECT * FROM notes
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND (updated_hlc, id) > (?4, ?5)
+ ORDER BY updated_hlc, id LIMIT ?6;
+
+-- name: list_by_id_consents_{field}
+-- each field: owner_id contact_id channel purpose status
+SELECT * FROM consents
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND id > ?5
+ ORDER BY id LIMIT ?6;
+
+-- name: list_by_updated_consents_{field}
+-- each field: owner_id contact_id channel purpose status
+SELECT * FROM consents
+ WHERE {field} = ?7 AND (?1 OR deleted = 0)
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2)
+   AND updated_hlc >= ?3 AND (updated_hlc, id) > (?4, ?5)
+ ORDER BY updated_hlc, id LIMIT ?6;
+
