@@ -25,8 +25,7 @@ static int by_occurred_at(const struct entity_def *e)
 }
 
 /* Each entity's queries in sql/retention.sql (SQLite cannot bind a table
- * name); users are never purged, and only contacts and organizations have
- * a search index. */
+ * name); users are never purged. */
 static const struct due_queries {
     const struct entity_def *e;
     unsigned count, select;
@@ -44,6 +43,7 @@ static const struct due_queries {
     {&entity_consent, STORE_Q_RETENTION_COUNT_DUE_CONSENTS, STORE_Q_RETENTION_SELECT_DUE_CONSENTS},
 };
 
+/* The entities with a search index (ENTITY_SEARCH). */
 static const struct {
     const struct entity_def *e;
     unsigned compact;
