@@ -32,9 +32,9 @@
 #include <openssl/evp.h>
 
 #include "codec.h"
-#include "db.h"
 #include "entity.h"
 #include "sql.h"
+#include "store_queries.h"
 
 /* How often a credential's last_used_ms is written, at most. */
 #define AUTH_TOUCH_INTERVAL_MS 60000
@@ -246,79 +246,46 @@ static int token_kind_hash(const char *token, unsigned char hash[32])
 
 /* ---- the context and its statements --------------------------------------- */
 
-enum q {
-    Q_USER_BY_NAME,
-    Q_SESSION_INSERT,
-    Q_SESSION_TRIM,
-    Q_SESSION_PRUNE,
-    Q_SESSION_LOOKUP,
-    Q_SESSION_TOUCH,
-    Q_SESSION_DELETE,
-    Q_SESSION_DELETE_USER,
-    Q_TOKEN_COUNT_LIVE,
-    Q_TOKEN_INSERT,
-    Q_TOKEN_LOOKUP,
-    Q_TOKEN_TOUCH,
-    Q_TOKEN_REVOKE,
-    Q_TOKEN_EXISTS,
-    Q_TOKEN_LIST,
-    Q_COUNT
-};
-
-static const char *const sql[Q_COUNT] = {
-    [Q_USER_BY_NAME] = "SELECT id, version, role, disabled, password_hash FROM users "
-                       "WHERE name = ?1 AND deleted = 0",
-    [Q_SESSION_INSERT] = "INSERT INTO sessions (token_hash, user_id, created_ms, expires_ms, "
-                         "last_used_ms, remote_addr) VALUES (?1, ?2, ?3, ?4, ?3, ?5)",
-    [Q_SESSION_TRIM] = "DELETE FROM sessions WHERE user_id = ?1 AND id NOT IN (SELECT id FROM "
-                       "sessions WHERE user_id = ?1 ORDER BY created_ms DESC, id DESC LIMIT ?2)",
-    [Q_SESSION_PRUNE] = "DELETE FROM sessions WHERE expires_ms <= ?1",
-    [Q_SESSION_LOOKUP] = "SELECT s.id, s.expires_ms, s.last_used_ms, u.id, u.name, u.role, "
-                         "u.disabled, u.deleted FROM sessions s JOIN users u ON u.id = s.user_id "
-                         "WHERE s.token_hash = ?1",
-    [Q_SESSION_TOUCH] = "UPDATE sessions SET last_used_ms = ?2 WHERE id = ?1",
-    [Q_SESSION_DELETE] = "DELETE FROM sessions WHERE token_hash = ?1 AND expires_ms > ?2",
-    [Q_SESSION_DELETE_USER] = "DELETE FROM sessions WHERE user_id = ?1",
-    [Q_TOKEN_COUNT_LIVE] = "SELECT count(*) FROM api_tokens WHERE user_id = ?1 AND revoked_ms "
-                           "IS NULL AND (expires_ms IS NULL OR expires_ms > ?2)",
-    [Q_TOKEN_INSERT] = "INSERT INTO api_tokens (user_id, label, token_hash, created_ms, "
-                       "expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-    [Q_TOKEN_LOOKUP] = "SELECT t.id, t.expires_ms, t.revoked_ms, t.last_used_ms, u.id, u.name, "
-                       "u.role, u.disabled, u.deleted FROM api_tokens t JOIN users u ON u.id = "
-                       "t.user_id WHERE t.token_hash = ?1",
-    [Q_TOKEN_TOUCH] = "UPDATE api_tokens SET last_used_ms = ?2 WHERE id = ?1",
-    [Q_TOKEN_REVOKE] = "UPDATE api_tokens SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms "
-                       "IS NULL",
-    [Q_TOKEN_EXISTS] = "SELECT 1 FROM api_tokens WHERE id = ?1",
-    [Q_TOKEN_LIST] = "SELECT t.id, u.name, t.label, t.created_ms, t.expires_ms, t.revoked_ms, "
-                     "t.last_used_ms FROM api_tokens t JOIN users u ON u.id = t.user_id "
-                     "WHERE ?1 IS NULL OR t.user_id = ?1 ORDER BY t.id",
-};
-
 struct auth {
     struct store *store;
-    sqlite3 *db;
+    struct sql_cache q; /* the store's queries on the store's connection */
     hlc_clock_fn now_ms;
     void *clock_ctx;
-    sqlite3_stmt *st[Q_COUNT];
 };
 
-/* The cached statement for q, prepared on first use. */
-static int stmt(struct auth *a, enum q q, sqlite3_stmt **out, struct op_error *err)
+/* The named query `id` (appliance/store/sql/auth.sql), prepared on first
+ * use and kept for the life of the context. */
+static int stmt(struct auth *a, unsigned id, sqlite3_stmt **out, struct op_error *err)
 {
-    if (!a->st[q]) {
-        int rc = sqlite3_prepare_v3(a->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &a->st[q], NULL);
-        if (rc != SQLITE_OK)
-            return sql_fail(a->db, rc, "cannot prepare an authentication query", err);
-    }
-    *out = a->st[q];
+    struct op_error local;
+    struct op_error *e = err ? err : &local;
+    *out = sql_get(&a->q, id, e);
+    if (!*out)
+        return e->code ? e->code : -EIO;
     return 0;
 }
 
+/* Resets a statement after use, so that it holds no lock between calls. */
 static void done(sqlite3_stmt *st)
 {
     sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+}
+
+/* Runs a statement without rows (transaction control); `what` names the
+ * step in err. */
+static int exec(struct auth *a, unsigned id, const char *what, struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = stmt(a, id, &st, err);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        rc = sql_fail(a->q.db, rc, what, err);
+    else
+        rc = 0;
+    done(st);
+    return rc;
 }
 
 static int64_t now_ms(struct auth *a)
@@ -331,8 +298,12 @@ int auth_new(struct store *s, struct auth **out, struct op_error *err)
     struct auth *a = calloc(1, sizeof *a);
     if (!a)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    int rc = store_queries_bind(s, &a->q, &store_queries, err);
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
     a->store = s;
-    a->db = store_db(s);
     a->now_ms = hlc_wall_ms;
     *out = a;
     return 0;
@@ -342,8 +313,7 @@ void auth_free(struct auth *a)
 {
     if (!a)
         return;
-    for (int i = 0; i < Q_COUNT; i++)
-        sqlite3_finalize(a->st[i]);
+    sql_cache_close(&a->q);
     free(a);
 }
 
@@ -358,24 +328,24 @@ void auth_set_clock(struct auth *a, hlc_clock_fn fn, void *ctx)
  * timeout applies) or, inside the caller's transaction, a savepoint. */
 static int txn_begin(struct auth *a, int *nested, struct op_error *err)
 {
-    *nested = !sqlite3_get_autocommit(a->db);
-    return db_exec(a->db, *nested ? "SAVEPOINT auth" : "BEGIN IMMEDIATE",
-                   "cannot start a transaction", err);
+    *nested = !sqlite3_get_autocommit(a->q.db);
+    return exec(a, *nested ? STORE_Q_AUTH_SAVEPOINT : STORE_Q_AUTH_BEGIN_IMMEDIATE,
+                "cannot start a transaction", err);
 }
 
 static int txn_end(struct auth *a, int nested, int ok, struct op_error *err)
 {
     int rc = 0;
     if (ok) {
-        rc = db_exec(a->db, nested ? "RELEASE auth" : "COMMIT", "cannot commit", err);
+        rc = exec(a, nested ? STORE_Q_AUTH_RELEASE : STORE_Q_AUTH_COMMIT, "cannot commit", err);
         if (rc == 0)
             return 0;
     }
     if (nested) {
-        (void)db_exec(a->db, "ROLLBACK TO auth", NULL, NULL);
-        (void)db_exec(a->db, "RELEASE auth", NULL, NULL);
+        (void)exec(a, STORE_Q_AUTH_ROLLBACK_TO, NULL, NULL);
+        (void)exec(a, STORE_Q_AUTH_RELEASE, NULL, NULL);
     } else {
-        (void)db_exec(a->db, "ROLLBACK", NULL, NULL);
+        (void)exec(a, STORE_Q_AUTH_ROLLBACK, NULL, NULL);
     }
     return rc;
 }
@@ -400,7 +370,7 @@ static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap)
 static int user_row(struct auth *a, const char *name, struct user_row *u, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, Q_USER_BY_NAME, &st, err);
+    int rc = stmt(a, STORE_Q_AUTH_USER_BY_NAME, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -416,7 +386,7 @@ static int user_row(struct auth *a, const char *name, struct user_row *u, struct
     } else if (rc == SQLITE_DONE) {
         rc = 0;
     } else {
-        rc = sql_fail(a->db, rc, "cannot read users", err);
+        rc = sql_fail(a->q.db, rc, "cannot read users", err);
     }
     done(st);
     return rc;
@@ -488,15 +458,15 @@ int auth_user_create(struct auth *a, const char *name, enum auth_role role,
 static int delete_user_sessions(struct auth *a, const char *user_id, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, Q_SESSION_DELETE_USER, &st, err);
+    int rc = stmt(a, STORE_Q_AUTH_SESSION_DELETE_USER, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(a->db, rc, "cannot end sessions", err);
-    return sqlite3_changes(a->db);
+        return sql_fail(a->q.db, rc, "cannot end sessions", err);
+    return sqlite3_changes(a->q.db);
 }
 
 /* Applies `changes` to the user through the store and, if end_sessions,
@@ -590,15 +560,15 @@ int auth_credentials_get(struct auth *a, const char *name, struct auth_credentia
 static int prune(struct auth *a, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, Q_SESSION_PRUNE, &st, err);
+    int rc = stmt(a, STORE_Q_AUTH_SESSION_PRUNE, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, now_ms(a));
     rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(a->db, rc, "cannot delete expired sessions", err);
-    return sqlite3_changes(a->db);
+        return sql_fail(a->q.db, rc, "cannot delete expired sessions", err);
+    return sqlite3_changes(a->q.db);
 }
 
 int auth_sessions_prune(struct auth *a, struct op_error *err)
@@ -629,7 +599,7 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
     rc = prune(a, err);
     sqlite3_stmt *st = NULL;
     if (rc >= 0)
-        rc = stmt(a, Q_SESSION_INSERT, &st, err);
+        rc = stmt(a, STORE_Q_AUTH_SESSION_INSERT, &st, err);
     if (rc >= 0) {
         int64_t now = now_ms(a);
         sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
@@ -640,16 +610,16 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
             sqlite3_bind_text(st, 5, remote_addr, -1, SQLITE_STATIC);
         int src = sqlite3_step(st);
         done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a->db, src, "cannot store the session", err);
+        rc = src == SQLITE_DONE ? 0 : sql_fail(a->q.db, src, "cannot store the session", err);
     }
     if (rc >= 0)
-        rc = stmt(a, Q_SESSION_TRIM, &st, err);
+        rc = stmt(a, STORE_Q_AUTH_SESSION_TRIM, &st, err);
     if (rc >= 0) {
         sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, AUTH_SESSIONS_PER_USER);
         int src = sqlite3_step(st);
         done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a->db, src, "cannot end old sessions", err);
+        rc = src == SQLITE_DONE ? 0 : sql_fail(a->q.db, src, "cannot end old sessions", err);
     }
     int rc2 = txn_end(a, nested, rc >= 0, err);
     if (rc >= 0)
@@ -700,7 +670,7 @@ int auth_session_revoke(struct auth *a, const char *token, struct op_error *err)
     if (kind != 0)
         return op_error_set(err, -EACCES, NULL, "not a session token");
     sqlite3_stmt *st;
-    int rc = stmt(a, Q_SESSION_DELETE, &st, err);
+    int rc = stmt(a, STORE_Q_AUTH_SESSION_DELETE, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
@@ -708,8 +678,8 @@ int auth_session_revoke(struct auth *a, const char *token, struct op_error *err)
     rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(a->db, rc, "cannot end the session", err);
-    if (sqlite3_changes(a->db) == 0)
+        return sql_fail(a->q.db, rc, "cannot end the session", err);
+    if (sqlite3_changes(a->q.db) == 0)
         return op_error_set(err, -EACCES, NULL, "no such session (expired or ended)");
     return 0;
 }
@@ -730,14 +700,14 @@ static int refused(struct op_error *err)
 static int touch(struct auth *a, int api, int64_t id, int64_t now, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, api ? Q_TOKEN_TOUCH : Q_SESSION_TOUCH, &st, err);
+    int rc = stmt(a, api ? STORE_Q_AUTH_TOKEN_TOUCH : STORE_Q_AUTH_SESSION_TOUCH, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
     rc = sqlite3_step(st);
     done(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(a->db, rc, "cannot record the last use", err);
+    return rc == SQLITE_DONE ? 0 : sql_fail(a->q.db, rc, "cannot record the last use", err);
 }
 
 int auth_touch(struct auth *a, const struct auth_user *u, struct op_error *err)
@@ -757,14 +727,15 @@ int auth_lookup_bearer(struct auth *a, const char *token, struct auth_user *user
     if (kind < 0)
         return op_error_set(err, kind, NULL, "cannot hash a token");
     sqlite3_stmt *st;
-    int rc = stmt(a, kind ? Q_TOKEN_LOOKUP : Q_SESSION_LOOKUP, &st, err);
+    int rc = stmt(a, kind ? STORE_Q_AUTH_TOKEN_LOOKUP : STORE_Q_AUTH_SESSION_LOOKUP, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         done(st);
-        return rc == SQLITE_DONE ? refused(err) : sql_fail(a->db, rc, "cannot read sessions", err);
+        return rc == SQLITE_DONE ? refused(err)
+                                 : sql_fail(a->q.db, rc, "cannot read sessions", err);
     }
     int64_t now = now_ms(a);
     struct auth_user u;
@@ -799,7 +770,7 @@ int auth_lookup_bearer(struct auth *a, const char *token, struct auth_user *user
     /* At most once a minute; and a failure (a busy database) is not worth
      * refusing a valid credential over, so it is left for the next use. */
     if (now - last >= AUTH_TOUCH_INTERVAL_MS) {
-        if (sqlite3_db_readonly(a->db, "main") == 1)
+        if (sqlite3_db_readonly(a->q.db, "main") == 1)
             u.touch_due = 1;
         else
             (void)touch(a, kind, u.credential_id, now, NULL);
@@ -846,7 +817,7 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
     int64_t now = now_ms(a);
     sqlite3_stmt *st = NULL;
     if (rc == 1)
-        rc = stmt(a, Q_TOKEN_COUNT_LIVE, &st, err);
+        rc = stmt(a, STORE_Q_AUTH_TOKEN_COUNT_LIVE, &st, err);
     if (rc >= 0) {
         sqlite3_bind_text(st, 1, u.id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now);
@@ -854,14 +825,14 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
         int64_t live = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
         done(st);
         if (src != SQLITE_ROW)
-            rc = sql_fail(a->db, src, "cannot count API tokens", err);
+            rc = sql_fail(a->q.db, src, "cannot count API tokens", err);
         else if (live >= AUTH_TOKENS_PER_USER)
             rc = op_error_set(err, -ENOSPC, "user",
                               "user '%s' already has %d live API tokens; revoke some first",
                               user_name, AUTH_TOKENS_PER_USER);
     }
     if (rc >= 0)
-        rc = stmt(a, Q_TOKEN_INSERT, &st, err);
+        rc = stmt(a, STORE_Q_AUTH_TOKEN_INSERT, &st, err);
     if (rc >= 0) {
         sqlite3_bind_text(st, 1, u.id, -1, SQLITE_STATIC);
         if (label)
@@ -872,9 +843,9 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
             sqlite3_bind_int64(st, 5, now + (int64_t)expires_days * 86400 * 1000);
         int src = sqlite3_step(st);
         done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a->db, src, "cannot store the API token", err);
+        rc = src == SQLITE_DONE ? 0 : sql_fail(a->q.db, src, "cannot store the API token", err);
     }
-    int64_t new_id = sqlite3_last_insert_rowid(a->db);
+    int64_t new_id = sqlite3_last_insert_rowid(a->q.db);
     int rc2 = txn_end(a, nested, rc >= 0, err);
     if (rc >= 0)
         rc = rc2;
@@ -892,7 +863,7 @@ out:
 int auth_token_revoke(struct auth *a, int64_t id, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, Q_TOKEN_REVOKE, &st, err);
+    int rc = stmt(a, STORE_Q_AUTH_TOKEN_REVOKE, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -900,10 +871,10 @@ int auth_token_revoke(struct auth *a, int64_t id, struct op_error *err)
     rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(a->db, rc, "cannot revoke the API token", err);
-    if (sqlite3_changes(a->db) > 0)
+        return sql_fail(a->q.db, rc, "cannot revoke the API token", err);
+    if (sqlite3_changes(a->q.db) > 0)
         return 0;
-    rc = stmt(a, Q_TOKEN_EXISTS, &st, err);
+    rc = stmt(a, STORE_Q_AUTH_TOKEN_EXISTS, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -912,7 +883,7 @@ int auth_token_revoke(struct auth *a, int64_t id, struct op_error *err)
     if (rc == SQLITE_ROW)
         return 0; /* already revoked */
     if (rc != SQLITE_DONE)
-        return sql_fail(a->db, rc, "cannot read API tokens", err);
+        return sql_fail(a->q.db, rc, "cannot read API tokens", err);
     return op_error_set(err, -ENOENT, "id", "no API token with id %" PRId64, id);
 }
 
@@ -928,7 +899,7 @@ int auth_token_each(struct auth *a, const char *user_name,
             return rc;
     }
     sqlite3_stmt *st;
-    rc = stmt(a, Q_TOKEN_LIST, &st, err);
+    rc = stmt(a, STORE_Q_AUTH_TOKEN_LIST, &st, err);
     if (rc < 0)
         return rc;
     if (user_name)
@@ -940,7 +911,7 @@ int auth_token_each(struct auth *a, const char *user_name,
             break;
         }
         if (src != SQLITE_ROW) {
-            rc = sql_fail(a->db, src, "cannot read API tokens", err);
+            rc = sql_fail(a->q.db, src, "cannot read API tokens", err);
             break;
         }
         struct auth_token_info t;

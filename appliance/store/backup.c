@@ -37,8 +37,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "db.h"
 #include "sql.h"
+#include "store_queries.h"
 
 /* How long a step that finds the source busy is retried (in WAL a reader
  * is only kept waiting by recovery or a checkpoint restart, briefly). */
@@ -55,8 +55,26 @@ static int sys_error(struct op_error *err, int e, const char *what, const char *
 
 static int sql_error(struct op_error *err, sqlite3 *db, int rc, const char *what, const char *path)
 {
-    return op_error_set(err, sql_errno(rc), NULL, "cannot %s %s: %s", what, path,
-                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    char step[PATH_MAX + 64];
+    snprintf(step, sizeof step, "cannot %s %s", what, path);
+    return sql_fail(db, rc, step, err);
+}
+
+/* Runs the named query `id` of sql/backup.sql to its end; `what` names the
+ * step in err. */
+static int exec(struct sql_cache *c, unsigned id, const char *what, struct op_error *err)
+{
+    struct op_error local;
+    struct op_error *e = err ? err : &local;
+    sqlite3_stmt *st = sql_get(c, id, e);
+    if (!st)
+        return e->code ? e->code : -EIO;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    rc = rc == SQLITE_DONE ? 0 : sql_fail(c->db, rc, what, err);
+    sqlite3_reset(st);
+    return rc;
 }
 
 /* Removes the temporary file and any side file SQLite made next to it. */
@@ -180,23 +198,23 @@ static int verify_copy(const char *tmp, struct op_error *err)
         sqlite3_close(db);
         return code;
     }
-    sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    int code = 0;
-    if (rc == SQLITE_ROW) {
-        const char *res = (const char *)sqlite3_column_text(st, 0);
-        if (!res || strcmp(res, "ok") != 0)
-            code = op_error_set(err, -EBADMSG, NULL,
-                                "cannot verify the copy %s: quick_check says: %s (is the "
-                                "source damaged? run 'outpost check')",
-                                tmp, res ? res : "(nothing)");
-    } else {
-        code = op_error_set(err, sql_errno(rc) ? sql_errno(rc) : -EIO, NULL,
-                            "cannot verify the copy %s: %s", tmp, sqlite3_errmsg(db));
+    struct sql_cache c;
+    int code = sql_cache_init(&c, db, &store_queries, err);
+    if (code == 0) {
+        sqlite3_stmt *st = sql_get(&c, STORE_Q_BACKUP_COPY_QUICK_CHECK, NULL);
+        rc = st ? sqlite3_step(st) : sqlite3_errcode(db);
+        if (rc != SQLITE_ROW) {
+            code = sql_error(err, db, rc, "verify the copy", tmp);
+        } else {
+            const char *res = (const char *)sqlite3_column_text(st, 0);
+            if (!res || strcmp(res, "ok") != 0)
+                code = op_error_set(err, -EBADMSG, NULL,
+                                    "cannot verify the copy %s: quick_check says: %s (is the "
+                                    "source damaged? run 'outpost check')",
+                                    tmp, res ? res : "(nothing)");
+        }
     }
-    sqlite3_finalize(st);
+    sql_cache_close(&c);
     sqlite3_close(db);
     return code;
 }
@@ -260,6 +278,9 @@ int backup_to(sqlite3 *src, const char *dest_path, const struct backup_options *
                             strerror(e));
     }
 
+    /* Both caches live for this backup only: the copy's PRAGMAs act when
+     * they are prepared, and the source is the caller's connection. */
+    struct sql_cache sc = {0}, dc = {0};
     sqlite3 *dst = NULL;
     int in_read_txn = 0, pages = 0, page_size = 0;
     struct stat st;
@@ -268,33 +289,40 @@ int backup_to(sqlite3 *src, const char *dest_path, const struct backup_options *
         rc = sql_error(err, dst, rc, "open", tmp);
         goto fail;
     }
-    rc = db_exec(dst, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF",
-                 "cannot prepare the copy", err);
+    rc = sql_cache_init(&dc, dst, &store_queries, err);
+    if (rc == 0)
+        rc = sql_cache_init(&sc, src, &store_queries, err);
+    if (rc == 0)
+        rc = exec(&dc, STORE_Q_BACKUP_COPY_JOURNAL_OFF, "cannot prepare the copy", err);
+    if (rc == 0)
+        rc = exec(&dc, STORE_Q_BACKUP_COPY_SYNCHRONOUS_OFF, "cannot prepare the copy", err);
     if (rc < 0)
         goto fail;
 
     /* The snapshot: BEGIN alone takes no lock; the read does. */
-    rc = db_exec(src, "BEGIN; SELECT count(*) FROM sqlite_schema", "cannot start reading", err);
+    rc = exec(&sc, STORE_Q_BACKUP_SRC_BEGIN, "cannot start reading", err);
     if (rc < 0)
         goto fail;
     in_read_txn = 1;
-    rc = copy_pages(src, dst, tmp, opts, &pages, err);
-    (void)db_exec(src, "COMMIT", "end read", NULL);
+    rc = exec(&sc, STORE_Q_BACKUP_SRC_READ, "cannot start reading", err);
+    if (rc == 0)
+        rc = copy_pages(src, dst, tmp, opts, &pages, err);
+    (void)exec(&sc, STORE_Q_BACKUP_SRC_END, "end read", NULL);
     in_read_txn = 0;
+    sql_cache_close(&sc);
     if (rc < 0)
         goto fail;
 
     /* The pages carry the source's WAL marker in the header; rollback mode
      * makes the copy a single self-contained file (a restore copies one
      * file, and opening it read-only needs no -shm). */
-    rc = db_exec(dst, "PRAGMA journal_mode = DELETE", "cannot finish the copy", err);
+    rc = exec(&dc, STORE_Q_BACKUP_COPY_JOURNAL_DELETE, "cannot finish the copy", err);
     if (rc < 0)
         goto fail;
-    sqlite3_stmt *ps = NULL;
-    if (sqlite3_prepare_v2(dst, "PRAGMA page_size", -1, &ps, NULL) == SQLITE_OK &&
-        sqlite3_step(ps) == SQLITE_ROW)
+    sqlite3_stmt *ps = sql_get(&dc, STORE_Q_BACKUP_COPY_PAGE_SIZE, NULL);
+    if (ps && sqlite3_step(ps) == SQLITE_ROW)
         page_size = sqlite3_column_int(ps, 0);
-    sqlite3_finalize(ps);
+    sql_cache_close(&dc);
     rc = sqlite3_close(dst);
     dst = NULL;
     if (rc != SQLITE_OK) {
@@ -324,7 +352,9 @@ int backup_to(sqlite3 *src, const char *dest_path, const struct backup_options *
 
 fail:
     if (in_read_txn)
-        (void)db_exec(src, "COMMIT", "end read", NULL);
+        (void)exec(&sc, STORE_Q_BACKUP_SRC_END, "end read", NULL);
+    sql_cache_close(&sc);
+    sql_cache_close(&dc);
     sqlite3_close(dst);
     (void)close(fd);
     remove_temp(tmp);

@@ -22,15 +22,28 @@
 #include "entity.h"
 #include "fold.h"
 #include "sql.h"
+#include "store_queries.h"
 
 struct run {
     sqlite3 *db;
+    struct sql_cache q; /* the store's queries on db, for this run */
     check_report_fn report;
     void *ctx;
     int problems;
     int version;
-    sqlite3 *snapshot;   /* the private copy for the FTS5 checks, made on first use */
-    int snapshot_failed; /* reported once; the other indexes are skipped */
+    sqlite3 *snapshot;     /* the private copy for the FTS5 checks, made on first use */
+    struct sql_cache snap; /* the store's queries on the snapshot */
+    int snapshot_failed;   /* reported once; the other indexes are skipped */
+};
+
+/* The FTS5 check of each full-text index (sql/check.sql; SQLite cannot
+ * bind a table name). */
+static const struct {
+    const struct entity_def *e;
+    unsigned check;
+} search_checks[] = {
+    {&entity_contact, STORE_Q_CHECK_SEARCH_INDEX_CONTACTS},
+    {&entity_organization, STORE_Q_CHECK_SEARCH_INDEX_ORGANIZATIONS},
 };
 
 static void problem(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -71,29 +84,22 @@ static int is_damage(int rc)
     }
 }
 
-static int pragma_int(sqlite3 *db, const char *sql, int *out, struct op_error *err)
+/* Steps the named query `id` on c: SQLITE_ROW, SQLITE_DONE or SQLite's
+ * error (a query that cannot be prepared gives the prepare's error). */
+static int step(struct sql_cache *c, unsigned id, sqlite3_stmt **st)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *out = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
-        return 0;
-    }
-    int code = sql_errno(rc) ? sql_errno(rc) : -EIO;
-    op_error_set(err, code, NULL, "cannot read the database header: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(st);
-    return code;
+    *st = sql_get(c, id, NULL);
+    return *st ? sqlite3_step(*st) : sqlite3_errcode(c->db);
 }
 
 static int check_identity(struct run *r, struct op_error *err)
 {
-    int app_id = 0;
-    int rc = pragma_int(r->db, "PRAGMA application_id", &app_id, err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st;
+    int rc = step(&r->q, STORE_Q_CHECK_APPLICATION_ID, &st);
+    if (rc != SQLITE_ROW)
+        return sql_fail(r->db, rc, "cannot read the database header", err);
+    int app_id = sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
     if (app_id != DB_APPLICATION_ID)
         return op_error_set(err, DB_EFOREIGN, NULL,
                             "not an Outpost database (application_id 0x%08x, expected 0x%08x)",
@@ -134,14 +140,9 @@ static void report_integrity_row(struct run *r, const char *text)
 
 static int check_integrity(struct run *r, struct op_error *err)
 {
-    sqlite3_stmt *st = NULL;
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA integrity_check(%d)", CHECK_REPORT_MAX);
-    int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
+    sqlite3_stmt *st;
+    int rc;
+    for (rc = step(&r->q, STORE_Q_CHECK_INTEGRITY, &st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
         const char *text = (const char *)sqlite3_column_text(st, 0);
         if (text && strcmp(text, "ok") != 0)
             report_integrity_row(r, text);
@@ -151,37 +152,33 @@ static int check_integrity(struct run *r, struct op_error *err)
         if (is_damage(rc))
             problem(r, "integrity: the check stopped: %s", sqlite3_errmsg(r->db));
         else
-            code = op_error_set(err, sql_errno(rc) ? sql_errno(rc) : -EIO, NULL,
-                                "cannot run the integrity check: %s", sqlite3_errmsg(r->db));
+            code = sql_fail(r->db, rc, "cannot run the integrity check", err);
     }
-    sqlite3_finalize(st);
+    if (st)
+        sqlite3_reset(st);
     return code;
 }
 
 /* The column of foreign key `fkid` of `table`, for the message. */
-static void fk_column(sqlite3 *db, const char *table, int fkid, char *out, size_t cap)
+static void fk_column(struct run *r, const char *table, int fkid, char *out, size_t cap)
 {
-    sqlite3_stmt *st = NULL;
     snprintf(out, cap, "a column");
-    if (sqlite3_prepare_v2(db, "SELECT \"from\" FROM pragma_foreign_key_list(?1) WHERE id = ?2", -1,
-                           &st, NULL) != SQLITE_OK)
+    sqlite3_stmt *st = sql_get(&r->q, STORE_Q_CHECK_FOREIGN_KEY_COLUMN, NULL);
+    if (!st)
         return;
     sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, fkid);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
         snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
 }
 
 static int check_foreign_keys(struct run *r, struct op_error *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(r->db, "PRAGMA foreign_key_check", -1, &st, NULL);
-    int found = 0;
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
+    sqlite3_stmt *st;
+    int found = 0, rc;
+    for (rc = step(&r->q, STORE_Q_CHECK_FOREIGN_KEYS, &st); rc == SQLITE_ROW;
+         rc = sqlite3_step(st)) {
         if (++found > CHECK_REPORT_MAX) {
             r->problems++; /* counted, not printed */
             continue;
@@ -189,7 +186,7 @@ static int check_foreign_keys(struct run *r, struct op_error *err)
         const char *table = (const char *)sqlite3_column_text(st, 0);
         const char *parent = (const char *)sqlite3_column_text(st, 2);
         char col[128];
-        fk_column(r->db, table ? table : "", sqlite3_column_int(st, 3), col, sizeof col);
+        fk_column(r, table ? table : "", sqlite3_column_int(st, 3), col, sizeof col);
         if (sqlite3_column_type(st, 1) == SQLITE_NULL)
             problem(r, "foreign key: %s: %s refers to a missing %s row", table ? table : "?", col,
                     parent ? parent : "?");
@@ -203,8 +200,7 @@ static int check_foreign_keys(struct run *r, struct op_error *err)
         if (is_damage(rc))
             problem(r, "foreign key: the check stopped: %s", sqlite3_errmsg(r->db));
         else
-            code = op_error_set(err, sql_errno(rc) ? sql_errno(rc) : -EIO, NULL,
-                                "cannot run the foreign-key check: %s", sqlite3_errmsg(r->db));
+            code = sql_fail(r->db, rc, "cannot run the foreign-key check", err);
     } else if (found > CHECK_REPORT_MAX) {
         /* One line for the rest; it is not itself a problem. */
         if (r->report) {
@@ -213,20 +209,19 @@ static int check_foreign_keys(struct run *r, struct op_error *err)
             r->report(r->ctx, line);
         }
     }
-    sqlite3_finalize(st);
+    if (st)
+        sqlite3_reset(st);
     return code;
 }
 
-static int table_exists(sqlite3 *db, const char *name)
+static int table_exists(struct run *r, const char *name)
 {
-    sqlite3_stmt *st = NULL;
-    int found = 0;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", -1,
-                           &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        found = sqlite3_step(st) == SQLITE_ROW;
-    }
-    sqlite3_finalize(st);
+    sqlite3_stmt *st = sql_get(&r->q, STORE_Q_CHECK_TABLE_EXISTS, NULL);
+    if (!st)
+        return 0;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
     return found;
 }
 
@@ -269,6 +264,11 @@ static int make_snapshot(struct run *r, struct op_error *err)
         sqlite3_close(tmp);
         return code;
     }
+    int code = sql_cache_init(&r->snap, tmp, &store_queries, err);
+    if (code < 0) {
+        sqlite3_close(tmp);
+        return code;
+    }
     r->snapshot = tmp;
     return 0;
 }
@@ -277,7 +277,14 @@ static int check_search_index(struct run *r, const struct entity_def *e, struct 
 {
     char index[96];
     snprintf(index, sizeof index, "%s_fts", e->table);
-    if (!table_exists(r->db, index)) {
+    unsigned id = STORE_Q_COUNT;
+    for (size_t i = 0; i < sizeof search_checks / sizeof search_checks[0]; i++)
+        if (search_checks[i].e == e)
+            id = search_checks[i].check;
+    if (id == STORE_Q_COUNT)
+        return op_error_set(err, -EINVAL, NULL, "cannot check the search index %s: no check for it",
+                            index);
+    if (!table_exists(r, index)) {
         /* An older schema may not have it yet; that is reported above. */
         if (r->version >= db_latest_version())
             problem(r, "search index %s: missing (the table %s has no full-text index)", index,
@@ -303,37 +310,37 @@ static int check_search_index(struct run *r, const struct entity_def *e, struct 
             return rc;
         }
     }
-    /* rank 1: also compare the index with the content table (external
-     * content), not only the index's internal consistency. The names come
-     * from the entity table, quoted by SQLite's %w. */
-    char *sql = sqlite3_mprintf("INSERT INTO \"%w\" (\"%w\", rank) VALUES ('integrity-check', 1)",
-                                index, index);
-    if (!sql)
-        return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    char *msg = NULL;
-    int rc = sqlite3_exec(r->snapshot, sql, NULL, NULL, &msg);
-    sqlite3_free(sql);
+    sqlite3_stmt *st;
+    int rc = step(&r->snap, id, &st);
     int code = 0;
-    if (rc != SQLITE_OK) {
-        if (is_damage(rc))
+    if (rc != SQLITE_DONE) {
+        if (is_damage(rc)) {
             problem(r,
                     "search index %s: does not match the table %s (%s); searches may miss or "
                     "invent records",
-                    index, e->table, msg ? msg : sqlite3_errstr(rc));
-        else
-            code = op_error_set(err, sql_errno(rc) ? sql_errno(rc) : -EIO, NULL,
-                                "cannot check the search index %s: %s", index,
-                                msg ? msg : sqlite3_errstr(rc));
+                    index, e->table, sqlite3_errmsg(r->snapshot));
+        } else {
+            char what[160];
+            snprintf(what, sizeof what, "cannot check the search index %s", index);
+            code = sql_fail(r->snapshot, rc, what, err);
+        }
     }
-    sqlite3_free(msg);
+    if (st)
+        sqlite3_reset(st);
     return code;
 }
 
 int check_run(sqlite3 *db, check_report_fn report, void *ctx, struct check_result *out,
               struct op_error *err)
 {
-    struct run r = {db, report, ctx, 0, 0, NULL, 0};
-    int rc = check_identity(&r, err);
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.db = db;
+    r.report = report;
+    r.ctx = ctx;
+    int rc = sql_cache_init(&r.q, db, &store_queries, err);
+    if (rc == 0)
+        rc = check_identity(&r, err);
     if (rc == 0)
         rc = check_integrity(&r, err);
     if (rc == 0)
@@ -341,7 +348,9 @@ int check_run(sqlite3 *db, check_report_fn report, void *ctx, struct check_resul
     for (size_t i = 0; rc == 0 && entity_all[i]; i++)
         if (entity_all[i]->flags & ENTITY_SEARCH)
             rc = check_search_index(&r, entity_all[i], err);
+    sql_cache_close(&r.snap);
     sqlite3_close(r.snapshot);
+    sql_cache_close(&r.q);
     if (rc < 0)
         return rc;
     if (out) {

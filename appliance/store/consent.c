@@ -22,13 +22,13 @@
 
 #include "auth.h"
 #include "codec.h"
-#include "db.h"
 #include "entity.h"
 #include "hlc.h"
 #include "phone.h"
 #include "region.h"
 #include "timefmt.h"
 #include "sql.h"
+#include "store_queries.h"
 
 #define PURPOSE_MAX 100
 #define EVIDENCE_MAX 4096 /* bytes of JSON; evidence is a receipt, not a document */
@@ -57,12 +57,25 @@ static int sha256_hex(const char *data, size_t n, char out[65])
     return 0;
 }
 
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct op_error *err)
+/* The named query `id` (sql/consent.sql) from a cache that each public
+ * function binds to the store's connection for its own call (none of them
+ * is hot); *rc is 0, or the error when NULL is returned. */
+static sqlite3_stmt *query(struct sql_cache *c, unsigned id, int *rc, struct op_error *err)
 {
-    int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, "consent: cannot prepare a query", err);
-    return 0;
+    struct op_error local;
+    struct op_error *e = err ? err : &local;
+    sqlite3_stmt *st = sql_get(c, id, e);
+    *rc = st ? 0 : e->code ? e->code : -EIO;
+    return st;
+}
+
+/* Steps a statement that returns no rows; `what` names the step in err. */
+static int run(struct sql_cache *c, sqlite3_stmt *st, const char *what, struct op_error *err)
+{
+    int rc = sqlite3_step(st);
+    rc = rc == SQLITE_DONE ? 0 : sql_fail(c->db, rc, what, err);
+    sqlite3_reset(st);
+    return rc;
 }
 
 /* ---- the node key ---------------------------------------------------------- */
@@ -150,42 +163,30 @@ static const char *contact_address(json_t *contact, const char *channel)
     }
 }
 
-static int suppress_hash(struct store *s, const char *hash, const char *channel,
+static int suppress_hash(struct sql_cache *c, const char *hash, const char *channel,
                          const char *purpose, const char *reason, int64_t now, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prepare(db,
-                     "INSERT OR IGNORE INTO suppressions (hash, channel, purpose, created_ms, "
-                     "reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-                     &st, err);
-    if (rc < 0)
+    int rc;
+    sqlite3_stmt *st = query(c, STORE_Q_CONSENT_SUPPRESSION_ADD, &rc, err);
+    if (!st)
         return rc;
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, purpose ? purpose : "*", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now);
     sqlite3_bind_text(st, 5, reason && *reason ? reason : "withdrawn", -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return sql_fail(db, rc, "cannot add to the suppression list", err);
-    return 0;
+    return run(c, st, "cannot add to the suppression list", err);
 }
 
 /* The earliest suppression entry for hash+channel covering purpose (NULL:
  * any); *found 0/1, created_ms and reason filled when found. */
-static int find_suppression(struct store *s, const char *hash, const char *channel,
+static int find_suppression(struct sql_cache *c, const char *hash, const char *channel,
                             const char *purpose, int *found, int64_t *created_ms, char *reason,
                             size_t rcap, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prepare(db,
-                     "SELECT created_ms, reason FROM suppressions WHERE hash = ?1 AND channel = ?2 "
-                     "AND (?3 IS NULL OR purpose IN (?3, '*')) ORDER BY created_ms LIMIT 1",
-                     &st, err);
-    if (rc < 0)
+    int rc;
+    sqlite3_stmt *st = query(c, STORE_Q_CONSENT_SUPPRESSION_FIND, &rc, err);
+    if (!st)
         return rc;
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
@@ -200,10 +201,12 @@ static int find_suppression(struct store *s, const char *hash, const char *chann
             snprintf(reason, rcap, "%s", (const char *)sqlite3_column_text(st, 1));
         rc = SQLITE_DONE;
     }
-    sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
-        return sql_fail(db, rc, "cannot read the suppression list", err);
-    return 0;
+        rc = sql_fail(c->db, rc, "cannot read the suppression list", err);
+    else
+        rc = 0;
+    sqlite3_reset(st);
+    return rc;
 }
 
 int consent_suppress(struct store *s, const char *channel, const char *address, const char *reason,
@@ -215,7 +218,13 @@ int consent_suppress(struct store *s, const char *channel, const char *address, 
     int rc = address_hash(s, channel, address, h, err);
     if (rc <= 0)
         return rc;
-    return suppress_hash(s, h, channel, "*", reason ? reason : "erased", clock_ms(0), err);
+    struct sql_cache c;
+    rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc < 0)
+        return rc;
+    rc = suppress_hash(&c, h, channel, "*", reason ? reason : "erased", clock_ms(0), err);
+    sql_cache_close(&c);
+    return rc;
 }
 
 int consent_is_suppressed(struct store *s, const char *channel, const char *purpose,
@@ -229,7 +238,12 @@ int consent_is_suppressed(struct store *s, const char *channel, const char *purp
         return rc;
     int found = 0;
     if (rc > 0) {
-        rc = find_suppression(s, h, channel, purpose, &found, NULL, NULL, 0, err);
+        struct sql_cache c;
+        rc = store_queries_bind(s, &c, &store_queries, err);
+        if (rc < 0)
+            return rc;
+        rc = find_suppression(&c, h, channel, purpose, &found, NULL, NULL, 0, err);
+        sql_cache_close(&c);
         if (rc < 0)
             return rc;
     }
@@ -240,9 +254,9 @@ int consent_is_suppressed(struct store *s, const char *channel, const char *purp
 /* ---- transactions ---------------------------------------------------------- */
 
 /* Opens a transaction unless the caller has one open; *own says which. */
-static int txn_begin(struct store *s, int *own, struct op_error *err)
+static int txn_begin(struct store *s, struct sql_cache *c, int *own, struct op_error *err)
 {
-    if (!sqlite3_get_autocommit(store_db(s))) {
+    if (!sqlite3_get_autocommit(c->db)) {
         *own = 0;
         return 0;
     }
@@ -449,8 +463,12 @@ int consent_record(struct store *s, const struct policy *p, const struct consent
 
     int own;
     json_t *contact = NULL, *rec = NULL;
-    rc = txn_begin(s, &own, err);
+    struct sql_cache c;
+    rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc == 0)
+        rc = txn_begin(s, &c, &own, err);
     if (rc < 0) {
+        sql_cache_close(&c);
         json_decref(fields);
         return rc;
     }
@@ -459,26 +477,19 @@ int consent_record(struct store *s, const struct policy *p, const struct consent
     if (rc == 0)
         rc = store_create(s, &entity_consent, fields, 0, &rec, err);
     if (rc == 0 && doi) {
-        sqlite3 *db = store_db(s);
-        sqlite3_stmt *st;
-        rc = prepare(db,
-                     "INSERT INTO consent_tokens (token_hash, consent_id, created_ms, "
-                     "expires_ms) VALUES (?1, ?2, ?3, ?4)",
-                     &st, err);
-        if (rc == 0) {
+        sqlite3_stmt *st = query(&c, STORE_Q_CONSENT_TOKEN_INSERT, &rc, err);
+        if (st) {
             unsigned ttl = rule->token_ttl_hours ? rule->token_ttl_hours : CONSENT_TTL_DEFAULT;
             sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, json_string_value(json_object_get(rec, "id")), -1,
                               SQLITE_TRANSIENT);
             sqlite3_bind_int64(st, 3, now);
             sqlite3_bind_int64(st, 4, now + (int64_t)ttl * 3600000);
-            int src = sqlite3_step(st);
-            sqlite3_finalize(st);
-            if (src != SQLITE_DONE)
-                rc = sql_fail(db, src, "cannot store the confirmation token", err);
+            rc = run(&c, st, "cannot store the confirmation token", err);
         }
     }
     rc = txn_end(s, own, rc, err);
+    sql_cache_close(&c);
     json_decref(fields);
     if (rc < 0) {
         json_decref(rec);
@@ -513,19 +524,20 @@ int consent_confirm(struct store *s, const char *token, const char *ip, int64_t 
     if (sha256_hex(token, tlen, hash) < 0)
         return op_error_set(err, -EIO, NULL, "cannot hash the confirmation token");
     int64_t now = clock_ms(now_ms);
-    sqlite3 *db = store_db(s);
+    struct sql_cache c;
     int own;
-    int rc = txn_begin(s, &own, err);
-    if (rc < 0)
+    int rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc == 0)
+        rc = txn_begin(s, &c, &own, err);
+    if (rc < 0) {
+        sql_cache_close(&c);
         return rc;
-    sqlite3_stmt *st = NULL;
+    }
+    sqlite3_stmt *st = query(&c, STORE_Q_CONSENT_TOKEN_FIND, &rc, err);
     char cid[40] = "";
     int64_t expires = 0, used = 0;
     int found = 0;
-    rc = prepare(db,
-                 "SELECT consent_id, expires_ms, used_ms FROM consent_tokens WHERE token_hash = ?1",
-                 &st, err);
-    if (rc == 0) {
+    if (st) {
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW) {
@@ -534,8 +546,8 @@ int consent_confirm(struct store *s, const char *token, const char *ip, int64_t 
             expires = sqlite3_column_int64(st, 1);
             used = sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 2);
         } else if (src != SQLITE_DONE)
-            rc = sql_fail(db, src, "cannot read the confirmation tokens", err);
-        sqlite3_finalize(st);
+            rc = sql_fail(c.db, src, "cannot read the confirmation tokens", err);
+        sqlite3_reset(st);
     }
     char w[32];
     if (rc == 0 && !found)
@@ -586,16 +598,10 @@ int consent_confirm(struct store *s, const char *token, const char *ip, int64_t 
         json_decref(chg);
         json_decref(upd);
     }
-    if (rc == 0) {
-        rc = prepare(db, "UPDATE consent_tokens SET used_ms = ?2 WHERE token_hash = ?1", &st, err);
-        if (rc == 0) {
-            sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, now);
-            int src = sqlite3_step(st);
-            sqlite3_finalize(st);
-            if (src != SQLITE_DONE)
-                rc = sql_fail(db, src, "cannot mark the token used", err);
-        }
+    if (rc == 0 && (st = query(&c, STORE_Q_CONSENT_TOKEN_USE, &rc, err))) {
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        rc = run(&c, st, "cannot mark the token used", err);
     }
     if (rc == 0) {
         /* The contact asked again, in person: an earlier unsubscribe of this
@@ -605,26 +611,18 @@ int consent_confirm(struct store *s, const char *token, const char *ip, int64_t 
         int hr = address_hash(s, channel, contact_address(contact, channel), h, err);
         if (hr < 0)
             rc = hr;
-        else if (hr > 0) {
-            rc = prepare(db,
-                         "DELETE FROM suppressions WHERE hash = ?1 AND channel = ?2 AND "
-                         "purpose IN (?3, '*')",
-                         &st, err);
-            if (rc == 0) {
-                sqlite3_bind_text(st, 1, h, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 3, json_string_value(json_object_get(rec, "purpose")), -1,
-                                  SQLITE_STATIC);
-                int src = sqlite3_step(st);
-                sqlite3_finalize(st);
-                if (src != SQLITE_DONE)
-                    rc = sql_fail(db, src, "cannot update the suppression list", err);
-            }
+        else if (hr > 0 && (st = query(&c, STORE_Q_CONSENT_SUPPRESSION_LIFT, &rc, err))) {
+            sqlite3_bind_text(st, 1, h, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, json_string_value(json_object_get(rec, "purpose")), -1,
+                              SQLITE_STATIC);
+            rc = run(&c, st, "cannot update the suppression list", err);
         }
     }
     json_decref(contact);
     json_decref(rec);
     rc = txn_end(s, own, rc, err);
+    sql_cache_close(&c);
     if (rc == 0 && consent_id)
         snprintf(consent_id, 40, "%s", cid);
     return rc;
@@ -649,23 +647,23 @@ int consent_withdraw(struct store *s, const char *contact_id, const char *channe
     int64_t now = clock_ms(now_ms);
     char now_iso[32];
     iso_ms(now, now_iso);
-    sqlite3 *db = store_db(s);
+    struct sql_cache c;
     int own, n = 0;
-    rc = txn_begin(s, &own, err);
-    if (rc < 0)
+    rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc == 0)
+        rc = txn_begin(s, &c, &own, err);
+    if (rc < 0) {
+        sql_cache_close(&c);
         return rc;
+    }
     json_t *contact = NULL;
     rc = get_contact(s, contact_id, &contact, err);
     struct open_rec *recs = NULL;
     size_t nrecs = 0, cap = 0;
     sqlite3_stmt *st = NULL;
     if (rc == 0)
-        rc = prepare(db,
-                     "SELECT id, version FROM consents WHERE contact_id = ?1 AND channel = ?2 AND "
-                     "purpose = ?3 AND kind = ?4 AND deleted = 0 AND status IN ('pending', "
-                     "'granted') ORDER BY id",
-                     &st, err);
-    if (rc == 0) {
+        st = query(&c, STORE_Q_CONSENT_OPEN_RECORDS, &rc, err);
+    if (st) {
         sqlite3_bind_text(st, 1, contact_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, purpose, -1, SQLITE_STATIC);
@@ -688,8 +686,8 @@ int consent_withdraw(struct store *s, const char *contact_id, const char *channe
             nrecs++;
         }
         if (rc == 0 && src != SQLITE_DONE)
-            rc = sql_fail(db, src, "cannot read the consent ledger", err);
-        sqlite3_finalize(st);
+            rc = sql_fail(c.db, src, "cannot read the consent ledger", err);
+        sqlite3_reset(st);
     }
     for (size_t i = 0; rc == 0 && i < nrecs; i++) {
         json_t *chg = json_pack("{s:s, s:s}", "status", "withdrawn", "withdrawn_at", now_iso);
@@ -717,10 +715,11 @@ int consent_withdraw(struct store *s, const char *contact_id, const char *channe
         if (hr < 0)
             rc = hr;
         else if (hr > 0)
-            rc = suppress_hash(s, h, channel, purpose, "withdrawn", now, err);
+            rc = suppress_hash(&c, h, channel, purpose, "withdrawn", now, err);
     }
     json_decref(contact);
     rc = txn_end(s, own, rc, err);
+    sql_cache_close(&c);
     if (rc == 0 && count)
         *count = n;
     return rc;
@@ -747,21 +746,12 @@ static void copy_col(sqlite3_stmt *st, int i, char *out, size_t cap)
 
 /* The latest decisive record (granted, denied, withdrawn, by the time of
  * the event that decided it; ids break ties) and the latest pending one. */
-static int pick(struct store *s, const char *contact_id, const char *channel, const char *purpose,
-                const char *kind, struct ledger_pick *lp, struct op_error *err)
+static int pick(struct sql_cache *c, const char *contact_id, const char *channel,
+                const char *purpose, const char *kind, struct ledger_pick *lp, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prepare(db,
-                     "SELECT id, status, CASE status WHEN 'granted' THEN coalesce(confirmed_at, "
-                     "requested_at) WHEN 'withdrawn' THEN coalesce(withdrawn_at, requested_at) "
-                     "ELSE requested_at END AS at, coalesce(expires_at, ''), "
-                     "coalesce(json_extract(evidence, '$.source'), ''), "
-                     "coalesce(json_extract(evidence, '$.confirmed_via'), '') = 'token' "
-                     "FROM consents WHERE contact_id = ?1 AND channel = ?2 AND purpose = ?3 AND "
-                     "kind = ?4 AND deleted = 0 ORDER BY at, id",
-                     &st, err);
-    if (rc < 0)
+    int rc;
+    sqlite3_stmt *st = query(c, STORE_Q_CONSENT_LEDGER, &rc, err);
+    if (!st)
         return rc;
     sqlite3_bind_text(st, 1, contact_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
@@ -785,10 +775,9 @@ static int pick(struct store *s, const char *contact_id, const char *channel, co
         copy_col(st, 4, lp->source, sizeof lp->source);
         lp->confirmed_by_token = sqlite3_column_int(st, 5);
     }
-    sqlite3_finalize(st);
-    if (src != SQLITE_DONE)
-        return sql_fail(db, src, "cannot read the consent ledger", err);
-    return 0;
+    rc = src == SQLITE_DONE ? 0 : sql_fail(c->db, src, "cannot read the consent ledger", err);
+    sqlite3_reset(st);
+    return rc;
 }
 
 static void decide(struct consent_decision *d, int allowed, enum consent_state st, const char *id,
@@ -869,13 +858,19 @@ int consent_check(struct store *s, const struct policy *p, const char *contact_i
     rc = get_contact(s, contact_id, &contact, err);
     if (rc < 0)
         return rc;
+    struct sql_cache c;
+    rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc < 0) {
+        json_decref(contact);
+        return rc;
+    }
     struct consent_decision d;
     memset(&d, 0, sizeof d);
     char now_iso[32];
     iso_ms(clock_ms(now_ms), now_iso);
     struct ledger_pick lp;
     if (strcmp(kind, "marketing")) {
-        rc = pick(s, contact_id, channel, purpose, kind, &lp, err);
+        rc = pick(&c, contact_id, channel, purpose, kind, &lp, err);
         if (rc == 0 && (!strcmp(lp.status, "withdrawn") || !strcmp(lp.status, "denied")))
             decide(&d, 0, lp.status[0] == 'w' ? CONSENT_WITHDRAWN : CONSENT_DENIED, lp.id,
                    "transactional messages for '%s' on %s were %s %s", purpose, channel,
@@ -909,7 +904,7 @@ int consent_check(struct store *s, const struct policy *p, const char *contact_i
         int found = 0;
         int64_t since = 0;
         char reason[64] = "";
-        rc = find_suppression(s, h, channel, purpose, &found, &since, reason, sizeof reason, err);
+        rc = find_suppression(&c, h, channel, purpose, &found, &since, reason, sizeof reason, err);
         if (rc < 0)
             goto done;
         if (found) {
@@ -921,10 +916,11 @@ int consent_check(struct store *s, const struct policy *p, const char *contact_i
             goto done;
         }
     }
-    rc = pick(s, contact_id, channel, purpose, kind, &lp, err);
+    rc = pick(&c, contact_id, channel, purpose, kind, &lp, err);
     if (rc == 0)
         decide_marketing(p, rule, channel, purpose, &lp, now_iso, &d);
 done:
+    sql_cache_close(&c);
     json_decref(contact);
     if (rc == 0)
         *out = d;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "sql.h"
+#include "store_queries.h"
 
 static const struct {
     uint32_t cp;
@@ -188,12 +189,15 @@ static int fold_tokenize(Fts5Tokenizer *p, void *ctx, int flags, const char *tex
 static fts5_api *get_fts5_api(sqlite3 *db)
 {
     fts5_api *api = NULL;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) != SQLITE_OK)
+    struct sql_cache c;
+    if (sql_cache_init(&c, db, &store_queries, NULL) < 0)
         return NULL;
-    sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
-    (void)sqlite3_step(st);
-    sqlite3_finalize(st);
+    sqlite3_stmt *st = sql_get(&c, STORE_Q_FOLD_FTS5_API, NULL);
+    if (st) {
+        sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+        (void)sqlite3_step(st);
+    }
+    sql_cache_close(&c);
     return api;
 }
 

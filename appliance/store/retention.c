@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
 #include "uuid7.h"
 #include "sql.h"
+#include "store_queries.h"
 
 /* The basis is policy_retention_age_field's: egress_expired applies the
  * same rule to a record before it leaves. */
@@ -24,14 +24,51 @@ static int by_occurred_at(const struct entity_def *e)
     return !strcmp(policy_retention_age_field(e), "occurred_at");
 }
 
-static int where_clause(const struct entity_def *e, char *buf, size_t cap)
+/* Each entity's queries in sql/retention.sql (SQLite cannot bind a table
+ * name); users are never purged. */
+static const struct due_queries {
+    const struct entity_def *e;
+    unsigned count, select;
+} due_queries[] = {
+    {&entity_contact, STORE_Q_RETENTION_COUNT_DUE_CONTACTS, STORE_Q_RETENTION_SELECT_DUE_CONTACTS},
+    {&entity_organization, STORE_Q_RETENTION_COUNT_DUE_ORGANIZATIONS,
+     STORE_Q_RETENTION_SELECT_DUE_ORGANIZATIONS},
+    {&entity_contact_organization, STORE_Q_RETENTION_COUNT_DUE_CONTACT_ORGANIZATIONS,
+     STORE_Q_RETENTION_SELECT_DUE_CONTACT_ORGANIZATIONS},
+    {&entity_deal, STORE_Q_RETENTION_COUNT_DUE_DEALS, STORE_Q_RETENTION_SELECT_DUE_DEALS},
+    {&entity_activity, STORE_Q_RETENTION_COUNT_DUE_ACTIVITIES,
+     STORE_Q_RETENTION_SELECT_DUE_ACTIVITIES},
+    {&entity_task, STORE_Q_RETENTION_COUNT_DUE_TASKS, STORE_Q_RETENTION_SELECT_DUE_TASKS},
+    {&entity_note, STORE_Q_RETENTION_COUNT_DUE_NOTES, STORE_Q_RETENTION_SELECT_DUE_NOTES},
+    {&entity_consent, STORE_Q_RETENTION_COUNT_DUE_CONSENTS, STORE_Q_RETENTION_SELECT_DUE_CONSENTS},
+};
+
+/* The entities with a search index (ENTITY_SEARCH). */
+static const struct {
+    const struct entity_def *e;
+    unsigned compact;
+} search_queries[] = {
+    {&entity_contact, STORE_Q_RETENTION_COMPACT_CONTACTS},
+    {&entity_organization, STORE_Q_RETENTION_COMPACT_ORGANIZATIONS},
+};
+
+static const struct due_queries *due_for(const struct entity_def *e, struct op_error *err)
 {
-    int n = snprintf(buf, cap,
-                     "FROM %s AS r WHERE r.%s < ?1 AND NOT EXISTS (SELECT 1 FROM audit_log AS a "
-                     "WHERE a.entity = ?2 AND a.record_id = r.id AND a.action IN ('purge', "
-                     "'erase'))",
-                     e->table, by_occurred_at(e) ? "occurred_at" : "updated_hlc");
-    return n < 0 || (size_t)n >= cap ? -E2BIG : 0;
+    for (size_t i = 0; i < sizeof due_queries / sizeof due_queries[0]; i++)
+        if (due_queries[i].e == e)
+            return &due_queries[i];
+    op_error_set(err, -EINVAL, NULL, "%s records cannot be purged", e->name);
+    return NULL;
+}
+
+/* The named query `id`, or NULL with *rc set. */
+static sqlite3_stmt *query(struct sql_cache *c, unsigned id, int *rc, struct op_error *err)
+{
+    struct op_error local;
+    struct op_error *e = err ? err : &local;
+    sqlite3_stmt *st = sql_get(c, id, e);
+    *rc = st ? 0 : e->code ? e->code : -EIO;
+    return st;
 }
 
 static void bind_cutoff(sqlite3_stmt *st, const struct entity_def *e, uint64_t cutoff_ms,
@@ -44,48 +81,45 @@ static void bind_cutoff(sqlite3_stmt *st, const struct entity_def *e, uint64_t c
     sqlite3_bind_text(st, 2, e->name, -1, SQLITE_STATIC);
 }
 
-static int count_due(struct store *s, const struct entity_def *e, uint64_t cutoff_ms,
+static int count_due(struct sql_cache *c, const struct entity_def *e, uint64_t cutoff_ms,
                      const char *cutoff_iso, uint64_t *out, struct op_error *err)
 {
-    char where[512], sql[600];
-    if (where_clause(e, where, sizeof where) < 0)
-        return op_error_set(err, -E2BIG, NULL, "statement too long");
-    snprintf(sql, sizeof sql, "SELECT count(*) %s", where);
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, "cannot count records due for purging", err);
+    const struct due_queries *q = due_for(e, err);
+    if (!q)
+        return -EINVAL;
+    int rc;
+    sqlite3_stmt *st = query(c, q->count, &rc, err);
+    if (!st)
+        return rc;
     bind_cutoff(st, e, cutoff_ms, cutoff_iso);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         *out = (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : sql_fail(db, rc, "cannot count records due for purging", err);
+    rc = rc == SQLITE_ROW ? 0 : sql_fail(c->db, rc, "cannot count records due for purging", err);
+    sqlite3_reset(st);
+    return rc;
 }
 
 /* Copies up to `limit` due ids into ids[]; returns how many. */
-static int select_due(struct store *s, const struct entity_def *e, uint64_t cutoff_ms,
+static int select_due(struct sql_cache *c, const struct entity_def *e, uint64_t cutoff_ms,
                       const char *cutoff_iso, char (*ids)[UUID_TEXT_LEN], unsigned limit,
                       struct op_error *err)
 {
-    char where[512], sql[640];
-    if (where_clause(e, where, sizeof where) < 0)
-        return op_error_set(err, -E2BIG, NULL, "statement too long");
-    snprintf(sql, sizeof sql, "SELECT r.id %s ORDER BY r.id LIMIT ?3", where);
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, "cannot select records due for purging", err);
+    const struct due_queries *q = due_for(e, err);
+    if (!q)
+        return -EINVAL;
+    int rc;
+    sqlite3_stmt *st = query(c, q->select, &rc, err);
+    if (!st)
+        return rc;
     bind_cutoff(st, e, cutoff_ms, cutoff_iso);
     sqlite3_bind_int64(st, 3, limit);
     int n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && (unsigned)n < limit)
         snprintf(ids[n++], UUID_TEXT_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return sql_fail(db, rc, "cannot select records due for purging", err);
+        n = sql_fail(c->db, rc, "cannot select records due for purging", err);
+    sqlite3_reset(st);
     return n;
 }
 
@@ -93,33 +127,44 @@ int retention_compact_search(struct store *s, const struct entity_def *e, struct
 {
     if (!(e->flags & ENTITY_SEARCH))
         return 0;
-    char sql[160];
-    snprintf(sql, sizeof sql, "INSERT INTO %s_fts (%s_fts) VALUES ('optimize')", e->table,
-             e->table);
-    char *msg = NULL;
-    int rc = sqlite3_exec(store_db(s), sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK) {
-        op_error_set(err, sql_errno(rc), NULL, "cannot compact the %s search index: %s", e->name,
-                     msg ? msg : sqlite3_errstr(rc));
-        sqlite3_free(msg);
-        return sql_errno(rc);
+    char what[96];
+    snprintf(what, sizeof what, "cannot compact the %s search index", e->name);
+    unsigned id = STORE_Q_COUNT;
+    for (size_t i = 0; i < sizeof search_queries / sizeof search_queries[0]; i++)
+        if (search_queries[i].e == e)
+            id = search_queries[i].compact;
+    if (id == STORE_Q_COUNT)
+        return op_error_set(err, -EINVAL, NULL, "%s: no such index", what);
+    struct sql_cache c;
+    int rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = query(&c, id, &rc, err);
+    if (st) {
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? 0 : sql_fail(c.db, rc, what, err);
     }
-    return 0;
+    sql_cache_close(&c);
+    return rc;
 }
 
 int retention_secure_delete(struct store *s, int mode)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    char sql[40];
+    /* A cache for this call alone: the PRAGMA takes effect when it is
+     * prepared (see sql/retention.sql). */
+    struct sql_cache c;
+    if (store_queries_bind(s, &c, &store_queries, NULL) < 0)
+        return -1;
     int old = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA secure_delete", -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW)
-            old = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
-    }
-    snprintf(sql, sizeof sql, "PRAGMA secure_delete = %d", mode);
-    (void)sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_stmt *st = sql_get(&c, STORE_Q_RETENTION_SECURE_DELETE, NULL);
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        old = sqlite3_column_int(st, 0);
+    static const unsigned set[] = {STORE_Q_RETENTION_SECURE_DELETE_OFF,
+                                   STORE_Q_RETENTION_SECURE_DELETE_ON,
+                                   STORE_Q_RETENTION_SECURE_DELETE_FAST};
+    if (mode >= 0 && mode <= 2)
+        (void)sql_exec(&c, set[mode], NULL);
+    sql_cache_close(&c);
     return old;
 }
 
@@ -154,7 +199,12 @@ int retention_run(struct store *s, const struct policy *p, uint64_t now_ms,
     char(*ids)[UUID_TEXT_LEN] = calloc(batch, sizeof *ids);
     if (!ids)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    int rc = 0;
+    struct sql_cache c;
+    int rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc < 0) {
+        free(ids);
+        return rc;
+    }
     int saved = opt->dry_run ? -1 : retention_secure_delete(s, 1);
     for (size_t r = 0; r < p->nretention && rc == 0; r++) {
         const struct policy_retention *rule = &p->retention[r];
@@ -168,7 +218,7 @@ int retention_run(struct store *s, const struct policy *p, uint64_t now_ms,
         uint64_t cutoff_ms = policy_retention_cutoff_ms(rule, now_ms);
         hlc_format_iso((hlc_stamp)cutoff_ms << HLC_COUNTER_BITS, it->cutoff);
         if (opt->dry_run) {
-            rc = count_due(s, rule->entity, cutoff_ms, it->cutoff, &it->purged, err);
+            rc = count_due(&c, rule->entity, cutoff_ms, it->cutoff, &it->purged, err);
             report->total += it->purged;
             continue;
         }
@@ -191,7 +241,7 @@ int retention_run(struct store *s, const struct policy *p, uint64_t now_ms,
                 if (opt->max_records - report->total < want)
                     want = (unsigned)(opt->max_records - report->total);
             }
-            int n = select_due(s, rule->entity, cutoff_ms, it->cutoff, ids, want, err);
+            int n = select_due(&c, rule->entity, cutoff_ms, it->cutoff, ids, want, err);
             if (n <= 0) {
                 rc = n;
                 break;
@@ -214,7 +264,8 @@ int retention_run(struct store *s, const struct policy *p, uint64_t now_ms,
      * truncating it drops them. Best effort: readers (outpostd's workers)
      * may keep part of it until the next checkpoint. */
     if (rc == 0 && report->total && !opt->dry_run)
-        (void)sqlite3_wal_checkpoint_v2(store_db(s), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        (void)sqlite3_wal_checkpoint_v2(c.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sql_cache_close(&c);
     free(ids);
     return rc;
 }

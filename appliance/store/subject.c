@@ -14,10 +14,10 @@
 
 #include "consent.h"
 #include "csv_writer.h"
-#include "db.h"
 #include "retention.h"
 #include "uuid7.h"
 #include "sql.h"
+#include "store_queries.h"
 
 const struct entity_def *const subject_entities[] = {
     &entity_contact,
@@ -58,25 +58,53 @@ static int idlist_add(struct idlist *l, const char *id, size_t *total, struct op
     return 0;
 }
 
+/* The query of sql/subject.sql that finds each entity's records about a
+ * contact (SQLite cannot bind a table name). */
+static const struct {
+    const struct entity_def *e;
+    unsigned related;
+} related_queries[] = {
+    {&entity_contact_organization, STORE_Q_SUBJECT_RELATED_CONTACT_ORGANIZATIONS},
+    {&entity_activity, STORE_Q_SUBJECT_RELATED_ACTIVITIES},
+    {&entity_task, STORE_Q_SUBJECT_RELATED_TASKS},
+    {&entity_note, STORE_Q_SUBJECT_RELATED_NOTES},
+    {&entity_consent, STORE_Q_SUBJECT_RELATED_CONSENTS},
+    {&entity_deal, STORE_Q_SUBJECT_RELATED_DEALS},
+};
+
+/* The named query `id`, or NULL with *rc set. */
+static sqlite3_stmt *query(struct sql_cache *c, unsigned id, int *rc, struct op_error *err)
+{
+    struct op_error local;
+    struct op_error *e = err ? err : &local;
+    sqlite3_stmt *st = sql_get(c, id, e);
+    *rc = st ? 0 : e->code ? e->code : -EIO;
+    return st;
+}
+
 /* Ids of the entity's records (tombstones too) whose contact_id is cid. */
-static int related_ids(struct store *s, const struct entity_def *e, const char *cid,
+static int related_ids(struct sql_cache *c, const struct entity_def *e, const char *cid,
                        struct idlist *out, size_t *total, struct op_error *err)
 {
-    char sql[160];
-    snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE contact_id = ?1 ORDER BY id", e->table);
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, "cannot find related records", err);
+    unsigned id = STORE_Q_COUNT;
+    for (size_t i = 0; i < sizeof related_queries / sizeof related_queries[0]; i++)
+        if (related_queries[i].e == e)
+            id = related_queries[i].related;
+    if (id == STORE_Q_COUNT)
+        return op_error_set(err, -EINVAL, NULL, "cannot find related records: no query for %s",
+                            e->plural);
+    int rc;
+    sqlite3_stmt *st = query(c, id, &rc, err);
+    if (!st)
+        return rc;
     sqlite3_bind_text(st, 1, cid, -1, SQLITE_TRANSIENT);
     int r = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && r == 0)
         r = idlist_add(out, (const char *)sqlite3_column_text(st, 0), total, err);
-    sqlite3_finalize(st);
-    if (r < 0)
-        return r;
-    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot find related records", err);
+    if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        r = sql_fail(c->db, rc, "cannot find related records", err);
+    sqlite3_reset(st);
+    return r;
 }
 
 static int append_records(struct store *s, const struct entity_def *e, const struct idlist *l,
@@ -94,18 +122,13 @@ static int append_records(struct store *s, const struct entity_def *e, const str
     return 0;
 }
 
-static int append_audit(struct store *s, const struct entity_def *e, const char *id, json_t *arr,
-                        struct op_error *err)
+static int append_audit(struct sql_cache *c, const struct entity_def *e, const char *id,
+                        json_t *arr, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT seq, hlc, actor, address, action, version_before, "
-                                "version_after, detail FROM audit_log "
-                                "WHERE entity = ?1 AND record_id = ?2 ORDER BY seq",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, "cannot read the audit log", err);
+    int rc;
+    sqlite3_stmt *st = query(c, STORE_Q_SUBJECT_AUDIT_ROWS, &rc, err);
+    if (!st)
+        return rc;
     sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -122,31 +145,28 @@ static int append_audit(struct store *s, const struct entity_def *e, const char 
         json_object_set_new(row, "action", json_string((const char *)sqlite3_column_text(st, 4)));
         json_object_set_new(row, "entity", json_string(e->name));
         json_object_set_new(row, "record_id", json_string(id));
-        for (int c = 5; c <= 6; c++)
-            json_object_set_new(row, c == 5 ? "version_before" : "version_after",
-                                sqlite3_column_type(st, c) == SQLITE_NULL
+        for (int col = 5; col <= 6; col++)
+            json_object_set_new(row, col == 5 ? "version_before" : "version_after",
+                                sqlite3_column_type(st, col) == SQLITE_NULL
                                     ? json_null()
-                                    : json_integer(sqlite3_column_int64(st, c)));
+                                    : json_integer(sqlite3_column_int64(st, col)));
         json_object_set_new(row, "detail",
                             sqlite3_column_type(st, 7) == SQLITE_NULL
                                 ? json_null()
                                 : json_string((const char *)sqlite3_column_text(st, 7)));
         json_array_append_new(arr, row);
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot read the audit log", err);
+    rc = rc == SQLITE_DONE ? 0 : sql_fail(c->db, rc, "cannot read the audit log", err);
+    sqlite3_reset(st);
+    return rc;
 }
 
-static int append_erasures(struct store *s, const char *cid, json_t *arr, struct op_error *err)
+static int append_erasures(struct sql_cache *c, const char *cid, json_t *arr, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT id, entity, record_id, erased_at_ms, reason FROM erasures "
-                                "WHERE subject_id = ?1 ORDER BY id",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, "cannot read erasures", err);
+    int rc;
+    sqlite3_stmt *st = query(c, STORE_Q_SUBJECT_ERASURES, &rc, err);
+    if (!st)
+        return rc;
     sqlite3_bind_text(st, 1, cid, -1, SQLITE_TRANSIENT);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         char at[HLC_ISO_LEN];
@@ -160,8 +180,9 @@ static int append_erasures(struct store *s, const char *cid, json_t *arr, struct
                                 : json_string((const char *)sqlite3_column_text(st, 4)));
         json_array_append_new(arr, row);
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot read erasures", err);
+    rc = rc == SQLITE_DONE ? 0 : sql_fail(c->db, rc, "cannot read erasures", err);
+    sqlite3_reset(st);
+    return rc;
 }
 
 int subject_export(struct store *s, const char *contact_id, uint64_t now_ms, json_t **out,
@@ -171,6 +192,12 @@ int subject_export(struct store *s, const char *contact_id, uint64_t now_ms, jso
     int rc = store_get(s, &entity_contact, contact_id, STORE_INCLUDE_DELETED, &contact, err);
     if (rc < 0)
         return rc;
+    struct sql_cache c;
+    rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc < 0) {
+        json_decref(contact);
+        return rc;
+    }
     const char *cid = json_string_value(json_object_get(contact, "id"));
     json_t *doc = json_object();
     json_t *audit = json_array();
@@ -181,7 +208,7 @@ int subject_export(struct store *s, const char *contact_id, uint64_t now_ms, jso
     json_object_set_new(doc, "node_id", json_string(store_node_id(s) ? store_node_id(s) : ""));
     json_object_set_new(doc, "region", json_string(store_region(s) ? store_region(s) : ""));
     json_object_set(doc, "contact", contact);
-    rc = append_audit(s, &entity_contact, cid, audit, err);
+    rc = append_audit(&c, &entity_contact, cid, audit, err);
 
     size_t total = 1;
     const struct entity_def *const *lists[] = {subject_entities + 1, export_only};
@@ -192,11 +219,11 @@ int subject_export(struct store *s, const char *contact_id, uint64_t now_ms, jso
             const struct entity_def *e = *ep;
             struct idlist l = {NULL, 0, 0};
             json_t *arr = json_array();
-            rc = related_ids(s, e, cid, &l, &total, err);
+            rc = related_ids(&c, e, cid, &l, &total, err);
             if (rc == 0)
                 rc = append_records(s, e, &l, arr, err);
             for (size_t i = 0; i < json_array_size(arr) && rc == 0; i++)
-                rc = append_audit(s, e,
+                rc = append_audit(&c, e,
                                   json_string_value(json_object_get(json_array_get(arr, i), "id")),
                                   audit, err);
             if (rc == 0 && e == &entity_contact_organization) {
@@ -224,7 +251,8 @@ int subject_export(struct store *s, const char *contact_id, uint64_t now_ms, jso
     }
     json_t *erasures = json_array();
     if (rc == 0)
-        rc = append_erasures(s, cid, erasures, err);
+        rc = append_erasures(&c, cid, erasures, err);
+    sql_cache_close(&c);
     json_object_set_new(doc, "erasures", erasures);
     json_object_set_new(doc, "audit_log", audit);
     json_decref(orgs);
@@ -326,25 +354,22 @@ int subject_write_csv(json_t *doc, FILE *out, struct op_error *err)
 
 /* ---- erasure -------------------------------------------------------------- */
 
-static int already_erased(struct store *s, const char *cid, struct op_error *err)
+static int already_erased(struct sql_cache *c, const char *cid, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT 1 FROM audit_log WHERE entity = 'contact' AND "
-                                "record_id = ?1 AND action = 'erase' LIMIT 1",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, "cannot read the audit log", err);
+    int rc;
+    sqlite3_stmt *st = query(c, STORE_Q_SUBJECT_ALREADY_ERASED, &rc, err);
+    if (!st)
+        return rc;
     sqlite3_bind_text(st, 1, cid, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_ROW)
-        return 1;
-    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot read the audit log", err);
+    rc = rc == SQLITE_ROW    ? 1
+         : rc == SQLITE_DONE ? 0
+                             : sql_fail(c->db, rc, "cannot read the audit log", err);
+    sqlite3_reset(st);
+    return rc;
 }
 
-static int record_erasure(struct store *s, struct uuid7_gen *ids, const char *subject,
+static int record_erasure(struct sql_cache *c, struct uuid7_gen *ids, const char *subject,
                           const struct entity_def *e, const char *rid, uint64_t now_ms,
                           const char *reason, struct op_error *err)
 {
@@ -352,14 +377,9 @@ static int record_erasure(struct store *s, struct uuid7_gen *ids, const char *su
     int rc = uuid7_next_text(ids, id);
     if (rc < 0)
         return op_error_set(err, rc, NULL, "cannot make an id: no randomness");
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    rc = sqlite3_prepare_v2(db,
-                            "INSERT INTO erasures (id, subject_id, entity, record_id, "
-                            "erased_at_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, "cannot record the erasure", err);
+    sqlite3_stmt *st = query(c, STORE_Q_SUBJECT_ERASURE_INSERT, &rc, err);
+    if (!st)
+        return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, subject, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, e->name, -1, SQLITE_STATIC);
@@ -368,8 +388,9 @@ static int record_erasure(struct store *s, struct uuid7_gen *ids, const char *su
     if (reason && *reason)
         sqlite3_bind_text(st, 6, reason, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot record the erasure", err);
+    rc = rc == SQLITE_DONE ? 0 : sql_fail(c->db, rc, "cannot record the erasure", err);
+    sqlite3_reset(st);
+    return rc;
 }
 
 static uint64_t fixed_clock(void *ctx)
@@ -399,14 +420,14 @@ static int suppress_contact(struct store *s, json_t *contact, unsigned *count, s
     return rc;
 }
 
-static int checkpoint(struct store *s, struct op_error *err)
+static int checkpoint(struct sql_cache *c, struct op_error *err)
 {
     int busy = 0;
-    int rc = sqlite3_wal_checkpoint_v2(store_db(s), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     if (rc == SQLITE_BUSY)
         busy = 1;
     else if (rc != SQLITE_OK)
-        return sql_fail(store_db(s), rc, "cannot checkpoint the write-ahead log", err);
+        return sql_fail(c->db, rc, "cannot checkpoint the write-ahead log", err);
     return busy;
 }
 
@@ -423,8 +444,12 @@ int subject_erase(struct store *s, const char *contact_id, const char *reason, u
         return rc;
     char cid[UUID_TEXT_LEN];
     snprintf(cid, sizeof cid, "%s", json_string_value(json_object_get(contact, "id")));
-    rc = already_erased(s, cid, err);
+    struct sql_cache c;
+    rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc == 0)
+        rc = already_erased(&c, cid, err);
     if (rc != 0) {
+        sql_cache_close(&c);
         json_decref(contact);
         return rc < 0 ? rc : 0;
     }
@@ -444,7 +469,7 @@ int subject_erase(struct store *s, const char *contact_id, const char *reason, u
     }
     rc = idlist_add(&lists[0], cid, &total, err);
     for (size_t i = 1; subject_entities[i] && rc == 0; i++)
-        rc = related_ids(s, subject_entities[i], cid, &lists[i], &total, err);
+        rc = related_ids(&c, subject_entities[i], cid, &lists[i], &total, err);
     if (rc < 0)
         goto out;
 
@@ -458,7 +483,7 @@ int subject_erase(struct store *s, const char *contact_id, const char *reason, u
         for (size_t j = 0; j < lists[i].n && rc == 0; j++) {
             rc = store_purge(s, e, lists[i].ids[j], "erase", detail, err);
             if (rc == 0)
-                rc = record_erasure(s, &ids, cid, e, lists[i].ids[j], now_ms, reason, err);
+                rc = record_erasure(&c, &ids, cid, e, lists[i].ids[j], now_ms, reason, err);
             if (rc == 0) {
                 report->records++;
                 report->by_entity[i]++;
@@ -472,7 +497,7 @@ int subject_erase(struct store *s, const char *contact_id, const char *reason, u
     if (rc == 0) {
         rc = retention_compact_search(s, &entity_contact, err);
         if (rc == 0)
-            rc = checkpoint(s, err);
+            rc = checkpoint(&c, err);
         if (rc > 0)
             rc = 0; /* a reader held the WAL; it is truncated at the next checkpoint */
     } else {
@@ -481,6 +506,7 @@ int subject_erase(struct store *s, const char *contact_id, const char *reason, u
     if (saved >= 0)
         (void)retention_secure_delete(s, saved);
 out:
+    sql_cache_close(&c);
     for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
         free(lists[i].ids);
     free(detail);

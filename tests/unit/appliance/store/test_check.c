@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "db.h"
+#include "store_queries.h"
 #include "testlib.h"
 
 static char tmpdir[256];
@@ -143,6 +144,15 @@ static uint64_t file_hash(const char *name)
         h = (h ^ (unsigned char)c) * 1099511628211ull;
     fclose(f);
     return h;
+}
+
+/* PRAGMA integrity_check takes no parameter, so its limit is written in
+ * sql/check.sql: it must be the one check.h promises. */
+static void test_integrity_limit(void)
+{
+    char want[64];
+    snprintf(want, sizeof want, "integrity_check(%d)", CHECK_REPORT_MAX);
+    CHECK_CONTAINS(store_queries.text[STORE_Q_CHECK_INTEGRITY], want);
 }
 
 static void test_clean(void)
@@ -392,6 +402,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
+    RUN(test_integrity_limit);
     RUN(test_clean);
     RUN(test_foreign_key);
     RUN(test_many_foreign_keys);

@@ -7,6 +7,7 @@
 #include "db.h"
 #include "testlib.h"
 #include "sql.h"
+#include "store_queries.h"
 
 static char dir[] = "/tmp/outpost-test-db-XXXXXX";
 
@@ -158,6 +159,27 @@ static void refuses_foreign_and_garbage(void)
     CHECK(access(path, F_OK) != 0);
 }
 
+/* Every named query of the store room prepares against the latest schema,
+ * so a query that no longer fits it fails here, naming itself, and not
+ * on first use in the field. */
+static void every_query_prepares(void)
+{
+    char path[300];
+    path_for(path, sizeof path, "queries.db");
+    sqlite3 *db = NULL;
+    struct op_error err;
+    CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
+    struct sql_cache c;
+    CHECK_EQ(sql_cache_init(&c, db, &store_queries, &err), 0);
+    op_error_clear(&err);
+    int rc = sql_cache_prepare_all(&c, &err);
+    CHECK_EQ(rc, 0);
+    if (rc < 0)
+        fprintf(stderr, "%s\n", err.msg);
+    sql_cache_close(&c);
+    db_close(db);
+}
+
 static void maps_errors(void)
 {
     CHECK_EQ(sql_errno(SQLITE_FULL), -ENOSPC);
@@ -176,6 +198,7 @@ int main(void)
     RUN(refuses_newer);
     RUN(refuses_foreign_and_garbage);
     RUN(maps_errors);
+    RUN(every_query_prepares);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

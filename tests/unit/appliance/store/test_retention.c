@@ -283,6 +283,57 @@ static void users_cannot_be_purged(void)
     store_close(s);
 }
 
+/* Every entity a policy may give a retention rule has its queries (one
+ * per table in sql/retention.sql); a rule for users is skipped. */
+static void every_entity_has_queries(void)
+{
+    struct store *s = fresh_store("every.db");
+    struct policy_retention all[16];
+    struct policy p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.region, sizeof p.region, "EU-DE");
+    size_t n = 0;
+    for (size_t i = 0; entity_all[i] && n < 16; i++) {
+        memset(&all[n], 0, sizeof all[n]);
+        all[n].entity = entity_all[i];
+        all[n].days = 1;
+        snprintf(all[n].basis, sizeof all[n].basis, "test");
+        n++;
+    }
+    p.retention = all;
+    p.nretention = n;
+    free(create(s, &entity_contact, json_pack("{s:s}", "family_name", "Alt")));
+    clock_ms = NOW_MS;
+    struct retention_options dry = {.dry_run = 1};
+    struct retention_report rep;
+    struct op_error err;
+    int rc = retention_run(s, &p, NOW_MS, &dry, &rep, &err);
+    CHECK_EQ(rc, 0);
+    if (rc < 0)
+        fprintf(stderr, "dry run: %s\n", err.msg);
+    CHECK_EQ(rep.nitems, n - 1);
+    CHECK_EQ(rep.total, 1);
+    rc = retention_run(s, &p, NOW_MS, NULL, &rep, &err);
+    CHECK_EQ(rc, 0);
+    if (rc < 0)
+        fprintf(stderr, "run: %s\n", err.msg);
+    CHECK_EQ(rep.total, 1);
+    store_close(s);
+}
+
+/* Each call sets the mode and returns the one before: the PRAGMA is
+ * prepared afresh each time (SQLite applies it when it is prepared). */
+static void secure_delete_modes(void)
+{
+    struct store *s = fresh_store("secure.db");
+    CHECK_EQ(retention_secure_delete(s, 1), 2); /* db_open sets FAST */
+    CHECK_EQ(retention_secure_delete(s, 0), 1);
+    CHECK_EQ(retention_secure_delete(s, 1), 0);
+    CHECK_EQ(retention_secure_delete(s, 2), 1);
+    CHECK_EQ(retention_secure_delete(s, 2), 2);
+    store_close(s);
+}
+
 /* The purge and egress_expired share one rule; around the cutoff they
  * must agree record by record (including the quirk of comparing
  * occurred_at as text: ".0001Z" sorts before ".000Z"). */
@@ -358,6 +409,8 @@ int main(void)
     RUN(batches_and_limits);
     RUN(users_cannot_be_purged);
     RUN(egress_expired_agrees);
+    RUN(every_entity_has_queries);
+    RUN(secure_delete_modes);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     (void)!system(cmd);
