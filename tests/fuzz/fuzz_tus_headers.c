@@ -388,12 +388,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct tus_server_stats st2;
     tus_server_stats(again, &st2);
     must(st2.bad_state_files == 0, "every state file the server wrote loads");
-    must(st2.uploads == st.uploads && st2.settled == st.settled && st2.spool_bytes == st.spool_bytes,
+    must(st2.uploads == st.uploads && st2.settled == st.settled &&
+             st2.spool_bytes == st.spool_bytes,
          "a restart reads back the same uploads");
     uint64_t off2 = 0, len2 = 0;
     if (have)
-        must(tus_server_upload_offset(again, ID, &off2, &len2) == 0 && off2 == off &&
-                 len2 == ulen,
+        must(tus_server_upload_offset(again, ID, &off2, &len2) == 0 && off2 == off && len2 == ulen,
              "a restart reads back the same offset");
     tus_server_free(again);
     return 0;
