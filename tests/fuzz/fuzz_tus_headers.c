@@ -306,7 +306,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run.tus = open_tus();
 
     /* The request: line, the input's header lines, framing, body. */
-    static const char *const paths[] = {"/files", "/files/" ID,
+    static const char *const paths[] = {"/files", ("/files/" ID),
                                         "/files/ffffffffffffffffffffffffffffffff", "/other"};
     size_t cap = 256 + 2 * size;
     char *req = malloc(cap);
