@@ -1,7 +1,8 @@
 /*
  * Small helpers the fuzz targets share: the abort on a broken promise, a
- * scratch directory that lives as long as the process (on /dev/shm when
- * there is one, so the fsyncs of the modules under test cost nothing),
+ * scratch directory that lives as long as the process (under
+ * $OUTPOST_FUZZ_TMPDIR, else on /dev/shm when there is one, so the fsyncs
+ * of the modules under test cost nothing),
  * writing an input to a file, and emptying a directory between inputs.
  * Header-only, static: each target is one translation unit plus
  * replay_main.c or libFuzzer.
@@ -81,7 +82,11 @@ static inline const char *fuzz_tmpdir(void)
 {
     if (fuzz_tmp[0])
         return fuzz_tmp;
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    /* libFuzzer may end a run with _Exit, skipping the removal below:
+     * tests/bench/fuzz gives each run a base it removes itself. */
+    const char *base = getenv("OUTPOST_FUZZ_TMPDIR");
+    if (!base || !*base)
+        base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     snprintf(fuzz_tmp, sizeof fuzz_tmp, "%s/outpost-fuzz-XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(fuzz_tmp)) {
         perror("mkdtemp");
