@@ -5,12 +5,9 @@
  * field count of the first row, and positions that make sense; and that a
  * record written back with csv_writer reads back identically.
  *
- * Build and run (not part of the meson build):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
- *       -Isync/toolkit -Isync/core -Isync/net tests/fuzz/fuzz_csv_reader.c \
- *       sync/toolkit/csv_reader.c sync/toolkit/csv_writer.c sync/toolkit/op_error.c \
- *       sync/toolkit/buf.c -o fuzz_csv_reader
- *   mkdir -p corpus && ./fuzz_csv_reader -max_len=200000 corpus
+ * Build and run (docs/FUZZING.md):
+ *   CC=clang meson setup build-fuzz -Dfuzz=true && ninja -C build-fuzz
+ *   build-fuzz/tests/fuzz/fuzz_csv_reader -max_len=200000 tests/fuzz/corpus/csv_reader
  * The first input byte picks small caps (so the cap paths are reached
  * with short inputs) or the defaults.
  */

@@ -10,13 +10,9 @@
  * once; logged statuses are real HTTP statuses; and the server always
  * closes a connection whose client has finished sending.
  *
- * Build and run (not part of the meson build):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
- *       -Isync/toolkit -Isync/core -Isync/net tests/fuzz/fuzz_http_request.c \
- *       sync/net/http_server.c sync/net/http_tls.c sync/net/problem.c sync/toolkit/op_error.c \
- *       sync/toolkit/buf.c sync/toolkit/percent.c -luv -lhttp_parser -lssl -lcrypto -ljansson \
- *       -o fuzz_http_request
- *   mkdir -p corpus && ./fuzz_http_request -max_len=100000 corpus
+ * Build and run (docs/FUZZING.md):
+ *   CC=clang meson setup build-fuzz -Dfuzz=true && ninja -C build-fuzz
+ *   build-fuzz/tests/fuzz/fuzz_http_request -max_len=100000 tests/fuzz/corpus/http_request
  * The first input byte picks the server: even = default limits, odd = tiny
  * limits (256-byte headers, 64-byte bodies) so the limit paths are reached
  * with short inputs.

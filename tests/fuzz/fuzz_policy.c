@@ -7,17 +7,12 @@
  * own check runs on its pin values and a few probes without failing
  * unsafely.
  *
- * Build and run (not part of the meson build; outpost_config.h comes from
- * a meson build directory, here build/):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
- *       -Isync/toolkit -Isync/core -Ibuild tests/fuzz/fuzz_policy.c sync/core/policy.c \
- *       sync/core/entity.c sync/toolkit/op_error.c sync/toolkit/codec.c -ljansson -lyaml \
- *       -lcrypto -o fuzz_policy
- *   mkdir -p corpus && cp schema/regions/BR.yaml corpus/
- *   ./fuzz_policy -max_len=300000 -dict=tests/fuzz/policy.dict corpus
- * (the dictionary is optional; the key names in docs/REGION_POLICY.md make
- * a good one). Inputs are loaded as "BR.yaml", so seeds should say
- * region: BR to get past the region check.
+ * Build and run (docs/FUZZING.md):
+ *   CC=clang meson setup build-fuzz -Dfuzz=true && ninja -C build-fuzz
+ *   build-fuzz/tests/fuzz/fuzz_policy -max_len=300000 tests/fuzz/corpus/policy
+ * (a -dict=FILE of the key names in docs/REGION_POLICY.md helps). Inputs
+ * are loaded as "BR.yaml", so seeds should say region: BR to get past the
+ * region check.
  */
 #include <errno.h>
 #include <stdint.h>

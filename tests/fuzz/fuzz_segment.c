@@ -14,15 +14,12 @@
  * and a NUL-terminated JSON object of the stated length; no more records
  * than the header declares; the header's cursors never go backwards.
  *
- * Build and run (not part of the meson build; outpost_config.h comes from
- * a meson build directory, here build/):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=c17 \
- *       -Isync/toolkit -Isync/core -Ibuild tests/fuzz/fuzz_segment.c sync/core/segment.c \
- *       sync/core/egress.c sync/core/policy.c sync/core/entity.c sync/core/region.c \
- *       sync/core/phone.c sync/core/hlc.c sync/toolkit/op_error.c sync/toolkit/buf.c \
- *       sync/toolkit/codec.c sync/toolkit/timefmt.c -ljansson -lyaml -lcrypto -lz -o fuzz_segment
- *   mkdir -p corpus && ./fuzz_segment -max_len=200000 corpus
- * (seed the corpus with a spool's .seg files prefixed by a 0 byte).
+ * Build and run (docs/FUZZING.md):
+ *   CC=clang meson setup build-fuzz -Dfuzz=true && ninja -C build-fuzz
+ *   build-fuzz/tests/fuzz/fuzz_segment -max_len=200000 tests/fuzz/corpus/segment
+ * (seed the corpus with a spool's .seg files prefixed by a 0 byte; the
+ * key is KEY below, so tests/tools/make_segment with a credentials file
+ * whose hq_key is 5e67 and 60 zeros makes authentic ones).
  */
 #include <errno.h>
 #include <openssl/evp.h>
