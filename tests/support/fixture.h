@@ -124,6 +124,21 @@ static inline char *fx_read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* text with its first `old` replaced by `new`; exits when text has no
+ * `old`. The caller frees. */
+static inline char *fx_edit(const char *text, const char *old, const char *new)
+{
+    const char *at = strstr(text, old);
+    if (!at)
+        fx_die("test text edit: text not found", NULL);
+    size_t n = strlen(text) - strlen(old) + strlen(new) + 1;
+    char *out = malloc(n);
+    if (!out)
+        fx_die("out of memory", NULL);
+    snprintf(out, n, "%.*s%s%s", (int)(at - text), text, new, at + strlen(old));
+    return out;
+}
+
 /* Writes text to path (created or truncated); exits when it cannot. */
 static inline void fx_write_file(const char *path, const char *text)
 {

@@ -124,7 +124,7 @@ static inline void fx_policy_env(const char *region)
 }
 
 /* A region's profile from the source tree, loaded; the caller frees it. */
-static inline struct policy *fx_policy(const char *region)
+static inline struct policy *fx_policy_load(const char *region)
 {
     char p[FX_PATH_MAX];
     struct policy *pol = NULL;
@@ -136,8 +136,8 @@ static inline struct policy *fx_policy(const char *region)
 
 /* Test credentials: node id, region and an HQ key whose byte i is
  * i * mul + add (different tests use different keys). */
-static inline void fx_cred(struct node_credentials *c, const char *node_id, const char *region,
-                           unsigned mul, unsigned add)
+static inline void fx_cred_init(struct node_credentials *c, const char *node_id, const char *region,
+                                unsigned mul, unsigned add)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->node_id, sizeof c->node_id, "%s", node_id);
