@@ -207,6 +207,7 @@ outpostd_starts() {
         sleep 0.05
     done
     [ -n "$PORT" ] || die "outpostd did not report its port: $(tail -n 20 "$DAEMON_LOG")"
+    # shellcheck disable=SC2034 # for the test that sources this
     BASE="http://127.0.0.1:$PORT"
 }
 
