@@ -18,12 +18,43 @@
 #                            of DB but the TABLEs named (virtual tables are
 #                            read through their shadow tables); the same
 #                            before and after means nothing was written
+#   need CMD...              skip unless every CMD is installed
+#   node_dir [cd]            a new directory in $T (entered with `cd`), its
+#                            node database's path in $DB and OUTPOST_DB
+#   init_node REGION         outpost init of $OUTPOST_DB for REGION
+#   add_user NAME ROLE [PW]  outpost user add (PW: "correct horse NAME")
+#   api_token USER [ARG...]  print a new API token of USER
+#   track PID                kill -9 PID, if it still runs, when the test exits
+#   wait_line FILE SED-EXPR PID WHAT  print the first match of SED-EXPR in
+#                            FILE, waiting up to 10 s while PID lives
+#   wait_grep FILE RE [N]    wait up to N tenths of a second (50) for a
+#                            line of FILE to match RE (grep's basic regex)
+#   start_outpostd [ARG...]  outpostd on 127.0.0.1 with a port it picks
+#                            for $OUTPOST_DB, with ARGs, its log in
+#                            $DAEMON_LOG ($T/daemon.log); sets DPID, PORT,
+#                            BASE; dies if it exits before listening
+#   outpostd_starts [ARG...] the same, but returns 1 if it exits
+#   stop_outpostd            SIGTERM; die unless outpostd exits 0
 
 LIB_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/outpost-test.XXXXXX") || {
     echo "FAIL: cannot create a temporary directory" >&2
     exit 1
 }
-trap 'rm -rf "$LIB_ROOT"' EXIT
+# Background processes a test started (track): killed when it exits,
+# those that are still this shell's children (a PID reused since is not).
+LIB_PIDS=""
+lib_kill_tracked() {
+    local p ppid
+    for p in $LIB_PIDS; do
+        ppid=$(sed -n 's/^.*) . \([0-9]*\) .*/\1/p' "/proc/$p/stat" 2>/dev/null)
+        [ "$ppid" = "$BASHPID" ] && kill -9 "$p" 2>/dev/null
+    done
+}
+lib_cleanup() {
+    lib_kill_tracked
+    rm -rf "$LIB_ROOT"
+}
+trap lib_cleanup EXIT
 OUT="$LIB_ROOT/stdout"
 ERR="$LIB_ROOT/stderr"
 : >"$OUT"
@@ -109,4 +140,85 @@ db_checksum() {
     [ -n "$q" ] || die "db_checksum: no tables in $db"
     rows=$(sqlite3 -readonly -cmd '.mode quote' "$db" "$q") || die "db_checksum: cannot read $db"
     printf '%s' "$rows" | sha256sum | cut -d' ' -f1
+}
+
+need() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null || skip "$c is not installed"
+    done
+}
+
+node_dir() {
+    T=$(mktmp)
+    DB="$T/node.db"
+    export OUTPOST_DB="$DB"
+    [ "${1:-}" != cd ] || cd "$T" || die "cannot enter $T"
+}
+
+init_node() {
+    "$OUTPOST" init --region "$1" >/dev/null || die "init failed"
+}
+
+add_user() {
+    printf '%s\n' "${3:-correct horse $1}" |
+        "$OUTPOST" user add "$1" --role "$2" --password-stdin >/dev/null || die "user add $1"
+}
+
+api_token() {
+    local user=$1
+    shift
+    "$OUTPOST" token create --user "$user" "$@" 2>/dev/null | grep -o 'opk_[A-Za-z0-9_-]*'
+}
+
+track() {
+    LIB_PIDS="$LIB_PIDS $1"
+}
+
+wait_line() {
+    local v=""
+    for _ in $(seq 1 200); do
+        v=$(sed -n "$2" "$1" 2>/dev/null | head -n1)
+        [ -n "$v" ] && { echo "$v"; return 0; }
+        kill -0 "$3" 2>/dev/null || die "$4 exited: $(tail -n 20 "$1")"
+        sleep 0.05
+    done
+    die "$4 did not start: $(tail -n 20 "$1")"
+}
+
+wait_grep() {
+    for _ in $(seq 1 "${3:-50}"); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+}
+
+outpostd_starts() {
+    DAEMON_LOG="$T/daemon.log"
+    : >"$DAEMON_LOG"
+    "$OUTPOSTD" --db "$OUTPOST_DB" --listen 127.0.0.1:0 "$@" 2>"$DAEMON_LOG" &
+    DPID=$!
+    track "$DPID"
+    PORT=""
+    for _ in $(seq 1 200); do
+        PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$DAEMON_LOG" | head -n1)
+        [ -n "$PORT" ] && break
+        kill -0 "$DPID" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    [ -n "$PORT" ] || die "outpostd did not report its port: $(tail -n 20 "$DAEMON_LOG")"
+    # shellcheck disable=SC2034 # for the test that sources this
+    BASE="http://127.0.0.1:$PORT"
+}
+
+start_outpostd() {
+    outpostd_starts "$@" || die "outpostd exited: $(tail -n 20 "$DAEMON_LOG")"
+}
+
+stop_outpostd() {
+    local rc=0
+    kill -TERM "$DPID"
+    wait "$DPID" || rc=$?
+    [ "$rc" = 0 ] || die "outpostd exited with $rc on SIGTERM: $(tail -n 20 "$DAEMON_LOG")"
+    DPID=""
 }

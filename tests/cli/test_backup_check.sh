@@ -8,9 +8,7 @@
 # Outpost databases are refused clearly; the documented restore works.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-T=$(mktmp)
-DB="$T/node.db"
-export OUTPOST_DB="$DB"
+node_dir
 have_sqlite3=0
 command -v sqlite3 >/dev/null && have_sqlite3=1
 

@@ -4,11 +4,9 @@
 # opt-out in the shipped policy).
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-T=$(mktmp)
-DB="$T/node.db"
-export OUTPOST_DB="$DB"
+node_dir
 unset OUTPOST_POLICY
-"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
+init_node EU-DE
 q() { sqlite3 "$DB" "$1"; }
 
 expect_exit 0 "$OUTPOST" consent --help

@@ -5,10 +5,8 @@ set -u
 # These tests drive custom fields (tier, note) that no shipped profile
 # declares; the fixture policy declares them (tests/cli/policy/EU-DE.yaml).
 export OUTPOST_POLICY="$TESTS_DIR/cli/policy/EU-DE.yaml"
-T=$(mktmp)
-DB="$T/node.db"
-export OUTPOST_DB="$DB"
-"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
+node_dir
+init_node EU-DE
 rows() { sqlite3 "$DB" "SELECT count(*) FROM contacts; SELECT count(*) FROM audit_log" | tr '\n' ' '; }
 
 expect_exit 0 "$OUTPOST" contact add --given-name José --family-name Müller \

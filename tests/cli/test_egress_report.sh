@@ -9,10 +9,7 @@
 # clear message (exit 1); the database is not changed.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-T=$(mktmp)
-cd "$T" || die "cannot enter $T"
-DB="$T/node.db"
-export OUTPOST_DB="$DB"
+node_dir cd
 unset OUTPOST_POLICY
 have_sqlite=0
 command -v sqlite3 >/dev/null && have_sqlite=1
@@ -25,7 +22,7 @@ expect_exit 2 "$OUTPOST" egress-report extra
 expect_exit 2 "$OUTPOST" egress-report --bogus
 expect_exit 1 "$OUTPOST" egress-report --db "$T/missing.db"
 
-"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
+init_node EU-DE
 
 expect_exit 0 "$OUTPOST" contact add --given_name Canarina --family_name Vogel \
     --email canary@example.org --phone "+49 30 1234567" --locality Berlin \

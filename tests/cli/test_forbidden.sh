@@ -4,9 +4,8 @@
 # the CSV import, naming the rule and its legal basis, and nothing changes.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-T=$(mktmp)
-export OUTPOST_DB="$T/node.db"
-"$OUTPOST" init --region IN >/dev/null || die "init failed"
+node_dir
+init_node IN
 
 expect_exit 3 "$OUTPOST" contact add --given-name Priya --family-name Sharma --custom aadhaar=123412341234
 expect_contains "$ERR" "custom.aadhaar: not collected in IN"

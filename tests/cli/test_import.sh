@@ -7,11 +7,8 @@ set -u
 # These tests drive custom fields (tier, note) that no shipped profile
 # declares; the fixture policy declares them (tests/cli/policy/EU-DE.yaml).
 export OUTPOST_POLICY="$TESTS_DIR/cli/policy/EU-DE.yaml"
-T=$(mktmp)
-cd "$T" || die "cannot enter $T"
-DB="$T/node.db"
-export OUTPOST_DB="$DB"
-"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
+node_dir cd
+init_node EU-DE
 
 # What an import could change: rows, versions, the audit log. Only plain
 # tables are read (the FTS tables need Outpost's own tokenizer).

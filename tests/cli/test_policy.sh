@@ -8,9 +8,7 @@
 # wrong hash, nothing pending or $OUTPOST_POLICY in the way change nothing.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-T=$(mktmp)
-cd "$T" || die "cannot enter $T"
-export OUTPOST_DB="$T/node.db"
+node_dir cd
 unset OUTPOST_POLICY
 RU="$TESTS_DIR/../schema/regions/RU.yaml"
 
@@ -29,7 +27,7 @@ expect_contains "$ERR" "'1234' is not a policy hash"
 expect_exit 2 "$OUTPOST" policy show --bogus
 expect_exit 1 "$OUTPOST" policy show --db "$T/missing.db"
 
-"$OUTPOST" init --region RU >/dev/null || die "init failed"
+init_node RU
 profile_hash=$(sha256sum "$RU" | cut -c1-64)
 expect_exit 0 "$OUTPOST" policy show
 expect_contains "$OUT" "policy in force: "

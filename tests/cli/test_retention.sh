@@ -5,11 +5,8 @@
 # file stops the command with FILE:LINE and changes nothing.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-command -v sqlite3 >/dev/null || skip "the sqlite3 shell is not installed"
-T=$(mktmp)
-cd "$T" || die "cannot enter $T"
-DB="$T/node.db"
-export OUTPOST_DB="$DB"
+need sqlite3
+node_dir cd
 mkdir -p "$T/p"
 POLICY="$T/p/EU-DE.yaml"
 cat >"$POLICY" <<'YAML'
@@ -24,7 +21,7 @@ retention:
   note: {days: 30, basis: "test rule N-30"}
 YAML
 export OUTPOST_POLICY="$POLICY"
-"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
+init_node EU-DE
 
 expect_exit 0 "$OUTPOST" retention --help
 expect_contains "$OUT" "usage: outpost retention run"

@@ -2,9 +2,8 @@
 # outpost search folds case and diacritics and matches word prefixes.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-T=$(mktmp)
-export OUTPOST_DB="$T/node.db"
-"$OUTPOST" init --region EU-FR >/dev/null || die "init failed"
+node_dir
+init_node EU-FR
 add() { "$OUTPOST" contact add "$@" >/dev/null || die "add $*"; }
 add --given-name José --family-name Müller --locality Łódź
 add --given-name Zoë --family-name Ørsted --locality Ærøskøbing

@@ -6,10 +6,7 @@
 # usage errors exit 2, a missing database 1.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-T=$(mktmp)
-cd "$T" || die "cannot enter $T"
-DB="$T/node.db"
-export OUTPOST_DB="$DB"
+node_dir cd
 unset OUTPOST_POLICY
 
 expect_exit 0 "$OUTPOST" status --help
@@ -18,7 +15,7 @@ expect_exit 2 "$OUTPOST" status extra
 expect_exit 2 "$OUTPOST" status --bogus
 expect_exit 1 "$OUTPOST" status --db "$T/missing.db"
 
-"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
+init_node EU-DE
 expect_exit 0 "$OUTPOST" status
 expect_contains "$OUT" "sync: not configured"
 expect_contains "$OUT" "outbox: empty"

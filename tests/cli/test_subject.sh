@@ -6,12 +6,9 @@
 # keeps the address suppressed when it is imported again.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-command -v sqlite3 >/dev/null || skip "the sqlite3 shell is not installed"
-T=$(mktmp)
-cd "$T" || die "cannot enter $T"
-DB="$T/node.db"
-export OUTPOST_DB="$DB"
-"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
+need sqlite3
+node_dir cd
+init_node EU-DE
 
 expect_exit 0 "$OUTPOST" subject --help
 expect_contains "$OUT" "usage: outpost subject export CONTACT_ID"

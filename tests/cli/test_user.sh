@@ -2,10 +2,8 @@
 # outpost user, token and cert as an administrator drives them.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-T=$(mktmp)
-DB="$T/node.db"
-export OUTPOST_DB="$DB"
-"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
+node_dir
+init_node EU-DE
 q() { sqlite3 "$DB" "$1"; }
 PW='correct horse battery staple'
 

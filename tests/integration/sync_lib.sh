@@ -1,30 +1,33 @@
 # shellcheck shell=bash
-# Shared by the sync tests (test_sync_*.sh) and tests/bench/sync.sh: start
-# and stop outpost-hq, the flaky-link proxy and outpostd on 127.0.0.1 with
-# ports they pick, and wait for a node to drain. Sourced after
-# tests/cli/lib.sh; needs OUTPOST, OUTPOSTD, OUTPOST_HQ, FLAKY_PROXY and a
-# directory in $T. Every process started is recorded in SYNC_PIDS and
-# killed on exit.
-SYNC_PIDS=""
+# Shared by the sync tests (test_sync_*.sh, test_residency.sh):
+# start outpost-hq, the flaky-link proxy and outpostd
+# on 127.0.0.1 with ports they pick, enrol a node, and wait for it to
+# drain. Sourced after tests/cli/lib.sh, whose track kills every process
+# started here when the test exits; needs OUTPOST, OUTPOSTD, OUTPOST_HQ,
+# FLAKY_PROXY and a directory in $T.
+#
+#   sync_setup [CMD...]      skip unless outpost-hq is built and every CMD
+#                            is installed; a new $T with the node's database
+#                            in OUTPOST_DB (exported) and HQ's in HQDB
+#   import_contacts N SEED   N generated contacts (gen_contacts) imported
+#   hq_enrol NODE REGION     outpost-hq node add; credentials in $T/cred.json
 HQ_PID="" PROXY_PID="" NODE_PID=""
-sync_cleanup() {
-    local p
-    for p in $SYNC_PIDS; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$LIB_ROOT"
-}
-trap sync_cleanup EXIT
 
-# wait_line FILE SED-EXPR PID WHAT: prints the first match of SED-EXPR in
-# FILE, waiting up to 10 s while PID lives.
-wait_line() {
-    local v=""
-    for _ in $(seq 1 200); do
-        v=$(sed -n "$2" "$1" 2>/dev/null | head -n1)
-        [ -n "$v" ] && { echo "$v"; return 0; }
-        kill -0 "$3" 2>/dev/null || die "$4 exited: $(tail -n 20 "$1")"
-        sleep 0.05
-    done
-    die "$4 did not start: $(tail -n 20 "$1")"
+sync_setup() {
+    [ -n "${OUTPOST_HQ:-}" ] && [ -x "$OUTPOST_HQ" ] || skip "outpost-hq is not built"
+    need "$@"
+    node_dir
+    HQDB="$T/hq.db"
+}
+
+import_contacts() {
+    "$GEN_CONTACTS" --count "$1" --seed "$2" --out "$T/contacts.csv" || die "gen_contacts failed"
+    "$OUTPOST" import "$T/contacts.csv" >/dev/null || die "import failed"
+}
+
+hq_enrol() {
+    "$OUTPOST_HQ" --db "$HQDB" node add "$1" --region "$2" --out "$T/cred.json" \
+        >"$T/add.out" 2>&1 || { lib_show "$T/add.out"; die "outpost-hq node add failed"; }
 }
 
 # start_hq DB [ARGS...]: outpost-hq serve on a free port (on $HQ_PORT
@@ -39,11 +42,11 @@ start_hq() {
     "$OUTPOST_HQ" serve --db "$db" --spool_dir "$T/hq-uploads" --listen "$listen" \
         --log_requests false "$@" 2>"$T/hq.$((HQ_STARTS + 1)).log" &
     HQ_PID=$!
-    SYNC_PIDS="$SYNC_PIDS $HQ_PID"
+    track "$HQ_PID"
     HQ_STARTS=$((HQ_STARTS + 1))
     HQ_LOG="$T/hq.$HQ_STARTS.log"
     HQ_PORT=$(wait_line "$HQ_LOG" 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' \
-        "$HQ_PID" outpost-hq)
+        "$HQ_PID" outpost-hq) || exit 1
 }
 
 # start_proxy TARGET_PORT ARGS...: the flaky link; sets PROXY_PID, PROXY_PORT.
@@ -53,9 +56,9 @@ start_proxy() {
     "$FLAKY_PROXY" --listen 127.0.0.1:0 --target "127.0.0.1:$target" "$@" \
         >"$T/proxy.out" 2>"$T/proxy.log" &
     PROXY_PID=$!
-    SYNC_PIDS="$SYNC_PIDS $PROXY_PID"
+    track "$PROXY_PID"
     PROXY_PORT=$(wait_line "$T/proxy.out" 's/^listening 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
-        "$PROXY_PID" flaky_proxy)
+        "$PROXY_PID" flaky_proxy) || exit 1
 }
 
 # start_node HQ_URL ARGS...: outpostd syncing to HQ_URL, its log in
@@ -70,8 +73,8 @@ start_node() {
     "$OUTPOSTD" --db "$OUTPOST_DB" --listen 127.0.0.1:0 --workers 2 --log_requests false \
         --hq_credentials "$T/cred.json" --hq_url "$url" "$@" 2>"$NODE_LOG" &
     NODE_PID=$!
-    SYNC_PIDS="$SYNC_PIDS $NODE_PID"
-    NODE_PORT=$(wait_line "$NODE_LOG" 's/.*(port \([0-9]*\)).*/\1/p' "$NODE_PID" outpostd)
+    track "$NODE_PID"
+    NODE_PORT=$(wait_line "$NODE_LOG" 's/.*(port \([0-9]*\)).*/\1/p' "$NODE_PID" outpostd) || exit 1
 }
 
 # status_field NAME: one number from `outpost status --json`; dies with

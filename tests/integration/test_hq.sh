@@ -13,8 +13,7 @@
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$TESTS_DIR/cli/lib.sh"
-command -v curl >/dev/null || skip "curl is not installed"
-command -v openssl >/dev/null || skip "openssl is not installed"
+need curl openssl
 T=$(mktmp)
 DB="$T/hq.db"
 HQ() { "$OUTPOST_HQ" --db "$DB" "$@"; }
@@ -48,15 +47,9 @@ KEY=$(sed -n 's/.*"hq_key":"\([0-9a-f]*\)".*/\1/p' "$T/n1.cred")
 "$OUTPOST_HQ" --db "$DB" serve --listen 127.0.0.1:0 --spool-dir "$T/spool" \
     --max-upload-bytes 1048576 2>"$T/hq.log" &
 HPID=$!
-trap 'kill -9 $HPID 2>/dev/null; rm -rf "$LIB_ROOT"' EXIT
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's|^\(<[0-7]>\)\{0,1\}outpost-hq: listening on http://127.0.0.1:\([0-9]*\)$|\2|p' "$T/hq.log")
-    [ -n "$PORT" ] && break
-    kill -0 $HPID 2>/dev/null || die "outpost-hq exited: $(cat "$T/hq.log")"
-    sleep 0.1
-done
-[ -n "$PORT" ] || die "outpost-hq did not report its port: $(cat "$T/hq.log")"
+track $HPID
+PORT=$(wait_line "$T/hq.log" \
+    's|^\(<[0-7]>\)\{0,1\}outpost-hq: listening on http://127.0.0.1:\([0-9]*\)$|\2|p' "$HPID" outpost-hq) || exit 1
 BASE="http://127.0.0.1:$PORT"
 
 # req METHOD PATH TOKEN [curl args...]: status in $STATUS, body in $OUT,

@@ -5,28 +5,13 @@
 # journald reads (<3> err ... <7> debug) and the log_level threshold.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-command -v curl >/dev/null || skip "curl is not installed"
-T=$(mktmp)
-export OUTPOST_DB="$T/node.db"
-"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
+need curl
+node_dir
+init_node EU-DE
 for u in ana:field ben:field maria:manager root:admin hq:hq; do
-    printf 'correct horse %s\n' "${u%%:*}" |
-        "$OUTPOST" user add "${u%%:*}" --role "${u##*:}" --password-stdin >/dev/null ||
-        die "user add $u"
+    add_user "${u%%:*}" "${u##*:}"
 done
-
-"$OUTPOSTD" --db "$OUTPOST_DB" --listen 127.0.0.1:0 --workers 2 2>"$T/daemon.log" &
-DPID=$!
-trap 'kill -9 $DPID 2>/dev/null; rm -rf "$LIB_ROOT"' EXIT
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$T/daemon.log")
-    [ -n "$PORT" ] && break
-    kill -0 $DPID 2>/dev/null || die "outpostd exited: $(cat "$T/daemon.log")"
-    sleep 0.1
-done
-[ -n "$PORT" ] || die "outpostd did not report its port"
-BASE="http://127.0.0.1:$PORT"
+start_outpostd --workers 2
 
 # req METHOD PATH [TOKEN] [BODY] [EXTRA-HEADER]: status in $STATUS, body in
 # $OUT, headers in $T/headers.
@@ -278,12 +263,13 @@ expect_exit 0 "$OUTPOSTD" --version
 printf 'db = %s\nlisten = 127.0.0.1:0\n' "$OUTPOST_DB" >"$T/good.conf"
 "$OUTPOSTD" --config "$T/good.conf" 2>"$T/daemon2.log" &
 DPID=$!
-for _ in $(seq 1 100); do grep -q "(port" "$T/daemon2.log" && break; sleep 0.1; done
+track $DPID
+wait_grep "$T/daemon2.log" "(port" 100
 PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$T/daemon2.log")
 BASE="http://127.0.0.1:$PORT"
 cp "$T/bad.conf" "$T/good.conf"
 kill -HUP $DPID
-for _ in $(seq 1 50); do grep -q "reload refused" "$T/daemon2.log" && break; sleep 0.1; done
+wait_grep "$T/daemon2.log" "reload refused"
 expect_contains "$T/daemon2.log" "<3>outpostd: reload refused, keeping the running config"
 expect_contains "$T/daemon2.log" "good.conf:2: workers"
 req GET /healthz
@@ -294,7 +280,7 @@ expect_status 200
 printf 'db = %s\nlisten = 127.0.0.1:0\nworkers = 2\nlog_level = warning\n' "$OUTPOST_DB" \
     >"$T/good.conf"
 kill -HUP $DPID
-for _ in $(seq 1 50); do grep -q "take effect after a restart" "$T/daemon2.log" && break; sleep 0.1; done
+wait_grep "$T/daemon2.log" "take effect after a restart"
 expect_contains "$T/daemon2.log" "<4>outpostd: listen, db, tls and workers changes take effect"
 lines=$(wc -l <"$T/daemon2.log")
 req GET /healthz
@@ -314,7 +300,8 @@ chmod 600 "$T/cred.json"
 "$OUTPOSTD" --db "$OUTPOST_DB" --listen 127.0.0.1:0 --hq_credentials "$T/cred.json" \
     --hq_url http://127.0.0.1:1 --sync_interval_ms 200 2>"$T/daemon3.log" &
 DPID=$!
-for _ in $(seq 1 100); do grep -q '^<4>outpostd: sync: ' "$T/daemon3.log" && break; sleep 0.1; done
+track $DPID
+wait_grep "$T/daemon3.log" '^<4>outpostd: sync: ' 100
 grep -q '^<5>outpostd: serving the API on ' "$T/daemon3.log" ||
     die "no start line at notice: $(head -n 5 "$T/daemon3.log")"
 grep -q '^<4>outpostd: sync: .*127.0.0.1' "$T/daemon3.log" ||

@@ -5,28 +5,11 @@
 # database must pass `outpost check`.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-command -v curl >/dev/null || skip "curl is not installed"
-T=$(mktmp)
-export OUTPOST_DB="$T/node.db"
-"$OUTPOST" init --region KE >/dev/null || die "init failed"
-printf 'correct horse writer\n' | "$OUTPOST" user add writer --role manager --password-stdin \
-    >/dev/null || die "user add"
-TOKEN=$("$OUTPOST" token create --user writer 2>/dev/null | grep -o 'opk_[A-Za-z0-9_-]*')
-DPID=""
-trap '[ -n "$DPID" ] && kill -9 $DPID 2>/dev/null; rm -rf "$LIB_ROOT"' EXIT
-
-start() {
-    : >"$T/daemon.log"
-    "$OUTPOSTD" --db "$OUTPOST_DB" --listen 127.0.0.1:0 --workers 4 2>"$T/daemon.log" &
-    DPID=$!
-    PORT=""
-    for _ in $(seq 1 100); do
-        PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$T/daemon.log")
-        [ -n "$PORT" ] && return 0
-        sleep 0.05
-    done
-    die "outpostd did not start: $(cat "$T/daemon.log")"
-}
+need curl
+node_dir
+init_node KE
+add_user writer manager
+TOKEN=$(api_token writer)
 
 # writer N: creates contacts until the daemon dies; logs acknowledged ids.
 writer() {
@@ -45,7 +28,7 @@ writer() {
 
 : >"$T/acked"
 for round in 1 2 3 4 5; do
-    start
+    start_outpostd --workers 4
     for n in 1 2 3 4; do writer "$n$round" & done
     sleep 0.$((3 + round))
     kill -9 $DPID
@@ -57,7 +40,7 @@ acked=$(wc -l <"$T/acked")
 [ "$acked" -gt 20 ] || die "too few acknowledged writes to mean anything: $acked"
 
 # Restart clean, then check every acknowledged id is there, once.
-start
+start_outpostd --workers 4
 curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz" | grep -q 200 ||
     die "no health after restart"
 kill $DPID

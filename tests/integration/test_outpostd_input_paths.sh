@@ -7,36 +7,12 @@
 # database unchanged (sessions aside, which every request touches).
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-command -v curl >/dev/null || skip "curl is not installed"
-command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
+need curl sqlite3
 TABLE="$TESTS_DIR/cli/policy/hostile_custom.tsv"
 [ -r "$TABLE" ] || die "cannot read $TABLE"
 unset OUTPOST_POLICY OUTPOST_REGIONS_DIR
 T=$(mktmp)
 export OUTPOST_DB
-
-DPID=""
-trap '[ -n "$DPID" ] && kill -9 $DPID 2>/dev/null; rm -rf "$LIB_ROOT"' EXIT
-
-start() {
-    "$OUTPOSTD" --db "$OUTPOST_DB" --listen 127.0.0.1:0 --workers 2 2>"$T/daemon.log" &
-    DPID=$!
-    PORT=""
-    for _ in $(seq 1 100); do
-        PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$T/daemon.log")
-        [ -n "$PORT" ] && break
-        kill -0 $DPID 2>/dev/null || die "outpostd exited: $(cat "$T/daemon.log")"
-        sleep 0.1
-    done
-    [ -n "$PORT" ] || die "outpostd did not report its port"
-    BASE="http://127.0.0.1:$PORT"
-}
-
-stop() {
-    kill -TERM $DPID
-    wait $DPID || die "outpostd exited with $? on SIGTERM: $(cat "$T/daemon.log")"
-    DPID=""
-}
 
 # req METHOD PATH BODY [HEADER]: the status in STATUS, the body in $OUT.
 req() {
@@ -62,7 +38,7 @@ for region in $regions; do
     expect_exit 0 "$OUTPOST" init --region "$region"
     printf 'correct horse maria\n' >"$T/pw"
     expect_exit 0 "$OUTPOST" user add maria --role manager --password-stdin <"$T/pw"
-    start
+    start_outpostd --workers 2
     req POST /api/v1/session '{"name":"maria","password":"correct horse maria"}'
     [ "$STATUS" = 201 ] || die "login: HTTP $STATUS: $(cat "$OUT")"
     TOKEN=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$OUT")
@@ -90,7 +66,7 @@ for region in $regions; do
 
     [ "$(db_checksum "$OUTPOST_DB" sessions api_tokens)" = "$before" ] ||
         die "$region: a refused request changed the database"
-    stop
+    stop_outpostd
 done
 [ "$n" -ge 10 ] || die "only $n cases in $TABLE"
 pass

@@ -5,15 +5,12 @@
 # READY=1, watchdog pings at half WATCHDOG_USEC, STOPPING=1 on SIGTERM.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-command -v curl >/dev/null || skip "curl is not installed"
-command -v python3 >/dev/null || skip "python3 is not installed"
-T=$(mktmp)
-export OUTPOST_DB="$T/node.db"
+need curl python3
+node_dir
 "$OUTPOST" init --region EU-FR --tls-hosts localhost,127.0.0.1 >/dev/null || die "init failed"
 [ -s "$T/ca.pem" ] && [ -s "$T/node.pem" ] && [ -s "$T/node.key" ] || die "no certificate files in $T"
-printf 'correct horse script\n' | "$OUTPOST" user add robot --role manager --password-stdin >/dev/null ||
-    die "user add"
-TOKEN=$("$OUTPOST" token create --user robot --label ci 2>/dev/null | grep -o 'opk_[A-Za-z0-9_-]*')
+add_user robot manager 'correct horse script'
+TOKEN=$(api_token robot --label ci)
 [ -n "$TOKEN" ] || die "no API token printed"
 
 # A stand-in for systemd's notify socket: records every datagram.
@@ -33,21 +30,12 @@ with open(sys.argv[2], "a", buffering=1) as log:
         pass
 PY
 LISTENER=$!
+track $LISTENER
 for _ in $(seq 1 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
 [ -S "$T/notify.sock" ] || die "notify socket not created"
 
-NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=400000 "$OUTPOSTD" --db "$OUTPOST_DB" \
-    --listen 127.0.0.1:0 --tls-cert "$T/node.pem" --tls-key "$T/node.key" 2>"$T/daemon.log" &
-DPID=$!
-trap 'kill -9 $DPID $LISTENER 2>/dev/null; rm -rf "$LIB_ROOT"' EXIT
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$T/daemon.log")
-    [ -n "$PORT" ] && break
-    kill -0 $DPID 2>/dev/null || die "outpostd exited: $(cat "$T/daemon.log")"
-    sleep 0.1
-done
-[ -n "$PORT" ] || die "outpostd did not report its port"
+NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=400000 start_outpostd \
+    --tls-cert "$T/node.pem" --tls-key "$T/node.key"
 expect_contains "$T/daemon.log" "https://127.0.0.1:$PORT/"
 
 # The chain verifies against the local CA, for the IP and the host name.

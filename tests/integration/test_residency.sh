@@ -34,33 +34,27 @@ region() {
     T="$T/$R"
     mkdir -p "$T" || die "mkdir $T"
     . "$HERE/sync_lib.sh"
-    # sync_lib removes the test's whole directory on exit; a region stops
-    # only its own processes and leaves its files for the report.
-    region_cleanup() {
-        local p
-        for p in $SYNC_PIDS; do kill -9 "$p" 2>/dev/null; done
-    }
-    trap region_cleanup EXIT
+    # The test removes its whole directory on exit; a region stops only
+    # its own processes and leaves its files for the report.
+    trap lib_kill_tracked EXIT
     export REGION=$R PROFILE="$REGIONS_DIR/$R.yaml" OUTPOST_DB="$T/node.db" HQ_DB="$T/hq.db" \
         HQ_NODE="node-$R" CAPTURE="$T/capture.bin" PROXY_CTL="$T/proxy.sock" SPOOL="$T/spool" \
         HQ_UPLOADS="$T/hq-uploads"
     py() { python3 "$HERE/residency_canary.py" "$1" "$T" || die "residency_canary.py $1 failed"; }
 
-    "$OUTPOST" init --region "$R" >/dev/null || die "init failed"
-    printf 'canary manager pw\n' |
-        "$OUTPOST" user add mgr --role manager --password-stdin >/dev/null || die "user add"
-    TOKEN=$("$OUTPOST" token create --user mgr 2>/dev/null | grep -o 'opk_[A-Za-z0-9_-]*')
+    init_node "$R"
+    add_user mgr manager 'canary manager pw'
+    TOKEN=$(api_token mgr)
     [ -n "$TOKEN" ] || die "no API token"
     export TOKEN
-    "$OUTPOST_HQ" --db "$HQ_DB" node add "$HQ_NODE" --region "$R" --out "$T/cred.json" \
-        >"$T/add.out" 2>&1 || { lib_show "$T/add.out"; die "outpost-hq node add failed"; }
+    HQDB=$HQ_DB hq_enrol "$HQ_NODE" "$R"
     start_hq "$HQ_DB"
     python3 "$HERE/capture_proxy.py" --target "127.0.0.1:$HQ_PORT" --capture "$CAPTURE" \
         --control "$PROXY_CTL" >"$T/proxy.out" 2>"$T/proxy.log" &
     PROXY_PID=$!
-    SYNC_PIDS="$SYNC_PIDS $PROXY_PID"
+    track "$PROXY_PID"
     PROXY_PORT=$(wait_line "$T/proxy.out" 's/^listening 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
-        "$PROXY_PID" capture_proxy)
+        "$PROXY_PID" capture_proxy) || exit 1
     local node_args=(--sync_interval_ms 200 --segment_bytes 4MB)
     start_node "http://127.0.0.1:$PROXY_PORT" "${node_args[@]}"
     export API="http://127.0.0.1:$NODE_PORT"

@@ -10,18 +10,11 @@
 # back.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-[ -n "${OUTPOST_HQ:-}" ] && [ -x "$OUTPOST_HQ" ] ||
-    skip "outpost-hq is not built yet (OUTPOST_HQ unset); the lead enables this test"
-command -v curl >/dev/null || skip "curl is not installed"
-T=$(mktmp)
 . "$TESTS_DIR/integration/sync_lib.sh"
-export OUTPOST_DB="$T/node.db"
-HQDB="$T/hq.db"
-"$OUTPOST" init --region EU-DE >/dev/null || die "init failed"
-printf 'correct horse maria\n' |
-    "$OUTPOST" user add maria --role manager --password-stdin >/dev/null || die "user add"
-"$OUTPOST_HQ" --db "$HQDB" node add branch-1 --region EU-DE --out "$T/cred.json" \
-    >"$T/add.out" 2>&1 || { lib_show "$T/add.out"; die "outpost-hq node add failed"; }
+sync_setup curl
+init_node EU-DE
+add_user maria manager
+hq_enrol branch-1 EU-DE
 [ "$(stat -c %a "$T/cred.json")" = 600 ] || die "credentials file is not mode 0600"
 
 add_contacts() { # $1: first number, $2: count

@@ -11,20 +11,14 @@
 # sleeping and counting PATCHes.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-[ -x "${OUTPOST_HQ:-}" ] || skip "outpost-hq is not built"
-command -v python3 >/dev/null || skip "python3 is not installed"
-command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
-T=$(mktmp)
 . "$TESTS_DIR/integration/sync_lib.sh"
-export OUTPOST_DB="$T/node.db"
-HQDB="$T/hq.db"
+sync_setup python3 sqlite3
 BUDGET=100000
 CHUNK_MAX=524288 # the uplink's largest chunk (appliance/uplink/uplink.c)
 
-"$OUTPOST" init --region KE >/dev/null || die "init failed"
-"$GEN_CONTACTS" --count 4000 --seed 29 --out "$T/contacts.csv" || die "gen_contacts failed"
-"$OUTPOST" import "$T/contacts.csv" >/dev/null || die "import failed"
-expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" node add budget-1 --region KE --out "$T/cred.json"
+init_node KE
+import_contacts 4000 29
+hq_enrol budget-1 KE
 start_hq "$HQDB" --log_requests true
 start_node "http://127.0.0.1:$HQ_PORT" --sync_daily_bytes "$BUDGET" --segment_bytes 2MB \
     --sync_interval_ms 200

@@ -8,22 +8,16 @@
 # SYNC_SEED replays the kill schedule and the proxy's cuts.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-[ -x "${OUTPOST_HQ:-}" ] || skip "outpost-hq is not built"
-command -v python3 >/dev/null || skip "python3 is not installed"
-command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
-T=$(mktmp)
 . "$TESTS_DIR/integration/sync_lib.sh"
+sync_setup python3 sqlite3
 SEED=${SYNC_SEED:-$(date +%s)}
 ROUNDS=${SYNC_CRASH_ROUNDS:-12}
 echo "seed $SEED (SYNC_SEED=$SEED replays), $ROUNDS kill rounds"
 RANDOM=$SEED
-export OUTPOST_DB="$T/node.db"
-HQDB="$T/hq.db"
 
-"$OUTPOST" init --region KE >/dev/null || die "init failed"
-"$GEN_CONTACTS" --count 3000 --seed 11 --out "$T/contacts.csv" || die "gen_contacts failed"
-"$OUTPOST" import "$T/contacts.csv" >/dev/null || die "import failed"
-expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" node add crash-1 --region KE --out "$T/cred.json"
+init_node KE
+import_contacts 3000 11
+hq_enrol crash-1 KE
 
 start_hq "$HQDB"
 start_proxy "$HQ_PORT" --seed "$SEED" --rate-kbit 512

@@ -14,25 +14,18 @@
 # the link.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-[ -x "${OUTPOST_HQ:-}" ] || skip "outpost-hq is not built"
-command -v python3 >/dev/null || skip "python3 is not installed"
-command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
-T=$(mktmp)
 . "$TESTS_DIR/integration/sync_lib.sh"
+sync_setup python3 sqlite3
 SEED=${SYNC_SEED:-$(date +%s)}
 RATE=${SYNC_RATE_KBIT:-64}
 echo "seed $SEED (SYNC_SEED=$SEED replays the cuts), link $RATE kbit/s"
-export OUTPOST_DB="$T/node.db"
-HQDB="$T/hq.db"
 
-"$OUTPOST" init --region KE >/dev/null || die "init failed"
-"$GEN_CONTACTS" --count 4000 --seed 7 --out "$T/contacts.csv" || die "gen_contacts failed"
-"$OUTPOST" import "$T/contacts.csv" >/dev/null || die "import failed"
-expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" node add nairobi-1 --region KE --out "$T/cred.json"
+init_node KE
+import_contacts 4000 7
+hq_enrol nairobi-1 KE
 # /metrics is for managers: a token to read the link counters with
-printf 'metrics reader pw\n' | "$OUTPOST" user add ops --role manager --password-stdin >/dev/null ||
-    die "user add failed"
-TOKEN=$("$OUTPOST" token create --user ops 2>/dev/null | grep -o 'opk_[A-Za-z0-9_-]*')
+add_user ops manager 'metrics reader pw'
+TOKEN=$(api_token ops)
 [ -n "$TOKEN" ] || die "no API token"
 
 start_hq "$HQDB"

@@ -10,17 +10,12 @@
 # and the next contact's name reaches HQ.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-[ -n "${OUTPOST_HQ:-}" ] && [ -x "$OUTPOST_HQ" ] ||
-    skip "outpost-hq is not built yet (OUTPOST_HQ unset)"
-T=$(mktmp)
 . "$TESTS_DIR/integration/sync_lib.sh"
+sync_setup
 unset OUTPOST_POLICY
-export OUTPOST_DB="$T/node.db"
-HQDB="$T/hq.db"
 RU="$TESTS_DIR/../schema/regions/RU.yaml"
-"$OUTPOST" init --region RU >/dev/null || die "init failed"
-"$OUTPOST_HQ" --db "$HQDB" node add branch-ru --region RU --out "$T/cred.json" \
-    >"$T/add.out" 2>&1 || { lib_show "$T/add.out"; die "outpost-hq node add failed"; }
+init_node RU
+hq_enrol branch-ru RU
 
 add_contact() { # $1 given name, $2 family name
     "$OUTPOST" contact add --given-name "$1" --family-name "$2" >/dev/null 2>"$T/add.err" ||

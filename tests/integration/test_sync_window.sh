@@ -13,19 +13,13 @@
 # here by sleeping and counting PATCHes.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
-[ -x "${OUTPOST_HQ:-}" ] || skip "outpost-hq is not built"
-command -v python3 >/dev/null || skip "python3 is not installed"
-command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
-T=$(mktmp)
 . "$TESTS_DIR/integration/sync_lib.sh"
+sync_setup python3 sqlite3
 export TZ=UTC
-export OUTPOST_DB="$T/node.db"
-HQDB="$T/hq.db"
 
-"$OUTPOST" init --region KE >/dev/null || die "init failed"
-"$GEN_CONTACTS" --count 8000 --seed 23 --out "$T/contacts.csv" || die "gen_contacts failed"
-"$OUTPOST" import "$T/contacts.csv" >/dev/null || die "import failed"
-expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" node add window-1 --region KE --out "$T/cred.json"
+init_node KE
+import_contacts 8000 23
+hq_enrol window-1 KE
 start_hq "$HQDB" --log_requests true
 
 # The window opens at this minute and closes at the next.

@@ -19,9 +19,7 @@
 #include "api_reply.h"
 #include "api_request.h"
 #include "auth.h"
-#include "db.h"
-#include "store.h"
-#include "testlib.h"
+#include "store_fixture.h"
 
 #define FX_POLICY                                                                                  \
     "format: outpost-region-policy/1\n"                                                            \
@@ -59,20 +57,12 @@ static struct fx_user MARIA __attribute__((unused)) = {"maria", AUTH_ROLE_MANAGE
 static struct fx_user ROOT __attribute__((unused)) = {"root", AUTH_ROLE_ADMIN, "", ""};
 static struct fx_user HQ __attribute__((unused)) = {"hq", AUTH_ROLE_HQ, "", ""};
 
-static char fx_dir[] = "/tmp/outpost-test-api-XXXXXX";
-static char fx_db[128];
-static char fx_policy[128];
+static char fx_policy[FX_PATH_MAX];
 static uv_loop_t fx_loop;
 static struct api *A;
 
 static struct api_response R; /* the last answer */
 static json_t *J;             /* its body parsed, when it is JSON */
-
-static inline void fx_die(const char *what, const struct op_error *err)
-{
-    fprintf(stderr, "fixture: %s: %s\n", what, err ? err->msg : "");
-    exit(1);
-}
 
 /* The password of a fixture user: "correct horse NAME". */
 static inline void fx_password(const char *name, char *out, size_t cap)
@@ -84,18 +74,9 @@ static inline void fx_open(void)
 {
     struct op_error err;
     op_error_clear(&err);
-    if (!mkdtemp(fx_dir))
-        fx_die("mkdtemp", NULL);
-    snprintf(fx_db, sizeof fx_db, "%s/node.db", fx_dir);
-    snprintf(fx_policy, sizeof fx_policy, "%s/EU-DE.yaml", fx_dir);
-    FILE *f = fopen(fx_policy, "w");
-    if (!f || fputs(FX_POLICY, f) < 0 || fclose(f) != 0)
-        fx_die("cannot write the policy", NULL);
-    struct store *s = NULL;
-    if (store_open(fx_db, DB_OPEN_CREATE, &s, &err) < 0)
-        fx_die("store_open", &err);
-    if (store_init_node(s, "EU-DE", &err) < 0)
-        fx_die("store_init_node", &err);
+    fx_tmpdir("api");
+    fx_write_file(fx_path(fx_policy, sizeof fx_policy, "EU-DE.yaml"), FX_POLICY);
+    struct store *s = fx_store("node.db");
     struct auth *au = NULL;
     if (auth_new(s, &au, &err) < 0)
         fx_die("auth_new", &err);
@@ -136,9 +117,7 @@ static inline void fx_close(void)
     fx_reset();
     api_free(A);
     (void)uv_loop_close(&fx_loop);
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx_dir);
-    if (system(cmd) != 0)
+    if (fx_remove_tree(fx_dir) < 0)
         fprintf(stderr, "could not remove %s\n", fx_dir);
 }
 

@@ -17,69 +17,39 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <sqlite3.h>
-
-#include "db.h"
-#include "outpost_config.h"
-#include "store.h"
+#include "store_fixture.h"
 #include "sync_ledger.h"
 #include "sync_mac.h"
-#include "testlib.h"
 
-static char fx_dir[] = "/tmp/outpost-test-ledger-unit-XXXXXX";
-static char fx_db[300], fx_spool[300];
+static char fx_spool[FX_PATH_MAX];
 static struct node_credentials fx_cred;
 static struct store *fx_st;
 static int64_t fx_now = 1795000000000; /* 2026-11-18, ms */
 
-static inline int64_t fx_clock(void *ctx)
+static inline int64_t fx_ledger_clock(void *ctx)
 {
     (void)ctx;
     return fx_now;
 }
 
-static inline void fx_die(const char *what, const struct op_error *err)
-{
-    fprintf(stderr, "%s: %s\n", what, err ? err->msg : "");
-    exit(1);
-}
-
 static inline void fx_setup(void)
 {
-    if (!mkdtemp(fx_dir)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    char policy[400];
-    snprintf(policy, sizeof policy, "%s/EU-DE.yaml", OUTPOST_SOURCE_REGIONS_DIR);
-    setenv("OUTPOST_POLICY", policy, 1);
-    snprintf(fx_cred.node_id, sizeof fx_cred.node_id, "test-node-1");
-    snprintf(fx_cred.region, sizeof fx_cred.region, "EU-DE");
-    for (int i = 0; i < 32; i++)
-        fx_cred.hq_key[i] = (unsigned char)(i * 7 + 1);
+    fx_tmpdir("ledger-unit");
+    fx_policy_env("EU-DE");
+    fx_cred_init(&fx_cred, "test-node-1", "EU-DE", 7, 1);
 }
 
 static inline int fx_teardown(void)
 {
     store_close(fx_st);
     fx_st = NULL;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", fx_dir);
-    return tl_report();
+    return fx_finish();
 }
 
 /* A new database `name` (and spool) in the test directory, kept open in fx_st. */
 static inline void fx_fresh(const char *name)
 {
-    snprintf(fx_db, sizeof fx_db, "%s/%s.db", fx_dir, name);
-    snprintf(fx_spool, sizeof fx_spool, "%s/%s-spool", fx_dir, name);
-    struct op_error err;
-    store_close(fx_st);
-    if (store_open(fx_db, DB_OPEN_CREATE, &fx_st, &err) < 0 ||
-        store_init_node(fx_st, "EU-DE", &err) < 0)
-        fx_die("store", &err);
+    fx_node(name, "EU-DE", fx_db, fx_spool, &fx_st);
 }
 
 static inline struct sync_ledger *fx_open(uint64_t seg_bytes)
@@ -88,7 +58,7 @@ static inline struct sync_ledger *fx_open(uint64_t seg_bytes)
                                     .spool_dir = fx_spool,
                                     .cred = &fx_cred,
                                     .segment_bytes = seg_bytes,
-                                    .now_ms = fx_clock};
+                                    .now_ms = fx_ledger_clock};
     struct sync_ledger *l = NULL;
     struct op_error err;
     if (sync_ledger_open(&o, &l, &err) < 0)
@@ -99,15 +69,7 @@ static inline struct sync_ledger *fx_open(uint64_t seg_bytes)
 /* A new contact; the caller frees its id. */
 static inline char *fx_contact(const char *name)
 {
-    json_t *in = json_pack("{ss}", "given_name", name);
-    json_t *out = NULL;
-    struct op_error err;
-    if (store_create(fx_st, &entity_contact, in, STORE_SKIP_DUP_CHECK, &out, &err) < 0)
-        fx_die("create", &err);
-    json_decref(in);
-    char *id = strdup(json_string_value(json_object_get(out, "id")));
-    json_decref(out);
-    return id;
+    return fx_create(fx_st, &entity_contact, json_pack("{ss}", "given_name", name));
 }
 
 static inline struct sync_segment fx_segment(struct sync_ledger *l)
@@ -164,12 +126,6 @@ static inline char *fx_snapshot(void)
         closedir(d);
     }
     return out;
-}
-
-static inline int fx_exists(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0;
 }
 
 #endif

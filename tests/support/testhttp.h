@@ -20,39 +20,7 @@
 
 #include <uv.h>
 
-/* Checks in the child: each failure is printed and counted in cfails,
- * which the child returns as its exit code. */
-static int cfails;
-
-#define C_EQ(a, b)                                                                                 \
-    do {                                                                                           \
-        long long c_a_ = (long long)(a), c_b_ = (long long)(b);                                    \
-        if (c_a_ != c_b_) {                                                                        \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: check failed: %s == %s (%lld vs %lld)\n", __FILE__,   \
-                    __LINE__, #a, #b, c_a_, c_b_);                                                 \
-        }                                                                                          \
-    } while (0)
-
-#define C_STR(a, b)                                                                                \
-    do {                                                                                           \
-        const char *c_a_ = (a), *c_b_ = (b);                                                       \
-        if (!c_a_ || strcmp(c_a_, c_b_) != 0) {                                                    \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: check failed: %s == %s (\"%s\" vs \"%s\")\n",         \
-                    __FILE__, __LINE__, #a, #b, c_a_ ? c_a_ : "(null)", c_b_);                     \
-        }                                                                                          \
-    } while (0)
-
-#define C_HAS(hay, needle)                                                                         \
-    do {                                                                                           \
-        const char *c_h_ = (hay), *c_n_ = (needle);                                                \
-        if (!c_h_ || !strstr(c_h_, c_n_)) {                                                        \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__,          \
-                    __LINE__, c_h_ ? c_h_ : "(null)", c_n_);                                       \
-        }                                                                                          \
-    } while (0)
+#include "testlib.h"
 
 struct resp {
     int status;

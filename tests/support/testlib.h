@@ -3,7 +3,9 @@
  * line and both values when it fails and counts the failure; the test's
  * main returns tl_report(), which prints a summary and exits non-zero if
  * anything failed. Tests keep going after a failed check so one run shows
- * every broken behaviour.
+ * every broken behaviour. C_CHECK and its kin are the same checks for a
+ * forked child (a client of a server the parent runs): counted in cfails,
+ * which the child returns as its exit code.
  */
 #ifndef OUTPOST_TESTLIB_H
 #define OUTPOST_TESTLIB_H
@@ -58,6 +60,48 @@ static int tl_failed;
             tl_failed++;                                                                           \
             fprintf(stderr, "%s:%d: check failed: \"%s\" contains \"%s\"\n", __FILE__, __LINE__,   \
                     tl_h_ ? tl_h_ : "(null)", tl_n_);                                              \
+        }                                                                                          \
+    } while (0)
+
+/* Checks in the child: each failure is printed and counted in cfails,
+ * which the child returns as its exit code. */
+static int cfails __attribute__((unused));
+
+#define C_CHECK(cond)                                                                              \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            cfails++;                                                                              \
+            fprintf(stderr, "  client %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);      \
+        }                                                                                          \
+    } while (0)
+
+#define C_EQ(a, b)                                                                                 \
+    do {                                                                                           \
+        long long c_a_ = (long long)(a), c_b_ = (long long)(b);                                    \
+        if (c_a_ != c_b_) {                                                                        \
+            cfails++;                                                                              \
+            fprintf(stderr, "  client %s:%d: check failed: %s == %s (%lld vs %lld)\n", __FILE__,   \
+                    __LINE__, #a, #b, c_a_, c_b_);                                                 \
+        }                                                                                          \
+    } while (0)
+
+#define C_STR(a, b)                                                                                \
+    do {                                                                                           \
+        const char *c_a_ = (a), *c_b_ = (b);                                                       \
+        if (!c_a_ || strcmp(c_a_, c_b_) != 0) {                                                    \
+            cfails++;                                                                              \
+            fprintf(stderr, "  client %s:%d: check failed: %s == %s (\"%s\" vs \"%s\")\n",         \
+                    __FILE__, __LINE__, #a, #b, c_a_ ? c_a_ : "(null)", c_b_);                     \
+        }                                                                                          \
+    } while (0)
+
+#define C_HAS(hay, needle)                                                                         \
+    do {                                                                                           \
+        const char *c_h_ = (hay), *c_n_ = (needle);                                                \
+        if (!c_h_ || !strstr(c_h_, c_n_)) {                                                        \
+            cfails++;                                                                              \
+            fprintf(stderr, "  client %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__,          \
+                    __LINE__, c_h_ ? c_h_ : "(null)", c_n_);                                       \
         }                                                                                          \
     } while (0)
 

@@ -6,19 +6,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "fixture.h"
 #include "testlib.h"
-
-static char dir[] = "/tmp/outpost-test-config-XXXXXX";
-
-static const char *write_file(const char *name, const char *text)
-{
-    static char path[300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
 
 static void defaults(void)
 {
@@ -41,10 +30,10 @@ static void file_values(void)
     struct outpostd_config c;
     config_defaults(&c);
     struct op_error err;
-    const char *p = write_file("ok.conf", "# branch office\n\n  listen = 127.0.0.1:9000  \n"
-                                          "workers=2\nlog_requests = no\n"
-                                          "log_level = warning\n"
-                                          "db = /srv/outpost/node.db\n");
+    const char *p = fx_file("ok.conf", "# branch office\n\n  listen = 127.0.0.1:9000  \n"
+                                       "workers=2\nlog_requests = no\n"
+                                       "log_level = warning\n"
+                                       "db = /srv/outpost/node.db\n");
     CHECK_EQ(config_load_file(&c, p, &err), 0);
     CHECK_STR(c.listen, "127.0.0.1:9000");
     CHECK_EQ(c.workers, 2);
@@ -79,14 +68,14 @@ static void errors_name_file_line_key(void)
         {"tls_cert = /etc/outpost/node.pem\n", "tls_cert and tls_key must be set together"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *p = write_file("bad.conf", cases[i].text);
+        const char *p = fx_file("bad.conf", cases[i].text);
         op_error_clear(&err);
         CHECK(config_load_file(&c, p, &err) < 0);
         CHECK_CONTAINS(err.msg, cases[i].expect);
         CHECK_EQ(c.workers, 3);
     }
     char missing[320];
-    snprintf(missing, sizeof missing, "%s/missing.conf", dir);
+    snprintf(missing, sizeof missing, "%s/missing.conf", fx_dir);
     CHECK_EQ(config_load_file(&c, missing, &err), -ENOENT);
     CHECK_CONTAINS(err.msg, "missing.conf");
 }
@@ -107,7 +96,7 @@ static void flags(void)
 static void describe_is_loadable(void)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/described.conf", dir);
+    snprintf(path, sizeof path, "%s/described.conf", fx_dir);
     FILE *f = fopen(path, "w");
     config_describe(f);
     fclose(f);
@@ -132,12 +121,12 @@ static void sync_keys(void)
     CHECK_EQ(c.hq_insecure_tls, 0);
     CHECK_STR(c.hq_credentials, "");
     struct op_error err;
-    const char *p = write_file("sync.conf", "hq_credentials = /etc/outpost/hq.json\n"
-                                            "hq_url = https://hq.example:8443\n"
-                                            "sync_bandwidth = 64kbit\n"
-                                            "sync_window = 22:00-06:00\n"
-                                            "sync_daily_bytes = 50MB\n"
-                                            "segment_bytes = 64KiB\n");
+    const char *p = fx_file("sync.conf", "hq_credentials = /etc/outpost/hq.json\n"
+                                         "hq_url = https://hq.example:8443\n"
+                                         "sync_bandwidth = 64kbit\n"
+                                         "sync_window = 22:00-06:00\n"
+                                         "sync_daily_bytes = 50MB\n"
+                                         "segment_bytes = 64KiB\n");
     CHECK_EQ(config_load_file(&c, p, &err), 0);
     CHECK_EQ(c.sync_bandwidth, 8000);
     CHECK_STR(c.sync_window, "22:00-06:00");
@@ -145,16 +134,16 @@ static void sync_keys(void)
     CHECK_EQ(c.segment_bytes, 65536);
     CHECK_STR(c.hq_url, "https://hq.example:8443");
     struct outpostd_config before = c;
-    p = write_file("bad1.conf", "sync_window = 25:00-06:00\n");
+    p = fx_file("bad1.conf", "sync_window = 25:00-06:00\n");
     CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
     CHECK_CONTAINS(err.msg, "bad1.conf:1: sync_window: expected HH:MM-HH:MM");
-    p = write_file("bad2.conf", "\nsegment_bytes = 64kbit\n");
+    p = fx_file("bad2.conf", "\nsegment_bytes = 64kbit\n");
     CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
     CHECK_CONTAINS(err.msg, "bad2.conf:2: segment_bytes: expected a size");
-    p = write_file("bad3.conf", "spool_max_bytes = 10KB\n");
+    p = fx_file("bad3.conf", "spool_max_bytes = 10KB\n");
     CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
     CHECK_CONTAINS(err.msg, "bad3.conf:1: spool_max_bytes: expected 65536 to");
-    p = write_file("bad4.conf", "hq_url = ftp://hq\n");
+    p = fx_file("bad4.conf", "hq_url = ftp://hq\n");
     CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
     CHECK_STR(err.field, "hq_url");
     CHECK_EQ(memcmp(&c, &before, sizeof c), 0); /* untouched */
@@ -164,17 +153,12 @@ static void sync_keys(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir))
-        return 1;
+    fx_tmpdir("config");
     RUN(sync_keys);
     RUN(defaults);
     RUN(file_values);
     RUN(errors_name_file_line_key);
     RUN(flags);
     RUN(describe_is_loadable);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return tl_report();
+    return fx_finish();
 }

@@ -13,23 +13,8 @@
 #include "exporter.h"
 #include "importer.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "testlib.h"
-
-static char dir[] = "/tmp/outpost-test-exporter-XXXXXX";
-static int nstores;
-
-static struct store *fresh_store(void)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/node%d.db", dir, nstores++);
-    struct store *s = NULL;
-    struct op_error err;
-    if (store_open(path, DB_OPEN_CREATE, &s, &err) < 0 || store_init_node(s, "EU-DE", &err) < 0) {
-        fprintf(stderr, "cannot set up a store: %s\n", err.msg);
-        exit(1);
-    }
-    return s;
-}
 
 static json_t *add(struct store *s, const char *json)
 {
@@ -102,7 +87,7 @@ static void populate(struct store *s)
 
 static void test_round_trip(void)
 {
-    struct store *a = fresh_store();
+    struct store *a = fx_store_next();
     populate(a);
     for (int meta = 0; meta <= 1; meta++) {
         struct exporter_opts o = {.with_meta = meta};
@@ -110,7 +95,7 @@ static void test_round_trip(void)
         char *csv = export_str(a, &o, &n);
         CHECK_EQ(n, 5);
 
-        struct store *b = fresh_store();
+        struct store *b = fx_store_next();
         FILE *in = fmemopen(csv, strlen(csv), "r");
         struct importer_opts io = {.name = "export.csv"};
         struct importer_result res;
@@ -153,7 +138,7 @@ static void test_round_trip(void)
 
 static void test_header_and_quoting(void)
 {
-    struct store *s = fresh_store();
+    struct store *s = fx_store_next();
     json_decref(add(s, "{\"given_name\": \"A, B\", \"family_name\": \"Q\\\"uote\","
                        " \"custom\": {\"zeta\": \"z\", \"alpha\": \" lead\"}}"));
     uint64_t n;
@@ -185,7 +170,7 @@ static void test_header_and_quoting(void)
 
 static void test_empty_and_deleted(void)
 {
-    struct store *s = fresh_store();
+    struct store *s = fx_store_next();
     uint64_t n = 99;
     struct exporter_opts o = {0};
     char *csv = export_str(s, &o, &n);
@@ -216,7 +201,7 @@ static void test_empty_and_deleted(void)
     CHECK_CONTAINS(csv, ",true\r\n");
 
     /* re-importing an export with tombstones skips them */
-    struct store *b = fresh_store();
+    struct store *b = fx_store_next();
     FILE *in = fmemopen(csv, strlen(csv), "r");
     struct importer_result res;
     CHECK_EQ(importer_run(b, in, NULL, &res, &err), 0);
@@ -250,10 +235,10 @@ static int count_entries(const char *path)
 
 static void test_to_file(void)
 {
-    struct store *s = fresh_store();
+    struct store *s = fx_store_next();
     populate(s);
     char sub[320], out[360];
-    snprintf(sub, sizeof sub, "%s/out", dir);
+    snprintf(sub, sizeof sub, "%s/out", fx_dir);
     CHECK_EQ(mkdir(sub, 0700), 0);
     snprintf(out, sizeof out, "%s/contacts.csv", sub);
 
@@ -281,7 +266,7 @@ static void test_to_file(void)
 
     /* a directory that does not exist: an error naming the path, no file */
     char missing[400];
-    snprintf(missing, sizeof missing, "%s/nope/contacts.csv", dir);
+    snprintf(missing, sizeof missing, "%s/nope/contacts.csv", fx_dir);
     CHECK_EQ(exporter_to_file(s, missing, &o, &n, &err), -ENOENT);
     CHECK_CONTAINS(err.msg, missing);
     CHECK(access(missing, F_OK) != 0);
@@ -293,7 +278,7 @@ static void test_to_file(void)
 
 static void test_vcard(void)
 {
-    struct store *s = fresh_store();
+    struct store *s = fx_store_next();
     populate(s);
     struct exporter_opts o = {.format = EXPORTER_VCARD};
     uint64_t n = 0;
@@ -317,7 +302,7 @@ static void test_vcard(void)
 
 static void test_write_failure(void)
 {
-    struct store *s = fresh_store();
+    struct store *s = fx_store_next();
     populate(s);
     FILE *f = fopen("/dev/full", "w");
     if (!f) {
@@ -337,24 +322,12 @@ static void test_write_failure(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    fx_tmpdir("exporter");
     RUN(test_round_trip);
     RUN(test_header_and_quoting);
     RUN(test_empty_and_deleted);
     RUN(test_to_file);
     RUN(test_vcard);
     RUN(test_write_failure);
-    for (int i = 0; i < nstores; i++) {
-        static const char *const suffixes[] = {"", "-wal", "-shm"};
-        for (size_t k = 0; k < 3; k++) {
-            char p[320];
-            snprintf(p, sizeof p, "%s/node%d.db%s", dir, i, suffixes[k]);
-            unlink(p);
-        }
-    }
-    rmdir(dir);
-    return tl_report();
+    return fx_finish();
 }

@@ -12,23 +12,8 @@
 #include "db.h"
 #include "importer.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "testlib.h"
-
-static char dir[] = "/tmp/outpost-test-importer-XXXXXX";
-static int nstores;
-
-static struct store *fresh_store(void)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/node%d.db", dir, nstores++);
-    struct store *s = NULL;
-    struct op_error err;
-    if (store_open(path, DB_OPEN_CREATE, &s, &err) < 0 || store_init_node(s, "EU-DE", &err) < 0) {
-        fprintf(stderr, "cannot set up a store: %s\n", err.msg);
-        exit(1);
-    }
-    return s;
-}
 
 /* Everything an import could change, as one string. */
 static char *snapshot(struct store *s)
@@ -125,7 +110,7 @@ static json_t *get(struct store *s, const char *id)
 
 static void test_success(void)
 {
-    struct store *s = fresh_store();
+    struct store *s = fx_store_next();
     static const char csv[] =
         "\xEF\xBB\xBF Given_Name ,FAMILY_NAME,Email,custom.Tier,custom.note,version,"
         "created_at,updated_at,deleted,id,country,birth_date,restricted\r\n"
@@ -177,7 +162,7 @@ static void test_success(void)
 
 static void test_header_only_and_custom_json(void)
 {
-    struct store *s = fresh_store();
+    struct store *s = fx_store_next();
     struct importer_result res;
     struct op_error err;
     CHECK_EQ(import(s, "given_name,email\r\n", 0, &res, &err), 0);
@@ -195,7 +180,7 @@ static void test_header_only_and_custom_json(void)
 
 static void test_dry_run(void)
 {
-    struct store *s = fresh_store();
+    struct store *s = fx_store_next();
     struct importer_result res;
     struct op_error err;
     char *before = snapshot(s);
@@ -314,7 +299,7 @@ static void test_bad_input_changes_nothing(void)
         {"job_title\nBoss\n", -EINVAL, "t.csv:2: a contact needs at least a name"},
         {"\n\n", -EINVAL, "t.csv:1: empty file; expected a header row"},
     };
-    struct store *s = fresh_store();
+    struct store *s = fx_store_next();
     struct op_error err;
     json_t *eva = json_pack("{s:s, s:s}", "given_name", "Eva", "email", "eva@example.com");
     CHECK_EQ(store_create(s, &entity_contact, eva, 0, NULL, &err), 0);
@@ -353,7 +338,7 @@ static void test_bad_input_changes_nothing(void)
 
 static void test_duplicates(void)
 {
-    struct store *s = fresh_store();
+    struct store *s = fx_store_next();
     struct op_error err;
     json_t *eva =
         json_pack("{s:s, s:s, s:s}", "id", ID1, "given_name", "Eva", "email", "eva@example.com");
@@ -400,7 +385,7 @@ static void test_duplicates(void)
 
 static void test_progress(void)
 {
-    struct store *s = fresh_store();
+    struct store *s = fx_store_next();
     size_t cap = 1000 * 48;
     char *csv = malloc(cap);
     size_t o = (size_t)snprintf(csv, cap, "given_name,email\n");
@@ -420,24 +405,12 @@ static void test_progress(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    fx_tmpdir("importer");
     RUN(test_success);
     RUN(test_header_only_and_custom_json);
     RUN(test_dry_run);
     RUN(test_bad_input_changes_nothing);
     RUN(test_duplicates);
     RUN(test_progress);
-    for (int i = 0; i < nstores; i++) {
-        static const char *const suffixes[] = {"", "-wal", "-shm"};
-        for (size_t k = 0; k < 3; k++) {
-            char p[320];
-            snprintf(p, sizeof p, "%s/node%d.db%s", dir, i, suffixes[k]);
-            unlink(p);
-        }
-    }
-    rmdir(dir);
-    return tl_report();
+    return fx_finish();
 }

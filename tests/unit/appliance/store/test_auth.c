@@ -11,10 +11,8 @@
 #include "auth.h"
 #include "db.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "testlib.h"
-
-static char dir[] = "/tmp/outpost-test-auth-XXXXXX";
-static char path[300];
 
 static uint64_t fake_now = 1790000000000u; /* Unix ms, somewhere in 2026 */
 
@@ -30,15 +28,11 @@ struct fixture {
 
 static struct fixture open_fixture(const char *name)
 {
-    struct fixture f = {NULL, NULL};
+    struct fixture f = {fx_store(name), NULL};
     struct op_error err;
     op_error_clear(&err);
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (store_open(path, DB_OPEN_CREATE, &f.s, &err) < 0 ||
-        store_init_node(f.s, "EU-DE", &err) < 0 || auth_new(f.s, &f.a, &err) < 0) {
-        fprintf(stderr, "setup: %s\n", err.msg);
-        exit(1);
-    }
+    if (auth_new(f.s, &f.a, &err) < 0)
+        fx_die("auth_new", &err);
     store_set_actor(f.s, "test:admin", "127.0.0.1");
     auth_set_clock(f.a, fake_clock, &fake_now);
     return f;
@@ -48,18 +42,6 @@ static void close_fixture(struct fixture *f)
 {
     auth_free(f->a);
     store_close(f->s);
-}
-
-static int64_t count(struct store *s, const char *sql)
-{
-    sqlite3_stmt *st;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
-        return -2;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
 }
 
 static void add_user(struct fixture *f, const char *name, enum auth_role role, const char *pw)
@@ -172,7 +154,7 @@ static void users(void)
                               &err),
              -EINVAL);
     CHECK_EQ(auth_user_create(f.a, "bo", AUTH_ROLE_FIELD, NULL, "short", NULL, &err), -EINVAL);
-    CHECK_EQ(count(f.s, "SELECT count(*) FROM users"), 1);
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM users"), 1);
 
     /* The store never hands the hash out; the audit log has the write. */
     json_t *u = NULL;
@@ -180,8 +162,8 @@ static void users(void)
     CHECK(u && json_object_get(u, "password_hash") == NULL);
     CHECK_STR(json_string_value(json_object_get(u, "display_name")), "Ana Lima");
     json_decref(u);
-    CHECK_EQ(count(f.s, "SELECT count(*) FROM audit_log WHERE entity = 'user' AND "
-                        "action = 'create' AND actor = 'test:admin'"),
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM audit_log WHERE entity = 'user' AND "
+                           "action = 'create' AND actor = 'test:admin'"),
              1);
 
     enum auth_role role;
@@ -196,26 +178,15 @@ static void users(void)
     /* Disabling twice writes once. */
     CHECK_EQ(auth_user_set_disabled(f.a, "ana", 1, &err), 0);
     CHECK_EQ(auth_user_set_disabled(f.a, "ana", 1, &err), 0);
-    CHECK_EQ(count(f.s, "SELECT version FROM users WHERE name = 'ana'"), 2);
+    CHECK_EQ(fx_count(f.s, "SELECT version FROM users WHERE name = 'ana'"), 2);
     CHECK_EQ(auth_user_set_disabled(f.a, "nobody", 1, &err), -ENOENT);
     CHECK_EQ(auth_user_set_password(f.a, "nobody", "correct horse battery", &err), -ENOENT);
     CHECK_EQ(auth_user_set_password(f.a, "ana", "short", &err), -EINVAL);
-    CHECK_EQ(count(f.s, "SELECT version FROM users WHERE name = 'ana'"), 2);
+    CHECK_EQ(fx_count(f.s, "SELECT version FROM users WHERE name = 'ana'"), 2);
     close_fixture(&f);
 }
 
 /* ---- sessions ---- */
-
-static int file_contains(const char *file, const char *needle)
-{
-    FILE *fp = fopen(file, "rb");
-    if (!fp)
-        return 0;
-    static char buf[1 << 22];
-    size_t n = fread(buf, 1, sizeof buf, fp);
-    fclose(fp);
-    return memmem(buf, n, needle, strlen(needle)) != NULL;
-}
 
 static void sessions_basic(void)
 {
@@ -231,14 +202,14 @@ static void sessions_basic(void)
     CHECK_EQ(u.role, AUTH_ROLE_MANAGER);
     CHECK_EQ(u.via_api_token, 0);
     CHECK_EQ(u.expires_ms, (int64_t)fake_now + AUTH_SESSION_TTL_DEFAULT * 1000LL);
-    CHECK_EQ(count(f.s, "SELECT count(*) FROM sessions WHERE remote_addr = '192.0.2.7'"), 1);
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM sessions WHERE remote_addr = '192.0.2.7'"), 1);
 
     /* Only a hash is stored: the token text is nowhere in the files. */
     char wal[320];
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    CHECK(!file_contains(path, tok));
-    CHECK(!file_contains(wal, tok));
-    CHECK_EQ(count(f.s, "SELECT length(token_hash) FROM sessions"), 32);
+    snprintf(wal, sizeof wal, "%s-wal", fx_db);
+    CHECK(!fx_file_contains(fx_db, tok));
+    CHECK(!fx_file_contains(wal, tok));
+    CHECK_EQ(fx_count(f.s, "SELECT length(token_hash) FROM sessions"), 32);
 
     /* Two logins are two sessions with different tokens. */
     char tok2[AUTH_TOKEN_BUF];
@@ -281,18 +252,18 @@ static void sessions_expire(void)
     fake_now = start + 3599 * 1000;
     CHECK_EQ(lookup(&f, tok, &u), 0);
     /* Fixed expiry: use does not extend it. */
-    CHECK_EQ(count(f.s, "SELECT last_used_ms - created_ms FROM sessions"), 3599 * 1000);
+    CHECK_EQ(fx_count(f.s, "SELECT last_used_ms - created_ms FROM sessions"), 3599 * 1000);
     fake_now = start + 3600 * 1000;
     CHECK_EQ(lookup(&f, tok, &u), -EACCES);
     CHECK_EQ(auth_session_revoke(f.a, tok, &err), -EACCES);
     /* The next login (or a prune) clears expired rows. */
-    CHECK_EQ(count(f.s, "SELECT count(*) FROM sessions"), 1);
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM sessions"), 1);
     char tok2[AUTH_TOKEN_BUF];
     CHECK_EQ(login(&f, "ana", "correct horse battery", tok2, &err), 0);
-    CHECK_EQ(count(f.s, "SELECT count(*) FROM sessions"), 1);
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM sessions"), 1);
     fake_now += (uint64_t)AUTH_SESSION_TTL_DEFAULT * 1000;
     CHECK_EQ(auth_sessions_prune(f.a, &err), 1);
-    CHECK_EQ(count(f.s, "SELECT count(*) FROM sessions"), 0);
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM sessions"), 0);
     close_fixture(&f);
 }
 
@@ -309,7 +280,7 @@ static void sessions_capped(void)
         fake_now += 1000;
         CHECK_EQ(auth_session_issue(f.a, id, NULL, 0, i ? tok : first, &err), 0);
     }
-    CHECK_EQ(count(f.s, "SELECT count(*) FROM sessions"), AUTH_SESSIONS_PER_USER);
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM sessions"), AUTH_SESSIONS_PER_USER);
     struct auth_user u;
     CHECK_EQ(lookup(&f, first, &u), -EACCES); /* the oldest went first */
     CHECK_EQ(lookup(&f, tok, &u), 0);
@@ -328,7 +299,7 @@ static void disabled_users(void)
     struct auth_user u;
     CHECK_EQ(lookup(&f, tok, &u), -EACCES);
     CHECK_EQ(lookup(&f, api, &u), -EACCES);
-    CHECK_EQ(count(f.s, "SELECT count(*) FROM sessions"), 0);
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM sessions"), 0);
     CHECK_EQ(login(&f, "ana", "correct horse battery", tok, &err), -EPERM);
     CHECK_CONTAINS(err.msg, "disabled");
     /* A wrong password for a disabled account says nothing about the state. */
@@ -369,8 +340,8 @@ static void password_change_ends_sessions(void)
     CHECK_EQ(login(&f, "ana", "correct horse battery", a1, &err), -EACCES);
     CHECK_EQ(login(&f, "ana", "a brand new passphrase", a1, &err), 0);
     /* The change is a versioned, audited store write that names no value. */
-    CHECK_EQ(count(f.s, "SELECT count(*) FROM audit_log WHERE action = 'update' AND "
-                        "detail LIKE '%password_hash%' AND detail NOT LIKE '%$y$%'"),
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM audit_log WHERE action = 'update' AND "
+                           "detail LIKE '%password_hash%' AND detail NOT LIKE '%$y$%'"),
              1);
     close_fixture(&f);
 }
@@ -436,7 +407,7 @@ static void read_only_lookup(void)
     struct store *ro = NULL;
     struct auth *ra = NULL;
     op_error_clear(&err);
-    CHECK_EQ(store_open(path, DB_OPEN_READONLY, &ro, &err), 0);
+    CHECK_EQ(store_open(fx_db, DB_OPEN_READONLY, &ro, &err), 0);
     CHECK_EQ(auth_new(ro, &ra, &err), 0);
     if (!ra)
         return;
@@ -447,14 +418,14 @@ static void read_only_lookup(void)
     fake_now += 120000;
     CHECK_EQ(auth_lookup_bearer(ra, tok, &u, &err), 0);
     CHECK_EQ(u.touch_due, 1);
-    CHECK_EQ(count(f.s, "SELECT last_used_ms = created_ms FROM sessions"), 1);
+    CHECK_EQ(fx_count(f.s, "SELECT last_used_ms = created_ms FROM sessions"), 1);
     CHECK_EQ(auth_touch(f.a, &u, &err), 0);
-    CHECK_EQ(count(f.s, "SELECT last_used_ms - created_ms FROM sessions"), 120000);
+    CHECK_EQ(fx_count(f.s, "SELECT last_used_ms - created_ms FROM sessions"), 120000);
     /* On a writable connection the lookup records it itself. */
     fake_now += 120000;
     CHECK_EQ(lookup(&f, tok, &u), 0);
     CHECK_EQ(u.touch_due, 0);
-    CHECK_EQ(count(f.s, "SELECT last_used_ms - created_ms FROM sessions"), 240000);
+    CHECK_EQ(fx_count(f.s, "SELECT last_used_ms - created_ms FROM sessions"), 240000);
     auth_free(ra);
     store_close(ro);
     close_fixture(&f);
@@ -507,7 +478,7 @@ static void api_tokens(void)
     CHECK_EQ(u.expires_ms, 0);
     CHECK_EQ(lookup(&f, t3, &u), 0);
     CHECK_EQ(u.role, AUTH_ROLE_HQ);
-    CHECK(!file_contains(path, t1));
+    CHECK(!fx_file_contains(fx_db, t1));
 
     /* A session-shaped string is not an API token and vice versa. */
     CHECK_EQ(lookup(&f, t1 + 4, &u), -EACCES);
@@ -519,7 +490,7 @@ static void api_tokens(void)
     fake_now = start + 86400000;
     CHECK_EQ(lookup(&f, t2, &u), -EACCES);
     CHECK_EQ(lookup(&f, t1, &u), 0);
-    CHECK_EQ(count(f.s, "SELECT count(*) FROM api_tokens WHERE last_used_ms IS NOT NULL"), 3);
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM api_tokens WHERE last_used_ms IS NOT NULL"), 3);
 
     /* Revocation: immediate, idempotent, unknown ids refused. */
     CHECK_EQ(auth_token_revoke(f.a, id1, &err), 0);
@@ -542,7 +513,7 @@ static void api_tokens(void)
     CHECK_EQ(auth_token_each(f.a, "nobody", collect, &l, &err), -ENOENT);
 
     /* Bad requests change nothing. */
-    int64_t before = count(f.s, "SELECT count(*) FROM api_tokens");
+    int64_t before = fx_count(f.s, "SELECT count(*) FROM api_tokens");
     CHECK_EQ(auth_token_create(f.a, "nobody", NULL, 0, t1, NULL, &err), -ENOENT);
     CHECK_EQ(auth_token_create(f.a, "ana", NULL, AUTH_TOKEN_DAYS_MAX + 1, t1, NULL, &err), -EINVAL);
     CHECK_EQ(auth_token_create(f.a, "ana", NULL, -1, t1, NULL, &err), -EINVAL);
@@ -551,7 +522,7 @@ static void api_tokens(void)
     label[AUTH_LABEL_MAX + 1] = '\0';
     CHECK_EQ(auth_token_create(f.a, "ana", label, 0, t1, NULL, &err), -EINVAL);
     CHECK_EQ(auth_token_create(f.a, "ana", "bad\x01label", 0, t1, NULL, &err), -EINVAL);
-    CHECK_EQ(count(f.s, "SELECT count(*) FROM api_tokens"), before);
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM api_tokens"), before);
 
     /* A cap on live tokens per user. */
     int made = 0, rc = 0;
@@ -632,10 +603,7 @@ static void limiter(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    fx_tmpdir("auth");
     RUN(hash_and_verify);
     RUN(password_limits);
     RUN(names_and_roles);
@@ -649,9 +617,5 @@ int main(void)
     RUN(read_only_lookup);
     RUN(api_tokens);
     RUN(limiter);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return tl_report();
+    return fx_finish();
 }

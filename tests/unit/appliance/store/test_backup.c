@@ -17,14 +17,8 @@
 
 #include "backup.h"
 #include "db.h"
+#include "fixture.h"
 #include "testlib.h"
-
-static char tmpdir[256];
-
-static void path_in(char *buf, size_t cap, const char *name)
-{
-    snprintf(buf, cap, "%s/%s", tmpdir, name);
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -134,7 +128,7 @@ static int insert_contacts(sqlite3 *db, const char *tag, int first, int n)
 static sqlite3 *make_db(const char *name, int contacts)
 {
     char path[512];
-    path_in(path, sizeof path, name);
+    fx_path(path, sizeof path, name);
     sqlite3 *db = NULL;
     struct op_error err;
     int rc = db_open(path, DB_OPEN_CREATE, &db, &err);
@@ -154,7 +148,7 @@ static void test_copy_is_outpost_db(void)
     if (!db)
         return;
     char dest[512];
-    path_in(dest, sizeof dest, "a-backup.db");
+    fx_path(dest, sizeof dest, "a-backup.db");
     struct backup_result res = {0};
     struct op_error err;
     op_error_clear(&err);
@@ -200,7 +194,7 @@ static void test_copy_is_outpost_db(void)
     rc = db_open(dest, 0, &copy, &err);
     CHECK_EQ(rc, 0);
     db_close(copy);
-    CHECK_EQ(temp_files(tmpdir), 0);
+    CHECK_EQ(temp_files(fx_dir), 0);
 }
 
 static void test_refuses_overwrite(void)
@@ -209,7 +203,7 @@ static void test_refuses_overwrite(void)
     if (!db)
         return;
     char dest[512];
-    path_in(dest, sizeof dest, "b-backup.db");
+    fx_path(dest, sizeof dest, "b-backup.db");
     write_file(dest, "precious");
     struct op_error err;
     op_error_clear(&err);
@@ -226,13 +220,13 @@ static void test_refuses_overwrite(void)
 
     /* The live database itself is never a destination, even forced. */
     char self[512];
-    path_in(self, sizeof self, "b.db");
+    fx_path(self, sizeof self, "b.db");
     rc = backup_to(db, self, &opts, NULL, &err);
     CHECK_EQ(rc, -EINVAL);
     CHECK_CONTAINS(err.msg, "database being backed up");
 
     /* A directory is not a file name. */
-    rc = backup_to(db, tmpdir, &opts, NULL, &err);
+    rc = backup_to(db, fx_dir, &opts, NULL, &err);
     CHECK_EQ(rc, -EISDIR);
     CHECK_CONTAINS(err.msg, "directory");
 
@@ -242,7 +236,7 @@ static void test_refuses_overwrite(void)
     CHECK_EQ(rc, -EBUSY);
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     db_close(db);
-    CHECK_EQ(temp_files(tmpdir), 0);
+    CHECK_EQ(temp_files(fx_dir), 0);
 }
 
 static void test_missing_directory(void)
@@ -251,7 +245,7 @@ static void test_missing_directory(void)
     if (!db)
         return;
     char dest[512];
-    path_in(dest, sizeof dest, "no-such-dir/backup.db");
+    fx_path(dest, sizeof dest, "no-such-dir/backup.db");
     struct op_error err;
     op_error_clear(&err);
     int rc = backup_to(db, dest, NULL, NULL, &err);
@@ -259,7 +253,7 @@ static void test_missing_directory(void)
     CHECK_CONTAINS(err.msg, "does not exist");
     CHECK_CONTAINS(err.msg, "no-such-dir");
     db_close(db);
-    CHECK_EQ(temp_files(tmpdir), 0);
+    CHECK_EQ(temp_files(fx_dir), 0);
 }
 
 struct cancel_ctx {
@@ -283,7 +277,7 @@ static void test_progress_and_cancel(void)
     if (!db)
         return;
     char dest[512];
-    path_in(dest, sizeof dest, "d-backup.db");
+    fx_path(dest, sizeof dest, "d-backup.db");
     write_file(dest, "precious");
 
     /* Cancelled half-way with --force: the old DEST stays, no temp file. */
@@ -296,7 +290,7 @@ static void test_progress_and_cancel(void)
     CHECK_EQ(cc.calls, 3);
     CHECK(cc.last_copied < cc.last_total);
     CHECK_STR(read_file(dest), "precious");
-    CHECK_EQ(temp_files(tmpdir), 0);
+    CHECK_EQ(temp_files(fx_dir), 0);
 
     /* Run to the end: progress climbs to copied == total. */
     struct cancel_ctx done = {0};
@@ -354,8 +348,8 @@ static void test_consistent_under_writes(void)
         return;
     db_close(seed);
     char path[512], dest[512];
-    path_in(path, sizeof path, "e.db");
-    path_in(dest, sizeof dest, "e-backup.db");
+    fx_path(path, sizeof path, "e.db");
+    fx_path(dest, sizeof dest, "e-backup.db");
 
     int stop[2], ready[2];
     CHECK_EQ(pipe(stop), 0);
@@ -422,39 +416,16 @@ static void test_consistent_under_writes(void)
                  SQLITE_OK);
         db_close(rw);
     }
-    CHECK_EQ(temp_files(tmpdir), 0);
-}
-
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[600];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        (void)unlink(p);
-    }
-    closedir(d);
-    (void)rmdir(dir);
+    CHECK_EQ(temp_files(fx_dir), 0);
 }
 
 int main(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/outpost-test-backup-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    fx_tmpdir("backup");
     RUN(test_copy_is_outpost_db);
     RUN(test_refuses_overwrite);
     RUN(test_missing_directory);
     RUN(test_progress_and_cancel);
     RUN(test_consistent_under_writes);
-    remove_tree(tmpdir);
-    return tl_report();
+    return fx_finish();
 }

@@ -15,9 +15,8 @@
 #include "check.h"
 #include "db.h"
 #include "store_queries.h"
+#include "fixture.h"
 #include "testlib.h"
-
-static char tmpdir[256];
 
 struct lines {
     int n;
@@ -42,11 +41,6 @@ static const char *line_with(const struct lines *l, const char *needle)
     for (int i = 0; i < l->n && i < 256; i++)
         fprintf(stderr, "  reported: %s\n", l->text[i]);
     return "";
-}
-
-static void path_in(char *buf, size_t cap, const char *name)
-{
-    snprintf(buf, cap, "%s/%s", tmpdir, name);
 }
 
 static int exec(sqlite3 *db, const char *sql)
@@ -98,7 +92,7 @@ static int add_contacts(sqlite3 *db, int first, int n, const char *owner)
 static sqlite3 *make_db(const char *name, int n)
 {
     char path[512];
-    path_in(path, sizeof path, name);
+    fx_path(path, sizeof path, name);
     sqlite3 *db = NULL;
     struct op_error err;
     if (db_open(path, DB_OPEN_CREATE, &db, &err) < 0) {
@@ -119,7 +113,7 @@ static int run_check(const char *name, struct lines *l, struct check_result *res
                      struct op_error *err)
 {
     char path[512];
-    path_in(path, sizeof path, name);
+    fx_path(path, sizeof path, name);
     sqlite3 *db = NULL;
     memset(l, 0, sizeof *l);
     op_error_clear(err);
@@ -134,7 +128,7 @@ static int run_check(const char *name, struct lines *l, struct check_result *res
 static uint64_t file_hash(const char *name)
 {
     char path[512];
-    path_in(path, sizeof path, name);
+    fx_path(path, sizeof path, name);
     FILE *f = fopen(path, "rb");
     uint64_t h = 1469598103934665603ull;
     if (!f)
@@ -181,7 +175,7 @@ static void test_clean(void)
     /* Checking while another connection holds the database open and has
      * uncheckpointed commits in the WAL works too. */
     char path[512];
-    path_in(path, sizeof path, "clean.db");
+    fx_path(path, sizeof path, "clean.db");
     CHECK_EQ(db_open(path, 0, &db, &err), 0);
     CHECK_EQ(add_contacts(db, 1000, 20, NULL), 0);
     rc = run_check("clean.db", &l, &res, &err);
@@ -272,7 +266,7 @@ static void test_search_index_damaged(void)
 static void test_old_schema(void)
 {
     char path[512];
-    path_in(path, sizeof path, "old.db");
+    fx_path(path, sizeof path, "old.db");
     sqlite3 *db = NULL;
     struct op_error err;
     CHECK_EQ(db_open(path, DB_OPEN_CREATE | DB_OPEN_NO_MIGRATE, &db, &err), 0);
@@ -297,7 +291,7 @@ static void test_not_outpost(void)
 {
     /* An SQLite database of some other program, no application id. */
     char path[512];
-    path_in(path, sizeof path, "other.db");
+    fx_path(path, sizeof path, "other.db");
     sqlite3 *raw = NULL;
     CHECK_EQ(sqlite3_open(path, &raw), SQLITE_OK);
     exec(raw, "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hello')");
@@ -310,7 +304,7 @@ static void test_not_outpost(void)
     CHECK_CONTAINS(err.msg, "not an Outpost database");
 
     /* One that says it is someone else's. */
-    path_in(path, sizeof path, "other2.db");
+    fx_path(path, sizeof path, "other2.db");
     CHECK_EQ(sqlite3_open(path, &raw), SQLITE_OK);
     exec(raw, "PRAGMA application_id = 1234; CREATE TABLE t (x)");
     sqlite3_close(raw);
@@ -322,7 +316,7 @@ static void test_not_outpost(void)
 static void write_bytes(const char *name, const void *data, size_t n)
 {
     char path[512];
-    path_in(path, sizeof path, name);
+    fx_path(path, sizeof path, name);
     FILE *f = fopen(path, "wb");
     if (f) {
         fwrite(data, 1, n, f);
@@ -357,7 +351,7 @@ static void test_garbage_and_truncated(void)
         return;
     db_close(db);
     char path[512];
-    path_in(path, sizeof path, "cut.db");
+    fx_path(path, sizeof path, "cut.db");
     struct stat st;
     CHECK_EQ(stat(path, &st), 0);
     CHECK_EQ(truncate(path, st.st_size / 2), 0);
@@ -377,31 +371,9 @@ static void test_garbage_and_truncated(void)
     CHECK(rc != 0);
 }
 
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[600];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        (void)unlink(p);
-    }
-    closedir(d);
-    (void)rmdir(dir);
-}
-
 int main(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/outpost-test-check-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    fx_tmpdir("check");
     RUN(test_integrity_limit);
     RUN(test_clean);
     RUN(test_foreign_key);
@@ -411,6 +383,5 @@ int main(void)
     RUN(test_old_schema);
     RUN(test_not_outpost);
     RUN(test_garbage_and_truncated);
-    remove_tree(tmpdir);
-    return tl_report();
+    return fx_finish();
 }

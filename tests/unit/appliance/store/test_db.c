@@ -5,16 +5,10 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "fixture.h"
 #include "testlib.h"
 #include "sql.h"
 #include "store_queries.h"
-
-static char dir[] = "/tmp/outpost-test-db-XXXXXX";
-
-static void path_for(char *buf, size_t cap, const char *name)
-{
-    snprintf(buf, cap, "%s/%s", dir, name);
-}
 
 static int query_int(sqlite3 *db, const char *sql)
 {
@@ -43,7 +37,7 @@ static char *query_text(sqlite3 *db, const char *sql)
 static void fresh_database_settings(void)
 {
     char path[256];
-    path_for(path, sizeof path, "fresh.db");
+    fx_path(path, sizeof path, "fresh.db");
     sqlite3 *db;
     struct op_error err;
     CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
@@ -71,7 +65,7 @@ static void migrate_from_every_version(void)
     char path[256];
     sqlite3 *db;
     struct op_error err;
-    path_for(path, sizeof path, "reference.db");
+    fx_path(path, sizeof path, "reference.db");
     CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
     char *reference = schema_of(db);
     db_close(db);
@@ -79,7 +73,7 @@ static void migrate_from_every_version(void)
     for (int v = 0; v < db_latest_version(); v++) {
         char name[32];
         snprintf(name, sizeof name, "from-v%d.db", v);
-        path_for(path, sizeof path, name);
+        fx_path(path, sizeof path, name);
         CHECK_EQ(db_open(path, DB_OPEN_CREATE | DB_OPEN_NO_MIGRATE, &db, &err), 0);
         CHECK_EQ(db_migrate(db, v, &err), v);
         CHECK_EQ(query_int(db, "PRAGMA user_version"), v);
@@ -114,7 +108,7 @@ static void refuses_newer(void)
     char path[256];
     sqlite3 *db;
     struct op_error err;
-    path_for(path, sizeof path, "newer.db");
+    fx_path(path, sizeof path, "newer.db");
     CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", db_latest_version() + 1);
@@ -133,7 +127,7 @@ static void refuses_foreign_and_garbage(void)
     sqlite3 *raw;
     sqlite3 *db = NULL;
     struct op_error err;
-    path_for(path, sizeof path, "foreign.db");
+    fx_path(path, sizeof path, "foreign.db");
     CHECK_EQ(sqlite3_open(path, &raw), SQLITE_OK);
     CHECK_EQ(sqlite3_exec(raw, "CREATE TABLE x (a); PRAGMA user_version = 3", NULL, NULL, NULL),
              SQLITE_OK);
@@ -141,7 +135,7 @@ static void refuses_foreign_and_garbage(void)
     CHECK_EQ(db_open(path, 0, &db, &err), DB_EFOREIGN);
     CHECK_CONTAINS(err.msg, "not an Outpost one");
 
-    path_for(path, sizeof path, "garbage.db");
+    fx_path(path, sizeof path, "garbage.db");
     FILE *f = fopen(path, "w");
     for (int i = 0; i < 200; i++)
         fputs("this is not a database at all. ", f);
@@ -152,7 +146,7 @@ static void refuses_foreign_and_garbage(void)
     CHECK_CONTAINS(err.msg, path);
     CHECK_CONTAINS(err.msg, "not a database");
 
-    path_for(path, sizeof path, "missing.db");
+    fx_path(path, sizeof path, "missing.db");
     op_error_clear(&err);
     CHECK_EQ(db_open(path, 0, &db, &err), -ENOENT);
     CHECK_CONTAINS(err.msg, "outpost init");
@@ -165,7 +159,7 @@ static void refuses_foreign_and_garbage(void)
 static void every_query_prepares(void)
 {
     char path[300];
-    path_for(path, sizeof path, "queries.db");
+    fx_path(path, sizeof path, "queries.db");
     sqlite3 *db = NULL;
     struct op_error err;
     CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
@@ -191,17 +185,12 @@ static void maps_errors(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir))
-        return 1;
+    fx_tmpdir("db");
     RUN(fresh_database_settings);
     RUN(migrate_from_every_version);
     RUN(refuses_newer);
     RUN(refuses_foreign_and_garbage);
     RUN(maps_errors);
     RUN(every_query_prepares);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return tl_report();
+    return fx_finish();
 }

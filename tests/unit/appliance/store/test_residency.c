@@ -29,32 +29,21 @@
 #include "residency.h"
 #include "segment.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "subject.h"
 #include "sync_ledger.h"
 #include "sync_mac.h"
 #include "outpost_config.h"
 #include "testlib.h"
 
-static char dir[] = "/tmp/outpost-test-residency-XXXXXX";
-static char dbp[300], spool[300], policy_path[400];
+static char dbp[FX_PATH_MAX], spool[FX_PATH_MAX];
 static struct node_credentials cred;
 static struct store *st;
 static struct policy *pol;
 
-static void die(const char *what, const struct op_error *err)
-{
-    fprintf(stderr, "%s: %s\n", what, err ? err->msg : "");
-    exit(1);
-}
-
 static void fresh(const char *name)
 {
-    snprintf(dbp, sizeof dbp, "%s/%s.db", dir, name);
-    snprintf(spool, sizeof spool, "%s/%s-spool", dir, name);
-    struct op_error err;
-    store_close(st);
-    if (store_open(dbp, DB_OPEN_CREATE, &st, &err) < 0 || store_init_node(st, "KE", &err) < 0)
-        die("store", &err);
+    fx_node(name, "KE", dbp, spool, &st);
     store_set_policy(st, pol);
 }
 
@@ -64,20 +53,13 @@ static struct sync_ledger *open_ledger(void)
     struct sync_ledger *l = NULL;
     struct op_error err;
     if (sync_ledger_open(&o, &l, &err) < 0)
-        die("sync_ledger_open", &err);
+        fx_die("sync_ledger_open", &err);
     return l;
 }
 
 static char *create(const struct entity_def *e, json_t *in)
 {
-    json_t *out = NULL;
-    struct op_error err;
-    if (store_create(st, e, in, STORE_SKIP_DUP_CHECK, &out, &err) < 0)
-        die(e->name, &err);
-    json_decref(in);
-    char *id = strdup(json_string_value(json_object_get(out, "id")));
-    json_decref(out);
-    return id;
+    return fx_create(st, e, in);
 }
 
 static int64_t version_of(const struct entity_def *e, const char *id)
@@ -85,7 +67,7 @@ static int64_t version_of(const struct entity_def *e, const char *id)
     json_t *r = NULL;
     struct op_error err;
     if (store_get(st, e, id, STORE_INCLUDE_DELETED, &r, &err) < 0)
-        die("get", &err);
+        fx_die("get", &err);
     int64_t v = json_integer_value(json_object_get(r, "version"));
     json_decref(r);
     return v;
@@ -111,13 +93,13 @@ static int cut_all(struct sync_ledger *l, int ack, char **buf, size_t *len)
         struct sync_segment sg;
         int made = 0;
         if (sync_ledger_make_segment(l, &made, &sg, &err) != 0)
-            die("make_segment", &err);
+            fx_die("make_segment", &err);
         if (!made)
             break;
         n++;
         struct segment *seg = NULL;
         if (segment_open(sg.path, cred.hq_key, NULL, &seg, &err) < 0)
-            die("segment_open", &err);
+            fx_die("segment_open", &err);
         const char *entity, *op, *json;
         size_t jl;
         while (segment_next_record(seg, &entity, &op, &json, &jl, &err) == 1) {
@@ -138,7 +120,7 @@ static int cut_all(struct sync_ledger *l, int ack, char **buf, size_t *len)
             char *r = json_dumps(j, JSON_COMPACT);
             int outcome = 0;
             if (sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err) < 0)
-                die("receipt", &err);
+                fx_die("receipt", &err);
             free(r);
             json_decref(j);
         }
@@ -152,7 +134,7 @@ static int64_t count(const char *sql)
 {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(store_db(st), sql, -1, &q, NULL) != SQLITE_OK)
-        die(sql, NULL);
+        fx_die(sql, NULL);
     int64_t v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
     sqlite3_finalize(q);
     return v;
@@ -164,7 +146,7 @@ static void one_spooled(struct sync_ledger *l, struct sync_segment *sg)
     struct op_error err;
     int made = 0;
     if (sync_ledger_make_segment(l, &made, sg, &err) != 0 || !made)
-        die("make_segment", &err);
+        fx_die("make_segment", &err);
 }
 
 /* Restricted while spooled, while half uploaded, and while the segmenter
@@ -212,7 +194,7 @@ static void test_void_in_time(void)
                    "sync_segments)"),
              1);
     if (store_purge(st, &entity_contact, d, "erase", "ticket 7", &err) < 0)
-        die("erase", &err);
+        fx_die("erase", &err);
     CHECK(stat(sg.path, &sb) < 0 && errno == ENOENT);
     CHECK_EQ(count("SELECT count(*) FROM spool_voided"), 1); /* only the half-sent one */
     out = NULL;
@@ -282,7 +264,7 @@ static void test_settled_record_keeps_spool(void)
     struct op_error err;
     CHECK_EQ(update(&entity_activity, x, json_pack("{sb}", "restricted", 1), &err), 0);
     if (store_purge(st, &entity_contact, z, "purge", "retention", &err) < 0)
-        die("purge", &err);
+        fx_die("purge", &err);
     struct stat sb;
     CHECK_EQ(stat(sg.path, &sb), 0);
     CHECK_EQ(count("SELECT count(*) FROM sync_segments WHERE state = 0"), 1);
@@ -398,7 +380,7 @@ static void test_relations(void)
     /* an erased person: the deal of the organization loses the link */
     struct subject_erase_report rep;
     if (subject_erase(st, p, "ticket 9", 1764000000000ull, &rep, &err) < 0)
-        die("erase", &err);
+        fx_die("erase", &err);
     out = NULL;
     len = 0;
     cut_all(l, 1, &out, &len);
@@ -439,7 +421,7 @@ static void test_never_sent_leaves_nothing(void)
     CHECK_EQ(store_delete(st, &entity_contact, c, version_of(&entity_contact, c), &out0, &err), 0);
     json_decref(out0);
     if (store_purge(st, &entity_contact, d, "erase", "ticket 1", &err) < 0)
-        die("erase", &err);
+        fx_die("erase", &err);
     struct sync_ledger *l = open_ledger();
     char *out = NULL;
     size_t len = 0;
@@ -540,19 +522,10 @@ static void test_policy_change(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(policy_path, sizeof policy_path, "%s/KE.yaml", OUTPOST_SOURCE_REGIONS_DIR);
-    setenv("OUTPOST_POLICY", policy_path, 1);
-    struct op_error err;
-    if (policy_load_file(policy_path, &pol, &err) < 0)
-        die("policy", &err);
-    snprintf(cred.node_id, sizeof cred.node_id, "test-node-ke");
-    snprintf(cred.region, sizeof cred.region, "KE");
-    for (int i = 0; i < 32; i++)
-        cred.hq_key[i] = (unsigned char)(i * 5 + 3);
+    fx_tmpdir("residency");
+    fx_policy_env("KE");
+    pol = fx_policy_load("KE");
+    fx_cred_init(&cred, "test-node-ke", "KE", 5, 3);
 
     test_void_in_time();
     test_pin_voids_edit_does_not();
@@ -564,9 +537,5 @@ int main(void)
 
     store_close(st);
     policy_free(pol);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return tl_report();
+    return fx_finish();
 }

@@ -13,20 +13,17 @@
 #include "egress.h"
 #include "retention.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "testlib.h"
 
 #define DAY_MS UINT64_C(86400000)
 /* 2026-06-01T00:00:00Z */
 #define NOW_MS UINT64_C(1780272000000)
 
-static char dir[] = "/tmp/outpost-test-retention-XXXXXX";
-static char path[300];
-static uint64_t clock_ms;
-
-static uint64_t test_clock(void *ctx)
+/* Records are written on the injected clock from long before NOW_MS. */
+static struct store *fresh_store(const char *name)
 {
-    (void)ctx;
-    return clock_ms;
+    return fx_store_at(name, NOW_MS - 1000 * DAY_MS);
 }
 
 static struct policy_retention rules[2];
@@ -45,83 +42,11 @@ static void build_policy(void)
     pol.nretention = 2;
 }
 
-static struct store *fresh_store(const char *name)
-{
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    struct store *s = NULL;
-    struct op_error err;
-    clock_ms = NOW_MS - 1000 * DAY_MS;
-    if (store_open(path, DB_OPEN_CREATE, &s, &err) < 0) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        exit(1);
-    }
-    store_set_clock(s, test_clock, NULL);
-    if (store_init_node(s, "EU-DE", &err) < 0) {
-        fprintf(stderr, "init: %s\n", err.msg);
-        exit(1);
-    }
-    return s;
-}
-
-static char *create(struct store *s, const struct entity_def *e, json_t *in)
-{
-    json_t *out = NULL;
-    struct op_error err;
-    int rc = store_create(s, e, in, STORE_SKIP_DUP_CHECK, &out, &err);
-    json_decref(in);
-    if (rc < 0) {
-        fprintf(stderr, "create %s: %s\n", e->name, err.msg);
-        exit(1);
-    }
-    char *id = strdup(json_string_value(json_object_get(out, "id")));
-    json_decref(out);
-    return id;
-}
-
-static int64_t count(struct store *s, const char *sql)
-{
-    sqlite3_stmt *st;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
-        return -2;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-}
-
-/* Whether `needle` occurs anywhere in the file's bytes. */
-static int file_contains(const char *file, const char *needle)
-{
-    FILE *f = fopen(file, "rb");
-    if (!f)
-        return 0;
-    size_t n = strlen(needle), cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    int found = 0;
-    while (!found && (got = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += got;
-        for (size_t i = 0; i + n <= len; i++)
-            if (!memcmp(buf + i, needle, n)) {
-                found = 1;
-                break;
-            }
-        if (len > n) {
-            memmove(buf, buf + len - n, n);
-            len = n;
-        }
-    }
-    free(buf);
-    fclose(f);
-    return found;
-}
-
 static void purges_old_keeps_recent(void)
 {
     struct store *s = fresh_store("purge.db");
-    clock_ms = NOW_MS - 400 * DAY_MS;
-    char *c = create(s, &entity_contact, json_pack("{s:s}", "family_name", "Weber"));
+    fx_clock_ms = NOW_MS - 400 * DAY_MS;
+    char *c = fx_create(s, &entity_contact, json_pack("{s:s}", "family_name", "Weber"));
     /* activities: by occurred_at, whenever they were written; the body is
      * long enough to spill into overflow pages, which a purge frees */
     char body[20000];
@@ -129,33 +54,33 @@ static void purges_old_keeps_recent(void)
     body[sizeof body - 1] = '\0';
     memcpy(body + 100, "CANARY-old-call-7731", 20);
     memcpy(body + 15000, "CANARY-overflow-7732", 20);
-    char *old_act = create(s, &entity_activity,
-                           json_pack("{s:s, s:s, s:s, s:s}", "channel", "call", "occurred_at",
-                                     "2025-01-10T09:00:00Z", "body", body, "contact_id", c));
-    clock_ms = NOW_MS - 40 * DAY_MS;
+    char *old_act = fx_create(s, &entity_activity,
+                              json_pack("{s:s, s:s, s:s, s:s}", "channel", "call", "occurred_at",
+                                        "2025-01-10T09:00:00Z", "body", body, "contact_id", c));
+    fx_clock_ms = NOW_MS - 40 * DAY_MS;
     /* notes: by last change */
-    char *old_note = create(s, &entity_note, json_pack("{s:s}", "body", "CANARY-old-note-5520"));
-    char *touched = create(s, &entity_note, json_pack("{s:s}", "body", "old but edited"));
-    clock_ms = NOW_MS - 10 * DAY_MS;
+    char *old_note = fx_create(s, &entity_note, json_pack("{s:s}", "body", "CANARY-old-note-5520"));
+    char *touched = fx_create(s, &entity_note, json_pack("{s:s}", "body", "old but edited"));
+    fx_clock_ms = NOW_MS - 10 * DAY_MS;
     char *new_act =
-        create(s, &entity_activity,
-               json_pack("{s:s, s:s, s:s, s:s}", "channel", "call", "occurred_at",
-                         "2026-05-20T09:00:00Z", "body", "recent call", "contact_id", c));
+        fx_create(s, &entity_activity,
+                  json_pack("{s:s, s:s, s:s, s:s}", "channel", "call", "occurred_at",
+                            "2026-05-20T09:00:00Z", "body", "recent call", "contact_id", c));
     /* an activity written recently about a call long ago is still old */
-    char *late_act = create(s, &entity_activity,
-                            json_pack("{s:s, s:s, s:s}", "channel", "visit", "occurred_at",
-                                      "2024-03-01T10:00:00Z", "body", "entered late"));
-    clock_ms = NOW_MS - 5 * DAY_MS;
+    char *late_act = fx_create(s, &entity_activity,
+                               json_pack("{s:s, s:s, s:s}", "channel", "visit", "occurred_at",
+                                         "2024-03-01T10:00:00Z", "body", "entered late"));
+    fx_clock_ms = NOW_MS - 5 * DAY_MS;
     json_t *ch = json_pack("{s:s}", "body", "edited last week");
     struct op_error err;
     CHECK_EQ(store_update(s, &entity_note, touched, 1, ch, 0, NULL, &err), 0);
     json_decref(ch);
-    char *recent_note = create(s, &entity_note, json_pack("{s:s}", "body", "fresh"));
+    char *recent_note = fx_create(s, &entity_note, json_pack("{s:s}", "body", "fresh"));
 
     /* dry run: counts, changes nothing */
     struct retention_options dry = {.dry_run = 1};
     struct retention_report rep;
-    clock_ms = NOW_MS;
+    fx_clock_ms = NOW_MS;
     int rc = retention_run(s, &pol, NOW_MS, &dry, &rep, &err);
     CHECK_EQ(rc, 0);
     CHECK_EQ(rep.nitems, 2);
@@ -164,7 +89,7 @@ static void purges_old_keeps_recent(void)
     CHECK_STR(rep.items[0].age_by, "occurred_at");
     CHECK_STR(rep.items[1].age_by, "updated_at");
     CHECK_STR(rep.items[0].cutoff, "2025-06-01T00:00:00.000Z");
-    CHECK_EQ(count(s, "SELECT count(*) FROM activities WHERE deleted = 1"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM activities WHERE deleted = 1"), 0);
 
     rc = retention_run(s, &pol, NOW_MS, NULL, &rep, &err);
     CHECK_EQ(rc, 0);
@@ -193,15 +118,15 @@ static void purges_old_keeps_recent(void)
     CHECK_EQ(store_get(s, &entity_note, recent_note, 0, &n, &err), 0);
     json_decref(n);
 
-    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log WHERE action = 'purge' AND "
-                      "entity = 'activity' AND version_before = 1 AND version_after = 2 AND "
-                      "detail LIKE '%GDPR Art. 5(1)(e)%'"),
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log WHERE action = 'purge' AND "
+                         "entity = 'activity' AND version_before = 1 AND version_after = 2 AND "
+                         "detail LIKE '%GDPR Art. 5(1)(e)%'"),
              2);
-    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log WHERE action = 'purge' AND "
-                      "entity = 'note'"),
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log WHERE action = 'purge' AND "
+                         "entity = 'note'"),
              1);
     /* the contact is not under a rule */
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts WHERE deleted = 0"), 1);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts WHERE deleted = 0"), 1);
 
     /* a second run finds nothing */
     rc = retention_run(s, &pol, NOW_MS, NULL, &rep, &err);
@@ -210,14 +135,14 @@ static void purges_old_keeps_recent(void)
 
     /* the purged text is not in the files (the run truncated the WAL) */
     char wal[320];
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    CHECK(!file_contains(path, "CANARY-old-call-7731"));
-    CHECK(!file_contains(path, "CANARY-old-note-5520"));
-    CHECK(!file_contains(wal, "CANARY-old-call-7731"));
-    CHECK(!file_contains(path, "CANARY-overflow-7732"));
-    CHECK(!file_contains(wal, "CANARY-overflow-7732"));
-    CHECK(!file_contains(wal, "CANARY-old-note-5520"));
-    CHECK(file_contains(path, "recent call")); /* the scan can find what is there */
+    snprintf(wal, sizeof wal, "%s-wal", fx_db);
+    CHECK(!fx_file_contains(fx_db, "CANARY-old-call-7731"));
+    CHECK(!fx_file_contains(fx_db, "CANARY-old-note-5520"));
+    CHECK(!fx_file_contains(wal, "CANARY-old-call-7731"));
+    CHECK(!fx_file_contains(fx_db, "CANARY-overflow-7732"));
+    CHECK(!fx_file_contains(wal, "CANARY-overflow-7732"));
+    CHECK(!fx_file_contains(wal, "CANARY-old-note-5520"));
+    CHECK(fx_file_contains(fx_db, "recent call")); /* the scan can find what is there */
     free(c);
     free(old_act);
     free(new_act);
@@ -231,15 +156,15 @@ static void purges_old_keeps_recent(void)
 static void tombstone_still_holding_text_is_purged(void)
 {
     struct store *s = fresh_store("tomb.db");
-    clock_ms = NOW_MS - 100 * DAY_MS;
-    char *id = create(s, &entity_note, json_pack("{s:s}", "body", "deleted but still here"));
+    fx_clock_ms = NOW_MS - 100 * DAY_MS;
+    char *id = fx_create(s, &entity_note, json_pack("{s:s}", "body", "deleted but still here"));
     struct op_error err;
     CHECK_EQ(store_delete(s, &entity_note, id, 1, NULL, &err), 0);
     struct retention_report rep;
     CHECK_EQ(retention_run(s, &pol, NOW_MS, NULL, &rep, &err), 0);
     CHECK_EQ(rep.total, 1);
-    CHECK_EQ(count(s, "SELECT count(*) FROM notes WHERE body = ''"), 1);
-    CHECK_EQ(count(s, "SELECT version FROM notes"), 3);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM notes WHERE body = ''"), 1);
+    CHECK_EQ(fx_count(s, "SELECT version FROM notes"), 3);
     free(id);
     store_close(s);
 }
@@ -247,11 +172,11 @@ static void tombstone_still_holding_text_is_purged(void)
 static void batches_and_limits(void)
 {
     struct store *s = fresh_store("batch.db");
-    clock_ms = NOW_MS - 100 * DAY_MS;
+    fx_clock_ms = NOW_MS - 100 * DAY_MS;
     for (int i = 0; i < 7; i++) {
         char body[32];
         snprintf(body, sizeof body, "note %d", i);
-        free(create(s, &entity_note, json_pack("{s:s}", "body", body)));
+        free(fx_create(s, &entity_note, json_pack("{s:s}", "body", body)));
     }
     struct op_error err;
     struct retention_report rep;
@@ -259,11 +184,11 @@ static void batches_and_limits(void)
     CHECK_EQ(retention_run(s, &pol, NOW_MS, &o, &rep, &err), 0);
     CHECK_EQ(rep.total, 5);
     CHECK_EQ(rep.more, 1);
-    CHECK_EQ(count(s, "SELECT count(*) FROM notes WHERE deleted = 1"), 5);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM notes WHERE deleted = 1"), 5);
     CHECK_EQ(retention_run(s, &pol, NOW_MS, &o, &rep, &err), 0);
     CHECK_EQ(rep.total, 2);
     CHECK_EQ(rep.more, 0);
-    CHECK_EQ(count(s, "SELECT count(*) FROM notes WHERE deleted = 1"), 7);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM notes WHERE deleted = 1"), 7);
     /* no policy: nothing happens */
     CHECK_EQ(retention_run(s, NULL, NOW_MS, NULL, &rep, &err), 0);
     CHECK_EQ(rep.nitems, 0);
@@ -274,7 +199,7 @@ static void users_cannot_be_purged(void)
 {
     struct store *s = fresh_store("users.db");
     struct op_error err;
-    char *id = create(s, &entity_contact, json_pack("{s:s}", "family_name", "Roth"));
+    char *id = fx_create(s, &entity_contact, json_pack("{s:s}", "family_name", "Roth"));
     CHECK_EQ(store_purge(s, &entity_user, id, NULL, NULL, &err), -EINVAL);
     CHECK_EQ(
         store_purge(s, &entity_contact, "0190b5a0-0000-7000-8000-000000000000", NULL, NULL, &err),
@@ -302,8 +227,8 @@ static void every_entity_has_queries(void)
     }
     p.retention = all;
     p.nretention = n;
-    free(create(s, &entity_contact, json_pack("{s:s}", "family_name", "Alt")));
-    clock_ms = NOW_MS;
+    free(fx_create(s, &entity_contact, json_pack("{s:s}", "family_name", "Alt")));
+    fx_clock_ms = NOW_MS;
     struct retention_options dry = {.dry_run = 1};
     struct retention_report rep;
     struct op_error err;
@@ -365,11 +290,11 @@ static void egress_expired_agrees(void)
     size_t n = sizeof r / sizeof r[0];
     struct op_error err;
     for (size_t i = 0; i < n; i++) {
-        clock_ms = r[i].at;
-        r[i].id = r[i].occurred ? create(s, r[i].e,
-                                         json_pack("{s:s, s:s, s:s}", "channel", "call",
-                                                   "occurred_at", r[i].occurred, "body", "x"))
-                                : create(s, r[i].e, json_pack("{s:s}", "body", "x"));
+        fx_clock_ms = r[i].at;
+        r[i].id = r[i].occurred ? fx_create(s, r[i].e,
+                                            json_pack("{s:s, s:s, s:s}", "channel", "call",
+                                                      "occurred_at", r[i].occurred, "body", "x"))
+                                : fx_create(s, r[i].e, json_pack("{s:s}", "body", "x"));
         json_t *rec = NULL;
         CHECK_EQ(store_get(s, r[i].e, r[i].id, 0, &rec, &err), 0);
         int got = egress_expired(&pol, r[i].e, rec, (int64_t)NOW_MS);
@@ -379,7 +304,7 @@ static void egress_expired_agrees(void)
         CHECK_EQ(got, r[i].want);
         json_decref(rec);
     }
-    clock_ms = NOW_MS;
+    fx_clock_ms = NOW_MS;
     struct retention_report rep;
     CHECK_EQ(retention_run(s, &pol, NOW_MS, NULL, &rep, &err), 0);
     for (size_t i = 0; i < n; i++) {
@@ -387,7 +312,7 @@ static void egress_expired_agrees(void)
         snprintf(sql, sizeof sql,
                  "SELECT count(*) FROM audit_log WHERE action = 'purge' AND record_id = '%s'",
                  r[i].id);
-        int64_t purged = count(s, sql);
+        int64_t purged = fx_count(s, sql);
         if (purged != r[i].want)
             fprintf(stderr, "  record %zu (%s): purged %lld, egress_expired said %d\n", i,
                     r[i].e->name, (long long)purged, r[i].want);
@@ -399,10 +324,7 @@ static void egress_expired_agrees(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    fx_tmpdir("retention");
     build_policy();
     RUN(purges_old_keeps_recent);
     RUN(tombstone_still_holding_text_is_purged);
@@ -411,8 +333,5 @@ int main(void)
     RUN(egress_expired_agrees);
     RUN(every_entity_has_queries);
     RUN(secure_delete_modes);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    (void)!system(cmd);
-    return tl_report();
+    return fx_finish();
 }

@@ -9,44 +9,9 @@
 #include "db.h"
 #include "store.h"
 #include "store_queries.h"
+#include "store_fixture.h"
 #include "testlib.h"
 #include "uuid7.h"
-
-static char dir[] = "/tmp/outpost-test-store-XXXXXX";
-static char path[300];
-
-static struct store *open_store(void)
-{
-    struct store *s = NULL;
-    struct op_error err;
-    if (store_open(path, DB_OPEN_CREATE, &s, &err) < 0) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        exit(1);
-    }
-    if (!store_node_id(s) && store_init_node(s, "EU-DE", &err) < 0) {
-        fprintf(stderr, "init: %s\n", err.msg);
-        exit(1);
-    }
-    return s;
-}
-
-static struct store *fresh_store(const char *name)
-{
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return open_store();
-}
-
-static int64_t count(struct store *s, const char *sql)
-{
-    sqlite3_stmt *st;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
-        return -2;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-}
 
 static const char *sval(json_t *o, const char *k)
 {
@@ -75,7 +40,7 @@ static json_t *contact(struct store *s, const char *json, unsigned flags, int ex
 
 static void crud_with_versions(void)
 {
-    struct store *s = fresh_store("crud.db");
+    struct store *s = fx_store("crud.db");
     json_t *c = contact(s,
                         "{\"given_name\":\" José \",\"family_name\":\"Müller\","
                         "\"email\":\"jose@example.org\",\"country\":\"de\"}",
@@ -122,12 +87,12 @@ static void crud_with_versions(void)
     CHECK_EQ(ival(got, "version"), 3);
     json_decref(got);
     CHECK_EQ(store_contact_update(s, idbuf, 3, chg, NULL, &err), -ENOENT);
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 1);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 1);
 
     /* Every write left an audit row with its versions. */
-    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log WHERE entity = 'contact'"), 3);
-    CHECK_EQ(count(s, "SELECT version_after FROM audit_log WHERE action = 'delete'"), 3);
-    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log WHERE actor = 'system'"), 3);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log WHERE entity = 'contact'"), 3);
+    CHECK_EQ(fx_count(s, "SELECT version_after FROM audit_log WHERE action = 'delete'"), 3);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log WHERE actor = 'system'"), 3);
 
     CHECK_EQ(store_contact_get(s, "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b", &got, &err), -ENOENT);
     json_decref(chg);
@@ -137,7 +102,7 @@ static void crud_with_versions(void)
 
 static void bad_input_changes_nothing(void)
 {
-    struct store *s = fresh_store("bad.db");
+    struct store *s = fx_store("bad.db");
     struct op_error err;
     json_t *in = json_pack("{s:s, s:s}", "given_name", "Ana", "shoe_size", "42");
     op_error_clear(&err);
@@ -166,14 +131,14 @@ static void bad_input_changes_nothing(void)
     CHECK_STR(err.field, "id");
     json_decref(in);
 
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
-    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log"), 0);
     store_close(s);
 }
 
 static void duplicate_detection(void)
 {
-    struct store *s = fresh_store("dup.db");
+    struct store *s = fx_store("dup.db");
     json_t *a = contact(s,
                         "{\"given_name\":\"José\",\"family_name\":\"Müller\","
                         "\"email\":\"Jose.Muller@Example.org\",\"phone\":\"030 1234567\","
@@ -201,7 +166,7 @@ static void duplicate_detection(void)
         CHECK_CONTAINS(err.msg, aid);
         json_decref(in);
     }
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 1);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 1);
 
     /* Same name elsewhere is a different person; the override creates. */
     json_t *b = contact(s,
@@ -210,7 +175,7 @@ static void duplicate_detection(void)
                         0, 0);
     json_t *c = contact(s, "{\"given_name\":\"J\",\"email\":\"jose.muller@example.org\"}",
                         STORE_SKIP_DUP_CHECK, 0);
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 3);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 3);
 
     /* An update that makes b a duplicate of a is refused too. */
     json_t *chg = json_pack("{s:s}", "phone", "+49301234567");
@@ -231,7 +196,7 @@ static void duplicate_detection(void)
 
 static void custom_fields_merge(void)
 {
-    struct store *s = fresh_store("custom.db");
+    struct store *s = fx_store("custom.db");
     json_t *c =
         contact(s, "{\"given_name\":\"Ana\",\"custom\":{\"tier\":\"gold\",\"cpf\":\"1\"}}", 0, 0);
     json_t *chg = json_loads("{\"custom\":{\"cpf\":null,\"region_code\":\"SP\"}}", 0, NULL);
@@ -250,7 +215,7 @@ static void custom_fields_merge(void)
 
 static void pagination_and_filters(void)
 {
-    struct store *s = fresh_store("list.db");
+    struct store *s = fx_store("list.db");
     struct op_error err;
     json_t *user = NULL;
     json_t *uin = json_pack("{s:s, s:s}", "name", "maria", "role", "field");
@@ -349,7 +314,7 @@ static void pagination_and_filters(void)
 
 static void every_entity_round_trips(void)
 {
-    struct store *s = fresh_store("entities.db");
+    struct store *s = fx_store("entities.db");
     struct op_error err;
     json_t *c = contact(s, "{\"given_name\":\"Wanjiru\",\"family_name\":\"Kamau\"}", 0, 0);
     json_t *org = NULL, *deal = NULL, *out = NULL;
@@ -432,17 +397,17 @@ static void every_entity_round_trips(void)
 
 static void transactions(void)
 {
-    struct store *s = fresh_store("txn.db");
+    struct store *s = fx_store("txn.db");
     struct op_error err;
     CHECK_EQ(store_begin(s, &err), 0);
     json_decref(contact(s, "{\"given_name\":\"A\",\"email\":\"a@example.org\"}", 0, 0));
     json_decref(contact(s, "{\"given_name\":\"B\",\"email\":\"b@example.org\"}", 0, 0));
     /* A failing write inside the transaction undoes only itself. */
     json_decref(contact(s, "{\"given_name\":\"A2\",\"email\":\"a@example.org\"}", 0, STORE_EDUP));
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 2);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 2);
     store_rollback(s);
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
-    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log"), 0);
 
     CHECK_EQ(store_begin(s, &err), 0);
     CHECK_EQ(store_begin(s, &err), -EBUSY);
@@ -450,8 +415,8 @@ static void transactions(void)
     CHECK_EQ(store_commit(s, &err), 0);
     CHECK_EQ(store_commit(s, &err), -EINVAL);
     store_close(s);
-    s = open_store();
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 1);
+    s = fx_store_reopen();
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 1);
     store_close(s);
 }
 
@@ -464,26 +429,26 @@ static uint64_t fake_clock(void *ctx)
 
 static void clock_survives_restart_and_backwards_time(void)
 {
-    struct store *s = fresh_store("clock.db");
+    struct store *s = fx_store("clock.db");
     fake_now = 1800000000000;
     store_set_clock(s, fake_clock, NULL);
     json_decref(contact(s, "{\"given_name\":\"First\"}", 0, 0));
     store_close(s);
-    s = open_store();
+    s = fx_store_reopen();
     fake_now = 1800000000000 - 3600 * 1000; /* wall clock an hour behind */
     store_set_clock(s, fake_clock, NULL);
     json_decref(contact(s, "{\"given_name\":\"Second\"}", 0, 0));
-    CHECK_EQ(count(s, "SELECT (SELECT created_hlc FROM contacts WHERE given_name = 'Second') > "
-                      "(SELECT created_hlc FROM contacts WHERE given_name = 'First')"),
+    CHECK_EQ(fx_count(s, "SELECT (SELECT created_hlc FROM contacts WHERE given_name = 'Second') > "
+                         "(SELECT created_hlc FROM contacts WHERE given_name = 'First')"),
              1);
     /* A second store on the same file (the CLI beside the daemon) never
      * issues a stamp below one the first already committed. */
-    struct store *other = open_store();
+    struct store *other = fx_store_reopen();
     fake_now = 1000;
     store_set_clock(other, fake_clock, NULL);
     json_decref(contact(other, "{\"given_name\":\"Third\"}", 0, 0));
-    CHECK_EQ(count(s, "SELECT (SELECT created_hlc FROM contacts WHERE given_name = 'Third') > "
-                      "(SELECT created_hlc FROM contacts WHERE given_name = 'Second')"),
+    CHECK_EQ(fx_count(s, "SELECT (SELECT created_hlc FROM contacts WHERE given_name = 'Third') > "
+                         "(SELECT created_hlc FROM contacts WHERE given_name = 'Second')"),
              1);
     store_close(other);
     store_close(s);
@@ -491,7 +456,7 @@ static void clock_survives_restart_and_backwards_time(void)
 
 static void search_folds(void)
 {
-    struct store *s = fresh_store("search.db");
+    struct store *s = fx_store("search.db");
     struct op_error err;
     json_t *c = contact(s,
                         "{\"given_name\":\"José\",\"family_name\":\"Müller\","
@@ -541,10 +506,10 @@ static void search_folds(void)
  * -ENOSPC and a message, and leaves the database as it was. */
 static void full_disk(void)
 {
-    struct store *s = fresh_store("full.db");
+    struct store *s = fx_store("full.db");
     struct op_error err;
     json_decref(contact(s, "{\"given_name\":\"Before\"}", 0, 0));
-    int64_t pages = count(s, "PRAGMA page_count");
+    int64_t pages = fx_count(s, "PRAGMA page_count");
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)pages);
     CHECK_EQ(sqlite3_exec(store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
@@ -563,15 +528,15 @@ static void full_disk(void)
     CHECK_EQ(rc, -ENOSPC);
     CHECK_CONTAINS(err.msg, "full");
     store_rollback(s);
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 1);
-    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log"), 1);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 1);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log"), 1);
     store_close(s);
 }
 
 /* A field user's view: own and unowned records; others' do not exist. */
 static void viewer_sees_own_and_shared(void)
 {
-    struct store *s = fresh_store("viewer.db");
+    struct store *s = fx_store("viewer.db");
     struct op_error err;
     json_t *ana = NULL, *ben = NULL, *in;
     in = json_pack("{s:s, s:s}", "name", "ana", "role", "field");
@@ -621,7 +586,7 @@ static void viewer_sees_own_and_shared(void)
  * records, page after page. */
 static void two_filters_page(void)
 {
-    struct store *s = fresh_store("filters.db");
+    struct store *s = fx_store("filters.db");
     struct op_error err;
     json_t *user = NULL;
     json_t *uin = json_pack("{s:s, s:s}", "name", "ana", "role", "field");
@@ -702,7 +667,7 @@ static int has_column(sqlite3_stmt *st, const char *name)
  * store room compiles against the schema. */
 static void queries_match_descriptors(void)
 {
-    struct store *s = fresh_store("queries.db");
+    struct store *s = fx_store("queries.db");
     struct op_error err;
     struct sql_cache c;
     CHECK_EQ(store_queries_bind(s, &c, &store_queries, &err), 0);
@@ -771,8 +736,7 @@ static void queries_match_descriptors(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir))
-        return 1;
+    fx_tmpdir("store");
     RUN(crud_with_versions);
     RUN(bad_input_changes_nothing);
     RUN(duplicate_detection);
@@ -786,9 +750,5 @@ int main(void)
     RUN(viewer_sees_own_and_shared);
     RUN(two_filters_page);
     RUN(queries_match_descriptors);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return tl_report();
+    return fx_finish();
 }

@@ -15,78 +15,11 @@
 #include "importer.h"
 #include "policy.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "subject.h"
 #include "testlib.h"
 
 #define NOW_MS UINT64_C(1795000000000)
-
-static char dir[] = "/tmp/outpost-test-subject-XXXXXX";
-static char path[300];
-
-static struct store *fresh_store(const char *name)
-{
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    struct store *s = NULL;
-    struct op_error err;
-    if (store_open(path, DB_OPEN_CREATE, &s, &err) < 0 || store_init_node(s, "EU-DE", &err) < 0) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        exit(1);
-    }
-    return s;
-}
-
-static char *create(struct store *s, const struct entity_def *e, json_t *in)
-{
-    json_t *out = NULL;
-    struct op_error err;
-    int rc = store_create(s, e, in, STORE_SKIP_DUP_CHECK, &out, &err);
-    json_decref(in);
-    if (rc < 0) {
-        fprintf(stderr, "create %s: %s\n", e->name, err.msg);
-        exit(1);
-    }
-    char *id = strdup(json_string_value(json_object_get(out, "id")));
-    json_decref(out);
-    return id;
-}
-
-static int64_t count(struct store *s, const char *sql)
-{
-    sqlite3_stmt *st;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
-        return -2;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-}
-
-static int file_contains(const char *file, const char *needle)
-{
-    FILE *f = fopen(file, "rb");
-    if (!f)
-        return 0;
-    size_t n = strlen(needle), cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    int found = 0;
-    while (!found && (got = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += got;
-        for (size_t i = 0; i + n <= len; i++)
-            if (!memcmp(buf + i, needle, n)) {
-                found = 1;
-                break;
-            }
-        if (len > n) {
-            memmove(buf, buf + len - n, n);
-            len = n;
-        }
-    }
-    free(buf);
-    fclose(f);
-    return found;
-}
 
 struct person {
     char *contact, *org, *link, *deal, *activity, *task, *note, *consent, *other;
@@ -94,34 +27,37 @@ struct person {
 
 static void make_person(struct store *s, struct person *p)
 {
-    p->contact = create(s, &entity_contact,
-                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "given_name", "Zofia", "family_name",
-                                  "Canarywska", "email", "zofia.canarywska@example.org", "phone",
-                                  "+49 30 5550123", "street", "Canarystraße 17"));
+    p->contact =
+        fx_create(s, &entity_contact,
+                  json_pack("{s:s, s:s, s:s, s:s, s:s}", "given_name", "Zofia", "family_name",
+                            "Canarywska", "email", "zofia.canarywska@example.org", "phone",
+                            "+49 30 5550123", "street", "Canarystraße 17"));
     p->other =
-        create(s, &entity_contact,
-               json_pack("{s:s, s:s}", "family_name", "Keller", "email", "keller@example.org"));
-    p->org = create(s, &entity_organization, json_pack("{s:s}", "name", "Nordwind GmbH"));
-    p->link = create(s, &entity_contact_organization,
-                     json_pack("{s:s, s:s, s:s}", "contact_id", p->contact, "organization_id",
-                               p->org, "role", "buyer"));
-    p->deal = create(s, &entity_deal,
-                     json_pack("{s:s, s:s, s:s}", "title", "Framework contract", "contact_id",
-                               p->contact, "organization_id", p->org));
-    p->activity = create(s, &entity_activity,
-                         json_pack("{s:s, s:s, s:s, s:s}", "channel", "call", "occurred_at",
-                                   "2026-10-01T10:00:00Z", "body", "Zofia said CANARY-call-9931",
-                                   "contact_id", p->contact));
-    p->task = create(s, &entity_task,
-                     json_pack("{s:s, s:s}", "title", "Call Zofia back", "contact_id", p->contact));
-    p->note = create(s, &entity_note,
-                     json_pack("{s:s, s:s}", "body", "CANARY-note-4412", "contact_id", p->contact));
-    p->consent =
-        create(s, &entity_consent,
-               json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "contact_id", p->contact,
-                         "channel", "email", "purpose", "newsletter", "status", "granted", "method",
-                         "single_opt_in", "requested_at", "2026-09-01T08:00:00Z", "evidence", "ip",
-                         "203.0.113.77", "form", "CANARY-evidence-2208"));
+        fx_create(s, &entity_contact,
+                  json_pack("{s:s, s:s}", "family_name", "Keller", "email", "keller@example.org"));
+    p->org = fx_create(s, &entity_organization, json_pack("{s:s}", "name", "Nordwind GmbH"));
+    p->link = fx_create(s, &entity_contact_organization,
+                        json_pack("{s:s, s:s, s:s}", "contact_id", p->contact, "organization_id",
+                                  p->org, "role", "buyer"));
+    p->deal = fx_create(s, &entity_deal,
+                        json_pack("{s:s, s:s, s:s}", "title", "Framework contract", "contact_id",
+                                  p->contact, "organization_id", p->org));
+    p->activity = fx_create(s, &entity_activity,
+                            json_pack("{s:s, s:s, s:s, s:s}", "channel", "call", "occurred_at",
+                                      "2026-10-01T10:00:00Z", "body", "Zofia said CANARY-call-9931",
+                                      "contact_id", p->contact));
+    p->task =
+        fx_create(s, &entity_task,
+                  json_pack("{s:s, s:s}", "title", "Call Zofia back", "contact_id", p->contact));
+    p->note =
+        fx_create(s, &entity_note,
+                  json_pack("{s:s, s:s}", "body", "CANARY-note-4412", "contact_id", p->contact));
+    p->consent = fx_create(s, &entity_consent,
+                           json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "contact_id",
+                                     p->contact, "channel", "email", "purpose", "newsletter",
+                                     "status", "granted", "method", "single_opt_in", "requested_at",
+                                     "2026-09-01T08:00:00Z", "evidence", "ip", "203.0.113.77",
+                                     "form", "CANARY-evidence-2208"));
 }
 
 static void free_person(struct person *p)
@@ -139,7 +75,7 @@ static void free_person(struct person *p)
 
 static void export_holds_everything(void)
 {
-    struct store *s = fresh_store("export.db");
+    struct store *s = fx_store("export.db");
     struct person p;
     make_person(s, &p);
     json_t *doc = NULL;
@@ -214,7 +150,7 @@ static void count_problem(void *ctx, const char *line)
 
 static void erase_leaves_nothing(void)
 {
-    struct store *s = fresh_store("erase.db");
+    struct store *s = fx_store("erase.db");
     struct person p;
     make_person(s, &p);
     /* more contacts, each its own transaction, so the person's search
@@ -222,7 +158,7 @@ static void erase_leaves_nothing(void)
     for (int i = 0; i < 300; i++) {
         char name[32];
         snprintf(name, sizeof name, "Filler%03d", i);
-        free(create(s, &entity_contact, json_pack("{s:s}", "family_name", name)));
+        free(fx_create(s, &entity_contact, json_pack("{s:s}", "family_name", name)));
     }
     CHECK_EQ(search_hits(s, "Canarywska"), 1);
     CHECK_EQ(search_hits(s, "zofia.canarywska"), 1);
@@ -256,13 +192,13 @@ static void erase_leaves_nothing(void)
     CHECK_EQ(store_get(s, &entity_deal, p.deal, 0, &d, &err), 0);
     json_decref(d);
 
-    CHECK_EQ(count(s, "SELECT count(*) FROM erasures WHERE sent_at_ms IS NULL"), 6);
-    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log WHERE action = 'erase'"), 6);
-    CHECK_EQ(count(s, "SELECT count(*) FROM audit_log WHERE detail LIKE '%Canary%'"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM erasures WHERE sent_at_ms IS NULL"), 6);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log WHERE action = 'erase'"), 6);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log WHERE detail LIKE '%Canary%'"), 0);
 
     /* consistent: search index, foreign keys, integrity */
     sqlite3 *ro = NULL;
-    CHECK_EQ(db_open(path, DB_OPEN_READONLY | DB_OPEN_NO_MIGRATE, &ro, &err), 0);
+    CHECK_EQ(db_open(fx_db, DB_OPEN_READONLY | DB_OPEN_NO_MIGRATE, &ro, &err), 0);
     int problems = 0;
     struct check_result cr;
     CHECK_EQ(check_run(ro, count_problem, &problems, &cr, &err), 0);
@@ -271,26 +207,26 @@ static void erase_leaves_nothing(void)
 
     /* the old values are not in the database files */
     char wal[320];
-    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(wal, sizeof wal, "%s-wal", fx_db);
     static const char *const canaries[] = {
         "Canarywska",           "canarywska",       "zofia",
         "canarywska@example",   "CANARY-call-9931", "CANARY-note-4412",
         "CANARY-evidence-2208", "203.0.113.77",     "Canarystra"};
     for (size_t i = 0; i < sizeof canaries / sizeof canaries[0]; i++) {
-        int in_db = file_contains(path, canaries[i]);
-        int in_wal = file_contains(wal, canaries[i]);
+        int in_db = fx_file_contains(fx_db, canaries[i]);
+        int in_wal = fx_file_contains(wal, canaries[i]);
         if (in_db || in_wal)
             fprintf(stderr, "  '%s' still in %s\n", canaries[i], in_db ? "the database" : "WAL");
         CHECK(!in_db);
         CHECK(!in_wal);
     }
-    CHECK(file_contains(path, "keller@example.org"));
+    CHECK(fx_file_contains(fx_db, "keller@example.org"));
 
     /* again: nothing left to do */
     rc = subject_erase(s, p.contact, NULL, NOW_MS, &rep, &err);
     CHECK_EQ(rc, 0);
     CHECK_EQ(rep.records, 0);
-    CHECK_EQ(count(s, "SELECT count(*) FROM erasures"), 6);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM erasures"), 6);
 
     /* the export of an erased contact holds only the fact of the erasure */
     json_t *doc = NULL;
@@ -324,7 +260,7 @@ static void reimport_stays_suppressed(void)
         fprintf(stderr, "policy: %s\n", err.msg);
         exit(1);
     }
-    struct store *s = fresh_store("suppress.db");
+    struct store *s = fx_store("suppress.db");
     struct person p;
     make_person(s, &p);
     struct consent_decision dec;
@@ -373,15 +309,9 @@ static void reimport_stays_suppressed(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    fx_tmpdir("subject");
     RUN(export_holds_everything);
     RUN(erase_leaves_nothing);
     RUN(reimport_stays_suppressed);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    (void)!system(cmd);
-    return tl_report();
+    return fx_finish();
 }

@@ -14,67 +14,17 @@
 #include "policy.h"
 #include "retention.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "subject.h"
 #include "testlib.h"
 
-static char dir[] = "/tmp/outpost-test-outbox-XXXXXX";
-static char path[300];
-
 #define DAY_MS UINT64_C(86400000)
 #define NOW_MS UINT64_C(1795514400000) /* 2026-11-24T10:00:00Z */
-static uint64_t clock_ms;
 
-static uint64_t test_clock(void *ctx)
-{
-    (void)ctx;
-    return clock_ms;
-}
-
+/* Records meant to be old are written on the injected clock from the start. */
 static struct store *fresh_store(const char *name)
 {
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    struct store *s = NULL;
-    struct op_error err;
-    /* An injected clock: the HLC never runs backwards, so records meant to
-     * be old must be written on it from the start. */
-    clock_ms = NOW_MS - 100 * DAY_MS;
-    if (store_open(path, DB_OPEN_CREATE, &s, &err) < 0) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        exit(1);
-    }
-    store_set_clock(s, test_clock, NULL);
-    if (store_init_node(s, "EU-DE", &err) < 0) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        exit(1);
-    }
-    return s;
-}
-
-static char *create(struct store *s, const struct entity_def *e, json_t *in)
-{
-    json_t *out = NULL;
-    struct op_error err;
-    int rc = store_create(s, e, in, STORE_SKIP_DUP_CHECK, &out, &err);
-    json_decref(in);
-    if (rc < 0) {
-        fprintf(stderr, "create %s: %s\n", e->name, err.msg);
-        exit(1);
-    }
-    char *id = strdup(json_string_value(json_object_get(out, "id")));
-    json_decref(out);
-    return id;
-}
-
-static int64_t count(struct store *s, const char *sql)
-{
-    sqlite3_stmt *st;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
-        return -2;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
+    return fx_store_at(name, NOW_MS - 100 * DAY_MS);
 }
 
 /* The whole outbox as "entity:op:version:priority" lines, in seq order,
@@ -110,7 +60,7 @@ static void store_writes_queue_rows(void)
     struct store *s = fresh_store("writes.db");
     CHECK_STR(dump(s), "");
     struct op_error err;
-    char *c = create(s, &entity_contact, json_pack("{s:s}", "given_name", "Ana"));
+    char *c = fx_create(s, &entity_contact, json_pack("{s:s}", "given_name", "Ana"));
     json_t *ch = json_pack("{s:s}", "family_name", "Silva");
     CHECK_EQ(store_update(s, &entity_contact, c, 1, ch, 0, NULL, &err), 0);
     json_decref(ch);
@@ -118,16 +68,16 @@ static void store_writes_queue_rows(void)
     CHECK_STR(dump(s), "contact:upsert:1:2 contact:upsert:2:2 contact:delete:3:2");
     clear(s);
 
-    char *o = create(s, &entity_organization, json_pack("{s:s}", "name", "Acme"));
-    char *c2 = create(s, &entity_contact, json_pack("{s:s}", "given_name", "Bo"));
-    char *n = create(s, &entity_note, json_pack("{s:s, s:s}", "body", "hi", "contact_id", c2));
+    char *o = fx_create(s, &entity_organization, json_pack("{s:s}", "name", "Acme"));
+    char *c2 = fx_create(s, &entity_contact, json_pack("{s:s}", "given_name", "Bo"));
+    char *n = fx_create(s, &entity_note, json_pack("{s:s, s:s}", "body", "hi", "contact_id", c2));
     char *d =
-        create(s, &entity_deal, json_pack("{s:s, s:s}", "title", "Big", "organization_id", o));
+        fx_create(s, &entity_deal, json_pack("{s:s, s:s}", "title", "Big", "organization_id", o));
     CHECK_STR(dump(s),
               "organization:upsert:1:2 contact:upsert:1:2 note:upsert:1:2 deal:upsert:1:2");
     /* The outbox row carries the record's own stamp and id. */
-    CHECK_EQ(count(s, "SELECT count(*) FROM outbox AS b JOIN notes AS n ON n.id = b.record_id "
-                      "AND n.updated_hlc = b.hlc AND n.version = b.version"),
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox AS b JOIN notes AS n ON n.id = b.record_id "
+                         "AND n.updated_hlc = b.hlc AND n.version = b.version"),
              1);
     clear(s);
 
@@ -139,8 +89,8 @@ static void store_writes_queue_rows(void)
 
     /* A rolled-back transaction queues nothing. */
     CHECK_EQ(store_begin(s, &err), 0);
-    free(create(s, &entity_contact, json_pack("{s:s}", "given_name", "Gone")));
-    CHECK_EQ(count(s, "SELECT count(*) FROM outbox"), 1);
+    free(fx_create(s, &entity_contact, json_pack("{s:s}", "given_name", "Gone")));
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox"), 1);
     store_rollback(s);
     CHECK_STR(dump(s), "");
 
@@ -171,18 +121,18 @@ static void other_paths_queue_rows(void)
 {
     struct store *s = fresh_store("paths.db");
     struct op_error err;
-    clock_ms = NOW_MS - 100 * DAY_MS;
-    store_set_clock(s, test_clock, NULL);
-    char *c = create(s, &entity_contact,
-                     json_pack("{s:s, s:s}", "given_name", "Ana", "email", "ana@example.org"));
-    char *o = create(s, &entity_organization, json_pack("{s:s}", "name", "Acme"));
-    char *l = create(s, &entity_contact_organization,
-                     json_pack("{s:s, s:s}", "contact_id", c, "organization_id", o));
-    char *a = create(s, &entity_activity,
-                     json_pack("{s:s, s:s, s:s}", "channel", "call", "occurred_at",
-                               "2026-08-01T09:00:00Z", "contact_id", c));
-    char *t = create(s, &entity_task, json_pack("{s:s}", "title", "Call back"));
-    char *n = create(s, &entity_note, json_pack("{s:s}", "body", "old note"));
+    fx_clock_ms = NOW_MS - 100 * DAY_MS;
+    store_set_clock(s, fx_clock, NULL);
+    char *c = fx_create(s, &entity_contact,
+                        json_pack("{s:s, s:s}", "given_name", "Ana", "email", "ana@example.org"));
+    char *o = fx_create(s, &entity_organization, json_pack("{s:s}", "name", "Acme"));
+    char *l = fx_create(s, &entity_contact_organization,
+                        json_pack("{s:s, s:s}", "contact_id", c, "organization_id", o));
+    char *a = fx_create(s, &entity_activity,
+                        json_pack("{s:s, s:s, s:s}", "channel", "call", "occurred_at",
+                                  "2026-08-01T09:00:00Z", "contact_id", c));
+    char *t = fx_create(s, &entity_task, json_pack("{s:s}", "title", "Call back"));
+    char *n = fx_create(s, &entity_note, json_pack("{s:s}", "body", "old note"));
     CHECK_STR(dump(s), "contact:upsert:1:2 organization:upsert:1:2 contact_organization:upsert:1:2 "
                        "activity:upsert:1:2 task:upsert:1:2 note:upsert:1:2");
     clear(s);
@@ -219,13 +169,13 @@ static void other_paths_queue_rows(void)
     snprintf(rule.basis, sizeof rule.basis, "test");
     rpol.retention = &rule;
     rpol.nretention = 1;
-    clock_ms = NOW_MS;
+    fx_clock_ms = NOW_MS;
     struct retention_report rep;
     CHECK_EQ(retention_run(s, &rpol, NOW_MS, NULL, &rep, &err), 0);
     CHECK_EQ(rep.total, 1);
     CHECK_STR(dump(s), "note:purge:2:0");
-    CHECK_EQ(count(s, "SELECT count(*) FROM outbox AS b JOIN notes AS n ON n.id = b.record_id "
-                      "AND n.deleted = 1"),
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox AS b JOIN notes AS n ON n.id = b.record_id "
+                         "AND n.deleted = 1"),
              1);
     free(c), free(o), free(l), free(a), free(t), free(n);
     store_close(s);
@@ -247,7 +197,7 @@ static void import_queues_each_row(void)
     f = fmemopen((void *)bad, sizeof bad - 1, "r");
     CHECK(importer_run(s, f, &o, &res, &err) < 0);
     fclose(f);
-    CHECK_EQ(count(s, "SELECT count(*) FROM outbox"), 2);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox"), 2);
     store_close(s);
 }
 
@@ -255,16 +205,17 @@ static void purge_and_erase_are_urgent(void)
 {
     struct store *s = fresh_store("erase.db");
     struct op_error err;
-    char *a = create(s, &entity_contact, json_pack("{s:s}", "given_name", "Ana"));
-    char *b = create(s, &entity_contact,
-                     json_pack("{s:s, s:s}", "given_name", "Bo", "email", "bo@example.org"));
-    char *n = create(s, &entity_note, json_pack("{s:s, s:s}", "body", "about Bo", "contact_id", b));
+    char *a = fx_create(s, &entity_contact, json_pack("{s:s}", "given_name", "Ana"));
+    char *b = fx_create(s, &entity_contact,
+                        json_pack("{s:s, s:s}", "given_name", "Bo", "email", "bo@example.org"));
+    char *n =
+        fx_create(s, &entity_note, json_pack("{s:s, s:s}", "body", "about Bo", "contact_id", b));
     CHECK_EQ(store_purge(s, &entity_contact, a, "purge", "retention", &err), 0);
     struct subject_erase_report rep;
     CHECK_EQ(subject_erase(s, b, "ticket 7", 1795000000000, &rep, &err), 0);
     CHECK_STR(dump(s), "contact:upsert:1:2 contact:upsert:1:2 note:upsert:1:2 "
                        "contact:purge:2:0 contact:erase:2:0 note:erase:2:0");
-    CHECK_EQ(count(s, "SELECT count(*) FROM erasures WHERE sent_at_ms IS NULL"), 2);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM erasures WHERE sent_at_ms IS NULL"), 2);
 
     /* Urgent rows come first although written last. */
     struct outbox_row rows[8];
@@ -287,10 +238,10 @@ static void purge_and_erase_are_urgent(void)
     CHECK(cov.urgent > 0);
     CHECK_EQ(outbox_ack(s, &cov, 1795000001000, &err), 0);
     CHECK_STR(dump(s), "contact:upsert:1:2 contact:upsert:1:2 note:upsert:1:2");
-    CHECK_EQ(count(s, "SELECT count(*) FROM erasures WHERE sent_at_ms = 1795000001000"), 2);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM erasures WHERE sent_at_ms = 1795000001000"), 2);
     CHECK_EQ(outbox_ack(s, &cov, 1795000002000, &err), 0); /* again: harmless */
-    CHECK_EQ(count(s, "SELECT count(*) FROM outbox"), 3);
-    CHECK_EQ(count(s, "SELECT count(*) FROM erasures WHERE sent_at_ms = 1795000001000"), 2);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox"), 3);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM erasures WHERE sent_at_ms = 1795000001000"), 2);
     free(a), free(b), free(n);
     store_close(s);
 }
@@ -299,13 +250,13 @@ static void batches_collapse_and_ack(void)
 {
     struct store *s = fresh_store("ack.db");
     struct op_error err;
-    char *a = create(s, &entity_contact, json_pack("{s:s}", "given_name", "Ana"));
+    char *a = fx_create(s, &entity_contact, json_pack("{s:s}", "given_name", "Ana"));
     for (int v = 1; v <= 3; v++) {
         json_t *ch = json_pack("{s:s}", "job_title", v == 1 ? "a" : v == 2 ? "b" : "c");
         CHECK_EQ(store_update(s, &entity_contact, a, v, ch, 0, NULL, &err), 0);
         json_decref(ch);
     }
-    char *b = create(s, &entity_contact, json_pack("{s:s}", "given_name", "Bo"));
+    char *b = fx_create(s, &entity_contact, json_pack("{s:s}", "given_name", "Bo"));
     int64_t depth = -1, oldest = -1;
     CHECK_EQ(outbox_stats(s, &depth, &oldest, &err), 0);
     CHECK_EQ(depth, 5);
@@ -325,7 +276,7 @@ static void batches_collapse_and_ack(void)
     CHECK_EQ(k, 1);
     CHECK_EQ(rows[0].version, 2);
     CHECK_EQ(outbox_ack(s, &cov, 1, &err), 0);
-    CHECK_EQ(count(s, "SELECT count(*) FROM outbox"), 3);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox"), 3);
     /* The next window starts after the acked one. */
     CHECK_EQ(outbox_next_batch(s, &cov, 10, rows, &k, &at, &err), 0);
     CHECK_EQ(k, 2);
@@ -335,10 +286,10 @@ static void batches_collapse_and_ack(void)
     struct outbox_cursor far = {0, at.ordinary + 100};
     CHECK_EQ(outbox_ack(s, &far, 1, &err), -ERANGE);
     CHECK_CONTAINS(err.msg, "past the last outbox row");
-    CHECK_EQ(count(s, "SELECT count(*) FROM outbox"), 3);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox"), 3);
     CHECK_EQ(outbox_ack(s, &at, 1, &err), 0);
     CHECK_EQ(outbox_ack(s, &at, 1, &err), 0);
-    CHECK_EQ(count(s, "SELECT count(*) FROM outbox"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox"), 0);
     CHECK_EQ(outbox_stats(s, &depth, &oldest, &err), 0);
     CHECK_EQ(depth, 0);
     CHECK_EQ(oldest, 0);
@@ -350,10 +301,10 @@ static void batches_collapse_and_ack(void)
 /* A node from before sync queues everything it holds when migrated. */
 static void migration_backfills(void)
 {
-    snprintf(path, sizeof path, "%s/v5.db", dir);
+    fx_path(fx_db, sizeof fx_db, "v5.db");
     sqlite3 *db;
     struct op_error err;
-    CHECK_EQ(db_open(path, DB_OPEN_CREATE | DB_OPEN_NO_MIGRATE, &db, &err), 0);
+    CHECK_EQ(db_open(fx_db, DB_OPEN_CREATE | DB_OPEN_NO_MIGRATE, &db, &err), 0);
     CHECK_EQ(db_migrate(db, 5, &err), 5);
     CHECK_EQ(sqlite3_exec(db,
                           "INSERT INTO organizations (id, version, created_hlc, updated_hlc, name) "
@@ -370,7 +321,7 @@ static void migration_backfills(void)
     CHECK(db_migrate(db, -1, &err) >= 1);
     db_close(db);
     struct store *s = NULL;
-    CHECK_EQ(store_open(path, 0, &s, &err), 0);
+    CHECK_EQ(store_open(fx_db, 0, &s, &err), 0);
     if (!s)
         return;
     CHECK_STR(dump(s), "organization:upsert:1:2 contact:upsert:3:2 contact:delete:2:2 "
@@ -380,17 +331,12 @@ static void migration_backfills(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir))
-        return 1;
+    fx_tmpdir("outbox");
     RUN(store_writes_queue_rows);
     RUN(other_paths_queue_rows);
     RUN(import_queues_each_row);
     RUN(purge_and_erase_are_urgent);
     RUN(batches_collapse_and_ack);
     RUN(migration_backfills);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return tl_report();
+    return fx_finish();
 }

@@ -18,53 +18,22 @@
 #include "policy.h"
 #include "policy_change.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "testlib.h"
 
-static char dir[] = "/tmp/outpost-test-polchange-XXXXXX";
-static char dbp[300];
+static char dbp[FX_PATH_MAX];
 static struct store *st;
 static char *profile; /* the EU-DE profile's text */
 static size_t profile_len;
 
-static void die(const char *what, const struct op_error *err)
-{
-    fprintf(stderr, "%s: %s\n", what, err ? err->msg : "");
-    exit(1);
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = malloc(1 << 20);
-    *len = fread(buf, 1, (1 << 20) - 1, f);
-    buf[*len] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static char *edit(const char *yaml, const char *old, const char *new)
-{
-    const char *at = strstr(yaml, old);
-    if (!at)
-        die("test policy edit: text not found", NULL);
-    size_t n = strlen(yaml) - strlen(old) + strlen(new) + 1;
-    char *out = malloc(n);
-    snprintf(out, n, "%.*s%s%s", (int)(at - yaml), yaml, new, at + strlen(old));
-    return out;
-}
-
 static void fresh(const char *name)
 {
-    snprintf(dbp, sizeof dbp, "%s/%s/node.db", dir, name);
-    char d[320];
-    snprintf(d, sizeof d, "%s/%s", dir, name);
-    mkdir(d, 0700);
-    struct op_error err;
+    char d[FX_PATH_MAX], db[FX_PATH_MAX / 2];
+    mkdir(fx_path(d, sizeof d, name), 0700);
+    snprintf(db, sizeof db, "%s/node.db", name);
     store_close(st);
-    if (store_open(dbp, DB_OPEN_CREATE, &st, &err) < 0 || store_init_node(st, "EU-DE", &err) < 0)
-        die("store", &err);
+    st = fx_store(db);
+    snprintf(dbp, sizeof dbp, "%s", fx_db);
 }
 
 static void put_msg(uint64_t seq, const char *status, const char *body)
@@ -74,12 +43,12 @@ static void put_msg(uint64_t seq, const char *status, const char *body)
                            "INSERT INTO mailbox (seq, kind, created_at, body, status, reason, "
                            "received_ms) VALUES (?1, 'policy', 'x', ?2, ?3, 'r', 1)",
                            -1, &q, NULL) != SQLITE_OK)
-        die("prepare", NULL);
+        fx_die("prepare", NULL);
     sqlite3_bind_int64(q, 1, (sqlite3_int64)seq);
     sqlite3_bind_text(q, 2, body, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, status, -1, SQLITE_STATIC);
     if (sqlite3_step(q) != SQLITE_DONE)
-        die("insert", NULL);
+        fx_die("insert", NULL);
     sqlite3_finalize(q);
 }
 
@@ -100,7 +69,7 @@ static struct policy *in_force(void)
     struct policy *p = NULL;
     struct op_error err;
     if (node_policy_load(NULL, dbp, "EU-DE", &p, &err) < 0)
-        die("node_policy_load", &err);
+        fx_die("node_policy_load", &err);
     return p;
 }
 
@@ -118,20 +87,20 @@ static void test_judge(void)
     CHECK_EQ(policy_change_judge(cur, 4, profile, profile_len, &o, &err), 0);
     CHECK_EQ(o.verdict, POLICY_OFFER_SAME);
 
-    char *c = edit(profile, "format:", "# only a comment\nformat:");
+    char *c = fx_edit(profile, "format:", "# only a comment\nformat:");
     CHECK_EQ(policy_change_judge(cur, 5, c, strlen(c), &o, &err), 0);
     CHECK_EQ(o.verdict, POLICY_OFFER_APPLY);
     CHECK_STR(o.reason, "no change of substance (0 neutral)");
     CHECK_EQ(strlen(o.hash), 64);
 
-    char *t =
-        edit(profile, "contact.phone: {class: pseudonymize", "contact.phone: {class: local_only");
+    char *t = fx_edit(profile, "contact.phone: {class: pseudonymize",
+                      "contact.phone: {class: local_only");
     CHECK_EQ(policy_change_judge(cur, 6, t, strlen(t), &o, &err), 0);
     CHECK_EQ(o.verdict, POLICY_OFFER_APPLY);
     CHECK_EQ(o.tightens, 1);
 
-    char *l = edit(t, "contact.given_name: {class: pseudonymize",
-                   "contact.given_name: {class: exportable");
+    char *l = fx_edit(t, "contact.given_name: {class: pseudonymize",
+                      "contact.given_name: {class: exportable");
     CHECK_EQ(policy_change_judge(cur, 7, l, strlen(l), &o, &err), 0);
     CHECK_EQ(o.verdict, POLICY_OFFER_PENDING);
     CHECK_EQ(o.loosens, 1);
@@ -142,7 +111,7 @@ static void test_judge(void)
     char kp[400];
     size_t klen = 0;
     snprintf(kp, sizeof kp, "%s/KE.yaml", OUTPOST_SOURCE_REGIONS_DIR);
-    char *ke = read_all(kp, &klen);
+    char *ke = fx_read_file(kp, &klen);
     CHECK_EQ(policy_change_judge(cur, 8, ke, klen, &o, &err), 0);
     CHECK_EQ(o.verdict, POLICY_OFFER_REFUSED);
     CHECK_CONTAINS(o.reason, "region: \"KE\" is not EU-DE");
@@ -184,9 +153,10 @@ static void test_pending_and_accept(void)
     CHECK_STR(err.field, "hash");
     CHECK_CONTAINS(err.msg, "'abc' is not a policy hash (64 hex digits");
 
-    char *l = edit(profile, "contact.given_name: {class: pseudonymize",
-                   "contact.given_name: {class: exportable");
-    char *l2 = edit(l, "contact.email: {class: pseudonymize", "contact.email: {class: exportable");
+    char *l = fx_edit(profile, "contact.given_name: {class: pseudonymize",
+                      "contact.given_name: {class: exportable");
+    char *l2 =
+        fx_edit(l, "contact.email: {class: pseudonymize", "contact.email: {class: exportable");
     put_msg(6, "pending", l);
     put_msg(7, "pending", l2);
     CHECK_EQ(policy_change_pending(st, &pp, &found, &err), 0);
@@ -287,7 +257,7 @@ static void test_files(void)
     fresh("files");
     struct op_error err;
     char path[400];
-    snprintf(path, sizeof path, "%s/files/offer.txt", dir);
+    snprintf(path, sizeof path, "%s/files/offer.txt", fx_dir);
     FILE *f = fopen(path, "w");
     fputs("format: outpost-region-policy/1\nregion: EU-DE\ncountry: DE\ndefault_class: nope\n"
           "default_basis: x\n",
@@ -299,38 +269,30 @@ static void test_files(void)
     snprintf(want, sizeof want, "%s:4: default_class:", path);
     CHECK_CONTAINS(err.msg, want);
     CHECK_EQ(policy_change_load_file("/nonexistent/x.yaml", "EU-DE", &p, &err), -ENOENT);
-    CHECK_EQ(policy_change_load_file(dir, "EU-DE", &p, &err), -EINVAL);
+    CHECK_EQ(policy_change_load_file(fx_dir, "EU-DE", &p, &err), -EINVAL);
     /* the override: written whole, replacing the last one */
     CHECK_EQ(policy_change_write_override(dbp, "abc", 3, &err), 0);
     CHECK_EQ(policy_change_write_override(dbp, profile, profile_len, &err), 0);
     char over[400];
     CHECK_EQ(node_policy_override_path(dbp, over, sizeof over), 0);
     size_t n = 0;
-    char *got = read_all(over, &n);
+    char *got = fx_read_file(over, &n);
     CHECK(got && n == profile_len && !memcmp(got, profile, n));
     free(got);
 }
 
 int main(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    fx_tmpdir("polchange");
     unsetenv("OUTPOST_POLICY");
-    char path[400];
-    snprintf(path, sizeof path, "%s/EU-DE.yaml", OUTPOST_SOURCE_REGIONS_DIR);
-    profile = read_all(path, &profile_len);
+    char path[FX_PATH_MAX];
+    profile = fx_read_file(fx_profile_path("EU-DE", path, sizeof path), &profile_len);
     if (!profile)
-        die("cannot read the EU-DE profile", NULL);
+        fx_die("cannot read the EU-DE profile", NULL);
     RUN(test_judge);
     RUN(test_pending_and_accept);
     RUN(test_files);
     store_close(st);
     free(profile);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return tl_report();
+    return fx_finish();
 }

@@ -21,30 +21,19 @@
 #include "policy.h"
 #include "segment.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "sync_ledger.h"
 #include "sync_mac.h"
 #include "outpost_config.h"
 #include "testlib.h"
 
-static char dir[] = "/tmp/outpost-test-ledger-XXXXXX";
-static char dbp[300], spool[300];
+static char dbp[FX_PATH_MAX], spool[FX_PATH_MAX];
 static struct node_credentials cred;
 static struct store *st;
 
-static void die(const char *what, const struct op_error *err)
-{
-    fprintf(stderr, "%s: %s\n", what, err ? err->msg : "");
-    exit(1);
-}
-
 static void fresh(const char *name)
 {
-    snprintf(dbp, sizeof dbp, "%s/%s.db", dir, name);
-    snprintf(spool, sizeof spool, "%s/%s-spool", dir, name);
-    struct op_error err;
-    store_close(st);
-    if (store_open(dbp, DB_OPEN_CREATE, &st, &err) < 0 || store_init_node(st, "EU-DE", &err) < 0)
-        die("store", &err);
+    fx_node(name, "EU-DE", dbp, spool, &st);
 }
 
 static struct sync_ledger *open_ledger(uint64_t seg_bytes, uint64_t cap)
@@ -57,7 +46,7 @@ static struct sync_ledger *open_ledger(uint64_t seg_bytes, uint64_t cap)
     struct sync_ledger *l = NULL;
     struct op_error err;
     if (sync_ledger_open(&o, &l, &err) < 0)
-        die("sync_ledger_open", &err);
+        fx_die("sync_ledger_open", &err);
     return l;
 }
 
@@ -67,7 +56,7 @@ static char *add_contact(const char *name, int restricted)
     json_t *out = NULL;
     struct op_error err;
     if (store_create(st, &entity_contact, in, STORE_SKIP_DUP_CHECK, &out, &err) < 0)
-        die("create", &err);
+        fx_die("create", &err);
     json_decref(in);
     char *id = strdup(json_string_value(json_object_get(out, "id")));
     json_decref(out);
@@ -79,14 +68,8 @@ static int64_t depth(void)
     int64_t d = -1, oldest = 0;
     struct op_error err;
     if (outbox_stats(st, &d, &oldest, &err) < 0)
-        die("outbox_stats", &err);
+        fx_die("outbox_stats", &err);
     return d;
-}
-
-static int file_exists(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0;
 }
 
 /* A receipt as HQ would send it; mac_ok = 0 forges the MAC. */
@@ -95,7 +78,7 @@ static char *receipt(const char *node, uint64_t no, const char *status, uint64_t
 {
     char mac[SYNC_MAC_HEX];
     if (sync_receipt_mac(cred.hq_key, node, no, status, tu, to, mac) < 0)
-        die("sync_receipt_mac", NULL);
+        fx_die("sync_receipt_mac", NULL);
     if (!mac_ok)
         mac[0] = mac[0] == '0' ? '1' : '0';
     json_t *j =
@@ -127,7 +110,7 @@ static void segment_ops(const char *path, char *out, size_t cap, char *first_jso
     if (first_json)
         first_json[0] = '\0';
     if (segment_open(path, cred.hq_key, NULL, &sg, &err) < 0)
-        die("segment_open", &err);
+        fx_die("segment_open", &err);
     const char *entity, *op, *json;
     size_t len;
     int rc;
@@ -157,7 +140,7 @@ static void test_ack_and_replay(void)
     CHECK_EQ(sg.from_ordinary, 0);
     CHECK(sg.to_ordinary >= 2);
     CHECK_EQ(sg.state, SYNC_SEG_SPOOLED);
-    CHECK(file_exists(sg.path));
+    CHECK(fx_exists(sg.path));
     char ops[256];
     segment_ops(sg.path, ops, sizeof ops, NULL, 0);
     CHECK_STR(ops, "upsert,upsert");
@@ -179,7 +162,7 @@ static void test_ack_and_replay(void)
     CHECK_EQ(apply(l, &sg, "applied", 1, &outcome, &err), 0);
     CHECK_EQ(outcome, SYNC_SEG_ACKED);
     CHECK_EQ(depth(), 0);
-    CHECK(!file_exists(sg.path));
+    CHECK(!fx_exists(sg.path));
     CHECK_EQ(sync_ledger_next_upload(l, &found, &up, &err), 0);
     CHECK_EQ(found, 0);
     /* a replay is harmless */
@@ -231,7 +214,7 @@ static void test_bad_receipts(void)
     CHECK_EQ(outcome, -1);
     /* nothing changed */
     CHECK_EQ(depth(), 1);
-    CHECK(file_exists(sg.path));
+    CHECK(fx_exists(sg.path));
     int found = 0;
     struct sync_segment up;
     CHECK_EQ(sync_ledger_next_upload(l, &found, &up, &err), 0);
@@ -244,19 +227,7 @@ static void write_file(const char *path, const char *data, size_t len)
 {
     FILE *f = fopen(path, "w");
     if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
-        die(path, NULL);
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = malloc(1 << 20);
-    *len = fread(buf, 1, (1 << 20) - 1, f);
-    buf[*len] = '\0';
-    fclose(f);
-    return buf;
+        fx_die(path, NULL);
 }
 
 static void test_rejected_blocks(void)
@@ -270,7 +241,7 @@ static void test_rejected_blocks(void)
     CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
     CHECK_EQ(apply(l, &sg, "rejected", 1, &outcome, &err), 0);
     CHECK_EQ(outcome, SYNC_SEG_REJECTED);
-    CHECK(!file_exists(sg.path));
+    CHECK(!fx_exists(sg.path));
     CHECK_EQ(depth(), 1); /* nothing acknowledged */
     struct sync_status s;
     CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
@@ -287,11 +258,11 @@ static void test_rejected_blocks(void)
     CHECK_EQ(made, 0);
     /* a new policy (another hash): segment again from the acked cursor */
     size_t len = 0;
-    char *yaml = read_all(getenv("OUTPOST_POLICY"), &len);
+    char *yaml = fx_read_file(getenv("OUTPOST_POLICY"), &len);
     char p2[400];
-    snprintf(p2, sizeof p2, "%s/v2", dir);
+    snprintf(p2, sizeof p2, "%s/v2", fx_dir);
     mkdir(p2, 0700);
-    snprintf(p2, sizeof p2, "%s/v2/EU-DE.yaml", dir);
+    snprintf(p2, sizeof p2, "%s/v2/EU-DE.yaml", fx_dir);
     write_file(p2, yaml, len);
     FILE *f = fopen(p2, "a");
     fputs("\n# revised\n", f);
@@ -338,10 +309,10 @@ static void test_reconcile(void)
     write_file(orphan, "y", 1);
     CHECK_EQ(unlink(s1.path), 0);
     l = open_ledger(0, 0);
-    CHECK(!file_exists(tmp));
-    CHECK(!file_exists(orphan));
+    CHECK(!fx_exists(tmp));
+    CHECK(!fx_exists(orphan));
     /* s1 had no file: s1 and everything after it is segmented again */
-    CHECK(!file_exists(s2.path));
+    CHECK(!fx_exists(s2.path));
     int found = 0;
     CHECK_EQ(sync_ledger_next_upload(l, &found, &s3, &err), 0);
     CHECK_EQ(found, 0);
@@ -370,7 +341,7 @@ static void test_reconcile(void)
     sync_ledger_close(l);
     CHECK_EQ(rename(copy, s4.path), 0);
     l = open_ledger(0, 0);
-    CHECK(!file_exists(s4.path));
+    CHECK(!fx_exists(s4.path));
     sync_ledger_close(l);
 }
 
@@ -430,14 +401,14 @@ static void add_many(int n)
 {
     struct op_error err;
     if (store_begin(st, &err) < 0)
-        die("begin", &err);
+        fx_die("begin", &err);
     for (int i = 0; i < n; i++) {
         char name[32];
         snprintf(name, sizeof name, "Person %d", i);
         free(add_contact(name, 0));
     }
     if (store_commit(st, &err) < 0)
-        die("commit", &err);
+        fx_die("commit", &err);
 }
 
 /* Cuts and acknowledges every segment: HQ holds everything queued. */
@@ -448,11 +419,11 @@ static void drain_and_ack(struct sync_ledger *l)
     int made = 0, outcome = -1;
     for (;;) {
         if (sync_ledger_make_segment(l, &made, &sg, &err) != 0)
-            die("make_segment", &err);
+            fx_die("make_segment", &err);
         if (!made)
             break;
         if (apply(l, &sg, "applied", 1, &outcome, &err) != 0)
-            die("apply", &err);
+            fx_die("apply", &err);
     }
 }
 
@@ -469,15 +440,15 @@ static void test_erase_first_and_withdraw(void)
     json_t *ch = json_pack("{sb}", "restricted", 1);
     json_t *out = NULL;
     if (store_update(st, &entity_contact, restricted, 1, ch, 0, &out, &err) < 0)
-        die("restrict", &err);
+        fx_die("restrict", &err);
     json_decref(ch);
     json_decref(out);
     if (store_purge(st, &entity_contact, victim, "erase", "subject request", &err) < 0)
-        die("purge", &err);
+        fx_die("purge", &err);
     struct sync_segment sg;
     int made = 0;
     if (sync_ledger_make_segment(l, &made, &sg, &err) != 0)
-        die("make_segment", &err);
+        fx_die("make_segment", &err);
     CHECK_EQ(made, 1);
     CHECK(sg.records < 3000);
     CHECK(sg.to_urgent > sg.from_urgent);
@@ -572,18 +543,6 @@ static int store_msgs(struct sync_ledger *l, json_t *msgs, int *changed, struct 
     return rc;
 }
 
-/* yaml with `old` replaced by `new`; the caller frees. */
-static char *edit(const char *yaml, const char *old, const char *new)
-{
-    const char *at = strstr(yaml, old);
-    if (!at)
-        die("test policy edit: text not found", NULL);
-    size_t n = strlen(yaml) - strlen(old) + strlen(new) + 1;
-    char *out = malloc(n);
-    snprintf(out, n, "%.*s%s%s", (int)(at - yaml), yaml, new, at + strlen(old));
-    return out;
-}
-
 static const char *mailbox_states(void)
 {
     static char buf[512];
@@ -617,7 +576,7 @@ static const char *ledger_rows(void)
 static int same_file(const char *path, const char *text)
 {
     size_t n = 0;
-    char *got = read_all(path, &n);
+    char *got = fx_read_file(path, &n);
     int same = got && n == strlen(text) && !memcmp(got, text, n);
     free(got);
     return same;
@@ -631,7 +590,7 @@ static void test_mailbox(void)
 {
     char *env = strdup(getenv("OUTPOST_POLICY"));
     size_t len = 0;
-    char *yaml = read_all(env, &len);
+    char *yaml = fx_read_file(env, &len);
     unsetenv("OUTPOST_POLICY");
     fresh("mail");
     struct sync_ledger *l = open_ledger(0, 0);
@@ -639,19 +598,19 @@ static void test_mailbox(void)
     char ke[400];
     snprintf(ke, sizeof ke, "%s/KE.yaml", OUTPOST_SOURCE_REGIONS_DIR);
     size_t klen = 0;
-    char *keyaml = read_all(ke, &klen);
+    char *keyaml = fx_read_file(ke, &klen);
     char over[400];
     CHECK_EQ(node_policy_override_path(dbp, over, sizeof over), 0);
     uint64_t after = 99;
     int changed = -1;
     /* a comment: nothing of substance; a field closed; a field opened */
-    char *commented = edit(yaml, "format:", "# revised at HQ\nformat:");
-    char *tighter =
-        edit(commented, "contact.phone: {class: pseudonymize", "contact.phone: {class: local_only");
-    char *looser = edit(tighter, "contact.given_name: {class: pseudonymize",
-                        "contact.given_name: {class: exportable");
+    char *commented = fx_edit(yaml, "format:", "# revised at HQ\nformat:");
+    char *tighter = fx_edit(commented, "contact.phone: {class: pseudonymize",
+                            "contact.phone: {class: local_only");
+    char *looser = fx_edit(tighter, "contact.given_name: {class: pseudonymize",
+                           "contact.given_name: {class: exportable");
     char *looser2 =
-        edit(looser, "contact.email: {class: pseudonymize", "contact.email: {class: exportable");
+        fx_edit(looser, "contact.email: {class: pseudonymize", "contact.email: {class: exportable");
 
     /* one forged message: nothing stored, cursor unchanged */
     CHECK_EQ(store_msgs(
@@ -662,7 +621,7 @@ static void test_mailbox(void)
     CHECK_STR(err.field, "mac");
     CHECK_EQ(sync_ledger_mailbox_after(l, &after, &err), 0);
     CHECK_EQ(after, 0);
-    CHECK(!file_exists(over));
+    CHECK(!fx_exists(over));
 
     /* a policy of another region is refused; the profile again is the
      * policy in force already; a comment changes nothing of substance and
@@ -757,7 +716,7 @@ static void test_mailbox(void)
     sync_ledger_close(l);
     l = open_ledger(0, 0);
     char *env_tighter =
-        edit(yaml, "contact.phone: {class: pseudonymize", "contact.phone: {class: local_only");
+        fx_edit(yaml, "contact.phone: {class: pseudonymize", "contact.phone: {class: local_only");
     CHECK_EQ(store_msgs(l, json_pack("[o]", message(8, "policy", env_tighter, 1)), &changed, &err),
              0);
     CHECK_EQ(changed, 0);
@@ -825,17 +784,9 @@ static void test_waiting(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    char policy[400];
-    snprintf(policy, sizeof policy, "%s/EU-DE.yaml", OUTPOST_SOURCE_REGIONS_DIR);
-    setenv("OUTPOST_POLICY", policy, 1);
-    snprintf(cred.node_id, sizeof cred.node_id, "test-node-1");
-    snprintf(cred.region, sizeof cred.region, "EU-DE");
-    for (int i = 0; i < 32; i++)
-        cred.hq_key[i] = (unsigned char)(i * 7 + 1);
+    fx_tmpdir("ledger");
+    fx_policy_env("EU-DE");
+    fx_cred_init(&cred, "test-node-1", "EU-DE", 7, 1);
 
     test_ack_and_replay();
     test_bad_receipts();
@@ -849,9 +800,5 @@ int main(void)
     test_waiting();
 
     store_close(st);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return tl_report();
+    return fx_finish();
 }

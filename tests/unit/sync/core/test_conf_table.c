@@ -10,6 +10,7 @@
 
 #include "conf_table.h"
 #include "log.h"
+#include "fixture.h"
 #include "testlib.h"
 
 struct tconf {
@@ -47,18 +48,6 @@ static const struct conf_table table = {
     .size = sizeof(struct tconf),
     .file_max = 256,
 };
-
-static char dir[] = "/tmp/outpost-test-conf-table-XXXXXX";
-
-static const char *write_file(const char *name, const char *text)
-{
-    static char path[300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
 
 /* Refuses flag > u when both are set: the cross-key check under test. */
 static int check(const void *conf, struct op_error *err)
@@ -243,7 +232,7 @@ static void load_refuses(const char *text, int rc, const char *msg, const char *
     conf_defaults(&table, &c);
     c.u = 3;
     before = c;
-    const char *p = write_file("t.conf", text);
+    const char *p = fx_file("t.conf", text);
     struct op_error err;
     op_error_clear(&err);
     char want[600];
@@ -259,8 +248,8 @@ static void load_file(void)
     struct tconf c;
     conf_defaults(&table, &c);
     struct op_error err;
-    const char *p = write_file("ok.conf", "# a comment\n\n  u = 7  \nflag=yes\n"
-                                          "\twindow = 19:00-06:30\nsize = 8 KiB\n");
+    const char *p = fx_file("ok.conf", "# a comment\n\n  u = 7  \nflag=yes\n"
+                                       "\twindow = 19:00-06:30\nsize = 8 KiB\n");
     CHECK_EQ(conf_load_file(&table, &c, p, check, &err), 0);
     CHECK_EQ(c.u, 7);
     CHECK_EQ(c.flag, 1);
@@ -290,7 +279,7 @@ static void load_file(void)
     load_refuses(big, -EFBIG, ":7: file larger than 256 bytes", "");
 
     char missing[320];
-    snprintf(missing, sizeof missing, "%s/missing.conf", dir);
+    snprintf(missing, sizeof missing, "%s/missing.conf", fx_dir);
     CHECK_EQ(conf_load_file(&table, &c, missing, check, &err), -ENOENT);
     CHECK_CONTAINS(err.msg, "cannot read config ");
     CHECK_CONTAINS(err.msg, "missing.conf");
@@ -306,7 +295,7 @@ static void long_line(void)
     memset(text, '#', 4500);
     text[4500] = '\n';
     text[4501] = '\0';
-    const char *p = write_file("long.conf", text);
+    const char *p = fx_file("long.conf", text);
     struct op_error err;
     CHECK_EQ(conf_load_file(&roomy, &c, p, NULL, &err), -EINVAL);
     CHECK_CONTAINS(err.msg, "long.conf:1: line longer than 4094 bytes");
@@ -318,7 +307,7 @@ static void long_line(void)
 static const char *capture(const char *name, const struct tconf *c)
 {
     static char path[300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", fx_dir, name);
     FILE *f = fopen(path, "w");
     if (c)
         conf_print(&table, f, c);
@@ -372,17 +361,12 @@ static void describe_and_print_round_trip(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir))
-        return 1;
+    fx_tmpdir("conf-table");
     RUN(defaults);
     RUN(every_type);
     RUN(unknown_key_and_bad_table);
     RUN(load_file);
     RUN(long_line);
     RUN(describe_and_print_round_trip);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return tl_report();
+    return fx_finish();
 }

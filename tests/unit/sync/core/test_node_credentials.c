@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "testlib.h"
 
 static char dir[64];
@@ -313,9 +314,7 @@ static void test_bad_content(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/test_node_credentials.XXXXXX");
-    if (!mkdtemp(dir))
-        return 1;
+    fx_mkdtemp("node-credentials", dir, sizeof dir);
     RUN(test_node_id_valid);
     RUN(test_generate_write_load);
     RUN(test_mode_refused);

@@ -16,10 +16,8 @@
 #include "importer.h"
 #include "policy.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "testlib.h"
-
-static char dir[] = "/tmp/outpost-test-policy-fields-XXXXXX";
-static char path[300];
 
 static struct policy *pol;
 
@@ -61,13 +59,7 @@ static void build_policy(void)
 
 static struct store *fresh_store(const char *name, const struct policy *p)
 {
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    struct store *s = NULL;
-    struct op_error err;
-    if (store_open(path, DB_OPEN_CREATE, &s, &err) < 0 || store_init_node(s, "EU-DE", &err) < 0) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        exit(1);
-    }
+    struct store *s = fx_store(name);
     store_set_policy(s, p);
     return s;
 }
@@ -88,18 +80,6 @@ static int create(struct store *s, const struct entity_def *e, const char *json,
     return rc;
 }
 
-static int64_t count(struct store *s, const char *sql)
-{
-    sqlite3_stmt *st;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
-        return -2;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-}
-
 static void forbidden_field_refused(void)
 {
     struct store *s = fresh_store("forbidden.db", pol);
@@ -110,7 +90,7 @@ static void forbidden_field_refused(void)
     CHECK_STR(err.field, "birth_date");
     CHECK_STR(err.msg,
               "birth_date: not collected in EU-DE: not needed for sales (GDPR Art. 5(1)(c))");
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 0);
 
     /* an empty value is no value: allowed, and so is clearing the field */
     json_t *c = NULL;
@@ -222,7 +202,7 @@ static void custom_fields_checked(void)
     json_decref(ch);
     json_decref(o);
     json_decref(c);
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 1);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 1);
     store_close(s);
 }
 
@@ -243,7 +223,7 @@ static void import_names_column_and_rule(void)
     CHECK_CONTAINS(err.msg, "people.csv:3:3");
     CHECK_CONTAINS(err.msg, "birth_date");
     CHECK_CONTAINS(err.msg, "not collected in EU-DE: not needed for sales (GDPR Art. 5(1)(c))");
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 0);
 
     const char csv2[] = "family_name,custom.segment\r\n"
                         "Weber,retail\r\n"
@@ -255,7 +235,7 @@ static void import_names_column_and_rule(void)
     CHECK_EQ(rc, -EINVAL);
     CHECK_CONTAINS(err.msg, "people.csv:3:2");
     CHECK_CONTAINS(err.msg, "custom.segment");
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 0);
 
     /* the whole object in one JSON column: the column and the key named */
     const char csv3[] = "family_name,custom\r\n"
@@ -268,7 +248,7 @@ static void import_names_column_and_rule(void)
     CHECK_EQ(rc, -EINVAL);
     CHECK_STR(err.msg, "people.csv:3:2 (custom): custom.segment: \"pirate\" is not one of: "
                        "retail, wholesale, government");
-    CHECK_EQ(count(s, "SELECT count(*) FROM contacts"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 0);
     store_close(s);
 }
 
@@ -405,12 +385,7 @@ static void hostile_case(const struct hostile *h)
     }
     char name[80];
     snprintf(name, sizeof name, "hostile-%s-%s.db", h->region, h->name);
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    struct store *s = NULL;
-    if (store_open(path, DB_OPEN_CREATE, &s, &err) < 0 || store_init_node(s, h->region, &err) < 0) {
-        fprintf(stderr, "open: %s\n", err.msg);
-        exit(1);
-    }
+    struct store *s = fx_store_region(name, h->region, NULL);
     store_set_policy(s, p);
     json_t *valid = NULL;
     CHECK_EQ(create(s, &entity_contact, "{\"family_name\":\"Valid\"}", &valid, &err), 0);
@@ -497,18 +472,12 @@ static void hostile_table(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    fx_tmpdir("policy-fields");
     build_policy();
     RUN(forbidden_field_refused);
     RUN(custom_fields_checked);
     RUN(import_names_column_and_rule);
     RUN(hostile_table);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    (void)!system(cmd);
     policy_free(pol);
-    return tl_report();
+    return fx_finish();
 }

@@ -26,6 +26,7 @@
 #include "egress.h"
 #include "entity.h"
 #include "policy.h"
+#include "fixture.h"
 #include "testlib.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -59,7 +60,7 @@ static const char POLICY[] = "format: outpost-region-policy/1\n"
 static const unsigned char PSEUDO_KEY[EGRESS_KEY_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8};
 static const unsigned char HQ_KEY[SEGMENT_KEY_BYTES] = {9, 8, 7, 6, 5, 4, 3, 2, 1};
 static struct policy *pol;
-static char spool[64];
+static char spool[FX_PATH_MAX];
 
 static const char *const GIVEN[] = {"Иван", "Мария", "王", "芳", "José", "Zoë", "Ayşe", "🦊 Fox"};
 static const char *const FAMILY[] = {"Петров", "李", "Müller", "O'Brien", "Nguyễn", "😀", "Søren"};
@@ -751,7 +752,7 @@ static void test_crash_safety(void)
 {
     char dir[] = "/tmp/test_segment_spool.XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
-    char saved[64];
+    char saved[FX_PATH_MAX];
     snprintf(saved, sizeof saved, "%s", spool);
     snprintf(spool, sizeof spool, "%s", dir);
     char path[256];
@@ -985,9 +986,8 @@ int main(void)
         fprintf(stderr, "policy: %s\n", err.msg);
         return 1;
     }
-    snprintf(spool, sizeof spool, "/tmp/test_segment.XXXXXX");
-    if (!mkdtemp(spool))
-        return 1;
+    fx_tmpdir("segment");
+    snprintf(spool, sizeof spool, "%s", fx_dir);
     RUN(test_bounded_memory);
     RUN(test_round_trip);
     RUN(test_ops_round_trip);
@@ -996,9 +996,5 @@ int main(void)
     RUN(test_crash_safety);
     RUN(test_writer_refusals);
     policy_free(pol);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", spool);
-    if (system(cmd) != 0)
-        return 1;
-    return tl_report();
+    return fx_finish();
 }

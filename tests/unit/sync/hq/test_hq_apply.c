@@ -26,9 +26,9 @@
 #include "hq_store.h"
 #include "policy.h"
 #include "segment.h"
+#include "fixture.h"
 #include "testlib.h"
 
-static char dir[256];
 static char dbpath[512];
 static struct hq_store st;
 static struct hq_policies *pc;
@@ -51,7 +51,7 @@ static int build(const char *node, const unsigned char key[32], const struct pol
     struct segment_writer *w = NULL;
     struct op_error err;
     char sub[512];
-    snprintf(sub, sizeof sub, "%s/spool-%s", dir, node);
+    snprintf(sub, sizeof sub, "%s/spool-%s", fx_dir, node);
     (void)mkdir(sub, 0700);
     if (segment_writer_new(&hdr, key, sub, no, &w, &err) < 0) {
         fprintf(stderr, "writer: %s\n", err.msg);
@@ -529,7 +529,7 @@ static void test_refused(void)
     CHECK_EQ(n.segments_refused, 4);
     /* not a segment at all */
     char junk[600];
-    snprintf(junk, sizeof junk, "%s/junk", dir);
+    snprintf(junk, sizeof junk, "%s/junk", fx_dir);
     FILE *f = fopen(junk, "we");
     if (f) {
         fputs("hello", f);
@@ -559,11 +559,9 @@ static int upstream_default(sqlite3 *db, char **msg, const void *api)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "%s/hq-apply.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir))
-        return 1;
+    fx_tmpdir("hq-apply");
     char ppath[1024];
-    snprintf(dbpath, sizeof dbpath, "%s/hq.db", dir);
+    fx_path(dbpath, sizeof dbpath, "hq.db");
     struct op_error err;
     if (sqlite3_auto_extension((void (*)(void))upstream_default) != SQLITE_OK)
         return 1;
@@ -586,8 +584,5 @@ int main(void)
     hq_policies_free(pc);
     policy_free(ke);
     hq_store_close(&st);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    (void)!system(cmd);
-    return tl_report();
+    return fx_finish();
 }

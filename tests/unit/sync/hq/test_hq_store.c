@@ -12,12 +12,12 @@
 #include <unistd.h>
 
 #include "hq_store.h"
+#include "fixture.h"
 #include "testlib.h"
 
 #define BBB_SHA256 "3e744b9dc39389baf0c5a0660589b8402f3dbb49b89b3e75f2c9355852a3c677"
 #define A_SHA256 "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
 
-static char dir[256];
 static char path[512];
 static const unsigned char tok1[32] = {1}, tok2[32] = {2}, key1[32] = {9};
 
@@ -256,7 +256,7 @@ static void test_mailbox_upgrade(void)
 static void test_foreign_files(void)
 {
     char other[600];
-    snprintf(other, sizeof other, "%s/node.db", dir);
+    snprintf(other, sizeof other, "%s/node.db", fx_dir);
     sqlite3 *db = NULL;
     CHECK_EQ(sqlite3_open(other, &db), SQLITE_OK);
     CHECK_EQ(sqlite3_exec(db, "CREATE TABLE contacts (id TEXT)", NULL, NULL, NULL), SQLITE_OK);
@@ -275,18 +275,13 @@ static void test_foreign_files(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "%s/hq-store.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir))
-        return 1;
-    snprintf(path, sizeof path, "%s/hq.db", dir);
+    fx_tmpdir("hq-store");
+    fx_path(path, sizeof path, "hq.db");
     RUN(test_nodes);
     RUN(test_versions_and_tombstones);
     RUN(test_receipts_and_rollback);
     RUN(test_mailbox);
     RUN(test_mailbox_upgrade);
     RUN(test_foreign_files);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    (void)!system(cmd);
-    return tl_report();
+    return fx_finish();
 }

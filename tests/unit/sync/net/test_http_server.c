@@ -343,36 +343,6 @@ static void dump_log(const struct fx *f)
 
 /* ---- the child: blocking clients ---- */
 
-static int cfails;
-
-#define C_CHECK(cond)                                                                              \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);      \
-        }                                                                                          \
-    } while (0)
-
-#define C_EQ(a, b)                                                                                 \
-    do {                                                                                           \
-        long long c_a_ = (long long)(a), c_b_ = (long long)(b);                                    \
-        if (c_a_ != c_b_) {                                                                        \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: check failed: %s == %s (%lld vs %lld)\n", __FILE__,   \
-                    __LINE__, #a, #b, c_a_, c_b_);                                                 \
-        }                                                                                          \
-    } while (0)
-
-#define C_HAS(hay, needle)                                                                         \
-    do {                                                                                           \
-        const char *c_h_ = (hay), *c_n_ = (needle);                                                \
-        if (!c_h_ || !strstr(c_h_, c_n_)) {                                                        \
-            cfails++;                                                                              \
-            fprintf(stderr, "  client %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__,          \
-                    __LINE__, c_h_ ? c_h_ : "(null)", c_n_);                                       \
-        }                                                                                          \
-    } while (0)
-
 static int64_t now_ms(void)
 {
     struct timespec ts;

@@ -12,9 +12,8 @@
 #include <openssl/x509v3.h>
 
 #include "node_cert.h"
+#include "fixture.h"
 #include "testlib.h"
-
-static char root[] = "/tmp/outpost-test-cert-XXXXXX";
 
 /* dir/name; up to four results stay valid at a time. */
 static const char *in_dir(const char *dir, const char *name)
@@ -26,13 +25,13 @@ static const char *in_dir(const char *dir, const char *name)
     return buf[i];
 }
 
-/* root/name; up to four results stay valid at a time. */
+/* fx_dir/name; up to four results stay valid at a time. */
 static const char *subdir(const char *name)
 {
     static char buf[4][300];
     static int i;
     i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", root, name);
+    snprintf(buf[i], sizeof buf[i], "%s/%s", fx_dir, name);
     return buf[i];
 }
 
@@ -307,16 +306,9 @@ static void refuses_broken_ca(void)
 
 int main(void)
 {
-    if (!mkdtemp(root)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    fx_tmpdir("cert");
     RUN(parse_hosts);
     RUN(create_and_verify);
     RUN(refuses_broken_ca);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
-    return tl_report();
+    return fx_finish();
 }
