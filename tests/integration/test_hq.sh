@@ -46,19 +46,27 @@ KEY=$(sed -n 's/.*"hq_key":"\([0-9a-f]*\)".*/\1/p' "$T/n1.cred")
 [ ${#TOKEN} = 64 ] && [ ${#KEY} = 64 ] || die "no token or key in the credentials"
 
 # ---- serve ----
-"$OUTPOST_HQ" --db "$DB" serve --listen 127.0.0.1:0 --spool-dir "$T/spool" \
-    --max-upload-bytes 1048576 2>"$T/hq.log" &
-HPID=$!
+# start_hq LOG ARGS...: outpost-hq ARGS in the background, its stderr in
+# LOG; its pid in $HPID, the port it picked in $PORT and $BASE.
+start_hq() {
+    local log=$1
+    shift
+    "$OUTPOST_HQ" "$@" 2>"$log" &
+    HPID=$!
+    PORT=""
+    for _ in $(seq 1 100); do
+        PORT=$(sed -n 's|^\(<[0-7]>\)\{0,1\}outpost-hq: listening on http://127.0.0.1:\([0-9]*\)$|\2|p' "$log")
+        [ -n "$PORT" ] && break
+        kill -0 $HPID 2>/dev/null || die "outpost-hq exited: $(cat "$log")"
+        sleep 0.1
+    done
+    [ -n "$PORT" ] || die "outpost-hq did not report its port: $(cat "$log")"
+    BASE="http://127.0.0.1:$PORT"
+}
+HPID=""
 trap 'kill -9 $HPID 2>/dev/null; rm -rf "$LIB_ROOT"' EXIT
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's|^\(<[0-7]>\)\{0,1\}outpost-hq: listening on http://127.0.0.1:\([0-9]*\)$|\2|p' "$T/hq.log")
-    [ -n "$PORT" ] && break
-    kill -0 $HPID 2>/dev/null || die "outpost-hq exited: $(cat "$T/hq.log")"
-    sleep 0.1
-done
-[ -n "$PORT" ] || die "outpost-hq did not report its port: $(cat "$T/hq.log")"
-BASE="http://127.0.0.1:$PORT"
+start_hq "$T/hq.log" --db "$DB" serve --listen 127.0.0.1:0 --spool-dir "$T/spool" \
+    --max-upload-bytes 1048576
 
 # req METHOD PATH TOKEN [curl args...]: status in $STATUS, body in $OUT,
 # headers in $T/headers.
@@ -374,17 +382,7 @@ expect_contains "$ERR" "<3>outpost-hq: serve: --log-level: log_level: expected e
 
 # ---- SIGHUP: a bad config is refused; log_level is taken at once ----
 printf 'db = %s\nspool_dir = %s\nlisten = 127.0.0.1:0\n' "$DB" "$T/spool" >"$T/hq.conf"
-"$OUTPOST_HQ" --config "$T/hq.conf" serve 2>"$T/hq2.log" &
-HPID=$!
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's|^<5>outpost-hq: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$T/hq2.log")
-    [ -n "$PORT" ] && break
-    kill -0 $HPID 2>/dev/null || die "outpost-hq exited: $(cat "$T/hq2.log")"
-    sleep 0.1
-done
-[ -n "$PORT" ] || die "second outpost-hq did not report its port: $(cat "$T/hq2.log")"
-BASE="http://127.0.0.1:$PORT"
+start_hq "$T/hq2.log" --config "$T/hq.conf" serve
 printf 'db = %s\nmax_uploads = none\n' "$DB" >"$T/hq.conf"
 kill -HUP $HPID
 for _ in $(seq 1 50); do grep -q "reload refused" "$T/hq2.log" && break; sleep 0.1; done
