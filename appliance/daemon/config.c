@@ -94,6 +94,12 @@ int config_load_file(struct outpostd_config *c, const char *path, struct op_erro
     return conf_load_file(&table, c, path, check, err);
 }
 
+int config_load(struct outpostd_config *c, const char *path, conf_overlay_fn overlay, void *ctx,
+                struct op_error *err)
+{
+    return conf_load(&table, c, path, check, overlay, ctx, err);
+}
+
 int config_check(const struct outpostd_config *c, struct op_error *err)
 {
     if (!c->tls_cert[0] != !c->tls_key[0])

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "conf_table.h"
 #include "op_error.h"
 
 #define CONFIG_PATH_MAX 1024
@@ -58,6 +59,13 @@ int config_set(struct outpostd_config *c, const char *key, const char *value, co
 /* Reads a file on top of a copy of *c; on success replaces *c. On failure
  * *c is unchanged and err says "FILE:LINE: key: problem". */
 int config_load_file(struct outpostd_config *c, const char *path, struct op_error *err);
+
+/* Builds the config the way outpostd does at start and on SIGHUP
+ * (conf_load): defaults, the file at path (NULL: none), then overlay, the
+ * command line, with ctx. On success replaces *c; otherwise *c is
+ * unchanged and the return is the failing step's or overlay's. */
+int config_load(struct outpostd_config *c, const char *path, conf_overlay_fn overlay, void *ctx,
+                struct op_error *err);
 
 /* Cross-key checks (TLS cert and key both or neither; hq_url is http(s)). */
 int config_check(const struct outpostd_config *c, struct op_error *err);

@@ -6,7 +6,6 @@
  * the clean shutdown only adds a WAL checkpoint.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "daemon.h"
 #include "db.h"
 #include "http_server.h"
 #include "log.h"
@@ -22,20 +22,18 @@
 #include "node_policy.h"
 #include "outpost_config.h"
 #include "policy.h"
-#include "sd_notify.h"
 #include "uplink.h"
 
-struct daemon {
+struct outpostd {
     uv_loop_t *loop;
+    struct daemon daemon; /* signals, systemd, watchdog (daemon.h) */
     struct outpostd_config cfg;
     const char *config_path;
     int argc;
     char **argv;
+    int print_config; /* --print-config was given */
     struct api *api;
     struct http_server *server;
-    uv_signal_t sigterm, sigint, sighup;
-    uv_timer_t watchdog;
-    int watchdog_on;
     uv_timer_t retention; /* daily purge of what the region policy says is past its limit */
     /* policy-override.yaml beside the database: an administrator's
      * `outpost policy accept` writes it, and it must be in force here at
@@ -46,7 +44,6 @@ struct daemon {
     struct node_credentials cred;
     struct uplink *uplink; /* sync to HQ; NULL when hq_credentials is empty */
     int stops_pending;     /* the HTTP server and the uplink stop in parallel */
-    int stopping;
 };
 
 static void usage(FILE *out)
@@ -64,10 +61,12 @@ static void usage(FILE *out)
                  "and the region policy.\n");
 }
 
-/* Applies --KEY VALUE flags (after the file). Returns 0, 1 to exit 0, or
- * -1 to exit 2. */
-static int apply_flags(struct daemon *d, int *print_config)
+/* The command line over the file (conf_load's overlay): --KEY VALUE
+ * flags, then the cross-key check. Returns 0, 1 to exit 0 (--help,
+ * --version, --describe-config) or a negative code with err filled. */
+static int apply_flags(void *conf, void *ctx, struct op_error *err)
 {
+    struct outpostd *d = ctx;
     for (int i = 1; i < d->argc; i++) {
         const char *arg = d->argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -83,39 +82,22 @@ static int apply_flags(struct daemon *d, int *print_config)
             return 1;
         }
         if (!strcmp(arg, "--print-config")) {
-            *print_config = 1;
+            d->print_config = 1;
             continue;
         }
-        if (strncmp(arg, "--", 2) || !arg[2]) {
-            log_err("unexpected argument '%s' (see --help)", arg);
-            return -1;
+        struct conf_flag f;
+        int rc = conf_flag_read(d->argc, d->argv, &i, &f, err);
+        if (rc < 0) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return op_error_set(err, rc, NULL, "%s (see --help)", why);
         }
-        char key[64];
-        const char *eq = strchr(arg, '=');
-        size_t klen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-        if (klen >= sizeof key) {
-            log_err("unknown option '%s'", arg);
-            return -1;
-        }
-        for (size_t k = 0; k < klen; k++)
-            key[k] = arg[2 + k] == '-' ? '_' : arg[2 + k];
-        key[klen] = '\0';
-        const char *value = eq ? eq + 1 : (i + 1 < d->argc ? d->argv[++i] : NULL);
-        if (!value) {
-            log_err("%s needs a value", arg);
-            return -1;
-        }
-        if (!strcmp(key, "config"))
+        if (!strcmp(f.key, "config"))
             continue; /* read before the other flags */
-        struct op_error err;
-        char where[80];
-        snprintf(where, sizeof where, "--%.*s", (int)klen, arg + 2);
-        if (config_set(&d->cfg, key, value, where, &err) < 0) {
-            log_err("%s", err.msg);
-            return -1;
-        }
+        if ((rc = config_set(conf, f.key, f.value, f.where, err)) < 0)
+            return rc;
     }
-    return 0;
+    return config_check(conf, err);
 }
 
 static const char *find_config_flag(int argc, char **argv)
@@ -127,37 +109,6 @@ static const char *find_config_flag(int argc, char **argv)
             return argv[i] + 9;
     }
     return NULL;
-}
-
-/* Defaults, then the file, then the flags. On failure d->cfg is unchanged. */
-static int load_config(struct daemon *d, int *print_config, struct op_error *err)
-{
-    struct outpostd_config saved = d->cfg;
-    config_defaults(&d->cfg);
-    if (d->config_path) {
-        int rc = config_load_file(&d->cfg, d->config_path, err);
-        if (rc < 0) {
-            d->cfg = saved;
-            return -1;
-        }
-    }
-    int rc = apply_flags(d, print_config);
-    if (rc != 0) {
-        d->cfg = saved;
-        op_error_set(err, -EINVAL, NULL, "bad command line");
-        return rc;
-    }
-    if (config_check(&d->cfg, err) < 0) {
-        d->cfg = saved;
-        return -1;
-    }
-    return 0;
-}
-
-static void on_watchdog(uv_timer_t *t)
-{
-    (void)t;
-    (void)sd_notify_send("WATCHDOG=1");
 }
 
 /* Retention: a few minutes after start (not at once: a node restarted in
@@ -176,8 +127,8 @@ static void retention_done(void *ctx, int rc, uint64_t purged, const struct op_e
 
 static void on_retention(uv_timer_t *t)
 {
-    struct daemon *d = t->data;
-    if (d->stopping)
+    struct outpostd *d = t->data;
+    if (d->daemon.stopping)
         return;
     int rc = api_run_retention(d->api, retention_done, d);
     if (rc < 0)
@@ -191,30 +142,24 @@ static void close_cb(uv_handle_t *h)
 
 static void stopped(void *arg)
 {
-    struct daemon *d = arg;
+    struct outpostd *d = arg;
     if (--d->stops_pending > 0)
         return;
     d->server = NULL;
     d->uplink = NULL;
-    uv_close((uv_handle_t *)&d->sigterm, close_cb);
-    uv_close((uv_handle_t *)&d->sigint, close_cb);
-    uv_close((uv_handle_t *)&d->sighup, close_cb);
+    daemon_close(&d->daemon);
     uv_close((uv_handle_t *)&d->retention, close_cb);
     if (d->override_watch_on) {
         uv_close((uv_handle_t *)&d->override_watch, close_cb);
         uv_close((uv_handle_t *)&d->override_settle, close_cb);
     }
-    if (d->watchdog_on)
-        uv_close((uv_handle_t *)&d->watchdog, close_cb);
 }
 
-static void begin_stop(struct daemon *d, const char *why)
+/* SIGTERM or SIGINT (daemon.h has said so): the HTTP server and the
+ * uplink stop in parallel, and the last to finish closes the handles. */
+static void begin_stop(void *ctx)
 {
-    if (d->stopping)
-        return;
-    d->stopping = 1;
-    log_notice("%s: stopping; finishing in-flight requests", why);
-    (void)sd_notify_send("STOPPING=1");
+    struct outpostd *d = ctx;
     d->stops_pending = d->uplink ? 2 : 1;
     if (d->uplink) {
         api_set_sync_source(d->api, NULL, NULL);
@@ -225,7 +170,7 @@ static void begin_stop(struct daemon *d, const char *why)
 
 static const struct sync_status *sync_source(void *ctx)
 {
-    struct daemon *d = ctx;
+    struct outpostd *d = ctx;
     return uplink_status(d->uplink);
 }
 
@@ -233,7 +178,7 @@ static const struct sync_status *sync_source(void *ctx)
  * takes it as a SIGHUP would (the uplink reloads the ledger's copy). */
 static void policy_from_hq(void *ctx)
 {
-    struct daemon *d = ctx;
+    struct outpostd *d = ctx;
     struct op_error err;
     op_error_clear(&err);
     if (api_reload_policy(d->api, &err) < 0)
@@ -248,8 +193,8 @@ static void policy_from_hq(void *ctx)
  * in force changed. */
 static void on_override_settled(uv_timer_t *t)
 {
-    struct daemon *d = t->data;
-    if (d->stopping)
+    struct outpostd *d = t->data;
+    if (d->daemon.stopping)
         return;
     char before[POLICY_HASH_HEX];
     snprintf(before, sizeof before, "%s", api_policy_hash(d->api));
@@ -270,15 +215,15 @@ static void on_override_settled(uv_timer_t *t)
 static void on_db_dir_event(uv_fs_event_t *h, const char *filename, int events, int status)
 {
     (void)events;
-    struct daemon *d = h->data;
-    if (status < 0 || !filename || strcmp(filename, NODE_POLICY_OVERRIDE) || d->stopping)
+    struct outpostd *d = h->data;
+    if (status < 0 || !filename || strcmp(filename, NODE_POLICY_OVERRIDE) || d->daemon.stopping)
         return;
     uv_timer_start(&d->override_settle, on_override_settled, 200, 0);
 }
 
 /* Watches the database's directory for policy-override.yaml. Without the
  * watch (no inotify) an acceptance takes effect at the next SIGHUP. */
-static void watch_override(struct daemon *d)
+static void watch_override(struct outpostd *d)
 {
     char over[1024], dir[1024];
     if (!strcmp(d->cfg.db, ":memory:") ||
@@ -302,7 +247,7 @@ static void watch_override(struct daemon *d)
 
 /* Sync starts when hq_credentials is set; a credentials file that cannot
  * be used is a configuration error (exit 2), not a silent offline node. */
-static int start_sync(struct daemon *d, struct op_error *err)
+static int start_sync(struct outpostd *d, struct op_error *err)
 {
     const struct outpostd_config *c = &d->cfg;
     if (!c->hq_credentials[0]) {
@@ -338,67 +283,66 @@ static int start_sync(struct daemon *d, struct op_error *err)
     return 0;
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+/* Defaults, then the file, then the flags (conf_load). On failure d->cfg
+ * is unchanged. */
+static int load_config(struct outpostd *d, struct op_error *err)
 {
-    struct daemon *d = h->data;
-    if (signum == SIGHUP) {
-        (void)sd_notify_send("RELOADING=1");
-        struct op_error err;
-        op_error_clear(&err);
-        int print_config = 0;
-        struct outpostd_config before = d->cfg;
-        if (load_config(d, &print_config, &err) != 0) {
-            log_err("reload refused, keeping the running config: %s", err.msg);
-        } else {
-            if (strcmp(before.listen, d->cfg.listen) || strcmp(before.db, d->cfg.db) ||
-                strcmp(before.tls_cert, d->cfg.tls_cert) || d->cfg.workers != before.workers)
-                log_warning("listen, db, tls and workers changes take effect after a restart");
-            if (strcmp(before.hq_credentials, d->cfg.hq_credentials) ||
-                strcmp(before.hq_url, d->cfg.hq_url) ||
-                strcmp(before.hq_ca_file, d->cfg.hq_ca_file) ||
-                strcmp(before.spool_dir, d->cfg.spool_dir) ||
-                strcmp(before.sync_window, d->cfg.sync_window) ||
-                before.hq_insecure_tls != d->cfg.hq_insecure_tls ||
-                before.spool_max_bytes != d->cfg.spool_max_bytes ||
-                before.segment_bytes != d->cfg.segment_bytes ||
-                before.sync_interval_ms != d->cfg.sync_interval_ms ||
-                before.sync_bandwidth != d->cfg.sync_bandwidth ||
-                before.sync_daily_bytes != d->cfg.sync_daily_bytes)
-                log_warning("sync settings take effect after a restart");
-            api_set_options(d->api, d->cfg.session_ttl_s, d->cfg.log_requests);
-            log_set_level((enum log_level)d->cfg.log_level);
-            log_notice("configuration reloaded");
-        }
-        op_error_clear(&err);
-        if (api_reload_policy(d->api, &err) < 0)
-            log_err("policy reload refused, keeping the running policy: %s", err.msg);
-        else
-            log_notice("region policy reloaded (sha256 %s)", api_policy_hash(d->api));
-        uplink_reload_policy(d->uplink);
-        (void)sd_notify_send("READY=1");
-        return;
-    }
-    begin_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    return config_load(&d->cfg, d->config_path, apply_flags, d, err);
 }
+
+/* SIGHUP: the config file and the region policy again. */
+static void reload(void *ctx)
+{
+    struct outpostd *d = ctx;
+    struct op_error err;
+    op_error_clear(&err);
+    struct outpostd_config before = d->cfg;
+    if (load_config(d, &err) != 0) {
+        log_err("reload refused, keeping the running config: %s", err.msg);
+    } else {
+        if (strcmp(before.listen, d->cfg.listen) || strcmp(before.db, d->cfg.db) ||
+            strcmp(before.tls_cert, d->cfg.tls_cert) || d->cfg.workers != before.workers)
+            log_warning("listen, db, tls and workers changes take effect after a restart");
+        if (strcmp(before.hq_credentials, d->cfg.hq_credentials) ||
+            strcmp(before.hq_url, d->cfg.hq_url) || strcmp(before.hq_ca_file, d->cfg.hq_ca_file) ||
+            strcmp(before.spool_dir, d->cfg.spool_dir) ||
+            strcmp(before.sync_window, d->cfg.sync_window) ||
+            before.hq_insecure_tls != d->cfg.hq_insecure_tls ||
+            before.spool_max_bytes != d->cfg.spool_max_bytes ||
+            before.segment_bytes != d->cfg.segment_bytes ||
+            before.sync_interval_ms != d->cfg.sync_interval_ms ||
+            before.sync_bandwidth != d->cfg.sync_bandwidth ||
+            before.sync_daily_bytes != d->cfg.sync_daily_bytes)
+            log_warning("sync settings take effect after a restart");
+        api_set_options(d->api, d->cfg.session_ttl_s, d->cfg.log_requests);
+        log_set_level((enum log_level)d->cfg.log_level);
+        log_notice("configuration reloaded");
+    }
+    op_error_clear(&err);
+    if (api_reload_policy(d->api, &err) < 0)
+        log_err("policy reload refused, keeping the running policy: %s", err.msg);
+    else
+        log_notice("region policy reloaded (sha256 %s)", api_policy_hash(d->api));
+    uplink_reload_policy(d->uplink);
+}
+
+static const struct daemon_hooks hooks = {.reload = reload, .stop = begin_stop};
 
 int main(int argc, char **argv)
 {
-    struct daemon d = {.argc = argc, .argv = argv};
-    signal(SIGPIPE, SIG_IGN);
-    log_init("outpostd", LOG_LEVEL_INFO);
+    struct outpostd d = {.argc = argc, .argv = argv};
+    daemon_init("outpostd");
     d.config_path = find_config_flag(argc, argv);
-    int print_config = 0;
     struct op_error err;
     op_error_clear(&err);
-    int rc = load_config(&d, &print_config, &err);
+    int rc = load_config(&d, &err);
     if (rc == 1)
         return 0;
     if (rc != 0) {
-        if (err.msg[0] && strcmp(err.msg, "bad command line"))
-            log_err("%s", err.msg);
+        log_err("%s", err.msg);
         return 2;
     }
-    if (print_config) {
+    if (d.print_config) {
         config_print(stdout, &d.cfg);
         return 0;
     }
@@ -449,35 +393,27 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    uv_signal_init(d.loop, &d.sigterm);
-    uv_signal_init(d.loop, &d.sigint);
-    uv_signal_init(d.loop, &d.sighup);
-    d.sigterm.data = d.sigint.data = d.sighup.data = &d;
-    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&d.sigint, on_signal, SIGINT);
-    uv_signal_start(&d.sighup, on_signal, SIGHUP);
+    rc = daemon_start(&d.daemon, d.loop, &hooks, &d);
+    if (rc < 0) {
+        log_err("cannot watch signals: %s", uv_strerror(rc));
+        http_server_stop(d.server, NULL, NULL);
+        uv_run(d.loop, UV_RUN_DEFAULT);
+        api_free(d.api);
+        return 1;
+    }
     uv_timer_init(d.loop, &d.retention);
     d.retention.data = &d;
     uv_timer_start(&d.retention, on_retention, RETENTION_FIRST_MS, RETENTION_EVERY_MS);
     watch_override(&d);
-    uint64_t wd = sd_notify_watchdog_usec();
-    if (wd) {
-        uv_timer_init(d.loop, &d.watchdog);
-        uv_timer_start(&d.watchdog, on_watchdog, 0, wd / 2000 ? wd / 2000 : 1);
-        d.watchdog_on = 1;
-    }
 
     /* The listen address with the port actually bound (port 0 picks one). */
     char host[128];
-    snprintf(host, sizeof host, "%s", d.cfg.listen);
-    char *colon = strrchr(host, ':');
-    if (colon)
-        *colon = '\0';
+    daemon_listen_host(d.cfg.listen, host, sizeof host);
     int port = http_server_port(d.server);
     log_notice("serving the API on %s://%s:%d/ (port %d), database %s, %u workers (version %s)",
                d.cfg.tls_cert[0] ? "https" : "http", host, port, port, d.cfg.db, d.cfg.workers,
                OUTPOST_VERSION);
-    (void)sd_notify_send("READY=1\nSTATUS=serving");
+    daemon_ready("serving");
 
     uv_run(d.loop, UV_RUN_DEFAULT);
 

@@ -256,6 +256,46 @@ done:
     return rc;
 }
 
+int conf_flag_read(int argc, char *const argv[], int *i, struct conf_flag *out,
+                   struct op_error *err)
+{
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2) || !arg[2])
+        return op_error_set(err, -EINVAL, NULL, "unexpected argument '%s'", arg);
+    const char *eq = strchr(arg, '=');
+    size_t klen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+    if (klen >= sizeof out->key)
+        return op_error_set(err, -EINVAL, NULL, "unknown option '%s'", arg);
+    const char *value = eq ? eq + 1 : (*i + 1 < argc ? argv[*i + 1] : NULL);
+    if (!value)
+        return op_error_set(err, -EINVAL, NULL, "%s needs a value", arg);
+    for (size_t k = 0; k < klen; k++)
+        out->key[k] = arg[2 + k] == '-' ? '_' : arg[2 + k];
+    out->key[klen] = '\0';
+    out->value = value;
+    snprintf(out->where, sizeof out->where, "--%.*s", (int)klen, arg + 2);
+    if (!eq)
+        (*i)++;
+    return 0;
+}
+
+int conf_load(const struct conf_table *t, void *conf, const char *path, conf_check_fn check,
+              conf_overlay_fn overlay, void *ctx, struct op_error *err)
+{
+    void *next = malloc(t->size);
+    if (!next)
+        return op_error_set(err, -ENOMEM, NULL, "cannot build the %s config: out of memory",
+                            t->program);
+    conf_defaults(t, next);
+    int rc = path ? conf_load_file(t, next, path, check, err) : 0;
+    if (rc == 0 && overlay)
+        rc = overlay(next, ctx, err);
+    if (rc == 0)
+        memcpy(conf, next, t->size);
+    free(next);
+    return rc;
+}
+
 void conf_describe(const struct conf_table *t, FILE *out)
 {
     fprintf(out,

@@ -4,9 +4,10 @@
  * `key = value` file and from --key flags, described and printed in that
  * same file format. outpostd (appliance/daemon/config.c) and outpost-hq
  * (sync/hq/hq_config.c) each keep their struct, table and cross-key check and
- * call these. The invariant: a config either loads completely and valid, or
- * the caller's struct is untouched and the error names FILE:LINE: key (so a
- * SIGHUP with a bad file changes nothing).
+ * call these; conf_load is the one order both build a config in (defaults,
+ * file, command line), at start and on SIGHUP. The invariant: a config either loads completely and
+ * valid, or the caller's struct is untouched and the error names FILE:LINE: key (so a SIGHUP with a
+ * bad file changes nothing).
  */
 #ifndef OUTPOST_CONF_TABLE_H
 #define OUTPOST_CONF_TABLE_H
@@ -73,6 +74,35 @@ int conf_set(const struct conf_table *t, void *conf, const char *key, const char
  * its message prefixed by "FILE: "; -ENOMEM. */
 int conf_load_file(const struct conf_table *t, void *conf, const char *path, conf_check_fn check,
                    struct op_error *err);
+
+/* One --key flag of a daemon's command line. */
+struct conf_flag {
+    char key[64];      /* as in a file: '-' read as '_' (--log-level sets log_level) */
+    const char *value; /* borrowed from argv */
+    char where[80];    /* the flag as written ("--log-level"), for conf_set */
+};
+
+/* Reads the flag at argv[*i], "--key value" or "--key=value", and moves
+ * *i to its last word. Returns 0 and *out; or -EINVAL with err "unexpected
+ * argument 'ARG'" (not a --flag), "unknown option 'ARG'" (a key too long
+ * to be one) or "ARG needs a value". */
+int conf_flag_read(int argc, char *const argv[], int *i, struct conf_flag *out,
+                   struct op_error *err);
+
+/* What a daemon's command line adds to the config conf_load builds: sets
+ * keys on that copy (conf_flag_read, conf_set) and checks the whole.
+ * Returns 0; a negative code with err filled; or a positive value to stop
+ * without an error (--help), which conf_load returns. */
+typedef int (*conf_overlay_fn)(void *conf, void *ctx, struct op_error *err);
+
+/* Builds a daemon's config the one way, at start and on SIGHUP alike:
+ * defaults, then the file at path (none when NULL; read as conf_load_file
+ * does, with check), then overlay (may be NULL) on that copy. Only when
+ * all of it succeeds does the copy replace conf; otherwise conf is
+ * unchanged and the return is the failing step's (its err) or overlay's
+ * positive value. -ENOMEM. */
+int conf_load(const struct conf_table *t, void *conf, const char *path, conf_check_fn check,
+              conf_overlay_fn overlay, void *ctx, struct op_error *err);
 
 /* Prints every key with its doc and default, as a loadable file. */
 void conf_describe(const struct conf_table *t, FILE *out);

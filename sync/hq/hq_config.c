@@ -80,6 +80,12 @@ int hq_config_load_file(struct hq_config *c, const char *path, struct op_error *
     return conf_load_file(&table, c, path, check, err);
 }
 
+int hq_config_load(struct hq_config *c, const char *path, conf_overlay_fn overlay, void *ctx,
+                   struct op_error *err)
+{
+    return conf_load(&table, c, path, check, overlay, ctx, err);
+}
+
 int hq_config_check(const struct hq_config *c, struct op_error *err)
 {
     if (!c->tls_cert[0] != !c->tls_key[0])

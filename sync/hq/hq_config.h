@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "conf_table.h"
 #include "op_error.h"
 
 #define HQ_CONFIG_PATH_MAX 1024
@@ -49,6 +50,13 @@ int hq_config_set(struct hq_config *c, const char *key, const char *value, const
 /* Reads a file on top of a copy of *c; on success replaces *c. On failure
  * *c is unchanged and err says "FILE:LINE: key: problem". */
 int hq_config_load_file(struct hq_config *c, const char *path, struct op_error *err);
+
+/* Builds the config the way outpost-hq does at start and on SIGHUP
+ * (conf_load): defaults, the file at path (NULL: none), then overlay, the
+ * command line, with ctx. On success replaces *c; otherwise *c is
+ * unchanged and the return is the failing step's or overlay's. */
+int hq_config_load(struct hq_config *c, const char *path, conf_overlay_fn overlay, void *ctx,
+                   struct op_error *err);
 
 /* Cross-key checks (TLS cert and key both or neither; paths set). */
 int hq_config_check(const struct hq_config *c, struct op_error *err);

@@ -17,7 +17,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/sha.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +28,6 @@
 #include "hq_store.h"
 #include "http_server.h"
 #include "log.h"
-#include "sd_notify.h"
 #include "sync_mac.h"
 #include "timefmt.h"
 #include "tus_server.h"
@@ -645,105 +643,4 @@ void hq_serve_stop(struct hq_serve *hq, void (*done)(void *ctx), void *ctx)
     hq->stop_ctx = ctx;
     (void)uv_timer_stop(&hq->sweep);
     http_server_stop(hq->server, server_stopped, hq);
-}
-
-/* ---- the daemon ---- */
-
-struct daemon {
-    struct hq_serve *hq;
-    uv_signal_t sigterm, sigint, sighup;
-    uv_timer_t watchdog;
-    int watchdog_on;
-    int stopping;
-};
-
-static void on_watchdog(uv_timer_t *t)
-{
-    (void)t;
-    (void)sd_notify_send("WATCHDOG=1");
-}
-
-static void close_cb(uv_handle_t *h)
-{
-    (void)h;
-}
-
-static void stopped(void *arg)
-{
-    struct daemon *d = arg;
-    d->hq = NULL;
-    uv_close((uv_handle_t *)&d->sigterm, close_cb);
-    uv_close((uv_handle_t *)&d->sigint, close_cb);
-    uv_close((uv_handle_t *)&d->sighup, close_cb);
-    if (d->watchdog_on)
-        uv_close((uv_handle_t *)&d->watchdog, close_cb);
-}
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-    struct daemon *d = h->data;
-    if (signum == SIGHUP) {
-        hq_serve_reload(d->hq);
-        log_notice("SIGHUP: region profiles will be read again on next use "
-                   "(other settings take effect after a restart)");
-        return;
-    }
-    if (d->stopping)
-        return;
-    d->stopping = 1;
-    log_notice("%s: stopping; finishing in-flight requests",
-               signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    (void)sd_notify_send("STOPPING=1");
-    hq_serve_stop(d->hq, stopped, d);
-}
-
-int hq_serve_run(const struct hq_config *cfg)
-{
-    struct daemon d = {0};
-    struct hq_store store;
-    struct op_error err;
-    op_error_clear(&err);
-    signal(SIGPIPE, SIG_IGN);
-    int rc = hq_store_sqlite_open(cfg->db, &store, &err);
-    if (rc < 0) {
-        log_err("%s", err.msg);
-        return 1;
-    }
-    uv_loop_t *loop = uv_default_loop();
-    rc = hq_serve_start(loop, cfg, &store, NULL, &d.hq, &err);
-    if (rc < 0) {
-        log_err("%s", err.msg);
-        hq_store_close(&store);
-        return 1;
-    }
-    uv_signal_init(loop, &d.sigterm);
-    uv_signal_init(loop, &d.sigint);
-    uv_signal_init(loop, &d.sighup);
-    d.sigterm.data = d.sigint.data = d.sighup.data = &d;
-    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&d.sigint, on_signal, SIGINT);
-    uv_signal_start(&d.sighup, on_signal, SIGHUP);
-    uint64_t wd = sd_notify_watchdog_usec();
-    if (wd) {
-        uv_timer_init(loop, &d.watchdog);
-        uv_timer_start(&d.watchdog, on_watchdog, 0, wd / 2000 ? wd / 2000 : 1);
-        d.watchdog_on = 1;
-    }
-
-    char host[128];
-    snprintf(host, sizeof host, "%s", cfg->listen);
-    char *colon = strrchr(host, ':');
-    if (colon)
-        *colon = '\0';
-    log_info("store %s, upload spool %s", cfg->db, cfg->spool_dir);
-    log_notice("listening on %s://%s:%d", cfg->tls_cert[0] ? "https" : "http", host,
-               hq_serve_port(d.hq));
-    (void)sd_notify_send("READY=1\nSTATUS=serving");
-
-    uv_run(loop, UV_RUN_DEFAULT);
-
-    hq_store_close(&store);
-    uv_loop_close(loop);
-    log_notice("stopped");
-    return 0;
 }

@@ -7,8 +7,8 @@
  *
  * The receiver (hq_serve_start .. hq_serve_stop) runs on a loop the caller
  * owns, with a store and clocks the caller gives, so it can be tested
- * without the daemon around it; hq_serve_run is that daemon (store,
- * signals, watchdog).
+ * without the daemon around it; the daemon (store, signals, watchdog) is
+ * `outpost-hq serve` in outpost_hq.c.
  *
  * Invariants: every request but /healthz and /metrics is authenticated
  * by its bearer token (SHA-256 looked up in the store) exactly once and
@@ -66,11 +66,5 @@ void hq_serve_reload(struct hq_serve *hq);
  * receiver is freed and done(ctx) is called on the loop. NULL, or a
  * second call, does nothing. */
 void hq_serve_stop(struct hq_serve *hq, void (*done)(void *ctx), void *ctx);
-
-/* Runs the daemon until SIGTERM or SIGINT; SIGHUP forgets the cached
- * region profiles (they are read again on next use). Logs to stderr,
- * starting with "outpost-hq: listening on http[s]://ADDR:PORT". Returns
- * a process exit code: 0 after a clean stop, 1 when it cannot start. */
-int hq_serve_run(const struct hq_config *cfg);
 
 #endif

@@ -3,11 +3,16 @@
  * hq_store.h). One connection in WAL mode with synchronous=FULL, so a
  * committed apply survives power loss; the file is marked with its own
  * application_id ("OUTH") and a user_version that counts the migrations
- * below, so a node database or a foreign file is refused and a store from
- * a newer build is not written to. Statements are prepared once per
- * connection and bound with parameters. The schema lives here rather than
- * in schema/migrations because it belongs to a different database (the
+ * (sql/migrations.sql), so a node database or a foreign file is refused
+ * and a store from a newer build is not written to. Its queries are the
+ * hq room's named queries (sql/hq.sql, sync/toolkit/sql.h): prepared once
+ * per connection and bound with parameters. The schema is HQ's own rather
+ * than schema/migrations because it belongs to a different database (the
  * node's migrations must never run on it, nor these on a node).
+ *
+ * Errors name the store: "HQ store PATH: what: SQLite's message", with
+ * sql_errno's code; a constraint is -EEXIST only where it means "already
+ * there" (a node's name or token, a segment's receipt).
  *
  * HQ forgets what a node erased: the connection runs with secure_delete
  * ON, so a dropped record's bytes are zeroed in its page (and whole pages
@@ -28,227 +33,71 @@
 #include <string.h>
 
 #include "codec.h"
+#include "hq_queries.h"
+#include "sql.h"
 
-#define HQ_APPLICATION_ID 0x4f555448 /* "OUTH" */
+#define HQ_APPLICATION_ID 0x4f555448 /* "OUTH"; migrations.sql's mark_hq sets it */
 #define HQ_BUSY_MS 10000
 /* How long the log truncation after an erasure waits for readers: it runs
  * on outpost-hq's loop thread, so it must not stall it; what a reader
  * holds back is truncated later by `forget`. */
 #define HQ_FORGET_BUSY_MS 200
 
-/* Migration i (1-based) takes user_version i-1 to i. */
-static const char *const migrations[] = {
-    "CREATE TABLE nodes (\n"
-    "  name TEXT PRIMARY KEY,\n"
-    "  region TEXT NOT NULL,\n"
-    "  token_sha256 BLOB NOT NULL UNIQUE CHECK (length(token_sha256) = 32),\n"
-    "  hq_key BLOB NOT NULL CHECK (length(hq_key) = 32),\n"
-    "  revoked INTEGER NOT NULL DEFAULT 0,\n"
-    "  revoked_ms INTEGER,\n"
-    "  created_ms INTEGER NOT NULL,\n"
-    "  last_contact_ms INTEGER NOT NULL DEFAULT 0,\n"
-    "  refused INTEGER NOT NULL DEFAULT 0,\n"
-    "  last_refusal TEXT NOT NULL DEFAULT '',\n"
-    "  mailbox_seq INTEGER NOT NULL DEFAULT 0\n"
-    ") STRICT;\n"
-    "CREATE TABLE receipts (\n"
-    "  node TEXT NOT NULL REFERENCES nodes(name),\n"
-    "  segment INTEGER NOT NULL,\n"
-    "  status TEXT NOT NULL CHECK (status IN ('applied', 'rejected')),\n"
-    "  to_urgent INTEGER NOT NULL,\n"
-    "  to_ordinary INTEGER NOT NULL,\n"
-    "  records INTEGER NOT NULL,\n"
-    "  applied INTEGER NOT NULL,\n"
-    "  set_aside INTEGER NOT NULL,\n"
-    "  reason TEXT NOT NULL,\n"
-    "  received_ms INTEGER NOT NULL,\n"
-    "  segment_created_ms INTEGER NOT NULL,\n"
-    "  PRIMARY KEY (node, segment)\n"
-    ") STRICT, WITHOUT ROWID;\n"
-    "CREATE TABLE records (\n"
-    "  node TEXT NOT NULL REFERENCES nodes(name),\n"
-    "  entity TEXT NOT NULL,\n"
-    "  id TEXT NOT NULL,\n"
-    "  version INTEGER NOT NULL,\n"
-    "  op TEXT NOT NULL CHECK (op IN ('upsert', 'delete', 'erase', 'purge', 'withdraw')),\n"
-    "  record TEXT,\n"
-    "  segment INTEGER NOT NULL,\n"
-    "  CHECK ((op IN ('upsert', 'delete')) = (record IS NOT NULL)),\n"
-    "  PRIMARY KEY (node, entity, id)\n"
-    ") STRICT, WITHOUT ROWID;\n"
-    "CREATE TABLE set_aside (\n"
-    "  node TEXT NOT NULL REFERENCES nodes(name),\n"
-    "  segment INTEGER NOT NULL,\n"
-    "  line INTEGER NOT NULL,\n"
-    "  entity TEXT NOT NULL,\n"
-    "  id TEXT NOT NULL,\n"
-    "  reason TEXT NOT NULL,\n"
-    "  PRIMARY KEY (node, segment, line)\n"
-    ") STRICT, WITHOUT ROWID;\n"
-    "CREATE TABLE mailbox (\n"
-    "  node TEXT NOT NULL REFERENCES nodes(name),\n"
-    "  seq INTEGER NOT NULL,\n"
-    "  kind TEXT NOT NULL CHECK (kind IN ('policy', 'reference', 'aggregate_request')),\n"
-    "  body BLOB NOT NULL,\n"
-    "  created_ms INTEGER NOT NULL,\n"
-    "  PRIMARY KEY (node, seq)\n"
-    ") STRICT, WITHOUT ROWID;\n",
-    /* 2: every policy HQ posted to a node, found by the SHA-256 of its
-     * text, so a segment cut under one of them is checked under it */
-    "ALTER TABLE mailbox ADD COLUMN policy_hash TEXT;\n"
-    "UPDATE mailbox SET policy_hash = outpost_sha256_hex(body) WHERE kind = 'policy';\n"
-    "CREATE INDEX mailbox_policy ON mailbox (node, policy_hash) WHERE policy_hash IS NOT NULL;\n",
+/* Migration N takes user_version N-1 to N in one transaction: its
+ * statements in migrations.sql, marking the file as HQ's and ending with
+ * its user_version. */
+static const unsigned migration_1[] = {
+    HQ_Q_MIGRATIONS_V1_NODES,           HQ_Q_MIGRATIONS_V1_RECEIPTS, HQ_Q_MIGRATIONS_V1_RECORDS,
+    HQ_Q_MIGRATIONS_V1_SET_ASIDE,       HQ_Q_MIGRATIONS_V1_MAILBOX,  HQ_Q_MIGRATIONS_MARK_HQ,
+    HQ_Q_MIGRATIONS_SET_USER_VERSION_1,
+};
+static const unsigned migration_2[] = {
+    HQ_Q_MIGRATIONS_V2_POLICY_HASH,     HQ_Q_MIGRATIONS_V2_POLICY_HASH_FILL,
+    HQ_Q_MIGRATIONS_V2_POLICY_INDEX,    HQ_Q_MIGRATIONS_MARK_HQ,
+    HQ_Q_MIGRATIONS_SET_USER_VERSION_2,
+};
+static const struct migration {
+    const unsigned *steps;
+    size_t n;
+} migrations[] = {
+    {migration_1, sizeof migration_1 / sizeof migration_1[0]},
+    {migration_2, sizeof migration_2 / sizeof migration_2[0]},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
-
-#define NODE_COLS                                                                                  \
-    "SELECT n.name, n.region, n.hq_key, n.revoked, n.created_ms, n.last_contact_ms, n.refused, "   \
-    "n.last_refusal, "                                                                             \
-    "(SELECT count(*) FROM receipts r WHERE r.node = n.name AND r.status = 'applied'), "           \
-    "(SELECT count(*) FROM receipts r WHERE r.node = n.name AND r.status = 'rejected'), "          \
-    "(SELECT count(*) FROM set_aside s WHERE s.node = n.name), "                                   \
-    "(SELECT max(segment) FROM receipts r WHERE r.node = n.name AND r.status = 'applied'), "       \
-    "(SELECT segment_created_ms FROM receipts r WHERE r.node = n.name AND r.status = 'applied' "   \
-    "ORDER BY segment DESC LIMIT 1) FROM nodes n "
-
-#define RECEIPT_COLS                                                                               \
-    "SELECT node, segment, status, to_urgent, to_ordinary, records, applied, set_aside, reason, "  \
-    "received_ms, segment_created_ms FROM receipts "
-
-enum q {
-    Q_NODE_ADD,
-    Q_NODE_GET,
-    Q_NODE_BY_TOKEN,
-    Q_NODE_REVOKE,
-    Q_NODE_TOUCH,
-    Q_NODE_REFUSED,
-    Q_NODE_LIST,
-    Q_BEGIN,
-    Q_COMMIT,
-    Q_ROLLBACK,
-    Q_RECEIPT_GET,
-    Q_RECEIPT_PUT,
-    Q_RECORD_GET,
-    Q_RECORD_PUT,
-    Q_SET_ASIDE_ADD,
-    Q_RECORDS_LIST,
-    Q_RECORDS_COUNT,
-    Q_RECEIPTS_LIST,
-    Q_SET_ASIDE_LIST,
-    Q_MAILBOX_NEXT,
-    Q_MAILBOX_ADD,
-    Q_MAILBOX_LIST,
-    Q_MAILBOX_POLICY,
-    Q_COUNT
-};
-
-static const char *const sql[Q_COUNT] = {
-    [Q_NODE_ADD] = "INSERT INTO nodes (name, region, token_sha256, hq_key, created_ms) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5)",
-    [Q_NODE_GET] = NODE_COLS "WHERE n.name = ?1",
-    [Q_NODE_BY_TOKEN] = NODE_COLS "WHERE n.token_sha256 = ?1",
-    [Q_NODE_REVOKE] = "UPDATE nodes SET revoked = 1, revoked_ms = coalesce(revoked_ms, ?2) "
-                      "WHERE name = ?1",
-    [Q_NODE_TOUCH] = "UPDATE nodes SET last_contact_ms = ?2 WHERE name = ?1 AND "
-                     "last_contact_ms < ?2 - 5000",
-    [Q_NODE_REFUSED] = "UPDATE nodes SET refused = refused + 1, last_refusal = ?2, "
-                       "last_contact_ms = max(last_contact_ms, ?3) WHERE name = ?1",
-    [Q_NODE_LIST] = NODE_COLS "ORDER BY n.name",
-    [Q_BEGIN] = "BEGIN IMMEDIATE",
-    [Q_COMMIT] = "COMMIT",
-    [Q_ROLLBACK] = "ROLLBACK",
-    [Q_RECEIPT_GET] = RECEIPT_COLS "WHERE node = ?1 AND segment = ?2",
-    [Q_RECEIPT_PUT] = "INSERT INTO receipts (node, segment, status, to_urgent, to_ordinary, "
-                      "records, applied, set_aside, reason, received_ms, segment_created_ms) "
-                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    [Q_RECORD_GET] = "SELECT version, op FROM records WHERE node = ?1 AND entity = ?2 AND id = ?3",
-    [Q_RECORD_PUT] = "INSERT INTO records (node, entity, id, version, op, record, segment) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (node, entity, id) DO "
-                     "UPDATE SET version = excluded.version, op = excluded.op, "
-                     "record = excluded.record, segment = excluded.segment",
-    [Q_SET_ASIDE_ADD] = "INSERT INTO set_aside (node, segment, line, entity, id, reason) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [Q_RECORDS_LIST] = "SELECT node, entity, id, version, op, record FROM records "
-                       "WHERE op IN ('upsert', 'delete') AND (?1 IS NULL OR node = ?1) AND "
-                       "(?2 IS NULL OR entity = ?2) ORDER BY node, entity, id",
-    [Q_RECORDS_COUNT] = "SELECT entity, count(*) FROM records WHERE op IN ('upsert', 'delete') "
-                        "AND (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR entity = ?2) "
-                        "GROUP BY entity ORDER BY entity",
-    [Q_RECEIPTS_LIST] = RECEIPT_COLS "WHERE (?1 IS NULL OR node = ?1) ORDER BY node, segment",
-    [Q_SET_ASIDE_LIST] = "SELECT node, segment, line, entity, id, reason FROM set_aside "
-                         "WHERE (?1 IS NULL OR node = ?1) ORDER BY node, segment, line",
-    [Q_MAILBOX_NEXT] = "UPDATE nodes SET mailbox_seq = mailbox_seq + 1 WHERE name = ?1 "
-                       "RETURNING mailbox_seq",
-    [Q_MAILBOX_ADD] = "INSERT INTO mailbox (node, seq, kind, body, created_ms, policy_hash) "
-                      "VALUES (?1, ?2, ?3, ?4, ?5, "
-                      "CASE ?3 WHEN 'policy' THEN outpost_sha256_hex(?4) END)",
-    [Q_MAILBOX_LIST] = "SELECT seq, kind, body, created_ms FROM mailbox WHERE node = ?1 AND "
-                       "seq > ?2 ORDER BY seq LIMIT ?3",
-    [Q_MAILBOX_POLICY] = "SELECT seq, kind, body, created_ms FROM mailbox WHERE node = ?1 AND "
-                         "policy_hash = ?2 ORDER BY seq LIMIT 1",
-};
 
 struct sq {
     sqlite3 *db;
     char path[1024];
-    sqlite3_stmt *st[Q_COUNT];
+    struct sql_cache q; /* the hq set on db */
     int in_tx;
     int tx_forgets;     /* the open transaction applied an erase/purge/withdraw */
     int forget_pending; /* committed, but the log could not be truncated yet */
 };
 
-static int sq_errno(int rc)
+/* Fills err with "HQ store PATH: WHAT: SQLite's last message" and returns
+ * code, a negative errno (sql_errno's translation), or -EIO. */
+static int fail(struct sq *s, int code, const char *what, struct op_error *err)
 {
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_ROW:
-    case SQLITE_DONE:
-        return 0;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_READONLY:
-        return -EROFS;
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_CANTOPEN:
-        return -ENOENT;
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-        return -EACCES;
-    case SQLITE_CONSTRAINT:
-        return -EEXIST;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return -EINVAL;
-    default:
-        return -EIO;
-    }
+    return op_error_set(err, code < 0 ? code : -EIO, NULL, "HQ store %s: %s: %s", s->path, what,
+                        sqlite3_errmsg(s->db));
 }
 
-static int fail(struct sq *s, int rc, const char *what, struct op_error *err)
+/* Whether the last statement failed on a constraint (a UNIQUE or PRIMARY
+ * KEY among them): the one failure that can mean "already there". */
+static int constraint_failed(struct sq *s)
 {
-    int e = sq_errno(rc);
-    if (!e)
-        e = -EIO;
-    return op_error_set(err, e, NULL, "HQ store %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+    return (sqlite3_errcode(s->db) & 0xff) == SQLITE_CONSTRAINT;
 }
 
-/* The prepared statement q, reset and unbound; NULL on failure (err set). */
-static sqlite3_stmt *stmt(struct sq *s, enum q q, struct op_error *err)
+/* Query id, reset and unbound; NULL on failure (err set). */
+static sqlite3_stmt *stmt(struct sq *s, unsigned id, const char *what, struct op_error *err)
 {
-    if (!s->st[q]) {
-        int rc = sqlite3_prepare_v3(s->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &s->st[q], NULL);
-        if (rc != SQLITE_OK) {
-            (void)fail(s, rc, "prepare", err);
-            return NULL;
-        }
-    }
-    sqlite3_reset(s->st[q]);
-    sqlite3_clear_bindings(s->st[q]);
-    return s->st[q];
+    struct op_error e;
+    op_error_clear(&e);
+    sqlite3_stmt *st = sql_get(&s->q, id, &e);
+    if (!st)
+        (void)fail(s, e.code, what, err);
+    return st;
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
@@ -265,41 +114,80 @@ static const char *col_text(sqlite3_stmt *st, int i)
     return t ? (const char *)t : "";
 }
 
-/* Runs a statement that returns no rows. */
-static int run(struct sq *s, sqlite3_stmt *st, const char *what, struct op_error *err)
+/* Runs query id's statement st to its end: the rows it changed. */
+static int run(struct sq *s, unsigned id, sqlite3_stmt *st, const char *what, struct op_error *err)
 {
-    int rc = sqlite3_step(st);
-    int changes = sqlite3_changes(s->db);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return fail(s, rc, what, err);
-    return changes;
+    int rc = sql_run(&s->q, id, st, NULL);
+    return rc < 0 ? fail(s, rc, what, err) : rc;
 }
 
-static int exec(struct sq *s, const char *text, const char *what, struct op_error *err)
+/* Steps query id's statement st: 1 with a row (reset st when done with
+ * it), 0 at the end. */
+static int step(struct sq *s, unsigned id, sqlite3_stmt *st, const char *what, struct op_error *err)
 {
-    char *msg = NULL;
-    int rc = sqlite3_exec(s->db, text, NULL, NULL, &msg);
-    if (rc != SQLITE_OK) {
-        int e = sq_errno(rc);
-        op_error_set(err, e ? e : -EIO, NULL, "HQ store %s: %s: %s", s->path, what,
-                     msg ? msg : sqlite3_errstr(rc));
-        sqlite3_free(msg);
-        return e ? e : -EIO;
-    }
+    int rc = sql_step(&s->q, id, st, NULL);
+    return rc < 0 ? fail(s, rc, what, err) : rc;
+}
+
+/* Runs query id, which takes no parameters. */
+static int exec(struct sq *s, unsigned id, const char *what, struct op_error *err)
+{
+    sqlite3_stmt *st = stmt(s, id, what, err);
+    if (!st)
+        return err ? err->code : -EIO;
+    int rc = run(s, id, st, what, err);
+    return rc < 0 ? rc : 0;
+}
+
+/* The first column of query id's one row (0 when it has none). */
+static int read_int(struct sq *s, unsigned id, const char *what, int *out, struct op_error *err)
+{
+    sqlite3_stmt *st = stmt(s, id, what, err);
+    if (!st)
+        return err ? err->code : -EIO;
+    int rc = step(s, id, st, what, err);
+    if (rc < 0)
+        return rc;
+    *out = rc ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_reset(st);
     return 0;
 }
 
-static int pragma_int(struct sq *s, const char *text, int *out, struct op_error *err)
+/* A listing's callback and what became of it; the row functions below
+ * call it once per row (sql_each). */
+struct rows {
+    union {
+        hq_node_fn node;
+        hq_record_fn record;
+        hq_count_fn count;
+        hq_receipt_fn receipt;
+        hq_set_aside_fn set_aside;
+        hq_mailbox_fn mailbox;
+    } cb;
+    void *ctx;
+    uint64_t seen;
+    int stopped; /* the callback returned non-zero: that is the result */
+};
+
+/* Counts the row and notes whether the callback's return c stops the
+ * listing. */
+static int rows_took(struct rows *r, int c)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, text, -1, &st, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *out = sqlite3_column_int(st, 0);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_OK ? 0 : fail(s, rc, text, err);
+    r->seen++;
+    if (c)
+        r->stopped = 1;
+    return c;
+}
+
+/* Calls row for each row of query id's statement st: 0, the callback's
+ * non-zero return, or a negative errno with err naming what. */
+static int list(struct sq *s, unsigned id, sqlite3_stmt *st, sql_row_fn row, struct rows *r,
+                const char *what, struct op_error *err)
+{
+    int rc = sql_each(&s->q, id, st, row, r, NULL);
+    if (r->stopped)
+        return rc;
+    return rc < 0 ? fail(s, rc, what, err) : 0;
 }
 
 /* outpost_sha256_hex(X): the SHA-256 of X's bytes in lower-case hex, as
@@ -324,14 +212,38 @@ static void sha256_hex_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_text(ctx, hex, 64, SQLITE_TRANSIENT);
 }
 
+/* Runs one migration in its own transaction; the statements come from a
+ * cache of their own, finalized after the migrations (they are never run
+ * again on this connection). */
+static int migrate_one(struct sq *s, struct sql_cache *m, const struct migration *mg,
+                       struct op_error *err)
+{
+    int rc = exec(s, HQ_Q_HQ_BEGIN, "migrate", err);
+    if (rc < 0)
+        return rc;
+    for (size_t k = 0; k < mg->n; k++) {
+        rc = sql_exec(m, mg->steps[k], NULL);
+        if (rc < 0) {
+            (void)fail(s, rc, "migrate", err);
+            (void)exec(s, HQ_Q_HQ_ROLLBACK, "rollback", NULL);
+            return rc;
+        }
+    }
+    if ((rc = exec(s, HQ_Q_HQ_COMMIT, "migrate", err)) < 0) {
+        (void)exec(s, HQ_Q_HQ_ROLLBACK, "rollback", NULL);
+        return rc;
+    }
+    return 0;
+}
+
 static int migrate(struct sq *s, struct op_error *err)
 {
     int app = 0, ver = 0, objects = 0;
-    int rc = pragma_int(s, "PRAGMA application_id", &app, err);
+    int rc = read_int(s, HQ_Q_HQ_APPLICATION_ID, "read application_id", &app, err);
     if (rc == 0)
-        rc = pragma_int(s, "PRAGMA user_version", &ver, err);
+        rc = read_int(s, HQ_Q_HQ_USER_VERSION, "read user_version", &ver, err);
     if (rc == 0)
-        rc = pragma_int(s, "SELECT count(*) FROM sqlite_schema", &objects, err);
+        rc = read_int(s, HQ_Q_HQ_SCHEMA_OBJECTS, "count schema objects", &objects, err);
     if (rc < 0)
         return rc;
     if (app != HQ_APPLICATION_ID && (app != 0 || objects != 0))
@@ -344,20 +256,15 @@ static int migrate(struct sq *s, struct op_error *err)
                             "%s has schema version %d, this outpost-hq knows up to %d: upgrade "
                             "outpost-hq",
                             s->path, ver, NMIGRATIONS);
-    for (int i = ver; i < NMIGRATIONS; i++) {
-        if ((rc = exec(s, "BEGIN IMMEDIATE", "migrate", err)) < 0)
-            return rc;
-        char tail[128];
-        snprintf(tail, sizeof tail, "PRAGMA application_id = %d; PRAGMA user_version = %d;",
-                 HQ_APPLICATION_ID, i + 1);
-        if ((rc = exec(s, migrations[i], "migrate", err)) < 0 ||
-            (rc = exec(s, tail, "migrate", err)) < 0 ||
-            (rc = exec(s, "COMMIT", "migrate", err)) < 0) {
-            (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-            return rc;
-        }
-    }
-    return 0;
+    if (ver == NMIGRATIONS)
+        return 0;
+    struct sql_cache m;
+    if ((rc = sql_cache_init(&m, s->db, &hq_queries, err)) < 0)
+        return rc;
+    for (int i = ver; i < NMIGRATIONS && rc == 0; i++)
+        rc = migrate_one(s, &m, &migrations[i], err);
+    sql_cache_close(&m);
+    return rc;
 }
 
 static void sq_close(void *impl)
@@ -365,8 +272,7 @@ static void sq_close(void *impl)
     struct sq *s = impl;
     if (!s)
         return;
-    for (int i = 0; i < Q_COUNT; i++)
-        sqlite3_finalize(s->st[i]);
+    sql_cache_close(&s->q);
     sqlite3_close(s->db);
     free(s);
 }
@@ -400,7 +306,7 @@ static int sq_node_add(void *impl, const char *name, const char *region,
                        int64_t now_ms, struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_NODE_ADD, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_ADD, "add node", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, name);
@@ -408,111 +314,111 @@ static int sq_node_add(void *impl, const char *name, const char *region,
     sqlite3_bind_blob(st, 3, token_sha256, 32, SQLITE_TRANSIENT);
     sqlite3_bind_blob(st, 4, hq_key, 32, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 5, now_ms);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT)
+    int rc = run(s, HQ_Q_HQ_NODE_ADD, st, "add node", err);
+    if (rc < 0 && constraint_failed(s))
         return op_error_set(err, -EEXIST, "name", "node %s already exists", name);
-    if (rc != SQLITE_DONE)
-        return fail(s, rc, "add node", err);
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
-static int node_one(struct sq *s, sqlite3_stmt *st, const char *what, struct hq_node *out,
-                    struct op_error *err)
+/* The node query id finds (node_by_name, node_by_token_sha256), its key
+ * bound; -ENOENT naming `what` when there is none. */
+static int node_one(struct sq *s, unsigned id, sqlite3_stmt *st, const char *what,
+                    struct hq_node *out, struct op_error *err)
 {
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        read_node(st, out);
-        sqlite3_reset(st);
-        return 0;
-    }
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
+    int rc = step(s, id, st, "read node", err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
         return op_error_set(err, -ENOENT, "node", "no such node %s", what);
-    return fail(s, rc, "read node", err);
+    read_node(st, out);
+    sqlite3_reset(st);
+    return 0;
 }
 
 static int sq_node_get(void *impl, const char *name, struct hq_node *out, struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_NODE_GET, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_BY_NAME, "read node", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, name);
-    return node_one(s, st, name, out, err);
+    return node_one(s, HQ_Q_HQ_NODE_BY_NAME, st, name, out, err);
 }
 
 static int sq_node_by_token(void *impl, const unsigned char token_sha256[32], struct hq_node *out,
                             struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_NODE_BY_TOKEN, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_BY_TOKEN_SHA256, "read node", err);
     if (!st)
         return err ? err->code : -EIO;
     sqlite3_bind_blob(st, 1, token_sha256, 32, SQLITE_TRANSIENT);
-    return node_one(s, st, "(token)", out, err);
+    return node_one(s, HQ_Q_HQ_NODE_BY_TOKEN_SHA256, st, "(token)", out, err);
+}
+
+/* Runs an update of node `name` (bound as ?1 by the caller): -ENOENT when
+ * it changed no row and `must_exist`. */
+static int node_update(struct sq *s, unsigned id, sqlite3_stmt *st, const char *name,
+                       int must_exist, const char *what, struct op_error *err)
+{
+    int rc = run(s, id, st, what, err);
+    if (rc == 0 && must_exist)
+        return op_error_set(err, -ENOENT, "node", "no such node %s", name);
+    return rc < 0 ? rc : 0;
 }
 
 static int sq_node_revoke(void *impl, const char *name, int64_t now_ms, struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_NODE_REVOKE, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_REVOKE, "revoke node", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, name);
     sqlite3_bind_int64(st, 2, now_ms);
-    int rc = run(s, st, "revoke node", err);
-    if (rc == 0)
-        return op_error_set(err, -ENOENT, "node", "no such node %s", name);
-    return rc < 0 ? rc : 0;
+    return node_update(s, HQ_Q_HQ_NODE_REVOKE, st, name, 1, "revoke node", err);
 }
 
 static int sq_node_touch(void *impl, const char *name, int64_t now_ms, struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_NODE_TOUCH, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_TOUCH, "record last contact", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, name);
     sqlite3_bind_int64(st, 2, now_ms);
-    int rc = run(s, st, "record last contact", err);
-    return rc < 0 ? rc : 0;
+    return node_update(s, HQ_Q_HQ_NODE_TOUCH, st, name, 0, "record last contact", err);
 }
 
 static int sq_node_refused(void *impl, const char *name, const char *reason, int64_t now_ms,
                            struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_NODE_REFUSED, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_REFUSED, "count a refused upload", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, name);
     bind_text(st, 2, reason);
     sqlite3_bind_int64(st, 3, now_ms);
-    int rc = run(s, st, "count a refused upload", err);
-    if (rc == 0)
-        return op_error_set(err, -ENOENT, "node", "no such node %s", name);
-    return rc < 0 ? rc : 0;
+    return node_update(s, HQ_Q_HQ_NODE_REFUSED, st, name, 1, "count a refused upload", err);
+}
+
+static int node_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct rows *r = ctx;
+    struct hq_node n;
+    read_node(st, &n);
+    return rows_took(r, r->cb.node(r->ctx, &n));
 }
 
 static int sq_node_list(void *impl, hq_node_fn cb, void *ctx, struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_NODE_LIST, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_LIST, "list nodes", err);
     if (!st)
         return err ? err->code : -EIO;
-    int rc;
-    struct hq_node n;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        read_node(st, &n);
-        int r = cb(ctx, &n);
-        if (r) {
-            sqlite3_reset(st);
-            return r;
-        }
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, rc, "list nodes", err);
+    struct rows r = {.cb.node = cb, .ctx = ctx};
+    return list(s, HQ_Q_HQ_NODE_LIST, st, node_row, &r, "list nodes", err);
 }
 
 /* ---- transactions ---- */
@@ -528,7 +434,7 @@ static int truncate_log(struct sq *s, struct op_error *err)
     int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &logged, &done);
     (void)sqlite3_busy_timeout(s->db, HQ_BUSY_MS);
     if (rc != SQLITE_OK)
-        return fail(s, rc, "truncate the log after an erasure", err);
+        return fail(s, sql_errno(rc), "truncate the log after an erasure", err);
     s->forget_pending = 0;
     return 0;
 }
@@ -539,10 +445,7 @@ static int sq_begin(void *impl, struct op_error *err)
     if (s->in_tx)
         return op_error_set(err, -EBUSY, NULL, "HQ store %s: a transaction is already open",
                             s->path);
-    sqlite3_stmt *st = stmt(s, Q_BEGIN, err);
-    if (!st)
-        return err ? err->code : -EIO;
-    int rc = run(s, st, "begin", err);
+    int rc = exec(s, HQ_Q_HQ_BEGIN, "begin", err);
     if (rc < 0)
         return rc;
     s->in_tx = 1;
@@ -552,10 +455,7 @@ static int sq_begin(void *impl, struct op_error *err)
 static int sq_commit(void *impl, struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_COMMIT, err);
-    if (!st)
-        return err ? err->code : -EIO;
-    int rc = run(s, st, "commit", err);
+    int rc = exec(s, HQ_Q_HQ_COMMIT, "commit", err);
     if (rc < 0)
         return rc; /* still open: the caller rolls back */
     s->in_tx = 0;
@@ -575,11 +475,8 @@ static void sq_rollback(void *impl)
     struct sq *s = impl;
     if (!s->in_tx)
         return;
-    if (sqlite3_get_autocommit(s->db) == 0) {
-        sqlite3_stmt *st = stmt(s, Q_ROLLBACK, NULL);
-        if (st)
-            (void)run(s, st, "rollback", NULL);
-    }
+    if (sqlite3_get_autocommit(s->db) == 0)
+        (void)exec(s, HQ_Q_HQ_ROLLBACK, "rollback", NULL);
     s->in_tx = 0;
     s->tx_forgets = 0;
 }
@@ -616,28 +513,26 @@ static int sq_receipt_get(void *impl, const char *node, uint64_t segment, struct
                           struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_RECEIPT_GET, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECEIPT_GET, "read receipt", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, node);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)segment);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        read_receipt(st, out);
-        sqlite3_reset(st);
-        return 0;
-    }
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
+    int rc = step(s, HQ_Q_HQ_RECEIPT_GET, st, "read receipt", err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
         return op_error_set(err, -ENOENT, "segment", "no receipt for node %s segment %" PRIu64,
                             node, segment);
-    return fail(s, rc, "read receipt", err);
+    read_receipt(st, out);
+    sqlite3_reset(st);
+    return 0;
 }
 
 static int sq_receipt_put(void *impl, const struct hq_receipt *r, struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_RECEIPT_PUT, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECEIPT_PUT, "write receipt", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, r->node);
@@ -651,13 +546,12 @@ static int sq_receipt_put(void *impl, const struct hq_receipt *r, struct op_erro
     bind_text(st, 9, r->reason);
     sqlite3_bind_int64(st, 10, r->received_ms);
     sqlite3_bind_int64(st, 11, r->segment_created_ms);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+    int rc = run(s, HQ_Q_HQ_RECEIPT_PUT, st, "write receipt", err);
+    if (rc < 0 && constraint_failed(s))
         return op_error_set(err, -EEXIST, "segment",
                             "a receipt for node %s segment %" PRIu64 " exists already", r->node,
                             r->segment);
-    return rc == SQLITE_DONE ? 0 : fail(s, rc, "write receipt", err);
+    return rc < 0 ? rc : 0;
 }
 
 static int is_tombstone_op(const char *op)
@@ -675,24 +569,24 @@ static int sq_record_apply(void *impl, const char *node, const char *entity, con
         return op_error_set(err, -EINVAL, "op", "unknown op \"%s\"", op);
     if (!tomb && !json)
         return op_error_set(err, -EINVAL, "record", "%s %s: no record data", entity, id);
-    sqlite3_stmt *st = stmt(s, Q_RECORD_GET, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECORD_GET, "read record", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, node);
     bind_text(st, 2, entity);
     bind_text(st, 3, id);
-    int rc = sqlite3_step(st);
+    int rc = step(s, HQ_Q_HQ_RECORD_GET, st, "read record", err);
+    if (rc < 0)
+        return rc;
     int exists = 0, stored_tomb = 0, stored_erased = 0;
     int64_t stored = 0;
-    if (rc == SQLITE_ROW) {
+    if (rc == 1) {
         exists = 1;
         stored = sqlite3_column_int64(st, 0);
         stored_tomb = is_tombstone_op(col_text(st, 1));
         stored_erased = stored_tomb && strcmp(col_text(st, 1), "withdraw") != 0;
+        sqlite3_reset(st);
     }
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return fail(s, rc, "read record", err);
 
     int64_t keep = version;
     if (tomb) {
@@ -715,7 +609,7 @@ static int sq_record_apply(void *impl, const char *node, const char *entity, con
         *result = HQ_RECORD_STALE;
         return 0;
     }
-    st = stmt(s, Q_RECORD_PUT, err);
+    st = stmt(s, HQ_Q_HQ_RECORD_PUT, "write record", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, node);
@@ -728,7 +622,7 @@ static int sq_record_apply(void *impl, const char *node, const char *entity, con
     else
         sqlite3_bind_text(st, 6, json, (int)len, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 7, (sqlite3_int64)segment);
-    rc = run(s, st, "write record", err);
+    rc = run(s, HQ_Q_HQ_RECORD_PUT, st, "write record", err);
     if (rc < 0)
         return rc;
     if (tomb && !s->in_tx) { /* its own transaction has committed */
@@ -744,7 +638,7 @@ static int sq_set_aside_add(void *impl, const char *node, uint64_t segment, uint
                             struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_SET_ASIDE_ADD, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_SET_ASIDE_ADD, "set a record aside", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, node);
@@ -753,145 +647,126 @@ static int sq_set_aside_add(void *impl, const char *node, uint64_t segment, uint
     bind_text(st, 4, entity);
     bind_text(st, 5, id);
     bind_text(st, 6, reason);
-    int rc = run(s, st, "set a record aside", err);
+    int rc = run(s, HQ_Q_HQ_SET_ASIDE_ADD, st, "set a record aside", err);
     return rc < 0 ? rc : 0;
 }
 
 /* ---- listings ---- */
 
+static int record_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct rows *r = ctx;
+    struct hq_record_row row = {
+        .node = col_text(st, 0),
+        .entity = col_text(st, 1),
+        .id = col_text(st, 2),
+        .version = sqlite3_column_int64(st, 3),
+        .op = col_text(st, 4),
+        .json = col_text(st, 5),
+    };
+    return rows_took(r, r->cb.record(r->ctx, &row));
+}
+
 static int sq_records_list(void *impl, const char *node, const char *entity, hq_record_fn cb,
                            void *ctx, struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_RECORDS_LIST, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECORDS_LIST, "list records", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, node);
     bind_text(st, 2, entity);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct hq_record_row r = {
-            .node = col_text(st, 0),
-            .entity = col_text(st, 1),
-            .id = col_text(st, 2),
-            .version = sqlite3_column_int64(st, 3),
-            .op = col_text(st, 4),
-            .json = col_text(st, 5),
-        };
-        int c = cb(ctx, &r);
-        if (c) {
-            sqlite3_reset(st);
-            return c;
-        }
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, rc, "list records", err);
+    struct rows r = {.cb.record = cb, .ctx = ctx};
+    return list(s, HQ_Q_HQ_RECORDS_LIST, st, record_row, &r, "list records", err);
+}
+
+static int count_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct rows *r = ctx;
+    return rows_took(r,
+                     r->cb.count(r->ctx, col_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1)));
 }
 
 static int sq_records_count(void *impl, const char *node, const char *entity, hq_count_fn cb,
                             void *ctx, struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_RECORDS_COUNT, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECORDS_COUNT, "count records", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, node);
     bind_text(st, 2, entity);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int c = cb(ctx, col_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1));
-        if (c) {
-            sqlite3_reset(st);
-            return c;
-        }
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, rc, "count records", err);
+    struct rows r = {.cb.count = cb, .ctx = ctx};
+    return list(s, HQ_Q_HQ_RECORDS_COUNT, st, count_row, &r, "count records", err);
+}
+
+static int receipt_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct rows *r = ctx;
+    struct hq_receipt rec;
+    read_receipt(st, &rec);
+    return rows_took(r, r->cb.receipt(r->ctx, &rec));
 }
 
 static int sq_receipts_list(void *impl, const char *node, hq_receipt_fn cb, void *ctx,
                             struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_RECEIPTS_LIST, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECEIPTS_LIST, "list receipts", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, node);
-    int rc;
-    struct hq_receipt r;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        read_receipt(st, &r);
-        int c = cb(ctx, &r);
-        if (c) {
-            sqlite3_reset(st);
-            return c;
-        }
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, rc, "list receipts", err);
+    struct rows r = {.cb.receipt = cb, .ctx = ctx};
+    return list(s, HQ_Q_HQ_RECEIPTS_LIST, st, receipt_row, &r, "list receipts", err);
+}
+
+static int set_aside_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct rows *r = ctx;
+    struct hq_set_aside_row row = {
+        .node = col_text(st, 0),
+        .segment = (uint64_t)sqlite3_column_int64(st, 1),
+        .line = (uint64_t)sqlite3_column_int64(st, 2),
+        .entity = col_text(st, 3),
+        .id = col_text(st, 4),
+        .reason = col_text(st, 5),
+    };
+    return rows_took(r, r->cb.set_aside(r->ctx, &row));
 }
 
 static int sq_set_aside_list(void *impl, const char *node, hq_set_aside_fn cb, void *ctx,
                              struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_SET_ASIDE_LIST, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_SET_ASIDE_LIST, "list set-aside records", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, node);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct hq_set_aside_row r = {
-            .node = col_text(st, 0),
-            .segment = (uint64_t)sqlite3_column_int64(st, 1),
-            .line = (uint64_t)sqlite3_column_int64(st, 2),
-            .entity = col_text(st, 3),
-            .id = col_text(st, 4),
-            .reason = col_text(st, 5),
-        };
-        int c = cb(ctx, &r);
-        if (c) {
-            sqlite3_reset(st);
-            return c;
-        }
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, rc, "list set-aside records", err);
-}
-
-static int one_count(struct sq *s, const char *text, uint64_t *out, struct op_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, text, -1, &st, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *out = (uint64_t)sqlite3_column_int64(st, 0);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_OK ? 0 : fail(s, rc, "totals", err);
+    struct rows r = {.cb.set_aside = cb, .ctx = ctx};
+    return list(s, HQ_Q_HQ_SET_ASIDE_LIST, st, set_aside_row, &r, "list set-aside records", err);
 }
 
 static int sq_totals(void *impl, struct hq_totals *out, struct op_error *err)
 {
     struct sq *s = impl;
-    struct hq_totals t = {0};
-    int rc;
-    if ((rc = one_count(s, "SELECT count(*) FROM nodes", &t.nodes, err)) < 0 ||
-        (rc = one_count(s, "SELECT count(*) FROM nodes WHERE revoked", &t.nodes_revoked, err)) <
-            0 ||
-        (rc = one_count(s, "SELECT coalesce(sum(refused), 0) FROM nodes", &t.refused, err)) < 0 ||
-        (rc = one_count(s, "SELECT count(*) FROM records WHERE record IS NOT NULL", &t.records,
-                        err)) < 0 ||
-        (rc = one_count(s, "SELECT count(*) FROM records WHERE record IS NULL", &t.tombstones,
-                        err)) < 0 ||
-        (rc = one_count(s, "SELECT count(*) FROM receipts WHERE status = 'applied'",
-                        &t.receipts_applied, err)) < 0 ||
-        (rc = one_count(s, "SELECT count(*) FROM receipts WHERE status = 'rejected'",
-                        &t.receipts_rejected, err)) < 0 ||
-        (rc = one_count(s, "SELECT count(*) FROM set_aside", &t.set_aside, err)) < 0 ||
-        (rc = one_count(s, "SELECT count(*) FROM mailbox", &t.mailbox, err)) < 0)
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_TOTALS, "totals", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    int rc = step(s, HQ_Q_HQ_TOTALS, st, "totals", err);
+    if (rc < 0)
         return rc;
-    *out = t;
+    if (rc == 0) /* an aggregate always has its row */
+        return fail(s, -EIO, "totals", err);
+    uint64_t *const in_order[] = {&out->nodes,      &out->nodes_revoked,    &out->records,
+                                  &out->tombstones, &out->receipts_applied, &out->receipts_rejected,
+                                  &out->refused,    &out->set_aside,        &out->mailbox};
+    for (int i = 0; i < (int)(sizeof in_order / sizeof in_order[0]); i++)
+        *in_order[i] = (uint64_t)sqlite3_column_int64(st, i);
+    sqlite3_reset(st);
     return 0;
 }
 
@@ -912,27 +787,22 @@ static int sq_mailbox_post(void *impl, const char *node, const char *kind, const
     int rc;
     if (own && (rc = sq_begin(s, err)) < 0)
         return rc;
-    sqlite3_stmt *st = stmt(s, Q_MAILBOX_NEXT, err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_MAILBOX_NEXT, "mailbox sequence", err);
     if (!st) {
         rc = err ? err->code : -EIO;
         goto out;
     }
     bind_text(st, 1, node);
-    rc = sqlite3_step(st);
-    uint64_t next = 0;
-    if (rc == SQLITE_ROW)
-        next = (uint64_t)sqlite3_column_int64(st, 0);
-    int step = rc;
-    sqlite3_reset(st);
-    if (step == SQLITE_DONE) {
+    rc = step(s, HQ_Q_HQ_MAILBOX_NEXT, st, "mailbox sequence", err);
+    if (rc < 0)
+        goto out;
+    if (rc == 0) {
         rc = op_error_set(err, -ENOENT, "node", "no such node %s", node);
         goto out;
     }
-    if (step != SQLITE_ROW) {
-        rc = fail(s, step, "mailbox sequence", err);
-        goto out;
-    }
-    st = stmt(s, Q_MAILBOX_ADD, err);
+    uint64_t next = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    st = stmt(s, HQ_Q_HQ_MAILBOX_ADD, "post a mailbox message", err);
     if (!st) {
         rc = err ? err->code : -EIO;
         goto out;
@@ -942,7 +812,7 @@ static int sq_mailbox_post(void *impl, const char *node, const char *kind, const
     bind_text(st, 3, kind);
     sqlite3_bind_blob(st, 4, body_len ? body : "", (int)body_len, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 5, now_ms);
-    rc = run(s, st, "post a mailbox message", err);
+    rc = run(s, HQ_Q_HQ_MAILBOX_ADD, st, "post a mailbox message", err);
     if (rc < 0)
         goto out;
     rc = 0;
@@ -956,55 +826,10 @@ out:
     return rc;
 }
 
-static int sq_mailbox_list(void *impl, const char *node, uint64_t after, unsigned limit,
-                           hq_mailbox_fn cb, void *ctx, struct op_error *err)
+static int mailbox_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_MAILBOX_LIST, err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, node);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)(after > INT64_MAX ? INT64_MAX : after));
-    sqlite3_bind_int(st, 3, (int)limit);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const void *b = sqlite3_column_blob(st, 2);
-        struct hq_mailbox_msg m = {
-            .seq = (uint64_t)sqlite3_column_int64(st, 0),
-            .kind = col_text(st, 1),
-            .body = b ? (const char *)b : "",
-            .body_len = (size_t)sqlite3_column_bytes(st, 2),
-            .created_ms = sqlite3_column_int64(st, 3),
-        };
-        int c = cb(ctx, &m);
-        if (c) {
-            sqlite3_reset(st);
-            return c;
-        }
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : fail(s, rc, "list mailbox", err);
-}
-
-static int sq_mailbox_policy_get(void *impl, const char *node, const char *hash, hq_mailbox_fn cb,
-                                 void *ctx, struct op_error *err)
-{
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, Q_MAILBOX_POLICY, err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, node);
-    bind_text(st, 2, hash);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
-        return op_error_set(err, -ENOENT, "policy_hash",
-                            "HQ posted no policy with hash %.64s to node %s", hash, node);
-    }
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return fail(s, rc, "find a posted policy", err);
-    }
+    (void)err;
+    struct rows *r = ctx;
     const void *b = sqlite3_column_blob(st, 2);
     struct hq_mailbox_msg m = {
         .seq = (uint64_t)sqlite3_column_int64(st, 0),
@@ -1013,9 +838,38 @@ static int sq_mailbox_policy_get(void *impl, const char *node, const char *hash,
         .body_len = (size_t)sqlite3_column_bytes(st, 2),
         .created_ms = sqlite3_column_int64(st, 3),
     };
-    int c = cb(ctx, &m);
-    sqlite3_reset(st);
-    return c;
+    return rows_took(r, r->cb.mailbox(r->ctx, &m));
+}
+
+static int sq_mailbox_list(void *impl, const char *node, uint64_t after, unsigned limit,
+                           hq_mailbox_fn cb, void *ctx, struct op_error *err)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_MAILBOX_LIST, "list mailbox", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    bind_text(st, 1, node);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)(after > INT64_MAX ? INT64_MAX : after));
+    sqlite3_bind_int(st, 3, (int)limit);
+    struct rows r = {.cb.mailbox = cb, .ctx = ctx};
+    return list(s, HQ_Q_HQ_MAILBOX_LIST, st, mailbox_row, &r, "list mailbox", err);
+}
+
+static int sq_mailbox_policy_get(void *impl, const char *node, const char *hash, hq_mailbox_fn cb,
+                                 void *ctx, struct op_error *err)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_MAILBOX_POLICY, "find a posted policy", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    bind_text(st, 1, node);
+    bind_text(st, 2, hash);
+    struct rows r = {.cb.mailbox = cb, .ctx = ctx};
+    int rc = list(s, HQ_Q_HQ_MAILBOX_POLICY, st, mailbox_row, &r, "find a posted policy", err);
+    if (rc == 0 && !r.seen)
+        return op_error_set(err, -ENOENT, "policy_hash",
+                            "HQ posted no policy with hash %.64s to node %s", hash, node);
+    return rc;
 }
 
 static const struct hq_store_ops sqlite_ops = {
@@ -1050,6 +904,10 @@ const char *hq_receipt_status_name(enum hq_receipt_status s)
     return s == HQ_RECEIPT_APPLIED ? "applied" : "rejected";
 }
 
+/* The connection's settings, in this order (see the top of this file). */
+static const unsigned settings[] = {HQ_Q_HQ_JOURNAL_WAL, HQ_Q_HQ_SYNCHRONOUS_FULL,
+                                    HQ_Q_HQ_FOREIGN_KEYS_ON, HQ_Q_HQ_SECURE_DELETE_ON};
+
 int hq_store_sqlite_open(const char *path, struct hq_store *out, struct op_error *err)
 {
     struct sq *s = calloc(1, sizeof *s);
@@ -1061,28 +919,40 @@ int hq_store_sqlite_open(const char *path, struct hq_store *out, struct op_error
                                  SQLITE_OPEN_EXRESCODE,
                              NULL);
     if (rc != SQLITE_OK) {
-        int e = sq_errno(rc);
+        int e = sql_errno(rc);
         op_error_set(err, e ? e : -EIO, NULL, "cannot open HQ store %s: %s", path,
                      s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         sq_close(s);
         return e ? e : -EIO;
     }
     sqlite3_busy_timeout(s->db, HQ_BUSY_MS);
+    if ((rc = sql_cache_init(&s->q, s->db, &hq_queries, err)) < 0) {
+        sq_close(s);
+        return rc;
+    }
     rc = sqlite3_create_function(s->db, "outpost_sha256_hex", 1,
                                  SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
                                  sha256_hex_fn, NULL, NULL);
     if (rc != SQLITE_OK) {
-        rc = fail(s, rc, "register outpost_sha256_hex", err);
+        rc = fail(s, sql_errno(rc), "register outpost_sha256_hex", err);
         sq_close(s);
         return rc;
     }
-    int app = 0; /* reading a pragma first: a file that is not SQLite fails here */
-    if ((rc = pragma_int(s, "PRAGMA application_id", &app, err)) < 0 ||
-        (rc = exec(s,
-                   "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
-                   "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
-                   "settings", err)) < 0 ||
-        (rc = migrate(s, err)) < 0) {
+    /* Reading the header first: a file that is not SQLite fails here, and
+     * is not an HQ store either (-EINVAL, as for another program's
+     * database). */
+    int app = 0;
+    rc = read_int(s, HQ_Q_HQ_APPLICATION_ID, "read application_id", &app, err);
+    if (rc == -EBADMSG) {
+        rc = -EINVAL;
+        if (err)
+            err->code = rc;
+    }
+    for (size_t i = 0; rc == 0 && i < sizeof settings / sizeof settings[0]; i++)
+        rc = exec(s, settings[i], "settings", err);
+    if (rc == 0)
+        rc = migrate(s, err);
+    if (rc < 0) {
         sq_close(s);
         return rc;
     }

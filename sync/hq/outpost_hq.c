@@ -1,6 +1,7 @@
 /*
- * outpost-hq, the HQ receiver: the daemon (`serve`, in hq_serve.c) and
- * the administration commands on the HQ store (enrolling and revoking
+ * outpost-hq, the HQ receiver: the daemon (`serve`: the receiver of
+ * hq_serve.c with its store, signals and watchdog) and the administration
+ * commands on the HQ store (enrolling and revoking
  * nodes, listing nodes, records, receipts and set-aside records, queueing
  * mailbox messages). See docs/HQ.md. Every command that changes the store
  * does so in one transaction and checks its input before it writes, so a
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "daemon.h"
 #include "entity.h"
 #include "hq_config.h"
 #include "hq_serve.h"
@@ -80,21 +82,7 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (!strcmp(cmd, "serve")) /* the daemon's command line: in the journal */
-        log_err("serve: %s (see outpost-hq --help)", msg);
-    else
-        fprintf(stderr, "outpost-hq %s: %s (see outpost-hq --help)\n", cmd, msg);
-    return EXIT_USAGE;
-}
-
-/* A bad config file or --db: logged by the daemon, told to the person
- * otherwise. */
-static int config_error(int serving, const struct op_error *err)
-{
-    if (serving)
-        log_err("%s", err->msg);
-    else
-        fprintf(stderr, "outpost-hq: %s\n", err->msg);
+    fprintf(stderr, "outpost-hq %s: %s (see outpost-hq --help)\n", cmd, msg);
     return EXIT_USAGE;
 }
 
@@ -690,49 +678,162 @@ done:
 
 /* ---- serve ---- */
 
-static int serve_cmd(struct opts *o, int argc, char **argv)
+static int set_db(struct hq_config *c, const struct opts *o, struct op_error *err)
 {
-    int print = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "--print-config")) {
-            print = 1;
+    return o->db ? hq_config_set(c, "db", o->db, "--db", err) : 0;
+}
+
+/* The administration commands' command line over the file: --db. */
+static int db_overlay(void *conf, void *ctx, struct op_error *err)
+{
+    return set_db(conf, ctx, err);
+}
+
+/* serve's command line, kept for SIGHUP. */
+struct serve_line {
+    const struct opts *o;
+    int argc;
+    char **argv;
+    int print; /* --print-config */
+};
+
+/* Puts "serve: " before err's message (and suffix after it): the
+ * daemon's command line, told in the journal. */
+static int serve_error(struct op_error *err, int rc, const char *suffix)
+{
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    return op_error_set(err, rc, NULL, "serve: %s%s", why, suffix);
+}
+
+/* serve's command line over the file: --db, then --KEY VALUE flags, then
+ * the cross-key check. */
+static int serve_overlay(void *conf, void *ctx, struct op_error *err)
+{
+    struct serve_line *l = ctx;
+    int rc = set_db(conf, l->o, err);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < l->argc; i++) {
+        if (!strcmp(l->argv[i], "--print-config")) {
+            l->print = 1;
             continue;
         }
-        if (strncmp(arg, "--", 2) || !arg[2])
-            return usage_error("serve", "unexpected argument '%s'", arg);
-        char key[64];
-        const char *eq = strchr(arg, '=');
-        size_t klen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-        if (klen >= sizeof key)
-            return usage_error("serve", "unknown option '%s'", arg);
-        for (size_t k = 0; k < klen; k++)
-            key[k] = arg[2 + k] == '-' ? '_' : arg[2 + k];
-        key[klen] = '\0';
-        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-        if (!value)
-            return usage_error("serve", "%s needs a value", arg);
-        char where[80];
-        snprintf(where, sizeof where, "--%.*s", (int)klen, arg + 2);
-        struct op_error err;
-        op_error_clear(&err);
-        if (hq_config_set(&o->cfg, key, value, where, &err) < 0) {
-            log_err("serve: %s", err.msg);
-            return EXIT_USAGE;
-        }
+        struct conf_flag f;
+        if ((rc = conf_flag_read(l->argc, l->argv, &i, &f, err)) < 0)
+            return serve_error(err, rc, " (see outpost-hq --help)");
+        if ((rc = hq_config_set(conf, f.key, f.value, f.where, err)) < 0)
+            return serve_error(err, rc, "");
     }
+    if ((rc = hq_config_check(conf, err)) < 0)
+        return serve_error(err, rc, "");
+    return 0;
+}
+
+/* The daemon: the receiver (hq_serve.h) on the default loop, with the
+ * store and the start-up both daemons share (daemon.h). */
+struct hq_daemon {
+    struct daemon daemon;
+    const struct hq_config *cfg;
+    struct serve_line *line;
+    struct hq_serve *hq;
+};
+
+static void serve_stopped(void *arg)
+{
+    struct hq_daemon *d = arg;
+    d->hq = NULL;
+    daemon_close(&d->daemon);
+}
+
+static void serve_stop(void *ctx)
+{
+    struct hq_daemon *d = ctx;
+    hq_serve_stop(d->hq, serve_stopped, d);
+}
+
+/* SIGHUP: the region profiles are read again on next use, and the config
+ * is read again for its log_level (the rest takes a restart: the listener,
+ * spool and store are open). The line is logged before the new level
+ * applies, so it shows even when that level leaves notices out. */
+static void serve_reload(void *ctx)
+{
+    struct hq_daemon *d = ctx;
+    hq_serve_reload(d->hq);
+    struct hq_config next;
     struct op_error err;
     op_error_clear(&err);
-    if (hq_config_check(&o->cfg, &err) < 0) {
-        log_err("serve: %s", err.msg);
+    if (hq_config_load(&next, d->line->o->config, serve_overlay, d->line, &err) < 0) {
+        log_err("reload refused, keeping the running config: %s", err.msg);
+        log_notice("SIGHUP: region profiles will be read again on next use");
+        return;
+    }
+    log_notice("SIGHUP: log_level %s; region profiles will be read again on next use "
+               "(other settings take effect after a restart)",
+               log_level_name((enum log_level)next.log_level));
+    log_set_level((enum log_level)next.log_level);
+}
+
+static const struct daemon_hooks serve_hooks = {.reload = serve_reload, .stop = serve_stop};
+
+/* Runs until SIGTERM or SIGINT: 0 after a clean stop, 1 when it cannot
+ * start. Logs "listening on http[s]://ADDR:PORT" once serving. */
+static int serve_run(const struct hq_config *cfg, struct serve_line *line)
+{
+    struct hq_daemon d = {.cfg = cfg, .line = line};
+    struct hq_store store;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = hq_store_sqlite_open(cfg->db, &store, &err);
+    if (rc < 0) {
+        log_err("%s", err.msg);
+        return EXIT_FAIL;
+    }
+    uv_loop_t *loop = uv_default_loop();
+    rc = hq_serve_start(loop, cfg, &store, NULL, &d.hq, &err);
+    if (rc < 0) {
+        log_err("%s", err.msg);
+        hq_store_close(&store);
+        return EXIT_FAIL;
+    }
+    rc = daemon_start(&d.daemon, loop, &serve_hooks, &d);
+    if (rc < 0) {
+        log_err("cannot watch signals: %s", uv_strerror(rc));
+        hq_serve_stop(d.hq, NULL, NULL);
+        uv_run(loop, UV_RUN_DEFAULT);
+        hq_store_close(&store);
+        return EXIT_FAIL;
+    }
+    char host[128];
+    daemon_listen_host(cfg->listen, host, sizeof host);
+    log_info("store %s, upload spool %s", cfg->db, cfg->spool_dir);
+    log_notice("listening on %s://%s:%d", cfg->tls_cert[0] ? "https" : "http", host,
+               hq_serve_port(d.hq));
+    daemon_ready("serving");
+
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    hq_store_close(&store);
+    uv_loop_close(loop);
+    log_notice("stopped");
+    return EXIT_OK_;
+}
+
+static int serve_cmd(struct opts *o, int argc, char **argv)
+{
+    struct serve_line line = {.o = o, .argc = argc, .argv = argv};
+    struct op_error err;
+    op_error_clear(&err);
+    if (hq_config_load(&o->cfg, o->config, serve_overlay, &line, &err) < 0) {
+        log_err("%s", err.msg);
         return EXIT_USAGE;
     }
-    if (print) {
+    if (line.print) {
         hq_config_print(stdout, &o->cfg);
         return EXIT_OK_;
     }
     log_set_level((enum log_level)o->cfg.log_level);
-    return hq_serve_run(&o->cfg);
+    return serve_run(&o->cfg, &line);
 }
 
 int main(int argc, char **argv)
@@ -773,28 +874,20 @@ int main(int argc, char **argv)
         hq_config_describe(stdout);
         return EXIT_OK_;
     }
-    /* serve is the daemon: its lines go to the journal with a priority
-     * (log.h); the other commands talk to a person at a terminal. */
-    int serving = !strcmp(cmd, "serve");
-    if (serving)
-        log_init("outpost-hq", LOG_LEVEL_INFO);
-    hq_config_defaults(&o.cfg);
-    if (o.config) {
-        struct op_error err;
-        op_error_clear(&err);
-        if (hq_config_load_file(&o.cfg, o.config, &err) < 0)
-            return config_error(serving, &err);
-    }
-    if (o.db) {
-        struct op_error err;
-        op_error_clear(&err);
-        if (hq_config_set(&o.cfg, "db", o.db, "--db", &err) < 0)
-            return config_error(serving, &err);
-    }
     int sub = argc - 2;
     char **sv = argv + 2;
-    if (!strcmp(cmd, "serve"))
+    /* serve is the daemon: its lines go to the journal with a priority
+     * (log.h); the other commands talk to a person at a terminal. */
+    if (!strcmp(cmd, "serve")) {
+        daemon_init("outpost-hq");
         return serve_cmd(&o, sub, sv);
+    }
+    struct op_error err;
+    op_error_clear(&err);
+    if (hq_config_load(&o.cfg, o.config, db_overlay, &o, &err) < 0) {
+        fprintf(stderr, "outpost-hq: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
     if (!strcmp(cmd, "node")) {
         if (sub >= 1 && !strcmp(sv[0], "add"))
             return node_add(&o, sub - 1, sv + 1);

@@ -10,6 +10,7 @@
 # (DELETE) of the truncated upload, and HQ forgetting: canaries of an
 # applied segment are in HQ's database or WAL, and after a segment that
 # erases and purges them they are in neither, nor in the upload spool.
+# Last, SIGHUP: a bad config file refused, then log_level taken at once.
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$TESTS_DIR/cli/lib.sh"
@@ -44,13 +45,20 @@ KEY=$(sed -n 's/.*"hq_key":"\([0-9a-f]*\)".*/\1/p' "$T/n1.cred")
 [ ${#TOKEN} = 64 ] && [ ${#KEY} = 64 ] || die "no token or key in the credentials"
 
 # ---- serve ----
-"$OUTPOST_HQ" --db "$DB" serve --listen 127.0.0.1:0 --spool-dir "$T/spool" \
-    --max-upload-bytes 1048576 2>"$T/hq.log" &
-HPID=$!
-track $HPID
-PORT=$(wait_line "$T/hq.log" \
-    's|^\(<[0-7]>\)\{0,1\}outpost-hq: listening on http://127.0.0.1:\([0-9]*\)$|\2|p' "$HPID" outpost-hq) || exit 1
-BASE="http://127.0.0.1:$PORT"
+# start_hq LOG ARGS...: outpost-hq ARGS in the background, its stderr in
+# LOG; its pid in $HPID, the port it picked in $PORT and $BASE.
+start_hq() {
+    local log=$1
+    shift
+    "$OUTPOST_HQ" "$@" 2>"$log" &
+    HPID=$!
+    track $HPID
+    PORT=$(wait_line "$log" \
+        's|^\(<[0-7]>\)\{0,1\}outpost-hq: listening on http://127.0.0.1:\([0-9]*\)$|\2|p' "$HPID" outpost-hq) || exit 1
+    BASE="http://127.0.0.1:$PORT"
+}
+start_hq "$T/hq.log" --db "$DB" serve --listen 127.0.0.1:0 --spool-dir "$T/spool" \
+    --max-upload-bytes 1048576
 
 # req METHOD PATH TOKEN [curl args...]: status in $STATUS, body in $OUT,
 # headers in $T/headers.
@@ -363,4 +371,32 @@ if grep -qv '^<[3-7]>outpost-hq: ' "$T/hq.log"; then
 fi
 expect_exit 2 "$OUTPOST_HQ" --db "$DB" serve --log-level loud
 expect_contains "$ERR" "<3>outpost-hq: serve: --log-level: log_level: expected err, warning"
+
+# ---- SIGHUP: a bad config is refused; log_level is taken at once ----
+printf 'db = %s\nspool_dir = %s\nlisten = 127.0.0.1:0\n' "$DB" "$T/spool" >"$T/hq.conf"
+start_hq "$T/hq2.log" --config "$T/hq.conf" serve
+printf 'db = %s\nmax_uploads = none\n' "$DB" >"$T/hq.conf"
+kill -HUP $HPID
+for _ in $(seq 1 50); do grep -q "reload refused" "$T/hq2.log" && break; sleep 0.1; done
+expect_contains "$T/hq2.log" "<3>outpost-hq: reload refused, keeping the running config: $T/hq.conf:2: max_uploads"
+req GET /healthz ""
+expect_status 200
+# log_level = warning: the reload says so at notice, then what is less
+# severe is left out (requests, the stop), a warning is not.
+printf 'db = %s\nspool_dir = %s\nlisten = 127.0.0.1:0\nlog_level = warning\n' "$DB" \
+    "$T/spool" >"$T/hq.conf"
+kill -HUP $HPID
+for _ in $(seq 1 50); do grep -q "SIGHUP: log_level warning" "$T/hq2.log" && break; sleep 0.1; done
+expect_contains "$T/hq2.log" "<5>outpost-hq: SIGHUP: log_level warning; region profiles will be read again"
+lines=$(wc -l <"$T/hq2.log")
+req GET /healthz ""
+expect_status 200
+req GET /v1/receipts/1 "not-a-token"
+expect_status 401
+kill -TERM $HPID
+rc=0
+wait $HPID || rc=$?
+[ "$rc" = 0 ] || die "second outpost-hq exited $rc on SIGTERM: $(tail -5 "$T/hq2.log")"
+[ "$(wc -l <"$T/hq2.log")" = "$lines" ] ||
+    die "lines below warning after log_level = warning: $(tail -n +"$((lines + 1))" "$T/hq2.log")"
 pass

@@ -1,8 +1,9 @@
 /* Tests for sync/core/conf_table.c with a small table of every type: accepted
  * and refused values with their exact messages, the file reader's
  * refusals (set twice, unknown key, bad line, too large), that a failed
- * load leaves the struct untouched, and that describe and print give files
- * that load back to the same struct. */
+ * load leaves the struct untouched, that describe and print give files
+ * that load back to the same struct, the --key flag reader, and conf_load's
+ * order (defaults, file, command line; all or nothing). */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -359,6 +360,93 @@ static void describe_and_print_round_trip(void)
     CHECK_EQ(b.level, LOG_LEVEL_WARNING);
 }
 
+/* --key value and --key=value, '-' read as '_', and the three ways a word
+ * is not a flag. */
+static void flags(void)
+{
+    char *argv[] = {"--log-level", "debug", "--u=7", "--x=", "plain", "--", "--path"};
+    int argc = (int)(sizeof argv / sizeof argv[0]);
+    struct conf_flag f;
+    struct op_error err;
+    int i = 0;
+    CHECK_EQ(conf_flag_read(argc, argv, &i, &f, &err), 0);
+    CHECK_STR(f.key, "log_level");
+    CHECK_STR(f.value, "debug");
+    CHECK_STR(f.where, "--log-level");
+    CHECK_EQ(i, 1);
+    i = 2;
+    CHECK_EQ(conf_flag_read(argc, argv, &i, &f, &err), 0);
+    CHECK_STR(f.key, "u");
+    CHECK_STR(f.value, "7");
+    CHECK_EQ(i, 2);
+    i = 3;
+    CHECK_EQ(conf_flag_read(argc, argv, &i, &f, &err), 0);
+    CHECK_STR(f.value, "");
+    i = 4;
+    CHECK_EQ(conf_flag_read(argc, argv, &i, &f, &err), -EINVAL);
+    CHECK_STR(err.msg, "unexpected argument 'plain'");
+    i = 5;
+    CHECK_EQ(conf_flag_read(argc, argv, &i, &f, &err), -EINVAL);
+    CHECK_STR(err.msg, "unexpected argument '--'");
+    i = 6;
+    CHECK_EQ(conf_flag_read(argc, argv, &i, &f, &err), -EINVAL);
+    CHECK_STR(err.msg, "--path needs a value");
+    CHECK_EQ(i, 6);
+    char lng[100] = "--";
+    memset(lng + 2, 'k', 80);
+    char *one[] = {lng};
+    i = 0;
+    CHECK_EQ(conf_flag_read(1, one, &i, &f, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "unknown option '--kkkk");
+}
+
+/* conf_load's overlay: the command line of the test, "u" then the check. */
+static int overlay(void *conf, void *ctx, struct op_error *err)
+{
+    const char *u = ctx;
+    if (!strcmp(u, "help"))
+        return 1;
+    int rc = conf_set(&table, conf, "u", u, "--u", err);
+    return rc < 0 ? rc : check(conf, err);
+}
+
+/* Defaults, file, command line, in that order; all or nothing. */
+static void load_in_order(void)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s", fx_file("order.conf", "u = 2\nflag = true\ntext = file\n"));
+    struct tconf c;
+    memset(&c, 0x5a, sizeof c);
+    struct tconf before = c;
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(conf_load(&table, &c, p, check, overlay, "8", &err), 0);
+    CHECK_EQ(c.u, 8);
+    CHECK_STR(c.text, "file");
+    CHECK_STR(c.path, "/srv/a");
+    CHECK_EQ(c.flag, 1);
+    /* no file: defaults and the command line */
+    CHECK_EQ(conf_load(&table, &c, NULL, check, overlay, "3", &err), 0);
+    CHECK_EQ(c.u, 3);
+    CHECK_EQ(c.flag, 0);
+    CHECK_STR(c.text, "hi");
+    /* the command line breaks the check: nothing changes */
+    memcpy(&c, &before, sizeof c);
+    CHECK_EQ(conf_load(&table, &c, p, check, overlay, "9", &err), -EINVAL);
+    CHECK_STR(err.msg, "u: at most 8 while flag is on, got 9");
+    CHECK_EQ(memcmp(&c, &before, sizeof c), 0);
+    /* a bad file: the file's message, the overlay not run */
+    const char *bad = fx_file("bad_order.conf", "u = 11\n");
+    CHECK_EQ(conf_load(&table, &c, bad, check, overlay, "help", &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "bad_order.conf:1: u: expected a whole number from 1 to 10");
+    CHECK_EQ(memcmp(&c, &before, sizeof c), 0);
+    /* an overlay that stops (--help) stops the load, unchanged */
+    CHECK_EQ(conf_load(&table, &c, p, check, overlay, "help", &err), 1);
+    CHECK_EQ(memcmp(&c, &before, sizeof c), 0);
+    CHECK_EQ(conf_load(&table, &c, NULL, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(c.u, 5);
+}
+
 int main(void)
 {
     fx_tmpdir("conf-table");
@@ -368,5 +456,7 @@ int main(void)
     RUN(load_file);
     RUN(long_line);
     RUN(describe_and_print_round_trip);
+    RUN(flags);
+    RUN(load_in_order);
     return fx_finish();
 }

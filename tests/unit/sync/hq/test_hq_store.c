@@ -253,6 +253,48 @@ static void test_mailbox_upgrade(void)
     hq_store_close(&st);
 }
 
+static int stop_at(void *ctx, const struct hq_node *n)
+{
+    int *calls = ctx;
+    (*calls)++;
+    return strcmp(n->name, "n1") ? 0 : -ENOMEM;
+}
+
+/* The listings pass a callback's own return through untouched; a store
+ * failure names the store's path and what it was doing, with sql_errno's
+ * code, and a constraint is -EEXIST only where it means "already
+ * there". */
+static void test_listings_and_errors(void)
+{
+    struct hq_store st = open_store();
+    struct op_error err;
+    op_error_clear(&err);
+    int calls = 0;
+    CHECK_EQ(st.ops->node_list(st.impl, stop_at, &calls, &err), -ENOMEM);
+    CHECK_EQ(calls, 1);
+    CHECK_STR(err.msg, "");
+    /* another name with a token in use: the token is taken, as a name */
+    CHECK_EQ(st.ops->node_add(st.impl, "n9", "KE", tok1, key1, 1000, &err), -EEXIST);
+    CHECK_CONTAINS(err.msg, "n9 already exists");
+    /* a row for a node that does not exist breaks a reference, not a
+     * uniqueness rule */
+    CHECK_EQ(st.ops->set_aside_add(st.impl, "nobody", 1, 1, "contact", "c1", "why", &err), -EINVAL);
+    char want[700];
+    snprintf(want, sizeof want, "HQ store %s: set a record aside: FOREIGN KEY constraint failed",
+             path);
+    CHECK_STR(err.msg, want);
+    struct hq_totals t;
+    CHECK_EQ(st.ops->totals(st.impl, &t, &err), 0);
+    CHECK_EQ(t.nodes, 2);
+    CHECK_EQ(t.nodes_revoked, 1);
+    CHECK_EQ(t.refused, 1);
+    CHECK_EQ(t.receipts_applied, 1);
+    CHECK_EQ(t.receipts_rejected, 0);
+    CHECK_EQ(t.set_aside, 1);
+    CHECK_EQ(t.mailbox, 3);
+    hq_store_close(&st);
+}
+
 static void test_foreign_files(void)
 {
     char other[600];
@@ -271,6 +313,19 @@ static void test_foreign_files(void)
     sqlite3_close(db);
     CHECK_EQ(hq_store_sqlite_open(path, &st, &err), -EPROTO);
     CHECK_CONTAINS(err.msg, "schema version 99");
+
+    /* a file that is not SQLite at all is not an HQ store either */
+    char junk[600];
+    snprintf(junk, sizeof junk, "%s/junk.db", fx_dir);
+    FILE *f = fopen(junk, "w");
+    CHECK(f != NULL);
+    if (f) {
+        for (int i = 0; i < 64; i++)
+            fputs("not a database, just text\n", f);
+        fclose(f);
+    }
+    CHECK_EQ(hq_store_sqlite_open(junk, &st, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, junk);
 }
 
 int main(void)
@@ -282,6 +337,7 @@ int main(void)
     RUN(test_receipts_and_rollback);
     RUN(test_mailbox);
     RUN(test_mailbox_upgrade);
+    RUN(test_listings_and_errors);
     RUN(test_foreign_files);
     return fx_finish();
 }

@@ -1,0 +1,146 @@
+-- The HQ store's queries (hq_store_sqlite.c): connection settings,
+-- transactions, nodes, receipts, records, set-aside records, mailbox and
+-- totals. The schema they run on is migrations.sql.
+
+-- name: application_id
+PRAGMA application_id;
+
+-- name: user_version
+PRAGMA user_version;
+
+-- name: schema_objects
+SELECT count(*) FROM sqlite_schema;
+
+-- name: journal_wal
+PRAGMA journal_mode = WAL;
+
+-- name: synchronous_full
+PRAGMA synchronous = FULL;
+
+-- name: foreign_keys_on
+PRAGMA foreign_keys = ON;
+
+-- secure_delete ON, not FAST: a dropped record's bytes are zeroed in its
+-- page and in the pages going to the freelist (hq_store_sqlite.c).
+-- name: secure_delete_on
+PRAGMA secure_delete = ON;
+
+-- name: begin
+BEGIN IMMEDIATE;
+
+-- name: commit
+COMMIT;
+
+-- name: rollback
+ROLLBACK;
+
+-- name: node_add
+INSERT INTO nodes (name, region, token_sha256, hq_key, created_ms)
+VALUES (?1, ?2, ?3, ?4, ?5);
+
+-- A node with its sync state; the columns read_node reads.
+-- name: node_by_{key}
+-- each key: name token_sha256
+SELECT n.name, n.region, n.hq_key, n.revoked, n.created_ms, n.last_contact_ms, n.refused,
+       n.last_refusal,
+       (SELECT count(*) FROM receipts r WHERE r.node = n.name AND r.status = 'applied'),
+       (SELECT count(*) FROM receipts r WHERE r.node = n.name AND r.status = 'rejected'),
+       (SELECT count(*) FROM set_aside s WHERE s.node = n.name),
+       (SELECT max(segment) FROM receipts r WHERE r.node = n.name AND r.status = 'applied'),
+       (SELECT segment_created_ms FROM receipts r WHERE r.node = n.name AND r.status = 'applied'
+        ORDER BY segment DESC LIMIT 1)
+FROM nodes n WHERE n.{key} = ?1;
+
+-- name: node_list
+SELECT n.name, n.region, n.hq_key, n.revoked, n.created_ms, n.last_contact_ms, n.refused,
+       n.last_refusal,
+       (SELECT count(*) FROM receipts r WHERE r.node = n.name AND r.status = 'applied'),
+       (SELECT count(*) FROM receipts r WHERE r.node = n.name AND r.status = 'rejected'),
+       (SELECT count(*) FROM set_aside s WHERE s.node = n.name),
+       (SELECT max(segment) FROM receipts r WHERE r.node = n.name AND r.status = 'applied'),
+       (SELECT segment_created_ms FROM receipts r WHERE r.node = n.name AND r.status = 'applied'
+        ORDER BY segment DESC LIMIT 1)
+FROM nodes n ORDER BY n.name;
+
+-- name: node_revoke
+UPDATE nodes SET revoked = 1, revoked_ms = coalesce(revoked_ms, ?2) WHERE name = ?1;
+
+-- name: node_touch
+UPDATE nodes SET last_contact_ms = ?2 WHERE name = ?1 AND last_contact_ms < ?2 - 5000;
+
+-- name: node_refused
+UPDATE nodes SET refused = refused + 1, last_refusal = ?2,
+       last_contact_ms = max(last_contact_ms, ?3)
+WHERE name = ?1;
+
+-- The columns read_receipt reads.
+-- name: receipt_get
+SELECT node, segment, status, to_urgent, to_ordinary, records, applied, set_aside, reason,
+       received_ms, segment_created_ms
+FROM receipts WHERE node = ?1 AND segment = ?2;
+
+-- name: receipt_put
+INSERT INTO receipts (node, segment, status, to_urgent, to_ordinary, records, applied,
+                      set_aside, reason, received_ms, segment_created_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11);
+
+-- name: receipts_list
+SELECT node, segment, status, to_urgent, to_ordinary, records, applied, set_aside, reason,
+       received_ms, segment_created_ms
+FROM receipts WHERE (?1 IS NULL OR node = ?1) ORDER BY node, segment;
+
+-- name: record_get
+SELECT version, op FROM records WHERE node = ?1 AND entity = ?2 AND id = ?3;
+
+-- name: record_put
+INSERT INTO records (node, entity, id, version, op, record, segment)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT (node, entity, id) DO UPDATE SET version = excluded.version, op = excluded.op,
+       record = excluded.record, segment = excluded.segment;
+
+-- name: set_aside_add
+INSERT INTO set_aside (node, segment, line, entity, id, reason)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6);
+
+-- name: records_list
+SELECT node, entity, id, version, op, record FROM records
+WHERE op IN ('upsert', 'delete') AND (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR entity = ?2)
+ORDER BY node, entity, id;
+
+-- name: records_count
+SELECT entity, count(*) FROM records
+WHERE op IN ('upsert', 'delete') AND (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR entity = ?2)
+GROUP BY entity ORDER BY entity;
+
+-- name: set_aside_list
+SELECT node, segment, line, entity, id, reason FROM set_aside
+WHERE (?1 IS NULL OR node = ?1) ORDER BY node, segment, line;
+
+-- One row, in struct hq_totals' order.
+-- name: totals
+SELECT (SELECT count(*) FROM nodes),
+       (SELECT count(*) FROM nodes WHERE revoked),
+       (SELECT count(*) FROM records WHERE record IS NOT NULL),
+       (SELECT count(*) FROM records WHERE record IS NULL),
+       (SELECT count(*) FROM receipts WHERE status = 'applied'),
+       (SELECT count(*) FROM receipts WHERE status = 'rejected'),
+       (SELECT coalesce(sum(refused), 0) FROM nodes),
+       (SELECT count(*) FROM set_aside),
+       (SELECT count(*) FROM mailbox);
+
+-- name: mailbox_next
+UPDATE nodes SET mailbox_seq = mailbox_seq + 1 WHERE name = ?1 RETURNING mailbox_seq;
+
+-- A policy message keeps the SHA-256 of its text (mailbox_policy).
+-- name: mailbox_add
+INSERT INTO mailbox (node, seq, kind, body, created_ms, policy_hash)
+VALUES (?1, ?2, ?3, ?4, ?5, CASE ?3 WHEN 'policy' THEN outpost_sha256_hex(?4) END);
+
+-- The columns mailbox_row reads.
+-- name: mailbox_list
+SELECT seq, kind, body, created_ms FROM mailbox WHERE node = ?1 AND seq > ?2
+ORDER BY seq LIMIT ?3;
+
+-- name: mailbox_policy
+SELECT seq, kind, body, created_ms FROM mailbox WHERE node = ?1 AND policy_hash = ?2
+ORDER BY seq LIMIT 1;

@@ -1,0 +1,93 @@
+-- The HQ store's schema (hq_store_sqlite.c). Migration N takes
+-- user_version N-1 to N in one transaction: its statements, in the order
+-- hq_store_sqlite.c lists them, end with set_user_version_N. This schema
+-- belongs to HQ's own database, never to a node's (schema/migrations),
+-- and the file is marked with HQ's application_id so neither is mistaken
+-- for the other.
+
+-- name: mark_hq
+-- 0x4f555448, "OUTH" (HQ_APPLICATION_ID)
+PRAGMA application_id = 1330992200;
+
+-- name: v1_nodes
+CREATE TABLE nodes (
+  name TEXT PRIMARY KEY,
+  region TEXT NOT NULL,
+  token_sha256 BLOB NOT NULL UNIQUE CHECK (length(token_sha256) = 32),
+  hq_key BLOB NOT NULL CHECK (length(hq_key) = 32),
+  revoked INTEGER NOT NULL DEFAULT 0,
+  revoked_ms INTEGER,
+  created_ms INTEGER NOT NULL,
+  last_contact_ms INTEGER NOT NULL DEFAULT 0,
+  refused INTEGER NOT NULL DEFAULT 0,
+  last_refusal TEXT NOT NULL DEFAULT '',
+  mailbox_seq INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+-- name: v1_receipts
+CREATE TABLE receipts (
+  node TEXT NOT NULL REFERENCES nodes(name),
+  segment INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('applied', 'rejected')),
+  to_urgent INTEGER NOT NULL,
+  to_ordinary INTEGER NOT NULL,
+  records INTEGER NOT NULL,
+  applied INTEGER NOT NULL,
+  set_aside INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  received_ms INTEGER NOT NULL,
+  segment_created_ms INTEGER NOT NULL,
+  PRIMARY KEY (node, segment)
+) STRICT, WITHOUT ROWID;
+
+-- name: v1_records
+CREATE TABLE records (
+  node TEXT NOT NULL REFERENCES nodes(name),
+  entity TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  op TEXT NOT NULL CHECK (op IN ('upsert', 'delete', 'erase', 'purge', 'withdraw')),
+  record TEXT,
+  segment INTEGER NOT NULL,
+  CHECK ((op IN ('upsert', 'delete')) = (record IS NOT NULL)),
+  PRIMARY KEY (node, entity, id)
+) STRICT, WITHOUT ROWID;
+
+-- name: v1_set_aside
+CREATE TABLE set_aside (
+  node TEXT NOT NULL REFERENCES nodes(name),
+  segment INTEGER NOT NULL,
+  line INTEGER NOT NULL,
+  entity TEXT NOT NULL,
+  id TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  PRIMARY KEY (node, segment, line)
+) STRICT, WITHOUT ROWID;
+
+-- name: v1_mailbox
+CREATE TABLE mailbox (
+  node TEXT NOT NULL REFERENCES nodes(name),
+  seq INTEGER NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('policy', 'reference', 'aggregate_request')),
+  body BLOB NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (node, seq)
+) STRICT, WITHOUT ROWID;
+
+-- name: set_user_version_1
+PRAGMA user_version = 1;
+
+-- 2: every policy HQ posted to a node, found by the SHA-256 of its text,
+-- so a segment cut under one of them is checked under it.
+
+-- name: v2_policy_hash
+ALTER TABLE mailbox ADD COLUMN policy_hash TEXT;
+
+-- name: v2_policy_hash_fill
+UPDATE mailbox SET policy_hash = outpost_sha256_hex(body) WHERE kind = 'policy';
+
+-- name: v2_policy_index
+CREATE INDEX mailbox_policy ON mailbox (node, policy_hash) WHERE policy_hash IS NOT NULL;
+
+-- name: set_user_version_2
+PRAGMA user_version = 2;
