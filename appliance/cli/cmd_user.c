@@ -172,19 +172,38 @@ struct args {
     int password_stdin;
 };
 
-/* Opens the store and an auth context over it for a write. */
-static int open_auth(const char *db, struct store **s, struct auth **a)
+/* A change to one user: the store, an auth context over it, and the user
+ * looked up by name before anything is asked (found: auth_user_find's
+ * result, -ENOENT when there is no such user). */
+struct user_op {
+    struct store *s;
+    struct auth *a;
+    struct op_error err;
+    char id[AUTH_ID_LEN];
+    int disabled;
+    int found;
+};
+
+static int op_begin(const struct args *x, struct user_op *u)
 {
-    int rc = cli_open_node("user", db, s);
+    memset(u, 0, sizeof *u);
+    op_error_clear(&u->err);
+    int rc = cli_open_node("user", x->db, &u->s);
     if (rc != CLI_OK)
         return rc;
-    struct op_error err;
-    op_error_clear(&err);
-    if (auth_new(*s, a, &err) < 0) {
-        store_close(*s);
-        return cli_fail("user", -ENOMEM, &err);
+    if (auth_new(u->s, &u->a, &u->err) < 0) {
+        store_close(u->s);
+        return cli_fail("user", -ENOMEM, &u->err);
     }
+    u->found = auth_user_find(u->a, x->name, u->id, NULL, &u->disabled, &u->err);
     return CLI_OK;
+}
+
+static int op_end(struct user_op *u, int rc)
+{
+    auth_free(u->a);
+    store_close(u->s);
+    return rc;
 }
 
 static int user_add(struct args *x)
@@ -203,86 +222,67 @@ static int user_add(struct args *x)
         fprintf(stderr, "outpost user: %s\n", err.msg);
         return CLI_BADINPUT;
     }
-    struct store *s;
-    struct auth *a;
-    int rc = open_auth(x->db, &s, &a);
+    struct user_op u;
+    int rc = op_begin(x, &u);
     if (rc != CLI_OK)
         return rc;
     /* Refuse a taken name before asking for a password. */
-    char id[AUTH_ID_LEN];
-    int r = auth_user_find(a, x->name, id, NULL, NULL, &err);
     char pw[PW_BUF];
-    if (r == 0) {
+    if (u.found == 0) {
         fprintf(stderr, "outpost user: a user named '%s' already exists\n", x->name);
         rc = CLI_CONFLICT;
-    } else if (r != -ENOENT) {
-        rc = cli_fail("user", r, &err);
+    } else if (u.found != -ENOENT) {
+        rc = cli_fail("user", u.found, &u.err);
     } else if ((rc = get_password(x->name, x->password_stdin, pw)) == CLI_OK) {
-        op_error_clear(&err);
-        r = auth_user_create(a, x->name, role, x->display_name, pw, id, &err);
+        op_error_clear(&u.err);
+        int r = auth_user_create(u.a, x->name, role, x->display_name, pw, u.id, &u.err);
         if (r < 0)
-            rc = cli_fail("user", r, &err);
+            rc = cli_fail("user", r, &u.err);
         else
-            printf("created user %s (role %s, id %s)\n", x->name, auth_role_name(role), id);
+            printf("created user %s (role %s, id %s)\n", x->name, auth_role_name(role), u.id);
     }
     explicit_bzero(pw, sizeof pw);
-    auth_free(a);
-    store_close(s);
-    return rc;
+    return op_end(&u, rc);
 }
 
 static int user_passwd(struct args *x)
 {
-    struct store *s;
-    struct auth *a;
-    int rc = open_auth(x->db, &s, &a);
+    struct user_op u;
+    int rc = op_begin(x, &u);
     if (rc != CLI_OK)
         return rc;
-    struct op_error err;
-    op_error_clear(&err);
-    char id[AUTH_ID_LEN];
     /* Refuse an unknown name before asking for a password for it. */
-    int r = auth_user_find(a, x->name, id, NULL, NULL, &err);
     char pw[PW_BUF];
-    if (r < 0) {
-        rc = cli_fail("user", r, &err);
+    if (u.found < 0) {
+        rc = cli_fail("user", u.found, &u.err);
     } else if ((rc = get_password(x->name, x->password_stdin, pw)) == CLI_OK) {
-        r = auth_user_set_password(a, x->name, pw, &err);
+        int r = auth_user_set_password(u.a, x->name, pw, &u.err);
         if (r < 0)
-            rc = cli_fail("user", r, &err);
+            rc = cli_fail("user", r, &u.err);
         else
             printf("changed the password of %s; their open sessions were ended\n", x->name);
     }
     explicit_bzero(pw, sizeof pw);
-    auth_free(a);
-    store_close(s);
-    return rc;
+    return op_end(&u, rc);
 }
 
 static int user_set_disabled(struct args *x, int disable)
 {
-    struct store *s;
-    struct auth *a;
-    int rc = open_auth(x->db, &s, &a);
+    struct user_op u;
+    int rc = op_begin(x, &u);
     if (rc != CLI_OK)
         return rc;
-    struct op_error err;
-    op_error_clear(&err);
-    char id[AUTH_ID_LEN];
-    int was = 0;
-    int r = auth_user_find(a, x->name, id, NULL, &was, &err);
-    if (r == 0 && was == disable)
+    int r = u.found;
+    if (r == 0 && u.disabled == disable)
         printf("user %s is already %s\n", x->name, disable ? "disabled" : "enabled");
     else if (r == 0)
-        r = auth_user_set_disabled(a, x->name, disable, &err);
+        r = auth_user_set_disabled(u.a, x->name, disable, &u.err);
     if (r < 0)
-        rc = cli_fail("user", r, &err);
-    else if (was != disable)
+        rc = cli_fail("user", r, &u.err);
+    else if (u.disabled != disable)
         printf(disable ? "disabled user %s; their open sessions were ended\n" : "enabled user %s\n",
                x->name);
-    auth_free(a);
-    store_close(s);
-    return rc;
+    return op_end(&u, rc);
 }
 
 static int user_list(struct args *x)
