@@ -33,18 +33,6 @@ static void usage(FILE *out)
             NODE_CERT_DAYS_MAX, NODE_CERT_DAYS_DEFAULT, CLI_DEFAULT_DB);
 }
 
-/* The directory part of path ("." when there is none). */
-static void dir_of(const char *path, char *dir, size_t cap)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, cap, ".");
-    else if (slash == path)
-        snprintf(dir, cap, "/");
-    else
-        snprintf(dir, cap, "%.*s", (int)(slash - path), path);
-}
-
 static int create(const char *dir, const char *hosts_list, int days)
 {
     struct node_cert_hosts hosts;
@@ -85,7 +73,7 @@ static int create(const char *dir, const char *hosts_list, int days)
 static int create_beside(const char *db_path, const char *hosts, int days)
 {
     char dbdir[PATH_MAX];
-    dir_of(db_path, dbdir, sizeof dbdir);
+    cli_dir_of(db_path, dbdir, sizeof dbdir);
     return create(dbdir, hosts, days);
 }
 

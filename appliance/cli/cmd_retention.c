@@ -8,10 +8,10 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "db.h"
+#include "hlc.h"
 #include "retention.h"
 
 static void usage(FILE *out)
@@ -52,9 +52,7 @@ static int run(const struct cli_call *c)
         store_close(s);
         return CLI_OK;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t now = hlc_wall_ms(NULL);
     struct retention_report rep;
     struct op_error err;
     op_error_clear(&err);

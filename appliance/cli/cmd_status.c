@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "db.h"
+#include "hlc.h"
 #include "policy_change.h"
 #include "sync_ledger.h"
 
@@ -42,13 +43,6 @@ static void usage(FILE *out)
             "  --db PATH  node database (default: $OUTPOST_DB, else %s)\n"
             "  --json     one JSON object instead of lines\n",
             CLI_DEFAULT_DB);
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* "42s", "5m", "3h", "2d" */
@@ -208,7 +202,7 @@ static int run(const struct cli_call *c)
     struct pending pp = {0};
     if (read_pending(path, &pp) < 0)
         return CLI_FAIL;
-    int64_t now = wall_ms();
+    int64_t now = (int64_t)hlc_wall_ms(NULL);
     if (a->json)
         return print_json(&s, &pp, now);
     print_lines(&s, &pp, now);

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "db.h"
+#include "hlc.h"
 #include "subject.h"
 
 static void usage(FILE *out)
@@ -38,13 +39,6 @@ static void usage(FILE *out)
             "  --yes           do not ask\n\n"
             "Exit status: 0 ok, 1 failed, 2 usage, 5 no such contact.\n",
             CLI_DEFAULT_DB);
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static int write_doc(json_t *doc, int csv, FILE *f, struct op_error *err)
@@ -133,7 +127,7 @@ static int run(const struct cli_call *c)
     int rc;
     if (!erase) {
         json_t *doc = NULL;
-        rc = subject_export(s, id, wall_ms(), &doc, &err);
+        rc = subject_export(s, id, hlc_wall_ms(NULL), &doc, &err);
         if (rc == 0)
             rc = output ? write_file(doc, csv, output, &err) : write_doc(doc, csv, stdout, &err);
         json_decref(doc);
@@ -157,7 +151,7 @@ static int run(const struct cli_call *c)
         return CLI_FAIL;
     }
     struct subject_erase_report rep;
-    rc = subject_erase(s, id, reason, wall_ms(), &rep, &err);
+    rc = subject_erase(s, id, reason, hlc_wall_ms(NULL), &rep, &err);
     store_close(s);
     if (rc < 0)
         return cli_fail("subject erase", rc, &err);
