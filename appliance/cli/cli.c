@@ -375,8 +375,7 @@ static int parse(struct cli_call *c, int argc, char **argv)
     return -1;
 }
 
-/* Runs one command; argv[0] is its name. */
-static int run(const struct cli_command *cmd, int argc, char **argv)
+int cli_run(const struct cli_command *cmd, int argc, char **argv)
 {
     struct cli_call c = {
         .cmd = cmd, .db_path = cli_db_path(NULL), .pos = argv + 1, .npos = argc - 1};
@@ -449,7 +448,7 @@ int cli_main(int argc, char **argv)
     }
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (!strcmp(name, commands[i]->name))
-            return run(commands[i], argc - 1, argv + 1);
+            return cli_run(commands[i], argc - 1, argv + 1);
     fprintf(stderr, "outpost: unknown command '%s'\n\n", name);
     usage(stderr);
     return CLI_USAGE;

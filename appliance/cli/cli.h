@@ -198,6 +198,10 @@ struct cli_call {
  * code: the top-level --help and --version, else the command named. */
 int cli_main(int argc, char **argv);
 
+/* Runs one command by its table entry; argv[0] is the command's name.
+ * cli_main calls it for the command named; tests call it with their own. */
+int cli_run(const struct cli_command *cmd, int argc, char **argv);
+
 /* Prints "outpost CMD: [SUB: ]<formatted>" and the pointer to --help to
  * stderr and returns CLI_USAGE. */
 int cli_bad(const struct cli_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
