@@ -57,26 +57,17 @@ static const struct cli_option opts[] = {
     {NULL},
 };
 
-static const struct cli_command flat = {
-    .name = "x", .run = run, .usage = usage, .opts = opts, .args_size = sizeof(struct args)};
-static const struct cli_command no_args = {.name = "x",
-                                           .run = run,
-                                           .usage = usage,
-                                           .opts = opts,
-                                           .args_size = sizeof(struct args),
-                                           .flags = CLI_NO_ARGS};
-static const struct cli_command in_order = {.name = "x",
-                                            .run = run,
-                                            .usage = usage,
-                                            .opts = opts,
-                                            .args_size = sizeof(struct args),
-                                            .flags = CLI_IN_ORDER};
-static const struct cli_command with_subs = {.name = "y",
-                                             .run = run,
-                                             .usage = usage,
-                                             .opts = opts,
-                                             .args_size = sizeof(struct args),
-                                             .subs = (const char *const[]){"one", "two", NULL}};
+#define TEST_COMMAND(nm, fl, sb)                                                                   \
+    {                                                                                              \
+        .name = (nm), .run = run, .usage = usage, .opts = opts, .args_size = sizeof(struct args),  \
+        .flags = (fl), .subs = (sb)                                                                \
+    }
+
+static const struct cli_command flat = TEST_COMMAND("x", 0, NULL);
+static const struct cli_command no_args = TEST_COMMAND("x", CLI_NO_ARGS, NULL);
+static const struct cli_command in_order = TEST_COMMAND("x", CLI_IN_ORDER, NULL);
+static const struct cli_command with_subs =
+    TEST_COMMAND("y", 0, ((const char *const[]){"one", "two", NULL}));
 
 static char err_text[4096];
 
