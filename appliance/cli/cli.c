@@ -162,7 +162,8 @@ int cli_fail(const char *cmd, int rc, const struct op_error *err)
     return cli_fail_by(cmd, rc, err, NULL);
 }
 
-static int usage_errorv(const char *cmd, const char *sub, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int usage_errorv(const char *cmd, const char *sub,
+                                                              const char *fmt, va_list ap)
 {
     fprintf(stderr, "outpost %s: ", cmd);
     if (sub)

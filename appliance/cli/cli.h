@@ -131,34 +131,26 @@ struct cli_option {
     const char *why;            /* CLI_OPT_REFUSE */
 };
 
-#define CLI_FLAG(n, T, m)                                                                          \
-    {                                                                                              \
-        .name = (n), .kind = CLI_OPT_FLAG, .off = offsetof(T, m)                                   \
-    }
-#define CLI_STR(n, T, m)                                                                           \
-    {                                                                                              \
-        .name = (n), .kind = CLI_OPT_STR, .off = offsetof(T, m)                                    \
-    }
-#define CLI_FILE(n, T, m)                                                                          \
-    {                                                                                              \
-        .name = (n), .kind = CLI_OPT_FILE, .off = offsetof(T, m)                                   \
-    }
+/* Option declarations for a command's table: --n stores into member m of
+ * the command's argument struct T, whose type the compiler checks. */
+// clang-format off
+#define CLI_OPT_AT(T, m, type)                                                                     \
+    (offsetof(T, m) + 0 * sizeof(struct {                                                          \
+         int cli_ok_;                                                                              \
+         _Static_assert(_Generic(((T *)0)->m, type: 1, default: 0),                                \
+                        "option stored in a member of the wrong type");                           \
+     }))
+#define CLI_FLAG(n, T, m) {.name = (n), .kind = CLI_OPT_FLAG, .off = CLI_OPT_AT(T, m, int)}
+#define CLI_STR(n, T, m) {.name = (n), .kind = CLI_OPT_STR, .off = CLI_OPT_AT(T, m, const char *)}
+#define CLI_FILE(n, T, m) {.name = (n), .kind = CLI_OPT_FILE, .off = CLI_OPT_AT(T, m, const char *)}
 #define CLI_INT(n, T, m, lo, hi)                                                                   \
-    {                                                                                              \
-        .name = (n), .kind = CLI_OPT_INT, .off = offsetof(T, m), .min = (lo), .max = (hi)          \
-    }
+    {.name = (n), .kind = CLI_OPT_INT, .off = CLI_OPT_AT(T, m, int64_t), .min = (lo), .max = (hi)}
 #define CLI_CHOICE(n, T, m, ...)                                                                   \
-    {                                                                                              \
-        .name = (n), .kind = CLI_OPT_CHOICE, .off = offsetof(T, m),                                \
-        .choices = (const char *const[])                                                           \
-        {                                                                                          \
-            __VA_ARGS__, NULL                                                                      \
-        }                                                                                          \
-    }
-#define CLI_REFUSE(n, text)                                                                        \
-    {                                                                                              \
-        .name = (n), .kind = CLI_OPT_REFUSE, .why = (text)                                         \
-    }
+    {.name = (n), .kind = CLI_OPT_CHOICE, .off = CLI_OPT_AT(T, m, int),                            \
+     .choices = (const char *const[]){__VA_ARGS__, NULL}}
+#define CLI_REFUSE(n, text) {.name = (n), .kind = CLI_OPT_REFUSE, .why = (text)}
+#define CLI_OPT_END {.name = NULL}
+// clang-format on
 
 enum {
     CLI_IN_ORDER = 1u << 0,   /* options end at the first argument (`search foo --json`) */

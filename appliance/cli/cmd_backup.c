@@ -131,7 +131,7 @@ static int run(const struct cli_call *c)
 
 static const struct cli_option opts[] = {
     CLI_FLAG("force", struct args, force),
-    {NULL},
+    CLI_OPT_END,
 };
 
 /* Options may follow DEST, as in the usage line. */

@@ -106,7 +106,7 @@ static const struct cli_option opts[] = {
     CLI_STR("dir", struct args, dir),
     CLI_STR("hosts", struct args, hosts),
     CLI_STR("days", struct args, days),
-    {NULL},
+    CLI_OPT_END,
 };
 
 const struct cli_command cmd_cert = {

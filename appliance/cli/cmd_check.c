@@ -99,7 +99,7 @@ static int run(const struct cli_call *c)
 
 static const struct cli_option opts[] = {
     CLI_FLAG("rebuild-search-index", struct args, rebuild),
-    {NULL},
+    CLI_OPT_END,
 };
 
 const struct cli_command cmd_check = {

@@ -283,7 +283,7 @@ static const struct cli_option opts[] = {
     CLI_STR("text-version", struct opts, text_version),
     CLI_STR("kind", struct opts, kind),
     CLI_STR("reason", struct opts, reason),
-    {NULL},
+    CLI_OPT_END,
 };
 
 const struct cli_command cmd_consent = {

@@ -435,7 +435,7 @@ done:
 static const struct cli_option opts[] = {
     CLI_FILE("policy", struct args, policy),
     CLI_FILE("output", struct args, output),
-    {NULL},
+    CLI_OPT_END,
 };
 
 const struct cli_command cmd_egress_report = {

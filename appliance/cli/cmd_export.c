@@ -92,7 +92,7 @@ static const struct cli_option opts[] = {
     CLI_FILE("output", struct args, output),
     CLI_FLAG("include-deleted", struct args, include_deleted),
     CLI_FLAG("with-meta", struct args, with_meta),
-    {NULL},
+    CLI_OPT_END,
 };
 
 const struct cli_command cmd_export = {

@@ -159,7 +159,7 @@ static int run(const struct cli_call *c)
 static const struct cli_option opts[] = {
     CLI_FLAG("dry-run", struct args, dry_run),
     CLI_FLAG("skip-duplicate-check", struct args, skip_dup),
-    {NULL},
+    CLI_OPT_END,
 };
 
 const struct cli_command cmd_import = {

@@ -70,7 +70,7 @@ static int run(const struct cli_call *c)
 static const struct cli_option opts[] = {
     CLI_STR("region", struct args, region),
     CLI_STR("tls-hosts", struct args, tls_hosts),
-    {NULL},
+    CLI_OPT_END,
 };
 
 const struct cli_command cmd_init = {

@@ -76,7 +76,7 @@ static int run(const struct cli_call *c)
 static const struct cli_option opts[] = {
     CLI_FLAG("dry-run", struct args, dry_run),
     CLI_INT("batch", struct args, batch, 1, RETENTION_BATCH_MAX),
-    {NULL},
+    CLI_OPT_END,
 };
 
 const struct cli_command cmd_retention = {

@@ -74,7 +74,7 @@ static int run(const struct cli_call *c)
 static const struct cli_option opts[] = {
     CLI_INT("limit", struct args, limit, 1, STORE_SEARCH_MAX),
     CLI_FLAG("json", struct args, json),
-    {NULL},
+    CLI_OPT_END,
 };
 
 /* In order: the words after TEXT are TEXT too ("search foo --json"). */

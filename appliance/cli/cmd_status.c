@@ -211,7 +211,7 @@ static int run(const struct cli_call *c)
 
 static const struct cli_option opts[] = {
     CLI_FLAG("json", struct args, json),
-    {NULL},
+    CLI_OPT_END,
 };
 
 const struct cli_command cmd_status = {

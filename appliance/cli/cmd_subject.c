@@ -173,7 +173,7 @@ static const struct cli_option opts[] = {
     CLI_FILE("output", struct args, output),
     CLI_STR("reason", struct args, reason),
     CLI_FLAG("yes", struct args, yes),
-    {NULL},
+    CLI_OPT_END,
 };
 
 /* export and erase are arguments, not subcommands: options may come first

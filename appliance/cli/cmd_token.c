@@ -136,7 +136,7 @@ static const struct cli_option opts[] = {
     CLI_STR("user", struct args, user),
     CLI_STR("label", struct args, label),
     CLI_STR("expires-days", struct args, expires),
-    {NULL},
+    CLI_OPT_END,
 };
 
 const struct cli_command cmd_token = {

@@ -364,7 +364,7 @@ static const struct cli_option opts[] = {
     CLI_FLAG("password-stdin", struct args, password_stdin),
     CLI_REFUSE("password", "passwords are not taken on the command line (shell history and ps "
                            "would keep them); use the prompt or --password-stdin"),
-    {NULL},
+    CLI_OPT_END,
 };
 
 /* Options may come before or after NAME. */

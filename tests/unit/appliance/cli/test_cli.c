@@ -54,7 +54,7 @@ static const struct cli_option opts[] = {
     CLI_INT("num", struct args, num, 1, 9),
     CLI_CHOICE("pick", struct args, pick, "csv", "vcard"),
     CLI_REFUSE("secret", "secrets are not taken here"),
-    {NULL},
+    CLI_OPT_END,
 };
 
 #define TEST_COMMAND(nm, fl, sb)                                                                   \
