@@ -5,7 +5,6 @@
  * database it copies, whatever its schema version.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,55 +56,21 @@ static int on_progress(void *ctx, int copied, int total)
     return interrupted ? 1 : 0;
 }
 
-static int exit_for(int rc)
-{
-    switch (rc) {
-    case -EEXIST:
-        return CLI_CONFLICT;
-    case -EINVAL:
-    case -EISDIR:
-        return CLI_USAGE;
-    default:
-        return CLI_FAIL;
-    }
-}
+struct args {
+    int force;
+};
 
-int cmd_backup(int argc, char **argv)
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"force", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db_opt = NULL;
-    int force = 0, c;
-    optind = 0;
-    opterr = 0;
-    /* No '+': options may follow DEST, as in the usage line. */
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db_opt = optarg;
-            break;
-        case 'f':
-            force = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        default:
-            return cli_usage_error("backup", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind >= argc)
-        return cli_usage_error("backup", "DEST is required (the file to write the copy to)");
-    if (optind + 1 < argc)
-        return cli_usage_error("backup", "unexpected argument '%s'", argv[optind + 1]);
-    const char *dest = argv[optind];
+    const struct args *a = c->args;
+    if (c->npos < 1)
+        return cli_bad(c, "DEST is required (the file to write the copy to)");
+    if (c->npos > 1)
+        return cli_bad(c, "unexpected argument '%s'", c->pos[1]);
+    const char *dest = c->pos[0];
     if (!*dest)
-        return cli_usage_error("backup", "DEST is empty");
-    const char *path = cli_db_path(db_opt);
+        return cli_bad(c, "DEST is empty");
+    const char *path = c->db_path;
 
     struct op_error err;
     op_error_clear(&err);
@@ -138,7 +103,7 @@ int cmd_backup(int argc, char **argv)
 
     struct progress prog = {isatty(STDERR_FILENO), 0};
     struct backup_options bo = {
-        .flags = force ? BACKUP_FORCE : 0, .progress = on_progress, .ctx = &prog};
+        .flags = a->force ? BACKUP_FORCE : 0, .progress = on_progress, .ctx = &prog};
     struct backup_result res;
     uint64_t start = cli_now_ms();
     rc = backup_to(db, dest, &bo, &res, &err);
@@ -155,10 +120,26 @@ int cmd_backup(int argc, char **argv)
         return CLI_FAIL;
     }
     if (rc < 0) {
-        fprintf(stderr, "outpost backup: %s\n", err.msg);
-        return exit_for(rc);
+        static const struct cli_exit_rule rules[] = {
+            {-EEXIST, CLI_CONFLICT}, {-EINVAL, CLI_USAGE}, {-EISDIR, CLI_USAGE}, {0, CLI_FAIL}};
+        return cli_fail_by("backup", rc, &err, rules);
     }
     printf("backup written to %s (%d pages, %lld bytes) in %.1f s\n", dest, res.pages,
            (long long)res.bytes, (double)ms / 1000.0);
     return CLI_OK;
 }
+
+static const struct cli_option opts[] = {
+    CLI_FLAG("force", struct args, force),
+    CLI_OPT_END,
+};
+
+/* Options may follow DEST, as in the usage line. */
+const struct cli_command cmd_backup = {
+    .name = "backup",
+    .summary = "write a consistent copy of the database",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+};

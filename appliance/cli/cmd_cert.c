@@ -4,7 +4,6 @@
  * by `outpost init --tls-hosts`.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,18 +33,6 @@ static void usage(FILE *out)
             NODE_CERT_DAYS_MAX, NODE_CERT_DAYS_DEFAULT, CLI_DEFAULT_DB);
 }
 
-/* The directory part of path ("." when there is none). */
-static void dir_of(const char *path, char *dir, size_t cap)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, cap, ".");
-    else if (slash == path)
-        snprintf(dir, cap, "/");
-    else
-        snprintf(dir, cap, "%.*s", (int)(slash - path), path);
-}
-
 static int create(const char *dir, const char *hosts_list, int days)
 {
     struct node_cert_hosts hosts;
@@ -59,8 +46,9 @@ static int create(const char *dir, const char *hosts_list, int days)
     struct node_cert_result res;
     r = node_cert_create(dir, &hosts, days, &res, &err);
     if (r < 0) {
-        fprintf(stderr, "outpost cert: %s\n", err.msg);
-        return r == -EINVAL ? CLI_BADINPUT : r == -EEXIST ? CLI_CONFLICT : CLI_FAIL;
+        static const struct cli_exit_rule rules[] = {
+            {-EINVAL, CLI_BADINPUT}, {-EEXIST, CLI_CONFLICT}, {0, CLI_FAIL}};
+        return cli_fail_by("cert", r, &err, rules);
     }
     printf("%s the local CA: %s/%s\n", res.ca_created ? "created" : "reused", dir,
            NODE_CERT_CA_PEM);
@@ -81,64 +69,52 @@ static int create(const char *dir, const char *hosts_list, int days)
     return CLI_OK;
 }
 
-int cmd_cert(int argc, char **argv)
+/* From the database's path: the default directory. */
+static int create_beside(const char *db_path, const char *hosts, int days)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'b'},    {"dir", required_argument, NULL, 'd'},
-        {"hosts", required_argument, NULL, 'H'}, {"days", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
-    };
-    if (argc < 2) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-        usage(stdout);
-        return CLI_OK;
-    }
-    if (strcmp(sub, "create"))
-        return cli_usage_error("cert", "unknown subcommand '%s' (create)", sub);
-    const char *db = NULL, *dir = NULL, *hosts = NULL, *days_s = NULL;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
-        switch (c) {
-        case 'b':
-            db = optarg;
-            break;
-        case 'd':
-            dir = optarg;
-            break;
-        case 'H':
-            hosts = optarg;
-            break;
-        case 'n':
-            days_s = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        case ':':
-            return cli_usage_error("cert", "create: %s needs a value", argv[optind]);
-        default:
-            return cli_usage_error("cert", "create: unknown option '%s'", argv[optind]);
-        }
-    }
-    if (optind < argc - 1)
-        return cli_usage_error("cert", "create: unexpected argument '%s'", argv[1 + optind]);
-    if (!hosts)
-        return cli_usage_error("cert", "create: --hosts is required (the names and addresses "
-                                       "staff use to reach the node)");
-    int64_t days = 0;
-    if (days_s && cli_parse_int(days_s, 1, NODE_CERT_DAYS_MAX, &days) < 0)
-        return cli_usage_error("cert", "create: --days: expected 1 to %d, got '%s'",
-                               NODE_CERT_DAYS_MAX, days_s);
     char dbdir[PATH_MAX];
-    if (!dir) {
-        dir_of(cli_db_path(db), dbdir, sizeof dbdir);
-        dir = dbdir;
-    }
-    return create(dir, hosts, (int)days);
+    cli_dir_of(db_path, dbdir, sizeof dbdir);
+    return create(dbdir, hosts, days);
 }
+
+int cmd_cert_create(const char *db_path, const char *hosts)
+{
+    return create_beside(db_path, hosts, 0);
+}
+
+struct args {
+    const char *dir, *hosts, *days;
+};
+
+static int run(const struct cli_call *c)
+{
+    const struct args *a = c->args;
+    if (c->npos > 0)
+        return cli_bad(c, "unexpected argument '%s'", c->pos[0]);
+    if (!a->hosts)
+        return cli_bad(c, "--hosts is required (the names and addresses staff use to reach the "
+                          "node)");
+    int64_t days = 0;
+    if (a->days && cli_parse_int(a->days, 1, NODE_CERT_DAYS_MAX, &days) < 0)
+        return cli_bad(c, "--days: expected 1 to %d, got '%s'", NODE_CERT_DAYS_MAX, a->days);
+    if (!a->dir)
+        return create_beside(c->db_path, a->hosts, (int)days);
+    return create(a->dir, a->hosts, (int)days);
+}
+
+static const struct cli_option opts[] = {
+    CLI_STR("dir", struct args, dir),
+    CLI_STR("hosts", struct args, hosts),
+    CLI_STR("days", struct args, days),
+    CLI_OPT_END,
+};
+
+const struct cli_command cmd_cert = {
+    .name = "cert",
+    .summary = "create the node's local CA and TLS certificate",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+    .subs = (const char *const[]){"create", NULL},
+};

@@ -5,7 +5,6 @@
  * each, so the output can be mailed or logged as it is.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 
 #include "check.h"
@@ -36,42 +35,19 @@ static void print_problem(void *ctx, const char *line)
     printf("%s\n", line);
 }
 
-int cmd_check(int argc, char **argv)
+struct args {
+    int rebuild;
+};
+
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"rebuild-search-index", no_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db_opt = NULL;
-    int rebuild = 0;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db_opt = optarg;
-            break;
-        case 'r':
-            rebuild = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        default:
-            return cli_usage_error("check", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("check", "unexpected argument '%s'", argv[optind]);
-    const char *path = cli_db_path(db_opt);
+    const struct args *a = c->args;
+    const char *path = c->db_path;
 
     struct op_error err;
     op_error_clear(&err);
     sqlite3 *db = NULL;
-    if (rebuild) {
+    if (a->rebuild) {
         /* The index is derived data: rebuilding it from the record tables
          * loses nothing. One transaction, so a failure leaves the old one. */
         int rrc = db_open(path, 0, &db, &err);
@@ -120,3 +96,18 @@ int cmd_check(int argc, char **argv)
     printf("check: ok (integrity, foreign keys, search index, schema v%d)\n", res.schema_version);
     return CLI_OK;
 }
+
+static const struct cli_option opts[] = {
+    CLI_FLAG("rebuild-search-index", struct args, rebuild),
+    CLI_OPT_END,
+};
+
+const struct cli_command cmd_check = {
+    .name = "check",
+    .summary = "check database integrity, foreign keys and the search index",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+    .flags = CLI_NO_ARGS,
+};

@@ -6,7 +6,6 @@
  * token is printed once, alone on stdout; the node keeps only its hash.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +43,7 @@ static void usage(FILE *out)
 }
 
 struct opts {
-    const char *db, *policy, *channel, *purpose, *method, *source, *text_version, *kind, *reason;
+    const char *policy, *channel, *purpose, *method, *source, *text_version, *kind, *reason;
 };
 
 /* The policy for the command: --policy, else what cli_open_store set on
@@ -92,13 +91,9 @@ static int get_policy(struct store *s, const char *override, const struct policy
     return CLI_OK;
 }
 
-static int confirm_exit(int rc, const struct op_error *err)
-{
-    int ex = cli_fail("consent", rc, err);
-    if (rc == -EALREADY || rc == -ECANCELED)
-        return CLI_CONFLICT;
-    return ex;
-}
+/* A token already redeemed, or withdrawn before it was: a conflict. */
+static const struct cli_exit_rule confirm_rules[] = {
+    {-EALREADY, CLI_CONFLICT}, {-ECANCELED, CLI_CONFLICT}, {0, CLI_EXIT_FOR}};
 
 static int do_add(struct store *s, const struct policy *p, const char *contact,
                   const struct opts *o)
@@ -190,111 +185,40 @@ static int do_list(struct store *s, const char *contact)
     return CLI_OK;
 }
 
-int cmd_consent(int argc, char **argv)
+enum { ADD, CONFIRM, WITHDRAW, CHECK, LIST };
+
+static int run(const struct cli_call *c)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"policy", required_argument, NULL, 'P'},
-        {"channel", required_argument, NULL, 'c'},
-        {"purpose", required_argument, NULL, 'p'},
-        {"method", required_argument, NULL, 'm'},
-        {"source", required_argument, NULL, 's'},
-        {"text-version", required_argument, NULL, 't'},
-        {"kind", required_argument, NULL, 'k'},
-        {"reason", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    if (argc < 2) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-        usage(stdout);
-        return CLI_OK;
-    }
-    static const char *const subs[] = {"add", "confirm", "withdraw", "check", "list"};
     static const int npos_of[] = {1, 1, 1, 3, 1};
     static const char *const pos_names[] = {"CONTACT", "TOKEN", "CONTACT",
                                             "CONTACT CHANNEL PURPOSE", "CONTACT"};
-    int which = -1;
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(sub, subs[i]))
-            which = i;
-    if (which < 0)
-        return cli_usage_error(
-            "consent", "unknown subcommand '%s' (add, confirm, withdraw, check, list)", sub);
-    struct opts o = {0};
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, ":", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            o.db = optarg;
-            break;
-        case 'P':
-            o.policy = optarg;
-            break;
-        case 'c':
-            o.channel = optarg;
-            break;
-        case 'p':
-            o.purpose = optarg;
-            break;
-        case 'm':
-            o.method = optarg;
-            break;
-        case 's':
-            o.source = optarg;
-            break;
-        case 't':
-            o.text_version = optarg;
-            break;
-        case 'k':
-            o.kind = optarg;
-            break;
-        case 'r':
-            o.reason = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        case ':':
-            return cli_usage_error("consent", "%s: %s needs a value", sub, argv[optind]);
-        default:
-            return cli_usage_error("consent", "%s: unknown option '%s'", sub, argv[optind]);
-        }
-    }
-    char **pos = argv + 1 + optind;
-    int npos = argc - 1 - optind;
+    const struct opts o = *(const struct opts *)c->args;
+    int which = c->isub;
+    char **pos = c->pos;
+    int npos = c->npos;
     if (npos < npos_of[which])
-        return cli_usage_error("consent", "%s: %s %s missing", sub, pos_names[which],
-                               npos_of[which] > 1 ? "are" : "is");
+        return cli_bad(c, "%s %s missing", pos_names[which], npos_of[which] > 1 ? "are" : "is");
     if (npos > npos_of[which])
-        return cli_usage_error("consent", "%s: unexpected argument '%s'", sub, pos[npos_of[which]]);
-    int is_add = which == 0, is_withdraw = which == 2, is_check = which == 3;
+        return cli_bad(c, "unexpected argument '%s'", pos[npos_of[which]]);
+    int is_add = which == ADD, is_withdraw = which == WITHDRAW, is_check = which == CHECK;
     if ((is_add || is_withdraw) && (!o.channel || !o.purpose))
-        return cli_usage_error("consent", "%s: --channel and --purpose are required", sub);
+        return cli_bad(c, "--channel and --purpose are required");
     if (is_add && !o.method)
-        return cli_usage_error("consent",
-                               "add: --method is required (double_opt_in, single_opt_in, "
-                               "opt_out, verbal, written, imported)");
+        return cli_bad(c, "--method is required (double_opt_in, single_opt_in, opt_out, verbal, "
+                          "written, imported)");
     if (!is_add && (o.method || o.source || o.text_version))
-        return cli_usage_error("consent", "%s: --method, --source and --text-version are for add",
-                               sub);
+        return cli_bad(c, "--method, --source and --text-version are for add");
     if (!(is_add || is_withdraw) && (o.channel || o.purpose))
-        return cli_usage_error("consent", "%s: takes no --channel or --purpose%s", sub,
-                               is_check ? " (they are arguments: CONTACT CHANNEL PURPOSE)" : "");
+        return cli_bad(c, "takes no --channel or --purpose%s",
+                       is_check ? " (they are arguments: CONTACT CHANNEL PURPOSE)" : "");
     if (o.kind && !(is_add || is_withdraw || is_check))
-        return cli_usage_error("consent", "%s: takes no --kind", sub);
+        return cli_bad(c, "takes no --kind");
     if (o.reason && !is_withdraw)
-        return cli_usage_error("consent", "%s: --reason is for withdraw", sub);
+        return cli_bad(c, "--reason is for withdraw");
 
-    int readonly = is_check || which == 4;
+    int readonly = is_check || which == LIST;
     struct store *s;
-    int rc = cli_open_store("consent", cli_db_path(o.db), readonly ? DB_OPEN_READONLY : 0, &s);
+    int rc = cli_open_store("consent", c->db_path, readonly ? DB_OPEN_READONLY : 0, &s);
     if (rc != CLI_OK)
         return rc;
     const struct policy *p = NULL;
@@ -310,18 +234,18 @@ int cmd_consent(int argc, char **argv)
     op_error_clear(&err);
     int r;
     switch (which) {
-    case 0:
+    case ADD:
         rc = do_add(s, p, pos[0], &o);
         break;
-    case 1: {
+    case CONFIRM: {
         char id[40];
         r = consent_confirm(s, pos[0], NULL, 0, id, &err);
         if (r == 0)
             printf("confirmed consent %s\n", id);
-        rc = r == 0 ? CLI_OK : confirm_exit(r, &err);
+        rc = r == 0 ? CLI_OK : cli_fail_by("consent", r, &err, confirm_rules);
         break;
     }
-    case 2: {
+    case WITHDRAW: {
         int n = 0;
         r = consent_withdraw(s, pos[0], o.channel, o.purpose, o.kind, o.reason, 0, &n, &err);
         if (r == 0)
@@ -330,7 +254,7 @@ int cmd_consent(int argc, char **argv)
         rc = r == 0 ? CLI_OK : cli_fail("consent", r, &err);
         break;
     }
-    case 3: {
+    case CHECK: {
         struct consent_decision d;
         r = consent_check(s, p, pos[0], pos[1], pos[2], o.kind, 0, &d, &err);
         if (r < 0)
@@ -349,3 +273,25 @@ int cmd_consent(int argc, char **argv)
     store_close(s);
     return rc;
 }
+
+static const struct cli_option opts[] = {
+    CLI_STR("policy", struct opts, policy),
+    CLI_STR("channel", struct opts, channel),
+    CLI_STR("purpose", struct opts, purpose),
+    CLI_STR("method", struct opts, method),
+    CLI_STR("source", struct opts, source),
+    CLI_STR("text-version", struct opts, text_version),
+    CLI_STR("kind", struct opts, kind),
+    CLI_STR("reason", struct opts, reason),
+    CLI_OPT_END,
+};
+
+const struct cli_command cmd_consent = {
+    .name = "consent",
+    .summary = "record, confirm, withdraw and check consent to contact",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct opts),
+    .subs = (const char *const[]){"add", "confirm", "withdraw", "check", "list", NULL},
+};

@@ -64,13 +64,13 @@ static int field_name(const char *opt, char *out, size_t cap)
 }
 
 /* Parses options after the subcommand; positional ID goes to a->id. */
-static int parse(const char *sub, int argc, char **argv, struct args *a)
+static int parse(const struct cli_call *c, int argc, char **argv, struct args *a)
 {
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) || !arg[2]) {
             if (a->id)
-                return cli_usage_error("contact", "%s: unexpected argument '%s'", sub, arg);
+                return cli_bad(c, "unexpected argument '%s'", arg);
             a->id = arg;
             continue;
         }
@@ -78,7 +78,7 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
         const char *eq = strchr(arg, '=');
         size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
         if (nlen >= sizeof name)
-            return cli_usage_error("contact", "%s: unknown option '%s'", sub, arg);
+            return cli_bad(c, "unknown option '%s'", arg);
         memcpy(name, arg + 2, nlen);
         name[nlen] = '\0';
         static const char *const flags[] = {"json", "include-deleted", "skip-duplicate-check",
@@ -88,7 +88,7 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
             is_flag |= !strcmp(name, flags[k]);
         if (is_flag) {
             if (eq)
-                return cli_usage_error("contact", "%s: --%s takes no value", sub, name);
+                return cli_bad(c, "--%s takes no value", name);
             if (!strcmp(name, "help"))
                 return -1;
             a->json |= !strcmp(name, "json");
@@ -98,20 +98,19 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
         }
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!value)
-            return cli_usage_error("contact", "%s: --%s needs a value", sub, name);
+            return cli_bad(c, "--%s needs a value", name);
         if (!strcmp(name, "db")) {
             a->db = value;
         } else if (!strcmp(name, "version")) {
             if (cli_parse_int(value, 1, INT64_MAX, &a->version) < 0)
-                return cli_usage_error("contact",
-                                       "%s: --version: expected a positive "
-                                       "number, got '%s'",
-                                       sub, value);
+                return cli_bad(c,
+                               "--version: expected a positive "
+                               "number, got '%s'",
+                               value);
             a->have_version = 1;
         } else if (!strcmp(name, "limit")) {
             if (cli_parse_int(value, 1, STORE_LIST_MAX, &a->limit) < 0)
-                return cli_usage_error("contact", "%s: --limit: expected 1 to %d, got '%s'", sub,
-                                       STORE_LIST_MAX, value);
+                return cli_bad(c, "--limit: expected 1 to %d, got '%s'", STORE_LIST_MAX, value);
         } else if (!strcmp(name, "after")) {
             a->after = value;
         } else if (!strcmp(name, "owner")) {
@@ -120,12 +119,12 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
             a->since = value;
         } else if (!strcmp(name, "sort")) {
             if (strcmp(value, "id") && strcmp(value, "updated"))
-                return cli_usage_error("contact", "%s: --sort: expected id or updated", sub);
+                return cli_bad(c, "--sort: expected id or updated");
             a->sort_updated = !strcmp(value, "updated");
         } else if (!strcmp(name, "custom")) {
             const char *ceq = strchr(value, '=');
             if (!ceq || ceq == value)
-                return cli_usage_error("contact", "%s: --custom: expected KEY=VALUE", sub);
+                return cli_bad(c, "--custom: expected KEY=VALUE");
             json_t *custom = json_object_get(a->fields, "custom");
             if (!custom) {
                 custom = json_object();
@@ -134,20 +133,20 @@ static int parse(const char *sub, int argc, char **argv, struct args *a)
             char key[128];
             size_t klen = (size_t)(ceq - value);
             if (klen >= sizeof key)
-                return cli_usage_error("contact", "%s: --custom: key too long", sub);
+                return cli_bad(c, "--custom: key too long");
             memcpy(key, value, klen);
             key[klen] = '\0';
             json_t *v = ceq[1] ? json_string(ceq + 1) : json_null();
             if (!v)
-                return cli_usage_error("contact", "%s: --custom %s: not valid UTF-8", sub, key);
+                return cli_bad(c, "--custom %s: not valid UTF-8", key);
             json_object_set_new(custom, key, v);
         } else {
             char fname[64];
             if (field_name(name, fname, sizeof fname) < 0)
-                return cli_usage_error("contact", "%s: unknown option or field '--%s'", sub, name);
+                return cli_bad(c, "unknown option or field '--%s'", name);
             json_t *v = json_string(value);
             if (!v)
-                return cli_usage_error("contact", "%s: --%s: value is not valid UTF-8", sub, name);
+                return cli_bad(c, "--%s: value is not valid UTF-8", name);
             json_object_set_new(a->fields, fname, v);
         }
     }
@@ -183,30 +182,28 @@ static const char *s_or(json_t *rec, const char *k)
     return v ? v : "";
 }
 
-static int run(const char *sub, struct args *a)
+static int run_args(const struct cli_call *c, struct args *a)
 {
+    const char *sub = c->sub;
     int writes = strcmp(sub, "show") && strcmp(sub, "list");
     int needs_id = strcmp(sub, "add") && strcmp(sub, "list");
     if (needs_id && !a->id)
-        return cli_usage_error("contact", "%s: the contact id is missing", sub);
+        return cli_bad(c, "the contact id is missing");
     if (!needs_id && a->id)
-        return cli_usage_error("contact", "%s: unexpected argument '%s'", sub, a->id);
+        return cli_bad(c, "unexpected argument '%s'", a->id);
     if ((!strcmp(sub, "update") || !strcmp(sub, "delete")) && !a->have_version)
-        return cli_usage_error("contact", "%s: --version N is required (see 'contact show')", sub);
+        return cli_bad(c, "--version N is required (see 'contact show')");
     if (!strcmp(sub, "update") && json_object_size(a->fields) == 0)
-        return cli_usage_error("contact", "update: no fields to change");
+        return cli_bad(c, "no fields to change");
     if (strcmp(sub, "add") && strcmp(sub, "update") && json_object_size(a->fields) > 0)
-        return cli_usage_error("contact", "%s: field options are for add and update", sub);
+        return cli_bad(c, "field options are for add and update");
 
     struct store *s;
-    int rc = cli_open_store("contact", cli_db_path(a->db), writes ? 0 : DB_OPEN_READONLY, &s);
+    const char *path = cli_db_path(a->db);
+    int rc = writes ? cli_open_node("contact", path, &s)
+                    : cli_open_store("contact", path, DB_OPEN_READONLY, &s);
     if (rc != CLI_OK)
         return rc;
-    if (writes && !store_node_id(s)) {
-        store_close(s);
-        fprintf(stderr, "outpost contact: the database has no node yet; run 'outpost init'\n");
-        return CLI_FAIL;
-    }
     struct op_error err;
     op_error_clear(&err);
     json_t *rec = NULL;
@@ -253,14 +250,15 @@ static int run(const char *sub, struct args *a)
             json_decref(page);
         } else if (r == 0) {
             size_t i;
-            json_t *c;
-            json_array_foreach(rec, i, c)
+            json_t *ct;
+            json_array_foreach(rec, i, ct)
             {
                 char name[420];
-                snprintf(name, sizeof name, "%s %s", s_or(c, "given_name"), s_or(c, "family_name"));
-                printf("%s  v%-3lld %-32.32s %-28.28s %s\n", s_or(c, "id"),
-                       (long long)json_integer_value(json_object_get(c, "version")), name,
-                       s_or(c, "email"), s_or(c, "locality"));
+                snprintf(name, sizeof name, "%s %s", s_or(ct, "given_name"),
+                         s_or(ct, "family_name"));
+                printf("%s  v%-3lld %-32.32s %-28.28s %s\n", s_or(ct, "id"),
+                       (long long)json_integer_value(json_object_get(ct, "version")), name,
+                       s_or(ct, "email"), s_or(ct, "locality"));
             }
             if (next[0])
                 fprintf(stderr, "more: outpost contact list --after %s\n", next);
@@ -273,30 +271,31 @@ static int run(const char *sub, struct args *a)
     return CLI_OK;
 }
 
-int cmd_contact(int argc, char **argv)
+static int run(const struct cli_call *c)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
-    }
-    const char *sub = argv[1];
-    static const char *const subs[] = {"add", "show", "list", "update", "delete"};
-    int known = 0;
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-        known |= !strcmp(sub, subs[i]);
-    if (!known)
-        return cli_usage_error("contact",
-                               "unknown subcommand '%s' (add, show, list, update, "
-                               "delete)",
-                               sub);
     struct args a = {.fields = json_object()};
-    int rc = parse(sub, argc - 2, argv + 2, &a);
+    if (!a.fields) {
+        fprintf(stderr, "outpost contact: out of memory\n");
+        return CLI_FAIL;
+    }
+    int rc = parse(c, c->npos, c->pos, &a);
     if (rc < 0) {
         usage(stdout);
         rc = CLI_OK;
     } else if (rc == 0) {
-        rc = run(sub, &a);
+        rc = run_args(c, &a);
     }
     json_decref(a.fields);
     return rc;
 }
+
+/* Its own parser: every contact field is an option (--given-name ...),
+ * derived from the descriptor. */
+const struct cli_command cmd_contact = {
+    .name = "contact",
+    .summary = "add, show, list, update or delete contacts",
+    .run = run,
+    .usage = usage,
+    .subs = (const char *const[]){"add", "show", "list", "update", "delete", NULL},
+    .flags = CLI_OWN_PARSER,
+};

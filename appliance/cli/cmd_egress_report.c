@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -234,14 +233,7 @@ static void print_entity(const struct entity_report *er)
 static int fsync_dir_of(const char *path)
 {
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
+    cli_dir_of(path, dir, sizeof dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -275,56 +267,29 @@ static int load_policy(const char *opt, const char *db_path, const char *region,
     return CLI_OK;
 }
 
-int cmd_egress_report(int argc, char **argv)
+struct args {
+    const char *policy, *output;
+};
+
+/* Exit codes of failures after the policy loaded: the database's, never
+ * "bad input" or "not found". */
+static const struct cli_exit_rule fail_rules[] = {
+    {-EINVAL, CLI_FAIL}, {-ENOENT, CLI_FAIL}, {0, CLI_EXIT_FOR}};
+
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"policy", required_argument, NULL, 'p'},
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = NULL, *policy_file = NULL, *output = NULL;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'p':
-            if (!*optarg)
-                return cli_usage_error("egress-report", "--policy needs a file name");
-            policy_file = optarg;
-            break;
-        case 'o':
-            if (!*optarg)
-                return cli_usage_error("egress-report", "--output needs a file name");
-            output = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        default:
-            return cli_usage_error("egress-report", "unknown or incomplete option '%s'",
-                                   argv[optind - 1]);
-        }
-    }
-    if (optind != argc)
-        return cli_usage_error("egress-report", "unexpected argument '%s'", argv[optind]);
+    const struct args *a = c->args;
+    const char *policy_file = a->policy, *output = a->output;
 
     /* Opened for writing only so that a node from before pseudonymization
      * keys gets one; the walk itself only reads. */
-    const char *path = cli_db_path(db);
+    const char *path = c->db_path;
     struct store *s = NULL;
     struct op_error err;
     op_error_clear(&err);
-    int rc = store_open(path, 0, &s, &err);
-    if (rc < 0) {
-        fprintf(stderr, "outpost egress-report: %s\n", err.msg);
-        return rc == -ENOENT ? CLI_FAIL : cli_exit_for(rc);
-    }
+    int ret = cli_open_plain("egress-report", path, 0, &s);
+    if (ret != CLI_OK)
+        return ret;
     const char *region = store_region(s);
     if (!region) {
         fprintf(stderr, "outpost egress-report: %s is not initialized; run 'outpost init' first\n",
@@ -333,18 +298,17 @@ int cmd_egress_report(int argc, char **argv)
         return CLI_FAIL;
     }
     struct policy *p = NULL;
-    int ret = load_policy(policy_file, path, region, &p);
+    ret = load_policy(policy_file, path, region, &p);
     if (ret != CLI_OK) {
         store_close(s);
         return ret;
     }
     unsigned char key[EGRESS_KEY_BYTES];
-    rc = store_pseudonym_key(s, key, &err);
+    int rc = store_pseudonym_key(s, key, &err);
     if (rc < 0) {
-        ret = cli_fail("egress-report", rc, &err);
         policy_free(p);
         store_close(s);
-        return ret == CLI_BADINPUT || ret == CLI_NOTFOUND ? CLI_FAIL : ret;
+        return cli_fail_by("egress-report", rc, &err, fail_rules);
     }
 
     struct run r = {.s = s, .p = p, .key = key, .now_ms = (int64_t)time(NULL) * 1000};
@@ -463,9 +427,23 @@ done:
         free(reports[i].rows);
     policy_free(p);
     store_close(s);
-    if (rc < 0) {
-        ret = cli_fail("egress-report", rc, &r.err);
-        return ret == CLI_BADINPUT || ret == CLI_NOTFOUND ? CLI_FAIL : ret;
-    }
+    if (rc < 0)
+        return cli_fail_by("egress-report", rc, &r.err, fail_rules);
     return CLI_OK;
 }
+
+static const struct cli_option opts[] = {
+    CLI_FILE("policy", struct args, policy),
+    CLI_FILE("output", struct args, output),
+    CLI_OPT_END,
+};
+
+const struct cli_command cmd_egress_report = {
+    .name = "egress-report",
+    .summary = "dry run: what would leave the node under the policy",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+    .flags = CLI_NO_ARGS,
+};

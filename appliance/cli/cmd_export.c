@@ -5,7 +5,6 @@
  * progress on a terminal and maps the outcome to an exit code.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,60 +36,26 @@ static void on_progress(void *ctx, uint64_t n)
     cli_progress_tick(ctx, n);
 }
 
-int cmd_export(int argc, char **argv)
+struct args {
+    int format; /* EXPORTER_CSV, EXPORTER_VCARD: the order of the choices */
+    const char *output;
+    int include_deleted, with_meta;
+};
+
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"format", required_argument, NULL, 'f'},
-        {"output", required_argument, NULL, 'o'},
-        {"include-deleted", no_argument, NULL, 'D'},
-        {"with-meta", no_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const struct args *a = c->args;
+    const char *output = a->output;
+    struct exporter_opts o = {
+        .format = a->format == 1 ? EXPORTER_VCARD : EXPORTER_CSV,
+        .include_deleted = a->include_deleted,
+        .with_meta = a->with_meta,
     };
-    const char *db = NULL, *output = NULL;
-    struct exporter_opts o = {.format = EXPORTER_CSV};
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'f':
-            if (!strcmp(optarg, "csv"))
-                o.format = EXPORTER_CSV;
-            else if (!strcmp(optarg, "vcard"))
-                o.format = EXPORTER_VCARD;
-            else
-                return cli_usage_error("export", "unknown format '%s' (csv or vcard)", optarg);
-            break;
-        case 'o':
-            if (!*optarg)
-                return cli_usage_error("export", "--output needs a file name");
-            output = optarg;
-            break;
-        case 'D':
-            o.include_deleted = 1;
-            break;
-        case 'm':
-            o.with_meta = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        default:
-            return cli_usage_error("export", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("export", "unexpected argument '%s'", argv[optind]);
     if (o.with_meta && o.format != EXPORTER_CSV)
-        return cli_usage_error("export", "--with-meta applies to CSV only");
+        return cli_bad(c, "--with-meta applies to CSV only");
 
     struct store *s;
-    int ret = cli_open_store("export", cli_db_path(db), DB_OPEN_READONLY, &s);
+    int ret = cli_open_store("export", c->db_path, DB_OPEN_READONLY, &s);
     if (ret != CLI_OK)
         return ret;
 
@@ -114,10 +79,28 @@ int cmd_export(int argc, char **argv)
     cli_progress_done(&progress);
     store_close(s);
     if (rc < 0) {
-        fprintf(stderr, "outpost export: %s\n", err.msg[0] ? err.msg : strerror(-rc));
-        return rc == -EINVAL ? CLI_USAGE : CLI_FAIL;
+        static const struct cli_exit_rule rules[] = {{-EINVAL, CLI_USAGE}, {0, CLI_FAIL}};
+        return cli_fail_by("export", rc, &err, rules);
     }
     if (output)
         printf("exported %" PRIu64 " contacts to %s\n", n, output);
     return CLI_OK;
 }
+
+static const struct cli_option opts[] = {
+    CLI_CHOICE("format", struct args, format, "csv", "vcard"),
+    CLI_FILE("output", struct args, output),
+    CLI_FLAG("include-deleted", struct args, include_deleted),
+    CLI_FLAG("with-meta", struct args, with_meta),
+    CLI_OPT_END,
+};
+
+const struct cli_command cmd_export = {
+    .name = "export",
+    .summary = "export contacts as CSV or vCard 4.0",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+    .flags = CLI_NO_ARGS,
+};

@@ -6,7 +6,6 @@
  * exit code.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,46 +58,22 @@ static void on_progress(void *ctx, uint64_t rows)
     cli_progress_tick(&ui->progress, rows);
 }
 
-int cmd_import(int argc, char **argv)
+struct args {
+    int dry_run, skip_dup;
+};
+
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"dry-run", no_argument, NULL, 'n'},
-        {"skip-duplicate-check", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = NULL;
-    unsigned flags = 0;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'n':
-            flags |= IMPORTER_DRY_RUN;
-            break;
-        case 's':
-            flags |= IMPORTER_SKIP_DUP_CHECK;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        default:
-            return cli_usage_error("import", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind >= argc)
-        return cli_usage_error("import", "which file? give the CSV file to import");
-    if (argc - optind > 1)
-        return cli_usage_error("import", "unexpected argument '%s' (one file at a time)",
-                               argv[optind + 1]);
-    const char *file = argv[optind];
+    const struct args *a = c->args;
+    unsigned flags =
+        (a->dry_run ? IMPORTER_DRY_RUN : 0) | (a->skip_dup ? IMPORTER_SKIP_DUP_CHECK : 0);
+    if (c->npos < 1)
+        return cli_bad(c, "which file? give the CSV file to import");
+    if (c->npos > 1)
+        return cli_bad(c, "unexpected argument '%s' (one file at a time)", c->pos[1]);
+    const char *file = c->pos[0];
     if (!*file)
-        return cli_usage_error("import", "empty file name");
+        return cli_bad(c, "empty file name");
 
     FILE *in = stdin;
     const char *name = file;
@@ -119,7 +94,7 @@ int cmd_import(int argc, char **argv)
     }
 
     struct store *s;
-    int ret = cli_open_store("import", cli_db_path(db), 0, &s);
+    int ret = cli_open_store("import", c->db_path, 0, &s);
     if (ret != CLI_OK) {
         if (in != stdin)
             fclose(in);
@@ -127,7 +102,7 @@ int cmd_import(int argc, char **argv)
     }
     if (!store_node_id(s)) {
         fprintf(stderr, "outpost import: %s is not initialized; run 'outpost init' first\n",
-                cli_db_path(db));
+                c->db_path);
         store_close(s);
         if (in != stdin)
             fclose(in);
@@ -180,3 +155,18 @@ int cmd_import(int argc, char **argv)
         printf("imported %" PRIu64 " contacts from %s%s\n", res.imported, name, skipped);
     return CLI_OK;
 }
+
+static const struct cli_option opts[] = {
+    CLI_FLAG("dry-run", struct args, dry_run),
+    CLI_FLAG("skip-duplicate-check", struct args, skip_dup),
+    CLI_OPT_END,
+};
+
+const struct cli_command cmd_import = {
+    .name = "import",
+    .summary = "import contacts from an RFC 4180 CSV file",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+};

@@ -1,6 +1,5 @@
 /* `outpost init`: create a node database for a region. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -23,52 +22,27 @@ static void usage(FILE *out)
             list, CLI_DEFAULT_DB);
 }
 
-int cmd_init(int argc, char **argv)
+struct args {
+    const char *region, *tls_hosts;
+};
+
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"region", required_argument, NULL, 'r'},
-        {"tls-hosts", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = NULL, *region = NULL, *tls_hosts = NULL;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'r':
-            region = optarg;
-            break;
-        case 't':
-            tls_hosts = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        default:
-            return cli_usage_error("init", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("init", "unexpected argument '%s'", argv[optind]);
+    const struct args *a = c->args;
+    const char *region = a->region, *tls_hosts = a->tls_hosts;
     if (!region)
-        return cli_usage_error("init", "--region is required");
+        return cli_bad(c, "--region is required");
     if (!region_find(region)) {
         char list[256];
         region_list(list, sizeof list);
-        return cli_usage_error("init", "unknown region '%s' (known: %s)", region, list);
+        return cli_bad(c, "unknown region '%s' (known: %s)", region, list);
     }
     struct node_cert_hosts hosts;
     struct op_error herr;
     op_error_clear(&herr);
     if (tls_hosts && node_cert_parse_hosts(tls_hosts, &hosts, &herr) < 0)
-        return cli_usage_error("init", "--tls-hosts: %s", herr.msg);
-    const char *path = cli_db_path(db);
+        return cli_bad(c, "--tls-hosts: %s", herr.msg);
+    const char *path = c->db_path;
     struct stat sb;
     int existed = stat(path, &sb) == 0;
     struct store *s;
@@ -80,19 +54,31 @@ int cmd_init(int argc, char **argv)
     int r = store_init_node(s, region, &err);
     if (r < 0) {
         store_close(s);
-        if (r == -EEXIST)
-            fprintf(stderr, "outpost init: %s: %s\n", path, err.msg);
-        else
-            fprintf(stderr, "outpost init: %s\n", err.msg);
-        return r == -EEXIST ? CLI_CONFLICT : cli_exit_for(r);
+        if (r != -EEXIST)
+            return cli_fail("init", r, &err);
+        fprintf(stderr, "outpost init: %s: %s\n", path, err.msg);
+        return CLI_CONFLICT;
     }
     printf("%s node %s for region %s in %s (schema v%d)\n", existed ? "initialized" : "created",
            store_node_id(s), store_region(s), path, db_latest_version());
     store_close(s);
-    if (tls_hosts) {
-        char *cert_argv[] = {"cert", "create",     "--hosts", (char *)tls_hosts,
-                             "--db", (char *)path, NULL};
-        return cmd_cert(6, cert_argv);
-    }
+    if (tls_hosts)
+        return cmd_cert_create(path, tls_hosts);
     return CLI_OK;
 }
+
+static const struct cli_option opts[] = {
+    CLI_STR("region", struct args, region),
+    CLI_STR("tls-hosts", struct args, tls_hosts),
+    CLI_OPT_END,
+};
+
+const struct cli_command cmd_init = {
+    .name = "init",
+    .summary = "create a node database for a region",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+    .flags = CLI_IN_ORDER | CLI_NO_ARGS,
+};

@@ -7,7 +7,6 @@
  * (appliance/policy_change).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,8 +200,9 @@ static int do_diff(const char *path, const char *file)
     if (file) {
         rc = policy_change_load_file(file, cur->region, &p, &err);
         if (rc < 0) {
-            ret = rc == -EINVAL || rc == -EFBIG ? CLI_BADINPUT : CLI_FAIL;
-            fprintf(stderr, "outpost policy diff: %s\n", err.msg);
+            static const struct cli_exit_rule rules[] = {
+                {-EINVAL, CLI_BADINPUT}, {-EFBIG, CLI_BADINPUT}, {0, CLI_FAIL}};
+            ret = cli_fail_by("policy diff", rc, &err, rules);
             goto out;
         }
     } else {
@@ -300,53 +300,42 @@ static int do_accept(const char *path, const char *hash)
     return CLI_OK;
 }
 
-int cmd_policy(int argc, char **argv)
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = NULL;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        default:
-            return cli_usage_error("policy", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    int n = argc - optind;
-    const char *sub = n > 0 ? argv[optind] : NULL;
-    const char *path = cli_db_path(db);
+    int n = c->npos;
+    char **argv = c->pos;
+    const char *sub = n > 0 ? argv[0] : NULL;
+    const char *path = c->db_path;
     if (!sub)
-        return cli_usage_error("policy", "expected 'show', 'diff' or 'accept'");
+        return cli_bad(c, "expected 'show', 'diff' or 'accept'");
     if (!strcmp(sub, "show")) {
         if (n != 1)
-            return cli_usage_error("policy", "show takes no arguments");
+            return cli_bad(c, "show takes no arguments");
         return do_show(path);
     }
     if (!strcmp(sub, "diff")) {
         if (n > 2)
-            return cli_usage_error("policy", "diff takes at most one FILE");
-        return do_diff(path, n == 2 ? argv[optind + 1] : NULL);
+            return cli_bad(c, "diff takes at most one FILE");
+        return do_diff(path, n == 2 ? argv[1] : NULL);
     }
     if (!strcmp(sub, "accept")) {
         if (n != 2)
-            return cli_usage_error("policy", "accept needs the HASH of the waiting policy");
-        if (!is_hash(argv[optind + 1]))
-            return cli_usage_error("policy",
-                                   "'%.80s' is not a policy hash: 64 hex digits, as 'outpost "
-                                   "policy show' prints it",
-                                   argv[optind + 1]);
-        return do_accept(path, argv[optind + 1]);
+            return cli_bad(c, "accept needs the HASH of the waiting policy");
+        if (!is_hash(argv[1]))
+            return cli_bad(c,
+                           "'%.80s' is not a policy hash: 64 hex digits, as 'outpost "
+                           "policy show' prints it",
+                           argv[1]);
+        return do_accept(path, argv[1]);
     }
-    return cli_usage_error("policy", "unknown subcommand '%s' (show, diff or accept)", sub);
+    return cli_bad(c, "unknown subcommand '%s' (show, diff or accept)", sub);
 }
+
+/* show, diff and accept are arguments, not subcommands: options may come
+ * first ("outpost policy --db x show"). */
+const struct cli_command cmd_policy = {
+    .name = "policy",
+    .summary = "the region policy in force; accept a policy from HQ that loosens it",
+    .run = run,
+    .usage = usage,
+};

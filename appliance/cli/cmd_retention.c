@@ -5,14 +5,13 @@
  * for an operator who wants it done or previewed at once.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "db.h"
+#include "hlc.h"
 #include "retention.h"
 
 static void usage(FILE *out)
@@ -30,49 +29,20 @@ static void usage(FILE *out)
             CLI_DEFAULT_DB, RETENTION_BATCH_MAX, RETENTION_BATCH_DEFAULT);
 }
 
-int cmd_retention(int argc, char **argv)
+struct args {
+    int dry_run;
+    int64_t batch;
+};
+
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"dry-run", no_argument, NULL, 'n'},
-        {"batch", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = NULL;
-    struct retention_options o = {0};
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'n':
-            o.dry_run = 1;
-            break;
-        case 'b': {
-            int64_t v;
-            if (cli_parse_int(optarg, 1, RETENTION_BATCH_MAX, &v) < 0)
-                return cli_usage_error("retention", "--batch: expected 1 to %d, got '%s'",
-                                       RETENTION_BATCH_MAX, optarg);
-            o.batch = (unsigned)v;
-            break;
-        }
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        default:
-            return cli_usage_error("retention", "unknown or incomplete option '%s'",
-                                   argv[optind - 1]);
-        }
-    }
-    if (argc - optind != 1 || strcmp(argv[optind], "run"))
-        return cli_usage_error("retention", "expected 'run'");
+    const struct args *a = c->args;
+    struct retention_options o = {.dry_run = a->dry_run, .batch = (unsigned)a->batch};
+    if (c->npos != 1 || strcmp(c->pos[0], "run"))
+        return cli_bad(c, "expected 'run'");
 
     struct store *s;
-    int ret = cli_open_store("retention", cli_db_path(db), 0, &s);
+    int ret = cli_open_store("retention", c->db_path, 0, &s);
     if (ret != CLI_OK)
         return ret;
     const struct policy *p = store_policy(s);
@@ -82,9 +52,7 @@ int cmd_retention(int argc, char **argv)
         store_close(s);
         return CLI_OK;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t now = hlc_wall_ms(NULL);
     struct retention_report rep;
     struct op_error err;
     op_error_clear(&err);
@@ -104,3 +72,18 @@ int cmd_retention(int argc, char **argv)
         printf("%s %" PRIu64 " records\n", o.dry_run ? "would purge" : "purged", rep.total);
     return CLI_OK;
 }
+
+static const struct cli_option opts[] = {
+    CLI_FLAG("dry-run", struct args, dry_run),
+    CLI_INT("batch", struct args, batch, 1, RETENTION_BATCH_MAX),
+    CLI_OPT_END,
+};
+
+const struct cli_command cmd_retention = {
+    .name = "retention",
+    .summary = "purge records past the region policy's retention limits",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+};

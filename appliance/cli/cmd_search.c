@@ -1,5 +1,4 @@
 /* `outpost search TEXT`: full-text search over contacts and organizations. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,66 +15,40 @@ static void usage(FILE *out)
                  "  --json     print the hits as a JSON array with the full records\n");
 }
 
-int cmd_search(int argc, char **argv)
+struct args {
+    int64_t limit;
+    int json;
+};
+
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"limit", required_argument, NULL, 'l'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = NULL;
-    int64_t limit = 20;
-    int json_out = 0, c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'l':
-            if (cli_parse_int(optarg, 1, STORE_SEARCH_MAX, &limit) < 0)
-                return cli_usage_error("search", "--limit: expected 1 to %d, got '%s'",
-                                       STORE_SEARCH_MAX, optarg);
-            break;
-        case 'j':
-            json_out = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        default:
-            return cli_usage_error("search", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind >= argc)
-        return cli_usage_error("search", "what to search for is missing");
+    const struct args *a = c->args;
+    if (c->npos < 1)
+        return cli_bad(c, "what to search for is missing");
     char text[1024] = "";
     size_t o = 0;
-    for (int i = optind; i < argc; i++) {
-        size_t len = strlen(argv[i]);
+    for (int i = 0; i < c->npos; i++) {
+        size_t len = strlen(c->pos[i]);
         if (o + len + 2 > sizeof text)
-            return cli_usage_error("search", "search text too long");
+            return cli_bad(c, "search text too long");
         if (o)
             text[o++] = ' ';
-        memcpy(text + o, argv[i], len + 1);
+        memcpy(text + o, c->pos[i], len + 1);
         o += len;
     }
     struct store *s;
-    int rc = cli_open_store("search", cli_db_path(db), DB_OPEN_READONLY, &s);
+    int rc = cli_open_store("search", c->db_path, DB_OPEN_READONLY, &s);
     if (rc != CLI_OK)
         return rc;
     struct op_error err;
     op_error_clear(&err);
     json_t *hits;
-    int r = store_search(s, text, (int)limit, &hits, &err);
+    int r = store_search(s, text, a->limit ? (int)a->limit : 20, &hits, &err);
     if (r < 0) {
         store_close(s);
         return cli_fail("search", r, &err);
     }
-    if (json_out) {
+    if (a->json) {
         size_t i;
         json_t *h;
         json_array_foreach(hits, i, h) json_object_del(h, "rank");
@@ -97,3 +70,20 @@ int cmd_search(int argc, char **argv)
     store_close(s);
     return CLI_OK;
 }
+
+static const struct cli_option opts[] = {
+    CLI_INT("limit", struct args, limit, 1, STORE_SEARCH_MAX),
+    CLI_FLAG("json", struct args, json),
+    CLI_OPT_END,
+};
+
+/* In order: the words after TEXT are TEXT too ("search foo --json"). */
+const struct cli_command cmd_search = {
+    .name = "search",
+    .summary = "full-text search over contacts and organizations",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+    .flags = CLI_IN_ORDER,
+};

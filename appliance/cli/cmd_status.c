@@ -7,7 +7,6 @@
  * Read-only; needs no credentials.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 
 #include "cli.h"
 #include "db.h"
+#include "hlc.h"
 #include "policy_change.h"
 #include "sync_ledger.h"
 
@@ -43,13 +43,6 @@ static void usage(FILE *out)
             "  --db PATH  node database (default: $OUTPOST_DB, else %s)\n"
             "  --json     one JSON object instead of lines\n",
             CLI_DEFAULT_DB);
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* "42s", "5m", "3h", "2d" */
@@ -190,37 +183,14 @@ static int read_pending(const char *path, struct pending *out)
     return 0;
 }
 
-int cmd_status(int argc, char **argv)
+struct args {
+    int json;
+};
+
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db_opt = NULL;
-    int json = 0;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db_opt = optarg;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        default:
-            return cli_usage_error("status", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind != argc)
-        return cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
-    const char *path = cli_db_path(db_opt);
+    const struct args *a = c->args;
+    const char *path = c->db_path;
     struct sync_status s;
     struct op_error err;
     op_error_clear(&err);
@@ -232,9 +202,24 @@ int cmd_status(int argc, char **argv)
     struct pending pp = {0};
     if (read_pending(path, &pp) < 0)
         return CLI_FAIL;
-    int64_t now = wall_ms();
-    if (json)
+    int64_t now = (int64_t)hlc_wall_ms(NULL);
+    if (a->json)
         return print_json(&s, &pp, now);
     print_lines(&s, &pp, now);
     return CLI_OK;
 }
+
+static const struct cli_option opts[] = {
+    CLI_FLAG("json", struct args, json),
+    CLI_OPT_END,
+};
+
+const struct cli_command cmd_status = {
+    .name = "status",
+    .summary = "sync to HQ: backlog, spool, last sync, goodput, errors",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+    .flags = CLI_NO_ARGS,
+};

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 
 #include "cli.h"
 #include "db.h"
+#include "hlc.h"
 #include "subject.h"
 
 static void usage(FILE *out)
@@ -39,13 +39,6 @@ static void usage(FILE *out)
             "  --yes           do not ask\n\n"
             "Exit status: 0 ok, 1 failed, 2 usage, 5 no such contact.\n",
             CLI_DEFAULT_DB);
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static int write_doc(json_t *doc, int csv, FILE *f, struct op_error *err)
@@ -100,66 +93,32 @@ static int confirm(const char *id)
     return !strcmp(line, "erase");
 }
 
-int cmd_subject(int argc, char **argv)
+struct args {
+    int csv; /* the index of the format: json, csv */
+    const char *output, *reason;
+    int yes;
+};
+
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"format", required_argument, NULL, 'f'},
-        {"output", required_argument, NULL, 'o'},
-        {"reason", required_argument, NULL, 'r'},
-        {"yes", no_argument, NULL, 'y'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = NULL, *output = NULL, *reason = NULL;
-    int csv = 0, yes = 0, c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'f':
-            if (!strcmp(optarg, "csv"))
-                csv = 1;
-            else if (strcmp(optarg, "json"))
-                return cli_usage_error("subject", "unknown format '%s' (json or csv)", optarg);
-            break;
-        case 'o':
-            if (!*optarg)
-                return cli_usage_error("subject", "--output needs a file name");
-            output = optarg;
-            break;
-        case 'r':
-            reason = optarg;
-            break;
-        case 'y':
-            yes = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        default:
-            return cli_usage_error("subject", "unknown or incomplete option '%s'",
-                                   argv[optind - 1]);
-        }
-    }
-    if (argc - optind != 2)
-        return cli_usage_error("subject", "expected 'export ID' or 'erase ID'");
-    const char *verb = argv[optind], *id = argv[optind + 1];
+    const struct args *a = c->args;
+    const char *output = a->output, *reason = a->reason;
+    int csv = a->csv, yes = a->yes;
+    if (c->npos != 2)
+        return cli_bad(c, "expected 'export ID' or 'erase ID'");
+    const char *verb = c->pos[0], *id = c->pos[1];
     int erase = !strcmp(verb, "erase");
     if (!erase && strcmp(verb, "export"))
-        return cli_usage_error("subject", "unknown subcommand '%s' (export or erase)", verb);
+        return cli_bad(c, "unknown subcommand '%s' (export or erase)", verb);
     if (erase && (output || csv))
-        return cli_usage_error("subject", "--format and --output apply to export only");
+        return cli_bad(c, "--format and --output apply to export only");
     if (!erase && (reason || yes))
-        return cli_usage_error("subject", "--reason and --yes apply to erase only");
+        return cli_bad(c, "--reason and --yes apply to erase only");
     if (reason && strlen(reason) > SUBJECT_REASON_MAX)
-        return cli_usage_error("subject", "--reason: longer than %d bytes", SUBJECT_REASON_MAX);
+        return cli_bad(c, "--reason: longer than %d bytes", SUBJECT_REASON_MAX);
 
     struct store *s;
-    int ret = cli_open_store(erase ? "subject erase" : "subject export", cli_db_path(db),
+    int ret = cli_open_store(erase ? "subject erase" : "subject export", c->db_path,
                              erase ? 0 : DB_OPEN_READONLY, &s);
     if (ret != CLI_OK)
         return ret;
@@ -168,7 +127,7 @@ int cmd_subject(int argc, char **argv)
     int rc;
     if (!erase) {
         json_t *doc = NULL;
-        rc = subject_export(s, id, wall_ms(), &doc, &err);
+        rc = subject_export(s, id, hlc_wall_ms(NULL), &doc, &err);
         if (rc == 0)
             rc = output ? write_file(doc, csv, output, &err) : write_doc(doc, csv, stdout, &err);
         json_decref(doc);
@@ -192,7 +151,7 @@ int cmd_subject(int argc, char **argv)
         return CLI_FAIL;
     }
     struct subject_erase_report rep;
-    rc = subject_erase(s, id, reason, wall_ms(), &rep, &err);
+    rc = subject_erase(s, id, reason, hlc_wall_ms(NULL), &rep, &err);
     store_close(s);
     if (rc < 0)
         return cli_fail("subject erase", rc, &err);
@@ -208,3 +167,22 @@ int cmd_subject(int argc, char **argv)
     printf("; %u addresses suppressed; queued for HQ\n", rep.suppressed);
     return CLI_OK;
 }
+
+static const struct cli_option opts[] = {
+    CLI_CHOICE("format", struct args, csv, "json", "csv"),
+    CLI_FILE("output", struct args, output),
+    CLI_STR("reason", struct args, reason),
+    CLI_FLAG("yes", struct args, yes),
+    CLI_OPT_END,
+};
+
+/* export and erase are arguments, not subcommands: options may come first
+ * ("outpost subject --db x export ID"). */
+const struct cli_command cmd_subject = {
+    .name = "subject",
+    .summary = "export or erase everything held about one person",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+};

@@ -4,7 +4,6 @@
  * works), and never again: the node keeps only its SHA-256.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,77 +60,36 @@ static int print_token(void *ctx, const struct auth_token_info *t)
     return 0;
 }
 
-int cmd_token(int argc, char **argv)
+struct args {
+    const char *user, *label, *expires;
+};
+
+enum { CREATE, LIST, REVOKE };
+
+static int run(const struct cli_call *c)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},    {"user", required_argument, NULL, 'u'},
-        {"label", required_argument, NULL, 'l'}, {"expires-days", required_argument, NULL, 'e'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
-    };
-    if (argc < 2) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-        usage(stdout);
-        return CLI_OK;
-    }
-    if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke"))
-        return cli_usage_error("token", "unknown subcommand '%s' (create, list, revoke)", sub);
-    const char *db = NULL, *user = NULL, *label = NULL, *expires = NULL;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'u':
-            user = optarg;
-            break;
-        case 'l':
-            label = optarg;
-            break;
-        case 'e':
-            expires = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        case ':':
-            return cli_usage_error("token", "%s: %s needs a value", sub, argv[optind]);
-        default:
-            return cli_usage_error("token", "%s: unknown option '%s'", sub, argv[optind]);
-        }
-    }
-    int npos = argc - 1 - optind;
-    int is_revoke = !strcmp(sub, "revoke"), is_create = !strcmp(sub, "create");
-    if (is_revoke && npos == 0)
-        return cli_usage_error("token", "revoke: the token ID is missing (see 'token list')");
-    if (npos > is_revoke)
-        return cli_usage_error("token", "%s: unexpected argument '%s'", sub,
-                               argv[1 + optind + is_revoke]);
+    const struct args *o = c->args;
+    const char *user = o->user, *label = o->label, *expires = o->expires;
+    int is_revoke = c->isub == REVOKE, is_create = c->isub == CREATE;
+    if (is_revoke && c->npos == 0)
+        return cli_bad(c, "the token ID is missing (see 'token list')");
+    if (c->npos > is_revoke)
+        return cli_bad(c, "unexpected argument '%s'", c->pos[is_revoke]);
     if (!is_create && (label || expires))
-        return cli_usage_error("token", "%s: --label and --expires-days are for create", sub);
+        return cli_bad(c, "--label and --expires-days are for create");
     if (is_revoke && user)
-        return cli_usage_error("token", "revoke: takes an ID, not --user");
+        return cli_bad(c, "takes an ID, not --user");
     if (is_create && !user)
-        return cli_usage_error("token", "create: --user NAME is required");
+        return cli_bad(c, "--user NAME is required");
     int64_t days = 0, id = 0;
     if (expires && cli_parse_int(expires, 1, AUTH_TOKEN_DAYS_MAX, &days) < 0)
-        return cli_usage_error("token", "create: --expires-days: expected 1 to %d, got '%s'",
-                               AUTH_TOKEN_DAYS_MAX, expires);
-    if (is_revoke && cli_parse_int(argv[1 + optind], 1, INT64_MAX, &id) < 0)
-        return cli_usage_error("token",
-                               "revoke: expected a token ID (a number from 'token "
-                               "list'), got '%s'",
-                               argv[1 + optind]);
+        return cli_bad(c, "--expires-days: expected 1 to %d, got '%s'", AUTH_TOKEN_DAYS_MAX,
+                       expires);
+    if (is_revoke && cli_parse_int(c->pos[0], 1, INT64_MAX, &id) < 0)
+        return cli_bad(c, "expected a token ID (a number from 'token list'), got '%s'", c->pos[0]);
 
     struct store *s;
-    int rc =
-        cli_open_store("token", cli_db_path(db), is_create || is_revoke ? 0 : DB_OPEN_READONLY, &s);
+    int rc = cli_open_store("token", c->db_path, is_create || is_revoke ? 0 : DB_OPEN_READONLY, &s);
     if (rc != CLI_OK)
         return rc;
     struct op_error err;
@@ -173,3 +131,20 @@ int cmd_token(int argc, char **argv)
     store_close(s);
     return rc;
 }
+
+static const struct cli_option opts[] = {
+    CLI_STR("user", struct args, user),
+    CLI_STR("label", struct args, label),
+    CLI_STR("expires-days", struct args, expires),
+    CLI_OPT_END,
+};
+
+const struct cli_command cmd_token = {
+    .name = "token",
+    .summary = "create, list or revoke API tokens for scripts",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+    .subs = (const char *const[]){"create", "list", "revoke", NULL},
+};

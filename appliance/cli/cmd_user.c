@@ -6,7 +6,6 @@
  * line, where shell history and `ps` would keep them.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,32 +172,38 @@ struct args {
     int password_stdin;
 };
 
-static int open_writable(struct store **s, const char *db)
+/* A change to one user: the store, an auth context over it, and the user
+ * looked up by name before anything is asked (found: auth_user_find's
+ * result, -ENOENT when there is no such user). */
+struct user_op {
+    struct store *s;
+    struct auth *a;
+    struct op_error err;
+    char id[AUTH_ID_LEN];
+    int disabled;
+    int found;
+};
+
+static int op_begin(const struct args *x, struct user_op *u)
 {
-    int rc = cli_open_store("user", cli_db_path(db), 0, s);
+    memset(u, 0, sizeof *u);
+    op_error_clear(&u->err);
+    int rc = cli_open_node("user", x->db, &u->s);
     if (rc != CLI_OK)
         return rc;
-    if (!store_node_id(*s)) {
-        store_close(*s);
-        fprintf(stderr, "outpost user: the database has no node yet; run 'outpost init'\n");
-        return CLI_FAIL;
+    if (auth_new(u->s, &u->a, &u->err) < 0) {
+        store_close(u->s);
+        return cli_fail("user", -ENOMEM, &u->err);
     }
+    u->found = auth_user_find(u->a, x->name, u->id, NULL, &u->disabled, &u->err);
     return CLI_OK;
 }
 
-/* Opens the store and an auth context over it for a write. */
-static int open_auth(const char *db, struct store **s, struct auth **a)
+static int op_end(struct user_op *u, int rc)
 {
-    int rc = open_writable(s, db);
-    if (rc != CLI_OK)
-        return rc;
-    struct op_error err;
-    op_error_clear(&err);
-    if (auth_new(*s, a, &err) < 0) {
-        store_close(*s);
-        return cli_fail("user", -ENOMEM, &err);
-    }
-    return CLI_OK;
+    auth_free(u->a);
+    store_close(u->s);
+    return rc;
 }
 
 static int user_add(struct args *x)
@@ -217,92 +222,73 @@ static int user_add(struct args *x)
         fprintf(stderr, "outpost user: %s\n", err.msg);
         return CLI_BADINPUT;
     }
-    struct store *s;
-    struct auth *a;
-    int rc = open_auth(x->db, &s, &a);
+    struct user_op u;
+    int rc = op_begin(x, &u);
     if (rc != CLI_OK)
         return rc;
     /* Refuse a taken name before asking for a password. */
-    char id[AUTH_ID_LEN];
-    int r = auth_user_find(a, x->name, id, NULL, NULL, &err);
     char pw[PW_BUF];
-    if (r == 0) {
+    if (u.found == 0) {
         fprintf(stderr, "outpost user: a user named '%s' already exists\n", x->name);
         rc = CLI_CONFLICT;
-    } else if (r != -ENOENT) {
-        rc = cli_fail("user", r, &err);
+    } else if (u.found != -ENOENT) {
+        rc = cli_fail("user", u.found, &u.err);
     } else if ((rc = get_password(x->name, x->password_stdin, pw)) == CLI_OK) {
-        op_error_clear(&err);
-        r = auth_user_create(a, x->name, role, x->display_name, pw, id, &err);
+        op_error_clear(&u.err);
+        int r = auth_user_create(u.a, x->name, role, x->display_name, pw, u.id, &u.err);
         if (r < 0)
-            rc = cli_fail("user", r, &err);
+            rc = cli_fail("user", r, &u.err);
         else
-            printf("created user %s (role %s, id %s)\n", x->name, auth_role_name(role), id);
+            printf("created user %s (role %s, id %s)\n", x->name, auth_role_name(role), u.id);
     }
     explicit_bzero(pw, sizeof pw);
-    auth_free(a);
-    store_close(s);
-    return rc;
+    return op_end(&u, rc);
 }
 
 static int user_passwd(struct args *x)
 {
-    struct store *s;
-    struct auth *a;
-    int rc = open_auth(x->db, &s, &a);
+    struct user_op u;
+    int rc = op_begin(x, &u);
     if (rc != CLI_OK)
         return rc;
-    struct op_error err;
-    op_error_clear(&err);
-    char id[AUTH_ID_LEN];
     /* Refuse an unknown name before asking for a password for it. */
-    int r = auth_user_find(a, x->name, id, NULL, NULL, &err);
     char pw[PW_BUF];
-    if (r < 0) {
-        rc = cli_fail("user", r, &err);
+    if (u.found < 0) {
+        rc = cli_fail("user", u.found, &u.err);
     } else if ((rc = get_password(x->name, x->password_stdin, pw)) == CLI_OK) {
-        r = auth_user_set_password(a, x->name, pw, &err);
+        int r = auth_user_set_password(u.a, x->name, pw, &u.err);
         if (r < 0)
-            rc = cli_fail("user", r, &err);
+            rc = cli_fail("user", r, &u.err);
         else
             printf("changed the password of %s; their open sessions were ended\n", x->name);
     }
     explicit_bzero(pw, sizeof pw);
-    auth_free(a);
-    store_close(s);
-    return rc;
+    return op_end(&u, rc);
 }
 
 static int user_set_disabled(struct args *x, int disable)
 {
-    struct store *s;
-    struct auth *a;
-    int rc = open_auth(x->db, &s, &a);
+    struct user_op u;
+    int rc = op_begin(x, &u);
     if (rc != CLI_OK)
         return rc;
-    struct op_error err;
-    op_error_clear(&err);
-    char id[AUTH_ID_LEN];
-    int was = 0;
-    int r = auth_user_find(a, x->name, id, NULL, &was, &err);
-    if (r == 0 && was == disable)
+    int r = u.found;
+    if (r == 0 && u.disabled == disable)
         printf("user %s is already %s\n", x->name, disable ? "disabled" : "enabled");
     else if (r == 0)
-        r = auth_user_set_disabled(a, x->name, disable, &err);
+        r = auth_user_set_disabled(u.a, x->name, disable, &u.err);
     if (r < 0)
-        rc = cli_fail("user", r, &err);
-    else if (was != disable)
+        rc = cli_fail("user", r, &u.err);
+    else if (u.disabled != disable)
         printf(disable ? "disabled user %s; their open sessions were ended\n" : "enabled user %s\n",
                x->name);
-    auth_free(a);
-    store_close(s);
-    return rc;
+    return op_end(&u, rc);
 }
 
 static int user_list(struct args *x)
 {
     struct store *s;
-    int rc = cli_open_store("user", cli_db_path(x->db), DB_OPEN_READONLY, &s);
+    int rc = cli_open_store("user", x->db, DB_OPEN_READONLY, &s);
     if (rc != CLI_OK)
         return rc;
     struct op_error err;
@@ -340,90 +326,54 @@ static int user_list(struct args *x)
     return CLI_OK;
 }
 
-int cmd_user(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"role", required_argument, NULL, 'r'},
-        {"display-name", required_argument, NULL, 'n'},
-        {"password-stdin", no_argument, NULL, 's'},
-        {"password", optional_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    if (argc < 2) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-        usage(stdout);
-        return CLI_OK;
-    }
-    static const char *const subs[] = {"add", "passwd", "disable", "enable", "list"};
-    int known = 0;
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-        known |= !strcmp(sub, subs[i]);
-    if (!known)
-        return cli_usage_error("user",
-                               "unknown subcommand '%s' (add, passwd, disable, "
-                               "enable, list)",
-                               sub);
-    struct args x = {0};
-    int c;
-    optind = 0;
-    opterr = 0;
-    /* Options may come before or after NAME (getopt permutes argv). */
-    while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            x.db = optarg;
-            break;
-        case 'r':
-            x.role = optarg;
-            break;
-        case 'n':
-            x.display_name = optarg;
-            break;
-        case 's':
-            x.password_stdin = 1;
-            break;
-        case 'p':
-            return cli_usage_error("user",
-                                   "%s: passwords are not taken on the command line "
-                                   "(shell history and ps would keep them); use the prompt or "
-                                   "--password-stdin",
-                                   sub);
-        case 'h':
-            usage(stdout);
-            return CLI_OK;
-        case ':':
-            return cli_usage_error("user", "%s: %s needs a value", sub, argv[optind]);
-        default:
-            return cli_usage_error("user", "%s: unknown option '%s'", sub, argv[optind]);
-        }
-    }
-    int npos = argc - 1 - optind;
-    int wants_name = strcmp(sub, "list") != 0;
-    if (wants_name && npos == 0)
-        return cli_usage_error("user", "%s: the user NAME is missing", sub);
-    if (npos > wants_name)
-        return cli_usage_error("user", "%s: unexpected argument '%s'", sub,
-                               argv[1 + optind + wants_name]);
-    if (wants_name)
-        x.name = argv[1 + optind];
-    if (strcmp(sub, "add") && (x.role || x.display_name))
-        return cli_usage_error("user", "%s: --role and --display-name are for add", sub);
-    if (strcmp(sub, "add") && strcmp(sub, "passwd") && x.password_stdin)
-        return cli_usage_error("user", "%s: --password-stdin is for add and passwd", sub);
+enum { ADD, PASSWD, DISABLE, ENABLE, LIST };
 
-    if (!strcmp(sub, "add"))
+static int run(const struct cli_call *c)
+{
+    struct args x = *(const struct args *)c->args;
+    x.db = c->db_path;
+    int wants_name = c->isub != LIST;
+    if (wants_name && c->npos == 0)
+        return cli_bad(c, "the user NAME is missing");
+    if (c->npos > wants_name)
+        return cli_bad(c, "unexpected argument '%s'", c->pos[wants_name]);
+    if (wants_name)
+        x.name = c->pos[0];
+    if (c->isub != ADD && (x.role || x.display_name))
+        return cli_bad(c, "--role and --display-name are for add");
+    if (c->isub != ADD && c->isub != PASSWD && x.password_stdin)
+        return cli_bad(c, "--password-stdin is for add and passwd");
+
+    switch (c->isub) {
+    case ADD:
         return user_add(&x);
-    if (!strcmp(sub, "passwd"))
+    case PASSWD:
         return user_passwd(&x);
-    if (!strcmp(sub, "disable"))
+    case DISABLE:
         return user_set_disabled(&x, 1);
-    if (!strcmp(sub, "enable"))
+    case ENABLE:
         return user_set_disabled(&x, 0);
-    return user_list(&x);
+    default:
+        return user_list(&x);
+    }
 }
+
+static const struct cli_option opts[] = {
+    CLI_STR("role", struct args, role),
+    CLI_STR("display-name", struct args, display_name),
+    CLI_FLAG("password-stdin", struct args, password_stdin),
+    CLI_REFUSE("password", "passwords are not taken on the command line (shell history and ps "
+                           "would keep them); use the prompt or --password-stdin"),
+    CLI_OPT_END,
+};
+
+/* Options may come before or after NAME. */
+const struct cli_command cmd_user = {
+    .name = "user",
+    .summary = "add users, set passwords, disable or enable them, list them",
+    .run = run,
+    .usage = usage,
+    .opts = opts,
+    .args_size = sizeof(struct args),
+    .subs = (const char *const[]){"add", "passwd", "disable", "enable", "list", NULL},
+};
