@@ -114,6 +114,21 @@ static int reconcile(struct sync_ledger *l, struct op_error *err)
 
 /* ---- open / close / policy ------------------------------------------------- */
 
+/* The schema version the segments are stamped with. */
+static int schema_version(struct sync_ledger *l, uint32_t *out, struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_SYNC_LEDGER_SCHEMA_VERSION, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    int rc = sql_step(&l->q, UPLINK_Q_SYNC_LEDGER_SCHEMA_VERSION, st, err);
+    if (rc < 0)
+        return rc;
+    *out = rc ? (uint32_t)sqlite3_column_int(st, 0) : 0;
+    if (rc)
+        sqlite3_reset(st);
+    return 0;
+}
+
 int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **out,
                      struct op_error *err)
 {
@@ -163,17 +178,11 @@ int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **o
     rc = store_pseudonym_key(l->s, l->pkey, err);
     if (rc < 0)
         goto fail;
-    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_SYNC_LEDGER_SCHEMA_VERSION, err);
-    rc = st ? sql_step(&l->q, UPLINK_Q_SYNC_LEDGER_SCHEMA_VERSION, st, err)
-            : (err && err->code ? err->code : -EIO);
-    int v = rc == 1 ? sqlite3_column_int(st, 0) : 0;
-    if (rc == 1)
-        sqlite3_reset(st);
+    rc = schema_version(l, &l->schema_version, err);
     if (rc < 0) {
         op_error_set(err, rc, NULL, "cannot read the schema version of %s", l->db_path);
         goto fail;
     }
-    l->schema_version = (uint32_t)v;
     if (mkdir(l->spool_dir, 0700) < 0 && errno != EEXIST) {
         rc = op_error_set(err, -errno, "spool_dir", "cannot create spool directory %s: %s",
                           l->spool_dir, strerror(errno));
@@ -181,7 +190,7 @@ int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **o
     }
 
     /* Record who we are for `outpost status`; a region block is over. */
-    st = sql_get(&l->q, UPLINK_Q_SYNC_LEDGER_OPEN_RECORD, err);
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_SYNC_LEDGER_OPEN_RECORD, err);
     if (!st) {
         rc = err && err->code ? err->code : -EIO;
         goto fail;
