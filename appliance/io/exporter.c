@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 #include "csv_writer.h"
-#include "db.h"
+#include "io_queries.h"
+#include "sql.h"
 #include "vcard.h"
 
 #define PROGRESS_EVERY 256u
@@ -251,17 +252,23 @@ int exporter_run(struct store *s, FILE *out, const struct exporter_opts *opts, u
         return op_error_set(err, -EINVAL, "format", "vCard export is for contacts only");
     csv_writer_init(&x.w, out);
 
-    sqlite3 *db = store_db(s);
-    int rc = db_exec(db, "BEGIN", "cannot start the export", err);
+    struct sql_cache q;
+    int rc = store_queries_bind(s, &q, &io_queries, err);
     if (rc < 0)
         return rc;
+    rc = sql_exec(&q, IO_Q_EXPORTER_BEGIN, err);
+    if (rc < 0) {
+        sql_cache_close(&q);
+        return rc;
+    }
     if (x.o->format == EXPORTER_VCARD)
         rc = store_each(s, x.e, x.o->include_deleted, write_vcard, &x, err);
     else
         rc = run_csv(&x);
     if (rc > 0) /* a callback's code is always negative; be safe */
         rc = -EIO;
-    (void)db_exec(db, rc == 0 ? "COMMIT" : "ROLLBACK", "cannot end the export", NULL);
+    (void)sql_exec(&q, rc == 0 ? IO_Q_EXPORTER_COMMIT : IO_Q_EXPORTER_ROLLBACK, NULL);
+    sql_cache_close(&q);
     if (rc == 0 && x.o->on_progress)
         x.o->on_progress(x.o->ctx, x.count);
     json_decref(x.keyset);

@@ -15,6 +15,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "io_queries.h"
+#include "sql.h"
+
 #define PROGRESS_EVERY 256u
 
 enum col_kind {
@@ -304,6 +307,7 @@ static int may_go_on(struct imp *im, int rc)
         return 0;
     if (csv_reader_broken(im->r))
         return 0;
+    /* store_db: goes with store_in_transaction */
     return !sqlite3_get_autocommit(store_db(im->s));
 }
 
@@ -479,7 +483,11 @@ int importer_run(struct store *s, FILE *in, const struct importer_opts *opts,
      * this connection only, freed when the import ends) cut a 100,000-row
      * import from 7.0 s to 5.7 s. Memory stays bounded: 64 MiB plus the
      * reader's constant buffers, whatever the file size. */
-    (void)sqlite3_exec(store_db(s), "PRAGMA cache_size = -65536", NULL, NULL, NULL);
+    struct sql_cache q;
+    if (store_queries_bind(s, &q, &io_queries, NULL) == 0) {
+        (void)sql_exec(&q, IO_Q_IMPORTER_CACHE_SIZE, NULL);
+        sql_cache_close(&q);
+    }
     op_error_clear(&e);
     rc = store_begin(s, &e);
     if (rc < 0) {

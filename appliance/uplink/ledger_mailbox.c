@@ -22,7 +22,7 @@
 int sync_ledger_mailbox_after(struct sync_ledger *l, uint64_t *after, struct op_error *err)
 {
     struct ledger_state s;
-    int rc = ledger_load_state(store_db(l->s), &s, err);
+    int rc = ledger_load_state(&l->q, &s, err);
     if (rc < 0)
         return rc;
     *after = s.mailbox_after;
@@ -166,7 +166,6 @@ int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t le
             goto out;
         }
     }
-    sqlite3 *db = store_db(l->s);
     int64_t now = ledger_now(l);
     uint64_t last = after;
     int changed = 0;
@@ -197,14 +196,11 @@ int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t le
             status = "refused";
             snprintf(reason, sizeof reason, "unknown message kind '%.64s'", kind);
         }
-        sqlite3_stmt *st;
-        rc = ledger_prep(
-            db,
-            "INSERT OR IGNORE INTO mailbox (seq, kind, created_at, body, status, reason, "
-            "received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            &st, "cannot store a mailbox message", err);
-        if (rc < 0)
+        sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_MAILBOX_STORE_MESSAGE, err);
+        if (!st) {
+            rc = err && err->code ? err->code : -EIO;
             break;
+        }
         sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
         sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, created ? created : "", -1, SQLITE_STATIC);
@@ -212,19 +208,21 @@ int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t le
         sqlite3_bind_text(st, 5, status, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 6, reason, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 7, now);
-        rc = ledger_done(db, st, "cannot store a mailbox message", err);
+        rc = sql_run(&l->q, UPLINK_Q_LEDGER_MAILBOX_STORE_MESSAGE, st, err);
         if (rc < 0)
             break;
+        rc = 0;
         if (seq > last)
             last = seq;
     }
     if (rc == 0) {
-        sqlite3_stmt *st;
-        rc = ledger_prep(db, "UPDATE sync_state SET mailbox_after = ?1 WHERE id = 1", &st,
-                         "cannot advance the mailbox cursor", err);
-        if (rc == 0) {
+        sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_MAILBOX_ADVANCE, err);
+        if (!st) {
+            rc = err && err->code ? err->code : -EIO;
+        } else {
             sqlite3_bind_int64(st, 1, (sqlite3_int64)last);
-            rc = ledger_done(db, st, "cannot advance the mailbox cursor", err);
+            rc = sql_run(&l->q, UPLINK_Q_LEDGER_MAILBOX_ADVANCE, st, err);
+            rc = rc < 0 ? rc : 0;
         }
     }
     if (rc < 0) {

@@ -24,17 +24,63 @@
  * left to terminate. */
 static int forget_voided(struct sync_ledger *l, uint64_t no, int *voided, struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
-    sqlite3_stmt *st;
-    int rc = ledger_prep(db, "DELETE FROM spool_voided WHERE no = ?1", &st,
-                         "cannot forget a voided segment", err);
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_RECEIPTS_FORGET_VOIDED, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
+    int rc = sql_run(&l->q, UPLINK_Q_LEDGER_RECEIPTS_FORGET_VOIDED, st, err);
     if (rc < 0)
         return rc;
+    *voided = rc > 0;
+    return 0;
+}
+
+/* Segment `no` acknowledged up to (to_u, to_o) at `now`: its rows leave
+ * the outbox, it is marked, the cursor advances. Inside the caller's
+ * transaction. */
+static int acknowledge(struct sync_ledger *l, uint64_t no, uint64_t to_u, uint64_t to_o,
+                       int64_t now, struct op_error *err)
+{
+    struct outbox_cursor upto = {(int64_t)to_u, (int64_t)to_o};
+    int rc = outbox_ack(l->s, &upto, now, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_RECEIPTS_MARK_ACKED, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
-    rc = ledger_done(db, st, "cannot forget a voided segment", err);
-    if (rc == 0)
-        *voided = sqlite3_changes(db) > 0;
-    return rc;
+    sqlite3_bind_int64(st, 2, now);
+    rc = sql_run(&l->q, UPLINK_Q_LEDGER_RECEIPTS_MARK_ACKED, st, err);
+    if (rc < 0)
+        return rc;
+    st = sql_get(&l->q, UPLINK_Q_LEDGER_RECEIPTS_ADVANCE_ACKED, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)to_u);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)to_o);
+    sqlite3_bind_int64(st, 3, now);
+    rc = sql_run(&l->q, UPLINK_Q_LEDGER_RECEIPTS_ADVANCE_ACKED, st, err);
+    return rc < 0 ? rc : 0;
+}
+
+/* Segment `no` rejected for `reason` at `now`, and sync blocked. Inside
+ * the caller's transaction. */
+static int reject(struct sync_ledger *l, uint64_t no, const char *reason, int64_t now,
+                  struct op_error *err)
+{
+    char why[256];
+    snprintf(why, sizeof why, "segment %" PRIu64 " rejected by HQ: %.200s", no,
+             reason && *reason ? reason : "(no reason given)");
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_RECEIPTS_MARK_REJECTED, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
+    sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    int rc = sql_run(&l->q, UPLINK_Q_LEDGER_RECEIPTS_MARK_REJECTED, st, err);
+    if (rc < 0)
+        return rc;
+    return ledger_set_blocked(l, "rejected", why, l->p->hash, err);
 }
 
 int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *json, size_t len,
@@ -84,7 +130,7 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
                           "receipt MAC does not verify under this node's HQ key");
         goto out;
     }
-    rc = ledger_get_segment(store_db(l->s), no, &seg, err);
+    rc = ledger_get_segment(&l->q, no, &seg, err);
     if (rc < 0)
         goto out;
     if (rc == 0) {
@@ -117,51 +163,14 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
         goto out;
     }
 
-    sqlite3 *db = store_db(l->s);
     int64_t now = ledger_now(l);
     rc = store_begin(l->s, err);
     if (rc < 0)
         goto out;
-    sqlite3_stmt *st;
-    if (applied) {
-        struct outbox_cursor upto = {(int64_t)to_u, (int64_t)to_o};
-        rc = outbox_ack(l->s, &upto, now, err);
-        if (rc == 0)
-            rc = ledger_prep(db, "UPDATE sync_segments SET state = 2, acked_ms = ?2 WHERE no = ?1",
-                             &st, "cannot mark the segment acknowledged", err);
-        if (rc == 0) {
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
-            sqlite3_bind_int64(st, 2, now);
-            rc = ledger_done(db, st, "cannot mark the segment acknowledged", err);
-        }
-        if (rc == 0)
-            rc = ledger_prep(
-                db,
-                "UPDATE sync_state SET acked_urgent = max(acked_urgent, ?1), "
-                "acked_ordinary = max(acked_ordinary, ?2), last_sync_ms = ?3 WHERE id = 1",
-                &st, "cannot advance the acknowledged cursor", err);
-        if (rc == 0) {
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)to_u);
-            sqlite3_bind_int64(st, 2, (sqlite3_int64)to_o);
-            sqlite3_bind_int64(st, 3, now);
-            rc = ledger_done(db, st, "cannot advance the acknowledged cursor", err);
-        }
-    } else {
-        char why[256];
-        snprintf(why, sizeof why, "segment %" PRIu64 " rejected by HQ: %.200s", no,
-                 reason && *reason ? reason : "(no reason given)");
-        rc = ledger_prep(
-            db, "UPDATE sync_segments SET state = 3, reason = ?2, acked_ms = ?3 WHERE no = ?1", &st,
-            "cannot mark the segment rejected", err);
-        if (rc == 0) {
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
-            sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, now);
-            rc = ledger_done(db, st, "cannot mark the segment rejected", err);
-        }
-        if (rc == 0)
-            rc = ledger_set_blocked(l, "rejected", why, l->p->hash, err);
-    }
+    if (applied)
+        rc = acknowledge(l, no, to_u, to_o, now, err);
+    else
+        rc = reject(l, no, reason, now, err);
     if (rc < 0) {
         store_rollback(l->s);
         goto out;

@@ -26,14 +26,12 @@
 
 static int set_spool_full(struct sync_ledger *l, int full, struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
-    sqlite3_stmt *st;
-    int rc = ledger_prep(db, "UPDATE sync_state SET spool_full = ?1 WHERE id = 1", &st,
-                         "cannot record the spool state", err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_SEGMENTER_SET_SPOOL_FULL, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
     sqlite3_bind_int(st, 1, full);
-    return ledger_done(db, st, "cannot record the spool state", err);
+    int rc = sql_run(&l->q, UPLINK_Q_LEDGER_SEGMENTER_SET_SPOOL_FULL, st, err);
+    return rc < 0 ? rc : 0;
 }
 
 /* Whether HQ may hold the record: put in a recorded segment, or in the
@@ -154,7 +152,7 @@ int ledger_cursor_after(const struct outbox_row *rows, size_t n, size_t i,
 static int check_epoch(struct sync_ledger *l, int64_t epoch, struct op_error *err)
 {
     struct ledger_state now;
-    int rc = ledger_load_state(store_db(l->s), &now, err);
+    int rc = ledger_load_state(&l->q, &now, err);
     if (rc < 0)
         return rc;
     if (now.spool_epoch != epoch)
@@ -163,53 +161,49 @@ static int check_epoch(struct sync_ledger *l, int64_t epoch, struct op_error *er
     return 0;
 }
 
+/* The segment's row and the cursor past it. */
+static int insert_segment(struct sync_ledger *l, const struct sync_segment *sg,
+                          const struct outbox_cursor *to, double bpr, struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_SEGMENTER_INSERT_SEGMENT, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)sg->no);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)sg->from_urgent);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)sg->from_ordinary);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)sg->to_urgent);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)sg->to_ordinary);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)sg->bytes);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)sg->records);
+    sqlite3_bind_text(st, 8, sg->path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, l->p->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, sg->created_ms);
+    int rc = sql_run(&l->q, UPLINK_Q_LEDGER_SEGMENTER_INSERT_SEGMENT, st, err);
+    if (rc < 0)
+        return rc;
+    st = sql_get(&l->q, UPLINK_Q_LEDGER_SEGMENTER_ADVANCE_CURSOR, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_int64(st, 1, to->urgent);
+    sqlite3_bind_int64(st, 2, to->ordinary);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)(sg->no + 1));
+    sqlite3_bind_double(st, 4, bpr);
+    rc = sql_run(&l->q, UPLINK_Q_LEDGER_SEGMENTER_ADVANCE_CURSOR, st, err);
+    return rc < 0 ? rc : 0;
+}
+
 static int record_segment(struct sync_ledger *l, const struct sync_segment *sg,
                           const struct outbox_cursor *to, double bpr, int64_t epoch,
                           const struct residency_sent *sent, struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
     int rc = store_begin(l->s, err);
     if (rc < 0)
         return rc;
     rc = check_epoch(l, epoch, err);
     if (rc == 0)
         rc = residency_sent_record(store_residency(l->s), sent, sg->no, err);
-    if (rc < 0) {
-        store_rollback(l->s);
-        return rc;
-    }
-    sqlite3_stmt *st;
-    rc = ledger_prep(
-        db,
-        "INSERT INTO sync_segments (no, from_urgent, from_ordinary, to_urgent, to_ordinary, "
-        "bytes, records, state, path, policy_hash, created_ms) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10)",
-        &st, "cannot record the segment", err);
-    if (rc == 0) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)sg->no);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)sg->from_urgent);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)sg->from_ordinary);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)sg->to_urgent);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)sg->to_ordinary);
-        sqlite3_bind_int64(st, 6, (sqlite3_int64)sg->bytes);
-        sqlite3_bind_int64(st, 7, (sqlite3_int64)sg->records);
-        sqlite3_bind_text(st, 8, sg->path, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 9, l->p->hash, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 10, sg->created_ms);
-        rc = ledger_done(db, st, "cannot record the segment", err);
-    }
     if (rc == 0)
-        rc = ledger_prep(db,
-                         "UPDATE sync_state SET segmented_urgent = ?1, segmented_ordinary = ?2, "
-                         "next_segment = ?3, bytes_per_record = ?4 WHERE id = 1",
-                         &st, "cannot advance the segmented cursor", err);
-    if (rc == 0) {
-        sqlite3_bind_int64(st, 1, to->urgent);
-        sqlite3_bind_int64(st, 2, to->ordinary);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)(sg->no + 1));
-        sqlite3_bind_double(st, 4, bpr);
-        rc = ledger_done(db, st, "cannot advance the segmented cursor", err);
-    }
+        rc = insert_segment(l, sg, to, bpr, err);
     if (rc < 0) {
         store_rollback(l->s);
         return rc;
@@ -229,9 +223,8 @@ static void note_spool(struct sync_ledger *l, int full, uint64_t bytes, uint64_t
 static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *out,
                        struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
     struct ledger_state s;
-    int rc = ledger_load_state(db, &s, err);
+    int rc = ledger_load_state(&l->q, &s, err);
     if (rc < 0)
         return rc;
     if (s.blocked[0]) {
@@ -239,7 +232,7 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
         return 0;
     }
     uint64_t spool_bytes = 0, spool_segs = 0;
-    rc = ledger_spool_usage(db, &spool_bytes, &spool_segs, err);
+    rc = ledger_spool_usage(&l->q, &spool_bytes, &spool_segs, err);
     if (rc < 0)
         return rc;
     if (spool_bytes >= l->spool_max) {
@@ -259,7 +252,7 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
         note_spool(l, -1, spool_bytes, spool_segs);
     }
     int64_t pending = 0;
-    rc = ledger_unsegmented(db, s.seg_u, s.seg_o, &pending, err);
+    rc = ledger_unsegmented(&l->q, s.seg_u, s.seg_o, &pending, err);
     if (rc < 0)
         return rc;
     if (pending == 0) {
@@ -381,7 +374,7 @@ static int follow_policy(struct sync_ledger *l, struct op_error *err)
         policy_free(np);
     }
     struct ledger_state s;
-    rc = ledger_load_state(store_db(l->s), &s, err);
+    rc = ledger_load_state(&l->q, &s, err);
     if (rc < 0 || !strcmp(s.policy_hash, l->p->hash))
         return rc;
     char why[160];

@@ -1,8 +1,11 @@
 /*
  * The ledger's state (sync_ledger_int.h): the one sync_state row, the rows
- * of the segment table, and the SQLite helpers the other ledger modules
- * share. Each helper is one statement; transactions belong to the caller,
- * so a change spread over several helpers still commits as one.
+ * of the segment table, read and written by the named queries of
+ * sql/ledger_state.sql that the other ledger modules share. Each helper is
+ * one statement; transactions belong to the caller, so a change spread
+ * over several helpers still commits as one. A statement that stopped on
+ * its row is reset at once: left there, it would hold the connection's
+ * read snapshot open.
  */
 #include "sync_ledger_int.h"
 
@@ -12,9 +15,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "db.h"
-#include "sql.h"
 
 int64_t ledger_real_clock(void *ctx)
 {
@@ -29,50 +29,22 @@ int64_t ledger_now(const struct sync_ledger *l)
     return l->clock(l->clock_ctx);
 }
 
-int ledger_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what,
-                struct op_error *err)
-{
-    int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, what, err);
-    return 0;
-}
-
-int ledger_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct op_error *err)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return sql_fail(db, rc, what, err);
-    return 0;
-}
-
 void ledger_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
 }
 
-int ledger_load_state(sqlite3 *db, struct ledger_state *o, struct op_error *err)
+int ledger_load_state(struct sql_cache *c, struct ledger_state *o, struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc =
-        ledger_prep(db,
-                    "SELECT segmented_urgent, segmented_ordinary, acked_urgent, acked_ordinary, "
-                    "next_segment, blocked, blocked_kind, blocked_policy, spool_full, "
-                    "bytes_per_record, goodput_bps, last_sync_ms, bytes_day, bytes_today, "
-                    "last_error, mailbox_after, spool_cap, spool_epoch, policy_hash "
-                    "FROM sync_state WHERE id = 1",
-                    &st, "cannot read the sync state", err);
+    sqlite3_stmt *st = sql_get(c, UPLINK_Q_LEDGER_STATE_LOAD, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    int rc = sql_step(c, UPLINK_Q_LEDGER_STATE_LOAD, st, err);
+    if (rc == 0)
+        return op_error_set(err, -EPROTO, "sync_state", "the sync_state row is missing");
     if (rc < 0)
         return rc;
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        if (rc == SQLITE_DONE)
-            return op_error_set(err, -EPROTO, "sync_state", "the sync_state row is missing");
-        return sql_fail(db, rc, "cannot read the sync state", err);
-    }
     memset(o, 0, sizeof *o);
     o->seg_u = sqlite3_column_int64(st, 0);
     o->seg_o = sqlite3_column_int64(st, 1);
@@ -93,7 +65,7 @@ int ledger_load_state(sqlite3 *db, struct ledger_state *o, struct op_error *err)
     o->spool_cap = (uint64_t)sqlite3_column_int64(st, 16);
     o->spool_epoch = sqlite3_column_int64(st, 17);
     ledger_copy_col(o->policy_hash, sizeof o->policy_hash, st, 18);
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return 0;
 }
 
@@ -113,24 +85,19 @@ void ledger_row_to_segment(sqlite3_stmt *st, struct sync_segment *out)
     out->created_ms = sqlite3_column_int64(st, 10);
 }
 
-int ledger_get_segment(sqlite3 *db, uint64_t no, struct sync_segment *out, struct op_error *err)
+int ledger_get_segment(struct sql_cache *c, uint64_t no, struct sync_segment *out,
+                       struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = ledger_prep(db, "SELECT " LEDGER_SEGMENT_COLS " FROM sync_segments WHERE no = ?1", &st,
-                         "cannot read the segment table", err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(c, UPLINK_Q_LEDGER_STATE_GET_SEGMENT, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    int rc = sql_step(c, UPLINK_Q_LEDGER_STATE_GET_SEGMENT, st, err);
+    if (rc == 1) {
         ledger_row_to_segment(st, out);
-        sqlite3_finalize(st);
-        return 1;
+        sqlite3_reset(st);
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return sql_fail(db, rc, "cannot read the segment table", err);
-    return 0;
+    return rc;
 }
 
 static int fsync_dir(const char *dir)
@@ -153,59 +120,49 @@ void ledger_unlink_spool(struct sync_ledger *l, const char *path)
 int ledger_set_blocked(struct sync_ledger *l, const char *kind, const char *why,
                        const char *policy_hash, struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
-    sqlite3_stmt *st;
-    int rc =
-        ledger_prep(db,
-                    "UPDATE sync_state SET blocked = ?1, blocked_kind = ?2, blocked_policy = ?3 "
-                    "WHERE id = 1",
-                    &st, "cannot record why sync is blocked", err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_STATE_SET_BLOCKED, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
     sqlite3_bind_text(st, 1, why, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, policy_hash, -1, SQLITE_STATIC);
-    return ledger_done(db, st, "cannot record why sync is blocked", err);
+    int rc = sql_run(&l->q, UPLINK_Q_LEDGER_STATE_SET_BLOCKED, st, err);
+    return rc < 0 ? rc : 0;
 }
 
-int ledger_spool_usage(sqlite3 *db, uint64_t *bytes, uint64_t *segments, struct op_error *err)
+int ledger_spool_usage(struct sql_cache *c, uint64_t *bytes, uint64_t *segments,
+                       struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = ledger_prep(db,
-                         "SELECT coalesce(sum(bytes), 0), count(*) FROM sync_segments "
-                         "WHERE state IN (0, 1)",
-                         &st, "cannot measure the spool", err);
+    sqlite3_stmt *st = sql_get(c, UPLINK_Q_LEDGER_STATE_SPOOL_USAGE, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    int rc = sql_step(c, UPLINK_Q_LEDGER_STATE_SPOOL_USAGE, st, err);
     if (rc < 0)
         return rc;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *bytes = (uint64_t)sqlite3_column_int64(st, 0);
-        *segments = (uint64_t)sqlite3_column_int64(st, 1);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return sql_fail(db, rc, "cannot measure the spool", err);
+    if (rc == 0)
+        return op_error_set(err, -EIO, NULL, "cannot measure the spool: no row");
+    *bytes = (uint64_t)sqlite3_column_int64(st, 0);
+    *segments = (uint64_t)sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
     return 0;
 }
 
 /* Outbox rows not yet in a segment. */
-int ledger_unsegmented(sqlite3 *db, int64_t su, int64_t so, int64_t *n, struct op_error *err)
+int ledger_unsegmented(struct sql_cache *c, int64_t su, int64_t so, int64_t *n,
+                       struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = ledger_prep(db,
-                         "SELECT (SELECT count(*) FROM outbox WHERE priority < 2 AND seq > ?1) + "
-                         "(SELECT count(*) FROM outbox WHERE priority = 2 AND seq > ?2)",
-                         &st, "cannot read the outbox", err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(c, UPLINK_Q_LEDGER_STATE_UNSEGMENTED, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
     sqlite3_bind_int64(st, 1, su);
     sqlite3_bind_int64(st, 2, so);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return sql_fail(db, rc, "cannot read the outbox", err);
+    int rc = sql_step(c, UPLINK_Q_LEDGER_STATE_UNSEGMENTED, st, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return op_error_set(err, -EIO, NULL, "cannot read the outbox: no row");
+    *n = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
     return 0;
 }
 

@@ -8,17 +8,17 @@
  */
 #include "sync_ledger_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "db.h"
+#include "db.h" /* DB_OPEN_READONLY */
 
 int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *r,
                           struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
     struct ledger_state s;
-    int rc = ledger_load_state(db, &s, err);
+    int rc = ledger_load_state(&l->q, &s, err);
     if (rc < 0)
         return rc;
     int64_t now = ledger_now(l);
@@ -32,13 +32,11 @@ int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *
     rc = store_begin(l->s, err);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st;
-    rc = ledger_prep(db,
-                     "UPDATE sync_state SET goodput_bps = ?1, bytes_day = ?2, bytes_today = ?3, "
-                     "last_error = coalesce(?4, last_error) WHERE id = 1",
-                     &st, "cannot record link statistics", err);
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_STATUS_NOTE_LINK, err);
     char last[256];
-    if (rc == 0) {
+    if (!st) {
+        rc = err && err->code ? err->code : -EIO;
+    } else {
         sqlite3_bind_double(st, 1, goodput);
         sqlite3_bind_int64(st, 2, day);
         sqlite3_bind_int64(st, 3, today);
@@ -49,20 +47,19 @@ int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *
         } else {
             sqlite3_bind_null(st, 4);
         }
-        rc = ledger_done(db, st, "cannot record link statistics", err);
+        rc = sql_run(&l->q, UPLINK_Q_LEDGER_STATUS_NOTE_LINK, st, err);
     }
-    if (rc == 0 && r->error_kind) {
-        rc = ledger_prep(db,
-                         "INSERT INTO sync_errors (kind, n, last_ms, last) VALUES (?1, 1, ?2, ?3) "
-                         "ON CONFLICT (kind) DO UPDATE SET n = n + 1, last_ms = ?2, last = ?3",
-                         &st, "cannot count a sync error", err);
-        if (rc == 0) {
+    if (rc >= 0 && r->error_kind) {
+        st = sql_get(&l->q, UPLINK_Q_LEDGER_STATUS_COUNT_ERROR, err);
+        if (!st) {
+            rc = err && err->code ? err->code : -EIO;
+        } else {
             char kind[32];
             snprintf(kind, sizeof kind, "%s", r->error_kind);
             sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
             sqlite3_bind_int64(st, 2, now);
             sqlite3_bind_text(st, 3, r->error_msg ? r->error_msg : "", -1, SQLITE_STATIC);
-            rc = ledger_done(db, st, "cannot count a sync error", err);
+            rc = sql_run(&l->q, UPLINK_Q_LEDGER_STATUS_COUNT_ERROR, st, err);
         }
     }
     if (rc < 0) {
@@ -72,53 +69,96 @@ int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *
     return store_commit(l->s, err);
 }
 
-static int has_table(sqlite3 *db, const char *name, int *out, struct op_error *err)
+static int has_table(struct sql_cache *c, const char *name, int *out, struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = ledger_prep(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", &st,
-                         "cannot read the schema", err);
+    sqlite3_stmt *st = sql_get(c, UPLINK_Q_LEDGER_STATUS_HAS_TABLE, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sql_step(c, UPLINK_Q_LEDGER_STATUS_HAS_TABLE, st, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return sql_fail(db, rc, "cannot read the schema", err);
-    *out = rc == SQLITE_ROW;
+    if (rc == 1)
+        sqlite3_reset(st);
+    *out = rc;
+    return 0;
+}
+
+/* Runs query `id` (no parameters), handing its rows to row(). Only a
+ * query that does not prepare fails; a failed step leaves the figures it
+ * would have filled at zero, as they always were. */
+static int read_rows(struct sql_cache *c, unsigned id, sql_row_fn row, void *ctx,
+                     struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(c, id, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    (void)sql_each(c, id, st, row, ctx, NULL);
+    return 0;
+}
+
+static int read_identity(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct sync_status *out = ctx;
+    ledger_copy_col(out->node_id, sizeof out->node_id, st, 0);
+    ledger_copy_col(out->region, sizeof out->region, st, 1);
+    return 1;
+}
+
+static int read_waiting(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct sync_status *out = ctx;
+    ledger_copy_col(out->waiting, sizeof out->waiting, st, 0);
+    return 1;
+}
+
+static int read_settled(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct sync_status *out = ctx;
+    out->segments_acked = (uint64_t)sqlite3_column_int64(st, 0);
+    out->segments_rejected = (uint64_t)sqlite3_column_int64(st, 1);
+    return 1;
+}
+
+static int read_error(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct sync_status *out = ctx;
+    if (out->nerrors >= 16)
+        return 1;
+    struct sync_error_count *e = &out->errors[out->nerrors++];
+    ledger_copy_col(e->kind, sizeof e->kind, st, 0);
+    e->n = (uint64_t)sqlite3_column_int64(st, 1);
     return 0;
 }
 
 /* Fills out from the database: the outbox, and the ledger's tables if this
- * database has them. */
+ * database has them. c: the uplink's queries on s. */
 /* now: wall-clock ms, for the UTC day of bytes_today. */
-static int fill_status(struct store *s, int64_t now, struct sync_status *out, struct op_error *err)
+static int fill_status(struct store *s, struct sql_cache *c, int64_t now, struct sync_status *out,
+                       struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
     memset(out, 0, sizeof *out);
     out->eta_s = -1;
     int rc = outbox_stats(s, &out->outbox_depth, &out->oldest_unsent_ms, err);
     if (rc < 0)
         return rc;
     int have = 0;
-    rc = has_table(db, "sync_state", &have, err);
+    rc = has_table(c, "sync_state", &have, err);
     if (rc < 0 || !have)
         return rc;
     struct ledger_state st;
-    rc = ledger_load_state(db, &st, err);
+    rc = ledger_load_state(c, &st, err);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *q;
-    rc = ledger_prep(db, "SELECT node_id, region FROM sync_state WHERE id = 1", &q,
-                     "cannot read the sync state", err);
+    rc = read_rows(c, UPLINK_Q_LEDGER_STATUS_IDENTITY, read_identity, out, err);
     if (rc < 0)
         return rc;
-    if (sqlite3_step(q) == SQLITE_ROW) {
-        ledger_copy_col(out->node_id, sizeof out->node_id, q, 0);
-        ledger_copy_col(out->region, sizeof out->region, q, 1);
-    }
-    sqlite3_finalize(q);
     out->enabled = out->node_id[0] != '\0';
-    rc = ledger_spool_usage(db, &out->spool_bytes, &out->spool_segments, err);
+    rc = ledger_spool_usage(c, &out->spool_bytes, &out->spool_segments, err);
     if (rc < 0)
         return rc;
     out->spool_cap = st.spool_cap;
@@ -132,37 +172,16 @@ static int fill_status(struct store *s, int64_t now, struct sync_status *out, st
     snprintf(out->blocked, sizeof out->blocked, "%s", st.blocked);
     /* A database outpostd has not migrated yet has no such column: not
      * waiting, as far as anyone recorded. */
-    if (sqlite3_prepare_v2(db, "SELECT waiting FROM sync_state WHERE id = 1", -1, &q, NULL) ==
-        SQLITE_OK) {
-        if (sqlite3_step(q) == SQLITE_ROW)
-            ledger_copy_col(out->waiting, sizeof out->waiting, q, 0);
-        sqlite3_finalize(q);
-    }
+    (void)read_rows(c, UPLINK_Q_LEDGER_STATUS_WAITING, read_waiting, out, NULL);
     snprintf(out->last_error, sizeof out->last_error, "%s", st.last_error);
     out->mailbox_after = st.mailbox_after;
-    rc = ledger_prep(db,
-                     "SELECT coalesce(sum(state = 2), 0), coalesce(sum(state = 3), 0) "
-                     "FROM sync_segments",
-                     &q, "cannot read the segment table", err);
+    rc = read_rows(c, UPLINK_Q_LEDGER_STATUS_SETTLED, read_settled, out, err);
+    if (rc == 0)
+        rc = read_rows(c, UPLINK_Q_LEDGER_STATUS_ERRORS, read_error, out, err);
     if (rc < 0)
         return rc;
-    if (sqlite3_step(q) == SQLITE_ROW) {
-        out->segments_acked = (uint64_t)sqlite3_column_int64(q, 0);
-        out->segments_rejected = (uint64_t)sqlite3_column_int64(q, 1);
-    }
-    sqlite3_finalize(q);
-    rc = ledger_prep(db, "SELECT kind, n FROM sync_errors ORDER BY n DESC, kind LIMIT 16", &q,
-                     "cannot read the sync errors", err);
-    if (rc < 0)
-        return rc;
-    while (out->nerrors < 16 && sqlite3_step(q) == SQLITE_ROW) {
-        struct sync_error_count *e = &out->errors[out->nerrors++];
-        ledger_copy_col(e->kind, sizeof e->kind, q, 0);
-        e->n = (uint64_t)sqlite3_column_int64(q, 1);
-    }
-    sqlite3_finalize(q);
     int64_t pending = 0;
-    rc = ledger_unsegmented(db, st.seg_u, st.seg_o, &pending, err);
+    rc = ledger_unsegmented(c, st.seg_u, st.seg_o, &pending, err);
     if (rc < 0)
         return rc;
     double todo =
@@ -176,20 +195,18 @@ static int fill_status(struct store *s, int64_t now, struct sync_status *out, st
 
 int sync_ledger_set_waiting(struct sync_ledger *l, const char *why, struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
-    sqlite3_stmt *st;
-    int rc = ledger_prep(db, "UPDATE sync_state SET waiting = ?1 WHERE id = 1 AND waiting <> ?1",
-                         &st, "cannot record why sync waits", err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_STATUS_SET_WAITING, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
     sqlite3_bind_text(st, 1, why ? why : "", -1, SQLITE_TRANSIENT);
-    return ledger_done(db, st, "cannot record why sync waits", err);
+    int rc = sql_run(&l->q, UPLINK_Q_LEDGER_STATUS_SET_WAITING, st, err);
+    return rc < 0 ? rc : 0;
 }
 
 int sync_ledger_status(struct sync_ledger *l, struct sync_status *out, struct op_error *err)
 {
     struct sync_status s;
-    int rc = fill_status(l->s, ledger_now(l), &s, err);
+    int rc = fill_status(l->s, &l->q, ledger_now(l), &s, err);
     if (rc < 0)
         return rc;
     s.enabled = 1;
@@ -206,8 +223,15 @@ int sync_ledger_status_db(const char *db_path, struct sync_status *out, struct o
     int rc = store_open(db_path, DB_OPEN_READONLY, &s, err);
     if (rc < 0)
         return rc;
+    struct sql_cache c;
+    rc = store_queries_bind(s, &c, &uplink_queries, err);
+    if (rc < 0) {
+        store_close(s);
+        return rc;
+    }
     struct sync_status st;
-    rc = fill_status(s, ledger_real_clock(NULL), &st, err);
+    rc = fill_status(s, &c, ledger_real_clock(NULL), &st, err);
+    sql_cache_close(&c);
     store_close(s);
     if (rc < 0)
         return rc;

@@ -16,9 +16,8 @@
 int sync_ledger_next_upload(struct sync_ledger *l, int *found, struct sync_segment *out,
                             struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
     struct ledger_state s;
-    int rc = ledger_load_state(db, &s, err);
+    int rc = ledger_load_state(&l->q, &s, err);
     if (rc < 0)
         return rc;
     if (s.blocked[0]) {
@@ -27,44 +26,38 @@ int sync_ledger_next_upload(struct sync_ledger *l, int *found, struct sync_segme
         *found = 0;
         return 0;
     }
-    sqlite3_stmt *st;
-    rc = ledger_prep(db,
-                     "SELECT " LEDGER_SEGMENT_COLS " FROM sync_segments WHERE state IN (0, 1) "
-                     "ORDER BY no LIMIT 1",
-                     &st, "cannot read the segment table", err);
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_UPLOADS_NEXT, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    rc = sql_step(&l->q, UPLINK_Q_LEDGER_UPLOADS_NEXT, st, err);
     if (rc < 0)
         return rc;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    if (rc == 1) {
         ledger_row_to_segment(st, out);
-        *found = 1;
-    } else if (rc == SQLITE_DONE) {
-        *found = 0;
+        sqlite3_reset(st);
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return sql_fail(db, rc, "cannot read the segment table", err);
+    *found = rc;
     return 0;
 }
 
-/* Updates segment `no` if it is still waiting to be uploaded. */
-static int update_pending(struct sync_ledger *l, uint64_t no, const char *sql, const char *text,
-                          const char *what, struct op_error *err)
+/* Runs `id`, an update of segment `no` (?1) with ?2 = text, or the
+ * ledger's clock if text is NULL, that applies only while the segment is
+ * still waiting to be uploaded. */
+static int update_pending(struct sync_ledger *l, uint64_t no, unsigned id, const char *text,
+                          struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
-    sqlite3_stmt *st;
-    int rc = ledger_prep(db, sql, &st, what, err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(&l->q, id, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
     if (text)
         sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
     else
         sqlite3_bind_int64(st, 2, ledger_now(l));
-    rc = ledger_done(db, st, what, err);
+    int rc = sql_run(&l->q, id, st, err);
     if (rc < 0)
         return rc;
-    if (sqlite3_changes(db) == 0)
+    if (rc == 0)
         return op_error_set(err, -ENOENT, "segment",
                             "segment %" PRIu64 " is not waiting to be uploaded", no);
     return 0;
@@ -75,18 +68,12 @@ int sync_ledger_set_upload_url(struct sync_ledger *l, uint64_t no, const char *u
 {
     if (!url || strlen(url) >= sizeof((struct sync_segment *)0)->upload_url)
         return op_error_set(err, -EINVAL, "upload_url", "upload URL missing or too long");
-    return update_pending(l, no,
-                          "UPDATE sync_segments SET upload_url = ?2 WHERE no = ?1 AND "
-                          "state IN (0, 1)",
-                          url, "cannot record the upload URL", err);
+    return update_pending(l, no, UPLINK_Q_LEDGER_UPLOADS_SET_URL, url, err);
 }
 
 int sync_ledger_mark_uploaded(struct sync_ledger *l, uint64_t no, struct op_error *err)
 {
-    return update_pending(l, no,
-                          "UPDATE sync_segments SET state = 1, uploaded_ms = ?2 WHERE no = ?1 "
-                          "AND state IN (0, 1)",
-                          NULL, "cannot mark the segment uploaded", err);
+    return update_pending(l, no, UPLINK_Q_LEDGER_UPLOADS_MARK_UPLOADED, NULL, err);
 }
 
 /* Voided uploads (docs/EGRESS.md, "In time"): what the uplink terminates at HQ. */
@@ -94,30 +81,23 @@ int sync_ledger_mark_uploaded(struct sync_ledger *l, uint64_t no, struct op_erro
 int sync_ledger_next_voided(struct sync_ledger *l, int *found, uint64_t *no, char *url,
                             size_t url_cap, struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
-    sqlite3_stmt *st;
-    int rc =
-        ledger_prep(db,
-                    "SELECT no, upload_url FROM spool_voided WHERE upload_url != '' ORDER BY no "
-                    "LIMIT 1",
-                    &st, "cannot read the voided segments", err);
+    *found = 0;
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_UPLOADS_NEXT_VOIDED, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    int rc = sql_step(&l->q, UPLINK_Q_LEDGER_UPLOADS_NEXT_VOIDED, st, err);
+    if (rc <= 0)
+        return rc;
+    const char *u = (const char *)sqlite3_column_text(st, 1);
+    *no = (uint64_t)sqlite3_column_int64(st, 0);
+    if (!u || strlen(u) >= url_cap)
+        rc = op_error_set(err, -ENAMETOOLONG, "upload_url",
+                          "voided segment %" PRIu64 ": upload URL too long", *no);
+    else
+        snprintf(url, url_cap, "%s", u);
+    sqlite3_reset(st);
     if (rc < 0)
         return rc;
-    rc = sqlite3_step(st);
-    *found = 0;
-    if (rc == SQLITE_ROW) {
-        const char *u = (const char *)sqlite3_column_text(st, 1);
-        *no = (uint64_t)sqlite3_column_int64(st, 0);
-        if (!u || strlen(u) >= url_cap) {
-            sqlite3_finalize(st);
-            return op_error_set(err, -ENAMETOOLONG, "upload_url",
-                                "voided segment %" PRIu64 ": upload URL too long", *no);
-        }
-        snprintf(url, url_cap, "%s", u);
-        *found = 1;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return sql_fail(db, rc, "cannot read the voided segments", err);
+    *found = 1;
     return 0;
 }

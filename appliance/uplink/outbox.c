@@ -4,7 +4,9 @@
  * themselves are written only by the triggers of migration 0006, in the
  * writing transaction; this module never writes one. The invariant: a row
  * is deleted only by outbox_ack, and an ack deletes a prefix of each lane,
- * never a row queued after the batch it acknowledges was read.
+ * never a row queued after the batch it acknowledges was read. Queries:
+ * sql/outbox.sql, on a cache bound to the caller's store for the length of
+ * one call (the caller's transaction, if any, holds them).
  */
 #include "outbox.h"
 
@@ -13,9 +15,9 @@
 
 #include <sqlite3.h>
 
-#include "db.h"
-#include "store.h"
 #include "sql.h"
+#include "store.h"
+#include "uplink_queries.h"
 
 static int copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
@@ -29,59 +31,57 @@ static int copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
     return 0;
 }
 
-/* One lane's window: at most `limit` rows past `after` in seq order,
- * collapsed to the latest row per record. Appends to rows[*n..] and
- * returns the number of window rows read (>= rows appended). */
-static int read_lane(sqlite3 *db, int urgent, int64_t after, size_t limit, struct outbox_row *rows,
-                     size_t *n, int64_t *last, size_t *window, struct op_error *err)
+/* A statement failed to prepare: its errno (err has the message). */
+static int get_failed(const struct op_error *err)
 {
-    /* The window's seq range is fixed first, then each record's latest row
-     * in it is read; ordering by priority puts erasures before policy
-     * acknowledgements within the urgent lane. */
-    const char *sql = urgent ? "WITH w AS (SELECT seq, entity, record_id FROM outbox "
-                               "WHERE priority < 2 AND seq > ?1 ORDER BY seq LIMIT ?2) "
-                               "SELECT o.seq, o.entity, o.record_id, o.version, o.hlc, o.op, "
-                               "o.priority, o.created_ms, (SELECT max(seq) FROM w), "
-                               "(SELECT count(*) FROM w) FROM outbox AS o "
-                               "WHERE o.seq IN (SELECT max(seq) FROM w GROUP BY entity, "
-                               "record_id) ORDER BY o.priority, o.seq"
-                             : "WITH w AS (SELECT seq, entity, record_id FROM outbox "
-                               "WHERE priority = 2 AND seq > ?1 ORDER BY seq LIMIT ?2) "
-                               "SELECT o.seq, o.entity, o.record_id, o.version, o.hlc, o.op, "
-                               "o.priority, o.created_ms, (SELECT max(seq) FROM w), "
-                               "(SELECT count(*) FROM w) FROM outbox AS o "
-                               "WHERE o.seq IN (SELECT max(seq) FROM w GROUP BY entity, "
-                               "record_id) ORDER BY o.priority, o.seq";
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, "cannot read the outbox", err);
+    return err && err->code ? err->code : -EIO;
+}
+
+struct lane {
+    struct outbox_row *rows;
+    size_t *n;
+    int64_t *last;
+    size_t *window;
+};
+
+static int read_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    struct lane *ln = ctx;
+    struct outbox_row *r = &ln->rows[*ln->n];
+    r->seq = sqlite3_column_int64(st, 0);
+    if (copy_text(r->entity, sizeof r->entity, st, 1) < 0 ||
+        copy_text(r->record_id, sizeof r->record_id, st, 2) < 0 ||
+        copy_text(r->op, sizeof r->op, st, 5) < 0)
+        return op_error_set(err, -EOVERFLOW, NULL,
+                            "outbox row %lld: entity, record id or op too long", (long long)r->seq);
+    r->version = sqlite3_column_int64(st, 3);
+    r->hlc = (uint64_t)sqlite3_column_int64(st, 4);
+    r->priority = sqlite3_column_int(st, 6);
+    r->created_ms = sqlite3_column_int64(st, 7);
+    *ln->last = sqlite3_column_int64(st, 8);
+    *ln->window = (size_t)sqlite3_column_int64(st, 9);
+    (*ln->n)++;
+    return 0;
+}
+
+/* One lane's window (sql/outbox.sql, lane_urgent and lane_ordinary): at
+ * most `limit` rows past `after` in seq order, collapsed to the latest row
+ * per record. Appends to rows[*n..] and returns the number of window rows
+ * read (>= rows appended). */
+static int read_lane(struct sql_cache *c, int urgent, int64_t after, size_t limit,
+                     struct outbox_row *rows, size_t *n, int64_t *last, size_t *window,
+                     struct op_error *err)
+{
+    unsigned id = urgent ? UPLINK_Q_OUTBOX_LANE_URGENT : UPLINK_Q_OUTBOX_LANE_ORDINARY;
+    sqlite3_stmt *st = sql_get(c, id, err);
+    if (!st)
+        return get_failed(err);
     sqlite3_bind_int64(st, 1, after);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
     *window = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct outbox_row *r = &rows[*n];
-        r->seq = sqlite3_column_int64(st, 0);
-        if (copy_text(r->entity, sizeof r->entity, st, 1) < 0 ||
-            copy_text(r->record_id, sizeof r->record_id, st, 2) < 0 ||
-            copy_text(r->op, sizeof r->op, st, 5) < 0) {
-            sqlite3_finalize(st);
-            return op_error_set(err, -EOVERFLOW, NULL,
-                                "outbox row %lld: entity, record id or op too long",
-                                (long long)r->seq);
-        }
-        r->version = sqlite3_column_int64(st, 3);
-        r->hlc = (uint64_t)sqlite3_column_int64(st, 4);
-        r->priority = sqlite3_column_int(st, 6);
-        r->created_ms = sqlite3_column_int64(st, 7);
-        *last = sqlite3_column_int64(st, 8);
-        *window = (size_t)sqlite3_column_int64(st, 9);
-        (*n)++;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return sql_fail(db, rc, "cannot read the outbox", err);
-    return 0;
+    struct lane ln = {rows, n, last, window};
+    int rc = sql_each(c, id, st, read_row, &ln, err);
+    return rc < 0 ? rc : 0;
 }
 
 int outbox_next_batch(struct store *s, const struct outbox_cursor *after, size_t max_rows,
@@ -94,21 +94,25 @@ int outbox_next_batch(struct store *s, const struct outbox_cursor *after, size_t
                             max_rows, OUTBOX_BATCH_MAX);
     if (after->urgent < 0 || after->ordinary < 0)
         return op_error_set(err, -EINVAL, "after", "outbox cursor is negative");
-    sqlite3 *db = store_db(s);
     *covered = *after;
-    /* Both lanes are read in one read transaction so the batch is one
-     * snapshot even while outpostd writes. */
-    int auto_commit = sqlite3_get_autocommit(db);
-    int rc = auto_commit ? db_exec(db, "BEGIN", "cannot read the outbox", err) : 0;
+    struct sql_cache c;
+    int rc = store_queries_bind(s, &c, &uplink_queries, err);
     if (rc < 0)
         return rc;
+    /* Both lanes are read in one read transaction so the batch is one
+     * snapshot even while outpostd writes: a savepoint begins one, or
+     * nests in the caller's. */
+    rc = sql_exec(&c, UPLINK_Q_OUTBOX_READ_BEGIN, err);
+    if (rc < 0)
+        goto out;
     size_t window = 0;
-    rc = read_lane(db, 1, after->urgent, max_rows, rows, n, &covered->urgent, &window, err);
+    rc = read_lane(&c, 1, after->urgent, max_rows, rows, n, &covered->urgent, &window, err);
     if (rc == 0 && window < max_rows)
-        rc = read_lane(db, 0, after->ordinary, max_rows - window, rows, n, &covered->ordinary,
+        rc = read_lane(&c, 0, after->ordinary, max_rows - window, rows, n, &covered->ordinary,
                        &window, err);
-    if (auto_commit)
-        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    (void)sql_exec(&c, UPLINK_Q_OUTBOX_READ_END, NULL);
+out:
+    sql_cache_close(&c);
     if (rc < 0) {
         *n = 0;
         *covered = *after;
@@ -116,20 +120,61 @@ int outbox_next_batch(struct store *s, const struct outbox_cursor *after, size_t
     return rc;
 }
 
-static int step_done(sqlite3 *db, const char *sql, const struct outbox_cursor *upto, int64_t now_ms,
-                     struct op_error *err)
+/* Runs acknowledgement query `id` with the cursor as ?1 and ?2 (and
+ * now_ms as ?3 where it has one). */
+static int ack_step(struct sql_cache *c, unsigned id, const struct outbox_cursor *upto,
+                    int64_t now_ms, struct op_error *err)
 {
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, "cannot prune the outbox", err);
+    sqlite3_stmt *st = sql_get(c, id, err);
+    if (!st)
+        return get_failed(err);
     sqlite3_bind_int64(st, 1, upto->urgent);
     sqlite3_bind_int64(st, 2, upto->ordinary);
     if (sqlite3_bind_parameter_count(st) >= 3)
         sqlite3_bind_int64(st, 3, now_ms);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot prune the outbox", err);
+    int rc = sql_run(c, id, st, err);
+    return rc < 0 ? rc : 0;
+}
+
+/* The largest seq ever issued. */
+static int issued_seq(struct sql_cache *c, int64_t *out, struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(c, UPLINK_Q_OUTBOX_ACK_ISSUED, err);
+    if (!st)
+        return get_failed(err);
+    int rc = sql_step(c, UPLINK_Q_OUTBOX_ACK_ISSUED, st, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return op_error_set(err, -EIO, NULL, "cannot read the outbox sequence: no row");
+    *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return 0;
+}
+
+static int ack(struct sql_cache *c, const struct outbox_cursor *upto, int64_t now_ms,
+               struct op_error *err)
+{
+    int rc = sql_exec(c, UPLINK_Q_OUTBOX_ACK_BEGIN, err);
+    if (rc < 0)
+        return rc;
+    int64_t issued = 0;
+    rc = issued_seq(c, &issued, err);
+    if (rc == 0 && (upto->urgent > issued || upto->ordinary > issued))
+        rc = op_error_set(err, -ERANGE, "upto",
+                          "acknowledgement up to %lld/%lld is past the last outbox row %lld",
+                          (long long)upto->urgent, (long long)upto->ordinary, (long long)issued);
+    if (rc == 0)
+        rc = ack_step(c, UPLINK_Q_OUTBOX_ACK_ERASURES_SENT, upto, now_ms, err);
+    if (rc == 0)
+        rc = ack_step(c, UPLINK_Q_OUTBOX_ACK_DELETE, upto, now_ms, err);
+    if (rc < 0) {
+        (void)sql_exec(c, UPLINK_Q_OUTBOX_ACK_ROLLBACK, NULL);
+        (void)sql_exec(c, UPLINK_Q_OUTBOX_ACK_RELEASE, NULL);
+        return rc;
+    }
+    rc = sql_exec(c, UPLINK_Q_OUTBOX_ACK_RELEASE, err);
+    return rc < 0 ? rc : 0;
 }
 
 int outbox_ack(struct store *s, const struct outbox_cursor *upto, int64_t now_ms,
@@ -137,60 +182,30 @@ int outbox_ack(struct store *s, const struct outbox_cursor *upto, int64_t now_ms
 {
     if (upto->urgent < 0 || upto->ordinary < 0)
         return op_error_set(err, -EINVAL, "upto", "outbox cursor is negative");
-    sqlite3 *db = store_db(s);
-    int rc = db_exec(db, "SAVEPOINT outbox_ack", "cannot prune the outbox", err);
+    struct sql_cache c;
+    int rc = store_queries_bind(s, &c, &uplink_queries, err);
     if (rc < 0)
         return rc;
-    /* AUTOINCREMENT never reuses a seq, so sqlite_sequence holds the
-     * largest ever issued (no row: none issued yet). */
-    sqlite3_stmt *st;
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT coalesce((SELECT seq FROM sqlite_sequence "
-                            "WHERE name = 'outbox'), 0)",
-                            -1, &st, NULL);
-    int64_t issued = 0;
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        issued = sqlite3_column_int64(st, 0);
-        rc = 0;
-    } else
-        rc = sql_fail(db, rc, "cannot read the outbox sequence", err);
-    sqlite3_finalize(st);
-    if (rc == 0 && (upto->urgent > issued || upto->ordinary > issued))
-        rc = op_error_set(err, -ERANGE, "upto",
-                          "acknowledgement up to %lld/%lld is past the last outbox row %lld",
-                          (long long)upto->urgent, (long long)upto->ordinary, (long long)issued);
-    if (rc == 0)
-        rc = step_done(db,
-                       "UPDATE erasures SET sent_at_ms = ?3 WHERE sent_at_ms IS NULL AND "
-                       "EXISTS (SELECT 1 FROM outbox AS o WHERE o.priority < 2 AND "
-                       "o.seq <= ?1 AND o.op = 'erase' AND o.entity = erasures.entity AND "
-                       "o.record_id = erasures.record_id)",
-                       upto, now_ms, err);
-    if (rc == 0)
-        rc = step_done(db,
-                       "DELETE FROM outbox WHERE (priority < 2 AND seq <= ?1) OR "
-                       "(priority = 2 AND seq <= ?2)",
-                       upto, now_ms, err);
-    if (rc < 0) {
-        sqlite3_exec(db, "ROLLBACK TO outbox_ack; RELEASE outbox_ack", NULL, NULL, NULL);
-        return rc;
-    }
-    return db_exec(db, "RELEASE outbox_ack", "cannot commit the outbox acknowledgement", err);
+    rc = ack(&c, upto, now_ms, err);
+    sql_cache_close(&c);
+    return rc;
 }
 
 int outbox_stats(struct store *s, int64_t *depth, int64_t *oldest_created_ms, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT count(*), coalesce(min(created_ms), 0) FROM outbox", -1,
-                                &st, NULL);
-    if (rc != SQLITE_OK)
-        return sql_fail(db, rc, "cannot read the outbox", err);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    struct sql_cache c;
+    int rc = store_queries_bind(s, &c, &uplink_queries, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = sql_get(&c, UPLINK_Q_OUTBOX_STATS, err);
+    rc = st ? sql_step(&c, UPLINK_Q_OUTBOX_STATS, st, err) : get_failed(err);
+    if (rc == 1) {
         *depth = sqlite3_column_int64(st, 0);
         *oldest_created_ms = sqlite3_column_int64(st, 1);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = op_error_set(err, -EIO, NULL, "cannot read the outbox: no row");
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : sql_fail(db, rc, "cannot read the outbox", err);
+    sql_cache_close(&c);
+    return rc;
 }

@@ -21,25 +21,22 @@
 
 #include <sqlite3.h>
 
-#include "db.h"
 #include "node_policy.h"
 #include "policy_diff.h"
-#include "store.h"
 #include "sql.h"
+#include "store.h"
+#include "uplink_queries.h"
 
-static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what,
-                struct op_error *err)
+/* A statement failed to prepare: its errno (err has the message). */
+static int get_failed(const struct op_error *err)
 {
-    int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
-    return rc == SQLITE_OK ? 0 : sql_fail(db, rc, what, err);
+    return err && err->code ? err->code : -EIO;
 }
 
-/* Steps a statement that returns no row and finalizes it. */
-static int done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct op_error *err)
+/* Binds the uplink's queries to s for one call; the caller closes them. */
+static int bind_queries(struct store *s, struct sql_cache *c, struct op_error *err)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, what, err);
+    return store_queries_bind(s, c, &uplink_queries, err);
 }
 
 static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
@@ -217,18 +214,12 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int policy_change_record(struct store *s, const char *kind, const char *actor, const char *old_hash,
-                         const char *new_hash, uint64_t seq, const char *summary,
-                         struct op_error *err)
+static int record(struct sql_cache *c, const char *kind, const char *actor, const char *old_hash,
+                  const char *new_hash, uint64_t seq, const char *summary, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prep(db,
-                  "INSERT INTO policy_ledger (at_ms, actor, kind, old_hash, new_hash, "
-                  "mailbox_seq, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                  &st, "cannot record the policy change", err);
-    if (rc < 0)
-        return rc;
+    sqlite3_stmt *st = sql_get(c, UPLINK_Q_POLICY_CHANGE_RECORD, err);
+    if (!st)
+        return get_failed(err);
     sqlite3_bind_int64(st, 1, now_ms());
     sqlite3_bind_text(st, 2, actor, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
@@ -236,22 +227,38 @@ int policy_change_record(struct store *s, const char *kind, const char *actor, c
     sqlite3_bind_text(st, 5, new_hash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, (sqlite3_int64)seq);
     sqlite3_bind_text(st, 7, summary, -1, SQLITE_STATIC);
-    return done(db, st, "cannot record the policy change", err);
+    int rc = sql_run(c, UPLINK_Q_POLICY_CHANGE_RECORD, st, err);
+    return rc < 0 ? rc : 0;
+}
+
+int policy_change_record(struct store *s, const char *kind, const char *actor, const char *old_hash,
+                         const char *new_hash, uint64_t seq, const char *summary,
+                         struct op_error *err)
+{
+    struct sql_cache c;
+    int rc = bind_queries(s, &c, err);
+    if (rc < 0)
+        return rc;
+    rc = record(&c, kind, actor, old_hash, new_hash, seq, summary, err);
+    sql_cache_close(&c);
+    return rc;
 }
 
 int policy_change_supersede(struct store *s, uint64_t seq, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prep(db,
-                  "UPDATE mailbox SET status = 'refused', reason = 'superseded by policy "
-                  "message ' || ?1 || ' from HQ' WHERE kind = 'policy' AND status = 'pending' "
-                  "AND seq < ?1",
-                  &st, "cannot supersede pending policies", err);
+    struct sql_cache c;
+    int rc = bind_queries(s, &c, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
-    return done(db, st, "cannot supersede pending policies", err);
+    sqlite3_stmt *st = sql_get(&c, UPLINK_Q_POLICY_CHANGE_SUPERSEDE, err);
+    if (!st) {
+        rc = get_failed(err);
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+        rc = sql_run(&c, UPLINK_Q_POLICY_CHANGE_SUPERSEDE, st, err);
+    }
+    sql_cache_close(&c);
+    return rc < 0 ? rc : 0;
 }
 
 void policy_pending_done(struct policy_pending *p)
@@ -264,29 +271,9 @@ void policy_pending_done(struct policy_pending *p)
     p->p = NULL;
 }
 
-int policy_change_pending(struct store *s, struct policy_pending *out, int *found,
-                          struct op_error *err)
+static int read_pending(sqlite3_stmt *st, void *ctx, struct op_error *err)
 {
-    memset(out, 0, sizeof *out);
-    *found = 0;
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc = prep(db,
-                  "SELECT seq, created_at, received_ms, reason, body FROM mailbox "
-                  "WHERE kind = 'policy' AND status = 'pending' ORDER BY seq DESC LIMIT 1",
-                  &st, "cannot read the mailbox", err);
-    if (rc < 0)
-        return rc;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_finalize(st);
-        return 0;
-    }
-    if (rc != SQLITE_ROW) {
-        rc = sql_fail(db, rc, "cannot read the mailbox", err);
-        sqlite3_finalize(st);
-        return rc;
-    }
+    struct policy_pending *out = ctx;
     out->seq = (uint64_t)sqlite3_column_int64(st, 0);
     copy_col(out->created_at, sizeof out->created_at, st, 1);
     out->received_ms = sqlite3_column_int64(st, 2);
@@ -294,14 +281,29 @@ int policy_change_pending(struct store *s, struct policy_pending *out, int *foun
     const void *body = sqlite3_column_blob(st, 4);
     out->len = (size_t)sqlite3_column_bytes(st, 4);
     out->text = malloc(out->len + 1);
-    if (!out->text) {
-        sqlite3_finalize(st);
+    if (!out->text)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    }
     if (out->len)
         memcpy(out->text, body, out->len);
     out->text[out->len] = '\0';
-    sqlite3_finalize(st);
+    return 1;
+}
+
+int policy_change_pending(struct store *s, struct policy_pending *out, int *found,
+                          struct op_error *err)
+{
+    memset(out, 0, sizeof *out);
+    *found = 0;
+    struct sql_cache c;
+    int rc = bind_queries(s, &c, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = sql_get(&c, UPLINK_Q_POLICY_CHANGE_PENDING, err);
+    rc = st ? sql_each(&c, UPLINK_Q_POLICY_CHANGE_PENDING, st, read_pending, out, err)
+            : get_failed(err);
+    sql_cache_close(&c);
+    if (rc <= 0)
+        return rc;
     *found = 1;
     const char *region = store_region(s);
     char name[64];
@@ -315,48 +317,59 @@ int policy_change_pending(struct store *s, struct policy_pending *out, int *foun
     return 0;
 }
 
+struct ledger_walk {
+    policy_ledger_fn cb;
+    void *ctx;
+};
+
+static int ledger_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct ledger_walk *w = ctx;
+    struct policy_ledger_entry e = {
+        .at_ms = sqlite3_column_int64(st, 0),
+        .actor = (const char *)sqlite3_column_text(st, 1),
+        .kind = (const char *)sqlite3_column_text(st, 2),
+        .old_hash = (const char *)sqlite3_column_text(st, 3),
+        .new_hash = (const char *)sqlite3_column_text(st, 4),
+        .seq = (uint64_t)sqlite3_column_int64(st, 5),
+        .summary = (const char *)sqlite3_column_text(st, 6),
+    };
+    return w->cb(w->ctx, &e);
+}
+
+static int walk_ledger(struct sql_cache *c, unsigned limit, policy_ledger_fn cb, void *ctx,
+                       uint64_t *total, struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(c, UPLINK_Q_POLICY_CHANGE_LEDGER_COUNT, err);
+    if (!st)
+        return get_failed(err);
+    int rc = sql_step(c, UPLINK_Q_POLICY_CHANGE_LEDGER_COUNT, st, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return op_error_set(err, -EIO, NULL, "cannot read the policy ledger: no row");
+    *total = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    st = sql_get(c, UPLINK_Q_POLICY_CHANGE_LEDGER_ROWS, err);
+    if (!st)
+        return get_failed(err);
+    /* the row just before the newest `limit`; none (all rows) for 0 */
+    sqlite3_bind_int64(st, 1, limit ? (sqlite3_int64)limit : INT64_MAX);
+    struct ledger_walk w = {cb, ctx};
+    return sql_each(c, UPLINK_Q_POLICY_CHANGE_LEDGER_ROWS, st, ledger_row, &w, err);
+}
+
 int policy_change_ledger(struct store *s, unsigned limit, policy_ledger_fn cb, void *ctx,
                          uint64_t *total, struct op_error *err)
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    int rc =
-        prep(db, "SELECT count(*) FROM policy_ledger", &st, "cannot read the policy ledger", err);
+    struct sql_cache c;
+    int rc = bind_queries(s, &c, err);
     if (rc < 0)
         return rc;
-    rc = sqlite3_step(st);
-    uint64_t n = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return sql_fail(db, rc, "cannot read the policy ledger", err);
-    *total = n;
-    rc = prep(db,
-              "SELECT at_ms, actor, kind, old_hash, new_hash, mailbox_seq, summary FROM "
-              "policy_ledger WHERE id > coalesce((SELECT id FROM policy_ledger ORDER BY id DESC "
-              "LIMIT 1 OFFSET ?1), 0) ORDER BY id",
-              &st, "cannot read the policy ledger", err);
-    if (rc < 0)
-        return rc;
-    /* the row just before the newest `limit`; none (all rows) for 0 */
-    sqlite3_bind_int64(st, 1, limit ? (sqlite3_int64)limit : INT64_MAX);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct policy_ledger_entry e = {
-            .at_ms = sqlite3_column_int64(st, 0),
-            .actor = (const char *)sqlite3_column_text(st, 1),
-            .kind = (const char *)sqlite3_column_text(st, 2),
-            .old_hash = (const char *)sqlite3_column_text(st, 3),
-            .new_hash = (const char *)sqlite3_column_text(st, 4),
-            .seq = (uint64_t)sqlite3_column_int64(st, 5),
-            .summary = (const char *)sqlite3_column_text(st, 6),
-        };
-        int c = cb(ctx, &e);
-        if (c) {
-            sqlite3_finalize(st);
-            return c;
-        }
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(db, rc, "cannot read the policy ledger", err);
+    rc = walk_ledger(&c, limit, cb, ctx, total, err);
+    sql_cache_close(&c);
+    return rc;
 }
 
 /* ---- acceptance --------------------------------------------------------------- */
@@ -423,20 +436,22 @@ static int accept_locked(struct store *s, const char *db_path, const char *expli
     rc = policy_change_write_override(db_path, pp.text, pp.len, err);
     if (rc < 0)
         goto out;
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st;
-    rc = prep(db,
-              "UPDATE mailbox SET status = 'applied', reason = 'accepted at the node by ' || ?2 "
-              "WHERE seq = ?1 AND status = 'pending'",
-              &st, "cannot mark the policy accepted", err);
-    if (rc == 0) {
+    struct sql_cache c;
+    rc = bind_queries(s, &c, err);
+    if (rc < 0)
+        goto out;
+    sqlite3_stmt *st = sql_get(&c, UPLINK_Q_POLICY_CHANGE_ACCEPT, err);
+    if (!st) {
+        rc = get_failed(err);
+    } else {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)pp.seq);
         sqlite3_bind_text(st, 2, actor, -1, SQLITE_STATIC);
-        rc = done(db, st, "cannot mark the policy accepted", err);
+        rc = sql_run(&c, UPLINK_Q_POLICY_CHANGE_ACCEPT, st, err);
     }
-    if (rc == 0)
-        rc = policy_change_record(s, POLICY_CHANGE_ACCEPTED, actor, out->old_hash, out->new_hash,
-                                  pp.seq, out->summary, err);
+    if (rc >= 0)
+        rc = record(&c, POLICY_CHANGE_ACCEPTED, actor, out->old_hash, out->new_hash, pp.seq,
+                    out->summary, err);
+    sql_cache_close(&c);
 out:
     policy_diff_free(d);
     policy_free(cur);

@@ -21,7 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "db.h"
 #include "node_policy.h"
 #include "residency.h"
 #include "segment.h"
@@ -38,7 +37,7 @@ static int on_spool_file(void *vctx, uint64_t no, const char *path)
 {
     struct scan_ctx *c = vctx;
     struct sync_segment seg;
-    int rc = ledger_get_segment(store_db(c->l->s), no, &seg, c->err);
+    int rc = ledger_get_segment(&c->l->q, no, &seg, c->err);
     if (rc < 0)
         return rc;
     if (rc == 0 || seg.state == SYNC_SEG_ACKED || seg.state == SYNC_SEG_REJECTED) {
@@ -53,26 +52,25 @@ static int on_spool_file(void *vctx, uint64_t no, const char *path)
  * segmented cursor to where `first` began. One transaction. */
 static int drop_from(struct sync_ledger *l, const struct sync_segment *first, struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
     int rc = store_begin(l->s, err);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st;
-    rc = ledger_prep(db, "DELETE FROM sync_segments WHERE no >= ?1 AND state IN (0, 1)", &st,
-                     "cannot drop segments", err);
-    if (rc == 0) {
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_SYNC_LEDGER_DROP_FROM, err);
+    if (!st) {
+        rc = err && err->code ? err->code : -EIO;
+    } else {
         sqlite3_bind_int64(st, 1, (sqlite3_int64)first->no);
-        rc = ledger_done(db, st, "cannot drop segments", err);
+        rc = sql_run(&l->q, UPLINK_Q_SYNC_LEDGER_DROP_FROM, st, err);
     }
-    if (rc == 0)
-        rc = ledger_prep(db,
-                         "UPDATE sync_state SET segmented_urgent = ?1, segmented_ordinary = ?2 "
-                         "WHERE id = 1",
-                         &st, "cannot rewind the segmented cursor", err);
-    if (rc == 0) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)first->from_urgent);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)first->from_ordinary);
-        rc = ledger_done(db, st, "cannot rewind the segmented cursor", err);
+    if (rc >= 0) {
+        st = sql_get(&l->q, UPLINK_Q_SYNC_LEDGER_REWIND_CURSOR, err);
+        if (!st) {
+            rc = err && err->code ? err->code : -EIO;
+        } else {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)first->from_urgent);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)first->from_ordinary);
+            rc = sql_run(&l->q, UPLINK_Q_SYNC_LEDGER_REWIND_CURSOR, st, err);
+        }
     }
     if (rc < 0) {
         store_rollback(l->s);
@@ -81,32 +79,29 @@ static int drop_from(struct sync_ledger *l, const struct sync_segment *first, st
     return store_commit(l->s, err);
 }
 
+/* The first unsettled row whose file is gone: 1 with it in *ctx. */
+static int find_missing(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct sync_segment *seg = ctx;
+    ledger_row_to_segment(st, seg);
+    struct stat sb;
+    return stat(seg->path, &sb) < 0 && errno == ENOENT;
+}
+
 static int reconcile(struct sync_ledger *l, struct op_error *err)
 {
-    sqlite3 *db = store_db(l->s);
     /* 1. rows without their file: the first such row and everything after
      *    it is segmented again (later files then have no row: step 2). */
-    sqlite3_stmt *st;
-    int rc = ledger_prep(
-        db, "SELECT " LEDGER_SEGMENT_COLS " FROM sync_segments WHERE state IN (0, 1) ORDER BY no",
-        &st, "cannot read the segment table", err);
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_SYNC_LEDGER_UNSETTLED_SEGMENTS, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    struct sync_segment missing;
+    int rc =
+        sql_each(&l->q, UPLINK_Q_SYNC_LEDGER_UNSETTLED_SEGMENTS, st, find_missing, &missing, err);
     if (rc < 0)
         return rc;
-    struct sync_segment seg, missing;
-    int found = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        ledger_row_to_segment(st, &seg);
-        struct stat sb;
-        if (stat(seg.path, &sb) < 0 && errno == ENOENT) {
-            missing = seg;
-            found = 1;
-            break;
-        }
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return sql_fail(db, rc, "cannot read the segment table", err);
-    if (found) {
+    if (rc == 1) {
         rc = drop_from(l, &missing, err);
         if (rc < 0)
             return rc;
@@ -118,6 +113,21 @@ static int reconcile(struct sync_ledger *l, struct op_error *err)
 }
 
 /* ---- open / close / policy ------------------------------------------------- */
+
+/* The schema version the segments are stamped with. */
+static int schema_version(struct sync_ledger *l, uint32_t *out, struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_SYNC_LEDGER_SCHEMA_VERSION, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    int rc = sql_step(&l->q, UPLINK_Q_SYNC_LEDGER_SCHEMA_VERSION, st, err);
+    if (rc < 0)
+        return rc;
+    *out = rc ? (uint32_t)sqlite3_column_int(st, 0) : 0;
+    if (rc)
+        sqlite3_reset(st);
+    return 0;
+}
 
 int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **out,
                      struct op_error *err)
@@ -143,6 +153,8 @@ int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **o
     l->clock_ctx = o->clock_ctx;
 
     rc = store_open(l->db_path, 0, &l->s, err);
+    if (rc == 0)
+        rc = store_queries_bind(l->s, &l->q, &uplink_queries, err);
     if (rc < 0)
         goto fail;
     store_set_actor(l->s, "sync", NULL);
@@ -166,13 +178,11 @@ int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **o
     rc = store_pseudonym_key(l->s, l->pkey, err);
     if (rc < 0)
         goto fail;
-    int v = 0;
-    rc = db_schema_version(store_db(l->s), &v);
+    rc = schema_version(l, &l->schema_version, err);
     if (rc < 0) {
         op_error_set(err, rc, NULL, "cannot read the schema version of %s", l->db_path);
         goto fail;
     }
-    l->schema_version = (uint32_t)v;
     if (mkdir(l->spool_dir, 0700) < 0 && errno != EEXIST) {
         rc = op_error_set(err, -errno, "spool_dir", "cannot create spool directory %s: %s",
                           l->spool_dir, strerror(errno));
@@ -180,20 +190,15 @@ int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **o
     }
 
     /* Record who we are for `outpost status`; a region block is over. */
-    sqlite3 *db = store_db(l->s);
-    sqlite3_stmt *st;
-    rc = ledger_prep(db,
-                     "UPDATE sync_state SET node_id = ?1, region = ?2, spool_cap = ?3, "
-                     "blocked = CASE blocked_kind WHEN 'region' THEN '' ELSE blocked END, "
-                     "blocked_kind = CASE blocked_kind WHEN 'region' THEN '' ELSE blocked_kind END "
-                     "WHERE id = 1",
-                     &st, "cannot record the sync state", err);
-    if (rc < 0)
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_SYNC_LEDGER_OPEN_RECORD, err);
+    if (!st) {
+        rc = err && err->code ? err->code : -EIO;
         goto fail;
+    }
     sqlite3_bind_text(st, 1, l->cred.node_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, l->cred.region, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)l->spool_max);
-    rc = ledger_done(db, st, "cannot record the sync state", err);
+    rc = sql_run(&l->q, UPLINK_Q_SYNC_LEDGER_OPEN_RECORD, st, err);
     if (rc < 0)
         goto fail;
     rc = reconcile(l, err);
@@ -213,6 +218,7 @@ void sync_ledger_close(struct sync_ledger *l)
 {
     if (!l)
         return;
+    sql_cache_close(&l->q);
     store_close(l->s);
     policy_free(l->p);
     explicit_bzero(l->pkey, sizeof l->pkey);
@@ -229,31 +235,19 @@ int sync_ledger_reload_policy(struct sync_ledger *l, struct op_error *err)
     policy_free(l->p);
     l->p = np;
     struct ledger_state s;
-    rc = ledger_load_state(store_db(l->s), &s, err);
+    rc = ledger_load_state(&l->q, &s, err);
     if (rc < 0)
         return rc;
     if (strcmp(s.blocked_kind, "rejected") || !strcmp(s.blocked_policy, np->hash))
         return 0;
     /* A new policy: segment again from the acknowledged cursor; spooled
      * segments were cut under the old one. */
-    sqlite3 *db = store_db(l->s);
     rc = store_begin(l->s, err);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st;
-    rc = ledger_prep(db, "DELETE FROM sync_segments WHERE state IN (0, 1)", &st,
-                     "cannot drop segments", err);
-    if (rc == 0)
-        rc = ledger_done(db, st, "cannot drop segments", err);
-    if (rc == 0)
-        rc = ledger_prep(
-            db,
-            "UPDATE sync_state SET segmented_urgent = acked_urgent, segmented_ordinary = "
-            "acked_ordinary, blocked = '', blocked_kind = '', blocked_policy = '' "
-            "WHERE id = 1",
-            &st, "cannot unblock sync", err);
-    if (rc == 0)
-        rc = ledger_done(db, st, "cannot unblock sync", err);
+    rc = sql_exec(&l->q, UPLINK_Q_SYNC_LEDGER_DROP_UNSETTLED, err);
+    if (rc >= 0)
+        rc = sql_exec(&l->q, UPLINK_Q_SYNC_LEDGER_UNBLOCK, err);
     if (rc < 0) {
         store_rollback(l->s);
         return rc;

@@ -5,7 +5,7 @@
  * sync_ledger.h (tests/tools/check_egress.sh). One concern per module:
  *
  *   sync_ledger.c       open, close, reload, reconciling spool and table
- *   ledger_state.c      the sync_state row, the segment table's rows, SQL helpers
+ *   ledger_state.c      the sync_state row and the segment table's rows
  *   ledger_segmenter.c  cutting the outbox into segments under the policy in force
  *   ledger_uploads.c    which segment goes next, its upload URL, voided uploads
  *   ledger_receipts.c   HQ's receipts: verify, acknowledge or block
@@ -13,7 +13,8 @@
  *   ledger_status.c     link statistics and the figures of `outpost status`
  *
  * Every function here does blocking SQLite or file I/O on the ledger's own
- * connection; the errors are the ones sync_ledger.h describes.
+ * connection, through the named queries of appliance/uplink/sql/ (one
+ * file per module); the errors are the ones sync_ledger.h describes.
  */
 #ifndef OUTPOST_SYNC_LEDGER_INT_H
 #define OUTPOST_SYNC_LEDGER_INT_H
@@ -27,9 +28,10 @@
 #include "egress.h"
 #include "outbox.h"
 #include "policy.h"
-#include "store.h"
 #include "sql.h"
+#include "store.h"
 #include "sync_ledger.h"
+#include "uplink_queries.h"
 
 #define LEDGER_SPOOL_MAX_DEFAULT (256ull * 1024 * 1024)
 /* outbox rows read per batch while building a segment: bounds memory */
@@ -41,6 +43,7 @@
 
 struct sync_ledger {
     struct store *s;
+    struct sql_cache q; /* the uplink's queries on s; closed before s */
     struct policy *p;
     unsigned char pkey[EGRESS_KEY_BYTES];
     struct node_credentials cred;
@@ -75,33 +78,34 @@ int64_t ledger_real_clock(void *ctx);
 /* The ledger's wall clock, ms since the epoch. */
 int64_t ledger_now(const struct sync_ledger *l);
 
-int ledger_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what,
-                struct op_error *err);
-/* Steps a statement that returns no row and finalizes it. */
-int ledger_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct op_error *err);
 /* Column col as text into dst (cap bytes, truncated); NULL reads as "". */
 void ledger_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col);
 /* A non-negative integer member of o: 0, else -1. */
 int ledger_get_u64(json_t *o, const char *key, uint64_t *out);
 
+/* The helpers below run one named query of c (the ledger's l->q, or a
+ * cache bound to another store for `outpost status`). */
+
 /* Reads the sync_state row into *o; a missing row is -EPROTO. */
-int ledger_load_state(sqlite3 *db, struct ledger_state *o, struct op_error *err);
+int ledger_load_state(struct sql_cache *c, struct ledger_state *o, struct op_error *err);
 /* Records why sync is stopped: kind "rejected" or "region", with the hash of
  * the policy a rejection happened under ("" for none). */
 int ledger_set_blocked(struct sync_ledger *l, const char *kind, const char *why,
                        const char *policy_hash, struct op_error *err);
 /* Bytes and count of the segments not yet acknowledged or rejected. */
-int ledger_spool_usage(sqlite3 *db, uint64_t *bytes, uint64_t *segments, struct op_error *err);
+int ledger_spool_usage(struct sql_cache *c, uint64_t *bytes, uint64_t *segments,
+                       struct op_error *err);
 /* Outbox rows past the segmented cursor (su, so). */
-int ledger_unsegmented(sqlite3 *db, int64_t su, int64_t so, int64_t *n, struct op_error *err);
+int ledger_unsegmented(struct sql_cache *c, int64_t su, int64_t so, int64_t *n,
+                       struct op_error *err);
 
-#define LEDGER_SEGMENT_COLS                                                                        \
-    "no, from_urgent, from_ordinary, to_urgent, to_ordinary, bytes, records, state, path, "        \
-    "upload_url, created_ms"
-/* A row selected as LEDGER_SEGMENT_COLS. */
+/* A row of the segment table, its columns in the order the queries that
+ * read segments select them (no, from_urgent, from_ordinary, to_urgent,
+ * to_ordinary, bytes, records, state, path, upload_url, created_ms). */
 void ledger_row_to_segment(sqlite3_stmt *st, struct sync_segment *out);
 /* Segment `no`: 1 and *out, or 0 when there is no such row. */
-int ledger_get_segment(sqlite3 *db, uint64_t no, struct sync_segment *out, struct op_error *err);
+int ledger_get_segment(struct sql_cache *c, uint64_t no, struct sync_segment *out,
+                       struct op_error *err);
 /* Removes a spool file and syncs the directory; a missing file is fine. */
 void ledger_unlink_spool(struct sync_ledger *l, const char *path);
 

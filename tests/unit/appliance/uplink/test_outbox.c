@@ -2,7 +2,8 @@
  * every write path queues exactly the right rows in its own transaction
  * (a rollback queues nothing), local-only tables queue nothing, purges and
  * erasures go out first, an ack prunes exactly what it covers and can be
- * repeated, and a database migrated from version 5 queues what it held. */
+ * repeated, a batch or an ack inside the caller's transaction leaves it
+ * open, and a database migrated from version 5 queues what it held. */
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -329,6 +330,38 @@ static void migration_backfills(void)
     store_close(s);
 }
 
+/* A batch is read in one snapshot of its own, or inside the caller's
+ * transaction, which it leaves open; a refused ack inside the caller's
+ * transaction changes nothing and leaves it open too. */
+static void batches_in_transactions(void)
+{
+    struct store *s = fresh_store("txn.db");
+    struct op_error err;
+    char *a = fx_create(s, &entity_contact, json_pack("{s:s}", "given_name", "Ana"));
+    struct outbox_row rows[4];
+    size_t k = 0;
+    struct outbox_cursor at = {0, 0}, cov;
+    CHECK_EQ(outbox_next_batch(s, &at, 4, rows, &k, &cov, &err), 0);
+    CHECK_EQ(k, 1);
+    CHECK_EQ(sqlite3_get_autocommit(store_db(s)), 1);
+
+    CHECK_EQ(store_begin(s, &err), 0);
+    char *b = fx_create(s, &entity_contact, json_pack("{s:s}", "given_name", "Bo"));
+    CHECK_EQ(outbox_next_batch(s, &at, 4, rows, &k, &cov, &err), 0);
+    CHECK_EQ(k, 2); /* the caller's own uncommitted row too */
+    CHECK_EQ(sqlite3_get_autocommit(store_db(s)), 0);
+    struct outbox_cursor far = {0, cov.ordinary + 100};
+    CHECK_EQ(outbox_ack(s, &far, 1, &err), -ERANGE);
+    CHECK_EQ(sqlite3_get_autocommit(store_db(s)), 0);
+    CHECK_EQ(outbox_ack(s, &cov, 1, &err), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox"), 0);
+    store_rollback(s);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox"), 1);
+    CHECK_EQ(sqlite3_get_autocommit(store_db(s)), 1);
+    free(a), free(b);
+    store_close(s);
+}
+
 int main(void)
 {
     fx_tmpdir("outbox");
@@ -337,6 +370,7 @@ int main(void)
     RUN(import_queues_each_row);
     RUN(purge_and_erase_are_urgent);
     RUN(batches_collapse_and_ack);
+    RUN(batches_in_transactions);
     RUN(migration_backfills);
     return fx_finish();
 }

@@ -8,7 +8,8 @@
  * segment behind a backlog; a restricted record HQ holds leaves as a
  * withdraw tombstone; 20,000 changes become many small segments; the
  * mailbox keeps only authentic messages, applies a policy from HQ that
- * loosens nothing and keeps one that loosens pending. */
+ * loosens nothing and keeps one that loosens pending; between calls the
+ * ledger holds no read snapshot. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -782,6 +783,63 @@ static void test_waiting(void)
     sync_ledger_close(l);
 }
 
+/* Whether the ledger's connection holds no read snapshot: another
+ * connection writes, and its passive checkpoint can then copy every WAL
+ * frame back (a snapshot held open would pin the frames after it). */
+static int nothing_held(void)
+{
+    free(add_contact("Probe", 0));
+    int log = -1, ckpt = -2;
+    int rc = sqlite3_wal_checkpoint_v2(store_db(st), NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &ckpt);
+    if (rc != SQLITE_OK || log != ckpt)
+        fprintf(stderr, "  checkpoint: rc %d, %d of %d frames\n", rc, ckpt, log);
+    return rc == SQLITE_OK && log == ckpt;
+}
+
+/* The ledger's statements are prepared once and kept; each is reset as
+ * soon as its row is read, so between calls the ledger holds no snapshot:
+ * it sees what others commit, and outpostd never stalls a checkpoint. */
+static void test_no_snapshot_held(void)
+{
+    fresh("snapshot");
+    free(add_contact("Ada", 0));
+    struct sync_ledger *l = open_ledger(0, 0);
+    CHECK(nothing_held());
+    struct op_error err;
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK(nothing_held());
+    int made = 0, found = 0;
+    struct sync_segment sg, next;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    CHECK_EQ(made, 1);
+    CHECK(nothing_held());
+    CHECK_EQ(sync_ledger_next_upload(l, &found, &next, &err), 0);
+    CHECK_EQ(found, 1);
+    CHECK(nothing_held());
+    uint64_t after = 0;
+    CHECK_EQ(sync_ledger_mailbox_after(l, &after, &err), 0);
+    CHECK(nothing_held());
+    int outcome = 0;
+    CHECK_EQ(apply(l, &sg, "applied", 1, &outcome, &err), 0);
+    CHECK(nothing_held());
+    char url[256];
+    uint64_t no = 0;
+    CHECK_EQ(sync_ledger_next_voided(l, &found, &no, url, sizeof url, &err), 0);
+    CHECK(nothing_held());
+    /* what another connection committed is what the ledger reads next */
+    CHECK_EQ(sqlite3_exec(store_db(st), "UPDATE sync_state SET blocked = 'held by a test'", NULL,
+                          NULL, NULL),
+             SQLITE_OK);
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_STR(s.blocked, "held by a test");
+    CHECK_EQ(s.outbox_depth, depth());
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    CHECK_EQ(made, 0);
+    CHECK(nothing_held());
+    sync_ledger_close(l);
+}
+
 int main(void)
 {
     fx_tmpdir("ledger");
@@ -798,6 +856,7 @@ int main(void)
     test_mailbox();
     test_region_mismatch();
     test_waiting();
+    test_no_snapshot_held();
 
     store_close(st);
     return fx_finish();

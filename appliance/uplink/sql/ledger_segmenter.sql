@@ -1,0 +1,15 @@
+-- The segmenter (ledger_segmenter.c): the spool's state, and a cut
+-- segment's row with the cursor past it, committed in one transaction.
+
+-- name: set_spool_full
+UPDATE sync_state SET spool_full = ?1 WHERE id = 1;
+
+-- name: insert_segment
+INSERT INTO sync_segments (no, from_urgent, from_ordinary, to_urgent, to_ordinary, bytes,
+                           records, state, path, policy_hash, created_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10);
+
+-- name: advance_cursor
+UPDATE sync_state SET segmented_urgent = ?1, segmented_ordinary = ?2, next_segment = ?3,
+    bytes_per_record = ?4
+WHERE id = 1;

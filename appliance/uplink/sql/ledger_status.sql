@@ -1,0 +1,32 @@
+-- Status (ledger_status.c): the link statistics the uplink records and the
+-- figures `outpost status` reads, from the daemon's ledger or read-only
+-- from a database beside it (which may lack the ledger's tables, or the
+-- newest columns).
+
+-- name: note_link
+UPDATE sync_state SET goodput_bps = ?1, bytes_day = ?2, bytes_today = ?3,
+    last_error = coalesce(?4, last_error)
+WHERE id = 1;
+
+-- name: count_error
+INSERT INTO sync_errors (kind, n, last_ms, last) VALUES (?1, 1, ?2, ?3)
+ON CONFLICT (kind) DO UPDATE SET n = n + 1, last_ms = ?2, last = ?3;
+
+-- name: has_table
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1;
+
+-- name: identity
+SELECT node_id, region FROM sync_state WHERE id = 1;
+
+-- A database outpostd has not migrated yet has no such column.
+-- name: waiting
+SELECT waiting FROM sync_state WHERE id = 1;
+
+-- name: settled
+SELECT coalesce(sum(state = 2), 0), coalesce(sum(state = 3), 0) FROM sync_segments;
+
+-- name: errors
+SELECT kind, n FROM sync_errors ORDER BY n DESC, kind LIMIT 16;
+
+-- name: set_waiting
+UPDATE sync_state SET waiting = ?1 WHERE id = 1 AND waiting <> ?1;

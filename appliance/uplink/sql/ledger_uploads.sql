@@ -1,0 +1,18 @@
+-- Uploads (ledger_uploads.c): the segment that goes next, its upload, and
+-- the voided segments whose uploads HQ may still hold part of. Only a
+-- segment still waiting to be uploaded (state 0 or 1) changes here.
+
+-- Read in the order ledger_row_to_segment expects.
+-- name: next
+SELECT no, from_urgent, from_ordinary, to_urgent, to_ordinary, bytes, records, state, path,
+       upload_url, created_ms
+FROM sync_segments WHERE state IN (0, 1) ORDER BY no LIMIT 1;
+
+-- name: set_url
+UPDATE sync_segments SET upload_url = ?2 WHERE no = ?1 AND state IN (0, 1);
+
+-- name: mark_uploaded
+UPDATE sync_segments SET state = 1, uploaded_ms = ?2 WHERE no = ?1 AND state IN (0, 1);
+
+-- name: next_voided
+SELECT no, upload_url FROM spool_voided WHERE upload_url != '' ORDER BY no LIMIT 1;
