@@ -1232,10 +1232,15 @@ def check_spool_after(plan, before, scenario):
     # epoch) and is deleted a moment later: it cannot be sent. What counts
     # is a file the node may send (recorded as an unacknowledged segment),
     # or one that stays.
+    # A file may also be replaced under the same name: the segmenter's
+    # first cut fails the epoch check and is deleted, and its retry writes
+    # a clean segment with the same number. So once the files settle, the
+    # spool is read again and only what it holds then counts.
     if found:
         deadline = time.time() + 2.0
         while time.time() < deadline and any(not sendable_or_gone(p)[1] for p, _, _ in found):
             time.sleep(0.05)
+        found = scan_spool(plan, lambda c: c["policy"] == "never" or c["tag"] in restricted)
     for path, how, c in found:
         sendable, settled = sendable_or_gone(path)
         if not sendable and settled:
