@@ -439,11 +439,7 @@ static const struct cli_option opts[] = {
 };
 
 const struct cli_command cmd_egress_report = {
-    .name = "egress-report",
-    .summary = "dry run: what would leave the node under the policy",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("egress-report", "dry run: what would leave the node under the policy", run, usage,
+                opts, struct args),
     .flags = CLI_NO_ARGS,
 };
