@@ -160,6 +160,13 @@ enum {
 
 struct cli_call;
 
+/* The fields of a command with options (struct cli_command below): its
+ * name and summary line, its handler and --help text, and its options with
+ * the argument struct T they store into. .subs and .flags may follow. */
+#define CLI_COMMAND(n, text, run_fn, usage_fn, options, T)                                         \
+    .name = (n), .summary = (text), .run = (run_fn), .usage = (usage_fn), .opts = (options),       \
+    .args_size = sizeof(T)
+
 /* One command of `outpost`. With subs, the first argument names one of
  * them (before any option: "outpost user add NAME --role admin") and
  * usage errors name it too ("outpost user: add: ..."). Every command takes

@@ -136,10 +136,5 @@ static const struct cli_option opts[] = {
 
 /* Options may follow DEST, as in the usage line. */
 const struct cli_command cmd_backup = {
-    .name = "backup",
-    .summary = "write a consistent copy of the database",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("backup", "write a consistent copy of the database", run, usage, opts, struct args),
 };

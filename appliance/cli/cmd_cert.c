@@ -110,11 +110,7 @@ static const struct cli_option opts[] = {
 };
 
 const struct cli_command cmd_cert = {
-    .name = "cert",
-    .summary = "create the node's local CA and TLS certificate",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("cert", "create the node's local CA and TLS certificate", run, usage, opts,
+                struct args),
     .subs = (const char *const[]){"create", NULL},
 };

@@ -103,11 +103,7 @@ static const struct cli_option opts[] = {
 };
 
 const struct cli_command cmd_check = {
-    .name = "check",
-    .summary = "check database integrity, foreign keys and the search index",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("check", "check database integrity, foreign keys and the search index", run, usage,
+                opts, struct args),
     .flags = CLI_NO_ARGS,
 };

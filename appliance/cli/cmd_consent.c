@@ -287,11 +287,7 @@ static const struct cli_option opts[] = {
 };
 
 const struct cli_command cmd_consent = {
-    .name = "consent",
-    .summary = "record, confirm, withdraw and check consent to contact",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct opts),
+    CLI_COMMAND("consent", "record, confirm, withdraw and check consent to contact", run, usage,
+                opts, struct opts),
     .subs = (const char *const[]){"add", "confirm", "withdraw", "check", "list", NULL},
 };

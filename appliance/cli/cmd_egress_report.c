@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "egress.h"
 #include "node_policy.h"
@@ -37,8 +38,8 @@ struct row {
 
 struct entity_report {
     const struct entity_def *e;
-    struct row *rows;
-    size_t nrows, cap, extra;
+    struct buf rows;  /* struct row after struct row, as rows_of reads them */
+    size_t extra;     /* rows added for keys no field or custom field describes */
     struct row other; /* keys past EXTRA_ROWS_MAX */
     struct egress_counts counts;
     uint64_t related; /* withheld whole: about a withheld contact, organization or deal */
@@ -80,21 +81,22 @@ static void usage(FILE *out)
             CLI_DEFAULT_DB);
 }
 
+/* The rows of er, *n of them (the buffer's bytes are malloc'd, so aligned
+ * for struct row). */
+static struct row *rows_of(const struct entity_report *er, size_t *n)
+{
+    *n = er->rows.len / sizeof(struct row);
+    return (struct row *)(void *)er->rows.data;
+}
+
 static struct row *add_row(struct entity_report *er, const char *field, const char *label)
 {
-    if (er->nrows == er->cap) {
-        size_t cap = er->cap ? er->cap * 2 : 32;
-        struct row *r = realloc(er->rows, cap * sizeof *r);
-        if (!r)
-            return NULL;
-        er->rows = r;
-        er->cap = cap;
-    }
-    struct row *r = &er->rows[er->nrows++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->field, sizeof r->field, "%s", field);
-    r->label = label;
-    return r;
+    struct row r = {.label = label};
+    snprintf(r.field, sizeof r.field, "%s", field);
+    if (buf_append(&er->rows, &r, sizeof r) < 0)
+        return NULL;
+    size_t n;
+    return &rows_of(er, &n)[n - 1];
 }
 
 /* Every described field and every declared custom field gets a row, so the
@@ -103,6 +105,7 @@ static int report_init(struct entity_report *er, const struct policy *p, const s
 {
     memset(er, 0, sizeof *er);
     er->e = e;
+    buf_init(&er->rows, (e->nfields + p->ncustom + EXTRA_ROWS_MAX) * sizeof(struct row));
     snprintf(er->other.field, sizeof er->other.field, "(other keys)");
     er->other.label = "-";
     for (size_t i = 0; i < e->nfields; i++) {
@@ -130,10 +133,11 @@ static void on_value(void *ctx, const struct egress_event *ev)
 {
     struct run *r = ctx;
     struct entity_report *er = r->cur;
-    struct row *row = NULL;
-    for (size_t i = 0; i < er->nrows && !row; i++)
-        if (!strcmp(er->rows[i].field, ev->field))
-            row = &er->rows[i];
+    size_t nrows;
+    struct row *rows = rows_of(er, &nrows), *row = NULL;
+    for (size_t i = 0; i < nrows && !row; i++)
+        if (!strcmp(rows[i].field, ev->field))
+            row = &rows[i];
     if (!row && er->extra >= EXTRA_ROWS_MAX) {
         row = &er->other;
     } else if (!row) {
@@ -204,6 +208,12 @@ static int on_record(void *ctx, json_t *record)
     return 0;
 }
 
+static void print_row(const struct row *w)
+{
+    printf("  %-28s %-15s %10" PRIu64 " %14" PRIu64 " %10" PRIu64 "\n", w->field, w->label,
+           w->n[EGRESS_AS_IS], w->n[EGRESS_PSEUDONYMIZED], w->n[EGRESS_WITHHELD]);
+}
+
 static void print_entity(const struct entity_report *er)
 {
     const struct egress_counts *c = &er->counts;
@@ -219,15 +229,13 @@ static void print_entity(const struct entity_report *er)
     printf(")\n");
     printf("  %-28s %-15s %10s %14s %10s\n", "field", "class", "as-is", "pseudonymized",
            "withheld");
-    for (size_t i = 0; i < er->nrows; i++) {
-        const struct row *w = &er->rows[i];
-        printf("  %-28s %-15s %10" PRIu64 " %14" PRIu64 " %10" PRIu64 "\n", w->field, w->label,
-               w->n[EGRESS_AS_IS], w->n[EGRESS_PSEUDONYMIZED], w->n[EGRESS_WITHHELD]);
-    }
+    size_t nrows;
+    const struct row *rows = rows_of(er, &nrows);
+    for (size_t i = 0; i < nrows; i++)
+        print_row(&rows[i]);
     const struct row *w = &er->other;
     if (w->n[0] + w->n[1] + w->n[2])
-        printf("  %-28s %-15s %10" PRIu64 " %14" PRIu64 " %10" PRIu64 "\n", w->field, w->label,
-               w->n[EGRESS_AS_IS], w->n[EGRESS_PSEUDONYMIZED], w->n[EGRESS_WITHHELD]);
+        print_row(w);
 }
 
 static int fsync_dir_of(const char *path)
@@ -424,7 +432,7 @@ done:
     if (tmp[0])
         unlink(tmp);
     for (size_t i = 0; i < nrep; i++)
-        free(reports[i].rows);
+        buf_done(&reports[i].rows);
     policy_free(p);
     store_close(s);
     if (rc < 0)
@@ -439,11 +447,7 @@ static const struct cli_option opts[] = {
 };
 
 const struct cli_command cmd_egress_report = {
-    .name = "egress-report",
-    .summary = "dry run: what would leave the node under the policy",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("egress-report", "dry run: what would leave the node under the policy", run, usage,
+                opts, struct args),
     .flags = CLI_NO_ARGS,
 };

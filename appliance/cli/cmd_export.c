@@ -96,11 +96,6 @@ static const struct cli_option opts[] = {
 };
 
 const struct cli_command cmd_export = {
-    .name = "export",
-    .summary = "export contacts as CSV or vCard 4.0",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("export", "export contacts as CSV or vCard 4.0", run, usage, opts, struct args),
     .flags = CLI_NO_ARGS,
 };

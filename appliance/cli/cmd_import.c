@@ -163,10 +163,6 @@ static const struct cli_option opts[] = {
 };
 
 const struct cli_command cmd_import = {
-    .name = "import",
-    .summary = "import contacts from an RFC 4180 CSV file",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("import", "import contacts from an RFC 4180 CSV file", run, usage, opts,
+                struct args),
 };

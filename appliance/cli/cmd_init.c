@@ -74,11 +74,6 @@ static const struct cli_option opts[] = {
 };
 
 const struct cli_command cmd_init = {
-    .name = "init",
-    .summary = "create a node database for a region",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("init", "create a node database for a region", run, usage, opts, struct args),
     .flags = CLI_IN_ORDER | CLI_NO_ARGS,
 };

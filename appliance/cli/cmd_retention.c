@@ -80,10 +80,6 @@ static const struct cli_option opts[] = {
 };
 
 const struct cli_command cmd_retention = {
-    .name = "retention",
-    .summary = "purge records past the region policy's retention limits",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("retention", "purge records past the region policy's retention limits", run, usage,
+                opts, struct args),
 };

@@ -79,11 +79,7 @@ static const struct cli_option opts[] = {
 
 /* In order: the words after TEXT are TEXT too ("search foo --json"). */
 const struct cli_command cmd_search = {
-    .name = "search",
-    .summary = "full-text search over contacts and organizations",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("search", "full-text search over contacts and organizations", run, usage, opts,
+                struct args),
     .flags = CLI_IN_ORDER,
 };

@@ -215,11 +215,7 @@ static const struct cli_option opts[] = {
 };
 
 const struct cli_command cmd_status = {
-    .name = "status",
-    .summary = "sync to HQ: backlog, spool, last sync, goodput, errors",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("status", "sync to HQ: backlog, spool, last sync, goodput, errors", run, usage,
+                opts, struct args),
     .flags = CLI_NO_ARGS,
 };

@@ -179,10 +179,6 @@ static const struct cli_option opts[] = {
 /* export and erase are arguments, not subcommands: options may come first
  * ("outpost subject --db x export ID"). */
 const struct cli_command cmd_subject = {
-    .name = "subject",
-    .summary = "export or erase everything held about one person",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("subject", "export or erase everything held about one person", run, usage, opts,
+                struct args),
 };

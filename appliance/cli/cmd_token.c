@@ -140,11 +140,7 @@ static const struct cli_option opts[] = {
 };
 
 const struct cli_command cmd_token = {
-    .name = "token",
-    .summary = "create, list or revoke API tokens for scripts",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("token", "create, list or revoke API tokens for scripts", run, usage, opts,
+                struct args),
     .subs = (const char *const[]){"create", "list", "revoke", NULL},
 };

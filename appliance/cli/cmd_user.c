@@ -369,11 +369,7 @@ static const struct cli_option opts[] = {
 
 /* Options may come before or after NAME. */
 const struct cli_command cmd_user = {
-    .name = "user",
-    .summary = "add users, set passwords, disable or enable them, list them",
-    .run = run,
-    .usage = usage,
-    .opts = opts,
-    .args_size = sizeof(struct args),
+    CLI_COMMAND("user", "add users, set passwords, disable or enable them, list them", run, usage,
+                opts, struct args),
     .subs = (const char *const[]){"add", "passwd", "disable", "enable", "list", NULL},
 };

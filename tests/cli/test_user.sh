@@ -68,13 +68,16 @@ if command -v script >/dev/null && command -v mkfifo >/dev/null; then
         : >"$log"
         (
             exec 3>"$fifo"
-            for answer in "$2" "$3"; do
-                prompt=$([ "$answer" = "$2" ] && echo "New password" || echo "Repeat it")
+            # Each answer waits for its own prompt (by position, not by
+            # value: the two answers may be the same), so it cannot arrive
+            # before the terminal is flushed for that prompt.
+            for step in "New password:$2" "Repeat it:$3"; do
+                prompt=${step%%:*}
                 for _ in $(seq 1 300); do
                     grep -q "$prompt" "$log" && break
                     sleep 0.1
                 done
-                printf '%s\n' "$answer" >&3
+                printf '%s\n' "${step#*:}" >&3
             done
             sleep 1
         ) &
