@@ -17,7 +17,7 @@
 
 #include "backup.h"
 #include "db.h"
-#include "fixture.h"
+#include "store_fixture.h"
 #include "testlib.h"
 
 static void write_file(const char *path, const char *text)
@@ -127,16 +127,10 @@ static int insert_contacts(sqlite3 *db, const char *tag, int first, int n)
 
 static sqlite3 *make_db(const char *name, int contacts)
 {
-    char path[512];
-    fx_path(path, sizeof path, name);
-    sqlite3 *db = NULL;
-    struct op_error err;
-    int rc = db_open(path, DB_OPEN_CREATE, &db, &err);
-    CHECK_EQ(rc, 0);
-    if (rc < 0) {
-        fprintf(stderr, "  db_open: %s\n", err.msg);
+    sqlite3 *db = fx_db_create(name);
+    CHECK(db != NULL);
+    if (!db)
         return NULL;
-    }
     for (int i = 0; i < contacts; i += 10)
         CHECK_EQ(insert_contacts(db, "seed", i, 10), 0);
     return db;
