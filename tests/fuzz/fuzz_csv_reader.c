@@ -16,18 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "csv_reader.h"
 #include "csv_writer.h"
 
 #define MAX_RECORDS 10000
-
-static void must(int cond, const char *what)
-{
-    if (!cond) {
-        fprintf(stderr, "invariant broken: %s\n", what);
-        abort();
-    }
-}
 
 /* Writes the record and reads it back: the same fields must come out. */
 static void round_trip(const struct csv_field *fs, size_t n, const struct csv_limits *lim)

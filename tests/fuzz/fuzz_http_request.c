@@ -31,6 +31,7 @@
 
 #include <uv.h>
 
+#include "fuzz_net.h"
 #include "http_server.h"
 
 struct counts {
@@ -43,14 +44,6 @@ static uv_loop_t *loop;
 static struct http_server *servers[2];
 static size_t body_limit[2] = {0, 64};
 static struct counts counts;
-
-static void must(int cond, const char *what)
-{
-    if (!cond) {
-        fprintf(stderr, "invariant broken: %s\n", what);
-        abort();
-    }
-}
 
 static void on_log(void *ctx, const struct http_log_entry *e)
 {
@@ -114,13 +107,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -131,44 +117,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     memset(&counts, 0, sizeof counts);
 
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    must(fd >= 0, "socket");
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)http_server_port(s))};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
-    must(rc == 0 || errno == EINPROGRESS, "connect");
-
-    char sink[65536];
-    size_t off = 0;
-    int shut = 0, closed = 0;
-    int64_t t0 = now_ms();
-    while (!closed) {
-        uv_run(loop, UV_RUN_NOWAIT);
-        if (off < size) {
-            ssize_t w = send(fd, data + off, size - off, MSG_NOSIGNAL);
-            if (w > 0)
-                off += (size_t)w;
-            else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN)
-                off = size; /* the server closed on us: fine */
-        } else if (!shut) {
-            (void)shutdown(fd, SHUT_WR);
-            shut = 1;
-        }
-        ssize_t r = recv(fd, sink, sizeof sink, 0);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN))
-            closed = 1;
-        /* Every path ends with the server closing once the client has
-         * said all it will; a hang here is a bug, not a slow input. */
-        must(now_ms() - t0 < 1500, "server closes a finished client");
-    }
-    close(fd);
-    while (http_server_connections(s) > 0 && now_ms() - t0 < 3000)
-        uv_run(loop, UV_RUN_NOWAIT);
+    (void)fuzz_exchange(loop, s, data, size, NULL, 0);
     must(http_server_connections(s) == 0, "connection released");
-    /* Close callbacks and the last log lines. */
-    for (int i = 0; i < 4; i++)
-        uv_run(loop, UV_RUN_NOWAIT);
     must(counts.logged_handled == counts.handled, "every handled exchange logged once");
     return 0;
 }

@@ -20,15 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "policy.h"
-
-static void must(int cond, const char *what)
-{
-    if (!cond) {
-        fprintf(stderr, "invariant broken: %s\n", what);
-        abort();
-    }
-}
 
 static void must_nul(const char *s, size_t cap, const char *what)
 {

@@ -31,19 +31,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "fuzz_util.h"
 #include "segment.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const unsigned char KEY[SEGMENT_KEY_BYTES] = {0x5e, 0x67};
-
-static void must(int cond, const char *what)
-{
-    if (!cond) {
-        fprintf(stderr, "broken promise: %s\n", what);
-        abort();
-    }
-}
 
 static int write_fd(int fd, const void *p, size_t n)
 {

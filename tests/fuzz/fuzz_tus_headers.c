@@ -47,6 +47,7 @@
 
 #include <uv.h>
 
+#include "fuzz_net.h"
 #include "fuzz_util.h"
 #include "http_server.h"
 #include "tus_server.h"
@@ -123,13 +124,6 @@ static void on_log(void *ctx, const struct http_log_entry *e)
     must(e->status >= 100 && e->status <= 599, "logged status is an HTTP status");
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct tus_server *open_tus(void)
 {
     struct tus_server_config cfg = {
@@ -175,54 +169,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     return 0;
-}
-
-/* Sends req over a fresh connection, half-closes, reads the answer into
- * resp (NUL-terminated, cut at cap) until the server closes. */
-static size_t exchange(const char *req, size_t len, char *resp, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    must(fd >= 0, "socket");
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)http_server_port(server))};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
-    must(rc == 0 || errno == EINPROGRESS, "connect");
-    size_t off = 0, got = 0;
-    int shut = 0, closed = 0;
-    int64_t t0 = now_ms();
-    while (!closed) {
-        uv_run(loop, UV_RUN_NOWAIT);
-        if (off < len) {
-            ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
-            if (w > 0)
-                off += (size_t)w;
-            else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN)
-                off = len;
-        } else if (!shut) {
-            (void)shutdown(fd, SHUT_WR);
-            shut = 1;
-        }
-        char sink[4096];
-        ssize_t r = recv(fd, sink, sizeof sink, 0);
-        if (r > 0) {
-            size_t n = (size_t)r;
-            if (n > cap - 1 - got)
-                n = cap - 1 - got;
-            memcpy(resp + got, sink, n);
-            got += n;
-        }
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN))
-            closed = 1;
-        must(now_ms() - t0 < 1500, "the server answers and closes");
-    }
-    close(fd);
-    while (http_server_connections(server) > 0 && now_ms() - t0 < 3000)
-        uv_run(loop, UV_RUN_NOWAIT);
-    for (int i = 0; i < 4; i++)
-        uv_run(loop, UV_RUN_NOWAIT);
-    resp[got] = '\0';
-    return got;
 }
 
 /* The value of header name in an answer (its head only), copied to out. */
@@ -340,7 +286,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     len += blen;
 
     char resp[8192];
-    size_t got = exchange(req, len, resp, sizeof resp);
+    size_t got = fuzz_exchange(loop, server, req, len, resp, sizeof resp);
     free(req);
 
     int status = 0;

@@ -29,8 +29,9 @@ static inline void must(int cond, const char *what)
     }
 }
 
-/* Removes every file in dir (not recursively; subdirectories are left). */
-static inline void fuzz_empty_dir(const char *dir)
+/* Removes every file in dir; with subdirs, also empties and removes each
+ * subdirectory (one level down), else subdirectories are left. */
+static inline void fuzz_clear_dir(const char *dir, int subdirs)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -41,10 +42,23 @@ static inline void fuzz_empty_dir(const char *dir)
             continue;
         char p[4096];
         int n = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (n > 0 && (size_t)n < sizeof p)
+        struct stat st;
+        if (n < 0 || (size_t)n >= sizeof p)
+            continue;
+        if (subdirs && lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            fuzz_clear_dir(p, 0);
+            (void)rmdir(p);
+        } else {
             (void)unlink(p);
+        }
     }
     closedir(d);
+}
+
+/* Removes every file in dir (not recursively; subdirectories are left). */
+static inline void fuzz_empty_dir(const char *dir)
+{
+    fuzz_clear_dir(dir, 0);
 }
 
 /* The process's scratch directory (created on first use, mode 0700),
@@ -55,26 +69,7 @@ static inline void fuzz_tmp_remove(void)
 {
     if (!fuzz_tmp[0])
         return;
-    DIR *d = opendir(fuzz_tmp);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
-                continue;
-            char p[4096];
-            int n = snprintf(p, sizeof p, "%s/%s", fuzz_tmp, e->d_name);
-            struct stat st;
-            if (n < 0 || (size_t)n >= sizeof p)
-                continue;
-            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-                fuzz_empty_dir(p);
-                (void)rmdir(p);
-            } else {
-                (void)unlink(p);
-            }
-        }
-        closedir(d);
-    }
+    fuzz_clear_dir(fuzz_tmp, 1);
     (void)rmdir(fuzz_tmp);
 }
 

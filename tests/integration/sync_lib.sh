@@ -11,6 +11,9 @@
 #                            in OUTPOST_DB (exported) and HQ's in HQDB
 #   import_contacts N SEED   N generated contacts (gen_contacts) imported
 #   hq_enrol NODE REGION     outpost-hq node add; credentials in $T/cred.json
+#   hq_compare NODE          HQ's records of NODE against what `outpost
+#                            egress-report` says may leave (sync_compare.py);
+#                            no line of $T/forbidden (the caller's) at HQ
 HQ_PID="" PROXY_PID="" NODE_PID=""
 
 sync_setup() {
@@ -28,6 +31,14 @@ import_contacts() {
 hq_enrol() {
     "$OUTPOST_HQ" --db "$HQDB" node add "$1" --region "$2" --out "$T/cred.json" \
         >"$T/add.out" 2>&1 || { lib_show "$T/add.out"; die "outpost-hq node add failed"; }
+}
+
+hq_compare() {
+    "$OUTPOST" egress-report --output "$T/expected.jsonl" >/dev/null || die "egress-report failed"
+    "$OUTPOST_HQ" --db "$HQDB" records --json >"$T/hq.jsonl" || die "outpost-hq records failed"
+    python3 "$TESTS_DIR/integration/sync_compare.py" "$T/expected.jsonl" "$T/hq.jsonl" "$1" \
+        "$T/forbidden" >"$T/compare.out" || die "HQ does not match the node: $(cat "$T/compare.out")"
+    cat "$T/compare.out"
 }
 
 # start_hq DB [ARGS...]: outpost-hq serve on a free port (on $HQ_PORT

@@ -5,6 +5,7 @@
 # journald reads (<3> err ... <7> debug) and the log_level threshold.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
+. "$TESTS_DIR/integration/api_lib.sh"
 need curl
 node_dir
 init_node EU-DE
@@ -13,40 +14,23 @@ for u in ana:field ben:field maria:manager root:admin hq:hq; do
 done
 start_outpostd --workers 2
 
-# req METHOD PATH [TOKEN] [BODY] [EXTRA-HEADER]: status in $STATUS, body in
-# $OUT, headers in $T/headers.
-req() {
-    local method=$1 path=$2 token=${3:-} body=${4:-} extra=${5:-}
-    local args=(-s -o "$OUT" -D "$T/headers" -w '%{http_code}' -X "$method")
-    [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
-    [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
-    [ -n "$extra" ] && args+=(-H "$extra")
-    STATUS=$(curl "${args[@]}" "$BASE$path") || die "curl $method $path failed"
-}
-expect_status() { [ "$STATUS" = "$1" ] || die "expected HTTP $1, got $STATUS: $(cat "$OUT")"; }
-header() { sed -n "s/^$1: *\\(.*\\)\\r$/\\1/Ip" "$T/headers" | head -1; }
-json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" "$OUT" | head -1; }
 login() {
     req POST /api/v1/session "" "{\"name\":\"$1\",\"password\":\"correct horse $1\"}"
     expect_status 201
     json_field token
 }
 
-req GET /healthz
-expect_status 200
-expect_contains "$OUT" '"status":"ok"'
+expect_req 200 '"status":"ok"' GET /healthz
 req GET /api/v1/contacts
 expect_status 401
 [ -n "$(header WWW-Authenticate)" ] || die "401 without WWW-Authenticate"
 expect_contains "$OUT" '"status":401'
 req GET /api/v1/contacts "not-a-token"
 expect_status 401
-req POST /api/v1/session "" '{"name":"ana","password":"wrong password!"}'
-expect_status 401
-expect_contains "$OUT" "wrong user name or password"
-req POST /api/v1/session "" '{"name":"nobody","password":"wrong password!"}'
-expect_status 401
-expect_contains "$OUT" "wrong user name or password"
+expect_req 401 "wrong user name or password" POST /api/v1/session "" \
+    '{"name":"ana","password":"wrong password!"}'
+expect_req 401 "wrong user name or password" POST /api/v1/session "" \
+    '{"name":"nobody","password":"wrong password!"}'
 req GET /nowhere
 expect_status 404
 
@@ -64,9 +48,7 @@ expect_status 201
 ID=$(json_field id)
 [ "$(header Location)" = "/api/v1/contacts/$ID" ] || die "Location: $(header Location)"
 [ "$(header ETag)" = '"1"' ] || die "ETag on create: $(header ETag)"
-req GET "/api/v1/contacts/$ID" "$ANA"
-expect_status 200
-expect_contains "$OUT" '"given_name":"José"'
+expect_req 200 '"given_name":"José"' GET "/api/v1/contacts/$ID" "$ANA"
 req PATCH "/api/v1/contacts/$ID" "$ANA" '{"job_title":"Buyer"}'
 expect_status 428
 req PATCH "/api/v1/contacts/$ID" "$ANA" '{"job_title":"Buyer"}' 'If-Match: "7"'
@@ -77,20 +59,15 @@ expect_status 200
 expect_contains "$OUT" '"job_title":"Buyer"'
 
 # Duplicates, validation, malformed bodies.
-req POST /api/v1/contacts "$ANA" '{"given_name":"J","email":"JOSE@example.org"}'
-expect_status 409
-expect_contains "$OUT" "\"existing_id\":\"$ID\""
+expect_req 409 "\"existing_id\":\"$ID\"" POST /api/v1/contacts "$ANA" \
+    '{"given_name":"J","email":"JOSE@example.org"}'
 req POST "/api/v1/contacts?skip_duplicate_check=true" "$ANA" '{"given_name":"J","email":"JOSE@example.org"}'
 expect_status 201
-req POST /api/v1/contacts "$ANA" '{"given_name":"Ana","email":"ana@"}'
-expect_status 422
-expect_contains "$OUT" '"pointer":"/email"'
-req POST /api/v1/contacts "$ANA" '{"given_name":"Ana","shoe_size":42}'
-expect_status 422
-expect_contains "$OUT" '"pointer":"/shoe_size"'
-req POST /api/v1/contacts "$ANA" '{"given_name": "Ana",'
-expect_status 400
-expect_contains "$OUT" "invalid JSON at line 1"
+expect_req 422 '"pointer":"/email"' POST /api/v1/contacts "$ANA" \
+    '{"given_name":"Ana","email":"ana@"}'
+expect_req 422 '"pointer":"/shoe_size"' POST /api/v1/contacts "$ANA" \
+    '{"given_name":"Ana","shoe_size":42}'
+expect_req 400 "invalid JSON at line 1" POST /api/v1/contacts "$ANA" '{"given_name": "Ana",'
 req POST /api/v1/contacts "$ANA" '["not","an","object"]'
 expect_status 400
 STATUS=$(curl -s -o "$OUT" -w '%{http_code}' -X POST -H "Authorization: Bearer $ANA" \
@@ -113,22 +90,15 @@ expect_status 200
 [ "$(grep -o '"id":' "$OUT" | wc -l)" = 3 ] || die "second page should have 3 items"
 req GET "/api/v1/contacts?limit=3&cursor=$(json_field next_cursor)" "$ANA"
 expect_contains "$OUT" '"next_cursor":null'
-req GET "/api/v1/contacts?colour=blue" "$ANA"
-expect_status 400
-expect_contains "$OUT" "unknown query parameter 'colour'"
+expect_req 400 "unknown query parameter 'colour'" GET "/api/v1/contacts?colour=blue" "$ANA"
 req GET "/api/v1/contacts?limit=0" "$ANA"
 expect_status 400
-req GET "/api/v1/search?q=lodz" "$ANA"
-expect_status 200
-expect_contains "$OUT" '"label":"José Müller"'
+expect_req 200 '"label":"José Müller"' GET "/api/v1/search?q=lodz" "$ANA"
 req GET "/api/v1/search" "$ANA"
 expect_status 400
-req GET "/api/v1/search?q=jose&limit=10abc" "$ANA"
-expect_status 400
-expect_contains "$OUT" "limit: expected a whole number from 1 to 200"
-req GET "/api/v1/search?q=%zz" "$ANA"
-expect_status 400
-expect_contains "$OUT" "query parameter 'q' is badly encoded"
+expect_req 400 "limit: expected a whole number from 1 to 200" \
+    GET "/api/v1/search?q=jose&limit=10abc" "$ANA"
+expect_req 400 "query parameter 'q' is badly encoded" GET "/api/v1/search?q=%zz" "$ANA"
 
 # Roles: another field user cannot see Ana's contact; a manager can.
 req GET "/api/v1/contacts/$ID" "$BEN"
@@ -153,12 +123,8 @@ expect_status 201
 CID=$(json_field id)
 expect_contains "$OUT" '"status":"pending"'
 expect_contains "$OUT" '"ip":"127.0.0.1"'
-req GET "/api/v1/contacts/$ID/consents" "$ANA"
-expect_status 200
-expect_contains "$OUT" "$CID"
-req POST "/api/v1/contacts/$ID/consents/$CID/withdraw" "$ANA"
-expect_status 200
-expect_contains "$OUT" '"status":"withdrawn"'
+expect_req 200 "$CID" GET "/api/v1/contacts/$ID/consents" "$ANA"
+expect_req 200 '"status":"withdrawn"' POST "/api/v1/contacts/$ID/consents/$CID/withdraw" "$ANA"
 req POST "/api/v1/contacts/$ID/consents" "$BEN" '{"channel":"email","purpose":"x","method":"opt_out"}'
 expect_status 404
 
@@ -172,35 +138,26 @@ req POST "/api/v1/contacts/$ID/consents" "$MARIA" "$DOI"
 expect_status 201
 TOK=$(json_field confirmation_token)
 [ "${#TOK}" = 43 ] || die "expected a 43-character confirmation token: $(cat "$OUT")"
-req POST "/api/v1/contacts/$ID/consents" "$ANA" '{"channel":"email","purpose":"x","method":"opt_out","status":"granted"}'
-expect_status 422
-expect_contains "$OUT" "status: not accepted"
-req GET "/api/v1/contacts/$ID/consents/status?channel=email&purpose=offers" "$ANA"
-expect_status 200
-expect_contains "$OUT" '"allowed":false'
+expect_req 422 "status: not accepted" POST "/api/v1/contacts/$ID/consents" "$ANA" \
+    '{"channel":"email","purpose":"x","method":"opt_out","status":"granted"}'
+expect_req 200 '"allowed":false' \
+    GET "/api/v1/contacts/$ID/consents/status?channel=email&purpose=offers" "$ANA"
 expect_contains "$OUT" '"state":"pending"'
 expect_contains "$OUT" "EU-DE email is double opt-in"
 req GET "/api/v1/contacts/$ID/consents/status?channel=email" "$ANA"
 expect_status 400
 req GET "/api/v1/contacts/$ID/consents/status?channel=email&purpose=offers" "$BEN"
 expect_status 404
-req POST /api/v1/consents/confirm "" '{"token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}'
-expect_status 404
-expect_contains "$OUT" "unknown confirmation token"
+expect_req 404 "unknown confirmation token" POST /api/v1/consents/confirm "" \
+    '{"token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}'
 req GET /api/v1/consents/confirm
 expect_status 405
-req POST /api/v1/consents/confirm "" "{\"token\":\"$TOK\"}"
-expect_status 200
-expect_contains "$OUT" '"status":"granted"'
-req POST /api/v1/consents/confirm "" "{\"token\":\"$TOK\"}"
-expect_status 409
-expect_contains "$OUT" "already used"
+expect_req 200 '"status":"granted"' POST /api/v1/consents/confirm "" "{\"token\":\"$TOK\"}"
+expect_req 409 "already used" POST /api/v1/consents/confirm "" "{\"token\":\"$TOK\"}"
 req GET "/api/v1/contacts/$ID/consents/status?channel=email&purpose=offers" "$ANA"
 expect_contains "$OUT" '"allowed":true'
 CID2=$(json_field consent_id)
-req POST "/api/v1/contacts/$ID/consents/$CID2/withdraw" "$ANA"
-expect_status 200
-expect_contains "$OUT" '"status":"withdrawn"'
+expect_req 200 '"status":"withdrawn"' POST "/api/v1/contacts/$ID/consents/$CID2/withdraw" "$ANA"
 req GET "/api/v1/contacts/$ID/consents/status?channel=email&purpose=offers" "$ANA"
 expect_contains "$OUT" '"allowed":false'
 expect_contains "$OUT" "suppression list"
@@ -214,9 +171,8 @@ req GET "/api/v1/contacts/$ID" "$ANA"
 expect_status 404
 
 # Metrics for a manager.
-req GET /metrics "$MARIA"
-expect_status 200
-expect_contains "$OUT" 'outpost_http_requests_total{route="/api/v1/contacts/{id}",status="412"}'
+expect_req 200 'outpost_http_requests_total{route="/api/v1/contacts/{id}",status="412"}' \
+    GET /metrics "$MARIA"
 expect_contains "$OUT" 'outpost_http_request_duration_seconds_bucket{route="/api/v1/contacts",le="+Inf"}'
 expect_contains "$OUT" "outpost_http_open_connections"
 expect_contains "$OUT" "outpost_db_size_bytes"

@@ -93,6 +93,22 @@ static inline char *fx_create(struct store *s, const struct entity_def *e, json_
     return id;
 }
 
+/* A new database name in the test's directory with the schema migrated,
+ * open read-write; NULL, the reason on stderr, when it cannot be made (the
+ * caller checks that). */
+static inline sqlite3 *fx_db_create(const char *name)
+{
+    char path[FX_PATH_MAX];
+    fx_path(path, sizeof path, name);
+    sqlite3 *db = NULL;
+    struct op_error err;
+    if (db_open(path, DB_OPEN_CREATE, &db, &err) < 0) {
+        fprintf(stderr, "  db_open %s: %s\n", path, err.msg);
+        return NULL;
+    }
+    return db;
+}
+
 /* The first column of sql's first row as an integer: -1 without a row,
  * -2 when sql does not prepare. */
 static inline int64_t fx_count(struct store *s, const char *sql)

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <uv.h>
@@ -84,7 +85,7 @@ struct bucket {
 
 /* Data read from one side, waiting for its latency and tokens. */
 struct chunk {
-    struct chunk *next;
+    STAILQ_ENTRY(chunk) link;
     uint64_t ready_ns;
     size_t len, off;
     char data[];
@@ -101,11 +102,11 @@ struct conn;
 
 struct dir {
     struct conn *c;
-    struct dir *prev, *next; /* in the proxy's queue for this direction */
+    TAILQ_ENTRY(dir) link; /* in the proxy's queue for this direction */
     bool in_list;
     int idx;
     uv_tcp_t *src, *dst;
-    struct chunk *head, *tail;
+    STAILQ_HEAD(, chunk) chunks;
     size_t queued;   /* unsent + in flight: what backpressure bounds */
     size_t inflight; /* handed to uv_write, not yet completed */
     uint64_t fwd;    /* bytes forwarded in this direction */
@@ -118,7 +119,7 @@ struct proxy;
 
 struct conn {
     struct proxy *p;
-    struct conn *prev, *next;
+    TAILQ_ENTRY(conn) link;
     uint64_t index;
     uv_tcp_t client, target;
     uv_connect_t connect_req;
@@ -147,8 +148,8 @@ struct proxy {
     uv_signal_t sigterm, sigint;
     bool stopping;
     struct bucket bucket[2];
-    struct conn *head, *tail;        /* open connections */
-    struct dir *dhead[2], *dtail[2]; /* per direction; served ones go to the back */
+    TAILQ_HEAD(, conn) conns;         /* open connections */
+    TAILQ_HEAD(dir_queue, dir) dq[2]; /* per direction; served ones go to the back */
     unsigned nconns;
     uint64_t next_index;
     struct stats st;
@@ -238,41 +239,25 @@ static void queued_sub(struct dir *d, size_t n)
 
 static void free_chunks(struct dir *d)
 {
-    struct chunk *k = d->head;
-    while (k) {
-        struct chunk *next = k->next;
+    struct chunk *k;
+    while ((k = STAILQ_FIRST(&d->chunks)) != NULL) {
+        STAILQ_REMOVE_HEAD(&d->chunks, link);
         queued_sub(d, k->len - k->off);
         free(k);
-        k = next;
     }
-    d->head = d->tail = NULL;
 }
 
 static void list_remove(struct proxy *p, struct conn *c)
 {
     if (!c->in_list)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        p->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        p->tail = c->prev;
-    c->prev = c->next = NULL;
+    TAILQ_REMOVE(&p->conns, c, link);
     c->in_list = false;
 }
 
 static void list_append(struct proxy *p, struct conn *c)
 {
-    c->prev = p->tail;
-    c->next = NULL;
-    if (p->tail)
-        p->tail->next = c;
-    else
-        p->head = c;
-    p->tail = c;
+    TAILQ_INSERT_TAIL(&p->conns, c, link);
     c->in_list = true;
 }
 
@@ -280,27 +265,13 @@ static void dlist_remove(struct proxy *p, struct dir *d)
 {
     if (!d->in_list)
         return;
-    if (d->prev)
-        d->prev->next = d->next;
-    else
-        p->dhead[d->idx] = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
-    else
-        p->dtail[d->idx] = d->prev;
-    d->prev = d->next = NULL;
+    TAILQ_REMOVE(&p->dq[d->idx], d, link);
     d->in_list = false;
 }
 
 static void dlist_append(struct proxy *p, struct dir *d)
 {
-    d->prev = p->dtail[d->idx];
-    d->next = NULL;
-    if (p->dtail[d->idx])
-        p->dtail[d->idx]->next = d;
-    else
-        p->dhead[d->idx] = d;
-    p->dtail[d->idx] = d;
+    TAILQ_INSERT_TAIL(&p->dq[d->idx], d, link);
     d->in_list = true;
 }
 
@@ -431,15 +402,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (small)
             k = small;
     }
-    k->next = NULL;
     k->len = (size_t)nread;
     k->off = 0;
     k->ready_ns = uv_hrtime() + p->o.latency_ms * NS_PER_MS;
-    if (d->tail)
-        d->tail->next = k;
-    else
-        d->head = k;
-    d->tail = k;
+    STAILQ_INSERT_TAIL(&d->chunks, k, link);
     queued_add(d, (size_t)nread);
     if (d->queued >= p->o.buffer_bytes) {
         (void)uv_read_stop(s);
@@ -548,7 +514,7 @@ static bool dir_step(struct dir *d, uint64_t now, uint64_t *wake)
         wake_at(wake, c->stalled_until_ns);
         return false;
     }
-    struct chunk *k = d->head;
+    struct chunk *k = STAILQ_FIRST(&d->chunks);
     if (!k) {
         if (d->eof && !d->shut && d->inflight == 0) {
             if (d->eof_ready_ns > now) {
@@ -590,9 +556,7 @@ static bool dir_step(struct dir *d, uint64_t now, uint64_t *wake)
     }
     k->off += (size_t)n;
     if (k->off == k->len) {
-        d->head = k->next;
-        if (!d->head)
-            d->tail = NULL;
+        STAILQ_REMOVE_HEAD(&d->chunks, link);
         free(k);
     }
     if (c->fwd == c->cut_at) {
@@ -629,12 +593,12 @@ static void pump(struct proxy *p)
     bucket_refill(&p->bucket[DOWN], now);
     for (int i = 0; i < 2; i++) {
         bool progress = true;
-        while (progress && p->dhead[i]) {
+        while (progress && !TAILQ_EMPTY(&p->dq[i])) {
             progress = false;
-            struct dir *last = p->dtail[i];
+            struct dir *last = TAILQ_LAST(&p->dq[i], dir_queue);
             struct dir *next;
-            for (struct dir *d = p->dhead[i]; d; d = next) {
-                next = d->next;
+            for (struct dir *d = TAILQ_FIRST(&p->dq[i]); d; d = next) {
+                next = TAILQ_NEXT(d, link);
                 if (dir_step(d, now, &wake)) {
                     progress = true;
                     dlist_remove(p, d);
@@ -645,7 +609,9 @@ static void pump(struct proxy *p)
             }
         }
     }
-    for (struct conn *c = p->head; c; c = c->next) {
+    struct conn *c;
+    TAILQ_FOREACH(c, &p->conns, link)
+    {
         if (c->cutting && !c->closing) {
             if (now >= c->cut_ns + FP_CUT_GRACE_NS)
                 conn_close(c, c->reset, "cut");
@@ -728,6 +694,7 @@ static void on_connection(uv_stream_t *server, int status)
     for (int i = 0; i < 2; i++) {
         c->dir[i].c = c;
         c->dir[i].idx = i;
+        STAILQ_INIT(&c->dir[i].chunks);
         dlist_append(p, &c->dir[i]);
     }
     c->dir[UP].src = &c->client;
@@ -772,8 +739,9 @@ static void proxy_stop(struct proxy *p)
     uv_close((uv_handle_t *)&p->duration_timer, NULL);
     uv_close((uv_handle_t *)&p->sigterm, NULL);
     uv_close((uv_handle_t *)&p->sigint, NULL);
-    for (struct conn *c = p->head; c; c = c->next)
-        conn_close(c, false, "proxy stopping");
+    struct conn *c;
+    TAILQ_FOREACH(c, &p->conns, link)
+    conn_close(c, false, "proxy stopping");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -1067,6 +1035,9 @@ int main(int argc, char **argv)
 {
     struct proxy p;
     memset(&p, 0, sizeof p);
+    TAILQ_INIT(&p.conns);
+    TAILQ_INIT(&p.dq[UP]);
+    TAILQ_INIT(&p.dq[DOWN]);
     int r = parse_args(argc, argv, &p.o);
     if (r)
         return r;

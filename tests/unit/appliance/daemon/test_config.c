@@ -134,15 +134,20 @@ static void sync_keys(void)
     CHECK_EQ(c.segment_bytes, 65536);
     CHECK_STR(c.hq_url, "https://hq.example:8443");
     struct outpostd_config before = c;
-    p = fx_file("bad1.conf", "sync_window = 25:00-06:00\n");
-    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
-    CHECK_CONTAINS(err.msg, "bad1.conf:1: sync_window: expected HH:MM-HH:MM");
-    p = fx_file("bad2.conf", "\nsegment_bytes = 64kbit\n");
-    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
-    CHECK_CONTAINS(err.msg, "bad2.conf:2: segment_bytes: expected a size");
-    p = fx_file("bad3.conf", "spool_max_bytes = 10KB\n");
-    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
-    CHECK_CONTAINS(err.msg, "bad3.conf:1: spool_max_bytes: expected 65536 to");
+    static const struct {
+        const char *name, *text, *msg;
+    } bad[] = {
+        {"bad1.conf", "sync_window = 25:00-06:00\n",
+         "bad1.conf:1: sync_window: expected HH:MM-HH:MM"},
+        {"bad2.conf", "\nsegment_bytes = 64kbit\n", "bad2.conf:2: segment_bytes: expected a size"},
+        {"bad3.conf", "spool_max_bytes = 10KB\n",
+         "bad3.conf:1: spool_max_bytes: expected 65536 to"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        p = fx_file(bad[i].name, bad[i].text);
+        CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, bad[i].msg);
+    }
     p = fx_file("bad4.conf", "hq_url = ftp://hq\n");
     CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
     CHECK_STR(err.field, "hq_url");

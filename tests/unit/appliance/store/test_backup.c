@@ -17,7 +17,7 @@
 
 #include "backup.h"
 #include "db.h"
-#include "fixture.h"
+#include "store_fixture.h"
 #include "testlib.h"
 
 static void write_file(const char *path, const char *text)
@@ -125,18 +125,24 @@ static int insert_contacts(sqlite3 *db, const char *tag, int first, int n)
     return rc;
 }
 
-static sqlite3 *make_db(const char *name, int contacts)
+/* Closes db and checks that no backup left a temporary file behind. */
+static void close_clean(sqlite3 *db)
 {
-    char path[512];
-    fx_path(path, sizeof path, name);
-    sqlite3 *db = NULL;
-    struct op_error err;
-    int rc = db_open(path, DB_OPEN_CREATE, &db, &err);
-    CHECK_EQ(rc, 0);
-    if (rc < 0) {
-        fprintf(stderr, "  db_open: %s\n", err.msg);
+    db_close(db);
+    CHECK_EQ(temp_files(fx_dir), 0);
+}
+
+/* Creates name with a migrated schema and `contacts` contacts; returns the
+ * open connection, with the path of dest_name, where a test backs it up,
+ * in dest. */
+static sqlite3 *make_db(const char *name, int contacts, const char *dest_name, char *dest,
+                        size_t cap)
+{
+    fx_path(dest, cap, dest_name);
+    sqlite3 *db = fx_db_create(name);
+    CHECK(db != NULL);
+    if (!db)
         return NULL;
-    }
     for (int i = 0; i < contacts; i += 10)
         CHECK_EQ(insert_contacts(db, "seed", i, 10), 0);
     return db;
@@ -144,11 +150,10 @@ static sqlite3 *make_db(const char *name, int contacts)
 
 static void test_copy_is_outpost_db(void)
 {
-    sqlite3 *db = make_db("a.db", 30);
+    char dest[512];
+    sqlite3 *db = make_db("a.db", 30, "a-backup.db", dest, sizeof dest);
     if (!db)
         return;
-    char dest[512];
-    fx_path(dest, sizeof dest, "a-backup.db");
     struct backup_result res = {0};
     struct op_error err;
     op_error_clear(&err);
@@ -193,17 +198,15 @@ static void test_copy_is_outpost_db(void)
     /* A migrating read-write open accepts it too (it is what a restore does). */
     rc = db_open(dest, 0, &copy, &err);
     CHECK_EQ(rc, 0);
-    db_close(copy);
-    CHECK_EQ(temp_files(fx_dir), 0);
+    close_clean(copy);
 }
 
 static void test_refuses_overwrite(void)
 {
-    sqlite3 *db = make_db("b.db", 10);
+    char dest[512];
+    sqlite3 *db = make_db("b.db", 10, "b-backup.db", dest, sizeof dest);
     if (!db)
         return;
-    char dest[512];
-    fx_path(dest, sizeof dest, "b-backup.db");
     write_file(dest, "precious");
     struct op_error err;
     op_error_clear(&err);
@@ -235,25 +238,22 @@ static void test_refuses_overwrite(void)
     rc = backup_to(db, dest, &opts, NULL, &err);
     CHECK_EQ(rc, -EBUSY);
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    db_close(db);
-    CHECK_EQ(temp_files(fx_dir), 0);
+    close_clean(db);
 }
 
 static void test_missing_directory(void)
 {
-    sqlite3 *db = make_db("c.db", 10);
+    char dest[512];
+    sqlite3 *db = make_db("c.db", 10, "no-such-dir/backup.db", dest, sizeof dest);
     if (!db)
         return;
-    char dest[512];
-    fx_path(dest, sizeof dest, "no-such-dir/backup.db");
     struct op_error err;
     op_error_clear(&err);
     int rc = backup_to(db, dest, NULL, NULL, &err);
     CHECK_EQ(rc, -ENOENT);
     CHECK_CONTAINS(err.msg, "does not exist");
     CHECK_CONTAINS(err.msg, "no-such-dir");
-    db_close(db);
-    CHECK_EQ(temp_files(fx_dir), 0);
+    close_clean(db);
 }
 
 struct cancel_ctx {
@@ -273,11 +273,10 @@ static int progress_cb(void *ctx, int copied, int total)
 
 static void test_progress_and_cancel(void)
 {
-    sqlite3 *db = make_db("d.db", 200);
+    char dest[512];
+    sqlite3 *db = make_db("d.db", 200, "d-backup.db", dest, sizeof dest);
     if (!db)
         return;
-    char dest[512];
-    fx_path(dest, sizeof dest, "d-backup.db");
     write_file(dest, "precious");
 
     /* Cancelled half-way with --force: the old DEST stays, no temp file. */
@@ -343,13 +342,12 @@ static int slow_progress(void *ctx, int copied, int total)
 
 static void test_consistent_under_writes(void)
 {
-    sqlite3 *seed = make_db("e.db", 3000);
+    char path[512], dest[512];
+    sqlite3 *seed = make_db("e.db", 3000, "e-backup.db", dest, sizeof dest);
     if (!seed)
         return;
     db_close(seed);
-    char path[512], dest[512];
     fx_path(path, sizeof path, "e.db");
-    fx_path(dest, sizeof dest, "e-backup.db");
 
     int stop[2], ready[2];
     CHECK_EQ(pipe(stop), 0);

@@ -15,7 +15,7 @@
 #include "check.h"
 #include "db.h"
 #include "store_queries.h"
-#include "fixture.h"
+#include "store_fixture.h"
 #include "testlib.h"
 
 struct lines {
@@ -91,12 +91,8 @@ static int add_contacts(sqlite3 *db, int first, int n, const char *owner)
  * read-write connection. */
 static sqlite3 *make_db(const char *name, int n)
 {
-    char path[512];
-    fx_path(path, sizeof path, name);
-    sqlite3 *db = NULL;
-    struct op_error err;
-    if (db_open(path, DB_OPEN_CREATE, &db, &err) < 0) {
-        fprintf(stderr, "  db_open %s: %s\n", path, err.msg);
+    sqlite3 *db = fx_db_create(name);
+    if (!db) {
         CHECK(0);
         return NULL;
     }

@@ -89,6 +89,15 @@ static void accepts(const char *key, const char *value)
         fprintf(stderr, "  %s = '%s': %s\n", key, value, err.msg);
 }
 
+/* A refusal as promised: exactly msg, the field named, c as before. */
+static void refused(const struct op_error *err, const char *msg, const char *field,
+                    const struct tconf *c, const struct tconf *before)
+{
+    CHECK_STR(err->msg, msg);
+    CHECK_STR(err->field, field);
+    CHECK_EQ(memcmp(c, before, sizeof *c), 0);
+}
+
 /* Sets key to value and expects -EINVAL with exactly `msg`, the field
  * named, and the struct unchanged. */
 static void refuses(const char *key, const char *value, const char *msg)
@@ -99,9 +108,7 @@ static void refuses(const char *key, const char *value, const char *msg)
     struct op_error err;
     op_error_clear(&err);
     CHECK_EQ(conf_set(&table, &c, key, value, "--x", &err), -EINVAL);
-    CHECK_STR(err.msg, msg);
-    CHECK_STR(err.field, key);
-    CHECK_EQ(memcmp(&c, &before, sizeof c), 0);
+    refused(&err, msg, key, &c, &before);
 }
 
 static void every_type(void)
@@ -211,9 +218,8 @@ static void unknown_key_and_bad_table(void)
     before = c;
     struct op_error err;
     CHECK_EQ(conf_set(&table, &c, "nope", "1", "--nope", &err), -ENOENT);
-    CHECK_STR(err.msg, "--nope: unknown key 'nope' (see 'testd --describe-config')");
-    CHECK_STR(err.field, "nope");
-    CHECK_EQ(memcmp(&c, &before, sizeof c), 0);
+    refused(&err, "--nope: unknown key 'nope' (see 'testd --describe-config')", "nope", &c,
+            &before);
 
     /* a table whose field size does not match its type writes nothing */
     static const struct conf_key bad_keys[] = {
@@ -239,9 +245,7 @@ static void load_refuses(const char *text, int rc, const char *msg, const char *
     char want[600];
     snprintf(want, sizeof want, "%s%s", p, msg);
     CHECK_EQ(conf_load_file(&table, &c, p, check, &err), rc);
-    CHECK_STR(err.msg, want);
-    CHECK_STR(err.field, field);
-    CHECK_EQ(memcmp(&c, &before, sizeof c), 0);
+    refused(&err, want, field, &c, &before);
 }
 
 static void load_file(void)

@@ -35,6 +35,14 @@ static void put(const char *path, const char *text, mode_t mode)
     close(fd);
 }
 
+/* Writes text to path (mode 0600) and loads it. */
+static int load_text(const char *path, const char *text, struct node_credentials *c,
+                     struct op_error *err)
+{
+    put(path, text, 0600);
+    return node_credentials_load(path, c, err);
+}
+
 /* Number of entries in dir other than . and .. */
 static int entries(void)
 {
@@ -283,23 +291,19 @@ static void test_bad_content(void)
              "{\"format\":\"outpost-node-credentials-1\",\"node_id\":\"n1\",\"region\":\"KE\","
              "\"token\":\"%s\",\"hq_key\":\"%s\"}",
              upper, KEYHEX);
-    put(path, text, 0600);
-    CHECK_EQ(node_credentials_load(path, &c, &err), -EINVAL);
+    CHECK_EQ(load_text(path, text, &c, &err), -EINVAL);
     CHECK_STR(err.field, "token");
     /* not JSON, not an object, a duplicate key */
-    put(path, "{\"format\":", 0600);
-    CHECK_EQ(node_credentials_load(path, &c, &err), -EINVAL);
+    CHECK_EQ(load_text(path, "{\"format\":", &c, &err), -EINVAL);
     CHECK_CONTAINS(err.msg, path);
     CHECK_CONTAINS(err.msg, "not valid JSON");
-    put(path, "[]", 0600);
-    CHECK_EQ(node_credentials_load(path, &c, &err), -EINVAL);
+    CHECK_EQ(load_text(path, "[]", &c, &err), -EINVAL);
     CHECK_CONTAINS(err.msg, "not a JSON object");
     snprintf(text, sizeof text,
              "{\"format\":\"outpost-node-credentials-1\",\"node_id\":\"n1\",\"node_id\":\"n2\","
              "\"region\":\"KE\",\"token\":\"%s\",\"hq_key\":\"%s\"}",
              TOKEN, KEYHEX);
-    put(path, text, 0600);
-    CHECK_EQ(node_credentials_load(path, &c, &err), -EINVAL);
+    CHECK_EQ(load_text(path, text, &c, &err), -EINVAL);
     /* too large to be credentials */
     char *big = malloc(NODE_CREDENTIALS_MAX_BYTES + 100);
     memset(big, ' ', NODE_CREDENTIALS_MAX_BYTES + 99);

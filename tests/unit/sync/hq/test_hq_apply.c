@@ -101,6 +101,17 @@ static int run_apply(const char *principal, const char *meta_node, const char *m
     return rc;
 }
 
+/* Builds segment no of node (lines, under key and p) and hands it to
+ * hq_apply as node's upload with that number; both steps checked. */
+static void build_and_apply(const char *node, const unsigned char key[32], const struct policy *p,
+                            uint64_t no, const char *const *lines, struct hq_apply_result *res)
+{
+    char path[1024], seg[24];
+    CHECK_EQ(build(node, key, p, no, lines, path, sizeof path), 0);
+    snprintf(seg, sizeof seg, "%" PRIu64, no);
+    CHECK_EQ(run_apply(node, node, seg, path, res), 0);
+}
+
 static int add_count(void *ctx, const char *entity, uint64_t n)
 {
     (void)entity;
@@ -193,32 +204,37 @@ static void test_tombstone_then_late_upsert(void)
         "\"given_name\":\"Otieno\"}}",
         NULL,
     };
-    char path[1024];
     struct hq_apply_result res;
-    CHECK_EQ(build("n1", key1, ke, 2, seg2, path, sizeof path), 0);
-    CHECK_EQ(run_apply("n1", "n1", "2", path, &res), 0);
+    build_and_apply("n1", key1, ke, 2, seg2, &res);
     CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
     CHECK_EQ(res.receipt.applied, 1);
     CHECK_EQ(records(), 2);
-    CHECK_EQ(build("n1", key1, ke, 3, seg3, path, sizeof path), 0);
-    CHECK_EQ(run_apply("n1", "n1", "3", path, &res), 0);
+    build_and_apply("n1", key1, ke, 3, seg3, &res);
     CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
     CHECK_EQ(res.receipt.records, 1);
     CHECK_EQ(res.receipt.applied, 0); /* stale: the erasure stands */
     CHECK_EQ(records(), 2);
 }
 
-static void test_rejected_policy_hash(void)
+/* KE's policy file, at most max bytes of it, into buf; its length. */
+static size_t ke_policy_text(char *buf, size_t max)
 {
-    /* the same rules, other bytes: another hash */
     char ppath[1024];
     struct op_error err;
     CHECK_EQ(policy_find_file("KE", ppath, sizeof ppath, &err), 0);
     FILE *f = fopen(ppath, "re");
-    static char buf[POLICY_MAX_BYTES];
-    size_t len = f ? fread(buf, 1, sizeof buf - 64, f) : 0;
+    size_t len = f ? fread(buf, 1, max, f) : 0;
     if (f)
         fclose(f);
+    return len;
+}
+
+static void test_rejected_policy_hash(void)
+{
+    /* the same rules, other bytes: another hash */
+    static char buf[POLICY_MAX_BYTES];
+    size_t len = ke_policy_text(buf, sizeof buf - 64);
+    struct op_error err;
     len += (size_t)snprintf(buf + len, 64, "\n# edited\n");
     struct policy *other = NULL;
     CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &other, &err), 0);
@@ -248,14 +264,9 @@ static void test_rejected_egress_verify(void)
     /* KE's rules with contact.street exportable, stamped with KE's hash:
      * a node whose egress was tampered with. The first record is fine and
      * must not be applied either. */
-    char ppath[1024];
-    struct op_error err;
-    CHECK_EQ(policy_find_file("KE", ppath, sizeof ppath, &err), 0);
-    FILE *f = fopen(ppath, "re");
     static char buf[POLICY_MAX_BYTES];
-    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
+    size_t len = ke_policy_text(buf, sizeof buf - 1);
+    struct op_error err;
     buf[len] = '\0';
     char *at = strstr(buf, "contact.street: {class: local_only");
     CHECK(at != NULL);
@@ -342,10 +353,8 @@ static void test_erasure_forgotten(void)
         "\"region\":\"CANARY-hq-region-3390\"}}",
         NULL,
     };
-    char path[1024];
     struct hq_apply_result res;
-    CHECK_EQ(build("n1", key1, ke, 20, seg_a, path, sizeof path), 0);
-    CHECK_EQ(run_apply("n1", "n1", "20", path, &res), 0);
+    build_and_apply("n1", key1, ke, 20, seg_a, &res);
     CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
     CHECK_EQ(res.receipt.applied, 3);
     /* the canaries are there, so the checks below can fail */
@@ -361,8 +370,7 @@ static void test_erasure_forgotten(void)
         "\"version\":2}}",
         NULL,
     };
-    CHECK_EQ(build("n1", key1, ke, 21, seg_b, path, sizeof path), 0);
-    CHECK_EQ(run_apply("n1", "n1", "21", path, &res), 0);
+    build_and_apply("n1", key1, ke, 21, seg_b, &res);
     CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
     CHECK_EQ(res.receipt.applied, 2);
     CHECK(!store_has("CANARY-hq-region-5521"));
@@ -384,8 +392,7 @@ static void test_erasure_forgotten(void)
         "\"version\":2}}",
         NULL,
     };
-    CHECK_EQ(build("n1", key1, ke, 22, seg_c, path, sizeof path), 0);
-    CHECK_EQ(run_apply("n1", "n1", "22", path, &res), 0);
+    build_and_apply("n1", key1, ke, 22, seg_c, &res);
     CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
     struct op_error err;
     op_error_clear(&err);
@@ -440,8 +447,7 @@ static void test_posted_policy(void)
     /* not posted yet: unknown */
     char path[1024];
     struct hq_apply_result res;
-    CHECK_EQ(build("n1", key1, posted, 30, seg1, path, sizeof path), 0);
-    CHECK_EQ(run_apply("n1", "n1", "30", path, &res), 0);
+    build_and_apply("n1", key1, posted, 30, seg1, &res);
     CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
     CHECK_CONTAINS(res.reason, posted->hash);
     CHECK_CONTAINS(res.reason, "nor the hash of a policy HQ posted to node n1");
@@ -471,8 +477,7 @@ static void test_posted_policy(void)
     CHECK(p == NULL);
 
     /* another node under n1's policy: rejected */
-    CHECK_EQ(build("n2", key1, posted, 32, seg1, path, sizeof path), 0);
-    CHECK_EQ(run_apply("n2", "n2", "32", path, &res), 0);
+    build_and_apply("n2", key1, posted, 32, seg1, &res);
     CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
     CHECK_CONTAINS(res.reason, "nor the hash of a policy HQ posted to node n2");
 
@@ -507,8 +512,7 @@ static void test_refused(void)
     unsigned char bad[32];
     memcpy(bad, key1, 32);
     bad[5] ^= 1;
-    CHECK_EQ(build("n1", bad, ke, 6, seg1, path, sizeof path), 0);
-    CHECK_EQ(run_apply("n1", "n1", "6", path, &res), 0);
+    build_and_apply("n1", bad, ke, 6, seg1, &res);
     CHECK_EQ(res.outcome, HQ_APPLY_REFUSED);
     CHECK_CONTAINS(res.reason, "HMAC");
     CHECK_EQ(st.ops->receipt_get(st.impl, "n1", 6, &res.receipt, NULL), -ENOENT);

@@ -52,26 +52,17 @@ static char *render(const char *in, size_t len, const struct csv_limits *lim, in
     return out;
 }
 
-#define EXPECT(input, expected)                                                                    \
+/* check(rendered input, want): the rendering compared with CHECK_STR or
+ * searched with CHECK_CONTAINS. */
+#define EXPECT_AS(check, input, with_lines, want)                                                  \
     do {                                                                                           \
-        char *got_ = render(input, sizeof(input) - 1, NULL, 0);                                    \
-        CHECK_STR(got_, expected);                                                                 \
+        char *got_ = render(input, sizeof(input) - 1, NULL, with_lines);                           \
+        check(got_, want);                                                                         \
         free(got_);                                                                                \
     } while (0)
-
-#define EXPECT_LINES(input, expected)                                                              \
-    do {                                                                                           \
-        char *got_ = render(input, sizeof(input) - 1, NULL, 1);                                    \
-        CHECK_STR(got_, expected);                                                                 \
-        free(got_);                                                                                \
-    } while (0)
-
-#define EXPECT_ERR(input, prefix)                                                                  \
-    do {                                                                                           \
-        char *got_ = render(input, sizeof(input) - 1, NULL, 0);                                    \
-        CHECK_CONTAINS(got_, prefix);                                                              \
-        free(got_);                                                                                \
-    } while (0)
+#define EXPECT(input, expected) EXPECT_AS(CHECK_STR, input, 0, expected)
+#define EXPECT_LINES(input, expected) EXPECT_AS(CHECK_STR, input, 1, expected)
+#define EXPECT_ERR(input, prefix) EXPECT_AS(CHECK_CONTAINS, input, 0, prefix)
 
 static void test_basic(void)
 {
@@ -148,14 +139,22 @@ static void test_errors(void)
     EXPECT_ERR("a\xff,b\n", "ERR 1:1 invalid UTF-8");
 }
 
+/* A reader with the default limits over len bytes of in, its stream in *f. */
+static struct csv_reader *reader_of(const char *in, size_t len, FILE **f)
+{
+    struct csv_reader *r = NULL;
+    *f = fmemopen((void *)in, len, "r");
+    CHECK_EQ(csv_reader_new(*f, NULL, &r), 0);
+    return r;
+}
+
 /* After a field-count or UTF-8 error reading goes on; after a structural
  * error every call repeats it. */
 static void test_recovery(void)
 {
     static const char in[] = "a,b\n1\n\xff,2\n3,4\n";
-    FILE *f = fmemopen((void *)in, sizeof in - 1, "r");
-    struct csv_reader *r;
-    CHECK_EQ(csv_reader_new(f, NULL, &r), 0);
+    FILE *f;
+    struct csv_reader *r = reader_of(in, sizeof in - 1, &f);
     struct op_error err;
     CHECK_EQ(csv_reader_next(r, &err), 2);
     CHECK_EQ(csv_reader_next(r, &err), -EINVAL);
@@ -304,9 +303,8 @@ static void test_many_rows(void)
 static void test_quoted_flag(void)
 {
     static const char in[] = "a,b,c\n\"\",,\"x\"\n";
-    FILE *f = fmemopen((void *)in, sizeof in - 1, "r");
-    struct csv_reader *r;
-    CHECK_EQ(csv_reader_new(f, NULL, &r), 0);
+    FILE *f;
+    struct csv_reader *r = reader_of(in, sizeof in - 1, &f);
     struct op_error err;
     CHECK_EQ(csv_reader_next(r, &err), 3);
     CHECK_EQ(csv_reader_next(r, &err), 3);

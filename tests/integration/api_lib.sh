@@ -1,0 +1,33 @@
+# shellcheck shell=bash
+# Shared by the tests that talk to outpostd's HTTP API with curl
+# (test_outpostd.sh, test_outpostd_policy.sh). Sourced after
+# tests/cli/lib.sh; needs BASE (start_outpostd sets it) and a directory in $T.
+#
+#   req METHOD PATH [TOKEN] [BODY] [EXTRA-HEADER]
+#                            status in $STATUS, body in $OUT, headers in
+#                            $T/headers; BODY is sent as JSON
+#   expect_status CODE       die unless the last answer had CODE
+#   expect_req CODE TEXT METHOD PATH [TOKEN] [BODY] [EXTRA-HEADER]
+#                            req, then die unless the answer has CODE and
+#                            its body contains TEXT
+#   header NAME              a header of the last answer
+#   json_field NAME          the first string field NAME of the last body
+
+req() {
+    local method=$1 path=$2 token=${3:-} body=${4:-} extra=${5:-}
+    local args=(-s -o "$OUT" -D "$T/headers" -w '%{http_code}' -X "$method")
+    [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+    [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    [ -n "$extra" ] && args+=(-H "$extra")
+    STATUS=$(curl "${args[@]}" "$BASE$path") || die "curl $method $path failed"
+}
+expect_status() { [ "$STATUS" = "$1" ] || die "expected HTTP $1, got $STATUS: $(cat "$OUT")"; }
+expect_req() {
+    local code=$1 text=$2
+    shift 2
+    req "$@"
+    expect_status "$code"
+    expect_contains "$OUT" "$text"
+}
+header() { sed -n "s/^$1: *\\(.*\\)\\r$/\\1/Ip" "$T/headers" | head -1; }
+json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" "$OUT" | head -1; }
