@@ -154,13 +154,7 @@ void api_consents_withdraw(struct api_db *db, struct api_call *c, const struct a
     rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
     json_decref(cur);
     json_decref(body);
-    if (rc < 0) {
-        json_decref(rec);
-        api_reply_store_error(&c->resp, rc, &err);
-        return;
-    }
-    api_reply_etag(&c->resp, rec);
-    api_reply_json(&c->resp, 200, rec);
+    api_reply_record(&c->resp, rc, &err, 200, rec);
 }
 
 void api_consents_status(struct api_db *db, struct store *rd, struct api_call *c,

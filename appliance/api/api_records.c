@@ -94,12 +94,7 @@ void api_records_get(struct store *rd, struct api_call *c, const struct auth_use
     store_set_viewer(rd, api_auth_viewer(u));
     int rc = store_get(rd, c->route.e, c->route.id, 0, &rec, &err);
     store_set_viewer(rd, NULL);
-    if (rc < 0) {
-        api_reply_store_error(&c->resp, rc, &err);
-        return;
-    }
-    api_reply_etag(&c->resp, rec);
-    api_reply_json(&c->resp, 200, rec);
+    api_reply_record(&c->resp, rc, &err, 200, rec);
 }
 
 void api_records_search(struct store *rd, struct api_call *c, const struct auth_user *u)
@@ -199,15 +194,10 @@ void api_records_create(struct api_db *db, struct api_call *c, const struct auth
         rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
     }
     json_decref(body);
-    if (rc < 0) {
-        json_decref(rec);
-        api_reply_store_error(&c->resp, rc, &err);
-        return;
-    }
-    api_reply_etag(&c->resp, rec);
-    snprintf(c->resp.location, sizeof c->resp.location, "%s/%s/%s", API_PREFIX, e->plural,
-             json_string_value(json_object_get(rec, "id")));
-    api_reply_json(&c->resp, 201, rec);
+    if (rc == 0)
+        snprintf(c->resp.location, sizeof c->resp.location, "%s/%s/%s", API_PREFIX, e->plural,
+                 json_string_value(json_object_get(rec, "id")));
+    api_reply_record(&c->resp, rc, &err, 201, rec);
 }
 
 static void update_or_delete(struct api_db *db, struct api_call *c, const struct auth_user *u,
@@ -258,17 +248,10 @@ static void update_or_delete(struct api_db *db, struct api_call *c, const struct
                  : store_update(s, c->route.e, c->route.id, version, body, flags, &rec, &err);
     rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
     json_decref(body);
-    if (rc < 0) {
-        json_decref(rec);
-        api_reply_store_error(&c->resp, rc, &err);
-        return;
-    }
-    if (del) {
+    if (rc == 0 && del)
         c->resp.status = 204;
-        return;
-    }
-    api_reply_etag(&c->resp, rec);
-    api_reply_json(&c->resp, 200, rec);
+    else
+        api_reply_record(&c->resp, rc, &err, 200, rec);
 }
 
 void api_records_update(struct api_db *db, struct api_call *c, const struct auth_user *u)
