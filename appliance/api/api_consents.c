@@ -124,15 +124,11 @@ void api_consents_withdraw(struct api_db *db, struct api_call *c, const struct a
         reason = json_string_value(json_object_get(body, "reason"));
     }
     struct op_error err;
-    op_error_clear(&err);
     json_t *cur = NULL, *rec = NULL;
     struct api_write w;
-    int rc = api_db_write_begin(db, u->name, c->req.ip, api_auth_viewer(u), &w, &err);
-    if (rc < 0) {
-        json_decref(body);
-        api_reply_store_error(&c->resp, rc, &err);
+    int rc = api_records_write_begin(db, c, u, body, &w, &err);
+    if (rc < 0)
         return;
-    }
     struct store *s = w.conn->store;
     rc = store_get(s, &entity_contact, c->route.id, 0, &cur, &err);
     json_decref(cur);

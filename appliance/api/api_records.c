@@ -186,13 +186,11 @@ void api_records_create(struct api_db *db, struct api_call *c, const struct auth
     unsigned flags = skip_dup_param(c) ? STORE_SKIP_DUP_CHECK : 0;
     json_t *rec = NULL;
     struct op_error err;
-    op_error_clear(&err);
     struct api_write w;
-    int rc = api_db_write_begin(db, u->name, c->req.ip, api_auth_viewer(u), &w, &err);
-    if (rc == 0) {
-        rc = store_create(w.conn->store, e, body, flags, &rec, &err);
-        rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
-    }
+    if (api_records_write_begin(db, c, u, body, &w, &err) < 0)
+        return;
+    int rc = store_create(w.conn->store, e, body, flags, &rec, &err);
+    rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
     json_decref(body);
     if (rc == 0)
         snprintf(c->resp.location, sizeof c->resp.location, "%s/%s/%s", API_PREFIX, e->plural,
@@ -226,15 +224,11 @@ static void update_or_delete(struct api_db *db, struct api_call *c, const struct
     }
     unsigned flags = !del && skip_dup_param(c) ? STORE_SKIP_DUP_CHECK : 0;
     struct op_error err;
-    op_error_clear(&err);
     json_t *rec = NULL;
     struct api_write w;
-    int rc = api_db_write_begin(db, u->name, c->req.ip, api_auth_viewer(u), &w, &err);
-    if (rc < 0) {
-        json_decref(body);
-        api_reply_store_error(&c->resp, rc, &err);
+    int rc = api_records_write_begin(db, c, u, body, &w, &err);
+    if (rc < 0)
         return;
-    }
     struct store *s = w.conn->store;
     if (version == 0) { /* If-Match: * — whatever is current */
         rc = store_get(s, c->route.e, c->route.id, 0, &rec, &err);
@@ -252,6 +246,18 @@ static void update_or_delete(struct api_db *db, struct api_call *c, const struct
         c->resp.status = 204;
     else
         api_reply_record(&c->resp, rc, &err, 200, rec);
+}
+
+int api_records_write_begin(struct api_db *db, struct api_call *c, const struct auth_user *u,
+                            json_t *body, struct api_write *w, struct op_error *err)
+{
+    op_error_clear(err);
+    int rc = api_db_write_begin(db, u->name, c->req.ip, api_auth_viewer(u), w, err);
+    if (rc < 0) {
+        json_decref(body);
+        api_reply_store_error(&c->resp, rc, err);
+    }
+    return rc;
 }
 
 void api_records_update(struct api_db *db, struct api_call *c, const struct auth_user *u)
