@@ -11,11 +11,17 @@ static uint64_t fake_clock(void *ctx)
     return fake_now;
 }
 
+/* A fresh clock at wall time now (ms). */
+static void start_at(struct hlc *h, uint64_t now)
+{
+    fake_now = now;
+    hlc_init(h, 0, fake_clock, NULL);
+}
+
 static void same_millisecond_counts_up(void)
 {
     struct hlc h;
-    fake_now = 1700000000000;
-    hlc_init(&h, 0, fake_clock, NULL);
+    start_at(&h, 1700000000000);
     hlc_stamp a = hlc_next(&h), b = hlc_next(&h), c = hlc_next(&h);
     CHECK_EQ(hlc_ms(a), 1700000000000);
     CHECK_EQ(hlc_counter(a), 0);
@@ -30,8 +36,7 @@ static void same_millisecond_counts_up(void)
 static void clock_going_backwards(void)
 {
     struct hlc h;
-    fake_now = 1700000005000;
-    hlc_init(&h, 0, fake_clock, NULL);
+    start_at(&h, 1700000005000);
     hlc_stamp prev = hlc_next(&h);
     fake_now -= 3600 * 1000; /* an hour back, as after an NTP correction */
     for (int i = 0; i < 1000; i++) {
@@ -45,8 +50,7 @@ static void clock_going_backwards(void)
 static void restart_with_persisted_stamp(void)
 {
     struct hlc h;
-    fake_now = 1700000010000;
-    hlc_init(&h, 0, fake_clock, NULL);
+    start_at(&h, 1700000010000);
     hlc_stamp before_restart = hlc_next(&h);
     /* The node restarts with a wall clock that is now a day behind. */
     fake_now -= 86400u * 1000u;
@@ -58,8 +62,7 @@ static void restart_with_persisted_stamp(void)
 static void counter_exhaustion_carries(void)
 {
     struct hlc h;
-    fake_now = 1700000020000;
-    hlc_init(&h, 0, fake_clock, NULL);
+    start_at(&h, 1700000020000);
     hlc_stamp prev = hlc_next(&h);
     int ok = 1;
     for (int i = 0; i < 70000; i++) {
@@ -74,8 +77,7 @@ static void counter_exhaustion_carries(void)
 static void observe_remote(void)
 {
     struct hlc h;
-    fake_now = 1700000030000;
-    hlc_init(&h, 0, fake_clock, NULL);
+    start_at(&h, 1700000030000);
     hlc_stamp local = hlc_next(&h);
     hlc_stamp remote = (UINT64_C(1700000031000) << HLC_COUNTER_BITS) | 7;
     hlc_stamp out = 0;

@@ -70,19 +70,25 @@ static void test_every_field_counts(void)
 {
     char base[SYNC_MAC_HEX], m[SYNC_MAC_HEX];
     CHECK_EQ(sync_receipt_mac(KEY, "n1", 5, "applied", 1, 2, base), 0);
-    CHECK_EQ(sync_receipt_mac(KEY, "n2", 5, "applied", 1, 2, m), 0);
-    CHECK(strcmp(base, m) != 0);
-    CHECK_EQ(sync_receipt_mac(KEY, "n1", 6, "applied", 1, 2, m), 0);
-    CHECK(strcmp(base, m) != 0);
-    CHECK_EQ(sync_receipt_mac(KEY, "n1", 5, "rejected", 1, 2, m), 0);
-    CHECK(strcmp(base, m) != 0);
-    CHECK_EQ(sync_receipt_mac(KEY, "n1", 5, "applied", 2, 2, m), 0);
-    CHECK(strcmp(base, m) != 0);
-    CHECK_EQ(sync_receipt_mac(KEY, "n1", 5, "applied", 1, 3, m), 0);
-    CHECK(strcmp(base, m) != 0);
-    /* the lanes are not interchangeable */
-    CHECK_EQ(sync_receipt_mac(KEY, "n1", 5, "applied", 2, 1, m), 0);
-    CHECK(strcmp(base, m) != 0);
+    static const struct {
+        const char *node;
+        uint64_t segment;
+        const char *status;
+        uint64_t urgent, ordinary;
+    } changed[] = {
+        {"n2", 5, "applied", 1, 2},
+        {"n1", 6, "applied", 1, 2},
+        {"n1", 5, "rejected", 1, 2},
+        {"n1", 5, "applied", 2, 2},
+        {"n1", 5, "applied", 1, 3},
+        {"n1", 5, "applied", 2, 1}, /* the lanes are not interchangeable */
+    };
+    for (size_t i = 0; i < sizeof changed / sizeof *changed; i++) {
+        CHECK_EQ(sync_receipt_mac(KEY, changed[i].node, changed[i].segment, changed[i].status,
+                                  changed[i].urgent, changed[i].ordinary, m),
+                 0);
+        CHECK(strcmp(base, m) != 0);
+    }
     unsigned char other[32];
     memcpy(other, KEY, 32);
     other[0] ^= 1;
