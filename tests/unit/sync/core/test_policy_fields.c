@@ -206,19 +206,27 @@ static void custom_fields_checked(void)
     store_close(s);
 }
 
+/* Imports the text csv as o says: importer_run's result. */
+static int import_text(struct store *s, const char *csv, const struct importer_opts *o,
+                       struct importer_result *res, struct op_error *err)
+{
+    FILE *in = fmemopen((void *)csv, strlen(csv), "r");
+    op_error_clear(err);
+    int rc = importer_run(s, in, o, res, err);
+    fclose(in);
+    return rc;
+}
+
 static void import_names_column_and_rule(void)
 {
     struct store *s = fresh_store("import.db", pol);
     const char csv[] = "family_name,email,birth_date\r\n"
                        "Weber,w@example.org,\r\n"
                        "Roth,r@example.org,1970-01-01\r\n";
-    FILE *in = fmemopen((void *)csv, sizeof csv - 1, "r");
     struct importer_opts o = {.name = "people.csv"};
     struct importer_result res;
     struct op_error err;
-    op_error_clear(&err);
-    int rc = importer_run(s, in, &o, &res, &err);
-    fclose(in);
+    int rc = import_text(s, csv, &o, &res, &err);
     CHECK_EQ(rc, -EINVAL);
     CHECK_CONTAINS(err.msg, "people.csv:3:3");
     CHECK_CONTAINS(err.msg, "birth_date");
@@ -228,10 +236,7 @@ static void import_names_column_and_rule(void)
     const char csv2[] = "family_name,custom.segment\r\n"
                         "Weber,retail\r\n"
                         "Roth,pirate\r\n";
-    in = fmemopen((void *)csv2, sizeof csv2 - 1, "r");
-    op_error_clear(&err);
-    rc = importer_run(s, in, &o, &res, &err);
-    fclose(in);
+    rc = import_text(s, csv2, &o, &res, &err);
     CHECK_EQ(rc, -EINVAL);
     CHECK_CONTAINS(err.msg, "people.csv:3:2");
     CHECK_CONTAINS(err.msg, "custom.segment");
@@ -241,10 +246,7 @@ static void import_names_column_and_rule(void)
     const char csv3[] = "family_name,custom\r\n"
                         "Weber,\"{\"\"segment\"\":\"\"retail\"\"}\"\r\n"
                         "Roth,\"{\"\"segment\"\":\"\"pirate\"\"}\"\r\n";
-    in = fmemopen((void *)csv3, sizeof csv3 - 1, "r");
-    op_error_clear(&err);
-    rc = importer_run(s, in, &o, &res, &err);
-    fclose(in);
+    rc = import_text(s, csv3, &o, &res, &err);
     CHECK_EQ(rc, -EINVAL);
     CHECK_STR(err.msg, "people.csv:3:2 (custom): custom.segment: \"pirate\" is not one of: "
                        "retail, wholesale, government");
@@ -340,13 +342,10 @@ static void import_refuses(struct store *s, const struct hostile *h, const char 
                            const char *want)
 {
     for (int dry = 0; dry <= 1; dry++) {
-        FILE *in = fmemopen((void *)csv, strlen(csv), "r");
         struct importer_opts o = {.name = "t.csv", .flags = dry ? IMPORTER_DRY_RUN : 0};
         struct importer_result res;
         struct op_error err;
-        op_error_clear(&err);
-        int rc = importer_run(s, in, &o, &res, &err);
-        fclose(in);
+        int rc = import_text(s, csv, &o, &res, &err);
         CHECK_EQ(rc, -EINVAL);
         CHECK_EQ(res.errors, 1);
         CHECK_EQ(res.imported, 1); /* the valid first row, rolled back */
