@@ -34,6 +34,7 @@
 #include "http_server.h"
 #include "testlib.h"
 #include "testloop.h"
+#include "testsock.h"
 
 #define MAX_LOG 128
 #define BIG_BODY (24u * 1024 * 1024)
@@ -292,25 +293,6 @@ struct resp {
     size_t body_len;
 };
 
-static int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* A connected client; a client that cannot even connect ends the child. */
 static struct cl *cl_open(int port)
 {
@@ -330,21 +312,6 @@ static void cl_close(struct cl *c)
         return;
     close(c->fd);
     free(c);
-}
-
-static int send_all(int fd, const void *data, size_t n)
-{
-    const char *p = data;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 static int cl_send(struct cl *c, const char *s)
