@@ -35,6 +35,14 @@ static void put(const char *path, const char *text, mode_t mode)
     close(fd);
 }
 
+/* Writes text to path with mode and loads it: node_credentials_load's result. */
+static int load_text(const char *path, const char *text, mode_t mode, struct node_credentials *c,
+                     struct op_error *err)
+{
+    put(path, text, mode);
+    return node_credentials_load(path, c, err);
+}
+
 /* Number of entries in dir other than . and .. */
 static int entries(void)
 {
@@ -181,13 +189,11 @@ static void test_mode_refused(void)
     struct op_error err;
     static const mode_t modes[] = {0640, 0604, 0620, 0602, 0660, 0644};
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
-        put(path, text, modes[i]);
-        CHECK_EQ(node_credentials_load(path, &c, &err), -EPERM);
+        CHECK_EQ(load_text(path, text, modes[i], &c, &err), -EPERM);
         CHECK_CONTAINS(err.msg, path);
         CHECK_CONTAINS(err.msg, "chmod 600");
     }
-    put(path, text, 0400);
-    CHECK_EQ(node_credentials_load(path, &c, &err), 0);
+    CHECK_EQ(load_text(path, text, 0400, &c, &err), 0);
     CHECK_STR(c.node_id, "n1");
     CHECK_EQ(c.hq_key[0], 0xff);
     CHECK_EQ(c.hq_key[31], 0x00);
@@ -283,32 +289,27 @@ static void test_bad_content(void)
              "{\"format\":\"outpost-node-credentials-1\",\"node_id\":\"n1\",\"region\":\"KE\","
              "\"token\":\"%s\",\"hq_key\":\"%s\"}",
              upper, KEYHEX);
-    put(path, text, 0600);
-    CHECK_EQ(node_credentials_load(path, &c, &err), -EINVAL);
+    CHECK_EQ(load_text(path, text, 0600, &c, &err), -EINVAL);
     CHECK_STR(err.field, "token");
     /* not JSON, not an object, a duplicate key */
-    put(path, "{\"format\":", 0600);
-    CHECK_EQ(node_credentials_load(path, &c, &err), -EINVAL);
+    CHECK_EQ(load_text(path, "{\"format\":", 0600, &c, &err), -EINVAL);
     CHECK_CONTAINS(err.msg, path);
     CHECK_CONTAINS(err.msg, "not valid JSON");
-    put(path, "[]", 0600);
-    CHECK_EQ(node_credentials_load(path, &c, &err), -EINVAL);
+    CHECK_EQ(load_text(path, "[]", 0600, &c, &err), -EINVAL);
     CHECK_CONTAINS(err.msg, "not a JSON object");
     snprintf(text, sizeof text,
              "{\"format\":\"outpost-node-credentials-1\",\"node_id\":\"n1\",\"node_id\":\"n2\","
              "\"region\":\"KE\",\"token\":\"%s\",\"hq_key\":\"%s\"}",
              TOKEN, KEYHEX);
-    put(path, text, 0600);
-    CHECK_EQ(node_credentials_load(path, &c, &err), -EINVAL);
+    CHECK_EQ(load_text(path, text, 0600, &c, &err), -EINVAL);
     /* too large to be credentials */
     char *big = malloc(NODE_CREDENTIALS_MAX_BYTES + 100);
     memset(big, ' ', NODE_CREDENTIALS_MAX_BYTES + 99);
     big[0] = '{';
     big[NODE_CREDENTIALS_MAX_BYTES + 98] = '}';
     big[NODE_CREDENTIALS_MAX_BYTES + 99] = '\0';
-    put(path, big, 0600);
+    CHECK_EQ(load_text(path, big, 0600, &c, &err), -EFBIG);
     free(big);
-    CHECK_EQ(node_credentials_load(path, &c, &err), -EFBIG);
     unlink(path);
 }
 
