@@ -124,15 +124,11 @@ void api_consents_withdraw(struct api_db *db, struct api_call *c, const struct a
         reason = json_string_value(json_object_get(body, "reason"));
     }
     struct op_error err;
-    op_error_clear(&err);
     json_t *cur = NULL, *rec = NULL;
     struct api_write w;
-    int rc = api_db_write_begin(db, u->name, c->req.ip, api_auth_viewer(u), &w, &err);
-    if (rc < 0) {
-        json_decref(body);
-        api_reply_store_error(&c->resp, rc, &err);
+    int rc = api_records_write_begin(db, c, u, body, &w, &err);
+    if (rc < 0)
         return;
-    }
     struct store *s = w.conn->store;
     rc = store_get(s, &entity_contact, c->route.id, 0, &cur, &err);
     json_decref(cur);
@@ -154,13 +150,7 @@ void api_consents_withdraw(struct api_db *db, struct api_call *c, const struct a
     rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
     json_decref(cur);
     json_decref(body);
-    if (rc < 0) {
-        json_decref(rec);
-        api_reply_store_error(&c->resp, rc, &err);
-        return;
-    }
-    api_reply_etag(&c->resp, rec);
-    api_reply_json(&c->resp, 200, rec);
+    api_reply_record(&c->resp, rc, &err, 200, rec);
 }
 
 void api_consents_status(struct api_db *db, struct store *rd, struct api_call *c,

@@ -94,12 +94,7 @@ void api_records_get(struct store *rd, struct api_call *c, const struct auth_use
     store_set_viewer(rd, api_auth_viewer(u));
     int rc = store_get(rd, c->route.e, c->route.id, 0, &rec, &err);
     store_set_viewer(rd, NULL);
-    if (rc < 0) {
-        api_reply_store_error(&c->resp, rc, &err);
-        return;
-    }
-    api_reply_etag(&c->resp, rec);
-    api_reply_json(&c->resp, 200, rec);
+    api_reply_record(&c->resp, rc, &err, 200, rec);
 }
 
 void api_records_search(struct store *rd, struct api_call *c, const struct auth_user *u)
@@ -191,23 +186,16 @@ void api_records_create(struct api_db *db, struct api_call *c, const struct auth
     unsigned flags = skip_dup_param(c) ? STORE_SKIP_DUP_CHECK : 0;
     json_t *rec = NULL;
     struct op_error err;
-    op_error_clear(&err);
     struct api_write w;
-    int rc = api_db_write_begin(db, u->name, c->req.ip, api_auth_viewer(u), &w, &err);
-    if (rc == 0) {
-        rc = store_create(w.conn->store, e, body, flags, &rec, &err);
-        rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
-    }
-    json_decref(body);
-    if (rc < 0) {
-        json_decref(rec);
-        api_reply_store_error(&c->resp, rc, &err);
+    if (api_records_write_begin(db, c, u, body, &w, &err) < 0)
         return;
-    }
-    api_reply_etag(&c->resp, rec);
-    snprintf(c->resp.location, sizeof c->resp.location, "%s/%s/%s", API_PREFIX, e->plural,
-             json_string_value(json_object_get(rec, "id")));
-    api_reply_json(&c->resp, 201, rec);
+    int rc = store_create(w.conn->store, e, body, flags, &rec, &err);
+    rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
+    json_decref(body);
+    if (rc == 0)
+        snprintf(c->resp.location, sizeof c->resp.location, "%s/%s/%s", API_PREFIX, e->plural,
+                 json_string_value(json_object_get(rec, "id")));
+    api_reply_record(&c->resp, rc, &err, 201, rec);
 }
 
 static void update_or_delete(struct api_db *db, struct api_call *c, const struct auth_user *u,
@@ -236,15 +224,11 @@ static void update_or_delete(struct api_db *db, struct api_call *c, const struct
     }
     unsigned flags = !del && skip_dup_param(c) ? STORE_SKIP_DUP_CHECK : 0;
     struct op_error err;
-    op_error_clear(&err);
     json_t *rec = NULL;
     struct api_write w;
-    int rc = api_db_write_begin(db, u->name, c->req.ip, api_auth_viewer(u), &w, &err);
-    if (rc < 0) {
-        json_decref(body);
-        api_reply_store_error(&c->resp, rc, &err);
+    int rc = api_records_write_begin(db, c, u, body, &w, &err);
+    if (rc < 0)
         return;
-    }
     struct store *s = w.conn->store;
     if (version == 0) { /* If-Match: * — whatever is current */
         rc = store_get(s, c->route.e, c->route.id, 0, &rec, &err);
@@ -258,17 +242,22 @@ static void update_or_delete(struct api_db *db, struct api_call *c, const struct
                  : store_update(s, c->route.e, c->route.id, version, body, flags, &rec, &err);
     rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
     json_decref(body);
-    if (rc < 0) {
-        json_decref(rec);
-        api_reply_store_error(&c->resp, rc, &err);
-        return;
-    }
-    if (del) {
+    if (rc == 0 && del)
         c->resp.status = 204;
-        return;
+    else
+        api_reply_record(&c->resp, rc, &err, 200, rec);
+}
+
+int api_records_write_begin(struct api_db *db, struct api_call *c, const struct auth_user *u,
+                            json_t *body, struct api_write *w, struct op_error *err)
+{
+    op_error_clear(err);
+    int rc = api_db_write_begin(db, u->name, c->req.ip, api_auth_viewer(u), w, err);
+    if (rc < 0) {
+        json_decref(body);
+        api_reply_store_error(&c->resp, rc, err);
     }
-    api_reply_etag(&c->resp, rec);
-    api_reply_json(&c->resp, 200, rec);
+    return rc;
 }
 
 void api_records_update(struct api_db *db, struct api_call *c, const struct auth_user *u)

@@ -40,6 +40,13 @@ void api_records_search(struct store *rd, struct api_call *c, const struct auth_
  * probable duplicate contact 409 unless ?skip_duplicate_check=true). */
 void api_records_create(struct api_db *db, struct api_call *c, const struct auth_user *u);
 
+/* Begins a write on behalf of u for the call c: api_db_write_begin with
+ * the user's name, address and viewer restriction. On failure it answers
+ * the store error and frees body (may be NULL), so that the handler only
+ * returns; on success the caller ends the write with api_db_write_end. */
+int api_records_write_begin(struct api_db *db, struct api_call *c, const struct auth_user *u,
+                            json_t *body, struct api_write *w, struct op_error *err);
+
 /* PATCH /api/v1/{collection}/{id} with the fields to change: needs
  * If-Match (428 without, 412 if malformed or stale; * takes the current
  * version); 200 with the record and its new ETag. */

@@ -102,6 +102,18 @@ void api_reply_etag(struct api_response *r, const json_t *rec)
              (long long)json_integer_value(json_object_get(rec, "version")));
 }
 
+void api_reply_record(struct api_response *r, int rc, const struct op_error *err, int status,
+                      json_t *rec)
+{
+    if (rc < 0) {
+        json_decref(rec);
+        api_reply_store_error(r, rc, err);
+        return;
+    }
+    api_reply_etag(r, rec);
+    api_reply_json(r, status, rec);
+}
+
 unsigned api_reply_headers(const struct api_response *r,
                            struct api_header out[API_REPLY_HEADERS_MAX])
 {

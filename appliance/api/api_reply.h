@@ -52,6 +52,12 @@ void api_reply_store_error(struct api_response *r, int rc, const struct op_error
 /* Sets ETag to the record's version: "N". */
 void api_reply_etag(struct api_response *r, const json_t *rec);
 
+/* Answers a store call's result rc about one record: on success the
+ * record rec with its ETag and status, on failure the store error with
+ * err (api_reply_store_error). Takes rec (may be NULL) either way. */
+void api_reply_record(struct api_response *r, int rc, const struct op_error *err, int status,
+                      json_t *rec);
+
 /* One response header; both strings live as long as the response. */
 struct api_header {
     const char *name;

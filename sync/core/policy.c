@@ -12,6 +12,7 @@
 #include "policy.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <regex.h>
@@ -371,6 +372,73 @@ static const yaml_node_t *item(struct ld *l, const yaml_node_t *n, size_t i)
     return node_at(l, n->data.sequence.items.start[i]);
 }
 
+/* The most keys a row of a listing section takes (custom_fields). */
+#define ROW_KEYS_MAX 9
+
+/* A section that lists rows: a sequence of mappings, or (when `key` is set)
+ * a mapping from a name to a mapping. `rows` and `count` are where the
+ * policy keeps the row array and its length, `line` and `basis` where a row
+ * keeps its line (int) and its basis (char[basis_cap]); all offsetof. The
+ * last key of every spec is the row's basis. */
+struct section {
+    const char *name;
+    const struct keyspec *spec;
+    size_t size, rows, count, line, basis, basis_cap;
+    /* Checks a keyed row's name, before its keys; path names the row. */
+    int (*key)(struct ld *l, size_t i, const yaml_node_t *k, const char *path);
+    /* Loads row i from its node n and the values v picked by spec. */
+    int (*row)(struct ld *l, size_t i, const yaml_node_t *n, const yaml_node_t **v,
+               const char *path);
+};
+
+/* Checks the shape of a listing section, allocates its rows into the policy
+ * and loads them one by one, each row's keys picked by the section's spec. */
+static int load_rows(struct ld *l, const yaml_node_t *n, const struct section *s)
+{
+    size_t count = 0, nspec = 0;
+    while (s->spec[nspec].name)
+        nspec++;
+    if (nspec > ROW_KEYS_MAX)
+        return fail(l, n, s->name, "internal error: a row takes at most %d keys", ROW_KEYS_MAX);
+    int rc = s->key ? entries(l, n, s->name, &count) : sequence(l, n, s->name, &count);
+    if (rc < 0 || count == 0)
+        return rc;
+    void *all = calloc(count, s->size);
+    if (!all)
+        return oom(l);
+    /* The members at rows and count are the section's (struct row *) and size_t. */
+    memcpy((char *)l->p + s->rows, &all, sizeof all);
+    memcpy((char *)l->p + s->count, &count, sizeof count);
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t *k, *it, *v[ROW_KEYS_MAX];
+        char path[KEY_MAX];
+        if (s->key) {
+            rc = pair(l, n, i, &k, &it);
+            if (rc < 0)
+                return rc;
+            join(path, s->name, (const char *)k->data.scalar.value);
+            rc = s->key(l, i, k, path);
+        } else {
+            joinidx(path, s->name, i);
+            it = item(l, n, i);
+            rc = it ? 0 : oom(l);
+        }
+        char *row = (char *)all + i * s->size, key[KEY_MAX];
+        if (rc == 0) {
+            *(int *)(row + s->line) = line_of(s->key ? k : it);
+            rc = fields_of(l, it, path, s->spec, v);
+        }
+        if (rc == 0)
+            rc = s->row(l, i, it, v, path);
+        join(key, path, "basis");
+        if (rc == 0)
+            rc = basis(l, v[nspec - 1], key, row + s->basis, s->basis_cap);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* A list of distinct non-empty texts up to VALUE_MAX bytes, as a
  * NULL-terminated array of n entries. */
 static int text_list(struct ld *l, const yaml_node_t *n, const char *key, int nonempty, char ***out,
@@ -652,21 +720,13 @@ static int load_labels(struct ld *l, const yaml_node_t *n, const char *path,
     return 0;
 }
 
-static int load_custom_one(struct ld *l, const yaml_node_t *n, const char *path, size_t index)
+static int custom_row(struct ld *l, size_t index, const yaml_node_t *n, const yaml_node_t **v,
+                      const char *path)
 {
-    static const struct keyspec spec[] = {
-        {"entity", 1},     {"name", 1},     {"type", 1},   {"pattern", 0}, {"values", 0},
-        {"max_length", 0}, {"required", 0}, {"labels", 0}, {"basis", 1},   {NULL, 0},
-    };
-    const yaml_node_t *v[9];
     struct policy_custom_field *cf = &l->p->custom[index];
     char key[KEY_MAX];
-    int rc = fields_of(l, n, path, spec, v);
-    if (rc < 0)
-        return rc;
-    cf->line = line_of(n);
     join(key, path, "entity");
-    rc = entity_value(l, v[0], key, &cf->entity);
+    int rc = entity_value(l, v[0], key, &cf->entity);
     if (rc < 0)
         return rc;
     join(key, path, "name");
@@ -726,133 +786,63 @@ static int load_custom_one(struct ld *l, const yaml_node_t *n, const char *path,
         if (rc < 0)
             return rc;
     }
-    if (v[7]) {
-        join(key, path, "labels");
-        rc = load_labels(l, v[7], key, cf);
-        if (rc < 0)
-            return rc;
-    }
-    join(key, path, "basis");
-    return basis(l, v[8], key, cf->basis, sizeof cf->basis);
+    join(key, path, "labels");
+    return v[7] ? load_labels(l, v[7], key, cf) : 0;
 }
 
-static int load_custom(struct ld *l, const yaml_node_t *n)
+static int field_key(struct ld *l, size_t i, const yaml_node_t *k, const char *path)
 {
-    size_t count = 0;
-    int rc = sequence(l, n, "custom_fields", &count);
-    if (rc < 0 || count == 0)
-        return rc;
-    l->p->custom = calloc(count, sizeof *l->p->custom);
-    if (!l->p->custom)
-        return oom(l);
-    for (size_t i = 0; i < count; i++) {
-        char path[KEY_MAX];
-        joinidx(path, "custom_fields", i);
-        l->p->ncustom = i + 1;
-        const yaml_node_t *it = item(l, n, i);
-        if (!it)
-            return oom(l);
-        rc = load_custom_one(l, it, path, i);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int load_fields(struct ld *l, const yaml_node_t *n)
-{
-    static const struct keyspec spec[] = {{"class", 1}, {"basis", 1}, {NULL, 0}};
-    size_t np = 0;
-    int rc = entries(l, n, "fields", &np);
-    if (rc < 0 || np == 0)
-        return rc;
-    struct policy *p = l->p;
-    p->fields = calloc(np, sizeof *p->fields);
-    if (!p->fields)
-        return oom(l);
-    p->nfields = np;
-    for (size_t i = 0; i < np; i++) {
-        const yaml_node_t *k, *v;
-        const yaml_node_t *vals[2];
-        struct policy_field_rule *r = &p->fields[i];
-        char path[KEY_MAX], key[KEY_MAX];
-        const char *field;
-        rc = pair(l, n, i, &k, &v);
-        if (rc < 0)
-            return rc;
-        join(path, "fields", (const char *)k->data.scalar.value);
-        rc = dotted_field(l, k, path, (const char *)k->data.scalar.value, "classified", &r->entity,
+    struct policy_field_rule *r = &l->p->fields[i];
+    const char *field;
+    int rc = dotted_field(l, k, path, (const char *)k->data.scalar.value, "classified", &r->entity,
                           &field);
-        if (rc < 0)
-            return rc;
-        snprintf(r->field, sizeof r->field, "%s", field);
-        r->line = line_of(k);
-        rc = fields_of(l, v, path, spec, vals);
-        if (rc < 0)
-            return rc;
-        int c;
-        join(key, path, "class");
-        rc = choice(l, vals[0], key, class_names, &c);
-        if (rc < 0)
-            return rc;
-        r->cls = (enum policy_class)c;
-        join(key, path, "basis");
-        rc = basis(l, vals[1], key, r->basis, sizeof r->basis);
-        if (rc < 0)
-            return rc;
-    }
+    if (rc < 0)
+        return rc;
+    snprintf(r->field, sizeof r->field, "%s", field);
     return 0;
 }
 
-static int load_forbidden(struct ld *l, const yaml_node_t *n)
+static int field_row(struct ld *l, size_t i, const yaml_node_t *n, const yaml_node_t **vals,
+                     const char *path)
 {
-    static const struct keyspec spec[] = {{"field", 1}, {"reason", 1}, {"basis", 1}, {NULL, 0}};
-    size_t count = 0;
-    int rc = sequence(l, n, "forbidden", &count);
-    if (rc < 0 || count == 0)
+    struct policy_field_rule *r = &l->p->fields[i];
+    char key[KEY_MAX];
+    int c;
+    (void)n;
+    join(key, path, "class");
+    int rc = choice(l, vals[0], key, class_names, &c);
+    if (rc < 0)
         return rc;
-    struct policy *p = l->p;
-    p->forbidden = calloc(count, sizeof *p->forbidden);
-    if (!p->forbidden)
-        return oom(l);
-    p->nforbidden = count;
-    for (size_t i = 0; i < count; i++) {
-        const yaml_node_t *it = item(l, n, i), *v[3];
-        struct policy_forbidden *f = &p->forbidden[i];
-        char path[KEY_MAX], key[KEY_MAX];
-        const char *s, *field;
-        if (!it)
-            return oom(l);
-        joinidx(path, "forbidden", i);
-        rc = fields_of(l, it, path, spec, v);
-        if (rc < 0)
-            return rc;
-        join(key, path, "field");
-        rc = scalar(l, v[0], key, &s);
-        if (rc == 0)
-            rc = dotted_field(l, v[0], key, s, "forbidden", &f->entity, &field);
-        if (rc < 0)
-            return rc;
-        snprintf(f->field, sizeof f->field, "%s", field);
-        const struct field_def *fd = entity_field(f->entity, f->field);
-        if (fd && (fd->flags & FIELD_REQUIRED))
-            return fail(l, v[0], key, "%s.%s is required by every %s and cannot be forbidden",
-                        f->entity->name, f->field, f->entity->name);
-        for (size_t j = 0; j < i; j++)
-            if (p->forbidden[j].entity == f->entity && !strcmp(p->forbidden[j].field, f->field))
-                return fail(l, v[0], key, "%s.%s is forbidden twice (first on line %d)",
-                            f->entity->name, f->field, p->forbidden[j].line);
-        f->line = line_of(v[0]);
-        join(key, path, "reason");
-        rc = text(l, v[1], key, f->reason, sizeof f->reason, 1);
-        if (rc < 0)
-            return rc;
-        join(key, path, "basis");
-        rc = basis(l, v[2], key, f->basis, sizeof f->basis);
-        if (rc < 0)
-            return rc;
-    }
+    r->cls = (enum policy_class)c;
     return 0;
+}
+
+static int forbidden_row(struct ld *l, size_t i, const yaml_node_t *n, const yaml_node_t **v,
+                         const char *path)
+{
+    struct policy *p = l->p;
+    struct policy_forbidden *f = &p->forbidden[i];
+    char key[KEY_MAX];
+    const char *s, *field;
+    (void)n;
+    join(key, path, "field");
+    int rc = scalar(l, v[0], key, &s);
+    if (rc == 0)
+        rc = dotted_field(l, v[0], key, s, "forbidden", &f->entity, &field);
+    if (rc < 0)
+        return rc;
+    snprintf(f->field, sizeof f->field, "%s", field);
+    const struct field_def *fd = entity_field(f->entity, f->field);
+    if (fd && (fd->flags & FIELD_REQUIRED))
+        return fail(l, v[0], key, "%s.%s is required by every %s and cannot be forbidden",
+                    f->entity->name, f->field, f->entity->name);
+    for (size_t j = 0; j < i; j++)
+        if (p->forbidden[j].entity == f->entity && !strcmp(p->forbidden[j].field, f->field))
+            return fail(l, v[0], key, "%s.%s is forbidden twice (first on line %d)",
+                        f->entity->name, f->field, p->forbidden[j].line);
+    f->line = line_of(v[0]);
+    join(key, path, "reason");
+    return text(l, v[1], key, f->reason, sizeof f->reason, 1);
 }
 
 /* A pin value in the form the store keeps it, so egress compares strings. */
@@ -890,160 +880,116 @@ static int pin_value(struct ld *l, const yaml_node_t *n, const char *key,
     return 0;
 }
 
-static int load_pins(struct ld *l, const yaml_node_t *n)
+static int pin_row(struct ld *l, size_t i, const yaml_node_t *n, const yaml_node_t **v,
+                   const char *path)
 {
-    static const struct keyspec spec[] = {
-        {"entity", 1}, {"field", 1}, {"values", 1}, {"basis", 1}, {NULL, 0},
-    };
-    size_t count = 0;
-    int rc = sequence(l, n, "pin_records", &count);
-    if (rc < 0 || count == 0)
+    struct policy_pin *pin = &l->p->pins[i];
+    char key[KEY_MAX];
+    join(key, path, "entity");
+    int rc = entity_value(l, v[0], key, &pin->entity);
+    if (rc < 0)
         return rc;
-    struct policy *p = l->p;
-    p->pins = calloc(count, sizeof *p->pins);
-    if (!p->pins)
-        return oom(l);
-    p->npins = count;
-    for (size_t i = 0; i < count; i++) {
-        const yaml_node_t *it = item(l, n, i), *v[4];
-        struct policy_pin *pin = &p->pins[i];
-        char path[KEY_MAX], key[KEY_MAX];
-        if (!it)
-            return oom(l);
-        joinidx(path, "pin_records", i);
-        rc = fields_of(l, it, path, spec, v);
-        if (rc < 0)
-            return rc;
-        pin->line = line_of(it);
-        join(key, path, "entity");
-        rc = entity_value(l, v[0], key, &pin->entity);
-        if (rc < 0)
-            return rc;
-        join(key, path, "field");
-        const struct field_def *fd;
-        const struct policy_custom_field *cf;
-        const char *s;
-        rc = scalar(l, v[1], key, &s);
-        if (rc == 0)
-            rc = field_named(l, v[1], key, pin->entity, s, "pinned on", &fd, &cf);
-        if (rc < 0)
-            return rc;
-        snprintf(pin->field, sizeof pin->field, "%s", s);
-        join(key, path, "values");
-        rc = text_list(l, v[2], key, 1, &pin->values, &pin->nvalues);
-        for (size_t j = 0; rc == 0 && j < pin->nvalues; j++) {
-            char ikey[KEY_MAX];
-            joinidx(ikey, key, j);
-            rc = pin_value(l, item(l, v[2], j), ikey, fd, cf, &pin->values[j]);
-        }
-        if (rc < 0)
-            return rc;
-        join(key, path, "basis");
-        rc = basis(l, v[3], key, pin->basis, sizeof pin->basis);
+    join(key, path, "field");
+    const struct field_def *fd;
+    const struct policy_custom_field *cf;
+    const char *s;
+    rc = scalar(l, v[1], key, &s);
+    if (rc == 0)
+        rc = field_named(l, v[1], key, pin->entity, s, "pinned on", &fd, &cf);
+    if (rc < 0)
+        return rc;
+    snprintf(pin->field, sizeof pin->field, "%s", s);
+    join(key, path, "values");
+    rc = text_list(l, v[2], key, 1, &pin->values, &pin->nvalues);
+    for (size_t j = 0; rc == 0 && j < pin->nvalues; j++) {
+        char ikey[KEY_MAX];
+        joinidx(ikey, key, j);
+        rc = pin_value(l, item(l, v[2], j), ikey, fd, cf, &pin->values[j]);
+    }
+    return rc;
+}
+
+static int consent_key(struct ld *l, size_t i, const yaml_node_t *k, const char *path)
+{
+    struct policy_consent_rule *r = &l->p->consent[i];
+    int rc = channel(l, k, path, (const char *)k->data.scalar.value);
+    if (rc < 0)
+        return rc;
+    snprintf(r->channel, sizeof r->channel, "%s", (const char *)k->data.scalar.value);
+    return 0;
+}
+
+static int consent_row(struct ld *l, size_t i, const yaml_node_t *n, const yaml_node_t **vals,
+                       const char *path)
+{
+    struct policy_consent_rule *r = &l->p->consent[i];
+    char key[KEY_MAX];
+    int m;
+    (void)n;
+    join(key, path, "mode");
+    int rc = choice(l, vals[0], key, mode_names, &m);
+    if (rc < 0)
+        return rc;
+    r->mode = (enum policy_consent_mode)m;
+    if (r->mode == POLICY_CONSENT_DOUBLE_OPT_IN)
+        r->token_ttl_hours = TTL_DEFAULT;
+    if (vals[1]) {
+        join(key, path, "token_ttl_hours");
+        if (r->mode != POLICY_CONSENT_DOUBLE_OPT_IN)
+            return fail(l, vals[1], key, "only double_opt_in takes a token lifetime (mode is %s)",
+                        mode_names[m]);
+        rc = uint_in(l, vals[1], key, 1, 720, &r->token_ttl_hours);
         if (rc < 0)
             return rc;
     }
     return 0;
 }
 
-static int load_consent(struct ld *l, const yaml_node_t *n)
+static int retention_key(struct ld *l, size_t i, const yaml_node_t *k, const char *path)
 {
-    static const struct keyspec spec[] = {
-        {"mode", 1}, {"token_ttl_hours", 0}, {"basis", 1}, {NULL, 0}};
-    size_t np = 0;
-    int rc = entries(l, n, "consent", &np);
-    if (rc < 0 || np == 0)
+    struct policy_retention *r = &l->p->retention[i];
+    const char *name = (const char *)k->data.scalar.value;
+    int rc = entity_named(l, k, path, name, strlen(name), &r->entity);
+    if (rc < 0)
         return rc;
-    struct policy *p = l->p;
-    p->consent = calloc(np, sizeof *p->consent);
-    if (!p->consent)
-        return oom(l);
-    p->nconsent = np;
-    for (size_t i = 0; i < np; i++) {
-        const yaml_node_t *k, *v;
-        const yaml_node_t *vals[3];
-        struct policy_consent_rule *r = &p->consent[i];
-        char path[KEY_MAX], key[KEY_MAX];
-        rc = pair(l, n, i, &k, &v);
-        if (rc < 0)
-            return rc;
-        join(path, "consent", (const char *)k->data.scalar.value);
-        rc = channel(l, k, path, (const char *)k->data.scalar.value);
-        if (rc < 0)
-            return rc;
-        snprintf(r->channel, sizeof r->channel, "%s", (const char *)k->data.scalar.value);
-        r->line = line_of(k);
-        rc = fields_of(l, v, path, spec, vals);
-        if (rc < 0)
-            return rc;
-        int m;
-        join(key, path, "mode");
-        rc = choice(l, vals[0], key, mode_names, &m);
-        if (rc < 0)
-            return rc;
-        r->mode = (enum policy_consent_mode)m;
-        if (r->mode == POLICY_CONSENT_DOUBLE_OPT_IN)
-            r->token_ttl_hours = TTL_DEFAULT;
-        if (vals[1]) {
-            join(key, path, "token_ttl_hours");
-            if (r->mode != POLICY_CONSENT_DOUBLE_OPT_IN)
-                return fail(l, vals[1], key,
-                            "only double_opt_in takes a token lifetime (mode is %s)",
-                            mode_names[m]);
-            rc = uint_in(l, vals[1], key, 1, 720, &r->token_ttl_hours);
-            if (rc < 0)
-                return rc;
-        }
-        join(key, path, "basis");
-        rc = basis(l, vals[2], key, r->basis, sizeof r->basis);
-        if (rc < 0)
-            return rc;
-    }
+    if (r->entity == &entity_user)
+        return fail(l, k, path, "user accounts are not purged by retention (disable them)");
     return 0;
 }
 
-static int load_retention(struct ld *l, const yaml_node_t *n)
+static int retention_row(struct ld *l, size_t i, const yaml_node_t *n, const yaml_node_t **vals,
+                         const char *path)
 {
-    static const struct keyspec spec[] = {{"days", 1}, {"basis", 1}, {NULL, 0}};
-    size_t np = 0;
-    int rc = entries(l, n, "retention", &np);
-    if (rc < 0 || np == 0)
-        return rc;
-    struct policy *p = l->p;
-    p->retention = calloc(np, sizeof *p->retention);
-    if (!p->retention)
-        return oom(l);
-    p->nretention = np;
-    for (size_t i = 0; i < np; i++) {
-        const yaml_node_t *k, *v;
-        const yaml_node_t *vals[2];
-        struct policy_retention *r = &p->retention[i];
-        char path[KEY_MAX], key[KEY_MAX];
-        rc = pair(l, n, i, &k, &v);
-        if (rc < 0)
-            return rc;
-        const char *name = (const char *)k->data.scalar.value;
-        join(path, "retention", name);
-        rc = entity_named(l, k, path, name, strlen(name), &r->entity);
-        if (rc < 0)
-            return rc;
-        if (r->entity == &entity_user)
-            return fail(l, k, path, "user accounts are not purged by retention (disable them)");
-        r->line = line_of(k);
-        rc = fields_of(l, v, path, spec, vals);
-        if (rc < 0)
-            return rc;
-        join(key, path, "days");
-        rc = uint_in(l, vals[0], key, 1, 36500, &r->days);
-        if (rc < 0)
-            return rc;
-        join(key, path, "basis");
-        rc = basis(l, vals[1], key, r->basis, sizeof r->basis);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    struct policy_retention *r = &l->p->retention[i];
+    char key[KEY_MAX];
+    (void)n;
+    join(key, path, "days");
+    return uint_in(l, vals[0], key, 1, 36500, &r->days);
 }
+
+/* The listing sections, in the order load_root() loads them. A section's
+ * rows are struct type, kept in the policy's member and n<member>; its keys
+ * are the ones given, then basis. */
+#define SECTION(name, member, type, key, row, ...)                                                 \
+    {                                                                                              \
+        name, (const struct keyspec[]){__VA_ARGS__, {"basis", 1}, {NULL, 0}}, sizeof(type),        \
+            offsetof(struct policy, member), offsetof(struct policy, n##member),                   \
+            offsetof(type, line), offsetof(type, basis), sizeof((type *)0)->basis, key, row        \
+    }
+static const struct section sections[] = {
+    SECTION("custom_fields", custom, struct policy_custom_field, NULL, custom_row, {"entity", 1},
+            {"name", 1}, {"type", 1}, {"pattern", 0}, {"values", 0}, {"max_length", 0},
+            {"required", 0}, {"labels", 0}),
+    SECTION("fields", fields, struct policy_field_rule, field_key, field_row, {"class", 1}),
+    SECTION("pin_records", pins, struct policy_pin, NULL, pin_row, {"entity", 1}, {"field", 1},
+            {"values", 1}),
+    SECTION("forbidden", forbidden, struct policy_forbidden, NULL, forbidden_row, {"field", 1},
+            {"reason", 1}),
+    SECTION("consent", consent, struct policy_consent_rule, consent_key, consent_row, {"mode", 1},
+            {"token_ttl_hours", 0}),
+    SECTION("retention", retention, struct policy_retention, retention_key, retention_row,
+            {"days", 1}),
+};
 
 static int load_aggregates(struct ld *l, const yaml_node_t *n)
 {
@@ -1212,18 +1158,11 @@ static int load_root(struct ld *l, const yaml_node_t *root)
     if (rc < 0)
         return rc;
     /* Custom fields first: the other sections may name them. */
-    if (v[K_CUSTOM] && (rc = load_custom(l, v[K_CUSTOM])) < 0)
-        return rc;
-    if (v[K_FIELDS] && (rc = load_fields(l, v[K_FIELDS])) < 0)
-        return rc;
-    if (v[K_PINS] && (rc = load_pins(l, v[K_PINS])) < 0)
-        return rc;
-    if (v[K_FORBIDDEN] && (rc = load_forbidden(l, v[K_FORBIDDEN])) < 0)
-        return rc;
-    if (v[K_CONSENT] && (rc = load_consent(l, v[K_CONSENT])) < 0)
-        return rc;
-    if (v[K_RETENTION] && (rc = load_retention(l, v[K_RETENTION])) < 0)
-        return rc;
+    static const int section_key[] = {K_CUSTOM,    K_FIELDS,  K_PINS,
+                                      K_FORBIDDEN, K_CONSENT, K_RETENTION};
+    for (size_t i = 0; i < sizeof sections / sizeof *sections; i++)
+        if (v[section_key[i]] && (rc = load_rows(l, v[section_key[i]], &sections[i])) < 0)
+            return rc;
     if (v[K_AGGREGATES] && (rc = load_aggregates(l, v[K_AGGREGATES])) < 0)
         return rc;
     return 0;

@@ -64,6 +64,19 @@ static void mac_num(struct mac *m, uint64_t v)
     mac_put(m, buf, (size_t)n);
 }
 
+/* The MACed texts are lines: each value but the last ends with "\n". */
+static void mac_str_line(struct mac *m, const char *s)
+{
+    mac_str(m, s);
+    mac_str(m, "\n");
+}
+
+static void mac_num_line(struct mac *m, uint64_t v)
+{
+    mac_num(m, v);
+    mac_str(m, "\n");
+}
+
 static int mac_finish(struct mac *m, char out[SYNC_MAC_HEX])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -92,15 +105,11 @@ int sync_receipt_mac(const unsigned char key[SYNC_MAC_KEY_BYTES], const char *no
     int rc = mac_start(&m, key);
     if (rc < 0)
         return rc;
-    mac_str(&m, "outpost-receipt-v1\n");
-    mac_str(&m, node);
-    mac_str(&m, "\n");
-    mac_num(&m, segment);
-    mac_str(&m, "\n");
-    mac_str(&m, status);
-    mac_str(&m, "\n");
-    mac_num(&m, to_urgent);
-    mac_str(&m, "\n");
+    mac_str_line(&m, "outpost-receipt-v1");
+    mac_str_line(&m, node);
+    mac_num_line(&m, segment);
+    mac_str_line(&m, status);
+    mac_num_line(&m, to_urgent);
     mac_num(&m, to_ordinary);
     return mac_finish(&m, out);
 }
@@ -114,13 +123,10 @@ int sync_mailbox_mac(const unsigned char key[SYNC_MAC_KEY_BYTES], const char *no
     int rc = mac_start(&m, key);
     if (rc < 0)
         return rc;
-    mac_str(&m, "outpost-mailbox-v1\n");
-    mac_str(&m, node);
-    mac_str(&m, "\n");
-    mac_num(&m, seq);
-    mac_str(&m, "\n");
-    mac_str(&m, kind);
-    mac_str(&m, "\n");
+    mac_str_line(&m, "outpost-mailbox-v1");
+    mac_str_line(&m, node);
+    mac_num_line(&m, seq);
+    mac_str_line(&m, kind);
     mac_put(&m, body, body_len);
     return mac_finish(&m, out);
 }

@@ -760,6 +760,18 @@ static int count_head(struct conn *c, size_t n)
     return 0;
 }
 
+/* Keeps len more bytes of a header's name or value, counted against the
+ * cap on the head. */
+static int head_append(struct conn *c, const char *at, size_t len)
+{
+    int rc = count_head(c, len);
+    if (rc)
+        return rc;
+    if (buf_append(&c->x->arena, at, len) < 0)
+        return cb_nomem(c);
+    return 0;
+}
+
 /* The request target is complete: split off the query, decode the path. */
 static int url_finish(struct conn *c)
 {
@@ -825,12 +837,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         if (!is_tchar((unsigned char)at[i]))
             return cb_refuse(c, 400, "invalid character 0x%02x in a header name",
                              (unsigned char)at[i]);
-    rc = count_head(c, len);
-    if (rc)
-        return rc;
-    if (buf_append(&x->arena, at, len) < 0)
-        return cb_nomem(c);
-    return 0;
+    return head_append(c, at, len);
 }
 
 static int value_start(struct conn *c)
@@ -854,12 +861,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     int rc = value_start(c);
     if (rc)
         return rc;
-    rc = count_head(c, len);
-    if (rc)
-        return rc;
-    if (buf_append(&x->arena, at, len) < 0)
-        return cb_nomem(c);
-    return 0;
+    return head_append(c, at, len);
 }
 
 static unsigned header_count(const struct http_exchange *x, const char *name)

@@ -308,6 +308,22 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp,
 
 /* ---- request building ------------------------------------------------- */
 
+/* A number header's value v (vlen bytes, trimmed) into *out, setting *has;
+ * one that is not a number marks the response bad. */
+static void header_u64(struct tus_client *c, const char *v, size_t vlen, uint64_t *out, int *has)
+{
+    char val[32];
+    if (vlen < sizeof val) {
+        memcpy(val, v, vlen);
+        val[vlen] = '\0';
+        if (parse_u64(val, out) == 0) {
+            *has = 1;
+            return;
+        }
+    }
+    c->bad_header = 1;
+}
+
 static size_t on_header(char *line, size_t size, size_t n, void *userp)
 {
     struct tus_client *c = userp;
@@ -329,29 +345,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *userp)
         v++, vlen--;
     while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
         vlen--;
-    char val[32];
     if (nlen == 13 && strncasecmp(line, "Upload-Offset", 13) == 0) {
-        if (vlen >= sizeof val) {
-            c->bad_header = 1;
-            return len;
-        }
-        memcpy(val, v, vlen);
-        val[vlen] = '\0';
-        if (parse_u64(val, &c->resp_offset) == 0)
-            c->has_offset = 1;
-        else
-            c->bad_header = 1;
+        header_u64(c, v, vlen, &c->resp_offset, &c->has_offset);
     } else if (nlen == 13 && strncasecmp(line, "Upload-Length", 13) == 0) {
-        if (vlen >= sizeof val) {
-            c->bad_header = 1;
-            return len;
-        }
-        memcpy(val, v, vlen);
-        val[vlen] = '\0';
-        if (parse_u64(val, &c->resp_length) == 0)
-            c->has_length = 1;
-        else
-            c->bad_header = 1;
+        header_u64(c, v, vlen, &c->resp_length, &c->has_length);
     } else if (nlen == 8 && strncasecmp(line, "Location", 8) == 0) {
         if (vlen > TUS_URL_MAX) {
             c->location_too_long = 1;

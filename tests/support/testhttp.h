@@ -1,26 +1,22 @@
 /*
  * A blocking HTTP/1.1 client for the unit tests of servers on the libuv
  * loop (tus_server, hq_serve): the server runs in the parent, and a
- * forked child sends one request per connection with these helpers and
- * reads the whole answer (Connection: close).
+ * forked child (testloop.h) sends one request per connection with these
+ * helpers and reads the whole answer (Connection: close).
  */
 #ifndef OUTPOST_TESTHTTP_H
 #define OUTPOST_TESTHTTP_H
 
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <signal.h>
 #include <unistd.h>
 
-#include <uv.h>
-
 #include "testlib.h"
+#include "testloop.h"
+#include "testsock.h"
 
 struct resp {
     int status;
@@ -29,36 +25,6 @@ struct resp {
     size_t body_len;
     char val[512];
 };
-
-static inline int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static inline int send_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = send(fd, c, n, 0);
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* One request on its own connection; headers are "Name: value\r\n" lines.
  * Returns the status, or -1 if the exchange failed. */
@@ -125,64 +91,6 @@ static inline const char *rh(struct resp *r, const char *name)
     memcpy(r->val, p, n);
     r->val[n] = '\0';
     return r->val;
-}
-
-struct th_run {
-    uv_timer_t reaper;
-    pid_t pid;
-    int done, status;
-    uint64_t deadline;
-};
-
-static inline void th_reap(uv_timer_t *t)
-{
-    struct th_run *r = t->data;
-    int st;
-    if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
-        r->done = 1;
-        r->status = st;
-    }
-}
-
-/* Runs fn(port, arg) in a forked child (alarm: 20 s) while the parent runs
- * loop, so that a server on the loop answers it. Returns the child's exit
- * code (its failed checks), 97 if it died of a signal, 98 if it did not
- * end within 25 s, 99 if fork failed. */
-static inline int th_run_client(uv_loop_t *loop, int port, int (*fn)(int port, void *arg),
-                                void *arg)
-{
-    fflush(stdout);
-    fflush(stderr);
-    struct th_run r = {.pid = fork()};
-    if (r.pid < 0)
-        return 99;
-    if (r.pid == 0) {
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
-        signal(SIGPIPE, SIG_IGN);
-        alarm(20);
-        int rc = fn(port, arg);
-        _exit(rc > 90 ? 90 : rc);
-    }
-    uv_timer_init(loop, &r.reaper);
-    r.reaper.data = &r;
-    uv_timer_start(&r.reaper, th_reap, 5, 5);
-    uv_update_time(loop);
-    r.deadline = uv_now(loop) + 25000;
-    while (!r.done && uv_now(loop) < r.deadline)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&r.reaper, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    if (!r.done) {
-        kill(r.pid, SIGKILL);
-        waitpid(r.pid, NULL, 0);
-        fprintf(stderr, "client timed out\n");
-        return 98;
-    }
-    if (WIFEXITED(r.status))
-        return WEXITSTATUS(r.status);
-    fprintf(stderr, "client died of signal %d\n", WTERMSIG(r.status));
-    return 97;
 }
 
 #endif

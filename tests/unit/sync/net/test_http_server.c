@@ -33,6 +33,8 @@
 
 #include "http_server.h"
 #include "testlib.h"
+#include "testloop.h"
+#include "testsock.h"
 
 #define MAX_LOG 128
 #define BIG_BODY (24u * 1024 * 1024)
@@ -49,9 +51,7 @@ struct logrec {
 };
 
 struct fx {
-    uv_loop_t loop;
-    uv_timer_t reaper;
-    uv_timer_t watchdog;
+    struct th_loop tl;
     struct http_server *srv;
     int port;
     struct logrec log[MAX_LOG];
@@ -62,10 +62,6 @@ struct fx {
     int stop_on_async;
     int stopped_before_async_reply;
     int gone_seen;
-    int timed_out;
-    pid_t child;
-    int child_done;
-    int child_status;
 };
 
 static void on_log(void *ctx, const struct http_log_entry *e)
@@ -134,7 +130,7 @@ static void start_later(struct fx *f, struct http_exchange *x, uv_timer_cb cb, u
     l->x = x;
     l->f = f;
     l->t.data = l;
-    uv_timer_init(&f->loop, &l->t);
+    uv_timer_init(&f->tl.loop, &l->t);
     uv_timer_start(&l->t, cb, ms, repeat);
 }
 
@@ -186,50 +182,15 @@ static void handler(void *ctx, struct http_exchange *x)
     http_respond(x, 200, "text/plain", out, (size_t)n);
 }
 
-static void reap(uv_timer_t *t)
-{
-    struct fx *f = t->data;
-    int st;
-    if (waitpid(f->child, &st, WNOHANG) == f->child) {
-        f->child_done = 1;
-        f->child_status = st;
-        uv_timer_stop(t);
-    }
-}
-
-static void on_watchdog(uv_timer_t *t)
-{
-    struct fx *f = t->data;
-    f->timed_out = 1;
-}
-
-/* Runs the loop until *flag is set or ms pass; returns 0 or -ETIMEDOUT. */
-static int run_until(struct fx *f, int *flag, uint64_t ms)
-{
-    f->timed_out = 0;
-    uv_timer_start(&f->watchdog, on_watchdog, ms, 0);
-    while (!*flag && !f->timed_out)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    uv_timer_stop(&f->watchdog);
-    return *flag ? 0 : -ETIMEDOUT;
-}
-
 static void fx_init(struct fx *f)
 {
     memset(f, 0, sizeof *f);
-    uv_loop_init(&f->loop);
-    uv_timer_init(&f->loop, &f->reaper);
-    uv_timer_init(&f->loop, &f->watchdog);
-    f->reaper.data = f;
-    f->watchdog.data = f;
+    th_loop_init(&f->tl);
 }
 
 static void fx_done(struct fx *f)
 {
-    uv_close((uv_handle_t *)&f->reaper, NULL);
-    uv_close((uv_handle_t *)&f->watchdog, NULL);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    CHECK_EQ(uv_loop_close(&f->loop), 0); /* every handle closed: nothing leaked on the loop */
+    CHECK_EQ(th_loop_done(&f->tl), 0); /* every handle closed: nothing leaked on the loop */
 }
 
 static struct http_server_config base_cfg(void)
@@ -252,7 +213,7 @@ static int fx_start(struct fx *f, const struct http_server_config *cfg)
     op_error_clear(&err);
     f->nlog = 0;
     f->stop_called = f->stopped = 0;
-    int rc = http_server_start(&f->loop, cfg, handler, on_log, f, &f->srv, &err);
+    int rc = http_server_start(&f->tl.loop, cfg, handler, on_log, f, &f->srv, &err);
     if (rc < 0) {
         fprintf(stderr, "cannot start: %s\n", err.msg);
         return rc;
@@ -267,51 +228,14 @@ static void fx_stop(struct fx *f)
         f->stop_called = 1;
         http_server_stop(f->srv, on_done, f);
     }
-    CHECK_EQ(run_until(f, &f->stopped, 5000), 0);
-}
-
-typedef int (*client_fn)(int port, void *arg);
-
-/* Forks a child that runs fn against the server while the parent serves;
- * returns the child's exit status (its failure count). */
-static int run_client(struct fx *f, client_fn fn, void *arg)
-{
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        return 99;
-    if (pid == 0) {
-        /* Drop the parent's sockets: a copy here would keep a connection
-         * open after the server closed it. */
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
-        signal(SIGPIPE, SIG_IGN);
-        alarm(20);
-        int r = fn(f->port, arg);
-        _exit(r > 90 ? 90 : r);
-    }
-    f->child = pid;
-    f->child_done = 0;
-    uv_timer_start(&f->reaper, reap, 5, 5);
-    if (run_until(f, &f->child_done, 15000) < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        uv_timer_stop(&f->reaper);
-        fprintf(stderr, "client timed out\n");
-        return 98;
-    }
-    if (WIFEXITED(f->child_status))
-        return WEXITSTATUS(f->child_status);
-    fprintf(stderr, "client died of signal %d\n", WTERMSIG(f->child_status));
-    return 97;
+    CHECK_EQ(th_run_until(&f->tl, &f->stopped, 5000), 0);
 }
 
 /* Lets the server finish closing what the client left. */
 static void settle(struct fx *f, uint64_t ms)
 {
     int never = 0;
-    (void)run_until(f, &never, ms);
+    (void)th_run_until(&f->tl, &never, ms);
 }
 
 static const struct logrec *find_log(const struct fx *f, const char *path, int status)
@@ -369,25 +293,6 @@ struct resp {
     size_t body_len;
 };
 
-static int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* A connected client; a client that cannot even connect ends the child. */
 static struct cl *cl_open(int port)
 {
@@ -407,21 +312,6 @@ static void cl_close(struct cl *c)
         return;
     close(c->fd);
     free(c);
-}
-
-static int send_all(int fd, const void *data, size_t n)
-{
-    const char *p = data;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 static int cl_send(struct cl *c, const char *s)
@@ -570,7 +460,7 @@ static void test_simple_get(void)
     struct http_server_config cfg = base_cfg();
     CHECK_EQ(fx_start(&f, &cfg), 0);
     CHECK(f.port > 0);
-    CHECK_EQ(run_client(&f, client_get, NULL), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_get, NULL), 0);
     settle(&f, 20);
     CHECK_EQ(f.nlog, 2);
     const struct logrec *e = find_log(&f, "/echo", 200);
@@ -653,7 +543,7 @@ static void test_keepalive_pipelining_head_http10(void)
     fx_init(&f);
     struct http_server_config cfg = base_cfg();
     CHECK_EQ(fx_start(&f, &cfg), 0);
-    CHECK_EQ(run_client(&f, client_keepalive, NULL), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_keepalive, NULL), 0);
     settle(&f, 20);
     CHECK_EQ(f.nlog, 11);
     /* The first eight exchanges shared one connection. */
@@ -721,7 +611,7 @@ static void test_bodies_and_expect(void)
     fx_init(&f);
     struct http_server_config cfg = base_cfg();
     CHECK_EQ(fx_start(&f, &cfg), 0);
-    CHECK_EQ(run_client(&f, client_bodies, NULL), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_bodies, NULL), 0);
     settle(&f, 20);
     CHECK_LOG(&f, "/echo", 413);
     CHECK_LOG(&f, "/echo", 417);
@@ -803,7 +693,7 @@ static void test_limits(void)
     fx_init(&f);
     struct http_server_config cfg = base_cfg();
     CHECK_EQ(fx_start(&f, &cfg), 0);
-    CHECK_EQ(run_client(&f, client_limits, NULL), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_limits, NULL), 0);
     settle(&f, 20);
     CHECK_LOG(&f, "/echo", 431);
     CHECK_LOG(&f, "/many", 431);
@@ -850,7 +740,7 @@ static void test_malformed_and_decoding(void)
     fx_init(&f);
     struct http_server_config cfg = base_cfg();
     CHECK_EQ(fx_start(&f, &cfg), 0);
-    CHECK_EQ(run_client(&f, client_bad, NULL), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_bad, NULL), 0);
     settle(&f, 20);
     CHECK_LOG(&f, "-", 400);
     CHECK_LOG(&f, "/echo", 505);
@@ -908,7 +798,7 @@ static void test_max_connections(void)
     struct http_server_config cfg = base_cfg();
     cfg.max_connections = 2;
     CHECK_EQ(fx_start(&f, &cfg), 0);
-    CHECK_EQ(run_client(&f, client_maxconn, NULL), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_maxconn, NULL), 0);
     settle(&f, 20);
     CHECK_LOG(&f, "-", 503);
     CHECK_EQ(http_server_connections(f.srv), 0);
@@ -981,7 +871,7 @@ static void test_slowloris_and_timeouts(void)
     cfg.header_timeout_ms = 500;
     cfg.body_timeout_ms = 300;
     CHECK_EQ(fx_start(&f, &cfg), 0);
-    CHECK_EQ(run_client(&f, client_slowloris, NULL), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_slowloris, NULL), 0);
     settle(&f, 20);
     CHECK_LOG(&f, "/echo", 408);
     CHECK_LOG(&f, "/stall", 408);
@@ -1011,7 +901,7 @@ static void test_idle_timeout(void)
     struct http_server_config cfg = base_cfg();
     cfg.idle_timeout_ms = 300;
     CHECK_EQ(fx_start(&f, &cfg), 0);
-    CHECK_EQ(run_client(&f, client_idle, NULL), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_idle, NULL), 0);
     settle(&f, 20);
     CHECK_EQ(f.nlog, 1); /* an idle close is not an exchange */
     fx_stop(&f);
@@ -1054,7 +944,7 @@ static void test_client_disconnects(void)
     fx_init(&f);
     struct http_server_config cfg = base_cfg();
     CHECK_EQ(fx_start(&f, &cfg), 0);
-    CHECK_EQ(run_client(&f, client_disconnects, NULL), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_disconnects, NULL), 0);
     settle(&f, 50);
     CHECK_LOG(&f, "/upload", 499);
     CHECK_LOG(&f, "/big", 499);
@@ -1119,15 +1009,15 @@ static void test_async_and_stop_in_flight(void)
     fx_init(&f);
     struct http_server_config cfg = base_cfg();
     CHECK_EQ(fx_start(&f, &cfg), 0);
-    CHECK_EQ(run_client(&f, client_async, NULL), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_async, NULL), 0);
     settle(&f, 20);
     CHECK_LOG(&f, "/async", 200);
     fx_stop(&f);
 
     CHECK_EQ(fx_start(&f, &cfg), 0);
     f.stop_on_async = 1;
-    CHECK_EQ(run_client(&f, client_async_stop, NULL), 0);
-    CHECK_EQ(run_until(&f, &f.stopped, 5000), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_async_stop, NULL), 0);
+    CHECK_EQ(th_run_until(&f.tl, &f.stopped, 5000), 0);
     CHECK_EQ(f.stopped_before_async_reply, 0);
     CHECK_LOG(&f, "/async", 200);
     CHECK_EQ(f.nlog_at_done, 2); /* both exchanges logged before done */
@@ -1326,7 +1216,7 @@ static void test_tls_limits(const char *cert, const char *key)
     cfg.header_timeout_ms = 500;
     CHECK_EQ(fx_start(&f, &cfg), 0);
     if (f.srv) {
-        CHECK_EQ(run_client(&f, client_tls_limits, NULL), 0);
+        CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_tls_limits, NULL), 0);
         settle(&f, 20);
         CHECK_LOG(&f, "-", 503);
         fx_stop(&f);
@@ -1345,7 +1235,7 @@ static void test_tls(void)
     cfg.tls_key_file = key;
     CHECK_EQ(fx_start(&f, &cfg), 0);
     if (f.srv) {
-        CHECK_EQ(run_client(&f, client_tls, NULL), 0);
+        CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_tls, NULL), 0);
         settle(&f, 20);
         CHECK_LOG(&f, "/echo", 200);
         CHECK_LOG(&f, "-", 400);
@@ -1356,17 +1246,17 @@ static void test_tls(void)
     struct op_error err;
     struct http_server *s = NULL;
     cfg.tls_cert_file = "/nonexistent/cert.pem";
-    CHECK(http_server_start(&f.loop, &cfg, handler, on_log, &f, &s, &err) < 0);
+    CHECK(http_server_start(&f.tl.loop, &cfg, handler, on_log, &f, &s, &err) < 0);
     CHECK_CONTAINS(err.msg, "/nonexistent/cert.pem");
     CHECK_CONTAINS(err.msg, "No such file");
     cfg.tls_cert_file = cert;
     cfg.tls_key_file = other;
-    CHECK(http_server_start(&f.loop, &cfg, handler, on_log, &f, &s, &err) < 0);
+    CHECK(http_server_start(&f.tl.loop, &cfg, handler, on_log, &f, &s, &err) < 0);
     CHECK_CONTAINS(err.msg, other);
     CHECK_CONTAINS(err.msg, "does not match");
     cfg.tls_cert_file = key; /* a key where the certificate should be */
     cfg.tls_key_file = key;
-    CHECK(http_server_start(&f.loop, &cfg, handler, on_log, &f, &s, &err) < 0);
+    CHECK(http_server_start(&f.tl.loop, &cfg, handler, on_log, &f, &s, &err) < 0);
     CHECK_CONTAINS(err.msg, key);
     fx_done(&f);
     test_tls_limits(cert, key);
@@ -1384,12 +1274,12 @@ static void test_start_errors(void)
     struct http_server *s = NULL;
     struct http_server_config cfg = base_cfg();
     cfg.listen = "localhost:80";
-    CHECK_EQ(http_server_start(&f.loop, &cfg, handler, on_log, &f, &s, &err), -EINVAL);
+    CHECK_EQ(http_server_start(&f.tl.loop, &cfg, handler, on_log, &f, &s, &err), -EINVAL);
     CHECK_CONTAINS(err.msg, "localhost:80");
     cfg.listen = "127.0.0.1:99999";
-    CHECK_EQ(http_server_start(&f.loop, &cfg, handler, on_log, &f, &s, &err), -EINVAL);
+    CHECK_EQ(http_server_start(&f.tl.loop, &cfg, handler, on_log, &f, &s, &err), -EINVAL);
     cfg.listen = "[::1]:0";
-    if (http_server_start(&f.loop, &cfg, handler, on_log, &f, &s, &err) == 0) {
+    if (http_server_start(&f.tl.loop, &cfg, handler, on_log, &f, &s, &err) == 0) {
         CHECK(http_server_port(s) > 0);
         f.srv = s;
         fx_stop(&f);
@@ -1400,7 +1290,7 @@ static void test_start_errors(void)
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", f.port);
     cfg.listen = addr;
-    CHECK_EQ(http_server_start(&f.loop, &cfg, handler, on_log, &f, &s, &err), UV_EADDRINUSE);
+    CHECK_EQ(http_server_start(&f.tl.loop, &cfg, handler, on_log, &f, &s, &err), UV_EADDRINUSE);
     CHECK_CONTAINS(err.msg, addr);
     fx_stop(&f);
     fx_done(&f);

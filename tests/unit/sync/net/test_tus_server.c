@@ -72,18 +72,12 @@ static void b64(const void *p, size_t n, char *out)
 /* ---- the parent: server, module, callbacks ---- */
 
 struct fx {
-    uv_loop_t loop;
-    uv_timer_t reaper;
-    uv_timer_t watchdog;
+    struct th_loop tl;
     struct http_server *srv;
     struct tus_server *tus;
     char dir[64];
     int port;
     int stopped;
-    int timed_out;
-    pid_t child;
-    int child_done;
-    int child_status;
     /* completion callback record */
     int completes;
     int complete_rc;   /* what the callback returns */
@@ -193,33 +187,6 @@ static void on_done(void *arg)
     f->srv = NULL;
 }
 
-static void reap(uv_timer_t *t)
-{
-    struct fx *f = t->data;
-    int st;
-    if (waitpid(f->child, &st, WNOHANG) == f->child) {
-        f->child_done = 1;
-        f->child_status = st;
-        uv_timer_stop(t);
-    }
-}
-
-static void on_watchdog(uv_timer_t *t)
-{
-    struct fx *f = t->data;
-    f->timed_out = 1;
-}
-
-static int run_until(struct fx *f, int *flag, uint64_t ms)
-{
-    f->timed_out = 0;
-    uv_timer_start(&f->watchdog, on_watchdog, ms, 0);
-    while (!*flag && !f->timed_out)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    uv_timer_stop(&f->watchdog);
-    return *flag ? 0 : -ETIMEDOUT;
-}
-
 static int module_open(struct fx *f)
 {
     struct tus_server_config c = {
@@ -257,7 +224,7 @@ static int server_start(struct fx *f)
     struct op_error err;
     op_error_clear(&err);
     f->stopped = 0;
-    int rc = http_server_start(&f->loop, &c, tus_server_handler, NULL, f->tus, &f->srv, &err);
+    int rc = http_server_start(&f->tl.loop, &c, tus_server_handler, NULL, f->tus, &f->srv, &err);
     if (rc < 0) {
         fprintf(stderr, "cannot start: %s\n", err.msg);
         return rc;
@@ -270,7 +237,7 @@ static void server_stop(struct fx *f)
 {
     if (f->srv)
         http_server_stop(f->srv, on_done, f);
-    CHECK_EQ(run_until(f, &f->stopped, 5000), 0);
+    CHECK_EQ(th_run_until(&f->tl, &f->stopped, 5000), 0);
 }
 
 static int fx_init_caps(struct fx *f, unsigned cap_incomplete, uint64_t cap_spool,
@@ -284,11 +251,7 @@ static int fx_init_caps(struct fx *f, unsigned cap_incomplete, uint64_t cap_spoo
     f->cap_spool = cap_spool;
     f->cap_uploads = cap_uploads;
     f->settled_keep = settled_keep;
-    uv_loop_init(&f->loop);
-    uv_timer_init(&f->loop, &f->reaper);
-    uv_timer_init(&f->loop, &f->watchdog);
-    f->reaper.data = f;
-    f->watchdog.data = f;
+    th_loop_init(&f->tl);
     memset(sh, 0, sizeof *sh);
     if (module_open(f) < 0 || server_start(f) < 0)
         return -1;
@@ -334,44 +297,26 @@ static void fx_done(struct fx *f)
     server_stop(f);
     tus_server_free(f->tus);
     f->tus = NULL;
-    uv_close((uv_handle_t *)&f->reaper, NULL);
-    uv_close((uv_handle_t *)&f->watchdog, NULL);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    CHECK_EQ(uv_loop_close(&f->loop), 0);
+    CHECK_EQ(th_loop_done(&f->tl), 0);
     rm_spool(f->dir);
 }
 
 typedef int (*client_fn)(int port);
 
+struct client {
+    client_fn fn;
+};
+
+static int call_client(int port, void *arg)
+{
+    return ((struct client *)arg)->fn(port);
+}
+
+/* Runs fn against the server in a forked child (testloop.h). */
 static int run_client(struct fx *f, client_fn fn)
 {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        return 99;
-    if (pid == 0) {
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
-        signal(SIGPIPE, SIG_IGN);
-        alarm(20);
-        int r = fn(f->port);
-        _exit(r > 90 ? 90 : r);
-    }
-    f->child = pid;
-    f->child_done = 0;
-    uv_timer_start(&f->reaper, reap, 5, 5);
-    if (run_until(f, &f->child_done, 25000) < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        uv_timer_stop(&f->reaper);
-        fprintf(stderr, "client timed out\n");
-        return 98;
-    }
-    if (WIFEXITED(f->child_status))
-        return WEXITSTATUS(f->child_status);
-    fprintf(stderr, "client died of signal %d\n", WTERMSIG(f->child_status));
-    return 97;
+    struct client c = {fn};
+    return th_run_client(&f->tl.loop, f->port, call_client, &c);
 }
 
 static long long file_size(const struct fx *f, const char *id, const char *suffix)
@@ -1431,14 +1376,14 @@ static pid_t spawn_server(const char *dir)
         memset(&f, 0, sizeof f);
         snprintf(f.dir, sizeof f.dir, "%s", dir);
         f.cap_incomplete = 4;
-        uv_loop_init(&f.loop);
+        uv_loop_init(&f.tl.loop);
         if (module_open(&f) < 0)
             _exit(3);
         (void)tus_server_redeliver(f.tus);
         if (server_start(&f) < 0)
             _exit(4);
         sh->port = f.port;
-        uv_run(&f.loop, UV_RUN_DEFAULT);
+        uv_run(&f.tl.loop, UV_RUN_DEFAULT);
         _exit(0);
     }
     for (int i = 0; i < 500 && !sh->port; i++)
