@@ -253,18 +253,6 @@ struct auth {
     void *clock_ctx;
 };
 
-/* The named query `id` (appliance/store/sql/auth.sql), prepared on first
- * use and kept for the life of the context. */
-static int stmt(struct auth *a, unsigned id, sqlite3_stmt **out, struct op_error *err)
-{
-    struct op_error local;
-    struct op_error *e = err ? err : &local;
-    *out = sql_get(&a->q, id, e);
-    if (!*out)
-        return e->code ? e->code : -EIO;
-    return 0;
-}
-
 /* Resets a statement after use, so that it holds no lock between calls. */
 static void done(sqlite3_stmt *st)
 {
@@ -276,7 +264,7 @@ static void done(sqlite3_stmt *st)
 static int exec(struct auth *a, unsigned id, const char *what, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, id, &st, err);
+    int rc = sql_get_st(&a->q, id, &st, err);
     if (rc < 0)
         return rc;
     rc = sqlite3_step(st);
@@ -370,7 +358,7 @@ static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap)
 static int user_row(struct auth *a, const char *name, struct user_row *u, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, STORE_Q_AUTH_USER_BY_NAME, &st, err);
+    int rc = sql_get_st(&a->q, STORE_Q_AUTH_USER_BY_NAME, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -458,7 +446,7 @@ int auth_user_create(struct auth *a, const char *name, enum auth_role role,
 static int delete_user_sessions(struct auth *a, const char *user_id, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, STORE_Q_AUTH_SESSION_DELETE_USER, &st, err);
+    int rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_DELETE_USER, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
@@ -560,7 +548,7 @@ int auth_credentials_get(struct auth *a, const char *name, struct auth_credentia
 static int prune(struct auth *a, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, STORE_Q_AUTH_SESSION_PRUNE, &st, err);
+    int rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_PRUNE, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, now_ms(a));
@@ -599,7 +587,7 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
     rc = prune(a, err);
     sqlite3_stmt *st = NULL;
     if (rc >= 0)
-        rc = stmt(a, STORE_Q_AUTH_SESSION_INSERT, &st, err);
+        rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_INSERT, &st, err);
     if (rc >= 0) {
         int64_t now = now_ms(a);
         sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
@@ -608,18 +596,14 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
         sqlite3_bind_int64(st, 4, now + (int64_t)ttl_s * 1000);
         if (remote_addr)
             sqlite3_bind_text(st, 5, remote_addr, -1, SQLITE_STATIC);
-        int src = sqlite3_step(st);
-        done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a->q.db, src, "cannot store the session", err);
+        rc = sql_run_what(&a->q, st, "cannot store the session", err);
     }
     if (rc >= 0)
-        rc = stmt(a, STORE_Q_AUTH_SESSION_TRIM, &st, err);
+        rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_TRIM, &st, err);
     if (rc >= 0) {
         sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, AUTH_SESSIONS_PER_USER);
-        int src = sqlite3_step(st);
-        done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a->q.db, src, "cannot end old sessions", err);
+        rc = sql_run_what(&a->q, st, "cannot end old sessions", err);
     }
     int rc2 = txn_end(a, nested, rc >= 0, err);
     if (rc >= 0)
@@ -670,7 +654,7 @@ int auth_session_revoke(struct auth *a, const char *token, struct op_error *err)
     if (kind != 0)
         return op_error_set(err, -EACCES, NULL, "not a session token");
     sqlite3_stmt *st;
-    int rc = stmt(a, STORE_Q_AUTH_SESSION_DELETE, &st, err);
+    int rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_DELETE, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
@@ -700,14 +684,13 @@ static int refused(struct op_error *err)
 static int touch(struct auth *a, int api, int64_t id, int64_t now, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, api ? STORE_Q_AUTH_TOKEN_TOUCH : STORE_Q_AUTH_SESSION_TOUCH, &st, err);
+    int rc =
+        sql_get_st(&a->q, api ? STORE_Q_AUTH_TOKEN_TOUCH : STORE_Q_AUTH_SESSION_TOUCH, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
-    rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(a->q.db, rc, "cannot record the last use", err);
+    return sql_run_what(&a->q, st, "cannot record the last use", err);
 }
 
 int auth_touch(struct auth *a, const struct auth_user *u, struct op_error *err)
@@ -727,7 +710,8 @@ int auth_lookup_bearer(struct auth *a, const char *token, struct auth_user *user
     if (kind < 0)
         return op_error_set(err, kind, NULL, "cannot hash a token");
     sqlite3_stmt *st;
-    int rc = stmt(a, kind ? STORE_Q_AUTH_TOKEN_LOOKUP : STORE_Q_AUTH_SESSION_LOOKUP, &st, err);
+    int rc =
+        sql_get_st(&a->q, kind ? STORE_Q_AUTH_TOKEN_LOOKUP : STORE_Q_AUTH_SESSION_LOOKUP, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
@@ -817,7 +801,7 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
     int64_t now = now_ms(a);
     sqlite3_stmt *st = NULL;
     if (rc == 1)
-        rc = stmt(a, STORE_Q_AUTH_TOKEN_COUNT_LIVE, &st, err);
+        rc = sql_get_st(&a->q, STORE_Q_AUTH_TOKEN_COUNT_LIVE, &st, err);
     if (rc >= 0) {
         sqlite3_bind_text(st, 1, u.id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now);
@@ -832,7 +816,7 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
                               user_name, AUTH_TOKENS_PER_USER);
     }
     if (rc >= 0)
-        rc = stmt(a, STORE_Q_AUTH_TOKEN_INSERT, &st, err);
+        rc = sql_get_st(&a->q, STORE_Q_AUTH_TOKEN_INSERT, &st, err);
     if (rc >= 0) {
         sqlite3_bind_text(st, 1, u.id, -1, SQLITE_STATIC);
         if (label)
@@ -841,9 +825,7 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
         sqlite3_bind_int64(st, 4, now);
         if (expires_days > 0)
             sqlite3_bind_int64(st, 5, now + (int64_t)expires_days * 86400 * 1000);
-        int src = sqlite3_step(st);
-        done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a->q.db, src, "cannot store the API token", err);
+        rc = sql_run_what(&a->q, st, "cannot store the API token", err);
     }
     int64_t new_id = sqlite3_last_insert_rowid(a->q.db);
     int rc2 = txn_end(a, nested, rc >= 0, err);
@@ -863,7 +845,7 @@ out:
 int auth_token_revoke(struct auth *a, int64_t id, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, STORE_Q_AUTH_TOKEN_REVOKE, &st, err);
+    int rc = sql_get_st(&a->q, STORE_Q_AUTH_TOKEN_REVOKE, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -874,7 +856,7 @@ int auth_token_revoke(struct auth *a, int64_t id, struct op_error *err)
         return sql_fail(a->q.db, rc, "cannot revoke the API token", err);
     if (sqlite3_changes(a->q.db) > 0)
         return 0;
-    rc = stmt(a, STORE_Q_AUTH_TOKEN_EXISTS, &st, err);
+    rc = sql_get_st(&a->q, STORE_Q_AUTH_TOKEN_EXISTS, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -899,7 +881,7 @@ int auth_token_each(struct auth *a, const char *user_name,
             return rc;
     }
     sqlite3_stmt *st;
-    rc = stmt(a, STORE_Q_AUTH_TOKEN_LIST, &st, err);
+    rc = sql_get_st(&a->q, STORE_Q_AUTH_TOKEN_LIST, &st, err);
     if (rc < 0)
         return rc;
     if (user_name)

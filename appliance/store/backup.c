@@ -64,17 +64,9 @@ static int sql_error(struct op_error *err, sqlite3 *db, int rc, const char *what
  * step in err. */
 static int exec(struct sql_cache *c, unsigned id, const char *what, struct op_error *err)
 {
-    struct op_error local;
-    struct op_error *e = err ? err : &local;
-    sqlite3_stmt *st = sql_get(c, id, e);
-    if (!st)
-        return e->code ? e->code : -EIO;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        ;
-    rc = rc == SQLITE_DONE ? 0 : sql_fail(c->db, rc, what, err);
-    sqlite3_reset(st);
-    return rc;
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, id, &st, err);
+    return rc < 0 ? rc : sql_run_what(c, st, what, err);
 }
 
 /* Removes the temporary file and any side file SQLite made next to it. */

@@ -131,9 +131,13 @@ static int col_of(sqlite3_stmt *st, const char *name)
     return -1;
 }
 
+/* The columns of st, a statement just asked for: NULL when asking failed
+ * (err filled by sql_get), and that error comes back. */
 static int cols_map(sqlite3_stmt *st, const struct entity_def *e, struct cols *m,
                     struct op_error *err)
 {
+    if (!st)
+        return get_failed(err);
     if (e->nfields > FIELDS_MAX)
         return op_error_set(err, -E2BIG, NULL, "a %s has more than %d fields", e->name, FIELDS_MAX);
     for (int i = 0; i < COMMON_COLS; i++)
@@ -151,11 +155,12 @@ static int cols_map(sqlite3_stmt *st, const struct entity_def *e, struct cols *m
 
 static int meta_get(struct store *s, const char *key, char *buf, size_t cap, struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(&s->q, STORE_Q_STORE_META_GET, err);
-    if (!st)
-        return get_failed(err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(&s->q, STORE_Q_STORE_META_GET, &st, err);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    int rc = sql_step(&s->q, STORE_Q_STORE_META_GET, st, err);
+    rc = sql_step(&s->q, STORE_Q_STORE_META_GET, st, err);
     if (rc == 1) {
         snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
         sqlite3_reset(st);
@@ -167,12 +172,13 @@ static int meta_get(struct store *s, const char *key, char *buf, size_t cap, str
 
 static int meta_set(struct store *s, const char *key, const char *value, struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(&s->q, STORE_Q_STORE_META_SET, err);
-    if (!st)
-        return get_failed(err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(&s->q, STORE_Q_STORE_META_SET, &st, err);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-    int rc = sql_run(&s->q, STORE_Q_STORE_META_SET, st, err);
+    rc = sql_run(&s->q, STORE_Q_STORE_META_SET, st, err);
     return rc < 0 ? rc : 0;
 }
 
@@ -591,8 +597,6 @@ static int load_row(struct store *s, const struct entity_def *e, const char *id,
 {
     unsigned q;
     sqlite3_stmt *st = table_stmt(s, STORE_Q_STORE_GET_USERS, e, &q, err);
-    if (!st)
-        return get_failed(err);
     struct cols m;
     int rc = cols_map(st, e, &m, err);
     if (rc < 0)
@@ -968,12 +972,13 @@ static int make_keys(struct store *s, json_t *rec, struct dedup_keys *k, struct 
 static int find_dup(struct store *s, unsigned q, const char *key, const char *self,
                     char found[UUID_TEXT_LEN], struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(&s->q, q, err);
-    if (!st)
-        return get_failed(err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(&s->q, q, &st, err);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, self ? self : "", -1, SQLITE_STATIC);
-    int rc = sql_step(&s->q, q, st, err);
+    rc = sql_step(&s->q, q, st, err);
     if (rc == 1) {
         snprintf(found, UUID_TEXT_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
         sqlite3_reset(st);
@@ -1044,9 +1049,10 @@ static int audit(struct store *s, hlc_stamp at, const char *action, const struct
                  const char *id, int64_t before, int64_t after, const char *detail,
                  struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(&s->q, STORE_Q_STORE_AUDIT, err);
-    if (!st)
-        return get_failed(err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(&s->q, STORE_Q_STORE_AUDIT, &st, err);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)at);
     sqlite3_bind_text(st, 2, s->actor, -1, SQLITE_STATIC);
     if (s->address[0])
@@ -1060,7 +1066,7 @@ static int audit(struct store *s, hlc_stamp at, const char *action, const struct
         sqlite3_bind_int64(st, 8, after);
     if (detail)
         sqlite3_bind_text(st, 9, detail, -1, SQLITE_STATIC);
-    int rc = sql_run(&s->q, STORE_Q_STORE_AUDIT, st, err);
+    rc = sql_run(&s->q, STORE_Q_STORE_AUDIT, st, err);
     return rc < 0 ? rc : 0;
 }
 
@@ -1618,8 +1624,6 @@ int store_list(struct store *s, const struct entity_def *e, const struct store_q
             s, by_id ? STORE_Q_STORE_LIST_BY_ID_USERS : STORE_Q_STORE_LIST_BY_UPDATED_USERS, e, &id,
             err);
     }
-    if (!st)
-        return get_failed(err);
     struct cols m;
     int rc = cols_map(st, e, &m, err);
     if (rc < 0)
@@ -1698,8 +1702,6 @@ int store_each(struct store *s, const struct entity_def *e, int include_deleted,
         return op_error_set(err, -EBUSY, NULL, "the %ss are already being walked", e->name);
     unsigned id;
     sqlite3_stmt *st = table_stmt(s, STORE_Q_STORE_EACH_USERS, e, &id, err);
-    if (!st)
-        return get_failed(err);
     struct cols m;
     int rc = cols_map(st, e, &m, err);
     if (rc < 0)
@@ -1818,10 +1820,6 @@ int store_search(struct store *s, const char *text, int limit, json_t **results,
         const struct entity_def *e = searchable[k].e;
         unsigned q = searchable[k].q;
         sqlite3_stmt *st = sql_get(&s->q, q, err);
-        if (!st) {
-            rc = get_failed(err);
-            goto fail;
-        }
         struct cols m;
         rc = cols_map(st, e, &m, err);
         if (rc < 0)
