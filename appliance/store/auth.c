@@ -79,17 +79,30 @@ int auth_name_check(const char *name, struct op_error *err)
     return 0;
 }
 
+/* A user-supplied text of at most max bytes, valid UTF-8 without control
+ * characters; *len (if not NULL) is its length. `field` names it in err. */
+static int text_check(const char *v, size_t max, const char *field, size_t *len,
+                      struct op_error *err)
+{
+    size_t n = strnlen(v, max + 1);
+    if (n > max)
+        return op_error_set(err, -EINVAL, field, "%s: longer than %zu bytes", field, max);
+    if (entity_utf8_bad_offset(v, n) >= 0)
+        return op_error_set(err, -EINVAL, field,
+                            "%s: not valid UTF-8 or contains control characters", field);
+    if (len)
+        *len = n;
+    return 0;
+}
+
 int auth_password_check(const char *password, struct op_error *err)
 {
     if (!password)
         return op_error_set(err, -EINVAL, "password", "password: missing");
-    size_t n = strnlen(password, AUTH_PASSWORD_MAX_BYTES + 1);
-    if (n > AUTH_PASSWORD_MAX_BYTES)
-        return op_error_set(err, -EINVAL, "password", "password: longer than %d bytes",
-                            AUTH_PASSWORD_MAX_BYTES);
-    if (entity_utf8_bad_offset(password, n) >= 0)
-        return op_error_set(err, -EINVAL, "password",
-                            "password: not valid UTF-8 or contains control characters");
+    size_t n;
+    int rc = text_check(password, AUTH_PASSWORD_MAX_BYTES, "password", &n, err);
+    if (rc < 0)
+        return rc;
     size_t chars = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)password[i];
@@ -772,13 +785,9 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
         return op_error_set(err, -EINVAL, "expires_days", "expiry: expected 1 to %d days (or none)",
                             AUTH_TOKEN_DAYS_MAX);
     if (label && *label) {
-        size_t n = strnlen(label, AUTH_LABEL_MAX + 1);
-        if (n > AUTH_LABEL_MAX)
-            return op_error_set(err, -EINVAL, "label", "label: longer than %d bytes",
-                                AUTH_LABEL_MAX);
-        if (entity_utf8_bad_offset(label, n) >= 0)
-            return op_error_set(err, -EINVAL, "label",
-                                "label: not valid UTF-8 or contains control characters");
+        int rc = text_check(label, AUTH_LABEL_MAX, "label", NULL, err);
+        if (rc < 0)
+            return rc;
     } else {
         label = NULL;
     }
