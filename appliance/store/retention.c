@@ -44,12 +44,10 @@ static const struct due_queries {
 };
 
 /* The entities with a search index (ENTITY_SEARCH). */
-static const struct {
-    const struct entity_def *e;
-    unsigned compact;
-} search_queries[] = {
+static const struct store_entity_query search_queries[] = {
     {&entity_contact, STORE_Q_RETENTION_COMPACT_CONTACTS},
     {&entity_organization, STORE_Q_RETENTION_COMPACT_ORGANIZATIONS},
+    {NULL, 0},
 };
 
 static const struct due_queries *due_for(const struct entity_def *e, struct op_error *err)
@@ -120,11 +118,8 @@ int retention_compact_search(struct store *s, const struct entity_def *e, struct
         return 0;
     char what[96];
     snprintf(what, sizeof what, "cannot compact the %s search index", e->name);
-    unsigned id = STORE_Q_COUNT;
-    for (size_t i = 0; i < sizeof search_queries / sizeof search_queries[0]; i++)
-        if (search_queries[i].e == e)
-            id = search_queries[i].compact;
-    if (id == STORE_Q_COUNT)
+    int id = store_entity_query(search_queries, e);
+    if (id < 0)
         return op_error_set(err, -EINVAL, NULL, "%s: no such index", what);
     struct sql_cache c;
     int rc = store_queries_bind(s, &c, &store_queries, err);

@@ -60,27 +60,22 @@ static int idlist_add(struct idlist *l, const char *id, size_t *total, struct op
 
 /* The query of sql/subject.sql that finds each entity's records about a
  * contact (SQLite cannot bind a table name). */
-static const struct {
-    const struct entity_def *e;
-    unsigned related;
-} related_queries[] = {
+static const struct store_entity_query related_queries[] = {
     {&entity_contact_organization, STORE_Q_SUBJECT_RELATED_CONTACT_ORGANIZATIONS},
     {&entity_activity, STORE_Q_SUBJECT_RELATED_ACTIVITIES},
     {&entity_task, STORE_Q_SUBJECT_RELATED_TASKS},
     {&entity_note, STORE_Q_SUBJECT_RELATED_NOTES},
     {&entity_consent, STORE_Q_SUBJECT_RELATED_CONSENTS},
     {&entity_deal, STORE_Q_SUBJECT_RELATED_DEALS},
+    {NULL, 0},
 };
 
 /* Ids of the entity's records (tombstones too) whose contact_id is cid. */
 static int related_ids(struct sql_cache *c, const struct entity_def *e, const char *cid,
                        struct idlist *out, size_t *total, struct op_error *err)
 {
-    unsigned id = STORE_Q_COUNT;
-    for (size_t i = 0; i < sizeof related_queries / sizeof related_queries[0]; i++)
-        if (related_queries[i].e == e)
-            id = related_queries[i].related;
-    if (id == STORE_Q_COUNT)
+    int id = store_entity_query(related_queries, e);
+    if (id < 0)
         return op_error_set(err, -EINVAL, NULL, "cannot find related records: no query for %s",
                             e->plural);
     sqlite3_stmt *st;
