@@ -101,36 +101,33 @@ int residency_judge(const struct residency_db *r, const struct policy *p,
     }
     if (e == &entity_contact || e == &entity_organization || e == &entity_user)
         return 0;
-    int w = 0, rc;
+    /* The parents a record can hang from, in the order they are judged. */
+    static const struct {
+        const char *field;
+        const struct entity_def *e;
+    } parents[] = {
+        {"organization_id", &entity_organization},
+        {"deal_id", &entity_deal},
+        {"contact_id", &entity_contact},
+    };
     const char *org = ref_of(rec, "organization_id");
-    if (org && entity_field(e, "organization_id")) {
-        rc = parent_withheld(r, p, &entity_organization, org, &w, err);
+    for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++) {
+        const char *ref = ref_of(rec, parents[i].field);
+        if (!ref || !entity_field(e, parents[i].field))
+            continue;
+        int w = 0;
+        int rc = parent_withheld(r, p, parents[i].e, ref, &w, err);
         if (rc < 0)
             return rc;
-        if (w) {
+        if (!w)
+            continue;
+        /* A deal is the organization's business record: it stays, without
+         * the person. Everything else about the person is theirs alone. */
+        if (parents[i].e == &entity_contact && e == &entity_deal && org)
+            *out = RESIDENCY_DROP_CONTACT;
+        else
             *out = RESIDENCY_WITHHOLD;
-            return 0;
-        }
-    }
-    const char *deal = ref_of(rec, "deal_id");
-    if (deal && entity_field(e, "deal_id")) {
-        rc = parent_withheld(r, p, &entity_deal, deal, &w, err);
-        if (rc < 0)
-            return rc;
-        if (w) {
-            *out = RESIDENCY_WITHHOLD;
-            return 0;
-        }
-    }
-    const char *contact = ref_of(rec, "contact_id");
-    if (contact && entity_field(e, "contact_id")) {
-        rc = parent_withheld(r, p, &entity_contact, contact, &w, err);
-        if (rc < 0)
-            return rc;
-        if (w)
-            /* A deal is the organization's business record: it stays, without
-             * the person. Everything else about the person is theirs alone. */
-            *out = (e == &entity_deal && org) ? RESIDENCY_DROP_CONTACT : RESIDENCY_WITHHOLD;
+        return 0;
     }
     return 0;
 }
