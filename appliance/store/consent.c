@@ -232,15 +232,18 @@ int consent_is_suppressed(struct store *s, const char *channel, const char *purp
 
 /* ---- transactions ---------------------------------------------------------- */
 
-/* Opens a transaction unless the caller has one open; *own says which. */
+/* Binds c to the store's connection and begins a transaction, unless the
+ * caller has one open (*own = 0). On failure c is closed. */
 static int txn_begin(struct store *s, struct sql_cache *c, int *own, struct op_error *err)
 {
-    if (!sqlite3_get_autocommit(c->db)) {
-        *own = 0;
-        return 0;
-    }
-    *own = 1;
-    return store_begin(s, err);
+    int rc = store_queries_bind(s, c, &store_queries, err);
+    if (rc < 0)
+        return rc;
+    *own = sqlite3_get_autocommit(c->db) != 0;
+    rc = *own ? store_begin(s, err) : 0;
+    if (rc < 0)
+        sql_cache_close(c);
+    return rc;
 }
 
 static int txn_end(struct store *s, int own, int rc, struct op_error *err)
@@ -443,11 +446,8 @@ int consent_record(struct store *s, const struct policy *p, const struct consent
     int own;
     json_t *contact = NULL, *rec = NULL;
     struct sql_cache c;
-    rc = store_queries_bind(s, &c, &store_queries, err);
-    if (rc == 0)
-        rc = txn_begin(s, &c, &own, err);
+    rc = txn_begin(s, &c, &own, err);
     if (rc < 0) {
-        sql_cache_close(&c);
         json_decref(fields);
         return rc;
     }
@@ -506,13 +506,9 @@ int consent_confirm(struct store *s, const char *token, const char *ip, int64_t 
     int64_t now = clock_ms(now_ms);
     struct sql_cache c;
     int own;
-    int rc = store_queries_bind(s, &c, &store_queries, err);
-    if (rc == 0)
-        rc = txn_begin(s, &c, &own, err);
-    if (rc < 0) {
-        sql_cache_close(&c);
+    int rc = txn_begin(s, &c, &own, err);
+    if (rc < 0)
         return rc;
-    }
     sqlite3_stmt *st = NULL;
     rc = sql_get_st(&c, STORE_Q_CONSENT_TOKEN_FIND, &st, err);
     char cid[40] = "";
@@ -630,13 +626,9 @@ int consent_withdraw(struct store *s, const char *contact_id, const char *channe
     iso_ms(now, now_iso);
     struct sql_cache c;
     int own, n = 0;
-    rc = store_queries_bind(s, &c, &store_queries, err);
-    if (rc == 0)
-        rc = txn_begin(s, &c, &own, err);
-    if (rc < 0) {
-        sql_cache_close(&c);
+    rc = txn_begin(s, &c, &own, err);
+    if (rc < 0)
         return rc;
-    }
     json_t *contact = NULL;
     rc = get_contact(s, contact_id, &contact, err);
     struct open_rec *recs = NULL;
