@@ -372,11 +372,20 @@ static int sq_node_by_token(void *impl, const unsigned char token_sha256[32], st
     return node_one(s, HQ_Q_HQ_NODE_BY_TOKEN_SHA256, st, "(token)", out, err);
 }
 
-/* Runs an update of node `name` (bound as ?1 by the caller): -ENOENT when
- * it changed no row and `must_exist`. */
-static int node_update(struct sq *s, unsigned id, sqlite3_stmt *st, const char *name,
-                       int must_exist, const char *what, struct op_error *err)
+/* Runs update `id` of node `name`: ?1 = name, then reason when the query
+ * takes three parameters, and now_ms last. -ENOENT when it changed no row
+ * and `must_exist`. */
+static int node_update(struct sq *s, unsigned id, const char *name, const char *reason,
+                       int64_t now_ms, int must_exist, const char *what, struct op_error *err)
 {
+    sqlite3_stmt *st = stmt(s, id, what, err);
+    if (!st)
+        return err ? err->code : -EIO;
+    int n = sqlite3_bind_parameter_count(st);
+    bind_text(st, 1, name);
+    if (n == 3)
+        bind_text(st, 2, reason);
+    sqlite3_bind_int64(st, n, now_ms);
     int rc = run(s, id, st, what, err);
     if (rc == 0 && must_exist)
         return op_error_set(err, -ENOENT, "node", "no such node %s", name);
@@ -385,37 +394,19 @@ static int node_update(struct sq *s, unsigned id, sqlite3_stmt *st, const char *
 
 static int sq_node_revoke(void *impl, const char *name, int64_t now_ms, struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_REVOKE, "revoke node", err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, name);
-    sqlite3_bind_int64(st, 2, now_ms);
-    return node_update(s, HQ_Q_HQ_NODE_REVOKE, st, name, 1, "revoke node", err);
+    return node_update(impl, HQ_Q_HQ_NODE_REVOKE, name, NULL, now_ms, 1, "revoke node", err);
 }
 
 static int sq_node_touch(void *impl, const char *name, int64_t now_ms, struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_TOUCH, "record last contact", err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, name);
-    sqlite3_bind_int64(st, 2, now_ms);
-    return node_update(s, HQ_Q_HQ_NODE_TOUCH, st, name, 0, "record last contact", err);
+    return node_update(impl, HQ_Q_HQ_NODE_TOUCH, name, NULL, now_ms, 0, "record last contact", err);
 }
 
 static int sq_node_refused(void *impl, const char *name, const char *reason, int64_t now_ms,
                            struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_REFUSED, "count a refused upload", err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, name);
-    bind_text(st, 2, reason);
-    sqlite3_bind_int64(st, 3, now_ms);
-    return node_update(s, HQ_Q_HQ_NODE_REFUSED, st, name, 1, "count a refused upload", err);
+    return node_update(impl, HQ_Q_HQ_NODE_REFUSED, name, reason, now_ms, 1,
+                       "count a refused upload", err);
 }
 
 static int node_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
