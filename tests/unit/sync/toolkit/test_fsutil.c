@@ -14,17 +14,22 @@
 
 static void dir_of(void)
 {
-    char dir[64];
-    fsutil_dir_of("backup.db", dir, sizeof dir);
-    CHECK_STR(dir, ".");
-    fsutil_dir_of("/backup.db", dir, sizeof dir);
-    CHECK_STR(dir, "/");
-    fsutil_dir_of("/var/lib/outpost/node.db", dir, sizeof dir);
-    CHECK_STR(dir, "/var/lib/outpost");
-    fsutil_dir_of("a/b/", dir, sizeof dir);
-    CHECK_STR(dir, "a/b");
-    fsutil_dir_of("/var/lib/outpost/node.db", dir, 5);
-    CHECK_STR(dir, "/var"); /* truncated, still terminated */
+    static const struct {
+        const char *path;
+        size_t cap;
+        const char *want;
+    } cases[] = {
+        {"backup.db", 64, "."},
+        {"/backup.db", 64, "/"},
+        {"/var/lib/outpost/node.db", 64, "/var/lib/outpost"},
+        {"a/b/", 64, "a/b"},
+        {"/var/lib/outpost/node.db", 5, "/var"}, /* truncated, still terminated */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[64];
+        fsutil_dir_of(cases[i].path, dir, cases[i].cap);
+        CHECK_STR(dir, cases[i].want);
+    }
 }
 
 static void fsync_dir(void)
