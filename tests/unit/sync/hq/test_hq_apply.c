@@ -208,17 +208,27 @@ static void test_tombstone_then_late_upsert(void)
     CHECK_EQ(records(), 2);
 }
 
+/* Reads the region's profile into buf (cap bytes, NUL-terminated): its
+ * length, 0 when it cannot be read. */
+static size_t read_profile(const char *region, char *buf, size_t cap)
+{
+    char ppath[1024];
+    struct op_error err;
+    CHECK_EQ(policy_find_file(region, ppath, sizeof ppath, &err), 0);
+    FILE *f = fopen(ppath, "re");
+    size_t len = f ? fread(buf, 1, cap - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[len] = '\0';
+    return len;
+}
+
 static void test_rejected_policy_hash(void)
 {
     /* the same rules, other bytes: another hash */
-    char ppath[1024];
     struct op_error err;
-    CHECK_EQ(policy_find_file("KE", ppath, sizeof ppath, &err), 0);
-    FILE *f = fopen(ppath, "re");
     static char buf[POLICY_MAX_BYTES];
-    size_t len = f ? fread(buf, 1, sizeof buf - 64, f) : 0;
-    if (f)
-        fclose(f);
+    size_t len = read_profile("KE", buf, sizeof buf - 63);
     len += (size_t)snprintf(buf + len, 64, "\n# edited\n");
     struct policy *other = NULL;
     CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &other, &err), 0);
@@ -248,15 +258,9 @@ static void test_rejected_egress_verify(void)
     /* KE's rules with contact.street exportable, stamped with KE's hash:
      * a node whose egress was tampered with. The first record is fine and
      * must not be applied either. */
-    char ppath[1024];
     struct op_error err;
-    CHECK_EQ(policy_find_file("KE", ppath, sizeof ppath, &err), 0);
-    FILE *f = fopen(ppath, "re");
     static char buf[POLICY_MAX_BYTES];
-    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[len] = '\0';
+    size_t len = read_profile("KE", buf, sizeof buf);
     char *at = strstr(buf, "contact.street: {class: local_only");
     CHECK(at != NULL);
     if (!at)
@@ -401,15 +405,8 @@ static void test_erasure_forgotten(void)
 /* The KE profile's text with `old` replaced by `new` and a comment. */
 static size_t ke_text(char *buf, size_t cap, const char *old, const char *new)
 {
-    char ppath[1024];
-    struct op_error err;
-    CHECK_EQ(policy_find_file("KE", ppath, sizeof ppath, &err), 0);
-    FILE *f = fopen(ppath, "re");
     char *raw = malloc(cap);
-    size_t len = f ? fread(raw, 1, cap - 1, f) : 0;
-    if (f)
-        fclose(f);
-    raw[len] = '\0';
+    size_t len = read_profile("KE", raw, cap);
     char *at = strstr(raw, old);
     CHECK(at != NULL);
     int n = snprintf(buf, cap, "# posted by HQ\n%.*s%s%s", at ? (int)(at - raw) : (int)len, raw,
