@@ -393,21 +393,24 @@ static int user_row(struct auth *a, const char *name, struct user_row *u, struct
     return rc;
 }
 
-static int no_user(const char *name, struct op_error *err)
+/* A live user by name, its password hash wiped: 1, -ENOENT naming the
+ * user when there is none, or another negative errno. */
+static int user_known(struct auth *a, const char *name, struct user_row *u, struct op_error *err)
 {
-    return op_error_set(err, -ENOENT, "name", "no user named '%s'", name);
+    int rc = user_row(a, name, u, err);
+    explicit_bzero(u->hash, sizeof u->hash);
+    if (rc == 0)
+        return op_error_set(err, -ENOENT, "name", "no user named '%s'", name);
+    return rc;
 }
 
 int auth_user_find(struct auth *a, const char *name, char id[AUTH_ID_LEN], enum auth_role *role,
                    int *disabled, struct op_error *err)
 {
     struct user_row u;
-    int rc = user_row(a, name, &u, err);
+    int rc = user_known(a, name, &u, err);
     if (rc < 0)
         return rc;
-    explicit_bzero(u.hash, sizeof u.hash);
-    if (rc == 0)
-        return no_user(name, err);
     memcpy(id, u.id, AUTH_ID_LEN);
     if (role)
         *role = u.role;
@@ -480,10 +483,7 @@ static int user_change(struct auth *a, const char *name, json_t *changes, int en
     if (rc < 0)
         return rc;
     struct user_row u;
-    rc = user_row(a, name, &u, err);
-    explicit_bzero(u.hash, sizeof u.hash);
-    if (rc == 0)
-        rc = no_user(name, err);
+    rc = user_known(a, name, &u, err);
     if (rc == 1 && skip && skip(&u, ctx)) {
         store_rollback(a->store);
         return 0;
@@ -801,11 +801,8 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
     if (rc < 0)
         goto out;
     struct user_row u;
-    rc = user_row(a, user_name, &u, err);
-    explicit_bzero(u.hash, sizeof u.hash);
-    if (rc == 0)
-        rc = no_user(user_name, err);
-    else if (rc == 1 && u.disabled)
+    rc = user_known(a, user_name, &u, err);
+    if (rc == 1 && u.disabled)
         rc = op_error_set(err, -EPERM, "user", "user '%s' is disabled; enable it first", user_name);
     int64_t now = now_ms(a);
     sqlite3_stmt *st = NULL;
