@@ -79,17 +79,30 @@ int auth_name_check(const char *name, struct op_error *err)
     return 0;
 }
 
+/* A user-supplied text of at most max bytes, valid UTF-8 without control
+ * characters; *len (if not NULL) is its length. `field` names it in err. */
+static int text_check(const char *v, size_t max, const char *field, size_t *len,
+                      struct op_error *err)
+{
+    size_t n = strnlen(v, max + 1);
+    if (n > max)
+        return op_error_set(err, -EINVAL, field, "%s: longer than %zu bytes", field, max);
+    if (entity_utf8_bad_offset(v, n) >= 0)
+        return op_error_set(err, -EINVAL, field,
+                            "%s: not valid UTF-8 or contains control characters", field);
+    if (len)
+        *len = n;
+    return 0;
+}
+
 int auth_password_check(const char *password, struct op_error *err)
 {
     if (!password)
         return op_error_set(err, -EINVAL, "password", "password: missing");
-    size_t n = strnlen(password, AUTH_PASSWORD_MAX_BYTES + 1);
-    if (n > AUTH_PASSWORD_MAX_BYTES)
-        return op_error_set(err, -EINVAL, "password", "password: longer than %d bytes",
-                            AUTH_PASSWORD_MAX_BYTES);
-    if (entity_utf8_bad_offset(password, n) >= 0)
-        return op_error_set(err, -EINVAL, "password",
-                            "password: not valid UTF-8 or contains control characters");
+    size_t n;
+    int rc = text_check(password, AUTH_PASSWORD_MAX_BYTES, "password", &n, err);
+    if (rc < 0)
+        return rc;
     size_t chars = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)password[i];
@@ -253,18 +266,6 @@ struct auth {
     void *clock_ctx;
 };
 
-/* The named query `id` (appliance/store/sql/auth.sql), prepared on first
- * use and kept for the life of the context. */
-static int stmt(struct auth *a, unsigned id, sqlite3_stmt **out, struct op_error *err)
-{
-    struct op_error local;
-    struct op_error *e = err ? err : &local;
-    *out = sql_get(&a->q, id, e);
-    if (!*out)
-        return e->code ? e->code : -EIO;
-    return 0;
-}
-
 /* Resets a statement after use, so that it holds no lock between calls. */
 static void done(sqlite3_stmt *st)
 {
@@ -276,7 +277,7 @@ static void done(sqlite3_stmt *st)
 static int exec(struct auth *a, unsigned id, const char *what, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, id, &st, err);
+    int rc = sql_get_st(&a->q, id, &st, err);
     if (rc < 0)
         return rc;
     rc = sqlite3_step(st);
@@ -370,7 +371,7 @@ static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap)
 static int user_row(struct auth *a, const char *name, struct user_row *u, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, STORE_Q_AUTH_USER_BY_NAME, &st, err);
+    int rc = sql_get_st(&a->q, STORE_Q_AUTH_USER_BY_NAME, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -392,21 +393,24 @@ static int user_row(struct auth *a, const char *name, struct user_row *u, struct
     return rc;
 }
 
-static int no_user(const char *name, struct op_error *err)
+/* A live user by name, its password hash wiped: 1, -ENOENT naming the
+ * user when there is none, or another negative errno. */
+static int user_known(struct auth *a, const char *name, struct user_row *u, struct op_error *err)
 {
-    return op_error_set(err, -ENOENT, "name", "no user named '%s'", name);
+    int rc = user_row(a, name, u, err);
+    explicit_bzero(u->hash, sizeof u->hash);
+    if (rc == 0)
+        return op_error_set(err, -ENOENT, "name", "no user named '%s'", name);
+    return rc;
 }
 
 int auth_user_find(struct auth *a, const char *name, char id[AUTH_ID_LEN], enum auth_role *role,
                    int *disabled, struct op_error *err)
 {
     struct user_row u;
-    int rc = user_row(a, name, &u, err);
+    int rc = user_known(a, name, &u, err);
     if (rc < 0)
         return rc;
-    explicit_bzero(u.hash, sizeof u.hash);
-    if (rc == 0)
-        return no_user(name, err);
     memcpy(id, u.id, AUTH_ID_LEN);
     if (role)
         *role = u.role;
@@ -458,7 +462,7 @@ int auth_user_create(struct auth *a, const char *name, enum auth_role role,
 static int delete_user_sessions(struct auth *a, const char *user_id, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, STORE_Q_AUTH_SESSION_DELETE_USER, &st, err);
+    int rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_DELETE_USER, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
@@ -479,10 +483,7 @@ static int user_change(struct auth *a, const char *name, json_t *changes, int en
     if (rc < 0)
         return rc;
     struct user_row u;
-    rc = user_row(a, name, &u, err);
-    explicit_bzero(u.hash, sizeof u.hash);
-    if (rc == 0)
-        rc = no_user(name, err);
+    rc = user_known(a, name, &u, err);
     if (rc == 1 && skip && skip(&u, ctx)) {
         store_rollback(a->store);
         return 0;
@@ -560,7 +561,7 @@ int auth_credentials_get(struct auth *a, const char *name, struct auth_credentia
 static int prune(struct auth *a, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, STORE_Q_AUTH_SESSION_PRUNE, &st, err);
+    int rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_PRUNE, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, now_ms(a));
@@ -599,7 +600,7 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
     rc = prune(a, err);
     sqlite3_stmt *st = NULL;
     if (rc >= 0)
-        rc = stmt(a, STORE_Q_AUTH_SESSION_INSERT, &st, err);
+        rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_INSERT, &st, err);
     if (rc >= 0) {
         int64_t now = now_ms(a);
         sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
@@ -608,18 +609,14 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
         sqlite3_bind_int64(st, 4, now + (int64_t)ttl_s * 1000);
         if (remote_addr)
             sqlite3_bind_text(st, 5, remote_addr, -1, SQLITE_STATIC);
-        int src = sqlite3_step(st);
-        done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a->q.db, src, "cannot store the session", err);
+        rc = sql_run_what(&a->q, st, "cannot store the session", err);
     }
     if (rc >= 0)
-        rc = stmt(a, STORE_Q_AUTH_SESSION_TRIM, &st, err);
+        rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_TRIM, &st, err);
     if (rc >= 0) {
         sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, AUTH_SESSIONS_PER_USER);
-        int src = sqlite3_step(st);
-        done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a->q.db, src, "cannot end old sessions", err);
+        rc = sql_run_what(&a->q, st, "cannot end old sessions", err);
     }
     int rc2 = txn_end(a, nested, rc >= 0, err);
     if (rc >= 0)
@@ -670,7 +667,7 @@ int auth_session_revoke(struct auth *a, const char *token, struct op_error *err)
     if (kind != 0)
         return op_error_set(err, -EACCES, NULL, "not a session token");
     sqlite3_stmt *st;
-    int rc = stmt(a, STORE_Q_AUTH_SESSION_DELETE, &st, err);
+    int rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_DELETE, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
@@ -700,14 +697,13 @@ static int refused(struct op_error *err)
 static int touch(struct auth *a, int api, int64_t id, int64_t now, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, api ? STORE_Q_AUTH_TOKEN_TOUCH : STORE_Q_AUTH_SESSION_TOUCH, &st, err);
+    int rc =
+        sql_get_st(&a->q, api ? STORE_Q_AUTH_TOKEN_TOUCH : STORE_Q_AUTH_SESSION_TOUCH, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
-    rc = sqlite3_step(st);
-    done(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(a->q.db, rc, "cannot record the last use", err);
+    return sql_run_what(&a->q, st, "cannot record the last use", err);
 }
 
 int auth_touch(struct auth *a, const struct auth_user *u, struct op_error *err)
@@ -727,7 +723,8 @@ int auth_lookup_bearer(struct auth *a, const char *token, struct auth_user *user
     if (kind < 0)
         return op_error_set(err, kind, NULL, "cannot hash a token");
     sqlite3_stmt *st;
-    int rc = stmt(a, kind ? STORE_Q_AUTH_TOKEN_LOOKUP : STORE_Q_AUTH_SESSION_LOOKUP, &st, err);
+    int rc =
+        sql_get_st(&a->q, kind ? STORE_Q_AUTH_TOKEN_LOOKUP : STORE_Q_AUTH_SESSION_LOOKUP, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
@@ -788,13 +785,9 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
         return op_error_set(err, -EINVAL, "expires_days", "expiry: expected 1 to %d days (or none)",
                             AUTH_TOKEN_DAYS_MAX);
     if (label && *label) {
-        size_t n = strnlen(label, AUTH_LABEL_MAX + 1);
-        if (n > AUTH_LABEL_MAX)
-            return op_error_set(err, -EINVAL, "label", "label: longer than %d bytes",
-                                AUTH_LABEL_MAX);
-        if (entity_utf8_bad_offset(label, n) >= 0)
-            return op_error_set(err, -EINVAL, "label",
-                                "label: not valid UTF-8 or contains control characters");
+        int rc = text_check(label, AUTH_LABEL_MAX, "label", NULL, err);
+        if (rc < 0)
+            return rc;
     } else {
         label = NULL;
     }
@@ -808,16 +801,13 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
     if (rc < 0)
         goto out;
     struct user_row u;
-    rc = user_row(a, user_name, &u, err);
-    explicit_bzero(u.hash, sizeof u.hash);
-    if (rc == 0)
-        rc = no_user(user_name, err);
-    else if (rc == 1 && u.disabled)
+    rc = user_known(a, user_name, &u, err);
+    if (rc == 1 && u.disabled)
         rc = op_error_set(err, -EPERM, "user", "user '%s' is disabled; enable it first", user_name);
     int64_t now = now_ms(a);
     sqlite3_stmt *st = NULL;
     if (rc == 1)
-        rc = stmt(a, STORE_Q_AUTH_TOKEN_COUNT_LIVE, &st, err);
+        rc = sql_get_st(&a->q, STORE_Q_AUTH_TOKEN_COUNT_LIVE, &st, err);
     if (rc >= 0) {
         sqlite3_bind_text(st, 1, u.id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now);
@@ -832,7 +822,7 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
                               user_name, AUTH_TOKENS_PER_USER);
     }
     if (rc >= 0)
-        rc = stmt(a, STORE_Q_AUTH_TOKEN_INSERT, &st, err);
+        rc = sql_get_st(&a->q, STORE_Q_AUTH_TOKEN_INSERT, &st, err);
     if (rc >= 0) {
         sqlite3_bind_text(st, 1, u.id, -1, SQLITE_STATIC);
         if (label)
@@ -841,9 +831,7 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
         sqlite3_bind_int64(st, 4, now);
         if (expires_days > 0)
             sqlite3_bind_int64(st, 5, now + (int64_t)expires_days * 86400 * 1000);
-        int src = sqlite3_step(st);
-        done(st);
-        rc = src == SQLITE_DONE ? 0 : sql_fail(a->q.db, src, "cannot store the API token", err);
+        rc = sql_run_what(&a->q, st, "cannot store the API token", err);
     }
     int64_t new_id = sqlite3_last_insert_rowid(a->q.db);
     int rc2 = txn_end(a, nested, rc >= 0, err);
@@ -863,7 +851,7 @@ out:
 int auth_token_revoke(struct auth *a, int64_t id, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = stmt(a, STORE_Q_AUTH_TOKEN_REVOKE, &st, err);
+    int rc = sql_get_st(&a->q, STORE_Q_AUTH_TOKEN_REVOKE, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -874,7 +862,7 @@ int auth_token_revoke(struct auth *a, int64_t id, struct op_error *err)
         return sql_fail(a->q.db, rc, "cannot revoke the API token", err);
     if (sqlite3_changes(a->q.db) > 0)
         return 0;
-    rc = stmt(a, STORE_Q_AUTH_TOKEN_EXISTS, &st, err);
+    rc = sql_get_st(&a->q, STORE_Q_AUTH_TOKEN_EXISTS, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -899,7 +887,7 @@ int auth_token_each(struct auth *a, const char *user_name,
             return rc;
     }
     sqlite3_stmt *st;
-    rc = stmt(a, STORE_Q_AUTH_TOKEN_LIST, &st, err);
+    rc = sql_get_st(&a->q, STORE_Q_AUTH_TOKEN_LIST, &st, err);
     if (rc < 0)
         return rc;
     if (user_name)

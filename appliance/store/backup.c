@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "sql.h"
 #include "store_queries.h"
 
@@ -64,17 +65,9 @@ static int sql_error(struct op_error *err, sqlite3 *db, int rc, const char *what
  * step in err. */
 static int exec(struct sql_cache *c, unsigned id, const char *what, struct op_error *err)
 {
-    struct op_error local;
-    struct op_error *e = err ? err : &local;
-    sqlite3_stmt *st = sql_get(c, id, e);
-    if (!st)
-        return e->code ? e->code : -EIO;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        ;
-    rc = rc == SQLITE_DONE ? 0 : sql_fail(c->db, rc, what, err);
-    sqlite3_reset(st);
-    return rc;
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, id, &st, err);
+    return rc < 0 ? rc : sql_run_what(c, st, what, err);
 }
 
 /* Removes the temporary file and any side file SQLite made next to it. */
@@ -89,30 +82,11 @@ static void remove_temp(const char *tmp)
     }
 }
 
-/* The directory part of path ("." when there is none). */
-static void dir_of(const char *path, char *dir, size_t cap)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, cap, ".");
-    else if (slash == path)
-        snprintf(dir, cap, "/");
-    else
-        snprintf(dir, cap, "%.*s", (int)(slash - path), path);
-}
-
 static int fsync_dir(const char *path, struct op_error *err)
 {
     char dir[PATH_MAX];
-    dir_of(path, dir, sizeof dir);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return sys_error(err, errno, "open directory", dir);
-    int rc = 0;
-    if (fsync(fd) < 0)
-        rc = sys_error(err, errno, "sync directory", dir);
-    (void)close(fd);
-    return rc;
+    fsutil_dir_of(path, dir, sizeof dir);
+    return fsutil_fsync_dir(dir, err);
 }
 
 /* DEST must not exist (unless forced), be a directory, or be the source. */
@@ -269,7 +243,7 @@ int backup_to(sqlite3 *src, const char *dest_path, const struct backup_options *
     if (fd < 0) {
         char dir[PATH_MAX];
         int e = errno;
-        dir_of(dest_path, dir, sizeof dir);
+        fsutil_dir_of(dest_path, dir, sizeof dir);
         if (e == ENOENT || e == ENOTDIR)
             return op_error_set(err, -e, NULL,
                                 "cannot write backup to %s: directory %s does not exist", dest_path,

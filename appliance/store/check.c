@@ -22,6 +22,7 @@
 #include "entity.h"
 #include "fold.h"
 #include "sql.h"
+#include "store.h"
 #include "store_queries.h"
 
 struct run {
@@ -38,12 +39,10 @@ struct run {
 
 /* The FTS5 check of each full-text index (sql/check.sql; SQLite cannot
  * bind a table name). */
-static const struct {
-    const struct entity_def *e;
-    unsigned check;
-} search_checks[] = {
+static const struct store_entity_query search_checks[] = {
     {&entity_contact, STORE_Q_CHECK_SEARCH_INDEX_CONTACTS},
     {&entity_organization, STORE_Q_CHECK_SEARCH_INDEX_ORGANIZATIONS},
+    {NULL, 0},
 };
 
 static void problem(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -277,11 +276,8 @@ static int check_search_index(struct run *r, const struct entity_def *e, struct 
 {
     char index[96];
     snprintf(index, sizeof index, "%s_fts", e->table);
-    unsigned id = STORE_Q_COUNT;
-    for (size_t i = 0; i < sizeof search_checks / sizeof search_checks[0]; i++)
-        if (search_checks[i].e == e)
-            id = search_checks[i].check;
-    if (id == STORE_Q_COUNT)
+    int id = store_entity_query(search_checks, e);
+    if (id < 0)
         return op_error_set(err, -EINVAL, NULL, "cannot check the search index %s: no check for it",
                             index);
     if (!table_exists(r, index)) {

@@ -57,27 +57,6 @@ static int sha256_hex(const char *data, size_t n, char out[65])
     return 0;
 }
 
-/* The named query `id` (sql/consent.sql) from a cache that each public
- * function binds to the store's connection for its own call (none of them
- * is hot); *rc is 0, or the error when NULL is returned. */
-static sqlite3_stmt *query(struct sql_cache *c, unsigned id, int *rc, struct op_error *err)
-{
-    struct op_error local;
-    struct op_error *e = err ? err : &local;
-    sqlite3_stmt *st = sql_get(c, id, e);
-    *rc = st ? 0 : e->code ? e->code : -EIO;
-    return st;
-}
-
-/* Steps a statement that returns no rows; `what` names the step in err. */
-static int run(struct sql_cache *c, sqlite3_stmt *st, const char *what, struct op_error *err)
-{
-    int rc = sqlite3_step(st);
-    rc = rc == SQLITE_DONE ? 0 : sql_fail(c->db, rc, what, err);
-    sqlite3_reset(st);
-    return rc;
-}
-
 /* ---- the node key ---------------------------------------------------------- */
 
 /* The key of the suppression list's HMAC: the node's pseudonym secret,
@@ -166,16 +145,16 @@ static const char *contact_address(json_t *contact, const char *channel)
 static int suppress_hash(struct sql_cache *c, const char *hash, const char *channel,
                          const char *purpose, const char *reason, int64_t now, struct op_error *err)
 {
-    int rc;
-    sqlite3_stmt *st = query(c, STORE_Q_CONSENT_SUPPRESSION_ADD, &rc, err);
-    if (!st)
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, STORE_Q_CONSENT_SUPPRESSION_ADD, &st, err);
+    if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, purpose ? purpose : "*", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now);
     sqlite3_bind_text(st, 5, reason && *reason ? reason : "withdrawn", -1, SQLITE_STATIC);
-    return run(c, st, "cannot add to the suppression list", err);
+    return sql_run_what(c, st, "cannot add to the suppression list", err);
 }
 
 /* The earliest suppression entry for hash+channel covering purpose (NULL:
@@ -184,9 +163,9 @@ static int find_suppression(struct sql_cache *c, const char *hash, const char *c
                             const char *purpose, int *found, int64_t *created_ms, char *reason,
                             size_t rcap, struct op_error *err)
 {
-    int rc;
-    sqlite3_stmt *st = query(c, STORE_Q_CONSENT_SUPPRESSION_FIND, &rc, err);
-    if (!st)
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, STORE_Q_CONSENT_SUPPRESSION_FIND, &st, err);
+    if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
@@ -253,15 +232,18 @@ int consent_is_suppressed(struct store *s, const char *channel, const char *purp
 
 /* ---- transactions ---------------------------------------------------------- */
 
-/* Opens a transaction unless the caller has one open; *own says which. */
+/* Binds c to the store's connection and begins a transaction, unless the
+ * caller has one open (*own = 0). On failure c is closed. */
 static int txn_begin(struct store *s, struct sql_cache *c, int *own, struct op_error *err)
 {
-    if (!sqlite3_get_autocommit(c->db)) {
-        *own = 0;
-        return 0;
-    }
-    *own = 1;
-    return store_begin(s, err);
+    int rc = store_queries_bind(s, c, &store_queries, err);
+    if (rc < 0)
+        return rc;
+    *own = sqlite3_get_autocommit(c->db) != 0;
+    rc = *own ? store_begin(s, err) : 0;
+    if (rc < 0)
+        sql_cache_close(c);
+    return rc;
 }
 
 static int txn_end(struct store *s, int own, int rc, struct op_error *err)
@@ -464,11 +446,8 @@ int consent_record(struct store *s, const struct policy *p, const struct consent
     int own;
     json_t *contact = NULL, *rec = NULL;
     struct sql_cache c;
-    rc = store_queries_bind(s, &c, &store_queries, err);
-    if (rc == 0)
-        rc = txn_begin(s, &c, &own, err);
+    rc = txn_begin(s, &c, &own, err);
     if (rc < 0) {
-        sql_cache_close(&c);
         json_decref(fields);
         return rc;
     }
@@ -477,15 +456,16 @@ int consent_record(struct store *s, const struct policy *p, const struct consent
     if (rc == 0)
         rc = store_create(s, &entity_consent, fields, 0, &rec, err);
     if (rc == 0 && doi) {
-        sqlite3_stmt *st = query(&c, STORE_Q_CONSENT_TOKEN_INSERT, &rc, err);
-        if (st) {
+        sqlite3_stmt *st;
+        rc = sql_get_st(&c, STORE_Q_CONSENT_TOKEN_INSERT, &st, err);
+        if (rc == 0) {
             unsigned ttl = rule->token_ttl_hours ? rule->token_ttl_hours : CONSENT_TTL_DEFAULT;
             sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, json_string_value(json_object_get(rec, "id")), -1,
                               SQLITE_TRANSIENT);
             sqlite3_bind_int64(st, 3, now);
             sqlite3_bind_int64(st, 4, now + (int64_t)ttl * 3600000);
-            rc = run(&c, st, "cannot store the confirmation token", err);
+            rc = sql_run_what(&c, st, "cannot store the confirmation token", err);
         }
     }
     rc = txn_end(s, own, rc, err);
@@ -526,14 +506,11 @@ int consent_confirm(struct store *s, const char *token, const char *ip, int64_t 
     int64_t now = clock_ms(now_ms);
     struct sql_cache c;
     int own;
-    int rc = store_queries_bind(s, &c, &store_queries, err);
-    if (rc == 0)
-        rc = txn_begin(s, &c, &own, err);
-    if (rc < 0) {
-        sql_cache_close(&c);
+    int rc = txn_begin(s, &c, &own, err);
+    if (rc < 0)
         return rc;
-    }
-    sqlite3_stmt *st = query(&c, STORE_Q_CONSENT_TOKEN_FIND, &rc, err);
+    sqlite3_stmt *st = NULL;
+    rc = sql_get_st(&c, STORE_Q_CONSENT_TOKEN_FIND, &st, err);
     char cid[40] = "";
     int64_t expires = 0, used = 0;
     int found = 0;
@@ -598,10 +575,10 @@ int consent_confirm(struct store *s, const char *token, const char *ip, int64_t 
         json_decref(chg);
         json_decref(upd);
     }
-    if (rc == 0 && (st = query(&c, STORE_Q_CONSENT_TOKEN_USE, &rc, err))) {
+    if (rc == 0 && (rc = sql_get_st(&c, STORE_Q_CONSENT_TOKEN_USE, &st, err)) == 0) {
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now);
-        rc = run(&c, st, "cannot mark the token used", err);
+        rc = sql_run_what(&c, st, "cannot mark the token used", err);
     }
     if (rc == 0) {
         /* The contact asked again, in person: an earlier unsubscribe of this
@@ -611,12 +588,12 @@ int consent_confirm(struct store *s, const char *token, const char *ip, int64_t 
         int hr = address_hash(s, channel, contact_address(contact, channel), h, err);
         if (hr < 0)
             rc = hr;
-        else if (hr > 0 && (st = query(&c, STORE_Q_CONSENT_SUPPRESSION_LIFT, &rc, err))) {
+        else if (hr > 0 && (rc = sql_get_st(&c, STORE_Q_CONSENT_SUPPRESSION_LIFT, &st, err)) == 0) {
             sqlite3_bind_text(st, 1, h, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 3, json_string_value(json_object_get(rec, "purpose")), -1,
                               SQLITE_STATIC);
-            rc = run(&c, st, "cannot update the suppression list", err);
+            rc = sql_run_what(&c, st, "cannot update the suppression list", err);
         }
     }
     json_decref(contact);
@@ -649,20 +626,16 @@ int consent_withdraw(struct store *s, const char *contact_id, const char *channe
     iso_ms(now, now_iso);
     struct sql_cache c;
     int own, n = 0;
-    rc = store_queries_bind(s, &c, &store_queries, err);
-    if (rc == 0)
-        rc = txn_begin(s, &c, &own, err);
-    if (rc < 0) {
-        sql_cache_close(&c);
+    rc = txn_begin(s, &c, &own, err);
+    if (rc < 0)
         return rc;
-    }
     json_t *contact = NULL;
     rc = get_contact(s, contact_id, &contact, err);
     struct open_rec *recs = NULL;
     size_t nrecs = 0, cap = 0;
     sqlite3_stmt *st = NULL;
     if (rc == 0)
-        st = query(&c, STORE_Q_CONSENT_OPEN_RECORDS, &rc, err);
+        rc = sql_get_st(&c, STORE_Q_CONSENT_OPEN_RECORDS, &st, err);
     if (st) {
         sqlite3_bind_text(st, 1, contact_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
@@ -749,17 +722,16 @@ static void copy_col(sqlite3_stmt *st, int i, char *out, size_t cap)
 static int pick(struct sql_cache *c, const char *contact_id, const char *channel,
                 const char *purpose, const char *kind, struct ledger_pick *lp, struct op_error *err)
 {
-    int rc;
-    sqlite3_stmt *st = query(c, STORE_Q_CONSENT_LEDGER, &rc, err);
-    if (!st)
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, STORE_Q_CONSENT_LEDGER, &st, err);
+    if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, contact_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, purpose, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
     memset(lp, 0, sizeof *lp);
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = sql_step_what(c, st, "cannot read the consent ledger", err)) == 1) {
         const char *status = (const char *)sqlite3_column_text(st, 1);
         if (!status)
             continue;
@@ -775,8 +747,6 @@ static int pick(struct sql_cache *c, const char *contact_id, const char *channel
         copy_col(st, 4, lp->source, sizeof lp->source);
         lp->confirmed_by_token = sqlite3_column_int(st, 5);
     }
-    rc = src == SQLITE_DONE ? 0 : sql_fail(c->db, src, "cannot read the consent ledger", err);
-    sqlite3_reset(st);
     return rc;
 }
 

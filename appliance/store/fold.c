@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "sql.h"
 #include "store_queries.h"
 
@@ -230,11 +231,14 @@ int fold_register(sqlite3 *db)
     return 0;
 }
 
+/* The most folded text one call may produce: the input is at most 1 MiB
+ * and folding a character never makes it more than a few times longer. */
+#define FOLD_OUT_MAX (8u << 20)
+
 struct folder {
     fts5_tokenizer methods;
     Fts5Tokenizer *inst;
-    char *out;
-    size_t len, cap;
+    struct buf out; /* the folded tokens, one space apart */
 };
 
 static int folder_xtoken(void *pctx, int tflags, const char *tok, int n, int start, int end)
@@ -243,23 +247,10 @@ static int folder_xtoken(void *pctx, int tflags, const char *tok, int n, int sta
     (void)start;
     (void)end;
     struct folder *f = pctx;
-    size_t need = f->len + (size_t)n + 2;
-    if (need > f->cap) {
-        size_t cap = f->cap ? f->cap : 64;
-        while (cap < need)
-            cap *= 2;
-        char *p = realloc(f->out, cap);
-        if (!p)
-            return SQLITE_NOMEM;
-        f->out = p;
-        f->cap = cap;
-    }
-    if (f->len)
-        f->out[f->len++] = ' ';
-    memcpy(f->out + f->len, tok, (size_t)n);
-    f->len += (size_t)n;
-    f->out[f->len] = '\0';
-    return SQLITE_OK;
+    int rc = f->out.len ? buf_append(&f->out, " ", 1) : 0;
+    if (rc == 0)
+        rc = buf_append(&f->out, tok, (size_t)n);
+    return rc == 0 ? SQLITE_OK : rc == -EFBIG ? SQLITE_TOOBIG : SQLITE_NOMEM;
 }
 
 int folder_new(sqlite3 *db, struct folder **out)
@@ -270,6 +261,7 @@ int folder_new(sqlite3 *db, struct folder **out)
     struct folder *f = calloc(1, sizeof *f);
     if (!f)
         return -ENOMEM;
+    buf_init(&f->out, FOLD_OUT_MAX);
     void *udata = NULL;
     int rc = api->xFindTokenizer(api, "outpost_fold", &udata, &f->methods);
     if (rc == SQLITE_OK)
@@ -287,7 +279,7 @@ void folder_free(struct folder *f)
     if (!f)
         return;
     f->methods.xDelete(f->inst);
-    free(f->out);
+    buf_done(&f->out);
     free(f);
 }
 
@@ -295,18 +287,13 @@ int folder_fold(struct folder *f, const char *text, size_t len, const char **out
 {
     if (len > 1u << 20)
         return -E2BIG;
-    f->len = 0;
-    if (!f->out) {
-        f->out = malloc(64);
-        if (!f->out)
-            return -ENOMEM;
-        f->cap = 64;
-    }
-    f->out[0] = '\0';
+    buf_clear(&f->out);
+    if (buf_reserve(&f->out, 0) < 0)
+        return -ENOMEM;
     int rc =
         f->methods.xTokenize(f->inst, f, FTS5_TOKENIZE_DOCUMENT, text, (int)len, folder_xtoken);
     if (rc != SQLITE_OK)
         return sql_errno(rc);
-    *out = f->out;
-    return (int)f->len;
+    *out = f->out.data;
+    return (int)f->out.len;
 }

@@ -34,23 +34,19 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int get_failed(struct op_error *err)
-{
-    return err && err->code ? err->code : -EIO;
-}
-
 /* *out = 1 when query `id` (?1 = a and, if b is not NULL, ?2 = b) finds a
  * row. */
 static int exists(const struct residency_db *r, unsigned id, const char *a, const char *b, int *out,
                   struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(r->q, id, err);
-    if (!st)
-        return get_failed(err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(r->q, id, &st, err);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
     if (b)
         sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-    int rc = sql_step(r->q, id, st, err);
+    rc = sql_step(r->q, id, st, err);
     if (rc < 0)
         return rc;
     sqlite3_reset(st);
@@ -105,36 +101,33 @@ int residency_judge(const struct residency_db *r, const struct policy *p,
     }
     if (e == &entity_contact || e == &entity_organization || e == &entity_user)
         return 0;
-    int w = 0, rc;
+    /* The parents a record can hang from, in the order they are judged. */
+    static const struct {
+        const char *field;
+        const struct entity_def *e;
+    } parents[] = {
+        {"organization_id", &entity_organization},
+        {"deal_id", &entity_deal},
+        {"contact_id", &entity_contact},
+    };
     const char *org = ref_of(rec, "organization_id");
-    if (org && entity_field(e, "organization_id")) {
-        rc = parent_withheld(r, p, &entity_organization, org, &w, err);
+    for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++) {
+        const char *ref = ref_of(rec, parents[i].field);
+        if (!ref || !entity_field(e, parents[i].field))
+            continue;
+        int w = 0;
+        int rc = parent_withheld(r, p, parents[i].e, ref, &w, err);
         if (rc < 0)
             return rc;
-        if (w) {
+        if (!w)
+            continue;
+        /* A deal is the organization's business record: it stays, without
+         * the person. Everything else about the person is theirs alone. */
+        if (parents[i].e == &entity_contact && e == &entity_deal && org)
+            *out = RESIDENCY_DROP_CONTACT;
+        else
             *out = RESIDENCY_WITHHOLD;
-            return 0;
-        }
-    }
-    const char *deal = ref_of(rec, "deal_id");
-    if (deal && entity_field(e, "deal_id")) {
-        rc = parent_withheld(r, p, &entity_deal, deal, &w, err);
-        if (rc < 0)
-            return rc;
-        if (w) {
-            *out = RESIDENCY_WITHHOLD;
-            return 0;
-        }
-    }
-    const char *contact = ref_of(rec, "contact_id");
-    if (contact && entity_field(e, "contact_id")) {
-        rc = parent_withheld(r, p, &entity_contact, contact, &w, err);
-        if (rc < 0)
-            return rc;
-        if (w)
-            /* A deal is the organization's business record: it stays, without
-             * the person. Everything else about the person is theirs alone. */
-            *out = (e == &entity_deal && org) ? RESIDENCY_DROP_CONTACT : RESIDENCY_WITHHOLD;
+        return 0;
     }
     return 0;
 }
@@ -212,14 +205,15 @@ static int enqueue(const struct residency_db *r, const struct related *list, con
 {
     int64_t now = now_ms();
     for (size_t i = 0; list[i].e; i++) {
-        sqlite3_stmt *st = sql_get(r->q, list[i].q, err);
-        if (!st)
-            return get_failed(err);
+        sqlite3_stmt *st;
+        int rc = sql_get_st(r->q, list[i].q, &st, err);
+        if (rc < 0)
+            return rc;
         if (id)
             sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, now);
         sqlite3_bind_text(st, 3, list[i].e->name, -1, SQLITE_STATIC);
-        int rc = sql_run(r->q, list[i].q, st, err);
+        rc = sql_run(r->q, list[i].q, st, err);
         if (rc < 0)
             return rc;
     }
@@ -272,15 +266,16 @@ static int exec_all(const struct residency_db *r, const unsigned *ids, size_t n,
 int residency_void_spool_tx(const struct residency_db *r, const char *why, int *n,
                             struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(r->q, STORE_Q_RESIDENCY_UNACKED_PATHS, err);
-    if (!st)
-        return get_failed(err);
-    int rc = sql_each(r->q, STORE_Q_RESIDENCY_UNACKED_PATHS, st, truncatable, NULL, err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(r->q, STORE_Q_RESIDENCY_UNACKED_PATHS, &st, err);
     if (rc < 0)
         return rc;
-    st = sql_get(r->q, STORE_Q_RESIDENCY_VOID_LIST, err);
-    if (!st)
-        return get_failed(err);
+    rc = sql_each(r->q, STORE_Q_RESIDENCY_UNACKED_PATHS, st, truncatable, NULL, err);
+    if (rc < 0)
+        return rc;
+    rc = sql_get_st(r->q, STORE_Q_RESIDENCY_VOID_LIST, &st, err);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(st, 1, why ? why : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now_ms());
     int voided = sql_run(r->q, STORE_Q_RESIDENCY_VOID_LIST, st, err);
@@ -329,11 +324,12 @@ static int void_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
 
 int residency_sweep(const struct residency_db *r, struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(r->q, STORE_Q_RESIDENCY_VOIDED_PATHS, err);
-    if (!st)
-        return get_failed(err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(r->q, STORE_Q_RESIDENCY_VOIDED_PATHS, &st, err);
+    if (rc < 0)
+        return rc;
     int first = 0;
-    int rc = sql_each(r->q, STORE_Q_RESIDENCY_VOIDED_PATHS, st, void_row, &first, err);
+    rc = sql_each(r->q, STORE_Q_RESIDENCY_VOIDED_PATHS, st, void_row, &first, err);
     if (rc < 0)
         return rc;
     if (first < 0)
@@ -349,10 +345,11 @@ int residency_policy_changed_tx(const struct residency_db *r, const char *new_ha
 {
     *voided = 0;
     char old[128] = "";
-    sqlite3_stmt *st = sql_get(r->q, STORE_Q_RESIDENCY_POLICY_HASH, err);
-    if (!st)
-        return get_failed(err);
-    int rc = sql_step(r->q, STORE_Q_RESIDENCY_POLICY_HASH, st, err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(r->q, STORE_Q_RESIDENCY_POLICY_HASH, &st, err);
+    if (rc < 0)
+        return rc;
+    rc = sql_step(r->q, STORE_Q_RESIDENCY_POLICY_HASH, st, err);
     if (rc == 0)
         rc = op_error_set(err, -EIO, NULL, "cannot read the sync state: no row");
     if (rc < 0)
@@ -370,9 +367,9 @@ int residency_policy_changed_tx(const struct residency_db *r, const char *new_ha
             return rc;
         *voided = 1;
     }
-    st = sql_get(r->q, STORE_Q_RESIDENCY_POLICY_HASH_SET, err);
-    if (!st)
-        return get_failed(err);
+    rc = sql_get_st(r->q, STORE_Q_RESIDENCY_POLICY_HASH_SET, &st, err);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(st, 1, new_hash, -1, SQLITE_STATIC);
     rc = sql_run(r->q, STORE_Q_RESIDENCY_POLICY_HASH_SET, st, err);
     return rc < 0 ? rc : 0;
@@ -490,13 +487,14 @@ int residency_sent_record(const struct residency_db *r, const struct residency_s
         const char *k = rs->keys[i];
         if (!k)
             continue;
-        sqlite3_stmt *st = sql_get(r->q, STORE_Q_RESIDENCY_SENT_RECORD, err);
-        if (!st)
-            return get_failed(err);
+        sqlite3_stmt *st;
+        int rc = sql_get_st(r->q, STORE_Q_RESIDENCY_SENT_RECORD, &st, err);
+        if (rc < 0)
+            return rc;
         sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, k + strlen(k) + 1, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)no);
-        int rc = sql_run(r->q, STORE_Q_RESIDENCY_SENT_RECORD, st, err);
+        rc = sql_run(r->q, STORE_Q_RESIDENCY_SENT_RECORD, st, err);
         if (rc < 0)
             return rc;
     }

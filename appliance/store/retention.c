@@ -44,12 +44,10 @@ static const struct due_queries {
 };
 
 /* The entities with a search index (ENTITY_SEARCH). */
-static const struct {
-    const struct entity_def *e;
-    unsigned compact;
-} search_queries[] = {
+static const struct store_entity_query search_queries[] = {
     {&entity_contact, STORE_Q_RETENTION_COMPACT_CONTACTS},
     {&entity_organization, STORE_Q_RETENTION_COMPACT_ORGANIZATIONS},
+    {NULL, 0},
 };
 
 static const struct due_queries *due_for(const struct entity_def *e, struct op_error *err)
@@ -61,37 +59,32 @@ static const struct due_queries *due_for(const struct entity_def *e, struct op_e
     return NULL;
 }
 
-/* The named query `id`, or NULL with *rc set. */
-static sqlite3_stmt *query(struct sql_cache *c, unsigned id, int *rc, struct op_error *err)
+/* The count (select = 0) or select query of e's due records, with the
+ * cutoff bound as ?1 and the entity's name as ?2. */
+static int due_stmt(struct sql_cache *c, const struct entity_def *e, int select, uint64_t cutoff_ms,
+                    const char *cutoff_iso, sqlite3_stmt **st, struct op_error *err)
 {
-    struct op_error local;
-    struct op_error *e = err ? err : &local;
-    sqlite3_stmt *st = sql_get(c, id, e);
-    *rc = st ? 0 : e->code ? e->code : -EIO;
-    return st;
-}
-
-static void bind_cutoff(sqlite3_stmt *st, const struct entity_def *e, uint64_t cutoff_ms,
-                        const char *cutoff_iso)
-{
+    const struct due_queries *q = due_for(e, err);
+    if (!q)
+        return -EINVAL;
+    int rc = sql_get_st(c, select ? q->select : q->count, st, err);
+    if (rc < 0)
+        return rc;
     if (by_occurred_at(e))
-        sqlite3_bind_text(st, 1, cutoff_iso, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(*st, 1, cutoff_iso, -1, SQLITE_TRANSIENT);
     else
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)(cutoff_ms << HLC_COUNTER_BITS));
-    sqlite3_bind_text(st, 2, e->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(*st, 1, (sqlite3_int64)(cutoff_ms << HLC_COUNTER_BITS));
+    sqlite3_bind_text(*st, 2, e->name, -1, SQLITE_STATIC);
+    return 0;
 }
 
 static int count_due(struct sql_cache *c, const struct entity_def *e, uint64_t cutoff_ms,
                      const char *cutoff_iso, uint64_t *out, struct op_error *err)
 {
-    const struct due_queries *q = due_for(e, err);
-    if (!q)
-        return -EINVAL;
-    int rc;
-    sqlite3_stmt *st = query(c, q->count, &rc, err);
-    if (!st)
+    sqlite3_stmt *st;
+    int rc = due_stmt(c, e, 0, cutoff_ms, cutoff_iso, &st, err);
+    if (rc < 0)
         return rc;
-    bind_cutoff(st, e, cutoff_ms, cutoff_iso);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         *out = (uint64_t)sqlite3_column_int64(st, 0);
@@ -105,14 +98,10 @@ static int select_due(struct sql_cache *c, const struct entity_def *e, uint64_t 
                       const char *cutoff_iso, char (*ids)[UUID_TEXT_LEN], unsigned limit,
                       struct op_error *err)
 {
-    const struct due_queries *q = due_for(e, err);
-    if (!q)
-        return -EINVAL;
-    int rc;
-    sqlite3_stmt *st = query(c, q->select, &rc, err);
-    if (!st)
+    sqlite3_stmt *st;
+    int rc = due_stmt(c, e, 1, cutoff_ms, cutoff_iso, &st, err);
+    if (rc < 0)
         return rc;
-    bind_cutoff(st, e, cutoff_ms, cutoff_iso);
     sqlite3_bind_int64(st, 3, limit);
     int n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && (unsigned)n < limit)
@@ -129,21 +118,17 @@ int retention_compact_search(struct store *s, const struct entity_def *e, struct
         return 0;
     char what[96];
     snprintf(what, sizeof what, "cannot compact the %s search index", e->name);
-    unsigned id = STORE_Q_COUNT;
-    for (size_t i = 0; i < sizeof search_queries / sizeof search_queries[0]; i++)
-        if (search_queries[i].e == e)
-            id = search_queries[i].compact;
-    if (id == STORE_Q_COUNT)
+    int id = store_entity_query(search_queries, e);
+    if (id < 0)
         return op_error_set(err, -EINVAL, NULL, "%s: no such index", what);
     struct sql_cache c;
     int rc = store_queries_bind(s, &c, &store_queries, err);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = query(&c, id, &rc, err);
-    if (st) {
-        rc = sqlite3_step(st);
-        rc = rc == SQLITE_DONE ? 0 : sql_fail(c.db, rc, what, err);
-    }
+    sqlite3_stmt *st;
+    rc = sql_get_st(&c, id, &st, err);
+    if (rc == 0)
+        rc = sql_run_what(&c, st, what, err);
     sql_cache_close(&c);
     return rc;
 }

@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "codec.h"
 #include "db.h"
@@ -30,6 +29,7 @@
 #include "region.h"
 #include "residency.h"
 #include "store_queries.h"
+#include "timefmt.h"
 #include "uuid7.h"
 
 #define SEARCH_TEXT_MAX 256
@@ -64,6 +64,14 @@ struct store {
 static int get_failed(struct op_error *err)
 {
     return err && err->code ? err->code : -EIO;
+}
+
+int store_entity_query(const struct store_entity_query *t, const struct entity_def *e)
+{
+    for (; t->e; t++)
+        if (t->e == e)
+            return (int)t->id;
+    return -1;
 }
 
 static int entity_index(const struct entity_def *e)
@@ -131,9 +139,13 @@ static int col_of(sqlite3_stmt *st, const char *name)
     return -1;
 }
 
+/* The columns of st, a statement just asked for: NULL when asking failed
+ * (err filled by sql_get), and that error comes back. */
 static int cols_map(sqlite3_stmt *st, const struct entity_def *e, struct cols *m,
                     struct op_error *err)
 {
+    if (!st)
+        return get_failed(err);
     if (e->nfields > FIELDS_MAX)
         return op_error_set(err, -E2BIG, NULL, "a %s has more than %d fields", e->name, FIELDS_MAX);
     for (int i = 0; i < COMMON_COLS; i++)
@@ -151,11 +163,12 @@ static int cols_map(sqlite3_stmt *st, const struct entity_def *e, struct cols *m
 
 static int meta_get(struct store *s, const char *key, char *buf, size_t cap, struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(&s->q, STORE_Q_STORE_META_GET, err);
-    if (!st)
-        return get_failed(err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(&s->q, STORE_Q_STORE_META_GET, &st, err);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    int rc = sql_step(&s->q, STORE_Q_STORE_META_GET, st, err);
+    rc = sql_step(&s->q, STORE_Q_STORE_META_GET, st, err);
     if (rc == 1) {
         snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
         sqlite3_reset(st);
@@ -167,12 +180,13 @@ static int meta_get(struct store *s, const char *key, char *buf, size_t cap, str
 
 static int meta_set(struct store *s, const char *key, const char *value, struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(&s->q, STORE_Q_STORE_META_SET, err);
-    if (!st)
-        return get_failed(err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(&s->q, STORE_Q_STORE_META_SET, &st, err);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-    int rc = sql_run(&s->q, STORE_Q_STORE_META_SET, st, err);
+    rc = sql_run(&s->q, STORE_Q_STORE_META_SET, st, err);
     return rc < 0 ? rc : 0;
 }
 
@@ -591,8 +605,6 @@ static int load_row(struct store *s, const struct entity_def *e, const char *id,
 {
     unsigned q;
     sqlite3_stmt *st = table_stmt(s, STORE_Q_STORE_GET_USERS, e, &q, err);
-    if (!st)
-        return get_failed(err);
     struct cols m;
     int rc = cols_map(st, e, &m, err);
     if (rc < 0)
@@ -968,12 +980,13 @@ static int make_keys(struct store *s, json_t *rec, struct dedup_keys *k, struct 
 static int find_dup(struct store *s, unsigned q, const char *key, const char *self,
                     char found[UUID_TEXT_LEN], struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(&s->q, q, err);
-    if (!st)
-        return get_failed(err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(&s->q, q, &st, err);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, self ? self : "", -1, SQLITE_STATIC);
-    int rc = sql_step(&s->q, q, st, err);
+    rc = sql_step(&s->q, q, st, err);
     if (rc == 1) {
         snprintf(found, UUID_TEXT_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
         sqlite3_reset(st);
@@ -1044,9 +1057,10 @@ static int audit(struct store *s, hlc_stamp at, const char *action, const struct
                  const char *id, int64_t before, int64_t after, const char *detail,
                  struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(&s->q, STORE_Q_STORE_AUDIT, err);
-    if (!st)
-        return get_failed(err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(&s->q, STORE_Q_STORE_AUDIT, &st, err);
+    if (rc < 0)
+        return rc;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)at);
     sqlite3_bind_text(st, 2, s->actor, -1, SQLITE_STATIC);
     if (s->address[0])
@@ -1060,7 +1074,7 @@ static int audit(struct store *s, hlc_stamp at, const char *action, const struct
         sqlite3_bind_int64(st, 8, after);
     if (detail)
         sqlite3_bind_text(st, 9, detail, -1, SQLITE_STATIC);
-    int rc = sql_run(&s->q, STORE_Q_STORE_AUDIT, st, err);
+    rc = sql_run(&s->q, STORE_Q_STORE_AUDIT, st, err);
     return rc < 0 ? rc : 0;
 }
 
@@ -1477,49 +1491,6 @@ int store_purge(struct store *s, const struct entity_def *e, const char *id, con
 
 /* ---- reads ------------------------------------------------------------- */
 
-static int parse_iso_ms(const char *text, uint64_t *out)
-{
-    int y, mo, d, h = 0, mi = 0, se = 0, ms = 0;
-    char tail[8] = "";
-    int n = 0;
-    if (sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
-        return -EINVAL;
-    const char *p = text + 10;
-    if (*p == 'T') {
-        int m = 0;
-        if (sscanf(p, "T%2d:%2d:%2d%n", &h, &mi, &se, &m) != 3 || m != 9)
-            return -EINVAL;
-        p += m;
-        if (*p == '.') {
-            int frac = 0, digits = 0;
-            for (p++; isdigit((unsigned char)*p); p++, digits++)
-                if (digits < 3)
-                    frac = frac * 10 + (*p - '0');
-            for (; digits < 3; digits++)
-                frac *= 10;
-            ms = frac;
-        }
-        snprintf(tail, sizeof tail, "%s", p);
-        if (strcmp(tail, "Z"))
-            return -EINVAL;
-    } else if (*p) {
-        return -EINVAL;
-    }
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
-        return -EINVAL;
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = se};
-    time_t t = timegm(&tm);
-    if (t < 0)
-        return -EINVAL;
-    *out = (uint64_t)t * 1000u + (uint64_t)ms;
-    return 0;
-}
-
 /* One page being read: rows that pass the filters the query left to us,
  * up to limit, then one more to know there is a next page. */
 struct page {
@@ -1588,11 +1559,11 @@ int store_list(struct store *s, const struct entity_def *e, const struct store_q
     }
     uint64_t since = 0;
     if (q->updated_since && *q->updated_since) {
-        uint64_t ms;
-        if (parse_iso_ms(q->updated_since, &ms) < 0)
+        int64_t ms;
+        if (timefmt_parse_iso(q->updated_since, &ms) < 0)
             return op_error_set(err, -EINVAL, "updated_since",
                                 "updated_since: not a UTC time such as 2026-01-31T12:00:00Z");
-        since = ms << HLC_COUNTER_BITS;
+        since = (uint64_t)ms << HLC_COUNTER_BITS;
     }
 
     for (size_t i = 0; i < q->nfilters; i++) {
@@ -1618,8 +1589,6 @@ int store_list(struct store *s, const struct entity_def *e, const struct store_q
             s, by_id ? STORE_Q_STORE_LIST_BY_ID_USERS : STORE_Q_STORE_LIST_BY_UPDATED_USERS, e, &id,
             err);
     }
-    if (!st)
-        return get_failed(err);
     struct cols m;
     int rc = cols_map(st, e, &m, err);
     if (rc < 0)
@@ -1698,8 +1667,6 @@ int store_each(struct store *s, const struct entity_def *e, int include_deleted,
         return op_error_set(err, -EBUSY, NULL, "the %ss are already being walked", e->name);
     unsigned id;
     sqlite3_stmt *st = table_stmt(s, STORE_Q_STORE_EACH_USERS, e, &id, err);
-    if (!st)
-        return get_failed(err);
     struct cols m;
     int rc = cols_map(st, e, &m, err);
     if (rc < 0)
@@ -1804,24 +1771,18 @@ int store_search(struct store *s, const char *text, int limit, json_t **results,
     int rc = build_match(text, match, sizeof match, err);
     if (rc < 0)
         return rc;
-    static const struct {
-        const struct entity_def *e;
-        unsigned q;
-    } searchable[] = {
+    static const struct store_entity_query searchable[] = {
         {&entity_contact, STORE_Q_STORE_SEARCH_CONTACTS},
         {&entity_organization, STORE_Q_STORE_SEARCH_ORGANIZATIONS},
+        {NULL, 0},
     };
     json_t *all = json_array();
     if (!all)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    for (size_t k = 0; k < sizeof searchable / sizeof searchable[0]; k++) {
+    for (size_t k = 0; searchable[k].e; k++) {
         const struct entity_def *e = searchable[k].e;
-        unsigned q = searchable[k].q;
+        unsigned q = searchable[k].id;
         sqlite3_stmt *st = sql_get(&s->q, q, err);
-        if (!st) {
-            rc = get_failed(err);
-            goto fail;
-        }
         struct cols m;
         rc = cols_map(st, e, &m, err);
         if (rc < 0)

@@ -238,6 +238,17 @@ int store_search(struct store *s, const char *text, int limit, json_t **results,
         return store_list(s, &entity_##NAME, q, i, c, er);                                         \
     }
 
+/* One entity's query among those one `-- each table:` template makes
+ * (SQLite cannot bind a table name). A module keeps a table of them for
+ * the entities its template covers, ended by {NULL, 0}. */
+struct store_entity_query {
+    const struct entity_def *e;
+    unsigned id;
+};
+
+/* The id of e's query in table t, or -1 when the table has none for e. */
+int store_entity_query(const struct store_entity_query *t, const struct entity_def *e);
+
 STORE_ENTITY_API(user)
 STORE_ENTITY_API(contact)
 STORE_ENTITY_API(organization)

@@ -60,42 +60,27 @@ static int idlist_add(struct idlist *l, const char *id, size_t *total, struct op
 
 /* The query of sql/subject.sql that finds each entity's records about a
  * contact (SQLite cannot bind a table name). */
-static const struct {
-    const struct entity_def *e;
-    unsigned related;
-} related_queries[] = {
+static const struct store_entity_query related_queries[] = {
     {&entity_contact_organization, STORE_Q_SUBJECT_RELATED_CONTACT_ORGANIZATIONS},
     {&entity_activity, STORE_Q_SUBJECT_RELATED_ACTIVITIES},
     {&entity_task, STORE_Q_SUBJECT_RELATED_TASKS},
     {&entity_note, STORE_Q_SUBJECT_RELATED_NOTES},
     {&entity_consent, STORE_Q_SUBJECT_RELATED_CONSENTS},
     {&entity_deal, STORE_Q_SUBJECT_RELATED_DEALS},
+    {NULL, 0},
 };
-
-/* The named query `id`, or NULL with *rc set. */
-static sqlite3_stmt *query(struct sql_cache *c, unsigned id, int *rc, struct op_error *err)
-{
-    struct op_error local;
-    struct op_error *e = err ? err : &local;
-    sqlite3_stmt *st = sql_get(c, id, e);
-    *rc = st ? 0 : e->code ? e->code : -EIO;
-    return st;
-}
 
 /* Ids of the entity's records (tombstones too) whose contact_id is cid. */
 static int related_ids(struct sql_cache *c, const struct entity_def *e, const char *cid,
                        struct idlist *out, size_t *total, struct op_error *err)
 {
-    unsigned id = STORE_Q_COUNT;
-    for (size_t i = 0; i < sizeof related_queries / sizeof related_queries[0]; i++)
-        if (related_queries[i].e == e)
-            id = related_queries[i].related;
-    if (id == STORE_Q_COUNT)
+    int id = store_entity_query(related_queries, e);
+    if (id < 0)
         return op_error_set(err, -EINVAL, NULL, "cannot find related records: no query for %s",
                             e->plural);
-    int rc;
-    sqlite3_stmt *st = query(c, id, &rc, err);
-    if (!st)
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, id, &st, err);
+    if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, cid, -1, SQLITE_TRANSIENT);
     int r = 0;
@@ -125,13 +110,13 @@ static int append_records(struct store *s, const struct entity_def *e, const str
 static int append_audit(struct sql_cache *c, const struct entity_def *e, const char *id,
                         json_t *arr, struct op_error *err)
 {
-    int rc;
-    sqlite3_stmt *st = query(c, STORE_Q_SUBJECT_AUDIT_ROWS, &rc, err);
-    if (!st)
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, STORE_Q_SUBJECT_AUDIT_ROWS, &st, err);
+    if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = sql_step_what(c, st, "cannot read the audit log", err)) == 1) {
         char at[HLC_ISO_LEN];
         hlc_format_iso((hlc_stamp)sqlite3_column_int64(st, 1), at);
         json_t *row = json_object();
@@ -156,19 +141,17 @@ static int append_audit(struct sql_cache *c, const struct entity_def *e, const c
                                 : json_string((const char *)sqlite3_column_text(st, 7)));
         json_array_append_new(arr, row);
     }
-    rc = rc == SQLITE_DONE ? 0 : sql_fail(c->db, rc, "cannot read the audit log", err);
-    sqlite3_reset(st);
     return rc;
 }
 
 static int append_erasures(struct sql_cache *c, const char *cid, json_t *arr, struct op_error *err)
 {
-    int rc;
-    sqlite3_stmt *st = query(c, STORE_Q_SUBJECT_ERASURES, &rc, err);
-    if (!st)
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, STORE_Q_SUBJECT_ERASURES, &st, err);
+    if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, cid, -1, SQLITE_TRANSIENT);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = sql_step_what(c, st, "cannot read erasures", err)) == 1) {
         char at[HLC_ISO_LEN];
         hlc_format_iso((hlc_stamp)sqlite3_column_int64(st, 3) << HLC_COUNTER_BITS, at);
         json_t *row = json_pack("{s:s, s:s, s:s, s:s}", "id", sqlite3_column_text(st, 0), "entity",
@@ -180,8 +163,6 @@ static int append_erasures(struct sql_cache *c, const char *cid, json_t *arr, st
                                 : json_string((const char *)sqlite3_column_text(st, 4)));
         json_array_append_new(arr, row);
     }
-    rc = rc == SQLITE_DONE ? 0 : sql_fail(c->db, rc, "cannot read erasures", err);
-    sqlite3_reset(st);
     return rc;
 }
 
@@ -356,9 +337,9 @@ int subject_write_csv(json_t *doc, FILE *out, struct op_error *err)
 
 static int already_erased(struct sql_cache *c, const char *cid, struct op_error *err)
 {
-    int rc;
-    sqlite3_stmt *st = query(c, STORE_Q_SUBJECT_ALREADY_ERASED, &rc, err);
-    if (!st)
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, STORE_Q_SUBJECT_ALREADY_ERASED, &st, err);
+    if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, cid, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(st);
@@ -377,8 +358,9 @@ static int record_erasure(struct sql_cache *c, struct uuid7_gen *ids, const char
     int rc = uuid7_next_text(ids, id);
     if (rc < 0)
         return op_error_set(err, rc, NULL, "cannot make an id: no randomness");
-    sqlite3_stmt *st = query(c, STORE_Q_SUBJECT_ERASURE_INSERT, &rc, err);
-    if (!st)
+    sqlite3_stmt *st;
+    rc = sql_get_st(c, STORE_Q_SUBJECT_ERASURE_INSERT, &st, err);
+    if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, subject, -1, SQLITE_TRANSIENT);
@@ -387,10 +369,7 @@ static int record_erasure(struct sql_cache *c, struct uuid7_gen *ids, const char
     sqlite3_bind_int64(st, 5, (sqlite3_int64)now_ms);
     if (reason && *reason)
         sqlite3_bind_text(st, 6, reason, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(st);
-    rc = rc == SQLITE_DONE ? 0 : sql_fail(c->db, rc, "cannot record the erasure", err);
-    sqlite3_reset(st);
-    return rc;
+    return sql_run_what(c, st, "cannot record the erasure", err);
 }
 
 static uint64_t fixed_clock(void *ctx)

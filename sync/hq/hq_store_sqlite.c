@@ -190,6 +190,22 @@ static int list(struct sq *s, unsigned id, sqlite3_stmt *st, sql_row_fn row, str
     return rc < 0 ? fail(s, rc, what, err) : 0;
 }
 
+/* list() of query id with its text parameters bound: ?1 = a and, when
+ * the query takes a second, ?2 = b (NULL binds NULL). */
+static int list_text(struct sq *s, unsigned id, const char *a, const char *b, sql_row_fn row,
+                     struct rows *r, const char *what, struct op_error *err)
+{
+    sqlite3_stmt *st = stmt(s, id, what, err);
+    if (!st)
+        return err ? err->code : -EIO;
+    int n = sqlite3_bind_parameter_count(st);
+    if (n >= 1)
+        bind_text(st, 1, a);
+    if (n >= 2)
+        bind_text(st, 2, b);
+    return list(s, id, st, row, r, what, err);
+}
+
 /* outpost_sha256_hex(X): the SHA-256 of X's bytes in lower-case hex, as
  * a policy's hash is (policy.h); NULL for NULL. */
 static void sha256_hex_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -356,11 +372,20 @@ static int sq_node_by_token(void *impl, const unsigned char token_sha256[32], st
     return node_one(s, HQ_Q_HQ_NODE_BY_TOKEN_SHA256, st, "(token)", out, err);
 }
 
-/* Runs an update of node `name` (bound as ?1 by the caller): -ENOENT when
- * it changed no row and `must_exist`. */
-static int node_update(struct sq *s, unsigned id, sqlite3_stmt *st, const char *name,
-                       int must_exist, const char *what, struct op_error *err)
+/* Runs update `id` of node `name`: ?1 = name, then reason when the query
+ * takes three parameters, and now_ms last. -ENOENT when it changed no row
+ * and `must_exist`. */
+static int node_update(struct sq *s, unsigned id, const char *name, const char *reason,
+                       int64_t now_ms, int must_exist, const char *what, struct op_error *err)
 {
+    sqlite3_stmt *st = stmt(s, id, what, err);
+    if (!st)
+        return err ? err->code : -EIO;
+    int n = sqlite3_bind_parameter_count(st);
+    bind_text(st, 1, name);
+    if (n == 3)
+        bind_text(st, 2, reason);
+    sqlite3_bind_int64(st, n, now_ms);
     int rc = run(s, id, st, what, err);
     if (rc == 0 && must_exist)
         return op_error_set(err, -ENOENT, "node", "no such node %s", name);
@@ -369,37 +394,19 @@ static int node_update(struct sq *s, unsigned id, sqlite3_stmt *st, const char *
 
 static int sq_node_revoke(void *impl, const char *name, int64_t now_ms, struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_REVOKE, "revoke node", err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, name);
-    sqlite3_bind_int64(st, 2, now_ms);
-    return node_update(s, HQ_Q_HQ_NODE_REVOKE, st, name, 1, "revoke node", err);
+    return node_update(impl, HQ_Q_HQ_NODE_REVOKE, name, NULL, now_ms, 1, "revoke node", err);
 }
 
 static int sq_node_touch(void *impl, const char *name, int64_t now_ms, struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_TOUCH, "record last contact", err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, name);
-    sqlite3_bind_int64(st, 2, now_ms);
-    return node_update(s, HQ_Q_HQ_NODE_TOUCH, st, name, 0, "record last contact", err);
+    return node_update(impl, HQ_Q_HQ_NODE_TOUCH, name, NULL, now_ms, 0, "record last contact", err);
 }
 
 static int sq_node_refused(void *impl, const char *name, const char *reason, int64_t now_ms,
                            struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_REFUSED, "count a refused upload", err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, name);
-    bind_text(st, 2, reason);
-    sqlite3_bind_int64(st, 3, now_ms);
-    return node_update(s, HQ_Q_HQ_NODE_REFUSED, st, name, 1, "count a refused upload", err);
+    return node_update(impl, HQ_Q_HQ_NODE_REFUSED, name, reason, now_ms, 1,
+                       "count a refused upload", err);
 }
 
 static int node_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
@@ -413,12 +420,8 @@ static int node_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
 
 static int sq_node_list(void *impl, hq_node_fn cb, void *ctx, struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NODE_LIST, "list nodes", err);
-    if (!st)
-        return err ? err->code : -EIO;
     struct rows r = {.cb.node = cb, .ctx = ctx};
-    return list(s, HQ_Q_HQ_NODE_LIST, st, node_row, &r, "list nodes", err);
+    return list_text(impl, HQ_Q_HQ_NODE_LIST, NULL, NULL, node_row, &r, "list nodes", err);
 }
 
 /* ---- transactions ---- */
@@ -671,14 +674,8 @@ static int record_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
 static int sq_records_list(void *impl, const char *node, const char *entity, hq_record_fn cb,
                            void *ctx, struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECORDS_LIST, "list records", err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, node);
-    bind_text(st, 2, entity);
     struct rows r = {.cb.record = cb, .ctx = ctx};
-    return list(s, HQ_Q_HQ_RECORDS_LIST, st, record_row, &r, "list records", err);
+    return list_text(impl, HQ_Q_HQ_RECORDS_LIST, node, entity, record_row, &r, "list records", err);
 }
 
 static int count_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
@@ -692,14 +689,9 @@ static int count_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
 static int sq_records_count(void *impl, const char *node, const char *entity, hq_count_fn cb,
                             void *ctx, struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECORDS_COUNT, "count records", err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, node);
-    bind_text(st, 2, entity);
     struct rows r = {.cb.count = cb, .ctx = ctx};
-    return list(s, HQ_Q_HQ_RECORDS_COUNT, st, count_row, &r, "count records", err);
+    return list_text(impl, HQ_Q_HQ_RECORDS_COUNT, node, entity, count_row, &r, "count records",
+                     err);
 }
 
 static int receipt_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
@@ -714,13 +706,9 @@ static int receipt_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
 static int sq_receipts_list(void *impl, const char *node, hq_receipt_fn cb, void *ctx,
                             struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECEIPTS_LIST, "list receipts", err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, node);
     struct rows r = {.cb.receipt = cb, .ctx = ctx};
-    return list(s, HQ_Q_HQ_RECEIPTS_LIST, st, receipt_row, &r, "list receipts", err);
+    return list_text(impl, HQ_Q_HQ_RECEIPTS_LIST, node, NULL, receipt_row, &r, "list receipts",
+                     err);
 }
 
 static int set_aside_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
@@ -741,13 +729,9 @@ static int set_aside_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
 static int sq_set_aside_list(void *impl, const char *node, hq_set_aside_fn cb, void *ctx,
                              struct op_error *err)
 {
-    struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_SET_ASIDE_LIST, "list set-aside records", err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, node);
     struct rows r = {.cb.set_aside = cb, .ctx = ctx};
-    return list(s, HQ_Q_HQ_SET_ASIDE_LIST, st, set_aside_row, &r, "list set-aside records", err);
+    return list_text(impl, HQ_Q_HQ_SET_ASIDE_LIST, node, NULL, set_aside_row, &r,
+                     "list set-aside records", err);
 }
 
 static int sq_totals(void *impl, struct hq_totals *out, struct op_error *err)
@@ -859,13 +843,9 @@ static int sq_mailbox_policy_get(void *impl, const char *node, const char *hash,
                                  void *ctx, struct op_error *err)
 {
     struct sq *s = impl;
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_MAILBOX_POLICY, "find a posted policy", err);
-    if (!st)
-        return err ? err->code : -EIO;
-    bind_text(st, 1, node);
-    bind_text(st, 2, hash);
     struct rows r = {.cb.mailbox = cb, .ctx = ctx};
-    int rc = list(s, HQ_Q_HQ_MAILBOX_POLICY, st, mailbox_row, &r, "find a posted policy", err);
+    int rc = list_text(s, HQ_Q_HQ_MAILBOX_POLICY, node, hash, mailbox_row, &r,
+                       "find a posted policy", err);
     if (rc == 0 && !r.seen)
         return op_error_set(err, -ENOENT, "policy_hash",
                             "HQ posted no policy with hash %.64s to node %s", hash, node);

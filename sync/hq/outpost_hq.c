@@ -136,6 +136,35 @@ static int open_store(const char *cmd, struct opts *o, struct hq_store *st)
     return 0;
 }
 
+/* Opens the store, runs fn on it and closes it again: the command's exit
+ * code (a store error is reported naming cmd). */
+typedef int (*store_fn)(struct hq_store *st, void *ctx, struct op_error *err);
+static int with_store(const char *cmd, struct opts *o, store_fn fn, void *ctx)
+{
+    struct hq_store st;
+    int rc = open_store(cmd, o, &st);
+    if (rc)
+        return rc;
+    struct op_error err;
+    op_error_clear(&err);
+    rc = fn(&st, ctx, &err);
+    hq_store_close(&st);
+    return rc < 0 ? failed(cmd, rc, &err) : EXIT_OK_;
+}
+
+/* Prints j (taken) as one compact line of JSON; -ENOMEM when j is NULL or
+ * cannot be written out. */
+static int print_json_line(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!s)
+        return -ENOMEM;
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
 /* ---- node add / revoke ---- */
 
 static int node_add(struct opts *o, int argc, char **argv)
@@ -233,14 +262,9 @@ static int node_add(struct opts *o, int argc, char **argv)
                       c.node_id, "region", c.region, "token", c.token, "hq_key", key);
         if (j && c.hq_url[0])
             json_object_set_new(j, "hq_url", json_string(c.hq_url));
-        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(j);
-        if (!s) {
+        if (print_json_line(j) < 0) {
             fprintf(stderr, "outpost-hq %s: out of memory printing the credentials\n", cmd);
             code = EXIT_FAIL;
-        } else {
-            printf("%s\n", s);
-            free(s);
         }
         explicit_bzero(key, sizeof key);
     }
@@ -250,21 +274,19 @@ done:
     return code;
 }
 
+static int revoke_node(struct hq_store *st, void *name, struct op_error *err)
+{
+    return st->ops->node_revoke(st->impl, name, now_ms(), err);
+}
+
 static int node_revoke(struct opts *o, int argc, char **argv)
 {
     const char *cmd = "node revoke";
     if (argc != 1 || argv[0][0] == '-')
         return usage_error(cmd, "expected exactly one node NAME");
-    struct hq_store st;
-    int rc;
-    if ((rc = open_store(cmd, o, &st)))
-        return rc;
-    struct op_error err;
-    op_error_clear(&err);
-    rc = st.ops->node_revoke(st.impl, argv[0], now_ms(), &err);
-    hq_store_close(&st);
-    if (rc < 0)
-        return failed(cmd, rc, &err);
+    int code = with_store(cmd, o, revoke_node, argv[0]);
+    if (code != EXIT_OK_)
+        return code;
     fprintf(stderr, "outpost-hq: node %s revoked: its token is refused from now on\n", argv[0]);
     return EXIT_OK_;
 }
@@ -329,13 +351,7 @@ static int print_node(void *ctx, const struct hq_node *n)
                       backlog >= 0 ? json_integer(backlog) : json_null(), "rejected",
                       (json_int_t)n->segments_rejected, "refused", (json_int_t)n->segments_refused,
                       "set_aside", (json_int_t)n->set_aside, "last_refusal", n->last_refusal);
-        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(j);
-        if (!s)
-            return -ENOMEM;
-        printf("%s\n", s);
-        free(s);
-        return 0;
+        return print_json_line(j);
     }
     char last[24], lags[24], bl[24];
     if (n->has_last_segment)
@@ -357,6 +373,16 @@ static int print_node(void *ctx, const struct hq_node *n)
     return 0;
 }
 
+static int list_nodes(struct hq_store *st, void *ctx, struct op_error *err)
+{
+    struct nodes_ctx *c = ctx;
+    if (!c->json)
+        printf("%-20s %-7s %-8s %-21s %8s %8s %8s %7s %8s %7s %9s\n", "NAME", "REGION", "STATUS",
+               "LAST CONTACT", "APPLIED", "LAST", "LAG", "BACKLOG", "REJECTED", "REFUSED",
+               "SET-ASIDE");
+    return st->ops->node_list(st->impl, print_node, c, err);
+}
+
 static int nodes_cmd(struct opts *o, int argc, char **argv)
 {
     const char *cmd = "nodes";
@@ -367,25 +393,14 @@ static int nodes_cmd(struct opts *o, int argc, char **argv)
         else
             return usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
-    struct hq_store st;
-    int rc;
-    if ((rc = open_store(cmd, o, &st)))
-        return rc;
-    if (!c.json)
-        printf("%-20s %-7s %-8s %-21s %8s %8s %8s %7s %8s %7s %9s\n", "NAME", "REGION", "STATUS",
-               "LAST CONTACT", "APPLIED", "LAST", "LAG", "BACKLOG", "REJECTED", "REFUSED",
-               "SET-ASIDE");
-    struct op_error err;
-    op_error_clear(&err);
-    rc = st.ops->node_list(st.impl, print_node, &c, &err);
-    hq_store_close(&st);
-    return rc < 0 ? failed(cmd, rc, &err) : EXIT_OK_;
+    return with_store(cmd, o, list_nodes, &c);
 }
 
 /* ---- records ---- */
 
 struct records_ctx {
-    int json;
+    const char *node, *entity;
+    int json, count;
     uint64_t total;
 };
 
@@ -400,13 +415,7 @@ static int print_record(void *ctx, const struct hq_record_row *r)
     json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "node", r->node, "entity", r->entity,
                           "id", r->id, "version", (json_int_t)r->version, "op", r->op, "record",
                           rec ? rec : json_null());
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(j);
-    if (!s)
-        return -ENOMEM;
-    printf("%s\n", s);
-    free(s);
-    return 0;
+    return print_json_line(j);
 }
 
 static int print_count(void *ctx, const char *entity, uint64_t count)
@@ -415,6 +424,17 @@ static int print_count(void *ctx, const char *entity, uint64_t count)
     printf("%s %" PRIu64 "\n", entity, count);
     c->total += count;
     return 0;
+}
+
+static int list_records(struct hq_store *st, void *ctx, struct op_error *err)
+{
+    struct records_ctx *c = ctx;
+    if (!c->count)
+        return st->ops->records_list(st->impl, c->node, c->entity, print_record, c, err);
+    int rc = st->ops->records_count(st->impl, c->node, c->entity, print_count, c, err);
+    if (rc == 0)
+        printf("total %" PRIu64 "\n", c->total);
+    return rc;
 }
 
 static int records_cmd(struct opts *o, int argc, char **argv)
@@ -446,22 +466,8 @@ static int records_cmd(struct opts *o, int argc, char **argv)
         }
         entity = e->name;
     }
-    struct hq_store st;
-    int rc;
-    if ((rc = open_store(cmd, o, &st)))
-        return rc;
-    struct records_ctx c = {.json = json};
-    struct op_error err;
-    op_error_clear(&err);
-    if (count) {
-        rc = st.ops->records_count(st.impl, node, entity, print_count, &c, &err);
-        if (rc == 0)
-            printf("total %" PRIu64 "\n", c.total);
-    } else {
-        rc = st.ops->records_list(st.impl, node, entity, print_record, &c, &err);
-    }
-    hq_store_close(&st);
-    return rc < 0 ? failed(cmd, rc, &err) : EXIT_OK_;
+    struct records_ctx c = {.node = node, .entity = entity, .json = json, .count = count};
+    return with_store(cmd, o, list_records, &c);
 }
 
 /* ---- receipts, set-aside ---- */
@@ -478,19 +484,27 @@ static int print_receipt(void *ctx, const struct hq_receipt *r)
             (json_int_t)r->to_urgent, "ordinary", (json_int_t)r->to_ordinary, "records",
             (json_int_t)r->records, "applied", (json_int_t)r->applied, "set_aside",
             (json_int_t)r->set_aside, "reason", r->reason, "received_at", at);
-        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(j);
-        if (!s)
-            return -ENOMEM;
-        printf("%s\n", s);
-        free(s);
-        return 0;
+        return print_json_line(j);
     }
     printf("%" PRIu64 "\t%s\t%s\tto %" PRIu64 "/%" PRIu64 "\t%" PRIu64 " records, %" PRIu64
            " changed, %" PRIu64 " set aside%s%s\n",
            r->segment, hq_receipt_status_name(r->status), at, r->to_urgent, r->to_ordinary,
            r->records, r->applied, r->set_aside, r->reason[0] ? "\t" : "", r->reason);
     return 0;
+}
+
+struct receipts_ctx {
+    const char *node;
+    int json;
+};
+
+/* A node's receipts; an unknown node is -ENOENT, not an empty list. */
+static int list_receipts(struct hq_store *st, void *ctx, struct op_error *err)
+{
+    struct receipts_ctx *c = ctx;
+    struct hq_node n;
+    int rc = st->ops->node_get(st->impl, c->node, &n, err);
+    return rc < 0 ? rc : st->ops->receipts_list(st->impl, c->node, print_receipt, &c->json, err);
 }
 
 static int receipts_cmd(struct opts *o, int argc, char **argv)
@@ -508,18 +522,8 @@ static int receipts_cmd(struct opts *o, int argc, char **argv)
     }
     if (!node)
         return usage_error(cmd, "expected a node NAME");
-    struct hq_store st;
-    int rc;
-    if ((rc = open_store(cmd, o, &st)))
-        return rc;
-    struct op_error err;
-    op_error_clear(&err);
-    struct hq_node n;
-    rc = st.ops->node_get(st.impl, node, &n, &err);
-    if (rc == 0)
-        rc = st.ops->receipts_list(st.impl, node, print_receipt, &json, &err);
-    hq_store_close(&st);
-    return rc < 0 ? failed(cmd, rc, &err) : EXIT_OK_;
+    struct receipts_ctx c = {node, json};
+    return with_store(cmd, o, list_receipts, &c);
 }
 
 static int print_set_aside(void *ctx, const struct hq_set_aside_row *r)
@@ -528,6 +532,11 @@ static int print_set_aside(void *ctx, const struct hq_set_aside_row *r)
     printf("%s\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\t%s\n", r->node, r->segment, r->line, r->entity,
            r->id[0] ? r->id : "-", r->reason);
     return 0;
+}
+
+static int list_set_aside(struct hq_store *st, void *node, struct op_error *err)
+{
+    return st->ops->set_aside_list(st->impl, node, print_set_aside, NULL, err);
 }
 
 static int set_aside_cmd(struct opts *o, int argc, char **argv)
@@ -540,15 +549,7 @@ static int set_aside_cmd(struct opts *o, int argc, char **argv)
         else
             return usage_error(cmd, "unexpected argument '%s'", argv[i]);
     }
-    struct hq_store st;
-    int rc;
-    if ((rc = open_store(cmd, o, &st)))
-        return rc;
-    struct op_error err;
-    op_error_clear(&err);
-    rc = st.ops->set_aside_list(st.impl, node, print_set_aside, NULL, &err);
-    hq_store_close(&st);
-    return rc < 0 ? failed(cmd, rc, &err) : EXIT_OK_;
+    return with_store(cmd, o, list_set_aside, (void *)node);
 }
 
 /* ---- mailbox ---- */

@@ -109,11 +109,26 @@ sqlite3_stmt *sql_get(struct sql_cache *c, unsigned id, struct op_error *err)
     return st;
 }
 
+int sql_get_st(struct sql_cache *c, unsigned id, sqlite3_stmt **out, struct op_error *err)
+{
+    struct op_error local;
+    struct op_error *e = err ? err : &local;
+    op_error_clear(&local);
+    sqlite3_stmt *st = sql_get(c, id, e);
+    if (!st)
+        return e->code ? e->code : -EIO;
+    *out = st;
+    return 0;
+}
+
 int sql_cache_prepare_all(struct sql_cache *c, struct op_error *err)
 {
-    for (unsigned i = 0; i < c->q->count; i++)
-        if (!sql_get(c, i, err))
-            return err && err->code ? err->code : -EIO;
+    sqlite3_stmt *st;
+    for (unsigned i = 0; i < c->q->count; i++) {
+        int rc = sql_get_st(c, i, &st, err);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -134,13 +149,15 @@ int sql_run(struct sql_cache *c, unsigned id, sqlite3_stmt *st, struct op_error 
 
 int sql_exec(struct sql_cache *c, unsigned id, struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(c, id, err);
-    if (!st)
-        return err && err->code ? err->code : -EIO;
-    return sql_run(c, id, st, err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, id, &st, err);
+    return rc < 0 ? rc : sql_run(c, id, st, err);
 }
 
-int sql_step(struct sql_cache *c, unsigned id, sqlite3_stmt *st, struct op_error *err)
+/* Steps st once; an error fills err as "<what>: <message>", or with the
+ * name of query id when what is NULL. */
+static int step1(struct sql_cache *c, unsigned id, sqlite3_stmt *st, const char *what,
+                 struct op_error *err)
 {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -149,9 +166,27 @@ int sql_step(struct sql_cache *c, unsigned id, sqlite3_stmt *st, struct op_error
         sqlite3_reset(st);
         return 0;
     }
-    int code = query_fail(c, id, rc, err);
+    int code = what ? sql_fail(c->db, rc, what, err) : query_fail(c, id, rc, err);
     sqlite3_reset(st);
     return code;
+}
+
+int sql_step(struct sql_cache *c, unsigned id, sqlite3_stmt *st, struct op_error *err)
+{
+    return step1(c, id, st, NULL, err);
+}
+
+int sql_run_what(struct sql_cache *c, sqlite3_stmt *st, const char *what, struct op_error *err)
+{
+    int rc;
+    while ((rc = step1(c, 0, st, what, err)) == 1)
+        ;
+    return rc;
+}
+
+int sql_step_what(struct sql_cache *c, sqlite3_stmt *st, const char *what, struct op_error *err)
+{
+    return step1(c, 0, st, what, err);
 }
 
 int sql_each(struct sql_cache *c, unsigned id, sqlite3_stmt *st, sql_row_fn row, void *ctx,

@@ -70,6 +70,10 @@ int sql_cache_prepare_all(struct sql_cache *c, struct op_error *err);
  * err set (the query's name and SQLite's message). */
 sqlite3_stmt *sql_get(struct sql_cache *c, unsigned id, struct op_error *err);
 
+/* sql_get returning an errno: 0 with *out set, or a negative errno with
+ * err filled (also when err is NULL, the code comes back). */
+int sql_get_st(struct sql_cache *c, unsigned id, sqlite3_stmt **out, struct op_error *err);
+
 /* The name of query `id` ("store.store_contact_get"), for messages. */
 const char *sql_name(const struct sql_cache *c, unsigned id, char *buf, size_t len);
 
@@ -83,6 +87,13 @@ int sql_exec(struct sql_cache *c, unsigned id, struct op_error *err);
 /* Steps `st` (from sql_get(c, id)) to SQLITE_ROW. Returns 1 with a row to
  * read, 0 at the end (the statement is then reset), or a negative errno. */
 int sql_step(struct sql_cache *c, unsigned id, sqlite3_stmt *st, struct op_error *err);
+
+/* sql_run and sql_step for callers whose message says what the step was
+ * for: err reads "<what>: <SQLite's message>" instead of naming the query.
+ * sql_run_what returns 0 (not a count) or a negative errno; sql_step_what
+ * returns as sql_step does. Both reset `st` as their twins do. */
+int sql_run_what(struct sql_cache *c, sqlite3_stmt *st, const char *what, struct op_error *err);
+int sql_step_what(struct sql_cache *c, sqlite3_stmt *st, const char *what, struct op_error *err);
 
 /* The row loop: calls row(st, ctx) for each row of `st` (from
  * sql_get(c, id)). row returns 0 to go on, > 0 to stop early (sql_each

@@ -56,6 +56,24 @@ static int digits(const char *s, int n, int *out)
     return 0;
 }
 
+/* Milliseconds since 1970 of a UTC date and time, or -1 when a field is
+ * out of range or the time is before 1970. */
+static int64_t utc_ms(int y, int mo, int d, int h, int mi, int se, int ms)
+{
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return -1;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = se};
+    time_t t = timegm(&tm);
+    if (t < 0)
+        return -1;
+    return (int64_t)t * 1000 + ms;
+}
+
 int timefmt_parse_iso_ms(const char *s, int64_t *out)
 {
     int y, mo, d, h, mi, se, ms;
@@ -66,21 +84,47 @@ int timefmt_parse_iso_ms(const char *s, int64_t *out)
         digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) || digits(s + 17, 2, &se) ||
         digits(s + 20, 3, &ms))
         return -EINVAL;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    if (y < 1970)
         return -EINVAL;
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = se};
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
+    int64_t v = utc_ms(y, mo, d, h, mi, se, ms);
+    if (v < 0)
         return -EINVAL;
-    int64_t v = (int64_t)t * 1000 + ms;
     /* round trip: refuses 31 February and friends */
     char back[TIMEFMT_ISO_BUF];
     if (timefmt_iso_ms(v, back, sizeof back) != 24 || strcmp(back, s) != 0)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int timefmt_parse_iso(const char *text, int64_t *out)
+{
+    int y, mo, d, h = 0, mi = 0, se = 0, ms = 0;
+    int n = 0;
+    if (sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+        return -EINVAL;
+    const char *p = text + 10;
+    if (*p == 'T') {
+        int m = 0;
+        if (sscanf(p, "T%2d:%2d:%2d%n", &h, &mi, &se, &m) != 3 || m != 9)
+            return -EINVAL;
+        p += m;
+        if (*p == '.') {
+            int frac = 0, digits = 0;
+            for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+                if (digits < 3)
+                    frac = frac * 10 + (*p - '0');
+            for (; digits < 3; digits++)
+                frac *= 10;
+            ms = frac;
+        }
+        if (strcmp(p, "Z"))
+            return -EINVAL;
+    } else if (*p) {
+        return -EINVAL;
+    }
+    int64_t v = utc_ms(y, mo, d, h, mi, se, ms);
+    if (v < 0)
         return -EINVAL;
     *out = v;
     return 0;

@@ -34,4 +34,11 @@ int timefmt_iso_s(int64_t ms, char *out, size_t cap);
  * out of range. *out is written only on success. */
 int timefmt_parse_iso_ms(const char *s, int64_t *out);
 
+/* The forgiving parser for times a user types: "YYYY-MM-DD" (midnight),
+ * "YYYY-MM-DDTHH:MM:SSZ", or that with a fraction of any length (read to
+ * the millisecond). A day past the month's end rolls over as timegm does.
+ * Returns 0, or -EINVAL (also before 1970); *out is written only on
+ * success. */
+int timefmt_parse_iso(const char *text, int64_t *out);
+
 #endif

@@ -81,6 +81,29 @@ static void parse(void)
     }
 }
 
+/* The forgiving form a user types: a date, seconds, any fraction. */
+static void parse_forgiving(void)
+{
+    int64_t ms = 42;
+    CHECK_EQ(timefmt_parse_iso("2026-11-24", &ms), 0);
+    CHECK_EQ(ms, INT64_C(1795478400000));
+    CHECK_EQ(timefmt_parse_iso("2026-11-24T10:00:00Z", &ms), 0);
+    CHECK_EQ(ms, INT64_C(1795514400000));
+    CHECK_EQ(timefmt_parse_iso("2026-11-24T10:00:00.0071Z", &ms), 0);
+    CHECK_EQ(ms, INT64_C(1795514400007));
+    CHECK_EQ(timefmt_parse_iso("2026-11-24T10:00:00.5Z", &ms), 0);
+    CHECK_EQ(ms, INT64_C(1795514400500));
+
+    static const char *bad[] = {
+        "2026-11-24T10:00:00", "2026-11-24T10:00Z", "2026-11-24 10:00:00Z",  "2026-13-01",
+        "1969-12-31",          "yesterday",         "2026-11-24T10:00:00ZZ", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ms = 42;
+        CHECK_EQ(timefmt_parse_iso(bad[i], &ms), -EINVAL);
+        CHECK_EQ(ms, 42); /* untouched */
+    }
+}
+
 static void round_trips(void)
 {
     /* 1970 to 9999, with odd steps to land on every month and leap day */
@@ -98,6 +121,7 @@ int main(void)
     RUN(formats);
     RUN(caps);
     RUN(parse);
+    RUN(parse_forgiving);
     RUN(round_trips);
     return tl_report();
 }

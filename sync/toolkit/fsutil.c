@@ -1,0 +1,38 @@
+/*
+ * Directory steps for durable writes (fsutil.h). Nothing here keeps state;
+ * every descriptor opened is closed before returning.
+ */
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+void fsutil_dir_of(const char *path, char *dir, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, cap, ".");
+    else if (slash == path)
+        snprintf(dir, cap, "/");
+    else
+        snprintf(dir, cap, "%.*s", (int)(slash - path), path);
+}
+
+int fsutil_fsync_dir(const char *dir, struct op_error *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return op_error_set(err, -e, NULL, "cannot open directory %s: %s", dir, strerror(e));
+    }
+    int rc = 0;
+    if (fsync(fd) < 0) {
+        int e = errno;
+        rc = op_error_set(err, -e, NULL, "cannot sync directory %s: %s", dir, strerror(e));
+    }
+    (void)close(fd);
+    return rc;
+}

@@ -1,0 +1,23 @@
+/*
+ * Small file-system steps that durability rests on (STYLE.md, "a state
+ * change is ... a write-fsync-rename-fsync(dir) of a file"): the directory
+ * that holds a path, and the fsync of that directory that makes a create
+ * or rename in it survive a power cut.
+ */
+#ifndef OUTPOST_FSUTIL_H
+#define OUTPOST_FSUTIL_H
+
+#include <stddef.h>
+
+#include "op_error.h"
+
+/* Writes the directory part of path into dir (cap bytes, truncated to
+ * fit): "." when path has no slash, "/" for a name at the root. */
+void fsutil_dir_of(const char *path, char *dir, size_t cap);
+
+/* Opens directory dir and fsyncs it. Returns 0 or a negative errno, with
+ * err (may be NULL) as "cannot open directory DIR: ..." or "cannot sync
+ * directory DIR: ...". */
+int fsutil_fsync_dir(const char *dir, struct op_error *err);
+
+#endif
