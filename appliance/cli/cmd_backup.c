@@ -82,12 +82,8 @@ static int run(const struct cli_call *c)
     }
     /* db_open lets an empty SQLite file through (it could become one);
      * there is nothing of ours to back up in it. */
-    sqlite3_stmt *st = NULL;
     int app_id = 0;
-    if (sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        app_id = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    (void)db_application_id(db, &app_id);
     if (app_id != DB_APPLICATION_ID) {
         fprintf(stderr, "outpost backup: cannot back up %s: not an Outpost database\n", path);
         db_close(db);

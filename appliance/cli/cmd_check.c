@@ -52,15 +52,8 @@ static int run(const struct cli_call *c)
          * loses nothing. One transaction, so a failure leaves the old one. */
         int rrc = db_open(path, 0, &db, &err);
         if (rrc == 0)
-            rrc = db_exec(db,
-                          "BEGIN IMMEDIATE;"
-                          "INSERT INTO contacts_fts (contacts_fts) VALUES ('rebuild');"
-                          "INSERT INTO organizations_fts (organizations_fts) VALUES ('rebuild');"
-                          "COMMIT;",
-                          "cannot rebuild the search index", &err);
+            rrc = check_rebuild_search(db, &err);
         if (rrc < 0) {
-            if (db)
-                (void)db_exec(db, "ROLLBACK", "rollback", NULL);
             db_close(db);
             fprintf(stderr, "outpost check: %s\n", err.msg);
             return CLI_FAIL;

@@ -307,8 +307,7 @@ static int may_go_on(struct imp *im, int rc)
         return 0;
     if (csv_reader_broken(im->r))
         return 0;
-    /* store_db: goes with store_in_transaction */
-    return !sqlite3_get_autocommit(store_db(im->s));
+    return store_in_transaction(im->s);
 }
 
 /* Interprets the `deleted` cell: 1 tombstone, 0 live, -EINVAL bad. */

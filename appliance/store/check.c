@@ -355,3 +355,24 @@ int check_run(sqlite3 *db, check_report_fn report, void *ctx, struct check_resul
     }
     return r.problems;
 }
+
+int check_rebuild_search(sqlite3 *db, struct op_error *err)
+{
+    static const unsigned steps[] = {STORE_Q_CHECK_REBUILD_BEGIN, STORE_Q_CHECK_REBUILD_CONTACTS,
+                                     STORE_Q_CHECK_REBUILD_ORGANIZATIONS,
+                                     STORE_Q_CHECK_REBUILD_COMMIT};
+    struct sql_cache c;
+    int rc = sql_cache_init(&c, db, &store_queries, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0] && rc >= 0; i++) {
+        sqlite3_stmt *st = NULL;
+        rc = sql_get_st(&c, steps[i], &st, err);
+        if (rc == 0)
+            rc = sql_run_what(&c, st, "cannot rebuild the search index", err);
+        if (rc < 0 && i > 0)
+            (void)sql_exec(&c, STORE_Q_CHECK_REBUILD_ROLLBACK, NULL);
+    }
+    sql_cache_close(&c);
+    return rc < 0 ? rc : 0;
+}

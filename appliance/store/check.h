@@ -41,4 +41,10 @@ struct check_result {
 int check_run(sqlite3 *db, check_report_fn report, void *ctx, struct check_result *out,
               struct op_error *err);
 
+/* Builds the search indexes of contacts and organizations again from
+ * their tables, in one IMMEDIATE transaction: all of it or none. `db` is
+ * a writable connection from db_open. Returns 0 or a negative errno, err
+ * saying why. */
+int check_rebuild_search(sqlite3 *db, struct op_error *err);
+
 #endif

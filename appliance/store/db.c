@@ -21,11 +21,6 @@
 
 #define DB_BUSY_TIMEOUT_MS 5000
 
-int db_exec(sqlite3 *db, const char *sql, const char *what, struct op_error *err)
-{
-    return sql_script(db, sql, what, err);
-}
-
 int db_latest_version(void)
 {
     return schema_migration_count;
@@ -53,6 +48,12 @@ static int run_once(sqlite3 *db, unsigned id, int *out, struct op_error *err)
     }
     sql_cache_close(&c);
     return rc;
+}
+
+int db_application_id(sqlite3 *db, int *out)
+{
+    *out = 0;
+    return run_once(db, STORE_Q_DB_APPLICATION_ID, out, NULL);
 }
 
 int db_schema_version(sqlite3 *db, int *out)

@@ -46,8 +46,8 @@ int db_schema_version(sqlite3 *db, int *out);
  * the database is ahead of `target`'s build, or a negative errno. */
 int db_migrate(sqlite3 *db, int target, struct op_error *err);
 
-/* Runs `sql` (no parameters) and maps failure into err with `what` as
- * context. Returns 0 or a negative errno. */
-int db_exec(sqlite3 *db, const char *sql, const char *what, struct op_error *err);
+/* Reads PRAGMA application_id: DB_APPLICATION_ID for an Outpost
+ * database, 0 for an empty SQLite file. */
+int db_application_id(sqlite3 *db, int *out);
 
 #endif

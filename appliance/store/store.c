@@ -481,6 +481,11 @@ sqlite3 *store_db(struct store *s)
     return s->db;
 }
 
+int store_in_transaction(struct store *s)
+{
+    return !sqlite3_get_autocommit(s->db);
+}
+
 int store_queries_bind(struct store *s, struct sql_cache *c, const struct sql_queries *q,
                        struct op_error *err)
 {

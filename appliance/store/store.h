@@ -73,8 +73,16 @@ int store_pseudonym_key(struct store *s, unsigned char out[32], struct op_error 
 const char *store_node_id(const struct store *s);
 const char *store_region(const struct store *s);
 
-/* The underlying connection, for backup and checks. Borrowed. */
+/* The underlying connection, for the store room's own modules and for
+ * tests that look into the database. Everything else reaches the database
+ * through the store's functions or store_queries_bind; the layout lint
+ * refuses store_db elsewhere. Borrowed. */
 sqlite3 *store_db(struct store *s);
+
+/* 1 while a transaction is open on the store's connection, as SQLite sees
+ * it: 0 again once SQLite has rolled one back by itself (a full disk),
+ * even before store_rollback. */
+int store_in_transaction(struct store *s);
 
 /* Binds another module's named queries (sync/toolkit/sql.h) to the
  * store's connection, so that they run in the store's transactions

@@ -12,7 +12,11 @@ schema/), and a room may include headers only from the rooms it stands on
      "stands on") says otherwise than ALLOWED, or README's layout table
      does not name each room, so the maps a maintainer reads always match
      what the check enforces;
-  5. modules include each other, directly or round a longer loop
+  5. SQL is reached another way than the one (docs/ARCHITECTURE.md, "One
+     way into each database"): sqlite3_prepare or sqlite3_exec outside
+     sync/toolkit/sql.c, store_db() outside the store room, or SQL text in
+     a C string literal (it belongs in a room's sql/*.sql file);
+  6. modules include each other, directly or round a longer loop
      (module A.c or A.h includes B.h, and B's files lead back to A.h;
      A_int.h, a module's internal header, is part of A).
 `check_layout.py selftest` copies the tree, breaks each rule in turn and
@@ -46,6 +50,14 @@ ALLOWED = {
 # (None: the build root's, which any room may include).
 GENERATED = {'outpost_config.h': None}
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+# the one gate to SQLite, and what only it may call
+SQL_GATE = 'sync/toolkit/sql.c'
+SQL_CALL_RE = re.compile(r'\b(sqlite3_prepare\w*|sqlite3_exec)\s*\(')
+STORE_DB_RE = re.compile(r'\bstore_db\s*\(')
+SQL_TEXT_RE = re.compile(r'"\s*(SELECT\s|INSERT\s+(OR\s+\w+\s+)?INTO\s|UPDATE\s+\w+\s+SET\s|'
+                         r'DELETE\s+FROM\s|CREATE\s+(TABLE|INDEX|TRIGGER|VIEW|UNIQUE)\s|'
+                         r'DROP\s+\w+\s|PRAGMA\s|BEGIN(\s+IMMEDIATE)?\s*;?"|COMMIT\s*;?"|'
+                         r'ROLLBACK\s*;?"|SAVEPOINT\s|RELEASE\s)')
 
 
 def sources(root):
@@ -148,6 +160,17 @@ def check(root):
         with open(os.path.join(root, f), encoding='utf-8', errors='replace') as fh:
             text = strip_comments(fh.read())
         me = module_of(f)
+        if f.endswith('.c') or f.endswith('.h'):
+            for n, line in enumerate(text.split('\n'), start=1):
+                if f != SQL_GATE and SQL_CALL_RE.search(line):
+                    problems.append(f'{f}:{n}: calls SQLite with SQL text; run a named query '
+                                    f'through sql.h instead')
+                if room != 'appliance/store' and STORE_DB_RE.search(line):
+                    problems.append(f'{f}:{n}: store_db() outside the store; bind the room\'s '
+                                    'queries with store_queries_bind or call a store function')
+                if SQL_TEXT_RE.search(line):
+                    problems.append(f'{f}:{n}: SQL text in C; put it in the room\'s sql/*.sql '
+                                    'as a named query')
         for m in INCLUDE_RE.finditer(text):
             name = m.group(1)
             line = text.count('\n', 0, m.start()) + 1
@@ -231,6 +254,12 @@ def selftest(root):
            '\n| `appliance/io` | `io` | toolkit, core, store, api | x |\n')
     expect('README naming a folder that is not a room', 'README.md',
            '\n| `appliance/misc/` | x |\n')
+    expect('SQL prepared outside the gate', 'appliance/api/api.c',
+           'static void f(sqlite3 *d) { sqlite3_exec(d, 0, 0, 0, 0); }\n')
+    expect('the raw connection taken outside the store', 'appliance/uplink/outbox.c',
+           'static void *g(struct store *s) { return store_db(s); }\n')
+    expect('SQL text in a C file', 'sync/hq/hq_apply.c',
+           'static const char *q = "SELECT body FROM records WHERE id = ?1";\n')
     expect('a loop of three (policy -> segment -> egress -> policy)', 'sync/core/policy.c',
            '#include "segment.h"\n')
     if found('appliance/store/store.c', '/* #include "api.h" */\n// #include "api.h"\n'):

@@ -24,3 +24,18 @@ SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1;
 -- name: search_index_{table}
 -- each table: contacts organizations
 INSERT INTO {table}_fts ({table}_fts, rank) VALUES ('integrity-check', 1);
+
+-- `outpost check --rebuild-search`: the search index built again from its
+-- content tables, in one transaction (check_rebuild_search).
+-- name: rebuild_begin
+BEGIN IMMEDIATE;
+
+-- name: rebuild_{table}
+-- each table: contacts organizations
+INSERT INTO {table}_fts ({table}_fts) VALUES ('rebuild');
+
+-- name: rebuild_commit
+COMMIT;
+
+-- name: rebuild_rollback
+ROLLBACK;

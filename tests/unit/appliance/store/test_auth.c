@@ -312,9 +312,11 @@ static void disabled_users(void)
     CHECK_EQ(login(&f, "ana", "correct horse battery", tok, &err), 0);
     CHECK_EQ(lookup(&f, api, &u), 0); /* the API token works again */
     CHECK_EQ(u.via_api_token, 1);
-    CHECK_EQ(db_exec(store_db(f.s), "UPDATE users SET disabled = 1", "test", &err), 0);
+    CHECK_EQ(sqlite3_exec(store_db(f.s), "UPDATE users SET disabled = 1", NULL, NULL, NULL), 0);
     CHECK_EQ(lookup(&f, tok, &u), -EACCES);
-    CHECK_EQ(db_exec(store_db(f.s), "UPDATE users SET disabled = 0, deleted = 1", "test", &err), 0);
+    CHECK_EQ(
+        sqlite3_exec(store_db(f.s), "UPDATE users SET disabled = 0, deleted = 1", NULL, NULL, NULL),
+        0);
     CHECK_EQ(lookup(&f, tok, &u), -EACCES); /* tombstoned user */
     close_fixture(&f);
 }
