@@ -84,10 +84,6 @@ int cli_fail_by(const char *cmd, int rc, const struct op_error *err,
 /* Prints "outpost CMD: <formatted>" to stderr and returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The directory part of path: "." when it has none, "/" for a file in
- * the root. */
-void cli_dir_of(const char *path, char *dir, size_t cap);
-
 /* Parses a whole decimal number in [min, max]; returns 0 or -EINVAL. */
 int cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "node_cert.h"
 
 static void usage(FILE *out)
@@ -73,7 +74,7 @@ static int create(const char *dir, const char *hosts_list, int days)
 static int create_beside(const char *db_path, const char *hosts, int days)
 {
     char dbdir[PATH_MAX];
-    cli_dir_of(db_path, dbdir, sizeof dbdir);
+    fsutil_dir_of(db_path, dbdir, sizeof dbdir);
     return create(dbdir, hosts, days);
 }
 

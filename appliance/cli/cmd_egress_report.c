@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "fsutil.h"
 #include "egress.h"
 #include "node_policy.h"
 #include "policy.h"
@@ -238,18 +239,6 @@ static void print_entity(const struct entity_report *er)
         print_row(w);
 }
 
-static int fsync_dir_of(const char *path)
-{
-    char dir[PATH_MAX];
-    cli_dir_of(path, dir, sizeof dir);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 /* Loads the policy to apply, by the node's one precedence (node_policy.h:
  * --policy, $OUTPOST_POLICY, a policy HQ sent through the mailbox, the
  * region's profile), so the report shows what sync would send; prints why
@@ -374,12 +363,11 @@ static int run(const struct cli_call *c)
             goto done;
         }
         tmp[0] = '\0';
-        rc = fsync_dir_of(output);
-        if (rc < 0) {
-            op_error_set(&r.err, rc, NULL, "cannot sync the directory of %s: %s", output,
-                         strerror(-rc));
+        char dir[PATH_MAX];
+        fsutil_dir_of(output, dir, sizeof dir);
+        rc = fsutil_fsync_dir(dir, &r.err);
+        if (rc < 0)
             goto done;
-        }
     }
 
     struct egress_counts total = {0};

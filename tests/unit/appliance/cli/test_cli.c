@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "testlib.h"
 
 struct args {
@@ -229,11 +230,11 @@ static void test_exit_rules(void)
 static void test_dir_of(void)
 {
     char d[64];
-    cli_dir_of("node.db", d, sizeof d);
+    fsutil_dir_of("node.db", d, sizeof d);
     CHECK_STR(d, ".");
-    cli_dir_of("/node.db", d, sizeof d);
+    fsutil_dir_of("/node.db", d, sizeof d);
     CHECK_STR(d, "/");
-    cli_dir_of("/var/lib/outpost/node.db", d, sizeof d);
+    fsutil_dir_of("/var/lib/outpost/node.db", d, sizeof d);
     CHECK_STR(d, "/var/lib/outpost");
 }
 
