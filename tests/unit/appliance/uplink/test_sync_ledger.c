@@ -544,34 +544,32 @@ static int store_msgs(struct sync_ledger *l, json_t *msgs, int *changed, struct 
     return rc;
 }
 
+/* The text in the first column of the first row of sql, or "" when there is none. */
+static const char *first_text(const char *sql, char *buf, size_t size)
+{
+    sqlite3_stmt *q;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+        snprintf(buf, size, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    return buf;
+}
+
 static const char *mailbox_states(void)
 {
     static char buf[512];
-    sqlite3_stmt *q;
-    buf[0] = '\0';
-    if (sqlite3_prepare_v2(store_db(st),
-                           "SELECT group_concat(seq || ':' || status, ',') FROM "
-                           "(SELECT * FROM mailbox ORDER BY seq)",
-                           -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
-        snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    return buf;
+    return first_text("SELECT group_concat(seq || ':' || status, ',') FROM "
+                      "(SELECT * FROM mailbox ORDER BY seq)",
+                      buf, sizeof buf);
 }
 
 static const char *ledger_rows(void)
 {
     static char buf[1024];
-    sqlite3_stmt *q;
-    buf[0] = '\0';
-    if (sqlite3_prepare_v2(store_db(st),
-                           "SELECT group_concat(kind || ':' || actor || ':' || mailbox_seq, ',') "
-                           "FROM (SELECT * FROM policy_ledger ORDER BY id)",
-                           -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
-        snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    return buf;
+    return first_text("SELECT group_concat(kind || ':' || actor || ':' || mailbox_seq, ',') "
+                      "FROM (SELECT * FROM policy_ledger ORDER BY id)",
+                      buf, sizeof buf);
 }
 
 static int same_file(const char *path, const char *text)
