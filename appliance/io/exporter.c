@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "csv_writer.h"
+#include "fsutil.h"
 #include "io_queries.h"
 #include "sql.h"
 #include "vcard.h"
@@ -278,24 +279,6 @@ int exporter_run(struct store *s, FILE *out, const struct exporter_opts *opts, u
     return rc;
 }
 
-static int fsync_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 int exporter_to_file(struct store *s, const char *path, const struct exporter_opts *opts,
                      uint64_t *count, struct op_error *err)
 {
@@ -334,7 +317,7 @@ int exporter_to_file(struct store *s, const char *path, const struct exporter_op
         unlink(tmp);
         return rc;
     }
-    rc = fsync_dir(path);
+    rc = fsutil_fsync_dir_of(path, NULL);
     if (rc < 0)
         return op_error_set(err, rc, NULL, "cannot sync the directory of %s: %s", path,
                             strerror(-rc));

@@ -106,16 +106,22 @@ static int is_space(char c)
     return c == ' ' || c == '\t';
 }
 
+/* Moves *s past leading blanks and returns the length left without trailing ones. */
+static size_t trimmed(const char **s, size_t len)
+{
+    while (len && is_space(**s))
+        (*s)++, len--;
+    while (len && is_space((*s)[len - 1]))
+        len--;
+    return len;
+}
+
 /* The header cell trimmed, lower-cased into buf (custom keys keep case). */
 static int header_name(const struct csv_field *f, char *buf, size_t cap, const char **raw,
                        size_t *rawlen)
 {
     const char *s = f->data;
-    size_t len = f->len;
-    while (len && is_space(*s))
-        s++, len--;
-    while (len && is_space(s[len - 1]))
-        len--;
+    size_t len = trimmed(&s, f->len);
     *raw = s;
     *rawlen = len;
     if (len >= cap)
@@ -174,10 +180,8 @@ static int map_header(struct imp *im)
             c->kind = COL_DELETED;
             snprintf(c->name, sizeof c->name, "deleted");
         } else if (!strncmp(lower, "custom.", 7)) {
-            size_t klen = rawlen - 7;
             const char *key = raw + 7;
-            while (klen && is_space(*key))
-                key++, klen--;
+            size_t klen = trimmed(&key, rawlen - 7);
             if (klen == 0 || klen > IMPORTER_CUSTOM_NAME_MAX) {
                 rc = report(im, -EINVAL, line, i + 1, NULL,
                             "custom column \"%.*s\" needs a NAME of 1 to %d bytes after "
@@ -314,11 +318,7 @@ static int may_go_on(struct imp *im, int rc)
 static int parse_deleted(const struct csv_field *f)
 {
     const char *s = f->data;
-    size_t len = f->len;
-    while (len && is_space(*s))
-        s++, len--;
-    while (len && is_space(s[len - 1]))
-        len--;
+    size_t len = trimmed(&s, f->len);
     if (len == 0 || (len == 5 && !strncasecmp(s, "false", 5)) || (len == 1 && *s == '0') ||
         (len == 2 && !strncasecmp(s, "no", 2)))
         return 0;

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
+
 int64_t ledger_real_clock(void *ctx)
 {
     (void)ctx;
@@ -100,21 +102,11 @@ int ledger_get_segment(struct sql_cache *c, uint64_t no, struct sync_segment *ou
     return rc;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 /* Idempotent: a file already gone is fine. */
 void ledger_unlink_spool(struct sync_ledger *l, const char *path)
 {
     if (path[0] && unlink(path) == 0)
-        (void)fsync_dir(l->spool_dir);
+        (void)fsutil_fsync_dir(l->spool_dir, NULL);
 }
 
 int ledger_set_blocked(struct sync_ledger *l, const char *kind, const char *why,

@@ -21,6 +21,7 @@
 
 #include <sqlite3.h>
 
+#include "fsutil.h"
 #include "node_policy.h"
 #include "policy_diff.h"
 #include "sql.h"
@@ -107,16 +108,6 @@ int policy_change_load_file(const char *path, const char *region, struct policy 
     return rc;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 int policy_change_write_override(const char *db_path, const char *text, size_t len,
                                  struct op_error *err)
 {
@@ -152,14 +143,8 @@ int policy_change_write_override(const char *db_path, const char *text, size_t l
         return op_error_set(err, rc, "policy_file", "cannot write %s: %s", path, strerror(-rc));
     }
     char dir[1024];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    rc = fsync_dir(dir);
+    fsutil_dir_of(path, dir, sizeof dir);
+    rc = fsutil_fsync_dir(dir, NULL);
     if (rc < 0)
         return op_error_set(err, rc, "policy_file", "cannot sync %s: %s", dir, strerror(-rc));
     return 0;

@@ -217,6 +217,23 @@ static struct job *job_new(struct uplink *u, enum job_kind kind, job_then then)
     return j;
 }
 
+/* A job carrying a copy of text: len bytes and the NUL after them. NULL when memory runs out. */
+static struct job *job_new_text(struct uplink *u, enum job_kind kind, job_then then,
+                                const char *text, size_t len)
+{
+    struct job *j = job_new(u, kind, then);
+    if (!j)
+        return NULL;
+    j->text = malloc(len + 1);
+    if (!j->text) {
+        job_free(j);
+        return NULL;
+    }
+    memcpy(j->text, text, len + 1);
+    j->len = len;
+    return j;
+}
+
 static void job_work(uv_work_t *w)
 {
     struct job *j = w->data;
@@ -418,11 +435,7 @@ static void set_waiting(struct uplink *u, const char *fmt, ...)
     va_end(ap);
     if (!strcmp(text, u->waiting))
         return;
-    struct job *j = job_new(u, J_WAITING, NULL);
-    if (j && !(j->text = strdup(text))) {
-        job_free(j);
-        j = NULL;
-    }
+    struct job *j = job_new_text(u, J_WAITING, NULL, text, strlen(text));
     if (queue_job(u, j) == 0)
         snprintf(u->waiting, sizeof u->waiting, "%s", text);
 }
@@ -656,15 +669,9 @@ static int on_created(void *ctx, const char *url)
     if (u->stopping)
         return 0;
     snprintf(u->seg.upload_url, sizeof u->seg.upload_url, "%s", url);
-    struct job *j = job_new(u, J_SET_URL, after_set_url);
-    if (j) {
+    struct job *j = job_new_text(u, J_SET_URL, after_set_url, url, strlen(url));
+    if (j)
         j->no = u->seg.no;
-        j->text = strdup(url);
-        if (!j->text) {
-            job_free(j);
-            j = NULL;
-        }
-    }
     if (queue_job(u, j) < 0) {
         tus_client_cancel(u->tus, "the upload URL could not be recorded");
         return 0;
@@ -908,18 +915,9 @@ static void on_receipt(void *ctx, int status, const char *body, size_t len,
     if (u->stopping || status == -ECANCELED)
         return;
     if (status == 200) {
-        struct job *j = job_new(u, J_RECEIPT, after_receipt);
-        if (j) {
+        struct job *j = job_new_text(u, J_RECEIPT, after_receipt, body, len);
+        if (j)
             j->no = u->seg.no;
-            j->len = len;
-            j->text = malloc(len + 1);
-            if (j->text)
-                memcpy(j->text, body, len + 1);
-            else {
-                job_free(j);
-                j = NULL;
-            }
-        }
         if (queue_job(u, j) < 0)
             cycle_end(u);
         return;
@@ -1028,17 +1026,7 @@ static void on_mailbox(void *ctx, int status, const char *body, size_t len,
         cycle_end(u);
         return;
     }
-    struct job *j = job_new(u, J_MAILBOX, after_mailbox);
-    if (j) {
-        j->len = len;
-        j->text = malloc(len + 1);
-        if (j->text)
-            memcpy(j->text, body, len + 1);
-        else {
-            job_free(j);
-            j = NULL;
-        }
-    }
+    struct job *j = job_new_text(u, J_MAILBOX, after_mailbox, body, len);
     if (queue_job(u, j) < 0)
         cycle_end(u);
 }

@@ -5,6 +5,7 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,4 +36,11 @@ int fsutil_fsync_dir(const char *dir, struct op_error *err)
     }
     (void)close(fd);
     return rc;
+}
+
+int fsutil_fsync_dir_of(const char *path, struct op_error *err)
+{
+    char dir[PATH_MAX];
+    fsutil_dir_of(path, dir, sizeof dir);
+    return fsutil_fsync_dir(dir, err);
 }

@@ -20,4 +20,7 @@ void fsutil_dir_of(const char *path, char *dir, size_t cap);
  * directory DIR: ...". */
 int fsutil_fsync_dir(const char *dir, struct op_error *err);
 
+/* fsutil_fsync_dir of the directory that holds path. */
+int fsutil_fsync_dir_of(const char *path, struct op_error *err);
+
 #endif

@@ -3,8 +3,8 @@
  * initialized for EU-DE in a temporary directory, a spool beside it, test
  * credentials, and a ledger on a clock the test moves. snapshot() prints
  * every table the ledger writes and the spool's files, so a test can show
- * that a refused call changed nothing and an accepted one only what it
- * should.
+ * that a refused call changed nothing (fx_check_unchanged) and an accepted
+ * one only what it should.
  */
 #ifndef OUTPOST_TEST_LEDGER_FIXTURE_H
 #define OUTPOST_TEST_LEDGER_FIXTURE_H
@@ -126,6 +126,16 @@ static inline char *fx_snapshot(void)
         closedir(d);
     }
     return out;
+}
+
+/* Checks that nothing fx_snapshot() shows has changed since `before` (an
+ * earlier fx_snapshot(), freed here). */
+static inline void fx_check_unchanged(char *before)
+{
+    char *after = fx_snapshot();
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
 }
 
 #endif

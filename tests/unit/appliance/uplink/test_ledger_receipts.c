@@ -37,10 +37,18 @@ static void refused(struct sync_ledger *l, uint64_t no, const char *json, size_t
     CHECK_EQ(sync_ledger_apply_receipt(l, no, json, len, &outcome, &err), -EBADMSG);
     CHECK_STR(err.field, field);
     CHECK_EQ(outcome, -1);
-    char *after = fx_snapshot();
-    CHECK_STR(after, before);
-    free(before);
-    free(after);
+    fx_check_unchanged(before);
+}
+
+/* A new database `name` holding one contact, a ledger on it, and the
+ * segment cut from it into *sg. */
+static struct sync_ledger *one_segment(const char *name, struct sync_segment *sg)
+{
+    fx_fresh(name);
+    free(fx_contact("Ada"));
+    struct sync_ledger *l = fx_open(0);
+    *sg = fx_segment(l);
+    return l;
 }
 
 static void test_refused(void)
@@ -76,10 +84,8 @@ static void test_refused(void)
 
 static void test_applied_and_replay(void)
 {
-    fx_fresh("applied");
-    free(fx_contact("Ada"));
-    struct sync_ledger *l = fx_open(0);
-    struct sync_segment sg = fx_segment(l);
+    struct sync_segment sg;
+    struct sync_ledger *l = one_segment("applied", &sg);
     struct op_error err;
     int outcome = -1;
     char *r = receipt(fx_cred.node_id, sg.no, "applied", sg.to_urgent, sg.to_ordinary, 1);
@@ -118,10 +124,8 @@ static void test_applied_and_replay(void)
 
 static void test_rejected(void)
 {
-    fx_fresh("rejected");
-    free(fx_contact("Ada"));
-    struct sync_ledger *l = fx_open(0);
-    struct sync_segment sg = fx_segment(l);
+    struct sync_segment sg;
+    struct sync_ledger *l = one_segment("rejected", &sg);
     struct op_error err;
     int outcome = -1;
     char *r = receipt(fx_cred.node_id, sg.no, "rejected", sg.to_urgent, sg.to_ordinary, 1);
@@ -139,10 +143,7 @@ static void test_rejected(void)
     outcome = -1;
     CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
     CHECK_EQ(outcome, SYNC_SEG_REJECTED);
-    char *after = fx_snapshot();
-    CHECK_STR(after, before);
-    free(before);
-    free(after);
+    fx_check_unchanged(before);
     free(r);
     sync_ledger_close(l);
 }

@@ -17,41 +17,39 @@ static struct outbox_row row(int priority, int64_t seq)
     return r;
 }
 
+/* A segment may stop after rows[0..i], with the cursor at urgent/ordinary. */
+static void stops_at(const struct outbox_row *rows, size_t n, size_t i,
+                     const struct outbox_cursor *from, int64_t urgent, int64_t ordinary)
+{
+    struct outbox_cursor out = {-1, -1};
+    CHECK_EQ(ledger_cursor_after(rows, n, i, from, &out), 1);
+    CHECK_EQ(out.urgent, urgent);
+    CHECK_EQ(out.ordinary, ordinary);
+}
+
 static void test_cursor_after(void)
 {
     struct outbox_cursor from = {0, 0}, out = {-1, -1};
     /* urgent rows first, then ordinary ones */
     struct outbox_row a[] = {row(OUTBOX_URGENT, 3), row(OUTBOX_URGENT, 4), row(OUTBOX_ORDINARY, 2),
                              row(OUTBOX_ORDINARY, 9)};
-    CHECK_EQ(ledger_cursor_after(a, 4, 0, &from, &out), 1);
-    CHECK_EQ(out.urgent, 3);
-    CHECK_EQ(out.ordinary, 0);
-    CHECK_EQ(ledger_cursor_after(a, 4, 1, &from, &out), 1);
-    CHECK_EQ(out.urgent, 4);
-    CHECK_EQ(out.ordinary, 0);
-    CHECK_EQ(ledger_cursor_after(a, 4, 2, &from, &out), 1);
-    CHECK_EQ(out.urgent, 4);
-    CHECK_EQ(out.ordinary, 2);
-    CHECK_EQ(ledger_cursor_after(a, 4, 3, &from, &out), 1);
-    CHECK_EQ(out.ordinary, 9);
+    stops_at(a, 4, 0, &from, 3, 0);
+    stops_at(a, 4, 1, &from, 4, 0);
+    stops_at(a, 4, 2, &from, 4, 2);
+    stops_at(a, 4, 3, &from, 4, 9);
 
     /* the urgent lane holds two priorities: stopping after seq 7 would
      * skip seq 5 of the same lane, so it may not stop there */
     struct outbox_row b[] = {row(0, 7), row(1, 5), row(OUTBOX_ORDINARY, 1)};
-    out.urgent = out.ordinary = -1;
     CHECK_EQ(ledger_cursor_after(b, 3, 0, &from, &out), 0);
     CHECK_EQ(out.urgent, -1); /* untouched */
     CHECK_EQ(out.ordinary, -1);
-    CHECK_EQ(ledger_cursor_after(b, 3, 1, &from, &out), 1);
-    CHECK_EQ(out.urgent, 7);
-    CHECK_EQ(out.ordinary, 0);
+    stops_at(b, 3, 1, &from, 7, 0);
 
     /* the cursor starts where the segment starts */
     struct outbox_cursor mid = {10, 20};
     struct outbox_row c[] = {row(OUTBOX_ORDINARY, 21), row(OUTBOX_ORDINARY, 22)};
-    CHECK_EQ(ledger_cursor_after(c, 2, 0, &mid, &out), 1);
-    CHECK_EQ(out.urgent, 10);
-    CHECK_EQ(out.ordinary, 21);
+    stops_at(c, 2, 0, &mid, 10, 21);
     /* in place, as the segmenter calls it */
     CHECK_EQ(ledger_cursor_after(c, 2, 1, &mid, &mid), 1);
     CHECK_EQ(mid.urgent, 10);
@@ -88,10 +86,7 @@ static void test_cut(void)
     made = -1;
     CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
     CHECK_EQ(made, 0);
-    char *after = fx_snapshot();
-    CHECK_STR(after, before);
-    free(before);
-    free(after);
+    fx_check_unchanged(before);
     sync_ledger_close(l);
 
     for (int i = 0; i < 600; i++) {

@@ -64,6 +64,15 @@ static char *add_contact(const char *name, int restricted)
     return id;
 }
 
+/* A new database `name` holding one contact, Ada, and a ledger on it
+ * with spool cap `cap` (0 for the default). */
+static struct sync_ledger *ledger_with_ada(const char *name, uint64_t cap)
+{
+    fresh(name);
+    free(add_contact("Ada", 0));
+    return open_ledger(0, cap);
+}
+
 static int64_t depth(void)
 {
     int64_t d = -1, oldest = 0;
@@ -187,9 +196,7 @@ static void test_ack_and_replay(void)
 
 static void test_bad_receipts(void)
 {
-    fresh("bad");
-    free(add_contact("Ada", 0));
-    struct sync_ledger *l = open_ledger(0, 0);
+    struct sync_ledger *l = ledger_with_ada("bad", 0);
     struct op_error err;
     struct sync_segment sg;
     int made = 0, outcome = -1;
@@ -233,9 +240,7 @@ static void write_file(const char *path, const char *data, size_t len)
 
 static void test_rejected_blocks(void)
 {
-    fresh("rej");
-    free(add_contact("Ada", 0));
-    struct sync_ledger *l = open_ledger(0, 0);
+    struct sync_ledger *l = ledger_with_ada("rej", 0);
     struct op_error err;
     struct sync_segment sg, s2;
     int made = 0, outcome = -1, found = 0;
@@ -289,9 +294,7 @@ static void test_rejected_blocks(void)
 
 static void test_reconcile(void)
 {
-    fresh("rec");
-    free(add_contact("Ada", 0));
-    struct sync_ledger *l = open_ledger(0, 0);
+    struct sync_ledger *l = ledger_with_ada("rec", 0);
     struct op_error err;
     struct sync_segment s1, s2, s3;
     int made = 0;
@@ -348,9 +351,7 @@ static void test_reconcile(void)
 
 static void test_spool_cap(void)
 {
-    fresh("cap");
-    free(add_contact("Ada", 0));
-    struct sync_ledger *l = open_ledger(0, 1);
+    struct sync_ledger *l = ledger_with_ada("cap", 1);
     struct op_error err;
     struct sync_segment sg;
     int made = 0;
@@ -544,34 +545,32 @@ static int store_msgs(struct sync_ledger *l, json_t *msgs, int *changed, struct 
     return rc;
 }
 
+/* The text in the first column of the first row of sql, or "" when there is none. */
+static const char *first_text(const char *sql, char *buf, size_t size)
+{
+    sqlite3_stmt *q;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(store_db(st), sql, -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+        snprintf(buf, size, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    return buf;
+}
+
 static const char *mailbox_states(void)
 {
     static char buf[512];
-    sqlite3_stmt *q;
-    buf[0] = '\0';
-    if (sqlite3_prepare_v2(store_db(st),
-                           "SELECT group_concat(seq || ':' || status, ',') FROM "
-                           "(SELECT * FROM mailbox ORDER BY seq)",
-                           -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
-        snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    return buf;
+    return first_text("SELECT group_concat(seq || ':' || status, ',') FROM "
+                      "(SELECT * FROM mailbox ORDER BY seq)",
+                      buf, sizeof buf);
 }
 
 static const char *ledger_rows(void)
 {
     static char buf[1024];
-    sqlite3_stmt *q;
-    buf[0] = '\0';
-    if (sqlite3_prepare_v2(store_db(st),
-                           "SELECT group_concat(kind || ':' || actor || ':' || mailbox_seq, ',') "
-                           "FROM (SELECT * FROM policy_ledger ORDER BY id)",
-                           -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
-        snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    return buf;
+    return first_text("SELECT group_concat(kind || ':' || actor || ':' || mailbox_seq, ',') "
+                      "FROM (SELECT * FROM policy_ledger ORDER BY id)",
+                      buf, sizeof buf);
 }
 
 static int same_file(const char *path, const char *text)
