@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Embed a room's named SQL queries into C (see sync/toolkit/sql.h).
 
-usage: embed_queries.py SET OUT.c OUT.h FILE.sql...
+usage: embed_queries.py SET_queries.c SET_queries.h FILE.sql...
+
+The set's name (the room's) comes from the output's name: store_queries.c
+makes the set `store`.
 
 Each FILE.sql holds queries, each headed by a line `-- name: NAME`; the
 query is the text up to the next such line or the end of the file, without
@@ -103,9 +106,13 @@ def parse(path):
 
 
 def main():
-    if len(sys.argv) < 4:
-        sys.exit('usage: embed_queries.py SET OUT.c OUT.h FILE.sql...')
-    qset, out_c, out_h, inputs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    if len(sys.argv) < 3:
+        sys.exit('usage: embed_queries.py SET_queries.c SET_queries.h FILE.sql...')
+    out_c, out_h, inputs = sys.argv[1], sys.argv[2], sys.argv[3:]
+    m = re.fullmatch(r'([a-z][a-z0-9_]*)_queries\.c', os.path.basename(out_c))
+    if not m or os.path.basename(out_h) != m.group(1) + '_queries.h':
+        sys.exit(f'{out_c}, {out_h}: the outputs must be SET_queries.c and SET_queries.h')
+    qset = m.group(1)
     queries, seen = [], {}
     for path in inputs:
         for where, name, text in parse(path):
