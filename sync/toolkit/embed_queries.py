@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Embed a room's named SQL queries into C (see sync/toolkit/sql.h).
 
-usage: embed_queries.py SET_queries.c SET_queries.h FILE.sql...
+usage: embed_queries.py SET_queries.c SET_queries.h DEPFILE SQLDIR
 
-The set's name (the room's) comes from the output's name: store_queries.c
+Every SQLDIR/*.sql file is in the set, in name order; DEPFILE tells the
+build which files (and the folder, for a file added to it) to watch. The
+set's name (the room's) comes from the output's name: store_queries.c
 makes the set `store`.
 
 Each FILE.sql holds queries, each headed by a line `-- name: NAME`; the
@@ -106,9 +108,12 @@ def parse(path):
 
 
 def main():
-    if len(sys.argv) < 3:
-        sys.exit('usage: embed_queries.py SET_queries.c SET_queries.h FILE.sql...')
-    out_c, out_h, inputs = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if len(sys.argv) != 5:
+        sys.exit('usage: embed_queries.py SET_queries.c SET_queries.h DEPFILE SQLDIR')
+    out_c, out_h, depfile, sqldir = sys.argv[1:5]
+    inputs = sorted(os.path.join(sqldir, f) for f in os.listdir(sqldir) if f.endswith('.sql'))
+    if not inputs:
+        sys.exit(f'{sqldir}: no .sql files')
     m = re.fullmatch(r'([a-z][a-z0-9_]*)_queries\.c', os.path.basename(out_c))
     if not m or os.path.basename(out_h) != m.group(1) + '_queries.h':
         sys.exit(f'{out_c}, {out_h}: the outputs must be SET_queries.c and SET_queries.h')
@@ -120,6 +125,9 @@ def main():
                 fail(where, f'query {name} is also at {seen[name]}')
             seen[name] = where
             queries.append((name, text))
+    with open(depfile, 'w', encoding='utf-8') as f:
+        deps = [sqldir] + inputs
+        f.write(out_c + ': ' + ' '.join(d.replace(' ', '\\ ') for d in deps) + '\n')
     up = qset.upper()
     guard = f'OUTPOST_{up}_QUERIES_H'
     with open(out_h, 'w', encoding='utf-8') as f:
