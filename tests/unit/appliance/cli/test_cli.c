@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "fsutil.h"
 #include "testlib.h"
 
 struct args {
@@ -227,17 +226,6 @@ static void test_exit_rules(void)
     CHECK_EQ(cli_exit_by(-EIO, NULL), CLI_FAIL);
 }
 
-static void test_dir_of(void)
-{
-    char d[64];
-    fsutil_dir_of("node.db", d, sizeof d);
-    CHECK_STR(d, ".");
-    fsutil_dir_of("/node.db", d, sizeof d);
-    CHECK_STR(d, "/");
-    fsutil_dir_of("/var/lib/outpost/node.db", d, sizeof d);
-    CHECK_STR(d, "/var/lib/outpost");
-}
-
 int main(void)
 {
     RUN(test_options_of_each_kind);
@@ -247,6 +235,5 @@ int main(void)
     RUN(test_in_order);
     RUN(test_subcommands);
     RUN(test_exit_rules);
-    RUN(test_dir_of);
     return tl_report();
 }
