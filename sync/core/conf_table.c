@@ -176,6 +176,26 @@ static char *trim(char *s)
     return s;
 }
 
+/* Reads one line (up to and with its newline, at most cap - 1 bytes) into
+ * buf, NUL-terminated. Unlike fgets it returns the count of bytes read,
+ * so a NUL byte in the line still counts toward the file's size; *nul
+ * says whether there was one. 0 at end of file or on a read error. */
+static size_t get_line(FILE *f, char *buf, size_t cap, int *nul)
+{
+    size_t n = 0;
+    *nul = 0;
+    int ch;
+    while (n + 1 < cap && (ch = getc(f)) != EOF) {
+        buf[n++] = (char)ch;
+        if (ch == '\0')
+            *nul = 1;
+        if (ch == '\n')
+            break;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
 /* Applies every line of f to conf; seen has one byte per key. Stops at the
  * first error. */
 static int read_lines(const struct conf_table *t, FILE *f, const char *path, void *conf,
@@ -185,10 +205,11 @@ static int read_lines(const struct conf_table *t, FILE *f, const char *path, voi
     char where[1100];
     int lineno = 0;
     size_t total = 0;
-    while (fgets(line, sizeof line, f)) {
+    size_t len;
+    int nul;
+    while ((len = get_line(f, line, sizeof line, &nul)) > 0) {
         lineno++;
         snprintf(where, sizeof where, "%s:%d", path, lineno);
-        size_t len = strlen(line);
         total += len;
         if (total > t->file_max)
             return op_error_set(err, -EFBIG, NULL, "%s: file larger than %zu bytes", where,
@@ -196,6 +217,10 @@ static int read_lines(const struct conf_table *t, FILE *f, const char *path, voi
         if (len == sizeof line - 1 && line[len - 1] != '\n')
             return op_error_set(err, -EINVAL, NULL, "%s: line longer than %d bytes", where,
                                 LINE_MAX_BYTES);
+        if (nul)
+            return op_error_set(err, -EINVAL, NULL,
+                                "%s: a NUL byte; a config file is text (is this the right file?)",
+                                where);
         char *s = trim(line);
         if (!*s || *s == '#')
             continue;

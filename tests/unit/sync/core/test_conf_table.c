@@ -290,6 +290,39 @@ static void load_file(void)
     CHECK_CONTAINS(err.msg, "missing.conf");
 }
 
+/* Writes n bytes (NULs included) to fx_dir/NAME; returns its path. */
+static const char *bytes_file(const char *name, const char *data, size_t n)
+{
+    static char path[FX_PATH_MAX];
+    FILE *f = fopen(fx_path(path, sizeof path, name), "w");
+    CHECK(f != NULL);
+    CHECK_EQ(fwrite(data, 1, n, f), n);
+    CHECK_EQ(fclose(f), 0);
+    return path;
+}
+
+/* A NUL byte is refused with its line, and every byte of a line counts
+ * toward file_max, those after a NUL too. */
+static void nul_bytes(void)
+{
+    struct tconf c, before;
+    conf_defaults(&table, &c);
+    before = c;
+    struct op_error err;
+    static const char small[] = "u = 2\nflag = \0yes\n";
+    const char *p = bytes_file("nul.conf", small, sizeof small - 1);
+    CHECK_EQ(conf_load_file(&table, &c, p, check, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "nul.conf:2: a NUL byte");
+    CHECK_EQ(memcmp(&c, &before, sizeof c), 0);
+
+    char big[400] = "u = 2\n# ";
+    big[sizeof big - 1] = '\n'; /* 390 NULs on line 2: over the 256-byte limit */
+    p = bytes_file("nulbig.conf", big, sizeof big);
+    CHECK_EQ(conf_load_file(&table, &c, p, check, &err), -EFBIG);
+    CHECK_CONTAINS(err.msg, "nulbig.conf:2: file larger than 256 bytes");
+    CHECK_EQ(memcmp(&c, &before, sizeof c), 0);
+}
+
 static void long_line(void)
 {
     struct tconf c, before;
@@ -459,6 +492,7 @@ int main(void)
     RUN(unknown_key_and_bad_table);
     RUN(load_file);
     RUN(long_line);
+    RUN(nul_bytes);
     RUN(describe_and_print_round_trip);
     RUN(flags);
     RUN(load_in_order);
