@@ -14,6 +14,18 @@
  * version, created_at, updated_at, deleted. Values: strings as they are,
  * null as an empty cell, booleans as true/false, numbers in decimal,
  * objects and arrays as compact JSON. Rows end in CRLF.
+ *
+ * Formula guard (the default): a spreadsheet runs a cell that begins with
+ * = + - @ (and, in some, TAB, CR or LF) as a formula, so a contact named
+ * "=HYPERLINK(...)" would run on the desk of whoever opens the export.
+ * Every text cell that begins with one of those characters (after any
+ * spaces) is written as a quoted field with a single quote in front
+ * (csv_writer_text), the OWASP CSV-injection rule, with no exceptions: "+49 30 1234" and "-12"
+ * are guarded too, since the spreadsheet, not the exporter, decides what
+ * it evaluates. Cells the exporter makes from numbers (amounts), booleans
+ * and JSON objects are not text a user typed and stay as they are. The
+ * guard changes the value, so a guarded export does not import back as
+ * the same records: `raw_cells` turns it off, for round trips and scripts.
  */
 #ifndef OUTPOST_EXPORTER_H
 #define OUTPOST_EXPORTER_H
@@ -39,6 +51,7 @@ struct exporter_opts {
     enum exporter_format format;
     int include_deleted; /* tombstones too */
     int with_meta;       /* CSV: version, created_at, updated_at, deleted columns */
+    int raw_cells;       /* CSV: no formula guard; the values exactly as stored */
     /* Called every few hundred records with the count so far (optional). */
     void (*on_progress)(void *ctx, uint64_t records);
     void *ctx;
