@@ -65,12 +65,15 @@ void api_reply_store_error(struct api_response *r, int rc, const struct op_error
     case -ENOENT:
         api_reply_problem(r, 404, msg, NULL);
         return;
+    case -EPERM: /* a field user's rule (store.h) */
+        api_reply_problem(r, 403, msg, err->field);
+        return;
     case STORE_EVERSION:
         api_reply_problem(r, 412, msg, NULL);
         return;
     case STORE_EDUP: {
         json_t *p = problem_json(409, msg, err->field);
-        if (p) {
+        if (p && err->ref[0]) { /* no ref: a record the caller may not see */
             char url[160];
             snprintf(url, sizeof url, "%s/contacts/%s", API_PREFIX, err->ref);
             json_object_set_new(p, "existing_id", json_string(err->ref));

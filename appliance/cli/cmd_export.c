@@ -17,16 +17,23 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: outpost export [--db PATH] [--format csv|vcard] [--output FILE]\n"
-            "                      [--include-deleted] [--with-meta]\n\n"
+            "                      [--include-deleted] [--with-meta] [--raw-cells]\n\n"
             "Export contacts. CSV (the default) is RFC 4180 with CRLF line ends and a\n"
             "header row: id, the contact fields, then one custom.NAME column per custom\n"
-            "field in use; `outpost import` reads it back into the same records.\n\n"
+            "field in use. A text cell that a spreadsheet would run as a formula (it\n"
+            "begins with = + - @, TAB or CR, phone numbers such as +49... included) is\n"
+            "written quoted with a single quote in front (\"'=1+1\") so that it shows\n"
+            "as text. Such a file is for people; for one that `outpost import` reads\n"
+            "back into the same records, use --raw-cells.\n\n"
             "  --db PATH          database file (default: $OUTPOST_DB, else %s)\n"
             "  --format FORMAT    csv (default) or vcard (vCard 4.0)\n"
             "  --output FILE      write to FILE atomically (mode 0600) instead of\n"
             "                     standard output\n"
             "  --include-deleted  include deleted contacts (tombstones)\n"
-            "  --with-meta        CSV: add version, created_at, updated_at, deleted\n\n"
+            "  --with-meta        CSV: add version, created_at, updated_at, deleted\n"
+            "  --raw-cells        CSV: write every value exactly as stored, without the\n"
+            "                     formula guard (for re-import and scripts; do not\n"
+            "                     open such a file in a spreadsheet)\n\n"
             "Exit status: 0 ok, 1 failed (database, writing), 2 usage.\n",
             CLI_DEFAULT_DB);
 }
@@ -39,7 +46,7 @@ static void on_progress(void *ctx, uint64_t n)
 struct args {
     int format; /* EXPORTER_CSV, EXPORTER_VCARD: the order of the choices */
     const char *output;
-    int include_deleted, with_meta;
+    int include_deleted, with_meta, raw_cells;
 };
 
 static int run(const struct cli_call *c)
@@ -50,9 +57,12 @@ static int run(const struct cli_call *c)
         .format = a->format == 1 ? EXPORTER_VCARD : EXPORTER_CSV,
         .include_deleted = a->include_deleted,
         .with_meta = a->with_meta,
+        .raw_cells = a->raw_cells,
     };
     if (o.with_meta && o.format != EXPORTER_CSV)
         return cli_bad(c, "--with-meta applies to CSV only");
+    if (o.raw_cells && o.format != EXPORTER_CSV)
+        return cli_bad(c, "--raw-cells applies to CSV only");
 
     struct store *s;
     int ret = cli_open_store("export", c->db_path, DB_OPEN_READONLY, &s);
@@ -92,6 +102,7 @@ static const struct cli_option opts[] = {
     CLI_FILE("output", struct args, output),
     CLI_FLAG("include-deleted", struct args, include_deleted),
     CLI_FLAG("with-meta", struct args, with_meta),
+    CLI_FLAG("raw-cells", struct args, raw_cells),
     CLI_OPT_END,
 };
 

@@ -86,12 +86,14 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Writes one JSON value as a cell. */
-static int put_value(struct csv_writer *w, json_t *v)
+static int put_value(struct csv_writer *w, json_t *v, int raw)
 {
     char num[64];
     switch (v ? json_typeof(v) : JSON_NULL) {
     case JSON_STRING:
-        return csv_writer_field(w, json_string_value(v), json_string_length(v));
+        /* text a user typed goes behind the formula guard unless raw */
+        return (raw ? csv_writer_field : csv_writer_text)(w, json_string_value(v),
+                                                          json_string_length(v));
     case JSON_TRUE:
         return csv_writer_str(w, "true");
     case JSON_FALSE:
@@ -156,10 +158,11 @@ static int write_row(void *ctx, json_t *rec)
 {
     struct exp *x = ctx;
     struct csv_writer *w = &x->w;
-    int rc = put_value(w, json_object_get(rec, "id"));
+    int raw = x->o->raw_cells;
+    int rc = put_value(w, json_object_get(rec, "id"), raw);
     for (size_t i = 0; i < x->e->nfields && rc == 0; i++)
         if (exported_field(&x->e->fields[i]))
-            rc = put_value(w, json_object_get(rec, x->e->fields[i].name));
+            rc = put_value(w, json_object_get(rec, x->e->fields[i].name), raw);
     json_t *custom = json_object_get(rec, "custom");
     for (size_t i = 0; i < x->nkeys && rc == 0; i++) {
         json_t *v = json_object_get(custom, x->keys[i]);
@@ -167,11 +170,11 @@ static int write_row(void *ctx, json_t *rec)
         if (json_is_string(v) && json_string_length(v) == 0)
             rc = csv_writer_quoted(w, "", 0);
         else
-            rc = put_value(w, v);
+            rc = put_value(w, v, raw);
     }
     if (x->o->with_meta)
         for (size_t i = 0; i < sizeof meta_cols / sizeof meta_cols[0] && rc == 0; i++)
-            rc = put_value(w, json_object_get(rec, meta_cols[i]));
+            rc = put_value(w, json_object_get(rec, meta_cols[i]), raw);
     if (rc == 0)
         rc = csv_writer_end_row(w);
     if (rc < 0)

@@ -549,6 +549,57 @@ static int hidden_from_viewer(const struct store *s, json_t *rec)
     return owner && strcmp(owner, s->viewer) != 0;
 }
 
+/* ---- a field user's rules ------------------------------------------------
+ *
+ * Under a viewer (a field user) the store also keeps who owns what and
+ * what stays at the node: a field user creates records owned by
+ * themselves (the default) or by nobody (shared), never by someone else;
+ * cannot change who owns an existing record, since taking a shared one
+ * would hide it from everyone else and giving one away would plant it on
+ * a colleague; and may set the restricted flag but not clear it, since
+ * clearing lets a record a manager kept at the node leave it. Tightening
+ * is harmless, loosening is a manager's call. */
+
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static int viewer_create_rules(struct store *s, const struct entity_def *e, json_t *rec,
+                               struct op_error *err)
+{
+    if (!s->viewer[0] || !entity_field(e, "owner_id"))
+        return 0;
+    json_t *owner = json_object_get(rec, "owner_id");
+    if (!owner)
+        return json_object_set_new(rec, "owner_id", json_string(s->viewer)) < 0
+                   ? op_error_set(err, -ENOMEM, NULL, "out of memory")
+                   : 0;
+    if (json_is_null(owner) ||
+        (json_is_string(owner) && !strcmp(json_string_value(owner), s->viewer)))
+        return 0;
+    return op_error_set(err, -EPERM, "owner_id",
+                        "owner_id: field users can only create records owned by themselves or "
+                        "by nobody (shared)");
+}
+
+/* `owner` and `restricted` are the record's values before the update,
+ * `rec` the record merged with the changes. */
+static int viewer_update_rules(const struct store *s, const char *owner, int restricted,
+                               json_t *rec, struct op_error *err)
+{
+    if (!s->viewer[0])
+        return 0;
+    json_t *now = json_object_get(rec, "owner_id");
+    if (!same_str(owner, json_is_string(now) ? json_string_value(now) : NULL))
+        return op_error_set(err, -EPERM, "owner_id",
+                            "owner_id: only a manager can change who owns a record");
+    if (restricted && !json_is_true(json_object_get(rec, "restricted")))
+        return op_error_set(err, -EPERM, "restricted",
+                            "restricted: only a manager can clear the restricted flag");
+    return 0;
+}
+
 void store_set_clock(struct store *s, hlc_clock_fn now_ms, void *ctx)
 {
     s->clock.now_ms = now_ms ? now_ms : hlc_wall_ms;
@@ -762,6 +813,16 @@ static int check_refs(struct store *s, const struct entity_def *e, json_t *rec, 
         if (rc < 0)
             return rc;
         sqlite3_reset(st);
+        if (rc == 1 && s->viewer[0]) {
+            /* a record the viewer cannot see is one that does not exist:
+             * no answer may tell them apart */
+            json_t *target = NULL;
+            rc = load_row(s, f->ref, id, 0, &target, NULL);
+            json_decref(target);
+            if (rc < 0 && rc != -ENOENT)
+                return op_error_set(err, rc, NULL, "cannot read %s %s", f->ref->name, id);
+            rc = rc == 0;
+        }
         if (rc == 0)
             return op_error_set(err, -EINVAL, f->name, "%s: no %s with id %s", f->name,
                                 f->ref->name, id);
@@ -1010,6 +1071,17 @@ static int dup_error(const char *found, const char *field, const char *why, stru
     return STORE_EDUP;
 }
 
+/* The duplicate belongs to someone else and the viewer may not see it:
+ * say that it exists (creating it again would split the person in two)
+ * but not which record it is. */
+static int dup_hidden_error(const char *field, const char *what, struct op_error *err)
+{
+    return op_error_set(err, STORE_EDUP, field,
+                        "a contact with %s exists and is not yours; ask a manager, or pass the "
+                        "skip-duplicate-check option to create it anyway",
+                        what);
+}
+
 /* Looks for a live contact other than `self` sharing a key, in order of
  * confidence: e-mail, phone, then name within the same locality. */
 static int check_dup(struct store *s, const struct dedup_keys *k, const char *self,
@@ -1020,10 +1092,12 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
         const char *key;
         const char *field;
         const char *why;
+        const char *what;
     } checks[] = {
-        {STORE_Q_STORE_DUP_EMAIL, k->email, "email", "same e-mail address"},
-        {STORE_Q_STORE_DUP_PHONE, k->phone, "phone", "same phone number"},
-        {STORE_Q_STORE_DUP_NAME, k->name, "family_name", "same name in the same locality"},
+        {STORE_Q_STORE_DUP_EMAIL, k->email, "email", "same e-mail address", "this e-mail address"},
+        {STORE_Q_STORE_DUP_PHONE, k->phone, "phone", "same phone number", "this phone number"},
+        {STORE_Q_STORE_DUP_NAME, k->name, "family_name", "same name in the same locality",
+         "this name in this locality"},
     };
     char found[UUID_TEXT_LEN];
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
@@ -1032,6 +1106,16 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
         int rc = find_dup(s, checks[i].q, checks[i].key, self, found, err);
         if (rc < 0)
             return rc;
+        if (rc > 0 && s->viewer[0]) {
+            json_t *other = NULL;
+            rc = load_row(s, &entity_contact, found, 0, &other, NULL);
+            json_decref(other);
+            if (rc == -ENOENT)
+                return dup_hidden_error(checks[i].field, checks[i].what, err);
+            if (rc < 0)
+                return op_error_set(err, rc, NULL, "cannot read contact %s", found);
+            rc = 1;
+        }
         if (rc > 0)
             return dup_error(found, checks[i].field, checks[i].why, err);
     }
@@ -1167,6 +1251,8 @@ int store_create(struct store *s, const struct entity_def *e, json_t *fields, un
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
     json_t *custom = NULL;
     int rc = merge_fields(e, fields, rec, 1, flags, &custom, err);
+    if (rc == 0)
+        rc = viewer_create_rules(s, e, rec, err);
     if (rc == 0)
         rc = check_policy(s, e, fields, custom, rec, 1, err);
     json_decref(custom);
@@ -1329,8 +1415,15 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
     if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
         rc = residency_queued(&s->res, e->name, id, &queued, err);
     json_t *custom = NULL;
+    char owner[UUID_TEXT_LEN];
+    const char *was_owner = rc == 0 ? str_or_null(rec, "owner_id") : NULL;
+    if (was_owner)
+        snprintf(owner, sizeof owner, "%s", was_owner);
+    int was_restricted = rc == 0 && json_is_true(json_object_get(rec, "restricted"));
     if (rc == 0)
         rc = merge_fields(e, changes, rec, 0, flags, &custom, err);
+    if (rc == 0)
+        rc = viewer_update_rules(s, was_owner ? owner : NULL, was_restricted, rec, err);
     if (rc == 0)
         rc = check_policy(s, e, changes, custom, rec, 0, err);
     json_decref(custom);

@@ -14,8 +14,10 @@
  * Errors: 0 on success or a negative code: -ENOENT (no such record),
  * -EINVAL (bad input; err->field names the field), STORE_EVERSION (stale
  * expected version), STORE_EDUP (probable duplicate contact; err->ref is the
- * existing id), -ENOSPC, -EROFS, -EBUSY and other negative errnos from the
- * database. `err` may be NULL.
+ * existing id, or "" when the viewer may not see it), -EPERM (a field
+ * user's rule, store_set_viewer; err->field names the field), -ENOSPC,
+ * -EROFS, -EBUSY and other negative errnos from the database. `err` may be
+ * NULL.
  */
 #ifndef OUTPOST_STORE_H
 #define OUTPOST_STORE_H
@@ -114,7 +116,17 @@ void store_set_actor(struct store *s, const char *actor, const char *address);
 /* Restricts what the following reads and writes see to records owned by
  * user_id or by nobody (the shared pool): a `field` user's view. Records
  * owned by others behave as if they did not exist (-ENOENT, absent from
- * lists and search). NULL or "" lifts the restriction. Copied. */
+ * lists and search). NULL or "" lifts the restriction. Copied.
+ *
+ * Writes under a viewer also keep a field user's rules, whatever the input
+ * path: store_create gives a record without owner_id to the viewer and
+ * refuses any owner other than the viewer or null (-EPERM); store_update
+ * refuses a change of owner_id (-EPERM: only managers move records in or
+ * out of someone's hands) and clearing `restricted` (-EPERM: setting it is
+ * allowed); a reference (contact_id, deal_id, ...) to a record the viewer
+ * cannot see fails as one to a missing record (-EINVAL, "no contact with
+ * id ..."); and a probable duplicate the viewer cannot see is reported
+ * (STORE_EDUP) without its id. */
 void store_set_viewer(struct store *s, const char *user_id);
 
 /* The region policy the following writes obey (borrowed: it must outlive

@@ -249,10 +249,13 @@ int subject_export(struct store *s, const char *contact_id, uint64_t now_ms, jso
 
 /* ---- CSV ---------------------------------------------------------------- */
 
+/* The person opens this file in a spreadsheet: text goes behind the
+ * formula guard (csv_writer_text), so a note saying "=HYPERLINK(...)" is
+ * shown, not run. */
 static int csv_value(struct csv_writer *w, json_t *v)
 {
     if (json_is_string(v))
-        return csv_writer_field(w, json_string_value(v), json_string_length(v));
+        return csv_writer_text(w, json_string_value(v), json_string_length(v));
     char *dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
     if (!dump)
         return -ENOMEM;

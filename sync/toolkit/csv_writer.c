@@ -43,7 +43,16 @@ static int put(struct csv_writer *w, const char *s, size_t len)
     return w->error;
 }
 
-static int field(struct csv_writer *w, const char *s, size_t len, int always)
+int csv_starts_formula(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && s[i] == ' ')
+        i++;
+    return i < len && s[i] != '\0' && strchr("=+-@\t\r\n", s[i]) != NULL;
+}
+
+/* `guard`: a single quote goes in front, inside the quotes. */
+static int field(struct csv_writer *w, const char *s, size_t len, int always, int guard)
 {
     if (!s)
         len = 0;
@@ -53,7 +62,7 @@ static int field(struct csv_writer *w, const char *s, size_t len, int always)
     w->last_empty = len == 0 && !always;
     if (!always && !csv_needs_quotes(s, len))
         return put(w, s, len);
-    if (put(w, "\"", 1) < 0)
+    if (put(w, guard ? "\"'" : "\"", guard ? 2 : 1) < 0)
         return w->error;
     const char *p = s, *end = s + len;
     while (p < end) {
@@ -72,12 +81,19 @@ static int field(struct csv_writer *w, const char *s, size_t len, int always)
 
 int csv_writer_field(struct csv_writer *w, const char *s, size_t len)
 {
-    return field(w, s, len, 0);
+    return field(w, s, len, 0, 0);
 }
 
 int csv_writer_quoted(struct csv_writer *w, const char *s, size_t len)
 {
-    return field(w, s ? s : "", s ? len : 0, 1);
+    return field(w, s ? s : "", s ? len : 0, 1, 0);
+}
+
+int csv_writer_text(struct csv_writer *w, const char *s, size_t len)
+{
+    if (s && csv_starts_formula(s, len))
+        return field(w, s, len, 1, 1);
+    return field(w, s, len, 0, 0);
 }
 
 int csv_writer_str(struct csv_writer *w, const char *s)

@@ -4,7 +4,8 @@
  * might trim, or a leading U+FEFF that a reader would take for a byte
  * order mark), quotes inside are doubled, and rows end in CRLF as the RFC
  * says. The invariant: csv_reader reads back exactly the field values that
- * were written, byte for byte.
+ * were written, byte for byte (csv_writer_text, for files people open in
+ * a spreadsheet, is the one exception, and says so).
  */
 #ifndef OUTPOST_CSV_WRITER_H
 #define OUTPOST_CSV_WRITER_H
@@ -31,6 +32,18 @@ int csv_writer_field(struct csv_writer *w, const char *s, size_t len);
  * field ("") is how an empty string is told apart from an absent value,
  * which is written as nothing at all (csv_field.quoted on reading). */
 int csv_writer_quoted(struct csv_writer *w, const char *s, size_t len);
+
+/* Writes a text field for a file people open in a spreadsheet: a value
+ * that a spreadsheet would run as a formula (csv_starts_formula) is
+ * written quoted with a single quote in front ("'=1+1"), the OWASP
+ * CSV-injection rule, so that it shows as text and never runs; any other
+ * value as csv_writer_field does. The guard changes what a reader reads
+ * back, so files meant for csv_reader use csv_writer_field. */
+int csv_writer_text(struct csv_writer *w, const char *s, size_t len);
+
+/* True when a spreadsheet would take a cell holding `s` for a formula:
+ * its first character other than a space is = + - @ TAB CR or LF. */
+int csv_starts_formula(const char *s, size_t len);
 
 /* Convenience for a NUL-terminated string (NULL allowed). */
 int csv_writer_str(struct csv_writer *w, const char *s);

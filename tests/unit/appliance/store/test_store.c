@@ -1,9 +1,11 @@
 /* Tests for appliance/store/store.c: CRUD with versions and tombstones, duplicate
  * detection, keyset pagination (with filters the query serves and ones it
- * leaves to the store), search, transactions, audit, the HLC, and the
+ * leaves to the store), search, transactions, audit, the HLC, a field
+ * user's rules (owner, restricted, hidden duplicates and references), and the
  * named queries of sql/store.sql matching the entity descriptors. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -581,6 +583,162 @@ static void viewer_sees_own_and_shared(void)
     store_close(s);
 }
 
+static json_t *update_as(struct store *s, const char *id, json_t *changes, int expect_rc,
+                         struct op_error *err)
+{
+    json_t *cur = NULL, *out = NULL;
+    CHECK_EQ(store_contact_get(s, id, &cur, err), 0);
+    int rc = store_contact_update(s, id, ival(cur, "version"), changes, &out, err);
+    if (rc != expect_rc)
+        fprintf(stderr, "update %s: rc %d, %s\n", id, rc, err->msg);
+    CHECK_EQ(rc, expect_rc);
+    json_decref(cur);
+    json_decref(changes);
+    return out;
+}
+
+/* The rules a field user (the viewer) writes under: no records made for
+ * others, no change of owner, no clearing of restricted; a colleague's
+ * private records neither named by the duplicate check nor reachable by a
+ * reference. A store without a viewer (a manager, the CLI) does all of it. */
+static void viewer_rules(void)
+{
+    struct store *s = fx_store("rules.db");
+    struct op_error err;
+    json_t *ana = NULL, *ben = NULL, *in, *got = NULL, *out = NULL;
+    in = json_pack("{s:s, s:s}", "name", "ana", "role", "field");
+    CHECK_EQ(store_user_create(s, in, 0, &ana, &err), 0);
+    json_decref(in);
+    in = json_pack("{s:s, s:s}", "name", "ben", "role", "field");
+    CHECK_EQ(store_user_create(s, in, 0, &ben, &err), 0);
+    json_decref(in);
+    const char *ana_id = sval(ana, "id"), *ben_id = sval(ben, "id");
+
+    /* made without a viewer: a shared restricted contact, ben's private one */
+    json_t *shared = contact(s, "{\"family_name\":\"Shared\",\"restricted\":true}", 0, 0);
+    char body[200];
+    snprintf(body, sizeof body,
+             "{\"family_name\":\"Private\",\"email\":\"private@x.org\",\"owner_id\":\"%s\"}",
+             ben_id);
+    json_t *bens = contact(s, body, 0, 0);
+    const char *shared_id = sval(shared, "id"), *bens_id = sval(bens, "id");
+
+    store_set_viewer(s, ana_id);
+    /* create: the viewer's by default, shared on request, never someone else's */
+    json_t *mine = contact(s, "{\"family_name\":\"Mine\"}", 0, 0);
+    CHECK_STR(sval(mine, "owner_id"), ana_id);
+    json_t *pool = contact(s, "{\"family_name\":\"Pool\",\"owner_id\":null}", 0, 0);
+    CHECK(json_is_null(json_object_get(pool, "owner_id")));
+    snprintf(body, sizeof body, "{\"family_name\":\"Planted\",\"owner_id\":\"%s\"}", ben_id);
+    json_decref(contact(s, body, 0, -EPERM));
+    in = json_loads(body, 0, NULL);
+    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), -EPERM);
+    json_decref(in);
+    CHECK_STR(err.field, "owner_id");
+    CHECK_STR(err.msg, "owner_id: field users can only create records owned by themselves or by "
+                       "nobody (shared)");
+
+    /* update: taking a shared record, or letting go of one's own, is refused */
+    json_decref(update_as(s, shared_id, json_pack("{s:s}", "owner_id", ana_id), -EPERM, &err));
+    CHECK_STR(err.field, "owner_id");
+    CHECK_STR(err.msg, "owner_id: only a manager can change who owns a record");
+    json_decref(update_as(s, sval(mine, "id"), json_pack("{s:n}", "owner_id"), -EPERM, &err));
+    json_decref(
+        update_as(s, sval(mine, "id"), json_pack("{s:s}", "owner_id", ben_id), -EPERM, &err));
+    CHECK_EQ(store_contact_get(s, shared_id, &got, &err), 0);
+    CHECK(json_is_null(json_object_get(got, "owner_id")));
+    CHECK_EQ(ival(got, "version"), 1); /* unchanged */
+    json_decref(got);
+    /* the owner it already has is no change */
+    out = update_as(s, shared_id, json_pack("{s:n, s:s}", "owner_id", "locality", "Ulm"), 0, &err);
+    CHECK_EQ(ival(out, "version"), 2);
+    json_decref(out);
+
+    /* restricted: clearing is refused (false and null alike), setting is fine */
+    json_decref(update_as(s, shared_id, json_pack("{s:b}", "restricted", 0), -EPERM, &err));
+    CHECK_STR(err.field, "restricted");
+    CHECK_STR(err.msg, "restricted: only a manager can clear the restricted flag");
+    json_decref(update_as(s, shared_id, json_pack("{s:n}", "restricted"), -EPERM, &err));
+    CHECK_EQ(store_contact_get(s, shared_id, &got, &err), 0);
+    CHECK(json_is_true(json_object_get(got, "restricted")));
+    CHECK_EQ(ival(got, "version"), 2);
+    json_decref(got);
+    out = update_as(s, sval(pool, "id"), json_pack("{s:b}", "restricted", 1), 0, &err);
+    CHECK(json_is_true(json_object_get(out, "restricted")));
+    json_decref(out);
+
+    /* a duplicate the viewer cannot see: reported, not named */
+    json_decref(
+        contact(s, "{\"family_name\":\"Again\",\"email\":\"PRIVATE@x.org\"}", 0, STORE_EDUP));
+    in = json_pack("{s:s, s:s}", "family_name", "Again", "email", "private@x.org");
+    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), STORE_EDUP);
+    json_decref(in);
+    CHECK_STR(err.ref, "");
+    CHECK_STR(err.field, "email");
+    CHECK(!strstr(err.msg, bens_id));
+    CHECK_STR(err.msg, "a contact with this e-mail address exists and is not yours; ask a "
+                       "manager, or pass the skip-duplicate-check option to create it anyway");
+    json_decref(update_as(s, sval(mine, "id"), json_pack("{s:s}", "email", "private@x.org"),
+                          STORE_EDUP, &err));
+    CHECK_STR(err.ref, "");
+    /* one the viewer can see is named */
+    in = json_pack("{s:s, s:s}", "family_name", "Shared", "locality", "Ulm");
+    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), STORE_EDUP);
+    json_decref(in);
+    CHECK_STR(err.ref, shared_id);
+
+    /* references: a colleague's private record is a missing one */
+    char missing[] = "0190abcd-0000-7000-8000-000000000000", want[200];
+    in = json_pack("{s:s, s:s}", "body", "hello", "contact_id", missing);
+    CHECK_EQ(store_note_create(s, in, 0, NULL, &err), -EINVAL);
+    json_decref(in);
+    CHECK_STR(err.field, "contact_id");
+    snprintf(want, sizeof want, "contact_id: no contact with id %s", missing);
+    CHECK_STR(err.msg, want);
+    in = json_pack("{s:s, s:s}", "body", "hello", "contact_id", bens_id);
+    CHECK_EQ(store_note_create(s, in, 0, NULL, &err), -EINVAL);
+    json_decref(in);
+    CHECK_STR(err.field, "contact_id");
+    snprintf(want, sizeof want, "contact_id: no contact with id %s", bens_id);
+    CHECK_STR(err.msg, want);
+    in = json_pack("{s:s, s:s}", "title", "Deal", "contact_id", bens_id);
+    CHECK_EQ(store_deal_create(s, in, 0, NULL, &err), -EINVAL);
+    json_decref(in);
+    in = json_pack("{s:s, s:s}", "body", "hello", "contact_id", shared_id);
+    json_t *note = NULL;
+    CHECK_EQ(store_note_create(s, in, 0, &note, &err), 0);
+    json_decref(in);
+    in = json_pack("{s:s}", "contact_id", bens_id);
+    CHECK_EQ(store_note_update(s, sval(note, "id"), 1, in, NULL, &err), -EINVAL);
+    json_decref(in);
+    CHECK_STR(err.field, "contact_id");
+    /* a reference that does not change is not checked again */
+    in = json_pack("{s:s}", "body", "edited");
+    CHECK_EQ(store_note_update(s, sval(note, "id"), 1, in, NULL, &err), 0);
+    json_decref(in);
+
+    /* without a viewer all of it is allowed */
+    store_set_viewer(s, NULL);
+    json_decref(update_as(s, shared_id, json_pack("{s:s}", "owner_id", ben_id), 0, &err));
+    json_decref(update_as(s, shared_id, json_pack("{s:b}", "restricted", 0), 0, &err));
+    in = json_pack("{s:s, s:s}", "body", "hello", "contact_id", bens_id);
+    CHECK_EQ(store_note_create(s, in, 0, NULL, &err), 0);
+    json_decref(in);
+    in = json_pack("{s:s, s:s}", "family_name", "Again", "email", "private@x.org");
+    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), STORE_EDUP);
+    json_decref(in);
+    CHECK_STR(err.ref, bens_id);
+
+    json_decref(note);
+    json_decref(mine);
+    json_decref(pool);
+    json_decref(shared);
+    json_decref(bens);
+    json_decref(ana);
+    json_decref(ben);
+    store_close(s);
+}
+
 /* Pages of deals filtered by two fields: the first is the query's, the
  * second is checked on its rows; both orders and both sorts give the same
  * records, page after page. */
@@ -748,6 +906,7 @@ int main(void)
     RUN(search_folds);
     RUN(full_disk);
     RUN(viewer_sees_own_and_shared);
+    RUN(viewer_rules);
     RUN(two_filters_page);
     RUN(queries_match_descriptors);
     return fx_finish();

@@ -142,6 +142,26 @@ static int search_hits(struct store *s, const char *text)
     return n;
 }
 
+/* The CSV is for the person's spreadsheet: text that would run as a
+ * formula is written behind a single quote. */
+static void csv_guards_formulas(void)
+{
+    json_t *doc = json_pack("{s:{s:s, s:s, s:s, s:s}}", "contact", "id", "c1", "family_name",
+                            "=HYPERLINK(\"http://evil.example/\")", "phone", "+49 30 1234567",
+                            "given_name", "Plain");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    struct op_error err;
+    CHECK_EQ(subject_write_csv(doc, f, &err), 0);
+    fclose(f);
+    CHECK_CONTAINS(buf, "contact,c1,family_name,\"'=HYPERLINK(\"\"http://evil.example/\"\")\"\r\n");
+    CHECK_CONTAINS(buf, "contact,c1,phone,\"'+49 30 1234567\"\r\n");
+    CHECK_CONTAINS(buf, "contact,c1,given_name,Plain\r\n");
+    free(buf);
+    json_decref(doc);
+}
+
 static void count_problem(void *ctx, const char *line)
 {
     fprintf(stderr, "  check: %s\n", line);
@@ -311,6 +331,7 @@ int main(void)
 {
     fx_tmpdir("subject");
     RUN(export_holds_everything);
+    RUN(csv_guards_formulas);
     RUN(erase_leaves_nothing);
     RUN(reimport_stays_suppressed);
     return fx_finish();

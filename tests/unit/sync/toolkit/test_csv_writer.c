@@ -1,5 +1,5 @@
 /* Tests for sync/toolkit/csv_writer.c: when fields are quoted, how quotes are
- * doubled, CRLF row ends, sticky write errors, and that csv_reader reads
+ * doubled, CRLF row ends, the formula guard, sticky write errors, and that csv_reader reads
  * back exactly what was written, for awkward and for random values. */
 #include <errno.h>
 #include <stdint.h>
@@ -83,6 +83,40 @@ static void test_needs_quotes(void)
     CHECK_EQ(csv_needs_quotes("\xEF\xBB\xBFx", 4), 1);
     /* length is honoured: the comma is past the end */
     CHECK_EQ(csv_needs_quotes("ab,", 2), 0);
+}
+
+/* The formula guard: which cells a spreadsheet would run, and how
+ * csv_writer_text writes them. */
+static void test_formula_guard(void)
+{
+    CHECK(csv_starts_formula("=1+1", 4));
+    CHECK(csv_starts_formula("  @SUM(A1)", 10));
+    CHECK(csv_starts_formula("\tx", 2));
+    CHECK(csv_starts_formula("\rx", 2));
+    CHECK(csv_starts_formula("\nx", 2));
+    CHECK(csv_starts_formula("-12", 3));
+    CHECK(csv_starts_formula("+49 30 1234567", 14));
+    CHECK(!csv_starts_formula("a=1", 3));
+    CHECK(!csv_starts_formula("'=1", 3));
+    CHECK(!csv_starts_formula("", 0));
+    CHECK(!csv_starts_formula("   ", 3));
+    CHECK(!csv_starts_formula("=", 0)); /* the length is what counts */
+    CHECK(!csv_starts_formula("\0=", 2));
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&buf, &len);
+    struct csv_writer w;
+    csv_writer_init(&w, o);
+    static const char *const cells[] = {
+        "=HYPERLINK(\"http://x/\")", "+49 30 1", "-12", "@a", " =1", "plain", "a=b", "", NULL};
+    for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++)
+        CHECK_EQ(csv_writer_text(&w, cells[i], cells[i] ? strlen(cells[i]) : 0), 0);
+    CHECK_EQ(csv_writer_end_row(&w), 0);
+    fclose(o);
+    CHECK_STR(buf, "\"'=HYPERLINK(\"\"http://x/\"\")\",\"'+49 30 1\",\"'-12\",\"'@a\",\"' =1\","
+                   "plain,a=b,,\r\n");
+    free(buf);
 }
 
 static void test_write_error(void)
@@ -180,6 +214,7 @@ int main(void)
     RUN(test_quoting);
     RUN(test_forced_quotes);
     RUN(test_needs_quotes);
+    RUN(test_formula_guard);
     RUN(test_write_error);
     RUN(test_round_trip);
     return tl_report();
