@@ -16,7 +16,7 @@ int api_dispatch_early(const struct api_route *r, const char *method, struct api
     if (r->kind == API_ROUTE_HEALTH) {
         static const char ok[] = "{\"status\":\"ok\"}";
         if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-            api_reply_problem(resp, 405, "use GET", NULL);
+            api_reply_method_not_allowed(resp, method, api_route_allow(r->kind));
             return 1;
         }
         resp->status = 200;
@@ -37,11 +37,10 @@ static int method_is(const struct api_call *c, const char *m)
     return !strcmp(c->req.method, m);
 }
 
-static void method_not_allowed(struct api_call *c, const char *allow)
+/* The 405 with the route's Allow (api_route_allow, the one table). */
+static void method_not_allowed(struct api_call *c)
 {
-    char msg[96];
-    snprintf(msg, sizeof msg, "method %s not allowed here (allowed: %s)", c->req.method, allow);
-    api_reply_problem(&c->resp, 405, msg, NULL);
+    api_reply_method_not_allowed(&c->resp, c->req.method, api_route_allow(c->route.kind));
 }
 
 void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call *c)
@@ -54,7 +53,7 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
         else if (method_is(c, "DELETE"))
             api_auth_logout(db, c);
         else
-            method_not_allowed(c, "POST, DELETE");
+            method_not_allowed(c);
         return;
     }
     /* The contact follows a link: the token is the credential. */
@@ -62,7 +61,7 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
         if (method_is(c, "POST"))
             api_consents_confirm(db, c);
         else
-            method_not_allowed(c, "POST");
+            method_not_allowed(c);
         return;
     }
     struct api_conn *rd = api_db_reader(db);
@@ -75,7 +74,10 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
     if (api_auth_authenticate(db, rd, c, &u) < 0)
         goto out;
     if (r->kind == API_ROUTE_METRICS) {
-        api_metrics_authorize(c, &u);
+        if (method_is(c, "GET") || method_is(c, "HEAD"))
+            api_metrics_authorize(c, &u);
+        else
+            method_not_allowed(c);
         goto out;
     }
     if (api_auth_require_crm_role(c, &u) < 0)
@@ -85,7 +87,7 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
         if (method_is(c, "GET") || method_is(c, "HEAD"))
             api_records_search(rd->store, c, &u);
         else
-            method_not_allowed(c, "GET");
+            method_not_allowed(c);
         break;
     case API_ROUTE_COLLECTION:
         if (method_is(c, "GET") || method_is(c, "HEAD"))
@@ -93,7 +95,7 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
         else if (method_is(c, "POST"))
             api_records_create(db, c, &u);
         else
-            method_not_allowed(c, "GET, POST");
+            method_not_allowed(c);
         break;
     case API_ROUTE_RECORD:
         if (method_is(c, "GET") || method_is(c, "HEAD"))
@@ -103,7 +105,7 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
         else if (method_is(c, "DELETE"))
             api_records_delete(db, c, &u);
         else
-            method_not_allowed(c, "GET, PATCH, DELETE");
+            method_not_allowed(c);
         break;
     case API_ROUTE_CONSENTS:
         if (method_is(c, "GET") || method_is(c, "HEAD"))
@@ -111,19 +113,19 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
         else if (method_is(c, "POST"))
             api_consents_create(db, c, &u);
         else
-            method_not_allowed(c, "GET, POST");
+            method_not_allowed(c);
         break;
     case API_ROUTE_WITHDRAW:
         if (method_is(c, "POST"))
             api_consents_withdraw(db, c, &u);
         else
-            method_not_allowed(c, "POST");
+            method_not_allowed(c);
         break;
     case API_ROUTE_CONSENT_STATUS:
         if (method_is(c, "GET") || method_is(c, "HEAD"))
             api_consents_status(db, rd->store, c, &u);
         else
-            method_not_allowed(c, "GET");
+            method_not_allowed(c);
         break;
     default:
         api_reply_problem(&c->resp, 404, "no such resource", NULL);

@@ -24,6 +24,7 @@ struct api_response {
     char etag[32];                /* ETag; "" for none */
     char location[160];           /* Location; "" for none */
     char retry_after[24];         /* Retry-After, seconds; "" for none */
+    const char *allow;            /* Allow (a 405), a literal (api_route_allow); NULL for none */
     int www_authenticate;         /* WWW-Authenticate: Bearer realm="outpost" */
     int no_store;                 /* Cache-Control: no-store */
 };
@@ -39,15 +40,32 @@ void api_reply_json(struct api_response *r, int status, json_t *body);
 /* Sets an application/problem+json answer: type, title (the status's
  * reason phrase), status and detail; with pointer (a field name, or
  * "custom.NAME" for a custom field) also errors[0] with the JSON pointer
- * ("/email", "/custom/NAME") and the same detail. */
+ * ("/email", "/custom/NAME") and the same detail. A detail that is
+ * internal (api_reply_detail_is_internal) is logged and replaced by what
+ * the status means for the client's request. */
 void api_reply_problem(struct api_response *r, int status, const char *detail, const char *pointer);
+
+/* 1 when detail carries text that is not for a client: SQLite's wording
+ * ("constraint failed", "no such table"), a library's names ("HPE_"), or
+ * an absolute file path ("/var/lib/outpost/node.db"); else 0. */
+int api_reply_detail_is_internal(const char *detail);
 
 /* Answers a negative store or auth error (store.h, auth.h) with its
  * problem: -EINVAL 422 with a pointer when err names a field, else 400;
  * -ENOENT 404; STORE_EVERSION 412; STORE_EDUP 409 with existing_id and
  * existing (its URL); -EEXIST 409; -EBUSY 503 with Retry-After; -ENOSPC
- * 507; anything else 500. The detail is err's message, or strerror. */
+ * 507; anything else 500. The detail is err's message when it is written
+ * for the client; a constraint SQLite enforced is said in product terms
+ * (UNIQUE 409 "another record already has this email", NOT NULL 422
+ * "name is required", with the pointer; CHECK and FOREIGN KEY 422); a 500
+ * and any other internal text get a fixed detail, and err's message goes
+ * to the log. */
 void api_reply_store_error(struct api_response *r, int rc, const struct op_error *err);
+
+/* Answers 405 for method on a route that takes allow (api_route_allow):
+ * the Allow header and a detail naming both, "method PUT not allowed
+ * here (allowed: GET, HEAD, POST)". */
+void api_reply_method_not_allowed(struct api_response *r, const char *method, const char *allow);
 
 /* Sets ETag to the record's version: "N". */
 void api_reply_etag(struct api_response *r, const json_t *rec);
@@ -63,10 +81,10 @@ struct api_header {
     const char *name;
     const char *value;
 };
-#define API_REPLY_HEADERS_MAX 5
+#define API_REPLY_HEADERS_MAX 6
 
 /* The headers to send, in the order they are sent: ETag, Location,
- * Retry-After, WWW-Authenticate, Cache-Control. Returns how many. */
+ * Retry-After, Allow, WWW-Authenticate, Cache-Control. Returns how many. */
 unsigned api_reply_headers(const struct api_response *r,
                            struct api_header out[API_REPLY_HEADERS_MAX]);
 

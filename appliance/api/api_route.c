@@ -116,3 +116,27 @@ void api_route_match(const char *path, struct api_route *r)
         return;
     }
 }
+
+const char *api_route_allow(enum api_route_kind kind)
+{
+    switch (kind) {
+    case API_ROUTE_HEALTH:
+    case API_ROUTE_METRICS:
+    case API_ROUTE_SEARCH:
+    case API_ROUTE_CONSENT_STATUS:
+        return "GET, HEAD";
+    case API_ROUTE_SESSION:
+        return "POST, DELETE";
+    case API_ROUTE_COLLECTION:
+    case API_ROUTE_CONSENTS:
+        return "GET, HEAD, POST";
+    case API_ROUTE_RECORD:
+        return "GET, HEAD, PATCH, DELETE";
+    case API_ROUTE_WITHDRAW:
+    case API_ROUTE_CONFIRM:
+        return "POST";
+    case API_ROUTE_NOT_FOUND:
+        break;
+    }
+    return NULL;
+}

@@ -42,4 +42,9 @@ struct api_route {
  * API_ROUTE_NOT_FOUND with label "other". */
 void api_route_match(const char *path, struct api_route *out);
 
+/* The methods a route takes, as an Allow header lists them ("GET, HEAD,
+ * POST"): the one table every 405 answer quotes. NULL for
+ * API_ROUTE_NOT_FOUND. */
+const char *api_route_allow(enum api_route_kind kind);
+
 #endif

@@ -56,6 +56,8 @@ static void usage(FILE *out)
                  "                      --listen 0.0.0.0:8080 (flags override the file)\n"
                  "  --print-config      print the effective settings and exit\n"
                  "  --describe-config   print every key with its default and meaning\n"
+                 "  --allow-root        run even as root (a container whose only user is\n"
+                 "                      root; also OUTPOST_ALLOW_ROOT=1); refused otherwise\n"
                  "  --version           print the version\n\n"
                  "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config file\n"
                  "and the region policy.\n");
@@ -330,8 +332,9 @@ static const struct daemon_hooks hooks = {.reload = reload, .stop = begin_stop};
 
 int main(int argc, char **argv)
 {
-    struct outpostd d = {.argc = argc, .argv = argv};
     daemon_init("outpostd");
+    int allow_root = daemon_take_allow_root(&argc, argv);
+    struct outpostd d = {.argc = argc, .argv = argv};
     d.config_path = find_config_flag(argc, argv);
     struct op_error err;
     op_error_clear(&err);
@@ -347,6 +350,9 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level((enum log_level)d.cfg.log_level);
+    /* Before the database is opened or created. */
+    if (daemon_check_user(allow_root) < 0)
+        return 2;
 
     /* The thread pool runs the database work; size it before first use. */
     char threads[16];

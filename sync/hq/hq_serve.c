@@ -177,6 +177,21 @@ static void problem(struct http_exchange *x, int status, const char *detail)
     http_respond_problem(x, status, NULL, detail);
 }
 
+/* 405 with the path's methods in Allow (RFC 9110 15.5.6): they are the
+ * whole answer's point, so the detail names them too. */
+static void not_allowed(struct http_exchange *x, const char *allow)
+{
+    char d[96];
+    snprintf(d, sizeof d, "method %.16s not allowed here (allowed: %s)", http_method(x), allow);
+    (void)http_add_header(x, "Allow", allow);
+    problem(x, 405, d);
+}
+
+static int is_get(const char *method)
+{
+    return !strcmp(method, "GET") || !strcmp(method, "HEAD");
+}
+
 /* Looks up the node of the request's bearer token and notes the contact.
  * Returns 0 and *out, or a negative errno: -EACCES for a missing, unknown
  * or revoked token. Called once per request. */
@@ -458,12 +473,13 @@ static void handler(void *ctx, struct http_exchange *x)
 {
     struct hq_serve *hq = ctx;
     const char *path = http_path(x), *method = http_method(x);
-    if (!strcmp(path, "/healthz")) {
-        respond_json(x, 200, "application/json", json_pack("{s:s}", "status", "ok"));
-        return;
-    }
-    if (!strcmp(path, "/metrics")) {
-        handle_metrics(hq, x);
+    if (!strcmp(path, "/healthz") || !strcmp(path, "/metrics")) {
+        if (!is_get(method))
+            not_allowed(x, "GET, HEAD");
+        else if (path[1] == 'h')
+            respond_json(x, 200, "application/json", json_pack("{s:s}", "status", "ok"));
+        else
+            handle_metrics(hq, x);
         return;
     }
     if (!strcmp(path, "/files") || !strncmp(path, "/files/", 7)) {
@@ -475,8 +491,7 @@ static void handler(void *ctx, struct http_exchange *x)
     }
     if (!strncmp(path, "/v1/receipts/", 13) || !strcmp(path, "/v1/mailbox")) {
         if (strcmp(method, "GET") != 0) {
-            (void)http_add_header(x, "Allow", "GET");
-            problem(x, 405, "only GET is allowed here");
+            not_allowed(x, "GET");
             return;
         }
         struct hq_node n;

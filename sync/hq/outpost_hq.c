@@ -48,6 +48,7 @@ enum hq_exit {
 struct opts {
     const char *db;
     const char *config;
+    int allow_root; /* --allow-root: serve may run as root */
     struct hq_config cfg;
 };
 
@@ -70,6 +71,8 @@ static void usage(FILE *out)
             "  --config FILE      settings ('key = value' lines; the store is its db key)\n"
             "  --db PATH          the HQ store (overrides the config)\n"
             "  --describe-config  every config key with its default\n"
+            "  --allow-root       let serve run as root (a container whose only user is\n"
+            "                     root; also OUTPOST_ALLOW_ROOT=1); refused otherwise\n"
             "  --version, --help\n");
 }
 
@@ -834,12 +837,19 @@ static int serve_cmd(struct opts *o, int argc, char **argv)
         return EXIT_OK_;
     }
     log_set_level((enum log_level)o->cfg.log_level);
+    /* Before the store is opened or created. */
+    if (daemon_check_user(o->allow_root) < 0)
+        return EXIT_USAGE;
     return serve_run(&o->cfg, &line);
 }
 
 int main(int argc, char **argv)
 {
     struct opts o = {0};
+    /* Every file outpost-hq creates (hq.db holds every node's key, the
+     * credentials file a node's token) is its user's alone. */
+    umask(077);
+    o.allow_root = daemon_take_allow_root(&argc, argv);
     /* Global options anywhere: take them out of argv. */
     int n = 0;
     for (int i = 1; i < argc; i++) {

@@ -5,9 +5,13 @@
  */
 #include "daemon.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "sd_notify.h"
@@ -16,6 +20,38 @@ void daemon_init(const char *program)
 {
     log_init(program, LOG_LEVEL_INFO);
     signal(SIGPIPE, SIG_IGN);
+    umask(077);
+}
+
+int daemon_take_allow_root(int *argc, char **argv)
+{
+    int found = 0, n = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (!strcmp(argv[i], DAEMON_ALLOW_ROOT_FLAG))
+            found = 1;
+        else
+            argv[n++] = argv[i];
+    }
+    for (int i = n; i < *argc; i++)
+        argv[i] = NULL;
+    if (*argc > 0)
+        *argc = n;
+    return found;
+}
+
+int daemon_check_user(int allow_root)
+{
+    if (geteuid() != 0 || allow_root)
+        return 0;
+    const char *env = getenv(DAEMON_ALLOW_ROOT_ENV);
+    if (env && !strcmp(env, "1"))
+        return 0;
+    /* A daemon that faces the network does not hold every right on the
+     * machine: a flaw in it would hand an attacker all of them. */
+    log_err("refusing to run as root: run it as the outpost user (the systemd unit does), "
+            "or, in a container whose only user is root, pass " DAEMON_ALLOW_ROOT_FLAG
+            " or set " DAEMON_ALLOW_ROOT_ENV "=1");
+    return -EPERM;
 }
 
 static void on_watchdog(uv_timer_t *t)

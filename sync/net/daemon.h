@@ -42,10 +42,28 @@ struct daemon {
 };
 
 /* The first thing a daemon's main does: lines on stderr named `program`
- * at info until the config says otherwise (log.h), and SIGPIPE ignored
- * (a peer that went away is an error on that write, not the end of the
- * process). */
+ * at info until the config says otherwise (log.h), SIGPIPE ignored (a
+ * peer that went away is an error on that write, not the end of the
+ * process), and the umask set to 077, so every file and directory the
+ * daemon creates (its database, keys, upload spool) is its user's alone
+ * whatever umask it was started with. */
 void daemon_init(const char *program);
+
+/* The flag and the environment variable that let a daemon run as root,
+ * for a container whose only user is root. */
+#define DAEMON_ALLOW_ROOT_FLAG "--allow-root"
+#define DAEMON_ALLOW_ROOT_ENV "OUTPOST_ALLOW_ROOT"
+
+/* Takes every DAEMON_ALLOW_ROOT_FLAG out of argv (the rest move down,
+ * argv[*argc] stays NULL) so the config's own flag parsing never sees it.
+ * Returns 1 when it was there, else 0. */
+int daemon_take_allow_root(int *argc, char **argv);
+
+/* Refuses root: with effective uid 0, unless allow_root (the flag) or
+ * DAEMON_ALLOW_ROOT_ENV is "1", logs at err why and what to do and
+ * returns -EPERM; the caller exits (2, as for a bad config: restarting
+ * will not help) before it opens or creates anything. Else returns 0. */
+int daemon_check_user(int allow_root);
 
 /* Watches SIGTERM, SIGINT and SIGHUP on loop and starts the watchdog
  * pings when systemd asks for them. hooks (both required) and ctx are

@@ -954,6 +954,46 @@ static void conn_dispatch(struct conn *c)
     s->handler(s->ctx, x);
 }
 
+/* What was wrong with the client's request, in HTTP's terms: never the
+ * parser's own names (HPE_...) or wording, which say which library reads
+ * the request and nothing the client can act on. */
+static const char *parse_error_detail(enum http_errno e)
+{
+    switch (e) {
+    case HPE_INVALID_METHOD:
+        return "the request method is not an HTTP method: send GET, HEAD, POST, PUT, PATCH, "
+               "DELETE or OPTIONS";
+    case HPE_INVALID_VERSION:
+        return "the request line must end in HTTP/1.1 or HTTP/1.0";
+    case HPE_INVALID_URL:
+    case HPE_INVALID_HOST:
+    case HPE_INVALID_PORT:
+    case HPE_INVALID_PATH:
+    case HPE_INVALID_QUERY_STRING:
+    case HPE_INVALID_FRAGMENT:
+        return "the request target has a character a URL cannot hold; percent-encode it";
+    case HPE_INVALID_HEADER_TOKEN:
+        return "a header name or value has a character HTTP does not allow there";
+    case HPE_INVALID_CONTENT_LENGTH:
+    case HPE_UNEXPECTED_CONTENT_LENGTH:
+        return "Content-Length must be one decimal number, sent once, and not with "
+               "Transfer-Encoding";
+    case HPE_INVALID_CHUNK_SIZE:
+        return "a chunk of the chunked body has a malformed size line";
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return "Transfer-Encoding must end in chunked";
+    case HPE_HEADER_OVERFLOW:
+        return "the request line and headers are too long";
+    case HPE_LF_EXPECTED:
+    case HPE_INVALID_CONSTANT:
+    case HPE_STRICT:
+        return "the request is not well-formed HTTP/1.1: a line must end in CRLF and follow "
+               "the request syntax";
+    default:
+        return "the request is not well-formed HTTP/1.1";
+    }
+}
+
 /* Feeds bytes to the parser. Returns how many it used: fewer than len when
  * a request completed (the rest belongs to the next one), all of them when
  * the connection is refused. */
@@ -991,10 +1031,7 @@ static size_t conn_parse(struct conn *c, const char *data, size_t len)
         if (c->refuse_status) {
             conn_refuse(c, c->refuse_status, c->refuse_detail, NULL);
         } else {
-            char detail[HTTP_DETAIL_MAX];
-            snprintf(detail, sizeof detail, "%s: %s", http_errno_name(e),
-                     http_errno_description(e));
-            conn_refuse(c, 400, detail, NULL);
+            conn_refuse(c, 400, parse_error_detail(e), NULL);
         }
         return len;
     }

@@ -1217,7 +1217,7 @@ int tus_server_handle(struct tus_server *s, struct http_exchange *x)
         return 1;
     }
     if (!principal_ok(principal)) {
-        (void)fail(x, 500, "the authorize callback returned an unusable principal");
+        (void)fail(x, 500, "the server cannot tell who is uploading: nothing was stored");
         return 1;
     }
     http_set_user(x, principal);

@@ -3,8 +3,10 @@
  * ("<N>program: text\n") and written with one write(2), so lines from the
  * loop and the thread pool never interleave and stdio's buffering plays no
  * part. Escaping: \n and \r as themselves, every other byte below 0x20 and
- * 0x7f as \xNN; bytes from 0x80 up pass through (UTF-8 text stays
- * readable), and a cut never splits a UTF-8 sequence.
+ * 0x7f as \xNN, and a backslash as \\ (so an escape in a line always
+ * comes from the log, never from text that spelt one out); bytes from 0x80
+ * up pass through (UTF-8 text stays readable), and a cut never splits a
+ * UTF-8 sequence or an escape.
  */
 #include "log.h"
 
@@ -78,6 +80,8 @@ static int escape(char *dst, size_t *pos, size_t limit, const unsigned char *s, 
             e[1] = 'n';
         } else if (c == '\r') {
             e[1] = 'r';
+        } else if (c == '\\') {
+            e[1] = '\\';
         } else if (c < 0x20 || c == 0x7f) {
             e[1] = 'x';
             e[2] = hex[c >> 4];

@@ -6,7 +6,11 @@
  * only what needs a person. The invariant: one call writes exactly one
  * line, with one write(2), of at most LOG_LINE_MAX bytes: control bytes in
  * the formatted text (a newline in a path or in metadata a client sent)
- * are escaped, so no text can end a line early or forge another one.
+ * are escaped ("\n", "\r", "\x1b"), and so is the backslash ("\\"), so
+ * no text can end a line early, forge another one, or pass for an escape.
+ * Every caller gets this without doing anything: there is no way to write
+ * a raw control byte, and text of several lines is logged as several
+ * calls.
  *
  * outpostd and outpost-hq call it from their main files and their loop
  * modules; library code does not log but returns its error (op_error.h)

@@ -20,8 +20,9 @@ static void health(void)
     CHECK_EQ(call("HEAD", "/healthz", NULL, NULL, NULL), 200);
     CHECK_EQ(call("POST", "/healthz", NULL, NULL, NULL), 405);
     CHECK_PROBLEM(405);
-    CHECK_STR(jstr("detail"), "use GET");
+    CHECK_STR(jstr("detail"), "method POST not allowed here (allowed: GET, HEAD)");
     CHECK_STR(jstr("title"), "Method Not Allowed");
+    CHECK_STR(hdr("Allow"), "GET, HEAD");
     /* a bad token does not matter: nothing is looked up */
     CHECK_EQ(
         call("GET", "/healthz", &(struct fx_user){"x", AUTH_ROLE_FIELD, "", "bogus"}, NULL, NULL),
@@ -54,14 +55,15 @@ static void methods(void)
     static const struct {
         const char *method, *path, *allowed;
     } cases[] = {
-        {"PUT", "/api/v1/contacts", "GET, POST"},
-        {"DELETE", "/api/v1/deals", "GET, POST"},
-        {"PUT", "/api/v1/contacts/X", "GET, PATCH, DELETE"},
-        {"POST", "/api/v1/notes/X", "GET, PATCH, DELETE"},
-        {"POST", "/api/v1/search", "GET"},
-        {"DELETE", "/api/v1/contacts/X/consents", "GET, POST"},
-        {"PATCH", "/api/v1/contacts/X/consents/status", "GET"},
+        {"PUT", "/api/v1/contacts", "GET, HEAD, POST"},
+        {"DELETE", "/api/v1/deals", "GET, HEAD, POST"},
+        {"PUT", "/api/v1/contacts/X", "GET, HEAD, PATCH, DELETE"},
+        {"POST", "/api/v1/notes/X", "GET, HEAD, PATCH, DELETE"},
+        {"POST", "/api/v1/search", "GET, HEAD"},
+        {"DELETE", "/api/v1/contacts/X/consents", "GET, HEAD, POST"},
+        {"PATCH", "/api/v1/contacts/X/consents/status", "GET, HEAD"},
         {"GET", "/api/v1/contacts/X/consents/K/withdraw", "POST"},
+        {"POST", "/metrics", "GET, HEAD"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         CHECK_EQ(call(cases[i].method, cases[i].path, &MARIA, NULL, NULL), 405);
@@ -70,13 +72,20 @@ static void methods(void)
         snprintf(want, sizeof want, "method %s not allowed here (allowed: %s)", cases[i].method,
                  cases[i].allowed);
         CHECK_STR(jstr("detail"), want);
+        /* every 405 names the route's methods in Allow (RFC 9110 15.5.6) */
+        CHECK_STR(hdr("Allow"), cases[i].allowed);
         CHECK_STR(hdr("Cache-Control"), "no-store");
     }
     /* no credentials needed to be told: these routes check the method first */
     CHECK_EQ(call("GET", "/api/v1/session", NULL, NULL, NULL), 405);
     CHECK_STR(jstr("detail"), "method GET not allowed here (allowed: POST, DELETE)");
+    CHECK_STR(hdr("Allow"), "POST, DELETE");
     CHECK_EQ(call("GET", "/api/v1/consents/confirm", NULL, NULL, NULL), 405);
     CHECK_STR(jstr("detail"), "method GET not allowed here (allowed: POST)");
+    CHECK_STR(hdr("Allow"), "POST");
+    /* answers that are not 405 carry no Allow */
+    CHECK_EQ(call("GET", "/api/v1/contacts", &MARIA, NULL, NULL), 200);
+    CHECK(hdr("Allow") == NULL);
     /* everything else authenticates first, then checks the role, then the method */
     CHECK_EQ(call("PUT", "/api/v1/contacts", NULL, NULL, NULL), 401);
     CHECK_EQ(call("PUT", "/api/v1/contacts", &ROOT, NULL, NULL), 403);

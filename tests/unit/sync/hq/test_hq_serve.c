@@ -6,7 +6,7 @@
  * a node's last contact written at most once a minute, not at every
  * PATCH; plus the creation checks that used to need a second decoder of
  * Upload-Metadata (403 for another node, a precise 400 for a value that
- * is not canonical base64).
+ * is not canonical base64), and Allow on every 405.
  */
 #include <errno.h>
 #include <openssl/sha.h>
@@ -298,6 +298,27 @@ static int c_healthz(int port)
     return cfails;
 }
 
+/* Every 405 names the path's methods in Allow: HQ's own paths (before
+ * any token is looked up) and the tus server's. */
+static int c_not_allowed(int port)
+{
+    static const struct {
+        const char *method, *path, *headers, *allow;
+    } cases[] = {
+        {"POST", "/healthz", "", "GET, HEAD"},          {"DELETE", "/metrics", "", "GET, HEAD"},
+        {"POST", "/v1/mailbox", AUTH1, "GET"},          {"PUT", "/v1/receipts/7", AUTH1, "GET"},
+        {"GET", "/files/", TUS AUTH1, "OPTIONS, POST"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct resp r;
+        req(port, cases[i].method, cases[i].path, cases[i].headers, NULL, 0, &r);
+        C_EQ(r.status, 405);
+        C_STR(rh(&r, "Allow"), cases[i].allow);
+        C_HAS(r.body, "Method Not Allowed");
+    }
+    return cfails;
+}
+
 struct call {
     int (*fn)(int port);
 };
@@ -344,6 +365,7 @@ static void test_authenticate_once(void)
         {"node not canonical base64", c_not_canonical, 1},
         {"unknown token, POST and PATCH", c_unknown_token, 2},
         {"healthz", c_healthz, 0},
+        {"405 with Allow", c_not_allowed, 1},
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         int before = n_by_token;

@@ -2,9 +2,13 @@
  * the reload hook between RELOADING=1 and READY=1, the first SIGTERM or
  * SIGINT calls the stop hook once after STOPPING=1 and later ones nothing,
  * the watchdog pings when systemd asks for it, daemon_close lets the loop
- * end, and the host of a listen address. */
+ * end, the host of a listen address, the umask daemon_init sets, and root
+ * refused unless --allow-root or OUTPOST_ALLOW_ROOT=1 says otherwise. */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -133,10 +137,63 @@ static void listen_host(void)
     CHECK_STR(small, "10.");
 }
 
+/* daemon_init (main's first call) left the umask at 077. */
+static void umask_set(void)
+{
+    mode_t old = umask(022);
+    CHECK_EQ((int)old, 077);
+    umask(old);
+}
+
+static void allow_root_flag(void)
+{
+    char a0[] = "outpostd", a1[] = "--db", a2[] = "x.db", a3[] = "--allow-root", a4[] = "-v";
+    char *argv[] = {a0, a1, a3, a2, a3, a4, NULL};
+    int argc = 6;
+    CHECK_EQ(daemon_take_allow_root(&argc, argv), 1);
+    CHECK_EQ(argc, 4);
+    CHECK_STR(argv[1], "--db");
+    CHECK_STR(argv[2], "x.db");
+    CHECK_STR(argv[3], "-v");
+    CHECK(argv[4] == NULL);
+    CHECK_EQ(daemon_take_allow_root(&argc, argv), 0);
+    CHECK_EQ(argc, 4);
+    /* only the whole word: a config key's value is left alone */
+    char b3[] = "--allow-rooted";
+    char *argv2[] = {a0, b3, NULL};
+    argc = 2;
+    CHECK_EQ(daemon_take_allow_root(&argc, argv2), 0);
+    CHECK_EQ(argc, 2);
+}
+
+static void root_refused(void)
+{
+    const char *saved = getenv(DAEMON_ALLOW_ROOT_ENV);
+    char *keep = saved ? strdup(saved) : NULL;
+    int root = geteuid() == 0;
+    unsetenv(DAEMON_ALLOW_ROOT_ENV);
+    CHECK_EQ(daemon_check_user(0), root ? -EPERM : 0);
+    CHECK_EQ(daemon_check_user(1), 0);
+    setenv(DAEMON_ALLOW_ROOT_ENV, "0", 1);
+    CHECK_EQ(daemon_check_user(0), root ? -EPERM : 0);
+    setenv(DAEMON_ALLOW_ROOT_ENV, "yes", 1);
+    CHECK_EQ(daemon_check_user(0), root ? -EPERM : 0);
+    setenv(DAEMON_ALLOW_ROOT_ENV, "1", 1);
+    CHECK_EQ(daemon_check_user(0), 0);
+    if (keep)
+        setenv(DAEMON_ALLOW_ROOT_ENV, keep, 1);
+    else
+        unsetenv(DAEMON_ALLOW_ROOT_ENV);
+    free(keep);
+}
+
 int main(void)
 {
     daemon_init("test_daemon");
     RUN(signals_and_notifications);
     RUN(listen_host);
+    RUN(umask_set);
+    RUN(allow_root_flag);
+    RUN(root_refused);
     return tl_report();
 }

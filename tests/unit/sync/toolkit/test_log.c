@@ -1,7 +1,8 @@
 /* Tests for sync/toolkit/log.c with stderr captured in a temporary file: the
  * priority prefix of each level, the program name, the threshold, level
  * names, escaping (a message with \n, \r, ESC, TAB and DEL stays one line,
- * so a newline in outside text cannot forge a second line), the length
+ * so a newline in outside text cannot forge a second line; a backslash is
+ * escaped, so text cannot spell out an escape), the length
  * cap (never splitting an escape or a UTF-8 character), and that lines
  * from several threads do not interleave. */
 #include <errno.h>
@@ -150,16 +151,20 @@ static void escaping(void)
     log_warning("upload %s: cannot settle", "x\n<3>testd: forged\n");
     log_info("%s", "Łódź, Müller, \xe2\x80\xa8 \xc2\x85 \xff"); /* bytes >= 0x80 pass */
     log_info("%s", "");
+    /* a backslash is escaped too: text that spells out "\n" cannot pass
+     * for an escaped newline, so every escape in a line is the log's */
+    log_info("path %s", "a\\nb\\\n");
     size_t len;
     char *out = capture_end(&len);
     CHECK_STR(out, "<6>testd: a\\nb\\rc\\x1b[31md\\x09e\\x7f f\\x01g\n"
                    "<4>testd: upload x\\n<3>testd: forged\\n: cannot settle\n"
                    "<6>testd: Łódź, Müller, \xe2\x80\xa8 \xc2\x85 \xff\n"
-                   "<6>testd: \n");
+                   "<6>testd: \n"
+                   "<6>testd: path a\\\\nb\\\\\\n\n");
     size_t lines = 0;
     for (size_t i = 0; i < len; i++)
         lines += out[i] == '\n';
-    CHECK_EQ(lines, 4);
+    CHECK_EQ(lines, 5);
     free(out);
 }
 
