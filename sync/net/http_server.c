@@ -1386,10 +1386,11 @@ int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
     s->settings.on_message_complete = on_message_complete;
 
     /* Every connection that holds a place (served or being told 503)
-     * counts against its address group. */
+     * counts against its address group, and so does a new one while it is
+     * being placed: at most that many groups at once. */
     if (s->max_connections > 1000000)
         s->max_connections = 1000000;
-    rc = http_peers_init(&s->peers, s->max_connections + HTTP_MAX_REFUSED);
+    rc = http_peers_init(&s->peers, s->max_connections + HTTP_MAX_REFUSED + 1);
     if (rc < 0) {
         free(s);
         return op_error_set(err, rc, NULL, "out of memory for the HTTP server");

@@ -31,7 +31,8 @@ struct http_server_config {
     unsigned max_connections_per_address; /* one IPv4 address or IPv6 /64; beyond it: refused
                                              at accept (503 at once on plain HTTP, then close).
                                              0 = 32 */
-    unsigned header_timeout_ms; /* from a request's first byte to its last header: 408. 0 = 10 s */
+    unsigned header_timeout_ms; /* until a request's last header, from accept (first request)
+                                   or its first byte (later ones): 408. 0 = 10 s */
     unsigned body_timeout_ms;   /* from the end of headers to the end of the body: 408. 0 = 30 s */
     unsigned idle_timeout_ms;   /* keep-alive wait for the next request: close. 0 = 60 s */
     const char *tls_cert_file;  /* PEM chain; with tls_key_file, serve TLS only */
