@@ -23,6 +23,7 @@ struct outpostd_config {
     char tls_cert[CONFIG_PATH_MAX];
     char tls_key[CONFIG_PATH_MAX];
     unsigned max_connections;
+    unsigned max_connections_per_address;
     unsigned max_header_bytes;
     unsigned max_body_bytes;
     unsigned header_timeout_ms;

@@ -379,6 +379,7 @@ int main(int argc, char **argv)
         .max_header_bytes = d.cfg.max_header_bytes,
         .max_body_bytes = d.cfg.max_body_bytes,
         .max_connections = d.cfg.max_connections,
+        .max_connections_per_address = d.cfg.max_connections_per_address,
         .header_timeout_ms = d.cfg.header_timeout_ms,
         .body_timeout_ms = d.cfg.body_timeout_ms,
         .idle_timeout_ms = d.cfg.idle_timeout_ms,

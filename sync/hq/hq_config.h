@@ -29,6 +29,7 @@ struct hq_config {
     uint64_t max_incomplete_per_node;
     uint64_t upload_expire_s;
     uint64_t max_connections;
+    uint64_t max_connections_per_address;
     uint64_t max_header_bytes;
     uint64_t max_body_bytes;
     uint64_t header_timeout_ms;

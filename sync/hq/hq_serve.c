@@ -621,6 +621,7 @@ int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq
         .max_header_bytes = (size_t)cfg->max_header_bytes,
         .max_body_bytes = (size_t)cfg->max_body_bytes,
         .max_connections = (unsigned)cfg->max_connections,
+        .max_connections_per_address = (unsigned)cfg->max_connections_per_address,
         .header_timeout_ms = (unsigned)cfg->header_timeout_ms,
         .body_timeout_ms = (unsigned)cfg->body_timeout_ms,
         .idle_timeout_ms = (unsigned)cfg->idle_timeout_ms,

@@ -29,6 +29,7 @@
 #include <http_parser.h>
 
 #include "buf.h"
+#include "http_peers.h"
 #include "http_tls.h"
 #include "percent.h"
 #include "problem.h"
@@ -39,6 +40,7 @@
 #define HTTP_MAX_RESP_HEAD 8192  /* bytes of those headers */
 #define HTTP_LINGER_MS 2000      /* reading and dropping after a closing response */
 #define HTTP_MAX_REFUSED 64      /* connections being told 503 at once */
+#define HTTP_PER_ADDRESS 32      /* default connections per client address group */
 #define HTTP_READ_BUF 65536      /* one socket read */
 #define HTTP_PLAIN_BUF 16384     /* one TLS record of plaintext */
 #define HTTP_STASH_MAX (HTTP_READ_BUF + HTTP_PLAIN_BUF)
@@ -123,6 +125,12 @@ struct conn {
     int tls_seen;
     int peer_gone;
     char remote[HTTP_REMOTE_MAX];
+    struct http_peer_key peer; /* the client's address group */
+    int peer_held;             /* holds one of its group's connections */
+    unsigned served;           /* responses written on this connection */
+    int idle;                  /* on the server's idle list */
+    struct conn *idle_prev;
+    struct conn *idle_next;
 };
 
 struct http_server {
@@ -131,6 +139,7 @@ struct http_server {
     size_t max_header_bytes;
     size_t max_body_bytes;
     unsigned max_connections;
+    unsigned max_per_address;
     unsigned header_timeout_ms;
     unsigned body_timeout_ms;
     unsigned idle_timeout_ms;
@@ -143,6 +152,15 @@ struct http_server {
     unsigned nconns;
     unsigned nrefused;
     unsigned nhandler; /* exchanges the handler holds */
+    struct http_peers peers;
+    /* Idle keep-alive connections, oldest first: the first to go when a
+     * new connection finds the server full. */
+    struct conn *idle_head;
+    struct conn *idle_tail;
+    unsigned nidle;
+    uint64_t refused_address;
+    uint64_t refused_full;
+    uint64_t evicted_idle;
     int port;
     int stopping;
     int listener_closed;
@@ -378,6 +396,7 @@ static void maybe_done(struct http_server *s)
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
     http_tls_ctx_free(s->tls);
+    http_peers_done(&s->peers);
     free(s);
     if (done)
         done(arg);
@@ -392,6 +411,42 @@ static void on_timer(uv_timer_t *t);
 static void conn_arm(struct conn *c, unsigned ms)
 {
     (void)uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* A keep-alive connection waiting for its next request joins the tail of
+ * the idle list; it leaves on its next request's first byte or on close. */
+static void idle_add(struct conn *c)
+{
+    struct http_server *s = c->srv;
+    if (c->idle)
+        return;
+    c->idle = 1;
+    c->idle_next = NULL;
+    c->idle_prev = s->idle_tail;
+    if (s->idle_tail)
+        s->idle_tail->idle_next = c;
+    else
+        s->idle_head = c;
+    s->idle_tail = c;
+    s->nidle++;
+}
+
+static void idle_remove(struct conn *c)
+{
+    struct http_server *s = c->srv;
+    if (!c->idle)
+        return;
+    c->idle = 0;
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        s->idle_head = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    else
+        s->idle_tail = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+    s->nidle--;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -487,6 +542,11 @@ static void conn_close(struct conn *c)
         c->refused = 0;
         s->nrefused--;
     }
+    if (c->peer_held) {
+        c->peer_held = 0;
+        http_peers_give(&s->peers, &c->peer);
+    }
+    idle_remove(c);
     struct http_exchange *x = c->x;
     if (x && x->in_handler) {
         /* The handler still holds it; http_respond will log and free it. */
@@ -641,6 +701,8 @@ static void response_written(struct conn *c, int status)
     }
     c->state = C_WAIT;
     c->raw_head = 0;
+    c->served++;
+    idle_add(c);
     conn_arm(c, s->idle_timeout_ms);
     conn_pump(c);
 }
@@ -1015,7 +1077,15 @@ static size_t conn_parse(struct conn *c, const char *data, size_t len)
         }
         c->state = C_HEAD;
         c->raw_head = 0;
-        conn_arm(c, s->header_timeout_ms);
+        idle_remove(c);
+        /* The header deadline is absolute: armed once per request, never
+         * pushed back by bytes that trickle in. On a new connection it
+         * runs from accept (armed there), so a client cannot hold the
+         * connection for a silent header_timeout_ms and then another one
+         * by sending a byte; after a keep-alive response it runs from the
+         * request's first byte. */
+        if (c->served > 0)
+            conn_arm(c, s->header_timeout_ms);
     }
     c->refuse_status = 0;
     size_t n = http_parser_execute(&c->parser, &s->settings, data, len);
@@ -1189,6 +1259,33 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- the listener ---- */
 
+/* Tells a plain-HTTP client over its address's cap why, in one
+ * non-blocking send on a socket whose buffer is empty; a TLS client is
+ * just closed (a handshake would cost more than the refusal saves). The
+ * caller closes. Best effort: a client that already sent its request may
+ * see a reset instead. */
+static void refuse_at_accept(struct conn *c)
+{
+    struct http_server *s = c->srv;
+    if (s->tls)
+        return;
+    static const char body[] =
+        "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"
+        "\"detail\":\"too many connections from this address; close some, or retry "
+        "later\"}\n";
+    char date[64];
+    imf_date(date, sizeof date);
+    char msg[512];
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\nRetry-After: 5\r\nConnection: close\r\n\r\n%s",
+                     date, PROBLEM_CONTENT_TYPE, sizeof body - 1, body);
+    if (n <= 0 || (size_t)n >= sizeof msg)
+        return;
+    uv_buf_t b = uv_buf_init(msg, (unsigned)n);
+    (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct http_server *s = server->data;
@@ -1215,13 +1312,37 @@ static void on_connection(uv_stream_t *server, int status)
     }
     struct sockaddr_storage ss;
     int sslen = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
-        format_addr((struct sockaddr *)&ss, c->remote, sizeof c->remote);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0 ||
+        http_peer_key_of((struct sockaddr *)&ss, &c->peer) != 0) {
+        conn_close(c); /* gone already, or not an IP peer: nothing to count it by */
+        return;
+    }
+    format_addr((struct sockaddr *)&ss, c->remote, sizeof c->remote);
+    /* One address may not take every connection: over its cap it is
+     * refused before it costs a parser, a TLS session or a timer. */
+    int rc = http_peers_take(&s->peers, &c->peer, s->max_per_address);
+    if (rc < 0) {
+        if (rc == -EAGAIN) {
+            s->refused_address++;
+            refuse_at_accept(c);
+        }
+        conn_close(c);
+        return;
+    }
+    c->peer_held = 1;
     (void)uv_tcp_nodelay(&c->tcp, 1);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
 
+    /* Full: an idle keep-alive connection is the cheapest to lose (its
+     * client reconnects when it has something to ask), so the oldest one
+     * makes room before anyone is refused. */
+    if (s->nconns >= s->max_connections && s->idle_head) {
+        s->evicted_idle++;
+        conn_close(s->idle_head);
+    }
     if (s->nconns >= s->max_connections) {
+        s->refused_full++;
         if (s->nrefused >= HTTP_MAX_REFUSED) {
             conn_close(c);
             return;
@@ -1252,6 +1373,7 @@ static void on_listener_closed(uv_handle_t *h)
     struct http_server *s = h->data;
     if (s->start_failed) {
         http_tls_ctx_free(s->tls);
+        http_peers_done(&s->peers);
         free(s);
         return;
     }
@@ -1280,6 +1402,8 @@ int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
     s->max_header_bytes = cfg->max_header_bytes ? cfg->max_header_bytes : 16 * 1024;
     s->max_body_bytes = cfg->max_body_bytes ? cfg->max_body_bytes : 1024 * 1024;
     s->max_connections = cfg->max_connections ? cfg->max_connections : 512;
+    s->max_per_address =
+        cfg->max_connections_per_address ? cfg->max_connections_per_address : HTTP_PER_ADDRESS;
     s->header_timeout_ms = cfg->header_timeout_ms ? cfg->header_timeout_ms : 10000;
     s->body_timeout_ms = cfg->body_timeout_ms ? cfg->body_timeout_ms : 30000;
     s->idle_timeout_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 60000;
@@ -1298,9 +1422,20 @@ int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
     s->settings.on_body = on_body;
     s->settings.on_message_complete = on_message_complete;
 
+    /* Every connection that holds a place (served or being told 503)
+     * counts against its address group, and so does a new one while it is
+     * being placed: at most that many groups at once. */
+    if (s->max_connections > 1000000)
+        s->max_connections = 1000000;
+    rc = http_peers_init(&s->peers, s->max_connections + HTTP_MAX_REFUSED + 1);
+    if (rc < 0) {
+        free(s);
+        return op_error_set(err, rc, NULL, "out of memory for the HTTP server");
+    }
     if (cfg->tls_cert_file) {
         rc = http_tls_ctx_new(cfg->tls_cert_file, cfg->tls_key_file, &s->tls, err);
         if (rc < 0) {
+            http_peers_done(&s->peers);
             free(s);
             return rc;
         }
@@ -1308,6 +1443,7 @@ int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
     rc = uv_tcp_init(loop, &s->listener);
     if (rc < 0) {
         http_tls_ctx_free(s->tls);
+        http_peers_done(&s->peers);
         free(s);
         return op_error_set(err, rc, "listen", "cannot listen on %s: %s", cfg->listen,
                             uv_strerror(rc));
@@ -1351,6 +1487,17 @@ int http_server_port(const struct http_server *s)
 unsigned http_server_connections(const struct http_server *s)
 {
     return s->nconns;
+}
+
+void http_server_get_stats(const struct http_server *s, struct http_server_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->connections = s->nconns;
+    out->idle = s->nidle;
+    out->addresses = http_peers_groups(&s->peers);
+    out->refused_address = s->refused_address;
+    out->refused_full = s->refused_full;
+    out->evicted_idle = s->evicted_idle;
 }
 
 void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg)

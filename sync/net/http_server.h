@@ -2,9 +2,10 @@
  * The HTTP/1.1 server outpostd and outpost-hq serve on: one libuv
  * loop, requests parsed by libhttp-parser, optional TLS through OpenSSL
  * memory BIOs. It enforces the limits that keep one bad client from hurting
- * the others (header size 431, body size 413, connection cap 503 with
- * Retry-After, malformed 400, header/body/idle timeouts) and hands each
- * complete request to one handler as an exchange.
+ * the others (header size 431, body size 413, connections per client
+ * address, connection cap 503 with Retry-After after closing the oldest
+ * idle keep-alive connection, malformed 400, header/body/idle deadlines)
+ * and hands each complete request to one handler as an exchange.
  *
  * Invariants: a connection has at most one exchange in flight (reading is
  * paused until it is answered, so pipelined requests are served in order and
@@ -21,11 +22,17 @@
 #include "op_error.h"
 
 struct http_server_config {
-    const char *listen;         /* "127.0.0.1:8080", "[::1]:0", "0.0.0.0:8443"; port 0 picks one */
-    size_t max_header_bytes;    /* request line + headers; over it: 431. 0 = 16 KiB */
-    size_t max_body_bytes;      /* decoded body; over it: 413. 0 = 1 MiB */
-    unsigned max_connections;   /* beyond it: 503 + Retry-After, then close. 0 = 512 */
-    unsigned header_timeout_ms; /* from a request's first byte to its last header: 408. 0 = 10 s */
+    const char *listen;       /* "127.0.0.1:8080", "[::1]:0", "0.0.0.0:8443"; port 0 picks one */
+    size_t max_header_bytes;  /* request line + headers; over it: 431. 0 = 16 KiB */
+    size_t max_body_bytes;    /* decoded body; over it: 413. 0 = 1 MiB */
+    unsigned max_connections; /* beyond it: the oldest idle keep-alive connection is closed
+                                 to make room; if none, 503 + Retry-After, then close.
+                                 0 = 512 */
+    unsigned max_connections_per_address; /* one IPv4 address or IPv6 /64; beyond it: refused
+                                             at accept (503 at once on plain HTTP, then close).
+                                             0 = 32 */
+    unsigned header_timeout_ms; /* until a request's last header, from accept (first request)
+                                   or its first byte (later ones): 408. 0 = 10 s */
     unsigned body_timeout_ms;   /* from the end of headers to the end of the body: 408. 0 = 30 s */
     unsigned idle_timeout_ms;   /* keep-alive wait for the next request: close. 0 = 60 s */
     const char *tls_cert_file;  /* PEM chain; with tls_key_file, serve TLS only */
@@ -65,6 +72,17 @@ int http_server_port(const struct http_server *s);
 
 /* Connections open right now. */
 unsigned http_server_connections(const struct http_server *s);
+
+/* What the connection limits did since the start, for metrics and tests. */
+struct http_server_stats {
+    unsigned connections;     /* open now, as http_server_connections */
+    unsigned idle;            /* of them, idle keep-alive connections */
+    unsigned addresses;       /* client address groups holding a connection */
+    uint64_t refused_address; /* refused at accept: the address held its cap */
+    uint64_t refused_full;    /* refused (503 or closed): the server was full */
+    uint64_t evicted_idle;    /* idle keep-alive connections closed to make room */
+};
+void http_server_get_stats(const struct http_server *s, struct http_server_stats *out);
 
 /* Graceful stop: closes the listener, closes idle connections, lets each
  * in-flight exchange finish (its response carries Connection: close), then

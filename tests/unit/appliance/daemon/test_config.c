@@ -16,6 +16,7 @@ static void defaults(void)
     CHECK_STR(c.db, "/var/lib/outpost/node.db");
     CHECK_STR(c.listen, "0.0.0.0:8080");
     CHECK_EQ(c.max_connections, 512);
+    CHECK_EQ(c.max_connections_per_address, 32);
     CHECK_EQ(c.max_body_bytes, 1048576);
     CHECK_EQ(c.workers, 4);
     CHECK_EQ(c.log_requests, 1);
@@ -32,6 +33,7 @@ static void file_values(void)
     struct op_error err;
     const char *p = fx_file("ok.conf", "# branch office\n\n  listen = 127.0.0.1:9000  \n"
                                        "workers=2\nlog_requests = no\n"
+                                       "max_connections_per_address = 8\n"
                                        "log_level = warning\n"
                                        "db = /srv/outpost/node.db\n");
     CHECK_EQ(config_load_file(&c, p, &err), 0);
@@ -40,6 +42,7 @@ static void file_values(void)
     CHECK_EQ(c.log_requests, 0);
     CHECK_EQ(c.log_level, LOG_LEVEL_WARNING);
     CHECK_STR(c.db, "/srv/outpost/node.db");
+    CHECK_EQ(c.max_connections_per_address, 8);
     CHECK_EQ(c.max_connections, 512); /* untouched keys keep their value */
 }
 
@@ -61,6 +64,8 @@ static void errors_name_file_line_key(void)
         {"just words\n", "bad.conf:1: expected 'key = value'"},
         {"max_connections = 0\n", "bad.conf:1: max_connections: expected a whole number from 1"},
         {"max_connections = -5\n", "max_connections: expected a whole number"},
+        {"max_connections_per_address = 0\n",
+         "bad.conf:1: max_connections_per_address: expected a whole number from 1"},
         {"log_requests = perhaps\n", "bad.conf:1: log_requests: expected true or false"},
         {"log_level = verbose\n",
          "bad.conf:1: log_level: expected err, warning, notice, info or debug, got 'verbose'"},

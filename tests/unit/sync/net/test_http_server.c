@@ -758,6 +758,30 @@ static void test_malformed_and_decoding(void)
     fx_done(&f);
 }
 
+/* A connection from 127.0.0.src (the whole of 127/8 is loopback on
+ * Linux), or NULL. */
+static struct cl *cl_open_from(int port, int src)
+{
+    struct cl *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {5, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+    int ok = c->fd >= 0 && bind(c->fd, (struct sockaddr *)&a, sizeof a) == 0;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (!ok || connect(c->fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (c->fd >= 0)
+            close(c->fd);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
 static int client_maxconn(int port, void *arg)
 {
     struct resp r;
@@ -767,31 +791,48 @@ static int client_maxconn(int port, void *arg)
         return cfails;
     cl_send(a, "GET /echo?q=a HTTP/1.1\r\nHost: t\r\n\r\n");
     C_EQ(cl_response(a, &r, 0), 200);
+    sleep_ms(20); /* a has waited longer than b */
     cl_send(b, "GET /echo?q=b HTTP/1.1\r\nHost: t\r\n\r\n");
     C_EQ(cl_response(b, &r, 0), 200);
 
+    /* Full, but a and b are idle keep-alive connections: the oldest, a,
+     * is closed to make room, and c is served. */
     struct cl *c = cl_open(port);
-    C_CHECK(c != NULL);
-    if (c) {
-        cl_send(c, "GET /echo?q=c HTTP/1.1\r\nHost: t\r\n\r\n");
-        C_EQ(cl_response(c, &r, 0), 503);
-        char v[32];
-        C_EQ(strcmp(resp_header(&r, "Retry-After", v, sizeof v), "5"), 0);
-        C_HAS(r.body, "\"status\":503");
-        C_CHECK(cl_wait_eof(c, 1000) >= 0);
-        cl_close(c);
-    }
+    cl_send(c, "GET /echo?q=c HTTP/1.1\r\nHost: t\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_CHECK(cl_wait_eof(a, 1000) >= 0);
+    cl_close(a);
+    cl_send(b, "GET /echo?q=b2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    C_EQ(cl_response(b, &r, 0), 200);
+
+    /* Full with b and c in the middle of a request: nobody idle to
+     * close, so d is told 503. */
+    cl_send(b, "GET /echo?q=b3 HTTP/1.1\r\n");
+    cl_send(c, "GET /echo?q=c2 HTTP/1.1\r\n");
+    sleep_ms(20);
+    struct cl *d = cl_open(port);
+    cl_send(d, "GET /echo?q=d HTTP/1.1\r\nHost: t\r\n\r\n");
+    C_EQ(cl_response(d, &r, 0), 503);
+    char v[32];
+    C_EQ(strcmp(resp_header(&r, "Retry-After", v, sizeof v), "5"), 0);
+    C_HAS(r.body, "\"status\":503");
+    C_CHECK(cl_wait_eof(d, 1000) >= 0);
+    cl_close(d);
+    /* The requests in progress were not disturbed. */
+    cl_send(b, "Host: t\r\n\r\n");
+    C_EQ(cl_response(b, &r, 0), 200);
+    C_HAS(r.body, "q=b3\n");
+    cl_send(c, "Host: t\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 200);
 
     /* One leaves; service resumes. */
-    cl_close(a);
+    cl_close(c);
     int st = 0;
     for (int i = 0; i < 20 && st != 200; i++) {
         sleep_ms(25);
-        st = one_shot(port, "GET /echo?q=d HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+        st = one_shot(port, "GET /echo?q=e HTTP/1.1\r\nHost: t\r\n\r\n", &r);
     }
     C_EQ(st, 200);
-    cl_send(b, "GET /echo?q=b2 HTTP/1.1\r\nHost: t\r\n\r\n");
-    C_EQ(cl_response(b, &r, 0), 200);
     cl_close(b);
     return cfails;
 }
@@ -805,8 +846,90 @@ static void test_max_connections(void)
     CHECK_EQ(fx_start(&f, &cfg), 0);
     CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_maxconn, NULL), 0);
     settle(&f, 20);
+    CHECK_LOG(&f, "/echo", 200);
     CHECK_LOG(&f, "-", 503);
+    struct http_server_stats st;
+    http_server_get_stats(f.srv, &st);
+    CHECK_EQ(st.evicted_idle, 1);
+    CHECK_EQ(st.refused_full, 1);
+    CHECK_EQ(st.refused_address, 0);
+    CHECK_EQ(st.connections, 0);
+    CHECK_EQ(st.addresses, 0);
     CHECK_EQ(http_server_connections(f.srv), 0);
+    fx_stop(&f);
+    fx_done(&f);
+}
+
+static int client_per_address(int port, void *arg)
+{
+    struct resp r;
+    /* 127.0.0.2 holds its cap of 3, one of them idle after a request. */
+    struct cl *h[3];
+    for (int i = 0; i < 3; i++) {
+        h[i] = cl_open_from(port, 2);
+        C_CHECK(h[i] != NULL);
+        if (!h[i])
+            return cfails;
+    }
+    cl_send(h[0], "GET /echo?q=h0 HTTP/1.1\r\nHost: t\r\n\r\n");
+    C_EQ(cl_response(h[0], &r, 0), 200);
+    cl_send(h[1], "GET /echo?q=h1 HTTP/1.1\r\n"); /* a request in progress */
+    sleep_ms(20);
+
+    /* Its fourth is refused at once, before it sends anything. */
+    struct cl *x = cl_open_from(port, 2);
+    C_CHECK(x != NULL);
+    if (x) {
+        C_EQ(cl_response(x, &r, 0), 503);
+        char v[32];
+        C_EQ(strcmp(resp_header(&r, "Retry-After", v, sizeof v), "5"), 0);
+        C_HAS(r.body, "too many connections from this address");
+        C_CHECK(cl_wait_eof(x, 1000) >= 0);
+        cl_close(x);
+    }
+    /* Another address is not affected. */
+    for (int i = 0; i < 4; i++)
+        C_EQ(one_shot(port, "GET /echo?q=other HTTP/1.1\r\nHost: t\r\n\r\n", &r), 200);
+    /* The capped address's own connections keep working. */
+    cl_send(h[0], "GET /echo?q=h0b HTTP/1.1\r\nHost: t\r\n\r\n");
+    C_EQ(cl_response(h[0], &r, 0), 200);
+    cl_send(h[1], "Host: t\r\n\r\n");
+    C_EQ(cl_response(h[1], &r, 0), 200);
+    /* One closes: the address may open one again. */
+    cl_close(h[2]);
+    h[2] = NULL;
+    int st = 0;
+    for (int i = 0; i < 20 && st != 200; i++) {
+        sleep_ms(25);
+        x = cl_open_from(port, 2);
+        if (!x)
+            continue;
+        cl_send(x, "GET /echo?q=again HTTP/1.1\r\nHost: t\r\n\r\n");
+        st = cl_response(x, &r, 0);
+        cl_close(x);
+    }
+    C_EQ(st, 200);
+    cl_close(h[0]);
+    cl_close(h[1]);
+    return cfails;
+}
+
+static void test_per_address_cap(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct http_server_config cfg = base_cfg();
+    cfg.max_connections_per_address = 3;
+    CHECK_EQ(fx_start(&f, &cfg), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_per_address, NULL), 0);
+    settle(&f, 20);
+    struct http_server_stats st;
+    http_server_get_stats(f.srv, &st);
+    CHECK_EQ(st.refused_address, 1);
+    CHECK_EQ(st.refused_full, 0);
+    CHECK_EQ(st.connections, 0);
+    CHECK_EQ(st.addresses, 0);
+    CHECK(!find_log(&f, "-", 503)); /* a refusal at accept is not an exchange */
     fx_stop(&f);
     fx_done(&f);
 }
@@ -850,6 +973,24 @@ static int client_slowloris(int port, void *arg)
     C_CHECK(cl_wait_eof(a, 1000) >= 0);
     cl_close(a);
     cl_close(b);
+
+    /* A first request's header deadline runs from accept: staying silent
+     * first, then trickling, does not buy a second header_timeout_ms. */
+    a = cl_open(port);
+    t0 = now_ms();
+    sleep_ms(300);
+    cl_send(a, "GET /echo?q=late HTTP/1.1\r\n");
+    got = -1;
+    for (int i = 0; i < 30 && got < 0; i++) {
+        (void)send_all(a->fd, "X", 1);
+        struct pollfd p = {.fd = a->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) == 1)
+            got = now_ms() - t0;
+    }
+    C_EQ(cl_response(a, &r, 0), 408);
+    fprintf(stderr, "  silent then trickling: 408 after %lld ms from connect\n", (long long)got);
+    C_CHECK(got >= 400 && got <= 700);
+    cl_close(a);
 
     /* A connection that sends nothing is closed silently after the header
      * timeout. */
@@ -1315,6 +1456,7 @@ int main(void)
     RUN(test_limits);
     RUN(test_malformed_and_decoding);
     RUN(test_max_connections);
+    RUN(test_per_address_cap);
     RUN(test_slowloris_and_timeouts);
     RUN(test_idle_timeout);
     RUN(test_client_disconnects);
