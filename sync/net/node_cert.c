@@ -839,22 +839,14 @@ int node_cert_local_hosts(const char *listen, struct node_cert_hosts *out, struc
         }
     }
     unsigned char bin[16];
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
     char text[INET6_ADDRSTRLEN];
     if (inet_pton(AF_INET, host, bin) == 1 && memcmp(bin, "\0\0\0\0", 4) != 0) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        memcpy(&a->sin_addr, bin, 4);
-        if (address_usable((struct sockaddr *)&ss, text, sizeof text))
-            add_local(out, text, 1);
+        if (inet_ntop(AF_INET, bin, text, sizeof text))
+            add_local(out, text, 1); /* even loopback: the admin chose it */
         want4 = want6 = 0;
     } else if (inet_pton(AF_INET6, host, bin) == 1 &&
                !IN6_IS_ADDR_UNSPECIFIED((struct in6_addr *)bin)) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        memcpy(&a->sin6_addr, bin, 16);
-        if (address_usable((struct sockaddr *)&ss, text, sizeof text))
+        if (inet_ntop(AF_INET6, bin, text, sizeof text))
             add_local(out, text, 1);
         want4 = want6 = 0;
     } else if (!strcmp(host, "0.0.0.0")) {

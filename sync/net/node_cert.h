@@ -58,8 +58,9 @@ struct node_cert_result {
 };
 
 /* node_cert_create flags */
-#define NODE_CERT_NEW_CA 1u /* move an existing CA aside (ca.*.replaced-DATE) and make a new one   \
-                             */
+#define NODE_CERT_NEW_CA                                                                           \
+    1u /* move an existing CA aside (ca.*.replaced-DATE) and make a new one                        \
+        */
 
 /* Makes (or reuses) the CA in dir and issues a new node certificate with
  * a new key for `hosts` (the first DNS name is the subject's common name),
@@ -77,7 +78,8 @@ int node_cert_create(const char *dir, const struct node_cert_hosts *hosts, int d
 
 /* This machine's names for a certificate: its host name (when it is a
  * valid DNS name other than localhost) and its addresses. listen narrows
- * the addresses: "a.b.c.d:port" or "[addr]:port" gives that address only,
+ * the addresses: "a.b.c.d:port" or "[addr]:port" gives that address only
+ * (even a loopback one: the admin chose it),
  * "0.0.0.0:port" every interface's IPv4 address, "[::]:port" or NULL every
  * IPv4 and IPv6 address; loopback and IPv6 link-local addresses are left
  * out. -ENOENT when nothing usable is found. */
