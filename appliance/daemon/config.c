@@ -23,8 +23,8 @@ static const struct conf_key keys[] = {
     {"listen", CONF_TEXT, FIELD(listen), 0, 0, "0.0.0.0:8443",
      "address and port for the LAN API: IPv4 a.b.c.d:port or IPv6 [addr]:port"},
     {"tls", CONF_TEXT, FIELD(tls), 0, 0, "auto",
-     "auto: HTTPS, except plain HTTP on a loopback listen without tls_cert; on: HTTPS; "
-     "off: plain HTTP (loopback only, unless allow_plain_http)"},
+     "auto: HTTPS (plain HTTP only on a loopback listen without tls_cert); on: always HTTPS; "
+     "off: plain HTTP"},
     {"tls_cert", CONF_PATH, FIELD(tls_cert), 0, 0, "",
      "PEM certificate chain; empty: node.pem beside the database, made at start if missing"},
     {"tls_key", CONF_PATH, FIELD(tls_key), 0, 0, "",
