@@ -649,8 +649,10 @@ static int check_hosts_in_ca(X509 *ca, const struct node_cert_hosts *hosts, cons
     return rc;
 }
 
-/* Moves an existing CA file aside as NAME.replaced-YYYYMMDDTHHMMSSZ, so
- * that --new-ca never destroys a key an admin may still need. */
+/* Moves an existing CA file aside as NAME.replaced-YYYYMMDDTHHMMSSZ (with
+ * -2, -3... when that exists), so that --new-ca never destroys a key an
+ * admin may still need: link() refuses to replace a file, rename() would
+ * not. */
 static int move_aside(int dirfd, const char *dir, const char *path, struct op_error *err)
 {
     char aside[PATH_MAX], stamp[32];
@@ -658,11 +660,20 @@ static int move_aside(int dirfd, const char *dir, const char *path, struct op_er
     struct tm tm;
     if (!gmtime_r(&now, &tm) || !strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm))
         snprintf(stamp, sizeof stamp, "%lld", (long long)now);
-    int n = snprintf(aside, sizeof aside, "%s.replaced-%s", path, stamp);
-    if (n < 0 || (size_t)n >= sizeof aside)
-        return op_error_set(err, -ENAMETOOLONG, NULL, "path too long: %s", path);
-    if (rename(path, aside) < 0)
-        return errno == ENOENT ? 0 : sys_fail(err, errno, "move aside", path);
+    for (int i = 1;; i++) {
+        int n = i == 1 ? snprintf(aside, sizeof aside, "%s.replaced-%s", path, stamp)
+                       : snprintf(aside, sizeof aside, "%s.replaced-%s-%d", path, stamp, i);
+        if (n < 0 || (size_t)n >= sizeof aside)
+            return op_error_set(err, -ENAMETOOLONG, NULL, "path too long: %s", path);
+        if (link(path, aside) == 0)
+            break;
+        if (errno == ENOENT)
+            return 0;
+        if (errno != EEXIST || i == 100)
+            return sys_fail(err, errno, "move aside", path);
+    }
+    if (unlink(path) < 0)
+        return sys_fail(err, errno, "remove", path);
     if (fsync(dirfd) < 0)
         return sys_fail(err, errno, "sync the directory", dir);
     return 0;

@@ -537,6 +537,11 @@ static void unconstrained_ca(void)
     CHECK_EQ(res.ca_created, 1);
     CHECK_EQ(res.ca_replaced, 1);
     CHECK_EQ(res.ca_unconstrained, 0);
+    /* Twice in the same second: both old CAs are kept. */
+    CHECK_EQ(node_cert_create(dir, &h, 0, NODE_CERT_NEW_CA, &res, &err), 0);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "test $(ls '%s' | grep -c '^ca.key.replaced-') = 2", dir);
+    CHECK_EQ(system(cmd), 0);
     CHECK_EQ(node_cert_create(dir, &h, 0, 0, &res, &err), 0);
     CHECK_EQ(res.ca_created, 0);
     CHECK_EQ(res.ca_unconstrained, 0);
