@@ -7,8 +7,12 @@
 #include "config.h"
 
 #include "conf_table.h"
+#include "fsutil.h"
+#include "http_tls.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <strings.h>
 
 #define FIELD(f) CONF_FIELD(struct outpostd_config, f)
@@ -16,11 +20,17 @@
 static const struct conf_key keys[] = {
     {"db", CONF_PATH, FIELD(db), 0, 0, "/var/lib/outpost/node.db",
      "the node database (created by 'outpost init')"},
-    {"listen", CONF_TEXT, FIELD(listen), 0, 0, "0.0.0.0:8080",
+    {"listen", CONF_TEXT, FIELD(listen), 0, 0, "0.0.0.0:8443",
      "address and port for the LAN API: IPv4 a.b.c.d:port or IPv6 [addr]:port"},
+    {"tls", CONF_TEXT, FIELD(tls), 0, 0, "auto",
+     "auto: HTTPS (plain HTTP only on a loopback listen without tls_cert); on: always HTTPS; "
+     "off: plain HTTP"},
     {"tls_cert", CONF_PATH, FIELD(tls_cert), 0, 0, "",
-     "PEM certificate chain; with tls_key, the API is served over HTTPS only"},
-    {"tls_key", CONF_PATH, FIELD(tls_key), 0, 0, "", "PEM private key for tls_cert"},
+     "PEM certificate chain; empty: node.pem beside the database, made at start if missing"},
+    {"tls_key", CONF_PATH, FIELD(tls_key), 0, 0, "",
+     "PEM private key for tls_cert; empty: node.key beside the database"},
+    {"allow_plain_http", CONF_BOOL, FIELD(allow_plain_http), 0, 0, "false",
+     "with tls = off, serve plain HTTP on a non-loopback listen: only behind a TLS proxy"},
     {"max_connections", CONF_UINT, FIELD(max_connections), 1, 100000, "512",
      "open connections; when full the oldest idle keep-alive one is closed, else 503"},
     {"max_connections_per_address", CONF_UINT, FIELD(max_connections_per_address), 1, 100000, "32",
@@ -102,13 +112,66 @@ int config_load(struct outpostd_config *c, const char *path, conf_overlay_fn ove
     return conf_load(&table, c, path, check, overlay, ctx, err);
 }
 
-int config_check(const struct outpostd_config *c, struct op_error *err)
+int config_tls_plan(const struct outpostd_config *c, struct config_tls *out, struct op_error *err)
 {
+    struct config_tls p;
+    memset(&p, 0, sizeof p);
+    int on = !strcmp(c->tls, "on"), off = !strcmp(c->tls, "off");
+    if (!on && !off && strcmp(c->tls, "auto"))
+        return op_error_set(err, -EINVAL, "tls", "tls: expected auto, on or off, got '%.40s'",
+                            c->tls);
     if (!c->tls_cert[0] != !c->tls_key[0])
         return op_error_set(err, -EINVAL, c->tls_cert[0] ? "tls_key" : "tls_cert",
                             "tls_cert and tls_key must be set together");
+    int loopback = http_tls_listen_is_loopback(c->listen);
+    if (off) {
+        if (c->tls_cert[0])
+            return op_error_set(err, -EINVAL, "tls",
+                                "tls = off but tls_cert is set; remove one of them");
+        if (!loopback && !c->allow_plain_http)
+            return op_error_set(err, -EINVAL, "listen",
+                                "listen %s is plain HTTP on a non-loopback address; set "
+                                "tls = auto (the node certificate, outpost cert create) or "
+                                "tls_cert/tls_key, or allow_plain_http = true behind a "
+                                "TLS-terminating proxy",
+                                c->listen);
+        *out = p;
+        return 0;
+    }
+    if (c->tls_cert[0]) {
+        p.tls = 1;
+        snprintf(p.cert, sizeof p.cert, "%s", c->tls_cert);
+        snprintf(p.key, sizeof p.key, "%s", c->tls_key);
+        *out = p;
+        return 0;
+    }
+    if (loopback && !on) {
+        *out = p; /* plain HTTP where only this machine can connect */
+        return 0;
+    }
     if (!c->db[0])
         return op_error_set(err, -EINVAL, "db", "db: the database path is empty");
+    char dir[CONFIG_PATH_MAX];
+    fsutil_dir_of(c->db, dir, sizeof dir);
+    int a = snprintf(p.cert, sizeof p.cert, "%s/node.pem", dir);
+    int b = snprintf(p.key, sizeof p.key, "%s/node.key", dir);
+    if (a < 0 || (size_t)a >= sizeof p.cert || b < 0 || (size_t)b >= sizeof p.key)
+        return op_error_set(err, -ENAMETOOLONG, "db", "db: path too long for node.pem beside it");
+    snprintf(p.dir, sizeof p.dir, "%s", dir);
+    p.tls = 1;
+    p.node_cert = 1;
+    *out = p;
+    return 0;
+}
+
+int config_check(const struct outpostd_config *c, struct op_error *err)
+{
+    if (!c->db[0])
+        return op_error_set(err, -EINVAL, "db", "db: the database path is empty");
+    struct config_tls plan;
+    int rc = config_tls_plan(c, &plan, err);
+    if (rc < 0)
+        return rc;
     if (c->hq_url[0] && strncasecmp(c->hq_url, "https://", 8) &&
         strncasecmp(c->hq_url, "http://", 7))
         return op_error_set(err, -EINVAL, "hq_url",

@@ -20,8 +20,10 @@
 struct outpostd_config {
     char db[CONFIG_PATH_MAX];
     char listen[128];
+    char tls[8]; /* "auto", "on" or "off" (config_tls_plan) */
     char tls_cert[CONFIG_PATH_MAX];
     char tls_key[CONFIG_PATH_MAX];
+    int allow_plain_http; /* tls = off on a non-loopback listen (behind a TLS proxy) */
     unsigned max_connections;
     unsigned max_connections_per_address;
     unsigned max_header_bytes;
@@ -68,8 +70,29 @@ int config_load_file(struct outpostd_config *c, const char *path, struct op_erro
 int config_load(struct outpostd_config *c, const char *path, conf_overlay_fn overlay, void *ctx,
                 struct op_error *err);
 
-/* Cross-key checks (TLS cert and key both or neither; hq_url is http(s)). */
+/* Cross-key checks (db set; config_tls_plan; hq_url is http(s)). */
 int config_check(const struct outpostd_config *c, struct op_error *err);
+
+/* How the API is served, decided from listen, tls, tls_cert/tls_key,
+ * allow_plain_http and db. */
+struct config_tls {
+    int tls;                    /* 0: plain HTTP */
+    int node_cert;              /* cert and key are the node certificate in dir: make if missing */
+    char cert[CONFIG_PATH_MAX]; /* with tls: the PEM chain and key to load */
+    char key[CONFIG_PATH_MAX];
+    char dir[CONFIG_PATH_MAX]; /* with node_cert: the database's directory */
+};
+
+/* The rule: plain HTTP only where nobody else can listen in, or where the
+ * admin said so twice. tls_cert/tls_key set: HTTPS with them (tls = off
+ * then is a contradiction). tls = auto (the default): plain HTTP on a
+ * loopback listen, otherwise HTTPS with node.pem/node.key beside the
+ * database. tls = on: HTTPS, the same files. tls = off: plain HTTP, on a
+ * non-loopback listen only with allow_plain_http = true. Returns 0 with
+ * *out filled, or -EINVAL with err naming the key (for a plain
+ * non-loopback listen: "listen ADDR is plain HTTP on a non-loopback
+ * address; set ..."). */
+int config_tls_plan(const struct outpostd_config *c, struct config_tls *out, struct op_error *err);
 
 /* Prints every key with its default and description, as the file format. */
 void config_describe(FILE *out);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -17,7 +18,9 @@
 #include "daemon.h"
 #include "db.h"
 #include "http_server.h"
+#include "http_tls.h"
 #include "log.h"
+#include "node_cert.h"
 #include "node_credentials.h"
 #include "node_policy.h"
 #include "outpost_config.h"
@@ -53,7 +56,7 @@ static void usage(FILE *out)
                  "The Outpost node daemon: serves the CRM API to field staff on the LAN.\n\n"
                  "  --config FILE       read settings from FILE ('key = value' lines)\n"
                  "  --KEY VALUE         set any config key, e.g. --db /var/lib/outpost/node.db\n"
-                 "                      --listen 0.0.0.0:8080 (flags override the file)\n"
+                 "                      --listen 0.0.0.0:8443 (flags override the file)\n"
                  "  --print-config      print the effective settings and exit\n"
                  "  --describe-config   print every key with its default and meaning\n"
                  "  --allow-root        run even as root (a container whose only user is\n"
@@ -285,6 +288,50 @@ static int start_sync(struct outpostd *d, struct op_error *err)
     return 0;
 }
 
+/* HTTPS with the node certificate beside the database (tls = auto or on,
+ * no tls_cert): made here, once, when the package's install did not make
+ * it (outpost cert create) or it was removed. Uses an existing CA if
+ * there is one, else makes one for this machine's host name and
+ * addresses. Returns 0 or the error with err saying what to do. */
+static int ensure_node_cert(const struct outpostd *d, const struct config_tls *tls,
+                            struct op_error *err)
+{
+    if (access(tls->cert, F_OK) == 0 && access(tls->key, F_OK) == 0)
+        return 0;
+    struct node_cert_hosts hosts;
+    int rc = node_cert_local_hosts(d->cfg.listen, &hosts, err);
+    struct node_cert_result res;
+    if (rc == 0)
+        rc = node_cert_create(tls->dir, &hosts, 0, 0, &res, err);
+    if (rc < 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return op_error_set(err, rc, "tls_cert",
+                            "no TLS certificate %s and cannot make one: %s; run 'outpost cert "
+                            "create --hosts NAME,ADDRESS --dir %s' as the daemon's user, or set "
+                            "tls_cert/tls_key",
+                            tls->cert, why, tls->dir);
+    }
+    char list[NODE_CERT_HOSTS_MAX * 48] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < hosts.n && used < sizeof list; i++) {
+        int n = snprintf(list + used, sizeof list - used, "%s%s", i ? "," : "", hosts.name[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    log_notice("no TLS certificate %s: made one for %s, valid until %s, signed by the local CA "
+               "%s/%s (%s; SHA-256 %s)%s",
+               tls->cert, list, res.node_not_after, tls->dir, NODE_CERT_CA_PEM,
+               res.ca_created ? "new" : "existing", res.ca_fingerprint,
+               res.ca_created ? "; install that CA on staff devices (docs/USERS_AND_TLS.md)" : "");
+    if (res.ca_unconstrained)
+        log_warning("the local CA %s/%s has no name constraints: replace it with 'outpost cert "
+                    "create --new-ca' (docs/USERS_AND_TLS.md)",
+                    tls->dir, NODE_CERT_CA_PEM);
+    return 0;
+}
+
 /* Defaults, then the file, then the flags (conf_load). On failure d->cfg
  * is unchanged. */
 static int load_config(struct outpostd *d, struct op_error *err)
@@ -303,7 +350,8 @@ static void reload(void *ctx)
         log_err("reload refused, keeping the running config: %s", err.msg);
     } else {
         if (strcmp(before.listen, d->cfg.listen) || strcmp(before.db, d->cfg.db) ||
-            strcmp(before.tls_cert, d->cfg.tls_cert) || d->cfg.workers != before.workers)
+            strcmp(before.tls_cert, d->cfg.tls_cert) || strcmp(before.tls, d->cfg.tls) ||
+            before.allow_plain_http != d->cfg.allow_plain_http || d->cfg.workers != before.workers)
             log_warning("listen, db, tls and workers changes take effect after a restart");
         if (strcmp(before.hq_credentials, d->cfg.hq_credentials) ||
             strcmp(before.hq_url, d->cfg.hq_url) || strcmp(before.hq_ca_file, d->cfg.hq_ca_file) ||
@@ -374,6 +422,19 @@ int main(int argc, char **argv)
          * unit lists in RestartPreventExitStatus. */
         return rc == DB_ENEWER || rc == DB_EFOREIGN ? 2 : 1;
     }
+    struct config_tls tls;
+    rc = config_tls_plan(&d.cfg, &tls, &err);
+    if (rc == 0 && tls.node_cert)
+        rc = ensure_node_cert(&d, &tls, &err);
+    if (rc < 0) {
+        log_err("%s", err.msg);
+        api_free(d.api);
+        return 2;
+    }
+    if (!tls.tls && !http_tls_listen_is_loopback(d.cfg.listen))
+        log_warning("serving plain HTTP on %s (tls = off, allow_plain_http = true): passwords "
+                    "and tokens cross the network in clear unless a TLS proxy is in front",
+                    d.cfg.listen);
     struct http_server_config hc = {
         .listen = d.cfg.listen,
         .max_header_bytes = d.cfg.max_header_bytes,
@@ -383,8 +444,8 @@ int main(int argc, char **argv)
         .header_timeout_ms = d.cfg.header_timeout_ms,
         .body_timeout_ms = d.cfg.body_timeout_ms,
         .idle_timeout_ms = d.cfg.idle_timeout_ms,
-        .tls_cert_file = d.cfg.tls_cert[0] ? d.cfg.tls_cert : NULL,
-        .tls_key_file = d.cfg.tls_key[0] ? d.cfg.tls_key : NULL,
+        .tls_cert_file = tls.tls ? tls.cert : NULL,
+        .tls_key_file = tls.tls ? tls.key : NULL,
     };
     if (http_server_start(d.loop, &hc, api_handle, api_log, d.api, &d.server, &err) < 0) {
         log_err("%s", err.msg);
@@ -418,7 +479,7 @@ int main(int argc, char **argv)
     daemon_listen_host(d.cfg.listen, host, sizeof host);
     int port = http_server_port(d.server);
     log_notice("serving the API on %s://%s:%d/ (port %d), database %s, %u workers (version %s)",
-               d.cfg.tls_cert[0] ? "https" : "http", host, port, port, d.cfg.db, d.cfg.workers,
+               tls.tls ? "https" : "http", host, port, port, d.cfg.db, d.cfg.workers,
                OUTPOST_VERSION);
     daemon_ready("serving");
 

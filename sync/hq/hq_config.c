@@ -7,6 +7,7 @@
 #include "hq_config.h"
 
 #include "conf_table.h"
+#include "http_tls.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +24,8 @@ static const struct conf_key keys[] = {
     {"tls_cert", CONF_PATH, FIELD(tls_cert), 0, 0, "",
      "PEM certificate chain; with tls_key, serve HTTPS only"},
     {"tls_key", CONF_PATH, FIELD(tls_key), 0, 0, "", "PEM private key for tls_cert"},
+    {"allow_plain_http", CONF_BOOL, FIELD(allow_plain_http), 0, 0, "false",
+     "serve plain HTTP on a non-loopback listen: only behind a TLS-terminating proxy"},
     {"max_upload_bytes", CONF_U64, FIELD(max_upload_bytes), 1024, 1ull << 40, "67108864",
      "largest upload (Tus-Max-Size); larger ones get 413"},
     {"max_spool_bytes", CONF_U64, FIELD(max_spool_bytes), 1024, 1ull << 50, "1073741824",
@@ -93,6 +96,12 @@ int hq_config_check(const struct hq_config *c, struct op_error *err)
     if (!c->tls_cert[0] != !c->tls_key[0])
         return op_error_set(err, -EINVAL, c->tls_cert[0] ? "tls_key" : "tls_cert",
                             "tls_cert and tls_key must be set together");
+    if (!c->tls_cert[0] && !c->allow_plain_http && !http_tls_listen_is_loopback(c->listen))
+        return op_error_set(err, -EINVAL, "listen",
+                            "listen %s is plain HTTP on a non-loopback address; set "
+                            "tls_cert/tls_key, or allow_plain_http = true behind a "
+                            "TLS-terminating proxy",
+                            c->listen);
     if (!c->db[0])
         return op_error_set(err, -EINVAL, "db", "db: the store path is empty");
     if (!c->spool_dir[0])

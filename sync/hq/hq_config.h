@@ -23,6 +23,7 @@ struct hq_config {
     char spool_dir[HQ_CONFIG_PATH_MAX];
     char tls_cert[HQ_CONFIG_PATH_MAX];
     char tls_key[HQ_CONFIG_PATH_MAX];
+    int allow_plain_http; /* plain HTTP on a non-loopback listen (behind a TLS proxy) */
     uint64_t max_upload_bytes;
     uint64_t max_spool_bytes;
     uint64_t max_uploads;
@@ -59,7 +60,9 @@ int hq_config_load_file(struct hq_config *c, const char *path, struct op_error *
 int hq_config_load(struct hq_config *c, const char *path, conf_overlay_fn overlay, void *ctx,
                    struct op_error *err);
 
-/* Cross-key checks (TLS cert and key both or neither; paths set). */
+/* Cross-key checks: TLS cert and key both or neither; plain HTTP only on a
+ * loopback listen unless allow_plain_http (-EINVAL naming `listen`);
+ * paths set. */
 int hq_config_check(const struct hq_config *c, struct op_error *err);
 
 /* Prints every key with its default and description, as the file format. */

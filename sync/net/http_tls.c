@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -98,6 +100,14 @@ int http_tls_ctx_new(const char *cert_file, const char *key_file, struct http_tl
     SSL_CTX *sc = c->ssl_ctx;
     if (SSL_CTX_set_min_proto_version(sc, TLS1_2_VERSION) != 1) {
         rc = op_error_set(err, -EINVAL, NULL, "cannot require TLS 1.2: %s",
+                          ssl_reason(reason, sizeof reason));
+        goto fail;
+    }
+    /* TLS 1.2 with forward secrecy and AEAD only: no CBC suites (padding
+     * oracles, Lucky13), no SHA-1 MACs, no static RSA key exchange. TLS 1.3
+     * suites are all AEAD and keep OpenSSL's defaults. */
+    if (SSL_CTX_set_cipher_list(sc, HTTP_TLS_CIPHERS_12) != 1) {
+        rc = op_error_set(err, -EINVAL, NULL, "cannot set the TLS 1.2 cipher list: %s",
                           ssl_reason(reason, sizeof reason));
         goto fail;
     }
@@ -263,4 +273,35 @@ int http_tls_take(struct http_tls *t, char **out, size_t *len)
     *out = b;
     *len = got;
     return 0;
+}
+
+int http_tls_listen_is_loopback(const char *listen)
+{
+    char host[64];
+    const char *colon;
+    if (!listen)
+        return 0;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || (size_t)(close - listen - 1) >= sizeof host)
+            return 0;
+        memcpy(host, listen + 1, (size_t)(close - listen - 1));
+        host[close - listen - 1] = '\0';
+        unsigned char a6[16];
+        if (inet_pton(AF_INET6, host, a6) != 1)
+            return 0;
+        static const unsigned char one[16] = {[15] = 1};
+        static const unsigned char v4mapped[12] = {[10] = 0xff, [11] = 0xff};
+        if (!memcmp(a6, one, 16))
+            return 1;
+        return !memcmp(a6, v4mapped, 12) && a6[12] == 127;
+    }
+    colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+    if (n >= sizeof host)
+        return 0;
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    unsigned char a4[4];
+    return inet_pton(AF_INET, host, a4) == 1 && a4[0] == 127;
 }

@@ -18,8 +18,14 @@
 struct http_tls_ctx;
 struct http_tls;
 
+/* The TLS 1.2 suites offered (OpenSSL cipher-list syntax): ECDHE key
+ * exchange with AES-GCM or ChaCha20-Poly1305, nothing else. TLS 1.3 suites
+ * are AEAD by definition and stay OpenSSL's defaults. */
+#define HTTP_TLS_CIPHERS_12 "ECDHE+AESGCM:ECDHE+CHACHA20"
+
 /* Loads the PEM certificate chain and private key (checked against each
- * other) into a server context with TLS 1.2 as the minimum version. err
+ * other) into a server context with TLS 1.2 as the minimum version and
+ * HTTP_TLS_CIPHERS_12 as the only TLS 1.2 suites. err
  * names the file that cannot be read or does not fit. Returns 0, -EINVAL
  * (bad or mismatched file), -ENOENT/-EACCES (unreadable), -ENOMEM. */
 int http_tls_ctx_new(const char *cert_file, const char *key_file, struct http_tls_ctx **out,
@@ -54,5 +60,11 @@ void http_tls_shutdown(struct http_tls *t);
 /* Moves all pending ciphertext into a new heap buffer the caller frees.
  * *out is NULL and *len 0 when there is nothing. Returns 0 or -ENOMEM. */
 int http_tls_take(struct http_tls *t, char **out, size_t *len);
+
+/* 1 when a listen address ("a.b.c.d:port" or "[addr]:port") is a loopback
+ * address (127.0.0.0/8, ::1, ::ffff:127.x.y.z): the only place plain HTTP
+ * is served without the admin saying so. 0 for anything else, including
+ * 0.0.0.0, [::] and text that is not an address. */
+int http_tls_listen_is_loopback(const char *listen);
 
 #endif

@@ -11,7 +11,10 @@
  * renew its own certificate every couple of years without anyone noticing.
  * Keys are EC P-256: accepted by every browser and OS the staff will use,
  * small and fast on a small ARM board. The CA may only sign end-entity
- * certificates (pathlen 0), so a stolen CA key cannot mint further CAs.
+ * certificates (pathlen 0), so a stolen CA key cannot mint further CAs,
+ * and only for the node's own names and addresses (critical
+ * nameConstraints), so it cannot mint a certificate for a bank or a mail
+ * server that the branch's devices would trust.
  */
 #include "node_cert.h"
 
@@ -19,10 +22,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -334,6 +339,73 @@ static X509_NAME *make_name(const char *cn)
     return n;
 }
 
+/* One permitted subtree: a DNS name (itself and every name below it) or
+ * one IP address (a /32 or /128 range). */
+static int push_subtree(STACK_OF(GENERAL_SUBTREE) * st, const char *name, int is_ip)
+{
+    GENERAL_SUBTREE *sub = GENERAL_SUBTREE_new();
+    if (!sub)
+        return 0;
+    int ok = 0;
+    if (is_ip) {
+        unsigned char b[32];
+        int n = 0;
+        if (inet_pton(AF_INET, name, b) == 1)
+            n = 4;
+        else if (inet_pton(AF_INET6, name, b) == 1)
+            n = 16;
+        ASN1_OCTET_STRING *o = n ? ASN1_OCTET_STRING_new() : NULL;
+        memset(b + n, 0xff, (size_t)n); /* the mask: this one address */
+        if (o && ASN1_OCTET_STRING_set(o, b, 2 * n)) {
+            GENERAL_NAME_set0_value(sub->base, GEN_IPADD, o);
+            ok = 1;
+        } else {
+            ASN1_OCTET_STRING_free(o);
+        }
+    } else {
+        ASN1_IA5STRING *d = ASN1_IA5STRING_new();
+        if (d && ASN1_STRING_set(d, name, -1)) {
+            GENERAL_NAME_set0_value(sub->base, GEN_DNS, d);
+            ok = 1;
+        } else {
+            ASN1_IA5STRING_free(d);
+        }
+    }
+    if (ok && !sk_GENERAL_SUBTREE_push(st, sub))
+        ok = 0;
+    if (!ok)
+        GENERAL_SUBTREE_free(sub);
+    return ok;
+}
+
+/* The CA may sign only for the hosts it was made for (critical
+ * nameConstraints, RFC 5280 4.2.1.10). A constraint binds only the name
+ * types it lists, so both types are always listed: with no DNS name given
+ * the DNS subtree is "invalid" (a reserved name nothing resolves to), with
+ * no address the IP subtrees are 0.0.0.0/32 and ::/128. Otherwise a CA
+ * made for addresses alone could sign for any DNS name, and the reverse. */
+static int add_name_constraints(X509 *x, const struct node_cert_hosts *hosts)
+{
+    NAME_CONSTRAINTS *nc = NAME_CONSTRAINTS_new();
+    if (!nc)
+        return 0;
+    nc->permittedSubtrees = sk_GENERAL_SUBTREE_new_null();
+    int ok = nc->permittedSubtrees != NULL, dns = 0, ip = 0;
+    for (size_t i = 0; ok && i < hosts->n; i++) {
+        ok = push_subtree(nc->permittedSubtrees, hosts->name[i], hosts->is_ip[i]);
+        dns |= !hosts->is_ip[i];
+        ip |= hosts->is_ip[i];
+    }
+    if (ok && !dns)
+        ok = push_subtree(nc->permittedSubtrees, "invalid", 0);
+    if (ok && !ip)
+        ok = push_subtree(nc->permittedSubtrees, "0.0.0.0", 1) &&
+             push_subtree(nc->permittedSubtrees, "::", 1);
+    ok = ok && X509_add1_ext_i2d(x, NID_name_constraints, nc, 1, X509V3_ADD_DEFAULT) == 1;
+    NAME_CONSTRAINTS_free(nc);
+    return ok;
+}
+
 static int make_ca(const struct node_cert_hosts *hosts, EVP_PKEY **key_out, X509 **cert_out,
                    struct op_error *err)
 {
@@ -361,7 +433,7 @@ static int make_ca(const struct node_cert_hosts *hosts, EVP_PKEY **key_out, X509
              add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") &&
              add_ext(x, &ctx, NID_subject_key_identifier, "hash") &&
              add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") &&
-             X509_sign(x, key, EVP_sha256()) > 0;
+             add_name_constraints(x, hosts) && X509_sign(x, key, EVP_sha256()) > 0;
     }
     if (!ok) {
         X509_free(x);
@@ -415,8 +487,15 @@ static int make_node(const struct node_cert_hosts *hosts, long days, EVP_PKEY *c
     if (!key)
         return ssl_fail(err, "generate the node key");
     /* The common name is informational (clients match the SAN); it is
-     * capped at 64 characters by X.520, so a longer first name is left out. */
-    X509_NAME *name = make_name(strlen(hosts->name[0]) <= 64 ? hosts->name[0] : NULL);
+     * capped at 64 characters by X.520, so a longer name is left out. It is
+     * the first DNS name, never an address: a verifier that checks the CN
+     * against the CA's name constraints would read "192.168.1.10" as a DNS
+     * name and refuse it. */
+    const char *cn = NULL;
+    for (size_t i = 0; !cn && i < hosts->n; i++)
+        if (!hosts->is_ip[i] && strlen(hosts->name[i]) <= 64)
+            cn = hosts->name[i];
+    X509_NAME *name = make_name(cn);
     X509 *x = name ? cert_start(key, name, ca, days) : NULL;
     X509_NAME_free(name);
     int ok = x != NULL;
@@ -490,6 +569,116 @@ static int load_ca(const char *key_path, const char *pem_path, EVP_PKEY **key_ou
     return 0;
 }
 
+/* RFC 5280 matching for the two name types the CA lists: a DNS
+ * constraint matches the name itself and every name below it; an IP
+ * constraint is an address and a mask of the same family. */
+static int subtree_matches(const GENERAL_NAME *base, const char *host, int is_ip)
+{
+    if (is_ip) {
+        if (base->type != GEN_IPADD)
+            return 0;
+        unsigned char a[16];
+        int n = inet_pton(AF_INET, host, a) == 1 ? 4 : inet_pton(AF_INET6, host, a) == 1 ? 16 : 0;
+        const ASN1_OCTET_STRING *c = base->d.iPAddress;
+        if (!n || ASN1_STRING_length(c) != 2 * n)
+            return 0;
+        const unsigned char *cb = ASN1_STRING_get0_data(c);
+        for (int i = 0; i < n; i++)
+            if ((a[i] & cb[n + i]) != (cb[i] & cb[n + i]))
+                return 0;
+        return 1;
+    }
+    if (base->type != GEN_DNS)
+        return 0;
+    const char *c = (const char *)ASN1_STRING_get0_data(base->d.dNSName);
+    size_t cn = (size_t)ASN1_STRING_length(base->d.dNSName), hn = strlen(host);
+    if (cn > 0 && c[0] == '.') { /* ".example.lan": only names below */
+        c++;
+        cn--;
+        if (hn <= cn)
+            return 0;
+    }
+    if (cn == 0)
+        return 1;
+    if (hn < cn || strncasecmp(host + hn - cn, c, cn))
+        return 0;
+    return hn == cn || host[hn - cn - 1] == '.';
+}
+
+static int subtrees_match(const STACK_OF(GENERAL_SUBTREE) * st, const char *host, int is_ip,
+                          int *any_of_type)
+{
+    int hit = 0;
+    for (int i = 0; i < sk_GENERAL_SUBTREE_num(st); i++) {
+        const GENERAL_SUBTREE *sub = sk_GENERAL_SUBTREE_value(st, i);
+        if (sub->base->type == (is_ip ? GEN_IPADD : GEN_DNS))
+            *any_of_type = 1;
+        hit |= subtree_matches(sub->base, host, is_ip);
+    }
+    return hit;
+}
+
+/* Refuses hosts the CA's name constraints leave out, before anything is
+ * issued: a certificate for them would be rejected by every device. *constrained
+ * is 1 when the CA has constraints, 0 for a CA made before they were
+ * added (which can sign for any name). */
+static int check_hosts_in_ca(X509 *ca, const struct node_cert_hosts *hosts, const char *pem_path,
+                             int *constrained, struct op_error *err)
+{
+    int crit = 0;
+    NAME_CONSTRAINTS *nc = X509_get_ext_d2i(ca, NID_name_constraints, &crit, NULL);
+    *constrained = nc != NULL;
+    if (!nc)
+        return 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < hosts->n; i++) {
+        int typed = 0, unused = 0;
+        int permitted =
+            subtrees_match(nc->permittedSubtrees, hosts->name[i], hosts->is_ip[i], &typed) ||
+            !typed;
+        int excluded =
+            subtrees_match(nc->excludedSubtrees, hosts->name[i], hosts->is_ip[i], &unused);
+        if (!permitted || excluded)
+            rc = op_error_set(err, -EPERM, "hosts",
+                              "hosts: '%s' is outside the names the local CA in %s may sign "
+                              "for; use the names it was made for, or make a new CA with "
+                              "--new-ca (every device must then install it again)",
+                              hosts->name[i], pem_path);
+    }
+    NAME_CONSTRAINTS_free(nc);
+    return rc;
+}
+
+/* Moves an existing CA file aside as NAME.replaced-YYYYMMDDTHHMMSSZ (with
+ * -2, -3... when that exists), so that --new-ca never destroys a key an
+ * admin may still need: link() refuses to replace a file, rename() would
+ * not. */
+static int move_aside(int dirfd, const char *dir, const char *path, struct op_error *err)
+{
+    char aside[PATH_MAX], stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&now, &tm) || !strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm))
+        snprintf(stamp, sizeof stamp, "%lld", (long long)now);
+    for (int i = 1;; i++) {
+        int n = i == 1 ? snprintf(aside, sizeof aside, "%s.replaced-%s", path, stamp)
+                       : snprintf(aside, sizeof aside, "%s.replaced-%s-%d", path, stamp, i);
+        if (n < 0 || (size_t)n >= sizeof aside)
+            return op_error_set(err, -ENAMETOOLONG, NULL, "path too long: %s", path);
+        if (link(path, aside) == 0)
+            break;
+        if (errno == ENOENT)
+            return 0;
+        if (errno != EEXIST || i == 100)
+            return sys_fail(err, errno, "move aside", path);
+    }
+    if (unlink(path) < 0)
+        return sys_fail(err, errno, "remove", path);
+    if (fsync(dirfd) < 0)
+        return sys_fail(err, errno, "sync the directory", dir);
+    return 0;
+}
+
 static void fingerprint(X509 *x, char out[NODE_CERT_FINGERPRINT_LEN])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -511,7 +700,7 @@ static void date_of(const ASN1_TIME *t, char out[32])
         snprintf(out, 32, "?");
 }
 
-int node_cert_create(const char *dir, const struct node_cert_hosts *hosts, int days,
+int node_cert_create(const char *dir, const struct node_cert_hosts *hosts, int days, unsigned flags,
                      struct node_cert_result *res, struct op_error *err)
 {
     if (!hosts || hosts->n == 0)
@@ -543,6 +732,15 @@ int node_cert_create(const char *dir, const struct node_cert_hosts *hosts, int d
         goto out;
     struct stat sb;
     int have_key = stat(ca_key_path, &sb) == 0, have_pem = stat(ca_pem_path, &sb) == 0;
+    if ((flags & NODE_CERT_NEW_CA) && (have_key || have_pem)) {
+        rc = move_aside(dirfd, dir, ca_key_path, err);
+        if (rc == 0)
+            rc = move_aside(dirfd, dir, ca_pem_path, err);
+        if (rc < 0)
+            goto out;
+        r.ca_replaced = 1;
+        have_key = have_pem = 0;
+    }
     if (have_key != have_pem) {
         rc = op_error_set(err, -EEXIST, NULL,
                           "found %s but not %s; restore it, or move the "
@@ -552,7 +750,11 @@ int node_cert_create(const char *dir, const struct node_cert_hosts *hosts, int d
         goto out;
     }
     if (have_key) {
+        int constrained = 0;
         rc = load_ca(ca_key_path, ca_pem_path, &ca_key, &ca, err);
+        if (rc == 0)
+            rc = check_hosts_in_ca(ca, hosts, ca_pem_path, &constrained, err);
+        r.ca_unconstrained = rc == 0 && !constrained;
     } else {
         rc = make_ca(hosts, &ca_key, &ca, err);
         /* The key first: a crash between the two renames leaves a key
@@ -583,4 +785,98 @@ out:
     close(dirfd);
     ERR_clear_error();
     return rc;
+}
+
+/* ---- this machine's names ----------------------------------------------------- */
+
+static void add_local(struct node_cert_hosts *out, const char *name, int is_ip)
+{
+    for (size_t i = 0; i < out->n; i++)
+        if (!strcmp(out->name[i], name))
+            return;
+    if (out->n == NODE_CERT_HOSTS_MAX || strlen(name) >= NODE_CERT_HOST_LEN)
+        return;
+    snprintf(out->name[out->n], NODE_CERT_HOST_LEN, "%s", name);
+    out->is_ip[out->n] = is_ip;
+    out->n++;
+}
+
+/* Addresses staff may type: not loopback, not IPv6 link-local (those need
+ * a zone index no browser URL carries). */
+static int address_usable(const struct sockaddr *sa, char *out, size_t cap)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct in_addr *a = &((const struct sockaddr_in *)sa)->sin_addr;
+        const unsigned char *b = (const unsigned char *)a;
+        return b[0] != 127 && b[0] != 0 && inet_ntop(AF_INET, a, out, (socklen_t)cap) != NULL;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return !IN6_IS_ADDR_LOOPBACK(a) && !IN6_IS_ADDR_LINKLOCAL(a) &&
+               !IN6_IS_ADDR_UNSPECIFIED(a) && !IN6_IS_ADDR_V4MAPPED(a) &&
+               inet_ntop(AF_INET6, a, out, (socklen_t)cap) != NULL;
+    }
+    return 0;
+}
+
+int node_cert_local_hosts(const char *listen, struct node_cert_hosts *out, struct op_error *err)
+{
+    memset(out, 0, sizeof *out);
+    char name[NODE_CERT_HOST_LEN];
+    if (gethostname(name, sizeof name) == 0) {
+        name[sizeof name - 1] = '\0';
+        size_t n = strlen(name);
+        for (size_t i = 0; i < n; i++)
+            name[i] = (char)tolower((unsigned char)name[i]);
+        if (dns_name_ok(name, n) && strcmp(name, "localhost"))
+            add_local(out, name, 0);
+    }
+    /* A listen on one address: that address. On every address (0.0.0.0,
+     * [::]): each interface's, IPv4 only for 0.0.0.0. */
+    char host[NODE_CERT_HOST_LEN] = "";
+    int want4 = 1, want6 = 1;
+    if (listen) {
+        const char *l = listen, *end;
+        if (*l == '[') {
+            l++;
+            end = strchr(l, ']');
+        } else {
+            end = strrchr(l, ':');
+        }
+        size_t n = end ? (size_t)(end - l) : strlen(l);
+        if (n < sizeof host) {
+            memcpy(host, l, n);
+            host[n] = '\0';
+        }
+    }
+    unsigned char bin[16];
+    char text[INET6_ADDRSTRLEN];
+    if (inet_pton(AF_INET, host, bin) == 1 && memcmp(bin, "\0\0\0\0", 4) != 0) {
+        if (inet_ntop(AF_INET, bin, text, sizeof text))
+            add_local(out, text, 1); /* even loopback: the admin chose it */
+        want4 = want6 = 0;
+    } else if (inet_pton(AF_INET6, host, bin) == 1 &&
+               !IN6_IS_ADDR_UNSPECIFIED((struct in6_addr *)bin)) {
+        if (inet_ntop(AF_INET6, bin, text, sizeof text))
+            add_local(out, text, 1);
+        want4 = want6 = 0;
+    } else if (!strcmp(host, "0.0.0.0")) {
+        want6 = 0;
+    }
+    struct ifaddrs *ifs = NULL;
+    if ((want4 || want6) && getifaddrs(&ifs) == 0) {
+        for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+            if (!i->ifa_addr || (i->ifa_addr->sa_family == AF_INET && !want4) ||
+                (i->ifa_addr->sa_family == AF_INET6 && !want6))
+                continue;
+            if (address_usable(i->ifa_addr, text, sizeof text))
+                add_local(out, text, 1);
+        }
+        freeifaddrs(ifs);
+    }
+    if (out->n == 0)
+        return op_error_set(err, -ENOENT, "hosts",
+                            "cannot tell this machine's host name or addresses; list them with "
+                            "outpost cert create --hosts NAME[,ADDRESS...]");
+    return 0;
 }

@@ -189,8 +189,29 @@ expect_exit 0 openssl verify -CAfile "$C/ca.pem" "$C/node.pem"
 expect_exit 3 "$OUTPOST" cert create --hosts "bad host" --dir "$C"
 expect_contains "$ERR" "'bad host' is neither an IP address nor a host name"
 expect_exit 2 "$OUTPOST" cert create --hosts x.lan --days 826 --dir "$C"
-expect_exit 2 "$OUTPOST" cert create --dir "$C"
-expect_contains "$ERR" "--hosts is required"
+# Outside the CA's names: refused with the way out; --new-ca makes a new CA.
+expect_exit 4 "$OUTPOST" cert create --hosts outpost.branch.lan,10.9.9.9 --dir "$C"
+expect_contains "$ERR" "'10.9.9.9' is outside the names the local CA"
+expect_contains "$ERR" "--new-ca"
+expect_exit 2 openssl verify -CAfile "$C/ca.pem" -verify_ip 10.9.9.9 "$C/node.pem"
+expect_exit 0 "$OUTPOST" cert create --hosts outpost.branch.lan,10.9.9.9 --dir "$C" --new-ca
+expect_contains "$OUT" "moved the previous CA aside"
+expect_contains "$OUT" "created the local CA"
+expect_exit 0 openssl verify -CAfile "$C/ca.pem" -verify_ip 10.9.9.9 "$C/node.pem"
+ls "$C" | grep -q '^ca.key.replaced-' || die "the old CA key was not kept"
+# A CA without name constraints (as made before them) is used, with a warning.
+L="$T/legacy"
+mkdir "$L"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$L/ca.key" \
+    -out "$L/ca.pem" -days 30 -subj "/CN=old CA" \
+    -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null || die "openssl req"
+expect_exit 0 "$OUTPOST" cert create --hosts outpost.lan --dir "$L"
+expect_contains "$ERR" "has no name constraints"
+expect_contains "$ERR" "--new-ca"
+# Without --hosts: this machine's host name and addresses.
+expect_exit 0 "$OUTPOST" cert create --dir "$T/here"
+expect_contains "$OUT" "node certificate: $T/here/node.pem"
 
 # init --tls-hosts puts the files next to the database; bad hosts change nothing.
 D="$T/site"

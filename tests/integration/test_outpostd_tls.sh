@@ -69,4 +69,45 @@ expect_contains "$T/notify.log" "READY=1"
 expect_contains "$T/notify.log" "STOPPING=1"
 [ "$(grep -c '^WATCHDOG=1' "$T/notify.log")" -ge 2 ] ||
     die "expected watchdog pings: $(cat "$T/notify.log")"
+
+# First start with TLS and no certificate: outpostd makes the CA and the
+# node certificate beside the database, for its listen address, and serves
+# HTTPS that verifies against that CA; the next start reuses them.
+F="$T/first"
+mkdir "$F"
+OUTPOST_DB="$F/node.db" "$OUTPOST" init --region EU-FR >/dev/null || die "init $F"
+OUTPOST_DB="$F/node.db" start_outpostd --tls on
+expect_contains "$T/daemon.log" "no TLS certificate $F/node.pem: made one for"
+expect_contains "$T/daemon.log" "https://127.0.0.1:$PORT/"
+[ "$(stat -c %a "$F/node.key")" = 600 ] && [ "$(stat -c %a "$F/ca.key")" = 600 ] ||
+    die "key modes: $(stat -c '%n %a' "$F"/*.key)"
+STATUS=$(curl -s -o "$OUT" -w '%{http_code}' --cacert "$F/ca.pem" "https://127.0.0.1:$PORT/healthz")
+[ "$STATUS" = 200 ] || die "HTTPS with the certificate made at start: $STATUS"
+if command -v openssl >/dev/null; then
+    openssl x509 -in "$F/ca.pem" -noout -ext nameConstraints >"$OUT" 2>&1
+    expect_contains "$OUT" "critical"
+    expect_contains "$OUT" "IP:127.0.0.1/255.255.255.255"
+    # TLS 1.1 and CBC suites are refused, TLS 1.2 with GCM is not.
+    for old in "-tls1_1" "-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA" \
+        "-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256"; do
+        # shellcheck disable=SC2086 # the options are words
+        if openssl s_client -connect "127.0.0.1:$PORT" $old -CAfile "$F/ca.pem" \
+            </dev/null >"$OUT" 2>&1; then
+            die "handshake with $old succeeded: $(grep -i 'cipher' "$OUT" | head -3)"
+        fi
+    done
+    openssl s_client -connect "127.0.0.1:$PORT" -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 \
+        -CAfile "$F/ca.pem" </dev/null >"$OUT" 2>&1 || die "TLS 1.2 GCM refused: $(tail -3 "$OUT")"
+fi
+stop_outpostd
+fp=$(md5sum <"$F/node.pem")
+OUTPOST_DB="$F/node.db" start_outpostd --tls on
+stop_outpostd
+[ "$(md5sum <"$F/node.pem")" = "$fp" ] || die "the second start replaced node.pem"
+if grep -q "no TLS certificate" "$T/daemon.log"; then die "the second start made a certificate"; fi
+
+# Plain HTTP on a non-loopback address is refused at start, naming the key.
+expect_exit 2 "$OUTPOSTD" --db "$F/node.db" --listen 0.0.0.0:0 --tls off
+expect_contains "$ERR" "listen 0.0.0.0:0 is plain HTTP on a non-loopback address"
+expect_contains "$ERR" "allow_plain_http"
 pass

@@ -68,6 +68,8 @@ done
 grep -qx "Version: $version" "$T/control/control" || die "control: $(cat "$T/control/control")"
 grep -q 'adduser --system --group' "$T/control/postinst" || die "postinst does not create the user"
 grep -q 'deb-systemd-helper' "$T/control/postinst" || die "postinst does not set up the units"
+grep -q 'outpost cert create --dir /var/lib/outpost' "$T/control/postinst" ||
+    die "postinst does not make the node's TLS certificate"
 sed -n '/^purge)/,/;;/p' "$T/control/postrm" | grep -q 'rm -rf /var/lib/outpost' ||
     die "postrm does not remove the state on purge"
 # Our branch for remove (and upgrade) does nothing: state goes on purge only.
@@ -113,7 +115,8 @@ expect_contains "$OUT" "db = /var/lib/outpost-hq/hq.db"
 # The shipped config loads and says what the defaults are.
 expect_exit 0 "$D/usr/sbin/outpostd" --config "$D/etc/outpost/outpostd.conf" --print-config
 expect_contains "$OUT" "db = /var/lib/outpost/node.db"
-expect_contains "$OUT" "listen = 0.0.0.0:8080"
+expect_contains "$OUT" "listen = 0.0.0.0:8443"
+expect_contains "$OUT" "tls = auto"
 # The region profiles are found where the package put them.
 export OUTPOST_REGIONS_DIR="$D/usr/share/outpost/regions"
 export OUTPOST_DB="$T/node.db"

@@ -14,7 +14,9 @@ static void defaults(void)
     struct outpostd_config c;
     config_defaults(&c);
     CHECK_STR(c.db, "/var/lib/outpost/node.db");
-    CHECK_STR(c.listen, "0.0.0.0:8080");
+    CHECK_STR(c.listen, "0.0.0.0:8443");
+    CHECK_STR(c.tls, "auto");
+    CHECK_EQ(c.allow_plain_http, 0);
     CHECK_EQ(c.max_connections, 512);
     CHECK_EQ(c.max_connections_per_address, 32);
     CHECK_EQ(c.max_body_bytes, 1048576);
@@ -161,6 +163,95 @@ static void sync_keys(void)
     CHECK_EQ(c.sync_bandwidth, 125000);
 }
 
+/* Loads text over the defaults and returns config_tls_plan's result. */
+static int plan_of(const char *text, struct config_tls *plan, struct op_error *err)
+{
+    struct outpostd_config c;
+    config_defaults(&c);
+    const char *p = fx_file("tls.conf", text);
+    op_error_clear(err);
+    int rc = config_load_file(&c, p, err);
+    if (rc < 0)
+        return rc;
+    return config_tls_plan(&c, plan, err);
+}
+
+/* HTTPS by default; plain HTTP only on loopback or when the admin says
+ * so twice (tls = off and allow_plain_http). */
+static void plain_http_only_on_loopback(void)
+{
+    struct config_tls t;
+    struct op_error err;
+
+    /* The shipped defaults: HTTPS with the node certificate beside the
+     * database. */
+    CHECK_EQ(plan_of("", &t, &err), 0);
+    CHECK_EQ(t.tls, 1);
+    CHECK_EQ(t.node_cert, 1);
+    CHECK_STR(t.cert, "/var/lib/outpost/node.pem");
+    CHECK_STR(t.key, "/var/lib/outpost/node.key");
+    CHECK_STR(t.dir, "/var/lib/outpost");
+    CHECK_EQ(plan_of("listen = 0.0.0.0:8080\ndb = /srv/o/node.db\n", &t, &err), 0);
+    CHECK_EQ(t.tls, 1);
+    CHECK_STR(t.cert, "/srv/o/node.pem");
+    CHECK_EQ(plan_of("listen = [::]:8443\n", &t, &err), 0);
+    CHECK_EQ(t.tls, 1);
+
+    /* Loopback: plain HTTP unless asked for TLS. */
+    static const char *plain[] = {
+        "listen = 127.0.0.1:8080\n",
+        "listen = [::1]:0\n",
+        "listen = 127.0.0.1:0\ntls = off\n",
+        "listen = 0.0.0.0:8080\ntls = off\nallow_plain_http = true\n",
+        "listen = 192.168.1.10:80\ntls = off\nallow_plain_http = yes\n",
+    };
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+        int rc = plan_of(plain[i], &t, &err);
+        if (rc)
+            fprintf(stderr, "%s: %s\n", plain[i], err.msg);
+        CHECK_EQ(rc, 0);
+        CHECK_EQ(t.tls, 0);
+    }
+    CHECK_EQ(plan_of("listen = 127.0.0.1:0\ntls = on\n", &t, &err), 0);
+    CHECK_EQ(t.tls, 1);
+    CHECK_EQ(t.node_cert, 1);
+    CHECK_EQ(plan_of("listen = 127.0.0.1:0\ntls_cert = /e/c.pem\ntls_key = /e/k.pem\n", &t, &err),
+             0);
+    CHECK_EQ(t.tls, 1);
+    CHECK_EQ(t.node_cert, 0);
+    CHECK_STR(t.cert, "/e/c.pem");
+    CHECK_STR(t.key, "/e/k.pem");
+    /* allow_plain_http alone does not turn TLS off. */
+    CHECK_EQ(plan_of("allow_plain_http = true\n", &t, &err), 0);
+    CHECK_EQ(t.tls, 1);
+
+    /* Refused, naming the key and the ways out. */
+    static const struct {
+        const char *text, *field, *msg;
+    } bad[] = {
+        {"listen = 0.0.0.0:8080\ntls = off\n", "listen",
+         "listen 0.0.0.0:8080 is plain HTTP on a non-loopback address; set tls = auto"},
+        {"listen = [::]:8080\ntls = off\n", "listen", "allow_plain_http"},
+        {"listen = 10.0.0.2:8080\ntls = off\n", "listen", "tls_cert/tls_key"},
+        {"tls = maybe\n", "tls", "tls: expected auto, on or off, got 'maybe'"},
+        {"tls = off\ntls_cert = /e/c.pem\ntls_key = /e/k.pem\n", "tls", "tls = off but"},
+        {"tls_key = /e/k.pem\n", "tls_cert", "set together"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(plan_of(bad[i].text, &t, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, bad[i].msg);
+        CHECK_STR(err.field, bad[i].field);
+    }
+    /* A refused file leaves the running config as it was. */
+    struct outpostd_config c;
+    config_defaults(&c);
+    snprintf(c.listen, sizeof c.listen, "127.0.0.1:1");
+    const char *p = fx_file("off.conf", "listen = 0.0.0.0:8080\ntls = off\n");
+    CHECK_EQ(config_load_file(&c, p, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "off.conf");
+    CHECK_STR(c.listen, "127.0.0.1:1");
+}
+
 int main(void)
 {
     fx_tmpdir("config");
@@ -170,5 +261,6 @@ int main(void)
     RUN(errors_name_file_line_key);
     RUN(flags);
     RUN(describe_is_loadable);
+    RUN(plain_http_only_on_loopback);
     return fx_finish();
 }
