@@ -8,21 +8,11 @@
  * forgets its upload. */
 #include "ledger_fixture.h"
 
-/* A receipt as HQ would send it; mac_ok = 0 forges the MAC. */
+/* A receipt for this node's test: a rejection says "bad shape". */
 static char *receipt(const char *node, uint64_t no, const char *status, uint64_t tu, uint64_t to,
                      int mac_ok)
 {
-    char mac[SYNC_MAC_HEX];
-    if (sync_receipt_mac(fx_cred.hq_key, node, no, status, tu, to, mac) < 0)
-        fx_die("sync_receipt_mac", NULL);
-    if (!mac_ok)
-        mac[0] = mac[0] == '0' ? '1' : '0';
-    json_t *j = json_pack("{sssIsss{sIsI}ssss}", "node", node, "segment", (json_int_t)no, "status",
-                          status, "to", "urgent", (json_int_t)tu, "ordinary", (json_int_t)to,
-                          "reason", !strcmp(status, "rejected") ? "bad shape" : "", "mac", mac);
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return s;
+    return fx_receipt(node, no, status, "bad shape", tu, to, mac_ok);
 }
 
 /* Applies a receipt for segment `no` and checks that it was refused for
