@@ -102,6 +102,18 @@ static inline char *fx_contact(const char *name)
     return fx_create(fx_st, &entity_contact, json_pack("{ss}", "given_name", name));
 }
 
+/* Marks contact `id` (at version 1) restricted, as an officer would. */
+static inline void fx_restrict(const char *id)
+{
+    json_t *ch = json_pack("{sb}", "restricted", 1);
+    json_t *out = NULL;
+    struct op_error err;
+    if (store_update(fx_st, &entity_contact, id, 1, ch, 0, &out, &err) < 0)
+        fx_die("restrict", &err);
+    json_decref(ch);
+    json_decref(out);
+}
+
 static inline struct sync_segment fx_segment(struct sync_ledger *l)
 {
     struct sync_segment sg;

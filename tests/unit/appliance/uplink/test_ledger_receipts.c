@@ -147,12 +147,7 @@ static void test_voided(void)
     struct op_error err;
     CHECK_EQ(sync_ledger_set_upload_url(l, sg.no, "http://hq/files/abc", &err), 0);
     /* a restriction voids the spool: the segment moves to spool_voided */
-    json_t *ch = json_pack("{sb}", "restricted", 1);
-    json_t *out = NULL;
-    if (store_update(fx_st, &entity_contact, id, 1, ch, 0, &out, &err) < 0)
-        fx_die("restrict", &err);
-    json_decref(ch);
-    json_decref(out);
+    fx_restrict(id);
     int found = 0;
     uint64_t no = 0;
     char url[256];

@@ -403,12 +403,7 @@ static void test_erase_first_and_withdraw(void)
     struct sync_ledger *l = fx_open_capped(4000, 0);
     drain_and_ack(l); /* HQ holds all of them */
     add_many(3000);   /* a backlog */
-    json_t *ch = json_pack("{sb}", "restricted", 1);
-    json_t *out = NULL;
-    if (store_update(fx_st, &entity_contact, restricted, 1, ch, 0, &out, &err) < 0)
-        fx_die("restrict", &err);
-    json_decref(ch);
-    json_decref(out);
+    fx_restrict(restricted);
     if (store_purge(fx_st, &entity_contact, victim, "erase", "subject request", &err) < 0)
         fx_die("purge", &err);
     struct sync_segment sg;
@@ -614,20 +609,13 @@ static void test_mailbox(void)
     CHECK_EQ(news.pending_seq, 0);
     CHECK(same_file(over, tighter));
     CHECK_STR(ledger_rows(), "auto-tightened:hq:4,auto-tightened:hq:5");
-    sqlite3_stmt *q;
-    CHECK_EQ(sqlite3_prepare_v2(store_db(fx_st),
-                                "SELECT reason FROM mailbox WHERE seq = 6 UNION ALL "
-                                "SELECT summary FROM policy_ledger WHERE mailbox_seq = 5",
-                                -1, &q, NULL),
-             SQLITE_OK);
-    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
-    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0),
+    char reason[512];
+    CHECK_CONTAINS(first_text("SELECT reason FROM mailbox WHERE seq = 6", reason, sizeof reason),
                    "1 loosen, 0 tighten, 0 neutral: contact.given_name: pseudonymize -> "
                    "exportable (loosens)");
-    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
-    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0),
+    CHECK_CONTAINS(first_text("SELECT summary FROM policy_ledger WHERE mailbox_seq = 5", reason,
+                              sizeof reason),
                    "contact.phone: pseudonymize -> local_only (tightens)");
-    sqlite3_finalize(q);
 
     /* a second loosening supersedes the first; nothing takes effect */
     CHECK_EQ(store_msgs(l, json_pack("[o]", message(7, "policy", looser2, 1)), &changed, &err), 0);
@@ -638,12 +626,8 @@ static void test_mailbox(void)
     CHECK_STR(mailbox_states(),
               "1:pending,2:refused,3:applied,4:applied,5:applied,6:refused,7:pending");
     CHECK(same_file(over, tighter));
-    CHECK_EQ(sqlite3_prepare_v2(store_db(fx_st), "SELECT reason FROM mailbox WHERE seq = 6", -1, &q,
-                                NULL),
-             SQLITE_OK);
-    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
-    CHECK_STR((const char *)sqlite3_column_text(q, 0), "superseded by policy message 7 from HQ");
-    sqlite3_finalize(q);
+    CHECK_STR(first_text("SELECT reason FROM mailbox WHERE seq = 6", reason, sizeof reason),
+              "superseded by policy message 7 from HQ");
 
     /* the override is what the node loads when nothing more explicit is set */
     char path[1024];
@@ -676,12 +660,8 @@ static void test_mailbox(void)
     CHECK_EQ(changed, 0);
     CHECK(same_file(over, env_tighter));
     CHECK_STR(ledger_rows(), "auto-tightened:hq:4,auto-tightened:hq:5");
-    CHECK_EQ(sqlite3_prepare_v2(store_db(fx_st), "SELECT reason FROM mailbox WHERE seq = 8", -1, &q,
-                                NULL),
-             SQLITE_OK);
-    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
-    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0), "but not in force");
-    sqlite3_finalize(q);
+    CHECK_CONTAINS(first_text("SELECT reason FROM mailbox WHERE seq = 8", reason, sizeof reason),
+                   "but not in force");
     free(env_tighter);
     free(yaml);
     free(keyaml);
