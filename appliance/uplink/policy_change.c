@@ -326,19 +326,17 @@ static int ledger_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
 static int walk_ledger(struct sql_cache *c, unsigned limit, policy_ledger_fn cb, void *ctx,
                        uint64_t *total, struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(c, UPLINK_Q_POLICY_CHANGE_LEDGER_COUNT, err);
-    if (!st)
-        return get_failed(err);
-    int rc = sql_step(c, UPLINK_Q_POLICY_CHANGE_LEDGER_COUNT, st, err);
+    sqlite3_stmt *st;
+    int64_t n = 0;
+    int rc = sql_get_st(c, UPLINK_Q_POLICY_CHANGE_LEDGER_COUNT, &st, err);
+    if (rc == 0)
+        rc = sql_one_int64(c, UPLINK_Q_POLICY_CHANGE_LEDGER_COUNT, st,
+                           "cannot read the policy ledger", &n, 1, err);
+    if (rc == 0)
+        rc = sql_get_st(c, UPLINK_Q_POLICY_CHANGE_LEDGER_ROWS, &st, err);
     if (rc < 0)
         return rc;
-    if (rc == 0)
-        return op_error_set(err, -EIO, NULL, "cannot read the policy ledger: no row");
-    *total = (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    st = sql_get(c, UPLINK_Q_POLICY_CHANGE_LEDGER_ROWS, err);
-    if (!st)
-        return get_failed(err);
+    *total = (uint64_t)n;
     /* the row just before the newest `limit`; none (all rows) for 0 */
     sqlite3_bind_int64(st, 1, limit ? (sqlite3_int64)limit : INT64_MAX);
     struct ledger_walk w = {cb, ctx};
