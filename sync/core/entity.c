@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "utf8.h"
+
 #define OBJECT_MAX_BYTES 16384
 
 static const char *const roles[] = {"field", "manager", "admin", "hq", NULL};
@@ -229,39 +231,7 @@ int entity_is_currency(const char *code)
 
 long entity_utf8_bad_offset(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
-                return (long)i;
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) {
-            n = 2, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 3, cp = c & 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            return (long)i;
-        }
-        if (i + n > len)
-            return (long)i;
-        for (size_t k = 1; k < n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return (long)i;
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return (long)i;
-        i += n;
-    }
-    return -1;
+    return utf8_bad_offset(s, len, UTF8_REFUSE_CONTROLS);
 }
 
 static int is_leap(int y)
