@@ -51,6 +51,11 @@ static const char *const consent_methods[] = {"double_opt_in", "single_opt_in", 
 #define ADDRESS_FIELDS                                                                             \
     TEXT("street", 400, 0), TEXT("locality", 200, 0), TEXT("region", 200, 0),                      \
         TEXT("postal_code", 32, 0), TYPED("country", FIELD_COUNTRY, 0)
+/* What an activity, a task or a note may be about: each link optional. */
+#define LINK_FIELDS                                                                                \
+    REF("contact_id", entity_contact, FIELD_FILTER),                                               \
+        REF("organization_id", entity_organization, FIELD_FILTER),                                 \
+        REF("deal_id", entity_deal, FIELD_FILTER)
 
 #define DEF(var, sing, plur, tbl, arr, fl)                                                         \
     const struct entity_def var = {sing, plur, tbl, arr, sizeof arr / sizeof arr[0], fl}
@@ -121,9 +126,7 @@ static const struct field_def activity_fields[] = {
     TEXT("subject", 300, 0),
     TEXT("body", 65536, 0),
     TYPED("occurred_at", FIELD_TIME, FIELD_REQUIRED),
-    REF("contact_id", entity_contact, FIELD_FILTER),
-    REF("organization_id", entity_organization, FIELD_FILTER),
-    REF("deal_id", entity_deal, FIELD_FILTER),
+    LINK_FIELDS,
 };
 DEF(entity_activity, "activity", "activities", "activities", activity_fields, 0);
 
@@ -133,18 +136,14 @@ static const struct field_def task_fields[] = {
     ENUMF("status", task_states, FIELD_REQUIRED | FIELD_FILTER, "open"),
     TYPED("due_at", FIELD_TIME, 0),
     REF("assignee_id", entity_user, FIELD_FILTER),
-    REF("contact_id", entity_contact, FIELD_FILTER),
-    REF("organization_id", entity_organization, FIELD_FILTER),
-    REF("deal_id", entity_deal, FIELD_FILTER),
+    LINK_FIELDS,
 };
 DEF(entity_task, "task", "tasks", "tasks", task_fields, 0);
 
 static const struct field_def note_fields[] = {
     COMMON_FIELDS,
     TEXT("body", 65536, FIELD_REQUIRED),
-    REF("contact_id", entity_contact, FIELD_FILTER),
-    REF("organization_id", entity_organization, FIELD_FILTER),
-    REF("deal_id", entity_deal, FIELD_FILTER),
+    LINK_FIELDS,
 };
 DEF(entity_note, "note", "notes", "notes", note_fields, 0);
 
