@@ -66,20 +66,6 @@ struct place {
     const char *phone;  /* '#' a digit of the subscriber number (at least 6) */
 };
 
-enum street_style {
-    ST_NAME_NUM,       /* Hauptstraße 12 */
-    ST_NUM_NAME,       /* 12 rue de la Paix */
-    ST_NAME_COMMA_NUM, /* Rua das Flores, 123 */
-    ST_CO,             /* Carrera 7 # 32-16 */
-    ST_RU,             /* ул. Ленина, д. 5 */
-    ST_CN,             /* 建国路88号 */
-    ST_NUM_COMMA_NAME, /* 12, नेहरू रोड */
-    ST_ID,             /* Jl. Merdeka No. 12 */
-};
-static const char *const style_names[] = {
-    "name_num", "num_name", "name_comma_num", "co", "ru", "cn", "num_comma_name", "id",
-};
-
 struct locale {
     const char *country;  /* ISO 3166-1 alpha-2 */
     const char *language; /* BCP 47 */
@@ -93,7 +79,7 @@ struct locale {
     size_t nplaces;
     const char **streets;
     size_t nstreets;
-    enum street_style style;
+    const char *street_format; /* {street}, {house} and {nn} in the local order */
     unsigned house_max;
     const char **jobs;
     size_t njobs;
@@ -132,15 +118,11 @@ static const char *load_record(struct tables *t, char **f, size_t nf)
         l->language = f[2];
         l->joiner = !strcmp(f[3], "space") ? " " : !strcmp(f[3], "none") ? "" : NULL;
         l->two_surnames = !strcmp(f[4], "1");
-        int style = -1;
-        for (size_t i = 0; i < N_(style_names); i++)
-            if (!strcmp(f[5], style_names[i]))
-                style = (int)i;
-        l->style = (enum street_style)style;
+        l->street_format = f[5];
         l->house_max = (unsigned)strtoul(f[6], NULL, 10);
         if (strlen(l->country) != 2 || !l->joiner || (strcmp(f[4], "0") && !l->two_surnames) ||
-            style < 0 || l->house_max == 0)
-            return "bad country, joiner, surnames flag, street style or house number";
+            !strstr(l->street_format, "{street}") || l->house_max == 0)
+            return "bad country, joiner, surnames flag, street format or house number";
         return NULL;
     }
     if (!l)
@@ -469,6 +451,28 @@ static const char *family_form(const struct family *f, char sex, int ascii)
     return ascii ? f->am : f->m;
 }
 
+/* A street address from a locale's format: {street} the street's name,
+ * {house} the house number, {nn} a random two-digit number (01-99, drawn
+ * from rng where it stands); anything else as it is. */
+static void street_format(char *dst, size_t cap, const char *fmt, const char *street,
+                          unsigned house, uint64_t *rng)
+{
+    size_t n = 0;
+    dst[0] = '\0';
+    for (const char *p = fmt; *p && n < cap;) {
+        int w;
+        if (!strncmp(p, "{street}", 8))
+            w = snprintf(dst + n, cap - n, "%s", street), p += 8;
+        else if (!strncmp(p, "{house}", 7))
+            w = snprintf(dst + n, cap - n, "%u", house), p += 7;
+        else if (!strncmp(p, "{nn}", 4))
+            w = snprintf(dst + n, cap - n, "%02u", 1 + below(rng, 99)), p += 4;
+        else
+            w = snprintf(dst + n, cap - n, "%c", *p), p++;
+        n += w > 0 ? (size_t)w : 0;
+    }
+}
+
 static int write_row(struct out *o, const struct tables *t, uint64_t seed, uint64_t row,
                      const struct space *spaces)
 {
@@ -559,32 +563,7 @@ static int write_row(struct out *o, const struct tables *t, uint64_t seed, uint6
     char street[256] = "";
     const char *sn = l->streets[below(&rng, (unsigned)l->nstreets)];
     unsigned house = 1 + below(&rng, l->house_max);
-    switch (l->style) {
-    case ST_NAME_NUM:
-        snprintf(street, sizeof street, "%s %u", sn, house);
-        break;
-    case ST_NUM_NAME:
-        snprintf(street, sizeof street, "%u %s", house, sn);
-        break;
-    case ST_NAME_COMMA_NUM:
-        snprintf(street, sizeof street, "%s, %u", sn, house);
-        break;
-    case ST_CO:
-        snprintf(street, sizeof street, "%s # %u-%02u", sn, house, 1 + below(&rng, 99));
-        break;
-    case ST_RU:
-        snprintf(street, sizeof street, "%s, д. %u", sn, house);
-        break;
-    case ST_CN:
-        snprintf(street, sizeof street, "%s%u号", sn, house);
-        break;
-    case ST_NUM_COMMA_NAME:
-        snprintf(street, sizeof street, "%u, %s", house, sn);
-        break;
-    case ST_ID:
-        snprintf(street, sizeof street, "%s No. %u", sn, house);
-        break;
-    }
+    street_format(street, sizeof street, l->street_format, sn, house, &rng);
     if (below(&rng, 40) == 0)
         street[0] = '\0'; /* some contacts have no street on file */
 
