@@ -685,6 +685,29 @@ static int get_str(json_t *h, const char *key, char *out, size_t cap, struct op_
     return 0;
 }
 
+/* get_str for a SHA-256 in hex: 64 lower-case hex digits. */
+static int get_hex64(json_t *h, const char *key, char *out, size_t cap, struct op_error *err)
+{
+    int rc = get_str(h, key, out, cap, err);
+    if (rc < 0 || is_hex64(out))
+        return rc;
+    char f[64];
+    snprintf(f, sizeof f, "header.%s", key);
+    return bad(err, -EBADMSG, f, "segment header: %s is not 64 lower-case hex digits", key);
+}
+
+/* A lane's cursor may stay or move on within a segment, never go back. */
+static int forward(uint64_t from, uint64_t to, const char *lane, struct op_error *err)
+{
+    if (from <= to)
+        return 0;
+    char f[64];
+    snprintf(f, sizeof f, "header.to.%s", lane);
+    return bad(err, -EBADMSG, f,
+               "segment header: %s cursor goes backwards, from %" PRIu64 " to %" PRIu64, lane, from,
+               to);
+}
+
 /* "NAME":{"urgent":N,"ordinary":N}; errors name "header.NAME.LANE". */
 static int get_cursor(json_t *h, const char *key, uint64_t *urgent, uint64_t *ordinary,
                       struct op_error *err)
@@ -775,25 +798,10 @@ static int parse_header(const char *buf, size_t n, const struct segment_limits *
         (rc = get_num(h, "schema_version", UINT32_MAX, &v, err)) < 0)
         goto out;
     info->schema_version = (uint32_t)v;
-    if (info->from_urgent > info->to_urgent) {
-        rc = bad(err, -EBADMSG, "header.to.urgent",
-                 "segment header: urgent cursor goes backwards, from %" PRIu64 " to %" PRIu64,
-                 info->from_urgent, info->to_urgent);
+    if ((rc = forward(info->from_urgent, info->to_urgent, "urgent", err)) < 0 ||
+        (rc = forward(info->from_ordinary, info->to_ordinary, "ordinary", err)) < 0 ||
+        (rc = get_hex64(h, "policy_hash", info->policy_hash, sizeof info->policy_hash, err)) < 0)
         goto out;
-    }
-    if (info->from_ordinary > info->to_ordinary) {
-        rc = bad(err, -EBADMSG, "header.to.ordinary",
-                 "segment header: ordinary cursor goes backwards, from %" PRIu64 " to %" PRIu64,
-                 info->from_ordinary, info->to_ordinary);
-        goto out;
-    }
-    if ((rc = get_str(h, "policy_hash", info->policy_hash, sizeof info->policy_hash, err)) < 0)
-        goto out;
-    if (!is_hex64(info->policy_hash)) {
-        rc = bad(err, -EBADMSG, "header.policy_hash",
-                 "segment header: policy_hash is not 64 lower-case hex digits");
-        goto out;
-    }
     if ((rc = get_num(h, "records", NUM_MAX, &info->records, err)) < 0 ||
         (rc = parse_counts(json_object_get(h, "counts"), &info->counts, err)) < 0)
         goto out;
@@ -812,14 +820,9 @@ static int parse_header(const char *buf, size_t n, const struct segment_limits *
     }
     if ((rc = get_num(h, "payload_bytes", NUM_MAX, &info->payload_bytes, err)) < 0 ||
         (rc = get_num(h, "payload_raw_bytes", NUM_MAX, &info->payload_raw_bytes, err)) < 0 ||
-        (rc = get_str(h, "payload_sha256", info->payload_sha256, sizeof info->payload_sha256,
-                      err)) < 0)
+        (rc = get_hex64(h, "payload_sha256", info->payload_sha256, sizeof info->payload_sha256,
+                        err)) < 0)
         goto out;
-    if (!is_hex64(info->payload_sha256)) {
-        rc = bad(err, -EBADMSG, "header.payload_sha256",
-                 "segment header: payload_sha256 is not 64 lower-case hex digits");
-        goto out;
-    }
     if (info->payload_bytes > lim->payload_max) {
         rc = bad(err, -EFBIG, "header.payload_bytes",
                  "segment header: payload of %" PRIu64 " bytes exceeds the limit of %" PRIu64,
