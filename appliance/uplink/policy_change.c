@@ -60,52 +60,7 @@ int policy_change_load_text(const char *name, const char *region, const char *te
 int policy_change_load_file(const char *path, const char *region, struct policy **out,
                             struct op_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return op_error_set(err, -errno, NULL, "cannot open %s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) < 0) {
-        int e = errno;
-        close(fd);
-        return op_error_set(err, -e, NULL, "cannot read %s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return op_error_set(err, -EINVAL, NULL, "%s: not a regular file", path);
-    }
-    if (sb.st_size > NODE_POLICY_MAX_BYTES) {
-        close(fd);
-        return op_error_set(err, -EFBIG, "(file)", "%s: larger than %d bytes", path,
-                            NODE_POLICY_MAX_BYTES);
-    }
-    size_t cap = (size_t)sb.st_size + 1, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        close(fd);
-        return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    }
-    int rc = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = op_error_set(err, -errno, NULL, "cannot read %s: %s", path, strerror(errno));
-            break;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len == cap) {
-            rc = op_error_set(err, -EFBIG, "(file)", "%s: grew while being read", path);
-            break;
-        }
-    }
-    close(fd);
-    if (rc == 0)
-        rc = policy_change_load_text(path, region, buf, len, out, err);
-    free(buf);
-    return rc;
+    return policy_load_file_for(path, region, out, err);
 }
 
 int policy_change_write_override(const char *db_path, const char *text, size_t len,
