@@ -824,18 +824,16 @@ int consent_check(struct store *s, const struct policy *p, const char *contact_i
     int rc = check_common(contact_id, channel, purpose, &kind, err);
     if (rc < 0)
         return rc;
-    json_t *contact = NULL;
-    rc = get_contact(s, contact_id, &contact, err);
-    if (rc < 0)
-        return rc;
     struct sql_cache c;
     rc = store_queries_bind(s, &c, &store_queries, err);
-    if (rc < 0) {
-        json_decref(contact);
+    if (rc < 0)
         return rc;
-    }
+    json_t *contact = NULL;
     struct consent_decision d;
     memset(&d, 0, sizeof d);
+    rc = get_contact(s, contact_id, &contact, err);
+    if (rc < 0)
+        goto done;
     char now_iso[32];
     iso_ms(clock_ms(now_ms), now_iso);
     struct ledger_pick lp;

@@ -107,6 +107,14 @@ static int append_records(struct store *s, const struct entity_def *e, const str
     return 0;
 }
 
+/* Column col as a JSON string, or JSON null where the row holds NULL. */
+static json_t *col_text_or_null(sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return json_null();
+    return json_string((const char *)sqlite3_column_text(st, col));
+}
+
 static int append_audit(struct sql_cache *c, const struct entity_def *e, const char *id,
                         json_t *arr, struct op_error *err)
 {
@@ -123,10 +131,7 @@ static int append_audit(struct sql_cache *c, const struct entity_def *e, const c
         json_object_set_new(row, "seq", json_integer(sqlite3_column_int64(st, 0)));
         json_object_set_new(row, "at", json_string(at));
         json_object_set_new(row, "actor", json_string((const char *)sqlite3_column_text(st, 2)));
-        json_object_set_new(row, "address",
-                            sqlite3_column_type(st, 3) == SQLITE_NULL
-                                ? json_null()
-                                : json_string((const char *)sqlite3_column_text(st, 3)));
+        json_object_set_new(row, "address", col_text_or_null(st, 3));
         json_object_set_new(row, "action", json_string((const char *)sqlite3_column_text(st, 4)));
         json_object_set_new(row, "entity", json_string(e->name));
         json_object_set_new(row, "record_id", json_string(id));
@@ -135,10 +140,7 @@ static int append_audit(struct sql_cache *c, const struct entity_def *e, const c
                                 sqlite3_column_type(st, col) == SQLITE_NULL
                                     ? json_null()
                                     : json_integer(sqlite3_column_int64(st, col)));
-        json_object_set_new(row, "detail",
-                            sqlite3_column_type(st, 7) == SQLITE_NULL
-                                ? json_null()
-                                : json_string((const char *)sqlite3_column_text(st, 7)));
+        json_object_set_new(row, "detail", col_text_or_null(st, 7));
         json_array_append_new(arr, row);
     }
     return rc;
@@ -157,10 +159,7 @@ static int append_erasures(struct sql_cache *c, const char *cid, json_t *arr, st
         json_t *row = json_pack("{s:s, s:s, s:s, s:s}", "id", sqlite3_column_text(st, 0), "entity",
                                 sqlite3_column_text(st, 1), "record_id", sqlite3_column_text(st, 2),
                                 "erased_at", at);
-        json_object_set_new(row, "reason",
-                            sqlite3_column_type(st, 4) == SQLITE_NULL
-                                ? json_null()
-                                : json_string((const char *)sqlite3_column_text(st, 4)));
+        json_object_set_new(row, "reason", col_text_or_null(st, 4));
         json_array_append_new(arr, row);
     }
     return rc;

@@ -225,11 +225,7 @@ int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t le
             rc = rc < 0 ? rc : 0;
         }
     }
-    if (rc < 0) {
-        store_rollback(l->s);
-        goto out;
-    }
-    rc = store_commit(l->s, err);
+    rc = ledger_end_tx(l, rc, err);
     if (rc == 0 && pending.pending_seq) {
         l->news.pending_seq = pending.pending_seq;
         memcpy(l->news.pending_hash, pending.pending_hash, sizeof l->news.pending_hash);

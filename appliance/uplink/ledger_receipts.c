@@ -171,11 +171,7 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
         rc = acknowledge(l, no, to_u, to_o, now, err);
     else
         rc = reject(l, no, reason, now, err);
-    if (rc < 0) {
-        store_rollback(l->s);
-        goto out;
-    }
-    rc = store_commit(l->s, err);
+    rc = ledger_end_tx(l, rc, err);
     if (rc < 0)
         goto out;
     ledger_unlink_spool(l, seg.path);

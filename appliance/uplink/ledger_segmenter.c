@@ -204,11 +204,7 @@ static int record_segment(struct sync_ledger *l, const struct sync_segment *sg,
         rc = residency_sent_record(store_residency(l->s), sent, sg->no, err);
     if (rc == 0)
         rc = insert_segment(l, sg, to, bpr, err);
-    if (rc < 0) {
-        store_rollback(l->s);
-        return rc;
-    }
-    return store_commit(l->s, err);
+    return ledger_end_tx(l, rc, err);
 }
 
 /* The spool reached its cap (full = 1) or is below it again (-1). */

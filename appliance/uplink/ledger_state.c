@@ -37,6 +37,15 @@ void ledger_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
 }
 
+int ledger_end_tx(struct sync_ledger *l, int rc, struct op_error *err)
+{
+    if (rc < 0) {
+        store_rollback(l->s);
+        return rc;
+    }
+    return store_commit(l->s, err);
+}
+
 int ledger_load_state(struct sql_cache *c, struct ledger_state *o, struct op_error *err)
 {
     sqlite3_stmt *st = sql_get(c, UPLINK_Q_LEDGER_STATE_LOAD, err);
@@ -125,17 +134,16 @@ int ledger_set_blocked(struct sync_ledger *l, const char *kind, const char *why,
 int ledger_spool_usage(struct sql_cache *c, uint64_t *bytes, uint64_t *segments,
                        struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(c, UPLINK_Q_LEDGER_STATE_SPOOL_USAGE, err);
-    if (!st)
-        return err && err->code ? err->code : -EIO;
-    int rc = sql_step(c, UPLINK_Q_LEDGER_STATE_SPOOL_USAGE, st, err);
+    sqlite3_stmt *st;
+    int64_t v[2];
+    int rc = sql_get_st(c, UPLINK_Q_LEDGER_STATE_SPOOL_USAGE, &st, err);
+    if (rc == 0)
+        rc = sql_one_int64(c, UPLINK_Q_LEDGER_STATE_SPOOL_USAGE, st, "cannot measure the spool", v,
+                           2, err);
     if (rc < 0)
         return rc;
-    if (rc == 0)
-        return op_error_set(err, -EIO, NULL, "cannot measure the spool: no row");
-    *bytes = (uint64_t)sqlite3_column_int64(st, 0);
-    *segments = (uint64_t)sqlite3_column_int64(st, 1);
-    sqlite3_reset(st);
+    *bytes = (uint64_t)v[0];
+    *segments = (uint64_t)v[1];
     return 0;
 }
 
@@ -143,19 +151,14 @@ int ledger_spool_usage(struct sql_cache *c, uint64_t *bytes, uint64_t *segments,
 int ledger_unsegmented(struct sql_cache *c, int64_t su, int64_t so, int64_t *n,
                        struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(c, UPLINK_Q_LEDGER_STATE_UNSEGMENTED, err);
-    if (!st)
-        return err && err->code ? err->code : -EIO;
-    sqlite3_bind_int64(st, 1, su);
-    sqlite3_bind_int64(st, 2, so);
-    int rc = sql_step(c, UPLINK_Q_LEDGER_STATE_UNSEGMENTED, st, err);
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, UPLINK_Q_LEDGER_STATE_UNSEGMENTED, &st, err);
     if (rc < 0)
         return rc;
-    if (rc == 0)
-        return op_error_set(err, -EIO, NULL, "cannot read the outbox: no row");
-    *n = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return 0;
+    sqlite3_bind_int64(st, 1, su);
+    sqlite3_bind_int64(st, 2, so);
+    return sql_one_int64(c, UPLINK_Q_LEDGER_STATE_UNSEGMENTED, st, "cannot read the outbox", n, 1,
+                         err);
 }
 
 int ledger_get_u64(json_t *o, const char *key, uint64_t *out)

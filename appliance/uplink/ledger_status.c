@@ -62,11 +62,7 @@ int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *
             rc = sql_run(&l->q, UPLINK_Q_LEDGER_STATUS_COUNT_ERROR, st, err);
         }
     }
-    if (rc < 0) {
-        store_rollback(l->s);
-        return rc;
-    }
-    return store_commit(l->s, err);
+    return ledger_end_tx(l, rc, err);
 }
 
 static int has_table(struct sql_cache *c, const char *name, int *out, struct op_error *err)

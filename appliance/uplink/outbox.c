@@ -139,17 +139,11 @@ static int ack_step(struct sql_cache *c, unsigned id, const struct outbox_cursor
 /* The largest seq ever issued. */
 static int issued_seq(struct sql_cache *c, int64_t *out, struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(c, UPLINK_Q_OUTBOX_ACK_ISSUED, err);
-    if (!st)
-        return get_failed(err);
-    int rc = sql_step(c, UPLINK_Q_OUTBOX_ACK_ISSUED, st, err);
-    if (rc < 0)
-        return rc;
-    if (rc == 0)
-        return op_error_set(err, -EIO, NULL, "cannot read the outbox sequence: no row");
-    *out = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return 0;
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, UPLINK_Q_OUTBOX_ACK_ISSUED, &st, err);
+    return rc < 0 ? rc
+                  : sql_one_int64(c, UPLINK_Q_OUTBOX_ACK_ISSUED, st,
+                                  "cannot read the outbox sequence", out, 1, err);
 }
 
 static int ack(struct sql_cache *c, const struct outbox_cursor *upto, int64_t now_ms,
@@ -197,15 +191,15 @@ int outbox_stats(struct store *s, int64_t *depth, int64_t *oldest_created_ms, st
     int rc = store_queries_bind(s, &c, &uplink_queries, err);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = sql_get(&c, UPLINK_Q_OUTBOX_STATS, err);
-    rc = st ? sql_step(&c, UPLINK_Q_OUTBOX_STATS, st, err) : get_failed(err);
-    if (rc == 1) {
-        *depth = sqlite3_column_int64(st, 0);
-        *oldest_created_ms = sqlite3_column_int64(st, 1);
-        rc = 0;
-    } else if (rc == 0) {
-        rc = op_error_set(err, -EIO, NULL, "cannot read the outbox: no row");
-    }
+    sqlite3_stmt *st;
+    int64_t v[2];
+    rc = sql_get_st(&c, UPLINK_Q_OUTBOX_STATS, &st, err);
+    if (rc == 0)
+        rc = sql_one_int64(&c, UPLINK_Q_OUTBOX_STATS, st, "cannot read the outbox", v, 2, err);
     sql_cache_close(&c);
-    return rc;
+    if (rc < 0)
+        return rc;
+    *depth = v[0];
+    *oldest_created_ms = v[1];
+    return 0;
 }

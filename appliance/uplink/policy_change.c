@@ -60,52 +60,7 @@ int policy_change_load_text(const char *name, const char *region, const char *te
 int policy_change_load_file(const char *path, const char *region, struct policy **out,
                             struct op_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return op_error_set(err, -errno, NULL, "cannot open %s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) < 0) {
-        int e = errno;
-        close(fd);
-        return op_error_set(err, -e, NULL, "cannot read %s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return op_error_set(err, -EINVAL, NULL, "%s: not a regular file", path);
-    }
-    if (sb.st_size > NODE_POLICY_MAX_BYTES) {
-        close(fd);
-        return op_error_set(err, -EFBIG, "(file)", "%s: larger than %d bytes", path,
-                            NODE_POLICY_MAX_BYTES);
-    }
-    size_t cap = (size_t)sb.st_size + 1, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        close(fd);
-        return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    }
-    int rc = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = op_error_set(err, -errno, NULL, "cannot read %s: %s", path, strerror(errno));
-            break;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len == cap) {
-            rc = op_error_set(err, -EFBIG, "(file)", "%s: grew while being read", path);
-            break;
-        }
-    }
-    close(fd);
-    if (rc == 0)
-        rc = policy_change_load_text(path, region, buf, len, out, err);
-    free(buf);
-    return rc;
+    return policy_load_file_for(path, region, out, err);
 }
 
 int policy_change_write_override(const char *db_path, const char *text, size_t len,
@@ -326,19 +281,17 @@ static int ledger_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
 static int walk_ledger(struct sql_cache *c, unsigned limit, policy_ledger_fn cb, void *ctx,
                        uint64_t *total, struct op_error *err)
 {
-    sqlite3_stmt *st = sql_get(c, UPLINK_Q_POLICY_CHANGE_LEDGER_COUNT, err);
-    if (!st)
-        return get_failed(err);
-    int rc = sql_step(c, UPLINK_Q_POLICY_CHANGE_LEDGER_COUNT, st, err);
+    sqlite3_stmt *st;
+    int64_t n = 0;
+    int rc = sql_get_st(c, UPLINK_Q_POLICY_CHANGE_LEDGER_COUNT, &st, err);
+    if (rc == 0)
+        rc = sql_one_int64(c, UPLINK_Q_POLICY_CHANGE_LEDGER_COUNT, st,
+                           "cannot read the policy ledger", &n, 1, err);
+    if (rc == 0)
+        rc = sql_get_st(c, UPLINK_Q_POLICY_CHANGE_LEDGER_ROWS, &st, err);
     if (rc < 0)
         return rc;
-    if (rc == 0)
-        return op_error_set(err, -EIO, NULL, "cannot read the policy ledger: no row");
-    *total = (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    st = sql_get(c, UPLINK_Q_POLICY_CHANGE_LEDGER_ROWS, err);
-    if (!st)
-        return get_failed(err);
+    *total = (uint64_t)n;
     /* the row just before the newest `limit`; none (all rows) for 0 */
     sqlite3_bind_int64(st, 1, limit ? (sqlite3_int64)limit : INT64_MAX);
     struct ledger_walk w = {cb, ctx};

@@ -37,8 +37,9 @@ struct store;
 int policy_change_load_text(const char *name, const char *region, const char *text, size_t len,
                             struct policy **out, struct op_error *err);
 
-/* Reads `path` (at most NODE_POLICY_MAX_BYTES) and loads it as above;
- * messages name the path. */
+/* Reads `path` and loads it as above (policy_load_file_for: a regular
+ * file of at most POLICY_MAX_BYTES, as every policy file); messages name
+ * the path. */
 int policy_change_load_file(const char *path, const char *region, struct policy **out,
                             struct op_error *err);
 

@@ -72,11 +72,7 @@ static int drop_from(struct sync_ledger *l, const struct sync_segment *first, st
             rc = sql_run(&l->q, UPLINK_Q_SYNC_LEDGER_REWIND_CURSOR, st, err);
         }
     }
-    if (rc < 0) {
-        store_rollback(l->s);
-        return rc;
-    }
-    return store_commit(l->s, err);
+    return ledger_end_tx(l, rc, err);
 }
 
 /* The first unsettled row whose file is gone: 1 with it in *ctx. */
@@ -248,11 +244,7 @@ int sync_ledger_reload_policy(struct sync_ledger *l, struct op_error *err)
     rc = sql_exec(&l->q, UPLINK_Q_SYNC_LEDGER_DROP_UNSETTLED, err);
     if (rc >= 0)
         rc = sql_exec(&l->q, UPLINK_Q_SYNC_LEDGER_UNBLOCK, err);
-    if (rc < 0) {
-        store_rollback(l->s);
-        return rc;
-    }
-    rc = store_commit(l->s, err);
+    rc = ledger_end_tx(l, rc, err);
     if (rc < 0)
         return rc;
     struct scan_ctx c = {l, err};

@@ -106,6 +106,10 @@ void ledger_row_to_segment(sqlite3_stmt *st, struct sync_segment *out);
 /* Segment `no`: 1 and *out, or 0 when there is no such row. */
 int ledger_get_segment(struct sql_cache *c, uint64_t no, struct sync_segment *out,
                        struct op_error *err);
+/* Ends the transaction store_begin opened on l->s by how the work in it
+ * went: rc < 0 rolls it back and comes back as is; otherwise it commits,
+ * returning the commit's result (0 or a negative errno). */
+int ledger_end_tx(struct sync_ledger *l, int rc, struct op_error *err);
 /* Removes a spool file and syncs the directory; a missing file is fine. */
 void ledger_unlink_spool(struct sync_ledger *l, const char *path);
 

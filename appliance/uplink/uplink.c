@@ -908,6 +908,21 @@ static void after_receipt(struct uplink *u, struct job *j)
     poll_mailbox(u);
 }
 
+/* A GET to HQ that failed: logged once and noted under `kind`, as
+ * "<what> answered <status>: <body>" when HQ answered, else as the
+ * transport's message. */
+static void get_failed(struct uplink *u, const char *kind, const char *what, int status,
+                       const char *body, const struct op_error *err)
+{
+    char msg[256];
+    if (status > 0)
+        snprintf(msg, sizeof msg, "%s answered %d: %.150s", what, status, body);
+    else
+        snprintf(msg, sizeof msg, "%.250s", err ? err->msg : strerror(-status));
+    log_once(u, LOG_LEVEL_WARNING, "%s", msg);
+    note(u, kind, msg, NULL);
+}
+
 static void on_receipt(void *ctx, int status, const char *body, size_t len,
                        const struct op_error *err)
 {
@@ -944,14 +959,9 @@ static void on_receipt(void *ctx, int status, const char *body, size_t len,
                            : status == 401 || status == 403 ? "auth"
                            : status < 0 && status != -EFBIG ? "network"
                                                             : "receipt";
-        char msg[256];
-        if (status > 0)
-            snprintf(msg, sizeof msg, "GET receipt %llu answered %d: %.150s",
-                     (unsigned long long)u->seg.no, status, body);
-        else
-            snprintf(msg, sizeof msg, "%.250s", err ? err->msg : strerror(-status));
-        log_once(u, LOG_LEVEL_WARNING, "%s", msg);
-        note(u, kind, msg, NULL);
+        char what[64];
+        snprintf(what, sizeof what, "GET receipt %llu", (unsigned long long)u->seg.no);
+        get_failed(u, kind, what, status, body, err);
     }
     /* not applied yet: 250 ms, 500 ms, ... up to the sync interval */
     uint64_t delay = UPLINK_RECEIPT_FIRST_MS;
@@ -1016,13 +1026,7 @@ static void on_mailbox(void *ctx, int status, const char *body, size_t len,
                            : status == 401 || status == 403 ? "auth"
                            : status == -EAGAIN              ? "network"
                                                             : "mailbox";
-        char msg[256];
-        if (status > 0)
-            snprintf(msg, sizeof msg, "GET mailbox answered %d: %.150s", status, body);
-        else
-            snprintf(msg, sizeof msg, "%.250s", err ? err->msg : strerror(-status));
-        log_once(u, LOG_LEVEL_WARNING, "%s", msg);
-        note(u, kind, msg, NULL);
+        get_failed(u, kind, "GET mailbox", status, body, err);
         cycle_end(u);
         return;
     }

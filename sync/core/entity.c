@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "utf8.h"
+
 #define OBJECT_MAX_BYTES 16384
 
 static const char *const roles[] = {"field", "manager", "admin", "hq", NULL};
@@ -49,6 +51,11 @@ static const char *const consent_methods[] = {"double_opt_in", "single_opt_in", 
 #define ADDRESS_FIELDS                                                                             \
     TEXT("street", 400, 0), TEXT("locality", 200, 0), TEXT("region", 200, 0),                      \
         TEXT("postal_code", 32, 0), TYPED("country", FIELD_COUNTRY, 0)
+/* What an activity, a task or a note may be about: each link optional. */
+#define LINK_FIELDS                                                                                \
+    REF("contact_id", entity_contact, FIELD_FILTER),                                               \
+        REF("organization_id", entity_organization, FIELD_FILTER),                                 \
+        REF("deal_id", entity_deal, FIELD_FILTER)
 
 #define DEF(var, sing, plur, tbl, arr, fl)                                                         \
     const struct entity_def var = {sing, plur, tbl, arr, sizeof arr / sizeof arr[0], fl}
@@ -119,9 +126,7 @@ static const struct field_def activity_fields[] = {
     TEXT("subject", 300, 0),
     TEXT("body", 65536, 0),
     TYPED("occurred_at", FIELD_TIME, FIELD_REQUIRED),
-    REF("contact_id", entity_contact, FIELD_FILTER),
-    REF("organization_id", entity_organization, FIELD_FILTER),
-    REF("deal_id", entity_deal, FIELD_FILTER),
+    LINK_FIELDS,
 };
 DEF(entity_activity, "activity", "activities", "activities", activity_fields, 0);
 
@@ -131,18 +136,14 @@ static const struct field_def task_fields[] = {
     ENUMF("status", task_states, FIELD_REQUIRED | FIELD_FILTER, "open"),
     TYPED("due_at", FIELD_TIME, 0),
     REF("assignee_id", entity_user, FIELD_FILTER),
-    REF("contact_id", entity_contact, FIELD_FILTER),
-    REF("organization_id", entity_organization, FIELD_FILTER),
-    REF("deal_id", entity_deal, FIELD_FILTER),
+    LINK_FIELDS,
 };
 DEF(entity_task, "task", "tasks", "tasks", task_fields, 0);
 
 static const struct field_def note_fields[] = {
     COMMON_FIELDS,
     TEXT("body", 65536, FIELD_REQUIRED),
-    REF("contact_id", entity_contact, FIELD_FILTER),
-    REF("organization_id", entity_organization, FIELD_FILTER),
-    REF("deal_id", entity_deal, FIELD_FILTER),
+    LINK_FIELDS,
 };
 DEF(entity_note, "note", "notes", "notes", note_fields, 0);
 
@@ -229,39 +230,7 @@ int entity_is_currency(const char *code)
 
 long entity_utf8_bad_offset(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
-                return (long)i;
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) {
-            n = 2, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 3, cp = c & 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            return (long)i;
-        }
-        if (i + n > len)
-            return (long)i;
-        for (size_t k = 1; k < n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return (long)i;
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return (long)i;
-        i += n;
-    }
-    return -1;
+    return utf8_bad_offset(s, len, UTF8_REFUSE_CONTROLS);
 }
 
 static int is_leap(int y)

@@ -97,7 +97,8 @@ int entity_normalize_value(const struct field_def *f, json_t *value, json_t **ou
 /* True for a valid ISO 4217 currency code (upper-case). */
 int entity_is_currency(const char *code);
 
-/* Checks that `s` is valid UTF-8 with no NUL and no C0 control characters
+/* utf8_bad_offset with UTF8_REFUSE_CONTROLS (utf8.h): checks that `s` is
+ * valid UTF-8 with no NUL and no C0 control characters
  * other than tab, CR and LF. Returns the byte offset of the first bad byte,
  * or -1 when the text is clean. */
 long entity_utf8_bad_offset(const char *s, size_t len);

@@ -15,11 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "codec.h"
+#include "uuid7.h"
 
 #define KEY_BYTES 32
 
@@ -373,14 +373,9 @@ int node_credentials_generate(const char *node_id, const char *region, const cha
     snprintf(c.region, sizeof c.region, "%s", region);
     snprintf(c.hq_url, sizeof c.hq_url, "%s", hq_url);
     unsigned char rnd[2 * KEY_BYTES];
-    for (size_t got = 0; got < sizeof rnd;) {
-        ssize_t k = getrandom(rnd + got, sizeof rnd - got, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return op_error_set(err, -EIO, NULL, "no random bytes: %s", strerror(errno));
-        got += (size_t)k;
-    }
+    int rc = uuid7_os_random(NULL, rnd, sizeof rnd);
+    if (rc < 0)
+        return op_error_set(err, -EIO, NULL, "no random bytes: %s", strerror(-rc));
     (void)codec_hex_encode(rnd, KEY_BYTES, c.token, sizeof c.token);
     memcpy(c.hq_key, rnd + KEY_BYTES, KEY_BYTES);
     OPENSSL_cleanse(rnd, sizeof rnd);

@@ -1335,7 +1335,10 @@ int policy_load_buffer_for(const char *name, const char *region, const char *dat
     return load(name, region, data, len, out, err);
 }
 
-int policy_load_file(const char *path, struct policy **out, struct op_error *err)
+/* Reads the file at path (a regular file, at most POLICY_MAX_BYTES) and
+ * loads it, for `region` when not NULL. */
+static int load_file(const char *path, const char *region, struct policy **out,
+                     struct op_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
@@ -1377,9 +1380,20 @@ int policy_load_file(const char *path, struct policy **out, struct op_error *err
         len += (size_t)n;
     }
     close(fd);
-    int rc = load(path, NULL, buf, len, out, err);
+    int rc = load(path, region, buf, len, out, err);
     free(buf);
     return rc;
+}
+
+int policy_load_file(const char *path, struct policy **out, struct op_error *err)
+{
+    return load_file(path, NULL, out, err);
+}
+
+int policy_load_file_for(const char *path, const char *region, struct policy **out,
+                         struct op_error *err)
+{
+    return load_file(path, region, out, err);
 }
 
 static void free_strv(char **v, size_t n)

@@ -187,6 +187,11 @@ int policy_load_buffer(const char *name, const char *data, size_t len, struct po
 int policy_load_buffer_for(const char *name, const char *region, const char *data, size_t len,
                            struct policy **out, struct op_error *err);
 
+/* policy_load_file for a file whose name says nothing of its region:
+ * `region` is what its `region` must say, as for policy_load_buffer_for. */
+int policy_load_file_for(const char *path, const char *region, struct policy **out,
+                         struct op_error *err);
+
 void policy_free(struct policy *p);
 
 /* The class of a field of an entity ("email", "custom.cpf"); the listed

@@ -33,6 +33,7 @@
 
 #include "buf.h"
 #include "codec.h"
+#include "fsutil.h"
 #include "timefmt.h"
 
 #define CHUNK (64u * 1024u)
@@ -90,43 +91,6 @@ static int valid_entity(const char *s, size_t n)
         if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
             return 0;
     return 1;
-}
-
-static int write_all(int fd, const void *buf, size_t n, uint64_t off)
-{
-    const unsigned char *p = buf;
-    while (n > 0) {
-        ssize_t k = pwrite(fd, p, n, (off_t)off);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += k;
-        n -= (size_t)k;
-        off += (uint64_t)k;
-    }
-    return 0;
-}
-
-/* Reads exactly n bytes at off; -EIO on a short read (the file shrank). */
-static int read_all(int fd, void *buf, size_t n, uint64_t off)
-{
-    unsigned char *p = buf;
-    while (n > 0) {
-        ssize_t k = pread(fd, p, n, (off_t)off);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (k == 0)
-            return -EIO;
-        p += k;
-        n -= (size_t)k;
-        off += (uint64_t)k;
-    }
-    return 0;
 }
 
 static EVP_MAC_CTX *hmac_new(const unsigned char key[SEGMENT_KEY_BYTES])
@@ -369,7 +333,8 @@ static int drain(struct segment_writer *w)
     size_t n = CHUNK - w->zs.avail_out;
     if (n == 0)
         return 0;
-    int rc = write_all(w->fd, w->out, n, SEGMENT_PREFIX_LEN + (uint64_t)w->slot + w->written);
+    int rc =
+        fsutil_pwrite_all(w->fd, w->out, n, SEGMENT_PREFIX_LEN + (uint64_t)w->slot + w->written);
     if (rc < 0)
         return rc;
     if (!EVP_DigestUpdate(w->sha, w->out, n))
@@ -494,7 +459,7 @@ static int readback(struct segment_writer *w, uint64_t end, unsigned char mac[SE
     uint64_t payload_off = SEGMENT_PREFIX_LEN + (uint64_t)w->slot;
     for (uint64_t off = 0; off < end;) {
         size_t n = end - off < CHUNK ? (size_t)(end - off) : CHUNK;
-        rc = read_all(w->fd, w->out, n, off);
+        rc = fsutil_pread_all(w->fd, w->out, n, off);
         if (rc < 0)
             goto fail;
         rc = -EIO;
@@ -615,7 +580,7 @@ int segment_writer_finish(struct segment_writer *w, uint64_t to_urgent, uint64_t
     put_u32(prefix + SEGMENT_MAGIC_LEN + 2, (uint32_t)w->slot);
     memcpy(prefix + SEGMENT_PREFIX_LEN, hj, hlen);
     memset(prefix + SEGMENT_PREFIX_LEN + hlen, ' ', w->slot - hlen);
-    rc = write_all(w->fd, prefix, SEGMENT_PREFIX_LEN + w->slot, 0);
+    rc = fsutil_pwrite_all(w->fd, prefix, SEGMENT_PREFIX_LEN + w->slot, 0);
     free(prefix);
     uint64_t end = SEGMENT_PREFIX_LEN + (uint64_t)w->slot + w->written;
     unsigned char mac[SEGMENT_MAC_LEN];
@@ -629,7 +594,7 @@ int segment_writer_finish(struct segment_writer *w, uint64_t to_urgent, uint64_t
         goto fail;
     }
     if (rc == 0)
-        rc = write_all(w->fd, mac, sizeof mac, end);
+        rc = fsutil_pwrite_all(w->fd, mac, sizeof mac, end);
     if (rc == 0 && fsync(w->fd) != 0)
         rc = -errno;
     if (rc < 0) {
@@ -718,6 +683,29 @@ static int get_str(json_t *h, const char *key, char *out, size_t cap, struct op_
     }
     memcpy(out, json_string_value(v), json_string_length(v) + 1);
     return 0;
+}
+
+/* get_str for a SHA-256 in hex: 64 lower-case hex digits. */
+static int get_hex64(json_t *h, const char *key, char *out, size_t cap, struct op_error *err)
+{
+    int rc = get_str(h, key, out, cap, err);
+    if (rc < 0 || is_hex64(out))
+        return rc;
+    char f[64];
+    snprintf(f, sizeof f, "header.%s", key);
+    return bad(err, -EBADMSG, f, "segment header: %s is not 64 lower-case hex digits", key);
+}
+
+/* A lane's cursor may stay or move on within a segment, never go back. */
+static int forward(uint64_t from, uint64_t to, const char *lane, struct op_error *err)
+{
+    if (from <= to)
+        return 0;
+    char f[64];
+    snprintf(f, sizeof f, "header.to.%s", lane);
+    return bad(err, -EBADMSG, f,
+               "segment header: %s cursor goes backwards, from %" PRIu64 " to %" PRIu64, lane, from,
+               to);
 }
 
 /* "NAME":{"urgent":N,"ordinary":N}; errors name "header.NAME.LANE". */
@@ -810,25 +798,10 @@ static int parse_header(const char *buf, size_t n, const struct segment_limits *
         (rc = get_num(h, "schema_version", UINT32_MAX, &v, err)) < 0)
         goto out;
     info->schema_version = (uint32_t)v;
-    if (info->from_urgent > info->to_urgent) {
-        rc = bad(err, -EBADMSG, "header.to.urgent",
-                 "segment header: urgent cursor goes backwards, from %" PRIu64 " to %" PRIu64,
-                 info->from_urgent, info->to_urgent);
+    if ((rc = forward(info->from_urgent, info->to_urgent, "urgent", err)) < 0 ||
+        (rc = forward(info->from_ordinary, info->to_ordinary, "ordinary", err)) < 0 ||
+        (rc = get_hex64(h, "policy_hash", info->policy_hash, sizeof info->policy_hash, err)) < 0)
         goto out;
-    }
-    if (info->from_ordinary > info->to_ordinary) {
-        rc = bad(err, -EBADMSG, "header.to.ordinary",
-                 "segment header: ordinary cursor goes backwards, from %" PRIu64 " to %" PRIu64,
-                 info->from_ordinary, info->to_ordinary);
-        goto out;
-    }
-    if ((rc = get_str(h, "policy_hash", info->policy_hash, sizeof info->policy_hash, err)) < 0)
-        goto out;
-    if (!is_hex64(info->policy_hash)) {
-        rc = bad(err, -EBADMSG, "header.policy_hash",
-                 "segment header: policy_hash is not 64 lower-case hex digits");
-        goto out;
-    }
     if ((rc = get_num(h, "records", NUM_MAX, &info->records, err)) < 0 ||
         (rc = parse_counts(json_object_get(h, "counts"), &info->counts, err)) < 0)
         goto out;
@@ -847,14 +820,9 @@ static int parse_header(const char *buf, size_t n, const struct segment_limits *
     }
     if ((rc = get_num(h, "payload_bytes", NUM_MAX, &info->payload_bytes, err)) < 0 ||
         (rc = get_num(h, "payload_raw_bytes", NUM_MAX, &info->payload_raw_bytes, err)) < 0 ||
-        (rc = get_str(h, "payload_sha256", info->payload_sha256, sizeof info->payload_sha256,
-                      err)) < 0)
+        (rc = get_hex64(h, "payload_sha256", info->payload_sha256, sizeof info->payload_sha256,
+                        err)) < 0)
         goto out;
-    if (!is_hex64(info->payload_sha256)) {
-        rc = bad(err, -EBADMSG, "header.payload_sha256",
-                 "segment header: payload_sha256 is not 64 lower-case hex digits");
-        goto out;
-    }
     if (info->payload_bytes > lim->payload_max) {
         rc = bad(err, -EFBIG, "header.payload_bytes",
                  "segment header: payload of %" PRIu64 " bytes exceeds the limit of %" PRIu64,
@@ -886,7 +854,7 @@ static int authenticate(struct segment *s, uint64_t end, const unsigned char *ke
         goto out;
     for (uint64_t off = 0; off < end;) {
         size_t n = end - off < CHUNK ? (size_t)(end - off) : CHUNK;
-        rc = read_all(s->fd, s->in, n, off);
+        rc = fsutil_pread_all(s->fd, s->in, n, off);
         if (rc < 0) {
             rc = bad(err, rc, "length", "cannot read segment at byte %" PRIu64 ": %s", off,
                      strerror(-rc));
@@ -917,7 +885,7 @@ static int authenticate(struct segment *s, uint64_t end, const unsigned char *ke
                  s->payload_off, end, mdhex, s->info.payload_sha256);
         goto out;
     }
-    rc = read_all(s->fd, want, sizeof want, end);
+    rc = fsutil_pread_all(s->fd, want, sizeof want, end);
     if (rc < 0) {
         rc = bad(err, rc, "length", "cannot read the trailer at byte %" PRIu64, end);
         goto out;
@@ -952,7 +920,7 @@ static int open_checked(struct segment *s, const unsigned char *key,
     uint64_t size = (uint64_t)st.st_size;
     unsigned char pre[SEGMENT_PREFIX_LEN];
     size_t have = size < SEGMENT_PREFIX_LEN ? (size_t)size : SEGMENT_PREFIX_LEN;
-    int rc = read_all(s->fd, pre, have, 0);
+    int rc = fsutil_pread_all(s->fd, pre, have, 0);
     if (rc < 0)
         return bad(err, rc, "length", "cannot read segment: %s", strerror(-rc));
     size_t m = have < SEGMENT_MAGIC_LEN ? have : SEGMENT_MAGIC_LEN;
@@ -988,7 +956,7 @@ static int open_checked(struct segment *s, const unsigned char *key,
     char *hbuf = malloc(hlen);
     if (!hbuf)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    rc = read_all(s->fd, hbuf, hlen, SEGMENT_PREFIX_LEN);
+    rc = fsutil_pread_all(s->fd, hbuf, hlen, SEGMENT_PREFIX_LEN);
     if (rc == 0)
         rc = parse_header(hbuf, hlen, &lim, &s->info, err);
     else
@@ -1125,7 +1093,7 @@ static int pump(struct segment *s, struct op_error *err)
         if (s->zs.avail_in == 0 && s->in_pos < s->info.payload_bytes) {
             uint64_t left = s->info.payload_bytes - s->in_pos;
             size_t n = left < CHUNK ? (size_t)left : CHUNK;
-            int rc = read_all(s->fd, s->in, n, s->payload_off + s->in_pos);
+            int rc = fsutil_pread_all(s->fd, s->in, n, s->payload_off + s->in_pos);
             if (rc < 0)
                 return bad(err, rc, "payload", "cannot read payload at byte %" PRIu64 ": %s",
                            s->payload_off + s->in_pos, strerror(-rc));

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "utf8.h"
 
 #define CHUNK 65536u
 #define REC_INITIAL 4096u
@@ -211,42 +212,7 @@ static void describe_byte(int c, char out[16])
 
 long csv_utf8_bad_offset(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            if (c == 0)
-                return (long)i;
-            i++;
-            continue;
-        }
-        size_t n;
-        unsigned long cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return (long)i;
-        }
-        for (size_t k = 1; k <= n; k++) {
-            if (i + k >= len || (p[i + k] & 0xC0) != 0x80)
-                return (long)i;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if (n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-            return (long)i;
-        if (n == 3 && (cp < 0x10000 || cp > 0x10FFFF))
-            return (long)i;
-        i += n + 1;
-    }
-    return -1;
+    return utf8_bad_offset(s, len, 0);
 }
 
 /* Appends the buffered bytes up to the next one marked in stop (or the

@@ -80,7 +80,8 @@ void csv_reader_error_pos(const struct csv_reader *r, unsigned long *line, size_
  * every further csv_reader_next returns); 0 while reading may go on. */
 int csv_reader_broken(const struct csv_reader *r);
 
-/* Checks UTF-8 (shortest form, no surrogates, at most U+10FFFF) and the
+/* utf8_bad_offset without UTF8_REFUSE_CONTROLS (utf8.h): checks UTF-8
+ * (shortest form, no surrogates, at most U+10FFFF) and the
  * absence of NUL. Returns the offset of the first bad byte or -1. */
 long csv_utf8_bad_offset(const char *s, size_t len);
 

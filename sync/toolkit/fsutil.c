@@ -44,3 +44,31 @@ int fsutil_fsync_dir_of(const char *path, struct op_error *err)
     fsutil_dir_of(path, dir, sizeof dir);
     return fsutil_fsync_dir(dir, err);
 }
+
+/* pwrite (writing) or pread until n bytes have moved; a call that moves
+ * nothing (the file ended, or a write went nowhere) is -EIO rather than a
+ * loop without end. */
+static int rw_all(int fd, unsigned char *p, size_t n, uint64_t off, int writing)
+{
+    while (n > 0) {
+        ssize_t k = writing ? pwrite(fd, p, n, (off_t)off) : pread(fd, p, n, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k < 0 ? -errno : -EIO;
+        p += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
+int fsutil_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+    return rw_all(fd, (unsigned char *)buf, n, off, 1);
+}
+
+int fsutil_pread_all(int fd, void *buf, size_t n, uint64_t off)
+{
+    return rw_all(fd, buf, n, off, 0);
+}

@@ -176,6 +176,27 @@ int sql_step(struct sql_cache *c, unsigned id, sqlite3_stmt *st, struct op_error
     return step1(c, id, st, NULL, err);
 }
 
+int sql_one_int64(struct sql_cache *c, unsigned id, sqlite3_stmt *st, const char *what,
+                  int64_t *out, unsigned n, struct op_error *err)
+{
+    int64_t v[8];
+    if (n > sizeof v / sizeof v[0]) {
+        sqlite3_reset(st);
+        return op_error_set(err, -EINVAL, NULL, "%s: %u columns asked for, at most 8", what, n);
+    }
+    int rc = sql_step(c, id, st, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return op_error_set(err, -EIO, NULL, "%s: no row", what);
+    for (unsigned i = 0; i < n; i++)
+        v[i] = sqlite3_column_int64(st, (int)i);
+    sqlite3_reset(st);
+    for (unsigned i = 0; i < n; i++)
+        out[i] = v[i];
+    return 0;
+}
+
 int sql_run_what(struct sql_cache *c, sqlite3_stmt *st, const char *what, struct op_error *err)
 {
     int rc;

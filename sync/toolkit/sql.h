@@ -24,6 +24,7 @@
 #define OUTPOST_SQL_H
 
 #include <sqlite3.h>
+#include <stdint.h>
 
 #include "op_error.h"
 
@@ -87,6 +88,15 @@ int sql_exec(struct sql_cache *c, unsigned id, struct op_error *err);
 /* Steps `st` (from sql_get(c, id)) to SQLITE_ROW. Returns 1 with a row to
  * read, 0 at the end (the statement is then reset), or a negative errno. */
 int sql_step(struct sql_cache *c, unsigned id, sqlite3_stmt *st, struct op_error *err);
+
+/* For a query that always returns one row (a count, the one state row):
+ * steps `st` (from sql_get(c, id)) to it and reads its first n columns
+ * (n <= 8) as integers into out[0..n-1], then resets the statement.
+ * Returns 0, a negative errno from the step, or -EIO with err reading
+ * "<what>: no row" when the query returned none; out is written only on
+ * success. */
+int sql_one_int64(struct sql_cache *c, unsigned id, sqlite3_stmt *st, const char *what,
+                  int64_t *out, unsigned n, struct op_error *err);
 
 /* sql_run and sql_step for callers whose message says what the step was
  * for: err reads "<what>: <SQLite's message>" instead of naming the query.

@@ -9,9 +9,7 @@
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 command -v sqlite3 >/dev/null || skip "sqlite3 is not installed"
-TABLE="$TESTS_DIR/cli/policy/hostile_custom.tsv"
-[ -r "$TABLE" ] || die "cannot read $TABLE"
-unset OUTPOST_POLICY OUTPOST_REGIONS_DIR
+. "$TESTS_DIR/cli/policy/hostile_lib.sh"
 T=$(mktmp)
 
 # Points OUTPOST_DB at the node of a region: made on first use, with one
@@ -47,9 +45,6 @@ import_refused() {
 
 n=0
 while IFS=$'\t' read -r -u 3 region name key json text json_msg text_msg; do
-    case "$region" in '' | '#'*) continue ;; esac
-    [ -n "$text_msg" ] || die "$TABLE: $region $name: missing fields"
-    [ "$text_msg" = "=" ] && text_msg=$json_msg
     node "$region"
     id=$(cat "$OUTPOST_DB.id")
     before=$(db_checksum "$OUTPOST_DB")
@@ -71,8 +66,8 @@ while IFS=$'\t' read -r -u 3 region name key json text json_msg text_msg; do
     [ "$(db_checksum "$OUTPOST_DB")" = "$before" ] ||
         die "$region $name: a refused write changed the database"
     n=$((n + 1))
-done 3<"$TABLE"
-[ "$n" -ge 10 ] || die "only $n cases in $TABLE"
+done 3< <(hostile_cases)
+[ "$n" -ge 10 ] || die "only $n cases in $HOSTILE_TABLE"
 
 # Accepted values are stored as the rule normalizes them, so a pin
 # compares like with like: " prescribed " in a JSON column is "prescribed".

@@ -9,13 +9,8 @@ need sqlite3
 node_dir cd
 mkdir -p "$T/p"
 POLICY="$T/p/EU-DE.yaml"
-cat >"$POLICY" <<'YAML'
-format: outpost-region-policy/1
-region: EU-DE
-country: DE
-name: Test
-default_class: local_only
-default_basis: "test"
+# the opening every test policy shares (tests/cli/policy/EU-DE-head.yaml), then the rules
+cat "$TESTS_DIR/cli/policy/EU-DE-head.yaml" - >"$POLICY" <<'YAML'
 retention:
   activity: {days: 365, basis: "test rule A-365"}
   note: {days: 30, basis: "test rule N-30"}

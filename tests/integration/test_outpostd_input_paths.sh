@@ -8,9 +8,7 @@
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 need curl sqlite3
-TABLE="$TESTS_DIR/cli/policy/hostile_custom.tsv"
-[ -r "$TABLE" ] || die "cannot read $TABLE"
-unset OUTPOST_POLICY OUTPOST_REGIONS_DIR
+. "$TESTS_DIR/cli/policy/hostile_lib.sh"
 T=$(mktmp)
 export OUTPOST_DB
 
@@ -30,7 +28,7 @@ json_str() {
     printf '%s' "${v//\"/\\\"}"
 }
 
-regions=$(grep -v '^#' "$TABLE" | cut -f1 | grep . | awk '!seen[$0]++')
+regions=$(hostile_regions)
 n=0
 for region in $regions; do
     OUTPOST_DB="$T/$region.db"
@@ -62,11 +60,11 @@ for region in $regions; do
             expect_contains "$OUT" "$want"
         done
         n=$((n + 1))
-    done 3<"$TABLE"
+    done 3< <(hostile_cases)
 
     [ "$(db_checksum "$OUTPOST_DB" sessions api_tokens)" = "$before" ] ||
         die "$region: a refused request changed the database"
     stop_outpostd
 done
-[ "$n" -ge 10 ] || die "only $n cases in $TABLE"
+[ "$n" -ge 10 ] || die "only $n cases in $HOSTILE_TABLE"
 pass

@@ -10,14 +10,8 @@ need curl
 node_dir
 mkdir -p "$T/p"
 POLICY="$T/p/EU-DE.yaml"
-write_policy() { # $1: extra YAML appended
-    cat >"$POLICY" <<YAML
-format: outpost-region-policy/1
-region: EU-DE
-country: DE
-name: Test
-default_class: local_only
-default_basis: "test"
+write_policy() { # $1: extra YAML appended to the shared opening and a custom field
+    cat "$TESTS_DIR/cli/policy/EU-DE-head.yaml" - >"$POLICY" <<YAML
 custom_fields:
   - entity: contact
     name: segment

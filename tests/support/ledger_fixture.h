@@ -52,12 +52,15 @@ static inline void fx_fresh(const char *name)
     fx_node(name, "EU-DE", fx_db, fx_spool, &fx_st);
 }
 
-static inline struct sync_ledger *fx_open(uint64_t seg_bytes)
+/* A ledger on the test database cutting segments of about seg_bytes, its
+ * spool capped at spool_max bytes (0 for either: the default). */
+static inline struct sync_ledger *fx_open_capped(uint64_t seg_bytes, uint64_t spool_max)
 {
     struct sync_ledger_options o = {.db_path = fx_db,
                                     .spool_dir = fx_spool,
                                     .cred = &fx_cred,
                                     .segment_bytes = seg_bytes,
+                                    .spool_max_bytes = spool_max,
                                     .now_ms = fx_ledger_clock};
     struct sync_ledger *l = NULL;
     struct op_error err;
@@ -66,10 +69,49 @@ static inline struct sync_ledger *fx_open(uint64_t seg_bytes)
     return l;
 }
 
+static inline struct sync_ledger *fx_open(uint64_t seg_bytes)
+{
+    return fx_open_capped(seg_bytes, 0);
+}
+
+/* A receipt as HQ would send it for segment `no` up to (tu, to), with
+ * `reason` when the status is "rejected"; mac_ok = 0 forges the MAC. The
+ * caller frees it. */
+static inline char *fx_receipt(const char *node, uint64_t no, const char *status,
+                               const char *reason, uint64_t tu, uint64_t to, int mac_ok)
+{
+    char mac[SYNC_MAC_HEX];
+    if (sync_receipt_mac(fx_cred.hq_key, node, no, status, tu, to, mac) < 0)
+        fx_die("sync_receipt_mac", NULL);
+    if (!mac_ok)
+        mac[0] = mac[0] == '0' ? '1' : '0';
+    json_t *j =
+        json_pack("{sssIsss{sIsI}sIsIsIssssss}", "node", node, "segment", (json_int_t)no, "status",
+                  status, "to", "urgent", (json_int_t)tu, "ordinary", (json_int_t)to, "records",
+                  (json_int_t)1, "applied", (json_int_t)1, "set_aside", (json_int_t)0, "reason",
+                  !strcmp(status, "rejected") ? reason : "", "received_at",
+                  "2026-11-24T18:00:00.000Z", "mac", mac);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
 /* A new contact; the caller frees its id. */
 static inline char *fx_contact(const char *name)
 {
     return fx_create(fx_st, &entity_contact, json_pack("{ss}", "given_name", name));
+}
+
+/* Marks contact `id` (at version 1) restricted, as an officer would. */
+static inline void fx_restrict(const char *id)
+{
+    json_t *ch = json_pack("{sb}", "restricted", 1);
+    json_t *out = NULL;
+    struct op_error err;
+    if (store_update(fx_st, &entity_contact, id, 1, ch, 0, &out, &err) < 0)
+        fx_die("restrict", &err);
+    json_decref(ch);
+    json_decref(out);
 }
 
 static inline struct sync_segment fx_segment(struct sync_ledger *l)

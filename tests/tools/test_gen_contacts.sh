@@ -25,6 +25,15 @@ expect_exit 2 "$GEN" --count 5 stray
 expect_contains "$ERR" "unexpected argument 'stray'"
 expect_exit 1 "$GEN" --count 5 --out "$T/no/such/dir/x.csv"
 expect_contains "$ERR" "cannot create"
+# the tables come from a data file; a bad one is refused with FILE:LINE
+expect_exit 1 "$GEN" --count 5 --data "$T/none.tsv"
+expect_contains "$ERR" "cannot open $T/none.tsv"
+printf 'locale\tDE\tde-DE\tspace\t0\t{street} {house}\t10\ngiven\tAnna\tanna\tx\n' >"$T/bad.tsv"
+expect_exit 1 "$GEN" --count 5 --data "$T/bad.tsv"
+expect_contains "$ERR" "$T/bad.tsv:2: sex is f or m"
+printf 'locale\tDE\tde-DE\tspace\t0\t{street} {house}\t10\ngiven\tAnna\tanna\tf\n' >"$T/one.tsv"
+expect_exit 1 "$GEN" --count 5 --data "$T/one.tsv"
+expect_contains "$ERR" "locale DE needs given names of both sexes"
 
 # --- shape and determinism ------------------------------------------------
 expect_exit 0 "$GEN" --count 0

@@ -15,22 +15,11 @@
 #include "entity.h"
 #include "policy.h"
 #include "store.h"
+#include "consent_policy.h"
 #include "testlib.h"
 
 #define T0 1795514400000LL /* 2026-11-24T10:00:00Z */
 #define HOUR 3600000LL
-
-static const char policy_yaml[] =
-    "format: outpost-region-policy/1\n"
-    "region: EU-DE\n"
-    "country: DE\n"
-    "name: Germany (test)\n"
-    "default_class: local_only\n"
-    "default_basis: \"design: test\"\n"
-    "consent:\n"
-    "  email: {mode: double_opt_in, token_ttl_hours: 2, basis: \"UWG §7(2) Nr. 2\"}\n"
-    "  sms: {mode: single_opt_in, basis: \"UWG §7(2) Nr. 2 (sms)\"}\n"
-    "  call: {mode: opt_out, basis: \"GDPR Art. 21\"}\n";
 
 static struct store *s;
 static struct policy *pol;
@@ -395,12 +384,7 @@ static void test_confirmation_text(void)
 
 int main(void)
 {
-    struct op_error err;
-    op_error_clear(&err);
-    if (policy_load_buffer("EU-DE.yaml", policy_yaml, strlen(policy_yaml), &pol, &err) < 0) {
-        fprintf(stderr, "policy: %s\n", err.msg);
-        return 1;
-    }
+    pol = fx_consent_policy();
     s = open_store();
     RUN(test_double_opt_in_flow);
     RUN(test_token_shape);

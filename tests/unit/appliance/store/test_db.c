@@ -34,13 +34,22 @@ static char *query_text(sqlite3 *db, const char *sql)
     return out;
 }
 
+/* A new database `name` in the test directory, created at the latest
+ * version; its path in path (cap bytes). */
+static sqlite3 *created(const char *name, char *path, size_t cap)
+{
+    sqlite3 *db = NULL;
+    struct op_error err;
+    fx_path(path, cap, name);
+    if (db_open(path, DB_OPEN_CREATE, &db, &err) < 0)
+        fx_die(name, &err);
+    return db;
+}
+
 static void fresh_database_settings(void)
 {
     char path[256];
-    fx_path(path, sizeof path, "fresh.db");
-    sqlite3 *db;
-    struct op_error err;
-    CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
+    sqlite3 *db = created("fresh.db", path, sizeof path);
     CHECK_EQ(query_int(db, "PRAGMA user_version"), db_latest_version());
     CHECK_EQ(query_int(db, "PRAGMA application_id"), DB_APPLICATION_ID);
     CHECK_EQ(query_int(db, "PRAGMA foreign_keys"), 1);
@@ -63,10 +72,8 @@ static char *schema_of(sqlite3 *db)
 static void migrate_from_every_version(void)
 {
     char path[256];
-    sqlite3 *db;
+    sqlite3 *db = created("reference.db", path, sizeof path);
     struct op_error err;
-    fx_path(path, sizeof path, "reference.db");
-    CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
     char *reference = schema_of(db);
     db_close(db);
 
@@ -106,10 +113,8 @@ static void migrate_from_every_version(void)
 static void refuses_newer(void)
 {
     char path[256];
-    sqlite3 *db;
+    sqlite3 *db = created("newer.db", path, sizeof path);
     struct op_error err;
-    fx_path(path, sizeof path, "newer.db");
-    CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", db_latest_version() + 1);
     CHECK_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
@@ -159,10 +164,8 @@ static void refuses_foreign_and_garbage(void)
 static void every_query_prepares(void)
 {
     char path[300];
-    fx_path(path, sizeof path, "queries.db");
-    sqlite3 *db = NULL;
+    sqlite3 *db = created("queries.db", path, sizeof path);
     struct op_error err;
-    CHECK_EQ(db_open(path, DB_OPEN_CREATE, &db, &err), 0);
     struct sql_cache c;
     CHECK_EQ(sql_cache_init(&c, db, &store_queries, &err), 0);
     op_error_clear(&err);

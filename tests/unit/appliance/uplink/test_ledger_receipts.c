@@ -8,21 +8,27 @@
  * forgets its upload. */
 #include "ledger_fixture.h"
 
-/* A receipt as HQ would send it; mac_ok = 0 forges the MAC. */
+/* A receipt for this node's test: a rejection says "bad shape". */
 static char *receipt(const char *node, uint64_t no, const char *status, uint64_t tu, uint64_t to,
                      int mac_ok)
 {
-    char mac[SYNC_MAC_HEX];
-    if (sync_receipt_mac(fx_cred.hq_key, node, no, status, tu, to, mac) < 0)
-        fx_die("sync_receipt_mac", NULL);
-    if (!mac_ok)
-        mac[0] = mac[0] == '0' ? '1' : '0';
-    json_t *j = json_pack("{sssIsss{sIsI}ssss}", "node", node, "segment", (json_int_t)no, "status",
-                          status, "to", "urgent", (json_int_t)tu, "ordinary", (json_int_t)to,
-                          "reason", !strcmp(status, "rejected") ? "bad shape" : "", "mac", mac);
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return s;
+    return fx_receipt(node, no, status, "bad shape", tu, to, mac_ok);
+}
+
+/* This node's receipt for sg with `status` and sg's own range. */
+static char *own_receipt(const struct sync_segment *sg, const char *status)
+{
+    return receipt(fx_cred.node_id, sg->no, status, sg->to_urgent, sg->to_ordinary, 1);
+}
+
+/* Applies receipt r to segment sg, checks that it was taken, and returns
+ * the outcome. */
+static int taken(struct sync_ledger *l, const struct sync_segment *sg, const char *r)
+{
+    struct op_error err;
+    int outcome = -1;
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg->no, r, strlen(r), &outcome, &err), 0);
+    return outcome;
 }
 
 /* Applies a receipt for segment `no` and checks that it was refused for
@@ -87,11 +93,9 @@ static void test_applied_and_replay(void)
     struct sync_segment sg;
     struct sync_ledger *l = one_segment("applied", &sg);
     struct op_error err;
-    int outcome = -1;
-    char *r = receipt(fx_cred.node_id, sg.no, "applied", sg.to_urgent, sg.to_ordinary, 1);
+    char *r = own_receipt(&sg, "applied");
     char *before = fx_snapshot();
-    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
-    CHECK_EQ(outcome, SYNC_SEG_ACKED);
+    CHECK_EQ(taken(l, &sg, r), SYNC_SEG_ACKED);
     CHECK(!fx_exists(sg.path));
     char *after = fx_snapshot();
     CHECK(strcmp(after, before) != 0);
@@ -106,14 +110,12 @@ static void test_applied_and_replay(void)
 
     /* a replay: the same outcome, nothing changes */
     fx_now += 1000;
-    outcome = -1;
-    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
-    CHECK_EQ(outcome, SYNC_SEG_ACKED);
+    CHECK_EQ(taken(l, &sg, r), SYNC_SEG_ACKED);
     char *again = fx_snapshot();
     CHECK_STR(again, after);
     free(r);
     /* a replay that says otherwise is refused */
-    r = receipt(fx_cred.node_id, sg.no, "rejected", sg.to_urgent, sg.to_ordinary, 1);
+    r = own_receipt(&sg, "rejected");
     refused(l, sg.no, r, strlen(r), "status");
     free(r);
     free(before);
@@ -127,10 +129,8 @@ static void test_rejected(void)
     struct sync_segment sg;
     struct sync_ledger *l = one_segment("rejected", &sg);
     struct op_error err;
-    int outcome = -1;
-    char *r = receipt(fx_cred.node_id, sg.no, "rejected", sg.to_urgent, sg.to_ordinary, 1);
-    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
-    CHECK_EQ(outcome, SYNC_SEG_REJECTED);
+    char *r = own_receipt(&sg, "rejected");
+    CHECK_EQ(taken(l, &sg, r), SYNC_SEG_REJECTED);
     CHECK(!fx_exists(sg.path));
     struct sync_status s;
     CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
@@ -140,9 +140,7 @@ static void test_rejected(void)
     CHECK_EQ(s.acked_ordinary, 0);
     /* a replay: harmless */
     char *before = fx_snapshot();
-    outcome = -1;
-    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
-    CHECK_EQ(outcome, SYNC_SEG_REJECTED);
+    CHECK_EQ(taken(l, &sg, r), SYNC_SEG_REJECTED);
     fx_check_unchanged(before);
     free(r);
     sync_ledger_close(l);
@@ -157,12 +155,7 @@ static void test_voided(void)
     struct op_error err;
     CHECK_EQ(sync_ledger_set_upload_url(l, sg.no, "http://hq/files/abc", &err), 0);
     /* a restriction voids the spool: the segment moves to spool_voided */
-    json_t *ch = json_pack("{sb}", "restricted", 1);
-    json_t *out = NULL;
-    if (store_update(fx_st, &entity_contact, id, 1, ch, 0, &out, &err) < 0)
-        fx_die("restrict", &err);
-    json_decref(ch);
-    json_decref(out);
+    fx_restrict(id);
     int found = 0;
     uint64_t no = 0;
     char url[256];
@@ -172,11 +165,9 @@ static void test_voided(void)
     CHECK_STR(url, "http://hq/files/abc");
 
     /* HQ settled it anyway: the receipt forgets the upload and nothing else */
-    char *r = receipt(fx_cred.node_id, sg.no, "applied", sg.to_urgent, sg.to_ordinary, 1);
+    char *r = own_receipt(&sg, "applied");
     char *before = fx_snapshot();
-    int outcome = -1;
-    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
-    CHECK_EQ(outcome, SYNC_SEG_VOIDED);
+    CHECK_EQ(taken(l, &sg, r), SYNC_SEG_VOIDED);
     char *after = fx_snapshot();
     CHECK_CONTAINS(before, "[SELECT * FROM spool_voided ORDER BY no]\n1|");
     CHECK_CONTAINS(after, "[SELECT * FROM spool_voided ORDER BY no]\n[");
@@ -193,7 +184,7 @@ static void test_voided(void)
     CHECK_EQ(sync_ledger_next_voided(l, &found, &no, url, sizeof url, &err), 0);
     CHECK_EQ(found, 0);
     /* a second one names no segment the ledger knows */
-    outcome = -1;
+    int outcome = -1;
     CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), -ENOENT);
     CHECK_STR(err.field, "segment");
     CHECK_EQ(outcome, -1);

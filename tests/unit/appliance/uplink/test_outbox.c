@@ -10,6 +10,7 @@
 
 #include "db.h"
 #include "consent.h"
+#include "consent_policy.h"
 #include "importer.h"
 #include "outbox.h"
 #include "policy.h"
@@ -107,16 +108,6 @@ static void store_writes_queue_rows(void)
     store_close(s);
 }
 
-static const char policy_yaml[] =
-    "format: outpost-region-policy/1\n"
-    "region: EU-DE\n"
-    "country: DE\n"
-    "name: Germany (test)\n"
-    "default_class: local_only\n"
-    "default_basis: \"design: test\"\n"
-    "consent:\n"
-    "  email: {mode: double_opt_in, token_ttl_hours: 2, basis: \"x\"}\n";
-
 /* The other synced entities, a consent and a retention purge. */
 static void other_paths_queue_rows(void)
 {
@@ -138,12 +129,7 @@ static void other_paths_queue_rows(void)
                        "activity:upsert:1:2 task:upsert:1:2 note:upsert:1:2");
     clear(s);
 
-    struct policy *pol = NULL;
-    CHECK_EQ(policy_load_buffer("EU-DE.yaml", policy_yaml, strlen(policy_yaml), &pol, &err), 0);
-    if (!pol) {
-        fprintf(stderr, "policy: %s\n", err.msg);
-        return;
-    }
+    struct policy *pol = fx_consent_policy();
     struct consent_request req = {.contact_id = c,
                                   .channel = "email",
                                   .purpose = "newsletter",

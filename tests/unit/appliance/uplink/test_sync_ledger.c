@@ -1,111 +1,61 @@
 /* Tests for appliance/uplink/sync_ledger.c against a real node database and a
- * temporary spool: segments cover the outbox exactly; an authentic receipt
+ * temporary fx_spool: segments cover the outbox exactly; an authentic receipt
  * prunes the outbox and deletes the file, a replay is harmless, a forged
  * or mismatched one changes nothing; a rejection blocks until the policy
- * hash changes; restarts reconcile spool and table after simulated
- * crashes; the spool cap stops segmenting (told to the caller once, to log
+ * hash changes; restarts reconcile fx_spool and table after simulated
+ * crashes; the fx_spool cap stops segmenting (told to the caller once, to log
  * it); an erasure goes in the first
  * segment behind a backlog; a restricted record HQ holds leaves as a
  * withdraw tombstone; 20,000 changes become many small segments; the
  * mailbox keeps only authentic messages, applies a policy from HQ that
  * loosens nothing and keeps one that loosens pending; between calls the
  * ledger holds no read snapshot. */
-#include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "db.h"
+#include "ledger_fixture.h"
 #include "node_policy.h"
 #include "outbox.h"
 #include "policy.h"
 #include "segment.h"
-#include "store.h"
-#include "store_fixture.h"
-#include "sync_ledger.h"
-#include "sync_mac.h"
 #include "outpost_config.h"
-#include "testlib.h"
-
-static char dbp[FX_PATH_MAX], spool[FX_PATH_MAX];
-static struct node_credentials cred;
-static struct store *st;
-
-static void fresh(const char *name)
-{
-    fx_node(name, "EU-DE", dbp, spool, &st);
-}
-
-static struct sync_ledger *open_ledger(uint64_t seg_bytes, uint64_t cap)
-{
-    struct sync_ledger_options o = {.db_path = dbp,
-                                    .spool_dir = spool,
-                                    .cred = &cred,
-                                    .segment_bytes = seg_bytes,
-                                    .spool_max_bytes = cap};
-    struct sync_ledger *l = NULL;
-    struct op_error err;
-    if (sync_ledger_open(&o, &l, &err) < 0)
-        fx_die("sync_ledger_open", &err);
-    return l;
-}
 
 static char *add_contact(const char *name, int restricted)
 {
-    json_t *in = json_pack("{sssb}", "given_name", name, "restricted", restricted);
-    json_t *out = NULL;
-    struct op_error err;
-    if (store_create(st, &entity_contact, in, STORE_SKIP_DUP_CHECK, &out, &err) < 0)
-        fx_die("create", &err);
-    json_decref(in);
-    char *id = strdup(json_string_value(json_object_get(out, "id")));
-    json_decref(out);
-    return id;
+    return fx_create(fx_st, &entity_contact,
+                     json_pack("{sssb}", "given_name", name, "restricted", restricted));
 }
 
 /* A new database `name` holding one contact, Ada, and a ledger on it
- * with spool cap `cap` (0 for the default). */
+ * with fx_spool cap `cap` (0 for the default). */
 static struct sync_ledger *ledger_with_ada(const char *name, uint64_t cap)
 {
-    fresh(name);
+    fx_fresh(name);
     free(add_contact("Ada", 0));
-    return open_ledger(0, cap);
+    return fx_open_capped(0, cap);
 }
 
 static int64_t depth(void)
 {
     int64_t d = -1, oldest = 0;
     struct op_error err;
-    if (outbox_stats(st, &d, &oldest, &err) < 0)
+    if (outbox_stats(fx_st, &d, &oldest, &err) < 0)
         fx_die("outbox_stats", &err);
     return d;
 }
 
-/* A receipt as HQ would send it; mac_ok = 0 forges the MAC. */
+/* A receipt as HQ would send it; a rejection says the policy hash differs. */
 static char *receipt(const char *node, uint64_t no, const char *status, uint64_t tu, uint64_t to,
                      int mac_ok)
 {
-    char mac[SYNC_MAC_HEX];
-    if (sync_receipt_mac(cred.hq_key, node, no, status, tu, to, mac) < 0)
-        fx_die("sync_receipt_mac", NULL);
-    if (!mac_ok)
-        mac[0] = mac[0] == '0' ? '1' : '0';
-    json_t *j =
-        json_pack("{sssIsss{sIsI}sIsIsIssssss}", "node", node, "segment", (json_int_t)no, "status",
-                  status, "to", "urgent", (json_int_t)tu, "ordinary", (json_int_t)to, "records",
-                  (json_int_t)1, "applied", (json_int_t)1, "set_aside", (json_int_t)0, "reason",
-                  !strcmp(status, "rejected") ? "policy hash mismatch" : "", "received_at",
-                  "2026-11-24T18:00:00.000Z", "mac", mac);
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return s;
+    return fx_receipt(node, no, status, "policy hash mismatch", tu, to, mac_ok);
 }
 
 static int apply(struct sync_ledger *l, const struct sync_segment *sg, const char *status,
                  int mac_ok, int *outcome, struct op_error *err)
 {
-    char *r = receipt(cred.node_id, sg->no, status, sg->to_urgent, sg->to_ordinary, mac_ok);
+    char *r = receipt(fx_cred.node_id, sg->no, status, sg->to_urgent, sg->to_ordinary, mac_ok);
     int rc = sync_ledger_apply_receipt(l, sg->no, r, strlen(r), outcome, err);
     free(r);
     return rc;
@@ -119,7 +69,7 @@ static void segment_ops(const char *path, char *out, size_t cap, char *first_jso
     out[0] = '\0';
     if (first_json)
         first_json[0] = '\0';
-    if (segment_open(path, cred.hq_key, NULL, &sg, &err) < 0)
+    if (segment_open(path, fx_cred.hq_key, NULL, &sg, &err) < 0)
         fx_die("segment_open", &err);
     const char *entity, *op, *json;
     size_t len;
@@ -136,10 +86,10 @@ static void segment_ops(const char *path, char *out, size_t cap, char *first_jso
 
 static void test_ack_and_replay(void)
 {
-    fresh("ack");
+    fx_fresh("ack");
     free(add_contact("Ada", 0));
     free(add_contact("Bea", 0));
-    struct sync_ledger *l = open_ledger(0, 0);
+    struct sync_ledger *l = fx_open_capped(0, 0);
     struct op_error err;
     struct sync_segment sg, up;
     int made = 0, found = 0, outcome = -1;
@@ -213,7 +163,7 @@ static void test_bad_receipts(void)
     CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), -EBADMSG);
     CHECK_STR(err.field, "node");
     free(r);
-    r = receipt(cred.node_id, sg.no, "applied", sg.to_urgent, sg.to_ordinary, 1);
+    r = receipt(fx_cred.node_id, sg.no, "applied", sg.to_urgent, sg.to_ordinary, 1);
     CHECK_EQ(sync_ledger_apply_receipt(l, sg.no + 1, r, strlen(r), &outcome, &err), -EBADMSG);
     CHECK_STR(err.field, "segment");
     CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r) - 3, &outcome, &err), -EBADMSG);
@@ -307,12 +257,12 @@ static void test_reconcile(void)
     /* crash leftovers: an unfinished write, a file whose row never
      * committed, and a row whose file is gone */
     char tmp[400], orphan[400];
-    snprintf(tmp, sizeof tmp, "%s/0000000000000003.seg.tmp", spool);
-    snprintf(orphan, sizeof orphan, "%s/0000000000000042.seg", spool);
+    snprintf(tmp, sizeof tmp, "%s/0000000000000003.seg.tmp", fx_spool);
+    snprintf(orphan, sizeof orphan, "%s/0000000000000042.seg", fx_spool);
     write_file(tmp, "x", 1);
     write_file(orphan, "y", 1);
     CHECK_EQ(unlink(s1.path), 0);
-    l = open_ledger(0, 0);
+    l = fx_open_capped(0, 0);
     CHECK(!fx_exists(tmp));
     CHECK(!fx_exists(orphan));
     /* s1 had no file: s1 and everything after it is segmented again */
@@ -335,7 +285,7 @@ static void test_reconcile(void)
 
     /* acknowledged, but the file survived the unlink (crash): deleted at open */
     free(add_contact("Cy", 0));
-    l = open_ledger(0, 0);
+    l = fx_open_capped(0, 0);
     struct sync_segment s4;
     CHECK_EQ(sync_ledger_make_segment(l, &made, &s4, &err), 0);
     char copy[1100];
@@ -344,7 +294,7 @@ static void test_reconcile(void)
     CHECK_EQ(apply(l, &s4, "applied", 1, &outcome, &err), 0);
     sync_ledger_close(l);
     CHECK_EQ(rename(copy, s4.path), 0);
-    l = open_ledger(0, 0);
+    l = fx_open_capped(0, 0);
     CHECK(!fx_exists(s4.path));
     sync_ledger_close(l);
 }
@@ -380,11 +330,11 @@ static void test_spool_cap(void)
     CHECK_EQ(news.spool, 0);
     /* readable beside the daemon, without credentials */
     struct sync_status s2;
-    CHECK_EQ(sync_ledger_status_db(dbp, &s2, &err), 0);
+    CHECK_EQ(sync_ledger_status_db(fx_db, &s2, &err), 0);
     CHECK_EQ(s2.spool_full, 1);
     CHECK_EQ(s2.enabled, 1);
-    CHECK_STR(s2.node_id, cred.node_id);
-    /* an ack frees the spool */
+    CHECK_STR(s2.node_id, fx_cred.node_id);
+    /* an ack frees the fx_spool */
     int outcome = -1, found = 0;
     struct sync_segment up;
     CHECK_EQ(sync_ledger_next_upload(l, &found, &up, &err), 0);
@@ -402,14 +352,14 @@ static void test_spool_cap(void)
 static void add_many(int n)
 {
     struct op_error err;
-    if (store_begin(st, &err) < 0)
+    if (store_begin(fx_st, &err) < 0)
         fx_die("begin", &err);
     for (int i = 0; i < n; i++) {
         char name[32];
         snprintf(name, sizeof name, "Person %d", i);
         free(add_contact(name, 0));
     }
-    if (store_commit(st, &err) < 0)
+    if (store_commit(fx_st, &err) < 0)
         fx_die("commit", &err);
 }
 
@@ -429,23 +379,32 @@ static void drain_and_ack(struct sync_ledger *l)
     }
 }
 
+/* Cuts the next segment into sg and checks that it starts where the one
+ * before ended (*prev_to, moved on); 0 when nothing is left to cut. */
+static int next_contiguous(struct sync_ledger *l, struct sync_segment *sg, uint64_t *prev_to)
+{
+    struct op_error err;
+    int made = 0;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, sg, &err), 0);
+    if (!made)
+        return 0;
+    CHECK_EQ(sg->from_ordinary, *prev_to);
+    *prev_to = sg->to_ordinary;
+    return 1;
+}
+
 static void test_erase_first_and_withdraw(void)
 {
-    fresh("erase");
+    fx_fresh("erase");
     add_many(3000);
     char *restricted = add_contact("Hidden", 0);
     char *victim = add_contact("Victim", 0);
     struct op_error err;
-    struct sync_ledger *l = open_ledger(4000, 0);
+    struct sync_ledger *l = fx_open_capped(4000, 0);
     drain_and_ack(l); /* HQ holds all of them */
     add_many(3000);   /* a backlog */
-    json_t *ch = json_pack("{sb}", "restricted", 1);
-    json_t *out = NULL;
-    if (store_update(st, &entity_contact, restricted, 1, ch, 0, &out, &err) < 0)
-        fx_die("restrict", &err);
-    json_decref(ch);
-    json_decref(out);
-    if (store_purge(st, &entity_contact, victim, "erase", "subject request", &err) < 0)
+    fx_restrict(restricted);
+    if (store_purge(fx_st, &entity_contact, victim, "erase", "subject request", &err) < 0)
         fx_die("purge", &err);
     struct sync_segment sg;
     int made = 0;
@@ -463,12 +422,7 @@ static void test_erase_first_and_withdraw(void)
     /* drain the rest; the restricted contact leaves as a withdraw */
     int withdraws = 0, total = (int)sg.records;
     uint64_t prev_to = sg.to_ordinary;
-    for (;;) {
-        CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
-        if (!made)
-            break;
-        CHECK_EQ(sg.from_ordinary, prev_to);
-        prev_to = sg.to_ordinary;
+    while (next_contiguous(l, &sg, &prev_to)) {
         total += (int)sg.records;
         segment_ops(sg.path, ops, sizeof ops, first, sizeof first);
         for (const char *p = ops; (p = strstr(p, "withdraw")); p++)
@@ -485,19 +439,14 @@ static void test_erase_first_and_withdraw(void)
 
 static void test_many_small_segments(void)
 {
-    fresh("many");
+    fx_fresh("many");
     add_many(20000);
-    struct sync_ledger *l = open_ledger(20000, 0);
+    struct sync_ledger *l = fx_open_capped(20000, 0);
     struct op_error err;
     struct sync_segment sg;
-    int made = 0, segments = 0;
+    int segments = 0;
     uint64_t records = 0, prev_to = 0;
-    for (;;) {
-        CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
-        if (!made)
-            break;
-        CHECK_EQ(sg.from_ordinary, prev_to);
-        prev_to = sg.to_ordinary;
+    while (next_contiguous(l, &sg, &prev_to)) {
         records += sg.records;
         segments++;
         /* the target is kept within one record and deflate's buffer */
@@ -528,7 +477,7 @@ static void test_many_small_segments(void)
 static json_t *message(uint64_t seq, const char *kind, const char *body, int mac_ok)
 {
     char mac[SYNC_MAC_HEX];
-    sync_mailbox_mac(cred.hq_key, cred.node_id, seq, kind, body, strlen(body), mac);
+    sync_mailbox_mac(fx_cred.hq_key, fx_cred.node_id, seq, kind, body, strlen(body), mac);
     if (!mac_ok)
         mac[5] = mac[5] == 'a' ? 'b' : 'a';
     return json_pack("{sIssssssss}", "seq", (json_int_t)seq, "kind", kind, "created_at",
@@ -550,7 +499,7 @@ static const char *first_text(const char *sql, char *buf, size_t size)
 {
     sqlite3_stmt *q;
     buf[0] = '\0';
-    if (sqlite3_prepare_v2(store_db(st), sql, -1, &q, NULL) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(store_db(fx_st), sql, -1, &q, NULL) == SQLITE_OK &&
         sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
         snprintf(buf, size, "%s", (const char *)sqlite3_column_text(q, 0));
     sqlite3_finalize(q);
@@ -592,15 +541,15 @@ static void test_mailbox(void)
     size_t len = 0;
     char *yaml = fx_read_file(env, &len);
     unsetenv("OUTPOST_POLICY");
-    fresh("mail");
-    struct sync_ledger *l = open_ledger(0, 0);
+    fx_fresh("mail");
+    struct sync_ledger *l = fx_open_capped(0, 0);
     struct op_error err;
     char ke[400];
     snprintf(ke, sizeof ke, "%s/KE.yaml", OUTPOST_SOURCE_REGIONS_DIR);
     size_t klen = 0;
     char *keyaml = fx_read_file(ke, &klen);
     char over[400];
-    CHECK_EQ(node_policy_override_path(dbp, over, sizeof over), 0);
+    CHECK_EQ(node_policy_override_path(fx_db, over, sizeof over), 0);
     uint64_t after = 99;
     int changed = -1;
     /* a comment: nothing of substance; a field closed; a field opened */
@@ -660,20 +609,13 @@ static void test_mailbox(void)
     CHECK_EQ(news.pending_seq, 0);
     CHECK(same_file(over, tighter));
     CHECK_STR(ledger_rows(), "auto-tightened:hq:4,auto-tightened:hq:5");
-    sqlite3_stmt *q;
-    CHECK_EQ(sqlite3_prepare_v2(store_db(st),
-                                "SELECT reason FROM mailbox WHERE seq = 6 UNION ALL "
-                                "SELECT summary FROM policy_ledger WHERE mailbox_seq = 5",
-                                -1, &q, NULL),
-             SQLITE_OK);
-    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
-    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0),
+    char reason[512];
+    CHECK_CONTAINS(first_text("SELECT reason FROM mailbox WHERE seq = 6", reason, sizeof reason),
                    "1 loosen, 0 tighten, 0 neutral: contact.given_name: pseudonymize -> "
                    "exportable (loosens)");
-    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
-    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0),
+    CHECK_CONTAINS(first_text("SELECT summary FROM policy_ledger WHERE mailbox_seq = 5", reason,
+                              sizeof reason),
                    "contact.phone: pseudonymize -> local_only (tightens)");
-    sqlite3_finalize(q);
 
     /* a second loosening supersedes the first; nothing takes effect */
     CHECK_EQ(store_msgs(l, json_pack("[o]", message(7, "policy", looser2, 1)), &changed, &err), 0);
@@ -684,25 +626,21 @@ static void test_mailbox(void)
     CHECK_STR(mailbox_states(),
               "1:pending,2:refused,3:applied,4:applied,5:applied,6:refused,7:pending");
     CHECK(same_file(over, tighter));
-    CHECK_EQ(
-        sqlite3_prepare_v2(store_db(st), "SELECT reason FROM mailbox WHERE seq = 6", -1, &q, NULL),
-        SQLITE_OK);
-    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
-    CHECK_STR((const char *)sqlite3_column_text(q, 0), "superseded by policy message 7 from HQ");
-    sqlite3_finalize(q);
+    CHECK_STR(first_text("SELECT reason FROM mailbox WHERE seq = 6", reason, sizeof reason),
+              "superseded by policy message 7 from HQ");
 
     /* the override is what the node loads when nothing more explicit is set */
     char path[1024];
-    CHECK_EQ(node_policy_path(NULL, dbp, "EU-DE", path, sizeof path, &err), 0);
+    CHECK_EQ(node_policy_path(NULL, fx_db, "EU-DE", path, sizeof path, &err), 0);
     CHECK_STR(path, over);
     struct policy *pol = NULL;
-    CHECK_EQ(node_policy_load(NULL, dbp, "EU-DE", &pol, &err), 0);
+    CHECK_EQ(node_policy_load(NULL, fx_db, "EU-DE", &pol, &err), 0);
     CHECK(pol && !strcmp(pol->path, over) && !strcmp(pol->region, "EU-DE"));
     policy_free(pol);
-    CHECK_EQ(node_policy_path("/x.yaml", dbp, "EU-DE", path, sizeof path, &err), 0);
+    CHECK_EQ(node_policy_path("/x.yaml", fx_db, "EU-DE", path, sizeof path, &err), 0);
     CHECK_STR(path, "/x.yaml");
     setenv("OUTPOST_POLICY", env, 1);
-    CHECK_EQ(node_policy_path(NULL, dbp, "EU-DE", path, sizeof path, &err), 0);
+    CHECK_EQ(node_policy_path(NULL, fx_db, "EU-DE", path, sizeof path, &err), 0);
     CHECK_STR(path, env);
     /* a repeat is harmless and does not change the policy again */
     changed = -1;
@@ -714,7 +652,7 @@ static void test_mailbox(void)
     /* with OUTPOST_POLICY in force, a tightening judged against it is
      * written but does not take effect: not recorded as in force */
     sync_ledger_close(l);
-    l = open_ledger(0, 0);
+    l = fx_open_capped(0, 0);
     char *env_tighter =
         fx_edit(yaml, "contact.phone: {class: pseudonymize", "contact.phone: {class: local_only");
     CHECK_EQ(store_msgs(l, json_pack("[o]", message(8, "policy", env_tighter, 1)), &changed, &err),
@@ -722,12 +660,8 @@ static void test_mailbox(void)
     CHECK_EQ(changed, 0);
     CHECK(same_file(over, env_tighter));
     CHECK_STR(ledger_rows(), "auto-tightened:hq:4,auto-tightened:hq:5");
-    CHECK_EQ(
-        sqlite3_prepare_v2(store_db(st), "SELECT reason FROM mailbox WHERE seq = 8", -1, &q, NULL),
-        SQLITE_OK);
-    CHECK_EQ(sqlite3_step(q), SQLITE_ROW);
-    CHECK_CONTAINS((const char *)sqlite3_column_text(q, 0), "but not in force");
-    sqlite3_finalize(q);
+    CHECK_CONTAINS(first_text("SELECT reason FROM mailbox WHERE seq = 8", reason, sizeof reason),
+                   "but not in force");
     free(env_tighter);
     free(yaml);
     free(keyaml);
@@ -741,20 +675,20 @@ static void test_mailbox(void)
 
 static void test_region_mismatch(void)
 {
-    fresh("region");
-    struct node_credentials other = cred;
+    fx_fresh("region");
+    struct node_credentials other = fx_cred;
     snprintf(other.region, sizeof other.region, "KE");
-    struct sync_ledger_options o = {.db_path = dbp, .spool_dir = spool, .cred = &other};
+    struct sync_ledger_options o = {.db_path = fx_db, .spool_dir = fx_spool, .cred = &other};
     struct sync_ledger *l = NULL;
     struct op_error err;
     CHECK_EQ(sync_ledger_open(&o, &l, &err), -EINVAL);
     CHECK_STR(err.field, "region");
     CHECK(l == NULL);
     struct sync_status s;
-    CHECK_EQ(sync_ledger_status_db(dbp, &s, &err), 0);
+    CHECK_EQ(sync_ledger_status_db(fx_db, &s, &err), 0);
     CHECK_CONTAINS(s.blocked, "credentials are for region KE");
     /* the right credentials lift that block */
-    l = open_ledger(0, 0);
+    l = fx_open_capped(0, 0);
     CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
     CHECK_STR(s.blocked, "");
     sync_ledger_close(l);
@@ -764,20 +698,20 @@ static void test_region_mismatch(void)
  * cleared; not a block. */
 static void test_waiting(void)
 {
-    fresh("waiting");
-    struct sync_ledger *l = open_ledger(0, 0);
+    fx_fresh("waiting");
+    struct sync_ledger *l = fx_open_capped(0, 0);
     struct op_error err;
     struct sync_status s;
     CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
     CHECK_STR(s.waiting, "");
     CHECK_EQ(sync_ledger_set_waiting(l, "outside the sync window 22:00-06:00", &err), 0);
-    CHECK_EQ(sync_ledger_status_db(dbp, &s, &err), 0);
+    CHECK_EQ(sync_ledger_status_db(fx_db, &s, &err), 0);
     CHECK_STR(s.waiting, "outside the sync window 22:00-06:00");
     CHECK_STR(s.blocked, "");
     /* the same text again writes nothing and keeps it */
     CHECK_EQ(sync_ledger_set_waiting(l, "outside the sync window 22:00-06:00", &err), 0);
     CHECK_EQ(sync_ledger_set_waiting(l, "", &err), 0);
-    CHECK_EQ(sync_ledger_status_db(dbp, &s, &err), 0);
+    CHECK_EQ(sync_ledger_status_db(fx_db, &s, &err), 0);
     CHECK_STR(s.waiting, "");
     sync_ledger_close(l);
 }
@@ -789,7 +723,8 @@ static int nothing_held(void)
 {
     free(add_contact("Probe", 0));
     int log = -1, ckpt = -2;
-    int rc = sqlite3_wal_checkpoint_v2(store_db(st), NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &ckpt);
+    int rc =
+        sqlite3_wal_checkpoint_v2(store_db(fx_st), NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &ckpt);
     if (rc != SQLITE_OK || log != ckpt)
         fprintf(stderr, "  checkpoint: rc %d, %d of %d frames\n", rc, ckpt, log);
     return rc == SQLITE_OK && log == ckpt;
@@ -800,9 +735,9 @@ static int nothing_held(void)
  * it sees what others commit, and outpostd never stalls a checkpoint. */
 static void test_no_snapshot_held(void)
 {
-    fresh("snapshot");
+    fx_fresh("snapshot");
     free(add_contact("Ada", 0));
-    struct sync_ledger *l = open_ledger(0, 0);
+    struct sync_ledger *l = fx_open_capped(0, 0);
     CHECK(nothing_held());
     struct op_error err;
     struct sync_status s;
@@ -827,7 +762,7 @@ static void test_no_snapshot_held(void)
     CHECK_EQ(sync_ledger_next_voided(l, &found, &no, url, sizeof url, &err), 0);
     CHECK(nothing_held());
     /* what another connection committed is what the ledger reads next */
-    CHECK_EQ(sqlite3_exec(store_db(st), "UPDATE sync_state SET blocked = 'held by a test'", NULL,
+    CHECK_EQ(sqlite3_exec(store_db(fx_st), "UPDATE sync_state SET blocked = 'held by a test'", NULL,
                           NULL, NULL),
              SQLITE_OK);
     CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
@@ -841,9 +776,7 @@ static void test_no_snapshot_held(void)
 
 int main(void)
 {
-    fx_tmpdir("ledger");
-    fx_policy_env("EU-DE");
-    fx_cred_init(&cred, "test-node-1", "EU-DE", 7, 1);
+    fx_setup();
 
     test_ack_and_replay();
     test_bad_receipts();
@@ -857,6 +790,5 @@ int main(void)
     test_waiting();
     test_no_snapshot_held();
 
-    store_close(st);
-    return fx_finish();
+    return fx_teardown();
 }

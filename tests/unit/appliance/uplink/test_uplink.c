@@ -29,6 +29,7 @@
 #include "hq_store.h"
 #include "store.h"
 #include "uplink.h"
+#include "fixture.h"
 #include "testlib.h"
 
 #define NODE "branch-1"
@@ -181,9 +182,7 @@ static void fx_done(struct fx *f)
     uv_run(&f->loop, UV_RUN_DEFAULT);
     CHECK_EQ(uv_loop_close(&f->loop), 0);
     hq_store_close(&f->hq_store);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    (void)!system(cmd);
+    (void)fx_remove_tree(f->dir);
 }
 
 /* ---- observing ---- */

@@ -659,6 +659,16 @@ static void test_files(void)
                    "%s:2: region: \"BR\" does not match the file name (AR.yaml)",
                    other) < (int)sizeof prefix);
     CHECK_STR(err.msg, prefix);
+    /* Loaded for its region, the file's name says nothing; for another
+     * region it is refused, naming both. */
+    CHECK_EQ(policy_load_file_for(other, "BR", &p, &err), 0);
+    if (p)
+        CHECK_STR(p->region, "BR");
+    policy_free(p);
+    p = NULL;
+    CHECK_EQ(policy_load_file_for(other, "KE", &p, &err), -EINVAL);
+    CHECK(p == NULL);
+    CHECK_CONTAINS(err.msg, ":2: region: \"BR\" is not KE");
 
     /* A file over the cap is refused before it is read. */
     char big[256];

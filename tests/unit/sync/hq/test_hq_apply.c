@@ -112,6 +112,21 @@ static void build_and_apply(const char *node, const unsigned char key[32], const
     CHECK_EQ(run_apply(node, node, seg, path, res), 0);
 }
 
+/* Builds and applies segment `no` of node n1 (key1) under p, checks that
+ * it was applied with every line counted as a record, and returns how
+ * many of them took effect. */
+static uint64_t applied(const struct policy *p, uint64_t no, const char *const *lines)
+{
+    struct hq_apply_result res;
+    uint64_t n = 0;
+    while (lines[n])
+        n++;
+    build_and_apply("n1", key1, p, no, lines, &res);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.records, n);
+    return res.receipt.applied;
+}
+
 static int add_count(void *ctx, const char *entity, uint64_t n)
 {
     (void)entity;
@@ -204,15 +219,9 @@ static void test_tombstone_then_late_upsert(void)
         "\"given_name\":\"Otieno\"}}",
         NULL,
     };
-    struct hq_apply_result res;
-    build_and_apply("n1", key1, ke, 2, seg2, &res);
-    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
-    CHECK_EQ(res.receipt.applied, 1);
+    CHECK_EQ(applied(ke, 2, seg2), 1);
     CHECK_EQ(records(), 2);
-    build_and_apply("n1", key1, ke, 3, seg3, &res);
-    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
-    CHECK_EQ(res.receipt.records, 1);
-    CHECK_EQ(res.receipt.applied, 0); /* stale: the erasure stands */
+    CHECK_EQ(applied(ke, 3, seg3), 0); /* stale: the erasure stands */
     CHECK_EQ(records(), 2);
 }
 
@@ -353,10 +362,7 @@ static void test_erasure_forgotten(void)
         "\"region\":\"CANARY-hq-region-3390\"}}",
         NULL,
     };
-    struct hq_apply_result res;
-    build_and_apply("n1", key1, ke, 20, seg_a, &res);
-    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
-    CHECK_EQ(res.receipt.applied, 3);
+    CHECK_EQ(applied(ke, 20, seg_a), 3);
     /* the canaries are there, so the checks below can fail */
     CHECK(store_has("CANARY-hq-region-5521"));
     CHECK(store_has("CANARY-hq-orgname-1906"));
@@ -370,9 +376,7 @@ static void test_erasure_forgotten(void)
         "\"version\":2}}",
         NULL,
     };
-    build_and_apply("n1", key1, ke, 21, seg_b, &res);
-    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
-    CHECK_EQ(res.receipt.applied, 2);
+    CHECK_EQ(applied(ke, 21, seg_b), 2);
     CHECK(!store_has("CANARY-hq-region-5521"));
     CHECK(!store_has("CANARY-hq-orgname-1906"));
     CHECK(!store_has("CANARY-hq-street-8842"));
@@ -392,8 +396,7 @@ static void test_erasure_forgotten(void)
         "\"version\":2}}",
         NULL,
     };
-    build_and_apply("n1", key1, ke, 22, seg_c, &res);
-    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(applied(ke, 22, seg_c), 1);
     struct op_error err;
     op_error_clear(&err);
     CHECK_EQ(st.ops->forget(st.impl, &err), -EBUSY);

@@ -23,6 +23,7 @@
 #include "hq_serve.h"
 #include "hq_store.h"
 #include "testhttp.h"
+#include "fixture.h"
 #include "testlib.h"
 
 #define WALL0 1767225600000LL /* 2026-01-01T00:00:00Z */
@@ -153,9 +154,7 @@ static void fx_done(struct fx *f)
     uv_run(&f->loop, UV_RUN_DEFAULT);
     CHECK_EQ(uv_loop_close(&f->loop), 0);
     hq_store_close(&f->real);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    (void)!system(cmd);
+    (void)fx_remove_tree(f->dir);
 }
 
 static int64_t last_contact(struct fx *f, const char *name)

@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "http_server.h"
+#include "fixture.h"
 #include "testlib.h"
 #include "tus_client.h"
 #include "tus_server.h"
@@ -1662,9 +1663,7 @@ static void real_stop(struct run *r, struct real *s)
     while (!s->stopped && !r->timed_out)
         uv_run(&r->loop, UV_RUN_ONCE);
     tus_server_free(s->tus);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->spool);
-    (void)!system(cmd);
+    (void)fx_remove_tree(s->spool);
 }
 
 /* The size of the spool file of the upload at url (".data", ".state"), or -1. */

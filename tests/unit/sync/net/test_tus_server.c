@@ -30,6 +30,7 @@
 
 #include "http_server.h"
 #include "testhttp.h"
+#include "fixture.h"
 #include "testlib.h"
 #include "tus_server.h"
 
@@ -287,9 +288,7 @@ static void fx_use_clock(struct fx *f)
 
 static void rm_spool(const char *dir)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    (void)!system(cmd);
+    (void)fx_remove_tree(dir);
 }
 
 static void fx_done(struct fx *f)

@@ -1,7 +1,8 @@
 /*
  * Tests for sync/toolkit/fsutil.c: the directory part of each shape of
  * path, truncation to the caller's buffer, and the directory fsync on a
- * real directory, a missing one and a file.
+ * real directory, a missing one and a file; whole positional writes and
+ * reads, a read past the end and a closed descriptor.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -59,9 +60,32 @@ static void fsync_dir(void)
     (void)rmdir(tmp);
 }
 
+/* Whole positional writes and reads: at an offset, past the end (-EIO,
+ * the file is shorter), and on a closed descriptor. */
+static void pwrite_pread_all(void)
+{
+    char path[] = "/tmp/fsutil-rw-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    (void)unlink(path);
+    CHECK_EQ(fsutil_pwrite_all(fd, "hello world", 11, 0), 0);
+    CHECK_EQ(fsutil_pwrite_all(fd, "W", 1, 6), 0);
+    CHECK_EQ(fsutil_pwrite_all(fd, "", 0, 100), 0);
+    char buf[16] = "";
+    CHECK_EQ(fsutil_pread_all(fd, buf, 11, 0), 0);
+    CHECK_STR(buf, "hello World");
+    CHECK_EQ(fsutil_pread_all(fd, buf, 4, 8), -EIO);
+    close(fd);
+    CHECK_EQ(fsutil_pwrite_all(fd, "x", 1, 0), -EBADF);
+    CHECK_EQ(fsutil_pread_all(fd, buf, 1, 0), -EBADF);
+}
+
 int main(void)
 {
     RUN(dir_of);
     RUN(fsync_dir);
+    RUN(pwrite_pread_all);
     return tl_report();
 }

@@ -10,13 +10,14 @@
 #include "sql.h"
 #include "testlib.h"
 
-enum { Q_CREATE, Q_PUT, Q_COUNT_ROWS, Q_LIST, Q_BROKEN, Q_N };
-static const char *const names[] = {"t_create", "t_put", "t_count", "t_list", "t_broken"};
+enum { Q_CREATE, Q_PUT, Q_COUNT_ROWS, Q_LIST, Q_GET, Q_BROKEN, Q_N };
+static const char *const names[] = {"t_create", "t_put", "t_count", "t_list", "t_get", "t_broken"};
 static const char *const text[] = {
     "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)",
     "INSERT INTO t (k, v) VALUES (?1, ?2)",
     "SELECT count(*) FROM t",
     "SELECT k, v FROM t ORDER BY k",
+    "SELECT k, length(v) FROM t WHERE k = ?1",
     "SELECT x FROM nowhere",
 };
 static const struct sql_queries test_queries = {"test", Q_N, names, text};
@@ -75,6 +76,22 @@ static void test_named_queries(void)
     st = sql_get(&c, Q_COUNT_ROWS, &err);
     CHECK_EQ(sql_step(&c, Q_COUNT_ROWS, st, &err), 1);
     CHECK_EQ(sqlite3_column_int(st, 0), 3);
+
+    /* the one-row reader: both columns, the statement reset after; no row
+     * is an error naming what was read, and leaves out alone */
+    int64_t two[2] = {-1, -1};
+    st = sql_get(&c, Q_GET, &err);
+    sqlite3_bind_int(st, 1, 2);
+    CHECK_EQ(sql_one_int64(&c, Q_GET, st, "cannot read t", two, 2, &err), 0);
+    CHECK_EQ(two[0], 2);
+    CHECK_EQ(two[1], 1);
+    CHECK(!sqlite3_stmt_busy(st));
+    st = sql_get(&c, Q_GET, &err);
+    sqlite3_bind_int(st, 1, 42);
+    CHECK_EQ(sql_one_int64(&c, Q_GET, st, "cannot read t", two, 2, &err), -EIO);
+    CHECK_STR(err.msg, "cannot read t: no row");
+    CHECK_EQ(two[0], 2);
+    CHECK_EQ(sql_one_int64(&c, Q_GET, st, "cannot read t", two, 9, &err), -EINVAL);
 
     char buf[64] = "";
     CHECK_EQ(sql_each(&c, Q_LIST, sql_get(&c, Q_LIST, &err), collect, buf, &err), 7);
