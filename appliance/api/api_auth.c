@@ -145,7 +145,11 @@ void api_auth_login(struct api_auth *a, struct api_db *db, struct api_call *c)
     pthread_mutex_lock(&a->lock);
     int lim =
         auth_limiter_begin(a->limiter, name, c->req.ip, (int64_t)hlc_wall_ms(NULL), &try, &retry);
-    int slot = lim == 0 && a->hash_busy < a->hash_slots;
+    /* With two slots or more, one is kept for a pair that logged in
+     * before, so that the staff get in during a flood from elsewhere. */
+    unsigned cap =
+        lim == 0 && !try.trusted && a->hash_slots > 1 ? a->hash_slots - 1 : a->hash_slots;
+    int slot = lim == 0 && a->hash_busy < cap;
     if (slot)
         a->hash_busy++;
     else if (lim == 0)

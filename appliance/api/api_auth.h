@@ -59,10 +59,11 @@ const char *api_auth_viewer(const struct auth_user *u);
 /* POST /api/v1/session {"name", "password"}: reserves a try with the
  * limiter for the name and the client's address (429 with Retry-After when
  * locked), takes a hashing slot (503 with Retry-After: 1 at once when all
- * are busy; the try is given back), checks the password off any lock (401
- * alike for an unknown user and a wrong password; 403 if the account is
- * disabled), settles the try, then issues a session on the writer: 201
- * with the token, its expiry and the user. */
+ * are busy, and the try is given back; with two slots or more, the last
+ * is only for a name and address that logged in before), checks the
+ * password off any lock (401 alike for an unknown user and a wrong
+ * password; 403 if the account is disabled), settles the try, then issues
+ * a session on the writer: 201 with the token, its expiry and the user. */
 void api_auth_login(struct api_auth *a, struct api_db *db, struct api_call *c);
 
 /* DELETE /api/v1/session: ends the session of the request's bearer token,

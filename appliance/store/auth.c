@@ -1150,6 +1150,7 @@ int auth_limiter_begin(struct auth_limiter *l, const char *name, const char *add
             *retry_after_ms = wait;
         return -EAGAIN;
     }
+    r.trusted = trusted;
     *t = r;
     return 0;
 }

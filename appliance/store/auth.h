@@ -276,7 +276,8 @@ void auth_limiter_free(struct auth_limiter *l);
 
 /* One reserved try, between auth_limiter_begin and auth_limiter_end. */
 struct auth_limiter_try {
-    int n; /* keys held */
+    int n;       /* keys held */
+    int trusted; /* the pair logged in successfully within trust_ms */
     char keys[3][AUTH_LIMIT_KEY_MAX];
 };
 

@@ -663,8 +663,13 @@ static void limiter_distributed(void)
     }
     CHECK_EQ(may_try(l, "ana", "203.0.113.1", t, &wait), -EAGAIN);
     CHECK_EQ(wait, 30000);
-    CHECK_EQ(may_try(l, "ana", "10.0.0.5", t, &wait), 0);
-    CHECK_EQ(ok_try(l, "ana", "10.0.0.5", t), 0);
+    struct auth_limiter_try try;
+    CHECK_EQ(auth_limiter_begin(l, "ana", "10.0.0.5", t, &try, &wait), 0);
+    CHECK_EQ(try.trusted, 1);
+    auth_limiter_end(l, &try, AUTH_LIMITER_OK, t);
+    CHECK_EQ(auth_limiter_begin(l, "bo", "10.0.0.5", t, &try, &wait), 0);
+    CHECK_EQ(try.trusted, 0);
+    auth_limiter_end(l, &try, AUTH_LIMITER_CANCEL, t);
     /* the trusted pair's own failures still lock it */
     for (int i = 0; i < 5; i++)
         CHECK_EQ(fail_try(l, "ana", "10.0.0.5", t, &wait), 0);
