@@ -126,7 +126,7 @@ int api_new(uv_loop_t *loop, const struct api_options *opt, struct api **out, st
     if (rc < 0)
         goto fail;
     api_db_set_policy(a->db, p);
-    rc = api_auth_new(opt->session_ttl_s, &a->auth, err);
+    rc = api_auth_new(opt->session_ttl_s, opt->workers, &a->auth, err);
     if (rc < 0)
         goto fail;
     a->metrics = api_metrics_new(a->db_path);

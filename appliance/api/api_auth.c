@@ -1,7 +1,10 @@
 /*
  * Who is asking, for the API; see api_auth.h. Password checks and token
  * lookups run on worker threads (auth.c is pure or takes a connection);
- * the limiter is shared by all workers under one mutex.
+ * the limiter and the hashing slots are shared by all workers under one
+ * mutex, held only to reserve and settle, never while hashing. A worker
+ * that finds every hashing slot taken answers 503 at once instead of
+ * waiting, so logins can never hold more than their share of the pool.
  */
 #include "api_auth.h"
 
@@ -16,18 +19,23 @@
 #include "timefmt.h"
 
 struct api_auth {
-    pthread_mutex_t lock; /* the limiter, and the TTL SIGHUP changes */
+    pthread_mutex_t lock; /* the limiter, the hashing slots, the TTL SIGHUP changes */
     struct auth_limiter *limiter;
     unsigned session_ttl_s;
+    unsigned hash_slots; /* password checks allowed at once */
+    unsigned hash_busy;  /* ...running now */
+    api_auth_verify_fn verify;
 };
 
-int api_auth_new(unsigned session_ttl_s, struct api_auth **out, struct op_error *err)
+int api_auth_new(unsigned session_ttl_s, unsigned workers, struct api_auth **out,
+                 struct op_error *err)
 {
     struct api_auth *a = calloc(1, sizeof *a);
     if (!a)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
     pthread_mutex_init(&a->lock, NULL);
     a->session_ttl_s = session_ttl_s;
+    a->hash_slots = workers / 2 > 0 ? workers / 2 : 1;
     int rc = auth_limiter_new(NULL, &a->limiter);
     if (rc < 0) {
         op_error_set(err, rc, NULL, "cannot create the login limiter");
@@ -51,6 +59,18 @@ void api_auth_set_session_ttl(struct api_auth *a, unsigned ttl_s)
 {
     pthread_mutex_lock(&a->lock);
     a->session_ttl_s = ttl_s;
+    pthread_mutex_unlock(&a->lock);
+}
+
+unsigned api_auth_hash_slots(const struct api_auth *a)
+{
+    return a->hash_slots;
+}
+
+void api_auth_set_verifier(struct api_auth *a, api_auth_verify_fn verify)
+{
+    pthread_mutex_lock(&a->lock);
+    a->verify = verify;
     pthread_mutex_unlock(&a->lock);
 }
 
@@ -118,14 +138,34 @@ void api_auth_login(struct api_auth *a, struct api_db *db, struct api_call *c)
         json_decref(b);
         return;
     }
+    /* Reserve a try and a hashing slot in one step under the lock, so that
+     * parallel guesses cannot all pass a check before any is counted. */
+    struct auth_limiter_try try;
     int64_t retry = 0;
     pthread_mutex_lock(&a->lock);
-    int lim = auth_limiter_check(a->limiter, name, c->req.ip, (int64_t)hlc_wall_ms(NULL), &retry);
+    int lim =
+        auth_limiter_begin(a->limiter, name, c->req.ip, (int64_t)hlc_wall_ms(NULL), &try, &retry);
+    /* With two slots or more, one is kept for a pair that logged in
+     * before, so that the staff get in during a flood from elsewhere. */
+    unsigned cap =
+        lim == 0 && !try.trusted && a->hash_slots > 1 ? a->hash_slots - 1 : a->hash_slots;
+    int slot = lim == 0 && a->hash_busy < cap;
+    if (slot)
+        a->hash_busy++;
+    else if (lim == 0)
+        auth_limiter_end(a->limiter, &try, AUTH_LIMITER_CANCEL, (int64_t)hlc_wall_ms(NULL));
+    api_auth_verify_fn verify = a->verify;
     pthread_mutex_unlock(&a->lock);
     if (lim == -EAGAIN) {
         snprintf(c->resp.retry_after, sizeof c->resp.retry_after, "%lld",
                  (long long)(retry + 999) / 1000);
         api_reply_problem(&c->resp, 429, "too many failed logins; wait before trying again", NULL);
+        json_decref(b);
+        return;
+    }
+    if (!slot) {
+        snprintf(c->resp.retry_after, sizeof c->resp.retry_after, "1");
+        api_reply_problem(&c->resp, 503, "too many logins at once; try again in a second", NULL);
         json_decref(b);
         return;
     }
@@ -136,25 +176,29 @@ void api_auth_login(struct api_auth *a, struct api_db *db, struct api_call *c)
     int rc = rd ? auth_credentials_get(rd->auth, name, &cred, &err) : -EBUSY;
     if (rd)
         api_db_reader_release(db, rd);
-    if (rc < 0) {
-        api_reply_store_error(&c->resp, rc, &err);
-        json_decref(b);
-        return;
+    enum auth_limiter_outcome outcome = AUTH_LIMITER_CANCEL;
+    if (rc == 0) {
+        if (cred.found && cred.hash[0])
+            rc = verify ? verify(password, cred.hash) : auth_password_verify(password, cred.hash);
+        else {
+            if (verify)
+                (void)verify(password, NULL);
+            else
+                auth_password_dummy_verify(password);
+            rc = -EACCES;
+        }
+        explicit_bzero(cred.hash, sizeof cred.hash);
+        outcome = rc == 0 ? AUTH_LIMITER_OK : AUTH_LIMITER_FAILED;
     }
-    if (cred.found && cred.hash[0])
-        rc = auth_password_verify(password, cred.hash);
-    else {
-        auth_password_dummy_verify(password);
-        rc = -EACCES;
-    }
-    memset(cred.hash, 0, sizeof cred.hash);
     pthread_mutex_lock(&a->lock);
-    if (rc < 0)
-        auth_limiter_failure(a->limiter, name, c->req.ip, (int64_t)hlc_wall_ms(NULL));
-    else
-        auth_limiter_success(a->limiter, name, (int64_t)hlc_wall_ms(NULL));
+    a->hash_busy--;
+    auth_limiter_end(a->limiter, &try, outcome, (int64_t)hlc_wall_ms(NULL));
     pthread_mutex_unlock(&a->lock);
     json_decref(b);
+    if (outcome == AUTH_LIMITER_CANCEL) { /* the store failed: no password was checked */
+        api_reply_store_error(&c->resp, rc, &err);
+        return;
+    }
     if (rc < 0) {
         api_reply_problem(&c->resp, 401, "wrong user name or password", NULL);
         return;

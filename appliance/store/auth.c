@@ -19,6 +19,7 @@
  */
 #include "auth.h"
 
+#include <arpa/inet.h>
 #include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -920,16 +922,18 @@ int auth_token_each(struct auth *a, const char *user_name,
 
 /* ---- failed-login limiter ------------------------------------------------------ */
 
-#define LIMIT_KEY_MAX 72 /* "u:" or "a:" plus a name or an address, truncated */
-#define LIMIT_PROBE 8    /* slots searched from a key's home slot */
+#define LIMIT_PROBE 8      /* slots searched from a key's home slot */
+#define LIMIT_BUSY_MS 1000 /* the wait told when tries in flight fill a limit */
 
 struct limit_slot {
     uint64_t hash; /* 0: empty */
-    char key[LIMIT_KEY_MAX];
+    char key[AUTH_LIMIT_KEY_MAX];
     int failures;
     int lockouts;
+    int pending; /* tries in flight; a slot with any is never evicted */
     int64_t last_failure_ms;
     int64_t locked_until_ms;
+    int64_t trusted_until_ms; /* pairs only: a successful login from there */
 };
 
 struct auth_limiter {
@@ -943,16 +947,20 @@ int auth_limiter_new(const struct auth_limiter_config *cfg, struct auth_limiter 
     struct auth_limiter_config c = {0};
     if (cfg)
         c = *cfg;
-    if (c.user_max_failures <= 0)
-        c.user_max_failures = 5;
+    if (c.pair_max_failures <= 0)
+        c.pair_max_failures = 5;
     if (c.addr_max_failures <= 0)
         c.addr_max_failures = 20;
+    if (c.name_max_failures <= 0)
+        c.name_max_failures = 100;
     if (c.lockout_ms <= 0)
         c.lockout_ms = 30000;
     if (c.max_lockout_ms < c.lockout_ms)
         c.max_lockout_ms = c.lockout_ms > 900000 ? c.lockout_ms : 900000;
     if (c.forget_ms <= 0)
         c.forget_ms = 900000;
+    if (c.trust_ms <= 0)
+        c.trust_ms = (int64_t)30 * 24 * 3600 * 1000;
     if (c.slots == 0)
         c.slots = 4096;
     if (c.slots < LIMIT_PROBE || c.slots > (1u << 20))
@@ -972,15 +980,46 @@ void auth_limiter_free(struct auth_limiter *l)
     free(l);
 }
 
-/* "u:name" (ASCII-lower-cased) or "a:addr", truncated to fit. */
-static void limit_key(char kind, const char *s, char key[LIMIT_KEY_MAX])
+/* The address as keyed: an IPv6 address by its /64 ("2001:db8:1:2::/64"),
+ * an IPv4-mapped one as IPv4, anything else as given. */
+static void limit_addr(const char *addr, char out[INET6_ADDRSTRLEN + 4])
 {
-    key[0] = kind;
-    key[1] = ':';
-    size_t i = 0;
-    for (; s[i] && i + 3 < LIMIT_KEY_MAX; i++)
-        key[i + 2] = kind == 'u' ? (char)tolower((unsigned char)s[i]) : s[i];
-    key[i + 2] = '\0';
+    unsigned char b[16];
+    if (strchr(addr, ':') && inet_pton(AF_INET6, addr, b) == 1) {
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (!memcmp(b, mapped, sizeof mapped)) {
+            (void)inet_ntop(AF_INET, b + 12, out, INET6_ADDRSTRLEN + 4);
+            return;
+        }
+        memset(b + 8, 0, 8);
+        char text[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, b, text, sizeof text)) {
+            snprintf(out, INET6_ADDRSTRLEN + 4, "%s/64", text);
+            return;
+        }
+    }
+    snprintf(out, INET6_ADDRSTRLEN + 4, "%s", addr);
+}
+
+/* "p:name\naddr", "a:addr" or "n:name" (names ASCII-lower-cased),
+ * truncated to fit. */
+static void limit_key(char kind, const char *name, const char *addr, char key[AUTH_LIMIT_KEY_MAX])
+{
+    size_t n = 0;
+    key[n++] = kind;
+    key[n++] = ':';
+    if (name)
+        for (size_t i = 0; name[i] && i < AUTH_NAME_MAX && n + 1 < AUTH_LIMIT_KEY_MAX; i++)
+            key[n++] = (char)tolower((unsigned char)name[i]);
+    if (name && addr && n + 1 < AUTH_LIMIT_KEY_MAX)
+        key[n++] = '\n';
+    if (addr) {
+        char a[INET6_ADDRSTRLEN + 4];
+        limit_addr(addr, a);
+        for (size_t i = 0; a[i] && n + 1 < AUTH_LIMIT_KEY_MAX; i++)
+            key[n++] = a[i];
+    }
+    key[n] = '\0';
 }
 
 static uint64_t limit_hash(const struct auth_limiter *l, const char *key)
@@ -993,9 +1032,33 @@ static uint64_t limit_hash(const struct auth_limiter *l, const char *key)
     return h ? h : 1;
 }
 
-/* Finds the key's slot; with `create`, makes one, evicting (in order of
- * preference) an empty slot, a slot with nothing to remember, or the one
- * with the oldest failure that is not locked. */
+/* Forgets a slot's failures once forget_ms passed since the last one and
+ * it is not locked. */
+static void limit_decay(const struct auth_limiter *l, struct limit_slot *s, int64_t now)
+{
+    if (s->failures + s->lockouts > 0 && s->locked_until_ms <= now &&
+        now - s->last_failure_ms >= l->cfg.forget_ms) {
+        s->failures = 0;
+        s->lockouts = 0;
+    }
+}
+
+/* How much a slot is worth keeping: 0 empty, 1 nothing to remember, 2
+ * failures, 3 locked or trusted, 4 a try in flight (never evicted). */
+static int limit_rank(const struct auth_limiter *l, const struct limit_slot *s, int64_t now)
+{
+    if (!s->hash)
+        return 0;
+    if (s->pending > 0)
+        return 4;
+    if (s->locked_until_ms > now || s->trusted_until_ms > now)
+        return 3;
+    return now - s->last_failure_ms >= l->cfg.forget_ms ? 1 : 2;
+}
+
+/* Finds the key's slot; with `create`, makes one, evicting the least
+ * worth keeping (the oldest failure among equals). NULL when there is none
+ * or every slot near the key has a try in flight. */
 static struct limit_slot *limit_slot(struct auth_limiter *l, const char *key, int create,
                                      int64_t now)
 {
@@ -1005,13 +1068,11 @@ static struct limit_slot *limit_slot(struct auth_limiter *l, const char *key, in
     int victim_rank = 4;
     for (size_t i = 0; i < LIMIT_PROBE; i++) {
         struct limit_slot *s = &l->slots[(home + i) % n];
-        if (s->hash == h && !strcmp(s->key, key))
+        if (s->hash == h && !strcmp(s->key, key)) {
+            limit_decay(l, s, now);
             return s;
-        int locked = s->locked_until_ms > now;
-        int rank = !s->hash                                                    ? 0
-                   : (!locked && now - s->last_failure_ms >= l->cfg.forget_ms) ? 1
-                   : !locked                                                   ? 2
-                                                                               : 3;
+        }
+        int rank = limit_rank(l, s, now);
         if (rank < victim_rank ||
             (rank == victim_rank && victim && s->last_failure_ms < victim->last_failure_ms)) {
             victim = s;
@@ -1026,68 +1087,107 @@ static struct limit_slot *limit_slot(struct auth_limiter *l, const char *key, in
     return victim;
 }
 
-static int64_t limit_wait(struct auth_limiter *l, char kind, const char *s, int64_t now)
+static int limit_max(const struct auth_limiter *l, char kind)
+{
+    return kind == 'p'   ? l->cfg.pair_max_failures
+           : kind == 'a' ? l->cfg.addr_max_failures
+                         : l->cfg.name_max_failures;
+}
+
+/* The wait before a slot admits one more try; 0 if it does now. */
+static int64_t limit_wait(const struct auth_limiter *l, const struct limit_slot *s, int64_t now)
 {
     if (!s)
         return 0;
-    char key[LIMIT_KEY_MAX];
-    limit_key(kind, s, key);
-    struct limit_slot *slot = limit_slot(l, key, 0, now);
-    return slot && slot->locked_until_ms > now ? slot->locked_until_ms - now : 0;
+    if (s->locked_until_ms > now)
+        return s->locked_until_ms - now;
+    return s->failures + s->pending >= limit_max(l, s->key[0]) ? LIMIT_BUSY_MS : 0;
 }
 
-int auth_limiter_check(struct auth_limiter *l, const char *name, const char *addr, int64_t now_ms,
-                       int64_t *retry_after_ms)
+/* Gives the tries of t's first n keys back. */
+static void limit_release(struct auth_limiter *l, struct auth_limiter_try *t, int n, int64_t now)
 {
-    int64_t w1 = limit_wait(l, 'u', name, now_ms), w2 = limit_wait(l, 'a', addr, now_ms);
-    int64_t w = w1 > w2 ? w1 : w2;
-    if (w <= 0)
-        return 0;
-    if (retry_after_ms)
-        *retry_after_ms = w;
-    return -EAGAIN;
-}
-
-static void limit_fail(struct auth_limiter *l, char kind, const char *s, int max, int64_t now)
-{
-    if (!s)
-        return;
-    char key[LIMIT_KEY_MAX];
-    limit_key(kind, s, key);
-    struct limit_slot *slot = limit_slot(l, key, 1, now);
-    if (!slot)
-        return;
-    if (slot->locked_until_ms <= now && now - slot->last_failure_ms >= l->cfg.forget_ms) {
-        slot->failures = 0;
-        slot->lockouts = 0;
+    for (int i = 0; i < n; i++) {
+        struct limit_slot *s = limit_slot(l, t->keys[i], 0, now);
+        if (s && s->pending > 0)
+            s->pending--;
     }
-    slot->last_failure_ms = now;
-    if (++slot->failures < max)
+}
+
+int auth_limiter_begin(struct auth_limiter *l, const char *name, const char *addr, int64_t now_ms,
+                       struct auth_limiter_try *t, int64_t *retry_after_ms)
+{
+    struct auth_limiter_try r = {0};
+    if (name && addr)
+        limit_key('p', name, addr, r.keys[r.n++]);
+    if (addr)
+        limit_key('a', NULL, addr, r.keys[r.n++]);
+    if (name)
+        limit_key('n', name, NULL, r.keys[r.n++]);
+    /* A trusted pair (it logged in before) passes the address and name
+     * locks: those are what an attacker elsewhere can set off. */
+    struct limit_slot *pair = name && addr ? limit_slot(l, r.keys[0], 0, now_ms) : NULL;
+    int trusted = pair && pair->trusted_until_ms > now_ms;
+    int64_t wait = 0;
+    for (int i = 0; i < r.n; i++) {
+        if (trusted && i > 0)
+            break;
+        int64_t w = limit_wait(l, limit_slot(l, r.keys[i], 0, now_ms), now_ms);
+        if (w > wait)
+            wait = w;
+    }
+    for (int i = 0; i < r.n && wait == 0; i++) {
+        struct limit_slot *s = limit_slot(l, r.keys[i], 1, now_ms);
+        if (!s) {
+            limit_release(l, &r, i, now_ms);
+            wait = LIMIT_BUSY_MS;
+            break;
+        }
+        s->pending++;
+    }
+    if (wait > 0) {
+        if (retry_after_ms)
+            *retry_after_ms = wait;
+        return -EAGAIN;
+    }
+    r.trusted = trusted;
+    *t = r;
+    return 0;
+}
+
+static void limit_fail(struct auth_limiter *l, struct limit_slot *s, int64_t now)
+{
+    s->last_failure_ms = now;
+    if (++s->failures < limit_max(l, s->key[0]))
         return;
-    slot->failures = 0;
+    s->failures = 0;
     int64_t lock = l->cfg.lockout_ms;
-    for (int i = 0; i < slot->lockouts && lock < l->cfg.max_lockout_ms; i++)
+    for (int i = 0; i < s->lockouts && lock < l->cfg.max_lockout_ms; i++)
         lock *= 2;
     if (lock > l->cfg.max_lockout_ms)
         lock = l->cfg.max_lockout_ms;
-    slot->lockouts++;
-    slot->locked_until_ms = now + lock;
+    s->lockouts++;
+    s->locked_until_ms = now + lock;
 }
 
-void auth_limiter_failure(struct auth_limiter *l, const char *name, const char *addr,
-                          int64_t now_ms)
+void auth_limiter_end(struct auth_limiter *l, struct auth_limiter_try *t,
+                      enum auth_limiter_outcome outcome, int64_t now_ms)
 {
-    limit_fail(l, 'u', name, l->cfg.user_max_failures, now_ms);
-    limit_fail(l, 'a', addr, l->cfg.addr_max_failures, now_ms);
-}
-
-void auth_limiter_success(struct auth_limiter *l, const char *name, int64_t now_ms)
-{
-    if (!name)
-        return;
-    char key[LIMIT_KEY_MAX];
-    limit_key('u', name, key);
-    struct limit_slot *slot = limit_slot(l, key, 0, now_ms);
-    if (slot)
-        memset(slot, 0, sizeof *slot);
+    for (int i = 0; i < t->n; i++) {
+        /* A slot with a try in flight is never evicted, so it is there. */
+        struct limit_slot *s = limit_slot(l, t->keys[i], 0, now_ms);
+        if (!s)
+            continue;
+        if (s->pending > 0)
+            s->pending--;
+        if (outcome == AUTH_LIMITER_FAILED)
+            limit_fail(l, s, now_ms);
+        else if (outcome == AUTH_LIMITER_OK && s->key[0] == 'p') {
+            s->failures = 0;
+            s->lockouts = 0;
+            s->locked_until_ms = 0;
+            s->trusted_until_ms = now_ms + l->cfg.trust_ms;
+        }
+    }
+    t->n = 0;
 }

@@ -231,37 +231,78 @@ int auth_token_each(struct auth *a, const char *user_name,
 
 /* ---- failed-login limiter ---- */
 
-/* Counts failed logins per user name and per remote address in a fixed
- * table (no allocation after auth_limiter_new, so a flood of names cannot
- * grow memory). After max_failures failures a key is locked for
- * lockout_ms; each further lockout of the same key doubles it, up to
- * max_lockout_ms. Failures older than forget_ms are forgotten. The daemon
- * owns one; nothing is global. Not thread-safe: callers serialize. */
+/* Counts failed logins in a fixed table (no allocation after
+ * auth_limiter_new, so a flood of names or addresses cannot grow memory)
+ * under three keys:
+ *   - the pair (user name, address): pair_max_failures, so that an
+ *     attacker guessing from one address locks out that address for that
+ *     name, not the owner logging in from elsewhere;
+ *   - the address across names: addr_max_failures (password spraying);
+ *   - the name across addresses: name_max_failures, much higher, to slow
+ *     a distributed guess at one name.
+ * A key that reaches its limit is locked for lockout_ms; each further
+ * lockout of the same key doubles it, up to max_lockout_ms. Failures older
+ * than forget_ms are forgotten. A pair that logged in successfully is
+ * trusted for trust_ms: the address and name locks do not stop it (its own
+ * pair lock still does), so the owner gets in during a spraying or
+ * distributed attack. Addresses are keyed by their IPv6 /64 (an IPv4 or
+ * IPv4-mapped address by itself), as one host usually holds a whole /64.
+ *
+ * A try is reserved before the password is checked and settled after, in
+ * one step each (auth_limiter_begin, auth_limiter_end): tries in flight
+ * count against the limits, so N parallel guesses get exactly the allowed
+ * number. The daemon owns one limiter; nothing is global. Not
+ * thread-safe: callers serialize the calls (but not the hashing between
+ * them). */
 struct auth_limiter_config {
-    int user_max_failures;  /* default 5 */
-    int addr_max_failures;  /* default 20 (many users may share an address) */
+    int pair_max_failures;  /* default 5 */
+    int addr_max_failures;  /* default 20 (several staff may share an address) */
+    int name_max_failures;  /* default 100 */
     int64_t lockout_ms;     /* default 30 s */
     int64_t max_lockout_ms; /* default 15 min */
     int64_t forget_ms;      /* default 15 min */
-    size_t slots;           /* table size, default 4096 */
+    int64_t trust_ms;       /* default 30 days */
+    size_t slots;           /* table size, default 4096, at most 1 << 20 */
 };
 
 struct auth_limiter;
 
-/* cfg may be NULL for the defaults; zero fields take their default. */
+/* cfg may be NULL for the defaults; zero fields take their default.
+ * -EINVAL for a table size out of range, -ENOMEM. */
 int auth_limiter_new(const struct auth_limiter_config *cfg, struct auth_limiter **out);
 void auth_limiter_free(struct auth_limiter *l);
 
-/* Before checking a password: 0 if a login may be tried, or -EAGAIN with
- * *retry_after_ms (if not NULL) set to the wait. Either key may be NULL. */
-int auth_limiter_check(struct auth_limiter *l, const char *name, const char *addr, int64_t now_ms,
-                       int64_t *retry_after_ms);
-/* After a failed login (wrong password or unknown user alike). */
-void auth_limiter_failure(struct auth_limiter *l, const char *name, const char *addr,
-                          int64_t now_ms);
-/* After a successful login: forgets the user name's failures (not the
- * address's, so one good account cannot launder guesses at others). */
-void auth_limiter_success(struct auth_limiter *l, const char *name, int64_t now_ms);
+#define AUTH_LIMIT_KEY_MAX 136 /* "p:" name '\n' address, truncated, with its NUL */
+
+/* One reserved try, between auth_limiter_begin and auth_limiter_end. */
+struct auth_limiter_try {
+    int n;       /* keys held */
+    int trusted; /* the pair logged in successfully within trust_ms */
+    char keys[3][AUTH_LIMIT_KEY_MAX];
+};
+
+/* How a try ended. */
+enum auth_limiter_outcome {
+    AUTH_LIMITER_FAILED = 0, /* wrong password or unknown user alike */
+    AUTH_LIMITER_OK,         /* the right password */
+    AUTH_LIMITER_CANCEL,     /* the password was not checked (busy, store error) */
+};
+
+/* Reserves a try for name from addr (either may be NULL) before checking a
+ * password: 0 with *t filled, or -EAGAIN with *retry_after_ms (if not
+ * NULL) set to the wait, when a key is locked or its failures plus the
+ * tries in flight reach its limit (then the wait is 1 s), or when the
+ * table has no free slot near the key (1 s). Every 0 must be followed by
+ * exactly one auth_limiter_end(t). */
+int auth_limiter_begin(struct auth_limiter *l, const char *name, const char *addr, int64_t now_ms,
+                       struct auth_limiter_try *t, int64_t *retry_after_ms);
+
+/* Settles a try: FAILED counts a failure on each key (and may lock it);
+ * OK forgets the pair's failures and trusts the pair (not the address's or
+ * the name's failures: one known account must not launder guesses at
+ * others); CANCEL only gives the try back. */
+void auth_limiter_end(struct auth_limiter *l, struct auth_limiter_try *t,
+                      enum auth_limiter_outcome outcome, int64_t now_ms);
 
 /* ---- helpers ---- */
 

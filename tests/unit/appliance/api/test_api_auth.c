@@ -2,14 +2,20 @@
  * Tests for appliance/api/api_auth.c, driven through api_serve: requests
  * without credentials or with unknown ones (401 with WWW-Authenticate),
  * how the Authorization header is read, roles (403), login and logout
- * with their refusals, the failed-login limiter (429 with Retry-After),
- * and the session lifetime SIGHUP sets.
+ * with their refusals, the failed-login limiter (429 with Retry-After;
+ * the owner still gets in while an attacker's address is locked out), the
+ * hashing share (a login flood on the thread pool leaves workers to other
+ * calls), and the session lifetime SIGHUP sets.
  */
 #include "api_auth.h"
 
+#include <errno.h>
 #include <time.h>
 
+#include "api_db.h"
+#include "api_dispatch.h"
 #include "api_fixture.h"
+#include "node_policy.h"
 
 static int with_authorization(const char *method, const char *path, const char *authz)
 {
@@ -28,6 +34,23 @@ static int login(const char *name, const char *password)
     char body[200];
     snprintf(body, sizeof body, "{\"name\":\"%s\",\"password\":\"%s\"}", name, password);
     return call("POST", "/api/v1/session", NULL, body, NULL);
+}
+
+/* A login from another client address ("ip:port"). */
+static int login_from(const char *remote, const char *name, const char *password)
+{
+    char body[200];
+    snprintf(body, sizeof body, "{\"name\":\"%s\",\"password\":\"%s\"}", name, password);
+    struct api_request_view v = {
+        .method = "POST",
+        .path = "/api/v1/session",
+        .remote = remote,
+        .query = "",
+        .body = body,
+        .body_len = strlen(body),
+        .content_type = "application/json",
+    };
+    return fx_serve(&v);
 }
 
 static void unauthenticated(void)
@@ -154,6 +177,166 @@ static void limiter(void)
     CHECK_EQ(login("ana", "correct horse ana"), 201);
 }
 
+/* An attacker's address locked out of a name does not lock out the
+ * owner, who logs in from their own address. */
+static void owner_not_locked_out(void)
+{
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(login_from("198.51.100.9:5000", "ben", "wrong password!"), 401);
+    CHECK_EQ(login_from("198.51.100.9:5001", "ben", "correct horse ben"), 429);
+    CHECK_PROBLEM(429);
+    CHECK(hdr("Retry-After") != NULL);
+    CHECK_EQ(login_from("192.0.2.50:40000", "ben", "correct horse ben"), 201);
+    CHECK_STR(R.user, "ben");
+    /* the attacker's address is still locked for that name */
+    CHECK_EQ(login_from("198.51.100.9:5002", "ben", "correct horse ben"), 429);
+}
+
+/* ---- the hashing share: a login flood leaves workers to the rest ---- */
+
+#define POOL 4      /* UV_THREADPOOL_SIZE for this test, set in main */
+#define SLOW_MS 400 /* one injected password check */
+#define FLOOD 8     /* logins queued ahead of one GET */
+
+static int verifies; /* password checks run (atomic) */
+
+/* A slow check that knows Maria's password. */
+static int slow_verify(const char *password, const char *hash)
+{
+    __atomic_add_fetch(&verifies, 1, __ATOMIC_SEQ_CST);
+    struct timespec ts = {SLOW_MS / 1000, (SLOW_MS % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    return hash && !strcmp(password, "correct horse maria") ? 0 : -EACCES;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct share_job {
+    uv_work_t work;
+    struct api_db *db;
+    struct api_auth *auth;
+    char remote[32];
+    char body[128];
+    const char *authz; /* NULL: a login */
+    int64_t started_ms;
+    int status;
+    char retry_after[32];
+    int64_t queued_ms, done_ms;
+};
+
+static void share_work(uv_work_t *w)
+{
+    struct share_job *j = w->data;
+    struct api_call c;
+    memset(&c, 0, sizeof c);
+    const char *path = j->authz ? "/api/v1/contacts" : "/api/v1/session";
+    struct api_request_view v = {
+        .method = j->authz ? "GET" : "POST",
+        .path = path,
+        .remote = j->remote,
+        .query = "",
+        .body = j->authz ? NULL : j->body,
+        .body_len = j->authz ? 0 : strlen(j->body),
+        .authorization = j->authz,
+        .content_type = j->authz ? NULL : "application/json",
+    };
+    j->started_ms = mono_ms();
+    api_route_match(path, &c.route);
+    if (api_request_init(&c.req, &v) == 0) {
+        api_dispatch_run(j->db, j->auth, &c);
+        j->status = c.resp.status;
+        snprintf(j->retry_after, sizeof j->retry_after, "%s", c.resp.retry_after);
+    }
+    api_call_done(&c);
+    j->done_ms = mono_ms();
+}
+
+static void share_after(uv_work_t *w, int status)
+{
+    (void)w;
+    (void)status;
+}
+
+static void hashing_share(void)
+{
+    struct op_error err;
+    op_error_clear(&err);
+    struct api_db *db = NULL;
+    struct api_auth *auth = NULL;
+    struct policy *p = NULL;
+    CHECK_EQ(api_db_open(fx_db, POOL, &db, &err), 0);
+    CHECK_EQ(node_policy_load(fx_policy, fx_db, api_db_region(db), &p, &err), 0);
+    api_db_set_policy(db, p);
+    CHECK_EQ(api_auth_new(3600, POOL, &auth, &err), 0);
+    CHECK_EQ(api_auth_hash_slots(auth), POOL / 2);
+    api_auth_set_verifier(auth, slow_verify);
+
+    /* Maria logs in from her usual address: that pair is now known. */
+    static struct share_job jobs[FLOOD + 2];
+    struct share_job *maria = &jobs[FLOOD], *get = &jobs[FLOOD + 1];
+    memset(maria, 0, sizeof *maria);
+    maria->db = db;
+    maria->auth = auth;
+    snprintf(maria->remote, sizeof maria->remote, "192.0.2.80:4000");
+    snprintf(maria->body, sizeof maria->body,
+             "{\"name\":\"maria\",\"password\":\"correct horse maria\"}");
+    maria->work.data = maria;
+    share_work(&maria->work);
+    CHECK_EQ(maria->status, 201);
+
+    /* FLOOD logins (each from its own address, so the limiter does not
+     * stop them), then Maria's login and one normal call, all queued at
+     * once on a pool of POOL threads. */
+    char authz[128];
+    snprintf(authz, sizeof authz, "Bearer %s", MARIA.token);
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < FLOOD + 2; i++) {
+        struct share_job *j = &jobs[i];
+        if (j != maria) {
+            memset(j, 0, sizeof *j);
+            j->db = db;
+            j->auth = auth;
+            snprintf(j->remote, sizeof j->remote, "198.51.100.%d:4000", i + 1);
+            snprintf(j->body, sizeof j->body, "{\"name\":\"user%d\",\"password\":\"guess\"}", i);
+            j->authz = j == get ? authz : NULL;
+        }
+        j->work.data = j;
+        j->status = 0;
+        j->queued_ms = mono_ms();
+        CHECK_EQ(uv_queue_work(&fx_loop, &j->work, share_work, share_after), 0);
+    }
+    CHECK_EQ(uv_run(&fx_loop, UV_RUN_DEFAULT), 0);
+
+    CHECK_EQ(get->status, 200);
+    int64_t took = get->done_ms - get->queued_ms;
+    fprintf(stderr, "# GET behind %d slow logins on %d workers: %lld ms\n", FLOOD, POOL,
+            (long long)took);
+    CHECK_INT(took, <, SLOW_MS / 2); /* it did not wait behind a password check */
+    /* the known pair got the slot kept for it, at once, during the flood */
+    CHECK_EQ(maria->status, 201);
+    CHECK_INT(maria->started_ms - t0, <, SLOW_MS / 2);
+    int hashed = 0, refused = 0;
+    for (int i = 0; i < FLOOD; i++) {
+        if (jobs[i].status == 401)
+            hashed++;
+        else if (jobs[i].status == 503) {
+            refused++;
+            CHECK_STR(jobs[i].retry_after, "1");
+        }
+    }
+    CHECK_EQ(hashed, POOL / 2 - 1); /* the flood gets the slots but the kept one */
+    CHECK_EQ(refused, FLOOD - (POOL / 2 - 1));
+    CHECK_EQ(__atomic_load_n(&verifies, __ATOMIC_SEQ_CST), 1 + (POOL / 2 - 1) + 1);
+
+    api_auth_free(auth);
+    api_db_close(db);
+}
+
 static void session_ttl(void)
 {
     api_set_options(A, 120, 0);
@@ -171,6 +354,7 @@ static void session_ttl(void)
 
 int main(void)
 {
+    setenv("UV_THREADPOOL_SIZE", "4", 1); /* POOL, before the pool starts */
     fx_open();
     RUN(unauthenticated);
     RUN(bearer_forms);
@@ -178,6 +362,8 @@ int main(void)
     RUN(login_and_logout);
     RUN(login_refused);
     RUN(limiter);
+    RUN(owner_not_locked_out);
+    RUN(hashing_share);
     RUN(session_ttl);
     fx_close();
     return tl_report();

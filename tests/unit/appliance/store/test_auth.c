@@ -1,8 +1,11 @@
 /* Tests for appliance/store/auth.c: password hashing and its limits, users,
  * sessions (expiry on an injected clock, logout, disabled users, password
- * changes, no user enumeration), API tokens and the failed-login limiter. */
+ * changes, no user enumeration), API tokens and the failed-login limiter
+ * (per name and address, spraying, distributed guessing, parallel guesses,
+ * a bounded table). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -539,66 +542,257 @@ static void api_tokens(void)
 
 /* ---- limiter ---- */
 
-static void limiter(void)
+/* One failed login: reserves a try and settles it as a failure. Returns
+ * what auth_limiter_begin said. */
+static int fail_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t,
+                    int64_t *wait)
+{
+    struct auth_limiter_try try;
+    int rc = auth_limiter_begin(l, name, addr, t, &try, wait);
+    if (rc == 0)
+        auth_limiter_end(l, &try, AUTH_LIMITER_FAILED, t);
+    return rc;
+}
+
+/* Whether a login may be tried now (the try is given back). */
+static int may_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t,
+                   int64_t *wait)
+{
+    struct auth_limiter_try try;
+    int rc = auth_limiter_begin(l, name, addr, t, &try, wait);
+    if (rc == 0)
+        auth_limiter_end(l, &try, AUTH_LIMITER_CANCEL, t);
+    return rc;
+}
+
+static int ok_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t)
+{
+    struct auth_limiter_try try;
+    int rc = auth_limiter_begin(l, name, addr, t, &try, NULL);
+    if (rc == 0)
+        auth_limiter_end(l, &try, AUTH_LIMITER_OK, t);
+    return rc;
+}
+
+/* Five failures lock the name for that address only: the owner at their
+ * own address still gets in. */
+static void limiter_pair(void)
 {
     struct auth_limiter *l = NULL;
     CHECK_EQ(auth_limiter_new(NULL, &l), 0);
     int64_t t = 1000000, wait = 0;
-    for (int i = 0; i < 4; i++) {
-        CHECK_EQ(auth_limiter_check(l, "ana", "10.0.0.5", t, &wait), 0);
-        auth_limiter_failure(l, "ana", "10.0.0.5", t);
-    }
-    CHECK_EQ(auth_limiter_check(l, "ana", "10.0.0.5", t, &wait), 0);
-    auth_limiter_failure(l, "ana", "10.0.0.5", t);
-    CHECK_EQ(auth_limiter_check(l, "ana", "10.0.0.5", t, &wait), -EAGAIN);
-    CHECK_EQ(wait, 30000);
-    /* per user name, from any address, in any case */
-    CHECK_EQ(auth_limiter_check(l, "ANA", "10.0.0.9", t + 1000, &wait), -EAGAIN);
-    CHECK_EQ(wait, 29000);
-    CHECK_EQ(auth_limiter_check(l, "bo", "10.0.0.5", t, &wait), 0);
-    t += 30000;
-    CHECK_EQ(auth_limiter_check(l, "ana", "10.0.0.5", t, &wait), 0);
-    /* the next lockout of the same name lasts twice as long */
     for (int i = 0; i < 5; i++)
-        auth_limiter_failure(l, "ana", "10.0.0.6", t);
-    CHECK_EQ(auth_limiter_check(l, "ana", NULL, t, &wait), -EAGAIN);
+        CHECK_EQ(fail_try(l, "ana", "10.0.0.5", t, &wait), 0);
+    CHECK_EQ(may_try(l, "ana", "10.0.0.5", t, &wait), -EAGAIN);
+    CHECK_EQ(wait, 30000);
+    CHECK_EQ(may_try(l, "ANA", "10.0.0.5", t + 1000, &wait), -EAGAIN); /* names in any case */
+    CHECK_EQ(wait, 29000);
+    /* the owner, elsewhere, is not locked out; nor is another name */
+    CHECK_EQ(may_try(l, "ana", "10.0.0.9", t, &wait), 0);
+    CHECK_EQ(ok_try(l, "ana", "10.0.0.9", t), 0);
+    CHECK_EQ(may_try(l, "bo", "10.0.0.5", t, &wait), 0);
+    /* the next lockout of the same pair lasts twice as long */
+    t += 30000;
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(fail_try(l, "ana", "10.0.0.5", t, &wait), 0);
+    CHECK_EQ(may_try(l, "ana", "10.0.0.5", t, &wait), -EAGAIN);
     CHECK_EQ(wait, 60000);
-    /* a success forgets the name's failures */
+    /* a success forgets the pair's failures */
     t += 60000;
-    auth_limiter_failure(l, "ana", NULL, t);
-    auth_limiter_success(l, "ana", t);
+    CHECK_EQ(fail_try(l, "ana", "10.0.0.5", t, &wait), 0);
+    CHECK_EQ(ok_try(l, "ana", "10.0.0.5", t), 0);
     for (int i = 0; i < 4; i++)
-        auth_limiter_failure(l, "ana", NULL, t);
-    CHECK_EQ(auth_limiter_check(l, "ana", NULL, t, &wait), 0);
+        CHECK_EQ(fail_try(l, "ana", "10.0.0.5", t, &wait), 0);
+    CHECK_EQ(may_try(l, "ana", "10.0.0.5", t, &wait), 0);
     /* and failures long ago are forgotten */
     t += 16 * 60000;
-    auth_limiter_failure(l, "ana", NULL, t);
-    CHECK_EQ(auth_limiter_check(l, "ana", NULL, t, &wait), 0);
+    CHECK_EQ(fail_try(l, "ana", "10.0.0.5", t, &wait), 0);
+    CHECK_EQ(may_try(l, "ana", "10.0.0.5", t, &wait), 0);
+    /* a try that was not made (CANCEL) counts nothing */
+    for (int i = 0; i < 50; i++)
+        CHECK_EQ(may_try(l, "cy", "10.0.0.5", t, &wait), 0);
+    auth_limiter_free(l);
+}
 
-    /* per address: guessing many names from one address */
+/* Password spraying: many names from one address lock the address. */
+static void limiter_spraying(void)
+{
+    struct auth_limiter *l = NULL;
+    CHECK_EQ(auth_limiter_new(NULL, &l), 0);
+    int64_t t = 1000000, wait = 0;
+    char name[16], addr[64];
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "user%d", i);
+        CHECK_EQ(fail_try(l, name, "10.0.0.66", t, &wait), 0);
+    }
+    CHECK_EQ(may_try(l, "someone", "10.0.0.66", t, &wait), -EAGAIN);
+    CHECK_EQ(wait, 30000);
+    CHECK_EQ(may_try(l, NULL, "10.0.0.66", t, &wait), -EAGAIN);
+    CHECK_EQ(may_try(l, "someone", "::ffff:10.0.0.66", t, &wait), -EAGAIN); /* the same host */
+    CHECK_EQ(may_try(l, "someone", "10.0.0.67", t, &wait), 0);
+
+    /* an IPv6 host holds its whole /64: rotating inside it does not help */
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "user%d", i);
+        snprintf(addr, sizeof addr, "2001:db8:1:2::%x", i + 1);
+        CHECK_EQ(fail_try(l, name, addr, t, &wait), 0);
+    }
+    CHECK_EQ(may_try(l, "someone", "2001:db8:1:2:ffff:ffff:ffff:ffff", t, &wait), -EAGAIN);
+    CHECK_EQ(may_try(l, "someone", "2001:db8:1:3::1", t, &wait), 0);
+    /* ...nor does guessing one name from many addresses of the /64 */
+    for (int i = 0; i < 5; i++) {
+        snprintf(addr, sizeof addr, "2001:db8:9:9::%x", i + 1);
+        CHECK_EQ(fail_try(l, "ana", addr, t, &wait), 0);
+    }
+    CHECK_EQ(may_try(l, "ana", "2001:db8:9:9::77", t, &wait), -EAGAIN);
+    auth_limiter_free(l);
+}
+
+/* A distributed guess at one name: many addresses, a few tries each. The
+ * name's ceiling slows it; a pair that logged in before still gets in. */
+static void limiter_distributed(void)
+{
+    struct auth_limiter *l = NULL;
+    CHECK_EQ(auth_limiter_new(NULL, &l), 0);
+    int64_t t = 1000000, wait = 0;
+    CHECK_EQ(ok_try(l, "ana", "10.0.0.5", t), 0); /* the owner's usual address */
+    char addr[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(addr, sizeof addr, "198.51.100.%d", i + 1);
+        CHECK_EQ(fail_try(l, "ana", addr, t, &wait), 0);
+    }
+    CHECK_EQ(may_try(l, "ana", "203.0.113.1", t, &wait), -EAGAIN);
+    CHECK_EQ(wait, 30000);
+    struct auth_limiter_try try;
+    CHECK_EQ(auth_limiter_begin(l, "ana", "10.0.0.5", t, &try, &wait), 0);
+    CHECK_EQ(try.trusted, 1);
+    auth_limiter_end(l, &try, AUTH_LIMITER_OK, t);
+    CHECK_EQ(auth_limiter_begin(l, "bo", "10.0.0.5", t, &try, &wait), 0);
+    CHECK_EQ(try.trusted, 0);
+    auth_limiter_end(l, &try, AUTH_LIMITER_CANCEL, t);
+    /* the trusted pair's own failures still lock it */
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(fail_try(l, "ana", "10.0.0.5", t, &wait), 0);
+    CHECK_EQ(may_try(l, "ana", "10.0.0.5", t, &wait), -EAGAIN);
+    /* a trusted pair passes its address's lock too (a shared NAT address
+     * where someone sprays other names) */
+    CHECK_EQ(ok_try(l, "bo", "10.0.0.7", t), 0);
     char name[16];
     for (int i = 0; i < 20; i++) {
         snprintf(name, sizeof name, "user%d", i);
-        auth_limiter_failure(l, name, "10.0.0.66", t);
+        CHECK_EQ(fail_try(l, name, "10.0.0.7", t, &wait), 0);
     }
-    CHECK_EQ(auth_limiter_check(l, "someone", "10.0.0.66", t, &wait), -EAGAIN);
-    CHECK_EQ(auth_limiter_check(l, "someone", "10.0.0.67", t, &wait), 0);
-    auth_limiter_success(l, "user3", t); /* does not clear the address */
-    CHECK_EQ(auth_limiter_check(l, NULL, "10.0.0.66", t, &wait), -EAGAIN);
+    CHECK_EQ(may_try(l, "cy", "10.0.0.7", t, &wait), -EAGAIN);
+    CHECK_EQ(may_try(l, "bo", "10.0.0.7", t, &wait), 0);
     auth_limiter_free(l);
+}
 
-    /* A tiny table under a flood of names stays bounded and keeps working. */
+/* Parallel guesses: the check and the count are one step, so 32 threads
+ * guessing at once get exactly the allowed number of tries. */
+struct race {
+    struct auth_limiter *l;
+    pthread_mutex_t lock;
+    pthread_barrier_t start;
+    int tried;
+    int same_name; /* 1: all guess "ana"; 0: each its own name */
+};
+
+struct racer {
+    struct race *r;
+    int i;
+};
+
+static void *race_guess(void *arg)
+{
+    struct racer *me = arg;
+    struct race *r = me->r;
+    char name[16];
+    snprintf(name, sizeof name, r->same_name ? "ana" : "user%d", me->i);
+    (void)pthread_barrier_wait(&r->start);
+    struct auth_limiter_try try;
+    pthread_mutex_lock(&r->lock);
+    int rc = auth_limiter_begin(r->l, name, "10.0.0.5", 1000000, &try, NULL);
+    if (rc == 0)
+        r->tried++;
+    pthread_mutex_unlock(&r->lock);
+    if (rc < 0)
+        return NULL;
+    struct timespec ts = {0, 20 * 1000000}; /* the hashing, off the lock */
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&r->lock);
+    auth_limiter_end(r->l, &try, AUTH_LIMITER_FAILED, 1000000);
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+static int race(int same_name)
+{
+    enum { N = 32 };
+    struct race r = {.same_name = same_name};
+    CHECK_EQ(auth_limiter_new(NULL, &r.l), 0);
+    pthread_mutex_init(&r.lock, NULL);
+    pthread_barrier_init(&r.start, NULL, N);
+    pthread_t th[N];
+    struct racer who[N];
+    for (int i = 0; i < N; i++) {
+        who[i] = (struct racer){&r, i};
+        CHECK_EQ(pthread_create(&th[i], NULL, race_guess, &who[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&r.start);
+    pthread_mutex_destroy(&r.lock);
+    auth_limiter_free(r.l);
+    return r.tried;
+}
+
+static void limiter_atomic(void)
+{
+    CHECK_EQ(race(1), 5);  /* one name from one address: the pair's limit */
+    CHECK_EQ(race(0), 20); /* 32 names from one address: the address's limit */
+}
+
+/* A tiny table under a flood stays bounded and keeps working; a try in
+ * flight keeps its slot. */
+static void limiter_bounded(void)
+{
     struct auth_limiter_config cfg = {.slots = 16};
+    struct auth_limiter *l = NULL;
     CHECK_EQ(auth_limiter_new(&cfg, &l), 0);
+    int64_t t = 1000000, wait = 0;
+    struct auth_limiter_try held;
+    CHECK_EQ(auth_limiter_begin(l, "ana", "10.0.0.5", t, &held, &wait), 0);
+    char name[16], addr[32];
     for (int i = 0; i < 10000; i++) {
         snprintf(name, sizeof name, "n%d", i);
-        auth_limiter_failure(l, name, NULL, t + i);
+        snprintf(addr, sizeof addr, "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        int rc = fail_try(l, name, addr, t + i, &wait);
+        CHECK(rc == 0 || rc == -EAGAIN);
     }
-    for (int i = 0; i < 5; i++)
-        auth_limiter_failure(l, "ana", NULL, t + 10000);
-    CHECK_EQ(auth_limiter_check(l, "ana", NULL, t + 10000, &wait), -EAGAIN);
+    auth_limiter_end(l, &held, AUTH_LIMITER_FAILED, t + 10000); /* counted: its slot was kept */
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(fail_try(l, "ana", "10.0.0.5", t + 10000, &wait), 0);
+    CHECK_EQ(may_try(l, "ana", "10.0.0.5", t + 10000, &wait), -EAGAIN);
     auth_limiter_free(l);
+
+    /* when every slot near a key holds a try in flight, a new try is
+     * refused (no allocation) and takes nothing */
+    cfg.slots = 8;
+    CHECK_EQ(auth_limiter_new(&cfg, &l), 0);
+    struct auth_limiter_try a, b, c;
+    CHECK_EQ(auth_limiter_begin(l, "ana", "10.0.0.1", t, &a, &wait), 0);
+    CHECK_EQ(auth_limiter_begin(l, "bo", "10.0.0.2", t, &b, &wait), 0);
+    CHECK_EQ(auth_limiter_begin(l, "cy", "10.0.0.3", t, &c, &wait), -EAGAIN);
+    CHECK_EQ(wait, 1000);
+    auth_limiter_end(l, &a, AUTH_LIMITER_CANCEL, t);
+    CHECK_EQ(auth_limiter_begin(l, "cy", "10.0.0.3", t, &c, &wait), 0);
+    auth_limiter_end(l, &b, AUTH_LIMITER_CANCEL, t);
+    auth_limiter_end(l, &c, AUTH_LIMITER_CANCEL, t);
+    auth_limiter_free(l);
+
     cfg.slots = 3;
+    CHECK_EQ(auth_limiter_new(&cfg, &l), -EINVAL);
+    cfg.slots = (1u << 20) + 1;
     CHECK_EQ(auth_limiter_new(&cfg, &l), -EINVAL);
     auth_limiter_free(NULL);
 }
@@ -618,6 +812,10 @@ int main(void)
     RUN(no_user_enumeration);
     RUN(read_only_lookup);
     RUN(api_tokens);
-    RUN(limiter);
+    RUN(limiter_pair);
+    RUN(limiter_spraying);
+    RUN(limiter_distributed);
+    RUN(limiter_atomic);
+    RUN(limiter_bounded);
     return fx_finish();
 }
