@@ -378,6 +378,7 @@ int main(int argc, char **argv)
         .idle_timeout_ms = d.cfg.idle_timeout_ms,
         .tls_cert_file = d.cfg.tls_cert[0] ? d.cfg.tls_cert : NULL,
         .tls_key_file = d.cfg.tls_key[0] ? d.cfg.tls_key : NULL,
+        .gate = api_gate, /* the default budget of buffered bodies: 64 MiB */
     };
     if (http_server_start(d.loop, &hc, api_handle, api_log, d.api, &d.server, &err) < 0) {
         log_err("%s", err.msg);
