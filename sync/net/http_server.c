@@ -50,7 +50,7 @@
 #define HTTP_DETAIL_MAX 192
 #define HTTP_STATUS_GONE 499 /* logged when the client left before the response */
 #define HTTP_MAX_BUFFERED_DEFAULT ((size_t)64 * 1024 * 1024)
-/* Requests above this many bytes are served from mmap (glibc), so a freed
+/* Blocks of this many bytes or more come from mmap (glibc), so a freed
  * body goes back to the system at once instead of staying in the heap. */
 #define HTTP_MMAP_THRESHOLD (128 * 1024)
 /* Once this much was buffered, the heap is trimmed when it is all freed. */
@@ -130,6 +130,7 @@ struct conn {
     int msg_done;
     int send_continue;
     int gate_due; /* the parser paused at the end of the headers for the gate */
+    int gated;    /* the last conn_parse went to the gate (maybe using no byte) */
     int in_parse; /* inside http_parser_execute (a gate answering at once) */
     int skip_lf;  /* a refused bodiless request's last header byte is left */
     int refuse_status;
@@ -1051,6 +1052,7 @@ static void conn_gate(struct conn *c)
     struct http_server *s = c->srv;
     struct http_exchange *x = c->x;
     c->state = C_GATE;
+    c->gated = 1;
     (void)uv_timer_stop(&c->timer);
     conn_read(c, 0);
     x->in_handler = 1;
@@ -1101,11 +1103,14 @@ static void conn_dispatch(struct conn *c)
 }
 
 /* Feeds bytes to the parser. Returns how many it used: fewer than len when
- * a request completed (the rest belongs to the next one), all of them when
- * the connection is refused. */
+ * a request completed or went to the gate (the rest belongs to the next
+ * one, or waits for the gate), all of them when the connection is
+ * refused. It may use none when the head's last byte begins data and the
+ * gate got the request (c->gated): the parser stopped before that byte. */
 static size_t conn_parse(struct conn *c, const char *data, size_t len)
 {
     struct http_server *s = c->srv;
+    c->gated = 0;
     if (len == 0)
         return 0;
     if (c->skip_lf) {
@@ -1179,7 +1184,7 @@ static void conn_input(struct conn *c, const char *data, size_t len)
     size_t off = 0;
     while (off < len && conn_parsing(c)) {
         size_t n = conn_parse(c, data + off, len - off);
-        if (n == 0) { /* no progress and no verdict: never loop on it */
+        if (n == 0 && !c->gated) { /* no progress and no verdict: never loop on it */
             conn_close(c);
             return;
         }
@@ -1200,7 +1205,7 @@ static void conn_pump(struct conn *c)
     while (conn_parsing(c)) {
         if (c->stash_off < c->stash_len) {
             size_t n = conn_parse(c, c->stash + c->stash_off, c->stash_len - c->stash_off);
-            if (n == 0) {
+            if (n == 0 && !c->gated) {
                 conn_close(c);
                 return;
             }

@@ -1357,6 +1357,26 @@ static int client_gate(int port, void *arg)
     C_HAS(r.body, "q=3\n");
     cl_close(c);
 
+    /* The head's last byte arriving alone: the gate gets the request on a
+     * read the parser used no byte of, and the connection goes on. */
+    c = cl_open(port);
+    cl_send(c, "POST /echo HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+               "Content-Length: 5\r\n\r");
+    sleep_ms(50);
+    cl_send(c, "\nhello");
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "len=5\nbody=hello\n");
+    cl_send(c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r");
+    sleep_ms(50);
+    cl_send(c, "\n");
+    C_EQ(cl_response(c, &r, 0), 401);
+    cl_send(c, "GET /later?q=4 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n\r");
+    sleep_ms(50);
+    cl_send(c, "\n");
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "q=4\n");
+    cl_close(c);
+
     /* Passed later (asynchronously): then, and only then, 100 Continue. */
     c = cl_open(port);
     int64_t t0 = now_ms();
