@@ -72,6 +72,7 @@ static void answer_problem(struct http_exchange *x, int status, const char *deta
     memset(&resp, 0, sizeof resp);
     if (status == 503)
         snprintf(resp.retry_after, sizeof resp.retry_after, "1");
+    resp.no_store = 1;
     api_reply_problem(&resp, status, detail, NULL);
     answer(x, &resp);
 }
@@ -110,6 +111,7 @@ static void lookup_after(uv_work_t *w, int status)
         http_set_user(x, g->user.name);
         http_gate_pass(x, 0);
     } else {
+        j->c.resp.no_store = 1; /* as every answer from a worker */
         send_reply(x, &j->c.resp);
     }
     memset(&j->user, 0, sizeof j->user);
@@ -145,6 +147,7 @@ void api_gate_check(uv_loop_t *loop, struct api_db *db, unsigned *pending, struc
     }
     if (!has_bearer(x)) {
         resp.www_authenticate = 1;
+        resp.no_store = 1;
         api_reply_problem(&resp, 401,
                           "credentials missing: send Authorization: Bearer TOKEN (POST "
                           "/api/v1/session to get one)",
