@@ -1262,6 +1262,30 @@ static void test_tls_limits(const char *cert, const char *key)
     fx_done(&f);
 }
 
+/* The gate behind TLS: records decrypted while the gate decides wait for
+ * it, then are parsed in order. */
+static int client_tls_gate(int port, void *arg)
+{
+    char out[16384];
+    C_CHECK(tls_exchange(port,
+                         "POST /later HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+                         "Content-Length: 5\r\n\r\nhello"
+                         "GET /later?q=5 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+                         "Connection: close\r\n\r\n",
+                         out, sizeof out) > 0);
+    C_EQ(count_of(out, "HTTP/1.1 200 OK\r\n"), 2);
+    C_HAS(out, "len=5\nbody=hello\n");
+    C_HAS(out, "q=5\n");
+    C_HAS(out, "gate=ok\n");
+    C_CHECK(tls_exchange(port,
+                         "PATCH /later HTTP/1.1\r\nHost: t\r\nContent-Length: 60000\r\n"
+                         "Expect: 100-continue\r\n\r\n",
+                         out, sizeof out) > 0);
+    C_CHECK(strncmp(out, "HTTP/1.1 401 ", 13) == 0);
+    C_HAS(out, "\r\nConnection: close\r\n");
+    return cfails;
+}
+
 static void test_tls(void)
 {
     char cert[300], key[300], other[300];
@@ -1279,6 +1303,15 @@ static void test_tls(void)
         CHECK_LOG(&f, "-", 400);
         fx_stop(&f);
     }
+    cfg.gate = gate;
+    CHECK_EQ(fx_start(&f, &cfg), 0);
+    if (f.srv) {
+        CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_tls_gate, NULL), 0);
+        settle(&f, 20);
+        CHECK_LOG(&f, "/later", 401);
+        fx_stop(&f);
+    }
+    cfg.gate = NULL;
 
     /* Unusable certificate files are named in the error. */
     struct op_error err;
