@@ -1400,6 +1400,8 @@ int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
     s->body_timeout_ms = cfg->body_timeout_ms ? cfg->body_timeout_ms : 30000;
     s->idle_timeout_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 60000;
     s->max_buffered = cfg->max_buffered_bytes ? cfg->max_buffered_bytes : HTTP_MAX_BUFFERED_DEFAULT;
+    if (s->max_buffered < s->max_body_bytes) /* else a body within its cap could never pass */
+        s->max_buffered = s->max_body_bytes;
     s->gate = cfg->gate;
     if (s->max_body_bytes > SIZE_MAX / 2)
         s->max_body_bytes = SIZE_MAX / 2;

@@ -49,7 +49,7 @@ struct http_server_config {
     /* Request bodies and pipelined bytes held in memory by all connections
      * together. A body that would pass it is answered 503 with Retry-After
      * (then the connection closes); nothing is allocated past it.
-     * 0 = 64 MiB */
+     * 0 = 64 MiB; never less than max_body_bytes */
     size_t max_buffered_bytes;
     /* Authenticates requests before their bodies are read; NULL: every
      * request goes straight on (with a body of at most max_body_bytes). */
