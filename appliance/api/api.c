@@ -16,6 +16,7 @@
 #include "api_auth.h"
 #include "api_db.h"
 #include "api_dispatch.h"
+#include "api_gate.h"
 #include "api_job.h"
 #include "api_metrics.h"
 #include "api_reply.h"
@@ -67,6 +68,12 @@ void api_handle(void *ctx, struct http_exchange *x)
     }
     if (api_job_start(a->loop, x, &r, serve_work, serve_done, a) == 0)
         a->pending++;
+}
+
+void api_gate(void *ctx, struct http_exchange *x)
+{
+    struct api *a = ctx;
+    api_gate_check(a->loop, a->db, &a->pending, x);
 }
 
 int api_serve(struct api *a, const struct api_request_view *req, struct api_response *out)

@@ -72,7 +72,9 @@ void api_set_sync_source(struct api *a, const struct sync_status *(*get)(void *c
 /* Requests currently queued or running on the thread pool. */
 unsigned api_pending(const struct api *a);
 
-/* The http_server callbacks; ctx is the struct api. */
+/* The http_server callbacks; ctx is the struct api. api_gate
+ * authenticates a request before its body is read (api_gate.h). */
+void api_gate(void *ctx, struct http_exchange *x);
 void api_handle(void *ctx, struct http_exchange *x);
 void api_log(void *ctx, const struct http_log_entry *entry);
 

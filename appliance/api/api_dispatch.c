@@ -71,7 +71,9 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
         return;
     }
     struct auth_user u;
-    if (api_auth_authenticate(db, rd, c, &u) < 0)
+    if (c->req.has_user) /* authenticated once, at the gate, before the body was read */
+        u = c->req.user;
+    else if (api_auth_authenticate(db, rd, c, &u) < 0)
         goto out;
     if (r->kind == API_ROUTE_METRICS) {
         if (method_is(c, "GET") || method_is(c, "HEAD"))

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_gate.h"
+
 struct job {
     uv_work_t work;
     struct http_exchange *x;
@@ -83,6 +85,7 @@ int api_job_start(uv_loop_t *loop, struct http_exchange *x, const struct api_rou
         .authorization = http_header(x, "Authorization"),
         .if_match = http_header(x, "If-Match"),
         .content_type = http_header(x, "Content-Type"),
+        .user = api_gate_user(x),
     };
     int rc = api_request_init(&j->c.req, &v);
     if (rc < 0) {

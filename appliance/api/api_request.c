@@ -57,6 +57,10 @@ int api_request_init(struct api_request *r, const struct api_request_view *v)
     }
     if (v->content_type)
         snprintf(r->content_type, sizeof r->content_type, "%s", v->content_type);
+    if (v->user) {
+        r->has_user = 1;
+        r->user = *v->user;
+    }
     if ((blen && !r->body) || !r->query) {
         api_request_done(r);
         return -ENOMEM;

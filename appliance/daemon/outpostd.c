@@ -446,6 +446,7 @@ int main(int argc, char **argv)
         .idle_timeout_ms = d.cfg.idle_timeout_ms,
         .tls_cert_file = tls.tls ? tls.cert : NULL,
         .tls_key_file = tls.tls ? tls.key : NULL,
+        .gate = api_gate, /* the default budget of buffered bodies: 64 MiB */
     };
     if (http_server_start(d.loop, &hc, api_handle, api_log, d.api, &d.server, &err) < 0) {
         log_err("%s", err.msg);

@@ -4,8 +4,11 @@
  * megabyte (SEGMENT_TARGET_BYTES) and is streamed, so one apply takes
  * milliseconds; the thread pool is the next step if HQ ever needs it.
  *
- * Authentication happens in one place per request: tus_server calls
- * tus_authorize for /files, the router calls authenticate for the rest.
+ * Authentication happens once per request, at the server's gate, when
+ * the headers are complete and before any body byte is read: an
+ * unauthenticated PATCH costs its headers, never its 4 MiB chunk. The
+ * node found travels with the exchange; tus_authorize (for /files) and the
+ * router (for /v1) take it from there instead of looking it up again.
  * The Upload-Metadata of a creation is decoded once, by tus_server, and
  * checked against the token's node in tus_admit. Last contact is kept
  * in memory per node and written at most once a minute, because a write
@@ -232,19 +235,56 @@ static void unauthorized(struct http_exchange *x)
     problem(x, 401, UNAUTHORIZED);
 }
 
-/* Every request under /files: tus_server calls this once, first. */
-static int tus_authorize(void *ctx, struct http_exchange *x, char *principal, size_t cap)
+/* The body a request that needs no credentials (or a /v1 GET) may have. */
+#define HQ_GATE_SMALL_BODY 16384
+
+static int needs_node(const char *path)
+{
+    return !strcmp(path, "/files") || !strncmp(path, "/files/", 7) ||
+           !strncmp(path, "/v1/receipts/", 13) || !strcmp(path, "/v1/mailbox");
+}
+
+/* The http_server gate: /files and /v1 need a node's token, looked up
+ * here once; a refusal is sent without reading the body. Uploads may
+ * carry a body up to max_body_bytes (a tus chunk), the rest a small one. */
+static void gate(void *ctx, struct http_exchange *x)
 {
     struct hq_serve *hq = ctx;
-    struct hq_node n;
-    int rc = authenticate(hq, x, &n);
-    if (rc == -EACCES)
+    const char *path = http_path(x);
+    if (!needs_node(path)) {
+        http_gate_pass(x, HQ_GATE_SMALL_BODY);
+        return;
+    }
+    int tus = path[1] == 'f';
+    struct hq_node *n = malloc(sizeof *n);
+    int rc = n ? authenticate(hq, x, n) : -ENOMEM;
+    if (rc < 0) {
+        free(n);
+        if (tus)
+            (void)http_add_header(x, "Tus-Resumable", "1.0.0");
+        if (rc == -EACCES)
+            unauthorized(x);
+        else
+            problem(x, 503, "the credentials cannot be checked now: retry later");
+        return;
+    }
+    http_set_data(x, n, free);
+    http_gate_pass(x, tus ? 0 : HQ_GATE_SMALL_BODY);
+}
+
+/* Every request under /files: tus_server calls this once, first. The
+ * gate authenticated it already. */
+static int tus_authorize(void *ctx, struct http_exchange *x, char *principal, size_t cap)
+{
+    (void)ctx;
+    const struct hq_node *n = http_data(x);
+    if (!n) {
         (void)http_add_header(x, "WWW-Authenticate", "Bearer realm=\"outpost-hq\"");
-    if (rc < 0)
-        return rc; /* -EACCES: 401; a store error: 503 */
-    if (strlen(n.name) >= cap)
         return -EACCES;
-    snprintf(principal, cap, "%s", n.name);
+    }
+    if (strlen(n->name) >= cap)
+        return -EACCES;
+    snprintf(principal, cap, "%s", n->name);
     return 0;
 }
 
@@ -494,20 +534,15 @@ static void handler(void *ctx, struct http_exchange *x)
             not_allowed(x, "GET");
             return;
         }
-        struct hq_node n;
-        int rc = authenticate(hq, x, &n);
-        if (rc == -EACCES) {
+        const struct hq_node *n = http_data(x); /* the gate's */
+        if (!n) {
             unauthorized(x);
             return;
         }
-        if (rc < 0) {
-            problem(x, 503, "the HQ store is not available; try again later");
-            return;
-        }
         if (path[4] == 'r')
-            handle_receipt(hq, x, &n, path + 13);
+            handle_receipt(hq, x, n, path + 13);
         else
-            handle_mailbox(hq, x, &n);
+            handle_mailbox(hq, x, n);
         return;
     }
     problem(x, 404, "no such path");
@@ -571,6 +606,19 @@ static void server_stopped(void *arg)
     uv_close((uv_handle_t *)&hq->sweep, sweep_closed);
 }
 
+/* Bodies held in memory at once: 64 upload chunks (max_body_bytes each,
+ * 4 MiB by default: 256 MiB), at least 64 MiB, at most 1 GiB. Past it a
+ * PATCH is answered 503 with Retry-After and the node resumes later. */
+static size_t buffered_budget(const struct hq_config *cfg)
+{
+    uint64_t b = (uint64_t)cfg->max_body_bytes * 64;
+    if (b < (uint64_t)64 << 20)
+        b = (uint64_t)64 << 20;
+    if (b > (uint64_t)1 << 30)
+        b = (uint64_t)1 << 30;
+    return (size_t)b;
+}
+
 int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq_store *store,
                    const struct hq_serve_clock *clock, struct hq_serve **out, struct op_error *err)
 {
@@ -627,6 +675,8 @@ int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq
         .idle_timeout_ms = (unsigned)cfg->idle_timeout_ms,
         .tls_cert_file = cfg->tls_cert[0] ? cfg->tls_cert : NULL,
         .tls_key_file = cfg->tls_key[0] ? cfg->tls_key : NULL,
+        .max_buffered_bytes = buffered_budget(cfg),
+        .gate = gate,
     };
     rc = http_server_start(loop, &hc, handler, on_log, hq, &hq->server, err);
     if (rc < 0) {

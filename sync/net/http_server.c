@@ -25,6 +25,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <http_parser.h>
 
@@ -48,10 +51,18 @@
 #define HTTP_REMOTE_MAX 64
 #define HTTP_DETAIL_MAX 192
 #define HTTP_STATUS_GONE 499 /* logged when the client left before the response */
+#define HTTP_MAX_BUFFERED_DEFAULT ((size_t)64 * 1024 * 1024)
+/* Blocks of this many bytes or more come from mmap (glibc), so a freed
+ * body goes back to the system at once instead of staying in the heap. */
+#define HTTP_MMAP_THRESHOLD (128 * 1024)
+/* Once this much was buffered, the heap is trimmed when it is all freed. */
+#define HTTP_TRIM_MARK ((size_t)1024 * 1024)
+#define HTTP_RETRY_AFTER "Retry-After: 5\r\n"
 
 enum conn_state {
     C_WAIT,    /* no byte of the next request yet (TLS handshake included) */
     C_HEAD,    /* request line and headers arriving */
+    C_GATE,    /* headers complete, with the gate; not reading */
     C_BODY,    /* body arriving */
     C_HANDLER, /* complete request with the handler; not reading */
     C_WRITE,   /* response being written; not reading */
@@ -95,6 +106,13 @@ struct http_exchange {
     int in_handler;
     int status;
     uint64_t bytes_out;
+    int has_body;         /* Content-Length above 0, or chunked */
+    int has_len;          /* the body's length was announced */
+    uint64_t content_len; /* ...and this is it */
+    size_t body_max;      /* the gate's cap, at most the server's */
+    size_t body_acct;     /* bytes of body counted in the server's buffered total */
+    void *data;           /* http_set_data */
+    void (*data_free)(void *);
 };
 
 struct conn {
@@ -113,6 +131,10 @@ struct conn {
     struct http_exchange *x;
     int msg_done;
     int send_continue;
+    int gate_due; /* the parser paused at the end of the headers for the gate */
+    int gated;    /* the last conn_parse went to the gate (maybe using no byte) */
+    int in_parse; /* inside http_parser_execute (a gate answering at once) */
+    int skip_lf;  /* a refused bodiless request's last header byte is left */
     int refuse_status;
     char refuse_detail[HTTP_DETAIL_MAX];
     char *stash; /* pipelined bytes put aside while an exchange is in flight */
@@ -151,7 +173,11 @@ struct http_server {
     struct conn *conns;
     unsigned nconns;
     unsigned nrefused;
-    unsigned nhandler; /* exchanges the handler holds */
+    unsigned nhandler; /* exchanges the handler (or the gate) holds */
+    http_gate_fn gate;
+    size_t max_buffered;
+    size_t buffered; /* body and stash bytes held by all connections */
+    int trim_due;    /* buffered passed HTTP_TRIM_MARK since the last trim */
     struct http_peers peers;
     /* Idle keep-alive connections, oldest first: the first to go when a
      * new connection finds the server full. */
@@ -338,6 +364,34 @@ bad:
                         s);
 }
 
+/* ---- the buffered-bytes budget ---- */
+
+/* Whether n more bytes fit in the server-wide budget. */
+static int budget_fits(const struct http_server *s, size_t n)
+{
+    return n <= s->max_buffered - s->buffered;
+}
+
+static void budget_add(struct http_server *s, size_t n)
+{
+    s->buffered += n;
+    if (s->buffered >= HTTP_TRIM_MARK)
+        s->trim_due = 1;
+}
+
+/* Once everything a burst buffered is freed, hands the heap's free tail
+ * back to the system: without it the resident size stays at the peak. */
+static void budget_release(struct http_server *s, size_t n)
+{
+    s->buffered -= n < s->buffered ? n : s->buffered;
+    if (s->buffered == 0 && s->trim_due) {
+        s->trim_due = 0;
+#ifdef __GLIBC__
+        (void)malloc_trim(0);
+#endif
+    }
+}
+
 /* ---- exchanges ---- */
 
 static struct http_exchange *x_new(struct conn *c)
@@ -352,6 +406,7 @@ static struct http_exchange *x_new(struct conn *c)
     buf_init(&x->url, HTTP_MAX_URL + 1);
     buf_init(&x->arena, s->max_header_bytes + 2 * HTTP_MAX_HEADERS + 2);
     buf_init(&x->body, s->max_body_bytes);
+    x->body_max = s->max_body_bytes;
     buf_init(&x->rh, HTTP_MAX_RESP_HEAD);
     x->keep_alive = 1;
     x->t_start = uv_hrtime();
@@ -361,11 +416,14 @@ static struct http_exchange *x_new(struct conn *c)
 
 static void x_free(struct http_exchange *x)
 {
+    if (x->data_free)
+        x->data_free(x->data);
     for (unsigned i = 0; i < x->nhdrs; i++)
         free(x->hdrs[i].joined);
     buf_done(&x->url);
     buf_done(&x->arena);
     buf_done(&x->body);
+    budget_release(x->srv, x->body_acct);
     buf_done(&x->rh);
     free(x);
 }
@@ -486,6 +544,7 @@ static void conn_update_reading(struct conn *c)
 
 static void stash_clear(struct conn *c)
 {
+    budget_release(c->srv, c->stash_len);
     free(c->stash);
     c->stash = NULL;
     c->stash_off = c->stash_len = 0;
@@ -496,9 +555,13 @@ static int stash_put(struct conn *c, const char *data, size_t n)
     size_t have = c->stash_len - c->stash_off;
     if (have + n > HTTP_STASH_MAX)
         return -E2BIG;
+    if (have + n > c->stash_len && !budget_fits(c->srv, have + n - c->stash_len))
+        return -ENOBUFS;
     char *p = malloc(have + n);
     if (!p)
         return -ENOMEM;
+    budget_add(c->srv, have + n);
+    budget_release(c->srv, c->stash_len);
     if (have)
         memcpy(p, c->stash + c->stash_off, have);
     memcpy(p + have, data, n);
@@ -812,6 +875,24 @@ static int cb_nomem(struct conn *c)
     return cb_refuse(c, 503, "the server is out of memory");
 }
 
+/* A body is announced and may be read: checks what its Content-Length
+ * says against the cap and the budget (refusing like cb_refuse), then
+ * starts reading it. The memory is taken as bytes arrive (on_body). */
+static int body_begin(struct conn *c)
+{
+    struct http_exchange *x = c->x;
+    struct http_server *s = c->srv;
+    if (x->has_len && x->content_len > x->body_max)
+        return cb_refuse(c, 413, "the body is %" PRIu64 " bytes; the limit is %zu", x->content_len,
+                         x->body_max);
+    if (x->has_len && !budget_fits(s, (size_t)x->content_len))
+        return cb_refuse(c, 503, "the server holds too many request bodies right now; retry later");
+    x->body.max = x->has_len ? (size_t)x->content_len : x->body_max;
+    c->state = C_BODY;
+    conn_arm(c, s->body_timeout_ms);
+    return 0;
+}
+
 static int count_head(struct conn *c, size_t n)
 {
     struct http_exchange *x = c->x;
@@ -965,19 +1046,24 @@ static int on_headers_complete(http_parser *p)
     if (has_len && p->content_length > s->max_body_bytes)
         return cb_refuse(c, 413, "the body is %" PRIu64 " bytes; the limit is %zu",
                          (uint64_t)p->content_length, s->max_body_bytes);
-    int has_body = chunked || (has_len && p->content_length > 0);
+    x->has_body = chunked || (has_len && p->content_length > 0);
+    x->has_len = has_len;
+    x->content_len = has_len ? (uint64_t)p->content_length : 0;
     const char *expect = http_header(x, "Expect");
     if (expect && !x->http10) {
         if (strcasecmp(expect, "100-continue") != 0)
             return cb_refuse(c, 417, "only the expectation 100-continue is supported");
-        c->send_continue = has_body;
+        c->send_continue = x->has_body;
     }
-    if (has_body) {
-        if (has_len && buf_reserve(&x->body, (size_t)p->content_length) < 0)
-            return cb_nomem(c);
-        c->state = C_BODY;
-        conn_arm(c, s->body_timeout_ms);
+    if (s->gate) {
+        /* Stop before the body: the parser hands back the last byte of
+         * the head, and the gate decides whether anything more is read. */
+        c->gate_due = 1;
+        http_parser_pause(p, 1);
+        return 0;
     }
+    if (x->has_body)
+        return body_begin(c);
     return 0;
 }
 
@@ -985,10 +1071,28 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
     struct http_exchange *x = c->x;
-    if (len > c->srv->max_body_bytes - x->body.len)
-        return cb_refuse(c, 413, "the body is larger than %zu bytes", c->srv->max_body_bytes);
+    struct http_server *s = c->srv;
+    if (len > x->body_max - x->body.len)
+        return cb_refuse(c, 413, "the body is larger than %zu bytes", x->body_max);
+    size_t need = x->body.len + len;
+    if (need >= x->body.cap) {
+        /* The body grows as it arrives (as buf_reserve grows it: doubling,
+         * up to the announced length), and only within the budget. */
+        size_t cap = x->body.cap ? x->body.cap : 64;
+        while (cap <= need)
+            cap *= 2;
+        if (cap > x->body.max + 1)
+            cap = x->body.max + 1;
+        if (cap > x->body_acct && !budget_fits(s, cap - x->body_acct))
+            return cb_refuse(c, 503,
+                             "the server holds too many request bodies right now; retry later");
+    }
     if (buf_append(&x->body, at, len) < 0)
         return cb_nomem(c);
+    if (x->body.cap > x->body_acct) {
+        budget_add(s, x->body.cap - x->body_acct);
+        x->body_acct = x->body.cap;
+    }
     return 0;
 }
 
@@ -1003,6 +1107,50 @@ static int on_message_complete(http_parser *p)
 }
 
 /* ---- driving the parser ---- */
+
+/* Hands a request whose headers are complete to the gate, reading paused. */
+static void conn_gate(struct conn *c)
+{
+    struct http_server *s = c->srv;
+    struct http_exchange *x = c->x;
+    c->state = C_GATE;
+    c->gated = 1;
+    (void)uv_timer_stop(&c->timer);
+    conn_read(c, 0);
+    x->in_handler = 1;
+    s->nhandler++;
+    c->in_parse = 1;
+    s->gate(s->ctx, x);
+    c->in_parse = 0;
+}
+
+/* Headers are in, the body is not: tells the client to send it. */
+static int send_continue(struct conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->send_continue = 0;
+    char *m = malloc(sizeof cont - 1);
+    if (!m)
+        return -ENOMEM;
+    memcpy(m, cont, sizeof cont - 1);
+    return conn_send(c, m, sizeof cont - 1, W_RAW);
+}
+
+/* The gate answered instead of passing. A body announced is never read,
+ * so the connection closes after the answer; without one it may go on,
+ * with the parser started afresh past the head's last byte (still
+ * unparsed, see on_headers_complete). */
+static void gate_refused(struct conn *c, struct http_exchange *x)
+{
+    c->send_continue = 0;
+    if (x->has_body) {
+        x->close = 1;
+        return;
+    }
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->skip_lf = 1;
+}
 
 static void conn_dispatch(struct conn *c)
 {
@@ -1057,13 +1205,21 @@ static const char *parse_error_detail(enum http_errno e)
 }
 
 /* Feeds bytes to the parser. Returns how many it used: fewer than len when
- * a request completed (the rest belongs to the next one), all of them when
- * the connection is refused. */
+ * a request completed or went to the gate (the rest belongs to the next
+ * one, or waits for the gate), all of them when the connection is
+ * refused. It may use none when the head's last byte begins data and the
+ * gate got the request (c->gated): the parser stopped before that byte. */
 static size_t conn_parse(struct conn *c, const char *data, size_t len)
 {
     struct http_server *s = c->srv;
+    c->gated = 0;
     if (len == 0)
         return 0;
+    if (c->skip_lf) {
+        c->skip_lf = 0;
+        if (data[0] == '\n')
+            return 1;
+    }
     if (!c->x) {
         if (c->refused) {
             conn_refuse(c, 503, "the server has reached its connection limit; retry later",
@@ -1096,29 +1252,24 @@ static size_t conn_parse(struct conn *c, const char *data, size_t len)
         conn_dispatch(c);
         return n;
     }
+    if (c->gate_due) {
+        c->gate_due = 0;
+        conn_gate(c);
+        return n;
+    }
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (e != HPE_OK) {
         if (c->refuse_status) {
-            conn_refuse(c, c->refuse_status, c->refuse_detail, NULL);
+            conn_refuse(c, c->refuse_status, c->refuse_detail,
+                        c->refuse_status == 503 ? HTTP_RETRY_AFTER : NULL);
         } else {
             conn_refuse(c, 400, parse_error_detail(e), NULL);
         }
         return len;
     }
-    if (c->send_continue) {
-        /* Headers are in, the body is not: tell the client to send it. */
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        c->send_continue = 0;
-        char *m = malloc(sizeof cont - 1);
-        if (!m) {
-            conn_close(c);
-            return len;
-        }
-        memcpy(m, cont, sizeof cont - 1);
-        if (conn_send(c, m, sizeof cont - 1, W_RAW) < 0) {
-            conn_close(c);
-            return len;
-        }
+    if (c->send_continue && send_continue(c) < 0) {
+        conn_close(c);
+        return len;
     }
     if (!c->x->headers_done) {
         /* Whitespace and folding are not in head_bytes; bound them too. */
@@ -1140,13 +1291,14 @@ static void conn_input(struct conn *c, const char *data, size_t len)
     size_t off = 0;
     while (off < len && conn_parsing(c)) {
         size_t n = conn_parse(c, data + off, len - off);
-        if (n == 0) { /* no progress and no verdict: never loop on it */
+        if (n == 0 && !c->gated) { /* no progress and no verdict: never loop on it */
             conn_close(c);
             return;
         }
         off += n;
     }
-    if (off < len && (c->state == C_HANDLER || (c->state == C_WRITE && c->x && !c->x->close))) {
+    if (off < len && (c->state == C_HANDLER || c->state == C_GATE ||
+                      (c->state == C_WRITE && c->x && !c->x->close))) {
         if (stash_put(c, data + off, len - off) < 0)
             conn_close(c);
     }
@@ -1160,7 +1312,7 @@ static void conn_pump(struct conn *c)
     while (conn_parsing(c)) {
         if (c->stash_off < c->stash_len) {
             size_t n = conn_parse(c, c->stash + c->stash_off, c->stash_len - c->stash_off);
-            if (n == 0) {
+            if (n == 0 && !c->gated) {
                 conn_close(c);
                 return;
             }
@@ -1251,6 +1403,7 @@ static void on_timer(uv_timer_t *t)
         }
         break;
     }
+    case C_GATE:
     case C_HANDLER:
     case C_CLOSED:
         break;
@@ -1407,6 +1560,10 @@ int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
     s->header_timeout_ms = cfg->header_timeout_ms ? cfg->header_timeout_ms : 10000;
     s->body_timeout_ms = cfg->body_timeout_ms ? cfg->body_timeout_ms : 30000;
     s->idle_timeout_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 60000;
+    s->max_buffered = cfg->max_buffered_bytes ? cfg->max_buffered_bytes : HTTP_MAX_BUFFERED_DEFAULT;
+    if (s->max_buffered < s->max_body_bytes) /* else a body within its cap could never pass */
+        s->max_buffered = s->max_body_bytes;
+    s->gate = cfg->gate;
     if (s->max_body_bytes > SIZE_MAX / 2)
         s->max_body_bytes = SIZE_MAX / 2;
     if (s->max_header_bytes > UINT32_MAX / 2)
@@ -1467,6 +1624,14 @@ int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
     s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
 
+#ifdef __GLIBC__
+    /* glibc raises its mmap threshold to the largest block freed so far,
+     * so after a burst of large bodies later ones come from the heap and
+     * stay there. A fixed threshold keeps them in mmap, which free
+     * returns to the system at once. (Process-wide; harmless for the
+     * rest.) */
+    (void)mallopt(M_MMAP_THRESHOLD, HTTP_MMAP_THRESHOLD);
+#endif
     /* A client that resets the connection while a response is written
      * must cost an EPIPE, not the process. */
     struct sigaction sa;
@@ -1498,6 +1663,11 @@ void http_server_get_stats(const struct http_server *s, struct http_server_stats
     out->refused_address = s->refused_address;
     out->refused_full = s->refused_full;
     out->evicted_idle = s->evicted_idle;
+}
+
+size_t http_server_buffered(const struct http_server *s)
+{
+    return s->buffered;
 }
 
 void http_server_stop(struct http_server *s, void (*done)(void *arg), void *arg)
@@ -1657,7 +1827,7 @@ void http_respond(struct http_exchange *x, int status, const char *content_type,
         s->nhandler--;
     }
     struct conn *c = x->conn;
-    if (!c || x->gone || c->peer_gone || c->state != C_HANDLER) {
+    if (!c || x->gone || c->peer_gone || (c->state != C_HANDLER && c->state != C_GATE)) {
         if (c) {
             c->x = NULL;
             conn_close(c);
@@ -1666,6 +1836,8 @@ void http_respond(struct http_exchange *x, int status, const char *content_type,
         maybe_done(s);
         return;
     }
+    if (c->state == C_GATE)
+        gate_refused(c, x);
     send_response(c, x, status, content_type, body ? body : "", body ? len : 0, NULL);
 }
 
@@ -1679,6 +1851,53 @@ void http_respond_problem(struct http_exchange *x, int status, const char *title
     else
         http_respond(x, status, PROBLEM_CONTENT_TYPE, b.data, b.len);
     buf_done(&b);
+}
+
+void http_gate_pass(struct http_exchange *x, size_t max_body)
+{
+    if (!x)
+        return;
+    struct conn *c = x->conn;
+    if (!c || x->gone || c->peer_gone || c->state != C_GATE) {
+        http_respond(x, 500, NULL, NULL, 0); /* the client left: logged as 499 */
+        return;
+    }
+    struct http_server *s = x->srv;
+    x->in_handler = 0;
+    s->nhandler--;
+    x->body_max = max_body && max_body < s->max_body_bytes ? max_body : s->max_body_bytes;
+    http_parser_pause(&c->parser, 0);
+    if (x->has_body) {
+        c->state = C_BODY;
+        if (body_begin(c) < 0) {
+            conn_refuse(c, c->refuse_status, c->refuse_detail,
+                        c->refuse_status == 503 ? HTTP_RETRY_AFTER : NULL);
+            return;
+        }
+        if (c->send_continue && send_continue(c) < 0) {
+            conn_close(c);
+            return;
+        }
+    } else {
+        /* What is left of the head completes the request at once. */
+        c->state = C_HEAD;
+        conn_arm(c, s->header_timeout_ms);
+    }
+    if (!c->in_parse) /* a gate that answered at once: the parse goes on */
+        conn_pump(c);
+}
+
+void http_set_data(struct http_exchange *x, void *data, void (*free_fn)(void *))
+{
+    if (x->data_free)
+        x->data_free(x->data);
+    x->data = data;
+    x->data_free = free_fn;
+}
+
+void *http_data(const struct http_exchange *x)
+{
+    return x->data;
 }
 
 int http_exchange_gone(const struct http_exchange *x)

@@ -10,7 +10,10 @@
  * Invariants: a connection has at most one exchange in flight (reading is
  * paused until it is answered, so pipelined requests are served in order and
  * a client cannot queue unbounded work); every exchange is answered exactly
- * once; memory per connection is bounded by the configured limits.
+ * once; memory per connection is bounded by the configured limits, and
+ * the request bodies and put-aside bytes of all connections together by
+ * max_buffered_bytes. With a gate, no body byte is read (and no
+ * 100 Continue sent) before the gate let the request pass.
  */
 #ifndef OUTPOST_HTTP_SERVER_H
 #define OUTPOST_HTTP_SERVER_H
@@ -20,6 +23,19 @@
 #include <uv.h>
 
 #include "op_error.h"
+
+struct http_exchange;
+struct http_server;
+
+/* Called once per request when its headers are complete, before any byte
+ * of its body is read and before 100 Continue is sent; reading from the
+ * connection is paused meanwhile. The gate answers, now or later from
+ * another loop callback (after thread-pool work), with exactly one of
+ * http_gate_pass (go on) or http_respond / http_respond_problem (refuse:
+ * the body is never read; when one was announced the response carries
+ * Connection: close and the connection closes after it). Only the method,
+ * path, query, headers and remote address are known at that point. */
+typedef void (*http_gate_fn)(void *ctx, struct http_exchange *x);
 
 struct http_server_config {
     const char *listen;       /* "127.0.0.1:8080", "[::1]:0", "0.0.0.0:8443"; port 0 picks one */
@@ -37,10 +53,15 @@ struct http_server_config {
     unsigned idle_timeout_ms;   /* keep-alive wait for the next request: close. 0 = 60 s */
     const char *tls_cert_file;  /* PEM chain; with tls_key_file, serve TLS only */
     const char *tls_key_file;
+    /* Request bodies and pipelined bytes held in memory by all connections
+     * together. A body that would pass it is answered 503 with Retry-After
+     * (then the connection closes); nothing is allocated past it.
+     * 0 = 64 MiB; never less than max_body_bytes */
+    size_t max_buffered_bytes;
+    /* Authenticates requests before their bodies are read; NULL: every
+     * request goes straight on (with a body of at most max_body_bytes). */
+    http_gate_fn gate;
 };
-
-struct http_exchange;
-struct http_server;
 
 /* Called once per complete request. The handler answers with http_respond,
  * now or later from another loop callback (after thread-pool work). */
@@ -134,6 +155,28 @@ void http_respond_problem(struct http_exchange *x, int status, const char *title
 /* True once the client has gone away (the socket shows end of stream or
  * an error); a slow handler may stop early, and must still http_respond. */
 int http_exchange_gone(const struct http_exchange *x);
+
+/* Lets a request the gate is holding go on: sends 100 Continue if the
+ * client asked for it and reads a body of at most max_body bytes (0 or
+ * more than max_body_bytes: max_body_bytes); a larger one is answered 413
+ * (at once when Content-Length announces it) and the connection closes.
+ * Then the handler gets the request as usual. Call it exactly once
+ * instead of http_respond, only from the gate's side; if the client left
+ * meanwhile the exchange just ends (logged as 499). */
+void http_gate_pass(struct http_exchange *x, size_t max_body);
+
+/* Attaches data of the owner's to the exchange (e.g. the user the gate
+ * authenticated, for the handler to reuse); free_fn(data) is called when
+ * the exchange ends, however it ends (free_fn may be NULL). A second call
+ * frees the first data. */
+void http_set_data(struct http_exchange *x, void *data, void (*free_fn)(void *));
+
+/* The data of http_set_data, or NULL. */
+void *http_data(const struct http_exchange *x);
+
+/* Bytes of bodies and pipelined input held right now by all connections
+ * (counted against max_buffered_bytes). */
+size_t http_server_buffered(const struct http_server *s);
 
 /* The reason phrase of a status ("Not Found"). */
 const char *http_status_text(int status);

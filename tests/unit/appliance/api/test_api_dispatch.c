@@ -3,8 +3,9 @@
  * socket): the loop-thread answers (/healthz, unknown paths), the order
  * of checks on a worker (authentication before the method, the method per
  * route with the methods allowed named), trailing slashes and ids, who may
- * read /metrics, the no-store mark on worker answers, and the 500 when a
- * handler answers nothing.
+ * read /metrics, the no-store mark on worker answers, the 500 when a
+ * handler answers nothing, and a user authenticated at the gate taken as
+ * is (no second lookup).
  */
 #include "api_dispatch.h"
 
@@ -143,6 +144,33 @@ static void unanswered(void)
     CHECK_EQ(r.status, 0);
 }
 
+/* A request the gate authenticated carries its user (api_request_view.user):
+ * dispatch takes it and does not look the token up again. */
+static void gate_user(void)
+{
+    struct auth_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.id, sizeof u.id, "%s", MARIA.id);
+    snprintf(u.name, sizeof u.name, "%s", MARIA.name);
+    u.role = MARIA.role;
+    struct api_request_view v = {
+        .method = "GET",
+        .path = "/api/v1/contacts",
+        .remote = "192.0.2.7:40000",
+        .query = "",
+        .authorization = "Bearer opk_not_a_token", /* would be 401 if looked up */
+        .user = &u,
+    };
+    CHECK_EQ(fx_serve(&v), 200);
+    CHECK(json_is_array(json_object_get(J, "items")));
+    v.user = NULL;
+    CHECK_EQ(fx_serve(&v), 401);
+    /* the gate's role is the one checked */
+    u.role = AUTH_ROLE_ADMIN;
+    v.user = &u;
+    CHECK_EQ(fx_serve(&v), 403);
+}
+
 int main(void)
 {
     fx_open();
@@ -152,6 +180,7 @@ int main(void)
     RUN(slashes_and_ids);
     RUN(metrics);
     RUN(unanswered);
+    RUN(gate_user);
     fx_close();
     return tl_report();
 }

@@ -289,6 +289,42 @@ static int c_unknown_token(int port)
     return cfails;
 }
 
+/* A 4 MB chunk announced with an unknown token: the 401 comes while only
+ * the head was sent (not a 100 Continue first), and the connection closes
+ * without the body being read. */
+static int c_unknown_token_head_only(int port)
+{
+    int fd = tcp_connect(port);
+    C_CHECK(fd >= 0);
+    if (fd < 0)
+        return cfails;
+    char h[512];
+    snprintf(h, sizeof h,
+             "PATCH %s HTTP/1.1\r\nHost: 127.0.0.1\r\n" TUS OCTETS
+             "Authorization: Bearer nobody\r\nUpload-Offset: 0\r\n"
+             "Content-Length: 4194304\r\nExpect: 100-continue\r\n\r\n",
+             upload_path);
+    C_EQ(send_all(fd, h, strlen(h)), 0);
+    char in[8192];
+    size_t got = 0;
+    for (;;) {
+        ssize_t k = recv(fd, in + got, sizeof in - 1 - got, 0);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+        if (got == sizeof in - 1)
+            break;
+    }
+    close(fd);
+    in[got] = '\0';
+    C_CHECK(strncmp(in, "HTTP/1.1 401 ", 13) == 0);
+    C_CHECK(strstr(in, "100 Continue") == NULL);
+    C_HAS(in, "\r\nConnection: close\r\n");
+    C_HAS(in, "\r\nTus-Resumable: 1.0.0\r\n");
+    C_HAS(in, "enrol with 'outpost-hq node add'");
+    return cfails;
+}
+
 static int c_healthz(int port)
 {
     struct resp r;
@@ -363,6 +399,7 @@ static void test_authenticate_once(void)
         {"no node in the metadata", c_no_node, 1},
         {"node not canonical base64", c_not_canonical, 1},
         {"unknown token, POST and PATCH", c_unknown_token, 2},
+        {"unknown token, 4 MB announced", c_unknown_token_head_only, 1},
         {"healthz", c_healthz, 0},
         {"405 with Allow", c_not_allowed, 1},
     };

@@ -62,6 +62,7 @@ struct fx {
     int stop_on_async;
     int stopped_before_async_reply;
     int gone_seen;
+    int gate_calls;
 };
 
 static void on_log(void *ctx, const struct http_log_entry *e)
@@ -174,12 +175,49 @@ static void handler(void *ctx, struct http_exchange *x)
     CHECK_EQ(http_add_header(x, "X-Bad", "a\r\nInjected: 1"), -EINVAL);
     CHECK_EQ(http_add_header(x, "Content-Length", "5"), -EINVAL);
     char out[70000];
-    int n =
-        snprintf(out, sizeof out,
-                 "method=%s\npath=%s\nquery=%s\nq=%s\nqsmall=%d\nmulti=%s\nlen=%zu\nbody=%.*s\n",
-                 http_method(x), path, http_query(x), q, sn, multi ? multi : "(none)", blen,
-                 (int)(blen > 60000 ? 60000 : blen), body);
+    int n = snprintf(out, sizeof out,
+                     "method=%s\npath=%s\nquery=%s\nq=%s\nqsmall=%d\nmulti=%s\nlen=%zu\nbody=%.*s\n"
+                     "gate=%s\n",
+                     http_method(x), path, http_query(x), q, sn, multi ? multi : "(none)", blen,
+                     (int)(blen > 60000 ? 60000 : blen), body,
+                     http_data(x) ? (const char *)http_data(x) : "(none)");
     http_respond(x, 200, "text/plain", out, (size_t)n);
+}
+
+/* The gate of the gate tests: "Authorization: Bearer good" passes, with
+ * the data "ok" for the handler; anything else is answered 401 without
+ * reading the body. Under /later the verdict comes from a timer 100 ms
+ * later (as after thread-pool work); under /small the body may have at
+ * most 16 bytes. */
+static void gate_verdict(struct http_exchange *x)
+{
+    const char *a = http_header(x, "Authorization");
+    if (!a || strcmp(a, "Bearer good") != 0) {
+        CHECK_EQ(http_add_header(x, "WWW-Authenticate", "Bearer realm=\"test\""), 0);
+        http_respond_problem(x, 401, NULL, "send Authorization: Bearer good");
+        return;
+    }
+    http_set_data(x, strdup("ok"), free);
+    http_gate_pass(x, strncmp(http_path(x), "/small", 6) == 0 ? 16 : 0);
+}
+
+static void gate_later(uv_timer_t *t)
+{
+    struct later *l = t->data;
+    gate_verdict(l->x);
+    uv_close((uv_handle_t *)&l->t, free_handle);
+}
+
+static void gate(void *ctx, struct http_exchange *x)
+{
+    struct fx *f = ctx;
+    f->gate_calls++;
+    CHECK_EQ(http_body(x, NULL)[0], '\0'); /* nothing of the body yet */
+    if (strncmp(http_path(x), "/later", 6) == 0) {
+        start_later(f, x, gate_later, 100, 0);
+        return;
+    }
+    gate_verdict(x);
 }
 
 static void fx_init(struct fx *f)
@@ -1370,6 +1408,30 @@ static void test_tls_limits(const char *cert, const char *key)
     fx_done(&f);
 }
 
+/* The gate behind TLS: records decrypted while the gate decides wait for
+ * it, then are parsed in order. */
+static int client_tls_gate(int port, void *arg)
+{
+    char out[16384];
+    C_CHECK(tls_exchange(port,
+                         "POST /later HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+                         "Content-Length: 5\r\n\r\nhello"
+                         "GET /later?q=5 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+                         "Connection: close\r\n\r\n",
+                         out, sizeof out) > 0);
+    C_EQ(count_of(out, "HTTP/1.1 200 OK\r\n"), 2);
+    C_HAS(out, "len=5\nbody=hello\n");
+    C_HAS(out, "q=5\n");
+    C_HAS(out, "gate=ok\n");
+    C_CHECK(tls_exchange(port,
+                         "PATCH /later HTTP/1.1\r\nHost: t\r\nContent-Length: 60000\r\n"
+                         "Expect: 100-continue\r\n\r\n",
+                         out, sizeof out) > 0);
+    C_CHECK(strncmp(out, "HTTP/1.1 401 ", 13) == 0);
+    C_HAS(out, "\r\nConnection: close\r\n");
+    return cfails;
+}
+
 static void test_tls(void)
 {
     char cert[300], key[300], other[300];
@@ -1387,6 +1449,15 @@ static void test_tls(void)
         CHECK_LOG(&f, "-", 400);
         fx_stop(&f);
     }
+    cfg.gate = gate;
+    CHECK_EQ(fx_start(&f, &cfg), 0);
+    if (f.srv) {
+        CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_tls_gate, NULL), 0);
+        settle(&f, 20);
+        CHECK_LOG(&f, "/later", 401);
+        fx_stop(&f);
+    }
+    cfg.gate = NULL;
 
     /* Unusable certificate files are named in the error. */
     struct op_error err;
@@ -1410,6 +1481,215 @@ static void test_tls(void)
     unlink(key);
     unlink(other);
     rmdir(tmpdir);
+}
+
+/* A gate that refuses answers while the client has sent only the head:
+ * no 100 Continue, Connection: close, and the connection closes. */
+static int client_gate(int port, void *arg)
+{
+    struct resp r;
+    char v[128];
+    /* 4 MB announced, with Expect: the 401 is the first and only answer. */
+    struct cl *c = cl_open(port);
+    cl_send(c, "PATCH /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4000000\r\n"
+               "Expect: 100-continue\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 401);
+    C_HAS(r.head, "\r\nConnection: close\r\n");
+    C_CHECK(strstr(resp_header(&r, "WWW-Authenticate", v, sizeof v), "Bearer") != NULL);
+    C_CHECK(!strstr(c->in, "100 Continue"));
+    C_CHECK(cl_wait_eof(c, 1000) >= 0);
+    cl_close(c);
+
+    /* The same without Expect, the client pushing part of the body: the
+     * answer still comes, and the connection closes. */
+    c = cl_open(port);
+    cl_send(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4000000\r\n\r\n");
+    char chunk[32768];
+    memset(chunk, 'x', sizeof chunk);
+    (void)send_all(c->fd, chunk, sizeof chunk);
+    C_EQ(cl_response(c, &r, 0), 401);
+    C_HAS(r.head, "\r\nConnection: close\r\n");
+    C_CHECK(cl_wait_eof(c, 3000) >= 0);
+    cl_close(c);
+
+    /* A refused request without a body keeps the connection: the next
+     * one on it is parsed from a clean start. */
+    c = cl_open(port);
+    cl_send(c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 401);
+    C_CHECK(!find_ci(r.head, "\r\nConnection: close"));
+    cl_send(c, "GET /echo?q=2 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "q=2\n");
+    C_HAS(r.body, "gate=ok\n");
+    cl_close(c);
+
+    /* Passed at once, body and a pipelined request in one write. */
+    c = cl_open(port);
+    cl_send(c, "POST /echo HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+               "Content-Length: 5\r\n\r\nhello"
+               "GET /echo?q=3 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "len=5\nbody=hello\n");
+    C_HAS(r.body, "gate=ok\n");
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "q=3\n");
+    cl_close(c);
+
+    /* The head's last byte arriving alone: the gate gets the request on a
+     * read the parser used no byte of, and the connection goes on. */
+    c = cl_open(port);
+    cl_send(c, "POST /echo HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+               "Content-Length: 5\r\n\r");
+    sleep_ms(50);
+    cl_send(c, "\nhello");
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "len=5\nbody=hello\n");
+    cl_send(c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r");
+    sleep_ms(50);
+    cl_send(c, "\n");
+    C_EQ(cl_response(c, &r, 0), 401);
+    cl_send(c, "GET /later?q=4 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n\r");
+    sleep_ms(50);
+    cl_send(c, "\n");
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "q=4\n");
+    cl_close(c);
+
+    /* Passed later (asynchronously): then, and only then, 100 Continue. */
+    c = cl_open(port);
+    int64_t t0 = now_ms();
+    cl_send(c, "POST /later HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+               "Content-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 100);
+    C_CHECK(now_ms() - t0 >= 90);
+    cl_send(c, "0123456789");
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "len=10\nbody=0123456789\n");
+    C_HAS(r.body, "gate=ok\n");
+    /* ...and a chunked body sent without waiting, on the same connection. */
+    cl_send(c, "POST /later HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "len=3\nbody=abc\n");
+    cl_close(c);
+
+    /* Refused later: still no 100 and no body read. */
+    c = cl_open(port);
+    cl_send(c, "PUT /later HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer bad\r\n"
+               "Content-Length: 4000000\r\nExpect: 100-continue\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 401);
+    C_HAS(r.head, "\r\nConnection: close\r\n");
+    C_CHECK(cl_wait_eof(c, 1000) >= 0);
+    cl_close(c);
+
+    /* The gate's cap: 413 from Content-Length at once, from a chunked
+     * body as it passes 16 bytes. */
+    c = cl_open(port);
+    cl_send(c, "POST /small HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+               "Content-Length: 17\r\nExpect: 100-continue\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 413);
+    C_HAS(r.body, "the limit is 16");
+    C_CHECK(cl_wait_eof(c, 1000) >= 0);
+    cl_close(c);
+    C_EQ(one_shot(port,
+                  "POST /small HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n"
+                  "1\r\nX\r\n0\r\n\r\n",
+                  &r),
+         413);
+    C_EQ(one_shot(port,
+                  "POST /small HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n"
+                  "Content-Length: 16\r\n\r\n0123456789abcdef",
+                  &r),
+         200);
+    return cfails;
+}
+
+static void test_gate(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct http_server_config cfg = base_cfg();
+    cfg.max_body_bytes = 8u * 1024 * 1024;
+    cfg.gate = gate;
+    CHECK_EQ(fx_start(&f, &cfg), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_gate, NULL), 0);
+    settle(&f, 50);
+    CHECK_LOG(&f, "/echo", 401);
+    CHECK_LOG(&f, "/later", 200);
+    CHECK_LOG(&f, "/later", 401);
+    CHECK_LOG(&f, "/small", 413);
+    CHECK(f.gate_calls >= 12);
+    CHECK_EQ(http_server_buffered(f.srv), 0);
+    fx_stop(&f);
+    fx_done(&f);
+}
+
+/* The budget across connections: 256 KiB, bodies of at most 250,000
+ * bytes. */
+static int client_budget(int port, void *arg)
+{
+    struct resp r;
+    char v[64];
+    static char part[150000];
+    memset(part, 'a', sizeof part);
+    /* One connection holds most of it with a body half sent... */
+    struct cl *a = cl_open(port);
+    cl_send(a, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n");
+    C_EQ(send_all(a->fd, part, sizeof part), 0);
+    sleep_ms(200);
+    /* ...so a chunked body on another is refused as it grows past the
+     * rest... */
+    struct cl *c = cl_open(port);
+    cl_send(c, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "186a0\r\n");
+    (void)send_all(c->fd, part, 100000);
+    C_EQ(cl_response(c, &r, 0), 503);
+    C_EQ(strcmp(resp_header(&r, "Retry-After", v, sizeof v), "5"), 0);
+    cl_close(c);
+    /* ...and a length that does not fit what is left is refused before
+     * the body, instead of 100 Continue. */
+    c = cl_open(port);
+    cl_send(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n"
+               "Expect: 100-continue\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 503);
+    C_EQ(strcmp(resp_header(&r, "Retry-After", v, sizeof v), "5"), 0);
+    C_HAS(r.head, "\r\nConnection: close\r\n");
+    C_CHECK(cl_wait_eof(c, 1000) >= 0);
+    cl_close(c);
+    /* Small bodies still fit; the first finishes. */
+    C_EQ(one_shot(port, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi", &r), 200);
+    C_EQ(send_all(a->fd, part, 50000), 0);
+    C_EQ(cl_response(a, &r, 0), 200);
+    C_HAS(r.body, "len=200000\n");
+    cl_close(a);
+    /* With it gone, the budget is free again. */
+    sleep_ms(100);
+    c = cl_open(port);
+    cl_send(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    C_EQ(send_all(c->fd, part, 100000), 0);
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "len=100000\n");
+    cl_close(c);
+    return cfails;
+}
+
+static void test_buffered_budget(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct http_server_config cfg = base_cfg();
+    cfg.max_body_bytes = 250000;
+    cfg.max_buffered_bytes = 256 * 1024;
+    CHECK_EQ(fx_start(&f, &cfg), 0);
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_budget, NULL), 0);
+    settle(&f, 50);
+    CHECK_LOG(&f, "/echo", 503);
+    CHECK_LOG(&f, "/echo", 200);
+    CHECK_EQ(http_server_buffered(f.srv), 0);
+    fx_stop(&f);
+    fx_done(&f);
 }
 
 static void test_start_errors(void)
@@ -1462,6 +1742,8 @@ int main(void)
     RUN(test_client_disconnects);
     RUN(test_async_and_stop_in_flight);
     RUN(test_tls);
+    RUN(test_gate);
+    RUN(test_buffered_budget);
     RUN(test_start_errors);
     return tl_report();
 }
