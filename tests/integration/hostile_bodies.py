@@ -6,6 +6,7 @@ CONNS clients each send the head of a METHOD PATH request announcing a
 body of BODY bytes (every other one with Expect: 100-continue), then push
 the body as fast as the server takes it, as an attacker that ignores the
 answer would, until the server answers and closes or TIMEOUT seconds pass.
+The clients come from 127.0.0.2 upwards, 16 per address.
 RSS is sampled throughout; after every client closed it is read again once
 the daemon had SETTLE seconds to give memory back.
 
@@ -50,7 +51,11 @@ def main():
     sel = selectors.DefaultSelector()
     state = {}
     for i in range(a.conns):
-        s = socket.create_connection(("127.0.0.1", a.port))
+        # 16 clients per source address (127.0.0.2, .3, ...): the memory
+        # attack comes from many addresses, so the per-address connection
+        # cap (32) does not answer it for the server.
+        src = f"127.0.0.{2 + i // 16}"
+        s = socket.create_connection(("127.0.0.1", a.port), source_address=(src, 0))
         s.setblocking(False)
         head = (f"{a.method} {a.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 f"Content-Length: {a.body}\r\n")
