@@ -1308,7 +1308,7 @@ def parse_http(buf, is_response=False, req_methods=None):
     while pos < len(buf):
         end = buf.find(b"\r\n\r\n", pos)
         if end < 0:
-            out.append({"start": pos, "partial_head": True, "line": bytes(buf[pos:pos + 80])})
+            out.append({"start": pos, "partial_head": True, "line": bytes(buf[pos:pos + 80]).decode("latin-1")})
             break
         lines = bytes(buf[pos:end]).decode("latin-1").split("\r\n")
         h = {}
