@@ -1183,6 +1183,7 @@ static int mailbox_due(struct uplink *u)
 static void check_mailbox(struct uplink *u)
 {
     if (mailbox_due(u)) {
+        report_saved(u);
         poll_mailbox(u);
         return;
     }
