@@ -159,12 +159,16 @@ static void render_sync(struct outbuf *o, const struct sync_status *s, int64_t n
             "# HELP outpost_sync_eta_seconds Estimated time to drain the backlog; -1 unknown.\n"
             "# TYPE outpost_sync_eta_seconds gauge\n"
             "outpost_sync_eta_seconds %.1f\n"
-            "# HELP outpost_sync_bytes_today Upload bytes sent this UTC day.\n"
+            "# HELP outpost_sync_bytes_today Upload bytes HQ acknowledged this UTC day (its offset "
+            "gained): what the daily budget is charged.\n"
             "# TYPE outpost_sync_bytes_today gauge\n"
             "outpost_sync_bytes_today %llu\n"
             "# HELP outpost_sync_bytes_sent_total Upload body bytes put on the link since start.\n"
             "# TYPE outpost_sync_bytes_sent_total counter\n"
             "outpost_sync_bytes_sent_total %llu\n"
+            "# HELP outpost_sync_bytes_confirmed_total Upload bytes HQ acknowledged since start.\n"
+            "# TYPE outpost_sync_bytes_confirmed_total counter\n"
+            "outpost_sync_bytes_confirmed_total %llu\n"
             "# HELP outpost_sync_bytes_resent_total Bytes sent again because a cut lost them.\n"
             "# TYPE outpost_sync_bytes_resent_total counter\n"
             "outpost_sync_bytes_resent_total %llu\n"
@@ -180,8 +184,8 @@ static void render_sync(struct outbuf *o, const struct sync_status *s, int64_t n
             (unsigned long long)s->spool_segments, s->spool_full ? 1 : 0, s->blocked[0] ? 1 : 0,
             s->waiting[0] ? 1 : 0, (double)s->last_sync_ms / 1000.0, s->goodput_bps, s->eta_s,
             (unsigned long long)s->bytes_today, (unsigned long long)s->link_bytes_sent,
-            (unsigned long long)s->link_bytes_resent, (unsigned long long)s->link_retries,
-            (unsigned long long)s->link_chunk_bytes);
+            (unsigned long long)s->link_bytes_confirmed, (unsigned long long)s->link_bytes_resent,
+            (unsigned long long)s->link_retries, (unsigned long long)s->link_chunk_bytes);
     size_t n = s->nerrors < 16 ? s->nerrors : 16;
     for (size_t i = 0; i < n; i++) {
         /* kinds are the daemon's own words; keep only label-safe bytes */

@@ -81,6 +81,10 @@ static int print_json(const struct sync_status *s, const struct pending *pp, int
     if (!o)
         return CLI_FAIL;
     json_object_set_new(o, "mailbox_after", json_integer((json_int_t)s->mailbox_after));
+    json_object_set_new(o, "bytes_sent_today", json_integer((json_int_t)s->bytes_sent_today));
+    json_object_set_new(o, "bytes_resent_today", json_integer((json_int_t)s->bytes_resent_today));
+    json_object_set_new(o, "receipts_inline", json_integer((json_int_t)s->receipts_inline));
+    json_object_set_new(o, "mailbox_skipped", json_integer((json_int_t)s->mailbox_skipped));
     json_object_set_new(o, "waiting", json_string(s->waiting));
     json_object_set_new(o, "policy_pending",
                         pp->found ? json_pack("{sIsssIss}", "seq", (json_int_t)pp->seq, "hash",
@@ -141,7 +145,13 @@ static void print_lines(const struct sync_status *s, const struct pending *pp, i
     } else {
         printf("time to drain: unknown\n");
     }
-    printf("sent today: %" PRIu64 " bytes\n", s->bytes_today);
+    printf("sent today: %" PRIu64 " bytes acknowledged by HQ (%" PRIu64 " on the wire, %" PRIu64
+           " of them sent again after cuts)\n",
+           s->bytes_today, s->bytes_sent_today, s->bytes_resent_today);
+    if (s->receipts_inline || s->mailbox_skipped)
+        printf("round trips saved: %" PRIu64 " receipts came with the last PATCH, %" PRIu64
+               " mailbox checks skipped (HQ said nothing was new)\n",
+               s->receipts_inline, s->mailbox_skipped);
     if (s->blocked[0])
         printf("blocked: %s\n", s->blocked);
     if (s->waiting[0])

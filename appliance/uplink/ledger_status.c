@@ -23,10 +23,12 @@ int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *
         return rc;
     int64_t now = ledger_now(l);
     int64_t day = now / 86400000;
-    int64_t today = (s.bytes_day == day ? s.bytes_today : 0) + (int64_t)r->bytes_sent;
+    /* the budget is charged what HQ acknowledged, not what left the socket:
+     * bytes a cut lost are counted as sent (and resent), not as delivered */
+    int64_t today = (s.bytes_day == day ? s.bytes_today : 0) + (int64_t)r->bytes_confirmed;
     double goodput = s.goodput;
-    if (r->bytes_confirmed > 0 && r->duration_ms > 0) {
-        double sample = (double)r->bytes_confirmed * 1000.0 / (double)r->duration_ms;
+    if (r->sample_bytes > 0 && r->duration_ms > 0) {
+        double sample = (double)r->sample_bytes * 1000.0 / (double)r->duration_ms;
         goodput = goodput > 0 ? 0.7 * goodput + 0.3 * sample : sample;
     }
     rc = store_begin(l->s, err);
@@ -48,6 +50,20 @@ int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *
             sqlite3_bind_null(st, 4);
         }
         rc = sql_run(&l->q, UPLINK_Q_LEDGER_STATUS_NOTE_LINK, st, err);
+    }
+    if (rc >= 0) {
+        st = sql_get(&l->q, UPLINK_Q_LEDGER_STATUS_NOTE_COUNTERS, err);
+        if (!st) {
+            rc = err && err->code ? err->code : -EIO;
+        } else {
+            /* a new day starts the wire counters again, as bytes_today */
+            sqlite3_bind_int(st, 1, s.bytes_day == day);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)r->bytes_sent);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)r->bytes_resent);
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)r->receipts_inline);
+            sqlite3_bind_int64(st, 5, (sqlite3_int64)r->mailbox_skipped);
+            rc = sql_run(&l->q, UPLINK_Q_LEDGER_STATUS_NOTE_COUNTERS, st, err);
+        }
     }
     if (rc >= 0 && r->error_kind) {
         st = sql_get(&l->q, UPLINK_Q_LEDGER_STATUS_COUNT_ERROR, err);
@@ -110,6 +126,24 @@ static int read_waiting(sqlite3_stmt *st, void *ctx, struct op_error *err)
     return 1;
 }
 
+struct counters_ctx {
+    struct sync_status *out;
+    int today; /* the counters' day is today */
+};
+
+static int read_counters(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct counters_ctx *c = ctx;
+    if (c->today) {
+        c->out->bytes_sent_today = (uint64_t)sqlite3_column_int64(st, 0);
+        c->out->bytes_resent_today = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    c->out->receipts_inline = (uint64_t)sqlite3_column_int64(st, 2);
+    c->out->mailbox_skipped = (uint64_t)sqlite3_column_int64(st, 3);
+    return 1;
+}
+
 static int read_settled(sqlite3_stmt *st, void *ctx, struct op_error *err)
 {
     (void)err;
@@ -169,6 +203,8 @@ static int fill_status(struct store *s, struct sql_cache *c, int64_t now, struct
     /* A database outpostd has not migrated yet has no such column: not
      * waiting, as far as anyone recorded. */
     (void)read_rows(c, UPLINK_Q_LEDGER_STATUS_WAITING, read_waiting, out, NULL);
+    struct counters_ctx cc = {out, st.bytes_day == now / 86400000};
+    (void)read_rows(c, UPLINK_Q_LEDGER_STATUS_COUNTERS, read_counters, &cc, NULL);
     snprintf(out->last_error, sizeof out->last_error, "%s", st.last_error);
     out->mailbox_after = st.mailbox_after;
     rc = read_rows(c, UPLINK_Q_LEDGER_STATUS_SETTLED, read_settled, out, err);

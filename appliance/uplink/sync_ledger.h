@@ -63,9 +63,14 @@ struct sync_status {
     double goodput_bps;   /* bytes/s confirmed by HQ, smoothed over recent uploads */
     double eta_s;         /* estimated time to drain: (spool bytes + estimated bytes of the
                              unsegmented outbox) / goodput; -1 unknown */
-    uint64_t bytes_today; /* bytes sent today (UTC), for the daily budget */
-    char blocked[256];    /* "" or why sync is stopped (rejected segment, region mismatch) */
-    char waiting[256];    /* "" or why it waits with nothing wrong (sync window, budget) */
+    uint64_t bytes_today; /* bytes HQ acknowledged today (UTC: the server's offset gained),
+                             what the daily budget is charged */
+    uint64_t bytes_sent_today, bytes_resent_today; /* put on the wire today, and of them sent
+                                                      again after a cut or a refusal */
+    uint64_t receipts_inline; /* receipts that came on the completing PATCH: GETs saved */
+    uint64_t mailbox_skipped; /* mailbox GETs skipped: HQ's hint said nothing was new */
+    char blocked[256];        /* "" or why sync is stopped (rejected segment, region mismatch) */
+    char waiting[256];        /* "" or why it waits with nothing wrong (sync window, budget) */
     char last_error[256];
     size_t nerrors;
     struct sync_error_count errors[16]; /* errors by kind */
@@ -73,6 +78,7 @@ struct sync_status {
     /* the uplink's link counters since outpostd started (tus_client stats);
      * 0 when read from the database */
     uint64_t link_bytes_sent, link_bytes_resent, link_retries, link_chunk_bytes;
+    uint64_t link_bytes_confirmed;
 };
 
 struct sync_ledger_options {
@@ -159,9 +165,16 @@ int sync_ledger_forget_voided(struct sync_ledger *l, uint64_t no, struct op_erro
 int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t len,
                               int *policy_changed, struct op_error *err);
 
+/* What the link did since the last report: the byte counts are added to
+ * today's figures (bytes_confirmed is what the daily budget is charged),
+ * so each byte is reported once; the uplink reports while an upload runs,
+ * not only at its end, so a stuck upload is charged too. */
 struct sync_link_report {
     uint64_t bytes_sent, bytes_confirmed, bytes_resent;
-    uint64_t duration_ms;   /* of the upload, for goodput */
+    /* a goodput sample: sample_bytes confirmed over duration_ms (a whole
+     * upload); 0 for none */
+    uint64_t sample_bytes, duration_ms;
+    uint64_t receipts_inline, mailbox_skipped; /* round trips saved, added to the totals */
     const char *error_kind; /* NULL on success; else "network","tls","auth","http","checksum",
                                "receipt","mailbox","spool","segment" ... */
     const char *error_msg;

@@ -8,8 +8,11 @@
  *     HQ may hold the segment; a crash in between costs HQ one empty
  *     upload, which its eviction makes harmless); on_done -> NOTE +
  *     MARK_UPLOADED (pool)
- *   receipt (loop, GET /v1/receipts/N with backoff) -> RECEIPT (pool)
- *   mailbox (loop, GET /v1/mailbox?after=A) -> MAILBOX (pool) -> reload
+ *   receipt: the one the completing PATCH carried (Outpost-Receipt), else
+ *     GET /v1/receipts/N with backoff -> RECEIPT (pool)
+ *   mailbox (loop, GET /v1/mailbox?after=A, only when due: HQ's
+ *     Outpost-Mailbox-Last is above the cursor, no request this cycle
+ *     carried the hint, or the slow poll is due) -> MAILBOX (pool) -> reload
  *   next cycle at once if anything moved, else after sync_interval.
  *
  * Ledger jobs run one at a time from a FIFO; each ends with a status read
@@ -41,6 +44,12 @@
 #define UPLINK_MAILBOX_PAGE 100                      /* HQ's page size */
 #define UPLINK_RECEIPT_FIRST_MS 250u
 #define UPLINK_CHUNK_MAX ((size_t)512 * 1024) /* under HQ's default 1 MiB body cap */
+/* while an upload runs, what HQ acknowledged is charged to the day (a
+ * committed transaction) at most this often, and at its end */
+#define UPLINK_CHARGE_MS 2000u
+/* the mailbox is fetched at start and at least this often, for an HQ that
+ * sends no Outpost-Mailbox-Last */
+#define UPLINK_MAILBOX_POLL_MS (15u * 60 * 1000)
 
 enum job_kind {
     J_OPEN,
@@ -99,8 +108,19 @@ struct uplink {
     uv_timer_t pause_timer; /* the sync window closes, or the budget is spent: pause */
     int uploading;          /* an upload of `seg` is under way */
     uint64_t seg_confirmed; /* its bytes HQ has confirmed */
-    uint64_t budget_left;   /* bytes this upload may send today; UINT64_MAX: no budget */
-    int budget_pause;       /* the pause timer is for the budget, not the window */
+    uint64_t budget_left;   /* bytes HQ may acknowledge of this upload today; UINT64_MAX: no
+                               budget */
+    /* of this upload's counters (since `before`), what is already reported
+     * to the ledger, and when */
+    uint64_t rep_confirmed, rep_sent, rep_resent, rep_ms;
+    /* round trips saved, not yet reported */
+    uint64_t saved_inline, saved_mailbox;
+    char *inline_receipt; /* the receipt the completing PATCH carried; NULL: none */
+    size_t inline_receipt_len;
+    int talked;               /* a request of this cycle carried HQ's mailbox hint */
+    int mailbox_polled;       /* the mailbox was fetched since start */
+    uint64_t mailbox_poll_ms; /* when (mono) */
+    int budget_pause;         /* the pause timer is for the budget, not the window */
     struct job *active, *qhead, *qtail;
     int busy;         /* a cycle is under way */
     int kick_pending; /* run again as soon as it ends */
@@ -133,8 +153,10 @@ static void upload_segment(struct uplink *u);
 static void after_prepare(struct uplink *u, struct job *j);
 static void after_voided(struct uplink *u, struct job *j);
 static void check_budget(struct uplink *u);
+static void report_link_as(struct uplink *u, int final, const char *kind, const char *msg);
 static void poll_receipt(struct uplink *u);
 static void poll_mailbox(struct uplink *u);
+static void check_mailbox(struct uplink *u);
 static void maybe_finish_stop(struct uplink *u);
 
 static uint64_t mono_ms(const struct uplink *u)
@@ -330,6 +352,7 @@ static void job_after(uv_work_t *w, int status)
             u->status.link_bytes_resent = ts.bytes_resent;
             u->status.link_retries = ts.retries;
             u->status.link_chunk_bytes = ts.chunk_size;
+            u->status.link_bytes_confirmed = ts.bytes_confirmed;
         }
     }
     if (status == 0 && !u->stopping && j->then)
@@ -395,6 +418,59 @@ static void note(struct uplink *u, const char *kind, const char *msg,
         j->rep.error_msg = j->rep_msg;
     }
     (void)queue_job(u, j);
+}
+
+/* Reports what the upload under way did since the last report: the bytes
+ * HQ acknowledged are charged to the day, with the bytes put on the wire
+ * and the round trips saved. While it runs (final 0) at most every
+ * UPLINK_CHARGE_MS, so a stuck upload is charged too; at its end (final 1)
+ * the rest, with the goodput sample of the whole upload, and kind/msg when
+ * it failed. */
+static void report_link(struct uplink *u, int final)
+{
+    report_link_as(u, final, NULL, NULL);
+}
+
+static void report_link_as(struct uplink *u, int final, const char *kind, const char *msg)
+{
+    uint64_t now = mono_ms(u);
+    if (!final && now - u->rep_ms < UPLINK_CHARGE_MS)
+        return;
+    struct tus_client_stats st;
+    tus_client_get_stats(u->tus, &st);
+    uint64_t conf = st.bytes_confirmed - u->before.bytes_confirmed;
+    uint64_t sent = st.bytes_sent - u->before.bytes_sent;
+    uint64_t resent = st.bytes_resent - u->before.bytes_resent;
+    struct sync_link_report r = {
+        .bytes_confirmed = conf - u->rep_confirmed,
+        .bytes_sent = sent - u->rep_sent,
+        .bytes_resent = resent - u->rep_resent,
+        .receipts_inline = u->saved_inline,
+        .mailbox_skipped = u->saved_mailbox,
+    };
+    if (final) {
+        r.sample_bytes = conf;
+        r.duration_ms = now - u->upload_start_ms;
+    }
+    if (!final && !r.bytes_confirmed && !r.bytes_sent && !r.bytes_resent)
+        return;
+    u->rep_confirmed = conf;
+    u->rep_sent = sent;
+    u->rep_resent = resent;
+    u->rep_ms = now;
+    u->saved_inline = u->saved_mailbox = 0;
+    note(u, kind, msg, &r);
+}
+
+/* Reports the round trips saved outside an upload. */
+static void report_saved(struct uplink *u)
+{
+    if (!u->saved_inline && !u->saved_mailbox)
+        return;
+    struct sync_link_report r = {.receipts_inline = u->saved_inline,
+                                 .mailbox_skipped = u->saved_mailbox};
+    u->saved_inline = u->saved_mailbox = 0;
+    note(u, NULL, NULL, &r);
 }
 
 /* ---- timing ------------------------------------------------------------------ */
@@ -483,6 +559,7 @@ static void on_timer(uv_timer_t *t)
     u->kick_pending = 0;
     u->progress = 0;
     u->mailbox_pages = 0;
+    u->talked = 0;
     if (!u->ledger) {
         if (queue_job(u, job_new(u, J_OPEN, after_open)) < 0)
             cycle_end(u);
@@ -515,12 +592,12 @@ static void after_prepare(struct uplink *u, struct job *j)
         u->progress = 1;
     if (j->rc2 < 0) {
         log_once(u, LOG_LEVEL_WARNING, "cannot read the segment table: %s", j->err2.msg);
-        poll_mailbox(u);
+        check_mailbox(u);
         return;
     }
     if (!j->found) {
         set_waiting(u, "%s", "");
-        poll_mailbox(u);
+        check_mailbox(u);
         return;
     }
     u->seg = j->seg;
@@ -540,7 +617,7 @@ static void after_prepare(struct uplink *u, struct job *j)
                      (unsigned long long)u->status.bytes_today);
         }
         wait_for_budget(u);
-        poll_mailbox(u);
+        check_mailbox(u);
         return;
     }
     upload_segment(u);
@@ -692,7 +769,27 @@ static void on_retry(void *ctx, unsigned attempt, uint64_t delay_ms, const struc
         u->note_queued = 1;
         note(u, tus_error_kind(why), why->msg, NULL);
     }
-    check_budget(u); /* retries after cuts spend the budget too */
+    report_link(u, 0);
+    check_budget(u);
+}
+
+static void after_receipt(struct uplink *u, struct job *j);
+
+/* The receipt the completing PATCH carried, verified and applied as a
+ * GET's: one round trip saved. One that does not verify changed nothing;
+ * it is logged and the GET asks for the receipt as before. */
+static void after_inline_receipt(struct uplink *u, struct job *j)
+{
+    if (j->rc < 0) {
+        log_once(u, LOG_LEVEL_WARNING,
+                 "segment %llu: the receipt on the completing PATCH is refused (%s); asking HQ "
+                 "for it",
+                 (unsigned long long)j->no, j->err.msg);
+        poll_receipt(u);
+        return;
+    }
+    u->saved_inline++;
+    after_receipt(u, j);
 }
 
 static void after_mark_uploaded(struct uplink *u, struct job *j)
@@ -706,6 +803,18 @@ static void after_mark_uploaded(struct uplink *u, struct job *j)
     u->seg.state = SYNC_SEG_UPLOADED;
     u->poll_attempt = 0;
     u->poll_start_ms = mono_ms(u);
+    char *rcpt = u->inline_receipt;
+    u->inline_receipt = NULL;
+    if (rcpt) {
+        struct job *r =
+            job_new_text(u, J_RECEIPT, after_inline_receipt, rcpt, u->inline_receipt_len);
+        free(rcpt);
+        if (r) {
+            r->no = u->seg.no;
+            if (queue_job(u, r) == 0)
+                return;
+        }
+    }
     poll_receipt(u);
 }
 
@@ -716,16 +825,8 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
         return;
     u->uploading = 0;
     (void)uv_timer_stop(&u->pause_timer);
-    struct tus_client_stats st;
-    tus_client_get_stats(u->tus, &st);
-    struct sync_link_report r = {
-        .bytes_sent = st.bytes_sent - u->before.bytes_sent,
-        .bytes_confirmed = st.bytes_confirmed - u->before.bytes_confirmed,
-        .bytes_resent = st.bytes_resent - u->before.bytes_resent,
-        .duration_ms = mono_ms(u) - u->upload_start_ms,
-    };
     if (status == -EINTR) { /* paused (window or budget): on_pause said so */
-        note(u, NULL, NULL, &r);
+        report_link(u, 1);
         cycle_end(u);
         return;
     }
@@ -737,7 +838,7 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
                    "confirmed): upload stopped",
                    (unsigned long long)u->seg.no, (unsigned long long)u->seg_confirmed,
                    (unsigned long long)u->seg.bytes);
-        note(u, NULL, NULL, &r);
+        report_link(u, 1);
         u->progress = 1;
         cycle_end(u);
         return;
@@ -746,12 +847,12 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
         const char *kind = tus_error_kind(err);
         log_warning("sync: segment %llu: upload failed (%s): %s", (unsigned long long)u->seg.no,
                     kind, err ? err->msg : strerror(-status));
-        note(u, kind, err ? err->msg : strerror(-status), &r);
+        report_link_as(u, 1, kind, err ? err->msg : strerror(-status));
         cycle_end(u);
         return;
     }
     (void)url;
-    note(u, NULL, NULL, &r);
+    report_link(u, 1);
     struct job *j = job_new(u, J_MARK_UPLOADED, after_mark_uploaded);
     if (j)
         j->no = u->seg.no;
@@ -805,7 +906,7 @@ static void check_budget(struct uplink *u)
         return;
     struct tus_client_stats st;
     tus_client_get_stats(u->tus, &st);
-    if (st.bytes_sent - u->before.bytes_sent >= u->budget_left) {
+    if (st.bytes_confirmed - u->before.bytes_confirmed >= u->budget_left) {
         /* pause from the loop, not from inside the uploader's callback */
         u->budget_pause = 1;
         (void)uv_timer_start(&u->pause_timer, on_pause, 0, 0);
@@ -816,8 +917,26 @@ static void on_upload_progress(void *ctx, uint64_t confirmed, uint64_t total)
 {
     struct uplink *u = ctx;
     u->seg_confirmed = confirmed;
+    report_link(u, 0);
     if (confirmed < total)
         check_budget(u);
+}
+
+/* The completing PATCH carried HQ's receipt: kept until the upload is
+ * recorded, then verified as a GET's would be. */
+static void on_upload_receipt(void *ctx, const char *json, size_t len)
+{
+    struct uplink *u = ctx;
+    if (u->stopping || len > UPLINK_RECEIPT_MAX)
+        return;
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return; /* the GET asks for it */
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+    free(u->inline_receipt);
+    u->inline_receipt = copy;
+    u->inline_receipt_len = len;
 }
 
 static void upload_segment(struct uplink *u)
@@ -833,11 +952,17 @@ static void upload_segment(struct uplink *u)
         .cb = {.on_created = on_created,
                .on_progress = on_upload_progress,
                .on_retry = on_retry,
+               .on_receipt = on_upload_receipt,
                .on_done = on_upload_done},
         .ctx = u,
     };
     tus_client_get_stats(u->tus, &u->before);
     u->upload_start_ms = mono_ms(u);
+    u->rep_confirmed = u->rep_sent = u->rep_resent = 0;
+    u->rep_ms = u->upload_start_ms;
+    free(u->inline_receipt);
+    u->inline_receipt = NULL;
+    u->talked = 1;
     struct op_error e;
     op_error_clear(&e);
     if (tus_client_upload(u->tus, &p, &e) < 0) {
@@ -905,7 +1030,7 @@ static void after_receipt(struct uplink *u, struct job *j)
     u->last_log[0] = '\0';
     log_receipt(u, j);
     u->progress = 1;
-    poll_mailbox(u);
+    check_mailbox(u);
 }
 
 /* A GET to HQ that failed: logged once and noted under `kind`, as
@@ -975,6 +1100,7 @@ static void on_receipt(void *ctx, int status, const char *body, size_t len,
 
 static void poll_receipt(struct uplink *u)
 {
+    u->talked = 1;
     char url[TUS_URL_MAX + 64];
     snprintf(url, sizeof url, "%s/v1/receipts/%llu", u->base, (unsigned long long)u->seg.no);
     struct op_error e;
@@ -1035,8 +1161,41 @@ static void on_mailbox(void *ctx, int status, const char *body, size_t len,
         cycle_end(u);
 }
 
+/* Whether this cycle asks HQ for its mailbox. The mailbox check rides on
+ * the requests already made: when one of this cycle's requests carried
+ * HQ's Outpost-Mailbox-Last and it is not above the cursor, nothing is
+ * new and the GET is skipped (counted as saved). A cycle that made no
+ * request (an idle node) learns nothing from HQ otherwise and asks; so does
+ * the first cycle, and one UPLINK_MAILBOX_POLL_MS after the last poll, for
+ * an HQ that sends no hint. */
+static int mailbox_due(struct uplink *u)
+{
+    if (!u->mailbox_polled || !u->talked ||
+        mono_ms(u) - u->mailbox_poll_ms >= UPLINK_MAILBOX_POLL_MS)
+        return 1;
+    int known = 0;
+    uint64_t last = tus_client_mailbox_last(u->tus, &known);
+    uint64_t after = u->have_status ? u->status.mailbox_after : 0;
+    return known && last > after;
+}
+
+/* The mailbox step of a cycle: a GET when due, else the cycle ends. */
+static void check_mailbox(struct uplink *u)
+{
+    if (mailbox_due(u)) {
+        report_saved(u);
+        poll_mailbox(u);
+        return;
+    }
+    u->saved_mailbox++;
+    report_saved(u);
+    cycle_end(u);
+}
+
 static void poll_mailbox(struct uplink *u)
 {
+    u->mailbox_polled = 1;
+    u->mailbox_poll_ms = mono_ms(u);
     char url[TUS_URL_MAX + 64];
     uint64_t after = u->have_status ? u->status.mailbox_after : 0;
     snprintf(url, sizeof url, "%s/v1/mailbox?after=%llu", u->base, (unsigned long long)after);
@@ -1084,6 +1243,7 @@ static void maybe_finish_stop(struct uplink *u)
     void (*cb)(void *) = u->stop_cb;
     void *ctx = u->stop_ctx;
     u->stop_cb = NULL;
+    free(u->inline_receipt);
     free(u);
     if (cb)
         cb(ctx);

@@ -119,6 +119,12 @@ struct tus_client {
     char body[BODY_KEEP];
     size_t body_len;
     char errbuf[CURL_ERROR_SIZE];
+    char receipt[TUS_RECEIPT_MAX + 1]; /* decoded Outpost-Receipt of this response */
+    size_t receipt_len;                /* 0: none */
+
+    /* Outpost-Mailbox-Last, newest seen on any response */
+    uint64_t mailbox_last;
+    int mailbox_known;
 
     /* GETs: their own easy handle on the same multi handle, one at a time */
     CURL *get_easy;
@@ -324,6 +330,62 @@ static void header_u64(struct tus_client *c, const char *v, size_t vlen, uint64_
     c->bad_header = 1;
 }
 
+/* Splits a header line into its name (nlen bytes at line) and its trimmed
+ * value; 0 when the line is not a header. */
+static int split_header(const char *line, size_t len, size_t *nlen, const char **v, size_t *vlen)
+{
+    const char *colon = memchr(line, ':', len);
+    if (!colon)
+        return 0;
+    *nlen = (size_t)(colon - line);
+    *v = colon + 1;
+    *vlen = len - *nlen - 1;
+    while (*vlen && (**v == ' ' || **v == '\t'))
+        (*v)++, (*vlen)--;
+    while (*vlen && ((*v)[*vlen - 1] == '\r' || (*v)[*vlen - 1] == '\n' || (*v)[*vlen - 1] == ' '))
+        (*vlen)--;
+    return 1;
+}
+
+/* HQ's hint of its newest mailbox seq for this node, on any response: the
+ * newest one wins (an invalid value is ignored, never an error). */
+static void note_mailbox_last(struct tus_client *c, const char *line, size_t nlen, const char *v,
+                              size_t vlen)
+{
+    uint64_t seq = 0;
+    int has = 0, bad = c->bad_header;
+    if (nlen != 20 || strncasecmp(line, "Outpost-Mailbox-Last", 20) != 0)
+        return;
+    header_u64(c, v, vlen, &seq, &has);
+    c->bad_header = bad; /* not a tus header: it cannot spoil the answer */
+    if (has) {
+        c->mailbox_last = seq;
+        c->mailbox_known = 1;
+    }
+}
+
+/* Outpost-Receipt: base64url without padding of the receipt JSON. Kept
+ * decoded for on_receipt; anything that does not decode strictly, or is
+ * longer than TUS_RECEIPT_MAX, is dropped (the caller asks with a GET). */
+static void note_receipt(struct tus_client *c, const char *v, size_t vlen)
+{
+    char std[((TUS_RECEIPT_MAX + 2) / 3) * 4 + 1];
+    c->receipt_len = 0;
+    if (vlen == 0 || vlen >= sizeof std)
+        return;
+    for (size_t i = 0; i < vlen; i++) {
+        char ch = v[i];
+        if (ch == '+' || ch == '/' || ch == '=')
+            return; /* not the URL alphabet, or padded */
+        std[i] = ch == '-' ? '+' : ch == '_' ? '/' : ch;
+    }
+    ssize_t n = codec_b64_decode(std, vlen, (unsigned char *)c->receipt, TUS_RECEIPT_MAX, NULL);
+    if (n <= 0)
+        return;
+    c->receipt[n] = '\0';
+    c->receipt_len = (size_t)n;
+}
+
 static size_t on_header(char *line, size_t size, size_t n, void *userp)
 {
     struct tus_client *c = userp;
@@ -333,19 +395,17 @@ static size_t on_header(char *line, size_t size, size_t n, void *userp)
         c->has_offset = c->has_length = c->bad_header = 0;
         c->location[0] = '\0';
         c->location_too_long = 0;
+        c->receipt_len = 0;
         return len;
     }
-    const char *colon = memchr(line, ':', len);
-    if (!colon)
+    size_t nlen, vlen;
+    const char *v;
+    if (!split_header(line, len, &nlen, &v, &vlen))
         return len;
-    size_t nlen = (size_t)(colon - line);
-    const char *v = colon + 1;
-    size_t vlen = len - nlen - 1;
-    while (vlen && (*v == ' ' || *v == '\t'))
-        v++, vlen--;
-    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
-        vlen--;
-    if (nlen == 13 && strncasecmp(line, "Upload-Offset", 13) == 0) {
+    note_mailbox_last(c, line, nlen, v, vlen);
+    if (nlen == 15 && strncasecmp(line, "Outpost-Receipt", 15) == 0) {
+        note_receipt(c, v, vlen);
+    } else if (nlen == 13 && strncasecmp(line, "Upload-Offset", 13) == 0) {
         header_u64(c, v, vlen, &c->resp_offset, &c->has_offset);
     } else if (nlen == 13 && strncasecmp(line, "Upload-Length", 13) == 0) {
         header_u64(c, v, vlen, &c->resp_length, &c->has_length);
@@ -591,6 +651,7 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
     c->body_len = 0;
     c->body[0] = '\0';
     c->errbuf[0] = '\0';
+    c->receipt_len = 0;
     c->stale = 0;
 
     int rc = set_common(c, kind == REQ_POST ? c->endpoint : j->url, err);
@@ -654,6 +715,11 @@ static void finish_job(struct tus_client *c, int status, const struct op_error *
     (void)uv_fs_event_stop(&c->watch);
     if (status == 0) {
         c->st.uploads_done++;
+        /* the receipt came on the response that completed the upload */
+        size_t rl = c->receipt_len;
+        c->receipt_len = 0;
+        if (rl && j->cb.on_receipt)
+            j->cb.on_receipt(j->ctx, c->receipt, rl);
     } else {
         c->st.uploads_failed++;
         set_last_error(c, e);
@@ -1153,6 +1219,17 @@ static size_t on_get_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* A GET's or DELETE's headers: only HQ's mailbox hint is kept. */
+static size_t on_get_header(char *line, size_t size, size_t n, void *userp)
+{
+    struct tus_client *c = userp;
+    size_t len = size * n, nlen, vlen;
+    const char *v;
+    if (split_header(line, len, &nlen, &v, &vlen))
+        note_mailbox_last(c, line, nlen, v, vlen);
+    return len;
+}
+
 static int start_get(struct tus_client *c, struct op_error *err)
 {
     struct get_req *g = c->gcur;
@@ -1176,6 +1253,8 @@ static int start_get(struct tus_client *c, struct op_error *err)
     if (g->tdone)
         SET_ON(c->get_easy, CURLOPT_CUSTOMREQUEST, "DELETE");
     SET_ON(c->get_easy, CURLOPT_WRITEFUNCTION, on_get_body);
+    SET_ON(c->get_easy, CURLOPT_HEADERFUNCTION, on_get_header);
+    SET_ON(c->get_easy, CURLOPT_HEADERDATA, c);
     SET_ON(c->get_easy, CURLOPT_WRITEDATA, c);
     SET_ON(c->get_easy, CURLOPT_HTTPHEADER, c->ghdrs);
     if (curl_multi_add_handle(c->multi, c->get_easy) != CURLM_OK)
@@ -1595,6 +1674,12 @@ int tus_client_upload(struct tus_client *c, const struct tus_upload_params *p, s
     if (!c->cur && c->req == REQ_NONE)
         schedule(c, 0);
     return 0;
+}
+
+uint64_t tus_client_mailbox_last(const struct tus_client *c, int *known)
+{
+    *known = c && c->mailbox_known;
+    return *known ? c->mailbox_last : 0;
 }
 
 void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *out)

@@ -25,7 +25,8 @@ struct tus_client;
 
 /* Caps on what comes from outside: header values we keep, upload URLs. */
 #define TUS_URL_MAX 2048
-#define TUS_META_MAX 4096 /* encoded Upload-Metadata header value */
+#define TUS_META_MAX 4096    /* encoded Upload-Metadata header value */
+#define TUS_RECEIPT_MAX 4096 /* decoded Outpost-Receipt; a longer one is ignored */
 
 /* Returns milliseconds on a monotonic clock; tests inject their own. */
 typedef uint64_t (*tus_clock_fn)(void *ctx);
@@ -78,6 +79,13 @@ struct tus_upload_callbacks {
     void (*on_progress)(void *ctx, uint64_t confirmed, uint64_t total);
     /* A request failed with `why`; the next one starts in `delay_ms`. */
     void (*on_retry)(void *ctx, unsigned attempt, uint64_t delay_ms, const struct op_error *why);
+    /* The response that completed the upload carried HQ's receipt
+     * (Outpost-Receipt: base64url without padding, docs/SYNC_PROTOCOL.md):
+     * `receipt_json` is the decoded receipt, `len` bytes (at most
+     * TUS_RECEIPT_MAX) and a NUL, living until the callback returns.
+     * Called just before on_done with status 0, and only then; the callee
+     * verifies it. A header that does not decode is ignored. */
+    void (*on_receipt)(void *ctx, const char *receipt_json, size_t len);
     /* The upload ended. status 0: the whole file is stored at `url`.
      * Otherwise a negative errno with the detail in `err`:
      *   -EACCES   401/403 from the server;
@@ -200,6 +208,11 @@ typedef void (*tus_terminate_cb)(void *ctx, int status, const struct op_error *e
  * -ESHUTDOWN after stop. */
 int tus_client_terminate(struct tus_client *c, const char *upload_url, tus_terminate_cb done,
                          void *ctx, struct op_error *err);
+
+/* The newest Outpost-Mailbox-Last value HQ sent on any response (uploads,
+ * HEAD, GET, DELETE): the highest mailbox seq it holds for this node. *known
+ * is 0 (and the result 0) until a response carried a valid one. */
+uint64_t tus_client_mailbox_last(const struct tus_client *c, int *known);
 
 /* Copies the counters. */
 void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *out);

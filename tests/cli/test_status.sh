@@ -46,6 +46,20 @@ if command -v sqlite3 >/dev/null; then
     expect_contains "$OUT" '"enabled":true'
     expect_contains "$OUT" '"spool_full":true'
     expect_contains "$OUT" '"errors":{"network":4}'
+    # Today's bytes: what HQ acknowledged (the budget's charge) beside the
+    # wire; and the round trips saved.
+    day=$(( $(date -u +%s) / 86400 ))
+    sqlite3 "$DB" "UPDATE sync_state SET bytes_day = $day, bytes_today = 1000,
+        sent_today = 2100, resent_today = 1100, receipts_inline = 3, mailbox_skipped = 5;" ||
+        die "sqlite3 failed"
+    expect_exit 0 "$OUTPOST" status
+    expect_contains "$OUT" "sent today: 1000 bytes acknowledged by HQ (2100 on the wire, 1100 of them sent again after cuts)"
+    expect_contains "$OUT" "round trips saved: 3 receipts came with the last PATCH, 5 mailbox checks skipped"
+    expect_exit 0 "$OUTPOST" status --json
+    expect_contains "$OUT" '"bytes_today":1000'
+    expect_contains "$OUT" '"bytes_sent_today":2100'
+    expect_contains "$OUT" '"receipts_inline":3'
+    expect_contains "$OUT" '"mailbox_skipped":5'
 else
     echo "sqlite3 not installed: skipping the recorded-state part"
 fi

@@ -8,6 +8,14 @@ UPDATE sync_state SET goodput_bps = ?1, bytes_day = ?2, bytes_today = ?3,
     last_error = coalesce(?4, last_error)
 WHERE id = 1;
 
+-- The wire counters of the day and the round trips saved (?1: 1 when the
+-- day did not change, else the wire counters start again).
+-- name: note_counters
+UPDATE sync_state SET sent_today = ?2 + CASE WHEN ?1 THEN sent_today ELSE 0 END,
+    resent_today = ?3 + CASE WHEN ?1 THEN resent_today ELSE 0 END,
+    receipts_inline = receipts_inline + ?4, mailbox_skipped = mailbox_skipped + ?5
+WHERE id = 1;
+
 -- name: count_error
 INSERT INTO sync_errors (kind, n, last_ms, last) VALUES (?1, 1, ?2, ?3)
 ON CONFLICT (kind) DO UPDATE SET n = n + 1, last_ms = ?2, last = ?3;
@@ -21,6 +29,10 @@ SELECT node_id, region FROM sync_state WHERE id = 1;
 -- A database outpostd has not migrated yet has no such column.
 -- name: waiting
 SELECT waiting FROM sync_state WHERE id = 1;
+
+-- A database outpostd has not migrated yet has no such columns.
+-- name: counters
+SELECT sent_today, resent_today, receipts_inline, mailbox_skipped FROM sync_state WHERE id = 1;
 
 -- name: settled
 SELECT coalesce(sum(state = 2), 0), coalesce(sum(state = 3), 0) FROM sync_segments;

@@ -1,15 +1,20 @@
-/* Tests for appliance/uplink/ledger_status.c on a clock the test moves: bytes
- * sent count toward the UTC day they were sent on and start again at
- * midnight; goodput is smoothed over uploads; errors are counted by kind
- * and the last one is kept; why sync waits is shown; and `outpost status`
- * read-only beside the daemon shows the same figures as the daemon. */
+/* Tests for appliance/uplink/ledger_status.c on a clock the test moves:
+ * bytes HQ acknowledged count toward the UTC day they were acknowledged
+ * on (the daily budget) and start again at midnight, with the bytes put on
+ * the wire beside them; goodput is smoothed over uploads; errors are
+ * counted by kind and the last one is kept; why sync waits is shown; the
+ * round trips saved add up; and `outpost status` read-only beside the
+ * daemon shows the same figures as the daemon. */
 #include "ledger_fixture.h"
 
+/* sent: on the wire; confirmed: acknowledged by HQ, and the goodput
+ * sample over ms when ms is not 0 */
 static void note(struct sync_ledger *l, uint64_t sent, uint64_t confirmed, uint64_t ms,
                  const char *kind, const char *msg)
 {
     struct sync_link_report r = {.bytes_sent = sent,
                                  .bytes_confirmed = confirmed,
+                                 .sample_bytes = ms ? confirmed : 0,
                                  .duration_ms = ms,
                                  .error_kind = kind,
                                  .error_msg = msg};
@@ -34,9 +39,12 @@ static void test_figures(void)
     CHECK_EQ(s.bytes_today, 0);
 
     note(l, 1000, 1000, 1000, NULL, NULL); /* 1000 B/s */
+    /* a cut: 500 bytes on the wire, none acknowledged; the budget is not
+     * charged for them */
     note(l, 500, 0, 0, "network", "connection reset");
     CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
-    CHECK_EQ(s.bytes_today, 1500);
+    CHECK_EQ(s.bytes_today, 1000);
+    CHECK_EQ(s.bytes_sent_today, 1500);
     CHECK(s.goodput_bps == 1000.0);
     CHECK(s.eta_s > 0);
     CHECK_STR(s.last_error, "network: connection reset");
@@ -48,16 +56,28 @@ static void test_figures(void)
     fx_now += 3000;
     CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
     CHECK_EQ(s.bytes_today, 0);
-    note(l, 200, 2000, 1000, "tls", "handshake"); /* sample 2000 B/s */
+    CHECK_EQ(s.bytes_sent_today, 0);
+    note(l, 2000, 2000, 1000, "tls", "handshake"); /* sample 2000 B/s */
     note(l, 0, 0, 0, "network", "timeout");
     CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
-    CHECK_EQ(s.bytes_today, 200);
+    CHECK_EQ(s.bytes_today, 2000);
+    CHECK_EQ(s.bytes_sent_today, 2000);
     CHECK(s.goodput_bps > 1299.0 && s.goodput_bps < 1301.0); /* 0.7 * 1000 + 0.3 * 2000 */
     CHECK_STR(s.last_error, "network: timeout");
     CHECK_EQ(s.nerrors, 2);
     CHECK_STR(s.errors[0].kind, "network");
     CHECK_EQ(s.errors[0].n, 2);
     CHECK_STR(s.errors[1].kind, "tls");
+
+    /* round trips saved add up, across days */
+    struct sync_link_report saved = {.receipts_inline = 2, .mailbox_skipped = 3};
+    CHECK_EQ(sync_ledger_note_link(l, &saved, &err), 0);
+    saved.receipts_inline = 1;
+    CHECK_EQ(sync_ledger_note_link(l, &saved, &err), 0);
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.receipts_inline, 3);
+    CHECK_EQ(s.mailbox_skipped, 6);
+    CHECK_EQ(s.bytes_today, 2000);
 
     CHECK_EQ(sync_ledger_set_waiting(l, "outside the sync window", &err), 0);
     CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
@@ -76,6 +96,8 @@ static void test_figures(void)
     CHECK_STR(db.waiting, s.waiting);
     CHECK_EQ(db.nerrors, s.nerrors);
     CHECK_EQ(db.next_segment, s.next_segment);
+    CHECK_EQ(db.receipts_inline, s.receipts_inline);
+    CHECK_EQ(db.mailbox_skipped, s.mailbox_skipped);
     CHECK_EQ(sync_ledger_set_waiting(l, "", &err), 0);
     CHECK_EQ(sync_ledger_status_db(fx_db, &db, &err), 0);
     CHECK_STR(db.waiting, "");

@@ -458,7 +458,8 @@ static void test_many_small_segments(void)
     CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
     CHECK_EQ(s.spool_segments, (uint64_t)segments);
     CHECK(s.eta_s == -1); /* no goodput yet */
-    struct sync_link_report r = {.bytes_sent = 1000, .bytes_confirmed = 1000, .duration_ms = 500};
+    struct sync_link_report r = {
+        .bytes_sent = 1000, .bytes_confirmed = 1000, .sample_bytes = 1000, .duration_ms = 500};
     CHECK_EQ(sync_ledger_note_link(l, &r, &err), 0);
     struct sync_link_report e = {.error_kind = "network", .error_msg = "connection refused"};
     CHECK_EQ(sync_ledger_note_link(l, &e, &err), 0);

@@ -23,11 +23,15 @@
 
 #include <uv.h>
 
+#include "codec.h"
 #include "db.h"
+#include "http_server.h"
 #include "hq_config.h"
 #include "hq_serve.h"
 #include "hq_store.h"
+#include "segment.h"
 #include "store.h"
+#include "sync_mac.h"
 #include "uplink.h"
 #include "fixture.h"
 #include "testlib.h"
@@ -313,6 +317,275 @@ static int mailbox_fetched(struct fx *f)
     return s && s->mailbox_after >= mailbox_seq;
 }
 
+/* ---- a scripted HQ -------------------------------------------------------
+ * A tus receiver on http_server that says what the real one would, with
+ * the parts of the protocol under test scripted: the receipt on the PATCH
+ * that completes an upload (valid, forged or garbled), the mailbox hint on
+ * every response, and a link that loses half of every chunk and then
+ * stops confirming anything. It counts the receipt and mailbox GETs, and
+ * when each came (by the uploads completed so far). */
+
+enum { RCPT_NONE, RCPT_VALID, RCPT_FORGED, RCPT_GARBLED, RCPT_ALTERNATE };
+
+struct fake {
+    uv_loop_t loop;
+    struct http_server *srv;
+    struct fx node; /* only its directory and node database */
+    struct node_credentials cred;
+    struct uplink *up;
+    uv_timer_t tick;
+    int ticked;
+    /* the script */
+    int receipts;  /* RCPT_* on the completing PATCH */
+    uint64_t hint; /* Outpost-Mailbox-Last; hint_from: sent once this many uploads
+                      completed (before: 0) */
+    int hint_from;
+    int hint_gets_only; /* only GET answers carry the hint */
+    int half;           /* keep only the first half of every PATCH body */
+    uint64_t stuck_at;  /* past this offset every PATCH answers 503; 0: never */
+    /* the upload in progress */
+    int upload_id;
+    unsigned char *data;
+    uint64_t length, got;
+    uint64_t seg_no;
+    /* what happened */
+    int completed; /* uploads completed */
+    int receipt_gets, mailbox_gets, stuck_answers;
+    int mailbox_gets_at[64]; /* mailbox GETs by uploads completed when they came */
+    struct {
+        uint64_t no, to_u, to_o;
+    } done[64];
+};
+
+static void fk_hint(struct fake *k, struct http_exchange *x)
+{
+    if (k->hint_gets_only && strcmp(http_method(x), "GET"))
+        return;
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)(k->completed >= k->hint_from ? k->hint : 0));
+    (void)http_add_header(x, "Outpost-Mailbox-Last", v);
+}
+
+/* The receipt of done[i], as GET /v1/receipts/N answers it. */
+static char *fk_receipt(struct fake *k, int i, int forged)
+{
+    char mac[SYNC_MAC_HEX];
+    if (sync_receipt_mac(k->cred.hq_key, NODE, k->done[i].no, "applied", k->done[i].to_u,
+                         k->done[i].to_o, mac) < 0)
+        die("receipt mac", NULL);
+    if (forged)
+        mac[0] = mac[0] == '0' ? '1' : '0';
+    json_t *r = json_pack("{sssIsss{sIsI}sssIsI}", "node", NODE, "segment",
+                          (json_int_t)k->done[i].no, "status", "applied", "to", "urgent",
+                          (json_int_t)k->done[i].to_u, "ordinary", (json_int_t)k->done[i].to_o,
+                          "mac", mac, "applied", (json_int_t)1, "set_aside", (json_int_t)0);
+    char *text = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+    return text;
+}
+
+/* The upload is whole: read its segment's range as HQ would. */
+static void fk_complete(struct fake *k)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/upload.seg", k->node.dir);
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fwrite(k->data, 1, k->length, fp) != k->length || fclose(fp) != 0)
+        die("write upload", NULL);
+    struct segment *sg = NULL;
+    struct op_error err;
+    op_error_clear(&err);
+    if (segment_open(path, k->cred.hq_key, NULL, &sg, &err) < 0)
+        die("segment_open", &err);
+    const struct segment_info *in = segment_get_info(sg);
+    int i = k->completed < 64 ? k->completed : 63;
+    k->done[i].no = in->segment_no;
+    k->done[i].to_u = in->to_urgent;
+    k->done[i].to_o = in->to_ordinary;
+    segment_close(sg);
+    k->completed++;
+}
+
+static void fk_handle(void *ctx, struct http_exchange *x)
+{
+    struct fake *k = ctx;
+    const char *m = http_method(x), *path = http_path(x);
+    char loc[32];
+    snprintf(loc, sizeof loc, "/files/u%d", k->upload_id);
+    (void)http_add_header(x, "Tus-Resumable", "1.0.0");
+    if (!strcmp(m, "POST") && !strcmp(path, "/files/")) {
+        const char *len = http_header(x, "Upload-Length");
+        free(k->data);
+        k->length = len ? strtoull(len, NULL, 10) : 0;
+        k->data = malloc(k->length ? k->length : 1);
+        k->got = 0;
+        k->upload_id++;
+        snprintf(loc, sizeof loc, "/files/u%d", k->upload_id);
+        (void)http_add_header(x, "Location", loc);
+        fk_hint(k, x);
+        http_respond(x, 201, NULL, "", 0);
+        return;
+    }
+    if (!strcmp(path, loc) && (!strcmp(m, "HEAD") || !strcmp(m, "PATCH"))) {
+        char off[24], len[24];
+        if (!strcmp(m, "PATCH")) {
+            size_t n;
+            const char *body = http_body(x, &n);
+            const char *at = http_header(x, "Upload-Offset");
+            if (!at || strtoull(at, NULL, 10) != k->got || k->got + n > k->length) {
+                http_respond(x, 409, NULL, "", 0);
+                return;
+            }
+            if (k->stuck_at && k->got >= k->stuck_at) {
+                k->stuck_answers++;
+                fk_hint(k, x);
+                http_respond(x, 503, NULL, "", 0);
+                return;
+            }
+            if (k->half && n > 1)
+                n /= 2; /* a cut: HQ keeps what arrived, the rest is sent again */
+            memcpy(k->data + k->got, body, n);
+            k->got += n;
+            if (k->got == k->length) {
+                fk_complete(k);
+                int i = k->completed - 1;
+                int kind = k->receipts;
+                if (kind == RCPT_ALTERNATE)
+                    kind = (k->completed & 1) ? RCPT_FORGED : RCPT_GARBLED;
+                if (kind == RCPT_VALID || kind == RCPT_FORGED) {
+                    char *json = fk_receipt(k, i, kind == RCPT_FORGED);
+                    char b64[2048];
+                    if (codec_b64_encode(json, strlen(json), CODEC_B64_URL | CODEC_B64_NOPAD, b64,
+                                         sizeof b64) < 0)
+                        die("b64", NULL);
+                    free(json);
+                    (void)http_add_header(x, "Outpost-Receipt", b64);
+                } else if (kind == RCPT_GARBLED) {
+                    (void)http_add_header(x, "Outpost-Receipt", "eyJub2RlIjo*!garbled");
+                }
+            }
+        }
+        snprintf(off, sizeof off, "%llu", (unsigned long long)k->got);
+        snprintf(len, sizeof len, "%llu", (unsigned long long)k->length);
+        (void)http_add_header(x, "Upload-Offset", off);
+        (void)http_add_header(x, "Upload-Length", len);
+        fk_hint(k, x);
+        http_respond(x, !strcmp(m, "HEAD") ? 200 : 204, NULL, "", 0);
+        return;
+    }
+    if (!strcmp(m, "GET") && !strncmp(path, "/v1/receipts/", 13)) {
+        k->receipt_gets++;
+        uint64_t no = strtoull(path + 13, NULL, 10);
+        fk_hint(k, x);
+        for (int i = 0; i < k->completed && i < 64; i++) {
+            if (k->done[i].no != no)
+                continue;
+            char *json = fk_receipt(k, i, 0);
+            http_respond(x, 200, "application/json", json, strlen(json));
+            free(json);
+            return;
+        }
+        http_respond(x, 404, NULL, "", 0);
+        return;
+    }
+    if (!strcmp(m, "GET") && !strcmp(path, "/v1/mailbox")) {
+        k->mailbox_gets++;
+        k->mailbox_gets_at[k->completed < 64 ? k->completed : 63]++;
+        fk_hint(k, x);
+        const char *body = "{\"messages\":[]}";
+        http_respond(x, 200, "application/json", body, strlen(body));
+        return;
+    }
+    http_respond(x, 404, NULL, "", 0);
+}
+
+static void fk_init(struct fake *k, uint64_t segment_bytes)
+{
+    memset(k, 0, sizeof *k);
+    snprintf(k->node.dir, sizeof k->node.dir, "/tmp/test_uplink_XXXXXX");
+    if (!mkdtemp(k->node.dir))
+        die("mkdtemp", NULL);
+    snprintf(k->node.node_db, sizeof k->node.node_db, "%s/node.db", k->node.dir);
+    make_node(&k->node);
+    uv_loop_init(&k->loop);
+    uv_timer_init(&k->loop, &k->tick);
+    struct http_server_config hc = {.listen = "127.0.0.1:0"};
+    struct op_error err;
+    op_error_clear(&err);
+    if (http_server_start(&k->loop, &hc, fk_handle, NULL, k, &k->srv, &err) < 0)
+        die("http_server_start", &err);
+    snprintf(k->cred.node_id, sizeof k->cred.node_id, NODE);
+    snprintf(k->cred.region, sizeof k->cred.region, "KE");
+    snprintf(k->cred.token, sizeof k->cred.token, TOKEN);
+    for (int i = 0; i < 32; i++)
+        k->cred.hq_key[i] = (unsigned char)(i * 7 + 1);
+    snprintf(k->cred.hq_url, sizeof k->cred.hq_url, "http://127.0.0.1:%d",
+             http_server_port(k->srv));
+    atomic_store(&wall, at(0, 10, 0, 0));
+    (void)segment_bytes;
+}
+
+static void fk_start(struct fake *k, uint64_t segment_bytes)
+{
+    struct uplink_config c = {
+        .db_path = k->node.node_db,
+        .cred = &k->cred,
+        .segment_bytes = segment_bytes,
+        .interval_ms = 200,
+        .wall_ms = fake_wall,
+    };
+    struct op_error err;
+    op_error_clear(&err);
+    if (uplink_start(&k->loop, &c, &k->up, &err) < 0)
+        die("uplink_start", &err);
+}
+
+static void fk_done(struct fake *k)
+{
+    int n = 0;
+    uplink_stop(k->up, on_stopped, &n);
+    http_server_stop(k->srv, on_stopped, &n);
+    while (n < 2)
+        uv_run(&k->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&k->tick, NULL);
+    uv_run(&k->loop, UV_RUN_DEFAULT);
+    CHECK_EQ(uv_loop_close(&k->loop), 0);
+    free(k->data);
+    (void)fx_remove_tree(k->node.dir);
+}
+
+static void fk_on_tick(uv_timer_t *t)
+{
+    ((struct fake *)t->data)->ticked = 1;
+}
+
+static int fk_run_until(struct fake *k, int (*pred)(struct fake *k), const char *what)
+{
+    uv_update_time(&k->loop);
+    uint64_t limit = uv_now(&k->loop) + 60000;
+    k->tick.data = k;
+    uv_timer_start(&k->tick, fk_on_tick, 5, 5);
+    while (!pred(k) && uv_now(&k->loop) < limit)
+        uv_run(&k->loop, UV_RUN_ONCE);
+    uv_timer_stop(&k->tick);
+    if (!pred(k)) {
+        fprintf(stderr, "  gave up waiting for %s\n", what);
+        return -1;
+    }
+    return 0;
+}
+
+static const struct sync_status *fk_status(struct fake *k)
+{
+    return uplink_status(k->up);
+}
+
+static int fk_drained(struct fake *k)
+{
+    const struct sync_status *s = fk_status(k);
+    return s && s->outbox_depth == 0 && s->spool_segments == 0 && s->segments_acked > 0;
+}
+
 /* ---- tests ---- */
 
 /* After a kick the paused upload `id` goes on to the end: it is the only
@@ -411,6 +684,98 @@ static void test_budget(void)
     fx_done(&f);
 }
 
+static int fk_inline_counted(struct fake *k)
+{
+    const struct sync_status *s = fk_status(k);
+    return fk_drained(k) && s->receipts_inline == (uint64_t)k->completed;
+}
+
+/* Receipts ride on the completing PATCH: every segment is acknowledged
+ * without a GET /v1/receipts/N, and the GETs saved are counted. The
+ * mailbox is asked once at start; then, while HQ's hint equals the cursor,
+ * not once more while segments go; once the hint is above the cursor, the
+ * cycle of every segment asks. */
+static void test_round_trips(void)
+{
+    struct fake k;
+    fk_init(&k, 0);
+    k.receipts = RCPT_VALID;
+    k.hint = 7;
+    k.hint_from = 3;
+    fk_start(&k, 40000);
+    CHECK_EQ(fk_run_until(&k, fk_inline_counted, "the drain, receipts counted"), 0);
+    int n = k.completed;
+    CHECK(n >= 5);
+    CHECK_EQ(k.receipt_gets, 0);
+    CHECK_EQ(fk_status(&k)->segments_acked, (uint64_t)n);
+    CHECK_EQ(fk_status(&k)->receipts_inline, (uint64_t)n);
+    /* the start: one poll, after the first segment */
+    CHECK_EQ(k.mailbox_gets_at[1], 1);
+    /* the hint equals the cursor: no GET */
+    CHECK_EQ(k.mailbox_gets_at[2], 0);
+    CHECK(fk_status(&k)->mailbox_skipped >= 1);
+    /* the hint is above the cursor (HQ's fake mailbox stays empty, so it
+     * stays above): a GET after every segment */
+    for (int i = 3; i < n && i < 64; i++)
+        CHECK(k.mailbox_gets_at[i] >= 1);
+    fk_done(&k);
+}
+
+/* A receipt on the PATCH that does not verify (a forged MAC) or does not
+ * decode is ignored: nothing is acknowledged through it, and the GET asks
+ * for the receipt as before, which acknowledges the segment. The mailbox
+ * hint is taken from GET answers too. */
+static void test_inline_refused(void)
+{
+    struct fake k;
+    fk_init(&k, 0);
+    k.receipts = RCPT_ALTERNATE;
+    k.hint = 7;
+    k.hint_from = 2;
+    k.hint_gets_only = 1;
+    fk_start(&k, 60000);
+    CHECK_EQ(fk_run_until(&k, fk_drained, "the drain through GETs"), 0);
+    CHECK(k.completed >= 3);
+    CHECK(k.receipt_gets >= k.completed);
+    CHECK_EQ(fk_status(&k)->segments_acked, (uint64_t)k.completed);
+    CHECK_EQ(fk_status(&k)->receipts_inline, 0);
+    /* the hint on the receipt GETs' answers counts as on any response:
+     * above the cursor, so the mailbox is fetched after every segment */
+    for (int i = 2; i < k.completed && i < 64; i++)
+        CHECK(k.mailbox_gets_at[i] >= 1);
+    fk_done(&k);
+}
+
+static int fk_stuck_charged(struct fake *k)
+{
+    const struct sync_status *s = fk_status(k);
+    return k->stuck_answers >= 2 && s && s->bytes_today == k->got;
+}
+
+/* An upload that never completes (HQ keeps half of every chunk, then
+ * confirms nothing more) is charged to the day as HQ acknowledges it, not
+ * at an end that never comes; and what is charged is HQ's offset, not the
+ * bytes sent, which a lossy link makes twice as many. */
+static void test_stuck_charged(void)
+{
+    struct fake k;
+    fk_init(&k, 0);
+    k.receipts = RCPT_VALID;
+    k.half = 1;
+    k.stuck_at = 150000;
+    fk_start(&k, 2000000);
+    CHECK_EQ(fk_run_until(&k, fk_stuck_charged, "the stuck upload charged"), 0);
+    const struct sync_status *s = fk_status(&k);
+    CHECK(k.got >= 150000);
+    CHECK_EQ(s->bytes_today, k.got);
+    CHECK_EQ(s->segments_acked, 0);
+    CHECK_EQ(k.completed, 0);
+    /* the wire saw about twice as much, shown beside it */
+    CHECK(s->bytes_sent_today >= s->bytes_today + s->bytes_today / 2);
+    CHECK(s->bytes_resent_today >= s->bytes_today / 2);
+    fk_done(&k);
+}
+
 int main(void)
 {
     alarm(300);
@@ -419,5 +784,8 @@ int main(void)
     unsetenv("OUTPOST_POLICY");
     RUN(test_window);
     RUN(test_budget);
+    RUN(test_round_trips);
+    RUN(test_inline_refused);
+    RUN(test_stuck_charged);
     return tl_report();
 }
