@@ -1571,7 +1571,8 @@ static void test_kill9(void)
             int fd = send_patch_part(sh->port, id, off, len, k);
             if (fd >= 0)
                 close(fd);
-            usleep(NEXT() % 3000);
+            /* every other one once the server saw the cut, the rest at random */
+            usleep(cuts % 2 ? 50000 : NEXT() % 3000);
             kill_server(pid);
             cuts++;
             pid = spawn_server(dir);
