@@ -3,7 +3,9 @@
  * PATCH (with Upload-Checksum) and DELETE (termination) under one base
  * path, keeps one in-memory
  * record per upload mirrored by a state file in the spool directory, and
- * appends verified bytes to the upload's data file.
+ * writes PATCH bodies to the upload's data file: as they arrive when the
+ * gate streams them (tus_server_gate; a cut keeps what arrived), or
+ * verified and whole otherwise.
  *
  * Invariant: for every upload, state-file offset <= durable bytes of the
  * data file, because each append is written, truncated to its end and
@@ -11,8 +13,10 @@
  * (temp file, fsync, rename, fsync of the directory). The in-memory record
  * changes only after the state file did, so memory never runs ahead of
  * disk either. The loop is single-threaded and each request is handled to
- * the end before the next, so no upload is ever written by two requests at
- * once (no locks, no 423).
+ * the end before the next, except a streamed PATCH, which spans loop
+ * turns: it is the only writer of its upload (u->st), and any newer
+ * request to that upload closes it first, so no upload is ever written by
+ * two requests at once (no locks, no 423).
  */
 #include "tus_server.h"
 
