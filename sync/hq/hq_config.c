@@ -50,6 +50,9 @@ static const struct conf_key keys[] = {
      "a request's body must arrive within this after its headers (408); slow links need time"},
     {"idle_timeout_ms", CONF_U64, FIELD(idle_timeout_ms), 100, 3600000, "60000",
      "an idle keep-alive connection is closed after this"},
+    {"receipt_wait_ms", CONF_U64, FIELD(receipt_wait_ms), 0, 600000, "10000",
+     "the PATCH completing an upload is answered after the segment is applied, with its "
+     "receipt (Outpost-Receipt); 0 answers first and applies after"},
     {"log_requests", CONF_BOOL, FIELD(log_requests), 0, 0, "true",
      "one log line per request on stderr"},
     {"log_level", CONF_LOG_LEVEL, FIELD(log_level), 0, 0, "info",

@@ -36,6 +36,7 @@ struct hq_config {
     uint64_t header_timeout_ms;
     uint64_t body_timeout_ms;
     uint64_t idle_timeout_ms;
+    uint64_t receipt_wait_ms; /* 0: answer the completing PATCH before applying */
     int log_requests;
     int log_level; /* enum log_level: lines less severe are left out */
 };

@@ -27,6 +27,7 @@
 
 #include <uv.h>
 
+#include "codec.h"
 #include "hq_apply.h"
 #include "hq_store.h"
 #include "http_server.h"
@@ -269,6 +270,13 @@ static void gate(void *ctx, struct http_exchange *x)
         return;
     }
     http_set_data(x, n, free);
+    /* The mailbox hint rides on every answer to a node: it fetches its
+     * mailbox only when this is above what it stored. */
+    char seq[24];
+    snprintf(seq, sizeof seq, "%" PRIu64, n->mailbox_last);
+    (void)http_add_header(x, "Outpost-Mailbox-Last", seq);
+    if (tus && tus_server_gate(hq->tus, x, n->name))
+        return;
     http_gate_pass(x, tus ? 0 : HQ_GATE_SMALL_BODY);
 }
 
@@ -303,6 +311,51 @@ static int tus_admit(void *ctx, const char *principal, const struct tus_metadata
     return -EPERM;
 }
 
+/* The receipt document GET /v1/receipts/N answers with, MAC under the
+ * node's key; NULL when out of memory or the MAC cannot be made. The
+ * caller frees it. */
+static char *receipt_json(const struct hq_node *n, const struct hq_receipt *r)
+{
+    char mac[SYNC_MAC_HEX], at[32];
+    const char *status = hq_receipt_status_name(r->status);
+    if (sync_receipt_mac(n->hq_key, r->node, r->segment, status, r->to_urgent, r->to_ordinary,
+                         mac) < 0)
+        return NULL;
+    iso_time(r->received_ms, at);
+    json_t *o =
+        json_pack("{s:s, s:I, s:s, s:{s:I, s:I}, s:I, s:I, s:I, s:s, s:s, s:s}", "node", r->node,
+                  "segment", (json_int_t)r->segment, "status", status, "to", "urgent",
+                  (json_int_t)r->to_urgent, "ordinary", (json_int_t)r->to_ordinary, "records",
+                  (json_int_t)r->records, "applied", (json_int_t)r->applied, "set_aside",
+                  (json_int_t)r->set_aside, "reason", r->reason, "received_at", at, "mac", mac);
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return body;
+}
+
+/* Puts the receipt into the answer of the PATCH that completed its
+ * upload, so the node needs no GET for it. */
+static void add_receipt_header(struct http_exchange *x, const struct hq_receipt *r)
+{
+    const struct hq_node *n = http_data(x); /* the gate's */
+    if (!n)
+        return;
+    char *body = receipt_json(n, r);
+    if (!body)
+        return;
+    size_t len = strlen(body);
+    unsigned flags = CODEC_B64_URL | CODEC_B64_NOPAD;
+    size_t cap = codec_b64_len(len, flags) + 1;
+    char *enc = malloc(cap);
+    if (enc && codec_b64_encode(body, len, flags, enc, cap) >= 0 &&
+        http_add_header(x, "Outpost-Receipt", enc) < 0)
+        log_warning("node %s segment %" PRIu64 ": receipt too large for a header; the node "
+                    "fetches it",
+                    n->name, r->segment);
+    free(enc);
+    free(body);
+}
+
 static int tus_complete(void *ctx, const char *upload_id, const char *principal,
                         const struct tus_metadata *md, const char *data_path, uint64_t length)
 {
@@ -324,10 +377,15 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
                     segname, err.msg[0] ? err.msg : strerror(-rc));
         return rc;
     }
+    struct http_exchange *x = tus_server_completing(hq->tus);
     switch (res.outcome) {
     case HQ_APPLY_REFUSED:
-        log_warning("node %s segment %s refused: %s", principal, segname, res.reason);
-        break;
+        /* Not a valid segment of this node (digest, MAC, header): its
+         * bytes go, and the node sends the segment again as a new upload
+         * (its PATCH, if waiting, gets 460; HEAD answers 404). */
+        log_warning("node %s segment %s refused, upload discarded: %s", principal, segname,
+                    res.reason);
+        return -EBADMSG;
     case HQ_APPLY_REJECTED:
         log_err("node %s segment %" PRIu64 " rejected: %s", principal, res.receipt.segment,
                 res.reason);
@@ -343,6 +401,8 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
                  res.receipt.set_aside);
         break;
     }
+    if (x)
+        add_receipt_header(x, &res.receipt);
     /* Every outcome above is final. Settling drops the bytes but keeps the
      * upload answering "complete" for a while, so a node whose final 204
      * was lost finishes with one HEAD instead of sending the segment again. */
@@ -390,21 +450,13 @@ static void handle_receipt(struct hq_serve *hq, struct http_exchange *x, const s
         problem(x, 503, "the HQ store is not available; try again later");
         return;
     }
-    char mac[SYNC_MAC_HEX], at[32];
-    const char *status = hq_receipt_status_name(r.status);
-    if (sync_receipt_mac(n->hq_key, r.node, r.segment, status, r.to_urgent, r.to_ordinary, mac) <
-        0) {
-        problem(x, 500, "cannot compute the receipt MAC");
+    char *body = receipt_json(n, &r);
+    if (!body) {
+        problem(x, 500, "cannot compute the receipt");
         return;
     }
-    iso_time(r.received_ms, at);
-    respond_json(x, 200, "application/json",
-                 json_pack("{s:s, s:I, s:s, s:{s:I, s:I}, s:I, s:I, s:I, s:s, s:s, s:s}", "node",
-                           r.node, "segment", (json_int_t)r.segment, "status", status, "to",
-                           "urgent", (json_int_t)r.to_urgent, "ordinary", (json_int_t)r.to_ordinary,
-                           "records", (json_int_t)r.records, "applied", (json_int_t)r.applied,
-                           "set_aside", (json_int_t)r.set_aside, "reason", r.reason, "received_at",
-                           at, "mac", mac));
+    http_respond(x, 200, "application/json", body, strlen(body));
+    free(body);
 }
 
 struct mailbox_page {
@@ -652,6 +704,7 @@ int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq
         .unauthorized_detail = UNAUTHORIZED,
         .now_ms = tus_clock,
         .clock_ctx = hq,
+        .deliver_before_answer = cfg->receipt_wait_ms > 0,
     };
     struct op_error terr;
     op_error_clear(&terr);

@@ -3,7 +3,12 @@
  * (TLS when configured), the tus server at /files/ for segment uploads,
  * GET /v1/receipts/N, GET /v1/mailbox?after=SEQ, /healthz and /metrics
  * (requests and answers in docs/SYNC_PROTOCOL.md). A completed upload is
- * verified and applied by hq_apply and then settled.
+ * verified and applied by hq_apply and then settled; with receipt_wait_ms
+ * above 0 that happens before the completing PATCH is answered, which then
+ * carries the receipt (Outpost-Receipt), or 460 for an upload that is not
+ * a valid segment of the node (discarded). Every answer to a node carries
+ * Outpost-Mailbox-Last. tus PATCH bodies are streamed to the spool as they
+ * arrive (tus_server_gate), so a cut keeps what arrived.
  *
  * The receiver (hq_serve_start .. hq_serve_stop) runs on a loop the caller
  * owns, with a store and clocks the caller gives, so it can be tested

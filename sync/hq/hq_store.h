@@ -45,6 +45,7 @@ struct hq_node {
     uint64_t last_segment;            /* the highest applied segment number */
     int64_t last_segment_created_ms;  /* its header's created time */
     char last_refusal[HQ_REASON_MAX]; /* "" if none */
+    uint64_t mailbox_last;            /* the highest mailbox seq posted to it (0: none) */
 };
 
 enum hq_receipt_status { HQ_RECEIPT_APPLIED = 0, HQ_RECEIPT_REJECTED };

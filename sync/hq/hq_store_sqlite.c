@@ -315,6 +315,7 @@ static void read_node(sqlite3_stmt *st, struct hq_node *n)
         n->last_segment = (uint64_t)sqlite3_column_int64(st, 11);
         n->last_segment_created_ms = sqlite3_column_int64(st, 12);
     }
+    n->mailbox_last = (uint64_t)sqlite3_column_int64(st, 13);
 }
 
 static int sq_node_add(void *impl, const char *name, const char *region,

@@ -113,6 +113,12 @@ struct http_exchange {
     size_t body_acct;     /* bytes of body counted in the server's buffered total */
     void *data;           /* http_set_data */
     void (*data_free)(void *);
+    /* http_gate_stream: the body goes to s_data, an unfinished one ends in s_cut */
+    http_body_data_fn s_data;
+    http_body_cut_fn s_cut;
+    void *s_ctx;
+    uint64_t streamed; /* bytes given to s_data */
+    int s_done;        /* the body completed (or s_cut was called) */
 };
 
 struct conn {
@@ -416,6 +422,10 @@ static struct http_exchange *x_new(struct conn *c)
 
 static void x_free(struct http_exchange *x)
 {
+    if (x->s_data && !x->s_done) {
+        x->s_done = 1;
+        x->s_cut(x->s_ctx, x, x->streamed);
+    }
     if (x->data_free)
         x->data_free(x->data);
     for (unsigned i = 0; i < x->nhdrs; i++)
@@ -839,6 +849,12 @@ static void conn_refuse(struct conn *c, int status, const char *detail, const ch
         }
         c->x = x;
     }
+    if (x->s_data && !x->s_done) {
+        /* The owner learns now that the body is cut, not once the refusal
+         * is written (it may want what it was writing to right away). */
+        x->s_done = 1;
+        x->s_cut(x->s_ctx, x, x->streamed);
+    }
     x->close = 1;
     stash_clear(c);
     struct buf b = BUF_INIT(4096);
@@ -885,7 +901,7 @@ static int body_begin(struct conn *c)
     if (x->has_len && x->content_len > x->body_max)
         return cb_refuse(c, 413, "the body is %" PRIu64 " bytes; the limit is %zu", x->content_len,
                          x->body_max);
-    if (x->has_len && !budget_fits(s, (size_t)x->content_len))
+    if (x->has_len && !x->s_data && !budget_fits(s, (size_t)x->content_len))
         return cb_refuse(c, 503, "the server holds too many request bodies right now; retry later");
     x->body.max = x->has_len ? (size_t)x->content_len : x->body_max;
     c->state = C_BODY;
@@ -1072,6 +1088,16 @@ static int on_body(http_parser *p, const char *at, size_t len)
     struct conn *c = p->data;
     struct http_exchange *x = c->x;
     struct http_server *s = c->srv;
+    if (x->s_data) {
+        if (len > x->body_max - x->streamed)
+            return cb_refuse(c, 413, "the body is larger than %zu bytes", x->body_max);
+        int rc = x->s_data(x->s_ctx, x, at, len);
+        if (rc < 0)
+            return cb_refuse(c, rc == -ENOSPC || rc == -EDQUOT ? 507 : 500,
+                             "the server cannot store the request body: %s", strerror(-rc));
+        x->streamed += len;
+        return 0;
+    }
     if (len > x->body_max - x->body.len)
         return cb_refuse(c, 413, "the body is larger than %zu bytes", x->body_max);
     size_t need = x->body.len + len;
@@ -1156,6 +1182,7 @@ static void conn_dispatch(struct conn *c)
 {
     struct http_server *s = c->srv;
     struct http_exchange *x = c->x;
+    x->s_done = 1; /* a streamed body is complete */
     c->state = C_HANDLER;
     (void)uv_timer_stop(&c->timer);
     conn_read(c, 0);
@@ -1885,6 +1912,28 @@ void http_gate_pass(struct http_exchange *x, size_t max_body)
     }
     if (!c->in_parse) /* a gate that answered at once: the parse goes on */
         conn_pump(c);
+}
+
+void http_gate_stream(struct http_exchange *x, size_t max_body, http_body_data_fn on_data,
+                      http_body_cut_fn on_cut, void *ctx)
+{
+    if (x && on_data && on_cut && x->conn && !x->gone && x->conn->state == C_GATE) {
+        x->s_data = on_data;
+        x->s_cut = on_cut;
+        x->s_ctx = ctx;
+    }
+    http_gate_pass(x, max_body);
+}
+
+uint64_t http_body_streamed(const struct http_exchange *x)
+{
+    return x->streamed;
+}
+
+void http_exchange_abort(struct http_exchange *x)
+{
+    if (x && x->conn && x->conn->state == C_BODY)
+        conn_close(x->conn);
 }
 
 void http_set_data(struct http_exchange *x, void *data, void (*free_fn)(void *))

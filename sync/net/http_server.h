@@ -165,6 +165,44 @@ int http_exchange_gone(const struct http_exchange *x);
  * meanwhile the exchange just ends (logged as 499). */
 void http_gate_pass(struct http_exchange *x, size_t max_body);
 
+/* A streamed body's bytes, handed over as they arrive (the body is never
+ * buffered). Called on the loop; reading pauses until it returns, so a
+ * callee that writes the bytes out is the back-pressure: the rest waits
+ * in the socket. Returns 0, or a negative errno to refuse the request
+ * (-ENOSPC and -EDQUOT answer 507, others 500; the connection closes and
+ * on_cut follows). The exchange may be read (http_header, http_path) but
+ * not answered from here. */
+typedef int (*http_body_data_fn)(void *ctx, struct http_exchange *x, const char *data, size_t len);
+
+/* A streamed body ended before its last byte: the client left, the body
+ * deadline passed, the body broke the framing or its cap, on_data
+ * refused it, the server stopped, or http_exchange_abort. received is
+ * what on_data was given. Called exactly once, as the exchange ends (it
+ * is never answered by its owner then; do not call http_respond). */
+typedef void (*http_body_cut_fn)(void *ctx, struct http_exchange *x, uint64_t received);
+
+/* Like http_gate_pass, but the body (at most max_body bytes, as there)
+ * goes to on_data piece by piece instead of into memory: what the
+ * connection holds is one socket read, whatever the body's size. When
+ * the body is complete the handler gets the request as usual, with an
+ * empty http_body and http_body_streamed telling how many bytes on_data
+ * took; when it is not, on_cut is called instead and the handler never
+ * sees the request. A request without a body goes to the handler at
+ * once (on_data never called). Call exactly once instead of
+ * http_gate_pass or http_respond, only from the gate's side. */
+void http_gate_stream(struct http_exchange *x, size_t max_body, http_body_data_fn on_data,
+                      http_body_cut_fn on_cut, void *ctx);
+
+/* Body bytes handed to on_data so far (0 for a request not streamed). */
+uint64_t http_body_streamed(const struct http_exchange *x);
+
+/* Closes the connection of an exchange whose body is being streamed
+ * (state body), for an owner that must take over what it was writing to
+ * (a client that reconnected while its old connection looks alive):
+ * on_cut is called before this returns and the exchange is gone. Does
+ * nothing to an exchange in any other state. */
+void http_exchange_abort(struct http_exchange *x);
+
 /* Attaches data of the owner's to the exchange (e.g. the user the gate
  * authenticated, for the handler to reuse); free_fn(data) is called when
  * the exchange ends, however it ends (free_fn may be NULL). A second call

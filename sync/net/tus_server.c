@@ -3,7 +3,9 @@
  * PATCH (with Upload-Checksum) and DELETE (termination) under one base
  * path, keeps one in-memory
  * record per upload mirrored by a state file in the spool directory, and
- * appends verified bytes to the upload's data file.
+ * writes PATCH bodies to the upload's data file: as they arrive when the
+ * gate streams them (tus_server_gate; a cut keeps what arrived), or
+ * verified and whole otherwise.
  *
  * Invariant: for every upload, state-file offset <= durable bytes of the
  * data file, because each append is written, truncated to its end and
@@ -11,8 +13,10 @@
  * (temp file, fsync, rename, fsync of the directory). The in-memory record
  * changes only after the state file did, so memory never runs ahead of
  * disk either. The loop is single-threaded and each request is handled to
- * the end before the next, so no upload is ever written by two requests at
- * once (no locks, no 423).
+ * the end before the next, except a streamed PATCH, which spans loop
+ * turns: it is the only writer of its upload (u->st), and any newer
+ * request to that upload closes it first, so no upload is ever written by
+ * two requests at once (no locks, no 423).
  */
 #include "tus_server.h"
 
@@ -56,13 +60,29 @@ struct upload {
     int released;        /* released during on_complete: free after it returns */
     int settled;         /* data dropped, kept as a complete record (see tus_server_settle) */
     uint64_t settled_at; /* wall-clock seconds since the epoch when it settled */
+    struct stream *st;   /* a PATCH whose body is being written, or NULL */
     char *meta_raw;      /* the Upload-Metadata header as received ("" if none) */
     char *meta_arena;
     struct tus_metadata md;
 };
 
+/* A PATCH whose body goes to the data file as it arrives (tus_server_gate). */
+struct stream {
+    struct tus_server *s;
+    struct upload *u;
+    struct http_exchange *x;
+    int fd;
+    uint64_t start;  /* the upload's offset when the PATCH began */
+    uint64_t got;    /* bytes written at start.. */
+    int err;         /* the first write error */
+    EVP_MD_CTX *mdc; /* Upload-Checksum's digest of the body, or NULL */
+    unsigned char want[EVP_MAX_MD_SIZE];
+    unsigned wantlen;
+};
+
 struct tus_server {
     struct tus_server_config cfg;
+    struct http_exchange *completing; /* the PATCH whose upload is being delivered */
     char *spool_dir;
     char *base_path;
     size_t base_len;
@@ -702,11 +722,14 @@ int tus_server_upload_offset(const struct tus_server *s, const char *upload_id, 
     return 0;
 }
 
+static void stream_abort(struct upload *u);
+
 int tus_server_release(struct tus_server *s, const char *upload_id)
 {
     struct upload *u = upload_id ? find(s, upload_id) : NULL;
     if (!u)
         return -ENOENT;
+    stream_abort(u); /* its bytes are kept first, then go with the rest */
     /* State first: a crash between the two unlinks leaves a data file
      * without state, which the next start deletes. */
     char name[TUS_ID_LEN + 16];
@@ -785,6 +808,9 @@ int tus_server_settle(struct tus_server *s, const char *upload_id)
 }
 
 /* Calls on_complete for u; returns 1 if accepted. u may be freed. */
+/* Offers a complete upload to on_complete. Returns 1 when it was taken,
+ * 0 when not (or nothing was offered), -EBADMSG when the embedder found
+ * the data invalid (the upload is released then: HEAD answers 404). */
 static int deliver(struct tus_server *s, struct upload *u)
 {
     if (!s->cfg.on_complete || !u->complete || u->accepted || u->settled)
@@ -798,11 +824,20 @@ static int deliver(struct tus_server *s, struct upload *u)
     u->in_callback = 0;
     if (u->released) {
         upload_free(u);
-        return rc == 0;
+        return rc == 0 ? 1 : rc == -EBADMSG ? -EBADMSG : 0;
+    }
+    if (rc == -EBADMSG) {
+        (void)tus_server_release(s, u->id);
+        return -EBADMSG;
     }
     if (rc == 0)
         u->accepted = 1;
     return rc == 0;
+}
+
+struct http_exchange *tus_server_completing(const struct tus_server *s)
+{
+    return s->completing;
 }
 
 int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds)
@@ -849,7 +884,7 @@ int tus_server_redeliver(struct tus_server *s)
     for (size_t i = 0; i < m; i++) {
         struct upload *u = find(s, ids[i]);
         if (u)
-            accepted += deliver(s, u);
+            accepted += deliver(s, u) > 0;
     }
     free(ids);
     return accepted;
@@ -1051,12 +1086,11 @@ static int content_type_ok(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
-/* 0 when the Upload-Checksum header (if any) matches body; otherwise the
- * status to answer and *why. */
-static int checksum_check(const char *h, const char *body, size_t len, const char **why)
+/* Parses an Upload-Checksum header: its algorithm and the digest it
+ * announces. 0, or the status to answer and *why. */
+static int checksum_parse(const char *h, const EVP_MD **mdp, unsigned char *want, unsigned *wlenp,
+                          const char **why)
 {
-    if (!h)
-        return 0;
     const char *sp = strchr(h, ' ');
     if (!sp) {
         *why = "Upload-Checksum must be an algorithm and a base64 digest";
@@ -1074,27 +1108,188 @@ static int checksum_check(const char *h, const char *body, size_t len, const cha
     }
     const char *b64 = sp + 1;
     size_t blen = strlen(b64);
-    unsigned char want[EVP_MAX_MD_SIZE + 64];
+    unsigned char buf[EVP_MAX_MD_SIZE + 64];
     if (blen > 2 * EVP_MAX_MD_SIZE) {
         *why = "Upload-Checksum digest is too long";
         return 400;
     }
-    ssize_t wlen = codec_b64_decode(b64, blen, want, sizeof want, NULL);
+    ssize_t wlen = codec_b64_decode(b64, blen, buf, sizeof buf, NULL);
     if (wlen < 0 || wlen != EVP_MD_get_size(md)) {
         *why = "Upload-Checksum digest is not base64 of the algorithm's digest length";
         return 400;
     }
+    memcpy(want, buf, (size_t)wlen);
+    *wlenp = (unsigned)wlen;
+    *mdp = md;
+    return 0;
+}
+
+#define CHECKSUM_MISMATCH                                                                          \
+    "the chunk does not match Upload-Checksum: nothing was stored, send it again"
+
+/* 0 when the Upload-Checksum header (if any) matches body; otherwise the
+ * status to answer and *why. */
+static int checksum_check(const char *h, const char *body, size_t len, const char **why)
+{
+    if (!h)
+        return 0;
+    const EVP_MD *md;
+    unsigned char want[EVP_MAX_MD_SIZE];
+    unsigned wlen;
+    int st = checksum_parse(h, &md, want, &wlen, why);
+    if (st)
+        return st;
     unsigned char got[EVP_MAX_MD_SIZE];
     unsigned glen = 0;
     if (EVP_Digest(body, len, got, &glen, md, NULL) != 1) {
         *why = "cannot compute the checksum";
         return 500;
     }
-    if (glen != (unsigned)wlen || memcmp(got, want, glen) != 0) {
-        *why = "the chunk does not match Upload-Checksum: nothing was stored, send it again";
+    if (glen != wlen || memcmp(got, want, glen) != 0) {
+        *why = CHECKSUM_MISMATCH;
         return 460;
     }
     return 0;
+}
+
+/* Answers the PATCH that brought u to offset noff (durable already) and
+ * hands a completed upload to the embedder: before the answer when
+ * deliver_before_answer is set (on_complete may add headers to it, or
+ * find the data invalid: 460), after it otherwise. */
+static int patch_done(struct tus_server *s, struct http_exchange *x, struct upload *u)
+{
+    hdr_u64(x, "Upload-Offset", u->offset);
+    if (!u->complete || !s->cfg.deliver_before_answer) {
+        int done = u->complete;
+        answer(x, 204);
+        if (done)
+            (void)deliver(s, u);
+        return 0;
+    }
+    s->completing = x;
+    int rc = deliver(s, u); /* may free u */
+    s->completing = NULL;
+    if (rc == -EBADMSG)
+        return fail(x, 460,
+                    "the completed upload failed its content's own check (digest, MAC or "
+                    "format): it was discarded; create a new upload and send the data again");
+    return answer(x, 204);
+}
+
+/* ---- streamed PATCH bodies ---- */
+
+static void stream_free(struct stream *st)
+{
+    if (st->u)
+        st->u->st = NULL;
+    if (st->fd >= 0)
+        close(st->fd);
+    EVP_MD_CTX_free(st->mdc);
+    free(st);
+}
+
+static int stream_data(void *ctx, struct http_exchange *x, const char *data, size_t len)
+{
+    (void)x;
+    struct stream *st = ctx;
+    if (!st->u)
+        return -ENOENT;
+    if (len > st->u->length - st->start - st->got)
+        return -EFBIG; /* cannot happen: the gate capped the body */
+    int rc = write_all_at(st->fd, data, len, st->start + st->got);
+    if (rc < 0) {
+        st->err = rc;
+        return rc;
+    }
+    if (st->mdc && EVP_DigestUpdate(st->mdc, data, len) != 1) {
+        EVP_MD_CTX_free(st->mdc);
+        st->mdc = NULL;
+        st->err = -EIO;
+        return -EIO;
+    }
+    st->got += len;
+    return 0;
+}
+
+/* Makes the first `keep` bytes written durable and records them: data
+ * first (truncated to its new end, fdatasync), then the state file. */
+static int stream_publish(struct stream *st, uint64_t keep)
+{
+    struct upload *u = st->u;
+    uint64_t noff = st->start + keep;
+    if (ftruncate(st->fd, (off_t)noff) < 0)
+        return -errno;
+    if (fdatasync(st->fd) < 0)
+        return -errno;
+    if (noff == u->offset)
+        return 0;
+    int done = noff == u->length;
+    int rc = write_state(st->s, u, noff, done, 0);
+    if (rc < 0)
+        return rc;
+    u->offset = noff;
+    u->complete = done;
+    u->touched = touch(st->s);
+    return 0;
+}
+
+/* The body broke off: what arrived is kept, unverified (a checksum covers
+ * only a whole request; the upload's content is checked at completion). */
+static void stream_cut(void *ctx, struct http_exchange *x, uint64_t received)
+{
+    (void)x;
+    (void)received;
+    struct stream *st = ctx;
+    if (st->u && !st->err && st->got > 0)
+        (void)stream_publish(st, st->got);
+    else if (st->u)
+        (void)ftruncate(st->fd, (off_t)st->u->offset);
+    /* A cut after the last byte leaves a complete upload undelivered
+     * here (this may run inside tus_server_release); the next
+     * tus_server_redeliver offers it. */
+    stream_free(st);
+}
+
+static void stream_abort(struct upload *u)
+{
+    if (u->st)
+        http_exchange_abort(u->st->x); /* calls stream_cut */
+}
+
+/* The handler's end of a streamed PATCH: the whole body arrived. */
+static int stream_finish(struct tus_server *s, struct http_exchange *x, struct stream *st)
+{
+    struct upload *u = st->u;
+    st->u = NULL;
+    u->st = NULL;
+    if (st->err) {
+        (void)ftruncate(st->fd, (off_t)u->offset);
+        int rc = st->err;
+        stream_free(st);
+        hdr_u64(x, "Upload-Offset", u->offset);
+        return fail(x, fs_status(rc), "cannot store the chunk: HEAD and resume");
+    }
+    if (st->mdc) {
+        unsigned char got[EVP_MAX_MD_SIZE];
+        unsigned glen = 0;
+        int ok = EVP_DigestFinal_ex(st->mdc, got, &glen) == 1 && glen == st->wantlen &&
+                 memcmp(got, st->want, glen) == 0;
+        if (!ok) {
+            (void)ftruncate(st->fd, (off_t)u->offset); /* back to where the PATCH began */
+            stream_free(st);
+            hdr_u64(x, "Upload-Offset", u->offset);
+            return fail(x, 460, CHECKSUM_MISMATCH);
+        }
+    }
+    st->u = u;
+    int rc = stream_publish(st, st->got);
+    st->u = NULL;
+    stream_free(st);
+    if (rc < 0) {
+        hdr_u64(x, "Upload-Offset", u->offset);
+        return fail(x, fs_status(rc), "cannot store the chunk: HEAD and resume");
+    }
+    return patch_done(s, x, u);
 }
 
 static int patch(struct tus_server *s, struct http_exchange *x, struct upload *u)
@@ -1158,11 +1353,7 @@ static int patch(struct tus_server *s, struct http_exchange *x, struct upload *u
     u->offset = noff;
     u->complete = done;
     u->touched = touch(s);
-    hdr_u64(x, "Upload-Offset", u->offset);
-    answer(x, 204);
-    if (done)
-        (void)deliver(s, u);
-    return 0;
+    return patch_done(s, x, u);
 }
 
 /* DELETE (termination): the client gives the upload up, and its data and
@@ -1247,6 +1438,15 @@ int tus_server_handle(struct tus_server *s, struct http_exchange *x)
         (void)fail(x, 404, "no such upload");
         return 1;
     }
+    struct stream *st = u->st;
+    if (st && st->x == x) {
+        (void)stream_finish(s, x, st);
+        return 1;
+    }
+    /* A request of the client's while an older PATCH of the upload still
+     * streams: that connection is dead to the client (it reconnected), so
+     * it is closed now and what it brought is kept. */
+    stream_abort(u);
     if (strcmp(method, "HEAD") == 0) {
         head(x, u);
     } else if (strcmp(method, "PATCH") == 0) {
@@ -1257,6 +1457,71 @@ int tus_server_handle(struct tus_server *s, struct http_exchange *x)
         hdr(x, "Allow", "OPTIONS, HEAD, PATCH, DELETE");
         (void)fail(x, 405, "an upload takes OPTIONS, HEAD, PATCH and DELETE");
     }
+    return 1;
+}
+
+int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *principal)
+{
+    const char *path = http_path(x);
+    if (strncmp(path, s->base_path, s->base_len) != 0 || path[s->base_len] != '/')
+        return 0;
+    const char *rest = path + s->base_len + 1;
+    const char *method = http_method(x);
+    const char *ovr = http_header(x, "X-HTTP-Method-Override");
+    if (ovr && strcmp(method, "POST") == 0)
+        method = ovr;
+    const char *tr = http_header(x, "Tus-Resumable");
+    const char *cl = http_header(x, "Content-Length");
+    const char *uo = http_header(x, "Upload-Offset");
+    uint64_t off, len;
+    if (strcmp(method, "PATCH") != 0 || !tr || strcmp(tr, TUS_VERSION) != 0 || !cl ||
+        parse_u64(cl, &len) < 0 || len == 0 || !uo || parse_u64(uo, &off) < 0 ||
+        http_header(x, "Transfer-Encoding") || !content_type_ok(http_header(x, "Content-Type")) ||
+        !is_hex_id(rest, strlen(rest)))
+        return 0; /* the handler answers it, whatever it is */
+    struct upload *u = find(s, rest);
+    if (!u || strcmp(u->principal, principal) != 0 || u->settled || u->complete)
+        return 0;
+    stream_abort(u); /* an older PATCH's connection, dead to the client */
+    if (off != u->offset) {
+        hdr_u64(x, "Upload-Offset", u->offset);
+        (void)fail(x, 409, "Upload-Offset does not match the stored offset: HEAD and resume");
+        return 1;
+    }
+    if (len > u->length - u->offset)
+        return 0; /* 413 from the handler */
+    const char *ck = http_header(x, "Upload-Checksum");
+    const EVP_MD *md = NULL;
+    struct stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return 0;
+    st->fd = -1;
+    if (ck) {
+        const char *why = "";
+        int bad = checksum_parse(ck, &md, st->want, &st->wantlen, &why);
+        if (bad) {
+            free(st);
+            return 0; /* 400 from the handler */
+        }
+        st->mdc = EVP_MD_CTX_new();
+        if (!st->mdc || EVP_DigestInit_ex(st->mdc, md, NULL) != 1) {
+            stream_free(st);
+            return 0;
+        }
+    }
+    char dname[TUS_ID_LEN + 16];
+    name_of(dname, sizeof dname, u->id, ".data");
+    st->fd = openat(s->dirfd, dname, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (st->fd < 0) {
+        stream_free(st);
+        return 0;
+    }
+    st->s = s;
+    st->u = u;
+    st->x = x;
+    st->start = u->offset;
+    u->st = st;
+    http_gate_stream(x, (size_t)len, stream_data, stream_cut, st);
     return 1;
 }
 

@@ -72,13 +72,16 @@ typedef int (*tus_admit_fn)(void *ctx, const char *principal, const struct tus_m
 typedef uint64_t (*tus_server_clock_fn)(void *ctx);
 
 /* Called once per process when an upload's offset reaches its length (after
- * the completion is durable and the final PATCH was answered), and again by
+ * the completion is durable; after the final PATCH was answered, or just
+ * before with deliver_before_answer), and again by
  * tus_server_redeliver for complete uploads it did not accept: after a
  * failed call, and after every restart for uploads not yet released. So
  * the embedder must be idempotent (key on the metadata, not on the call).
  * data_path names the complete data file; the pointers are valid during the
  * call. Return 0 when the upload was taken (then settle or release it, now
- * or later), or a negative errno to have it redelivered. */
+ * or later), -EBADMSG when its content is invalid for good (the server
+ * releases it, HEAD answers 404, and a waiting final PATCH gets 460), or
+ * another negative errno to have it redelivered. */
 typedef int (*tus_complete_fn)(void *ctx, const char *upload_id, const char *principal,
                                const struct tus_metadata *md, const char *data_path,
                                uint64_t length);
@@ -109,6 +112,11 @@ struct tus_server_config {
      * times outlive the process); NULL = CLOCK_REALTIME. */
     tus_server_clock_fn now_ms;
     void *clock_ctx;
+    /* Non-zero: the request that completes an upload is answered after
+     * on_complete returned, so the embedder can put the outcome into that
+     * answer (tus_server_completing) or refuse the content (-EBADMSG).
+     * 0: answered first, delivered after. */
+    int deliver_before_answer;
 };
 
 /* Opens (creating if needed) the spool directory and reloads every upload
@@ -129,6 +137,26 @@ void tus_server_free(struct tus_server *s);
  * it, and returns 1; returns 0 and leaves x alone otherwise, so an embedder
  * can route other paths itself. Every answer is given before it returns. */
 int tus_server_handle(struct tus_server *s, struct http_exchange *x);
+
+/* For an http_server gate, with the principal it authenticated: when x is
+ * a PATCH (Content-Length above 0, right headers) to one of principal's
+ * unfinished uploads, either answers 409 at once (the offset does not
+ * match; the body is never read), or lets it pass with
+ * http_gate_stream so that its body is written to the upload's file as
+ * it arrives, and returns 1. A body that breaks off keeps what arrived:
+ * made durable, then recorded (the next HEAD reports it); its
+ * Upload-Checksum, which covers the whole body, is then not checked.
+ * A body that completes is checked against Upload-Checksum (460 puts the
+ * offset back where the PATCH began) and answered by tus_server_handle
+ * as usual. Any other request returns 0 and is left to the caller (pass
+ * it on as usual). A new request to an upload whose older PATCH still
+ * streams closes that older connection first, keeping its bytes. */
+int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *principal);
+
+/* During on_complete: the request that completed the upload and is
+ * answered after the callback (deliver_before_answer), so the callback
+ * may add headers to its answer; NULL otherwise (redelivery). */
+struct http_exchange *tus_server_completing(const struct tus_server *s);
 
 /* An http_handler_fn (ctx = the tus_server) that answers paths outside the
  * collection with 404. */

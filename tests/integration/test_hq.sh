@@ -98,6 +98,18 @@ upload() {
     req GET /healthz ""
     expect_status 200
 }
+# upload_refused FILE NODE SEGMENT: a complete upload that is not a valid
+# segment of the node: the completing PATCH is answered 460 with a problem
+# detail, and the upload is gone (HEAD 404), so the node starts again.
+upload_refused() {
+    create "$(stat -c %s "$1")" "$2" "$3"
+    expect_status 201
+    patch "$1" 0
+    expect_status 460
+    expect_contains "$OUT" "create a new upload and send the data again"
+    req HEAD "$LOC" "$TOKEN" -I -H 'Tus-Resumable: 1.0.0'
+    expect_status 404
+}
 mkseg() { "$MAKE_SEGMENT" --credentials "$T/n1.cred" --spool "$T/seg" "$@"; }
 mkdir -p "$T/seg"
 
@@ -199,14 +211,14 @@ expect_status 404
 
 # forged HMAC: a complete upload that is not this node's segment
 FORGED=$(mkseg --segment 3 --from 2,40 --forge-key <"$T/records.jsonl") || die "make_segment"
-upload "$FORGED" nairobi-1 3
+upload_refused "$FORGED" nairobi-1 3
 req GET /v1/receipts/3 "$TOKEN"
 expect_status 404
-expect_contains "$T/hq.log" "<4>outpost-hq: node nairobi-1 segment 3 refused:"
+expect_contains "$T/hq.log" "<4>outpost-hq: node nairobi-1 segment 3 refused, upload discarded:"
 # a header naming another node
 OTHER=$(mkseg --segment 4 --node-id kisumu-1 <"$T/records.jsonl") || die "make_segment"
-upload "$OTHER" nairobi-1 4
-expect_contains "$T/hq.log" "<4>outpost-hq: node nairobi-1 segment 4 refused:"
+upload_refused "$OTHER" nairobi-1 4
+expect_contains "$T/hq.log" "<4>outpost-hq: node nairobi-1 segment 4 refused, upload discarded:"
 HQ nodes --json >"$T/nodes" || die "nodes failed"
 expect_contains "$T/nodes" '"name":"nairobi-1","region":"KE","status":"active"'
 expect_contains "$T/nodes" '"refused":2'
@@ -255,8 +267,8 @@ req GET /metrics ""
 expect_status 200
 expect_contains "$OUT" "outpost_hq_segments_applied_total 1"
 expect_contains "$OUT" "outpost_hq_segments_refused_total 2"
-# settled: segment 1, its replay and the two refused uploads; held: the half
-expect_contains "$OUT" "outpost_hq_uploads_settled 4"
+# settled: segment 1 and its replay (the two refused uploads are gone); held: the half
+expect_contains "$OUT" "outpost_hq_uploads_settled 2"
 expect_contains "$OUT" "outpost_hq_uploads 1"
 expect_contains "$OUT" "outpost_hq_spool_bytes $SIZE2"
 

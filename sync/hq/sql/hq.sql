@@ -48,7 +48,8 @@ SELECT n.name, n.region, n.hq_key, n.revoked, n.created_ms, n.last_contact_ms, n
        (SELECT count(*) FROM set_aside s WHERE s.node = n.name),
        (SELECT max(segment) FROM receipts r WHERE r.node = n.name AND r.status = 'applied'),
        (SELECT segment_created_ms FROM receipts r WHERE r.node = n.name AND r.status = 'applied'
-        ORDER BY segment DESC LIMIT 1)
+        ORDER BY segment DESC LIMIT 1),
+       n.mailbox_seq
 FROM nodes n WHERE n.{key} = ?1;
 
 -- name: node_list
@@ -59,7 +60,8 @@ SELECT n.name, n.region, n.hq_key, n.revoked, n.created_ms, n.last_contact_ms, n
        (SELECT count(*) FROM set_aside s WHERE s.node = n.name),
        (SELECT max(segment) FROM receipts r WHERE r.node = n.name AND r.status = 'applied'),
        (SELECT segment_created_ms FROM receipts r WHERE r.node = n.name AND r.status = 'applied'
-        ORDER BY segment DESC LIMIT 1)
+        ORDER BY segment DESC LIMIT 1),
+       n.mailbox_seq
 FROM nodes n ORDER BY n.name;
 
 -- name: node_revoke

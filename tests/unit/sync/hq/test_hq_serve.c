@@ -9,6 +9,7 @@
  * is not canonical base64), and Allow on every 405.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <openssl/sha.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,9 +20,14 @@
 
 #include <uv.h>
 
+#include "codec.h"
+#include "egress.h"
+#include "entity.h"
 #include "hq_config.h"
 #include "hq_serve.h"
 #include "hq_store.h"
+#include "policy.h"
+#include "segment.h"
 #include "testhttp.h"
 #include "fixture.h"
 #include "testlib.h"
@@ -489,10 +495,213 @@ static void test_last_contact(void)
     fx_done(&f);
 }
 
+/* ---- receipts on the completing PATCH, the mailbox hint ---- */
+
+/* A segment as a node builds it: node nairobi-1 (key 7s), number no, one
+ * contact, under the KE profile; read into seg_bytes (the child inherits
+ * it through fork). */
+static unsigned char seg_bytes[65536];
+static size_t seg_len;
+static unsigned seg_no;
+
+static int build_segment(struct fx *f, unsigned no)
+{
+    struct op_error err;
+    op_error_clear(&err);
+    char ppath[1024], sub[256], out[1024];
+    struct policy *p = NULL;
+    if (policy_find_file("KE", ppath, sizeof ppath, &err) < 0 ||
+        policy_load_file(ppath, &p, &err) < 0) {
+        fprintf(stderr, "policy: %s\n", err.msg);
+        return -1;
+    }
+    unsigned char key[32], pkey[32] = {0x5a};
+    memset(key, 7, sizeof key);
+    struct segment_info hdr = {0};
+    snprintf(hdr.node_id, sizeof hdr.node_id, "nairobi-1");
+    hdr.from_ordinary = no * 10;
+    hdr.schema_version = 7;
+    memcpy(hdr.policy_hash, p->hash, sizeof hdr.policy_hash);
+    snprintf(sub, sizeof sub, "%s/seg", f->dir);
+    (void)mkdir(sub, 0700);
+    struct segment_writer *w = NULL;
+    struct egress_counts counts = {0};
+    struct egress_record *r = NULL;
+    json_t *rec = json_pack("{s:s, s:i, s:s, s:s}", "id", "c1", "version", (int)no, "given_name",
+                            "Wanjiru", "country", "KE");
+    int rc = segment_writer_new(&hdr, key, sub, no, &w, &err);
+    if (rc == 0)
+        rc = egress_project(p, pkey, entity_by_name("contact"), rec, &r, &counts, &err);
+    if (rc == 0)
+        rc = segment_writer_add(w, r, &err);
+    if (rc == 0)
+        rc = segment_writer_finish(w, 1, no * 10 + 1, &counts, out, sizeof out, NULL, &err);
+    egress_record_free(r);
+    json_decref(rec);
+    policy_free(p);
+    if (rc < 0) {
+        fprintf(stderr, "segment: %s\n", err.msg);
+        return -1;
+    }
+    FILE *fp = fopen(out, "rb");
+    seg_len = fp ? fread(seg_bytes, 1, sizeof seg_bytes, fp) : 0;
+    if (fp)
+        fclose(fp);
+    seg_no = no;
+    return seg_len > 0 && seg_len < sizeof seg_bytes ? 0 : -1;
+}
+
+/* What the client saw, for the parent (fork: through a file). */
+static char result_file[160];
+
+static void save_result(const char *text)
+{
+    FILE *fp = fopen(result_file, "w");
+    if (fp) {
+        fputs(text, fp);
+        fclose(fp);
+    }
+}
+
+static void load_result(char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *fp = fopen(result_file, "r");
+    if (!fp)
+        return;
+    size_t n = fread(out, 1, cap - 1, fp);
+    out[n] = '\0';
+    fclose(fp);
+}
+
+/* Creates an upload of seg_bytes and PATCHes it whole; r gets the PATCH's
+ * answer and the upload path is kept in upload_path. */
+static int upload_segment(int port, struct resp *r)
+{
+    char meta[128], h[256];
+    char seg[16], seg64[32];
+    snprintf(seg, sizeof seg, "%u", seg_no);
+    (void)codec_b64_encode(seg, strlen(seg), 0, seg64, sizeof seg64);
+    snprintf(meta, sizeof meta, "node " B64_N1 ",segment %s", seg64);
+    post(port, AUTH1, meta, (unsigned)seg_len, r);
+    C_EQ(r->status, 201);
+    C_CHECK(rh(r, "Outpost-Mailbox-Last") != NULL);
+    const char *loc = rh(r, "Location");
+    snprintf(upload_path, sizeof upload_path, "%.100s", loc ? loc : "/files/none");
+    snprintf(h, sizeof h, TUS AUTH1 OCTETS "Upload-Offset: 0\r\n");
+    return req(port, "PATCH", upload_path, h, seg_bytes, seg_len, r);
+}
+
+/* The receipt rides on the completing PATCH: base64url of exactly what
+ * GET /v1/receipts/N answers. */
+static int c_receipt_header(int port)
+{
+    struct resp r;
+    C_EQ(upload_segment(port, &r), 204);
+    const char *enc = rh(&r, "Outpost-Receipt");
+    C_CHECK(enc != NULL);
+    char b64[4096], json[4096];
+    size_t n = 0;
+    for (; enc && enc[n] && n < sizeof b64 - 4; n++)
+        b64[n] = enc[n] == '-' ? '+' : enc[n] == '_' ? '/' : enc[n];
+    b64[n] = '\0';
+    ssize_t jl = codec_b64_decode(b64, n, (unsigned char *)json, sizeof json - 1, NULL);
+    C_CHECK(jl > 0);
+    json[jl > 0 ? jl : 0] = '\0';
+    C_CHECK(enc && !strchr(enc, '=') && !strchr(enc, '+') && !strchr(enc, '/'));
+    char path[32];
+    snprintf(path, sizeof path, "/v1/receipts/%u", seg_no);
+    req(port, "GET", path, AUTH1, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    C_STR(json, r.body);
+    C_HAS(json, "\"status\":\"applied\"");
+    return cfails;
+}
+
+static int c_no_receipt_header(int port)
+{
+    struct resp r;
+    C_EQ(upload_segment(port, &r), 204);
+    C_CHECK(rh(&r, "Outpost-Receipt") == NULL);
+    return cfails;
+}
+
+/* A completed upload that fails the segment's own checks: 460 with a
+ * problem detail, and the upload is gone (HEAD 404). */
+static int c_corrupt(int port)
+{
+    struct resp r;
+    C_EQ(upload_segment(port, &r), 460);
+    C_HAS(r.body, "discarded");
+    C_CHECK(rh(&r, "Outpost-Receipt") == NULL);
+    req(port, "HEAD", upload_path, TUS AUTH1, NULL, 0, &r);
+    C_EQ(r.status, 404);
+    return cfails;
+}
+
+/* The hint on tus and /v1 answers to each node. */
+static int c_mailbox_hint(int port)
+{
+    struct resp r;
+    char got[128];
+    req(port, "OPTIONS", "/files", TUS AUTH1, NULL, 0, &r);
+    const char *a = rh(&r, "Outpost-Mailbox-Last");
+    req(port, "GET", "/v1/mailbox?after=0", AUTH1, NULL, 0, &r);
+    const char *b = rh(&r, "Outpost-Mailbox-Last");
+    C_EQ(r.status, 200);
+    snprintf(got, sizeof got, "%.20s %.20s", a ? a : "-", b ? b : "-");
+    req(port, "GET", "/v1/receipts/999", AUTH2, NULL, 0, &r);
+    const char *c = rh(&r, "Outpost-Mailbox-Last");
+    snprintf(got + strlen(got), sizeof got - strlen(got), " %.20s", c ? c : "-");
+    req(port, "GET", "/healthz", "", NULL, 0, &r);
+    C_CHECK(rh(&r, "Outpost-Mailbox-Last") == NULL);
+    save_result(got);
+    return cfails;
+}
+
+static void test_receipt_and_mailbox(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f), 0);
+    snprintf(result_file, sizeof result_file, "%s/result", f.dir);
+    char got[128];
+
+    CHECK_EQ(build_segment(&f, 7), 0);
+    CHECK_EQ(client(&f, c_receipt_header), 0);
+
+    CHECK_EQ(client(&f, c_mailbox_hint), 0);
+    load_result(got, sizeof got);
+    CHECK_STR(got, "0 0 0");
+    struct op_error err;
+    op_error_clear(&err);
+    uint64_t seq = 0;
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(f.real.ops->mailbox_post(f.real.impl, "nairobi-1", "reference", "{}", 2, f.wall,
+                                          &seq, &err),
+                 0);
+    CHECK_EQ(client(&f, c_mailbox_hint), 0);
+    load_result(got, sizeof got);
+    CHECK_STR(got, "2 2 0");
+
+    /* A segment whose bytes were damaged in transit. */
+    CHECK_EQ(build_segment(&f, 8), 0);
+    seg_bytes[seg_len - 20] ^= 0x40; /* in the compressed records */
+    CHECK_EQ(client(&f, c_corrupt), 0);
+
+    /* receipt_wait_ms 0: answered before applying, no header. */
+    stop(&f);
+    f.cfg.receipt_wait_ms = 0;
+    CHECK_EQ(start(&f), 0);
+    CHECK_EQ(build_segment(&f, 9), 0);
+    CHECK_EQ(client(&f, c_no_receipt_header), 0);
+    fx_done(&f);
+}
+
 int main(void)
 {
     alarm(120);
     RUN(test_authenticate_once);
     RUN(test_last_contact);
+    RUN(test_receipt_and_mailbox);
     return tl_report();
 }

@@ -63,6 +63,15 @@ struct fx {
     int stopped_before_async_reply;
     int gone_seen;
     int gate_calls;
+    /* streamed bodies (test_stream) */
+    uint64_t s_got;        /* bytes on_data saw, of the current request */
+    int s_order_bad;       /* a byte not where the pattern puts it */
+    size_t s_piece_max;    /* the largest piece handed over */
+    size_t s_buffered_max; /* http_server_buffered during on_data */
+    int s_cuts;
+    uint64_t s_cut_at;
+    uint64_t s_done_len; /* http_body_streamed in the handler */
+    int s_slow;          /* on_data sleeps 1 ms per piece */
 };
 
 static void on_log(void *ctx, const struct http_log_entry *e)
@@ -162,6 +171,17 @@ static void handler(void *ctx, struct http_exchange *x)
         free(b);
         return;
     }
+    if (strncmp(path, "/stream", 7) == 0) {
+        size_t blen;
+        (void)http_body(x, &blen);
+        CHECK_EQ(blen, 0);
+        f->s_done_len = http_body_streamed(x);
+        CHECK_EQ(f->s_done_len, f->s_got);
+        char out[64];
+        int n = snprintf(out, sizeof out, "streamed=%llu\n", (unsigned long long)f->s_done_len);
+        http_respond(x, 200, "text/plain", out, (size_t)n);
+        return;
+    }
     char q[128], small[4];
     int qn = http_query_param(x, "q", q, sizeof q);
     if (qn < 0)
@@ -201,6 +221,40 @@ static void gate_verdict(struct http_exchange *x)
     http_gate_pass(x, strncmp(http_path(x), "/small", 6) == 0 ? 16 : 0);
 }
 
+static unsigned char pattern(uint64_t i)
+{
+    return (unsigned char)((i * 7u + i / 251u) % 251u);
+}
+
+static int stream_data(void *ctx, struct http_exchange *x, const char *data, size_t len)
+{
+    struct fx *f = ctx;
+    if (strcmp(http_path(x), "/stream/full") == 0)
+        return -ENOSPC;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)data[i] != pattern(f->s_got + i))
+            f->s_order_bad++;
+    f->s_got += len;
+    if (len > f->s_piece_max)
+        f->s_piece_max = len;
+    size_t b = http_server_buffered(f->srv);
+    if (b > f->s_buffered_max)
+        f->s_buffered_max = b;
+    if (f->s_slow)
+        usleep(1000); /* a slow disk: the rest waits in the socket */
+    return 0;
+}
+
+static void stream_cut(void *ctx, struct http_exchange *x, uint64_t received)
+{
+    struct fx *f = ctx;
+    (void)x;
+    f->s_cuts++;
+    f->s_cut_at = received;
+    CHECK_EQ(received, f->s_got);
+    f->s_got = 0;
+}
+
 static void gate_later(uv_timer_t *t)
 {
     struct later *l = t->data;
@@ -215,6 +269,11 @@ static void gate(void *ctx, struct http_exchange *x)
     CHECK_EQ(http_body(x, NULL)[0], '\0'); /* nothing of the body yet */
     if (strncmp(http_path(x), "/later", 6) == 0) {
         start_later(f, x, gate_later, 100, 0);
+        return;
+    }
+    if (strncmp(http_path(x), "/stream", 7) == 0) {
+        f->s_got = 0;
+        http_gate_stream(x, 0, stream_data, stream_cut, f);
         return;
     }
     gate_verdict(x);
@@ -1626,6 +1685,80 @@ static void test_gate(void)
     fx_done(&f);
 }
 
+#define STREAM_BIG (8u * 1024 * 1024)
+
+static int client_stream(int port, void *arg)
+{
+    struct fx *f = arg;
+    struct resp r;
+    static unsigned char body[STREAM_BIG];
+    for (uint64_t i = 0; i < STREAM_BIG; i++)
+        body[i] = pattern(i);
+    /* 8 MiB through a server that holds at most 64 KiB of bodies: in
+     * order, in pieces of one read, nothing buffered, then the handler. */
+    struct cl *c = cl_open(port);
+    char h[256];
+    snprintf(h, sizeof h, "PUT /stream HTTP/1.1\r\nHost: t\r\nContent-Length: %u\r\n\r\n",
+             STREAM_BIG);
+    cl_send(c, h);
+    C_EQ(send_all(c->fd, body, STREAM_BIG), 0);
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "streamed=8388608\n");
+    /* Keep-alive goes on after a streamed body, a chunked one too. */
+    cl_send(c, "PUT /stream HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    cl_send(c, "3\r\n");
+    C_EQ(send_all(c->fd, body, 3), 0);
+    cl_send(c, "\r\n0\r\n\r\n");
+    C_EQ(cl_response(c, &r, 0), 200);
+    C_HAS(r.body, "streamed=3\n");
+    cl_close(c);
+    (void)f;
+    /* Cut after 30,000 of 100,000 bytes: on_cut says 30,000, no handler. */
+    c = cl_open(port);
+    cl_send(c, "PUT /stream/cut HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    C_EQ(send_all(c->fd, body, 30000), 0);
+    sleep_ms(100);
+    cl_close(c);
+    sleep_ms(100);
+    /* The owner refuses the body (disk full): 507, the connection closes. */
+    c = cl_open(port);
+    cl_send(c, "PUT /stream/full HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n");
+    cl_send(c, "0123456789");
+    C_EQ(cl_response(c, &r, 0), 507);
+    C_CHECK(cl_wait_eof(c, 1000) >= 0);
+    cl_close(c);
+    return cfails;
+}
+
+/* A streamed body (http_gate_stream): handed over in order as it
+ * arrives, a slow owner holding the rest back in the socket, memory
+ * bounded by one read whatever the body's size, and a cut reported with
+ * what arrived instead of reaching the handler. */
+static void test_stream(void)
+{
+    struct fx f;
+    fx_init(&f);
+    struct http_server_config cfg = base_cfg();
+    cfg.max_body_bytes = 16u * 1024 * 1024;
+    cfg.max_buffered_bytes = 64 * 1024;
+    cfg.gate = gate;
+    cfg.body_timeout_ms = 20000;
+    CHECK_EQ(fx_start(&f, &cfg), 0);
+    f.s_slow = 1;
+    CHECK_EQ(th_run_client(&f.tl.loop, f.port, client_stream, &f), 0);
+    settle(&f, 50);
+    CHECK_EQ(f.s_order_bad, 0);
+    CHECK_INT(f.s_piece_max, <=, 65536);
+    CHECK_INT(f.s_buffered_max, <=, 0);
+    CHECK_EQ(f.s_cuts, 2); /* the cut one and the refused one */
+    CHECK_LOG(&f, "/stream", 200);
+    CHECK_LOG(&f, "/stream/cut", 499);
+    CHECK_LOG(&f, "/stream/full", 507);
+    CHECK_EQ(http_server_buffered(f.srv), 0);
+    fx_stop(&f);
+    fx_done(&f);
+}
+
 /* The budget across connections: 256 KiB, bodies of at most 250,000
  * bytes. */
 static int client_budget(int port, void *arg)
@@ -1744,6 +1877,7 @@ int main(void)
     RUN(test_tls);
     RUN(test_gate);
     RUN(test_buffered_budget);
+    RUN(test_stream);
     RUN(test_start_errors);
     return tl_report();
 }
