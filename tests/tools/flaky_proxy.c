@@ -17,6 +17,8 @@
  * Usage: flaky_proxy --listen HOST:PORT --target HOST:PORT [--seed N]
  *          [--rate-kbit K] [--latency-ms MS] [--cut-after-bytes MIN:MAX]
  *          [--stall-ms MIN:MAX --stall-every-bytes N] [--reset-prob P]
+ *          [--stall-conn-prob P --stall-conn-ms MIN:MAX
+ *           [--stall-conn-after-bytes MIN:MAX]]
  *          [--max-conns N] [--duration-s S] [--buffer-bytes N] [--quiet]
  * Prints "listening HOST:PORT" as the first line on stdout; on SIGTERM,
  * SIGINT or the end of --duration-s prints one summary line on stderr.
@@ -68,6 +70,8 @@ struct opts {
     struct range cut; /* max 0 = no cuts */
     struct range stall_ms;
     uint64_t stall_every; /* 0 = no stalls */
+    double stall_conn_prob;
+    struct range stall_conn_ms, stall_conn_at; /* stall_conn_at.max 0 = from the cut point */
     double reset_prob;
     unsigned max_conns;
     uint64_t duration_s;
@@ -91,9 +95,13 @@ struct chunk {
     char data[];
 };
 
+/* Data that went through the bucket: on the wire for --latency-ms (in the
+ * direction's delay line), then handed to uv_write. */
 struct wreq {
     uv_write_t req;
+    STAILQ_ENTRY(wreq) link;
     struct dir *d;
+    uint64_t ready_ns;
     size_t n;
     char data[];
 };
@@ -106,12 +114,14 @@ struct dir {
     bool in_list;
     int idx;
     uv_tcp_t *src, *dst;
-    STAILQ_HEAD(, chunk) chunks;
-    size_t queued;   /* unsent + in flight: what backpressure bounds */
-    size_t inflight; /* handed to uv_write, not yet completed */
-    uint64_t fwd;    /* bytes forwarded in this direction */
+    STAILQ_HEAD(, chunk) chunks; /* read, waiting for tokens: the modem's queue */
+    STAILQ_HEAD(, wreq) line;    /* sent through the bucket, waiting out the latency */
+    size_t queued;               /* bytes in chunks: what read backpressure bounds */
+    size_t line_bytes;           /* bytes in line */
+    size_t inflight;             /* handed to uv_write, not yet completed */
+    uint64_t fwd;                /* bytes delivered in this direction */
     uint64_t eof_ready_ns;
-    bool reading, eof, shut, done;
+    bool reading, eof, eof_sent, shut, done;
     uv_shutdown_t shutdown_req;
 };
 
@@ -126,9 +136,12 @@ struct conn {
     int open_handles;
     bool in_list, connected, cutting, closing, reset;
     struct dir dir[2];
-    uint64_t fwd;    /* both directions: what cuts and stalls count */
+    uint64_t sent;   /* both directions, through the bucket: what cuts and stalls count */
+    uint64_t fwd;    /* both directions, delivered */
     uint64_t cut_at; /* FP_NEVER without --cut-after-bytes */
     uint64_t next_stall_at;
+    uint64_t silent_at; /* FP_NEVER unless this connection stalls silently */
+    uint64_t silent_ms;
     uint64_t stalled_until_ns;
     uint64_t cut_ns;
     uint64_t stall_rng;
@@ -137,6 +150,7 @@ struct conn {
 
 struct stats {
     uint64_t conns, refused, connect_failed, bytes[2], cuts, resets, stalls, stall_ms, after_cut;
+    uint64_t silent_stalls;
     uint64_t buffered, peak_buffered; /* bytes held in user space, all connections */
 };
 
@@ -147,6 +161,7 @@ struct proxy {
     uv_timer_t pump_timer, duration_timer;
     uv_signal_t sigterm, sigint;
     bool stopping;
+    size_t line_cap; /* per direction: delay line + writes, rate x latency + --buffer-bytes */
     struct bucket bucket[2];
     TAILQ_HEAD(, conn) conns;         /* open connections */
     TAILQ_HEAD(dir_queue, dir) dq[2]; /* per direction; served ones go to the back */
@@ -222,18 +237,18 @@ static void bucket_refill(struct bucket *b, uint64_t now)
 
 /* Every change to a direction's queue goes through here, so the summary's
  * peak_buffered_bytes is the true high-water mark of the proxy's buffers. */
-static void queued_add(struct dir *d, size_t n)
+static void held_add(struct dir *d, size_t *counter, size_t n)
 {
     struct stats *st = &d->c->p->st;
-    d->queued += n;
+    *counter += n;
     st->buffered += n;
     if (st->buffered > st->peak_buffered)
         st->peak_buffered = st->buffered;
 }
 
-static void queued_sub(struct dir *d, size_t n)
+static void held_sub(struct dir *d, size_t *counter, size_t n)
 {
-    d->queued -= n;
+    *counter -= n;
     d->c->p->st.buffered -= n;
 }
 
@@ -242,8 +257,18 @@ static void free_chunks(struct dir *d)
     struct chunk *k;
     while ((k = STAILQ_FIRST(&d->chunks)) != NULL) {
         STAILQ_REMOVE_HEAD(&d->chunks, link);
-        queued_sub(d, k->len - k->off);
+        held_sub(d, &d->queued, k->len - k->off);
         free(k);
+    }
+}
+
+static void free_line(struct dir *d)
+{
+    struct wreq *w;
+    while ((w = STAILQ_FIRST(&d->line)) != NULL) {
+        STAILQ_REMOVE_HEAD(&d->line, link);
+        held_sub(d, &d->line_bytes, w->n);
+        free(w);
     }
 }
 
@@ -286,8 +311,10 @@ static void on_conn_handle_closed(uv_handle_t *h)
     list_remove(p, c);
     dlist_remove(p, &c->dir[UP]);
     dlist_remove(p, &c->dir[DOWN]);
-    free_chunks(&c->dir[UP]);
-    free_chunks(&c->dir[DOWN]);
+    for (int i = 0; i < 2; i++) {
+        free_chunks(&c->dir[i]);
+        free_line(&c->dir[i]);
+    }
     p->nconns--;
     free(c);
 }
@@ -329,9 +356,11 @@ static void conn_fail(struct conn *c, int err, const char *where)
     conn_close(c, false, "error");
 }
 
-/* A cut drops what is still queued and closes both sides once the writes
- * already handed to the kernel have completed, so the receiver sees exactly
- * cut_at bytes (fewer with a reset, which discards unsent kernel data). */
+/* A cut drops what still waits for tokens; what already went through the
+ * bucket is on the wire and is delivered after its latency. Both sides are
+ * closed once the delay lines are empty and the writes handed to the kernel
+ * have completed, so the receiver sees exactly cut_at bytes (fewer with a
+ * reset, which discards unsent kernel data). */
 static void cut_begin(struct conn *c, uint64_t now)
 {
     struct proxy *p = c->p;
@@ -347,8 +376,13 @@ static void cut_begin(struct conn *c, uint64_t now)
         d->reading = false;
         free_chunks(d);
     }
-    if (c->dir[UP].inflight + c->dir[DOWN].inflight == 0)
-        conn_close(c, c->reset, "cut");
+}
+
+static bool cut_drained(const struct conn *c)
+{
+    return c->dir[UP].line_bytes + c->dir[DOWN].line_bytes + c->dir[UP].inflight +
+               c->dir[DOWN].inflight ==
+           0;
 }
 
 /* ---- reading ------------------------------------------------------------------ */
@@ -388,7 +422,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         (void)uv_read_stop(s);
         d->reading = false;
         d->eof = true;
-        d->eof_ready_ns = uv_hrtime() + p->o.latency_ms * NS_PER_MS;
         pump(p);
         return;
     }
@@ -404,9 +437,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     k->len = (size_t)nread;
     k->off = 0;
-    k->ready_ns = uv_hrtime() + p->o.latency_ms * NS_PER_MS;
     STAILQ_INSERT_TAIL(&d->chunks, k, link);
-    queued_add(d, (size_t)nread);
+    held_add(d, &d->queued, (size_t)nread);
     if (d->queued >= p->o.buffer_bytes) {
         (void)uv_read_stop(s);
         d->reading = false;
@@ -436,8 +468,7 @@ static void on_write(uv_write_t *req, int status)
     struct wreq *w = (struct wreq *)req;
     struct dir *d = w->d;
     struct conn *c = d->c;
-    d->inflight -= w->n;
-    queued_sub(d, w->n);
+    held_sub(d, &d->inflight, w->n);
     free(w);
     if (status == UV_ECANCELED || c->closing)
         return;
@@ -445,12 +476,6 @@ static void on_write(uv_write_t *req, int status)
         conn_fail(c, status, d->idx == UP ? "writing to target" : "writing to client");
         return;
     }
-    if (c->cutting) {
-        if (c->dir[UP].inflight + c->dir[DOWN].inflight == 0)
-            conn_close(c, c->reset, "cut");
-        return;
-    }
-    dir_read_start(d);
     pump(c->p);
 }
 
@@ -469,16 +494,12 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         conn_close(c, false, "both sides finished");
 }
 
-static int dir_write(struct dir *d, const char *data, size_t n)
+/* Hands one piece of the delay line to the kernel; takes ownership of w. */
+static int dir_write(struct dir *d, struct wreq *w)
 {
     struct conn *c = d->c;
     struct proxy *p = c->p;
-    struct wreq *w = malloc(sizeof *w + n);
-    if (!w)
-        return UV_ENOMEM;
-    memcpy(w->data, data, n);
-    w->d = d;
-    w->n = n;
+    size_t n = w->n;
     /* The self-check the summary reports: bytes beyond the cut point. */
     if (c->cut_at != FP_NEVER && c->fwd + n > c->cut_at)
         p->st.after_cut += c->fwd + n - (c->fwd > c->cut_at ? c->fwd : c->cut_at);
@@ -488,14 +509,14 @@ static int dir_write(struct dir *d, const char *data, size_t n)
         free(w);
         return r;
     }
-    d->inflight += n;
+    held_add(d, &d->inflight, n);
     c->fwd += n;
     d->fwd += n;
     p->st.bytes[d->idx] += n;
     return 0;
 }
 
-/* ---- the pump: latency, tokens, cuts, stalls ------------------------------ */
+/* ---- the pump: tokens, stalls, cuts, then the delay line ---------------- */
 
 static void wake_at(uint64_t *wake, uint64_t t)
 {
@@ -503,8 +524,24 @@ static void wake_at(uint64_t *wake, uint64_t t)
         *wake = t;
 }
 
-/* Forwards at most one quantum of one direction; true if it did. */
-static bool dir_step(struct dir *d, uint64_t now, uint64_t *wake)
+static void stall_begin(struct conn *c, uint64_t now, uint64_t ms, bool silent)
+{
+    struct proxy *p = c->p;
+    if (now + ms * NS_PER_MS > c->stalled_until_ns)
+        c->stalled_until_ns = now + ms * NS_PER_MS;
+    p->st.stalls++;
+    p->st.stall_ms += ms;
+    if (silent) {
+        p->st.silent_stalls++;
+        say(p, "conn %" PRIu64 " stalls silently for %" PRIu64 " ms after %" PRIu64 " bytes",
+            c->index, ms, c->sent);
+    }
+}
+
+/* Sends at most one quantum of one direction through the bucket into its
+ * delay line, as the link's modem does; true if it did. Cuts and stalls
+ * count these bytes, in both directions together. */
+static bool dir_admit(struct dir *d, uint64_t now, uint64_t *wake)
 {
     struct conn *c = d->c;
     struct proxy *p = c->p;
@@ -516,28 +553,23 @@ static bool dir_step(struct dir *d, uint64_t now, uint64_t *wake)
     }
     struct chunk *k = STAILQ_FIRST(&d->chunks);
     if (!k) {
-        if (d->eof && !d->shut && d->inflight == 0) {
-            if (d->eof_ready_ns > now) {
-                wake_at(wake, d->eof_ready_ns);
-                return false;
-            }
-            d->shut = true;
-            d->shutdown_req.data = d;
-            int r = uv_shutdown(&d->shutdown_req, (uv_stream_t *)d->dst, on_shutdown);
-            if (r < 0)
-                conn_fail(c, r, "half-closing");
+        /* End-of-stream follows the last byte onto the wire. */
+        if (d->eof && !d->eof_sent) {
+            d->eof_sent = true;
+            d->eof_ready_ns = now + p->o.latency_ms * NS_PER_MS;
         }
         return false;
     }
-    if (k->ready_ns > now) {
-        wake_at(wake, k->ready_ns);
+    /* A receiver that does not read holds the line back (on_write wakes us). */
+    if (d->line_bytes + d->inflight >= p->line_cap)
         return false;
-    }
     uint64_t n = k->len - k->off;
     if (c->cut_at != FP_NEVER)
-        n = min64(n, c->cut_at - c->fwd);
+        n = min64(n, c->cut_at - c->sent);
     if (p->o.stall_every)
-        n = min64(n, c->next_stall_at - c->fwd);
+        n = min64(n, c->next_stall_at - c->sent);
+    if (c->silent_at != FP_NEVER && c->silent_at > c->sent)
+        n = min64(n, c->silent_at - c->sent);
     struct bucket *b = &p->bucket[d->idx];
     if (b->rate > 0) {
         double need = (double)n < b->quantum ? (double)n : b->quantum;
@@ -549,27 +581,84 @@ static bool dir_step(struct dir *d, uint64_t now, uint64_t *wake)
         n = min64(n, (uint64_t)b->tokens);
         b->tokens -= (double)n;
     }
-    int r = dir_write(d, k->data + k->off, (size_t)n);
-    if (r < 0) {
-        conn_fail(c, r, d->idx == UP ? "writing to target" : "writing to client");
+    struct wreq *w = malloc(sizeof *w + n);
+    if (!w) {
+        conn_fail(c, UV_ENOMEM, "out of memory");
         return false;
     }
+    memcpy(w->data, k->data + k->off, n);
+    w->d = d;
+    w->n = (size_t)n;
+    w->ready_ns = now + p->o.latency_ms * NS_PER_MS;
+    STAILQ_INSERT_TAIL(&d->line, w, link);
+    held_add(d, &d->line_bytes, (size_t)n);
     k->off += (size_t)n;
+    held_sub(d, &d->queued, (size_t)n);
     if (k->off == k->len) {
         STAILQ_REMOVE_HEAD(&d->chunks, link);
         free(k);
     }
-    if (c->fwd == c->cut_at) {
+    c->sent += n;
+    if (c->sent == c->cut_at) {
         cut_begin(c, now);
-    } else if (p->o.stall_every && c->fwd == c->next_stall_at) {
-        uint64_t ms = draw(&c->stall_rng, p->o.stall_ms);
-        c->stalled_until_ns = now + ms * NS_PER_MS;
-        c->next_stall_at += p->o.stall_every;
-        p->st.stalls++;
-        p->st.stall_ms += ms;
-        wake_at(wake, c->stalled_until_ns);
+        return true;
     }
+    if (p->o.stall_every && c->sent == c->next_stall_at) {
+        stall_begin(c, now, draw(&c->stall_rng, p->o.stall_ms), false);
+        c->next_stall_at += p->o.stall_every;
+    }
+    if (c->sent == c->silent_at)
+        stall_begin(c, now, c->silent_ms, true);
+    if (c->stalled_until_ns > now)
+        wake_at(wake, c->stalled_until_ns);
+    dir_read_start(d);
     return true;
+}
+
+/* Delivers what has waited out its latency, then end-of-stream once
+ * everything before it is through. */
+static void dir_release(struct dir *d, uint64_t now, uint64_t *wake)
+{
+    struct conn *c = d->c;
+    struct wreq *w;
+    if (c->closing)
+        return;
+    while ((w = STAILQ_FIRST(&d->line)) != NULL) {
+        if (w->ready_ns > now) {
+            wake_at(wake, w->ready_ns);
+            return;
+        }
+        STAILQ_REMOVE_HEAD(&d->line, link);
+        held_sub(d, &d->line_bytes, w->n);
+        int r = dir_write(d, w);
+        if (r < 0) {
+            conn_fail(c, r, d->idx == UP ? "writing to target" : "writing to client");
+            return;
+        }
+    }
+    if (d->eof_sent && !d->shut && d->inflight == 0 && !c->cutting) {
+        if (d->eof_ready_ns > now) {
+            wake_at(wake, d->eof_ready_ns);
+            return;
+        }
+        d->shut = true;
+        d->shutdown_req.data = d;
+        int r = uv_shutdown(&d->shutdown_req, (uv_stream_t *)d->dst, on_shutdown);
+        if (r < 0)
+            conn_fail(c, r, "half-closing");
+    }
+}
+
+static void release_all(struct proxy *p, uint64_t now, uint64_t *wake)
+{
+    struct conn *c, *next;
+    for (c = TAILQ_FIRST(&p->conns); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (!c->connected)
+            continue;
+        dir_release(&c->dir[UP], now, wake);
+        dir_release(&c->dir[DOWN], now, wake);
+    }
 }
 
 static void on_pump_timer(uv_timer_t *t)
@@ -591,6 +680,7 @@ static void pump(struct proxy *p)
     uint64_t wake = FP_NEVER;
     bucket_refill(&p->bucket[UP], now);
     bucket_refill(&p->bucket[DOWN], now);
+    release_all(p, now, &wake);
     for (int i = 0; i < 2; i++) {
         bool progress = true;
         while (progress && !TAILQ_EMPTY(&p->dq[i])) {
@@ -599,7 +689,7 @@ static void pump(struct proxy *p)
             struct dir *next;
             for (struct dir *d = TAILQ_FIRST(&p->dq[i]); d; d = next) {
                 next = TAILQ_NEXT(d, link);
-                if (dir_step(d, now, &wake)) {
+                if (dir_admit(d, now, &wake)) {
                     progress = true;
                     dlist_remove(p, d);
                     dlist_append(p, d);
@@ -609,14 +699,17 @@ static void pump(struct proxy *p)
             }
         }
     }
-    struct conn *c;
-    TAILQ_FOREACH(c, &p->conns, link)
-    {
+    /* Without latency what was just sent is due now. */
+    release_all(p, now, &wake);
+    struct conn *c, *cnext;
+    for (c = TAILQ_FIRST(&p->conns); c; c = cnext) {
+        cnext = TAILQ_NEXT(c, link);
         if (c->cutting && !c->closing) {
-            if (now >= c->cut_ns + FP_CUT_GRACE_NS)
+            uint64_t deadline = c->cut_ns + p->o.latency_ms * NS_PER_MS + FP_CUT_GRACE_NS;
+            if (cut_drained(c) || now >= deadline)
                 conn_close(c, c->reset, "cut");
             else
-                wake_at(&wake, c->cut_ns + FP_CUT_GRACE_NS);
+                wake_at(&wake, deadline);
         }
     }
     if (wake == FP_NEVER) {
@@ -691,10 +784,22 @@ static void on_connection(uv_stream_t *server, int status)
     c->reset = p->o.reset_prob > 0 && draw_unit(&rng) < p->o.reset_prob;
     c->stall_rng = stream_seed(p->o.seed, c->index, 1);
     c->next_stall_at = p->o.stall_every ? p->o.stall_every : FP_NEVER;
+    /* A third stream decides whether this connection goes silent, where and
+     * for how long, so adding the option changes no other draw. */
+    uint64_t silent_rng = stream_seed(p->o.seed, c->index, 2);
+    c->silent_at = FP_NEVER;
+    if (p->o.stall_conn_prob > 0 && draw_unit(&silent_rng) < p->o.stall_conn_prob) {
+        struct range at = p->o.stall_conn_at;
+        if (at.max == 0)
+            at = (struct range){0, c->cut_at != FP_NEVER ? c->cut_at - 1 : 65535};
+        c->silent_at = draw(&silent_rng, at);
+        c->silent_ms = draw(&silent_rng, p->o.stall_conn_ms);
+    }
     for (int i = 0; i < 2; i++) {
         c->dir[i].c = c;
         c->dir[i].idx = i;
         STAILQ_INIT(&c->dir[i].chunks);
+        STAILQ_INIT(&c->dir[i].line);
         dlist_append(p, &c->dir[i]);
     }
     c->dir[UP].src = &c->client;
@@ -706,6 +811,11 @@ static void on_connection(uv_stream_t *server, int status)
             c->reset ? " with reset" : "");
     else
         say(p, "conn %" PRIu64 " accepted", c->index);
+    if (c->silent_at != FP_NEVER)
+        say(p, "conn %" PRIu64 " will stall silently after %" PRIu64 " bytes for %" PRIu64 " ms",
+            c->index, c->silent_at, c->silent_ms);
+    if (c->silent_at == 0)
+        stall_begin(c, uv_hrtime(), c->silent_ms, true);
 
     (void)uv_tcp_nodelay(&c->client, 1);
     r = uv_tcp_init_ex(p->loop, &c->target, p->o.target_addr.ss_family);
@@ -760,10 +870,11 @@ static void print_summary(const struct proxy *p)
     fprintf(stderr,
             "flaky_proxy: summary seed=%" PRIu64 " conns=%" PRIu64 " refused=%" PRIu64
             " connect_failed=%" PRIu64 " up_bytes=%" PRIu64 " down_bytes=%" PRIu64 " cuts=%" PRIu64
-            " resets=%" PRIu64 " stalls=%" PRIu64 " stall_ms=%" PRIu64 " after_cut_bytes=%" PRIu64
-            " peak_buffered_bytes=%" PRIu64 "\n",
+            " resets=%" PRIu64 " stalls=%" PRIu64 " stall_ms=%" PRIu64 " silent_stalls=%" PRIu64
+            " after_cut_bytes=%" PRIu64 " peak_buffered_bytes=%" PRIu64 "\n",
             p->o.seed, s->conns, s->refused, s->connect_failed, s->bytes[UP], s->bytes[DOWN],
-            s->cuts, s->resets, s->stalls, s->stall_ms, s->after_cut, s->peak_buffered);
+            s->cuts, s->resets, s->stalls, s->stall_ms, s->silent_stalls, s->after_cut,
+            s->peak_buffered);
     fflush(stderr);
 }
 
@@ -795,6 +906,13 @@ static int proxy_start(struct proxy *p)
         b->tokens = b->depth;
         b->last_ns = now;
     }
+    /* The delay line holds what the link carries in one latency: rate x
+     * latency, the bandwidth-delay product, plus --buffer-bytes of slack for
+     * the bucket's bursts and the writes under way. Without a rate cap
+     * there is no product; --buffer-bytes is then the window. */
+    p->line_cap = p->o.buffer_bytes;
+    if (p->o.rate_bps)
+        p->line_cap += (size_t)(p->o.rate_bps * p->o.latency_ms / 1000);
 
     r = uv_tcp_bind(&p->listener, (const struct sockaddr *)&p->o.listen_addr, 0);
     if (r < 0) {
@@ -869,6 +987,17 @@ static int parse_range(const char *s, uint64_t max, struct range *out)
     return 0;
 }
 
+static int parse_prob(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || end == s || !(v >= 0 && v <= 1))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
 /* HOST:PORT with a numeric IPv4 host, or [IPv6]:PORT. */
 static int parse_addr(const char *s, struct sockaddr_storage *out)
 {
@@ -895,6 +1024,8 @@ static void usage(FILE *f)
     fputs("usage: flaky_proxy --listen HOST:PORT --target HOST:PORT [--seed N]\n"
           "         [--rate-kbit K] [--latency-ms MS] [--cut-after-bytes MIN:MAX]\n"
           "         [--stall-ms MIN:MAX --stall-every-bytes N] [--reset-prob P]\n"
+          "         [--stall-conn-prob P --stall-conn-ms MIN:MAX\n"
+          "          [--stall-conn-after-bytes MIN:MAX]]\n"
           "         [--max-conns N] [--duration-s S] [--buffer-bytes N] [--quiet]\n",
           f);
 }
@@ -917,6 +1048,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"stall-ms", required_argument, NULL, 'S'},
         {"stall-every-bytes", required_argument, NULL, 'E'},
         {"reset-prob", required_argument, NULL, 'R'},
+        {"stall-conn-prob", required_argument, NULL, 'P'},
+        {"stall-conn-ms", required_argument, NULL, 'M'},
+        {"stall-conn-after-bytes", required_argument, NULL, 'A'},
         {"max-conns", required_argument, NULL, 'm'},
         {"duration-s", required_argument, NULL, 'd'},
         {"buffer-bytes", required_argument, NULL, 'b'},
@@ -925,6 +1059,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {NULL, 0, NULL, 0},
     };
     bool have_listen = false, have_target = false, have_seed = false, have_stall_ms = false;
+    bool have_conn_ms = false, have_conn_at = false;
     uint64_t v;
     int ch;
 
@@ -971,14 +1106,26 @@ static int parse_args(int argc, char **argv, struct opts *o)
             if (parse_u64(optarg, FP_MAX_BYTES, &o->stall_every) < 0 || o->stall_every == 0)
                 return bad("--stall-every-bytes", optarg, "want a positive byte count");
             break;
-        case 'R': {
-            char *end;
-            errno = 0;
-            o->reset_prob = strtod(optarg, &end);
-            if (errno || *end || end == optarg || !(o->reset_prob >= 0 && o->reset_prob <= 1))
+        case 'R':
+            if (parse_prob(optarg, &o->reset_prob) < 0)
                 return bad("--reset-prob", optarg, "want a probability from 0 to 1");
             break;
-        }
+        case 'P':
+            if (parse_prob(optarg, &o->stall_conn_prob) < 0)
+                return bad("--stall-conn-prob", optarg, "want a probability from 0 to 1");
+            break;
+        case 'M':
+            if (parse_range(optarg, FP_MAX_STALL_MS, &o->stall_conn_ms) < 0)
+                return bad("--stall-conn-ms", optarg, "want MIN:MAX (or N), 0 to 600000");
+            have_conn_ms = true;
+            break;
+        case 'A':
+            if (parse_range(optarg, FP_MAX_BYTES, &o->stall_conn_at) < 0 ||
+                o->stall_conn_at.max == 0)
+                return bad("--stall-conn-after-bytes", optarg,
+                           "want MIN:MAX (or N), 0 <= MIN <= MAX, MAX >= 1");
+            have_conn_at = true;
+            break;
         case 'm':
             if (parse_u64(optarg, FP_MAX_CONNS, &v) < 0 || v == 0)
                 return bad("--max-conns", optarg, "want 1 to 4096");
@@ -1015,6 +1162,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if (have_stall_ms != (o->stall_every != 0)) {
         fputs("flaky_proxy: --stall-ms and --stall-every-bytes go together\n", stderr);
+        return 2;
+    }
+    if ((o->stall_conn_prob > 0) != have_conn_ms) {
+        fputs("flaky_proxy: --stall-conn-prob (above 0) and --stall-conn-ms go together\n", stderr);
+        return 2;
+    }
+    if (have_conn_at && !have_conn_ms) {
+        fputs("flaky_proxy: --stall-conn-after-bytes needs --stall-conn-prob and "
+              "--stall-conn-ms\n",
+              stderr);
         return 2;
     }
     if (o->reset_prob > 0 && o->cut.max == 0) {

@@ -5,9 +5,10 @@
 # each direction with two connections sharing it, added latency, cut points
 # inside the configured range and equal for equal seeds, resets, stalls,
 # backpressure (bounded proxy memory while the client does not read), the
-# summary line, --duration-s, --max-conns, a dead target, and refused bad
-# options. Needs FLAKY_PROXY
-# (the binary) and python3; skips (77) without python3. About 12 s.
+# summary line, --duration-s, --max-conns, a dead target, the delay line
+# (a bulk stream gets the nominal rate at any latency), silently stalling
+# connections, and refused bad options. Needs FLAKY_PROXY (the binary) and
+# python3; skips (77) without python3. About 50 s.
 set -u
 : "${FLAKY_PROXY:?set FLAKY_PROXY to the flaky_proxy binary}"
 command -v python3 >/dev/null || {
@@ -15,7 +16,7 @@ command -v python3 >/dev/null || {
     exit 77
 }
 # The watchdog: a hung run fails instead of stalling the suite.
-exec timeout -k 5 90 python3 - "$FLAKY_PROXY" <<'PY'
+exec timeout -k 5 150 python3 - "$FLAKY_PROXY" <<'PY'
 import os, re, signal, socket, subprocess, sys, tempfile, threading, time
 
 PROXY = sys.argv[1]
@@ -417,11 +418,133 @@ check(how in ("eof", "reset") and n == 0, "client of a dead target sees its conn
 check(summ is not None and summ["connect_failed"] == 1, "summary counts the failed connect",
       summ, "connect_failed=1")
 
-# 10. Bad options are refused with a message naming the option.
+# 10. The delay line: a bulk stream of 1 MB at 256 kbit/s (32,000 B/s) gets
+#     at least 95% of the rate, measured from its first byte (so the latency
+#     itself is not counted), at a 100 ms, a 2 s and a 4 s round trip
+#     (--latency-ms is one way), and with --buffer-bytes far below the
+#     bandwidth-delay product. A proxy that counted the bytes in flight
+#     against --buffer-bytes would stop reading once rate x latency filled it
+#     and turn into stop-and-wait: before the delay line, the 4 s round trip
+#     got 61% of the rate and the 16 KiB buffer at 2 s about half.
+BULK = 1 << 20
+
+
+def bulk(latency_ms, extra, out):
+    srv = Server(f"fixed:{BULK}")
+    px = Proxy(srv, "--seed", "3", "--rate-kbit", "256", "--latency-ms", str(latency_ms),
+               "--quiet", *extra)
+    s = px.connect()
+    s.settimeout(60)
+    n, first, t_first = 0, 0, None
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            if t_first is None:
+                t_first, first = time.monotonic(), len(d)
+            n += len(d)
+    except OSError:
+        pass
+    t_end = time.monotonic()
+    s.close()
+    out.append((latency_ms, extra, n, (n - first) / max(t_end - t_first, 1e-9)
+                if t_first else 0, px, srv))
+
+
+runs = []
+threads = [threading.Thread(target=bulk, args=(lat, extra, runs)) for lat, extra in
+           [(50, []), (1000, []), (2000, []), (1000, ["--buffer-bytes", "16384"])]]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join(90)
+for lat, extra, n, rate, px, srv in sorted(runs, key=lambda r: (r[0], len(r[1]))):
+    rc, err, summ = px.stop()
+    srv.close()
+    check(n == BULK and rate >= 0.95 * 32000,
+          f"bulk stream, --latency-ms {lat} {' '.join(extra)} (bytes, B/s after the first byte)",
+          (n, round(rate)), f"({BULK}, >= 30400)")
+check(len(runs) == 4, "bulk streams finished", len(runs), 4)
+
+# 11. A cut with latency: what went onto the wire before the cut still
+#     arrives, so the client gets exactly the cut point, then end-of-stream.
+srv = Server("source")
+px = Proxy(srv, "--seed", "7", "--latency-ms", "200", "--rate-kbit", "1000",
+           "--cut-after-bytes", "30000", "--quiet")
+s = px.connect()
+how, n = read_to_end(s)
+s.close()
+rc, err, summ = px.stop()
+srv.close()
+check((how, n) == ("eof", 30000), "cut at 30000 with 200 ms latency", (how, n), ("eof", 30000))
+
+# 12. A silent stall: every connection (--stall-conn-prob 1) freezes after
+#     10000 bytes for 800 ms, then goes on; nothing is lost.
+srv = Server("fixed:30000")
+px = Proxy(srv, "--seed", "7", "--stall-conn-prob", "1", "--stall-conn-ms", "800",
+           "--stall-conn-after-bytes", "10000", "--quiet")
+s = px.connect()
+t = time.monotonic()
+n, gap, last = 0, 0.0, None
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        now = time.monotonic()
+        if last is not None and n == 10000:
+            gap = now - last
+        n += len(d)
+        last = now
+except OSError:
+    pass
+s.close()
+rc, err, summ = px.stop()
+srv.close()
+check(n == 30000 and gap >= 0.78, "silent stall after 10000 bytes (bytes, s of silence)",
+      (n, round(gap, 3)), "(30000, >= 0.8)")
+check(summ is not None and summ["silent_stalls"] == 1 and summ["stall_ms"] == 800,
+      "summary counts the silent stall", summ, "silent_stalls=1 stall_ms=800")
+
+# 13. Which connections go silent is drawn from the seed: with
+#     --stall-conn-prob 0.5 the same seed picks the same connections, at
+#     the same points (drawn below each one's cut point).
+
+
+def silent_run(seed):
+    srv = Server("echo")
+    px = Proxy(srv, "--seed", str(seed), "--stall-conn-prob", "0.5", "--stall-conn-ms", "1",
+               "--cut-after-bytes", "1000:2000")
+    for _ in range(8):
+        c = px.connect()
+        c.close()
+    time.sleep(0.2)
+    rc, err, summ = px.stop()
+    srv.close()
+    return re.findall(r"conn (\d+) will stall silently after (\d+) bytes", err), \
+        [int(x) for x in re.findall(r"conn \d+ accepted: cut after (\d+)", err)]
+
+
+picks_a, cut_a = silent_run(11)
+picks_b, _ = silent_run(11)
+check(1 <= len(picks_a) <= 7 and picks_a == picks_b, "seeded choice of silent connections",
+      picks_a, "same for the same seed, some but not all of 8")
+check(all(int(at) < cut_a[int(i)] for i, at in picks_a), "silent points below the cut",
+      [(at, cut_a[int(i)]) for i, at in picks_a], "each below its connection's cut")
+
+# 14. Bad options are refused with a message naming the option.
 for args, name in [(["--rate-kbit", "fast"], "--rate-kbit"),
                    (["--cut-after-bytes", "9:3"], "--cut-after-bytes"),
                    (["--stall-ms", "10"], "--stall-every-bytes"),
-                   (["--reset-prob", "1.5"], "--reset-prob")]:
+                   (["--reset-prob", "1.5"], "--reset-prob"),
+                   (["--stall-conn-prob", "2"], "--stall-conn-prob"),
+                   (["--stall-conn-prob", "0.1"], "--stall-conn-ms"),
+                   (["--stall-conn-ms", "10"], "--stall-conn-prob"),
+                   (["--stall-conn-prob", "0.1", "--stall-conn-ms", "x"], "--stall-conn-ms"),
+                   (["--stall-conn-prob", "0.1", "--stall-conn-ms", "10",
+                     "--stall-conn-after-bytes", "0"], "--stall-conn-after-bytes"),
+                   (["--stall-conn-after-bytes", "100"], "--stall-conn-ms")]:
     r = subprocess.run([PROXY, "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", *args],
                        capture_output=True, text=True, timeout=5)
     check(r.returncode == 2 and name in r.stderr, f"refuses {' '.join(args)}",
