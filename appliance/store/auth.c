@@ -363,6 +363,18 @@ struct user_row {
     char hash[513];
 };
 
+/* Steps query id with text bound as its one parameter: SQLite's result
+ * code with *st to read and then pass to done(), or a negative errno. */
+static int step_by_text(struct auth *a, unsigned id, const char *text, sqlite3_stmt **st,
+                        struct op_error *err)
+{
+    int rc = sql_get_st(&a->q, id, st, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(*st, 1, text, -1, SQLITE_STATIC);
+    return sqlite3_step(*st);
+}
+
 static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
@@ -373,11 +385,9 @@ static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap)
 static int user_row(struct auth *a, const char *name, struct user_row *u, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = sql_get_st(&a->q, STORE_Q_AUTH_USER_BY_NAME, &st, err);
+    int rc = step_by_text(a, STORE_Q_AUTH_USER_BY_NAME, name, &st, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         copy_col(st, 0, u->id, sizeof u->id);
         u->version = sqlite3_column_int64(st, 1);
@@ -464,11 +474,9 @@ int auth_user_create(struct auth *a, const char *name, enum auth_role role,
 static int delete_user_sessions(struct auth *a, const char *user_id, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_DELETE_USER, &st, err);
+    int rc = step_by_text(a, STORE_Q_AUTH_SESSION_DELETE_USER, user_id, &st, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE)
         return sql_fail(a->q.db, rc, "cannot end sessions", err);
