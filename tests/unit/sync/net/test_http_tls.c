@@ -105,12 +105,28 @@ static SSL_CTX *client_ctx(int min, int max, const char *ciphers)
     return c;
 }
 
-static void accepts_modern_clients(void)
+/* The server's context from the test's certificate, or NULL (checked). */
+static struct http_tls_ctx *server_ctx(void)
 {
     struct http_tls_ctx *sctx = NULL;
     struct op_error err;
     op_error_clear(&err);
     CHECK_EQ(http_tls_ctx_new(cert_path, key_path, &sctx, &err), 0);
+    return sctx;
+}
+
+/* A handshake from a client offering versions min..max and ciphers. */
+static struct outcome offer(struct http_tls_ctx *sctx, int min, int max, const char *ciphers)
+{
+    SSL_CTX *c = client_ctx(min, max, ciphers);
+    struct outcome o = handshake(sctx, c);
+    SSL_CTX_free(c);
+    return o;
+}
+
+static void accepts_modern_clients(void)
+{
+    struct http_tls_ctx *sctx = server_ctx();
     if (!sctx)
         return;
     static const struct {
@@ -129,8 +145,7 @@ static void accepts_modern_clients(void)
         {TLS1_3_VERSION, TLS1_3_VERSION, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        SSL_CTX *c = client_ctx(ok[i].min, ok[i].max, ok[i].ciphers);
-        struct outcome o = handshake(sctx, c);
+        struct outcome o = offer(sctx, ok[i].min, ok[i].max, ok[i].ciphers);
         CHECK_EQ(o.client_ok, 1);
         CHECK_EQ(o.server_rc, 4); /* "ping" arrived */
         CHECK_EQ(o.version, ok[i].max);
@@ -138,17 +153,13 @@ static void accepts_modern_clients(void)
             CHECK_STR(o.cipher, ok[i].want);
         else
             CHECK(strstr(o.cipher, "GCM") || strstr(o.cipher, "CHACHA20"));
-        SSL_CTX_free(c);
     }
     http_tls_ctx_free(sctx);
 }
 
 static void refuses_old_clients(void)
 {
-    struct http_tls_ctx *sctx = NULL;
-    struct op_error err;
-    op_error_clear(&err);
-    CHECK_EQ(http_tls_ctx_new(cert_path, key_path, &sctx, &err), 0);
+    struct http_tls_ctx *sctx = server_ctx();
     if (!sctx)
         return;
     static const struct {
@@ -164,13 +175,11 @@ static void refuses_old_clients(void)
         {TLS1_2_VERSION, TLS1_2_VERSION, "AES128-SHA256"},             /* neither */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        SSL_CTX *c = client_ctx(bad[i].min, bad[i].max, bad[i].ciphers);
-        struct outcome o = handshake(sctx, c);
+        struct outcome o = offer(sctx, bad[i].min, bad[i].max, bad[i].ciphers);
         if (o.client_ok)
             fprintf(stderr, "accepted %s with %s\n", bad[i].ciphers, o.cipher);
         CHECK_EQ(o.client_ok, 0);
         CHECK_EQ(o.server_rc, -EPROTO);
-        SSL_CTX_free(c);
     }
     http_tls_ctx_free(sctx);
 }
