@@ -353,6 +353,37 @@ static int txn_end(struct auth *a, int nested, int ok, struct op_error *err)
     return rc;
 }
 
+/* Makes a token (see make_token) and begins the transaction that stores
+ * it (txn_begin); on failure nothing is left to undo. */
+static int token_begin(struct auth *a, const char *prefix, char tok[AUTH_TOKEN_BUF],
+                       unsigned char hash[32], int *nested, struct op_error *err)
+{
+    int rc = make_token(prefix, tok, hash, err);
+    if (rc < 0)
+        return rc;
+    rc = txn_begin(a, nested, err);
+    if (rc < 0)
+        explicit_bzero(tok, AUTH_TOKEN_BUF);
+    return rc;
+}
+
+/* Ends token_begin's transaction, committing when rc (the work's result)
+ * is not negative; then hands tok out in token and wipes it. 0, or the
+ * first negative errno. */
+static int token_end(struct auth *a, int nested, int rc, char tok[AUTH_TOKEN_BUF],
+                     char token[AUTH_TOKEN_BUF], struct op_error *err)
+{
+    int rc2 = txn_end(a, nested, rc >= 0, err);
+    if (rc >= 0)
+        rc = rc2;
+    if (rc >= 0) {
+        memcpy(token, tok, AUTH_TOKEN_BUF);
+        rc = 0;
+    }
+    explicit_bzero(tok, AUTH_TOKEN_BUF);
+    return rc;
+}
+
 /* ---- users -------------------------------------------------------------- */
 
 struct user_row {
@@ -600,13 +631,10 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
                             AUTH_ADDR_MAX - 1);
     char tok[AUTH_TOKEN_BUF];
     unsigned char hash[32];
-    int rc = make_token("", tok, hash, err);
+    int nested;
+    int rc = token_begin(a, "", tok, hash, &nested, err);
     if (rc < 0)
         return rc;
-    int nested;
-    rc = txn_begin(a, &nested, err);
-    if (rc < 0)
-        goto out;
     rc = prune(a, err);
     sqlite3_stmt *st = NULL;
     if (rc >= 0)
@@ -628,16 +656,7 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
         sqlite3_bind_int(st, 2, AUTH_SESSIONS_PER_USER);
         rc = sql_run_what(&a->q, st, "cannot end old sessions", err);
     }
-    int rc2 = txn_end(a, nested, rc >= 0, err);
-    if (rc >= 0)
-        rc = rc2;
-    if (rc >= 0) {
-        memcpy(token, tok, AUTH_TOKEN_BUF);
-        rc = 0;
-    }
-out:
-    explicit_bzero(tok, sizeof tok);
-    return rc;
+    return token_end(a, nested, rc, tok, token, err);
 }
 
 static int bad_login(struct op_error *err)
@@ -803,13 +822,10 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
     }
     char tok[AUTH_TOKEN_BUF];
     unsigned char hash[32];
-    int rc = make_token(AUTH_API_TOKEN_PREFIX, tok, hash, err);
+    int nested;
+    int rc = token_begin(a, AUTH_API_TOKEN_PREFIX, tok, hash, &nested, err);
     if (rc < 0)
         return rc;
-    int nested;
-    rc = txn_begin(a, &nested, err);
-    if (rc < 0)
-        goto out;
     struct user_row u;
     rc = user_known(a, user_name, &u, err);
     if (rc == 1 && u.disabled)
@@ -844,17 +860,9 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
         rc = sql_run_what(&a->q, st, "cannot store the API token", err);
     }
     int64_t new_id = sqlite3_last_insert_rowid(a->q.db);
-    int rc2 = txn_end(a, nested, rc >= 0, err);
-    if (rc >= 0)
-        rc = rc2;
-    if (rc >= 0) {
-        memcpy(token, tok, AUTH_TOKEN_BUF);
-        if (id)
-            *id = new_id;
-        rc = 0;
-    }
-out:
-    explicit_bzero(tok, sizeof tok);
+    rc = token_end(a, nested, rc, tok, token, err);
+    if (rc == 0 && id)
+        *id = new_id;
     return rc;
 }
 
