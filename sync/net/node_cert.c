@@ -290,6 +290,20 @@ static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
     return ok;
 }
 
+/* Hands key and x out when rc is not negative (and returns 0), else frees
+ * both and returns rc. */
+static int hand_out(int rc, EVP_PKEY *key, X509 *x, EVP_PKEY **key_out, X509 **cert_out)
+{
+    if (rc < 0) {
+        X509_free(x);
+        EVP_PKEY_free(key);
+        return rc;
+    }
+    *key_out = key;
+    *cert_out = x;
+    return 0;
+}
+
 /* The extensions of every certificate made here, in their order: basic
  * constraints, key usage, extended key usage (ext_usage; none when NULL)
  * and the subject's and issuer's key identifiers, for x issued by issuer. */
@@ -445,14 +459,7 @@ static int make_ca(const struct node_cert_hosts *hosts, EVP_PKEY **key_out, X509
         x &&
         add_key_exts(x, x, "critical,CA:TRUE,pathlen:0", "critical,keyCertSign,cRLSign", NULL) &&
         add_name_constraints(x, hosts) && X509_sign(x, key, EVP_sha256()) > 0;
-    if (!ok) {
-        X509_free(x);
-        EVP_PKEY_free(key);
-        return ssl_fail(err, "make the CA certificate");
-    }
-    *key_out = key;
-    *cert_out = x;
-    return 0;
+    return hand_out(ok ? 0 : ssl_fail(err, "make the CA certificate"), key, x, key_out, cert_out);
 }
 
 static int add_san(X509 *x, const struct node_cert_hosts *hosts)
@@ -512,14 +519,7 @@ static int make_node(const struct node_cert_hosts *hosts, long days, EVP_PKEY *c
     ok = ok &&
          add_key_exts(x, ca, "critical,CA:FALSE", "critical,digitalSignature", "serverAuth") &&
          add_san(x, hosts) && X509_sign(x, ca_key, EVP_sha256()) > 0;
-    if (!ok) {
-        X509_free(x);
-        EVP_PKEY_free(key);
-        return ssl_fail(err, "make the node certificate");
-    }
-    *key_out = key;
-    *cert_out = x;
-    return 0;
+    return hand_out(ok ? 0 : ssl_fail(err, "make the node certificate"), key, x, key_out, cert_out);
 }
 
 /* Loads an existing CA and checks that its key and certificate belong
@@ -560,14 +560,7 @@ static int load_ca(const char *key_path, const char *pem_path, EVP_PKEY **key_ou
                           "aside to make a new one (devices must then install it again)",
                           pem_path, key_path, pem_path);
     ERR_clear_error();
-    if (rc < 0) {
-        X509_free(x);
-        EVP_PKEY_free(key);
-        return rc;
-    }
-    *key_out = key;
-    *cert_out = x;
-    return 0;
+    return hand_out(rc, key, x, key_out, cert_out);
 }
 
 /* RFC 5280 matching for the two name types the CA lists: a DNS
