@@ -543,36 +543,36 @@ static void api_tokens(void)
 
 /* ---- limiter ---- */
 
-/* One failed login: reserves a try and settles it as a failure. Returns
- * what auth_limiter_begin said. */
-static int fail_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t,
-                    int64_t *wait)
+/* One login try: reserves it and settles it as outcome. Returns what
+ * auth_limiter_begin said. */
+static int settle_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t,
+                      int64_t *wait, enum auth_limiter_outcome outcome)
 {
     struct auth_limiter_try try;
     int rc = auth_limiter_begin(l, name, addr, t, &try, wait);
     if (rc == 0)
-        auth_limiter_end(l, &try, AUTH_LIMITER_FAILED, t);
+        auth_limiter_end(l, &try, outcome, t);
     return rc;
+}
+
+/* One failed login. */
+static int fail_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t,
+                    int64_t *wait)
+{
+    return settle_try(l, name, addr, t, wait, AUTH_LIMITER_FAILED);
 }
 
 /* Whether a login may be tried now (the try is given back). */
 static int may_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t,
                    int64_t *wait)
 {
-    struct auth_limiter_try try;
-    int rc = auth_limiter_begin(l, name, addr, t, &try, wait);
-    if (rc == 0)
-        auth_limiter_end(l, &try, AUTH_LIMITER_CANCEL, t);
-    return rc;
+    return settle_try(l, name, addr, t, wait, AUTH_LIMITER_CANCEL);
 }
 
+/* One good login. */
 static int ok_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t)
 {
-    struct auth_limiter_try try;
-    int rc = auth_limiter_begin(l, name, addr, t, &try, NULL);
-    if (rc == 0)
-        auth_limiter_end(l, &try, AUTH_LIMITER_OK, t);
-    return rc;
+    return settle_try(l, name, addr, t, NULL, AUTH_LIMITER_OK);
 }
 
 /* Five failures lock the name for that address only: the owner at their
