@@ -58,14 +58,8 @@ void api_handle(void *ctx, struct http_exchange *x)
 {
     struct api *a = ctx;
     struct api_route r;
-    api_route_match(http_path(x), &r);
-    struct api_response resp;
-    memset(&resp, 0, sizeof resp);
-    if (api_dispatch_early(&r, http_method(x), &resp)) {
-        api_job_send(x, &resp);
-        api_reply_done(&resp);
+    if (api_gate_early(x, &r))
         return;
-    }
     if (api_job_start(a->loop, x, &r, serve_work, serve_done, a) == 0)
         a->pending++;
 }

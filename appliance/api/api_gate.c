@@ -45,24 +45,10 @@ const struct auth_user *api_gate_user(const struct http_exchange *x)
     return g ? &g->user : NULL;
 }
 
-/* Sends resp on x, as api_job_send does (api_job depends on this module,
- * not the other way round). */
-static void send_reply(struct http_exchange *x, const struct api_response *resp)
-{
-    if (resp->user[0])
-        http_set_user(x, resp->user);
-    struct api_header h[API_REPLY_HEADERS_MAX];
-    unsigned nh = api_reply_headers(resp, h);
-    for (unsigned i = 0; i < nh; i++)
-        (void)http_add_header(x, h[i].name, h[i].value);
-    http_respond(x, resp->status, resp->body ? resp->type : NULL, resp->body,
-                 resp->body ? resp->body_len : 0);
-}
-
 /* Answers x with resp and frees resp. */
 static void answer(struct http_exchange *x, struct api_response *resp)
 {
-    send_reply(x, resp);
+    api_reply_send(x, resp);
     api_reply_done(resp);
 }
 
@@ -112,7 +98,7 @@ static void lookup_after(uv_work_t *w, int status)
         http_gate_pass(x, 0);
     } else {
         j->c.resp.no_store = 1; /* as every answer from a worker */
-        send_reply(x, &j->c.resp);
+        api_reply_send(x, &j->c.resp);
     }
     memset(&j->user, 0, sizeof j->user);
     api_call_done(&j->c);
@@ -131,21 +117,29 @@ static int has_bearer(const struct http_exchange *x)
     return *h != '\0';
 }
 
+int api_gate_early(struct http_exchange *x, struct api_route *r)
+{
+    api_route_match(http_path(x), r);
+    struct api_response resp;
+    memset(&resp, 0, sizeof resp);
+    if (!api_dispatch_early(r, http_method(x), &resp))
+        return 0;
+    answer(x, &resp);
+    return 1;
+}
+
 void api_gate_check(uv_loop_t *loop, struct api_db *db, unsigned *pending, struct http_exchange *x)
 {
     struct api_route r;
-    api_route_match(http_path(x), &r);
-    struct api_response resp;
-    memset(&resp, 0, sizeof resp);
-    if (api_dispatch_early(&r, http_method(x), &resp)) {
-        answer(x, &resp);
+    if (api_gate_early(x, &r))
         return;
-    }
     if (r.kind == API_ROUTE_SESSION || r.kind == API_ROUTE_CONFIRM) {
         http_gate_pass(x, API_GATE_OPEN_BODY_MAX);
         return;
     }
     if (!has_bearer(x)) {
+        struct api_response resp;
+        memset(&resp, 0, sizeof resp);
         resp.www_authenticate = 1;
         resp.no_store = 1;
         api_reply_problem(&resp, 401,

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "api_db.h"
+#include "api_route.h"
 #include "auth.h"
 #include "http_server.h"
 
@@ -22,6 +23,11 @@
  * ({"name", "password"}, the password at most AUTH_PASSWORD_MAX_BYTES) or a
  * confirmation. */
 #define API_GATE_OPEN_BODY_MAX 8192
+
+/* Loop thread: matches x's route into r and answers x at once when
+ * api_dispatch_early has the answer (/healthz, unknown paths). Returns 1
+ * when x is answered (and gone), 0 when the request goes on. */
+int api_gate_early(struct http_exchange *x, struct api_route *r);
 
 /* Decides about x on the loop thread: answers /healthz and unknown paths
  * at once (api_dispatch_early); lets login, logout and confirmation pass

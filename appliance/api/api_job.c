@@ -20,25 +20,13 @@ struct job {
     struct api_call c;
 };
 
-void api_job_send(struct http_exchange *x, const struct api_response *resp)
-{
-    if (resp->user[0])
-        http_set_user(x, resp->user);
-    struct api_header h[API_REPLY_HEADERS_MAX];
-    unsigned nh = api_reply_headers(resp, h);
-    for (unsigned i = 0; i < nh; i++)
-        (void)http_add_header(x, h[i].name, h[i].value);
-    http_respond(x, resp->status, resp->body ? resp->type : NULL, resp->body,
-                 resp->body ? resp->body_len : 0);
-}
-
 /* Answers at once, for a request that never became a job. */
 static void refuse(struct http_exchange *x, int status, const char *detail)
 {
     struct api_response resp;
     memset(&resp, 0, sizeof resp);
     api_reply_problem(&resp, status, detail, NULL);
-    api_job_send(x, &resp);
+    api_reply_send(x, &resp);
     api_reply_done(&resp);
 }
 
@@ -54,7 +42,7 @@ static void job_after(uv_work_t *w, int status)
     if (status == UV_ECANCELED)
         api_reply_problem(&j->c.resp, 503, "the daemon is shutting down", NULL);
     j->done(j->ctx, &j->c);
-    api_job_send(j->x, &j->c.resp);
+    api_reply_send(j->x, &j->c.resp);
     api_call_done(&j->c);
     free(j);
 }

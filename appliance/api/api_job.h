@@ -28,8 +28,4 @@ typedef void (*api_job_fn)(void *ctx, struct api_call *c);
 int api_job_start(uv_loop_t *loop, struct http_exchange *x, const struct api_route *r,
                   api_job_fn work, api_job_fn done, void *ctx);
 
-/* Answers x with resp: the user for the log line, resp's headers in
- * their order, the body. x is gone afterwards; resp is not freed. */
-void api_job_send(struct http_exchange *x, const struct api_response *resp);
-
 #endif

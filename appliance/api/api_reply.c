@@ -292,3 +292,15 @@ unsigned api_reply_headers(const struct api_response *r,
         out[n++] = (struct api_header){"Cache-Control", "no-store"};
     return n;
 }
+
+void api_reply_send(struct http_exchange *x, const struct api_response *resp)
+{
+    if (resp->user[0])
+        http_set_user(x, resp->user);
+    struct api_header h[API_REPLY_HEADERS_MAX];
+    unsigned nh = api_reply_headers(resp, h);
+    for (unsigned i = 0; i < nh; i++)
+        (void)http_add_header(x, h[i].name, h[i].value);
+    http_respond(x, resp->status, resp->body ? resp->type : NULL, resp->body,
+                 resp->body ? resp->body_len : 0);
+}

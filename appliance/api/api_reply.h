@@ -88,4 +88,10 @@ struct api_header {
 unsigned api_reply_headers(const struct api_response *r,
                            struct api_header out[API_REPLY_HEADERS_MAX]);
 
+struct http_exchange;
+
+/* Answers x with resp: the user for the log line, resp's headers in
+ * their order, the body. x is gone afterwards; resp is not freed. */
+void api_reply_send(struct http_exchange *x, const struct api_response *resp);
+
 #endif

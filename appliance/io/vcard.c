@@ -53,6 +53,16 @@ static void vw_end(struct vw *w)
     w->col = 0;
 }
 
+/* A whole content line of our own ASCII: head (name, parameters and the
+ * colon), then value when not NULL. */
+static void vw_line(struct vw *w, const char *head, const char *value)
+{
+    vw_ascii(w, head);
+    if (value)
+        vw_ascii(w, value);
+    vw_end(w);
+}
+
 /* Length of the well-formed UTF-8 sequence at s (n octets available), or 0
  * when it is not one (overlong forms, surrogates, beyond U+10FFFF). */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -167,9 +177,7 @@ static void write_uid(struct vw *w, const char *id)
     if (!id)
         return;
     if (is_uuid(id)) {
-        vw_ascii(w, "UID:urn:uuid:");
-        vw_ascii(w, id);
-        vw_end(w);
+        vw_line(w, "UID:urn:uuid:", id);
     } else {
         prop_text(w, "UID;VALUE=text", id); /* not a URI: keep it, as text */
     }
@@ -218,9 +226,7 @@ static void write_tel(struct vw *w, const char *phone)
         return;
     char e164[PHONE_E164_MAX];
     if (phone_to_e164(phone, NULL, e164) == 0) {
-        vw_ascii(w, "TEL;VALUE=uri:tel:");
-        vw_ascii(w, e164);
-        vw_end(w);
+        vw_line(w, "TEL;VALUE=uri:tel:", e164);
     } else {
         prop_text(w, "TEL", phone);
     }
@@ -235,9 +241,7 @@ static void write_bday(struct vw *w, const char *d)
     if (strlen(d) == 10 && d[4] == '-' && d[7] == '-' && all_digits(d, 4) && all_digits(d + 5, 2) &&
         all_digits(d + 8, 2)) {
         char basic[9] = {d[0], d[1], d[2], d[3], d[5], d[6], d[8], d[9], '\0'};
-        vw_ascii(w, "BDAY:");
-        vw_ascii(w, basic);
-        vw_end(w);
+        vw_line(w, "BDAY:", basic);
     } else {
         prop_text(w, "BDAY;VALUE=text", d);
     }
@@ -264,9 +268,7 @@ static void write_rev(struct vw *w, const char *t)
         return;
     char basic[17] = {t[0],  t[1],  t[2],  t[3],  t[5],  t[6],  t[8], t[9], 'T',
                       t[11], t[12], t[14], t[15], t[17], t[18], 'Z',  '\0'};
-    vw_ascii(w, "REV:");
-    vw_ascii(w, basic);
-    vw_end(w);
+    vw_line(w, "REV:", basic);
 }
 
 int vcard_write(FILE *out, json_t *contact)
@@ -275,10 +277,8 @@ int vcard_write(FILE *out, json_t *contact)
         return -EINVAL;
     struct vw w = {out, 0, 0};
 
-    vw_ascii(&w, "BEGIN:VCARD");
-    vw_end(&w);
-    vw_ascii(&w, "VERSION:4.0");
-    vw_end(&w);
+    vw_line(&w, "BEGIN:VCARD", NULL);
+    vw_line(&w, "VERSION:4.0", NULL);
     write_uid(&w, field(contact, "id"));
     write_fn(&w, contact);
     const char *n[] = {field(contact, "family_name"), field(contact, "given_name"), NULL, NULL,
@@ -299,8 +299,7 @@ int vcard_write(FILE *out, json_t *contact)
     prop_text(&w, "LANG", field(contact, "language"));
     write_bday(&w, field(contact, "birth_date"));
     write_rev(&w, field(contact, "updated_at"));
-    vw_ascii(&w, "END:VCARD");
-    vw_end(&w);
+    vw_line(&w, "END:VCARD", NULL);
 
     if (!w.err && ferror(out))
         w.err = -EIO;

@@ -353,6 +353,37 @@ static int txn_end(struct auth *a, int nested, int ok, struct op_error *err)
     return rc;
 }
 
+/* Makes a token (see make_token) and begins the transaction that stores
+ * it (txn_begin); on failure nothing is left to undo. */
+static int token_begin(struct auth *a, const char *prefix, char tok[AUTH_TOKEN_BUF],
+                       unsigned char hash[32], int *nested, struct op_error *err)
+{
+    int rc = make_token(prefix, tok, hash, err);
+    if (rc < 0)
+        return rc;
+    rc = txn_begin(a, nested, err);
+    if (rc < 0)
+        explicit_bzero(tok, AUTH_TOKEN_BUF);
+    return rc;
+}
+
+/* Ends token_begin's transaction, committing when rc (the work's result)
+ * is not negative; then hands tok out in token and wipes it. 0, or the
+ * first negative errno. */
+static int token_end(struct auth *a, int nested, int rc, char tok[AUTH_TOKEN_BUF],
+                     char token[AUTH_TOKEN_BUF], struct op_error *err)
+{
+    int rc2 = txn_end(a, nested, rc >= 0, err);
+    if (rc >= 0)
+        rc = rc2;
+    if (rc >= 0) {
+        memcpy(token, tok, AUTH_TOKEN_BUF);
+        rc = 0;
+    }
+    explicit_bzero(tok, AUTH_TOKEN_BUF);
+    return rc;
+}
+
 /* ---- users -------------------------------------------------------------- */
 
 struct user_row {
@@ -362,6 +393,18 @@ struct user_row {
     int disabled;
     char hash[513];
 };
+
+/* Steps query id with text bound as its one parameter: SQLite's result
+ * code with *st to read and then pass to done(), or a negative errno. */
+static int step_by_text(struct auth *a, unsigned id, const char *text, sqlite3_stmt **st,
+                        struct op_error *err)
+{
+    int rc = sql_get_st(&a->q, id, st, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(*st, 1, text, -1, SQLITE_STATIC);
+    return sqlite3_step(*st);
+}
 
 static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap)
 {
@@ -373,11 +416,9 @@ static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap)
 static int user_row(struct auth *a, const char *name, struct user_row *u, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = sql_get_st(&a->q, STORE_Q_AUTH_USER_BY_NAME, &st, err);
+    int rc = step_by_text(a, STORE_Q_AUTH_USER_BY_NAME, name, &st, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         copy_col(st, 0, u->id, sizeof u->id);
         u->version = sqlite3_column_int64(st, 1);
@@ -464,11 +505,9 @@ int auth_user_create(struct auth *a, const char *name, enum auth_role role,
 static int delete_user_sessions(struct auth *a, const char *user_id, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = sql_get_st(&a->q, STORE_Q_AUTH_SESSION_DELETE_USER, &st, err);
+    int rc = step_by_text(a, STORE_Q_AUTH_SESSION_DELETE_USER, user_id, &st, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(st, 1, user_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
     done(st);
     if (rc != SQLITE_DONE)
         return sql_fail(a->q.db, rc, "cannot end sessions", err);
@@ -592,13 +631,10 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
                             AUTH_ADDR_MAX - 1);
     char tok[AUTH_TOKEN_BUF];
     unsigned char hash[32];
-    int rc = make_token("", tok, hash, err);
+    int nested;
+    int rc = token_begin(a, "", tok, hash, &nested, err);
     if (rc < 0)
         return rc;
-    int nested;
-    rc = txn_begin(a, &nested, err);
-    if (rc < 0)
-        goto out;
     rc = prune(a, err);
     sqlite3_stmt *st = NULL;
     if (rc >= 0)
@@ -620,16 +656,7 @@ int auth_session_issue(struct auth *a, const char *user_id, const char *remote_a
         sqlite3_bind_int(st, 2, AUTH_SESSIONS_PER_USER);
         rc = sql_run_what(&a->q, st, "cannot end old sessions", err);
     }
-    int rc2 = txn_end(a, nested, rc >= 0, err);
-    if (rc >= 0)
-        rc = rc2;
-    if (rc >= 0) {
-        memcpy(token, tok, AUTH_TOKEN_BUF);
-        rc = 0;
-    }
-out:
-    explicit_bzero(tok, sizeof tok);
-    return rc;
+    return token_end(a, nested, rc, tok, token, err);
 }
 
 static int bad_login(struct op_error *err)
@@ -795,13 +822,10 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
     }
     char tok[AUTH_TOKEN_BUF];
     unsigned char hash[32];
-    int rc = make_token(AUTH_API_TOKEN_PREFIX, tok, hash, err);
+    int nested;
+    int rc = token_begin(a, AUTH_API_TOKEN_PREFIX, tok, hash, &nested, err);
     if (rc < 0)
         return rc;
-    int nested;
-    rc = txn_begin(a, &nested, err);
-    if (rc < 0)
-        goto out;
     struct user_row u;
     rc = user_known(a, user_name, &u, err);
     if (rc == 1 && u.disabled)
@@ -836,17 +860,9 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
         rc = sql_run_what(&a->q, st, "cannot store the API token", err);
     }
     int64_t new_id = sqlite3_last_insert_rowid(a->q.db);
-    int rc2 = txn_end(a, nested, rc >= 0, err);
-    if (rc >= 0)
-        rc = rc2;
-    if (rc >= 0) {
-        memcpy(token, tok, AUTH_TOKEN_BUF);
-        if (id)
-            *id = new_id;
-        rc = 0;
-    }
-out:
-    explicit_bzero(tok, sizeof tok);
+    rc = token_end(a, nested, rc, tok, token, err);
+    if (rc == 0 && id)
+        *id = new_id;
     return rc;
 }
 

@@ -142,15 +142,27 @@ static const char *contact_address(json_t *contact, const char *channel)
     }
 }
 
+/* Suppression-list query id with its first two parameters bound: the
+ * address's keyed hash and the channel (both kept by the caller until the
+ * step). 0 with *st, or a negative errno. */
+static int suppression_stmt(struct sql_cache *c, unsigned id, const char *hash, const char *channel,
+                            sqlite3_stmt **st, struct op_error *err)
+{
+    int rc = sql_get_st(c, id, st, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(*st, 1, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(*st, 2, channel, -1, SQLITE_STATIC);
+    return 0;
+}
+
 static int suppress_hash(struct sql_cache *c, const char *hash, const char *channel,
                          const char *purpose, const char *reason, int64_t now, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = sql_get_st(c, STORE_Q_CONSENT_SUPPRESSION_ADD, &st, err);
+    int rc = suppression_stmt(c, STORE_Q_CONSENT_SUPPRESSION_ADD, hash, channel, &st, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, purpose ? purpose : "*", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now);
     sqlite3_bind_text(st, 5, reason && *reason ? reason : "withdrawn", -1, SQLITE_STATIC);
@@ -164,11 +176,9 @@ static int find_suppression(struct sql_cache *c, const char *hash, const char *c
                             size_t rcap, struct op_error *err)
 {
     sqlite3_stmt *st;
-    int rc = sql_get_st(c, STORE_Q_CONSENT_SUPPRESSION_FIND, &st, err);
+    int rc = suppression_stmt(c, STORE_Q_CONSENT_SUPPRESSION_FIND, hash, channel, &st, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
     if (purpose)
         sqlite3_bind_text(st, 3, purpose, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
@@ -588,9 +598,8 @@ int consent_confirm(struct store *s, const char *token, const char *ip, int64_t 
         int hr = address_hash(s, channel, contact_address(contact, channel), h, err);
         if (hr < 0)
             rc = hr;
-        else if (hr > 0 && (rc = sql_get_st(&c, STORE_Q_CONSENT_SUPPRESSION_LIFT, &st, err)) == 0) {
-            sqlite3_bind_text(st, 1, h, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, channel, -1, SQLITE_STATIC);
+        else if (hr > 0 && (rc = suppression_stmt(&c, STORE_Q_CONSENT_SUPPRESSION_LIFT, h, channel,
+                                                  &st, err)) == 0) {
             sqlite3_bind_text(st, 3, json_string_value(json_object_get(rec, "purpose")), -1,
                               SQLITE_STATIC);
             rc = sql_run_what(&c, st, "cannot update the suppression list", err);

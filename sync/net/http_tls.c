@@ -190,19 +190,38 @@ void http_tls_free(struct http_tls *t)
     free(t);
 }
 
-int http_tls_feed(struct http_tls *t, const void *data, size_t len)
+/* Passes all len bytes of data to put, in pieces an int can count; 0, or
+ * fail when put takes nothing. */
+static int put_all(struct http_tls *t, int (*put)(struct http_tls *, const void *, int),
+                   const void *data, size_t len, int fail)
 {
     while (len > 0) {
         int n = len > INT_MAX ? INT_MAX : (int)len;
-        int w = BIO_write(t->rbio, data, n);
+        int w = put(t, data, n);
         if (w <= 0) {
             ERR_clear_error();
-            return -ENOMEM;
+            return fail;
         }
         data = (const char *)data + w;
         len -= (size_t)w;
     }
     return 0;
+}
+
+static int put_ciphertext(struct http_tls *t, const void *data, int n)
+{
+    return BIO_write(t->rbio, data, n);
+}
+
+static int put_plaintext(struct http_tls *t, const void *data, int n)
+{
+    ERR_clear_error();
+    return SSL_write(t->ssl, data, n);
+}
+
+int http_tls_feed(struct http_tls *t, const void *data, size_t len)
+{
+    return put_all(t, put_ciphertext, data, len, -ENOMEM);
 }
 
 int http_tls_read(struct http_tls *t, char *buf, size_t cap)
@@ -226,18 +245,7 @@ int http_tls_read(struct http_tls *t, char *buf, size_t cap)
 
 int http_tls_write(struct http_tls *t, const void *data, size_t len)
 {
-    while (len > 0) {
-        int n = len > INT_MAX ? INT_MAX : (int)len;
-        ERR_clear_error();
-        int w = SSL_write(t->ssl, data, n);
-        if (w <= 0) {
-            ERR_clear_error();
-            return -EPROTO;
-        }
-        data = (const char *)data + w;
-        len -= (size_t)w;
-    }
-    return 0;
+    return put_all(t, put_plaintext, data, len, -EPROTO);
 }
 
 void http_tls_shutdown(struct http_tls *t)

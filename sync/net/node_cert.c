@@ -290,6 +290,35 @@ static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
     return ok;
 }
 
+/* Hands key and x out when rc is not negative (and returns 0), else frees
+ * both and returns rc. */
+static int hand_out(int rc, EVP_PKEY *key, X509 *x, EVP_PKEY **key_out, X509 **cert_out)
+{
+    if (rc < 0) {
+        X509_free(x);
+        EVP_PKEY_free(key);
+        return rc;
+    }
+    *key_out = key;
+    *cert_out = x;
+    return 0;
+}
+
+/* The extensions of every certificate made here, in their order: basic
+ * constraints, key usage, extended key usage (ext_usage; none when NULL)
+ * and the subject's and issuer's key identifiers, for x issued by issuer. */
+static int add_key_exts(X509 *x, X509 *issuer, const char *basic, const char *usage,
+                        const char *ext_usage)
+{
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+    return add_ext(x, &ctx, NID_basic_constraints, basic) &&
+           add_ext(x, &ctx, NID_key_usage, usage) &&
+           (!ext_usage || add_ext(x, &ctx, NID_ext_key_usage, ext_usage)) &&
+           add_ext(x, &ctx, NID_subject_key_identifier, "hash") &&
+           add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always");
+}
+
 /* A positive random 127-bit serial: unique enough that no two certificates
  * from any node's CA share an issuer and serial in a browser's store. */
 static int set_serial(X509 *x)
@@ -308,22 +337,6 @@ static int set_serial(X509 *x)
 /* A new certificate for `key`'s public half with the given subject,
  * issued by `issuer` (NULL: self-issued), valid from an hour ago (clock
  * skew between devices) for `days`. */
-static X509 *cert_start(EVP_PKEY *key, X509_NAME *subject, X509 *issuer, long days)
-{
-    X509 *x = X509_new();
-    if (!x)
-        return NULL;
-    if (!X509_set_version(x, X509_VERSION_3) || !set_serial(x) ||
-        !X509_time_adj_ex(X509_getm_notBefore(x), 0, -3600, NULL) ||
-        !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, -3600, NULL) ||
-        !X509_set_pubkey(x, key) || !X509_set_subject_name(x, subject) ||
-        !X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : subject)) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
-}
-
 static X509_NAME *make_name(const char *cn)
 {
     X509_NAME *n = X509_NAME_new();
@@ -337,6 +350,25 @@ static X509_NAME *make_name(const char *cn)
         return NULL;
     }
     return n;
+}
+
+/* A certificate for key named O=Outpost, CN=cn (none when cn is NULL),
+ * issued by issuer (itself when NULL) for days, without extensions or
+ * signature yet; NULL when out of memory. */
+static X509 *cert_start(EVP_PKEY *key, const char *cn, X509 *issuer, long days)
+{
+    X509_NAME *subject = make_name(cn);
+    X509 *x = subject ? X509_new() : NULL;
+    if (x && (!X509_set_version(x, X509_VERSION_3) || !set_serial(x) ||
+              !X509_time_adj_ex(X509_getm_notBefore(x), 0, -3600, NULL) ||
+              !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, -3600, NULL) ||
+              !X509_set_pubkey(x, key) || !X509_set_subject_name(x, subject) ||
+              !X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : subject))) {
+        X509_free(x);
+        x = NULL;
+    }
+    X509_NAME_free(subject);
+    return x;
 }
 
 /* One permitted subtree: a DNS name (itself and every name below it) or
@@ -422,27 +454,12 @@ static int make_ca(const struct node_cert_hosts *hosts, EVP_PKEY **key_out, X509
     char cn[65];
     snprintf(cn, sizeof cn, "Outpost local CA %02x%02x%02x%02x %.37s", tag[0], tag[1], tag[2],
              tag[3], hosts->name[0]);
-    X509_NAME *name = make_name(cn);
-    X509 *x = name ? cert_start(key, name, NULL, NODE_CERT_CA_DAYS) : NULL;
-    X509_NAME_free(name);
-    int ok = x != NULL;
-    X509V3_CTX ctx;
-    if (ok) {
-        X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-        ok = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") &&
-             add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") &&
-             add_ext(x, &ctx, NID_subject_key_identifier, "hash") &&
-             add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") &&
-             add_name_constraints(x, hosts) && X509_sign(x, key, EVP_sha256()) > 0;
-    }
-    if (!ok) {
-        X509_free(x);
-        EVP_PKEY_free(key);
-        return ssl_fail(err, "make the CA certificate");
-    }
-    *key_out = key;
-    *cert_out = x;
-    return 0;
+    X509 *x = cert_start(key, cn, NULL, NODE_CERT_CA_DAYS);
+    int ok =
+        x &&
+        add_key_exts(x, x, "critical,CA:TRUE,pathlen:0", "critical,keyCertSign,cRLSign", NULL) &&
+        add_name_constraints(x, hosts) && X509_sign(x, key, EVP_sha256()) > 0;
+    return hand_out(ok ? 0 : ssl_fail(err, "make the CA certificate"), key, x, key_out, cert_out);
 }
 
 static int add_san(X509 *x, const struct node_cert_hosts *hosts)
@@ -495,30 +512,14 @@ static int make_node(const struct node_cert_hosts *hosts, long days, EVP_PKEY *c
     for (size_t i = 0; !cn && i < hosts->n; i++)
         if (!hosts->is_ip[i] && strlen(hosts->name[i]) <= 64)
             cn = hosts->name[i];
-    X509_NAME *name = make_name(cn);
-    X509 *x = name ? cert_start(key, name, ca, days) : NULL;
-    X509_NAME_free(name);
+    X509 *x = cert_start(key, cn, ca, days);
     int ok = x != NULL;
     if (ok && ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca)) > 0)
         ok = X509_set1_notAfter(x, X509_get0_notAfter(ca)); /* never outlive the CA */
-    X509V3_CTX ctx;
-    if (ok) {
-        X509V3_set_ctx(&ctx, ca, x, NULL, NULL, 0);
-        ok = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") &&
-             add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature") &&
-             add_ext(x, &ctx, NID_ext_key_usage, "serverAuth") &&
-             add_ext(x, &ctx, NID_subject_key_identifier, "hash") &&
-             add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") && add_san(x, hosts) &&
-             X509_sign(x, ca_key, EVP_sha256()) > 0;
-    }
-    if (!ok) {
-        X509_free(x);
-        EVP_PKEY_free(key);
-        return ssl_fail(err, "make the node certificate");
-    }
-    *key_out = key;
-    *cert_out = x;
-    return 0;
+    ok = ok &&
+         add_key_exts(x, ca, "critical,CA:FALSE", "critical,digitalSignature", "serverAuth") &&
+         add_san(x, hosts) && X509_sign(x, ca_key, EVP_sha256()) > 0;
+    return hand_out(ok ? 0 : ssl_fail(err, "make the node certificate"), key, x, key_out, cert_out);
 }
 
 /* Loads an existing CA and checks that its key and certificate belong
@@ -559,14 +560,7 @@ static int load_ca(const char *key_path, const char *pem_path, EVP_PKEY **key_ou
                           "aside to make a new one (devices must then install it again)",
                           pem_path, key_path, pem_path);
     ERR_clear_error();
-    if (rc < 0) {
-        X509_free(x);
-        EVP_PKEY_free(key);
-        return rc;
-    }
-    *key_out = key;
-    *cert_out = x;
-    return 0;
+    return hand_out(rc, key, x, key_out, cert_out);
 }
 
 /* RFC 5280 matching for the two name types the CA lists: a DNS

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared by the tests that talk to outpostd's HTTP API with curl
-# (test_outpostd.sh, test_outpostd_policy.sh). Sourced after
-# tests/cli/lib.sh; needs BASE (start_outpostd sets it) and a directory in $T.
+# (test_outpostd.sh, test_outpostd_login.sh, test_outpostd_policy.sh).
+# Sourced after tests/cli/lib.sh; skips the test without curl and makes the
+# node's directory in $T (node_dir). Needs BASE (start_outpostd sets it).
 #
 #   req METHOD PATH [TOKEN] [BODY] [EXTRA-HEADER]
 #                            status in $STATUS, body in $OUT, headers in
@@ -31,3 +32,6 @@ expect_req() {
 }
 header() { sed -n "s/^$1: *\\(.*\\)\\r$/\\1/Ip" "$T/headers" | head -1; }
 json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" "$OUT" | head -1; }
+
+need curl
+node_dir

@@ -6,8 +6,6 @@
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 . "$TESTS_DIR/integration/api_lib.sh"
-need curl
-node_dir
 init_node EU-DE
 for u in ana:field ben:field maria:manager root:admin hq:hq; do
     add_user "${u%%:*}" "${u##*:}"

@@ -9,8 +9,6 @@
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 . "$TESTS_DIR/integration/api_lib.sh"
-need curl
-node_dir
 init_node EU-DE
 add_user maria manager
 start_outpostd --workers 4

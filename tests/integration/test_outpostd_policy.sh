@@ -6,8 +6,6 @@
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 . "$TESTS_DIR/integration/api_lib.sh"
-need curl
-node_dir
 mkdir -p "$T/p"
 POLICY="$T/p/EU-DE.yaml"
 write_policy() { # $1: extra YAML appended to the shared opening and a custom field

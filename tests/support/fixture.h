@@ -10,6 +10,7 @@
 #ifndef OUTPOST_TEST_FIXTURE_H
 #define OUTPOST_TEST_FIXTURE_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdint.h>
@@ -102,6 +103,22 @@ static inline int fx_exists(const char *path)
 {
     struct stat sb;
     return stat(path, &sb) == 0;
+}
+
+/* The number of entries in directory path other than . and .. (0 when
+ * it cannot be opened): a test's way to see that no temporary file was
+ * left behind. */
+static inline int fx_count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    if (d)
+        closedir(d);
+    return n;
 }
 
 /* The whole of a file (at most 1 MiB), NUL-terminated, its length in

@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testsock.h"
+
 #define HOSTILE_CONNS 1000
 #define HOSTILE_TRICKLE_MS 500
 #define HOSTILE_MAX_SAMPLES 100000
@@ -62,46 +64,6 @@ static inline void hostile_sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* A blocking connection to 127.0.0.1:port from 127.0.0.src, or -1. */
-static inline int hostile_connect(int port, int src)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
-    if (src != 1 && bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static inline int hostile_send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Whether the server closed fd or answered on it (a 503, a 408): either
  * way the attacker no longer holds it. */
 static inline int hostile_lost(int fd)
@@ -120,7 +82,7 @@ static inline void hostile_attacker(int port, const char *path, enum hostile_kin
     static int fds[HOSTILE_CONNS];
     static enum hostile_kind kinds[HOSTILE_CONNS];
     for (int i = 0; i < HOSTILE_CONNS; i++) {
-        fds[i] = hostile_connect(port, 2);
+        fds[i] = tcp_connect_from(port, 2);
         kinds[i] = kind == HOSTILE_MIXED ? (enum hostile_kind)(i % 3) : kind;
     }
     hostile_sleep_ms(100);
@@ -135,7 +97,7 @@ static inline void hostile_attacker(int port, const char *path, enum hostile_kin
                      "POST %s HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n", path);
         else
             snprintf(start, sizeof start, "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", path);
-        (void)hostile_send_all(fds[i], start, strlen(start));
+        (void)send_all(fds[i], start, strlen(start));
     }
     hostile_sleep_ms(100);
     int held = 0;
@@ -218,26 +180,16 @@ static inline void hostile_stop(pid_t pid)
 static inline int64_t hostile_request(int port, const char *path)
 {
     int64_t t0 = hostile_now_us();
-    int fd = hostile_connect(port, 1);
+    int fd = tcp_connect(port);
     if (fd < 0)
         return -1;
     char rq[256];
     int n =
         snprintf(rq, sizeof rq, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
-    char b[4096];
-    size_t got = 0;
-    if (hostile_send_all(fd, rq, (size_t)n) == 0) {
-        for (;;) {
-            ssize_t k = recv(fd, b + got, sizeof b - 1 - got, 0);
-            if (k <= 0)
-                break;
-            got += (size_t)k;
-            if (got == sizeof b - 1)
-                break;
-        }
-    }
+    char b[4096] = "";
+    if (send_all(fd, rq, (size_t)n) == 0)
+        (void)recv_all(fd, b, sizeof b);
     close(fd);
-    b[got] = '\0';
     if (strncmp(b, "HTTP/1.1 200", 12) != 0 || !strstr(b, "\r\n\r\n"))
         return -1;
     return hostile_now_us() - t0;

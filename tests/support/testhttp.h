@@ -46,17 +46,8 @@ static inline int req(int port, const char *method, const char *path, const char
         return -1;
     }
     char in[16384];
-    size_t got = 0;
-    for (;;) {
-        ssize_t k = recv(fd, in + got, sizeof in - 1 - got, 0);
-        if (k <= 0)
-            break;
-        got += (size_t)k;
-        if (got == sizeof in - 1)
-            break;
-    }
+    size_t got = recv_all(fd, in, sizeof in);
     close(fd);
-    in[got] = '\0';
     char *end = strstr(in, "\r\n\r\n");
     if (!end || strncmp(in, "HTTP/1.1 ", 9) != 0)
         return -1;

@@ -3,7 +3,6 @@
  * and metadata, the atomic file write, vCard output, and the round trip
  * that matters most: an export imported into a fresh database gives the
  * same records (ids and every field value), with awkward text included. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,19 +267,6 @@ static void test_empty_and_deleted(void)
     store_close(s);
 }
 
-static int count_entries(const char *path)
-{
-    DIR *d = opendir(path);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            n++;
-    if (d)
-        closedir(d);
-    return n;
-}
-
 static void test_to_file(void)
 {
     struct store *s = fx_store_next();
@@ -302,7 +288,7 @@ static void test_to_file(void)
     struct stat st;
     CHECK_EQ(stat(out, &st), 0);
     CHECK_EQ(st.st_mode & 0777, 0600);
-    CHECK_EQ(count_entries(sub), 1); /* no temp file left */
+    CHECK_EQ(fx_count_entries(sub), 1); /* no temp file left */
     char *expect = export_str(s, &o, NULL);
     char *got = calloc(1, (size_t)st.st_size + 1);
     FILE *f = fopen(out, "r");

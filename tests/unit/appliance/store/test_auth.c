@@ -57,6 +57,15 @@ static void add_user(struct fixture *f, const char *name, enum auth_role role, c
     CHECK_EQ(rc, 0);
 }
 
+/* A fixture whose one user is ana, with role and the password "correct
+ * horse battery". */
+static struct fixture open_with_ana(const char *name, enum auth_role role)
+{
+    struct fixture f = open_fixture(name);
+    add_user(&f, "ana", role, "correct horse battery");
+    return f;
+}
+
 static int login(struct fixture *f, const char *name, const char *pw, char token[AUTH_TOKEN_BUF],
                  struct op_error *err)
 {
@@ -193,8 +202,7 @@ static void users(void)
 
 static void sessions_basic(void)
 {
-    struct fixture f = open_fixture("sessions.db");
-    add_user(&f, "ana", AUTH_ROLE_MANAGER, "correct horse battery");
+    struct fixture f = open_with_ana("sessions.db", AUTH_ROLE_MANAGER);
     char tok[AUTH_TOKEN_BUF] = "";
     struct op_error err;
     CHECK_EQ(login(&f, "ana", "correct horse battery", tok, &err), 0);
@@ -244,8 +252,7 @@ static void sessions_basic(void)
 
 static void sessions_expire(void)
 {
-    struct fixture f = open_fixture("expire.db");
-    add_user(&f, "ana", AUTH_ROLE_FIELD, "correct horse battery");
+    struct fixture f = open_with_ana("expire.db", AUTH_ROLE_FIELD);
     uint64_t start = fake_now;
     char tok[AUTH_TOKEN_BUF];
     struct op_error err;
@@ -272,8 +279,7 @@ static void sessions_expire(void)
 
 static void sessions_capped(void)
 {
-    struct fixture f = open_fixture("cap.db");
-    add_user(&f, "ana", AUTH_ROLE_FIELD, "correct horse battery");
+    struct fixture f = open_with_ana("cap.db", AUTH_ROLE_FIELD);
     char first[AUTH_TOKEN_BUF], tok[AUTH_TOKEN_BUF];
     struct op_error err;
     CHECK_EQ(auth_session_issue(f.a, "x", NULL, 0, tok, &err) < 0, 1); /* no such user id */
@@ -292,8 +298,7 @@ static void sessions_capped(void)
 
 static void disabled_users(void)
 {
-    struct fixture f = open_fixture("disabled.db");
-    add_user(&f, "ana", AUTH_ROLE_FIELD, "correct horse battery");
+    struct fixture f = open_with_ana("disabled.db", AUTH_ROLE_FIELD);
     char tok[AUTH_TOKEN_BUF], api[AUTH_TOKEN_BUF];
     struct op_error err;
     CHECK_EQ(login(&f, "ana", "correct horse battery", tok, &err), 0);
@@ -326,8 +331,7 @@ static void disabled_users(void)
 
 static void password_change_ends_sessions(void)
 {
-    struct fixture f = open_fixture("passwd.db");
-    add_user(&f, "ana", AUTH_ROLE_FIELD, "correct horse battery");
+    struct fixture f = open_with_ana("passwd.db", AUTH_ROLE_FIELD);
     add_user(&f, "bo", AUTH_ROLE_FIELD, "another long password");
     char a1[AUTH_TOKEN_BUF], a2[AUTH_TOKEN_BUF], b1[AUTH_TOKEN_BUF], api[AUTH_TOKEN_BUF];
     struct op_error err;
@@ -366,8 +370,7 @@ static int cmp_double(const void *a, const void *b)
 
 static void no_user_enumeration(void)
 {
-    struct fixture f = open_fixture("enum.db");
-    add_user(&f, "ana", AUTH_ROLE_FIELD, "correct horse battery");
+    struct fixture f = open_with_ana("enum.db", AUTH_ROLE_FIELD);
     char tok[AUTH_TOKEN_BUF];
     struct op_error e1, e2, e3;
     CHECK_EQ(login(&f, "ana", "wrong horse battery", tok, &e1), -EACCES);
@@ -404,8 +407,7 @@ static void no_user_enumeration(void)
 
 static void read_only_lookup(void)
 {
-    struct fixture f = open_fixture("readonly.db");
-    add_user(&f, "ana", AUTH_ROLE_FIELD, "correct horse battery");
+    struct fixture f = open_with_ana("readonly.db", AUTH_ROLE_FIELD);
     char tok[AUTH_TOKEN_BUF];
     struct op_error err;
     CHECK_EQ(login(&f, "ana", "correct horse battery", tok, &err), 0);
@@ -459,8 +461,7 @@ static int collect(void *ctx, const struct auth_token_info *t)
 
 static void api_tokens(void)
 {
-    struct fixture f = open_fixture("tokens.db");
-    add_user(&f, "ana", AUTH_ROLE_ADMIN, "correct horse battery");
+    struct fixture f = open_with_ana("tokens.db", AUTH_ROLE_ADMIN);
     add_user(&f, "bo", AUTH_ROLE_HQ, "another long password");
     uint64_t start = fake_now;
     char t1[AUTH_TOKEN_BUF], t2[AUTH_TOKEN_BUF], t3[AUTH_TOKEN_BUF];
@@ -542,36 +543,36 @@ static void api_tokens(void)
 
 /* ---- limiter ---- */
 
-/* One failed login: reserves a try and settles it as a failure. Returns
- * what auth_limiter_begin said. */
-static int fail_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t,
-                    int64_t *wait)
+/* One login try: reserves it and settles it as outcome. Returns what
+ * auth_limiter_begin said. */
+static int settle_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t,
+                      int64_t *wait, enum auth_limiter_outcome outcome)
 {
     struct auth_limiter_try try;
     int rc = auth_limiter_begin(l, name, addr, t, &try, wait);
     if (rc == 0)
-        auth_limiter_end(l, &try, AUTH_LIMITER_FAILED, t);
+        auth_limiter_end(l, &try, outcome, t);
     return rc;
+}
+
+/* One failed login. */
+static int fail_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t,
+                    int64_t *wait)
+{
+    return settle_try(l, name, addr, t, wait, AUTH_LIMITER_FAILED);
 }
 
 /* Whether a login may be tried now (the try is given back). */
 static int may_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t,
                    int64_t *wait)
 {
-    struct auth_limiter_try try;
-    int rc = auth_limiter_begin(l, name, addr, t, &try, wait);
-    if (rc == 0)
-        auth_limiter_end(l, &try, AUTH_LIMITER_CANCEL, t);
-    return rc;
+    return settle_try(l, name, addr, t, wait, AUTH_LIMITER_CANCEL);
 }
 
+/* One good login. */
 static int ok_try(struct auth_limiter *l, const char *name, const char *addr, int64_t t)
 {
-    struct auth_limiter_try try;
-    int rc = auth_limiter_begin(l, name, addr, t, &try, NULL);
-    if (rc == 0)
-        auth_limiter_end(l, &try, AUTH_LIMITER_OK, t);
-    return rc;
+    return settle_try(l, name, addr, t, NULL, AUTH_LIMITER_OK);
 }
 
 /* Five failures lock the name for that address only: the owner at their

@@ -40,6 +40,17 @@ static json_t *contact(struct store *s, const char *json, unsigned flags, int ex
     return out;
 }
 
+/* A new field user called name; the caller frees it. */
+static json_t *field_user(struct store *s, const char *name)
+{
+    struct op_error err;
+    json_t *user = NULL;
+    json_t *in = json_pack("{s:s, s:s}", "name", name, "role", "field");
+    CHECK_EQ(store_user_create(s, in, 0, &user, &err), 0);
+    json_decref(in);
+    return user;
+}
+
 static void crud_with_versions(void)
 {
     struct store *s = fx_store("crud.db");
@@ -219,10 +230,7 @@ static void pagination_and_filters(void)
 {
     struct store *s = fx_store("list.db");
     struct op_error err;
-    json_t *user = NULL;
-    json_t *uin = json_pack("{s:s, s:s}", "name", "maria", "role", "field");
-    CHECK_EQ(store_user_create(s, uin, 0, &user, &err), 0);
-    json_decref(uin);
+    json_t *user = field_user(s, "maria");
     char first_id[UUID_TEXT_LEN] = "";
     for (int i = 0; i < 120; i++) {
         json_t *in = json_pack("{s:s, s:s}", "given_name", "Person", "email", "x");
@@ -540,13 +548,7 @@ static void viewer_sees_own_and_shared(void)
 {
     struct store *s = fx_store("viewer.db");
     struct op_error err;
-    json_t *ana = NULL, *ben = NULL, *in;
-    in = json_pack("{s:s, s:s}", "name", "ana", "role", "field");
-    CHECK_EQ(store_user_create(s, in, 0, &ana, &err), 0);
-    json_decref(in);
-    in = json_pack("{s:s, s:s}", "name", "ben", "role", "field");
-    CHECK_EQ(store_user_create(s, in, 0, &ben, &err), 0);
-    json_decref(in);
+    json_t *ana = field_user(s, "ana"), *ben = field_user(s, "ben"), *in;
     const char *owners[] = {sval(ana, "id"), sval(ben, "id"), NULL};
     char ids[3][UUID_TEXT_LEN];
     for (int i = 0; i < 3; i++) {
@@ -605,13 +607,7 @@ static void viewer_rules(void)
 {
     struct store *s = fx_store("rules.db");
     struct op_error err;
-    json_t *ana = NULL, *ben = NULL, *in, *got = NULL, *out = NULL;
-    in = json_pack("{s:s, s:s}", "name", "ana", "role", "field");
-    CHECK_EQ(store_user_create(s, in, 0, &ana, &err), 0);
-    json_decref(in);
-    in = json_pack("{s:s, s:s}", "name", "ben", "role", "field");
-    CHECK_EQ(store_user_create(s, in, 0, &ben, &err), 0);
-    json_decref(in);
+    json_t *ana = field_user(s, "ana"), *ben = field_user(s, "ben"), *in, *got = NULL, *out = NULL;
     const char *ana_id = sval(ana, "id"), *ben_id = sval(ben, "id");
 
     /* made without a viewer: a shared restricted contact, ben's private one */
@@ -746,10 +742,7 @@ static void two_filters_page(void)
 {
     struct store *s = fx_store("filters.db");
     struct op_error err;
-    json_t *user = NULL;
-    json_t *uin = json_pack("{s:s, s:s}", "name", "ana", "role", "field");
-    CHECK_EQ(store_user_create(s, uin, 0, &user, &err), 0);
-    json_decref(uin);
+    json_t *user = field_user(s, "ana");
     for (int i = 0; i < 30; i++) {
         json_t *in =
             json_pack("{s:s, s:s}", "title", "Deal", "stage", i % 2 == 0 ? "lead" : "qualified");

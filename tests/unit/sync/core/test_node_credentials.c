@@ -8,7 +8,6 @@
  */
 #include "node_credentials.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -41,20 +40,6 @@ static int load_text(const char *path, const char *text, struct node_credentials
 {
     put(path, text, 0600);
     return node_credentials_load(path, c, err);
-}
-
-/* Number of entries in dir other than . and .. */
-static int entries(void)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *de;
-    while (d && (de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-            n++;
-    if (d)
-        closedir(d);
-    return n;
 }
 
 static void test_node_id_valid(void)
@@ -101,7 +86,7 @@ static void test_generate_write_load(void)
     struct stat st;
     CHECK_EQ(stat(path, &st), 0);
     CHECK_EQ(st.st_mode & 07777, 0600);
-    CHECK_EQ(entries(), 1); /* no temporary file left */
+    CHECK_EQ(fx_count_entries(dir), 1); /* no temporary file left */
     struct node_credentials c;
     memset(&c, 0x55, sizeof c);
     CHECK_EQ(node_credentials_load(path, &c, &err), 0);
@@ -127,7 +112,7 @@ static void test_generate_write_load(void)
     CHECK_CONTAINS(err.msg, path);
     CHECK_EQ(node_credentials_load(path, &c, &err), 0);
     CHECK_STR(c.token, a.token);
-    CHECK_EQ(entries(), 1);
+    CHECK_EQ(fx_count_entries(dir), 1);
 
     /* without hq_url the key is absent and loads as "" */
     char p2[128];
@@ -323,7 +308,7 @@ int main(void)
     RUN(test_generate_write_load);
     RUN(test_mode_refused);
     RUN(test_bad_content);
-    CHECK_EQ(entries(), 0);
+    CHECK_EQ(fx_count_entries(dir), 0);
     CHECK_EQ(rmdir(dir), 0);
     return tl_report();
 }

@@ -105,18 +105,39 @@ static SSL_CTX *client_ctx(int min, int max, const char *ciphers)
     return c;
 }
 
-static void accepts_modern_clients(void)
+/* The server's context from the test's certificate, or NULL (checked). */
+static struct http_tls_ctx *server_ctx(void)
 {
     struct http_tls_ctx *sctx = NULL;
     struct op_error err;
     op_error_clear(&err);
     CHECK_EQ(http_tls_ctx_new(cert_path, key_path, &sctx, &err), 0);
+    return sctx;
+}
+
+/* What a client offers: versions min..max and ciphers (NULL: the
+ * library's default list), and the cipher the server must pick when it
+ * accepts (NULL: any AEAD). */
+struct client_offer {
+    int min, max;
+    const char *ciphers, *want;
+};
+
+/* A handshake from a client making offer co. */
+static struct outcome offer(struct http_tls_ctx *sctx, const struct client_offer *co)
+{
+    SSL_CTX *c = client_ctx(co->min, co->max, co->ciphers);
+    struct outcome o = handshake(sctx, c);
+    SSL_CTX_free(c);
+    return o;
+}
+
+static void accepts_modern_clients(void)
+{
+    struct http_tls_ctx *sctx = server_ctx();
     if (!sctx)
         return;
-    static const struct {
-        int min, max;
-        const char *ciphers, *want;
-    } ok[] = {
+    static const struct client_offer ok[] = {
         {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256",
          "ECDHE-ECDSA-AES128-GCM-SHA256"},
         {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES256-GCM-SHA384",
@@ -129,8 +150,7 @@ static void accepts_modern_clients(void)
         {TLS1_3_VERSION, TLS1_3_VERSION, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        SSL_CTX *c = client_ctx(ok[i].min, ok[i].max, ok[i].ciphers);
-        struct outcome o = handshake(sctx, c);
+        struct outcome o = offer(sctx, &ok[i]);
         CHECK_EQ(o.client_ok, 1);
         CHECK_EQ(o.server_rc, 4); /* "ping" arrived */
         CHECK_EQ(o.version, ok[i].max);
@@ -138,39 +158,30 @@ static void accepts_modern_clients(void)
             CHECK_STR(o.cipher, ok[i].want);
         else
             CHECK(strstr(o.cipher, "GCM") || strstr(o.cipher, "CHACHA20"));
-        SSL_CTX_free(c);
     }
     http_tls_ctx_free(sctx);
 }
 
 static void refuses_old_clients(void)
 {
-    struct http_tls_ctx *sctx = NULL;
-    struct op_error err;
-    op_error_clear(&err);
-    CHECK_EQ(http_tls_ctx_new(cert_path, key_path, &sctx, &err), 0);
+    struct http_tls_ctx *sctx = server_ctx();
     if (!sctx)
         return;
-    static const struct {
-        int min, max;
-        const char *ciphers;
-    } bad[] = {
-        {TLS1_VERSION, TLS1_1_VERSION, "ALL:@SECLEVEL=0"},             /* TLS 1.1 and older */
-        {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA"},    /* CBC, SHA-1 MAC */
-        {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES256-SHA"},    /* CBC, SHA-1 MAC */
-        {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA256"}, /* CBC, SHA-256 MAC */
-        {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES256-SHA384"}, /* CBC, SHA-384 MAC */
-        {TLS1_2_VERSION, TLS1_2_VERSION, "AES128-GCM-SHA256"},         /* no forward secrecy */
-        {TLS1_2_VERSION, TLS1_2_VERSION, "AES128-SHA256"},             /* neither */
+    static const struct client_offer bad[] = {
+        {TLS1_VERSION, TLS1_1_VERSION, "ALL:@SECLEVEL=0", NULL},             /* TLS 1.1 and older */
+        {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA", NULL},    /* CBC, SHA-1 MAC */
+        {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES256-SHA", NULL},    /* CBC, SHA-1 MAC */
+        {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA256", NULL}, /* CBC, SHA-256 MAC */
+        {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES256-SHA384", NULL}, /* CBC, SHA-384 MAC */
+        {TLS1_2_VERSION, TLS1_2_VERSION, "AES128-GCM-SHA256", NULL}, /* no forward secrecy */
+        {TLS1_2_VERSION, TLS1_2_VERSION, "AES128-SHA256", NULL},     /* neither */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        SSL_CTX *c = client_ctx(bad[i].min, bad[i].max, bad[i].ciphers);
-        struct outcome o = handshake(sctx, c);
+        struct outcome o = offer(sctx, &bad[i]);
         if (o.client_ok)
             fprintf(stderr, "accepted %s with %s\n", bad[i].ciphers, o.cipher);
         CHECK_EQ(o.client_ok, 0);
         CHECK_EQ(o.server_rc, -EPROTO);
-        SSL_CTX_free(c);
     }
     http_tls_ctx_free(sctx);
 }
