@@ -116,8 +116,10 @@ struct tus_upload_callbacks {
      *   -EINTR    tus_client_cancel was called;
      *   -ECANCELED tus_client_stop was called.
      * Network errors, timeouts, stalls, 5xx, 408, 409, 423, 429 and 460
-     * are retried with backoff (then HEAD, except after 460) and never
-     * reach on_done; 404/410 create the upload again. `url` may be NULL
+     * are retried (then HEAD, except after 460) and never reach on_done:
+     * at once (within quick_retry_ms) after a cut or stall that followed
+     * bytes going through, otherwise with backoff; 404/410 create the
+     * upload again. `url` may be NULL
      * if none was created; it lives until the callback returns. */
     void (*on_done)(void *ctx, int status, const char *url, const struct op_error *err);
 };
