@@ -1121,8 +1121,12 @@ static void on_patch_done(struct tus_client *c, long code, uint64_t elapsed)
     (void)learn_offset(c, c->resp_offset);
     if (c->stopping)
         return;
-    if (c->resp_offset == before + sent_len)
-        rate_sample(c, sent_len, elapsed);
+    if (c->resp_offset == before + sent_len) {
+        /* The answer's round trip is not the link's rate: take it out when
+         * the chunk clearly outlasted it. */
+        uint64_t busy = elapsed > 2 * c->srtt_ms ? elapsed - c->srtt_ms : elapsed;
+        rate_sample(c, sent_len, busy);
+    }
     /* Grow while a chunk lasts less than a few round trips (the link idles
      * between chunks) or than fast_chunk_ms; shrink past four times that. */
     uint64_t fast = c->cfg.fast_chunk_ms, rtts = FAST_RTTS * c->srtt_ms;
