@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -40,9 +42,10 @@
 #define BODY_KEEP 512
 #define DEF_STALL_MIN_MS 2000
 #define DEF_QUICK_RETRY_MS 250
-#define QUICK_MAX 4       /* quick reconnects in a row without the offset moving */
-#define STALL_TICK_MS 250 /* how often a request in flight is checked for progress */
-#define FAST_RTTS 8       /* a chunk shorter than this many round trips leaves the link idle */
+#define QUICK_MAX 4         /* quick reconnects in a row without the offset moving */
+#define STALL_TICK_MS 250   /* how often a request in flight is checked for progress */
+#define FAST_RTTS 8         /* a chunk shorter than this many round trips leaves the link idle */
+#define FINAL_WAIT_MS 10000 /* HQ verifies and applies a completed upload before answering */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -845,12 +848,24 @@ static int learn_offset(struct tus_client *c, uint64_t off)
     return 0;
 }
 
+/* Bytes the kernel still holds to send or to see acknowledged on the
+ * upload's connection; 0 when unknown. */
+static uint64_t unacked_bytes(const struct tus_client *c)
+{
+    int n = 0;
+    if (c->upload_fd == CURL_SOCKET_BAD || ioctl(c->upload_fd, SIOCOUTQ, &n) < 0 || n < 0)
+        return 0;
+    return (uint64_t)n;
+}
+
 /* How long the request in flight may go without progress (a byte written
  * to the connection or a byte of answer): a few round trips, or twice the
  * time the observed rate needs to carry what was written beyond what it
  * could have carried so far (it waits in buffers on the way), within
- * [stall_min_ms, stall_seconds]. Before anything was measured, and while
- * the server verifies a completed upload, the ceiling. */
+ * [stall_min_ms, stall_seconds]. Before anything was measured, the
+ * ceiling. Once the completing chunk has reached HQ (the rate says it
+ * has, and the peer acknowledged every byte), FINAL_WAIT_MS more: HQ
+ * verifies and applies the whole upload before it answers. */
 static uint64_t stall_limit(const struct tus_client *c, uint64_t now, uint64_t up)
 {
     uint64_t ceil = (uint64_t)c->cfg.stall_seconds * 1000, floor = c->cfg.stall_min_ms;
@@ -861,8 +876,6 @@ static uint64_t stall_limit(const struct tus_client *c, uint64_t now, uint64_t u
     uint64_t lim = 3 * c->srtt_ms;
     if (c->req == REQ_PATCH) {
         const struct job *j = c->cur;
-        if (j && j->offset + c->chunk_len == j->length && up >= c->chunk_len)
-            return ceil; /* HQ processes the whole upload before it answers */
         if (!c->rate_bps)
             return ceil;
         uint64_t t = now > c->req_start_ms ? now - c->req_start_ms : 0;
@@ -871,6 +884,9 @@ static uint64_t stall_limit(const struct tus_client *c, uint64_t now, uint64_t u
         uint64_t need = 2 * inflight * 1000 / c->rate_bps;
         if (need > lim)
             lim = need;
+        if (j && j->offset + c->chunk_len == j->length && up >= c->chunk_len && !inflight &&
+            !unacked_bytes(c))
+            lim += FINAL_WAIT_MS;
     }
     if (lim < floor)
         lim = floor;

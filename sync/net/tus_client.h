@@ -51,8 +51,8 @@ struct tus_client_config {
     /* Stalls: a request without progress (a byte written or answered) for
      * max(3 round trips, 2 x the time to carry what is in flight at the
      * measured rate), within [stall_min_ms, stall_seconds], is abandoned;
-     * stall_seconds alone until a round trip and a rate were measured, and
-     * while HQ processes a completed upload. */
+     * stall_seconds alone until a round trip and a rate were measured;
+     * 10 s more while HQ processes a completed upload. */
     long stall_seconds;     /* the ceiling; also curl's low-speed limit time; default 30 */
     long stall_bytes_per_s; /* curl's low-speed limit; default 1 */
     uint64_t stall_min_ms;  /* the floor; default 2000 */
