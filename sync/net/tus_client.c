@@ -13,6 +13,10 @@
  * or loses its name while it is sent has been voided by its owner: the
  * upload stops at once with -ESTALE (the read callback checks the file
  * before it hands curl a byte), and is neither retried nor HEADed again.
+ * How long to wait before a retry, how large a chunk to send and when a
+ * request counts as stalled follow one control law from measured round
+ * trips, rate and connection lives (docs/UPLOADER.md): a link that cuts
+ * but works is never treated like an HQ that is down.
  */
 #include "tus_client.h"
 
