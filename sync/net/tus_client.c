@@ -865,7 +865,8 @@ static uint64_t unacked_bytes(const struct tus_client *c)
 /* How long the request in flight may go without progress (a byte written
  * to the connection or a byte of answer): a few round trips, or twice the
  * time the observed rate needs to carry what was written beyond what it
- * could have carried so far (it waits in buffers on the way), within
+ * could have carried by the last progress (it waits in buffers on the
+ * way, and a deep buffer takes all of a chunk at once), within
  * [stall_min_ms, stall_seconds]. Before anything was measured, the
  * ceiling. Once the completing chunk has reached HQ (the rate says it
  * has, and the peer acknowledged every byte), FINAL_WAIT_MS more: HQ
@@ -882,14 +883,16 @@ static uint64_t stall_limit(const struct tus_client *c, uint64_t now, uint64_t u
         const struct job *j = c->cur;
         if (!c->rate_bps)
             return ceil;
-        uint64_t t = now > c->req_start_ms ? now - c->req_start_ms : 0;
-        uint64_t drained = c->rate_bps * t / 1000;
+        uint64_t lp =
+            c->last_progress_ms > c->req_start_ms ? c->last_progress_ms - c->req_start_ms : 0;
+        uint64_t drained = c->rate_bps * lp / 1000;
         uint64_t inflight = up > drained ? up - drained : 0;
         uint64_t need = 2 * inflight * 1000 / c->rate_bps;
         if (need > lim)
             lim = need;
-        if (j && j->offset + c->chunk_len == j->length && up >= c->chunk_len && !inflight &&
-            !unacked_bytes(c))
+        uint64_t t = now > c->req_start_ms ? now - c->req_start_ms : 0;
+        if (j && j->offset + c->chunk_len == j->length && up >= c->chunk_len &&
+            up <= c->rate_bps * t / 1000 && !unacked_bytes(c))
             lim += FINAL_WAIT_MS;
     }
     if (lim < floor)

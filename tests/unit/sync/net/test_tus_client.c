@@ -72,6 +72,7 @@ struct fake {
     size_t cut_every;        /* close each connection after this many PATCH body bytes */
     int stall_patch_no;      /* this PATCH's connection goes silent: no read, no answer */
     uint64_t final_delay_ms; /* the answer to the completing PATCH waits this long */
+    uint64_t slow_bps;       /* PATCH answers wait as long as the body takes at this rate */
     /* a virtual link for the client's injected clock: each request moves
      * vt by a round trip plus its body at v_bps */
     uint64_t vt, v_rtt_ms, v_bps;
@@ -334,6 +335,8 @@ static void handle(struct fconn *k)
     }
     snprintf(extra, sizeof extra, "Upload-Offset: %llu\r\n", (unsigned long long)u->offset);
     uint64_t delay = f->delay_ms;
+    if (f->slow_bps)
+        f->delay_ms = k->got * 1000 / f->slow_bps; /* a deep buffer in front of a slow link */
     if (u->offset == u->length && f->final_delay_ms)
         f->delay_ms = f->final_delay_ms; /* verifying and applying the whole upload */
     respond(k, 204, extra);
@@ -1298,6 +1301,21 @@ static void test_stall_detected_from_rate(void)
     uint64_t gap = r.f.req_at[4] - r.f.req_at[3];
     CHECK_INT(gap, >=, 1900);
     CHECK_INT(gap, <, 4000);
+    run_teardown(&r);
+
+    /* nor is a slow link behind a deep buffer that takes a whole chunk at
+     * once and answers when the link has carried it (64 KiB/s: 1, 2, 4 s) */
+    run_setup(&r, NULL);
+    cfg = base_cfg(&r);
+    new_client(&r, &cfg);
+    make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+    r.f.slow_bps = 64 * KiB;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 0);
+    CHECK_EQ(r.f.patch_len[2], 256 * KiB);
     run_teardown(&r);
 
     /* but the answer to the completing chunk may take HQ's processing
