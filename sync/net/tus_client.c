@@ -13,6 +13,10 @@
  * or loses its name while it is sent has been voided by its owner: the
  * upload stops at once with -ESTALE (the read callback checks the file
  * before it hands curl a byte), and is neither retried nor HEADed again.
+ * How long to wait before a retry, how large a chunk to send and when a
+ * request counts as stalled follow one control law from measured round
+ * trips, rate and connection lives (docs/UPLOADER.md): a link that cuts
+ * but works is never treated like an HQ that is down.
  */
 #include "tus_client.h"
 
@@ -25,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,11 +39,17 @@
 #include "buf.h"
 #include "codec.h"
 
-#define DEF_MIN_CHUNK ((size_t)16 * 1024)
+#define DEF_MIN_CHUNK ((size_t)2 * 1024)
 #define DEF_MAX_CHUNK ((size_t)4 * 1024 * 1024)
 #define DEF_INITIAL_CHUNK ((size_t)64 * 1024)
 #define HARD_MAX_CHUNK ((size_t)256 * 1024 * 1024)
 #define BODY_KEEP 512
+#define DEF_STALL_MIN_MS 2000
+#define DEF_QUICK_RETRY_MS 250
+#define QUICK_MAX 4         /* quick reconnects in a row without the offset moving */
+#define STALL_TICK_MS 250   /* how often a request in flight is checked for progress */
+#define FAST_RTTS 8         /* a chunk shorter than this many round trips leaves the link idle */
+#define FINAL_WAIT_MS 10000 /* HQ verifies and applies a completed upload before answering */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -65,6 +77,8 @@ struct job {
     int baseline_known;    /* the first offset learned is not credited to us */
     uint64_t pending_sent; /* PATCH bytes sent since the offset was last learned */
     unsigned attempt;      /* consecutive failures without progress */
+    unsigned quick;        /* quick reconnects since the offset last moved */
+    uint64_t fail_offset;  /* the offset when the last failure happened */
     unsigned mismatches;   /* consecutive 460s */
 };
 
@@ -89,7 +103,8 @@ struct tus_client {
     CURLM *multi;
     CURL *easy;
     uv_timer_t curl_timer;
-    uv_timer_t step_timer; /* backoff, and every start of a step */
+    uv_timer_t step_timer;  /* backoff, and every start of a step */
+    uv_timer_t stall_timer; /* checks the request in flight for progress */
     int open_handles;
     struct sock_ctx *socks;
 
@@ -101,7 +116,17 @@ struct tus_client {
     struct curl_slist *hdrs;
     unsigned char *buf;
     size_t buf_cap;
-    size_t chunk; /* adaptive chunk size */
+    size_t chunk;    /* adaptive chunk size */
+    size_t ssthresh; /* doubling below, additive growth above; set by cuts */
+    /* measurements: 0 until the first sample */
+    uint64_t srtt_ms;  /* smoothed round trip, from HEAD and POST answer times */
+    uint64_t rate_bps; /* smoothed PATCH goodput, bytes per second */
+    /* what the current connection carried: confirmed by its PATCHes */
+    uint64_t conn_confirmed;
+    int resize_pending;      /* a connection was cut: size the chunk at the next HEAD */
+    uint64_t resize_carried; /* what that connection had confirmed before the cut */
+    /* stall detection for the request in flight */
+    uint64_t last_progress_ms, progress_mark, hdr_bytes;
     size_t chunk_len, chunk_pos;
     uint64_t chunk_ul_max; /* the most curl reported sent of this PATCH's body */
     uint64_t req_start_ms;
@@ -143,6 +168,7 @@ struct tus_client {
 };
 
 static void next_step(struct tus_client *c);
+static void on_stall_tick(uv_timer_t *t);
 static void schedule(struct tus_client *c, uint64_t delay_ms);
 static void on_get_done(struct tus_client *c, CURLcode res);
 static void next_get(uv_timer_t *t);
@@ -390,6 +416,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *userp)
 {
     struct tus_client *c = userp;
     size_t len = size * n;
+    c->hdr_bytes += len; /* an answer arriving is progress */
     if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
         /* A new response (after a 100 Continue, say): forget the last. */
         c->has_offset = c->has_length = c->bad_header = 0;
@@ -685,10 +712,14 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
     SET(CURLOPT_HTTPHEADER, c->hdrs);
     c->req = kind;
     c->req_start_ms = now_ms(c);
+    c->last_progress_ms = c->req_start_ms;
+    c->progress_mark = 0;
+    c->hdr_bytes = 0;
     if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK) {
         c->req = REQ_NONE;
         return op_error_set(err, -ENOMEM, NULL, "curl_multi_add_handle failed");
     }
+    (void)uv_timer_start(&c->stall_timer, on_stall_tick, STALL_TICK_MS, STALL_TICK_MS);
     return 0;
 }
 
@@ -735,16 +766,76 @@ static void fail_job(struct tus_client *c, const struct op_error *e)
     finish_job(c, e->code, e);
 }
 
-static void shrink(struct tus_client *c)
+/* ---- the control law: chunk size, retry delay, stall limit ----------- */
+
+static size_t clamp_chunk(const struct tus_client *c, uint64_t n)
 {
-    size_t n = c->chunk / 2;
-    c->chunk = n < c->cfg.min_chunk ? c->cfg.min_chunk : n;
+    if (n < c->cfg.min_chunk)
+        return c->cfg.min_chunk;
+    if (n > c->cfg.max_chunk)
+        return c->cfg.max_chunk;
+    return (size_t)n;
 }
 
+/* The bytes the link holds in one round trip at the measured rate: a chunk
+ * shorter than this leaves the link idle for most of each PATCH. */
+static uint64_t bdp_bytes(const struct tus_client *c)
+{
+    return c->rate_bps * c->srtt_ms / 1000;
+}
+
+/* A clean full chunk: double while below ssthresh (as TCP's slow start),
+ * then add a step, so a link that cut once probes upwards gently. */
 static void grow(struct tus_client *c)
 {
-    size_t n = c->chunk > c->cfg.max_chunk / 2 ? c->cfg.max_chunk : c->chunk * 2;
-    c->chunk = n;
+    uint64_t n = c->chunk;
+    if (n < c->ssthresh) {
+        n *= 2;
+        if (n > c->ssthresh)
+            n = c->ssthresh;
+    } else {
+        uint64_t step = c->ssthresh / 4;
+        n += step > c->cfg.min_chunk ? step : c->cfg.min_chunk;
+    }
+    c->chunk = clamp_chunk(c, n);
+}
+
+/* A chunk that took too long: halve it, but never below what keeps the
+ * link busy for a round trip (that link does not cut; it is only slow). */
+static void shrink_slow(struct tus_client *c)
+{
+    uint64_t n = c->chunk / 2, bdp = bdp_bytes(c);
+    c->chunk = clamp_chunk(c, n > bdp ? n : bdp);
+}
+
+/* A connection was cut after it carried `carried` bytes that the server
+ * kept: the next chunks get half of that, so most of them complete on a
+ * connection of the same life. Nothing known to have arrived: halve. A
+ * failure never grows the chunk. */
+static void size_after_cut(struct tus_client *c, uint64_t carried)
+{
+    uint64_t n = carried ? carried / 2 : c->chunk / 2;
+    size_t m = clamp_chunk(c, n);
+    if (m < c->chunk)
+        c->chunk = m;
+    c->ssthresh = c->chunk;
+}
+
+static void rtt_sample(struct tus_client *c, uint64_t ms)
+{
+    if (ms == 0)
+        ms = 1;
+    c->srtt_ms = c->srtt_ms ? (3 * c->srtt_ms + ms) / 4 : ms;
+}
+
+static void rate_sample(struct tus_client *c, uint64_t bytes, uint64_t ms)
+{
+    if (ms == 0)
+        ms = 1;
+    uint64_t bps = bytes * 1000 / ms;
+    if (bps == 0)
+        bps = 1;
+    c->rate_bps = c->rate_bps ? (3 * c->rate_bps + bps) / 4 : bps;
 }
 
 /* Full jitter: a uniform delay in [0, min(cap, base * 2^attempt)]. */
@@ -760,19 +851,44 @@ static uint64_t backoff_ms(struct tus_client *c, unsigned attempt)
 }
 
 /* A transient failure: forget the offset (unless the server told us it is
- * unchanged, as with 460), shrink the chunk and try again later. */
-static void retry(struct tus_client *c, int keep_offset, const struct op_error *e)
+ * unchanged, as with 460) and try again. `cut`: the link broke after it
+ * carried bytes (a PATCH body flowed, or the offset moved since the last
+ * failure): the link works, HQ is up, so reconnect at once with a small
+ * jitter, and size the chunk from what the connection carried once the
+ * HEAD tells. Anything else (connects failing, a request failing with no
+ * byte through, an error answer) backs off exponentially. A link that
+ * takes bytes but never moves the offset gets QUICK_MAX quick tries and
+ * then backs off as well. */
+static void retry(struct tus_client *c, int keep_offset, int cut, const struct op_error *e)
 {
     struct job *j = c->cur;
     if (!keep_offset)
         j->offset_known = 0;
-    shrink(c);
+    int quick = 0;
+    if (cut) {
+        if (j->offset > j->fail_offset)
+            j->quick = 0;
+        if (j->quick < QUICK_MAX) {
+            quick = 1;
+            j->quick++;
+        }
+        c->resize_pending = 1;
+        c->resize_carried = c->conn_confirmed;
+    }
+    j->fail_offset = j->offset;
     set_last_error(c, e);
-    uint64_t delay = backoff_ms(c, j->attempt);
-    j->attempt++;
+    uint64_t delay;
+    unsigned attempt;
+    if (quick) {
+        delay = ((c->cfg.quick_retry_ms + 1) * (uint64_t)c->cfg.rng(c->cfg.rng_ctx)) >> 32;
+        attempt = j->quick;
+    } else {
+        delay = backoff_ms(c, j->attempt);
+        attempt = ++j->attempt;
+    }
     c->st.retries++;
     if (j->cb.on_retry)
-        j->cb.on_retry(j->ctx, j->attempt, delay, e);
+        j->cb.on_retry(j->ctx, attempt, delay, e);
     if (c->stopping)
         return;
     schedule(c, delay);
@@ -800,6 +916,93 @@ static int learn_offset(struct tus_client *c, uint64_t off)
     if (changed && j->cb.on_progress)
         j->cb.on_progress(j->ctx, off, j->length);
     return 0;
+}
+
+/* Bytes the kernel still holds to send or to see acknowledged on the
+ * upload's connection; 0 when unknown. */
+static uint64_t unacked_bytes(const struct tus_client *c)
+{
+    int n = 0;
+    if (c->upload_fd == CURL_SOCKET_BAD || ioctl(c->upload_fd, SIOCOUTQ, &n) < 0 || n < 0)
+        return 0;
+    return (uint64_t)n;
+}
+
+/* How long the request in flight may go without progress (a byte written
+ * to the connection or a byte of answer): a few round trips, or twice the
+ * time the observed rate needs to carry what was written beyond what it
+ * could have carried by the last progress (it waits in buffers on the
+ * way, and a deep buffer takes all of a chunk at once), within
+ * [stall_min_ms, stall_seconds]. Before anything was measured, the
+ * ceiling. Once the completing chunk has reached HQ (the rate says it
+ * has, and the peer acknowledged every byte), FINAL_WAIT_MS more: HQ
+ * verifies and applies the whole upload before it answers. */
+static uint64_t stall_limit(const struct tus_client *c, uint64_t now, uint64_t up)
+{
+    uint64_t ceil = (uint64_t)c->cfg.stall_seconds * 1000, floor = c->cfg.stall_min_ms;
+    if (floor > ceil)
+        floor = ceil;
+    if (!c->srtt_ms)
+        return ceil;
+    uint64_t lim = 3 * c->srtt_ms;
+    if (c->req == REQ_PATCH) {
+        const struct job *j = c->cur;
+        if (!c->rate_bps)
+            return ceil;
+        uint64_t lp =
+            c->last_progress_ms > c->req_start_ms ? c->last_progress_ms - c->req_start_ms : 0;
+        uint64_t drained = c->rate_bps * lp / 1000;
+        uint64_t inflight = up > drained ? up - drained : 0;
+        uint64_t need = 2 * inflight * 1000 / c->rate_bps;
+        if (need > lim)
+            lim = need;
+        uint64_t t = now > c->req_start_ms ? now - c->req_start_ms : 0;
+        if (j && j->offset + c->chunk_len == j->length && up >= c->chunk_len &&
+            up <= c->rate_bps * t / 1000 && !unacked_bytes(c))
+            lim += FINAL_WAIT_MS;
+    }
+    if (lim < floor)
+        lim = floor;
+    return lim > ceil ? ceil : lim;
+}
+
+static void on_request_done(struct tus_client *c, CURLcode res);
+
+static void on_stall_tick(uv_timer_t *t)
+{
+    struct tus_client *c = t->data;
+    if (c->stopping || c->req == REQ_NONE || !c->cur) {
+        (void)uv_timer_stop(t);
+        return;
+    }
+    uint64_t now = now_ms(c);
+    curl_off_t pre = 0, up = 0, dn = 0;
+    (void)curl_easy_getinfo(c->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+    if (pre <= 0) {
+        /* Still connecting: connect_timeout_ms is the limit there. */
+        c->last_progress_ms = now;
+        return;
+    }
+    (void)curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    (void)curl_easy_getinfo(c->easy, CURLINFO_SIZE_DOWNLOAD_T, &dn);
+    uint64_t u = up > 0 ? (uint64_t)up : 0;
+    if (u < c->chunk_ul_max)
+        u = c->chunk_ul_max;
+    uint64_t mark = u + (dn > 0 ? (uint64_t)dn : 0) + c->hdr_bytes;
+    if (mark != c->progress_mark) {
+        c->progress_mark = mark;
+        c->last_progress_ms = now;
+        return;
+    }
+    uint64_t lim = stall_limit(c, now, u);
+    if (now < c->last_progress_ms || now - c->last_progress_ms < lim)
+        return;
+    snprintf(c->errbuf, sizeof c->errbuf,
+             "stalled: no progress for %llu ms (limit %llu ms at a %llu ms round trip, %llu B/s)",
+             (unsigned long long)(now - c->last_progress_ms), (unsigned long long)lim,
+             (unsigned long long)c->srtt_ms, (unsigned long long)c->rate_bps);
+    (void)curl_multi_remove_handle(c->multi, c->easy);
+    on_request_done(c, CURLE_OPERATION_TIMEDOUT);
 }
 
 static int is_cert_error(CURLcode r)
@@ -830,7 +1033,7 @@ static void on_post_done(struct tus_client *c, long code)
     op_error_clear(&e);
     if (transient_status(code)) {
         op_error_set(&e, -EAGAIN, "status", "POST %s answered %ld", c->endpoint, code);
-        retry(c, 0, &e);
+        retry(c, 0, 0, &e);
         return;
     }
     if (code != 201) {
@@ -912,7 +1115,7 @@ static void on_head_done(struct tus_client *c, long code)
     }
     if (transient_status(code)) {
         op_error_set(&e, -EAGAIN, "status", "HEAD %s answered %ld", j->url, code);
-        retry(c, 0, &e);
+        retry(c, 0, 0, &e);
         return;
     }
     if (code != 200 && code != 204) {
@@ -927,11 +1130,19 @@ static void on_head_done(struct tus_client *c, long code)
         fail_job(c, &e);
         return;
     }
+    uint64_t gained =
+        j->baseline_known && c->resp_offset > j->offset ? c->resp_offset - j->offset : 0;
     if (learn_offset(c, c->resp_offset) < 0) {
         op_error_set(&e, -EPROTO, "Upload-Offset", "HEAD %s: offset %llu beyond length %llu",
                      j->url, (unsigned long long)c->resp_offset, (unsigned long long)j->length);
         fail_job(c, &e);
         return;
+    }
+    if (c->resize_pending) {
+        /* What the cut connection carried: its confirmed chunks, and what
+         * of the cut one the server kept. */
+        c->resize_pending = 0;
+        size_after_cut(c, c->resize_carried + gained);
     }
     if (c->stopping)
         return;
@@ -958,7 +1169,9 @@ static void on_patch_done(struct tus_client *c, long code, uint64_t elapsed)
         j->pending_sent = 0;
         op_error_set(&e, -EAGAIN, "Upload-Checksum", "PATCH %s answered 460 at offset %llu", j->url,
                      (unsigned long long)j->offset);
-        retry(c, 1, &e);
+        /* Damaged in transit: a smaller chunk costs less to send again. */
+        c->chunk = clamp_chunk(c, c->chunk / 2);
+        retry(c, 1, 0, &e);
         return;
     }
     if (code == 404 || code == 410) {
@@ -974,7 +1187,7 @@ static void on_patch_done(struct tus_client *c, long code, uint64_t elapsed)
     if (transient_status(code)) {
         op_error_set(&e, -EAGAIN, "status", "PATCH %s answered %ld at offset %llu", j->url, code,
                      (unsigned long long)j->offset);
-        retry(c, 0, &e);
+        retry(c, 0, 0, &e);
         return;
     }
     if (code != 204 && code != 200) {
@@ -988,18 +1201,30 @@ static void on_patch_done(struct tus_client *c, long code, uint64_t elapsed)
         /* Not a usable answer: ask the server where it stands. */
         op_error_set(&e, -EAGAIN, "Upload-Offset", "PATCH %s: missing or impossible Upload-Offset",
                      j->url);
-        retry(c, 0, &e);
+        retry(c, 0, 0, &e);
         return;
     }
     size_t sent_len = c->chunk_len;
     j->mismatches = 0;
+    c->conn_confirmed += c->resp_offset - before;
     (void)learn_offset(c, c->resp_offset);
     if (c->stopping)
         return;
-    if (elapsed > c->cfg.slow_chunk_ms)
-        shrink(c);
-    else if (elapsed < c->cfg.fast_chunk_ms && sent_len == c->chunk &&
-             c->resp_offset == before + sent_len)
+    if (c->resp_offset == before + sent_len) {
+        /* The answer's round trip is not the link's rate: take it out when
+         * the chunk clearly outlasted it. */
+        uint64_t busy = elapsed > 2 * c->srtt_ms ? elapsed - c->srtt_ms : elapsed;
+        rate_sample(c, sent_len, busy);
+    }
+    /* Grow while a chunk lasts less than a few round trips (the link idles
+     * between chunks) or than fast_chunk_ms; shrink past four times that. */
+    uint64_t fast = c->cfg.fast_chunk_ms, rtts = FAST_RTTS * c->srtt_ms;
+    if (rtts > fast)
+        fast = rtts;
+    uint64_t slow = c->cfg.slow_chunk_ms > 4 * fast ? c->cfg.slow_chunk_ms : 4 * fast;
+    if (elapsed > slow)
+        shrink_slow(c);
+    else if (elapsed < fast && sent_len == c->chunk && c->resp_offset == before + sent_len)
         grow(c);
     schedule(c, 0);
 }
@@ -1020,14 +1245,31 @@ static void on_request_done(struct tus_client *c, CURLcode res)
     struct job *j = c->cur;
     enum req_kind kind = c->req;
     c->req = REQ_NONE;
-    long code = 0;
+    (void)uv_timer_stop(&c->stall_timer);
+    long code = 0, connects = 0;
     (void)curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
+    (void)curl_easy_getinfo(c->easy, CURLINFO_NUM_CONNECTS, &connects);
+    if (connects > 0)
+        c->conn_confirmed = 0; /* a new connection: it has carried nothing yet */
+    uint64_t sent = 0;
     if (kind == REQ_PATCH) {
-        uint64_t up = patch_bytes_sent(c);
-        c->st.bytes_sent += up;
-        j->pending_sent += up;
+        sent = patch_bytes_sent(c);
+        c->st.bytes_sent += sent;
+        j->pending_sent += sent;
     }
-    uint64_t elapsed = now_ms(c) - c->req_start_ms;
+    uint64_t now = now_ms(c);
+    uint64_t elapsed = now > c->req_start_ms ? now - c->req_start_ms : 0;
+    if (res == CURLE_OK && code > 0 && kind != REQ_PATCH) {
+        /* A HEAD or POST answer takes one round trip, plus the connect
+         * (TCP, TLS) when the request opened the connection. */
+        curl_off_t conn_us = 0;
+        if (connects > 0 &&
+            (curl_easy_getinfo(c->easy, CURLINFO_APPCONNECT_TIME_T, &conn_us) != CURLE_OK ||
+             conn_us <= 0))
+            (void)curl_easy_getinfo(c->easy, CURLINFO_CONNECT_TIME_T, &conn_us);
+        uint64_t conn_ms = connects > 0 && conn_us > 0 ? (uint64_t)conn_us / 1000 : 0;
+        rtt_sample(c, elapsed > conn_ms ? elapsed - conn_ms : elapsed);
+    }
     const char *what = kind == REQ_POST ? "POST" : kind == REQ_HEAD ? "HEAD" : "PATCH";
     const char *url = kind == REQ_POST ? c->endpoint : j->url;
     struct op_error e;
@@ -1049,7 +1291,9 @@ static void on_request_done(struct tus_client *c, CURLcode res)
             fail_job(c, &e);
         } else {
             op_error_set(&e, -EAGAIN, "network", "%s %s: %s", what, url, detail);
-            retry(c, 0, &e);
+            /* Bytes went through before the break: a cut, not a dead HQ. */
+            int cut = (kind == REQ_PATCH && sent > 0) || j->offset > j->fail_offset;
+            retry(c, 0, cut, &e);
         }
         return;
     }
@@ -1515,6 +1759,10 @@ int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct 
         k->connect_timeout_ms = 15000;
     if (!k->stall_seconds)
         k->stall_seconds = 30;
+    if (!k->stall_min_ms)
+        k->stall_min_ms = DEF_STALL_MIN_MS;
+    if (!k->quick_retry_ms)
+        k->quick_retry_ms = DEF_QUICK_RETRY_MS;
     if (!k->stall_bytes_per_s)
         k->stall_bytes_per_s = 1;
     if (!k->fast_chunk_ms)
@@ -1528,10 +1776,12 @@ int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct 
     if (!k->max_checksum_mismatches)
         k->max_checksum_mismatches = 10;
     if (k->min_chunk > k->max_chunk || k->max_chunk > HARD_MAX_CHUNK ||
-        k->backoff_base_ms > k->backoff_max_ms || k->backoff_max_ms > UINT32_MAX) {
+        k->backoff_base_ms > k->backoff_max_ms || k->backoff_max_ms > UINT32_MAX ||
+        k->quick_retry_ms > UINT32_MAX) {
         free(c);
         return op_error_set(err, -EINVAL, "chunk",
-                            "need min_chunk <= max_chunk <= %zu and backoff base <= max <= 2^32 ms",
+                            "need min_chunk <= max_chunk <= %zu, backoff base <= max <= 2^32 ms "
+                            "and quick_retry_ms <= 2^32",
                             HARD_MAX_CHUNK);
     }
     if (k->initial_chunk < k->min_chunk)
@@ -1549,6 +1799,7 @@ int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct 
         k->rng_ctx = &c->rng_state;
     }
     c->chunk = k->initial_chunk;
+    c->ssthresh = k->max_chunk;
     c->endpoint_https = strncasecmp(cfg->endpoint, "https://", 8) == 0;
     c->endpoint = dup_str(cfg->endpoint);
     c->ca_file = dup_str(cfg->ca_file);
@@ -1581,14 +1832,16 @@ int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct 
     (void)curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     (void)uv_timer_init(loop, &c->curl_timer);
     (void)uv_timer_init(loop, &c->step_timer);
+    (void)uv_timer_init(loop, &c->stall_timer);
     (void)uv_timer_init(loop, &c->get_timer);
     (void)uv_fs_event_init(loop, &c->watch);
     c->curl_timer.data = c;
     c->step_timer.data = c;
+    c->stall_timer.data = c;
     c->get_timer.data = c;
     c->watch.data = c;
     c->upload_fd = CURL_SOCKET_BAD;
-    c->open_handles = 4;
+    c->open_handles = 5;
     c->st.chunk_size = c->chunk;
     *out = c;
     return 0;
@@ -1753,9 +2006,11 @@ void tus_client_stop(struct tus_client *c, void (*done)(void *ctx), void *ctx)
         sock_close(c->socks);
     (void)uv_timer_stop(&c->curl_timer);
     (void)uv_timer_stop(&c->step_timer);
+    (void)uv_timer_stop(&c->stall_timer);
     (void)uv_timer_stop(&c->get_timer);
     uv_close((uv_handle_t *)&c->curl_timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->step_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->stall_timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->get_timer, on_handle_closed);
     (void)uv_fs_event_stop(&c->watch);
     uv_close((uv_handle_t *)&c->watch, on_handle_closed);

@@ -38,18 +38,34 @@ struct tus_client_config {
     const char *auth;         /* Authorization header value ("Bearer ..."); NULL for none */
     const char *ca_file;      /* PEM bundle to trust; NULL: the system store */
     int insecure_skip_verify; /* 1 turns TLS peer and host checks off: tests only */
-    size_t min_chunk;         /* default 16 KiB */
-    size_t max_chunk;         /* default 4 MiB; also the memory bound */
-    size_t initial_chunk;     /* default 64 KiB, clamped to [min, max] */
-    uint64_t max_send_bps;    /* bandwidth cap in bytes/s; 0 = none */
-    long connect_timeout_ms;  /* default 15000 */
-    long stall_seconds;       /* abort a transfer slower than stall_bytes_per_s for this long;
-                                 default 30 */
-    long stall_bytes_per_s;   /* default 1 */
-    uint64_t fast_chunk_ms;   /* a clean chunk faster than this doubles the size; default 5000 */
-    uint64_t slow_chunk_ms;   /* a chunk slower than this halves it; default 30000 */
-    uint64_t backoff_base_ms; /* default 1000 */
-    uint64_t backoff_max_ms;  /* default 300000 */
+    /* Chunk size (docs/UPLOADER.md has the control law). A clean full
+     * chunk doubles the size below ssthresh and adds a step above it, while
+     * it took less than max(fast_chunk_ms, 8 round trips); one slower than
+     * max(slow_chunk_ms, 4 x that) halves it, not below the bandwidth-delay
+     * product. A cut connection sets size and ssthresh to half of what the
+     * connection carried (learned from the next HEAD). */
+    size_t min_chunk;        /* default 2 KiB: below a cutting connection's life */
+    size_t max_chunk;        /* default 4 MiB; also the memory bound */
+    size_t initial_chunk;    /* default 64 KiB, clamped to [min, max] */
+    uint64_t max_send_bps;   /* bandwidth cap in bytes/s; 0 = none */
+    long connect_timeout_ms; /* default 15000 */
+    /* Stalls: a request without progress (a byte written or answered) for
+     * max(3 round trips, 2 x the time to carry what is in flight at the
+     * measured rate), within [stall_min_ms, stall_seconds], is abandoned;
+     * stall_seconds alone until a round trip and a rate were measured;
+     * 10 s more while HQ processes a completed upload. */
+    long stall_seconds;     /* the ceiling; also curl's low-speed limit time; default 30 */
+    long stall_bytes_per_s; /* curl's low-speed limit; default 1 */
+    uint64_t stall_min_ms;  /* the floor; default 2000 */
+    uint64_t fast_chunk_ms; /* default 5000 */
+    uint64_t slow_chunk_ms; /* default 30000 */
+    /* Retries: after a cut that carried bytes, the next request starts
+     * within a uniform [0, quick_retry_ms]; connects that fail, requests
+     * that fail with no byte through, and error answers back off
+     * exponentially. */
+    uint64_t quick_retry_ms;          /* default 250 */
+    uint64_t backoff_base_ms;         /* default 1000 */
+    uint64_t backoff_max_ms;          /* default 300000 */
     unsigned max_checksum_mismatches; /* 460s in a row before giving up; default 10 */
     tus_clock_fn now_ms;              /* NULL: uv_hrtime */
     void *clock_ctx;
@@ -77,7 +93,9 @@ struct tus_upload_callbacks {
     int (*on_created)(void *ctx, const char *url);
     /* `confirmed` bytes of `total` are stored by the server. */
     void (*on_progress)(void *ctx, uint64_t confirmed, uint64_t total);
-    /* A request failed with `why`; the next one starts in `delay_ms`. */
+    /* A request failed with `why`; the next one starts in `delay_ms`.
+     * `attempt` counts the failures in a row of the same kind: quick
+     * reconnects after cuts, or backed-off failures. */
     void (*on_retry)(void *ctx, unsigned attempt, uint64_t delay_ms, const struct op_error *why);
     /* The response that completed the upload carried HQ's receipt
      * (Outpost-Receipt: base64url without padding, docs/SYNC_PROTOCOL.md):
@@ -106,8 +124,10 @@ struct tus_upload_callbacks {
      *   -EINTR    tus_client_cancel was called;
      *   -ECANCELED tus_client_stop was called.
      * Network errors, timeouts, stalls, 5xx, 408, 409, 423, 429 and 460
-     * are retried with backoff (then HEAD, except after 460) and never
-     * reach on_done; 404/410 create the upload again. `url` may be NULL
+     * are retried (then HEAD, except after 460) and never reach on_done:
+     * at once (within quick_retry_ms) after a cut or stall that followed
+     * bytes going through, otherwise with backoff; 404/410 create the
+     * upload again. `url` may be NULL
      * if none was created; it lives until the callback returns. */
     void (*on_done)(void *ctx, int status, const char *url, const struct op_error *err);
 };

@@ -69,6 +69,13 @@ struct fake {
     uint64_t rewind_to;
     int forbid;
     uint64_t delay_ms;
+    size_t cut_every;        /* close each connection after this many PATCH body bytes */
+    int stall_patch_no;      /* this PATCH's connection goes silent: no read, no answer */
+    uint64_t final_delay_ms; /* the answer to the completing PATCH waits this long */
+    uint64_t slow_bps;       /* PATCH answers wait as long as the body takes at this rate */
+    /* a virtual link for the client's injected clock: each request moves
+     * vt by a round trip plus its body at v_bps */
+    uint64_t vt, v_rtt_ms, v_bps;
 
     /* observations */
     int n_req, n_post, n_head, n_patch, n_get, n_409, n_460, n_sum_ok, n_sum_missing;
@@ -94,6 +101,8 @@ struct fconn {
     uint64_t clen, got;
     unsigned char *body;
     int patch_no;
+    int silent;        /* stalled: reads nothing, answers nothing */
+    size_t conn_bytes; /* PATCH body bytes this connection received */
     char resp[1024];
     size_t resp_len;
 };
@@ -240,6 +249,8 @@ static void handle(struct fconn *k)
     struct fake *f = k->f;
     char extra[256];
     extra[0] = '\0';
+    if (f->v_rtt_ms || f->v_bps)
+        f->vt += f->v_rtt_ms + (f->v_bps ? k->got * 1000 / f->v_bps : 0);
     if (f->forbid) {
         respond(k, 403, "");
         return;
@@ -323,7 +334,13 @@ static void handle(struct fconn *k)
         return;
     }
     snprintf(extra, sizeof extra, "Upload-Offset: %llu\r\n", (unsigned long long)u->offset);
+    uint64_t delay = f->delay_ms;
+    if (f->slow_bps)
+        f->delay_ms = k->got * 1000 / f->slow_bps; /* a deep buffer in front of a slow link */
+    if (u->offset == u->length && f->final_delay_ms)
+        f->delay_ms = f->final_delay_ms; /* verifying and applying the whole upload */
     respond(k, 204, extra);
+    f->delay_ms = delay;
 }
 
 static void header_value(const char *hdrs, const char *name, char *out, size_t cap)
@@ -379,6 +396,11 @@ static void begin_request(struct fconn *k)
         k->patch_no = ++f->n_patch;
         if (k->patch_no <= MAX_PATCH_LOG)
             f->patch_len[k->patch_no - 1] = (size_t)k->clen;
+        if (k->patch_no == f->stall_patch_no) {
+            k->silent = 1;
+            (void)uv_read_stop((uv_stream_t *)&k->tcp);
+            return;
+        }
         if (k->patch_no == f->rewind_patch_no) {
             struct fupload *u = find_upload(f, k->path);
             if (u && u->offset > f->rewind_to)
@@ -392,7 +414,7 @@ static void begin_request(struct fconn *k)
 static void feed(struct fconn *k, const char *p, size_t n)
 {
     struct fake *f = k->f;
-    while (n > 0 && !k->closing) {
+    while (n > 0 && !k->closing && !k->silent) {
         if (!k->in_body) {
             size_t room = sizeof k->hdr - 1 - k->hlen;
             size_t take = n < room ? n : room;
@@ -416,11 +438,15 @@ static void feed(struct fconn *k, const char *p, size_t n)
             uint64_t want = k->clen - k->got;
             if (k->patch_no && k->patch_no == f->cut_patch_no && f->cut_after - k->got < want)
                 want = f->cut_after - k->got;
+            if (k->patch_no && f->cut_every && f->cut_every - k->conn_bytes < want)
+                want = f->cut_every - k->conn_bytes;
             size_t take = n < want ? n : (size_t)want;
             memcpy(k->body + k->got, p, take);
             k->got += take;
-            if (k->patch_no)
+            if (k->patch_no) {
                 f->patch_bytes += take;
+                k->conn_bytes += take;
+            }
             p += take;
             n -= take;
             if (k->patch_no && k->patch_no == f->cut_patch_no && k->got == f->cut_after) {
@@ -428,6 +454,10 @@ static void feed(struct fconn *k, const char *p, size_t n)
                 if (f->cut_keep && u && strtoull(k->h_offset, NULL, 10) == u->offset)
                     store(u, k->body, k->got);
                 conn_close(k);
+                return;
+            }
+            if (k->patch_no && f->cut_every && k->conn_bytes == f->cut_every && k->got < k->clen) {
+                conn_close(k); /* the link dies; what arrived of this PATCH is lost */
                 return;
             }
             if (k->got == k->clen) {
@@ -447,6 +477,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct fconn *k = s->data;
+    if (k->silent) {
+        free(buf->base);
+        return;
+    }
     if (nread < 0) {
         conn_close(k);
     } else if (nread > 0 && !k->ssl) {
@@ -896,7 +930,9 @@ static void test_cut_mid_chunk(void)
     CHECK_EQ(st.bytes_sent - st.bytes_resent, 1024 * KiB);
     CHECK_EQ(st.bytes_confirmed, 1024 * KiB);
     CHECK_EQ(st.retries, 1);
-    CHECK_EQ(r.f.patch_len[3], 128 * KiB); /* halved after the cut */
+    /* half of what the cut connection carried: 64 + 128 KiB confirmed,
+     * and the 10000 bytes the server kept of the cut chunk */
+    CHECK_EQ(r.f.patch_len[3], (64 * KiB + 128 * KiB + 10000) / 2);
     /* the 10000 bytes the server kept were not sent again */
     CHECK_EQ(r.f.patch_bytes, 1024 * KiB);
     run_teardown(&r);
@@ -1064,11 +1100,11 @@ static void test_backoff(void)
     CHECK_EQ(r.status, -ECANCELED);
 }
 
-static uint64_t slow_clock(void *ctx)
+/* The fake's virtual link time: each request it handles moves it. */
+static uint64_t link_clock(void *ctx)
 {
-    uint64_t *t = ctx;
-    *t += 20000; /* every request looks like it took 20 s */
-    return *t;
+    const struct fake *f = ctx;
+    return f->vt;
 }
 
 static void test_chunk_adapts(void)
@@ -1092,19 +1128,23 @@ static void test_chunk_adapts(void)
     CHECK_EQ(r.f.patch_len[1], 64 * KiB);
     CHECK_EQ(r.f.patch_len[2], 128 * KiB);
     CHECK_EQ(r.f.patch_len[3], 128 * KiB); /* answered 500 */
-    CHECK_EQ(r.f.patch_len[4], 64 * KiB);
-    CHECK_EQ(r.f.patch_len[5], 128 * KiB);
-    CHECK_EQ(r.chunk_at_retry[0], 64 * KiB);
+    /* an error answer says nothing about the link: the size holds */
+    CHECK_EQ(r.f.patch_len[4], 128 * KiB);
+    CHECK_EQ(r.chunk_at_retry[0], 128 * KiB);
     run_teardown(&r);
 
-    /* shrinks to the minimum when each chunk is slow */
+    /* halves when a chunk is slow (64 KiB at 2 KiB/s: 32 s, past
+     * 4 x fast_chunk_ms), then holds (16 s is neither fast nor slow) */
     run_setup(&r, NULL);
     cfg = base_cfg(&r);
-    uint64_t t = 0;
-    cfg.now_ms = slow_clock;
-    cfg.clock_ctx = &t;
+    r.f.v_rtt_ms = 100;
+    r.f.v_bps = 2 * KiB;
+    cfg.now_ms = link_clock;
+    cfg.clock_ctx = &r.f;
     cfg.fast_chunk_ms = 5000;
     cfg.slow_chunk_ms = 10000;
+    cfg.stall_seconds = 3600; /* the virtual clock jumps; no stall verdicts */
+    cfg.stall_min_ms = 3600 * 1000;
     new_client(&r, &cfg);
     make_file(&r, "a.seg", 200 * KiB, path, sizeof path);
     CHECK_EQ(upload(&r, path, NULL), 0);
@@ -1113,8 +1153,184 @@ static void test_chunk_adapts(void)
     CHECK(same_as_file(&r.f.up[0], path));
     CHECK_EQ(r.f.patch_len[0], 64 * KiB);
     CHECK_EQ(r.f.patch_len[1], 32 * KiB);
-    CHECK_EQ(r.f.patch_len[2], 16 * KiB);
-    CHECK_EQ(r.f.patch_len[3], 16 * KiB);
+    CHECK_EQ(r.f.patch_len[2], 32 * KiB);
+    CHECK_EQ(r.f.patch_len[3], 32 * KiB);
+    run_teardown(&r);
+}
+
+/* At a 2 s round trip and 16 KiB/s a 64 KiB chunk takes 6 s, of which 2 s
+ * the link idles: the chunk grows until it lasts 8 round trips, whatever
+ * fast_chunk_ms says. */
+static void test_chunk_grows_at_long_rtt(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    r.f.v_rtt_ms = 2000;
+    r.f.v_bps = 16 * KiB;
+    cfg.now_ms = link_clock;
+    cfg.clock_ctx = &r.f;
+    cfg.max_chunk = 1024 * KiB;
+    cfg.stall_seconds = 3600;
+    cfg.stall_min_ms = 3600 * 1000;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 1024 * KiB, path, sizeof path);
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.f.patch_len[0], 64 * KiB);
+    CHECK_EQ(r.f.patch_len[1], 128 * KiB); /* 6 s < 8 x 2 s */
+    CHECK_EQ(r.f.patch_len[2], 256 * KiB); /* 10 s */
+    CHECK_EQ(r.f.patch_len[3], 256 * KiB); /* 18 s: long enough, holds */
+    run_teardown(&r);
+}
+
+/* A cut after bytes went through is a working link that breaks, not a
+ * dead HQ: the HEAD follows at once, whatever the backoff says. */
+static void test_cut_reconnects_at_once(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.backoff_base_ms = 2000;
+    cfg.backoff_max_ms = 10000;
+    cfg.rng = rng_max;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+    r.f.cut_patch_no = 2;
+    r.f.cut_after = 10000;
+    r.f.cut_keep = 1;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 1);
+    CHECK_INT(r.delays[0], <=, 250); /* the quick-retry jitter, not 2 s of backoff */
+    CHECK_EQ(r.f.n_head, 1);
+    /* POST, PATCH, PATCH (cut), HEAD */
+    CHECK_INT(r.f.req_at[3] - r.f.req_at[2], <, 500);
+    run_teardown(&r);
+}
+
+/* Connects that fail are a dead HQ (or no link): back off, doubling. */
+static void test_connect_failures_back_off(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.backoff_base_ms = 20;
+    cfg.backoff_max_ms = 1000;
+    cfg.rng = rng_max;
+    /* a port nobody listens on: bind one, note it, close it */
+    uv_tcp_t probe;
+    struct sockaddr_in a, got;
+    int len = sizeof got;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(&r.loop, &probe);
+    CHECK_EQ(uv_tcp_bind(&probe, (const struct sockaddr *)&a, 0), 0);
+    uv_tcp_getsockname(&probe, (struct sockaddr *)&got, &len);
+    uv_close((uv_handle_t *)&probe, NULL);
+    char dead[96];
+    snprintf(dead, sizeof dead, "http://127.0.0.1:%d/files/", ntohs(got.sin_port));
+    cfg.endpoint = dead;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 20 * KiB, path, sizeof path);
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    while (r.retries < 5 && !r.timed_out)
+        uv_run(&r.loop, UV_RUN_ONCE);
+    CHECK_EQ(r.done, 0);
+    uint64_t want[] = {20, 40, 80, 160, 320};
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(r.delays[i], want[i]);
+    run_teardown(&r);
+}
+
+/* A link that dies every 10000 bytes of upload (64 kbit/s GPRS), and a
+ * server that drops the bytes of a cut PATCH: the chunk settles below what
+ * a connection carries, every retry is a quick one, and the upload ends. */
+static void test_cuts_every_10k(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.min_chunk = 0; /* the default */
+    cfg.backoff_base_ms = 5000;
+    cfg.backoff_max_ms = 300000;
+    cfg.rng = rng_half;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 60 * KiB, path, sizeof path);
+    r.f.cut_every = 10000;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    struct tus_client_stats st = stats(&r);
+    CHECK_INT(st.chunk_size, <, 10000);
+    CHECK_INT(r.retries, >=, 3);
+    for (int i = 0; i < r.retries && i < 32; i++)
+        CHECK_INT(r.delays[i], <=, 250);
+    CHECK_INT(r.f.patch_len[r.f.n_patch - 2], <, 10000);
+    run_teardown(&r);
+}
+
+/* HQ stops reading in the middle of a chunk and never answers: on a fast
+ * link the client gives up after a few round trips at the measured rate
+ * (here the 2 s floor), not after the 30 s ceiling, and resumes. */
+static void test_stall_detected_from_rate(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.stall_seconds = 30;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 1024 * KiB, path, sizeof path);
+    r.f.stall_patch_no = 3;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 1);
+    CHECK_CONTAINS(stats(&r).last_error_msg, "stalled");
+    /* POST, PATCH, PATCH, PATCH (silent), HEAD */
+    uint64_t gap = r.f.req_at[4] - r.f.req_at[3];
+    CHECK_INT(gap, >=, 1900);
+    CHECK_INT(gap, <, 4000);
+    run_teardown(&r);
+
+    /* nor is a slow link behind a deep buffer that takes a whole chunk at
+     * once and answers when the link has carried it (64 KiB/s: 1, 2, 4 s) */
+    run_setup(&r, NULL);
+    cfg = base_cfg(&r);
+    new_client(&r, &cfg);
+    make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+    r.f.slow_bps = 64 * KiB;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 0);
+    CHECK_EQ(r.f.patch_len[2], 256 * KiB);
+    run_teardown(&r);
+
+    /* but the answer to the completing chunk may take HQ's processing
+     * time: that is not a stall */
+    run_setup(&r, NULL);
+    cfg = base_cfg(&r);
+    new_client(&r, &cfg);
+    make_file(&r, "a.seg", 1024 * KiB, path, sizeof path);
+    r.f.final_delay_ms = 3500;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 0);
+    CHECK_EQ(r.f.n_head, 0);
     run_teardown(&r);
 }
 
@@ -1866,6 +2082,11 @@ int main(void)
     RUN(test_forbidden_is_permanent);
     RUN(test_backoff);
     RUN(test_chunk_adapts);
+    RUN(test_chunk_grows_at_long_rtt);
+    RUN(test_cut_reconnects_at_once);
+    RUN(test_connect_failures_back_off);
+    RUN(test_cuts_every_10k);
+    RUN(test_stall_detected_from_rate);
     RUN(test_resume_after_restart);
     RUN(test_cancel_and_resume);
     RUN(test_loop_stays_responsive);
