@@ -1176,6 +1176,9 @@ static int constraint_error(struct store *s, const struct entity_def *e, int rc,
         return op_error_set(err, -EEXIST, "id", "id: a %s with id %s already exists", e->name, id);
     if (rc == SQLITE_CONSTRAINT_UNIQUE && e == &entity_user)
         return op_error_set(err, -EEXIST, "name", "name: a user with this name already exists");
+    if (rc == SQLITE_CONSTRAINT_UNIQUE && e == &entity_contact_organization)
+        return op_error_set(err, -EEXIST, "organization_id",
+                            "organization_id: the contact is already linked to this organization");
     if ((rc & 0xff) == SQLITE_CONSTRAINT)
         return op_error_set(err, -EINVAL, NULL, "%s refused by the database: %s", e->name,
                             sqlite3_errmsg(s->db));

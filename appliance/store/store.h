@@ -15,7 +15,10 @@
  * -EINVAL (bad input; err->field names the field), STORE_EVERSION (stale
  * expected version), STORE_EDUP (probable duplicate contact; err->ref is the
  * existing id, or "" when the viewer may not see it), -EPERM (a field
- * user's rule, store_set_viewer; err->field names the field), -ENOSPC,
+ * user's rule, store_set_viewer; err->field names the field), -EEXIST
+ * (the id is taken, a user name is taken, or the contact is already linked
+ * to that organization; err->field names "id", "name" or
+ * "organization_id"), -ENOSPC,
  * -EROFS, -EBUSY and other negative errnos from the database. `err` may be
  * NULL.
  */
