@@ -1480,7 +1480,13 @@ int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *p
         !is_hex_id(rest, strlen(rest)))
         return 0; /* the handler answers it, whatever it is */
     struct upload *u = find(s, rest);
-    if (!u || strcmp(u->principal, principal) != 0 || u->settled || u->complete)
+    if (!u || strcmp(u->principal, principal) != 0) {
+        /* The handler's answer, before a byte of the body is read:
+         * another principal's upload does not exist for this one. */
+        (void)fail(x, 404, "no such upload");
+        return 1;
+    }
+    if (u->settled || u->complete)
         return 0;
     stream_abort(u); /* an older PATCH's connection, dead to the client */
     if (off != u->offset) {

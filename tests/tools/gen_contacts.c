@@ -713,11 +713,13 @@ int main(int argc, char **argv)
     if (path) {
         if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
             fprintf(stderr, "gen_contacts: file name too long\n");
+            tables_free(&t);
             return 2;
         }
         o.f = fopen(tmp, "we");
         if (!o.f) {
             fprintf(stderr, "gen_contacts: cannot create %s: %s\n", tmp, strerror(errno));
+            tables_free(&t);
             return 1;
         }
     }
