@@ -130,7 +130,7 @@ QUERIES
     local hq="$BUILD_DIR/sync/hq/outpost-hq" hqdb="$dir/hq.db" hqlog="$dir/outpost-hq.log"
     "$hq" --db "$hqdb" node add branch-1 --region "$DEMO_REGION" --out "$dir/branch-1.credentials" >/dev/null
     "$hq" serve --db "$hqdb" --spool_dir "$dir/hq-uploads" --listen 127.0.0.1:0 --log_requests false \
-        2>"$hqlog" &
+        --log_timestamps true 2>"$hqlog" &
     local hqpid=$! hqport=""
     for _ in $(seq 1 100); do
         hqport=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$hqlog")
@@ -143,7 +143,8 @@ QUERIES
     say "starting outpostd on 127.0.0.1, syncing to HQ over a 64 kbit/s cap (Ctrl-C stops both)"
     local log="$dir/outpostd.log" port="" pid
     local sync=(--hq_credentials "$dir/branch-1.credentials" --hq_url "http://127.0.0.1:$hqport"
-        --sync_bandwidth 64kbit --segment_bytes 64KB --sync_interval_ms 1000 --log_requests false)
+        --sync_bandwidth 64kbit --segment_bytes 64KB --sync_interval_ms 1000 --log_requests false
+        --log_timestamps true)
     "$BUILD_DIR/appliance/daemon/outpostd" --db "$db" --listen "127.0.0.1:${DEMO_PORT:-8080}" "${sync[@]}" 2>"$log" &
     pid=$!
     for _ in $(seq 1 50); do
@@ -202,7 +203,7 @@ EOF
         while kill -0 "$pid" 2>/dev/null; do
             n=$(grep -c 'uploaded (' "$log" || true)
             if [ "$n" -gt "$seen" ]; then
-                grep 'uploaded (' "$log" | sed -n "$((seen + 1)),${n}p" | sed 's/^\(<[0-7]>\)\{0,1\}outpostd: sync: /    /'
+                grep 'uploaded (' "$log" | sed -n "$((seen + 1)),${n}p" | sed 's/^\([0-9TZ:.-]* \)\{0,1\}\(<[0-7]>\)\{0,1\}outpostd: sync: /    /'
                 seen=$n
                 echo "    HQ totals: $("$hq" --db "$hqdb" records --count | tr -s ' \n' ' ')"
                 if [ "$shown" = 0 ] && [ -n "$sample" ] &&

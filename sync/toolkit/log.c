@@ -1,6 +1,6 @@
 /*
  * The daemons' log; see log.h. A line is built whole in a stack buffer
- * ("<N>program: text\n") and written with one write(2), so lines from the
+ * ("[TIME ]<N>[program: ]text\n") and written with one write(2), so lines from the
  * loop and the thread pool never interleave and stdio's buffering plays no
  * part. Escaping: \n and \r as themselves, every other byte below 0x20 and
  * 0x7f as \xNN, and a backslash as \\ (so an escape in a line always
@@ -13,11 +13,16 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char program[LOG_PROGRAM_MAX + 1];
 static atomic_int threshold = LOG_LEVEL_INFO;
+static int journal;               /* stderr is the journal's stream: no name, no time */
+static atomic_int timestamps = 0; /* log_set_timestamps */
 
 static const char *const names[] = {"err", "warning", "notice", "info", "debug"};
 
@@ -30,10 +35,39 @@ static enum log_level clamp(enum log_level level)
     return level;
 }
 
+/* systemd sets JOURNAL_STREAM to "DEVICE:INODE" of the stream it connects
+ * to stdout and stderr; a child whose stderr was redirected since inherits
+ * the variable but not the stream, so both numbers must match. */
+static int stderr_is_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    if (!env || !*env)
+        return 0;
+    unsigned long long dev, ino;
+    char tail;
+    if (sscanf(env, "%llu:%llu%c", &dev, &ino, &tail) != 2)
+        return 0;
+    struct stat st;
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return 0;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 void log_init(const char *program_name, enum log_level level)
 {
-    snprintf(program, sizeof program, "%s", program_name ? program_name : "");
+    journal = stderr_is_journal();
+    snprintf(program, sizeof program, "%s", program_name && !journal ? program_name : "");
     log_set_level(level);
+}
+
+int log_to_journal(void)
+{
+    return journal;
+}
+
+void log_set_timestamps(int on)
+{
+    atomic_store_explicit(&timestamps, on ? 1 : 0, memory_order_relaxed);
 }
 
 void log_set_level(enum log_level level)
@@ -136,7 +170,17 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
     size_t tlen = cut ? sizeof text - 1 : (size_t)n;
 
     char line[LOG_LINE_MAX];
-    int h = snprintf(line, sizeof line, "<%d>%s%s", (int)level, program, program[0] ? ": " : "");
+    char stamp[40] = "";
+    if (!journal && atomic_load_explicit(&timestamps, memory_order_relaxed)) {
+        struct timespec now;
+        struct tm tm;
+        if (clock_gettime(CLOCK_REALTIME, &now) == 0 && gmtime_r(&now.tv_sec, &tm)) {
+            size_t sl = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+            snprintf(stamp + sl, sizeof stamp - sl, ".%03ldZ ", now.tv_nsec / 1000000L);
+        }
+    }
+    int h = snprintf(line, sizeof line, "%s<%d>%s%s", stamp, (int)level, program,
+                     program[0] ? ": " : "");
     size_t pos = h > 0 ? (size_t)h : 0;
     size_t limit = sizeof line - 1; /* the newline */
     size_t start = pos;

@@ -3,7 +3,12 @@
  * sd-daemon(3) priority prefix ("<3>" err ... "<7>" debug) that systemd's
  * journal reads from a unit's stderr (SyslogLevelPrefix=yes, the default),
  * then the program's name, so `journalctl -p warning -u outpostd` shows
- * only what needs a person. The invariant: one call writes exactly one
+ * only what needs a person. When stderr is the journal itself (systemd
+ * names its stream in $JOURNAL_STREAM) the name is left out: the journal
+ * shows its own "outpostd[PID]:" and the line would carry it twice. When
+ * asked (log_set_timestamps, for a log file outside systemd) a line
+ * starts with its UTC time before the priority; the journal keeps its own
+ * time, so there the request is ignored. The invariant: one call writes exactly one
  * line, with one write(2), of at most LOG_LINE_MAX bytes: control bytes in
  * the formatted text (a newline in a path or in metadata a client sent)
  * are escaped ("\n", "\r", "\x1b"), and so is the backslash ("\\"), so
@@ -42,10 +47,21 @@ enum log_level {
 #define LOG_PROGRAM_MAX 32
 
 /* Sets the name every line starts with after its priority ("outpostd"
- * gives "<6>outpostd: ..."; NULL or "" gives no name) and the threshold.
- * Call once at start, before other threads run. Until it is called lines
- * carry no name and the threshold is LOG_LEVEL_INFO. */
+ * gives "<6>outpostd: ..."; NULL or "" gives no name) and the threshold,
+ * and looks once at where stderr goes: when it is the stream
+ * $JOURNAL_STREAM names ("DEVICE:INODE", set by systemd), lines carry no
+ * name and no time. Call once at start, before other threads run. Until
+ * it is called lines carry no name and the threshold is LOG_LEVEL_INFO. */
 void log_init(const char *program, enum log_level threshold);
+
+/* 1 when log_init found stderr to be the journal's stream, else 0. */
+int log_to_journal(void);
+
+/* on: every line starts with its UTC time to the millisecond and a space
+ * ("2026-12-06T15:40:01.123Z <5>outpostd: ..."), for a log file written
+ * outside systemd; ignored when stderr is the journal. Off at start. Like
+ * the threshold, it may change on a reload. */
+void log_set_timestamps(int on);
 
 /* Changes the threshold (a reload); takes effect for the next message in
  * every thread. A level outside ERR..DEBUG is clamped into it. */

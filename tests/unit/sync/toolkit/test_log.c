@@ -4,11 +4,15 @@
  * so a newline in outside text cannot forge a second line; a backslash is
  * escaped, so text cannot spell out an escape), the length
  * cap (never splitting an escape or a UTF-8 character), and that lines
- * from several threads do not interleave. */
+ * from several threads do not interleave; that a line written to the
+ * journal's own stream ($JOURNAL_STREAM) carries no second name and no
+ * time, and that timestamps, when asked for, start each line elsewhere. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -280,6 +284,87 @@ static void threads_do_not_interleave(void)
     free(out);
 }
 
+/* Points $JOURNAL_STREAM at the current stderr (match) or at another
+ * inode (no match), as systemd would for a unit's stream. */
+static void journal_stream_env(int match)
+{
+    struct stat st;
+    if (fstat(STDERR_FILENO, &st) < 0) {
+        perror("fstat");
+        exit(1);
+    }
+    char v[64];
+    snprintf(v, sizeof v, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino + (match ? 0 : 1));
+    setenv("JOURNAL_STREAM", v, 1);
+}
+
+static void journal_stream_has_one_name(void)
+{
+    capture_begin();
+    journal_stream_env(1);
+    log_init("outpostd", LOG_LEVEL_INFO);
+    CHECK_EQ(log_to_journal(), 1);
+    log_set_timestamps(1); /* the journal keeps its own time */
+    log_err("bad listen address");
+    log_notice("serving");
+    log_set_timestamps(0);
+    char *out = capture_end(NULL);
+    CHECK_STR(out, "<3>bad listen address\n<5>serving\n");
+    free(out);
+
+    /* Inherited by a child whose stderr is a file: not the journal. */
+    capture_begin();
+    journal_stream_env(0);
+    log_init("outpostd", LOG_LEVEL_INFO);
+    CHECK_EQ(log_to_journal(), 0);
+    log_err("bad listen address");
+    out = capture_end(NULL);
+    CHECK_STR(out, "<3>outpostd: bad listen address\n");
+    free(out);
+
+    capture_begin();
+    setenv("JOURNAL_STREAM", "not-a-stream", 1);
+    log_init("outpostd", LOG_LEVEL_INFO);
+    CHECK_EQ(log_to_journal(), 0);
+    log_warning("w");
+    out = capture_end(NULL);
+    CHECK_STR(out, "<4>outpostd: w\n");
+    free(out);
+    unsetenv("JOURNAL_STREAM");
+}
+
+/* "2026-12-06T15:40:01.123Z " then the usual line, only when asked. */
+static void timestamps(void)
+{
+    unsetenv("JOURNAL_STREAM");
+    log_init("outpost-hq", LOG_LEVEL_INFO);
+    capture_begin();
+    time_t before = time(NULL);
+    log_set_timestamps(1);
+    log_notice("stamped");
+    log_set_timestamps(0);
+    log_notice("plain");
+    time_t after = time(NULL);
+    char *out = capture_end(NULL);
+    CHECK_INT(strlen(out), >, 25);
+    if (strlen(out) > 25) {
+        CHECK_STR(out + 24, " <5>outpost-hq: stamped\n<5>outpost-hq: plain\n");
+        struct tm tm;
+        memset(&tm, 0, sizeof tm);
+        char *end = strptime(out, "%Y-%m-%dT%H:%M:%S", &tm);
+        CHECK(end != NULL);
+        if (end) {
+            CHECK_EQ(end[0], '.');
+            CHECK_EQ(end[4], 'Z');
+            time_t at = timegm(&tm);
+            CHECK_INT((long long)at, >=, (long long)before);
+            CHECK_INT((long long)at, <=, (long long)after);
+        }
+    }
+    free(out);
+}
+
 int main(void)
 {
     RUN(prefixes_per_level);
@@ -289,5 +374,7 @@ int main(void)
     RUN(escaping);
     RUN(length_cap);
     RUN(threads_do_not_interleave);
+    RUN(journal_stream_has_one_name);
+    RUN(timestamps);
     return tl_report();
 }
