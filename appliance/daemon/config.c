@@ -8,6 +8,7 @@
 
 #include "conf_table.h"
 #include "fsutil.h"
+#include "http_server.h"
 #include "http_tls.h"
 
 #include <errno.h>
@@ -53,6 +54,9 @@ static const struct conf_key keys[] = {
      "one log line per request on stderr"},
     {"log_level", CONF_LOG_LEVEL, FIELD(log_level), 0, 0, "info",
      "log lines less severe than this are left out: err, warning, notice, info or debug"},
+    {"log_timestamps", CONF_BOOL, FIELD(log_timestamps), 0, 0, "false",
+     "each log line starts with its UTC time (a log file outside systemd; the journal keeps "
+     "its own)"},
     {"hq_credentials", CONF_PATH, FIELD(hq_credentials), 0, 0, "",
      "the node's HQ credentials file (from 'outpost-hq node add', mode 0600); empty: sync off"},
     {"hq_url", CONF_TEXT, FIELD(hq_url), 0, 0, "",
@@ -151,6 +155,12 @@ int config_tls_plan(const struct outpostd_config *c, struct config_tls *out, str
     }
     if (!c->db[0])
         return op_error_set(err, -EINVAL, "db", "db: the database path is empty");
+    int rc = http_server_check_listen(c->listen, err);
+    if (rc < 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return op_error_set(err, rc, "listen", "listen: %s", why);
+    }
     char dir[CONFIG_PATH_MAX];
     fsutil_dir_of(c->db, dir, sizeof dir);
     int a = snprintf(p.cert, sizeof p.cert, "%s/node.pem", dir);
@@ -168,8 +178,14 @@ int config_check(const struct outpostd_config *c, struct op_error *err)
 {
     if (!c->db[0])
         return op_error_set(err, -EINVAL, "db", "db: the database path is empty");
+    int rc = http_server_check_listen(c->listen, err);
+    if (rc < 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return op_error_set(err, rc, "listen", "listen: %s", why);
+    }
     struct config_tls plan;
-    int rc = config_tls_plan(c, &plan, err);
+    rc = config_tls_plan(c, &plan, err);
     if (rc < 0)
         return rc;
     if (c->hq_url[0] && strncasecmp(c->hq_url, "https://", 8) &&

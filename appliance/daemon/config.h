@@ -34,7 +34,8 @@ struct outpostd_config {
     unsigned session_ttl_s;
     unsigned workers;
     int log_requests;
-    int log_level; /* enum log_level: lines less severe are left out */
+    int log_level;      /* enum log_level: lines less severe are left out */
+    int log_timestamps; /* each line starts with its UTC time (not in the journal) */
 
     /* sync to HQ (docs/UPLINK.md); off while hq_credentials is empty */
     char hq_url[2048];

@@ -52,6 +52,7 @@ struct outpostd {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: outpostd [--config FILE] [--KEY VALUE]...\n"
+                 "       outpostd --reload PID\n"
                  "       outpostd --describe-config | --version | --help\n\n"
                  "The Outpost node daemon: serves the CRM API to field staff on the LAN.\n\n"
                  "  --config FILE       read settings from FILE ('key = value' lines)\n"
@@ -61,6 +62,8 @@ static void usage(FILE *out)
                  "  --describe-config   print every key with its default and meaning\n"
                  "  --allow-root        run even as root (a container whose only user is\n"
                  "                      root; also OUTPOST_ALLOW_ROOT=1); refused otherwise\n"
+                 "  --reload PID        make the daemon PID reload (SIGHUP) and wait for the\n"
+                 "                      outcome: exit 1 when it refused the file (ExecReload)\n"
                  "  --version           print the version\n\n"
                  "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config file\n"
                  "and the region policy.\n");
@@ -339,15 +342,20 @@ static int load_config(struct outpostd *d, struct op_error *err)
     return config_load(&d->cfg, d->config_path, apply_flags, d, err);
 }
 
-/* SIGHUP: the config file and the region policy again. */
-static void reload(void *ctx)
+/* SIGHUP: the config file and the region policy again. Returns 0 when
+ * both were taken, else the first refusal (out says why; daemon.h writes
+ * it where `systemctl reload` reads it). */
+static int reload(void *ctx, struct op_error *out)
 {
     struct outpostd *d = ctx;
     struct op_error err;
     op_error_clear(&err);
     struct outpostd_config before = d->cfg;
+    int refused = 0;
     if (load_config(d, &err) != 0) {
         log_err("reload refused, keeping the running config: %s", err.msg);
+        refused = op_error_set(out, err.code < 0 ? err.code : -EINVAL, NULL,
+                               "configuration refused, the running one stays: %s", err.msg);
     } else {
         if (strcmp(before.listen, d->cfg.listen) || strcmp(before.db, d->cfg.db) ||
             strcmp(before.tls_cert, d->cfg.tls_cert) || strcmp(before.tls, d->cfg.tls) ||
@@ -366,21 +374,87 @@ static void reload(void *ctx)
             log_warning("sync settings take effect after a restart");
         api_set_options(d->api, d->cfg.session_ttl_s, d->cfg.log_requests);
         log_set_level((enum log_level)d->cfg.log_level);
+        log_set_timestamps(d->cfg.log_timestamps);
         log_notice("configuration reloaded");
     }
     op_error_clear(&err);
-    if (api_reload_policy(d->api, &err) < 0)
+    if (api_reload_policy(d->api, &err) < 0) {
         log_err("policy reload refused, keeping the running policy: %s", err.msg);
-    else
+        if (!refused)
+            refused = op_error_set(out, err.code < 0 ? err.code : -EINVAL, NULL,
+                                   "region policy refused, the running one stays: %s", err.msg);
+    } else {
         log_notice("region policy reloaded (sha256 %s)", api_policy_hash(d->api));
+    }
     uplink_reload_policy(d->uplink);
+    return refused;
 }
 
 static const struct daemon_hooks hooks = {.reload = reload, .stop = begin_stop};
 
+/* Migrates an existing database's schema here rather than silently inside
+ * api_new, so the log says that it happens, from which version to which
+ * and how long it took (after an upgrade this is what a slow start is
+ * doing). A database that does not exist yet, is newer than this build
+ * or is not Outpost's is left to api_new, which creates it or refuses it
+ * with its own message. Returns 0 or the failed migration's code (err
+ * says why; nothing of that migration is left: each is a transaction). */
+static int migrate_logged(const char *path, struct op_error *err)
+{
+    if (!strcmp(path, ":memory:") || access(path, F_OK) != 0)
+        return 0;
+    sqlite3 *db = NULL;
+    struct op_error ignored;
+    op_error_clear(&ignored);
+    if (db_open(path, DB_OPEN_NO_MIGRATE, &db, &ignored) < 0)
+        return 0;
+    int from = 0, latest = db_latest_version(), rc = 0;
+    if (db_schema_version(db, &from) < 0 || from >= latest) {
+        db_close(db);
+        return 0;
+    }
+    log_notice("database %s: migrating the schema from version %d to %d", path, from, latest);
+    uint64_t t0 = uv_hrtime();
+    rc = db_migrate(db, -1, err);
+    if (rc < 0) {
+        db_close(db);
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return op_error_set(err, rc, NULL,
+                            "database %s: migrating the schema from version %d failed: %s", path,
+                            from, why);
+    }
+    int to = from;
+    (void)db_schema_version(db, &to);
+    db_close(db);
+    log_notice("database %s: schema migrated from version %d to %d (%d migrations, %.1f s)", path,
+               from, to, rc, (double)(uv_hrtime() - t0) / 1e9);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     daemon_init("outpostd");
+    /* The unit's ExecReload: no kill(1) needed, and a refused file fails
+     * `systemctl reload`. */
+    if (argc >= 2 && !strcmp(argv[1], "--reload")) {
+        if (argc != 3) {
+            log_err("--reload needs exactly one argument, the daemon's process id (see --help)");
+            return 2;
+        }
+        struct op_error err;
+        op_error_clear(&err);
+        int rc = daemon_reload_request(argv[2], DAEMON_RELOAD_WAIT_MS, &err);
+        if (rc == DAEMON_RELOAD_REFUSED) {
+            log_err("reload refused: %s", err.msg);
+            return 1;
+        }
+        if (rc < 0) {
+            log_err("reload: %s", err.msg);
+            return rc == -EINVAL ? 2 : 1;
+        }
+        return 0;
+    }
     int allow_root = daemon_take_allow_root(&argc, argv);
     struct outpostd d = {.argc = argc, .argv = argv};
     d.config_path = find_config_flag(argc, argv);
@@ -398,6 +472,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level((enum log_level)d.cfg.log_level);
+    log_set_timestamps(d.cfg.log_timestamps);
     /* Before the database is opened or created. */
     if (daemon_check_user(allow_root) < 0)
         return 2;
@@ -414,7 +489,9 @@ int main(int argc, char **argv)
         .session_ttl_s = d.cfg.session_ttl_s,
         .log_requests = d.cfg.log_requests,
     };
-    rc = api_new(d.loop, &ao, &d.api, &err);
+    rc = migrate_logged(d.cfg.db, &err);
+    if (rc == 0)
+        rc = api_new(d.loop, &ao, &d.api, &err);
     if (rc < 0) {
         log_err("%s", err.msg);
         /* A database from a newer Outpost or not Outpost's at all will not

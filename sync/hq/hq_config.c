@@ -7,6 +7,7 @@
 #include "hq_config.h"
 
 #include "conf_table.h"
+#include "http_server.h"
 #include "http_tls.h"
 
 #include <errno.h>
@@ -57,6 +58,9 @@ static const struct conf_key keys[] = {
      "one log line per request on stderr"},
     {"log_level", CONF_LOG_LEVEL, FIELD(log_level), 0, 0, "info",
      "log lines less severe than this are left out: err, warning, notice, info or debug"},
+    {"log_timestamps", CONF_BOOL, FIELD(log_timestamps), 0, 0, "false",
+     "each log line starts with its UTC time (a log file outside systemd; the journal keeps "
+     "its own)"},
 };
 
 static const struct conf_table table = {
@@ -96,6 +100,12 @@ int hq_config_load(struct hq_config *c, const char *path, conf_overlay_fn overla
 
 int hq_config_check(const struct hq_config *c, struct op_error *err)
 {
+    int rc = http_server_check_listen(c->listen, err);
+    if (rc < 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return op_error_set(err, rc, "listen", "listen: %s", why);
+    }
     if (!c->tls_cert[0] != !c->tls_key[0])
         return op_error_set(err, -EINVAL, c->tls_cert[0] ? "tls_key" : "tls_cert",
                             "tls_cert and tls_key must be set together");

@@ -38,7 +38,8 @@ struct hq_config {
     uint64_t idle_timeout_ms;
     uint64_t receipt_wait_ms; /* 0: answer the completing PATCH before applying */
     int log_requests;
-    int log_level; /* enum log_level: lines less severe are left out */
+    int log_level;      /* enum log_level: lines less severe are left out */
+    int log_timestamps; /* each line starts with its UTC time (not in the journal) */
 };
 
 /* Fills c with every default. */

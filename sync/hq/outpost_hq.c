@@ -58,6 +58,8 @@ static void usage(FILE *out)
             "usage: outpost-hq [--config FILE] [--db PATH] COMMAND [ARGS]\n\n"
             "The Outpost HQ receiver: takes the nodes' segments and keeps what they sent.\n\n"
             "  serve [--KEY VALUE]...                  run the receiver (see --describe-config)\n"
+            "  reload PID                              make the receiver PID reload (SIGHUP)\n"
+            "                                          and wait: exit 1 when it refused the file\n"
             "  node add NAME --region CODE [--url URL] [--out FILE]\n"
             "                                          enrol a node; prints its credentials\n"
             "  node revoke NAME                        refuse the node's token from now on\n"
@@ -760,7 +762,7 @@ static void serve_stop(void *ctx)
  * is read again for its log_level (the rest takes a restart: the listener,
  * spool and store are open). The line is logged before the new level
  * applies, so it shows even when that level leaves notices out. */
-static void serve_reload(void *ctx)
+static int serve_reload(void *ctx, struct op_error *out)
 {
     struct hq_daemon *d = ctx;
     hq_serve_reload(d->hq);
@@ -770,12 +772,15 @@ static void serve_reload(void *ctx)
     if (hq_config_load(&next, d->line->o->config, serve_overlay, d->line, &err) < 0) {
         log_err("reload refused, keeping the running config: %s", err.msg);
         log_notice("SIGHUP: region profiles will be read again on next use");
-        return;
+        return op_error_set(out, err.code < 0 ? err.code : -EINVAL, NULL,
+                            "configuration refused, the running one stays: %s", err.msg);
     }
     log_notice("SIGHUP: log_level %s; region profiles will be read again on next use "
                "(other settings take effect after a restart)",
                log_level_name((enum log_level)next.log_level));
     log_set_level((enum log_level)next.log_level);
+    log_set_timestamps(next.log_timestamps);
+    return 0;
 }
 
 static const struct daemon_hooks serve_hooks = {.reload = serve_reload, .stop = serve_stop};
@@ -837,6 +842,7 @@ static int serve_cmd(struct opts *o, int argc, char **argv)
         return EXIT_OK_;
     }
     log_set_level((enum log_level)o->cfg.log_level);
+    log_set_timestamps(o->cfg.log_timestamps);
     /* Before the store is opened or created. */
     if (daemon_check_user(o->allow_root) < 0)
         return EXIT_USAGE;
@@ -887,13 +893,31 @@ int main(int argc, char **argv)
     }
     int sub = argc - 2;
     char **sv = argv + 2;
+    struct op_error err;
     /* serve is the daemon: its lines go to the journal with a priority
      * (log.h); the other commands talk to a person at a terminal. */
     if (!strcmp(cmd, "serve")) {
         daemon_init("outpost-hq");
         return serve_cmd(&o, sub, sv);
     }
-    struct op_error err;
+    /* The unit's ExecReload: SIGHUP without kill(1), and a refused file
+     * fails `systemctl reload`. */
+    if (!strcmp(cmd, "reload")) {
+        daemon_init("outpost-hq");
+        if (sub != 1)
+            return usage_error("reload", "expected one argument, the daemon's process id");
+        op_error_clear(&err);
+        int rc = daemon_reload_request(sv[0], DAEMON_RELOAD_WAIT_MS, &err);
+        if (rc == DAEMON_RELOAD_REFUSED) {
+            log_err("reload refused: %s", err.msg);
+            return EXIT_FAIL;
+        }
+        if (rc < 0) {
+            log_err("reload: %s", err.msg);
+            return rc == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
+        }
+        return EXIT_OK_;
+    }
     op_error_clear(&err);
     if (hq_config_load(&o.cfg, o.config, db_overlay, &o, &err) < 0) {
         fprintf(stderr, "outpost-hq: %s\n", err.msg);

@@ -6,11 +6,13 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -60,12 +62,67 @@ static void on_watchdog(uv_timer_t *t)
     (void)sd_notify_send("WATCHDOG=1");
 }
 
+/* The directory of $RUNTIME_DIRECTORY (the first, when systemd lists
+ * several with ':'), or 0 when there is none. */
+static int runtime_dir(char *out, size_t cap)
+{
+    const char *env = getenv("RUNTIME_DIRECTORY");
+    if (!env || env[0] != '/')
+        return 0;
+    size_t n = strcspn(env, ":");
+    if (n >= cap)
+        return 0;
+    memcpy(out, env, n);
+    out[n] = '\0';
+    return 1;
+}
+
+/* Writes "PID N ok|refused WHY" to DAEMON_RELOAD_FILE whole (a temporary
+ * file renamed over it). A daemon that cannot write it still reloaded:
+ * the request then times out and says to read the log. */
+static void write_reload_result(unsigned n, int rc, const struct op_error *err)
+{
+    char dir[512], path[600], tmp[620], line[700];
+    if (!runtime_dir(dir, sizeof dir))
+        return;
+    snprintf(path, sizeof path, "%s/%s", dir, DAEMON_RELOAD_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int len =
+        snprintf(line, sizeof line, "%ld %u %s%s%s\n", (long)getpid(), n, rc < 0 ? "refused" : "ok",
+                 rc < 0 ? " " : "", rc < 0 ? (err->msg[0] ? err->msg : strerror(-rc)) : "");
+    if (len < 0)
+        return;
+    if ((size_t)len >= sizeof line) {
+        len = (int)sizeof line - 1;
+        line[len - 1] = '\n';
+    }
+    for (int i = 0; i < len - 1; i++)
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        log_warning("reload: cannot write %s: %s", tmp, strerror(errno));
+        return;
+    }
+    ssize_t w = write(fd, line, (size_t)len);
+    int ok = w == len;
+    if (close(fd) < 0)
+        ok = 0;
+    if (!ok || rename(tmp, path) < 0) {
+        log_warning("reload: cannot write %s: %s", path, strerror(errno));
+        (void)unlink(tmp);
+    }
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct daemon *d = h->data;
     if (signum == SIGHUP) {
         (void)sd_notify_send("RELOADING=1");
-        d->hooks->reload(d->ctx);
+        struct op_error err;
+        op_error_clear(&err);
+        int rc = d->hooks->reload(d->ctx, &err);
+        write_reload_result(++d->reloads, rc, &err);
         (void)sd_notify_send("READY=1");
         return;
     }
@@ -126,6 +183,74 @@ void daemon_ready(const char *status)
     char state[160];
     snprintf(state, sizeof state, "READY=1\nSTATUS=%s", status);
     (void)sd_notify_send(state);
+}
+
+/* Reads the reload file into buf; 0 when there is none yet. */
+static int read_result(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    ssize_t n = read(fd, buf, cap - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return -e;
+    buf[n] = '\0';
+    return (int)n;
+}
+
+int daemon_reload_request(const char *pid_text, unsigned wait_ms, struct op_error *err)
+{
+    char *end = NULL;
+    errno = 0;
+    long pid = pid_text ? strtol(pid_text, &end, 10) : 0;
+    if (!pid_text || !*pid_text || *end || errno || pid <= 1 || pid > 0x7fffffffL)
+        return op_error_set(err, -EINVAL, NULL,
+                            "'%s' is not a process id (the unit passes $MAINPID)",
+                            pid_text ? pid_text : "");
+    char dir[512], path[600], before[700] = "", now[700];
+    int have_dir = runtime_dir(dir, sizeof dir);
+    if (have_dir) {
+        snprintf(path, sizeof path, "%s/%s", dir, DAEMON_RELOAD_FILE);
+        int rc = read_result(path, before, sizeof before);
+        if (rc < 0)
+            return op_error_set(err, rc, NULL, "cannot read %s: %s", path, strerror(-rc));
+    }
+    if (kill((pid_t)pid, SIGHUP) < 0) {
+        int e = errno;
+        return op_error_set(err, -e, NULL, "cannot signal process %ld: %s", pid, strerror(e));
+    }
+    if (!have_dir)
+        return 0;
+    /* The daemon writes a new line for every reload; the first line that
+     * differs from the one before the signal is this reload's. */
+    for (unsigned waited = 0; waited <= wait_ms; waited += 50) {
+        int rc = read_result(path, now, sizeof now);
+        if (rc < 0)
+            return op_error_set(err, rc, NULL, "cannot read %s: %s", path, strerror(-rc));
+        if (rc > 0 && strcmp(now, before)) {
+            long who = 0;
+            unsigned n = 0;
+            int off = 0;
+            char word[16] = "";
+            if (sscanf(now, "%ld %u %15s%n", &who, &n, word, &off) < 3)
+                return op_error_set(err, -EPROTO, NULL, "%s: unreadable: %s", path, now);
+            now[strcspn(now, "\n")] = '\0';
+            if (!strcmp(word, "ok"))
+                return 0;
+            const char *why = now + off;
+            while (*why == ' ')
+                why++;
+            op_error_set(err, -EINVAL, NULL, "%s", why);
+            return DAEMON_RELOAD_REFUSED;
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return op_error_set(err, -ETIMEDOUT, NULL,
+                        "process %ld did not report the reload within %u s; see its log", pid,
+                        wait_ms / 1000);
 }
 
 void daemon_close(struct daemon *d)

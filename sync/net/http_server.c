@@ -1437,6 +1437,12 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
+int http_server_check_listen(const char *listen, struct op_error *err)
+{
+    struct sockaddr_storage ss;
+    return parse_listen(listen ? listen : "", &ss, err);
+}
+
 /* ---- the listener ---- */
 
 /* Tells a plain-HTTP client over its address's cap why, in one

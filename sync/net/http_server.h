@@ -80,6 +80,12 @@ struct http_log_entry {
 };
 typedef void (*http_log_fn)(void *ctx, const struct http_log_entry *entry);
 
+/* Checks a listen address as http_server_start reads it ("IPV4:PORT" or
+ * "[IPV6]:PORT", numeric, port 0 to 65535), so a configuration can refuse
+ * it before anything starts. Returns 0, or -EINVAL with err naming the
+ * address and the expected form (field "listen"). */
+int http_server_check_listen(const char *listen, struct op_error *err);
+
 /* Binds, listens and starts serving on loop. err names the address and the
  * reason (address in use, bad address, unreadable certificate). Sets
  * SIGPIPE to ignored if it is at its default: a client that resets the

@@ -73,6 +73,9 @@ static void errors_name_file_line_key(void)
          "bad.conf:1: log_level: expected err, warning, notice, info or debug, got 'verbose'"},
         {"db = relative/node.db\n", "bad.conf:1: db: must be an absolute path"},
         {"tls_cert = /etc/outpost/node.pem\n", "tls_cert and tls_key must be set together"},
+        {"listen = not-an-address\n", "listen: bad listen address \"not-an-address\""},
+        {"listen = 127.0.0.1:65536\n", "listen: bad listen address \"127.0.0.1:65536\""},
+        {"listen = branch.example:8443\n", "expected IPV4:PORT or [IPV6]:PORT"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *p = fx_file("bad.conf", cases[i].text);

@@ -39,6 +39,17 @@ static void plain_http_only_on_loopback(void)
         CHECK_STR(err.field, "listen");
         CHECK_STR(c.listen, "127.0.0.1:8443"); /* untouched */
     }
+    /* Not an address at all: said so (not as plain HTTP), even with TLS. */
+    static const char *bad[] = {"listen = not-an-address\nallow_plain_http = true\n",
+                                "listen = 127.0.0.1\n", "listen = hq.example:8443\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *p = fx_file("bad.conf", bad[i]);
+        op_error_clear(&err);
+        CHECK_EQ(hq_config_load_file(&c, p, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "listen: bad listen address");
+        CHECK_STR(err.field, "listen");
+        CHECK_STR(c.listen, "127.0.0.1:8443");
+    }
     static const char *accepted[] = {
         "listen = 127.0.0.1:0\n",
         "listen = [::1]:8443\n",

@@ -3,7 +3,10 @@
  * SIGINT calls the stop hook once after STOPPING=1 and later ones nothing,
  * the watchdog pings when systemd asks for it, daemon_close lets the loop
  * end, the host of a listen address, the umask daemon_init sets, and root
- * refused unless --allow-root or OUTPOST_ALLOW_ROOT=1 says otherwise. */
+ * refused unless --allow-root or OUTPOST_ALLOW_ROOT=1 says otherwise; a
+ * reload request (the units' ExecReload) gets the daemon's own answer:
+ * taken, refused with its reason, or no answer in time, and a pid that is
+ * none is refused before anything is signalled. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -23,10 +27,17 @@ struct run {
     int reloads, stops;
 };
 
-static void reload(void *ctx)
+static void reload_counted(void *ctx)
 {
     struct run *r = ctx;
     r->reloads++;
+}
+
+static int reload(void *ctx, struct op_error *err)
+{
+    (void)err;
+    reload_counted(ctx);
+    return 0;
 }
 
 static void stop(void *ctx)
@@ -187,6 +198,124 @@ static void root_refused(void)
     free(keep);
 }
 
+/* A daemon in a child process: takes its first reload, refuses the
+ * second, stops on SIGTERM. Writes a byte to ready once it watches. */
+struct child {
+    struct daemon d;
+    int reloads;
+};
+
+static int child_reload(void *ctx, struct op_error *err)
+{
+    struct child *c = ctx;
+    if (++c->reloads == 2)
+        return op_error_set(err, -EINVAL, "listen", "bad.conf:2: listen: not an address");
+    return 0;
+}
+
+static void child_stop(void *ctx)
+{
+    struct child *c = ctx;
+    daemon_close(&c->d);
+}
+
+static const struct daemon_hooks child_hooks = {.reload = child_reload, .stop = child_stop};
+
+static pid_t start_child(void)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        uv_loop_t loop;
+        struct child c = {0};
+        if (uv_loop_init(&loop) < 0 || daemon_start(&c.d, &loop, &child_hooks, &c) < 0)
+            _exit(3);
+        if (write(p[1], "r", 1) != 1)
+            _exit(3);
+        close(p[1]);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        _exit(0);
+    }
+    close(p[1]);
+    char b;
+    ssize_t n = read(p[0], &b, 1);
+    close(p[0]);
+    return n == 1 ? pid : -1;
+}
+
+static void reload_request(void)
+{
+    char dir[] = "/tmp/outpost-test-reload-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    setenv("RUNTIME_DIRECTORY", dir, 1);
+    pid_t pid = start_child();
+    CHECK(pid > 0);
+    char pidtext[16];
+    snprintf(pidtext, sizeof pidtext, "%d", (int)pid);
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(daemon_reload_request(pidtext, 10000, &err), 0);
+    op_error_clear(&err);
+    CHECK_EQ(daemon_reload_request(pidtext, 10000, &err), DAEMON_RELOAD_REFUSED);
+    CHECK_STR(err.msg, "bad.conf:2: listen: not an address");
+    op_error_clear(&err);
+    CHECK_EQ(daemon_reload_request(pidtext, 10000, &err), 0); /* the third is taken again */
+
+    /* What the daemon wrote: its pid, the count, the outcome. */
+    char path[128], line[128] = "";
+    snprintf(path, sizeof path, "%s/%s", dir, DAEMON_RELOAD_FILE);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(fgets(line, sizeof line, f) != NULL);
+        fclose(f);
+    }
+    char want[64];
+    snprintf(want, sizeof want, "%d 3 ok\n", (int)pid);
+    CHECK_STR(line, want);
+
+    /* Not a pid: nothing is signalled. */
+    const char *bad[] = {"", "abc", "12x", "-5", "0", "1", "99999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        op_error_clear(&err);
+        CHECK_EQ(daemon_reload_request(bad[i], 100, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "is not a process id");
+    }
+    kill(pid, SIGTERM);
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* Gone: kill(2)'s answer. */
+    op_error_clear(&err);
+    CHECK_EQ(daemon_reload_request(pidtext, 100, &err), -ESRCH);
+    CHECK_CONTAINS(err.msg, "cannot signal process");
+
+    /* A process that takes SIGHUP but never answers: a timeout, not a
+     * success. */
+    pid_t mute = fork();
+    if (mute == 0) {
+        signal(SIGHUP, SIG_IGN);
+        for (;;)
+            pause();
+    }
+    usleep(100 * 1000);
+    snprintf(pidtext, sizeof pidtext, "%d", (int)mute);
+    op_error_clear(&err);
+    CHECK_EQ(daemon_reload_request(pidtext, 300, &err), -ETIMEDOUT);
+    CHECK_CONTAINS(err.msg, "did not report the reload");
+    /* Without RUNTIME_DIRECTORY (not under systemd) the signal is all. */
+    unsetenv("RUNTIME_DIRECTORY");
+    op_error_clear(&err);
+    CHECK_EQ(daemon_reload_request(pidtext, 300, &err), 0);
+    kill(mute, SIGKILL);
+    waitpid(mute, NULL, 0);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     daemon_init("test_daemon");
@@ -195,5 +324,6 @@ int main(void)
     RUN(umask_set);
     RUN(allow_root_flag);
     RUN(root_refused);
+    RUN(reload_request);
     return tl_report();
 }
