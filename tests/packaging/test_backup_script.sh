@@ -3,7 +3,9 @@
 # ExecStartPre run: the nightly backup is a checked copy named by UTC time,
 # rotation keeps the newest N node-*.db files and nothing else, a failed
 # backup deletes nothing, and --before-upgrade copies the database once per
-# installed version (before outpostd would migrate it).
+# installed version (before outpostd would migrate it); under the journal
+# each line carries its priority and no second name; a config outpostd
+# refuses is left to outpostd's own exit status 2 at a start.
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$TESTS_DIR/cli/lib.sh"
@@ -103,4 +105,39 @@ printf 'db = %s\n' "$T/elsewhere/moved.db" >"$T/outpostd.conf"
 OUTPOST_DB='' OUTPOST_CONFIG="$T/outpostd.conf" OUTPOST_BACKUP_KEEP=14 \
     expect_exit 0 sh "$SCRIPT"
 expect_contains "$ERR" "backed up $T/elsewhere/moved.db"
+
+# Under systemd stderr is the journal's stream, named in JOURNAL_STREAM:
+# then each line starts with its priority and carries no name of its own.
+# ERR keeps its inode across expect_exit's redirection, so it can stand in.
+: >"$ERR"
+JS=$(stat -L -c '%d:%i' "$ERR")
+JOURNAL_STREAM=$JS OUTPOST_BACKUP_KEEP=14 expect_exit 0 sh "$SCRIPT"
+grep -q '^<5>backed up ' "$ERR" || die "the backup's line is not at notice: $(cat "$ERR")"
+expect_not_contains "$ERR" "outpost-backup:"
+JOURNAL_STREAM=$JS OUTPOST_BACKUP_KEEP=0 expect_exit 1 sh "$SCRIPT"
+grep -q "^<3>OUTPOST_BACKUP_KEEP='0'" "$ERR" || die "a failure is not at err: $(cat "$ERR")"
+# The variable inherited by a process whose stderr is elsewhere: names.
+JOURNAL_STREAM=1:1 OUTPOST_BACKUP_KEEP=0 expect_exit 1 sh "$SCRIPT"
+grep -q "^outpost-backup: OUTPOST_BACKUP_KEEP='0'" "$ERR" || die "no name off the journal: $(cat "$ERR")"
+
+# A configuration outpostd refuses, at the unit's pre-start step: no copy,
+# the version is not noted, and the step leaves the refusal to outpostd's
+# own start (exit 2, which the unit does not retry) instead of failing
+# itself (a failed pre-start step is retried like a crash).
+printf 'listen = not-an-address\n' >"$T/bad.conf"
+echo 0.0.8 >"$T/package-version"
+n1=$(ls "$B" | wc -l)
+: >"$ERR"
+JS=$(stat -L -c '%d:%i' "$ERR")
+OUTPOST_DB='' OUTPOST_CONFIG="$T/bad.conf" JOURNAL_STREAM=$JS \
+    expect_exit 0 sh "$SCRIPT" --before-upgrade
+expect_contains "$ERR" "listen"
+grep -q "^<3>$T/bad.conf is refused by outpostd" "$ERR" || die "the refusal is not at err: $(cat "$ERR")"
+[ "$(ls "$B" | wc -l)" = "$n1" ] || die "a copy was made under a refused config: $(ls "$B")"
+[ "$(cat "$T/package-version")" = 0.0.8 ] || die "the version was noted under a refused config"
+"$OUTPOSTD" --config "$T/bad.conf" --print-config >/dev/null 2>&1
+[ $? = 2 ] || die "outpostd does not exit 2 for the refused config"
+# The nightly job has no daemon to leave it to: it fails.
+OUTPOST_DB='' OUTPOST_CONFIG="$T/bad.conf" expect_exit 1 sh "$SCRIPT"
+expect_contains "$ERR" "cannot read the database path from $T/bad.conf"
 pass
