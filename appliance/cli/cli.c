@@ -332,9 +332,10 @@ static int parse(struct cli_call *c, int argc, char **argv)
     lo[n] = (struct option){"db", required_argument, NULL, db_code};
     lo[n + 1] = (struct option){"help", no_argument, NULL, help_code};
     lo[n + 2] = (struct option){NULL, 0, NULL, 0};
-    /* A subcommand's options tell a missing value from an unknown option;
-     * "+": options end at the first argument. */
-    const char *optstring = c->sub ? ":" : (cmd->flags & CLI_IN_ORDER) ? "+" : "";
+    /* ":" tells a missing value from an unknown option; "+": options end
+     * at the first argument. Elsewhere options may follow the arguments
+     * (`search lodz --limit 2`), and "--" ends them. */
+    const char *optstring = (cmd->flags & CLI_IN_ORDER) ? "+:" : ":";
     const char *db = NULL;
     int ch;
     optind = 0;
@@ -348,9 +349,12 @@ static int parse(struct cli_call *c, int argc, char **argv)
         } else if (ch == ':') {
             return cli_bad(c, "%s needs a value", argv[optind - 1]);
         } else if (ch < OPT_CODE) {
-            if (c->sub)
-                return cli_bad(c, "unknown option '%s'", argv[optind - 1]);
-            return cli_bad(c, "unknown or incomplete option '%s'", argv[optind - 1]);
+            /* getopt_long also takes a unique prefix (--lim for --limit);
+             * a prefix of two options is refused here too. */
+            const char *arg = argv[optind - 1];
+            if (ch != '?' || strncmp(arg, "--", 2))
+                return cli_bad(c, "unknown option '%s'", arg);
+            return cli_bad(c, "unknown option '%.*s'", (int)strcspn(arg, "="), arg);
         } else {
             int ret = store_option(c, &cmd->opts[ch - OPT_CODE], optarg);
             if (ret != CLI_OK)

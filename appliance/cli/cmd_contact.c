@@ -96,6 +96,15 @@ static int parse(const struct cli_call *c, int argc, char **argv, struct args *a
             a->skip_dup |= !strcmp(name, "skip-duplicate-check");
             continue;
         }
+        /* An unknown name is said to be one, with or without a value. */
+        static const char *const valued[] = {"db",    "version",       "limit", "after",
+                                             "owner", "updated-since", "sort",  "custom"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            known |= !strcmp(name, valued[k]);
+        char fname[64];
+        if (!known && field_name(name, fname, sizeof fname) < 0)
+            return cli_bad(c, "unknown option or field '--%s'", name);
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!value)
             return cli_bad(c, "--%s needs a value", name);
@@ -141,9 +150,6 @@ static int parse(const struct cli_call *c, int argc, char **argv, struct args *a
                 return cli_bad(c, "--custom %s: not valid UTF-8", key);
             json_object_set_new(custom, key, v);
         } else {
-            char fname[64];
-            if (field_name(name, fname, sizeof fname) < 0)
-                return cli_bad(c, "unknown option or field '--%s'", name);
             json_t *v = json_string(value);
             if (!v)
                 return cli_bad(c, "--%s: value is not valid UTF-8", name);

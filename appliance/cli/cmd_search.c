@@ -10,7 +10,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: outpost search [--db PATH] [--limit N] [--json] TEXT...\n\n"
                  "Search contacts and organizations. Case and diacritics are ignored\n"
                  "(\"jose\" finds \"José\", \"lodz\" finds \"Łódź\") and each word matches\n"
-                 "as a prefix. Prints one line per hit: entity, id, label.\n\n"
+                 "as a prefix. Prints one line per hit: entity, id, label. Options may\n"
+                 "come before or after TEXT; after '--' every word is TEXT.\n\n"
                  "  --limit N  at most N hits (1-200, default 20)\n"
                  "  --json     print the hits as a JSON array with the full records\n");
 }
@@ -77,9 +78,9 @@ static const struct cli_option opts[] = {
     CLI_OPT_END,
 };
 
-/* In order: the words after TEXT are TEXT too ("search foo --json"). */
+/* Options may follow TEXT ("search lodz --limit 2"); "--" ends them, for
+ * TEXT that starts with "--". */
 const struct cli_command cmd_search = {
     CLI_COMMAND("search", "full-text search over contacts and organizations", run, usage, opts,
                 struct args),
-    .flags = CLI_IN_ORDER,
 };

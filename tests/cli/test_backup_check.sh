@@ -34,11 +34,11 @@ expect_contains "$ERR" "outpost backup: DEST is required"
 expect_exit 2 "$OUTPOST" backup "$T/a.db" "$T/b.db"
 expect_contains "$ERR" "outpost backup: unexpected argument '$T/b.db'"
 expect_exit 2 "$OUTPOST" backup --frobnicate "$T/a.db"
-expect_contains "$ERR" "unknown or incomplete option '--frobnicate'"
+expect_contains "$ERR" "unknown option '--frobnicate'"
 expect_exit 2 "$OUTPOST" check extra
 expect_contains "$ERR" "outpost check: unexpected argument 'extra'"
 expect_exit 2 "$OUTPOST" check --db
-expect_contains "$ERR" "outpost check: unknown or incomplete option '--db'"
+expect_contains "$ERR" "outpost check: --db needs a value"
 [ ! -e "$T/a.db" ] || die "a usage error wrote a file"
 
 # A backup, with the database given by --db after DEST.

@@ -45,6 +45,14 @@ expect_exit 3 "$OUTPOST" contact add --job-title Engineer
 expect_contains "$ERR" "needs at least a name, an e-mail or a phone"
 expect_exit 2 "$OUTPOST" contact add --shoe-size 42
 expect_contains "$ERR" "unknown option or field '--shoe-size'"
+# Without a value too: unknown is unknown, not a missing value.
+expect_exit 2 "$OUTPOST" contact add --bogus-flag
+expect_contains "$ERR" "unknown option or field '--bogus-flag'"
+expect_not_contains "$ERR" "needs a value"
+expect_exit 2 "$OUTPOST" contact add --given-name Ana --bogus-flag
+expect_contains "$ERR" "unknown option or field '--bogus-flag'"
+expect_exit 2 "$OUTPOST" contact list --limit
+expect_contains "$ERR" "--limit needs a value"
 expect_exit 2 "$OUTPOST" contact add --given-name
 expect_contains "$ERR" "--given-name needs a value"
 expect_exit 2 "$OUTPOST" contact add --given-name "$(printf 'Jo\xc3\x28')"

@@ -26,7 +26,7 @@ expect_exit 2 "$OUTPOST" export --db "$DB" stray
 expect_contains "$ERR" "unexpected argument 'stray'"
 expect_exit 2 "$OUTPOST" export --db "$DB" --output
 expect_exit 2 "$OUTPOST" export --db "$DB" --bogus
-expect_contains "$ERR" "unknown or incomplete option '--bogus'"
+expect_contains "$ERR" "unknown option '--bogus'"
 expect_exit 1 "$OUTPOST" export --db "$T/absent.db"
 [ ! -e "$T/absent.db" ] || die "export created a database"
 

@@ -42,7 +42,7 @@ expect_contains "$ERR" "give the CSV file to import"
 expect_exit 2 "$OUTPOST" import a.csv b.csv
 expect_contains "$ERR" "unexpected argument 'b.csv'"
 expect_exit 2 "$OUTPOST" import --frobnicate a.csv
-expect_contains "$ERR" "unknown or incomplete option '--frobnicate'"
+expect_contains "$ERR" "unknown option '--frobnicate'"
 expect_exit 2 "$OUTPOST" import a.csv --db
 expect_exit 1 "$OUTPOST" import missing.csv
 expect_contains "$ERR" "cannot open missing.csv: No such file or directory"

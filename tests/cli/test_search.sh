@@ -1,5 +1,6 @@
 #!/bin/bash
-# outpost search folds case and diacritics and matches word prefixes.
+# outpost search folds case and diacritics and matches word prefixes;
+# options after the text are options, and "--" makes the rest text.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 node_dir
@@ -27,6 +28,22 @@ expect_exit 0 "$OUTPOST" search paris
 expect_contains "$ERR" "no matches"
 expect_exit 0 "$OUTPOST" search --json jose
 expect_contains "$OUT" '"locality": "Łódź"'
+# Options after the text: "--limit 2" is the limit, not words to find.
+add --given-name Jan --family-name Lodzki --locality Łódź
+add --given-name Ola --family-name Lodzka --locality Łódź
+expect_exit 0 "$OUTPOST" search lodz
+[ "$(wc -l <"$OUT")" = 3 ] || die "three hits for lodz expected: $(cat "$OUT")"
+expect_exit 0 "$OUTPOST" search lodz --limit 2
+[ "$(wc -l <"$OUT")" = 2 ] || die "--limit 2 after the text was not the limit: $(cat "$OUT")"
+expect_exit 0 "$OUTPOST" search lodz --json
+expect_contains "$OUT" '"locality": "Łódź"'
+expect_exit 2 "$OUTPOST" search lodz --limit
+expect_contains "$ERR" "outpost search: --limit needs a value"
+expect_exit 2 "$OUTPOST" search lodz --limt 2
+expect_contains "$ERR" "outpost search: unknown option '--limt'"
+# After "--" every word is text (nothing matches "--limit").
+expect_exit 0 "$OUTPOST" search -- --limit
+expect_contains "$ERR" "no matches for '--limit'"
 expect_exit 2 "$OUTPOST" search
 expect_contains "$ERR" "what to search for is missing"
 expect_exit 2 "$OUTPOST" search --limit 999 jose

@@ -160,8 +160,11 @@ static const struct {
     const struct cli_command *cmd;
     const char *line, *err;
 } usage_errors[] = {
-    {&flat, "x --bogus", "outpost x: unknown or incomplete option '--bogus'" SEE_X},
-    {&flat, "x --str", "outpost x: unknown or incomplete option '--str'" SEE_X},
+    {&flat, "x --bogus", "outpost x: unknown option '--bogus'" SEE_X},
+    {&flat, "x --bogus=1", "outpost x: unknown option '--bogus'" SEE_X},
+    {&flat, "x a --bogus", "outpost x: unknown option '--bogus'" SEE_X},
+    {&flat, "x --str", "outpost x: --str needs a value" SEE_X},
+    {&flat, "x a --str", "outpost x: --str needs a value" SEE_X},
     {&flat, "x --num 10", "outpost x: --num: expected 1 to 9, got '10'" SEE_X},
     {&flat, "x --pick xml", "outpost x: unknown pick 'xml' (csv or vcard)" SEE_X},
     {&flat, "x --file=", "outpost x: --file needs a file name" SEE_X},
@@ -183,6 +186,22 @@ static void test_usage_errors(void)
     }
     CHECK_EQ(call(&flat, "x --num 3x"), CLI_USAGE);
     CHECK_CONTAINS(err_text, "--num: expected 1 to 9, got '3x'");
+}
+
+/* Options after the arguments are options ("search lodz --limit 2");
+ * after "--" every word is an argument. */
+static void test_options_after_arguments(void)
+{
+    CHECK_EQ(call(&flat, "x a --str s b --flag"), 42);
+    CHECK_EQ(seen.a.flag, 1);
+    CHECK_STR(seen.a.str, "s");
+    CHECK_EQ(seen.npos, 2);
+    CHECK_STR(seen.pos[0], "a");
+    CHECK_STR(seen.pos[1], "b");
+    CHECK_EQ(call(&flat, "x a -- --str s"), 42);
+    CHECK(seen.a.str == NULL);
+    CHECK_EQ(seen.npos, 3);
+    CHECK_STR(seen.pos[1], "--str");
 }
 
 static void test_in_order(void)
@@ -233,6 +252,7 @@ int main(void)
     RUN(test_help_runs_nothing);
     RUN(test_usage_errors);
     RUN(test_in_order);
+    RUN(test_options_after_arguments);
     RUN(test_subcommands);
     RUN(test_exit_rules);
     return tl_report();
