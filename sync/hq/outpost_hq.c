@@ -78,6 +78,69 @@ static void usage(FILE *out)
             "  --version, --help\n");
 }
 
+/* Each command's own usage, for `outpost-hq COMMAND --help` (and `node add
+ * --help`): what it takes, without touching the store. */
+static const struct {
+    const char *name;
+    const char *text;
+} command_help[] = {
+    {"serve", "usage: outpost-hq [--config FILE] [--db PATH] serve [--KEY VALUE]...\n\n"
+              "Run the receiver until SIGTERM or SIGINT; SIGHUP re-reads the region profiles\n"
+              "and log_level. Every config key can be given as --KEY VALUE (flags override\n"
+              "the file); 'outpost-hq --describe-config' lists them with their defaults.\n"},
+    {"node add", "usage: outpost-hq [--db PATH] node add NAME --region CODE [--url URL] "
+                 "[--out FILE]\n\n"
+                 "Enrol a node for a region and print its credentials as JSON, or write\n"
+                 "them to FILE (mode 0600) for the node's hq_credentials key.\n"},
+    {"node revoke", "usage: outpost-hq [--db PATH] node revoke NAME\n\n"
+                    "Refuse the node's token from now on.\n"},
+    {"nodes", "usage: outpost-hq [--db PATH] nodes [--json]\n\n"
+              "Each node with its region, status, last contact, lag, backlog, segments\n"
+              "applied and rejected.\n"},
+    {"records", "usage: outpost-hq [--db PATH] records [--node NAME] [--entity E] "
+                "[--json|--count]\n\n"
+                "The records HQ holds, as the nodes projected them.\n"},
+    {"receipts", "usage: outpost-hq [--db PATH] receipts NAME [--json]\n\n"
+                 "A node's receipts: segment, status, records applied and set aside.\n"},
+    {"set-aside", "usage: outpost-hq [--db PATH] set-aside [--node NAME]\n\n"
+                  "Records HQ could not apply, with the reason.\n"},
+    {"mailbox post", "usage: outpost-hq [--db PATH] mailbox post NAME --kind "
+                     "policy|reference|aggregate_request FILE\n\n"
+                     "Queue FILE for the node; it fetches it the next time its link is up.\n"},
+    {"reload", "usage: outpost-hq reload PID\n\n"
+               "Send SIGHUP to the receiver PID and wait for its answer: exit 0 when it\n"
+               "took the configuration, 1 with its reason when it refused the file.\n"},
+};
+
+/* `outpost-hq CMD [SUB] ... --help`: prints the usage of CMD (or of CMD
+ * SUB for node and mailbox; of each of them when SUB is missing) and
+ * returns 1; 0 when there is no --help or -h before a "--", or CMD is no
+ * command. */
+static int command_usage(const char *cmd, int argc, char **argv)
+{
+    int asked = 0;
+    for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
+        asked |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+    if (!asked)
+        return 0;
+    char both[64];
+    snprintf(both, sizeof both, "%s %s", cmd, argc > 0 ? argv[0] : "");
+    int shown = 0;
+    for (size_t i = 0; i < sizeof command_help / sizeof command_help[0]; i++)
+        if (!strcmp(command_help[i].name, both)) {
+            fputs(command_help[i].text, stdout);
+            return 1;
+        }
+    size_t n = strlen(cmd);
+    for (size_t i = 0; i < sizeof command_help / sizeof command_help[0]; i++)
+        if (!strncmp(command_help[i].name, cmd, n) &&
+            (command_help[i].name[n] == '\0' || command_help[i].name[n] == ' ')) {
+            fputs(shown++ ? "\n" : "", stdout);
+            fputs(command_help[i].text, stdout);
+        }
+    return shown > 0; /* an unknown command is refused as one */
+}
+
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int usage_error(const char *cmd, const char *fmt, ...)
@@ -894,6 +957,8 @@ int main(int argc, char **argv)
     int sub = argc - 2;
     char **sv = argv + 2;
     struct op_error err;
+    if (command_usage(cmd, sub, sv))
+        return EXIT_OK_;
     /* serve is the daemon: its lines go to the journal with a priority
      * (log.h); the other commands talk to a person at a terminal. */
     if (!strcmp(cmd, "serve")) {

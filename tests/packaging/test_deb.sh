@@ -2,7 +2,8 @@
 # The Debian package: packaging/build-deb.sh builds outpost_VERSION_ARCH.deb
 # from this tree; the package holds what docs/INSTALL.md promises (the
 # programs, the region profiles, the units, the default config as a
-# conffile, man pages, docs, maintainer scripts that create the user and
+# conffile, man pages, docs, bash completion for the three programs,
+# maintainer scripts that create the user and
 # purge only on purge); and the programs run from the unpacked package:
 # outpostd --version, the shipped config loads, outpost init + check with
 # the shipped region profiles, outpostd serves /healthz on 127.0.0.1.
@@ -48,7 +49,9 @@ for f in usr/sbin/outpostd usr/sbin/outpost-hq etc/outpost/outpost-hq.conf \
     lib/systemd/system/outpost-backup.timer etc/outpost/outpostd.conf \
     usr/share/man/man1/outpost.1.gz usr/share/man/man8/outpostd.8.gz \
     usr/share/man/man8/outpost-hq.8.gz \
-    usr/share/doc/outpost/INSTALL.md usr/share/doc/outpost/copyright; do
+    usr/share/doc/outpost/INSTALL.md usr/share/doc/outpost/copyright \
+    usr/share/bash-completion/completions/outpost usr/share/bash-completion/completions/outpostd \
+    usr/share/bash-completion/completions/outpost-hq; do
     has "$f"
 done
 for y in "$SRC"/schema/regions/*.yaml; do
@@ -128,6 +131,17 @@ expect_contains "$OUT" "check: ok"
 OUTPOST="$D/usr/bin/outpost" OUTPOSTD="$D/usr/sbin/outpostd" OUTPOST_BACKUP_DIR="$T/backups" \
     OUTPOST_CONFIG="$T/none.conf" expect_exit 0 sh "$D/usr/lib/outpost/outpost-backup"
 ls "$T"/backups/node-*.db >/dev/null 2>&1 || die "the packaged backup script wrote no backup"
+
+# The installed completion completes the installed program (bash loads
+# it by the command's name from this directory).
+comp="$D/usr/share/bash-completion/completions"
+got=$(PATH="$D/usr/bin:$D/usr/sbin:$PATH" bash -c '. "$1/outpost-hq" &&
+    COMP_WORDS=(outpost-hq no) COMP_CWORD=1 && _outpost_hq outpost-hq no outpost-hq &&
+    echo "${COMPREPLY[*]}"' _ "$comp") || die "the installed outpost-hq completion failed"
+[ "$got" = "node nodes" ] || die "the installed outpost-hq completion offers '$got' for 'no'"
+# The reload the units name, from the package: no kill program involved.
+grep -qxF 'ExecReload=/usr/sbin/outpostd --reload $MAINPID' "$D/lib/systemd/system/outpostd.service" ||
+    die "the packaged outpostd.service does not reload with outpostd --reload"
 
 # outpostd from the package serves on loopback and stops on SIGTERM.
 if command -v curl >/dev/null; then
