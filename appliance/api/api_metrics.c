@@ -10,6 +10,7 @@
 
 #include "hlc.h"
 #include "metrics.h"
+#include "outpost_config.h"
 
 struct api_metrics {
     struct metrics *counts;
@@ -89,6 +90,8 @@ void api_metrics_render(struct api_metrics *m, struct api_response *resp)
         .db_bytes = db_bytes(m->db_path),
         .uptime_s = (hlc_wall_ms(NULL) - m->started_ms) / 1000u,
         .sync = m->sync_get ? m->sync_get(m->sync_ctx) : NULL,
+        .version = OUTPOST_VERSION,
+        .start_s = (double)m->started_ms / 1000.0,
     };
     free(resp->body);
     resp->body = NULL;

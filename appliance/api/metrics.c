@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "procmetrics.h"
 #include "sync_ledger.h"
 
 static const double bucket_ms[] = {0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500};
@@ -244,6 +245,8 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, char
             g->open_connections, (unsigned long long)g->db_bytes, (unsigned long long)g->uptime_s);
     if (g->sync)
         render_sync(&o, g->sync, g->now_ms);
+    if (!o.rc)
+        o.rc = procmetrics_render(&o.b, "outpostd", g->version ? g->version : "", g->start_s);
     char *text = o.rc ? NULL : buf_take(&o.b, len);
     buf_done(&o.b);
     if (!text)

@@ -26,6 +26,10 @@ struct metrics_gauges {
      * are then left out */
     const struct sync_status *sync;
     int64_t now_ms; /* Unix ms for the ages; 0: the clock */
+    /* the process_* series and outpost_build_info (procmetrics.h):
+     * version the build's; start_s when the daemon started, Unix s */
+    const char *version;
+    double start_s;
 };
 
 struct metrics *metrics_new(void);

@@ -27,11 +27,14 @@
 
 #include <uv.h>
 
+#include "buf.h"
 #include "codec.h"
 #include "hq_apply.h"
 #include "hq_store.h"
 #include "http_server.h"
 #include "log.h"
+#include "outpost_config.h"
+#include "procmetrics.h"
 #include "sync_mac.h"
 #include "timefmt.h"
 #include "tus_server.h"
@@ -65,6 +68,7 @@ struct hq_serve {
     int stopping;
     void (*stop_cb)(void *ctx);
     void *stop_ctx;
+    double started_s; /* Unix s, for process_start_time_seconds */
 };
 
 static int64_t real_wall_ms(void *ctx)
@@ -521,6 +525,15 @@ static void handle_mailbox(struct hq_serve *hq, struct http_exchange *x, const s
                  json_pack("{s:o, s:I}", "messages", pg.arr, "last", (json_int_t)pg.last));
 }
 
+/* One gauge or counter with its HELP and TYPE (promtool check metrics
+ * wants both for every family). */
+static int metric(struct buf *b, const char *name, const char *type, const char *help,
+                  uint64_t value)
+{
+    return buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
+                      name, value);
+}
+
 static void handle_metrics(struct hq_serve *hq, struct http_exchange *x)
 {
     struct hq_totals t;
@@ -533,32 +546,44 @@ static void handle_metrics(struct hq_serve *hq, struct http_exchange *x)
     }
     struct tus_server_stats ts;
     tus_server_stats(hq->tus, &ts);
-    char body[2048];
-    int n = snprintf(
-        body, sizeof body,
-        "# TYPE outpost_hq_nodes gauge\noutpost_hq_nodes %" PRIu64 "\n"
-        "# TYPE outpost_hq_nodes_revoked gauge\noutpost_hq_nodes_revoked %" PRIu64 "\n"
-        "# TYPE outpost_hq_records gauge\noutpost_hq_records %" PRIu64 "\n"
-        "# TYPE outpost_hq_tombstones gauge\noutpost_hq_tombstones %" PRIu64 "\n"
-        "# TYPE outpost_hq_segments_applied_total counter\n"
-        "outpost_hq_segments_applied_total %" PRIu64 "\n"
-        "# TYPE outpost_hq_segments_rejected_total counter\n"
-        "outpost_hq_segments_rejected_total %" PRIu64 "\n"
-        "# TYPE outpost_hq_segments_refused_total counter\n"
-        "outpost_hq_segments_refused_total %" PRIu64 "\n"
-        "# TYPE outpost_hq_records_set_aside_total counter\n"
-        "outpost_hq_records_set_aside_total %" PRIu64 "\n"
-        "# TYPE outpost_hq_mailbox_messages gauge\noutpost_hq_mailbox_messages %" PRIu64 "\n"
-        "# TYPE outpost_hq_uploads gauge\noutpost_hq_uploads %u\n"
-        "# TYPE outpost_hq_uploads_complete gauge\noutpost_hq_uploads_complete %u\n"
-        "# TYPE outpost_hq_uploads_settled gauge\noutpost_hq_uploads_settled %u\n"
-        "# TYPE outpost_hq_spool_bytes gauge\noutpost_hq_spool_bytes %" PRIu64 "\n"
-        "# TYPE outpost_hq_connections gauge\noutpost_hq_connections %u\n",
-        t.nodes, t.nodes_revoked, t.records, t.tombstones, t.receipts_applied, t.receipts_rejected,
-        t.refused, t.set_aside, t.mailbox, ts.uploads, ts.complete, ts.settled, ts.spool_bytes,
-        hq->server ? http_server_connections(hq->server) : 0u);
-    http_respond(x, 200, "text/plain; version=0.0.4", body,
-                 n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
+    struct buf b = BUF_INIT(1u << 20);
+    int rc = 0;
+    rc |=
+        metric(&b, "outpost_hq_nodes", "gauge", "Nodes enrolled, revoked ones included.", t.nodes);
+    rc |= metric(&b, "outpost_hq_nodes_revoked", "gauge", "Nodes whose token is refused.",
+                 t.nodes_revoked);
+    rc |= metric(&b, "outpost_hq_records", "gauge", "Records HQ holds from all nodes.", t.records);
+    rc |= metric(&b, "outpost_hq_tombstones", "gauge", "Records held as deleted (tombstones).",
+                 t.tombstones);
+    rc |= metric(&b, "outpost_hq_segments_applied_total", "counter",
+                 "Segments applied (receipts with status applied).", t.receipts_applied);
+    rc |= metric(&b, "outpost_hq_segments_rejected_total", "counter",
+                 "Segments rejected by the policy re-check (the node's sync stops).",
+                 t.receipts_rejected);
+    rc |= metric(&b, "outpost_hq_segments_refused_total", "counter",
+                 "Uploads refused before apply (bad metadata, MAC or node).", t.refused);
+    rc |= metric(&b, "outpost_hq_records_set_aside_total", "counter",
+                 "Records HQ could not apply and set aside.", t.set_aside);
+    rc |= metric(&b, "outpost_hq_mailbox_messages", "gauge",
+                 "Messages queued in the nodes' mailboxes.", t.mailbox);
+    rc |= metric(&b, "outpost_hq_uploads", "gauge", "Uploads open in the spool.", ts.uploads);
+    rc |= metric(&b, "outpost_hq_uploads_complete", "gauge",
+                 "Uploads with every byte received, not yet settled.", ts.complete);
+    rc |= metric(&b, "outpost_hq_uploads_settled", "gauge",
+                 "Uploads applied or refused, kept until the node has its answer.", ts.settled);
+    rc |= metric(&b, "outpost_hq_spool_bytes", "gauge", "Bytes the upload spool holds.",
+                 ts.spool_bytes);
+    rc |= metric(&b, "outpost_hq_connections", "gauge", "Connections open now.",
+                 hq->server ? http_server_connections(hq->server) : 0u);
+    if (!rc)
+        rc = procmetrics_render(&b, "outpost-hq", OUTPOST_VERSION, hq->started_s);
+    if (rc) {
+        buf_done(&b);
+        problem(x, 503, "out of memory");
+        return;
+    }
+    http_respond(x, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    buf_done(&b);
 }
 
 static void handler(void *ctx, struct http_exchange *x)
@@ -680,6 +705,7 @@ int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq
     hq->cfg = cfg;
     hq->loop = loop;
     hq->store = *store;
+    hq->started_s = (double)real_wall_ms(NULL) / 1000.0;
     if (clock)
         hq->clock = *clock;
     if (!hq->clock.wall_ms)
