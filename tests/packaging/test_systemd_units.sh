@@ -107,7 +107,7 @@ for d in /lib/systemd/system /usr/lib/systemd/system; do
         cp -n "$t" "$R/lib/systemd/system/" && targets=$((targets + 1))
     done
 done
-[ "$targets" -gt 0 ] || skip "no systemd targets on this machine to verify against"
+[ "$targets" -gt 0 ] || skip_never "no systemd targets on this machine to verify against"
 cp "$UNITS"/*.service "$UNITS"/*.timer "$R/lib/systemd/system/" || die "cannot copy the units"
 
 # The verify check must be able to fail too: a unit with an unknown key.
