@@ -34,9 +34,9 @@ static void usage(FILE *out)
             "before it is renamed into place, and DEST is never left half-written.\n\n"
             "  --db PATH  database to copy (default: $OUTPOST_DB, else %s)\n"
             "  --force    replace DEST if it exists\n\n"
-            "To restore: stop outpostd, copy DEST over the database file, delete the\n"
-            "database's -wal and -shm files, start outpostd. Exit codes: 0 written,\n"
-            "1 failed (DEST unchanged), 2 usage, 4 DEST exists (use --force).\n",
+            "To restore: stop outpostd, 'outpost restore DEST', start outpostd.\n"
+            "Exit codes: 0 written, 1 failed (DEST unchanged), 2 usage, 4 DEST exists\n"
+            "(use --force).\n",
             CLI_DEFAULT_DB);
 }
 

@@ -86,7 +86,14 @@ static int run(const struct cli_call *c)
                path);
         return CLI_FAIL;
     }
-    printf("check: ok (integrity, foreign keys, search index, schema v%d)\n", res.schema_version);
+    if (res.schema_version < db_latest_version())
+        printf("check: ok (integrity, foreign keys, search index, schema v%d: older than this "
+               "build's v%d, as in a copy from before an upgrade; outpostd migrates it when it "
+               "opens it)\n",
+               res.schema_version, db_latest_version());
+    else
+        printf("check: ok (integrity, foreign keys, search index, schema v%d)\n",
+               res.schema_version);
     return CLI_OK;
 }
 

@@ -107,13 +107,11 @@ static int check_identity(struct run *r, struct op_error *err)
     if (rc < 0)
         return op_error_set(err, rc, NULL, "cannot read the schema version: %s",
                             sqlite3_errmsg(r->db));
+    /* An older schema is a copy from before an upgrade (a pre-upgrade
+     * backup): outpostd migrates it as it opens it, so it is not damage.
+     * The caller sees the version in check_result and may say so. */
     int latest = db_latest_version();
-    if (r->version < latest)
-        problem(r,
-                "schema: version %d, this build expects %d (outpostd or any writing command "
-                "migrates it when it opens the database)",
-                r->version, latest);
-    else if (r->version > latest)
+    if (r->version > latest)
         problem(r,
                 "schema: version %d is newer than this build knows (%d); install a newer "
                 "Outpost",

@@ -2,7 +2,8 @@
  * Checking an Outpost database without changing it: `outpost check`. Runs
  * SQLite's integrity check, the foreign-key check and the FTS5
  * integrity check of every full-text index (index against its content
- * table), and verifies the schema version and the application id. The
+ * table), and verifies the schema version (newer than this build is a
+ * problem; older is not: outpostd migrates it) and the application id. The
  * invariant: nothing is written to the database being checked (the FTS5
  * check, which SQLite only runs inside a write transaction, is run on a
  * private snapshot copy), so it is safe on a live node and on a backup.

@@ -57,7 +57,7 @@ offers_not() {
 }
 
 # outpost: every command of --help, subcommands, options.
-offers "outpost " init contact search import export backup check user token cert retention \
+offers "outpost " init contact search import export backup restore check user token cert retention \
     subject consent egress-report status policy
 offers "outpost con" contact consent
 offers_not "outpost con" init
