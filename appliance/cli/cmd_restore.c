@@ -206,8 +206,9 @@ static int run(const struct cli_call *c)
         return CLI_FAIL;
     }
 
-    /* The old database: its log folded in where it can be (so it is one
-     * self-contained file), else its -wal goes with it. */
+    /* The old database: its log folded in where it can be (a checkpoint;
+     * closing the last connection then removes the emptied -wal), so it is
+     * one self-contained file; else its -wal goes with it. */
     char stamp[32], aside[PATH_MAX], from[PATH_MAX + 8], to[PATH_MAX + 8];
     time_t now = time(NULL);
     struct tm tm;
@@ -220,7 +221,6 @@ static int run(const struct cli_call *c)
         struct op_error ignored;
         if (db_open(path, DB_OPEN_NO_MIGRATE, &old, &ignored) == 0) {
             (void)sqlite3_wal_checkpoint_v2(old, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-            (void)sqlite3_exec(old, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
         }
         db_close(old);
         snprintf(from, sizeof from, "%s-wal", path);
