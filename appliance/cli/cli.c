@@ -215,8 +215,16 @@ void cli_progress_start(struct cli_progress *p, const char *what)
 {
     memset(p, 0, sizeof *p);
     p->what = what;
+    p->unit = "rows";
     p->enabled = isatty(STDERR_FILENO);
     p->start_ms = p->last_ms = cli_now_ms();
+}
+
+void cli_progress_total(struct cli_progress *p, uint64_t total, const char *unit)
+{
+    p->total = total;
+    if (unit)
+        p->unit = unit;
 }
 
 void cli_progress_tick(struct cli_progress *p, uint64_t done)
@@ -225,19 +233,35 @@ void cli_progress_tick(struct cli_progress *p, uint64_t done)
     if (!p->enabled)
         return;
     uint64_t now = cli_now_ms();
-    if (now - p->last_ms < 250)
+    if (p->shown && now - p->last_ms < 250)
         return;
     p->last_ms = now;
+    p->shown = 1;
     double secs = (double)(now - p->start_ms) / 1000.0;
-    fprintf(stderr, "\r%s %" PRIu64 " rows (%.0f rows/s)   ", p->what, done,
-            secs > 0 ? (double)done / secs : 0.0);
+    double rate = secs > 0 ? (double)done / secs : 0.0;
+    char line[160];
+    int n = snprintf(line, sizeof line, "%s %" PRIu64, p->what, done);
+    if (p->total && n > 0 && (size_t)n < sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, " of %" PRIu64, p->total);
+    if (n > 0 && (size_t)n < sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, " %s", p->unit);
+    if (p->total && n > 0 && (size_t)n < sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, " (%d%%)",
+                      (int)(100.0 * (double)done / (double)p->total));
+    if (secs >= 0.2 && n > 0 && (size_t)n < sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, ", %.0f %s/s", rate, p->unit);
+    if (p->total && done < p->total && rate > 0 && secs >= 0.2 && n > 0 && (size_t)n < sizeof line)
+        snprintf(line + n, sizeof line - (size_t)n, ", about %.0f s left",
+                 (double)(p->total - done) / rate + 0.5);
+    fprintf(stderr, "\r\033[K%s", line);
     fflush(stderr);
 }
 
 void cli_progress_done(struct cli_progress *p)
 {
-    if (p->enabled)
+    if (p->enabled && p->shown)
         fprintf(stderr, "\r\033[K");
+    p->shown = 0;
 }
 
 /* ---- the command line ------------------------------------------------------- */

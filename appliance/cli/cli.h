@@ -87,16 +87,25 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Parses a whole decimal number in [min, max]; returns 0 or -EINVAL. */
 int cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
-/* Progress on long work: a line on stderr, rewritten in place at most a
- * few times a second, and only when stderr is a terminal. */
+/* Progress on long work: a line on stderr, rewritten in place (the first
+ * tick at once, then at most four times a second), and only when stderr
+ * is a terminal, so a pipe or a log file gets nothing of it:
+ *   "exported 12000 rows, 10532 rows/s"
+ *   "purged 1500 of 20000 rows (7%), 2210 rows/s, about 8 s left"
+ * The rate and the time left are from the start of the work. */
 struct cli_progress {
     const char *what; /* "imported", "exported" */
+    const char *unit; /* "rows" unless cli_progress_total said otherwise */
     int enabled;
     uint64_t start_ms;
     uint64_t last_ms;
     uint64_t done;
+    uint64_t total; /* 0: not known, no percentage or time left */
+    int shown;      /* a line is on the terminal */
 };
 void cli_progress_start(struct cli_progress *p, const char *what);
+/* The amount the work will reach, and its unit (NULL: "rows"). */
+void cli_progress_total(struct cli_progress *p, uint64_t total, const char *unit);
 void cli_progress_tick(struct cli_progress *p, uint64_t done);
 /* Clears the progress line. */
 void cli_progress_done(struct cli_progress *p);

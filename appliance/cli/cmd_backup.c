@@ -40,18 +40,12 @@ static void usage(FILE *out)
             CLI_DEFAULT_DB);
 }
 
-struct progress {
-    int tty;
-    int shown;
-};
-
 static int on_progress(void *ctx, int copied, int total)
 {
-    struct progress *p = ctx;
-    if (p->tty && total > 0) {
-        fprintf(stderr, "\rbackup: %3d%% (%d of %d pages)", (int)(100LL * copied / total), copied,
-                total);
-        p->shown = 1;
+    struct cli_progress *p = ctx;
+    if (total > 0) {
+        cli_progress_total(p, (uint64_t)total, "pages");
+        cli_progress_tick(p, (uint64_t)copied);
     }
     return interrupted ? 1 : 0;
 }
@@ -97,7 +91,8 @@ static int run(const struct cli_call *c)
     (void)sigaction(SIGINT, &sa, &old_int);
     (void)sigaction(SIGTERM, &sa, &old_term);
 
-    struct progress prog = {isatty(STDERR_FILENO), 0};
+    struct cli_progress prog;
+    cli_progress_start(&prog, "copied");
     struct backup_options bo = {
         .flags = a->force ? BACKUP_FORCE : 0, .progress = on_progress, .ctx = &prog};
     struct backup_result res;
@@ -107,8 +102,7 @@ static int run(const struct cli_call *c)
     db_close(db);
     (void)sigaction(SIGINT, &old_int, NULL);
     (void)sigaction(SIGTERM, &old_term, NULL);
-    if (prog.shown)
-        fprintf(stderr, "\r\033[K");
+    cli_progress_done(&prog);
 
     if (rc == -ECANCELED) {
         fprintf(stderr, "outpost backup: cannot write backup to %s: interrupted (%s unchanged)\n",

@@ -34,6 +34,11 @@ struct args {
     int64_t batch;
 };
 
+static void on_progress(void *ctx, uint64_t purged)
+{
+    cli_progress_tick(ctx, purged);
+}
+
 static int run(const struct cli_call *c)
 {
     const struct args *a = c->args;
@@ -56,7 +61,21 @@ static int run(const struct cli_call *c)
     struct retention_report rep;
     struct op_error err;
     op_error_clear(&err);
+    /* On a terminal: count what is due first (a dry run, read-only), so
+     * the progress line can say how much is left. */
+    struct cli_progress progress;
+    cli_progress_start(&progress, "purged");
+    if (progress.enabled && !o.dry_run) {
+        struct retention_options count = o;
+        count.dry_run = 1;
+        if (retention_run(s, p, now, &count, &rep, &err) == 0)
+            cli_progress_total(&progress, rep.total, "records");
+        op_error_clear(&err);
+        o.on_progress = on_progress;
+        o.ctx = &progress;
+    }
     int rc = retention_run(s, p, now, &o, &rep, &err);
+    cli_progress_done(&progress);
     if (rep.nitems == 0)
         printf("the %s policy has no retention rules: nothing to purge\n", p->region);
     for (size_t i = 0; i < rep.nitems; i++) {

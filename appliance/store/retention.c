@@ -236,6 +236,8 @@ int retention_run(struct store *s, const struct policy *p, uint64_t now_ms,
                 break;
             it->purged += (uint64_t)n;
             report->total += (uint64_t)n;
+            if (opt->on_progress)
+                opt->on_progress(opt->ctx, report->total);
             if ((unsigned)n < want)
                 break;
         }

@@ -32,6 +32,10 @@ struct retention_options {
     unsigned batch;       /* records per transaction; 0 = RETENTION_BATCH_DEFAULT */
     uint64_t max_records; /* stop after this many purges (0 = no limit); report.more says
                              whether anything was left */
+    /* Called after each committed batch with the records purged so far in
+     * this run (optional; not called on a dry run). */
+    void (*on_progress)(void *ctx, uint64_t purged);
+    void *ctx;
 };
 
 /* What happened (or would happen) for one retention rule. */
