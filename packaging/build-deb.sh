@@ -5,8 +5,9 @@
 #
 # Copies the tree (without build directories and .git) to a temporary
 # directory, puts packaging/debian at its top as debian/, runs
-# `dpkg-buildpackage -us -uc -b` there and moves the .deb to OUTDIR
-# (default: the current directory). Prints the .deb's path on the last
+# `dpkg-buildpackage -us -uc -b` there and moves the .deb, its -dbgsym
+# package, the .changes and the .buildinfo to OUTDIR (default: the current
+# directory). Prints the .deb's path on the last
 # line of standard output; the build log goes to standard error.
 #
 # Needs dpkg-dev, debhelper and the Build-Depends of packaging/debian/control
@@ -69,6 +70,13 @@ printf 'build-deb: building outpost %s in %s\n' "$deb_version" "$src" >&2
 (cd "$src" && dpkg-buildpackage -us -uc -b) >&2 || die "dpkg-buildpackage failed (log above)"
 deb=$work/outpost_${deb_version}_$arch.deb
 [ -f "$deb" ] || die "dpkg-buildpackage did not produce $deb"
-mv -f "$deb" "$outdir/"
+# Everything the build made, not only the .deb: the .changes and
+# .buildinfo (what was built from what, for an upload or a reproducibility
+# check) and the debug symbols package (outpost-dbgsym, for a core dump).
+for f in "$work"/*.deb "$work"/*.ddeb "$work"/*.changes "$work"/*.buildinfo; do
+    [ -e "$f" ] || continue
+    mv -f "$f" "$outdir/"
+    printf 'build-deb: kept %s\n' "$outdir/${f##*/}" >&2
+done
 printf 'build-deb: done in %ss\n' "$(($(date +%s) - start))" >&2
 printf '%s\n' "$outdir/outpost_${deb_version}_$arch.deb"

@@ -2,8 +2,10 @@
 # The Debian package: packaging/build-deb.sh builds outpost_VERSION_ARCH.deb
 # from this tree; the package holds what docs/INSTALL.md promises (the
 # programs, the region profiles, the units, the default config as a
-# conffile, man pages, docs, bash completion for the three programs,
-# maintainer scripts that create the user and
+# conffile with every key commented out at its default, man pages, docs,
+# bash completion for the three programs, a purge that keeps the CRM data
+# unless confirmed, the .changes, .buildinfo and -dbgsym kept beside the
+# .deb, maintainer scripts that create the user and
 # purge only on purge); and the programs run from the unpacked package:
 # outpostd --version, the shipped config loads, outpost init + check with
 # the shipped region profiles, outpostd serves /healthz on 127.0.0.1.
@@ -62,6 +64,12 @@ grep -qE '^[^ ]+ \./var/' "$T/contents" && die "the package ships state under /v
 world=$(grep -E '^.{8}w' "$T/contents" | grep -v '^l' || :)
 [ -z "$world" ] || die "world-writable files in the package: $world"
 
+# What the build made besides the .deb is kept beside it.
+ls "$T"/outpost_"${version}"_"$arch".changes "$T"/outpost_"${version}"_"$arch".buildinfo >/dev/null 2>&1 ||
+    die "build-deb.sh did not keep the .changes and .buildinfo: $(ls "$T")"
+ls "$T"/outpost-dbgsym_"${version}"_"$arch".*deb >/dev/null 2>&1 ||
+    die "build-deb.sh did not keep the debug symbols package: $(ls "$T")"
+
 # Control: the conffile, the version, the maintainer scripts.
 dpkg-deb -e "$deb" "$T/control" || die "dpkg-deb -e failed"
 for conf in outpostd.conf outpost-hq.conf; do
@@ -73,8 +81,31 @@ grep -q 'adduser --system --group' "$T/control/postinst" || die "postinst does n
 grep -q 'deb-systemd-helper' "$T/control/postinst" || die "postinst does not set up the units"
 grep -q 'outpost cert create --dir /var/lib/outpost' "$T/control/postinst" ||
     die "postinst does not make the node's TLS certificate"
-sed -n '/^purge)/,/;;/p' "$T/control/postrm" | grep -q 'rm -rf /var/lib/outpost' ||
-    die "postrm does not remove the state on purge"
+# Purge keeps the CRM database and its backups unless the admin confirms
+# (OUTPOST_PURGE_DATA=yes), and says what it kept. The purge branch runs
+# against directories under $T (paths rewritten) with the user database
+# left alone (getent answers "no such user").
+purge_run() {
+    local root=$1
+    shift
+    mkdir -p "$root/var/lib/outpost/backups" "$root/var/lib/outpost-hq"
+    echo db >"$root/var/lib/outpost/node.db"
+    {
+        echo 'getent() { return 2; }'
+        echo 'set -- purge'
+        echo 'case "$1" in'
+        sed -n '/^purge)/,/^    ;;/p' "$T/control/postrm" | sed "s|/var/lib/|$root/var/lib/|g"
+        echo 'esac'
+    } >"$T/purge.sh"
+    env "$@" sh "$T/purge.sh" 2>"$T/purge.err" || die "the purge branch failed: $(cat "$T/purge.err")"
+}
+purge_run "$T/p1"
+[ -f "$T/p1/var/lib/outpost/node.db" ] || die "purge deleted the CRM database without a confirmation"
+expect_contains "$T/purge.err" "kept $T/p1/var/lib/outpost (the CRM database and its backups)"
+expect_contains "$T/purge.err" "OUTPOST_PURGE_DATA=yes"
+purge_run "$T/p2" OUTPOST_PURGE_DATA=yes
+[ ! -e "$T/p2/var/lib/outpost" ] && [ ! -e "$T/p2/var/lib/outpost-hq" ] ||
+    die "a confirmed purge left the state: $(ls -R "$T/p2")"
 # Our branch for remove (and upgrade) does nothing: state goes on purge only.
 grep -qE '^remove \|.*\) ;;$' "$T/control/postrm" ||
     die "postrm does something on remove: $(grep -n '^remove' "$T/control/postrm")"
@@ -115,6 +146,14 @@ expect_contains "$OUT" "outpost $version"
 # outpost-hq from the package reads its shipped config (the unit's ExecStart).
 expect_exit 0 "$D/usr/sbin/outpost-hq" --config "$D/etc/outpost/outpost-hq.conf" serve --print-config
 expect_contains "$OUT" "db = /var/lib/outpost-hq/hq.db"
+# The shipped configs set nothing: every key is commented out at its
+# default, so a changed default is no conffile prompt.
+for conf in outpostd.conf outpost-hq.conf; do
+    ! grep -q '^[a-z]' "$D/etc/outpost/$conf" ||
+        die "$conf sets keys: $(grep '^[a-z]' "$D/etc/outpost/$conf" | head -n 3)"
+done
+grep -qx '#listen = 0.0.0.0:8443' "$D/etc/outpost/outpostd.conf" ||
+    die "outpostd.conf does not show listen's default commented out"
 # The shipped config loads and says what the defaults are.
 expect_exit 0 "$D/usr/sbin/outpostd" --config "$D/etc/outpost/outpostd.conf" --print-config
 expect_contains "$OUT" "db = /var/lib/outpost/node.db"
