@@ -43,6 +43,9 @@
 #define UPLINK_MAILBOX_PAGES 10                      /* full pages fetched per cycle */
 #define UPLINK_MAILBOX_PAGE 100                      /* HQ's page size */
 #define UPLINK_RECEIPT_FIRST_MS 250u
+/* once HQ has given no receipt past the patience (and the one upload
+ * again), receipt polls back off up to this, not every interval forever */
+#define UPLINK_RECEIPT_SLOW_MS (5u * 60u * 1000u)
 #define UPLINK_CHUNK_MAX ((size_t)512 * 1024) /* under HQ's default 1 MiB body cap */
 /* while an upload runs, what HQ acknowledged is charged to the day (a
  * committed transaction) at most this often, and at its end */
@@ -1088,12 +1091,25 @@ static void on_receipt(void *ctx, int status, const char *body, size_t len,
         snprintf(what, sizeof what, "GET receipt %llu", (unsigned long long)u->seg.no);
         get_failed(u, kind, what, status, body, err);
     }
-    /* not applied yet: 250 ms, 500 ms, ... up to the sync interval */
+    /* not applied yet: 250 ms, 500 ms, ... up to the sync interval; past
+     * the patience, with the one upload again already spent, on up to
+     * UPLINK_RECEIPT_SLOW_MS: a receiver that gives no receipt is not
+     * asked every interval forever, and `outpost status` says what sync
+     * waits for */
+    uint64_t cap = u->cfg.interval_ms;
+    if (waited > patience && u->reuploaded_no == u->seg.no) {
+        if (cap < UPLINK_RECEIPT_SLOW_MS)
+            cap = UPLINK_RECEIPT_SLOW_MS;
+        set_waiting(u,
+                    "waiting for HQ's receipt of segment %llu: none since it was uploaded "
+                    "(and uploaded again); asking less often, at most every %u s",
+                    (unsigned long long)u->seg.no, (unsigned)(UPLINK_RECEIPT_SLOW_MS / 1000u));
+    }
     uint64_t delay = UPLINK_RECEIPT_FIRST_MS;
-    for (unsigned i = 0; i < u->poll_attempt && delay < u->cfg.interval_ms; i++)
+    for (unsigned i = 0; i < u->poll_attempt && delay < cap; i++)
         delay *= 2;
-    if (delay > u->cfg.interval_ms)
-        delay = u->cfg.interval_ms;
+    if (delay > cap)
+        delay = cap;
     u->poll_attempt++;
     arm(u, delay);
 }

@@ -341,8 +341,11 @@ struct fake {
                       completed (before: 0) */
     int hint_from;
     int hint_gets_only; /* only GET answers carry the hint */
-    int half;           /* keep only the first half of every PATCH body */
-    uint64_t stuck_at;  /* past this offset every PATCH answers 503; 0: never */
+    int never_receipt;  /* GET /v1/receipts/N is 404 whatever was applied */
+    uint64_t mono_step; /* each receipt GET moves the uplink's clock on this far */
+    uint64_t mono_extra;
+    int half;          /* keep only the first half of every PATCH body */
+    uint64_t stuck_at; /* past this offset every PATCH answers 503; 0: never */
     /* the upload in progress */
     int upload_id;
     unsigned char *data;
@@ -475,6 +478,11 @@ static void fk_handle(void *ctx, struct http_exchange *x)
     }
     if (!strcmp(m, "GET") && !strncmp(path, "/v1/receipts/", 13)) {
         k->receipt_gets++;
+        k->mono_extra += k->mono_step;
+        if (k->never_receipt) {
+            http_respond(x, 404, NULL, "", 0);
+            return;
+        }
         uint64_t no = strtoull(path + 13, NULL, 10);
         fk_hint(k, x);
         for (int i = 0; i < k->completed && i < 64; i++) {
@@ -525,6 +533,13 @@ static void fk_init(struct fake *k, uint64_t segment_bytes)
     (void)segment_bytes;
 }
 
+/* The loop's clock, moved on by what the script added (mono_step). */
+static uint64_t fk_mono(void *ctx)
+{
+    struct fake *k = ctx;
+    return uv_now(&k->loop) + k->mono_extra;
+}
+
 static void fk_start(struct fake *k, uint64_t segment_bytes)
 {
     struct uplink_config c = {
@@ -533,6 +548,8 @@ static void fk_start(struct fake *k, uint64_t segment_bytes)
         .segment_bytes = segment_bytes,
         .interval_ms = 200,
         .wall_ms = fake_wall,
+        .mono_ms = fk_mono,
+        .clock_ctx = k,
     };
     struct op_error err;
     op_error_clear(&err);
@@ -776,6 +793,44 @@ static void test_stuck_charged(void)
     fk_done(&k);
 }
 
+static int fk_waiting_receipt(struct fake *k)
+{
+    const struct sync_status *s = fk_status(k);
+    return s && strstr(s->waiting, "waiting for HQ's receipt of segment") != NULL;
+}
+
+/* A receiver that never gives a receipt: after the patience the segment
+ * is uploaded once more; after the patience again the polls back off far
+ * past the sync interval (not every 200 ms forever), and the status says
+ * sync waits for a receipt. Each receipt GET moves the uplink's clock on
+ * 15 s, so the minute of patience passes in a few polls. */
+static void test_no_receipt_backs_off(void)
+{
+    struct fake k;
+    fk_init(&k, 0);
+    k.receipts = RCPT_NONE;
+    k.never_receipt = 1;
+    k.mono_step = 15000;
+    fk_start(&k, 0);
+    CHECK_EQ(fk_run_until(&k, fk_waiting_receipt, "the wait for a receipt in the status"), 0);
+    CHECK_EQ(k.completed, 2); /* the upload and the one upload again */
+    const struct sync_status *s = fk_status(&k);
+    if (s)
+        CHECK_CONTAINS(s->waiting, "asking less often");
+    /* Two seconds: at the interval (200 ms) that would be about ten polls. */
+    int before = k.receipt_gets;
+    uv_update_time(&k.loop);
+    uint64_t until = uv_now(&k.loop) + 2000;
+    k.tick.data = &k;
+    uv_timer_start(&k.tick, fk_on_tick, 5, 5);
+    while (uv_now(&k.loop) < until)
+        uv_run(&k.loop, UV_RUN_ONCE);
+    uv_timer_stop(&k.tick);
+    CHECK_INT(k.receipt_gets - before, <=, 1);
+    CHECK_EQ(k.completed, 2); /* no third upload */
+    fk_done(&k);
+}
+
 int main(void)
 {
     alarm(300);
@@ -787,5 +842,6 @@ int main(void)
     RUN(test_round_trips);
     RUN(test_inline_refused);
     RUN(test_stuck_charged);
+    RUN(test_no_receipt_backs_off);
     return tl_report();
 }
