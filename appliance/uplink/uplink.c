@@ -1091,13 +1091,14 @@ static void on_receipt(void *ctx, int status, const char *body, size_t len,
         snprintf(what, sizeof what, "GET receipt %llu", (unsigned long long)u->seg.no);
         get_failed(u, kind, what, status, body, err);
     }
-    /* not applied yet: 250 ms, 500 ms, ... up to the sync interval; past
-     * the patience, with the one upload again already spent, on up to
+    /* not applied yet: 250 ms, 500 ms, ... up to the sync interval; when
+     * HQ answers but has no receipt past the patience, with the one upload
+     * again already spent, on up to
      * UPLINK_RECEIPT_SLOW_MS: a receiver that gives no receipt is not
      * asked every interval forever, and `outpost status` says what sync
      * waits for */
     uint64_t cap = u->cfg.interval_ms;
-    if (waited > patience && u->reuploaded_no == u->seg.no) {
+    if (status == 404 && waited > patience && u->reuploaded_no == u->seg.no) {
         if (cap < UPLINK_RECEIPT_SLOW_MS)
             cap = UPLINK_RECEIPT_SLOW_MS;
         set_waiting(u,
