@@ -1,0 +1,23 @@
+-- Aggregates (docs/AGGREGATES.md): the answers the node has computed,
+-- kept so that the same name, parameters and policy give the same bytes
+-- again (differencing protection), and the indexes that keep each shipped
+-- aggregate under a second over a million contacts.
+
+CREATE TABLE aggregate_answers (
+    name        TEXT NOT NULL,
+    params      TEXT NOT NULL,  -- canonical "key=value", the grid point
+    policy_hash TEXT NOT NULL,
+    computed_ms INTEGER NOT NULL,
+    body        TEXT NOT NULL CHECK (json_valid(body)),
+    PRIMARY KEY (name, params, policy_hash)
+) STRICT, WITHOUT ROWID;
+
+-- activities_by_channel_week reads a quarter of activities by time.
+CREATE INDEX IF NOT EXISTS activities_occurred
+    ON activities (occurred_at, channel, deleted, restricted);
+-- conversion_by_channel finds each deal's first activity.
+CREATE INDEX IF NOT EXISTS activities_deal_occurred
+    ON activities (deal_id, occurred_at) WHERE deal_id IS NOT NULL;
+-- pipeline_by_stage_month and conversion_by_channel read a year of deals.
+CREATE INDEX IF NOT EXISTS deals_expected_close
+    ON deals (expected_close, stage, currency, amount_minor, deleted, restricted);
