@@ -36,6 +36,14 @@ const char *const policy_aggregate_queries[] = {
     "deals_by_stage_month",
     "activities_by_channel_month",
     "consents_by_channel_status",
+    /* the shipped aggregates (appliance/store/aggregate.c); the names
+     * above are older ones a file may still carry, refused when asked */
+    "contacts_by_segment_district",
+    "consent_rates_by_channel_purpose",
+    "activities_by_channel_week",
+    "pipeline_by_stage_month",
+    "conversion_by_channel",
+    "completeness_by_field",
     NULL,
 };
 
