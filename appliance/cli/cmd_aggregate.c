@@ -29,7 +29,8 @@ static void usage(FILE *out)
             "               current month), quarter=YYYY-Qn or year=YYYY (ended periods)\n"
             "  --json       print the answer exactly as it would leave\n"
             "  --db PATH    database file (default: $OUTPOST_DB, else %s)\n\n"
-            "Exit status: 0 ok, 1 refused or failed, 2 usage.\n",
+            "Exit status: 0 ok, 1 refused by the policy or failed, 2 usage, 3 a parameter\n"
+            "off the grid, 5 no such aggregate.\n",
             CLI_DEFAULT_DB);
 }
 
