@@ -21,3 +21,13 @@ CREATE INDEX IF NOT EXISTS activities_deal_occurred
 -- pipeline_by_stage_month and conversion_by_channel read a year of deals.
 CREATE INDEX IF NOT EXISTS deals_expected_close
     ON deals (expected_close, stage, currency, amount_minor, deleted, restricted);
+-- contacts_by_segment_district reads region from a narrow index, not the
+-- wide rows, and each contact's first link without a sort.
+CREATE INDEX IF NOT EXISTS contacts_region_live ON contacts (deleted, restricted, region, id);
+CREATE INDEX IF NOT EXISTS contact_organizations_first
+    ON contact_organizations (contact_id, deleted, id, organization_id);
+-- consent_rates_by_channel_purpose groups by contact, channel and purpose
+-- in index order.
+CREATE INDEX IF NOT EXISTS consents_latest
+    ON consents (contact_id, channel, purpose, status, withdrawn_at, confirmed_at, requested_at,
+                 deleted, restricted);
