@@ -946,3 +946,86 @@ done:
     *out = a;
     return 0;
 }
+
+/* ---- the egress ledger ------------------------------------------------------ */
+
+int aggregate_record_egress(struct store *s, const char *via, const char *requester,
+                            int64_t segment_no, const json_t *answer, uint64_t now_ms,
+                            struct op_error *err)
+{
+    const char *name = json_string_value(json_object_get(answer, "aggregate"));
+    const char *hash = json_string_value(json_object_get(answer, "policy_hash"));
+    const json_t *params = json_object_get(answer, "params");
+    if (!name || !hash || !json_is_object(params))
+        return op_error_set(err, -EINVAL, NULL, "not an aggregate answer");
+    char canon[64] = "";
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)params, k, v)
+        snprintf(canon, sizeof canon, "%s=%s", k, json_string_value(v) ? json_string_value(v) : "");
+    char *body = json_dumps(answer, JSON_COMPACT);
+    if (!body)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    struct sql_cache c;
+    int rc = store_queries_bind(s, &c, &store_queries, err);
+    sqlite3_stmt *st = NULL;
+    if (rc == 0)
+        rc = sql_get_st(&c, STORE_Q_AGGREGATE_EGRESS_PUT, &st, err);
+    if (rc == 0 && (sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 2, via, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 3, requester, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 4, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 5, canon, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 6, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    (segment_no >= 0 ? sqlite3_bind_int64(st, 7, segment_no)
+                                     : sqlite3_bind_null(st, 7)) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 8, body, -1, SQLITE_STATIC) != SQLITE_OK))
+        rc = op_error_set(err, -ENOMEM, NULL, "cannot bind the egress ledger row");
+    if (rc == 0)
+        rc = sql_run_what(&c, st, "cannot record the aggregate in the egress ledger", err);
+    sql_cache_close(&c);
+    free(body);
+    return rc < 0 ? rc : 0;
+}
+
+struct each_ctx {
+    int (*fn)(const struct aggregate_egress_row *r, void *ctx);
+    void *ctx;
+};
+
+static int egress_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    struct each_ctx *e = ctx;
+    struct aggregate_egress_row r = {
+        .seq = sqlite3_column_int64(st, 0),
+        .sent_ms = sqlite3_column_int64(st, 1),
+        .via = (const char *)sqlite3_column_text(st, 2),
+        .requester = (const char *)sqlite3_column_text(st, 3),
+        .name = (const char *)sqlite3_column_text(st, 4),
+        .params = (const char *)sqlite3_column_text(st, 5),
+        .policy_hash = (const char *)sqlite3_column_text(st, 6),
+        .segment_no = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7),
+        .body = (const char *)sqlite3_column_text(st, 8),
+    };
+    (void)err;
+    return e->fn(&r, e->ctx);
+}
+
+int aggregate_egress_each(struct store *s, unsigned limit,
+                          int (*fn)(const struct aggregate_egress_row *r, void *ctx), void *ctx,
+                          struct op_error *err)
+{
+    struct sql_cache c;
+    int rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st;
+    struct each_ctx e = {fn, ctx};
+    rc = sql_get_st(&c, STORE_Q_AGGREGATE_EGRESS_LIST, &st, err);
+    if (rc == 0) {
+        (void)sqlite3_bind_int64(st, 1, limit);
+        rc = sql_each(&c, STORE_Q_AGGREGATE_EGRESS_LIST, st, egress_row, &e, err);
+    }
+    sql_cache_close(&c);
+    return rc < 0 ? rc : 0;
+}

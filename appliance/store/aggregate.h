@@ -95,4 +95,25 @@ int aggregate_answer(struct store *s, const struct policy *p, const char *name,
                      const char *const *params, size_t nparams, uint64_t now_ms, json_t **out,
                      struct op_error *err);
 
+/* Records in the egress ledger (aggregate_egress) that `answer` (from
+ * aggregate_answer) left or is about to leave: via "api" or "segment",
+ * requester the hq user or the mailbox message, segment_no the segment
+ * that carries it (-1: none). In the caller's transaction if it has one.
+ * Returns 0 or a negative errno with err filled. */
+int aggregate_record_egress(struct store *s, const char *via, const char *requester,
+                            int64_t segment_no, const json_t *answer, uint64_t now_ms,
+                            struct op_error *err);
+
+/* One row of the egress ledger, borrowed for the callback's duration. */
+struct aggregate_egress_row {
+    int64_t seq, sent_ms, segment_no; /* segment_no -1: none */
+    const char *via, *requester, *name, *params, *policy_hash, *body;
+};
+
+/* Calls fn for the newest `limit` rows of the ledger, newest first; fn
+ * returns 0 to go on. Returns 0 or a negative errno with err filled. */
+int aggregate_egress_each(struct store *s, unsigned limit,
+                          int (*fn)(const struct aggregate_egress_row *r, void *ctx), void *ctx,
+                          struct op_error *err);
+
 #endif

@@ -31,3 +31,18 @@ CREATE INDEX IF NOT EXISTS contact_organizations_first
 CREATE INDEX IF NOT EXISTS consents_latest
     ON consents (contact_id, channel, purpose, status, withdrawn_at, confirmed_at, requested_at,
                  deleted, restricted);
+
+-- The egress ledger of aggregates: every answer that left the node (or
+-- was put in a segment to leave), with who asked, how, under which
+-- policy, and the cells exactly as sent. `outpost egress-report` lists it.
+CREATE TABLE aggregate_egress (
+    seq         INTEGER PRIMARY KEY,
+    sent_ms     INTEGER NOT NULL,
+    via         TEXT NOT NULL CHECK (via IN ('api', 'segment')),
+    requester   TEXT NOT NULL,  -- the hq user, or the mailbox message id
+    name        TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    policy_hash TEXT NOT NULL,
+    segment_no  INTEGER,        -- via segment: the segment that carries it
+    body        TEXT NOT NULL CHECK (json_valid(body))
+) STRICT;

@@ -77,3 +77,13 @@ SELECT body FROM aggregate_answers WHERE name = ?1 AND params = ?2 AND policy_ha
 -- name: answer_put
 INSERT INTO aggregate_answers (name, params, policy_hash, computed_ms, body)
 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING;
+
+-- The egress ledger (aggregate_record_egress).
+-- name: egress_put
+INSERT INTO aggregate_egress (sent_ms, via, requester, name, params, policy_hash, segment_no, body)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
+
+-- Newest first, at most ?1 rows (aggregate_egress_each).
+-- name: egress_list
+SELECT seq, sent_ms, via, requester, name, params, policy_hash, segment_no, body
+FROM aggregate_egress ORDER BY seq DESC LIMIT ?1;
