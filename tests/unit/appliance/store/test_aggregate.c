@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "aggregate.h"
+#include "egress.h"
 #include "store.h"
 #include "store_fixture.h"
 #include "testlib.h"
@@ -380,6 +381,55 @@ static void pipeline_per_currency(void)
     store_close(s);
 }
 
+/* What leaves in a segment passes egress_verify_aggregate (node and HQ):
+ * the engine's answer does; a small count, a value in an unknown key, an
+ * answer under another policy or for an aggregate the policy leaves out
+ * do not. */
+static void egress_checks_answers(void)
+{
+    struct store *s = fx_store("egress.db");
+    struct policy *p = fx_policy_load("EU-DE");
+    struct policy *cn = fx_policy_load("CN");
+    for (int i = 0; i < 25; i++)
+        contact(s, "Bayern", i);
+    for (int i = 0; i < 12; i++)
+        contact(s, "Berlin", 100 + i);
+    struct op_error err;
+    json_t *a = answer(s, p, "contacts_by_segment_district", NULL, 0, &err);
+    char *text = json_dumps(a, JSON_COMPACT);
+    struct egress_record *r = NULL;
+    CHECK_EQ(egress_aggregate(p, text, strlen(text), &r, &err), 0);
+    CHECK_STR(egress_op_name(egress_record_op(r)), "aggregate");
+    CHECK_STR(egress_record_json(r), text);
+    egress_record_free(r);
+    r = NULL;
+    CHECK_EQ(egress_aggregate(cn, text, strlen(text), &r, &err), -EPERM); /* other policy */
+    free(text);
+
+    json_t *bad = json_deep_copy(a);
+    json_t *cell = json_array_get(
+        json_object_get(json_array_get(json_object_get(bad, "rows"), 0), "cells"), 0);
+    json_object_set_new(cell, "n", json_integer(3));
+    CHECK_EQ(egress_verify_aggregate(p, bad, &err), -EPERM);
+    CHECK_CONTAINS(err.msg, "a count of 3 is under the minimum cell size 10");
+    json_decref(bad);
+
+    bad = json_deep_copy(a);
+    json_object_set_new(bad, "given_name", json_string("CANARY-given-1"));
+    CHECK_EQ(egress_verify_aggregate(p, bad, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "unknown key \"given_name\"");
+    json_decref(bad);
+
+    bad = json_deep_copy(a);
+    json_object_set_new(bad, "aggregate", json_string("contacts_by_country_and_street"));
+    CHECK_EQ(egress_verify_aggregate(p, bad, &err), -EPERM);
+    json_decref(bad);
+    json_decref(a);
+    policy_free(p);
+    policy_free(cn);
+    store_close(s);
+}
+
 int main(void)
 {
     fx_tmpdir("aggregate");
@@ -391,5 +441,6 @@ int main(void)
     RUN(refusals_say_why_and_keep_nothing);
     RUN(differencing_answered_from_the_grid);
     RUN(pipeline_per_currency);
+    RUN(egress_checks_answers);
     return fx_finish();
 }
