@@ -1029,3 +1029,32 @@ int aggregate_egress_each(struct store *s, unsigned limit,
     sql_cache_close(&c);
     return rc < 0 ? rc : 0;
 }
+
+int aggregate_standing_due(struct store *s, const struct policy *p, const char *name,
+                           uint64_t now_ms, int *due, struct op_error *err)
+{
+    const struct def *d = def_named(name);
+    if (!d || !p)
+        return op_error_set(err, -ENOENT, NULL, "%s is not a shipped aggregate", name);
+    struct grid g;
+    int rc = parse_params(d, NULL, 0, now_ms, &g, err);
+    if (rc < 0)
+        return rc;
+    struct sql_cache c;
+    if ((rc = store_queries_bind(s, &c, &store_queries, err)) < 0)
+        return rc;
+    sqlite3_stmt *st;
+    int64_t n = 0;
+    rc = sql_get_st(&c, STORE_Q_AGGREGATE_EGRESS_SENT, &st, err);
+    if (rc == 0 && (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 2, g.canon, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC) != SQLITE_OK))
+        rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", name);
+    if (rc == 0)
+        rc = sql_one_int64(&c, STORE_Q_AGGREGATE_EGRESS_SENT, st, "aggregate ledger", &n, 1, err);
+    sql_cache_close(&c);
+    if (rc < 0)
+        return rc;
+    *due = n == 0;
+    return 0;
+}

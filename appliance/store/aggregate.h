@@ -104,6 +104,14 @@ int aggregate_record_egress(struct store *s, const char *via, const char *reques
                             int64_t segment_no, const json_t *answer, uint64_t now_ms,
                             struct op_error *err);
 
+/* Whether a standing aggregate is due at now_ms under p: no answer for
+ * its current grid point (the parameters a request without any would
+ * get: this month, the last ended quarter or year) has left in a segment
+ * under p. Sets *due (0 or 1) and returns 0, or a negative errno with err
+ * filled. */
+int aggregate_standing_due(struct store *s, const struct policy *p, const char *name,
+                           uint64_t now_ms, int *due, struct op_error *err);
+
 /* One row of the egress ledger, borrowed for the callback's duration. */
 struct aggregate_egress_row {
     int64_t seq, sent_ms, segment_no; /* segment_no -1: none */

@@ -328,7 +328,75 @@ static int add_aggregates(struct sync_ledger *l, struct segment_writer *w, struc
     }
     for (size_t i = 0; i < n; i++)
         free(bodies[i]);
+    /* Standing aggregates the profile names, once per grid point. One
+     * the policy refuses (a field's class) is left out without retrying. */
+    for (size_t i = 0; rc == 0 && i < l->p->naggregates && b->n < AGG_PER_SEGMENT; i++) {
+        const struct policy_aggregate *pa = &l->p->aggregates[i];
+        int due = 0;
+        if (!pa->standing)
+            continue;
+        struct op_error e;
+        op_error_clear(&e);
+        if (aggregate_standing_due(l->s, l->p, pa->name, (uint64_t)ledger_now(l), &due, &e) < 0 ||
+            !due)
+            continue;
+        json_t *a = NULL;
+        if (aggregate_answer(l->s, l->p, pa->name, NULL, 0, (uint64_t)ledger_now(l), &a, &e) < 0)
+            continue;
+        json_t *rec = json_deep_copy(a);
+        json_decref(a);
+        if (!rec || json_object_set_new(rec, "request", json_string("standing")) < 0) {
+            json_decref(rec);
+            return op_error_set(err, -ENOMEM, NULL, "out of memory");
+        }
+        char *text = json_dumps(rec, JSON_COMPACT);
+        struct egress_record *er = NULL;
+        rc = text ? egress_aggregate(l->p, text, strlen(text), &er, err)
+                  : op_error_set(err, -ENOMEM, NULL, "out of memory");
+        if (rc == 0)
+            rc = segment_writer_add(w, er, err);
+        egress_record_free(er);
+        free(text);
+        if (rc < 0) {
+            json_decref(rec);
+            break;
+        }
+        struct agg_answer *an = &b->a[b->n++];
+        memset(an, 0, sizeof *an);
+        an->seq = -1; /* standing: no mailbox row */
+        an->record = rec;
+    }
     return rc;
+}
+
+/* Whether a segment is due for aggregates alone: a pending request, or a
+ * standing aggregate whose grid point has not been sent. */
+static int aggregates_due(struct sync_ledger *l, int *due, struct op_error *err)
+{
+    sqlite3_stmt *q = sql_get(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REQUESTS, err);
+    if (!q)
+        return err && err->code ? err->code : -EIO;
+    (void)sqlite3_bind_int(q, 1, 1);
+    int asked = sql_step(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REQUESTS, q, err);
+    if (asked < 0)
+        return asked;
+    if (asked)
+        sqlite3_reset(q);
+    *due = asked;
+    for (size_t i = 0; !*due && i < l->p->naggregates; i++) {
+        if (!l->p->aggregates[i].standing)
+            continue;
+        struct op_error e;
+        op_error_clear(&e);
+        int d = 0;
+        if (aggregate_standing_due(l->s, l->p, l->p->aggregates[i].name, (uint64_t)ledger_now(l),
+                                   &d, &e) == 0 &&
+            d) {
+            /* due unless the policy refuses it (then it is never sent) */
+            *due = aggregate_allowed(l->p, l->p->aggregates[i].name, &e) == 0;
+        }
+    }
+    return 0;
 }
 
 /* In the segment's transaction: each request answered, and each answer
@@ -339,6 +407,11 @@ static int record_aggregates(struct sync_ledger *l, const struct sync_segment *s
     int rc = 0;
     for (size_t i = 0; i < b->n && rc == 0; i++) {
         const struct agg_answer *a = &b->a[i];
+        if (a->seq < 0) {
+            rc = aggregate_record_egress(l->s, "segment", "standing", (int64_t)sg->no, a->record,
+                                         (uint64_t)ledger_now(l), err);
+            continue;
+        }
         char why[300];
         snprintf(why, sizeof why, "%s in segment %llu%s%.200s", a->refused ? "refused" : "answered",
                  (unsigned long long)sg->no, a->refused ? ": " : "", a->refused ? a->reason : "");
@@ -423,17 +496,8 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
     if (rc < 0)
         return rc;
     int asked = 0;
-    if (pending == 0) {
-        sqlite3_stmt *q = sql_get(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REQUESTS, err);
-        if (!q)
-            return err && err->code ? err->code : -EIO;
-        (void)sqlite3_bind_int(q, 1, 1);
-        asked = sql_step(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REQUESTS, q, err);
-        if (asked < 0)
-            return asked;
-        if (asked)
-            sqlite3_reset(q);
-    }
+    if (pending == 0 && (rc = aggregates_due(l, &asked, err)) < 0)
+        return rc;
     if (pending == 0 && !asked) {
         *made = 0;
         return 0;

@@ -12,6 +12,12 @@ set -u
 . "$TESTS_DIR/cli/lib.sh"
 . "$TESTS_DIR/integration/sync_lib.sh"
 sync_setup sqlite3
+# US-CA's profile here also names a standing aggregate, sent unasked
+mkdir -p "$T/regions"
+cp "$TESTS_DIR/../schema/regions/"*.yaml "$T/regions/"
+sed -i 's/^  queries: \(.*\)$/  queries: \1\n  standing: [activities_by_channel_week]/' "$T/regions/US-CA.yaml"
+grep -q "standing: \[activities_by_channel_week\]" "$T/regions/US-CA.yaml" || die "no standing line"
+export OUTPOST_REGIONS_DIR="$T/regions"
 start_hq "$HQDB"
 AGG=contacts_by_segment_district
 
@@ -90,8 +96,18 @@ expect_contains "$OUT" "region,CN,cn,refused,"
 expect_contains "$OUT" "region,US-CA,ca,answered,"
 expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" aggregate "$AGG" --max-age 6
 expect_contains "$OUT" "de                       stale     age"
-expect_exit 5 "$OUTPOST_HQ" --db "$HQDB" aggregate activities_by_channel_week
-expect_contains "$ERR" "no node has answered activities_by_channel_week yet"
+expect_exit 5 "$OUTPOST_HQ" --db "$HQDB" aggregate pipeline_by_stage_month
+expect_contains "$ERR" "no node has answered pipeline_by_stage_month yet"
+
+# the standing aggregate left unasked, once, and HQ holds it
+[ "$(sqlite3 "$T/ca.db" "SELECT count(*) FROM aggregate_egress WHERE requester = 'standing'
+                         AND name = 'activities_by_channel_week'")" = 1 ] ||
+    die "the standing aggregate was not sent once: $(sqlite3 "$T/ca.db" "SELECT requester, name FROM aggregate_egress")"
+[ "$(sqlite3 "$T/de.db" "SELECT count(*) FROM aggregate_egress WHERE requester = 'standing'")" = 0 ] ||
+    die "EU-DE names no standing aggregate but sent one"
+expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" aggregate activities_by_channel_week --format json
+expect_contains "$OUT" '"node":"ca","region":"US-CA","computed_at"'
+expect_contains "$OUT" '"status":"answered","params":{"quarter":"'
 
 # canaries: nowhere at HQ, in any record or answer
 "$OUTPOST_HQ" --db "$HQDB" records --json >"$T/hq.jsonl" || die "records"

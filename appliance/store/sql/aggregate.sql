@@ -87,3 +87,9 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
 -- name: egress_list
 SELECT seq, sent_ms, via, requester, name, params, policy_hash, segment_no, body
 FROM aggregate_egress ORDER BY seq DESC LIMIT ?1;
+
+-- Whether an answer for this grid point left in a segment under this
+-- policy (a standing aggregate is sent once per grid point).
+-- name: egress_sent
+SELECT count(*) FROM aggregate_egress
+WHERE name = ?1 AND params = ?2 AND policy_hash = ?3 AND via = 'segment';
