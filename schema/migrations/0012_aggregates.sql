@@ -26,10 +26,10 @@ CREATE INDEX IF NOT EXISTS deals_expected_close
 CREATE INDEX IF NOT EXISTS contacts_region_live ON contacts (deleted, restricted, region, id);
 CREATE INDEX IF NOT EXISTS contact_organizations_first
     ON contact_organizations (contact_id, deleted, id, organization_id);
--- consent_rates_by_channel_purpose groups by contact, channel and purpose
--- in index order.
+-- consent_rates_by_channel_purpose groups by channel, purpose and
+-- contact in index order, reading no table row.
 CREATE INDEX IF NOT EXISTS consents_latest
-    ON consents (contact_id, channel, purpose, status, withdrawn_at, confirmed_at, requested_at,
+    ON consents (channel, purpose, contact_id, status, withdrawn_at, confirmed_at, requested_at,
                  deleted, restricted);
 
 -- The egress ledger of aggregates: every answer that left the node (or

@@ -26,7 +26,7 @@ FROM (SELECT channel, purpose, status,
              max(coalesce(withdrawn_at, confirmed_at, requested_at)) AS at
       FROM consents
       WHERE deleted = 0 AND restricted = 0 AND status <> 'pending'
-      GROUP BY contact_id, channel, purpose)
+      GROUP BY channel, purpose, contact_id)
 GROUP BY 1, 2;
 
 -- ?1 .. ?2: occurred_at from the first Monday of the quarter up to (not
