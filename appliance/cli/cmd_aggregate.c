@@ -136,7 +136,7 @@ static int run(const struct cli_call *c)
     if (rc < 0)
         return cli_fail("aggregate", rc, &err);
     if (a->json) {
-        char *text = json_dumps(ans, JSON_COMPACT);
+        char *text = json_dumps(ans, AGGREGATE_JSON_FLAGS);
         if (text)
             printf("%s\n", text);
         free(text);

@@ -902,7 +902,7 @@ int aggregate_answer(struct store *s, const struct policy *p, const char *name,
 
     if ((rc = compute(&c, d, p, &g, now_ms, &a, err)) < 0)
         goto done;
-    char *body = json_dumps(a, JSON_COMPACT);
+    char *body = json_dumps(a, AGGREGATE_JSON_FLAGS);
     if (!body) {
         rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
         goto done;
@@ -963,7 +963,7 @@ int aggregate_record_egress(struct store *s, const char *via, const char *reques
     const json_t *v;
     json_object_foreach((json_t *)params, k, v)
         snprintf(canon, sizeof canon, "%s=%s", k, json_string_value(v) ? json_string_value(v) : "");
-    char *body = json_dumps(answer, JSON_COMPACT);
+    char *body = json_dumps(answer, AGGREGATE_JSON_FLAGS);
     if (!body)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
     struct sql_cache c;

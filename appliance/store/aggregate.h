@@ -42,6 +42,11 @@ enum aggregate_mark {
 #define AGGREGATE_MAX_CELLS 100000
 #define AGGREGATE_MAX_KEY 128
 
+/* How an answer is written wherever it is kept, shown or sent: compact,
+ * rates with 6 significant digits (they have 4 decimals), so the bytes
+ * are the same everywhere. */
+#define AGGREGATE_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(6))
+
 /* The shipped aggregates, NULL-terminated. */
 extern const char *const aggregate_names[];
 

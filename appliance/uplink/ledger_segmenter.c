@@ -311,7 +311,7 @@ static int add_aggregates(struct sync_ledger *l, struct segment_writer *w, struc
         memset(a, 0, sizeof *a);
         a->seq = seqs[i];
         a->record = answer_request(l, seqs[i], bodies[i], a);
-        char *text = a->record ? json_dumps(a->record, JSON_COMPACT) : NULL;
+        char *text = a->record ? json_dumps(a->record, AGGREGATE_JSON_FLAGS) : NULL;
         struct egress_record *er = NULL;
         if (!text)
             rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
@@ -349,7 +349,7 @@ static int add_aggregates(struct sync_ledger *l, struct segment_writer *w, struc
             json_decref(rec);
             return op_error_set(err, -ENOMEM, NULL, "out of memory");
         }
-        char *text = json_dumps(rec, JSON_COMPACT);
+        char *text = json_dumps(rec, AGGREGATE_JSON_FLAGS);
         struct egress_record *er = NULL;
         rc = text ? egress_aggregate(l->p, text, strlen(text), &er, err)
                   : op_error_set(err, -ENOMEM, NULL, "out of memory");

@@ -830,7 +830,7 @@ static int aggregate_cmd(struct opts *o, int argc, char **argv)
     if (rc < 0)
         return failed(cmd, rc, &err);
     if (!strcmp(format, "json")) {
-        char *text = json_dumps(t, JSON_COMPACT);
+        char *text = json_dumps(t, JSON_COMPACT | JSON_REAL_PRECISION(6));
         if (text)
             printf("%s\n", text);
         free(text);

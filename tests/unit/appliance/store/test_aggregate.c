@@ -381,6 +381,52 @@ static void pipeline_per_currency(void)
     store_close(s);
 }
 
+static char *contact_id(struct store *s, int i)
+{
+    char given[64];
+    snprintf(given, sizeof given, "CANARY-c%d", i);
+    return fx_create(s, &entity_contact,
+                     json_pack("{s:s, s:s}", "given_name", given, "region", "Hessen"));
+}
+
+static void consent_row(struct store *s, const char *cid, const char *status, const char *at)
+{
+    free(fx_create(s, &entity_consent,
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "contact_id", cid, "channel",
+                             "email", "purpose", "newsletter", "kind", "marketing", "status",
+                             status, "method", "opt_out", "requested_at", at)));
+}
+
+/* A person's latest decisive record counts, once: 30 people asked, 20
+ * still granted, 10 who granted and then withdrew; pending ones count
+ * nowhere. */
+static void consent_rates_count_latest(void)
+{
+    struct store *s = fx_store("consent.db");
+    struct policy *p = fx_policy_load("EU-DE");
+    for (int i = 0; i < 30; i++) {
+        char *cid = contact_id(s, i);
+        consent_row(s, cid, "granted", "2026-01-01T00:00:00Z");
+        if (i >= 20)
+            consent_row(s, cid, "withdrawn", "2026-02-01T00:00:00Z");
+        free(cid);
+    }
+    for (int i = 0; i < 4; i++) {
+        char *cid = contact_id(s, 100 + i);
+        consent_row(s, cid, "pending", "2026-03-01T00:00:00Z");
+        free(cid);
+    }
+    struct op_error err;
+    json_t *a = answer(s, p, "consent_rates_by_channel_purpose", NULL, 0, &err);
+    char *text = json_dumps(a, AGGREGATE_JSON_FLAGS);
+    CHECK_CONTAINS(text, "{\"key\":\"email\",\"cells\":[{\"n\":30,\"rate\":0.6667}]");
+    CHECK(!strstr(text, "CANARY"));
+    free(text);
+    json_decref(a);
+    policy_free(p);
+    store_close(s);
+}
+
 /* What leaves in a segment passes egress_verify_aggregate (node and HQ):
  * the engine's answer does; a small count, a value in an unknown key, an
  * answer under another policy or for an aggregate the policy leaves out
@@ -442,5 +488,6 @@ int main(void)
     RUN(differencing_answered_from_the_grid);
     RUN(pipeline_per_currency);
     RUN(egress_checks_answers);
+    RUN(consent_rates_count_latest);
     return fx_finish();
 }
