@@ -13,6 +13,7 @@
 #include "aggregate.h"
 #include "api_query.h"
 #include "api_reply.h"
+#include "egress.h"
 #include "hlc.h"
 
 void api_aggregates_get(struct api_db *db, struct api_call *c, const struct auth_user *u)
@@ -41,6 +42,9 @@ void api_aggregates_get(struct api_db *db, struct api_call *c, const struct auth
     const struct policy *p;
     struct api_conn *w = api_db_exclusive(db, &p);
     int rc = aggregate_answer(w->store, p, c->route.id, params, (size_t)n, now, &ans, &err);
+    /* the check a segment's answer passes, and HQ's: nothing else leaves */
+    if (rc == 0 && egress_verify_aggregate(p, ans, &err) < 0)
+        rc = -EIO;
     if (rc == 0)
         rc = aggregate_record_egress(w->store, "api", u->name, -1, ans, now, &err);
     api_db_exclusive_end(db);
