@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_aggregates.h"
 #include "api_consents.h"
 #include "api_records.h"
 
@@ -78,6 +79,14 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
     if (r->kind == API_ROUTE_METRICS) {
         if (method_is(c, "GET") || method_is(c, "HEAD"))
             api_metrics_authorize(c, &u);
+        else
+            method_not_allowed(c);
+        goto out;
+    }
+    /* The hq role reads aggregates and nothing else (the handler checks it). */
+    if (r->kind == API_ROUTE_AGGREGATE) {
+        if (method_is(c, "GET") || method_is(c, "HEAD"))
+            api_aggregates_get(db, c, &u);
         else
             method_not_allowed(c);
         goto out;

@@ -86,6 +86,12 @@ void api_route_match(const char *path, struct api_route *r)
         r->label = "/api/v1/consents/confirm";
         return;
     }
+    if (n == 4 && !strcmp(seg[2], "aggregates")) {
+        r->kind = API_ROUTE_AGGREGATE;
+        r->label = "/api/v1/aggregates/{name}";
+        snprintf(r->id, sizeof r->id, "%s", seg[3]);
+        return;
+    }
     for (size_t i = 0; i < NCOLLECTIONS; i++) {
         if (strcmp(seg[2], collections[i]->plural))
             continue;
@@ -124,6 +130,7 @@ const char *api_route_allow(enum api_route_kind kind)
     case API_ROUTE_METRICS:
     case API_ROUTE_SEARCH:
     case API_ROUTE_CONSENT_STATUS:
+    case API_ROUTE_AGGREGATE:
         return "GET, HEAD";
     case API_ROUTE_SESSION:
         return "POST, DELETE";

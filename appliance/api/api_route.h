@@ -25,13 +25,14 @@ enum api_route_kind {
     API_ROUTE_WITHDRAW,       /* /api/v1/contacts/{id}/consents/{cid}/withdraw */
     API_ROUTE_CONSENT_STATUS, /* /api/v1/contacts/{id}/consents/status */
     API_ROUTE_CONFIRM,        /* /api/v1/consents/confirm: the contact's link, no Bearer */
+    API_ROUTE_AGGREGATE,      /* /api/v1/aggregates/{name}: the hq role only */
 };
 
 struct api_route {
     enum api_route_kind kind;
     const struct entity_def *e;    /* the collection's entity; contacts for the consent routes */
     const char *label;             /* the metric label: "/api/v1/contacts/{id}", "other" */
-    char id[API_ROUTE_ID_MAX];     /* {id}, or "" */
+    char id[API_ROUTE_ID_MAX];     /* {id} (an aggregate's {name}), or "" */
     char sub_id[API_ROUTE_ID_MAX]; /* {cid} of WITHDRAW, or "" */
 };
 

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aggregate.h"
 #include "buf.h"
 #include "cli.h"
 #include "fsutil.h"
@@ -26,6 +27,7 @@
 #include "node_policy.h"
 #include "policy.h"
 #include "residency.h"
+#include "timefmt.h"
 
 /* Distinct custom and unknown keys reported per entity; the rest share a
  * row, so a database full of stray custom keys cannot blow up the report. */
@@ -273,6 +275,39 @@ struct args {
 static const struct cli_exit_rule fail_rules[] = {
     {-EINVAL, CLI_FAIL}, {-ENOENT, CLI_FAIL}, {0, CLI_EXIT_FOR}};
 
+/* The aggregate egress ledger: every aggregate that left, newest first
+ * (docs/AGGREGATES.md); the first AGG_LISTED are listed. */
+#define AGG_LISTED 50
+
+static int print_aggregate(const struct aggregate_egress_row *r, void *ctx)
+{
+    uint64_t *n = ctx;
+    if ((*n)++ >= AGG_LISTED)
+        return 0;
+    char when[40];
+    if (timefmt_iso_ms(r->sent_ms, when, sizeof when) < 0)
+        snprintf(when, sizeof when, "?");
+    unsigned hidden = 0;
+    for (const char *q = r->body; (q = strstr(q, "\"s\":\"")) != NULL; q++)
+        hidden++;
+    printf("  %s %s %s via %s to %s", when, r->name, r->params, r->via, r->requester);
+    if (r->segment_no >= 0)
+        printf(" in segment %" PRId64, r->segment_no);
+    printf(", policy %.12s, %u cells suppressed\n", r->policy_hash, hidden);
+    return 0;
+}
+
+static int report_aggregates(struct store *s, struct op_error *err)
+{
+    uint64_t n = 0;
+    printf("\naggregates that left (newest first):\n");
+    int rc = aggregate_egress_each(s, UINT32_MAX, print_aggregate, &n, err);
+    if (rc < 0)
+        return rc;
+    printf("aggregates sent: %" PRIu64 "%s\n", n, n > AGG_LISTED ? " (the newest 50 listed)" : "");
+    return 0;
+}
+
 static int run(const struct cli_call *c)
 {
     const struct args *a = c->args;
@@ -409,7 +444,7 @@ static int run(const struct cli_call *c)
            pseud, held);
     if (output)
         printf("projected records: %s (%" PRIu64 " lines)\n", output, r.written);
-    rc = 0;
+    rc = report_aggregates(s, &r.err);
 
 done:
     explicit_bzero(key, sizeof key);

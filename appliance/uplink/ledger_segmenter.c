@@ -9,7 +9,10 @@
  * in one transaction, and that transaction commits only if no voiding
  * happened while the segment was cut (spool_epoch unchanged;
  * docs/EGRESS.md, "In time"). Memory is bounded by one batch of outbox
- * rows, whatever the backlog.
+ * rows, whatever the backlog. Aggregate requests from HQ's mailbox are
+ * answered in the segment (after disclosure control, as egress records of
+ * their own) and marked answered, with their egress ledger rows, in the
+ * same transaction (docs/AGGREGATES.md).
  */
 #include "sync_ledger_int.h"
 
@@ -19,10 +22,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "aggregate.h"
 #include "entity.h"
 #include "node_policy.h"
 #include "residency.h"
 #include "segment.h"
+#include "timefmt.h"
 
 static int set_spool_full(struct sync_ledger *l, int full, struct op_error *err)
 {
@@ -192,9 +197,246 @@ static int insert_segment(struct sync_ledger *l, const struct sync_segment *sg,
     return rc < 0 ? rc : 0;
 }
 
+/* ---- aggregate requests ------------------------------------------------------ */
+
+/* Requests answered per segment: each answer is a few KiB at most. */
+#define AGG_PER_SEGMENT 16
+#define AGG_PARAMS_MAX 4
+
+/* One answered request, until the segment's transaction records it. */
+struct agg_answer {
+    int64_t seq;
+    int refused;
+    char reason[256];
+    json_t *record; /* what the segment carries */
+};
+
+struct agg_batch {
+    struct agg_answer a[AGG_PER_SEGMENT];
+    size_t n;
+};
+
+static void agg_batch_done(struct agg_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        json_decref(b->a[i].record);
+    b->n = 0;
+}
+
+/* The answer to one request body {"aggregate": NAME, "params": ["k=v"]}:
+ * the aggregate after disclosure control, or a refusal saying why. */
+static json_t *answer_request(struct sync_ledger *l, int64_t seq, const char *body,
+                              struct agg_answer *out)
+{
+    char req[32];
+    snprintf(req, sizeof req, "mailbox:%lld", (long long)seq);
+    json_error_t je;
+    json_t *b = json_loads(body, JSON_REJECT_DUPLICATES, &je);
+    const char *name = json_string_value(json_object_get(b, "aggregate"));
+    const json_t *ps = json_object_get(b, "params");
+    const char *params[AGG_PARAMS_MAX];
+    size_t np = 0;
+    struct op_error e;
+    op_error_clear(&e);
+    int rc = 0;
+    if (!b || !name || strlen(name) > 64 || (ps && !json_is_array(ps)) ||
+        json_array_size(ps) > AGG_PARAMS_MAX) {
+        rc = op_error_set(&e, -EINVAL, NULL,
+                          "the request is not {\"aggregate\": NAME, \"params\": [at most %d "
+                          "\"KEY=VALUE\"]}",
+                          AGG_PARAMS_MAX);
+    } else {
+        for (size_t i = 0; i < json_array_size(ps) && rc == 0; i++) {
+            params[np] = json_string_value(json_array_get(ps, i));
+            if (!params[np] || strlen(params[np]) > 64)
+                rc = op_error_set(&e, -EINVAL, NULL, "parameter %zu is not a KEY=VALUE string", i);
+            np++;
+        }
+    }
+    json_t *a = NULL;
+    if (rc == 0)
+        rc = aggregate_answer(l->s, l->p, name, params, np, (uint64_t)ledger_now(l), &a, &e);
+    if (rc == 0) {
+        json_t *c = json_deep_copy(a); /* the kept answer stays as kept */
+        json_decref(a);
+        a = c;
+        if (!a || json_object_set_new(a, "request", json_string(req)) < 0) {
+            json_decref(a);
+            json_decref(b);
+            return NULL;
+        }
+    } else {
+        out->refused = 1;
+        snprintf(out->reason, sizeof out->reason, "%.255s", e.msg);
+        char when[40];
+        if (timefmt_iso_ms(ledger_now(l), when, sizeof when) < 0)
+            snprintf(when, sizeof when, "?");
+        a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "aggregate", name ? name : "(none)",
+                      "request", req, "region", l->p->region, "policy_hash", l->p->hash, "refused",
+                      e.msg[0] ? e.msg : "refused", "computed_at", when);
+    }
+    json_decref(b);
+    return a;
+}
+
+/* Answers up to AGG_PER_SEGMENT pending requests into the segment. */
+static int add_aggregates(struct sync_ledger *l, struct segment_writer *w, struct agg_batch *b,
+                          struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REQUESTS, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    (void)sqlite3_bind_int(st, 1, AGG_PER_SEGMENT);
+    int64_t seqs[AGG_PER_SEGMENT];
+    char *bodies[AGG_PER_SEGMENT];
+    size_t n = 0;
+    int rc;
+    while (n < AGG_PER_SEGMENT &&
+           (rc = sql_step(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REQUESTS, st, err)) == 1) {
+        seqs[n] = sqlite3_column_int64(st, 0);
+        bodies[n] = strdup((const char *)sqlite3_column_text(st, 1));
+        if (!bodies[n]) {
+            sqlite3_reset(st);
+            rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+            break;
+        }
+        n++;
+    }
+    if (n == AGG_PER_SEGMENT)
+        sqlite3_reset(st);
+    if (rc > 0)
+        rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct agg_answer *a = &b->a[b->n];
+        memset(a, 0, sizeof *a);
+        a->seq = seqs[i];
+        a->record = answer_request(l, seqs[i], bodies[i], a);
+        char *text = a->record ? json_dumps(a->record, AGGREGATE_JSON_FLAGS) : NULL;
+        struct egress_record *er = NULL;
+        if (!text)
+            rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+        else
+            rc = egress_aggregate(l->p, text, strlen(text), &er, err);
+        if (rc == 0)
+            rc = segment_writer_add(w, er, err);
+        egress_record_free(er);
+        free(text);
+        if (rc < 0)
+            json_decref(a->record);
+        else
+            b->n++;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(bodies[i]);
+    /* Standing aggregates the profile names, once per grid point. One
+     * the policy refuses (a field's class) is left out without retrying. */
+    for (size_t i = 0; rc == 0 && i < l->p->naggregates && b->n < AGG_PER_SEGMENT; i++) {
+        const struct policy_aggregate *pa = &l->p->aggregates[i];
+        int due = 0;
+        if (!pa->standing)
+            continue;
+        struct op_error e;
+        op_error_clear(&e);
+        if (aggregate_standing_due(l->s, l->p, pa->name, (uint64_t)ledger_now(l), &due, &e) < 0 ||
+            !due)
+            continue;
+        json_t *a = NULL;
+        if (aggregate_answer(l->s, l->p, pa->name, NULL, 0, (uint64_t)ledger_now(l), &a, &e) < 0)
+            continue;
+        json_t *rec = json_deep_copy(a);
+        json_decref(a);
+        if (!rec || json_object_set_new(rec, "request", json_string("standing")) < 0) {
+            json_decref(rec);
+            return op_error_set(err, -ENOMEM, NULL, "out of memory");
+        }
+        char *text = json_dumps(rec, AGGREGATE_JSON_FLAGS);
+        struct egress_record *er = NULL;
+        rc = text ? egress_aggregate(l->p, text, strlen(text), &er, err)
+                  : op_error_set(err, -ENOMEM, NULL, "out of memory");
+        if (rc == 0)
+            rc = segment_writer_add(w, er, err);
+        egress_record_free(er);
+        free(text);
+        if (rc < 0) {
+            json_decref(rec);
+            break;
+        }
+        struct agg_answer *an = &b->a[b->n++];
+        memset(an, 0, sizeof *an);
+        an->seq = -1; /* standing: no mailbox row */
+        an->record = rec;
+    }
+    return rc;
+}
+
+/* Whether a segment is due for aggregates alone: a pending request, or a
+ * standing aggregate whose grid point has not been sent. */
+static int aggregates_due(struct sync_ledger *l, int *due, struct op_error *err)
+{
+    sqlite3_stmt *q = sql_get(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REQUESTS, err);
+    if (!q)
+        return err && err->code ? err->code : -EIO;
+    (void)sqlite3_bind_int(q, 1, 1);
+    int asked = sql_step(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REQUESTS, q, err);
+    if (asked < 0)
+        return asked;
+    if (asked)
+        sqlite3_reset(q);
+    *due = asked;
+    for (size_t i = 0; !*due && i < l->p->naggregates; i++) {
+        if (!l->p->aggregates[i].standing)
+            continue;
+        struct op_error e;
+        op_error_clear(&e);
+        int d = 0;
+        if (aggregate_standing_due(l->s, l->p, l->p->aggregates[i].name, (uint64_t)ledger_now(l),
+                                   &d, &e) == 0 &&
+            d) {
+            /* due unless the policy refuses it (then it is never sent) */
+            *due = aggregate_allowed(l->p, l->p->aggregates[i].name, &e) == 0;
+        }
+    }
+    return 0;
+}
+
+/* In the segment's transaction: each request answered, and each answer
+ * in the egress ledger with the segment that carries it. */
+static int record_aggregates(struct sync_ledger *l, const struct sync_segment *sg,
+                             const struct agg_batch *b, struct op_error *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < b->n && rc == 0; i++) {
+        const struct agg_answer *a = &b->a[i];
+        if (a->seq < 0) {
+            rc = aggregate_record_egress(l->s, "segment", "standing", (int64_t)sg->no, a->record,
+                                         (uint64_t)ledger_now(l), err);
+            continue;
+        }
+        char why[300];
+        snprintf(why, sizeof why, "%s in segment %llu%s%.200s", a->refused ? "refused" : "answered",
+                 (unsigned long long)sg->no, a->refused ? ": " : "", a->refused ? a->reason : "");
+        sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_ANSWERED, err);
+        if (!st)
+            return err && err->code ? err->code : -EIO;
+        (void)sqlite3_bind_int64(st, 1, a->seq);
+        (void)sqlite3_bind_text(st, 2, a->refused ? "refused" : "applied", -1, SQLITE_STATIC);
+        (void)sqlite3_bind_text(st, 3, why, -1, SQLITE_STATIC);
+        rc = sql_run(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_ANSWERED, st, err);
+        if (rc >= 0) {
+            char req[32];
+            snprintf(req, sizeof req, "mailbox:%lld", (long long)a->seq);
+            rc = a->refused ? 0
+                            : aggregate_record_egress(l->s, "segment", req, (int64_t)sg->no,
+                                                      a->record, (uint64_t)ledger_now(l), err);
+        }
+    }
+    return rc < 0 ? rc : 0;
+}
+
 static int record_segment(struct sync_ledger *l, const struct sync_segment *sg,
                           const struct outbox_cursor *to, double bpr, int64_t epoch,
-                          const struct residency_sent *sent, struct op_error *err)
+                          const struct residency_sent *sent, const struct agg_batch *aggs,
+                          struct op_error *err)
 {
     int rc = store_begin(l->s, err);
     if (rc < 0)
@@ -204,6 +446,8 @@ static int record_segment(struct sync_ledger *l, const struct sync_segment *sg,
         rc = residency_sent_record(store_residency(l->s), sent, sg->no, err);
     if (rc == 0)
         rc = insert_segment(l, sg, to, bpr, err);
+    if (rc == 0)
+        rc = record_aggregates(l, sg, aggs, err);
     return ledger_end_tx(l, rc, err);
 }
 
@@ -251,7 +495,10 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
     rc = ledger_unsegmented(&l->q, s.seg_u, s.seg_o, &pending, err);
     if (rc < 0)
         return rc;
-    if (pending == 0) {
+    int asked = 0;
+    if (pending == 0 && (rc = aggregates_due(l, &asked, err)) < 0)
+        return rc;
+    if (pending == 0 && !asked) {
         *made = 0;
         return 0;
     }
@@ -304,6 +551,13 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
     }
     free(rows);
     rows = NULL;
+    struct agg_batch aggs;
+    aggs.n = 0;
+    rc = add_aggregates(l, w, &aggs, err);
+    if (rc < 0) {
+        agg_batch_done(&aggs);
+        goto fail;
+    }
 
     struct sync_segment sg;
     memset(&sg, 0, sizeof sg);
@@ -312,6 +566,7 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
                                sizeof sg.path, &info, err);
     w = NULL;
     if (rc < 0) {
+        agg_batch_done(&aggs);
         residency_sent_free(sent);
         return rc;
     }
@@ -319,6 +574,7 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
     if (stat(sg.path, &sb) < 0) {
         rc = op_error_set(err, -errno, "spool", "cannot stat %s: %s", sg.path, strerror(errno));
         ledger_unlink_spool(l, sg.path);
+        agg_batch_done(&aggs);
         residency_sent_free(sent);
         return rc;
     }
@@ -336,7 +592,8 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
         double sample = (double)sg.bytes / (double)sg.records;
         bpr = bpr > 0 ? 0.7 * bpr + 0.3 * sample : sample;
     }
-    rc = record_segment(l, &sg, &cur, bpr, s.spool_epoch, sent, err);
+    rc = record_segment(l, &sg, &cur, bpr, s.spool_epoch, sent, &aggs, err);
+    agg_batch_done(&aggs);
     residency_sent_free(sent);
     if (rc < 0) {
         ledger_unlink_spool(l, sg.path); /* a file without its row */

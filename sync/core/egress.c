@@ -497,8 +497,8 @@ void egress_counts_add(struct egress_counts *dst, const struct egress_counts *sr
 
 /* ---- ops, tombstones, verification -------------------------------------- */
 
-static const char *const op_names[EGRESS_OP_COUNT] = {"upsert", "delete", "erase", "purge",
-                                                      "withdraw"};
+static const char *const op_names[EGRESS_OP_COUNT] = {"upsert", "delete",   "erase",
+                                                      "purge",  "withdraw", "aggregate"};
 
 const char *egress_op_name(enum egress_op op)
 {
@@ -642,9 +642,193 @@ static int verify_tombstone(const struct entity_def *e, enum egress_op op, json_
     return 0;
 }
 
+/* ---- aggregates ------------------------------------------------------------ */
+
+/* The entity aggregate answers travel as: not a table, not in entity_all. */
+static const struct entity_def aggregate_entity = {"aggregate", "aggregates", NULL, NULL, 0, 0};
+
+#define AGG_LABEL_MAX 128
+
+static int agg_label(const json_t *v, const char *field, struct op_error *err)
+{
+    if (!json_is_string(v) || json_string_length(v) > AGG_LABEL_MAX ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return op_error_set(err, -EINVAL, field,
+                            "aggregate: %s must be a string of at most %d bytes", field,
+                            AGG_LABEL_MAX);
+    return 0;
+}
+
+static int agg_keys(const json_t *o, const char *const *allowed, const char *what,
+                    struct op_error *err)
+{
+    if (!json_is_object(o))
+        return op_error_set(err, -EINVAL, what, "aggregate: %s is not an object", what);
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)o, k, v)
+    {
+        int ok = 0;
+        for (size_t i = 0; allowed[i] && !ok; i++)
+            ok = !strcmp(k, allowed[i]);
+        if (!ok)
+            return op_error_set(err, -EINVAL, k, "aggregate: %s has an unknown key \"%.64s\"", what,
+                                k);
+        (void)v;
+    }
+    return 0;
+}
+
+static int agg_cell(const json_t *c, json_int_t k, const char *where, struct op_error *err)
+{
+    static const char *const keys[] = {"n", "s", "rate", "rs", "sum", NULL};
+    int rc = agg_keys(c, keys, where, err);
+    if (rc < 0)
+        return rc;
+    const json_t *n = json_object_get(c, "n");
+    const char *s = json_string_value(json_object_get(c, "s"));
+    if (json_is_null(n)) {
+        if (!s || (strcmp(s, "primary") && strcmp(s, "secondary")))
+            return op_error_set(err, -EINVAL, "s",
+                                "aggregate: %s: a suppressed count needs s primary or secondary",
+                                where);
+    } else if (!json_is_integer(n) || json_integer_value(n) < 0) {
+        return op_error_set(err, -EINVAL, "n", "aggregate: %s: n is not a count", where);
+    } else if (json_integer_value(n) > 0 && json_integer_value(n) < k) {
+        return op_error_set(err, -EPERM, "n",
+                            "aggregate: %s: a count of %" JSON_INTEGER_FORMAT
+                            " is under the minimum cell size %" JSON_INTEGER_FORMAT,
+                            where, json_integer_value(n), k);
+    }
+    const json_t *r = json_object_get(c, "rate");
+    if (r && !json_is_null(r) && (json_is_null(n) || !json_is_number(r)))
+        return op_error_set(err, -EPERM, "rate", "aggregate: %s: a rate without its base", where);
+    const json_t *sum = json_object_get(c, "sum");
+    if (sum && !json_is_null(sum) && (json_is_null(n) || !json_is_integer(sum)))
+        return op_error_set(err, -EPERM, "sum", "aggregate: %s: a sum without its count", where);
+    return 0;
+}
+
+static int agg_cells(const json_t *a, size_t want, json_int_t k, const char *where,
+                     struct op_error *err)
+{
+    if (!json_is_array(a) || json_array_size(a) != want)
+        return op_error_set(err, -EINVAL, where, "aggregate: %s is not an array of %zu cells",
+                            where, want);
+    size_t i;
+    const json_t *c;
+    json_array_foreach(a, i, c)
+    {
+        int rc = agg_cell(c, k, where, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int egress_verify_aggregate(const struct policy *p, const json_t *r, struct op_error *err)
+{
+    static const char *const answer_keys[] = {
+        "aggregate",   "request",       "region",     "policy_hash", "params",
+        "computed_at", "min_cell_size", "rows_label", "cols_label",  "value",
+        "cols",        "rows",          "col_totals", "total",       NULL};
+    static const char *const refusal_keys[] = {"aggregate", "request",     "region", "policy_hash",
+                                               "refused",   "computed_at", NULL};
+    if (!json_is_object(r))
+        return op_error_set(err, -EINVAL, NULL, "aggregate: the record is not a JSON object");
+    const char *name = json_string_value(json_object_get(r, "aggregate"));
+    const char *hash = json_string_value(json_object_get(r, "policy_hash"));
+    if (!name || strlen(name) > 64)
+        return op_error_set(err, -EINVAL, "aggregate", "aggregate: no aggregate name");
+    if (!hash || strcmp(hash, p->hash))
+        return op_error_set(err, -EPERM, "policy_hash",
+                            "aggregate %s: made under another policy than the one in force", name);
+    const json_t *req = json_object_get(r, "request");
+    if (req && !json_is_string(req))
+        return op_error_set(err, -EINVAL, "request", "aggregate %s: request is not a string", name);
+    if (json_object_get(r, "refused")) {
+        int rc = agg_keys(r, refusal_keys, "the refusal", err);
+        const json_t *why = json_object_get(r, "refused");
+        if (rc == 0 && (!json_is_string(why) || json_string_length(why) > 512))
+            rc = op_error_set(err, -EINVAL, "refused",
+                              "aggregate %s: refused must be a reason of at most 512 bytes", name);
+        return rc;
+    }
+    int allowed = 0;
+    for (size_t i = 0; i < p->naggregates && !allowed; i++)
+        allowed = !strcmp(p->aggregates[i].name, name);
+    if (!allowed)
+        return op_error_set(err, -EPERM, "aggregate",
+                            "aggregate %s is not allowed by the %s policy", name, p->region);
+    int rc = agg_keys(r, answer_keys, "the answer", err);
+    if (rc < 0)
+        return rc;
+    json_int_t k = p->min_cell_size ? (json_int_t)p->min_cell_size : 10;
+    if (json_integer_value(json_object_get(r, "min_cell_size")) != k)
+        return op_error_set(err, -EPERM, "min_cell_size",
+                            "aggregate %s: min_cell_size is not the policy's %" JSON_INTEGER_FORMAT,
+                            name, k);
+    const char *v;
+    const json_t *x;
+    json_object_foreach((json_t *)json_object_get(r, "params"), v,
+                        x) if ((rc = agg_label(x, "params", err)) < 0) return rc;
+    if ((rc = agg_label(json_object_get(r, "rows_label"), "rows_label", err)) < 0 ||
+        (rc = agg_label(json_object_get(r, "cols_label"), "cols_label", err)) < 0 ||
+        (rc = agg_label(json_object_get(r, "value"), "value", err)) < 0 ||
+        (rc = agg_label(json_object_get(r, "computed_at"), "computed_at", err)) < 0)
+        return rc;
+    const json_t *cols = json_object_get(r, "cols"), *rows = json_object_get(r, "rows");
+    if (!json_is_array(cols) || !json_is_array(rows))
+        return op_error_set(err, -EINVAL, "rows", "aggregate %s: no cols or rows", name);
+    size_t nc = json_array_size(cols), i;
+    json_array_foreach(cols, i, x) if ((rc = agg_label(x, "cols", err)) < 0) return rc;
+    static const char *const row_keys[] = {"key", "cells", "total", NULL};
+    json_array_foreach(rows, i, x)
+    {
+        if ((rc = agg_keys(x, row_keys, "a row", err)) < 0 ||
+            (rc = agg_label(json_object_get(x, "key"), "key", err)) < 0 ||
+            (rc = agg_cells(json_object_get(x, "cells"), nc, k, "cells", err)) < 0 ||
+            (rc = agg_cell(json_object_get(x, "total"), k, "total", err)) < 0)
+            return rc;
+    }
+    if ((rc = agg_cells(json_object_get(r, "col_totals"), nc, k, "col_totals", err)) < 0 ||
+        (rc = agg_cell(json_object_get(r, "total"), k, "total", err)) < 0)
+        return rc;
+    return 0;
+}
+
+int egress_aggregate(const struct policy *p, const char *json, size_t len,
+                     struct egress_record **out, struct op_error *err)
+{
+    json_error_t je;
+    json_t *r = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    if (!r)
+        return op_error_set(err, -EINVAL, NULL, "aggregate: not JSON: %s", je.text);
+    int rc = egress_verify_aggregate(p, r, err);
+    json_decref(r);
+    if (rc < 0)
+        return rc;
+    struct egress_record *rec = calloc(1, sizeof *rec);
+    if (rec)
+        rec->json = strndup(json, len);
+    if (!rec || !rec->json) {
+        egress_record_free(rec);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    rec->entity = &aggregate_entity;
+    rec->op = EGRESS_OP_AGGREGATE;
+    rec->len = len;
+    snprintf(rec->policy_hash, sizeof rec->policy_hash, "%s", p->hash);
+    *out = rec;
+    return 0;
+}
+
 int egress_verify(const struct policy *p, const struct entity_def *e, enum egress_op op,
                   json_t *record, struct op_error *err)
 {
+    if (op == EGRESS_OP_AGGREGATE)
+        return op_error_set(err, -EINVAL, "op",
+                            "%s: an aggregate is checked by egress_verify_aggregate", e->name);
     int nl = node_local(e, err);
     if (nl < 0)
         return nl;

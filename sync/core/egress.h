@@ -73,6 +73,7 @@ enum egress_op {
     EGRESS_OP_ERASE,
     EGRESS_OP_PURGE,
     EGRESS_OP_WITHDRAW,
+    EGRESS_OP_AGGREGATE, /* an aggregate answer or refusal (egress_aggregate), entity "aggregate" */
     EGRESS_OP_COUNT
 };
 
@@ -179,6 +180,24 @@ int egress_tombstone(const struct policy *p, const struct entity_def *e, const c
  * id, a bad op, "custom" not an object). */
 int egress_verify(const struct policy *p, const struct entity_def *e, enum egress_op op,
                   json_t *record, struct op_error *err);
+
+/* An aggregate's answer (or refusal) as a segment record, entity
+ * "aggregate", op AGGREGATE, policy hash p->hash: `json` (borrowed) must
+ * pass egress_verify_aggregate under p, and is carried byte for byte.
+ * Returns 0 and *out; -EPERM or -EINVAL as egress_verify_aggregate;
+ * -ENOMEM. docs/AGGREGATES.md. */
+int egress_aggregate(const struct policy *p, const char *json, size_t len,
+                     struct egress_record **out, struct op_error *err);
+
+/* Both sides: checks that `record` is an aggregate answer that may leave
+ * under p: made under p (its policy_hash), for an aggregate p's
+ * aggregates.queries names, with p's minimum cell size, holding only the
+ * answer's keys, string labels, and cells whose count is null (marked
+ * suppressed), 0, or at least the minimum cell size; or a refusal
+ * {"aggregate","request","region","policy_hash","refused","computed_at"}. Returns 0;
+ * -EPERM (a count under the minimum, an aggregate the policy does not
+ * allow) or -EINVAL (any other shape) with err->field the key. */
+int egress_verify_aggregate(const struct policy *p, const json_t *record, struct op_error *err);
 
 /* dst += src, field by field. */
 void egress_counts_add(struct egress_counts *dst, const struct egress_counts *src);

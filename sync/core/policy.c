@@ -36,6 +36,14 @@ const char *const policy_aggregate_queries[] = {
     "deals_by_stage_month",
     "activities_by_channel_month",
     "consents_by_channel_status",
+    /* the shipped aggregates (appliance/store/aggregate.c); the names
+     * above are older ones a file may still carry, refused when asked */
+    "contacts_by_segment_district",
+    "consent_rates_by_channel_purpose",
+    "activities_by_channel_week",
+    "pipeline_by_stage_month",
+    "conversion_by_channel",
+    "completeness_by_field",
     NULL,
 };
 
@@ -994,8 +1002,8 @@ static const struct section sections[] = {
 static int load_aggregates(struct ld *l, const yaml_node_t *n)
 {
     static const struct keyspec spec[] = {
-        {"min_cell_size", 1}, {"basis", 1}, {"queries", 1}, {NULL, 0}};
-    const yaml_node_t *v[3];
+        {"min_cell_size", 1}, {"basis", 1}, {"queries", 1}, {"standing", 0}, {NULL, 0}};
+    const yaml_node_t *v[4];
     struct policy *p = l->p;
     char bas[256];
     size_t count = 0;
@@ -1006,9 +1014,9 @@ static int load_aggregates(struct ld *l, const yaml_node_t *n)
         rc = basis(l, v[1], "aggregates.basis", bas, sizeof bas);
     if (rc == 0)
         rc = sequence(l, v[2], "aggregates.queries", &count);
-    if (rc < 0 || count == 0)
+    if (rc < 0)
         return rc;
-    p->aggregates = calloc(count, sizeof *p->aggregates);
+    p->aggregates = calloc(count ? count : 1, sizeof *p->aggregates);
     if (!p->aggregates)
         return oom(l);
     p->naggregates = count;
@@ -1034,6 +1042,29 @@ static int load_aggregates(struct ld *l, const yaml_node_t *n)
         snprintf(a->name, sizeof a->name, "%s", s);
         memcpy(a->basis, bas, sizeof a->basis);
         a->line = line_of(it);
+    }
+    /* standing: a subset of queries, sent without a request */
+    size_t ns = 0;
+    if (v[3] && (rc = sequence(l, v[3], "aggregates.standing", &ns)) < 0)
+        return rc;
+    for (size_t i = 0; i < ns; i++) {
+        const yaml_node_t *it = item(l, v[3], i);
+        char key[KEY_MAX];
+        const char *s;
+        if (!it)
+            return oom(l);
+        joinidx(key, "aggregates.standing", i);
+        rc = scalar(l, it, key, &s);
+        if (rc < 0)
+            return rc;
+        size_t j = 0;
+        while (j < count && strcmp(p->aggregates[j].name, s))
+            j++;
+        if (j == count)
+            return fail(l, it, key, "\"%.60s\" is not in aggregates.queries", s);
+        if (p->aggregates[j].standing)
+            return fail(l, it, key, "%s listed twice", s);
+        p->aggregates[j].standing = 1;
     }
     return 0;
 }

@@ -119,6 +119,7 @@ struct policy_retention {
 
 struct policy_aggregate {
     char name[64]; /* one of the built-in whitelisted queries */
+    int standing;  /* listed in aggregates.standing: sent unasked, once per grid point */
     char basis[256];
     int line;
 };

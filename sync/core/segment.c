@@ -50,8 +50,8 @@
 static const char line_head[] = "{\"entity\":\"";
 static const char line_op[] = "\",\"op\":\"";
 static const char line_mid[] = "\",\"record\":";
-/* the longest op name ("withdraw") and its NUL */
-#define OP_NAME_MAX 9
+/* the longest op name ("aggregate") and its NUL */
+#define OP_NAME_MAX 10
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -1175,7 +1175,7 @@ static int take_line(struct segment *s, const char **entity, const char **op, co
     if (!oq || opl >= sizeof opname || egress_op_parse(opname, &opv) != 0)
         return bad(err, -EBADMSG, "record",
                    "record %" PRIu64 " (uncompressed byte %" PRIu64
-                   "): bad op (one of upsert, delete, erase, purge, withdraw)",
+                   "): bad op (one of upsert, delete, erase, purge, withdraw, aggregate)",
                    rec, at + after + ol);
     size_t body = after + ol + opl + ml;
     if (n < body + 3 || memcmp(oq, line_mid, ml) != 0 || l[body] != '{' || l[n - 2] != '}' ||

@@ -262,6 +262,34 @@ static int apply_line(struct hq_store *st, const struct policy *p, const struct 
     }
     if (json_is_object(rec) && json_is_string(json_object_get(rec, "id")))
         id = json_string_value(json_object_get(rec, "id"));
+    if (!strcmp(opname, "aggregate") && !strcmp(entity, "aggregate")) {
+        /* An aggregate answer (docs/AGGREGATES.md): checked against the
+         * node's policy like any record, and kept as the node's latest
+         * answer for that aggregate (the segment number orders them). */
+        struct op_error verr;
+        op_error_clear(&verr);
+        int rc = egress_verify_aggregate(p, rec, &verr);
+        const char *name = json_string_value(json_object_get(rec, "aggregate"));
+        if (rc == -EPERM) {
+            snprintf(why, cap, "record %" PRIu64 " (aggregate %.64s): %.380s", line,
+                     name ? name : "?", verr.msg);
+            json_decref(rec);
+            return LINE_REJECT;
+        }
+        if (rc < 0) {
+            snprintf(reason, sizeof reason, "%s", verr.msg);
+            id = name ? name : "";
+            goto set_aside;
+        }
+        enum hq_record_result rr;
+        rc = st->ops->record_apply(st->impl, info->node_id, "aggregate", name,
+                                   (int64_t)info->segment_no, "upsert", json, len, info->segment_no,
+                                   &rr, err);
+        json_decref(rec);
+        if (rc < 0)
+            return rc;
+        return rr == HQ_RECORD_CHANGED ? LINE_APPLIED : LINE_STALE;
+    }
     if (!e || strcmp(e->name, entity) != 0) {
         snprintf(reason, sizeof reason, "unknown entity \"%s\"", entity);
         goto set_aside;

@@ -28,6 +28,7 @@
 #include "entity.h"
 #include "hq_config.h"
 #include "hq_serve.h"
+#include "hq_aggregate.h"
 #include "hq_store.h"
 #include "log.h"
 #include "node_credentials.h"
@@ -69,7 +70,12 @@ static void usage(FILE *out)
             "  receipts NAME [--json]                  a node's receipts\n"
             "  set-aside [--node NAME]                 records HQ could not apply\n"
             "  mailbox post NAME --kind policy|reference|aggregate_request FILE\n"
-            "                                          queue a message for a node\n\n"
+            "                                          queue a message for a node\n"
+            "  aggregate-request NODE AGGREGATE [KEY=VALUE]\n"
+            "                                          ask a node for an aggregate (mailbox)\n"
+            "  aggregate AGGREGATE [--format text|csv|json] [--max-age SECONDS]\n"
+            "                                          the latest answers of every region,\n"
+            "                                          combined (docs/AGGREGATES.md)\n\n"
             "  --config FILE      settings ('key = value' lines; the store is its db key)\n"
             "  --db PATH          the HQ store (overrides the config)\n"
             "  --describe-config  every config key with its default\n"
@@ -745,6 +751,163 @@ done:
     return code;
 }
 
+/* ---- aggregates ---- */
+
+static int aggregate_request_cmd(struct opts *o, int argc, char **argv)
+{
+    const char *cmd = "aggregate-request";
+    if (argc < 2 || argc > 3)
+        return usage_error(cmd, "expected NODE AGGREGATE [KEY=VALUE]");
+    for (const char *q = argv[1]; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '_') ||
+            q - argv[1] >= 64)
+            return usage_error(cmd, "'%.64s' is not an aggregate name ([a-z0-9_], at most 64)",
+                               argv[1]);
+    if (argc == 3 && (!strchr(argv[2], '=') || strlen(argv[2]) > 64))
+        return usage_error(cmd, "'%.64s' is not KEY=VALUE (at most 64 bytes)", argv[2]);
+    json_t *b = json_pack("{s:s, s:[]}", "aggregate", argv[1], "params");
+    if (b && argc == 3)
+        json_array_append_new(json_object_get(b, "params"), json_string(argv[2]));
+    char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    if (!body) {
+        fprintf(stderr, "outpost-hq %s: out of memory\n", cmd);
+        return EXIT_FAIL;
+    }
+    struct hq_store st;
+    int rc;
+    if ((rc = open_store(cmd, o, &st))) {
+        free(body);
+        return rc;
+    }
+    struct op_error err;
+    op_error_clear(&err);
+    struct hq_node n;
+    uint64_t seq = 0;
+    int code = EXIT_OK_;
+    rc = st.ops->node_get(st.impl, argv[0], &n, &err);
+    if (rc == 0)
+        rc = st.ops->mailbox_post(st.impl, argv[0], "aggregate_request", body, strlen(body),
+                                  now_ms(), &seq, &err);
+    if (rc < 0) {
+        code = failed(cmd, rc, &err);
+    } else {
+        printf("%" PRIu64 "\n", seq);
+        fprintf(stderr,
+                "outpost-hq: aggregate request %" PRIu64 " (%s) queued for node %s; it answers "
+                "in its next segment\n",
+                seq, body, argv[0]);
+    }
+    free(body);
+    hq_store_close(&st);
+    return code;
+}
+
+static void print_combined(const json_t *t)
+{
+    const json_t *cols = json_object_get(t, "cols");
+    printf("%s, combined at %s (answers older than %" JSON_INTEGER_FORMAT " s are stale)\n",
+           json_string_value(json_object_get(t, "aggregate")),
+           json_string_value(json_object_get(t, "generated_at")),
+           json_integer_value(json_object_get(t, "max_age_s")));
+    size_t i, j;
+    const json_t *r, *c;
+    json_array_foreach(json_object_get(t, "regions"), i, r)
+    {
+        const char *st = json_string_value(json_object_get(r, "status"));
+        printf("  %-10s %-24s %-9s", json_string_value(json_object_get(r, "region")),
+               json_string_value(json_object_get(r, "node")), st);
+        if (json_is_integer(json_object_get(r, "age_s")))
+            printf(" age %" JSON_INTEGER_FORMAT " s",
+                   json_integer_value(json_object_get(r, "age_s")));
+        if (json_object_get(r, "reason"))
+            printf(": %s", json_string_value(json_object_get(r, "reason")));
+        printf("\n");
+    }
+    printf("%-10s %-24s", "region", json_string_value(json_object_get(t, "rows_label")));
+    json_array_foreach(cols, j, c) printf(" %12.12s", json_string_value(c));
+    printf("\n");
+    json_array_foreach(json_object_get(t, "rows"), i, r)
+    {
+        printf("%-10s %-24.24s", json_string_value(json_object_get(r, "region")),
+               json_string_value(json_object_get(r, "key")));
+        json_array_foreach(json_object_get(r, "cells"), j, c)
+        {
+            const json_t *n = json_object_get(c, "n");
+            if (json_is_integer(n))
+                printf(" %12" JSON_INTEGER_FORMAT, json_integer_value(n));
+            else
+                printf(" %12s", "suppressed");
+        }
+        printf("\n");
+    }
+    json_array_foreach(json_object_get(t, "combined"), i, r)
+    {
+        printf("%-10s %-24.24s", "(all)", json_string_value(json_object_get(r, "key")));
+        json_array_foreach(json_object_get(r, "cells"), j, c)
+        {
+            const json_t *n = json_object_get(c, "n");
+            if (json_is_integer(n))
+                printf(" %12" JSON_INTEGER_FORMAT, json_integer_value(n));
+            else
+                printf(" %12s", "suppressed");
+        }
+        printf("\n");
+    }
+}
+
+static int aggregate_cmd(struct opts *o, int argc, char **argv)
+{
+    const char *cmd = "aggregate";
+    const char *name = NULL, *format = "text";
+    int64_t max_age_s = HQ_AGGREGATE_MAX_AGE_MS / 1000;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--format") && i + 1 < argc) {
+            format = argv[++i];
+        } else if (!strcmp(argv[i], "--max-age") && i + 1 < argc) {
+            char *end = NULL;
+            errno = 0;
+            long long v = strtoll(argv[++i], &end, 10);
+            if (errno || !end || *end || v < 1 || v > 3650LL * 86400)
+                return usage_error(cmd, "--max-age: expected 1 to %lld seconds", 3650LL * 86400);
+            max_age_s = v;
+        } else if (argv[i][0] == '-') {
+            return usage_error(cmd, "unknown option '%s' or it needs a value", argv[i]);
+        } else if (!name) {
+            name = argv[i];
+        } else {
+            return usage_error(cmd, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!name)
+        return usage_error(cmd, "expected an AGGREGATE name");
+    if (strcmp(format, "text") && strcmp(format, "csv") && strcmp(format, "json"))
+        return usage_error(cmd, "--format must be text, csv or json, not '%s'", format);
+    struct hq_store st;
+    int rc;
+    if ((rc = open_store(cmd, o, &st)))
+        return rc;
+    struct op_error err;
+    op_error_clear(&err);
+    json_t *t = NULL;
+    rc = hq_aggregate_combine(&st, name, now_ms(), max_age_s * 1000, &t, &err);
+    hq_store_close(&st);
+    if (rc < 0)
+        return failed(cmd, rc, &err);
+    if (!strcmp(format, "json")) {
+        char *text = json_dumps(t, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        if (text)
+            printf("%s\n", text);
+        free(text);
+    } else if (!strcmp(format, "csv")) {
+        (void)hq_aggregate_csv(t, stdout);
+    } else {
+        print_combined(t);
+    }
+    json_decref(t);
+    return EXIT_OK_;
+}
+
 /* ---- serve ---- */
 
 static int set_db(struct hq_config *c, const struct opts *o, struct op_error *err)
@@ -1005,6 +1168,10 @@ int main(int argc, char **argv)
         return set_aside_cmd(&o, sub, sv);
     if (!strcmp(cmd, "mailbox"))
         return mailbox_cmd(&o, sub, sv);
+    if (!strcmp(cmd, "aggregate-request"))
+        return aggregate_request_cmd(&o, sub, sv);
+    if (!strcmp(cmd, "aggregate"))
+        return aggregate_cmd(&o, sub, sv);
     fprintf(stderr, "outpost-hq: unknown command '%s' (see outpost-hq --help)\n", cmd);
     return EXIT_USAGE;
 }

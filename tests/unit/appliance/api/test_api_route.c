@@ -28,6 +28,10 @@ static void fixed_routes(void)
     CHECK_STR(r.label, "/api/v1/search");
     CHECK_EQ(match("/api/v1/consents/confirm"), API_ROUTE_CONFIRM);
     CHECK_STR(r.label, "/api/v1/consents/confirm");
+    CHECK_EQ(match("/api/v1/aggregates/contacts_by_segment_district"), API_ROUTE_AGGREGATE);
+    CHECK_STR(r.label, "/api/v1/aggregates/{name}");
+    CHECK_STR(r.id, "contacts_by_segment_district");
+    CHECK_EQ(match("/api/v1/aggregates"), API_ROUTE_NOT_FOUND);
     /* only as written: the probes have no aliases */
     CHECK_EQ(match("/healthz/"), API_ROUTE_NOT_FOUND);
     CHECK_EQ(match("/Healthz"), API_ROUTE_NOT_FOUND);

@@ -449,6 +449,13 @@ static const struct bad bad_files[] = {
      "BR.yaml:79: aggregates.queries[1]: \"deals_by_stag\" is not a built-in query"},
     {"duplicate aggregate query", "deals_by_stage,", "contacts_by_country,",
      "BR.yaml:79: aggregates.queries[1]: contacts_by_country listed twice"},
+    {"standing aggregate not in queries", "activities_by_channel_month]\n",
+     "activities_by_channel_month]\n  standing: [deals_by_stage_month]\n",
+     "BR.yaml:80: aggregates.standing[0]: \"deals_by_stage_month\" is not in "
+     "aggregates.queries"},
+    {"standing aggregate twice", "activities_by_channel_month]\n",
+     "activities_by_channel_month]\n  standing: [deals_by_stage, deals_by_stage]\n",
+     "BR.yaml:80: aggregates.standing[1]: deals_by_stage listed twice"},
     {"min_cell_size 1", "min_cell_size: 10", "min_cell_size: 1",
      "BR.yaml:77: aggregates.min_cell_size: must be a whole number from 2 to 1000"},
     {"custom field bad type", "type: integer", "type: number",

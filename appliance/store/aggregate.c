@@ -1,0 +1,1060 @@
+/*
+ * Aggregates (aggregate.h, docs/AGGREGATES.md): runs a shipped definition
+ * by name over the node's data, coarsens and protects the table, and keeps
+ * the answer so that the same grid point is answered with the same bytes.
+ * The invariant: nothing built here holds a record field's value other
+ * than a dimension label, and every count, rate and sum in an answer has
+ * been through aggregate_protect.
+ */
+#include "aggregate.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "entity.h"
+#include "sql.h"
+#include "store_queries.h"
+#include "timefmt.h"
+
+/* ---- the table and its protection ---------------------------------------- */
+
+struct aggregate_table {
+    size_t nr, nc;
+    char **rows, **cols;
+    int64_t *n, *x;           /* (nr + 1) * (nc + 1): cells, then totals */
+    unsigned char *mark, *xm; /* enum aggregate_mark per entry */
+};
+
+static size_t at(const struct aggregate_table *t, size_t i, size_t j)
+{
+    return i * (t->nc + 1) + j;
+}
+
+static int copy_labels(char ***dst, const char *const *src, size_t n, struct op_error *err)
+{
+    *dst = calloc(n ? n : 1, sizeof **dst);
+    if (!*dst)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(src[i]) > AGGREGATE_MAX_KEY)
+            return op_error_set(err, -EINVAL, NULL, "aggregate label longer than %d bytes",
+                                AGGREGATE_MAX_KEY);
+        if (!((*dst)[i] = strdup(src[i])))
+            return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    return 0;
+}
+
+int aggregate_table_new(const char *const *rows, size_t nrows, const char *const *cols,
+                        size_t ncols, struct aggregate_table **out, struct op_error *err)
+{
+    if (nrows > AGGREGATE_MAX_CELLS || ncols > AGGREGATE_MAX_CELLS ||
+        (nrows + 1) * (ncols + 1) > AGGREGATE_MAX_CELLS)
+        return op_error_set(err, -E2BIG, NULL,
+                            "%zu rows by %zu columns is more than the %d cells a table holds",
+                            nrows, ncols, AGGREGATE_MAX_CELLS);
+    struct aggregate_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    t->nr = nrows;
+    t->nc = ncols;
+    size_t cells = (nrows + 1) * (ncols + 1);
+    int rc = copy_labels(&t->rows, rows, nrows, err);
+    if (rc == 0)
+        rc = copy_labels(&t->cols, cols, ncols, err);
+    if (rc == 0) {
+        t->n = calloc(cells, sizeof *t->n);
+        t->x = calloc(cells, sizeof *t->x);
+        t->mark = calloc(cells, 1);
+        t->xm = calloc(cells, 1);
+        if (!t->n || !t->x || !t->mark || !t->xm)
+            rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    if (rc < 0) {
+        aggregate_table_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+void aggregate_table_free(struct aggregate_table *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; t->rows && i < t->nr; i++)
+        free(t->rows[i]);
+    for (size_t j = 0; t->cols && j < t->nc; j++)
+        free(t->cols[j]);
+    free(t->rows);
+    free(t->cols);
+    free(t->n);
+    free(t->x);
+    free(t->mark);
+    free(t->xm);
+    free(t);
+}
+
+void aggregate_table_add(struct aggregate_table *t, size_t i, size_t j, int64_t n, int64_t x)
+{
+    if (i >= t->nr || j >= t->nc)
+        return;
+    t->n[at(t, i, j)] += n;
+    t->x[at(t, i, j)] += x;
+}
+
+/* One line of the table: a row (entries (which, 0..nc)) or a column
+ * (entries (0..nr, which)); the last entry is the line's total. If exactly
+ * one entry is hidden, hides one more: the smallest non-zero shown cell,
+ * else the total, else a shown zero cell. Returns 1 if it hid one. */
+static int complete_line(const struct aggregate_table *t, const int64_t *v, unsigned char *m,
+                         size_t which, int is_row)
+{
+    size_t len = is_row ? t->nc : t->nr;
+    size_t hidden = 0;
+    for (size_t e = 0; e <= len; e++)
+        hidden += m[is_row ? at(t, which, e) : at(t, e, which)] != AGGREGATE_SHOWN;
+    if (hidden != 1)
+        return 0;
+    size_t best = SIZE_MAX, zero = SIZE_MAX;
+    for (size_t e = 0; e < len; e++) {
+        size_t idx = is_row ? at(t, which, e) : at(t, e, which);
+        if (m[idx] != AGGREGATE_SHOWN)
+            continue;
+        if (v[idx] > 0 && (best == SIZE_MAX || v[idx] < v[best]))
+            best = idx;
+        else if (v[idx] <= 0 && zero == SIZE_MAX)
+            zero = idx;
+    }
+    size_t total = is_row ? at(t, which, len) : at(t, len, which);
+    if (best == SIZE_MAX && m[total] == AGGREGATE_SHOWN)
+        best = total;
+    if (best == SIZE_MAX)
+        best = zero;
+    if (best == SIZE_MAX)
+        return 0;
+    m[best] = AGGREGATE_SECONDARY;
+    return 1;
+}
+
+static void complete(const struct aggregate_table *t, const int64_t *v, unsigned char *m)
+{
+    int changed = 1;
+    while (changed) {
+        changed = 0;
+        for (size_t i = 0; i <= t->nr; i++)
+            changed |= complete_line(t, v, m, i, 1);
+        for (size_t j = 0; j <= t->nc; j++)
+            changed |= complete_line(t, v, m, j, 0);
+    }
+}
+
+static int small(int64_t v, unsigned k)
+{
+    return v > 0 && v < (int64_t)k;
+}
+
+void aggregate_protect(struct aggregate_table *t, enum aggregate_value v, unsigned k)
+{
+    if (k < 2)
+        k = 2;
+    size_t nr = t->nr, nc = t->nc;
+    for (size_t i = 0; i <= nr; i++) {
+        t->n[at(t, i, nc)] = 0;
+        t->x[at(t, i, nc)] = 0;
+    }
+    for (size_t j = 0; j < nc; j++) {
+        t->n[at(t, nr, j)] = 0;
+        t->x[at(t, nr, j)] = 0;
+    }
+    for (size_t i = 0; i < nr; i++)
+        for (size_t j = 0; j < nc; j++) {
+            int64_t n = t->n[at(t, i, j)], x = t->x[at(t, i, j)];
+            t->n[at(t, i, nc)] += n;
+            t->x[at(t, i, nc)] += x;
+            t->n[at(t, nr, j)] += n;
+            t->x[at(t, nr, j)] += x;
+            t->n[at(t, nr, nc)] += n;
+            t->x[at(t, nr, nc)] += x;
+        }
+    size_t cells = (nr + 1) * (nc + 1);
+    for (size_t e = 0; e < cells; e++)
+        t->mark[e] = small(t->n[e], k) ? AGGREGATE_PRIMARY : AGGREGATE_SHOWN;
+    complete(t, t->n, t->mark);
+
+    /* The second figure: a sum is shown exactly where its count is (the
+     * count's pattern already leaves every line with none or two
+     * unknowns); a rate also needs x and n - x to be 0 or >= k, and then
+     * its own complementary pass, since the numerators add up too. */
+    for (size_t e = 0; e < cells; e++) {
+        t->xm[e] = t->mark[e];
+        if (v == AGGREGATE_RATE && t->xm[e] == AGGREGATE_SHOWN &&
+            (small(t->x[e], k) || small(t->n[e] - t->x[e], k)))
+            t->xm[e] = AGGREGATE_PRIMARY;
+    }
+    if (v == AGGREGATE_RATE)
+        complete(t, t->x, t->xm);
+    /* The rows of a sum table are per currency: a column total of sums
+     * would add currencies, so column totals and the grand total carry a
+     * count and no sum. Hiding more keeps every line's unknowns >= 2. */
+    if (v == AGGREGATE_SUM)
+        for (size_t j = 0; j <= nc; j++)
+            t->xm[at(t, nr, j)] = AGGREGATE_SECONDARY;
+}
+
+int64_t aggregate_table_n(const struct aggregate_table *t, size_t i, size_t j)
+{
+    return t->n[at(t, i, j)];
+}
+
+enum aggregate_mark aggregate_table_mark(const struct aggregate_table *t, size_t i, size_t j)
+{
+    return (enum aggregate_mark)t->mark[at(t, i, j)];
+}
+
+enum aggregate_mark aggregate_table_xmark(const struct aggregate_table *t, size_t i, size_t j)
+{
+    return (enum aggregate_mark)t->xm[at(t, i, j)];
+}
+
+static const char *mark_name(unsigned char m)
+{
+    return m == AGGREGATE_PRIMARY ? "primary" : "secondary";
+}
+
+static json_t *cell_json(const struct aggregate_table *t, enum aggregate_value v, size_t e)
+{
+    json_t *c = json_object();
+    if (!c)
+        return NULL;
+    int bad = 0;
+    if (t->mark[e] == AGGREGATE_SHOWN) {
+        bad |= json_object_set_new(c, "n", json_integer(t->n[e]));
+    } else {
+        bad |= json_object_set_new(c, "n", json_null());
+        bad |= json_object_set_new(c, "s", json_string(mark_name(t->mark[e])));
+    }
+    if (v == AGGREGATE_RATE) {
+        if (t->xm[e] == AGGREGATE_SHOWN && t->n[e] > 0) {
+            /* four decimals, rounded half up, in integers (no libm) */
+            double r = (double)((t->x[e] * 10000 + t->n[e] / 2) / t->n[e]) / 10000.0;
+            bad |= json_object_set_new(c, "rate", json_real(r));
+        } else {
+            bad |= json_object_set_new(c, "rate", json_null());
+            const char *why = t->n[e] == 0                      ? "empty"
+                              : t->xm[e] == AGGREGATE_SECONDARY ? "secondary"
+                                                                : "small_base";
+            bad |= json_object_set_new(c, "rs", json_string(why));
+        }
+    } else if (v == AGGREGATE_SUM) {
+        bad |= json_object_set_new(
+            c, "sum", t->xm[e] == AGGREGATE_SHOWN ? json_integer(t->x[e]) : json_null());
+    }
+    if (bad) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+int aggregate_table_json(const struct aggregate_table *t, enum aggregate_value v, json_t *obj)
+{
+    json_t *cols = json_array(), *rows = json_array(), *ct = json_array();
+    int bad = !cols || !rows || !ct;
+    for (size_t j = 0; !bad && j < t->nc; j++) {
+        bad |= json_array_append_new(cols, json_string(t->cols[j]));
+        bad |= json_array_append_new(ct, cell_json(t, v, at(t, t->nr, j)));
+    }
+    for (size_t i = 0; !bad && i < t->nr; i++) {
+        json_t *row = json_object(), *cells = json_array();
+        bad |= !row || !cells;
+        for (size_t j = 0; !bad && j < t->nc; j++)
+            bad |= json_array_append_new(cells, cell_json(t, v, at(t, i, j)));
+        if (!bad) {
+            bad |= json_object_set_new(row, "key", json_string(t->rows[i]));
+            bad |= json_object_set(row, "cells", cells);
+            bad |= json_object_set_new(row, "total", cell_json(t, v, at(t, i, t->nc)));
+            bad |= json_array_append(rows, row);
+        }
+        json_decref(cells);
+        json_decref(row);
+    }
+    if (!bad) {
+        bad |= json_object_set(obj, "cols", cols);
+        bad |= json_object_set(obj, "rows", rows);
+        bad |= json_object_set(obj, "col_totals", ct);
+        bad |= json_object_set_new(obj, "total", cell_json(t, v, at(t, t->nr, t->nc)));
+    }
+    json_decref(cols);
+    json_decref(rows);
+    json_decref(ct);
+    return bad ? -ENOMEM : 0;
+}
+
+/* ---- the definitions ------------------------------------------------------ */
+
+enum param_kind {
+    P_AS_OF,   /* as_of=YYYY-MM: the current month only */
+    P_QUARTER, /* quarter=YYYY-Qn: an ended quarter */
+    P_YEAR,    /* year=YYYY: an ended year */
+};
+
+enum col_kind {
+    C_DATA,  /* the columns the data has */
+    C_WEEKS, /* every Monday of the period */
+    C_MONTHS,
+    C_ALL, /* one column */
+};
+
+struct def {
+    const char *name;
+    unsigned query;
+    enum aggregate_value value;
+    enum param_kind param;
+    enum col_kind cols;
+    int fold; /* free-text dimensions: fold rows and columns under k into "(other)" */
+    const char *rows_label, *cols_label;
+    const char *fields[5]; /* "entity.field" it groups by or counts; NULL-ended */
+};
+
+static const struct def defs[] = {
+    {"contacts_by_segment_district",
+     STORE_Q_AGGREGATE_CONTACTS_BY_SEGMENT_DISTRICT,
+     AGGREGATE_COUNT,
+     P_AS_OF,
+     C_DATA,
+     1,
+     "segment",
+     "district",
+     {"organization.industry", "contact.region", NULL}},
+    {"consent_rates_by_channel_purpose",
+     STORE_Q_AGGREGATE_CONSENT_RATES_BY_CHANNEL_PURPOSE,
+     AGGREGATE_RATE,
+     P_AS_OF,
+     C_DATA,
+     0,
+     "channel",
+     "purpose",
+     {"consent.channel", "consent.purpose", "consent.status", NULL}},
+    {"activities_by_channel_week",
+     STORE_Q_AGGREGATE_ACTIVITIES_BY_CHANNEL_WEEK,
+     AGGREGATE_COUNT,
+     P_QUARTER,
+     C_WEEKS,
+     0,
+     "channel",
+     "week",
+     {"activity.channel", "activity.occurred_at", NULL}},
+    {"pipeline_by_stage_month",
+     STORE_Q_AGGREGATE_PIPELINE_BY_STAGE_MONTH,
+     AGGREGATE_SUM,
+     P_YEAR,
+     C_MONTHS,
+     0,
+     "currency_stage",
+     "month",
+     {"deal.stage", "deal.currency", "deal.amount_minor", "deal.expected_close", NULL}},
+    {"conversion_by_channel",
+     STORE_Q_AGGREGATE_CONVERSION_BY_CHANNEL,
+     AGGREGATE_RATE,
+     P_YEAR,
+     C_ALL,
+     0,
+     "first_channel",
+     "all",
+     {"deal.stage", "deal.expected_close", "activity.channel", NULL}},
+    {"completeness_by_field",
+     STORE_Q_AGGREGATE_COMPLETENESS_BY_FIELD,
+     AGGREGATE_RATE,
+     P_AS_OF,
+     C_ALL,
+     0,
+     "field",
+     "all",
+     {NULL}},
+};
+#define NDEFS (sizeof defs / sizeof defs[0])
+
+const char *const aggregate_names[] = {
+    "contacts_by_segment_district",
+    "consent_rates_by_channel_purpose",
+    "activities_by_channel_week",
+    "pipeline_by_stage_month",
+    "conversion_by_channel",
+    "completeness_by_field",
+    NULL,
+};
+
+/* The contact fields completeness_by_field reports, in the order of the
+ * query's columns. */
+static const char *const completeness_fields[] = {
+    "given_name", "family_name", "email",   "phone",    "street",    "locality",
+    "region",     "postal_code", "country", "language", "job_title", "birth_date",
+};
+#define NCOMPLETE (sizeof completeness_fields / sizeof completeness_fields[0])
+
+static const struct def *def_named(const char *name)
+{
+    for (size_t i = 0; i < NDEFS; i++)
+        if (!strcmp(defs[i].name, name))
+            return &defs[i];
+    return NULL;
+}
+
+static void names_joined(char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < NDEFS && len < cap; i++) {
+        int w = snprintf(out + len, cap - len, "%s%s", i ? ", " : "", defs[i].name);
+        if (w < 0)
+            return;
+        len += (size_t)w;
+    }
+}
+
+/* The class of "entity.field" in p. */
+static enum policy_class class_of(const struct policy *p, const char *qualified)
+{
+    char ent[32];
+    const char *dot = strchr(qualified, '.');
+    size_t len = dot ? (size_t)(dot - qualified) : 0;
+    if (!dot || len >= sizeof ent)
+        return POLICY_LOCAL_ONLY;
+    memcpy(ent, qualified, len);
+    ent[len] = '\0';
+    const struct entity_def *e = entity_by_name(ent);
+    return e ? policy_class_of(p, e, dot + 1) : POLICY_LOCAL_ONLY;
+}
+
+int aggregate_allowed(const struct policy *p, const char *name, struct op_error *err)
+{
+    const struct def *d = def_named(name);
+    if (!d) {
+        char all[512];
+        names_joined(all, sizeof all);
+        return op_error_set(err, -ENOENT, NULL,
+                            "%s is not a shipped aggregate; the shipped ones are: %s", name, all);
+    }
+    if (!p)
+        return op_error_set(err, -EPERM, NULL,
+                            "%s: no region policy is loaded, so no aggregate may leave", name);
+    int listed = 0;
+    for (size_t i = 0; i < p->naggregates; i++)
+        listed |= !strcmp(p->aggregates[i].name, name);
+    if (!listed)
+        return op_error_set(err, -EPERM, NULL,
+                            "%s is not allowed by the %s policy (aggregates.queries)", name,
+                            p->region);
+    for (size_t i = 0; d->fields[i]; i++) {
+        enum policy_class c = class_of(p, d->fields[i]);
+        if (c == POLICY_LOCAL_ONLY)
+            return op_error_set(err, -EPERM, NULL,
+                                "%s uses %s, which is %s in the %s policy, so it may not leave "
+                                "even as a count",
+                                name, d->fields[i], policy_class_name(c), p->region);
+    }
+    return 0;
+}
+
+/* ---- parameters: the grid ------------------------------------------------- */
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t yy = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)(yy + (*m <= 2));
+}
+
+static void day_text(int64_t days, char out[11])
+{
+    int y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    snprintf(out, 11, "%04d-%02u-%02u", y, m, d);
+}
+
+/* The first Monday on or after `days` (1970-01-01 was a Thursday). */
+static int64_t monday_on_or_after(int64_t days)
+{
+    int64_t wd = ((days + 3) % 7 + 7) % 7; /* 0 = Monday */
+    return wd ? days + 7 - wd : days;
+}
+
+struct grid {
+    char canon[64];        /* "quarter=2026-Q3", the key of the kept answer */
+    char from[11], to[11]; /* the query's range, [from, to) */
+    int64_t from_day, to_day;
+    int year; /* P_YEAR */
+};
+
+static int digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int parse_params(const struct def *d, const char *const *params, size_t nparams,
+                        uint64_t now_ms, struct grid *g, struct op_error *err)
+{
+    static const char *const keys[] = {"as_of", "quarter", "year"};
+    static const char *const shapes[] = {"as_of=YYYY-MM (the current month)",
+                                         "quarter=YYYY-Qn (a quarter that has ended)",
+                                         "year=YYYY (a year that has ended)"};
+    const char *key = keys[d->param];
+    const char *value = NULL;
+    for (size_t i = 0; i < nparams; i++) {
+        const char *eq = strchr(params[i], '=');
+        size_t klen = eq ? (size_t)(eq - params[i]) : strlen(params[i]);
+        if (!eq || klen != strlen(key) || strncmp(params[i], key, klen))
+            return op_error_set(err, -EINVAL, params[i],
+                                "%s: unknown parameter '%.*s'; it takes only %s", d->name,
+                                (int)(klen > 64 ? 64 : klen), params[i], shapes[d->param]);
+        if (value)
+            return op_error_set(err, -EINVAL, params[i], "%s: parameter %s given twice", d->name,
+                                key);
+        value = eq + 1;
+    }
+    int64_t today = (int64_t)(now_ms / 86400000u);
+    int ny;
+    unsigned nm, nd;
+    civil_from_days(today, &ny, &nm, &nd);
+    memset(g, 0, sizeof *g);
+    if (d->param == P_AS_OF) {
+        char cur[16];
+        snprintf(cur, sizeof cur, "%04d-%02u", ny, nm);
+        if (value && strcmp(value, cur))
+            return op_error_set(err, -EINVAL, "as_of",
+                                "%s: as_of=%.16s is off the grid: a snapshot is answered only "
+                                "for the current month (%s)",
+                                d->name, value, cur);
+        snprintf(g->canon, sizeof g->canon, "as_of=%s", cur);
+        return 0;
+    }
+    int y;
+    unsigned q = 0;
+    if (d->param == P_QUARTER) {
+        if (value) {
+            if (strlen(value) != 7 || !digits(value, 4) || value[4] != '-' || value[5] != 'Q' ||
+                value[6] < '1' || value[6] > '4')
+                return op_error_set(err, -EINVAL, "quarter",
+                                    "%s: quarter=%.16s is not of the form YYYY-Qn (n 1 to 4)",
+                                    d->name, value);
+            y = (value[0] - '0') * 1000 + (value[1] - '0') * 100 + (value[2] - '0') * 10 +
+                (value[3] - '0');
+            q = (unsigned)(value[6] - '0');
+        } else {
+            /* the last quarter that has ended */
+            q = (nm - 1) / 3; /* the current quarter, 0-based: last is q (1-based) */
+            y = ny;
+            if (q == 0) {
+                q = 4;
+                y--;
+            }
+        }
+        int64_t qs = days_from_civil(y, 3 * (q - 1) + 1, 1);
+        int64_t qe = q == 4 ? days_from_civil(y + 1, 1, 1) : days_from_civil(y, 3 * q + 1, 1);
+        if (qe > today)
+            return op_error_set(err, -EINVAL, "quarter",
+                                "%s: quarter=%04d-Q%u has not ended; only ended quarters are on "
+                                "the grid",
+                                d->name, y, q);
+        g->from_day = monday_on_or_after(qs);
+        g->to_day = monday_on_or_after(qe);
+        snprintf(g->canon, sizeof g->canon, "quarter=%04d-Q%u", y, q);
+    } else {
+        if (value) {
+            if (strlen(value) != 4 || !digits(value, 4))
+                return op_error_set(err, -EINVAL, "year", "%s: year=%.16s is not of the form YYYY",
+                                    d->name, value);
+            y = (value[0] - '0') * 1000 + (value[1] - '0') * 100 + (value[2] - '0') * 10 +
+                (value[3] - '0');
+        } else {
+            y = ny - 1;
+        }
+        if (y >= ny || y < 1970)
+            return op_error_set(err, -EINVAL, "year",
+                                "%s: year=%04d is off the grid: only ended years from 1970 are "
+                                "answered",
+                                d->name, y);
+        g->from_day = days_from_civil(y, 1, 1);
+        g->to_day = days_from_civil(y + 1, 1, 1);
+        g->year = y;
+        snprintf(g->canon, sizeof g->canon, "year=%04d", y);
+    }
+    day_text(g->from_day, g->from);
+    day_text(g->to_day, g->to);
+    return 0;
+}
+
+/* ---- running a definition --------------------------------------------------- */
+
+struct raw {
+    char *r, *c;
+    int64_t n, x;
+};
+
+struct raws {
+    struct raw *v;
+    size_t len, cap;
+};
+
+static void raws_done(struct raws *rs)
+{
+    for (size_t i = 0; i < rs->len; i++) {
+        free(rs->v[i].r);
+        free(rs->v[i].c);
+    }
+    free(rs->v);
+}
+
+static int raws_add(struct raws *rs, const char *r, const char *c, int64_t n, int64_t x,
+                    struct op_error *err)
+{
+    if (rs->len >= AGGREGATE_MAX_CELLS)
+        return op_error_set(err, -E2BIG, NULL,
+                            "more than %d distinct categories; the dimension is too fine to "
+                            "count safely",
+                            AGGREGATE_MAX_CELLS);
+    if (rs->len == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 64;
+        struct raw *v = realloc(rs->v, cap * sizeof *v);
+        if (!v)
+            return op_error_set(err, -ENOMEM, NULL, "out of memory");
+        rs->v = v;
+        rs->cap = cap;
+    }
+    struct raw *w = &rs->v[rs->len];
+    w->r = strndup(r ? r : "(none)", AGGREGATE_MAX_KEY);
+    w->c = strndup(c ? c : "(none)", AGGREGATE_MAX_KEY);
+    w->n = n;
+    w->x = x;
+    if (!w->r || !w->c) {
+        free(w->r);
+        free(w->c);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    rs->len++;
+    return 0;
+}
+
+static int raw_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    return raws_add(ctx, (const char *)sqlite3_column_text(st, 0),
+                    (const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 2),
+                    sqlite3_column_int64(st, 3), err);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Distinct sorted keys of one side of the raw cells (borrowed pointers). */
+static int distinct(const struct raws *rs, int rows, const char ***out, size_t *n,
+                    struct op_error *err)
+{
+    const char **k = calloc(rs->len ? rs->len : 1, sizeof *k);
+    if (!k)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < rs->len; i++)
+        k[i] = rows ? rs->v[i].r : rs->v[i].c;
+    qsort(k, rs->len, sizeof *k, cmp_str);
+    size_t m = 0;
+    for (size_t i = 0; i < rs->len; i++)
+        if (m == 0 || strcmp(k[m - 1], k[i]))
+            k[m++] = k[i];
+    *out = k;
+    *n = m;
+    return 0;
+}
+
+/* Folds the categories of one side whose total is below k into "(other)":
+ * a district with three contacts is not named at all. */
+static int fold(struct raws *rs, int rows, unsigned k, struct op_error *err)
+{
+    const char **keys;
+    size_t n;
+    int rc = distinct(rs, rows, &keys, &n, err);
+    if (rc < 0)
+        return rc;
+    int64_t *tot = calloc(n ? n : 1, sizeof *tot);
+    if (!tot) {
+        free(keys);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < rs->len; i++) {
+        const char *key = rows ? rs->v[i].r : rs->v[i].c;
+        const char **hit = bsearch(&key, keys, n, sizeof *keys, cmp_str);
+        tot[hit - keys] += rs->v[i].n;
+    }
+    unsigned char *folded = calloc(rs->len ? rs->len : 1, 1);
+    if (!folded)
+        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; rc == 0 && i < rs->len; i++) {
+        const char *key = rows ? rs->v[i].r : rs->v[i].c;
+        const char **hit = bsearch(&key, keys, n, sizeof *keys, cmp_str);
+        folded[i] = tot[hit - keys] < (int64_t)k;
+    }
+    /* keys[] borrows the raw strings: replace them only once it is done */
+    free(keys);
+    keys = NULL;
+    for (size_t i = 0; rc == 0 && i < rs->len; i++) {
+        if (!folded[i])
+            continue;
+        char *o = strdup("(other)");
+        if (!o) {
+            rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+            break;
+        }
+        char **key = rows ? &rs->v[i].r : &rs->v[i].c;
+        free(*key);
+        *key = o;
+    }
+    free(folded);
+    free(tot);
+    free(keys);
+    return rc;
+}
+
+static int build(const struct def *d, const struct grid *g, struct raws *rs, unsigned k,
+                 struct aggregate_table **out, struct op_error *err)
+{
+    int rc = 0;
+    if (d->fold) {
+        if ((rc = fold(rs, 1, k, err)) < 0 || (rc = fold(rs, 0, k, err)) < 0)
+            return rc;
+    }
+    const char **rows = NULL, **cols = NULL;
+    size_t nr = 0, nc = 0;
+    char(*fixed)[11] = NULL;
+    rc = distinct(rs, 1, &rows, &nr, err);
+    if (rc == 0 && d->cols == C_DATA) {
+        rc = distinct(rs, 0, &cols, &nc, err);
+    } else if (rc == 0) {
+        size_t cap = d->cols == C_WEEKS ? 16 : d->cols == C_MONTHS ? 12 : 1;
+        fixed = calloc(cap, sizeof *fixed);
+        cols = calloc(cap, sizeof *cols);
+        if (!fixed || !cols) {
+            rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+        } else if (d->cols == C_WEEKS) {
+            for (int64_t day = g->from_day; day < g->to_day && nc < cap; day += 7) {
+                day_text(day, fixed[nc]);
+                cols[nc] = fixed[nc];
+                nc++;
+            }
+        } else if (d->cols == C_MONTHS) {
+            for (unsigned m = 1; m <= 12; m++) {
+                snprintf(fixed[nc], sizeof fixed[nc], "%04d-%02u", g->year, m);
+                cols[nc] = fixed[nc];
+                nc++;
+            }
+        } else {
+            snprintf(fixed[0], sizeof fixed[0], "all");
+            cols[0] = fixed[0];
+            nc = 1;
+        }
+    }
+    struct aggregate_table *t = NULL;
+    if (rc == 0)
+        rc = aggregate_table_new(rows, nr, cols, nc, &t, err);
+    for (size_t i = 0; rc == 0 && i < rs->len; i++) {
+        const char **ri = bsearch(&rs->v[i].r, rows, nr, sizeof *rows, cmp_str);
+        const char **ci = bsearch(&rs->v[i].c, cols, nc, sizeof *cols, cmp_str);
+        if (ri && ci) /* a cell outside the fixed columns is outside the period */
+            aggregate_table_add(t, (size_t)(ri - rows), (size_t)(ci - cols), rs->v[i].n,
+                                rs->v[i].x);
+    }
+    free(rows);
+    free(cols);
+    free(fixed);
+    if (rc < 0) {
+        aggregate_table_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+static int collect(struct sql_cache *c, const struct def *d, const struct policy *p,
+                   const struct grid *g, struct raws *rs, struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, d->query, &st, err);
+    if (rc < 0)
+        return rc;
+    if (d->param != P_AS_OF) {
+        if (sqlite3_bind_text(st, 1, g->from, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+            sqlite3_bind_text(st, 2, g->to, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+            return op_error_set(err, -ENOMEM, NULL, "%s: cannot bind the period", d->name);
+    }
+    if (d->query != STORE_Q_AGGREGATE_COMPLETENESS_BY_FIELD)
+        return sql_each(c, d->query, st, raw_row, rs, err);
+    int64_t v[NCOMPLETE + 1];
+    rc = sql_step(c, d->query, st, err);
+    if (rc == 1) {
+        for (size_t i = 0; i <= NCOMPLETE; i++)
+            v[i] = sqlite3_column_int64(st, (int)i);
+        sqlite3_reset(st);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = op_error_set(err, -EIO, NULL, "%s: no row", d->name);
+    }
+    for (size_t i = 0; rc == 0 && i < NCOMPLETE; i++) {
+        if (policy_class_of(p, &entity_contact, completeness_fields[i]) == POLICY_LOCAL_ONLY)
+            continue;
+        rc = raws_add(rs, completeness_fields[i], "all", v[0], v[i + 1], err);
+    }
+    return rc;
+}
+
+static int compute(struct sql_cache *c, const struct def *d, const struct policy *p,
+                   const struct grid *g, uint64_t now_ms, json_t **out, struct op_error *err)
+{
+    struct raws rs = {0};
+    struct aggregate_table *t = NULL;
+    unsigned k = p->min_cell_size ? p->min_cell_size : 10;
+    int rc = collect(c, d, p, g, &rs, err);
+    if (rc == 0)
+        rc = build(d, g, &rs, k, &t, err);
+    raws_done(&rs);
+    if (rc < 0)
+        return rc;
+    aggregate_protect(t, d->value, k);
+
+    static const char *const values[] = {"count", "rate", "sum"};
+    char when[40];
+    if (timefmt_iso_ms((int64_t)now_ms, when, sizeof when) < 0)
+        snprintf(when, sizeof when, "?");
+    const char *eq = strchr(g->canon, '=');
+    json_t *a =
+        json_pack("{s:s, s:s, s:s, s:{s%:s}, s:s, s:i, s:s, s:s, s:s}", "aggregate", d->name,
+                  "region", p->region, "policy_hash", p->hash, "params", g->canon, eq - g->canon,
+                  eq + 1, "computed_at", when, "min_cell_size", (json_int_t)k, "rows_label",
+                  d->rows_label, "cols_label", d->cols_label, "value", values[d->value]);
+    if (!a || aggregate_table_json(t, d->value, a) < 0) {
+        json_decref(a);
+        aggregate_table_free(t);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    aggregate_table_free(t);
+    *out = a;
+    return 0;
+}
+
+int aggregate_answer(struct store *s, const struct policy *p, const char *name,
+                     const char *const *params, size_t nparams, uint64_t now_ms, json_t **out,
+                     struct op_error *err)
+{
+    int rc = aggregate_allowed(p, name, err);
+    if (rc < 0)
+        return rc;
+    const struct def *d = def_named(name);
+    if (!d)
+        return -ENOENT;
+    struct grid g;
+    if ((rc = parse_params(d, params, nparams, now_ms, &g, err)) < 0)
+        return rc;
+
+    struct sql_cache c;
+    if ((rc = store_queries_bind(s, &c, &store_queries, err)) < 0)
+        return rc;
+    json_t *a = NULL;
+    sqlite3_stmt *st;
+    rc = sql_get_st(&c, STORE_Q_AGGREGATE_ANSWER_GET, &st, err);
+    if (rc == 0 && (sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 2, g.canon, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC) != SQLITE_OK))
+        rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", name);
+    if (rc == 0 && (rc = sql_step(&c, STORE_Q_AGGREGATE_ANSWER_GET, st, err)) == 1) {
+        json_error_t je;
+        a = json_loads((const char *)sqlite3_column_text(st, 0), 0, &je);
+        sqlite3_reset(st);
+        rc = a ? 0
+               : op_error_set(err, -EBADMSG, NULL, "%s: the kept answer is not JSON: %s", name,
+                              je.text);
+        goto done;
+    }
+    if (rc < 0)
+        goto done;
+
+    if ((rc = compute(&c, d, p, &g, now_ms, &a, err)) < 0)
+        goto done;
+    char *body = json_dumps(a, AGGREGATE_JSON_FLAGS);
+    if (!body) {
+        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+        goto done;
+    }
+    rc = sql_get_st(&c, STORE_Q_AGGREGATE_ANSWER_PUT, &st, err);
+    if (rc == 0 && (sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 2, g.canon, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_int64(st, 4, (sqlite3_int64)now_ms) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC) != SQLITE_OK))
+        rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", name);
+    if (rc == 0)
+        rc = sql_run(&c, STORE_Q_AGGREGATE_ANSWER_PUT, st, err);
+    free(body);
+    if (rc > 0)
+        rc = 0;
+    if (rc == 0) {
+        /* Another caller may have kept an answer first: give that one. */
+        json_decref(a);
+        a = NULL;
+        rc = sql_get_st(&c, STORE_Q_AGGREGATE_ANSWER_GET, &st, err);
+        if (rc == 0 && (sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+                        sqlite3_bind_text(st, 2, g.canon, -1, SQLITE_STATIC) != SQLITE_OK ||
+                        sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC) != SQLITE_OK))
+            rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", name);
+        if (rc == 0 && (rc = sql_step(&c, STORE_Q_AGGREGATE_ANSWER_GET, st, err)) == 1) {
+            json_error_t je;
+            a = json_loads((const char *)sqlite3_column_text(st, 0), 0, &je);
+            sqlite3_reset(st);
+            rc = a ? 0 : op_error_set(err, -EBADMSG, NULL, "%s: the kept answer is not JSON", name);
+        } else if (rc == 0) {
+            rc = op_error_set(err, -EIO, NULL, "%s: the answer was not kept", name);
+        }
+    }
+done:
+    sql_cache_close(&c);
+    if (rc < 0) {
+        json_decref(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+/* ---- the egress ledger ------------------------------------------------------ */
+
+int aggregate_record_egress(struct store *s, const char *via, const char *requester,
+                            int64_t segment_no, const json_t *answer, uint64_t now_ms,
+                            struct op_error *err)
+{
+    const char *name = json_string_value(json_object_get(answer, "aggregate"));
+    const char *hash = json_string_value(json_object_get(answer, "policy_hash"));
+    const json_t *params = json_object_get(answer, "params");
+    if (!name || !hash || !json_is_object(params))
+        return op_error_set(err, -EINVAL, NULL, "not an aggregate answer");
+    char canon[64] = "";
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)params, k, v)
+        snprintf(canon, sizeof canon, "%s=%s", k, json_string_value(v) ? json_string_value(v) : "");
+    char *body = json_dumps(answer, AGGREGATE_JSON_FLAGS);
+    if (!body)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    struct sql_cache c;
+    int rc = store_queries_bind(s, &c, &store_queries, err);
+    sqlite3_stmt *st = NULL;
+    if (rc == 0)
+        rc = sql_get_st(&c, STORE_Q_AGGREGATE_EGRESS_PUT, &st, err);
+    if (rc == 0 && (sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 2, via, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 3, requester, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 4, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 5, canon, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 6, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    (segment_no >= 0 ? sqlite3_bind_int64(st, 7, segment_no)
+                                     : sqlite3_bind_null(st, 7)) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 8, body, -1, SQLITE_STATIC) != SQLITE_OK))
+        rc = op_error_set(err, -ENOMEM, NULL, "cannot bind the egress ledger row");
+    if (rc == 0)
+        rc = sql_run_what(&c, st, "cannot record the aggregate in the egress ledger", err);
+    sql_cache_close(&c);
+    free(body);
+    return rc < 0 ? rc : 0;
+}
+
+struct each_ctx {
+    int (*fn)(const struct aggregate_egress_row *r, void *ctx);
+    void *ctx;
+};
+
+static int egress_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    struct each_ctx *e = ctx;
+    struct aggregate_egress_row r = {
+        .seq = sqlite3_column_int64(st, 0),
+        .sent_ms = sqlite3_column_int64(st, 1),
+        .via = (const char *)sqlite3_column_text(st, 2),
+        .requester = (const char *)sqlite3_column_text(st, 3),
+        .name = (const char *)sqlite3_column_text(st, 4),
+        .params = (const char *)sqlite3_column_text(st, 5),
+        .policy_hash = (const char *)sqlite3_column_text(st, 6),
+        .segment_no = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7),
+        .body = (const char *)sqlite3_column_text(st, 8),
+    };
+    (void)err;
+    return e->fn(&r, e->ctx);
+}
+
+int aggregate_egress_each(struct store *s, unsigned limit,
+                          int (*fn)(const struct aggregate_egress_row *r, void *ctx), void *ctx,
+                          struct op_error *err)
+{
+    struct sql_cache c;
+    int rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st;
+    struct each_ctx e = {fn, ctx};
+    rc = sql_get_st(&c, STORE_Q_AGGREGATE_EGRESS_LIST, &st, err);
+    if (rc == 0) {
+        (void)sqlite3_bind_int64(st, 1, limit);
+        rc = sql_each(&c, STORE_Q_AGGREGATE_EGRESS_LIST, st, egress_row, &e, err);
+    }
+    sql_cache_close(&c);
+    return rc < 0 ? rc : 0;
+}
+
+int aggregate_standing_due(struct store *s, const struct policy *p, const char *name,
+                           uint64_t now_ms, int *due, struct op_error *err)
+{
+    const struct def *d = def_named(name);
+    if (!d || !p)
+        return op_error_set(err, -ENOENT, NULL, "%s is not a shipped aggregate", name);
+    struct grid g;
+    int rc = parse_params(d, NULL, 0, now_ms, &g, err);
+    if (rc < 0)
+        return rc;
+    struct sql_cache c;
+    if ((rc = store_queries_bind(s, &c, &store_queries, err)) < 0)
+        return rc;
+    sqlite3_stmt *st;
+    int64_t n = 0;
+    rc = sql_get_st(&c, STORE_Q_AGGREGATE_EGRESS_SENT, &st, err);
+    if (rc == 0 && (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 2, g.canon, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC) != SQLITE_OK))
+        rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", name);
+    if (rc == 0)
+        rc = sql_one_int64(&c, STORE_Q_AGGREGATE_EGRESS_SENT, st, "aggregate ledger", &n, 1, err);
+    sql_cache_close(&c);
+    if (rc < 0)
+        return rc;
+    *due = n == 0;
+    return 0;
+}

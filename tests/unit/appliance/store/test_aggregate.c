@@ -1,0 +1,493 @@
+/* Tests for appliance/store/aggregate.c: disclosure control on crafted
+ * tables (primary suppression, complementary suppression that an attacker
+ * solving the totals line by line cannot undo, rates over small bases,
+ * sums that follow their counts), and the shipped aggregates over a real
+ * node database: coarsening of small districts, refusals with a reason
+ * and nothing kept, the differencing attack (ask, add one person, ask
+ * again) answered from the grid, and canary values planted in row-level
+ * fields never appearing in any answer. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate.h"
+#include "egress.h"
+#include "store.h"
+#include "store_fixture.h"
+#include "testlib.h"
+
+/* 2026-12-06T12:00:00Z: the last ended quarter is 2026-Q3, the last ended
+ * year 2025, the current month 2026-12. */
+#define NOW_MS UINT64_C(1796558400000)
+
+static struct aggregate_table *table(size_t nr, size_t nc, const int64_t *n, const int64_t *x)
+{
+    static const char *const labels[] = {"a", "b", "c", "d", "e", "f"};
+    struct aggregate_table *t = NULL;
+    struct op_error err;
+    if (aggregate_table_new(labels, nr, labels, nc, &t, &err) < 0)
+        fx_die("aggregate_table_new", &err);
+    for (size_t i = 0; i < nr; i++)
+        for (size_t j = 0; j < nc; j++)
+            aggregate_table_add(t, i, j, n[i * nc + j], x ? x[i * nc + j] : 0);
+    return t;
+}
+
+/* The attacker: knows every shown figure of the table, solves every line
+ * (row, column, totals) with exactly one unknown, and repeats. Returns
+ * how many primary cells it recovered. */
+static int recovered(const struct aggregate_table *t, size_t nr, size_t nc)
+{
+    int known[7][7];
+    for (size_t i = 0; i <= nr; i++)
+        for (size_t j = 0; j <= nc; j++)
+            known[i][j] = aggregate_table_mark(t, i, j) == AGGREGATE_SHOWN;
+    int changed = 1;
+    while (changed) {
+        changed = 0;
+        for (size_t i = 0; i <= nr; i++) {
+            size_t unknown = 0, which = 0;
+            for (size_t j = 0; j <= nc; j++)
+                if (!known[i][j]) {
+                    unknown++;
+                    which = j;
+                }
+            if (unknown == 1) {
+                known[i][which] = 1;
+                changed = 1;
+            }
+        }
+        for (size_t j = 0; j <= nc; j++) {
+            size_t unknown = 0, which = 0;
+            for (size_t i = 0; i <= nr; i++)
+                if (!known[i][j]) {
+                    unknown++;
+                    which = i;
+                }
+            if (unknown == 1) {
+                known[which][j] = 1;
+                changed = 1;
+            }
+        }
+    }
+    int got = 0;
+    for (size_t i = 0; i <= nr; i++)
+        for (size_t j = 0; j <= nc; j++)
+            got += aggregate_table_mark(t, i, j) == AGGREGATE_PRIMARY && known[i][j];
+    return got;
+}
+
+static void primary_cells_and_totals(void)
+{
+    /* row b's total is 7: primary too; zero cells are shown */
+    const int64_t n[] = {40, 3, 0, /**/ 2, 5, 0};
+    struct aggregate_table *t = table(2, 3, n, NULL);
+    aggregate_protect(t, AGGREGATE_COUNT, 10);
+    CHECK_EQ(aggregate_table_mark(t, 0, 1), AGGREGATE_PRIMARY);
+    CHECK_EQ(aggregate_table_mark(t, 0, 0), AGGREGATE_SECONDARY); /* 43 - 3 */
+    CHECK_EQ(aggregate_table_mark(t, 1, 0), AGGREGATE_PRIMARY);
+    CHECK_EQ(aggregate_table_mark(t, 1, 1), AGGREGATE_PRIMARY);
+    CHECK_EQ(aggregate_table_mark(t, 0, 2), AGGREGATE_SHOWN);
+    CHECK_EQ(aggregate_table_n(t, 1, 3), 7);
+    CHECK_EQ(aggregate_table_mark(t, 1, 3), AGGREGATE_PRIMARY);
+    CHECK_EQ(aggregate_table_mark(t, 2, 1), AGGREGATE_PRIMARY); /* column b: 8 */
+    CHECK_EQ(aggregate_table_n(t, 2, 3), 50);
+    CHECK_EQ(recovered(t, 2, 3), 0);
+    /* the answer carries null, never the small number */
+    json_t *o = json_object();
+    CHECK_EQ(aggregate_table_json(t, AGGREGATE_COUNT, o), 0);
+    char *s = json_dumps(o, JSON_COMPACT);
+    CHECK_CONTAINS(s, "{\"n\":null,\"s\":\"primary\"}");
+    CHECK(!strstr(s, "\"n\":3") && !strstr(s, "\"n\":2") && !strstr(s, "\"n\":7"));
+    free(s);
+    json_decref(o);
+    aggregate_table_free(t);
+}
+
+static void secondary_stops_recovery_from_totals(void)
+{
+    /* One small cell in an otherwise large table: without complementary
+     * suppression, row total minus the shown cells gives it at once. */
+    const int64_t n[] = {30, 4, 25, /**/ 22, 31, 40, /**/ 18, 27, 50};
+    struct aggregate_table *t = table(3, 3, n, NULL);
+    aggregate_protect(t, AGGREGATE_COUNT, 10);
+    CHECK_EQ(aggregate_table_mark(t, 0, 1), AGGREGATE_PRIMARY);
+    int hidden_row = 0, hidden_col = 0;
+    for (size_t j = 0; j <= 3; j++)
+        hidden_row += aggregate_table_mark(t, 0, j) != AGGREGATE_SHOWN;
+    for (size_t i = 0; i <= 3; i++)
+        hidden_col += aggregate_table_mark(t, i, 1) != AGGREGATE_SHOWN;
+    CHECK_INT(hidden_row, >=, 2);
+    CHECK_INT(hidden_col, >=, 2);
+    /* the complement in row a is its smallest other cell (25) */
+    CHECK_EQ(aggregate_table_mark(t, 0, 2), AGGREGATE_SECONDARY);
+    CHECK_EQ(recovered(t, 3, 3), 0);
+    aggregate_table_free(t);
+
+    /* Every pattern of small cells in a 4 x 4 table: the attacker never
+     * recovers a primary cell. */
+    int failures = 0;
+    for (unsigned mask = 0; mask < (1u << 16); mask += 37) {
+        int64_t m[16];
+        for (unsigned b = 0; b < 16; b++)
+            m[b] = (mask >> b) & 1 ? 1 + (b % 9) : 10 + 3 * b;
+        t = table(4, 4, m, NULL);
+        aggregate_protect(t, AGGREGATE_COUNT, 10);
+        failures += recovered(t, 4, 4) != 0;
+        aggregate_table_free(t);
+    }
+    CHECK_EQ(failures, 0);
+
+    /* A one-column table: the row total equals the cell, so it goes too,
+     * and the grand total cannot give the small row. */
+    const int64_t one[] = {40, 3, 25};
+    t = table(3, 1, one, NULL);
+    aggregate_protect(t, AGGREGATE_COUNT, 10);
+    CHECK_EQ(aggregate_table_mark(t, 1, 1), AGGREGATE_PRIMARY);
+    CHECK_EQ(aggregate_table_mark(t, 1, 0), AGGREGATE_PRIMARY);
+    CHECK_EQ(recovered(t, 3, 1), 0);
+    aggregate_table_free(t);
+}
+
+static void rates_need_a_base(void)
+{
+    /* n and x: the second cell's 45 of 50 would name the 5 who did not */
+    const int64_t n[] = {50, 50, 40, 6};
+    const int64_t x[] = {20, 45, 20, 3};
+    struct aggregate_table *t = table(1, 4, n, x);
+    aggregate_protect(t, AGGREGATE_RATE, 10);
+    CHECK_EQ(aggregate_table_xmark(t, 0, 0), AGGREGATE_SHOWN);
+    CHECK_EQ(aggregate_table_mark(t, 0, 1), AGGREGATE_SHOWN); /* the count may show */
+    CHECK_EQ(aggregate_table_xmark(t, 0, 1), AGGREGATE_PRIMARY);
+    CHECK_EQ(aggregate_table_mark(t, 0, 3), AGGREGATE_PRIMARY); /* base 6 */
+    CHECK(aggregate_table_xmark(t, 0, 3) != AGGREGATE_SHOWN);
+    /* the numerators add up as well: x of the row total (88) less the
+     * shown ones must not give a hidden one */
+    int hidden = 0;
+    for (size_t j = 0; j <= 4; j++)
+        hidden += aggregate_table_xmark(t, 0, j) != AGGREGATE_SHOWN;
+    CHECK(hidden == 0 || hidden >= 2);
+    json_t *o = json_object();
+    CHECK_EQ(aggregate_table_json(t, AGGREGATE_RATE, o), 0);
+    const json_t *cells = json_object_get(json_array_get(json_object_get(o, "rows"), 0), "cells");
+    CHECK(json_real_value(json_object_get(json_array_get(cells, 0), "rate")) == 0.4);
+    CHECK(json_is_null(json_object_get(json_array_get(cells, 1), "rate")));
+    CHECK_STR(json_string_value(json_object_get(json_array_get(cells, 1), "rs")), "small_base");
+    json_decref(o);
+    aggregate_table_free(t);
+}
+
+static void sums_follow_their_counts(void)
+{
+    const int64_t n[] = {12, 2, 30, 15};
+    const int64_t x[] = {120000, 5000000, 90000, 31000};
+    struct aggregate_table *t = table(2, 2, n, x);
+    aggregate_protect(t, AGGREGATE_SUM, 10);
+    for (size_t i = 0; i < 2; i++)
+        for (size_t j = 0; j <= 2; j++)
+            CHECK_EQ(aggregate_table_xmark(t, i, j), aggregate_table_mark(t, i, j));
+    /* column totals would add currencies: counts only */
+    for (size_t j = 0; j <= 2; j++)
+        CHECK_EQ(aggregate_table_xmark(t, 2, j), AGGREGATE_SECONDARY);
+    json_t *o = json_object();
+    CHECK_EQ(aggregate_table_json(t, AGGREGATE_SUM, o), 0);
+    char *s = json_dumps(o, JSON_COMPACT);
+    CHECK(!strstr(s, "5000000")); /* the one large deal of a small cell */
+    free(s);
+    json_decref(o);
+    aggregate_table_free(t);
+}
+
+/* ---- over a node database ------------------------------------------------ */
+
+static void contact(struct store *s, const char *region, int i)
+{
+    char given[64];
+    snprintf(given, sizeof given, "CANARY-given-%d", i);
+    free(fx_create(s, &entity_contact,
+                   json_pack("{s:s, s:s, s:s, s:s, s:s}", "given_name", given, "family_name",
+                             "CANARY-family", "email", "canary@example.org", "locality",
+                             "CANARY-locality", "region", region)));
+}
+
+static json_t *answer(struct store *s, const struct policy *p, const char *name, const char *param,
+                      int want_rc, struct op_error *err)
+{
+    json_t *a = NULL;
+    const char *params[1] = {param};
+    int rc = aggregate_answer(s, p, name, params, param ? 1 : 0, NOW_MS, &a, err);
+    if (rc != want_rc)
+        fprintf(stderr, "  %s %s: rc %d (%s)\n", name, param ? param : "", rc, err->msg);
+    CHECK_EQ(rc, want_rc);
+    return a;
+}
+
+static void districts_coarsened_and_canaries_absent(void)
+{
+    struct store *s = fx_store("districts.db");
+    struct policy *p = fx_policy_load("EU-DE");
+    for (int i = 0; i < 25; i++)
+        contact(s, "Bayern", i);
+    for (int i = 0; i < 12; i++)
+        contact(s, "Berlin", 100 + i);
+    for (int i = 0; i < 3; i++)
+        contact(s, "Bremen", 200 + i);
+    struct op_error err;
+    json_t *a = answer(s, p, "contacts_by_segment_district", NULL, 0, &err);
+    char *text = json_dumps(a, JSON_COMPACT);
+    CHECK(text != NULL);
+    /* Bremen is folded into (other), which is then suppressed, and so is
+     * its complement: the row total 40 would give it away */
+    CHECK(!strstr(text, "Bremen"));
+    CHECK_CONTAINS(text, "\"cols\":[\"(other)\",\"Bayern\",\"Berlin\"]");
+    CHECK_CONTAINS(text, "{\"n\":null,\"s\":\"primary\"}");
+    CHECK_CONTAINS(text, "{\"n\":null,\"s\":\"secondary\"}");
+    CHECK_CONTAINS(text, "\"total\":{\"n\":40}");
+    CHECK(!strstr(text, "\"n\":3}") && !strstr(text, "\"n\":12}"));
+    CHECK(!strstr(text, "CANARY") && !strstr(text, "canary"));
+    CHECK_CONTAINS(text, "\"policy_hash\":\"");
+    CHECK_CONTAINS(text, "\"params\":{\"as_of\":\"2026-12\"}");
+    free(text);
+    json_decref(a);
+
+    /* completeness: aggregate_only locality is counted, local_only
+     * fields are not listed at all, and no value appears */
+    a = answer(s, p, "completeness_by_field", "as_of=2026-12", 0, &err);
+    text = json_dumps(a, JSON_COMPACT);
+    CHECK_CONTAINS(text, "\"key\":\"locality\"");
+    CHECK(!strstr(text, "CANARY") && !strstr(text, "canary"));
+    free(text);
+    json_decref(a);
+    policy_free(p);
+    store_close(s);
+}
+
+static void refusals_say_why_and_keep_nothing(void)
+{
+    struct store *s = fx_store("refuse.db");
+    struct policy *de = fx_policy_load("EU-DE");
+    struct policy *cn = fx_policy_load("CN");
+    struct op_error err;
+    json_t *a = answer(s, cn, "contacts_by_segment_district", NULL, -EPERM, &err);
+    CHECK(a == NULL);
+    CHECK_CONTAINS(err.msg, "not allowed by the CN policy (aggregates.queries)");
+    answer(s, de, "contacts_by_postcode", NULL, -ENOENT, &err);
+    CHECK_CONTAINS(err.msg, "not a shipped aggregate");
+    answer(s, de, "activities_by_channel_week", "quarter=2026-Q4", -EINVAL, &err);
+    CHECK_CONTAINS(err.msg, "quarter=2026-Q4 has not ended");
+    answer(s, de, "activities_by_channel_week", "quarter=2026-05", -EINVAL, &err);
+    CHECK_CONTAINS(err.msg, "not of the form YYYY-Qn");
+    answer(s, de, "activities_by_channel_week", "since=2026-07-01", -EINVAL, &err);
+    CHECK_CONTAINS(err.msg, "unknown parameter 'since'");
+    answer(s, de, "contacts_by_segment_district", "as_of=2026-11", -EINVAL, &err);
+    CHECK_CONTAINS(err.msg, "only for the current month (2026-12)");
+    answer(s, de, "pipeline_by_stage_month", "year=2026", -EINVAL, &err);
+    CHECK_CONTAINS(err.msg, "only ended years");
+    answer(s, NULL, "pipeline_by_stage_month", NULL, -EPERM, &err);
+    CHECK_CONTAINS(err.msg, "no region policy");
+    /* a field the definition counts by is local_only in this region */
+    for (size_t i = 0; i < de->nfields; i++)
+        if (de->fields[i].entity == &entity_contact && !strcmp(de->fields[i].field, "region"))
+            de->fields[i].cls = POLICY_LOCAL_ONLY;
+    answer(s, de, "contacts_by_segment_district", NULL, -EPERM, &err);
+    CHECK_CONTAINS(err.msg, "uses contact.region, which is local_only in the EU-DE policy");
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM aggregate_answers"), 0);
+    policy_free(de);
+    policy_free(cn);
+    store_close(s);
+}
+
+static void differencing_answered_from_the_grid(void)
+{
+    struct store *s = fx_store("grid.db");
+    struct policy *p = fx_policy_load("EU-DE");
+    for (int i = 0; i < 30; i++)
+        contact(s, "Hessen", i);
+    for (int i = 0; i < 40; i++)
+        free(fx_create(s, &entity_activity,
+                       json_pack("{s:s, s:s, s:s}", "channel", i % 2 ? "email" : "visit",
+                                 "direction", "outbound", "occurred_at",
+                                 i < 20 ? "2026-07-08T10:00:00Z" : "2026-09-15T10:00:00Z")));
+    struct op_error err;
+    json_t *a1 = answer(s, p, "contacts_by_segment_district", NULL, 0, &err);
+    json_t *w1 = answer(s, p, "activities_by_channel_week", "quarter=2026-Q3", 0, &err);
+    json_t *w0 = answer(s, p, "activities_by_channel_week", NULL, 0, &err);
+    CHECK(json_equal(w1, w0)); /* the default is the last ended quarter */
+    char *t1 = json_dumps(a1, JSON_COMPACT), *u1 = json_dumps(w1, JSON_COMPACT);
+    /* the attack: one more person, one more visit, then ask again; the
+     * difference of the two answers would be that person */
+    contact(s, "Hessen", 99);
+    free(fx_create(s, &entity_activity,
+                   json_pack("{s:s, s:s, s:s}", "channel", "call", "direction", "outbound",
+                             "occurred_at", "2026-07-08T11:00:00Z")));
+    json_t *a2 = answer(s, p, "contacts_by_segment_district", "as_of=2026-12", 0, &err);
+    json_t *w2 = answer(s, p, "activities_by_channel_week", "quarter=2026-Q3", 0, &err);
+    char *t2 = json_dumps(a2, JSON_COMPACT), *u2 = json_dumps(w2, JSON_COMPACT);
+    CHECK_STR(t2, t1);
+    CHECK_STR(u2, u1);
+    CHECK_CONTAINS(u1, "\"2026-07-06\"");   /* weeks by their Monday */
+    CHECK(!strstr(u1, "\"2026-06-29\""));   /* that week belongs to Q2 */
+    CHECK(!strstr(u1, "\"key\":\"call\"")); /* the late visit is not there */
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM aggregate_answers"), 2);
+    free(t1);
+    free(t2);
+    free(u1);
+    free(u2);
+    json_decref(a1);
+    json_decref(a2);
+    json_decref(w0);
+    json_decref(w1);
+    json_decref(w2);
+    policy_free(p);
+    store_close(s);
+}
+
+static void deal(struct store *s, const char *stage, int amount, const char *cur, const char *close)
+{
+    free(fx_create(s, &entity_deal,
+                   json_pack("{s:s, s:s, s:i, s:s, s:s}", "title", "CANARY-deal", "stage", stage,
+                             "amount_minor", amount, "currency", cur, "expected_close", close)));
+}
+
+static void pipeline_per_currency(void)
+{
+    struct store *s = fx_store("pipeline.db");
+    struct policy *p = fx_policy_load("EU-DE");
+    for (int i = 0; i < 14; i++)
+        deal(s, "won", 1000, "EUR", "2025-03-10");
+    for (int i = 0; i < 13; i++)
+        deal(s, "won", 1000, "EUR", "2025-05-10");
+    for (int i = 0; i < 20; i++)
+        deal(s, "lost", 500, "EUR", "2025-03-12");
+    deal(s, "won", 777777, "USD", "2025-03-11"); /* one large deal alone */
+    struct op_error err;
+    json_t *a = answer(s, p, "pipeline_by_stage_month", "year=2025", 0, &err);
+    char *text = json_dumps(a, JSON_COMPACT);
+    CHECK_CONTAINS(text, "\"key\":\"EUR won\"");
+    CHECK_CONTAINS(text, "\"key\":\"USD won\"");
+    CHECK_CONTAINS(text, "\"2025-12\"");
+    /* the grand total counts deals but adds no amounts across currencies */
+    CHECK_CONTAINS(text, "\"total\":{\"n\":48,\"sum\":null}");
+    CHECK(!strstr(text, "777777") && !strstr(text, "CANARY"));
+    free(text);
+    json_decref(a);
+    /* conversion: 28 won of 48 closed, both sides at least 10 */
+    a = answer(s, p, "conversion_by_channel", "year=2025", 0, &err);
+    text = json_dumps(a, JSON_COMPACT);
+    CHECK_CONTAINS(text, "{\"key\":\"(none)\",\"cells\":[{\"n\":48,\"rate\":0.5833");
+    free(text);
+    json_decref(a);
+    policy_free(p);
+    store_close(s);
+}
+
+static char *contact_id(struct store *s, int i)
+{
+    char given[64];
+    snprintf(given, sizeof given, "CANARY-c%d", i);
+    return fx_create(s, &entity_contact,
+                     json_pack("{s:s, s:s}", "given_name", given, "region", "Hessen"));
+}
+
+static void consent_row(struct store *s, const char *cid, const char *status, const char *at)
+{
+    free(fx_create(s, &entity_consent,
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "contact_id", cid, "channel",
+                             "email", "purpose", "newsletter", "kind", "marketing", "status",
+                             status, "method", "opt_out", "requested_at", at)));
+}
+
+/* A person's latest decisive record counts, once: 30 people asked, 20
+ * still granted, 10 who granted and then withdrew; pending ones count
+ * nowhere. */
+static void consent_rates_count_latest(void)
+{
+    struct store *s = fx_store("consent.db");
+    struct policy *p = fx_policy_load("EU-DE");
+    for (int i = 0; i < 30; i++) {
+        char *cid = contact_id(s, i);
+        consent_row(s, cid, "granted", "2026-01-01T00:00:00Z");
+        if (i >= 20)
+            consent_row(s, cid, "withdrawn", "2026-02-01T00:00:00Z");
+        free(cid);
+    }
+    for (int i = 0; i < 4; i++) {
+        char *cid = contact_id(s, 100 + i);
+        consent_row(s, cid, "pending", "2026-03-01T00:00:00Z");
+        free(cid);
+    }
+    struct op_error err;
+    json_t *a = answer(s, p, "consent_rates_by_channel_purpose", NULL, 0, &err);
+    char *text = json_dumps(a, AGGREGATE_JSON_FLAGS);
+    CHECK_CONTAINS(text, "{\"key\":\"email\",\"cells\":[{\"n\":30,\"rate\":0.6667}]");
+    CHECK(!strstr(text, "CANARY"));
+    free(text);
+    json_decref(a);
+    policy_free(p);
+    store_close(s);
+}
+
+/* What leaves in a segment passes egress_verify_aggregate (node and HQ):
+ * the engine's answer does; a small count, a value in an unknown key, an
+ * answer under another policy or for an aggregate the policy leaves out
+ * do not. */
+static void egress_checks_answers(void)
+{
+    struct store *s = fx_store("egress.db");
+    struct policy *p = fx_policy_load("EU-DE");
+    struct policy *cn = fx_policy_load("CN");
+    for (int i = 0; i < 25; i++)
+        contact(s, "Bayern", i);
+    for (int i = 0; i < 12; i++)
+        contact(s, "Berlin", 100 + i);
+    struct op_error err;
+    json_t *a = answer(s, p, "contacts_by_segment_district", NULL, 0, &err);
+    char *text = json_dumps(a, JSON_COMPACT);
+    struct egress_record *r = NULL;
+    CHECK_EQ(egress_aggregate(p, text, strlen(text), &r, &err), 0);
+    CHECK_STR(egress_op_name(egress_record_op(r)), "aggregate");
+    CHECK_STR(egress_record_json(r), text);
+    egress_record_free(r);
+    r = NULL;
+    CHECK_EQ(egress_aggregate(cn, text, strlen(text), &r, &err), -EPERM); /* other policy */
+    free(text);
+
+    json_t *bad = json_deep_copy(a);
+    json_t *cell = json_array_get(
+        json_object_get(json_array_get(json_object_get(bad, "rows"), 0), "cells"), 0);
+    json_object_set_new(cell, "n", json_integer(3));
+    CHECK_EQ(egress_verify_aggregate(p, bad, &err), -EPERM);
+    CHECK_CONTAINS(err.msg, "a count of 3 is under the minimum cell size 10");
+    json_decref(bad);
+
+    bad = json_deep_copy(a);
+    json_object_set_new(bad, "given_name", json_string("CANARY-given-1"));
+    CHECK_EQ(egress_verify_aggregate(p, bad, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "unknown key \"given_name\"");
+    json_decref(bad);
+
+    bad = json_deep_copy(a);
+    json_object_set_new(bad, "aggregate", json_string("contacts_by_country_and_street"));
+    CHECK_EQ(egress_verify_aggregate(p, bad, &err), -EPERM);
+    json_decref(bad);
+    json_decref(a);
+    policy_free(p);
+    policy_free(cn);
+    store_close(s);
+}
+
+int main(void)
+{
+    fx_tmpdir("aggregate");
+    RUN(primary_cells_and_totals);
+    RUN(secondary_stops_recovery_from_totals);
+    RUN(rates_need_a_base);
+    RUN(sums_follow_their_counts);
+    RUN(districts_coarsened_and_canaries_absent);
+    RUN(refusals_say_why_and_keep_nothing);
+    RUN(differencing_answered_from_the_grid);
+    RUN(pipeline_per_currency);
+    RUN(egress_checks_answers);
+    RUN(consent_rates_count_latest);
+    return fx_finish();
+}
