@@ -50,7 +50,8 @@ function main() { return document.getElementById('main'); }
 
 function show(title, ...kids) {
   const m = main();
-  m.replaceChildren(h('h1', {id: 'title', tabindex: '-1', text: title}), ...kids);
+  const items = kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false);
+  m.replaceChildren(h('h1', {id: 'title', tabindex: '-1', text: title}), ...items);
   document.title = title + ' · Outpost';
   document.getElementById('title').focus();
 }
