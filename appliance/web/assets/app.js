@@ -11,6 +11,7 @@ const S = {
   token: localStorage.getItem('outpost.token') || '',
   user: JSON.parse(localStorage.getItem('outpost.user') || 'null'),
   lang: 'en', msgs: {}, en: {}, layout: JSON.parse(localStorage.getItem('outpost.layout') || 'null'),
+  layoutReady: null,
   online: true,
 };
 
@@ -195,8 +196,9 @@ function pickLang() {
 async function loadLang() {
   S.lang = pickLang();
   const get = async (l) => (await fetch('i18n/' + l + '.json')).json();
-  S.en = await get('en');
-  S.msgs = S.lang === 'en' ? S.en : await get(S.lang);
+  const [en, msgs] = await Promise.all([get('en'), S.lang === 'en' ? null : get(S.lang)]);
+  S.en = en;
+  S.msgs = msgs || en;
   document.documentElement.lang = S.lang;
   document.documentElement.dir = S.msgs.dir || 'ltr';
   document.getElementById('lang-label').textContent = t('language');
@@ -274,7 +276,7 @@ function loginView() {
       S.user = r.data.user;
       localStorage.setItem('outpost.token', S.token);
       localStorage.setItem('outpost.user', JSON.stringify(S.user));
-      await loadLayout();
+      S.layoutReady = loadLayout(); /* the search screen does not need it */
       location.hash = '#/search';
     } catch (e) { err.textContent = t('login.failed', {detail: e.message}); }
   }},
@@ -605,6 +607,7 @@ async function route() {
   nav();
   if (!S.token && view !== 'login') { location.hash = '#/login'; return; }
   try {
+    if (S.layoutReady && ['contact', 'organization', 'new', 'edit'].includes(view)) await S.layoutReady;
     switch (view) {
     case 'login': return loginView();
     case 'logout': return signOut();
@@ -630,11 +633,16 @@ async function start() {
     await loadLang();
     route();
   });
-  if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catch(() => {});
+  /* the shell's cache fills after the first screen, not competing with it */
+  const register = () => navigator.serviceWorker.register('sw.js').catch(() => {});
+  if ('serviceWorker' in navigator) {
+    if (document.readyState === 'complete') setTimeout(register, 500);
+    else window.addEventListener('load', () => setTimeout(register, 500));
+  }
   window.addEventListener('hashchange', route);
   window.addEventListener('online', () => flush());
   setInterval(() => flush(), 30000);
-  if (S.token && !S.layout) await loadLayout();
+  if (S.token && !S.layout) S.layoutReady = loadLayout();
   if (!location.hash) location.hash = S.token ? '#/search' : '#/login';
   await route();
   flush().catch(() => {});
