@@ -160,6 +160,21 @@ async function main() {
     assert.equal((await api('GET', '/contacts/' + contactId)).data.job_title, 'Buyer');
   });
 
+  await scenario('consent capture follows the region: double opt-in stays pending', async () => {
+    await page.goto(node.base + '/app/#/contact/' + contactId);
+    await page.waitForSelector('#consent-channel');
+    const offered = await page.locator('#consent-channel option').evaluateAll((os) => os.map((o) => o.value));
+    assert.ok(offered.includes('email') && offered.includes('call'), offered.join(' '));
+    await page.selectOption('#consent-channel', 'email'); // EU-DE: double opt-in
+    await page.fill('#consent-purpose', 'newsletter');
+    await page.click('form:has(#consent-channel) button[type=submit]');
+    await page.waitForSelector('[data-status=pending]:has-text("pending confirmation")');
+    const c = await api('GET', '/contacts/' + contactId + '/consents');
+    assert.equal(c.data.items.length, 1);
+    assert.equal(c.data.items[0].status, 'pending');
+    assert.equal(c.data.items[0].method, 'double_opt_in');
+  });
+
   await scenario('an activity captured offline arrives once on reconnect', async () => {
     await page.goto(node.base + '/app/#/contact/' + contactId);
     await page.waitForSelector('h1:text("José Müller")');
