@@ -300,15 +300,40 @@ async function main() {
     await c5.close();
   });
 
+  await scenario('a deal and a task made and edited from the contact page', async () => {
+    await page.goto(node.base + '/app/#/contact/' + contactId);
+    await page.click('#new-deal');
+    await page.waitForSelector('#f-title');
+    await page.fill('#f-title', 'Autumn order');
+    await page.selectOption('#f-stage', 'proposal');
+    await page.fill('#f-currency', 'EUR');
+    await page.fill('#f-amount_minor', '1250');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('h1:text("José Müller")');
+    const deals = (await api('GET', '/deals?contact=' + contactId)).data.items;
+    assert.equal(deals.length, 1);
+    assert.equal(deals[0].amount_minor, 125000); // typed in euros, stored in cents
+    assert.equal(deals[0].stage, 'proposal');
+    await page.click('#new-task');
+    await page.waitForSelector('#f-title');
+    await page.fill('#f-title', 'Bring the samples');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('a:text("Bring the samples")');
+    await page.click('a:text("Autumn order")');
+    await page.waitForSelector('#f-amount_minor');
+    assert.equal(await page.inputValue('#f-amount_minor'), '1250');
+    await page.selectOption('#f-stage', 'negotiation');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('h1:text("José Müller")');
+    assert.equal((await api('GET', '/deals/' + deals[0].id)).data.stage, 'negotiation');
+  });
+
   await scenario('pipeline, tasks for today and the team view', async () => {
-    const deal = await api('POST', '/deals', {title: 'Autumn order', stage: 'proposal', amount_minor: 125000,
-      currency: 'EUR', contact_id: contactId});
-    assert.equal(deal.status, 201);
     const c6 = await browser.newContext({locale: 'de-DE'});
     const p6 = await c6.newPage();
     await signIn(p6, node.base, MARIA);
     await p6.goto(node.base + '/app/#/pipeline');
-    await p6.waitForSelector('.card:has-text("Autumn order")');
+    await p6.waitForSelector('.col[aria-label="Verhandlung"] .card:has-text("Autumn order")');
     const money = await p6.locator('.card:has-text("Autumn order") .muted').textContent();
     assert.match(money, /1\.250,00\s€/);
     await shot(p6, 'pipeline');
@@ -317,8 +342,14 @@ async function main() {
     await p6.waitForSelector('table tbody tr');
     await axe(p6, 'team');
     await p6.goto(node.base + '/app/#/tasks');
-    await p6.waitForSelector('h1');
+    await p6.waitForSelector('h1:text("Meine Aufgaben für heute")');
     await c6.close();
+    // ana's own tasks for today: the one made on the contact page
+    await page.goto(node.base + '/app/#/tasks');
+    await page.waitForSelector('li:has-text("Bring the samples")');
+    await page.click('li:has-text("Bring the samples") button');
+    await page.waitForSelector('p:text("None yet.")');
+    assert.equal((await api('GET', '/tasks?contact=' + contactId)).data.items[0].status, 'done');
   });
 
   assert.deepEqual(csp, [], 'no Content-Security-Policy violations');

@@ -7,6 +7,7 @@ const API = '/api/v1';
 const LANGS = ['en', 'es', 'pt-BR', 'fr', 'de', 'ru', 'sw', 'ar'];
 const LOG_CHANNELS = ['visit', 'call', 'direct_mail', 'email', 'messaging_app'];
 const HIDDEN_FIELDS = ['owner_id', 'custom'];
+const PLURAL = {contact: 'contacts', organization: 'organizations', deal: 'deals', task: 'tasks'};
 const S = {
   token: localStorage.getItem('outpost.token') || '',
   user: JSON.parse(localStorage.getItem('outpost.user') || 'null'),
@@ -424,8 +425,10 @@ async function contactView(id) {
     fieldList('contact', c),
     logForm(id, null, reload),
     listSection(t('section.activities'), e.activities || [], activityLine),
-    listSection(t('section.deals'), e.deals || [], (d) => [d.title, ' · ', t('stage.' + d.stage), ' · ', fmtMoney(d.amount_minor, d.currency)]),
-    listSection(t('section.tasks'), e.tasks || [], (k) => [k.title, k.due_at ? ' · ' + t('tasks.due', {when: fmtDate(k.due_at)}) : '']),
+    listSection(t('section.deals'), e.deals || [], (d) => [h('a', {href: '#/edit/deal/' + d.id, text: d.title}), ' · ', t('stage.' + d.stage), ' · ', fmtMoney(d.amount_minor, d.currency)]),
+    x.offline ? null : h('a', {class: 'button secondary', id: 'new-deal', href: '#/new/deal/' + id, text: t('search.new_deal')}),
+    listSection(t('section.tasks'), e.tasks || [], (k) => [h('a', {href: '#/edit/task/' + k.id, text: k.title}), k.due_at ? ' · ' + t('tasks.due', {when: fmtDate(k.due_at)}) : '']),
+    x.offline ? null : h('a', {class: 'button secondary', id: 'new-task', href: '#/new/task/' + id, text: t('search.new_task')}),
     listSection(t('section.notes'), e.notes || [], (n) => [fmtDate(n.created_at), ' — ', n.body]),
     noteForm({contact_id: id}, reload),
     listSection(t('section.consents'), e.consents || [], (k) => [t('channel.' + k.channel), ' · ', k.purpose, ' · ',
@@ -451,7 +454,22 @@ async function organizationView(id) {
     noteForm({organization_id: id}, reload));
 }
 
-function input(f, value) {
+/* Money is typed in major units (12.50) and stored in minor units (1250). */
+function minorDigits(cur) {
+  try { return new Intl.NumberFormat('en', {style: 'currency', currency: cur || 'EUR'}).resolvedOptions().maximumFractionDigits; } catch (e) { return 2; }
+}
+
+/* A stored UTC time as a datetime-local input wants it, in local time. */
+function localTime(iso) {
+  const d = new Date(iso);
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
+function formFields(entity) {
+  return fieldsOf(entity).filter((f) => f.type !== 'ref' && f.type !== 'object');
+}
+
+function input(f, value, cur) {
   const id = 'f-' + f.name.replace('.', '-');
   let el;
   if (f.type === 'enum' && f.values) {
@@ -461,9 +479,11 @@ function input(f, value) {
     el.checked = !!value;
     return h('div', {}, h('label', {for: id}, el, ' ', fieldLabel(f), officeMark(f)));
   } else {
-    const type = {email: 'email', phone: 'tel', date: 'date', integer: 'number', money: 'number'}[f.type] || 'text';
-    el = h('input', {id, name: f.name, type, maxlength: f.max_length || null, autocomplete: 'off'});
+    const type = {email: 'email', phone: 'tel', date: 'date', integer: 'number', money: 'number', time: 'datetime-local'}[f.type] || 'text';
+    el = h('input', {id, name: f.name, type, maxlength: f.max_length || null, autocomplete: 'off', step: f.type === 'money' ? 'any' : null});
   }
+  if (f.type === 'time' && value) value = localTime(value);
+  if (f.type === 'money' && value !== null && value !== undefined) value = value / 10 ** minorDigits(cur);
   if (value !== null && value !== undefined) el.value = value;
   if (f.required) el.required = true;
   if (f.pattern) el.dataset.pattern = f.pattern;
@@ -472,12 +492,15 @@ function input(f, value) {
 
 function formValues(form, entity, rec) {
   const body = {}, errors = [];
-  for (const f of fieldsOf(entity)) {
+  const cur = (form.elements.currency && form.elements.currency.value.trim().toUpperCase()) || (rec && rec.currency);
+  for (const f of formFields(entity)) {
     const el = form.elements[f.name];
     if (!el) continue;
     let v = el.type === 'checkbox' ? el.checked : el.value.trim();
     if (v === '') v = null;
-    if (f.type === 'money' || f.type === 'integer') v = v === null ? null : Number(v);
+    if (f.type === 'integer') v = v === null ? null : Number(v);
+    if (f.type === 'money') v = v === null ? null : Math.round(Number(v) * 10 ** minorDigits(cur));
+    if (f.type === 'time' && v !== null) v = new Date(v).toISOString();
     if (v !== null && f.pattern && !(new RegExp(f.pattern)).test(v)) errors.push(fieldLabel(f));
     const old = rec ? valueOf(rec, f) : undefined;
     if (rec && (old ?? null) === v) continue;
@@ -488,8 +511,9 @@ function formValues(form, entity, rec) {
   return {body, errors};
 }
 
-async function editView(entity, id) {
-  const plural = entity === 'contact' ? 'contacts' : entity === 'organization' ? 'organizations' : 'deals';
+async function editView(entity, id, parent) {
+  const plural = PLURAL[entity];
+  if (!plural) { show(t('edit'), h('p', {class: 'error', text: t('error', {detail: entity})})); return; }
   let rec = null, etag = null;
   if (id) {
     const r = await api('GET', '/' + plural + '/' + id);
@@ -497,10 +521,16 @@ async function editView(entity, id) {
     rec = r.data;
     etag = r.etag;
   }
+  /* a deal or task is made from a contact's page and goes back there */
+  const contactId = parent || (rec && rec.contact_id);
+  const back = (saved) => contactId && (entity === 'deal' || entity === 'task') ? '#/contact/' + contactId :
+    saved ? '#/' + entity + '/' + saved : id ? '#/' + entity + '/' + id : '#/search';
   const err = h('p', {class: 'error', role: 'alert', id: 'form-error'});
   const form = h('form', {novalidate: true, onsubmit: async (ev) => {
     ev.preventDefault();
     const {body, errors} = formValues(form, entity, rec);
+    if (!id && parent) body.contact_id = parent;
+    if (!id && entity === 'task' && S.user) body.assignee_id = S.user.id;
     if (errors.length) { err.textContent = t('error', {detail: errors.join(', ')}); return; }
     if (!id) {
       if (entity === 'contact') {
@@ -512,25 +542,25 @@ async function editView(entity, id) {
       }
       const res = await api('POST', '/' + plural, body);
       if (!res.ok) { err.textContent = t('error', {detail: detail(res)}); return; }
-      location.hash = '#/' + entity + '/' + res.data.id;
+      location.hash = back(res.data.id);
       return;
     }
     const res = await api('PATCH', '/' + plural + '/' + id, body, {'If-Match': etag});
-    if (res.status === 412) { conflictView(entity, plural, id, body); return; }
+    if (res.status === 412) { conflictView(entity, plural, id, body, back(id)); return; }
     if (!res.ok) { err.textContent = t('error', {detail: detail(res)}); return; }
-    location.hash = '#/' + entity + '/' + id;
-  }}, fieldsOf(entity).map((f) => input(f, rec ? valueOf(rec, f) : undefined)),
+    location.hash = back(id);
+  }}, formFields(entity).map((f) => input(f, rec ? valueOf(rec, f) : undefined, rec && rec.currency)),
   h('button', {type: 'submit', text: t('save')}),
-  h('a', {class: 'button secondary', href: id ? '#/' + entity + '/' + id : '#/search', text: t('cancel')}), err);
-  show(t(id ? 'edit' : 'search.new_' + entity) + (rec ? ': ' + (rec.name || [rec.given_name, rec.family_name].filter(Boolean).join(' ')) : ''), form);
+  h('a', {class: 'button secondary', href: back(null), text: t('cancel')}), err);
+  show(t(id ? 'edit' : 'search.new_' + entity) + (rec ? ': ' + (rec.name || rec.title || [rec.given_name, rec.family_name].filter(Boolean).join(' ')) : ''), form);
 }
 
 /* A 412: the user's values beside the stored ones, and a choice. */
-async function conflictView(entity, plural, id, mine) {
+async function conflictView(entity, plural, id, mine, back) {
   const r = await api('GET', '/' + plural + '/' + id);
   const theirs = r.data;
   const rows = [];
-  for (const f of fieldsOf(entity)) {
+  for (const f of formFields(entity)) {
     const custom = f.name.startsWith('custom.');
     const key = custom ? f.name.slice(7) : f.name;
     const has = custom ? mine.custom && key in mine.custom : key in mine;
@@ -543,10 +573,10 @@ async function conflictView(entity, plural, id, mine) {
     h('div', {class: 'row'},
       h('button', {type: 'button', id: 'keep-mine', text: t('conflict.keep_mine'), onclick: async () => {
         const res = await api('PATCH', '/' + plural + '/' + id, mine, {'If-Match': r.etag});
-        if (res.status === 412) { conflictView(entity, plural, id, mine); return; }
-        if (res.ok) location.hash = '#/' + entity + '/' + id;
+        if (res.status === 412) { conflictView(entity, plural, id, mine, back); return; }
+        if (res.ok) location.hash = back;
       }}),
-      h('button', {type: 'button', class: 'secondary', id: 'take-theirs', text: t('conflict.take_theirs'), onclick: () => { location.hash = '#/' + entity + '/' + id; }})));
+      h('button', {type: 'button', class: 'secondary', id: 'take-theirs', text: t('conflict.take_theirs'), onclick: () => { location.hash = back; }})));
 }
 
 async function pipelineView() {
@@ -607,13 +637,13 @@ async function route() {
   nav();
   if (!S.token && view !== 'login') { location.hash = '#/login'; return; }
   try {
-    if (S.layoutReady && ['contact', 'organization', 'new', 'edit'].includes(view)) await S.layoutReady;
+    if (S.layoutReady && ['contact', 'organization', 'new', 'edit', 'pipeline'].includes(view)) await S.layoutReady;
     switch (view) {
     case 'login': return loginView();
     case 'logout': return signOut();
     case 'contact': return await contactView(a);
     case 'organization': return await organizationView(a);
-    case 'new': return await editView(a, null);
+    case 'new': return await editView(a, null, b);
     case 'edit': return await editView(a, b);
     case 'pipeline': return await pipelineView();
     case 'tasks': return await tasksView();
