@@ -132,7 +132,9 @@ const recall = (entity, id) => idb('records', 'readonly', (s) => s.get(entity + 
 async function capture(collection, body, label) {
   const item = {key: crypto.randomUUID(), collection, body, label, at: new Date().toISOString()};
   await idb('outbox', 'readwrite', (s) => s.put(item));
-  const sent = await flush();
+  let sent = await flush();
+  /* a flush already under way may have read the outbox before this item */
+  if (!sent.has(item.key) && S.online) sent = await flush();
   return sent.get(item.key) || null;
 }
 
@@ -283,7 +285,7 @@ function loginView() {
   }},
   h('label', {for: 'name', text: t('login.name')}), h('input', {id: 'name', name: 'name', autocomplete: 'username', required: true}),
   h('label', {for: 'password', text: t('login.password')}), h('input', {id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true}),
-  h('button', {type: 'submit', text: t('login.submit')}), err);
+  h('button', {type: 'submit', id: 'login-submit', text: t('login.submit')}), err);
   show(t('login.title'), form);
 }
 
