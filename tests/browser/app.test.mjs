@@ -165,6 +165,15 @@ async function main() {
     await axe(page, 'search');
     await page.click('#hits a');
     await page.waitForSelector('h1:text("José Müller")');
+    // organizations are found the same way and have their page
+    const org = await api('POST', '/organizations', {name: 'Tkalnia Łódź', locality: 'Łódź'});
+    assert.equal(org.status, 201);
+    await page.goto(node.base + '/app/#/search');
+    await page.fill('#q', 'tkalnia lodz');
+    await page.click('#hits a:text("Tkalnia Łódź")');
+    await page.waitForSelector('h1:text("Tkalnia Łódź")');
+    assert.match(page.url(), /#\/organization\//);
+    await page.waitForSelector('button[data-channel=visit]');
   });
 
   await scenario('edit with a conflict is shown, never overwritten', async () => {
