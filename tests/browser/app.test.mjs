@@ -307,6 +307,21 @@ async function main() {
     await p4.goto(node.base + '/app/#/contact/' + contactId);
     await p4.waitForSelector('h2:text("Aktivitäten")');
     await shot(p4, 'contact-de');
+    // a custom field of the region, with its local label and its rule
+    await p4.goto(node.base + '/app/#/new/organization');
+    await p4.waitForSelector('label[for=f-custom-ust_id]:has-text("USt-IdNr.")');
+    await p4.fill('#f-name', 'Weberei Süd');
+    await p4.fill('#f-custom-ust_id', 'DE12');
+    await p4.click('button[type=submit]');
+    await p4.waitForSelector('#form-error:has-text("USt-IdNr.")');
+    const orgs = (await api('GET', '/organizations?limit=100')).data.items;
+    assert.equal(orgs.filter((o) => o.name === 'Weberei Süd').length, 0);
+    await p4.fill('#f-custom-ust_id', 'DE123456789');
+    await p4.click('button[type=submit]');
+    await p4.waitForSelector('h1:text("Weberei Süd")');
+    await p4.waitForSelector('dd[data-field="custom.ust_id"]:text("DE123456789")');
+    await p4.goto(node.base + '/app/#/contact/' + contactId);
+    await p4.waitForSelector('h2:text("Aktivitäten")');
     await p4.selectOption('#lang', 'sw');
     await p4.waitForSelector('h2:text("Shughuli")');
     assert.equal(await p4.getAttribute('html', 'lang'), 'sw');
