@@ -285,14 +285,15 @@ async function main() {
     const order = await p3.locator('form input').evaluateAll((els) => els.map((e) => e.id));
     assert.ok(order.indexOf('f-street') < order.indexOf('f-postal_code') &&
       order.indexOf('f-postal_code') < order.indexOf('f-locality'), order.join(' '));
+    await shot(p3, 'new-contact');
+    await axe(p3, 'new contact form');
     // a restricted record says so
     const api2 = await apiLogin(node2.base, ANA[0], ANA[2]);
     const r = await api2('POST', '/contacts', {given_name: 'Kept', family_name: 'Here', restricted: true});
     assert.equal(r.status, 201);
     await p3.goto(node2.base + '/app/#/contact/' + r.data.id);
     await p3.waitForSelector('#restricted:has-text("never leaves this office")');
-    await shot(p3, 'new-contact');
-    await axe(p3, 'new contact form');
+    await shot(p3, 'restricted');
     await c3.close();
   });
 

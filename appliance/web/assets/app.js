@@ -467,8 +467,11 @@ function localTime(iso) {
   return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
 }
 
+/* What a form asks for: no references (set from where the form was
+ * opened) and the "keep in this office" box last. */
 function formFields(entity) {
-  return fieldsOf(entity).filter((f) => f.type !== 'ref' && f.type !== 'object');
+  const fs = fieldsOf(entity).filter((f) => f.type !== 'ref' && f.type !== 'object');
+  return [...fs.filter((f) => f.name !== 'restricted'), ...fs.filter((f) => f.name === 'restricted')];
 }
 
 function input(f, value, cur) {
