@@ -49,6 +49,12 @@ req GET /app/i18n/sw.json
 expect_status 200
 expect_contains "$OUT" '"login.title": "Ingia"'
 
+# gzip refused by q=0: the plain bytes
+curl -s -o "$OUT" -D "$T/headers" -H 'Accept-Encoding: gzip;q=0, identity' "$BASE/app/app.css" ||
+    die "curl failed"
+[ -z "$(header Content-Encoding)" ] || die "gzip sent despite q=0"
+cmp -s "$OUT" "$ASSETS/app.css" || die "app.css differs from the source"
+
 # HEAD: headers only
 curl -s -I -o /dev/null -D "$T/headers" "$BASE/app/app.css" || die "curl -I failed"
 expect_contains "$T/headers" "HTTP/1.1 200"

@@ -142,6 +142,29 @@ static void refused_leaves_no_key(void)
     CHECK_EQ(rows("SELECT count(*) FROM idempotency_keys"), keys + 1);
 }
 
+/* Runs one statement on the database file (the test ages rows). */
+static void exec_sql(const char *sql)
+{
+    sqlite3 *db = NULL;
+    CHECK_EQ(sqlite3_open(fx_db, &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void old_keys_pruned(void)
+{
+    CHECK_EQ(post_key("/api/v1/notes", &ANA, "{\"body\":\"aged\"}", "k-0005-aged-key"), 201);
+    CHECK_EQ(rows("SELECT count(*) FROM idempotency_keys WHERE idem_key = 'k-0005-aged-key'"), 1);
+    /* eight days old: the next keyed create prunes it */
+    exec_sql("UPDATE idempotency_keys SET created_ms = created_ms - 8 * 86400000 "
+             "WHERE idem_key = 'k-0005-aged-key'");
+    CHECK_EQ(post_key("/api/v1/notes", &ANA, "{\"body\":\"fresh\"}", "k-0006-fresh-key"), 201);
+    CHECK_EQ(rows("SELECT count(*) FROM idempotency_keys WHERE idem_key = 'k-0005-aged-key'"), 0);
+    CHECK_EQ(rows("SELECT count(*) FROM idempotency_keys WHERE idem_key = 'k-0006-fresh-key'"), 1);
+    /* a younger key stays */
+    CHECK(rows("SELECT count(*) FROM idempotency_keys WHERE idem_key = 'k-0001-replay'") == 1);
+}
+
 static void queries_prepare(void)
 {
     sqlite3 *db = NULL;
@@ -166,6 +189,7 @@ int main(void)
     RUN(per_user);
     RUN(malformed_keys);
     RUN(refused_leaves_no_key);
+    RUN(old_keys_pruned);
     RUN(queries_prepare);
     fx_close();
     return tl_report();
