@@ -167,6 +167,7 @@ QUERIES
 
 ==> The node and a local HQ are running. Where to look:
 
+    web app:    $base/   open it in a browser; sign in as demo, password 'outpost demo'
     API:        $base/api/v1/   (log in: user demo, password 'outpost demo')
     health:     $base/healthz     metrics, sync included: $base/metrics (with the token below)
     database:   $db
@@ -233,8 +234,24 @@ EOF
     say "stopped; the logs are $log and $hqlog"
 }
 
+# The browser test's npm packages (tests/browser/package-lock.json), into
+# tests/browser/node_modules only; skipped when that install is newer than
+# the lock file, so a second run needs no network.
+npm_deps() {
+    local dir="$root/tests/browser"
+    if [ -f "$dir/node_modules/.package-lock.json" ] &&
+        [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+        say "browser test packages: installed"
+        return 0
+    fi
+    command -v npm >/dev/null || die "npm is missing (packaging/build-deps.txt)"
+    say "installing the browser test packages into tests/browser/node_modules"
+    (cd "$dir" && npm ci --no-audit --no-fund)
+}
+
 test_all() {
     install_deps
+    npm_deps
     configure -Dwerror=true
     build
     say "running the test suite"

@@ -10,6 +10,7 @@
 
 #include "api_aggregates.h"
 #include "api_consents.h"
+#include "api_layout.h"
 #include "api_records.h"
 
 int api_dispatch_early(const struct api_route *r, const char *method, struct api_response *resp)
@@ -129,6 +130,12 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
     case API_ROUTE_WITHDRAW:
         if (method_is(c, "POST"))
             api_consents_withdraw(db, c, &u);
+        else
+            method_not_allowed(c);
+        break;
+    case API_ROUTE_LAYOUT:
+        if (method_is(c, "GET") || method_is(c, "HEAD"))
+            api_layout_get(db, c);
         else
             method_not_allowed(c);
         break;

@@ -72,6 +72,7 @@ int api_job_start(uv_loop_t *loop, struct http_exchange *x, const struct api_rou
         .body_len = blen,
         .authorization = http_header(x, "Authorization"),
         .if_match = http_header(x, "If-Match"),
+        .idempotency_key = http_header(x, "Idempotency-Key"),
         .content_type = http_header(x, "Content-Type"),
         .user = api_gate_user(x),
     };

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api_auth.h"
+#include "api_idempotency.h"
 #include "api_query.h"
 
 static const char *filter_alias(const char *name)
@@ -158,10 +159,16 @@ static int skip_dup_param(const struct api_call *c)
 void api_records_create(struct api_db *db, struct api_call *c, const struct auth_user *u)
 {
     const struct entity_def *e = c->route.e;
+    if (c->req.has_idempotency_key && api_idempotency_key_check(c) < 0)
+        return;
     json_t *body = api_request_json(&c->req, &c->resp);
     if (!body)
         return;
     unsigned flags = skip_dup_param(c) ? STORE_SKIP_DUP_CHECK : 0;
+    if (c->req.has_idempotency_key) {
+        api_idempotency_create(db, c, u, body, flags);
+        return;
+    }
     json_t *rec = NULL;
     struct op_error err;
     struct api_write w;

@@ -290,6 +290,8 @@ unsigned api_reply_headers(const struct api_response *r,
         out[n++] = (struct api_header){"WWW-Authenticate", "Bearer realm=\"outpost\""};
     if (r->no_store)
         out[n++] = (struct api_header){"Cache-Control", "no-store"};
+    if (r->replayed)
+        out[n++] = (struct api_header){"Idempotency-Replayed", "true"};
     return n;
 }
 

@@ -27,6 +27,7 @@ struct api_response {
     const char *allow;            /* Allow (a 405), a literal (api_route_allow); NULL for none */
     int www_authenticate;         /* WWW-Authenticate: Bearer realm="outpost" */
     int no_store;                 /* Cache-Control: no-store */
+    int replayed;                 /* Idempotency-Replayed: true (api_idempotency.h) */
 };
 
 /* Frees the body; r may then be dropped or reused for a new answer.
@@ -81,10 +82,11 @@ struct api_header {
     const char *name;
     const char *value;
 };
-#define API_REPLY_HEADERS_MAX 6
+#define API_REPLY_HEADERS_MAX 7
 
 /* The headers to send, in the order they are sent: ETag, Location,
- * Retry-After, Allow, WWW-Authenticate, Cache-Control. Returns how many. */
+ * Retry-After, Allow, WWW-Authenticate, Cache-Control, Idempotency-Replayed.
+ * Returns how many. */
 unsigned api_reply_headers(const struct api_response *r,
                            struct api_header out[API_REPLY_HEADERS_MAX]);
 

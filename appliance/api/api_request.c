@@ -51,6 +51,11 @@ int api_request_init(struct api_request *r, const struct api_request_view *v)
         if (strlen(t) < AUTH_TOKEN_BUF)
             r->bearer = strdup(t);
     }
+    if (v->idempotency_key) {
+        r->has_idempotency_key = 1;
+        r->idempotency_key_len = strlen(v->idempotency_key);
+        snprintf(r->idempotency_key, sizeof r->idempotency_key, "%s", v->idempotency_key);
+    }
     if (v->if_match) {
         r->has_if_match = 1;
         snprintf(r->if_match, sizeof r->if_match, "%s", v->if_match);

@@ -29,6 +29,7 @@ struct api_request_view {
     const char *authorization;
     const char *if_match;
     const char *content_type;
+    const char *idempotency_key;
     const struct auth_user *user; /* authenticated before the body was read (api_gate.h), or NULL */
 };
 
@@ -42,8 +43,11 @@ struct api_request {
     char if_match[64];
     int has_if_match;
     char content_type[128];
-    int has_user;          /* the gate authenticated the request: user is who */
-    struct auth_user user; /* copied from the view */
+    char idempotency_key[160];  /* Idempotency-Key as sent (cut at 159 bytes) */
+    size_t idempotency_key_len; /* its full length */
+    int has_idempotency_key;    /* the header was sent */
+    int has_user;               /* the gate authenticated the request: user is who */
+    struct auth_user user;      /* copied from the view */
 };
 
 /* What every handler gets: the request, its route, the answer. */

@@ -81,6 +81,11 @@ void api_route_match(const char *path, struct api_route *r)
         r->label = "/api/v1/search";
         return;
     }
+    if (n == 3 && !strcmp(seg[2], "layout")) {
+        r->kind = API_ROUTE_LAYOUT;
+        r->label = "/api/v1/layout";
+        return;
+    }
     if (n == 4 && !strcmp(seg[2], "consents") && !strcmp(seg[3], "confirm")) {
         r->kind = API_ROUTE_CONFIRM;
         r->label = "/api/v1/consents/confirm";
@@ -131,6 +136,7 @@ const char *api_route_allow(enum api_route_kind kind)
     case API_ROUTE_SEARCH:
     case API_ROUTE_CONSENT_STATUS:
     case API_ROUTE_AGGREGATE:
+    case API_ROUTE_LAYOUT:
         return "GET, HEAD";
     case API_ROUTE_SESSION:
         return "POST, DELETE";

@@ -26,6 +26,7 @@ enum api_route_kind {
     API_ROUTE_CONSENT_STATUS, /* /api/v1/contacts/{id}/consents/status */
     API_ROUTE_CONFIRM,        /* /api/v1/consents/confirm: the contact's link, no Bearer */
     API_ROUTE_AGGREGATE,      /* /api/v1/aggregates/{name}: the hq role only */
+    API_ROUTE_LAYOUT,         /* /api/v1/layout: the region's form of each record kind */
 };
 
 struct api_route {

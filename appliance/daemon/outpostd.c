@@ -26,6 +26,7 @@
 #include "outpost_config.h"
 #include "policy.h"
 #include "uplink.h"
+#include "web.h"
 
 struct outpostd {
     uv_loop_t *loop;
@@ -432,6 +433,25 @@ static int migrate_logged(const char *path, struct op_error *err)
     return 0;
 }
 
+/* The web app (docs/WEB_APP.md) at / and /app/, answered at the gate
+ * (its files need no body, no credentials and no database); every other
+ * path is the API's. */
+static void serve_gate(void *ctx, struct http_exchange *x)
+{
+    if (web_owns(http_path(x)))
+        web_serve(x);
+    else
+        api_gate(ctx, x);
+}
+
+static void serve_request(void *ctx, struct http_exchange *x)
+{
+    if (web_owns(http_path(x)))
+        web_serve(x);
+    else
+        api_handle(ctx, x);
+}
+
 int main(int argc, char **argv)
 {
     daemon_init("outpostd");
@@ -523,9 +543,9 @@ int main(int argc, char **argv)
         .idle_timeout_ms = d.cfg.idle_timeout_ms,
         .tls_cert_file = tls.tls ? tls.cert : NULL,
         .tls_key_file = tls.tls ? tls.key : NULL,
-        .gate = api_gate, /* the default budget of buffered bodies: 64 MiB */
+        .gate = serve_gate, /* the default budget of buffered bodies: 64 MiB */
     };
-    if (http_server_start(d.loop, &hc, api_handle, api_log, d.api, &d.server, &err) < 0) {
+    if (http_server_start(d.loop, &hc, serve_request, api_log, d.api, &d.server, &err) < 0) {
         log_err("%s", err.msg);
         api_free(d.api);
         return 1;

@@ -41,8 +41,9 @@ ALLOWED = {
     'appliance/uplink': ['sync/toolkit', 'sync/core', 'sync/net', 'appliance/store'],
     'appliance/api': ['sync/toolkit', 'sync/core', 'sync/net', 'appliance/store',
                       'appliance/uplink'],
+    'appliance/web': ['sync/toolkit', 'sync/net'],
     'appliance/daemon': ['sync/toolkit', 'sync/core', 'sync/net', 'appliance/store',
-                         'appliance/uplink', 'appliance/api'],
+                         'appliance/uplink', 'appliance/api', 'appliance/web'],
     'appliance/cli': ['sync/toolkit', 'sync/core', 'sync/net', 'appliance/store',
                       'appliance/io', 'appliance/uplink'],
 }

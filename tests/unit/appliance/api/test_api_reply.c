@@ -235,7 +235,9 @@ static void allow_on_405(void)
     snprintf(R.retry_after, sizeof R.retry_after, "1");
     R.www_authenticate = 1;
     R.no_store = 1;
+    R.replayed = 1;
     CHECK_EQ(api_reply_headers(&R, h), API_REPLY_HEADERS_MAX);
+    CHECK_STR(h[API_REPLY_HEADERS_MAX - 1].name, "Idempotency-Replayed");
 }
 
 int main(void)
