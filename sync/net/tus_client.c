@@ -80,6 +80,7 @@ struct job {
     unsigned quick;        /* quick reconnects since the offset last moved */
     uint64_t fail_offset;  /* the offset when the last failure happened */
     unsigned mismatches;   /* consecutive 460s */
+    uint64_t chunk_cap;    /* the most one PATCH carries; 0: no bound of its own */
 };
 
 /* A queued or running GET, or DELETE (termination) when tdone is set. */
@@ -608,7 +609,13 @@ static int set_common(struct tus_client *c, const char *url, struct op_error *er
 static int prepare_patch(struct tus_client *c, struct job *j, struct op_error *err)
 {
     uint64_t left = j->length - j->offset;
-    size_t len = left < c->chunk ? (size_t)left : c->chunk;
+    /* A server that keeps cut bytes loses only what is in flight at a cut,
+     * so one PATCH carries all that is left: no round trip waits for the
+     * answer to a chunk between two chunks. */
+    size_t cap = c->cfg.server_keeps_cut_bytes ? c->cfg.max_chunk : c->chunk;
+    if (j->chunk_cap && cap > j->chunk_cap)
+        cap = (size_t)j->chunk_cap;
+    size_t len = left < cap ? (size_t)left : cap;
     if (len > c->buf_cap) {
         unsigned char *nb = realloc(c->buf, len);
         if (!nb)
@@ -880,7 +887,12 @@ static void retry(struct tus_client *c, int keep_offset, int cut, const struct o
     uint64_t delay;
     unsigned attempt;
     if (quick) {
-        delay = ((c->cfg.quick_retry_ms + 1) * (uint64_t)c->cfg.rng(c->cfg.rng_ctx)) >> 32;
+        /* The first cut since the offset last moved: the link carried bytes
+         * up to it, so reconnect now. Cuts in a row without a gain are
+         * spread by a jitter, as many nodes may lose the same link. */
+        delay = j->quick == 1
+                    ? 0
+                    : ((c->cfg.quick_retry_ms + 1) * (uint64_t)c->cfg.rng(c->cfg.rng_ctx)) >> 32;
         attempt = j->quick;
     } else {
         delay = backoff_ms(c, j->attempt);
@@ -1904,6 +1916,7 @@ int tus_client_upload(struct tus_client *c, const struct tus_upload_params *p, s
     j->fd = -1;
     j->cb = p->cb;
     j->ctx = p->ctx;
+    j->chunk_cap = p->chunk_cap;
     j->path = strdup(p->path);
     j->url = dup_str(p->upload_url);
     int rc = 0;
