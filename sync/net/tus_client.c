@@ -126,6 +126,7 @@ struct tus_client {
     uint64_t conn_confirmed;
     int resize_pending;      /* a connection was cut: size the chunk at the next HEAD */
     uint64_t resize_carried; /* what that connection had confirmed before the cut */
+    uint64_t cut_busy_ms;    /* how long the cut PATCH wrote, for a rate sample at the HEAD */
     /* stall detection for the request in flight */
     uint64_t last_progress_ms, progress_mark, hdr_bytes;
     size_t chunk_len, chunk_pos;
@@ -1155,6 +1156,13 @@ static void on_head_done(struct tus_client *c, long code)
          * of the cut one the server kept. */
         c->resize_pending = 0;
         size_after_cut(c, c->resize_carried + gained);
+        /* What the server kept of the cut PATCH over the time it was
+         * written is a rate sample too: with PATCHes that carry a whole
+         * upload on a cutting link, few end whole, and without a rate the
+         * stall limit stays at its ceiling. */
+        if (gained && c->cut_busy_ms)
+            rate_sample(c, gained, c->cut_busy_ms);
+        c->cut_busy_ms = 0;
     }
     if (c->stopping)
         return;
@@ -1305,6 +1313,12 @@ static void on_request_done(struct tus_client *c, CURLcode res)
             op_error_set(&e, -EAGAIN, "network", "%s %s: %s", what, url, detail);
             /* Bytes went through before the break: a cut, not a dead HQ. */
             int cut = (kind == REQ_PATCH && sent > 0) || j->offset > j->fail_offset;
+            /* how long the body went: to the cut, or for a stall to the
+             * last progress */
+            uint64_t end = res == CURLE_OPERATION_TIMEDOUT ? c->last_progress_ms : now;
+            c->cut_busy_ms = 0;
+            if (kind == REQ_PATCH && sent > 0)
+                c->cut_busy_ms = end > c->req_start_ms ? end - c->req_start_ms : 1;
             retry(c, 0, cut, &e);
         }
         return;

@@ -1342,6 +1342,36 @@ static void test_whole_rest_per_patch(void)
     run_teardown(&r);
 }
 
+/* With PATCHes that carry the whole rest, on a link that cuts, no PATCH
+ * ends whole before the last: the rate comes from what the server kept of
+ * each cut one, so a silent connection is still seen from the rate (the
+ * 2 s floor here), not after the 30 s ceiling. */
+static void test_stall_seen_between_cuts(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.server_keeps_cut_bytes = 1;
+    cfg.stall_seconds = 30;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 600000, path, sizeof path);
+    r.f.cut_every = 200000;
+    r.f.cut_every_keep = 1;
+    r.f.stall_patch_no = 3;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_CONTAINS(stats(&r).last_error_msg, "stalled");
+    /* POST, PATCH (cut), HEAD, PATCH (cut), HEAD, PATCH (silent), HEAD */
+    CHECK_EQ(r.f.n_head, 3);
+    uint64_t gap = r.f.req_at[6] - r.f.req_at[5];
+    CHECK_INT(gap, >=, 1900);
+    CHECK_INT(gap, <, 4000);
+    run_teardown(&r);
+}
+
 /* HQ stops reading in the middle of a chunk and never answers: on a fast
  * link the client gives up after a few round trips at the measured rate
  * (here the 2 s floor), not after the 30 s ceiling, and resumes. */
@@ -2152,6 +2182,7 @@ int main(void)
     RUN(test_cuts_every_10k);
     RUN(test_whole_rest_per_patch);
     RUN(test_stall_detected_from_rate);
+    RUN(test_stall_seen_between_cuts);
     RUN(test_resume_after_restart);
     RUN(test_cancel_and_resume);
     RUN(test_loop_stays_responsive);
