@@ -1965,7 +1965,9 @@ uint64_t tus_client_mailbox_last(const struct tus_client *c, int *known)
 void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *out)
 {
     *out = c->st;
-    out->chunk_size = c->chunk;
+    /* against a server that keeps cut bytes the rules size nothing: the
+     * size is that of the last PATCH (the rest of its upload) */
+    out->chunk_size = c->cfg.server_keeps_cut_bytes && c->chunk_len ? c->chunk_len : c->chunk;
     out->queued = c->nqueued;
 }
 

@@ -159,7 +159,8 @@ struct tus_client_stats {
     uint64_t checksum_mismatches; /* 460 answers */
     uint64_t uploads_done;
     uint64_t uploads_failed;
-    size_t chunk_size; /* the current adaptive chunk size */
+    size_t chunk_size; /* the current adaptive chunk size; with server_keeps_cut_bytes,
+                        * the length of the last PATCH */
     size_t queued;     /* uploads waiting behind the current one */
     int last_error;    /* negative errno of the last failure, 0 if none */
     char last_error_msg[512];
