@@ -943,9 +943,10 @@ static uint64_t unacked_bytes(const struct tus_client *c)
 
 /* How long the request in flight may go without progress (a byte written
  * to the connection or a byte of answer): a few round trips, or twice the
- * time the observed rate needs to carry what was written beyond what it
- * could have carried by the last progress (it waits in buffers on the
- * way, and a deep buffer takes all of a chunk at once), within
+ * time the observed rate needs to carry what left this host (written, less
+ * what the kernel's send queue still holds) beyond what it could have
+ * carried by the last progress (it waits in buffers on the way, and a deep
+ * buffer takes all of a chunk at once), within
  * [stall_min_ms, stall_seconds]. Before anything was measured, the
  * ceiling. Once the completing chunk has reached HQ (the rate says it
  * has, and the peer acknowledged every byte), FINAL_WAIT_MS more: HQ
@@ -965,7 +966,10 @@ static uint64_t stall_limit(const struct tus_client *c, uint64_t now, uint64_t u
         uint64_t lp =
             c->last_progress_ms > c->req_start_ms ? c->last_progress_ms - c->req_start_ms : 0;
         uint64_t drained = c->rate_bps * lp / 1000;
-        uint64_t inflight = up > drained ? up - drained : 0;
+        /* what our own kernel still holds is not on the way: a PATCH that
+         * carries a whole upload has most of it there */
+        uint64_t queued = unacked_bytes(c), left_host = up > queued ? up - queued : 0;
+        uint64_t inflight = left_host > drained ? left_host - drained : 0;
         uint64_t need = 2 * inflight * 1000 / c->rate_bps;
         if (need > lim)
             lim = need;
