@@ -1321,7 +1321,7 @@ static void test_whole_rest_per_patch(void)
         CHECK_EQ(r.delays[i], 0);
     struct tus_client_stats st = stats(&r);
     CHECK_EQ(st.bytes_confirmed, len);
-    CHECK_EQ(r.f.patch_bytes, len); /* the server read each byte once */
+    CHECK_EQ(r.f.patch_bytes, len);                      /* the server read each byte once */
     CHECK_EQ(st.chunk_size, len - (size_t)cuts * 30000); /* the last PATCH, as sent */
     run_teardown(&r);
 
