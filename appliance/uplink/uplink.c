@@ -121,6 +121,7 @@ struct uplink {
     char *inline_receipt; /* the receipt the completing PATCH carried; NULL: none */
     size_t inline_receipt_len;
     int talked;               /* a request of this cycle carried HQ's mailbox hint */
+    uint64_t talked_ms;       /* when (mono) the last cycle with a request ended; 0: never */
     int mailbox_polled;       /* the mailbox was fetched since start */
     uint64_t mailbox_poll_ms; /* when (mono) */
     int budget_pause;         /* the pause timer is for the budget, not the window */
@@ -959,6 +960,11 @@ static void upload_segment(struct uplink *u)
                .on_done = on_upload_done},
         .ctx = u,
     };
+    /* One PATCH may carry a whole segment: the one that reaches today's
+     * budget ends there, so the pause comes within the budget. */
+    uint64_t allowed = budget_left(u);
+    if (allowed != UINT64_MAX)
+        p.chunk_cap = allowed;
     tus_client_get_stats(u->tus, &u->before);
     u->upload_start_ms = mono_ms(u);
     u->rep_confirmed = u->rep_sent = u->rep_resent = 0;
@@ -1179,21 +1185,28 @@ static void on_mailbox(void *ctx, int status, const char *body, size_t len,
 }
 
 /* Whether this cycle asks HQ for its mailbox. The mailbox check rides on
- * the requests already made: when one of this cycle's requests carried
- * HQ's Outpost-Mailbox-Last and it is not above the cursor, nothing is
- * new and the GET is skipped (counted as saved). A cycle that made no
- * request (an idle node) learns nothing from HQ otherwise and asks; so does
- * the first cycle, and one UPLINK_MAILBOX_POLL_MS after the last poll, for
- * an HQ that sends no hint. */
+ * the requests already made: when a request of this cycle, or of a cycle
+ * that ended less than one sync_interval ago, carried HQ's
+ * Outpost-Mailbox-Last and it is not above the cursor, nothing is new and
+ * the GET is skipped (counted as saved); the first cycle after start
+ * included. A node idle for a sync_interval learns nothing from HQ
+ * otherwise and asks. An HQ that sends no hint is asked in the first cycle
+ * and then every cycle without a request, and UPLINK_MAILBOX_POLL_MS after
+ * the last poll. */
 static int mailbox_due(struct uplink *u)
 {
-    if (!u->mailbox_polled || !u->talked ||
-        mono_ms(u) - u->mailbox_poll_ms >= UPLINK_MAILBOX_POLL_MS)
-        return 1;
+    uint64_t now = mono_ms(u);
+    if (u->talked)
+        u->talked_ms = now ? now : 1;
+    int fresh = u->talked || (u->talked_ms && now - u->talked_ms < u->cfg.interval_ms);
     int known = 0;
     uint64_t last = tus_client_mailbox_last(u->tus, &known);
+    if (!fresh)
+        return 1;
+    if (!known)
+        return !u->mailbox_polled || now - u->mailbox_poll_ms >= UPLINK_MAILBOX_POLL_MS;
     uint64_t after = u->have_status ? u->status.mailbox_after : 0;
-    return known && last > after;
+    return last > after;
 }
 
 /* The mailbox step of a cycle: a GET when due, else the cycle ends. */
@@ -1332,6 +1345,7 @@ int uplink_start(uv_loop_t *loop, const struct uplink_config *cfg, struct uplink
         .ca_file = u->ca_file[0] ? u->ca_file : NULL,
         .insecure_skip_verify = cfg->insecure_tls,
         .max_chunk = UPLINK_CHUNK_MAX,
+        .server_keeps_cut_bytes = 1, /* outpost-hq keeps them (docs/TUS.md) */
         .max_send_bps = cfg->bandwidth_bps,
         .now_ms = cfg->mono_ms,
         .clock_ctx = cfg->clock_ctx,

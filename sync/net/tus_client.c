@@ -80,6 +80,7 @@ struct job {
     unsigned quick;        /* quick reconnects since the offset last moved */
     uint64_t fail_offset;  /* the offset when the last failure happened */
     unsigned mismatches;   /* consecutive 460s */
+    uint64_t chunk_cap;    /* the most one PATCH carries; 0: no bound of its own */
 };
 
 /* A queued or running GET, or DELETE (termination) when tdone is set. */
@@ -125,6 +126,7 @@ struct tus_client {
     uint64_t conn_confirmed;
     int resize_pending;      /* a connection was cut: size the chunk at the next HEAD */
     uint64_t resize_carried; /* what that connection had confirmed before the cut */
+    uint64_t cut_busy_ms;    /* how long the cut PATCH wrote, for a rate sample at the HEAD */
     /* stall detection for the request in flight */
     uint64_t last_progress_ms, progress_mark, hdr_bytes;
     size_t chunk_len, chunk_pos;
@@ -608,7 +610,13 @@ static int set_common(struct tus_client *c, const char *url, struct op_error *er
 static int prepare_patch(struct tus_client *c, struct job *j, struct op_error *err)
 {
     uint64_t left = j->length - j->offset;
-    size_t len = left < c->chunk ? (size_t)left : c->chunk;
+    /* A server that keeps cut bytes loses only what is in flight at a cut,
+     * so one PATCH carries all that is left: no round trip waits for the
+     * answer to a chunk between two chunks. */
+    size_t cap = c->cfg.server_keeps_cut_bytes ? c->cfg.max_chunk : c->chunk;
+    if (j->chunk_cap && cap > j->chunk_cap)
+        cap = (size_t)j->chunk_cap;
+    size_t len = left < cap ? (size_t)left : cap;
     if (len > c->buf_cap) {
         unsigned char *nb = realloc(c->buf, len);
         if (!nb)
@@ -880,7 +888,12 @@ static void retry(struct tus_client *c, int keep_offset, int cut, const struct o
     uint64_t delay;
     unsigned attempt;
     if (quick) {
-        delay = ((c->cfg.quick_retry_ms + 1) * (uint64_t)c->cfg.rng(c->cfg.rng_ctx)) >> 32;
+        /* The first cut since the offset last moved: the link carried bytes
+         * up to it, so reconnect now. Cuts in a row without a gain are
+         * spread by a jitter, as many nodes may lose the same link. */
+        delay = j->quick == 1
+                    ? 0
+                    : ((c->cfg.quick_retry_ms + 1) * (uint64_t)c->cfg.rng(c->cfg.rng_ctx)) >> 32;
         attempt = j->quick;
     } else {
         delay = backoff_ms(c, j->attempt);
@@ -930,9 +943,10 @@ static uint64_t unacked_bytes(const struct tus_client *c)
 
 /* How long the request in flight may go without progress (a byte written
  * to the connection or a byte of answer): a few round trips, or twice the
- * time the observed rate needs to carry what was written beyond what it
- * could have carried by the last progress (it waits in buffers on the
- * way, and a deep buffer takes all of a chunk at once), within
+ * time the observed rate needs to carry what left this host (written, less
+ * what the kernel's send queue still holds) beyond what it could have
+ * carried by the last progress (it waits in buffers on the way, and a deep
+ * buffer takes all of a chunk at once), within
  * [stall_min_ms, stall_seconds]. Before anything was measured, the
  * ceiling. Once the completing chunk has reached HQ (the rate says it
  * has, and the peer acknowledged every byte), FINAL_WAIT_MS more: HQ
@@ -952,7 +966,10 @@ static uint64_t stall_limit(const struct tus_client *c, uint64_t now, uint64_t u
         uint64_t lp =
             c->last_progress_ms > c->req_start_ms ? c->last_progress_ms - c->req_start_ms : 0;
         uint64_t drained = c->rate_bps * lp / 1000;
-        uint64_t inflight = up > drained ? up - drained : 0;
+        /* what our own kernel still holds is not on the way: a PATCH that
+         * carries a whole upload has most of it there */
+        uint64_t queued = unacked_bytes(c), left_host = up > queued ? up - queued : 0;
+        uint64_t inflight = left_host > drained ? left_host - drained : 0;
         uint64_t need = 2 * inflight * 1000 / c->rate_bps;
         if (need > lim)
             lim = need;
@@ -1143,6 +1160,13 @@ static void on_head_done(struct tus_client *c, long code)
          * of the cut one the server kept. */
         c->resize_pending = 0;
         size_after_cut(c, c->resize_carried + gained);
+        /* What the server kept of the cut PATCH over the time it was
+         * written is a rate sample too: with PATCHes that carry a whole
+         * upload on a cutting link, few end whole, and without a rate the
+         * stall limit stays at its ceiling. */
+        if (gained && c->cut_busy_ms)
+            rate_sample(c, gained, c->cut_busy_ms);
+        c->cut_busy_ms = 0;
     }
     if (c->stopping)
         return;
@@ -1293,6 +1317,12 @@ static void on_request_done(struct tus_client *c, CURLcode res)
             op_error_set(&e, -EAGAIN, "network", "%s %s: %s", what, url, detail);
             /* Bytes went through before the break: a cut, not a dead HQ. */
             int cut = (kind == REQ_PATCH && sent > 0) || j->offset > j->fail_offset;
+            /* how long the body went: to the cut, or for a stall to the
+             * last progress */
+            uint64_t end = res == CURLE_OPERATION_TIMEDOUT ? c->last_progress_ms : now;
+            c->cut_busy_ms = 0;
+            if (kind == REQ_PATCH && sent > 0)
+                c->cut_busy_ms = end > c->req_start_ms ? end - c->req_start_ms : 1;
             retry(c, 0, cut, &e);
         }
         return;
@@ -1904,6 +1934,7 @@ int tus_client_upload(struct tus_client *c, const struct tus_upload_params *p, s
     j->fd = -1;
     j->cb = p->cb;
     j->ctx = p->ctx;
+    j->chunk_cap = p->chunk_cap;
     j->path = strdup(p->path);
     j->url = dup_str(p->upload_url);
     int rc = 0;
@@ -1938,7 +1969,9 @@ uint64_t tus_client_mailbox_last(const struct tus_client *c, int *known)
 void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *out)
 {
     *out = c->st;
-    out->chunk_size = c->chunk;
+    /* against a server that keeps cut bytes the rules size nothing: the
+     * size is that of the last PATCH (the rest of its upload) */
+    out->chunk_size = c->cfg.server_keeps_cut_bytes && c->chunk_len ? c->chunk_len : c->chunk;
     out->queued = c->nqueued;
 }
 

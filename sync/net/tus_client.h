@@ -44,9 +44,14 @@ struct tus_client_config {
      * max(slow_chunk_ms, 4 x that) halves it, not below the bandwidth-delay
      * product. A cut connection sets size and ssthresh to half of what the
      * connection carried (learned from the next HEAD). */
-    size_t min_chunk;        /* default 2 KiB: below a cutting connection's life */
-    size_t max_chunk;        /* default 4 MiB; also the memory bound */
-    size_t initial_chunk;    /* default 64 KiB, clamped to [min, max] */
+    size_t min_chunk;     /* default 2 KiB: below a cutting connection's life */
+    size_t max_chunk;     /* default 4 MiB; also the memory bound */
+    size_t initial_chunk; /* default 64 KiB, clamped to [min, max] */
+    /* 1: the server keeps the bytes of a PATCH cut before its end (HQ does,
+     * docs/TUS.md), so a cut costs only the bytes in flight whatever the
+     * chunk: each PATCH carries all that is left, up to max_chunk, and the
+     * rules above do not size it. 0: a generic tus server. */
+    int server_keeps_cut_bytes;
     uint64_t max_send_bps;   /* bandwidth cap in bytes/s; 0 = none */
     long connect_timeout_ms; /* default 15000 */
     /* Stalls: a request without progress (a byte written or answered) for
@@ -59,7 +64,8 @@ struct tus_client_config {
     uint64_t stall_min_ms;  /* the floor; default 2000 */
     uint64_t fast_chunk_ms; /* default 5000 */
     uint64_t slow_chunk_ms; /* default 30000 */
-    /* Retries: after a cut that carried bytes, the next request starts
+    /* Retries: after a cut that carried bytes, the next request starts at
+     * once; after a further cut with no gain of the offset in between,
      * within a uniform [0, quick_retry_ms]; connects that fail, requests
      * that fail with no byte through, and error answers back off
      * exponentially. */
@@ -139,6 +145,10 @@ struct tus_upload_params {
     size_t nmeta;
     struct tus_upload_callbacks cb;
     void *ctx;
+    /* The most one PATCH of this upload carries; 0: no bound beyond the
+     * client's. A caller that stops the upload after N bytes (a daily
+     * budget) sets N, so the PATCH that reaches it ends there. */
+    uint64_t chunk_cap;
 };
 
 struct tus_client_stats {
@@ -149,7 +159,8 @@ struct tus_client_stats {
     uint64_t checksum_mismatches; /* 460 answers */
     uint64_t uploads_done;
     uint64_t uploads_failed;
-    size_t chunk_size; /* the current adaptive chunk size */
+    size_t chunk_size; /* the current adaptive chunk size; with server_keeps_cut_bytes,
+                        * the length of the last PATCH */
     size_t queued;     /* uploads waiting behind the current one */
     int last_error;    /* negative errno of the last failure, 0 if none */
     char last_error_msg[512];

@@ -18,7 +18,7 @@
  *          [--rate-kbit K] [--latency-ms MS] [--cut-after-bytes MIN:MAX]
  *          [--stall-ms MIN:MAX --stall-every-bytes N] [--reset-prob P]
  *          [--stall-conn-prob P --stall-conn-ms MIN:MAX
- *           [--stall-conn-after-bytes MIN:MAX]]
+ *           [--stall-conn-after-bytes MIN:MAX] [--stall-seed N]]
  *          [--max-conns N] [--duration-s S] [--buffer-bytes N] [--quiet]
  * Prints "listening HOST:PORT" as the first line on stdout; on SIGTERM,
  * SIGINT or the end of --duration-s prints one summary line on stderr.
@@ -65,6 +65,8 @@ struct opts {
     struct sockaddr_storage listen_addr, target_addr;
     char listen_host[64];
     uint64_t seed;
+    uint64_t stall_seed; /* the silent-connection draws; --seed unless given */
+    bool have_stall_seed;
     uint64_t rate_bps; /* bytes per second per direction; 0 = unlimited */
     uint64_t latency_ms;
     struct range cut; /* max 0 = no cuts */
@@ -786,7 +788,8 @@ static void on_connection(uv_stream_t *server, int status)
     c->next_stall_at = p->o.stall_every ? p->o.stall_every : FP_NEVER;
     /* A third stream decides whether this connection goes silent, where and
      * for how long, so adding the option changes no other draw. */
-    uint64_t silent_rng = stream_seed(p->o.seed, c->index, 2);
+    uint64_t silent_rng =
+        stream_seed(p->o.have_stall_seed ? p->o.stall_seed : p->o.seed, c->index, 2);
     c->silent_at = FP_NEVER;
     if (p->o.stall_conn_prob > 0 && draw_unit(&silent_rng) < p->o.stall_conn_prob) {
         struct range at = p->o.stall_conn_at;
@@ -1025,7 +1028,7 @@ static void usage(FILE *f)
           "         [--rate-kbit K] [--latency-ms MS] [--cut-after-bytes MIN:MAX]\n"
           "         [--stall-ms MIN:MAX --stall-every-bytes N] [--reset-prob P]\n"
           "         [--stall-conn-prob P --stall-conn-ms MIN:MAX\n"
-          "          [--stall-conn-after-bytes MIN:MAX]]\n"
+          "          [--stall-conn-after-bytes MIN:MAX] [--stall-seed N]]\n"
           "         [--max-conns N] [--duration-s S] [--buffer-bytes N] [--quiet]\n",
           f);
 }
@@ -1051,6 +1054,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"stall-conn-prob", required_argument, NULL, 'P'},
         {"stall-conn-ms", required_argument, NULL, 'M'},
         {"stall-conn-after-bytes", required_argument, NULL, 'A'},
+        {"stall-seed", required_argument, NULL, 'D'},
         {"max-conns", required_argument, NULL, 'm'},
         {"duration-s", required_argument, NULL, 'd'},
         {"buffer-bytes", required_argument, NULL, 'b'},
@@ -1083,6 +1087,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
             if (parse_u64(optarg, UINT64_MAX, &o->seed) < 0)
                 return bad("--seed", optarg, "want an unsigned 64-bit integer");
             have_seed = true;
+            break;
+        case 'D':
+            if (parse_u64(optarg, UINT64_MAX, &o->stall_seed) < 0)
+                return bad("--stall-seed", optarg, "want an unsigned 64-bit integer");
+            o->have_stall_seed = true;
             break;
         case 'r':
             if (parse_u64(optarg, FP_MAX_RATE_KBIT, &v) < 0)
@@ -1166,6 +1175,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if ((o->stall_conn_prob > 0) != have_conn_ms) {
         fputs("flaky_proxy: --stall-conn-prob (above 0) and --stall-conn-ms go together\n", stderr);
+        return 2;
+    }
+    if (o->have_stall_seed && !have_conn_ms) {
+        fputs("flaky_proxy: --stall-seed needs --stall-conn-prob and --stall-conn-ms\n", stderr);
         return 2;
     }
     if (have_conn_at && !have_conn_ms) {

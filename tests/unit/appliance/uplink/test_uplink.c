@@ -299,6 +299,19 @@ static int drained(struct fx *f)
     return s && s->segments_acked == 1 && s->outbox_depth == 0 && s->spool_segments == 0;
 }
 
+/* HQ holds budget_want bytes of the upload and the day's budget is spent
+ * and charged, or the segment went whole. */
+static long long budget_want;
+static int day_spent(struct fx *f)
+{
+    long long b = 0;
+    if (drained(f))
+        return 1;
+    /* charged to the day too, before the test's clock moves on */
+    return budget_spent(f) && status(f)->bytes_today == 100000 && hq_uploads(f, NULL, &b) == 1 &&
+           b == budget_want;
+}
+
 static uint64_t mailbox_seq;
 
 static void post_mailbox(struct fx *f)
@@ -661,9 +674,9 @@ static void test_window(void)
     fx_done(&f);
 }
 
-/* The budget pauses the upload once it has sent what today allows (within
- * a chunk); the next cycle that day sends nothing; the next UTC day the
- * same upload resumes and drains. */
+/* The budget pauses the upload once it has sent exactly what today allows;
+ * the next cycle that day sends nothing; each next UTC day the same upload
+ * resumes for that day's budget, and it drains. */
 static void test_budget(void)
 {
     struct fx f;
@@ -675,9 +688,8 @@ static void test_budget(void)
     char id[33], id2[33];
     long long paused_bytes, bytes;
     CHECK_EQ(hq_uploads(&f, id, &paused_bytes), 1);
-    /* 64 KiB, then a 128 KiB chunk: the check runs as chunks are confirmed */
-    CHECK(paused_bytes >= 100000);
-    CHECK(paused_bytes <= 100000 + 512 * 1024);
+    /* the PATCH that reaches the budget ends at it */
+    CHECK_EQ(paused_bytes, 100000);
     const struct sync_status *s = status(&f);
     CHECK(s->bytes_today >= 100000);
     CHECK(s->segments_acked == 0);
@@ -694,10 +706,27 @@ static void test_budget(void)
     CHECK_EQ(bytes, paused_bytes);
     CHECK_EQ(status(&f)->link_bytes_sent, sent);
 
-    /* the next UTC day */
-    atomic_store(&wall, at(1, 0, 0, 1));
-    check_resumed(&f, id, "the drain the next day");
-    CHECK(status(&f)->bytes_today < 100000 + 512 * 1024);
+    /* Each next UTC day the same upload goes on, by exactly what the day
+     * allows (the PATCH that reaches the budget ends there), until the
+     * segment is whole. */
+    int day = 1;
+    for (; day < 10 && !drained(&f); day++) {
+        atomic_store(&wall, at(day, 0, 0, 1));
+        budget_want = paused_bytes + (long long)day * 100000;
+        uplink_kick(f.up);
+        CHECK_EQ(run_until(&f, day_spent, "the next day's budget"), 0);
+        CHECK(status(&f)->bytes_today <= 100000);
+        if (!drained(&f)) {
+            CHECK_EQ(hq_uploads(&f, id2, &bytes), 1);
+            CHECK_EQ(bytes, budget_want);
+        }
+    }
+    CHECK(day >= 3); /* the segment is above twice the budget */
+    CHECK(drained(&f));
+    CHECK_EQ(hq_uploads(&f, id2, NULL), 1);
+    CHECK_STR(id2, id);
+    CHECK_EQ(hq_records(&f), CONTACTS);
+    CHECK_STR(status(&f)->waiting, "");
     fx_done(&f);
 }
 
@@ -708,10 +737,9 @@ static int fk_inline_counted(struct fake *k)
 }
 
 /* Receipts ride on the completing PATCH: every segment is acknowledged
- * without a GET /v1/receipts/N, and the GETs saved are counted. The
- * mailbox is asked once at start; then, while HQ's hint equals the cursor,
- * not once more while segments go; once the hint is above the cursor, the
- * cycle of every segment asks. */
+ * without a GET /v1/receipts/N, and the GETs saved are counted. While
+ * HQ's hint equals the cursor the mailbox is not asked, at start neither;
+ * once the hint is above the cursor, the cycle of every segment asks. */
 static void test_round_trips(void)
 {
     struct fake k;
@@ -726,9 +754,10 @@ static void test_round_trips(void)
     CHECK_EQ(k.receipt_gets, 0);
     CHECK_EQ(fk_status(&k)->segments_acked, (uint64_t)n);
     CHECK_EQ(fk_status(&k)->receipts_inline, (uint64_t)n);
-    /* the start: one poll, after the first segment */
-    CHECK_EQ(k.mailbox_gets_at[1], 1);
-    /* the hint equals the cursor: no GET */
+    /* the start: the first segment's requests carried the hint, equal to
+     * the cursor, so no poll, neither then nor in the idle cycle after */
+    CHECK_EQ(k.mailbox_gets_at[0], 0);
+    CHECK_EQ(k.mailbox_gets_at[1], 0);
     CHECK_EQ(k.mailbox_gets_at[2], 0);
     CHECK(fk_status(&k)->mailbox_skipped >= 1);
     /* the hint is above the cursor (HQ's fake mailbox stays empty, so it

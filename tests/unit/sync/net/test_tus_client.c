@@ -70,6 +70,7 @@ struct fake {
     int forbid;
     uint64_t delay_ms;
     size_t cut_every;        /* close each connection after this many PATCH body bytes */
+    int cut_every_keep;      /* and keep what arrived of the PATCH it cut, as HQ does */
     int stall_patch_no;      /* this PATCH's connection goes silent: no read, no answer */
     uint64_t final_delay_ms; /* the answer to the completing PATCH waits this long */
     uint64_t slow_bps;       /* PATCH answers wait as long as the body takes at this rate */
@@ -457,7 +458,10 @@ static void feed(struct fconn *k, const char *p, size_t n)
                 return;
             }
             if (k->patch_no && f->cut_every && k->conn_bytes == f->cut_every && k->got < k->clen) {
-                conn_close(k); /* the link dies; what arrived of this PATCH is lost */
+                struct fupload *u = find_upload(f, k->path);
+                if (f->cut_every_keep && u && strtoull(k->h_offset, NULL, 10) == u->offset)
+                    store(u, k->body, k->got);
+                conn_close(k); /* the link dies; what arrived of this PATCH is lost, or kept */
                 return;
             }
             if (k->got == k->clen) {
@@ -573,6 +577,7 @@ struct run {
     uv_timer_t waker;
     struct fake f;
     struct tus_client *c;
+    uint64_t chunk_cap; /* given to each upload */
     char dir[64];
     char endpoint[96];
     int timed_out, stopped;
@@ -778,6 +783,7 @@ static int upload(struct run *r, const char *path, const char *known_url)
     p.cb.on_retry = cb_retry;
     p.cb.on_done = cb_done;
     p.ctx = r;
+    p.chunk_cap = r->chunk_cap;
     struct op_error e;
     op_error_clear(&e);
     return tus_client_upload(r->c, &p, &e);
@@ -1275,6 +1281,95 @@ static void test_cuts_every_10k(void)
     for (int i = 0; i < r.retries && i < 32; i++)
         CHECK_INT(r.delays[i], <=, 250);
     CHECK_INT(r.f.patch_len[r.f.n_patch - 2], <, 10000);
+    /* the first cut follows progress: reconnect at once; the next cut
+     * moved nothing (the server dropped the bytes): the jitter */
+    CHECK_EQ(r.delays[0], 0);
+    CHECK_EQ(r.delays[1], 125);
+    run_teardown(&r);
+}
+
+/* A server that keeps the bytes of a cut PATCH (HQ): a cut costs only what
+ * was in flight whatever the chunk, so every PATCH carries all that is
+ * left; each cut is followed at once by a HEAD on a new connection and a
+ * PATCH of the rest, and no byte is sent twice (loopback: nothing is in
+ * flight when the connection closes). */
+static void test_whole_rest_per_patch(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.server_keeps_cut_bytes = 1;
+    cfg.backoff_max_ms = 60000; /* a backoff would show as a delay */
+    cfg.rng = rng_max;
+    new_client(&r, &cfg);
+    char path[128];
+    size_t len = 200 * KiB;
+    make_file(&r, "a.seg", len, path, sizeof path);
+    r.f.cut_every = 30000;
+    r.f.cut_every_keep = 1;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    int cuts = (int)(len / 30000); /* 6 connections cut, the 7th ends it */
+    CHECK_EQ(r.retries, cuts);
+    CHECK_EQ(r.f.n_head, cuts);
+    CHECK_EQ(r.f.n_patch, cuts + 1);
+    for (int i = 0; i <= cuts; i++)
+        CHECK_EQ(r.f.patch_len[i], len - (size_t)i * 30000);
+    for (int i = 0; i < cuts; i++)
+        CHECK_EQ(r.delays[i], 0);
+    struct tus_client_stats st = stats(&r);
+    CHECK_EQ(st.bytes_confirmed, len);
+    CHECK_EQ(r.f.patch_bytes, len);                      /* the server read each byte once */
+    CHECK_EQ(st.chunk_size, len - (size_t)cuts * 30000); /* the last PATCH, as sent */
+    run_teardown(&r);
+
+    /* a cap of the upload's own (a daily budget) bounds each PATCH */
+    run_setup(&r, NULL);
+    cfg = base_cfg(&r);
+    cfg.server_keeps_cut_bytes = 1;
+    new_client(&r, &cfg);
+    make_file(&r, "a.seg", len, path, sizeof path);
+    r.chunk_cap = 100000;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.f.n_patch, 3);
+    CHECK_EQ(r.f.patch_len[0], 100000);
+    CHECK_EQ(r.f.patch_len[1], 100000);
+    CHECK_EQ(r.f.patch_len[2], len - 200000);
+    run_teardown(&r);
+}
+
+/* With PATCHes that carry the whole rest, on a link that cuts, no PATCH
+ * ends whole before the last: the rate comes from what the server kept of
+ * each cut one, so a silent connection is still seen from the rate (the
+ * 2 s floor here), not after the 30 s ceiling. */
+static void test_stall_seen_between_cuts(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.server_keeps_cut_bytes = 1;
+    cfg.stall_seconds = 30;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 600000, path, sizeof path);
+    r.f.cut_every = 200000;
+    r.f.cut_every_keep = 1;
+    r.f.stall_patch_no = 3;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_CONTAINS(stats(&r).last_error_msg, "stalled");
+    /* POST, PATCH (cut), HEAD, PATCH (cut), HEAD, PATCH (silent), HEAD */
+    CHECK_EQ(r.f.n_head, 3);
+    uint64_t gap = r.f.req_at[6] - r.f.req_at[5];
+    CHECK_INT(gap, >=, 1900);
+    CHECK_INT(gap, <, 4000);
     run_teardown(&r);
 }
 
@@ -2086,7 +2181,9 @@ int main(void)
     RUN(test_cut_reconnects_at_once);
     RUN(test_connect_failures_back_off);
     RUN(test_cuts_every_10k);
+    RUN(test_whole_rest_per_patch);
     RUN(test_stall_detected_from_rate);
+    RUN(test_stall_seen_between_cuts);
     RUN(test_resume_after_restart);
     RUN(test_cancel_and_resume);
     RUN(test_loop_stays_responsive);

@@ -1184,6 +1184,53 @@ static int c_terminate_untaken(int port)
     return cfails;
 }
 
+/* A node voids a segment after HQ kept bytes of a cut PATCH, and while
+ * another PATCH of it still looks alive: the DELETE takes both, and
+ * nothing of the upload is left, not even what the stale connection sends
+ * after the answer. */
+static int c_terminate_cut(int port)
+{
+    create(port, AUTH_A, TOTAL, sh->id[0]);
+    const char *id = sh->id[0];
+    int fd = send_patch_part(port, id, 0, CHUNK, CUT_K);
+    if (fd >= 0)
+        close(fd);
+    C_EQ(head_wait(port, id, CUT_K), CUT_K);
+    int stale = send_patch_part(port, id, CUT_K, 5000, 3000);
+    usleep(100000);
+    C_EQ(spool_file_size(id, ".data"), CUT_K + 3000);
+    struct resp r;
+    del(port, TUS AUTH_A, id, &r);
+    C_EQ(r.status, 204);
+    C_EQ(spool_file_size(id, ".data"), -1);
+    C_EQ(spool_file_size(id, ".state"), -1);
+    if (stale >= 0) {
+        (void)send_all(stale, payload + CUT_K + 3000, 2000);
+        usleep(100000);
+        close(stale);
+    }
+    usleep(100000);
+    C_EQ(spool_file_size(id, ".data"), -1);
+    C_EQ(spool_file_size(id, ".state"), -1);
+    C_EQ(head_offset(port, AUTH_A, id), -404);
+    return cfails;
+}
+
+static void test_terminate_cut(void)
+{
+    struct fx f;
+    if (fx_init(&f, 4, 1 << 30) < 0) {
+        CHECK(0);
+        return;
+    }
+    f.use_gate = 1;
+    fx_reopen(&f);
+    child_spool = f.dir;
+    CHECK_EQ(run_client(&f, c_terminate_cut), 0);
+    CHECK_EQ(f.completes, 0);
+    fx_done(&f);
+}
+
 static void test_terminate(void)
 {
     struct fx f;
@@ -1839,6 +1886,7 @@ int main(void)
     RUN(test_redeliver);
     RUN(test_settle);
     RUN(test_terminate);
+    RUN(test_terminate_cut);
     RUN(test_settled_caps);
     RUN(test_settled_expire);
     RUN(test_idle_expire);
