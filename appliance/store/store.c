@@ -36,6 +36,10 @@
 #define SEARCH_TERMS_MAX 16
 #define FIELDS_MAX 32
 
+/* How this build makes phone keys (node_meta "phone_keys"). A node whose
+ * records were keyed another way is re-keyed when the store opens. */
+#define PHONE_KEYS "libphonenumber-1"
+
 struct store {
     sqlite3 *db;
     struct sql_cache q;      /* the store room's queries on db */
@@ -317,6 +321,8 @@ static int parent_get(void *ctx, const struct entity_def *e, const char *id, jso
     return store_get(ctx, e, id, STORE_INCLUDE_DELETED | STORE_IGNORE_VIEWER, out, err);
 }
 
+static int phone_rekey(struct store *s, struct op_error *err);
+
 int store_open(const char *path, unsigned db_flags, struct store **out, struct op_error *err)
 {
     struct store *s = calloc(1, sizeof *s);
@@ -360,6 +366,10 @@ int store_open(const char *path, unsigned db_flags, struct store **out, struct o
         if (rc < 0)
             goto fail;
         s->region = s->region_code[0] ? region_find(s->region_code) : NULL;
+        if (s->node_id[0] && !(db_flags & DB_OPEN_READONLY))
+            rc = phone_rekey(s, err);
+        if (rc < 0)
+            goto fail;
     }
     *out = s;
     return 0;
@@ -454,6 +464,8 @@ int store_init_node(struct store *s, const char *region, struct op_error *err)
         rc = meta_set(s, "region", r->code, err);
     if (rc == 0)
         rc = meta_set(s, "created_at", created, err);
+    if (rc == 0)
+        rc = meta_set(s, "phone_keys", PHONE_KEYS, err);
     char key[65];
     if (rc == 0)
         rc = pseudonym_key_new(s, key, err);
@@ -1165,6 +1177,138 @@ static int audit(struct store *s, hlc_stamp at, const char *action, const struct
         sqlite3_bind_text(st, 9, detail, -1, SQLITE_STATIC);
     rc = sql_run(&s->q, STORE_Q_STORE_AUDIT, st, err);
     return rc < 0 ? rc : 0;
+}
+
+/* ---- phone keys ------------------------------------------------------ */
+
+#define REKEY_PAGE 256
+
+struct rekey_row {
+    char id[UUID_TEXT_LEN];
+    char key[PHONE_E164_MAX]; /* "" when the phone is no valid number */
+    int resend;
+    int64_t version;
+};
+
+/* What egress hashes for this phone now (see egress.c normalize): its
+ * key, or the trimmed text as typed. */
+static void pseudonym_text(const char *phone, const char *key, char *buf, size_t cap)
+{
+    if (*key) {
+        snprintf(buf, cap, "%s", key);
+        return;
+    }
+    while (*phone && strchr(" \t\n\r\v\f", *phone))
+        phone++;
+    size_t n = strlen(phone);
+    while (n && strchr(" \t\n\r\v\f", phone[n - 1]))
+        n--;
+    snprintf(buf, cap, "%.*s", (int)n, phone);
+}
+
+/* Re-keys the live records of one entity a page at a time: the page is
+ * read whole, then written, so no write disturbs the read. */
+static int rekey_entity(struct store *s, const struct entity_def *e, unsigned qpage, unsigned qset,
+                        struct rekey_row *rows, struct op_error *err)
+{
+    char last[UUID_TEXT_LEN] = "";
+    for (;;) {
+        sqlite3_stmt *st;
+        int rc = sql_get_st(&s->q, qpage, &st, err);
+        if (rc < 0)
+            return rc;
+        sqlite3_bind_text(st, 1, last, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 2, REKEY_PAGE);
+        size_t n = 0, seen = 0;
+        while ((rc = sql_step(&s->q, qpage, st, err)) == 1) {
+            const char *id = (const char *)sqlite3_column_text(st, 0);
+            const char *phone = (const char *)sqlite3_column_text(st, 1);
+            const char *old_key = (const char *)sqlite3_column_text(st, 2);
+            struct rekey_row *r = &rows[n];
+            seen++;
+            snprintf(last, sizeof last, "%s", id);
+            snprintf(r->id, sizeof r->id, "%s", id);
+            r->version = sqlite3_column_int64(st, 3);
+            if (phone_to_e164(phone, s->region, r->key) < 0)
+                r->key[0] = '\0';
+            char was[PHONE_E164_MAX + 256], now[PHONE_E164_MAX + 256];
+            phone_legacy_key(phone, s->region, was, sizeof was);
+            pseudonym_text(phone, r->key, now, sizeof now);
+            r->resend = strcmp(was, now) != 0;
+            int key_changed = e == &entity_contact && strcmp(old_key ? old_key : "", r->key);
+            if (r->resend || key_changed)
+                n++;
+        }
+        if (rc < 0)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            rc = sql_get_st(&s->q, qset, &st, err);
+            if (rc < 0)
+                return rc;
+            hlc_stamp now = hlc_next(&s->clock);
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+            sqlite3_bind_text(st, 2, rows[i].id, -1, SQLITE_STATIC);
+            if (e == &entity_contact) {
+                if (rows[i].key[0])
+                    sqlite3_bind_text(st, 3, rows[i].key, -1, SQLITE_STATIC);
+                else
+                    sqlite3_bind_null(st, 3);
+                sqlite3_bind_int(st, 4, rows[i].resend);
+            } else if (!rows[i].resend) {
+                sqlite3_reset(st);
+                continue;
+            }
+            rc = sql_run(&s->q, qset, st, err);
+            if (rc < 0)
+                return rc;
+            s->write_dirty = 1;
+            if (rows[i].resend) {
+                rc = audit(s, now, "rekey", e, rows[i].id, rows[i].version, rows[i].version + 1,
+                           "phone pseudonym changed with the phone keys; sent to HQ again", err);
+                if (rc < 0)
+                    return rc;
+            }
+        }
+        if (seen < REKEY_PAGE)
+            return 0;
+    }
+}
+
+/* The upgrade step for phone keys (docs/DATA_MODEL.md, "Phone numbers"):
+ * a node whose records were keyed before libphonenumber gets its contacts'
+ * duplicate keys recomputed, and every contact and organization whose
+ * phone pseudonym changed a new version, which queues it for HQ, all in
+ * one transaction with the marker that says it is done. */
+static int phone_rekey(struct store *s, struct op_error *err)
+{
+    char have[64];
+    int rc = meta_get(s, "phone_keys", have, sizeof have, err);
+    if (rc < 0 || (rc > 0 && !strcmp(have, PHONE_KEYS)))
+        return rc < 0 ? rc : 0;
+    struct rekey_row *rows = malloc(REKEY_PAGE * sizeof *rows);
+    if (!rows)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    rc = write_begin(s, err);
+    if (rc < 0) {
+        free(rows);
+        return rc;
+    }
+    /* another process may have done it while we waited for the lock */
+    rc = meta_get(s, "phone_keys", have, sizeof have, err);
+    if (rc == 0 || (rc > 0 && strcmp(have, PHONE_KEYS))) {
+        rc = rekey_entity(s, &entity_contact, STORE_Q_STORE_REKEY_PAGE_CONTACTS,
+                          STORE_Q_STORE_REKEY_CONTACT, rows, err);
+        if (rc >= 0)
+            rc = rekey_entity(s, &entity_organization, STORE_Q_STORE_REKEY_PAGE_ORGANIZATIONS,
+                              STORE_Q_STORE_REKEY_ORGANIZATION, rows, err);
+        if (rc >= 0)
+            rc = meta_set(s, "phone_keys", PHONE_KEYS, err);
+    }
+    free(rows);
+    int rc2 = write_end(s, rc >= 0, err);
+    if (rc < 0)
+        return rc;
+    return rc2 < 0 ? rc2 : 0;
 }
 
 /* ---- writes -------------------------------------------------------------- */

@@ -28,6 +28,28 @@ INSERT INTO audit_log (hlc, actor, address, action, entity, record_id, version_b
                        version_after, detail)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9);
 
+-- The phone re-key step (store.c, phone_rekey): live records with a
+-- phone in id order, a page at a time (?1 the last id, '' first; ?2 the
+-- page size), and the writes it makes. A record whose pseudonym changed
+-- gets a new version and stamp, so the outbox trigger queues it for HQ
+-- again; a contact whose key alone changed keeps its version.
+-- name: rekey_page_contacts
+SELECT id, phone, phone_e164, version FROM contacts
+ WHERE phone IS NOT NULL AND deleted = 0 AND id > ?1 ORDER BY id LIMIT ?2;
+
+-- name: rekey_page_organizations
+SELECT id, phone, NULL, version FROM organizations
+ WHERE phone IS NOT NULL AND deleted = 0 AND id > ?1 ORDER BY id LIMIT ?2;
+
+-- ?1 the HLC stamp, ?2 the id, ?3 the new key or NULL, ?4 1 to re-send.
+-- name: rekey_contact
+UPDATE contacts SET phone_e164 = ?3, version = version + ?4,
+       updated_hlc = CASE ?4 WHEN 0 THEN updated_hlc ELSE ?1 END
+ WHERE id = ?2;
+
+-- name: rekey_organization
+UPDATE organizations SET version = version + 1, updated_hlc = ?1 WHERE id = ?2;
+
 -- Duplicate contacts (?1 the key, ?2 the contact itself or ''), in order
 -- of confidence.
 

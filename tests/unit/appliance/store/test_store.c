@@ -207,6 +207,74 @@ static void duplicate_detection(void)
     store_close(s);
 }
 
+/* A node whose phones were keyed by the former normalizer: opening it
+ * re-keys the contacts and sends again (new version, outbox row, audit
+ * row) exactly the records whose phone pseudonym changed, in one step
+ * that is not repeated. */
+static void phone_rekey_on_upgrade(void)
+{
+    struct store *s = fx_store_region("rekey.db", "AR", NULL);
+    const char *phones[] = {"011 15-1234-5678", "+54 11 4123-4567", "12 34", "011 4123-4567"};
+    char *c[4];
+    for (int i = 0; i < 4; i++)
+        c[i] = fx_create(s, &entity_contact,
+                         json_pack("{s:s, s:s}", "given_name", "P", "phone", phones[i]));
+    char *o1 = fx_create(s, &entity_organization,
+                         json_pack("{s:s, s:s}", "name", "O1", "phone", "(011) 15 1234-5678"));
+    char *o2 = fx_create(s, &entity_organization,
+                         json_pack("{s:s, s:s}", "name", "O2", "phone", "+54 11 4123 4567"));
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts WHERE phone_e164 = '+5491112345678'"), 1);
+    /* as a node before libphonenumber left it: the former key of the AR
+     * mobile, no marker, everything acknowledged by HQ */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "UPDATE contacts SET phone_e164 = '+54111512345678' WHERE id = '%s';"
+             "DELETE FROM node_meta WHERE key = 'phone_keys'; DELETE FROM outbox;",
+             c[0]);
+    CHECK_EQ(sqlite3_exec(store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+    store_close(s);
+
+    s = fx_store_reopen();
+    /* the AR mobile's key and pseudonym changed; so did the pseudonym of
+     * "12 34" (the text as typed, where it was the digits "1234"); the others did not */
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox"), 3);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox WHERE op = 'upsert' AND version = 2"), 3);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log WHERE action = 'rekey'"), 3);
+    const char *want[] = {c[0], c[2], o1};
+    for (int i = 0; i < 3; i++) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM outbox WHERE record_id = '%s'", want[i]);
+        CHECK_EQ(fx_count(s, sql), 1);
+    }
+    snprintf(sql, sizeof sql, "SELECT version FROM contacts WHERE id = '%s'", c[1]);
+    CHECK_EQ(fx_count(s, sql), 1);
+    snprintf(sql, sizeof sql, "SELECT version FROM organizations WHERE id = '%s'", o2);
+    CHECK_EQ(fx_count(s, sql), 1);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM contacts WHERE id = '%s' AND phone_e164 = '+5491112345678'",
+             c[0]);
+    CHECK_EQ(fx_count(s, sql), 1);
+    snprintf(sql, sizeof sql, "SELECT phone_e164 IS NULL FROM contacts WHERE id = '%s'", c[2]);
+    CHECK_EQ(fx_count(s, sql), 1);
+    /* the other spelling of the same mobile now meets it */
+    json_t *in = json_pack("{s:s, s:s}", "given_name", "Q", "phone", "+54 9 11 1234 5678");
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), STORE_EDUP);
+    CHECK_STR(err.ref, c[0]);
+    json_decref(in);
+    store_close(s);
+
+    /* done once: a second open sends nothing more */
+    s = fx_store_reopen();
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outbox"), 3);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM node_meta WHERE key = 'phone_keys'"), 1);
+    store_close(s);
+    for (int i = 0; i < 4; i++)
+        free(c[i]);
+    free(o1);
+    free(o2);
+}
+
 static void custom_fields_merge(void)
 {
     struct store *s = fx_store("custom.db");
@@ -894,6 +962,7 @@ int main(void)
     RUN(crud_with_versions);
     RUN(bad_input_changes_nothing);
     RUN(duplicate_detection);
+    RUN(phone_rekey_on_upgrade);
     RUN(custom_fields_merge);
     RUN(pagination_and_filters);
     RUN(every_entity_round_trips);
