@@ -155,11 +155,14 @@ static void duplicate_detection(void)
     json_t *a = contact(s,
                         "{\"given_name\":\"José\",\"family_name\":\"Müller\","
                         "\"email\":\"Jose.Muller@Example.org\",\"phone\":\"030 1234567\","
-                        "\"locality\":\"Łódź\"}",
+                        "\"street\":\"Piotrkowska 12\",\"locality\":\"Łódź\"}",
                         0, 0);
     const char *aid = sval(a, "id");
     struct op_error err;
 
+    /* refused: the same e-mail, the same phone however spelled, a similar
+     * name (typo, transliteration, reordered, diacritics) at the same
+     * street, a similar name with a phone ending alike */
     struct {
         const char *json;
         const char *field;
@@ -167,8 +170,17 @@ static void duplicate_detection(void)
         {"{\"given_name\":\"J\",\"email\":\"jose.muller@example.ORG\"}", "email"},
         {"{\"given_name\":\"J\",\"phone\":\"+49 30 123 4567\"}", "phone"},
         {"{\"given_name\":\"J\",\"phone\":\"0049301234567\"}", "phone"},
-        {"{\"given_name\":\"jose\",\"family_name\":\"MULLER\",\"locality\":\"lodz\"}",
-         "family_name"},
+        {"{\"given_name\":\"J\",\"phone\":\"+49 (0)30 1234567\"}", "phone"},
+        {"{\"given_name\":\"Jose\",\"family_name\":\"Mueller\",\"street\":\"piotrkowska "
+         "12\",\"locality\":\"Lodz\"}",
+         "street"},
+        {"{\"given_name\":\"Müller\",\"family_name\":\"José\",\"street\":\"Piotrkowska 12\","
+         "\"locality\":\"Łódź\"}",
+         "street"},
+        {"{\"given_name\":\"Jose\",\"family_name\":\"Muler\",\"street\":\"Piotrkowska 12\","
+         "\"locality\":\"Łódź\"}",
+         "street"},
+        {"{\"given_name\":\"Josè\",\"family_name\":\"Muller\",\"phone\":\"123-4567\"}", "phone"},
     };
     for (size_t i = 0; i < sizeof dups / sizeof dups[0]; i++) {
         json_t *in = json_loads(dups[i].json, 0, NULL);
@@ -181,19 +193,39 @@ static void duplicate_detection(void)
     }
     CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 1);
 
-    /* Same name elsewhere is a different person; the override creates. */
+    /* created: the same name in the same town with nothing else in common
+     * is another person (a warning names the first), as is the same name
+     * elsewhere (no warning), another name at the same street, and the
+     * same name with another phone */
     json_t *b = contact(s,
-                        "{\"given_name\":\"José\",\"family_name\":\"Müller\","
-                        "\"locality\":\"Kraków\"}",
+                        "{\"given_name\":\"jose\",\"family_name\":\"MULLER\","
+                        "\"locality\":\"lodz\",\"email\":\"other@example.org\"}",
                         0, 0);
+    const char *ref = NULL;
+    CHECK(store_warning(s, &ref) != NULL);
+    CHECK_STR(ref ? ref : "", aid);
+    CHECK_CONTAINS(store_warning(s, NULL), "same name in the same locality");
+    json_t *b2 = contact(s,
+                         "{\"given_name\":\"José\",\"family_name\":\"Müller\","
+                         "\"locality\":\"Kraków\"}",
+                         0, 0);
+    CHECK(store_warning(s, NULL) == NULL);
+    json_decref(contact(s,
+                        "{\"given_name\":\"Anna\",\"family_name\":\"Nowak\","
+                        "\"street\":\"Piotrkowska 12\",\"locality\":\"Łódź\"}",
+                        0, 0));
+    json_decref(contact(s,
+                        "{\"given_name\":\"José\",\"family_name\":\"Müller\","
+                        "\"phone\":\"030 7654321\"}",
+                        0, 0));
     json_t *c = contact(s, "{\"given_name\":\"J\",\"email\":\"jose.muller@example.org\"}",
                         STORE_SKIP_DUP_CHECK, 0);
-    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 3);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 6);
 
     /* An update that makes b a duplicate of a is refused too. */
     json_t *chg = json_pack("{s:s}", "phone", "+49301234567");
     op_error_clear(&err);
-    CHECK_EQ(store_contact_update(s, sval(b, "id"), 1, chg, NULL, &err), STORE_EDUP);
+    CHECK_EQ(store_contact_update(s, sval(b2, "id"), 1, chg, NULL, &err), STORE_EDUP);
     CHECK_STR(err.ref, aid);
     json_decref(chg);
     /* A deleted contact no longer counts. */
@@ -202,6 +234,7 @@ static void duplicate_detection(void)
     json_t *d = contact(s, "{\"given_name\":\"J\",\"email\":\"jose.muller@example.org\"}", 0, 0);
     json_decref(a);
     json_decref(b);
+    json_decref(b2);
     json_decref(c);
     json_decref(d);
     store_close(s);
@@ -229,7 +262,9 @@ static void phone_rekey_on_upgrade(void)
     char sql[512];
     snprintf(sql, sizeof sql,
              "UPDATE contacts SET phone_e164 = '+54111512345678' WHERE id = '%s';"
-             "DELETE FROM node_meta WHERE key = 'phone_keys'; DELETE FROM outbox;",
+             "UPDATE contacts SET name_key = 'p x|', street_key = NULL, phone_tail = NULL;"
+             "DELETE FROM node_meta WHERE key IN ('phone_keys', 'dedup_keys');"
+             "DELETE FROM outbox;",
              c[0]);
     CHECK_EQ(sqlite3_exec(store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
     store_close(s);
@@ -255,6 +290,9 @@ static void phone_rekey_on_upgrade(void)
     CHECK_EQ(fx_count(s, sql), 1);
     snprintf(sql, sizeof sql, "SELECT phone_e164 IS NULL FROM contacts WHERE id = '%s'", c[2]);
     CHECK_EQ(fx_count(s, sql), 1);
+    /* the other duplicate keys are made again, without a new version */
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts WHERE name_key = 'p|'"), 4);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts WHERE phone_tail IS NOT NULL"), 3);
     /* the other spelling of the same mobile now meets it */
     json_t *in = json_pack("{s:s, s:s}", "given_name", "Q", "phone", "+54 9 11 1234 5678");
     struct op_error err;
@@ -748,11 +786,14 @@ static void viewer_rules(void)
     json_decref(update_as(s, sval(mine, "id"), json_pack("{s:s}", "email", "private@x.org"),
                           STORE_EDUP, &err));
     CHECK_STR(err.ref, "");
-    /* one the viewer can see is named */
+    /* one the viewer can see is named (the same name in the same locality
+     * only warns) */
     in = json_pack("{s:s, s:s}", "family_name", "Shared", "locality", "Ulm");
-    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), STORE_EDUP);
+    CHECK_EQ(store_contact_create(s, in, 0, NULL, &err), 0);
     json_decref(in);
-    CHECK_STR(err.ref, shared_id);
+    const char *wref = NULL;
+    CHECK(store_warning(s, &wref) != NULL);
+    CHECK_STR(wref ? wref : "", shared_id);
 
     /* references: a colleague's private record is a missing one */
     char missing[] = "0190abcd-0000-7000-8000-000000000000", want[200];
@@ -920,7 +961,7 @@ static void queries_match_descriptors(void)
             CHECK(st != NULL);
             if (!st)
                 continue;
-            int keys = (e->flags & ENTITY_DEDUP) ? 3 : 0;
+            int keys = (e->flags & ENTITY_DEDUP) ? 5 : 0; /* the duplicate keys */
             CHECK_EQ(sqlite3_bind_parameter_count(st), sets[k].fixed + (int)e->nfields + keys);
             for (size_t f = 0; f < e->nfields; f++) {
                 if (!has_param(st, e->fields[f].name))
