@@ -3,6 +3,7 @@
 #include "dedup.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -218,6 +219,55 @@ int dedup_names_match(const char *a, const char *b)
             return 0;
     }
     return 1;
+}
+
+static const struct {
+    const char *word, *as;
+} street_words[] = {
+    {"strasse", "str"}, {"street", "st"}, {"avenue", "ave"}, {"av", "ave"},   {"avenida", "ave"},
+    {"ulica", "ul"},    {"rua", "r"},     {"road", "rd"},    {"calle", "c"},  {"ulitsa", "ul"},
+    {"platz", "pl"},    {"plac", "pl"},   {"weg", "wg"},     {"allee", "al"},
+};
+
+size_t dedup_street(const char *folded, char *out, size_t cap)
+{
+    size_t o = 0;
+    if (cap)
+        out[0] = '\0';
+    for (const char *p = folded; *p;) {
+        while (*p == ' ')
+            p++;
+        const char *e = p;
+        while (*e && *e != ' ')
+            e++;
+        size_t n = (size_t)(e - p);
+        if (!n)
+            break;
+        char w[WORD_MAX];
+        if (n >= sizeof w)
+            n = sizeof w - 1;
+        memcpy(w, p, n);
+        w[n] = '\0';
+        /* "hauptstrasse" and "hauptstr" end alike; "haupt str" joins */
+        if (n > 7 && !strcmp(w + n - 7, "strasse"))
+            w[n - 4] = '\0';
+        for (size_t k = 0; k < sizeof street_words / sizeof street_words[0]; k++)
+            if (!strcmp(w, street_words[k].word)) {
+                snprintf(w, sizeof w, "%s", street_words[k].as);
+                break;
+            }
+        int glue =
+            o && (!strcmp(w, "str") || !strcmp(w, "wg") || !strcmp(w, "al") || !strcmp(w, "pl"));
+        size_t l = strlen(w);
+        if (o + l + 2 > cap)
+            break;
+        if (o && !glue)
+            out[o++] = ' ';
+        memcpy(out + o, w, l + 1);
+        o += l;
+        p = e;
+    }
+    return o;
 }
 
 void dedup_phone_tail(const char *phone, char out[8])

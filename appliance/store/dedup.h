@@ -26,6 +26,12 @@ size_t dedup_skeleton(const char *folded, char *out, size_t cap);
  * (at least two words) found in the longer one. */
 int dedup_names_match(const char *a, const char *b);
 
+/* The street's key part from its folded text into out: the words with the
+ * common abbreviations evened out ("hauptstrasse 5", "hauptstr 5" and
+ * "haupt str 5" all become "hauptstr 5"; "avenida", "av"; "ulica",
+ * "ul"; "street", "st"). Returns the length. */
+size_t dedup_street(const char *folded, char *out, size_t cap);
+
 /* The last 7 digits of a phone text into out ("" when it has fewer): two
  * spellings of one local number end alike even when neither has a key. */
 void dedup_phone_tail(const char *phone, char out[8]);

@@ -1091,8 +1091,12 @@ static int make_keys(struct store *s, json_t *rec, struct dedup_keys *k, struct 
         if (k->namelen && !(k->name = join_key(skel, loc ? loc : "")))
             rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
     }
-    if (rc == 0 && street && !(k->street = join_key(street, loc ? loc : "")))
-        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    if (rc == 0 && street) {
+        char even[DEDUP_SKELETON_MAX];
+        if (dedup_street(street, even, sizeof even) &&
+            !(k->street = join_key(even, loc ? loc : "")))
+            rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
     free(loc);
     free(name);
     free(street);

@@ -56,6 +56,28 @@ static void matches(void)
     CHECK(!same("", "jose"));
 }
 
+static const char *street(const char *folded)
+{
+    static char out[DEDUP_SKELETON_MAX];
+    dedup_street(folded, out, sizeof out);
+    return out;
+}
+
+static void streets(void)
+{
+    CHECK_STR(street("hauptstrasse 5"), "hauptstr 5");
+    CHECK_STR(street("hauptstr 5"), "hauptstr 5");
+    CHECK_STR(street("haupt strasse 5"), "hauptstr 5");
+    CHECK_STR(street("avenida paulista 1000"), "ave paulista 1000");
+    CHECK_STR(street("av paulista 1000"), "ave paulista 1000");
+    CHECK_STR(street("ulica piotrkowska 12"), "ul piotrkowska 12");
+    char a[DEDUP_SKELETON_MAX];
+    dedup_street("hauptstr 5", a, sizeof a);
+    CHECK(strcmp(a, street("hauptstr 6")) != 0);
+    dedup_street("gartenweg 5", a, sizeof a);
+    CHECK(strcmp(a, street("garten 5")) != 0);
+}
+
 static void phone_tails(void)
 {
     char t[8];
@@ -71,6 +93,7 @@ int main(void)
 {
     RUN(skeletons);
     RUN(matches);
+    RUN(streets);
     RUN(phone_tails);
     return tl_report();
 }
