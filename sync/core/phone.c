@@ -17,8 +17,21 @@ enum phone_verdict phone_parse(const char *phone, const struct region_info *regi
     if (!phone || strnlen(phone, PHONE_TEXT_MAX + 1) > PHONE_TEXT_MAX)
         return PHONE_NOT_A_NUMBER;
     char e164[17], ext[11]; /* "+" and 15 digits; up to 10 extension digits */
-    int r =
-        phone_lib_parse(phone, region ? region->country : "ZZ", e164, sizeof e164, ext, sizeof ext);
+    /* A number of digits and separators only is handed over without the
+     * separators: the library's text extraction (regular expressions) is
+     * most of its cost, and the digits mean the same without them. */
+    char packed[PHONE_TEXT_MAX + 1];
+    size_t k = 0;
+    const char *p;
+    for (p = phone; *p; p++) {
+        if ((*p >= '0' && *p <= '9') || *p == '+')
+            packed[k++] = *p;
+        else if (!strchr(" ()./-", *p))
+            break;
+    }
+    packed[k] = '\0';
+    int r = phone_lib_parse(*p ? phone : packed, region ? region->country : "ZZ", e164, sizeof e164,
+                            ext, sizeof ext);
     switch (r) {
     case PHONE_LIB_VALID:
         break;

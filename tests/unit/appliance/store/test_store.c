@@ -623,6 +623,45 @@ static void search_folds(void)
 
 /* A full disk (simulated by capping the page count) fails the write with
  * -ENOSPC and a message, and leaves the database as it was. */
+/* Chinese, Japanese and Thai are written without spaces: any two or more
+ * characters of a name or place find it, wherever they stand in it, and a
+ * pair that is not in it finds nothing; Latin text next to it still folds. */
+static void search_unspaced_scripts(void)
+{
+    struct store *s = fx_store_region("cjk.db", "CN", NULL);
+    struct op_error err;
+    json_decref(contact(s,
+                        "{\"given_name\":\"小明\",\"family_name\":\"王\","
+                        "\"locality\":\"上海市海淀区\",\"job_title\":\"Müller工程师\"}",
+                        0, 0));
+    json_decref(contact(s,
+                        "{\"given_name\":\"太郎\",\"family_name\":\"山田\","
+                        "\"locality\":\"東京都新宿区\"}",
+                        0, 0));
+    json_decref(contact(s,
+                        "{\"given_name\":\"สมชาย\",\"family_name\":\"ใจดี\","
+                        "\"locality\":\"กรุงเทพมหานคร\"}",
+                        0, 0));
+    static const struct {
+        const char *q;
+        size_t hits;
+    } cases[] = {
+        {"海淀", 1},   {"海淀区", 1}, {"上海", 1},   {"市海", 1},      {"上海市海淀区", 1},
+        {"海南", 0},   {"淀海", 0},   {"新宿", 1},   {"京都", 1},      {"山田", 1},
+        {"田太", 0},   {"เทพ", 1},    {"มหานคร", 1}, {"ชาย", 1},       {"สมชาย ใจดี", 1},
+        {"muller", 1}, {"工程", 1},   {"王", 1},     {"海淀 东京", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *hits = NULL;
+        CHECK_EQ(store_search(s, cases[i].q, 20, &hits, &err), 0);
+        if (json_array_size(hits) != cases[i].hits)
+            fprintf(stderr, "query '%s': %zu hits\n", cases[i].q, json_array_size(hits));
+        CHECK_EQ(json_array_size(hits), cases[i].hits);
+        json_decref(hits);
+    }
+    store_close(s);
+}
+
 static void full_disk(void)
 {
     struct store *s = fx_store("full.db");
@@ -1010,6 +1049,7 @@ int main(void)
     RUN(transactions);
     RUN(clock_survives_restart_and_backwards_time);
     RUN(search_folds);
+    RUN(search_unspaced_scripts);
     RUN(full_disk);
     RUN(viewer_sees_own_and_shared);
     RUN(viewer_rules);
