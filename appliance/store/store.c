@@ -1023,7 +1023,9 @@ static int check_policy(const struct store *s, const struct entity_def *e, json_
 struct dedup_keys {
     char email[256];
     char phone[PHONE_E164_MAX];
-    char tail[8];   /* the phone's last 7 digits, "" for none */
+    char tail[8];          /* the phone's last 7 digits, "" for none */
+    enum phone_verdict pv; /* the phone's verdict, when there is a phone */
+    int has_phone;
     char *name;     /* malloc'd: the name's skeleton, '|', the folded locality */
     char *street;   /* malloc'd: the folded street, '|', the folded locality */
     size_t namelen; /* the skeleton's length in name */
@@ -1070,7 +1072,8 @@ static int make_keys(struct store *s, json_t *rec, struct dedup_keys *k, struct 
             *p = (char)tolower((unsigned char)*p);
     }
     const char *phone = str_or_null(rec, "phone");
-    if (phone && phone_to_e164(phone, s->region, k->phone) < 0)
+    k->has_phone = phone != NULL;
+    if (phone && (k->pv = phone_parse(phone, s->region, k->phone)) != PHONE_VALID)
         k->phone[0] = '\0';
     if (phone)
         dedup_phone_tail(phone, k->tail);
@@ -1250,6 +1253,12 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
                      "a contact with the same name in the same locality exists and is not "
                      "yours");
         }
+    }
+    if (!s->warning[0] && k->has_phone && k->pv != PHONE_VALID) {
+        char why[120];
+        snprintf(s->warning, sizeof s->warning,
+                 "phone: %s; kept as typed, not used to find duplicates",
+                 phone_reason(k->pv, s->region, why, sizeof why));
     }
     return 0;
 }

@@ -115,6 +115,16 @@ expect_contains "$OUT" "3 probable duplicates: 0 skipped, 0 updated, 3 imported 
 [ "$(contacts)" = 8 ] || die "new should leave 3 + 5 contacts, not $(contacts)"
 expect_contains new.csv "3,new,$B,same e-mail address"
 
+# --- a phone that is no valid number: imported as typed, the reason said -
+fresh
+printf 'given_name,phone\nEva,030 12\n' >badphone.csv
+expect_exit 0 "$OUTPOST" import badphone.csv --report badphone-report.csv
+expect_contains badphone-report.csv \
+    "2,create,,\"phone: no such number in its country's numbering plan (read as dialled in DE); kept as typed, not used to find duplicates\""
+[ "$(sqlite3 "$DB" "SELECT phone || '|' || ifnull(phone_e164, 'none') FROM contacts
+                    WHERE given_name = 'Eva'")" = "030 12|none" ] ||
+    die "the number should be kept as typed, with no key"
+
 # --- a report that cannot be written: nothing imported -------------------
 fresh
 before=$(db_checksum "$DB")

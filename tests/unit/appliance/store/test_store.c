@@ -218,9 +218,16 @@ static void duplicate_detection(void)
                         "{\"given_name\":\"José\",\"family_name\":\"Müller\","
                         "\"phone\":\"030 7654321\"}",
                         0, 0));
+    /* a phone that is no valid number is kept as typed, with a warning */
+    json_t *n = contact(s, "{\"given_name\":\"Eva\",\"phone\":\"030 12\"}", 0, 0);
+    CHECK_STR(sval(n, "phone"), "030 12");
+    CHECK_CONTAINS(store_warning(s, NULL) ? store_warning(s, NULL) : "",
+                   "phone: no such number in its country's numbering plan (read as dialled in "
+                   "DE); kept as typed, not used to find duplicates");
+    json_decref(n);
     json_t *c = contact(s, "{\"given_name\":\"J\",\"email\":\"jose.muller@example.org\"}",
                         STORE_SKIP_DUP_CHECK, 0);
-    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 6);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM contacts"), 7);
 
     /* An update that makes b a duplicate of a is refused too. */
     json_t *chg = json_pack("{s:s}", "phone", "+49301234567");
