@@ -220,6 +220,8 @@ static int run_args(const struct cli_call *c, struct args *a)
         if (r == 0)
             printf("created contact %s (version 1)\n",
                    json_string_value(json_object_get(rec, "id")));
+        if (r == 0 && store_warning(s, NULL))
+            fprintf(stderr, "outpost contact: warning: %s\n", store_warning(s, NULL));
     } else if (!strcmp(sub, "show")) {
         r = store_get(s, &entity_contact, a->id, a->include_deleted ? STORE_INCLUDE_DELETED : 0,
                       &rec, &err);

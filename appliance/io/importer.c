@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "csv_writer.h"
 #include "io_queries.h"
 #include "sql.h"
 
@@ -25,7 +26,8 @@ enum col_kind {
     COL_ID,      /* the record id */
     COL_CUSTOM,  /* custom.NAME */
     COL_DELETED, /* the `deleted` metadata column */
-    COL_IGNORED, /* version, created_at, updated_at */
+    COL_IGNORED, /* created_at, updated_at */
+    COL_VERSION, /* version: the expected version when a duplicate updates */
 };
 
 struct column {
@@ -49,6 +51,8 @@ struct imp {
     struct importer_result res;
     int first_rc;
     struct op_error *err;
+    struct csv_writer rw; /* the report, when asked for */
+    int64_t row_version;  /* the row's version cell, 0 for none */
 };
 
 static const char *const meta_ignored[] = {"version", "created_at", "updated_at"};
@@ -91,6 +95,15 @@ __attribute__((format(printf, 6, 7))) static int report(struct imp *im, int rc, 
     putf(e.ref, sizeof e.ref, "%s", ref ? ref : "");
 
     im->res.errors++;
+    if (im->o->report && line) {
+        char num[24];
+        snprintf(num, sizeof num, "%lu", line);
+        csv_writer_str(&im->rw, num);
+        csv_writer_str(&im->rw, "error");
+        csv_writer_str(&im->rw, ref);
+        csv_writer_field(&im->rw, e.msg, strlen(e.msg));
+        csv_writer_end_row(&im->rw);
+    }
     if (!im->first_rc) {
         im->first_rc = rc;
         if (im->err)
@@ -204,7 +217,7 @@ static int map_header(struct imp *im)
             for (size_t k = 0; k < sizeof meta_ignored / sizeof meta_ignored[0]; k++)
                 if (!strcmp(lower, meta_ignored[k])) {
                     meta = 1;
-                    c->kind = COL_IGNORED;
+                    c->kind = k == 0 ? COL_VERSION : COL_IGNORED;
                     snprintf(c->name, sizeof c->name, "%s", meta_ignored[k]);
                 }
             if (!meta) {
@@ -378,6 +391,27 @@ static int fill_record(struct imp *im)
                 rc = 1;
             break;
         }
+        case COL_VERSION: {
+            char num[24];
+            const char *v = f->data;
+            size_t vl = trimmed(&v, f->len);
+            char *end = NULL;
+            im->row_version = 0;
+            if (vl && vl < sizeof num) {
+                memcpy(num, v, vl);
+                num[vl] = '\0';
+                long long x = strtoll(num, &end, 10);
+                if (*end || x < 1)
+                    rc = report(im, -EINVAL, f->line, i + 1, NULL,
+                                "expected a version number of 1 or more (or empty): \"%.80s\"",
+                                f->data);
+                else
+                    im->row_version = x;
+            } else if (vl) {
+                rc = report(im, -EINVAL, f->line, i + 1, NULL, "not a version number");
+            }
+            break;
+        }
         case COL_IGNORED:
             break;
         }
@@ -393,6 +427,104 @@ static int fill_record(struct imp *im)
         return 0;
     }
     return rc < 0 ? rc : 1;
+}
+
+/* One row of the report (when asked for). */
+static void report_row(struct imp *im, unsigned long line, const char *action, const char *ref,
+                       const char *reason)
+{
+    if (!im->o->report)
+        return;
+    char num[24];
+    snprintf(num, sizeof num, "%lu", line);
+    csv_writer_str(&im->rw, num);
+    csv_writer_str(&im->rw, action);
+    csv_writer_str(&im->rw, ref);
+    csv_writer_str(&im->rw, reason);
+    csv_writer_end_row(&im->rw);
+}
+
+/* The match of a duplicate message: "same e-mail address" out of
+ * "probable duplicate of contact ID (same e-mail address); ...". */
+static void dup_reason(const char *msg, char *out, size_t cap)
+{
+    const char *a = strstr(msg, " (");
+    const char *b = a ? strstr(a, ")") : NULL;
+    if (a && b)
+        snprintf(out, cap, "%.*s", (int)(b - a - 2), a + 2);
+    else
+        snprintf(out, cap, "%.*s", (int)(cap - 1), msg);
+}
+
+/* The existing record takes the row's non-empty cells: at the row's
+ * version when it has one (an export's `version` column), else at the
+ * record's current one. Returns 0 (updated, or a conflict reported) or
+ * a negative code with *e filled. */
+static int update_existing(struct imp *im, unsigned long line, const char *id, const char *why,
+                           struct op_error *e)
+{
+    json_t *cur = NULL;
+    op_error_clear(e);
+    int rc = store_get(im->s, im->e, id, 0, &cur, e);
+    if (rc < 0)
+        return rc;
+    int64_t version = json_integer_value(json_object_get(cur, "version"));
+    json_decref(cur);
+    int64_t expected = im->row_version ? im->row_version : version;
+    json_t *patch = json_object();
+    if (!patch)
+        return op_error_set(e, -ENOMEM, NULL, "out of memory");
+    const char *k;
+    json_t *v;
+    json_object_foreach(im->rec, k, v)
+    {
+        if (json_is_null(v) || !strcmp(k, "id") || (json_is_object(v) && json_object_size(v) == 0))
+            continue;
+        json_object_set(patch, k, v);
+    }
+    op_error_clear(e);
+    rc = store_update(im->s, im->e, id, expected, patch, 0, NULL, e);
+    json_decref(patch);
+    if (rc == STORE_EVERSION) {
+        im->res.conflicts++;
+        report_row(im, line, "conflict", id, e->msg);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    im->res.dup_updated++;
+    report_row(im, line, "update", id, why);
+    return 0;
+}
+
+/* A row that is a probable duplicate of record e->ref, under the chosen
+ * --on-duplicate. Returns 0 or a negative code with *e filled. */
+static int duplicate_row(struct imp *im, unsigned long line, struct op_error *e)
+{
+    char ref[sizeof e->ref], why[200];
+    snprintf(ref, sizeof ref, "%s", e->ref);
+    dup_reason(e->msg, why, sizeof why);
+    im->res.duplicates++;
+    switch (im->o->on_duplicate) {
+    case IMPORTER_DUP_SKIP:
+        im->res.dup_skipped++;
+        report_row(im, line, "skip", ref, why);
+        return 0;
+    case IMPORTER_DUP_UPDATE:
+        return update_existing(im, line, ref, why, e);
+    case IMPORTER_DUP_NEW:
+    default: {
+        op_error_clear(e);
+        unsigned flags = STORE_SKIP_DUP_CHECK;
+        int rc = store_create(im->s, im->e, im->rec, flags, NULL, e);
+        if (rc < 0)
+            return rc;
+        im->res.dup_new++;
+        im->res.imported++;
+        report_row(im, line, "new", ref, why);
+        return 0;
+    }
+    }
 }
 
 static int run_rows(struct imp *im)
@@ -420,13 +552,28 @@ static int run_rows(struct imp *im)
         if (rc == 0)
             continue;
         op_error_clear(&e);
+        unsigned long line = csv_reader_line(im->r);
         rc = store_create(im->s, im->e, im->rec, flags, NULL, &e);
+        if (rc == STORE_EDUP && e.ref[0] && im->o->on_duplicate != IMPORTER_DUP_REFUSE) {
+            rc = duplicate_row(im, line, &e);
+            if (rc < 0) {
+                rc = store_problem(im, rc, &e);
+                if (may_go_on(im, rc))
+                    continue;
+                return rc;
+            }
+            continue;
+        }
         if (rc < 0) {
             rc = store_problem(im, rc, &e);
             if (may_go_on(im, rc))
                 continue;
             return rc;
         }
+        const char *wref = NULL, *warning = store_warning(im->s, &wref);
+        if (warning)
+            im->res.warnings++;
+        report_row(im, line, "create", wref, warning);
         im->res.imported++;
         if (im->o->on_progress && im->res.imported % PROGRESS_EVERY == 0)
             im->o->on_progress(im->o->ctx, im->res.imported);
@@ -466,6 +613,14 @@ int importer_run(struct store *s, FILE *in, const struct importer_opts *opts,
     if (rc < 0) {
         rc = reader_problem(&im, rc, &e);
         goto done;
+    }
+    if (im.o->report) {
+        csv_writer_init(&im.rw, im.o->report);
+        csv_writer_str(&im.rw, "line");
+        csv_writer_str(&im.rw, "action");
+        csv_writer_str(&im.rw, "existing_id");
+        csv_writer_str(&im.rw, "reason");
+        csv_writer_end_row(&im.rw);
     }
     rc = map_header(&im);
     if (rc < 0)

@@ -1,11 +1,10 @@
 /*
  * CSV import of records (contacts by default) into the store, all or
- * nothing. The first row is a header naming the record's fields; every
- * further row becomes one store_create inside a single transaction, so a
- * large file is one commit and a bad row anywhere leaves the database as it
- * was. The invariant: importer_run either commits every row of the file or
- * changes nothing, and every problem it reports names the file, the
- * physical line, the column number and the column name.
+ * nothing, with a choice for probable duplicates and a per-row report. The first row is a header
+ * naming the record's fields; every further row becomes one store_create inside a single
+ * transaction, so a large file is one commit and a bad row anywhere leaves the database as it was.
+ * The invariant: importer_run either commits every row of the file or changes nothing, and every
+ * problem it reports names the file, the physical line, the column number and the column name.
  *
  * Columns (matched case-insensitively, surrounding white space trimmed):
  * the entity's field names (internal fields excepted); `id` (a UUIDv7 kept
@@ -33,6 +32,16 @@
 #define IMPORTER_MAX_ERRORS_DEFAULT 20
 #define IMPORTER_CUSTOM_NAME_MAX 64 /* bytes in NAME of a custom.NAME column */
 
+/* What happens to a row that is a probable duplicate of a live record
+ * (docs/DATA_MODEL.md, "Duplicate detection"). */
+enum importer_on_dup {
+    IMPORTER_DUP_REFUSE = 0, /* the row is a problem: nothing is imported */
+    IMPORTER_DUP_SKIP,       /* the row is left out */
+    IMPORTER_DUP_UPDATE,     /* the existing record takes the row's non-empty cells, at the
+                                row's `version` if it has one, else at its current one */
+    IMPORTER_DUP_NEW,        /* the row is imported as a new record all the same */
+};
+
 enum importer_flags {
     IMPORTER_DRY_RUN = 1u << 0,        /* validate everything, then roll back */
     IMPORTER_SKIP_DUP_CHECK = 1u << 1, /* accept probable duplicates */
@@ -53,12 +62,27 @@ struct importer_opts {
      * far (optional). */
     void (*on_progress)(void *ctx, uint64_t rows);
     void *ctx;
+    enum importer_on_dup on_duplicate;
+    /* The report (optional): a CSV with the header line,action,existing_id,
+     * reason and one row for every data row that was not empty: "create",
+     * "update", "skip", "new" (a duplicate imported as new), "conflict"
+     * (to be updated, but the record was at another version), "error".
+     * existing_id names the matched record; reason says why (the warning of
+     * a created row, the match of a duplicate, the problem). It records
+     * what was decided: whether it was committed is importer_run's result. */
+    FILE *report;
 };
 
 struct importer_result {
     uint64_t imported;        /* rows written (in a dry run: that would be written) */
     uint64_t skipped_deleted; /* rows skipped because `deleted` was true */
     uint64_t skipped_empty;   /* rows skipped because every cell was empty */
+    uint64_t duplicates;      /* rows that were probable duplicates (any choice) */
+    uint64_t dup_skipped;     /* of them left out */
+    uint64_t dup_updated;     /* of them that updated the existing record */
+    uint64_t dup_new;         /* of them imported as new (counted in imported too) */
+    uint64_t conflicts;       /* of them not updated: the record was at another version */
+    uint64_t warnings;        /* imported rows with a warning (same name and locality) */
     size_t errors;            /* problems reported */
 };
 

@@ -80,8 +80,12 @@ static enum addr_kind channel_addr(const char *channel)
     return ADDR_NONE;
 }
 
-/* The normalized address for the channel in out; 0 (none), 1 (written). */
-static int normalize(struct store *s, enum addr_kind k, const char *address, char *out, size_t cap)
+/* The normalized address for the channel in out; 0 (none), 1 (written).
+ * `legacy` asks for a phone's key as Outpost up to 0.1.0 made it
+ * (phone_legacy_e164): entries hashed then still stand, so lookups and
+ * lifts try that key too when it differs. */
+static int normalize(struct store *s, enum addr_kind k, const char *address, int legacy, char *out,
+                     size_t cap)
 {
     if (!address || k == ADDR_NONE)
         return 0;
@@ -97,7 +101,8 @@ static int normalize(struct store *s, enum addr_kind k, const char *address, cha
         memcpy(tmp, address, n);
         tmp[n] = '\0';
         const char *region = store_region(s);
-        if (phone_to_e164(tmp, region ? region_find(region) : NULL, e164) == 0) {
+        const struct region_info *r = region ? region_find(region) : NULL;
+        if ((legacy ? phone_legacy_e164(tmp, r, e164) : phone_to_e164(tmp, r, e164)) == 0) {
             snprintf(out, cap, "%s", e164);
             return 1;
         }
@@ -109,13 +114,9 @@ static int normalize(struct store *s, enum addr_kind k, const char *address, cha
     return 1;
 }
 
-/* The keyed hash of the address for a channel in out; 0 none, 1 made. */
-static int address_hash(struct store *s, const char *channel, const char *address, char out[65],
-                        struct op_error *err)
+/* The keyed hash of a normalized address in out. */
+static int hash_norm(struct store *s, const char *norm, char out[65], struct op_error *err)
 {
-    char norm[ADDRESS_MAX + 1];
-    if (!normalize(s, channel_addr(channel), address, norm, sizeof norm))
-        return 0;
     unsigned char key[32], md[32];
     unsigned int mdlen = 0;
     int rc = node_key(s, key, err);
@@ -127,7 +128,31 @@ static int address_hash(struct store *s, const char *channel, const char *addres
     if (!ok || mdlen != 32)
         return op_error_set(err, -EIO, NULL, "cannot compute the suppression hash");
     (void)codec_hex_encode(md, 32, out, 65);
-    return 1;
+    return 0;
+}
+
+/* The keyed hash of the address for a channel in out; 0 none, 1 made.
+ * With `legacy` (NULL: not wanted) also the hash of the address's former
+ * phone key, or "" when that is the same key. */
+static int address_hash2(struct store *s, const char *channel, const char *address, char out[65],
+                         char legacy[65], struct op_error *err)
+{
+    char norm[ADDRESS_MAX + 1], old[ADDRESS_MAX + 1];
+    if (legacy)
+        legacy[0] = '\0';
+    if (!normalize(s, channel_addr(channel), address, 0, norm, sizeof norm))
+        return 0;
+    int rc = hash_norm(s, norm, out, err);
+    if (rc == 0 && legacy && normalize(s, channel_addr(channel), address, 1, old, sizeof old) &&
+        strcmp(old, norm))
+        rc = hash_norm(s, old, legacy, err);
+    return rc < 0 ? rc : 1;
+}
+
+static int address_hash(struct store *s, const char *channel, const char *address, char out[65],
+                        struct op_error *err)
+{
+    return address_hash2(s, channel, address, out, NULL, err);
 }
 
 static const char *contact_address(json_t *contact, const char *channel)
@@ -221,8 +246,8 @@ int consent_is_suppressed(struct store *s, const char *channel, const char *purp
 {
     if (!channel)
         return op_error_set(err, -EINVAL, "channel", "channel: required");
-    char h[65];
-    int rc = address_hash(s, channel, address, h, err);
+    char h[65], was[65];
+    int rc = address_hash2(s, channel, address, h, was, err);
     if (rc < 0)
         return rc;
     int found = 0;
@@ -232,6 +257,8 @@ int consent_is_suppressed(struct store *s, const char *channel, const char *purp
         if (rc < 0)
             return rc;
         rc = find_suppression(&c, h, channel, purpose, &found, NULL, NULL, 0, err);
+        if (rc == 0 && !found && was[0])
+            rc = find_suppression(&c, was, channel, purpose, &found, NULL, NULL, 0, err);
         sql_cache_close(&c);
         if (rc < 0)
             return rc;
@@ -594,12 +621,14 @@ int consent_confirm(struct store *s, const char *token, const char *ip, int64_t 
         /* The contact asked again, in person: an earlier unsubscribe of this
          * address from this channel no longer stands for this purpose. */
         const char *channel = json_string_value(json_object_get(rec, "channel"));
-        char h[65];
-        int hr = address_hash(s, channel, contact_address(contact, channel), h, err);
+        char h[2][65];
+        int hr = address_hash2(s, channel, contact_address(contact, channel), h[0], h[1], err);
         if (hr < 0)
             rc = hr;
-        else if (hr > 0 && (rc = suppression_stmt(&c, STORE_Q_CONSENT_SUPPRESSION_LIFT, h, channel,
-                                                  &st, err)) == 0) {
+        for (int i = 0; hr > 0 && rc == 0 && i < 2 && h[i][0]; i++) {
+            rc = suppression_stmt(&c, STORE_Q_CONSENT_SUPPRESSION_LIFT, h[i], channel, &st, err);
+            if (rc < 0)
+                break;
             sqlite3_bind_text(st, 3, json_string_value(json_object_get(rec, "purpose")), -1,
                               SQLITE_STATIC);
             rc = sql_run_what(&c, st, "cannot update the suppression list", err);
@@ -871,8 +900,8 @@ int consent_check(struct store *s, const struct policy *p, const char *contact_i
                channel);
         goto done;
     }
-    char h[65];
-    int hr = address_hash(s, channel, contact_address(contact, channel), h, err);
+    char h[65], was[65];
+    int hr = address_hash2(s, channel, contact_address(contact, channel), h, was, err);
     if (hr < 0) {
         rc = hr;
         goto done;
@@ -882,6 +911,9 @@ int consent_check(struct store *s, const struct policy *p, const char *contact_i
         int64_t since = 0;
         char reason[64] = "";
         rc = find_suppression(&c, h, channel, purpose, &found, &since, reason, sizeof reason, err);
+        if (rc == 0 && !found && was[0])
+            rc = find_suppression(&c, was, channel, purpose, &found, &since, reason, sizeof reason,
+                                  err);
         if (rc < 0)
             goto done;
         if (found) {

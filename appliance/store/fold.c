@@ -125,9 +125,97 @@ struct fold_cb {
     int (*xToken)(void *, int, const char *, int, int, int);
 };
 
+/* Scripts written without spaces between words: Thai, Lao, Myanmar,
+ * Khmer, Hiragana, Katakana, CJK ideographs (with their extensions and
+ * compatibility forms) and halfwidth Katakana. */
+static int unspaced(uint32_t cp)
+{
+    return (cp >= 0x0e00 && cp <= 0x0eff) || (cp >= 0x1000 && cp <= 0x109f) ||
+           (cp >= 0x1780 && cp <= 0x17ff) || (cp >= 0x3040 && cp <= 0x30ff) ||
+           (cp >= 0x3400 && cp <= 0x4dbf) || (cp >= 0x4e00 && cp <= 0x9fff) ||
+           (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xff66 && cp <= 0xff9f) ||
+           (cp >= 0x20000 && cp <= 0x3134f);
+}
+
+static int emit(struct fold_cb *cb, int tflags, const char *tok, int n, int start, int end);
+
+/* A run of an unspaced script becomes its overlapping pairs of characters
+ * ("上海市" -> "上海", "海市"), so any two or more characters of it match
+ * wherever they are; a run of one character is itself. The pairs share
+ * the run's offsets (what highlighting would use). */
+static int emit_pairs(struct fold_cb *cb, int tflags, const char *run, int n, int start, int end)
+{
+    uint32_t cp;
+    int first = utf8_decode((const unsigned char *)run, n, &cp);
+    if (first >= n)
+        return emit(cb, tflags, run, n, start, end);
+    for (int i = 0; i < n;) {
+        int a = utf8_decode((const unsigned char *)run + i, n - i, &cp);
+        if (i + a >= n)
+            break;
+        int b = utf8_decode((const unsigned char *)run + i + a, n - i - a, &cp);
+        int rc = emit(cb, tflags, run + i, a + b, start, end);
+        if (rc != SQLITE_OK)
+            return rc;
+        i += a;
+    }
+    return SQLITE_OK;
+}
+
+/* Splits a token into runs of unspaced scripts (as pairs) and the rest
+ * (as one token each). */
+static int split_unspaced(struct fold_cb *cb, int tflags, const char *tok, int n, int start,
+                          int end)
+{
+    int i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int l = utf8_decode((const unsigned char *)tok + i, n - i, &cp);
+        int kind = unspaced(cp), j = i + l;
+        while (j < n) {
+            int m = utf8_decode((const unsigned char *)tok + j, n - j, &cp);
+            /* a combining mark stays with its run */
+            if (unspaced(cp) != kind && !(kind && cp >= 0x0300 && cp < 0x0370))
+                break;
+            j += m;
+        }
+        int rc = kind ? emit_pairs(cb, tflags, tok + i, j - i, start, end)
+                      : emit(cb, tflags, tok + i, j - i, start, end);
+        if (rc != SQLITE_OK)
+            return rc;
+        i = j;
+    }
+    return SQLITE_OK;
+}
+
+static int has_unspaced(const char *tok, int n)
+{
+    for (int i = 0; i < n;) {
+        if ((unsigned char)tok[i] < 0xe0) { /* below U+0800: none of these scripts */
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        i += utf8_decode((const unsigned char *)tok + i, n - i, &cp);
+        if (unspaced(cp))
+            return 1;
+    }
+    return 0;
+}
+
 static int fold_xtoken(void *pctx, int tflags, const char *tok, int n, int start, int end)
 {
     struct fold_cb *cb = pctx;
+    if (!needs_fold(tok, n))
+        return cb->xToken(cb->ctx, tflags, tok, n, start, end);
+    if (has_unspaced(tok, n))
+        return split_unspaced(cb, tflags, tok, n, start, end);
+    return emit(cb, tflags, tok, n, start, end);
+}
+
+/* Passes one token on, its non-decomposable Latin letters folded. */
+static int emit(struct fold_cb *cb, int tflags, const char *tok, int n, int start, int end)
+{
     if (!needs_fold(tok, n))
         return cb->xToken(cb->ctx, tflags, tok, n, start, end);
     char stackbuf[256];

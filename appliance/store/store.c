@@ -23,6 +23,7 @@
 
 #include "codec.h"
 #include "db.h"
+#include "dedup.h"
 #include "fold.h"
 #include "phone.h"
 #include "policy.h"
@@ -35,6 +36,12 @@
 #define SEARCH_TEXT_MAX 256
 #define SEARCH_TERMS_MAX 16
 #define FIELDS_MAX 32
+
+/* How this build makes phone keys (node_meta "phone_keys"). A node whose
+ * records were keyed another way is re-keyed when the store opens. */
+#define PHONE_KEYS "libphonenumber-1"
+/* How this build makes the other duplicate keys (node_meta "dedup_keys"). */
+#define DEDUP_KEYS "2"
 
 struct store {
     sqlite3 *db;
@@ -56,6 +63,8 @@ struct store {
     int void_pending; /* a write of this transaction withheld a record: void the spool */
     char void_why[200];
     unsigned each_busy; /* a bit per entity_all index: a store_each walk is running */
+    char warning[200];  /* the last create or update's warning (store_warning), "" none */
+    char warning_ref[UUID_TEXT_LEN];
 };
 
 /* ---- statements ---------------------------------------------------- */
@@ -317,6 +326,9 @@ static int parent_get(void *ctx, const struct entity_def *e, const char *id, jso
     return store_get(ctx, e, id, STORE_INCLUDE_DELETED | STORE_IGNORE_VIEWER, out, err);
 }
 
+static int phone_rekey(struct store *s, struct op_error *err);
+static int dedup_rekey(struct store *s, struct op_error *err);
+
 int store_open(const char *path, unsigned db_flags, struct store **out, struct op_error *err)
 {
     struct store *s = calloc(1, sizeof *s);
@@ -360,6 +372,12 @@ int store_open(const char *path, unsigned db_flags, struct store **out, struct o
         if (rc < 0)
             goto fail;
         s->region = s->region_code[0] ? region_find(s->region_code) : NULL;
+        if (s->node_id[0] && !(db_flags & DB_OPEN_READONLY))
+            rc = phone_rekey(s, err);
+        if (rc >= 0 && s->node_id[0] && !(db_flags & DB_OPEN_READONLY))
+            rc = dedup_rekey(s, err);
+        if (rc < 0)
+            goto fail;
     }
     *out = s;
     return 0;
@@ -454,6 +472,10 @@ int store_init_node(struct store *s, const char *region, struct op_error *err)
         rc = meta_set(s, "region", r->code, err);
     if (rc == 0)
         rc = meta_set(s, "created_at", created, err);
+    if (rc == 0)
+        rc = meta_set(s, "phone_keys", PHONE_KEYS, err);
+    if (rc == 0)
+        rc = meta_set(s, "dedup_keys", DEDUP_KEYS, err);
     char key[65];
     if (rc == 0)
         rc = pseudonym_key_new(s, key, err);
@@ -716,7 +738,7 @@ static int bind_record(struct store *s, unsigned q, sqlite3_stmt *st, const stru
                        json_t *rec, const struct dedup_keys *k, int fixed, struct op_error *err)
 {
     char name[96];
-    int want = fixed + (int)e->nfields + ((e->flags & ENTITY_DEDUP) ? 3 : 0);
+    int want = fixed + (int)e->nfields + ((e->flags & ENTITY_DEDUP) ? 5 : 0);
     if (sqlite3_bind_parameter_count(st) != want)
         return op_error_set(err, -EINVAL, NULL, "%s has %d parameters, not %d",
                             sql_name(&s->q, q, name, sizeof name), sqlite3_bind_parameter_count(st),
@@ -1001,8 +1023,44 @@ static int check_policy(const struct store *s, const struct entity_def *e, json_
 struct dedup_keys {
     char email[256];
     char phone[PHONE_E164_MAX];
-    char *name; /* malloc'd */
+    char tail[8];          /* the phone's last 7 digits, "" for none */
+    enum phone_verdict pv; /* the phone's verdict, when there is a phone */
+    int has_phone;
+    char *name;     /* malloc'd: the name's skeleton, '|', the folded locality */
+    char *street;   /* malloc'd: the folded street, '|', the folded locality */
+    size_t namelen; /* the skeleton's length in name */
 };
+
+/* The folded text of a field into *out (malloc'd; NULL when empty). */
+static int fold_field(struct store *s, const char *text, char **out, struct op_error *err)
+{
+    *out = NULL;
+    if (!text)
+        return 0;
+    const char *folded;
+    int n = folder_fold(s->folder, text, strlen(text), &folded);
+    if (n < 0)
+        return op_error_set(err, n, NULL, "cannot fold text");
+    if (n > 0 && !(*out = strdup(folded)))
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    return 0;
+}
+
+static char *join_key(const char *a, const char *b)
+{
+    size_t need = strlen(a) + strlen(b) + 2;
+    char *k = malloc(need);
+    if (k)
+        snprintf(k, need, "%s|%s", a, b);
+    return k;
+}
+
+static void free_keys(struct dedup_keys *k)
+{
+    free(k->name);
+    free(k->street);
+    k->name = k->street = NULL;
+}
 
 static int make_keys(struct store *s, json_t *rec, struct dedup_keys *k, struct op_error *err)
 {
@@ -1014,33 +1072,40 @@ static int make_keys(struct store *s, json_t *rec, struct dedup_keys *k, struct 
             *p = (char)tolower((unsigned char)*p);
     }
     const char *phone = str_or_null(rec, "phone");
-    if (phone && phone_to_e164(phone, s->region, k->phone) < 0)
+    k->has_phone = phone != NULL;
+    if (phone && (k->pv = phone_parse(phone, s->region, k->phone)) != PHONE_VALID)
         k->phone[0] = '\0';
+    if (phone)
+        dedup_phone_tail(phone, k->tail);
     const char *given = str_or_null(rec, "given_name");
     const char *family = str_or_null(rec, "family_name");
-    if (given || family) {
-        char name[512];
-        snprintf(name, sizeof name, "%s %s", given ? given : "", family ? family : "");
-        const char *folded;
-        int n = folder_fold(s->folder, name, strlen(name), &folded);
-        if (n < 0)
-            return op_error_set(err, n, NULL, "cannot fold name");
-        if (n > 0) {
-            char *namek = strdup(folded);
-            const char *loc = str_or_null(rec, "locality");
-            const char *floc = "";
-            if (loc && folder_fold(s->folder, loc, strlen(loc), &floc) < 0)
-                floc = "";
-            size_t need = strlen(namek) + strlen(floc) + 2;
-            k->name = namek ? malloc(need) : NULL;
-            if (k->name)
-                snprintf(k->name, need, "%s|%s", namek, floc);
-            free(namek);
-            if (!k->name)
-                return op_error_set(err, -ENOMEM, NULL, "out of memory");
-        }
+    char *loc = NULL, *name = NULL, *street = NULL;
+    int rc = fold_field(s, str_or_null(rec, "locality"), &loc, err);
+    if (rc == 0 && (given || family)) {
+        char full[512];
+        snprintf(full, sizeof full, "%s %s", given ? given : "", family ? family : "");
+        rc = fold_field(s, full, &name, err);
     }
-    return 0;
+    if (rc == 0)
+        rc = fold_field(s, str_or_null(rec, "street"), &street, err);
+    if (rc == 0 && name) {
+        char skel[DEDUP_SKELETON_MAX];
+        k->namelen = dedup_skeleton(name, skel, sizeof skel);
+        if (k->namelen && !(k->name = join_key(skel, loc ? loc : "")))
+            rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    if (rc == 0 && street) {
+        char even[DEDUP_SKELETON_MAX];
+        if (dedup_street(street, even, sizeof even) &&
+            !(k->street = join_key(even, loc ? loc : "")))
+            rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    free(loc);
+    free(name);
+    free(street);
+    if (rc < 0)
+        free_keys(k);
+    return rc;
 }
 
 static int find_dup(struct store *s, unsigned q, const char *key, const char *self,
@@ -1056,6 +1121,35 @@ static int find_dup(struct store *s, unsigned q, const char *key, const char *se
     if (rc == 1) {
         snprintf(found, UUID_TEXT_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
         sqlite3_reset(st);
+    }
+    return rc;
+}
+
+/* The first contact sharing `key` (a street or a phone tail) whose name
+ * is probably the same as the skeleton `name` (namelen bytes of it). */
+static int find_similar(struct store *s, unsigned q, const char *key, const char *name,
+                        size_t namelen, const char *self, char found[UUID_TEXT_LEN],
+                        struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = sql_get_st(&s->q, q, &st, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, self ? self : "", -1, SQLITE_STATIC);
+    char mine[DEDUP_SKELETON_MAX], theirs[DEDUP_SKELETON_MAX];
+    snprintf(mine, sizeof mine, "%.*s", (int)namelen, name);
+    while ((rc = sql_step(&s->q, q, st, err)) == 1) {
+        const char *nk = (const char *)sqlite3_column_text(st, 1);
+        const char *bar = nk ? strchr(nk, '|') : NULL;
+        if (!bar || (size_t)(bar - nk) >= sizeof theirs)
+            continue;
+        snprintf(theirs, sizeof theirs, "%.*s", (int)(bar - nk), nk);
+        if (dedup_names_match(mine, theirs)) {
+            snprintf(found, UUID_TEXT_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
+            sqlite3_reset(st);
+            return 1;
+        }
     }
     return rc;
 }
@@ -1082,53 +1176,109 @@ static int dup_hidden_error(const char *field, const char *what, struct op_error
                         what);
 }
 
-/* Looks for a live contact other than `self` sharing a key, in order of
- * confidence: e-mail, phone, then name within the same locality. */
+/* Whether the viewer may see contact `id`: 1, 0, or a negative errno. */
+static int viewer_sees(struct store *s, const char *id, struct op_error *err)
+{
+    if (!s->viewer[0])
+        return 1;
+    json_t *other = NULL;
+    int rc = load_row(s, &entity_contact, id, 0, &other, NULL);
+    json_decref(other);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return op_error_set(err, rc, NULL, "cannot read contact %s", id);
+    return 1;
+}
+
+/* The duplicate rule (docs/DATA_MODEL.md, "Duplicate detection"): a live
+ * contact other than `self` with the same e-mail, the same phone key, or
+ * a similar name and the same street or a phone ending alike is a
+ * probable duplicate (STORE_EDUP). The same name in the same locality
+ * alone is not: it leaves a warning (store_warning). */
 static int check_dup(struct store *s, const struct dedup_keys *k, const char *self,
                      struct op_error *err)
 {
     const struct {
         unsigned q;
         const char *key;
+        int similar; /* the name must be similar too */
         const char *field;
         const char *why;
         const char *what;
     } checks[] = {
-        {STORE_Q_STORE_DUP_EMAIL, k->email, "email", "same e-mail address", "this e-mail address"},
-        {STORE_Q_STORE_DUP_PHONE, k->phone, "phone", "same phone number", "this phone number"},
-        {STORE_Q_STORE_DUP_NAME, k->name, "family_name", "same name in the same locality",
-         "this name in this locality"},
+        {STORE_Q_STORE_DUP_EMAIL, k->email, 0, "email", "same e-mail address",
+         "this e-mail address"},
+        {STORE_Q_STORE_DUP_PHONE, k->phone, 0, "phone", "same phone number", "this phone number"},
+        {STORE_Q_STORE_DUP_STREET, k->street, 1, "street", "similar name at the same street",
+         "a similar name at this street"},
+        {STORE_Q_STORE_DUP_TAIL, k->tail, 1, "phone",
+         "similar name and a phone number ending in the same seven digits",
+         "a similar name and this phone number"},
     };
+    s->warning[0] = s->warning_ref[0] = '\0';
     char found[UUID_TEXT_LEN];
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
-        if (!checks[i].key || !*checks[i].key)
+        if (!checks[i].key || !*checks[i].key || (checks[i].similar && !k->name))
             continue;
-        int rc = find_dup(s, checks[i].q, checks[i].key, self, found, err);
+        int rc = checks[i].similar ? find_similar(s, checks[i].q, checks[i].key, k->name,
+                                                  k->namelen, self, found, err)
+                                   : find_dup(s, checks[i].q, checks[i].key, self, found, err);
         if (rc < 0)
             return rc;
-        if (rc > 0 && s->viewer[0]) {
-            json_t *other = NULL;
-            rc = load_row(s, &entity_contact, found, 0, &other, NULL);
-            json_decref(other);
-            if (rc == -ENOENT)
-                return dup_hidden_error(checks[i].field, checks[i].what, err);
-            if (rc < 0)
-                return op_error_set(err, rc, NULL, "cannot read contact %s", found);
-            rc = 1;
+        if (rc == 0)
+            continue;
+        rc = viewer_sees(s, found, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            return dup_hidden_error(checks[i].field, checks[i].what, err);
+        return dup_error(found, checks[i].field, checks[i].why, err);
+    }
+    if (k->name) {
+        int rc = find_dup(s, STORE_Q_STORE_DUP_NAME, k->name, self, found, err);
+        if (rc < 0)
+            return rc;
+        int seen = rc > 0 ? viewer_sees(s, found, err) : 0;
+        if (seen < 0)
+            return seen;
+        if (rc > 0 && seen) {
+            snprintf(s->warning, sizeof s->warning,
+                     "contact %s has the same name in the same locality: check it is not the "
+                     "same person",
+                     found);
+            snprintf(s->warning_ref, sizeof s->warning_ref, "%s", found);
+        } else if (rc > 0) {
+            snprintf(s->warning, sizeof s->warning,
+                     "a contact with the same name in the same locality exists and is not "
+                     "yours");
         }
-        if (rc > 0)
-            return dup_error(found, checks[i].field, checks[i].why, err);
+    }
+    if (!s->warning[0] && k->has_phone && k->pv != PHONE_VALID) {
+        char why[120];
+        snprintf(s->warning, sizeof s->warning,
+                 "phone: %s; kept as typed, not used to find duplicates",
+                 phone_reason(k->pv, s->region, why, sizeof why));
     }
     return 0;
 }
 
-/* Binds the keys (NULL: none) to :email_norm, :phone_e164 and :name_key. */
+const char *store_warning(const struct store *s, const char **ref)
+{
+    if (ref)
+        *ref = s->warning_ref[0] ? s->warning_ref : NULL;
+    return s->warning[0] ? s->warning : NULL;
+}
+
+/* Binds the keys (NULL: none) to their parameters. */
 static int bind_keys(sqlite3_stmt *st, const struct dedup_keys *k, struct op_error *err)
 {
-    const char *const names[] = {":email_norm", ":phone_e164", ":name_key"};
+    const char *const names[] = {":email_norm", ":phone_e164", ":name_key", ":street_key",
+                                 ":phone_tail"};
     const char *values[] = {k && k->email[0] ? k->email : NULL, k && k->phone[0] ? k->phone : NULL,
-                            k ? k->name : NULL};
-    for (size_t i = 0; i < 3; i++) {
+                            k ? k->name : NULL, k ? k->street : NULL,
+                            k && k->tail[0] ? k->tail : NULL};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         int idx = sqlite3_bind_parameter_index(st, names[i]);
         if (idx == 0)
             return op_error_set(err, -EINVAL, NULL, "no parameter %s", names[i]);
@@ -1165,6 +1315,217 @@ static int audit(struct store *s, hlc_stamp at, const char *action, const struct
         sqlite3_bind_text(st, 9, detail, -1, SQLITE_STATIC);
     rc = sql_run(&s->q, STORE_Q_STORE_AUDIT, st, err);
     return rc < 0 ? rc : 0;
+}
+
+/* ---- phone keys ------------------------------------------------------ */
+
+#define REKEY_PAGE 256
+
+struct rekey_row {
+    char id[UUID_TEXT_LEN];
+    char key[PHONE_E164_MAX]; /* "" when the phone is no valid number */
+    int resend;
+    int64_t version;
+};
+
+/* What egress hashes for this phone now (see egress.c normalize): its
+ * key, or the trimmed text as typed. */
+static void pseudonym_text(const char *phone, const char *key, char *buf, size_t cap)
+{
+    if (*key) {
+        snprintf(buf, cap, "%s", key);
+        return;
+    }
+    while (*phone && strchr(" \t\n\r\v\f", *phone))
+        phone++;
+    size_t n = strlen(phone);
+    while (n && strchr(" \t\n\r\v\f", phone[n - 1]))
+        n--;
+    snprintf(buf, cap, "%.*s", (int)n, phone);
+}
+
+/* Re-keys the live records of one entity a page at a time: the page is
+ * read whole, then written, so no write disturbs the read. */
+static int rekey_entity(struct store *s, const struct entity_def *e, unsigned qpage, unsigned qset,
+                        struct rekey_row *rows, struct op_error *err)
+{
+    char last[UUID_TEXT_LEN] = "";
+    for (;;) {
+        sqlite3_stmt *st;
+        int rc = sql_get_st(&s->q, qpage, &st, err);
+        if (rc < 0)
+            return rc;
+        sqlite3_bind_text(st, 1, last, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 2, REKEY_PAGE);
+        size_t n = 0, seen = 0;
+        while ((rc = sql_step(&s->q, qpage, st, err)) == 1) {
+            const char *id = (const char *)sqlite3_column_text(st, 0);
+            const char *phone = (const char *)sqlite3_column_text(st, 1);
+            const char *old_key = (const char *)sqlite3_column_text(st, 2);
+            struct rekey_row *r = &rows[n];
+            seen++;
+            snprintf(last, sizeof last, "%s", id);
+            snprintf(r->id, sizeof r->id, "%s", id);
+            r->version = sqlite3_column_int64(st, 3);
+            if (phone_to_e164(phone, s->region, r->key) < 0)
+                r->key[0] = '\0';
+            char was[PHONE_E164_MAX + 256], now[PHONE_E164_MAX + 256];
+            phone_legacy_key(phone, s->region, was, sizeof was);
+            pseudonym_text(phone, r->key, now, sizeof now);
+            r->resend = strcmp(was, now) != 0;
+            int key_changed = e == &entity_contact && strcmp(old_key ? old_key : "", r->key);
+            if (r->resend || key_changed)
+                n++;
+        }
+        if (rc < 0)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            rc = sql_get_st(&s->q, qset, &st, err);
+            if (rc < 0)
+                return rc;
+            hlc_stamp now = hlc_next(&s->clock);
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+            sqlite3_bind_text(st, 2, rows[i].id, -1, SQLITE_STATIC);
+            if (e == &entity_contact) {
+                if (rows[i].key[0])
+                    sqlite3_bind_text(st, 3, rows[i].key, -1, SQLITE_STATIC);
+                else
+                    sqlite3_bind_null(st, 3);
+                sqlite3_bind_int(st, 4, rows[i].resend);
+            } else if (!rows[i].resend) {
+                sqlite3_reset(st);
+                continue;
+            }
+            rc = sql_run(&s->q, qset, st, err);
+            if (rc < 0)
+                return rc;
+            s->write_dirty = 1;
+            if (rows[i].resend) {
+                rc = audit(s, now, "rekey", e, rows[i].id, rows[i].version, rows[i].version + 1,
+                           "phone pseudonym changed with the phone keys; sent to HQ again", err);
+                if (rc < 0)
+                    return rc;
+            }
+        }
+        if (seen < REKEY_PAGE)
+            return 0;
+    }
+}
+
+/* The upgrade step for phone keys (docs/DATA_MODEL.md, "Phone numbers"):
+ * a node whose records were keyed before libphonenumber gets its contacts'
+ * duplicate keys recomputed, and every contact and organization whose
+ * phone pseudonym changed a new version, which queues it for HQ, all in
+ * one transaction with the marker that says it is done. */
+static int phone_rekey(struct store *s, struct op_error *err)
+{
+    char have[64];
+    int rc = meta_get(s, "phone_keys", have, sizeof have, err);
+    if (rc < 0 || (rc > 0 && !strcmp(have, PHONE_KEYS)))
+        return rc < 0 ? rc : 0;
+    struct rekey_row *rows = malloc(REKEY_PAGE * sizeof *rows);
+    if (!rows)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    rc = write_begin(s, err);
+    if (rc < 0) {
+        free(rows);
+        return rc;
+    }
+    /* another process may have done it while we waited for the lock */
+    rc = meta_get(s, "phone_keys", have, sizeof have, err);
+    if (rc == 0 || (rc > 0 && strcmp(have, PHONE_KEYS))) {
+        rc = rekey_entity(s, &entity_contact, STORE_Q_STORE_REKEY_PAGE_CONTACTS,
+                          STORE_Q_STORE_REKEY_CONTACT, rows, err);
+        if (rc >= 0)
+            rc = rekey_entity(s, &entity_organization, STORE_Q_STORE_REKEY_PAGE_ORGANIZATIONS,
+                              STORE_Q_STORE_REKEY_ORGANIZATION, rows, err);
+        if (rc >= 0)
+            rc = meta_set(s, "phone_keys", PHONE_KEYS, err);
+    }
+    free(rows);
+    int rc2 = write_end(s, rc >= 0, err);
+    if (rc < 0)
+        return rc;
+    return rc2 < 0 ? rc2 : 0;
+}
+
+/* Rewrites the duplicate keys of the live contacts of a node whose keys
+ * were made another way (node_meta dedup_keys), a page at a time, in one
+ * transaction with the marker. */
+static int dedup_rekey(struct store *s, struct op_error *err)
+{
+    char have[64];
+    int rc = meta_get(s, "dedup_keys", have, sizeof have, err);
+    if (rc < 0 || (rc > 0 && !strcmp(have, DEDUP_KEYS)))
+        return rc < 0 ? rc : 0;
+    struct page_row {
+        char id[UUID_TEXT_LEN];
+        struct dedup_keys k;
+    } *rows = calloc(REKEY_PAGE, sizeof *rows);
+    if (!rows)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    rc = write_begin(s, err);
+    if (rc < 0) {
+        free(rows);
+        return rc;
+    }
+    rc = meta_get(s, "dedup_keys", have, sizeof have, err);
+    int todo = rc == 0 || (rc > 0 && strcmp(have, DEDUP_KEYS));
+    char last[UUID_TEXT_LEN] = "";
+    static const char *const cols[] = {"given_name", "family_name", "street", "locality", "phone"};
+    while (rc >= 0 && todo) {
+        sqlite3_stmt *st;
+        rc = sql_get_st(&s->q, STORE_Q_STORE_DEDUP_PAGE, &st, err);
+        if (rc < 0)
+            break;
+        sqlite3_bind_text(st, 1, last, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 2, REKEY_PAGE);
+        size_t n = 0;
+        while (n < REKEY_PAGE && (rc = sql_step(&s->q, STORE_Q_STORE_DEDUP_PAGE, st, err)) == 1) {
+            snprintf(rows[n].id, sizeof rows[n].id, "%s", (const char *)sqlite3_column_text(st, 0));
+            snprintf(last, sizeof last, "%s", rows[n].id);
+            json_t *rec = json_object();
+            for (int c = 0; rec && c < 5; c++) {
+                const char *v = (const char *)sqlite3_column_text(st, c + 1);
+                if (v)
+                    json_object_set_new(rec, cols[c], json_string(v));
+            }
+            rc = rec ? make_keys(s, rec, &rows[n].k, err)
+                     : op_error_set(err, -ENOMEM, NULL, "out of memory");
+            json_decref(rec);
+            if (rc < 0)
+                break;
+            n++;
+        }
+        if (rc > 0)
+            sqlite3_reset(st);
+        for (size_t i = 0; i < n; i++) {
+            if (rc >= 0)
+                rc = sql_get_st(&s->q, STORE_Q_STORE_DEDUP_SET, &st, err);
+            if (rc >= 0) {
+                const struct dedup_keys *k = &rows[i].k;
+                sqlite3_bind_text(st, 1, rows[i].id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, k->name, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, k->street, -1, SQLITE_STATIC);
+                if (k->tail[0])
+                    sqlite3_bind_text(st, 4, k->tail, -1, SQLITE_STATIC);
+                else
+                    sqlite3_bind_null(st, 4);
+                rc = sql_run(&s->q, STORE_Q_STORE_DEDUP_SET, st, err);
+                s->write_dirty = 1;
+            }
+            free_keys(&rows[i].k);
+        }
+        if (rc >= 0 && n < REKEY_PAGE)
+            break;
+    }
+    if (rc >= 0 && todo)
+        rc = meta_set(s, "dedup_keys", DEDUP_KEYS, err);
+    free(rows);
+    int rc2 = write_end(s, rc >= 0, err);
+    if (rc < 0)
+        return rc;
+    return rc2 < 0 ? rc2 : 0;
 }
 
 /* ---- writes -------------------------------------------------------------- */
@@ -1210,7 +1571,8 @@ static int do_create(struct store *s, const struct entity_def *e, json_t *rec, c
     int rc = check_refs(s, e, rec, NULL, err);
     if (rc < 0)
         return rc;
-    struct dedup_keys keys = {{0}, {0}, NULL};
+    struct dedup_keys keys = {0};
+    s->warning[0] = s->warning_ref[0] = '\0';
     if (e->flags & ENTITY_DEDUP) {
         rc = make_keys(s, rec, &keys, err);
         if (rc == 0 && !(flags & STORE_SKIP_DUP_CHECK))
@@ -1240,7 +1602,7 @@ static int do_create(struct store *s, const struct entity_def *e, json_t *rec, c
     s->write_dirty = 1;
     rc = audit(s, now, "create", e, id, 0, 1, NULL, err);
 out:
-    free(keys.name);
+    free_keys(&keys);
     return rc;
 }
 
@@ -1407,7 +1769,8 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
     if (rc < 0)
         return rc;
     json_t *rec = NULL;
-    struct dedup_keys keys = {{0}, {0}, NULL};
+    struct dedup_keys keys = {0};
+    s->warning[0] = s->warning_ref[0] = '\0';
     enum residency_verdict was = RESIDENCY_KEEP;
     int queued = 0;
     rc = load_row(s, e, id, 1, &rec, err);
@@ -1465,7 +1828,7 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
     if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
         rc = residency_after(s, e, id, was, queued, rec, err);
     rc = finish_write(s, e, id, rc, out, err);
-    free(keys.name);
+    free_keys(&keys);
     json_decref(rec);
     return rc;
 }

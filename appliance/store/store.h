@@ -53,6 +53,12 @@ enum store_flags {
 
 struct store;
 
+/* The warning the last contact create or update left (docs/DATA_MODEL.md,
+ * "Duplicate detection": the same name in the same locality is a warning,
+ * not a refusal), or NULL; *ref (optional) gets the other contact's id, or
+ * NULL when the viewer may not see it. Valid until the next write. */
+const char *store_warning(const struct store *s, const char **ref);
+
 /* Opens (creating with DB_OPEN_CREATE) and migrates the database at path.
  * db_flags are enum db_open_flags. The node must have been initialized with
  * store_init_node before records are written. */

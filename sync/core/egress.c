@@ -83,10 +83,11 @@ static int is_space(unsigned char ch)
 }
 
 /* The normalized text of a value, malloc'ed, in *out (length *len):
- * strings trimmed and ASCII lower-cased; phone numbers in E.164 under the
- * region's calling code and trunk prefix (phone_to_e164), so "030 123456"
- * and "+49 30 123456" hash alike, or, when they do not parse, a leading
- * '+' and the digits; anything else its compact JSON with sorted keys. */
+ * strings trimmed and ASCII lower-cased; phone numbers by their key
+ * (phone_to_e164, read as dialled in the region), so "030 1234567" and
+ * "+49 (0)30 1234567" hash alike, or, when they are no valid number, the
+ * trimmed text as typed: never a guess at E.164 that could meet another
+ * person's number; anything else its compact JSON with sorted keys. */
 static int normalize(enum norm kind, const struct region_info *region, json_t *v, char **out,
                      size_t *len)
 {
@@ -122,11 +123,7 @@ static int normalize(enum norm kind, const struct region_info *region, json_t *v
             *len = strlen(buf);
             return 0;
         }
-        if (a < b && s[a] == '+')
-            buf[k++] = '+';
-        for (size_t i = a; i < b; i++)
-            if (s[i] >= '0' && s[i] <= '9')
-                buf[k++] = (char)s[i];
+        k = b - a; /* the text as typed, already copied */
     } else {
         for (size_t i = a; i < b; i++)
             buf[k++] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);

@@ -294,10 +294,34 @@ static int valid_email(const char *s, size_t len)
     return dot && dot != at + 1 && dot[1] != '\0' && s[len - 1] != '.';
 }
 
+/* An extension after the number: a marker ("ext.", "x", "#", "доб.":
+ * letters, '.', '#', ':', up to 16 bytes), optional spaces, 1 to 10
+ * digits, the end. Returns where it starts, or NULL. */
+static const char *phone_extension(const char *s)
+{
+    const char *m = s;
+    while (*m && (isdigit((unsigned char)*m) || strchr("+ ()./-", *m)))
+        m++;
+    if (!*m)
+        return NULL;
+    const char *p = m;
+    while (*p && (isalpha((unsigned char)*p) || (unsigned char)*p >= 0x80 || strchr(".#:", *p)))
+        p++;
+    if (p == m || p - m > 16)
+        return NULL;
+    while (*p == ' ')
+        p++;
+    int n = 0;
+    while (isdigit((unsigned char)*p))
+        p++, n++;
+    return n >= 1 && n <= 10 && !*p ? m : NULL;
+}
+
 static int valid_phone(const char *s)
 {
     int ndigits = 0;
-    for (const char *p = s; *p; p++) {
+    const char *end = phone_extension(s);
+    for (const char *p = s; *p && p != end; p++) {
         if (isdigit((unsigned char)*p))
             ndigits++;
         else if (*p == '+' && p != s)
@@ -505,7 +529,7 @@ int entity_normalize_value(const struct field_def *f, json_t *value, json_t **ou
         if (!valid_phone(s))
             rc = bad_value(err, f,
                            "not a phone number (digits, spaces, + ( ) . / - only; 3 to 20 "
-                           "digits)",
+                           "digits; an extension after it such as \"ext. 12\")",
                            s);
         break;
     case FIELD_COUNTRY:

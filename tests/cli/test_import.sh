@@ -35,7 +35,7 @@ refused() {
 
 # --- the command line ---------------------------------------------------
 expect_exit 0 "$OUTPOST" import --help
-expect_contains "$OUT" "usage: outpost import FILE.csv [--db PATH] [--dry-run] [--skip-duplicate-check]"
+expect_contains "$OUT" "usage: outpost import FILE.csv [--db PATH] [--dry-run]"
 expect_contains "$OUT" "given_name"
 expect_exit 2 "$OUTPOST" import
 expect_contains "$ERR" "give the CSV file to import"

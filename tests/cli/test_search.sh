@@ -1,6 +1,7 @@
 #!/bin/bash
 # outpost search folds case and diacritics and matches word prefixes;
-# options after the text are options, and "--" makes the rest text.
+# in scripts without spaces, any two or more characters; options after the
+# text are options, and "--" makes the rest text.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 node_dir
@@ -49,4 +50,19 @@ expect_contains "$ERR" "what to search for is missing"
 expect_exit 2 "$OUTPOST" search --limit 999 jose
 expect_exit 3 "$OUTPOST" search "$(head -c 300 /dev/zero | tr '\0' a)"
 expect_contains "$ERR" "longer than 256 bytes"
+
+# Scripts written without spaces: any two characters match, anywhere.
+node_dir
+init_node CN
+add --given-name 小明 --family-name 王 --locality 上海市海淀区
+add --given-name 太郎 --family-name 山田 --locality 東京都新宿区
+add --given-name สมชาย --family-name ใจดี --locality กรุงเทพมหานคร
+expect_exit 0 "$OUTPOST" search 海淀
+expect_contains "$OUT" "小明 王"
+expect_exit 0 "$OUTPOST" search 新宿
+expect_contains "$OUT" "太郎 山田"
+expect_exit 0 "$OUTPOST" search เทพมหา
+expect_contains "$OUT" "สมชาย ใจดี"
+expect_exit 0 "$OUTPOST" search 海南
+[ ! -s "$OUT" ] || die "海南 is not in 上海市海淀区: $(cat "$OUT")"
 pass

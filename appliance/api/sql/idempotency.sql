@@ -1,4 +1,4 @@
--- Idempotency keys of creates (api_idempotency.c, migration 0012).
+-- Idempotency keys of creates (api_idempotency.c, migration 0013).
 
 -- name: savepoint
 SAVEPOINT idempotent_create;

@@ -28,6 +28,38 @@ INSERT INTO audit_log (hlc, actor, address, action, entity, record_id, version_b
                        version_after, detail)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9);
 
+-- The phone re-key step (store.c, phone_rekey): live records with a
+-- phone in id order, a page at a time (?1 the last id, '' first; ?2 the
+-- page size), and the writes it makes. A record whose pseudonym changed
+-- gets a new version and stamp, so the outbox trigger queues it for HQ
+-- again; a contact whose key alone changed keeps its version.
+-- name: rekey_page_contacts
+SELECT id, phone, phone_e164, version FROM contacts
+ WHERE phone IS NOT NULL AND deleted = 0 AND id > ?1 ORDER BY id LIMIT ?2;
+
+-- name: rekey_page_organizations
+SELECT id, phone, NULL, version FROM organizations
+ WHERE phone IS NOT NULL AND deleted = 0 AND id > ?1 ORDER BY id LIMIT ?2;
+
+-- ?1 the HLC stamp, ?2 the id, ?3 the new key or NULL, ?4 1 to re-send.
+-- name: rekey_contact
+UPDATE contacts SET phone_e164 = ?3, version = version + ?4,
+       updated_hlc = CASE ?4 WHEN 0 THEN updated_hlc ELSE ?1 END
+ WHERE id = ?2;
+
+-- name: rekey_organization
+UPDATE organizations SET version = version + 1, updated_hlc = ?1 WHERE id = ?2;
+
+-- The duplicate keys step (store.c, dedup_rekey): live contacts a page at
+-- a time (?1 the last id, ?2 the page size), and their keys rewritten.
+-- The keys never leave the node, so the version stays.
+-- name: dedup_page
+SELECT id, given_name, family_name, street, locality, phone FROM contacts
+ WHERE deleted = 0 AND id > ?1 ORDER BY id LIMIT ?2;
+
+-- name: dedup_set
+UPDATE contacts SET name_key = ?2, street_key = ?3, phone_tail = ?4 WHERE id = ?1;
+
 -- Duplicate contacts (?1 the key, ?2 the contact itself or ''), in order
 -- of confidence.
 
@@ -37,6 +69,15 @@ SELECT id FROM contacts WHERE email_norm = ?1 AND deleted = 0 AND id <> ?2 LIMIT
 -- name: dup_phone
 SELECT id FROM contacts WHERE phone_e164 = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
 
+-- Contacts at the same street, or with a phone ending alike, with their
+-- name keys: store.c keeps those whose names are similar (dedup.h).
+-- name: dup_street
+SELECT id, name_key FROM contacts WHERE street_key = ?1 AND deleted = 0 AND id <> ?2 LIMIT 200;
+
+-- name: dup_tail
+SELECT id, name_key FROM contacts WHERE phone_tail = ?1 AND deleted = 0 AND id <> ?2 LIMIT 200;
+
+-- The same name in the same locality: a warning only.
 -- name: dup_name
 SELECT id FROM contacts WHERE name_key = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
 
@@ -113,11 +154,11 @@ INSERT INTO users (
 INSERT INTO contacts (
     id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, given_name,
     family_name, email, phone, street, locality, region, postal_code, country, language,
-    job_title, birth_date, email_norm, phone_e164, name_key
+    job_title, birth_date, email_norm, phone_e164, name_key, street_key, phone_tail
 ) VALUES (
     ?2, 1, ?1, ?1, 0, :owner_id, :restricted, :custom, :given_name, :family_name, :email,
     :phone, :street, :locality, :region, :postal_code, :country, :language, :job_title,
-    :birth_date, :email_norm, :phone_e164, :name_key
+    :birth_date, :email_norm, :phone_e164, :name_key, :street_key, :phone_tail
 );
 
 -- name: insert_organizations
@@ -197,7 +238,8 @@ UPDATE contacts SET
     family_name = :family_name, email = :email, phone = :phone, street = :street,
     locality = :locality, region = :region, postal_code = :postal_code, country = :country,
     language = :language, job_title = :job_title, birth_date = :birth_date,
-    email_norm = :email_norm, phone_e164 = :phone_e164, name_key = :name_key
+    email_norm = :email_norm, phone_e164 = :phone_e164, name_key = :name_key,
+    street_key = :street_key, phone_tail = :phone_tail
 WHERE id = ?2 AND version = ?3;
 
 -- name: update_organizations

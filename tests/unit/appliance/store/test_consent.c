@@ -382,6 +382,31 @@ static void test_confirmation_text(void)
     CHECK_EQ(consent_confirmation_text(pol, "en", "p\nBUY NOW", "L", b, sizeof b), -EINVAL);
 }
 
+/* Entries hashed under the former phone keys still block: "0049 123 4567"
+ * was keyed "+491234567" before libphonenumber (which finds no valid
+ * number in it and keeps the text), so the entry an erasure made then
+ * must still answer for it, for a send check and for a lookup. */
+static void test_suppression_before_phone_keys(void)
+{
+    struct op_error err;
+    int sup = 1;
+    CHECK_EQ(consent_is_suppressed(s, "sms", NULL, "0049 123 4567", &sup, &err), 0);
+    CHECK_EQ(sup, 0);
+    /* the text as it was hashed then ("+491234567" is no valid number now
+     * either, so it hashes as typed: the former key's hash) */
+    CHECK_EQ(consent_suppress(s, "sms", "+491234567", "erased", &err), 0);
+    CHECK_EQ(consent_is_suppressed(s, "sms", NULL, "0049 123 4567", &sup, &err), 0);
+    CHECK_EQ(sup, 1);
+    char *a = new_contact(NULL, "0049 123 4567");
+    struct consent_decision d = check(a, "sms", "offers", NULL, T0);
+    CHECK_EQ(d.allowed, 0);
+    CHECK_EQ(d.state, CONSENT_SUPPRESSED);
+    /* a number that is another person's is not blocked by it */
+    CHECK_EQ(consent_is_suppressed(s, "sms", NULL, "0049 123 4568", &sup, &err), 0);
+    CHECK_EQ(sup, 0);
+    free(a);
+}
+
 int main(void)
 {
     pol = fx_consent_policy();
@@ -391,6 +416,7 @@ int main(void)
     RUN(test_expired_token);
     RUN(test_withdraw_is_immediate);
     RUN(test_suppression_survives_erasure);
+    RUN(test_suppression_before_phone_keys);
     RUN(test_single_opt_in_needs_evidence);
     RUN(test_transactional);
     RUN(test_confirmation_text);

@@ -18,6 +18,7 @@
  * sets records per entity and profile (default 250).
  */
 #include "egress.h"
+#include "phone.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -285,13 +286,18 @@ static void ref_pseudonym(const unsigned char key[32], json_t *v, int phone,
         for (size_t i = 0; i < n; i++) {
             char c = s[i];
             if (phone) {
-                if ((c == '+' && i == 0) || (c >= '0' && c <= '9'))
-                    norm[len++] = c;
+                norm[len++] = c; /* no valid number: the text as typed */
             } else {
                 norm[len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
             }
         }
         norm[len] = '\0';
+        char e164[PHONE_E164_MAX];
+        if (phone && phone_to_e164(norm, NULL, e164) == 0) {
+            free(norm);
+            norm = strdup(e164);
+            len = strlen(norm);
+        }
     } else {
         norm = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
         len = strlen(norm);
@@ -360,7 +366,7 @@ static void test_classes_and_normalization(void)
     CHECK(out != NULL);
     json_t *o = json_loads(egress_record_json(out), 0, NULL);
     CHECK(o != NULL);
-    /* e-mail: trimmed and lower-cased; phone: '+' and digits */
+    /* e-mail: trimmed and lower-cased; phone: its E.164 key */
     CHECK_STR(json_string_value(json_object_get(o, "email")), "h:03a2cceef95fc1b3c5757f658be5a2fe");
     CHECK_STR(json_string_value(json_object_get(o, "phone")), "h:a8e7e7332706acefdd8dc40317e591cf");
     /* text trimmed, ASCII folded; "José" keeps its é */
@@ -785,12 +791,25 @@ static void test_phone_e164(void)
               phone_pseudonym("KE", "+254 712 345 678", b, sizeof b));
     /* the same national digits in another region are another number */
     CHECK(strcmp(a, phone_pseudonym("EU-DE", "0712 345678", c, sizeof c)) != 0);
-    /* what does not parse still hashes its '+' and digits, as before */
+    /* the spellings the former normalizer split in two meet */
+    CHECK_STR(phone_pseudonym("AR", "011 15-1234-5678", a, sizeof a),
+              phone_pseudonym("AR", "+54 9 11 1234-5678", b, sizeof b));
+    CHECK_STR(phone_pseudonym("EU-DE", "+49 (0)30 1234567", a, sizeof a),
+              phone_pseudonym("RU", "8 10 49 30 1234567", b, sizeof b));
+    CHECK_STR(a, phone_pseudonym("US-TX", "011 49 30 1234567", c, sizeof c));
+    CHECK_STR(phone_pseudonym("BR", "0 21 11 91234-5678", a, sizeof a),
+              phone_pseudonym("BR", "+55 11 91234 5678", b, sizeof b));
+    /* what is no valid number hashes the text as typed (trimmed), never an
+     * E.164 guess: "4930 1234567" in Brazil is not the Berlin number */
     unsigned char key[32];
     key_fill(key, 3);
     char want[EGRESS_PSEUDONYM_LEN];
-    CHECK_EQ(egress_pseudonym(key, "12", 2, want), 0);
-    CHECK_STR(phone_pseudonym("EU-DE", "ext. 12", a, sizeof a), want);
+    CHECK_EQ(egress_pseudonym(key, "ext. 12", 7, want), 0);
+    CHECK_STR(phone_pseudonym("EU-DE", " ext. 12 ", a, sizeof a), want);
+    CHECK(strcmp(phone_pseudonym("BR", "4930 1234567", a, sizeof a),
+                 phone_pseudonym("EU-DE", "+49 30 1234567", b, sizeof b)) != 0);
+    CHECK_EQ(egress_pseudonym(key, "4930 1234567", 12, want), 0);
+    CHECK_STR(a, want);
 }
 
 /* User accounts never leave, whatever the policy: projection, tombstone

@@ -107,6 +107,11 @@ static const struct {
     {&entity_contact, "phone", "\"+49 (30) 123-4567\"", "\"+49 (30) 123-4567\"", EXACT},
     {&entity_contact, "phone", "\"call me\"", "ERR:phone", CONTAINS},
     {&entity_contact, "phone", "\"12+34\"", "ERR:phone", CONTAINS},
+    {&entity_contact, "phone", "\"(415) 523-4567 ext. 12\"", "\"(415) 523-4567 ext. 12\"", EXACT},
+    {&entity_contact, "phone", "\"+7 495 123-45-67 доб. 123\"", "\"+7 495 123-45-67 доб. 123\"",
+     EXACT},
+    {&entity_contact, "phone", "\"030 1234567 ext.\"", "ERR:phone", CONTAINS},
+    {&entity_contact, "phone", "\"ext. 12\"", "ERR:phone", CONTAINS},
     /* enums, references, objects */
     {&entity_deal, "stage", "\"won\"", "\"won\"", EXACT},
     {&entity_deal, "stage", "\"closed\"",
