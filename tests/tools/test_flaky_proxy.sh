@@ -512,10 +512,10 @@ check(summ is not None and summ["silent_stalls"] == 1 and summ["stall_ms"] == 80
 #     the same points (drawn below each one's cut point).
 
 
-def silent_run(seed):
+def silent_run(seed, *extra):
     srv = Server("echo")
     px = Proxy(srv, "--seed", str(seed), "--stall-conn-prob", "0.5", "--stall-conn-ms", "1",
-               "--cut-after-bytes", "1000:2000")
+               "--cut-after-bytes", "1000:2000", *extra)
     for _ in range(8):
         c = px.connect()
         c.close()
@@ -533,6 +533,14 @@ check(1 <= len(picks_a) <= 7 and picks_a == picks_b, "seeded choice of silent co
 check(all(int(at) < cut_a[int(i)] for i, at in picks_a), "silent points below the cut",
       [(at, cut_a[int(i)]) for i, at in picks_a], "each below its connection's cut")
 
+# --stall-seed draws the silent connections alone: the cuts stay those of
+# --seed, the choice is that of a run whose --seed is the stall seed.
+picks_c, cut_c = silent_run(11, "--stall-seed", "12")
+picks_d, _ = silent_run(12)
+check(cut_c == cut_a and [i for i, _ in picks_c] == [i for i, _ in picks_d] and
+      picks_c != picks_a, "--stall-seed draws the silent connections alone",
+      (picks_c, picks_d, picks_a), "cuts of seed 11, silent connections of seed 12")
+
 # 14. Bad options are refused with a message naming the option.
 for args, name in [(["--rate-kbit", "fast"], "--rate-kbit"),
                    (["--cut-after-bytes", "9:3"], "--cut-after-bytes"),
@@ -544,7 +552,10 @@ for args, name in [(["--rate-kbit", "fast"], "--rate-kbit"),
                    (["--stall-conn-prob", "0.1", "--stall-conn-ms", "x"], "--stall-conn-ms"),
                    (["--stall-conn-prob", "0.1", "--stall-conn-ms", "10",
                      "--stall-conn-after-bytes", "0"], "--stall-conn-after-bytes"),
-                   (["--stall-conn-after-bytes", "100"], "--stall-conn-ms")]:
+                   (["--stall-conn-after-bytes", "100"], "--stall-conn-ms"),
+                   (["--stall-seed", "3"], "--stall-seed"),
+                   (["--stall-conn-prob", "0.1", "--stall-conn-ms", "10", "--stall-seed", "x"],
+                    "--stall-seed")]:
     r = subprocess.run([PROXY, "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9", *args],
                        capture_output=True, text=True, timeout=5)
     check(r.returncode == 2 and name in r.stderr, f"refuses {' '.join(args)}",
