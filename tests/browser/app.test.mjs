@@ -393,6 +393,11 @@ async function main() {
     await axe(p6, 'pipeline');
     await p6.goto(node.base + '/app/#/team');
     await p6.waitForSelector('table tbody tr');
+    // people by their names (GET /api/v1/users), never by a piece of an id
+    const who = await p6.locator('tbody th[scope=row]').allTextContents();
+    assert.ok(who.includes('ana'), 'team rows: ' + who.join(', '));
+    assert.ok(who.every((w) => !/^[0-9a-f-]{8}$/.test(w)), 'team rows: ' + who.join(', '));
+    await shot(p6, 'team');
     await axe(p6, 'team');
     await p6.goto(node.base + '/app/#/tasks');
     await p6.waitForSelector('h1:text("Meine Aufgaben für heute")');

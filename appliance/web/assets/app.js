@@ -617,7 +617,9 @@ async function tasksView() {
 
 async function teamView() {
   if (!S.user || S.user.role !== 'manager') { show(t('team.title'), h('p', {text: t('team.managers_only')})); return; }
-  const r = await api('GET', '/activities?sort=updated&limit=1000');
+  const [r, us] = await Promise.all([api('GET', '/activities?sort=updated&limit=1000'), api('GET', '/users')]);
+  /* people by name; an id the list does not know (a user since deleted) by its end */
+  const names = new Map((us.ok ? us.data.items : []).map((u) => [u.id, u.display_name || u.name]));
   const since = Date.now() - 7 * 86400000;
   const by = new Map();
   for (const a of (r.ok ? r.data.items : [])) {
@@ -631,7 +633,7 @@ async function teamView() {
   const chans = ['visit', 'call', 'sms', 'messaging_app', 'email', 'direct_mail', 'meeting'];
   const nf = new Intl.NumberFormat(S.lang);
   show(t('team.title'), h('table', {}, h('thead', {}, h('tr', {}, h('th', {scope: 'col', text: t('team.user')}), chans.map((c) => h('th', {scope: 'col', text: t('channel.' + c)})), h('th', {scope: 'col', text: t('team.total')}))),
-    h('tbody', {}, [...by].map(([owner, row]) => h('tr', {}, h('th', {scope: 'row', text: owner === (S.user && S.user.id) ? S.user.name : owner.slice(-8)}),
+    h('tbody', {}, [...by].map(([owner, row]) => h('tr', {}, h('th', {scope: 'row', text: names.get(owner) || (owner === (S.user && S.user.id) ? S.user.name : owner.slice(-8))}),
       chans.map((c) => h('td', {text: nf.format(row[c] || 0)})), h('td', {text: nf.format(row.total)}))))));
 }
 
