@@ -7,8 +7,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {createRequire} from 'node:module';
-import {apiLogin, launch, makeNode, startNode, tmpdir, SOURCE_ROOT} from './lib.mjs';
+import {needPackages} from './deps.mjs';
 
+// lib.mjs imports playwright-core: loaded only once it is known to be there
+needPackages();
+const {apiLogin, launch, makeNode, startNode, tmpdir, SOURCE_ROOT} = await import('./lib.mjs');
 const require = createRequire(import.meta.url);
 const AXE_SRC = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const SHOTS = process.env.SHOTS_DIR || tmpdir('shots');
