@@ -268,6 +268,73 @@ async function main() {
     await c2.close();
   });
 
+  await scenario('a capture the node refuses waits for the user: corrected and sent, or discarded', async () => {
+    const posts = [];
+    // requests that reached the node (an offline try fails before it)
+    page.on('requestfinished', (rq) => { if (rq.method() === 'POST' && /\/api\/v1\/contacts$/.test(rq.url())) posts.push(rq.postData()); });
+    const named = async (family) => (await api('GET', '/contacts?limit=500')).data.items.filter((c) => c.family_name === family);
+    // captured away from the office with an e-mail the node refuses
+    await page.goto(node.base + '/app/#/new/contact');
+    await page.waitForSelector('#f-given_name');
+    await ctx.setOffline(true);
+    await page.fill('#f-given_name', 'Wanjiru');
+    await page.fill('#f-family_name', 'Kamau');
+    await page.fill('#f-email', 'wanjiru-at-example');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#form-error:text("Saved on this device")');
+    await ctx.setOffline(false);
+    await page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await page.waitForSelector('#attention-link:text("1 need attention")');
+    assert.equal(posts.length, 1);
+    assert.equal((await named('Kamau')).length, 0);
+    // the node's reason, beside the values as captured
+    await page.click('#attention-link');
+    await page.waitForSelector('h1:text("Captures the office refused")');
+    const reason = await page.textContent('form.attention .reason');
+    assert.match(reason, /Refused \(4\d\d\)/);
+    assert.match(reason, /email/i);
+    assert.equal(await page.inputValue('form.attention input[name=email]'), 'wanjiru-at-example');
+    assert.equal(await page.getAttribute('form.attention input[name=email]', 'aria-invalid'), 'true');
+    await shot(page, 'attention');
+    await axe(page, 'needs attention');
+    // not sent again by itself: flushes pass it by
+    await page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await page.waitForTimeout(500);
+    assert.equal(posts.length, 1, 'a refused capture was sent again without the user');
+    assert.equal(await page.locator('form.attention').count(), 1);
+    // corrected and sent: stored once, the list empties
+    await page.fill('form.attention input[name=email]', 'wanjiru@example.org');
+    await page.click('form.attention button.resend');
+    await page.waitForSelector('#attention-none');
+    const kept = await named('Kamau');
+    assert.equal(kept.length, 1);
+    assert.equal(kept[0].email, 'wanjiru@example.org');
+    assert.equal(posts.length, 2);
+    assert.equal(await page.locator('#attention-link').count(), 0);
+    // refused again at once (online), then discarded: nothing left anywhere
+    await page.goto(node.base + '/app/#/new/contact');
+    await page.waitForSelector('#f-given_name');
+    await page.fill('#f-given_name', 'Otieno');
+    await page.fill('#f-family_name', 'Odhiambo');
+    await page.fill('#f-email', 'not an address');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#form-error.error:has-text("email")');
+    await page.waitForSelector('#attention-link:text("1 need attention")');
+    await page.click('#attention-link');
+    await page.waitForSelector('form.attention .reason');
+    await page.click('form.attention button.discard');
+    await page.waitForSelector('#attention-none');
+    assert.equal(await page.locator('#attention-link').count(), 0);
+    assert.doesNotMatch(await page.textContent('#status'), /waiting|attention/);
+    const left = await page.evaluate(() => new Promise((res, rej) => {
+      const rq = indexedDB.open('outpost');
+      rq.onsuccess = () => { const c = rq.result.transaction('outbox').objectStore('outbox').count(); c.onsuccess = () => res(c.result); c.onerror = () => rej(c.error); };
+      rq.onerror = () => rej(rq.error);
+    }));
+    assert.equal(left, 0, 'the outbox is empty after the discard');
+    assert.equal((await named('Odhiambo')).length, 0);
+  });
+
   await scenario('a forbidden field is absent where the region forbids it', async () => {
     await page.goto(node.base + '/app/#/new/contact');
     await page.waitForSelector('#f-given_name');

@@ -128,6 +128,9 @@ async function remember(entity, rec, extra) {
 }
 const recall = (entity, id) => idb('records', 'readonly', (s) => s.get(entity + '/' + id));
 
+/* Answers that mean "not now" rather than "not this": sent again later. */
+const RETRY = [408, 412, 425, 429];
+
 /* A create goes to the outbox first, with its idempotency key, then out. */
 async function capture(collection, body, label) {
   const item = {key: crypto.randomUUID(), collection, body, label, at: new Date().toISOString()};
@@ -143,7 +146,7 @@ function flush() {
   flushing = flushing || (async () => {
     const done = new Map();
     try {
-      const items = await idb('outbox', 'readonly', (s) => s.getAll());
+      const items = (await idb('outbox', 'readonly', (s) => s.getAll())).filter((it) => !it.refused);
       items.sort((a, b) => a.at.localeCompare(b.at));
       for (const it of items) {
         let res;
@@ -156,8 +159,10 @@ function flush() {
         if (res.ok || res.status === 409) {
           await idb('outbox', 'readwrite', (s) => s.delete(it.key));
           done.set(it.key, res);
-        } else if (res.status >= 400 && res.status < 500) {
-          it.error = detail(res);
+        } else if (res.status >= 400 && res.status < 500 && !RETRY.includes(res.status)) {
+          /* refused: held for the user (#/attention), not sent again until they act */
+          it.refused = {status: res.status, detail: detail(res), at: new Date().toISOString(),
+            fields: ((res.data && res.data.errors) || []).map((e) => e.pointer).filter(Boolean)};
           await idb('outbox', 'readwrite', (s) => s.put(it));
           done.set(it.key, res);
         } else {
@@ -174,12 +179,17 @@ function flush() {
 }
 
 async function updateWaiting() {
-  let n = 0;
-  try { n = (await idb('outbox', 'readonly', (s) => s.count())) || 0; } catch (e) { n = 0; }
+  let all = [];
+  try { all = (await idb('outbox', 'readonly', (s) => s.getAll())) || []; } catch (e) { all = []; }
+  const held = all.filter((it) => it.refused).length, n = all.length - held;
   const parts = [];
   if (!S.online) parts.push(t('offline'));
   if (n) parts.push(t('waiting', {n}));
   status(parts.join(' · '));
+  if (held) {
+    const el = document.getElementById('status');
+    el.append(parts.length ? ' · ' : '', h('a', {href: '#/attention', id: 'attention-link', text: t('attention.count', {n: held})}));
+  }
 }
 
 /* ---- language ------------------------------------------------------------- */
@@ -637,6 +647,79 @@ async function teamView() {
       chans.map((c) => h('td', {text: nf.format(row[c] || 0)})), h('td', {text: nf.format(row.total)}))))));
 }
 
+/* Captures the node refused (a 4xx): the node's reason, the values as
+ * captured to correct and send again, or discard. Nothing here is sent
+ * without the user's tap. */
+const SINGULAR = {contacts: 'contact', activities: 'activity', notes: 'note'};
+
+async function attentionView() {
+  const items = (await idb('outbox', 'readonly', (s) => s.getAll())).filter((it) => it.refused);
+  items.sort((a, b) => a.at.localeCompare(b.at));
+  show(t('attention.title'), items.length ? h('p', {text: t('attention.help')}) : h('p', {class: 'muted', id: 'attention-none', text: t('attention.none')}),
+    items.map((it) => attentionItem(it)));
+}
+
+/* The editable values of a captured body: its text, number and yes/no
+ * members and custom fields; links to other records (..._id) stay as
+ * they were. */
+function editable(body) {
+  const out = [];
+  for (const [k, v] of Object.entries(body)) {
+    if (k.endsWith('_id')) continue;
+    if (k === 'custom' && v && typeof v === 'object') {
+      for (const [ck, cv] of Object.entries(v)) out.push(['custom.' + ck, cv]);
+    } else if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) out.push([k, v]);
+  }
+  return out;
+}
+
+function attentionItem(it) {
+  const entity = SINGULAR[it.collection] || it.collection;
+  const layout = new Map(fieldsOf(entity).map((f) => [f.name, f]));
+  const msg = h('p', {role: 'status'});
+  const inputs = editable(it.body).map(([name, v]) => {
+    const id = 'att-' + it.key + '-' + name.replace('.', '-');
+    const f = layout.get(name) || {name};
+    const el = typeof v === 'boolean' ? h('input', {id, name, type: 'checkbox'}) : h('input', {id, name, autocomplete: 'off'});
+    if (typeof v === 'boolean') el.checked = v;
+    else el.value = v === null ? '' : String(v);
+    if (it.refused.fields.some((p) => p === '/' + name.replace('.', '/'))) el.setAttribute('aria-invalid', 'true');
+    return [name, v, h('div', {}, h('label', {for: id, text: layout.has(name) ? fieldLabel(f) : name}), el)];
+  });
+  const form = h('form', {class: 'attention', 'data-key': it.key, onsubmit: async (ev) => {
+    ev.preventDefault();
+    const body = JSON.parse(JSON.stringify(it.body));
+    for (const [name, old] of inputs) {
+      const el = form.elements[name];
+      let v = el.type === 'checkbox' ? el.checked : el.value.trim();
+      if (typeof old === 'number' && v !== '') v = Number(v);
+      const custom = name.startsWith('custom.');
+      const target = custom ? body.custom : body, key = custom ? name.slice(7) : name;
+      if (v === '') delete target[key];
+      else target[key] = v;
+    }
+    /* the same key: a refused create stored none, so a lost answer is still caught */
+    const next = Object.assign({}, it, {body});
+    delete next.refused;
+    await idb('outbox', 'readwrite', (s) => s.put(next));
+    let sent = await flush();
+    if (!sent.has(it.key) && S.online) sent = await flush(); /* a flush under way read the outbox before */
+    if (!sent.has(it.key)) { msg.textContent = t('queued'); return; }
+    attentionView(); /* sent, or refused again and drawn with the new reason */
+  }},
+  h('h2', {text: t('entity.' + entity) + (it.label && it.label !== t('entity.' + entity) ? ' · ' + it.label : '') + ' · ' + fmtDate(it.at)}),
+  h('p', {class: 'error reason', text: t('attention.reason', {status: it.refused.status, detail: it.refused.detail})}),
+  inputs.map((x) => x[2]),
+  h('div', {class: 'row'},
+    h('button', {type: 'submit', class: 'resend', text: t('attention.resend')}),
+    h('button', {type: 'button', class: 'secondary discard', text: t('attention.discard'), onclick: async () => {
+      await idb('outbox', 'readwrite', (s) => s.delete(it.key));
+      updateWaiting();
+      attentionView();
+    }})), msg);
+  return form;
+}
+
 /* ---- routing -------------------------------------------------------------- */
 
 async function route() {
@@ -655,6 +738,7 @@ async function route() {
     case 'pipeline': return await pipelineView();
     case 'tasks': return await tasksView();
     case 'team': return await teamView();
+    case 'attention': return await attentionView();
     default: return searchView();
     }
   } catch (e) {
