@@ -103,6 +103,7 @@ async function main() {
     const bytes = await page.evaluate(() => performance.getEntriesByType('resource')
       .concat(performance.getEntriesByType('navigation')).reduce((a, e) => a + e.transferSize, 0));
     assert.ok(bytes < 200 * 1024, `first load ${bytes} bytes`);
+    console.log(`     first load: ${bytes} bytes on the wire`);
     await shot(page, 'login');
     await axe(page, 'sign in');
   });
