@@ -312,7 +312,8 @@ async function main() {
     assert.equal(kept[0].email, 'wanjiru@example.org');
     assert.equal(posts.length, 2);
     assert.equal(await page.locator('#attention-link').count(), 0);
-    // refused again at once (online), then discarded: nothing left anywhere
+    // refused at once (online): corrected on the form, which still holds
+    // the values, so nothing is kept for later
     await page.goto(node.base + '/app/#/new/contact');
     await page.waitForSelector('#f-given_name');
     await page.fill('#f-given_name', 'Otieno');
@@ -320,6 +321,14 @@ async function main() {
     await page.fill('#f-email', 'not an address');
     await page.click('button[type=submit]');
     await page.waitForSelector('#form-error.error:has-text("email")');
+    assert.equal(await page.inputValue('#f-family_name'), 'Odhiambo');
+    assert.equal(await page.locator('#attention-link').count(), 0);
+    // refused after the office came back, then discarded: nothing left anywhere
+    await ctx.setOffline(true);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#form-error:text("Saved on this device")');
+    await ctx.setOffline(false);
+    await page.evaluate(() => window.dispatchEvent(new Event('online')));
     await page.waitForSelector('#attention-link:text("1 need attention")');
     await page.click('#attention-link');
     await page.waitForSelector('form.attention .reason');

@@ -132,13 +132,20 @@ const recall = (entity, id) => idb('records', 'readonly', (s) => s.get(entity + 
 const RETRY = [408, 412, 425, 429];
 
 /* A create goes to the outbox first, with its idempotency key, then out. */
-async function capture(collection, body, label) {
+/* onScreen: the form still shows what was typed, so a refusal answered
+ * now is corrected there and not also kept for #/attention. */
+async function capture(collection, body, label, onScreen) {
   const item = {key: crypto.randomUUID(), collection, body, label, at: new Date().toISOString()};
   await idb('outbox', 'readwrite', (s) => s.put(item));
   let sent = await flush();
   /* a flush already under way may have read the outbox before this item */
   if (!sent.has(item.key) && S.online) sent = await flush();
-  return sent.get(item.key) || null;
+  const res = sent.get(item.key) || null;
+  if (onScreen && res && !res.ok && res.status !== 409 && !RETRY.includes(res.status)) {
+    await idb('outbox', 'readwrite', (s) => s.delete(item.key));
+    updateWaiting();
+  }
+  return res;
 }
 
 let flushing = null;
@@ -549,7 +556,7 @@ async function editView(entity, id, parent) {
     if (errors.length) { err.textContent = t('error', {detail: errors.join(', ')}); return; }
     if (!id) {
       if (entity === 'contact') {
-        const res = await capture('contacts', body, t('entity.contact'));
+        const res = await capture('contacts', body, t('entity.contact'), true);
         if (!res) { err.className = 'okmsg'; err.textContent = t('queued'); return; }
         if (!res.ok) { err.textContent = t('error', {detail: detail(res)}); return; }
         location.hash = '#/contact/' + res.data.id;
