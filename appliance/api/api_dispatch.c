@@ -12,6 +12,7 @@
 #include "api_consents.h"
 #include "api_layout.h"
 #include "api_records.h"
+#include "api_users.h"
 
 int api_dispatch_early(const struct api_route *r, const char *method, struct api_response *resp)
 {
@@ -88,6 +89,14 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
     if (r->kind == API_ROUTE_AGGREGATE) {
         if (method_is(c, "GET") || method_is(c, "HEAD"))
             api_aggregates_get(db, c, &u);
+        else
+            method_not_allowed(c);
+        goto out;
+    }
+    /* Managers and admins (admins have no CRM records; the handler checks). */
+    if (r->kind == API_ROUTE_USERS) {
+        if (method_is(c, "GET") || method_is(c, "HEAD"))
+            api_users_list(rd->store, c, &u);
         else
             method_not_allowed(c);
         goto out;

@@ -86,6 +86,11 @@ void api_route_match(const char *path, struct api_route *r)
         r->label = "/api/v1/layout";
         return;
     }
+    if (n == 3 && !strcmp(seg[2], "users")) {
+        r->kind = API_ROUTE_USERS;
+        r->label = "/api/v1/users";
+        return;
+    }
     if (n == 4 && !strcmp(seg[2], "consents") && !strcmp(seg[3], "confirm")) {
         r->kind = API_ROUTE_CONFIRM;
         r->label = "/api/v1/consents/confirm";
@@ -137,6 +142,7 @@ const char *api_route_allow(enum api_route_kind kind)
     case API_ROUTE_CONSENT_STATUS:
     case API_ROUTE_AGGREGATE:
     case API_ROUTE_LAYOUT:
+    case API_ROUTE_USERS:
         return "GET, HEAD";
     case API_ROUTE_SESSION:
         return "POST, DELETE";

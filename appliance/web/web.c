@@ -131,7 +131,8 @@ void web_serve(struct http_exchange *x)
     }
     if (accepts_gzip(http_header(x, "Accept-Encoding"))) {
         http_add_header(x, "Content-Encoding", "gzip");
-        http_respond(x, 200, a->type, head ? NULL : a->gz, head ? 0 : a->gz_len);
+        /* HEAD too: the server sends the length and leaves the body out */
+        http_respond(x, 200, a->type, a->gz, a->gz_len);
         return;
     }
     unsigned char *raw = malloc(a->len ? a->len : 1);
@@ -141,6 +142,6 @@ void web_serve(struct http_exchange *x)
         http_respond_problem(x, 500, NULL, "the web app's file could not be unpacked");
         return;
     }
-    http_respond(x, 200, a->type, head ? NULL : raw, head ? 0 : (size_t)n);
+    http_respond(x, 200, a->type, raw, (size_t)n);
     free(raw);
 }

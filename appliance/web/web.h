@@ -51,7 +51,8 @@ long web_inflate(const struct web_asset *a, unsigned char *out, size_t cap);
 
 /* Answers x, a request web_owns: "/" redirects (302) to "/app/"; GET and
  * HEAD of an asset 200 (gzip when Accept-Encoding allows it, else the
- * inflated bytes) or 304 when If-None-Match names its ETag; other methods
+ * inflated bytes; HEAD with the Content-Length GET would send and no
+ * body) or 304 when If-None-Match names its ETag; other methods
  * 405 with Allow; an unknown path 404. */
 void web_serve(struct http_exchange *x);
 

@@ -2,7 +2,10 @@
 // the median of RUNS runs (bytes transferred, ms until usable).
 import {execFileSync} from 'node:child_process';
 import path from 'node:path';
-import {launch, makeNode, startNode, tmpdir} from '../browser/lib.mjs';
+import {needPackages} from '../browser/deps.mjs';
+
+needPackages();
+const {launch, makeNode, startNode, tmpdir} = await import('../browser/lib.mjs');
 
 const count = Number(process.argv[2] || 2000);
 const runs = Number(process.argv[3] || 3);

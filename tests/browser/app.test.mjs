@@ -7,8 +7,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {createRequire} from 'node:module';
-import {apiLogin, launch, makeNode, startNode, tmpdir, SOURCE_ROOT} from './lib.mjs';
+import {needPackages} from './deps.mjs';
 
+// lib.mjs imports playwright-core: loaded only once it is known to be there
+needPackages();
+const {apiLogin, launch, makeNode, startNode, tmpdir, SOURCE_ROOT} = await import('./lib.mjs');
 const require = createRequire(import.meta.url);
 const AXE_SRC = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const SHOTS = process.env.SHOTS_DIR || tmpdir('shots');
@@ -100,6 +103,7 @@ async function main() {
     const bytes = await page.evaluate(() => performance.getEntriesByType('resource')
       .concat(performance.getEntriesByType('navigation')).reduce((a, e) => a + e.transferSize, 0));
     assert.ok(bytes < 200 * 1024, `first load ${bytes} bytes`);
+    console.log(`     first load: ${bytes} bytes on the wire`);
     await shot(page, 'login');
     await axe(page, 'sign in');
   });
@@ -265,6 +269,82 @@ async function main() {
     await c2.close();
   });
 
+  await scenario('a capture the node refuses waits for the user: corrected and sent, or discarded', async () => {
+    const posts = [];
+    // requests that reached the node (an offline try fails before it)
+    page.on('requestfinished', (rq) => { if (rq.method() === 'POST' && /\/api\/v1\/contacts$/.test(rq.url())) posts.push(rq.postData()); });
+    const named = async (family) => (await api('GET', '/contacts?limit=500')).data.items.filter((c) => c.family_name === family);
+    // captured away from the office with an e-mail the node refuses
+    await page.goto(node.base + '/app/#/new/contact');
+    await page.waitForSelector('#f-given_name');
+    await ctx.setOffline(true);
+    await page.fill('#f-given_name', 'Wanjiru');
+    await page.fill('#f-family_name', 'Kamau');
+    await page.fill('#f-email', 'wanjiru-at-example');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#form-error:text("Saved on this device")');
+    await ctx.setOffline(false);
+    await page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await page.waitForSelector('#attention-link:text("1 need attention")');
+    assert.equal(posts.length, 1);
+    assert.equal((await named('Kamau')).length, 0);
+    // the node's reason, beside the values as captured
+    await page.click('#attention-link');
+    await page.waitForSelector('h1:text("Captures the office refused")');
+    const reason = await page.textContent('form.attention .reason');
+    assert.match(reason, /Refused \(4\d\d\)/);
+    assert.match(reason, /email/i);
+    assert.equal(await page.inputValue('form.attention input[name=email]'), 'wanjiru-at-example');
+    assert.equal(await page.getAttribute('form.attention input[name=email]', 'aria-invalid'), 'true');
+    await shot(page, 'attention');
+    await axe(page, 'needs attention');
+    // not sent again by itself: flushes pass it by
+    await page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await page.waitForTimeout(500);
+    assert.equal(posts.length, 1, 'a refused capture was sent again without the user');
+    assert.equal(await page.locator('form.attention').count(), 1);
+    // corrected and sent: stored once, the list empties
+    await page.fill('form.attention input[name=email]', 'wanjiru@example.org');
+    await page.click('form.attention button.resend');
+    await page.waitForSelector('#attention-none');
+    const kept = await named('Kamau');
+    assert.equal(kept.length, 1);
+    assert.equal(kept[0].email, 'wanjiru@example.org');
+    assert.equal(posts.length, 2);
+    assert.equal(await page.locator('#attention-link').count(), 0);
+    // refused at once (online): corrected on the form, which still holds
+    // the values, so nothing is kept for later
+    await page.goto(node.base + '/app/#/new/contact');
+    await page.waitForSelector('#f-given_name');
+    await page.fill('#f-given_name', 'Otieno');
+    await page.fill('#f-family_name', 'Odhiambo');
+    await page.fill('#f-email', 'not an address');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#form-error.error:has-text("email")');
+    assert.equal(await page.inputValue('#f-family_name'), 'Odhiambo');
+    assert.equal(await page.locator('#attention-link').count(), 0);
+    // refused after the office came back, then discarded: nothing left anywhere
+    await ctx.setOffline(true);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#form-error:text("Saved on this device")');
+    await ctx.setOffline(false);
+    await page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await page.waitForSelector('#attention-link:text("1 need attention")');
+    await page.click('#attention-link');
+    await page.waitForSelector('form.attention .reason');
+    await page.click('form.attention button.discard');
+    await page.waitForSelector('#attention-none');
+    assert.equal(await page.locator('#attention-link').count(), 0);
+    assert.doesNotMatch(await page.textContent('#status'), /waiting|attention/);
+    const left = await page.evaluate(() => new Promise((res, rej) => {
+      const rq = indexedDB.open('outpost');
+      rq.onsuccess = () => { const c = rq.result.transaction('outbox').objectStore('outbox').count(); c.onsuccess = () => res(c.result); c.onerror = () => rej(c.error); };
+      rq.onerror = () => rej(rq.error);
+    }));
+    assert.equal(left, 0, 'the outbox is empty after the discard');
+    assert.equal((await named('Odhiambo')).length, 0);
+  });
+
   await scenario('a forbidden field is absent where the region forbids it', async () => {
     await page.goto(node.base + '/app/#/new/contact');
     await page.waitForSelector('#f-given_name');
@@ -393,6 +473,11 @@ async function main() {
     await axe(p6, 'pipeline');
     await p6.goto(node.base + '/app/#/team');
     await p6.waitForSelector('table tbody tr');
+    // people by their names (GET /api/v1/users), never by a piece of an id
+    const who = await p6.locator('tbody th[scope=row]').allTextContents();
+    assert.ok(who.includes('ana'), 'team rows: ' + who.join(', '));
+    assert.ok(who.every((w) => !/^[0-9a-f-]{8}$/.test(w)), 'team rows: ' + who.join(', '));
+    await shot(p6, 'team');
     await axe(p6, 'team');
     await p6.goto(node.base + '/app/#/tasks');
     await p6.waitForSelector('h1:text("Meine Aufgaben für heute")');

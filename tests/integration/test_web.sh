@@ -2,7 +2,8 @@
 # The web app as outpostd serves it over HTTP (docs/WEB_APP.md, "Serving"):
 # / redirects to /app/; the files come gzipped with the strict CSP, an
 # ETag and no-cache, 304 for a matching If-None-Match, inflated bytes equal
-# to the source file for a client without gzip; HEAD has no body; other
+# to the source file for a client without gzip; HEAD has no body and the
+# length GET sends; other
 # methods 405 with Allow; unknown and escaping paths 404; none of it needs
 # credentials or touches the database, and the API beside it still wants
 # its token.
@@ -55,9 +56,19 @@ curl -s -o "$OUT" -D "$T/headers" -H 'Accept-Encoding: gzip;q=0, identity' "$BAS
 [ -z "$(header Content-Encoding)" ] || die "gzip sent despite q=0"
 cmp -s "$OUT" "$ASSETS/app.css" || die "app.css differs from the source"
 
-# HEAD: headers only
-curl -s -I -o /dev/null -D "$T/headers" "$BASE/app/app.css" || die "curl -I failed"
+# HEAD: headers only, with the length GET would send: the file as it is
+# without gzip, the gzipped bytes with it (RFC 9110, 9.3.2)
+got=$(curl -s -I -o /dev/null -w '%{size_download}' -D "$T/headers" "$BASE/app/app.css") ||
+    die "curl -I failed"
 expect_contains "$T/headers" "HTTP/1.1 200"
+[ "$got" = 0 ] || die "HEAD answered a body of $got bytes"
+want=$(stat -c %s "$ASSETS/app.css")
+[ "$(header Content-Length)" = "$want" ] || die "HEAD app.css: Content-Length $(header Content-Length), GET sends $want"
+[ "$want" -gt 0 ] || die "app.css is empty"
+curl -s -I -o /dev/null -D "$T/headers" -H 'Accept-Encoding: gzip' "$BASE/app/app.js" || die "curl -I failed"
+[ "$(header Content-Encoding)" = gzip ] || die "HEAD with gzip: $(cat "$T/headers")"
+want=$(stat -c %s "$T/app.js.gz")
+[ "$(header Content-Length)" = "$want" ] || die "HEAD app.js (gzip): Content-Length $(header Content-Length), GET sends $want"
 
 # other methods, unknown paths, paths that try to climb out
 req POST /app/app.js "" '{"x":1}'

@@ -128,14 +128,24 @@ async function remember(entity, rec, extra) {
 }
 const recall = (entity, id) => idb('records', 'readonly', (s) => s.get(entity + '/' + id));
 
+/* Answers that mean "not now" rather than "not this": sent again later. */
+const RETRY = [408, 412, 425, 429];
+
 /* A create goes to the outbox first, with its idempotency key, then out. */
-async function capture(collection, body, label) {
+/* onScreen: the form still shows what was typed, so a refusal answered
+ * now is corrected there and not also kept for #/attention. */
+async function capture(collection, body, label, onScreen) {
   const item = {key: crypto.randomUUID(), collection, body, label, at: new Date().toISOString()};
   await idb('outbox', 'readwrite', (s) => s.put(item));
   let sent = await flush();
   /* a flush already under way may have read the outbox before this item */
   if (!sent.has(item.key) && S.online) sent = await flush();
-  return sent.get(item.key) || null;
+  const res = sent.get(item.key) || null;
+  if (onScreen && res && !res.ok && res.status !== 409 && !RETRY.includes(res.status)) {
+    await idb('outbox', 'readwrite', (s) => s.delete(item.key));
+    updateWaiting();
+  }
+  return res;
 }
 
 let flushing = null;
@@ -143,7 +153,7 @@ function flush() {
   flushing = flushing || (async () => {
     const done = new Map();
     try {
-      const items = await idb('outbox', 'readonly', (s) => s.getAll());
+      const items = (await idb('outbox', 'readonly', (s) => s.getAll())).filter((it) => !it.refused);
       items.sort((a, b) => a.at.localeCompare(b.at));
       for (const it of items) {
         let res;
@@ -156,8 +166,10 @@ function flush() {
         if (res.ok || res.status === 409) {
           await idb('outbox', 'readwrite', (s) => s.delete(it.key));
           done.set(it.key, res);
-        } else if (res.status >= 400 && res.status < 500) {
-          it.error = detail(res);
+        } else if (res.status >= 400 && res.status < 500 && !RETRY.includes(res.status)) {
+          /* refused: held for the user (#/attention), not sent again until they act */
+          it.refused = {status: res.status, detail: detail(res), at: new Date().toISOString(),
+            fields: ((res.data && res.data.errors) || []).map((e) => e.pointer).filter(Boolean)};
           await idb('outbox', 'readwrite', (s) => s.put(it));
           done.set(it.key, res);
         } else {
@@ -174,12 +186,17 @@ function flush() {
 }
 
 async function updateWaiting() {
-  let n = 0;
-  try { n = (await idb('outbox', 'readonly', (s) => s.count())) || 0; } catch (e) { n = 0; }
+  let all = [];
+  try { all = (await idb('outbox', 'readonly', (s) => s.getAll())) || []; } catch (e) { all = []; }
+  const held = all.filter((it) => it.refused).length, n = all.length - held;
   const parts = [];
   if (!S.online) parts.push(t('offline'));
   if (n) parts.push(t('waiting', {n}));
   status(parts.join(' · '));
+  if (held) {
+    const el = document.getElementById('status');
+    el.append(parts.length ? ' · ' : '', h('a', {href: '#/attention', id: 'attention-link', text: t('attention.count', {n: held})}));
+  }
 }
 
 /* ---- language ------------------------------------------------------------- */
@@ -539,7 +556,7 @@ async function editView(entity, id, parent) {
     if (errors.length) { err.textContent = t('error', {detail: errors.join(', ')}); return; }
     if (!id) {
       if (entity === 'contact') {
-        const res = await capture('contacts', body, t('entity.contact'));
+        const res = await capture('contacts', body, t('entity.contact'), true);
         if (!res) { err.className = 'okmsg'; err.textContent = t('queued'); return; }
         if (!res.ok) { err.textContent = t('error', {detail: detail(res)}); return; }
         location.hash = '#/contact/' + res.data.id;
@@ -617,7 +634,9 @@ async function tasksView() {
 
 async function teamView() {
   if (!S.user || S.user.role !== 'manager') { show(t('team.title'), h('p', {text: t('team.managers_only')})); return; }
-  const r = await api('GET', '/activities?sort=updated&limit=1000');
+  const [r, us] = await Promise.all([api('GET', '/activities?sort=updated&limit=1000'), api('GET', '/users')]);
+  /* people by name; an id the list does not know (a user since deleted) by its end */
+  const names = new Map((us.ok ? us.data.items : []).map((u) => [u.id, u.display_name || u.name]));
   const since = Date.now() - 7 * 86400000;
   const by = new Map();
   for (const a of (r.ok ? r.data.items : [])) {
@@ -631,8 +650,81 @@ async function teamView() {
   const chans = ['visit', 'call', 'sms', 'messaging_app', 'email', 'direct_mail', 'meeting'];
   const nf = new Intl.NumberFormat(S.lang);
   show(t('team.title'), h('table', {}, h('thead', {}, h('tr', {}, h('th', {scope: 'col', text: t('team.user')}), chans.map((c) => h('th', {scope: 'col', text: t('channel.' + c)})), h('th', {scope: 'col', text: t('team.total')}))),
-    h('tbody', {}, [...by].map(([owner, row]) => h('tr', {}, h('th', {scope: 'row', text: owner === (S.user && S.user.id) ? S.user.name : owner.slice(-8)}),
+    h('tbody', {}, [...by].map(([owner, row]) => h('tr', {}, h('th', {scope: 'row', text: names.get(owner) || (owner === (S.user && S.user.id) ? S.user.name : owner.slice(-8))}),
       chans.map((c) => h('td', {text: nf.format(row[c] || 0)})), h('td', {text: nf.format(row.total)}))))));
+}
+
+/* Captures the node refused (a 4xx): the node's reason, the values as
+ * captured to correct and send again, or discard. Nothing here is sent
+ * without the user's tap. */
+const SINGULAR = {contacts: 'contact', activities: 'activity', notes: 'note'};
+
+async function attentionView() {
+  const items = (await idb('outbox', 'readonly', (s) => s.getAll())).filter((it) => it.refused);
+  items.sort((a, b) => a.at.localeCompare(b.at));
+  show(t('attention.title'), items.length ? h('p', {text: t('attention.help')}) : h('p', {class: 'muted', id: 'attention-none', text: t('attention.none')}),
+    items.map((it) => attentionItem(it)));
+}
+
+/* The editable values of a captured body: its text, number and yes/no
+ * members and custom fields; links to other records (..._id) stay as
+ * they were. */
+function editable(body) {
+  const out = [];
+  for (const [k, v] of Object.entries(body)) {
+    if (k.endsWith('_id')) continue;
+    if (k === 'custom' && v && typeof v === 'object') {
+      for (const [ck, cv] of Object.entries(v)) out.push(['custom.' + ck, cv]);
+    } else if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) out.push([k, v]);
+  }
+  return out;
+}
+
+function attentionItem(it) {
+  const entity = SINGULAR[it.collection] || it.collection;
+  const layout = new Map(fieldsOf(entity).map((f) => [f.name, f]));
+  const msg = h('p', {role: 'status'});
+  const inputs = editable(it.body).map(([name, v]) => {
+    const id = 'att-' + it.key + '-' + name.replace('.', '-');
+    const f = layout.get(name) || {name};
+    const el = typeof v === 'boolean' ? h('input', {id, name, type: 'checkbox'}) : h('input', {id, name, autocomplete: 'off'});
+    if (typeof v === 'boolean') el.checked = v;
+    else el.value = v === null ? '' : String(v);
+    if (it.refused.fields.some((p) => p === '/' + name.replace('.', '/'))) el.setAttribute('aria-invalid', 'true');
+    return [name, v, h('div', {}, h('label', {for: id, text: layout.has(name) ? fieldLabel(f) : name}), el)];
+  });
+  const form = h('form', {class: 'attention', 'data-key': it.key, onsubmit: async (ev) => {
+    ev.preventDefault();
+    const body = JSON.parse(JSON.stringify(it.body));
+    for (const [name, old] of inputs) {
+      const el = form.elements[name];
+      let v = el.type === 'checkbox' ? el.checked : el.value.trim();
+      if (typeof old === 'number' && v !== '') v = Number(v);
+      const custom = name.startsWith('custom.');
+      const target = custom ? body.custom : body, key = custom ? name.slice(7) : name;
+      if (v === '') delete target[key];
+      else target[key] = v;
+    }
+    /* the same key: a refused create stored none, so a lost answer is still caught */
+    const next = Object.assign({}, it, {body});
+    delete next.refused;
+    await idb('outbox', 'readwrite', (s) => s.put(next));
+    let sent = await flush();
+    if (!sent.has(it.key) && S.online) sent = await flush(); /* a flush under way read the outbox before */
+    if (!sent.has(it.key)) { msg.textContent = t('queued'); return; }
+    attentionView(); /* sent, or refused again and drawn with the new reason */
+  }},
+  h('h2', {text: t('entity.' + entity) + (it.label && it.label !== t('entity.' + entity) ? ' · ' + it.label : '') + ' · ' + fmtDate(it.at)}),
+  h('p', {class: 'error reason', text: t('attention.reason', {status: it.refused.status, detail: it.refused.detail})}),
+  inputs.map((x) => x[2]),
+  h('div', {class: 'row'},
+    h('button', {type: 'submit', class: 'resend', text: t('attention.resend')}),
+    h('button', {type: 'button', class: 'secondary discard', text: t('attention.discard'), onclick: async () => {
+      await idb('outbox', 'readwrite', (s) => s.delete(it.key));
+      updateWaiting();
+      attentionView();
+    }})), msg);
+  return form;
 }
 
 /* ---- routing -------------------------------------------------------------- */
@@ -653,6 +745,7 @@ async function route() {
     case 'pipeline': return await pipelineView();
     case 'tasks': return await tasksView();
     case 'team': return await teamView();
+    case 'attention': return await attentionView();
     default: return searchView();
     }
   } catch (e) {

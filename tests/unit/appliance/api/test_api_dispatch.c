@@ -36,7 +36,7 @@ static void not_found(void)
                                         "/nowhere",
                                         "/api/v1",
                                         "/api/v2/contacts",
-                                        "/api/v1/users",
+                                        "/api/v1/users/x",
                                         "/healthz/",
                                         "/api/v1/contacts/a/b"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {

@@ -66,8 +66,11 @@ static void collections(void)
         CHECK_STR(r.label, label);
         CHECK_STR(r.id, "0190-abc");
     }
-    /* users, consents and the audit log are not collections of this API */
-    CHECK_EQ(match("/api/v1/users"), API_ROUTE_NOT_FOUND);
+    /* users are a read-only list, not a collection of records; consents
+     * and the audit log are not collections of this API */
+    CHECK_EQ(match("/api/v1/users"), API_ROUTE_USERS);
+    CHECK_STR(r.label, "/api/v1/users");
+    CHECK_EQ(match("/api/v1/users/0190-abc"), API_ROUTE_NOT_FOUND);
     CHECK_EQ(match("/api/v1/consents"), API_ROUTE_NOT_FOUND);
     CHECK_EQ(match("/api/v1/contact"), API_ROUTE_NOT_FOUND);
 }

@@ -133,6 +133,9 @@ static void catalogues(void)
         json_object_foreach(j, k, v) CHECK(json_object_get(en, k) != NULL);
         CHECK(json_object_get(j, "login.title") != NULL);
         CHECK(json_object_get(j, "search.title") != NULL);
+        /* the refused-captures screen speaks every language too */
+        CHECK(json_object_get(j, "attention.count") != NULL);
+        CHECK(json_object_get(j, "attention.discard") != NULL);
         if (strcmp(langs[i], "en"))
             CHECK(strcmp(json_string_value(json_object_get(j, "login.title")),
                          json_string_value(json_object_get(en, "login.title"))) != 0);
