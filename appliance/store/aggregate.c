@@ -864,6 +864,28 @@ static int compute(struct sql_cache *c, const struct def *d, const struct policy
     return 0;
 }
 
+/* The answer kept for this aggregate, grid point and policy: 1 with *a set,
+ * 0 when none is kept, or a negative errno (err says why). */
+static int kept_answer(struct sql_cache *c, const struct def *d, const struct grid *g,
+                       const struct policy *p, json_t **a, struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, STORE_Q_AGGREGATE_ANSWER_GET, &st, err);
+    if (rc == 0 && (sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 2, g->canon, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC) != SQLITE_OK))
+        rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", d->name);
+    if (rc == 0 && (rc = sql_step(c, STORE_Q_AGGREGATE_ANSWER_GET, st, err)) == 1) {
+        json_error_t je;
+        *a = json_loads((const char *)sqlite3_column_text(st, 0), 0, &je);
+        sqlite3_reset(st);
+        if (!*a)
+            return op_error_set(err, -EBADMSG, NULL, "%s: the kept answer is not JSON: %s", d->name,
+                                je.text);
+    }
+    return rc;
+}
+
 int aggregate_answer(struct store *s, const struct policy *p, const char *name,
                      const char *const *params, size_t nparams, uint64_t now_ms, json_t **out,
                      struct op_error *err)
@@ -883,22 +905,12 @@ int aggregate_answer(struct store *s, const struct policy *p, const char *name,
         return rc;
     json_t *a = NULL;
     sqlite3_stmt *st;
-    rc = sql_get_st(&c, STORE_Q_AGGREGATE_ANSWER_GET, &st, err);
-    if (rc == 0 && (sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC) != SQLITE_OK ||
-                    sqlite3_bind_text(st, 2, g.canon, -1, SQLITE_STATIC) != SQLITE_OK ||
-                    sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC) != SQLITE_OK))
-        rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", name);
-    if (rc == 0 && (rc = sql_step(&c, STORE_Q_AGGREGATE_ANSWER_GET, st, err)) == 1) {
-        json_error_t je;
-        a = json_loads((const char *)sqlite3_column_text(st, 0), 0, &je);
-        sqlite3_reset(st);
-        rc = a ? 0
-               : op_error_set(err, -EBADMSG, NULL, "%s: the kept answer is not JSON: %s", name,
-                              je.text);
+    rc = kept_answer(&c, d, &g, p, &a, err);
+    if (rc != 0) {
+        if (rc > 0)
+            rc = 0;
         goto done;
     }
-    if (rc < 0)
-        goto done;
 
     if ((rc = compute(&c, d, p, &g, now_ms, &a, err)) < 0)
         goto done;
@@ -923,19 +935,11 @@ int aggregate_answer(struct store *s, const struct policy *p, const char *name,
         /* Another caller may have kept an answer first: give that one. */
         json_decref(a);
         a = NULL;
-        rc = sql_get_st(&c, STORE_Q_AGGREGATE_ANSWER_GET, &st, err);
-        if (rc == 0 && (sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC) != SQLITE_OK ||
-                        sqlite3_bind_text(st, 2, g.canon, -1, SQLITE_STATIC) != SQLITE_OK ||
-                        sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC) != SQLITE_OK))
-            rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", name);
-        if (rc == 0 && (rc = sql_step(&c, STORE_Q_AGGREGATE_ANSWER_GET, st, err)) == 1) {
-            json_error_t je;
-            a = json_loads((const char *)sqlite3_column_text(st, 0), 0, &je);
-            sqlite3_reset(st);
-            rc = a ? 0 : op_error_set(err, -EBADMSG, NULL, "%s: the kept answer is not JSON", name);
-        } else if (rc == 0) {
+        rc = kept_answer(&c, d, &g, p, &a, err);
+        if (rc > 0)
+            rc = 0;
+        else if (rc == 0)
             rc = op_error_set(err, -EIO, NULL, "%s: the answer was not kept", name);
-        }
     }
 done:
     sql_cache_close(&c);

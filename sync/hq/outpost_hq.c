@@ -803,6 +803,24 @@ static int aggregate_request_cmd(struct opts *o, int argc, char **argv)
     return code;
 }
 
+/* One row of the combined table: its label, key and cells, a suppressed
+ * cell printed as such (never a number made up for it). */
+static void print_cells_row(const char *label, const json_t *r)
+{
+    size_t j;
+    const json_t *c;
+    printf("%-10s %-24.24s", label, json_string_value(json_object_get(r, "key")));
+    json_array_foreach(json_object_get(r, "cells"), j, c)
+    {
+        const json_t *n = json_object_get(c, "n");
+        if (json_is_integer(n))
+            printf(" %12" JSON_INTEGER_FORMAT, json_integer_value(n));
+        else
+            printf(" %12s", "suppressed");
+    }
+    printf("\n");
+}
+
 static void print_combined(const json_t *t)
 {
     const json_t *cols = json_object_get(t, "cols");
@@ -828,32 +846,8 @@ static void print_combined(const json_t *t)
     json_array_foreach(cols, j, c) printf(" %12.12s", json_string_value(c));
     printf("\n");
     json_array_foreach(json_object_get(t, "rows"), i, r)
-    {
-        printf("%-10s %-24.24s", json_string_value(json_object_get(r, "region")),
-               json_string_value(json_object_get(r, "key")));
-        json_array_foreach(json_object_get(r, "cells"), j, c)
-        {
-            const json_t *n = json_object_get(c, "n");
-            if (json_is_integer(n))
-                printf(" %12" JSON_INTEGER_FORMAT, json_integer_value(n));
-            else
-                printf(" %12s", "suppressed");
-        }
-        printf("\n");
-    }
-    json_array_foreach(json_object_get(t, "combined"), i, r)
-    {
-        printf("%-10s %-24.24s", "(all)", json_string_value(json_object_get(r, "key")));
-        json_array_foreach(json_object_get(r, "cells"), j, c)
-        {
-            const json_t *n = json_object_get(c, "n");
-            if (json_is_integer(n))
-                printf(" %12" JSON_INTEGER_FORMAT, json_integer_value(n));
-            else
-                printf(" %12s", "suppressed");
-        }
-        printf("\n");
-    }
+        print_cells_row(json_string_value(json_object_get(r, "region")), r);
+    json_array_foreach(json_object_get(t, "combined"), i, r) print_cells_row("(all)", r);
 }
 
 static int aggregate_cmd(struct opts *o, int argc, char **argv)
