@@ -244,7 +244,13 @@ npm_deps() {
         say "browser test packages: installed"
         return 0
     fi
-    command -v npm >/dev/null || die "npm is missing (packaging/build-deps.txt)"
+    # Debian's nodejs comes without npm; a nodejs that brings its own npm
+    # conflicts with Debian's npm package, so it is installed only if missing.
+    if ! command -v npm >/dev/null; then
+        say "installing: npm"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm
+    fi
+    command -v npm >/dev/null || die "npm is missing: install Debian's npm package"
     say "installing the browser test packages into tests/browser/node_modules"
     (cd "$dir" && npm ci --no-audit --no-fund)
 }
