@@ -6,3 +6,9 @@
 -- acknowledged even when the daemon was killed between two reports. A new
 -- upload of the segment (HQ forgot the old one) starts again at 0.
 ALTER TABLE sync_segments ADD COLUMN charged INTEGER NOT NULL DEFAULT 0 CHECK (charged >= 0);
+
+-- What an API token may do (docs/OUTPOSTD.md, "Metrics"): '' everything
+-- its user's role allows; 'metrics' reading GET /metrics and nothing else,
+-- so a monitoring system can scrape the node without a credential that
+-- reads every contact (`outpost token create --scope metrics`).
+ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT '' CHECK (scope IN ('', 'metrics'));
