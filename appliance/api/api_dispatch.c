@@ -78,6 +78,13 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
         u = c->req.user;
     else if (api_auth_authenticate(db, rd, c, &u) < 0)
         goto out;
+    /* A token of scope metrics reads /metrics and nothing else. */
+    if (u.scope == AUTH_SCOPE_METRICS && r->kind != API_ROUTE_METRICS) {
+        api_reply_problem(&c->resp, 403,
+                          "this API token has the scope metrics: it may read GET /metrics only",
+                          NULL);
+        goto out;
+    }
     if (r->kind == API_ROUTE_METRICS) {
         if (method_is(c, "GET") || method_is(c, "HEAD"))
             api_metrics_authorize(c, &u);

@@ -58,6 +58,29 @@ int auth_role_parse(const char *name, enum auth_role *out)
     return -EINVAL;
 }
 
+const char *auth_scope_name(enum auth_scope s)
+{
+    return s == AUTH_SCOPE_METRICS ? "metrics" : "";
+}
+
+int auth_scope_parse(const char *name, enum auth_scope *out, struct op_error *err)
+{
+    if (name && !strcmp(name, "metrics")) {
+        *out = AUTH_SCOPE_METRICS;
+        return 0;
+    }
+    return op_error_set(err, -EINVAL, "scope", "scope: unknown scope '%.64s' (expected: %s)",
+                        name ? name : "", AUTH_SCOPE_LIST);
+}
+
+/* The scope column as stored ('' or 'metrics'); anything else, which the
+ * schema's CHECK rules out, is the narrowest scope. */
+static enum auth_scope scope_col(sqlite3_stmt *st, int col)
+{
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    return s && !*s ? AUTH_SCOPE_ALL : AUTH_SCOPE_METRICS;
+}
+
 int auth_name_check(const char *name, struct op_error *err)
 {
     size_t n = name ? strlen(name) : 0;
@@ -790,6 +813,7 @@ int auth_lookup_bearer(struct auth *a, const char *token, struct auth_user *user
         ok = 0;
     if (sqlite3_column_int(st, col + 3) || sqlite3_column_int(st, col + 4))
         ok = 0; /* disabled or deleted */
+    u.scope = kind ? scope_col(st, col + 5) : AUTH_SCOPE_ALL;
     done(st);
     if (!ok)
         return refused(err);
@@ -809,6 +833,14 @@ int auth_lookup_bearer(struct auth *a, const char *token, struct auth_user *user
 
 int auth_token_create(struct auth *a, const char *user_name, const char *label, int expires_days,
                       char token[AUTH_TOKEN_BUF], int64_t *id, struct op_error *err)
+{
+    return auth_token_create_scoped(a, user_name, label, expires_days, AUTH_SCOPE_ALL, token, id,
+                                    err);
+}
+
+int auth_token_create_scoped(struct auth *a, const char *user_name, const char *label,
+                             int expires_days, enum auth_scope scope, char token[AUTH_TOKEN_BUF],
+                             int64_t *id, struct op_error *err)
 {
     if (expires_days < 0 || expires_days > AUTH_TOKEN_DAYS_MAX)
         return op_error_set(err, -EINVAL, "expires_days", "expiry: expected 1 to %d days (or none)",
@@ -830,6 +862,12 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
     rc = user_known(a, user_name, &u, err);
     if (rc == 1 && u.disabled)
         rc = op_error_set(err, -EPERM, "user", "user '%s' is disabled; enable it first", user_name);
+    if (rc == 1 && scope == AUTH_SCOPE_METRICS && u.role != AUTH_ROLE_MANAGER &&
+        u.role != AUTH_ROLE_ADMIN)
+        rc = op_error_set(err, -EINVAL, "scope",
+                          "scope metrics: user '%s' has the %s role, which may not read /metrics "
+                          "(manager or admin may)",
+                          user_name, auth_role_name(u.role));
     int64_t now = now_ms(a);
     sqlite3_stmt *st = NULL;
     if (rc == 1)
@@ -857,6 +895,7 @@ int auth_token_create(struct auth *a, const char *user_name, const char *label, 
         sqlite3_bind_int64(st, 4, now);
         if (expires_days > 0)
             sqlite3_bind_int64(st, 5, now + (int64_t)expires_days * 86400 * 1000);
+        sqlite3_bind_text(st, 6, auth_scope_name(scope), -1, SQLITE_STATIC);
         rc = sql_run_what(&a->q, st, "cannot store the API token", err);
     }
     int64_t new_id = sqlite3_last_insert_rowid(a->q.db);
@@ -928,6 +967,7 @@ int auth_token_each(struct auth *a, const char *user_name,
         t.expires_ms = sqlite3_column_int64(st, 4);
         t.revoked_ms = sqlite3_column_int64(st, 5);
         t.last_used_ms = sqlite3_column_int64(st, 6);
+        t.scope = scope_col(st, 7);
         rc = cb(ctx, &t);
         if (rc)
             break;

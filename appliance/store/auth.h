@@ -65,6 +65,22 @@ int auth_role_parse(const char *name, enum auth_role *out);
 /* "field, manager, admin, hq", for messages. */
 #define AUTH_ROLE_LIST "field, manager, admin, hq"
 
+/* What a credential may do beyond its role: a session and an API token
+ * made without a scope may do all the role allows; a token of scope
+ * `metrics` reads GET /metrics and nothing else (no record, no search, no
+ * aggregate), for a monitoring system. */
+enum auth_scope {
+    AUTH_SCOPE_ALL = 0,
+    AUTH_SCOPE_METRICS,
+};
+
+/* "" for AUTH_SCOPE_ALL, "metrics". */
+const char *auth_scope_name(enum auth_scope s);
+/* Parses a scope given on the command line ("metrics"): 0, or -EINVAL
+ * with a message naming the value and the scopes there are. */
+int auth_scope_parse(const char *name, enum auth_scope *out, struct op_error *err);
+#define AUTH_SCOPE_LIST "metrics"
+
 /* A user name is 1..64 bytes of a-z, 0-9, '.', '_', '-', '@', starting
  * with a letter or digit (lower case only, so that "Ana" and "ana" cannot
  * be two accounts). Returns 0 or -EINVAL with the reason in err. */
@@ -94,6 +110,7 @@ struct auth_user {
     char id[AUTH_ID_LEN];
     char name[AUTH_NAME_MAX + 1];
     enum auth_role role;
+    enum auth_scope scope; /* AUTH_SCOPE_ALL but for a scoped API token */
     int via_api_token;     /* 1 for an API token, 0 for a session */
     int64_t credential_id; /* the session's or API token's row id */
     int64_t expires_ms;    /* Unix ms; 0 for an API token without expiry */
@@ -206,6 +223,11 @@ int auth_touch(struct auth *a, const struct auth_user *u, struct op_error *err);
  * (shown once) and *id, if not NULL, its row id. */
 int auth_token_create(struct auth *a, const char *user_name, const char *label, int expires_days,
                       char token[AUTH_TOKEN_BUF], int64_t *id, struct op_error *err);
+/* The same with a scope. AUTH_SCOPE_METRICS is only for a user whose role
+ * may read /metrics (manager, admin): -EINVAL otherwise, nothing written. */
+int auth_token_create_scoped(struct auth *a, const char *user_name, const char *label,
+                             int expires_days, enum auth_scope scope, char token[AUTH_TOKEN_BUF],
+                             int64_t *id, struct op_error *err);
 
 /* Revokes an API token by id. -ENOENT if there is none; revoking a revoked
  * token succeeds and keeps the first revocation time. */
@@ -220,6 +242,7 @@ struct auth_token_info {
     int64_t expires_ms;   /* 0: never */
     int64_t revoked_ms;   /* 0: not revoked */
     int64_t last_used_ms; /* 0: never used */
+    enum auth_scope scope;
 };
 
 /* Calls cb for each API token (of one user when user_name is not NULL) in

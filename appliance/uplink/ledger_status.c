@@ -270,3 +270,63 @@ int sync_ledger_status_db(const char *db_path, struct sync_status *out, struct o
     *out = st;
     return 0;
 }
+
+int sync_ledger_charge_upload(struct sync_ledger *l, uint64_t no, uint64_t offset,
+                              uint64_t *charged, struct op_error *err)
+{
+    if (charged)
+        *charged = 0;
+    int rc = store_begin(l->s, err);
+    if (rc < 0)
+        return rc;
+    struct ledger_state s;
+    rc = ledger_load_state(&l->q, &s, err);
+    sqlite3_stmt *st = NULL;
+    int64_t before = 0;
+    if (rc >= 0) {
+        st = sql_get(&l->q, UPLINK_Q_LEDGER_STATUS_CHARGED, err);
+        if (!st)
+            rc = err && err->code ? err->code : -EIO;
+    }
+    if (rc >= 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
+        rc = sql_step(&l->q, UPLINK_Q_LEDGER_STATUS_CHARGED, st, err);
+        if (rc == 1) {
+            before = sqlite3_column_int64(st, 0);
+            sqlite3_reset(st);
+            rc = 0;
+        } else if (rc == 0) {
+            rc = op_error_set(err, -ENOENT, "segment", "segment %llu is not in the ledger",
+                              (unsigned long long)no);
+        }
+    }
+    /* the offset only grows on one upload; a smaller one (HQ lost bytes)
+     * is stored so that what it takes again is charged again */
+    int64_t gained = (int64_t)offset > before ? (int64_t)offset - before : 0;
+    if (rc >= 0 && (int64_t)offset != before) {
+        st = sql_get(&l->q, UPLINK_Q_LEDGER_STATUS_SET_CHARGED, err);
+        if (!st) {
+            rc = err && err->code ? err->code : -EIO;
+        } else {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)offset);
+            rc = sql_run(&l->q, UPLINK_Q_LEDGER_STATUS_SET_CHARGED, st, err);
+        }
+    }
+    if (rc >= 0 && gained) {
+        int64_t day = ledger_now(l) / 86400000;
+        int64_t today = (s.bytes_day == day ? s.bytes_today : 0) + gained;
+        st = sql_get(&l->q, UPLINK_Q_LEDGER_STATUS_CHARGE_DAY, err);
+        if (!st) {
+            rc = err && err->code ? err->code : -EIO;
+        } else {
+            sqlite3_bind_int64(st, 1, day);
+            sqlite3_bind_int64(st, 2, today);
+            rc = sql_run(&l->q, UPLINK_Q_LEDGER_STATUS_CHARGE_DAY, st, err);
+        }
+    }
+    rc = ledger_end_tx(l, rc < 0 ? rc : 0, err);
+    if (rc >= 0 && charged)
+        *charged = (uint64_t)gained;
+    return rc;
+}

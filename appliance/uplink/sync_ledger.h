@@ -166,9 +166,9 @@ int sync_ledger_mailbox_store(struct sync_ledger *l, const char *json, size_t le
                               int *policy_changed, struct op_error *err);
 
 /* What the link did since the last report: the byte counts are added to
- * today's figures (bytes_confirmed is what the daily budget is charged),
- * so each byte is reported once; the uplink reports while an upload runs,
- * not only at its end, so a stuck upload is charged too. */
+ * today's figures, so each byte is reported once. bytes_confirmed is
+ * charged to the daily budget as well; the uplink charges through
+ * sync_ledger_charge_upload instead and leaves it 0. */
 struct sync_link_report {
     uint64_t bytes_sent, bytes_confirmed, bytes_resent;
     /* a goodput sample: sample_bytes confirmed over duration_ms (a whole
@@ -181,6 +181,16 @@ struct sync_link_report {
 };
 int sync_ledger_note_link(struct sync_ledger *l, const struct sync_link_report *r,
                           struct op_error *err);
+
+/* HQ stated `offset` for segment `no`'s upload (a PATCH's answer, or the
+ * HEAD after a restart): what it holds beyond what is charged already is
+ * charged to today's bytes (the daily budget), in the transaction that
+ * stores the new value, so the day's count is what HQ acknowledged across
+ * a kill -9. A new upload URL starts the segment again at 0. Sets
+ * *charged (may be NULL) to the bytes charged now. -ENOENT: no such
+ * segment, nothing written. */
+int sync_ledger_charge_upload(struct sync_ledger *l, uint64_t no, uint64_t offset,
+                              uint64_t *charged, struct op_error *err);
 
 /* Records why sync waits although nothing is wrong ("" when it does not):
  * shown by `outpost status`. Writes only when the text changes. */

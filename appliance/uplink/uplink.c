@@ -47,8 +47,9 @@
  * again), receipt polls back off up to this, not every interval forever */
 #define UPLINK_RECEIPT_SLOW_MS (5u * 60u * 1000u)
 #define UPLINK_CHUNK_MAX ((size_t)512 * 1024) /* under HQ's default 1 MiB body cap */
-/* while an upload runs, what HQ acknowledged is charged to the day (a
- * committed transaction) at most this often, and at its end */
+/* while an upload runs, the bytes put on the wire are reported (a
+ * committed transaction) at most this often, and at its end; what HQ
+ * acknowledged is charged each time its offset is learned (J_CHARGE) */
 #define UPLINK_CHARGE_MS 2000u
 /* the mailbox is fetched at start and at least this often, for an HQ that
  * sends no Outpost-Mailbox-Last */
@@ -63,6 +64,7 @@ enum job_kind {
     J_MAILBOX,
     J_RELOAD,
     J_NOTE,
+    J_CHARGE,
     J_STATUS,
     J_WAITING,
     J_VOIDED,
@@ -84,7 +86,8 @@ struct job {
     /* inputs */
     int allow_segment;
     uint64_t no;
-    char *text; /* URL, receipt or mailbox body */
+    uint64_t offset; /* J_CHARGE: HQ's offset of segment `no` */
+    char *text;      /* URL, receipt or mailbox body */
     size_t len;
     struct sync_link_report rep;
     char rep_kind[32], rep_msg[256];
@@ -126,10 +129,11 @@ struct uplink {
     uint64_t mailbox_poll_ms; /* when (mono) */
     int budget_pause;         /* the pause timer is for the budget, not the window */
     struct job *active, *qhead, *qtail;
-    int busy;         /* a cycle is under way */
-    int kick_pending; /* run again as soon as it ends */
-    int progress;     /* this cycle moved something: do not wait */
-    int note_queued;  /* a retry NOTE is waiting: coalesce */
+    int busy;                  /* a cycle is under way */
+    int kick_pending;          /* run again as soon as it ends */
+    int progress;              /* this cycle moved something: do not wait */
+    int note_queued;           /* a retry NOTE is waiting: coalesce */
+    struct job *charge_queued; /* a CHARGE waiting to run: a newer offset replaces its own */
 
     /* the segment of this cycle */
     struct sync_segment seg;
@@ -157,6 +161,7 @@ static void upload_segment(struct uplink *u);
 static void after_prepare(struct uplink *u, struct job *j);
 static void after_voided(struct uplink *u, struct job *j);
 static void check_budget(struct uplink *u);
+static void after_charge(struct uplink *u, struct job *j);
 static void report_link_as(struct uplink *u, int final, const char *kind, const char *msg);
 static void poll_receipt(struct uplink *u);
 static void poll_mailbox(struct uplink *u);
@@ -307,6 +312,9 @@ static void job_work(uv_work_t *w)
     case J_NOTE:
         j->rc = sync_ledger_note_link(u->ledger, &j->rep, &j->err);
         break;
+    case J_CHARGE:
+        j->rc = sync_ledger_charge_upload(u->ledger, j->no, j->offset, NULL, &j->err);
+        break;
     case J_STATUS:
         break;
     case J_WAITING:
@@ -375,6 +383,8 @@ static void run_next_job(struct uplink *u)
     if (!u->qhead)
         u->qtail = NULL;
     j->next = NULL;
+    if (j == u->charge_queued)
+        u->charge_queued = NULL;
     /* Only OPEN and CLOSE may run without an open ledger. */
     if (!u->ledger && j->kind != J_OPEN) {
         job_free(j);
@@ -445,8 +455,8 @@ static void report_link_as(struct uplink *u, int final, const char *kind, const 
     uint64_t conf = st.bytes_confirmed - u->before.bytes_confirmed;
     uint64_t sent = st.bytes_sent - u->before.bytes_sent;
     uint64_t resent = st.bytes_resent - u->before.bytes_resent;
+    /* what HQ acknowledged is charged by J_CHARGE, from its offset */
     struct sync_link_report r = {
-        .bytes_confirmed = conf - u->rep_confirmed,
         .bytes_sent = sent - u->rep_sent,
         .bytes_resent = resent - u->rep_resent,
         .receipts_inline = u->saved_inline,
@@ -456,7 +466,7 @@ static void report_link_as(struct uplink *u, int final, const char *kind, const 
         r.sample_bytes = conf;
         r.duration_ms = now - u->upload_start_ms;
     }
-    if (!final && !r.bytes_confirmed && !r.bytes_sent && !r.bytes_resent)
+    if (!final && conf == u->rep_confirmed && !r.bytes_sent && !r.bytes_resent)
         return;
     u->rep_confirmed = conf;
     u->rep_sent = sent;
@@ -917,10 +927,42 @@ static void check_budget(struct uplink *u)
     }
 }
 
+/* HQ stated its offset of the upload: charged to the day in the ledger
+ * (the difference to what is charged already, so a restart's HEAD charges
+ * what HQ took before the kill). One waiting job takes the newest. */
+static void charge_offset(struct uplink *u, uint64_t confirmed)
+{
+    if (u->charge_queued && u->charge_queued->no == u->seg.no) {
+        u->charge_queued->offset = confirmed;
+        return;
+    }
+    struct job *j = job_new(u, J_CHARGE, after_charge);
+    if (!j)
+        return; /* the next offset charges it */
+    j->no = u->seg.no;
+    j->offset = confirmed;
+    u->charge_queued = j; /* until run_next_job takes it */
+    (void)queue_job(u, j);
+}
+
+/* A charge can spend the budget by itself: after a restart, the HEAD's
+ * offset charges what HQ took before it, which the budget the upload
+ * started with did not know of. Pause then, as check_budget would. */
+static void after_charge(struct uplink *u, struct job *j)
+{
+    (void)j;
+    if (!u->uploading || u->budget_left == UINT64_MAX || u->budget_pause ||
+        u->seg_confirmed >= u->seg.bytes || budget_left(u))
+        return;
+    u->budget_pause = 1;
+    (void)uv_timer_start(&u->pause_timer, on_pause, 0, 0);
+}
+
 static void on_upload_progress(void *ctx, uint64_t confirmed, uint64_t total)
 {
     struct uplink *u = ctx;
     u->seg_confirmed = confirmed;
+    charge_offset(u, confirmed);
     report_link(u, 0);
     if (confirmed < total)
         check_budget(u);

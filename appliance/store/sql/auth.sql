@@ -36,12 +36,12 @@ SELECT count(*) FROM api_tokens
 WHERE user_id = ?1 AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?2);
 
 -- name: token_insert
-INSERT INTO api_tokens (user_id, label, token_hash, created_ms, expires_ms)
-VALUES (?1, ?2, ?3, ?4, ?5);
+INSERT INTO api_tokens (user_id, label, token_hash, created_ms, expires_ms, scope)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6);
 
 -- name: token_lookup
 SELECT t.id, t.expires_ms, t.revoked_ms, t.last_used_ms, u.id, u.name, u.role, u.disabled,
-       u.deleted
+       u.deleted, t.scope
 FROM api_tokens t JOIN users u ON u.id = t.user_id
 WHERE t.token_hash = ?1;
 
@@ -56,7 +56,8 @@ SELECT 1 FROM api_tokens WHERE id = ?1;
 
 -- ?1 NULL: every user's tokens.
 -- name: token_list
-SELECT t.id, u.name, t.label, t.created_ms, t.expires_ms, t.revoked_ms, t.last_used_ms
+SELECT t.id, u.name, t.label, t.created_ms, t.expires_ms, t.revoked_ms, t.last_used_ms,
+       t.scope
 FROM api_tokens t JOIN users u ON u.id = t.user_id
 WHERE ?1 IS NULL OR t.user_id = ?1
 ORDER BY t.id;

@@ -42,3 +42,14 @@ SELECT kind, n FROM sync_errors ORDER BY n DESC, kind LIMIT 16;
 
 -- name: set_waiting
 UPDATE sync_state SET waiting = ?1 WHERE id = 1 AND waiting <> ?1;
+
+-- The daily budget (sync_ledger_charge_upload): what of segment ?1's
+-- upload is charged already, and the new value with the day's count.
+-- name: charged
+SELECT charged FROM sync_segments WHERE no = ?1;
+
+-- name: set_charged
+UPDATE sync_segments SET charged = ?2 WHERE no = ?1;
+
+-- name: charge_day
+UPDATE sync_state SET bytes_day = ?1, bytes_today = ?2 WHERE id = 1;

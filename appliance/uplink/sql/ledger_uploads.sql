@@ -8,8 +8,11 @@ SELECT no, from_urgent, from_ordinary, to_urgent, to_ordinary, bytes, records, s
        upload_url, created_ms
 FROM sync_segments WHERE state IN (0, 1) ORDER BY no LIMIT 1;
 
+-- A new upload at HQ holds nothing yet: nothing of it is charged.
 -- name: set_url
-UPDATE sync_segments SET upload_url = ?2 WHERE no = ?1 AND state IN (0, 1);
+UPDATE sync_segments SET upload_url = ?2,
+    charged = CASE WHEN upload_url = ?2 THEN charged ELSE 0 END
+WHERE no = ?1 AND state IN (0, 1);
 
 -- name: mark_uploaded
 UPDATE sync_segments SET state = 1, uploaded_ms = ?2 WHERE no = ?1 AND state IN (0, 1);

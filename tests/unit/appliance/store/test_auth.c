@@ -329,6 +329,64 @@ static void disabled_users(void)
     close_fixture(&f);
 }
 
+/* A token of scope metrics carries its scope to every lookup, and to the
+ * listing; a session and an unscoped token carry none. A scope that does
+ * not exist, or a metrics token for a role that may not read /metrics, is
+ * refused with the reason and no row is written. */
+static int scope_of(void *ctx, const struct auth_token_info *t)
+{
+    ((enum auth_scope *)ctx)[t->id] = t->scope;
+    return 0;
+}
+
+static void token_scopes(void)
+{
+    struct fixture f = open_with_ana("scopes.db", AUTH_ROLE_FIELD);
+    add_user(&f, "maria", AUTH_ROLE_MANAGER, "another long password");
+    char api[AUTH_TOKEN_BUF], sess[AUTH_TOKEN_BUF], all[AUTH_TOKEN_BUF];
+    struct op_error err;
+    int64_t id = 0, id_all = 0;
+    CHECK_EQ(
+        auth_token_create_scoped(f.a, "maria", "prometheus", 0, AUTH_SCOPE_METRICS, api, &id, &err),
+        0);
+    CHECK_EQ(auth_token_create(f.a, "maria", NULL, 0, all, &id_all, &err), 0);
+    CHECK_EQ(login(&f, "maria", "another long password", sess, &err), 0);
+    struct auth_user u;
+    CHECK_EQ(lookup(&f, api, &u), 0);
+    CHECK_EQ(u.scope, AUTH_SCOPE_METRICS);
+    CHECK_EQ(u.role, AUTH_ROLE_MANAGER);
+    CHECK_EQ(lookup(&f, all, &u), 0);
+    CHECK_EQ(u.scope, AUTH_SCOPE_ALL);
+    CHECK_EQ(lookup(&f, sess, &u), 0);
+    CHECK_EQ(u.scope, AUTH_SCOPE_ALL);
+    enum auth_scope seen[8] = {9, 9, 9, 9, 9, 9, 9, 9};
+    CHECK(id > 0 && id < 8 && id_all > 0 && id_all < 8);
+    CHECK_EQ(auth_token_each(f.a, "maria", scope_of, seen, &err), 0);
+    CHECK_EQ(seen[id], AUTH_SCOPE_METRICS);
+    CHECK_EQ(seen[id_all], AUTH_SCOPE_ALL);
+
+    enum auth_scope sc = AUTH_SCOPE_ALL;
+    CHECK_EQ(auth_scope_parse("metrics", &sc, &err), 0);
+    CHECK_EQ(sc, AUTH_SCOPE_METRICS);
+    sc = AUTH_SCOPE_ALL;
+    CHECK_EQ(auth_scope_parse("contacts", &sc, &err), -EINVAL);
+    CHECK_STR(err.msg, "scope: unknown scope 'contacts' (expected: metrics)");
+    CHECK_STR(err.field, "scope");
+    CHECK_EQ(auth_scope_parse("", &sc, &err), -EINVAL);
+    CHECK_EQ(sc, AUTH_SCOPE_ALL);
+
+    int64_t before = fx_count(f.s, "SELECT count(*) FROM api_tokens");
+    op_error_clear(&err);
+    CHECK_EQ(auth_token_create_scoped(f.a, "ana", NULL, 0, AUTH_SCOPE_METRICS, api, NULL, &err),
+             -EINVAL);
+    CHECK_CONTAINS(err.msg, "scope metrics: user 'ana' has the field role");
+    CHECK_EQ(fx_count(f.s, "SELECT count(*) FROM api_tokens"), before);
+    /* the schema holds the same line */
+    CHECK(sqlite3_exec(store_db(f.s), "UPDATE api_tokens SET scope = 'contacts'", NULL, NULL,
+                       NULL) != SQLITE_OK);
+    close_fixture(&f);
+}
+
 static void password_change_ends_sessions(void)
 {
     struct fixture f = open_with_ana("passwd.db", AUTH_ROLE_FIELD);
@@ -809,6 +867,7 @@ int main(void)
     RUN(sessions_expire);
     RUN(sessions_capped);
     RUN(disabled_users);
+    RUN(token_scopes);
     RUN(password_change_ends_sessions);
     RUN(no_user_enumeration);
     RUN(read_only_lookup);

@@ -104,9 +104,78 @@ static void test_figures(void)
     sync_ledger_close(l);
 }
 
+static uint64_t charge(struct sync_ledger *l, uint64_t no, uint64_t offset)
+{
+    struct op_error err;
+    uint64_t charged = 99;
+    CHECK_EQ(sync_ledger_charge_upload(l, no, offset, &charged, &err), 0);
+    return charged;
+}
+
+static uint64_t today(struct sync_ledger *l)
+{
+    struct sync_status s;
+    struct op_error err;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    return s.bytes_today;
+}
+
+/* HQ's offset of an upload is charged to the day by its difference to
+ * what is charged already: an offset learned again (a restart's HEAD, a
+ * repeated answer) charges nothing, one HQ took before a kill charges the
+ * rest, a new upload of the segment starts again at 0, and a segment the
+ * ledger does not know is refused with nothing written. */
+static void test_charge_upload(void)
+{
+    fx_fresh("charge");
+    free(fx_contact("Ada"));
+    fx_now = 1795000000000 - 1795000000000 % 86400000 + 86400000 - 2000; /* 23:59:58 UTC */
+    struct sync_ledger *l = fx_open(0);
+    struct sync_segment sg = fx_segment(l);
+    struct op_error err;
+    CHECK_EQ(sync_ledger_set_upload_url(l, sg.no, "http://hq/files/a", &err), 0);
+    CHECK_EQ(charge(l, sg.no, 0), 0);
+    CHECK_EQ(charge(l, sg.no, 65536), 65536);
+    CHECK_EQ(charge(l, sg.no, 65536), 0);
+    CHECK_EQ(today(l), 65536);
+    /* the same URL again (a resume) keeps what is charged */
+    CHECK_EQ(sync_ledger_set_upload_url(l, sg.no, "http://hq/files/a", &err), 0);
+    CHECK_EQ(charge(l, sg.no, 65536), 0);
+
+    /* a restart: the ledger is opened again; HQ's HEAD says 98304 */
+    sync_ledger_close(l);
+    l = fx_open(0);
+    CHECK_EQ(today(l), 65536);
+    CHECK_EQ(charge(l, sg.no, 98304), 32768);
+    CHECK_EQ(today(l), 98304);
+
+    /* past midnight UTC: what HQ takes now counts to the new day */
+    fx_now += 3000;
+    CHECK_EQ(today(l), 0);
+    CHECK_EQ(charge(l, sg.no, 100000), 1696);
+    CHECK_EQ(today(l), 1696);
+
+    /* HQ forgot the upload: a new one holds nothing yet, and what it takes
+     * is charged again */
+    CHECK_EQ(sync_ledger_set_upload_url(l, sg.no, "http://hq/files/b", &err), 0);
+    CHECK_EQ(charge(l, sg.no, 4096), 4096);
+    CHECK_EQ(today(l), 5792);
+
+    /* no such segment: refused, nothing written */
+    char *before = fx_snapshot();
+    uint64_t c = 7;
+    op_error_clear(&err);
+    CHECK_EQ(sync_ledger_charge_upload(l, sg.no + 100, 5000, &c, &err), -ENOENT);
+    CHECK_CONTAINS(err.msg, "is not in the ledger");
+    CHECK_EQ(c, 0);
+    fx_check_unchanged(before);
+    sync_ledger_close(l);
+}
+
 int main(void)
 {
     fx_setup();
     test_figures();
+    test_charge_upload();
     return fx_teardown();
 }
