@@ -972,10 +972,17 @@ static void test_bounded_memory(void)
             "  %ld KiB raw -> %ld KiB compressed (ratio %.1f); peak RSS growth: write %ld KiB, "
             "read %ld KiB\n",
             res[4], res[5], res[5] ? (double)res[4] / (double)res[5] : 0.0, grow_w, grow_r);
-    /* well under the payload: a tenth of the uncompressed size (ASan's
-     * quarantine and shadow memory included) */
-    CHECK_INT(grow_w, <, res[4] / 10);
-    CHECK_INT(grow_r, <, res[4] / 10);
+    /* well under the payload: a tenth of the uncompressed size; a fifth
+     * under AddressSanitizer, whose quarantine keeps freed blocks out of
+     * reuse, so each record's short-lived buffers add to the peak (still
+     * far from holding the 50 MB payload, which is what this bounds) */
+#ifdef __SANITIZE_ADDRESS__
+    const long bound = res[4] / 5;
+#else
+    const long bound = res[4] / 10;
+#endif
+    CHECK_INT(grow_w, <, bound);
+    CHECK_INT(grow_r, <, bound);
 }
 
 int main(void)
