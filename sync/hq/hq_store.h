@@ -15,7 +15,8 @@
  * mailbox message is kept, and a policy message can be found by node and
  * the SHA-256 of its text; everything between begin and commit is one
  * transaction (all or nothing); a node's token is kept only as its
- * SHA-256.
+ * SHA-256, and so is an analyst's; an analyst's token never finds a node
+ * nor a node's an analyst.
  */
 #ifndef OUTPOST_HQ_STORE_H
 #define OUTPOST_HQ_STORE_H
@@ -46,6 +47,14 @@ struct hq_node {
     int64_t last_segment_created_ms;  /* its header's created time */
     char last_refusal[HQ_REASON_MAX]; /* "" if none */
     uint64_t mailbox_last;            /* the highest mailbox seq posted to it (0: none) */
+};
+
+/* An HQ analyst: reads combined aggregates over HTTP, never uploads. */
+struct hq_analyst {
+    char name[HQ_NODE_MAX];
+    int revoked;
+    int64_t created_ms, revoked_ms; /* revoked_ms 0: not revoked */
+    int64_t last_used_ms;           /* 0: never */
 };
 
 enum hq_receipt_status { HQ_RECEIPT_APPLIED = 0, HQ_RECEIPT_REJECTED };
@@ -100,6 +109,7 @@ typedef int (*hq_record_fn)(void *ctx, const struct hq_record_row *r);
 typedef int (*hq_receipt_fn)(void *ctx, const struct hq_receipt *r);
 typedef int (*hq_set_aside_fn)(void *ctx, const struct hq_set_aside_row *r);
 typedef int (*hq_mailbox_fn)(void *ctx, const struct hq_mailbox_msg *m);
+typedef int (*hq_analyst_fn)(void *ctx, const struct hq_analyst *a);
 typedef int (*hq_count_fn)(void *ctx, const char *entity, uint64_t count);
 
 /* The backend's operations. Every function returns 0 (or a count where
@@ -186,6 +196,19 @@ struct hq_store_ops {
      * (mailbox_post computes it), so the lookup does not read the bodies. */
     int (*mailbox_policy_get)(void *impl, const char *node, const char *hash, hq_mailbox_fn cb,
                               void *ctx, struct op_error *err);
+
+    /* Analysts. analyst_add: -EEXIST when the name is taken.
+     * analyst_by_token: -ENOENT when unknown (revoked ones are found; the
+     * caller checks a->revoked). analyst_revoke: -ENOENT when unknown;
+     * revoking twice is not an error. analyst_touch records a request
+     * (at most one write per 5 s). analyst_list: sorted by name. */
+    int (*analyst_add)(void *impl, const char *name, const unsigned char token_sha256[32],
+                       int64_t now_ms, struct op_error *err);
+    int (*analyst_by_token)(void *impl, const unsigned char token_sha256[32],
+                            struct hq_analyst *out, struct op_error *err);
+    int (*analyst_revoke)(void *impl, const char *name, int64_t now_ms, struct op_error *err);
+    int (*analyst_touch)(void *impl, const char *name, int64_t now_ms, struct op_error *err);
+    int (*analyst_list)(void *impl, hq_analyst_fn cb, void *ctx, struct op_error *err);
 };
 
 /* The handle protocol code holds. */

@@ -56,12 +56,18 @@ static const unsigned migration_2[] = {
     HQ_Q_MIGRATIONS_V2_POLICY_INDEX,    HQ_Q_MIGRATIONS_MARK_HQ,
     HQ_Q_MIGRATIONS_SET_USER_VERSION_2,
 };
+static const unsigned migration_3[] = {
+    HQ_Q_MIGRATIONS_V3_ANALYSTS,
+    HQ_Q_MIGRATIONS_MARK_HQ,
+    HQ_Q_MIGRATIONS_SET_USER_VERSION_3,
+};
 static const struct migration {
     const unsigned *steps;
     size_t n;
 } migrations[] = {
     {migration_1, sizeof migration_1 / sizeof migration_1[0]},
     {migration_2, sizeof migration_2 / sizeof migration_2[0]},
+    {migration_3, sizeof migration_3 / sizeof migration_3[0]},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -163,6 +169,7 @@ struct rows {
         hq_receipt_fn receipt;
         hq_set_aside_fn set_aside;
         hq_mailbox_fn mailbox;
+        hq_analyst_fn analyst;
     } cb;
     void *ctx;
     uint64_t seen;
@@ -853,6 +860,94 @@ static int sq_mailbox_policy_get(void *impl, const char *node, const char *hash,
     return rc;
 }
 
+/* ---- analysts ---- */
+
+static void read_analyst(sqlite3_stmt *st, struct hq_analyst *a)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", col_text(st, 0));
+    a->revoked = sqlite3_column_int(st, 1);
+    a->created_ms = sqlite3_column_int64(st, 2);
+    a->revoked_ms = sqlite3_column_int64(st, 3);
+    a->last_used_ms = sqlite3_column_int64(st, 4);
+}
+
+static int sq_analyst_add(void *impl, const char *name, const unsigned char token_sha256[32],
+                          int64_t now_ms, struct op_error *err)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_ANALYST_ADD, "add analyst", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    bind_text(st, 1, name);
+    sqlite3_bind_blob(st, 2, token_sha256, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, now_ms);
+    int rc = run(s, HQ_Q_HQ_ANALYST_ADD, st, "add analyst", err);
+    if (rc < 0 && constraint_failed(s))
+        return op_error_set(err, -EEXIST, "name", "analyst %s already exists", name);
+    return rc < 0 ? rc : 0;
+}
+
+static int sq_analyst_by_token(void *impl, const unsigned char token_sha256[32],
+                               struct hq_analyst *out, struct op_error *err)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_ANALYST_BY_TOKEN, "read analyst", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    sqlite3_bind_blob(st, 1, token_sha256, 32, SQLITE_TRANSIENT);
+    int rc = step(s, HQ_Q_HQ_ANALYST_BY_TOKEN, st, "read analyst", err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return op_error_set(err, -ENOENT, "analyst", "no such analyst (token)");
+    read_analyst(st, out);
+    sqlite3_reset(st);
+    return 0;
+}
+
+static int sq_analyst_revoke(void *impl, const char *name, int64_t now_ms, struct op_error *err)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_ANALYST_REVOKE, "revoke analyst", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    bind_text(st, 1, name);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int rc = run(s, HQ_Q_HQ_ANALYST_REVOKE, st, "revoke analyst", err);
+    if (rc == 0)
+        return op_error_set(err, -ENOENT, "analyst", "no such analyst %s", name);
+    return rc < 0 ? rc : 0;
+}
+
+static int sq_analyst_touch(void *impl, const char *name, int64_t now_ms, struct op_error *err)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_ANALYST_TOUCH, "record an analyst's request", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    bind_text(st, 1, name);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int rc = run(s, HQ_Q_HQ_ANALYST_TOUCH, st, "record an analyst's request", err);
+    return rc < 0 ? rc : 0;
+}
+
+static int analyst_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct rows *r = ctx;
+    struct hq_analyst a;
+    read_analyst(st, &a);
+    return rows_took(r, r->cb.analyst(r->ctx, &a));
+}
+
+static int sq_analyst_list(void *impl, hq_analyst_fn cb, void *ctx, struct op_error *err)
+{
+    struct sq *s = impl;
+    struct rows r = {.cb.analyst = cb, .ctx = ctx};
+    return list_text(s, HQ_Q_HQ_ANALYST_LIST, NULL, NULL, analyst_row, &r, "list analysts", err);
+}
+
 static const struct hq_store_ops sqlite_ops = {
     .close = sq_close,
     .node_add = sq_node_add,
@@ -878,6 +973,11 @@ static const struct hq_store_ops sqlite_ops = {
     .mailbox_post = sq_mailbox_post,
     .mailbox_list = sq_mailbox_list,
     .mailbox_policy_get = sq_mailbox_policy_get,
+    .analyst_add = sq_analyst_add,
+    .analyst_by_token = sq_analyst_by_token,
+    .analyst_revoke = sq_analyst_revoke,
+    .analyst_touch = sq_analyst_touch,
+    .analyst_list = sq_analyst_list,
 };
 
 const char *hq_receipt_status_name(enum hq_receipt_status s)

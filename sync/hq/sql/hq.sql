@@ -146,3 +146,22 @@ ORDER BY seq LIMIT ?3;
 -- name: mailbox_policy
 SELECT seq, kind, body, created_ms FROM mailbox WHERE node = ?1 AND policy_hash = ?2
 ORDER BY seq LIMIT 1;
+
+-- Analysts (hq_analyst_http.c): the columns read_analyst reads.
+
+-- name: analyst_add
+INSERT INTO analysts (name, token_sha256, created_ms) VALUES (?1, ?2, ?3);
+
+-- name: analyst_by_token
+SELECT name, revoked, created_ms, coalesce(revoked_ms, 0), last_used_ms
+FROM analysts WHERE token_sha256 = ?1;
+
+-- name: analyst_list
+SELECT name, revoked, created_ms, coalesce(revoked_ms, 0), last_used_ms
+FROM analysts ORDER BY name;
+
+-- name: analyst_revoke
+UPDATE analysts SET revoked = 1, revoked_ms = coalesce(revoked_ms, ?2) WHERE name = ?1;
+
+-- name: analyst_touch
+UPDATE analysts SET last_used_ms = ?2 WHERE name = ?1 AND last_used_ms < ?2 - 5000;

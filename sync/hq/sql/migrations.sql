@@ -91,3 +91,20 @@ CREATE INDEX mailbox_policy ON mailbox (node, policy_hash) WHERE policy_hash IS 
 
 -- name: set_user_version_2
 PRAGMA user_version = 2;
+
+-- 3: HQ analysts, who read the combined aggregates over HTTP
+-- (hq_analyst_http.c). An analyst is not a node: its token is looked up
+-- here, never in nodes, and is kept only as its SHA-256.
+
+-- name: v3_analysts
+CREATE TABLE analysts (
+  name TEXT PRIMARY KEY,
+  token_sha256 BLOB NOT NULL UNIQUE CHECK (length(token_sha256) = 32),
+  created_ms INTEGER NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0,
+  revoked_ms INTEGER,
+  last_used_ms INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+-- name: set_user_version_3
+PRAGMA user_version = 3;

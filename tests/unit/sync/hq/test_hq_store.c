@@ -6,6 +6,7 @@
  * and refusing files that are not an HQ store.
  */
 #include <errno.h>
+#include <openssl/sha.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,14 +235,14 @@ static void test_mailbox(void)
 }
 
 /* A store of schema 1 (before policy hashes were kept) gets the hashes of
- * the policies it holds when it is opened. */
+ * the policies it holds when it is opened, and the analysts' table. */
 static void test_mailbox_upgrade(void)
 {
     sqlite3 *db = NULL;
     CHECK_EQ(sqlite3_open(path, &db), SQLITE_OK);
     CHECK_EQ(sqlite3_exec(db,
-                          "DROP INDEX mailbox_policy; ALTER TABLE mailbox DROP COLUMN "
-                          "policy_hash; PRAGMA user_version = 1",
+                          "DROP TABLE analysts; DROP INDEX mailbox_policy; ALTER TABLE mailbox "
+                          "DROP COLUMN policy_hash; PRAGMA user_version = 1",
                           NULL, NULL, NULL),
              SQLITE_OK);
     sqlite3_close(db);
@@ -250,7 +251,69 @@ static void test_mailbox_upgrade(void)
     uint64_t last = 0;
     CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", BBB_SHA256, grab_msg, &last, &err), 0);
     CHECK_EQ(last, 2003);
+    struct hq_analyst a;
+    unsigned char sha[32];
+    memset(sha, 0x11, sizeof sha);
+    CHECK_EQ(st.ops->analyst_add(st.impl, "after-upgrade", sha, 5, &err), 0);
+    CHECK_EQ(st.ops->analyst_by_token(st.impl, sha, &a, &err), 0);
+    CHECK_STR(a.name, "after-upgrade");
     hq_store_close(&st);
+}
+
+static int list_analyst(void *ctx, const struct hq_analyst *a)
+{
+    char *out = ctx;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%s:%d:%lld:%lld;", a->name, a->revoked, (long long)a->created_ms,
+             (long long)a->revoked_ms);
+    return 0;
+}
+
+/* Analysts: a name once, a token found by its hash only, revoked ones
+ * still found (the caller refuses them) and listed, never a token kept
+ * in clear; an analyst's token finds no node. */
+static void test_analysts(void)
+{
+    struct hq_store st = open_store();
+    struct op_error err;
+    op_error_clear(&err);
+    unsigned char t1[32], t2[32];
+    SHA256((const unsigned char *)"clear-token-one", 15, t1);
+    SHA256((const unsigned char *)"clear-token-two", 15, t2);
+    CHECK_EQ(st.ops->analyst_add(st.impl, "zoe", t1, 100, &err), 0);
+    CHECK_EQ(st.ops->analyst_add(st.impl, "zoe", t2, 101, &err), -EEXIST);
+    CHECK_STR(err.msg, "analyst zoe already exists");
+    CHECK_EQ(st.ops->analyst_add(st.impl, "bob", t1, 102, &err), -EEXIST); /* same token */
+    CHECK_EQ(st.ops->analyst_add(st.impl, "bob", t2, 103, &err), 0);
+    struct hq_analyst a;
+    CHECK_EQ(st.ops->analyst_by_token(st.impl, t1, &a, &err), 0);
+    CHECK_STR(a.name, "zoe");
+    CHECK_EQ(a.revoked, 0);
+    struct hq_node n;
+    CHECK_EQ(st.ops->node_by_token(st.impl, t1, &n, &err), -ENOENT);
+    CHECK_EQ(st.ops->analyst_revoke(st.impl, "zoe", 200, &err), 0);
+    CHECK_EQ(st.ops->analyst_revoke(st.impl, "zoe", 300, &err), 0); /* first time kept */
+    CHECK_EQ(st.ops->analyst_revoke(st.impl, "nobody", 300, &err), -ENOENT);
+    CHECK_STR(err.msg, "no such analyst nobody");
+    CHECK_EQ(st.ops->analyst_by_token(st.impl, t1, &a, &err), 0);
+    CHECK_EQ(a.revoked, 1);
+    CHECK_EQ(a.revoked_ms, 200);
+    CHECK_EQ(st.ops->analyst_touch(st.impl, "bob", 10000, &err), 0);
+    CHECK_EQ(st.ops->analyst_by_token(st.impl, t2, &a, &err), 0);
+    CHECK_EQ(a.last_used_ms, 10000);
+    char out[512] = "";
+    CHECK_EQ(st.ops->analyst_list(st.impl, list_analyst, out, &err), 0);
+    CHECK_STR(out, "after-upgrade:0:5:0;bob:0:103:0;zoe:1:100:200;");
+    hq_store_close(&st);
+    /* the file holds hashes, never a token */
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    static char bytes[1 << 20];
+    size_t got = f ? fread(bytes, 1, sizeof bytes, f) : 0;
+    if (f)
+        fclose(f);
+    CHECK(got > 0);
+    CHECK(memmem(bytes, got, "clear-token", 11) == NULL);
 }
 
 static int stop_at(void *ctx, const struct hq_node *n)
@@ -337,6 +400,7 @@ int main(void)
     RUN(test_receipts_and_rollback);
     RUN(test_mailbox);
     RUN(test_mailbox_upgrade);
+    RUN(test_analysts);
     RUN(test_listings_and_errors);
     RUN(test_foreign_files);
     return fx_finish();
