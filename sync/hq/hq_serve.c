@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "codec.h"
+#include "hq_analyst_http.h"
 #include "hq_apply.h"
 #include "hq_store.h"
 #include "http_server.h"
@@ -622,6 +623,9 @@ static void handler(void *ctx, struct http_exchange *x)
             handle_mailbox(hq, x, n);
         return;
     }
+    /* the analysts' aggregates: their own tokens, checked there */
+    if (hq_analyst_http_handle(&hq->store, x, now_ms(hq)))
+        return;
     problem(x, 404, "no such path");
 }
 

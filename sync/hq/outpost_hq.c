@@ -3,8 +3,8 @@
  * hq_serve.c with its store, signals and watchdog) and the administration
  * commands on the HQ store (enrolling and revoking
  * nodes, listing nodes, records, receipts and set-aside records, queueing
- * mailbox messages). See docs/HQ.md. Every command that changes the store
- * does so in one transaction and checks its input before it writes, so a
+ * mailbox messages, and the analysts who read aggregates over HTTP). See docs/HQ.md. Every command
+ * that changes the store does so in one transaction and checks its input before it writes, so a
  * refused command leaves the store as it was. Exit codes are outpost's
  * (appliance/cli/cli.h): 0 ok, 1 failed, 2 usage, 3 bad input, 4 conflict,
  * 5 not found.
@@ -35,6 +35,7 @@
 #include "outpost_config.h"
 #include "policy.h"
 #include "timefmt.h"
+#include "uuid7.h"
 
 enum hq_exit {
     EXIT_OK_ = 0,
@@ -75,7 +76,10 @@ static void usage(FILE *out)
             "                                          ask a node for an aggregate (mailbox)\n"
             "  aggregate AGGREGATE [--format text|csv|json] [--max-age SECONDS]\n"
             "                                          the latest answers of every region,\n"
-            "                                          combined (docs/AGGREGATES.md)\n\n"
+            "                                          combined (docs/AGGREGATES.md)\n"
+            "  analyst add NAME                        create an analyst; prints its token once\n"
+            "  analyst list [--json]                   analysts, never their tokens\n"
+            "  analyst revoke NAME                     refuse the analyst's token from now on\n\n"
             "  --config FILE      settings ('key = value' lines; the store is its db key)\n"
             "  --db PATH          the HQ store (overrides the config)\n"
             "  --describe-config  every config key with its default\n"
@@ -113,13 +117,21 @@ static const struct {
     {"mailbox post", "usage: outpost-hq [--db PATH] mailbox post NAME --kind "
                      "policy|reference|aggregate_request FILE\n\n"
                      "Queue FILE for the node; it fetches it the next time its link is up.\n"},
+    {"analyst add", "usage: outpost-hq [--db PATH] analyst add NAME\n\n"
+                    "Create an HQ analyst, who reads the combined aggregates at\n"
+                    "GET /api/v1/aggregates with Authorization: Bearer TOKEN. The token is\n"
+                    "printed once, on standard output; HQ keeps only its SHA-256.\n"},
+    {"analyst list", "usage: outpost-hq [--db PATH] analyst list [--json]\n\n"
+                     "Each analyst with status, created and last used; never a token.\n"},
+    {"analyst revoke", "usage: outpost-hq [--db PATH] analyst revoke NAME\n\n"
+                       "Refuse the analyst's token from now on (401).\n"},
     {"reload", "usage: outpost-hq reload PID\n\n"
                "Send SIGHUP to the receiver PID and wait for its answer: exit 0 when it\n"
                "took the configuration, 1 with its reason when it refused the file.\n"},
 };
 
 /* `outpost-hq CMD [SUB] ... --help`: prints the usage of CMD (or of CMD
- * SUB for node and mailbox; of each of them when SUB is missing) and
+ * SUB for node, mailbox and analyst; of each of them when SUB is missing) and
  * returns 1; 0 when there is no --help or -h before a "--", or CMD is no
  * command. */
 static int command_usage(const char *cmd, int argc, char **argv)
@@ -902,6 +914,112 @@ static int aggregate_cmd(struct opts *o, int argc, char **argv)
     return EXIT_OK_;
 }
 
+/* ---- analysts ---- */
+
+static int analyst_add(struct opts *o, int argc, char **argv)
+{
+    const char *cmd = "analyst add";
+    if (argc != 1 || argv[0][0] == '-')
+        return usage_error(cmd, "expected exactly one analyst NAME");
+    const char *name = argv[0];
+    if (!node_id_valid(name)) {
+        fprintf(stderr,
+                "outpost-hq %s: analyst name '%s' is not 1-64 of A-Z a-z 0-9 . _ : - ; nothing "
+                "was changed\n",
+                cmd, name);
+        return EXIT_BADINPUT;
+    }
+    unsigned char raw[32];
+    char token[65];
+    int rc = uuid7_os_random(NULL, raw, sizeof raw);
+    if (rc < 0) {
+        fprintf(stderr, "outpost-hq %s: no random bytes for the token: %s\n", cmd, strerror(-rc));
+        return EXIT_FAIL;
+    }
+    (void)codec_hex_encode(raw, sizeof raw, token, sizeof token);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, strlen(token), digest);
+    struct hq_store st;
+    if ((rc = open_store(cmd, o, &st))) {
+        explicit_bzero(token, sizeof token);
+        explicit_bzero(raw, sizeof raw);
+        return rc;
+    }
+    struct op_error err;
+    op_error_clear(&err);
+    rc = st.ops->analyst_add(st.impl, name, digest, now_ms(), &err);
+    hq_store_close(&st);
+    int code = EXIT_OK_;
+    if (rc < 0) {
+        code = failed(cmd, rc, &err);
+    } else {
+        printf("%s\n", token);
+        fprintf(stderr,
+                "outpost-hq: analyst %s created; the token above is shown only now (HQ keeps "
+                "its hash): send it as Authorization: Bearer TOKEN to /api/v1/aggregates\n",
+                name);
+    }
+    explicit_bzero(token, sizeof token);
+    explicit_bzero(raw, sizeof raw);
+    return code;
+}
+
+static int print_analyst(void *ctx, const struct hq_analyst *a)
+{
+    int json = *(int *)ctx;
+    char created[32], used[32], revoked[32];
+    iso_time(a->created_ms, created);
+    iso_time(a->last_used_ms, used);
+    iso_time(a->revoked_ms, revoked);
+    if (json)
+        return print_json_line(
+            json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", a->name, "status",
+                      a->revoked ? "revoked" : "active", "created", created, "last_used",
+                      a->last_used_ms > 0 ? json_string(used) : json_null(), "revoked",
+                      a->revoked && a->revoked_ms > 0 ? json_string(revoked) : json_null()));
+    printf("%-24s %-8s %-21s %-21s\n", a->name, a->revoked ? "revoked" : "active", created, used);
+    return 0;
+}
+
+static int list_analysts(struct hq_store *st, void *ctx, struct op_error *err)
+{
+    if (!*(int *)ctx)
+        printf("%-24s %-8s %-21s %-21s\n", "NAME", "STATUS", "CREATED", "LAST USED");
+    return st->ops->analyst_list(st->impl, print_analyst, ctx, err);
+}
+
+static int revoke_analyst(struct hq_store *st, void *name, struct op_error *err)
+{
+    return st->ops->analyst_revoke(st->impl, name, now_ms(), err);
+}
+
+static int analyst_cmd(struct opts *o, int argc, char **argv)
+{
+    if (argc >= 1 && !strcmp(argv[0], "add"))
+        return analyst_add(o, argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "list")) {
+        int json = 0;
+        for (int i = 1; i < argc; i++) {
+            if (!strcmp(argv[i], "--json"))
+                json = 1;
+            else
+                return usage_error("analyst list", "unexpected argument '%s'", argv[i]);
+        }
+        return with_store("analyst list", o, list_analysts, &json);
+    }
+    if (argc >= 1 && !strcmp(argv[0], "revoke")) {
+        const char *cmd = "analyst revoke";
+        if (argc != 2 || argv[1][0] == '-')
+            return usage_error(cmd, "expected exactly one analyst NAME");
+        int code = with_store(cmd, o, revoke_analyst, argv[1]);
+        if (code == EXIT_OK_)
+            fprintf(stderr, "outpost-hq: analyst %s revoked: its token is refused from now on\n",
+                    argv[1]);
+        return code;
+    }
+    return usage_error("analyst", "expected 'add', 'list' or 'revoke'");
+}
+
 /* ---- serve ---- */
 
 static int set_db(struct hq_config *c, const struct opts *o, struct op_error *err)
@@ -1166,6 +1284,8 @@ int main(int argc, char **argv)
         return aggregate_request_cmd(&o, sub, sv);
     if (!strcmp(cmd, "aggregate"))
         return aggregate_cmd(&o, sub, sv);
+    if (!strcmp(cmd, "analyst"))
+        return analyst_cmd(&o, sub, sv);
     fprintf(stderr, "outpost-hq: unknown command '%s' (see outpost-hq --help)\n", cmd);
     return EXIT_USAGE;
 }

@@ -6,11 +6,16 @@
  * a node's last contact written at most once a minute, not at every
  * PATCH; plus the creation checks that used to need a second decoder of
  * Upload-Metadata (403 for another node, a precise 400 for a value that
- * is not canonical base64), and Allow on every 405.
+ * is not canonical base64), and Allow on every 405. And the analysts'
+ * aggregates (hq_analyst_http.c): the combined table for an analyst's
+ * token, 403 for a node's, 401 for none or a revoked one, an analyst's
+ * token refused at the upload and mailbox routes, precise 400s for a bad
+ * query, nothing stored by any refusal.
  */
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/sha.h>
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -697,11 +702,221 @@ static void test_receipt_and_mailbox(void)
     fx_done(&f);
 }
 
+/* ---- the analysts' aggregates ---- */
+
+#define ANALYST "Authorization: Bearer analyst-token-1\r\n"
+#define REVOKED "Authorization: Bearer analyst-token-2\r\n"
+#define AGG_PATH "/api/v1/aggregates/contacts_by_segment_district"
+
+static void add_analyst(struct fx *f, const char *name, const char *token)
+{
+    unsigned char sha[32];
+    SHA256((const unsigned char *)token, strlen(token), sha);
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(f->real.ops->analyst_add(f->real.impl, name, sha, WALL0, &err), 0);
+}
+
+static void put_answer(struct fx *f, const char *node, const char *json)
+{
+    enum hq_record_result res;
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(f->real.ops->record_apply(f->real.impl, node, "aggregate",
+                                       "contacts_by_segment_district", 1, "upsert", json,
+                                       strlen(json), 1, &res, &err),
+             0);
+}
+
+static int count_records(struct fx *f)
+{
+    sqlite3 *db = NULL;
+    int n = -1;
+    if (sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM records", -1, &q, NULL) == SQLITE_OK &&
+            sqlite3_step(q) == SQLITE_ROW)
+            n = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    return n;
+}
+
+static int c_analyst_json(int port)
+{
+    struct resp r;
+    req(port, "GET", AGG_PATH, ANALYST, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    C_STR(rh(&r, "Content-Type"), "application/json");
+    json_t *t = json_loadb(r.body, r.body_len, 0, NULL);
+    C_CHECK(t != NULL);
+    const json_t *regions = json_object_get(t, "regions");
+    C_EQ(json_array_size(regions), 3);
+    size_t i;
+    const json_t *g;
+    json_array_foreach(regions, i, g)
+    {
+        const char *node = json_string_value(json_object_get(g, "node"));
+        const char *st = json_string_value(json_object_get(g, "status"));
+        if (!strcmp(node, "nairobi-1")) {
+            C_STR(st, "answered");
+        } else if (!strcmp(node, "kisumu-1")) {
+            C_STR(st, "stale");
+            C_EQ(json_integer_value(json_object_get(g, "age_s")), 8 * 86400 + 3600);
+        } else {
+            C_STR(st, "refused");
+            C_STR(json_string_value(json_object_get(g, "reason")),
+                  "contacts_by_segment_district is not allowed by the KE policy");
+        }
+    }
+    /* the combined row: A added over regions; B suppressed by nairobi-1
+     * stays suppressed, never 20 */
+    const json_t *cells =
+        json_object_get(json_array_get(json_object_get(t, "combined"), 0), "cells");
+    C_EQ(json_integer_value(json_object_get(json_array_get(cells, 0), "n")), 27);
+    C_CHECK(json_is_null(json_object_get(json_array_get(cells, 1), "n")));
+    C_STR(json_string_value(json_object_get(json_array_get(cells, 1), "s")), "suppressed");
+    json_decref(t);
+    /* a larger max_age: kisumu-1 is answered */
+    req(port, "GET", AGG_PATH "?max_age=864000&format=json", ANALYST, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    C_HAS(r.body, "\"node\":\"kisumu-1\",\"region\":\"KE\",\"computed_at\"");
+    C_CHECK(!strstr(r.body, "\"stale\""));
+    return cfails;
+}
+
+static int c_analyst_csv(int port)
+{
+    struct resp r;
+    req(port, "GET", AGG_PATH "?format=csv", ANALYST, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    C_STR(rh(&r, "Content-Type"), "text/csv; charset=utf-8");
+    C_HAS(r.body, "scope,region,node,status,age_s,row,col,n,mark,rate,sum\n");
+    C_HAS(r.body, "region,KE,nairobi-1,answered,60,x,B,,primary,,\n");
+    C_HAS(r.body, "region,KE,kisumu-1,stale,694800,x,B,20,,,\n");
+    C_HAS(r.body, "region,KE,mombasa-1,refused,60,contacts_by_segment_district is not allowed");
+    C_HAS(r.body, "combined,,,,,x,A,27,,,\n");
+    C_HAS(r.body, "combined,,,,,x,B,,suppressed,,\n");
+    return cfails;
+}
+
+static int c_analyst_list(int port)
+{
+    struct resp r;
+    req(port, "GET", "/api/v1/aggregates", ANALYST, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    C_HAS(r.body, "{\"name\":\"contacts_by_segment_district\",\"answered\":1,\"stale\":1,"
+                  "\"refused\":1,\"no_answer\":0,");
+    req(port, "GET", "/api/v1/aggregates/?format=csv", ANALYST, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    C_HAS(r.body, "aggregate,region,node,status,age_s,reason\n");
+    C_HAS(r.body, "contacts_by_segment_district,KE,kisumu-1,stale,694800,\n");
+    return cfails;
+}
+
+static int c_analyst_refusals(int port)
+{
+    struct resp r;
+    /* a node's token does not read aggregates */
+    req(port, "GET", AGG_PATH, AUTH1, NULL, 0, &r);
+    C_EQ(r.status, 403);
+    C_STR(rh(&r, "Content-Type"), "application/problem+json");
+    C_HAS(r.body, "this is the token of node nairobi-1: a node's credentials do not read");
+    /* no token, an unknown one, a revoked one */
+    req(port, "GET", AGG_PATH, "", NULL, 0, &r);
+    C_EQ(r.status, 401);
+    C_STR(rh(&r, "Content-Type"), "application/problem+json");
+    C_HAS(rh(&r, "WWW-Authenticate"), "Bearer");
+    C_HAS(r.body, "an analyst token is required");
+    req(port, "GET", AGG_PATH, "Authorization: Bearer nobody\r\n", NULL, 0, &r);
+    C_EQ(r.status, 401);
+    C_HAS(r.body, "unknown or revoked analyst token");
+    req(port, "GET", "/api/v1/aggregates", REVOKED, NULL, 0, &r);
+    C_EQ(r.status, 401);
+    C_HAS(r.body, "this analyst token was revoked");
+    /* an analyst's token does not upload, nor read a node's mailbox */
+    post(port, ANALYST, "node " B64_N1 ",segment " B64_7, 100, &r);
+    C_EQ(r.status, 401);
+    C_STR(rh(&r, "Content-Type"), "application/problem+json");
+    C_HAS(r.body, "unknown or revoked node token");
+    req(port, "GET", "/v1/mailbox?after=0", ANALYST, NULL, 0, &r);
+    C_EQ(r.status, 401);
+    /* bad queries, named */
+    req(port, "GET", AGG_PATH "?format=xml", ANALYST, NULL, 0, &r);
+    C_EQ(r.status, 400);
+    C_HAS(r.body, "format must be json or csv, not 'xml'");
+    req(port, "GET", AGG_PATH "?format=csv&region=KE", ANALYST, NULL, 0, &r);
+    C_EQ(r.status, 400);
+    C_HAS(r.body, "unknown query parameter 'region'");
+    req(port, "GET", AGG_PATH "?max_age=0", ANALYST, NULL, 0, &r);
+    C_EQ(r.status, 400);
+    C_HAS(r.body, "max_age must be a whole number of seconds");
+    req(port, "GET", "/api/v1/aggregates/Bad;Name", ANALYST, NULL, 0, &r);
+    C_EQ(r.status, 404);
+    C_HAS(r.body, "is not an aggregate name");
+    req(port, "GET", "/api/v1/aggregates/pipeline_by_stage_month", ANALYST, NULL, 0, &r);
+    C_EQ(r.status, 404);
+    C_HAS(r.body, "no node has answered pipeline_by_stage_month yet");
+    req(port, "POST", AGG_PATH, ANALYST, "{}", 2, &r);
+    C_EQ(r.status, 405);
+    C_STR(rh(&r, "Allow"), "GET, HEAD");
+    return cfails;
+}
+
+static void test_analysts(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f), 0);
+    snprintf(path_file, sizeof path_file, "%s/location", f.dir);
+    add_node(&f, "mombasa-1", "token-three");
+    add_analyst(&f, "ana", "analyst-token-1");
+    add_analyst(&f, "gone", "analyst-token-2");
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(f.real.ops->analyst_revoke(f.real.impl, "gone", WALL0, &err), 0);
+    CHECK_EQ(f.real.ops->analyst_revoke(f.real.impl, "nobody", WALL0, &err), -ENOENT);
+    CHECK_EQ(f.real.ops->analyst_add(f.real.impl, "ana",
+                                     (const unsigned char *)"0123456789abcdef"
+                                                            "0123456789abcdef",
+                                     WALL0, &err),
+             -EEXIST);
+    /* now is WALL0 + 1 h: nairobi-1 and mombasa-1 answered a minute ago,
+     * kisumu-1 eight days and an hour ago */
+    put_answer(&f, "nairobi-1",
+               "{\"aggregate\":\"contacts_by_segment_district\",\"region\":\"KE\","
+               "\"computed_at\":\"2026-01-01T00:59:00.000Z\",\"params\":{\"as_of\":\"2026-01\"},"
+               "\"rows_label\":\"segment\",\"cols_label\":\"district\",\"value\":\"count\","
+               "\"cols\":[\"A\",\"B\"],\"rows\":[{\"key\":\"x\",\"cells\":[{\"n\":12},"
+               "{\"n\":null,\"s\":\"primary\"}],\"total\":{\"n\":null,\"s\":\"secondary\"}}]}");
+    put_answer(&f, "kisumu-1",
+               "{\"aggregate\":\"contacts_by_segment_district\",\"region\":\"KE\","
+               "\"computed_at\":\"2025-12-24T00:00:00.000Z\",\"params\":{\"as_of\":\"2025-12\"},"
+               "\"rows_label\":\"segment\",\"cols_label\":\"district\",\"value\":\"count\","
+               "\"cols\":[\"A\",\"B\"],\"rows\":[{\"key\":\"x\",\"cells\":[{\"n\":15},"
+               "{\"n\":20}],\"total\":{\"n\":35}}]}");
+    put_answer(&f, "mombasa-1",
+               "{\"aggregate\":\"contacts_by_segment_district\",\"region\":\"KE\","
+               "\"computed_at\":\"2026-01-01T00:59:00.000Z\",\"refused\":"
+               "\"contacts_by_segment_district is not allowed by the KE policy\"}");
+    int records = count_records(&f);
+    CHECK_EQ(records, 3);
+    CHECK_EQ(client(&f, c_analyst_json), 0);
+    CHECK_EQ(client(&f, c_analyst_csv), 0);
+    CHECK_EQ(client(&f, c_analyst_list), 0);
+    CHECK_EQ(client(&f, c_analyst_refusals), 0);
+    /* no refusal stored anything: no upload, no record */
+    CHECK_EQ(count_state_files(&f), 0);
+    CHECK_EQ(count_records(&f), records);
+    fx_done(&f);
+}
+
 int main(void)
 {
     alarm(120);
     RUN(test_authenticate_once);
     RUN(test_last_contact);
     RUN(test_receipt_and_mailbox);
+    RUN(test_analysts);
     return tl_report();
 }
