@@ -12,7 +12,11 @@
  * rows, whatever the backlog. Aggregate requests from HQ's mailbox are
  * answered in the segment (after disclosure control, as egress records of
  * their own) and marked answered, with their egress ledger rows, in the
- * same transaction (docs/AGGREGATES.md).
+ * same transaction (docs/AGGREGATES.md); a refusal is an egress ledger row
+ * too (no cells, the reason). A request whose answer went into a segment
+ * that was voided before it was acknowledged (the policy changed) is
+ * pending again before the next cut, so it is answered anew under the
+ * policy in force without HQ asking again.
  */
 #include "sync_ledger_int.h"
 
@@ -208,7 +212,8 @@ struct agg_answer {
     int64_t seq;
     int refused;
     char reason[256];
-    json_t *record; /* what the segment carries */
+    char params[AGG_PARAMS_MAX * 66]; /* a refusal's: the request's, space-separated */
+    json_t *record;                   /* what the segment carries */
 };
 
 struct agg_batch {
@@ -250,6 +255,10 @@ static json_t *answer_request(struct sync_ledger *l, int64_t seq, const char *bo
             params[np] = json_string_value(json_array_get(ps, i));
             if (!params[np] || strlen(params[np]) > 64)
                 rc = op_error_set(&e, -EINVAL, NULL, "parameter %zu is not a KEY=VALUE string", i);
+            else
+                snprintf(out->params + strlen(out->params),
+                         sizeof out->params - strlen(out->params), "%s%s", np ? " " : "",
+                         params[np]);
             np++;
         }
     }
@@ -399,6 +408,34 @@ static int aggregates_due(struct sync_ledger *l, int *due, struct op_error *err)
     return 0;
 }
 
+/* A refusal in the egress ledger: what left is the refusal (no cells),
+ * its bytes exactly as the segment carries them, with the request's
+ * parameters as HQ gave them. The row goes in directly rather than
+ * through aggregate_record_egress, which keeps answers (their parameters
+ * checked and on the grid); a refusal has none of that. */
+static int record_refusal(struct sync_ledger *l, const struct sync_segment *sg, const char *req,
+                          const struct agg_answer *a, struct op_error *err)
+{
+    const char *name = json_string_value(json_object_get(a->record, "aggregate"));
+    char *body = json_dumps(a->record, AGGREGATE_JSON_FLAGS);
+    if (!body)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REFUSAL_EGRESS, err);
+    int rc = st ? 0 : (err && err->code ? err->code : -EIO);
+    if (rc == 0) {
+        (void)sqlite3_bind_int64(st, 1, ledger_now(l));
+        (void)sqlite3_bind_text(st, 2, req, -1, SQLITE_STATIC);
+        (void)sqlite3_bind_text(st, 3, name ? name : "(none)", -1, SQLITE_STATIC);
+        (void)sqlite3_bind_text(st, 4, a->params, -1, SQLITE_STATIC);
+        (void)sqlite3_bind_text(st, 5, l->p->hash, -1, SQLITE_STATIC);
+        (void)sqlite3_bind_int64(st, 6, (sqlite3_int64)sg->no);
+        (void)sqlite3_bind_text(st, 7, body, -1, SQLITE_STATIC);
+        rc = sql_run(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REFUSAL_EGRESS, st, err);
+    }
+    free(body);
+    return rc < 0 ? rc : 0;
+}
+
 /* In the segment's transaction: each request answered, and each answer
  * in the egress ledger with the segment that carries it. */
 static int record_aggregates(struct sync_ledger *l, const struct sync_segment *sg,
@@ -425,11 +462,24 @@ static int record_aggregates(struct sync_ledger *l, const struct sync_segment *s
         if (rc >= 0) {
             char req[32];
             snprintf(req, sizeof req, "mailbox:%lld", (long long)a->seq);
-            rc = a->refused ? 0
+            rc = a->refused ? record_refusal(l, sg, req, a, err)
                             : aggregate_record_egress(l->s, "segment", req, (int64_t)sg->no,
                                                       a->record, (uint64_t)ledger_now(l), err);
         }
     }
+    return rc < 0 ? rc : 0;
+}
+
+/* Requests answered (or refused) in a segment that no longer exists: it
+ * was voided (the policy changed, docs/EGRESS.md "In time") or dropped
+ * before HQ acknowledged it. They are pending again, and the next cut
+ * answers them under the policy in force. One statement: all or none. */
+static int requeue_voided_answers(struct sync_ledger *l, struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REQUEUE_VOIDED, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    int rc = sql_run(&l->q, UPLINK_Q_LEDGER_SEGMENTER_AGGREGATE_REQUEUE_VOIDED, st, err);
     return rc < 0 ? rc : 0;
 }
 
@@ -651,6 +701,8 @@ int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segme
     if (rc < 0)
         return rc;
     rc = follow_policy(l, err);
+    if (rc == 0)
+        rc = requeue_voided_answers(l, err);
     if (rc < 0)
         return rc;
     for (int attempt = 0;; attempt++) {

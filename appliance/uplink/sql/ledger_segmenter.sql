@@ -24,3 +24,26 @@ ORDER BY seq LIMIT ?1;
 -- A request answered (status applied) or refused, in the segment's transaction.
 -- name: aggregate_answered
 UPDATE mailbox SET status = ?2, reason = ?3 WHERE seq = ?1 AND status = 'pending';
+
+-- A refusal that left in segment ?6, in the egress ledger
+-- (docs/AGGREGATES.md): ?1 now, ?2 the request, ?3 the aggregate asked
+-- for, ?4 its parameters as HQ gave them, ?5 the policy hash, ?7 the
+-- refusal exactly as sent.
+-- name: aggregate_refusal_egress
+INSERT INTO aggregate_egress (sent_ms, via, requester, name, params, policy_hash, segment_no, body)
+VALUES (?1, 'segment', ?2, ?3, ?4, ?5, ?6, ?7);
+
+-- Requests whose latest answer (or refusal) went into a segment that is
+-- gone before HQ acknowledged it (voided when the policy changed: its row
+-- dropped) are pending again, to be answered under the policy in force.
+-- Acknowledged and rejected segments keep their rows, so their requests
+-- stay answered.
+-- name: aggregate_requeue_voided
+UPDATE mailbox SET status = 'pending',
+       reason = 'answered again: the segment that carried the answer was voided'
+WHERE kind = 'aggregate_request' AND status != 'pending'
+  AND seq IN (SELECT CAST(substr(last.requester, 9) AS INTEGER)
+              FROM (SELECT requester, segment_no, max(seq) FROM aggregate_egress
+                    WHERE via = 'segment' AND requester LIKE 'mailbox:%'
+                    GROUP BY requester) AS last -- segment_no: the newest row's
+              WHERE NOT EXISTS (SELECT 1 FROM sync_segments s WHERE s.no = last.segment_no));

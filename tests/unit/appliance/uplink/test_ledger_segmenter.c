@@ -3,8 +3,14 @@
  * lane in seq order, urgent first), and cutting: segments follow each
  * other without gap or overlap and hold every change once; nothing to cut
  * changes nothing once the policy in force is recorded; each segment's row and the segmented cursor
- * commit with its file. */
+ * commit with its file. Aggregate requests: a refusal is in the egress
+ * ledger with its reason and no cells; an answer in a segment voided by a
+ * policy change is answered again, under the new policy, without HQ
+ * asking again; an acknowledged answer is not. */
+#include <sys/stat.h>
+
 #include "ledger_fixture.h"
+#include "policy.h"
 #include "segment.h"
 #include "sync_ledger_int.h"
 
@@ -124,10 +130,139 @@ static void test_cut(void)
     sync_ledger_close(l);
 }
 
+/* The aggregate record of a segment file ("" when none), into out. */
+static const char *aggregate_in(const char *path, const char *name, char *out, size_t cap)
+{
+    struct segment *sg = NULL;
+    struct op_error err;
+    out[0] = '\0';
+    if (segment_open(path, fx_cred.hq_key, NULL, &sg, &err) < 0)
+        fx_die("segment_open", &err);
+    const char *entity, *op, *json;
+    size_t len;
+    char want[96];
+    snprintf(want, sizeof want, "\"aggregate\":\"%s\"", name);
+    while (segment_next_record(sg, &entity, &op, &json, &len, &err) == 1)
+        if (!strcmp(entity, "aggregate") && strstr(json, want))
+            snprintf(out, cap, "%s", json);
+    segment_close(sg);
+    return out;
+}
+
+static json_t *agg_message(uint64_t seq, const char *body)
+{
+    char mac[SYNC_MAC_HEX];
+    if (sync_mailbox_mac(fx_cred.hq_key, fx_cred.node_id, seq, "aggregate_request", body,
+                         strlen(body), mac) < 0)
+        fx_die("sync_mailbox_mac", NULL);
+    return json_pack("{sIssssssss}", "seq", (json_int_t)seq, "kind", "aggregate_request",
+                     "created_at", "2026-11-24T18:00:00.000Z", "body", body, "mac", mac);
+}
+
+static const char *dump(const char *sql)
+{
+    static char out[8192];
+    out[0] = '\0';
+    fx_dump(sql, out, sizeof out);
+    return strchr(out, '\n') + 1;
+}
+
+static void test_voided_answers(void)
+{
+    fx_fresh("agg");
+    for (int i = 0; i < 12; i++)
+        free(fx_contact("Someone"));
+    struct sync_ledger *l = fx_open(0);
+    struct op_error err;
+    op_error_clear(&err);
+    json_t *msgs = json_pack(
+        "[oo]", agg_message(1, "{\"aggregate\":\"contacts_by_segment_district\",\"params\":[]}"),
+        agg_message(2, "{\"aggregate\":\"telepathy_by_mood\",\"params\":[\"mood=calm\"]}"));
+    json_t *a = json_pack("{so}", "messages", msgs);
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    int changed = -1;
+    CHECK_EQ(sync_ledger_mailbox_store(l, text, strlen(text), &changed, &err), 0);
+    free(text);
+
+    /* segment 1: both answered, the refusal in the egress ledger too */
+    struct sync_segment s1 = fx_segment(l);
+    CHECK_EQ(s1.no, 1);
+    struct policy *p1 = fx_policy_load("EU-DE");
+    char rec[16384];
+    CHECK(strstr(aggregate_in(s1.path, "contacts_by_segment_district", rec, sizeof rec),
+                 p1->hash) != NULL);
+    CHECK_STR(dump("SELECT seq, status, substr(reason, 1, 66) FROM mailbox ORDER BY seq"),
+              "1|applied|answered in segment 1|\n"
+              "2|refused|refused in segment 1: telepathy_by_mood is not a shipped aggregate|\n");
+    char expect[512];
+    snprintf(expect, sizeof expect,
+             "mailbox:1|contacts_by_segment_district|%s|1|0|\n"
+             "mailbox:2|telepathy_by_mood|%s|1|1|\n",
+             p1->hash, p1->hash);
+    CHECK_STR(
+        dump("SELECT requester, name, policy_hash, segment_no, "
+             "json_extract(body, '$.refused') IS NOT NULL FROM aggregate_egress ORDER BY seq"),
+        expect);
+    CHECK_STR(dump("SELECT params, instr(body, '\"cells\"') FROM aggregate_egress WHERE "
+                   "requester = 'mailbox:2'"),
+              "mood=calm|0|\n");
+
+    /* the policy tightens before segment 1 is uploaded: it is voided, and
+     * the next cut answers request 1 again under the new policy */
+    char dir[FX_PATH_MAX], file[FX_PATH_MAX + 16], src[FX_PATH_MAX];
+    fx_path(dir, sizeof dir, "tighter");
+    CHECK_EQ(mkdir(dir, 0700), 0);
+    snprintf(file, sizeof file, "%s/EU-DE.yaml", dir);
+    char cmd[3 * FX_PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "sed 's/^  min_cell_size: 10$/  min_cell_size: 12/' '%s' >'%s'",
+             fx_profile_path("EU-DE", src, sizeof src), file);
+    CHECK_EQ(system(cmd), 0);
+    setenv("OUTPOST_POLICY", file, 1);
+    struct policy *p2 = NULL;
+    CHECK_EQ(policy_load_file(file, &p2, &err), 0);
+    CHECK(p2 && strcmp(p2->hash, p1->hash) != 0);
+    CHECK_EQ(p2->min_cell_size, 12);
+    fx_now += 60000;
+    struct sync_segment s2 = fx_segment(l);
+    CHECK_EQ(s2.no, 2);
+    CHECK(!fx_exists(s1.path)); /* voided */
+    aggregate_in(s2.path, "contacts_by_segment_district", rec, sizeof rec);
+    CHECK(strstr(rec, p2->hash) != NULL);
+    CHECK(strstr(rec, "\"min_cell_size\":12") != NULL);
+    CHECK(strstr(rec, "\"request\":\"mailbox:1\"") != NULL);
+    CHECK_STR(dump("SELECT seq, status, substr(reason, 1, 20) FROM mailbox ORDER BY seq"),
+              "1|applied|answered in segment |\n"
+              "2|refused|refused in segment 2|\n");
+    CHECK_STR(dump("SELECT reason FROM mailbox WHERE seq = 1"), "answered in segment 2|\n");
+    snprintf(expect, sizeof expect, "mailbox:1|2|%s|\nmailbox:2|2|%s|\n", p2->hash, p2->hash);
+    CHECK_STR(dump("SELECT requester, segment_no, policy_hash FROM aggregate_egress "
+                   "WHERE segment_no = 2 ORDER BY seq"),
+              expect);
+
+    /* acknowledged: nothing is answered again, nothing changes */
+    char *r = fx_receipt(fx_cred.node_id, s2.no, "applied", "", s2.to_urgent, s2.to_ordinary, 1);
+    int outcome = 0;
+    CHECK_EQ(sync_ledger_apply_receipt(l, s2.no, r, strlen(r), &outcome, &err), 0);
+    free(r);
+    fx_now += 60000;
+    char *before = fx_snapshot();
+    int made = -1;
+    struct sync_segment s3;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &s3, &err), 0);
+    CHECK_EQ(made, 0);
+    fx_check_unchanged(before);
+    sync_ledger_close(l);
+    policy_free(p1);
+    policy_free(p2);
+    fx_policy_env("EU-DE");
+}
+
 int main(void)
 {
     fx_setup();
     test_cursor_after();
     test_cut();
+    test_voided_answers();
     return fx_teardown();
 }
