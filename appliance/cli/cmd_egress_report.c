@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,11 +280,24 @@ static const struct cli_exit_rule fail_rules[] = {
  * (docs/AGGREGATES.md); the first AGG_LISTED are listed. */
 #define AGG_LISTED 50
 
+/* What report_aggregates counts: rows, and refusals among them. */
+struct agg_count {
+    uint64_t rows, refused;
+};
+
+/* One row: an answer with the count of its suppressed cells, or a
+ * refusal (no cells left, only the reason; docs/AGGREGATES.md). */
 static int print_aggregate(const struct aggregate_egress_row *r, void *ctx)
 {
-    uint64_t *n = ctx;
-    if ((*n)++ >= AGG_LISTED)
+    struct agg_count *n = ctx;
+    json_t *body = json_loads(r->body, 0, NULL);
+    const char *refused = json_string_value(json_object_get(body, "refused"));
+    if (refused)
+        n->refused++;
+    if (n->rows++ >= AGG_LISTED) {
+        json_decref(body);
         return 0;
+    }
     char when[40];
     if (timefmt_iso_ms(r->sent_ms, when, sizeof when) < 0)
         snprintf(when, sizeof when, "?");
@@ -293,18 +307,23 @@ static int print_aggregate(const struct aggregate_egress_row *r, void *ctx)
     printf("  %s %s %s via %s to %s", when, r->name, r->params, r->via, r->requester);
     if (r->segment_no >= 0)
         printf(" in segment %" PRId64, r->segment_no);
-    printf(", policy %.12s, %u cells suppressed\n", r->policy_hash, hidden);
+    if (refused)
+        printf(", policy %.12s, refused (no cells): %s\n", r->policy_hash, refused);
+    else
+        printf(", policy %.12s, %u cells suppressed\n", r->policy_hash, hidden);
+    json_decref(body);
     return 0;
 }
 
 static int report_aggregates(struct store *s, struct op_error *err)
 {
-    uint64_t n = 0;
+    struct agg_count n = {0, 0};
     printf("\naggregates that left (newest first):\n");
     int rc = aggregate_egress_each(s, UINT32_MAX, print_aggregate, &n, err);
     if (rc < 0)
         return rc;
-    printf("aggregates sent: %" PRIu64 "%s\n", n, n > AGG_LISTED ? " (the newest 50 listed)" : "");
+    printf("aggregates sent: %" PRIu64 " (%" PRIu64 " of them refusals)%s\n", n.rows, n.refused,
+           n.rows > AGG_LISTED ? " (the newest 50 listed)" : "");
     return 0;
 }
 
