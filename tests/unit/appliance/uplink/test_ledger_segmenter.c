@@ -6,7 +6,13 @@
  * commit with its file. Aggregate requests: a refusal is in the egress
  * ledger with its reason and no cells; an answer in a segment voided by a
  * policy change is answered again, under the new policy, without HQ
- * asking again; an acknowledged answer is not. */
+ * asking again; an acknowledged answer is not. And the canary test: with
+ * canary values in every row-level field, every shipped aggregate asked
+ * through the mailbox and answered, each segment read back with the
+ * segment reader: no canary in any aggregate line (nor, for fields that
+ * may not leave as they are, anywhere in the segment), and no count
+ * between 0 and the minimum cell size shown. */
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "ledger_fixture.h"
@@ -258,11 +264,195 @@ static void test_voided_answers(void)
     fx_policy_env("EU-DE");
 }
 
+/* ---- canaries ---- */
+
+/* Every canary starts with this (case folded before the search). */
+#define CNRY "cnry"
+
+static char *canary_contact(int i, const char *region)
+{
+    char given[32], mail[64], phone[32], street[48];
+    snprintf(given, sizeof given, "CNRY-given-%d", i);
+    snprintf(mail, sizeof mail, "cnry.%d@cnry-mail.example", i);
+    snprintf(phone, sizeof phone, "+49 30 7771%04d", i);
+    snprintf(street, sizeof street, "CNRY-street %d", i);
+    return fx_create(fx_st, &entity_contact,
+                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "given_name",
+                               given, "family_name", "CNRY-family", "email", mail, "phone", phone,
+                               "street", street, "locality", "CNRY-locality", "job_title",
+                               "CNRY-job", "region", region, "custom", "cnry_note", "CNRY-custom"));
+}
+
+/* Every count in an answer's cells, totals and column totals is null, 0
+ * or at least k: how many are not. */
+static int small_counts(const json_t *a, json_int_t k)
+{
+    int bad = 0;
+    const json_t *lists[2] = {json_object_get(a, "rows"), NULL};
+    size_t i, j;
+    const json_t *row, *c;
+    json_array_foreach(lists[0], i, row)
+    {
+        json_array_foreach(json_object_get(row, "cells"), j, c)
+        {
+            const json_t *n = json_object_get(c, "n");
+            bad += json_is_integer(n) && json_integer_value(n) > 0 && json_integer_value(n) < k;
+        }
+        const json_t *n = json_object_get(json_object_get(row, "total"), "n");
+        bad += json_is_integer(n) && json_integer_value(n) > 0 && json_integer_value(n) < k;
+    }
+    json_array_foreach(json_object_get(a, "col_totals"), j, c)
+    {
+        const json_t *n = json_object_get(c, "n");
+        bad += json_is_integer(n) && json_integer_value(n) > 0 && json_integer_value(n) < k;
+    }
+    const json_t *n = json_object_get(json_object_get(a, "total"), "n");
+    bad += json_is_integer(n) && json_integer_value(n) > 0 && json_integer_value(n) < k;
+    return bad;
+}
+
+/* Whether text holds a canary (any case) or the canaries' phone digits. */
+static int has_canary(const char *text, size_t len)
+{
+    for (size_t i = 0; i + 4 <= len; i++)
+        if (!strncasecmp(text + i, CNRY, 4))
+            return 1;
+    return memmem(text, len, "307771", 6) != NULL || memmem(text, len, "7771", 4) != NULL;
+}
+
+static void test_aggregate_canaries(void)
+{
+    fx_fresh("canary");
+    struct policy *p = fx_policy_load("EU-DE");
+    char *org = fx_create(fx_st, &entity_organization,
+                          json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "Retail GmbH", "industry",
+                                    "Retail", "region", "Bayern", "email",
+                                    "cnry-org@cnry-mail.example", "phone", "+49 30 77719999"));
+    /* 25 in Bayern (15 of them at the organization), 12 in Berlin, 3 in
+     * Bremen: a district, rows and cells under the minimum */
+    char *ids[40];
+    for (int i = 0; i < 40; i++) {
+        ids[i] = canary_contact(i, i < 25 ? "Bayern" : i < 37 ? "Berlin" : "Bremen");
+        if (i < 15)
+            free(fx_create(fx_st, &entity_contact_organization,
+                           json_pack("{s:s, s:s, s:s}", "contact_id", ids[i], "organization_id",
+                                     org, "role", "CNRY-role")));
+        free(fx_create(fx_st, &entity_note,
+                       json_pack("{s:s, s:s}", "contact_id", ids[i], "body", "CNRY-note")));
+        free(fx_create(fx_st, &entity_task,
+                       json_pack("{s:s, s:s}", "contact_id", ids[i], "title", "CNRY-task")));
+        /* consents: 30 granted e-mail newsletters, 4 pending */
+        if (i < 34)
+            free(fx_create(fx_st, &entity_consent,
+                           json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "contact_id",
+                                     ids[i], "channel", "email", "purpose", "newsletter", "kind",
+                                     "marketing", "status", i < 30 ? "granted" : "pending",
+                                     "method", "opt_out", "requested_at", "2026-11-01T00:00:00Z",
+                                     "evidence", "text", "CNRY-evidence")));
+        /* activities in 2026-Q3: 30 e-mails, 4 calls */
+        free(fx_create(fx_st, &entity_activity,
+                       json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "channel",
+                                 i < 30 ? "email" : "call", "direction", "outbound", "occurred_at",
+                                 i % 2 ? "2026-07-08T10:00:00Z" : "2026-08-12T10:00:00Z", "subject",
+                                 "CNRY-subject", "body", "CNRY-body", "outcome", "CNRY-outcome",
+                                 "contact_id", ids[i])));
+        /* deals closing in 2025: 25 won, 12 lost, 3 open in USD */
+        free(fx_create(fx_st, &entity_deal,
+                       json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "title", "CNRY-deal", "stage",
+                                 i < 25   ? "won"
+                                 : i < 37 ? "lost"
+                                          : "proposal",
+                                 "amount_minor", 1000 + i, "currency", i < 37 ? "EUR" : "USD",
+                                 "expected_close", i % 2 ? "2025-03-10" : "2025-05-10",
+                                 "contact_id", ids[i])));
+    }
+    for (int i = 0; i < 40; i++)
+        free(ids[i]);
+    free(org);
+
+    struct sync_ledger *l = fx_open(0);
+    struct op_error err;
+    op_error_clear(&err);
+    static const char *const names[] = {
+        "contacts_by_segment_district", "consent_rates_by_channel_purpose",
+        "activities_by_channel_week",   "pipeline_by_stage_month",
+        "conversion_by_channel",        "completeness_by_field"};
+    json_t *msgs = json_array();
+    for (size_t i = 0; i < 6; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"aggregate\":\"%s\",\"params\":[]}", names[i]);
+        json_array_append_new(msgs, agg_message(i + 1, body));
+    }
+    json_t *a = json_pack("{so}", "messages", msgs);
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    int changed = -1;
+    CHECK_EQ(sync_ledger_mailbox_store(l, text, strlen(text), &changed, &err), 0);
+    free(text);
+
+    /* every segment the node cuts, read back with the segment reader */
+    int answered = 0, lines = 0, seen[6] = {0};
+    for (;;) {
+        struct sync_segment sg;
+        int made = 0;
+        CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+        if (!made)
+            break;
+        struct segment *rd = NULL;
+        if (segment_open(sg.path, fx_cred.hq_key, NULL, &rd, &err) < 0)
+            fx_die("segment_open", &err);
+        const char *entity, *op, *json;
+        size_t len;
+        while (segment_next_record(rd, &entity, &op, &json, &len, &err) == 1) {
+            lines++;
+            if (strcmp(entity, "aggregate")) {
+                /* records leave under the policy: only the organization's
+                 * exportable fields may carry a canary-free value here,
+                 * and pseudonymized, local or aggregate-only ones none */
+                if (has_canary(json, len))
+                    fprintf(stderr, "  a canary in a %s record: %.300s\n", entity, json);
+                CHECK(!has_canary(json, len));
+                continue;
+            }
+            if (has_canary(json, len))
+                fprintf(stderr, "  a canary in an aggregate: %.300s\n", json);
+            CHECK(!has_canary(json, len));
+            json_t *ans = json_loadb(json, len, 0, NULL);
+            CHECK(ans != NULL);
+            const char *name = json_string_value(json_object_get(ans, "aggregate"));
+            CHECK(json_object_get(ans, "refused") == NULL);
+            for (size_t i = 0; name && i < 6; i++)
+                seen[i] += !strcmp(name, names[i]);
+            CHECK_EQ(json_integer_value(json_object_get(ans, "min_cell_size")), 10);
+            CHECK_EQ(small_counts(ans, p->min_cell_size), 0);
+            answered++;
+            json_decref(ans);
+        }
+        segment_close(rd);
+    }
+    CHECK_EQ(answered, 6);
+    for (size_t i = 0; i < 6; i++)
+        CHECK_EQ(seen[i], 1);
+    CHECK(lines > 6 * 40); /* the records went too, and were scanned */
+    /* the test would see them: the egress ledger keeps the answers as
+     * sent, and the canaries are in the database */
+    char out[256] = "";
+    fx_dump("SELECT count(*) FROM aggregate_egress WHERE lower(body) LIKE '%cnry%'", out,
+            sizeof out);
+    CHECK_STR(strchr(out, '\n') + 1, "0|\n");
+    out[0] = '\0';
+    fx_dump("SELECT count(*) > 0 FROM contacts WHERE locality = 'CNRY-locality'", out, sizeof out);
+    CHECK_STR(strchr(out, '\n') + 1, "1|\n");
+    sync_ledger_close(l);
+    policy_free(p);
+}
+
 int main(void)
 {
     fx_setup();
     test_cursor_after();
     test_cut();
     test_voided_answers();
+    test_aggregate_canaries();
     return fx_teardown();
 }
