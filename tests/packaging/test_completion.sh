@@ -76,11 +76,14 @@ offers "outpostd --" --config --reload --version --help --print-config --describ
 offers "outpostd --log_level " err warning notice info debug
 offers "outpostd --config contac" contacts.csv
 
-# outpost-hq: commands, node's and mailbox's subcommands, each command's
+# outpost-hq: commands, node's, mailbox's and analyst's subcommands, each command's
 # options, serve's config keys, --kind's values.
 offers "outpost-hq " serve node nodes records receipts set-aside mailbox reload
 offers "outpost-hq --db hq.db node " add revoke
 offers "outpost-hq mailbox " post
+offers "outpost-hq " analyst aggregate aggregate-request
+offers "outpost-hq analyst " add list revoke
+offers "outpost-hq analyst list --" --json --help
 offers "outpost-hq node add n1 --" --region --url --out --help
 offers "outpost-hq records --" --node --entity --json --count
 offers "outpost-hq serve --" --listen --spool_dir --max_uploads --log_level --help
