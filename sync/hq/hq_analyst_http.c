@@ -335,10 +335,10 @@ int hq_analyst_http_handle(const struct hq_store *st, struct http_exchange *x, i
     if (authenticate(st, x, now_ms) < 0)
         return 1;
     const char *method = http_method(x);
-    if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+    if (strcmp(method, "GET")) {
         char d[96];
-        snprintf(d, sizeof d, "method %.16s not allowed here (allowed: GET, HEAD)", method);
-        (void)http_add_header(x, "Allow", "GET, HEAD");
+        snprintf(d, sizeof d, "method %.16s not allowed here (allowed: GET)", method);
+        (void)http_add_header(x, "Allow", "GET");
         http_respond_problem(x, 405, NULL, d);
         return 1;
     }
