@@ -173,6 +173,11 @@ expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" analyst revoke hq-analyst
 expect_exit 5 "$OUTPOST_HQ" --db "$HQDB" analyst revoke nobody
 expect_exit 4 "$OUTPOST_HQ" --db "$HQDB" analyst add hq-analyst
 expect_exit 3 "$OUTPOST_HQ" --db "$HQDB" analyst add "bad name"
+expect_exit 2 "$OUTPOST_HQ" --db "$HQDB" analyst
+expect_exit 0 "$OUTPOST_HQ" --db "$HQDB" analyst list --json
+expect_contains "$OUT" '{"name":"hq-analyst","status":"revoked","created":"'
+expect_not_contains "$OUT" '"last_used":null' # it read the table above
+[ "$(sqlite3 "$HQDB" "SELECT count(*) FROM analysts")" = 1 ] || die "a refused add wrote"
 req GET "/api/v1/aggregates/$AGG" "$ANA"
 expect_status 401
 expect_contains "$T/body" "revoked"
