@@ -2,7 +2,9 @@
  * `outpost-hq serve`: the HQ daemon. One libuv loop runs the HTTP server
  * (TLS when configured), the tus server at /files/ for segment uploads,
  * GET /v1/receipts/N, GET /v1/mailbox?after=SEQ, /healthz and /metrics
- * (requests and answers in docs/SYNC_PROTOCOL.md). A completed upload is
+ * (requests and answers in docs/SYNC_PROTOCOL.md), and the analysts'
+ * GET /api/v1/aggregates (hq_analyst_http.h: analysts' tokens, checked
+ * there, never a node's). A completed upload is
  * verified and applied by hq_apply and then settled; with receipt_wait_ms
  * above 0 that happens before the completing PATCH is answered, which then
  * carries the receipt (Outpost-Receipt), or 460 for an upload that is not
