@@ -835,6 +835,55 @@ static void noise_moves_counts_by_its_scale(void)
     CHECK(dev[1] > 0);
 }
 
+/* The API computes on a read connection while the writer goes on: a
+ * read-only connection computes while a write transaction is open on the
+ * writer (and does not see it), writes nothing, and the writer then keeps
+ * the answer. Keeping under another policy than the one it was computed
+ * under is refused. */
+static void computed_without_the_writer(void)
+{
+    struct store *w = fx_store("reader.db");
+    struct policy *p = fx_policy_load("EU-DE");
+    for (int i = 0; i < 30; i++)
+        contact(w, "Hessen", i);
+    struct op_error err;
+    CHECK_EQ(store_begin(w, &err), 0);
+    contact(w, "Hessen", 99); /* uncommitted: the writer is busy */
+    struct store *r = NULL;
+    CHECK_EQ(store_open(fx_db, DB_OPEN_READONLY, &r, &err), 0);
+    json_t *a = NULL;
+    int kept = 1;
+    const char *none[1] = {NULL};
+    CHECK_EQ(
+        aggregate_compute(r, p, "contacts_by_segment_district", none, 0, NOW_MS, &a, &kept, &err),
+        0);
+    CHECK_EQ(kept, 0);
+    char *text = json_dumps(a, AGGREGATE_JSON_FLAGS);
+    CHECK_CONTAINS(text, "\"total\":{\"n\":30}");
+    free(text);
+    CHECK_EQ(store_commit(w, &err), 0);
+    CHECK_EQ(fx_count(w, "SELECT count(*) FROM aggregate_answers"), 0);
+    /* kept by the writer under another policy: refused */
+    struct policy *cn = fx_policy_load("CN");
+    CHECK_EQ(aggregate_keep(w, cn, &a, NOW_MS, &err), -EAGAIN);
+    CHECK_CONTAINS(err.msg, "the region policy changed while it was computed");
+    CHECK_EQ(aggregate_keep(w, p, &a, NOW_MS, &err), 0);
+    CHECK_EQ(fx_count(w, "SELECT count(*) FROM aggregate_answers"), 1);
+    /* the reader now finds it kept */
+    json_t *b = NULL;
+    CHECK_EQ(
+        aggregate_compute(r, p, "contacts_by_segment_district", none, 0, NOW_MS, &b, &kept, &err),
+        0);
+    CHECK_EQ(kept, 1);
+    CHECK(json_equal(a, b));
+    json_decref(a);
+    json_decref(b);
+    policy_free(cn);
+    policy_free(p);
+    store_close(r);
+    store_close(w);
+}
+
 int main(void)
 {
     fx_tmpdir("aggregate");
@@ -852,5 +901,6 @@ int main(void)
     RUN(noise_has_its_scale);
     RUN(budget_spent_refused_and_kept);
     RUN(noise_moves_counts_by_its_scale);
+    RUN(computed_without_the_writer);
     return fx_finish();
 }
