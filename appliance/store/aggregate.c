@@ -887,6 +887,39 @@ static const struct pair *pairs_find(const struct pairs *p, const char *key)
     return NULL;
 }
 
+/* The first pair at or after *from whose key is not less than key, found
+ * by galloping from *from (the contacts of a district come in id order,
+ * so the next one's link is usually a step or two on), which becomes the
+ * new *from; NULL when it is not key itself. */
+static const struct pair *pairs_seek(const struct pairs *p, size_t *from, const char *key)
+{
+    size_t lo = *from, step = 1;
+    if (lo >= p->len)
+        return NULL;
+    if (strcmp(p->v[lo].key, key) < 0) {
+        /* gallop: v[lo] < key; find hi with v[hi] >= key (or the end) */
+        size_t hi = lo + step;
+        while (hi < p->len && strcmp(p->v[hi].key, key) < 0) {
+            lo = hi;
+            step *= 2;
+            hi = lo + step;
+        }
+        if (hi > p->len)
+            hi = p->len;
+        /* v[lo] < key <= v[hi]: the first not less in (lo, hi] */
+        lo++;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(p->v[mid].key, key) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+    *from = lo;
+    return lo < p->len && !strcmp(p->v[lo].key, key) ? &p->v[lo] : NULL;
+}
+
 /* The index of key in the sorted keys[0..n-1]; n when it is not there. */
 static size_t find_sorted(const char *const *keys, size_t n, const char *key)
 {
@@ -1000,6 +1033,7 @@ static int collect_segments(struct sql_cache *c, struct raws *rs, struct op_erro
     if (rc == 0)
         rc = sql_get_st(c, STORE_Q_AGGREGATE_SEGMENT_CONTACTS, &st, err);
     int have_run = 0;
+    size_t cursor = 0; /* where the district's last contact was sought in links */
     while (rc == 0 && (rc = sql_step(c, STORE_Q_AGGREGATE_SEGMENT_CONTACTS, st, err)) == 1) {
         rc = 0; /* a row */
         const char *region = (const char *)sqlite3_column_text(st, 0);
@@ -1013,8 +1047,10 @@ static int collect_segments(struct sql_cache *c, struct raws *rs, struct op_erro
                 break;
             }
             have_run = 1;
+            cursor = 0;
         }
-        const struct pair *l = pairs_find(&links, (const char *)sqlite3_column_text(st, 1));
+        const struct pair *l =
+            pairs_seek(&links, &cursor, (const char *)sqlite3_column_text(st, 1));
         size_t i = l ? l->idx : nind;
         if (run.n[i]++ == 0)
             run.touched[run.ntouched++] = i;
