@@ -1797,9 +1797,24 @@ int aggregate_standing_due(struct store *s, const struct policy *p, const char *
         rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", name);
     if (rc == 0)
         rc = sql_one_int64(&c, STORE_Q_AGGREGATE_EGRESS_SENT, st, "aggregate ledger", &n, 1, err);
+    *due = rc == 0 && n == 0;
+    if (*due && p->noise.on) {
+        /* with noise, not due while the period's budget cannot pay for a
+         * new answer (a kept one costs nothing): it waits for the next
+         * period rather than cut segments that would carry nothing */
+        json_t *a = NULL;
+        int64_t spent = 0;
+        char period[24];
+        budget_period(p, now_ms, period);
+        struct op_error e2;
+        op_error_clear(&e2);
+        rc = kept_answer(&c, name, g.canon, p->hash, &a, err);
+        json_decref(a);
+        if (rc == 0 && (rc = budget_spent(&c, p->region, period, &spent, err)) == 0)
+            *due = budget_check(p, name, period, spent, &e2) == 0;
+        else if (rc == 1)
+            rc = 0;
+    }
     sql_cache_close(&c);
-    if (rc < 0)
-        return rc;
-    *due = n == 0;
-    return 0;
+    return rc < 0 ? rc : 0;
 }

@@ -744,6 +744,14 @@ static void budget_spent_refused_and_kept(void)
                          "AND budget_period = '2026-12'"),
              2);
 
+    /* a standing aggregate waits while the budget cannot pay for a new
+     * answer, but one already kept is still due (it costs nothing) */
+    int due = -1;
+    CHECK_EQ(aggregate_standing_due(s, p, "activities_by_channel_week", NOW_MS, &due, &err), 0);
+    CHECK_EQ(due, 0);
+    CHECK_EQ(aggregate_standing_due(s, p, "contacts_by_segment_district", NOW_MS, &due, &err), 0);
+    CHECK_EQ(due, 1);
+
     /* a restart keeps the spend */
     store_close(s);
     s = fx_store_reopen();
