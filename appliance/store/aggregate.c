@@ -1,10 +1,13 @@
 /*
  * Aggregates (aggregate.h, docs/AGGREGATES.md): runs a shipped definition
- * by name over the node's data, coarsens and protects the table, and keeps
- * the answer so that the same grid point is answered with the same bytes.
+ * over the node's data (streaming rows in index order where the plain
+ * query would group a million rows), adds calibrated noise when the
+ * policy asks for it, coarsens and protects the table, and keeps the
+ * answer (with the privacy budget it spent, in one transaction) so that
+ * the same grid point is answered with the same bytes.
  * The invariant: nothing built here holds a record field's value other
  * than a dimension label, and every count, rate and sum in an answer has
- * been through aggregate_protect.
+ * been through aggregate_protect (after the noise, when there is noise).
  */
 #include "aggregate.h"
 
@@ -1703,11 +1706,8 @@ int aggregate_record_egress(struct store *s, const char *via, const char *reques
     const json_t *params = json_object_get(answer, "params");
     if (!name || !hash || !json_is_object(params))
         return op_error_set(err, -EINVAL, NULL, "not an aggregate answer");
-    char canon[64] = "";
-    const char *k;
-    const json_t *v;
-    json_object_foreach((json_t *)params, k, v)
-        snprintf(canon, sizeof canon, "%s=%s", k, json_string_value(v) ? json_string_value(v) : "");
+    char canon[64];
+    answer_canon(answer, canon);
     char *body = json_dumps(answer, AGGREGATE_JSON_FLAGS);
     if (!body)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");

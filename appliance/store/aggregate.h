@@ -11,7 +11,9 @@
  * small cells are suppressed, complementary cells are suppressed so that
  * no row, column or total line has exactly one unknown, rates and sums
  * are shown only where their base is. The same name, parameters and
- * policy always give the same answer (kept in aggregate_answers).
+ * policy always give the same answer (kept in aggregate_answers). With
+ * aggregates.noise in the policy, every answer carries calibrated noise
+ * and a new one is kept only if the period's privacy budget pays for it.
  */
 #ifndef OUTPOST_AGGREGATE_H
 #define OUTPOST_AGGREGATE_H
