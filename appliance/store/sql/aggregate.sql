@@ -53,7 +53,8 @@ WHERE expected_close >= ?1 AND expected_close < ?2 AND deleted = 0 AND restricte
 GROUP BY 1, 2;
 
 -- Closed deals (won or lost) with expected_close in ?1 .. ?2, by the
--- channel of their first activity; x: won.
+-- channel of their first activity; x: won. The first activity is read
+-- from the covering index activities_deal_first (migration 0016).
 -- name: conversion_by_channel
 SELECT coalesce((SELECT a.channel FROM activities AS a
                  WHERE a.deal_id = d.id AND a.deleted = 0 AND a.restricted = 0
