@@ -787,6 +787,17 @@ static void budget_spent_refused_and_kept(void)
     char *tf = json_dumps(f, AGGREGATE_JSON_FLAGS);
     CHECK(!strstr(tf, "\"noise\""));
     CHECK_EQ(spent(s), 1200000);
+    /* the egress gate: an exact answer does not leave under a policy that
+     * asks for noise, nor a noisy one under a policy that adds none, nor
+     * one at another epsilon */
+    CHECK_EQ(egress_verify_aggregate(p, f, &err), -EPERM);
+    CHECK_CONTAINS(err.msg, "exact counts, but the EU-DE policy asks for noise");
+    CHECK_EQ(egress_verify_aggregate(plain, a1, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "noise, but the EU-DE policy adds none");
+    p->noise.epsilon_micro = 300000;
+    CHECK_EQ(egress_verify_aggregate(p, a1, &err), -EPERM);
+    CHECK_CONTAINS(err.msg, "not the geometric mechanism at the policy's epsilon");
+    p->noise.epsilon_micro = 400000;
     free(tf);
     json_decref(f);
     policy_free(plain);
