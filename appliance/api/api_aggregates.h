@@ -18,7 +18,11 @@
 /* GET /api/v1/aggregates/{name}[?as_of=|quarter=|year=]: 200 with the
  * answer; 403 for a role other than hq or when the policy refuses the
  * aggregate (the reason in detail), 404 for a name that is not shipped,
- * 400 for a parameter off the grid, 500 when it cannot be recorded. */
+ * 400 for a parameter off the grid, 429 when the privacy budget of the
+ * period is spent (aggregates.noise), 503 when the policy changed while it
+ * was computed or every reader is busy (ask again), 500 when it cannot be
+ * recorded. Computed on a read connection; the writer is held only to
+ * keep the answer and record it. */
 void api_aggregates_get(struct api_db *db, struct api_call *c, const struct auth_user *u);
 
 #endif

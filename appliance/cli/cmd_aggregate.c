@@ -19,6 +19,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: outpost aggregate list [--db PATH]\n"
+            "       outpost aggregate --budget [--db PATH]\n"
             "       outpost aggregate NAME [KEY=VALUE] [--json] [--db PATH]\n\n"
             "Show what an aggregate would send to HQ: the table after the region\n"
             "policy's disclosure control. '*' marks a cell suppressed because it is\n"
@@ -28,15 +29,56 @@ static void usage(FILE *out)
             "  KEY=VALUE    the one grid parameter: as_of=YYYY-MM (snapshots, the\n"
             "               current month), quarter=YYYY-Qn or year=YYYY (ended periods)\n"
             "  --json       print the answer exactly as it would leave\n"
+            "  --budget     the privacy budget of calibrated noise (aggregates.noise):\n"
+            "               what this period's answers spent and what is left\n"
             "  --db PATH    database file (default: $OUTPOST_DB, else %s)\n\n"
-            "Exit status: 0 ok, 1 refused by the policy or failed, 2 usage, 3 a parameter\n"
-            "off the grid, 5 no such aggregate.\n",
+            "Exit status: 0 ok, 1 refused by the policy (or its privacy budget is spent)\n"
+            "or failed, 2 usage, 3 a parameter off the grid, 5 no such aggregate.\n",
             CLI_DEFAULT_DB);
 }
 
 struct args {
-    int json;
+    int json, budget;
 };
+
+static void epsilon(char *out, size_t cap, int64_t micro)
+{
+    snprintf(out, cap, "%" PRId64 ".%06" PRId64, micro / 1000000, micro % 1000000);
+    /* 0.500000 -> 0.5, 4.000000 -> 4 */
+    size_t len = strlen(out);
+    while (len && out[len - 1] == '0')
+        out[--len] = '\0';
+    if (len && out[len - 1] == '.')
+        out[--len] = '\0';
+}
+
+static int budget(struct store *s, const struct policy *p)
+{
+    struct aggregate_budget_state b;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = aggregate_budget(s, p, hlc_wall_ms(NULL), &b, &err);
+    if (rc < 0)
+        return cli_fail("aggregate", rc, &err);
+    if (!b.on) {
+        printf("the %s policy adds no noise to aggregates (aggregates.noise is not set): "
+               "answers carry exact counts after suppression and spend no privacy budget\n",
+               p ? p->region : "node's");
+        return CLI_OK;
+    }
+    char e[32], tot[32], used[32], left[32];
+    epsilon(e, sizeof e, b.epsilon_micro);
+    epsilon(tot, sizeof tot, b.budget_micro);
+    epsilon(used, sizeof used, b.spent_micro);
+    int64_t rest = (int64_t)b.budget_micro - b.spent_micro;
+    epsilon(left, sizeof left, rest > 0 ? rest : 0);
+    printf("privacy budget of %s (aggregates.noise): geometric noise, epsilon %s per answer, "
+           "%s per %s\n",
+           p->region, e, tot, policy_noise_period_name(p->noise.period));
+    printf("%s: spent %s, left %s (%" PRId64 " more answers)\n", b.period, used, left,
+           rest > 0 ? rest / (int64_t)b.epsilon_micro : 0);
+    return CLI_OK;
+}
 
 static int list(const struct policy *p)
 {
@@ -115,13 +157,18 @@ static void print_table(const json_t *a)
 static int run(const struct cli_call *c)
 {
     const struct args *a = c->args;
-    if (c->npos < 1)
-        return cli_bad(c, "expected 'list' or an aggregate's name");
+    if (c->npos < 1 && !a->budget)
+        return cli_bad(c, "expected 'list', --budget or an aggregate's name");
     struct store *s;
     int ret = cli_open_store("aggregate", c->db_path, 0, &s);
     if (ret != CLI_OK)
         return ret;
     const struct policy *p = store_policy(s);
+    if (a->budget) {
+        ret = c->npos == 0 ? budget(s, p) : cli_bad(c, "--budget takes no arguments");
+        store_close(s);
+        return ret;
+    }
     if (!strcmp(c->pos[0], "list")) {
         ret = c->npos == 1 ? list(p) : cli_bad(c, "list takes no arguments");
         store_close(s);
@@ -149,6 +196,7 @@ static int run(const struct cli_call *c)
 
 static const struct cli_option opts[] = {
     CLI_FLAG("json", struct args, json),
+    CLI_FLAG("budget", struct args, budget),
     CLI_OPT_END,
 };
 

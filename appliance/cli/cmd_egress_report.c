@@ -307,11 +307,25 @@ static int print_aggregate(const struct aggregate_egress_row *r, void *ctx)
     printf("  %s %s %s via %s to %s", when, r->name, r->params, r->via, r->requester);
     if (r->segment_no >= 0)
         printf(" in segment %" PRId64, r->segment_no);
-    if (refused)
-        printf(", policy %.12s, refused (no cells): %s\n", r->policy_hash, refused);
-    else
-        printf(", policy %.12s, %u cells suppressed\n", r->policy_hash, hidden);
+    if (refused) {
+        printf(", policy %.12s, refused (no cells): %s
+", r->policy_hash, refused);
+        json_decref(body);
+        return 0;
+    }
+    printf(", policy %.12s, %u cells suppressed", r->policy_hash, hidden);
+    /* calibrated noise: the epsilon the answer spent from which period's
+     * budget (once, when it was first kept; sending it again is free) */
+    const json_t *z = json_object_get(body, "noise");
+    if (z)
+        printf(", noisy: epsilon %g of the %s privacy budget",
+               json_number_value(json_object_get(z, "epsilon")),
+               json_string_value(json_object_get(z, "period"))
+                   ? json_string_value(json_object_get(z, "period"))
+                   : "?");
     json_decref(body);
+    printf("
+");
     return 0;
 }
 

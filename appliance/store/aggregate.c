@@ -1,10 +1,13 @@
 /*
  * Aggregates (aggregate.h, docs/AGGREGATES.md): runs a shipped definition
- * by name over the node's data, coarsens and protects the table, and keeps
- * the answer so that the same grid point is answered with the same bytes.
+ * over the node's data (streaming rows in index order where the plain
+ * query would group a million rows), adds calibrated noise when the
+ * policy asks for it, coarsens and protects the table, and keeps the
+ * answer (with the privacy budget it spent, in one transaction) so that
+ * the same grid point is answered with the same bytes.
  * The invariant: nothing built here holds a record field's value other
  * than a dimension label, and every count, rate and sum in an answer has
- * been through aggregate_protect.
+ * been through aggregate_protect (after the noise, when there is noise).
  */
 #include "aggregate.h"
 
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "entity.h"
 #include "sql.h"
@@ -740,10 +744,10 @@ static int fold(struct raws *rs, int rows, unsigned k, struct op_error *err)
 }
 
 static int build(const struct def *d, const struct grid *g, struct raws *rs, unsigned k,
-                 struct aggregate_table **out, struct op_error *err)
+                 int folding, struct aggregate_table **out, struct op_error *err)
 {
     int rc = 0;
-    if (d->fold) {
+    if (folding && d->fold) {
         if ((rc = fold(rs, 1, k, err)) < 0 || (rc = fold(rs, 0, k, err)) < 0)
             return rc;
     }
@@ -798,6 +802,438 @@ static int build(const struct def *d, const struct grid *g, struct raws *rs, uns
     return 0;
 }
 
+/* ---- the fast path: streams in index order, counted in C ------------------ */
+
+/* For tests: compute with the plain queries instead (aggregate.h). */
+static int use_reference;
+
+void aggregate_reference(int on)
+{
+    use_reference = on;
+}
+
+/* A string arena: many short strings in few allocations. */
+struct arena {
+    char **blocks;
+    size_t nblocks, left;
+    char *at;
+};
+
+static const char *arena_dup(struct arena *a, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    if (len > a->left) {
+        size_t cap = len > 65536 ? len : 65536;
+        char **b = realloc(a->blocks, (a->nblocks + 1) * sizeof *b);
+        if (!b)
+            return NULL;
+        a->blocks = b;
+        if (!(b[a->nblocks] = malloc(cap)))
+            return NULL;
+        a->at = b[a->nblocks++];
+        a->left = cap;
+    }
+    char *out = a->at;
+    memcpy(out, s, len);
+    a->at += len;
+    a->left -= len;
+    return out;
+}
+
+static void arena_done(struct arena *a)
+{
+    for (size_t i = 0; i < a->nblocks; i++)
+        free(a->blocks[i]);
+    free(a->blocks);
+}
+
+/* A growable array of (key, label, index), kept in the order added. */
+struct pair {
+    const char *key, *val;
+    size_t idx;
+};
+
+struct pairs {
+    struct pair *v;
+    size_t len, cap;
+};
+
+static int pairs_add(struct pairs *p, const char *k, const char *v, size_t idx,
+                     struct op_error *err)
+{
+    if (p->len == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 1024;
+        struct pair *n = realloc(p->v, cap * sizeof *n);
+        if (!n)
+            return op_error_set(err, -ENOMEM, NULL, "out of memory");
+        p->v = n;
+        p->cap = cap;
+    }
+    p->v[p->len++] = (struct pair){k, v, idx};
+    return 0;
+}
+
+/* The pair whose key is key in p, sorted by key, or NULL. */
+static const struct pair *pairs_find(const struct pairs *p, const char *key)
+{
+    size_t lo = 0, hi = p->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(p->v[mid].key, key);
+        if (c == 0)
+            return &p->v[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* The first pair at or after *from whose key is not less than key, found
+ * by galloping from *from (the contacts of a district come in id order,
+ * so the next one's link is usually a step or two on), which becomes the
+ * new *from; NULL when it is not key itself. */
+static const struct pair *pairs_seek(const struct pairs *p, size_t *from, const char *key)
+{
+    size_t lo = *from, step = 1;
+    if (lo >= p->len)
+        return NULL;
+    if (strcmp(p->v[lo].key, key) < 0) {
+        /* gallop: v[lo] < key; find hi with v[hi] >= key (or the end) */
+        size_t hi = lo + step;
+        while (hi < p->len && strcmp(p->v[hi].key, key) < 0) {
+            lo = hi;
+            step *= 2;
+            hi = lo + step;
+        }
+        if (hi > p->len)
+            hi = p->len;
+        /* v[lo] < key <= v[hi]: the first not less in (lo, hi] */
+        lo++;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(p->v[mid].key, key) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+    *from = lo;
+    return lo < p->len && !strcmp(p->v[lo].key, key) ? &p->v[lo] : NULL;
+}
+
+/* The index of key in the sorted keys[0..n-1]; n when it is not there. */
+static size_t find_sorted(const char *const *keys, size_t n, const char *key)
+{
+    const char **hit = bsearch(&key, keys, n, sizeof *keys, cmp_str);
+    return hit ? (size_t)(hit - (const char **)keys) : n;
+}
+
+/* SQLite's trim(): spaces only, both ends; "" and NULL become NULL. */
+static const char *trimmed(const char *s, char *buf, size_t cap)
+{
+    if (!s)
+        return NULL;
+    while (*s == ' ')
+        s++;
+    size_t len = strlen(s);
+    while (len && s[len - 1] == ' ')
+        len--;
+    if (!len)
+        return NULL;
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The label buffer: longer labels are cut by raws_add anyway. */
+#define LABEL_CAP (AGGREGATE_MAX_KEY + 1)
+
+struct seg_run {
+    const char *region; /* the current district run (raw text), arena */
+    int64_t *n;         /* per industry index, nind + 1 (last: none) */
+    size_t *touched, ntouched;
+};
+
+static int seg_flush(struct seg_run *run, const char *const *ind, size_t nind, struct raws *rs,
+                     struct op_error *err)
+{
+    char cb[LABEL_CAP];
+    const char *col = trimmed(run->region, cb, sizeof cb);
+    int rc = 0;
+    for (size_t t = 0; t < run->ntouched; t++) {
+        size_t i = run->touched[t];
+        if (rc == 0)
+            rc = raws_add(rs, i < nind ? ind[i] : NULL, col, run->n[i], 0, err);
+        run->n[i] = 0;
+    }
+    run->ntouched = 0;
+    return rc;
+}
+
+/* contacts_by_segment_district without a probe per contact: the live
+ * organizations and the links are read once into sorted arrays, then the
+ * contacts stream by district and look their first link up there. */
+static int collect_segments(struct sql_cache *c, struct raws *rs, struct op_error *err)
+{
+    struct arena ar = {0};
+    struct pairs orgs = {0}, links = {0};
+    const char **ind = NULL; /* distinct industries, sorted */
+    size_t nind = 0;
+    struct seg_run run = {0};
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, STORE_Q_AGGREGATE_SEGMENT_ORGS, &st, err);
+    while (rc == 0 && (rc = sql_step(c, STORE_Q_AGGREGATE_SEGMENT_ORGS, st, err)) == 1) {
+        rc = 0; /* a row */
+        const char *id = arena_dup(&ar, (const char *)sqlite3_column_text(st, 0));
+        const char *in = (const char *)sqlite3_column_text(st, 1);
+        const char *iv = in ? arena_dup(&ar, in) : NULL;
+        rc = !id || (in && !iv) ? op_error_set(err, -ENOMEM, NULL, "out of memory")
+                                : pairs_add(&orgs, id, iv, 0, err);
+    }
+    /* the distinct industries, sorted, and each organization's index */
+    if (rc == 0 && !(ind = calloc(orgs.len + 1, sizeof *ind)))
+        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; rc == 0 && i < orgs.len; i++)
+        if (orgs.v[i].val)
+            ind[nind++] = orgs.v[i].val;
+    if (rc == 0) {
+        qsort(ind, nind, sizeof *ind, cmp_str);
+        size_t m = 0;
+        for (size_t i = 0; i < nind; i++)
+            if (m == 0 || strcmp(ind[m - 1], ind[i]))
+                ind[m++] = ind[i];
+        nind = m;
+    }
+    for (size_t i = 0; rc == 0 && i < orgs.len; i++)
+        orgs.v[i].idx = orgs.v[i].val ? find_sorted(ind, nind, orgs.v[i].val) : nind;
+
+    /* each contact's first live link to a live organization */
+    const char *last = NULL;
+    if (rc == 0)
+        rc = sql_get_st(c, STORE_Q_AGGREGATE_SEGMENT_LINKS, &st, err);
+    while (rc == 0 && (rc = sql_step(c, STORE_Q_AGGREGATE_SEGMENT_LINKS, st, err)) == 1) {
+        rc = 0; /* a row */
+        const char *cid = (const char *)sqlite3_column_text(st, 0);
+        if (last && !strcmp(last, cid))
+            continue;
+        const struct pair *o = pairs_find(&orgs, (const char *)sqlite3_column_text(st, 1));
+        if (!o)
+            continue; /* not a live organization: the next link may be the first */
+        if (!(last = arena_dup(&ar, cid)))
+            rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+        else
+            rc = pairs_add(&links, last, NULL, o->idx, err);
+    }
+
+    /* the contacts, district by district */
+    if (rc == 0 && (!(run.n = calloc(nind + 1, sizeof *run.n)) ||
+                    !(run.touched = calloc(nind + 1, sizeof *run.touched))))
+        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    if (rc == 0)
+        rc = sql_get_st(c, STORE_Q_AGGREGATE_SEGMENT_CONTACTS, &st, err);
+    int have_run = 0;
+    size_t cursor = 0; /* where the district's last contact was sought in links */
+    while (rc == 0 && (rc = sql_step(c, STORE_Q_AGGREGATE_SEGMENT_CONTACTS, st, err)) == 1) {
+        rc = 0; /* a row */
+        const char *region = (const char *)sqlite3_column_text(st, 0);
+        if (!have_run || (region == NULL) != (run.region == NULL) ||
+            (region && strcmp(region, run.region))) {
+            if (have_run && (rc = seg_flush(&run, ind, nind, rs, err)) < 0)
+                break;
+            run.region = NULL;
+            if (region && !(run.region = arena_dup(&ar, region))) {
+                rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+                break;
+            }
+            have_run = 1;
+            cursor = 0;
+        }
+        const struct pair *l =
+            pairs_seek(&links, &cursor, (const char *)sqlite3_column_text(st, 1));
+        size_t i = l ? l->idx : nind;
+        if (run.n[i]++ == 0)
+            run.touched[run.ntouched++] = i;
+    }
+    if (rc == 0 && have_run)
+        rc = seg_flush(&run, ind, nind, rs, err);
+    if (rc != 0)
+        sqlite3_reset(st);
+    free(run.n);
+    free(run.touched);
+    free(ind);
+    free(orgs.v);
+    free(links.v);
+    arena_done(&ar);
+    return rc < 0 ? rc : 0;
+}
+
+/* consent_rates_by_channel_purpose: one unit per contact, channel and
+ * purpose, decided by its latest record; rows come grouped by channel,
+ * purpose and contact, so each unit and each cell is a run. Within a
+ * unit the first row with the greatest time decides, as SQLite's max()
+ * picks its row (a later tie does not replace it). */
+struct consent_run {
+    char *channel, *purpose, *contact, *at;
+    int granted, have_unit, have_cell;
+    int64_t n, x;
+};
+
+/* Replaces *dst with a copy of s ("" for NULL); 0 or -1 out of memory. */
+static int set_text(char **dst, const char *s)
+{
+    char *c = strdup(s ? s : "");
+    if (!c)
+        return -1;
+    free(*dst);
+    *dst = c;
+    return 0;
+}
+
+static int collect_consents(struct sql_cache *c, struct raws *rs, struct op_error *err)
+{
+    struct consent_run u = {0};
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, STORE_Q_AGGREGATE_CONSENT_STREAM, &st, err);
+    while (rc == 0 && (rc = sql_step(c, STORE_Q_AGGREGATE_CONSENT_STREAM, st, err)) == 1) {
+        rc = 0; /* a row */
+        const char *ch = (const char *)sqlite3_column_text(st, 0);
+        const char *pu = (const char *)sqlite3_column_text(st, 1);
+        const char *co = (const char *)sqlite3_column_text(st, 2);
+        const char *status = (const char *)sqlite3_column_text(st, 3);
+        const char *at = (const char *)sqlite3_column_text(st, 4);
+        int same_cell = u.have_cell && !strcmp(ch, u.channel) && !strcmp(pu, u.purpose);
+        int same_unit = same_cell && !strcmp(co, u.contact);
+        int oom = 0;
+        if (same_unit) {
+            if (at && strcmp(at, u.at) > 0) {
+                oom = set_text(&u.at, at);
+                u.granted = !strcmp(status, "granted");
+            }
+        } else {
+            if (u.have_unit) {
+                u.n++;
+                u.x += u.granted;
+            }
+            if (!same_cell) {
+                if (u.have_cell && (rc = raws_add(rs, u.channel, u.purpose, u.n, u.x, err)) < 0)
+                    break;
+                oom = set_text(&u.channel, ch) || set_text(&u.purpose, pu);
+                u.n = u.x = 0;
+                u.have_cell = 1;
+            }
+            oom = oom || set_text(&u.contact, co) || set_text(&u.at, at);
+            u.granted = !strcmp(status, "granted");
+            u.have_unit = 1;
+        }
+        if (oom)
+            rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    if (rc == 0 && u.have_cell)
+        rc = raws_add(rs, u.channel, u.purpose, u.n + 1, u.x + u.granted, err);
+    free(u.channel);
+    free(u.purpose);
+    free(u.contact);
+    free(u.at);
+    return rc < 0 ? rc : 0;
+}
+
+/* The Monday of the week of a stored UTC time "YYYY-MM-DDTHH:MM:SSZ", as
+ * date(t, 'weekday 0', '-6 days') gives it (days past the month's end
+ * roll over as SQLite rolls them), or -1 when the text starts with no
+ * date (SQLite gives NULL; such a row is outside every week). */
+static int monday_of(const char *t, int64_t *out)
+{
+    if (!t || strlen(t) < 10 || !digits(t, 4) || t[4] != '-' || !digits(t + 5, 2) || t[7] != '-' ||
+        !digits(t + 8, 2) || (t[10] && t[10] != 'T' && t[10] != ' '))
+        return -1;
+    int y = (t[0] - '0') * 1000 + (t[1] - '0') * 100 + (t[2] - '0') * 10 + (t[3] - '0');
+    unsigned m = (unsigned)((t[5] - '0') * 10 + (t[6] - '0'));
+    unsigned d = (unsigned)((t[8] - '0') * 10 + (t[9] - '0'));
+    if (m < 1 || m > 12 || d < 1 || d > 31)
+        return -1;
+    int64_t days = days_from_civil(y, m, 1) + (d - 1);
+    *out = days - ((days + 3) % 7 + 7) % 7;
+    return 0;
+}
+
+struct week_cell {
+    char *channel;
+    int64_t n;
+};
+
+static int week_flush(int64_t week, struct week_cell *w, size_t *nw, struct raws *rs,
+                      struct op_error *err)
+{
+    char label[11];
+    day_text(week, label);
+    int rc = 0;
+    for (size_t i = 0; i < *nw; i++) {
+        if (rc == 0)
+            rc = raws_add(rs, w[i].channel, label, w[i].n, 0, err);
+        free(w[i].channel);
+    }
+    *nw = 0;
+    return rc;
+}
+
+/* activities_by_channel_week: the period's activities in time order, so a
+ * week is a run; its channels are few and kept in a small list. */
+static int collect_weeks(struct sql_cache *c, const struct grid *g, struct raws *rs,
+                         struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, STORE_Q_AGGREGATE_ACTIVITY_STREAM, &st, err);
+    if (rc == 0 && (sqlite3_bind_text(st, 1, g->from, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 2, g->to, -1, SQLITE_TRANSIENT) != SQLITE_OK))
+        rc = op_error_set(err, -ENOMEM, NULL, "activities_by_channel_week: cannot bind");
+    struct week_cell *w = NULL;
+    size_t nw = 0, cap = 0;
+    int64_t week = 0;
+    int have = 0;
+    while (rc == 0 && (rc = sql_step(c, STORE_Q_AGGREGATE_ACTIVITY_STREAM, st, err)) == 1) {
+        rc = 0; /* a row */
+        int64_t mon;
+        if (monday_of((const char *)sqlite3_column_text(st, 0), &mon) < 0)
+            continue;
+        if (have && mon != week && (rc = week_flush(week, w, &nw, rs, err)) < 0)
+            break;
+        week = mon;
+        have = 1;
+        const char *ch = (const char *)sqlite3_column_text(st, 1);
+        size_t i = 0;
+        while (i < nw && strcmp(w[i].channel, ch))
+            i++;
+        if (i == nw) {
+            if (nw == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                struct week_cell *n = realloc(w, ncap * sizeof *n);
+                if (!n) {
+                    rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+                    break;
+                }
+                w = n;
+                cap = ncap;
+            }
+            if (!(w[nw].channel = strdup(ch))) {
+                rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+                break;
+            }
+            w[nw++].n = 0;
+        }
+        w[i].n++;
+    }
+    if (rc == 0 && have)
+        rc = week_flush(week, w, &nw, rs, err);
+    for (size_t i = 0; i < nw; i++)
+        free(w[i].channel);
+    free(w);
+    return rc < 0 ? rc : 0;
+}
+
 static int collect(struct sql_cache *c, const struct def *d, const struct policy *p,
                    const struct grid *g, struct raws *rs, struct op_error *err)
 {
@@ -810,6 +1246,12 @@ static int collect(struct sql_cache *c, const struct def *d, const struct policy
             sqlite3_bind_text(st, 2, g->to, -1, SQLITE_TRANSIENT) != SQLITE_OK)
             return op_error_set(err, -ENOMEM, NULL, "%s: cannot bind the period", d->name);
     }
+    if (!use_reference && d->query == STORE_Q_AGGREGATE_CONTACTS_BY_SEGMENT_DISTRICT)
+        return collect_segments(c, rs, err);
+    if (!use_reference && d->query == STORE_Q_AGGREGATE_CONSENT_RATES_BY_CHANNEL_PURPOSE)
+        return collect_consents(c, rs, err);
+    if (!use_reference && d->query == STORE_Q_AGGREGATE_ACTIVITIES_BY_CHANNEL_WEEK)
+        return collect_weeks(c, g, rs, err);
     if (d->query != STORE_Q_AGGREGATE_COMPLETENESS_BY_FIELD)
         return sql_each(c, d->query, st, raw_row, rs, err);
     int64_t v[NCOMPLETE + 1];
@@ -830,6 +1272,217 @@ static int collect(struct sql_cache *c, const struct def *d, const struct policy
     return rc;
 }
 
+/* ---- calibrated noise ------------------------------------------------------- */
+
+/* Random bits: getrandom(2) (the kernel's CSPRNG), read a block at a time;
+ * or, after aggregate_noise_seed, splitmix64 from the seed (tests only). */
+static struct {
+    int seeded;
+    uint64_t state;
+    uint64_t buf[64];
+    size_t left;
+} rng;
+
+void aggregate_noise_seed(const uint64_t *seed)
+{
+    rng.seeded = seed != NULL;
+    rng.state = seed ? *seed : 0;
+    rng.left = 0;
+}
+
+static int rand64(uint64_t *out)
+{
+    if (rng.seeded) {
+        uint64_t z = (rng.state += UINT64_C(0x9e3779b97f4a7c15));
+        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+        *out = z ^ (z >> 31);
+        return 0;
+    }
+    if (rng.left == 0) {
+        size_t got = 0;
+        unsigned char *b = (unsigned char *)rng.buf;
+        while (got < sizeof rng.buf) {
+            ssize_t n = getrandom(b + got, sizeof rng.buf - got, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return -EIO;
+            got += (size_t)n;
+        }
+        rng.left = sizeof rng.buf / sizeof rng.buf[0];
+    }
+    *out = rng.buf[--rng.left];
+    rng.buf[rng.left] = 0;
+    return 0;
+}
+
+/* e^-x for 0 <= x <= 64, without libm: e^-(x/2^k) by its series for a
+ * small argument, then squared k times. Relative error about 1e-15. */
+static double exp_neg(double x)
+{
+    unsigned k = 0;
+    while (x > 0.001) {
+        x /= 2;
+        k++;
+    }
+    double term = 1, sum = 1;
+    for (unsigned i = 1; i < 12; i++) {
+        term *= -x / i;
+        sum += term;
+    }
+    while (k--)
+        sum *= sum;
+    return sum;
+}
+
+/* One draw of the two-sided geometric distribution, P(z) proportional to
+ * alpha^|z|: the difference of two geometric draws, each counting the
+ * successes (probability alpha) before the first failure. alpha53 is
+ * alpha scaled to 2^53. */
+static int geometric(uint64_t alpha53, int64_t *out)
+{
+    int64_t g[2] = {0, 0};
+    for (int s = 0; s < 2; s++)
+        for (;;) {
+            uint64_t r;
+            if (rand64(&r) < 0)
+                return -EIO;
+            if ((r >> 11) >= alpha53)
+                break;
+            g[s]++;
+        }
+    *out = g[0] - g[1];
+    return 0;
+}
+
+static uint64_t alpha53_for(uint32_t epsilon_micro, unsigned sensitivity)
+{
+    double a = exp_neg((double)epsilon_micro / 1e6 / (double)(sensitivity ? sensitivity : 1));
+    return (uint64_t)(a * 9007199254740992.0); /* 2^53 */
+}
+
+int aggregate_noise_draw(uint32_t epsilon_micro, unsigned sensitivity, int64_t *out)
+{
+    return geometric(alpha53_for(epsilon_micro, sensitivity), out);
+}
+
+/* The calendar period now_ms falls in, as aggregates.noise.period names
+ * it: "2026-12", "2026-Q4" or "2026". */
+static void budget_period(const struct policy *p, uint64_t now_ms, char out[24])
+{
+    int y;
+    unsigned m, d;
+    civil_from_days((int64_t)(now_ms / 86400000u), &y, &m, &d);
+    if (p->noise.period == POLICY_NOISE_MONTH)
+        snprintf(out, 24, "%04d-%02u", y, m);
+    else if (p->noise.period == POLICY_NOISE_QUARTER)
+        snprintf(out, 24, "%04d-Q%u", y, (m - 1) / 3 + 1);
+    else
+        snprintf(out, 24, "%04d", y);
+}
+
+static int budget_spent(struct sql_cache *c, const char *region, const char *period, int64_t *spent,
+                        struct op_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = sql_get_st(c, STORE_Q_AGGREGATE_BUDGET_SPENT, &st, err);
+    if (rc == 0 && (sqlite3_bind_text(st, 1, region, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 2, period, -1, SQLITE_STATIC) != SQLITE_OK))
+        rc = op_error_set(err, -ENOMEM, NULL, "cannot bind the privacy budget");
+    if (rc == 0)
+        rc = sql_one_int64(c, STORE_Q_AGGREGATE_BUDGET_SPENT, st, "privacy budget", spent, 1, err);
+    return rc;
+}
+
+/* -EDQUOT with the reason when one more answer would overspend. */
+static int budget_check(const struct policy *p, const char *name, const char *period, int64_t spent,
+                        struct op_error *err)
+{
+    const struct policy_noise *z = &p->noise;
+    if (spent + (int64_t)z->epsilon_micro <= (int64_t)z->budget_micro)
+        return 0;
+    static const char *const next[] = {"month", "quarter", "year"};
+    return op_error_set(err, -EDQUOT, "aggregates.noise.budget",
+                        "%s: the %s privacy budget for %s is spent: %" PRId64 ".%06" PRId64
+                        " of %u.%06u used, and an answer costs %u.%06u; it renews with the "
+                        "next %s (aggregates.noise)",
+                        name, p->region, period, spent / 1000000, spent % 1000000,
+                        z->budget_micro / 1000000u, z->budget_micro % 1000000u,
+                        z->epsilon_micro / 1000000u, z->epsilon_micro % 1000000u, next[z->period]);
+}
+
+int aggregate_budget(struct store *s, const struct policy *p, uint64_t now_ms,
+                     struct aggregate_budget_state *out, struct op_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!p || !p->noise.on)
+        return 0;
+    out->on = 1;
+    out->epsilon_micro = p->noise.epsilon_micro;
+    out->budget_micro = p->noise.budget_micro;
+    budget_period(p, now_ms, out->period);
+    struct sql_cache c;
+    int rc = store_queries_bind(s, &c, &store_queries, err);
+    if (rc == 0)
+        rc = budget_spent(&c, p->region, out->period, &out->spent_micro, err);
+    sql_cache_close(&c);
+    return rc < 0 ? rc : 0;
+}
+
+/* How much one record can move the table's figures in all (the L1
+ * sensitivity the noise is scaled to): a contact, activity or deal is one
+ * count; a consent unit or a closed deal is a count and a numerator; a
+ * contact in completeness_by_field is the count and maybe the numerator
+ * of every row. */
+static unsigned sensitivity(const struct def *d, size_t nrows)
+{
+    if (d->query == STORE_Q_AGGREGATE_COMPLETENESS_BY_FIELD)
+        return (unsigned)(2 * (nrows ? nrows : 1));
+    return d->value == AGGREGATE_RATE ? 2 : 1;
+}
+
+/* Replaces the raw cells with noisy ones: every cell of the unfolded
+ * table (zeros too, or a zero would tell an empty cell from a small one)
+ * gets two-sided geometric noise on its count and, for a rate, on its
+ * numerator; counts are then at least 0 and numerators within the count.
+ * Sums get none and are withheld later. Folding and suppression then work
+ * on these numbers only. */
+static int add_noise(const struct def *d, const struct grid *g, const struct policy *p,
+                     struct raws *rs, unsigned k, struct op_error *err)
+{
+    struct aggregate_table *t0 = NULL;
+    int rc = build(d, g, rs, k, 0, &t0, err);
+    if (rc < 0)
+        return rc;
+    uint64_t a53 = alpha53_for(p->noise.epsilon_micro, sensitivity(d, t0->nr));
+    struct raws out = {0};
+    for (size_t i = 0; rc == 0 && i < t0->nr; i++)
+        for (size_t j = 0; rc == 0 && j < t0->nc; j++) {
+            int64_t n = t0->n[at(t0, i, j)], x = 0, z;
+            if ((rc = geometric(a53, &z)) < 0)
+                break;
+            n = n + z < 0 ? 0 : n + z;
+            if (d->value == AGGREGATE_RATE) {
+                if ((rc = geometric(a53, &z)) < 0)
+                    break;
+                x = t0->x[at(t0, i, j)] + z;
+                x = x < 0 ? 0 : x > n ? n : x;
+            }
+            rc = raws_add(&out, t0->rows[i], t0->cols[j], n, x, err);
+        }
+    if (rc == -EIO)
+        op_error_set(err, -EIO, NULL, "%s: no random bytes from getrandom for the noise", d->name);
+    aggregate_table_free(t0);
+    if (rc < 0) {
+        raws_done(&out);
+        return rc;
+    }
+    raws_done(rs);
+    *rs = out;
+    return 0;
+}
+
 static int compute(struct sql_cache *c, const struct def *d, const struct policy *p,
                    const struct grid *g, uint64_t now_ms, json_t **out, struct op_error *err)
 {
@@ -837,12 +1490,19 @@ static int compute(struct sql_cache *c, const struct def *d, const struct policy
     struct aggregate_table *t = NULL;
     unsigned k = p->min_cell_size ? p->min_cell_size : 10;
     int rc = collect(c, d, p, g, &rs, err);
+    if (rc == 0 && p->noise.on)
+        rc = add_noise(d, g, p, &rs, k, err);
     if (rc == 0)
-        rc = build(d, g, &rs, k, &t, err);
+        rc = build(d, g, &rs, k, 1, &t, err);
     raws_done(&rs);
     if (rc < 0)
         return rc;
     aggregate_protect(t, d->value, k);
+    /* an amount has no bound, so no finite noise hides one deal's: under
+     * noise the sums are withheld and only the noisy counts leave */
+    if (p->noise.on && d->value == AGGREGATE_SUM)
+        for (size_t e = 0; e < (t->nr + 1) * (t->nc + 1); e++)
+            t->xm[e] = AGGREGATE_SECONDARY;
 
     static const char *const values[] = {"count", "rate", "sum"};
     char when[40];
@@ -854,41 +1514,49 @@ static int compute(struct sql_cache *c, const struct def *d, const struct policy
                   "region", p->region, "policy_hash", p->hash, "params", g->canon, eq - g->canon,
                   eq + 1, "computed_at", when, "min_cell_size", (json_int_t)k, "rows_label",
                   d->rows_label, "cols_label", d->cols_label, "value", values[d->value]);
-    if (!a || aggregate_table_json(t, d->value, a) < 0) {
-        json_decref(a);
-        aggregate_table_free(t);
-        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    int bad = !a || aggregate_table_json(t, d->value, a) < 0;
+    if (!bad && p->noise.on) {
+        char period[24];
+        budget_period(p, now_ms, period);
+        bad = json_object_set_new(a, "noise",
+                                  json_pack("{s:s, s:f, s:s}", "mechanism", "geometric", "epsilon",
+                                            (double)p->noise.epsilon_micro / 1e6, "period",
+                                            period)) < 0;
     }
     aggregate_table_free(t);
+    if (bad) {
+        json_decref(a);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
     *out = a;
     return 0;
 }
 
 /* The answer kept for this aggregate, grid point and policy: 1 with *a set,
  * 0 when none is kept, or a negative errno (err says why). */
-static int kept_answer(struct sql_cache *c, const struct def *d, const struct grid *g,
-                       const struct policy *p, json_t **a, struct op_error *err)
+static int kept_answer(struct sql_cache *c, const char *name, const char *canon, const char *hash,
+                       json_t **a, struct op_error *err)
 {
     sqlite3_stmt *st;
     int rc = sql_get_st(c, STORE_Q_AGGREGATE_ANSWER_GET, &st, err);
-    if (rc == 0 && (sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC) != SQLITE_OK ||
-                    sqlite3_bind_text(st, 2, g->canon, -1, SQLITE_STATIC) != SQLITE_OK ||
-                    sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC) != SQLITE_OK))
-        rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", d->name);
+    if (rc == 0 && (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 2, canon, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC) != SQLITE_OK))
+        rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", name);
     if (rc == 0 && (rc = sql_step(c, STORE_Q_AGGREGATE_ANSWER_GET, st, err)) == 1) {
         json_error_t je;
         *a = json_loads((const char *)sqlite3_column_text(st, 0), 0, &je);
         sqlite3_reset(st);
         if (!*a)
-            return op_error_set(err, -EBADMSG, NULL, "%s: the kept answer is not JSON: %s", d->name,
+            return op_error_set(err, -EBADMSG, NULL, "%s: the kept answer is not JSON: %s", name,
                                 je.text);
     }
     return rc;
 }
 
-int aggregate_answer(struct store *s, const struct policy *p, const char *name,
-                     const char *const *params, size_t nparams, uint64_t now_ms, json_t **out,
-                     struct op_error *err)
+int aggregate_compute(struct store *s, const struct policy *p, const char *name,
+                      const char *const *params, size_t nparams, uint64_t now_ms, json_t **out,
+                      int *kept, struct op_error *err)
 {
     int rc = aggregate_allowed(p, name, err);
     if (rc < 0)
@@ -899,50 +1567,126 @@ int aggregate_answer(struct store *s, const struct policy *p, const char *name,
     struct grid g;
     if ((rc = parse_params(d, params, nparams, now_ms, &g, err)) < 0)
         return rc;
-
     struct sql_cache c;
     if ((rc = store_queries_bind(s, &c, &store_queries, err)) < 0)
         return rc;
     json_t *a = NULL;
-    sqlite3_stmt *st;
-    rc = kept_answer(&c, d, &g, p, &a, err);
-    if (rc != 0) {
-        if (rc > 0)
-            rc = 0;
-        goto done;
+    rc = kept_answer(&c, d->name, g.canon, p->hash, &a, err);
+    *kept = rc == 1;
+    if (rc == 0 && p->noise.on) {
+        /* refuse before the work when the budget cannot pay for it;
+         * aggregate_keep checks again where it spends */
+        char period[24];
+        int64_t spent = 0;
+        budget_period(p, now_ms, period);
+        if ((rc = budget_spent(&c, p->region, period, &spent, err)) == 0)
+            rc = budget_check(p, d->name, period, spent, err);
     }
+    if (rc == 0)
+        rc = compute(&c, d, p, &g, now_ms, &a, err);
+    sql_cache_close(&c);
+    if (rc < 0) {
+        json_decref(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
 
-    if ((rc = compute(&c, d, p, &g, now_ms, &a, err)) < 0)
-        goto done;
-    char *body = json_dumps(a, AGGREGATE_JSON_FLAGS);
-    if (!body) {
-        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
-        goto done;
-    }
-    rc = sql_get_st(&c, STORE_Q_AGGREGATE_ANSWER_PUT, &st, err);
-    if (rc == 0 && (sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC) != SQLITE_OK ||
-                    sqlite3_bind_text(st, 2, g.canon, -1, SQLITE_STATIC) != SQLITE_OK ||
-                    sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC) != SQLITE_OK ||
-                    sqlite3_bind_int64(st, 4, (sqlite3_int64)now_ms) != SQLITE_OK ||
-                    sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC) != SQLITE_OK))
+/* The canonical "key=value" of an answer's params. */
+static void answer_canon(const json_t *answer, char out[64])
+{
+    const char *k;
+    const json_t *v;
+    out[0] = '\0';
+    json_object_foreach((json_t *)json_object_get(answer, "params"), k, v)
+        snprintf(out, 64, "%s=%s", k, json_string_value(v) ? json_string_value(v) : "");
+}
+
+int aggregate_keep(struct store *s, const struct policy *p, json_t **answer, uint64_t now_ms,
+                   struct op_error *err)
+{
+    const char *name = json_string_value(json_object_get(*answer, "aggregate"));
+    const char *hash = json_string_value(json_object_get(*answer, "policy_hash"));
+    if (!name || !hash)
+        return op_error_set(err, -EINVAL, NULL, "not an aggregate answer");
+    if (!p || strcmp(hash, p->hash))
+        return op_error_set(err, -EAGAIN, NULL,
+                            "%s: the region policy changed while it was computed; ask again", name);
+    char canon[64], period[24] = "";
+    answer_canon(*answer, canon);
+    if (p->noise.on)
+        budget_period(p, now_ms, period);
+    char *body = json_dumps(*answer, AGGREGATE_JSON_FLAGS);
+    if (!body)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    struct sql_cache c;
+    int rc = store_queries_bind(s, &c, &store_queries, err);
+    int began = 0;
+    if (rc == 0 && (rc = store_begin(s, err)) == 0)
+        began = 1;
+    sqlite3_stmt *st;
+    if (rc == 0)
+        rc = sql_get_st(&c, STORE_Q_AGGREGATE_ANSWER_PUT, &st, err);
+    if (rc == 0 &&
+        (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
+         sqlite3_bind_text(st, 2, canon, -1, SQLITE_STATIC) != SQLITE_OK ||
+         sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC) != SQLITE_OK ||
+         sqlite3_bind_int64(st, 4, (sqlite3_int64)now_ms) != SQLITE_OK ||
+         sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC) != SQLITE_OK ||
+         sqlite3_bind_int64(st, 6, p->noise.on ? p->noise.epsilon_micro : 0) != SQLITE_OK ||
+         (p->noise.on ? sqlite3_bind_text(st, 7, period, -1, SQLITE_STATIC)
+                      : sqlite3_bind_null(st, 7)) != SQLITE_OK))
         rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", name);
     if (rc == 0)
         rc = sql_run(&c, STORE_Q_AGGREGATE_ANSWER_PUT, st, err);
-    free(body);
-    if (rc > 0)
-        rc = 0;
-    if (rc == 0) {
-        /* Another caller may have kept an answer first: give that one. */
-        json_decref(a);
-        a = NULL;
-        rc = kept_answer(&c, d, &g, p, &a, err);
-        if (rc > 0)
-            rc = 0;
-        else if (rc == 0)
-            rc = op_error_set(err, -EIO, NULL, "%s: the answer was not kept", name);
+    if (rc == 1 && p->noise.on) {
+        /* this answer is the one kept: it spends, in the same transaction */
+        int64_t spent = 0;
+        rc = budget_spent(&c, p->region, period, &spent, err);
+        if (rc == 0)
+            rc = budget_check(p, name, period, spent, err);
+        if (rc == 0)
+            rc = sql_get_st(&c, STORE_Q_AGGREGATE_BUDGET_SPEND, &st, err);
+        if (rc == 0 && (sqlite3_bind_text(st, 1, p->region, -1, SQLITE_STATIC) != SQLITE_OK ||
+                        sqlite3_bind_text(st, 2, period, -1, SQLITE_STATIC) != SQLITE_OK ||
+                        sqlite3_bind_int64(st, 3, p->noise.epsilon_micro) != SQLITE_OK))
+            rc = op_error_set(err, -ENOMEM, NULL, "cannot bind the privacy budget");
+        if (rc == 0)
+            rc = sql_run_what(&c, st, "cannot spend the privacy budget", err);
     }
-done:
+    if (rc >= 0 && began) {
+        rc = store_commit(s, err);
+        began = 0;
+    }
+    if (began)
+        store_rollback(s);
+    free(body);
+    if (rc == 0) {
+        /* the kept answer: this one, or one another caller kept first */
+        json_t *a = NULL;
+        rc = kept_answer(&c, name, canon, hash, &a, err);
+        if (rc == 1) {
+            json_decref(*answer);
+            *answer = a;
+            rc = 0;
+        } else if (rc == 0) {
+            rc = op_error_set(err, -EIO, NULL, "%s: the answer was not kept", name);
+        }
+    }
     sql_cache_close(&c);
+    return rc < 0 ? rc : 0;
+}
+
+int aggregate_answer(struct store *s, const struct policy *p, const char *name,
+                     const char *const *params, size_t nparams, uint64_t now_ms, json_t **out,
+                     struct op_error *err)
+{
+    json_t *a = NULL;
+    int kept = 0;
+    int rc = aggregate_compute(s, p, name, params, nparams, now_ms, &a, &kept, err);
+    if (rc == 0 && !kept)
+        rc = aggregate_keep(s, p, &a, now_ms, err);
     if (rc < 0) {
         json_decref(a);
         return rc;
@@ -962,11 +1706,8 @@ int aggregate_record_egress(struct store *s, const char *via, const char *reques
     const json_t *params = json_object_get(answer, "params");
     if (!name || !hash || !json_is_object(params))
         return op_error_set(err, -EINVAL, NULL, "not an aggregate answer");
-    char canon[64] = "";
-    const char *k;
-    const json_t *v;
-    json_object_foreach((json_t *)params, k, v)
-        snprintf(canon, sizeof canon, "%s=%s", k, json_string_value(v) ? json_string_value(v) : "");
+    char canon[64];
+    answer_canon(answer, canon);
     char *body = json_dumps(answer, AGGREGATE_JSON_FLAGS);
     if (!body)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
@@ -1056,9 +1797,24 @@ int aggregate_standing_due(struct store *s, const struct policy *p, const char *
         rc = op_error_set(err, -ENOMEM, NULL, "%s: cannot bind", name);
     if (rc == 0)
         rc = sql_one_int64(&c, STORE_Q_AGGREGATE_EGRESS_SENT, st, "aggregate ledger", &n, 1, err);
+    *due = rc == 0 && n == 0;
+    if (*due && p->noise.on) {
+        /* with noise, not due while the period's budget cannot pay for a
+         * new answer (a kept one costs nothing): it waits for the next
+         * period rather than cut segments that would carry nothing */
+        json_t *a = NULL;
+        int64_t spent = 0;
+        char period[24];
+        budget_period(p, now_ms, period);
+        struct op_error e2;
+        op_error_clear(&e2);
+        rc = kept_answer(&c, name, g.canon, p->hash, &a, err);
+        json_decref(a);
+        if (rc == 0 && (rc = budget_spent(&c, p->region, period, &spent, err)) == 0)
+            *due = budget_check(p, name, period, spent, &e2) == 0;
+        else if (rc == 1)
+            rc = 0;
+    }
     sql_cache_close(&c);
-    if (rc < 0)
-        return rc;
-    *due = n == 0;
-    return 0;
+    return rc < 0 ? rc : 0;
 }

@@ -11,7 +11,9 @@
  * small cells are suppressed, complementary cells are suppressed so that
  * no row, column or total line has exactly one unknown, rates and sums
  * are shown only where their base is. The same name, parameters and
- * policy always give the same answer (kept in aggregate_answers).
+ * policy always give the same answer (kept in aggregate_answers). With
+ * aggregates.noise in the policy, every answer carries calibrated noise
+ * and a new one is kept only if the period's privacy budget pays for it.
  */
 #ifndef OUTPOST_AGGREGATE_H
 #define OUTPOST_AGGREGATE_H
@@ -99,6 +101,52 @@ int aggregate_allowed(const struct policy *p, const char *name, struct op_error 
 int aggregate_answer(struct store *s, const struct policy *p, const char *name,
                      const char *const *params, size_t nparams, uint64_t now_ms, json_t **out,
                      struct op_error *err);
+
+/* aggregate_answer in two steps, so that the computation can run on a
+ * read-only connection and only the keeping needs the writer:
+ * aggregate_compute checks, then gives the kept answer (*kept = 1) or
+ * computes a new one (*kept = 0), writing nothing; with noise it refuses
+ * with -EDQUOT (err naming the budget, what is used and when it renews)
+ * when the period's budget cannot pay for one more answer. */
+int aggregate_compute(struct store *s, const struct policy *p, const char *name,
+                      const char *const *params, size_t nparams, uint64_t now_ms, json_t **out,
+                      int *kept, struct op_error *err);
+
+/* Keeps a new answer from aggregate_compute under p and, with noise,
+ * spends its epsilon from the period's budget in the same transaction
+ * (-EDQUOT and nothing kept when that would overspend). If an answer for
+ * the same key was kept first, *answer is replaced by that one and
+ * nothing is spent. -EAGAIN when p is not the policy the answer was
+ * computed under. Not inside a store_begin transaction. */
+int aggregate_keep(struct store *s, const struct policy *p, json_t **answer, uint64_t now_ms,
+                   struct op_error *err);
+
+/* The privacy budget of the period now_ms falls in (docs/AGGREGATES.md,
+ * "Calibrated noise"). */
+struct aggregate_budget_state {
+    int on;                 /* the policy sets aggregates.noise */
+    char period[24];        /* "2026-12", "2026-Q4", "2026" */
+    int64_t spent_micro;    /* epsilon spent in it, millionths */
+    uint32_t epsilon_micro; /* one answer's */
+    uint32_t budget_micro;  /* the period's */
+};
+int aggregate_budget(struct store *s, const struct policy *p, uint64_t now_ms,
+                     struct aggregate_budget_state *out, struct op_error *err);
+
+/* One draw of the noise added to a figure: two-sided geometric with
+ * alpha = e^(-epsilon / sensitivity), epsilon in millionths. 0 or -EIO
+ * (no random bytes). */
+int aggregate_noise_draw(uint32_t epsilon_micro, unsigned sensitivity, int64_t *out);
+
+/* For tests only: draws come from a deterministic generator seeded with
+ * *seed instead of getrandom(2); NULL goes back to getrandom. */
+void aggregate_noise_seed(const uint64_t *seed);
+
+/* For tests only: with on != 0, aggregate_answer computes every aggregate
+ * with the plain queries of sql/aggregate.sql (what each definition
+ * means) instead of the streams of the fast path, so the two can be
+ * compared on the same data. Not thread-safe; off by default. */
+void aggregate_reference(int on);
 
 /* Records in the egress ledger (aggregate_egress) that `answer` (from
  * aggregate_answer) left or is about to leave: via "api" or "segment",

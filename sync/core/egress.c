@@ -723,12 +723,41 @@ static int agg_cells(const json_t *a, size_t want, json_int_t k, const char *whe
     return 0;
 }
 
+/* An answer carries "noise" exactly when the policy sets aggregates.noise,
+ * saying the mechanism, the policy's epsilon and the budget's period. */
+static int agg_noise(const struct policy *p, const char *name, const json_t *z,
+                     struct op_error *err)
+{
+    static const char *const keys[] = {"mechanism", "epsilon", "period", NULL};
+    if (!p->noise.on)
+        return z ? op_error_set(err, -EINVAL, "noise",
+                                "aggregate %s: noise, but the %s policy adds none", name, p->region)
+                 : 0;
+    if (!z)
+        return op_error_set(err, -EPERM, "noise",
+                            "aggregate %s: exact counts, but the %s policy asks for noise", name,
+                            p->region);
+    int rc = agg_keys(z, keys, "noise", err);
+    if (rc < 0)
+        return rc;
+    const char *m = json_string_value(json_object_get(z, "mechanism"));
+    const json_t *e = json_object_get(z, "epsilon");
+    double want = (double)p->noise.epsilon_micro / 1e6;
+    if (!m || strcmp(m, "geometric") || !json_is_number(e) || json_number_value(e) < want - 5e-7 ||
+        json_number_value(e) > want + 5e-7)
+        return op_error_set(err, -EPERM, "noise",
+                            "aggregate %s: noise is not the geometric mechanism at the policy's "
+                            "epsilon",
+                            name);
+    return agg_label(json_object_get(z, "period"), "noise.period", err);
+}
+
 int egress_verify_aggregate(const struct policy *p, const json_t *r, struct op_error *err)
 {
     static const char *const answer_keys[] = {
-        "aggregate",   "request",       "region",     "policy_hash", "params",
-        "computed_at", "min_cell_size", "rows_label", "cols_label",  "value",
-        "cols",        "rows",          "col_totals", "total",       NULL};
+        "aggregate",     "request",    "region",     "policy_hash", "params", "computed_at",
+        "min_cell_size", "rows_label", "cols_label", "value",       "cols",   "rows",
+        "col_totals",    "total",      "noise",      NULL};
     static const char *const refusal_keys[] = {"aggregate", "request",     "region", "policy_hash",
                                                "refused",   "computed_at", NULL};
     if (!json_is_object(r))
@@ -759,6 +788,8 @@ int egress_verify_aggregate(const struct policy *p, const json_t *r, struct op_e
                             "aggregate %s is not allowed by the %s policy", name, p->region);
     int rc = agg_keys(r, answer_keys, "the answer", err);
     if (rc < 0)
+        return rc;
+    if ((rc = agg_noise(p, name, json_object_get(r, "noise"), err)) < 0)
         return rc;
     json_int_t k = p->min_cell_size ? (json_int_t)p->min_cell_size : 10;
     if (json_integer_value(json_object_get(r, "min_cell_size")) != k)

@@ -999,11 +999,82 @@ static const struct section sections[] = {
             {"days", 1}),
 };
 
-static int load_aggregates(struct ld *l, const yaml_node_t *n)
+static const char *const noise_periods[] = {"month", "quarter", "year", NULL};
+static const char *const noise_mechanisms[] = {"geometric", NULL};
+
+const char *policy_noise_period_name(enum policy_noise_period p)
+{
+    return (unsigned)p < 3 ? noise_periods[p] : "?";
+}
+
+/* A privacy budget's epsilon: a plain decimal number with at most six
+ * decimals, from min to max millionths, kept in millionths. */
+static int epsilon_in(struct ld *l, const yaml_node_t *n, const char *key, uint32_t min,
+                      uint32_t max, uint32_t *out)
+{
+    const char *s;
+    int rc = scalar(l, n, key, &s);
+    if (rc < 0)
+        return rc;
+    uint64_t whole = 0, frac = 0;
+    size_t i = 0, nd = 0, nf = 0;
+    int ok = n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    for (; ok && isdigit((unsigned char)s[i]) && nd < 6; i++, nd++)
+        whole = whole * 10 + (uint64_t)(s[i] - '0');
+    if (ok && s[i] == '.') {
+        for (i++; isdigit((unsigned char)s[i]) && nf < 6; i++, nf++)
+            frac = frac * 10 + (uint64_t)(s[i] - '0');
+        ok = nf > 0;
+    }
+    ok = ok && nd > 0 && s[i] == '\0';
+    for (size_t k = nf; k < 6; k++)
+        frac *= 10;
+    uint64_t v = whole * 1000000u + frac;
+    if (!ok || v < min || v > max)
+        return fail(l, n, key,
+                    "must be a decimal number from %u.%06u to %u (at most six decimals; got "
+                    "\"%.40s\")",
+                    min / 1000000u, min % 1000000u, max / 1000000u, s);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* aggregates.noise: mechanism, epsilon (per answer), budget (per period),
+ * period. */
+static int load_noise(struct ld *l, const yaml_node_t *n)
 {
     static const struct keyspec spec[] = {
-        {"min_cell_size", 1}, {"basis", 1}, {"queries", 1}, {"standing", 0}, {NULL, 0}};
+        {"mechanism", 1}, {"epsilon", 1}, {"budget", 1}, {"period", 1}, {NULL, 0}};
     const yaml_node_t *v[4];
+    struct policy_noise *z = &l->p->noise;
+    int m, per;
+    int rc = fields_of(l, n, "aggregates.noise", spec, v);
+    if (rc == 0)
+        rc = choice(l, v[0], "aggregates.noise.mechanism", noise_mechanisms, &m);
+    if (rc == 0)
+        rc = epsilon_in(l, v[1], "aggregates.noise.epsilon", 10000u, 10000000u, &z->epsilon_micro);
+    if (rc == 0)
+        rc = epsilon_in(l, v[2], "aggregates.noise.budget", 10000u, 1000000000u, &z->budget_micro);
+    if (rc == 0)
+        rc = choice(l, v[3], "aggregates.noise.period", noise_periods, &per);
+    if (rc < 0)
+        return rc;
+    if (z->budget_micro < z->epsilon_micro)
+        return fail(l, v[2], "aggregates.noise.budget",
+                    "%u.%06u is less than one answer's epsilon %u.%06u: no answer could be given",
+                    z->budget_micro / 1000000u, z->budget_micro % 1000000u,
+                    z->epsilon_micro / 1000000u, z->epsilon_micro % 1000000u);
+    z->period = (enum policy_noise_period)per;
+    z->on = 1;
+    z->line = line_of(n);
+    return 0;
+}
+
+static int load_aggregates(struct ld *l, const yaml_node_t *n)
+{
+    static const struct keyspec spec[] = {{"min_cell_size", 1}, {"basis", 1}, {"queries", 1},
+                                          {"standing", 0},      {"noise", 0}, {NULL, 0}};
+    const yaml_node_t *v[5];
     struct policy *p = l->p;
     char bas[256];
     size_t count = 0;
@@ -1066,7 +1137,7 @@ static int load_aggregates(struct ld *l, const yaml_node_t *n)
             return fail(l, it, key, "%s listed twice", s);
         p->aggregates[j].standing = 1;
     }
-    return 0;
+    return v[4] ? load_noise(l, v[4]) : 0;
 }
 
 /* ---- the document ------------------------------------------------------- */

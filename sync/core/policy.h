@@ -124,6 +124,26 @@ struct policy_aggregate {
     int line;
 };
 
+/* aggregates.noise: calibrated noise on the counts of every aggregate
+ * answer (docs/AGGREGATES.md), with a privacy budget per period. Epsilon
+ * is kept in millionths so spending adds integers exactly. */
+enum policy_noise_period {
+    POLICY_NOISE_MONTH = 0,
+    POLICY_NOISE_QUARTER,
+    POLICY_NOISE_YEAR,
+};
+
+struct policy_noise {
+    int on;                          /* the section is present */
+    uint32_t epsilon_micro;          /* spent by one answer */
+    uint32_t budget_micro;           /* at most this much per period */
+    enum policy_noise_period period; /* the calendar period a budget lasts */
+    int line;
+};
+
+/* "month", "quarter", "year". */
+const char *policy_noise_period_name(enum policy_noise_period p);
+
 struct policy {
     char path[1024];
     char hash[POLICY_HASH_HEX];
@@ -158,6 +178,7 @@ struct policy {
     unsigned min_cell_size;
     struct policy_aggregate *aggregates;
     size_t naggregates;
+    struct policy_noise noise;
 };
 
 /* The built-in aggregate queries a policy may name, NULL-terminated. */

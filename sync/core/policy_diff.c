@@ -616,6 +616,35 @@ static const struct policy_aggregate *aggregate_named(const struct policy *p, co
     return NULL;
 }
 
+/* aggregates.noise: less noise (none, a larger epsilon per answer, a
+ * larger budget, a shorter period for the same budget) loosens. */
+static int noise(struct policy_diff *d, const struct policy_noise *x, const struct policy_noise *y)
+{
+    const char *key = "aggregates.noise";
+    if (!x->on && !y->on)
+        return 0;
+    if (x->on && !y->on)
+        return add(d, POLICY_DIFF_LOOSENS, key, "answers carry exact counts",
+                   "aggregates.noise: removed");
+    if (!x->on)
+        return add(d, POLICY_DIFF_TIGHTENS, key, NULL, "aggregates.noise: added");
+    int rc = 0;
+    if (x->epsilon_micro != y->epsilon_micro)
+        rc =
+            add(d, y->epsilon_micro > x->epsilon_micro ? POLICY_DIFF_LOOSENS : POLICY_DIFF_TIGHTENS,
+                "aggregates.noise.epsilon", NULL, "aggregates.noise.epsilon: %u -> %u millionths",
+                x->epsilon_micro, y->epsilon_micro);
+    if (rc == 0 && x->budget_micro != y->budget_micro)
+        rc = add(d, y->budget_micro > x->budget_micro ? POLICY_DIFF_LOOSENS : POLICY_DIFF_TIGHTENS,
+                 "aggregates.noise.budget", NULL, "aggregates.noise.budget: %u -> %u millionths",
+                 x->budget_micro, y->budget_micro);
+    if (rc == 0 && x->period != y->period)
+        rc = add(d, y->period < x->period ? POLICY_DIFF_LOOSENS : POLICY_DIFF_TIGHTENS,
+                 "aggregates.noise.period", NULL, "aggregates.noise.period: %s -> %s",
+                 policy_noise_period_name(x->period), policy_noise_period_name(y->period));
+    return rc;
+}
+
 static int aggregates(struct policy_diff *d, const struct policy *a, const struct policy *b)
 {
     int rc = 0;
@@ -642,6 +671,8 @@ static int aggregates(struct policy_diff *d, const struct policy *a, const struc
         snprintf(key, sizeof key, "aggregates.queries.%s", y->name);
         rc = add(d, POLICY_DIFF_LOOSENS, key, "HQ may pull it", "aggregates: %s added", y->name);
     }
+    if (rc == 0)
+        rc = noise(d, &a->noise, &b->noise);
     return rc < 0 ? rc : 0;
 }
 

@@ -63,6 +63,40 @@ expect_not_contains "$OUT" "CANARY"
 expect_not_contains "$OUT" '"key":"postal_code"' # local_only in EU-DE: not even counted
 expect_contains "$OUT" '"key":"locality"'
 
+# calibrated noise (aggregates.noise): not in the shipped EU-DE profile
+expect_exit 0 "$OUTPOST" aggregate --budget
+expect_contains "$OUT" "the EU-DE policy adds no noise to aggregates"
+# a copy that asks for it, with a budget of two answers a month
+node_dir noise
+init_node EU-DE
+mkdir -p noisy && NOISY="$PWD/noisy/EU-DE.yaml"
+sed '/^  queries:/a\  noise: {mechanism: geometric, epsilon: 0.5, budget: 1, period: month}' \
+    "$TESTS_DIR/../schema/regions/EU-DE.yaml" >"$NOISY" || die "sed"
+export OUTPOST_POLICY="$NOISY"
+add 24 Bayern
+add 11 Berlin
+month=$(date -u +%Y-%m)
+expect_exit 0 "$OUTPOST" aggregate --budget
+expect_contains "$OUT" "epsilon 0.5 per answer, 1 per month"
+expect_contains "$OUT" "$month: spent 0, left 1 (2 more answers)"
+expect_exit 0 "$OUTPOST" aggregate contacts_by_segment_district --json
+expect_contains "$OUT" "\"noise\":{\"mechanism\":\"geometric\",\"epsilon\":0.5,\"period\":\"$month\"}"
+expect_not_contains "$OUT" "CANARY"
+noisy=$(cat "$OUT")
+expect_exit 0 "$OUTPOST" aggregate --budget
+expect_contains "$OUT" "$month: spent 0.5, left 0.5 (1 more answers)"
+# the kept answer again: the same bytes, nothing spent
+expect_exit 0 "$OUTPOST" aggregate contacts_by_segment_district --json
+[ "$(cat "$OUT")" = "$noisy" ] || die "the kept noisy answer changed: $(cat "$OUT")"
+expect_exit 0 "$OUTPOST" aggregate completeness_by_field --json
+expect_exit 0 "$OUTPOST" aggregate --budget
+expect_contains "$OUT" "$month: spent 1, left 0 (0 more answers)"
+before=$(db_checksum "$DB")
+expect_exit 1 "$OUTPOST" aggregate consent_rates_by_channel_purpose
+expect_contains "$ERR" "the EU-DE privacy budget for $month is spent: 1.000000 of 1.000000 used, and an answer costs 0.500000; it renews with the next month (aggregates.noise)"
+[ "$(db_checksum "$DB")" = "$before" ] || die "a refusal for the budget changed the database"
+unset OUTPOST_POLICY
+
 # CN leaves the district counts out of its aggregates
 node_dir cd
 init_node CN

@@ -59,6 +59,49 @@ expect_contains "$OUT" "aggregates sent: 1"
 expect_contains "$OUT" "contacts_by_segment_district as_of="
 expect_contains "$OUT" "via api to hq1"
 
+# calibrated noise over the API: a profile with aggregates.noise and a
+# budget of two answers a month. Each answer says it is noisy and passes
+# the egress check; the third is refused (429) with the reason; after a
+# restart the spend is still there; a kept answer asked again is free.
+node_dir noise
+init_node EU-DE
+mkdir -p noisy && NOISY="$PWD/noisy/EU-DE.yaml"
+sed '/^  queries:/a\  noise: {mechanism: geometric, epsilon: 0.5, budget: 1, period: month}' \
+    "$TESTS_DIR/../schema/regions/EU-DE.yaml" >"$NOISY" || die "sed"
+export OUTPOST_POLICY="$NOISY"
+add_user hq3 hq
+for i in $(seq 1 30); do
+    "$OUTPOST" contact add --skip-duplicate-check --given-name "CANARY-n$i" --region Hessen \
+        >/dev/null || die "contact add"
+done
+HQ=$(api_token hq3) || die "no token"
+month=$(date -u +%Y-%m)
+start_outpostd
+expect_req 200 "\"noise\":{\"mechanism\":\"geometric\",\"epsilon\":0.5,\"period\":\"$month\"}" \
+    GET /api/v1/aggregates/contacts_by_segment_district "$HQ"
+expect_not_contains "$OUT" CANARY
+first=$(cat "$OUT")
+expect_req 200 '"noise":{' GET /api/v1/aggregates/completeness_by_field "$HQ"
+expect_req 429 "the EU-DE privacy budget for $month is spent: 1.000000 of 1.000000 used" \
+    GET /api/v1/aggregates/consent_rates_by_channel_purpose "$HQ"
+stop_outpostd
+start_outpostd
+expect_req 429 "privacy budget for $month is spent" \
+    GET /api/v1/aggregates/consent_rates_by_channel_purpose "$HQ"
+expect_req 200 '"noise":{' GET /api/v1/aggregates/contacts_by_segment_district "$HQ"
+[ "$(cat "$OUT")" = "$first" ] || die "the kept noisy answer changed after a restart"
+stop_outpostd
+[ "$(sqlite3 "$DB" "SELECT spent_micro FROM aggregate_budget WHERE period = '$month'")" = 1000000 ] ||
+    die "budget spent: $(sqlite3 "$DB" "SELECT * FROM aggregate_budget")"
+[ "$(sqlite3 "$DB" "SELECT count(*) FROM aggregate_answers WHERE name = 'consent_rates_by_channel_purpose'")" = 0 ] ||
+    die "a refused answer was kept"
+expect_exit 0 "$OUTPOST" egress-report
+expect_contains "$OUT" "aggregates sent: 3"
+expect_contains "$OUT" "noisy: epsilon 0.5 of the $month privacy budget"
+expect_exit 0 "$OUTPOST" aggregate --budget
+expect_contains "$OUT" "$month: spent 1, left 0 (0 more answers)"
+unset OUTPOST_POLICY
+
 # CN's policy leaves the district counts out
 node_dir cd
 init_node CN

@@ -3,6 +3,13 @@
 -- (the numerator of a rate or the sum of a value; 0 when unused). Deleted
 -- and restricted records never count. Disclosure control is applied in C
 -- to what these return; nothing here leaves as it is.
+--
+-- The first six queries say what each aggregate means in plain SQL. Three
+-- of them visit a row per contact, consent or activity and group in a
+-- temporary B-tree, which takes seconds over a million rows; for those
+-- aggregate.c streams rows in index order instead (the *_stream queries
+-- below) and counts in C, with the same result. The plain queries stay
+-- the reference the fast path is tested against (aggregate_reference).
 
 -- ?1 unused (snapshot).
 -- name: contacts_by_segment_district
@@ -46,7 +53,8 @@ WHERE expected_close >= ?1 AND expected_close < ?2 AND deleted = 0 AND restricte
 GROUP BY 1, 2;
 
 -- Closed deals (won or lost) with expected_close in ?1 .. ?2, by the
--- channel of their first activity; x: won.
+-- channel of their first activity; x: won. The first activity is read
+-- from the covering index activities_deal_first (migration 0016).
 -- name: conversion_by_channel
 SELECT coalesce((SELECT a.channel FROM activities AS a
                  WHERE a.deal_id = d.id AND a.deleted = 0 AND a.restricted = 0
@@ -70,13 +78,60 @@ SELECT count(*),
 FROM contacts
 WHERE deleted = 0 AND restricted = 0;
 
+-- ---- the streams behind the fast path (aggregate.c) -----------------------
+
+-- contacts_by_segment_district, 1 of 3: the live organizations, by id,
+-- with the industry as the definition trims it.
+-- name: segment_orgs
+SELECT id, nullif(trim(industry), '') FROM organizations
+WHERE deleted = 0 AND restricted = 0 ORDER BY id;
+
+-- 2 of 3: the live links by contact, each contact's in id order (the
+-- index contact_organizations_first, no sort).
+-- name: segment_links
+SELECT contact_id, organization_id FROM contact_organizations
+WHERE deleted = 0 ORDER BY contact_id, id;
+
+-- 3 of 3: the live contacts by district, each district's by id (the
+-- index contacts_region_live, no sort).
+-- name: segment_contacts
+SELECT region, id FROM contacts
+WHERE deleted = 0 AND restricted = 0 ORDER BY region, id;
+
+-- consent_rates_by_channel_purpose: the decisive records in the order of
+-- the index consents_latest, the order in which the plain query's GROUP
+-- BY meets them (so a tie on the time is broken the same way).
+-- name: consent_stream
+SELECT channel, purpose, contact_id, status, coalesce(withdrawn_at, confirmed_at, requested_at)
+FROM consents
+WHERE deleted = 0 AND restricted = 0 AND status <> 'pending'
+ORDER BY channel, purpose, contact_id, status, withdrawn_at, confirmed_at, requested_at;
+
+-- activities_by_channel_week: the period's live activities in time order
+-- (the index activities_occurred, no sort); the week is worked out in C.
+-- name: activity_stream
+SELECT occurred_at, channel FROM activities
+WHERE occurred_at >= ?1 AND occurred_at < ?2 AND deleted = 0 AND restricted = 0
+ORDER BY occurred_at;
+
 -- name: answer_get
 SELECT body FROM aggregate_answers WHERE name = ?1 AND params = ?2 AND policy_hash = ?3;
 
--- The first answer for a key is kept; a racing second one changes nothing.
+-- The first answer for a key is kept; a racing second one changes nothing
+-- (and spends nothing: aggregate_keep charges only a row it inserted).
+-- ?6: the epsilon it spends (millionths, 0 without noise), ?7 the period.
 -- name: answer_put
-INSERT INTO aggregate_answers (name, params, policy_hash, computed_ms, body)
-VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING;
+INSERT INTO aggregate_answers (name, params, policy_hash, computed_ms, body, epsilon_micro,
+                               budget_period)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING;
+
+-- The privacy budget a region spent in a period (0 when none).
+-- name: budget_spent
+SELECT coalesce((SELECT spent_micro FROM aggregate_budget WHERE region = ?1 AND period = ?2), 0);
+
+-- name: budget_spend
+INSERT INTO aggregate_budget (region, period, spent_micro) VALUES (?1, ?2, ?3)
+ON CONFLICT (region, period) DO UPDATE SET spent_micro = spent_micro + excluded.spent_micro;
 
 -- The egress ledger (aggregate_record_egress).
 -- name: egress_put

@@ -7,6 +7,8 @@
  * again) answered from the grid, and canary values planted in row-level
  * fields never appearing in any answer. */
 #include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -476,6 +478,431 @@ static void egress_checks_answers(void)
     store_close(s);
 }
 
+/* ---- the fast path against the plain queries ------------------------------ */
+
+static void exec_sql(struct store *s, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(store_db(s), sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "  %s: %s\n", sql, msg ? msg : "?");
+    sqlite3_free(msg);
+    CHECK_EQ(rc, SQLITE_OK);
+}
+
+/* The same aggregate computed by the streams and by the plain queries of
+ * sql/aggregate.sql, the kept answer dropped before each, gives the same
+ * bytes. */
+static void same_both_ways(struct store *s, const struct policy *p, const char *name,
+                           const char *param)
+{
+    struct op_error err;
+    exec_sql(s, "DELETE FROM aggregate_answers");
+    aggregate_reference(1);
+    json_t *want = answer(s, p, name, param, 0, &err);
+    aggregate_reference(0);
+    exec_sql(s, "DELETE FROM aggregate_answers");
+    json_t *got = answer(s, p, name, param, 0, &err);
+    char *w = json_dumps(want, AGGREGATE_JSON_FLAGS), *g = json_dumps(got, AGGREGATE_JSON_FLAGS);
+    CHECK(w && g);
+    if (w && g)
+        CHECK_STR(g, w);
+    /* the data is built so that these tables are not empty */
+    CHECK(w && !strstr(w, "\"rows\":[]"));
+    free(w);
+    free(g);
+    json_decref(want);
+    json_decref(got);
+}
+
+static char *org(struct store *s, const char *industry)
+{
+    return fx_create(s, &entity_organization,
+                     json_pack("{s:s, s:s}", "name", "CANARY-org", "industry", industry));
+}
+
+static void link_to(struct store *s, const char *cid, const char *oid)
+{
+    free(fx_create(s, &entity_contact_organization,
+                   json_pack("{s:s, s:s}", "contact_id", cid, "organization_id", oid)));
+}
+
+static void consent_of(struct store *s, const char *cid, const char *channel, const char *purpose,
+                       const char *status, const char *at)
+{
+    free(fx_create(s, &entity_consent,
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "contact_id", cid, "channel",
+                             channel, "purpose", purpose, "kind", "marketing", "status", status,
+                             "method", "opt_out", "requested_at", at)));
+}
+
+static void activity_at(struct store *s, const char *channel, const char *at)
+{
+    free(fx_create(s, &entity_activity,
+                   json_pack("{s:s, s:s, s:s}", "channel", channel, "direction", "outbound",
+                             "occurred_at", at)));
+}
+
+/* Crafted for the corners: industries and districts that trim to the same
+ * label or to nothing, a contact whose first link goes to a deleted or a
+ * restricted organization (the next link counts) or to one without an
+ * industry (it counts as none), deleted links, restricted contacts;
+ * consent units decided by a later record, by a tie on the time (the
+ * first in index order wins), pending records; activities on the first
+ * and last day of a week, at the period's edges, deleted ones. Then the
+ * same after updates and deletes. */
+static void fast_path_equals_reference(void)
+{
+    struct store *s = fx_store("fastpath.db");
+    struct policy *p = fx_policy_load("EU-DE");
+    p->min_cell_size = 2; /* so that most cells are shown and compared */
+    char *o[6] = {org(s, "retail"),    org(s, "health"), org(s, "public"),
+                  org(s, "logistics"), org(s, "retail"), org(s, "services")};
+    exec_sql(s, "UPDATE organizations SET industry = '  retail ' WHERE industry = 'services'");
+    exec_sql(s, "UPDATE organizations SET industry = '' WHERE industry = 'logistics'");
+    char *cid[60];
+    static const char *const regions[] = {"Bayern", "Berlin", "Hessen", "Bremen"};
+    for (int i = 0; i < 60; i++) {
+        char given[32];
+        snprintf(given, sizeof given, "CANARY-f%d", i);
+        cid[i] = fx_create(s, &entity_contact,
+                           json_pack("{s:s, s:s}", "given_name", given, "region", regions[i % 4]));
+        if (i % 3 == 0)
+            link_to(s, cid[i], o[i % 6]);
+        if (i % 5 == 0)
+            link_to(s, cid[i], o[(i + 1) % 6]);
+    }
+    exec_sql(s, "UPDATE contacts SET region = ' Bayern  ' WHERE rowid % 7 = 0");
+    exec_sql(s, "UPDATE contacts SET region = '' WHERE rowid % 11 = 0");
+    exec_sql(s, "UPDATE contacts SET region = NULL WHERE rowid % 13 = 0");
+    exec_sql(s, "UPDATE contacts SET restricted = 1 WHERE rowid % 17 = 0");
+    exec_sql(s, "UPDATE organizations SET deleted = 1 WHERE industry = 'health'");
+    exec_sql(s, "UPDATE organizations SET restricted = 1 WHERE industry = 'public'");
+    exec_sql(s, "UPDATE contact_organizations SET deleted = 1 WHERE rowid % 4 = 0");
+
+    static const char *const ch[] = {"email", "sms", "call"};
+    for (int i = 0; i < 60; i++) {
+        const char *c = ch[i % 3], *pu = i % 2 ? "offers" : "newsletter";
+        consent_of(s, cid[i], c, pu, i % 4 ? "granted" : "denied", "2026-01-01T00:00:00Z");
+        if (i % 5 == 0) /* decided later */
+            consent_of(s, cid[i], c, pu, "withdrawn", "2026-03-01T00:00:00Z");
+        if (i % 7 == 0) /* a tie on the time: the first in index order decides */
+            consent_of(s, cid[i], c, pu, i % 2 ? "denied" : "granted", "2026-01-01T00:00:00Z");
+        if (i % 9 == 0)
+            consent_of(s, cid[i], c, pu, "pending", "2026-05-01T00:00:00Z");
+    }
+    static const char *const when[] = {
+        "2026-06-28T23:59:59Z",                         /* a Sunday of Q2's last week: not in Q3 */
+        "2026-06-29T00:00:00Z",                         /* the Monday of the week of 1 July: Q2 */
+        "2026-07-06T00:00:00Z",                         /* the first Monday of Q3 */
+        "2026-07-12T23:59:59Z",                         /* its Sunday */
+        "2026-08-15T12:00:00Z", "2026-09-27T23:59:59Z", /* the last Sunday of Q3 */
+        "2026-09-28T00:00:00Z",                         /* the next quarter's first week */
+        "2026-10-01T08:00:00Z",
+    };
+    for (int i = 0; i < 64; i++)
+        activity_at(s, i % 3 ? "email" : "visit", when[i % 8]);
+    exec_sql(s, "UPDATE activities SET deleted = 1 WHERE rowid % 9 = 0");
+    exec_sql(s, "UPDATE activities SET restricted = 1 WHERE rowid % 10 = 0");
+
+    same_both_ways(s, p, "contacts_by_segment_district", NULL);
+    same_both_ways(s, p, "consent_rates_by_channel_purpose", NULL);
+    same_both_ways(s, p, "activities_by_channel_week", "quarter=2026-Q3");
+    same_both_ways(s, p, "activities_by_channel_week", "quarter=2026-Q2");
+
+    /* after updates and deletes */
+    exec_sql(s, "UPDATE contacts SET region = 'Sachsen' WHERE rowid % 3 = 1");
+    exec_sql(s, "UPDATE contacts SET deleted = 1 WHERE rowid % 8 = 0");
+    exec_sql(s, "UPDATE contact_organizations SET deleted = 0 WHERE rowid % 8 = 0");
+    exec_sql(s, "UPDATE organizations SET restricted = 0, industry = 'energy' "
+                "WHERE industry = 'public'");
+    exec_sql(s, "UPDATE consents SET deleted = 1 WHERE rowid % 6 = 0");
+    exec_sql(s, "UPDATE consents SET status = 'granted' WHERE status = 'denied' AND rowid % 2 = 0");
+    exec_sql(s, "UPDATE activities SET channel = 'call', deleted = 0 WHERE rowid % 5 = 0");
+    same_both_ways(s, p, "contacts_by_segment_district", NULL);
+    same_both_ways(s, p, "consent_rates_by_channel_purpose", NULL);
+    same_both_ways(s, p, "activities_by_channel_week", "quarter=2026-Q3");
+    for (int i = 0; i < 60; i++)
+        free(cid[i]);
+    for (int i = 0; i < 6; i++)
+        free(o[i]);
+    policy_free(p);
+    store_close(s);
+}
+
+/* ---- calibrated noise ------------------------------------------------------ */
+
+/* The noise has the two-sided geometric law its epsilon says: over many
+ * draws (a fixed seed, so the test is the same every run) the share of
+ * zeros is (1 - a) / (1 + a) and the variance 2a / (1 - a)^2, a =
+ * e^(-epsilon / sensitivity), each within a fixed tolerance; a doubled
+ * sensitivity spreads it as a halved epsilon does. */
+static void noise_has_its_scale(void)
+{
+    uint64_t seed = 42;
+    aggregate_noise_seed(&seed);
+    struct {
+        uint32_t eps;
+        unsigned sens;
+        double zero, var; /* expected, worked out by hand from a */
+    } cases[] = {
+        {500000, 1, 0.24491866, 7.83584},   /* a = 0.60653066 */
+        {1000000, 1, 0.46211716, 1.84106},  /* a = 0.36787944 */
+        {1000000, 2, 0.24491866, 7.83584},  /* as epsilon 0.5 */
+        {100000, 1, 0.04995837, 199.16681}, /* a = 0.90483742 */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int draws = 200000;
+        double sum = 0, sq = 0;
+        int zeros = 0;
+        for (int i = 0; i < draws; i++) {
+            int64_t z;
+            CHECK_EQ(aggregate_noise_draw(cases[c].eps, cases[c].sens, &z), 0);
+            sum += (double)z;
+            sq += (double)z * (double)z;
+            zeros += z == 0;
+        }
+        double mean = sum / draws, var = sq / draws - mean * mean;
+        double zshare = (double)zeros / draws;
+        if (zshare < cases[c].zero - 0.005 || zshare > cases[c].zero + 0.005 ||
+            var < cases[c].var * 0.95 || var > cases[c].var * 1.05 || mean < -0.1 || mean > 0.1)
+            fprintf(stderr,
+                    "  case %zu: zeros %.5f (want %.5f), variance %.3f (want %.3f), "
+                    "mean %.4f\n",
+                    c, zshare, cases[c].zero, var, cases[c].var, mean);
+        CHECK(zshare > cases[c].zero - 0.005 && zshare < cases[c].zero + 0.005);
+        CHECK(var > cases[c].var * 0.95 && var < cases[c].var * 1.05);
+        CHECK(mean > -0.1 && mean < 0.1);
+    }
+    /* from getrandom, two runs of draws differ */
+    aggregate_noise_seed(NULL);
+    int64_t a[16], b[16];
+    for (int i = 0; i < 16; i++) {
+        CHECK_EQ(aggregate_noise_draw(100000, 1, &a[i]), 0);
+        CHECK_EQ(aggregate_noise_draw(100000, 1, &b[i]), 0);
+    }
+    CHECK(memcmp(a, b, sizeof a) != 0);
+}
+
+static void noise_on(struct policy *p, uint32_t eps, uint32_t budget)
+{
+    p->noise.on = 1;
+    p->noise.epsilon_micro = eps;
+    p->noise.budget_micro = budget;
+    p->noise.period = POLICY_NOISE_MONTH;
+}
+
+static int64_t spent(struct store *s)
+{
+    return fx_count(s, "SELECT coalesce(sum(spent_micro), 0) FROM aggregate_budget");
+}
+
+/* A budget of 1.0 at 0.4 an answer: two answers spend 0.8, the same two
+ * asked again are given as kept and spend nothing, a third is refused
+ * with the reason and nothing is kept; after a restart the spend is still
+ * there; next month the budget is new. Every noisy answer says so, has
+ * no shown count under k (suppression ran on the noisy counts), withholds
+ * the pipeline's sums and passes the egress check. */
+static void budget_spent_refused_and_kept(void)
+{
+    uint64_t seed = 7;
+    aggregate_noise_seed(&seed);
+    struct store *s = fx_store("budget.db");
+    struct policy *p = fx_policy_load("EU-DE");
+    noise_on(p, 400000, 1000000);
+    for (int i = 0; i < 40; i++)
+        contact(s, i % 2 ? "Bayern" : "Berlin", i);
+    for (int i = 0; i < 30; i++)
+        deal(s, "won", 1000, "EUR", "2025-03-10");
+    struct op_error err;
+    json_t *a1 = answer(s, p, "contacts_by_segment_district", NULL, 0, &err);
+    CHECK_EQ(spent(s), 400000);
+    json_t *a2 = answer(s, p, "pipeline_by_stage_month", "year=2025", 0, &err);
+    CHECK_EQ(spent(s), 800000);
+    char *t1 = json_dumps(a1, AGGREGATE_JSON_FLAGS), *t2 = json_dumps(a2, AGGREGATE_JSON_FLAGS);
+    CHECK_CONTAINS(
+        t1, "\"noise\":{\"mechanism\":\"geometric\",\"epsilon\":0.4,\"period\":\"2026-12\"}");
+    CHECK_CONTAINS(t2, "\"sum\":null");
+    CHECK(!strstr(t2, "\"sum\":30000") && !strstr(t2, "\"sum\":1000"));
+    CHECK_EQ(egress_verify_aggregate(p, a1, &err), 0);
+    CHECK_EQ(egress_verify_aggregate(p, a2, &err), 0);
+    /* asked again: the kept bytes, no spend */
+    json_t *b1 = answer(s, p, "contacts_by_segment_district", "as_of=2026-12", 0, &err);
+    char *u1 = json_dumps(b1, AGGREGATE_JSON_FLAGS);
+    CHECK_STR(u1, t1);
+    CHECK_EQ(spent(s), 800000);
+    /* the third would spend 1.2 of 1.0 */
+    json_t *c = answer(s, p, "completeness_by_field", NULL, -EDQUOT, &err);
+    CHECK(c == NULL);
+    CHECK_CONTAINS(err.msg, "the EU-DE privacy budget for 2026-12 is spent: 0.800000 of "
+                            "1.000000 used, and an answer costs 0.400000; it renews with the "
+                            "next month");
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM aggregate_answers WHERE name = "
+                         "'completeness_by_field'"),
+             0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM aggregate_answers WHERE epsilon_micro = 400000 "
+                         "AND budget_period = '2026-12'"),
+             2);
+
+    /* a standing aggregate waits while the budget cannot pay for a new
+     * answer, but one already kept is still due (it costs nothing) */
+    int due = -1;
+    CHECK_EQ(aggregate_standing_due(s, p, "activities_by_channel_week", NOW_MS, &due, &err), 0);
+    CHECK_EQ(due, 0);
+    CHECK_EQ(aggregate_standing_due(s, p, "contacts_by_segment_district", NOW_MS, &due, &err), 0);
+    CHECK_EQ(due, 1);
+
+    /* a restart keeps the spend */
+    store_close(s);
+    s = fx_store_reopen();
+    CHECK_EQ(spent(s), 800000);
+    answer(s, p, "completeness_by_field", NULL, -EDQUOT, &err);
+    json_t *d1 = answer(s, p, "contacts_by_segment_district", NULL, 0, &err);
+    char *v1 = json_dumps(d1, AGGREGATE_JSON_FLAGS);
+    CHECK_STR(v1, t1);
+    struct aggregate_budget_state b;
+    CHECK_EQ(aggregate_budget(s, p, NOW_MS, &b, &err), 0);
+    CHECK(b.on && b.spent_micro == 800000 && b.budget_micro == 1000000);
+    CHECK_STR(b.period, "2026-12");
+
+    /* next month: a new budget */
+    json_t *e = NULL;
+    const char *none[1] = {NULL};
+    CHECK_EQ(aggregate_answer(s, p, "completeness_by_field", none, 0,
+                              NOW_MS + UINT64_C(31) * 86400000u, &e, &err),
+             0);
+    CHECK_EQ(fx_count(s, "SELECT spent_micro FROM aggregate_budget WHERE period = '2027-01'"),
+             400000);
+    /* a noisy count is never shown under k: suppression ran on it */
+    char *te = json_dumps(e, AGGREGATE_JSON_FLAGS);
+    CHECK_EQ(egress_verify_aggregate(p, e, &err), 0);
+    CHECK_CONTAINS(te, "\"period\":\"2027-01\"");
+    free(te);
+    json_decref(e);
+
+    /* without noise nothing is spent and no answer says noise */
+    struct policy *plain = fx_policy_load("EU-DE");
+    exec_sql(s, "DELETE FROM aggregate_answers");
+    json_t *f = answer(s, plain, "contacts_by_segment_district", NULL, 0, &err);
+    char *tf = json_dumps(f, AGGREGATE_JSON_FLAGS);
+    CHECK(!strstr(tf, "\"noise\""));
+    CHECK_EQ(spent(s), 1200000);
+    /* the egress gate: an exact answer does not leave under a policy that
+     * asks for noise, nor a noisy one under a policy that adds none, nor
+     * one at another epsilon */
+    CHECK_EQ(egress_verify_aggregate(p, f, &err), -EPERM);
+    CHECK_CONTAINS(err.msg, "exact counts, but the EU-DE policy asks for noise");
+    CHECK_EQ(egress_verify_aggregate(plain, a1, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "noise, but the EU-DE policy adds none");
+    p->noise.epsilon_micro = 300000;
+    CHECK_EQ(egress_verify_aggregate(p, a1, &err), -EPERM);
+    CHECK_CONTAINS(err.msg, "not the geometric mechanism at the policy's epsilon");
+    p->noise.epsilon_micro = 400000;
+    free(tf);
+    json_decref(f);
+    policy_free(plain);
+
+    free(t1);
+    free(t2);
+    free(u1);
+    free(v1);
+    json_decref(a1);
+    json_decref(a2);
+    json_decref(b1);
+    json_decref(d1);
+    policy_free(p);
+    store_close(s);
+    aggregate_noise_seed(NULL);
+}
+
+/* The noise changes the counts, not the truth underneath: with a large
+ * epsilon the noisy total is near the true one, with the same seed the
+ * same, and a small epsilon moves it more. */
+static void noise_moves_counts_by_its_scale(void)
+{
+    struct op_error err;
+    int64_t dev[2] = {0, 0};
+    uint32_t eps[2] = {8000000, 100000};
+    for (int r = 0; r < 2; r++) {
+        for (int rep = 0; rep < 4; rep++) {
+            char name[32];
+            snprintf(name, sizeof name, "scale%d-%d.db", r, rep);
+            struct store *s = fx_store(name);
+            struct policy *p = fx_policy_load("EU-DE");
+            noise_on(p, eps[r], 100000000);
+            for (int i = 0; i < 50; i++)
+                contact(s, "Bayern", i);
+            json_t *a = answer(s, p, "completeness_by_field", NULL, 0, &err);
+            json_t *rows = json_object_get(a, "rows");
+            size_t i;
+            json_t *row;
+            json_array_foreach(rows, i, row)
+            {
+                json_t *n = json_object_get(json_array_get(json_object_get(row, "cells"), 0), "n");
+                if (json_is_integer(n))
+                    dev[r] += llabs((long long)(json_integer_value(n) - 50));
+                else
+                    dev[r] += 50; /* suppressed: far off */
+            }
+            json_decref(a);
+            policy_free(p);
+            store_close(s);
+        }
+    }
+    /* epsilon 8 over a sensitivity of 2 per field row: mostly exact */
+    CHECK(dev[0] < dev[1]);
+    CHECK(dev[1] > 0);
+}
+
+/* The API computes on a read connection while the writer goes on: a
+ * read-only connection computes while a write transaction is open on the
+ * writer (and does not see it), writes nothing, and the writer then keeps
+ * the answer. Keeping under another policy than the one it was computed
+ * under is refused. */
+static void computed_without_the_writer(void)
+{
+    struct store *w = fx_store("reader.db");
+    struct policy *p = fx_policy_load("EU-DE");
+    for (int i = 0; i < 30; i++)
+        contact(w, "Hessen", i);
+    struct op_error err;
+    CHECK_EQ(store_begin(w, &err), 0);
+    contact(w, "Hessen", 99); /* uncommitted: the writer is busy */
+    struct store *r = NULL;
+    CHECK_EQ(store_open(fx_db, DB_OPEN_READONLY, &r, &err), 0);
+    json_t *a = NULL;
+    int kept = 1;
+    const char *none[1] = {NULL};
+    CHECK_EQ(
+        aggregate_compute(r, p, "contacts_by_segment_district", none, 0, NOW_MS, &a, &kept, &err),
+        0);
+    CHECK_EQ(kept, 0);
+    char *text = json_dumps(a, AGGREGATE_JSON_FLAGS);
+    CHECK_CONTAINS(text, "\"total\":{\"n\":30}");
+    free(text);
+    CHECK_EQ(store_commit(w, &err), 0);
+    CHECK_EQ(fx_count(w, "SELECT count(*) FROM aggregate_answers"), 0);
+    /* kept by the writer under another policy: refused */
+    struct policy *cn = fx_policy_load("CN");
+    CHECK_EQ(aggregate_keep(w, cn, &a, NOW_MS, &err), -EAGAIN);
+    CHECK_CONTAINS(err.msg, "the region policy changed while it was computed");
+    CHECK_EQ(aggregate_keep(w, p, &a, NOW_MS, &err), 0);
+    CHECK_EQ(fx_count(w, "SELECT count(*) FROM aggregate_answers"), 1);
+    /* the reader now finds it kept */
+    json_t *b = NULL;
+    CHECK_EQ(
+        aggregate_compute(r, p, "contacts_by_segment_district", none, 0, NOW_MS, &b, &kept, &err),
+        0);
+    CHECK_EQ(kept, 1);
+    CHECK(json_equal(a, b));
+    json_decref(a);
+    json_decref(b);
+    policy_free(cn);
+    policy_free(p);
+    store_close(r);
+    store_close(w);
+}
+
 int main(void)
 {
     fx_tmpdir("aggregate");
@@ -489,5 +916,10 @@ int main(void)
     RUN(pipeline_per_currency);
     RUN(egress_checks_answers);
     RUN(consent_rates_count_latest);
+    RUN(fast_path_equals_reference);
+    RUN(noise_has_its_scale);
+    RUN(budget_spent_refused_and_kept);
+    RUN(noise_moves_counts_by_its_scale);
+    RUN(computed_without_the_writer);
     return fx_finish();
 }

@@ -456,6 +456,35 @@ static const struct bad bad_files[] = {
     {"standing aggregate twice", "activities_by_channel_month]\n",
      "activities_by_channel_month]\n  standing: [deals_by_stage, deals_by_stage]\n",
      "BR.yaml:80: aggregates.standing[1]: deals_by_stage listed twice"},
+    {"noise epsilon not a number", "activities_by_channel_month]\n",
+     "activities_by_channel_month]\n  noise: {mechanism: geometric, epsilon: 0.5x, budget: 4, "
+     "period: month}\n",
+     "BR.yaml:80: aggregates.noise.epsilon: must be a decimal number from 0.010000 to 10 (at most "
+     "six decimals; got \"0.5x\")"},
+    {"noise epsilon too small", "activities_by_channel_month]\n",
+     "activities_by_channel_month]\n  noise: {mechanism: geometric, epsilon: 0.001, budget: 4, "
+     "period: month}\n",
+     "BR.yaml:80: aggregates.noise.epsilon: must be a decimal number from 0.010000 to 10"},
+    {"noise budget under epsilon", "activities_by_channel_month]\n",
+     "activities_by_channel_month]\n  noise: {mechanism: geometric, epsilon: 0.5, budget: 0.25, "
+     "period: month}\n",
+     "BR.yaml:80: aggregates.noise.budget: 0.250000 is less than one answer's epsilon 0.500000: "
+     "no answer could be given"},
+    {"noise mechanism", "activities_by_channel_month]\n",
+     "activities_by_channel_month]\n  noise: {mechanism: laplace, epsilon: 0.5, budget: 4, period: "
+     "month}\n",
+     "BR.yaml:80: aggregates.noise.mechanism: \"laplace\" is not one of geometric"},
+    {"noise period", "activities_by_channel_month]\n",
+     "activities_by_channel_month]\n  noise: {mechanism: geometric, epsilon: 0.5, budget: 4, "
+     "period: week}\n",
+     "BR.yaml:80: aggregates.noise.period: \"week\" is not one of month, quarter, year"},
+    {"noise without budget", "activities_by_channel_month]\n",
+     "activities_by_channel_month]\n  noise: {mechanism: geometric, epsilon: 0.5, period: month}\n",
+     "BR.yaml:80: aggregates.noise.budget: missing"},
+    {"noise unknown key", "activities_by_channel_month]\n",
+     "activities_by_channel_month]\n  noise: {mechanism: geometric, epsilon: 0.5, budget: 4, "
+     "period: month, seed: 3}\n",
+     "BR.yaml:80: aggregates.noise.seed: "},
     {"min_cell_size 1", "min_cell_size: 10", "min_cell_size: 1",
      "BR.yaml:77: aggregates.min_cell_size: must be a whole number from 2 to 1000"},
     {"custom field bad type", "type: integer", "type: number",
@@ -538,6 +567,28 @@ static void test_bad_files(void)
         refused(bad_files[i].what, text, strlen(text), bad_files[i].prefix);
         free(text);
     }
+}
+
+/* aggregates.noise: the keys load into the policy, epsilon in millionths */
+static void test_noise(void)
+{
+    char *text = mutate("activities_by_channel_month]\n",
+                        "activities_by_channel_month]\n  noise: {mechanism: geometric, "
+                        "epsilon: 0.25, budget: 12.5, period: quarter}\n");
+    CHECK(text != NULL);
+    struct policy *p = text ? load_ok("BR.yaml", text, strlen(text)) : NULL;
+    CHECK(p != NULL);
+    if (p) {
+        CHECK_EQ(p->noise.on, 1);
+        CHECK_EQ(p->noise.epsilon_micro, 250000);
+        CHECK_EQ(p->noise.budget_micro, 12500000);
+        CHECK_EQ(p->noise.period, POLICY_NOISE_QUARTER);
+    }
+    policy_free(p);
+    free(text);
+    p = load_ok("BR.yaml", VALID, strlen(VALID));
+    CHECK(p && !p->noise.on);
+    policy_free(p);
 }
 
 static void test_bad_documents(void)
@@ -725,6 +776,7 @@ int main(void)
     RUN(test_valid_policy);
     RUN(test_custom_check);
     RUN(test_bad_files);
+    RUN(test_noise);
     RUN(test_bad_documents);
     RUN(test_minimal);
     RUN(test_files);

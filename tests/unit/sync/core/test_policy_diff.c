@@ -373,6 +373,38 @@ static void test_aggregates(void)
     expect_change("aggregates:\n  min_cell_size: 10\n  basis: \"b-agg\"\n"
                   "  queries: [contacts_by_country, deals_by_stage]\n",
                   "", POLICY_DIFF_TIGHTENS, "aggregates: deals_by_stage removed (tightens)", 0, 2);
+    /* calibrated noise: adding it tightens, removing it or spending more loosens */
+    const char *q = "queries: [contacts_by_country, deals_by_stage]\n";
+    const char *z = "queries: [contacts_by_country, deals_by_stage]\n"
+                    "  noise: {mechanism: geometric, epsilon: 0.5, budget: 4, period: month}\n";
+    expect_change(q, z, POLICY_DIFF_TIGHTENS, "aggregates.noise: added (tightens)", 0, 1);
+    char *zb = variant(base, q, z);
+    static const struct {
+        const char *old, *new, *text;
+        enum policy_diff_kind kind;
+    } steps[] = {
+        {"epsilon: 0.5", "epsilon: 1",
+         "aggregates.noise.epsilon: 500000 -> 1000000 millionths (loosens)", POLICY_DIFF_LOOSENS},
+        {"budget: 4", "budget: 2.5",
+         "aggregates.noise.budget: 4000000 -> 2500000 millionths (tightens)", POLICY_DIFF_TIGHTENS},
+        {"period: month", "period: year", "aggregates.noise.period: month -> year (tightens)",
+         POLICY_DIFF_TIGHTENS},
+        {"  noise: {mechanism: geometric, epsilon: 0.5, budget: 4, period: month}\n", "",
+         "aggregates.noise: removed (loosens: answers carry exact counts)", POLICY_DIFF_LOOSENS},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        char *v = variant(zb, steps[i].old, steps[i].new);
+        struct policy_diff *d = diff_texts(zb, v);
+        const struct policy_diff_item *it = find(d, steps[i].text);
+        if (!it)
+            dump(d);
+        CHECK(it != NULL);
+        if (it)
+            CHECK_STR(policy_diff_kind_tag(it->kind), policy_diff_kind_tag(steps[i].kind));
+        policy_diff_free(d);
+        free(v);
+    }
+    free(zb);
 }
 
 static void test_custom_fields(void)
