@@ -308,8 +308,7 @@ static int print_aggregate(const struct aggregate_egress_row *r, void *ctx)
     if (r->segment_no >= 0)
         printf(" in segment %" PRId64, r->segment_no);
     if (refused) {
-        printf(", policy %.12s, refused (no cells): %s
-", r->policy_hash, refused);
+        printf(", policy %.12s, refused (no cells): %s\n", r->policy_hash, refused);
         json_decref(body);
         return 0;
     }
@@ -324,8 +323,7 @@ static int print_aggregate(const struct aggregate_egress_row *r, void *ctx)
                    ? json_string_value(json_object_get(z, "period"))
                    : "?");
     json_decref(body);
-    printf("
-");
+    printf("\n");
     return 0;
 }
 
