@@ -36,6 +36,7 @@
 #define SEARCH_TEXT_MAX 256
 #define SEARCH_TERMS_MAX 16
 #define FIELDS_MAX 32
+#define DEDUP_NKEYS 5 /* email_norm, phone_e164, name_key, street_key, phone_tail */
 
 /* How this build makes phone keys (node_meta "phone_keys"). A node whose
  * records were keyed another way is re-keyed when the store opens. */
@@ -65,6 +66,14 @@ struct store {
     unsigned each_busy; /* a bit per entity_all index: a store_each walk is running */
     char warning[200];  /* the last create or update's warning (store_warning), "" none */
     char warning_ref[UUID_TEXT_LEN];
+    /* bind_record's parameter numbers, per query, looked up on first use
+     * (a lookup by name per field and row was a tenth of an import's
+     * own work) */
+    struct bind_map {
+        unsigned char ready;
+        unsigned char field[FIELDS_MAX];
+        unsigned char key[DEDUP_NKEYS];
+    } binds[STORE_Q_COUNT];
 };
 
 /* ---- statements ---------------------------------------------------- */
@@ -730,37 +739,67 @@ static int bind_value(sqlite3_stmt *st, int idx, const struct field_def *f, json
  * and for a contact the duplicate-detection keys (NULL when k is NULL).
  * `fixed` is the number of numbered parameters the query has besides; a
  * query whose parameters are not exactly those is refused, so the .sql
- * file and the descriptors cannot drift apart unnoticed. */
+ * file and the descriptors cannot drift apart unnoticed. The parameter
+ * numbers are looked up by name once per query and kept. */
 struct dedup_keys;
-static int bind_keys(sqlite3_stmt *st, const struct dedup_keys *k, struct op_error *err);
+static void bind_keys(sqlite3_stmt *st, const unsigned char idx[DEDUP_NKEYS],
+                      const struct dedup_keys *k);
+static const char *const key_params[DEDUP_NKEYS] = {":email_norm", ":phone_e164", ":name_key",
+                                                    ":street_key", ":phone_tail"};
 
-static int bind_record(struct store *s, unsigned q, sqlite3_stmt *st, const struct entity_def *e,
-                       json_t *rec, const struct dedup_keys *k, int fixed, struct op_error *err)
+static int bind_map_fill(struct store *s, unsigned q, sqlite3_stmt *st, const struct entity_def *e,
+                         int fixed, struct bind_map *m, struct op_error *err)
 {
     char name[96];
-    int want = fixed + (int)e->nfields + ((e->flags & ENTITY_DEDUP) ? 5 : 0);
+    int want = fixed + (int)e->nfields + ((e->flags & ENTITY_DEDUP) ? DEDUP_NKEYS : 0);
     if (sqlite3_bind_parameter_count(st) != want)
         return op_error_set(err, -EINVAL, NULL, "%s has %d parameters, not %d",
                             sql_name(&s->q, q, name, sizeof name), sqlite3_bind_parameter_count(st),
                             want);
+    if (e->nfields > FIELDS_MAX)
+        return op_error_set(err, -E2BIG, NULL, "a %s has more than %d fields", e->name, FIELDS_MAX);
     for (size_t i = 0; i < e->nfields; i++) {
-        const struct field_def *f = &e->fields[i];
         char param[72];
-        snprintf(param, sizeof param, ":%s", f->name);
+        snprintf(param, sizeof param, ":%s", e->fields[i].name);
         int idx = sqlite3_bind_parameter_index(st, param);
         if (idx == 0)
             return op_error_set(err, -EINVAL, NULL, "%s has no parameter %s",
                                 sql_name(&s->q, q, name, sizeof name), param);
-        int rc = bind_value(st, idx, f, json_object_get(rec, f->name));
+        m->field[i] = (unsigned char)idx;
+    }
+    if (e->flags & ENTITY_DEDUP) {
+        for (size_t i = 0; i < DEDUP_NKEYS; i++) {
+            int idx = sqlite3_bind_parameter_index(st, key_params[i]);
+            if (idx == 0)
+                return op_error_set(err, -EINVAL, NULL,
+                                    "%s has no parameter %s for the duplicate keys",
+                                    sql_name(&s->q, q, name, sizeof name), key_params[i]);
+            m->key[i] = (unsigned char)idx;
+        }
+    }
+    m->ready = 1;
+    return 0;
+}
+
+static int bind_record(struct store *s, unsigned q, sqlite3_stmt *st, const struct entity_def *e,
+                       json_t *rec, const struct dedup_keys *k, int fixed, struct op_error *err)
+{
+    if (q >= STORE_Q_COUNT)
+        return op_error_set(err, -EINVAL, NULL, "query %u is not the store's", q);
+    struct bind_map *m = &s->binds[q];
+    if (!m->ready) {
+        int rc = bind_map_fill(s, q, st, e, fixed, m, err);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < e->nfields; i++) {
+        const struct field_def *f = &e->fields[i];
+        int rc = bind_value(st, m->field[i], f, json_object_get(rec, f->name));
         if (rc != SQLITE_OK)
             return sql_fail(s->db, rc, "cannot bind value", err);
     }
-    if (e->flags & ENTITY_DEDUP) {
-        int rc = bind_keys(st, k, err);
-        if (rc < 0)
-            return op_error_set(err, rc, NULL, "%s has no parameters for the duplicate keys",
-                                sql_name(&s->q, q, name, sizeof name));
-    }
+    if (e->flags & ENTITY_DEDUP)
+        bind_keys(st, m->key, k);
     return 0;
 }
 
@@ -1270,24 +1309,19 @@ const char *store_warning(const struct store *s, const char **ref)
     return s->warning[0] ? s->warning : NULL;
 }
 
-/* Binds the keys (NULL: none) to their parameters. */
-static int bind_keys(sqlite3_stmt *st, const struct dedup_keys *k, struct op_error *err)
+/* Binds the keys (NULL: none) to their parameters, numbered in idx. */
+static void bind_keys(sqlite3_stmt *st, const unsigned char idx[DEDUP_NKEYS],
+                      const struct dedup_keys *k)
 {
-    const char *const names[] = {":email_norm", ":phone_e164", ":name_key", ":street_key",
-                                 ":phone_tail"};
-    const char *values[] = {k && k->email[0] ? k->email : NULL, k && k->phone[0] ? k->phone : NULL,
-                            k ? k->name : NULL, k ? k->street : NULL,
-                            k && k->tail[0] ? k->tail : NULL};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        int idx = sqlite3_bind_parameter_index(st, names[i]);
-        if (idx == 0)
-            return op_error_set(err, -EINVAL, NULL, "no parameter %s", names[i]);
+    const char *values[DEDUP_NKEYS] = {k && k->email[0] ? k->email : NULL,
+                                       k && k->phone[0] ? k->phone : NULL, k ? k->name : NULL,
+                                       k ? k->street : NULL, k && k->tail[0] ? k->tail : NULL};
+    for (size_t i = 0; i < DEDUP_NKEYS; i++) {
         if (values[i])
-            sqlite3_bind_text(st, idx, values[i], -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, idx[i], values[i], -1, SQLITE_TRANSIENT);
         else
-            sqlite3_bind_null(st, idx);
+            sqlite3_bind_null(st, idx[i]);
     }
-    return 0;
 }
 
 /* ---- audit ------------------------------------------------------------- */
