@@ -25,6 +25,7 @@
 #include "db.h"
 #include "dedup.h"
 #include "fold.h"
+#include "keyset.h"
 #include "phone.h"
 #include "policy.h"
 #include "region.h"
@@ -66,6 +67,9 @@ struct store {
     unsigned each_busy; /* a bit per entity_all index: a store_each walk is running */
     char warning[200];  /* the last create or update's warning (store_warning), "" none */
     char warning_ref[UUID_TEXT_LEN];
+    /* the keys of the contacts created by a bulk transaction that began
+     * with no live contact (store_begin_bulk); NULL: lookups ask SQLite */
+    struct keyset *bulk;
     /* bind_record's parameter numbers, per query, looked up on first use
      * (a lookup by name per field and row was a tenth of an import's
      * own work) */
@@ -275,6 +279,8 @@ static int write_end(struct store *s, int ok, struct op_error *err)
         return 0;
     }
     s->txn_depth = 0;
+    keyset_free(s->bulk);
+    s->bulk = NULL;
     int voiding = s->void_pending;
     s->void_pending = 0;
     if (ok) {
@@ -305,6 +311,36 @@ int store_begin(struct store *s, struct op_error *err)
     if (s->txn_depth > 0)
         return op_error_set(err, -EBUSY, NULL, "a transaction is already open");
     return write_begin(s, err);
+}
+
+int store_begin_bulk(struct store *s, struct op_error *err)
+{
+    int rc = store_begin(s, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st;
+    rc = sql_get_st(&s->q, STORE_Q_STORE_ANY_LIVE_CONTACT, &st, err);
+    if (rc == 0)
+        rc = sql_step(&s->q, STORE_Q_STORE_ANY_LIVE_CONTACT, st, err);
+    if (rc == 1)
+        sqlite3_reset(st);
+    if (rc < 0) {
+        store_rollback(s);
+        return rc;
+    }
+    /* without memory the lookups simply stay with SQLite */
+    if (rc == 0)
+        s->bulk = keyset_new();
+    return 0;
+}
+
+/* A contact's keys change other than by a create: the set no longer
+ * mirrors the table, so lookups go back to SQLite, which holds every
+ * row of the transaction. */
+static void bulk_off(struct store *s)
+{
+    keyset_free(s->bulk);
+    s->bulk = NULL;
 }
 
 int store_commit(struct store *s, struct op_error *err)
@@ -401,6 +437,7 @@ void store_close(struct store *s)
         return;
     if (s->txn_depth > 0)
         (void)exec_simple(s, STORE_Q_STORE_ROLLBACK, NULL);
+    keyset_free(s->bulk);
     sql_cache_close(&s->q);
     folder_free(s->folder);
     db_close(s->db);
@@ -1193,6 +1230,33 @@ static int find_similar(struct store *s, unsigned q, const char *key, const char
     return rc;
 }
 
+/* find_dup and find_similar in the bulk transaction's key set: the same
+ * answers, since the set holds every live contact, in the order of the
+ * indexes (creation order within a key; LIMIT 200 for similar names). */
+static int mem_dup(struct store *s, enum keyset_kind kind, const char *key, const char *name,
+                   size_t namelen, int similar, char found[UUID_TEXT_LEN])
+{
+    const struct keyset_entry *x = keyset_find(s->bulk, kind, key);
+    if (!similar) {
+        if (x)
+            snprintf(found, UUID_TEXT_LEN, "%s", x->id);
+        return x != NULL;
+    }
+    char mine[DEDUP_SKELETON_MAX], theirs[DEDUP_SKELETON_MAX];
+    snprintf(mine, sizeof mine, "%.*s", (int)namelen, name);
+    for (int n = 0; x && n < 200; x = x->next[kind], n++) {
+        const char *bar = x->name_key ? strchr(x->name_key, '|') : NULL;
+        if (!bar || (size_t)(bar - x->name_key) >= sizeof theirs)
+            continue;
+        snprintf(theirs, sizeof theirs, "%.*s", (int)(bar - x->name_key), x->name_key);
+        if (dedup_names_match(mine, theirs)) {
+            snprintf(found, UUID_TEXT_LEN, "%s", x->id);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int dup_error(const char *found, const char *field, const char *why, struct op_error *err)
 {
     op_error_set(err, STORE_EDUP, field,
@@ -1240,18 +1304,20 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
 {
     const struct {
         unsigned q;
+        enum keyset_kind kind;
         const char *key;
         int similar; /* the name must be similar too */
         const char *field;
         const char *why;
         const char *what;
     } checks[] = {
-        {STORE_Q_STORE_DUP_EMAIL, k->email, 0, "email", "same e-mail address",
+        {STORE_Q_STORE_DUP_EMAIL, KEYSET_EMAIL, k->email, 0, "email", "same e-mail address",
          "this e-mail address"},
-        {STORE_Q_STORE_DUP_PHONE, k->phone, 0, "phone", "same phone number", "this phone number"},
-        {STORE_Q_STORE_DUP_STREET, k->street, 1, "street", "similar name at the same street",
-         "a similar name at this street"},
-        {STORE_Q_STORE_DUP_TAIL, k->tail, 1, "phone",
+        {STORE_Q_STORE_DUP_PHONE, KEYSET_PHONE, k->phone, 0, "phone", "same phone number",
+         "this phone number"},
+        {STORE_Q_STORE_DUP_STREET, KEYSET_STREET, k->street, 1, "street",
+         "similar name at the same street", "a similar name at this street"},
+        {STORE_Q_STORE_DUP_TAIL, KEYSET_TAIL, k->tail, 1, "phone",
          "similar name and a phone number ending in the same seven digits",
          "a similar name and this phone number"},
     };
@@ -1260,9 +1326,14 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         if (!checks[i].key || !*checks[i].key || (checks[i].similar && !k->name))
             continue;
-        int rc = checks[i].similar ? find_similar(s, checks[i].q, checks[i].key, k->name,
-                                                  k->namelen, self, found, err)
-                                   : find_dup(s, checks[i].q, checks[i].key, self, found, err);
+        int rc;
+        if (s->bulk && !self)
+            rc = mem_dup(s, checks[i].kind, checks[i].key, k->name, k->namelen, checks[i].similar,
+                         found);
+        else if (checks[i].similar)
+            rc = find_similar(s, checks[i].q, checks[i].key, k->name, k->namelen, self, found, err);
+        else
+            rc = find_dup(s, checks[i].q, checks[i].key, self, found, err);
         if (rc < 0)
             return rc;
         if (rc == 0)
@@ -1275,7 +1346,8 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
         return dup_error(found, checks[i].field, checks[i].why, err);
     }
     if (k->name) {
-        int rc = find_dup(s, STORE_Q_STORE_DUP_NAME, k->name, self, found, err);
+        int rc = s->bulk && !self ? mem_dup(s, KEYSET_NAME, k->name, NULL, 0, 0, found)
+                                  : find_dup(s, STORE_Q_STORE_DUP_NAME, k->name, self, found, err);
         if (rc < 0)
             return rc;
         int seen = rc > 0 ? viewer_sees(s, found, err) : 0;
@@ -1635,6 +1707,11 @@ static int do_create(struct store *s, const struct entity_def *e, json_t *rec, c
     }
     s->write_dirty = 1;
     rc = audit(s, now, "create", e, id, 0, 1, NULL, err);
+    if (rc == 0 && s->bulk && (e->flags & ENTITY_DEDUP)) {
+        const char *kv[KEYSET_NKINDS] = {keys.email, keys.phone, keys.street, keys.tail, keys.name};
+        if (keyset_add(s->bulk, id, kv) < 0)
+            bulk_off(s); /* out of memory: SQLite still has every key */
+    }
 out:
     free_keys(&keys);
     return rc;
@@ -1797,6 +1874,8 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
                  int64_t expected_version, json_t *changes, unsigned flags, json_t **out,
                  struct op_error *err)
 {
+    if (e->flags & ENTITY_DEDUP)
+        bulk_off(s);
     if (!json_is_object(changes))
         return op_error_set(err, -EINVAL, NULL, "changes to a %s must be a JSON object", e->name);
     int rc = write_begin(s, err);
@@ -1870,6 +1949,8 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
 int store_delete(struct store *s, const struct entity_def *e, const char *id,
                  int64_t expected_version, json_t **out, struct op_error *err)
 {
+    if (e->flags & ENTITY_DEDUP)
+        bulk_off(s);
     int rc = write_begin(s, err);
     if (rc < 0)
         return rc;
@@ -1944,6 +2025,8 @@ static int purge_blank(const struct entity_def *e, json_t *rec)
 int store_purge(struct store *s, const struct entity_def *e, const char *id, const char *action,
                 const char *reason, struct op_error *err)
 {
+    if (e->flags & ENTITY_DEDUP)
+        bulk_off(s);
     if (e == &entity_user)
         return op_error_set(err, -EINVAL, NULL, "users are disabled, not purged");
     if (!action || !*action)

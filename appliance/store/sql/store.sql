@@ -66,6 +66,10 @@ UPDATE contacts SET name_key = ?2, street_key = ?3, phone_tail = ?4 WHERE id = ?
 -- which reads every live contact per lookup and made a 20,000-row import
 -- run for minutes (docs/BENCHMARKS.md, "Import").
 
+-- Whether the node holds a live contact (store_begin_bulk).
+-- name: any_live_contact
+SELECT 1 FROM contacts WHERE deleted = 0 LIMIT 1;
+
 -- name: dup_email
 SELECT id FROM contacts INDEXED BY contacts_email_norm WHERE email_norm = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
 
