@@ -34,7 +34,16 @@
  * runs is what the schema costs SQLite; the rest of `outpost import`'s
  * time is Outpost's.
  *
- * Usage: bench_raw_insert [--outpost-schema] FILE.csv DB   (DB must not exist yet)
+ * --rows-per-statement N (with --outpost-schema) is an experiment, not the
+ * baseline: the rows go first into a temporary table, and every N rows
+ * one INSERT ... SELECT moves them into contacts. The triggers still run
+ * per row, but a statement that writes the full-text index ends with a
+ * savepoint release, at which SQLite's FTS5 writes its pending terms out
+ * as a new segment; N rows a statement make that once per N rows. It
+ * shows what that per-statement flush costs (docs/BENCHMARKS.md).
+ *
+ * Usage: bench_raw_insert [--outpost-schema [--rows-per-statement N]] FILE.csv DB
+ *        (DB must not exist yet)
  */
 #include <errno.h>
 #include <sqlite3.h>
@@ -199,10 +208,17 @@ static int fail_db(sqlite3 *db, const char *what)
 
 int main(int argc, char **argv)
 {
-    int outpost_schema = argc == 4 && !strcmp(argv[1], "--outpost-schema");
-    if (argc != 3 && !outpost_schema) {
-        fprintf(stderr, "usage: bench_raw_insert [--outpost-schema] FILE.csv DB   (DB must not "
-                        "exist yet)\n");
+    int outpost_schema = argc >= 4 && !strcmp(argv[1], "--outpost-schema");
+    long per_stmt = 0;
+    if (outpost_schema && argc == 6 && !strcmp(argv[2], "--rows-per-statement")) {
+        char *end;
+        per_stmt = strtol(argv[3], &end, 10);
+        if (*end || per_stmt < 1 || per_stmt > 100000)
+            per_stmt = -1;
+    }
+    if ((argc != 3 && !(outpost_schema && argc == 4) && per_stmt == 0) || per_stmt < 0) {
+        fprintf(stderr, "usage: bench_raw_insert [--outpost-schema [--rows-per-statement N]] "
+                        "FILE.csv DB   (DB must not exist yet; N from 1 to 100000)\n");
         return 2;
     }
     const char *csv = argv[argc - 2], *dbpath = argv[argc - 1];
@@ -274,8 +290,27 @@ int main(int argc, char **argv)
         ret = fail_db(db, "cannot begin");
         goto out;
     }
-    if (sqlite3_prepare_v2(db, outpost_schema ? outpost_insert : plain_insert, -1, &ins, NULL) !=
-        SQLITE_OK) {
+    static const char stage_setup[] =
+        "CREATE TEMP TABLE stage AS SELECT given_name, family_name, email, phone, street,"
+        " locality, region, postal_code, country, language, job_title, birth_date, id, version,"
+        " created_hlc, updated_hlc, email_norm, phone_e164, name_key, street_key, phone_tail"
+        " FROM main.contacts WHERE 0";
+    static const char stage_insert[] =
+        "INSERT INTO temp.stage VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?13,1,?14,?14,?15,?16,?17,?18,?19)";
+    static const char stage_move[] =
+        "INSERT INTO main.contacts (given_name, family_name, email, phone, street, locality,"
+        " region, postal_code, country, language, job_title, birth_date, id, version,"
+        " created_hlc, updated_hlc, email_norm, phone_e164, name_key, street_key, phone_tail)"
+        " SELECT * FROM temp.stage ORDER BY rowid; DELETE FROM temp.stage;";
+    if (per_stmt && sqlite3_exec(db, stage_setup, NULL, NULL, NULL) != SQLITE_OK) {
+        ret = fail_db(db, "cannot make the staging table");
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db,
+                           per_stmt         ? stage_insert
+                           : outpost_schema ? outpost_insert
+                                            : plain_insert,
+                           -1, &ins, NULL) != SQLITE_OK) {
         ret = fail_db(db, "cannot prepare the insert");
         goto out;
     }
@@ -314,6 +349,15 @@ int main(int argc, char **argv)
         }
         sqlite3_reset(ins);
         rows++;
+        if (per_stmt && rows % (unsigned long)per_stmt == 0 &&
+            sqlite3_exec(db, stage_move, NULL, NULL, NULL) != SQLITE_OK) {
+            ret = fail_db(db, "cannot move the staged rows");
+            goto out;
+        }
+    }
+    if (per_stmt && sqlite3_exec(db, stage_move, NULL, NULL, NULL) != SQLITE_OK) {
+        ret = fail_db(db, "cannot move the staged rows");
+        goto out;
     }
     sqlite3_finalize(ins);
     ins = NULL;
