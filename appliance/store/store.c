@@ -37,6 +37,9 @@
 #define SEARCH_TEXT_MAX 256
 #define SEARCH_TERMS_MAX 16
 #define FIELDS_MAX 32
+/* Contacts whose duplicate keys a bulk transaction keeps in memory, about
+ * 600 bytes each (keyset.h); past it, lookups go to SQLite. */
+#define BULK_KEYS_MAX 100000
 #define DEDUP_NKEYS 5 /* email_norm, phone_e164, name_key, street_key, phone_tail */
 
 /* How this build makes phone keys (node_meta "phone_keys"). A node whose
@@ -1709,8 +1712,9 @@ static int do_create(struct store *s, const struct entity_def *e, json_t *rec, c
     rc = audit(s, now, "create", e, id, 0, 1, NULL, err);
     if (rc == 0 && s->bulk && (e->flags & ENTITY_DEDUP)) {
         const char *kv[KEYSET_NKINDS] = {keys.email, keys.phone, keys.street, keys.tail, keys.name};
-        if (keyset_add(s->bulk, id, kv) < 0)
-            bulk_off(s); /* out of memory: SQLite still has every key */
+        /* out of memory, or past the bound: SQLite has every key too */
+        if (keyset_count(s->bulk) >= BULK_KEYS_MAX || keyset_add(s->bulk, id, kv) < 0)
+            bulk_off(s);
     }
 out:
     free_keys(&keys);
