@@ -643,7 +643,7 @@ int importer_run(struct store *s, FILE *in, const struct importer_opts *opts,
         sql_cache_close(&q);
     }
     op_error_clear(&e);
-    rc = store_begin(s, &e);
+    rc = store_begin_bulk(s, &e);
     if (rc < 0) {
         rc = report(&im, rc, 0, 0, NULL, "cannot start the import transaction: %s%s",
                     e.msg[0] ? e.msg : strerror(-rc),

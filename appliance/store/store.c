@@ -25,6 +25,7 @@
 #include "db.h"
 #include "dedup.h"
 #include "fold.h"
+#include "keyset.h"
 #include "phone.h"
 #include "policy.h"
 #include "region.h"
@@ -36,6 +37,10 @@
 #define SEARCH_TEXT_MAX 256
 #define SEARCH_TERMS_MAX 16
 #define FIELDS_MAX 32
+/* Contacts whose duplicate keys a bulk transaction keeps in memory, about
+ * 600 bytes each (keyset.h); past it, lookups go to SQLite. */
+#define BULK_KEYS_MAX 100000
+#define DEDUP_NKEYS 5 /* email_norm, phone_e164, name_key, street_key, phone_tail */
 
 /* How this build makes phone keys (node_meta "phone_keys"). A node whose
  * records were keyed another way is re-keyed when the store opens. */
@@ -65,6 +70,17 @@ struct store {
     unsigned each_busy; /* a bit per entity_all index: a store_each walk is running */
     char warning[200];  /* the last create or update's warning (store_warning), "" none */
     char warning_ref[UUID_TEXT_LEN];
+    /* the keys of the contacts created by a bulk transaction that began
+     * with no live contact (store_begin_bulk); NULL: lookups ask SQLite */
+    struct keyset *bulk;
+    /* bind_record's parameter numbers, per query, looked up on first use
+     * (a lookup by name per field and row was a tenth of an import's
+     * own work) */
+    struct bind_map {
+        unsigned char ready;
+        unsigned char field[FIELDS_MAX];
+        unsigned char key[DEDUP_NKEYS];
+    } binds[STORE_Q_COUNT];
 };
 
 /* ---- statements ---------------------------------------------------- */
@@ -266,6 +282,8 @@ static int write_end(struct store *s, int ok, struct op_error *err)
         return 0;
     }
     s->txn_depth = 0;
+    keyset_free(s->bulk);
+    s->bulk = NULL;
     int voiding = s->void_pending;
     s->void_pending = 0;
     if (ok) {
@@ -296,6 +314,36 @@ int store_begin(struct store *s, struct op_error *err)
     if (s->txn_depth > 0)
         return op_error_set(err, -EBUSY, NULL, "a transaction is already open");
     return write_begin(s, err);
+}
+
+int store_begin_bulk(struct store *s, struct op_error *err)
+{
+    int rc = store_begin(s, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st;
+    rc = sql_get_st(&s->q, STORE_Q_STORE_ANY_LIVE_CONTACT, &st, err);
+    if (rc == 0)
+        rc = sql_step(&s->q, STORE_Q_STORE_ANY_LIVE_CONTACT, st, err);
+    if (rc == 1)
+        sqlite3_reset(st);
+    if (rc < 0) {
+        store_rollback(s);
+        return rc;
+    }
+    /* without memory the lookups simply stay with SQLite */
+    if (rc == 0)
+        s->bulk = keyset_new();
+    return 0;
+}
+
+/* A contact's keys change other than by a create: the set no longer
+ * mirrors the table, so lookups go back to SQLite, which holds every
+ * row of the transaction. */
+static void bulk_off(struct store *s)
+{
+    keyset_free(s->bulk);
+    s->bulk = NULL;
 }
 
 int store_commit(struct store *s, struct op_error *err)
@@ -392,6 +440,7 @@ void store_close(struct store *s)
         return;
     if (s->txn_depth > 0)
         (void)exec_simple(s, STORE_Q_STORE_ROLLBACK, NULL);
+    keyset_free(s->bulk);
     sql_cache_close(&s->q);
     folder_free(s->folder);
     db_close(s->db);
@@ -730,37 +779,67 @@ static int bind_value(sqlite3_stmt *st, int idx, const struct field_def *f, json
  * and for a contact the duplicate-detection keys (NULL when k is NULL).
  * `fixed` is the number of numbered parameters the query has besides; a
  * query whose parameters are not exactly those is refused, so the .sql
- * file and the descriptors cannot drift apart unnoticed. */
+ * file and the descriptors cannot drift apart unnoticed. The parameter
+ * numbers are looked up by name once per query and kept. */
 struct dedup_keys;
-static int bind_keys(sqlite3_stmt *st, const struct dedup_keys *k, struct op_error *err);
+static void bind_keys(sqlite3_stmt *st, const unsigned char idx[DEDUP_NKEYS],
+                      const struct dedup_keys *k);
+static const char *const key_params[DEDUP_NKEYS] = {":email_norm", ":phone_e164", ":name_key",
+                                                    ":street_key", ":phone_tail"};
 
-static int bind_record(struct store *s, unsigned q, sqlite3_stmt *st, const struct entity_def *e,
-                       json_t *rec, const struct dedup_keys *k, int fixed, struct op_error *err)
+static int bind_map_fill(struct store *s, unsigned q, sqlite3_stmt *st, const struct entity_def *e,
+                         int fixed, struct bind_map *m, struct op_error *err)
 {
     char name[96];
-    int want = fixed + (int)e->nfields + ((e->flags & ENTITY_DEDUP) ? 5 : 0);
+    int want = fixed + (int)e->nfields + ((e->flags & ENTITY_DEDUP) ? DEDUP_NKEYS : 0);
     if (sqlite3_bind_parameter_count(st) != want)
         return op_error_set(err, -EINVAL, NULL, "%s has %d parameters, not %d",
                             sql_name(&s->q, q, name, sizeof name), sqlite3_bind_parameter_count(st),
                             want);
+    if (e->nfields > FIELDS_MAX)
+        return op_error_set(err, -E2BIG, NULL, "a %s has more than %d fields", e->name, FIELDS_MAX);
     for (size_t i = 0; i < e->nfields; i++) {
-        const struct field_def *f = &e->fields[i];
         char param[72];
-        snprintf(param, sizeof param, ":%s", f->name);
+        snprintf(param, sizeof param, ":%s", e->fields[i].name);
         int idx = sqlite3_bind_parameter_index(st, param);
         if (idx == 0)
             return op_error_set(err, -EINVAL, NULL, "%s has no parameter %s",
                                 sql_name(&s->q, q, name, sizeof name), param);
-        int rc = bind_value(st, idx, f, json_object_get(rec, f->name));
+        m->field[i] = (unsigned char)idx;
+    }
+    if (e->flags & ENTITY_DEDUP) {
+        for (size_t i = 0; i < DEDUP_NKEYS; i++) {
+            int idx = sqlite3_bind_parameter_index(st, key_params[i]);
+            if (idx == 0)
+                return op_error_set(err, -EINVAL, NULL,
+                                    "%s has no parameter %s for the duplicate keys",
+                                    sql_name(&s->q, q, name, sizeof name), key_params[i]);
+            m->key[i] = (unsigned char)idx;
+        }
+    }
+    m->ready = 1;
+    return 0;
+}
+
+static int bind_record(struct store *s, unsigned q, sqlite3_stmt *st, const struct entity_def *e,
+                       json_t *rec, const struct dedup_keys *k, int fixed, struct op_error *err)
+{
+    if (q >= STORE_Q_COUNT)
+        return op_error_set(err, -EINVAL, NULL, "query %u is not the store's", q);
+    struct bind_map *m = &s->binds[q];
+    if (!m->ready) {
+        int rc = bind_map_fill(s, q, st, e, fixed, m, err);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < e->nfields; i++) {
+        const struct field_def *f = &e->fields[i];
+        int rc = bind_value(st, m->field[i], f, json_object_get(rec, f->name));
         if (rc != SQLITE_OK)
             return sql_fail(s->db, rc, "cannot bind value", err);
     }
-    if (e->flags & ENTITY_DEDUP) {
-        int rc = bind_keys(st, k, err);
-        if (rc < 0)
-            return op_error_set(err, rc, NULL, "%s has no parameters for the duplicate keys",
-                                sql_name(&s->q, q, name, sizeof name));
-    }
+    if (e->flags & ENTITY_DEDUP)
+        bind_keys(st, m->key, k);
     return 0;
 }
 
@@ -1154,6 +1233,33 @@ static int find_similar(struct store *s, unsigned q, const char *key, const char
     return rc;
 }
 
+/* find_dup and find_similar in the bulk transaction's key set: the same
+ * answers, since the set holds every live contact, in the order of the
+ * indexes (creation order within a key; LIMIT 200 for similar names). */
+static int mem_dup(struct store *s, enum keyset_kind kind, const char *key, const char *name,
+                   size_t namelen, int similar, char found[UUID_TEXT_LEN])
+{
+    const struct keyset_entry *x = keyset_find(s->bulk, kind, key);
+    if (!similar) {
+        if (x)
+            snprintf(found, UUID_TEXT_LEN, "%s", x->id);
+        return x != NULL;
+    }
+    char mine[DEDUP_SKELETON_MAX], theirs[DEDUP_SKELETON_MAX];
+    snprintf(mine, sizeof mine, "%.*s", (int)namelen, name);
+    for (int n = 0; x && n < 200; x = x->next[kind], n++) {
+        const char *bar = x->name_key ? strchr(x->name_key, '|') : NULL;
+        if (!bar || (size_t)(bar - x->name_key) >= sizeof theirs)
+            continue;
+        snprintf(theirs, sizeof theirs, "%.*s", (int)(bar - x->name_key), x->name_key);
+        if (dedup_names_match(mine, theirs)) {
+            snprintf(found, UUID_TEXT_LEN, "%s", x->id);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int dup_error(const char *found, const char *field, const char *why, struct op_error *err)
 {
     op_error_set(err, STORE_EDUP, field,
@@ -1201,18 +1307,20 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
 {
     const struct {
         unsigned q;
+        enum keyset_kind kind;
         const char *key;
         int similar; /* the name must be similar too */
         const char *field;
         const char *why;
         const char *what;
     } checks[] = {
-        {STORE_Q_STORE_DUP_EMAIL, k->email, 0, "email", "same e-mail address",
+        {STORE_Q_STORE_DUP_EMAIL, KEYSET_EMAIL, k->email, 0, "email", "same e-mail address",
          "this e-mail address"},
-        {STORE_Q_STORE_DUP_PHONE, k->phone, 0, "phone", "same phone number", "this phone number"},
-        {STORE_Q_STORE_DUP_STREET, k->street, 1, "street", "similar name at the same street",
-         "a similar name at this street"},
-        {STORE_Q_STORE_DUP_TAIL, k->tail, 1, "phone",
+        {STORE_Q_STORE_DUP_PHONE, KEYSET_PHONE, k->phone, 0, "phone", "same phone number",
+         "this phone number"},
+        {STORE_Q_STORE_DUP_STREET, KEYSET_STREET, k->street, 1, "street",
+         "similar name at the same street", "a similar name at this street"},
+        {STORE_Q_STORE_DUP_TAIL, KEYSET_TAIL, k->tail, 1, "phone",
          "similar name and a phone number ending in the same seven digits",
          "a similar name and this phone number"},
     };
@@ -1221,9 +1329,14 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         if (!checks[i].key || !*checks[i].key || (checks[i].similar && !k->name))
             continue;
-        int rc = checks[i].similar ? find_similar(s, checks[i].q, checks[i].key, k->name,
-                                                  k->namelen, self, found, err)
-                                   : find_dup(s, checks[i].q, checks[i].key, self, found, err);
+        int rc;
+        if (s->bulk && !self)
+            rc = mem_dup(s, checks[i].kind, checks[i].key, k->name, k->namelen, checks[i].similar,
+                         found);
+        else if (checks[i].similar)
+            rc = find_similar(s, checks[i].q, checks[i].key, k->name, k->namelen, self, found, err);
+        else
+            rc = find_dup(s, checks[i].q, checks[i].key, self, found, err);
         if (rc < 0)
             return rc;
         if (rc == 0)
@@ -1236,7 +1349,8 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
         return dup_error(found, checks[i].field, checks[i].why, err);
     }
     if (k->name) {
-        int rc = find_dup(s, STORE_Q_STORE_DUP_NAME, k->name, self, found, err);
+        int rc = s->bulk && !self ? mem_dup(s, KEYSET_NAME, k->name, NULL, 0, 0, found)
+                                  : find_dup(s, STORE_Q_STORE_DUP_NAME, k->name, self, found, err);
         if (rc < 0)
             return rc;
         int seen = rc > 0 ? viewer_sees(s, found, err) : 0;
@@ -1270,24 +1384,19 @@ const char *store_warning(const struct store *s, const char **ref)
     return s->warning[0] ? s->warning : NULL;
 }
 
-/* Binds the keys (NULL: none) to their parameters. */
-static int bind_keys(sqlite3_stmt *st, const struct dedup_keys *k, struct op_error *err)
+/* Binds the keys (NULL: none) to their parameters, numbered in idx. */
+static void bind_keys(sqlite3_stmt *st, const unsigned char idx[DEDUP_NKEYS],
+                      const struct dedup_keys *k)
 {
-    const char *const names[] = {":email_norm", ":phone_e164", ":name_key", ":street_key",
-                                 ":phone_tail"};
-    const char *values[] = {k && k->email[0] ? k->email : NULL, k && k->phone[0] ? k->phone : NULL,
-                            k ? k->name : NULL, k ? k->street : NULL,
-                            k && k->tail[0] ? k->tail : NULL};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        int idx = sqlite3_bind_parameter_index(st, names[i]);
-        if (idx == 0)
-            return op_error_set(err, -EINVAL, NULL, "no parameter %s", names[i]);
+    const char *values[DEDUP_NKEYS] = {k && k->email[0] ? k->email : NULL,
+                                       k && k->phone[0] ? k->phone : NULL, k ? k->name : NULL,
+                                       k ? k->street : NULL, k && k->tail[0] ? k->tail : NULL};
+    for (size_t i = 0; i < DEDUP_NKEYS; i++) {
         if (values[i])
-            sqlite3_bind_text(st, idx, values[i], -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, idx[i], values[i], -1, SQLITE_TRANSIENT);
         else
-            sqlite3_bind_null(st, idx);
+            sqlite3_bind_null(st, idx[i]);
     }
-    return 0;
 }
 
 /* ---- audit ------------------------------------------------------------- */
@@ -1601,6 +1710,12 @@ static int do_create(struct store *s, const struct entity_def *e, json_t *rec, c
     }
     s->write_dirty = 1;
     rc = audit(s, now, "create", e, id, 0, 1, NULL, err);
+    if (rc == 0 && s->bulk && (e->flags & ENTITY_DEDUP)) {
+        const char *kv[KEYSET_NKINDS] = {keys.email, keys.phone, keys.street, keys.tail, keys.name};
+        /* out of memory, or past the bound: SQLite has every key too */
+        if (keyset_count(s->bulk) >= BULK_KEYS_MAX || keyset_add(s->bulk, id, kv) < 0)
+            bulk_off(s);
+    }
 out:
     free_keys(&keys);
     return rc;
@@ -1763,6 +1878,8 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
                  int64_t expected_version, json_t *changes, unsigned flags, json_t **out,
                  struct op_error *err)
 {
+    if (e->flags & ENTITY_DEDUP)
+        bulk_off(s);
     if (!json_is_object(changes))
         return op_error_set(err, -EINVAL, NULL, "changes to a %s must be a JSON object", e->name);
     int rc = write_begin(s, err);
@@ -1836,6 +1953,8 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
 int store_delete(struct store *s, const struct entity_def *e, const char *id,
                  int64_t expected_version, json_t **out, struct op_error *err)
 {
+    if (e->flags & ENTITY_DEDUP)
+        bulk_off(s);
     int rc = write_begin(s, err);
     if (rc < 0)
         return rc;
@@ -1910,6 +2029,8 @@ static int purge_blank(const struct entity_def *e, json_t *rec)
 int store_purge(struct store *s, const struct entity_def *e, const char *id, const char *action,
                 const char *reason, struct op_error *err)
 {
+    if (e->flags & ENTITY_DEDUP)
+        bulk_off(s);
     if (e == &entity_user)
         return op_error_set(err, -EINVAL, NULL, "users are disabled, not purged");
     if (!action || !*action)

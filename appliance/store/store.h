@@ -164,6 +164,13 @@ void store_set_clock(struct store *s, hlc_clock_fn now_ms, void *ctx);
  * usual case); if it failed halfway (disk full), store_commit refuses with
  * -EIO and rolls everything back. */
 int store_begin(struct store *s, struct op_error *err);
+/* store_begin for many creates in a row (imports, bulk creates): the same
+ * transaction and the same duplicate rule, but when the node holds no
+ * live contact at the start, the duplicate keys of the contacts this
+ * transaction creates are looked up in memory instead of in the database
+ * (docs/IMPORT_EXPORT.md). An update, delete or purge of a contact inside
+ * the transaction sends the lookups back to the database. */
+int store_begin_bulk(struct store *s, struct op_error *err);
 int store_commit(struct store *s, struct op_error *err);
 void store_rollback(struct store *s);
 

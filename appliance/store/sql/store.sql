@@ -61,25 +61,32 @@ SELECT id, given_name, family_name, street, locality, phone FROM contacts
 UPDATE contacts SET name_key = ?2, street_key = ?3, phone_tail = ?4 WHERE id = ?1;
 
 -- Duplicate contacts (?1 the key, ?2 the contact itself or ''), in order
--- of confidence.
+-- of confidence. Each names its key's index: without statistics SQLite
+-- may pick contacts_region_live (deleted, ...) for `deleted = 0` instead,
+-- which reads every live contact per lookup and made a 20,000-row import
+-- run for minutes (docs/BENCHMARKS.md, "Import").
+
+-- Whether the node holds a live contact (store_begin_bulk).
+-- name: any_live_contact
+SELECT 1 FROM contacts WHERE deleted = 0 LIMIT 1;
 
 -- name: dup_email
-SELECT id FROM contacts WHERE email_norm = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
+SELECT id FROM contacts INDEXED BY contacts_email_norm WHERE email_norm = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
 
 -- name: dup_phone
-SELECT id FROM contacts WHERE phone_e164 = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
+SELECT id FROM contacts INDEXED BY contacts_phone_e164 WHERE phone_e164 = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
 
 -- Contacts at the same street, or with a phone ending alike, with their
 -- name keys: store.c keeps those whose names are similar (dedup.h).
 -- name: dup_street
-SELECT id, name_key FROM contacts WHERE street_key = ?1 AND deleted = 0 AND id <> ?2 LIMIT 200;
+SELECT id, name_key FROM contacts INDEXED BY contacts_street_key WHERE street_key = ?1 AND deleted = 0 AND id <> ?2 LIMIT 200;
 
 -- name: dup_tail
-SELECT id, name_key FROM contacts WHERE phone_tail = ?1 AND deleted = 0 AND id <> ?2 LIMIT 200;
+SELECT id, name_key FROM contacts INDEXED BY contacts_phone_tail WHERE phone_tail = ?1 AND deleted = 0 AND id <> ?2 LIMIT 200;
 
 -- The same name in the same locality: a warning only.
 -- name: dup_name
-SELECT id FROM contacts WHERE name_key = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
+SELECT id FROM contacts INDEXED BY contacts_name_key WHERE name_key = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
 
 -- name: get_{table}
 -- each table: users contacts organizations contact_organizations deals activities tasks notes consents
