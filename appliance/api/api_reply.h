@@ -46,6 +46,12 @@ void api_reply_json(struct api_response *r, int status, json_t *body);
  * the status means for the client's request. */
 void api_reply_problem(struct api_response *r, int status, const char *detail, const char *pointer);
 
+/* What a client may be told of detail for an answer with status: detail
+ * itself; with its file paths said as "on the node" (written into buf);
+ * or, when it carries internal text, what the status means for the
+ * client's request (a fixed string). The original goes to the log. */
+const char *api_reply_client_detail(int status, const char *detail, char *buf, size_t cap);
+
 /* 1 when detail carries text that is not for a client: SQLite's wording
  * ("constraint failed", "no such table"), a library's names ("HPE_"), or
  * an absolute file path ("/var/lib/outpost/node.db"); else 0. */
