@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "api_route.h"
+#include "buf.h"
 #include "http_server.h"
 #include "log.h"
 #include "problem.h"
@@ -39,6 +40,18 @@ void api_reply_json(struct api_response *r, int status, json_t *body)
     r->body_len = r->body ? strlen(r->body) : 0;
     r->type = "application/json";
     json_decref(body);
+}
+
+void api_reply_text(struct api_response *r, int status, struct buf *json)
+{
+    r->status = status;
+    free(r->body);
+    r->body = buf_take(json, &r->body_len);
+    if (!r->body) { /* nothing was written, or out of memory: no body */
+        r->body_len = 0;
+        buf_done(json);
+    }
+    r->type = "application/json";
 }
 
 static json_t *problem_json(int status, const char *detail, const char *pointer)

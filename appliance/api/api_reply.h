@@ -38,6 +38,11 @@ void api_reply_done(struct api_response *r);
  * body NULL answers without one. Out of memory leaves no body. */
 void api_reply_json(struct api_response *r, int status, json_t *body);
 
+/* Sets status and a body of JSON text already written (the buffer's bytes
+ * are taken; json is left empty). */
+struct buf;
+void api_reply_text(struct api_response *r, int status, struct buf *json);
+
 /* Sets an application/problem+json answer: type, title (the status's
  * reason phrase), status and detail; with pointer (a field name, or
  * "custom.NAME" for a custom field) also errors[0] with the JSON pointer
