@@ -989,7 +989,7 @@ static void list_text_matches_objects(void)
 {
     struct store *s = fx_store("text.db");
     struct op_error err;
-    json_t *user = field_user(s, "ana");
+    json_t *user = field_user(s, "ana"), *other = field_user(s, "ben");
     for (int i = 0; i < 23; i++) {
         json_t *in = json_pack("{s:s, s:s, s:b}", "given_name", "Zoë \"Zo\" Ł", "family_name",
                                "Back\\slash/slash", "restricted", i % 4 == 0);
@@ -998,6 +998,8 @@ static void list_text_matches_objects(void)
         json_object_set_new(in, "email", json_string(email));
         if (i % 3 == 0)
             json_object_set(in, "owner_id", json_object_get(user, "id"));
+        else if (i % 3 == 1 && i < 12) /* ben's: hidden from ana */
+            json_object_set(in, "owner_id", json_object_get(other, "id"));
         if (i % 5 == 0)
             json_object_set_new(in, "custom",
                                 json_pack("{s:s, s:s}", "tier", "gold", "note", "ä\"b"));
@@ -1040,7 +1042,7 @@ static void list_text_matches_objects(void)
     CHECK_EQ(same_pages(s, &entity_user, (struct store_query){.limit = 10}), 1);
     /* a field user's view, and an empty page */
     store_set_viewer(s, sval(user, "id"));
-    CHECK_EQ(same_pages(s, &entity_contact, (struct store_query){.limit = 4}), 6);
+    CHECK_EQ(same_pages(s, &entity_contact, (struct store_query){.limit = 4}), 5);
     CHECK_EQ(same_pages(s, &entity_contact,
                         (struct store_query){.updated_since = "2999-01-01T00:00:00Z"}),
              1);
@@ -1053,6 +1055,7 @@ static void list_text_matches_objects(void)
     CHECK_STR(err.field, "cursor");
     buf_done(&got);
     json_decref(user);
+    json_decref(other);
     store_close(s);
 }
 
