@@ -259,7 +259,7 @@ void api_bulk_create(struct api_db *db, struct api_call *c, const struct auth_us
     struct sql_cache q;
     struct api_idempotency_earlier was = {0};
     struct counts cnt = {0};
-    int fatal = 0, mismatch = 0, stored = 0;
+    int fatal = 0, mismatch = 0;
     char *answer = NULL;
     int rc = store_queries_bind(s, &q, &api_queries, &err);
     if (rc < 0) {
@@ -321,8 +321,6 @@ void api_bulk_create(struct api_db *db, struct api_call *c, const struct auth_us
                                       &err);
         if (rc < 0)
             fatal = rc;
-        else
-            stored = 1;
     }
     if (fatal || b.nbad || dry)
         (void)sql_exec(&q, API_Q_BULK_ROLLBACK_TO, NULL);
@@ -331,7 +329,6 @@ close:
     sql_cache_close(&q);
 commit:
     rc = api_db_committed(fatal, api_db_write_end(db, &w), &err);
-    (void)stored;
     if (rc < 0) {
         api_reply_store_error(&c->resp, rc, &err);
     } else if (mismatch) {
