@@ -2209,16 +2209,17 @@ struct iso_memo {
 static int text_stamp(struct buf *b, struct iso_memo *memo, hlc_stamp stamp)
 {
     int64_t ms = (int64_t)hlc_ms(stamp);
-    if (ms / 1000 != memo->sec || strlen(memo->text) != 24) {
+    if (ms / 1000 != memo->sec) {
         hlc_format_iso(stamp, memo->text);
-        memo->sec = ms / 1000;
+        /* kept only in the form whose milliseconds can be patched */
+        memo->sec = strlen(memo->text) == 24 ? ms / 1000 : -1;
     } else {
         int f = (int)(ms % 1000);
         memo->text[20] = (char)('0' + f / 100);
         memo->text[21] = (char)('0' + f / 10 % 10);
         memo->text[22] = (char)('0' + f % 10);
     }
-    return text_string(b, memo->text, strlen(memo->text));
+    return text_string(b, memo->text, memo->sec >= 0 ? 24 : strlen(memo->text));
 }
 
 /* "name": (the names are the descriptors' plain identifiers) */
@@ -2242,6 +2243,16 @@ static int text_key(struct buf *b, const char *name, int first)
 
 static int text_column(struct buf *b, sqlite3_stmt *st, int col, const struct field_def *f)
 {
+    if (f->type != FIELD_BOOL && f->type != FIELD_MONEY && f->type != FIELD_OBJECT) {
+        /* text: two calls into SQLite instead of three (column_text is
+         * NULL for a NULL column; its type tells that from no memory) */
+        const char *t = (const char *)sqlite3_column_text(st, col);
+        if (t)
+            return text_string(b, t, (size_t)sqlite3_column_bytes(st, col));
+        if (sqlite3_column_type(st, col) != SQLITE_NULL)
+            return -ENOMEM;
+        return buf_append(b, "null", 4) < 0 ? -ENOMEM : 0;
+    }
     if (sqlite3_column_type(st, col) == SQLITE_NULL)
         return buf_puts(b, f->type == FIELD_OBJECT ? "{}" : "null") < 0 ? -ENOMEM : 0;
     switch (f->type) {
@@ -2353,8 +2364,12 @@ static int page_text_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
     if ((pg->n && buf_append(pg->out, ",", 1) < 0) ||
         row_text(pg->out, st, pg->e, m, &pg->memo) < 0)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    snprintf(pg->last_id, sizeof pg->last_id, "%s",
-             (const char *)sqlite3_column_text(st, m->common[COL_ID]));
+    const char *id = (const char *)sqlite3_column_text(st, m->common[COL_ID]);
+    size_t idlen = id ? (size_t)sqlite3_column_bytes(st, m->common[COL_ID]) : 0;
+    if (idlen >= sizeof pg->last_id)
+        idlen = sizeof pg->last_id - 1;
+    memcpy(pg->last_id, id ? id : "", idlen);
+    pg->last_id[idlen] = '\0';
     pg->last_hlc = (uint64_t)sqlite3_column_int64(st, m->common[COL_UPDATED]);
     pg->n++;
     return 0;
