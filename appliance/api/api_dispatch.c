@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api_aggregates.h"
+#include "api_bulk.h"
 #include "api_consents.h"
 #include "api_layout.h"
 #include "api_records.h"
@@ -122,6 +123,12 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
             api_records_list(rd->store, c, &u, r->e, NULL, NULL);
         else if (method_is(c, "POST"))
             api_records_create(db, c, &u);
+        else
+            method_not_allowed(c);
+        break;
+    case API_ROUTE_BULK:
+        if (method_is(c, "POST"))
+            api_bulk_create(db, c, &u);
         else
             method_not_allowed(c);
         break;

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api_queries.h"
@@ -33,8 +34,7 @@ int api_idempotency_key_check(struct api_call *c)
     return -EINVAL;
 }
 
-/* The request's fingerprint: SHA-256 of the body bytes, as hex. */
-static int body_sha256(const struct api_request *r, char out[65])
+int api_idempotency_fingerprint(const struct api_request *r, char out[65])
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
@@ -50,17 +50,9 @@ static const char *col(sqlite3_stmt *st, int i)
     return v ? (const char *)v : "";
 }
 
-struct earlier {
-    int found;
-    int same;
-    int status;
-    char entity[32];
-    char id[64];
-};
-
-/* Looks the key up (on the writer, inside the batch). */
-static int find_earlier(struct sql_cache *q, const struct api_call *c, const char *user,
-                        const char *sha, struct earlier *out, struct op_error *err)
+int api_idempotency_find(struct sql_cache *q, const struct api_call *c, const char *user,
+                         const char *path, const char *sha, struct api_idempotency_earlier *out,
+                         struct op_error *err)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st;
@@ -72,19 +64,23 @@ static int find_earlier(struct sql_cache *q, const struct api_call *c, const cha
     rc = sql_step(q, API_Q_IDEMPOTENCY_FIND, st, err);
     if (rc == 1) {
         out->found = 1;
-        out->same = !strcmp(col(st, 0), c->req.method) && !strcmp(col(st, 1), c->route.e->plural) &&
+        out->same = !strcmp(col(st, 0), c->req.method) && !strcmp(col(st, 1), path) &&
                     !strcmp(col(st, 2), sha);
         out->status = sqlite3_column_int(st, 3);
         snprintf(out->entity, sizeof out->entity, "%s", col(st, 4));
         snprintf(out->id, sizeof out->id, "%s", col(st, 5));
+        int has_answer = sqlite3_column_type(st, 6) != SQLITE_NULL;
+        if (has_answer)
+            out->answer = strdup(col(st, 6));
         sqlite3_reset(st); /* no read snapshot left open on the writer */
-        rc = 0;
+        rc = has_answer && !out->answer ? op_error_set(err, -ENOMEM, NULL, "out of memory") : 0;
     }
     return rc;
 }
 
-static int remember(struct sql_cache *q, const struct api_call *c, const char *user,
-                    const char *sha, const char *id, struct op_error *err)
+int api_idempotency_remember(struct sql_cache *q, const struct api_call *c, const char *user,
+                             const char *path, const char *sha, int status, const char *entity,
+                             const char *id, const char *answer, struct op_error *err)
 {
     int64_t now = (int64_t)hlc_wall_ms(NULL);
     sqlite3_stmt *st;
@@ -101,12 +97,14 @@ static int remember(struct sql_cache *q, const struct api_call *c, const char *u
     sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->req.idempotency_key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, c->req.method, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, c->route.e->plural, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, path, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, sha, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 6, 201);
-    sqlite3_bind_text(st, 7, c->route.e->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, status);
+    sqlite3_bind_text(st, 7, entity, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 8, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, now);
+    if (answer)
+        sqlite3_bind_text(st, 10, answer, -1, SQLITE_STATIC);
     rc = sql_run(q, API_Q_IDEMPOTENCY_INSERT, st, err);
     return rc < 0 ? rc : 0;
 }
@@ -116,7 +114,7 @@ void api_idempotency_create(struct api_db *db, struct api_call *c, const struct 
 {
     const struct entity_def *e = c->route.e;
     char sha[65];
-    if (body_sha256(&c->req, sha) < 0) {
+    if (api_idempotency_fingerprint(&c->req, sha) < 0) {
         json_decref(body);
         api_reply_problem(&c->resp, 500, "the request could not be fingerprinted", NULL);
         return;
@@ -133,11 +131,11 @@ void api_idempotency_create(struct api_db *db, struct api_call *c, const struct 
     struct store *s = w.conn->store;
     struct sql_cache q;
     json_t *rec = NULL;
-    struct earlier was;
+    struct api_idempotency_earlier was;
     int status = 201, replay = 0, mismatch = 0;
     int rc = store_queries_bind(s, &q, &api_queries, &err);
     if (rc == 0) {
-        rc = find_earlier(&q, c, u->name, sha, &was, &err);
+        rc = api_idempotency_find(&q, c, u->name, e->plural, sha, &was, &err);
         if (rc == 0 && was.found && !was.same) {
             mismatch = 1;
         } else if (rc == 0 && was.found) {
@@ -149,8 +147,9 @@ void api_idempotency_create(struct api_db *db, struct api_call *c, const struct 
             if (rc >= 0) { /* sql_exec counts rows changed: none here */
                 rc = store_create(s, e, body, flags, &rec, &err);
                 if (rc == 0)
-                    rc = remember(&q, c, u->name, sha,
-                                  json_string_value(json_object_get(rec, "id")), &err);
+                    rc = api_idempotency_remember(&q, c, u->name, e->plural, sha, 201, e->name,
+                                                  json_string_value(json_object_get(rec, "id")),
+                                                  NULL, &err);
                 if (rc < 0)
                     (void)sql_exec(&q, API_Q_IDEMPOTENCY_ROLLBACK_TO, NULL);
                 (void)sql_exec(&q, API_Q_IDEMPOTENCY_RELEASE, NULL);
@@ -158,6 +157,7 @@ void api_idempotency_create(struct api_db *db, struct api_call *c, const struct 
         }
         sql_cache_close(&q);
     }
+    free(was.answer);
     rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
     json_decref(body);
     if (mismatch) {

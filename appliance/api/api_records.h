@@ -17,6 +17,9 @@
 #include "entity.h"
 #include "store.h"
 
+/* The most bytes one page of a list may take (1,000 records of 64 KiB). */
+#define API_LIST_BODY_MAX (64u << 20)
+
 /* GET /api/v1/{collection}: one page of e's records, {"items": [...],
  * "next_cursor": ...}. Parameters: limit (1..STORE_LIST_MAX), cursor, sort
  * (id, updated), updated_since, and equality filters on e's filterable

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "api_route.h"
+#include "buf.h"
 #include "http_server.h"
 #include "log.h"
 #include "problem.h"
@@ -39,6 +40,18 @@ void api_reply_json(struct api_response *r, int status, json_t *body)
     r->body_len = r->body ? strlen(r->body) : 0;
     r->type = "application/json";
     json_decref(body);
+}
+
+void api_reply_text(struct api_response *r, int status, struct buf *json)
+{
+    r->status = status;
+    free(r->body);
+    r->body = buf_take(json, &r->body_len);
+    if (!r->body) { /* nothing was written, or out of memory: no body */
+        r->body_len = 0;
+        buf_done(json);
+    }
+    r->type = "application/json";
 }
 
 static json_t *problem_json(int status, const char *detail, const char *pointer)
@@ -128,28 +141,35 @@ static const char *generic_detail(int status)
     }
 }
 
-void api_reply_problem(struct api_response *r, int status, const char *detail, const char *pointer)
+const char *api_reply_client_detail(int status, const char *detail, char *buf, size_t cap)
 {
-    char redacted[512];
     if (detail && has_internal_word(detail)) {
         log_warning("answered %d for internal error: %s", status, detail);
-        detail = generic_detail(status);
-    } else if (detail && find_path(detail)) {
+        return generic_detail(status);
+    }
+    if (detail && find_path(detail) && cap) {
         /* The rest was written for the client ("custom.shoe: not a custom
          * field ... (see the region policy /etc/outpost/EU-DE.yaml)"): keep
          * it, and say "on the node" for each path. */
         log_warning("answered %d naming a file: %s", status, detail);
         size_t o = 0;
         const char *d = detail, *p;
-        while ((p = find_path(d)) && o < sizeof redacted) {
-            int n = snprintf(redacted + o, sizeof redacted - o, "%.*son the node", (int)(p - d), d);
+        while ((p = find_path(d)) && o < cap) {
+            int n = snprintf(buf + o, cap - o, "%.*son the node", (int)(p - d), d);
             o += n > 0 ? (size_t)n : 0;
             d = p + strcspn(p, " \t'\"),;");
         }
-        if (o < sizeof redacted)
-            snprintf(redacted + o, sizeof redacted - o, "%s", d);
-        detail = redacted;
+        if (o < cap)
+            snprintf(buf + o, cap - o, "%s", d);
+        return buf;
     }
+    return detail;
+}
+
+void api_reply_problem(struct api_response *r, int status, const char *detail, const char *pointer)
+{
+    char redacted[512];
+    detail = api_reply_client_detail(status, detail, redacted, sizeof redacted);
     api_reply_json(r, status, problem_json(status, detail, pointer));
     r->type = PROBLEM_CONTENT_TYPE;
 }

@@ -38,6 +38,11 @@ void api_reply_done(struct api_response *r);
  * body NULL answers without one. Out of memory leaves no body. */
 void api_reply_json(struct api_response *r, int status, json_t *body);
 
+/* Sets status and a body of JSON text already written (the buffer's bytes
+ * are taken; json is left empty). */
+struct buf;
+void api_reply_text(struct api_response *r, int status, struct buf *json);
+
 /* Sets an application/problem+json answer: type, title (the status's
  * reason phrase), status and detail; with pointer (a field name, or
  * "custom.NAME" for a custom field) also errors[0] with the JSON pointer
@@ -45,6 +50,12 @@ void api_reply_json(struct api_response *r, int status, json_t *body);
  * internal (api_reply_detail_is_internal) is logged and replaced by what
  * the status means for the client's request. */
 void api_reply_problem(struct api_response *r, int status, const char *detail, const char *pointer);
+
+/* What a client may be told of detail for an answer with status: detail
+ * itself; with its file paths said as "on the node" (written into buf);
+ * or, when it carries internal text, what the status means for the
+ * client's request (a fixed string). The original goes to the log. */
+const char *api_reply_client_detail(int status, const char *detail, char *buf, size_t cap);
 
 /* 1 when detail carries text that is not for a client: SQLite's wording
  * ("constraint failed", "no such table"), a library's names ("HPE_"), or

@@ -92,7 +92,8 @@ void api_call_done(struct api_call *c)
     api_reply_done(&c->resp);
 }
 
-json_t *api_request_json(const struct api_request *r, struct api_response *resp)
+/* The body as JSON of the type `want` (JSON_OBJECT or JSON_ARRAY). */
+static json_t *body_json(const struct api_request *r, struct api_response *resp, json_type want)
 {
     if (r->content_type[0] && strncasecmp(r->content_type, "application/json", 16)) {
         api_reply_problem(resp, 415, "send the body as application/json", NULL);
@@ -107,12 +108,25 @@ json_t *api_request_json(const struct api_request *r, struct api_response *resp)
         api_reply_problem(resp, 400, msg, NULL);
         return NULL;
     }
-    if (!json_is_object(o)) {
+    if (json_typeof(o) != want) {
         json_decref(o);
-        api_reply_problem(resp, 400, "the body must be a JSON object", NULL);
+        api_reply_problem(resp, 400,
+                          want == JSON_ARRAY ? "the body must be a JSON array"
+                                             : "the body must be a JSON object",
+                          NULL);
         return NULL;
     }
     return o;
+}
+
+json_t *api_request_json(const struct api_request *r, struct api_response *resp)
+{
+    return body_json(r, resp, JSON_OBJECT);
+}
+
+json_t *api_request_json_array(const struct api_request *r, struct api_response *resp)
+{
+    return body_json(r, resp, JSON_ARRAY);
 }
 
 int64_t api_request_if_match(const struct api_request *r)

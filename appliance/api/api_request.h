@@ -74,6 +74,10 @@ void api_call_done(struct api_call *c);
  * empty body is not JSON. */
 json_t *api_request_json(const struct api_request *r, struct api_response *resp);
 
+/* The body as a JSON array, as api_request_json (400 "the body must be a
+ * JSON array" for anything else). */
+json_t *api_request_json_array(const struct api_request *r, struct api_response *resp);
+
 /* If-Match: "N" or W/"N" gives N (at least 1), * gives 0; anything else
  * -1. Call only when r->has_if_match. */
 int64_t api_request_if_match(const struct api_request *r);

@@ -109,6 +109,9 @@ void api_route_match(const char *path, struct api_route *r)
         if (n == 3) {
             r->kind = API_ROUTE_COLLECTION;
             r->label = collection_routes[i][0];
+        } else if (n == 4 && r->e == &entity_contact && !strcmp(seg[3], "bulk")) {
+            r->kind = API_ROUTE_BULK; /* ids are UUIDs: "bulk" is never one */
+            r->label = "/api/v1/contacts/bulk";
         } else if (n == 4) {
             r->kind = API_ROUTE_RECORD;
             r->label = collection_routes[i][1];
@@ -153,6 +156,7 @@ const char *api_route_allow(enum api_route_kind kind)
         return "GET, HEAD, PATCH, DELETE";
     case API_ROUTE_WITHDRAW:
     case API_ROUTE_CONFIRM:
+    case API_ROUTE_BULK:
         return "POST";
     case API_ROUTE_NOT_FOUND:
         break;

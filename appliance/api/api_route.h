@@ -28,6 +28,7 @@ enum api_route_kind {
     API_ROUTE_AGGREGATE,      /* /api/v1/aggregates/{name}: the hq role only */
     API_ROUTE_LAYOUT,         /* /api/v1/layout: the region's form of each record kind */
     API_ROUTE_USERS,          /* /api/v1/users: who works here, for managers and admins */
+    API_ROUTE_BULK,           /* /api/v1/contacts/bulk: many creates, one duplicate choice */
 };
 
 struct api_route {

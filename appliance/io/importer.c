@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "csv_writer.h"
+#include "dup_choice.h"
 #include "io_queries.h"
 #include "sql.h"
 
@@ -444,87 +445,48 @@ static void report_row(struct imp *im, unsigned long line, const char *action, c
     csv_writer_end_row(&im->rw);
 }
 
-/* The match of a duplicate message: "same e-mail address" out of
- * "probable duplicate of contact ID (same e-mail address); ...". */
-static void dup_reason(const char *msg, char *out, size_t cap)
-{
-    const char *a = strstr(msg, " (");
-    const char *b = a ? strstr(a, ")") : NULL;
-    if (a && b)
-        snprintf(out, cap, "%.*s", (int)(b - a - 2), a + 2);
-    else
-        snprintf(out, cap, "%.*s", (int)(cap - 1), msg);
-}
-
-/* The existing record takes the row's non-empty cells: at the row's
- * version when it has one (an export's `version` column), else at the
- * record's current one. Returns 0 (updated, or a conflict reported) or
- * a negative code with *e filled. */
-static int update_existing(struct imp *im, unsigned long line, const char *id, const char *why,
-                           struct op_error *e)
-{
-    json_t *cur = NULL;
-    op_error_clear(e);
-    int rc = store_get(im->s, im->e, id, 0, &cur, e);
-    if (rc < 0)
-        return rc;
-    int64_t version = json_integer_value(json_object_get(cur, "version"));
-    json_decref(cur);
-    int64_t expected = im->row_version ? im->row_version : version;
-    json_t *patch = json_object();
-    if (!patch)
-        return op_error_set(e, -ENOMEM, NULL, "out of memory");
-    const char *k;
-    json_t *v;
-    json_object_foreach(im->rec, k, v)
-    {
-        if (json_is_null(v) || !strcmp(k, "id") || (json_is_object(v) && json_object_size(v) == 0))
-            continue;
-        json_object_set(patch, k, v);
-    }
-    op_error_clear(e);
-    rc = store_update(im->s, im->e, id, expected, patch, 0, NULL, e);
-    json_decref(patch);
-    if (rc == STORE_EVERSION) {
-        im->res.conflicts++;
-        report_row(im, line, "conflict", id, e->msg);
-        return 0;
-    }
-    if (rc < 0)
-        return rc;
-    im->res.dup_updated++;
-    report_row(im, line, "update", id, why);
-    return 0;
-}
-
 /* A row that is a probable duplicate of record e->ref, under the chosen
- * --on-duplicate. Returns 0 or a negative code with *e filled. */
+ * --on-duplicate: decided and applied by dup_choice_resolve, the rule the
+ * API's bulk create shares. Returns 0 or a negative code with *e filled. */
 static int duplicate_row(struct imp *im, unsigned long line, struct op_error *e)
 {
-    char ref[sizeof e->ref], why[200];
-    snprintf(ref, sizeof ref, "%s", e->ref);
-    dup_reason(e->msg, why, sizeof why);
+    static const enum dup_choice choice_of[] = {
+        [IMPORTER_DUP_REFUSE] = DUP_CHOICE_REFUSE,
+        [IMPORTER_DUP_SKIP] = DUP_CHOICE_SKIP,
+        [IMPORTER_DUP_UPDATE] = DUP_CHOICE_UPDATE,
+        [IMPORTER_DUP_NEW] = DUP_CHOICE_NEW,
+    };
+    struct op_error dup = *e;
+    struct dup_outcome o;
     im->res.duplicates++;
-    switch (im->o->on_duplicate) {
-    case IMPORTER_DUP_SKIP:
+    op_error_clear(e);
+    int rc = dup_choice_resolve(im->s, im->e, im->rec, choice_of[im->o->on_duplicate],
+                                im->row_version, &dup, &o, NULL, e);
+    if (rc < 0)
+        return rc;
+    switch (o.action) {
+    case DUP_ACTION_SKIPPED:
         im->res.dup_skipped++;
-        report_row(im, line, "skip", ref, why);
-        return 0;
-    case IMPORTER_DUP_UPDATE:
-        return update_existing(im, line, ref, why, e);
-    case IMPORTER_DUP_NEW:
-    default: {
-        op_error_clear(e);
-        unsigned flags = STORE_SKIP_DUP_CHECK;
-        int rc = store_create(im->s, im->e, im->rec, flags, NULL, e);
-        if (rc < 0)
-            return rc;
+        report_row(im, line, "skip", o.existing_id, o.reason);
+        break;
+    case DUP_ACTION_UPDATED:
+        im->res.dup_updated++;
+        report_row(im, line, "update", o.existing_id, o.reason);
+        break;
+    case DUP_ACTION_CONFLICT:
+        im->res.conflicts++;
+        report_row(im, line, "conflict", o.existing_id, o.detail);
+        break;
+    case DUP_ACTION_NEW:
         im->res.dup_new++;
         im->res.imported++;
-        report_row(im, line, "new", ref, why);
-        return 0;
+        report_row(im, line, "new", o.existing_id, o.reason);
+        break;
+    default: /* refused: the caller stops at it */
+        *e = dup;
+        return STORE_EDUP;
     }
-    }
+    return 0;
 }
 
 static int run_rows(struct imp *im)

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "buf.h"
 #include "codec.h"
 #include "db.h"
 #include "dedup.h"
@@ -2113,8 +2114,20 @@ static int page_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
     return 0;
 }
 
-int store_list(struct store *s, const struct entity_def *e, const struct store_query *q,
-               json_t **items, char next_cursor[STORE_CURSOR_MAX], struct op_error *err)
+/* What a page of a list needs once the query is chosen and bound. */
+struct list_plan {
+    sqlite3_stmt *st;
+    unsigned id;
+    struct cols m;
+    int limit;
+    int by_id;
+    const struct store_filter *rest; /* filters not in the query */
+    size_t nrest;
+};
+
+/* Checks q, picks e's list query and binds it. */
+static int list_prepare(struct store *s, const struct entity_def *e, const struct store_query *q,
+                        struct list_plan *p, struct op_error *err)
 {
     int limit = q->limit ? q->limit : STORE_LIST_DEFAULT;
     if (limit < 1 || limit > STORE_LIST_MAX)
@@ -2162,20 +2175,18 @@ int store_list(struct store *s, const struct entity_def *e, const struct store_q
     /* The first filter goes to the query, which has the index for it; the
      * rest are checked on the rows it returns. */
     const int by_id = q->sort == STORE_SORT_ID;
-    unsigned id;
     sqlite3_stmt *st;
     if (q->nfilters) {
         char name[128];
         snprintf(name, sizeof name, "store_list_by_%s_%s_%s", by_id ? "id" : "updated", e->table,
                  q->filters[0].field);
-        st = named_stmt(s, name, &id, err);
+        st = named_stmt(s, name, &p->id, err);
     } else {
         st = table_stmt(
-            s, by_id ? STORE_Q_STORE_LIST_BY_ID_USERS : STORE_Q_STORE_LIST_BY_UPDATED_USERS, e, &id,
-            err);
+            s, by_id ? STORE_Q_STORE_LIST_BY_ID_USERS : STORE_Q_STORE_LIST_BY_UPDATED_USERS, e,
+            &p->id, err);
     }
-    struct cols m;
-    int rc = cols_map(st, e, &m, err);
+    int rc = cols_map(st, e, &p->m, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int(st, 1, q->include_deleted ? 1 : 0);
@@ -2188,17 +2199,35 @@ int store_list(struct store *s, const struct entity_def *e, const struct store_q
     sqlite3_bind_int(st, 6, q->nfilters > 1 ? -1 : limit + 1);
     if (q->nfilters)
         sqlite3_bind_text(st, 7, q->filters[0].value, -1, SQLITE_TRANSIENT);
+    p->st = st;
+    p->limit = limit;
+    p->by_id = by_id;
+    p->rest = q->filters + (q->nfilters ? 1 : 0);
+    p->nrest = q->nfilters ? q->nfilters - 1 : 0;
+    return 0;
+}
 
-    struct page pg = {e,
-                      &m,
-                      q->filters + (q->nfilters ? 1 : 0),
-                      q->nfilters ? q->nfilters - 1 : 0,
-                      limit,
-                      json_array(),
-                      0};
-    if (!pg.items)
+static void list_cursor(int by_id, const char *lid, uint64_t hlc, char next[STORE_CURSOR_MAX])
+{
+    if (by_id)
+        snprintf(next, STORE_CURSOR_MAX, "i.%s", lid);
+    else
+        snprintf(next, STORE_CURSOR_MAX, "u.%" PRIu64 ".%s", hlc, lid);
+}
+
+int store_list(struct store *s, const struct entity_def *e, const struct store_query *q,
+               json_t **items, char next_cursor[STORE_CURSOR_MAX], struct op_error *err)
+{
+    struct list_plan p;
+    int rc = list_prepare(s, e, q, &p, err);
+    if (rc < 0)
+        return rc;
+    struct page pg = {e, &p.m, p.rest, p.nrest, p.limit, json_array(), 0};
+    if (!pg.items) {
+        sqlite3_reset(p.st);
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    rc = sql_each(&s->q, id, st, page_row, &pg, err);
+    }
+    rc = sql_each(&s->q, p.id, p.st, page_row, &pg, err);
     if (rc < 0) {
         json_decref(pg.items);
         return rc;
@@ -2207,18 +2236,294 @@ int store_list(struct store *s, const struct entity_def *e, const struct store_q
     size_t n = json_array_size(pg.items);
     if (pg.more) {
         json_t *last = json_array_get(pg.items, n - 1);
-        const char *lid = json_string_value(json_object_get(last, "id"));
-        if (by_id)
-            snprintf(next_cursor, STORE_CURSOR_MAX, "i.%s", lid);
-        else
-            snprintf(next_cursor, STORE_CURSOR_MAX, "u.%" PRIu64 ".%s",
-                     (uint64_t)json_integer_value(json_object_get(last, "_hlc")), lid);
+        list_cursor(p.by_id, json_string_value(json_object_get(last, "id")),
+                    (uint64_t)json_integer_value(json_object_get(last, "_hlc")), next_cursor);
     }
     size_t i;
     json_t *o;
     json_array_foreach(pg.items, i, o) json_object_del(o, "_hlc");
     *items = pg.items;
     return 0;
+}
+
+/* ---- records as JSON text ------------------------------------------------
+ *
+ * A page of a list is written straight from the rows into JSON text,
+ * without a jansson object per record and a string per field: the same
+ * bytes json_dumps(JSON_COMPACT) makes of row_json's objects (members in
+ * the same order, strings escaped as jansson escapes them), at a fraction
+ * of the allocations. tests/unit/appliance/store/test_store.c compares the
+ * two byte for byte. */
+
+/* Appends s[0..n) as a JSON string: '"', '\\' and control characters
+ * escaped (\b \f \n \r \t, else \u00XX), everything else as it is, as
+ * jansson's dump does without JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH. */
+static int text_string(struct buf *b, const char *s, size_t n)
+{
+    if (buf_reserve(b, n + 2) < 0)
+        return -ENOMEM;
+    b->data[b->len++] = '"';
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (buf_append(b, s + run, i - run) < 0)
+            return -ENOMEM;
+        char esc[8];
+        const char *e = esc;
+        switch (c) {
+        case '"':
+            e = "\\\"";
+            break;
+        case '\\':
+            e = "\\\\";
+            break;
+        case '\b':
+            e = "\\b";
+            break;
+        case '\f':
+            e = "\\f";
+            break;
+        case '\n':
+            e = "\\n";
+            break;
+        case '\r':
+            e = "\\r";
+            break;
+        case '\t':
+            e = "\\t";
+            break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04X", (unsigned)c);
+        }
+        if (buf_puts(b, e) < 0)
+            return -ENOMEM;
+        run = i + 1;
+    }
+    if (buf_append(b, s + run, n - run) < 0 || buf_append(b, "\"", 1) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static int text_int(struct buf *b, long long v)
+{
+    char d[24];
+    size_t n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        d[sizeof d - 1 - n++] = (char)('0' + u % 10);
+    while ((u /= 10) && n < sizeof d - 1);
+    if (v < 0)
+        d[sizeof d - 1 - n++] = '-';
+    return buf_append(b, d + sizeof d - n, n) < 0 ? -ENOMEM : 0;
+}
+
+/* A stamp as hlc_format_iso writes it ("2026-12-06T19:06:36.011Z"), the
+ * date and time of day made once per second and kept: the rows of a page
+ * are mostly stamped within a few seconds of each other. */
+struct iso_memo {
+    int64_t sec; /* -1: nothing kept */
+    char text[HLC_ISO_LEN];
+};
+
+static int text_stamp(struct buf *b, struct iso_memo *memo, hlc_stamp stamp)
+{
+    int64_t ms = (int64_t)hlc_ms(stamp);
+    if (ms / 1000 != memo->sec) {
+        hlc_format_iso(stamp, memo->text);
+        /* kept only in the form whose milliseconds can be patched */
+        memo->sec = strlen(memo->text) == 24 ? ms / 1000 : -1;
+    } else {
+        int f = (int)(ms % 1000);
+        memo->text[20] = (char)('0' + f / 100);
+        memo->text[21] = (char)('0' + f / 10 % 10);
+        memo->text[22] = (char)('0' + f % 10);
+    }
+    return text_string(b, memo->text, memo->sec >= 0 ? 24 : strlen(memo->text));
+}
+
+/* "name": (the names are the descriptors' plain identifiers) */
+static int text_key(struct buf *b, const char *name, int first)
+{
+    size_t n = strlen(name);
+    if (buf_reserve(b, n + 4) < 0)
+        return -ENOMEM;
+    char *p = b->data + b->len;
+    if (!first)
+        *p++ = ',';
+    *p++ = '"';
+    memcpy(p, name, n);
+    p += n;
+    *p++ = '"';
+    *p++ = ':';
+    b->len = (size_t)(p - b->data);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static int text_column(struct buf *b, sqlite3_stmt *st, int col, const struct field_def *f)
+{
+    if (f->type != FIELD_BOOL && f->type != FIELD_MONEY && f->type != FIELD_OBJECT) {
+        /* text: two calls into SQLite instead of three (column_text is
+         * NULL for a NULL column; its type tells that from no memory) */
+        const char *t = (const char *)sqlite3_column_text(st, col);
+        if (t)
+            return text_string(b, t, (size_t)sqlite3_column_bytes(st, col));
+        if (sqlite3_column_type(st, col) != SQLITE_NULL)
+            return -ENOMEM;
+        return buf_append(b, "null", 4) < 0 ? -ENOMEM : 0;
+    }
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return buf_puts(b, f->type == FIELD_OBJECT ? "{}" : "null") < 0 ? -ENOMEM : 0;
+    switch (f->type) {
+    case FIELD_BOOL:
+        return buf_puts(b, sqlite3_column_int(st, col) ? "true" : "false") < 0 ? -ENOMEM : 0;
+    case FIELD_MONEY:
+        return text_int(b, (long long)sqlite3_column_int64(st, col));
+    case FIELD_OBJECT: {
+        const char *t = (const char *)sqlite3_column_text(st, col);
+        size_t n = (size_t)sqlite3_column_bytes(st, col);
+        if (n == 2 && !memcmp(t, "{}", 2))
+            return buf_append(b, "{}", 2) < 0 ? -ENOMEM : 0;
+        /* a stored object is written as jansson writes it back */
+        json_t *o = column_json(st, col, f);
+        char *d = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        int rc = d && buf_puts(b, d) == 0 ? 0 : -ENOMEM;
+        free(d);
+        return rc;
+    }
+    default:
+        return text_string(b, (const char *)sqlite3_column_text(st, col),
+                           (size_t)sqlite3_column_bytes(st, col));
+    }
+}
+
+/* A record of e's table (columns as in m) as JSON text, as
+ * json_dumps(row_json(st, e, m, 0), JSON_COMPACT) writes it. */
+static int row_text(struct buf *b, sqlite3_stmt *st, const struct entity_def *e,
+                    const struct cols *m, struct iso_memo *memo)
+{
+    static const struct field_def id_text = {.type = FIELD_TEXT};
+    int rc = buf_puts(b, "{\"id\":") < 0 ? -ENOMEM : 0;
+    if (rc == 0)
+        rc = text_column(b, st, m->common[COL_ID], &id_text);
+    if (rc == 0 && buf_puts(b, ",\"version\":") < 0)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = text_int(b, (long long)sqlite3_column_int64(st, m->common[COL_VERSION]));
+    if (rc == 0 && buf_puts(b, ",\"created_at\":") < 0)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = text_stamp(b, memo, (hlc_stamp)sqlite3_column_int64(st, m->common[COL_CREATED]));
+    if (rc == 0 && buf_puts(b, ",\"updated_at\":") < 0)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = text_stamp(b, memo, (hlc_stamp)sqlite3_column_int64(st, m->common[COL_UPDATED]));
+    if (rc == 0 &&
+        buf_puts(b, sqlite3_column_int(st, m->common[COL_DELETED]) ? ",\"deleted\":true"
+                                                                   : ",\"deleted\":false") < 0)
+        rc = -ENOMEM;
+    for (size_t i = 0; i < e->nfields && rc == 0; i++) {
+        const struct field_def *f = &e->fields[i];
+        if (f->flags & FIELD_INTERNAL)
+            continue;
+        rc = text_key(b, f->name, 0);
+        if (rc == 0)
+            rc = text_column(b, st, m->field[i], f);
+    }
+    if (rc == 0 && buf_append(b, "}", 1) < 0)
+        rc = -ENOMEM;
+    return rc;
+}
+
+/* Whether the row passes the filters the query left to us, as page_row
+ * judges them on the record: the field's value is a string equal to the
+ * filter's. */
+static int row_passes(sqlite3_stmt *st, const struct entity_def *e, const struct cols *m,
+                      const struct store_filter *rest, size_t nrest)
+{
+    for (size_t k = 0; k < nrest; k++) {
+        const struct field_def *f = NULL;
+        size_t i;
+        for (i = 0; i < e->nfields; i++)
+            if (!strcmp(e->fields[i].name, rest[k].field)) {
+                f = &e->fields[i];
+                break;
+            }
+        if (!f || (f->flags & FIELD_INTERNAL) || f->type == FIELD_BOOL || f->type == FIELD_MONEY ||
+            f->type == FIELD_OBJECT || !rest[k].value ||
+            sqlite3_column_type(st, m->field[i]) == SQLITE_NULL ||
+            strcmp((const char *)sqlite3_column_text(st, m->field[i]), rest[k].value) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+struct page_text {
+    const struct entity_def *e;
+    const struct list_plan *p;
+    struct buf *out;
+    struct iso_memo memo;
+    int n;
+    int more;
+    char last_id[UUID_TEXT_LEN];
+    uint64_t last_hlc;
+};
+
+static int page_text_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    struct page_text *pg = ctx;
+    const struct cols *m = &pg->p->m;
+    if (!row_passes(st, pg->e, m, pg->p->rest, pg->p->nrest))
+        return 0;
+    if (pg->n == pg->p->limit) {
+        pg->more = 1;
+        return 1;
+    }
+    if ((pg->n && buf_append(pg->out, ",", 1) < 0) ||
+        row_text(pg->out, st, pg->e, m, &pg->memo) < 0)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    const char *id = (const char *)sqlite3_column_text(st, m->common[COL_ID]);
+    size_t idlen = id ? (size_t)sqlite3_column_bytes(st, m->common[COL_ID]) : 0;
+    if (idlen >= sizeof pg->last_id)
+        idlen = sizeof pg->last_id - 1;
+    memcpy(pg->last_id, id ? id : "", idlen);
+    pg->last_id[idlen] = '\0';
+    pg->last_hlc = (uint64_t)sqlite3_column_int64(st, m->common[COL_UPDATED]);
+    pg->n++;
+    return 0;
+}
+
+int store_list_text(struct store *s, const struct entity_def *e, const struct store_query *q,
+                    struct buf *out, struct op_error *err)
+{
+    struct list_plan p;
+    int rc = list_prepare(s, e, q, &p, err);
+    if (rc < 0)
+        return rc;
+    struct page_text pg = {.e = e, .p = &p, .out = out, .memo = {.sec = -1}};
+    /* room for a page of typical records at once, not grown step by step */
+    (void)buf_reserve(out, (size_t)p.limit * 1024 < out->max / 2 ? (size_t)p.limit * 1024 : 0);
+    if (buf_puts(out, "{\"items\":[") < 0) {
+        sqlite3_reset(p.st);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    rc = sql_each(&s->q, p.id, p.st, page_text_row, &pg, err);
+    if (rc < 0)
+        return rc;
+    char next[STORE_CURSOR_MAX];
+    if (pg.more) {
+        list_cursor(p.by_id, pg.last_id, pg.last_hlc, next);
+        rc = buf_puts(out, "],\"next_cursor\":") < 0 || text_string(out, next, strlen(next)) < 0 ||
+                     buf_puts(out, "}") < 0
+                 ? -ENOMEM
+                 : 0;
+    } else {
+        rc = buf_puts(out, "],\"next_cursor\":null}") < 0 ? -ENOMEM : 0;
+    }
+    return rc < 0 ? op_error_set(err, rc, NULL, "out of memory") : 0;
 }
 
 /* A walk of store_each: the callback may call back into the store. */

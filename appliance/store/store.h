@@ -233,6 +233,15 @@ struct store_query {
 int store_list(struct store *s, const struct entity_def *e, const struct store_query *q,
                json_t **items, char next_cursor[STORE_CURSOR_MAX], struct op_error *err);
 
+/* The same page as JSON text, appended to out: {"items":[...],
+ * "next_cursor":"..."|null}, byte for byte what json_dumps(JSON_COMPACT)
+ * makes of store_list's answer in that shape, written from the rows
+ * without a JSON object per record (the API's lists). On failure out may
+ * hold part of the page. */
+struct buf;
+int store_list_text(struct store *s, const struct entity_def *e, const struct store_query *q,
+                    struct buf *out, struct op_error *err);
+
 /* Calls cb for every record of the entity in id order (tombstones too when
  * include_deleted). A non-zero return from cb stops the walk and is
  * returned. The record passed to cb is borrowed for the call. */

@@ -106,6 +106,18 @@ static void consent_routes(void)
     CHECK_STR(r.label, "other");
 }
 
+static void bulk_route(void)
+{
+    CHECK_EQ(match("/api/v1/contacts/bulk"), API_ROUTE_BULK);
+    CHECK(r.e == &entity_contact);
+    CHECK_STR(r.label, "/api/v1/contacts/bulk");
+    CHECK_STR(api_route_allow(API_ROUTE_BULK), "POST");
+    /* contacts only: elsewhere "bulk" is an id that never exists */
+    CHECK_EQ(match("/api/v1/deals/bulk"), API_ROUTE_RECORD);
+    CHECK_STR(r.id, "bulk");
+    CHECK_EQ(match("/api/v1/contacts/bulk/x"), API_ROUTE_NOT_FOUND);
+}
+
 static void unknown_and_long(void)
 {
     CHECK_EQ(match("/"), API_ROUTE_NOT_FOUND);
@@ -135,6 +147,7 @@ int main(void)
     RUN(collections);
     RUN(slashes);
     RUN(consent_routes);
+    RUN(bulk_route);
     RUN(unknown_and_long);
     return tl_report();
 }
