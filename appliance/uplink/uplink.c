@@ -989,12 +989,18 @@ static void upload_segment(struct uplink *u)
 {
     char no[24];
     snprintf(no, sizeof no, "%llu", (unsigned long long)u->seg.no);
+    char key[24];
+    snprintf(key, sizeof key, "seg-%llu", (unsigned long long)u->seg.no);
     struct tus_meta meta[] = {{"node", u->cred.node_id}, {"segment", no}};
     struct tus_upload_params p = {
         .path = u->seg.path,
         .upload_url = u->seg.upload_url[0] ? u->seg.upload_url : NULL,
         .meta = meta,
         .nmeta = 2,
+        /* Named by the node: the URL is recorded before the POST, which
+         * carries the first bytes (docs/UPLINK.md). */
+        .upload_key = key,
+        .principal = u->cred.node_id,
         .cb = {.on_created = on_created,
                .on_progress = on_upload_progress,
                .on_retry = on_retry,

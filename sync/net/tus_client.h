@@ -149,6 +149,20 @@ struct tus_upload_params {
      * client's. A caller that stops the upload after N bytes (a daily
      * budget) sets N, so the PATCH that reaches it ends there. */
     uint64_t chunk_cap;
+    /* Creation with upload under a name the client chooses (docs/TUS.md,
+     * "Uploads named by the client"). With both set and no upload_url, the
+     * key sent is upload_key, '.', and the first 128 bits of the file's
+     * SHA-256 in hex (so other content never gets the same name); the URL
+     * is the endpoint + tus_upload_id(principal, key), reported through
+     * on_created before any request; and the POST that creates the upload
+     * carries its first bytes. A server that refuses data on a creation
+     * (400 or 415: an older one) gets a plain POST and a PATCH from then
+     * on, with its own Location reported through on_created again.
+     * upload_key: 1 to 24 characters of [A-Za-z0-9_-]; principal: the
+     * name the server knows the client by (the node id). NULL: a plain
+     * creation, the server names the upload. */
+    const char *upload_key;
+    const char *principal;
 };
 
 struct tus_client_stats {
