@@ -1205,11 +1205,13 @@ static void on_create_done(struct tus_client *c, long code, uint64_t elapsed)
             fail_job(c, &e);
             return;
         }
-        if (c->has_offset && !c->bad_header && c->resp_offset > j->offset + c->chunk_len &&
+        if (c->has_offset && !c->bad_header && c->resp_offset != j->offset + c->chunk_len &&
             c->resp_offset <= j->length) {
-            /* The upload existed further along: the body was not taken. */
+            /* The upload existed already (the same creation before):
+             * the body was not taken, and its offset is not our gain. */
             c->st.bytes_resent += j->pending_sent;
             j->pending_sent = 0;
+            j->baseline_known = 0;
             (void)learn_offset(c, c->resp_offset);
             schedule(c, 0);
             return;

@@ -1390,6 +1390,21 @@ class Wire:
                                     r["headers"].get("upload-metadata", "").split(",") if " " in x.strip())
                         if "segment" in meta:
                             up["segment"] = base64.b64decode(meta["segment"]).decode()
+                key = r["headers"].get("outpost-upload-key", "")
+                if method == "POST" and key and r["spans"]:
+                    # a creation with its first bytes, at the upload the
+                    # node named: SHA-256("outpost-tus-key" NUL node NUL key)
+                    meta = dict(x.strip().split(" ", 1) for x in
+                                r["headers"].get("upload-metadata", "").split(",") if " " in x.strip())
+                    node = base64.b64decode(meta.get("node", "")).decode()
+                    uid = hashlib.sha256(b"outpost-tus-key\0" + node.encode() + b"\0" +
+                                         key.encode()).hexdigest()[:32]
+                    path = path.rstrip("/") + "/" + uid
+                    up = self.uploads.setdefault(path, {"segment": None, "pieces": []})
+                    if "segment" in meta:
+                        up["segment"] = base64.b64decode(meta["segment"]).decode()
+                    for boff, soff, n in r["spans"]:
+                        up["pieces"].append((boff, cid, soff, n, r))
                 if method == "PATCH":
                     up = self.uploads.setdefault(path, {"segment": None, "pieces": []})
                     off = int(r["headers"].get("upload-offset", "0"))
