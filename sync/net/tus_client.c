@@ -1138,6 +1138,18 @@ void tus_client_resume(struct tus_client *c)
         schedule(c, 0);
 }
 
+void tus_client_hold(struct tus_client *c)
+{
+    if (c && !c->stopping && c->cur)
+        c->held = 1;
+}
+
+void tus_client_set_chunk_cap(struct tus_client *c, uint64_t cap)
+{
+    if (c && c->cur)
+        c->cur->chunk_cap = cap;
+}
+
 static void on_patch_done(struct tus_client *c, long code, uint64_t elapsed);
 
 /* The answer to a creation that carried the upload's first bytes. */

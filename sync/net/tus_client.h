@@ -266,6 +266,16 @@ void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *o
  * no-op when none is held. */
 void tus_client_resume(struct tus_client *c);
 
+/* Called from on_progress: the upload's next request waits for
+ * tus_client_resume, so the caller can record the offset first (the
+ * uplink charges what HQ holds to the day's budget before a resumed
+ * PATCH is sized). A no-op without a current upload. */
+void tus_client_hold(struct tus_client *c);
+
+/* Sets the most one PATCH (or creation) of the current upload carries
+ * from now on; 0: no bound of its own. A no-op without a current upload. */
+void tus_client_set_chunk_cap(struct tus_client *c, uint64_t cap);
+
 /* Interrupts the current upload and drops the queued ones, keeping the
  * client (and its GETs) running: each on_done gets -EINTR with `why` as
  * the message. A PATCH under way is abandoned at once; its bytes count as
