@@ -1036,6 +1036,7 @@ static void upload_segment(struct uplink *u)
          * carries the first bytes (docs/UPLINK.md). */
         .upload_key = key,
         .principal = u->cred.node_id,
+        .create_with_data = u->cfg.create_with_data,
         .cb = {.on_created = on_created,
                .on_progress = on_upload_progress,
                .on_retry = on_retry,

@@ -89,6 +89,7 @@ struct job {
     char *key;             /* Outpost-Upload-Key (with the file's digest), or NULL */
     char *principal;       /* with key: the client's name at the server */
     int must_create;       /* the URL is named but the creation is still owed */
+    int with_data;         /* that creation carries the first bytes */
 };
 
 /* A queued or running GET, or DELETE (termination) when tdone is set. */
@@ -707,7 +708,7 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
     if (post) {
         char h[TUS_KEY_MAX + 64];
         snprintf(h, sizeof h, "Upload-Length: %llu", (unsigned long long)j->length);
-        if (add_hdr(c, h) || (kind == REQ_POST && add_hdr(c, "Content-Type:")))
+        if (add_hdr(c, h) || (!(kind == REQ_CREATE && j->with_data) && add_hdr(c, "Content-Type:")))
             return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
         snprintf(h, sizeof h, "Outpost-Upload-Key: %s", j->key ? j->key : "");
         if (kind == REQ_CREATE && add_hdr(c, h))
@@ -722,7 +723,8 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
             if (rc)
                 return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
         }
-        if (kind == REQ_CREATE) {
+        c->chunk_len = 0;
+        if (kind == REQ_CREATE && j->with_data) {
             rc = prepare_patch(c, j, "POST", err);
             if (rc < 0)
                 return rc;
@@ -1041,6 +1043,11 @@ static void on_stall_tick(uv_timer_t *t)
              "stalled: no progress for %llu ms (limit %llu ms at a %llu ms round trip, %llu B/s)",
              (unsigned long long)(now - c->last_progress_ms), (unsigned long long)lim,
              (unsigned long long)c->srtt_ms, (unsigned long long)c->rate_bps);
+    /* A request abandoned with body bytes still in this host's send queue
+     * closes with a reset, so they are dropped, not delivered later (a
+     * held link that opens after the file was voided). */
+    if (SENDS_DATA(c->req))
+        reset_on_close(c);
     (void)curl_multi_remove_handle(c->multi, c->easy);
     on_request_done(c, CURLE_OPERATION_TIMEDOUT);
 }
@@ -1217,13 +1224,15 @@ static void on_create_done(struct tus_client *c, long code, uint64_t elapsed)
             fail_job(c, &e);
             return;
         }
-        if (c->has_offset && !c->bad_header && c->resp_offset != j->offset + c->chunk_len &&
-            c->resp_offset <= j->length) {
-            /* The upload existed already (the same creation before):
-             * the body was not taken, and its offset is not our gain. */
+        if (c->has_offset && !c->bad_header && c->resp_offset <= j->length &&
+            (!c->chunk_len || c->resp_offset != j->offset + c->chunk_len)) {
+            /* Without data; or the upload existed already (the same
+             * creation before), the body was not taken, and its offset
+             * is not our gain. */
             c->st.bytes_resent += j->pending_sent;
             j->pending_sent = 0;
-            j->baseline_known = 0;
+            if (c->chunk_len || c->resp_offset != j->offset)
+                j->baseline_known = 0;
             (void)learn_offset(c, c->resp_offset);
             schedule(c, 0);
             return;
@@ -1916,6 +1925,7 @@ static void end_uploads_to(struct tus_client *c, const char *url)
                 uint64_t up = patch_bytes_sent(c);
                 c->st.bytes_sent += up;
                 c->st.bytes_resent += up;
+                reset_on_close(c); /* what waits in the send queue is dropped */
             }
             (void)curl_multi_remove_handle(c->multi, c->easy);
             c->req = REQ_NONE;
@@ -2177,6 +2187,7 @@ int tus_client_upload(struct tus_client *c, const struct tus_upload_params *p, s
     j->url = dup_str(p->upload_url);
     j->key = dup_str(p->upload_key);
     j->principal = dup_str(p->principal);
+    j->with_data = p->create_with_data;
     int rc = 0;
     if (p->nmeta) {
         j->meta = encode_meta(p->meta, p->nmeta, err, &rc);
@@ -2224,6 +2235,7 @@ void tus_client_cancel(struct tus_client *c, const char *why)
             uint64_t up = patch_bytes_sent(c);
             c->st.bytes_sent += up;
             c->st.bytes_resent += up; /* HQ stores whole checksummed chunks only */
+            reset_on_close(c);        /* what waits in the send queue is dropped */
         }
         (void)curl_multi_remove_handle(c->multi, c->easy);
         c->req = REQ_NONE;

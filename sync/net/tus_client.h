@@ -154,8 +154,8 @@ struct tus_upload_params {
      * key sent is upload_key, '.', and the first 128 bits of the file's
      * SHA-256 in hex (so other content never gets the same name); the URL
      * is the endpoint + tus_upload_id(principal, key), reported through
-     * on_created before any request; and the POST that creates the upload
-     * carries its first bytes. A server that refuses data on a creation
+     * on_created before any request; and, with create_with_data, the POST
+     * that creates the upload carries its first bytes. A server that refuses data on a creation
      * (400 or 415: an older one) gets a plain POST and a PATCH from then
      * on, with its own Location reported through on_created again.
      * upload_key: 1 to 24 characters of [A-Za-z0-9_-]; principal: the
@@ -163,6 +163,10 @@ struct tus_upload_params {
      * creation, the server names the upload. */
     const char *upload_key;
     const char *principal;
+    /* With upload_key: 1, the creation carries the first bytes; 0, it is
+     * a POST without a body (the name, the record before any request and
+     * the idempotent creation stay; the bytes wait for HQ's answer). */
+    int create_with_data;
 };
 
 struct tus_client_stats {

@@ -792,6 +792,7 @@ static int upload(struct run *r, const char *path, const char *known_url)
     p.chunk_cap = r->chunk_cap;
     p.upload_key = r->key;
     p.principal = r->key ? "node-a" : NULL;
+    p.create_with_data = r->key != NULL;
     struct op_error e;
     op_error_clear(&e);
     return tus_client_upload(r->c, &p, &e);
