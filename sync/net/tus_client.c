@@ -1234,7 +1234,15 @@ static void on_create_done(struct tus_client *c, long code, uint64_t elapsed)
             if (c->chunk_len || c->resp_offset != j->offset)
                 j->baseline_known = 0;
             (void)learn_offset(c, c->resp_offset);
-            schedule(c, 0);
+            if (c->stopping || c->cur != j)
+                return;
+            if (!j->with_data && j->cb.on_created &&
+                j->cb.on_created(j->ctx, j->url) == TUS_CREATED_HOLD) {
+                c->held = 1; /* no byte before the caller has the URL */
+                return;
+            }
+            if (!c->stopping && c->cur == j)
+                schedule(c, 0);
             return;
         }
         on_patch_done(c, 204, elapsed);
@@ -1660,7 +1668,11 @@ static void next_step(struct tus_client *c)
             fail_job(c, &e);
             return;
         }
-        if (j->cb.on_created && j->cb.on_created(j->ctx, j->url) == TUS_CREATED_HOLD) {
+        /* Without data the caller hears of the URL with HQ's answer, as
+         * for a plain creation: a recorded URL then still means HQ has
+         * the upload (residency counts on it, docs/EGRESS.md). */
+        if (j->with_data && j->cb.on_created &&
+            j->cb.on_created(j->ctx, j->url) == TUS_CREATED_HOLD) {
             c->held = 1;
             return;
         }

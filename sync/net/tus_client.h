@@ -153,9 +153,12 @@ struct tus_upload_params {
      * "Uploads named by the client"). With both set and no upload_url, the
      * key sent is upload_key, '.', and the first 128 bits of the file's
      * SHA-256 in hex (so other content never gets the same name); the URL
-     * is the endpoint + tus_upload_id(principal, key), reported through
-     * on_created before any request; and, with create_with_data, the POST
-     * that creates the upload carries its first bytes. A server that refuses data on a creation
+     * is the endpoint + tus_upload_id(principal, key). With
+     * create_with_data it is reported through on_created before any
+     * request and the POST that creates the upload carries its first
+     * bytes; without, it is reported when HQ answered the creation, as a
+     * plain creation's Location, and a creation repeated after a crash
+     * finds the same upload instead of leaving an orphan. A server that refuses data on a creation
      * (400 or 415: an older one) gets a plain POST and a PATCH from then
      * on, with its own Location reported through on_created again.
      * upload_key: 1 to 24 characters of [A-Za-z0-9_-]; principal: the
