@@ -596,6 +596,7 @@ struct run {
     uint64_t cancel_after; /* tus_client_cancel once this much is confirmed */
     int hold;              /* on_created holds the upload until tus_client_resume */
     const char *key;       /* upload_key given to each upload (principal "node-a") */
+    int key_no_data;       /* with key: a creation without data */
 };
 
 static void on_watchdog(uv_timer_t *t)
@@ -792,7 +793,7 @@ static int upload(struct run *r, const char *path, const char *known_url)
     p.chunk_cap = r->chunk_cap;
     p.upload_key = r->key;
     p.principal = r->key ? "node-a" : NULL;
-    p.create_with_data = r->key != NULL;
+    p.create_with_data = r->key != NULL && !r->key_no_data;
     struct op_error e;
     op_error_clear(&e);
     return tus_client_upload(r->c, &p, &e);
@@ -2226,6 +2227,43 @@ static void test_named_creation(void)
     CHECK_EQ(s.completes, 1);
     CHECK_INT(stats(&r).bytes_sent, <=, 300 * KiB + 7 + 256 * KiB);
     CHECK_EQ(stats(&r).bytes_confirmed, 300 * KiB + 7);
+
+    /* without data: the name comes with HQ's answer; a node that lost it
+     * (killed before recording it) creates again and finds the same
+     * upload, no orphan */
+    make_file(&r, "m.seg", 200 * KiB, path, sizeof path);
+    file_sha(path, d);
+    snprintf(key, sizeof key, "seg-9.");
+    for (int i = 0; i < 16; i++)
+        snprintf(key + 6 + 2 * i, 3, "%02x", d[i]);
+    CHECK_EQ(tus_upload_id("node-a", key, id), 0);
+    snprintf(want, sizeof want, "%s%s", r.endpoint, id);
+    r.key = "seg-9";
+    r.key_no_data = 1;
+    r.hold = 1;
+    r.done = r.created = 0;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    while (!r.created && !r.timed_out)
+        uv_run(&r.loop, UV_RUN_ONCE); /* HQ's answer wakes the loop */
+    CHECK_STR(r.created_url, want);
+    tus_server_stats(s.tus, &ts);
+    CHECK_EQ(ts.uploads, 1); /* created, nothing of the file sent */
+    CHECK_EQ(tus_server_upload_offset(s.tus, id, NULL, NULL), 0);
+    tus_client_cancel(r.c, "killed before the URL was recorded");
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, -EINTR);
+    r.done = 0;
+    r.hold = 0;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK_STR(r.url, want);
+    CHECK_EQ(r.created, 2); /* the same name, reported twice */
+    tus_server_stats(s.tus, &ts);
+    CHECK_EQ(ts.uploads, 0); /* no orphan: the one upload, settled */
+    CHECK_EQ(s.completes, 2);
+    CHECK_EQ(s.sha_len, 200 * KiB);
+    CHECK(memcmp(s.sha, d, 32) == 0);
     real_stop(&r, &s);
     run_teardown(&r);
 
