@@ -79,6 +79,9 @@ static const struct conf_key keys[] = {
      "local time when sync may run, HH:MM-HH:MM (may wrap midnight); empty: any time"},
     {"sync_daily_bytes", CONF_SIZE, FIELD(sync_daily_bytes), 0, (uint64_t)1 << 50, "0",
      "upload bytes per UTC day (e.g. 50MB); 0: unlimited"},
+    {"sync_create_with_data", CONF_BOOL, FIELD(sync_create_with_data), 0, 0, "false",
+     "the POST that creates a segment's upload carries its first bytes: one round trip less "
+     "per segment, but a link that accepts and holds bytes gets them (docs/UPLINK.md)"},
 };
 
 static const struct conf_table table = {

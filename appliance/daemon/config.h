@@ -49,6 +49,7 @@ struct outpostd_config {
     uint64_t sync_bandwidth;   /* bytes/s, 0 = no cap */
     char sync_window[16];      /* "" or HH:MM-HH:MM (validated) */
     uint64_t sync_daily_bytes; /* 0 = unlimited */
+    int sync_create_with_data; /* the POST that creates an upload carries its first bytes */
 };
 
 /* Fills c with every default. */

@@ -279,6 +279,7 @@ static int start_sync(struct outpostd *d, struct op_error *err)
         .bandwidth_bps = c->sync_bandwidth,
         .window = c->sync_window,
         .daily_bytes = c->sync_daily_bytes,
+        .create_with_data = c->sync_create_with_data,
         .policy_changed = policy_from_hq,
         .ctx = d,
     };

@@ -128,6 +128,9 @@ struct uplink {
     int mailbox_polled;       /* the mailbox was fetched since start */
     uint64_t mailbox_poll_ms; /* when (mono) */
     int budget_pause;         /* the pause timer is for the budget, not the window */
+    int resume_charge;        /* a resumed upload under a budget: its HEAD's offset is
+                                 charged before the next request is sized */
+    int charge_held;          /* the uploader waits for that charge (tus_client_hold) */
     struct job *active, *qhead, *qtail;
     int busy;                  /* a cycle is under way */
     int kick_pending;          /* run again as soon as it ends */
@@ -759,6 +762,7 @@ static int on_created(void *ctx, const char *url)
     struct uplink *u = ctx;
     if (u->stopping)
         return 0;
+    u->resume_charge = 0; /* a new upload: HQ held nothing of it */
     snprintf(u->seg.upload_url, sizeof u->seg.upload_url, "%s", url);
     struct job *j = job_new_text(u, J_SET_URL, after_set_url, url, strlen(url));
     if (j)
@@ -937,8 +941,13 @@ static void charge_offset(struct uplink *u, uint64_t confirmed)
         return;
     }
     struct job *j = job_new(u, J_CHARGE, after_charge);
-    if (!j)
+    if (!j) {
+        if (u->charge_held) { /* not charged now: the budget pauses later */
+            u->charge_held = 0;
+            tus_client_resume(u->tus);
+        }
         return; /* the next offset charges it */
+    }
     j->no = u->seg.no;
     j->offset = confirmed;
     u->charge_queued = j; /* until run_next_job takes it */
@@ -951,9 +960,26 @@ static void charge_offset(struct uplink *u, uint64_t confirmed)
 static void after_charge(struct uplink *u, struct job *j)
 {
     (void)j;
+    int held = u->charge_held;
+    u->charge_held = 0;
     if (!u->uploading || u->budget_left == UINT64_MAX || u->budget_pause ||
-        u->seg_confirmed >= u->seg.bytes || budget_left(u))
+        u->seg_confirmed >= u->seg.bytes) {
+        if (held)
+            tus_client_resume(u->tus);
         return;
+    }
+    uint64_t left = budget_left(u);
+    if (left) {
+        if (held) {
+            /* The restart's HEAD is charged: the resumed request carries
+             * what the day has left, no more. */
+            u->budget_left = left;
+            tus_client_get_stats(u->tus, &u->before);
+            tus_client_set_chunk_cap(u->tus, left);
+            tus_client_resume(u->tus);
+        }
+        return;
+    }
     u->budget_pause = 1;
     (void)uv_timer_start(&u->pause_timer, on_pause, 0, 0);
 }
@@ -961,6 +987,15 @@ static void after_charge(struct uplink *u, struct job *j)
 static void on_upload_progress(void *ctx, uint64_t confirmed, uint64_t total)
 {
     struct uplink *u = ctx;
+    if (u->resume_charge) {
+        /* the first offset of a resumed upload (its HEAD): nothing more
+         * goes before it is charged (after_charge resumes) */
+        u->resume_charge = 0;
+        if (confirmed < total) {
+            u->charge_held = 1;
+            tus_client_hold(u->tus);
+        }
+    }
     u->seg_confirmed = confirmed;
     charge_offset(u, confirmed);
     report_link(u, 0);
@@ -989,12 +1024,19 @@ static void upload_segment(struct uplink *u)
 {
     char no[24];
     snprintf(no, sizeof no, "%llu", (unsigned long long)u->seg.no);
+    char key[24];
+    snprintf(key, sizeof key, "seg-%llu", (unsigned long long)u->seg.no);
     struct tus_meta meta[] = {{"node", u->cred.node_id}, {"segment", no}};
     struct tus_upload_params p = {
         .path = u->seg.path,
         .upload_url = u->seg.upload_url[0] ? u->seg.upload_url : NULL,
         .meta = meta,
         .nmeta = 2,
+        /* Named by the node: the URL is recorded before the POST, which
+         * carries the first bytes (docs/UPLINK.md). */
+        .upload_key = key,
+        .principal = u->cred.node_id,
+        .create_with_data = u->cfg.create_with_data,
         .cb = {.on_created = on_created,
                .on_progress = on_upload_progress,
                .on_retry = on_retry,
@@ -1027,6 +1069,8 @@ static void upload_segment(struct uplink *u)
     u->seg_confirmed = 0;
     u->budget_left = budget_left(u);
     u->budget_pause = 0;
+    u->charge_held = 0;
+    u->resume_charge = p.upload_url && u->budget_left != UINT64_MAX;
     set_waiting(u, "%s", "");
     unsigned sec;
     unsigned minute = local_minute(u, &sec);

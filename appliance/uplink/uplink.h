@@ -37,6 +37,7 @@ struct uplink_config {
     uint64_t bandwidth_bps;              /* upload cap; 0: none */
     const char *window;                  /* NULL/"" or "HH:MM-HH:MM" local time */
     uint64_t daily_bytes;                /* upload bytes per UTC day; 0: unlimited */
+    int create_with_data;                /* the creation carries the first bytes (TUS.md) */
     const char *policy_file;             /* as api_options.policy_file */
     /* Called on the loop after a policy from HQ's mailbox was stored, so
      * the caller reloads its own copy (api_reload_policy); the ledger's

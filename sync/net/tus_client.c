@@ -38,6 +38,7 @@
 
 #include "buf.h"
 #include "codec.h"
+#include "tus_server.h"
 
 #define DEF_MIN_CHUNK ((size_t)2 * 1024)
 #define DEF_MAX_CHUNK ((size_t)4 * 1024 * 1024)
@@ -53,7 +54,11 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-enum req_kind { REQ_NONE, REQ_POST, REQ_HEAD, REQ_PATCH };
+/* REQ_CREATE: a POST that creates a named upload with its first bytes. */
+enum req_kind { REQ_NONE, REQ_POST, REQ_HEAD, REQ_PATCH, REQ_CREATE };
+
+/* A request whose body is the file's bytes. */
+#define SENDS_DATA(k) ((k) == REQ_PATCH || (k) == REQ_CREATE)
 
 struct sock_ctx {
     uv_poll_t poll;
@@ -81,6 +86,10 @@ struct job {
     uint64_t fail_offset;  /* the offset when the last failure happened */
     unsigned mismatches;   /* consecutive 460s */
     uint64_t chunk_cap;    /* the most one PATCH carries; 0: no bound of its own */
+    char *key;             /* Outpost-Upload-Key (with the file's digest), or NULL */
+    char *principal;       /* with key: the client's name at the server */
+    int must_create;       /* the URL is named but the creation is still owed */
+    int with_data;         /* that creation carries the first bytes */
 };
 
 /* A queued or running GET, or DELETE (termination) when tdone is set. */
@@ -135,6 +144,7 @@ struct tus_client {
     int stale;                 /* on_read found the file voided: why is in stale_err */
     uv_fs_event_t watch;       /* the current upload's file: a voiding is seen at once */
     int held;                  /* on_created asked to wait for tus_client_resume */
+    int no_create_data;        /* the server refused data on a creation: plain POSTs */
     curl_socket_t upload_fd;   /* the socket of the upload's transfer, or CURL_SOCKET_BAD */
     struct op_error stale_err; /* -ESTALE naming the file */
 
@@ -607,7 +617,8 @@ static int set_common(struct tus_client *c, const char *url, struct op_error *er
 }
 
 /* Reads the next chunk into c->buf and sets the PATCH headers. */
-static int prepare_patch(struct tus_client *c, struct job *j, struct op_error *err)
+static int prepare_patch(struct tus_client *c, struct job *j, const char *method,
+                         struct op_error *err)
 {
     uint64_t left = j->length - j->offset;
     /* A server that keeps cut bytes loses only what is in flight at a cut,
@@ -653,11 +664,12 @@ static int prepare_patch(struct tus_client *c, struct job *j, struct op_error *e
     if (add_hdr(c, h))
         return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
     snprintf(h, sizeof h, "Upload-Offset: %llu", (unsigned long long)j->offset);
-    if (add_hdr(c, h) || add_hdr(c, "Content-Type: application/offset+octet-stream"))
+    if ((strcmp(method, "PATCH") == 0 && add_hdr(c, h)) ||
+        add_hdr(c, "Content-Type: application/offset+octet-stream"))
         return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
 
     SET(CURLOPT_UPLOAD, 1L);
-    SET(CURLOPT_CUSTOMREQUEST, "PATCH");
+    SET(CURLOPT_CUSTOMREQUEST, method);
     SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
     /* curl copies the body through a buffer of this size: the least it
      * allows, so that after a voided file is seen (on_read) at most this
@@ -689,13 +701,17 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
     c->receipt_len = 0;
     c->stale = 0;
 
-    int rc = set_common(c, kind == REQ_POST ? c->endpoint : j->url, err);
+    int post = kind == REQ_POST || kind == REQ_CREATE;
+    int rc = set_common(c, post ? c->endpoint : j->url, err);
     if (rc < 0)
         return rc;
-    if (kind == REQ_POST) {
-        char h[64];
+    if (post) {
+        char h[TUS_KEY_MAX + 64];
         snprintf(h, sizeof h, "Upload-Length: %llu", (unsigned long long)j->length);
-        if (add_hdr(c, h) || add_hdr(c, "Content-Type:"))
+        if (add_hdr(c, h) || (!(kind == REQ_CREATE && j->with_data) && add_hdr(c, "Content-Type:")))
+            return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
+        snprintf(h, sizeof h, "Outpost-Upload-Key: %s", j->key ? j->key : "");
+        if (kind == REQ_CREATE && add_hdr(c, h))
             return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
         if (j->meta) {
             char *m = malloc(strlen(j->meta) + 20);
@@ -707,13 +723,20 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
             if (rc)
                 return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
         }
-        SET(CURLOPT_POST, 1L);
-        SET(CURLOPT_POSTFIELDS, "");
-        SET(CURLOPT_POSTFIELDSIZE, 0L);
+        c->chunk_len = 0;
+        if (kind == REQ_CREATE && j->with_data) {
+            rc = prepare_patch(c, j, "POST", err);
+            if (rc < 0)
+                return rc;
+        } else {
+            SET(CURLOPT_POST, 1L);
+            SET(CURLOPT_POSTFIELDS, "");
+            SET(CURLOPT_POSTFIELDSIZE, 0L);
+        }
     } else if (kind == REQ_HEAD) {
         SET(CURLOPT_NOBODY, 1L);
     } else {
-        rc = prepare_patch(c, j, err);
+        rc = prepare_patch(c, j, "PATCH", err);
         if (rc < 0)
             return rc;
     }
@@ -742,6 +765,8 @@ static void free_job(struct job *j)
     free(j->path);
     free(j->url);
     free(j->meta);
+    free(j->key);
+    free(j->principal);
     free(j);
 }
 
@@ -959,7 +984,7 @@ static uint64_t stall_limit(const struct tus_client *c, uint64_t now, uint64_t u
     if (!c->srtt_ms)
         return ceil;
     uint64_t lim = 3 * c->srtt_ms;
-    if (c->req == REQ_PATCH) {
+    if (SENDS_DATA(c->req)) {
         const struct job *j = c->cur;
         if (!c->rate_bps)
             return ceil;
@@ -1018,6 +1043,11 @@ static void on_stall_tick(uv_timer_t *t)
              "stalled: no progress for %llu ms (limit %llu ms at a %llu ms round trip, %llu B/s)",
              (unsigned long long)(now - c->last_progress_ms), (unsigned long long)lim,
              (unsigned long long)c->srtt_ms, (unsigned long long)c->rate_bps);
+    /* A request abandoned with body bytes still in this host's send queue
+     * closes with a reset, so they are dropped, not delivered later (a
+     * held link that opens after the file was voided). */
+    if (SENDS_DATA(c->req))
+        reset_on_close(c);
     (void)curl_multi_remove_handle(c->multi, c->easy);
     on_request_done(c, CURLE_OPERATION_TIMEDOUT);
 }
@@ -1113,6 +1143,123 @@ void tus_client_resume(struct tus_client *c)
     c->held = 0;
     if (c->cur && c->req == REQ_NONE)
         schedule(c, 0);
+}
+
+void tus_client_hold(struct tus_client *c)
+{
+    if (c && !c->stopping && c->cur)
+        c->held = 1;
+}
+
+void tus_client_set_chunk_cap(struct tus_client *c, uint64_t cap)
+{
+    if (c && c->cur)
+        c->cur->chunk_cap = cap;
+}
+
+static void on_patch_done(struct tus_client *c, long code, uint64_t elapsed);
+
+/* The answer to a creation that carried the upload's first bytes. */
+static void on_create_done(struct tus_client *c, long code, uint64_t elapsed)
+{
+    struct job *j = c->cur;
+    struct op_error e;
+    op_error_clear(&e);
+    if (code == 400 || code == 415 || code == 409) {
+        /* 400/415: a server without creation-with-upload (it refuses a
+         * body on POST); 409: the key names an upload of other length or
+         * metadata. Either way a plain creation, which the server names,
+         * reported through on_created before any byte. */
+        if (code != 409)
+            c->no_create_data = 1;
+        c->st.bytes_resent += j->pending_sent;
+        j->pending_sent = 0;
+        free(j->key);
+        j->key = NULL;
+        free(j->url);
+        j->url = NULL;
+        j->must_create = 0;
+        j->offset_known = 0;
+        j->baseline_known = 0;
+        schedule(c, 0);
+        return;
+    }
+    if (code == 201) {
+        j->must_create = 0;
+        CURLU *u = curl_url();
+        char *abs = NULL;
+        int ok = u && c->location[0] && !c->location_too_long &&
+                 curl_url_set(u, CURLUPART_URL, c->endpoint, 0) == CURLUE_OK &&
+                 curl_url_set(u, CURLUPART_URL, c->location, 0) == CURLUE_OK &&
+                 curl_url_get(u, CURLUPART_URL, &abs, 0) == CURLUE_OK &&
+                 (!c->endpoint_https || strncasecmp(abs, "https://", 8) == 0);
+        curl_url_cleanup(u);
+        if (ok && strcmp(abs, j->url) != 0) {
+            /* A server that ignores the key named the upload itself: that
+             * name is reported, and nothing more is sent before the
+             * caller has it; plain creations from now on. */
+            c->no_create_data = 1;
+            char *nu = strdup(abs);
+            curl_free(abs);
+            if (!nu) {
+                op_error_set(&e, -ENOMEM, NULL, "out of memory");
+                fail_job(c, &e);
+                return;
+            }
+            free(j->url);
+            j->url = nu;
+            j->offset_known = 0; /* HEAD after the caller recorded it */
+            if (j->cb.on_created && j->cb.on_created(j->ctx, j->url) == TUS_CREATED_HOLD) {
+                c->held = 1;
+                return;
+            }
+            if (!c->stopping && c->cur == j)
+                schedule(c, 0);
+            return;
+        }
+        curl_free(abs);
+        if (!ok) {
+            op_error_set(&e, -EPROTO, "Location", "POST %s answered 201 without a usable Location",
+                         c->endpoint);
+            fail_job(c, &e);
+            return;
+        }
+        if (c->has_offset && !c->bad_header && c->resp_offset <= j->length &&
+            (!c->chunk_len || c->resp_offset != j->offset + c->chunk_len)) {
+            /* Without data; or the upload existed already (the same
+             * creation before), the body was not taken, and its offset
+             * is not our gain. */
+            c->st.bytes_resent += j->pending_sent;
+            j->pending_sent = 0;
+            if (c->chunk_len || c->resp_offset != j->offset)
+                j->baseline_known = 0;
+            (void)learn_offset(c, c->resp_offset);
+            if (c->stopping || c->cur != j)
+                return;
+            if (!j->with_data && j->cb.on_created &&
+                j->cb.on_created(j->ctx, j->url) == TUS_CREATED_HOLD) {
+                c->held = 1; /* no byte before the caller has the URL */
+                return;
+            }
+            if (!c->stopping && c->cur == j)
+                schedule(c, 0);
+            return;
+        }
+        on_patch_done(c, 204, elapsed);
+        return;
+    }
+    if (code == 460) {
+        j->must_create = 0; /* created; the bytes were refused */
+        on_patch_done(c, code, elapsed);
+        return;
+    }
+    if (transient_status(code)) {
+        op_error_set(&e, -EAGAIN, "status", "POST %s answered %ld", c->endpoint, code);
+        retry(c, 0, 0, &e);
+        return;
+    }
+    permanent(c, "POST", code, &e);
+    fail_job(c, &e);
 }
 
 static void on_head_done(struct tus_client *c, long code)
@@ -1276,14 +1423,14 @@ static void on_request_done(struct tus_client *c, CURLcode res)
     if (connects > 0)
         c->conn_confirmed = 0; /* a new connection: it has carried nothing yet */
     uint64_t sent = 0;
-    if (kind == REQ_PATCH) {
+    if (SENDS_DATA(kind)) {
         sent = patch_bytes_sent(c);
         c->st.bytes_sent += sent;
         j->pending_sent += sent;
     }
     uint64_t now = now_ms(c);
     uint64_t elapsed = now > c->req_start_ms ? now - c->req_start_ms : 0;
-    if (res == CURLE_OK && code > 0 && kind != REQ_PATCH) {
+    if (res == CURLE_OK && code > 0 && !SENDS_DATA(kind)) {
         /* A HEAD or POST answer takes one round trip, plus the connect
          * (TCP, TLS) when the request opened the connection. */
         curl_off_t conn_us = 0;
@@ -1294,8 +1441,10 @@ static void on_request_done(struct tus_client *c, CURLcode res)
         uint64_t conn_ms = connects > 0 && conn_us > 0 ? (uint64_t)conn_us / 1000 : 0;
         rtt_sample(c, elapsed > conn_ms ? elapsed - conn_ms : elapsed);
     }
-    const char *what = kind == REQ_POST ? "POST" : kind == REQ_HEAD ? "HEAD" : "PATCH";
-    const char *url = kind == REQ_POST ? c->endpoint : j->url;
+    const char *what = kind == REQ_POST || kind == REQ_CREATE ? "POST"
+                       : kind == REQ_HEAD                     ? "HEAD"
+                                                              : "PATCH";
+    const char *url = kind == REQ_POST || kind == REQ_CREATE ? c->endpoint : j->url;
     struct op_error e;
     op_error_clear(&e);
     if (c->stale) {
@@ -1316,19 +1465,25 @@ static void on_request_done(struct tus_client *c, CURLcode res)
         } else {
             op_error_set(&e, -EAGAIN, "network", "%s %s: %s", what, url, detail);
             /* Bytes went through before the break: a cut, not a dead HQ. */
-            int cut = (kind == REQ_PATCH && sent > 0) || j->offset > j->fail_offset;
+            int cut = (SENDS_DATA(kind) && sent > 0) || j->offset > j->fail_offset;
             /* how long the body went: to the cut, or for a stall to the
              * last progress */
             uint64_t end = res == CURLE_OPERATION_TIMEDOUT ? c->last_progress_ms : now;
             c->cut_busy_ms = 0;
-            if (kind == REQ_PATCH && sent > 0)
+            if (SENDS_DATA(kind) && sent > 0)
                 c->cut_busy_ms = end > c->req_start_ms ? end - c->req_start_ms : 1;
+            /* Bytes of a creation went: the upload exists, and a HEAD
+             * learns how far (a POST again would send them again). */
+            if (kind == REQ_CREATE && sent > 0)
+                j->must_create = 0;
             retry(c, 0, cut, &e);
         }
         return;
     }
     if (kind == REQ_POST)
         on_post_done(c, code);
+    else if (kind == REQ_CREATE)
+        on_create_done(c, code, elapsed);
     else if (kind == REQ_HEAD)
         on_head_done(c, code);
     else
@@ -1370,7 +1525,7 @@ static void on_file_event(uv_fs_event_t *h, const char *name, int events, int st
         return;
     (void)uv_fs_event_stop(&c->watch);
     if (c->req != REQ_NONE) {
-        if (c->req == REQ_PATCH) {
+        if (SENDS_DATA(c->req)) {
             uint64_t up = patch_bytes_sent(c);
             c->st.bytes_sent += up;
             c->st.bytes_resent += up;
@@ -1382,6 +1537,71 @@ static void on_file_event(uv_fs_event_t *h, const char *name, int events, int st
     (void)uv_timer_stop(&c->step_timer);
     c->stale = 0;
     fail_job(c, &e);
+}
+
+/* Sets j->url to the name of the upload j->key creates, and marks the
+ * creation as owed: the offset is 0 until the server says otherwise. */
+static int name_upload(struct tus_client *c, struct job *j, struct op_error *e)
+{
+    char id[TUS_ID_LEN + 1];
+    if (tus_upload_id(j->principal, j->key, id) < 0)
+        return op_error_set(e, -EINVAL, "upload_key", "cannot name the upload for key %s", j->key);
+    size_t n = strlen(c->endpoint);
+    const char *sep = n && c->endpoint[n - 1] == '/' ? "" : "/";
+    size_t cap = n + sizeof id + 2;
+    char *url = malloc(cap);
+    if (!url)
+        return op_error_set(e, -ENOMEM, NULL, "out of memory");
+    snprintf(url, cap, "%s%s%s", c->endpoint, sep, id);
+    free(j->url);
+    j->url = url;
+    j->must_create = 1;
+    j->offset = 0;
+    j->offset_known = 1;
+    j->baseline_known = 1;
+    j->pending_sent = 0;
+    j->attempt = 0;
+    return 0;
+}
+
+/* Appends '.' and the first 128 bits of the file's SHA-256 (hex) to
+ * j->key: the same key never names other content. */
+static int key_with_digest(struct job *j, struct op_error *e)
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    if (!m || EVP_DigestInit_ex(m, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(m);
+        return op_error_set(e, -ENOMEM, NULL, "out of memory for a digest");
+    }
+    unsigned char b[65536];
+    uint64_t off = 0;
+    int rc = 0;
+    while (off < j->length && rc == 0) {
+        ssize_t r = pread(j->fd, b, sizeof b, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || EVP_DigestUpdate(m, b, (size_t)r) != 1)
+            rc = op_error_set(e, -EIO, j->path, "cannot read %s to name its upload", j->path);
+        else
+            off += (uint64_t)r;
+    }
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned dl = 0;
+    if (rc == 0 && (EVP_DigestFinal_ex(m, d, &dl) != 1 || dl < 16))
+        rc = op_error_set(e, -EIO, NULL, "SHA-256 of %s failed", j->path);
+    EVP_MD_CTX_free(m);
+    if (rc < 0)
+        return rc;
+    size_t kl = strlen(j->key);
+    char *k = malloc(kl + 34);
+    if (!k)
+        return op_error_set(e, -ENOMEM, NULL, "out of memory");
+    memcpy(k, j->key, kl);
+    k[kl] = '.';
+    (void)codec_hex_encode(d, 16, k + kl + 1, 33);
+    free(j->key);
+    j->key = k;
+    return 0;
 }
 
 static int start_job(struct tus_client *c, struct op_error *e)
@@ -1405,6 +1625,11 @@ static int start_job(struct tus_client *c, struct op_error *e)
                             "%s is empty (voided before its upload started): nothing is sent",
                             j->path);
     j->length = (uint64_t)sb.st_size;
+    if (j->key) {
+        int rc = key_with_digest(j, e);
+        if (rc < 0)
+            return rc;
+    }
     /* Best effort: without the watch, on_read still sees a voided file. */
     (void)uv_fs_event_stop(&c->watch);
     (void)uv_fs_event_start(&c->watch, on_file_event, j->path, 0);
@@ -1436,9 +1661,29 @@ static void next_step(struct tus_client *c)
         fail_job(c, &e); /* before a retry, a HEAD or the next chunk */
         return;
     }
+    if (!j->url && j->key && !c->no_create_data) {
+        /* The upload's name is known before it exists: the caller
+         * records it, and only then does a byte leave. */
+        if (name_upload(c, j, &e) < 0) {
+            fail_job(c, &e);
+            return;
+        }
+        /* Without data the caller hears of the URL with HQ's answer, as
+         * for a plain creation: a recorded URL then still means HQ has
+         * the upload (residency counts on it, docs/EGRESS.md). */
+        if (j->with_data && j->cb.on_created &&
+            j->cb.on_created(j->ctx, j->url) == TUS_CREATED_HOLD) {
+            c->held = 1;
+            return;
+        }
+        if (c->stopping || c->cur != j)
+            return;
+    }
     enum req_kind kind;
     if (!j->url)
         kind = REQ_POST;
+    else if (j->must_create)
+        kind = REQ_CREATE;
     else if (!j->offset_known)
         kind = REQ_HEAD;
     else if (j->offset == j->length) {
@@ -1688,10 +1933,11 @@ static void end_uploads_to(struct tus_client *c, const char *url)
     struct job *ended = NULL, **tail = &ended;
     if (c->cur && c->cur->url && !strcmp(c->cur->url, url)) {
         if (c->req != REQ_NONE) {
-            if (c->req == REQ_PATCH) {
+            if (SENDS_DATA(c->req)) {
                 uint64_t up = patch_bytes_sent(c);
                 c->st.bytes_sent += up;
                 c->st.bytes_resent += up;
+                reset_on_close(c); /* what waits in the send queue is dropped */
             }
             (void)curl_multi_remove_handle(c->multi, c->easy);
             c->req = REQ_NONE;
@@ -1928,6 +2174,20 @@ int tus_client_upload(struct tus_client *c, const struct tus_upload_params *p, s
     if (p->upload_url && c->endpoint_https && strncasecmp(p->upload_url, "https://", 8) != 0)
         return op_error_set(err, -EINVAL, "upload_url",
                             "upload URL %s is not https like the endpoint", p->upload_url);
+    if (p->upload_key || p->principal) {
+        size_t kl = p->upload_key ? strlen(p->upload_key) : 0;
+        int ok = kl >= 1 && kl <= 24 && p->principal && p->principal[0] &&
+                 strlen(p->principal) < TUS_PRINCIPAL_MAX;
+        for (size_t i = 0; ok && i < kl; i++) {
+            char ch = p->upload_key[i];
+            ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '_' || ch == '-';
+        }
+        if (!ok)
+            return op_error_set(err, -EINVAL, "upload_key",
+                                "upload_key needs 1 to 24 characters of A-Z, a-z, 0-9, '_', '-' "
+                                "and a principal");
+    }
     struct job *j = calloc(1, sizeof *j);
     if (!j)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
@@ -1937,6 +2197,9 @@ int tus_client_upload(struct tus_client *c, const struct tus_upload_params *p, s
     j->chunk_cap = p->chunk_cap;
     j->path = strdup(p->path);
     j->url = dup_str(p->upload_url);
+    j->key = dup_str(p->upload_key);
+    j->principal = dup_str(p->principal);
+    j->with_data = p->create_with_data;
     int rc = 0;
     if (p->nmeta) {
         j->meta = encode_meta(p->meta, p->nmeta, err, &rc);
@@ -1945,7 +2208,7 @@ int tus_client_upload(struct tus_client *c, const struct tus_upload_params *p, s
             return rc;
         }
     }
-    if (!j->path || (p->upload_url && !j->url)) {
+    if (!j->path || (p->upload_url && !j->url) || (p->upload_key && (!j->key || !j->principal))) {
         free_job(j);
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
     }
@@ -1980,10 +2243,11 @@ void tus_client_cancel(struct tus_client *c, const char *why)
     if (!c || c->stopping || (!c->cur && !c->qhead))
         return;
     if (c->req != REQ_NONE) {
-        if (c->req == REQ_PATCH) {
+        if (SENDS_DATA(c->req)) {
             uint64_t up = patch_bytes_sent(c);
             c->st.bytes_sent += up;
             c->st.bytes_resent += up; /* HQ stores whole checksummed chunks only */
+            reset_on_close(c);        /* what waits in the send queue is dropped */
         }
         (void)curl_multi_remove_handle(c->multi, c->easy);
         c->req = REQ_NONE;

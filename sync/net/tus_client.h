@@ -149,6 +149,27 @@ struct tus_upload_params {
      * client's. A caller that stops the upload after N bytes (a daily
      * budget) sets N, so the PATCH that reaches it ends there. */
     uint64_t chunk_cap;
+    /* Creation with upload under a name the client chooses (docs/TUS.md,
+     * "Uploads named by the client"). With both set and no upload_url, the
+     * key sent is upload_key, '.', and the first 128 bits of the file's
+     * SHA-256 in hex (so other content never gets the same name); the URL
+     * is the endpoint + tus_upload_id(principal, key). With
+     * create_with_data it is reported through on_created before any
+     * request and the POST that creates the upload carries its first
+     * bytes; without, it is reported when HQ answered the creation, as a
+     * plain creation's Location, and a creation repeated after a crash
+     * finds the same upload instead of leaving an orphan. A server that refuses data on a creation
+     * (400 or 415: an older one) gets a plain POST and a PATCH from then
+     * on, with its own Location reported through on_created again.
+     * upload_key: 1 to 24 characters of [A-Za-z0-9_-]; principal: the
+     * name the server knows the client by (the node id). NULL: a plain
+     * creation, the server names the upload. */
+    const char *upload_key;
+    const char *principal;
+    /* With upload_key: 1, the creation carries the first bytes; 0, it is
+     * a POST without a body (the name, the record before any request and
+     * the idempotent creation stay; the bytes wait for HQ's answer). */
+    int create_with_data;
 };
 
 struct tus_client_stats {
@@ -251,6 +272,16 @@ void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *o
 /* Lets an upload held by on_created (TUS_CREATED_HOLD) go on sending; a
  * no-op when none is held. */
 void tus_client_resume(struct tus_client *c);
+
+/* Called from on_progress: the upload's next request waits for
+ * tus_client_resume, so the caller can record the offset first (the
+ * uplink charges what HQ holds to the day's budget before a resumed
+ * PATCH is sized). A no-op without a current upload. */
+void tus_client_hold(struct tus_client *c);
+
+/* Sets the most one PATCH (or creation) of the current upload carries
+ * from now on; 0: no bound of its own. A no-op without a current upload. */
+void tus_client_set_chunk_cap(struct tus_client *c, uint64_t cap);
 
 /* Interrupts the current upload and drops the queued ones, keeping the
  * client (and its GETs) running: each on_done gets -EINTR with `why` as

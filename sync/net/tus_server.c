@@ -78,6 +78,7 @@ struct stream {
     EVP_MD_CTX *mdc; /* Upload-Checksum's digest of the body, or NULL */
     unsigned char want[EVP_MAX_MD_SIZE];
     unsigned wantlen;
+    int creation; /* a POST with its first bytes: answered 201 with Location */
 };
 
 struct tus_server {
@@ -932,7 +933,7 @@ static int answer(struct http_exchange *x, int status)
 static void options(struct tus_server *s, struct http_exchange *x)
 {
     hdr(x, "Tus-Version", TUS_VERSION);
-    hdr(x, "Tus-Extension", "creation,checksum,termination");
+    hdr(x, "Tus-Extension", "creation,creation-with-upload,checksum,termination");
     hdr(x, "Tus-Checksum-Algorithm", "sha256,sha1");
     hdr_u64(x, "Tus-Max-Size", s->cfg.max_upload_bytes);
     answer(x, 204);
@@ -943,36 +944,105 @@ static int fs_status(int rc)
     return rc == -ENOSPC || rc == -EDQUOT ? 507 : 500;
 }
 
-static int create(struct tus_server *s, struct http_exchange *x, const char *principal)
+int tus_upload_id(const char *principal, const char *key, char out[TUS_ID_LEN + 1])
 {
+    size_t kl = key ? strlen(key) : 0;
+    if (!kl || kl > TUS_KEY_MAX || !principal || !principal_ok(principal))
+        return -EINVAL;
+    for (size_t i = 0; i < kl; i++) {
+        char ch = key[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return -EINVAL;
+    }
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned dl = 0;
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    /* the label and the principal with their NULs: no two pairs collide */
+    int ok = m && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(m, "outpost-tus-key", 16) == 1 &&
+             EVP_DigestUpdate(m, principal, strlen(principal) + 1) == 1 &&
+             EVP_DigestUpdate(m, key, kl) == 1 && EVP_DigestFinal_ex(m, d, &dl) == 1;
+    EVP_MD_CTX_free(m);
+    if (!ok || dl < TUS_ID_LEN / 2)
+        return -EIO;
+    return codec_hex_encode(d, TUS_ID_LEN / 2, out, TUS_ID_LEN + 1) < 0 ? -EIO : 0;
+}
+
+/* The id a request's Outpost-Upload-Key names for `principal`: 1 and the
+ * id, 0 when the request has no key, -EINVAL for a malformed key. */
+static int key_id(struct http_exchange *x, const char *principal, char id[TUS_ID_LEN + 1])
+{
+    const char *k = http_header(x, "Outpost-Upload-Key");
+    if (!k)
+        return 0;
+    return tus_upload_id(principal, k, id) < 0 ? -EINVAL : 1;
+}
+
+static void location(const struct tus_server *s, struct http_exchange *x, const char *id)
+{
+    char loc[300];
+    snprintf(loc, sizeof loc, "%s/%s", s->base_path[1] ? s->base_path : "", id);
+    hdr(x, "Location", loc);
+}
+
+/* Checks a creation's headers and metadata and creates its upload, or,
+ * when its Outpost-Upload-Key names an upload that exists, finds that one
+ * (*existing = 1) if it has the same Upload-Length and Upload-Metadata.
+ * Returns 0 with *out; 1 when it answered a refusal. Nothing is stored
+ * or released before every check passed. */
+static int create_upload(struct tus_server *s, struct http_exchange *x, const char *principal,
+                         struct upload **out, int *existing)
+{
+    *existing = 0;
     uint64_t length;
     const char *ul = http_header(x, "Upload-Length");
     if (http_header(x, "Upload-Defer-Length"))
-        return fail(x, 400, "Upload-Defer-Length is not supported: send Upload-Length");
+        return fail(x, 400, "Upload-Defer-Length is not supported: send Upload-Length"), 1;
     if (!ul)
-        return fail(x, 400, "Upload-Length is required");
+        return fail(x, 400, "Upload-Length is required"), 1;
     if (parse_u64(ul, &length) < 0)
-        return fail(x, 400, "Upload-Length must be a non-negative decimal integer");
+        return fail(x, 400, "Upload-Length must be a non-negative decimal integer"), 1;
     if (length > s->cfg.max_upload_bytes) {
         hdr_u64(x, "Tus-Max-Size", s->cfg.max_upload_bytes);
-        return fail(x, 413, "Upload-Length exceeds Tus-Max-Size");
+        return fail(x, 413, "Upload-Length exceeds Tus-Max-Size"), 1;
     }
-    size_t blen;
-    (void)http_body(x, &blen);
-    if (blen > 0)
-        return fail(x, 400, "creation-with-upload is not supported: send the data with PATCH");
+    char id[TUS_ID_LEN + 1];
+    int keyed = key_id(x, principal, id);
+    if (keyed < 0)
+        return fail(x, 400,
+                    "Outpost-Upload-Key must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' "
+                    "and '-'"),
+               1;
     const char *meta = http_header(x, "Upload-Metadata");
     if (meta && strlen(meta) > s->cfg.max_metadata_bytes)
-        return fail(x, 400, "Upload-Metadata is too long");
+        return fail(x, 400, "Upload-Metadata is too long"), 1;
+    struct upload *old = keyed ? find(s, id) : NULL;
+    if (old) {
+        /* The same creation again (its answer was lost): the upload as it
+         * stands. Anything else under the same key is a conflict. */
+        if (strcmp(old->principal, principal) != 0 || old->length != length ||
+            strcmp(old->meta_raw, meta ? meta : "") != 0) {
+            hdr_u64(x, "Upload-Offset", old->offset);
+            hdr_u64(x, "Upload-Length", old->length);
+            return fail(x, 409,
+                        "an upload with this Outpost-Upload-Key exists with another "
+                        "Upload-Length or Upload-Metadata: nothing was changed"),
+                   1;
+        }
+        *existing = 1;
+        *out = old;
+        return 0;
+    }
     /* Parsed once, before anything changes: a refused creation must not
      * have evicted another upload. */
     struct tus_metadata md;
     char *arena = NULL, why[256];
     int rc = parse_metadata(meta ? meta : "", &md, &arena, why, sizeof why);
     if (rc == -EINVAL)
-        return fail(x, 400, why);
+        return fail(x, 400, why), 1;
     if (rc < 0)
-        return fail(x, 500, "out of memory");
+        return fail(x, 500, "out of memory"), 1;
     if (s->cfg.admit) {
         char detail[256] = "";
         rc = s->cfg.admit(s->cfg.ctx, principal, &md, detail, sizeof detail);
@@ -982,7 +1052,8 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
             return fail(x, st,
                         detail[0]   ? detail
                         : st == 503 ? "the server cannot take uploads now: retry later"
-                                    : "the upload was refused");
+                                    : "the upload was refused"),
+                   1;
         }
     }
     /* At its cap a principal's least recently written unfinished upload
@@ -1003,20 +1074,19 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
     if (incomplete >= s->cfg.max_incomplete_per_principal && oldest &&
         tus_server_release(s, oldest->id) < 0) {
         free(arena);
-        return fail(x, 500, "cannot remove an abandoned upload");
+        return fail(x, 500, "cannot remove an abandoned upload"), 1;
     }
     if (s->n - s->n_settled >= s->cfg.max_uploads || s->spool_bytes > s->cfg.max_spool_bytes ||
         length > s->cfg.max_spool_bytes - s->spool_bytes) {
         free(arena);
-        return fail(x, 507, "the upload spool is full: retry later");
+        return fail(x, 507, "the upload spool is full: retry later"), 1;
     }
 
-    char id[TUS_ID_LEN + 1];
     unsigned char rnd[TUS_ID_LEN / 2];
-    for (int tries = 0;; tries++) {
+    for (int tries = 0; !keyed; tries++) {
         if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd || tries > 3) {
             free(arena);
-            return fail(x, 500, "no randomness for an upload id");
+            return fail(x, 500, "no randomness for an upload id"), 1;
         }
         (void)codec_hex_encode(rnd, sizeof rnd, id, sizeof id);
         if (!find(s, id))
@@ -1025,9 +1095,13 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
     struct upload *u;
     rc = upload_new(id, principal, length, meta, &md, arena, &u);
     if (rc < 0)
-        return fail(x, 500, "out of memory");
+        return fail(x, 500, "out of memory"), 1;
     char dname[TUS_ID_LEN + 16];
     name_of(dname, sizeof dname, id, ".data");
+    /* A keyed id may have a data file left by a crash during an earlier
+     * creation under the same key (no state file: nothing of it counts). */
+    if (keyed)
+        (void)unlinkat(s->dirfd, dname, 0);
     int fd = openat(s->dirfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         rc = -errno;
@@ -1047,17 +1121,56 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
     }
     u->complete = length == 0;
     u->touched = touch(s);
-    char loc[300];
-    snprintf(loc, sizeof loc, "%s/%s", s->base_path[1] ? s->base_path : "", id);
-    hdr(x, "Location", loc);
-    hdr_u64(x, "Upload-Offset", 0);
-    answer(x, 201);
-    if (u->complete)
-        (void)deliver(s, u);
+    *out = u;
     return 0;
 io_fail:
     upload_free(u);
-    return fail(x, fs_status(rc), "cannot store the upload on the server");
+    return fail(x, fs_status(rc), "cannot store the upload on the server"), 1;
+}
+
+static int patch_done(struct tus_server *s, struct http_exchange *x, struct upload *u, int status);
+static int content_type_ok(const char *ct);
+static int checksum_check(const char *h, const char *body, size_t len, const char **why);
+static int append(struct tus_server *s, struct upload *u, const char *body, size_t len);
+
+/* POST on the collection (creation), with its first bytes when it has a
+ * body (creation-with-upload). */
+static int create(struct tus_server *s, struct http_exchange *x, const char *principal)
+{
+    size_t blen;
+    const char *body = http_body(x, &blen);
+    if (blen > 0) {
+        /* the body is checked before anything is created */
+        if (!content_type_ok(http_header(x, "Content-Type")))
+            return fail(x, 415,
+                        "a creation with data needs Content-Type: application/offset+octet-stream");
+        uint64_t length;
+        const char *ul = http_header(x, "Upload-Length");
+        if (ul && parse_u64(ul, &length) == 0 && blen > length)
+            return fail(x, 413, "the data would pass Upload-Length: nothing was stored");
+        const char *why = "";
+        int st = checksum_check(http_header(x, "Upload-Checksum"), body, blen, &why);
+        if (st)
+            return fail(x, st, why);
+    }
+    struct upload *u;
+    int existing;
+    if (create_upload(s, x, principal, &u, &existing))
+        return 0;
+    location(s, x, u->id);
+    if (blen > 0 && u->offset == 0 && !u->complete) {
+        int rc = append(s, u, body, blen);
+        if (rc < 0) {
+            hdr_u64(x, "Upload-Offset", u->offset);
+            return fail(x, fs_status(rc), "cannot store the data: HEAD and resume");
+        }
+        return patch_done(s, x, u, 201);
+    }
+    hdr_u64(x, "Upload-Offset", u->offset);
+    answer(x, 201);
+    if (u->complete && !existing)
+        (void)deliver(s, u);
+    return 0;
 }
 
 static void head(struct http_exchange *x, const struct upload *u)
@@ -1156,12 +1269,12 @@ static int checksum_check(const char *h, const char *body, size_t len, const cha
  * hands a completed upload to the embedder: before the answer when
  * deliver_before_answer is set (on_complete may add headers to it, or
  * find the data invalid: 460), after it otherwise. */
-static int patch_done(struct tus_server *s, struct http_exchange *x, struct upload *u)
+static int patch_done(struct tus_server *s, struct http_exchange *x, struct upload *u, int status)
 {
     hdr_u64(x, "Upload-Offset", u->offset);
     if (!u->complete || !s->cfg.deliver_before_answer) {
         int done = u->complete;
-        answer(x, 204);
+        answer(x, status);
         if (done)
             (void)deliver(s, u);
         return 0;
@@ -1173,7 +1286,7 @@ static int patch_done(struct tus_server *s, struct http_exchange *x, struct uplo
         return fail(x, 460,
                     "the completed upload failed its content's own check (digest, MAC or "
                     "format): it was discarded; create a new upload and send the data again");
-    return answer(x, 204);
+    return answer(x, status);
 }
 
 /* ---- streamed PATCH bodies ---- */
@@ -1260,6 +1373,9 @@ static void stream_abort(struct upload *u)
 static int stream_finish(struct tus_server *s, struct http_exchange *x, struct stream *st)
 {
     struct upload *u = st->u;
+    int status = st->creation ? 201 : 204;
+    if (st->creation)
+        location(s, x, u->id);
     st->u = NULL;
     u->st = NULL;
     if (st->err) {
@@ -1289,7 +1405,7 @@ static int stream_finish(struct tus_server *s, struct http_exchange *x, struct s
         hdr_u64(x, "Upload-Offset", u->offset);
         return fail(x, fs_status(rc), "cannot store the chunk: HEAD and resume");
     }
-    return patch_done(s, x, u);
+    return patch_done(s, x, u, status);
 }
 
 static int patch(struct tus_server *s, struct http_exchange *x, struct upload *u)
@@ -1325,6 +1441,18 @@ static int patch(struct tus_server *s, struct http_exchange *x, struct upload *u
         return answer(x, 204);
     }
 
+    int rc = append(s, u, body, len);
+    if (rc < 0) {
+        hdr_u64(x, "Upload-Offset", u->offset);
+        return fail(x, fs_status(rc), "cannot store the chunk: HEAD and resume");
+    }
+    return patch_done(s, x, u, 204);
+}
+
+/* Appends a whole buffered body at the upload's offset: data durable
+ * first, then the state file, then the offset in memory. */
+static int append(struct tus_server *s, struct upload *u, const char *body, size_t len)
+{
     uint64_t noff = u->offset + len;
     int done = noff == u->length;
     char dname[TUS_ID_LEN + 16];
@@ -1346,14 +1474,12 @@ static int patch(struct tus_server *s, struct http_exchange *x, struct upload *u
     }
     if (rc == 0)
         rc = write_state(s, u, noff, done, 0);
-    if (rc < 0) {
-        hdr_u64(x, "Upload-Offset", u->offset);
-        return fail(x, fs_status(rc), "cannot store the chunk: HEAD and resume");
-    }
+    if (rc < 0)
+        return rc;
     u->offset = noff;
     u->complete = done;
     u->touched = touch(s);
-    return patch_done(s, x, u);
+    return 0;
 }
 
 /* DELETE (termination): the client gives the upload up, and its data and
@@ -1424,7 +1550,13 @@ int tus_server_handle(struct tus_server *s, struct http_exchange *x)
         return 1;
     }
     if (collection) {
-        if (strcmp(method, "POST") == 0) {
+        char kid[TUS_ID_LEN + 1];
+        struct upload *ku = NULL;
+        if (strcmp(method, "POST") == 0 && key_id(x, principal, kid) == 1)
+            ku = find(s, kid);
+        if (ku && ku->st && ku->st->x == x) {
+            (void)stream_finish(s, x, ku->st); /* its first bytes were streamed */
+        } else if (strcmp(method, "POST") == 0) {
             (void)create(s, x, principal);
         } else {
             hdr(x, "Allow", "OPTIONS, POST");
@@ -1460,12 +1592,47 @@ int tus_server_handle(struct tus_server *s, struct http_exchange *x)
     return 1;
 }
 
+/* Starts streaming the body of x into u from u's offset. 0: the handler
+ * answers x instead (it buffers the body). */
+static int stream_start(struct tus_server *s, struct http_exchange *x, struct upload *u,
+                        uint64_t len, int creation);
+
+/* A creation with its first bytes and an Outpost-Upload-Key: the upload
+ * is created (or found, when the key names it) before the body is read,
+ * and the body streams into it as a PATCH's would, so a cut keeps what
+ * arrived. An upload found further along answers at once with its offset,
+ * without the body. */
+static int gate_create(struct tus_server *s, struct http_exchange *x, const char *principal,
+                       uint64_t len)
+{
+    char id[TUS_ID_LEN + 1];
+    const char *ul = http_header(x, "Upload-Length");
+    uint64_t length;
+    if (key_id(x, principal, id) != 1 || !ul || parse_u64(ul, &length) < 0 || len > length)
+        return 0; /* the handler answers (it buffers the body) */
+    struct upload *u;
+    int existing;
+    if (create_upload(s, x, principal, &u, &existing))
+        return 1; /* refused before a byte of the body */
+    if (existing)
+        stream_abort(u); /* an older request's connection, dead to the client */
+    if (u->offset == 0 && !u->complete)
+        return stream_start(s, x, u, len, 1); /* 0: the handler buffers it (finds u) */
+    location(s, x, u->id);
+    hdr_u64(x, "Upload-Offset", u->offset);
+    answer(x, 201);
+    if (u->complete && !existing)
+        (void)deliver(s, u);
+    return 1;
+}
+
 int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *principal)
 {
     const char *path = http_path(x);
-    if (strncmp(path, s->base_path, s->base_len) != 0 || path[s->base_len] != '/')
+    if (strncmp(path, s->base_path, s->base_len) != 0 ||
+        (path[s->base_len] != '/' && path[s->base_len] != '\0'))
         return 0;
-    const char *rest = path + s->base_len + 1;
+    const char *rest = path + s->base_len + (path[s->base_len] == '/');
     const char *method = http_method(x);
     const char *ovr = http_header(x, "X-HTTP-Method-Override");
     if (ovr && strcmp(method, "POST") == 0)
@@ -1474,6 +1641,10 @@ int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *p
     const char *cl = http_header(x, "Content-Length");
     const char *uo = http_header(x, "Upload-Offset");
     uint64_t off, len;
+    if (strcmp(method, "POST") == 0 && !rest[0] && tr && strcmp(tr, TUS_VERSION) == 0 && cl &&
+        parse_u64(cl, &len) == 0 && len > 0 && !http_header(x, "Transfer-Encoding") &&
+        content_type_ok(http_header(x, "Content-Type")))
+        return gate_create(s, x, principal, len);
     if (strcmp(method, "PATCH") != 0 || !tr || strcmp(tr, TUS_VERSION) != 0 || !cl ||
         parse_u64(cl, &len) < 0 || len == 0 || !uo || parse_u64(uo, &off) < 0 ||
         http_header(x, "Transfer-Encoding") || !content_type_ok(http_header(x, "Content-Type")) ||
@@ -1496,6 +1667,12 @@ int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *p
     }
     if (len > u->length - u->offset)
         return 0; /* 413 from the handler */
+    return stream_start(s, x, u, len, 0);
+}
+
+static int stream_start(struct tus_server *s, struct http_exchange *x, struct upload *u,
+                        uint64_t len, int creation)
+{
     const char *ck = http_header(x, "Upload-Checksum");
     const EVP_MD *md = NULL;
     struct stream *st = calloc(1, sizeof *st);
@@ -1526,6 +1703,7 @@ int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *p
     st->u = u;
     st->x = x;
     st->start = u->offset;
+    st->creation = creation;
     u->st = st;
     http_gate_stream(x, (size_t)len, stream_data, stream_cut, st);
     return 1;

@@ -29,6 +29,16 @@
 #define TUS_ID_LEN 32         /* lowercase hex characters of an upload id */
 #define TUS_PRINCIPAL_MAX 128 /* bytes of a principal, NUL included */
 #define TUS_METADATA_MAX_PAIRS 32
+#define TUS_KEY_MAX 64 /* bytes of an Outpost-Upload-Key, NUL excluded */
+
+/* The id of the upload that `principal` creates with the request header
+ * `Outpost-Upload-Key: key` (docs/TUS.md, "Uploads named by the client"):
+ * the first 128 bits of SHA-256("outpost-tus-key" NUL principal NUL key)
+ * in lowercase hex, so a client knows its upload's URL before it sends a
+ * byte, and no principal can name another's upload. key is 1 to
+ * TUS_KEY_MAX characters of [A-Za-z0-9._-]. Returns 0, or -EINVAL for a
+ * bad key or principal. */
+int tus_upload_id(const char *principal, const char *key, char out[TUS_ID_LEN + 1]);
 
 struct tus_server;
 

@@ -26,8 +26,9 @@ command per connection and answers one JSON line:
                  mark was taken.
   stats          counters (below)
 
-Counters: conns, up_bytes and down_bytes (forwarded), patch_bytes (PATCH
-body bytes received from the node), requests (requests received from the
+Counters: conns, up_bytes and down_bytes (forwarded), patch_bytes (upload
+body bytes received from the node: PATCH bodies, and POST bodies that create
+an upload with its first bytes), requests (requests received from the
 node), held, held_request (the request held by hold-before, if any), rate.
 
 stdout gets one line, `listening 127.0.0.1:PORT`, once the proxy listens.
@@ -93,7 +94,7 @@ class Requests:
             line = head.split(b"\r\n", 1)[0]
             method = line.split(b" ", 1)[0].decode("latin-1")
             self.starts.append((self.head_at, method))
-            self.is_patch = method == "PATCH"
+            self.is_patch = method in ("PATCH", "POST")
             for h in head.split(b"\r\n")[1:]:
                 k, _, v = h.partition(b":")
                 if k.strip().lower() == b"content-length" and v.strip().isdigit():

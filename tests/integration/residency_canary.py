@@ -903,7 +903,12 @@ def cmd_busy(dirpath):
     cannot record the upload's URL; it is then killed and the record is
     restricted before it comes back. No byte of the segment may leave before
     its URL is recorded (else the node would not know HQ may hold the
-    records, and no withdrawal would follow): HQ must get none of it."""
+    records, and no withdrawal would follow): HQ must get none of it unless
+    the ledger recorded the URL before the first byte left. The node names
+    its upload and records the URL before the POST that carries the first
+    bytes (docs/UPLINK.md), so the POST the proxy held comes after the
+    record and may go; if the record had failed, no POST would have been
+    sent at all."""
     pl = Planter(dirpath)
     hold_idle()
     lc = pl.create("S2B-contact", "contact", "S2B", everything=True, policy="until",
@@ -919,6 +924,15 @@ def cmd_busy(dirpath):
         deadline = time.time() + 3.0
         while time.time() < deadline:
             if ("contact", lc) in hq_records():
+                # read inside the test's own write transaction: what the
+                # node had committed before the lock was taken
+                url = db.execute("SELECT upload_url FROM sync_segments ORDER BY no DESC "
+                                 "LIMIT 1").fetchone()
+                if url and url[0]:
+                    pl.plan.d.setdefault("notes", []).append(
+                        "scenario 2b: the upload's URL was recorded before its first byte "
+                        "(%s); HQ took the segment while the database was busy" % url[0])
+                    break
                 pl.plan.d.setdefault("breaches", []).append({
                     "scenario": "2b uploaded, not yet recorded",
                     "where": "HQ records",
@@ -1390,6 +1404,21 @@ class Wire:
                                     r["headers"].get("upload-metadata", "").split(",") if " " in x.strip())
                         if "segment" in meta:
                             up["segment"] = base64.b64decode(meta["segment"]).decode()
+                key = r["headers"].get("outpost-upload-key", "")
+                if method == "POST" and key and r["spans"]:
+                    # a creation with its first bytes, at the upload the
+                    # node named: SHA-256("outpost-tus-key" NUL node NUL key)
+                    meta = dict(x.strip().split(" ", 1) for x in
+                                r["headers"].get("upload-metadata", "").split(",") if " " in x.strip())
+                    node = base64.b64decode(meta.get("node", "")).decode()
+                    uid = hashlib.sha256(b"outpost-tus-key\0" + node.encode() + b"\0" +
+                                         key.encode()).hexdigest()[:32]
+                    path = path.rstrip("/") + "/" + uid
+                    up = self.uploads.setdefault(path, {"segment": None, "pieces": []})
+                    if "segment" in meta:
+                        up["segment"] = base64.b64decode(meta["segment"]).decode()
+                    for boff, soff, n in r["spans"]:
+                        up["pieces"].append((boff, cid, soff, n, r))
                 if method == "PATCH":
                     up = self.uploads.setdefault(path, {"segment": None, "pieces": []})
                     off = int(r["headers"].get("upload-offset", "0"))

@@ -38,8 +38,12 @@ echo "paused segment $SEG at $AT of $LEN bytes"
 [ "$AT" -lt "$LEN" ] || die "the whole segment went out"
 
 # what went out is the budget, within a chunk
-UPLOAD=$(sed -n 's/.* PATCH [0-9]* .* \(\/files\/[0-9a-f]*\)$/\1/p' "$HQ_LOG" | tail -n1)
-[ -n "$UPLOAD" ] || die "HQ logged no PATCH"
+# (the upload the node named and recorded before its first byte; the POST
+# that created it carried the first bytes)
+UPLOAD=$(sqlite3 "$OUTPOST_DB" "SELECT upload_url FROM sync_segments WHERE no = $SEG" |
+    sed 's|^https*://[^/]*||')
+[ -n "$UPLOAD" ] || die "segment $SEG has no upload URL recorded"
+grep -q " POST 201 " "$HQ_LOG" || die "HQ logged no creation: $(tail -n 5 "$HQ_LOG")"
 # the bytes of the paused upload are counted once its link report is
 # recorded, which the `waiting:` line follows
 for _ in $(seq 1 100); do

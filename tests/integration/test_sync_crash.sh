@@ -4,7 +4,10 @@
 # 512 kbit/s so the sync lasts long enough to be hit), restart whichever
 # died, many times; then let it drain. The end state must be the one a sync
 # without crashes gives: HQ holds exactly the permitted projection of every
-# live record, each once, and both databases pass their checks.
+# live record, each once, and both databases pass their checks. A node
+# restarted in an even round sends each upload's first bytes with its
+# creation (sync_create_with_data), in an odd one it does not, so kills land
+# in both kinds of creation and in the switch between them.
 # SYNC_SEED replays the kill schedule and the proxy's cuts.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
@@ -38,7 +41,9 @@ for round in $(seq 1 "$ROUNDS"); do
         kill -9 "$NODE_PID"
         wait "$NODE_PID" 2>/dev/null
         kills_node=$((kills_node + 1))
-        start_node "http://127.0.0.1:$PROXY_PORT" "${NODE_ARGS[@]}"
+        with_data=$([ $((round % 2)) = 0 ] && echo true || echo false)
+        start_node "http://127.0.0.1:$PROXY_PORT" "${NODE_ARGS[@]}" \
+            --sync_create_with_data "$with_data"
         ;;
     2)
         kill -9 "$HQ_PID"

@@ -747,16 +747,22 @@ static int restart_charged(struct fx *f)
     return budget_spent(f) && s && s->bytes_today >= 100000;
 }
 
+/* The restart's charge with a larger budget: 150,000 after 100,000. */
+static int restart_charged_150k(struct fx *f)
+{
+    const struct sync_status *s = status(f);
+    return waiting_has(f, "the daily budget of 150000 bytes is spent") && s &&
+           s->bytes_today >= 150000;
+}
+
 /* A kill -9 between HQ's answer and the commit of its charge: HQ holds
  * the bytes, the database has charged none of them (the state the old
  * 2 s reports left, measured as 65,536 bytes at HQ and 0 in the status).
  * The restarted node's HEAD learns HQ's offset and charges what is not
- * charged yet, so the day's count holds what HQ acknowledged, and the
- * budget, spent by that charge, holds the upload. The resumed PATCH may
- * start before that charge is committed (its cap is the budget as the
- * database had it); what HQ keeps of it is counted at the next resume's
- * HEAD (docs/UPLINK.md, "Not done"), so the count may trail HQ by at most
- * that one PATCH, never run ahead of it. */
+ * charged yet before anything more is sent, so the day's count holds what
+ * HQ acknowledged, and the budget, spent by that charge, holds the upload
+ * with not one more byte sent. With a larger budget after a second
+ * restart, the resumed PATCH carries exactly what the day has left. */
 static void test_budget_restart(void)
 {
     struct fx f;
@@ -789,10 +795,31 @@ static void test_budget_restart(void)
     CHECK_EQ(hq_uploads(&f, id2, &now_held), 1);
     CHECK_STR(id2, id); /* the same upload resumed */
     const struct sync_status *s = status(&f);
-    CHECK(s->bytes_today >= 100000);              /* what HQ took before the kill is counted */
-    CHECK((long long)s->bytes_today <= now_held); /* never more than HQ holds */
-    CHECK(now_held - (long long)s->bytes_today < 100000); /* behind by at most one PATCH */
+    CHECK(s->bytes_today >= 100000); /* what HQ took before the kill is counted */
+    CHECK_EQ(now_held, 100000);      /* held before the resumed PATCH: nothing more went */
+    CHECK_EQ(s->bytes_today, 100000);
     CHECK_EQ(s->segments_acked, 0);
+
+    /* again, the same kill, and the day's budget raised to 150,000: the
+     * HEAD charges 100,000 and the resumed PATCH is cut at the 50,000 left */
+    n = 0;
+    uplink_stop(f.up, on_stopped, &n);
+    while (n < 1)
+        uv_run(&f.loop, UV_RUN_ONCE);
+    CHECK_EQ(sqlite3_open(f.node_db, &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db,
+                          "UPDATE sync_state SET bytes_today = 0;"
+                          "UPDATE sync_segments SET charged = 0;",
+                          NULL, NULL, NULL),
+             SQLITE_OK);
+    sqlite3_close(db);
+    start_uplink(&f, NULL, 150000, 0);
+    CHECK_EQ(run_until(&f, restart_charged_150k, "the second restart's charge and pause"), 0);
+    CHECK_EQ(hq_uploads(&f, id2, &now_held), 1);
+    CHECK_STR(id2, id);
+    CHECK_EQ(now_held, 150000);
+    CHECK_EQ(status(&f)->bytes_today, 150000);
+    CHECK_EQ(status(&f)->segments_acked, 0);
 
     fx_done(&f);
 }

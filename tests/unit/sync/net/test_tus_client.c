@@ -79,7 +79,7 @@ struct fake {
     uint64_t vt, v_rtt_ms, v_bps;
 
     /* observations */
-    int n_req, n_post, n_head, n_patch, n_get, n_409, n_460, n_sum_ok, n_sum_missing;
+    int n_req, n_post, n_post_data, n_head, n_patch, n_get, n_409, n_460, n_sum_ok, n_sum_missing;
     uint64_t patch_bytes; /* every PATCH body byte received */
     size_t patch_len[MAX_PATCH_LOG];
     uint64_t req_at[64]; /* uv_now of each request */
@@ -275,6 +275,11 @@ static void handle(struct fconn *k)
     }
     if (strcmp(k->method, "POST") == 0) {
         uint64_t len = strtoull(k->h_length, NULL, 10);
+        if (k->clen > 0) { /* as outpost-hq before creation-with-upload */
+            f->n_post_data++;
+            respond(k, 400, "");
+            return;
+        }
         if (f->nup >= MAX_UPLOADS || len > MAX_BODY) {
             respond(k, 413, "");
             return;
@@ -590,6 +595,8 @@ struct run {
     uint64_t stop_after;   /* stop the client once this much is confirmed */
     uint64_t cancel_after; /* tus_client_cancel once this much is confirmed */
     int hold;              /* on_created holds the upload until tus_client_resume */
+    const char *key;       /* upload_key given to each upload (principal "node-a") */
+    int key_no_data;       /* with key: a creation without data */
 };
 
 static void on_watchdog(uv_timer_t *t)
@@ -784,6 +791,9 @@ static int upload(struct run *r, const char *path, const char *known_url)
     p.cb.on_done = cb_done;
     p.ctx = r;
     p.chunk_cap = r->chunk_cap;
+    p.upload_key = r->key;
+    p.principal = r->key ? "node-a" : NULL;
+    p.create_with_data = r->key != NULL && !r->key_no_data;
     struct op_error e;
     op_error_clear(&e);
     return tus_client_upload(r->c, &p, &e);
@@ -1915,6 +1925,8 @@ struct real {
     struct tus_server *tus;
     char spool[160];
     int port, stopped, completes;
+    unsigned char sha[32]; /* of the last completed upload's data */
+    uint64_t sha_len;
 };
 
 static int real_authorize(void *ctx, struct http_exchange *x, char *principal, size_t cap)
@@ -1932,6 +1944,20 @@ static int real_complete(void *ctx, const char *id, const char *principal,
 {
     struct real *s = ctx;
     s->completes++;
+    FILE *fp = fopen(data_path, "rb");
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    unsigned char b[65536];
+    size_t n;
+    s->sha_len = 0;
+    EVP_DigestInit_ex(m, EVP_sha256(), NULL);
+    while (fp && (n = fread(b, 1, sizeof b, fp)) > 0) {
+        EVP_DigestUpdate(m, b, n);
+        s->sha_len += n;
+    }
+    EVP_DigestFinal_ex(m, s->sha, NULL);
+    EVP_MD_CTX_free(m);
+    if (fp)
+        fclose(fp);
     CHECK_EQ(tus_server_settle(s->tus, id), 0);
     return 0;
 }
@@ -2126,6 +2152,156 @@ static void test_terminate(void)
     run_teardown(&r);
 }
 
+static void file_sha(const char *path, unsigned char out[32])
+{
+    FILE *fp = fopen(path, "rb");
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    unsigned char b[65536];
+    size_t n;
+    EVP_DigestInit_ex(m, EVP_sha256(), NULL);
+    while (fp && (n = fread(b, 1, sizeof b, fp)) > 0)
+        EVP_DigestUpdate(m, b, n);
+    EVP_DigestFinal_ex(m, out, NULL);
+    EVP_MD_CTX_free(m);
+    if (fp)
+        fclose(fp);
+}
+
+/* A named upload: the URL (the endpoint + the id derived from the
+ * principal and the key with the file's digest) is reported before any
+ * request, nothing reaches the server while the caller holds it, and one
+ * POST carries the whole file. An older server that refuses data on a
+ * creation gets a plain POST and PATCHes, and its own Location is
+ * reported before those bytes. */
+static void test_named_creation(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct real s;
+    real_start(&r, &s);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.auth = "Bearer node-a";
+    cfg.server_keeps_cut_bytes = 1;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "n.seg", 300 * KiB + 7, path, sizeof path);
+    unsigned char d[32];
+    file_sha(path, d);
+    char key[80], id[TUS_ID_LEN + 1], want[TUS_URL_MAX + 1];
+    snprintf(key, sizeof key, "seg-7.");
+    for (int i = 0; i < 16; i++)
+        snprintf(key + 6 + 2 * i, 3, "%02x", d[i]);
+    CHECK_EQ(tus_upload_id("node-a", key, id), 0);
+    snprintf(want, sizeof want, "%s%s", r.endpoint, id);
+    r.key = "seg-7";
+    r.hold = 1;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    for (int i = 0; i < 100 && !r.created; i++)
+        run_for(&r, 20); /* no answer wakes the loop: the name comes from a timer */
+    CHECK_STR(r.created_url, want);
+    run_for(&r, 200);
+    struct tus_server_stats ts;
+    tus_server_stats(s.tus, &ts);
+    CHECK_EQ(ts.uploads + ts.settled, 0); /* held: the server heard nothing */
+    tus_client_resume(r.c);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK_STR(r.url, want);
+    CHECK_EQ(r.created, 1);
+    CHECK_EQ(s.completes, 1);
+    CHECK_EQ(s.sha_len, 300 * KiB + 7);
+    CHECK(memcmp(s.sha, d, 32) == 0);
+    struct tus_client_stats st = stats(&r);
+    CHECK_EQ(st.bytes_sent, 300 * KiB + 7);
+    CHECK_EQ(st.bytes_confirmed, 300 * KiB + 7);
+    CHECK_EQ(st.retries, 0);
+    /* the same file again (a node that lost the last answer): the server
+     * says it is complete; at most the creation's chunk went again (this
+     * server reads bodies whole), and nothing is stored or delivered twice */
+    r.done = 0;
+    r.hold = 0;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK_STR(r.url, want);
+    CHECK_EQ(s.completes, 1);
+    CHECK_INT(stats(&r).bytes_sent, <=, 300 * KiB + 7 + 256 * KiB);
+    CHECK_EQ(stats(&r).bytes_confirmed, 300 * KiB + 7);
+
+    /* without data: the name comes with HQ's answer; a node that lost it
+     * (killed before recording it) creates again and finds the same
+     * upload, no orphan */
+    make_file(&r, "m.seg", 200 * KiB, path, sizeof path);
+    file_sha(path, d);
+    snprintf(key, sizeof key, "seg-9.");
+    for (int i = 0; i < 16; i++)
+        snprintf(key + 6 + 2 * i, 3, "%02x", d[i]);
+    CHECK_EQ(tus_upload_id("node-a", key, id), 0);
+    snprintf(want, sizeof want, "%s%s", r.endpoint, id);
+    r.key = "seg-9";
+    r.key_no_data = 1;
+    r.hold = 1;
+    r.done = r.created = 0;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    while (!r.created && !r.timed_out)
+        uv_run(&r.loop, UV_RUN_ONCE); /* HQ's answer wakes the loop */
+    CHECK_STR(r.created_url, want);
+    tus_server_stats(s.tus, &ts);
+    CHECK_EQ(ts.uploads, 1); /* created, nothing of the file sent */
+    CHECK_EQ(tus_server_upload_offset(s.tus, id, NULL, NULL), 0);
+    tus_client_cancel(r.c, "killed before the URL was recorded");
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, -EINTR);
+    r.done = 0;
+    r.hold = 0;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK_STR(r.url, want);
+    CHECK_EQ(r.created, 2); /* the same name, reported twice */
+    tus_server_stats(s.tus, &ts);
+    CHECK_EQ(ts.uploads, 0); /* no orphan: the one upload, settled */
+    CHECK_EQ(s.completes, 2);
+    CHECK_EQ(s.sha_len, 200 * KiB);
+    CHECK(memcmp(s.sha, d, 32) == 0);
+    real_stop(&r, &s);
+    run_teardown(&r);
+
+    /* an older server: 400 to the data, then the plain way */
+    run_setup(&r, NULL);
+    cfg = base_cfg(&r);
+    new_client(&r, &cfg);
+    make_file(&r, "o.seg", 100 * KiB, path, sizeof path);
+    r.key = "seg-8";
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK_EQ(r.f.n_post_data, 1);
+    CHECK_EQ(r.f.n_post, 2);
+    CHECK_EQ(r.created, 2); /* the named URL, then the server's */
+    CHECK_CONTAINS(r.created_url, "/files/1");
+    CHECK_STR(r.url, r.created_url);
+    CHECK(same_as_file(&r.f.up[0], path));
+    /* and from then on it asks no more with data */
+    make_file(&r, "p.seg", 10 * KiB, path, sizeof path);
+    r.done = 0;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK_EQ(r.f.n_post_data, 1);
+    CHECK_EQ(r.f.n_post, 3);
+    /* bad keys are refused at queue time */
+    struct tus_upload_params p = {.path = path, .upload_key = "a/b", .principal = "node-a"};
+    p.cb.on_done = cb_done;
+    struct op_error e;
+    CHECK_EQ(tus_client_upload(r.c, &p, &e), -EINVAL);
+    CHECK_STR(e.field, "upload_key");
+    p.upload_key = "seg-1";
+    p.principal = NULL;
+    CHECK_EQ(tus_client_upload(r.c, &p, &e), -EINVAL);
+    run_teardown(&r);
+}
+
 /* A DELETE that gets no answer is a transient error, and stop cancels a
  * queued one. */
 static void test_terminate_network_error(void)
@@ -2167,6 +2343,7 @@ static void test_terminate_network_error(void)
 
 int main(void)
 {
+
     RUN(test_config_errors);
     RUN(test_clean_upload);
     RUN(test_hold_until_resumed);
@@ -2193,5 +2370,6 @@ int main(void)
     RUN(test_voided_file);
     RUN(test_terminate);
     RUN(test_terminate_network_error);
+    RUN(test_named_creation);
     return tl_report();
 }

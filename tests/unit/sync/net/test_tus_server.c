@@ -1869,6 +1869,153 @@ static void test_metadata_get(void)
     CHECK(tus_metadata_get(NULL, "x", NULL) == NULL);
 }
 
+/* ---- uploads named by the client (Outpost-Upload-Key) ---- */
+
+#define META_17 "node_id bm9kZS1h,segment MTc="
+
+/* POSTs a creation under `key` of `length`, with payload[0..len) as its
+ * first bytes (none when len is 0). */
+static int post_named(int port, const char *auth, const char *key, uint64_t length,
+                      const char *meta, size_t len, struct resp *r)
+{
+    char h[1024], ck[256] = "";
+    if (len) {
+        unsigned char d[32];
+        char d64[64];
+        sha256(payload, len, d);
+        b64(d, 32, d64);
+        snprintf(ck, sizeof ck, OCTETS "Upload-Checksum: sha256 %s\r\n", d64);
+    }
+    snprintf(h, sizeof h,
+             TUS "%sOutpost-Upload-Key: %s\r\nUpload-Length: %llu\r\n"
+                 "Upload-Metadata: %s\r\n%s",
+             auth, key, (unsigned long long)length, meta, ck);
+    return req(port, "POST", "/files", h, len ? payload : NULL, len, r);
+}
+
+static int c_gate_mode; /* the child knows whether the gate streams */
+
+static int c_named(int port)
+{
+    struct resp r;
+    char id[TUS_ID_LEN + 1], loc[64];
+    C_EQ(tus_upload_id("node-a", "seg-17.abc", id), 0);
+    snprintf(loc, sizeof loc, "/files/%s", id);
+    /* created with its first chunk, at the name the client computed */
+    C_EQ(post_named(port, AUTH_A, "seg-17.abc", TOTAL, META_17, CHUNK, &r), 201);
+    C_STR(rh(&r, "Location"), loc);
+    C_STR(rh(&r, "Upload-Offset"), "40000");
+    /* the same creation again (its answer was lost): the upload as it stands */
+    C_EQ(post_named(port, AUTH_A, "seg-17.abc", TOTAL, META_17, 0, &r), 201);
+    C_STR(rh(&r, "Location"), loc);
+    C_STR(rh(&r, "Upload-Offset"), "40000");
+    /* again with its first bytes: they are not taken twice */
+    C_EQ(post_named(port, AUTH_A, "seg-17.abc", TOTAL, META_17, CHUNK, &r), 201);
+    C_STR(rh(&r, "Upload-Offset"), "40000");
+    C_EQ(head_offset(port, AUTH_A, id), CHUNK);
+    /* the same key with another length, or other metadata: 409, nothing changes */
+    C_EQ(post_named(port, AUTH_A, "seg-17.abc", TOTAL + 1, META_17, 0, &r), 409);
+    C_HAS(r.body, "another Upload-Length or Upload-Metadata");
+    C_STR(rh(&r, "Upload-Offset"), "40000");
+    C_EQ(post_named(port, AUTH_A, "seg-17.abc", TOTAL, "node_id bm9kZS1h,segment MTg=", CHUNK, &r),
+         409);
+    C_EQ(head_offset(port, AUTH_A, id), CHUNK);
+    /* another node's same key is another upload; node-a's is not node-b's */
+    char idb[TUS_ID_LEN + 1];
+    C_EQ(tus_upload_id("node-b", "seg-17.abc", idb), 0);
+    C_CHECK(strcmp(id, idb) != 0);
+    C_EQ(post_named(port, AUTH_B, "seg-17.abc", 10, "node_id bm9kZS1i", 0, &r), 201);
+    C_HAS(rh(&r, "Location"), idb);
+    C_EQ(head_offset(port, AUTH_B, id), -404);
+    /* malformed keys: 400, nothing stored */
+    C_EQ(post_named(port, AUTH_A, "seg 17", TOTAL, META_17, 0, &r), 400);
+    C_HAS(r.body, "Outpost-Upload-Key");
+    C_EQ(post_named(port, AUTH_A,
+                    "k2345678901234567890123456789012345678901234567890123456789012345", TOTAL,
+                    META_17, 0, &r),
+         400);
+    /* data on a creation needs the tus content type */
+    C_EQ(req(port, "POST", "/files",
+             TUS AUTH_A "Outpost-Upload-Key: seg-99\r\nUpload-Length: 10\r\n", payload, 5, &r),
+         415);
+    char id99[TUS_ID_LEN + 1];
+    C_EQ(tus_upload_id("node-a", "seg-99", id99), 0);
+    C_EQ(head_offset(port, AUTH_A, id99), -404);
+    /* a creation whose first chunk is cut: what arrived is kept (streamed) */
+    char idc[TUS_ID_LEN + 1];
+    C_EQ(tus_upload_id("node-a", "seg-18", idc), 0);
+    int fd = tcp_connect(port);
+    if (fd >= 0) {
+        char h[512];
+        int n = snprintf(
+            h, sizeof h,
+            "POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %u\r\n" TUS AUTH_A OCTETS
+            "Outpost-Upload-Key: seg-18\r\nUpload-Length: %u\r\n"
+            "Upload-Metadata: " META_17 "\r\n\r\n",
+            CHUNK, TOTAL);
+        (void)send_all(fd, h, (size_t)n);
+        (void)send_all(fd, payload, CUT_K);
+        close(fd);
+    }
+    long long kept = CUT_K;
+    if (c_gate_mode) {
+        C_EQ(head_wait(port, idc, kept), kept);
+    } else {
+        /* buffered, the cut request never reached the handler: no upload */
+        usleep(50000);
+        C_EQ(head_offset(port, AUTH_A, idc), -404);
+        C_EQ(post_named(port, AUTH_A, "seg-18", TOTAL, META_17, CUT_K, &r), 201);
+        C_HAS(rh(&r, "Location"), idc);
+    }
+    /* both finish with PATCHes from the offset HEAD gave */
+    for (size_t off = (size_t)kept; off < TOTAL; off += CHUNK)
+        C_EQ(patch(port, AUTH_A, idc, off, TOTAL - off < CHUNK ? TOTAL - off : CHUNK, &r), 204);
+    C_EQ(patch(port, AUTH_A, id, CHUNK, CHUNK, &r), 204);
+    C_EQ(patch(port, AUTH_A, id, 2 * CHUNK, CHUNK, &r), 204);
+    C_STR(rh(&r, "Upload-Offset"), "120000");
+    /* complete: the creation again says so, and nothing is delivered twice */
+    C_EQ(post_named(port, AUTH_A, "seg-17.abc", TOTAL, META_17, CHUNK, &r), 201);
+    C_STR(rh(&r, "Upload-Offset"), "120000");
+    return cfails;
+}
+
+/* A creation with Outpost-Upload-Key lands at the id both sides derive,
+ * is idempotent (same key, length and metadata: the upload as it stands,
+ * also with its first bytes again), refuses another length or metadata
+ * with 409 and a malformed key with 400, and with the gate keeps the bytes
+ * of a creation cut in its first chunk. Each completes once with exactly
+ * the payload. */
+static void test_named_creation(void)
+{
+    for (int gate_on = 0; gate_on <= 1; gate_on++) {
+        struct fx f;
+        if (fx_init(&f, 4, 1 << 30) < 0) {
+            CHECK(0);
+            return;
+        }
+        f.use_gate = gate_on;
+        fx_reopen(&f);
+        c_gate_mode = gate_on;
+        sh->completes = sh->sha_bad = 0;
+        CHECK_EQ(run_client(&f, c_named), 0);
+        CHECK_EQ(f.completes, 2);
+        CHECK_EQ(sh->sha_bad, 0);
+        struct tus_server_stats ts;
+        tus_server_stats(f.tus, &ts);
+        CHECK_EQ(ts.uploads, 3); /* two complete uploads of node-a and node-b's one */
+        fx_done(&f);
+    }
+    /* the id: fixed by principal and key, refused for bad keys */
+    char a[TUS_ID_LEN + 1], b[TUS_ID_LEN + 1];
+    CHECK_EQ(tus_upload_id("node-a", "k", a), 0);
+    CHECK_EQ(tus_upload_id("node-a", "k", b), 0);
+    CHECK_STR(a, b);
+    CHECK_EQ(strlen(a), TUS_ID_LEN);
+    CHECK_EQ(tus_upload_id("node-a", "", a), -EINVAL);
+    CHECK_EQ(tus_upload_id("node-a", "a/b", a), -EINVAL);
+    CHECK_EQ(tus_upload_id("", "k", a), -EINVAL);
+}
+
 int main(void)
 {
     alarm(300);
@@ -1895,6 +2042,7 @@ int main(void)
     RUN(test_admit_detail);
     RUN(test_settled_state_files);
     RUN(test_cut_patch);
+    RUN(test_named_creation);
     RUN(test_kill9);
     return tl_report();
 }
