@@ -317,7 +317,17 @@ static int has_canary(const char *text, size_t len)
     for (size_t i = 0; i + 4 <= len; i++)
         if (!strncasecmp(text + i, CNRY, 4))
             return 1;
-    return memmem(text, len, "307771", 6) != NULL || memmem(text, len, "7771", 4) != NULL;
+    /* the canary phones' subscriber digits, whole: four digits alone
+     * turn up by chance in the hex of ids and pseudonyms */
+    if (memmem(text, len, "77719999", 8) != NULL)
+        return 1;
+    for (int i = 0; i < 40; i++) {
+        char digits[16];
+        snprintf(digits, sizeof digits, "7771%04d", i);
+        if (memmem(text, len, digits, 8) != NULL)
+            return 1;
+    }
+    return 0;
 }
 
 static void test_aggregate_canaries(void)
