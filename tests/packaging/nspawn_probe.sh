@@ -63,5 +63,17 @@ journalctl --no-pager -u outpostd.service -o json \
     --output-fields=PRIORITY,MESSAGE >"$R/journal.json" 2>&1 || :
 journalctl --no-pager -u outpostd.service -p err -o cat >"$R/journal-err" 2>&1 || :
 journalctl --no-pager -u outpostd.service -o cat >"$R/journal-all" 2>&1 || :
+
+# Purge, for real. Unattended, debconf's default: /var/lib/outpost stays
+# and the conffile goes. A preseeded yes for outpost-hq: its state goes.
+DEBIAN_FRONTEND=noninteractive dpkg --purge outpost
+echo $? >"$R/purge.rc"
+if [ -f /var/lib/outpost/node.db ]; then echo kept; else echo deleted; fi >"$R/purge-state"
+if [ -e /etc/outpost/outpostd.conf ]; then echo left; else echo removed; fi >"$R/purge-conf"
+mkdir -p /var/lib/outpost-hq && echo hq >/var/lib/outpost-hq/hq.db
+echo 'outpost-hq outpost-hq/purge-data boolean true' | debconf-set-selections
+DEBIAN_FRONTEND=noninteractive dpkg --purge outpost-hq
+echo $? >"$R/purge-hq.rc"
+if [ -e /var/lib/outpost-hq ]; then echo kept; else echo deleted; fi >"$R/purge-hq-state"
 echo done >"$R/done"
 systemctl poweroff

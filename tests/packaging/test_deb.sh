@@ -39,16 +39,9 @@ version=$(dpkg-parsechangelog -l "$SRC/packaging/debian/changelog" -S Version)
 prog_version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$SRC/meson.build" | head -n1)
 arch=$(dpkg --print-architecture)
 start=$(date +%s)
-if [ -n "${OUTPOST_TEST_DEBS:-}" ]; then
-    # Packages built already (by hand, while working on this test).
-    cp "$OUTPOST_TEST_DEBS"/* "$T/" || die "cannot copy $OUTPOST_TEST_DEBS"
-    cp "$OUTPOST_TEST_DEBS.stdout" "$T/build.out" || die "no $OUTPOST_TEST_DEBS.stdout"
-    sed -i "s|^$OUTPOST_TEST_DEBS/|$T/|" "$T/build.out"
-else
-    DEB_BUILD_OPTIONS=nocheck bash "$SRC/packaging/build-deb.sh" "$T" >"$T/build.out" 2>"$T/build.log" ||
-        die "build-deb.sh failed: $(tail -n 40 "$T/build.log")"
-    echo "packages built in $(($(date +%s) - start)) s"
-fi
+DEB_BUILD_OPTIONS=nocheck bash "$SRC/packaging/build-deb.sh" "$T" >"$T/build.out" 2>"$T/build.log" ||
+    die "build-deb.sh failed: $(tail -n 40 "$T/build.log")"
+echo "packages built in $(($(date +%s) - start)) s"
 node_deb=$T/outpost_${version}_$arch.deb
 hq_deb=$T/outpost-hq_${version}_$arch.deb
 common_deb=$T/outpost-common_${version}_all.deb
@@ -321,6 +314,18 @@ for conf in outpostd.conf outpost-hq.conf; do
 done
 grep -qx '#listen = 0.0.0.0:8443' "$D/etc/outpost/outpostd.conf" ||
     die "outpostd.conf does not show listen's default commented out"
+# Every key the daemon knows is there, commented out at its default, under
+# the line that says what it does.
+for pc in outpostd:outpostd.conf outpost-hq:outpost-hq.conf; do
+    conf=$D/etc/outpost/${pc#*:}
+    "$D/usr/sbin/${pc%%:*}" --describe-config >"$T/describe" || die "${pc%%:*} --describe-config failed"
+    keys=$(grep -cE '^[a-z][a-z0-9_]* = ' "$T/describe")
+    [ "$keys" -gt 10 ] || die "${pc%%:*} --describe-config lists only $keys keys"
+    grep -E '^[a-z][a-z0-9_]* = ' "$T/describe" | while IFS= read -r line; do
+        grep -B1 -xF "#$line" "$conf" | head -n1 | grep -q '^# [a-zA-Z]' ||
+            die "${pc#*:} lacks '#$line' under a line saying what it does"
+    done || exit 1
+done
 # The shipped config loads and says what the defaults are.
 expect_exit 0 "$D/usr/sbin/outpostd" --config "$D/etc/outpost/outpostd.conf" --print-config
 expect_contains "$OUT" "db = /var/lib/outpost/node.db"
@@ -411,7 +416,8 @@ fi
 # nspawn_probe.sh runs inside as a oneshot unit: it configures the
 # packages (their maintainer scripts for real), starts outpostd.service,
 # reloads it with a refused file, gives it a bad listen address and an
-# unwritable database, and writes what it saw to $B/results.
+# unwritable database, purges the packages with dpkg, and writes what it
+# saw to $B/results.
 # This comes last: where the machine cannot boot a container, everything
 # above has passed and the test says exactly why the boot was not run.
 [ "$(id -u)" = 0 ] || skip_never "booting under systemd-nspawn needs root (this run is uid $(id -u))"
@@ -439,7 +445,8 @@ echo outpost-boot-test >"$B/root/etc/hostname"
 dpkg_root "$B/root"
 dpkg --root="$B/root" --force-script-chrootless --unpack "$common_deb" "$node_deb" "$hq_deb" \
     >"$T/dpkg.log" 2>&1 || die "dpkg --root --unpack into the boot root failed: $(cat "$T/dpkg.log")"
-# The packages' /usr goes over the host's as a read-only overlay.
+# The packages' /usr goes over the host's as an overlay whose upper layer
+# is theirs: what dpkg --purge deletes there never touches the host's.
 mv "$B/root/usr" "$B/usr-packages" && mkdir "$B/root/usr" || die "cannot move the packages' /usr"
 install -m 0755 "$TESTS_DIR/packaging/nspawn_probe.sh" "$B/root/probe.sh" || die "cannot copy the probe"
 mkdir -p "$B/root/etc/systemd/system/multi-user.target.wants"
@@ -456,7 +463,7 @@ if ! timeout 60 systemd-nspawn -q -D "$B/root" --register=no --keep-unit --priva
 fi
 start=$(date +%s)
 timeout 180 systemd-nspawn -q -D "$B/root" --register=no --keep-unit --private-network \
-    --overlay-ro="/usr:$B/usr-packages:/usr" --bind="$B/results:/results" -b \
+    --overlay="/usr:$B/usr-packages:/usr" --bind="$B/results:/results" -b \
     >"$T/boot.log" 2>&1 </dev/null || :
 echo "booted under systemd-nspawn and powered off in $(($(date +%s) - start)) s"
 R="$B/results"
@@ -490,5 +497,11 @@ expect_not_contains "$R/journal-err" "serving the API"
 grep -q '"PRIORITY":"5".*serving the API\|serving the API.*"PRIORITY":"5"' "$R/journal.json" ||
     die "'serving the API' is not at priority notice: $(grep 'serving' "$R/journal.json" | head -n 3)"
 ! grep -q '^outpostd: ' "$R/journal-all" || die "journal lines are prefixed twice: $(grep '^outpostd: ' "$R/journal-all" | head -n 3)"
-echo "under systemd: outpostd.service active, a refused reload failed, exit 2 not restarted, priorities kept"
+# dpkg --purge in the container: unattended it keeps the CRM data; a
+# preseeded yes deletes outpost-hq's.
+[ "$(val purge.rc)" = 0 ] && [ "$(val purge-hq.rc)" = 0 ] || die "dpkg --purge failed: $(show)"
+[ "$(val purge-state)" = kept ] || die "an unattended dpkg --purge outpost deleted /var/lib/outpost"
+[ "$(val purge-conf)" = removed ] || die "dpkg --purge outpost left /etc/outpost/outpostd.conf"
+[ "$(val purge-hq-state)" = deleted ] || die "a preseeded yes did not delete /var/lib/outpost-hq"
+echo "under systemd: outpostd.service active, a refused reload failed, exit 2 not restarted, priorities kept, purge asked"
 pass
