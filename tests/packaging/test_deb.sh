@@ -273,27 +273,34 @@ if [ "$(id -u)" = 0 ]; then
     sed -e '/^Depends:/d' -e "s/^Version: .*/Version: 0.1.0/" "$T/control.outpost/control" >"$O/DEBIAN/control"
     printf '%s\n' /etc/outpost/outpostd.conf /etc/outpost/outpost-hq.conf >"$O/DEBIAN/conffiles"
     dpkg-deb --root-owner-group -b "$O" "$T/old.deb" >/dev/null || die "cannot make the 0.1.0 package"
-    U="$T/upgrade-root"
-    dpkg_root "$U"
-    dpkg --root="$U" --force-script-chrootless --install "$T/old.deb" >"$T/dpkg.log" 2>&1 ||
-        die "installing the 0.1.0 layout failed: $(cat "$T/dpkg.log")"
-    echo '# edited by the admin' >>"$U/etc/outpost/outpost-hq.conf"
-    dpkg --root="$U" --force-script-chrootless --auto-deconfigure \
-        --unpack "$common_deb" "$hq_deb" "$node_deb" >"$T/dpkg.log" 2>&1 ||
-        die "upgrading the 0.1.0 layout failed: $(cat "$T/dpkg.log")"
-    for f in /usr/sbin/outpost-hq:outpost-hq /lib/systemd/system/outpost-hq.service:outpost-hq \
-        /usr/share/outpost/regions/EU-DE.yaml:outpost-common /usr/sbin/outpostd:outpost; do
-        owner=$(dpkg --root="$U" -S "${f%%:*}" 2>&1) || die "after the upgrade no package owns ${f%%:*}"
-        [ "${owner%%:*}" = "${f##*:}" ] || die "after the upgrade ${f%%:*} belongs to '$owner'"
-        [ -e "$U${f%%:*}" ] || die "the upgrade lost ${f%%:*}"
+    # In either order: the new packages first (the old outpost deconfigured
+    # for their Breaks), or outpost first (its old files go, its old
+    # conffile stays behind until outpost-hq takes it).
+    n=0
+    for order in "$common_deb $hq_deb $node_deb" "$node_deb $common_deb $hq_deb"; do
+        n=$((n + 1))
+        U="$T/upgrade-root.$n"
+        dpkg_root "$U"
+        dpkg --root="$U" --force-script-chrootless --install "$T/old.deb" >"$T/dpkg.log" 2>&1 ||
+            die "installing the 0.1.0 layout failed: $(cat "$T/dpkg.log")"
+        echo '# edited by the admin' >>"$U/etc/outpost/outpost-hq.conf"
+        # shellcheck disable=SC2086 # the order is three paths
+        dpkg --root="$U" --force-script-chrootless --auto-deconfigure --unpack $order \
+            >"$T/dpkg.log" 2>&1 || die "upgrading the 0.1.0 layout ($order) failed: $(cat "$T/dpkg.log")"
+        for f in /usr/sbin/outpost-hq:outpost-hq /lib/systemd/system/outpost-hq.service:outpost-hq \
+            /usr/share/outpost/regions/EU-DE.yaml:outpost-common /usr/sbin/outpostd:outpost; do
+            owner=$(dpkg --root="$U" -S "${f%%:*}" 2>&1) || die "after the upgrade no package owns ${f%%:*}"
+            [ "${owner%%:*}" = "${f##*:}" ] || die "after the upgrade ${f%%:*} belongs to '$owner'"
+            [ -e "$U${f%%:*}" ] || die "the upgrade ($order) lost ${f%%:*}"
+        done
+        dpkg --root="$U" -s outpost-hq | sed -n '/^Conffiles:/,/^[A-Z]/p' |
+            grep -q '/etc/outpost/outpost-hq.conf' ||
+            die "outpost-hq did not take over its conffile: $(dpkg --root="$U" -s outpost-hq)"
+        grep -qx '# edited by the admin' "$U/etc/outpost/outpost-hq.conf" ||
+            die "the upgrade ($order) lost the admin's edit to outpost-hq.conf"
+        dpkg --root="$U" -s outpost | grep -q "^Version: $version\$" || die "outpost was not upgraded"
     done
-    dpkg --root="$U" -s outpost-hq | sed -n '/^Conffiles:/,/^[A-Z]/p' |
-        grep -q '/etc/outpost/outpost-hq.conf' ||
-        die "outpost-hq did not take over its conffile: $(dpkg --root="$U" -s outpost-hq)"
-    grep -qx '# edited by the admin' "$U/etc/outpost/outpost-hq.conf" ||
-        die "the upgrade lost the admin's edit to outpost-hq.conf"
-    dpkg --root="$U" -s outpost | grep -q "^Version: $version\$" || die "outpost was not upgraded"
-    echo "upgraded the 0.1.0 layout to the three packages in $U"
+    echo "upgraded the 0.1.0 layout to the three packages, in either order"
 else
     for deb in "$node_deb" "$hq_deb" "$common_deb"; do
         dpkg-deb -x "$deb" "$D" || die "dpkg-deb -x $deb failed"
