@@ -464,13 +464,15 @@ ln -s /etc/systemd/system/probe.service "$B/root/etc/systemd/system/multi-user.t
 
 # Can this machine run a container at all? A command, no boot, first: a
 # failure here is the machine's (no namespaces, no permission), not ours.
-if ! timeout 60 systemd-nspawn -q -D "$B/root" --register=no --keep-unit --private-network \
-    --bind-ro=/usr /usr/bin/true >"$T/nspawn-probe.log" 2>&1; then
+# The machine's name is this run's, so that two runs at once do not meet.
+machine=outpost-test-$$
+if ! timeout 60 systemd-nspawn -q -D "$B/root" --machine="$machine" --register=no --keep-unit \
+    --private-network --bind-ro=/usr /usr/bin/true >"$T/nspawn-probe.log" 2>&1; then
     skip_never "systemd-nspawn cannot start a container on this machine: $(head -c 300 "$T/nspawn-probe.log")"
 fi
 start=$(date +%s)
-timeout 180 systemd-nspawn -q -D "$B/root" --register=no --keep-unit --private-network \
-    --overlay="/usr:$B/usr-packages:/usr" --bind="$B/results:/results" -b \
+timeout 180 systemd-nspawn -q -D "$B/root" --machine="$machine" --register=no --keep-unit \
+    --private-network --overlay="/usr:$B/usr-packages:/usr" --bind="$B/results:/results" -b \
     >"$T/boot.log" 2>&1 </dev/null || :
 echo "booted under systemd-nspawn and powered off in $(($(date +%s) - start)) s"
 R="$B/results"
