@@ -1,14 +1,16 @@
 #!/bin/bash
-# Builds the Outpost Debian package from this source tree:
+# Builds the Outpost Debian packages from this source tree:
 #
 #   bash packaging/build-deb.sh [OUTDIR]
 #
 # Copies the tree (without build directories and .git) to a temporary
 # directory, puts packaging/debian at its top as debian/, runs
-# `dpkg-buildpackage -us -uc -b` there and moves the .deb, its -dbgsym
-# package, the .changes and the .buildinfo to OUTDIR (default: the current
-# directory). Prints the .deb's path on the last
-# line of standard output; the build log goes to standard error.
+# `dpkg-buildpackage -us -uc -b` there and moves everything it made to
+# OUTDIR (default: the current directory): the three packages outpost
+# (the node), outpost-hq (the HQ receiver) and outpost-common, the -dbgsym
+# packages of the two with programs, the .changes and the .buildinfo.
+# Prints the three packages' paths on standard output, one a line (node,
+# HQ, common); the build log goes to standard error.
 #
 # Needs dpkg-dev, debhelper and the Build-Depends of packaging/debian/control
 # (`dpkg-checkbuilddeps` says which are missing). DEB_BUILD_OPTIONS=nocheck
@@ -34,12 +36,17 @@ outdir=$(cd "$outdir" && pwd)
 
 # The package version comes from debian/changelog and the program's from
 # meson.build; a package that says one version and contains another is
-# worse than no package.
+# worse than no package. A change to the packaging alone is VERSION+N (the
+# program is still VERSION).
 deb_version=$(dpkg-parsechangelog -l "$here/debian/changelog" -S Version)
 meson_version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$root/meson.build" | head -n1)
-[ "$deb_version" = "$meson_version" ] ||
+case "$deb_version" in
+"$meson_version" | "$meson_version"+[0-9] | "$meson_version"+[0-9][0-9]) ;;
+*)
     die "packaging/debian/changelog says $deb_version but meson.build says $meson_version;" \
         "add a changelog entry (dch -v $meson_version)"
+    ;;
+esac
 arch=$(dpkg --print-architecture)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/outpost-deb.XXXXXX")
@@ -68,15 +75,24 @@ cp -r "$here/debian" "$src/debian"
 start=$(date +%s)
 printf 'build-deb: building outpost %s in %s\n' "$deb_version" "$src" >&2
 (cd "$src" && dpkg-buildpackage -us -uc -b) >&2 || die "dpkg-buildpackage failed (log above)"
-deb=$work/outpost_${deb_version}_$arch.deb
-[ -f "$deb" ] || die "dpkg-buildpackage did not produce $deb"
-# Everything the build made, not only the .deb: the .changes and
+debs="outpost_${deb_version}_$arch.deb outpost-hq_${deb_version}_$arch.deb
+outpost-common_${deb_version}_all.deb"
+for d in $debs; do
+    [ -f "$work/$d" ] || die "dpkg-buildpackage did not produce $d: $(ls "$work")"
+done
+# Everything the build made, not only the packages: the .changes and
 # .buildinfo (what was built from what, for an upload or a reproducibility
-# check) and the debug symbols package (outpost-dbgsym, for a core dump).
+# check) and the debug symbols packages (outpost-dbgsym, outpost-hq-dbgsym,
+# for a core dump).
 for f in "$work"/*.deb "$work"/*.ddeb "$work"/*.changes "$work"/*.buildinfo; do
     [ -e "$f" ] || continue
     mv -f "$f" "$outdir/"
     printf 'build-deb: kept %s\n' "$outdir/${f##*/}" >&2
 done
+# Anything else it left beside the source would be lost with $work.
+left=$(find "$work" -mindepth 1 -maxdepth 1 ! -name "outpost-$deb_version")
+[ -z "$left" ] || die "dpkg-buildpackage made files this script does not keep: $left"
 printf 'build-deb: done in %ss\n' "$(($(date +%s) - start))" >&2
-printf '%s\n' "$outdir/outpost_${deb_version}_$arch.deb"
+for d in $debs; do
+    printf '%s\n' "$outdir/$d"
+done

@@ -6,6 +6,7 @@
  * the clean shutdown only adds a WAL checkpoint.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,6 +435,48 @@ static int migrate_logged(const char *path, struct op_error *err)
     return 0;
 }
 
+/* The database, its -wal and -shm and its directory must be writable by
+ * this user before anything is opened: a database made by root (`outpost
+ * init` run without `runuser -u outpost`) would otherwise stop the daemon
+ * with a bare "attempt to write a readonly database". Restarting cannot
+ * fix it, so main exits 2 like a bad configuration (RestartPreventExitStatus
+ * in the unit). The unit's pre-start step (outpost-backup --before-upgrade)
+ * leaves this to the daemon: systemd retries a failed pre-start step like
+ * a crash. Returns 0, or -EACCES with err naming the path and the fix. */
+static int check_writable(const char *path, struct op_error *err)
+{
+    if (!strcmp(path, ":memory:"))
+        return 0;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    char wal[4096], shm[4096];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    const char *files[] = {path, wal, shm, dir};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (access(files[i], F_OK) != 0 || access(files[i], W_OK) == 0)
+            continue;
+        char who[64];
+        const struct passwd *pw = getpwuid(geteuid());
+        if (pw)
+            snprintf(who, sizeof who, "%s", pw->pw_name);
+        else
+            snprintf(who, sizeof who, "uid %u", (unsigned)geteuid());
+        return op_error_set(err, -EACCES, NULL,
+                            "%s is not writable by %s, so outpostd cannot use database %s; fix: "
+                            "chown -R %s: %s (and run admin commands as: runuser -u %s -- "
+                            "outpost ...)",
+                            files[i], who, path, who, dir, who);
+    }
+    return 0;
+}
+
 /* The web app (docs/WEB_APP.md) at / and /app/, answered at the gate
  * (its files need no body, no credentials and no database); every other
  * path is the API's. */
@@ -510,6 +553,10 @@ int main(int argc, char **argv)
         .session_ttl_s = d.cfg.session_ttl_s,
         .log_requests = d.cfg.log_requests,
     };
+    if (check_writable(d.cfg.db, &err) < 0) {
+        log_err("%s", err.msg);
+        return 2;
+    }
     rc = migrate_logged(d.cfg.db, &err);
     if (rc == 0)
         rc = api_new(d.loop, &ao, &d.api, &err);

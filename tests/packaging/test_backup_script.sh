@@ -5,7 +5,9 @@
 # backup deletes nothing, and --before-upgrade copies the database once per
 # installed version (before outpostd would migrate it); under the journal
 # each line carries its priority and no second name; a config outpostd
-# refuses is left to outpostd's own exit status 2 at a start.
+# refuses, or a database the daemon's user cannot write, is left to
+# outpostd's own exit status 2 at a start (which the unit does not retry),
+# and outpostd does exit 2 for it without touching the database.
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$TESTS_DIR/cli/lib.sh"
@@ -140,4 +142,48 @@ grep -q "^<3>$T/bad.conf is refused by outpostd" "$ERR" || die "the refusal is n
 # The nightly job has no daemon to leave it to: it fails.
 OUTPOST_DB='' OUTPOST_CONFIG="$T/bad.conf" expect_exit 1 sh "$SCRIPT"
 expect_contains "$ERR" "cannot read the database path from $T/bad.conf"
+# A database the daemon's user cannot write (made by root with `outpost
+# init`): the pre-start step says why at err, makes no copy, notes no
+# version and succeeds, leaving the refusal to outpostd, which exits 2
+# (RestartPreventExitStatus=2: not restarted; a failed pre-start step
+# would be) naming the file and the fix, and changes nothing. As root the
+# two run as nobody, for whom a root-owned 0644 file is read-only.
+R="$T/rodb"
+: >"$T/empty.conf"
+mkdir "$R"
+cp "$OUTPOST_DB" "$R/node.db"
+cp "$R/node.db" "$T/rodb.orig"
+if [ "$(id -u)" = 0 ]; then
+    command -v setpriv >/dev/null || die "setpriv (util-linux) is missing"
+    chmod 0711 "$LIB_ROOT" "$T" && chmod 0755 "$R" && chmod 0644 "$R/node.db" || die "chmod"
+    as_user() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+    who=$(id -un 65534)
+else
+    chmod a-w "$R/node.db" "$R" || die "chmod"
+    as_user() { "$@"; }
+    who=$(id -un)
+fi
+echo 0.0.7 >"$T/package-version"
+n1=$(ls "$B" | wc -l)
+: >"$ERR"
+JS=$(stat -L -c '%d:%i' "$ERR")
+OUTPOST_DB="$R/node.db" JOURNAL_STREAM=$JS expect_exit 0 as_user sh "$SCRIPT" --before-upgrade
+grep -q "^<3>$R/node.db is not writable by $who, so outpostd cannot use it; fix: chown -R" "$ERR" ||
+    die "the pre-start step does not say at err that the database is not writable: $(cat "$ERR")"
+expect_contains "$ERR" "outpostd will not start until it is fixed"
+[ "$(ls "$B" | wc -l)" = "$n1" ] || die "a copy was made of an unwritable database: $(ls "$B")"
+[ "$(cat "$T/package-version")" = 0.0.7 ] || die "the version was noted for an unwritable database"
+expect_exit 2 as_user "$OUTPOSTD" --config "$T/empty.conf" --db "$R/node.db" --listen 127.0.0.1:0 --workers 1
+expect_contains "$ERR" "$R/node.db is not writable by $who, so outpostd cannot use database $R/node.db"
+expect_contains "$ERR" "fix: chown -R $who: $R"
+cmp -s "$R/node.db" "$T/rodb.orig" || die "outpostd changed the database it refused"
+[ ! -e "$R/node.db-wal" ] && [ ! -e "$R/node.db-shm" ] || die "outpostd left a -wal or -shm: $(ls "$R")"
+# The directory alone read-only: SQLite could not make its -wal there.
+if [ "$(id -u)" = 0 ]; then
+    chmod 0666 "$R/node.db" || die "chmod"
+else
+    chmod u+w "$R/node.db" || die "chmod"
+fi
+expect_exit 2 as_user "$OUTPOSTD" --config "$T/empty.conf" --db "$R/node.db" --listen 127.0.0.1:0 --workers 1
+expect_contains "$ERR" "$R is not writable by $who"
 pass

@@ -94,7 +94,8 @@ mkdir -p "$R/usr/sbin" "$R/usr/bin" "$R/bin" "$R/usr/lib/outpost" "$R/lib/system
 for pair in "$OUTPOSTD:usr/sbin/outpostd" "$OUTPOST:usr/bin/outpost" \
     "$UNITS/outpost-backup:usr/lib/outpost/outpost-backup" \
     "$SRC/packaging/debian/outpost.1:usr/share/man/man1/outpost.1" \
-    "$SRC/packaging/debian/outpostd.8:usr/share/man/man8/outpostd.8"; do
+    "$SRC/packaging/debian/outpostd.8:usr/share/man/man8/outpostd.8" \
+    "$SRC/packaging/debian/outpost-hq.8:usr/share/man/man8/outpost-hq.8"; do
     cp "${pair%%:*}" "$R/${pair#*:}" || die "cannot copy ${pair%%:*} to $R"
 done
 cp "$OUTPOST_HQ" "$R/usr/sbin/outpost-hq" || die "cannot copy $OUTPOST_HQ to $R"
