@@ -275,7 +275,7 @@ expect_contains "$OUT" "outpost_hq_spool_bytes $SIZE2"
 # ---- termination: the node takes back the truncated upload ----
 req OPTIONS /files "$TOKEN"
 expect_status 204
-[ "$(header Tus-Extension)" = "creation,checksum,termination" ] ||
+[ "$(header Tus-Extension)" = "creation,creation-with-upload,checksum,termination" ] ||
     die "Tus-Extension: $(header Tus-Extension)"
 ID2=${LOC2##*/}
 [ "$(stat -c %s "$T/spool/$ID2.data")" = $((SIZE2 / 2)) ] || die "the half upload is not in the spool"
