@@ -214,8 +214,7 @@ done:
     return rc;
 }
 
-/* A CSV field: quoted when it holds a comma, quote or line break. */
-static void field(FILE *f, const char *s)
+void hq_aggregate_csv_field(FILE *f, const char *s)
 {
     if (!s)
         s = "";
@@ -236,26 +235,26 @@ static void cell_csv(FILE *f, const char *scope, const char *region, const char 
                      const char *status, json_int_t age, const char *row, const char *col,
                      const json_t *cell)
 {
-    field(f, scope);
+    hq_aggregate_csv_field(f, scope);
     fputc(',', f);
-    field(f, region);
+    hq_aggregate_csv_field(f, region);
     fputc(',', f);
-    field(f, node);
+    hq_aggregate_csv_field(f, node);
     fputc(',', f);
-    field(f, status);
+    hq_aggregate_csv_field(f, status);
     fputc(',', f);
     if (age >= 0)
         fprintf(f, "%" JSON_INTEGER_FORMAT, age);
     fputc(',', f);
-    field(f, row);
+    hq_aggregate_csv_field(f, row);
     fputc(',', f);
-    field(f, col);
+    hq_aggregate_csv_field(f, col);
     fputc(',', f);
     const json_t *n = json_object_get(cell, "n");
     if (json_is_integer(n))
         fprintf(f, "%" JSON_INTEGER_FORMAT, json_integer_value(n));
     fputc(',', f);
-    field(f, json_string_value(json_object_get(cell, "s")));
+    hq_aggregate_csv_field(f, json_string_value(json_object_get(cell, "s")));
     fputc(',', f);
     const json_t *r = json_object_get(cell, "rate");
     if (json_is_number(r))

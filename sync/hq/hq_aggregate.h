@@ -40,4 +40,8 @@ int hq_aggregate_combine(struct hq_store *st, const char *name, int64_t now_ms, 
  * secondary or suppressed). Returns 0 or -EIO. */
 int hq_aggregate_csv(const json_t *combined, FILE *out);
 
+/* Writes one CSV field to F: as it is, or quoted when it holds a comma,
+ * quote or line break (quotes doubled); NULL is the empty field. */
+void hq_aggregate_csv_field(FILE *f, const char *s);
+
 #endif

@@ -154,24 +154,6 @@ static void respond_text(struct http_exchange *x, const char *type, char *body)
     free(body);
 }
 
-/* A CSV field: quoted when it holds a comma, quote or line break. */
-static void csv_field(FILE *f, const char *s)
-{
-    if (!s)
-        s = "";
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static void one_aggregate(const struct hq_store *st, struct http_exchange *x, const char *name,
                           const struct query *q, int64_t now_ms)
 {
@@ -262,19 +244,19 @@ static void list_aggregates(const struct hq_store *st, struct http_exchange *x,
                 if (s && !strcmp(s, statuses[k]))
                     counts[k]++;
             if (csv) {
-                csv_field(csv, name);
+                hq_aggregate_csv_field(csv, name);
                 fputc(',', csv);
-                csv_field(csv, json_string_value(json_object_get(r, "region")));
+                hq_aggregate_csv_field(csv, json_string_value(json_object_get(r, "region")));
                 fputc(',', csv);
-                csv_field(csv, json_string_value(json_object_get(r, "node")));
+                hq_aggregate_csv_field(csv, json_string_value(json_object_get(r, "node")));
                 fputc(',', csv);
-                csv_field(csv, s);
+                hq_aggregate_csv_field(csv, s);
                 fputc(',', csv);
                 if (json_is_integer(json_object_get(r, "age_s")))
                     fprintf(csv, "%" JSON_INTEGER_FORMAT,
                             json_integer_value(json_object_get(r, "age_s")));
                 fputc(',', csv);
-                csv_field(csv, json_string_value(json_object_get(r, "reason")));
+                hq_aggregate_csv_field(csv, json_string_value(json_object_get(r, "reason")));
                 fputc('\n', csv);
             }
         }
