@@ -47,6 +47,35 @@ const char *const policy_aggregate_queries[] = {
     NULL,
 };
 
+/* The fields an aggregates.define entry may count by: codes and enums as
+ * they are, free text the engine folds (an industry, a first-level
+ * district), dates only by a grain. Names, addresses, e-mail, phone,
+ * locality, postal code, job title and birth date are not here: they name
+ * or nearly name a person. `column` is the field's position in the
+ * entity's query define_ENTITY in sql/aggregate.sql (appliance/store/sql). */
+const struct policy_aggregate_dim policy_aggregate_dims[] = {
+    {"contact", "language", POLICY_DIM_CODE, 0},
+    {"contact", "country", POLICY_DIM_CODE, 1},
+    {"contact", "region", POLICY_DIM_TEXT, 2},
+    {"organization", "industry", POLICY_DIM_TEXT, 0},
+    {"organization", "country", POLICY_DIM_CODE, 1},
+    {"activity", "channel", POLICY_DIM_CODE, 0},
+    {"activity", "direction", POLICY_DIM_CODE, 1},
+    {"activity", "occurred_at", POLICY_DIM_DATE, 2},
+    {"deal", "stage", POLICY_DIM_CODE, 0},
+    {"deal", "currency", POLICY_DIM_CODE, 1},
+    {"deal", "expected_close", POLICY_DIM_DATE, 2},
+    {NULL, NULL, POLICY_DIM_CODE, 0},
+};
+
+static const char *const define_entities[] = {"contact", "organization", "activity", "deal", NULL};
+static const char *const grain_names[] = {"", "week", "month", "quarter", NULL};
+
+const char *policy_grain_name(enum policy_grain g)
+{
+    return (unsigned)g <= POLICY_GRAIN_QUARTER ? grain_names[g] : "?";
+}
+
 static const char *const class_names[POLICY_CLASS_COUNT + 1] = {
     "local_only", "local_primary", "pseudonymize", "exportable", "aggregate_only", NULL,
 };
@@ -1070,11 +1099,174 @@ static int load_noise(struct ld *l, const yaml_node_t *n)
     return 0;
 }
 
+/* The fields of entity e that policy_aggregate_dims[] lists, for messages. */
+static void dims_of(const char *entity, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; policy_aggregate_dims[i].entity && o < cap; i++) {
+        const struct policy_aggregate_dim *d = &policy_aggregate_dims[i];
+        if (strcmp(d->entity, entity))
+            continue;
+        int w = snprintf(out + o, cap - o, "%s%s%s", o ? ", " : "", d->field,
+                         d->kind == POLICY_DIM_DATE ? " (with coarsen)" : "");
+        o += w > 0 ? (size_t)w : 0;
+    }
+}
+
+/* One dimension of a define entry: a field of the counted entity that
+ * policy_aggregate_dims[] lists and that may leave inside a count here. */
+static int define_dim(struct ld *l, const yaml_node_t *n, const char *key,
+                      const struct entity_def *e, const struct policy_aggregate_dim **out)
+{
+    const char *s;
+    int rc = scalar(l, n, key, &s);
+    if (rc < 0)
+        return rc;
+    char allowed[256];
+    dims_of(e->name, allowed, sizeof allowed);
+    const struct policy_aggregate_dim *d = NULL;
+    for (size_t i = 0; policy_aggregate_dims[i].entity && !d; i++)
+        if (!strcmp(policy_aggregate_dims[i].entity, e->name) &&
+            !strcmp(policy_aggregate_dims[i].field, s))
+            d = &policy_aggregate_dims[i];
+    if (!d) {
+        if (!entity_field(e, s))
+            return fail(l, n, key, "%s has no field \"%.60s\" (it may count by: %s)", e->name, s,
+                        allowed);
+        return fail(l, n, key,
+                    "%s.%s cannot be counted by: it is free text or names a person, and the "
+                    "engine cannot fold it safely (%s may count by: %s)",
+                    e->name, s, e->name, allowed);
+    }
+    enum policy_class c = policy_class_of(l->p, e, d->field);
+    if (c == POLICY_LOCAL_ONLY)
+        return fail(l, n, key,
+                    "%s.%s is local_only in this policy: it may not leave, not even inside a "
+                    "count",
+                    e->name, d->field);
+    *out = d;
+    return 0;
+}
+
+static int define_row(struct ld *l, size_t i, const yaml_node_t *n)
+{
+    static const struct keyspec spec[] = {{"name", 1},    {"count", 1},   {"rows", 1},
+                                          {"columns", 0}, {"coarsen", 0}, {NULL, 0}};
+    const yaml_node_t *v[5];
+    struct policy_aggregate_define *d = &l->p->defines[i];
+    char path[KEY_MAX], key[KEY_MAX];
+    const char *s;
+    joinidx(path, "aggregates.define", i);
+    int rc = fields_of(l, n, path, spec, v);
+    if (rc < 0)
+        return rc;
+    join(key, path, "name");
+    if ((rc = scalar(l, v[0], key, &s)) < 0)
+        return rc;
+    size_t len = strlen(s);
+    int ok = len >= 3 && len <= 48;
+    for (size_t j = 0; ok && j < len; j++)
+        ok = (s[j] >= 'a' && s[j] <= 'z') || (s[j] >= '0' && s[j] <= '9') || s[j] == '_';
+    if (!ok)
+        return fail(l, v[0], key, "\"%.60s\" is not a name: 3 to 48 of a-z, 0-9 and _", s);
+    if (in_list(policy_aggregate_queries, s) >= 0)
+        return fail(l, v[0], key, "%s is a built-in aggregate; a defined one needs its own name",
+                    s);
+    for (size_t j = 0; j < i; j++)
+        if (!strcmp(l->p->defines[j].name, s))
+            return fail(l, v[0], key, "%s is defined twice (first on line %d)", s,
+                        l->p->defines[j].line);
+    memcpy(d->name, s, len + 1);
+    d->line = line_of(n);
+
+    join(key, path, "count");
+    const struct entity_def *e;
+    if ((rc = entity_value(l, v[1], key, &e)) < 0)
+        return rc;
+    if (in_list(define_entities, e->name) < 0) {
+        char all[128];
+        list_join(all, sizeof all, define_entities);
+        return fail(l, v[1], key, "%s records cannot be counted by a defined aggregate (%s can)",
+                    e->name, all);
+    }
+    join(key, path, "rows");
+    if ((rc = define_dim(l, v[2], key, e, &d->rows)) < 0)
+        return rc;
+    if (v[3]) {
+        join(key, path, "columns");
+        if ((rc = define_dim(l, v[3], key, e, &d->cols)) < 0)
+            return rc;
+        if (d->cols == d->rows)
+            return fail(l, v[3], key, "%s is already the rows", d->cols->field);
+    }
+    int dated = d->rows->kind == POLICY_DIM_DATE || (d->cols && d->cols->kind == POLICY_DIM_DATE);
+    join(key, path, "coarsen");
+    if (v[4]) {
+        int g;
+        static const char *const grains[] = {"week", "month", "quarter", NULL};
+        if ((rc = scalar(l, v[4], key, &s)) < 0)
+            return rc;
+        if (!strcmp(s, "day"))
+            return fail(l, v[4], key, "never by day: week, month or quarter");
+        if ((rc = choice(l, v[4], key, grains, &g)) < 0)
+            return rc;
+        if (!dated)
+            return fail(l, v[4], key,
+                        "applies to a date field, and neither rows nor columns is one");
+        d->grain = (enum policy_grain)(g + 1);
+    } else if (dated) {
+        const struct policy_aggregate_dim *dd =
+            d->rows->kind == POLICY_DIM_DATE ? d->rows : d->cols;
+        return fail(l, n, key,
+                    "%s.%s is a date: say coarsen: week, month or quarter (never by day)", e->name,
+                    dd->field);
+    }
+    snprintf(d->qualified[0], sizeof d->qualified[0], "%s.%s", e->name, d->rows->field);
+    if (d->cols)
+        snprintf(d->qualified[1], sizeof d->qualified[1], "%s.%s", e->name, d->cols->field);
+    return 0;
+}
+
+/* aggregates.define: the aggregates this profile adds (at most
+ * POLICY_DEFINE_MAX). */
+static int load_defines(struct ld *l, const yaml_node_t *n)
+{
+    size_t count = 0;
+    int rc = sequence(l, n, "aggregates.define", &count);
+    if (rc < 0)
+        return rc;
+    if (count > POLICY_DEFINE_MAX)
+        return fail(l, n, "aggregates.define", "%zu definitions; at most %d", count,
+                    POLICY_DEFINE_MAX);
+    l->p->defines = calloc(count ? count : 1, sizeof *l->p->defines);
+    if (!l->p->defines)
+        return oom(l);
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t *it = item(l, n, i);
+        if (!it)
+            return oom(l);
+        if ((rc = define_row(l, i, it)) < 0)
+            return rc;
+        l->p->ndefines = i + 1;
+    }
+    return 0;
+}
+
+const struct policy_aggregate_define *policy_define_named(const struct policy *p, const char *name)
+{
+    for (size_t i = 0; p && i < p->ndefines; i++)
+        if (!strcmp(p->defines[i].name, name))
+            return &p->defines[i];
+    return NULL;
+}
+
 static int load_aggregates(struct ld *l, const yaml_node_t *n)
 {
-    static const struct keyspec spec[] = {{"min_cell_size", 1}, {"basis", 1}, {"queries", 1},
-                                          {"standing", 0},      {"noise", 0}, {NULL, 0}};
-    const yaml_node_t *v[5];
+    static const struct keyspec spec[] = {
+        {"min_cell_size", 1}, {"basis", 1},  {"queries", 1}, {"standing", 0},
+        {"noise", 0},         {"define", 0}, {NULL, 0}};
+    const yaml_node_t *v[6];
     struct policy *p = l->p;
     char bas[256];
     size_t count = 0;
@@ -1083,6 +1275,8 @@ static int load_aggregates(struct ld *l, const yaml_node_t *n)
         rc = uint_in(l, v[0], "aggregates.min_cell_size", 2, 1000, &p->min_cell_size);
     if (rc == 0)
         rc = basis(l, v[1], "aggregates.basis", bas, sizeof bas);
+    if (rc == 0 && v[5])
+        rc = load_defines(l, v[5]);
     if (rc == 0)
         rc = sequence(l, v[2], "aggregates.queries", &count);
     if (rc < 0)
@@ -1102,10 +1296,12 @@ static int load_aggregates(struct ld *l, const yaml_node_t *n)
         rc = scalar(l, it, key, &s);
         if (rc < 0)
             return rc;
-        if (in_list(policy_aggregate_queries, s) < 0) {
+        if (in_list(policy_aggregate_queries, s) < 0 && !policy_define_named(p, s)) {
             char all[256];
             list_join(all, sizeof all, policy_aggregate_queries);
-            return fail(l, it, key, "\"%.60s\" is not a built-in query (%s)", s, all);
+            return fail(l, it, key,
+                        "\"%.60s\" is not a built-in query (%s) nor one in aggregates.define", s,
+                        all);
         }
         for (size_t j = 0; j < i; j++)
             if (!strcmp(p->aggregates[j].name, s))
@@ -1530,6 +1726,7 @@ void policy_free(struct policy *p)
     free(p->consent);
     free(p->retention);
     free(p->aggregates);
+    free(p->defines);
     free(p);
 }
 

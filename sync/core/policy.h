@@ -124,6 +124,49 @@ struct policy_aggregate {
     int line;
 };
 
+/* aggregates.define: an aggregate the profile adds (docs/AGGREGATES.md,
+ * "Aggregates a profile defines"): a count of one entity's live records
+ * by one or two dimensions, each an entry of policy_aggregate_dims[], so
+ * the engine never reads a column name from the file. */
+enum policy_grain {
+    POLICY_GRAIN_NONE = 0, /* the value as stored (codes, enums, folded text) */
+    POLICY_GRAIN_WEEK,     /* a date by the Monday of its ISO week */
+    POLICY_GRAIN_MONTH,
+    POLICY_GRAIN_QUARTER,
+};
+
+/* What a dimension is, and so how it may be counted. */
+enum policy_dim_kind {
+    POLICY_DIM_CODE, /* a closed or coded value: enum, language, country */
+    POLICY_DIM_TEXT, /* free text the engine trims and folds under k into (other) */
+    POLICY_DIM_DATE, /* a date or time: only with a grain */
+};
+
+/* A field a defined aggregate may count by. `column` is its position in
+ * the entity's query define_ENTITY in sql/aggregate.sql. */
+struct policy_aggregate_dim {
+    const char *entity, *field;
+    enum policy_dim_kind kind;
+    unsigned column;
+};
+
+/* The fields a defined aggregate may count by, NULL-ended (entity NULL). */
+extern const struct policy_aggregate_dim policy_aggregate_dims[];
+
+#define POLICY_DEFINE_MAX 32
+
+struct policy_aggregate_define {
+    char name[49];                           /* [a-z0-9_]{3,48}, not a built-in name */
+    const struct policy_aggregate_dim *rows; /* from policy_aggregate_dims[] */
+    const struct policy_aggregate_dim *cols; /* NULL: one column "all" */
+    enum policy_grain grain;                 /* for a date dimension */
+    char qualified[2][64];                   /* "entity.field" of rows, cols */
+    int line;
+};
+
+/* "week", "month", "quarter" ("" for none). */
+const char *policy_grain_name(enum policy_grain g);
+
 /* aggregates.noise: calibrated noise on the counts of every aggregate
  * answer (docs/AGGREGATES.md), with a privacy budget per period. Epsilon
  * is kept in millionths so spending adds integers exactly. */
@@ -178,11 +221,16 @@ struct policy {
     unsigned min_cell_size;
     struct policy_aggregate *aggregates;
     size_t naggregates;
+    struct policy_aggregate_define *defines;
+    size_t ndefines;
     struct policy_noise noise;
 };
 
 /* The built-in aggregate queries a policy may name, NULL-terminated. */
 extern const char *const policy_aggregate_queries[];
+
+/* The aggregates.define entry named `name`, or NULL. */
+const struct policy_aggregate_define *policy_define_named(const struct policy *p, const char *name);
 
 /* Finds <region>.yaml: in $OUTPOST_REGIONS_DIR when set, then the installed
  * directory, then the source tree's schema/regions (uninstalled builds).

@@ -591,6 +591,148 @@ static void test_noise(void)
     policy_free(p);
 }
 
+/* ---- aggregates.define ---------------------------------------------------- */
+
+/* VALID with three more fields classified (lines 22-24), `queries` as the
+ * aggregates.queries line (82) and `define` after it (from line 83). */
+static char *with_defines(const char *queries, const char *define)
+{
+    static const char seg[] =
+        "  contact.custom.segment: {class: aggregate_only, basis: \"design\"}\n";
+    static const char more[] =
+        "  activity.channel: {class: exportable, basis: \"design\"}\n"
+        "  activity.occurred_at: {class: aggregate_only, basis: \"design\"}\n"
+        "  contact.region: {class: exportable, basis: \"design\"}\n";
+    const char *q = strstr(VALID, "  queries: [");
+    const char *at = strstr(VALID, seg);
+    if (!q || !at)
+        return NULL;
+    size_t need = strlen(VALID) + sizeof more + strlen(queries) + strlen(define) + 16;
+    char *s = malloc(need);
+    if (!s)
+        return NULL;
+    size_t pre = (size_t)(at - VALID) + strlen(seg);
+    snprintf(s, need, "%.*s%s%.*s  queries: [%s]\n%s", (int)pre, VALID, more,
+             (int)(q - (VALID + pre)), VALID + pre, queries, define);
+    return s;
+}
+
+static const char ONE_DEFINE[] = "  define:\n"                                 /* 83 */
+                                 "    - name: activities_by_channel_month_x\n" /* 84 */
+                                 "      count: activity\n"                     /* 85 */
+                                 "      rows: channel\n"                       /* 86 */
+                                 "      columns: occurred_at\n"                /* 87 */
+                                 "      coarsen: month\n";                     /* 88 */
+
+static void test_defines(void)
+{
+    char *text = with_defines("contacts_by_country, activities_by_channel_month_x", ONE_DEFINE);
+    CHECK(text != NULL);
+    struct policy *p = text ? load_ok("BR.yaml", text, strlen(text)) : NULL;
+    CHECK(p != NULL);
+    if (p) {
+        CHECK_EQ(p->ndefines, 1);
+        const struct policy_aggregate_define *d =
+            policy_define_named(p, "activities_by_channel_month_x");
+        CHECK(d != NULL);
+        if (d) {
+            CHECK_STR(d->rows->field, "channel");
+            CHECK_STR(d->cols->field, "occurred_at");
+            CHECK_EQ(d->grain, POLICY_GRAIN_MONTH);
+            CHECK_STR(d->qualified[1], "activity.occurred_at");
+            CHECK_EQ(d->line, 84);
+        }
+        CHECK_EQ(p->naggregates, 2);
+        CHECK(policy_define_named(p, "contacts_by_country") == NULL);
+    }
+    policy_free(p);
+    free(text);
+
+    /* defined but not listed: it loads, and is simply not allowed */
+    text = with_defines("contacts_by_country", ONE_DEFINE);
+    p = text ? load_ok("BR.yaml", text, strlen(text)) : NULL;
+    CHECK(p != NULL && p->ndefines == 1 && p->naggregates == 1);
+    policy_free(p);
+    free(text);
+
+    static const struct bad bad[] = {
+        {"listed, not defined", "", "",
+         "BR.yaml:82: aggregates.queries[1]: \"activities_by_channel_month_x\" is not a built-in "
+         "query"},
+        {"bad name", "name: activities_by_channel_month_x", "name: Contacts; DROP",
+         "BR.yaml:84: aggregates.define[0].name: \"Contacts; DROP\" is not a name: 3 to 48 of "
+         "a-z, 0-9 and _"},
+        {"shipped name", "name: activities_by_channel_month_x", "name: completeness_by_field",
+         "BR.yaml:84: aggregates.define[0].name: completeness_by_field is a built-in aggregate"},
+        {"unknown entity", "count: activity", "count: campaign",
+         "BR.yaml:85: aggregates.define[0].count: no entity \"campaign\""},
+        {"entity not countable", "count: activity", "count: note",
+         "BR.yaml:85: aggregates.define[0].count: note records cannot be counted by a defined "
+         "aggregate (contact, organization, activity, deal can)"},
+        {"unknown field", "rows: channel", "rows: chanel",
+         "BR.yaml:86: aggregates.define[0].rows: activity has no field \"chanel\" (it may count "
+         "by: channel, direction, occurred_at (with coarsen))"},
+        {"free text", "rows: channel", "rows: subject",
+         "BR.yaml:86: aggregates.define[0].rows: activity.subject cannot be counted by: it is "
+         "free text or names a person, and the engine cannot fold it safely (activity may count "
+         "by: channel, direction, occurred_at (with coarsen))"},
+        {"local_only field", "rows: channel", "rows: direction",
+         "BR.yaml:86: aggregates.define[0].rows: activity.direction is local_only in this "
+         "policy: it may not leave, not even inside a count"},
+        {"same field twice", "columns: occurred_at", "columns: channel",
+         "BR.yaml:87: aggregates.define[0].columns: channel is already the rows"},
+        {"date without coarsening", "      coarsen: month\n", "",
+         "BR.yaml:84: aggregates.define[0].coarsen: activity.occurred_at is a date: say coarsen: "
+         "week, month or quarter (never by day)"},
+        {"by day", "coarsen: month", "coarsen: day",
+         "BR.yaml:88: aggregates.define[0].coarsen: never by day: week, month or quarter"},
+        {"unknown grain", "coarsen: month", "coarsen: fortnight",
+         "BR.yaml:88: aggregates.define[0].coarsen: \"fortnight\" is not one of week, month, "
+         "quarter"},
+        {"unknown key", "coarsen: month", "sql: \"SELECT 1\"",
+         "BR.yaml:88: aggregates.define[0].sql: unknown key"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char def[512];
+        const char *at = *bad[i].from ? strstr(ONE_DEFINE, bad[i].from) : NULL;
+        if (at)
+            snprintf(def, sizeof def, "%.*s%s%s", (int)(at - ONE_DEFINE), ONE_DEFINE, bad[i].to,
+                     at + strlen(bad[i].from));
+        else
+            snprintf(def, sizeof def, "%s", ONE_DEFINE);
+        const char *queries =
+            i == 0 ? "contacts_by_country, activities_by_channel_month_x" : "contacts_by_country";
+        if (i == 0)
+            def[0] = '\0';
+        char *t = with_defines(queries, def);
+        CHECK(t != NULL);
+        if (t)
+            refused(bad[i].what, t, strlen(t), bad[i].prefix);
+        free(t);
+    }
+
+    /* the same name twice, and more than 32 */
+    char many[16384] = "  define:\n";
+    for (int i = 0; i < 2; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many),
+                 "    - {name: dup_name, count: contact, rows: country}\n");
+    text = with_defines("contacts_by_country", many);
+    if (text)
+        refused("defined twice", text, strlen(text),
+                "BR.yaml:85: aggregates.define[1].name: dup_name is defined twice (first on line "
+                "84)");
+    free(text);
+    snprintf(many, sizeof many, "  define:\n");
+    for (int i = 0; i < 33; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many),
+                 "    - {name: agg_%02d, count: contact, rows: country}\n", i);
+    text = with_defines("contacts_by_country", many);
+    if (text)
+        refused("too many", text, strlen(text),
+                "BR.yaml:84: aggregates.define: 33 definitions; at most 32");
+    free(text);
+}
+
 static void test_bad_documents(void)
 {
     refused("alias", "format: *x\n", 11, "BR.yaml:1: (yaml): alias *x: aliases are not allowed");
@@ -777,6 +919,7 @@ int main(void)
     RUN(test_custom_check);
     RUN(test_bad_files);
     RUN(test_noise);
+    RUN(test_defines);
     RUN(test_bad_documents);
     RUN(test_minimal);
     RUN(test_files);
