@@ -408,6 +408,8 @@ static const struct def *def_named(const char *name)
     return NULL;
 }
 
+static const struct def *def_find(const struct policy *p, const char *name, struct def *tmp);
+
 static void names_joined(char *out, size_t cap)
 {
     size_t len = 0;
@@ -436,12 +438,15 @@ static enum policy_class class_of(const struct policy *p, const char *qualified)
 
 int aggregate_allowed(const struct policy *p, const char *name, struct op_error *err)
 {
-    const struct def *d = def_named(name);
+    struct def tmp;
+    const struct def *d = def_find(p, name, &tmp);
     if (!d) {
         char all[512];
         names_joined(all, sizeof all);
         return op_error_set(err, -ENOENT, NULL,
-                            "%s is not a shipped aggregate; the shipped ones are: %s", name, all);
+                            "%s is not a shipped aggregate nor one the %s policy defines "
+                            "(aggregates.define); the shipped ones are: %s",
+                            name, p ? p->region : "(no)", all);
     }
     if (!p)
         return op_error_set(err, -EPERM, NULL,
@@ -1234,6 +1239,160 @@ static int collect_weeks(struct sql_cache *c, const struct grid *g, struct raws 
     return rc < 0 ? rc : 0;
 }
 
+/* ---- aggregates a profile defines -------------------------------------------- */
+
+/* The named query that reads a countable entity's dimensions (the
+ * entities policy.c lets aggregates.define count). */
+static unsigned define_query(const char *entity)
+{
+    if (!strcmp(entity, "contact"))
+        return STORE_Q_AGGREGATE_DEFINE_CONTACT;
+    if (!strcmp(entity, "organization"))
+        return STORE_Q_AGGREGATE_DEFINE_ORGANIZATION;
+    if (!strcmp(entity, "activity"))
+        return STORE_Q_AGGREGATE_DEFINE_ACTIVITY;
+    return STORE_Q_AGGREGATE_DEFINE_DEAL;
+}
+
+static int is_define_query(unsigned q)
+{
+    return q == STORE_Q_AGGREGATE_DEFINE_CONTACT || q == STORE_Q_AGGREGATE_DEFINE_ORGANIZATION ||
+           q == STORE_Q_AGGREGATE_DEFINE_ACTIVITY || q == STORE_Q_AGGREGATE_DEFINE_DEAL;
+}
+
+/* A defined aggregate as a definition: a count, a snapshot of the
+ * current month (kept like any other), small rows and columns folded. */
+static void define_def(const struct policy_aggregate_define *pd, struct def *d)
+{
+    memset(d, 0, sizeof *d);
+    d->name = pd->name;
+    d->query = define_query(pd->rows->entity);
+    d->value = AGGREGATE_COUNT;
+    d->param = P_AS_OF;
+    d->cols = pd->cols ? C_DATA : C_ALL;
+    d->fold = 1;
+    d->rows_label = pd->rows->field;
+    d->cols_label = pd->cols ? pd->cols->field : "all";
+    d->fields[0] = pd->qualified[0];
+    d->fields[1] = pd->cols ? pd->qualified[1] : NULL;
+}
+
+/* The shipped definition `name`, or the policy's aggregates.define entry
+ * as one in *tmp; NULL when neither. */
+static const struct def *def_find(const struct policy *p, const char *name, struct def *tmp)
+{
+    const struct def *d = def_named(name);
+    if (d)
+        return d;
+    const struct policy_aggregate_define *pd = policy_define_named(p, name);
+    if (!pd)
+        return NULL;
+    define_def(pd, tmp);
+    return tmp;
+}
+
+/* One dimension's label for a record: codes as stored, free text trimmed,
+ * dates by their grain; an empty or unreadable value is "(none)". */
+static const char *dim_label(const struct policy_aggregate_dim *dim, enum policy_grain grain,
+                             const char *v, char *buf, size_t cap)
+{
+    if (dim->kind == POLICY_DIM_TEXT)
+        return trimmed(v, buf, cap);
+    if (dim->kind == POLICY_DIM_CODE)
+        return v && *v ? v : NULL;
+    int64_t monday;
+    if (monday_of(v, &monday) < 0) /* also checks YYYY-MM-DD at the start */
+        return NULL;
+    if (grain == POLICY_GRAIN_WEEK) {
+        char day[11];
+        day_text(monday, day);
+        snprintf(buf, cap, "%s", day);
+    } else if (grain == POLICY_GRAIN_QUARTER) {
+        snprintf(buf, cap, "%.4s-Q%d", v, ((v[5] - '0') * 10 + (v[6] - '0') - 1) / 3 + 1);
+    } else {
+        snprintf(buf, cap, "%.7s", v);
+    }
+    return buf;
+}
+
+struct define_pair {
+    char *r, *c;
+};
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const struct define_pair *x = a, *y = b;
+    int o = strcmp(x->r, y->r);
+    return o ? o : strcmp(x->c, y->c);
+}
+
+struct define_run {
+    const struct policy_aggregate_define *pd;
+    struct define_pair *v;
+    size_t len, cap;
+};
+
+static int define_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    struct define_run *run = ctx;
+    const struct policy_aggregate_define *pd = run->pd;
+    char rb[LABEL_CAP], cb[LABEL_CAP];
+    const char *r =
+        dim_label(pd->rows, pd->grain, (const char *)sqlite3_column_text(st, (int)pd->rows->column),
+                  rb, sizeof rb);
+    const char *c =
+        pd->cols
+            ? dim_label(pd->cols, pd->grain,
+                        (const char *)sqlite3_column_text(st, (int)pd->cols->column), cb, sizeof cb)
+            : "all";
+    if (run->len == run->cap) {
+        size_t cap = run->cap ? run->cap * 2 : 256;
+        struct define_pair *v = realloc(run->v, cap * sizeof *v);
+        if (!v)
+            return op_error_set(err, -ENOMEM, NULL, "out of memory");
+        run->v = v;
+        run->cap = cap;
+    }
+    struct define_pair *w = &run->v[run->len];
+    w->r = strndup(r ? r : "(none)", AGGREGATE_MAX_KEY);
+    w->c = strndup(c ? c : "(none)", AGGREGATE_MAX_KEY);
+    if (!w->r || !w->c) {
+        free(w->r);
+        free(w->c);
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    }
+    run->len++;
+    return 0;
+}
+
+/* Reads the entity's live records through its named query, labels each by
+ * the definition's one or two dimensions (chosen by their column index in
+ * policy_aggregate_dims[], never by a name from the file) and counts the
+ * labels in C: sorted, each cell a run. */
+static int collect_defined(struct sql_cache *c, const struct def *d, const struct policy *p,
+                           sqlite3_stmt *st, struct raws *rs, struct op_error *err)
+{
+    struct define_run run = {policy_define_named(p, d->name), NULL, 0, 0};
+    if (!run.pd)
+        return op_error_set(err, -ENOENT, NULL, "%s is not defined by the policy", d->name);
+    int rc = sql_each(c, d->query, st, define_row, &run, err);
+    if (rc == 0 && run.len)
+        qsort(run.v, run.len, sizeof *run.v, cmp_pair);
+    for (size_t i = 0; rc == 0 && i < run.len;) {
+        size_t j = i + 1;
+        while (j < run.len && !cmp_pair(&run.v[i], &run.v[j]))
+            j++;
+        rc = raws_add(rs, run.v[i].r, run.v[i].c, (int64_t)(j - i), 0, err);
+        i = j;
+    }
+    for (size_t i = 0; i < run.len; i++) {
+        free(run.v[i].r);
+        free(run.v[i].c);
+    }
+    free(run.v);
+    return rc;
+}
+
 static int collect(struct sql_cache *c, const struct def *d, const struct policy *p,
                    const struct grid *g, struct raws *rs, struct op_error *err)
 {
@@ -1246,6 +1405,8 @@ static int collect(struct sql_cache *c, const struct def *d, const struct policy
             sqlite3_bind_text(st, 2, g->to, -1, SQLITE_TRANSIENT) != SQLITE_OK)
             return op_error_set(err, -ENOMEM, NULL, "%s: cannot bind the period", d->name);
     }
+    if (is_define_query(d->query))
+        return collect_defined(c, d, p, st, rs, err);
     if (!use_reference && d->query == STORE_Q_AGGREGATE_CONTACTS_BY_SEGMENT_DISTRICT)
         return collect_segments(c, rs, err);
     if (!use_reference && d->query == STORE_Q_AGGREGATE_CONSENT_RATES_BY_CHANNEL_PURPOSE)
@@ -1561,7 +1722,8 @@ int aggregate_compute(struct store *s, const struct policy *p, const char *name,
     int rc = aggregate_allowed(p, name, err);
     if (rc < 0)
         return rc;
-    const struct def *d = def_named(name);
+    struct def tmp;
+    const struct def *d = def_find(p, name, &tmp);
     if (!d)
         return -ENOENT;
     struct grid g;
@@ -1778,8 +1940,9 @@ int aggregate_egress_each(struct store *s, unsigned limit,
 int aggregate_standing_due(struct store *s, const struct policy *p, const char *name,
                            uint64_t now_ms, int *due, struct op_error *err)
 {
-    const struct def *d = def_named(name);
-    if (!d || !p)
+    struct def tmp;
+    const struct def *d = p ? def_find(p, name, &tmp) : NULL;
+    if (!d)
         return op_error_set(err, -ENOENT, NULL, "%s is not a shipped aggregate", name);
     struct grid g;
     int rc = parse_params(d, NULL, 0, now_ms, &g, err);

@@ -148,3 +148,22 @@ FROM aggregate_egress ORDER BY seq DESC LIMIT ?1;
 -- name: egress_sent
 SELECT count(*) FROM aggregate_egress
 WHERE name = ?1 AND params = ?2 AND policy_hash = ?3 AND via = 'segment';
+
+-- ---- aggregates a profile defines (aggregates.define) -----------------------
+
+-- One query per countable entity: its live, unrestricted records with
+-- every field policy_aggregate_dims[] (sync/core/policy.c) lists for it,
+-- in that table's `column` order. aggregate.c picks the one or two
+-- columns a definition names by that index and counts in C; no text of
+-- the profile ever reaches SQL.
+-- name: define_contact
+SELECT language, country, region FROM contacts WHERE deleted = 0 AND restricted = 0;
+
+-- name: define_organization
+SELECT industry, country FROM organizations WHERE deleted = 0 AND restricted = 0;
+
+-- name: define_activity
+SELECT channel, direction, occurred_at FROM activities WHERE deleted = 0 AND restricted = 0;
+
+-- name: define_deal
+SELECT stage, currency, expected_close FROM deals WHERE deleted = 0 AND restricted = 0;

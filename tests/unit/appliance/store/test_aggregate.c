@@ -903,6 +903,187 @@ static void computed_without_the_writer(void)
     store_close(w);
 }
 
+/* ---- aggregates a profile defines ------------------------------------------ */
+
+static const char DEFINES[] = "  define:\n"
+                              "    - name: contacts_by_language_district\n"
+                              "      count: contact\n"
+                              "      rows: language\n"
+                              "      columns: region\n"
+                              "    - name: activities_by_channel_quarter_x\n"
+                              "      count: activity\n"
+                              "      rows: channel\n"
+                              "      columns: occurred_at\n"
+                              "      coarsen: quarter\n"
+                              "    - name: contacts_by_country_x\n"
+                              "      count: contact\n"
+                              "      rows: country\n";
+
+/* The shipped EU-DE profile with DEFINES added and the first two of them
+ * listed in aggregates.queries (the third is defined, not allowed). */
+static struct policy *defining_policy(void)
+{
+    char path[FX_PATH_MAX];
+    fx_profile_path("EU-DE", path, sizeof path);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    if (!f)
+        return NULL;
+    static char base[65536], text[70000];
+    size_t len = fread(base, 1, sizeof base - 1, f);
+    fclose(f);
+    base[len] = '\0';
+    const char *q = strstr(base, "queries: [");
+    CHECK(q != NULL);
+    if (!q)
+        return NULL;
+    q += strlen("queries: [");
+    snprintf(text, sizeof text,
+             "%.*scontacts_by_language_district, activities_by_channel_quarter_x, %s%s%s",
+             (int)(q - base), base, q, len && base[len - 1] == '\n' ? "" : "\n", DEFINES);
+    struct policy *p = NULL;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = policy_load_buffer_for("EU-DE.yaml", "EU-DE", text, strlen(text), &p, &err);
+    if (rc < 0)
+        fprintf(stderr, "  %s\n", err.msg);
+    CHECK_EQ(rc, 0);
+    return p;
+}
+
+static void person(struct store *s, const char *given, const char *language, const char *region)
+{
+    free(fx_create(s, &entity_contact,
+                   json_pack("{s:s, s:s, s:s, s:s, s:s}", "given_name", given, "family_name",
+                             "CANARY-family", "email", "canary@example.org", "language", language,
+                             "region", region)));
+}
+
+/* Every shown cell of `a` that is not a fold equals the plain count of
+ * `sql` with the row and column labels bound; returns how many it saw. */
+static int cells_equal_counts(struct store *s, const json_t *a, const char *sql)
+{
+    const json_t *cols = json_object_get(a, "cols"), *rows = json_object_get(a, "rows"), *row;
+    size_t i;
+    int seen = 0;
+    json_array_foreach(rows, i, row)
+    {
+        const char *rk = json_string_value(json_object_get(row, "key"));
+        const json_t *cell;
+        size_t j;
+        json_array_foreach(json_object_get(row, "cells"), j, cell)
+        {
+            const char *ck = json_string_value(json_array_get(cols, j));
+            const json_t *n = json_object_get(cell, "n");
+            if (!json_is_integer(n) || !strcmp(rk, "(other)") || !strcmp(ck, "(other)"))
+                continue;
+            sqlite3_stmt *st = NULL;
+            CHECK_EQ(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+            sqlite3_bind_text(st, 1, rk, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, ck, -1, SQLITE_STATIC);
+            CHECK_EQ(sqlite3_step(st), SQLITE_ROW);
+            if (sqlite3_column_int64(st, 0) != json_integer_value(n))
+                fprintf(stderr, "  cell %s/%s: %lld, counted %lld\n", rk, ck,
+                        (long long)json_integer_value(n), (long long)sqlite3_column_int64(st, 0));
+            CHECK_EQ(sqlite3_column_int64(st, 0), json_integer_value(n));
+            sqlite3_finalize(st);
+            seen++;
+        }
+    }
+    return seen;
+}
+
+static void defined_aggregates_count_like_sql(void)
+{
+    struct store *s = fx_store("defined.db");
+    struct policy *p = defining_policy();
+    CHECK(p != NULL);
+    if (!p) {
+        store_close(s);
+        return;
+    }
+    for (int i = 0; i < 25; i++)
+        person(s, "CANARY-a", "de-DE", "Bayern");
+    for (int i = 0; i < 12; i++)
+        person(s, "CANARY-b", "en-GB", " Bayern ");
+    for (int i = 0; i < 11; i++)
+        person(s, "CANARY-c", "de-DE", "Berlin");
+    for (int i = 0; i < 3; i++)
+        person(s, "CANARY-d", "fr-FR", "Bayern");
+    for (int i = 0; i < 4; i++)
+        person(s, "GONE", "de-DE", "Bayern");
+    for (int i = 0; i < 4; i++)
+        person(s, "HIDDEN", "de-DE", "Berlin");
+    exec_sql(s, "UPDATE contacts SET deleted = 1 WHERE given_name = 'GONE'");
+    exec_sql(s, "UPDATE contacts SET restricted = 1 WHERE given_name = 'HIDDEN'");
+
+    struct op_error err;
+    json_t *a = answer(s, p, "contacts_by_language_district", NULL, 0, &err);
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    CHECK(text != NULL);
+    if (text) {
+        /* labels trimmed; fr-FR (3) folded into (other) and suppressed;
+         * deleted and restricted records not counted (25, not 29) */
+        CHECK_CONTAINS(text, "\"aggregate\":\"contacts_by_language_district\"");
+        CHECK_CONTAINS(text, "\"rows_label\":\"language\",\"cols_label\":\"region\"");
+        CHECK_CONTAINS(text, "\"cols\":[\"Bayern\",\"Berlin\"]");
+        CHECK_CONTAINS(text, "\"key\":\"de-DE\",\"cells\":[{\"n\":25},{\"n\":11}]");
+        CHECK_CONTAINS(text, "\"key\":\"(other)\",\"cells\":[{\"n\":null,\"s\":\"primary\"}");
+        CHECK_CONTAINS(text, "\"total\":{\"n\":51}");
+        CHECK(!strstr(text, "fr-FR") && !strstr(text, "\"n\":3}"));
+        CHECK(!strstr(text, "CANARY") && !strstr(text, "canary") && !strstr(text, "GONE"));
+        CHECK(cells_equal_counts(s, a,
+                                 "SELECT count(*) FROM contacts WHERE deleted = 0 AND "
+                                 "restricted = 0 AND language = ?1 AND trim(region) = ?2") >= 2);
+    }
+    free(text);
+    json_decref(a);
+
+    /* activities by quarter: dates coarsened, never a day */
+    for (int i = 0; i < 15; i++)
+        activity_at(s, "email", "2026-11-02T10:00:00Z");
+    for (int i = 0; i < 10; i++)
+        activity_at(s, "call", "2026-08-03T09:00:00Z");
+    for (int i = 0; i < 10; i++)
+        activity_at(s, "email", "2026-08-04T09:00:00Z");
+    for (int i = 0; i < 2; i++)
+        activity_at(s, "sms", "2026-11-03T09:00:00Z");
+    a = answer(s, p, "activities_by_channel_quarter_x", "as_of=2026-12", 0, &err);
+    text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    CHECK(text != NULL);
+    if (text) {
+        CHECK_CONTAINS(text, "\"cols\":[\"2026-Q3\",\"2026-Q4\"]");
+        CHECK_CONTAINS(text, "\"total\":{\"n\":37}");
+        CHECK(!strstr(text, "sms") && !strstr(text, "2026-11-0"));
+        CHECK(cells_equal_counts(s, a,
+                                 "SELECT count(*) FROM activities WHERE deleted = 0 AND "
+                                 "restricted = 0 AND channel = ?1 AND substr(occurred_at, 1, 4) "
+                                 "|| '-Q' || ((substr(occurred_at, 6, 2) + 2) / 3) = ?2") >= 0);
+    }
+    free(text);
+    json_decref(a);
+
+    /* asked again: the kept answer; refused: defined but not listed, off
+     * the grid, unknown; then a local_only field: refused, nothing kept */
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM aggregate_answers"), 2);
+    answer(s, p, "contacts_by_country_x", NULL, -EPERM, &err);
+    CHECK_CONTAINS(err.msg, "contacts_by_country_x is not allowed by the EU-DE policy "
+                            "(aggregates.queries)");
+    answer(s, p, "contacts_by_language_district", "as_of=2026-11", -EINVAL, &err);
+    CHECK_CONTAINS(err.msg, "only for the current month (2026-12)");
+    answer(s, p, "contacts_by_language_x", NULL, -ENOENT, &err);
+    CHECK_CONTAINS(err.msg, "nor one the EU-DE policy defines");
+    for (size_t i = 0; i < p->nfields; i++)
+        if (p->fields[i].entity == &entity_contact && !strcmp(p->fields[i].field, "language"))
+            p->fields[i].cls = POLICY_LOCAL_ONLY;
+    exec_sql(s, "DELETE FROM aggregate_answers");
+    answer(s, p, "contacts_by_language_district", NULL, -EPERM, &err);
+    CHECK_CONTAINS(err.msg, "uses contact.language, which is local_only in the EU-DE policy");
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM aggregate_answers"), 0);
+    policy_free(p);
+    store_close(s);
+}
+
 int main(void)
 {
     fx_tmpdir("aggregate");
@@ -921,5 +1102,6 @@ int main(void)
     RUN(budget_spent_refused_and_kept);
     RUN(noise_moves_counts_by_its_scale);
     RUN(computed_without_the_writer);
+    RUN(defined_aggregates_count_like_sql);
     return fx_finish();
 }
