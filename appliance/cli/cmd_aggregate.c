@@ -90,6 +90,15 @@ static int list(const struct policy *p)
         else
             printf("%-34s refused: %s\n", aggregate_names[i], err.msg);
     }
+    /* the ones the profile defines (aggregates.define) */
+    for (size_t i = 0; p && i < p->ndefines; i++) {
+        struct op_error err;
+        op_error_clear(&err);
+        if (aggregate_allowed(p, p->defines[i].name, &err) == 0)
+            printf("%-34s allowed (defined by the profile)\n", p->defines[i].name);
+        else
+            printf("%-34s refused: %s\n", p->defines[i].name, err.msg);
+    }
     return CLI_OK;
 }
 
