@@ -645,6 +645,18 @@ static int noise(struct policy_diff *d, const struct policy_noise *x, const stru
     return rc;
 }
 
+/* Whether aggregate `name` counts something else in b than in a (defined
+ * in one only, or by other fields or grain): HQ would pull a new table
+ * under an old name. */
+static int define_changed(const struct policy *a, const struct policy *b, const char *name)
+{
+    const struct policy_aggregate_define *x = policy_define_named(a, name);
+    const struct policy_aggregate_define *y = policy_define_named(b, name);
+    if (!x || !y)
+        return !x != !y;
+    return x->rows != y->rows || x->cols != y->cols || x->grain != y->grain;
+}
+
 static int aggregates(struct policy_diff *d, const struct policy *a, const struct policy *b)
 {
     int rc = 0;
@@ -663,6 +675,9 @@ static int aggregates(struct policy_diff *d, const struct policy *a, const struc
             rc = add(d, POLICY_DIFF_TIGHTENS, key, NULL, "aggregates: %s removed", x->name);
         else if (strcmp(x->basis, y->basis))
             rc = add(d, POLICY_DIFF_NEUTRAL, key, NULL, "aggregates: %s: basis changed", x->name);
+        if (y && rc == 0 && define_changed(a, b, x->name))
+            rc = add(d, POLICY_DIFF_LOOSENS, key, "a changed definition cannot be ranked",
+                     "aggregates: %s: definition changed", x->name);
     }
     for (size_t i = 0; i < b->naggregates && rc == 0; i++) {
         const struct policy_aggregate *y = &b->aggregates[i];

@@ -373,6 +373,40 @@ static void test_aggregates(void)
     expect_change("aggregates:\n  min_cell_size: 10\n  basis: \"b-agg\"\n"
                   "  queries: [contacts_by_country, deals_by_stage]\n",
                   "", POLICY_DIFF_TIGHTENS, "aggregates: deals_by_stage removed (tightens)", 0, 2);
+    /* a listed aggregate the profile defines, counted by other fields under
+     * the same name: it cannot be ranked, so it loosens either way */
+    {
+        const char *cc = "  contact.country: {class: exportable, basis: \"b4\"}\n";
+        const char *qq = "queries: [contacts_by_country, deals_by_stage]\n";
+        char *v0 = variant(base, cc,
+                           "  contact.country: {class: exportable, basis: \"b4\"}\n"
+                           "  contact.language: {class: exportable, basis: \"b5\"}\n");
+        char *v1 = v0 ? variant(v0, qq,
+                                "queries: [contacts_by_country, deals_by_stage, cc_x]\n"
+                                "  define:\n    - {name: cc_x, count: contact, rows: country}\n")
+                      : NULL;
+        char *v2 = v0 ? variant(v0, qq,
+                                "queries: [contacts_by_country, deals_by_stage, cc_x]\n"
+                                "  define:\n    - {name: cc_x, count: contact, rows: country, "
+                                "columns: language}\n")
+                      : NULL;
+        CHECK(v1 && v2);
+        for (int way = 0; v1 && v2 && way < 2; way++) {
+            struct policy_diff *d = way ? diff_texts(v2, v1) : diff_texts(v1, v2);
+            const struct policy_diff_item *it =
+                find(d, "aggregates: cc_x: definition changed (loosens: a changed definition "
+                        "cannot be ranked)");
+            if (!it)
+                dump(d);
+            CHECK(it != NULL);
+            CHECK_EQ(d ? d->loosens : 99, 1);
+            CHECK_EQ(d ? d->tightens : 99, 0);
+            policy_diff_free(d);
+        }
+        free(v0);
+        free(v1);
+        free(v2);
+    }
     /* calibrated noise: adding it tightens, removing it or spending more loosens */
     const char *q = "queries: [contacts_by_country, deals_by_stage]\n";
     const char *z = "queries: [contacts_by_country, deals_by_stage]\n"
