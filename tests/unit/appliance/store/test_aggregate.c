@@ -1068,6 +1068,12 @@ static void defined_aggregates_count_like_sql(void)
     free(text);
     json_decref(a);
 
+    /* standing: a defined aggregate is due until an answer has left */
+    int due = -1;
+    CHECK_EQ(aggregate_standing_due(s, p, "contacts_by_language_district", NOW_MS, &due, &err), 0);
+    CHECK_EQ(due, 1);
+    CHECK_EQ(aggregate_standing_due(s, p, "contacts_by_language_x", NOW_MS, &due, &err), -ENOENT);
+
     /* asked again: the kept answer; refused: defined but not listed, off
      * the grid, unknown; then a local_only field: refused, nothing kept */
     CHECK_EQ(fx_count(s, "SELECT count(*) FROM aggregate_answers"), 2);
@@ -1078,6 +1084,17 @@ static void defined_aggregates_count_like_sql(void)
     CHECK_CONTAINS(err.msg, "only for the current month (2026-12)");
     answer(s, p, "contacts_by_language_x", NULL, -ENOENT, &err);
     CHECK_CONTAINS(err.msg, "nor one the EU-DE policy defines");
+    /* with noise: a new answer carries it, spends the budget, and passes
+     * the egress check like a shipped one */
+    exec_sql(s, "DELETE FROM aggregate_answers");
+    noise_on(p, 500000, 4000000);
+    a = answer(s, p, "contacts_by_language_district", NULL, 0, &err);
+    CHECK(a != NULL && json_object_get(a, "noise") != NULL);
+    CHECK_EQ(spent(s), 500000);
+    if (a)
+        CHECK_EQ(egress_verify_aggregate(p, a, &err), 0);
+    json_decref(a);
+    p->noise.on = 0;
     for (size_t i = 0; i < p->nfields; i++)
         if (p->fields[i].entity == &entity_contact && !strcmp(p->fields[i].field, "language"))
             p->fields[i].cls = POLICY_LOCAL_ONLY;
