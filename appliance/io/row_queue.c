@@ -1,9 +1,11 @@
 /*
  * The bounded hand-off queue; see row_queue.h. A ring of pointers under
  * one mutex, with one condition for "not full" (the producer waits on it)
- * and one for "not empty" (the consumer waits on it). A side signals the
- * other only when that side is waiting, so a steady stream costs a lock
- * and an unlock per item and no wake-ups.
+ * and one for "not empty" (the consumer waits on it). A side wakes the
+ * other only when that side is waiting and a quarter of the capacity is
+ * ready for it (items to take, or room to fill), or at the end: waking
+ * for every item cost a context switch a row and about a third more CPU
+ * in an import, since the two sides run at nearly the same speed.
  */
 #include "row_queue.h"
 
@@ -16,6 +18,7 @@ struct row_queue {
     pthread_cond_t not_full;
     pthread_cond_t not_empty;
     size_t cap, head, count;
+    size_t batch;  /* a quarter of cap, at least 1: what is worth a wake-up */
     int finished;  /* the producer pushes no more */
     int cancelled; /* the consumer takes no more */
     int producer_waiting, consumer_waiting;
@@ -35,6 +38,7 @@ int row_queue_new(size_t cap, struct row_queue **out)
         return -ENOMEM;
     }
     q->cap = cap;
+    q->batch = cap / 4 ? cap / 4 : 1;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->not_full, NULL);
     pthread_cond_init(&q->not_empty, NULL);
@@ -67,7 +71,7 @@ int row_queue_push(struct row_queue *q, void *item)
     }
     q->items[(q->head + q->count) % q->cap] = item;
     q->count++;
-    if (q->consumer_waiting)
+    if (q->consumer_waiting && q->count >= q->batch)
         pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
     return 0;
@@ -94,7 +98,7 @@ void *row_queue_pop(struct row_queue *q)
         item = q->items[q->head];
         q->head = (q->head + 1) % q->cap;
         q->count--;
-        if (q->producer_waiting)
+        if (q->producer_waiting && q->cap - q->count >= q->batch)
             pthread_cond_signal(&q->not_full);
     }
     pthread_mutex_unlock(&q->mu);
