@@ -89,6 +89,7 @@ struct item {
     json_t *fields;      /* ITEM_ROW: the row's cells by field */
     struct store_prepared *prep;
     struct op_error e;
+    struct item *next;     /* on the parser's list of items to free */
     unsigned long lines[]; /* where each column's cell starts */
 };
 
@@ -101,6 +102,11 @@ struct parser {
     struct row_queue *q;
     unsigned flags; /* for store_prepare_create */
     int failed;     /* out of memory: the rest of the file was not read */
+    /* items the writer is done with, freed by the parser, which made
+     * them: glibc's allocator frees a block it did not allocate on this
+     * thread under its arena's lock, which cost the writer time */
+    pthread_mutex_t done_mu;
+    struct item *done;
 };
 
 static const char *const meta_ignored[] = {"version", "created_at", "updated_at"};
@@ -519,6 +525,29 @@ static void item_free(struct item *it)
     free(it);
 }
 
+/* The writer: hands an item it is done with back to the parser. */
+static void give_back(struct parser *pa, struct item *it)
+{
+    pthread_mutex_lock(&pa->done_mu);
+    it->next = pa->done;
+    pa->done = it;
+    pthread_mutex_unlock(&pa->done_mu);
+}
+
+/* The parser (or the writer after the join): frees what was handed back. */
+static void free_given_back(struct parser *pa)
+{
+    pthread_mutex_lock(&pa->done_mu);
+    struct item *it = pa->done;
+    pa->done = NULL;
+    pthread_mutex_unlock(&pa->done_mu);
+    while (it) {
+        struct item *next = it->next;
+        item_free(it);
+        it = next;
+    }
+}
+
 /* The parser thread: reads every record after the header and hands it to
  * the writer in order. Stops at the end of the file, after a problem that
  * ends the import (any problem outside a dry run; a reader that cannot go
@@ -528,6 +557,7 @@ static void *parser_main(void *arg)
     struct parser *pa = arg;
     int dry = (pa->im->o->flags & IMPORTER_DRY_RUN) != 0;
     for (;;) {
+        free_given_back(pa);
         struct item *it = calloc(1, sizeof *it + pa->im->ncols * sizeof it->lines[0]);
         if (!it) {
             /* no item can carry the problem: the writer sees the end of
@@ -723,11 +753,13 @@ static int run_rows(struct imp *im)
         store_preparer_free(pa.pr);
         return report(im, rc, 0, 0, NULL, "out of memory");
     }
+    pthread_mutex_init(&pa.done_mu, NULL);
     /* jansson makes its hash seed on first use: make it here, not racing */
     json_decref(json_object());
     pthread_t tid;
     rc = -pthread_create(&tid, NULL, parser_main, &pa);
     if (rc < 0) {
+        pthread_mutex_destroy(&pa.done_mu);
         row_queue_free(pa.q);
         store_preparer_free(pa.pr);
         return report(im, rc, 0, 0, NULL, "cannot start the parser thread: %s", strerror(-rc));
@@ -742,11 +774,13 @@ static int run_rows(struct imp *im)
                 row_queue_cancel(pa.q);
             }
         }
-        item_free(it);
+        give_back(&pa, it);
     }
     pthread_join(tid, NULL);
     while ((it = row_queue_pop(pa.q))) /* none after a join; kept for safety */
         item_free(it);
+    free_given_back(&pa);
+    pthread_mutex_destroy(&pa.done_mu);
     row_queue_free(pa.q);
     store_preparer_free(pa.pr);
     if (pa.failed && !stop)
