@@ -31,7 +31,8 @@
  * ride over a slow commit of the full-text index or a slow phone number,
  * few enough that memory stays bounded (a row is its cells as JSON twice,
  * the cells and the checked record, and its keys: about 2 KiB for a
- * contact, so about 0.5 MiB in all). */
+ * contact, so about 0.5 MiB, and as much again at most in rows handed
+ * back to the parser to be freed). */
 #define QUEUE_ROWS 256u
 
 enum col_kind {
