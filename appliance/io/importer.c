@@ -1,15 +1,21 @@
 /*
  * All-or-nothing CSV import; see importer.h. The header is mapped to
- * columns once; each row then fills one reusable JSON object (the keys stay,
- * only the values change) and goes to store_create inside one transaction,
- * whose statements the store prepares once. A store error is mapped back to
- * the cell it came from through err->field, so that the user is pointed at
- * FILE:LINE:COLUMN rather than at a field name.
+ * columns once on the caller's thread. Then two threads share the work
+ * (docs/IMPORT_EXPORT.md, "Performance"): a parser thread reads each row,
+ * turns its cells into JSON and has the store check it and make its
+ * duplicate keys (store_prepare_create: no database), and hands it through
+ * a bounded queue (row_queue.h) to the caller's thread, the writer, the
+ * only one that touches the store: it looks the keys up, writes the row
+ * and its audit entry inside one transaction and reports, in file order.
+ * A store error is mapped back to the cell it came from through
+ * err->field, so that the user is pointed at FILE:LINE:COLUMN rather than
+ * at a field name.
  */
 #include "importer.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +24,17 @@
 #include "csv_writer.h"
 #include "dup_choice.h"
 #include "io_queries.h"
+#include "row_queue.h"
 #include "sql.h"
 
 #define PROGRESS_EVERY 256u
+/* Rows in flight between the parser thread and the writer: enough to
+ * ride over a slow commit of the full-text index or a slow phone number,
+ * few enough that memory stays bounded (a row is its cells as JSON twice,
+ * the cells and the checked record, and its keys: about 2 KiB for a
+ * contact, so about 0.5 MiB, and as much again at most in rows handed
+ * back to the parser to be freed). */
+#define QUEUE_ROWS 256u
 
 enum col_kind {
     COL_FIELD,   /* a field of the entity */
@@ -54,6 +68,47 @@ struct imp {
     struct op_error *err;
     struct csv_writer rw; /* the report, when asked for */
     int64_t row_version;  /* the row's version cell, 0 for none */
+};
+
+/* What the parser thread hands the writer for one record of the file, in
+ * file order. */
+enum item_kind {
+    ITEM_ROW,     /* a record checked and keyed: fields and prep */
+    ITEM_EMPTY,   /* every cell empty: skipped */
+    ITEM_DELETED, /* a tombstone (`deleted` true): skipped */
+    ITEM_PROBLEM, /* the reader's or a cell's problem at pline:pcol, msg in e */
+    ITEM_REFUSED, /* the store refused the record before the database: e */
+};
+
+struct item {
+    enum item_kind kind;
+    int rc;
+    int broken;         /* ITEM_PROBLEM: the reader cannot go on */
+    unsigned long line; /* the record's line (where it ends) */
+    unsigned long pline;
+    size_t pcol;
+    int64_t row_version; /* the row's version cell, 0 for none */
+    json_t *fields;      /* ITEM_ROW: the row's cells by field */
+    struct store_prepared *prep;
+    struct op_error e;
+    struct item *next;     /* on the parser's list of items to free */
+    unsigned long lines[]; /* where each column's cell starts */
+};
+
+/* The parser thread's state: it owns the reader once the header is mapped
+ * and reads `im` only for what map_header set (columns, entity, flags). */
+struct parser {
+    const struct imp *im;
+    struct csv_reader *r;
+    struct store_preparer *pr;
+    struct row_queue *q;
+    unsigned flags; /* for store_prepare_create */
+    int failed;     /* out of memory: the rest of the file was not read */
+    /* items the writer is done with, freed by the parser, which made
+     * them: glibc's allocator frees a block it did not allocate on this
+     * thread under its arena's lock, which cost the writer time */
+    pthread_mutex_t done_mu;
+    struct item *done;
 };
 
 static const char *const meta_ignored[] = {"version", "created_at", "updated_at"};
@@ -280,11 +335,10 @@ static const char *without_field(const char *msg, const char *field, const char 
     return msg;
 }
 
-static int store_problem(struct imp *im, int rc, const struct op_error *se)
+static int store_problem(struct imp *im, int rc, const struct op_error *se, const struct item *it)
 {
-    const struct csv_field *fs = csv_reader_fields(im->r);
     size_t col = column_of(im, se->field);
-    unsigned long line = col ? fs[col - 1].line : csv_reader_line(im->r);
+    unsigned long line = col ? it->lines[col - 1] : it->line;
     const char *colname = col ? im->cols[col - 1].name : "";
     const char *msg = se->msg[0] ? without_field(se->msg, se->field, colname) : strerror(-rc);
     if (rc == STORE_EDUP) {
@@ -314,16 +368,32 @@ static int reader_problem(struct imp *im, int rc, const struct op_error *re)
     return report(im, rc, line, col, NULL, "%s", re->msg);
 }
 
+/* Records a problem of the parser thread's in `it`, for the writer to
+ * report in its place in the file. Returns rc. */
+__attribute__((format(printf, 5, 6))) static int
+row_problem(struct item *it, int rc, unsigned long line, size_t col, const char *fmt, ...)
+{
+    it->kind = ITEM_PROBLEM;
+    it->rc = rc;
+    it->pline = line;
+    it->pcol = col;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(it->e.msg, sizeof it->e.msg, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 /* Whether a dry run may look for further problems after this one: only
  * after a problem with one row, and only while the transaction is intact
  * (a store that had to end it would otherwise make the next rows real). */
-static int may_go_on(struct imp *im, int rc)
+static int may_go_on(struct imp *im, int rc, int broken)
 {
     if (!(im->o->flags & IMPORTER_DRY_RUN) || im->res.errors >= im->max_errors)
         return 0;
     if (rc != -EINVAL && rc != STORE_EDUP && rc != -EEXIST)
         return 0;
-    if (csv_reader_broken(im->r))
+    if (broken)
         return 0;
     return store_in_transaction(im->s);
 }
@@ -342,26 +412,37 @@ static int parse_deleted(const struct csv_field *f)
     return -EINVAL;
 }
 
-/* Fills im->rec from the current row. Returns 1 to store it, 0 to skip it,
- * or a negative code (already reported). */
-static int fill_record(struct imp *im)
+/* On the parser thread: turns the reader's current record into `it`:
+ * ITEM_EMPTY or ITEM_DELETED (skipped), ITEM_PROBLEM (a bad cell),
+ * ITEM_REFUSED (the store's checks refused it) or ITEM_ROW with its cells
+ * as JSON and the record checked and keyed. */
+static void fill_item(struct parser *pa, struct item *it)
 {
-    const struct csv_field *fs = csv_reader_fields(im->r);
+    const struct imp *im = pa->im;
+    const struct csv_field *fs = csv_reader_fields(pa->r);
+    unsigned long rowline = csv_reader_line(pa->r);
+    it->line = rowline;
     int any = 0;
     for (size_t i = 0; i < im->ncols; i++) {
         const char *s = fs[i].data;
         size_t len = fs[i].len;
+        it->lines[i] = fs[i].line;
         for (size_t k = 0; k < len && !any; k++)
             any = !is_space(s[k]);
     }
     if (!any) {
-        im->res.skipped_empty++;
-        return 0;
+        it->kind = ITEM_EMPTY;
+        return;
     }
 
+    json_t *rec = json_object();
     json_t *custom = im->ncustom ? json_object() : NULL;
-    if (im->ncustom && !custom)
-        return report(im, -ENOMEM, csv_reader_line(im->r), 0, NULL, "out of memory");
+    if (!rec || (im->ncustom && !custom)) {
+        json_decref(rec);
+        json_decref(custom);
+        row_problem(it, -ENOMEM, rowline, 0, "out of memory");
+        return;
+    }
     int rc = 0;
     for (size_t i = 0; i < im->ncols && rc == 0; i++) {
         const struct column *c = &im->cols[i];
@@ -369,14 +450,12 @@ static int fill_record(struct imp *im)
         /* set_new takes the reference even when it fails */
         switch (c->kind) {
         case COL_FIELD:
-            rc = json_object_set_new(im->rec, c->f->name,
+            rc = json_object_set_new(rec, c->f->name,
                                      f->len ? json_stringn_nocheck(f->data, f->len) : json_null());
             break;
         case COL_ID:
             if (f->len)
-                rc = json_object_set_new(im->rec, "id", json_stringn_nocheck(f->data, f->len));
-            else
-                (void)json_object_del(im->rec, "id");
+                rc = json_object_set_new(rec, "id", json_stringn_nocheck(f->data, f->len));
             break;
         case COL_CUSTOM:
             /* an empty cell is no key; a quoted empty cell ("") an empty string */
@@ -386,8 +465,8 @@ static int fill_record(struct imp *im)
         case COL_DELETED: {
             int d = parse_deleted(f);
             if (d < 0)
-                rc = report(im, -EINVAL, f->line, i + 1, NULL,
-                            "expected true or false (or empty): \"%.80s\"", f->data);
+                rc = row_problem(it, -EINVAL, f->line, i + 1,
+                                 "expected true or false (or empty): \"%.80s\"", f->data);
             else if (d > 0)
                 rc = 1;
             break;
@@ -397,19 +476,19 @@ static int fill_record(struct imp *im)
             const char *v = f->data;
             size_t vl = trimmed(&v, f->len);
             char *end = NULL;
-            im->row_version = 0;
+            it->row_version = 0;
             if (vl && vl < sizeof num) {
                 memcpy(num, v, vl);
                 num[vl] = '\0';
                 long long x = strtoll(num, &end, 10);
                 if (*end || x < 1)
-                    rc = report(im, -EINVAL, f->line, i + 1, NULL,
-                                "expected a version number of 1 or more (or empty): \"%.80s\"",
-                                f->data);
+                    rc = row_problem(it, -EINVAL, f->line, i + 1,
+                                     "expected a version number of 1 or more (or empty): \"%.80s\"",
+                                     f->data);
                 else
-                    im->row_version = x;
+                    it->row_version = x;
             } else if (vl) {
-                rc = report(im, -EINVAL, f->line, i + 1, NULL, "not a version number");
+                rc = row_problem(it, -EINVAL, f->line, i + 1, "not a version number");
             }
             break;
         }
@@ -417,17 +496,108 @@ static int fill_record(struct imp *im)
             break;
         }
         if (rc == -1) /* jansson's failure: out of memory */
-            rc = report(im, -ENOMEM, f->line, i + 1, NULL, "out of memory");
+            rc = row_problem(it, -ENOMEM, f->line, i + 1, "out of memory");
     }
-    if (rc == 0 && custom && json_object_set_new(im->rec, "custom", custom) < 0)
-        rc = report(im, -ENOMEM, csv_reader_line(im->r), 0, NULL, "out of memory");
+    if (rc == 0 && custom && json_object_set_new(rec, "custom", custom) < 0)
+        rc = row_problem(it, -ENOMEM, rowline, 0, "out of memory");
     else if (rc != 0)
         json_decref(custom);
-    if (rc == 1) {
-        im->res.skipped_deleted++;
-        return 0;
+    if (rc != 0) {
+        json_decref(rec);
+        if (rc == 1)
+            it->kind = ITEM_DELETED;
+        return;
     }
-    return rc < 0 ? rc : 1;
+    it->fields = rec;
+    rc = store_prepare_create(pa->pr, im->e, rec, pa->flags, &it->prep, &it->e);
+    if (rc < 0) {
+        it->kind = ITEM_REFUSED;
+        it->rc = rc;
+        return;
+    }
+    it->kind = ITEM_ROW;
+}
+
+static void item_free(struct item *it)
+{
+    if (!it)
+        return;
+    json_decref(it->fields);
+    store_prepared_free(it->prep);
+    free(it);
+}
+
+/* The writer: hands an item it is done with back to the parser. */
+static void give_back(struct parser *pa, struct item *it)
+{
+    pthread_mutex_lock(&pa->done_mu);
+    it->next = pa->done;
+    pa->done = it;
+    pthread_mutex_unlock(&pa->done_mu);
+}
+
+/* The parser (or the writer after the join): frees what was handed back. */
+static void free_given_back(struct parser *pa)
+{
+    pthread_mutex_lock(&pa->done_mu);
+    struct item *it = pa->done;
+    pa->done = NULL;
+    pthread_mutex_unlock(&pa->done_mu);
+    while (it) {
+        struct item *next = it->next;
+        item_free(it);
+        it = next;
+    }
+}
+
+/* The parser thread: reads every record after the header and hands it to
+ * the writer in order. Stops at the end of the file, after a problem that
+ * ends the import (any problem outside a dry run; a reader that cannot go
+ * on), or when the writer cancels. */
+static void *parser_main(void *arg)
+{
+    struct parser *pa = arg;
+    int dry = (pa->im->o->flags & IMPORTER_DRY_RUN) != 0;
+    for (;;) {
+        free_given_back(pa);
+        struct item *it = calloc(1, sizeof *it + pa->im->ncols * sizeof it->lines[0]);
+        if (!it) {
+            /* no item can carry the problem: the writer sees the end of
+             * the file early and reads `failed` after the join */
+            pa->failed = 1;
+            break;
+        }
+        op_error_clear(&it->e);
+        int n = csv_reader_next(pa->r, &it->e);
+        if (n == 0) {
+            free(it);
+            break;
+        }
+        int last = 0;
+        if (n < 0) {
+            unsigned long line;
+            size_t col;
+            csv_reader_error_pos(pa->r, &line, &col);
+            it->kind = ITEM_PROBLEM;
+            it->rc = n;
+            it->pline = line;
+            it->pcol = col;
+            it->line = line;
+            it->broken = csv_reader_broken(pa->r) != 0;
+            last = !dry || it->broken;
+        } else {
+            fill_item(pa, it);
+            last = !dry && (it->kind == ITEM_PROBLEM || it->kind == ITEM_REFUSED);
+        }
+        if (row_queue_push(pa->q, it) < 0) {
+            item_free(it);
+            break;
+        }
+        if (last)
+            break;
+    }
+    row_queue_finish(pa->q);
+    return NULL;
 }
 
 /* One row of the report (when asked for). */
@@ -489,57 +659,94 @@ static int duplicate_row(struct imp *im, unsigned long line, struct op_error *e)
     return 0;
 }
 
+/* On the writer (the caller's thread, the only one that touches the
+ * store): one item from the parser. Returns 0 or the problem's code
+ * (reported). */
+static int write_item(struct imp *im, struct item *it, unsigned flags)
+{
+    switch (it->kind) {
+    case ITEM_EMPTY:
+        im->res.skipped_empty++;
+        return 0;
+    case ITEM_DELETED:
+        im->res.skipped_deleted++;
+        return 0;
+    case ITEM_PROBLEM:
+        return report(im, it->rc, it->pline, it->pcol, NULL, "%s", it->e.msg);
+    case ITEM_REFUSED:
+        return store_problem(im, it->rc, &it->e, it);
+    case ITEM_ROW:
+        break;
+    }
+    struct op_error e;
+    op_error_clear(&e);
+    int rc = store_create_prepared(im->s, it->prep, flags, &e);
+    if (rc == STORE_EDUP && e.ref[0] && im->o->on_duplicate != IMPORTER_DUP_REFUSE) {
+        im->rec = it->fields;
+        im->row_version = it->row_version;
+        rc = duplicate_row(im, it->line, &e);
+        im->rec = NULL;
+        return rc < 0 ? store_problem(im, rc, &e, it) : 0;
+    }
+    if (rc < 0)
+        return store_problem(im, rc, &e, it);
+    const char *wref = NULL, *warning = store_warning(im->s, &wref);
+    if (warning)
+        im->res.warnings++;
+    report_row(im, it->line, "create", wref, warning);
+    im->res.imported++;
+    if (im->o->on_progress && im->res.imported % PROGRESS_EVERY == 0)
+        im->o->on_progress(im->o->ctx, im->res.imported);
+    return 0;
+}
+
+/* Reads the rows after the header on a parser thread and writes them
+ * here, in file order, until the end of the file or a problem that ends
+ * the import; the parser is stopped and joined before this returns. */
 static int run_rows(struct imp *im)
 {
     unsigned flags = (im->o->flags & IMPORTER_SKIP_DUP_CHECK) ? STORE_SKIP_DUP_CHECK : 0;
-    int rc;
-    for (;;) {
-        struct op_error e;
-        op_error_clear(&e);
-        int n = csv_reader_next(im->r, &e);
-        if (n == 0)
-            break;
-        if (n < 0) {
-            rc = reader_problem(im, n, &e);
-            if (may_go_on(im, rc))
-                continue;
-            return rc;
-        }
-        rc = fill_record(im);
-        if (rc < 0) {
-            if (may_go_on(im, rc))
-                continue;
-            return rc;
-        }
-        if (rc == 0)
-            continue;
-        op_error_clear(&e);
-        unsigned long line = csv_reader_line(im->r);
-        rc = store_create(im->s, im->e, im->rec, flags, NULL, &e);
-        if (rc == STORE_EDUP && e.ref[0] && im->o->on_duplicate != IMPORTER_DUP_REFUSE) {
-            rc = duplicate_row(im, line, &e);
-            if (rc < 0) {
-                rc = store_problem(im, rc, &e);
-                if (may_go_on(im, rc))
-                    continue;
-                return rc;
-            }
-            continue;
-        }
-        if (rc < 0) {
-            rc = store_problem(im, rc, &e);
-            if (may_go_on(im, rc))
-                continue;
-            return rc;
-        }
-        const char *wref = NULL, *warning = store_warning(im->s, &wref);
-        if (warning)
-            im->res.warnings++;
-        report_row(im, line, "create", wref, warning);
-        im->res.imported++;
-        if (im->o->on_progress && im->res.imported % PROGRESS_EVERY == 0)
-            im->o->on_progress(im->o->ctx, im->res.imported);
+    struct parser pa = {.im = im, .r = im->r, .flags = flags};
+    int rc = store_preparer_new(im->s, &pa.pr);
+    if (rc < 0)
+        return report(im, rc, 0, 0, NULL, "cannot start checking rows: %s", strerror(-rc));
+    rc = row_queue_new(QUEUE_ROWS, &pa.q);
+    if (rc < 0) {
+        store_preparer_free(pa.pr);
+        return report(im, rc, 0, 0, NULL, "out of memory");
     }
+    pthread_mutex_init(&pa.done_mu, NULL);
+    /* jansson makes its hash seed on first use: make it here, not racing */
+    json_decref(json_object());
+    pthread_t tid;
+    rc = -pthread_create(&tid, NULL, parser_main, &pa);
+    if (rc < 0) {
+        pthread_mutex_destroy(&pa.done_mu);
+        row_queue_free(pa.q);
+        store_preparer_free(pa.pr);
+        return report(im, rc, 0, 0, NULL, "cannot start the parser thread: %s", strerror(-rc));
+    }
+    int stop = 0;
+    struct item *it;
+    while ((it = row_queue_pop(pa.q))) {
+        if (!stop) {
+            rc = write_item(im, it, flags);
+            if (rc < 0 && !may_go_on(im, rc, it->broken)) {
+                stop = 1;
+                row_queue_cancel(pa.q);
+            }
+        }
+        give_back(&pa, it);
+    }
+    pthread_join(tid, NULL);
+    while ((it = row_queue_pop(pa.q))) /* none after a join; kept for safety */
+        item_free(it);
+    free_given_back(&pa);
+    pthread_mutex_destroy(&pa.done_mu);
+    row_queue_free(pa.q);
+    store_preparer_free(pa.pr);
+    if (pa.failed && !stop)
+        report(im, -ENOMEM, 0, 0, NULL, "out of memory while reading the file");
     return im->first_rc;
 }
 
@@ -587,11 +794,6 @@ int importer_run(struct store *s, FILE *in, const struct importer_opts *opts,
     rc = map_header(&im);
     if (rc < 0)
         goto done;
-    im.rec = json_object();
-    if (!im.rec) {
-        rc = report(&im, -ENOMEM, 1, 0, NULL, "out of memory");
-        goto done;
-    }
 
     /* One transaction holds every row, and the search index and the
      * indexes grow all through it: with SQLite's default 2 MiB page cache
@@ -630,7 +832,6 @@ int importer_run(struct store *s, FILE *in, const struct importer_opts *opts,
 done:
     if (rc < 0 && !im.first_rc)
         im.first_rc = rc;
-    json_decref(im.rec);
     free(im.cols);
     csv_reader_free(im.r);
     if (res)

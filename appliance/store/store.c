@@ -1675,18 +1675,21 @@ static int finish_write(struct store *s, const struct entity_def *e, const char 
     return rc;
 }
 
+/* `pre`: the record's duplicate keys made beforehand (store_prepare_create),
+ * or NULL to make them here. */
 static int do_create(struct store *s, const struct entity_def *e, json_t *rec, const char *id,
-                     unsigned flags, struct op_error *err)
+                     unsigned flags, const struct dedup_keys *pre, struct op_error *err)
 {
     int rc = check_refs(s, e, rec, NULL, err);
     if (rc < 0)
         return rc;
-    struct dedup_keys keys = {0};
+    struct dedup_keys own = {0};
+    const struct dedup_keys *kp = pre ? pre : &own;
     s->warning[0] = s->warning_ref[0] = '\0';
     if (e->flags & ENTITY_DEDUP) {
-        rc = make_keys(s, rec, &keys, err);
+        rc = pre ? 0 : make_keys(s, rec, &own, err);
         if (rc == 0 && !(flags & STORE_SKIP_DUP_CHECK))
-            rc = check_dup(s, &keys, NULL, err);
+            rc = check_dup(s, kp, NULL, err);
         if (rc < 0)
             goto out;
     }
@@ -1700,7 +1703,7 @@ static int do_create(struct store *s, const struct entity_def *e, json_t *rec, c
     hlc_stamp now = hlc_next(&s->clock);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-    rc = bind_record(s, q, st, e, rec, &keys, 2, err);
+    rc = bind_record(s, q, st, e, rec, kp, 2, err);
     if (rc < 0)
         goto out;
     rc = sql_run(&s->q, q, st, err);
@@ -1712,24 +1715,43 @@ static int do_create(struct store *s, const struct entity_def *e, json_t *rec, c
     s->write_dirty = 1;
     rc = audit(s, now, "create", e, id, 0, 1, NULL, err);
     if (rc == 0 && s->bulk && (e->flags & ENTITY_DEDUP)) {
-        const char *kv[KEYSET_NKINDS] = {keys.email, keys.phone, keys.street, keys.tail, keys.name};
+        const char *kv[KEYSET_NKINDS] = {kp->email, kp->phone, kp->street, kp->tail, kp->name};
         /* out of memory, or past the bound: SQLite has every key too */
         if (keyset_count(s->bulk) >= BULK_KEYS_MAX || keyset_add(s->bulk, id, kv) < 0)
             bulk_off(s);
     }
 out:
-    free_keys(&keys);
+    free_keys(&own);
     return rc;
 }
 
-int store_create(struct store *s, const struct entity_def *e, json_t *fields, unsigned flags,
-                 json_t **out, struct op_error *err)
+/* A create checked and keyed before it meets the database: see
+ * store_prepare_create. `keyed`: keys holds the duplicate keys. */
+struct store_prepared {
+    const struct entity_def *e;
+    json_t *rec;            /* the merged record with its defaults */
+    char id[UUID_TEXT_LEN]; /* the caller's id, lower-cased; "" for one made at the write */
+    int keyed;
+    struct dedup_keys keys;
+};
+
+/* What a create does before it touches the database: merges and
+ * normalizes the fields, applies the viewer and region rules and the
+ * rules across fields, checks a given id and, when `with_keys`, makes the
+ * duplicate keys. Reads only s's settings (viewer, policy, region) and
+ * uses s->folder: no SQLite connection. */
+static int prepare_create(struct store *s, const struct entity_def *e, json_t *fields,
+                          unsigned flags, int with_keys, struct store_prepared *p,
+                          struct op_error *err)
 {
+    memset(p, 0, sizeof *p);
+    p->e = e;
     if (!json_is_object(fields))
         return op_error_set(err, -EINVAL, NULL, "a %s must be a JSON object", e->name);
     json_t *rec = json_object();
     if (!rec)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    p->rec = rec;
     json_t *custom = NULL;
     int rc = merge_fields(e, fields, rec, 1, flags, &custom, err);
     if (rc == 0)
@@ -1738,7 +1760,7 @@ int store_create(struct store *s, const struct entity_def *e, json_t *fields, un
         rc = check_policy(s, e, fields, custom, rec, 1, err);
     json_decref(custom);
     if (rc < 0)
-        goto out;
+        return rc;
     for (size_t i = 0; i < e->nfields; i++) {
         const struct field_def *f = &e->fields[i];
         json_t *v = json_object_get(rec, f->name);
@@ -1751,34 +1773,124 @@ int store_create(struct store *s, const struct entity_def *e, json_t *fields, un
     }
     rc = check_record(s, e, rec, err);
     if (rc < 0)
-        goto out;
+        return rc;
 
-    char id[UUID_TEXT_LEN];
     json_t *given = json_object_get(fields, "id");
     if (given && !json_is_null(given)) {
-        if (!json_is_string(given) || !uuid_is_v7_text(json_string_value(given))) {
-            rc = op_error_set(err, -EINVAL, "id", "id: not a UUIDv7");
-            goto out;
-        }
-        snprintf(id, sizeof id, "%s", json_string_value(given));
-        for (char *p = id; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-    } else {
-        rc = uuid7_next_text(&s->ids, id);
-        if (rc < 0) {
-            op_error_set(err, rc, NULL, "cannot make an id: no randomness");
-            goto out;
-        }
+        if (!json_is_string(given) || !uuid_is_v7_text(json_string_value(given)))
+            return op_error_set(err, -EINVAL, "id", "id: not a UUIDv7");
+        snprintf(p->id, sizeof p->id, "%s", json_string_value(given));
+        for (char *c = p->id; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
     }
+    if (with_keys && (e->flags & ENTITY_DEDUP)) {
+        rc = make_keys(s, rec, &p->keys, err);
+        if (rc < 0)
+            return rc;
+        p->keyed = 1;
+    }
+    return 0;
+}
 
-    rc = write_begin(s, err);
+static void prepared_done(struct store_prepared *p)
+{
+    json_decref(p->rec);
+    p->rec = NULL;
+    if (p->keyed)
+        free_keys(&p->keys);
+    p->keyed = 0;
+}
+
+/* The database half of a create: the id (when the caller gave none), the
+ * reference and duplicate checks, the row and its audit entry. */
+static int write_prepared(struct store *s, const struct store_prepared *p, unsigned flags,
+                          json_t **out, struct op_error *err)
+{
+    char id[UUID_TEXT_LEN];
+    if (p->id[0]) {
+        memcpy(id, p->id, sizeof id);
+    } else {
+        int rc = uuid7_next_text(&s->ids, id);
+        if (rc < 0)
+            return op_error_set(err, rc, NULL, "cannot make an id: no randomness");
+    }
+    int rc = write_begin(s, err);
     if (rc < 0)
-        goto out;
-    rc = do_create(s, e, rec, id, flags, err);
-    rc = finish_write(s, e, id, rc, out, err);
-out:
-    json_decref(rec);
+        return rc;
+    rc = do_create(s, p->e, p->rec, id, flags, p->keyed ? &p->keys : NULL, err);
+    return finish_write(s, p->e, id, rc, out, err);
+}
+
+int store_create(struct store *s, const struct entity_def *e, json_t *fields, unsigned flags,
+                 json_t **out, struct op_error *err)
+{
+    struct store_prepared p;
+    int rc = prepare_create(s, e, fields, flags, 0, &p, err);
+    if (rc == 0)
+        rc = write_prepared(s, &p, flags, out, err);
+    prepared_done(&p);
     return rc;
+}
+
+struct store_preparer {
+    struct store view; /* the settings a create reads; no connection */
+};
+
+int store_preparer_new(struct store *s, struct store_preparer **out)
+{
+    struct store_preparer *pr = calloc(1, sizeof *pr);
+    if (!pr)
+        return -ENOMEM;
+    pr->view.region = s->region;
+    memcpy(pr->view.region_code, s->region_code, sizeof pr->view.region_code);
+    memcpy(pr->view.viewer, s->viewer, sizeof pr->view.viewer);
+    pr->view.policy = s->policy;
+    int rc = folder_new(s->db, &pr->view.folder);
+    if (rc < 0) {
+        free(pr);
+        return rc;
+    }
+    *out = pr;
+    return 0;
+}
+
+void store_preparer_free(struct store_preparer *pr)
+{
+    if (!pr)
+        return;
+    folder_free(pr->view.folder);
+    free(pr);
+}
+
+int store_prepare_create(struct store_preparer *pr, const struct entity_def *e, json_t *fields,
+                         unsigned flags, struct store_prepared **out, struct op_error *err)
+{
+    *out = NULL;
+    struct store_prepared *p = malloc(sizeof *p);
+    if (!p)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    int rc = prepare_create(&pr->view, e, fields, flags, 1, p, err);
+    if (rc < 0) {
+        prepared_done(p);
+        free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+int store_create_prepared(struct store *s, const struct store_prepared *p, unsigned flags,
+                          struct op_error *err)
+{
+    return write_prepared(s, p, flags, NULL, err);
+}
+
+void store_prepared_free(struct store_prepared *p)
+{
+    if (!p)
+        return;
+    prepared_done(p);
+    free(p);
 }
 
 int store_get(struct store *s, const struct entity_def *e, const char *id, unsigned flags,

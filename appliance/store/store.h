@@ -180,6 +180,30 @@ void store_rollback(struct store *s);
 int store_create(struct store *s, const struct entity_def *e, json_t *fields, unsigned flags,
                  json_t **out, struct op_error *err);
 
+/* A create in two halves, for imports that check and key records on one
+ * thread while another writes (docs/IMPORT_EXPORT.md, "Performance").
+ * A preparer is made on the store's thread from the store's settings
+ * (viewer, region policy, region) as they are then, with its own text
+ * folder; after that it touches neither the store nor its SQLite
+ * connection, so one other thread may use it while the store is in use.
+ * store_prepare_create does everything store_create does before the
+ * database (field checks and normalization, viewer and region rules, a
+ * given id, the duplicate keys, the phone's included) with the same
+ * messages; store_create_prepared (on the store's thread) does the rest:
+ * the id when none was given, references, the duplicate check, the row
+ * and its audit entry. The result is what store_create(fields) gives. A
+ * prepared create may be written again (after STORE_EDUP, with
+ * STORE_SKIP_DUP_CHECK); store_prepared_free releases it. */
+struct store_preparer;
+struct store_prepared;
+int store_preparer_new(struct store *s, struct store_preparer **out);
+void store_preparer_free(struct store_preparer *pr);
+int store_prepare_create(struct store_preparer *pr, const struct entity_def *e, json_t *fields,
+                         unsigned flags, struct store_prepared **out, struct op_error *err);
+int store_create_prepared(struct store *s, const struct store_prepared *p, unsigned flags,
+                          struct op_error *err);
+void store_prepared_free(struct store_prepared *p);
+
 /* Reads one record by id. */
 int store_get(struct store *s, const struct entity_def *e, const char *id, unsigned flags,
               json_t **out, struct op_error *err);

@@ -403,6 +403,123 @@ static void test_progress(void)
     store_close(s);
 }
 
+/* A file of `n` good rows (given_name, e-mail, a German phone) with
+ * `bad` (if not NULL) as data row number `at` (1-based), in a malloc'd
+ * buffer; *len its length. */
+static char *many_rows(int n, int at, const char *bad, size_t *len)
+{
+    size_t cap = (size_t)n * 80 + 256;
+    char *csv = malloc(cap);
+    size_t o = (size_t)snprintf(csv, cap, "given_name,email,phone\n");
+    for (int i = 1; i <= n; i++) {
+        if (bad && i == at)
+            o += (size_t)snprintf(csv + o, cap - o, "%s\n", bad);
+        else
+            o += (size_t)snprintf(csv + o, cap - o, "Row%d,row%d@example.com,030 %07d\n", i, i,
+                                  1000000 + i);
+    }
+    *len = o;
+    return csv;
+}
+
+/* The rows are read and checked on a thread of their own and written
+ * here: the smallest files, a problem at the first row, and problems on
+ * either side of the hand-off in files far longer than the queue (256
+ * rows) all end with the same results and an untouched database. */
+static void test_two_threads(void)
+{
+    struct store *s = fx_store_next();
+    struct importer_result res;
+    struct op_error err;
+    char *before = snapshot(s);
+
+    /* no data row, and no byte at all */
+    CHECK_EQ(import(s, "given_name,email\n", 0, &res, &err), 0);
+    CHECK_EQ(res.imported, 0);
+    CHECK_EQ(import_buf(s, "", 0, 0, &res, &err, NULL), -EINVAL);
+    CHECK_CONTAINS(err.msg, "t.csv:1: empty file");
+    char *after = snapshot(s);
+    CHECK_STR(after, before);
+    free(after);
+
+    /* bad at the first row: the parser's own problem, then the store's */
+    CHECK_EQ(import(s, "given_name,deleted\nAnn,maybe\n", 0, &res, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "t.csv:2:2 (deleted): expected true or false");
+    CHECK_EQ(import(s, "given_name,email\nAnn,not-an-address\n", 0, &res, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "t.csv:2:2 (email):");
+    CHECK_EQ(res.imported, 0);
+    after = snapshot(s);
+    CHECK_STR(after, before);
+    free(after);
+
+    /* one row */
+    CHECK_EQ(import(s, "given_name,phone\nUna,030 1234567\n", 0, &res, &err), 0);
+    CHECK_EQ(res.imported, 1);
+    CHECK_EQ(contacts(s), 1);
+    free(before);
+    before = snapshot(s);
+
+    /* a bad cell at row 1,500 of 2,000: rows before it were written,
+     * and are rolled back; the rows after it are never read */
+    size_t len;
+    char *csv = many_rows(2000, 1500, "Bad,bad@example.com,not a phone at all", &len);
+    CHECK_EQ(import_buf(s, csv, len, 0, &res, &err, NULL), -EINVAL);
+    CHECK_CONTAINS(err.msg, "t.csv:1501:3 (phone):");
+    CHECK_EQ(res.imported, 1499);
+    CHECK_EQ(res.errors, 1);
+    after = snapshot(s);
+    CHECK_STR(after, before);
+    free(after);
+    free(csv);
+
+    /* a duplicate of the one record at row 2 of 2,000: the writer stops
+     * while the parser waits on a full queue; both end, nothing changed */
+    csv = many_rows(2000, 2, "Una,una@example.com,+49 30 1234567", &len);
+    CHECK_EQ(import_buf(s, csv, len, 0, &res, &err, NULL), STORE_EDUP);
+    CHECK_CONTAINS(err.msg, "t.csv:3:3 (phone): probable duplicate of contact");
+    CHECK_EQ(res.imported, 1);
+    CHECK_EQ(res.errors, 1);
+    after = snapshot(s);
+    CHECK_STR(after, before);
+    free(after);
+
+    /* a dry run stops at its error limit though the parser could go on;
+     * problems come in file order, from both threads */
+    size_t cap = 3000 * 40;
+    char *many_bad = malloc(cap);
+    size_t o = (size_t)snprintf(many_bad, cap, "given_name,email,deleted\n");
+    for (int i = 1; i <= 3000; i++)
+        o +=
+            (size_t)snprintf(many_bad + o, cap - o, i % 2 ? "N%d,bad%d,\n" : "N%d,,what%d\n", i, i);
+    struct seen sn = {0};
+    struct importer_opts opt = {.name = "t.csv",
+                                .flags = IMPORTER_DRY_RUN,
+                                .max_errors = 5,
+                                .on_error = on_error,
+                                .ctx = &sn};
+    FILE *f = fmemopen(many_bad, o, "r");
+    CHECK_EQ(importer_run(s, f, &opt, &res, &err), -EINVAL);
+    fclose(f);
+    CHECK_EQ(res.errors, 5);
+    CHECK_EQ(sn.calls, 5);
+    CHECK_CONTAINS(sn.msgs[0], "t.csv:2:2 (email):");
+    CHECK_CONTAINS(sn.msgs[1], "t.csv:3:3 (deleted): expected true or false");
+    CHECK_CONTAINS(sn.msgs[4], "t.csv:6:2 (email):");
+    after = snapshot(s);
+    CHECK_STR(after, before);
+    free(after);
+    free(many_bad);
+
+    /* and the whole long file, good, lands in order */
+    csv = many_rows(2000, 0, NULL, &len);
+    CHECK_EQ(import_buf(s, csv, len, 0, &res, &err, NULL), 0);
+    CHECK_EQ(res.imported, 2000);
+    CHECK_EQ(contacts(s), 2001);
+    free(csv);
+    free(before);
+    store_close(s);
+}
+
 int main(void)
 {
     fx_tmpdir("importer");
@@ -412,5 +529,6 @@ int main(void)
     RUN(test_bad_input_changes_nothing);
     RUN(test_duplicates);
     RUN(test_progress);
+    RUN(test_two_threads);
     return fx_finish();
 }

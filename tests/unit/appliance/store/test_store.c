@@ -4,6 +4,7 @@
  * user's rules (owner, restricted, hidden duplicates and references), and the
  * named queries of sql/store.sql matching the entity descriptors. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -1148,6 +1149,82 @@ static void queries_match_descriptors(void)
     store_close(s);
 }
 
+/* A create in two halves gives what store_create gives: the same refusal
+ * and message before the database (nothing written), the same stored
+ * record with its phone key, the same duplicate rule, and a second write
+ * of the same prepared create after a duplicate. The preparer works on a
+ * thread of its own while the store is used here. */
+struct prep_job {
+    struct store_preparer *pr;
+    json_t *fields;
+    struct store_prepared *out;
+    struct op_error err;
+    int rc;
+};
+
+static void *prep_thread(void *arg)
+{
+    struct prep_job *j = arg;
+    j->rc = store_prepare_create(j->pr, &entity_contact, j->fields, 0, &j->out, &j->err);
+    return NULL;
+}
+
+static void prepared_creates(void)
+{
+    struct store *s = fx_store_next();
+    struct op_error err;
+    struct store_preparer *pr = NULL;
+    CHECK_EQ(store_preparer_new(s, &pr), 0);
+
+    /* refused before the database, with store_create's message */
+    json_t *bad = json_pack("{s:s, s:s}", "given_name", "Ann", "email", "not-an-address");
+    struct store_prepared *p = NULL;
+    struct op_error perr;
+    int prc = store_prepare_create(pr, &entity_contact, bad, 0, &p, &perr);
+    int crc = store_create(s, &entity_contact, bad, 0, NULL, &err);
+    CHECK_EQ(prc, -EINVAL);
+    CHECK_EQ(crc, prc);
+    CHECK_STR(perr.msg, err.msg);
+    CHECK_STR(perr.field, err.field);
+    CHECK(p == NULL);
+    json_decref(bad);
+
+    /* prepared on another thread while this one reads the store */
+    struct prep_job j = {.pr = pr};
+    j.fields = json_pack("{s:s, s:s, s:s}", "given_name", "Una", "phone", "030 1234567", "id",
+                         "01900000-0000-7000-8000-0000000000AA");
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, prep_thread, &j), 0);
+    json_t *none = NULL;
+    CHECK_EQ(store_get(s, &entity_contact, "01900000-0000-7000-8000-0000000000aa", 0, &none, &err),
+             -ENOENT);
+    pthread_join(t, NULL);
+    CHECK_EQ(j.rc, 0);
+    CHECK_EQ(store_create_prepared(s, j.out, 0, &err), 0);
+    json_t *got = NULL;
+    CHECK_EQ(store_get(s, &entity_contact, "01900000-0000-7000-8000-0000000000aa", 0, &got, &err),
+             0);
+    CHECK_STR(json_string_value(json_object_get(got, "given_name")), "Una");
+    CHECK_EQ(json_integer_value(json_object_get(got, "version")), 1);
+    json_decref(got);
+
+    /* the same number written another way is a duplicate, as with store_create */
+    json_t *again = json_pack("{s:s, s:s}", "given_name", "Other", "phone", "+49 30 1234567");
+    struct store_prepared *q = NULL;
+    CHECK_EQ(store_prepare_create(pr, &entity_contact, again, 0, &q, &err), 0);
+    CHECK_EQ(store_create_prepared(s, q, 0, &err), STORE_EDUP);
+    CHECK_STR(err.ref, "01900000-0000-7000-8000-0000000000aa");
+    CHECK_EQ(store_create(s, &entity_contact, again, 0, NULL, &err), STORE_EDUP);
+    /* and may be written after all, once */
+    CHECK_EQ(store_create_prepared(s, q, STORE_SKIP_DUP_CHECK, &err), 0);
+    store_prepared_free(q);
+    store_prepared_free(j.out);
+    json_decref(again);
+    json_decref(j.fields);
+    store_preparer_free(pr);
+    store_close(s);
+}
+
 int main(void)
 {
     fx_tmpdir("store");
@@ -1168,5 +1245,6 @@ int main(void)
     RUN(two_filters_page);
     RUN(list_text_matches_objects);
     RUN(queries_match_descriptors);
+    RUN(prepared_creates);
     return fx_finish();
 }
