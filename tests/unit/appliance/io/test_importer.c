@@ -482,6 +482,7 @@ static void test_two_threads(void)
     after = snapshot(s);
     CHECK_STR(after, before);
     free(after);
+    free(csv);
 
     /* a dry run stops at its error limit though the parser could go on;
      * problems come in file order, from both threads */
