@@ -13,6 +13,8 @@
 #                            its body contains TEXT
 #   header NAME              a header of the last answer
 #   json_field NAME          the first string field NAME of the last body
+#   login NAME               signs NAME in with add_user's default password
+#                            (201 expected) and prints the session token
 
 req() {
     local method=$1 path=$2 token=${3:-} body=${4:-} extra=${5:-}
@@ -32,6 +34,11 @@ expect_req() {
 }
 header() { sed -n "s/^$1: *\\(.*\\)\\r$/\\1/Ip" "$T/headers" | head -1; }
 json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" "$OUT" | head -1; }
+login() {
+    req POST /api/v1/session "" "{\"name\":\"$1\",\"password\":\"correct horse $1\"}"
+    expect_status 201
+    json_field token
+}
 
 need curl
 node_dir

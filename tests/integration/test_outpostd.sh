@@ -12,12 +12,6 @@ for u in ana:field ben:field maria:manager root:admin hq:hq; do
 done
 start_outpostd --workers 2
 
-login() {
-    req POST /api/v1/session "" "{\"name\":\"$1\",\"password\":\"correct horse $1\"}"
-    expect_status 201
-    json_field token
-}
-
 expect_req 200 '"status":"ok"' GET /healthz
 req GET /api/v1/contacts
 expect_status 401

@@ -15,12 +15,6 @@ for u in ana:field ben:field maria:manager root:admin hq:hq; do
     add_user "${u%%:*}" "${u##*:}"
 done
 start_outpostd --workers 2
-
-login() {
-    req POST /api/v1/session "" "{\"name\":\"$1\",\"password\":\"correct horse $1\"}"
-    expect_status 201
-    json_field token
-}
 ANA=$(login ana)
 BEN=$(login ben)
 MARIA=$(login maria)
