@@ -63,6 +63,24 @@ static int acknowledge(struct sync_ledger *l, uint64_t no, uint64_t to_u, uint64
     return rc < 0 ? rc : 0;
 }
 
+/* What the receipt says about field-level deltas (docs/SYNC.md, "Nothing
+ * new, nothing sent"), inside the caller's transaction: HQ holds what an
+ * applied segment carried; the records whose patch HQ could not apply
+ * ("needs_whole") are queued again to go whole; and whether HQ applies
+ * patches at all ("patch": true; an HQ that does not say so gets whole
+ * records only). */
+static int deltas(struct sync_ledger *l, uint64_t no, int applied, json_t *r, struct op_error *err)
+{
+    int rc = ledger_deltas_settled(l, no, applied, err);
+    json_t *nw = json_object_get(r, "needs_whole");
+    size_t requeued = 0;
+    if (rc == 0 && json_is_array(nw))
+        rc = ledger_deltas_needs_whole(l, nw, &requeued, err);
+    if (rc == 0)
+        rc = ledger_deltas_set_patches(l, json_is_true(json_object_get(r, "patch")), err);
+    return rc;
+}
+
 /* Segment `no` rejected for `reason` at `now`, and sync blocked. Inside
  * the caller's transaction. */
 static int reject(struct sync_ledger *l, uint64_t no, const char *reason, int64_t now,
@@ -134,10 +152,17 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
     if (rc < 0)
         goto out;
     if (rc == 0) {
+        /* HQ settled a voided segment: if it applied it, HQ holds what it
+         * carried (ledger_deltas.c), in the same transaction. */
         int voided = 0;
-        rc = forget_voided(l, no, &voided, err);
+        rc = store_begin(l->s, err);
+        if (rc == 0)
+            rc = forget_voided(l, no, &voided, err);
         if (rc == 0 && !voided)
             rc = op_error_set(err, -ENOENT, "segment", "no segment %" PRIu64 " in the ledger", no);
+        if (rc == 0)
+            rc = deltas(l, no, !strcmp(status, "applied"), r, err);
+        rc = ledger_end_tx(l, rc, err);
         if (rc == 0)
             *outcome = SYNC_SEG_VOIDED;
         goto out;
@@ -171,6 +196,8 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
         rc = acknowledge(l, no, to_u, to_o, now, err);
     else
         rc = reject(l, no, reason, now, err);
+    if (rc == 0)
+        rc = deltas(l, no, applied, r, err);
     rc = ledger_end_tx(l, rc, err);
     if (rc < 0)
         goto out;

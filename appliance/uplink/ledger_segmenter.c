@@ -55,17 +55,41 @@ static int hq_may_have(struct sync_ledger *l, const struct residency_sent *sent,
     return residency_hq_may_have(store_residency(l->s), entity, id, out, err);
 }
 
+/* Puts er into the segment through the cut (nothing, a patch or whole),
+ * and counts the projection's values; `one` is what egress_project did for
+ * this record (zero for a tombstone). A record that sent nothing did not
+ * leave: it counts in records, not in records_out. */
+static int put(struct sync_ledger *l, struct ledger_cut *cut, struct segment_writer *w,
+               struct egress_record *er, struct egress_counts *one, struct egress_counts *counts,
+               struct op_error *err)
+{
+    int sent = 0;
+    int rc = ledger_cut_add(l, cut, w, er, &sent, err);
+    egress_record_free(er);
+    if (rc < 0)
+        return rc;
+    if (!sent && one->records_out)
+        one->records_out = 0;
+    egress_counts_add(counts, one);
+    return 0;
+}
+
 /* Adds one outbox row's record (or tombstone) to the segment. A tombstone
  * (erase, purge, withdraw, and the delete of a record) goes only for a
- * record HQ may hold: of a record it never received, HQ hears nothing. */
-static int add_row(struct sync_ledger *l, struct segment_writer *w, const struct outbox_row *r,
-                   struct residency_sent *sent, struct egress_counts *counts, struct op_error *err)
+ * record HQ may hold: of a record it never received, HQ hears nothing.
+ * Whatever goes, goes through the cut: nothing when HQ holds the same
+ * projection, else a patch or the whole record (ledger_deltas.c). */
+static int add_row(struct sync_ledger *l, struct segment_writer *w, struct ledger_cut *cut,
+                   const struct outbox_row *r, struct residency_sent *sent,
+                   struct egress_counts *counts, struct op_error *err)
 {
     const struct entity_def *e = entity_by_name(r->entity);
     if (!e)
         return op_error_set(err, -EPROTO, "entity", "outbox row %lld: unknown entity '%s'",
                             (long long)r->seq, r->entity);
     struct egress_record *er = NULL;
+    struct egress_counts one;
+    memset(&one, 0, sizeof one);
     int rc, has = 0;
     if (!strcmp(r->op, "erase") || !strcmp(r->op, "purge")) {
         rc = hq_may_have(l, sent, e->name, r->record_id, &has, err);
@@ -93,9 +117,7 @@ static int add_row(struct sync_ledger *l, struct segment_writer *w, const struct
             json_decref(rec);
             if (rc < 0 || !er)
                 return rc;
-            rc = segment_writer_add(w, er, err);
-            egress_record_free(er);
-            return rc;
+            return put(l, cut, w, er, &one, counts, err);
         }
         json_t *del = json_object_get(rec, "deleted");
         if (json_is_true(del) || (json_is_integer(del) && json_integer_value(del))) {
@@ -110,7 +132,7 @@ static int add_row(struct sync_ledger *l, struct segment_writer *w, const struct
         rc = residency_judge(store_residency(l->s), l->p, e, rec, &v, err);
         if (rc == 0 && v != RESIDENCY_WITHHOLD) {
             residency_apply(v, rec);
-            rc = egress_project(l->p, l->pkey, e, rec, &er, counts, err);
+            rc = egress_project(l->p, l->pkey, e, rec, &er, &one, err);
         }
         if (rc == 0 && !er) {
             /* Withheld now (restricted, pinned, about a withheld record):
@@ -129,12 +151,12 @@ static int add_row(struct sync_ledger *l, struct segment_writer *w, const struct
         json_decref(rec);
         if (rc < 0 || !er) {
             egress_record_free(er);
+            if (rc == 0)
+                egress_counts_add(counts, &one); /* withheld whole: counted, nothing left */
             return rc;
         }
     }
-    rc = segment_writer_add(w, er, err);
-    egress_record_free(er);
-    return rc;
+    return put(l, cut, w, er, &one, counts, err);
 }
 
 /* Where a full segment may stop: see sync_ledger_int.h. */
@@ -485,8 +507,8 @@ static int requeue_voided_answers(struct sync_ledger *l, struct op_error *err)
 
 static int record_segment(struct sync_ledger *l, const struct sync_segment *sg,
                           const struct outbox_cursor *to, double bpr, int64_t epoch,
-                          const struct residency_sent *sent, const struct agg_batch *aggs,
-                          struct op_error *err)
+                          const struct residency_sent *sent, const struct ledger_cut *cut,
+                          const struct agg_batch *aggs, struct op_error *err)
 {
     int rc = store_begin(l->s, err);
     if (rc < 0)
@@ -494,6 +516,8 @@ static int record_segment(struct sync_ledger *l, const struct sync_segment *sg,
     rc = check_epoch(l, epoch, err);
     if (rc == 0)
         rc = residency_sent_record(store_residency(l->s), sent, sg->no, err);
+    if (rc == 0)
+        rc = ledger_cut_record(l, cut, sg->no, err);
     if (rc == 0)
         rc = insert_segment(l, sg, to, bpr, err);
     if (rc == 0)
@@ -566,10 +590,17 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
     if (rc < 0)
         return rc;
 
+    struct ledger_cut *cut = NULL;
+    rc = ledger_cut_new(l, &cut, err);
+    if (rc < 0) {
+        segment_writer_abort(w);
+        return rc;
+    }
     struct outbox_row *rows = malloc(LEDGER_BATCH * sizeof *rows);
     struct residency_sent *sent = NULL;
     if (!rows || residency_sent_new(&sent) < 0) {
         free(rows);
+        ledger_cut_free(cut);
         segment_writer_abort(w);
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
     }
@@ -586,7 +617,7 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
         if (n == 0)
             break;
         for (size_t i = 0; i < n && !full; i++) {
-            rc = add_row(l, w, &rows[i], sent, &counts, err);
+            rc = add_row(l, w, cut, &rows[i], sent, &counts, err);
             if (rc < 0)
                 goto fail;
             if (segment_writer_compressed_bytes(w) >= l->segment_bytes) {
@@ -608,6 +639,21 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
         agg_batch_done(&aggs);
         goto fail;
     }
+    if (segment_writer_records(w) == 0 && spool_segs == 0) {
+        /* Nothing HQ lacks, and no segment waits that the rows could
+         * belong to: no segment; the rows are consumed at once. */
+        segment_writer_abort(w);
+        residency_sent_free(sent);
+        ledger_cut_free(cut);
+        rc = store_begin(l->s, err);
+        if (rc == 0)
+            rc = check_epoch(l, s.spool_epoch, err);
+        if (rc == 0)
+            rc = ledger_deltas_consume(l, &cur, err);
+        rc = ledger_end_tx(l, rc, err);
+        *made = 0;
+        return rc;
+    }
 
     struct sync_segment sg;
     memset(&sg, 0, sizeof sg);
@@ -618,6 +664,7 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
     if (rc < 0) {
         agg_batch_done(&aggs);
         residency_sent_free(sent);
+        ledger_cut_free(cut);
         return rc;
     }
     struct stat sb;
@@ -626,6 +673,7 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
         ledger_unlink_spool(l, sg.path);
         agg_batch_done(&aggs);
         residency_sent_free(sent);
+        ledger_cut_free(cut);
         return rc;
     }
     sg.no = s.next_no;
@@ -642,9 +690,10 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
         double sample = (double)sg.bytes / (double)sg.records;
         bpr = bpr > 0 ? 0.7 * bpr + 0.3 * sample : sample;
     }
-    rc = record_segment(l, &sg, &cur, bpr, s.spool_epoch, sent, &aggs, err);
+    rc = record_segment(l, &sg, &cur, bpr, s.spool_epoch, sent, cut, &aggs, err);
     agg_batch_done(&aggs);
     residency_sent_free(sent);
+    ledger_cut_free(cut);
     if (rc < 0) {
         ledger_unlink_spool(l, sg.path); /* a file without its row */
         return rc;
@@ -655,6 +704,7 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
 fail:
     free(rows);
     residency_sent_free(sent);
+    ledger_cut_free(cut);
     segment_writer_abort(w);
     return rc;
 }

@@ -7,6 +7,7 @@
  *   sync_ledger.c       open, close, reload, reconciling spool and table
  *   ledger_state.c      the sync_state row and the segment table's rows
  *   ledger_segmenter.c  cutting the outbox into segments under the policy in force
+ *   ledger_deltas.c     what HQ holds of each record: nothing new, a patch, or whole
  *   ledger_uploads.c    which segment goes next, its upload URL, voided uploads
  *   ledger_receipts.c   HQ's receipts: verify, acknowledge or block
  *   ledger_mailbox.c    HQ's mailbox and the policies it brings
@@ -121,5 +122,54 @@ void ledger_unlink_spool(struct sync_ledger *l, const char *path);
  * untouched. Pure. */
 int ledger_cursor_after(const struct outbox_row *rows, size_t n, size_t i,
                         const struct outbox_cursor *from, struct outbox_cursor *out);
+
+/* ---- ledger_deltas.c ------------------------------------------------------- */
+
+struct segment_writer;
+
+/* One cut's view of what HQ holds (docs/SYNC.md, "Nothing new, nothing
+ * sent"). */
+struct ledger_cut;
+
+/* What a cut did with the records it was given. */
+struct ledger_cut_stats {
+    uint64_t unchanged; /* HQ holds (or will hold) the same projection: nothing sent */
+    uint64_t patches;   /* sent as a patch */
+    uint64_t whole;     /* sent whole (projection or tombstone) */
+};
+
+/* Starts a cut: forgets in-flight rows of segments that are gone, reads
+ * whether HQ applies patches. Outside any transaction. */
+int ledger_cut_new(struct sync_ledger *l, struct ledger_cut **out, struct op_error *err);
+/* NULL is allowed. */
+void ledger_cut_free(struct ledger_cut *c);
+const struct ledger_cut_stats *ledger_cut_stats(const struct ledger_cut *c);
+/* Puts er (a projection or a tombstone, borrowed) into w: nothing when its
+ * projection hash equals what HQ will hold of the record, a patch when
+ * that is live and known, HQ applies patches and the patch is smaller,
+ * else er whole. *sent: 1 when a line was written. */
+int ledger_cut_add(struct sync_ledger *l, struct ledger_cut *c, struct segment_writer *w,
+                   const struct egress_record *er, int *sent, struct op_error *err);
+/* Records written by ledger_cut_add. */
+size_t ledger_cut_lines(const struct ledger_cut *c);
+/* In segment `no`'s transaction: what it carries, as in flight. */
+int ledger_cut_record(struct sync_ledger *l, const struct ledger_cut *c, uint64_t no,
+                      struct op_error *err);
+/* In a receipt's transaction: segment `no` was applied (what it carried is
+ * what HQ holds, unless HQ holds a newer version) or not; its in-flight
+ * rows go either way. */
+int ledger_deltas_settled(struct sync_ledger *l, uint64_t no, int applied, struct op_error *err);
+/* In a receipt's transaction: HQ's "needs_whole" list ([[ENTITY, ID]...])
+ * of patches whose base it lacked. For each record this node sends, what
+ * HQ holds is forgotten and the record queued again (whole next time);
+ * *requeued counts the rows queued. Other items are ignored. */
+int ledger_deltas_needs_whole(struct sync_ledger *l, const json_t *list, size_t *requeued,
+                              struct op_error *err);
+/* Whether HQ applies patches, from its latest receipt. */
+int ledger_deltas_set_patches(struct sync_ledger *l, int on, struct op_error *err);
+/* In a transaction: a cut that sent nothing while no segment waits; the
+ * outbox rows up to `to` are consumed and both cursors move past them. */
+int ledger_deltas_consume(struct sync_ledger *l, const struct outbox_cursor *to,
+                          struct op_error *err);
 
 #endif

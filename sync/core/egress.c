@@ -14,6 +14,7 @@
 #include "codec.h"
 #include "hlc.h"
 #include "phone.h"
+#include "projection_hash.h"
 #include "region.h"
 
 #include <errno.h>
@@ -494,8 +495,8 @@ void egress_counts_add(struct egress_counts *dst, const struct egress_counts *sr
 
 /* ---- ops, tombstones, verification -------------------------------------- */
 
-static const char *const op_names[EGRESS_OP_COUNT] = {"upsert", "delete",   "erase",
-                                                      "purge",  "withdraw", "aggregate"};
+static const char *const op_names[EGRESS_OP_COUNT] = {"upsert",   "delete",    "erase", "purge",
+                                                      "withdraw", "aggregate", "patch"};
 
 const char *egress_op_name(enum egress_op op)
 {
@@ -851,6 +852,9 @@ int egress_aggregate(const struct policy *p, const char *json, size_t len,
     return 0;
 }
 
+static int verify_patch(const struct policy *p, const struct entity_def *e, const char *id,
+                        json_t *record, struct op_error *err);
+
 int egress_verify(const struct policy *p, const struct entity_def *e, enum egress_op op,
                   json_t *record, struct op_error *err)
 {
@@ -873,6 +877,8 @@ int egress_verify(const struct policy *p, const struct entity_def *e, enum egres
                             e->name, ID_MAX - 1);
     if (is_tombstone_op(op))
         return verify_tombstone(e, op, record, err);
+    if (op == EGRESS_OP_PATCH)
+        return verify_patch(p, e, id, record, err);
 
     if ((op == EGRESS_OP_DELETE) != deleted_flag(record))
         return op_error_set(err, -EINVAL, "deleted",
@@ -943,4 +949,173 @@ int egress_expired(const struct policy *p, const struct entity_def *e, json_t *r
     int past = strcmp(json_string_value(norm), iso) < 0;
     json_decref(norm);
     return past;
+}
+
+/* ---- patches ------------------------------------------------------------- */
+
+#define PATCH_NAME_MAX 96
+
+static int patch_reserved(const char *k)
+{
+    return !strcmp(k, "id") || !strcmp(k, "version") || !strcmp(k, "base") || !strcmp(k, "unset");
+}
+
+static int verify_patch(const struct policy *p, const struct entity_def *e, const char *id,
+                        json_t *record, struct op_error *err)
+{
+    json_t *ver = json_object_get(record, "version");
+    json_t *base = json_object_get(record, "base");
+    if (!json_is_integer(ver) || json_integer_value(ver) < 0)
+        return op_error_set(err, -EINVAL, "version",
+                            "%s %s patch: version must be an integer of at least 0", e->name, id);
+    if (!json_is_integer(base) || json_integer_value(base) < 0 ||
+        json_integer_value(base) > json_integer_value(ver))
+        return op_error_set(err, -EINVAL, "base",
+                            "%s %s patch: base must be an integer from 0 to its version", e->name,
+                            id);
+    json_t *unset = json_object_get(record, "unset");
+    if (unset && !json_is_array(unset))
+        return op_error_set(err, -EINVAL, "unset", "%s %s patch: unset is not an array", e->name,
+                            id);
+    size_t i;
+    json_t *u;
+    json_array_foreach(unset, i, u)
+    {
+        const char *name = json_string_value(u);
+        if (!name || !*name || strlen(name) != json_string_length(u) ||
+            strlen(name) > PATCH_NAME_MAX || patch_reserved(name))
+            return op_error_set(err, -EINVAL, "unset",
+                                "%s %s patch: unset[%zu] is not the name of a member", e->name, id,
+                                i);
+        if (json_object_get(record, name))
+            return op_error_set(err, -EINVAL, name, "%s %s patch: \"%s\" is both set and unset",
+                                e->name, id, name);
+    }
+    /* What it sets is checked as an upsert's members are. */
+    json_t *rest = json_copy(record);
+    if (!rest)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    json_object_del(rest, "base");
+    json_object_del(rest, "unset");
+    int rc = deleted_flag(rest) ? op_error_set(err, -EINVAL, "deleted",
+                                               "%s %s patch: a patch never deletes", e->name, id)
+                                : egress_verify(p, e, EGRESS_OP_UPSERT, rest, err);
+    json_decref(rest);
+    return rc;
+}
+
+int egress_patch(const struct egress_record *whole, int64_t base, const json_t *base_fields,
+                 struct egress_record **out, struct op_error *err)
+{
+    if (!whole || whole->op != EGRESS_OP_UPSERT || !json_is_object(base_fields) || base < 0)
+        return op_error_set(err, -EINVAL, NULL, "a patch is cut from an upsert against a base");
+    json_error_t je;
+    json_t *w = json_loadb(whole->json, whole->len, 0, &je);
+    json_t *ver = json_object_get(w, "version");
+    if (!json_is_integer(ver) || json_integer_value(ver) < base) {
+        json_decref(w);
+        return op_error_set(err, -EINVAL, "base", "%s %s: base %lld is above the version",
+                            whole->entity->name, whole->id, (long long)base);
+    }
+    json_t *digests = projection_field_digests(w);
+    json_t *o = json_object();
+    json_t *unset = json_array();
+    int rc = digests && o && unset ? 0 : -ENOMEM;
+    if (rc == 0 && (json_object_set(o, "id", json_object_get(w, "id")) < 0 ||
+                    json_object_set(o, "version", ver) < 0 ||
+                    json_object_set_new(o, "base", json_integer(base)) < 0))
+        rc = -ENOMEM;
+    const char *k;
+    json_t *v;
+    json_object_foreach(w, k, v)
+    {
+        if (rc < 0)
+            break;
+        if (!strcmp(k, "id") || !strcmp(k, "version"))
+            continue;
+        if (!json_equal(json_object_get(digests, k), json_object_get(base_fields, k)) &&
+            json_object_set(o, k, v) < 0)
+            rc = -ENOMEM;
+    }
+    json_object_foreach((json_t *)base_fields, k, v)
+    {
+        if (rc < 0)
+            break;
+        if (!json_object_get(w, k) && !patch_reserved(k) &&
+            json_array_append_new(unset, json_string(k)) < 0)
+            rc = -ENOMEM;
+    }
+    if (rc == 0 && json_array_size(unset) > 0 && json_object_set(o, "unset", unset) < 0)
+        rc = -ENOMEM;
+    struct egress_record *rec = NULL;
+    if (rc == 0) {
+        rec = calloc(1, sizeof *rec);
+        if (rec)
+            rec->json = json_dumps(o, JSON_COMPACT);
+        if (!rec || !rec->json)
+            rc = -ENOMEM;
+    }
+    json_decref(w);
+    json_decref(digests);
+    json_decref(o);
+    json_decref(unset);
+    if (rc < 0) {
+        egress_record_free(rec);
+        return op_error_set(err, rc, NULL, "out of memory");
+    }
+    rec->entity = whole->entity;
+    rec->op = EGRESS_OP_PATCH;
+    rec->len = strlen(rec->json);
+    snprintf(rec->id, sizeof rec->id, "%s", whole->id);
+    snprintf(rec->policy_hash, sizeof rec->policy_hash, "%s", whole->policy_hash);
+    *out = rec;
+    return 0;
+}
+
+int egress_patch_merge(const struct entity_def *e, const json_t *base, const json_t *patch,
+                       char **out, struct op_error *err)
+{
+    if (!json_is_object(base) || !json_is_object(patch))
+        return op_error_set(err, -EINVAL, NULL, "%s: a patch merges objects", e->name);
+    json_t *m = json_copy((json_t *)base);
+    json_t *o = json_object();
+    int rc = m && o ? 0 : -ENOMEM;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)patch, k, v)
+    {
+        if (rc == 0 && strcmp(k, "base") && strcmp(k, "unset") && json_object_set(m, k, v) < 0)
+            rc = -ENOMEM;
+    }
+    size_t i;
+    json_array_foreach(json_object_get(patch, "unset"), i, v)
+    {
+        if (json_is_string(v))
+            json_object_del(m, json_string_value(v));
+    }
+    /* egress_project's order: meta fields, descriptor fields, custom, then
+     * anything else (a verified record has nothing else) */
+    for (size_t j = 0; rc == 0 && meta_fields[j]; j++)
+        if ((v = json_object_get(m, meta_fields[j])) && json_object_set(o, meta_fields[j], v) < 0)
+            rc = -ENOMEM;
+    for (size_t j = 0; rc == 0 && j < e->nfields; j++) {
+        const char *name = e->fields[j].name;
+        if (strcmp(name, "custom") && (v = json_object_get(m, name)) &&
+            json_object_set(o, name, v) < 0)
+            rc = -ENOMEM;
+    }
+    if (rc == 0 && (v = json_object_get(m, "custom")) && json_object_set(o, "custom", v) < 0)
+        rc = -ENOMEM;
+    json_object_foreach(m, k, v)
+    {
+        if (rc == 0 && !json_object_get(o, k) && json_object_set(o, k, v) < 0)
+            rc = -ENOMEM;
+    }
+    char *text = rc == 0 ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(m);
+    json_decref(o);
+    if (!text)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    *out = text;
+    return 0;
 }

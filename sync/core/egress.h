@@ -74,6 +74,7 @@ enum egress_op {
     EGRESS_OP_PURGE,
     EGRESS_OP_WITHDRAW,
     EGRESS_OP_AGGREGATE, /* an aggregate answer or refusal (egress_aggregate), entity "aggregate" */
+    EGRESS_OP_PATCH,     /* the fields of an upsert that changed against a base (egress_patch) */
     EGRESS_OP_COUNT
 };
 
@@ -145,7 +146,7 @@ const char *egress_record_policy_hash(const struct egress_record *r);
 /* NULL is allowed. */
 void egress_record_free(struct egress_record *r);
 
-/* "upsert", "delete", "erase", "purge", "withdraw"; "" for a value
+/* "upsert", "delete", "erase", "purge", "withdraw", "aggregate", "patch"; "" for a value
  * outside the enum. */
 const char *egress_op_name(enum egress_op op);
 
@@ -168,7 +169,9 @@ int egress_tombstone(const struct policy *p, const struct entity_def *e, const c
                      struct op_error *err);
 
 /* HQ side: checks that `record` (borrowed) is something egress_project
- * (op UPSERT/DELETE) or egress_tombstone (ERASE/PURGE/WITHDRAW) could have
+ * (op UPSERT/DELETE), egress_patch (PATCH: "base" an integer from 0 to
+ * "version", "unset" an array of member names not also set, the other
+ * members as for UPSERT) or egress_tombstone (ERASE/PURGE/WITHDRAW) could have
  * produced for entity e under policy p: only meta fields, descriptor
  * fields and custom keys whose class lets them leave (as is for
  * exportable, and local_primary when p->transfer_allowed; pseudonymize
@@ -180,6 +183,30 @@ int egress_tombstone(const struct policy *p, const struct entity_def *e, const c
  * id, a bad op, "custom" not an object). */
 int egress_verify(const struct policy *p, const struct entity_def *e, enum egress_op op,
                   json_t *record, struct op_error *err);
+
+/* A patch (docs/SEGMENT_FORMAT.md, "Patches"): the members of `whole`
+ * (an UPSERT projection from egress_project, borrowed) whose field digest
+ * (projection_field_digests) differs from `base_fields`, the digests of
+ * the projection HQ holds at version `base`, and the names of the members
+ * `base_fields` has that `whole` lacks, as
+ * {"id","version","base":BASE,CHANGED...,"unset":[NAMES]} ("unset" only
+ * when there are some). Nothing but bytes of `whole` and field names HQ
+ * already holds: residency is egress_project's. Returns 0 and *out
+ * (op PATCH, free with egress_record_free); -EINVAL when whole is not an
+ * UPSERT, base is negative or above whole's version, or base_fields is
+ * not an object; -ENOMEM. */
+int egress_patch(const struct egress_record *whole, int64_t base, const json_t *base_fields,
+                 struct egress_record **out, struct op_error *err);
+
+/* HQ side: what a patch makes of the record HQ holds. `base` is the
+ * stored projection (an object), `patch` a patch record egress_verify
+ * accepted (op PATCH). Sets *out (free()) to the merged record as compact
+ * JSON with the members in the order egress_project writes them (meta
+ * fields, descriptor fields, "custom"), so the text equals what the whole
+ * upsert of the same projection would have carried. Returns 0; -EINVAL
+ * for a base that is not an object; -ENOMEM. */
+int egress_patch_merge(const struct entity_def *e, const json_t *base, const json_t *patch,
+                       char **out, struct op_error *err);
 
 /* An aggregate's answer (or refusal) as a segment record, entity
  * "aggregate", op AGGREGATE, policy hash p->hash: `json` (borrowed) must

@@ -425,8 +425,8 @@ int segment_writer_add(struct segment_writer *w, const struct egress_record *r,
     w->info.payload_raw_bytes += line;
     w->info.records++;
     enum egress_op opv = egress_record_op(r);
-    if (opv != EGRESS_OP_UPSERT && opv != EGRESS_OP_DELETE)
-        w->tombstones++;
+    if (opv != EGRESS_OP_UPSERT && opv != EGRESS_OP_DELETE && opv != EGRESS_OP_PATCH)
+        w->tombstones++; /* a patch is cut from a projection the caller counted */
     return 0;
 }
 
@@ -1175,7 +1175,7 @@ static int take_line(struct segment *s, const char **entity, const char **op, co
     if (!oq || opl >= sizeof opname || egress_op_parse(opname, &opv) != 0)
         return bad(err, -EBADMSG, "record",
                    "record %" PRIu64 " (uncompressed byte %" PRIu64
-                   "): bad op (one of upsert, delete, erase, purge, withdraw, aggregate)",
+                   "): bad op (one of upsert, delete, erase, purge, withdraw, aggregate, patch)",
                    rec, at + after + ol);
     size_t body = after + ol + opl + ml;
     if (n < body + 3 || memcmp(oq, line_mid, ml) != 0 || l[body] != '{' || l[n - 2] != '}' ||

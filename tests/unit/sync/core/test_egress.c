@@ -629,8 +629,8 @@ static void test_trace_and_counts_add(void)
 
 static void test_ops(void)
 {
-    static const char *const names[] = {"upsert", "delete",   "erase",
-                                        "purge",  "withdraw", "aggregate"};
+    static const char *const names[] = {"upsert",   "delete",    "erase", "purge",
+                                        "withdraw", "aggregate", "patch"};
     for (int i = 0; i < EGRESS_OP_COUNT; i++) {
         enum egress_op op = EGRESS_OP_COUNT;
         CHECK_STR(egress_op_name((enum egress_op)i), names[i]);
