@@ -243,6 +243,84 @@ static int reject(struct hq_store *st, const struct segment_info *info, int64_t 
 /* What one record did to the apply. */
 enum line_result { LINE_APPLIED, LINE_STALE, LINE_SET_ASIDE, LINE_REJECT };
 
+/* A patch (docs/HQ.md, "Patches"), verified: applied onto the stored
+ * record only if that is live at exactly the patch's base version, and
+ * then only if the merged record passes egress_verify as an upsert (a
+ * field the node did not unset that may no longer leave rejects the
+ * segment). The merged text is what the whole upsert would have carried.
+ * A record HQ holds at a newer version makes it stale; any other base
+ * sets it aside as needing the whole record, which the receipt lists. */
+static int apply_patch(struct hq_store *st, const struct policy *p, const struct segment_info *info,
+                       uint64_t line, const struct entity_def *e, const char *id, json_t *rec,
+                       char *why, size_t cap, struct op_error *err)
+{
+    int64_t version = (int64_t)json_integer_value(json_object_get(rec, "version"));
+    int64_t base = (int64_t)json_integer_value(json_object_get(rec, "base"));
+    int64_t stored = 0;
+    char op[HQ_OP_MAX], reason[HQ_REASON_MAX];
+    char *json = NULL;
+    struct op_error e2;
+    op_error_clear(&e2);
+    int rc = st->ops->record_get(st->impl, info->node_id, e->name, id, &stored, op, &json, &e2);
+    if (rc < 0 && rc != -ENOENT) {
+        if (err)
+            *err = e2;
+        return rc;
+    }
+    if (rc == 0 && stored > version) {
+        free(json);
+        return LINE_STALE;
+    }
+    if (rc == -ENOENT)
+        snprintf(reason, sizeof reason, "needs whole: patch onto version %lld, HQ holds no record",
+                 (long long)base);
+    else if (strcmp(op, "upsert") || !json)
+        snprintf(reason, sizeof reason,
+                 "needs whole: patch onto version %lld, HQ holds a %s at version %lld",
+                 (long long)base, op, (long long)stored);
+    else if (stored != base)
+        snprintf(reason, sizeof reason,
+                 "needs whole: patch onto version %lld, HQ holds version %lld", (long long)base,
+                 (long long)stored);
+    else
+        reason[0] = '\0';
+    if (reason[0]) {
+        free(json);
+        rc = st->ops->needs_whole_add(st->impl, info->node_id, info->segment_no, line, e->name, id,
+                                      reason, err);
+        return rc < 0 ? rc : LINE_SET_ASIDE;
+    }
+    json_t *held = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+    free(json);
+    char *merged = NULL;
+    rc = egress_patch_merge(e, held, rec, &merged, err);
+    json_decref(held);
+    if (rc < 0)
+        return rc;
+    json_t *m = json_loads(merged, 0, NULL);
+    struct op_error verr;
+    op_error_clear(&verr);
+    rc = m ? egress_verify(p, e, EGRESS_OP_UPSERT, m, &verr) : -ENOMEM;
+    json_decref(m);
+    if (rc == -EPERM || rc == -EINVAL) {
+        snprintf(why, cap, "record %" PRIu64 " (%.32s %.64s patch): %.380s", line, e->name, id,
+                 verr.msg);
+        free(merged);
+        return LINE_REJECT;
+    }
+    if (rc < 0) {
+        free(merged);
+        return op_error_set(err, rc, NULL, "out of memory");
+    }
+    enum hq_record_result rr;
+    rc = st->ops->record_apply(st->impl, info->node_id, e->name, id, version, "upsert", merged,
+                               strlen(merged), info->segment_no, &rr, err);
+    free(merged);
+    if (rc < 0)
+        return rc;
+    return rr == HQ_RECORD_CHANGED ? LINE_APPLIED : LINE_STALE;
+}
+
 /* Verifies and applies payload line `line`. LINE_REJECT fills why. A
  * negative return is a store failure. */
 static int apply_line(struct hq_store *st, const struct policy *p, const struct segment_info *info,
@@ -314,6 +392,11 @@ static int apply_line(struct hq_store *st, const struct policy *p, const struct 
     if (!json_is_integer(ver) || json_integer_value(ver) < 0) {
         snprintf(reason, sizeof reason, "%s %s: no integer version of at least 0", entity, id);
         goto set_aside;
+    }
+    if (op == EGRESS_OP_PATCH) {
+        rc = apply_patch(st, p, info, line, e, id, rec, why, cap, err);
+        json_decref(rec);
+        return rc;
     }
     enum hq_record_result rr;
     rc = st->ops->record_apply(st->impl, info->node_id, entity, id, json_integer_value(ver), opname,
@@ -488,4 +571,38 @@ fail:
     st->ops->rollback(st->impl);
     segment_close(seg);
     return rc;
+}
+
+struct whole_list {
+    json_t *arr;
+    int failed;
+};
+
+static int add_whole(void *ctx, const struct hq_set_aside_row *r)
+{
+    struct whole_list *wl = ctx;
+    if (json_array_append_new(wl->arr, json_pack("[ss]", r->entity, r->id)) < 0) {
+        wl->failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int hq_apply_receipt_extras(struct hq_store *st, const struct hq_receipt *r, json_t *doc,
+                            struct op_error *err)
+{
+    if (json_object_set_new(doc, "patch", json_true()) < 0)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    if (r->status != HQ_RECEIPT_APPLIED || r->set_aside == 0)
+        return 0;
+    struct whole_list wl = {json_array(), 0};
+    if (!wl.arr)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    int rc = st->ops->needs_whole_list(st->impl, r->node, r->segment, add_whole, &wl, err);
+    if (rc == 0 && wl.failed)
+        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    if (rc == 0 && json_array_size(wl.arr) > 0 && json_object_set(doc, "needs_whole", wl.arr) < 0)
+        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    json_decref(wl.arr);
+    return rc < 0 ? rc : 0;
 }

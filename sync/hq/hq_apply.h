@@ -19,6 +19,7 @@
 #ifndef OUTPOST_HQ_APPLY_H
 #define OUTPOST_HQ_APPLY_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "hq_store.h"
@@ -85,5 +86,14 @@ struct hq_apply_result {
  * and the upload should be kept and tried again. */
 int hq_apply_upload(struct hq_store *st, struct hq_policies *pc, const struct hq_upload *u,
                     int64_t now_ms, struct hq_apply_result *out, struct op_error *err);
+
+/* Adds to receipt document `doc` (of r, as hq_serve answers it) what a
+ * node needs for field-level deltas (docs/HQ.md, "Patches"): "patch":
+ * true, this HQ applies patches; and for an applied segment with patches
+ * HQ could not apply (their base was not what it holds),
+ * "needs_whole": [[ENTITY, ID], ...], the records to send whole. Returns
+ * 0, or the store's error / -ENOMEM (then answer without the receipt). */
+int hq_apply_receipt_extras(struct hq_store *st, const struct hq_receipt *r, json_t *doc,
+                            struct op_error *err);
 
 #endif

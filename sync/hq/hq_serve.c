@@ -319,7 +319,7 @@ static int tus_admit(void *ctx, const char *principal, const struct tus_metadata
 /* The receipt document GET /v1/receipts/N answers with, MAC under the
  * node's key; NULL when out of memory or the MAC cannot be made. The
  * caller frees it. */
-static char *receipt_json(const struct hq_node *n, const struct hq_receipt *r)
+static char *receipt_json(struct hq_serve *hq, const struct hq_node *n, const struct hq_receipt *r)
 {
     char mac[SYNC_MAC_HEX], at[32];
     const char *status = hq_receipt_status_name(r->status);
@@ -333,6 +333,13 @@ static char *receipt_json(const struct hq_node *n, const struct hq_receipt *r)
                   (json_int_t)r->to_urgent, "ordinary", (json_int_t)r->to_ordinary, "records",
                   (json_int_t)r->records, "applied", (json_int_t)r->applied, "set_aside",
                   (json_int_t)r->set_aside, "reason", r->reason, "received_at", at, "mac", mac);
+    struct op_error err;
+    op_error_clear(&err);
+    if (o && hq_apply_receipt_extras(&hq->store, r, o, &err) < 0) {
+        log_err("receipt for node %s segment %" PRIu64 ": %s", r->node, r->segment, err.msg);
+        json_decref(o);
+        return NULL;
+    }
     char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return body;
@@ -340,12 +347,13 @@ static char *receipt_json(const struct hq_node *n, const struct hq_receipt *r)
 
 /* Puts the receipt into the answer of the PATCH that completed its
  * upload, so the node needs no GET for it. */
-static void add_receipt_header(struct http_exchange *x, const struct hq_receipt *r)
+static void add_receipt_header(struct hq_serve *hq, struct http_exchange *x,
+                               const struct hq_receipt *r)
 {
     const struct hq_node *n = http_data(x); /* the gate's */
     if (!n)
         return;
-    char *body = receipt_json(n, r);
+    char *body = receipt_json(hq, n, r);
     if (!body)
         return;
     size_t len = strlen(body);
@@ -407,7 +415,7 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
         break;
     }
     if (x)
-        add_receipt_header(x, &res.receipt);
+        add_receipt_header(hq, x, &res.receipt);
     /* Every outcome above is final. Settling drops the bytes but keeps the
      * upload answering "complete" for a while, so a node whose final 204
      * was lost finishes with one HEAD instead of sending the segment again. */
@@ -455,7 +463,7 @@ static void handle_receipt(struct hq_serve *hq, struct http_exchange *x, const s
         problem(x, 503, "the HQ store is not available; try again later");
         return;
     }
-    char *body = receipt_json(n, &r);
+    char *body = receipt_json(hq, n, &r);
     if (!body) {
         problem(x, 500, "cannot compute the receipt");
         return;

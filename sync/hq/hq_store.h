@@ -30,6 +30,7 @@
 #define HQ_REGION_MAX 16  /* region code with NUL */
 #define HQ_REASON_MAX 512 /* a reason text with NUL */
 #define HQ_MAILBOX_BODY_MAX (1024u * 1024u)
+#define HQ_OP_MAX 16 /* an egress op name with NUL */
 
 struct hq_node {
     char name[HQ_NODE_MAX];
@@ -168,6 +169,19 @@ struct hq_store_ops {
     int (*set_aside_add)(void *impl, const char *node, uint64_t segment, uint64_t line,
                          const char *entity, const char *id, const char *reason,
                          struct op_error *err);
+    /* Patches (docs/HQ.md, "Patches"; schema 4). record_get: the stored
+     * record (node, entity, id): its version, its op and *json (malloc'd;
+     * NULL for a tombstone), or -ENOENT. needs_whole_add: a set-aside
+     * record (counted as one) that the receipt asks the node to send
+     * whole, a patch whose base HQ lacks; needs_whole_list: those of
+     * (node, segment), in line order. */
+    int (*record_get)(void *impl, const char *node, const char *entity, const char *id,
+                      int64_t *version, char op[HQ_OP_MAX], char **json, struct op_error *err);
+    int (*needs_whole_add)(void *impl, const char *node, uint64_t segment, uint64_t line,
+                           const char *entity, const char *id, const char *reason,
+                           struct op_error *err);
+    int (*needs_whole_list)(void *impl, const char *node, uint64_t segment, hq_set_aside_fn cb,
+                            void *ctx, struct op_error *err);
 
     /* Listings. node, entity: NULL for all. records_list skips
      * tombstones and sorts by node, entity, id; records_count calls cb per

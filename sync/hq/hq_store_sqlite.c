@@ -61,6 +61,11 @@ static const unsigned migration_3[] = {
     HQ_Q_MIGRATIONS_MARK_HQ,
     HQ_Q_MIGRATIONS_SET_USER_VERSION_3,
 };
+static const unsigned migration_4[] = {
+    HQ_Q_MIGRATIONS_V4_NEEDS_WHOLE,
+    HQ_Q_MIGRATIONS_MARK_HQ,
+    HQ_Q_MIGRATIONS_SET_USER_VERSION_4,
+};
 static const struct migration {
     const unsigned *steps;
     size_t n;
@@ -68,6 +73,7 @@ static const struct migration {
     {migration_1, sizeof migration_1 / sizeof migration_1[0]},
     {migration_2, sizeof migration_2 / sizeof migration_2[0]},
     {migration_3, sizeof migration_3 / sizeof migration_3[0]},
+    {migration_4, sizeof migration_4 / sizeof migration_4[0]},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -662,6 +668,53 @@ static int sq_set_aside_add(void *impl, const char *node, uint64_t segment, uint
     return rc < 0 ? rc : 0;
 }
 
+static int sq_needs_whole_add(void *impl, const char *node, uint64_t segment, uint64_t line,
+                              const char *entity, const char *id, const char *reason,
+                              struct op_error *err)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NEEDS_WHOLE_ADD, "set a record aside", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    bind_text(st, 1, node);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)segment);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)line);
+    bind_text(st, 4, entity);
+    bind_text(st, 5, id);
+    bind_text(st, 6, reason);
+    int rc = run(s, HQ_Q_HQ_NEEDS_WHOLE_ADD, st, "set a record aside", err);
+    return rc < 0 ? rc : 0;
+}
+
+static int sq_record_get(void *impl, const char *node, const char *entity, const char *id,
+                         int64_t *version, char op[HQ_OP_MAX], char **json, struct op_error *err)
+{
+    struct sq *s = impl;
+    *json = NULL;
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECORD_FULL, "read record", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    bind_text(st, 1, node);
+    bind_text(st, 2, entity);
+    bind_text(st, 3, id);
+    int rc = step(s, HQ_Q_HQ_RECORD_FULL, st, "read record", err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return op_error_set(err, -ENOENT, "id", "node %s holds no %s %s", node, entity, id);
+    *version = sqlite3_column_int64(st, 0);
+    snprintf(op, HQ_OP_MAX, "%s", col_text(st, 1));
+    if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+        *json = strdup(col_text(st, 2));
+        if (!*json) {
+            sqlite3_reset(st);
+            return op_error_set(err, -ENOMEM, NULL, "out of memory");
+        }
+    }
+    sqlite3_reset(st);
+    return 0;
+}
+
 /* ---- listings ---- */
 
 static int record_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
@@ -740,6 +793,20 @@ static int sq_set_aside_list(void *impl, const char *node, hq_set_aside_fn cb, v
     struct rows r = {.cb.set_aside = cb, .ctx = ctx};
     return list_text(impl, HQ_Q_HQ_SET_ASIDE_LIST, node, NULL, set_aside_row, &r,
                      "list set-aside records", err);
+}
+
+static int sq_needs_whole_list(void *impl, const char *node, uint64_t segment, hq_set_aside_fn cb,
+                               void *ctx, struct op_error *err)
+{
+    struct sq *s = impl;
+    struct rows r = {.cb.set_aside = cb, .ctx = ctx};
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_NEEDS_WHOLE_LIST, "list records needing the whole", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    bind_text(st, 1, node);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)segment);
+    return list(s, HQ_Q_HQ_NEEDS_WHOLE_LIST, st, set_aside_row, &r,
+                "list records needing the whole", err);
 }
 
 static int sq_totals(void *impl, struct hq_totals *out, struct op_error *err)
@@ -965,6 +1032,9 @@ static const struct hq_store_ops sqlite_ops = {
     .receipt_put = sq_receipt_put,
     .record_apply = sq_record_apply,
     .set_aside_add = sq_set_aside_add,
+    .record_get = sq_record_get,
+    .needs_whole_add = sq_needs_whole_add,
+    .needs_whole_list = sq_needs_whole_list,
     .records_list = sq_records_list,
     .records_count = sq_records_count,
     .receipts_list = sq_receipts_list,

@@ -104,6 +104,19 @@ ON CONFLICT (node, entity, id) DO UPDATE SET version = excluded.version, op = ex
 INSERT INTO set_aside (node, segment, line, entity, id, reason)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6);
 
+-- A patch HQ could not apply: set aside, and listed in the receipt.
+-- name: needs_whole_add
+INSERT INTO set_aside (node, segment, line, entity, id, reason, needs_whole)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1);
+
+-- name: needs_whole_list
+SELECT node, segment, line, entity, id, reason FROM set_aside
+WHERE node = ?1 AND segment = ?2 AND needs_whole = 1 ORDER BY line;
+
+-- The stored record a patch applies to.
+-- name: record_full
+SELECT version, op, record FROM records WHERE node = ?1 AND entity = ?2 AND id = ?3;
+
 -- name: records_list
 SELECT node, entity, id, version, op, record FROM records
 WHERE op IN ('upsert', 'delete') AND (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR entity = ?2)

@@ -108,3 +108,15 @@ CREATE TABLE analysts (
 
 -- name: set_user_version_3
 PRAGMA user_version = 3;
+
+-- 4: field-level deltas (docs/HQ.md, "Patches"). A patch whose base HQ
+-- lacks is set aside as needing the whole record: the receipt lists
+-- those records (needs_whole) and the node sends them whole. An HQ whose
+-- store has this version says "patch": true in its receipts; a node sends
+-- patches only to an HQ that said so.
+
+-- name: v4_needs_whole
+ALTER TABLE set_aside ADD COLUMN needs_whole INTEGER NOT NULL DEFAULT 0;
+
+-- name: set_user_version_4
+PRAGMA user_version = 4;
