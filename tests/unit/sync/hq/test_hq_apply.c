@@ -25,6 +25,7 @@
 #include "hq_apply.h"
 #include "hq_store.h"
 #include "policy.h"
+#include "projection_hash.h"
 #include "segment.h"
 #include "fixture.h"
 #include "testlib.h"
@@ -68,7 +69,24 @@ static int build(const char *node, const unsigned char key[32], const struct pol
         CHECK_EQ(egress_op_parse(opname, &op), 0);
         struct egress_record *r = NULL;
         int rc;
-        if (op <= EGRESS_OP_DELETE)
+        if (op == EGRESS_OP_PATCH) {
+            /* as the node cuts it: the new projection against the field
+             * digests of the projection of "base_record" */
+            struct egress_record *whole = NULL, *old = NULL;
+            rc = egress_project(p, pkey, entity_by_name(ename), rec, &whole, &counts, &err);
+            if (rc == 0)
+                rc = egress_project(p, pkey, entity_by_name(ename),
+                                    json_object_get(j, "base_record"), &old, NULL, &err);
+            json_t *oj = rc == 0 ? json_loads(egress_record_json(old), 0, NULL) : NULL;
+            json_t *digests = projection_field_digests(oj);
+            if (rc == 0)
+                rc = egress_patch(whole, json_integer_value(json_object_get(oj, "version")),
+                                  digests, &r, &err);
+            json_decref(oj);
+            json_decref(digests);
+            egress_record_free(whole);
+            egress_record_free(old);
+        } else if (op <= EGRESS_OP_DELETE)
             rc = egress_project(p, pkey, entity_by_name(ename), rec, &r, &counts, &err);
         else
             rc = egress_tombstone(
@@ -223,6 +241,200 @@ static void test_tombstone_then_late_upsert(void)
     CHECK_EQ(records(), 2);
     CHECK_EQ(applied(ke, 3, seg3), 0); /* stale: the erasure stands */
     CHECK_EQ(records(), 2);
+}
+
+/* ---- patches (docs/HQ.md, "Patches") ---- */
+
+static void stored_text(const char *node, const char *id, char *out, size_t cap)
+{
+    struct find f = {.id = id};
+    CHECK_EQ(st.ops->records_list(st.impl, node, "contact", find_rec, &f, NULL), 0);
+    snprintf(out, cap, "%s", f.json);
+}
+
+struct whole_rows {
+    char text[512];
+};
+
+static int grab_whole(void *ctx, const struct hq_set_aside_row *r)
+{
+    struct whole_rows *w = ctx;
+    size_t n = strlen(w->text);
+    snprintf(w->text + n, sizeof w->text - n, "%s %s|%s;", r->entity, r->id, r->reason);
+    return 0;
+}
+
+#define P10_V1                                                                                     \
+    "{\"id\":\"p10\",\"version\":1,\"given_name\":\"Amani\",\"language\":\"sw\","                  \
+    "\"region\":\"Nairobi\",\"country\":\"KE\",\"job_title\":\"Clerk\"}"
+#define P10_V2                                                                                     \
+    "{\"id\":\"p10\",\"version\":2,\"given_name\":\"Amani\",\"region\":\"Mombasa\","               \
+    "\"country\":\"KE\",\"job_title\":\"Manager\"}"
+
+/* A patch onto the stored base: only the changed field and the removed
+ * one travel, and HQ stores exactly the text the whole upsert stores (on
+ * node n3, whole; on n1, by patch). Replaying the segment changes
+ * nothing. */
+static void test_patch_onto_base(void)
+{
+    static const char *const whole1[] = {
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":" P10_V1 "}", NULL};
+    static const char *const whole2[] = {
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":" P10_V2 "}", NULL};
+    static const char *const patch2[] = {
+        "{\"entity\":\"contact\",\"op\":\"patch\",\"record\":" P10_V2 ",\"base_record\":" P10_V1
+        "}",
+        NULL};
+    struct hq_apply_result res;
+    build_and_apply("n1", key1, ke, 40, whole1, &res);
+    CHECK_EQ(res.receipt.applied, 1);
+    /* n3: the same records sent whole, to compare with */
+    static const unsigned char tok3[32] = {3};
+    CHECK_EQ(st.ops->node_add(st.impl, "n3", "KE", tok3, key1, 1, NULL), 0);
+    build_and_apply("n3", key1, ke, 240, whole1, &res);
+    build_and_apply("n3", key1, ke, 241, whole2, &res);
+    CHECK_EQ(res.receipt.applied, 1);
+
+    char path[1024];
+    CHECK_EQ(build("n1", key1, ke, 41, patch2, path, sizeof path), 0);
+    /* what travels: id, version, base, the changed region, language unset;
+     * not the pseudonym that did not change, not the withheld job title */
+    struct segment *sg = NULL;
+    struct op_error err;
+    CHECK_EQ(segment_open(path, key1, NULL, &sg, &err), 0);
+    const char *ent, *op, *json;
+    size_t len;
+    CHECK_EQ(segment_next_record(sg, &ent, &op, &json, &len, &err), 1);
+    CHECK_STR(op, "patch");
+    char line[512];
+    snprintf(line, sizeof line, "%.*s", (int)len, json);
+    CHECK_STR(line, "{\"id\":\"p10\",\"version\":2,\"base\":1,\"region\":\"Mombasa\","
+                    "\"unset\":[\"language\"]}");
+    segment_close(sg);
+    CHECK_EQ(run_apply("n1", "n1", "41", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.applied, 1);
+    CHECK_EQ(res.receipt.set_aside, 0);
+
+    char by_patch[1024], by_whole[1024];
+    stored_text("n1", "p10", by_patch, sizeof by_patch);
+    stored_text("n3", "p10", by_whole, sizeof by_whole);
+    CHECK(by_patch[0] != '\0');
+    CHECK_STR(by_patch, by_whole);
+    CHECK(!strstr(by_patch, "language"));
+    CHECK_CONTAINS(by_patch, "Mombasa");
+
+    /* the same segment again: a replay, the record as it was */
+    CHECK_EQ(run_apply("n1", "n1", "41", path, &res), 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REPLAY);
+    stored_text("n1", "p10", by_patch, sizeof by_patch);
+    CHECK_STR(by_patch, by_whole);
+
+    /* the receipt says patches are applied, and asks for nothing whole */
+    json_t *doc = json_object();
+    CHECK_EQ(hq_apply_receipt_extras(&st, &res.receipt, doc, &err), 0);
+    CHECK(json_is_true(json_object_get(doc, "patch")));
+    CHECK(json_object_get(doc, "needs_whole") == NULL);
+    json_decref(doc);
+}
+
+/* A patch whose base HQ does not hold (another version, no record, a
+ * tombstone) changes nothing, is set aside as needing the whole record,
+ * and the receipt lists it; the whole record then applies. */
+static void test_patch_wrong_base(void)
+{
+    static const char *const patch_p11[] = {
+        "{\"entity\":\"contact\",\"op\":\"patch\",\"record\":{\"id\":\"p11\",\"version\":5,"
+        "\"region\":\"Kisumu\",\"country\":\"KE\"},\"base_record\":{\"id\":\"p11\",\"version\":4,"
+        "\"region\":\"Nakuru\",\"country\":\"KE\"}}",
+        /* p10 is at version 2 at HQ, not 1 */
+        "{\"entity\":\"contact\",\"op\":\"patch\",\"record\":{\"id\":\"p10\",\"version\":3,"
+        "\"region\":\"Kisumu\",\"country\":\"KE\"},\"base_record\":" P10_V1 "}",
+        NULL};
+    char before[1024], after[1024];
+    stored_text("n1", "p10", before, sizeof before);
+    struct hq_apply_result res;
+    build_and_apply("n1", key1, ke, 42, patch_p11, &res);
+    CHECK_EQ(res.outcome, HQ_APPLY_APPLIED);
+    CHECK_EQ(res.receipt.applied, 0);
+    CHECK_EQ(res.receipt.set_aside, 2);
+    stored_text("n1", "p10", after, sizeof after);
+    CHECK_STR(after, before);
+    stored_text("n1", "p11", after, sizeof after);
+    CHECK_STR(after, "");
+
+    struct whole_rows w = {{0}};
+    struct op_error err;
+    CHECK_EQ(st.ops->needs_whole_list(st.impl, "n1", 42, grab_whole, &w, &err), 0);
+    CHECK_STR(w.text, "contact p11|needs whole: patch onto version 4, HQ holds no record;"
+                      "contact p10|needs whole: patch onto version 1, HQ holds version 2;");
+    json_t *doc = json_object();
+    CHECK_EQ(hq_apply_receipt_extras(&st, &res.receipt, doc, &err), 0);
+    char *t = json_dumps(json_object_get(doc, "needs_whole"), JSON_COMPACT);
+    CHECK_STR(t, "[[\"contact\",\"p11\"],[\"contact\",\"p10\"]]");
+    free(t);
+    json_decref(doc);
+
+    /* the node sends them whole: applied */
+    static const char *const whole[] = {
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"p11\",\"version\":5,"
+        "\"region\":\"Kisumu\",\"country\":\"KE\"}}",
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"p10\",\"version\":3,"
+        "\"region\":\"Kisumu\",\"country\":\"KE\"}}",
+        NULL};
+    CHECK_EQ(applied(ke, 43, whole), 2);
+    stored_text("n1", "p10", after, sizeof after);
+    CHECK_CONTAINS(after, "Kisumu");
+    CHECK(!strstr(after, "given_name")); /* whole: what the patch would have kept is gone */
+
+    /* a patch onto a tombstone needs the whole record too */
+    static const char *const erase[] = {
+        "{\"entity\":\"contact\",\"op\":\"withdraw\",\"record\":{\"id\":\"p11\",\"version\":5}}",
+        NULL};
+    CHECK_EQ(applied(ke, 44, erase), 1);
+    static const char *const onto_tomb[] = {
+        "{\"entity\":\"contact\",\"op\":\"patch\",\"record\":{\"id\":\"p11\",\"version\":6,"
+        "\"region\":\"Kitui\",\"country\":\"KE\"},\"base_record\":{\"id\":\"p11\",\"version\":5,"
+        "\"region\":\"Kisumu\",\"country\":\"KE\"}}",
+        NULL};
+    build_and_apply("n1", key1, ke, 45, onto_tomb, &res);
+    CHECK_EQ(res.receipt.set_aside, 1);
+    memset(&w, 0, sizeof w);
+    CHECK_EQ(st.ops->needs_whole_list(st.impl, "n1", 45, grab_whole, &w, &err), 0);
+    CHECK_CONTAINS(w.text, "HQ holds a withdraw at version 5");
+}
+
+/* A patch carrying a field the policy withholds is refused by name, and
+ * malformed patches by the member at fault; nothing at HQ changes. */
+static void test_patch_residency(void)
+{
+    char before[1024], after[1024];
+    stored_text("n1", "p10", before, sizeof before);
+    static const char *const sets_street[] = {
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"p12\",\"version\":1,"
+        "\"country\":\"KE\"}}",
+        NULL};
+    CHECK_EQ(applied(ke, 46, sets_street), 1);
+    /* egress_verify refuses the patch's own members */
+    json_t *bad =
+        json_loads("{\"id\":\"p12\",\"version\":2,\"base\":1,\"street\":\"Moi Ave\"}", 0, NULL);
+    struct op_error err;
+    CHECK_EQ(egress_verify(ke, &entity_contact, EGRESS_OP_PATCH, bad, &err), -EPERM);
+    CHECK_STR(err.field, "street");
+    json_decref(bad);
+    /* and shapes: base above the version, unset of a field also set */
+    bad = json_loads("{\"id\":\"p12\",\"version\":2,\"base\":3}", 0, NULL);
+    CHECK_EQ(egress_verify(ke, &entity_contact, EGRESS_OP_PATCH, bad, &err), -EINVAL);
+    CHECK_STR(err.field, "base");
+    json_decref(bad);
+    bad = json_loads("{\"id\":\"p12\",\"version\":2,\"base\":1,\"region\":\"X\","
+                     "\"unset\":[\"region\"]}",
+                     0, NULL);
+    CHECK_EQ(egress_verify(ke, &entity_contact, EGRESS_OP_PATCH, bad, &err), -EINVAL);
+    CHECK_STR(err.field, "region");
+    json_decref(bad);
+    stored_text("n1", "p10", after, sizeof after);
+    CHECK_STR(after, before);
 }
 
 /* KE's policy file, at most max bytes of it, into buf; its length. */
@@ -588,6 +800,9 @@ int main(void)
     RUN(test_posted_policy);
     RUN(test_refused);
     RUN(test_erasure_forgotten);
+    RUN(test_patch_onto_base);
+    RUN(test_patch_wrong_base);
+    RUN(test_patch_residency);
     hq_policies_free(pc);
     policy_free(ke);
     hq_store_close(&st);
