@@ -37,10 +37,11 @@ int projection_hash(const char *entity, enum projection_state state, const char 
     } else {
         if (!json_is_object(record))
             return -EINVAL;
-        json_t *copy = json_copy((json_t *)record); /* shallow: only "version" goes */
+        json_t *copy = json_copy((json_t *)record); /* shallow: two members go */
         if (!copy)
             return -ENOMEM;
         json_object_del(copy, "version");
+        json_object_del(copy, "updated_at");
         text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(copy);
         if (!text)

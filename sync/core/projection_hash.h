@@ -3,9 +3,9 @@
  * of one record, so the node can tell "HQ already has exactly this"
  * without keeping the values (docs/SYNC_PROTOCOL.md, "Projection
  * hashes"). Both sides compute it the same way: the node over what egress
- * lets leave, HQ over what it stored. The version is left out: HQ does
- * not need a version it cannot see, so an edit of a withheld field leaves
- * the hash as it was.
+ * lets leave, HQ over what it stored. The version and the updated_at time
+ * are left out: HQ does not need a version it cannot see, nor the time of
+ * it, so an edit of a withheld field leaves the hash as it was.
  *
  * Also the per-field digests a patch is cut against (docs/SEGMENT_FORMAT.md,
  * "Patches"): a short digest of each top-level member of a projection,
@@ -22,7 +22,8 @@ enum projection_state { PROJECTION_LIVE = 0, PROJECTION_DELETED, PROJECTION_GONE
 
 /* SHA-256 over: entity name, '\n', state name ("live"|"deleted"|"gone"),
  * '\n', then for LIVE and DELETED the record object as jansson dumps it
- * with JSON_COMPACT | JSON_SORT_KEYS after removing its "version" member;
+ * with JSON_COMPACT | JSON_SORT_KEYS after removing its "version" and
+ * "updated_at" members (every edit changes both);
  * for GONE (erase, purge, withdraw: a tombstone) the id alone. `record`
  * may be NULL for GONE (then `id` is used). Returns 0, -EINVAL (no
  * entity, a LIVE/DELETED state without an object record, GONE without an

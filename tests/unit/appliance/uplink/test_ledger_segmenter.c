@@ -457,9 +457,224 @@ static void test_aggregate_canaries(void)
     policy_free(p);
 }
 
+/* ---- field-level deltas (ledger_deltas.c) ---------------------------------- */
+
+/* Every line of a segment as "op json\n", into a new string. */
+static char *lines_of(const char *path)
+{
+    struct segment *sg = NULL;
+    struct op_error err;
+    if (segment_open(path, fx_cred.hq_key, NULL, &sg, &err) < 0)
+        fx_die("segment_open", &err);
+    const char *entity, *op, *json;
+    size_t len, cap = 1 << 16, n = 0;
+    char *out = calloc(1, cap);
+    while (segment_next_record(sg, &entity, &op, &json, &len, &err) == 1)
+        n += (size_t)snprintf(out + n, cap - n, "%s %.*s\n", op, (int)len, json);
+    segment_close(sg);
+    return out;
+}
+
+static int ends_with(const char *t, const char *suffix)
+{
+    size_t n = strlen(t), k = strlen(suffix);
+    return n >= k && !strcmp(t + n - k, suffix);
+}
+
+/* HQ's receipt for sg: applied, with `extra` members (a JSON object text)
+ * merged in; checked to be taken. */
+static void ack(struct sync_ledger *l, const struct sync_segment *sg, const char *extra)
+{
+    char *r = fx_receipt(fx_cred.node_id, sg->no, "applied", "", sg->to_urgent, sg->to_ordinary, 1);
+    json_t *j = json_loads(r, 0, NULL), *x = json_loads(extra, 0, NULL);
+    CHECK(j && x);
+    json_object_update(j, x);
+    char *t = json_dumps(j, JSON_COMPACT);
+    int outcome = -1;
+    struct op_error err;
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg->no, t, strlen(t), &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_ACKED);
+    free(t);
+    free(r);
+    json_decref(j);
+    json_decref(x);
+}
+
+/* Changes contact id (at version `from`) by `ch` (taken). */
+static void edit(const char *id, int64_t from, json_t *ch)
+{
+    json_t *out = NULL;
+    struct op_error err;
+    if (store_update(fx_st, &entity_contact, id, from, ch, 0, &out, &err) < 0)
+        fx_die("store_update", &err);
+    json_decref(ch);
+    json_decref(out);
+}
+
+static int made_segment(struct sync_ledger *l, struct sync_segment *sg)
+{
+    struct op_error err;
+    int made = -1;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, sg, &err), 0);
+    return made;
+}
+
+/* Nothing is sent for an edit of a field that does not leave; only the
+ * changed field for an edit of one that does, against the version HQ
+ * acknowledged; the whole record again when HQ asks for it, and to an HQ
+ * that does not say it applies patches. */
+static void test_deltas(void)
+{
+    fx_fresh("deltas");
+    struct sync_ledger *l = fx_open(0);
+    char *id = fx_create(fx_st, &entity_contact,
+                         json_pack("{ss ss ss ss ss}", "given_name", "Lena", "region", "Bayern",
+                                   "country", "DE", "language", "de", "job_title", "Clerk"));
+    struct sync_segment sg;
+    CHECK_EQ(made_segment(l, &sg), 1);
+    char *t = lines_of(sg.path);
+    CHECK(!strncmp(t, "upsert {", 8));
+    CHECK_CONTAINS(t, "\"region\":\"Bayern\"");
+    free(t);
+    ack(l, &sg, "{\"patch\":true}");
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_held WHERE version = 1"), 1);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_flight"), 0);
+
+    /* a field that stays at the node: no segment, the outbox row consumed */
+    edit(id, 1, json_pack("{ss}", "job_title", "Head clerk"));
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM outbox"), 1);
+    CHECK_EQ(made_segment(l, &sg), 0);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM outbox"), 0);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM sync_segments"), 1);
+    CHECK_EQ(fx_count(fx_st, "SELECT segmented_ordinary = acked_ordinary FROM sync_state"), 1);
+
+    /* an exportable field: a patch with it alone, against version 1 */
+    edit(id, 2, json_pack("{ss}", "region", "Berlin"));
+    CHECK_EQ(made_segment(l, &sg), 1);
+    t = lines_of(sg.path);
+    char want[256];
+    /* the edit's time goes with it: a whole upsert would carry it too */
+    snprintf(want, sizeof want, "patch {\"id\":\"%s\",\"version\":3,\"base\":1,\"updated_at\":\"",
+             id);
+    CHECK(!strncmp(t, want, strlen(want)));
+    CHECK(ends_with(t, "Z\",\"region\":\"Berlin\"}\n"));
+    free(t);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_flight WHERE version = 3"), 1);
+
+    /* in flight: an edit back and forth of a local field sends nothing
+     * either (an empty segment keeps the rows behind the one that waits) */
+    edit(id, 3, json_pack("{ss}", "job_title", "Clerk"));
+    struct sync_segment empty;
+    CHECK_EQ(made_segment(l, &empty), 1);
+    CHECK_EQ(empty.records, 0);
+
+    /* the segment is voided (a restriction elsewhere, a policy change):
+     * the in-flight hash goes, and the change is sent again */
+    int changed = 0;
+    struct op_error err;
+    CHECK_EQ(store_policy_changed(fx_st, "0123abcd", "a test", &changed, &err), 0);
+    CHECK_EQ(changed, 1);
+    CHECK_EQ(made_segment(l, &sg), 1);
+    t = lines_of(sg.path);
+    /* the edit's time goes with it: a whole upsert would carry it too */
+    snprintf(want, sizeof want, "patch {\"id\":\"%s\",\"version\":4,\"base\":1,\"updated_at\":\"",
+             id);
+    CHECK(!strncmp(t, want, strlen(want)));
+    CHECK(ends_with(t, "Z\",\"region\":\"Berlin\"}\n"));
+    free(t);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_flight"), 1);
+
+    /* HQ lacked the base: the record is queued again and goes whole */
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "{\"patch\":true,\"needs_whole\":[[\"contact\",\"%s\"],"
+             "[\"contact\",\"no-such-id\"],[\"user\",\"x\"],7]}",
+             id);
+    ack(l, &sg, extra);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_held"), 0);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM outbox"), 1);
+    CHECK_EQ(made_segment(l, &sg), 1);
+    t = lines_of(sg.path);
+    CHECK(!strncmp(t, "upsert {", 8));
+    CHECK_CONTAINS(t, "\"region\":\"Berlin\"");
+    CHECK_CONTAINS(t, "\"language\":\"de\"");
+    free(t);
+
+    /* an HQ that does not say it applies patches gets whole records */
+    ack(l, &sg, "{}");
+    CHECK_EQ(fx_count(fx_st, "SELECT hq_patches FROM sync_state"), 0);
+    edit(id, 4, json_pack("{ss}", "region", "Hessen"));
+    CHECK_EQ(made_segment(l, &sg), 1);
+    t = lines_of(sg.path);
+    CHECK(!strncmp(t, "upsert {", 8));
+    CHECK_CONTAINS(t, "\"given_name\":\"h:");
+    free(t);
+    /* a rejected segment's in-flight hash goes too */
+    char *r =
+        fx_receipt(fx_cred.node_id, sg.no, "rejected", "a test", sg.to_urgent, sg.to_ordinary, 1);
+    int outcome = -1;
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_REJECTED);
+    free(r);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_flight"), 0);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_held WHERE version = 4"), 1);
+    free(id);
+    sync_ledger_close(l);
+}
+
+/* A policy that withholds a field HQ holds: the change goes (the hash
+ * differs) as a patch that unsets the field, though the record did not
+ * change. */
+static void test_deltas_policy_withholds(void)
+{
+    fx_fresh("deltas-policy");
+    struct sync_ledger *l = fx_open(0);
+    char *id = fx_create(fx_st, &entity_contact,
+                         json_pack("{ss ss ss ss}", "given_name", "Jana", "region", "Bayern",
+                                   "country", "DE", "language", "de"));
+    struct sync_segment sg;
+    CHECK_EQ(made_segment(l, &sg), 1);
+    ack(l, &sg, "{\"patch\":true}");
+    sync_ledger_close(l);
+
+    /* the region's profile with language kept at the node */
+    char src[FX_PATH_MAX], dst[FX_PATH_MAX];
+    fx_profile_path("EU-DE", src, sizeof src);
+    fx_path(dst, sizeof dst, "nolang");
+    (void)mkdir(dst, 0700);
+    fx_path(dst, sizeof dst, "nolang/EU-DE.yaml");
+    FILE *in = fopen(src, "re"), *out = fopen(dst, "we");
+    CHECK(in && out);
+    char line[4096];
+    while (in && out && fgets(line, sizeof line, in)) {
+        if (strstr(line, "contact.language:"))
+            fputs("  contact.language: {class: local_only, basis: \"a test\"}\n", out);
+        else
+            fputs(line, out);
+    }
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    setenv("OUTPOST_POLICY", dst, 1);
+    l = fx_open(0);
+    CHECK_EQ(made_segment(l, &sg), 1);
+    char *t = lines_of(sg.path);
+    char want[256];
+    snprintf(want, sizeof want,
+             "patch {\"id\":\"%s\",\"version\":1,\"base\":1,\"unset\":[\"language\"]}\n", id);
+    CHECK_STR(t, want);
+    free(t);
+    fx_policy_env("EU-DE");
+    free(id);
+    sync_ledger_close(l);
+}
+
 int main(void)
 {
     fx_setup();
+    test_deltas();
+    test_deltas_policy_withholds();
     test_cursor_after();
     test_cut();
     test_voided_answers();

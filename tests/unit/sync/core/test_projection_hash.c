@@ -57,12 +57,24 @@ static void hash_of(const char *entity, enum projection_state s, const char *jso
 static void test_what_counts(void)
 {
     unsigned char a[32], b[32];
-    /* version and member order do not count */
+    /* version, updated_at and member order do not count */
     hash_of("contact", PROJECTION_LIVE,
             "{\"id\":\"a\",\"version\":3,\"name\":\"X\",\"city\":\"Y\"}", a);
     hash_of("contact", PROJECTION_LIVE,
             "{\"city\":\"Y\",\"name\":\"X\",\"version\":7,\"id\":\"a\"}", b);
     CHECK(!memcmp(a, b, 32));
+    hash_of(
+        "contact", PROJECTION_LIVE,
+        "{\"id\":\"a\",\"version\":8,\"updated_at\":\"2026-12-06T10:00:00.000Z\",\"name\":\"X\","
+        "\"city\":\"Y\"}",
+        b);
+    CHECK(!memcmp(a, b, 32));
+    /* created_at counts: it is set once */
+    hash_of("contact", PROJECTION_LIVE,
+            "{\"id\":\"a\",\"created_at\":\"2026-12-06T10:00:00.000Z\",\"name\":\"X\","
+            "\"city\":\"Y\"}",
+            b);
+    CHECK(memcmp(a, b, 32) != 0);
     /* a value, a field gone, the entity, the state: each counts */
     hash_of("contact", PROJECTION_LIVE,
             "{\"id\":\"a\",\"version\":3,\"name\":\"X\",\"city\":\"Z\"}", b);
