@@ -4,7 +4,10 @@
 # 512 kbit/s so the sync lasts long enough to be hit), restart whichever
 # died, many times; then let it drain. The end state must be the one a sync
 # without crashes gives: HQ holds exactly the permitted projection of every
-# live record, each once, and both databases pass their checks. A node
+# live record, each once, and both databases pass their checks. The
+# updates edit the region, which leaves KE as is, so they travel as patches
+# against what HQ acknowledged and kills land between a patch's cut and its
+# receipt too. A node
 # restarted in an even round sends each upload's first bytes with its
 # creation (sync_create_with_data), in an odd one it does not, so kills land
 # in both kinds of creation and in the switch between them.
@@ -32,7 +35,7 @@ kills_node=0 kills_hq=0
 for round in $(seq 1 "$ROUNDS"); do
     # a few updates per round, so changes keep arriving between crashes
     sed -n "$(((round - 1) * 25 + 1)),$((round * 25))p" "$T/ids" | while read -r id v; do
-        "$OUTPOST" contact update --version "$v" "$id" --job_title "round $round" >/dev/null ||
+        "$OUTPOST" contact update --version "$v" "$id" --region "round $round" >/dev/null ||
             echo "update $id failed" >>"$T/upd.err"
     done
     sleep "0.$((RANDOM % 9 + 1))"
