@@ -435,6 +435,29 @@ static void test_patch_residency(void)
     json_decref(bad);
     stored_text("n1", "p10", after, sizeof after);
     CHECK_STR(after, before);
+
+    /* HQ holds a street for p13 (kept under a looser policy before): a
+     * patch that does not unset it would leave it, so the segment is
+     * rejected and nothing of it applied */
+    enum hq_record_result rr;
+    const char *held = "{\"id\":\"p13\",\"version\":1,\"street\":\"Moi Ave 9\",\"country\":\"KE\"}";
+    CHECK_EQ(st.ops->record_apply(st.impl, "n1", "contact", "p13", 1, "upsert", held, strlen(held),
+                                  48, &rr, &err),
+             0);
+    static const char *const keeps_street[] = {
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"p14\",\"version\":1,"
+        "\"country\":\"KE\"}}",
+        "{\"entity\":\"contact\",\"op\":\"patch\",\"record\":{\"id\":\"p13\",\"version\":2,"
+        "\"country\":\"UG\"},\"base_record\":{\"id\":\"p13\",\"version\":1,\"country\":\"KE\"}}",
+        NULL};
+    struct hq_apply_result res;
+    build_and_apply("n1", key1, ke, 49, keeps_street, &res);
+    CHECK_EQ(res.outcome, HQ_APPLY_REJECTED);
+    CHECK_CONTAINS(res.reason, "street");
+    stored_text("n1", "p13", after, sizeof after);
+    CHECK_STR(after, held);
+    stored_text("n1", "p14", after, sizeof after);
+    CHECK_STR(after, "");
 }
 
 /* KE's policy file, at most max bytes of it, into buf; its length. */
