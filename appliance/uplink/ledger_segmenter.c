@@ -8,8 +8,13 @@
  * the file is renamed into place before its row and the new cursor commit
  * in one transaction, and that transaction commits only if no voiding
  * happened while the segment was cut (spool_epoch unchanged;
- * docs/EGRESS.md, "In time"). Memory is bounded by one batch of outbox
- * rows, whatever the backlog. Aggregate requests from HQ's mailbox are
+ * docs/EGRESS.md, "In time"). Each record goes through the cut
+ * (ledger_deltas.c): nothing when HQ holds the same projection, a patch,
+ * or whole; the hashes of what the segment carries commit in its
+ * transaction, and a cut that carries nothing while no segment waits
+ * consumes its outbox rows without a segment. Memory is bounded by one
+ * batch of outbox rows and the hashes of one segment's records, whatever
+ * the backlog. Aggregate requests from HQ's mailbox are
  * answered in the segment (after disclosure control, as egress records of
  * their own) and marked answered, with their egress ledger rows, in the
  * same transaction (docs/AGGREGATES.md); a refusal is an egress ledger row

@@ -155,6 +155,12 @@ static inline char *fx_snapshot(void)
     fx_dump("SELECT * FROM sync_state", out, cap);
     fx_dump("SELECT * FROM sync_segments ORDER BY no", out, cap);
     fx_dump("SELECT * FROM spool_voided ORDER BY no", out, cap);
+    fx_dump("SELECT entity, record_id, version, state, hex(hash), fields FROM egress_held "
+            "ORDER BY entity, record_id",
+            out, cap);
+    fx_dump("SELECT segment_no, entity, record_id, version, state, hex(hash), fields "
+            "FROM egress_flight ORDER BY segment_no, entity, record_id",
+            out, cap);
     fx_dump("SELECT * FROM sync_errors ORDER BY kind", out, cap);
     fx_dump("SELECT * FROM mailbox ORDER BY seq", out, cap);
     DIR *d = opendir(fx_spool);

@@ -183,6 +183,17 @@ static void test_voided(void)
     }
     CHECK_EQ(sync_ledger_next_voided(l, &found, &no, url, sizeof url, &err), 0);
     CHECK_EQ(found, 0);
+    /* HQ applied it, so HQ holds what it carried (docs/SYNC.md, "Nothing
+     * new, nothing sent"), moved in the receipt's transaction */
+    CHECK_CONTAINS(before, "egress_flight ORDER BY segment_no, entity, record_id]\n1|contact|");
+    CHECK_CONTAINS(after, "egress_flight ORDER BY segment_no, entity, record_id]\n[");
+    char held[160];
+    snprintf(held, sizeof held, "egress_held ORDER BY entity, record_id]\ncontact|%s|1|0|", id);
+    CHECK_CONTAINS(after, held);
+    /* and the restriction's withdrawal goes: the hash of a tombstone is
+     * not the one HQ holds */
+    struct sync_segment w = fx_segment(l);
+    CHECK_EQ(w.records, 1);
     /* a second one names no segment the ledger knows */
     int outcome = -1;
     CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, r, strlen(r), &outcome, &err), -ENOENT);
