@@ -37,7 +37,6 @@ struct ledger_cut {
     struct cut_entry *v;
     size_t n, cap;
     struct residency_sent *in; /* keys of v, for a quick "not in this cut" */
-    struct ledger_cut_stats stats;
 };
 
 static void entry_free(struct cut_entry *e)
@@ -79,11 +78,6 @@ int ledger_cut_new(struct sync_ledger *l, struct ledger_cut **out, struct op_err
     c->patches = patches != 0;
     *out = c;
     return 0;
-}
-
-const struct ledger_cut_stats *ledger_cut_stats(const struct ledger_cut *c)
-{
-    return &c->stats;
 }
 
 /* What HQ will hold of the record once the spool is applied. */
@@ -212,8 +206,7 @@ int ledger_cut_add(struct sync_ledger *l, struct ledger_cut *c, struct segment_w
     /* An erasure or purge always goes: HQ keeps it as such, whatever it held. */
     int may_skip = op != EGRESS_OP_ERASE && op != EGRESS_OP_PURGE;
     if (rc == 0 && may_skip && b.known && !memcmp(b.hash, hash, sizeof hash)) {
-        c->stats.unchanged++; /* HQ holds (or will hold) exactly this */
-        goto out;
+        goto out; /* HQ holds (or will hold) exactly this */
     }
     struct egress_record *patch = NULL;
     if (rc == 0 && c->patches && b.known && b.state == PROJECTION_LIVE &&
@@ -228,10 +221,6 @@ int ledger_cut_add(struct sync_ledger *l, struct ledger_cut *c, struct segment_w
         rc = segment_writer_add(w, patch ? patch : er, err);
     if (rc == 0) {
         *sent = 1;
-        if (patch)
-            c->stats.patches++;
-        else
-            c->stats.whole++;
         rc = remember(c, entity, id, version, state, hash, fields);
         if (rc < 0)
             op_error_set(err, rc, NULL, "out of memory");
@@ -242,11 +231,6 @@ out:
     json_decref(rec);
     json_decref(fields);
     return rc;
-}
-
-size_t ledger_cut_lines(const struct ledger_cut *c)
-{
-    return c->n;
 }
 
 int ledger_cut_record(struct sync_ledger *l, const struct ledger_cut *c, uint64_t no,

@@ -131,27 +131,17 @@ struct segment_writer;
  * sent"). */
 struct ledger_cut;
 
-/* What a cut did with the records it was given. */
-struct ledger_cut_stats {
-    uint64_t unchanged; /* HQ holds (or will hold) the same projection: nothing sent */
-    uint64_t patches;   /* sent as a patch */
-    uint64_t whole;     /* sent whole (projection or tombstone) */
-};
-
 /* Starts a cut: forgets in-flight rows of segments that are gone, reads
  * whether HQ applies patches. Outside any transaction. */
 int ledger_cut_new(struct sync_ledger *l, struct ledger_cut **out, struct op_error *err);
 /* NULL is allowed. */
 void ledger_cut_free(struct ledger_cut *c);
-const struct ledger_cut_stats *ledger_cut_stats(const struct ledger_cut *c);
 /* Puts er (a projection or a tombstone, borrowed) into w: nothing when its
  * projection hash equals what HQ will hold of the record, a patch when
  * that is live and known, HQ applies patches and the patch is smaller,
  * else er whole. *sent: 1 when a line was written. */
 int ledger_cut_add(struct sync_ledger *l, struct ledger_cut *c, struct segment_writer *w,
                    const struct egress_record *er, int *sent, struct op_error *err);
-/* Records written by ledger_cut_add. */
-size_t ledger_cut_lines(const struct ledger_cut *c);
 /* In segment `no`'s transaction: what it carries, as in flight. */
 int ledger_cut_record(struct sync_ledger *l, const struct ledger_cut *c, uint64_t no,
                       struct op_error *err);
