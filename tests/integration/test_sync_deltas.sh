@@ -8,10 +8,13 @@
 # duplicates nothing, and HQ ends with every record right. After each
 # phase HQ must hold exactly the permitted projection of every live record
 # (sync_compare.py), and no street (local_only) nor job title anywhere.
+# Last, HQ tightens the policy (the language stays at the node): HQ's
+# copies lose the language, sent as patches that unset it.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 . "$TESTS_DIR/integration/sync_lib.sh"
 sync_setup python3 sqlite3
+unset OUTPOST_POLICY # a policy from HQ must be able to take over
 
 init_node KE
 import_contacts 200 5
@@ -95,5 +98,34 @@ compare
 # hq_compare left HQ's records in $T/hq.jsonl
 [ "$(grep -c '"region":"Coast ' "$T/hq.jsonl")" = 30 ] ||
     die "HQ does not hold the 30 regions edited across the kill"
+read -r n3 b3 r3 < <(seg_sum)
+
+# 4. HQ tightens the policy: the language stays at the node from now on.
+# The node takes it up by itself; every record whose projection had a
+# language goes again, as a patch that unsets it, and HQ drops it.
+with_lang=$(sqlite3 "$OUTPOST_DB" "SELECT count(*) FROM contacts WHERE language <> ''")
+[ "$with_lang" -gt 0 ] || die "no contact has a language"
+sed 's/contact.language: {class: exportable/contact.language: {class: local_only/' \
+    "$TESTS_DIR/../schema/regions/KE.yaml" >"$T/tight.yaml"
+cmp -s "$T/tight.yaml" "$TESTS_DIR/../schema/regions/KE.yaml" && die "the KE profile did not change"
+"$OUTPOST_HQ" --db "$HQDB" mailbox post deltas-1 --kind policy "$T/tight.yaml" >"$T/post.out" 2>&1 ||
+    { lib_show "$T/post.out"; die "mailbox post failed"; }
+for _ in $(seq 1 100); do
+    cmp -s "$T/tight.yaml" "$T/policy-override.yaml" && break
+    sleep 0.1
+done
+cmp -s "$T/tight.yaml" "$T/policy-override.yaml" || die "the tightening is not in force"
+sleep 1
+wait_drained 60
+sleep 1
+read -r n4 b4 r4 < <(seg_sum)
+echo "the tightening: $((r4 - r3)) records in $((n4 - n3)) segments after the region edits" \
+    "($with_lang contacts had a language)"
+[ $((r4 - r3)) = "$with_lang" ] ||
+    die "the tightening sent $((r4 - r3)) records; $with_lang projections had a language"
+[ $(((b4 - b3) / (r4 - r3))) -lt $((b0 / r0)) ] ||
+    die "the tightening took $(((b4 - b3) / (r4 - r3))) bytes a record, a whole one $((b0 / r0))"
+compare
+[ "$(grep -c '"language"' "$T/hq.jsonl")" = 0 ] || die "HQ still holds languages"
 expect_exit 0 "$OUTPOST" check
 pass
