@@ -19,6 +19,7 @@
  */
 #include "egress.h"
 #include "phone.h"
+#include "projection_hash.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1781,6 +1782,93 @@ static void test_property_every_profile(void)
     CHECK(total.records >= 13u * 9u * 26u);
 }
 
+/* ---- patches -------------------------------------------------------------- */
+
+/* egress_project of `rec` (taken) under p (exportable by default). */
+static struct egress_record *project(const struct policy *p, json_t *rec)
+{
+    unsigned char key[32];
+    key_fill(key, 0);
+    struct egress_record *r = NULL;
+    struct op_error err;
+    CHECK_EQ(egress_project(p, key, &entity_contact, rec, &r, NULL, &err), 0);
+    json_decref(rec);
+    return r;
+}
+
+/* A patch holds the members that changed and names those gone; merging it
+ * onto the base gives the whole record's text; nothing else is accepted. */
+static void test_patch(void)
+{
+    struct policy p;
+    bare_policy(&p, POLICY_EXPORTABLE, 0);
+    struct egress_record *old =
+        project(&p, json_pack("{ss si ss ss s{si}}", "id", "c1", "version", 4, "region", "Bayern",
+                              "language", "de", "custom", "tier", 1));
+    struct egress_record *now = project(&p, json_pack("{ss si ss s{si}}", "id", "c1", "version", 6,
+                                                      "region", "Berlin", "custom", "tier", 2));
+    json_t *oj = json_loads(egress_record_json(old), 0, NULL);
+    json_t *nj = json_loads(egress_record_json(now), 0, NULL);
+    json_t *digests = projection_field_digests(oj);
+    struct egress_record *patch = NULL;
+    struct op_error err;
+    CHECK_EQ(egress_patch(now, 4, digests, &patch, &err), 0);
+    CHECK_STR(egress_record_json(patch),
+              "{\"id\":\"c1\",\"version\":6,\"base\":4,\"region\":"
+              "\"Berlin\",\"custom\":{\"tier\":2},\"unset\":[\"language\"]}");
+    CHECK_EQ(egress_record_op(patch), EGRESS_OP_PATCH);
+    CHECK_STR(egress_record_id(patch), "c1");
+    CHECK_STR(egress_record_policy_hash(patch), p.hash);
+    json_t *pj = json_loads(egress_record_json(patch), 0, NULL);
+    CHECK_EQ(egress_verify(&p, &entity_contact, EGRESS_OP_PATCH, pj, &err), 0);
+    char *merged = NULL;
+    CHECK_EQ(egress_patch_merge(&entity_contact, oj, pj, &merged, &err), 0);
+    CHECK_STR(merged, egress_record_json(now));
+    free(merged);
+
+    /* nothing changed but the version: a patch of id, version and base */
+    struct egress_record *same = NULL;
+    json_t *nd = projection_field_digests(nj);
+    CHECK_EQ(egress_patch(now, 6, nd, &same, &err), 0);
+    CHECK_STR(egress_record_json(same), "{\"id\":\"c1\",\"version\":6,\"base\":6}");
+    egress_record_free(same);
+
+    /* refused: a base above the version, a tombstone, no digests */
+    CHECK_EQ(egress_patch(now, 7, digests, &same, &err), -EINVAL);
+    CHECK_STR(err.field, "base");
+    struct egress_record *tomb = NULL;
+    CHECK_EQ(egress_tombstone(&p, &entity_contact, "c1", 7, EGRESS_OP_WITHDRAW, &tomb, &err), 0);
+    CHECK_EQ(egress_patch(tomb, 4, digests, &same, &err), -EINVAL);
+    CHECK_EQ(egress_patch(now, 4, NULL, &same, &err), -EINVAL);
+    /* HQ refuses a patch that deletes, or unsets what is not a name */
+    json_t *bad = json_loads("{\"id\":\"c1\",\"version\":6,\"base\":4,\"deleted\":true}", 0, NULL);
+    CHECK_EQ(egress_verify(&p, &entity_contact, EGRESS_OP_PATCH, bad, &err), -EINVAL);
+    CHECK_STR(err.field, "deleted");
+    json_decref(bad);
+    bad = json_loads("{\"id\":\"c1\",\"version\":6,\"base\":4,\"unset\":[\"version\"]}", 0, NULL);
+    CHECK_EQ(egress_verify(&p, &entity_contact, EGRESS_OP_PATCH, bad, &err), -EINVAL);
+    CHECK_STR(err.field, "unset");
+    json_decref(bad);
+    bad = json_loads("{\"id\":\"c1\",\"version\":6,\"base\":4,\"unset\":\"language\"}", 0, NULL);
+    CHECK_EQ(egress_verify(&p, &entity_contact, EGRESS_OP_PATCH, bad, &err), -EINVAL);
+    CHECK_STR(err.field, "unset");
+    json_decref(bad);
+    /* under a policy that keeps the region, a patch setting it is refused by name */
+    struct policy strict;
+    bare_policy(&strict, POLICY_LOCAL_ONLY, 0);
+    CHECK_EQ(egress_verify(&strict, &entity_contact, EGRESS_OP_PATCH, pj, &err), -EPERM);
+    CHECK_STR(err.field, "region");
+    egress_record_free(tomb);
+    egress_record_free(patch);
+    egress_record_free(old);
+    egress_record_free(now);
+    json_decref(oj);
+    json_decref(nj);
+    json_decref(pj);
+    json_decref(digests);
+    json_decref(nd);
+}
+
 int main(void)
 {
     const char *s = getenv("EGRESS_SEED");
@@ -1799,6 +1887,7 @@ int main(void)
     RUN(test_node_local_users);
     RUN(test_phone_e164);
     RUN(test_expired);
+    RUN(test_patch);
     RUN(test_property_every_profile);
     return tl_report();
 }
