@@ -1655,6 +1655,16 @@ class Final:
                 self.breach("shape", where, what="%s tombstone of %s carries %s" %
                             (op, rid, sorted(extra)))
             return
+        if op == "patch":
+            # a patch (docs/SEGMENT_FORMAT.md, "Patches"): "base" is a
+            # version, "unset" names members to remove (names, no values);
+            # what it sets is checked below like any record's members
+            base, unset = rec.get("base"), rec.get("unset", [])
+            if not isinstance(base, int) or not isinstance(unset, list) or \
+                    not all(isinstance(u, str) for u in unset):
+                self.breach("shape", where, what="patch of %s has base %r, unset %r" %
+                            (rid, base, str(unset)[:60]))
+            rec = {k: v for k, v in rec.items() if k not in ("base", "unset")}
         if rec.get("restricted") not in (False, None):
             self.breach("shape", where, what="%s %s (%s) leaves with restricted=%s" %
                         (entity, rid, tag, rec.get("restricted")))
@@ -1761,7 +1771,14 @@ class Final:
                 live[key] = o["record"]
         missing = sorted(k for k in expected if k not in live)
         extra = sorted(k for k in live if k not in expected)
-        differ = sorted(k for k in expected if k in live and live[k] != expected[k])
+        # An edit HQ cannot see sends nothing (docs/SYNC.md, "Nothing new,
+        # nothing sent"): HQ may hold an older version and updated_at of a
+        # record whose projection is otherwise the same, never a newer one.
+        def visible(r):
+            return {f: v for f, v in r.items() if f not in ("version", "updated_at")}
+        differ = sorted(k for k in expected if k in live and
+                        (visible(live[k]) != visible(expected[k]) or
+                         live[k].get("version", 0) > expected[k].get("version", 0)))
         gone_ids = {self.plan.d["records"][t]["id"]: t for t in self.gone}
         # Nothing of a withheld record is live at HQ, and nothing live names one.
         for key, rec in sorted(live.items()):
