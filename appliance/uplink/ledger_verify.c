@@ -69,6 +69,25 @@ int sync_ledger_verify_due(struct sync_ledger *l, int64_t interval_ms, int64_t j
     return insert_request(&l->q, st, id, err);
 }
 
+/* How the node tombstoned (entity, id): "erase" or "purge" into out, or
+ * "" when it did not. */
+static int tombstoned(struct sync_ledger *l, const char *entity, const char *id, char out[8],
+                      struct op_error *err)
+{
+    out[0] = '\0';
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_VERIFY_TOMBSTONED, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    int rc = sql_step(&l->q, UPLINK_Q_LEDGER_VERIFY_TOMBSTONED, st, err);
+    if (rc == 1) {
+        ledger_copy_col(out, 8, st, 0);
+        sqlite3_reset(st);
+    }
+    return rc < 0 ? rc : 0;
+}
+
 struct collect {
     struct sync_ledger *l;
     const struct entity_def *e;
@@ -91,6 +110,10 @@ static int collect_one(void *ctx, json_t *record)
     json_t *del = json_object_get(record, "deleted");
     int has = 0, rc;
     if (json_is_true(del) || (json_is_integer(del) && json_integer_value(del))) {
+        char how[8];
+        rc = tombstoned(l, c->e->name, id, how, c->err);
+        if (rc < 0 || how[0])
+            return rc; /* erased or purged: HQ should hold its tombstone, no data */
         rc = residency_hq_may_have(store_residency(l->s), c->e->name, id, &has, c->err);
         if (rc < 0 || !has)
             return rc; /* deleted before HQ had it: HQ hears nothing of it */
@@ -165,34 +188,46 @@ int sync_ledger_verify_set(struct sync_ledger *l, struct range_set **out, uint64
 /* The outbox query that queues one record of e again. */
 static const struct {
     const struct entity_def *e;
-    unsigned q;
+    unsigned q, tomb;
 } enqueue_one[] = {
-    {&entity_contact, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_CONTACTS},
-    {&entity_organization, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_ORGANIZATIONS},
-    {&entity_contact_organization, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_CONTACT_ORGANIZATIONS},
-    {&entity_deal, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_DEALS},
-    {&entity_activity, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_ACTIVITIES},
-    {&entity_task, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_TASKS},
-    {&entity_note, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_NOTES},
-    {&entity_consent, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_CONSENTS},
+    {&entity_contact, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_CONTACTS,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_CONTACTS},
+    {&entity_organization, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_ORGANIZATIONS,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_ORGANIZATIONS},
+    {&entity_contact_organization, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_CONTACT_ORGANIZATIONS,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_CONTACT_ORGANIZATIONS},
+    {&entity_deal, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_DEALS,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_DEALS},
+    {&entity_activity, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_ACTIVITIES,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_ACTIVITIES},
+    {&entity_task, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_TASKS,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_TASKS},
+    {&entity_note, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_NOTES,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_NOTES},
+    {&entity_consent, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_CONSENTS,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_CONSENTS},
 };
 
-/* Queues record (entity, id) again: *queued 1, or 0 when the node has no
- * such record. */
-static int requeue(struct sync_ledger *l, const char *entity, const char *id, int *queued,
-                   struct op_error *err)
+/* Queues record (entity, id) again: as a change of it (tomb NULL), or as
+ * its erase/purge tombstone (tomb "erase" or "purge"). *queued 1, or 0
+ * when the node has no such record. */
+static int requeue(struct sync_ledger *l, const char *entity, const char *id, const char *tomb,
+                   int *queued, struct op_error *err)
 {
     *queued = 0;
     for (size_t i = 0; i < sizeof enqueue_one / sizeof *enqueue_one; i++) {
         if (strcmp(enqueue_one[i].e->name, entity) != 0)
             continue;
-        sqlite3_stmt *st = sql_get(&l->q, enqueue_one[i].q, err);
+        unsigned q = tomb ? enqueue_one[i].tomb : enqueue_one[i].q;
+        sqlite3_stmt *st = sql_get(&l->q, q, err);
         if (!st)
             return err && err->code ? err->code : -EIO;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, entity, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, ledger_now(l));
-        int rc = sql_run(&l->q, enqueue_one[i].q, st, err);
+        if (tomb)
+            sqlite3_bind_text(st, 4, tomb, -1, SQLITE_STATIC);
+        int rc = sql_run(&l->q, q, st, err);
         if (rc < 0)
             return rc;
         *queued = rc > 0;
@@ -223,11 +258,17 @@ static int repair_one(void *ctx, const struct range_drift *d)
 {
     struct repair *p = ctx;
     int queued = 0, has = 0, rc = 0;
+    char how[8] = "";
     switch (d->kind) {
     case RANGE_DRIFT_HQ_NEWER:
         note_reported(p, d, "is newer at HQ (was this node restored from an old backup?)");
         return 0;
     case RANGE_DRIFT_HQ_ONLY:
+        /* an erasure or purge HQ never got (or lost): its tombstone again */
+        if ((rc = tombstoned(p->l, d->entity, d->id, how, p->err)) < 0)
+            return rc;
+        if (how[0])
+            break;
         rc = residency_hq_may_have(store_residency(p->l->s), d->entity, d->id, &has, p->err);
         if (rc < 0)
             return rc;
@@ -240,7 +281,7 @@ static int repair_one(void *ctx, const struct range_drift *d)
     case RANGE_DRIFT_DIFFERS:
         break;
     }
-    if ((rc = requeue(p->l, d->entity, d->id, &queued, p->err)) < 0)
+    if ((rc = requeue(p->l, d->entity, d->id, how[0] ? how : NULL, &queued, p->err)) < 0)
         return rc;
     if (queued)
         p->r->resent++;

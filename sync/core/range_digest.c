@@ -572,6 +572,10 @@ int range_walk_answer(struct range_walk *w, const char *body, size_t len, struct
         json_decref(doc);
         return bad(w, err, "differ", "not an object with a differ array");
     }
+    /* the whole set asked and not listed: HQ holds what the node holds */
+    for (size_t k = 0; k < w->nasked; k++)
+        if (!w->asked[k][0])
+            w->st.hq_records = w->mine->n;
     size_t i;
     json_t *r;
     json_array_foreach(differ, i, r)

@@ -40,3 +40,17 @@ ORDER BY id DESC LIMIT 1;
 INSERT INTO outbox (entity, record_id, version, hlc, op, priority, created_ms)
 SELECT ?2, id, version, updated_hlc, CASE deleted WHEN 1 THEN 'delete' ELSE 'upsert' END, 2, ?3
   FROM {table} WHERE id = ?1;
+
+-- How a record was tombstoned: 'erase' or 'purge' (no row: it was not).
+-- ?1 entity, ?2 id.
+-- name: tombstoned
+SELECT action FROM audit_log
+WHERE entity = ?1 AND record_id = ?2 AND action IN ('erase', 'purge')
+ORDER BY seq DESC LIMIT 1;
+
+-- An erased or purged record's tombstone queued again (?1 id, ?2 entity
+-- name, ?3 now, ?4 'erase' or 'purge'): urgent lane, as the erasure was.
+-- name: enqueue_tombstone_{table}
+-- each table: contacts organizations contact_organizations deals activities tasks notes consents
+INSERT INTO outbox (entity, record_id, version, hlc, op, priority, created_ms)
+SELECT ?2, id, version, updated_hlc, ?4, 0, ?3 FROM {table} WHERE id = ?1;

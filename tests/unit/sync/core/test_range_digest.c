@@ -196,6 +196,7 @@ static void test_agreement(void)
     CHECK_EQ(st.requests, 1);
     CHECK_EQ(st.ranges, 1);
     CHECK_EQ(st.compared, 20000);
+    CHECK_EQ(st.hq_records, 20000);
     CHECK(st.bytes_out + st.bytes_in < 200);
     range_set_free(node);
     range_set_free(hq);
