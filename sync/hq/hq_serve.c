@@ -674,6 +674,7 @@ static void on_sweep(uv_timer_t *t)
 
 static void hq_free(struct hq_serve *hq)
 {
+    hq_verify_forget();
     tus_server_free(hq->tus);
     hq_policies_free(hq->policies);
     free(hq->seen);

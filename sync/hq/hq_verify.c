@@ -66,6 +66,51 @@ int hq_verify_set(const struct hq_store *st, const char *node, struct range_set 
     return 0;
 }
 
+/* The set built last: one node's, while its applied segments stay the
+ * same (HQ's loop is the only caller). */
+static struct {
+    char node[HQ_NODE_MAX];
+    uint64_t applied, last_segment;
+    int64_t built_ms;
+    struct range_set *set;
+} kept;
+
+void hq_verify_forget(void)
+{
+    range_set_free(kept.set);
+    memset(&kept, 0, sizeof kept);
+}
+
+int hq_verify_answer(const struct hq_store *st, const struct hq_node *n, int64_t now_ms,
+                     const char *body, size_t len, char **answer, struct op_error *err)
+{
+    *answer = NULL;
+    /* the request is checked before HQ reads any record */
+    struct range_set *empty = NULL;
+    if (range_set_new(&empty) < 0)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    int rc = range_answer(empty, body ? body : "", len, answer, err);
+    range_set_free(empty);
+    free(*answer);
+    *answer = NULL;
+    if (rc < 0)
+        return rc;
+    if (!kept.set || strcmp(kept.node, n->name) || kept.applied != n->segments_applied ||
+        kept.last_segment != n->last_segment || now_ms - kept.built_ms > HQ_VERIFY_CACHE_MS ||
+        now_ms < kept.built_ms) {
+        hq_verify_forget();
+        struct range_set *s = NULL;
+        if ((rc = hq_verify_set(st, n->name, &s, err)) < 0)
+            return rc;
+        kept.set = s;
+        snprintf(kept.node, sizeof kept.node, "%s", n->name);
+        kept.applied = n->segments_applied;
+        kept.last_segment = n->last_segment;
+        kept.built_ms = now_ms;
+    }
+    return range_answer(kept.set, body, len, answer, err);
+}
+
 static void respond_text(struct http_exchange *x, int status, char *body)
 {
     if (!body) {
@@ -77,35 +122,20 @@ static void respond_text(struct http_exchange *x, int status, char *body)
 }
 
 static void handle_digest(const struct hq_store *st, struct http_exchange *x,
-                          const struct hq_node *n)
+                          const struct hq_node *n, int64_t now_ms)
 {
     size_t len = 0;
     const char *body = http_body(x, &len);
     struct op_error err;
     op_error_clear(&err);
-    struct range_set *s = NULL;
-    /* the request is checked before HQ reads any record */
     char *answer = NULL;
-    struct range_set *empty = NULL;
-    if (range_set_new(&empty) < 0) {
-        http_respond_problem(x, 503, NULL, "out of memory");
-        return;
-    }
-    int rc = range_answer(empty, body ? body : "", len, &answer, &err);
-    range_set_free(empty);
-    free(answer);
-    answer = NULL;
+    int rc = hq_verify_answer(st, n, now_ms, body, len, &answer, &err);
     if (rc == -EINVAL) {
         char d[600];
         snprintf(d, sizeof d, "digest request: %s", err.msg);
         http_respond_problem(x, 400, NULL, d);
         return;
     }
-    if (rc == 0)
-        rc = hq_verify_set(st, n->name, &s, &err);
-    if (rc == 0)
-        rc = range_answer(s, body, len, &answer, &err);
-    range_set_free(s);
     if (rc < 0) {
         http_respond_problem(x, 503, NULL, "the HQ store cannot answer digests now; retry later");
         return;
@@ -169,7 +199,7 @@ void hq_verify_handle(const struct hq_store *st, struct http_exchange *x, const 
         return;
     }
     if (!strcmp(http_path(x), "/v1/digest"))
-        handle_digest(st, x, n);
+        handle_digest(st, x, n, now_ms);
     else
         handle_report(st, x, n, now_ms);
 }

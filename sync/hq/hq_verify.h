@@ -7,6 +7,11 @@
  * node's report of the check that ended (HQ schema 5, `outpost-hq
  * nodes`).
  *
+ * One check is several requests over a few seconds; HQ builds the node's
+ * set once and keeps it (one node's at a time) while the node's applied
+ * segments stay the same, for at most HQ_VERIFY_CACHE_MS: an apply in
+ * between makes the next request build it again.
+ *
  * The invariants: only the node's own records are read and only with its
  * token (the gate authenticates both paths); a digest request changes
  * nothing at HQ; every input is bounded (body size at the gate, ranges and
@@ -27,6 +32,8 @@
  * RANGE_REQUEST_MAX ranges is about 60 KB). */
 #define HQ_VERIFY_BODY_MAX (96u * 1024u)
 
+#define HQ_VERIFY_CACHE_MS 60000
+
 /* 1 for the paths this module answers. */
 int hq_verify_path(const char *path);
 
@@ -36,6 +43,16 @@ int hq_verify_path(const char *path);
  * and is sent again. */
 int hq_verify_set(const struct hq_store *st, const char *node, struct range_set **out,
                   struct op_error *err);
+
+/* HQ's answer to one digest request of node n (range_answer's), from
+ * the kept set when it is still the node's (above) or a new one. 0;
+ * -EINVAL for a bad request (err names the member, nothing read), or the
+ * store's error. */
+int hq_verify_answer(const struct hq_store *st, const struct hq_node *n, int64_t now_ms,
+                     const char *body, size_t len, char **answer, struct op_error *err);
+
+/* Drops the kept set (tests, shutdown). */
+void hq_verify_forget(void);
 
 /* Answers x (a path hq_verify_path accepts, authenticated as node n):
  * POST only (405 otherwise). */
