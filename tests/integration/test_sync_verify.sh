@@ -137,9 +137,31 @@ grep -q "$PSEUDO" <(sqlite3 "$HQDB" "SELECT record FROM records WHERE id = '$R'"
 # 5. HQ holds the node's projection again, and the next check agrees.
 sqlite3 "$OUTPOST_DB" "SELECT given_name FROM contacts WHERE id = '$R'" >"$T/forbidden"
 hq_compare verify-1
-start_node "http://127.0.0.1:$HQ_PORT" "${NODE_ARGS[@]}"
+# through a capture again, to weigh the whole check: heads and bodies
+python3 "$HERE/capture_proxy.py" --target "127.0.0.1:$HQ_PORT" --capture "$T/capture2.bin" \
+    --control "$T/proxy2.sock" >"$T/cproxy2.out" 2>"$T/cproxy2.log" &
+CPROXY_PID=$!
+track "$CPROXY_PID"
+CPORT=$(wait_line "$T/cproxy2.out" 's/^listening 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$CPROXY_PID" \
+    capture_proxy) || exit 1
+start_node "http://127.0.0.1:$CPORT" "${NODE_ARGS[@]}"
 expect_exit 0 "$OUTPOST" sync verify --json --timeout 30
 grep -q '"result":"agree"' "$OUT" || die "no agreement after the repair: $(cat "$OUT")"
+kill "$NODE_PID"
+wait "$NODE_PID" 2>/dev/null
+kill "$CPROXY_PID"
+wait "$CPROXY_PID" 2>/dev/null
+python3 "$HERE/verify_wire.py" "$T/capture2.bin" "$CANARY" "$PSEUDO" >"$T/wire2.json" ||
+    die "cannot decode the second capture"
+python3 - "$T/wire2.json" <<'PY' || die "agreement on the wire: $(cat "$T/wire2.json")"
+import json, sys
+w = json.load(open(sys.argv[1]))
+print("agreement on the wire: %d bytes (digest request and report, heads included)"
+      % w["check_wire_bytes"])
+assert w["digest_requests"] == 1 and w["records"] == [], w
+assert 0 < w["check_wire_bytes"] <= 1200, w
+PY
+start_node "http://127.0.0.1:$HQ_PORT" "${NODE_ARGS[@]}"
 
 # 6. Bad digest requests: 400 naming what, nothing stored; a node's
 # token is needed.
