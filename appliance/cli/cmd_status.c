@@ -97,7 +97,7 @@ static int print_json(const struct sync_status *s, const struct pending *pp,
                                   : json_null());
     json_object_set_new(
         o, "verify",
-        v->id ? json_pack("{sIsIssssIsIsIsIsIsIsIsIss}", "id", (json_int_t)v->id, "finished_ms",
+        v->id ? json_pack("{sIsIsssssIsIsIsIsIsIsIsIss}", "id", (json_int_t)v->id, "finished_ms",
                           (json_int_t)v->finished_ms, "origin", v->origin, "result", v->result,
                           "compared", (json_int_t)v->compared, "hq_records",
                           (json_int_t)v->hq_records, "ranges", (json_int_t)v->ranges, "requests",

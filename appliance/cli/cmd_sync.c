@@ -87,6 +87,19 @@ static int run(const struct cli_call *c)
     int64_t timeout = a->timeout ? a->timeout : SYNC_VERIFY_TIMEOUT_S;
     struct op_error err;
     op_error_clear(&err);
+    /* a node without credentials has no daemon that could run the check */
+    struct sync_status st;
+    if (sync_ledger_status_db(c->db_path, &st, &err) < 0) {
+        fprintf(stderr, "outpost sync: verify: %s\n", err.msg);
+        return CLI_FAIL;
+    }
+    if (!st.enabled) {
+        fprintf(stderr, "outpost sync: verify: sync is not configured (no hq_credentials in "
+                        "outpostd's config, or outpostd has not run with them): there is no HQ "
+                        "to compare with; nothing was queued\n");
+        return CLI_FAIL;
+    }
+    op_error_clear(&err);
     int64_t id = 0;
     if (sync_ledger_verify_request_db(c->db_path, &id, &err) < 0) {
         fprintf(stderr, "outpost sync: verify: %s\n", err.msg);
