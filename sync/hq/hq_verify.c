@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "entity.h"
 #include "projection_hash.h"
 
 int hq_verify_path(const char *path)
@@ -25,6 +26,11 @@ struct build {
 static int add_row(void *ctx, const struct hq_record_row *r)
 {
     struct build *b = ctx;
+    /* only the entities a node syncs record by record: aggregate answers
+     * (kept as records of entity "aggregate") are not projections */
+    const struct entity_def *e = entity_by_name(r->entity);
+    if (!e || (e->flags & ENTITY_NODE_LOCAL))
+        return 0;
     enum projection_state state = !strcmp(r->op, "delete") ? PROJECTION_DELETED : PROJECTION_LIVE;
     unsigned char h[PROJECTION_HASH_BYTES];
     json_t *rec = json_loads(r->json, 0, NULL);

@@ -1,7 +1,7 @@
 /*
  * Tests for sync/hq/hq_verify.c on a real HQ store: HQ's set is the
- * node's records with data (tombstones and other nodes' records left
- * out), hashed as the node hashes its projections, so a node set built
+ * node's records with data (tombstones, aggregate answers and other
+ * nodes' records left out), hashed as the node hashes its projections, so a node set built
  * from the same projections agrees in one request; the set is kept for
  * a check's next requests and built again after an apply to the node
  * (its applied segments changed) or once it is a minute old; a bad
@@ -69,6 +69,7 @@ static char *ask_root(struct hq_store *st, const struct hq_node *n, int64_t now,
     return answer;
 }
 
+static const char *AGG = "{\"aggregate\":\"by_country\"}";
 static const char *A = "{\"id\":\"a\",\"version\":2,\"given_name\":\"h:00\",\"deleted\":false}";
 static const char *B = "{\"id\":\"b\",\"version\":1,\"given_name\":\"h:01\",\"deleted\":true}";
 static const char *C = "{\"id\":\"c\",\"version\":1,\"given_name\":\"h:02\",\"deleted\":false}";
@@ -85,6 +86,10 @@ static void test_set_and_kept(void)
     put(&st, "n1", "gone", 3, "upsert", C);
     put(&st, "n1", "gone", 4, "erase", NULL); /* a tombstone: no data, left out */
     put(&st, "n2", "c", 1, "upsert", C);      /* another node's */
+    enum hq_record_result res;                /* an aggregate answer: not a projection */
+    CHECK_EQ(st.ops->record_apply(st.impl, "n1", "aggregate", "by_country", 5, "upsert", AGG,
+                                  strlen(AGG), 1, &res, &err),
+             0);
     struct range_set *hq = NULL;
     CHECK_EQ(hq_verify_set(&st, "n1", &hq, &err), 0);
     CHECK_EQ(range_set_count(hq), 2);
