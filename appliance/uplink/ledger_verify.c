@@ -34,7 +34,7 @@ static int insert_request(struct sql_cache *c, sqlite3_stmt *st, int64_t *id, st
 }
 
 int sync_ledger_verify_due(struct sync_ledger *l, int64_t interval_ms, int64_t jitter_ms,
-                           int64_t *id, struct op_error *err)
+                           int64_t started_ms, int64_t *id, struct op_error *err)
 {
     *id = 0;
     sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_VERIFY_PENDING, err);
@@ -59,7 +59,9 @@ int sync_ledger_verify_due(struct sync_ledger *l, int64_t interval_ms, int64_t j
     int64_t last = rc ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
     int64_t now = ledger_now(l);
-    if (last > 0 && now - last < interval_ms + jitter_ms)
+    if (last <= 0)
+        last = started_ms;
+    if (now - last < interval_ms + jitter_ms)
         return 0;
     st = sql_get(&l->q, UPLINK_Q_LEDGER_VERIFY_REQUEST, err);
     if (!st)

@@ -238,10 +238,13 @@ struct sync_verify_row {
 };
 
 /* The check to run now: the oldest asked for, or, when interval_ms > 0
- * and the last check ended more than interval_ms + jitter_ms ago (or none
- * ever ran), a new one of origin "schedule". *id is 0 when none is due. */
+ * and the last check ended more than interval_ms + jitter_ms ago, a new
+ * one of origin "schedule". A node that never ended a check counts from
+ * started_ms (when the caller started), so the first scheduled check
+ * comes an interval after start, not in the first minutes of a node's
+ * life. *id is 0 when none is due. */
 int sync_ledger_verify_due(struct sync_ledger *l, int64_t interval_ms, int64_t jitter_ms,
-                           int64_t *id, struct op_error *err);
+                           int64_t started_ms, int64_t *id, struct op_error *err);
 
 /* The node's side of the comparison: every record HQ should hold data of
  * (what the segmenter would send for it now: judged, projected, skipped

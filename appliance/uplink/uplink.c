@@ -175,6 +175,7 @@ struct uplink {
     struct range_set *vset;
     struct range_walk *vwalk;
     uint64_t verify_jitter_ms;
+    int64_t started_wall_ms; /* the first scheduled check counts from here */
     uint64_t verify_start_ms;
     uint64_t verify_waiting_logged; /* the check last said to wait for changes in flight */
 
@@ -364,7 +365,8 @@ static void job_work(uv_work_t *w)
         break;
     case J_VERIFY_START:
         j->rc = sync_ledger_verify_due(u->ledger, (int64_t)u->cfg.verify_interval_ms,
-                                       (int64_t)u->verify_jitter_ms, &j->vid, &j->err);
+                                       (int64_t)u->verify_jitter_ms, u->started_wall_ms, &j->vid,
+                                       &j->err);
         if (j->rc == 0 && j->vid)
             j->rc = sync_ledger_verify_set(u->ledger, &j->vset, &j->in_flight, &j->err);
         break;
@@ -1679,6 +1681,7 @@ int uplink_start(uv_loop_t *loop, const struct uplink_config *cfg, struct uplink
      * together do not all ask HQ at once */
     if (u->cfg.verify_interval_ms >= 10)
         u->verify_jitter_ms = uv_hrtime() % (u->cfg.verify_interval_ms / 10);
+    u->started_wall_ms = wall_ms(u);
     arm(u, 0);
     *out = u;
     return 0;

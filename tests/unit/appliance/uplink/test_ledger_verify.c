@@ -1,6 +1,7 @@
 /* Tests for appliance/uplink/ledger_verify.c: a check asked for is the one
  * due, and the schedule adds one only when the last is older than the
- * interval; nothing is compared while changes are in flight; the node's
+ * interval (for a node never checked, an interval after its start);
+ * nothing is compared while changes are in flight; the node's
  * set holds what the segmenter would send (a restricted contact and one
  * deleted before HQ had it are not in it) and equals the set HQ would
  * build from the segments it received; ending a check against an HQ that
@@ -43,12 +44,16 @@ static void test_due(void)
     struct sync_ledger *l = fx_open(0);
     struct op_error err;
     int64_t id = -1;
-    CHECK_EQ(sync_ledger_verify_due(l, 0, 0, &id, &err), 0);
+    /* never checked: the first scheduled check comes an interval after
+     * the start */
+    CHECK_EQ(sync_ledger_verify_due(l, 60000, 0, fx_now - 59000, &id, &err), 0);
+    CHECK_EQ(id, 0);
+    CHECK_EQ(sync_ledger_verify_due(l, 0, 0, 0, &id, &err), 0);
     CHECK_EQ(id, 0); /* no schedule, nothing asked */
     int64_t asked = 0;
     CHECK_EQ(sync_ledger_verify_request_db(fx_db, &asked, &err), 0);
     CHECK(asked > 0);
-    CHECK_EQ(sync_ledger_verify_due(l, 0, 0, &id, &err), 0);
+    CHECK_EQ(sync_ledger_verify_due(l, 0, 0, 0, &id, &err), 0);
     CHECK_EQ(id, asked);
     struct sync_verify_row r = {0};
     snprintf(r.result, sizeof r.result, "failed");
@@ -64,20 +69,20 @@ static void test_due(void)
     CHECK_STR(got.origin, "cli");
     /* the schedule: the last check ended now, so one is due only after
      * the interval (and the jitter) */
-    CHECK_EQ(sync_ledger_verify_due(l, 60000, 5000, &id, &err), 0);
+    CHECK_EQ(sync_ledger_verify_due(l, 60000, 5000, 0, &id, &err), 0);
     CHECK_EQ(id, 0);
     fx_now += 64000;
-    CHECK_EQ(sync_ledger_verify_due(l, 60000, 5000, &id, &err), 0);
+    CHECK_EQ(sync_ledger_verify_due(l, 60000, 5000, 0, &id, &err), 0);
     CHECK_EQ(id, 0);
     fx_now += 2000;
-    CHECK_EQ(sync_ledger_verify_due(l, 60000, 5000, &id, &err), 0);
+    CHECK_EQ(sync_ledger_verify_due(l, 60000, 5000, 0, &id, &err), 0);
     CHECK(id > asked);
     CHECK_EQ(sync_ledger_verify_get_db(fx_db, id, &got, &err), 0);
     CHECK_STR(got.origin, "schedule");
     CHECK_EQ(got.finished_ms, 0);
     /* asked again while pending: the same one */
     int64_t again = 0;
-    CHECK_EQ(sync_ledger_verify_due(l, 60000, 5000, &again, &err), 0);
+    CHECK_EQ(sync_ledger_verify_due(l, 60000, 5000, 0, &again, &err), 0);
     CHECK_EQ(again, id);
     sync_ledger_close(l);
 }
