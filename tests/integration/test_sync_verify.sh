@@ -1,6 +1,6 @@
 #!/bin/bash
 # Anti-entropy (docs/SYNC_PROTOCOL.md, "Anti-entropy") with real daemons:
-# a node of 300 contacts syncs to HQ; `outpost sync verify` finds them in
+# a node of 200 contacts syncs to HQ; `outpost sync verify` finds them in
 # agreement for about a kilobyte on the wire. Then HQ drifts while it is
 # stopped (as a restored backup or a lost apply would leave it): rows
 # deleted, a version rolled back, the tombstone of an erasure and the
@@ -12,7 +12,8 @@
 # (-9) right after the repairs are queued, and HQ as they start to go;
 # after the restarts HQ holds the node's projection exactly (no record lost
 # or doubled: its receipts count seven records) and a last check agrees,
-# for under 1,200 bytes on the wire, heads included. Bad digest requests are refused 400 with nothing changed.
+# for under 1,200 bytes on the wire, heads included. Bad digest requests
+# are refused 400 with nothing changed.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 . "$TESTS_DIR/integration/sync_lib.sh"
@@ -21,7 +22,7 @@ HERE="$TESTS_DIR/integration"
 CANARY="CNRYVERIFYR"
 
 init_node KE
-import_contacts 300 21
+import_contacts 200 21
 hq_enrol verify-1 KE
 ids() { sqlite3 "$OUTPOST_DB" "SELECT id FROM contacts WHERE deleted = 0 ORDER BY id LIMIT $1 OFFSET $2"; }
 ver() { sqlite3 "$OUTPOST_DB" "SELECT version FROM contacts WHERE id = '$1'"; }
@@ -41,7 +42,7 @@ python3 - "$OUT" <<'PY' || die "agreement: $(cat "$OUT")"
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["result"] == "agree", r
-assert r["compared"] == 301 and r["hq_records"] == 301, r
+assert r["compared"] == 201 and r["hq_records"] == 201, r
 assert r["requests"] == 1 and r["drift"] == 0, r
 assert r["bytes"] < 1024, r
 PY
@@ -49,7 +50,7 @@ PY
 grep -q '"verify": *{[^}]*"result": *"agree"' "$T/nodes.json" ||
     grep -q '"result":"agree"' "$T/nodes.json" || die "HQ does not show the check: $(cat "$T/nodes.json")"
 "$OUTPOST" status >"$T/status.txt" || die "status failed"
-grep -q '^verify: last check .*: agree; 301 records here, 301 at HQ' "$T/status.txt" ||
+grep -q '^verify: last check .*: agree; 201 records here, 201 at HQ' "$T/status.txt" ||
     die "status does not show the check: $(cat "$T/status.txt")"
 
 # 2. Changes that leave tombstones and a new version at HQ.
