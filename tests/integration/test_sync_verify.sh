@@ -20,13 +20,14 @@ set -u
 sync_setup python3 sqlite3 curl
 HERE="$TESTS_DIR/integration"
 CANARY="CNRYVERIFYR"
+CANARY_CLEAR="CNRYVERIFYREGION" # contact.region is exportable as is in KE
 
 init_node KE
 import_contacts 200 21
 hq_enrol verify-1 KE
 ids() { sqlite3 "$OUTPOST_DB" "SELECT id FROM contacts WHERE deleted = 0 ORDER BY id LIMIT $1 OFFSET $2"; }
 ver() { sqlite3 "$OUTPOST_DB" "SELECT version FROM contacts WHERE id = '$1'"; }
-"$OUTPOST" contact add --given_name "$CANARY" --family_name Restricted --locality Kisumu \
+"$OUTPOST" contact add --given_name "$CANARY" --family_name Restricted --region "$CANARY_CLEAR" \
     >"$T/r.out" || die "contact add failed"
 R=$(grep -o '[0-9a-f]\{8\}-[0-9a-f-]*' "$T/r.out" | head -n1)
 [ -n "$R" ] || die "no id for the canary contact: $(cat "$T/r.out")"
@@ -62,6 +63,8 @@ hqrec "$R" >"$T/R.json"
 # and that is what a repair that ignored the restriction would send
 PSEUDO=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['given_name'])" "$T/R.json")
 case $PSEUDO in h:*) ;; *) die "the canary contact is not at HQ as expected: $(cat "$T/R.json")" ;; esac
+grep -q "\"region\":\"$CANARY_CLEAR\"" "$T/R.json" ||
+    die "the clear canary is not at HQ: $(cat "$T/R.json")"
 "$OUTPOST" contact update --version "$(ver "$R")" "$R" --restricted true >/dev/null ||
     die "restrict failed"
 "$OUTPOST" subject erase "$E" --yes >/dev/null || die "erase failed"
@@ -126,7 +129,7 @@ wait "$CPROXY_PID" 2>/dev/null
 # Only the differing records were sent, each once, and the canary never.
 n_after=$(sqlite3 "$HQDB" "SELECT coalesce(sum(records), 0) FROM receipts WHERE node = 'verify-1'")
 [ $((n_after - n_before)) = 7 ] || die "HQ received $((n_after - n_before)) records, not 7"
-python3 "$HERE/verify_wire.py" "$T/capture.bin" "$CANARY" "$PSEUDO" >"$T/wire.json" ||
+python3 "$HERE/verify_wire.py" "$T/capture.bin" "$CANARY" "$PSEUDO" "$CANARY_CLEAR" >"$T/wire.json" ||
     die "cannot decode the capture"
 python3 - "$T/wire.json" "$R" "$E" "$D" "$V" "$G1" "$G2" "$G3" <<'PY' || die "wire: $(cat "$T/wire.json")"
 import json, sys
@@ -141,7 +144,7 @@ want = sorted([(R, "withdraw"), (E, "erase"), (D, "delete"), (V, "upsert")] + [(
 assert got == want, (got, want)
 assert w["digest_requests"] >= 2, w
 PY
-grep -q "$PSEUDO" <(sqlite3 "$HQDB" "SELECT record FROM records WHERE id = '$R'") &&
+grep -q -e "$PSEUDO" -e "$CANARY_CLEAR" <(sqlite3 "$HQDB" "SELECT record FROM records WHERE id = '$R'") &&
     die "HQ still holds the restricted contact's data"
 
 # 5. HQ holds the node's projection again, and the next check agrees.
@@ -161,7 +164,7 @@ kill "$NODE_PID"
 wait "$NODE_PID" 2>/dev/null
 kill "$CPROXY_PID"
 wait "$CPROXY_PID" 2>/dev/null
-python3 "$HERE/verify_wire.py" "$T/capture2.bin" "$CANARY" "$PSEUDO" >"$T/wire2.json" ||
+python3 "$HERE/verify_wire.py" "$T/capture2.bin" "$CANARY" "$PSEUDO" "$CANARY_CLEAR" >"$T/wire2.json" ||
     die "cannot decode the second capture"
 python3 - "$T/wire2.json" <<'PY' || die "agreement on the wire: $(cat "$T/wire2.json")"
 import json, sys
