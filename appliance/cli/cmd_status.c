@@ -3,13 +3,15 @@
  * database beside a running outpostd (sync_ledger_status_db): the outbox
  * backlog and its age, the spool against its cap, the last acknowledged
  * segment, goodput and the time to drain, why sync is stopped, errors by
- * kind, and a policy from HQ that waits for acceptance at the node.
+ * kind, a policy from HQ that waits for acceptance at the node, and the
+ * last anti-entropy check with HQ (sync_ledger_verify_get_db).
  * Read-only; needs no credentials.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -38,7 +40,8 @@ static void usage(FILE *out)
             "an ALARM line when it is full), the last successful sync, goodput, the\n"
             "estimated time to drain, why sync is blocked or waiting (sync window,\n"
             "daily budget), errors by kind, and a policy from HQ that loosens the\n"
-            "policy in force and waits for acceptance (see 'outpost policy').\n"
+            "policy in force and waits for acceptance (see 'outpost policy'), and\n"
+            "the last check that HQ holds what it should ('outpost sync verify').\n"
             "Read-only; safe while outpostd runs.\n\n"
             "  --db PATH  node database (default: $OUTPOST_DB, else %s)\n"
             "  --json     one JSON object instead of lines\n",
@@ -60,7 +63,8 @@ static void fmt_age(char *out, size_t cap, double s)
         snprintf(out, cap, "%.1fd", s / 86400);
 }
 
-static int print_json(const struct sync_status *s, const struct pending *pp, int64_t now)
+static int print_json(const struct sync_status *s, const struct pending *pp,
+                      const struct sync_verify_row *v, int64_t now)
 {
     json_t *errs = json_object();
     for (size_t i = 0; i < s->nerrors; i++)
@@ -91,6 +95,16 @@ static int print_json(const struct sync_status *s, const struct pending *pp, int
                                               pp->hash, "received_ms", (json_int_t)pp->received_ms,
                                               "summary", pp->summary)
                                   : json_null());
+    json_object_set_new(
+        o, "verify",
+        v->id ? json_pack("{sIsIsssssIsIsIsIsIsIsIsIss}", "id", (json_int_t)v->id, "finished_ms",
+                          (json_int_t)v->finished_ms, "origin", v->origin, "result", v->result,
+                          "compared", (json_int_t)v->compared, "hq_records",
+                          (json_int_t)v->hq_records, "ranges", (json_int_t)v->ranges, "requests",
+                          (json_int_t)v->requests, "bytes", (json_int_t)v->bytes, "drift",
+                          (json_int_t)v->drift, "resent", (json_int_t)v->resent, "reported",
+                          (json_int_t)v->reported, "detail", v->detail)
+              : json_null());
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!text)
@@ -100,7 +114,27 @@ static int print_json(const struct sync_status *s, const struct pending *pp, int
     return CLI_OK;
 }
 
-static void print_lines(const struct sync_status *s, const struct pending *pp, int64_t now)
+static void print_verify(const struct sync_verify_row *v, int64_t now)
+{
+    if (!v->id) {
+        printf("verify: no check with HQ yet ('outpost sync verify')\n");
+        return;
+    }
+    char age[32];
+    fmt_age(age, sizeof age, (double)(now - v->finished_ms) / 1000.0);
+    if (!strcmp(v->result, "failed")) {
+        printf("verify: the last check (%s ago) failed: %s\n", age, v->detail);
+        return;
+    }
+    printf("verify: last check %s ago: %s; %" PRIu64 " records here, %" PRIu64 " at HQ; %" PRIu64
+           " ranges, %" PRIu64 " bytes; %" PRIu64 " differed, %" PRIu64 " queued again, %" PRIu64
+           " reported%s%s\n",
+           age, v->result, v->compared, v->hq_records, v->ranges, v->bytes, v->drift, v->resent,
+           v->reported, v->detail[0] ? ": " : "", v->detail);
+}
+
+static void print_lines(const struct sync_status *s, const struct pending *pp,
+                        const struct sync_verify_row *v, int64_t now)
 {
     char age[32];
     if (!s->enabled)
@@ -164,6 +198,7 @@ static void print_lines(const struct sync_status *s, const struct pending *pp, i
     }
     if (s->last_error[0])
         printf("last error: %s\n", s->last_error);
+    print_verify(v, now);
 }
 
 static int read_pending(const char *path, struct pending *out)
@@ -212,10 +247,15 @@ static int run(const struct cli_call *c)
     struct pending pp = {0};
     if (read_pending(path, &pp) < 0)
         return CLI_FAIL;
+    struct sync_verify_row v = {0};
+    op_error_clear(&err);
+    rc = sync_ledger_verify_get_db(path, 0, &v, &err);
+    if (rc < 0) /* none yet (or a database outpostd has not upgraded): no check to show */
+        memset(&v, 0, sizeof v);
     int64_t now = (int64_t)hlc_wall_ms(NULL);
     if (a->json)
-        return print_json(&s, &pp, now);
-    print_lines(&s, &pp, now);
+        return print_json(&s, &pp, &v, now);
+    print_lines(&s, &pp, &v, now);
     return CLI_OK;
 }
 

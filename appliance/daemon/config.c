@@ -79,6 +79,9 @@ static const struct conf_key keys[] = {
      "local time when sync may run, HH:MM-HH:MM (may wrap midnight); empty: any time"},
     {"sync_daily_bytes", CONF_SIZE, FIELD(sync_daily_bytes), 0, (uint64_t)1 << 50, "0",
      "upload bytes per UTC day (e.g. 50MB); 0: unlimited"},
+    {"verify_interval", CONF_UINT, FIELD(verify_interval), 0, 31 * 86400, "86400",
+     "seconds between anti-entropy checks with HQ (plus up to a tenth more, at random); "
+     "0: only on demand ('outpost sync verify')"},
     {"sync_create_with_data", CONF_BOOL, FIELD(sync_create_with_data), 0, 0, "false",
      "the POST that creates a segment's upload carries its first bytes: one round trip less "
      "per segment, but a link that accepts and holds bytes gets them (docs/UPLINK.md)"},

@@ -46,6 +46,7 @@ struct outpostd_config {
     uint64_t spool_max_bytes;
     uint64_t segment_bytes;
     unsigned sync_interval_ms;
+    unsigned verify_interval;  /* seconds between anti-entropy checks; 0: on demand only */
     uint64_t sync_bandwidth;   /* bytes/s, 0 = no cap */
     char sync_window[16];      /* "" or HH:MM-HH:MM (validated) */
     uint64_t sync_daily_bytes; /* 0 = unlimited */

@@ -277,6 +277,7 @@ static int start_sync(struct outpostd *d, struct op_error *err)
         .spool_max_bytes = c->spool_max_bytes,
         .segment_bytes = c->segment_bytes,
         .interval_ms = c->sync_interval_ms,
+        .verify_interval_ms = (uint64_t)c->verify_interval * 1000u,
         .bandwidth_bps = c->sync_bandwidth,
         .window = c->sync_window,
         .daily_bytes = c->sync_daily_bytes,
@@ -372,6 +373,7 @@ static int reload(void *ctx, struct op_error *out)
             before.spool_max_bytes != d->cfg.spool_max_bytes ||
             before.segment_bytes != d->cfg.segment_bytes ||
             before.sync_interval_ms != d->cfg.sync_interval_ms ||
+            before.verify_interval != d->cfg.verify_interval ||
             before.sync_bandwidth != d->cfg.sync_bandwidth ||
             before.sync_daily_bytes != d->cfg.sync_daily_bytes)
             log_warning("sync settings take effect after a restart");

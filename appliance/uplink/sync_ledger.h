@@ -223,4 +223,56 @@ void sync_ledger_take_news(struct sync_ledger *l, struct sync_ledger_news *out);
  * credentials needed: reads what the daemon recorded). */
 int sync_ledger_status_db(const char *db_path, struct sync_status *out, struct op_error *err);
 
+/* ---- anti-entropy (ledger_verify.c; docs/SYNC_PROTOCOL.md, "Anti-entropy") ---- */
+
+struct range_set;
+struct range_walk;
+
+/* One check, asked for or done (the sync_verify table). */
+struct sync_verify_row {
+    int64_t id, requested_ms, finished_ms; /* finished_ms 0: not run yet */
+    char origin[16];                       /* "cli", "schedule" */
+    char result[16]; /* "" (not run), "agree", "repaired", "drift", "deferred", "failed" */
+    uint64_t compared, hq_records, ranges, requests, bytes, drift, resent, reported;
+    char detail[512];
+};
+
+/* The check to run now: the oldest asked for, or, when interval_ms > 0
+ * and the last check ended more than interval_ms + jitter_ms ago, a new
+ * one of origin "schedule". A node that never ended a check counts from
+ * started_ms (when the caller started), so the first scheduled check
+ * comes an interval after start, not in the first minutes of a node's
+ * life. *id is 0 when none is due. */
+int sync_ledger_verify_due(struct sync_ledger *l, int64_t interval_ms, int64_t jitter_ms,
+                           int64_t started_ms, int64_t *id, struct op_error *err);
+
+/* The node's side of the comparison: every record HQ should hold data of
+ * (what the segmenter would send for it now: judged, projected, skipped
+ * when past retention, withheld, or deleted before HQ had it), hashed
+ * with projection_hash, in a sealed set (*out; free with range_set_free).
+ * Nothing is compared while changes are in flight: when the outbox holds
+ * rows or a segment awaits its receipt, *out is NULL and *in_flight their
+ * number. */
+int sync_ledger_verify_set(struct sync_ledger *l, struct range_set **out, uint64_t *in_flight,
+                           struct op_error *err);
+
+/* Ends check `id` in one transaction. With a walk (w, finished), every
+ * record the node holds that differs (missing at HQ, different there, or
+ * held by HQ though the node would not send it) is queued again in the
+ * outbox, so the segmenter sends what egress gives now (a projection, or
+ * a withdraw tombstone); HQ's newer versions and records the node does not
+ * have are reported, not sent (detail names up to three). r->result is
+ * then set ("agree", "repaired", "drift") with the counts. Without a walk,
+ * r->result ("deferred" or "failed") and r->detail are written as given.
+ * Keeps the last 100 checks. */
+int sync_ledger_verify_finish(struct sync_ledger *l, int64_t id, const struct range_walk *w,
+                              struct sync_verify_row *r, struct op_error *err);
+
+/* For the CLI, on the database file (no daemon needed to read):
+ * verify_request inserts a check of origin "cli" (*id); verify_get reads
+ * check `id`, or the last finished one when id is 0 (-ENOENT: none). */
+int sync_ledger_verify_request_db(const char *db_path, int64_t *id, struct op_error *err);
+int sync_ledger_verify_get_db(const char *db_path, int64_t id, struct sync_verify_row *out,
+                              struct op_error *err);
+
 #endif

@@ -13,6 +13,11 @@
  *   mailbox (loop, GET /v1/mailbox?after=A, only when due: HQ's
  *     Outpost-Mailbox-Last is above the cursor, no request this cycle
  *     carried the hint, or the slow poll is due) -> MAILBOX (pool) -> reload
+ *   verify (only when a check is asked for or due, and nothing is in
+ *     flight): VERIFY_START (pool: the node's range set) -> POST
+ *     /v1/digest level by level (loop) -> VERIFY_FINISH (pool: repairs
+ *     queued in the outbox with the result) -> POST /v1/verify (the
+ *     report, for `outpost-hq nodes`); docs/SYNC_PROTOCOL.md, "Anti-entropy"
  *   next cycle at once if anything moved, else after sync_interval.
  *
  * Ledger jobs run one at a time from a FIFO; each ends with a status read
@@ -33,6 +38,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "range_digest.h"
 #include "sync_sched.h"
 #include "tus_client.h"
 
@@ -54,6 +60,9 @@
 /* the mailbox is fetched at start and at least this often, for an HQ that
  * sends no Outpost-Mailbox-Last */
 #define UPLINK_MAILBOX_POLL_MS (15u * 60 * 1000)
+/* the largest answer to one digest request (RANGE_ANSWER_ENTRIES entries
+ * of about 120 bytes, and the counts) */
+#define UPLINK_DIGEST_MAX ((size_t)2 * 1024 * 1024)
 
 enum job_kind {
     J_OPEN,
@@ -69,6 +78,8 @@ enum job_kind {
     J_WAITING,
     J_VOIDED,
     J_FORGET_VOIDED,
+    J_VERIFY_START,
+    J_VERIFY_FINISH,
     J_CLOSE
 };
 
@@ -97,6 +108,12 @@ struct job {
     struct sync_ledger_news news;
     int have_status;
     struct sync_status st;
+    /* anti-entropy */
+    int64_t vid;                 /* the check */
+    struct range_set *vset;      /* VERIFY_START: the node's set (NULL: none due, or in flight) */
+    uint64_t in_flight;          /* VERIFY_START: changes in flight */
+    struct sync_verify_row vrow; /* VERIFY_FINISH: in (failed) and out */
+    int vwalk;                   /* VERIFY_FINISH: with the uplink's walk */
 };
 
 struct uplink {
@@ -153,6 +170,15 @@ struct uplink {
     struct sync_status status;
     int have_status;
 
+    /* the anti-entropy check under way (verify_id 0: none) */
+    int64_t verify_id;
+    struct range_set *vset;
+    struct range_walk *vwalk;
+    uint64_t verify_jitter_ms;
+    int64_t started_wall_ms; /* the first scheduled check counts from here */
+    uint64_t verify_start_ms;
+    uint64_t verify_waiting_logged; /* the check last said to wait for changes in flight */
+
     int stopping, tus_stopped, timers_closed;
     void (*stop_cb)(void *);
     void *stop_ctx;
@@ -170,6 +196,7 @@ static void poll_receipt(struct uplink *u);
 static void poll_mailbox(struct uplink *u);
 static void check_mailbox(struct uplink *u);
 static void maybe_finish_stop(struct uplink *u);
+static void verify_or_mailbox(struct uplink *u);
 
 static uint64_t mono_ms(const struct uplink *u)
 {
@@ -233,6 +260,7 @@ static void job_free(struct job *j)
 {
     if (!j)
         return;
+    range_set_free(j->vset);
     free(j->text);
     free(j);
 }
@@ -334,6 +362,17 @@ static void job_work(uv_work_t *w)
         break;
     case J_FORGET_VOIDED:
         j->rc = sync_ledger_forget_voided(u->ledger, j->no, &j->err);
+        break;
+    case J_VERIFY_START:
+        j->rc = sync_ledger_verify_due(u->ledger, (int64_t)u->cfg.verify_interval_ms,
+                                       (int64_t)u->verify_jitter_ms, u->started_wall_ms, &j->vid,
+                                       &j->err);
+        if (j->rc == 0 && j->vid)
+            j->rc = sync_ledger_verify_set(u->ledger, &j->vset, &j->in_flight, &j->err);
+        break;
+    case J_VERIFY_FINISH:
+        j->rc = sync_ledger_verify_finish(u->ledger, j->vid, j->vwalk ? u->vwalk : NULL, &j->vrow,
+                                          &j->err);
         break;
     case J_CLOSE:
         sync_ledger_close(u->ledger);
@@ -614,7 +653,7 @@ static void after_prepare(struct uplink *u, struct job *j)
     }
     if (!j->found) {
         set_waiting(u, "%s", "");
-        check_mailbox(u);
+        verify_or_mailbox(u);
         return;
     }
     u->seg = j->seg;
@@ -1323,6 +1362,197 @@ static void poll_mailbox(struct uplink *u)
     }
 }
 
+/* ---- anti-entropy ------------------------------------------------------------ */
+
+static void verify_next(struct uplink *u);
+
+static void verify_drop(struct uplink *u)
+{
+    range_walk_free(u->vwalk);
+    range_set_free(u->vset);
+    u->vwalk = NULL;
+    u->vset = NULL;
+    u->verify_id = 0;
+}
+
+static void on_report(void *ctx, int status, const char *body, size_t len,
+                      const struct op_error *err)
+{
+    (void)len;
+    struct uplink *u = ctx;
+    if (u->stopping || status == -ECANCELED)
+        return;
+    if (status != 200)
+        log_once(u, LOG_LEVEL_WARNING, "HQ did not take the check's report: %s",
+                 status < 0 && err ? err->msg : body);
+    else
+        u->talked = 1;
+    check_mailbox(u);
+}
+
+static void after_verify_finish(struct uplink *u, struct job *j)
+{
+    const struct sync_verify_row *r = &j->vrow;
+    int walked = j->vwalk;
+    verify_drop(u);
+    if (j->rc < 0) {
+        log_once(u, LOG_LEVEL_WARNING, "anti-entropy check %lld: cannot record it: %s",
+                 (long long)j->vid, j->err.msg);
+        check_mailbox(u);
+        return;
+    }
+    if (!strcmp(r->result, "failed"))
+        log_warning("sync: anti-entropy check %lld failed: %s", (long long)j->vid, r->detail);
+    else
+        log_notice("sync: anti-entropy check %lld: %s: %llu records here, %llu at HQ, %llu "
+                   "differed, %llu queued again, %llu reported; %llu ranges in %llu requests, "
+                   "%llu bytes%s%s",
+                   (long long)j->vid, r->result, (unsigned long long)r->compared,
+                   (unsigned long long)r->hq_records, (unsigned long long)r->drift,
+                   (unsigned long long)r->resent, (unsigned long long)r->reported,
+                   (unsigned long long)r->ranges, (unsigned long long)r->requests,
+                   (unsigned long long)r->bytes, r->detail[0] ? ": " : "", r->detail);
+    if (r->resent)
+        u->progress = 1; /* the repairs go out in the next cycle, at once */
+    if (!walked) {
+        check_mailbox(u);
+        return;
+    }
+    json_t *doc =
+        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "result", r->result, "compared",
+                  (json_int_t)r->compared, "hq_records", (json_int_t)r->hq_records, "ranges",
+                  (json_int_t)r->ranges, "requests", (json_int_t)r->requests, "bytes",
+                  (json_int_t)r->bytes, "drift", (json_int_t)r->drift, "resent",
+                  (json_int_t)r->resent, "reported", (json_int_t)r->reported);
+    char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    char url[TUS_URL_MAX + 32];
+    snprintf(url, sizeof url, "%s/v1/verify", u->base);
+    struct op_error e;
+    op_error_clear(&e);
+    if (!body || tus_client_post(u->tus, url, body, strlen(body), 4096, on_report, u, &e) < 0) {
+        log_once(u, LOG_LEVEL_WARNING, "cannot send the check's report to HQ: %s",
+                 body ? e.msg : "out of memory");
+        check_mailbox(u);
+    }
+    free(body);
+}
+
+/* Ends the check under way: with the walk (finished), or failed with why. */
+static void verify_finish(struct uplink *u, int walked, const char *why)
+{
+    struct job *j = job_new(u, J_VERIFY_FINISH, after_verify_finish);
+    if (j) {
+        j->vid = u->verify_id;
+        j->vwalk = walked;
+        if (!walked) {
+            snprintf(j->vrow.result, sizeof j->vrow.result, "failed");
+            snprintf(j->vrow.detail, sizeof j->vrow.detail, "%s", why);
+        }
+    }
+    if (queue_job(u, j) < 0) {
+        verify_drop(u);
+        cycle_end(u);
+    }
+}
+
+static void on_digest(void *ctx, int status, const char *body, size_t len,
+                      const struct op_error *err)
+{
+    struct uplink *u = ctx;
+    if (u->stopping || status == -ECANCELED)
+        return;
+    u->talked = 1;
+    char why[400];
+    if (status != 200) {
+        if (status < 0)
+            snprintf(why, sizeof why, "no answer from HQ: %.300s", err ? err->msg : "?");
+        else
+            snprintf(why, sizeof why, "HQ answered %d: %.300s", status, body);
+        verify_finish(u, 0, why);
+        return;
+    }
+    struct op_error e;
+    op_error_clear(&e);
+    if (range_walk_answer(u->vwalk, body, len, &e) < 0) {
+        verify_finish(u, 0, e.msg);
+        return;
+    }
+    verify_next(u);
+}
+
+/* Sends the walk's next level, or ends the check when it is over. */
+static void verify_next(struct uplink *u)
+{
+    char *body = NULL;
+    size_t len = 0;
+    int rc = range_walk_request(u->vwalk, &body, &len);
+    if (rc == 1) {
+        verify_finish(u, 1, NULL);
+        return;
+    }
+    if (rc < 0) {
+        verify_finish(u, 0,
+                      rc == -E2BIG ? "HQ's answers never let the comparison end" : "out of memory");
+        return;
+    }
+    char url[TUS_URL_MAX + 32];
+    snprintf(url, sizeof url, "%s/v1/digest", u->base);
+    struct op_error e;
+    op_error_clear(&e);
+    rc = tus_client_post(u->tus, url, body, len, UPLINK_DIGEST_MAX, on_digest, u, &e);
+    free(body);
+    if (rc < 0)
+        verify_finish(u, 0, e.msg);
+}
+
+static void after_verify_start(struct uplink *u, struct job *j)
+{
+    if (j->rc < 0) {
+        log_once(u, LOG_LEVEL_WARNING, "anti-entropy check: %s", j->err.msg);
+        if (j->vid) {
+            u->verify_id = j->vid;
+            verify_finish(u, 0, j->err.msg);
+        } else {
+            check_mailbox(u);
+        }
+        return;
+    }
+    if (!j->vid) {
+        check_mailbox(u);
+        return;
+    }
+    if (!j->vset) { /* changes in flight: the check waits until HQ has them */
+        if (u->verify_waiting_logged != (uint64_t)j->vid)
+            log_info("sync: anti-entropy check %lld waits for %llu changes in flight",
+                     (long long)j->vid, (unsigned long long)j->in_flight);
+        u->verify_waiting_logged = (uint64_t)j->vid;
+        check_mailbox(u);
+        return;
+    }
+    u->verify_id = j->vid;
+    u->vset = j->vset;
+    j->vset = NULL;
+    u->verify_start_ms = mono_ms(u);
+    if (range_walk_new(u->vset, &u->vwalk) < 0) {
+        verify_finish(u, 0, "out of memory");
+        return;
+    }
+    verify_next(u);
+}
+
+/* At the end of a cycle with nothing to upload: a check, if one is asked
+ * for or due, then the mailbox. */
+static void verify_or_mailbox(struct uplink *u)
+{
+    if (u->verify_id) { /* cannot happen: one check at a time */
+        check_mailbox(u);
+        return;
+    }
+    if (queue_job(u, job_new(u, J_VERIFY_START, after_verify_start)) < 0)
+        cycle_end(u);
+}
+
 /* ---- public API -------------------------------------------------------------- */
 
 static void on_timer_closed(uv_handle_t *h)
@@ -1360,6 +1590,8 @@ static void maybe_finish_stop(struct uplink *u)
     void *ctx = u->stop_ctx;
     u->stop_cb = NULL;
     free(u->inline_receipt);
+    range_walk_free(u->vwalk);
+    range_set_free(u->vset);
     free(u);
     if (cb)
         cb(ctx);
@@ -1445,6 +1677,11 @@ int uplink_start(uv_loop_t *loop, const struct uplink_config *cfg, struct uplink
     u->timer.data = u;
     (void)uv_timer_init(loop, &u->pause_timer);
     u->pause_timer.data = u;
+    /* checks are spread over a tenth of the interval, so nodes enrolled
+     * together do not all ask HQ at once */
+    if (u->cfg.verify_interval_ms >= 10)
+        u->verify_jitter_ms = uv_hrtime() % (u->cfg.verify_interval_ms / 10);
+    u->started_wall_ms = wall_ms(u);
     arm(u, 0);
     *out = u;
     return 0;

@@ -34,11 +34,14 @@ struct uplink_config {
     uint64_t spool_max_bytes;            /* 0: the ledger's default */
     uint64_t segment_bytes;              /* 0: the ledger's default */
     uint64_t interval_ms;                /* 0: 10000 */
-    uint64_t bandwidth_bps;              /* upload cap; 0: none */
-    const char *window;                  /* NULL/"" or "HH:MM-HH:MM" local time */
-    uint64_t daily_bytes;                /* upload bytes per UTC day; 0: unlimited */
-    int create_with_data;                /* the creation carries the first bytes (TUS.md) */
-    const char *policy_file;             /* as api_options.policy_file */
+    /* anti-entropy checks (docs/SYNC_PROTOCOL.md): every this many ms plus
+     * up to a tenth more at random; 0: only the ones asked for */
+    uint64_t verify_interval_ms;
+    uint64_t bandwidth_bps;  /* upload cap; 0: none */
+    const char *window;      /* NULL/"" or "HH:MM-HH:MM" local time */
+    uint64_t daily_bytes;    /* upload bytes per UTC day; 0: unlimited */
+    int create_with_data;    /* the creation carries the first bytes (TUS.md) */
+    const char *policy_file; /* as api_options.policy_file */
     /* Called on the loop after a policy from HQ's mailbox was stored, so
      * the caller reloads its own copy (api_reload_policy); the ledger's
      * copy is reloaded by the uplink. May be NULL. */

@@ -30,6 +30,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "hq_analyst_http.h"
+#include "hq_verify.h"
 #include "hq_apply.h"
 #include "hq_store.h"
 #include "http_server.h"
@@ -247,7 +248,8 @@ static void unauthorized(struct http_exchange *x)
 static int needs_node(const char *path)
 {
     return !strcmp(path, "/files") || !strncmp(path, "/files/", 7) ||
-           !strncmp(path, "/v1/receipts/", 13) || !strcmp(path, "/v1/mailbox");
+           !strncmp(path, "/v1/receipts/", 13) || !strcmp(path, "/v1/mailbox") ||
+           hq_verify_path(path);
 }
 
 /* The http_server gate: /files and /v1 need a node's token, looked up
@@ -282,7 +284,7 @@ static void gate(void *ctx, struct http_exchange *x)
     (void)http_add_header(x, "Outpost-Mailbox-Last", seq);
     if (tus && tus_server_gate(hq->tus, x, n->name))
         return;
-    http_gate_pass(x, tus ? 0 : HQ_GATE_SMALL_BODY);
+    http_gate_pass(x, tus ? 0 : hq_verify_path(path) ? HQ_VERIFY_BODY_MAX : HQ_GATE_SMALL_BODY);
 }
 
 /* Every request under /files: tus_server calls this once, first. The
@@ -631,6 +633,14 @@ static void handler(void *ctx, struct http_exchange *x)
             handle_mailbox(hq, x, n);
         return;
     }
+    if (hq_verify_path(path)) { /* anti-entropy: the gate authenticated the node */
+        const struct hq_node *n = http_data(x);
+        if (!n)
+            unauthorized(x);
+        else
+            hq_verify_handle(&hq->store, x, n, now_ms(hq));
+        return;
+    }
     /* the analysts' aggregates: their own tokens, checked there */
     if (hq_analyst_http_handle(&hq->store, x, now_ms(hq)))
         return;
@@ -672,6 +682,7 @@ static void on_sweep(uv_timer_t *t)
 
 static void hq_free(struct hq_serve *hq)
 {
+    hq_verify_forget();
     tus_server_free(hq->tus);
     hq_policies_free(hq->policies);
     free(hq->seen);

@@ -50,6 +50,15 @@ struct hq_node {
     uint64_t mailbox_last;            /* the highest mailbox seq posted to it (0: none) */
 };
 
+/* The last anti-entropy check of a node (docs/SYNC_PROTOCOL.md,
+ * "Anti-entropy"): the node's report, time-stamped by HQ. */
+struct hq_verify {
+    char node[HQ_NODE_MAX];
+    int64_t at_ms;
+    char result[16]; /* "agree", "repaired", "drift", "failed" */
+    uint64_t compared, hq_records, ranges, requests, bytes, drift, resent, reported;
+};
+
 /* An HQ analyst: reads combined aggregates over HTTP, never uploads. */
 struct hq_analyst {
     char name[HQ_NODE_MAX];
@@ -223,6 +232,11 @@ struct hq_store_ops {
     int (*analyst_revoke)(void *impl, const char *name, int64_t now_ms, struct op_error *err);
     int (*analyst_touch)(void *impl, const char *name, int64_t now_ms, struct op_error *err);
     int (*analyst_list)(void *impl, hq_analyst_fn cb, void *ctx, struct op_error *err);
+
+    /* Anti-entropy. verify_put keeps v as the node's last check (replacing
+     * the one before); verify_get: -ENOENT when the node has none. */
+    int (*verify_put)(void *impl, const struct hq_verify *v, struct op_error *err);
+    int (*verify_get)(void *impl, const char *node, struct hq_verify *out, struct op_error *err);
 };
 
 /* The handle protocol code holds. */

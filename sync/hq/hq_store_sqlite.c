@@ -66,6 +66,11 @@ static const unsigned migration_4[] = {
     HQ_Q_MIGRATIONS_MARK_HQ,
     HQ_Q_MIGRATIONS_SET_USER_VERSION_4,
 };
+static const unsigned migration_5[] = {
+    HQ_Q_MIGRATIONS_V5_VERIFY_LAST,
+    HQ_Q_MIGRATIONS_MARK_HQ,
+    HQ_Q_MIGRATIONS_SET_USER_VERSION_5,
+};
 static const struct migration {
     const unsigned *steps;
     size_t n;
@@ -74,6 +79,7 @@ static const struct migration {
     {migration_2, sizeof migration_2 / sizeof migration_2[0]},
     {migration_3, sizeof migration_3 / sizeof migration_3[0]},
     {migration_4, sizeof migration_4 / sizeof migration_4[0]},
+    {migration_5, sizeof migration_5 / sizeof migration_5[0]},
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1015,6 +1021,49 @@ static int sq_analyst_list(void *impl, hq_analyst_fn cb, void *ctx, struct op_er
     return list_text(s, HQ_Q_HQ_ANALYST_LIST, NULL, NULL, analyst_row, &r, "list analysts", err);
 }
 
+/* ---- anti-entropy ---- */
+
+static int sq_verify_put(void *impl, const struct hq_verify *v, struct op_error *err)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_VERIFY_PUT, "record a check", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    bind_text(st, 1, v->node);
+    sqlite3_bind_int64(st, 2, v->at_ms);
+    bind_text(st, 3, v->result);
+    const uint64_t n[] = {v->compared, v->hq_records, v->ranges, v->requests,
+                          v->bytes,    v->drift,      v->resent, v->reported};
+    for (int i = 0; i < 8; i++)
+        sqlite3_bind_int64(st, 4 + i, (sqlite3_int64)n[i]);
+    int rc = run(s, HQ_Q_HQ_VERIFY_PUT, st, "record a check", err);
+    return rc < 0 ? rc : 0;
+}
+
+static int sq_verify_get(void *impl, const char *node, struct hq_verify *out, struct op_error *err)
+{
+    struct sq *s = impl;
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_VERIFY_GET, "read the last check", err);
+    if (!st)
+        return err ? err->code : -EIO;
+    bind_text(st, 1, node);
+    int rc = step(s, HQ_Q_HQ_VERIFY_GET, st, "read the last check", err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return op_error_set(err, -ENOENT, "node", "no check of node %s yet", node);
+    memset(out, 0, sizeof *out);
+    snprintf(out->node, sizeof out->node, "%s", col_text(st, 0));
+    out->at_ms = sqlite3_column_int64(st, 1);
+    snprintf(out->result, sizeof out->result, "%s", col_text(st, 2));
+    uint64_t *n[] = {&out->compared, &out->hq_records, &out->ranges, &out->requests,
+                     &out->bytes,    &out->drift,      &out->resent, &out->reported};
+    for (int i = 0; i < 8; i++)
+        *n[i] = (uint64_t)sqlite3_column_int64(st, 3 + i);
+    sqlite3_reset(st);
+    return 0;
+}
+
 static const struct hq_store_ops sqlite_ops = {
     .close = sq_close,
     .node_add = sq_node_add,
@@ -1048,6 +1097,8 @@ static const struct hq_store_ops sqlite_ops = {
     .analyst_revoke = sq_analyst_revoke,
     .analyst_touch = sq_analyst_touch,
     .analyst_list = sq_analyst_list,
+    .verify_put = sq_verify_put,
+    .verify_get = sq_verify_get,
 };
 
 const char *hq_receipt_status_name(enum hq_receipt_status s)

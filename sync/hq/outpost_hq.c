@@ -106,7 +106,8 @@ static const struct {
                     "Refuse the node's token from now on.\n"},
     {"nodes", "usage: outpost-hq [--db PATH] nodes [--json]\n\n"
               "Each node with its region, status, last contact, lag, backlog, segments\n"
-              "applied and rejected.\n"},
+              "applied and rejected, and the last anti-entropy check the node reported\n"
+              "(VERIFIED: agree, or the result and the records that differed, with the time).\n"},
     {"records", "usage: outpost-hq [--db PATH] records [--node NAME] [--entity E] "
                 "[--json|--count]\n\n"
                 "The records HQ holds, as the nodes projected them.\n"},
@@ -413,6 +414,7 @@ static long backlog_of(const char *spool, const char *node)
 
 struct nodes_ctx {
     struct opts *o;
+    struct hq_store *st;
     int json;
     int64_t now;
 };
@@ -426,17 +428,32 @@ static int print_node(void *ctx, const struct hq_node *n)
                       : -1;
     char contact[32];
     iso_time(n->last_contact_ms, contact);
+    /* the last anti-entropy check (docs/SYNC_PROTOCOL.md, "Anti-entropy") */
+    struct hq_verify v;
+    struct op_error verr;
+    int has_v = c->st->ops->verify_get(c->st->impl, n->name, &v, &verr) == 0;
+    char vat[32] = "";
+    if (has_v)
+        iso_time(v.at_ms, vat);
     if (c->json) {
-        json_t *j =
-            json_pack("{s:s, s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:I, s:s}", "name",
-                      n->name, "region", n->region, "status", n->revoked ? "revoked" : "active",
-                      "last_contact", n->last_contact_ms > 0 ? json_string(contact) : json_null(),
-                      "segments_applied", (json_int_t)n->segments_applied, "last_segment",
-                      n->has_last_segment ? json_integer((json_int_t)n->last_segment) : json_null(),
-                      "lag_s", lag >= 0 ? json_integer(lag) : json_null(), "backlog",
-                      backlog >= 0 ? json_integer(backlog) : json_null(), "rejected",
-                      (json_int_t)n->segments_rejected, "refused", (json_int_t)n->segments_refused,
-                      "set_aside", (json_int_t)n->set_aside, "last_refusal", n->last_refusal);
+        json_t *vj =
+            has_v ? json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "at", vat,
+                              "result", v.result, "compared", (json_int_t)v.compared, "hq_records",
+                              (json_int_t)v.hq_records, "ranges", (json_int_t)v.ranges, "requests",
+                              (json_int_t)v.requests, "bytes", (json_int_t)v.bytes, "drift",
+                              (json_int_t)v.drift, "resent", (json_int_t)v.resent, "reported",
+                              (json_int_t)v.reported)
+                  : json_null();
+        json_t *j = json_pack(
+            "{s:s, s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:I, s:s, s:o}", "name", n->name,
+            "region", n->region, "status", n->revoked ? "revoked" : "active", "last_contact",
+            n->last_contact_ms > 0 ? json_string(contact) : json_null(), "segments_applied",
+            (json_int_t)n->segments_applied, "last_segment",
+            n->has_last_segment ? json_integer((json_int_t)n->last_segment) : json_null(), "lag_s",
+            lag >= 0 ? json_integer(lag) : json_null(), "backlog",
+            backlog >= 0 ? json_integer(backlog) : json_null(), "rejected",
+            (json_int_t)n->segments_rejected, "refused", (json_int_t)n->segments_refused,
+            "set_aside", (json_int_t)n->set_aside, "last_refusal", n->last_refusal, "verify", vj);
         return print_json_line(j);
     }
     char last[24], lags[24], bl[24];
@@ -452,20 +469,26 @@ static int print_node(void *ctx, const struct hq_node *n)
         snprintf(bl, sizeof bl, "%ld", backlog);
     else
         snprintf(bl, sizeof bl, "?");
+    char ver[64] = "-";
+    if (has_v && !strcmp(v.result, "agree"))
+        snprintf(ver, sizeof ver, "agree %s", vat);
+    else if (has_v)
+        snprintf(ver, sizeof ver, "%s:%" PRIu64 " %s", v.result, v.drift, vat);
     printf("%-20s %-7s %-8s %-21s %8" PRIu64 " %8s %8s %7s %8" PRIu64 " %7" PRIu64 " %9" PRIu64
-           "\n",
+           " %s\n",
            n->name, n->region, n->revoked ? "revoked" : "active", contact, n->segments_applied,
-           last, lags, bl, n->segments_rejected, n->segments_refused, n->set_aside);
+           last, lags, bl, n->segments_rejected, n->segments_refused, n->set_aside, ver);
     return 0;
 }
 
 static int list_nodes(struct hq_store *st, void *ctx, struct op_error *err)
 {
     struct nodes_ctx *c = ctx;
+    c->st = st;
     if (!c->json)
-        printf("%-20s %-7s %-8s %-21s %8s %8s %8s %7s %8s %7s %9s\n", "NAME", "REGION", "STATUS",
+        printf("%-20s %-7s %-8s %-21s %8s %8s %8s %7s %8s %7s %9s %s\n", "NAME", "REGION", "STATUS",
                "LAST CONTACT", "APPLIED", "LAST", "LAG", "BACKLOG", "REJECTED", "REFUSED",
-               "SET-ASIDE");
+               "SET-ASIDE", "VERIFIED");
     return st->ops->node_list(st->impl, print_node, c, err);
 }
 

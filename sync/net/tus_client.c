@@ -100,6 +100,8 @@ struct get_req {
     tus_get_cb done;
     tus_terminate_cb tdone;
     void *ctx;
+    char *post; /* a POST's body (post_len bytes), or NULL */
+    size_t post_len;
 };
 
 struct tus_client {
@@ -1715,6 +1717,7 @@ static void free_get(struct get_req *g)
     if (!g)
         return;
     free(g->url);
+    free(g->post);
     free(g);
 }
 
@@ -1763,12 +1766,18 @@ static int start_get(struct tus_client *c, struct op_error *err)
     if (rc < 0)
         return rc;
     struct curl_slist *n = curl_slist_append(c->ghdrs, "Accept: application/json");
+    if (n && g->post)
+        n = curl_slist_append(n, "Content-Type: application/json");
     if (n && g->tdone)
         n = curl_slist_append(n, "Tus-Resumable: 1.0.0");
     if (!n)
         return op_error_set(err, -ENOMEM, NULL, "out of memory building headers");
     c->ghdrs = n;
     SET_ON(c->get_easy, CURLOPT_HTTPGET, 1L);
+    if (g->post) {
+        SET_ON(c->get_easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)g->post_len);
+        SET_ON(c->get_easy, CURLOPT_POSTFIELDS, g->post);
+    }
     if (g->tdone)
         SET_ON(c->get_easy, CURLOPT_CUSTOMREQUEST, "DELETE");
     SET_ON(c->get_easy, CURLOPT_WRITEFUNCTION, on_get_body);
@@ -1847,7 +1856,7 @@ static void on_get_done(struct tus_client *c, CURLcode res)
     op_error_clear(&e);
     long code = 0;
     (void)curl_easy_getinfo(c->get_easy, CURLINFO_RESPONSE_CODE, &code);
-    const char *what = g->tdone ? "DELETE" : "GET";
+    const char *what = g->tdone ? "DELETE" : g->post ? "POST" : "GET";
     if (c->gbody_over) {
         op_error_set(&e, -EFBIG, "body", "GET %s: answer longer than %zu bytes", g->url,
                      g->max_body);
@@ -1924,6 +1933,33 @@ int tus_client_get(struct tus_client *c, const char *url, size_t max_body, tus_g
                             TUS_GET_BODY_MAX);
     int rc = side_url_ok(c, "GET", url, err);
     return rc < 0 ? rc : side_queue(c, url, max_body, done, NULL, ctx, err);
+}
+
+int tus_client_post(struct tus_client *c, const char *url, const char *body, size_t len,
+                    size_t max_body, tus_get_cb done, void *ctx, struct op_error *err)
+{
+    if (!c || !url || !done || !body)
+        return op_error_set(err, -EINVAL, NULL, "tus_client_post: url, body and done required");
+    if (c->stopping)
+        return op_error_set(err, -ESHUTDOWN, NULL, "the uploader is stopping");
+    if (max_body == 0 || max_body > TUS_GET_BODY_MAX)
+        return op_error_set(err, -EINVAL, "max_body", "max_body must be 1 to %zu bytes",
+                            TUS_GET_BODY_MAX);
+    int rc = side_url_ok(c, "POST", url, err);
+    if (rc < 0)
+        return rc;
+    char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    memcpy(copy, body, len);
+    rc = side_queue(c, url, max_body, done, NULL, ctx, err);
+    if (rc < 0) {
+        free(copy);
+        return rc;
+    }
+    c->gtail->post = copy;
+    c->gtail->post_len = len;
+    return 0;
 }
 
 /* Ends every upload of this client that sends to url (the current one and

@@ -229,6 +229,13 @@ typedef void (*tus_get_cb)(void *ctx, int status, const char *body, size_t len,
 int tus_client_get(struct tus_client *c, const char *url, size_t max_body, tus_get_cb done,
                    void *ctx, struct op_error *err);
 
+/* Queues a POST of `body` (len bytes, copied; sent as application/json)
+ * to `url`, otherwise exactly as tus_client_get: same queue, headers, TLS,
+ * bound on the answer, and `done` with the answer's status and body. Not
+ * retried. Used for HQ's anti-entropy routes (docs/SYNC_PROTOCOL.md). */
+int tus_client_post(struct tus_client *c, const char *url, const char *body, size_t len,
+                    size_t max_body, tus_get_cb done, void *ctx, struct op_error *err);
+
 /* The end of a termination (tus_client_terminate). `status`:
  *   0          terminated: the server deleted the upload's data and state (204);
  *   -EALREADY  the server has the upload whole and took it (409): it was

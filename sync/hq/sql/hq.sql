@@ -178,3 +178,16 @@ UPDATE analysts SET revoked = 1, revoked_ms = coalesce(revoked_ms, ?2) WHERE nam
 
 -- name: analyst_touch
 UPDATE analysts SET last_used_ms = ?2 WHERE name = ?1 AND last_used_ms < ?2 - 5000;
+
+-- name: verify_put
+INSERT INTO verify_last (node, at_ms, result, compared, hq_records, ranges, requests, bytes,
+                         drift, resent, reported)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+ON CONFLICT (node) DO UPDATE SET at_ms = excluded.at_ms, result = excluded.result,
+  compared = excluded.compared, hq_records = excluded.hq_records, ranges = excluded.ranges,
+  requests = excluded.requests, bytes = excluded.bytes, drift = excluded.drift,
+  resent = excluded.resent, reported = excluded.reported;
+
+-- name: verify_get
+SELECT node, at_ms, result, compared, hq_records, ranges, requests, bytes, drift, resent, reported
+FROM verify_last WHERE node = ?1;

@@ -120,3 +120,26 @@ ALTER TABLE set_aside ADD COLUMN needs_whole INTEGER NOT NULL DEFAULT 0;
 
 -- name: set_user_version_4
 PRAGMA user_version = 4;
+
+-- 5: the last anti-entropy check of each node (docs/SYNC_PROTOCOL.md,
+-- "Anti-entropy"): what the node reported at the end of its check, with
+-- HQ's own count of the digest requests and bytes it answered. One row per
+-- node, replaced by each check.
+
+-- name: v5_verify_last
+CREATE TABLE verify_last (
+  node TEXT PRIMARY KEY REFERENCES nodes(name),
+  at_ms INTEGER NOT NULL,          -- HQ's time when the report arrived
+  result TEXT NOT NULL CHECK (result IN ('agree', 'repaired', 'drift', 'failed')),
+  compared INTEGER NOT NULL,       -- the node's records compared
+  hq_records INTEGER NOT NULL,     -- HQ's records of the node compared
+  ranges INTEGER NOT NULL,         -- ranges exchanged
+  requests INTEGER NOT NULL,       -- digest requests
+  bytes INTEGER NOT NULL,          -- request and answer bodies, bytes
+  drift INTEGER NOT NULL,          -- records that differed
+  resent INTEGER NOT NULL,         -- records queued again at the node
+  reported INTEGER NOT NULL        -- drift the node reported but did not send
+) STRICT, WITHOUT ROWID;
+
+-- name: set_user_version_5
+PRAGMA user_version = 5;

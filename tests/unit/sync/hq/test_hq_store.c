@@ -2,7 +2,8 @@
  * Tests for sync/hq/hq_store_sqlite.c through the hq_store interface:
  * nodes, version ordering, tombstones beating late upserts, receipts
  * never replaced, rollback leaving nothing, set-aside and mailbox rows,
- * policy messages found by their hash (also after an upgrade),
+ * policy messages found by their hash (also after an upgrade), the last
+ * anti-entropy check of a node kept and replaced,
  * and refusing files that are not an HQ store.
  */
 #include <errno.h>
@@ -241,7 +242,7 @@ static void test_mailbox_upgrade(void)
     sqlite3 *db = NULL;
     CHECK_EQ(sqlite3_open(path, &db), SQLITE_OK);
     CHECK_EQ(sqlite3_exec(db,
-                          "DROP TABLE analysts; DROP INDEX mailbox_policy; ALTER TABLE mailbox "
+                          "DROP TABLE verify_last; DROP TABLE analysts; DROP INDEX mailbox_policy; ALTER TABLE mailbox "
                           "DROP COLUMN policy_hash; ALTER TABLE set_aside DROP COLUMN "
                           "needs_whole; PRAGMA user_version = 1",
                           NULL, NULL, NULL),
@@ -392,6 +393,51 @@ static void test_foreign_files(void)
     CHECK_CONTAINS(err.msg, junk);
 }
 
+static void test_verify_last(void)
+{
+    struct hq_store st = open_store();
+    struct op_error err;
+    struct hq_verify v = {.at_ms = 5000,
+                          .compared = 100000,
+                          .hq_records = 99990,
+                          .ranges = 300,
+                          .requests = 4,
+                          .bytes = 20000,
+                          .drift = 10,
+                          .resent = 9,
+                          .reported = 1};
+    snprintf(v.node, sizeof v.node, "n1");
+    snprintf(v.result, sizeof v.result, "repaired");
+    struct hq_verify got;
+    CHECK_EQ(st.ops->verify_get(st.impl, "n1", &got, &err), -ENOENT);
+    CHECK_EQ(st.ops->verify_put(st.impl, &v, &err), 0);
+    CHECK_EQ(st.ops->verify_get(st.impl, "n1", &got, &err), 0);
+    CHECK_STR(got.result, "repaired");
+    CHECK_EQ(got.compared, 100000);
+    CHECK_EQ(got.hq_records, 99990);
+    CHECK_EQ(got.reported, 1);
+    CHECK_EQ(got.at_ms, 5000);
+    /* the next check replaces it */
+    v.at_ms = 6000;
+    v.drift = v.resent = v.reported = 0;
+    snprintf(v.result, sizeof v.result, "agree");
+    CHECK_EQ(st.ops->verify_put(st.impl, &v, &err), 0);
+    CHECK_EQ(st.ops->verify_get(st.impl, "n1", &got, &err), 0);
+    CHECK_STR(got.result, "agree");
+    CHECK_EQ(got.drift, 0);
+    CHECK_EQ(got.at_ms, 6000);
+    /* a result outside the four, or an unknown node, is refused */
+    snprintf(v.result, sizeof v.result, "fine");
+    CHECK(st.ops->verify_put(st.impl, &v, &err) < 0);
+    snprintf(v.result, sizeof v.result, "agree");
+    snprintf(v.node, sizeof v.node, "nobody");
+    CHECK(st.ops->verify_put(st.impl, &v, &err) < 0);
+    CHECK_EQ(st.ops->verify_get(st.impl, "nobody", &got, &err), -ENOENT);
+    CHECK_EQ(st.ops->verify_get(st.impl, "n1", &got, &err), 0);
+    CHECK_STR(got.result, "agree");
+    hq_store_close(&st);
+}
+
 int main(void)
 {
     fx_tmpdir("hq-store");
@@ -402,6 +448,7 @@ int main(void)
     RUN(test_mailbox);
     RUN(test_mailbox_upgrade);
     RUN(test_analysts);
+    RUN(test_verify_last);
     RUN(test_listings_and_errors);
     RUN(test_foreign_files);
     return fx_finish();
