@@ -295,6 +295,9 @@ static void free_udata(void *p)
     free(p);
 }
 
+static void fold_sql_free(void *p);
+static int fold_sql_register(sqlite3 *db);
+
 int fold_register(sqlite3 *db)
 {
     fts5_api *api = get_fts5_api(db);
@@ -316,7 +319,7 @@ int fold_register(sqlite3 *db)
         free(copy);
         return sql_errno(rc);
     }
-    return 0;
+    return fold_sql_register(db);
 }
 
 /* The most folded text one call may produce: the input is at most 1 MiB
@@ -384,4 +387,112 @@ int folder_fold(struct folder *f, const char *text, size_t len, const char **out
         return sql_errno(rc);
     *out = f->out.data;
     return (int)f->out.len;
+}
+
+/* ---- the SQL functions of the name index ---------------------------------
+ *
+ * The triggers of search_names (schema/migrations/0018_search_names.sql)
+ * fold names with the tokenizer itself, so the type-ahead index and the
+ * full-text index hold the same words:
+ *   outpost_fold(text)       the folded words, one space apart (NULL for
+ *                            NULL or for text without words)
+ *   outpost_name_words(text) a JSON array of the distinct folded words,
+ *                            without those of unspaced scripts (their
+ *                            pairs stay with the full-text index)
+ * Both are deterministic: the same text gives the same words, which the
+ * triggers rely on to delete exactly the rows they inserted. */
+
+static void fold_sql_free(void *p)
+{
+    folder_free(p);
+}
+
+/* The folded words of the function's argument into *out; 0 for none. */
+static int sql_arg_fold(sqlite3_context *ctx, sqlite3_value *v, const char **out)
+{
+    if (sqlite3_value_type(v) == SQLITE_NULL)
+        return 0;
+    const char *text = (const char *)sqlite3_value_text(v);
+    int n = text ? folder_fold(sqlite3_user_data(ctx), text, (size_t)sqlite3_value_bytes(v), out)
+                 : -ENOMEM;
+    if (n < 0)
+        sqlite3_result_error_code(ctx, n == -ENOMEM ? SQLITE_NOMEM : SQLITE_TOOBIG);
+    return n;
+}
+
+static void sql_fold(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *folded;
+    int n = sql_arg_fold(ctx, argv[0], &folded);
+    if (n > 0)
+        sqlite3_result_text(ctx, folded, n, SQLITE_TRANSIENT);
+    else if (n == 0)
+        sqlite3_result_null(ctx);
+}
+
+/* Whether the word w[0..n) already stands in the array a (words quoted). */
+static int seen_word(const struct buf *a, const char *w, size_t n)
+{
+    for (const char *p = a->data; p && (p = strchr(p, '"'));) {
+        const char *e = strchr(p + 1, '"');
+        if ((size_t)(e - p - 1) == n && !memcmp(p + 1, w, n))
+            return 1;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static void sql_name_words(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *folded;
+    int n = sql_arg_fold(ctx, argv[0], &folded);
+    if (n < 0)
+        return;
+    struct buf a;
+    buf_init(&a, FOLD_OUT_MAX);
+    int rc = buf_append(&a, "[", 1);
+    /* a folded word holds letters, digits and marks only: no quote or
+     * backslash to escape */
+    for (int i = 0; i < n && rc == 0;) {
+        int j = i;
+        while (j < n && folded[j] != ' ')
+            j++;
+        if (!has_unspaced(folded + i, j - i) && !seen_word(&a, folded + i, (size_t)(j - i))) {
+            if (a.len > 1)
+                rc = buf_append(&a, ",", 1);
+            if (rc == 0)
+                rc = buf_append(&a, "\"", 1);
+            if (rc == 0)
+                rc = buf_append(&a, folded + i, (size_t)(j - i));
+            if (rc == 0)
+                rc = buf_append(&a, "\"", 1);
+        }
+        i = j + 1;
+    }
+    if (rc == 0)
+        rc = buf_append(&a, "]", 1);
+    if (rc == 0)
+        sqlite3_result_text(ctx, a.data, (int)a.len, SQLITE_TRANSIENT);
+    else
+        sqlite3_result_error_nomem(ctx);
+    buf_done(&a);
+}
+
+static int fold_sql_register(sqlite3 *db)
+{
+    struct folder *f = NULL;
+    int rc = folder_new(db, &f);
+    if (rc < 0)
+        return rc;
+    /* one folder for both: a call never runs inside the other */
+    const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+    rc = sqlite3_create_function_v2(db, "outpost_fold", 1, flags, f, sql_fold, NULL, NULL,
+                                    fold_sql_free);
+    if (rc != SQLITE_OK)
+        return sql_errno(rc); /* SQLite freed the folder */
+    rc = sqlite3_create_function_v2(db, "outpost_name_words", 1, flags, f, sql_name_words, NULL,
+                                    NULL, NULL);
+    return rc == SQLITE_OK ? 0 : sql_errno(rc);
 }

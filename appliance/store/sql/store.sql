@@ -130,13 +130,29 @@ SELECT * FROM {table}
  ORDER BY updated_hlc, id LIMIT ?6;
 
 -- Full-text search (?1 the FTS5 query, ?2 the limit, ?3 the viewer or
--- NULL); the last column is the bm25 rank.
+-- NULL): the rowids of the best matches and their bm25 rank. store.c
+-- reads each hit's record with search_hit_{table}.
 -- name: search_{table}
 -- each table: contacts organizations
-SELECT t.*, f.rank FROM {table}_fts f JOIN {table} t ON t.rowid = f.rowid
+SELECT f.rowid, f.rank FROM {table}_fts f JOIN {table} t ON t.rowid = f.rowid
  WHERE {table}_fts MATCH ?1 AND t.deleted = 0
    AND (?3 IS NULL OR t.owner_id IS NULL OR t.owner_id = ?3)
  ORDER BY f.rank LIMIT ?2;
+
+-- Type-ahead: the names with a word from ?1 (included) to ?2 (excluded),
+-- in the index's order: the word, then the folded name, kind, rowid
+-- (kind 0 a contact, 1 an organization; migration 0018). store.c reads
+-- rows until it has its hits, so only the first ones are visited.
+-- name: search_names
+SELECT kind, rid FROM search_names WHERE token >= ?1 AND token < ?2
+ ORDER BY token, sort, kind, rid;
+
+-- One hit's record (?1 the rowid, ?2 the viewer or NULL): live and
+-- visible to the viewer, as the full-text query filters them.
+-- name: search_hit_{table}
+-- each table: contacts organizations
+SELECT * FROM {table} WHERE rowid = ?1 AND deleted = 0
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2);
 
 -- Inserts and updates, one per table in the order of entity_all (as
 -- above). A record's fields are bound by name (:field, the descriptor's
