@@ -389,83 +389,88 @@ int folder_fold(struct folder *f, const char *text, size_t len, const char **out
     return (int)f->out.len;
 }
 
-/* ---- the SQL functions of the name index ---------------------------------
+/* ---- the SQL function of the name index -----------------------------------
  *
- * The triggers of search_names (schema/migrations/0018_search_names.sql)
- * fold names with the tokenizer itself, so the type-ahead index and the
- * full-text index hold the same words:
- *   outpost_fold(text)       the folded words, one space apart (NULL for
- *                            NULL or for text without words)
- *   outpost_name_words(text) a JSON array of the distinct folded words,
- *                            without those of unspaced scripts (their
- *                            pairs stay with the full-text index)
- * Both are deterministic: the same text gives the same words, which the
- * triggers rely on to delete exactly the rows they inserted. */
+ * outpost_name_keys(part, ...) gives the keys of a name in search_names
+ * (schema/migrations/0018_search_names.sql) as a JSON array: one per
+ * distinct folded word of the parts, that word, a space and the sort
+ * text (the parts' folded words in the order given, one space apart).
+ * A space sorts before any letter or digit, so the keys of a word come
+ * before those of longer words that start with it, and within a word
+ * they are in the order of the sort text. The triggers call it with the
+ * family name first for a contact. Words of unspaced scripts are left
+ * out: their pairs stay with the full-text index. The words come from
+ * the tokenizer itself, so the name index and the full-text index hold
+ * the same words; the function is deterministic, which the triggers rely
+ * on to delete exactly the keys they inserted. */
+
+#define NAME_PARTS_MAX 4
 
 static void fold_sql_free(void *p)
 {
     folder_free(p);
 }
 
-/* The folded words of the function's argument into *out; 0 for none. */
-static int sql_arg_fold(sqlite3_context *ctx, sqlite3_value *v, const char **out)
-{
-    if (sqlite3_value_type(v) == SQLITE_NULL)
-        return 0;
-    const char *text = (const char *)sqlite3_value_text(v);
-    int n = text ? folder_fold(sqlite3_user_data(ctx), text, (size_t)sqlite3_value_bytes(v), out)
-                 : -ENOMEM;
-    if (n < 0)
-        sqlite3_result_error_code(ctx, n == -ENOMEM ? SQLITE_NOMEM : SQLITE_TOOBIG);
-    return n;
-}
-
-static void sql_fold(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    const char *folded;
-    int n = sql_arg_fold(ctx, argv[0], &folded);
-    if (n > 0)
-        sqlite3_result_text(ctx, folded, n, SQLITE_TRANSIENT);
-    else if (n == 0)
-        sqlite3_result_null(ctx);
-}
-
-/* Whether the word w[0..n) already stands in the array a (words quoted). */
+/* Whether the key for word w[0..n) already stands in the array a. */
 static int seen_word(const struct buf *a, const char *w, size_t n)
 {
     for (const char *p = a->data; p && (p = strchr(p, '"'));) {
-        const char *e = strchr(p + 1, '"');
-        if ((size_t)(e - p - 1) == n && !memcmp(p + 1, w, n))
+        if (!strncmp(p + 1, w, n) && p[1 + n] == ' ')
             return 1;
-        p = e + 1;
+        p = strchr(p + 1, '"') + 1;
     }
     return 0;
 }
 
-static void sql_name_words(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+static void sql_name_keys(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    (void)argc;
-    const char *folded;
-    int n = sql_arg_fold(ctx, argv[0], &folded);
-    if (n < 0)
-        return;
-    struct buf a;
+    struct folder *f = sqlite3_user_data(ctx);
+    struct buf sort, a;
+    buf_init(&sort, FOLD_OUT_MAX);
     buf_init(&a, FOLD_OUT_MAX);
-    int rc = buf_append(&a, "[", 1);
-    /* a folded word holds letters, digits and marks only: no quote or
-     * backslash to escape */
-    for (int i = 0; i < n && rc == 0;) {
-        int j = i;
-        while (j < n && folded[j] != ' ')
+    int rc = 0;
+    if (argc > NAME_PARTS_MAX) {
+        sqlite3_result_error(ctx, "outpost_name_keys: too many parts", -1);
+        return;
+    }
+    /* the sort text: every part folded, in order */
+    for (int i = 0; i < argc && rc == 0; i++) {
+        if (sqlite3_value_type(argv[i]) == SQLITE_NULL)
+            continue;
+        const char *text = (const char *)sqlite3_value_text(argv[i]);
+        const char *folded;
+        int n =
+            text ? folder_fold(f, text, (size_t)sqlite3_value_bytes(argv[i]), &folded) : -ENOMEM;
+        if (n < 0)
+            rc = n;
+        else if (n > 0) {
+            if (sort.len)
+                rc = buf_append(&sort, " ", 1);
+            if (rc == 0)
+                rc = buf_append(&sort, folded, (size_t)n);
+        }
+    }
+    if (rc == 0)
+        rc = buf_append(&a, "[", 1);
+    /* a folded word holds letters, digits and marks only: nothing to
+     * escape in JSON */
+    for (size_t i = 0; i < sort.len && rc == 0;) {
+        size_t j = i;
+        while (j < sort.len && sort.data[j] != ' ')
             j++;
-        if (!has_unspaced(folded + i, j - i) && !seen_word(&a, folded + i, (size_t)(j - i))) {
+        const char *w = sort.data + i;
+        size_t n = j - i;
+        if (!has_unspaced(w, (int)n) && !seen_word(&a, w, n)) {
             if (a.len > 1)
                 rc = buf_append(&a, ",", 1);
             if (rc == 0)
                 rc = buf_append(&a, "\"", 1);
             if (rc == 0)
-                rc = buf_append(&a, folded + i, (size_t)(j - i));
+                rc = buf_append(&a, w, n);
+            if (rc == 0)
+                rc = buf_append(&a, " ", 1);
+            if (rc == 0)
+                rc = buf_append(&a, sort.data, sort.len);
             if (rc == 0)
                 rc = buf_append(&a, "\"", 1);
         }
@@ -475,8 +480,11 @@ static void sql_name_words(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         rc = buf_append(&a, "]", 1);
     if (rc == 0)
         sqlite3_result_text(ctx, a.data, (int)a.len, SQLITE_TRANSIENT);
-    else
+    else if (rc == -ENOMEM)
         sqlite3_result_error_nomem(ctx);
+    else
+        sqlite3_result_error_toobig(ctx);
+    buf_done(&sort);
     buf_done(&a);
 }
 
@@ -486,13 +494,8 @@ static int fold_sql_register(sqlite3 *db)
     int rc = folder_new(db, &f);
     if (rc < 0)
         return rc;
-    /* one folder for both: a call never runs inside the other */
-    const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
-    rc = sqlite3_create_function_v2(db, "outpost_fold", 1, flags, f, sql_fold, NULL, NULL,
-                                    fold_sql_free);
-    if (rc != SQLITE_OK)
-        return sql_errno(rc); /* SQLite freed the folder */
-    rc = sqlite3_create_function_v2(db, "outpost_name_words", 1, flags, f, sql_name_words, NULL,
-                                    NULL, NULL);
-    return rc == SQLITE_OK ? 0 : sql_errno(rc);
+    rc = sqlite3_create_function_v2(db, "outpost_name_keys", -1,
+                                    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, f,
+                                    sql_name_keys, NULL, NULL, fold_sql_free);
+    return rc == SQLITE_OK ? 0 : sql_errno(rc); /* on failure SQLite freed the folder */
 }

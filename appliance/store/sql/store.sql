@@ -140,12 +140,11 @@ SELECT f.rowid, f.rank FROM {table}_fts f JOIN {table} t ON t.rowid = f.rowid
  ORDER BY f.rank LIMIT ?2;
 
 -- Type-ahead: the names with a word from ?1 (included) to ?2 (excluded),
--- in the index's order: the word, then the folded name, kind, rowid
+-- in the key's order: the word, then the folded sort text, kind, rowid
 -- (kind 0 a contact, 1 an organization; migration 0018). store.c reads
 -- rows until it has its hits, so only the first ones are visited.
 -- name: search_names
-SELECT kind, rid FROM search_names WHERE token >= ?1 AND token < ?2
- ORDER BY token, sort, kind, rid;
+SELECT kind, rid FROM search_names WHERE key >= ?1 AND key < ?2 ORDER BY key, kind, rid;
 
 -- One hit's record (?1 the rowid, ?2 the viewer or NULL): live and
 -- visible to the viewer, as the full-text query filters them.

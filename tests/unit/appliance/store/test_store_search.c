@@ -188,8 +188,10 @@ static void gone_stays_gone(void)
     CHECK_HITS(s, "jol", 20, "Jolanta Renamedska");
     CHECK_HITS(s, "deletedska", 20, "");
     CHECK_HITS(s, "canaryerased", 20, "");
-    CHECK_EQ(fx_count(s, "SELECT count(*) FROM search_names WHERE token IN "
-                         "('marzena', 'deletedska', 'marlena', 'marzanna', 'canaryerased')"),
+    /* no key holds the old words, as a word or in the sort text */
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM search_names WHERE instr(key, 'marzena') OR "
+                         "instr(key, 'deletedska') OR instr(key, 'marlena') OR "
+                         "instr(key, 'marzanna') OR instr(key, 'canaryerased')"),
              0);
 
     /* retention: contacts older than a year are purged */
