@@ -2432,27 +2432,36 @@ static int text_int(struct buf *b, long long v)
 }
 
 /* A stamp as hlc_format_iso writes it ("2026-12-06T19:06:36.011Z"), the
- * date and time of day made once per second and kept: the rows of a page
- * are mostly stamped within a few seconds of each other. */
+ * date made once per day and kept, the time of day patched in: the rows
+ * of a page, and the hits of a search, are mostly stamped within a day
+ * of each other. */
 struct iso_memo {
-    int64_t sec; /* -1: nothing kept */
+    int64_t day; /* -1: nothing kept */
     char text[HLC_ISO_LEN];
 };
 
 static int text_stamp(struct buf *b, struct iso_memo *memo, hlc_stamp stamp)
 {
     int64_t ms = (int64_t)hlc_ms(stamp);
-    if (ms / 1000 != memo->sec) {
+    if (ms < 0 || ms / 86400000 != memo->day) {
         hlc_format_iso(stamp, memo->text);
-        /* kept only in the form whose milliseconds can be patched */
-        memo->sec = strlen(memo->text) == 24 ? ms / 1000 : -1;
+        /* kept only in the form whose time can be patched */
+        memo->day = ms >= 0 && strlen(memo->text) == 24 ? ms / 86400000 : -1;
     } else {
-        int f = (int)(ms % 1000);
-        memo->text[20] = (char)('0' + f / 100);
-        memo->text[21] = (char)('0' + f / 10 % 10);
-        memo->text[22] = (char)('0' + f % 10);
+        int t = (int)(ms % 86400000);
+        int h = t / 3600000, mi = t / 60000 % 60, sec = t / 1000 % 60, f = t % 1000;
+        char *x = memo->text;
+        x[11] = (char)('0' + h / 10);
+        x[12] = (char)('0' + h % 10);
+        x[14] = (char)('0' + mi / 10);
+        x[15] = (char)('0' + mi % 10);
+        x[17] = (char)('0' + sec / 10);
+        x[18] = (char)('0' + sec % 10);
+        x[20] = (char)('0' + f / 100);
+        x[21] = (char)('0' + f / 10 % 10);
+        x[22] = (char)('0' + f % 10);
     }
-    return text_string(b, memo->text, memo->sec >= 0 ? 24 : strlen(memo->text));
+    return text_string(b, memo->text, memo->day >= 0 ? 24 : strlen(memo->text));
 }
 
 /* "name": (the names are the descriptors' plain identifiers) */
@@ -2615,7 +2624,7 @@ int store_list_text(struct store *s, const struct entity_def *e, const struct st
     int rc = list_prepare(s, e, q, &p, err);
     if (rc < 0)
         return rc;
-    struct page_text pg = {.e = e, .p = &p, .out = out, .memo = {.sec = -1}};
+    struct page_text pg = {.e = e, .p = &p, .out = out, .memo = {.day = -1}};
     /* room for a page of typical records at once, not grown step by step */
     (void)buf_reserve(out, (size_t)p.limit * 1024 < out->max / 2 ? (size_t)p.limit * 1024 : 0);
     if (buf_puts(out, "{\"items\":[") < 0) {
@@ -2751,12 +2760,16 @@ struct search_hit {
     double rank;
 };
 
+/* A statement's columns for writing hits: the record's, and the label's. */
+struct hit_cols {
+    struct cols m;
+    int label[4]; /* given, family, email, phone; an organization's name in [0] */
+};
+
 struct search_run {
     struct store *s;
     struct buf *out;
     struct iso_memo memo;
-    struct cols m[SEARCH_KINDS];
-    int mapped[SEARCH_KINDS];
     struct search_hit *hits; /* written so far */
     int n, limit;
     /* the type-ahead words, folded */
@@ -2772,50 +2785,87 @@ static int col_named(const struct entity_def *e, const struct cols *m, const cha
     return -1;
 }
 
+static int hit_cols_map(sqlite3_stmt *st, int kind, struct hit_cols *h, struct op_error *err)
+{
+    const struct entity_def *e = search_ents[kind].e;
+    int rc = cols_map(st, e, &h->m, err);
+    if (rc < 0)
+        return rc;
+    static const char *const names[2][4] = {{"given_name", "family_name", "email", "phone"},
+                                            {"name", NULL, NULL, NULL}};
+    for (int i = 0; i < 4; i++)
+        h->label[i] = names[kind][i] ? col_named(e, &h->m, names[kind][i]) : -1;
+    return 0;
+}
+
 static const char *col_text(sqlite3_stmt *st, int col)
 {
     return col < 0 ? NULL : (const char *)sqlite3_column_text(st, col);
 }
 
-/* The hit's label, as the record shows it: an organization's name, a
- * contact's given and family name, else its e-mail or phone. */
-static int label_text(struct buf *b, sqlite3_stmt *st, const struct entity_def *e,
-                      const struct cols *m)
+/* Appends s as the inside of a JSON string (text_string without quotes). */
+static int text_inner(struct buf *b, const char *s)
 {
-    if (e == &entity_organization) {
-        const char *n = col_text(st, col_named(e, m, "name"));
+    size_t before = b->len;
+    int rc = text_string(b, s, strlen(s));
+    if (rc < 0)
+        return rc;
+    /* drop the quotes text_string put around it */
+    memmove(b->data + before, b->data + before + 1, b->len - before - 2);
+    b->len -= 2;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/* The hit's label, as the record shows it: an organization's name, a
+ * contact's given and family name (at most 511 bytes, as before), else
+ * its e-mail or phone. */
+static int label_text(struct buf *b, sqlite3_stmt *st, int kind, const struct hit_cols *h)
+{
+    if (kind == 1) {
+        const char *n = col_text(st, h->label[0]);
         if (!n)
             return buf_puts(b, "null") < 0 ? -ENOMEM : 0;
         return text_string(b, n, strlen(n));
     }
-    const char *g = col_text(st, col_named(e, m, "given_name"));
-    const char *f = col_text(st, col_named(e, m, "family_name"));
+    const char *g = col_text(st, h->label[0]);
+    const char *f = col_text(st, h->label[1]);
     if (g || f) {
-        char l[512];
-        int n = snprintf(l, sizeof l, "%s%s%s", g ? g : "", g && f ? " " : "", f ? f : "");
-        return text_string(b, l, n < (int)sizeof l ? (size_t)n : sizeof l - 1);
+        if (strlen(g ? g : "") + strlen(f ? f : "") + 1 >= 512) {
+            char l[512];
+            snprintf(l, sizeof l, "%s%s%s", g ? g : "", g && f ? " " : "", f ? f : "");
+            return text_string(b, l, strlen(l));
+        }
+        int rc = buf_append(b, "\"", 1) < 0 ? -ENOMEM : 0;
+        if (rc == 0 && g)
+            rc = text_inner(b, g);
+        if (rc == 0 && g && f && buf_append(b, " ", 1) < 0)
+            rc = -ENOMEM;
+        if (rc == 0 && f)
+            rc = text_inner(b, f);
+        if (rc == 0 && buf_append(b, "\"", 1) < 0)
+            rc = -ENOMEM;
+        return rc;
     }
-    const char *em = col_text(st, col_named(e, m, "email"));
-    const char *ph = col_text(st, col_named(e, m, "phone"));
+    const char *em = col_text(st, h->label[2]);
+    const char *ph = col_text(st, h->label[3]);
     const char *l = em ? em : ph ? ph : "";
     return text_string(b, l, strlen(l));
 }
 
 /* Whether the record's name has a word starting with each type-ahead
  * word but the first (the one the index was read for). */
-static int names_match(struct search_run *r, sqlite3_stmt *st, int kind)
+static int names_match(struct search_run *r, sqlite3_stmt *st, int kind, const struct hit_cols *h)
 {
     if (r->nwords < 2)
         return 1;
-    const struct entity_def *e = search_ents[kind].e;
-    const struct cols *m = &r->m[kind];
     char name[1024];
     if (kind == 1) {
-        const char *n = col_text(st, col_named(e, m, "name"));
+        const char *n = col_text(st, h->label[0]);
         snprintf(name, sizeof name, "%s", n ? n : "");
     } else {
-        const char *g = col_text(st, col_named(e, m, "given_name"));
-        const char *f = col_text(st, col_named(e, m, "family_name"));
+        const char *g = col_text(st, h->label[0]);
+        const char *f = col_text(st, h->label[1]);
         snprintf(name, sizeof name, "%s %s", g ? g : "", f ? f : "");
     }
     const char *folded;
@@ -2833,23 +2883,61 @@ static int names_match(struct search_run *r, sqlite3_stmt *st, int kind)
     return 1;
 }
 
-/* Writes the hit (kind, rid) unless it was written already, is gone, is
- * hidden from the viewer or fails the other type-ahead words. Returns 1
- * when written, 0 when not, or a negative errno. */
-static int search_emit(struct search_run *r, int kind, sqlite3_int64 rid, int check_words,
-                       struct op_error *err)
+static int hit_seen(const struct search_run *r, int kind, sqlite3_int64 rid)
 {
     for (int i = 0; i < r->n; i++)
         if (r->hits[i].kind == kind && r->hits[i].rid == rid)
-            return 0;
+            return 1;
+    return 0;
+}
+
+/* Writes the hit in st's current row (columns as in h). */
+static int write_hit(struct search_run *r, int kind, sqlite3_int64 rid, sqlite3_stmt *st,
+                     const struct hit_cols *h, struct op_error *err)
+{
     const struct entity_def *e = search_ents[kind].e;
+    const struct cols *m = &h->m;
+    struct buf *b = r->out;
+    int rc = (r->n && buf_append(b, ",", 1) < 0) || buf_puts(b, "{\"entity\":") < 0 ||
+                     text_string(b, e->name, strlen(e->name)) < 0 || buf_puts(b, ",\"id\":") < 0
+                 ? -ENOMEM
+                 : 0;
+    if (rc == 0) {
+        const char *id = col_text(st, m->common[COL_ID]);
+        rc = id ? text_string(b, id, (size_t)sqlite3_column_bytes(st, m->common[COL_ID]))
+                : (buf_puts(b, "null") < 0 ? -ENOMEM : 0);
+    }
+    if (rc == 0 && buf_puts(b, ",\"label\":") < 0)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = label_text(b, st, kind, h);
+    if (rc == 0 && buf_puts(b, ",\"record\":") < 0)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = row_text(b, st, e, m, &r->memo);
+    if (rc == 0 && buf_append(b, "}", 1) < 0)
+        rc = -ENOMEM;
+    if (rc < 0)
+        return op_error_set(err, rc, NULL, "out of memory");
+    r->hits[r->n++] = (struct search_hit){kind, rid, 0};
+    return 1;
+}
+
+/* Writes the hit (kind, rid) of the full-text path unless it was written
+ * already, is gone or is hidden from the viewer. Returns 1 when written,
+ * 0 when not, or a negative errno. */
+static int search_emit(struct search_run *r, int kind, sqlite3_int64 rid, struct hit_cols *h,
+                       int *mapped, struct op_error *err)
+{
+    if (hit_seen(r, kind, rid))
+        return 0;
     unsigned q = search_hit_q[kind];
     sqlite3_stmt *st = sql_get(&r->s->q, q, err);
-    if (!r->mapped[kind]) {
-        int rc = cols_map(st, e, &r->m[kind], err);
+    if (!*mapped) {
+        int rc = hit_cols_map(st, kind, h, err);
         if (rc < 0)
             return rc;
-        r->mapped[kind] = 1;
+        *mapped = 1;
     } else if (!st) {
         return get_failed(err);
     }
@@ -2859,36 +2947,9 @@ static int search_emit(struct search_run *r, int kind, sqlite3_int64 rid, int ch
     int rc = sql_step(&r->s->q, q, st, err);
     if (rc <= 0)
         return rc;
-    if (check_words && !names_match(r, st, kind)) {
-        sqlite3_reset(st);
-        return 0;
-    }
-    const struct cols *m = &r->m[kind];
-    struct buf *b = r->out;
-    rc = (r->n && buf_append(b, ",", 1) < 0) || buf_puts(b, "{\"entity\":") < 0 ||
-                 text_string(b, e->name, strlen(e->name)) < 0 || buf_puts(b, ",\"id\":") < 0
-             ? -ENOMEM
-             : 0;
-    if (rc == 0) {
-        const char *id = col_text(st, m->common[COL_ID]);
-        rc = id ? text_string(b, id, (size_t)sqlite3_column_bytes(st, m->common[COL_ID]))
-                : (buf_puts(b, "null") < 0 ? -ENOMEM : 0);
-    }
-    if (rc == 0 && buf_puts(b, ",\"label\":") < 0)
-        rc = -ENOMEM;
-    if (rc == 0)
-        rc = label_text(b, st, e, m);
-    if (rc == 0 && buf_puts(b, ",\"record\":") < 0)
-        rc = -ENOMEM;
-    if (rc == 0)
-        rc = row_text(b, st, e, m, &r->memo);
-    if (rc == 0 && buf_append(b, "}", 1) < 0)
-        rc = -ENOMEM;
+    rc = write_hit(r, kind, rid, st, h, err);
     sqlite3_reset(st);
-    if (rc < 0)
-        return op_error_set(err, rc, NULL, "out of memory");
-    r->hits[r->n++] = (struct search_hit){kind, rid, 0};
-    return 1;
+    return rc;
 }
 
 /* Folds the query's words for the type-ahead path: 1 when it applies
@@ -2932,31 +2993,49 @@ static int short_words(struct search_run *r, const char *text)
     return 1;
 }
 
-/* The type-ahead hits: names with a word starting with word[0], in the
- * index's order, until the limit. */
+/* The type-ahead hits: names with a word starting with word[0], live and
+ * visible to the viewer, in key order until the limit. Contacts and
+ * organizations come from one statement each (the record joined to its
+ * keys), merged by key. */
 static int search_short(struct search_run *r, struct op_error *err)
 {
     char hi[sizeof r->word[0]];
     size_t n = strlen(r->word[0]);
     memcpy(hi, r->word[0], n + 1);
-    hi[n - 1]++; /* the first text after every word with this prefix (UTF-8 has no 0xff) */
-    sqlite3_stmt *st;
-    int rc = sql_get_st(&r->s->q, STORE_Q_STORE_SEARCH_NAMES, &st, err);
-    if (rc < 0)
-        return rc;
-    sqlite3_bind_text(st, 1, r->word[0], (int)n, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, hi, (int)n, SQLITE_STATIC);
-    while (r->n < r->limit && (rc = sql_step(&r->s->q, STORE_Q_STORE_SEARCH_NAMES, st, err)) == 1) {
-        int kind = sqlite3_column_int(st, 0);
-        if (kind < 0 || kind >= SEARCH_KINDS)
-            continue;
-        int e = search_emit(r, kind, sqlite3_column_int64(st, 1), 1, err);
-        if (e < 0) {
-            sqlite3_reset(st);
-            return e;
-        }
+    hi[n - 1]++; /* the first text after every key with this prefix (UTF-8 has no 0xff) */
+    static const unsigned qs[SEARCH_KINDS] = {STORE_Q_STORE_SEARCH_NAMES_CONTACTS,
+                                              STORE_Q_STORE_SEARCH_NAMES_ORGANIZATIONS};
+    sqlite3_stmt *st[SEARCH_KINDS] = {NULL};
+    struct hit_cols h[SEARCH_KINDS];
+    int has[SEARCH_KINDS] = {0};
+    int rc = 0;
+    for (int k = 0; k < SEARCH_KINDS && rc >= 0; k++) {
+        st[k] = sql_get(&r->s->q, qs[k], err);
+        rc = hit_cols_map(st[k], k, &h[k], err);
+        if (rc < 0)
+            break;
+        sqlite3_bind_text(st[k], 1, r->word[0], (int)n, SQLITE_STATIC);
+        sqlite3_bind_text(st[k], 2, hi, (int)n, SQLITE_STATIC);
+        if (r->s->viewer[0])
+            sqlite3_bind_text(st[k], 3, r->s->viewer, -1, SQLITE_STATIC);
+        rc = has[k] = sql_step(&r->s->q, qs[k], st[k], err);
     }
-    sqlite3_reset(st);
+    while (rc >= 0 && r->n < r->limit && (has[0] > 0 || has[1] > 0)) {
+        /* the smaller key; contacts first on a tie */
+        int k = has[0] > 0 ? 0 : 1;
+        if (k == 0 && has[1] > 0 &&
+            strcmp((const char *)sqlite3_column_text(st[1], 0),
+                   (const char *)sqlite3_column_text(st[0], 0)) < 0)
+            k = 1;
+        sqlite3_int64 rid = sqlite3_column_int64(st[k], 1);
+        if (!hit_seen(r, k, rid) && names_match(r, st[k], k, &h[k]))
+            rc = write_hit(r, k, rid, st[k], &h[k], err);
+        if (rc >= 0)
+            rc = has[k] = sql_step(&r->s->q, qs[k], st[k], err);
+    }
+    for (int k = 0; k < SEARCH_KINDS; k++)
+        if (st[k])
+            sqlite3_reset(st[k]);
     return rc < 0 ? rc : 0;
 }
 
@@ -3004,8 +3083,11 @@ static int search_fts(struct search_run *r, const char *match, struct op_error *
                 cand[j] = cand[j - 1];
                 cand[j - 1] = t;
             }
+        struct hit_cols h[SEARCH_KINDS];
+        int mapped[SEARCH_KINDS] = {0};
         for (int i = 0; i < nc && r->n < r->limit && rc >= 0; i++)
-            rc = search_emit(r, cand[i].kind, cand[i].rid, 0, err);
+            rc = search_emit(r, cand[i].kind, cand[i].rid, &h[cand[i].kind], &mapped[cand[i].kind],
+                             err);
     }
     free(cand);
     return rc < 0 ? rc : 0;
@@ -3023,7 +3105,7 @@ int store_search_text(struct store *s, const char *text, int limit, struct buf *
     if (rc < 0)
         return rc;
     struct search_hit hits[STORE_SEARCH_MAX];
-    struct search_run r = {.s = s, .out = out, .memo = {.sec = -1}, .hits = hits, .limit = limit};
+    struct search_run r = {.s = s, .out = out, .memo = {.day = -1}, .hits = hits, .limit = limit};
     (void)buf_reserve(out, (size_t)limit * 1024 < out->max / 2 ? (size_t)limit * 1024 : 0);
     if (buf_puts(out, "{\"items\":[") < 0)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");

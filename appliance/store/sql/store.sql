@@ -139,12 +139,24 @@ SELECT f.rowid, f.rank FROM {table}_fts f JOIN {table} t ON t.rowid = f.rowid
    AND (?3 IS NULL OR t.owner_id IS NULL OR t.owner_id = ?3)
  ORDER BY f.rank LIMIT ?2;
 
--- Type-ahead: the names with a word from ?1 (included) to ?2 (excluded),
--- in the key's order: the word, then the folded sort text, kind, rowid
--- (kind 0 a contact, 1 an organization; migration 0018). store.c reads
--- rows until it has its hits, so only the first ones are visited.
--- name: search_names
-SELECT kind, rid FROM search_names WHERE key >= ?1 AND key < ?2 ORDER BY key, kind, rid;
+-- Type-ahead: the live records, visible to the viewer (?3 or NULL),
+-- with a name word from ?1 (included) to ?2 (excluded), in the key's
+-- order (the word, then the folded sort text; migration 0018), with the
+-- key and rowid first. store.c merges the two by key and reads rows only
+-- until it has its hits. Only the key is ordered on: a sort on (kind,
+-- rid) too made SQLite add a sorter; equal keys (namesakes) come in the
+-- primary key's order, which is rowid order.
+-- name: search_names_contacts
+SELECT n.key, n.rid, t.* FROM search_names n JOIN contacts t ON t.rowid = n.rid
+ WHERE n.key >= ?1 AND n.key < ?2 AND n.kind = 0 AND t.deleted = 0
+   AND (?3 IS NULL OR t.owner_id IS NULL OR t.owner_id = ?3)
+ ORDER BY n.key;
+
+-- name: search_names_organizations
+SELECT n.key, n.rid, t.* FROM search_names n JOIN organizations t ON t.rowid = n.rid
+ WHERE n.key >= ?1 AND n.key < ?2 AND n.kind = 1 AND t.deleted = 0
+   AND (?3 IS NULL OR t.owner_id IS NULL OR t.owner_id = ?3)
+ ORDER BY n.key;
 
 -- One hit's record (?1 the rowid, ?2 the viewer or NULL): live and
 -- visible to the viewer, as the full-text query filters them.
