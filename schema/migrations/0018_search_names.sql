@@ -14,11 +14,14 @@
 -- record's keys are deleted by the statement that blanks or deletes the
 -- row (the triggers), under the connection's secure_delete.
 -- kind 0: contacts (given_name, family_name); 1: organizations (name).
+-- kind leads the primary key, so each kind's range is read on its own
+-- (with the key first, a search read every contact key of its range to
+-- find the organizations among them).
 CREATE TABLE search_names (
-    key TEXT NOT NULL,
     kind INTEGER NOT NULL,
+    key TEXT NOT NULL,
     rid INTEGER NOT NULL,
-    PRIMARY KEY (key, kind, rid)
+    PRIMARY KEY (kind, key, rid)
 ) WITHOUT ROWID;
 
 CREATE TRIGGER contacts_names_ai AFTER INSERT ON contacts WHEN new.deleted = 0 BEGIN
