@@ -49,6 +49,8 @@
 /* How this build makes the other duplicate keys (node_meta "dedup_keys"). */
 #define DEDUP_KEYS "2"
 
+struct search_cols;
+
 struct store {
     sqlite3 *db;
     struct sql_cache q;      /* the store room's queries on db */
@@ -82,6 +84,8 @@ struct store {
         unsigned char field[FIELDS_MAX];
         unsigned char key[DEDUP_NKEYS];
     } binds[STORE_Q_COUNT];
+    /* the search statements' column maps, made on the first search */
+    struct search_cols *search_cols;
 };
 
 /* ---- statements ---------------------------------------------------- */
@@ -444,6 +448,7 @@ void store_close(struct store *s)
     keyset_free(s->bulk);
     sql_cache_close(&s->q);
     folder_free(s->folder);
+    free(s->search_cols);
     db_close(s->db);
     free(s);
 }
@@ -2785,6 +2790,37 @@ static int col_named(const struct entity_def *e, const struct cols *m, const cha
     return -1;
 }
 
+/* The column maps of the type-ahead statements ([0] contacts, [1]
+ * organizations) and of the full-text hits' ([2], [3]): the statements
+ * are prepared once, so their columns are mapped once per store. */
+struct search_cols {
+    struct hit_cols h[2 * SEARCH_KINDS];
+    unsigned char ready[2 * SEARCH_KINDS];
+};
+
+static int hit_cols_map(sqlite3_stmt *st, int kind, struct hit_cols *h, struct op_error *err);
+
+/* st's column map (slot as above); NULL when st is NULL or on failure. */
+static const struct hit_cols *search_cols_of(struct store *s, int slot, sqlite3_stmt *st,
+                                             struct op_error *err)
+{
+    if (!st) {
+        (void)get_failed(err);
+        return NULL;
+    }
+    if (!s->search_cols && !(s->search_cols = calloc(1, sizeof *s->search_cols))) {
+        op_error_set(err, -ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    struct search_cols *c = s->search_cols;
+    if (!c->ready[slot]) {
+        if (hit_cols_map(st, slot % SEARCH_KINDS, &c->h[slot], err) < 0)
+            return NULL;
+        c->ready[slot] = 1;
+    }
+    return &c->h[slot];
+}
+
 static int hit_cols_map(sqlite3_stmt *st, int kind, struct hit_cols *h, struct op_error *err)
 {
     const struct entity_def *e = search_ents[kind].e;
@@ -2926,21 +2962,15 @@ static int write_hit(struct search_run *r, int kind, sqlite3_int64 rid, sqlite3_
 /* Writes the hit (kind, rid) of the full-text path unless it was written
  * already, is gone or is hidden from the viewer. Returns 1 when written,
  * 0 when not, or a negative errno. */
-static int search_emit(struct search_run *r, int kind, sqlite3_int64 rid, struct hit_cols *h,
-                       int *mapped, struct op_error *err)
+static int search_emit(struct search_run *r, int kind, sqlite3_int64 rid, struct op_error *err)
 {
     if (hit_seen(r, kind, rid))
         return 0;
     unsigned q = search_hit_q[kind];
     sqlite3_stmt *st = sql_get(&r->s->q, q, err);
-    if (!*mapped) {
-        int rc = hit_cols_map(st, kind, h, err);
-        if (rc < 0)
-            return rc;
-        *mapped = 1;
-    } else if (!st) {
-        return get_failed(err);
-    }
+    const struct hit_cols *h = search_cols_of(r->s, SEARCH_KINDS + kind, st, err);
+    if (!h)
+        return err && err->code ? err->code : -EIO;
     sqlite3_bind_int64(st, 1, rid);
     if (r->s->viewer[0])
         sqlite3_bind_text(st, 2, r->s->viewer, -1, SQLITE_STATIC);
@@ -3006,14 +3036,15 @@ static int search_short(struct search_run *r, struct op_error *err)
     static const unsigned qs[SEARCH_KINDS] = {STORE_Q_STORE_SEARCH_NAMES_CONTACTS,
                                               STORE_Q_STORE_SEARCH_NAMES_ORGANIZATIONS};
     sqlite3_stmt *st[SEARCH_KINDS] = {NULL};
-    struct hit_cols h[SEARCH_KINDS];
+    const struct hit_cols *h[SEARCH_KINDS];
     int has[SEARCH_KINDS] = {0};
     int rc = 0;
     for (int k = 0; k < SEARCH_KINDS && rc >= 0; k++) {
         st[k] = sql_get(&r->s->q, qs[k], err);
-        rc = hit_cols_map(st[k], k, &h[k], err);
-        if (rc < 0)
+        if (!(h[k] = search_cols_of(r->s, k, st[k], err))) {
+            rc = err && err->code ? err->code : -EIO;
             break;
+        }
         sqlite3_bind_text(st[k], 1, r->word[0], (int)n, SQLITE_STATIC);
         sqlite3_bind_text(st[k], 2, hi, (int)n, SQLITE_STATIC);
         if (r->s->viewer[0])
@@ -3028,8 +3059,8 @@ static int search_short(struct search_run *r, struct op_error *err)
                    (const char *)sqlite3_column_text(st[0], 0)) < 0)
             k = 1;
         sqlite3_int64 rid = sqlite3_column_int64(st[k], 1);
-        if (!hit_seen(r, k, rid) && names_match(r, st[k], k, &h[k]))
-            rc = write_hit(r, k, rid, st[k], &h[k], err);
+        if (!hit_seen(r, k, rid) && names_match(r, st[k], k, h[k]))
+            rc = write_hit(r, k, rid, st[k], h[k], err);
         if (rc >= 0)
             rc = has[k] = sql_step(&r->s->q, qs[k], st[k], err);
     }
@@ -3083,11 +3114,8 @@ static int search_fts(struct search_run *r, const char *match, struct op_error *
                 cand[j] = cand[j - 1];
                 cand[j - 1] = t;
             }
-        struct hit_cols h[SEARCH_KINDS];
-        int mapped[SEARCH_KINDS] = {0};
         for (int i = 0; i < nc && r->n < r->limit && rc >= 0; i++)
-            rc = search_emit(r, cand[i].kind, cand[i].rid, &h[cand[i].kind], &mapped[cand[i].kind],
-                             err);
+            rc = search_emit(r, cand[i].kind, cand[i].rid, err);
     }
     free(cand);
     return rc < 0 ? rc : 0;
