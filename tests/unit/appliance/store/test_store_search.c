@@ -285,6 +285,53 @@ static void field_users_view(void)
     store_close(s);
 }
 
+/* The hits' stamps, written from a memo of the day with the time of day
+ * patched in, are the stamps store_get gives, across hours, minutes,
+ * seconds and milliseconds of one day and across days. */
+static void stamps_across_a_day(void)
+{
+    struct store *s = fx_store_at("stamps.db", NOW_MS);
+    static const uint64_t at[] = {0,
+                                  1,
+                                  999,
+                                  1000,
+                                  59999,
+                                  60000,
+                                  3599999,
+                                  3600000,
+                                  12 * 3600000 + 34 * 60000 + 56789,
+                                  DAY_MS - 1,
+                                  DAY_MS,
+                                  DAY_MS + 3723004,
+                                  40 * DAY_MS + 1};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        fx_clock_ms = NOW_MS + at[i];
+        char family[32];
+        snprintf(family, sizeof family, "Stamp%02zu", i);
+        free(person(s, "Mara", family, NULL));
+    }
+    struct op_error err;
+    json_t *hits = NULL;
+    CHECK_EQ(store_search(s, "mara", 50, &hits, &err), 0);
+    CHECK_EQ(json_array_size(hits), sizeof at / sizeof at[0]);
+    size_t i;
+    json_t *h;
+    json_array_foreach(hits, i, h)
+    {
+        json_t *rec = NULL;
+        const char *id = json_string_value(json_object_get(h, "id"));
+        CHECK_EQ(store_get(s, &entity_contact, id, 0, &rec, &err), 0);
+        const char *want = json_string_value(json_object_get(rec, "created_at"));
+        const char *got =
+            json_string_value(json_object_get(json_object_get(h, "record"), "created_at"));
+        CHECK_STR(got ? got : "", want ? want : "-");
+        CHECK(json_equal(rec, json_object_get(h, "record")));
+        json_decref(rec);
+    }
+    json_decref(hits);
+    store_close(s);
+}
+
 static void last_problem(void *ctx, const char *line)
 {
     snprintf(ctx, 512, "%s", line);
@@ -329,6 +376,7 @@ int main(void)
     RUN(other_scripts);
     RUN(gone_stays_gone);
     RUN(field_users_view);
+    RUN(stamps_across_a_day);
     RUN(check_and_rebuild);
     return fx_finish();
 }
