@@ -10,8 +10,11 @@ static void usage(FILE *out)
     fprintf(out, "usage: outpost search [--db PATH] [--limit N] [--json] TEXT...\n\n"
                  "Search contacts and organizations. Case and diacritics are ignored\n"
                  "(\"jose\" finds \"José\", \"lodz\" finds \"Łódź\") and each word matches\n"
-                 "as a prefix. Prints one line per hit: entity, id, label. Options may\n"
-                 "come before or after TEXT; after '--' every word is TEXT.\n\n"
+                 "as a prefix. One or two words of at most four letters are type-ahead:\n"
+                 "names with such a word come first (the exact word, then longer words\n"
+                 "in order, then by family name), then other matches; longer text is\n"
+                 "ranked best match first. Prints one line per hit: entity, id, label.\n"
+                 "Options may come before or after TEXT; after '--' every word is TEXT.\n\n"
                  "  --limit N  at most N hits (1-200, default 20)\n"
                  "  --json     print the hits as a JSON array with the full records\n");
 }
@@ -50,9 +53,6 @@ static int run(const struct cli_call *c)
         return cli_fail("search", r, &err);
     }
     if (a->json) {
-        size_t i;
-        json_t *h;
-        json_array_foreach(hits, i, h) json_object_del(h, "rank");
         json_dumpf(hits, stdout, JSON_INDENT(2));
         putchar('\n');
     } else {

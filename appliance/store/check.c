@@ -324,6 +324,29 @@ static int check_search_index(struct run *r, const struct entity_def *e, struct 
     return code;
 }
 
+/* The type-ahead name index against the names of the live records. */
+static int check_names(struct run *r, struct op_error *err)
+{
+    if (!table_exists(r, "search_names"))
+        return 0; /* an older schema: reported above */
+    sqlite3_stmt *st;
+    int rc = step(&r->q, STORE_Q_CHECK_NAMES_DRIFT, &st);
+    if (rc != SQLITE_ROW) {
+        if (st)
+            sqlite3_reset(st);
+        return sql_fail(r->db, rc, "cannot check the name index search_names", err);
+    }
+    int64_t extra = sqlite3_column_int64(st, 0), missing = sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    if (extra || missing)
+        problem(r,
+                "search index search_names: %lld keys no live name gives, %lld missing; "
+                "type-ahead searches may miss or invent records (outpost check "
+                "--rebuild-search)",
+                (long long)extra, (long long)missing);
+    return 0;
+}
+
 int check_run(sqlite3 *db, check_report_fn report, void *ctx, struct check_result *out,
               struct op_error *err)
 {
@@ -342,6 +365,8 @@ int check_run(sqlite3 *db, check_report_fn report, void *ctx, struct check_resul
     for (size_t i = 0; rc == 0 && entity_all[i]; i++)
         if (entity_all[i]->flags & ENTITY_SEARCH)
             rc = check_search_index(&r, entity_all[i], err);
+    if (rc == 0)
+        rc = check_names(&r, err);
     sql_cache_close(&r.snap);
     sqlite3_close(r.snapshot);
     sql_cache_close(&r.q);
@@ -356,9 +381,11 @@ int check_run(sqlite3 *db, check_report_fn report, void *ctx, struct check_resul
 
 int check_rebuild_search(sqlite3 *db, struct op_error *err)
 {
-    static const unsigned steps[] = {STORE_Q_CHECK_REBUILD_BEGIN, STORE_Q_CHECK_REBUILD_CONTACTS,
-                                     STORE_Q_CHECK_REBUILD_ORGANIZATIONS,
-                                     STORE_Q_CHECK_REBUILD_COMMIT};
+    static const unsigned steps[] = {
+        STORE_Q_CHECK_REBUILD_BEGIN,          STORE_Q_CHECK_REBUILD_CONTACTS,
+        STORE_Q_CHECK_REBUILD_ORGANIZATIONS,  STORE_Q_CHECK_REBUILD_NAMES_CLEAR,
+        STORE_Q_CHECK_REBUILD_NAMES_CONTACTS, STORE_Q_CHECK_REBUILD_NAMES_ORGANIZATIONS,
+        STORE_Q_CHECK_REBUILD_COMMIT};
     struct sql_cache c;
     int rc = sql_cache_init(&c, db, &store_queries, err);
     if (rc < 0)

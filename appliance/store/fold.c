@@ -295,6 +295,9 @@ static void free_udata(void *p)
     free(p);
 }
 
+static void fold_sql_free(void *p);
+static int fold_sql_register(sqlite3 *db);
+
 int fold_register(sqlite3 *db)
 {
     fts5_api *api = get_fts5_api(db);
@@ -316,7 +319,7 @@ int fold_register(sqlite3 *db)
         free(copy);
         return sql_errno(rc);
     }
-    return 0;
+    return fold_sql_register(db);
 }
 
 /* The most folded text one call may produce: the input is at most 1 MiB
@@ -384,4 +387,115 @@ int folder_fold(struct folder *f, const char *text, size_t len, const char **out
         return sql_errno(rc);
     *out = f->out.data;
     return (int)f->out.len;
+}
+
+/* ---- the SQL function of the name index -----------------------------------
+ *
+ * outpost_name_keys(part, ...) gives the keys of a name in search_names
+ * (schema/migrations/0019_search_names.sql) as a JSON array: one per
+ * distinct folded word of the parts, that word, a space and the sort
+ * text (the parts' folded words in the order given, one space apart).
+ * A space sorts before any letter or digit, so the keys of a word come
+ * before those of longer words that start with it, and within a word
+ * they are in the order of the sort text. The triggers call it with the
+ * family name first for a contact. Words of unspaced scripts are left
+ * out: their pairs stay with the full-text index. The words come from
+ * the tokenizer itself, so the name index and the full-text index hold
+ * the same words; the function is deterministic, which the triggers rely
+ * on to delete exactly the keys they inserted. */
+
+#define NAME_PARTS_MAX 4
+
+static void fold_sql_free(void *p)
+{
+    folder_free(p);
+}
+
+/* Whether the key for word w[0..n) already stands in the array a. */
+static int seen_word(const struct buf *a, const char *w, size_t n)
+{
+    for (const char *p = a->data; p && (p = strchr(p, '"'));) {
+        if (!strncmp(p + 1, w, n) && p[1 + n] == ' ')
+            return 1;
+        p = strchr(p + 1, '"') + 1;
+    }
+    return 0;
+}
+
+static void sql_name_keys(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    struct folder *f = sqlite3_user_data(ctx);
+    struct buf sort, a;
+    buf_init(&sort, FOLD_OUT_MAX);
+    buf_init(&a, FOLD_OUT_MAX);
+    int rc = 0;
+    if (argc > NAME_PARTS_MAX) {
+        sqlite3_result_error(ctx, "outpost_name_keys: too many parts", -1);
+        return;
+    }
+    /* the sort text: every part folded, in order */
+    for (int i = 0; i < argc && rc == 0; i++) {
+        if (sqlite3_value_type(argv[i]) == SQLITE_NULL)
+            continue;
+        const char *text = (const char *)sqlite3_value_text(argv[i]);
+        const char *folded;
+        int n =
+            text ? folder_fold(f, text, (size_t)sqlite3_value_bytes(argv[i]), &folded) : -ENOMEM;
+        if (n < 0)
+            rc = n;
+        else if (n > 0) {
+            if (sort.len)
+                rc = buf_append(&sort, " ", 1);
+            if (rc == 0)
+                rc = buf_append(&sort, folded, (size_t)n);
+        }
+    }
+    if (rc == 0)
+        rc = buf_append(&a, "[", 1);
+    /* a folded word holds letters, digits and marks only: nothing to
+     * escape in JSON */
+    for (size_t i = 0; i < sort.len && rc == 0;) {
+        size_t j = i;
+        while (j < sort.len && sort.data[j] != ' ')
+            j++;
+        const char *w = sort.data + i;
+        size_t n = j - i;
+        if (!has_unspaced(w, (int)n) && !seen_word(&a, w, n)) {
+            if (a.len > 1)
+                rc = buf_append(&a, ",", 1);
+            if (rc == 0)
+                rc = buf_append(&a, "\"", 1);
+            if (rc == 0)
+                rc = buf_append(&a, w, n);
+            if (rc == 0)
+                rc = buf_append(&a, " ", 1);
+            if (rc == 0)
+                rc = buf_append(&a, sort.data, sort.len);
+            if (rc == 0)
+                rc = buf_append(&a, "\"", 1);
+        }
+        i = j + 1;
+    }
+    if (rc == 0)
+        rc = buf_append(&a, "]", 1);
+    if (rc == 0)
+        sqlite3_result_text(ctx, a.data, (int)a.len, SQLITE_TRANSIENT);
+    else if (rc == -ENOMEM)
+        sqlite3_result_error_nomem(ctx);
+    else
+        sqlite3_result_error_toobig(ctx);
+    buf_done(&sort);
+    buf_done(&a);
+}
+
+static int fold_sql_register(sqlite3 *db)
+{
+    struct folder *f = NULL;
+    int rc = folder_new(db, &f);
+    if (rc < 0)
+        return rc;
+    rc = sqlite3_create_function_v2(db, "outpost_name_keys", -1,
+                                    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, f,
+                                    sql_name_keys, NULL, NULL, fold_sql_free);
+    return rc == SQLITE_OK ? 0 : sql_errno(rc); /* on failure SQLite freed the folder */
 }

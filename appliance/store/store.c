@@ -49,6 +49,8 @@
 /* How this build makes the other duplicate keys (node_meta "dedup_keys"). */
 #define DEDUP_KEYS "2"
 
+struct search_cols;
+
 struct store {
     sqlite3 *db;
     struct sql_cache q;      /* the store room's queries on db */
@@ -82,6 +84,8 @@ struct store {
         unsigned char field[FIELDS_MAX];
         unsigned char key[DEDUP_NKEYS];
     } binds[STORE_Q_COUNT];
+    /* the search statements' column maps, made on the first search */
+    struct search_cols *search_cols;
 };
 
 /* ---- statements ---------------------------------------------------- */
@@ -444,6 +448,7 @@ void store_close(struct store *s)
     keyset_free(s->bulk);
     sql_cache_close(&s->q);
     folder_free(s->folder);
+    free(s->search_cols);
     db_close(s->db);
     free(s);
 }
@@ -2432,27 +2437,36 @@ static int text_int(struct buf *b, long long v)
 }
 
 /* A stamp as hlc_format_iso writes it ("2026-12-06T19:06:36.011Z"), the
- * date and time of day made once per second and kept: the rows of a page
- * are mostly stamped within a few seconds of each other. */
+ * date made once per day and kept, the time of day patched in: the rows
+ * of a page, and the hits of a search, are mostly stamped within a day
+ * of each other. */
 struct iso_memo {
-    int64_t sec; /* -1: nothing kept */
+    int64_t day; /* -1: nothing kept */
     char text[HLC_ISO_LEN];
 };
 
 static int text_stamp(struct buf *b, struct iso_memo *memo, hlc_stamp stamp)
 {
     int64_t ms = (int64_t)hlc_ms(stamp);
-    if (ms / 1000 != memo->sec) {
+    if (ms < 0 || ms / 86400000 != memo->day) {
         hlc_format_iso(stamp, memo->text);
-        /* kept only in the form whose milliseconds can be patched */
-        memo->sec = strlen(memo->text) == 24 ? ms / 1000 : -1;
+        /* kept only in the form whose time can be patched */
+        memo->day = ms >= 0 && strlen(memo->text) == 24 ? ms / 86400000 : -1;
     } else {
-        int f = (int)(ms % 1000);
-        memo->text[20] = (char)('0' + f / 100);
-        memo->text[21] = (char)('0' + f / 10 % 10);
-        memo->text[22] = (char)('0' + f % 10);
+        int t = (int)(ms % 86400000);
+        int h = t / 3600000, mi = t / 60000 % 60, sec = t / 1000 % 60, f = t % 1000;
+        char *x = memo->text;
+        x[11] = (char)('0' + h / 10);
+        x[12] = (char)('0' + h % 10);
+        x[14] = (char)('0' + mi / 10);
+        x[15] = (char)('0' + mi % 10);
+        x[17] = (char)('0' + sec / 10);
+        x[18] = (char)('0' + sec % 10);
+        x[20] = (char)('0' + f / 100);
+        x[21] = (char)('0' + f / 10 % 10);
+        x[22] = (char)('0' + f % 10);
     }
-    return text_string(b, memo->text, memo->sec >= 0 ? 24 : strlen(memo->text));
+    return text_string(b, memo->text, memo->day >= 0 ? 24 : strlen(memo->text));
 }
 
 /* "name": (the names are the descriptors' plain identifiers) */
@@ -2615,7 +2629,7 @@ int store_list_text(struct store *s, const struct entity_def *e, const struct st
     int rc = list_prepare(s, e, q, &p, err);
     if (rc < 0)
         return rc;
-    struct page_text pg = {.e = e, .p = &p, .out = out, .memo = {.sec = -1}};
+    struct page_text pg = {.e = e, .p = &p, .out = out, .memo = {.day = -1}};
     /* room for a page of typical records at once, not grown step by step */
     (void)buf_reserve(out, (size_t)p.limit * 1024 < out->max / 2 ? (size_t)p.limit * 1024 : 0);
     if (buf_puts(out, "{\"items\":[") < 0) {
@@ -2721,49 +2735,394 @@ static int build_match(const char *text, char *out, size_t cap, struct op_error 
     return 0;
 }
 
-static json_t *label_for(const struct entity_def *e, json_t *rec)
-{
-    if (e == &entity_organization)
-        return json_incref(json_object_get(rec, "name"));
-    const char *g = str_or_null(rec, "given_name"), *f = str_or_null(rec, "family_name");
-    if (g || f) {
-        char buf[512];
-        snprintf(buf, sizeof buf, "%s%s%s", g ? g : "", g && f ? " " : "", f ? f : "");
-        return json_string(buf);
-    }
-    const char *em = str_or_null(rec, "email");
-    return json_string(em ? em : str_or_null(rec, "phone") ? str_or_null(rec, "phone") : "");
-}
+/* ---- search ----------------------------------------------------------------
+ *
+ * Two paths (docs/DATA_MODEL.md, "Search"). A query of at most
+ * SEARCH_SHORT_WORDS words, each folding to one word of at most
+ * SEARCH_SHORT_CHARS characters, is type-ahead: its hits come from the
+ * ordered index of name words (search_names), read in order and stopped
+ * at the limit, and only if there are fewer than the limit the full-text
+ * index adds its best matches after them. Longer queries are ranked by
+ * the full-text index's bm25 alone: ranking every match of a short
+ * prefix was most of a search's cost. The hits are written as JSON text
+ * straight from the rows, as lists are. */
 
-/* The hits of one searchable entity, appended to `all`. */
-struct hits {
-    const struct entity_def *e;
-    const struct cols *m;
-    int rank; /* the rank's column, the last */
-    json_t *all;
+#define SEARCH_SHORT_WORDS 2
+#define SEARCH_SHORT_CHARS 4
+
+/* The searchable entities, in the order of search_names' kind. */
+static const struct store_entity_query search_ents[] = {
+    {&entity_contact, STORE_Q_STORE_SEARCH_CONTACTS},
+    {&entity_organization, STORE_Q_STORE_SEARCH_ORGANIZATIONS},
+};
+static const unsigned search_hit_q[] = {STORE_Q_STORE_SEARCH_HIT_CONTACTS,
+                                        STORE_Q_STORE_SEARCH_HIT_ORGANIZATIONS};
+#define SEARCH_KINDS 2
+
+struct search_hit {
+    int kind;
+    sqlite3_int64 rid;
+    double rank;
 };
 
-static int hit_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
+/* A statement's columns for writing hits: the record's, and the label's. */
+struct hit_cols {
+    struct cols m;
+    int label[4]; /* given, family, email, phone; an organization's name in [0] */
+};
+
+struct search_run {
+    struct store *s;
+    struct buf *out;
+    struct iso_memo memo;
+    struct search_hit *hits; /* written so far */
+    int n, limit;
+    /* the type-ahead words, folded */
+    char word[SEARCH_SHORT_WORDS][SEARCH_SHORT_CHARS * 8 + 1];
+    int nwords;
+};
+
+static int col_named(const struct entity_def *e, const struct cols *m, const char *name)
 {
-    struct hits *h = ctx;
-    json_t *rec = row_json(st, h->e, h->m, 0);
-    json_t *hit = json_object();
-    if (!rec || !hit) {
-        json_decref(rec);
-        json_decref(hit);
-        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < e->nfields; i++)
+        if (!strcmp(e->fields[i].name, name))
+            return m->field[i];
+    return -1;
+}
+
+/* The column maps of the type-ahead statements ([0] contacts, [1]
+ * organizations) and of the full-text hits' ([2], [3]): the statements
+ * are prepared once, so their columns are mapped once per store. */
+struct search_cols {
+    struct hit_cols h[2 * SEARCH_KINDS];
+    unsigned char ready[2 * SEARCH_KINDS];
+};
+
+static int hit_cols_map(sqlite3_stmt *st, int kind, struct hit_cols *h, struct op_error *err);
+
+/* st's column map (slot as above); NULL when st is NULL or on failure. */
+static const struct hit_cols *search_cols_of(struct store *s, int slot, sqlite3_stmt *st,
+                                             struct op_error *err)
+{
+    if (!st) {
+        (void)get_failed(err);
+        return NULL;
     }
-    json_object_set_new(hit, "entity", json_string(h->e->name));
-    json_object_set(hit, "id", json_object_get(rec, "id"));
-    json_object_set_new(hit, "label", label_for(h->e, rec));
-    json_object_set_new(hit, "rank", json_real(sqlite3_column_double(st, h->rank)));
-    json_object_set_new(hit, "record", rec);
-    json_array_append_new(h->all, hit);
+    if (!s->search_cols && !(s->search_cols = calloc(1, sizeof *s->search_cols))) {
+        op_error_set(err, -ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    struct search_cols *c = s->search_cols;
+    if (!c->ready[slot]) {
+        if (hit_cols_map(st, slot % SEARCH_KINDS, &c->h[slot], err) < 0)
+            return NULL;
+        c->ready[slot] = 1;
+    }
+    return &c->h[slot];
+}
+
+static int hit_cols_map(sqlite3_stmt *st, int kind, struct hit_cols *h, struct op_error *err)
+{
+    const struct entity_def *e = search_ents[kind].e;
+    int rc = cols_map(st, e, &h->m, err);
+    if (rc < 0)
+        return rc;
+    static const char *const names[2][4] = {{"given_name", "family_name", "email", "phone"},
+                                            {"name", NULL, NULL, NULL}};
+    for (int i = 0; i < 4; i++)
+        h->label[i] = names[kind][i] ? col_named(e, &h->m, names[kind][i]) : -1;
     return 0;
 }
 
-int store_search(struct store *s, const char *text, int limit, json_t **results,
-                 struct op_error *err)
+static const char *col_text(sqlite3_stmt *st, int col)
+{
+    return col < 0 ? NULL : (const char *)sqlite3_column_text(st, col);
+}
+
+/* Appends s as the inside of a JSON string (text_string without quotes). */
+static int text_inner(struct buf *b, const char *s)
+{
+    size_t before = b->len;
+    int rc = text_string(b, s, strlen(s));
+    if (rc < 0)
+        return rc;
+    /* drop the quotes text_string put around it */
+    memmove(b->data + before, b->data + before + 1, b->len - before - 2);
+    b->len -= 2;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/* The hit's label, as the record shows it: an organization's name, a
+ * contact's given and family name (at most 511 bytes, as before), else
+ * its e-mail or phone. */
+static int label_text(struct buf *b, sqlite3_stmt *st, int kind, const struct hit_cols *h)
+{
+    if (kind == 1) {
+        const char *n = col_text(st, h->label[0]);
+        if (!n)
+            return buf_puts(b, "null") < 0 ? -ENOMEM : 0;
+        return text_string(b, n, strlen(n));
+    }
+    const char *g = col_text(st, h->label[0]);
+    const char *f = col_text(st, h->label[1]);
+    if (g || f) {
+        if (strlen(g ? g : "") + strlen(f ? f : "") + 1 >= 512) {
+            char l[512];
+            snprintf(l, sizeof l, "%s%s%s", g ? g : "", g && f ? " " : "", f ? f : "");
+            return text_string(b, l, strlen(l));
+        }
+        int rc = buf_append(b, "\"", 1) < 0 ? -ENOMEM : 0;
+        if (rc == 0 && g)
+            rc = text_inner(b, g);
+        if (rc == 0 && g && f && buf_append(b, " ", 1) < 0)
+            rc = -ENOMEM;
+        if (rc == 0 && f)
+            rc = text_inner(b, f);
+        if (rc == 0 && buf_append(b, "\"", 1) < 0)
+            rc = -ENOMEM;
+        return rc;
+    }
+    const char *em = col_text(st, h->label[2]);
+    const char *ph = col_text(st, h->label[3]);
+    const char *l = em ? em : ph ? ph : "";
+    return text_string(b, l, strlen(l));
+}
+
+/* Whether the record's name has a word starting with each type-ahead
+ * word but the first (the one the index was read for). */
+static int names_match(struct search_run *r, sqlite3_stmt *st, int kind, const struct hit_cols *h)
+{
+    if (r->nwords < 2)
+        return 1;
+    char name[1024];
+    if (kind == 1) {
+        const char *n = col_text(st, h->label[0]);
+        snprintf(name, sizeof name, "%s", n ? n : "");
+    } else {
+        const char *g = col_text(st, h->label[0]);
+        const char *f = col_text(st, h->label[1]);
+        snprintf(name, sizeof name, "%s %s", g ? g : "", f ? f : "");
+    }
+    const char *folded;
+    int n = folder_fold(r->s->folder, name, strlen(name), &folded);
+    if (n <= 0)
+        return 0;
+    for (int w = 1; w < r->nwords; w++) {
+        size_t wl = strlen(r->word[w]);
+        int found = 0;
+        for (const char *p = folded; p && *p && !found; p = strchr(p, ' '), p = p ? p + 1 : p)
+            found = !strncmp(p, r->word[w], wl);
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
+static int hit_seen(const struct search_run *r, int kind, sqlite3_int64 rid)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->hits[i].kind == kind && r->hits[i].rid == rid)
+            return 1;
+    return 0;
+}
+
+/* Writes the hit in st's current row (columns as in h). */
+static int write_hit(struct search_run *r, int kind, sqlite3_int64 rid, sqlite3_stmt *st,
+                     const struct hit_cols *h, struct op_error *err)
+{
+    const struct entity_def *e = search_ents[kind].e;
+    const struct cols *m = &h->m;
+    struct buf *b = r->out;
+    int rc = (r->n && buf_append(b, ",", 1) < 0) || buf_puts(b, "{\"entity\":") < 0 ||
+                     text_string(b, e->name, strlen(e->name)) < 0 || buf_puts(b, ",\"id\":") < 0
+                 ? -ENOMEM
+                 : 0;
+    if (rc == 0) {
+        const char *id = col_text(st, m->common[COL_ID]);
+        rc = id ? text_string(b, id, (size_t)sqlite3_column_bytes(st, m->common[COL_ID]))
+                : (buf_puts(b, "null") < 0 ? -ENOMEM : 0);
+    }
+    if (rc == 0 && buf_puts(b, ",\"label\":") < 0)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = label_text(b, st, kind, h);
+    if (rc == 0 && buf_puts(b, ",\"record\":") < 0)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = row_text(b, st, e, m, &r->memo);
+    if (rc == 0 && buf_append(b, "}", 1) < 0)
+        rc = -ENOMEM;
+    if (rc < 0)
+        return op_error_set(err, rc, NULL, "out of memory");
+    r->hits[r->n++] = (struct search_hit){kind, rid, 0};
+    return 1;
+}
+
+/* Writes the hit (kind, rid) of the full-text path unless it was written
+ * already, is gone or is hidden from the viewer. Returns 1 when written,
+ * 0 when not, or a negative errno. */
+static int search_emit(struct search_run *r, int kind, sqlite3_int64 rid, struct op_error *err)
+{
+    if (hit_seen(r, kind, rid))
+        return 0;
+    unsigned q = search_hit_q[kind];
+    sqlite3_stmt *st = sql_get(&r->s->q, q, err);
+    const struct hit_cols *h = search_cols_of(r->s, SEARCH_KINDS + kind, st, err);
+    if (!h)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_int64(st, 1, rid);
+    if (r->s->viewer[0])
+        sqlite3_bind_text(st, 2, r->s->viewer, -1, SQLITE_STATIC);
+    int rc = sql_step(&r->s->q, q, st, err);
+    if (rc <= 0)
+        return rc;
+    rc = write_hit(r, kind, rid, st, h, err);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Folds the query's words for the type-ahead path: 1 when it applies
+ * (at most SEARCH_SHORT_WORDS words, each one folded word of at most
+ * SEARCH_SHORT_CHARS characters), 0 when the full-text path answers. */
+static int short_words(struct search_run *r, const char *text)
+{
+    r->nwords = 0;
+    for (const char *p = text; *p;) {
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        const char *w = p;
+        while (*p && !isspace((unsigned char)*p))
+            p++;
+        if (r->nwords == SEARCH_SHORT_WORDS)
+            return 0;
+        const char *folded;
+        int n = folder_fold(r->s->folder, w, (size_t)(p - w), &folded);
+        if (n <= 0 || (size_t)n >= sizeof r->word[0] || memchr(folded, ' ', (size_t)n))
+            return 0;
+        int chars = 0;
+        for (int i = 0; i < n; i++)
+            chars += ((unsigned char)folded[i] & 0xc0) != 0x80;
+        if (chars > SEARCH_SHORT_CHARS)
+            return 0;
+        memcpy(r->word[r->nwords], folded, (size_t)n);
+        r->word[r->nwords][n] = '\0';
+        r->nwords++;
+    }
+    if (!r->nwords)
+        return 0;
+    /* the index is read for the longest word, the most selective */
+    if (r->nwords == 2 && strlen(r->word[1]) > strlen(r->word[0])) {
+        char t[sizeof r->word[0]];
+        memcpy(t, r->word[0], sizeof t);
+        memcpy(r->word[0], r->word[1], sizeof t);
+        memcpy(r->word[1], t, sizeof t);
+    }
+    return 1;
+}
+
+/* The type-ahead hits: names with a word starting with word[0], live and
+ * visible to the viewer, in key order until the limit. Contacts and
+ * organizations come from one statement each (the record joined to its
+ * keys), merged by key. */
+static int search_short(struct search_run *r, struct op_error *err)
+{
+    char hi[sizeof r->word[0]];
+    size_t n = strlen(r->word[0]);
+    memcpy(hi, r->word[0], n + 1);
+    hi[n - 1]++; /* the first text after every key with this prefix (UTF-8 has no 0xff) */
+    static const unsigned qs[SEARCH_KINDS] = {STORE_Q_STORE_SEARCH_NAMES_CONTACTS,
+                                              STORE_Q_STORE_SEARCH_NAMES_ORGANIZATIONS};
+    sqlite3_stmt *st[SEARCH_KINDS] = {NULL};
+    const struct hit_cols *h[SEARCH_KINDS];
+    int has[SEARCH_KINDS] = {0};
+    int rc = 0;
+    for (int k = 0; k < SEARCH_KINDS && rc >= 0; k++) {
+        st[k] = sql_get(&r->s->q, qs[k], err);
+        if (!(h[k] = search_cols_of(r->s, k, st[k], err))) {
+            rc = err && err->code ? err->code : -EIO;
+            break;
+        }
+        sqlite3_bind_text(st[k], 1, r->word[0], (int)n, SQLITE_STATIC);
+        sqlite3_bind_text(st[k], 2, hi, (int)n, SQLITE_STATIC);
+        if (r->s->viewer[0])
+            sqlite3_bind_text(st[k], 3, r->s->viewer, -1, SQLITE_STATIC);
+        rc = has[k] = sql_step(&r->s->q, qs[k], st[k], err);
+    }
+    while (rc >= 0 && r->n < r->limit && (has[0] > 0 || has[1] > 0)) {
+        /* the smaller key; contacts first on a tie */
+        int k = has[0] > 0 ? 0 : 1;
+        if (k == 0 && has[1] > 0 &&
+            strcmp((const char *)sqlite3_column_text(st[1], 0),
+                   (const char *)sqlite3_column_text(st[0], 0)) < 0)
+            k = 1;
+        sqlite3_int64 rid = sqlite3_column_int64(st[k], 1);
+        if (!hit_seen(r, k, rid) && names_match(r, st[k], k, h[k]))
+            rc = write_hit(r, k, rid, st[k], h[k], err);
+        if (rc >= 0)
+            rc = has[k] = sql_step(&r->s->q, qs[k], st[k], err);
+    }
+    for (int k = 0; k < SEARCH_KINDS; k++)
+        if (st[k])
+            sqlite3_reset(st[k]);
+    return rc < 0 ? rc : 0;
+}
+
+static int by_rank(const void *a, const void *b)
+{
+    const struct search_hit *x = a, *y = b;
+    if (x->rank != y->rank)
+        return x->rank < y->rank ? -1 : 1;
+    /* ties: contacts first, then in the order the index gave them */
+    return x->kind != y->kind ? x->kind - y->kind : 0;
+}
+
+/* The full-text hits after those written: the best of each entity by
+ * bm25 (lower is better; the ranks of the two indexes are comparable),
+ * merged. */
+static int search_fts(struct search_run *r, const char *match, struct op_error *err)
+{
+    int want = r->limit;
+    struct search_hit *cand = malloc(sizeof *cand * (size_t)want * SEARCH_KINDS);
+    if (!cand)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    int nc = 0, rc = 0;
+    for (int k = 0; k < SEARCH_KINDS && rc >= 0; k++) {
+        unsigned q = search_ents[k].id;
+        sqlite3_stmt *st;
+        rc = sql_get_st(&r->s->q, q, &st, err);
+        if (rc < 0)
+            break;
+        sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, want);
+        if (r->s->viewer[0])
+            sqlite3_bind_text(st, 3, r->s->viewer, -1, SQLITE_STATIC);
+        /* at most want rows (LIMIT), in the rank's order */
+        while ((rc = sql_step(&r->s->q, q, st, err)) == 1) {
+            cand[nc++] =
+                (struct search_hit){k, sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1)};
+        }
+        sqlite3_reset(st);
+    }
+    if (rc >= 0) {
+        /* a stable merge: insertion sort keeps each entity's order */
+        for (int i = 1; i < nc; i++)
+            for (int j = i; j > 0 && by_rank(&cand[j - 1], &cand[j]) > 0; j--) {
+                struct search_hit t = cand[j];
+                cand[j] = cand[j - 1];
+                cand[j - 1] = t;
+            }
+        for (int i = 0; i < nc && r->n < r->limit && rc >= 0; i++)
+            rc = search_emit(r, cand[i].kind, cand[i].rid, err);
+    }
+    free(cand);
+    return rc < 0 ? rc : 0;
+}
+
+int store_search_text(struct store *s, const char *text, int limit, struct buf *out,
+                      struct op_error *err)
 {
     if (limit <= 0)
         limit = 20;
@@ -2773,49 +3132,37 @@ int store_search(struct store *s, const char *text, int limit, json_t **results,
     int rc = build_match(text, match, sizeof match, err);
     if (rc < 0)
         return rc;
-    static const struct store_entity_query searchable[] = {
-        {&entity_contact, STORE_Q_STORE_SEARCH_CONTACTS},
-        {&entity_organization, STORE_Q_STORE_SEARCH_ORGANIZATIONS},
-        {NULL, 0},
-    };
-    json_t *all = json_array();
-    if (!all)
+    struct search_hit hits[STORE_SEARCH_MAX];
+    struct search_run r = {.s = s, .out = out, .memo = {.day = -1}, .hits = hits, .limit = limit};
+    (void)buf_reserve(out, (size_t)limit * 1024 < out->max / 2 ? (size_t)limit * 1024 : 0);
+    if (buf_puts(out, "{\"items\":[") < 0)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    for (size_t k = 0; searchable[k].e; k++) {
-        const struct entity_def *e = searchable[k].e;
-        unsigned q = searchable[k].id;
-        sqlite3_stmt *st = sql_get(&s->q, q, err);
-        struct cols m;
-        rc = cols_map(st, e, &m, err);
-        if (rc < 0)
-            goto fail;
-        sqlite3_bind_text(st, 1, match, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(st, 2, limit);
-        if (s->viewer[0])
-            sqlite3_bind_text(st, 3, s->viewer, -1, SQLITE_TRANSIENT);
-        struct hits h = {e, &m, sqlite3_column_count(st) - 1, all};
-        rc = sql_each(&s->q, q, st, hit_row, &h, err);
-        if (rc < 0)
-            goto fail;
-    }
-    /* Merge the two ranked lists: bm25 ranks are comparable (lower is better). */
-    size_t n = json_array_size(all);
-    for (size_t i = 1; i < n; i++) {
-        for (size_t j = i; j > 0; j--) {
-            double a = json_real_value(json_object_get(json_array_get(all, j - 1), "rank"));
-            double b = json_real_value(json_object_get(json_array_get(all, j), "rank"));
-            if (a <= b)
-                break;
-            json_t *tmp = json_incref(json_array_get(all, j));
-            json_array_remove(all, j);
-            json_array_insert_new(all, j - 1, tmp);
-        }
-    }
-    while (json_array_size(all) > (size_t)limit)
-        json_array_remove(all, json_array_size(all) - 1);
-    *results = all;
+    if (short_words(&r, text))
+        rc = search_short(&r, err);
+    if (rc >= 0 && r.n < limit)
+        rc = search_fts(&r, match, err);
+    if (rc < 0)
+        return rc;
+    if (buf_puts(out, "]}") < 0)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
     return 0;
-fail:
-    json_decref(all);
-    return rc;
+}
+
+int store_search(struct store *s, const char *text, int limit, json_t **results,
+                 struct op_error *err)
+{
+    struct buf b = BUF_INIT(64u << 20);
+    int rc = store_search_text(s, text, limit, &b, err);
+    if (rc < 0) {
+        buf_done(&b);
+        return rc;
+    }
+    json_t *doc = json_loadb(b.data, b.len, 0, NULL);
+    buf_done(&b);
+    json_t *items = json_incref(json_object_get(doc, "items"));
+    json_decref(doc);
+    if (!items)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
+    *results = items;
+    return 0;
 }

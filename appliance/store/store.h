@@ -272,11 +272,21 @@ int store_list_text(struct store *s, const struct entity_def *e, const struct st
 int store_each(struct store *s, const struct entity_def *e, int include_deleted,
                int (*cb)(void *ctx, json_t *record), void *ctx, struct op_error *err);
 
-/* Full-text search over contacts and organizations, diacritics folded and
- * each word matched as a prefix. *results is an array of objects
- * {"entity", "id", "label", "record"}, best match first. */
+/* Search over contacts and organizations, diacritics folded and each
+ * word matched as a prefix. *results is an array of objects {"entity",
+ * "id", "label", "record"}, at most limit (0: 20). A query of one or two
+ * words of at most four characters each is type-ahead: names with a
+ * word starting so come first (the exact word, then longer words in
+ * order, then by folded family and given name), then the full-text
+ * index's best matches fill up to the limit; longer queries are ranked
+ * by the full-text index (bm25) alone. docs/DATA_MODEL.md, "Search". */
 int store_search(struct store *s, const char *text, int limit, json_t **results,
                  struct op_error *err);
+
+/* The same hits as JSON text {"items":[...]} appended to out, written
+ * straight from the rows (what the API answers). */
+int store_search_text(struct store *s, const char *text, int limit, struct buf *out,
+                      struct op_error *err);
 
 /* Per-entity names for the same calls, so code reads as what it does. */
 #define STORE_ENTITY_API(NAME)                                                                     \

@@ -37,15 +37,17 @@ head -c 3000 "$T/b1.db" >"$T/cut.db"
 expect_exit 1 "$OUTPOST" restore "$T/cut.db"
 expect_contains "$ERR" "nothing changed"
 unchanged "a truncated backup"
-# A copy whose search index no longer matches its table (written with the
-# triggers off): `outpost check` finds it, so restore refuses it.
+# A copy whose search indexes no longer match its table (written with the
+# triggers off): `outpost check` finds both the full-text and the name
+# index out of step, so restore refuses it.
 cp "$T/b1.db" "$T/damaged.db"
 printf ".dbconfig enable_trigger off\nUPDATE contacts SET given_name = 'Zed';\n" |
     sqlite3 "$T/damaged.db" >/dev/null || die "sqlite3 update"
 "$OUTPOST" check --db "$T/damaged.db" >/dev/null 2>&1 && die "the damaged copy passes the check: the test proves nothing"
 expect_exit 1 "$OUTPOST" restore "$T/damaged.db"
 expect_contains "$ERR" "search index contacts_fts: does not match the table contacts"
-expect_contains "$ERR" "fails the check (1 problem, above); nothing changed"
+expect_contains "$ERR" "search index search_names: 2 keys no live name gives, 2 missing"
+expect_contains "$ERR" "fails the check (2 problems, above); nothing changed"
 unchanged "a damaged backup"
 sqlite3 "$T/foreign.db" "CREATE TABLE t (x); INSERT INTO t VALUES (1)"
 expect_exit 1 "$OUTPOST" restore "$T/foreign.db"

@@ -25,14 +25,48 @@ SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1;
 -- each table: contacts organizations
 INSERT INTO {table}_fts ({table}_fts, rank) VALUES ('integrity-check', 1);
 
--- `outpost check --rebuild-search`: the search index built again from its
--- content tables, in one transaction (check_rebuild_search).
+-- The type-ahead name index (migration 0018) against the names it should
+-- hold: the keys it has that no live record's name gives, and the keys
+-- missing from it. Read on the connection db_open made (the keys come
+-- from outpost_name_keys).
+-- name: names_drift
+WITH want (kind, key, rid) AS (
+    SELECT 0, w.value, c.rowid
+      FROM contacts AS c, json_each(outpost_name_keys(c.family_name, c.given_name)) AS w
+     WHERE c.deleted = 0
+    UNION
+    SELECT 1, w.value, o.rowid
+      FROM organizations AS o, json_each(outpost_name_keys(o.name)) AS w
+     WHERE o.deleted = 0
+)
+SELECT (SELECT count(*) FROM (SELECT kind, key, rid FROM search_names EXCEPT
+                              SELECT kind, key, rid FROM want)),
+       (SELECT count(*) FROM (SELECT kind, key, rid FROM want EXCEPT
+                              SELECT kind, key, rid FROM search_names));
+
+-- `outpost check --rebuild-search`: the search indexes built again from
+-- their content tables, in one transaction (check_rebuild_search).
 -- name: rebuild_begin
 BEGIN IMMEDIATE;
 
 -- name: rebuild_{table}
 -- each table: contacts organizations
 INSERT INTO {table}_fts ({table}_fts) VALUES ('rebuild');
+
+-- name: rebuild_names_clear
+DELETE FROM search_names;
+
+-- name: rebuild_names_contacts
+INSERT OR IGNORE INTO search_names (kind, key, rid)
+SELECT 0, w.value, c.rowid
+  FROM contacts AS c, json_each(outpost_name_keys(c.family_name, c.given_name)) AS w
+ WHERE c.deleted = 0;
+
+-- name: rebuild_names_organizations
+INSERT OR IGNORE INTO search_names (kind, key, rid)
+SELECT 1, w.value, o.rowid
+  FROM organizations AS o, json_each(outpost_name_keys(o.name)) AS w
+ WHERE o.deleted = 0;
 
 -- name: rebuild_commit
 COMMIT;

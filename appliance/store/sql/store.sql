@@ -130,13 +130,40 @@ SELECT * FROM {table}
  ORDER BY updated_hlc, id LIMIT ?6;
 
 -- Full-text search (?1 the FTS5 query, ?2 the limit, ?3 the viewer or
--- NULL); the last column is the bm25 rank.
+-- NULL): the rowids of the best matches and their bm25 rank. store.c
+-- reads each hit's record with search_hit_{table}.
 -- name: search_{table}
 -- each table: contacts organizations
-SELECT t.*, f.rank FROM {table}_fts f JOIN {table} t ON t.rowid = f.rowid
+SELECT f.rowid, f.rank FROM {table}_fts f JOIN {table} t ON t.rowid = f.rowid
  WHERE {table}_fts MATCH ?1 AND t.deleted = 0
    AND (?3 IS NULL OR t.owner_id IS NULL OR t.owner_id = ?3)
  ORDER BY f.rank LIMIT ?2;
+
+-- Type-ahead: the live records, visible to the viewer (?3 or NULL),
+-- with a name word from ?1 (included) to ?2 (excluded), in the key's
+-- order (the word, then the folded sort text; migration 0018), with the
+-- key and rowid first. store.c merges the two by key and reads rows only
+-- until it has its hits. Only the key is ordered on: a sort on (kind,
+-- rid) too made SQLite add a sorter; equal keys (namesakes) come in the
+-- primary key's order, which is rowid order.
+-- name: search_names_contacts
+SELECT n.key, n.rid, t.* FROM search_names n JOIN contacts t ON t.rowid = n.rid
+ WHERE n.key >= ?1 AND n.key < ?2 AND n.kind = 0 AND t.deleted = 0
+   AND (?3 IS NULL OR t.owner_id IS NULL OR t.owner_id = ?3)
+ ORDER BY n.key;
+
+-- name: search_names_organizations
+SELECT n.key, n.rid, t.* FROM search_names n JOIN organizations t ON t.rowid = n.rid
+ WHERE n.key >= ?1 AND n.key < ?2 AND n.kind = 1 AND t.deleted = 0
+   AND (?3 IS NULL OR t.owner_id IS NULL OR t.owner_id = ?3)
+ ORDER BY n.key;
+
+-- One hit's record (?1 the rowid, ?2 the viewer or NULL): live and
+-- visible to the viewer, as the full-text query filters them.
+-- name: search_hit_{table}
+-- each table: contacts organizations
+SELECT * FROM {table} WHERE rowid = ?1 AND deleted = 0
+   AND (?2 IS NULL OR owner_id IS NULL OR owner_id = ?2);
 
 -- Inserts and updates, one per table in the order of entity_all (as
 -- above). A record's fields are bound by name (:field, the descriptor's
