@@ -25,7 +25,7 @@ SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1;
 -- each table: contacts organizations
 INSERT INTO {table}_fts ({table}_fts, rank) VALUES ('integrity-check', 1);
 
--- The type-ahead name index (migration 0018) against the names it should
+-- The type-ahead name index (migration 0019) against the names it should
 -- hold: the keys it has that no live record's name gives, and the keys
 -- missing from it. Read on the connection db_open made (the keys come
 -- from outpost_name_keys).

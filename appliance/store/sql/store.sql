@@ -141,7 +141,7 @@ SELECT f.rowid, f.rank FROM {table}_fts f JOIN {table} t ON t.rowid = f.rowid
 
 -- Type-ahead: the live records, visible to the viewer (?3 or NULL),
 -- with a name word from ?1 (included) to ?2 (excluded), in the key's
--- order (the word, then the folded sort text; migration 0018), with the
+-- order (the word, then the folded sort text; migration 0019), with the
 -- key and rowid first. store.c merges the two by key and reads rows only
 -- until it has its hits. Only the key is ordered on: a sort on (kind,
 -- rid) too made SQLite add a sorter; equal keys (namesakes) come in the
