@@ -101,3 +101,49 @@ int sync_ledger_next_voided(struct sync_ledger *l, int *found, uint64_t *no, cha
     *found = 1;
     return 0;
 }
+
+/* Runs `id` with segment number `no` as ?1; the rows changed or -errno. */
+static int run_no(struct sync_ledger *l, unsigned id, uint64_t no, struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(&l->q, id, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
+    return sql_run(&l->q, id, st, err);
+}
+
+static int forget_unsent(struct sync_ledger *l, uint64_t no, int64_t *records, struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_UPLOADS_CUT_AFTER, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
+    int64_t later = 0;
+    *records = 0;
+    int rc = sql_one_int64(&l->q, UPLINK_Q_LEDGER_UPLOADS_CUT_AFTER, st,
+                           "segments cut after the voided one", &later, 1, err);
+    if (rc < 0)
+        return rc;
+    if (later == 0) {
+        rc = run_no(l, UPLINK_Q_LEDGER_UPLOADS_FORGET_UNSENT_RECORDS, no, err);
+        if (rc < 0)
+            return rc;
+        *records = rc;
+    }
+    rc = run_no(l, UPLINK_Q_LEDGER_UPLOADS_FORGET_UNSENT_VOIDED, no, err);
+    return rc < 0 ? rc : 0;
+}
+
+int sync_ledger_forget_unsent_voided(struct sync_ledger *l, uint64_t no, int64_t *records,
+                                     struct op_error *err)
+{
+    *records = -1;
+    int rc = store_begin(l->s, err);
+    if (rc < 0)
+        return rc;
+    rc = forget_unsent(l, no, records, err);
+    rc = ledger_end_tx(l, rc, err);
+    if (rc < 0)
+        *records = -1;
+    return rc;
+}

@@ -150,6 +150,19 @@ int sync_ledger_next_voided(struct sync_ledger *l, int *found, uint64_t *no, cha
                             size_t url_cap, struct op_error *err);
 int sync_ledger_forget_voided(struct sync_ledger *l, uint64_t no, struct op_error *err);
 
+/* Voided segment `no` never reached HQ: HQ answered the termination of its
+ * upload with "no such upload" and has no receipt for it (the upload URL
+ * was recorded before the creation that would carry its first bytes, and
+ * the creation never arrived). In one transaction the voided row goes,
+ * and so do the egress_sent rows of the records that first went into
+ * segment `no`, so no withdrawal names a record HQ never had (docs/EGRESS.md,
+ * "In time"). If a segment was cut after `no` the rows stay (that segment
+ * may carry the same records, and counts on them): *records is then 0,
+ * else the rows forgotten; -1 on failure, with nothing changed. Applying
+ * it twice is harmless. */
+int sync_ledger_forget_unsent_voided(struct sync_ledger *l, uint64_t no, int64_t *records,
+                                     struct op_error *err);
+
 /* The GET /v1/mailbox answer: verify each message's MAC, store in table
  * mailbox with status (applied/refused/pending) and advance the cursor, one
  * transaction. A policy message is judged against the policy in force

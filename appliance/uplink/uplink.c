@@ -80,6 +80,7 @@ enum job_kind {
     J_FORGET_VOIDED,
     J_VERIFY_START,
     J_VERIFY_FINISH,
+    J_FORGET_UNSENT_VOIDED,
     J_CLOSE
 };
 
@@ -104,6 +105,7 @@ struct job {
     char rep_kind[32], rep_msg[256];
     /* outputs */
     int made, found, outcome, policy_changed;
+    int64_t records; /* J_FORGET_UNSENT_VOIDED: the records forgotten as sent */
     struct sync_segment seg;
     struct sync_ledger_news news;
     int have_status;
@@ -189,6 +191,7 @@ static void start_cycle(struct uplink *u);
 static void upload_segment(struct uplink *u);
 static void after_prepare(struct uplink *u, struct job *j);
 static void after_voided(struct uplink *u, struct job *j);
+static void next_voided(struct uplink *u);
 static void check_budget(struct uplink *u);
 static void after_charge(struct uplink *u, struct job *j);
 static void report_link_as(struct uplink *u, int final, const char *kind, const char *msg);
@@ -373,6 +376,9 @@ static void job_work(uv_work_t *w)
     case J_VERIFY_FINISH:
         j->rc = sync_ledger_verify_finish(u->ledger, j->vid, j->vwalk ? u->vwalk : NULL, &j->vrow,
                                           &j->err);
+        break;
+    case J_FORGET_UNSENT_VOIDED:
+        j->rc = sync_ledger_forget_unsent_voided(u->ledger, j->no, &j->records, &j->err);
         break;
     case J_CLOSE:
         sync_ledger_close(u->ledger);
@@ -697,25 +703,102 @@ static void start_cycle(struct uplink *u)
         return;
     }
     /* First take back at HQ what voided segments left there. */
-    if (queue_job(u, job_new(u, J_VOIDED, after_voided)) < 0)
+    next_voided(u);
+}
+
+static void prepare_segments(struct uplink *u, int allow_segment)
+{
+    struct job *j = job_new(u, J_PREPARE, after_prepare);
+    if (j)
+        j->allow_segment = allow_segment;
+    if (queue_job(u, j) < 0)
         cycle_end(u);
 }
 
 static void prepare(struct uplink *u)
 {
-    struct job *j = job_new(u, J_PREPARE, after_prepare);
-    if (j)
-        j->allow_segment = 1;
-    if (queue_job(u, j) < 0)
+    prepare_segments(u, 1);
+}
+
+/* A voided segment's fate at HQ is not known yet (no answer to its
+ * termination or to the receipt asked after it): nothing is cut until it
+ * is, since what the new segments withdraw depends on it (the records of
+ * a segment HQ never had are not withdrawn). What is already cut goes on. */
+static void prepare_unresolved(struct uplink *u)
+{
+    prepare_segments(u, 0);
+}
+
+/* The next voided segment, if any, before anything is cut. */
+static void next_voided(struct uplink *u)
+{
+    if (queue_job(u, job_new(u, J_VOIDED, after_voided)) < 0)
         cycle_end(u);
 }
 
 static void after_forget_voided(struct uplink *u, struct job *j)
 {
-    if (j->rc < 0)
+    if (j->rc < 0) {
         log_once(u, LOG_LEVEL_WARNING, "cannot forget voided segment %llu: %s",
                  (unsigned long long)j->no, j->err.msg);
-    prepare(u);
+        prepare(u); /* its records stay counted as sent: withdrawals follow */
+        return;
+    }
+    next_voided(u);
+}
+
+static void forget_voided(struct uplink *u, enum job_kind kind, job_then then)
+{
+    struct job *j = job_new(u, kind, then);
+    if (j)
+        j->no = u->voided_no;
+    if (queue_job(u, j) < 0)
+        cycle_end(u);
+}
+
+static void after_forget_unsent(struct uplink *u, struct job *j)
+{
+    if (j->rc < 0) {
+        log_once(u, LOG_LEVEL_WARNING, "cannot forget voided segment %llu: %s",
+                 (unsigned long long)j->no, j->err.msg);
+        prepare_unresolved(u);
+        return;
+    }
+    log_notice("sync: voided segment %llu never reached HQ (no upload, no receipt): %lld "
+               "records that went only into it are not withdrawn",
+               (unsigned long long)j->no, (long long)j->records);
+    next_voided(u);
+}
+
+/* HQ's answer to GET /v1/receipts/N for a voided segment whose upload it
+ * does not know: a receipt means it had the segment whole and settled it
+ * (the upload record expired since), so its records are withdrawn; none
+ * means it never had it. */
+static void on_voided_receipt(void *ctx, int status, const char *body, size_t len,
+                              const struct op_error *err)
+{
+    (void)body;
+    (void)len;
+    struct uplink *u = ctx;
+    if (u->stopping || status == -ECANCELED)
+        return;
+    if (status == 200) {
+        log_notice("sync: voided segment %llu: HQ settled it before it was voided; what is "
+                   "withheld now follows as withdrawals",
+                   (unsigned long long)u->voided_no);
+        forget_voided(u, J_FORGET_VOIDED, after_forget_voided);
+        return;
+    }
+    if (status == 404) {
+        forget_voided(u, J_FORGET_UNSENT_VOIDED, after_forget_unsent);
+        return;
+    }
+    log_once(u, LOG_LEVEL_WARNING, "voided segment %llu: cannot ask HQ for its receipt yet: %s",
+             (unsigned long long)u->voided_no,
+             err && err->msg[0] ? err->msg
+             : status < 0       ? strerror(-status)
+                                : "unexpected status");
+    prepare_unresolved(u);
 }
 
 /* The end of the DELETE of a voided segment's upload. */
@@ -724,29 +807,39 @@ static void on_terminated(void *ctx, int status, const struct op_error *err)
     struct uplink *u = ctx;
     if (u->stopping || status == -ECANCELED)
         return;
-    if (status == 0 || status == -EALREADY || status == -ENOENT) {
+    if (status == 0 || status == -EALREADY) {
         log_notice("sync: voided segment %llu: %s", (unsigned long long)u->voided_no,
-                   status == 0           ? "its partial upload at HQ was terminated"
-                   : status == -EALREADY ? "HQ had received it whole before it was voided; what is "
-                                           "withheld now follows as withdrawals"
-                                         : "HQ holds nothing of it");
-        struct job *j = job_new(u, J_FORGET_VOIDED, after_forget_voided);
-        if (j)
-            j->no = u->voided_no;
-        if (queue_job(u, j) < 0)
-            cycle_end(u);
+                   status == 0 ? "its partial upload at HQ was terminated"
+                               : "HQ had received it whole before it was voided; what is "
+                                 "withheld now follows as withdrawals");
+        forget_voided(u, J_FORGET_VOIDED, after_forget_voided);
+        return;
+    }
+    if (status == -ENOENT) {
+        /* No such upload: never created (the URL is recorded before the
+         * creation is sent), or expired after HQ settled it. The receipt
+         * tells the two apart. */
+        char url[TUS_URL_MAX + 64];
+        snprintf(url, sizeof url, "%s/v1/receipts/%llu", u->base, (unsigned long long)u->voided_no);
+        struct op_error e;
+        op_error_clear(&e);
+        if (tus_client_get(u->tus, url, UPLINK_RECEIPT_MAX, on_voided_receipt, u, &e) < 0) {
+            log_once(u, LOG_LEVEL_WARNING, "voided segment %llu: cannot ask for its receipt: %s",
+                     (unsigned long long)u->voided_no, e.msg);
+            prepare_unresolved(u);
+        }
         return;
     }
     log_once(u, LOG_LEVEL_WARNING, "voided segment %llu: cannot terminate its upload at HQ yet: %s",
              (unsigned long long)u->voided_no, err ? err->msg : strerror(-status));
-    prepare(u);
+    prepare_unresolved(u);
 }
 
 static void after_voided(struct uplink *u, struct job *j)
 {
     if (j->rc < 0) {
         log_once(u, LOG_LEVEL_WARNING, "cannot read the voided segments: %s", j->err.msg);
-        prepare(u);
+        prepare_unresolved(u);
         return;
     }
     if (!j->found) {
@@ -759,7 +852,7 @@ static void after_voided(struct uplink *u, struct job *j)
     if (tus_client_terminate(u->tus, j->text, on_terminated, u, &e) < 0) {
         log_once(u, LOG_LEVEL_WARNING, "voided segment %llu: cannot ask HQ to terminate it: %s",
                  (unsigned long long)j->no, e.msg);
-        prepare(u);
+        prepare_unresolved(u);
     }
 }
 

@@ -1,6 +1,6 @@
 #!/bin/bash
-# End to end over a bad link: 10,000 changes on a KE node (4,000 imported
-# contacts, 2,500 of them updated twice, 999 deleted, one subject erasure;
+# End to end over a bad link: 5,000 changes on a KE node (2,000 imported
+# contacts, 1,250 of them updated twice, 499 deleted, one subject erasure;
 # all but the import made while the sync runs) reach outpost-hq through the
 # flaky proxy at 64 kbit/s with the connection cut every 24-64 KB (every
 # 3-8 s at that rate). Then HQ must hold
@@ -11,7 +11,11 @@
 # and no raw e-mail (pseudonymized) anywhere; and the bytes sent again
 # because of cuts must stay under one chunk per cut.
 # SYNC_SEED replays a failure (the proxy's cuts), SYNC_RATE_KBIT changes
-# the link.
+# the link. (It drained 10,000 changes, 4,000 imported, until 2026-12-06:
+# the largest test in CI. Half the load takes the same paths: cuts while
+# segments go, updates and deletes written while earlier versions are on
+# the way, an erasure that voids the spool; docs/BENCHMARKS.md has the
+# times.)
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 . "$TESTS_DIR/integration/sync_lib.sh"
@@ -21,7 +25,7 @@ RATE=${SYNC_RATE_KBIT:-64}
 echo "seed $SEED (SYNC_SEED=$SEED replays the cuts), link $RATE kbit/s"
 
 init_node KE
-import_contacts 4000 7
+import_contacts 2000 7
 hq_enrol nairobi-1 KE
 # /metrics is for managers: a token to read the link counters with
 add_user ops manager 'metrics reader pw'
@@ -34,27 +38,27 @@ start_node "http://127.0.0.1:$PROXY_PORT" --sync_interval_ms 500 --segment_bytes
 t0=$(date +%s)
 
 # Changes while the first segments crawl over the link.
-sqlite3 "$OUTPOST_DB" "SELECT id, version FROM contacts ORDER BY id LIMIT 3500" >"$T/ids" ||
+sqlite3 "$OUTPOST_DB" "SELECT id, version FROM contacts ORDER BY id LIMIT 1750" >"$T/ids" ||
     die "cannot list contacts"
-[ "$(wc -l <"$T/ids")" = 3500 ] || die "expected 3500 ids"
+[ "$(wc -l <"$T/ids")" = 1750 ] || die "expected 1750 ids"
 for pass in 1 2; do
-    head -n 2500 "$T/ids" | tr '|' ' ' | while read -r id v; do echo "$id $((v + pass - 1))"; done |
+    head -n 1250 "$T/ids" | tr '|' ' ' | while read -r id v; do echo "$id $((v + pass - 1))"; done |
         xargs -P 4 -n 2 sh -c \
             '"$0" contact update --version "$2" "$1" --job_title "Agent $2 $1" >/dev/null ||
              echo "update $1 failed" >&2' "$OUTPOST" 2>"$T/upd.err"
     [ ! -s "$T/upd.err" ] || die "updates (pass $pass) failed: $(head "$T/upd.err")"
 done
-sed -n '2501,3499p' "$T/ids" | tr '|' ' ' | xargs -P 4 -n 2 sh -c \
+sed -n '1251,1749p' "$T/ids" | tr '|' ' ' | xargs -P 4 -n 2 sh -c \
     '"$0" contact delete --version "$2" "$1" >/dev/null || echo "delete $1 failed" >&2' \
     "$OUTPOST" 2>"$T/del.err"
 [ ! -s "$T/del.err" ] || die "deletes failed: $(head "$T/del.err")"
-erased=$(sed -n '3500p' "$T/ids" | cut -d'|' -f1)
+erased=$(sed -n '1750p' "$T/ids" | cut -d'|' -f1)
 erased_name=$(sqlite3 "$OUTPOST_DB" "SELECT family_name FROM contacts WHERE id='$erased'")
 "$OUTPOST" subject erase "$erased" --yes --reason "test" >/dev/null || die "erase failed"
 changes=$(sqlite3 "$OUTPOST_DB" "SELECT count(*) FROM audit_log WHERE entity='contact' AND action <> 'erase'")
 changes=$((changes + 1))
 echo "changes made on the node: $changes"
-[ "$changes" -ge 10000 ] || die "only $changes changes were made"
+[ "$changes" -ge 5000 ] || die "only $changes changes were made"
 
 wait_drained 900
 t1=$(date +%s)

@@ -154,7 +154,17 @@ struct stats {
     uint64_t conns, refused, connect_failed, bytes[2], cuts, resets, stalls, stall_ms, after_cut;
     uint64_t silent_stalls;
     uint64_t buffered, peak_buffered; /* bytes held in user space, all connections */
+    /* wall clock, ms since the epoch (0: never): the first connection
+     * accepted, the last byte written on towards HQ and towards the node */
+    uint64_t first_conn_ms, last_fwd_ms[2];
 };
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 struct proxy {
     uv_loop_t *loop;
@@ -515,6 +525,7 @@ static int dir_write(struct dir *d, struct wreq *w)
     c->fwd += n;
     d->fwd += n;
     p->st.bytes[d->idx] += n;
+    p->st.last_fwd_ms[d->idx] = wall_ms();
     return 0;
 }
 
@@ -780,6 +791,8 @@ static void on_connection(uv_stream_t *server, int status)
     }
     c->index = p->next_index++;
     p->st.conns++;
+    if (!p->st.first_conn_ms)
+        p->st.first_conn_ms = wall_ms();
 
     uint64_t rng = stream_seed(p->o.seed, c->index, 0);
     c->cut_at = p->o.cut.max ? draw(&rng, p->o.cut) : FP_NEVER;
@@ -874,10 +887,11 @@ static void print_summary(const struct proxy *p)
             "flaky_proxy: summary seed=%" PRIu64 " conns=%" PRIu64 " refused=%" PRIu64
             " connect_failed=%" PRIu64 " up_bytes=%" PRIu64 " down_bytes=%" PRIu64 " cuts=%" PRIu64
             " resets=%" PRIu64 " stalls=%" PRIu64 " stall_ms=%" PRIu64 " silent_stalls=%" PRIu64
-            " after_cut_bytes=%" PRIu64 " peak_buffered_bytes=%" PRIu64 "\n",
+            " after_cut_bytes=%" PRIu64 " peak_buffered_bytes=%" PRIu64 " first_conn_ms=%" PRIu64
+            " last_up_ms=%" PRIu64 " last_down_ms=%" PRIu64 "\n",
             p->o.seed, s->conns, s->refused, s->connect_failed, s->bytes[UP], s->bytes[DOWN],
             s->cuts, s->resets, s->stalls, s->stall_ms, s->silent_stalls, s->after_cut,
-            s->peak_buffered);
+            s->peak_buffered, s->first_conn_ms, s->last_fwd_ms[UP], s->last_fwd_ms[DOWN]);
     fflush(stderr);
 }
 

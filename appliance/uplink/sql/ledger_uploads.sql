@@ -19,3 +19,17 @@ UPDATE sync_segments SET state = 1, uploaded_ms = ?2 WHERE no = ?1 AND state IN 
 
 -- name: next_voided
 SELECT no, upload_url FROM spool_voided WHERE upload_url != '' ORDER BY no LIMIT 1;
+
+-- A voided segment HQ never had (its upload unknown at HQ, no receipt;
+-- ledger_uploads.c, sync_ledger_forget_unsent_voided): the records that
+-- first went into it are forgotten as sent, so no withdrawal names them,
+-- unless a segment was cut after it (that one may carry them again and
+-- its rows are these). One transaction with the row's removal.
+-- name: cut_after
+SELECT count(*) FROM sync_segments WHERE no > ?1;
+
+-- name: forget_unsent_records
+DELETE FROM egress_sent WHERE segment_no = ?1;
+
+-- name: forget_unsent_voided
+DELETE FROM spool_voided WHERE no = ?1;

@@ -9,7 +9,8 @@
  * withdraw tombstone; 20,000 changes become many small segments; the
  * mailbox keeps only authentic messages, applies a policy from HQ that
  * loosens nothing and keeps one that loosens pending; between calls the
- * ledger holds no read snapshot. */
+ * ledger holds no read snapshot; the records of a voided segment HQ never
+ * had are not withdrawn, those of one it had are. */
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -775,6 +776,107 @@ static void test_no_snapshot_held(void)
     sync_ledger_close(l);
 }
 
+static int64_t sent_rows(uint64_t segment_no)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM egress_sent WHERE segment_no = %llu",
+             (unsigned long long)segment_no);
+    sqlite3_stmt *q;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(store_db(fx_st), sql, -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
+/* Ada and Bea cut into one segment whose upload URL is recorded (as before
+ * a creation that carries data), then Ada restricted: the segment is
+ * voided with its URL. Returns the voided segment's number; *ada the id. */
+static struct sync_ledger *voided_with_url(const char *name, uint64_t *no, char **ada)
+{
+    fx_fresh(name);
+    *ada = add_contact("Ada", 0);
+    free(add_contact("Bea", 0));
+    struct sync_ledger *l = fx_open_capped(0, 0);
+    struct sync_segment sg = fx_segment(l);
+    struct op_error err;
+    CHECK_EQ(sync_ledger_set_upload_url(l, sg.no, "http://hq/files/named", &err), 0);
+    CHECK_EQ(sent_rows(sg.no), 2);
+    fx_restrict(*ada);
+    int found = 0;
+    char url[256];
+    CHECK_EQ(sync_ledger_next_voided(l, &found, no, url, sizeof url, &err), 0);
+    CHECK_EQ(found, 1);
+    CHECK_EQ(*no, sg.no);
+    return l;
+}
+
+/* The ops of the next segment cut, or "" when none is. */
+static void next_ops(struct sync_ledger *l, char *ops, size_t cap)
+{
+    struct sync_segment sg;
+    struct op_error err;
+    int made = 0;
+    ops[0] = '\0';
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    if (made)
+        segment_ops(sg.path, ops, cap, NULL, 0);
+}
+
+/* A voided segment HQ never had (its upload unknown, no receipt): its
+ * records are forgotten as sent and the restricted one is not withdrawn;
+ * one HQ had (the termination found it) keeps them and the withdrawal
+ * follows; a segment cut before the answer keeps them too. */
+static void test_voided_never_sent(void)
+{
+    struct op_error err;
+    uint64_t no = 0;
+    char *ada = NULL, ops[256];
+    int64_t records = 7;
+    int found = 1;
+    char url[256];
+
+    /* HQ had it (terminated, or whole): the withdrawal follows (control) */
+    struct sync_ledger *l = voided_with_url("void-had", &no, &ada);
+    CHECK_EQ(sync_ledger_forget_voided(l, no, &err), 0);
+    CHECK_EQ(sent_rows(no), 2);
+    next_ops(l, ops, sizeof ops);
+    CHECK(strstr(ops, "withdraw") != NULL);
+    CHECK(strstr(ops, "upsert") != NULL);
+    free(ada);
+    sync_ledger_close(l);
+
+    /* HQ never had it: no withdrawal names Ada, Bea goes again */
+    l = voided_with_url("void-never", &no, &ada);
+    CHECK_EQ(sync_ledger_forget_unsent_voided(l, no, &records, &err), 0);
+    CHECK_EQ(records, 2);
+    CHECK_EQ(sent_rows(no), 0);
+    CHECK_EQ(sync_ledger_next_voided(l, &found, &no, url, sizeof url, &err), 0);
+    CHECK_EQ(found, 0);
+    /* again (a kill -9 before the answer was acted on): harmless */
+    char *before = fx_snapshot();
+    CHECK_EQ(sync_ledger_forget_unsent_voided(l, no, &records, &err), 0);
+    CHECK_EQ(records, 0);
+    fx_check_unchanged(before);
+    next_ops(l, ops, sizeof ops);
+    CHECK_STR(ops, "upsert");
+    free(ada);
+    sync_ledger_close(l);
+
+    /* a segment was cut meanwhile (it withdraws Ada): the rows stay */
+    l = voided_with_url("void-cut", &no, &ada);
+    next_ops(l, ops, sizeof ops);
+    CHECK(strstr(ops, "withdraw") != NULL);
+    CHECK_EQ(sync_ledger_forget_unsent_voided(l, no, &records, &err), 0);
+    CHECK_EQ(records, 0);
+    CHECK_EQ(sent_rows(no), 2);
+    CHECK_EQ(sync_ledger_next_voided(l, &found, &no, url, sizeof url, &err), 0);
+    CHECK_EQ(found, 0);
+    free(ada);
+    sync_ledger_close(l);
+}
+
 int main(void)
 {
     fx_setup();
@@ -790,6 +892,7 @@ int main(void)
     test_region_mismatch();
     test_waiting();
     test_no_snapshot_held();
+    test_voided_never_sent();
 
     return fx_teardown();
 }
