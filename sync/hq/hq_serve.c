@@ -60,6 +60,7 @@
 struct seen {
     char name[HQ_NODE_MAX]; /* "" for a free slot */
     uint64_t at;
+    int again; /* the pool's write failed: write at the next request */
 };
 
 struct hq_serve {
@@ -155,13 +156,24 @@ static void touch_node(struct hq_serve *hq, const char *name)
 {
     uint64_t now = hq->clock.mono_ms(hq->clock.ctx);
     struct seen *e = hq->seen ? seen_slot(hq->seen, hq->seen_cap, name) : NULL;
-    if (e && e->name[0] && now - e->at < HQ_SERVE_TOUCH_MS)
+    if (e && e->name[0] && !e->again && now - e->at < HQ_SERVE_TOUCH_MS)
         return;
-    struct op_error err;
-    op_error_clear(&err);
-    if (hq->store.ops->node_touch(hq->store.impl, name, now_ms(hq), &err) < 0) {
-        log_warning("node %s: last contact not recorded: %s", name, err.msg);
-        return;
+    if (hq->workers) {
+        /* Written by the pool: an apply may hold the store's write lock,
+         * and the loop must not wait for it. Remembered now; a failure
+         * (job_done) makes the next request write again. */
+        struct hq_job *j = hq_job_new(NULL, name, NULL, NULL, NULL, now_ms(hq));
+        if (!j || hq_workers_submit_touch(hq->workers, j) < 0) {
+            hq_job_free(j);
+            return;
+        }
+    } else {
+        struct op_error err;
+        op_error_clear(&err);
+        if (hq->store.ops->node_touch(hq->store.impl, name, now_ms(hq), &err) < 0) {
+            log_warning("node %s: last contact not recorded: %s", name, err.msg);
+            return;
+        }
     }
     if (!e || !e->name[0]) {
         if (seen_reserve(hq) < 0)
@@ -171,6 +183,19 @@ static void touch_node(struct hq_serve *hq, const char *name)
         hq->seen_n++;
     }
     e->at = now;
+    e->again = 0;
+}
+
+/* The pool could not write a node's last contact: the next request
+ * writes it again. */
+static void touch_failed(struct hq_serve *hq, const struct hq_job *j)
+{
+    if (j->rc == -ECANCELED)
+        return;
+    log_warning("node %s: last contact not recorded: %s", j->principal, j->err.msg);
+    struct seen *e = hq->seen ? seen_slot(hq->seen, hq->seen_cap, j->principal) : NULL;
+    if (e && e->name[0])
+        e->again = 1;
 }
 
 static void iso_time(int64_t ms, char out[32])
@@ -473,6 +498,12 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
 static void job_done(void *ctx, struct hq_job *j)
 {
     struct hq_serve *hq = ctx;
+    if (j->kind == HQ_JOB_TOUCH) {
+        if (j->rc < 0)
+            touch_failed(hq, j);
+        hq_job_free(j);
+        return;
+    }
     struct http_exchange *x = j->x;
     const char *segname = j->meta_segment ? j->meta_segment : "?";
     int rc = j->rc;

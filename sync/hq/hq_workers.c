@@ -39,8 +39,9 @@ struct hq_workers {
     struct hq_job *head, *tail; /* waiting */
     struct hq_job *finished;    /* for the loop, newest first */
     unsigned queued, running, queue_max;
-    int stopping;   /* no new jobs; threads end when idle */
-    unsigned ended; /* threads that returned */
+    unsigned queued_apply; /* of queued, the applies (queue_max bounds them) */
+    int stopping;          /* no new jobs; threads end when idle */
+    unsigned ended;        /* threads that returned */
     atomic_uint generation;
     unsigned n;
     struct worker *worker;
@@ -104,7 +105,10 @@ static void apply_one(struct worker *me, struct hq_job *j)
         .path = j->path,
     };
     op_error_clear(&j->err);
-    j->rc = hq_apply_upload(&me->store, me->policies, &u, j->now_ms, &j->res, &j->err);
+    if (j->kind == HQ_JOB_TOUCH)
+        j->rc = me->store.ops->node_touch(me->store.impl, j->principal, j->now_ms, &j->err);
+    else
+        j->rc = hq_apply_upload(&me->store, me->policies, &u, j->now_ms, &j->res, &j->err);
 }
 
 static void *worker_main(void *arg)
@@ -122,6 +126,7 @@ static void *worker_main(void *arg)
         if (!w->head)
             w->tail = NULL;
         w->queued--;
+        w->queued_apply -= j->kind == HQ_JOB_APPLY;
         w->running++;
         pthread_mutex_unlock(&w->mu);
         apply_one(me, j);
@@ -248,13 +253,13 @@ int hq_workers_start(uv_loop_t *loop, unsigned n, unsigned queue_max,
     return 0;
 }
 
-int hq_workers_submit(struct hq_workers *w, struct hq_job *job)
+static int submit(struct hq_workers *w, struct hq_job *job, int bounded)
 {
     pthread_mutex_lock(&w->mu);
     int rc = 0;
     if (w->stopping)
         rc = -ESHUTDOWN;
-    else if (w->queued >= w->queue_max)
+    else if (bounded && w->queued_apply >= w->queue_max)
         rc = -EAGAIN;
     if (rc == 0) {
         job->next = NULL;
@@ -264,17 +269,30 @@ int hq_workers_submit(struct hq_workers *w, struct hq_job *job)
             w->head = job;
         w->tail = job;
         w->queued++;
+        w->queued_apply += job->kind == HQ_JOB_APPLY;
         pthread_cond_signal(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
     return rc;
 }
 
+int hq_workers_submit(struct hq_workers *w, struct hq_job *job)
+{
+    job->kind = HQ_JOB_APPLY;
+    return submit(w, job, 1);
+}
+
+int hq_workers_submit_touch(struct hq_workers *w, struct hq_job *job)
+{
+    job->kind = HQ_JOB_TOUCH;
+    return submit(w, job, 0);
+}
+
 int hq_workers_full(const struct hq_workers *w)
 {
     struct hq_workers *m = (struct hq_workers *)w;
     pthread_mutex_lock(&m->mu);
-    int full = m->stopping || m->queued >= m->queue_max;
+    int full = m->stopping || m->queued_apply >= m->queue_max;
     pthread_mutex_unlock(&m->mu);
     return full;
 }
@@ -310,6 +328,7 @@ void hq_workers_stop(struct hq_workers *w, void (*stopped)(void *ctx), void *ctx
     }
     w->tail = NULL;
     w->queued = 0;
+    w->queued_apply = 0;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     uv_async_send(&w->wake);

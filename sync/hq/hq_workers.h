@@ -8,6 +8,9 @@
  * (uv_async) and its callback runs there, where the receiver logs,
  * settles the upload and answers the request that completed it.
  *
+ * A node's last contact is written by the pool too (HQ_JOB_TOUCH), so the
+ * loop never waits for the store's write lock while an apply holds it.
+ *
  * Invariants: a job's callback runs exactly once, on the loop: with the
  * apply's return and outcome, or with -ECANCELED for a job abandoned
  * before a thread took it (hq_workers_stop); an apply a thread started
@@ -33,8 +36,15 @@ struct hq_store_opener {
     void *ctx;
 };
 
-/* One upload to apply (hq_job_new, hq_job_free). */
+enum hq_job_kind {
+    HQ_JOB_APPLY = 0, /* verify and apply the upload at path */
+    HQ_JOB_TOUCH,     /* write principal's last contact (node_touch) */
+};
+
+/* One upload to apply, or one last contact to write (hq_job_new,
+ * hq_job_free). */
 struct hq_job {
+    enum hq_job_kind kind;
     char *upload_id;
     char *principal;
     char *meta_node;    /* NULL if absent */
@@ -74,6 +84,11 @@ int hq_workers_start(uv_loop_t *loop, unsigned n, unsigned queue_max,
 /* Queues job (owned by the pool from now on when 0 is returned). -EAGAIN
  * when the queue is full, -ESHUTDOWN while stopping: the caller keeps job. */
 int hq_workers_submit(struct hq_workers *w, struct hq_job *job);
+
+/* Queues a last-contact write (kind HQ_JOB_TOUCH): not counted against
+ * queue_max, because the caller writes each node's at most once a
+ * minute. -ESHUTDOWN while stopping. */
+int hq_workers_submit_touch(struct hq_workers *w, struct hq_job *job);
 
 /* True when a submit would get -EAGAIN or -ESHUTDOWN now. */
 int hq_workers_full(const struct hq_workers *w);
