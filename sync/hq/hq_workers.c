@@ -26,7 +26,8 @@ struct worker {
     int started;
     struct hq_store store;
     struct hq_policies *policies;
-    unsigned generation; /* of the policy cache */
+    unsigned generation;      /* of the policy cache */
+    const struct hq_job *cur; /* the job it runs (under mu), or NULL */
 };
 
 struct hq_workers {
@@ -111,20 +112,73 @@ static void apply_one(struct worker *me, struct hq_job *j)
         j->rc = hq_apply_upload(&me->store, me->policies, &u, j->now_ms, &j->res, &j->err);
 }
 
+/* The segment number of an apply job's metadata; invalid ones sort last. */
+static uint64_t seg_number(const struct hq_job *j)
+{
+    const char *p = j->meta_segment;
+    if (!p || !*p || strlen(p) > 19)
+        return UINT64_MAX;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return UINT64_MAX;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    return v;
+}
+
+static int node_busy(const struct hq_workers *w, const char *principal)
+{
+    for (unsigned i = 0; i < w->n; i++)
+        if (w->worker[i].cur && strcmp(w->worker[i].cur->principal, principal) == 0)
+            return 1;
+    return 0;
+}
+
+/* Under mu: takes the next job a thread may run, or NULL. One node's jobs
+ * never run at once, and of a node's queued applies the lowest segment
+ * number goes first, so a node's segments are applied in number order
+ * whatever order their uploads completed in (a restart's redelivery, a
+ * final answer lost and the next segment sent meanwhile). */
+static struct hq_job *take(struct hq_workers *w)
+{
+    struct hq_job *best = NULL, *best_prev = NULL, *prev = NULL;
+    for (struct hq_job *j = w->head; j; prev = j, j = j->next) {
+        if (node_busy(w, j->principal))
+            continue;
+        if (!best) {
+            best = j;
+            best_prev = prev;
+        } else if (j->kind == HQ_JOB_APPLY && best->kind == HQ_JOB_APPLY &&
+                   strcmp(j->principal, best->principal) == 0 && seg_number(j) < seg_number(best)) {
+            best = j;
+            best_prev = prev;
+        }
+    }
+    if (!best)
+        return NULL;
+    if (best_prev)
+        best_prev->next = best->next;
+    else
+        w->head = best->next;
+    if (w->tail == best)
+        w->tail = best_prev;
+    best->next = NULL;
+    return best;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *me = arg;
     struct hq_workers *w = me->w;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->head && !w->stopping)
+        struct hq_job *j = NULL;
+        while (!(j = take(w)) && !(w->stopping && !w->head))
             pthread_cond_wait(&w->cv, &w->mu);
-        if (!w->head)
+        if (!j)
             break; /* stopping and nothing to do */
-        struct hq_job *j = w->head;
-        w->head = j->next;
-        if (!w->head)
-            w->tail = NULL;
+        me->cur = j;
         w->queued--;
         w->queued_apply -= j->kind == HQ_JOB_APPLY;
         w->running++;
@@ -132,9 +186,11 @@ static void *worker_main(void *arg)
         apply_one(me, j);
         pthread_mutex_lock(&w->mu);
         w->running--;
+        me->cur = NULL;
         j->next = w->finished;
         w->finished = j;
         uv_async_send(&w->wake);
+        pthread_cond_broadcast(&w->cv); /* that node's next job may run now */
     }
     w->ended++;
     if (w->ended == w->n)

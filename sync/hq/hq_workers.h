@@ -16,7 +16,11 @@
  * before a thread took it (hq_workers_stop); an apply a thread started
  * always runs to its commit or rollback (exactly-once holds by the
  * receipt keyed (node, segment) in the apply's own transaction, not by
- * the pool). The queue never holds more than queue_max jobs.
+ * the pool). The queue never holds more than queue_max applies. Two jobs
+ * of one node never run at once, and a node's queued applies run in the
+ * order of their segment numbers, so the order in which a node's uploads
+ * completed (a restart's redelivery reads the spool in directory order)
+ * does not reorder its segments.
  */
 #ifndef OUTPOST_HQ_WORKERS_H
 #define OUTPOST_HQ_WORKERS_H

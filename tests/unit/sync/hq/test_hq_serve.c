@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -724,6 +725,21 @@ static int held_begin(void *impl, struct op_error *err)
     return pool_real_ops->begin(impl, err);
 }
 
+/* The segments the pool's connections wrote receipts for, in order. */
+static pthread_mutex_t put_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t put_order[16];
+static unsigned n_put;
+
+static int logged_receipt_put(void *impl, const struct hq_receipt *r, struct op_error *err)
+{
+    int rc = pool_real_ops->receipt_put(impl, r, err);
+    pthread_mutex_lock(&put_mu);
+    if (rc == 0 && n_put < 16)
+        put_order[n_put++] = r->segment;
+    pthread_mutex_unlock(&put_mu);
+    return rc;
+}
+
 static int open_held(void *ctx, struct hq_store *out, struct op_error *err)
 {
     int rc = hq_store_sqlite_open(ctx, out, err);
@@ -732,6 +748,7 @@ static int open_held(void *ctx, struct hq_store *out, struct op_error *err)
     pool_real_ops = out->ops;
     pool_ops = *out->ops;
     pool_ops.begin = held_begin;
+    pool_ops.receipt_put = logged_receipt_put;
     out->ops = &pool_ops;
     return 0;
 }
@@ -998,6 +1015,56 @@ static void test_apply_pool(void)
     fx_done(&f);
 }
 
+/* Segment 0 held in its apply; then 2 and 1 of the same node complete,
+ * in that order, while a second thread is idle. */
+static int c_pool_order(int port)
+{
+    char p[3][128];
+    for (int i = 0; i < 3; i++)
+        C_EQ(pool_create(port, i, p[i], sizeof p[i]), 201);
+    int fd[3];
+    fd[0] = send_patch(port, p[0], 0);
+    C_EQ(wait_for_file(entered_file), 0);
+    fd[2] = send_patch(port, p[2], 2);
+    C_EQ(head_until(port, p[2], pool_len[2]), (long long)pool_len[2]);
+    fd[1] = send_patch(port, p[1], 1);
+    C_EQ(head_until(port, p[1], pool_len[1]), (long long)pool_len[1]);
+    unlink(hold_file);
+    struct resp r;
+    for (int i = 0; i < 3; i++) {
+        C_EQ(read_answer(fd[i], &r), 204);
+        C_CHECK(rh(&r, "Outpost-Receipt") != NULL);
+    }
+    return cfails;
+}
+
+/* Two threads, but one node's segments never at once and in number order. */
+static void test_pool_order(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f), 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(build_segment(&f, 30 + (unsigned)i), 0);
+        memcpy(pool_seg[i], seg_bytes, seg_len);
+        pool_len[i] = seg_len;
+        pool_no[i] = seg_no;
+    }
+    stop(&f);
+    f.cfg.apply_workers = 2;
+    f.cfg.apply_queue = 4;
+    snprintf(hold_file, sizeof hold_file, "%s/hold", f.dir);
+    snprintf(entered_file, sizeof entered_file, "%s/entered", f.dir);
+    n_put = 0;
+    CHECK_EQ(start_pool(&f), 0);
+    touch_file(hold_file);
+    CHECK_EQ(client(&f, c_pool_order), 0);
+    CHECK_EQ(n_put, 3u);
+    CHECK_EQ(put_order[0], 30u);
+    CHECK_EQ(put_order[1], 31u);
+    CHECK_EQ(put_order[2], 32u);
+    fx_done(&f);
+}
+
 /* ---- the analysts' aggregates ---- */
 
 #define ANALYST "Authorization: Bearer analyst-token-1\r\n"
@@ -1215,6 +1282,7 @@ int main(void)
     RUN(test_last_contact);
     RUN(test_receipt_and_mailbox);
     RUN(test_apply_pool);
+    RUN(test_pool_order);
     RUN(test_analysts);
     return tl_report();
 }
