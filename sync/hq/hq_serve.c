@@ -686,6 +686,9 @@ static void handle_metrics(struct hq_serve *hq, struct http_exchange *x)
                  "Uploads applied or refused, kept until the node has its answer.", ts.settled);
     rc |= metric(&b, "outpost_hq_spool_bytes", "gauge", "Bytes the upload spool holds.",
                  ts.spool_bytes);
+    rc |= metric(&b, "outpost_hq_applies_pending", "gauge",
+                 "Completed uploads queued for or being applied by the apply pool.",
+                 hq->workers ? hq_workers_pending(hq->workers) : 0u);
     rc |= metric(&b, "outpost_hq_connections", "gauge", "Connections open now.",
                  hq->server ? http_server_connections(hq->server) : 0u);
     if (!rc)

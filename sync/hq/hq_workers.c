@@ -40,9 +40,10 @@ struct hq_workers {
     struct hq_job *head, *tail; /* waiting */
     struct hq_job *finished;    /* for the loop, newest first */
     unsigned queued, running, queue_max;
-    unsigned queued_apply; /* of queued, the applies (queue_max bounds them) */
-    int stopping;          /* no new jobs; threads end when idle */
-    unsigned ended;        /* threads that returned */
+    unsigned queued_apply;  /* of queued, the applies (queue_max bounds them) */
+    unsigned running_apply; /* of running, the applies */
+    int stopping;           /* no new jobs; threads end when idle */
+    unsigned ended;         /* threads that returned */
     atomic_uint generation;
     unsigned n;
     struct worker *worker;
@@ -182,10 +183,12 @@ static void *worker_main(void *arg)
         w->queued--;
         w->queued_apply -= j->kind == HQ_JOB_APPLY;
         w->running++;
+        w->running_apply += j->kind == HQ_JOB_APPLY;
         pthread_mutex_unlock(&w->mu);
         apply_one(me, j);
         pthread_mutex_lock(&w->mu);
         w->running--;
+        w->running_apply -= j->kind == HQ_JOB_APPLY;
         me->cur = NULL;
         j->next = w->finished;
         w->finished = j;
@@ -357,7 +360,7 @@ unsigned hq_workers_pending(const struct hq_workers *w)
 {
     struct hq_workers *m = (struct hq_workers *)w;
     pthread_mutex_lock(&m->mu);
-    unsigned n = m->queued + m->running;
+    unsigned n = m->queued_apply + m->running_apply;
     pthread_mutex_unlock(&m->mu);
     return n;
 }

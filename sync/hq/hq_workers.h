@@ -97,7 +97,7 @@ int hq_workers_submit_touch(struct hq_workers *w, struct hq_job *job);
 /* True when a submit would get -EAGAIN or -ESHUTDOWN now. */
 int hq_workers_full(const struct hq_workers *w);
 
-/* Jobs waiting plus jobs being applied. */
+/* Applies waiting plus applies running (last-contact writes not counted). */
 unsigned hq_workers_pending(const struct hq_workers *w);
 
 /* Makes every thread forget its cached profiles and policies before its
