@@ -54,6 +54,12 @@ static const struct conf_key keys[] = {
     {"receipt_wait_ms", CONF_U64, FIELD(receipt_wait_ms), 0, 600000, "10000",
      "the PATCH completing an upload is answered after the segment is applied, with its "
      "receipt (Outpost-Receipt); 0 answers first and applies after"},
+    {"apply_workers", CONF_U64, FIELD(apply_workers), 0, 16, "2",
+     "threads that apply completed uploads off the event loop, each with its own store "
+     "connection; 0 applies on the loop thread"},
+    {"apply_queue", CONF_U64, FIELD(apply_queue), 1, 4096, "64",
+     "completed uploads waiting for a thread at most; beyond it the completing PATCH gets 503 "
+     "with Retry-After before its body is read"},
     {"log_requests", CONF_BOOL, FIELD(log_requests), 0, 0, "true",
      "one log line per request on stderr"},
     {"log_level", CONF_LOG_LEVEL, FIELD(log_level), 0, 0, "info",

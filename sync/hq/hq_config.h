@@ -37,6 +37,8 @@ struct hq_config {
     uint64_t body_timeout_ms;
     uint64_t idle_timeout_ms;
     uint64_t receipt_wait_ms; /* 0: answer the completing PATCH before applying */
+    uint64_t apply_workers;   /* threads applying uploads; 0: on the loop thread */
+    uint64_t apply_queue;     /* completed uploads waiting for a thread at most */
     int log_requests;
     int log_level;      /* enum log_level: lines less severe are left out */
     int log_timestamps; /* each line starts with its UTC time (not in the journal) */

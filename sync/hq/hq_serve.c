@@ -1,8 +1,14 @@
 /*
  * The HQ daemon's loop, routes and callbacks; contract in hq_serve.h.
- * Applying a segment runs on the loop thread: a segment is about half a
- * megabyte (SEGMENT_TARGET_BYTES) and is streamed, so one apply takes
- * milliseconds; the thread pool is the next step if HQ ever needs it.
+ * Applying a segment (about 100 ms for a default half-megabyte segment)
+ * runs on the apply pool (hq_workers.h) when the caller gives a store
+ * opener and apply_workers is above 0: tus_complete queues a job and
+ * answers TUS_COMPLETE_LATER, the loop goes on serving, and job_done
+ * (on the loop again) logs, settles and has tus_server_finish answer the
+ * waiting PATCH with its receipt. A full queue turns the completing
+ * PATCH away at the gate (503, Retry-After) before its body is read.
+ * Without an opener, or with apply_workers 0, the apply runs on the loop
+ * thread as before.
  *
  * Authentication happens once per request, at the server's gate, when
  * the headers are complete and before any body byte is read: an
@@ -33,6 +39,7 @@
 #include "hq_verify.h"
 #include "hq_apply.h"
 #include "hq_store.h"
+#include "hq_workers.h"
 #include "http_server.h"
 #include "log.h"
 #include "outpost_config.h"
@@ -54,6 +61,7 @@
 struct seen {
     char name[HQ_NODE_MAX]; /* "" for a free slot */
     uint64_t at;
+    int again; /* the pool's write failed: write at the next request */
 };
 
 struct hq_serve {
@@ -63,6 +71,8 @@ struct hq_serve {
     struct hq_serve_clock clock;
     struct hq_policies *policies;
     struct tus_server *tus;
+    struct hq_workers *workers; /* NULL: applies run on the loop thread */
+    int redeliver_owed;         /* a completion was turned away: offer it again when room */
     struct http_server *server;
     uv_timer_t sweep;
     struct seen *seen; /* open addressing, seen_cap a power of two */
@@ -147,13 +157,24 @@ static void touch_node(struct hq_serve *hq, const char *name)
 {
     uint64_t now = hq->clock.mono_ms(hq->clock.ctx);
     struct seen *e = hq->seen ? seen_slot(hq->seen, hq->seen_cap, name) : NULL;
-    if (e && e->name[0] && now - e->at < HQ_SERVE_TOUCH_MS)
+    if (e && e->name[0] && !e->again && now - e->at < HQ_SERVE_TOUCH_MS)
         return;
-    struct op_error err;
-    op_error_clear(&err);
-    if (hq->store.ops->node_touch(hq->store.impl, name, now_ms(hq), &err) < 0) {
-        log_warning("node %s: last contact not recorded: %s", name, err.msg);
-        return;
+    if (hq->workers) {
+        /* Written by the pool: an apply may hold the store's write lock,
+         * and the loop must not wait for it. Remembered now; a failure
+         * (job_done) makes the next request write again. */
+        struct hq_job *j = hq_job_new(NULL, name, NULL, NULL, NULL, now_ms(hq));
+        if (!j || hq_workers_submit_touch(hq->workers, j) < 0) {
+            hq_job_free(j);
+            return;
+        }
+    } else {
+        struct op_error err;
+        op_error_clear(&err);
+        if (hq->store.ops->node_touch(hq->store.impl, name, now_ms(hq), &err) < 0) {
+            log_warning("node %s: last contact not recorded: %s", name, err.msg);
+            return;
+        }
     }
     if (!e || !e->name[0]) {
         if (seen_reserve(hq) < 0)
@@ -163,6 +184,19 @@ static void touch_node(struct hq_serve *hq, const char *name)
         hq->seen_n++;
     }
     e->at = now;
+    e->again = 0;
+}
+
+/* The pool could not write a node's last contact: the next request
+ * writes it again. */
+static void touch_failed(struct hq_serve *hq, const struct hq_job *j)
+{
+    if (j->rc == -ECANCELED)
+        return;
+    log_warning("node %s: last contact not recorded: %s", j->principal, j->err.msg);
+    struct seen *e = hq->seen ? seen_slot(hq->seen, hq->seen_cap, j->principal) : NULL;
+    if (e && e->name[0])
+        e->again = 1;
 }
 
 static void iso_time(int64_t ms, char out[32])
@@ -371,28 +405,15 @@ static void add_receipt_header(struct hq_serve *hq, struct http_exchange *x,
     free(body);
 }
 
-static int tus_complete(void *ctx, const char *upload_id, const char *principal,
-                        const struct tus_metadata *md, const char *data_path, uint64_t length)
+/* What follows an apply, on the loop: the log line, the receipt on the
+ * waiting PATCH x (or NULL), the upload settled. Returns 0, or -EBADMSG
+ * for a refused upload (tus_server releases it and answers 460). */
+static int apply_outcome(struct hq_serve *hq, const char *upload_id, const char *principal,
+                         const char *segname, const struct hq_apply_result *rp,
+                         struct http_exchange *x)
 {
-    struct hq_serve *hq = ctx;
-    (void)length;
-    struct hq_upload u = {
-        .principal = principal,
-        .meta_node = tus_metadata_get(md, "node", NULL),
-        .meta_segment = tus_metadata_get(md, "segment", NULL),
-        .path = data_path,
-    };
-    const char *segname = u.meta_segment ? u.meta_segment : "?";
-    struct hq_apply_result res;
-    struct op_error err;
-    op_error_clear(&err);
-    int rc = hq_apply_upload(&hq->store, hq->policies, &u, now_ms(hq), &res, &err);
-    if (rc < 0) {
-        log_warning("node %s segment %s: cannot apply now, kept for a retry: %s", principal,
-                    segname, err.msg[0] ? err.msg : strerror(-rc));
-        return rc;
-    }
-    struct http_exchange *x = tus_server_completing(hq->tus);
+    const struct hq_apply_result res = *rp;
+    int rc;
     switch (res.outcome) {
     case HQ_APPLY_REFUSED:
         /* Not a valid segment of this node (digest, MAC, header): its
@@ -432,6 +453,97 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
         log_warning("upload %s: data not removed (%s); removed at next start", upload_id,
                     strerror(-rc));
     return 0;
+}
+
+/* Applies on the loop thread (no pool). */
+static int apply_here(struct hq_serve *hq, const char *upload_id, const struct hq_upload *u)
+{
+    const char *segname = u->meta_segment ? u->meta_segment : "?";
+    struct hq_apply_result res;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = hq_apply_upload(&hq->store, hq->policies, u, now_ms(hq), &res, &err);
+    if (rc < 0) {
+        log_warning("node %s segment %s: cannot apply now, kept for a retry: %s", u->principal,
+                    segname, err.msg[0] ? err.msg : strerror(-rc));
+        return rc;
+    }
+    return apply_outcome(hq, upload_id, u->principal, segname, &res,
+                         tus_server_completing(hq->tus));
+}
+
+static int tus_complete(void *ctx, const char *upload_id, const char *principal,
+                        const struct tus_metadata *md, const char *data_path, uint64_t length)
+{
+    struct hq_serve *hq = ctx;
+    (void)length;
+    struct hq_upload u = {
+        .principal = principal,
+        .meta_node = tus_metadata_get(md, "node", NULL),
+        .meta_segment = tus_metadata_get(md, "segment", NULL),
+        .path = data_path,
+    };
+    if (!hq->workers)
+        return apply_here(hq, upload_id, &u);
+    if (hq->stopping)
+        return -ESHUTDOWN; /* complete on disk: applied after the next start */
+    struct hq_job *j =
+        hq_job_new(upload_id, principal, u.meta_node, u.meta_segment, data_path, now_ms(hq));
+    if (!j)
+        return -ENOMEM;
+    j->x = tus_server_completing(hq->tus);
+    int rc = hq_workers_submit(hq->workers, j);
+    if (rc < 0) {
+        /* Full (a completion the gate could not see coming: a cut after
+         * the last byte, a restart's backlog): offered again when a job
+         * finishes. */
+        hq_job_free(j);
+        hq->redeliver_owed = 1;
+        return rc;
+    }
+    return TUS_COMPLETE_LATER;
+}
+
+/* The pool finished (or abandoned) a job: on the loop. */
+static void job_done(void *ctx, struct hq_job *j)
+{
+    struct hq_serve *hq = ctx;
+    if (j->kind == HQ_JOB_TOUCH) {
+        if (j->rc < 0)
+            touch_failed(hq, j);
+        hq_job_free(j);
+        return;
+    }
+    struct http_exchange *x = j->x;
+    const char *segname = j->meta_segment ? j->meta_segment : "?";
+    int rc = j->rc;
+    if (rc == -ECANCELED) {
+        log_info("node %s segment %s: not applied before the stop; kept, applied after the next "
+                 "start",
+                 j->principal, segname);
+    } else if (rc < 0) {
+        log_warning("node %s segment %s: cannot apply now, kept for a retry: %s", j->principal,
+                    segname, j->err.msg[0] ? j->err.msg : strerror(-rc));
+    } else {
+        rc = apply_outcome(hq, j->upload_id, j->principal, segname, &j->res, x);
+    }
+    tus_server_finish(hq->tus, j->upload_id, x, rc);
+    hq_job_free(j);
+    if (hq->redeliver_owed && !hq->stopping && !hq_workers_full(hq->workers)) {
+        hq->redeliver_owed = 0;
+        int n = tus_server_redeliver(hq->tus);
+        if (n < 0)
+            log_warning("retrying completed uploads: %s", strerror(-n));
+    }
+}
+
+/* tus_server's question at the gate: can a completion be taken now? */
+static unsigned tus_busy(void *ctx)
+{
+    struct hq_serve *hq = ctx;
+    if (hq->stopping)
+        return 5;
+    return hq->workers && hq_workers_full(hq->workers) ? 2 : 0;
 }
 
 static void handle_receipt(struct hq_serve *hq, struct http_exchange *x, const struct hq_node *n,
@@ -584,6 +696,9 @@ static void handle_metrics(struct hq_serve *hq, struct http_exchange *x)
                  "Uploads applied or refused, kept until the node has its answer.", ts.settled);
     rc |= metric(&b, "outpost_hq_spool_bytes", "gauge", "Bytes the upload spool holds.",
                  ts.spool_bytes);
+    rc |= metric(&b, "outpost_hq_applies_pending", "gauge",
+                 "Completed uploads queued for or being applied by the apply pool.",
+                 hq->workers ? hq_workers_pending(hq->workers) : 0u);
     rc |= metric(&b, "outpost_hq_connections", "gauge", "Connections open now.",
                  hq->server ? http_server_connections(hq->server) : 0u);
     if (!rc)
@@ -699,6 +814,12 @@ static void sweep_closed(uv_handle_t *h)
         done(ctx);
 }
 
+/* The pool of a start that failed later has ended. */
+static void pool_failed(void *ctx)
+{
+    hq_free(ctx);
+}
+
 static void server_stopped(void *arg)
 {
     struct hq_serve *hq = arg;
@@ -721,6 +842,13 @@ static size_t buffered_budget(const struct hq_config *cfg)
 
 int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq_store *store,
                    const struct hq_serve_clock *clock, struct hq_serve **out, struct op_error *err)
+{
+    return hq_serve_start_pool(loop, cfg, store, NULL, clock, out, err);
+}
+
+int hq_serve_start_pool(uv_loop_t *loop, const struct hq_config *cfg, const struct hq_store *store,
+                        const struct hq_store_opener *opener, const struct hq_serve_clock *clock,
+                        struct hq_serve **out, struct op_error *err)
 {
     struct hq_serve *hq = calloc(1, sizeof *hq);
     if (!hq)
@@ -749,6 +877,7 @@ int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq
         .authorize = tus_authorize,
         .admit = tus_admit,
         .on_complete = tus_complete,
+        .busy = tus_busy,
         .ctx = hq,
         .unauthorized_detail = UNAUTHORIZED,
         .now_ms = tus_clock,
@@ -761,6 +890,14 @@ int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq
     if (rc < 0) {
         hq_free(hq);
         return op_error_set(err, rc, "spool_dir", "upload spool: %s", terr.msg);
+    }
+    if (opener && cfg->apply_workers > 0) {
+        rc = hq_workers_start(loop, (unsigned)cfg->apply_workers, (unsigned)cfg->apply_queue,
+                              opener, job_done, hq, &hq->workers, err);
+        if (rc < 0) {
+            hq_free(hq);
+            return rc;
+        }
     }
     rc = tus_server_redeliver(hq->tus);
     if (rc > 0)
@@ -782,6 +919,13 @@ int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq
     };
     rc = http_server_start(loop, &hc, handler, on_log, hq, &hq->server, err);
     if (rc < 0) {
+        if (hq->workers) {
+            /* Freed on the loop once its threads have ended; the jobs
+             * the redelivery above queued are abandoned (kept on disk). */
+            hq->stopping = 1;
+            hq_workers_stop(hq->workers, pool_failed, hq);
+            return rc;
+        }
         hq_free(hq);
         return rc;
     }
@@ -800,6 +944,17 @@ int hq_serve_port(const struct hq_serve *hq)
 void hq_serve_reload(struct hq_serve *hq)
 {
     hq_policies_clear(hq->policies);
+    if (hq->workers)
+        hq_workers_reload(hq->workers);
+}
+
+/* The pool has ended (applies under way finished, queued ones abandoned
+ * and answered): now the HTTP server stops. */
+static void pool_stopped(void *ctx)
+{
+    struct hq_serve *hq = ctx;
+    hq->workers = NULL;
+    http_server_stop(hq->server, server_stopped, hq);
 }
 
 void hq_serve_stop(struct hq_serve *hq, void (*done)(void *ctx), void *ctx)
@@ -810,5 +965,8 @@ void hq_serve_stop(struct hq_serve *hq, void (*done)(void *ctx), void *ctx)
     hq->stop_cb = done;
     hq->stop_ctx = ctx;
     (void)uv_timer_stop(&hq->sweep);
-    http_server_stop(hq->server, server_stopped, hq);
+    if (hq->workers)
+        hq_workers_stop(hq->workers, pool_stopped, hq);
+    else
+        http_server_stop(hq->server, server_stopped, hq);
 }

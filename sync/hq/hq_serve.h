@@ -36,6 +36,7 @@
 
 #include "hq_config.h"
 #include "hq_store.h"
+#include "hq_workers.h"
 #include "op_error.h"
 
 /* How often at most a node's last contact is written to the store. */
@@ -62,6 +63,15 @@ struct hq_serve_clock {
 int hq_serve_start(uv_loop_t *loop, const struct hq_config *cfg, const struct hq_store *store,
                    const struct hq_serve_clock *clock, struct hq_serve **out, struct op_error *err);
 
+/* As hq_serve_start, with the apply pool (hq_workers.h) when opener is
+ * not NULL and cfg->apply_workers is above 0: that many threads, each
+ * with a connection opener->open makes, apply completed uploads off the
+ * loop (cfg->apply_queue waiting at most). A failure to open a thread's
+ * connection fails the start with err saying why. */
+int hq_serve_start_pool(uv_loop_t *loop, const struct hq_config *cfg, const struct hq_store *store,
+                        const struct hq_store_opener *opener, const struct hq_serve_clock *clock,
+                        struct hq_serve **out, struct op_error *err);
+
 /* The port the HTTP server listens on (the one it picked for port 0). */
 int hq_serve_port(const struct hq_serve *hq);
 
@@ -69,7 +79,10 @@ int hq_serve_port(const struct hq_serve *hq);
  * again on next use. */
 void hq_serve_reload(struct hq_serve *hq);
 
-/* Stops: no new connections, in-flight requests finish; then the
+/* Stops: applies under way finish, queued ones are abandoned (their
+ * uploads stay complete on disk and are applied after the next start;
+ * a waiting PATCH gets 503 with Retry-After); then no new connections,
+ * in-flight requests finish; then the
  * receiver is freed and done(ctx) is called on the loop. NULL, or a
  * second call, does nothing. */
 void hq_serve_stop(struct hq_serve *hq, void (*done)(void *ctx), void *ctx);

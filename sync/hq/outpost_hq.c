@@ -1146,6 +1146,11 @@ static int serve_reload(void *ctx, struct op_error *out)
 
 static const struct daemon_hooks serve_hooks = {.reload = serve_reload, .stop = serve_stop};
 
+static int open_sqlite(void *ctx, struct hq_store *out, struct op_error *err)
+{
+    return hq_store_sqlite_open(ctx, out, err);
+}
+
 /* Runs until SIGTERM or SIGINT: 0 after a clean stop, 1 when it cannot
  * start. Logs "listening on http[s]://ADDR:PORT" once serving. */
 static int serve_run(const struct hq_config *cfg, struct serve_line *line)
@@ -1160,9 +1165,12 @@ static int serve_run(const struct hq_config *cfg, struct serve_line *line)
         return EXIT_FAIL;
     }
     uv_loop_t *loop = uv_default_loop();
-    rc = hq_serve_start(loop, cfg, &store, NULL, &d.hq, &err);
+    /* The apply pool's threads each open their own connection. */
+    struct hq_store_opener opener = {.open = open_sqlite, .ctx = (void *)cfg->db};
+    rc = hq_serve_start_pool(loop, cfg, &store, &opener, NULL, &d.hq, &err);
     if (rc < 0) {
         log_err("%s", err.msg);
+        uv_run(loop, UV_RUN_DEFAULT); /* a pool already started ends */
         hq_store_close(&store);
         return EXIT_FAIL;
     }

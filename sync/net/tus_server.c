@@ -47,6 +47,9 @@
 #define DEFAULT_MAX_INCOMPLETE 4u
 #define DEFAULT_MAX_METADATA 4096u
 #define DEFAULT_SETTLED_KEEP 3600u
+#define DISCARDED                                                                                  \
+    "the completed upload failed its content's own check (digest, MAC or format): it was "         \
+    "discarded; create a new upload and send the data again"
 
 struct upload {
     char id[TUS_ID_LEN + 1];
@@ -58,6 +61,7 @@ struct upload {
     int accepted;        /* on_complete returned 0 in this process */
     int in_callback;     /* on_complete is running for it */
     int released;        /* released during on_complete: free after it returns */
+    int wait_status;     /* the status a request waiting for TUS_COMPLETE_LATER gets */
     int settled;         /* data dropped, kept as a complete record (see tus_server_settle) */
     uint64_t settled_at; /* wall-clock seconds since the epoch when it settled */
     struct stream *st;   /* a PATCH whose body is being written, or NULL */
@@ -808,10 +812,11 @@ int tus_server_settle(struct tus_server *s, const char *upload_id)
     return rc;
 }
 
-/* Calls on_complete for u; returns 1 if accepted. u may be freed. */
 /* Offers a complete upload to on_complete. Returns 1 when it was taken,
- * 0 when not (or nothing was offered), -EBADMSG when the embedder found
- * the data invalid (the upload is released then: HEAD answers 404). */
+ * 2 when it was taken and the outcome follows (TUS_COMPLETE_LATER), 0
+ * when not (or nothing was offered), -EBADMSG when the embedder found the
+ * data invalid (the upload is released then: HEAD answers 404). u may be
+ * freed. */
 static int deliver(struct tus_server *s, struct upload *u)
 {
     if (!s->cfg.on_complete || !u->complete || u->accepted || u->settled)
@@ -831,9 +836,9 @@ static int deliver(struct tus_server *s, struct upload *u)
         (void)tus_server_release(s, u->id);
         return -EBADMSG;
     }
-    if (rc == 0)
+    if (rc == 0 || rc == TUS_COMPLETE_LATER)
         u->accepted = 1;
-    return rc == 0;
+    return rc == TUS_COMPLETE_LATER ? 2 : rc == 0;
 }
 
 struct http_exchange *tus_server_completing(const struct tus_server *s)
@@ -1279,14 +1284,39 @@ static int patch_done(struct tus_server *s, struct http_exchange *x, struct uplo
             (void)deliver(s, u);
         return 0;
     }
+    u->wait_status = status;
     s->completing = x;
     int rc = deliver(s, u); /* may free u */
     s->completing = NULL;
+    if (rc == 2)
+        return 0; /* answered by tus_server_finish */
     if (rc == -EBADMSG)
-        return fail(x, 460,
-                    "the completed upload failed its content's own check (digest, MAC or "
-                    "format): it was discarded; create a new upload and send the data again");
+        return fail(x, 460, DISCARDED);
     return answer(x, status);
+}
+
+void tus_server_finish(struct tus_server *s, const char *upload_id, struct http_exchange *x, int rc)
+{
+    struct upload *u = find(s, upload_id);
+    int status = u && u->wait_status ? u->wait_status : 204;
+    if (u && rc == -EBADMSG)
+        (void)tus_server_release(s, upload_id);
+    else if (u && rc < 0 && !u->settled)
+        u->accepted = 0; /* offered again: by tus_server_redeliver, or after a restart */
+    if (u && rc != -EBADMSG)
+        u->wait_status = 0;
+    if (!x)
+        return;
+    if (rc == -EBADMSG) {
+        (void)fail(x, 460, DISCARDED);
+    } else if (rc == -ECANCELED) {
+        hdr(x, "Retry-After", "5");
+        (void)fail(x, 503,
+                   "the server is stopping: the upload is complete and kept, and is processed "
+                   "when the server is back; HEAD it then");
+    } else {
+        (void)answer(x, status);
+    }
 }
 
 /* ---- streamed PATCH bodies ---- */
@@ -1597,6 +1627,20 @@ int tus_server_handle(struct tus_server *s, struct http_exchange *x)
 static int stream_start(struct tus_server *s, struct http_exchange *x, struct upload *u,
                         uint64_t len, int creation);
 
+/* A request whose body would complete an upload while the embedder cannot
+ * take one: 503 with Retry-After before a byte of the body is read. */
+static int busy_refused(struct tus_server *s, struct http_exchange *x)
+{
+    unsigned wait = s->cfg.busy ? s->cfg.busy(s->cfg.ctx) : 0;
+    if (!wait)
+        return 0;
+    hdr_u64(x, "Retry-After", wait);
+    (void)fail(x, 503,
+               "the server is applying as many completed uploads as it holds: send this "
+               "last chunk again after Retry-After; nothing of it was stored");
+    return 1;
+}
+
 /* A creation with its first bytes and an Outpost-Upload-Key: the upload
  * is created (or found, when the key names it) before the body is read,
  * and the body streams into it as a PATCH's would, so a cut keeps what
@@ -1616,6 +1660,8 @@ static int gate_create(struct tus_server *s, struct http_exchange *x, const char
         return 1; /* refused before a byte of the body */
     if (existing)
         stream_abort(u); /* an older request's connection, dead to the client */
+    if (u->offset == 0 && !u->complete && len == length && busy_refused(s, x))
+        return 1;
     if (u->offset == 0 && !u->complete)
         return stream_start(s, x, u, len, 1); /* 0: the handler buffers it (finds u) */
     location(s, x, u->id);
@@ -1667,6 +1713,8 @@ int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *p
     }
     if (len > u->length - u->offset)
         return 0; /* 413 from the handler */
+    if (len == u->length - u->offset && busy_refused(s, x))
+        return 1;
     return stream_start(s, x, u, len, 0);
 }
 

@@ -81,6 +81,11 @@ typedef int (*tus_admit_fn)(void *ctx, const char *principal, const struct tus_m
 /* Wall-clock milliseconds since the epoch; tests inject their own. */
 typedef uint64_t (*tus_server_clock_fn)(void *ctx);
 
+/* on_complete's answer for "taken; the outcome comes later": the embedder
+ * works on the upload elsewhere (a worker thread) and reports with
+ * tus_server_finish on the loop. */
+#define TUS_COMPLETE_LATER 1
+
 /* Called once per process when an upload's offset reaches its length (after
  * the completion is durable; after the final PATCH was answered, or just
  * before with deliver_before_answer), and again by
@@ -90,11 +95,22 @@ typedef uint64_t (*tus_server_clock_fn)(void *ctx);
  * data_path names the complete data file; the pointers are valid during the
  * call. Return 0 when the upload was taken (then settle or release it, now
  * or later), -EBADMSG when its content is invalid for good (the server
- * releases it, HEAD answers 404, and a waiting final PATCH gets 460), or
+ * releases it, HEAD answers 404, and a waiting final PATCH gets 460),
+ * TUS_COMPLETE_LATER when it was taken and its outcome follows with
+ * tus_server_finish (a waiting final PATCH stays unanswered until then;
+ * the upload counts as taken: not redelivered, not terminable), or
  * another negative errno to have it redelivered. */
 typedef int (*tus_complete_fn)(void *ctx, const char *upload_id, const char *principal,
                                const struct tus_metadata *md, const char *data_path,
                                uint64_t length);
+
+/* Whether a completed upload could be taken now: 0 yes, or the seconds a
+ * client should wait (Retry-After) because the embedder's queue is full.
+ * Asked at the gate for a request whose body would complete an upload,
+ * before a byte of it is read: such a request is answered 503 with
+ * Retry-After and the client sends it again later (nothing was stored,
+ * the upload keeps its offset). */
+typedef unsigned (*tus_busy_fn)(void *ctx);
 
 struct tus_server_config {
     const char *spool_dir;     /* created (0700) if missing; one server per directory */
@@ -113,6 +129,7 @@ struct tus_server_config {
     tus_authorize_fn authorize;  /* required */
     tus_admit_fn admit;          /* may be NULL (every valid creation goes ahead) */
     tus_complete_fn on_complete; /* may be NULL (then uploads wait for tus_server_release) */
+    tus_busy_fn busy;            /* may be NULL (completions are always taken) */
     void *ctx;                   /* passed to the callbacks */
     /* The detail of a 401 answer (plain text); NULL = "authentication
      * required" */
@@ -167,6 +184,19 @@ int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *p
  * answered after the callback (deliver_before_answer), so the callback
  * may add headers to its answer; NULL otherwise (redelivery). */
 struct http_exchange *tus_server_completing(const struct tus_server *s);
+
+/* Reports the outcome of an upload on_complete took with
+ * TUS_COMPLETE_LATER, on the loop: rc 0 (done: the embedder settled or
+ * released it), -EBADMSG (its content is invalid for good: released, HEAD
+ * answers 404), -ECANCELED (abandoned because the embedder stops: the
+ * upload stays complete on disk and is offered again after the next
+ * start) or another negative errno (offered again by
+ * tus_server_redeliver). x is the request that completed the upload, as
+ * tus_server_completing gave it during on_complete (the embedder may
+ * have added headers), or NULL: it is answered now, 204 (201 for a
+ * creation), 460 for -EBADMSG, 503 with Retry-After for -ECANCELED. */
+void tus_server_finish(struct tus_server *s, const char *upload_id, struct http_exchange *x,
+                       int rc);
 
 /* An http_handler_fn (ctx = the tus_server) that answers paths outside the
  * collection with 404. */

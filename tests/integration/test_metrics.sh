@@ -67,7 +67,7 @@ curl -sf "http://127.0.0.1:$port/metrics" >"$T/hq.metrics" || die "GET HQ /metri
 promtool_ok "$T/hq.metrics" "outpost-hq"
 proc_series "$T/hq.metrics" outpost-hq
 for name in outpost_hq_nodes outpost_hq_segments_applied_total outpost_hq_spool_bytes \
-    outpost_hq_connections; do
+    outpost_hq_connections outpost_hq_applies_pending; do
     grep -q "^# HELP $name " "$T/hq.metrics" || die "HQ: no HELP for $name"
 done
 kill -TERM "$hpid"

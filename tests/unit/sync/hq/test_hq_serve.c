@@ -15,12 +15,14 @@
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -702,6 +704,367 @@ static void test_receipt_and_mailbox(void)
     fx_done(&f);
 }
 
+/* ---- the apply pool: applies off the loop ---- */
+
+/* The pool's connections: begin waits while hold_file exists (after
+ * creating entered_file), so a test can keep an apply running for as
+ * long as it needs to show what the loop does meanwhile. */
+static char hold_file[160], entered_file[160];
+static const struct hq_store_ops *pool_real_ops;
+static struct hq_store_ops pool_ops;
+
+static int held_begin(void *impl, struct op_error *err)
+{
+    if (access(hold_file, F_OK) == 0) {
+        FILE *fp = fopen(entered_file, "w");
+        if (fp)
+            fclose(fp);
+        while (access(hold_file, F_OK) == 0)
+            usleep(2000);
+    }
+    return pool_real_ops->begin(impl, err);
+}
+
+/* The segments the pool's connections wrote receipts for, in order. */
+static pthread_mutex_t put_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t put_order[16];
+static unsigned n_put;
+
+static int logged_receipt_put(void *impl, const struct hq_receipt *r, struct op_error *err)
+{
+    int rc = pool_real_ops->receipt_put(impl, r, err);
+    pthread_mutex_lock(&put_mu);
+    if (rc == 0 && n_put < 16)
+        put_order[n_put++] = r->segment;
+    pthread_mutex_unlock(&put_mu);
+    return rc;
+}
+
+static int open_held(void *ctx, struct hq_store *out, struct op_error *err)
+{
+    int rc = hq_store_sqlite_open(ctx, out, err);
+    if (rc < 0)
+        return rc;
+    pool_real_ops = out->ops;
+    pool_ops = *out->ops;
+    pool_ops.begin = held_begin;
+    pool_ops.receipt_put = logged_receipt_put;
+    out->ops = &pool_ops;
+    return 0;
+}
+
+static int start_pool(struct fx *f)
+{
+    struct hq_serve_clock clock = {.wall_ms = fake_wall, .mono_ms = fake_mono, .ctx = f};
+    struct hq_store_opener opener = {.open = open_held, .ctx = f->db};
+    struct op_error err;
+    op_error_clear(&err);
+    f->stopped = 0;
+    int rc = hq_serve_start_pool(&f->loop, &f->cfg, &f->wrapped, &opener, &clock, &f->hq, &err);
+    if (rc < 0) {
+        fprintf(stderr, "hq_serve_start_pool: %s\n", err.msg);
+        return rc;
+    }
+    f->port = hq_serve_port(f->hq);
+    return 0;
+}
+
+#define POOL_SEGS 5
+static unsigned char pool_seg[POOL_SEGS][65536];
+static size_t pool_len[POOL_SEGS];
+static unsigned pool_no[POOL_SEGS];
+
+static void touch_file(const char *path)
+{
+    FILE *fp = fopen(path, "w");
+    CHECK(fp != NULL);
+    if (fp)
+        fclose(fp);
+}
+
+/* POST for pool segment i; its path into out. */
+static int pool_create(int port, int i, char *out, size_t cap)
+{
+    struct resp r;
+    char meta[128], seg[16], seg64[32];
+    snprintf(seg, sizeof seg, "%u", pool_no[i]);
+    (void)codec_b64_encode(seg, strlen(seg), 0, seg64, sizeof seg64);
+    snprintf(meta, sizeof meta, "node " B64_N1 ",segment %s", seg64);
+    post(port, AUTH1, meta, (unsigned)pool_len[i], &r);
+    const char *loc = rh(&r, "Location");
+    snprintf(out, cap, "%.100s", loc ? loc : "/files/none");
+    return r.status;
+}
+
+/* Sends the whole of pool segment i as one PATCH and returns the socket
+ * without reading the answer (read_answer). */
+static int send_patch(int port, const char *path, int i)
+{
+    int fd = tcp_connect(port);
+    if (fd < 0)
+        return -1;
+    char h[512];
+    int n = snprintf(h, sizeof h,
+                     "PATCH %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     "Content-Length: %zu\r\n" TUS AUTH1 OCTETS "Upload-Offset: 0\r\n\r\n",
+                     path, pool_len[i]);
+    if (send_all(fd, h, (size_t)n) < 0 || send_all(fd, pool_seg[i], pool_len[i]) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int read_answer(int fd, struct resp *r)
+{
+    memset(r, 0, sizeof *r);
+    r->status = -1;
+    char in[16384];
+    size_t got = recv_all(fd, in, sizeof in - 1);
+    close(fd);
+    in[got] = '\0';
+    char *end = strstr(in, "\r\n\r\n");
+    if (!end || strncmp(in, "HTTP/1.1 ", 9) != 0)
+        return -1;
+    size_t hl = (size_t)(end - in) + 2;
+    if (hl >= sizeof r->head)
+        return -1;
+    memcpy(r->head, in, hl);
+    r->head[hl] = '\0';
+    snprintf(r->body, sizeof r->body, "%s", end + 4);
+    r->status = (int)strtol(in + 9, NULL, 10);
+    return r->status;
+}
+
+static int wait_for_file(const char *path)
+{
+    for (int i = 0; i < 2500 && access(path, F_OK) != 0; i++)
+        usleep(2000);
+    return access(path, F_OK) == 0 ? 0 : -1;
+}
+
+static uint64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* HEAD of path until its offset is want (the upload is complete, so it
+ * has been handed to the pool); the offset last seen, or -1. */
+static long long head_until(int port, const char *path, unsigned long long want)
+{
+    long long last = -1;
+    for (int i = 0; i < 500; i++) {
+        struct resp r;
+        req(port, "HEAD", path, TUS AUTH1, NULL, 0, &r);
+        const char *o = rh(&r, "Upload-Offset");
+        last = o ? strtoll(o, NULL, 10) : -1;
+        if (last >= 0 && (unsigned long long)last == want)
+            break;
+        usleep(2000);
+    }
+    return last;
+}
+
+/* Segments 0, 1, 2 while the pool's one thread is held in the apply of
+ * segment 0: the loop answers HEAD and receipt requests meanwhile, the
+ * queue (1) takes segment 1, segment 2's last chunk is turned away (503,
+ * Retry-After, nothing stored) and taken when sent again; each completing
+ * PATCH carries its receipt. */
+static int c_pool(int port)
+{
+    char p[3][128];
+    struct resp r;
+    for (int i = 0; i < 3; i++)
+        C_EQ(pool_create(port, i, p[i], sizeof p[i]), 201);
+    int fa = send_patch(port, p[0], 0);
+    C_CHECK(fa >= 0);
+    C_EQ(wait_for_file(entered_file), 0); /* the thread is inside the apply */
+
+    uint64_t t0 = ms_now();
+    req(port, "HEAD", p[0], TUS AUTH1, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    C_EQ(strtoull(rh(&r, "Upload-Offset") ? r.val : "0", NULL, 10), pool_len[0]);
+    char rp[32];
+    snprintf(rp, sizeof rp, "/v1/receipts/%u", pool_no[0]);
+    C_EQ(req(port, "GET", rp, AUTH1, NULL, 0, &r), 404); /* not applied yet */
+    C_CHECK(ms_now() - t0 < 2000);                       /* the loop did not wait */
+
+    int fb = send_patch(port, p[1], 1);
+    C_CHECK(fb >= 0);
+    C_EQ(head_until(port, p[1], pool_len[1]), (long long)pool_len[1]); /* queued */
+
+    char h[256];
+    snprintf(h, sizeof h, TUS AUTH1 OCTETS "Upload-Offset: 0\r\n");
+    C_EQ(req(port, "PATCH", p[2], h, pool_seg[2], pool_len[2], &r), 503);
+    C_CHECK(rh(&r, "Retry-After") != NULL);
+    C_HAS(r.body, "Retry-After");
+    req(port, "HEAD", p[2], TUS AUTH1, NULL, 0, &r);
+    C_STR(rh(&r, "Upload-Offset") ? r.val : "-", "0"); /* nothing of it stored */
+
+    unlink(hold_file);
+    C_EQ(read_answer(fa, &r), 204);
+    C_CHECK(rh(&r, "Outpost-Receipt") != NULL);
+    C_EQ(read_answer(fb, &r), 204);
+    C_CHECK(rh(&r, "Outpost-Receipt") != NULL);
+    C_EQ(req(port, "PATCH", p[2], h, pool_seg[2], pool_len[2], &r), 204);
+    C_CHECK(rh(&r, "Outpost-Receipt") != NULL);
+    for (int i = 0; i < 3; i++) {
+        snprintf(rp, sizeof rp, "/v1/receipts/%u", pool_no[i]);
+        C_EQ(req(port, "GET", rp, AUTH1, NULL, 0, &r), 200);
+        C_HAS(r.body, "\"status\":\"applied\"");
+    }
+    return cfails;
+}
+
+/* Segments 3 and 4 sent while the thread is held in segment 3's apply,
+ * then the client goes away; the test stops the receiver. */
+static int c_pool_before_stop(int port)
+{
+    char p[2][128];
+    for (int i = 0; i < 2; i++)
+        C_EQ(pool_create(port, 3 + i, p[i], sizeof p[i]), 201);
+    int fa = send_patch(port, p[0], 3);
+    C_CHECK(fa >= 0);
+    C_EQ(wait_for_file(entered_file), 0);
+    int fb = send_patch(port, p[1], 4);
+    C_CHECK(fb >= 0);
+    C_EQ(head_until(port, p[1], pool_len[4]), (long long)pool_len[4]); /* queued */
+    close(fa);
+    close(fb);
+    return cfails;
+}
+
+static int count_receipts_cb(void *ctx, const struct hq_receipt *r)
+{
+    (void)r;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static int receipts_of(struct fx *f, const char *node)
+{
+    int n = 0;
+    struct op_error err;
+    op_error_clear(&err);
+    if (f->real.ops->receipts_list(f->real.impl, node, count_receipts_cb, &n, &err) < 0)
+        return -1;
+    return n;
+}
+
+static int has_receipt(struct fx *f, unsigned seg)
+{
+    struct hq_receipt r;
+    struct op_error err;
+    op_error_clear(&err);
+    return f->real.ops->receipt_get(f->real.impl, "nairobi-1", seg, &r, &err) == 0;
+}
+
+static void test_apply_pool(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f), 0);
+    for (int i = 0; i < POOL_SEGS; i++) {
+        CHECK_EQ(build_segment(&f, 20 + (unsigned)i), 0);
+        memcpy(pool_seg[i], seg_bytes, seg_len);
+        pool_len[i] = seg_len;
+        pool_no[i] = seg_no;
+    }
+    stop(&f);
+    f.cfg.apply_workers = 1;
+    f.cfg.apply_queue = 1;
+    snprintf(hold_file, sizeof hold_file, "%s/hold", f.dir);
+    snprintf(entered_file, sizeof entered_file, "%s/entered", f.dir);
+    CHECK_EQ(start_pool(&f), 0);
+    touch_file(hold_file);
+    CHECK_EQ(client(&f, c_pool), 0);
+    CHECK_EQ(receipts_of(&f, "nairobi-1"), 3);
+
+    /* A stop while one apply runs and one waits: the running one
+     * finishes, the waiting one is abandoned, complete on disk. */
+    unlink(entered_file);
+    touch_file(hold_file);
+    CHECK_EQ(client(&f, c_pool_before_stop), 0);
+    hq_serve_stop(f.hq, on_stopped, &f);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    unlink(hold_file);
+    while (!f.stopped)
+        uv_run(&f.loop, UV_RUN_ONCE);
+    f.hq = NULL;
+    CHECK(has_receipt(&f, pool_no[3]));
+    CHECK(!has_receipt(&f, pool_no[4]));
+    CHECK_EQ(receipts_of(&f, "nairobi-1"), 4);
+
+    /* The next start applies it, once. */
+    CHECK_EQ(start_pool(&f), 0);
+    for (int i = 0; i < 2500 && !has_receipt(&f, pool_no[4]); i++) {
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+        usleep(2000);
+    }
+    CHECK(has_receipt(&f, pool_no[4]));
+    CHECK_EQ(receipts_of(&f, "nairobi-1"), 5);
+    stop(&f);
+    CHECK_EQ(start_pool(&f), 0); /* nothing left to apply again */
+    for (int i = 0; i < 50; i++) {
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+        usleep(2000);
+    }
+    CHECK_EQ(receipts_of(&f, "nairobi-1"), 5);
+    CHECK_EQ(count_state_files(&f), 5); /* settled: state files only */
+    fx_done(&f);
+}
+
+/* Segment 0 held in its apply; then 2 and 1 of the same node complete,
+ * in that order, while a second thread is idle. */
+static int c_pool_order(int port)
+{
+    char p[3][128];
+    for (int i = 0; i < 3; i++)
+        C_EQ(pool_create(port, i, p[i], sizeof p[i]), 201);
+    int fd[3];
+    fd[0] = send_patch(port, p[0], 0);
+    C_EQ(wait_for_file(entered_file), 0);
+    fd[2] = send_patch(port, p[2], 2);
+    C_EQ(head_until(port, p[2], pool_len[2]), (long long)pool_len[2]);
+    fd[1] = send_patch(port, p[1], 1);
+    C_EQ(head_until(port, p[1], pool_len[1]), (long long)pool_len[1]);
+    unlink(hold_file);
+    struct resp r;
+    for (int i = 0; i < 3; i++) {
+        C_EQ(read_answer(fd[i], &r), 204);
+        C_CHECK(rh(&r, "Outpost-Receipt") != NULL);
+    }
+    return cfails;
+}
+
+/* Two threads, but one node's segments never at once and in number order. */
+static void test_pool_order(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f), 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(build_segment(&f, 30 + (unsigned)i), 0);
+        memcpy(pool_seg[i], seg_bytes, seg_len);
+        pool_len[i] = seg_len;
+        pool_no[i] = seg_no;
+    }
+    stop(&f);
+    f.cfg.apply_workers = 2;
+    f.cfg.apply_queue = 4;
+    snprintf(hold_file, sizeof hold_file, "%s/hold", f.dir);
+    snprintf(entered_file, sizeof entered_file, "%s/entered", f.dir);
+    n_put = 0;
+    CHECK_EQ(start_pool(&f), 0);
+    touch_file(hold_file);
+    CHECK_EQ(client(&f, c_pool_order), 0);
+    CHECK_EQ(n_put, 3u);
+    CHECK_EQ(put_order[0], 30u);
+    CHECK_EQ(put_order[1], 31u);
+    CHECK_EQ(put_order[2], 32u);
+    fx_done(&f);
+}
+
 /* ---- the analysts' aggregates ---- */
 
 #define ANALYST "Authorization: Bearer analyst-token-1\r\n"
@@ -918,6 +1281,8 @@ int main(void)
     RUN(test_authenticate_once);
     RUN(test_last_contact);
     RUN(test_receipt_and_mailbox);
+    RUN(test_apply_pool);
+    RUN(test_pool_order);
     RUN(test_analysts);
     return tl_report();
 }

@@ -110,6 +110,15 @@ struct fx {
     uint64_t clock_ms;
     /* with an http_server gate that streams PATCH bodies (tus_server_gate) */
     int use_gate;
+    /* completing later: deliver_before_answer, on_complete answers
+     * TUS_COMPLETE_LATER and a timer calls tus_server_finish(finish_rc) */
+    int before_answer;
+    int later;
+    int finish_rc;
+    unsigned busy_s; /* what the busy callback answers */
+    uv_timer_t later_timer;
+    struct http_exchange *pend_x;
+    char pend_id[TUS_ID_LEN + 1];
 };
 
 static uint64_t fake_clock(void *ctx)
@@ -146,6 +155,18 @@ static int authorize(void *ctx, struct http_exchange *x, char *principal, size_t
     return 0;
 }
 
+/* The outcome of a completion taken with TUS_COMPLETE_LATER, 300 ms on. */
+static void later_fire(uv_timer_t *t)
+{
+    struct fx *f = t->data;
+    if (f->pend_x)
+        (void)http_add_header(f->pend_x, "Test-Outcome", "finished later");
+    if (f->finish_rc == 0)
+        CHECK_EQ(tus_server_settle(f->tus, f->pend_id), 0);
+    tus_server_finish(f->tus, f->pend_id, f->pend_x, f->finish_rc);
+    f->pend_x = NULL;
+}
+
 static int on_complete(void *ctx, const char *id, const char *principal,
                        const struct tus_metadata *md, const char *data_path, uint64_t length)
 {
@@ -180,7 +201,18 @@ static int on_complete(void *ctx, const char *id, const char *principal,
         CHECK_EQ(tus_server_release(f->tus, id), 0);
     if (f->settle_in_cb)
         f->settle_rc = tus_server_settle(f->tus, id);
+    if (f->later) {
+        f->pend_x = tus_server_completing(f->tus);
+        snprintf(f->pend_id, sizeof f->pend_id, "%s", id);
+        uv_timer_start(&f->later_timer, later_fire, 300, 0);
+        return TUS_COMPLETE_LATER;
+    }
     return f->complete_rc;
+}
+
+static unsigned busy_cb(void *ctx)
+{
+    return ((struct fx *)ctx)->busy_s;
 }
 
 static void on_done(void *arg)
@@ -202,6 +234,8 @@ static int module_open(struct fx *f)
         .authorize = authorize,
         .admit = f->use_admit ? admit : NULL,
         .on_complete = on_complete,
+        .busy = f->busy_s ? busy_cb : NULL,
+        .deliver_before_answer = f->before_answer,
         .ctx = f,
         .now_ms = f->use_clock ? fake_clock : NULL,
         .clock_ctx = f,
@@ -940,6 +974,118 @@ static void test_redeliver(void)
     CHECK_EQ(file_size(&f, sh->id[0], ".data"), -1);
     CHECK_EQ(tus_server_redeliver(f.tus), 0);
     CHECK_EQ(f.completes, 3);
+    fx_done(&f);
+}
+
+/* ---- completing later (TUS_COMPLETE_LATER, tus_server_finish) ---- */
+
+static int c_want_last; /* the status the completing PATCH must get */
+
+static int c_later(int port)
+{
+    struct resp r;
+    char id[TUS_ID_LEN + 1];
+    if (create(port, AUTH_A, TOTAL, id) < 0)
+        return cfails;
+    memcpy(sh->id[0], id, sizeof id);
+    for (unsigned i = 0; i < 2; i++)
+        C_EQ(patch(port, AUTH_A, id, i * CHUNK, CHUNK, &r), 204);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    C_EQ(patch(port, AUTH_A, id, 2 * CHUNK, CHUNK, &r), c_want_last);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    C_CHECK(ms >= 250); /* answered by the timer's tus_server_finish, not at once */
+    C_STR(rh(&r, "Test-Outcome"), "finished later");
+    if (c_want_last == 460) {
+        C_EQ(head_offset(port, AUTH_A, id), -404);
+    } else {
+        C_EQ(head_offset(port, AUTH_A, id), (long long)TOTAL);
+    }
+    if (c_want_last == 503)
+        C_STR(rh(&r, "Retry-After"), "5");
+    return cfails;
+}
+
+/* The last chunk turned away by busy: 503 with its Retry-After before the
+ * body is read, nothing stored. */
+static int c_busy(int port)
+{
+    struct resp r;
+    char id[TUS_ID_LEN + 1];
+    if (create(port, AUTH_A, TOTAL, id) < 0)
+        return cfails;
+    memcpy(sh->id[0], id, sizeof id);
+    for (unsigned i = 0; i < 2; i++)
+        C_EQ(patch(port, AUTH_A, id, i * CHUNK, CHUNK, &r), 204); /* not completing: no ask */
+    C_EQ(patch(port, AUTH_A, id, 2 * CHUNK, CHUNK, &r), 503);
+    C_STR(rh(&r, "Retry-After"), "3");
+    C_EQ(head_offset(port, AUTH_A, id), (long long)(2 * CHUNK));
+    return cfails;
+}
+
+static int c_busy_again(int port)
+{
+    struct resp r;
+    C_EQ(patch(port, AUTH_A, sh->id[0], 2 * CHUNK, CHUNK, &r), 204);
+    C_EQ(head_offset(port, AUTH_A, sh->id[0]), (long long)TOTAL);
+    return cfails;
+}
+
+static void test_complete_later(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    uv_timer_init(&f.tl.loop, &f.later_timer);
+    f.later_timer.data = &f;
+    f.before_answer = 1;
+    f.later = 1;
+    fx_reopen(&f);
+    struct tus_server_stats st;
+
+    /* done: 204 with what the embedder added meanwhile; settled */
+    f.finish_rc = 0;
+    c_want_last = 204;
+    CHECK_EQ(run_client(&f, c_later), 0);
+    CHECK_EQ(f.completes, 1);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.settled, 1);
+    CHECK_EQ(tus_server_redeliver(f.tus), 0);
+
+    /* invalid content: 460, released */
+    f.finish_rc = -EBADMSG;
+    c_want_last = 460;
+    CHECK_EQ(run_client(&f, c_later), 0);
+    CHECK_EQ(file_size(&f, sh->id[0], ".data"), -1);
+    CHECK_EQ(file_size(&f, sh->id[0], ".state"), -1);
+
+    /* abandoned at a stop: 503, complete on disk, offered again */
+    f.finish_rc = -ECANCELED;
+    c_want_last = 503;
+    CHECK_EQ(run_client(&f, c_later), 0);
+    CHECK_EQ(file_size(&f, sh->id[0], ".data"), (long long)TOTAL);
+    tus_server_stats(f.tus, &st);
+    CHECK_EQ(st.complete, 1);
+    int before = f.completes;
+    f.later = 0;
+    f.complete_rc = 0;
+    f.release_in_cb = 1;
+    CHECK_EQ(tus_server_redeliver(f.tus), 1);
+    CHECK_EQ(f.completes, before + 1);
+    CHECK_EQ(f.c_sha_ok, 1);
+    f.release_in_cb = 0;
+
+    /* busy: the completing chunk waits, the others do not */
+    f.use_gate = 1;
+    f.busy_s = 3;
+    fx_reopen(&f);
+    before = f.completes;
+    CHECK_EQ(run_client(&f, c_busy), 0);
+    CHECK_EQ(f.completes, before);
+    f.busy_s = 0;
+    CHECK_EQ(run_client(&f, c_busy_again), 0);
+    CHECK_EQ(f.completes, before + 1);
+    uv_close((uv_handle_t *)&f.later_timer, NULL);
     fx_done(&f);
 }
 
@@ -2044,5 +2190,6 @@ int main(void)
     RUN(test_cut_patch);
     RUN(test_named_creation);
     RUN(test_kill9);
+    RUN(test_complete_later);
     return tl_report();
 }
