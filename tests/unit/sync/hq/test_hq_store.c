@@ -242,7 +242,8 @@ static void test_mailbox_upgrade(void)
     sqlite3 *db = NULL;
     CHECK_EQ(sqlite3_open(path, &db), SQLITE_OK);
     CHECK_EQ(sqlite3_exec(db,
-                          "DROP TABLE verify_last; DROP TABLE analysts; DROP INDEX mailbox_policy; ALTER TABLE mailbox "
+                          "DROP TABLE verify_last; DROP TABLE analysts; DROP INDEX mailbox_policy; "
+                          "ALTER TABLE mailbox "
                           "DROP COLUMN policy_hash; ALTER TABLE set_aside DROP COLUMN "
                           "needs_whole; PRAGMA user_version = 1",
                           NULL, NULL, NULL),
