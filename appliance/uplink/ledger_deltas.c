@@ -312,6 +312,15 @@ static int forget_one(struct sync_ledger *l, unsigned q, const char *entity, con
     return rc < 0 ? rc : 0;
 }
 
+int ledger_deltas_forget(struct sync_ledger *l, const char *entity, const char *id,
+                         struct op_error *err)
+{
+    int rc = forget_one(l, UPLINK_Q_LEDGER_DELTAS_HELD_FORGET, entity, id, err);
+    if (rc == 0)
+        rc = forget_one(l, UPLINK_Q_LEDGER_DELTAS_FLIGHT_FORGET, entity, id, err);
+    return rc;
+}
+
 int ledger_deltas_needs_whole(struct sync_ledger *l, const json_t *list, size_t *requeued,
                               struct op_error *err)
 {

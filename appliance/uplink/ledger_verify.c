@@ -220,6 +220,12 @@ static int requeue(struct sync_ledger *l, const char *entity, const char *id, co
     for (size_t i = 0; i < sizeof enqueue_one / sizeof *enqueue_one; i++) {
         if (strcmp(enqueue_one[i].e->name, entity) != 0)
             continue;
+        /* HQ does not hold what the node believed: without forgetting
+         * that belief the segmenter would find the projection unchanged
+         * and send nothing (docs/SYNC.md, field-level deltas) */
+        int frc = ledger_deltas_forget(l, entity, id, err);
+        if (frc < 0)
+            return frc;
         unsigned q = tomb ? enqueue_one[i].tomb : enqueue_one[i].q;
         sqlite3_stmt *st = sql_get(&l->q, q, err);
         if (!st)

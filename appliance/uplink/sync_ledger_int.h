@@ -149,6 +149,11 @@ int ledger_cut_record(struct sync_ledger *l, const struct ledger_cut *c, uint64_
  * what HQ holds, unless HQ holds a newer version) or not; its in-flight
  * rows go either way. */
 int ledger_deltas_settled(struct sync_ledger *l, uint64_t no, int applied, struct op_error *err);
+/* Forgets what the node believed HQ holds of (entity, id), held and in
+ * flight, so the record's next change goes whole: for a record found to
+ * differ at HQ (anti-entropy), whose belief was wrong. 0 or -errno. */
+int ledger_deltas_forget(struct sync_ledger *l, const char *entity, const char *id,
+                         struct op_error *err);
 /* In a receipt's transaction: HQ's "needs_whole" list ([[ENTITY, ID]...])
  * of patches whose base it lacked. For each record this node sends, what
  * HQ holds is forgotten and the record queued again (whole next time);
