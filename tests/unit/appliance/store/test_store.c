@@ -1086,6 +1086,8 @@ static void queries_match_descriptors(void)
     struct op_error err;
     struct sql_cache c;
     CHECK_EQ(store_queries_bind(s, &c, &store_queries, &err), 0);
+    /* the import's staging queries name the temp table made on first use */
+    CHECK(sql_exec(&c, STORE_Q_STORE_STAGE_TABLE, &err) >= 0);
     CHECK_EQ(sql_cache_prepare_all(&c, &err), 0);
     for (unsigned i = 0; entity_all[i]; i++) {
         const struct entity_def *e = entity_all[i];
