@@ -98,6 +98,7 @@ struct item {
     struct store_prepared *prep;
     struct op_error e;
     char warning[200];     /* ITEM_ROW staged: the store's warning for it, "" none */
+    char wref[40];         /* and the contact it names, "" none */
     struct item *next;     /* on the parser's list of items to free */
     unsigned long lines[]; /* where each column's cell starts */
 };
@@ -745,7 +746,7 @@ static int flush_batch(struct imp *im, struct parser *pa, struct batch *b, unsig
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = b->items[i];
         if (rc == 0) {
-            row_created(im, it, NULL, it->warning[0] ? it->warning : NULL);
+            row_created(im, it, it->wref[0] ? it->wref : NULL, it->warning[0] ? it->warning : NULL);
         } else if (!replay) {
             /* the database failed the batch as a whole: said once, at its
              * first row, and the import stops */
@@ -776,8 +777,9 @@ static int stage_row(struct imp *im, struct parser *pa, struct batch *b, struct 
     op_error_clear(&e);
     *rc = store_stage_create(im->s, it->prep, flags, &e);
     if (*rc == 0) {
-        const char *warning = store_warning(im->s, NULL);
+        const char *wref = NULL, *warning = store_warning(im->s, &wref);
         putf(it->warning, sizeof it->warning, "%s", warning ? warning : "");
+        putf(it->wref, sizeof it->wref, "%s", wref ? wref : "");
         b->items[b->n++] = it;
         return b->n >= batch_rows && flush_batch(im, pa, b, flags) ? 2 : 0;
     }

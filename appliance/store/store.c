@@ -1341,9 +1341,11 @@ static int viewer_sees(struct store *s, const char *id, struct op_error *err)
  * probable duplicate (STORE_EDUP). The same name in the same locality
  * alone is not: it leaves a warning (store_warning). `staging`: for
  * store_stage_create, which looks at the staged contacts too and answers
- * STORE_ESTAGE as soon as any contact matches (the create is then
- * written the ordinary way, with every row in the table, so that the
- * viewer check and the messages are the ordinary ones). */
+ * STORE_ESTAGE as soon as a contact matches (the create is then written
+ * the ordinary way, with every row in the table, so that the duplicate
+ * choice, the viewer check and the messages are the ordinary ones); the
+ * same name in the same locality gives its warning there too, unless a
+ * viewer is set (whether they see the other contact is read from it). */
 static int check_dup(struct store *s, const struct dedup_keys *k, const char *self, int staging,
                      struct op_error *err)
 {
@@ -1402,7 +1404,9 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
             rc = mem_dup_in(s->pending, KEYSET_NAME, k->name, NULL, 0, 0, found);
         if (rc < 0)
             return rc;
-        if (rc > 0 && staging)
+        /* the warning names the other contact, staged or not; only a
+         * viewer's check must read it from the table */
+        if (rc > 0 && staging && s->viewer[0])
             return STORE_ESTAGE;
         int seen = rc > 0 ? viewer_sees(s, found, err) : 0;
         if (seen < 0)
@@ -2035,7 +2039,7 @@ int store_flush_staged(struct store *s, int *replay, struct op_error *err)
             sqlite3_bind_text(st, 2, s->address, -1, SQLITE_STATIC);
         rc = sql_run(&s->q, STORE_Q_STORE_STAGE_AUDIT, st, err);
     }
-    if (rc == 0)
+    if (rc >= 0) /* sql_run counts the rows changed */
         rc = exec_simple(s, STORE_Q_STORE_STAGE_CLEAR, err);
     int ready = s->stage_ready;
     keyset_free(s->pending);

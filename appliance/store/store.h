@@ -216,9 +216,10 @@ void store_prepared_free(struct store_prepared *p);
  * its terms once a batch, then writes their audit rows. The records, the
  * audit and the outbox are those of as many store_create_prepared calls.
  * store_stage_create returns 0 (staged; store_warning holds the row's
- * warning, which only a phone kept as typed gives), STORE_ESTAGE when
- * the create needs the ordinary path (a contact matches it, another
- * entity, no bulk transaction): flush, then store_create_prepared, which
+ * warning and its contact, as a create gives them), STORE_ESTAGE when
+ * the create needs the ordinary path (a probable duplicate, a same-name
+ * match while a viewer is set, another entity, no bulk transaction):
+ * flush, then store_create_prepared, which
  * answers as it always did; or another negative code (the database).
  * store_flush_staged returns 0, or a negative code with *replay 1 when
  * the batch was undone and the transaction is intact: the caller then
