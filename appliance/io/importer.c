@@ -37,9 +37,11 @@
 #define QUEUE_ROWS 256u
 /* Contacts moved into the table by one statement (store_stage_create):
  * the search index writes its pending terms at the end of every
- * statement, so one statement a row cost SQLite about 40% more than one
- * a batch (docs/BENCHMARKS.md, "Import"). */
-#define BATCH_ROWS_DEFAULT 256u
+ * statement, and one statement a row made the import about 1.6 times
+ * the CPU time of batches; 64 a batch cost about 1.3 times 256, 1,000
+ * about 0.9 to 0.95 times 256 for 6 MB more memory (the rows waiting),
+ * 4,096 little less for 28 MB more (docs/BENCHMARKS.md, "Import"). */
+#define BATCH_ROWS_DEFAULT 1000u
 #define BATCH_ROWS_MAX 4096u
 
 enum col_kind {
