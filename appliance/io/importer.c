@@ -727,8 +727,8 @@ static int write_row(struct imp *im, struct item *it, unsigned flags)
 
 /* The rows staged and not yet written, in file order. */
 struct batch {
-    struct item **items;
-    size_t n, cap;
+    struct item **items; /* room for the batch size */
+    size_t n;
 };
 
 /* Writes the staged rows into the table and reports each as created; if
