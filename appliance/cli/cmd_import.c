@@ -219,6 +219,11 @@ static int run(const struct cli_call *c)
         .on_duplicate = on_dup,
         .report = rf.f,
     };
+    /* contacts a statement, for measuring (docs/BENCHMARKS.md, "Import");
+     * the result is the same for any value */
+    const char *batch = getenv("OUTPOST_IMPORT_BATCH_ROWS");
+    if (batch && *batch)
+        o.batch_rows = strtoul(batch, NULL, 10);
     struct importer_result res;
     struct op_error err;
     int rc = importer_run(s, in, &o, &res, &err);

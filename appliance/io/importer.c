@@ -35,6 +35,14 @@
  * contact, so about 0.5 MiB, and as much again at most in rows handed
  * back to the parser to be freed). */
 #define QUEUE_ROWS 256u
+/* Contacts moved into the table by one statement (store_stage_create):
+ * the search index writes its pending terms at the end of every
+ * statement, and one statement a row made the import about 1.6 times
+ * the CPU time of batches; 64 a batch cost about 1.3 times 256, 1,000
+ * about 0.9 to 0.95 times 256 for 6 MB more memory (the rows waiting),
+ * 4,096 little less for 28 MB more (docs/BENCHMARKS.md, "Import"). */
+#define BATCH_ROWS_DEFAULT 1000u
+#define BATCH_ROWS_MAX 4096u
 
 enum col_kind {
     COL_FIELD,   /* a field of the entity */
@@ -91,6 +99,8 @@ struct item {
     json_t *fields;      /* ITEM_ROW: the row's cells by field */
     struct store_prepared *prep;
     struct op_error e;
+    char warning[200];     /* ITEM_ROW staged: the store's warning for it, "" none */
+    char wref[40];         /* and the contact it names, "" none */
     struct item *next;     /* on the parser's list of items to free */
     unsigned long lines[]; /* where each column's cell starts */
 };
@@ -659,6 +669,8 @@ static int duplicate_row(struct imp *im, unsigned long line, struct op_error *e)
     return 0;
 }
 
+static int write_row(struct imp *im, struct item *it, unsigned flags);
+
 /* On the writer (the caller's thread, the only one that touches the
  * store): one item from the parser. Returns 0 or the problem's code
  * (reported). */
@@ -678,6 +690,24 @@ static int write_item(struct imp *im, struct item *it, unsigned flags)
     case ITEM_ROW:
         break;
     }
+    return write_row(im, it, flags);
+}
+
+/* Counts and reports a row written (or staged and then written). */
+static void row_created(struct imp *im, const struct item *it, const char *wref,
+                        const char *warning)
+{
+    if (warning)
+        im->res.warnings++;
+    report_row(im, it->line, "create", wref, warning);
+    im->res.imported++;
+    if (im->o->on_progress && im->res.imported % PROGRESS_EVERY == 0)
+        im->o->on_progress(im->o->ctx, im->res.imported);
+}
+
+/* One checked row written by itself, as store_create does it. */
+static int write_row(struct imp *im, struct item *it, unsigned flags)
+{
     struct op_error e;
     op_error_clear(&e);
     int rc = store_create_prepared(im->s, it->prep, flags, &e);
@@ -691,13 +721,77 @@ static int write_item(struct imp *im, struct item *it, unsigned flags)
     if (rc < 0)
         return store_problem(im, rc, &e, it);
     const char *wref = NULL, *warning = store_warning(im->s, &wref);
-    if (warning)
-        im->res.warnings++;
-    report_row(im, it->line, "create", wref, warning);
-    im->res.imported++;
-    if (im->o->on_progress && im->res.imported % PROGRESS_EVERY == 0)
-        im->o->on_progress(im->o->ctx, im->res.imported);
+    row_created(im, it, wref, warning);
     return 0;
+}
+
+/* The rows staged and not yet written, in file order. */
+struct batch {
+    struct item **items; /* room for the batch size */
+    size_t n;
+};
+
+/* Writes the staged rows into the table and reports each as created; if
+ * the batch fails, writes them again one by one, so that the row at
+ * fault is reported as it would have been alone, with the rows before it
+ * reported first. Hands every item back. Returns 1 when the import must
+ * stop (a problem may_go_on refuses), else 0. */
+static int flush_batch(struct imp *im, struct parser *pa, struct batch *b, unsigned flags)
+{
+    if (!b->n)
+        return 0;
+    struct op_error e;
+    op_error_clear(&e);
+    int replay = 0;
+    int rc = store_flush_staged(im->s, &replay, &e);
+    int stop = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct item *it = b->items[i];
+        if (rc == 0) {
+            row_created(im, it, it->wref[0] ? it->wref : NULL, it->warning[0] ? it->warning : NULL);
+        } else if (!replay) {
+            /* the database failed the batch as a whole: said once, at its
+             * first row, and the import stops */
+            if (i == 0)
+                store_problem(im, rc, &e, it);
+            stop = 1;
+        } else if (!stop) {
+            int wrc = write_row(im, it, flags);
+            if (wrc < 0 && !may_go_on(im, wrc, 0))
+                stop = 1;
+        }
+        give_back(pa, it);
+    }
+    b->n = 0;
+    return stop;
+}
+
+/* Stages a checked row for the next batch (written when the batch is
+ * full). Returns 0 when staged (the batch owns the item), 2 when staged
+ * and the import must stop (the batch it completed failed; the item is
+ * handed back), 1 when not staged and the import must stop (the batch
+ * before it failed), or -1 when the row was not staged and was written
+ * by itself, after the batch before it, with *rc its result (reported). */
+static int stage_row(struct imp *im, struct parser *pa, struct batch *b, struct item *it,
+                     unsigned flags, size_t batch_rows, int *rc)
+{
+    struct op_error e;
+    op_error_clear(&e);
+    *rc = store_stage_create(im->s, it->prep, flags, &e);
+    if (*rc == 0) {
+        const char *wref = NULL, *warning = store_warning(im->s, &wref);
+        putf(it->warning, sizeof it->warning, "%s", warning ? warning : "");
+        putf(it->wref, sizeof it->wref, "%s", wref ? wref : "");
+        b->items[b->n++] = it;
+        return b->n >= batch_rows && flush_batch(im, pa, b, flags) ? 2 : 0;
+    }
+    if (flush_batch(im, pa, b, flags))
+        return 1;
+    if (*rc != STORE_ESTAGE) /* the database refused the staging itself */
+        *rc = store_problem(im, *rc, &e, it);
+    else
+        *rc = write_row(im, it, flags);
+    return -1;
 }
 
 /* Reads the rows after the header on a parser thread and writes them
@@ -726,18 +820,54 @@ static int run_rows(struct imp *im)
         store_preparer_free(pa.pr);
         return report(im, rc, 0, 0, NULL, "cannot start the parser thread: %s", strerror(-rc));
     }
+    size_t batch_rows = im->o->batch_rows ? im->o->batch_rows : BATCH_ROWS_DEFAULT;
+    if (batch_rows > BATCH_ROWS_MAX)
+        batch_rows = BATCH_ROWS_MAX;
+    struct batch b = {0};
+    if (batch_rows > 1 && !(b.items = calloc(batch_rows, sizeof *b.items)))
+        batch_rows = 1; /* without memory for the batch, a row a statement */
     int stop = 0;
     struct item *it;
     while ((it = row_queue_pop(pa.q))) {
-        if (!stop) {
-            rc = write_item(im, it, flags);
-            if (rc < 0 && !may_go_on(im, rc, it->broken)) {
+        if (stop) {
+            give_back(&pa, it);
+            continue;
+        }
+        if (it->kind == ITEM_ROW && batch_rows > 1) {
+            int st = stage_row(im, &pa, &b, it, flags, batch_rows, &rc);
+            if (st == 0)
+                continue; /* the batch holds it */
+            if (st == 2) {
                 stop = 1;
                 row_queue_cancel(pa.q);
+                continue;
             }
+            if (st == 1) {
+                stop = 1;
+                row_queue_cancel(pa.q);
+                give_back(&pa, it);
+                continue;
+            }
+        } else {
+            /* a problem is reported after the rows before it */
+            if ((it->kind == ITEM_PROBLEM || it->kind == ITEM_REFUSED) &&
+                flush_batch(im, &pa, &b, flags)) {
+                stop = 1;
+                row_queue_cancel(pa.q);
+                give_back(&pa, it);
+                continue;
+            }
+            rc = write_item(im, it, flags);
+        }
+        if (rc < 0 && !may_go_on(im, rc, it->broken)) {
+            stop = 1;
+            row_queue_cancel(pa.q);
         }
         give_back(&pa, it);
     }
+    if (!stop)
+        (void)flush_batch(im, &pa, &b, flags);
+    free(b.items);
     pthread_join(tid, NULL);
     while ((it = row_queue_pop(pa.q))) /* none after a join; kept for safety */
         item_free(it);

@@ -71,6 +71,11 @@ struct importer_opts {
      * a created row, the match of a duplicate, the problem). It records
      * what was decided: whether it was committed is importer_run's result. */
     FILE *report;
+    /* Contacts written into the table by one statement (0: the default,
+     * 1,000; 1: one statement a row, as a single create). Tuning only: the
+     * records, audit, outbox, report and messages are the same for any
+     * value (docs/IMPORT_EXPORT.md, "Performance"). */
+    size_t batch_rows;
 };
 
 struct importer_result {

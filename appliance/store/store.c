@@ -76,6 +76,14 @@ struct store {
     /* the keys of the contacts created by a bulk transaction that began
      * with no live contact (store_begin_bulk); NULL: lookups ask SQLite */
     struct keyset *bulk;
+    /* Contacts staged by store_stage_create and not yet moved into the
+     * table (store_flush_staged). `pending` holds their keys when `bulk`
+     * does not (a node that already held contacts: the lookups ask SQLite,
+     * which does not see staged rows). */
+    unsigned nstaged;
+    struct keyset *pending;
+    int stage_ready;  /* the temp table exists in this transaction */
+    int stage_nokeys; /* a staged row's keys could not be kept: flush first */
     /* bind_record's parameter numbers, per query, looked up on first use
      * (a lookup by name per field and row was a tenth of an import's
      * own work) */
@@ -249,8 +257,23 @@ static int exec_simple(struct store *s, unsigned id, struct op_error *err)
     return rc < 0 ? rc : 0;
 }
 
+/* Forgets the staged contacts (their rows are gone with the statement
+ * or transaction that undid them, or moved into the table). */
+static void stage_reset(struct store *s)
+{
+    s->nstaged = 0;
+    keyset_free(s->pending);
+    s->pending = NULL;
+    s->stage_ready = 0;
+    s->stage_nokeys = 0;
+}
+
 static int write_begin(struct store *s, struct op_error *err)
 {
+    if (s->nstaged)
+        return op_error_set(err, -EBUSY, NULL,
+                            "%u staged contacts must be written first (store_flush_staged)",
+                            s->nstaged);
     s->write_dirty = 0;
     if (s->txn_depth > 0) {
         /* Inside the caller's transaction no savepoint is taken: FTS5
@@ -289,6 +312,7 @@ static int write_end(struct store *s, int ok, struct op_error *err)
     s->txn_depth = 0;
     keyset_free(s->bulk);
     s->bulk = NULL;
+    stage_reset(s);
     int voiding = s->void_pending;
     s->void_pending = 0;
     if (ok) {
@@ -355,6 +379,12 @@ int store_commit(struct store *s, struct op_error *err)
 {
     if (s->txn_depth != 1)
         return op_error_set(err, -EINVAL, NULL, "no transaction is open");
+    if (s->nstaged) {
+        (void)write_end(s, 0, NULL);
+        return op_error_set(err, -EIO, NULL,
+                            "contacts were staged and never written; the whole transaction was "
+                            "rolled back");
+    }
     if (s->txn_poisoned) {
         (void)write_end(s, 0, NULL);
         return op_error_set(err, -EIO, NULL,
@@ -446,6 +476,7 @@ void store_close(struct store *s)
     if (s->txn_depth > 0)
         (void)exec_simple(s, STORE_Q_STORE_ROLLBACK, NULL);
     keyset_free(s->bulk);
+    keyset_free(s->pending);
     sql_cache_close(&s->q);
     folder_free(s->folder);
     free(s->search_cols);
@@ -1242,10 +1273,10 @@ static int find_similar(struct store *s, unsigned q, const char *key, const char
 /* find_dup and find_similar in the bulk transaction's key set: the same
  * answers, since the set holds every live contact, in the order of the
  * indexes (creation order within a key; LIMIT 200 for similar names). */
-static int mem_dup(struct store *s, enum keyset_kind kind, const char *key, const char *name,
-                   size_t namelen, int similar, char found[UUID_TEXT_LEN])
+static int mem_dup_in(const struct keyset *ks, enum keyset_kind kind, const char *key,
+                      const char *name, size_t namelen, int similar, char found[UUID_TEXT_LEN])
 {
-    const struct keyset_entry *x = keyset_find(s->bulk, kind, key);
+    const struct keyset_entry *x = keyset_find(ks, kind, key);
     if (!similar) {
         if (x)
             snprintf(found, UUID_TEXT_LEN, "%s", x->id);
@@ -1264,6 +1295,12 @@ static int mem_dup(struct store *s, enum keyset_kind kind, const char *key, cons
         }
     }
     return 0;
+}
+
+static int mem_dup(struct store *s, enum keyset_kind kind, const char *key, const char *name,
+                   size_t namelen, int similar, char found[UUID_TEXT_LEN])
+{
+    return mem_dup_in(s->bulk, kind, key, name, namelen, similar, found);
 }
 
 static int dup_error(const char *found, const char *field, const char *why, struct op_error *err)
@@ -1307,8 +1344,14 @@ static int viewer_sees(struct store *s, const char *id, struct op_error *err)
  * contact other than `self` with the same e-mail, the same phone key, or
  * a similar name and the same street or a phone ending alike is a
  * probable duplicate (STORE_EDUP). The same name in the same locality
- * alone is not: it leaves a warning (store_warning). */
-static int check_dup(struct store *s, const struct dedup_keys *k, const char *self,
+ * alone is not: it leaves a warning (store_warning). `staging`: for
+ * store_stage_create, which looks at the staged contacts too and answers
+ * STORE_ESTAGE as soon as a contact matches (the create is then written
+ * the ordinary way, with every row in the table, so that the duplicate
+ * choice, the viewer check and the messages are the ordinary ones); the
+ * same name in the same locality gives its warning there too, unless a
+ * viewer is set (whether they see the other contact is read from it). */
+static int check_dup(struct store *s, const struct dedup_keys *k, const char *self, int staging,
                      struct op_error *err)
 {
     const struct {
@@ -1343,10 +1386,15 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
             rc = find_similar(s, checks[i].q, checks[i].key, k->name, k->namelen, self, found, err);
         else
             rc = find_dup(s, checks[i].q, checks[i].key, self, found, err);
+        if (rc == 0 && staging && s->pending)
+            rc = mem_dup_in(s->pending, checks[i].kind, checks[i].key, k->name, k->namelen,
+                            checks[i].similar, found);
         if (rc < 0)
             return rc;
         if (rc == 0)
             continue;
+        if (staging)
+            return STORE_ESTAGE;
         rc = viewer_sees(s, found, err);
         if (rc < 0)
             return rc;
@@ -1357,8 +1405,14 @@ static int check_dup(struct store *s, const struct dedup_keys *k, const char *se
     if (k->name) {
         int rc = s->bulk && !self ? mem_dup(s, KEYSET_NAME, k->name, NULL, 0, 0, found)
                                   : find_dup(s, STORE_Q_STORE_DUP_NAME, k->name, self, found, err);
+        if (rc == 0 && staging && s->pending)
+            rc = mem_dup_in(s->pending, KEYSET_NAME, k->name, NULL, 0, 0, found);
         if (rc < 0)
             return rc;
+        /* the warning names the other contact, staged or not; only a
+         * viewer's check must read it from the table */
+        if (rc > 0 && staging && s->viewer[0])
+            return STORE_ESTAGE;
         int seen = rc > 0 ? viewer_sees(s, found, err) : 0;
         if (seen < 0)
             return seen;
@@ -1694,7 +1748,7 @@ static int do_create(struct store *s, const struct entity_def *e, json_t *rec, c
     if (e->flags & ENTITY_DEDUP) {
         rc = pre ? 0 : make_keys(s, rec, &own, err);
         if (rc == 0 && !(flags & STORE_SKIP_DUP_CHECK))
-            rc = check_dup(s, kp, NULL, err);
+            rc = check_dup(s, kp, NULL, 0, err);
         if (rc < 0)
             goto out;
     }
@@ -1890,6 +1944,124 @@ int store_create_prepared(struct store *s, const struct store_prepared *p, unsig
     return write_prepared(s, p, flags, NULL, err);
 }
 
+/* ---- staged creates (bulk import) ---------------------------------- */
+
+int store_stage_create(struct store *s, const struct store_prepared *p, unsigned flags,
+                       struct op_error *err)
+{
+    const struct entity_def *e = p->e;
+    /* only contacts (the table with the search index) in a bulk
+     * transaction; anything unusual is written the ordinary way */
+    if (s->txn_depth != 1 || s->txn_poisoned || e != &entity_contact || !p->keyed ||
+        s->stage_nokeys || (s->bulk && keyset_count(s->bulk) >= BULK_KEYS_MAX))
+        return STORE_ESTAGE;
+    if (!s->bulk && !s->pending && !(s->pending = keyset_new()))
+        return STORE_ESTAGE;
+    if (!s->stage_ready) {
+        int rc = exec_simple(s, STORE_Q_STORE_STAGE_TABLE, err);
+        if (rc < 0)
+            return rc;
+        s->stage_ready = 1;
+    }
+    /* a failed check is answered again, with its message, by the
+     * ordinary write */
+    if (check_refs(s, e, p->rec, NULL, NULL) < 0)
+        return STORE_ESTAGE;
+    s->warning[0] = s->warning_ref[0] = '\0';
+    if (!(flags & STORE_SKIP_DUP_CHECK)) {
+        int rc = check_dup(s, &p->keys, NULL, 1, NULL);
+        if (rc < 0) {
+            s->warning[0] = s->warning_ref[0] = '\0';
+            return STORE_ESTAGE;
+        }
+    }
+    char id[UUID_TEXT_LEN];
+    if (p->id[0]) {
+        memcpy(id, p->id, sizeof id);
+    } else {
+        int rc = uuid7_next_text(&s->ids, id);
+        if (rc < 0)
+            return op_error_set(err, rc, NULL, "cannot make an id: no randomness");
+    }
+    sqlite3_stmt *st;
+    int rc = sql_get_st(&s->q, STORE_Q_STORE_STAGE_INSERT, &st, err);
+    if (rc < 0)
+        return rc;
+    hlc_stamp now = hlc_next(&s->clock);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    rc = bind_record(s, STORE_Q_STORE_STAGE_INSERT, st, e, p->rec, &p->keys, 2, err);
+    if (rc < 0) {
+        sqlite3_reset(st);
+        return rc;
+    }
+    rc = sql_run(&s->q, STORE_Q_STORE_STAGE_INSERT, st, err);
+    if (rc < 0)
+        return rc;
+    s->nstaged++;
+    const struct dedup_keys *kp = &p->keys;
+    const char *kv[KEYSET_NKINDS] = {kp->email, kp->phone, kp->street, kp->tail, kp->name};
+    /* without the keys in memory the next create cannot be checked
+     * against this one: it waits for the batch to be written */
+    if (keyset_add(s->bulk ? s->bulk : s->pending, id, kv) < 0)
+        s->stage_nokeys = 1;
+    return 0;
+}
+
+unsigned store_staged(const struct store *s)
+{
+    return s->nstaged;
+}
+
+int store_flush_staged(struct store *s, int *replay, struct op_error *err)
+{
+    *replay = 0;
+    if (!s->nstaged)
+        return 0;
+    int nokeys = s->stage_nokeys;
+    int rc = sql_exec(&s->q, STORE_Q_STORE_STAGE_MOVE, err);
+    if (rc < 0) {
+        /* The statement was undone as a whole (a constraint: every row
+         * of the batch is gone from contacts, the search index and the
+         * outbox). The staged keys are in the key set: it no longer
+         * mirrors the table, so lookups go back to SQLite. The caller
+         * writes the rows again one by one, so that the one at fault is
+         * named as a single create names it. */
+        int alive = store_in_transaction(s);
+        (void)exec_simple(s, STORE_Q_STORE_STAGE_CLEAR, NULL);
+        bulk_off(s);
+        stage_reset(s);
+        s->stage_ready = alive;
+        *replay = alive;
+        return rc;
+    }
+    s->write_dirty = 1;
+    sqlite3_stmt *st;
+    rc = sql_get_st(&s->q, STORE_Q_STORE_STAGE_AUDIT, &st, err);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, s->actor, -1, SQLITE_STATIC);
+        if (s->address[0])
+            sqlite3_bind_text(st, 2, s->address, -1, SQLITE_STATIC);
+        rc = sql_run(&s->q, STORE_Q_STORE_STAGE_AUDIT, st, err);
+    }
+    if (rc >= 0) /* sql_run counts the rows changed */
+        rc = exec_simple(s, STORE_Q_STORE_STAGE_CLEAR, err);
+    int ready = s->stage_ready;
+    keyset_free(s->pending);
+    s->pending = NULL;
+    s->nstaged = 0;
+    s->stage_nokeys = 0;
+    s->stage_ready = ready;
+    if (rc < 0) {
+        /* rows are in the table without their audit: only a rollback */
+        s->txn_poisoned = 1;
+        return rc;
+    }
+    if (nokeys)
+        bulk_off(s);
+    return 0;
+}
+
 void store_prepared_free(struct store_prepared *p)
 {
     if (!p)
@@ -2035,7 +2207,7 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
     if (rc == 0 && (e->flags & ENTITY_DEDUP)) {
         rc = make_keys(s, rec, &keys, err);
         if (rc == 0 && !(flags & STORE_SKIP_DUP_CHECK) && dedup_fields_changed(changes))
-            rc = check_dup(s, &keys, id, err);
+            rc = check_dup(s, &keys, id, 0, err);
     }
     hlc_stamp now = 0;
     if (rc == 0) {

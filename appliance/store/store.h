@@ -36,6 +36,9 @@
 
 #define STORE_EVERSION (-3001)
 #define STORE_EDUP (-3002)
+/* store_stage_create: not staged; write the staged rows, then this one
+ * with store_create_prepared. */
+#define STORE_ESTAGE (-3003)
 
 #define STORE_LIST_MAX 1000
 #define STORE_LIST_DEFAULT 50
@@ -203,6 +206,30 @@ int store_prepare_create(struct store_preparer *pr, const struct entity_def *e, 
 int store_create_prepared(struct store *s, const struct store_prepared *p, unsigned flags,
                           struct op_error *err);
 void store_prepared_free(struct store_prepared *p);
+
+/* Staged creates, for a bulk import of contacts (docs/IMPORT_EXPORT.md,
+ * "Performance"): inside store_begin_bulk, store_stage_create does what
+ * store_create_prepared does up to the row (id, clock stamp, references,
+ * the duplicate rule, counting the contacts staged before it) but puts
+ * the row into a temporary table; store_flush_staged moves every staged
+ * row into contacts with one statement, so that the search index writes
+ * its terms once a batch, then writes their audit rows. The records, the
+ * audit and the outbox are those of as many store_create_prepared calls.
+ * store_stage_create returns 0 (staged; store_warning holds the row's
+ * warning and its contact, as a create gives them), STORE_ESTAGE when
+ * the create needs the ordinary path (a probable duplicate, a same-name
+ * match while a viewer is set, another entity, no bulk transaction):
+ * flush, then store_create_prepared, which
+ * answers as it always did; or another negative code (the database).
+ * store_flush_staged returns 0, or a negative code with *replay 1 when
+ * the batch was undone and the transaction is intact: the caller then
+ * writes the same rows again with store_create_prepared, one by one, to
+ * have the one at fault named. No other write may run while rows are
+ * staged (-EBUSY); store_commit refuses them (-EIO, rolled back). */
+int store_stage_create(struct store *s, const struct store_prepared *p, unsigned flags,
+                       struct op_error *err);
+int store_flush_staged(struct store *s, int *replay, struct op_error *err);
+unsigned store_staged(const struct store *s);
 
 /* Reads one record by id. */
 int store_get(struct store *s, const struct entity_def *e, const char *id, unsigned flags,

@@ -31,7 +31,8 @@ of the field's type that occurs nowhere else, such as a date in the 1700s):
   P    records a pin_records rule keeps (API and CSV), canaries everywhere
   S4   visible records that reach HQ, then are restricted or erased
   S2   records restricted, erased or pinned while their segment waits in
-       the spool with the link held
+       the spool with the link held (contacts created one by one and, S2K,
+       by the API's bulk create)
   S2B  a record restricted after HQ created its segment's upload but before
        the node could record the upload's URL (its database busy): no byte
        of the segment may have left
@@ -590,6 +591,38 @@ class Planter:
         canaries in fields that may leave. withheld: the record may never
         leave at all (so neither may its id). mark: the record whose
         restriction ends what may leave of it (default: itself)."""
+        body = self.body_for(tag, entity, refs, everything, policy, extra)
+        if entity == "consent":
+            contact = body.pop("contact_id")
+            for k in list(body):
+                if k not in ("purpose", "evidence"):
+                    del body[k]
+            body.update(CONSENT_FIXED)
+            st, r = self.api.call("POST", "contacts/%s/consents" % contact, body)
+        else:
+            path = COLLECTION[entity]
+            if entity == "contact":
+                path += "?skip_duplicate_check=true"
+            st, r = self.api.call("POST", path, body)
+        if st != 201:
+            die("creating %s %s (%s) failed: %s %s; body %s" % (entity, tag, role, st, r, body))
+        return self.created(tag, entity, role, r, refs, withheld, mark)
+
+    def create_bulk(self, tags, role):
+        """Contacts through POST /api/v1/contacts/bulk (the API's bulk input
+        path), one request, canaries in every field that can hold one."""
+        bodies = [self.body_for(tag, "contact", None, True, "never", None) for tag in tags]
+        st, r = self.api.call("POST", "contacts/bulk?on_duplicate=new", bodies)
+        if st != 200 or len(r.get("items", [])) != len(tags):
+            die("bulk create of %s (%s) failed: %s %s" % (", ".join(tags), role, st, r))
+        ids = []
+        for tag, item in zip(tags, r["items"]):
+            if item.get("result") != "created":
+                die("bulk create: %s was not created: %s" % (tag, item))
+            ids.append(self.created(tag, "contact", role, item, None, True, None))
+        return ids
+
+    def body_for(self, tag, entity, refs, everything, policy, extra):
         prof, plan = self.prof, self.plan
         body = {}
         for field, ftype, cap, spec in prof.fields(entity):
@@ -628,20 +661,10 @@ class Planter:
                 body.setdefault("custom", {})[k[7:]] = v
             else:
                 body[k] = v
-        if entity == "consent":
-            contact = body.pop("contact_id")
-            for k in list(body):
-                if k not in ("purpose", "evidence"):
-                    del body[k]
-            body.update(CONSENT_FIXED)
-            st, r = self.api.call("POST", "contacts/%s/consents" % contact, body)
-        else:
-            path = COLLECTION[entity]
-            if entity == "contact":
-                path += "?skip_duplicate_check=true"
-            st, r = self.api.call("POST", path, body)
-        if st != 201:
-            die("creating %s %s (%s) failed: %s %s; body %s" % (entity, tag, role, st, r, body))
+        return body
+
+    def created(self, tag, entity, role, r, refs, withheld, mark):
+        plan = self.plan
         # what the record is about, if that is not a visible record (V)
         about = None
         for k in ("contact_id", "organization_id", "deal_id"):
@@ -967,6 +990,8 @@ def cmd_spooled(dirpath):
     s2c = pl.create("S2-contact", "contact", "S2", everything=True)
     pl.create("S2-organization", "organization", "S2", everything=True)
     pl.create("S2E-contact", "contact", "S2", everything=True)
+    # the API's bulk create as an input path: one restricted, one erased
+    pl.create_bulk(["S2K-contact", "S2KE-contact"], "S2")
     pl.create("S2-note", "note", "S2", {"contact_id": s2c}, everything=True)
     pl.create("S2-deal", "deal", "S2", {"contact_id": s2c}, everything=True)
     pins = []
@@ -1002,6 +1027,10 @@ def cmd_spooled(dirpath):
     pl.mark("S2-organization")
     pl.erase("S2E-contact")
     pl.mark("S2E-contact")
+    pl.patch("S2K-contact", {"restricted": True})
+    pl.mark("S2K-contact")
+    pl.erase("S2KE-contact")
+    pl.mark("S2KE-contact")
     for tag, pin in pins:
         pl.patch(tag, {"custom": {pin["field"][7:]: pin["values"][0]}} if
                  pin["field"].startswith("custom.") else {pin["field"]: pin["values"][0]})

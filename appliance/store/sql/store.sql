@@ -70,6 +70,56 @@ UPDATE contacts SET name_key = ?2, street_key = ?3, phone_tail = ?4 WHERE id = ?
 -- name: any_live_contact
 SELECT 1 FROM contacts WHERE deleted = 0 LIMIT 1;
 
+-- A bulk import's contacts staged in batches (store_stage_create,
+-- store_flush_staged): each row goes first into a temporary table, then a
+-- batch moves into contacts with one statement, so that the full-text
+-- index writes its pending terms once a batch instead of once a row
+-- (docs/IMPORT_EXPORT.md, "Performance"). The table lives in the
+-- connection's temp database and is made on first use (stage_table, run
+-- before the other stage_ queries are prepared); it is emptied after
+-- every batch and by a rollback.
+-- name: stage_table
+CREATE TEMP TABLE IF NOT EXISTS import_stage AS
+SELECT id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, given_name,
+       family_name, email, phone, street, locality, region, postal_code, country, language,
+       job_title, birth_date, email_norm, phone_e164, name_key, street_key, phone_tail
+  FROM main.contacts WHERE 0;
+
+-- The parameters are insert_contacts' (bind_record).
+-- name: stage_insert
+INSERT INTO temp.import_stage (
+    id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, given_name,
+    family_name, email, phone, street, locality, region, postal_code, country, language,
+    job_title, birth_date, email_norm, phone_e164, name_key, street_key, phone_tail
+) VALUES (
+    ?2, 1, ?1, ?1, 0, :owner_id, :restricted, :custom, :given_name, :family_name, :email,
+    :phone, :street, :locality, :region, :postal_code, :country, :language, :job_title,
+    :birth_date, :email_norm, :phone_e164, :name_key, :street_key, :phone_tail
+);
+
+-- The batch into contacts, in the order it was staged: the insert
+-- triggers (search index, outbox) run for every row, as for a single one.
+-- name: stage_move
+INSERT INTO main.contacts (
+    id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, given_name,
+    family_name, email, phone, street, locality, region, postal_code, country, language,
+    job_title, birth_date, email_norm, phone_e164, name_key, street_key, phone_tail
+)
+SELECT id, version, created_hlc, updated_hlc, deleted, owner_id, restricted, custom, given_name,
+       family_name, email, phone, street, locality, region, postal_code, country, language,
+       job_title, birth_date, email_norm, phone_e164, name_key, street_key, phone_tail
+  FROM temp.import_stage ORDER BY rowid;
+
+-- One audit row a contact, as store_create writes it (?1 actor, ?2 address).
+-- name: stage_audit
+INSERT INTO audit_log (hlc, actor, address, action, entity, record_id, version_before,
+                       version_after, detail)
+SELECT created_hlc, ?1, ?2, 'create', 'contact', id, NULL, 1, NULL
+  FROM temp.import_stage ORDER BY rowid;
+
+-- name: stage_clear
+DELETE FROM temp.import_stage;
+
 -- name: dup_email
 SELECT id FROM contacts INDEXED BY contacts_email_norm WHERE email_norm = ?1 AND deleted = 0 AND id <> ?2 LIMIT 1;
 

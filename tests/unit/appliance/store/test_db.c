@@ -169,6 +169,8 @@ static void every_query_prepares(void)
     struct sql_cache c;
     CHECK_EQ(sql_cache_init(&c, db, &store_queries, &err), 0);
     op_error_clear(&err);
+    /* the import's staging queries name the temp table made on first use */
+    CHECK(sql_exec(&c, STORE_Q_STORE_STAGE_TABLE, &err) >= 0);
     int rc = sql_cache_prepare_all(&c, &err);
     CHECK_EQ(rc, 0);
     if (rc < 0)
