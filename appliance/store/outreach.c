@@ -493,6 +493,7 @@ int outreach_outcome(struct store *s, int64_t id, enum outreach_outcome o, const
     }
     unsigned q = o == OUTREACH_SENT        ? STORE_Q_OUTREACH_OUTCOME_SENT
                  : o == OUTREACH_TEMPORARY ? STORE_Q_OUTREACH_OUTCOME_RETRY
+                 : o == OUTREACH_UNKNOWN   ? STORE_Q_OUTREACH_OUTCOME_UNKNOWN
                                            : STORE_Q_OUTREACH_OUTCOME_FAILED;
     if (rc == 0)
         rc = sql_get_st(&c, q, &st, err);

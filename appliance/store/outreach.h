@@ -98,7 +98,8 @@ int outreach_attempt(struct store *s, const struct outreach_job *job, const char
 enum outreach_outcome {
     OUTREACH_SENT,
     OUTREACH_TEMPORARY, /* 4xx, no connection, timeout: retry with backoff */
-    OUTREACH_PERMANENT  /* 5xx: failed */
+    OUTREACH_PERMANENT, /* 5xx: failed */
+    OUTREACH_UNKNOWN    /* handed over, no answer: the relay may have it; never re-sent */
 };
 
 /* Records the outcome of an attempt. A temporary failure is retried after

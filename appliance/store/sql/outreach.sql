@@ -81,3 +81,7 @@ WHERE u.token_hash = ?1;
 
 -- name: unsub_use
 UPDATE outreach_unsubscribe SET used_ms = ?2 WHERE token_hash = ?1 AND used_ms IS NULL;
+
+-- name: outcome_unknown
+UPDATE outreach_messages SET state = 'unknown', error = ?2
+WHERE id = ?1 AND state = 'sending';
