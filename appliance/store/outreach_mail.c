@@ -224,8 +224,8 @@ int outreach_mail_build(const struct outreach_mail_in *in, char **out, size_t *l
     while (blen && base[blen - 1] == '/')
         blen--;
     char unsub_url[512];
-    snprintf(unsub_url, sizeof unsub_url, "%.*s/o/unsubscribe/%s", (int)blen, base,
-             in->unsub_token);
+    snprintf(unsub_url, sizeof unsub_url, "%.*s/o/unsubscribe/%s?l=%s", (int)blen, base,
+             in->unsub_token, lang);
 
     /* subject and body */
     const char *subject = in->subject ? in->subject : "";
@@ -235,8 +235,8 @@ int outreach_mail_build(const struct outreach_mail_in *in, char **out, size_t *l
     body[0] = '\0';
     if (!strcmp(in->tmpl, "confirm")) {
         char link[512];
-        snprintf(link, sizeof link, "%.*s/o/confirm?t=%s", (int)blen, base,
-                 in->confirm_token ? in->confirm_token : "");
+        snprintf(link, sizeof link, "%.*s/o/confirm?t=%s&l=%s", (int)blen, base,
+                 in->confirm_token ? in->confirm_token : "", lang);
         if (!in->confirm_token || !outreach_mail_header_safe(in->confirm_token) ||
             consent_confirmation_text(NULL, lang, in->purpose ? in->purpose : "", link, body,
                                       BODY_MAX) < 0) {
