@@ -93,9 +93,10 @@ static int contact_address(struct store *s, const char *contact_id, char *addr, 
     return 0;
 }
 
-static int insert(struct store *s, const char *contact_id, const char *channel, const char *purpose,
-                  const char *kind, const char *lang, const char *tmpl, const char *params,
-                  int64_t now, int64_t *id, struct op_error *err)
+static int insert_full(struct store *s, const char *contact_id, const char *channel,
+                       const char *purpose, const char *kind, const char *lang, const char *tmpl,
+                       const char *params, const char *subject, const char *body, int64_t now,
+                       int64_t *id, struct op_error *err)
 {
     struct sql_cache c;
     int own;
@@ -112,14 +113,59 @@ static int insert(struct store *s, const char *contact_id, const char *channel, 
         sqlite3_bind_text(st, 5, lang, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 6, tmpl, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 7, params, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 8, "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 9, "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, subject, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 9, body, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 10, now);
         rc = sql_run_what(&c, st, "cannot queue the message", err);
     }
     if (rc == 0 && id)
         *id = sqlite3_last_insert_rowid(c.db);
     return txn_end(s, &c, own, rc, err);
+}
+
+static int insert(struct store *s, const char *contact_id, const char *channel, const char *purpose,
+                  const char *kind, const char *lang, const char *tmpl, const char *params,
+                  int64_t now, int64_t *id, struct op_error *err)
+{
+    return insert_full(s, contact_id, channel, purpose, kind, lang, tmpl, params, "", "", now, id,
+                       err);
+}
+
+static int bad_text(const char *t, int newline_ok)
+{
+    for (; *t; t++)
+        if (((unsigned char)*t < 0x20 && !(newline_ok && (*t == '\n' || *t == '\t'))) || *t == 0x7f)
+            return 1;
+    return 0;
+}
+
+int outreach_queue(struct store *s, const struct outreach_new *m, int64_t now_ms, int64_t *id,
+                   struct op_error *err)
+{
+    const char *kind = m->kind ? m->kind : "marketing";
+    if (!m->channel || strcmp(m->channel, "email"))
+        return op_error_set(err, -EINVAL, "channel",
+                            "channel: '%.32s' has no transport yet; only email is sent",
+                            m->channel ? m->channel : "");
+    if (strcmp(kind, "marketing") && strcmp(kind, "transactional"))
+        return op_error_set(err, -EINVAL, "kind", "kind: expected marketing or transactional");
+    size_t plen = m->purpose ? strlen(m->purpose) : 0;
+    if (!plen || plen > 100 || bad_text(m->purpose, 0))
+        return op_error_set(err, -EINVAL, "purpose",
+                            "purpose: 1 to 100 bytes without control characters");
+    if (!m->subject || !*m->subject || strlen(m->subject) > 998 || bad_text(m->subject, 0))
+        return op_error_set(err, -EINVAL, "subject",
+                            "subject: one line of 1 to 998 bytes without control characters");
+    if (!m->body || strlen(m->body) > 60000 || bad_text(m->body, 1))
+        return op_error_set(err, -EINVAL, "body",
+                            "body: at most 60000 bytes; no control characters but newline and tab");
+    char addr[324], lang[36];
+    int rc = contact_address(s, m->contact_id, addr, sizeof addr, lang, sizeof lang, err);
+    if (rc < 0)
+        return rc;
+    return insert_full(s, m->contact_id, m->channel, m->purpose, kind,
+                       m->language && *m->language ? m->language : lang, "", "{}", m->subject,
+                       m->body, clock_ms(now_ms), id, err);
 }
 
 int outreach_queue_confirmation(struct store *s, const char *contact_id, const char *channel,

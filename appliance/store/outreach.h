@@ -28,6 +28,23 @@
 #define OUTREACH_TOKEN_BUF 48 /* base64url of 32 bytes + NUL */
 #define OUTREACH_LIST_MAX 1000
 
+/* A message to queue (campaigns build these). */
+struct outreach_new {
+    const char *contact_id;
+    const char *channel;  /* "email": the one channel with a transport */
+    const char *purpose;  /* 1..100 bytes, as in the consent ledger */
+    const char *kind;     /* "marketing" (NULL) or "transactional" */
+    const char *language; /* BCP 47 or NULL: the contact's */
+    const char *subject;  /* one line */
+    const char *body;     /* UTF-8 text; no control characters but newline and tab */
+};
+
+/* Queues a message, due now, in the caller's transaction when one is
+ * open. Consent is not decided here but right before sending. -EINVAL
+ * with err->field naming the bad input; -ENOENT unknown contact. */
+int outreach_queue(struct store *s, const struct outreach_new *m, int64_t now_ms, int64_t *id,
+                   struct op_error *err);
+
 /* Queues the double opt-in confirmation for a token consent_record made
  * (template "confirm", kind transactional, the contact's language), in
  * the caller's transaction when one is open. Only the email channel has a
