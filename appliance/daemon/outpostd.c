@@ -381,6 +381,21 @@ static int reload(void *ctx, struct op_error *out)
             before.sync_bandwidth != d->cfg.sync_bandwidth ||
             before.sync_daily_bytes != d->cfg.sync_daily_bytes)
             log_warning("sync settings take effect after a restart");
+        if (strcmp(before.outreach_relay, d->cfg.outreach_relay) ||
+            strcmp(before.outreach_relay_country, d->cfg.outreach_relay_country) ||
+            strcmp(before.outreach_from, d->cfg.outreach_from) ||
+            strcmp(before.outreach_public_url, d->cfg.outreach_public_url) ||
+            strcmp(before.outreach_postal_address, d->cfg.outreach_postal_address) ||
+            strcmp(before.outreach_user, d->cfg.outreach_user) ||
+            strcmp(before.outreach_password_file, d->cfg.outreach_password_file) ||
+            strcmp(before.outreach_ca_file, d->cfg.outreach_ca_file) ||
+            before.outreach_allow_plain != d->cfg.outreach_allow_plain ||
+            before.outreach_rate != d->cfg.outreach_rate ||
+            before.outreach_daily_cap != d->cfg.outreach_daily_cap ||
+            before.outreach_retry_s != d->cfg.outreach_retry_s ||
+            before.outreach_max_attempts != d->cfg.outreach_max_attempts ||
+            before.outreach_timeout_ms != d->cfg.outreach_timeout_ms)
+            log_warning("outreach settings take effect after a restart");
         api_set_options(d->api, d->cfg.session_ttl_s, d->cfg.log_requests);
         log_set_level((enum log_level)d->cfg.log_level);
         log_set_timestamps(d->cfg.log_timestamps);

@@ -965,6 +965,11 @@ static const struct {
            "%s\n\n"
            "Si no lo ha solicitado usted, ignore este mensaje; sin su confirmación no recibirá "
            "nada más.\n"},
+    {"ru", "Здравствуйте!\n\n"
+           "Пожалуйста, подтвердите, что вы хотите получать сообщения с целью \"%s\":\n\n"
+           "%s\n\n"
+           "Если вы этого не запрашивали, не отвечайте на это сообщение; без вашего "
+           "подтверждения вы больше ничего не получите.\n"},
     {"en", "Hello,\n\n"
            "please confirm that you want to receive messages for the purpose \"%s\":\n\n"
            "%s\n\n"

@@ -316,6 +316,9 @@ static void test_mail(void)
     CHECK(build("en", "US", "ana@example.org\r\nBcc: all@example.org") == NULL);
     CHECK_STR(err.field, "email");
     CHECK(build("en", "US", "a b@example.org") == NULL);
+    m = build("ru", "RU", "ana@example.org");
+    CHECK_CONTAINS(m, "Content-Language: ru\r\n");
+    free(m);
     /* an unknown language falls back to the policy's (en) */
     m = build("sw", "DE", "ana@example.org");
     CHECK_CONTAINS(m, "Content-Language: en\r\n");
