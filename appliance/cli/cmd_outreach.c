@@ -75,7 +75,8 @@ static int do_list(struct store *s, const struct args *a)
     }
     if (a->state && !strcmp(a->state, "unknown") && json_array_size(arr))
         fprintf(stderr,
-                "%zu message(s) were being sent when outpostd stopped: the relay may have them. "
+                "%zu message(s) with an unknown outcome: the relay may have them (outpostd "
+                "stopped during the send, or the connection was lost after the hand-over). "
                 "'outpost outreach requeue ID' sends one again.\n",
                 json_array_size(arr));
     json_decref(arr);

@@ -9,66 +9,9 @@
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 . "$TESTS_DIR/integration/api_lib.sh"
-need sqlite3
-PY=/usr/bin/python3
-"$PY" -c 'import aiosmtpd' 2>/dev/null || skip "python3-aiosmtpd is not installed"
+. "$TESTS_DIR/integration/outreach_lib.sh"
 unset OUTPOST_POLICY
 init_node EU-DE
-q() { sqlite3 "$DB" "$1"; }
-
-SINK_LOG="$T/sink.log"
-SINK_CTL="$T/sink.ctl"
-: >"$SINK_LOG"
-start_sink() {
-    rm -f "$T/sink.port"
-    "$PY" "$TESTS_DIR/tools/smtp_sink.py" --port "${1:-0}" --port-file "$T/sink.port" \
-        --log "$SINK_LOG" --control "$SINK_CTL" 2>>"$T/sink.err" &
-    SPID=$!
-    track "$SPID"
-    for _ in $(seq 1 100); do
-        [ -s "$T/sink.port" ] && break
-        kill -0 "$SPID" 2>/dev/null || die "the SMTP sink exited: $(cat "$T/sink.err")"
-        sleep 0.05
-    done
-    SPORT=$(cat "$T/sink.port")
-}
-stop_sink() {
-    kill "$SPID"
-    wait "$SPID" 2>/dev/null
-}
-# the number of messages in the sink's log
-sunk() { wc -l <"$SINK_LOG"; }
-wait_sunk() { # N: wait up to 20 s for N messages in the sink's log
-    for _ in $(seq 1 200); do
-        [ "$(sunk)" -ge "$1" ] && return 0
-        sleep 0.1
-    done
-    die "expected $1 messages at the SMTP sink, got $(sunk): $(tail -n 5 "$DAEMON_LOG")"
-}
-# the message N (1-based) of the sink's log, decoded: headers then body
-message() {
-    sed -n "${1}p" "$SINK_LOG" | "$PY" -c '
-import email, json, sys
-from email import policy
-m = email.message_from_string(json.load(sys.stdin)["data"], policy=policy.default)
-for k, v in m.items():
-    print(f"{k}: {v}")
-print()
-print(m.get_content())'
-}
-write_conf() { # lines on stdin replace or add to these
-    local extra line
-    extra=$(cat)
-    {
-        for line in "outreach_relay = smtp://127.0.0.1:$SPORT" "outreach_allow_plain = true" \
-            "outreach_from = news@branch.example" \
-            "outreach_public_url = https://crm.branch.example" "outreach_retry_s = 1" \
-            "outreach_rate = 100000"; do
-            printf '%s\n' "$extra" | grep -q "^${line%% *} " || echo "$line"
-        done
-        printf '%s\n' "$extra"
-    } >"$T/outpostd.conf"
-}
 
 start_sink
 expect_exit 0 "$OUTPOST" contact add --family-name Lima --email ana@example.org --language de-DE

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """An SMTP server for the outreach tests (docs/OUTREACH.md), on 127.0.0.1,
 built on Debian's python3-aiosmtpd. Every message it accepts is appended to
-LOG as one JSON line ({"from", "to", "data"}) and the file is fsync'd before
+LOG as one JSON line ({"from", "to", "tls", "data"}; tls: it came after
+STARTTLS) and the file is fsync'd before
 the 250 answer, so the log holds exactly what the relay took, whatever
 happens to the sender afterwards.
 
@@ -52,7 +53,7 @@ class Handler:
         if isinstance(data, bytes):
             data = data.decode('utf-8', 'replace')
         line = json.dumps({'from': envelope.mail_from, 'to': envelope.rcpt_tos,
-                           'data': data}) + '\n'
+                           'tls': session.ssl is not None, 'data': data}) + '\n'
         with open(self.args.log, 'a', encoding='utf-8') as fh:
             fh.write(line)
             fh.flush()
