@@ -52,7 +52,7 @@ echo "outreach_allow_plain = false" | write_conf # the system's CAs do not know 
 start_outpostd --config "$T/outpostd.conf"
 ID=$(send_test)
 wait_grep "$DAEMON_LOG" "message $ID: cannot reach the relay" 50
-[ "$(state "$ID")" = queued ] || die "a relay that does not verify took message $ID"
+case $(state "$ID") in queued | sending) ;; *) die "a relay that does not verify took message $ID" ;; esac
 [ "$(sunk)" = 1 ] || die "a relay that does not verify got a message"
 stop_outpostd
 q "UPDATE outreach_messages SET state = 'failed' WHERE id = $ID"
@@ -64,7 +64,7 @@ echo "outreach_allow_plain = false" | write_conf
 start_outpostd --config "$T/outpostd.conf"
 ID=$(send_test)
 wait_grep "$DAEMON_LOG" "message $ID: the relay does not offer STARTTLS, which is required" 50
-[ "$(state "$ID")" = queued ] || die "message $ID went to a relay without STARTTLS"
+case $(state "$ID") in queued | sending) ;; *) die "message $ID went to a relay without STARTTLS" ;; esac
 [ "$(sunk)" = 1 ] || die "a relay without STARTTLS got a message in clear"
 stop_outpostd
 q "UPDATE outreach_messages SET state = 'failed' WHERE id = $ID"

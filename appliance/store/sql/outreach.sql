@@ -45,8 +45,11 @@ WHERE id = ?1 AND state = 'queued';
 -- name: unsub_insert
 INSERT INTO outreach_unsubscribe (token_hash, message_id, created_ms) VALUES (?1, ?2, ?3);
 
+-- Once sent, the confirmation token is the contact's alone: the row keeps
+-- no copy (the ledger has only its hash).
 -- name: outcome_sent
-UPDATE outreach_messages SET state = 'sent', sent_ms = ?2, error = ''
+UPDATE outreach_messages
+SET state = 'sent', sent_ms = ?2, error = '', params = json_remove(params, '$.token')
 WHERE id = ?1 AND state = 'sending';
 
 -- name: outcome_retry
