@@ -95,6 +95,14 @@ q "SELECT params FROM outreach_messages WHERE id = 1" | grep -q "$CTOK" &&
 [ "$(q "SELECT state || ' ' || attempts || ' ' || kind FROM outreach_messages WHERE id = 1")" = "sent 1 transactional" ] ||
     die "message 1 is not recorded as sent: $(q 'SELECT * FROM outreach_messages')"
 
+expect_exit 0 "$OUTPOST" outreach show 1
+expect_contains "$OUT" '"state": "sent"'
+expect_contains "$OUT" '"template": "confirm"'
+expect_contains "$OUT" '"decision": "none"' # the evidence: transactional, nothing on file
+expect_contains "$OUT" '"rule": "transactional messages are not marketing: sent without consent unless withdrawn'
+expect_exit 5 "$OUTPOST" outreach show 99
+expect_contains "$ERR" "no message 99"
+
 # A GET shows a button and confirms nothing (mail scanners follow links).
 expect_exit 1 "$OUTPOST" consent check "$A" email newsletter
 STATUS=$(curl -s -o "$OUT" -w '%{http_code}' "$BASE/o/confirm?t=$CTOK&l=de")
