@@ -56,6 +56,12 @@ OUTPOST_DB="$OTHER/node.db" outpostd_starts --config "$T/outpostd.conf" --db "$O
     die "outpostd started in RU with a relay in DE"
 wait "$DPID"
 expect_contains "$DAEMON_LOG" "outreach_relay_country: the relay is in DE, but the region profile RU keeps personal data in RU (transfer.allowed: false); use a relay in RU"
+# a relay in the country is allowed (the queue is empty: nothing connects)
+printf 'outreach_relay = smtps://relay.branch.example\noutreach_allow_plain = false\noutreach_relay_country = RU\n' |
+    write_conf
+OUTPOST_DB="$OTHER/node.db" start_outpostd --config "$T/outpostd.conf" --db "$OTHER/node.db"
+expect_contains "$DAEMON_LOG" "outreach: sending through smtps://relay.branch.example"
+stop_outpostd
 US="$T/us"
 mkdir -p "$US"
 OUTPOST_DB="$US/node.db" "$OUTPOST" init --region US-CA >/dev/null || die "init US-CA"
