@@ -149,6 +149,13 @@ int smtp_client_send(const struct smtp_message *m, struct smtp_result *r)
     if (rc == CURLE_OK) {
         r->outcome = SMTP_SENT;
         snprintf(r->detail, sizeof r->detail, "accepted (%ld)", code);
+    } else if (rc == CURLE_LOGIN_DENIED) {
+        /* the node's configuration, not the message: it waits for a fix */
+        r->outcome = SMTP_TEMPORARY;
+        snprintf(r->detail, sizeof r->detail,
+                 "the relay refused the login (%ld): check outreach_user and "
+                 "outreach_password_file",
+                 code);
     } else if (code >= 500 && code < 600) {
         r->outcome = SMTP_PERMANENT;
         snprintf(r->detail, sizeof r->detail, "the relay refused the message: %ld %s", code,

@@ -8,7 +8,7 @@
  *
  * The outcome is classified for the queue: sent (250 after DATA);
  * temporary (a 4xx answer, no connection, a timeout before the message
- * was handed over: retry later); permanent (a 5xx answer); unknown (the
+ * was handed over, a refused login: retry later); permanent (a 5xx answer); unknown (the
  * connection was lost after the whole message was handed over and before
  * the relay answered: it may have it, so it must not be sent again
  * blindly).

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The SMTP transport of outreach (docs/OUTREACH.md) against a real SMTP
 # server on 127.0.0.1 (tests/tools/smtp_sink.py): STARTTLS with the relay's
-# certificate checked; a relay without STARTTLS or with a certificate that
+# certificate checked and AUTH (a refused login leaves messages waiting); a relay without STARTTLS or with a certificate that
 # does not verify gets nothing (the message waits, no plain fallback); a
 # connection lost after the message was handed over leaves it `unknown`,
 # never sent again by itself; the daily cap and the rate limit hold.
@@ -28,18 +28,25 @@ send_test() {
     sed -n 's/^queued test message \([0-9]*\)$/\1/p' "$OUT"
 }
 
-# ---- STARTTLS with the relay's certificate verified
+# ---- STARTTLS with the relay's certificate verified, and SMTP AUTH
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/relay.key" -out "$T/relay.pem" -days 2 \
     -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null ||
     die "cannot make the relay's certificate"
-start_sink 0 --tls-cert "$T/relay.pem" --tls-key "$T/relay.key"
-TLSPORT=$SPORT
-printf 'outreach_allow_plain = false\noutreach_ca_file = %s\n' "$T/relay.pem" | write_conf
+start_sink 0 --tls-cert "$T/relay.pem" --tls-key "$T/relay.key" --auth "branch:s3cret pass"
+echo "wrong" >"$T/password"
+printf 'outreach_allow_plain = false\noutreach_ca_file = %s\noutreach_user = branch\noutreach_password_file = %s\n' \
+    "$T/relay.pem" "$T/password" | write_conf
 start_outpostd --config "$T/outpostd.conf"
 ID=$(send_test)
+# a refused login: the configuration's fault, so the message waits
+wait_grep "$DAEMON_LOG" "message $ID: the relay refused the login (535): check outreach_user" 50
+case $(state "$ID") in queued | sending) ;; *) die "a refused login settled message $ID" ;; esac
+stop_outpostd
+echo "s3cret pass" >"$T/password"
+start_outpostd --config "$T/outpostd.conf"
 wait_state "$ID" sent
 wait_sunk 1
-expect_contains "$SINK_LOG" '"tls": true'
+expect_contains "$SINK_LOG" '"tls": true, "auth": true'
 message 1 >"$T/m1"
 expect_contains "$T/m1" "Subject: Тестовое сообщение от Outpost"
 expect_contains "$T/m1" "Content-Language: ru"

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """An SMTP server for the outreach tests (docs/OUTREACH.md), on 127.0.0.1,
 built on Debian's python3-aiosmtpd. Every message it accepts is appended to
-LOG as one JSON line ({"from", "to", "tls", "data"}; tls: it came after
-STARTTLS) and the file is fsync'd before
+LOG as one JSON line ({"from", "to", "tls", "auth", "data"}; tls: it came
+after STARTTLS; auth: the client logged in) and the file is fsync'd before
 the 250 answer, so the log holds exactly what the relay took, whatever
 happens to the sender afterwards.
 
@@ -16,6 +16,7 @@ can change it while the server runs:
 
 usage: smtp_sink.py --port N|0 --port-file FILE --log FILE --control FILE
        [--tls-cert PEM --tls-key KEY]  (offer STARTTLS)
+       [--auth USER:PASSWORD]  (require AUTH, after STARTTLS)
 """
 import argparse
 import asyncio
@@ -24,7 +25,7 @@ import os
 import ssl
 import sys
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 def mode(path):
@@ -53,7 +54,8 @@ class Handler:
         if isinstance(data, bytes):
             data = data.decode('utf-8', 'replace')
         line = json.dumps({'from': envelope.mail_from, 'to': envelope.rcpt_tos,
-                           'tls': session.ssl is not None, 'data': data}) + '\n'
+                           'tls': session.ssl is not None,
+                           'auth': session.authenticated, 'data': data}) + '\n'
         with open(self.args.log, 'a', encoding='utf-8') as fh:
             fh.write(line)
             fh.flush()
@@ -71,7 +73,15 @@ async def main():
     ap.add_argument('--control', required=True)
     ap.add_argument('--tls-cert')
     ap.add_argument('--tls-key')
+    ap.add_argument('--auth')
     args = ap.parse_args()
+    user, _, password = (args.auth or '').partition(':')
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user and
+              auth_data.password.decode() == password)
+        return AuthResult(success=ok)
+
     tls = None
     if args.tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -80,7 +90,9 @@ async def main():
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(handler, hostname='sink.test', tls_context=tls,
-                     require_starttls=tls is not None, decode_data=False),
+                     require_starttls=tls is not None, decode_data=False,
+                     authenticator=authenticator if args.auth else None,
+                     auth_required=bool(args.auth)),
         '127.0.0.1', args.port)
     port = server.sockets[0].getsockname()[1]
     tmp = args.port_file + '.tmp'
