@@ -218,11 +218,14 @@ start_outpostd --config "$T/outpostd.conf"
 if [ "$inflight" -gt 0 ]; then
     expect_contains "$DAEMON_LOG" "outreach: $inflight message(s) were being sent when outpostd stopped"
 fi
-for _ in $(seq 1 300); do
-    [ "$(q "SELECT count(*) FROM outreach_messages WHERE id BETWEEN $FIRST AND $LAST AND state IN ('queued', 'sending')")" = 0 ] && break
+left=200
+for _ in $(seq 1 450); do
+    left=$(q "SELECT count(*) FROM outreach_messages WHERE id BETWEEN $FIRST AND $LAST AND state IN ('queued', 'sending')")
+    [ "$left" = 0 ] && break
     sleep 0.1
 done
 stop_outpostd
+[ "$left" = 0 ] || die "the queue did not drain in 45 s after the restart: $left of 200 left"
 ids() { # the X-Outpost-Message of every message the sink took
     "$PY" -c '
 import email, json, sys
