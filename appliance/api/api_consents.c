@@ -14,6 +14,7 @@
 #include "api_query.h"
 #include "api_records.h"
 #include "consent.h"
+#include "outreach.h"
 
 static void consent_problem(struct api_call *c, int rc, const struct op_error *err)
 {
@@ -89,10 +90,15 @@ void api_consents_create(struct api_db *db, struct api_call *c, const struct aut
     struct op_error err;
     op_error_clear(&err);
     json_t *rec = NULL;
+    int64_t msg = 0;
     struct api_write w;
     int rc = api_db_write_begin(db, u->name, c->req.ip, api_auth_viewer(u), &w, &err);
     if (rc == 0) {
         rc = consent_record(w.conn->store, w.policy, &req, 0, &rec, token, &err);
+        /* the confirmation e-mail, in the same transaction */
+        if (rc == 0 && token[0])
+            rc = outreach_queue_confirmation(w.conn->store, c->route.id, req.channel, req.purpose,
+                                             token, 0, &msg, &err);
         rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
     }
     json_decref(body);
@@ -104,9 +110,13 @@ void api_consents_create(struct api_db *db, struct api_call *c, const struct aut
     api_reply_etag(&c->resp, rec);
     snprintf(c->resp.location, sizeof c->resp.location, "%s/contacts/%s/consents/%s", API_PREFIX,
              c->route.id, json_string_value(json_object_get(rec, "id")));
-    /* The token belongs to the contact. Until the node sends the
-     * confirmation message itself, a manager may take it to forward the
-     * link; nobody else ever sees it (the node keeps only its hash). */
+    /* The token belongs to the contact. The node queues the confirmation
+     * e-mail itself (confirmation_message); where no relay is configured
+     * or the contact has no address, a manager may take the token to
+     * forward the link; nobody else ever sees it (the ledger keeps only
+     * its hash). */
+    if (msg)
+        json_object_set_new(rec, "confirmation_message", json_integer(msg));
     if (token[0] && u->role == AUTH_ROLE_MANAGER)
         json_object_set_new(rec, "confirmation_token", json_string(token));
     explicit_bzero(token, sizeof token);

@@ -12,6 +12,7 @@
 #include "api_bulk.h"
 #include "api_consents.h"
 #include "api_layout.h"
+#include "api_outreach.h"
 #include "api_records.h"
 #include "api_users.h"
 
@@ -68,6 +69,15 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
             method_not_allowed(c);
         return;
     }
+    /* The contact follows a link in an outreach e-mail. */
+    if (r->kind == API_ROUTE_O_CONFIRM) {
+        api_outreach_confirm(db, c);
+        return;
+    }
+    if (r->kind == API_ROUTE_O_UNSUBSCRIBE) {
+        api_outreach_unsubscribe(db, c);
+        return;
+    }
     struct api_conn *rd = api_db_reader(db);
     if (!rd) {
         snprintf(c->resp.retry_after, sizeof c->resp.retry_after, "1");
@@ -111,6 +121,13 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
     }
     if (api_auth_require_crm_role(c, &u) < 0)
         goto out;
+    if (r->kind == API_ROUTE_OUTREACH) {
+        if (method_is(c, "GET") || method_is(c, "HEAD"))
+            api_outreach_list(rd->store, c, &u);
+        else
+            method_not_allowed(c);
+        goto out;
+    }
     switch (r->kind) {
     case API_ROUTE_SEARCH:
         if (method_is(c, "GET") || method_is(c, "HEAD"))

@@ -69,6 +69,18 @@ void api_route_match(const char *path, struct api_route *r)
     }
     char seg[SEGMENTS_MAX][API_ROUTE_ID_MAX];
     int n = split_path(path, seg, SEGMENTS_MAX);
+    /* the contact's pages, linked from outreach e-mails */
+    if (n == 2 && !strcmp(seg[0], "o") && !strcmp(seg[1], "confirm")) {
+        r->kind = API_ROUTE_O_CONFIRM;
+        r->label = "/o/confirm";
+        return;
+    }
+    if (n == 3 && !strcmp(seg[0], "o") && !strcmp(seg[1], "unsubscribe")) {
+        r->kind = API_ROUTE_O_UNSUBSCRIBE;
+        r->label = "/o/unsubscribe/{token}";
+        snprintf(r->id, sizeof r->id, "%s", seg[2]);
+        return;
+    }
     if (n < 3 || strcmp(seg[0], "api") || strcmp(seg[1], "v1"))
         return;
     if (n == 3 && !strcmp(seg[2], "session")) {
@@ -94,6 +106,11 @@ void api_route_match(const char *path, struct api_route *r)
     if (n == 4 && !strcmp(seg[2], "consents") && !strcmp(seg[3], "confirm")) {
         r->kind = API_ROUTE_CONFIRM;
         r->label = "/api/v1/consents/confirm";
+        return;
+    }
+    if (n == 4 && !strcmp(seg[2], "outreach") && !strcmp(seg[3], "messages")) {
+        r->kind = API_ROUTE_OUTREACH;
+        r->label = "/api/v1/outreach/messages";
         return;
     }
     if (n == 4 && !strcmp(seg[2], "aggregates")) {
@@ -146,7 +163,11 @@ const char *api_route_allow(enum api_route_kind kind)
     case API_ROUTE_AGGREGATE:
     case API_ROUTE_LAYOUT:
     case API_ROUTE_USERS:
+    case API_ROUTE_OUTREACH:
         return "GET, HEAD";
+    case API_ROUTE_O_CONFIRM:
+    case API_ROUTE_O_UNSUBSCRIBE:
+        return "GET, HEAD, POST";
     case API_ROUTE_SESSION:
         return "POST, DELETE";
     case API_ROUTE_COLLECTION:

@@ -29,6 +29,9 @@ enum api_route_kind {
     API_ROUTE_LAYOUT,         /* /api/v1/layout: the region's form of each record kind */
     API_ROUTE_USERS,          /* /api/v1/users: who works here, for managers and admins */
     API_ROUTE_BULK,           /* /api/v1/contacts/bulk: many creates, one duplicate choice */
+    API_ROUTE_O_CONFIRM,      /* /o/confirm: the double opt-in page, no Bearer */
+    API_ROUTE_O_UNSUBSCRIBE,  /* /o/unsubscribe/{token}: one-click unsubscribe, no Bearer */
+    API_ROUTE_OUTREACH,       /* /api/v1/outreach/messages: the queue, managers */
 };
 
 struct api_route {

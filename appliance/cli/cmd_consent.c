@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "consent.h"
+#include "outreach.h"
 #include "db.h"
 #include "policy.h"
 
@@ -111,9 +112,22 @@ static int do_add(struct store *s, const struct policy *p, const char *contact,
     json_t *rec = NULL;
     struct op_error err;
     op_error_clear(&err);
-    int rc = consent_record(s, p, &req, 0, &rec, token, &err);
-    if (rc < 0)
+    /* The consent and its confirmation message, in one transaction. */
+    int64_t msg = 0;
+    int rc = store_begin(s, &err);
+    if (rc == 0)
+        rc = consent_record(s, p, &req, 0, &rec, token, &err);
+    if (rc == 0 && token[0])
+        rc = outreach_queue_confirmation(s, contact, o->channel, o->purpose, token, 0, &msg, &err);
+    if (rc == 0)
+        rc = store_commit(s, &err);
+    else
+        store_rollback(s);
+    if (rc < 0) {
+        json_decref(rec);
+        explicit_bzero(token, sizeof token);
         return cli_fail("consent", rc, &err);
+    }
     const char *id = json_string_value(json_object_get(rec, "id"));
     const char *status = json_string_value(json_object_get(rec, "status"));
     if (token[0]) {
@@ -128,6 +142,11 @@ static int do_add(struct store *s, const struct policy *p, const char *contact,
                 "once; it expires in %u hours). 'outpost consent confirm TOKEN' redeems it.\n",
                 id, p->region, o->channel, o->purpose,
                 r && r->token_ttl_hours ? r->token_ttl_hours : CONSENT_TTL_DEFAULT);
+        if (msg)
+            fprintf(stderr,
+                    "The confirmation e-mail is queued as outreach message %lld; outpostd sends "
+                    "it through its relay (outpost outreach show %lld).\n",
+                    (long long)msg, (long long)msg);
     } else {
         printf("recorded consent %s (%s)\n", id, status);
     }

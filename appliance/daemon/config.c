@@ -10,6 +10,7 @@
 #include "fsutil.h"
 #include "http_server.h"
 #include "http_tls.h"
+#include "smtp_client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -85,6 +86,34 @@ static const struct conf_key keys[] = {
     {"sync_create_with_data", CONF_BOOL, FIELD(sync_create_with_data), 0, 0, "false",
      "the POST that creates a segment's upload carries its first bytes: one round trip less "
      "per segment, but a link that accepts and holds bytes gets them (docs/UPLINK.md)"},
+    {"outreach_relay", CONF_TEXT, FIELD(outreach_relay), 0, 0, "",
+     "SMTP relay for messages to contacts: smtp://HOST[:PORT] (STARTTLS) or smtps://; empty: "
+     "the sender is off (docs/OUTREACH.md)"},
+    {"outreach_relay_country", CONF_TEXT, FIELD(outreach_relay_country), 0, 0, "",
+     "ISO 3166-1 country of the relay; required unless the relay is on loopback"},
+    {"outreach_allow_plain", CONF_BOOL, FIELD(outreach_allow_plain), 0, 0, "false",
+     "a loopback relay may be plain SMTP (never another host)"},
+    {"outreach_ca_file", CONF_PATH, FIELD(outreach_ca_file), 0, 0, "",
+     "CA bundle for the relay's certificate; empty: the system's"},
+    {"outreach_from", CONF_TEXT, FIELD(outreach_from), 0, 0, "",
+     "the sender address of messages to contacts; required with a relay"},
+    {"outreach_user", CONF_TEXT, FIELD(outreach_user), 0, 0, "", "SMTP AUTH user; empty: none"},
+    {"outreach_password_file", CONF_PATH, FIELD(outreach_password_file), 0, 0, "",
+     "file holding the SMTP AUTH password (first line)"},
+    {"outreach_public_url", CONF_TEXT, FIELD(outreach_public_url), 0, 0, "",
+     "https:// URL where contacts reach outpostd's confirm and unsubscribe pages"},
+    {"outreach_postal_address", CONF_TEXT, FIELD(outreach_postal_address), 0, 0, "",
+     "the sender's postal address, in every message where the region requires it (US)"},
+    {"outreach_rate", CONF_UINT, FIELD(outreach_rate), 1, 100000, "60",
+     "SMTP attempts a minute, spaced evenly"},
+    {"outreach_daily_cap", CONF_UINT, FIELD(outreach_daily_cap), 1, 10000000, "1000",
+     "messages sent a UTC day; then the queue waits for the next day"},
+    {"outreach_retry_s", CONF_UINT, FIELD(outreach_retry_s), 1, 86400, "60",
+     "first retry after a temporary failure; doubled each attempt, at most a day"},
+    {"outreach_max_attempts", CONF_UINT, FIELD(outreach_max_attempts), 1, 100, "8",
+     "attempts before a message is failed"},
+    {"outreach_timeout_ms", CONF_UINT, FIELD(outreach_timeout_ms), 1000, 600000, "60000",
+     "the longest one SMTP transaction may take"},
 };
 
 static const struct conf_table table = {
@@ -198,6 +227,49 @@ int config_check(const struct outpostd_config *c, struct op_error *err)
         strncasecmp(c->hq_url, "http://", 7))
         return op_error_set(err, -EINVAL, "hq_url",
                             "hq_url: expected an http:// or https:// URL, got '%.80s'", c->hq_url);
+    return config_check_outreach(c, err);
+}
+
+int config_check_outreach(const struct outpostd_config *c, struct op_error *err)
+{
+    if (!c->outreach_relay[0])
+        return 0;
+    int rc = smtp_client_check_relay(c->outreach_relay, "outreach_relay", err);
+    if (rc < 0)
+        return rc;
+    int loopback = smtp_client_relay_is_loopback(c->outreach_relay);
+    if (c->outreach_allow_plain && !loopback)
+        return op_error_set(err, -EINVAL, "outreach_allow_plain",
+                            "outreach_allow_plain: only a relay on loopback may be plain SMTP; "
+                            "%.128s is not",
+                            c->outreach_relay);
+    if (!loopback && !c->outreach_relay_country[0])
+        return op_error_set(err, -EINVAL, "outreach_relay_country",
+                            "outreach_relay_country: required for a relay that is not on this "
+                            "host (the relay receives contacts' addresses)");
+    const char *cc = c->outreach_relay_country;
+    if (cc[0] && (strlen(cc) != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z'))
+        return op_error_set(err, -EINVAL, "outreach_relay_country",
+                            "outreach_relay_country: expected two capital letters (ISO 3166-1), "
+                            "got '%.8s'",
+                            cc);
+    if (!c->outreach_from[0] || !strchr(c->outreach_from, '@') ||
+        strpbrk(c->outreach_from, " <>,\"\r\n\t"))
+        return op_error_set(err, -EINVAL, "outreach_from",
+                            "outreach_from: a plain e-mail address is required with a relay, got "
+                            "'%.80s'",
+                            c->outreach_from);
+    if (strncasecmp(c->outreach_public_url, "https://", 8) &&
+        !(loopback && !strncasecmp(c->outreach_public_url, "http://", 7)))
+        return op_error_set(err, -EINVAL, "outreach_public_url",
+                            "outreach_public_url: an https:// URL where contacts reach outpostd is "
+                            "required with a relay (http:// only beside a loopback relay, for "
+                            "tests), got '%.80s'",
+                            c->outreach_public_url);
+    if (strpbrk(c->outreach_public_url, " <>,\"\r\n\t"))
+        return op_error_set(
+            err, -EINVAL, "outreach_public_url",
+            "outreach_public_url: spaces, quotes, '<', '>' and ',' are not allowed");
     return 0;
 }
 

@@ -51,6 +51,22 @@ struct outpostd_config {
     char sync_window[16];      /* "" or HH:MM-HH:MM (validated) */
     uint64_t sync_daily_bytes; /* 0 = unlimited */
     int sync_create_with_data; /* the POST that creates an upload carries its first bytes */
+
+    /* outreach (docs/OUTREACH.md); the sender is off while outreach_relay is empty */
+    char outreach_relay[512];
+    char outreach_relay_country[8];
+    int outreach_allow_plain;
+    char outreach_ca_file[CONFIG_PATH_MAX];
+    char outreach_from[320];
+    char outreach_user[256];
+    char outreach_password_file[CONFIG_PATH_MAX];
+    char outreach_public_url[512];
+    char outreach_postal_address[512];
+    unsigned outreach_rate;      /* attempts a minute */
+    unsigned outreach_daily_cap; /* messages sent a UTC day */
+    unsigned outreach_retry_s;   /* first retry delay, doubled each attempt */
+    unsigned outreach_max_attempts;
+    unsigned outreach_timeout_ms; /* one SMTP transaction */
 };
 
 /* Fills c with every default. */
@@ -75,6 +91,13 @@ int config_load(struct outpostd_config *c, const char *path, conf_overlay_fn ove
 
 /* Cross-key checks (db set; config_tls_plan; hq_url is http(s)). */
 int config_check(const struct outpostd_config *c, struct op_error *err);
+
+/* The outreach keys across each other (docs/OUTREACH.md): a relay URL
+ * that is smtp:// or smtps://; plain only on loopback; a country for a
+ * relay elsewhere; a sender address; a public URL. Nothing when no relay
+ * is set. (Residency against the region profile is checked where the
+ * policy is loaded: outreach_sender_check.) */
+int config_check_outreach(const struct outpostd_config *c, struct op_error *err);
 
 /* How the API is served, decided from listen, tls, tls_cert/tls_key,
  * allow_plain_http and db. */

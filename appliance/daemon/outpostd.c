@@ -25,6 +25,7 @@
 #include "node_credentials.h"
 #include "node_policy.h"
 #include "outpost_config.h"
+#include "outreach_sender.h"
 #include "policy.h"
 #include "uplink.h"
 #include "web.h"
@@ -47,8 +48,9 @@ struct outpostd {
     uv_timer_t override_settle; /* one reload for a burst of events */
     int override_watch_on;
     struct node_credentials cred;
-    struct uplink *uplink; /* sync to HQ; NULL when hq_credentials is empty */
-    int stops_pending;     /* the HTTP server and the uplink stop in parallel */
+    struct uplink *uplink;            /* sync to HQ; NULL when hq_credentials is empty */
+    int stops_pending;                /* the HTTP server and the uplink stop in parallel */
+    struct outreach_sender *outreach; /* NULL when outreach_relay is empty */
 };
 
 static void usage(FILE *out)
@@ -170,6 +172,9 @@ static void stopped(void *arg)
 static void begin_stop(void *ctx)
 {
     struct outpostd *d = ctx;
+    /* the message in hand gets its outcome recorded first */
+    outreach_sender_stop(d->outreach);
+    d->outreach = NULL;
     d->stops_pending = d->uplink ? 2 : 1;
     if (d->uplink) {
         api_set_sync_source(d->api, NULL, NULL);
@@ -220,6 +225,7 @@ static void on_override_settled(uv_timer_t *t)
     log_notice("%s changed: region policy in force (sha256 %s)", NODE_POLICY_OVERRIDE,
                api_policy_hash(d->api));
     uplink_reload_policy(d->uplink);
+    outreach_sender_reload(d->outreach);
 }
 
 static void on_db_dir_event(uv_fs_event_t *h, const char *filename, int events, int status)
@@ -377,6 +383,21 @@ static int reload(void *ctx, struct op_error *out)
             before.sync_bandwidth != d->cfg.sync_bandwidth ||
             before.sync_daily_bytes != d->cfg.sync_daily_bytes)
             log_warning("sync settings take effect after a restart");
+        if (strcmp(before.outreach_relay, d->cfg.outreach_relay) ||
+            strcmp(before.outreach_relay_country, d->cfg.outreach_relay_country) ||
+            strcmp(before.outreach_from, d->cfg.outreach_from) ||
+            strcmp(before.outreach_public_url, d->cfg.outreach_public_url) ||
+            strcmp(before.outreach_postal_address, d->cfg.outreach_postal_address) ||
+            strcmp(before.outreach_user, d->cfg.outreach_user) ||
+            strcmp(before.outreach_password_file, d->cfg.outreach_password_file) ||
+            strcmp(before.outreach_ca_file, d->cfg.outreach_ca_file) ||
+            before.outreach_allow_plain != d->cfg.outreach_allow_plain ||
+            before.outreach_rate != d->cfg.outreach_rate ||
+            before.outreach_daily_cap != d->cfg.outreach_daily_cap ||
+            before.outreach_retry_s != d->cfg.outreach_retry_s ||
+            before.outreach_max_attempts != d->cfg.outreach_max_attempts ||
+            before.outreach_timeout_ms != d->cfg.outreach_timeout_ms)
+            log_warning("outreach settings take effect after a restart");
         api_set_options(d->api, d->cfg.session_ttl_s, d->cfg.log_requests);
         log_set_level((enum log_level)d->cfg.log_level);
         log_set_timestamps(d->cfg.log_timestamps);
@@ -392,6 +413,7 @@ static int reload(void *ctx, struct op_error *out)
         log_notice("region policy reloaded (sha256 %s)", api_policy_hash(d->api));
     }
     uplink_reload_policy(d->uplink);
+    outreach_sender_reload(d->outreach);
     return refused;
 }
 
@@ -608,6 +630,22 @@ int main(int argc, char **argv)
         api_free(d.api);
         return 2;
     }
+    int64_t unknown = 0;
+    if (outreach_sender_start(&d.cfg, NULL, &d.outreach, &unknown, &err) < 0) {
+        log_err("outreach: %s", err.msg);
+        http_server_stop(d.server, NULL, NULL);
+        uv_run(d.loop, UV_RUN_DEFAULT);
+        api_free(d.api);
+        return 2;
+    }
+    if (unknown)
+        log_warning("outreach: %lld message(s) were being sent when outpostd stopped; their "
+                    "outcome is unknown and they are not sent again (outpost outreach list "
+                    "--state unknown; requeue to send)",
+                    (long long)unknown);
+    if (d.outreach)
+        log_notice("outreach: sending through %s, at most %u a minute and %u a day",
+                   d.cfg.outreach_relay, d.cfg.outreach_rate, d.cfg.outreach_daily_cap);
 
     rc = daemon_start(&d.daemon, d.loop, &hooks, &d);
     if (rc < 0) {

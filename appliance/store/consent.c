@@ -954,6 +954,22 @@ static const struct {
            "%s\n\n"
            "Se não foi você quem pediu, ignore esta mensagem; sem a sua confirmação não "
            "enviaremos mais nada.\n"},
+    {"fr",
+     "Bonjour,\n\n"
+     "veuillez confirmer que vous souhaitez recevoir des messages pour la finalité \"%s\" :\n\n"
+     "%s\n\n"
+     "Si vous ne l'avez pas demandé, ignorez ce message ; sans votre confirmation, vous ne "
+     "recevrez rien d'autre.\n"},
+    {"es", "Hola:\n\n"
+           "confirme que desea recibir mensajes para la finalidad \"%s\":\n\n"
+           "%s\n\n"
+           "Si no lo ha solicitado usted, ignore este mensaje; sin su confirmación no recibirá "
+           "nada más.\n"},
+    {"ru", "Здравствуйте!\n\n"
+           "Пожалуйста, подтвердите, что вы хотите получать сообщения с целью \"%s\":\n\n"
+           "%s\n\n"
+           "Если вы этого не запрашивали, не отвечайте на это сообщение; без вашего "
+           "подтверждения вы больше ничего не получите.\n"},
     {"en", "Hello,\n\n"
            "please confirm that you want to receive messages for the purpose \"%s\":\n\n"
            "%s\n\n"

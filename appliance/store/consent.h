@@ -134,7 +134,7 @@ int consent_is_suppressed(struct store *s, const char *channel, const char *purp
  * purpose is being confirmed, the link, what happens if the contact does
  * nothing. It carries no other field and no advertising: a confirmation
  * request that advertises is itself advertising sent without consent
- * (UWG §7(2) Nr. 2 for e-mail in Germany). Languages: "de", "pt", else English
+ * (UWG §7(2) Nr. 2 for e-mail in Germany). Languages: "de", "pt", "fr", "es", "ru", else English
  * (a BCP 47 tag's primary subtag decides). Writes into out; -ENOBUFS if
  * cap is too small, -EINVAL for a link or purpose with a control
  * character. */

@@ -60,6 +60,9 @@ offers_not() {
 offers "outpost " init contact search import export backup restore check user token cert retention \
     subject consent egress-report status policy
 offers "outpost con" contact consent
+offers "outpost out" outreach
+offers "outpost outreach " list show requeue send-test
+offers "outpost outreach list --" --state --limit --db --help
 offers_not "outpost con" init
 offers "outpost user " add passwd disable enable list
 offers "outpost user add alice --" --role --display-name --password-stdin --db --help

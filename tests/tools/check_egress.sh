@@ -19,6 +19,9 @@ cd "${SOURCE_ROOT:?}" || exit 1
 NETWORK_MODULES=(
     sync/net/tus_client.c     # uploads spool files (segments) to HQ; reads files, not records
     sync/net/tus_client.h     # its interface
+    sync/net/smtp_client.c    # outreach e-mail to the relay: gets a built message, never the
+                              # store (docs/OUTREACH.md, "What leaves, and residency")
+    sync/net/smtp_client.h    # its interface
     sync/toolkit/sd_notify.c  # READY=1/STATUS= to systemd's local socket; no record data
     appliance/uplink/uplink.c # hands spool files (segments) to tus_client, GETs receipts and
                               # the mailbox; reaches the database only through sync_ledger.h

@@ -32,6 +32,22 @@ static void fixed_routes(void)
     CHECK_STR(r.label, "/api/v1/aggregates/{name}");
     CHECK_STR(r.id, "contacts_by_segment_district");
     CHECK_EQ(match("/api/v1/aggregates"), API_ROUTE_NOT_FOUND);
+    /* outreach: the contact's pages outside /api/v1, the manager's list */
+    CHECK_EQ(match("/o/confirm"), API_ROUTE_O_CONFIRM);
+    CHECK_STR(r.label, "/o/confirm");
+    CHECK_EQ(match("/o/unsubscribe/AbC-_9"), API_ROUTE_O_UNSUBSCRIBE);
+    CHECK_STR(r.label, "/o/unsubscribe/{token}");
+    CHECK_STR(r.id, "AbC-_9");
+    CHECK_EQ(match("/o/unsubscribe"), API_ROUTE_NOT_FOUND);
+    CHECK_EQ(match("/o/unsubscribe/a/b"), API_ROUTE_NOT_FOUND);
+    CHECK_EQ(match("/o/unsubscribe/"
+                   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+             API_ROUTE_NOT_FOUND); /* a segment of 64 bytes or more */
+    CHECK_EQ(match("/o/other"), API_ROUTE_NOT_FOUND);
+    CHECK_EQ(match("/api/v1/outreach/messages"), API_ROUTE_OUTREACH);
+    CHECK_STR(r.label, "/api/v1/outreach/messages");
+    CHECK_STR(api_route_allow(API_ROUTE_O_UNSUBSCRIBE), "GET, HEAD, POST");
+    CHECK_STR(api_route_allow(API_ROUTE_OUTREACH), "GET, HEAD");
     /* only as written: the probes have no aliases */
     CHECK_EQ(match("/healthz/"), API_ROUTE_NOT_FOUND);
     CHECK_EQ(match("/Healthz"), API_ROUTE_NOT_FOUND);

@@ -1,6 +1,7 @@
 /* Tests for appliance/daemon/config.c: defaults, files, flags, precise errors,
  * and that a failed load leaves the running config untouched. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -255,6 +256,64 @@ static void plain_http_only_on_loopback(void)
     CHECK_STR(c.listen, "127.0.0.1:1");
 }
 
+/* The outreach keys across each other: nothing is checked while the relay
+ * is empty; otherwise each rule names its key. */
+static void outreach_keys(void)
+{
+    struct outpostd_config c;
+    struct op_error err;
+    config_defaults(&c);
+    CHECK_STR(c.outreach_relay, "");
+    CHECK_EQ(c.outreach_rate, 60);
+    CHECK_EQ(c.outreach_daily_cap, 1000);
+    CHECK_EQ(c.outreach_allow_plain, 0);
+    CHECK_EQ(config_check_outreach(&c, &err), 0);
+
+    struct {
+        const char *relay, *country, *from, *url;
+        int plain;
+        const char *field, *msg;
+    } cases[] = {
+        {"http://127.0.0.1:25", "", "a@b.example", "https://x", 1, "outreach_relay",
+         "is not smtp://HOST[:PORT]"},
+        {"smtp://127.0.0.1:25/extra", "", "a@b.example", "https://x", 1, "outreach_relay", ""},
+        {"smtp://relay.example:587", "", "a@b.example", "https://x", 0, "outreach_relay_country",
+         "required for a relay that is not on this host"},
+        {"smtp://relay.example:587", "de", "a@b.example", "https://x", 0, "outreach_relay_country",
+         "two capital letters"},
+        {"smtp://relay.example:587", "DE", "a@b.example", "https://x", 1, "outreach_allow_plain",
+         "only a relay on loopback may be plain"},
+        {"smtp://[::1]:25", "", "a b@c.example", "https://x", 1, "outreach_from", "plain e-mail"},
+        {"smtp://localhost", "", "a@b.example", "", 1, "outreach_public_url", "https://"},
+        {"smtp://relay.example", "DE", "a@b.example", "http://crm.example", 0,
+         "outreach_public_url", "https://"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        config_defaults(&c);
+        snprintf(c.outreach_relay, sizeof c.outreach_relay, "%s", cases[i].relay);
+        snprintf(c.outreach_relay_country, sizeof c.outreach_relay_country, "%s", cases[i].country);
+        snprintf(c.outreach_from, sizeof c.outreach_from, "%s", cases[i].from);
+        snprintf(c.outreach_public_url, sizeof c.outreach_public_url, "%s", cases[i].url);
+        c.outreach_allow_plain = cases[i].plain;
+        op_error_clear(&err);
+        CHECK_EQ(config_check_outreach(&c, &err), -EINVAL);
+        CHECK_STR(err.field, cases[i].field);
+        CHECK_CONTAINS(err.msg, cases[i].msg);
+    }
+    /* good: a loopback relay in plain, a relay abroad over STARTTLS */
+    config_defaults(&c);
+    snprintf(c.outreach_relay, sizeof c.outreach_relay, "smtp://127.0.0.1:2525");
+    snprintf(c.outreach_from, sizeof c.outreach_from, "news@branch.example");
+    snprintf(c.outreach_public_url, sizeof c.outreach_public_url, "http://127.0.0.1:8080");
+    c.outreach_allow_plain = 1;
+    CHECK_EQ(config_check_outreach(&c, &err), 0);
+    snprintf(c.outreach_relay, sizeof c.outreach_relay, "smtps://relay.example");
+    snprintf(c.outreach_relay_country, sizeof c.outreach_relay_country, "DE");
+    snprintf(c.outreach_public_url, sizeof c.outreach_public_url, "https://crm.example");
+    c.outreach_allow_plain = 0;
+    CHECK_EQ(config_check_outreach(&c, &err), 0);
+}
+
 int main(void)
 {
     fx_tmpdir("config");
@@ -265,5 +324,6 @@ int main(void)
     RUN(flags);
     RUN(describe_is_loadable);
     RUN(plain_http_only_on_loopback);
+    RUN(outreach_keys);
     return fx_finish();
 }

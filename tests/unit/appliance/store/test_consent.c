@@ -377,7 +377,13 @@ static void test_confirmation_text(void)
     CHECK_EQ(consent_confirmation_text(pol, NULL, "p", "L", b, sizeof b), 0);
     CHECK_CONTAINS(b, "please confirm"); /* the policy's language: none set */
     CHECK_EQ(consent_confirmation_text(NULL, "fr", "p", "L", b, sizeof b), 0);
-    CHECK_CONTAINS(b, "please confirm");
+    CHECK_CONTAINS(b, "veuillez confirmer");
+    CHECK_EQ(consent_confirmation_text(NULL, "es-MX", "p", "L", b, sizeof b), 0);
+    CHECK_CONTAINS(b, "confirme que desea recibir");
+    CHECK_EQ(consent_confirmation_text(NULL, "ru-RU", "p", "L", b, sizeof b), 0);
+    CHECK_CONTAINS(b, "Пожалуйста, подтвердите");
+    CHECK_EQ(consent_confirmation_text(NULL, "sw", "p", "L", b, sizeof b), 0);
+    CHECK_CONTAINS(b, "please confirm"); /* no Swahili text: English */
     CHECK_EQ(consent_confirmation_text(pol, "en", "p", "L", b, 20), -ENOBUFS);
     CHECK_EQ(consent_confirmation_text(pol, "en", "p\nBUY NOW", "L", b, sizeof b), -EINVAL);
 }

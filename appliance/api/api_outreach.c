@@ -1,0 +1,189 @@
+/*
+ * The outreach handlers; see api_outreach.h. The queue and the tokens are
+ * outreach.c's and consent.c's; these map requests, pages and errors.
+ */
+#include "api_outreach.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_query.h"
+#include "consent.h"
+#include "outreach.h"
+#include "outreach_mail.h"
+
+static void page(struct api_call *c, int status, enum outreach_page which, const char *lang,
+                 const char *action, const char *token)
+{
+    char *html = outreach_mail_page(which, lang, action, token);
+    if (!html) {
+        api_reply_problem(&c->resp, 503, "out of memory", NULL);
+        return;
+    }
+    c->resp.status = status;
+    c->resp.body = html;
+    c->resp.body_len = strlen(html);
+    c->resp.type = "text/html; charset=utf-8";
+    c->resp.no_store = 1;
+}
+
+/* The value of `name` in an application/x-www-form-urlencoded text (the
+ * query or a form body), or "" */
+static void form_value(const char *text, const char *name, char *out, size_t cap)
+{
+    struct api_param ps[API_QUERY_PARAMS_MAX];
+    char bad[64];
+    out[0] = '\0';
+    int n = text ? api_query_parse(text, ps, API_QUERY_PARAMS_MAX, bad, sizeof bad) : -1;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ps[i].name, name))
+            snprintf(out, cap, "%s", ps[i].value);
+}
+
+static int is_method(const struct api_call *c, const char *m)
+{
+    return !strcmp(c->req.method, m);
+}
+
+void api_outreach_confirm(struct api_db *db, struct api_call *c)
+{
+    char token[CONSENT_TOKEN_MAX + 1], lang[36];
+    form_value(c->req.query, "t", token, sizeof token);
+    form_value(c->req.query, "l", lang, sizeof lang);
+    if (is_method(c, "GET") || is_method(c, "HEAD")) {
+        if (!token[0] || !outreach_mail_header_safe(token)) {
+            page(c, 404, OUTREACH_PAGE_BAD_LINK, lang, NULL, NULL);
+            return;
+        }
+        char action[96];
+        snprintf(action, sizeof action, "/o/confirm%s%s", lang[0] ? "?l=" : "",
+                 outreach_mail_header_safe(lang) ? lang : "");
+        page(c, 200, OUTREACH_PAGE_CONFIRM_ASK, lang, action, token);
+        return;
+    }
+    if (!is_method(c, "POST")) {
+        api_reply_method_not_allowed(&c->resp, c->req.method, api_route_allow(c->route.kind));
+        return;
+    }
+    char body_token[CONSENT_TOKEN_MAX + 1];
+    form_value(c->req.body, "t", body_token, sizeof body_token);
+    if (body_token[0])
+        snprintf(token, sizeof token, "%s", body_token);
+    char id[40] = "";
+    struct op_error err;
+    op_error_clear(&err);
+    struct api_write w;
+    int rc = api_db_write_begin(db, "contact:confirmation-link", c->req.ip, NULL, &w, &err);
+    if (rc == 0) {
+        rc = consent_confirm(w.conn->store, token, c->req.ip, 0, id, &err);
+        rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
+    }
+    explicit_bzero(token, sizeof token);
+    explicit_bzero(body_token, sizeof body_token);
+    switch (rc) {
+    case 0:
+        page(c, 200, OUTREACH_PAGE_CONFIRMED, lang, NULL, NULL);
+        return;
+    case -EALREADY: /* confirmed before: the consent is on file */
+        page(c, 200, OUTREACH_PAGE_CONFIRMED, lang, NULL, NULL);
+        return;
+    case -ENOENT:
+        page(c, 404, OUTREACH_PAGE_BAD_LINK, lang, NULL, NULL);
+        return;
+    case -ETIME:
+        page(c, 410, OUTREACH_PAGE_BAD_LINK, lang, NULL, NULL);
+        return;
+    case -ECANCELED:
+        page(c, 409, OUTREACH_PAGE_BAD_LINK, lang, NULL, NULL);
+        return;
+    default:
+        api_reply_store_error(&c->resp, rc, &err);
+        return;
+    }
+}
+
+void api_outreach_unsubscribe(struct api_db *db, struct api_call *c)
+{
+    const char *token = c->route.id;
+    char lang[36];
+    form_value(c->req.query, "l", lang, sizeof lang);
+    if (!token[0] || strlen(token) >= OUTREACH_TOKEN_BUF || !outreach_mail_header_safe(token)) {
+        if (is_method(c, "POST"))
+            api_reply_problem(&c->resp, 400, "malformed unsubscribe link", NULL);
+        else
+            page(c, 404, OUTREACH_PAGE_BAD_LINK, lang, NULL, NULL);
+        return;
+    }
+    if (is_method(c, "GET") || is_method(c, "HEAD")) {
+        char action[128];
+        snprintf(action, sizeof action, "/o/unsubscribe/%s", token);
+        page(c, 200, OUTREACH_PAGE_UNSUB_ASK, lang, action, token);
+        return;
+    }
+    if (!is_method(c, "POST")) {
+        api_reply_method_not_allowed(&c->resp, c->req.method, api_route_allow(c->route.kind));
+        return;
+    }
+    struct op_error err;
+    op_error_clear(&err);
+    struct api_write w;
+    char mlang[36] = "";
+    int rc = api_db_write_begin(db, "contact:unsubscribe-link", c->req.ip, NULL, &w, &err);
+    if (rc == 0) {
+        rc = outreach_unsubscribe(w.conn->store, token, 0, mlang, &err);
+        rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
+    }
+    if (rc == -ENOENT) {
+        page(c, 404, OUTREACH_PAGE_BAD_LINK, lang, NULL, NULL);
+        return;
+    }
+    if (rc < 0) {
+        api_reply_store_error(&c->resp, rc, &err);
+        return;
+    }
+    page(c, 200, OUTREACH_PAGE_UNSUBSCRIBED, mlang[0] ? mlang : lang, NULL, NULL);
+}
+
+void api_outreach_list(struct store *rd, struct api_call *c, const struct auth_user *u)
+{
+    if (u->role != AUTH_ROLE_MANAGER) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the outreach queue is for the manager role, not %s",
+                 auth_role_name(u->role));
+        api_reply_problem(&c->resp, 403, msg, NULL);
+        return;
+    }
+    struct api_param ps[API_QUERY_PARAMS_MAX];
+    int n = api_query_params(c, ps);
+    if (n < 0)
+        return;
+    const char *state = NULL;
+    int limit = 50;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(ps[i].name, "state")) {
+            state = ps[i].value;
+        } else if (!strcmp(ps[i].name, "limit")) {
+            limit = api_query_limit(c, ps[i].value, OUTREACH_LIST_MAX);
+            if (limit < 0)
+                return;
+        } else {
+            api_reply_problem(&c->resp, 400, "unknown query parameter (state, limit)", NULL);
+            return;
+        }
+    }
+    json_t *arr = NULL;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = outreach_list(rd, state, (unsigned)limit, &arr, &err);
+    if (rc == -EINVAL) {
+        api_reply_problem(&c->resp, 400, err.msg, NULL);
+        return;
+    }
+    if (rc < 0) {
+        api_reply_store_error(&c->resp, rc, &err);
+        return;
+    }
+    api_reply_json(&c->resp, 200, json_pack("{s:o}", "messages", arr));
+}
