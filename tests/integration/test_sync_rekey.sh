@@ -47,11 +47,13 @@ sqlite3 "$HQDB" "UPDATE records SET record = json_set(record, '\$.phone', '$old'
                  WHERE node = 'branch-ar' AND id = '$A'" || die "cannot set HQ's old copy"
 [ "$(hq_phone "$A")" != "$(hq_phone "$B")" ] || die "the old pseudonym was not planted"
 
-# ... and the node too: A's former key, no marker
+# ... and the node too: A's former key, no marker, and (as a node from
+# before field-level deltas) no record of what HQ holds
 kill -TERM "$NODE_PID"
 wait "$NODE_PID" 2>/dev/null
 sqlite3 "$OUTPOST_DB" "UPDATE contacts SET phone_e164 = '+54111512345678' WHERE id = '$A';
-                       DELETE FROM node_meta WHERE key = 'phone_keys'" ||
+                       DELETE FROM node_meta WHERE key = 'phone_keys';
+                       DELETE FROM egress_held" ||
     die "cannot put the node back"
 start_node "http://127.0.0.1:$HQ_PORT" --sync_interval_ms 200 --segment_bytes 4096
 wait_drained 60
