@@ -374,6 +374,23 @@ static int record_erasure(struct sql_cache *c, struct uuid7_gen *ids, const char
     return sql_run_what(c, st, "cannot record the erasure", err);
 }
 
+/* Deletes the person's outreach messages and their unsubscribe tokens. */
+static int forget_outreach(struct sql_cache *c, const char *cid, struct op_error *err)
+{
+    static const unsigned qs[] = {STORE_Q_SUBJECT_OUTREACH_TOKENS_FORGET,
+                                  STORE_Q_SUBJECT_OUTREACH_FORGET};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof qs / sizeof qs[0]; i++) {
+        sqlite3_stmt *st;
+        rc = sql_get_st(c, qs[i], &st, err);
+        if (rc < 0)
+            return rc;
+        sqlite3_bind_text(st, 1, cid, -1, SQLITE_TRANSIENT);
+        rc = sql_run_what(c, st, "cannot delete the person's outreach messages", err);
+    }
+    return rc < 0 ? rc : 0;
+}
+
 static uint64_t fixed_clock(void *ctx)
 {
     return *(const uint64_t *)ctx;
@@ -471,6 +488,8 @@ int subject_erase(struct store *s, const char *contact_id, const char *reason, u
             }
         }
     }
+    if (rc == 0)
+        rc = forget_outreach(&c, cid, err);
     if (rc == 0)
         rc = store_commit(s, err);
     else

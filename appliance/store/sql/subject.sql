@@ -24,3 +24,12 @@ LIMIT 1;
 -- name: erasure_insert
 INSERT INTO erasures (id, subject_id, entity, record_id, erased_at_ms, reason)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6);
+
+-- The person's outreach messages and their unsubscribe tokens: a relay's
+-- rejection text, a message's slots and body can hold the address or name.
+-- name: outreach_tokens_forget
+DELETE FROM outreach_unsubscribe
+WHERE message_id IN (SELECT id FROM outreach_messages WHERE contact_id = ?1);
+
+-- name: outreach_forget
+DELETE FROM outreach_messages WHERE contact_id = ?1;

@@ -13,6 +13,7 @@
 #include "consent.h"
 #include "db.h"
 #include "importer.h"
+#include "outreach.h"
 #include "policy.h"
 #include "store.h"
 #include "store_fixture.h"
@@ -185,6 +186,17 @@ static void erase_leaves_nothing(void)
 
     struct subject_erase_report rep;
     struct op_error err;
+    /* a message to the person that the relay refused, naming the address */
+    int64_t mid = 0;
+    CHECK_EQ(outreach_queue_test(s, p.contact, NOW_MS, &mid, &err), 0);
+    sqlite3 *w = NULL;
+    CHECK_EQ(db_open(fx_db, 0, &w, &err), 0);
+    CHECK_EQ(sqlite3_exec(w,
+                          "UPDATE outreach_messages SET state = 'failed', error = "
+                          "'550 <zofia.canarywska@example.org> CANARY-bounce-5150'",
+                          NULL, NULL, NULL),
+             SQLITE_OK);
+    db_close(w);
     int rc = subject_erase(s, p.contact, "ticket 4711", NOW_MS, &rep, &err);
     CHECK_EQ(rc, 0);
     if (rc)
@@ -215,6 +227,7 @@ static void erase_leaves_nothing(void)
     CHECK_EQ(fx_count(s, "SELECT count(*) FROM erasures WHERE sent_at_ms IS NULL"), 6);
     CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log WHERE action = 'erase'"), 6);
     CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log WHERE detail LIKE '%Canary%'"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outreach_messages"), 0);
 
     /* consistent: search index, foreign keys, integrity */
     sqlite3 *ro = NULL;
@@ -231,7 +244,8 @@ static void erase_leaves_nothing(void)
     static const char *const canaries[] = {
         "Canarywska",           "canarywska",       "zofia",
         "canarywska@example",   "CANARY-call-9931", "CANARY-note-4412",
-        "CANARY-evidence-2208", "203.0.113.77",     "Canarystra"};
+        "CANARY-evidence-2208", "203.0.113.77",     "Canarystra",
+        "CANARY-bounce-5150"};
     for (size_t i = 0; i < sizeof canaries / sizeof canaries[0]; i++) {
         int in_db = fx_file_contains(fx_db, canaries[i]);
         int in_wal = fx_file_contains(wal, canaries[i]);
