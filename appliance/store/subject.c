@@ -374,10 +374,12 @@ static int record_erasure(struct sql_cache *c, struct uuid7_gen *ids, const char
     return sql_run_what(c, st, "cannot record the erasure", err);
 }
 
-/* Deletes the person's outreach messages and their unsubscribe tokens. */
+/* Deletes the person's outreach messages, their transports' reports and
+ * their unsubscribe tokens. */
 static int forget_outreach(struct sql_cache *c, const char *cid, struct op_error *err)
 {
-    static const unsigned qs[] = {STORE_Q_SUBJECT_OUTREACH_TOKENS_FORGET,
+    static const unsigned qs[] = {STORE_Q_SUBJECT_OUTREACH_EVENTS_FORGET,
+                                  STORE_Q_SUBJECT_OUTREACH_TOKENS_FORGET,
                                   STORE_Q_SUBJECT_OUTREACH_FORGET};
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof qs / sizeof qs[0]; i++) {

@@ -27,6 +27,10 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6);
 
 -- The person's outreach messages and their unsubscribe tokens: a relay's
 -- rejection text, a message's slots and body can hold the address or name.
+-- name: outreach_events_forget
+DELETE FROM outreach_events
+WHERE message_id IN (SELECT id FROM outreach_messages WHERE contact_id = ?1);
+
 -- name: outreach_tokens_forget
 DELETE FROM outreach_unsubscribe
 WHERE message_id IN (SELECT id FROM outreach_messages WHERE contact_id = ?1);

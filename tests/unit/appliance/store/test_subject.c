@@ -193,7 +193,11 @@ static void erase_leaves_nothing(void)
     CHECK_EQ(db_open(fx_db, 0, &w, &err), 0);
     CHECK_EQ(sqlite3_exec(w,
                           "UPDATE outreach_messages SET state = 'failed', error = "
-                          "'550 <zofia.canarywska@example.org> CANARY-bounce-5150'",
+                          "'550 <zofia.canarywska@example.org> CANARY-bounce-5150'; "
+                          "INSERT INTO outreach_events (message_id, kind, at_ms, detail) "
+                          "SELECT id, 'bounced_hard', 1, "
+                          "'<zofia.canarywska@example.org> CANARY-dsn-5151' "
+                          "FROM outreach_messages",
                           NULL, NULL, NULL),
              SQLITE_OK);
     db_close(w);
@@ -228,6 +232,7 @@ static void erase_leaves_nothing(void)
     CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log WHERE action = 'erase'"), 6);
     CHECK_EQ(fx_count(s, "SELECT count(*) FROM audit_log WHERE detail LIKE '%Canary%'"), 0);
     CHECK_EQ(fx_count(s, "SELECT count(*) FROM outreach_messages"), 0);
+    CHECK_EQ(fx_count(s, "SELECT count(*) FROM outreach_events"), 0);
 
     /* consistent: search index, foreign keys, integrity */
     sqlite3 *ro = NULL;
@@ -245,7 +250,7 @@ static void erase_leaves_nothing(void)
         "Canarywska",           "canarywska",       "zofia",
         "canarywska@example",   "CANARY-call-9931", "CANARY-note-4412",
         "CANARY-evidence-2208", "203.0.113.77",     "Canarystra",
-        "CANARY-bounce-5150"};
+        "CANARY-bounce-5150",   "CANARY-dsn-5151"};
     for (size_t i = 0; i < sizeof canaries / sizeof canaries[0]; i++) {
         int in_db = fx_file_contains(fx_db, canaries[i]);
         int in_wal = fx_file_contains(wal, canaries[i]);
