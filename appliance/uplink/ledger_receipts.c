@@ -63,13 +63,44 @@ static int acknowledge(struct sync_ledger *l, uint64_t no, uint64_t to_u, uint64
     return rc < 0 ? rc : 0;
 }
 
+/* The receipt's members for field-level deltas, checked before anything
+ * changes: with "extras_mac" (an HQ that covers them) the MAC must verify
+ * over "patch" and "needs_whole"; without it (an older HQ) a needs_whole
+ * list is refused, since nothing vouches for it, and "patch" counts as
+ * false. *patches: whether HQ applies patches. */
+static int check_extras(struct sync_ledger *l, json_t *r, uint64_t segno, int *patches,
+                        struct op_error *err)
+{
+    const char *mac = json_string_value(json_object_get(r, "extras_mac"));
+    json_t *nw = json_object_get(r, "needs_whole");
+    *patches = 0;
+    if (!mac) {
+        if (nw)
+            return op_error_set(err, -EBADMSG, "needs_whole",
+                                "receipt for segment %" PRIu64
+                                " lists needs_whole without extras_mac: nothing vouches for it",
+                                segno);
+        return 0;
+    }
+    int patch = json_is_true(json_object_get(r, "patch"));
+    char want[SYNC_MAC_HEX];
+    if (sync_receipt_extras_mac(l->cred.hq_key, l->cred.node_id, segno, patch, nw, want) < 0 ||
+        !sync_mac_equal(mac, want))
+        return op_error_set(err, -EBADMSG, "extras_mac",
+                            "receipt extras_mac (patch, needs_whole) does not verify under this "
+                            "node's HQ key");
+    *patches = patch;
+    return 0;
+}
+
 /* What the receipt says about field-level deltas (docs/SYNC.md, "Nothing
  * new, nothing sent"), inside the caller's transaction: HQ holds what an
  * applied segment carried; the records whose patch HQ could not apply
  * ("needs_whole") are queued again to go whole; and whether HQ applies
- * patches at all ("patch": true; an HQ that does not say so gets whole
- * records only). */
-static int deltas(struct sync_ledger *l, uint64_t no, int applied, json_t *r, struct op_error *err)
+ * patches at all ("patch": true under extras_mac; an HQ that does not say
+ * so gets whole records only). check_extras passed. */
+static int deltas(struct sync_ledger *l, uint64_t no, int applied, int patches, json_t *r,
+                  struct op_error *err)
 {
     int rc = ledger_deltas_settled(l, no, applied, err);
     json_t *nw = json_object_get(r, "needs_whole");
@@ -77,7 +108,7 @@ static int deltas(struct sync_ledger *l, uint64_t no, int applied, json_t *r, st
     if (rc == 0 && json_is_array(nw))
         rc = ledger_deltas_needs_whole(l, nw, &requeued, err);
     if (rc == 0)
-        rc = ledger_deltas_set_patches(l, json_is_true(json_object_get(r, "patch")), err);
+        rc = ledger_deltas_set_patches(l, patches, err);
     return rc;
 }
 
@@ -148,6 +179,9 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
                           "receipt MAC does not verify under this node's HQ key");
         goto out;
     }
+    int patches = 0;
+    if ((rc = check_extras(l, r, segno, &patches, err)) < 0)
+        goto out;
     rc = ledger_get_segment(&l->q, no, &seg, err);
     if (rc < 0)
         goto out;
@@ -161,7 +195,7 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
         if (rc == 0 && !voided)
             rc = op_error_set(err, -ENOENT, "segment", "no segment %" PRIu64 " in the ledger", no);
         if (rc == 0)
-            rc = deltas(l, no, !strcmp(status, "applied"), r, err);
+            rc = deltas(l, no, !strcmp(status, "applied"), patches, r, err);
         rc = ledger_end_tx(l, rc, err);
         if (rc == 0)
             *outcome = SYNC_SEG_VOIDED;
@@ -197,7 +231,7 @@ int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *js
     else
         rc = reject(l, no, reason, now, err);
     if (rc == 0)
-        rc = deltas(l, no, applied, r, err);
+        rc = deltas(l, no, applied, patches, r, err);
     rc = ledger_end_tx(l, rc, err);
     if (rc < 0)
         goto out;

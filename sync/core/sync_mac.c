@@ -114,6 +114,38 @@ int sync_receipt_mac(const unsigned char key[SYNC_MAC_KEY_BYTES], const char *no
     return mac_finish(&m, out);
 }
 
+int sync_receipt_extras_mac(const unsigned char key[SYNC_MAC_KEY_BYTES], const char *node,
+                            uint64_t segment, int patch, const json_t *needs_whole,
+                            char out[SYNC_MAC_HEX])
+{
+    if (!one_line(node) || (needs_whole && !json_is_array(needs_whole)))
+        return -EINVAL;
+    size_t n = needs_whole ? json_array_size(needs_whole) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(needs_whole, i);
+        if (!json_is_array(e) || json_array_size(e) != 2 ||
+            !one_line(json_string_value(json_array_get(e, 0))) ||
+            !one_line(json_string_value(json_array_get(e, 1))))
+            return -EINVAL;
+    }
+    struct mac m;
+    int rc = mac_start(&m, key);
+    if (rc < 0)
+        return rc;
+    mac_str_line(&m, "outpost-receipt-extras-v1");
+    mac_str_line(&m, node);
+    mac_num_line(&m, segment);
+    mac_num_line(&m, patch ? 1 : 0);
+    mac_num(&m, n);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(needs_whole, i);
+        mac_str(&m, "\n");
+        mac_str_line(&m, json_string_value(json_array_get(e, 0)));
+        mac_str(&m, json_string_value(json_array_get(e, 1)));
+    }
+    return mac_finish(&m, out);
+}
+
 int sync_mailbox_mac(const unsigned char key[SYNC_MAC_KEY_BYTES], const char *node, uint64_t seq,
                      const char *kind, const char *body, size_t body_len, char out[SYNC_MAC_HEX])
 {

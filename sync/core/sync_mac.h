@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #define SYNC_MAC_KEY_BYTES 32
 /* 64 lower-case hex digits and a NUL */
 #define SYNC_MAC_HEX 65
@@ -25,6 +27,18 @@
 int sync_receipt_mac(const unsigned char key[SYNC_MAC_KEY_BYTES], const char *node,
                      uint64_t segment, const char *status, uint64_t to_urgent, uint64_t to_ordinary,
                      char out[SYNC_MAC_HEX]);
+
+/* HMAC-SHA-256 under key of the receipt's members that serve field-level
+ * deltas (docs/SYNC_PROTOCOL.md, "Receipts"), member "extras_mac":
+ * "outpost-receipt-extras-v1\n{node}\n{segment}\n{patch}\n{n}" and, for
+ * each of the n entries of needs_whole in order, "\n{entity}\n{id}"
+ * (patch 1 or 0; needs_whole NULL or an empty array: n = 0). Returns 0;
+ * -EINVAL when node is NULL or holds a newline, needs_whole is neither
+ * NULL nor an array, or an entry is not [entity, id] of two strings
+ * without a newline; -EIO if the MAC fails. */
+int sync_receipt_extras_mac(const unsigned char key[SYNC_MAC_KEY_BYTES], const char *node,
+                            uint64_t segment, int patch, const json_t *needs_whole,
+                            char out[SYNC_MAC_HEX]);
 
 /* HMAC-SHA-256 under key of "outpost-mailbox-v1\n{node}\n{seq}\n{kind}\n{body}"
  * (body: body_len bytes as they are, NULs included) as lower-case hex in

@@ -588,20 +588,29 @@ static int add_whole(void *ctx, const struct hq_set_aside_row *r)
     return 0;
 }
 
-int hq_apply_receipt_extras(struct hq_store *st, const struct hq_receipt *r, json_t *doc,
+int hq_apply_receipt_extras(struct hq_store *st, const struct hq_receipt *r,
+                            const unsigned char key[SYNC_MAC_KEY_BYTES], json_t *doc,
                             struct op_error *err)
 {
     if (json_object_set_new(doc, "patch", json_true()) < 0)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    if (r->status != HQ_RECEIPT_APPLIED || r->set_aside == 0)
-        return 0;
     struct whole_list wl = {json_array(), 0};
     if (!wl.arr)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
-    int rc = st->ops->needs_whole_list(st->impl, r->node, r->segment, add_whole, &wl, err);
+    int rc = 0;
+    if (r->status == HQ_RECEIPT_APPLIED && r->set_aside > 0)
+        rc = st->ops->needs_whole_list(st->impl, r->node, r->segment, add_whole, &wl, err);
     if (rc == 0 && wl.failed)
         rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
     if (rc == 0 && json_array_size(wl.arr) > 0 && json_object_set(doc, "needs_whole", wl.arr) < 0)
+        rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
+    char mac[SYNC_MAC_HEX];
+    if (rc == 0) {
+        rc = sync_receipt_extras_mac(key, r->node, r->segment, 1, wl.arr, mac);
+        if (rc < 0)
+            op_error_set(err, rc, "needs_whole", "cannot make the receipt's extras MAC");
+    }
+    if (rc == 0 && json_object_set_new(doc, "extras_mac", json_string(mac)) < 0)
         rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
     json_decref(wl.arr);
     return rc < 0 ? rc : 0;

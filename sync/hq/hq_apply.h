@@ -25,6 +25,7 @@
 #include "hq_store.h"
 #include "op_error.h"
 #include "policy.h"
+#include "sync_mac.h"
 
 /* The region profiles HQ verifies against, by region code. */
 struct hq_policies;
@@ -91,9 +92,13 @@ int hq_apply_upload(struct hq_store *st, struct hq_policies *pc, const struct hq
  * node needs for field-level deltas (docs/HQ.md, "Patches"): "patch":
  * true, this HQ applies patches; and for an applied segment with patches
  * HQ could not apply (their base was not what it holds),
- * "needs_whole": [[ENTITY, ID], ...], the records to send whole. Returns
- * 0, or the store's error / -ENOMEM (then answer without the receipt). */
-int hq_apply_receipt_extras(struct hq_store *st, const struct hq_receipt *r, json_t *doc,
+ * "needs_whole": [[ENTITY, ID], ...], the records to send whole; and
+ * "extras_mac", the MAC of both under the node's key
+ * (sync_receipt_extras_mac), so a node refuses a list or a patch flag
+ * that was changed on the way. Returns 0, or the store's error /
+ * -ENOMEM / -EIO (then answer without the receipt). */
+int hq_apply_receipt_extras(struct hq_store *st, const struct hq_receipt *r,
+                            const unsigned char key[SYNC_MAC_KEY_BYTES], json_t *doc,
                             struct op_error *err);
 
 #endif

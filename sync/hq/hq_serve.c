@@ -371,7 +371,7 @@ static char *receipt_json(struct hq_serve *hq, const struct hq_node *n, const st
                   (json_int_t)r->set_aside, "reason", r->reason, "received_at", at, "mac", mac);
     struct op_error err;
     op_error_clear(&err);
-    if (o && hq_apply_receipt_extras(&hq->store, r, o, &err) < 0) {
+    if (o && hq_apply_receipt_extras(&hq->store, r, n->hq_key, o, &err) < 0) {
         log_err("receipt for node %s segment %" PRIu64 ": %s", r->node, r->segment, err.msg);
         json_decref(o);
         return NULL;

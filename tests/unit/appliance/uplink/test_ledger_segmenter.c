@@ -482,22 +482,39 @@ static int ends_with(const char *t, const char *suffix)
 }
 
 /* HQ's receipt for sg: applied, with `extra` members (a JSON object text)
- * merged in; checked to be taken. */
-static void ack(struct sync_ledger *l, const struct sync_segment *sg, const char *extra)
+ * merged in, under the extras MAC as HQ makes it when extra is not empty
+ * (an empty one is an older HQ's receipt). want: what
+ * sync_ledger_apply_receipt must return. */
+static void ack_as(struct sync_ledger *l, const struct sync_segment *sg, const char *extra,
+                   int want)
 {
     char *r = fx_receipt(fx_cred.node_id, sg->no, "applied", "", sg->to_urgent, sg->to_ordinary, 1);
     json_t *j = json_loads(r, 0, NULL), *x = json_loads(extra, 0, NULL);
     CHECK(j && x);
     json_object_update(j, x);
+    if (json_object_size(x) && !json_object_get(x, "extras_mac")) {
+        char mac[SYNC_MAC_HEX];
+        CHECK_EQ(sync_receipt_extras_mac(fx_cred.hq_key, fx_cred.node_id, sg->no,
+                                         json_is_true(json_object_get(x, "patch")),
+                                         json_object_get(x, "needs_whole"), mac),
+                 0);
+        json_object_set_new(j, "extras_mac", json_string(mac));
+    }
     char *t = json_dumps(j, JSON_COMPACT);
     int outcome = -1;
     struct op_error err;
-    CHECK_EQ(sync_ledger_apply_receipt(l, sg->no, t, strlen(t), &outcome, &err), 0);
-    CHECK_EQ(outcome, SYNC_SEG_ACKED);
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg->no, t, strlen(t), &outcome, &err), want);
+    if (want == 0)
+        CHECK_EQ(outcome, SYNC_SEG_ACKED);
     free(t);
     free(r);
     json_decref(j);
     json_decref(x);
+}
+
+static void ack(struct sync_ledger *l, const struct sync_segment *sg, const char *extra)
+{
+    ack_as(l, sg, extra, 0);
 }
 
 /* Changes contact id (at version `from`) by `ch` (taken). */
@@ -584,11 +601,44 @@ static void test_deltas(void)
     free(t);
     CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_flight"), 1);
 
+    /* a needs_whole list changed on the way (HQ's MAC covers another
+     * list), or one without the MAC, is refused: nothing changes */
+    char extra[512], mac[SYNC_MAC_HEX];
+    int64_t queued = fx_count(fx_st, "SELECT count(*) FROM outbox");
+    json_t *real = json_pack("[[ss]]", "contact", "no-such-id");
+    CHECK_EQ(sync_receipt_extras_mac(fx_cred.hq_key, fx_cred.node_id, sg.no, 1, real, mac), 0);
+    json_decref(real);
+    snprintf(extra, sizeof extra,
+             "{\"patch\":true,\"needs_whole\":[[\"contact\",\"%s\"]],\"extras_mac\":\"%s\"}", id,
+             mac);
+    ack_as(l, &sg, extra, -EBADMSG);
+    snprintf(extra, sizeof extra,
+             "{\"patch\":true,\"needs_whole\":[[\"contact\",\"%s\"]],"
+             "\"extras_mac\":\"%s\"}",
+             id, "00");
+    ack_as(l, &sg, extra, -EBADMSG);
+    char *plain =
+        fx_receipt(fx_cred.node_id, sg.no, "applied", "", sg.to_urgent, sg.to_ordinary, 1);
+    json_t *pj = json_loads(plain, 0, NULL);
+    json_object_set_new(pj, "needs_whole", json_pack("[[ss]]", "contact", id));
+    char *pt = json_dumps(pj, JSON_COMPACT);
+    int pout = -1;
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, pt, strlen(pt), &pout, &err), -EBADMSG);
+    CHECK_STR(err.field, "needs_whole");
+    free(pt);
+    free(plain);
+    json_decref(pj);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_flight"), 1);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM outbox"), queued);
+    char q[96];
+    snprintf(q, sizeof q, "SELECT count(*) FROM sync_segments WHERE no = %llu AND state = 2",
+             (unsigned long long)sg.no);
+    CHECK_EQ(fx_count(fx_st, q), 0);
+
     /* HQ lacked the base: the record is queued again and goes whole */
-    char extra[256];
     snprintf(extra, sizeof extra,
              "{\"patch\":true,\"needs_whole\":[[\"contact\",\"%s\"],"
-             "[\"contact\",\"no-such-id\"],[\"user\",\"x\"],7]}",
+             "[\"contact\",\"no-such-id\"],[\"user\",\"x\"]]}",
              id);
     ack(l, &sg, extra);
     CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_held"), 0);

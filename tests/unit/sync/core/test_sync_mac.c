@@ -47,6 +47,44 @@ static void test_receipt_known_answer(void)
     CHECK_STR(got, "268b4a5d296849f2f0f6a02b776f66b5f3bca81594743780912bf25802feb835");
 }
 
+/* The extras MAC covers the patch flag and the needs_whole list, entry by
+ * entry; an entry that is not two one-line strings is refused. */
+static void test_receipt_extras(void)
+{
+    char got[SYNC_MAC_HEX], want[65];
+    const char *text =
+        "outpost-receipt-extras-v1\nnairobi-1\n42\n1\n2\ncontact\nc1\norganization\no2";
+    ref_mac(KEY, text, strlen(text), want);
+    json_t *l = json_pack("[[ss][ss]]", "contact", "c1", "organization", "o2");
+    CHECK_EQ(sync_receipt_extras_mac(KEY, "nairobi-1", 42, 1, l, got), 0);
+    CHECK_STR(got, want);
+    text = "outpost-receipt-extras-v1\nn\n7\n0\n0";
+    ref_mac(KEY, text, strlen(text), want);
+    CHECK_EQ(sync_receipt_extras_mac(KEY, "n", 7, 0, NULL, got), 0);
+    CHECK_STR(got, want);
+    json_t *empty = json_array();
+    CHECK_EQ(sync_receipt_extras_mac(KEY, "n", 7, 0, empty, got), 0);
+    CHECK_STR(got, want);
+    json_decref(empty);
+    /* an entry changed, the flag changed: another MAC */
+    char base[SYNC_MAC_HEX];
+    CHECK_EQ(sync_receipt_extras_mac(KEY, "nairobi-1", 42, 1, l, base), 0);
+    CHECK_EQ(sync_receipt_extras_mac(KEY, "nairobi-1", 42, 0, l, got), 0);
+    CHECK(!sync_mac_equal(base, got));
+    json_array_set_new(json_array_get(l, 1), 1, json_string("o3"));
+    CHECK_EQ(sync_receipt_extras_mac(KEY, "nairobi-1", 42, 1, l, got), 0);
+    CHECK(!sync_mac_equal(base, got));
+    /* entries that would make two lists share a text are refused */
+    json_array_set_new(json_array_get(l, 1), 1, json_string("o3\ncontact"));
+    CHECK_EQ(sync_receipt_extras_mac(KEY, "nairobi-1", 42, 1, l, got), -EINVAL);
+    json_array_set_new(l, 1, json_integer(7));
+    CHECK_EQ(sync_receipt_extras_mac(KEY, "nairobi-1", 42, 1, l, got), -EINVAL);
+    json_t *obj = json_object();
+    CHECK_EQ(sync_receipt_extras_mac(KEY, "nairobi-1", 42, 1, obj, got), -EINVAL);
+    json_decref(obj);
+    json_decref(l);
+}
+
 static void test_mailbox_known_answer(void)
 {
     char got[SYNC_MAC_HEX], want[65];
@@ -159,6 +197,7 @@ int main(void)
     for (int i = 0; i < 32; i++)
         KEY[i] = (unsigned char)i;
     RUN(test_receipt_known_answer);
+    RUN(test_receipt_extras);
     RUN(test_mailbox_known_answer);
     RUN(test_every_field_counts);
     RUN(test_refusals);

@@ -332,9 +332,13 @@ static void test_patch_onto_base(void)
 
     /* the receipt says patches are applied, and asks for nothing whole */
     json_t *doc = json_object();
-    CHECK_EQ(hq_apply_receipt_extras(&st, &res.receipt, doc, &err), 0);
+    CHECK_EQ(hq_apply_receipt_extras(&st, &res.receipt, key1, doc, &err), 0);
     CHECK(json_is_true(json_object_get(doc, "patch")));
     CHECK(json_object_get(doc, "needs_whole") == NULL);
+    /* the flag is under the extras MAC, with an empty list */
+    char mac[SYNC_MAC_HEX];
+    CHECK_EQ(sync_receipt_extras_mac(key1, "n1", res.receipt.segment, 1, NULL, mac), 0);
+    CHECK_STR(json_string_value(json_object_get(doc, "extras_mac")), mac);
     json_decref(doc);
 }
 
@@ -369,10 +373,24 @@ static void test_patch_wrong_base(void)
     CHECK_STR(w.text, "contact p11|needs whole: patch onto version 4, HQ holds no record;"
                       "contact p10|needs whole: patch onto version 1, HQ holds version 2;");
     json_t *doc = json_object();
-    CHECK_EQ(hq_apply_receipt_extras(&st, &res.receipt, doc, &err), 0);
+    CHECK_EQ(hq_apply_receipt_extras(&st, &res.receipt, key1, doc, &err), 0);
     char *t = json_dumps(json_object_get(doc, "needs_whole"), JSON_COMPACT);
     CHECK_STR(t, "[[\"contact\",\"p11\"],[\"contact\",\"p10\"]]");
     free(t);
+    /* the list is under the extras MAC: the same list verifies, one
+     * with a record added, dropped or swapped does not */
+    char mac[SYNC_MAC_HEX], other[SYNC_MAC_HEX];
+    CHECK_EQ(sync_receipt_extras_mac(key1, "n1", 42, 1, json_object_get(doc, "needs_whole"), mac),
+             0);
+    CHECK_STR(json_string_value(json_object_get(doc, "extras_mac")), mac);
+    json_t *l2 = json_pack("[[ss][ss][ss]]", "contact", "p11", "contact", "p10", "contact", "x");
+    CHECK_EQ(sync_receipt_extras_mac(key1, "n1", 42, 1, l2, other), 0);
+    CHECK(!sync_mac_equal(mac, other));
+    json_array_remove(l2, 2);
+    json_array_remove(l2, 1);
+    CHECK_EQ(sync_receipt_extras_mac(key1, "n1", 42, 1, l2, other), 0);
+    CHECK(!sync_mac_equal(mac, other));
+    json_decref(l2);
     json_decref(doc);
 
     /* the node sends them whole: applied */
