@@ -94,6 +94,7 @@ struct collect {
     struct sync_ledger *l;
     const struct entity_def *e;
     struct range_set *set;
+    struct residency_sent *seen; /* records put in with data */
     int64_t now;
     struct op_error *err;
 };
@@ -148,9 +149,40 @@ static int collect_one(void *ctx, json_t *record)
         rc = range_set_add(c->set, c->e->name, id, version, h);
     if (rc == -EINVAL)
         return 0; /* an id with a newline: HQ cannot hold it either */
+    if (rc == 0)
+        rc = residency_sent_add(c->seen, c->e->name, id);
     if (rc < 0)
         return op_error_set(c->err, rc, NULL, "cannot hash %s %s", c->e->name, id);
     return 0;
+}
+
+/* The tombstones HQ acknowledged (egress_held rows of state gone), as
+ * gone, for records not put in with data above: a tombstone is what the
+ * node says HQ holds of an erased, purged or withdrawn record. */
+static int collect_gone(struct collect *c)
+{
+    struct sync_ledger *l = c->l;
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_VERIFY_HELD_GONE, c->err);
+    if (!st)
+        return c->err && c->err->code ? c->err->code : -EIO;
+    int rc;
+    while ((rc = sql_step(&l->q, UPLINK_Q_LEDGER_VERIFY_HELD_GONE, st, c->err)) == 1) {
+        const char *entity = (const char *)sqlite3_column_text(st, 0);
+        const char *id = (const char *)sqlite3_column_text(st, 1);
+        const struct entity_def *e = entity ? entity_by_name(entity) : NULL;
+        const void *h = sqlite3_column_blob(st, 3);
+        if (!e || (e->flags & ENTITY_NODE_LOCAL) || !id ||
+            sqlite3_column_bytes(st, 3) != PROJECTION_HASH_BYTES ||
+            residency_sent_has(c->seen, e->name, id))
+            continue;
+        int arc = range_set_add(c->set, e->name, id, sqlite3_column_int64(st, 2), h);
+        if (arc < 0 && arc != -EINVAL) {
+            sqlite3_reset(st);
+            return op_error_set(c->err, arc, NULL, "out of memory");
+        }
+    }
+    sqlite3_reset(st);
+    return rc < 0 ? rc : 0;
 }
 
 int sync_ledger_verify_set(struct sync_ledger *l, struct range_set **out, uint64_t *in_flight,
@@ -170,14 +202,19 @@ int sync_ledger_verify_set(struct sync_ledger *l, struct range_set **out, uint64
         return 0;
     }
     struct collect c = {.l = l, .now = ledger_now(l), .err = err};
-    if ((rc = range_set_new(&c.set)) < 0)
+    if ((rc = range_set_new(&c.set)) < 0 || (rc = residency_sent_new(&c.seen)) < 0) {
+        range_set_free(c.set);
         return op_error_set(err, rc, NULL, "out of memory");
+    }
     for (size_t i = 0; rc == 0 && entity_all[i]; i++) {
         if (entity_all[i]->flags & ENTITY_NODE_LOCAL)
             continue;
         c.e = entity_all[i];
         rc = store_each(l->s, c.e, 1, collect_one, &c, err);
     }
+    if (rc == 0)
+        rc = collect_gone(&c);
+    residency_sent_free(c.seen);
     if (rc < 0) {
         range_set_free(c.set);
         return rc;
@@ -190,31 +227,37 @@ int sync_ledger_verify_set(struct sync_ledger *l, struct range_set **out, uint64
 /* The outbox query that queues one record of e again. */
 static const struct {
     const struct entity_def *e;
-    unsigned q, tomb;
+    unsigned q, tomb, urgent;
 } enqueue_one[] = {
     {&entity_contact, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_CONTACTS,
-     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_CONTACTS},
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_CONTACTS,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_URGENT_CONTACTS},
     {&entity_organization, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_ORGANIZATIONS,
-     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_ORGANIZATIONS},
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_ORGANIZATIONS,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_URGENT_ORGANIZATIONS},
     {&entity_contact_organization, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_CONTACT_ORGANIZATIONS,
-     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_CONTACT_ORGANIZATIONS},
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_CONTACT_ORGANIZATIONS,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_URGENT_CONTACT_ORGANIZATIONS},
     {&entity_deal, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_DEALS,
-     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_DEALS},
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_DEALS, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_URGENT_DEALS},
     {&entity_activity, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_ACTIVITIES,
-     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_ACTIVITIES},
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_ACTIVITIES,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_URGENT_ACTIVITIES},
     {&entity_task, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_TASKS,
-     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_TASKS},
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_TASKS, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_URGENT_TASKS},
     {&entity_note, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_NOTES,
-     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_NOTES},
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_NOTES, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_URGENT_NOTES},
     {&entity_consent, UPLINK_Q_LEDGER_VERIFY_ENQUEUE_ONE_CONSENTS,
-     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_CONSENTS},
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_TOMBSTONE_CONSENTS,
+     UPLINK_Q_LEDGER_VERIFY_ENQUEUE_URGENT_CONSENTS},
 };
 
-/* Queues record (entity, id) again: as a change of it (tomb NULL), or as
- * its erase/purge tombstone (tomb "erase" or "purge"). *queued 1, or 0
- * when the node has no such record. */
+/* Queues record (entity, id) again: as a change of it (tomb NULL; on
+ * the urgent lane when urgent, for a withdrawal HQ lost), or as its
+ * erase/purge tombstone (tomb "erase" or "purge"). *queued 1, or 0 when
+ * the node has no such record. */
 static int requeue(struct sync_ledger *l, const char *entity, const char *id, const char *tomb,
-                   int *queued, struct op_error *err)
+                   int urgent, int *queued, struct op_error *err)
 {
     *queued = 0;
     for (size_t i = 0; i < sizeof enqueue_one / sizeof *enqueue_one; i++) {
@@ -226,7 +269,7 @@ static int requeue(struct sync_ledger *l, const char *entity, const char *id, co
         int frc = ledger_deltas_forget(l, entity, id, err);
         if (frc < 0)
             return frc;
-        unsigned q = tomb ? enqueue_one[i].tomb : enqueue_one[i].q;
+        unsigned q = tomb ? enqueue_one[i].tomb : urgent ? enqueue_one[i].urgent : enqueue_one[i].q;
         sqlite3_stmt *st = sql_get(&l->q, q, err);
         if (!st)
             return err && err->code ? err->code : -EIO;
@@ -249,7 +292,41 @@ struct repair {
     struct sync_verify_row *r;
     struct op_error *err;
     int noted;
+    uint64_t adopted; /* HQ's tombstones learnt (not drift) */
 };
+
+/* Whether h (a side's hash on the wire) is the gone hash of (entity, id). */
+static int is_gone(const char *entity, const char *id, int has, const unsigned char *h)
+{
+    unsigned char g[PROJECTION_HASH_BYTES];
+    return has && projection_hash(entity, PROJECTION_GONE, id, NULL, g) == 0 &&
+           !memcmp(g, h, RANGE_HASH_BYTES);
+}
+
+/* HQ holds a tombstone the node has no entry for: a tombstone acknowledged
+ * before the node kept them (a node upgraded from before migration 0018),
+ * or of a record the node neither sends nor remembers. HQ holds no data of
+ * it, which is all a tombstone says: the node learns it (egress_held, as
+ * gone) so that the next check compares it, and it is not drift. */
+static int adopt_gone(struct repair *p, const struct range_drift *d)
+{
+    unsigned char g[PROJECTION_HASH_BYTES];
+    int rc = projection_hash(d->entity, PROJECTION_GONE, d->id, NULL, g);
+    if (rc < 0)
+        return op_error_set(p->err, rc, NULL, "cannot hash %s %s", d->entity, d->id);
+    sqlite3_stmt *st = sql_get(&p->l->q, UPLINK_Q_LEDGER_VERIFY_ADOPT_GONE, p->err);
+    if (!st)
+        return p->err && p->err->code ? p->err->code : -EIO;
+    sqlite3_bind_text(st, 1, d->entity, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, d->hq_version);
+    sqlite3_bind_blob(st, 4, g, PROJECTION_HASH_BYTES, SQLITE_STATIC);
+    rc = sql_run(&p->l->q, UPLINK_Q_LEDGER_VERIFY_ADOPT_GONE, st, p->err);
+    if (rc < 0)
+        return rc;
+    p->adopted++;
+    return 0;
+}
 
 static void note_reported(struct repair *p, const struct range_drift *d, const char *why)
 {
@@ -265,13 +342,15 @@ static void note_reported(struct repair *p, const struct range_drift *d, const c
 static int repair_one(void *ctx, const struct range_drift *d)
 {
     struct repair *p = ctx;
-    int queued = 0, has = 0, rc = 0;
+    int queued = 0, has = 0, rc = 0, urgent = 0;
     char how[8] = "";
     switch (d->kind) {
     case RANGE_DRIFT_HQ_NEWER:
         note_reported(p, d, "is newer at HQ (was this node restored from an old backup?)");
         return 0;
     case RANGE_DRIFT_HQ_ONLY:
+        if (is_gone(d->entity, d->id, d->has_hq_hash, d->hq_hash))
+            return adopt_gone(p, d);
         /* an erasure or purge HQ never got (or lost): its tombstone again */
         if ((rc = tombstoned(p->l, d->entity, d->id, how, p->err)) < 0)
             return rc;
@@ -287,9 +366,17 @@ static int repair_one(void *ctx, const struct range_drift *d)
         break;
     case RANGE_DRIFT_MISSING:
     case RANGE_DRIFT_DIFFERS:
+        /* the node's entry is a tombstone HQ lost or replaced: the
+         * erasure or purge again, or the withdrawal (a change of the
+         * record, which the segmenter withdraws), urgent either way */
+        if (is_gone(d->entity, d->id, d->has_node_hash, d->node_hash)) {
+            if ((rc = tombstoned(p->l, d->entity, d->id, how, p->err)) < 0)
+                return rc;
+            urgent = 1;
+        }
         break;
     }
-    if ((rc = requeue(p->l, d->entity, d->id, how[0] ? how : NULL, &queued, p->err)) < 0)
+    if ((rc = requeue(p->l, d->entity, d->id, how[0] ? how : NULL, urgent, &queued, p->err)) < 0)
         return rc;
     if (queued)
         p->r->resent++;
@@ -343,6 +430,13 @@ int sync_ledger_verify_finish(struct sync_ledger *l, int64_t id, const struct ra
         r->detail[0] = '\0';
         struct repair p = {.l = l, .r = r, .err = err};
         rc = range_walk_each_drift(w, repair_one, &p);
+        /* HQ's tombstones learnt are not drift (adopt_gone) */
+        r->drift -= p.adopted < r->drift ? p.adopted : r->drift;
+        if (p.adopted && rc == 0) {
+            size_t len = strlen(r->detail);
+            snprintf(r->detail + len, sizeof r->detail - len, "%s%llu tombstones HQ holds learnt",
+                     len ? "; " : "", (unsigned long long)p.adopted);
+        }
         snprintf(r->result, sizeof r->result, "%s",
                  !r->drift     ? "agree"
                  : r->reported ? "drift"

@@ -267,8 +267,9 @@ int range_answer(const struct range_set *hq, const char *body, size_t len, char 
     json_t *out = NULL;
     const char *fmt = json_string_value(json_object_get(req, "format"));
     json_t *ranges = json_object_get(req, "ranges");
-    if (!fmt || strcmp(fmt, RANGE_FORMAT) != 0) {
-        rc = op_error_set(err, -EINVAL, "format", "format must be \"%s\"", RANGE_FORMAT);
+    if (!fmt || (strcmp(fmt, RANGE_FORMAT) != 0 && strcmp(fmt, RANGE_FORMAT_V1) != 0)) {
+        rc = op_error_set(err, -EINVAL, "format", "format must be \"%s\" or \"%s\"", RANGE_FORMAT,
+                          RANGE_FORMAT_V1);
         goto done;
     }
     if (!json_is_array(ranges) || json_array_size(ranges) == 0 ||
@@ -367,6 +368,15 @@ done:
     return rc;
 }
 
+int range_request_format(const char *body, size_t len)
+{
+    json_t *req = body ? json_loadb(body, len, 0, NULL) : NULL;
+    const char *fmt = json_string_value(json_object_get(req, "format"));
+    int v = !fmt ? 0 : !strcmp(fmt, RANGE_FORMAT) ? 2 : !strcmp(fmt, RANGE_FORMAT_V1) ? 1 : 0;
+    json_decref(req);
+    return v;
+}
+
 const char *range_drift_name(enum range_drift_kind k)
 {
     switch (k) {
@@ -386,6 +396,8 @@ struct drift {
     enum range_drift_kind kind;
     char *entity, *id;
     int64_t node_version, hq_version;
+    int has_nh, has_hh;
+    unsigned char node_hash[RANGE_HASH_BYTES], hq_hash[RANGE_HASH_BYTES];
 };
 
 struct range_walk {
@@ -501,7 +513,8 @@ int range_walk_request(struct range_walk *w, char **body, size_t *len)
 }
 
 static int add_drift(struct range_walk *w, enum range_drift_kind k, const char *entity,
-                     const char *id, int64_t nv, int64_t hv)
+                     const char *id, int64_t nv, int64_t hv, const unsigned char *nh,
+                     const unsigned char *hh)
 {
     if (w->nd == w->dcap) {
         size_t cap = w->dcap ? 2 * w->dcap : 16;
@@ -517,6 +530,12 @@ static int add_drift(struct range_walk *w, enum range_drift_kind k, const char *
     d->id = strdup(id);
     d->node_version = nv;
     d->hq_version = hv;
+    d->has_nh = nh != NULL;
+    d->has_hh = hh != NULL;
+    if (nh)
+        memcpy(d->node_hash, nh, RANGE_HASH_BYTES);
+    if (hh)
+        memcpy(d->hq_hash, hh, RANGE_HASH_BYTES);
     if (!d->entity || !d->id) {
         free(d->entity);
         free(d->id);
@@ -551,9 +570,9 @@ static int leaf_one(void *ctx, const struct range_entry *e)
             return 0;
         int64_t hv = json_integer_value(json_array_get(row, 2));
         return add_drift(c->w, hv > e->version ? RANGE_DRIFT_HQ_NEWER : RANGE_DRIFT_DIFFERS,
-                         e->entity, e->id, e->version, hv);
+                         e->entity, e->id, e->version, hv, e->hash, h);
     }
-    return add_drift(c->w, RANGE_DRIFT_MISSING, e->entity, e->id, e->version, -1);
+    return add_drift(c->w, RANGE_DRIFT_MISSING, e->entity, e->id, e->version, -1, e->hash, NULL);
 }
 
 static int bad(struct range_walk *w, struct op_error *err, const char *field, const char *what)
@@ -633,9 +652,11 @@ int range_walk_answer(struct range_walk *w, const char *body, size_t len, struct
         {
             if (rc || c.matched[j])
                 continue;
+            unsigned char h[RANGE_HASH_BYTES];
+            (void)from_hex(json_string_value(json_array_get(e, 3)), h, sizeof h);
             rc = add_drift(w, RANGE_DRIFT_HQ_ONLY, json_string_value(json_array_get(e, 0)),
                            json_string_value(json_array_get(e, 1)), -1,
-                           json_integer_value(json_array_get(e, 2)));
+                           json_integer_value(json_array_get(e, 2)), NULL, h);
         }
         free(c.matched);
         if (rc)
@@ -654,7 +675,11 @@ int range_walk_each_drift(const struct range_walk *w, range_drift_fn cb, void *c
                                 .entity = w->d[i].entity,
                                 .id = w->d[i].id,
                                 .node_version = w->d[i].node_version,
-                                .hq_version = w->d[i].hq_version};
+                                .hq_version = w->d[i].hq_version,
+                                .has_node_hash = w->d[i].has_nh,
+                                .has_hq_hash = w->d[i].has_hh};
+        memcpy(d.node_hash, w->d[i].node_hash, RANGE_HASH_BYTES);
+        memcpy(d.hq_hash, w->d[i].hq_hash, RANGE_HASH_BYTES);
         int rc = cb(ctx, &d);
         if (rc)
             return rc;

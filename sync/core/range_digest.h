@@ -37,7 +37,12 @@
 #define RANGE_REQUEST_MAX 1024       /* ranges in one request */
 #define RANGE_ANSWER_ENTRIES 8192    /* entries in one answer (past it: counts only) */
 #define RANGE_WALK_REQUESTS_MAX 4096 /* a walk that needs more is given up (-E2BIG) */
-#define RANGE_FORMAT "outpost-digest-1"
+/* The request format a node sends: its set holds the tombstones HQ
+ * acknowledged (hashed as gone), and HQ answers from a set with its
+ * tombstones of the node. RANGE_FORMAT_V1 (an older node) leaves
+ * tombstones out on both sides; HQ answers either. */
+#define RANGE_FORMAT "outpost-digest-2"
+#define RANGE_FORMAT_V1 "outpost-digest-1"
 
 struct range_set;
 
@@ -87,12 +92,18 @@ int range_each(const struct range_set *s, const char *prefix, range_entry_fn cb,
  * lists the ranges whose digest or count differs, with HQ's entries when
  * HQ's count and the node's are at most RANGE_LEAF_MAX (or the range is at
  * RANGE_DEPTH_MAX) and the answer holds fewer than RANGE_ANSWER_ENTRIES.
+ * The format is RANGE_FORMAT or RANGE_FORMAT_V1 (range_request_format
+ * says which; the caller builds `hq` to match).
  * Returns 0; -EINVAL with err->field naming the member ("format",
  * "ranges", "ranges[3]") for a body that is not such a request (not
  * JSON, more than RANGE_REQUEST_MAX ranges, a bad prefix, digest or
  * count, a prefix given twice); -ENOMEM. */
 int range_answer(const struct range_set *hq, const char *body, size_t len, char **answer,
                  struct op_error *err);
+
+/* The format of a request body: 2 for RANGE_FORMAT, 1 for
+ * RANGE_FORMAT_V1, 0 for anything else (range_answer names the error). */
+int range_request_format(const char *body, size_t len);
 
 /* What a walk found about one record. */
 enum range_drift_kind {
@@ -107,6 +118,10 @@ struct range_drift {
     enum range_drift_kind kind;
     const char *entity, *id;
     int64_t node_version, hq_version; /* -1 where a side has none */
+    /* each side's projection hash on the wire (first RANGE_HASH_BYTES);
+     * has_* 0 where a side has none */
+    int has_node_hash, has_hq_hash;
+    unsigned char node_hash[RANGE_HASH_BYTES], hq_hash[RANGE_HASH_BYTES];
 };
 typedef int (*range_drift_fn)(void *ctx, const struct range_drift *d);
 

@@ -197,6 +197,12 @@ struct hq_store_ops {
      * entity (sorted) with the count of records that are not tombstones. */
     int (*records_list)(void *impl, const char *node, const char *entity, hq_record_fn cb,
                         void *ctx, struct op_error *err);
+    /* A node's tombstones (op erase, purge or withdraw; json ""),
+     * sorted by entity and id: what anti-entropy compares as gone
+     * (hq_verify.c, docs/SYNC_PROTOCOL.md "Anti-entropy"). Reads only;
+     * a backend answers it from the same records it lists above. */
+    int (*tombstones_list)(void *impl, const char *node, hq_record_fn cb, void *ctx,
+                           struct op_error *err);
     int (*records_count)(void *impl, const char *node, const char *entity, hq_count_fn cb,
                          void *ctx, struct op_error *err);
     int (*receipts_list)(void *impl, const char *node, hq_receipt_fn cb, void *ctx,

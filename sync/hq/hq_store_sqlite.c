@@ -745,6 +745,14 @@ static int sq_records_list(void *impl, const char *node, const char *entity, hq_
     return list_text(impl, HQ_Q_HQ_RECORDS_LIST, node, entity, record_row, &r, "list records", err);
 }
 
+static int sq_tombstones_list(void *impl, const char *node, hq_record_fn cb, void *ctx,
+                              struct op_error *err)
+{
+    struct rows r = {.cb.record = cb, .ctx = ctx};
+    return list_text(impl, HQ_Q_HQ_TOMBSTONES_LIST, node, NULL, record_row, &r, "list tombstones",
+                     err);
+}
+
 static int count_row(sqlite3_stmt *st, void *ctx, struct op_error *err)
 {
     (void)err;
@@ -1085,6 +1093,7 @@ static const struct hq_store_ops sqlite_ops = {
     .needs_whole_add = sq_needs_whole_add,
     .needs_whole_list = sq_needs_whole_list,
     .records_list = sq_records_list,
+    .tombstones_list = sq_tombstones_list,
     .records_count = sq_records_count,
     .receipts_list = sq_receipts_list,
     .set_aside_list = sq_set_aside_list,

@@ -33,9 +33,12 @@ static int add_row(void *ctx, const struct hq_record_row *r)
         return 0;
     enum projection_state state = !strcmp(r->op, "delete") ? PROJECTION_DELETED : PROJECTION_LIVE;
     unsigned char h[PROJECTION_HASH_BYTES];
-    json_t *rec = json_loads(r->json, 0, NULL);
+    int tomb = strcmp(r->op, "upsert") && strcmp(r->op, "delete");
+    json_t *rec = tomb ? NULL : json_loads(r->json, 0, NULL);
     int rc;
-    if (json_is_object(rec)) {
+    if (tomb) { /* erase, purge, withdraw: gone, the id alone */
+        rc = projection_hash(r->entity, PROJECTION_GONE, r->id, NULL, h);
+    } else if (json_is_object(rec)) {
         rc = projection_hash(r->entity, state, r->id, rec, h);
     } else { /* cannot be what the node projects: hash the text so it differs */
         json_t *wrap = json_pack("{ss}", "unreadable", r->json);
@@ -51,8 +54,8 @@ static int add_row(void *ctx, const struct hq_record_row *r)
     return rc;
 }
 
-int hq_verify_set(const struct hq_store *st, const char *node, struct range_set **out,
-                  struct op_error *err)
+int hq_verify_set(const struct hq_store *st, const char *node, int tombstones,
+                  struct range_set **out, struct op_error *err)
 {
     struct build b = {0};
     int rc = range_set_new(&b.s);
@@ -61,6 +64,11 @@ int hq_verify_set(const struct hq_store *st, const char *node, struct range_set 
     rc = st->ops->records_list(st->impl, node, NULL, add_row, &b, err);
     if (rc == 0)
         rc = b.rc;
+    if (rc == 0 && tombstones) {
+        rc = st->ops->tombstones_list(st->impl, node, add_row, &b, err);
+        if (rc == 0)
+            rc = b.rc;
+    }
     if (rc < 0) {
         if (b.rc < 0)
             op_error_set(err, rc, NULL, "cannot build the range digests of node %s", node);
@@ -76,6 +84,7 @@ int hq_verify_set(const struct hq_store *st, const char *node, struct range_set 
  * same (HQ's loop is the only caller). */
 static struct {
     char node[HQ_NODE_MAX];
+    int format; /* range_request_format of the request it was built for */
     uint64_t applied, last_segment;
     int64_t built_ms;
     struct range_set *set;
@@ -101,14 +110,16 @@ int hq_verify_answer(const struct hq_store *st, const struct hq_node *n, int64_t
     *answer = NULL;
     if (rc < 0)
         return rc;
-    if (!kept.set || strcmp(kept.node, n->name) || kept.applied != n->segments_applied ||
-        kept.last_segment != n->last_segment || now_ms - kept.built_ms > HQ_VERIFY_CACHE_MS ||
-        now_ms < kept.built_ms) {
+    int format = range_request_format(body, len);
+    if (!kept.set || strcmp(kept.node, n->name) || kept.format != format ||
+        kept.applied != n->segments_applied || kept.last_segment != n->last_segment ||
+        now_ms - kept.built_ms > HQ_VERIFY_CACHE_MS || now_ms < kept.built_ms) {
         hq_verify_forget();
         struct range_set *s = NULL;
-        if ((rc = hq_verify_set(st, n->name, &s, err)) < 0)
+        if ((rc = hq_verify_set(st, n->name, format == 2, &s, err)) < 0)
             return rc;
         kept.set = s;
+        kept.format = format;
         snprintf(kept.node, sizeof kept.node, "%s", n->name);
         kept.applied = n->segments_applied;
         kept.last_segment = n->last_segment;

@@ -2,8 +2,9 @@
  * HQ's side of anti-entropy (docs/SYNC_PROTOCOL.md, "Anti-entropy"):
  * POST /v1/digest answers a node's level of range digests against what HQ
  * holds of that node (its records table, each record's text hashed with
- * projection_hash; tombstones hold no data and are left out, as the node
- * leaves out what it would not send), and POST /v1/verify keeps the
+ * projection_hash, and for a request of format 2 each tombstone hashed as
+ * gone, as the node puts in the tombstones HQ acknowledged; format 1, an
+ * older node, leaves tombstones out), and POST /v1/verify keeps the
  * node's report of the check that ended (HQ schema 5, `outpost-hq
  * nodes`).
  *
@@ -37,12 +38,13 @@
 /* 1 for the paths this module answers. */
 int hq_verify_path(const char *path);
 
-/* HQ's sealed range set of node's records. 0, -ENOMEM, or the store's
+/* HQ's sealed range set of node's records, with its tombstones (hashed
+ * as gone) when tombstones is non-zero. 0, -ENOMEM, or the store's
  * error; a stored record whose text is not a JSON object goes in with the
  * hash of its text as it is, so it differs from anything the node holds
  * and is sent again. */
-int hq_verify_set(const struct hq_store *st, const char *node, struct range_set **out,
-                  struct op_error *err);
+int hq_verify_set(const struct hq_store *st, const char *node, int tombstones,
+                  struct range_set **out, struct op_error *err);
 
 /* HQ's answer to one digest request of node n (range_answer's), from
  * the kept set when it is still the node's (above) or a new one. 0;

@@ -5,13 +5,15 @@
 # stopped (as a restored backup or a lost apply would leave it): rows
 # deleted, a version rolled back, the tombstone of an erasure and the
 # withdrawal of a restricted contact replaced by their old data, a delete
-# undone. The next check finds exactly those seven records, queues them
-# again, and the sync sends only them: the restricted contact as a
-# withdrawal (its canary never crosses the wire, checked on a capture of
-# every byte), the erased one as its erase tombstone. outpostd is killed
+# undone, and the tombstones of another erasure and another withdrawal
+# deleted (tombstones HQ never got). The next check finds exactly those
+# nine records, queues them again, and the sync sends only them: the
+# restricted contacts as withdrawals (the canary never crosses the wire,
+# checked on a capture of every byte), the erased ones as their erase
+# tombstones. outpostd is killed
 # (-9) right after the repairs are queued, and HQ as they start to go;
 # after the restarts HQ holds the node's projection exactly (no record lost
-# or doubled: its receipts count seven records) and a last check agrees,
+# or doubled: its receipts count nine records) and a last check agrees,
 # for under 1,200 bytes on the wire, heads included. Bad digest requests
 # are refused 400 with nothing changed.
 set -u
@@ -55,7 +57,7 @@ grep -q '^verify: last check .*: agree; 201 records here, 201 at HQ' "$T/status.
     die "status does not show the check: $(cat "$T/status.txt")"
 
 # 2. Changes that leave tombstones and a new version at HQ.
-E=$(ids 1 10) D=$(ids 1 11) V=$(ids 1 12)
+E=$(ids 1 10) D=$(ids 1 11) V=$(ids 1 12) E2=$(ids 1 13) W=$(ids 1 14)
 hqrec() { printf "%s" "$(sqlite3 "$HQDB" "SELECT record FROM records WHERE node = 'verify-1' AND id = '$1'")"; }
 hqrec "$E" >"$T/E.json"
 hqrec "$R" >"$T/R.json"
@@ -68,12 +70,17 @@ grep -q "\"region\":\"$CANARY_CLEAR\"" "$T/R.json" ||
 "$OUTPOST" contact update --version "$(ver "$R")" "$R" --restricted true >/dev/null ||
     die "restrict failed"
 "$OUTPOST" subject erase "$E" --yes >/dev/null || die "erase failed"
+"$OUTPOST" subject erase "$E2" --yes >/dev/null || die "erase failed"
+"$OUTPOST" contact update --version "$(ver "$W")" "$W" --restricted true >/dev/null ||
+    die "restrict failed"
 "$OUTPOST" contact delete --version "$(ver "$D")" "$D" >/dev/null || die "delete failed"
 "$OUTPOST" contact update --version "$(ver "$V")" "$V" --given_name Newer >/dev/null ||
     die "update failed"
 wait_drained 40
 [ "$(sqlite3 "$HQDB" "SELECT op FROM records WHERE id = '$R'")" = withdraw ] ||
     die "the restricted contact was not withdrawn at HQ"
+[ "$(sqlite3 "$HQDB" "SELECT op FROM records WHERE id IN ('$E2', '$W') ORDER BY op")" = \
+    "$(printf 'erase\nwithdraw')" ] || die "the second erasure or withdrawal did not reach HQ"
 
 # 3. HQ drifts while it is stopped.
 kill "$HQ_PID"
@@ -81,6 +88,7 @@ wait "$HQ_PID" 2>/dev/null
 G1=$(ids 1 20) G2=$(ids 1 21) G3=$(ids 1 22)
 sqlite3 "$HQDB" <<SQL || die "cannot make HQ drift"
 DELETE FROM records WHERE id IN ('$G1', '$G2', '$G3');
+DELETE FROM records WHERE id IN ('$E2', '$W');
 UPDATE records SET version = version - 1,
        record = json_set(record, '$.version', version - 1, '$.given_name', 'Older')
  WHERE id = '$V';
@@ -103,7 +111,7 @@ CPORT=$(wait_line "$T/cproxy.out" 's/^listening 127\.0\.0\.1:\([0-9]*\).*/\1/p' 
     capture_proxy) || exit 1
 start_node "http://127.0.0.1:$CPORT" "${NODE_ARGS[@]}"
 
-# 4. The check finds exactly the seven records and queues them again; the
+# 4. The check finds exactly the nine records and queues them again; the
 # node is killed at once, before the repairs can be sent.
 expect_exit 7 "$OUTPOST" sync verify --json --timeout 30
 kill -9 "$NODE_PID"
@@ -112,7 +120,7 @@ python3 - "$OUT" <<'PY' || die "drift: $(cat "$OUT")"
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["result"] == "repaired", r
-assert r["drift"] == 7 and r["resent"] == 7 and r["reported"] == 0, r
+assert r["drift"] == 9 and r["resent"] == 9 and r["reported"] == 0, r
 PY
 start_node "http://127.0.0.1:$CPORT" "${NODE_ARGS[@]}"
 # HQ is killed (-9) as the repairs start to go, and comes back
@@ -128,22 +136,26 @@ wait "$CPROXY_PID" 2>/dev/null
 
 # Only the differing records were sent, each once, and the canary never.
 n_after=$(sqlite3 "$HQDB" "SELECT coalesce(sum(records), 0) FROM receipts WHERE node = 'verify-1'")
-[ $((n_after - n_before)) = 7 ] || die "HQ received $((n_after - n_before)) records, not 7"
+[ $((n_after - n_before)) = 9 ] || die "HQ received $((n_after - n_before)) records, not 9"
 python3 "$HERE/verify_wire.py" "$T/capture.bin" "$CANARY" "$PSEUDO" "$CANARY_CLEAR" >"$T/wire.json" ||
     die "cannot decode the capture"
-python3 - "$T/wire.json" "$R" "$E" "$D" "$V" "$G1" "$G2" "$G3" <<'PY' || die "wire: $(cat "$T/wire.json")"
+python3 - "$T/wire.json" "$R" "$E" "$D" "$V" "$E2" "$W" "$G1" "$G2" "$G3" <<'PY' || die "wire: $(cat "$T/wire.json")"
 import json, sys
 w = json.load(open(sys.argv[1]))
-R, E, D, V, *G = sys.argv[2:]
+R, E, D, V, E2, W, *G = sys.argv[2:]
 assert not w["canary_raw"] and not w["canary_segment"], "the canary crossed the wire"
 # a segment sent again after HQ's crash is decoded once per upload: the
-# set of what crossed must be exactly the seven (HQ's receipts count them
+# set of what crossed must be exactly the nine (HQ's receipts count them
 # once, above)
 got = sorted(set((r["id"], r["op"]) for r in w["records"]))
-want = sorted([(R, "withdraw"), (E, "erase"), (D, "delete"), (V, "upsert")] + [(g, "upsert") for g in G])
+want = sorted([(R, "withdraw"), (E, "erase"), (D, "delete"), (V, "upsert"), (E2, "erase"),
+               (W, "withdraw")] + [(g, "upsert") for g in G])
 assert got == want, (got, want)
 assert w["digest_requests"] >= 2, w
 PY
+# the tombstones HQ lost are back
+[ "$(sqlite3 "$HQDB" "SELECT op FROM records WHERE id IN ('$E2', '$W') ORDER BY op")" = \
+    "$(printf 'erase\nwithdraw')" ] || die "the lost tombstones were not repaired at HQ"
 grep -q -e "$PSEUDO" -e "$CANARY_CLEAR" <(sqlite3 "$HQDB" "SELECT record FROM records WHERE id = '$R'") &&
     die "HQ still holds the restricted contact's data"
 

@@ -54,3 +54,31 @@ ORDER BY seq DESC LIMIT 1;
 -- each table: contacts organizations contact_organizations deals activities tasks notes consents
 INSERT INTO outbox (entity, record_id, version, hlc, op, priority, created_ms)
 SELECT ?2, id, version, updated_hlc, ?4, 0, ?3 FROM {table} WHERE id = ?1;
+
+-- The tombstones HQ acknowledged (egress_held rows of state 2, gone): in
+-- the node's set as gone, so a tombstone HQ lost is found (format 2).
+-- name: held_gone
+SELECT entity, record_id, version, hash FROM egress_held WHERE state = 2;
+
+-- What the node believes HQ holds of (?1 entity, ?2 id): its state
+-- (0 live, 1 deleted, 2 gone), no row when nothing.
+-- name: held_state
+SELECT state FROM egress_held WHERE entity = ?1 AND record_id = ?2;
+
+-- HQ holds a tombstone (?1 entity, ?2 id, ?3 HQ's version, ?4 the gone
+-- hash) the node kept no row for (a tombstone acknowledged before the
+-- node kept them): learnt, so the next check compares it.
+-- name: adopt_gone
+INSERT INTO egress_held (entity, record_id, version, state, hash, fields)
+VALUES (?1, ?2, ?3, 2, ?4, NULL)
+ON CONFLICT (entity, record_id) DO UPDATE SET version = excluded.version, state = 2,
+    hash = excluded.hash, fields = NULL;
+
+-- A withdrawal HQ lost, queued again on the urgent lane (?1 id, ?2
+-- entity name, ?3 now): a change of the record, which the segmenter
+-- withdraws since it is withheld.
+-- name: enqueue_urgent_{table}
+-- each table: contacts organizations contact_organizations deals activities tasks notes consents
+INSERT INTO outbox (entity, record_id, version, hlc, op, priority, created_ms)
+SELECT ?2, id, version, updated_hlc, CASE deleted WHEN 1 THEN 'delete' ELSE 'upsert' END, 0, ?3
+  FROM {table} WHERE id = ?1;

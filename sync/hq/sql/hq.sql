@@ -122,6 +122,13 @@ SELECT node, entity, id, version, op, record FROM records
 WHERE op IN ('upsert', 'delete') AND (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR entity = ?2)
 ORDER BY node, entity, id;
 
+-- A node's tombstones (erase, purge, withdraw), for the digests of
+-- anti-entropy format 2 (hq_verify.c): no record text. ?2 unused.
+-- name: tombstones_list
+SELECT node, entity, id, version, op, NULL FROM records
+WHERE op IN ('erase', 'purge', 'withdraw') AND node = ?1 AND (?2 IS NULL OR entity = ?2)
+ORDER BY node, entity, id;
+
 -- name: records_count
 SELECT entity, count(*) FROM records
 WHERE op IN ('upsert', 'delete') AND (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR entity = ?2)

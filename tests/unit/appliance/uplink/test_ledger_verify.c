@@ -7,10 +7,15 @@
  * build from the segments it received; ending a check against an HQ that
  * lost records queues exactly those records in the outbox with the result
  * in one transaction, HQ's newer versions and records the node never sent
- * are reported, not queued, and a check cannot be ended twice. */
+ * are reported, not queued, and a check cannot be ended twice. The
+ * tombstones HQ acknowledged are in the set as gone: one HQ lost goes
+ * again (an erasure as its tombstone, a withdrawal as a change the
+ * segmenter withdraws, both on the urgent lane), and a tombstone HQ holds
+ * that the node kept no row for is learnt, not drift. */
 #include "ledger_fixture.h"
 #include "projection_hash.h"
 #include "range_digest.h"
+#include "subject.h"
 
 static int64_t outbox_rows(void)
 {
@@ -190,10 +195,113 @@ static void test_set_and_repair(void)
     sync_ledger_close(l);
 }
 
+/* HQ's copy of the node's set without `lost` (a tombstone row deleted at
+ * HQ), with a tombstone `extra` the node kept no row for. */
+struct hq_tombs {
+    struct range_set *hq;
+    const char *lost1, *lost2;
+};
+
+static int copy_but(void *ctx, const struct range_entry *re)
+{
+    struct hq_tombs *c = ctx;
+    if (!strcmp(re->id, c->lost1) || !strcmp(re->id, c->lost2))
+        return 0;
+    unsigned char h[PROJECTION_HASH_BYTES] = {0};
+    memcpy(h, re->hash, RANGE_HASH_BYTES);
+    return range_set_add(c->hq, re->entity, re->id, re->version, h);
+}
+
+static void test_tombstones(void)
+{
+    fx_fresh("tombstones");
+    char *gus = fx_contact("Gus"), *hal = fx_contact("Hal"), *ivy = fx_contact("Ivy");
+    struct sync_ledger *l = fx_open(0);
+    struct op_error err;
+    drain(l);
+    struct subject_erase_report rep;
+    CHECK_EQ(subject_erase(fx_st, gus, "ticket 9", (uint64_t)fx_now, &rep, &err), 0);
+    fx_restrict(hal);
+    drain(l);
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_held WHERE state = 2"), 2);
+
+    /* the acknowledged tombstones are in the set, hashed as gone */
+    struct range_set *mine = NULL;
+    uint64_t in_flight = 0;
+    CHECK_EQ(sync_ledger_verify_set(l, &mine, &in_flight, &err), 0);
+    CHECK(mine != NULL);
+    CHECK_EQ(range_set_count(mine), 3);
+
+    /* HQ lost both tombstones, and holds one the node has no row for */
+    struct range_set *hq = NULL;
+    CHECK_EQ(range_set_new(&hq), 0);
+    struct hq_tombs c = {hq, gus, hal};
+    CHECK_EQ(range_each(mine, "", copy_but, &c), 0);
+    unsigned char g[PROJECTION_HASH_BYTES];
+    CHECK_EQ(projection_hash("contact", PROJECTION_GONE, "old-tombstone", NULL, g), 0);
+    CHECK_EQ(range_set_add(hq, "contact", "old-tombstone", 7, g), 0);
+    range_set_seal(hq);
+
+    struct range_walk *w = NULL;
+    CHECK_EQ(range_walk_new(mine, &w), 0);
+    char *body = NULL;
+    size_t len = 0;
+    while (range_walk_request(w, &body, &len) == 0) {
+        char *ans = NULL;
+        CHECK_EQ(range_answer(hq, body, len, &ans, &err), 0);
+        CHECK_EQ(range_walk_answer(w, ans, strlen(ans), &err), 0);
+        free(ans);
+        free(body);
+    }
+    int64_t id = 0;
+    CHECK_EQ(sync_ledger_verify_request_db(fx_db, &id, &err), 0);
+    struct sync_verify_row r = {0};
+    CHECK_EQ(sync_ledger_verify_finish(l, id, w, &r, &err), 0);
+    CHECK_STR(r.result, "repaired");
+    CHECK_EQ(r.drift, 2); /* the two lost tombstones; the learnt one is not drift */
+    CHECK_EQ(r.resent, 2);
+    CHECK_EQ(r.reported, 0);
+    CHECK_CONTAINS(r.detail, "1 tombstones HQ holds learnt");
+    char out[4096] = "";
+    fx_dump("SELECT record_id, op, priority FROM outbox ORDER BY op", out, sizeof out);
+    char want[256];
+    snprintf(want, sizeof want, "%s|erase|0", gus);
+    CHECK_CONTAINS(out, want);
+    snprintf(want, sizeof want, "%s|upsert|0", hal);
+    CHECK_CONTAINS(out, want);
+    CHECK(!strstr(out, ivy));
+    CHECK_EQ(fx_count(fx_st, "SELECT count(*) FROM egress_held WHERE record_id = 'old-tombstone' "
+                             "AND state = 2 AND version = 7"),
+             1);
+    /* the repairs: the erasure's tombstone and a withdrawal, nothing else */
+    struct sync_segment sg = fx_segment(l);
+    CHECK_EQ(sg.records, 2);
+    range_walk_free(w);
+    range_set_free(hq);
+    range_set_free(mine);
+
+    /* after the repairs are acknowledged the sets agree, the learnt
+     * tombstone included */
+    char *rr = fx_receipt(fx_cred.node_id, sg.no, "applied", "", sg.to_urgent, sg.to_ordinary, 1);
+    int outcome = -1;
+    CHECK_EQ(sync_ledger_mark_uploaded(l, sg.no, &err), 0);
+    CHECK_EQ(sync_ledger_apply_receipt(l, sg.no, rr, strlen(rr), &outcome, &err), 0);
+    free(rr);
+    CHECK_EQ(sync_ledger_verify_set(l, &mine, &in_flight, &err), 0);
+    CHECK(mine != NULL);
+    CHECK_EQ(range_set_count(mine), 4);
+    range_set_free(mine);
+    free(gus);
+    free(hal);
+    free(ivy);
+    sync_ledger_close(l);
+}
+
 int main(void)
 {
     fx_setup();
     RUN(test_due);
     RUN(test_set_and_repair);
+    RUN(test_tombstones);
     return fx_teardown();
 }

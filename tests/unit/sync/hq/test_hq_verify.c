@@ -1,7 +1,9 @@
 /*
  * Tests for sync/hq/hq_verify.c on a real HQ store: HQ's set is the
- * node's records with data (tombstones, aggregate answers and other
- * nodes' records left out), hashed as the node hashes its projections, so a node set built
+ * node's records with data and, for a request of format 2, its tombstones
+ * hashed as gone (format 1, an older node's, leaves them out; aggregate
+ * answers and other nodes' records are always left out), hashed as the
+ * node hashes its projections, so a node set built
  * from the same projections agrees in one request; the set is kept for
  * a check's next requests and built again after an apply to the node
  * (its applied segments changed) or once it is a minute old; a bad
@@ -9,6 +11,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,20 +56,55 @@ static struct range_set *node_set(const char *const *texts, size_t n)
     return s;
 }
 
-/* One request of the node's root; returns HQ's answer (malloc'd). */
-static char *ask_root(struct hq_store *st, const struct hq_node *n, int64_t now,
-                      const struct range_set *mine, int *rc)
+/* One request of the node's root, in format 1 (an older node's) when v1;
+ * returns HQ's answer (malloc'd). */
+static char *ask_root_as(struct hq_store *st, const struct hq_node *n, int64_t now,
+                         const struct range_set *mine, int v1, int *rc)
 {
     struct range_walk *w = NULL;
     CHECK_EQ(range_walk_new(mine, &w), 0);
     char *body = NULL, *answer = NULL;
     size_t len = 0;
     CHECK_EQ(range_walk_request(w, &body, &len), 0);
+    char *f = strstr(body, RANGE_FORMAT);
+    CHECK(f != NULL);
+    if (v1 && f)
+        f[strlen(RANGE_FORMAT) - 1] = '1';
     struct op_error err;
     *rc = hq_verify_answer(st, n, now, body, len, &answer, &err);
     free(body);
     range_walk_free(w);
     return answer;
+}
+
+static char *ask_root(struct hq_store *st, const struct hq_node *n, int64_t now,
+                      const struct range_set *mine, int *rc)
+{
+    return ask_root_as(st, n, now, mine, 0, rc);
+}
+
+/* A node set with the tombstone of contact `gone` the node keeps. */
+static struct range_set *node_set_gone(const char *const *texts, size_t n, const char *gone)
+{
+    struct range_set *s = NULL;
+    CHECK_EQ(range_set_new(&s), 0);
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = json_loads(texts[i], 0, NULL);
+        unsigned char h[PROJECTION_HASH_BYTES];
+        const char *id = json_string_value(json_object_get(j, "id"));
+        enum projection_state state =
+            json_is_true(json_object_get(j, "deleted")) ? PROJECTION_DELETED : PROJECTION_LIVE;
+        CHECK_EQ(projection_hash("contact", state, id, j, h), 0);
+        CHECK_EQ(
+            range_set_add(s, "contact", id, json_integer_value(json_object_get(j, "version")), h),
+            0);
+        json_decref(j);
+    }
+    unsigned char h[PROJECTION_HASH_BYTES];
+    CHECK_EQ(projection_hash("contact", PROJECTION_GONE, gone, NULL, h), 0);
+    CHECK_EQ(range_set_add(s, "contact", gone, 4, h), 0);
+    range_set_seal(s);
+    return s;
 }
 
 static const char *AGG = "{\"aggregate\":\"by_country\"}";
@@ -84,23 +122,51 @@ static void test_set_and_kept(void)
     put(&st, "n1", "a", 2, "upsert", A);
     put(&st, "n1", "b", 1, "delete", B);
     put(&st, "n1", "gone", 3, "upsert", C);
-    put(&st, "n1", "gone", 4, "erase", NULL); /* a tombstone: no data, left out */
+    put(&st, "n1", "gone", 4, "erase", NULL); /* a tombstone: compared as gone in format 2 */
     put(&st, "n2", "c", 1, "upsert", C);      /* another node's */
     enum hq_record_result res;                /* an aggregate answer: not a projection */
     CHECK_EQ(st.ops->record_apply(st.impl, "n1", "aggregate", "by_country", 5, "upsert", AGG,
                                   strlen(AGG), 1, &res, &err),
              0);
     struct range_set *hq = NULL;
-    CHECK_EQ(hq_verify_set(&st, "n1", &hq, &err), 0);
+    CHECK_EQ(hq_verify_set(&st, "n1", 0, &hq, &err), 0);
     CHECK_EQ(range_set_count(hq), 2);
+    range_set_free(hq);
+    CHECK_EQ(hq_verify_set(&st, "n1", 1, &hq, &err), 0);
+    CHECK_EQ(range_set_count(hq), 3);
     range_set_free(hq);
 
     const char *texts[] = {A, B};
-    struct range_set *mine = node_set(texts, 2);
+    struct range_set *old = node_set(texts, 2);
+    struct range_set *mine = node_set_gone(texts, 2, "gone");
     struct hq_node n;
     CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, &err), 0);
     int rc = 0;
-    char *ans = ask_root(&st, &n, 1000, mine, &rc);
+    /* an older node leaves tombstones out, and HQ does too for it */
+    char *ans = ask_root_as(&st, &n, 900, old, 1, &rc);
+    CHECK_EQ(rc, 0);
+    CHECK_STR(ans, "{\"differ\":[]}");
+    free(ans);
+    /* format 2 without the tombstone: HQ lists it, hashed as gone */
+    ans = ask_root(&st, &n, 910, old, &rc);
+    CHECK_EQ(rc, 0);
+    CHECK_CONTAINS(ans, "[\"contact\",\"gone\",4,\"");
+    free(ans);
+    range_set_free(old);
+    /* HQ's tombstone lost (the row deleted): found */
+    sqlite3 *db = NULL;
+    CHECK_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_EQ(sqlite3_exec(db, "DELETE FROM records WHERE id = 'gone'", NULL, NULL, NULL),
+             SQLITE_OK);
+    sqlite3_close(db);
+    n.segments_applied++;
+    ans = ask_root(&st, &n, 920, mine, &rc);
+    CHECK_CONTAINS(ans, "\"differ\":[[\"\",2,[");
+    free(ans);
+    /* the tombstone again: agreement, the node's tombstone counted */
+    put(&st, "n1", "gone", 4, "erase", NULL);
+    n.segments_applied++;
+    ans = ask_root(&st, &n, 1000, mine, &rc);
     CHECK_EQ(rc, 0);
     CHECK_STR(ans, "{\"differ\":[]}");
     free(ans);
@@ -112,7 +178,7 @@ static void test_set_and_kept(void)
     free(ans);
     /* a minute later it is built again and sees the change */
     ans = ask_root(&st, &n, 1000 + HQ_VERIFY_CACHE_MS + 1, mine, &rc);
-    CHECK_CONTAINS(ans, "\"differ\":[[\"\",2,[");
+    CHECK_CONTAINS(ans, "\"differ\":[[\"\",3,[");
     free(ans);
     /* so does an apply to the node (its applied segments changed) */
     put(&st, "n1", "a", 4, "upsert", A);
