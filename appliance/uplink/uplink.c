@@ -1557,6 +1557,17 @@ static void on_digest(void *ctx, int status, const char *body, size_t len,
         return;
     u->talked = 1;
     char why[400];
+    if (status == 503) {
+        /* HQ's digest queue is full (or it is stopping): the check stays
+         * asked for and runs again at the next idle cycle */
+        if (u->verify_waiting_logged != (uint64_t)u->verify_id)
+            log_info("sync: anti-entropy check %lld: HQ is busy (503); asked again later",
+                     (long long)u->verify_id);
+        u->verify_waiting_logged = (uint64_t)u->verify_id;
+        verify_drop(u);
+        check_mailbox(u);
+        return;
+    }
     if (status != 200) {
         if (status < 0)
             snprintf(why, sizeof why, "no answer from HQ: %.300s", err ? err->msg : "?");

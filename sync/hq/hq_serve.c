@@ -508,6 +508,11 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
 static void job_done(void *ctx, struct hq_job *j)
 {
     struct hq_serve *hq = ctx;
+    if (j->kind == HQ_JOB_RUN) { /* a digest answered off the loop (digest_on_pool) */
+        hq_verify_digest_finish(j->arg, j->x, j->rc);
+        hq_job_free(j);
+        return;
+    }
     if (j->kind == HQ_JOB_TOUCH) {
         if (j->rc < 0)
             touch_failed(hq, j);
@@ -535,6 +540,29 @@ static void job_done(void *ctx, struct hq_job *j)
         if (n < 0)
             log_warning("retrying completed uploads: %s", strerror(-n));
     }
+}
+
+/* A digest is answered on the apply pool: building a large node's set
+ * takes a second or more of CPU, which the loop would otherwise spend
+ * while every other request waits. The answer follows from job_done. A
+ * full queue (or a stop) answers 503 with Retry-After at once. */
+static void digest_on_pool(struct hq_serve *hq, struct http_exchange *x, const struct hq_node *n)
+{
+    struct hq_verify_digest *d = hq_verify_digest_new(x, n, now_ms(hq));
+    struct hq_job *j = d ? hq_job_run_new(n->name, hq_verify_digest_run, d) : NULL;
+    int rc = !j ? -ENOMEM : hq->stopping ? -ESHUTDOWN : 0;
+    if (rc == 0) {
+        j->x = x;
+        rc = hq_workers_submit_run(hq->workers, j);
+    }
+    if (rc == 0)
+        return;
+    hq_job_free(j);
+    hq_verify_digest_free(d);
+    (void)http_add_header(x, "Retry-After", "5");
+    problem(x, 503,
+            rc == -EAGAIN ? "HQ is busy answering digests; retry later"
+                          : "HQ cannot answer digests now; retry later");
 }
 
 /* tus_server's question at the gate: can a completion be taken now? */
@@ -752,6 +780,8 @@ static void handler(void *ctx, struct http_exchange *x)
         const struct hq_node *n = http_data(x);
         if (!n)
             unauthorized(x);
+        else if (hq->workers && hq_verify_is_digest(x))
+            digest_on_pool(hq, x, n);
         else
             hq_verify_handle(&hq->store, x, n, now_ms(hq));
         return;

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,10 @@ int hq_verify_set(const struct hq_store *st, const char *node, int tombstones,
 }
 
 /* The set built last: one node's, while its applied segments stay the
- * same (HQ's loop is the only caller). */
+ * same. Digests are answered on the apply pool's threads (hq_serve), so
+ * the kept set is guarded by mu; a set is built outside it, so one
+ * node's build does not hold up another node's answer from the kept set. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     char node[HQ_NODE_MAX];
     int format; /* range_request_format of the request it was built for */
@@ -90,10 +94,24 @@ static struct {
     struct range_set *set;
 } kept;
 
-void hq_verify_forget(void)
+static void forget_locked(void)
 {
     range_set_free(kept.set);
     memset(&kept, 0, sizeof kept);
+}
+
+void hq_verify_forget(void)
+{
+    pthread_mutex_lock(&mu);
+    forget_locked();
+    pthread_mutex_unlock(&mu);
+}
+
+static int kept_fits(const struct hq_node *n, int format, int64_t now_ms)
+{
+    return kept.set && !strcmp(kept.node, n->name) && kept.format == format &&
+           kept.applied == n->segments_applied && kept.last_segment == n->last_segment &&
+           now_ms - kept.built_ms <= HQ_VERIFY_CACHE_MS && now_ms >= kept.built_ms;
 }
 
 int hq_verify_answer(const struct hq_store *st, const struct hq_node *n, int64_t now_ms,
@@ -111,21 +129,27 @@ int hq_verify_answer(const struct hq_store *st, const struct hq_node *n, int64_t
     if (rc < 0)
         return rc;
     int format = range_request_format(body, len);
-    if (!kept.set || strcmp(kept.node, n->name) || kept.format != format ||
-        kept.applied != n->segments_applied || kept.last_segment != n->last_segment ||
-        now_ms - kept.built_ms > HQ_VERIFY_CACHE_MS || now_ms < kept.built_ms) {
-        hq_verify_forget();
-        struct range_set *s = NULL;
-        if ((rc = hq_verify_set(st, n->name, format == 2, &s, err)) < 0)
-            return rc;
-        kept.set = s;
-        kept.format = format;
-        snprintf(kept.node, sizeof kept.node, "%s", n->name);
-        kept.applied = n->segments_applied;
-        kept.last_segment = n->last_segment;
-        kept.built_ms = now_ms;
+    pthread_mutex_lock(&mu);
+    if (kept_fits(n, format, now_ms)) {
+        rc = range_answer(kept.set, body, len, answer, err);
+        pthread_mutex_unlock(&mu);
+        return rc;
     }
-    return range_answer(kept.set, body, len, answer, err);
+    pthread_mutex_unlock(&mu);
+    struct range_set *s = NULL;
+    if ((rc = hq_verify_set(st, n->name, format == 2, &s, err)) < 0)
+        return rc;
+    rc = range_answer(s, body, len, answer, err);
+    pthread_mutex_lock(&mu);
+    forget_locked();
+    kept.set = s;
+    snprintf(kept.node, sizeof kept.node, "%s", n->name);
+    kept.format = format;
+    kept.applied = n->segments_applied;
+    kept.last_segment = n->last_segment;
+    kept.built_ms = now_ms;
+    pthread_mutex_unlock(&mu);
+    return rc;
 }
 
 static void respond_text(struct http_exchange *x, int status, char *body)
@@ -138,6 +162,28 @@ static void respond_text(struct http_exchange *x, int status, char *body)
     free(body);
 }
 
+/* Answers x from a digest's outcome: 200 with the answer, 400 naming
+ * the member of a bad request, 503 with Retry-After when the store or
+ * the pool cannot answer now (the node asks again). Takes answer. */
+static void respond_digest(struct http_exchange *x, int rc, char *answer,
+                           const struct op_error *err)
+{
+    if (rc == -EINVAL) {
+        free(answer);
+        char d[600];
+        snprintf(d, sizeof d, "digest request: %s", err->msg);
+        http_respond_problem(x, 400, NULL, d);
+        return;
+    }
+    if (rc < 0) {
+        free(answer);
+        (void)http_add_header(x, "Retry-After", "5");
+        http_respond_problem(x, 503, NULL, "the HQ store cannot answer digests now; retry later");
+        return;
+    }
+    respond_text(x, 200, answer);
+}
+
 static void handle_digest(const struct hq_store *st, struct http_exchange *x,
                           const struct hq_node *n, int64_t now_ms)
 {
@@ -147,17 +193,75 @@ static void handle_digest(const struct hq_store *st, struct http_exchange *x,
     op_error_clear(&err);
     char *answer = NULL;
     int rc = hq_verify_answer(st, n, now_ms, body, len, &answer, &err);
-    if (rc == -EINVAL) {
-        char d[600];
-        snprintf(d, sizeof d, "digest request: %s", err.msg);
-        http_respond_problem(x, 400, NULL, d);
-        return;
+    respond_digest(x, rc, answer, &err);
+}
+
+struct hq_verify_digest {
+    struct hq_node node;
+    int64_t now_ms;
+    char *body;
+    size_t len;
+    /* filled by hq_verify_digest_run */
+    int rc;
+    char *answer;
+    struct op_error err;
+};
+
+struct hq_verify_digest *hq_verify_digest_new(struct http_exchange *x, const struct hq_node *n,
+                                              int64_t now_ms)
+{
+    size_t len = 0;
+    const char *body = http_body(x, &len);
+    struct hq_verify_digest *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->node = *n;
+    d->now_ms = now_ms;
+    d->len = body ? len : 0;
+    d->body = malloc(d->len + 1);
+    if (!d->body) {
+        free(d);
+        return NULL;
     }
-    if (rc < 0) {
-        http_respond_problem(x, 503, NULL, "the HQ store cannot answer digests now; retry later");
-        return;
+    if (d->len)
+        memcpy(d->body, body, d->len);
+    d->body[d->len] = '\0';
+    d->rc = -EINPROGRESS;
+    op_error_clear(&d->err);
+    return d;
+}
+
+int hq_verify_digest_run(struct hq_store *st, void *arg)
+{
+    struct hq_verify_digest *d = arg;
+    d->rc = hq_verify_answer(st, &d->node, d->now_ms, d->body, d->len, &d->answer, &d->err);
+    return d->rc;
+}
+
+void hq_verify_digest_finish(struct hq_verify_digest *d, struct http_exchange *x, int rc)
+{
+    if (rc == -ECANCELED || d->rc == -EINPROGRESS) {
+        (void)http_add_header(x, "Retry-After", "5");
+        http_respond_problem(x, 503, NULL, "HQ is stopping; retry later");
+    } else {
+        respond_digest(x, d->rc, d->answer, &d->err);
+        d->answer = NULL;
     }
-    respond_text(x, 200, answer);
+    hq_verify_digest_free(d);
+}
+
+void hq_verify_digest_free(struct hq_verify_digest *d)
+{
+    if (!d)
+        return;
+    free(d->body);
+    free(d->answer);
+    free(d);
+}
+
+int hq_verify_is_digest(struct http_exchange *x)
+{
+    return !strcmp(http_path(x), "/v1/digest") && !strcmp(http_method(x), "POST");
 }
 
 /* The report's whole-number members, in struct hq_verify's order. */

@@ -11,7 +11,11 @@
  * One check is several requests over a few seconds; HQ builds the node's
  * set once and keeps it (one node's at a time) while the node's applied
  * segments stay the same, for at most HQ_VERIFY_CACHE_MS: an apply in
- * between makes the next request build it again.
+ * between makes the next request build it again. Building a large node's
+ * set takes a second or more of CPU, so hq_serve answers digests on the
+ * apply pool (hq_workers.h, generic jobs: hq_verify_digest_new on the
+ * loop, hq_verify_digest_run on a thread, hq_verify_digest_finish on the
+ * loop again); the kept set is shared by the threads under a lock.
  *
  * The invariants: only the node's own records are read and only with its
  * token (the gate authenticates both paths); a digest request changes
@@ -52,6 +56,23 @@ int hq_verify_set(const struct hq_store *st, const char *node, int tombstones,
  * store's error. */
 int hq_verify_answer(const struct hq_store *st, const struct hq_node *n, int64_t now_ms,
                      const char *body, size_t len, char **answer, struct op_error *err);
+
+/* The digest route off the loop. hq_verify_digest_new copies what the
+ * answer needs from x (its body, the gate's node, the time); NULL when
+ * out of memory. hq_verify_digest_run (an hq_job_run_fn, on a pool
+ * thread with its store) computes the answer with hq_verify_answer.
+ * hq_verify_digest_finish (on the loop) answers x as hq_verify_handle
+ * would (200, 400 naming the member, 503 with Retry-After), or 503 when
+ * the job was abandoned (rc -ECANCELED: HQ is stopping), and frees d. */
+struct hq_verify_digest;
+struct hq_verify_digest *hq_verify_digest_new(struct http_exchange *x, const struct hq_node *n,
+                                              int64_t now_ms);
+int hq_verify_digest_run(struct hq_store *st, void *arg);
+void hq_verify_digest_finish(struct hq_verify_digest *d, struct http_exchange *x, int rc);
+void hq_verify_digest_free(struct hq_verify_digest *d);
+
+/* 1 for a POST /v1/digest (the request a pool answers). */
+int hq_verify_is_digest(struct http_exchange *x);
 
 /* Drops the kept set (tests, shutdown). */
 void hq_verify_forget(void);

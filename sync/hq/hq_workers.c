@@ -41,6 +41,7 @@ struct hq_workers {
     struct hq_job *finished;    /* for the loop, newest first */
     unsigned queued, running, queue_max;
     unsigned queued_apply;  /* of queued, the applies (queue_max bounds them) */
+    unsigned queued_run;    /* of queued, the generic jobs (queue_max bounds them too) */
     unsigned running_apply; /* of running, the applies */
     int stopping;           /* no new jobs; threads end when idle */
     unsigned ended;         /* threads that returned */
@@ -81,6 +82,17 @@ struct hq_job *hq_job_new(const char *upload_id, const char *principal, const ch
     return j;
 }
 
+struct hq_job *hq_job_run_new(const char *principal, hq_job_run_fn run, void *arg)
+{
+    struct hq_job *j = hq_job_new(NULL, principal, NULL, NULL, NULL, 0);
+    if (!j)
+        return NULL;
+    j->kind = HQ_JOB_RUN;
+    j->run = run;
+    j->arg = arg;
+    return j;
+}
+
 void hq_job_free(struct hq_job *job)
 {
     if (!job)
@@ -109,6 +121,8 @@ static void apply_one(struct worker *me, struct hq_job *j)
     op_error_clear(&j->err);
     if (j->kind == HQ_JOB_TOUCH)
         j->rc = me->store.ops->node_touch(me->store.impl, j->principal, j->now_ms, &j->err);
+    else if (j->kind == HQ_JOB_RUN)
+        j->rc = j->run ? j->run(&me->store, j->arg) : -EINVAL;
     else
         j->rc = hq_apply_upload(&me->store, me->policies, &u, j->now_ms, &j->res, &j->err);
 }
@@ -182,6 +196,7 @@ static void *worker_main(void *arg)
         me->cur = j;
         w->queued--;
         w->queued_apply -= j->kind == HQ_JOB_APPLY;
+        w->queued_run -= j->kind == HQ_JOB_RUN;
         w->running++;
         w->running_apply += j->kind == HQ_JOB_APPLY;
         pthread_mutex_unlock(&w->mu);
@@ -316,9 +331,10 @@ static int submit(struct hq_workers *w, struct hq_job *job, int bounded)
 {
     pthread_mutex_lock(&w->mu);
     int rc = 0;
+    unsigned waiting = job->kind == HQ_JOB_RUN ? w->queued_run : w->queued_apply;
     if (w->stopping)
         rc = -ESHUTDOWN;
-    else if (bounded && w->queued_apply >= w->queue_max)
+    else if (bounded && waiting >= w->queue_max)
         rc = -EAGAIN;
     if (rc == 0) {
         job->next = NULL;
@@ -329,6 +345,7 @@ static int submit(struct hq_workers *w, struct hq_job *job, int bounded)
         w->tail = job;
         w->queued++;
         w->queued_apply += job->kind == HQ_JOB_APPLY;
+        w->queued_run += job->kind == HQ_JOB_RUN;
         pthread_cond_signal(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
@@ -345,6 +362,12 @@ int hq_workers_submit_touch(struct hq_workers *w, struct hq_job *job)
 {
     job->kind = HQ_JOB_TOUCH;
     return submit(w, job, 0);
+}
+
+int hq_workers_submit_run(struct hq_workers *w, struct hq_job *job)
+{
+    job->kind = HQ_JOB_RUN;
+    return submit(w, job, 1);
 }
 
 int hq_workers_full(const struct hq_workers *w)
@@ -388,6 +411,7 @@ void hq_workers_stop(struct hq_workers *w, void (*stopped)(void *ctx), void *ctx
     w->tail = NULL;
     w->queued = 0;
     w->queued_apply = 0;
+    w->queued_run = 0;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     uv_async_send(&w->wake);

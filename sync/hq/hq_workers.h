@@ -11,6 +11,16 @@
  * A node's last contact is written by the pool too (HQ_JOB_TOUCH), so the
  * loop never waits for the store's write lock while an apply holds it.
  *
+ * Any other work that reads or writes the store for long (building a
+ * node's range digests, docs/SYNC_PROTOCOL.md "Anti-entropy") is a
+ * generic job (HQ_JOB_RUN): a function the caller gives, run on a thread
+ * with that thread's store connection, its result handed back to the loop
+ * like an apply's, where the caller answers the request that waits. Such
+ * jobs wait in a queue of their own, bounded like the applies' (a full
+ * one is -EAGAIN: the caller answers 503 with Retry-After), and count as
+ * their principal's jobs: one never runs beside an apply of the same
+ * node.
+ *
  * Invariants: a job's callback runs exactly once, on the loop: with the
  * apply's return and outcome, or with -ECANCELED for a job abandoned
  * before a thread took it (hq_workers_stop); an apply a thread started
@@ -43,7 +53,14 @@ struct hq_store_opener {
 enum hq_job_kind {
     HQ_JOB_APPLY = 0, /* verify and apply the upload at path */
     HQ_JOB_TOUCH,     /* write principal's last contact (node_touch) */
+    HQ_JOB_RUN,       /* run(store, arg) (hq_job_run_new) */
 };
+
+struct hq_job;
+/* A generic job's work, on a worker thread with its store connection:
+ * returns 0 or a negative errno, kept in job->rc for the callback. It
+ * must not touch the loop's objects (the request, the server, the log). */
+typedef int (*hq_job_run_fn)(struct hq_store *st, void *arg);
 
 /* One upload to apply, or one last contact to write (hq_job_new,
  * hq_job_free). */
@@ -54,8 +71,10 @@ struct hq_job {
     char *meta_node;    /* NULL if absent */
     char *meta_segment; /* NULL if absent */
     char *path;
-    int64_t now_ms; /* the receipt's time, read on the loop */
-    void *x;        /* the caller's: the request waiting for the outcome, or NULL */
+    int64_t now_ms;    /* the receipt's time, read on the loop */
+    void *x;           /* the caller's: the request waiting for the outcome, or NULL */
+    hq_job_run_fn run; /* HQ_JOB_RUN: the work */
+    void *arg;         /* HQ_JOB_RUN: its argument, the caller's to free */
     /* filled by the worker */
     int rc; /* hq_apply_upload's return, or -ECANCELED */
     struct hq_apply_result res;
@@ -67,6 +86,11 @@ struct hq_job {
  * NULL when out of memory. */
 struct hq_job *hq_job_new(const char *upload_id, const char *principal, const char *meta_node,
                           const char *meta_segment, const char *path, int64_t now_ms);
+
+/* A generic job (kind HQ_JOB_RUN) of principal (copied; the node whose
+ * jobs it must not run beside) doing run(store, arg); the caller keeps
+ * arg, and frees it when the job comes back. NULL when out of memory. */
+struct hq_job *hq_job_run_new(const char *principal, hq_job_run_fn run, void *arg);
 
 /* NULL is allowed. */
 void hq_job_free(struct hq_job *job);
@@ -93,6 +117,11 @@ int hq_workers_submit(struct hq_workers *w, struct hq_job *job);
  * queue_max, because the caller writes each node's at most once a
  * minute. -ESHUTDOWN while stopping. */
 int hq_workers_submit_touch(struct hq_workers *w, struct hq_job *job);
+
+/* Queues a generic job (from hq_job_run_new), owned by the pool when 0
+ * is returned. -EAGAIN when queue_max generic jobs wait already,
+ * -ESHUTDOWN while stopping: the caller keeps job. */
+int hq_workers_submit_run(struct hq_workers *w, struct hq_job *job);
 
 /* True when a submit would get -EAGAIN or -ESHUTDOWN now. */
 int hq_workers_full(const struct hq_workers *w);

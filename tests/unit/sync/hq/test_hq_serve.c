@@ -34,6 +34,8 @@
 #include "hq_serve.h"
 #include "hq_store.h"
 #include "policy.h"
+#include "projection_hash.h"
+#include "range_digest.h"
 #include "segment.h"
 #include "testhttp.h"
 #include "fixture.h"
@@ -740,6 +742,23 @@ static int logged_receipt_put(void *impl, const struct hq_receipt *r, struct op_
     return rc;
 }
 
+/* A digest's build on a pool connection waits while digest_hold exists
+ * (after creating digest_entered): the time a large node's set takes. */
+static char digest_hold[160], digest_entered[160];
+
+static int held_records_list(void *impl, const char *node, const char *entity, hq_record_fn cb,
+                             void *ctx, struct op_error *err)
+{
+    if (digest_hold[0] && access(digest_hold, F_OK) == 0) {
+        FILE *fp = fopen(digest_entered, "w");
+        if (fp)
+            fclose(fp);
+        while (access(digest_hold, F_OK) == 0)
+            usleep(2000);
+    }
+    return pool_real_ops->records_list(impl, node, entity, cb, ctx, err);
+}
+
 static int open_held(void *ctx, struct hq_store *out, struct op_error *err)
 {
     int rc = hq_store_sqlite_open(ctx, out, err);
@@ -748,6 +767,7 @@ static int open_held(void *ctx, struct hq_store *out, struct op_error *err)
     pool_real_ops = out->ops;
     pool_ops = *out->ops;
     pool_ops.begin = held_begin;
+    pool_ops.records_list = held_records_list;
     pool_ops.receipt_put = logged_receipt_put;
     out->ops = &pool_ops;
     return 0;
@@ -1065,6 +1085,124 @@ static void test_pool_order(void)
     fx_done(&f);
 }
 
+/* ---- digests on the pool ---- */
+
+#define DIGEST_A "{\"id\":\"da\",\"version\":1,\"given_name\":\"h:0a\"}"
+#define DIGEST_B "{\"id\":\"db\",\"version\":2,\"given_name\":\"h:0b\"}"
+
+/* The body of a node's first digest request over a set of contact da
+ * (as HQ holds it) alone: HQ, holding da and db, lists the root with
+ * its two entries. */
+static char *digest_body(size_t *len)
+{
+    struct range_set *s = NULL;
+    struct range_walk *w = NULL;
+    char *body = NULL;
+    json_t *j = json_loads(DIGEST_A, 0, NULL);
+    unsigned char h[PROJECTION_HASH_BYTES];
+    if (range_set_new(&s) == 0 && j &&
+        projection_hash("contact", PROJECTION_LIVE, "da", j, h) == 0 &&
+        range_set_add(s, "contact", "da", 1, h) == 0) {
+        range_set_seal(s);
+        if (range_walk_new(s, &w) == 0)
+            (void)range_walk_request(w, &body, len);
+    }
+    json_decref(j);
+    range_walk_free(w);
+    range_set_free(s);
+    return body;
+}
+
+/* Sends a digest request as node auth and returns the socket without
+ * reading the answer. */
+static int send_digest(int port, const char *auth)
+{
+    size_t len = 0;
+    char *body = digest_body(&len);
+    int fd = body ? tcp_connect(port) : -1;
+    if (fd < 0) {
+        free(body);
+        return -1;
+    }
+    char h[512];
+    int n = snprintf(h, sizeof h,
+                     "POST /v1/digest HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n",
+                     len, auth);
+    if (send_all(fd, h, (size_t)n) < 0 || send_all(fd, body, len) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    free(body);
+    return fd;
+}
+
+/* While the pool's one thread builds nairobi-1's set (held), the loop
+ * answers a health check and the node's mailbox; kisumu-1's digest waits
+ * in the queue (1), a third is turned away 503 with Retry-After; once
+ * the build ends both digests are answered, correctly. */
+static int c_digest_pool(int port)
+{
+    int fa = send_digest(port, AUTH1);
+    C_CHECK(fa >= 0);
+    C_EQ(wait_for_file(digest_entered), 0); /* the thread is inside the build */
+    struct resp r;
+    C_EQ(req(port, "GET", "/healthz", "", NULL, 0, &r), 200);
+    C_EQ(req(port, "GET", "/v1/mailbox?after=0", AUTH1, NULL, 0, &r), 200);
+    int fb = send_digest(port, AUTH2);
+    C_CHECK(fb >= 0);
+    /* the queue holds kisumu-1's now: one more is refused at once */
+    int fc = -1;
+    for (int i = 0; i < 500; i++) {
+        fc = send_digest(port, AUTH1);
+        C_CHECK(fc >= 0);
+        if (read_answer(fc, &r) == 503)
+            break;
+        usleep(2000);
+    }
+    C_EQ(r.status, 503);
+    C_CHECK(rh(&r, "Retry-After") != NULL);
+    C_HAS(r.body, "retry later");
+    /* the held build still has not answered: the loop did all of the above
+     * while it ran */
+    C_CHECK(access(digest_hold, F_OK) == 0);
+    unlink(digest_hold);
+    C_EQ(read_answer(fa, &r), 200);
+    C_HAS(r.body, "{\"differ\":[[\"\",2,[[");
+    C_HAS(r.body, "[\"contact\",\"db\",2,\"");
+    C_HAS(r.body, "[\"contact\",\"da\",1,\"");
+    C_EQ(read_answer(fb, &r), 200);
+    C_HAS(r.body, "{\"differ\":[[\"\",0,[]]]}"); /* kisumu-1 holds nothing */
+    return cfails;
+}
+
+static void test_digest_pool(void)
+{
+    struct fx f;
+    CHECK_EQ(fx_init(&f), 0);
+    enum hq_record_result res;
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(f.real.ops->record_apply(f.real.impl, "nairobi-1", "contact", "da", 1, "upsert",
+                                      DIGEST_A, strlen(DIGEST_A), 1, &res, &err),
+             0);
+    CHECK_EQ(f.real.ops->record_apply(f.real.impl, "nairobi-1", "contact", "db", 2, "upsert",
+                                      DIGEST_B, strlen(DIGEST_B), 1, &res, &err),
+             0);
+    stop(&f);
+    f.cfg.apply_workers = 1;
+    f.cfg.apply_queue = 1;
+    hold_file[0] = '\0';
+    snprintf(hold_file, sizeof hold_file, "%s/no-hold", f.dir);
+    snprintf(digest_hold, sizeof digest_hold, "%s/digest-hold", f.dir);
+    snprintf(digest_entered, sizeof digest_entered, "%s/digest-entered", f.dir);
+    CHECK_EQ(start_pool(&f), 0);
+    touch_file(digest_hold);
+    CHECK_EQ(client(&f, c_digest_pool), 0);
+    digest_hold[0] = '\0';
+    fx_done(&f);
+}
+
 /* ---- the analysts' aggregates ---- */
 
 #define ANALYST "Authorization: Bearer analyst-token-1\r\n"
@@ -1283,6 +1421,7 @@ int main(void)
     RUN(test_receipt_and_mailbox);
     RUN(test_apply_pool);
     RUN(test_pool_order);
+    RUN(test_digest_pool);
     RUN(test_analysts);
     return tl_report();
 }
