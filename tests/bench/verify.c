@@ -16,7 +16,12 @@
  * sync_ledger_verify_set timed: reading, judging, projecting and hashing
  * every record.
  *
- * Usage: bench_verify [--records N] [--dir DIR] [--node]
+ * Tombstones: one record in ten (--tombstones PER_TEN, 0 to 9; default 1)
+ * is erased: HQ holds an erase tombstone of it, the node the tombstone HQ
+ * acknowledged, and both hash it as gone (request format 2); with --node,
+ * the node's egress_held holds that many gone rows beside its contacts.
+ *
+ * Usage: bench_verify [--records N] [--dir DIR] [--node] [--tombstones PER_TEN]
  */
 #include <errno.h>
 #include <jansson.h>
@@ -83,8 +88,9 @@ static struct egress_record *project(const struct policy *p, unsigned i, const c
     return r;
 }
 
-/* The node's side from a store: N contacts, then sync_ledger_verify_set. */
-static int node_side(const char *dir, unsigned n)
+/* The node's side from a store: N contacts (and n * per_ten / 10
+ * acknowledged tombstones), then sync_ledger_verify_set. */
+static int node_side(const char *dir, unsigned n, unsigned per_ten)
 {
     char db[600], spool[600];
     snprintf(db, sizeof db, "%s/node.db", dir);
@@ -119,6 +125,32 @@ static int node_side(const char *dir, unsigned n)
     }
     /* as after a drained sync: nothing in flight */
     (void)sqlite3_exec(store_db(s), "DELETE FROM outbox", NULL, NULL, NULL);
+    /* the tombstones HQ acknowledged (as applied receipts leave them) */
+    sqlite3_stmt *ins = NULL;
+    unsigned tombs = n / 10 * per_ten;
+    (void)sqlite3_exec(store_db(s), "BEGIN", NULL, NULL, NULL);
+    if (sqlite3_prepare_v2(store_db(s),
+                           "INSERT INTO egress_held (entity, record_id, version, state, hash) "
+                           "VALUES ('contact', ?1, 2, 2, ?2)",
+                           -1, &ins, NULL) != SQLITE_OK) {
+        fprintf(stderr, "bench_verify: %s\n", sqlite3_errmsg(store_db(s)));
+        return 1;
+    }
+    for (unsigned i = 0; i < tombs; i++) {
+        char id[40];
+        unsigned char h[PROJECTION_HASH_BYTES];
+        snprintf(id, sizeof id, "01930000-%04x-7000-8000-%012x", i & 0xffff, i);
+        (void)projection_hash("contact", PROJECTION_GONE, id, NULL, h);
+        sqlite3_bind_text(ins, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(ins, 2, h, sizeof h, SQLITE_TRANSIENT);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            fprintf(stderr, "bench_verify: %s\n", sqlite3_errmsg(store_db(s)));
+            return 1;
+        }
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    (void)sqlite3_exec(store_db(s), "COMMIT", NULL, NULL, NULL);
     store_close(s);
     struct node_credentials cred;
     if (node_credentials_generate("bench-node", "KE", "http://127.0.0.1:9", &cred, &err) < 0) {
@@ -140,8 +172,9 @@ static int node_side(const char *dir, unsigned n)
         return 1;
     }
     double t = cpu_ms() - t0;
-    printf("node: the set of %zu contacts from its store (sync_ledger_verify_set): %.0f ms CPU\n",
-           range_set_count(set), t);
+    printf("node: the set of %zu entries (%u contacts, %u tombstones) from its store "
+           "(sync_ledger_verify_set): %.0f ms CPU\n",
+           range_set_count(set), n, tombs, t);
     range_set_free(set);
     sync_ledger_close(l);
     unlink(db);
@@ -150,7 +183,7 @@ static int node_side(const char *dir, unsigned n)
 
 int main(int argc, char **argv)
 {
-    unsigned n = 100000;
+    unsigned n = 100000, per_ten = 1;
     int node_too = 0;
     const char *dir = NULL;
     for (int i = 1; i < argc; i++) {
@@ -160,8 +193,12 @@ int main(int argc, char **argv)
             dir = argv[++i];
         else if (!strcmp(argv[i], "--node"))
             node_too = 1;
+        else if (!strcmp(argv[i], "--tombstones") && i + 1 < argc &&
+                 (per_ten = (unsigned)strtoul(argv[++i], NULL, 10)) <= 9)
+            ;
         else {
-            fprintf(stderr, "usage: bench_verify [--records N] [--dir DIR] [--node]\n");
+            fprintf(stderr, "usage: bench_verify [--records N] [--dir DIR] [--node] "
+                            "[--tombstones PER_TEN]\n");
             return 2;
         }
     }
@@ -187,13 +224,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_verify: %s\n", err.msg);
         return 1;
     }
-    /* HQ holds every record as the node sent it */
+    /* HQ holds every record as the node sent it; the erased ones as
+     * their tombstones (version 2, no data) */
     for (unsigned i = 0; i < n; i++) {
         struct egress_record *r = project(ke, i, "");
         enum hq_record_result res;
+        int tomb = i % 10 >= 10 - per_ten;
         if (!r ||
             st.ops->record_apply(st.impl, "bench-1", "contact", egress_record_id(r), 1, "upsert",
-                                 egress_record_json(r), egress_record_len(r), 1, &res, &err) < 0) {
+                                 egress_record_json(r), egress_record_len(r), 1, &res, &err) < 0 ||
+            (tomb && st.ops->record_apply(st.impl, "bench-1", "contact", egress_record_id(r), 2,
+                                          "erase", NULL, 0, 1, &res, &err) < 0)) {
             fprintf(stderr, "bench_verify: record %u: %s\n", i, r ? err.msg : "projection");
             return 1;
         }
@@ -208,7 +249,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_verify: %s\n", err.msg);
         return 1;
     }
-    printf("anti-entropy check of %u KE contacts (bodies only; HTTP headers come on top)\n", n);
+    printf("anti-entropy check of %u KE contacts, %u of them erased (tombstones at both ends; "
+           "bodies only, HTTP headers come on top)\n",
+           n, n / 10 * per_ten);
     printf("%-6s %8s %7s %10s %10s %12s %12s %12s\n", "drift", "requests", "ranges", "bytes up",
            "bytes down", "node set ms", "node walk ms", "HQ CPU ms");
     const unsigned drifts[] = {0, 1, 100};
@@ -220,12 +263,14 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < n; i++) {
             /* the drifted records are spread over the whole set */
             int drifted = drifts[d] && i % (n / drifts[d]) == 0;
+            int tomb = i % 10 >= 10 - per_ten && !drifted;
             struct egress_record *r = project(ke, i, drifted ? "x" : "");
             json_t *proj = r ? json_loads(egress_record_json(r), 0, NULL) : NULL;
             unsigned char h[PROJECTION_HASH_BYTES];
             if (!proj ||
-                projection_hash("contact", PROJECTION_LIVE, egress_record_id(r), proj, h) ||
-                range_set_add(mine, "contact", egress_record_id(r), 1, h) < 0)
+                projection_hash("contact", tomb ? PROJECTION_GONE : PROJECTION_LIVE,
+                                egress_record_id(r), tomb ? NULL : proj, h) ||
+                range_set_add(mine, "contact", egress_record_id(r), tomb ? 2 : 1, h) < 0)
                 return 1;
             json_decref(proj);
             egress_record_free(r);
@@ -279,5 +324,5 @@ int main(int argc, char **argv)
     hq_store_close(&st);
     policy_free(ke);
     unlink(db);
-    return node_too ? node_side(dir, n) : 0;
+    return node_too ? node_side(dir, n, per_ten) : 0;
 }
