@@ -163,8 +163,15 @@ static void test_set_and_kept(void)
     ans = ask_root(&st, &n, 920, mine, &rc);
     CHECK_CONTAINS(ans, "\"differ\":[[\"\",2,[");
     free(ans);
-    /* the tombstone again: agreement, the node's tombstone counted */
+    /* the tombstone again: agreement, the node's tombstone counted; a
+     * stale upsert arriving after the repair (an older version, or the
+     * erased one's own) brings no data back */
     put(&st, "n1", "gone", 4, "erase", NULL);
+    put(&st, "n1", "gone", 3, "upsert", C);
+    put(&st, "n1", "gone", 4, "upsert", C);
+    CHECK_EQ(hq_verify_set(&st, "n1", 0, &hq, &err), 0);
+    CHECK_EQ(range_set_count(hq), 2);
+    range_set_free(hq);
     n.segments_applied++;
     ans = ask_root(&st, &n, 1000, mine, &rc);
     CHECK_EQ(rc, 0);
