@@ -5,6 +5,7 @@
  * (Cyrillic, Arabic, an emoji, a backtick) switching the whole text to
  * UCS-2; invalid UTF-8 refused with its offset. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,9 +69,9 @@ static void one_character_switches(void)
     struct sms_count c;
     /* 100 GSM letters and one Cyrillic: 101 UCS-2 units, 2 segments. */
     char *s = repeat("a", 100);
-    char *t = malloc(strlen(s) + 3);
-    strcpy(t, s);
-    strcat(t, "ж");
+    size_t tcap = strlen(s) + 3;
+    char *t = malloc(tcap);
+    snprintf(t, tcap, "%sж", s);
     CHECK_EQ(sms_text_count(t, &c, NULL), 0);
     CHECK_EQ(c.coding, SMS_UCS2);
     CHECK_EQ(c.units, 101);
