@@ -272,7 +272,8 @@ int outreach_sms_mo(struct store *s, const char *from, const char *text, int64_t
     int rc = store_queries_bind(s, &c, &store_queries, err);
     if (rc < 0)
         return rc;
-    rc = store_begin(s, err);
+    int own = sqlite3_get_autocommit(c.db) != 0; /* else the caller's transaction */
+    rc = own ? store_begin(s, err) : 0;
     if (rc < 0) {
         sql_cache_close(&c);
         return rc;
@@ -306,9 +307,9 @@ int outreach_sms_mo(struct store *s, const char *from, const char *text, int64_t
                                            err);
         }
     }
-    if (rc < 0)
+    if (own && rc < 0)
         store_rollback(s);
-    else
+    else if (own)
         rc = store_commit(s, err);
     sql_cache_close(&c);
     return rc < 0 ? rc : 0;

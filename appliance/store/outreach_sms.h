@@ -67,7 +67,8 @@ struct outreach_sms_mo_result {
  * (sms, inbound, subject sms-in, the text as body), the outcome replied
  * on the contact's latest sent SMS, and for a stop word the withdrawal of
  * every open SMS consent and the number on the suppression list for every
- * purpose. No contact with the number: nothing is written, matched 0.
+ * purpose (the caller's transaction when one is open). No contact with
+ * the number: nothing is written, matched 0.
  * -EINVAL (err->field "from" or "text") for a number that is none or a
  * text that is not UTF-8 or longer than OUTREACH_SMS_MO_TEXT_MAX bytes. */
 int outreach_sms_mo(struct store *s, const char *from, const char *text, int64_t now_ms,
