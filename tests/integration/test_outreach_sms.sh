@@ -330,4 +330,8 @@ for id in $(q "SELECT id FROM outreach_messages WHERE id BETWEEN $FIRST AND $LAS
     grep -qx "$id" "$T/loop_ids" || die "message $id is sent but never reached fakesmsc"
 done
 [ "$unknown" = "$inflight" ] || die "unknown $unknown, but $inflight were in flight"
+for pid in "$SBPID" "$FSPID" "$BBPID"; do
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+done
 pass "SMS through Kannel: quiet hours, 30 in three languages, DLRs, replies and STOP, gateway down and back, kill -9 ($sent sent, $unknown unknown)"
