@@ -293,10 +293,11 @@ int outreach_requeue(struct store *s, int64_t id, int64_t now_ms, struct op_erro
 static json_t *row_json(sqlite3_stmt *st)
 {
     json_t *o = json_object();
-    static const char *const cols[] = {
-        "id",       "contact_id", "channel", "purpose",    "kind",        "language",
-        "template", "subject",    "state",   "attempts",   "next_try_ms", "last_try_ms",
-        "decision", "rule",       "relay",   "created_ms", "sent_ms",     "error"};
+    static const char *const
+        cols[] = {"id",       "contact_id", "channel", "purpose",    "kind",        "language",
+                  "template", "subject",    "state",   "attempts",   "next_try_ms", "last_try_ms",
+                  "decision", "rule",       "relay",   "created_ms", "sent_ms",     "error",
+                  "segments", "coding" /* an SMS's cost (params); null for e-mail */};
     for (int i = 0; i < (int)(sizeof cols / sizeof cols[0]); i++) {
         json_t *v;
         switch (sqlite3_column_type(st, i)) {

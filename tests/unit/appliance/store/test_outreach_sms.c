@@ -101,6 +101,19 @@ static void test_queue(void)
     snprintf(sql, sizeof sql, "SELECT params FROM outreach_messages WHERE id = %lld",
              (long long)id);
     CHECK_STR(text_of(sql), "{\"segments\":1,\"coding\":\"ucs2\"}");
+    /* the cost is shown with the message (outpost outreach show, the API's list) */
+    json_t *shown = NULL;
+    CHECK_EQ(outreach_get(s, id, &shown, &err), 0);
+    CHECK_EQ(json_integer_value(json_object_get(shown, "segments")), 1);
+    CHECK_STR(json_string_value(json_object_get(shown, "coding")), "ucs2");
+    CHECK_STR(json_string_value(json_object_get(shown, "channel")), "sms");
+    json_decref(shown);
+    int64_t two = queue_sms(a, "Ωμέγα: μια πολύ μεγάλη προσφορά για όλους τους πελάτες μας στο "
+                               "κατάστημα, μόνο αυτή την εβδομάδα!");
+    CHECK(two > 0);
+    CHECK_EQ(outreach_get(s, two, &shown, &err), 0);
+    CHECK_EQ(json_integer_value(json_object_get(shown, "segments")), 2);
+    json_decref(shown);
     int64_t before = count("SELECT count(*) FROM outreach_messages");
     /* 11 segments of GSM-7 */
     char *lng = malloc(153 * 11 + 1);
