@@ -78,6 +78,14 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
         api_outreach_unsubscribe(db, c);
         return;
     }
+    /* The SMS gateway reports: a token or a shared secret is the credential. */
+    if (r->kind == API_ROUTE_O_SMS_DLR || r->kind == API_ROUTE_O_SMS_MO) {
+        if (r->kind == API_ROUTE_O_SMS_DLR)
+            api_outreach_sms_dlr(db, c);
+        else
+            api_outreach_sms_mo(db, c);
+        return;
+    }
     struct api_conn *rd = api_db_reader(db);
     if (!rd) {
         snprintf(c->resp.retry_after, sizeof c->resp.retry_after, "1");

@@ -134,7 +134,8 @@ void api_gate_check(uv_loop_t *loop, struct api_db *db, unsigned *pending, struc
     if (api_gate_early(x, &r))
         return;
     if (r.kind == API_ROUTE_SESSION || r.kind == API_ROUTE_CONFIRM ||
-        r.kind == API_ROUTE_O_CONFIRM || r.kind == API_ROUTE_O_UNSUBSCRIBE) {
+        r.kind == API_ROUTE_O_CONFIRM || r.kind == API_ROUTE_O_UNSUBSCRIBE ||
+        r.kind == API_ROUTE_O_SMS_DLR || r.kind == API_ROUTE_O_SMS_MO) {
         http_gate_pass(x, API_GATE_OPEN_BODY_MAX);
         return;
     }

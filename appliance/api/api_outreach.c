@@ -5,6 +5,9 @@
 #include "api_outreach.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include "consent.h"
 #include "outreach.h"
 #include "outreach_mail.h"
+#include "outreach_sms.h"
 
 static void page(struct api_call *c, int status, enum outreach_page which, const char *lang,
                  const char *action, const char *token)
@@ -186,4 +190,155 @@ void api_outreach_list(struct store *rd, struct api_call *c, const struct auth_u
         return;
     }
     api_reply_json(&c->resp, 200, json_pack("{s:o}", "messages", arr));
+}
+
+/* ---- the SMS gateway's callbacks ---------------------------------------- */
+
+static pthread_mutex_t mo_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char mo_hash[32];
+static int mo_set;
+
+void api_outreach_set_mo_secret(const char *secret)
+{
+    pthread_mutex_lock(&mo_lock);
+    mo_set = secret && *secret;
+    unsigned int n = 0;
+    if (mo_set && (!EVP_Digest(secret, strlen(secret), mo_hash, &n, EVP_sha256(), NULL) ||
+                   n != sizeof mo_hash))
+        mo_set = 0;
+    pthread_mutex_unlock(&mo_lock);
+}
+
+/* 1 when k is the shared secret (compared by hash, in constant time). */
+static int mo_secret_ok(const char *k)
+{
+    unsigned char h[32];
+    unsigned int n = 0;
+    if (!k || !*k || !EVP_Digest(k, strlen(k), h, &n, EVP_sha256(), NULL) || n != sizeof h)
+        return 0;
+    pthread_mutex_lock(&mo_lock);
+    int ok = mo_set && CRYPTO_memcmp(h, mo_hash, sizeof h) == 0;
+    pthread_mutex_unlock(&mo_lock);
+    return ok;
+}
+
+/* The parameters of a gateway callback: the query, or a form body on POST.
+ * Returns the count, or -1 after a 400 naming the bad parameter. */
+static int gateway_params(struct api_call *c, struct api_param *ps)
+{
+    const char *text = c->req.query && *c->req.query ? c->req.query : NULL;
+    if (!text && is_method(c, "POST"))
+        text = c->req.body;
+    char bad[64] = "";
+    int n = api_query_parse(text, ps, API_QUERY_PARAMS_MAX, bad, sizeof bad);
+    if (n < 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "%.60s: malformed, too long (at most 511 bytes) or too many parameters", bad);
+        api_reply_problem(&c->resp, 400, msg, NULL);
+    }
+    return n;
+}
+
+static const char *param(const struct api_param *ps, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ps[i].name, name))
+            return ps[i].value;
+    return NULL;
+}
+
+static void plain_ok(struct api_call *c)
+{
+    c->resp.status = 200;
+    c->resp.body = strdup("");
+    c->resp.body_len = 0;
+    c->resp.type = "text/plain; charset=utf-8";
+    c->resp.no_store = 1;
+}
+
+static int gateway_method(struct api_call *c)
+{
+    if (is_method(c, "GET") || is_method(c, "POST"))
+        return 1;
+    api_reply_method_not_allowed(&c->resp, c->req.method, api_route_allow(c->route.kind));
+    return 0;
+}
+
+void api_outreach_sms_dlr(struct api_db *db, struct api_call *c)
+{
+    if (!gateway_method(c))
+        return;
+    struct api_param ps[API_QUERY_PARAMS_MAX];
+    int n = gateway_params(c, ps);
+    if (n < 0)
+        return;
+    const char *t = param(ps, n, "t"), *type = param(ps, n, "type");
+    const char *smsc = param(ps, n, "smsc");
+    if (!t || !*t) {
+        api_reply_problem(&c->resp, 400, "t: missing (the delivery report token)", NULL);
+        return;
+    }
+    char *end = NULL;
+    long ty = type ? strtol(type, &end, 10) : -1;
+    if (!type || !*type || *end || ty < 0 || ty > 1000) {
+        api_reply_problem(&c->resp, 400, "type: missing or not a number (Kannel's %d)", NULL);
+        return;
+    }
+    struct op_error err;
+    op_error_clear(&err);
+    struct api_write w;
+    int recorded = 0;
+    int rc = api_db_write_begin(db, "sms:delivery-report", c->req.ip, NULL, &w, &err);
+    if (rc == 0) {
+        rc = outreach_sms_dlr(w.conn->store, t, ty, smsc ? smsc : "", 0, &recorded, &err);
+        rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
+    }
+    if (rc == -ENOENT)
+        api_reply_problem(&c->resp, 404, "unknown delivery report token", NULL);
+    else if (rc == -EINVAL)
+        api_reply_problem(&c->resp, 400, err.msg, NULL);
+    else if (rc < 0)
+        api_reply_store_error(&c->resp, rc, &err);
+    else
+        plain_ok(c);
+}
+
+void api_outreach_sms_mo(struct api_db *db, struct api_call *c)
+{
+    if (!gateway_method(c))
+        return;
+    struct api_param ps[API_QUERY_PARAMS_MAX];
+    int n = gateway_params(c, ps);
+    if (n < 0)
+        return;
+    if (!mo_secret_ok(param(ps, n, "k"))) {
+        api_reply_problem(&c->resp, 403, "k: not the shared secret of outreach_sms_mo_secret_file",
+                          NULL);
+        return;
+    }
+    const char *from = param(ps, n, "from"), *text = param(ps, n, "text");
+    if (!from || !*from) {
+        api_reply_problem(&c->resp, 400, "from: missing (the sender's number)", NULL);
+        return;
+    }
+    if (!text) {
+        api_reply_problem(&c->resp, 400, "text: missing", NULL);
+        return;
+    }
+    struct op_error err;
+    op_error_clear(&err);
+    struct api_write w;
+    struct outreach_sms_mo_result r;
+    int rc = api_db_write_begin(db, "sms:reply", c->req.ip, NULL, &w, &err);
+    if (rc == 0) {
+        rc = outreach_sms_mo(w.conn->store, from, text, 0, &r, &err);
+        rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
+    }
+    if (rc == -EINVAL)
+        api_reply_problem(&c->resp, 400, err.msg, NULL);
+    else if (rc < 0)
+        api_reply_store_error(&c->resp, rc, &err);
+    else
+        plain_ok(c); /* an empty answer: Kannel sends nothing back */
 }

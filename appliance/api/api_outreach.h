@@ -17,4 +17,16 @@ void api_outreach_confirm(struct api_db *db, struct api_call *c);
 void api_outreach_unsubscribe(struct api_db *db, struct api_call *c);
 void api_outreach_list(struct store *rd, struct api_call *c, const struct auth_user *u);
 
+/* The SMS gateway's callbacks (docs/OUTREACH.md "Delivery reports",
+ * "Replies and STOP"): GET or POST /o/sms/dlr?t=TOKEN&type=N&smsc=TEXT
+ * and /o/sms/mo?k=SECRET&from=NUMBER&text=TEXT. A missing or malformed
+ * parameter is 400 naming it, an unknown token 404, a wrong secret 403;
+ * nothing changes then. */
+void api_outreach_sms_dlr(struct api_db *db, struct api_call *c);
+void api_outreach_sms_mo(struct api_db *db, struct api_call *c);
+
+/* The shared secret of /o/sms/mo ("" or NULL: replies are refused); only
+ * its SHA-256 is kept. outpostd sets it at start and on SIGHUP. */
+void api_outreach_set_mo_secret(const char *secret);
+
 #endif

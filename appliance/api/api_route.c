@@ -81,6 +81,17 @@ void api_route_match(const char *path, struct api_route *r)
         snprintf(r->id, sizeof r->id, "%s", seg[2]);
         return;
     }
+    /* the SMS gateway's callbacks */
+    if (n == 3 && !strcmp(seg[0], "o") && !strcmp(seg[1], "sms") && !strcmp(seg[2], "dlr")) {
+        r->kind = API_ROUTE_O_SMS_DLR;
+        r->label = "/o/sms/dlr";
+        return;
+    }
+    if (n == 3 && !strcmp(seg[0], "o") && !strcmp(seg[1], "sms") && !strcmp(seg[2], "mo")) {
+        r->kind = API_ROUTE_O_SMS_MO;
+        r->label = "/o/sms/mo";
+        return;
+    }
     if (n < 3 || strcmp(seg[0], "api") || strcmp(seg[1], "v1"))
         return;
     if (n == 3 && !strcmp(seg[2], "session")) {
@@ -168,6 +179,9 @@ const char *api_route_allow(enum api_route_kind kind)
     case API_ROUTE_O_CONFIRM:
     case API_ROUTE_O_UNSUBSCRIBE:
         return "GET, HEAD, POST";
+    case API_ROUTE_O_SMS_DLR:
+    case API_ROUTE_O_SMS_MO:
+        return "GET, POST";
     case API_ROUTE_SESSION:
         return "POST, DELETE";
     case API_ROUTE_COLLECTION:

@@ -32,6 +32,8 @@ enum api_route_kind {
     API_ROUTE_O_CONFIRM,      /* /o/confirm: the double opt-in page, no Bearer */
     API_ROUTE_O_UNSUBSCRIBE,  /* /o/unsubscribe/{token}: one-click unsubscribe, no Bearer */
     API_ROUTE_OUTREACH,       /* /api/v1/outreach/messages: the queue, managers */
+    API_ROUTE_O_SMS_DLR,      /* /o/sms/dlr: the SMS gateway's delivery report, token in the URL */
+    API_ROUTE_O_SMS_MO,       /* /o/sms/mo: a reply by SMS from the gateway, shared secret */
 };
 
 struct api_route {

@@ -10,7 +10,11 @@
 #include "fsutil.h"
 #include "http_server.h"
 #include "http_tls.h"
+#include "sms_gateway.h"
 #include "smtp_client.h"
+
+#include <jansson.h>
+#include <stdlib.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -114,6 +118,33 @@ static const struct conf_key keys[] = {
      "attempts before a message is failed"},
     {"outreach_timeout_ms", CONF_UINT, FIELD(outreach_timeout_ms), 1000, 600000, "60000",
      "the longest one SMTP transaction may take"},
+    {"outreach_sms_gateway", CONF_TEXT, FIELD(outreach_sms_gateway), 0, 0, "",
+     "SMS gateway: kannel:URL (Kannel's /cgi-bin/sendsms) or json:URL (a JSON gateway); empty: no "
+     "SMS is sent (docs/OUTREACH.md)"},
+    {"outreach_sms_gateway_country", CONF_TEXT, FIELD(outreach_sms_gateway_country), 0, 0, "",
+     "ISO 3166-1 country of the SMS gateway; required unless it is on loopback"},
+    {"outreach_sms_user", CONF_TEXT, FIELD(outreach_sms_user), 0, 0, "",
+     "Kannel's sendsms username"},
+    {"outreach_sms_password_file", CONF_PATH, FIELD(outreach_sms_password_file), 0, 0, "",
+     "file holding Kannel's sendsms password (first line)"},
+    {"outreach_sms_auth_file", CONF_PATH, FIELD(outreach_sms_auth_file), 0, 0, "",
+     "JSON gateway: file holding the Authorization header's value (first line)"},
+    {"outreach_sms_json_template", CONF_TEXT, FIELD(outreach_sms_json_template), 0, 0,
+     "{\"to\":\"{to}\",\"text\":\"{text}\",\"ref\":\"{ref}\"}",
+     "JSON gateway: the request body; {to}, {text} and {ref} are replaced, JSON-escaped"},
+    {"outreach_sms_json_id", CONF_TEXT, FIELD(outreach_sms_json_id), 0, 0, "id",
+     "JSON gateway: the answer's member with the message id (NAME or NAME.NAME)"},
+    {"outreach_sms_from", CONF_TEXT, FIELD(outreach_sms_from), 0, 0, "",
+     "the SMS sender id; empty: the gateway's default"},
+    {"outreach_sms_ca_file", CONF_PATH, FIELD(outreach_sms_ca_file), 0, 0, "",
+     "CA bundle for the gateway's certificate; empty: the system's"},
+    {"outreach_sms_callback_url", CONF_TEXT, FIELD(outreach_sms_callback_url), 0, 0, "",
+     "where the gateway reaches outpostd for delivery reports (http(s)://HOST:PORT); empty: none "
+     "asked for"},
+    {"outreach_sms_mo_secret_file", CONF_PATH, FIELD(outreach_sms_mo_secret_file), 0, 0, "",
+     "file holding the shared secret of /o/sms/mo (replies); empty: replies are refused"},
+    {"outreach_sms_max_segments", CONF_UINT, FIELD(outreach_sms_max_segments), 1, 10, "6",
+     "an SMS longer than this many segments fails (each segment is paid for)"},
 };
 
 static const struct conf_table table = {
@@ -227,7 +258,54 @@ int config_check(const struct outpostd_config *c, struct op_error *err)
         strncasecmp(c->hq_url, "http://", 7))
         return op_error_set(err, -EINVAL, "hq_url",
                             "hq_url: expected an http:// or https:// URL, got '%.80s'", c->hq_url);
-    return config_check_outreach(c, err);
+    rc = config_check_outreach(c, err);
+    return rc < 0 ? rc : config_check_sms(c, err);
+}
+
+int config_check_sms(const struct outpostd_config *c, struct op_error *err)
+{
+    if (!c->outreach_sms_gateway[0])
+        return 0;
+    enum sms_gateway_kind kind;
+    char url[SMS_GATEWAY_URL_MAX];
+    int rc = sms_gateway_parse(c->outreach_sms_gateway, &kind, url, "outreach_sms_gateway", err);
+    if (rc < 0)
+        return rc;
+    int loopback = sms_gateway_is_loopback(url);
+    if (!loopback && strncasecmp(url, "https://", 8))
+        return op_error_set(err, -EINVAL, "outreach_sms_gateway",
+                            "outreach_sms_gateway: only a gateway on loopback may be plain "
+                            "http://; use https:// for %.128s",
+                            url);
+    const char *cc = c->outreach_sms_gateway_country;
+    if (!loopback && !cc[0])
+        return op_error_set(err, -EINVAL, "outreach_sms_gateway_country",
+                            "outreach_sms_gateway_country: required for a gateway that is not on "
+                            "this host (the gateway receives contacts' numbers and texts)");
+    if (cc[0] && (strlen(cc) != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z'))
+        return op_error_set(err, -EINVAL, "outreach_sms_gateway_country",
+                            "outreach_sms_gateway_country: expected two capital letters (ISO "
+                            "3166-1), got '%.8s'",
+                            cc);
+    const char *cb = c->outreach_sms_callback_url;
+    if (cb[0] && ((strncasecmp(cb, "https://", 8) && strncasecmp(cb, "http://", 7)) ||
+                  strpbrk(cb, "?# <>\"'\r\n\t") || cb[strlen(cb) - 1] == '/'))
+        return op_error_set(err, -EINVAL, "outreach_sms_callback_url",
+                            "outreach_sms_callback_url: expected http(s)://HOST[:PORT][/PATH] "
+                            "without a query or a trailing /, got '%.80s'",
+                            cb);
+    if (kind == SMS_GATEWAY_JSON) {
+        char *probe = sms_gateway_json_body(c->outreach_sms_json_template, "+1", "x", "r");
+        json_t *j = probe ? json_loads(probe, 0, NULL) : NULL;
+        free(probe);
+        if (!j)
+            return op_error_set(err, -EINVAL, "outreach_sms_json_template",
+                                "outreach_sms_json_template: must be JSON with \"{to}\" and "
+                                "\"{text}\" inside strings, got '%.80s'",
+                                c->outreach_sms_json_template);
+        json_decref(j);
+    }
+    return 0;
 }
 
 int config_check_outreach(const struct outpostd_config *c, struct op_error *err)

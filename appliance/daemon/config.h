@@ -67,6 +67,20 @@ struct outpostd_config {
     unsigned outreach_retry_s;   /* first retry delay, doubled each attempt */
     unsigned outreach_max_attempts;
     unsigned outreach_timeout_ms; /* one SMTP transaction */
+
+    /* outreach by SMS (docs/OUTREACH.md "SMS"); off while outreach_sms_gateway is empty */
+    char outreach_sms_gateway[600]; /* kannel:URL or json:URL */
+    char outreach_sms_gateway_country[8];
+    char outreach_sms_user[128];
+    char outreach_sms_password_file[CONFIG_PATH_MAX];
+    char outreach_sms_auth_file[CONFIG_PATH_MAX];
+    char outreach_sms_json_template[1024];
+    char outreach_sms_json_id[128];
+    char outreach_sms_from[32];
+    char outreach_sms_ca_file[CONFIG_PATH_MAX];
+    char outreach_sms_callback_url[512]; /* where the gateway reaches /o/sms/dlr */
+    char outreach_sms_mo_secret_file[CONFIG_PATH_MAX];
+    unsigned outreach_sms_max_segments;
 };
 
 /* Fills c with every default. */
@@ -98,6 +112,12 @@ int config_check(const struct outpostd_config *c, struct op_error *err);
  * is set. (Residency against the region profile is checked where the
  * policy is loaded: outreach_sender_check.) */
 int config_check_outreach(const struct outpostd_config *c, struct op_error *err);
+
+/* The SMS keys across each other (docs/OUTREACH.md "SMS"): kannel:URL or
+ * json:URL; plain http only on loopback; a country for a gateway
+ * elsewhere; a callback URL that is http(s) without a query; a JSON
+ * template with {to} and {text}. Nothing when no gateway is set. */
+int config_check_sms(const struct outpostd_config *c, struct op_error *err);
 
 /* How the API is served, decided from listen, tls, tls_cert/tls_key,
  * allow_plain_http and db. */

@@ -25,7 +25,9 @@
 #include "node_credentials.h"
 #include "node_policy.h"
 #include "outpost_config.h"
+#include "api_outreach.h"
 #include "outreach_sender.h"
+#include "outreach_sms_sender.h"
 #include "policy.h"
 #include "uplink.h"
 #include "web.h"
@@ -631,7 +633,13 @@ int main(int argc, char **argv)
         return 2;
     }
     int64_t unknown = 0;
-    if (outreach_sender_start(&d.cfg, NULL, &d.outreach, &unknown, &err) < 0) {
+    char mo_secret[256];
+    int mo_rc =
+        outreach_sms_read_secret(d.cfg.outreach_sms_mo_secret_file, "outreach_sms_mo_secret_file",
+                                 mo_secret, sizeof mo_secret, &err);
+    api_outreach_set_mo_secret(mo_rc == 0 ? mo_secret : NULL);
+    explicit_bzero(mo_secret, sizeof mo_secret);
+    if (mo_rc < 0 || outreach_sender_start(&d.cfg, NULL, &d.outreach, &unknown, &err) < 0) {
         log_err("outreach: %s", err.msg);
         http_server_stop(d.server, NULL, NULL);
         uv_run(d.loop, UV_RUN_DEFAULT);

@@ -17,6 +17,8 @@
 #include "node_policy.h"
 #include "outreach.h"
 #include "outreach_mail.h"
+#include "outreach_sms.h"
+#include "outreach_sms_sender.h"
 #include "smtp_client.h"
 #include "store.h"
 
@@ -29,6 +31,7 @@ struct outreach_sender {
     char password[256];
     struct store *store;
     struct policy *policy;
+    struct outreach_sms_sender sms;
     uv_thread_t thread;
     uv_mutex_t lock;
     uv_cond_t cond;
@@ -39,8 +42,9 @@ struct outreach_sender {
 int outreach_sender_check(const struct outpostd_config *c, const struct policy *p,
                           struct op_error *err)
 {
-    if (!c->outreach_relay[0])
-        return 0;
+    int rc = outreach_sms_sender_check(c, p, err);
+    if (rc < 0 || !c->outreach_relay[0])
+        return rc;
     if (!p)
         return op_error_set(err, -EINVAL, "outreach_relay",
                             "outreach_relay: no region policy is loaded, so nothing may be sent");
@@ -112,6 +116,15 @@ static void send_one(struct outreach_sender *o, struct outreach_job *job)
 {
     struct op_error err;
     op_error_clear(&err);
+    /* Each channel's transport is its own module. */
+    if (!strcmp(job->channel, "sms")) {
+        outreach_sms_sender_send(&o->sms, o->store, o->policy, job);
+        return;
+    }
+    if (!o->cfg.outreach_relay[0]) { /* e-mail while no relay is configured: it waits */
+        (void)outreach_sms_defer(o->store, job->id, now_ms() + 3600LL * 1000, NULL);
+        return;
+    }
     char token[OUTREACH_TOKEN_BUF];
     int rc = outreach_new_token(token, &err);
     if (rc < 0) {
@@ -247,9 +260,11 @@ int outreach_sender_start(const struct outpostd_config *c, const char *policy_fi
     *out = NULL;
     if (unknown)
         *unknown = 0;
-    if (!c->outreach_relay[0])
+    if (!c->outreach_relay[0] && !c->outreach_sms_gateway[0])
         return 0;
     int rc = config_check_outreach(c, err);
+    if (rc == 0)
+        rc = config_check_sms(c, err);
     if (rc < 0)
         return rc;
     rc = smtp_client_global_init(err);
@@ -268,6 +283,8 @@ int outreach_sender_start(const struct outpostd_config *c, const char *policy_fi
     if (rc == 0)
         rc = outreach_sender_check(c, o->policy, err);
     if (rc == 0)
+        rc = outreach_sms_sender_init(&o->sms, &o->cfg, err);
+    if (rc == 0)
         rc = outreach_recover(o->store, unknown, err);
     if (rc == 0) {
         uv_mutex_init(&o->lock);
@@ -280,6 +297,7 @@ int outreach_sender_start(const struct outpostd_config *c, const char *policy_fi
         }
     }
     if (rc < 0) {
+        outreach_sms_sender_clear(&o->sms);
         policy_free(o->policy);
         store_close(o->store);
         explicit_bzero(o->password, sizeof o->password);
@@ -311,6 +329,7 @@ void outreach_sender_stop(struct outreach_sender *o)
     uv_thread_join(&o->thread);
     uv_cond_destroy(&o->cond);
     uv_mutex_destroy(&o->lock);
+    outreach_sms_sender_clear(&o->sms);
     policy_free(o->policy);
     store_close(o->store);
     explicit_bzero(o->password, sizeof o->password);

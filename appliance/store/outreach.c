@@ -16,6 +16,7 @@
 #include "codec.h"
 #include "entity.h"
 #include "hlc.h"
+#include "outreach_sms.h"
 #include "sql.h"
 #include "store_queries.h"
 
@@ -139,14 +140,44 @@ static int bad_text(const char *t, int newline_ok)
     return 0;
 }
 
+/* An SMS: no subject; the text's coding and segments are kept in params
+ * (its cost). */
+static int queue_sms(struct store *s, const struct outreach_new *m, const char *kind,
+                     int64_t now_ms, int64_t *id, struct op_error *err)
+{
+    if (strcmp(kind, "marketing") && strcmp(kind, "transactional"))
+        return op_error_set(err, -EINVAL, "kind", "kind: expected marketing or transactional");
+    size_t plen = m->purpose ? strlen(m->purpose) : 0;
+    if (!plen || plen > 100 || bad_text(m->purpose, 0))
+        return op_error_set(err, -EINVAL, "purpose",
+                            "purpose: 1 to 100 bytes without control characters");
+    struct sms_count cnt;
+    int rc = outreach_sms_check_text(m->body, &cnt, err);
+    if (rc == 0 && bad_text(m->body, 1))
+        rc = op_error_set(err, -EINVAL, "body", "body: no control characters but newline and tab");
+    if (rc < 0)
+        return rc;
+    char addr[324], lang[36], params[64];
+    rc = contact_address(s, m->contact_id, addr, sizeof addr, lang, sizeof lang, err);
+    if (rc < 0)
+        return rc;
+    snprintf(params, sizeof params, "{\"segments\":%u,\"coding\":\"%s\"}", cnt.segments,
+             sms_coding_name(cnt.coding));
+    return insert_full(s, m->contact_id, "sms", m->purpose, kind,
+                       m->language && *m->language ? m->language : lang, "", params, "", m->body,
+                       clock_ms(now_ms), id, err);
+}
+
 int outreach_queue(struct store *s, const struct outreach_new *m, int64_t now_ms, int64_t *id,
                    struct op_error *err)
 {
     const char *kind = m->kind ? m->kind : "marketing";
-    if (!m->channel || strcmp(m->channel, "email"))
+    if (!m->channel || (strcmp(m->channel, "email") && strcmp(m->channel, "sms")))
         return op_error_set(err, -EINVAL, "channel",
-                            "channel: '%.32s' has no transport yet; only email is sent",
+                            "channel: '%.32s' has no transport yet; only email and sms are sent",
                             m->channel ? m->channel : "");
+    if (!strcmp(m->channel, "sms"))
+        return queue_sms(s, m, kind, now_ms, id, err);
     if (strcmp(kind, "marketing") && strcmp(kind, "transactional"))
         return op_error_set(err, -EINVAL, "kind", "kind: expected marketing or transactional");
     size_t plen = m->purpose ? strlen(m->purpose) : 0;
@@ -262,10 +293,11 @@ int outreach_requeue(struct store *s, int64_t id, int64_t now_ms, struct op_erro
 static json_t *row_json(sqlite3_stmt *st)
 {
     json_t *o = json_object();
-    static const char *const cols[] = {
-        "id",       "contact_id", "channel", "purpose",    "kind",        "language",
-        "template", "subject",    "state",   "attempts",   "next_try_ms", "last_try_ms",
-        "decision", "rule",       "relay",   "created_ms", "sent_ms",     "error"};
+    static const char *const
+        cols[] = {"id",       "contact_id", "channel", "purpose",    "kind",        "language",
+                  "template", "subject",    "state",   "attempts",   "next_try_ms", "last_try_ms",
+                  "decision", "rule",       "relay",   "created_ms", "sent_ms",     "error",
+                  "segments", "coding" /* an SMS's cost (params); null for e-mail */};
     for (int i = 0; i < (int)(sizeof cols / sizeof cols[0]); i++) {
         json_t *v;
         switch (sqlite3_column_type(st, i)) {
@@ -439,6 +471,11 @@ int outreach_next(struct store *s, const struct policy *p, int64_t now_ms, struc
         }
         if (!job->language[0])
             snprintf(job->language, sizeof job->language, "%s", lang);
+        if (!strcmp(job->channel, "sms") &&
+            (rc = outreach_sms_number(s, job->contact_id, job->address, err)) < 0) {
+            outreach_job_free(job);
+            return rc;
+        }
         /* Right before sending, whatever happened while it waited. */
         rc = consent_check(s, p, job->contact_id, job->channel, job->purpose, job->kind, now,
                            &job->decision, err);
@@ -455,7 +492,9 @@ int outreach_next(struct store *s, const struct policy *p, int64_t now_ms, struc
             continue;
         }
         if (!job->address[0]) {
-            rc = settle(s, STORE_Q_OUTREACH_FAIL_NOW, job->id, "the contact has no e-mail address",
+            rc = settle(s, STORE_Q_OUTREACH_FAIL_NOW, job->id,
+                        strcmp(job->channel, "sms") ? "the contact has no e-mail address"
+                                                    : "the contact has no mobile number in E.164",
                         NULL, err);
             outreach_job_free(job);
             if (rc < 0)

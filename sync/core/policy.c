@@ -629,13 +629,39 @@ static int channel(struct ld *l, const yaml_node_t *n, const char *key, const ch
 
 /* ---- sections ----------------------------------------------------------- */
 
+/* locale.quiet_hours: {sms: "HH:MM-HH:MM", call: "HH:MM-HH:MM"}, in
+ * locale.time_zone (which must be given). */
+static int load_quiet_hours(struct ld *l, const yaml_node_t *n)
+{
+    static const struct keyspec spec[] = {{"sms", 0}, {"call", 0}, {NULL, 0}};
+    const yaml_node_t *v[2];
+    struct policy *p = l->p;
+    int rc = fields_of(l, n, "locale.quiet_hours", spec, v);
+    struct quiet_hours *q[2] = {&p->quiet_sms, &p->quiet_call};
+    static const char *const keys[2] = {"locale.quiet_hours.sms", "locale.quiet_hours.call"};
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        if (!v[i])
+            continue;
+        const char *s;
+        char why[200];
+        rc = scalar(l, v[i], keys[i], &s);
+        if (rc == 0 && quiet_hours_parse(s, q[i], why, sizeof why) < 0)
+            return fail(l, v[i], keys[i], "%s", why);
+    }
+    if (rc == 0 && (p->quiet_sms.set || p->quiet_call.set) && !p->time_zone[0])
+        return fail(l, n, "locale.quiet_hours",
+                    "needs locale.time_zone: quiet hours are local time (e.g. time_zone: "
+                    "Africa/Nairobi)");
+    return rc;
+}
+
 static int load_locale(struct ld *l, const yaml_node_t *n)
 {
     static const struct keyspec spec[] = {
-        {"language", 0},       {"date_format", 0},        {"phone_example", 0},
-        {"address_format", 0}, {"preferred_channels", 0}, {NULL, 0},
+        {"language", 0},           {"date_format", 0}, {"phone_example", 0}, {"address_format", 0},
+        {"preferred_channels", 0}, {"time_zone", 0},   {"quiet_hours", 0},   {NULL, 0},
     };
-    const yaml_node_t *v[5];
+    const yaml_node_t *v[7];
     struct policy *p = l->p;
     int rc = fields_of(l, n, "locale", spec, v);
     if (rc == 0 && v[0]) {
@@ -688,6 +714,14 @@ static int load_locale(struct ld *l, const yaml_node_t *n)
             rc = channel(l, item(l, v[4], i), key, p->preferred_channels[i]);
         }
     }
+    if (rc == 0 && v[5]) {
+        rc = text(l, v[5], "locale.time_zone", p->time_zone, sizeof p->time_zone, 1);
+        char why[200];
+        if (rc == 0 && quiet_hours_zone_check(p->time_zone, why, sizeof why) < 0)
+            return fail(l, v[5], "locale.time_zone", "%s", why);
+    }
+    if (rc == 0 && v[6])
+        rc = load_quiet_hours(l, v[6]);
     return rc;
 }
 

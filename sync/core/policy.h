@@ -21,6 +21,7 @@
 
 #include "entity.h"
 #include "op_error.h"
+#include "quiet_hours.h"
 
 #define POLICY_MAX_BYTES (256 * 1024)
 #define POLICY_HASH_HEX 65 /* SHA-256 as lower-case hex, with NUL */
@@ -200,6 +201,9 @@ struct policy {
     char address_format[256];
     char **preferred_channels;
     size_t npreferred_channels;
+    char time_zone[QUIET_HOURS_ZONE_MAX]; /* IANA zone, "" when not set */
+    struct quiet_hours quiet_sms;         /* locale.quiet_hours.sms */
+    struct quiet_hours quiet_call;        /* locale.quiet_hours.call */
     /* transfer of local_primary copies */
     int transfer_allowed;
     char transfer_basis[256];

@@ -22,6 +22,9 @@ NETWORK_MODULES=(
     sync/net/smtp_client.c    # outreach e-mail to the relay: gets a built message, never the
                               # store (docs/OUTREACH.md, "What leaves, and residency")
     sync/net/smtp_client.h    # its interface
+    sync/net/sms_gateway.c    # outreach SMS to the gateway: gets a number and a text, never the
+                              # store (docs/OUTREACH.md, "SMS")
+    sync/net/sms_gateway.h    # its interface
     sync/toolkit/sd_notify.c  # READY=1/STATUS= to systemd's local socket; no record data
     appliance/uplink/uplink.c # hands spool files (segments) to tus_client, GETs receipts and
                               # the mailbox; reaches the database only through sync_ledger.h

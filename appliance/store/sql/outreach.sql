@@ -15,13 +15,15 @@ ORDER BY next_try_ms, id LIMIT 1;
 
 -- name: get
 SELECT id, contact_id, channel, purpose, kind, language, template, subject, state, attempts,
-       next_try_ms, last_try_ms, decision, rule, relay, created_ms, sent_ms, error
+       next_try_ms, last_try_ms, decision, rule, relay, created_ms, sent_ms, error,
+       json_extract(params, '$.segments'), json_extract(params, '$.coding')
 FROM outreach_messages WHERE id = ?1;
 
 -- ?1 a state or NULL for all; newest first.
 -- name: list
 SELECT id, contact_id, channel, purpose, kind, language, template, subject, state, attempts,
-       next_try_ms, last_try_ms, decision, rule, relay, created_ms, sent_ms, error
+       next_try_ms, last_try_ms, decision, rule, relay, created_ms, sent_ms, error,
+       json_extract(params, '$.segments'), json_extract(params, '$.coding')
 FROM outreach_messages WHERE ?1 IS NULL OR state = ?1
 ORDER BY id DESC LIMIT ?2;
 

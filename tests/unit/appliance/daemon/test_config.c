@@ -5,8 +5,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <string.h>
+
 #include "config.h"
 #include "log.h"
+#include "outreach_sms_sender.h"
+#include "policy.h"
 #include "fixture.h"
 #include "testlib.h"
 
@@ -314,6 +318,92 @@ static void outreach_keys(void)
     CHECK_EQ(config_check_outreach(&c, &err), 0);
 }
 
+/* The SMS keys across each other and the gateway's residency: each
+ * refusal names its key; nothing is checked while no gateway is set. */
+static void sms_keys(void)
+{
+    struct outpostd_config c;
+    struct op_error err;
+    config_defaults(&c);
+    CHECK_STR(c.outreach_sms_gateway, "");
+    CHECK_EQ(c.outreach_sms_max_segments, 6);
+    CHECK_STR(c.outreach_sms_json_id, "id");
+    CHECK_EQ(config_check_sms(&c, &err), 0);
+    struct {
+        const char *gateway, *country, *callback, *tmpl, *key, *words;
+    } cases[] = {
+        {"https://sms.example/cgi-bin/sendsms", "", "", "", "outreach_sms_gateway",
+         "is not kannel:URL or json:URL"},
+        {"kannel:http://sms.example:13013/cgi-bin/sendsms", "KE", "", "", "outreach_sms_gateway",
+         "only a gateway on loopback may be plain http://"},
+        {"kannel:https://sms.example/cgi-bin/sendsms", "", "", "", "outreach_sms_gateway_country",
+         "required for a gateway that is not on this host"},
+        {"kannel:https://sms.example/cgi-bin/sendsms", "ke", "", "", "outreach_sms_gateway_country",
+         "two capital letters"},
+        {"kannel:http://127.0.0.1:13013/cgi-bin/sendsms", "", "http://127.0.0.1:8443/?x=1", "",
+         "outreach_sms_callback_url", "without a query"},
+        {"kannel:http://127.0.0.1:13013/cgi-bin/sendsms", "", "ftp://node", "",
+         "outreach_sms_callback_url", "expected http(s)://"},
+        {"json:http://127.0.0.1:9000/sms", "", "", "{\"text\":\"{text}\"}",
+         "outreach_sms_json_template", "must be JSON with"},
+        {"json:http://127.0.0.1:9000/sms", "", "", "{\"to\":{to},\"text\":\"{text}\"}",
+         "outreach_sms_json_template", "must be JSON with"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        config_defaults(&c);
+        snprintf(c.outreach_sms_gateway, sizeof c.outreach_sms_gateway, "%s", cases[i].gateway);
+        snprintf(c.outreach_sms_gateway_country, sizeof c.outreach_sms_gateway_country, "%s",
+                 cases[i].country);
+        snprintf(c.outreach_sms_callback_url, sizeof c.outreach_sms_callback_url, "%s",
+                 cases[i].callback);
+        if (cases[i].tmpl[0])
+            snprintf(c.outreach_sms_json_template, sizeof c.outreach_sms_json_template, "%s",
+                     cases[i].tmpl);
+        op_error_clear(&err);
+        CHECK_EQ(config_check_sms(&c, &err), -EINVAL);
+        CHECK_STR(err.field, cases[i].key);
+        CHECK_CONTAINS(err.msg, cases[i].words);
+        /* config_check runs it too */
+        CHECK_EQ(config_check(&c, &err), -EINVAL);
+    }
+    config_defaults(&c);
+    snprintf(c.outreach_sms_gateway, sizeof c.outreach_sms_gateway,
+             "kannel:https://sms.example.ru/cgi-bin/sendsms");
+    snprintf(c.outreach_sms_gateway_country, sizeof c.outreach_sms_gateway_country, "DE");
+    snprintf(c.outreach_sms_callback_url, sizeof c.outreach_sms_callback_url,
+             "https://crm.branch.example:8443");
+    CHECK_EQ(config_check_sms(&c, &err), 0);
+
+    /* Residency: a region keeping personal data in the country refuses a
+     * gateway elsewhere; the same gateway in the country, or on loopback,
+     * is allowed. */
+    static const char ru[] = "format: outpost-region-policy/1\n"
+                             "region: RU\n"
+                             "country: RU\n"
+                             "name: Russia (test)\n"
+                             "transfer: {allowed: false, basis: \"152-FZ Art. 18(5)\"}\n"
+                             "default_class: local_only\n"
+                             "default_basis: \"design: test\"\n";
+    struct policy *p = NULL;
+    op_error_clear(&err);
+    CHECK_EQ(policy_load_buffer("RU.yaml", ru, strlen(ru), &p, &err), 0);
+    if (!p)
+        return;
+    op_error_clear(&err);
+    CHECK_EQ(outreach_sms_sender_check(&c, p, &err), -EINVAL);
+    CHECK_STR(err.field, "outreach_sms_gateway_country");
+    CHECK_CONTAINS(err.msg, "the gateway is in DE, but the region profile RU keeps personal data "
+                            "in RU (transfer.allowed: false); use a gateway in RU");
+    snprintf(c.outreach_sms_gateway_country, sizeof c.outreach_sms_gateway_country, "RU");
+    CHECK_EQ(outreach_sms_sender_check(&c, p, &err), 0);
+    snprintf(c.outreach_sms_gateway, sizeof c.outreach_sms_gateway,
+             "kannel:http://127.0.0.1:13013/cgi-bin/sendsms");
+    snprintf(c.outreach_sms_gateway_country, sizeof c.outreach_sms_gateway_country, "DE");
+    CHECK_EQ(outreach_sms_sender_check(&c, p, &err), 0);
+    CHECK_EQ(outreach_sms_sender_check(&c, NULL, &err), -EINVAL);
+    policy_free(p);
+}
+
 int main(void)
 {
     fx_tmpdir("config");
@@ -325,5 +415,6 @@ int main(void)
     RUN(describe_is_loadable);
     RUN(plain_http_only_on_loopback);
     RUN(outreach_keys);
+    RUN(sms_keys);
     return fx_finish();
 }

@@ -515,6 +515,31 @@ static const struct bad bad_files[] = {
      "BR.yaml:10: locale.preferred_channels[1]: \"pigeon\" is not an activity channel"},
     {"bad address placeholder", "{postal_code}", "{postcode}",
      "BR.yaml:9: locale.address_format: {postcode} is not a field of a contact's address"},
+    {"unknown time zone", "[messaging_app, visit, call]\n",
+     "[messaging_app, visit, call]\n  time_zone: America/Atlantis\n",
+     "BR.yaml:11: locale.time_zone: \"America/Atlantis\" is not in the TZ database"},
+    {"time zone path", "[messaging_app, visit, call]\n",
+     "[messaging_app, visit, call]\n  time_zone: ../../etc/passwd\n",
+     "BR.yaml:11: locale.time_zone: \"../../etc/passwd\" is not a time zone name"},
+    {"quiet hours without a zone", "[messaging_app, visit, call]\n",
+     "[messaging_app, visit, call]\n  quiet_hours: {sms: \"21:00-08:00\"}\n",
+     "BR.yaml:11: locale.quiet_hours: needs locale.time_zone"},
+    {"bad quiet hours", "[messaging_app, visit, call]\n",
+     "[messaging_app, visit, call]\n  time_zone: America/Sao_Paulo\n"
+     "  quiet_hours: {sms: \"21:00-08:00\", call: \"9pm-8am\"}\n",
+     "BR.yaml:12: locale.quiet_hours.call: \"9pm-8am\" is not HH:MM-HH:MM"},
+    {"quiet hours out of range", "[messaging_app, visit, call]\n",
+     "[messaging_app, visit, call]\n  time_zone: America/Sao_Paulo\n"
+     "  quiet_hours: {sms: \"24:00-08:00\"}\n",
+     "BR.yaml:12: locale.quiet_hours.sms: \"24:00-08:00\" is not HH:MM-HH:MM"},
+    {"quiet hours empty window", "[messaging_app, visit, call]\n",
+     "[messaging_app, visit, call]\n  time_zone: America/Sao_Paulo\n"
+     "  quiet_hours: {sms: \"08:00-08:00\"}\n",
+     "BR.yaml:12: locale.quiet_hours.sms: \"08:00-08:00\" starts and ends at the same minute"},
+    {"quiet hours for email", "[messaging_app, visit, call]\n",
+     "[messaging_app, visit, call]\n  time_zone: America/Sao_Paulo\n"
+     "  quiet_hours: {email: \"21:00-08:00\"}\n",
+     "BR.yaml:12: locale.quiet_hours.email: unknown key (expected sms, call)"},
     {"undeclared custom field", "contact.custom.cpf:", "contact.custom.rg:",
      "BR.yaml:19: fields.contact.custom.rg: custom field contact.custom.rg is not declared in "
      "custom_fields"},

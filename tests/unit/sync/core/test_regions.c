@@ -111,6 +111,11 @@ static void every_profile_loads_and_is_complete(void)
         CHECK(strstr(p->address_format, "{street}") != NULL);
         CHECK(strstr(p->address_format, "{locality}") != NULL);
         CHECK(strstr(p->address_format, "{country}") != NULL);
+        /* Every profile says its time zone and its quiet hours for SMS
+         * and calls (docs/REGIONS.md). */
+        CHECK_INT(strlen(p->time_zone), >, 0);
+        CHECK(p->quiet_sms.set);
+        CHECK(p->quiet_call.set);
 
         /* Every built-in, non-internal field is classified explicitly. The
          * custom object is classified member by member (custom.NAME), so
@@ -252,6 +257,33 @@ static void regional_rules_by_value(void)
 }
 
 /* Checks one example value against a region's custom field. */
+/* The quiet hours that a law sets, by value (docs/REGIONS.md). */
+static void quiet_hours_by_law(void)
+{
+    static const struct {
+        const char *code, *zone;
+        unsigned start, end;
+    } law[] = {
+        {"US-CA", "America/Los_Angeles", 21 * 60, 8 * 60}, /* TCPA 47 CFR 64.1200(c)(1) */
+        {"US-TX", "America/Chicago", 21 * 60, 9 * 60},     /* Tex. Bus. & Com. Code 301.051 */
+        {"IN", "Asia/Kolkata", 21 * 60, 10 * 60},          /* TRAI TCCCPR 2018 */
+        {"CO", "America/Bogota", 19 * 60, 7 * 60},         /* Ley 2300 de 2023 */
+        {"EU-FR", "Europe/Paris", 20 * 60, 10 * 60},       /* decret 2022-1313 */
+        {"KE", "Africa/Nairobi", 20 * 60, 8 * 60},
+    };
+    for (size_t i = 0; i < sizeof law / sizeof law[0]; i++) {
+        struct policy *p = load(law[i].code);
+        if (!p)
+            continue;
+        CHECK_STR(p->time_zone, law[i].zone);
+        CHECK_EQ(p->quiet_sms.start_min, law[i].start);
+        CHECK_EQ(p->quiet_sms.end_min, law[i].end);
+        CHECK_EQ(p->quiet_call.start_min, law[i].start);
+        CHECK_EQ(p->quiet_call.end_min, law[i].end);
+        policy_free(p);
+    }
+}
+
 static void custom_value(const char *code, const struct policy *p, const struct entity_def *e,
                          const char *name, const char *value, int ok)
 {
@@ -330,6 +362,7 @@ int main(void)
     RUN(basis_pattern_discriminates);
     RUN(every_profile_loads_and_is_complete);
     RUN(regional_rules_by_value);
+    RUN(quiet_hours_by_law);
     RUN(custom_fields_accept_real_identifiers);
     regfree(&law_re);
     return tl_report();
