@@ -16,7 +16,11 @@
  * the end before the next, except a streamed PATCH, which spans loop
  * turns: it is the only writer of its upload (u->st), and any newer
  * request to that upload closes it first, so no upload is ever written by
- * two requests at once (no locks, no 423).
+ * two requests of one process at once. With a spool shared by several
+ * processes (cfg.shared) the state file is the truth and memory a cache
+ * read again at each request (lookup), and whoever creates, writes or
+ * applies an upload holds an flock on its data file (u->lockfd); a
+ * request to an upload another process holds gets 423.
  */
 #include "tus_server.h"
 

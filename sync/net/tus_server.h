@@ -113,7 +113,8 @@ typedef int (*tus_complete_fn)(void *ctx, const char *upload_id, const char *pri
 typedef unsigned (*tus_busy_fn)(void *ctx);
 
 struct tus_server_config {
-    const char *spool_dir;     /* created (0700) if missing; one server per directory */
+    const char *spool_dir;     /* created (0700) if missing; one server per directory
+                                  unless shared (below) */
     const char *base_path;     /* URL path of the collection; NULL = "/files" */
     uint64_t max_upload_bytes; /* Tus-Max-Size; over it: 413. 0 = 64 MiB */
     uint64_t max_spool_bytes;  /* sum of Upload-Length held; over it: 507. 0 = 1 GiB */
