@@ -168,7 +168,7 @@ ups = collections.defaultdict(set)
 statuses = collections.Counter()
 for line in open(sys.argv[3]):
     parts = line.split()
-    if len(parts) >= 4 and parts[1].startswith("/files/"):
+    if len(parts) >= 4 and re.fullmatch(r"/files/[0-9a-f]{32}", parts[1]):
         ups[parts[1]].add(parts[3])
         statuses[parts[2]] += 1
 spread = sum(1 for s in ups.values() if len(s) > 1)
