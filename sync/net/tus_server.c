@@ -1463,7 +1463,7 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
         int lr = lock_upload(s, u); /* shared: the data goes in under the lock */
         if (lr == -EBUSY)
             return locked_elsewhere(x);
-        if (lr < 0 || refresh(s, u) < 0) {
+        if (lr < 0 || (s->cfg.shared && refresh(s, u) < 0)) {
             unlock_if_idle(s, id);
             return fail(x, 404, "no such upload");
         }
@@ -2025,7 +2025,7 @@ static int gate_create(struct tus_server *s, struct http_exchange *x, const char
         int lr = lock_upload(s, u); /* shared: the data goes in under the lock */
         if (lr == -EBUSY)
             return locked_elsewhere(x), 1;
-        if (lr < 0 || refresh(s, u) < 0) {
+        if (lr < 0 || (s->cfg.shared && refresh(s, u) < 0)) {
             unlock_if_idle(s, uid);
             return 0; /* the handler answers from the spool's state */
         }
