@@ -22,6 +22,10 @@ static const struct conf_key keys[] = {
      "the HQ store (SQLite; created on first use)"},
     {"spool_dir", CONF_PATH, FIELD(spool_dir), 0, 0, "/var/lib/outpost-hq/uploads",
      "where tus uploads are held until applied"},
+    {"shared_spool", CONF_BOOL, FIELD(shared_spool), 0, 0, "false",
+     "several receivers behind one address serve this spool_dir and store at once (any of "
+     "them takes any request of any upload; docs/HQ.md, \"Several receivers\"): uploads are "
+     "locked per upload and read from the spool at each request"},
     {"tls_cert", CONF_PATH, FIELD(tls_cert), 0, 0, "",
      "PEM certificate chain; with tls_key, serve HTTPS only"},
     {"tls_key", CONF_PATH, FIELD(tls_key), 0, 0, "", "PEM private key for tls_cert"},

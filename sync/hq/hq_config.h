@@ -21,6 +21,7 @@ struct hq_config {
     char listen[128];
     char db[HQ_CONFIG_PATH_MAX];
     char spool_dir[HQ_CONFIG_PATH_MAX];
+    int shared_spool; /* several receivers serve spool_dir and the store at once */
     char tls_cert[HQ_CONFIG_PATH_MAX];
     char tls_key[HQ_CONFIG_PATH_MAX];
     int allow_plain_http; /* plain HTTP on a non-loopback listen (behind a TLS proxy) */

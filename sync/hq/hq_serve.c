@@ -913,6 +913,7 @@ int hq_serve_start_pool(uv_loop_t *loop, const struct hq_config *cfg, const stru
         .now_ms = tus_clock,
         .clock_ctx = hq,
         .deliver_before_answer = cfg->receipt_wait_ms > 0,
+        .shared = cfg->shared_spool,
     };
     struct op_error terr;
     op_error_clear(&terr);

@@ -25,7 +25,11 @@
  * released only after its outcome is committed (a failure leaves it for
  * redelivery at the next timer tick or start). A node's last contact is
  * written to the store at most once per HQ_SERVE_TOUCH_MS (its first
- * request after a start always writes), not at every PATCH.
+ * request after a start always writes), not at every PATCH. With
+ * shared_spool several receivers serve one spool and one store at once
+ * behind a load balancer (docs/HQ.md, "Several receivers"): the tus
+ * server locks each upload it writes or applies, and the throttle of
+ * last-contact writes is per receiver.
  */
 #ifndef OUTPOST_HQ_SERVE_H
 #define OUTPOST_HQ_SERVE_H

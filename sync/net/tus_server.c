@@ -16,7 +16,11 @@
  * the end before the next, except a streamed PATCH, which spans loop
  * turns: it is the only writer of its upload (u->st), and any newer
  * request to that upload closes it first, so no upload is ever written by
- * two requests at once (no locks, no 423).
+ * two requests of one process at once. With a spool shared by several
+ * processes (cfg.shared) the state file is the truth and memory a cache
+ * read again at each request (lookup), and whoever creates, writes or
+ * applies an upload holds an flock on its data file (u->lockfd); a
+ * request to an upload another process holds gets 423.
  */
 #include "tus_server.h"
 
@@ -28,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -47,6 +52,9 @@
 #define DEFAULT_MAX_INCOMPLETE 4u
 #define DEFAULT_MAX_METADATA 4096u
 #define DEFAULT_SETTLED_KEEP 3600u
+/* Shared spool: a temp or data file without state younger than this may
+ * be another process's creation under way, and is left alone. */
+#define SHARED_STALE_S 120u
 #define DISCARDED                                                                                  \
     "the completed upload failed its content's own check (digest, MAC or format): it was "         \
     "discarded; create a new upload and send the data again"
@@ -65,6 +73,8 @@ struct upload {
     int settled;         /* data dropped, kept as a complete record (see tus_server_settle) */
     uint64_t settled_at; /* wall-clock seconds since the epoch when it settled */
     struct stream *st;   /* a PATCH whose body is being written, or NULL */
+    int lockfd;          /* shared spool: the data file, flock'ed while this process
+                            creates, writes or applies the upload; -1 when not held */
     char *meta_raw;      /* the Upload-Metadata header as received ("" if none) */
     char *meta_arena;
     struct tus_metadata md;
@@ -278,6 +288,8 @@ static void upload_free(struct upload *u)
 {
     if (!u)
         return;
+    if (u->lockfd >= 0)
+        close(u->lockfd); /* the lock goes with it */
     free(u->meta_raw);
     free(u->meta_arena);
     free(u);
@@ -294,6 +306,7 @@ static int upload_new(const char *id, const char *principal, uint64_t length, co
         free(arena);
         return -ENOMEM;
     }
+    u->lockfd = -1;
     memcpy(u->id, id, TUS_ID_LEN);
     u->id[TUS_ID_LEN] = '\0';
     snprintf(u->principal, sizeof u->principal, "%s", principal);
@@ -477,53 +490,221 @@ static char *state_field(char **p, const char *key)
     return line + kl + 1;
 }
 
-/* Loads <id>.state; repairs the recorded offset against the data file. */
+/* What a state file says. The strings point into buf (the caller frees
+ * it). */
+struct state_rec {
+    uint64_t length, offset, settled_at;
+    int complete;
+    const char *principal, *meta;
+    char *buf;
+};
+
+/* Reads and checks <id>.state. 0; -ENOENT when there is none; -EINVAL
+ * when it does not parse; another negative errno when it cannot be read. */
+static int read_state(int dirfd, const char *id, struct state_rec *r)
+{
+    char name[TUS_ID_LEN + 16];
+    name_of(name, sizeof name, id, ".state");
+    memset(r, 0, sizeof *r);
+    int rc = read_small(dirfd, name, &r->buf);
+    if (rc < 0)
+        return rc;
+    char *p = r->buf;
+    char *nl = strchr(p, '\n');
+    const char *v_len, *v_off, *v_comp, *v_set, *v_set_at;
+    rc = -EINVAL;
+    if (!nl || (size_t)(nl - p) != strlen(STATE_MAGIC) || strncmp(p, STATE_MAGIC, (size_t)(nl - p)))
+        goto bad;
+    p = nl + 1;
+    if (!(v_len = state_field(&p, "length")) || !(v_off = state_field(&p, "offset")) ||
+        !(v_comp = state_field(&p, "complete")) || !(r->principal = state_field(&p, "principal")) ||
+        !(r->meta = state_field(&p, "metadata")))
+        goto bad;
+    /* Optional (absent before settling existed): "settled 1", "settled_at T". */
+    if (*p != '\0' && (!(v_set = state_field(&p, "settled")) || strcmp(v_set, "1") != 0 ||
+                       !(v_set_at = state_field(&p, "settled_at")) ||
+                       parse_u64(v_set_at, &r->settled_at) < 0 || r->settled_at == 0))
+        goto bad;
+    if (*p != '\0')
+        goto bad;
+    if (parse_u64(v_len, &r->length) < 0 || parse_u64(v_off, &r->offset) < 0 ||
+        r->offset > r->length || (strcmp(v_comp, "0") != 0 && strcmp(v_comp, "1") != 0) ||
+        !principal_ok(r->principal) || strlen(r->meta) > METADATA_HARD_MAX)
+        goto bad;
+    r->complete = v_comp[0] == '1';
+    if (r->complete != (r->offset == r->length) || (r->settled_at && !r->complete))
+        goto bad;
+    return 0;
+bad:
+    free(r->buf);
+    r->buf = NULL;
+    return rc;
+}
+
+/* A new in-memory upload from what its state file says. */
+static int upload_from_state(const char *id, const struct state_rec *r, struct upload **out)
+{
+    struct tus_metadata md;
+    char *arena = NULL, why[256];
+    int rc = parse_metadata(r->meta, &md, &arena, why, sizeof why);
+    if (rc == 0)
+        rc = upload_new(id, r->principal, r->length, r->meta, &md, arena, out);
+    if (rc < 0)
+        return rc;
+    (*out)->offset = r->offset;
+    (*out)->complete = r->complete;
+    return 0;
+}
+
+/* Marks u settled at `at` in memory (the counters follow). */
+static void mark_settled(struct tus_server *s, struct upload *u, uint64_t at)
+{
+    if (!u->settled) {
+        s->spool_bytes -= u->length;
+        s->n_settled++;
+    }
+    u->settled = 1;
+    u->settled_at = at;
+    u->offset = u->length;
+    u->complete = 1;
+}
+
+/* Takes the shared spool's lock of u (flock on its data file, which is
+ * never replaced, only unlinked when the upload settles or goes), so no
+ * two processes write or apply one upload at once; the kernel drops it
+ * when its holder dies. 0 when held (also if held already, or without a
+ * shared spool); -EBUSY when another process holds it; -ENOENT when the
+ * data is gone (the upload settled or went meanwhile). */
+static int lock_upload(struct tus_server *s, struct upload *u)
+{
+    if (!s->cfg.shared || u->lockfd >= 0)
+        return 0;
+    char dname[TUS_ID_LEN + 16];
+    name_of(dname, sizeof dname, u->id, ".data");
+    int fd = openat(s->dirfd, dname, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        return e == EWOULDBLOCK ? -EBUSY : -e;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_nlink == 0) {
+        close(fd); /* unlinked between the open and the lock */
+        return -ENOENT;
+    }
+    u->lockfd = fd;
+    return 0;
+}
+
+static void unlock_upload(struct upload *u)
+{
+    if (u->lockfd >= 0) {
+        close(u->lockfd);
+        u->lockfd = -1;
+    }
+}
+
+static int locked_elsewhere(struct http_exchange *x);
+static void unlock_if_idle(struct tus_server *s, const char *id);
+
+/* Whether this process works on u now, so that its memory is the truth
+ * and must not be replaced from the spool. */
+static int busy_here(const struct upload *u)
+{
+    return u->lockfd >= 0 || u->st || u->in_callback;
+}
+
+/* Shared spool: brings u (in memory) up to what its state file says,
+ * another process may have written it. 0; -ENOENT when the state file is
+ * gone (u is forgotten and freed unless busy here); another errno when it
+ * cannot be read (u as it was). */
+static int refresh(struct tus_server *s, struct upload *u)
+{
+    struct state_rec r;
+    int rc = read_state(s->dirfd, u->id, &r);
+    if (rc == -ENOENT && !busy_here(u)) {
+        forget(s, u);
+        upload_free(u);
+        return -ENOENT;
+    }
+    if (rc < 0)
+        return rc;
+    if (r.settled_at)
+        mark_settled(s, u, r.settled_at);
+    else if (!u->settled) {
+        u->offset = r.offset;
+        u->complete = r.complete;
+    }
+    free(r.buf);
+    char dname[TUS_ID_LEN + 16];
+    struct stat st;
+    name_of(dname, sizeof dname, u->id, ".data");
+    if (!u->settled && fstatat(s->dirfd, dname, &st, 0) == 0)
+        u->touched = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+    return 0;
+}
+
+/* The upload id names, as the spool says now: with a shared spool its
+ * state file is read again (an upload another process created, wrote,
+ * settled or released is seen as it is), unless this process works on
+ * it; otherwise the record in memory. NULL if there is none. */
+static struct upload *lookup(struct tus_server *s, const char *id)
+{
+    struct upload *u = find(s, id);
+    if (!s->cfg.shared)
+        return u;
+    if (u)
+        return busy_here(u) || refresh(s, u) != -ENOENT ? u : NULL;
+    struct state_rec r;
+    if (read_state(s->dirfd, id, &r) < 0)
+        return NULL;
+    int rc = upload_from_state(id, &r, &u);
+    if (rc == 0 && r.settled_at) {
+        u->settled = 1;
+        u->settled_at = r.settled_at;
+    }
+    free(r.buf);
+    if (rc < 0)
+        return NULL;
+    u->touched = touch(s);
+    if (add(s, u) < 0) {
+        upload_free(u);
+        return NULL;
+    }
+    if (!u->settled)
+        (void)refresh(s, u); /* the data file's mtime for the idle time */
+    return u;
+}
+
+/* Whether the data file was last written `age_s` seconds ago or more:
+ * with a shared spool another process's half-made creation is younger. */
+static int older_than(const struct tus_server *s, const char *name, uint64_t age_s)
+{
+    struct stat st;
+    if (fstatat(s->dirfd, name, &st, 0) < 0)
+        return 0;
+    uint64_t now = wall_seconds(s), m = st.st_mtim.tv_sec > 0 ? (uint64_t)st.st_mtim.tv_sec : 0;
+    return m <= now && now - m >= age_s;
+}
+
+/* Loads <id>.state; repairs the recorded offset against the data file
+ * (with a shared spool only when no other process holds the upload). */
 static int load_one(struct tus_server *s, const char *id)
 {
     if (find(s, id))
         return 0; /* readdir may show a name again after load_one renamed over it */
-    char name[TUS_ID_LEN + 16];
-    name_of(name, sizeof name, id, ".state");
-    char *buf = NULL;
-    int rc = read_small(s->dirfd, name, &buf);
+    struct state_rec r;
+    int rc = read_state(s->dirfd, id, &r);
     if (rc < 0)
         return rc;
-    char *p = buf;
-    char *nl = strchr(p, '\n');
-    uint64_t length, offset, settled_at = 0;
-    const char *v_len, *v_off, *v_comp, *v_prin, *v_meta, *v_set, *v_set_at;
-    rc = -EINVAL;
-    if (!nl || (size_t)(nl - p) != strlen(STATE_MAGIC) || strncmp(p, STATE_MAGIC, (size_t)(nl - p)))
-        goto out;
-    p = nl + 1;
-    if (!(v_len = state_field(&p, "length")) || !(v_off = state_field(&p, "offset")) ||
-        !(v_comp = state_field(&p, "complete")) || !(v_prin = state_field(&p, "principal")) ||
-        !(v_meta = state_field(&p, "metadata")))
-        goto out;
-    /* Optional (absent before settling existed): "settled 1", "settled_at T". */
-    if (*p != '\0' && (!(v_set = state_field(&p, "settled")) || strcmp(v_set, "1") != 0 ||
-                       !(v_set_at = state_field(&p, "settled_at")) ||
-                       parse_u64(v_set_at, &settled_at) < 0 || settled_at == 0))
-        goto out;
-    if (*p != '\0')
-        goto out;
-    if (parse_u64(v_len, &length) < 0 || parse_u64(v_off, &offset) < 0 || offset > length ||
-        (strcmp(v_comp, "0") != 0 && strcmp(v_comp, "1") != 0) || !principal_ok(v_prin) ||
-        strlen(v_meta) > METADATA_HARD_MAX)
-        goto out;
-    int complete = v_comp[0] == '1';
-    if (complete != (offset == length) || (settled_at && !complete))
-        goto out;
     struct upload *u;
-    struct tus_metadata md;
-    char *arena = NULL, why[256];
-    rc = parse_metadata(v_meta, &md, &arena, why, sizeof why);
-    if (rc == 0)
-        rc = upload_new(id, v_prin, length, v_meta, &md, arena, &u);
+    rc = upload_from_state(id, &r, &u);
+    uint64_t settled_at = r.settled_at;
+    free(r.buf);
     if (rc < 0)
-        goto out;
-    u->offset = offset;
-    u->complete = complete;
+        return rc;
     char dname[TUS_ID_LEN + 16];
     name_of(dname, sizeof dname, id, ".data");
     if (settled_at) {
@@ -537,7 +718,7 @@ static int load_one(struct tus_server *s, const char *id)
         rc = add(s, u);
         if (rc < 0)
             upload_free(u);
-        goto out;
+        return rc;
     }
 
     /* The data file must hold at least the recorded bytes; if a storage
@@ -553,16 +734,19 @@ static int load_one(struct tus_server *s, const char *id)
         if (fd < 0) {
             rc = -errno;
             upload_free(u);
-            goto out;
+            return rc;
         }
         (void)fsync(fd);
         close(fd);
     }
-    if (have < u->offset) {
+    /* Shared: a PATCH another process streams has written past the
+     * recorded offset, never short of it; a repair needs the lock. */
+    if (have < u->offset && lock_upload(s, u) == 0) {
         rc = write_state(s, u, have, 0, 0);
+        unlock_upload(u);
         if (rc < 0) {
             upload_free(u);
-            goto out;
+            return rc;
         }
         u->offset = have;
         u->complete = 0;
@@ -570,8 +754,6 @@ static int load_one(struct tus_server *s, const char *id)
     rc = add(s, u);
     if (rc < 0)
         upload_free(u);
-out:
-    free(buf);
     return rc;
 }
 
@@ -601,7 +783,10 @@ static int scan(struct tus_server *s, struct op_error *err)
             id[TUS_ID_LEN] = '\0';
             const char *suf = nm + TUS_ID_LEN;
             if (pass == 0 && strcmp(suf, ".state.tmp") == 0) {
-                (void)unlinkat(s->dirfd, nm, 0); /* a crash during a state write */
+                /* A crash during a state write; with a shared spool
+                 * maybe another process's write under way, unless old. */
+                if (!s->cfg.shared || older_than(s, nm, SHARED_STALE_S))
+                    (void)unlinkat(s->dirfd, nm, 0);
             } else if (pass == 0 && strcmp(suf, ".state") == 0) {
                 int rc = load_one(s, id);
                 if (rc == -ENOMEM) {
@@ -615,7 +800,8 @@ static int scan(struct tus_server *s, struct op_error *err)
                  * before the upload was announced to its client. */
                 char st[TUS_ID_LEN + 16];
                 name_of(st, sizeof st, id, ".state");
-                if (faccessat(s->dirfd, st, F_OK, 0) < 0 && errno == ENOENT)
+                if (faccessat(s->dirfd, st, F_OK, 0) < 0 && errno == ENOENT &&
+                    (!s->cfg.shared || older_than(s, nm, SHARED_STALE_S)))
                     (void)unlinkat(s->dirfd, nm, 0);
             }
         }
@@ -735,6 +921,21 @@ int tus_server_release(struct tus_server *s, const char *upload_id)
     if (!u)
         return -ENOENT;
     stream_abort(u); /* its bytes are kept first, then go with the rest */
+    /* Shared: never while another process writes or applies it. A data
+     * file gone already (settled or released elsewhere) is no obstacle. */
+    int lr = u->settled ? 0 : lock_upload(s, u);
+    if (lr == -EBUSY)
+        return -EBUSY;
+    if (lr == -ENOENT && s->cfg.shared) {
+        /* Settled or released by another process: its files are that
+         * one's; only the stale view here goes. */
+        forget(s, u);
+        if (u->in_callback)
+            u->released = 1;
+        else
+            upload_free(u);
+        return 0;
+    }
     /* State first: a crash between the two unlinks leaves a data file
      * without state, which the next start deletes. */
     char name[TUS_ID_LEN + 16];
@@ -798,6 +999,7 @@ int tus_server_settle(struct tus_server *s, const char *upload_id)
         rc = -errno;
     if (fsync(s->dirfd) < 0 && rc == 0)
         rc = -errno;
+    unlock_upload(u); /* settled: nothing more is written or applied */
     /* Settled records do not count towards max_uploads, but are bounded by
      * it: past it the oldest is forgotten early (its client, if it asks,
      * hears 404 and uploads again, as before settling existed). A failed
@@ -821,6 +1023,21 @@ static int deliver(struct tus_server *s, struct upload *u)
 {
     if (!s->cfg.on_complete || !u->complete || u->accepted || u->settled)
         return 0;
+    if (s->cfg.shared) {
+        /* Exactly one process applies: the one holding the lock, with
+         * the state as it is on the spool (settled elsewhere: done). */
+        if (lock_upload(s, u) < 0)
+            return 0;
+        struct state_rec r;
+        int rc = read_state(s->dirfd, u->id, &r);
+        if (rc == 0 && r.settled_at)
+            mark_settled(s, u, r.settled_at);
+        free(r.buf);
+        if (rc < 0 || u->settled) {
+            unlock_upload(u);
+            return 0;
+        }
+    }
     char path[PATH_MAX];
     int n = snprintf(path, sizeof path, "%s/%s.data", s->spool_dir, u->id);
     if (n < 0 || (size_t)n >= sizeof path)
@@ -838,12 +1055,52 @@ static int deliver(struct tus_server *s, struct upload *u)
     }
     if (rc == 0 || rc == TUS_COMPLETE_LATER)
         u->accepted = 1;
+    if (!u->accepted || u->settled)
+        unlock_upload(u); /* kept while taken and not settled */
     return rc == TUS_COMPLETE_LATER ? 2 : rc == 0;
 }
 
 struct http_exchange *tus_server_completing(const struct tus_server *s)
 {
     return s->completing;
+}
+
+/* Shared spool: brings the view in memory up to the spool, uploads other
+ * processes created, settled or released included. */
+static void sync_view(struct tus_server *s)
+{
+    if (!s->cfg.shared)
+        return;
+    size_t m = 0;
+    char(*ids)[TUS_ID_LEN + 1] = malloc((s->n ? s->n : 1) * sizeof *ids);
+    if (!ids)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        memcpy(ids[m++], s->up[i]->id, TUS_ID_LEN + 1);
+    for (size_t i = 0; i < m; i++)
+        (void)lookup(s, ids[i]); /* forgets the ones gone */
+    free(ids);
+    int dfd = dup(s->dirfd);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return;
+    }
+    rewinddir(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        if (strlen(nm) != TUS_ID_LEN + 6 || !is_hex_id(nm, TUS_ID_LEN) ||
+            strcmp(nm + TUS_ID_LEN, ".state") != 0)
+            continue;
+        char id[TUS_ID_LEN + 1];
+        memcpy(id, nm, TUS_ID_LEN);
+        id[TUS_ID_LEN] = '\0';
+        if (!find(s, id))
+            (void)lookup(s, id);
+    }
+    closedir(d);
 }
 
 int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds)
@@ -855,6 +1112,7 @@ int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds)
         max_idle_seconds > UINT64_MAX / 1000000000u ? UINT64_MAX : max_idle_seconds * 1000000000u;
     uint64_t now_s = wall_seconds(s), keep = s->cfg.settled_keep_seconds;
     int removed = 0;
+    sync_view(s);
     for (size_t i = 0; i < s->n;) {
         struct upload *u = s->up[i];
         /* A settled time further ahead than the keep time can only come
@@ -864,6 +1122,10 @@ int tus_server_expire(struct tus_server *s, uint64_t max_idle_seconds)
         int idle_done = !u->complete && u->touched <= now && now - u->touched >= idle;
         if (settled_done || idle_done) {
             int rc = tus_server_release(s, u->id); /* removes s->up[i] */
+            if (rc == -EBUSY) {
+                i++; /* another process writes it: not idle after all */
+                continue;
+            }
             if (rc < 0)
                 return rc;
             removed += idle_done;
@@ -878,6 +1140,7 @@ int tus_server_redeliver(struct tus_server *s)
 {
     if (!s)
         return -EINVAL;
+    sync_view(s);
     /* Snapshot the ids: a callback may release any upload. */
     size_t m = 0;
     char(*ids)[TUS_ID_LEN + 1] = malloc((s->n ? s->n : 1) * sizeof *ids);
@@ -1022,7 +1285,7 @@ static int create_upload(struct tus_server *s, struct http_exchange *x, const ch
     const char *meta = http_header(x, "Upload-Metadata");
     if (meta && strlen(meta) > s->cfg.max_metadata_bytes)
         return fail(x, 400, "Upload-Metadata is too long"), 1;
-    struct upload *old = keyed ? find(s, id) : NULL;
+    struct upload *old = keyed ? lookup(s, id) : NULL;
     if (old) {
         /* The same creation again (its answer was lost): the upload as it
          * stands. Anything else under the same key is a conflict. */
@@ -1076,8 +1339,9 @@ static int create_upload(struct tus_server *s, struct http_exchange *x, const ch
         if (!oldest || o->touched < oldest->touched)
             oldest = o;
     }
+    /* (-EBUSY: another process writes it now, so it is not abandoned.) */
     if (incomplete >= s->cfg.max_incomplete_per_principal && oldest &&
-        tus_server_release(s, oldest->id) < 0) {
+        (rc = tus_server_release(s, oldest->id)) < 0 && rc != -EBUSY) {
         free(arena);
         return fail(x, 500, "cannot remove an abandoned upload"), 1;
     }
@@ -1103,17 +1367,48 @@ static int create_upload(struct tus_server *s, struct http_exchange *x, const ch
         return fail(x, 500, "out of memory"), 1;
     char dname[TUS_ID_LEN + 16];
     name_of(dname, sizeof dname, id, ".data");
-    /* A keyed id may have a data file left by a crash during an earlier
-     * creation under the same key (no state file: nothing of it counts). */
-    if (keyed)
-        (void)unlinkat(s->dirfd, dname, 0);
-    int fd = openat(s->dirfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd;
+    if (s->cfg.shared) {
+        /* The lock from the first moment the data file exists: another
+         * process creating under the same key at once gets 423, and a
+         * start's sweep never takes a creation under way for a crash's
+         * leftover. A keyed data file without state is such a leftover
+         * (or was, until this lock): emptied, it is this upload's. */
+        fd = openat(s->dirfd, dname, O_RDWR | O_CREAT | (keyed ? 0 : O_EXCL) | O_CLOEXEC, 0600);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            close(fd);
+            upload_free(u);
+            return locked_elsewhere(x), 1;
+        }
+        struct state_rec r;
+        if (fd >= 0 && keyed && read_state(s->dirfd, id, &r) != -ENOENT) {
+            free(r.buf); /* another process made it just now: the retry finds it */
+            close(fd);
+            upload_free(u);
+            return locked_elsewhere(x), 1;
+        }
+        if (fd >= 0 && ftruncate(fd, 0) < 0) {
+            rc = -errno;
+            close(fd);
+            goto io_fail;
+        }
+    } else {
+        /* A keyed id may have a data file left by a crash during an
+         * earlier creation under the same key (no state file: nothing of
+         * it counts). */
+        if (keyed)
+            (void)unlinkat(s->dirfd, dname, 0);
+        fd = openat(s->dirfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    }
     if (fd < 0) {
         rc = -errno;
         goto io_fail;
     }
     rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
+    if (s->cfg.shared && rc == 0)
+        u->lockfd = fd; /* held until the request is done with it */
+    else
+        close(fd);
     if (rc == 0)
         rc = write_state(s, u, 0, length == 0, 0);
     if (rc == 0)
@@ -1162,19 +1457,34 @@ static int create(struct tus_server *s, struct http_exchange *x, const char *pri
     int existing;
     if (create_upload(s, x, principal, &u, &existing))
         return 0;
+    char id[TUS_ID_LEN + 1];
+    memcpy(id, u->id, sizeof id);
+    if (existing && blen > 0 && u->offset == 0 && !u->complete) {
+        int lr = lock_upload(s, u); /* shared: the data goes in under the lock */
+        if (lr == -EBUSY)
+            return locked_elsewhere(x);
+        if (lr < 0 || (s->cfg.shared && refresh(s, u) < 0)) {
+            unlock_if_idle(s, id);
+            return fail(x, 404, "no such upload");
+        }
+    }
     location(s, x, u->id);
     if (blen > 0 && u->offset == 0 && !u->complete) {
         int rc = append(s, u, body, blen);
         if (rc < 0) {
+            unlock_if_idle(s, id);
             hdr_u64(x, "Upload-Offset", u->offset);
             return fail(x, fs_status(rc), "cannot store the data: HEAD and resume");
         }
-        return patch_done(s, x, u, 201);
+        (void)patch_done(s, x, u, 201);
+        unlock_if_idle(s, id);
+        return 0;
     }
     hdr_u64(x, "Upload-Offset", u->offset);
     answer(x, 201);
     if (u->complete && !existing)
         (void)deliver(s, u);
+    unlock_if_idle(s, id);
     return 0;
 }
 
@@ -1305,6 +1615,8 @@ void tus_server_finish(struct tus_server *s, const char *upload_id, struct http_
         u->accepted = 0; /* offered again: by tus_server_redeliver, or after a restart */
     if (u && rc != -EBADMSG)
         u->wait_status = 0;
+    if (u && rc != -EBADMSG && (!u->accepted || u->settled))
+        unlock_upload(u);
     if (!x)
         return;
     if (rc == -EBADMSG) {
@@ -1383,14 +1695,18 @@ static void stream_cut(void *ctx, struct http_exchange *x, uint64_t received)
     (void)x;
     (void)received;
     struct stream *st = ctx;
+    struct upload *u = st->u;
     if (st->u && !st->err && st->got > 0)
         (void)stream_publish(st, st->got);
     else if (st->u)
         (void)ftruncate(st->fd, (off_t)st->u->offset);
     /* A cut after the last byte leaves a complete upload undelivered
      * here (this may run inside tus_server_release); the next
-     * tus_server_redeliver offers it. */
+     * tus_server_redeliver offers it, or (shared spool) the next HEAD,
+     * wherever it arrives, now that the lock goes. */
     stream_free(st);
+    if (u)
+        unlock_upload(u);
 }
 
 static void stream_abort(struct upload *u)
@@ -1534,6 +1850,25 @@ static int terminate(struct tus_server *s, struct http_exchange *x, struct uploa
     return answer(x, 204);
 }
 
+/* 423 for a request to an upload another process writes or applies. */
+static int locked_elsewhere(struct http_exchange *x)
+{
+    hdr(x, "Retry-After", "1");
+    return fail(x, 423,
+                "another receiver is writing or applying this upload now: nothing was stored; "
+                "HEAD it and resume after Retry-After");
+}
+
+/* After a request: the upload's lock goes unless the upload is still
+ * being written here (a streamed PATCH) or was taken and not settled
+ * (its apply holds it until the outcome). */
+static void unlock_if_idle(struct tus_server *s, const char *id)
+{
+    struct upload *u = find(s, id);
+    if (u && !u->st && !u->in_callback && (!u->accepted || u->settled))
+        unlock_upload(u);
+}
+
 int tus_server_handle(struct tus_server *s, struct http_exchange *x)
 {
     const char *path = http_path(x);
@@ -1586,6 +1921,7 @@ int tus_server_handle(struct tus_server *s, struct http_exchange *x)
             ku = find(s, kid);
         if (ku && ku->st && ku->st->x == x) {
             (void)stream_finish(s, x, ku->st); /* its first bytes were streamed */
+            unlock_if_idle(s, kid);
         } else if (strcmp(method, "POST") == 0) {
             (void)create(s, x, principal);
         } else {
@@ -1594,23 +1930,45 @@ int tus_server_handle(struct tus_server *s, struct http_exchange *x)
         }
         return 1;
     }
-    struct upload *u = is_hex_id(rest, strlen(rest)) ? find(s, rest) : NULL;
+    struct upload *u = is_hex_id(rest, strlen(rest)) ? lookup(s, rest) : NULL;
     /* Another principal's upload does not exist for this one. */
     if (!u || strcmp(u->principal, principal) != 0) {
         (void)fail(x, 404, "no such upload");
         return 1;
     }
+    char id[TUS_ID_LEN + 1];
+    memcpy(id, u->id, sizeof id);
     struct stream *st = u->st;
     if (st && st->x == x) {
         (void)stream_finish(s, x, st);
+        unlock_if_idle(s, id);
         return 1;
     }
     /* A request of the client's while an older PATCH of the upload still
      * streams: that connection is dead to the client (it reconnected), so
      * it is closed now and what it brought is kept. */
     stream_abort(u);
+    int writes = strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
+    if (writes && s->cfg.shared) {
+        /* Shared spool: a write needs the upload's lock, and the state as
+         * the spool has it once the lock is held. */
+        int lr = lock_upload(s, u);
+        if (lr == -EBUSY) {
+            (void)locked_elsewhere(x);
+            return 1;
+        }
+        if ((lr == 0 ? refresh(s, u) : 0) < 0 || !(u = lookup(s, id))) {
+            unlock_if_idle(s, id);
+            (void)fail(x, 404, "no such upload");
+            return 1;
+        }
+    }
     if (strcmp(method, "HEAD") == 0) {
         head(x, u);
+        /* Complete, not applied, held by nobody: whoever applied it died
+         * (another receiver, killed), so it is applied here. */
+        if (s->cfg.shared && u->complete && !u->settled && !u->accepted && u->lockfd < 0)
+            (void)deliver(s, u);
     } else if (strcmp(method, "PATCH") == 0) {
         (void)patch(s, x, u);
     } else if (strcmp(method, "DELETE") == 0) {
@@ -1619,6 +1977,7 @@ int tus_server_handle(struct tus_server *s, struct http_exchange *x)
         hdr(x, "Allow", "OPTIONS, HEAD, PATCH, DELETE");
         (void)fail(x, 405, "an upload takes OPTIONS, HEAD, PATCH and DELETE");
     }
+    unlock_if_idle(s, id);
     return 1;
 }
 
@@ -1660,16 +2019,31 @@ static int gate_create(struct tus_server *s, struct http_exchange *x, const char
         return 1; /* refused before a byte of the body */
     if (existing)
         stream_abort(u); /* an older request's connection, dead to the client */
-    if (u->offset == 0 && !u->complete && len == length && busy_refused(s, x))
-        return 1;
-    if (u->offset == 0 && !u->complete)
-        return stream_start(s, x, u, len, 1); /* 0: the handler buffers it (finds u) */
-    location(s, x, u->id);
-    hdr_u64(x, "Upload-Offset", u->offset);
-    answer(x, 201);
-    if (u->complete && !existing)
-        (void)deliver(s, u);
-    return 1;
+    char uid[TUS_ID_LEN + 1];
+    memcpy(uid, u->id, sizeof uid);
+    if (existing && u->offset == 0 && !u->complete) {
+        int lr = lock_upload(s, u); /* shared: the data goes in under the lock */
+        if (lr == -EBUSY)
+            return locked_elsewhere(x), 1;
+        if (lr < 0 || (s->cfg.shared && refresh(s, u) < 0)) {
+            unlock_if_idle(s, uid);
+            return 0; /* the handler answers from the spool's state */
+        }
+    }
+    int rc = 1;
+    if (u->offset == 0 && !u->complete && len == length && busy_refused(s, x)) {
+        rc = 1;
+    } else if (u->offset == 0 && !u->complete) {
+        rc = stream_start(s, x, u, len, 1); /* 0: the handler buffers it (finds u) */
+    } else {
+        location(s, x, u->id);
+        hdr_u64(x, "Upload-Offset", u->offset);
+        answer(x, 201);
+        if (u->complete && !existing)
+            (void)deliver(s, u);
+    }
+    unlock_if_idle(s, uid);
+    return rc;
 }
 
 int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *principal)
@@ -1696,7 +2070,7 @@ int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *p
         http_header(x, "Transfer-Encoding") || !content_type_ok(http_header(x, "Content-Type")) ||
         !is_hex_id(rest, strlen(rest)))
         return 0; /* the handler answers it, whatever it is */
-    struct upload *u = find(s, rest);
+    struct upload *u = lookup(s, rest);
     if (!u || strcmp(u->principal, principal) != 0) {
         /* The handler's answer, before a byte of the body is read:
          * another principal's upload does not exist for this one. */
@@ -1706,16 +2080,33 @@ int tus_server_gate(struct tus_server *s, struct http_exchange *x, const char *p
     if (u->settled || u->complete)
         return 0;
     stream_abort(u); /* an older PATCH's connection, dead to the client */
+    if (s->cfg.shared) {
+        /* The lock before the offset: another process may be writing. */
+        int lr = lock_upload(s, u);
+        if (lr == -EBUSY) {
+            (void)locked_elsewhere(x);
+            return 1;
+        }
+        if (lr < 0 || refresh(s, u) < 0 || u->settled || u->complete) {
+            unlock_upload(u);
+            return 0; /* the handler answers from the spool's state */
+        }
+    }
+    int rc;
     if (off != u->offset) {
         hdr_u64(x, "Upload-Offset", u->offset);
         (void)fail(x, 409, "Upload-Offset does not match the stored offset: HEAD and resume");
-        return 1;
+        rc = 1;
+    } else if (len > u->length - u->offset) {
+        rc = 0; /* 413 from the handler */
+    } else if (len == u->length - u->offset && busy_refused(s, x)) {
+        rc = 1;
+    } else {
+        rc = stream_start(s, x, u, len, 0);
     }
-    if (len > u->length - u->offset)
-        return 0; /* 413 from the handler */
-    if (len == u->length - u->offset && busy_refused(s, x))
-        return 1;
-    return stream_start(s, x, u, len, 0);
+    if (!u->st)
+        unlock_upload(u); /* not streaming: the handler locks again if it writes */
+    return rc;
 }
 
 static int stream_start(struct tus_server *s, struct http_exchange *x, struct upload *u,

@@ -113,7 +113,8 @@ typedef int (*tus_complete_fn)(void *ctx, const char *upload_id, const char *pri
 typedef unsigned (*tus_busy_fn)(void *ctx);
 
 struct tus_server_config {
-    const char *spool_dir;     /* created (0700) if missing; one server per directory */
+    const char *spool_dir;     /* created (0700) if missing; one server per directory
+                                  unless shared (below) */
     const char *base_path;     /* URL path of the collection; NULL = "/files" */
     uint64_t max_upload_bytes; /* Tus-Max-Size; over it: 413. 0 = 64 MiB */
     uint64_t max_spool_bytes;  /* sum of Upload-Length held; over it: 507. 0 = 1 GiB */
@@ -144,6 +145,19 @@ struct tus_server_config {
      * answer (tus_server_completing) or refuse the content (-EBADMSG).
      * 0: answered first, delivered after. */
     int deliver_before_answer;
+    /* Non-zero: several processes (receivers behind one address) serve
+     * this spool_dir at once, and any of them may take any request of any
+     * upload (docs/TUS.md, "A spool shared by several servers"). Each
+     * request then reads the upload's state file again instead of trusting
+     * memory; a process writing or applying an upload holds an flock on
+     * its data file (the kernel drops it when the process dies), and a
+     * request to an upload another process holds is answered 423 with
+     * Retry-After before its body is read. A HEAD of a complete upload
+     * that nobody holds has it delivered here (its applier died). The caps
+     * (max_uploads, max_spool_bytes, max_incomplete_per_principal) count
+     * what this process has seen, refreshed by tus_server_redeliver and
+     * tus_server_expire. */
+    int shared;
 };
 
 /* Opens (creating if needed) the spool directory and reloads every upload

@@ -41,9 +41,11 @@
 
 struct shared {
     char id[4][TUS_ID_LEN + 1];
-    int port;      /* of the server child in test_kill9 */
-    int completes; /* completion calls seen by server children */
-    int sha_bad;   /* completions whose data file was wrong */
+    int port;       /* of the server child in test_kill9 */
+    int completes;  /* completion calls seen by server children */
+    int sha_bad;    /* completions whose data file was wrong */
+    int applied;    /* completions that returned (test_shared_spool) */
+    pid_t hang_pid; /* a server child whose on_complete never returns */
 };
 
 static struct shared *sh;
@@ -116,6 +118,7 @@ struct fx {
     int later;
     int finish_rc;
     unsigned busy_s; /* what the busy callback answers */
+    int shared;      /* tus_server_config.shared: one spool, several servers */
     uv_timer_t later_timer;
     struct http_exchange *pend_x;
     char pend_id[TUS_ID_LEN + 1];
@@ -197,10 +200,14 @@ static int on_complete(void *ctx, const char *id, const char *principal,
     sh->sha_bad += length > 0 && !f->c_sha_ok;
     if (length == 0)
         f->c_sha_ok = -1; /* nothing to compare */
+    if (sh->hang_pid == getpid())
+        for (;;)
+            pause(); /* an apply that never ends: killed with its server */
     if (f->release_in_cb)
         CHECK_EQ(tus_server_release(f->tus, id), 0);
     if (f->settle_in_cb)
         f->settle_rc = tus_server_settle(f->tus, id);
+    sh->applied++;
     if (f->later) {
         f->pend_x = tus_server_completing(f->tus);
         snprintf(f->pend_id, sizeof f->pend_id, "%s", id);
@@ -239,6 +246,7 @@ static int module_open(struct fx *f)
         .ctx = f,
         .now_ms = f->use_clock ? fake_clock : NULL,
         .clock_ctx = f,
+        .shared = f->shared,
     };
     struct op_error err;
     op_error_clear(&err);
@@ -1665,7 +1673,7 @@ static void test_settled_state_files(void)
 
 /* Runs a server on dir in a child process, as a real receiver would start:
  * reload the spool, offer pending completions, serve. */
-static pid_t spawn_server(const char *dir)
+static pid_t spawn_server_opt(const char *dir, int shared)
 {
     sh->port = 0;
     fflush(stderr);
@@ -1679,6 +1687,8 @@ static pid_t spawn_server(const char *dir)
         snprintf(f.dir, sizeof f.dir, "%s", dir);
         f.cap_incomplete = 4;
         f.use_gate = 1;
+        f.shared = shared;
+        f.settle_in_cb = shared; /* an embedder that settles what it applied */
         uv_loop_init(&f.tl.loop);
         if (module_open(&f) < 0)
             _exit(3);
@@ -1692,6 +1702,11 @@ static pid_t spawn_server(const char *dir)
     for (int i = 0; i < 500 && !sh->port; i++)
         usleep(10000);
     return pid;
+}
+
+static pid_t spawn_server(const char *dir)
+{
+    return spawn_server_opt(dir, 0);
 }
 
 static void kill_server(pid_t pid)
@@ -1838,6 +1853,148 @@ static void test_kill9(void)
     CHECK(n == TOTAL && memcmp(got, payload, TOTAL) == 0);
     rm_spool(dir);
 #undef NEXT
+}
+
+/* Answers status of a PATCH of payload[off..off+len) to port. */
+static int patch_status(int port, const char *id, size_t off, size_t len, struct resp *r)
+{
+    return patch(port, AUTH_A, id, off, len, r);
+}
+
+/* Reads the data file of upload id in dir into got; its length. */
+static size_t read_data(const char *dir, const char *id, unsigned char *got, size_t cap)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/%s.data", dir, id);
+    FILE *fp = fopen(p, "rb");
+    size_t n = fp ? fread(got, 1, cap, fp) : 0;
+    if (fp)
+        fclose(fp);
+    return n;
+}
+
+/* Two server processes on one spool (shared): any of them takes any
+ * request of any upload. A creation on A is seen by B, started later; a
+ * PATCH to one and a HEAD to the other give the true offset; while A
+ * streams a PATCH into the upload, a PATCH to B is refused (423, nothing
+ * stored) and B's HEAD says the durable offset; the completion is applied
+ * once, by one process; kill -9 of a process streaming into an upload
+ * frees it for the other at once; and kill -9 of the process applying a
+ * complete upload leaves it to the other, which applies it on the next
+ * HEAD, once. */
+static void test_shared_spool(void)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/test_tus_XXXXXX");
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    cfails = 0;
+    memset(sh, 0, sizeof *sh);
+    pid_t pa = spawn_server_opt(dir, 1);
+    int a = sh->port;
+    char id[TUS_ID_LEN + 1] = "";
+    struct resp r;
+    if (a <= 0 || create(a, AUTH_A, TOTAL, id) < 0) {
+        kill_server(pa);
+        rm_spool(dir);
+        CHECK(0);
+        return;
+    }
+    CHECK_EQ(patch_status(a, id, 0, CHUNK / 2, &r), 204);
+    /* B starts after the creation and the first bytes */
+    pid_t pb = spawn_server_opt(dir, 1);
+    int b = sh->port;
+    CHECK(b > 0 && b != a);
+    CHECK_EQ(head_offset(b, AUTH_A, id), CHUNK / 2);
+    CHECK_EQ(head_offset(b, AUTH_B, id), -404); /* still another principal's */
+    /* PATCH to B, HEAD to A (whose memory says CHUNK / 2) */
+    CHECK_EQ(patch_status(b, id, CHUNK / 2, CHUNK / 2, &r), 204);
+    CHECK_EQ(head_offset(a, AUTH_A, id), CHUNK);
+    /* a stale offset is refused by the one that did not write it too */
+    CHECK_EQ(patch_status(a, id, CHUNK / 2, 100, &r), 409);
+    CHECK_STR(rh(&r, "Upload-Offset"), "40000");
+
+    /* A streams a PATCH (headers and part of its body; the rest never
+     * comes): B refuses a concurrent PATCH of the upload before its body,
+     * and stores nothing of it. */
+    int fd = send_patch_part(a, id, CHUNK, CHUNK, 5000);
+    usleep(200000);
+    CHECK_EQ(patch_status(b, id, CHUNK, CHUNK, &r), 423);
+    CHECK(rh(&r, "Retry-After") != NULL);
+    CHECK_CONTAINS(r.body, "another receiver is writing or applying this upload");
+    CHECK_EQ(head_offset(b, AUTH_A, id), CHUNK); /* the durable offset */
+    /* the connection breaks: what A received is kept, and B sees it */
+    if (fd >= 0)
+        close(fd);
+    CHECK_EQ(head_wait(b, id, CHUNK + 5000), CHUNK + 5000);
+
+    /* kill -9 of A while it streams into the upload: the lock dies with
+     * it and B takes the next PATCH at the durable offset */
+    fd = send_patch_part(a, id, CHUNK + 5000, 3000, 1000);
+    usleep(200000);
+    CHECK_EQ(patch_status(b, id, CHUNK + 5000, 10, &r), 423);
+    kill_server(pa);
+    if (fd >= 0)
+        close(fd);
+    long long o = head_offset(b, AUTH_A, id);
+    CHECK_EQ(o, CHUNK + 5000); /* unpublished bytes of the dead PATCH do not count */
+    CHECK_EQ(patch_status(b, id, CHUNK + 5000, CHUNK - 5000, &r), 204);
+    pa = spawn_server_opt(dir, 1);
+    a = sh->port;
+    /* the last chunk completes the upload on A: applied once, by A */
+    CHECK_EQ(patch_status(a, id, 2 * CHUNK, CHUNK, &r), 204);
+    CHECK_EQ(sh->completes, 1);
+    CHECK_EQ(sh->applied, 1);
+    CHECK_EQ(sh->sha_bad, 0);
+    CHECK_EQ(head_offset(b, AUTH_A, id), TOTAL); /* settled: B says complete */
+    CHECK_EQ(head_offset(a, AUTH_A, id), TOTAL);
+    CHECK_EQ(sh->completes, 1); /* HEADs of a settled upload apply nothing */
+    /* a PATCH of data to the settled upload, on either: 409 at the end */
+    CHECK_EQ(patch_status(b, id, TOTAL - 10, 10, &r), 409);
+
+    /* The applier dies mid-apply: A's on_complete never returns, A is
+     * killed, and the complete upload goes to B on its next HEAD. */
+    char id2[TUS_ID_LEN + 1] = "";
+    CHECK_EQ(create(b, AUTH_A, TOTAL, id2), 0);
+    CHECK_EQ(patch_status(b, id2, 0, CHUNK, &r), 204);
+    CHECK_EQ(patch_status(a, id2, CHUNK, CHUNK, &r), 204);
+    sh->hang_pid = pa;
+    fd = send_patch(a, id2, 2 * CHUNK, CHUNK); /* its answer never comes */
+    for (int i = 0; i < 300 && sh->completes < 2; i++)
+        usleep(10000);
+    CHECK_EQ(sh->completes, 2);
+    CHECK_EQ(sh->applied, 1);
+    /* A holds it: B's HEAD says complete and leaves it alone */
+    CHECK_EQ(head_offset(b, AUTH_A, id2), TOTAL);
+    usleep(100000);
+    CHECK_EQ(sh->completes, 2);
+    kill_server(pa);
+    if (fd >= 0)
+        close(fd);
+    static unsigned char got[TOTAL + 1];
+    size_t n = read_data(dir, id2, got, sizeof got);
+    CHECK(n == TOTAL && memcmp(got, payload, TOTAL) == 0); /* complete on the spool */
+    CHECK_EQ(head_offset(b, AUTH_A, id2), TOTAL);          /* B takes it now */
+    for (int i = 0; i < 300 && sh->applied < 2; i++)
+        usleep(10000);
+    CHECK_EQ(sh->completes, 3);
+    CHECK_EQ(sh->applied, 2);
+    CHECK_EQ(sh->sha_bad, 0);
+    CHECK_EQ(read_data(dir, id2, got, sizeof got), 0); /* settled: data gone */
+    CHECK_EQ(head_offset(b, AUTH_A, id2), TOTAL);
+    /* a server started now applies nothing again */
+    pa = spawn_server_opt(dir, 1);
+    a = sh->port;
+    CHECK_EQ(head_offset(a, AUTH_A, id2), TOTAL);
+    CHECK_EQ(head_offset(a, AUTH_A, id), TOTAL);
+    CHECK_EQ(sh->applied, 2);
+    CHECK_EQ(sh->completes, 3);
+    kill_server(pa);
+    kill_server(pb);
+    CHECK_EQ(cfails, 0);
+    rm_spool(dir);
 }
 
 /* POSTs with Upload-Metadata `meta`; expects `status` and a body that
@@ -2190,6 +2347,7 @@ int main(void)
     RUN(test_cut_patch);
     RUN(test_named_creation);
     RUN(test_kill9);
+    RUN(test_shared_spool);
     RUN(test_complete_later);
     return tl_report();
 }
