@@ -114,6 +114,8 @@ static const struct conf_key keys[] = {
      "attempts before a message is failed"},
     {"outreach_timeout_ms", CONF_UINT, FIELD(outreach_timeout_ms), 1000, 600000, "60000",
      "the longest one SMTP transaction may take"},
+    {"outreach_hard_bounce_limit", CONF_UINT, FIELD(outreach_hard_bounce_limit), 1, 100, "2",
+     "hard bounces after which a contact's e-mail address is suppressed"},
 };
 
 static const struct conf_table table = {

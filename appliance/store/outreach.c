@@ -143,9 +143,10 @@ int outreach_queue(struct store *s, const struct outreach_new *m, int64_t now_ms
                    struct op_error *err)
 {
     const char *kind = m->kind ? m->kind : "marketing";
-    if (!m->channel || strcmp(m->channel, "email"))
+    if (!m->channel ||
+        (strcmp(m->channel, "email") && strcmp(m->channel, "print") && strcmp(m->channel, "call")))
         return op_error_set(err, -EINVAL, "channel",
-                            "channel: '%.32s' has no transport yet; only email is sent",
+                            "channel: '%.32s' has no transport yet; expected email, print or call",
                             m->channel ? m->channel : "");
     if (strcmp(kind, "marketing") && strcmp(kind, "transactional"))
         return op_error_set(err, -EINVAL, "kind", "kind: expected marketing or transactional");
