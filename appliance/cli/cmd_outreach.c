@@ -204,7 +204,8 @@ static int do_handout(struct store *s, const char *channel, const struct args *a
             fprintf(stderr, "outpost outreach: cannot put the messages back in the queue: %s\n",
                     rerr.msg);
         outreach_handout_free(&h);
-        return cli_fail_by("outreach", rc, &err, rules);
+        static const struct cli_exit_rule write_rules[] = {{-EINVAL, CLI_BADINPUT}, {0, CLI_FAIL}};
+        return cli_fail_by("outreach", rc, &err, write_rules);
     }
     if (getenv("OUTPOST_TEST_STOP_AFTER_FILE")) /* tests: kill -9 between file and record */
         pause();
