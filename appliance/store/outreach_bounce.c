@@ -77,6 +77,10 @@ static int next_field(struct cursor *c, char name[64], char value[FIELD_MAX])
                 break;
             if (!next_line(c, &v, &rest))
                 break;
+            while (rest && (*v == ' ' || *v == '\t')) { /* one space for the fold */
+                v++;
+                rest--;
+            }
             if (vl && vl < FIELD_MAX - 1)
                 value[vl++] = ' ';
         }
