@@ -295,8 +295,8 @@ int outreach_call_result(struct store *s, int64_t message_id, enum outreach_call
     rc = read_message(&c, message_id, &m, err);
     if (rc == 0 && (strcmp(m.channel, "call") || strcmp(m.state, "sent")))
         rc = op_error_set(err, -EINVAL, "id",
-                          "message %lld is a %s message in state %s: only a call handed out in "
-                          "a call list (sent) takes a result",
+                          "message %lld (channel %s, state %s): only a call handed out in a "
+                          "call list (sent) takes a result",
                           (long long)message_id, m.channel, m.state);
     if (rc == 0)
         rc = count(&c, STORE_Q_OUTREACH_EVENTS_COUNT_FOR_MESSAGE, message_id, NULL, NULL, &have,

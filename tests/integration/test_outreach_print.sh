@@ -152,9 +152,9 @@ SUM=$(db_checksum "$DB")
 expect_exit 2 "$OUTPOST" outreach call-result "$K1" maybe
 expect_contains "$ERR" "'maybe' is not a call result (answered, no-answer, refused, wrong-number)"
 expect_exit 3 "$OUTPOST" outreach call-result "$K2" answered
-expect_contains "$ERR" "message $K2 is a call message in state refused"
+expect_contains "$ERR" "message $K2 (channel call, state refused): only a call handed out in a call list (sent) takes a result"
 expect_exit 3 "$OUTPOST" outreach call-result "$M1" answered
-expect_contains "$ERR" "message $M1 is a print message"
+expect_contains "$ERR" "message $M1 (channel print, state sent)"
 expect_exit 5 "$OUTPOST" outreach call-result 9999 answered
 expect_exit 3 "$OUTPOST" outreach call-result "$K1" refused --note "$(printf 'bad\001note')"
 [ "$(db_checksum "$DB")" = "$SUM" ] || die "a refused call result changed the database"
