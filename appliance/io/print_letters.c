@@ -18,7 +18,9 @@
 #include "fsutil.h"
 
 #define MM(x) ((x)*72.0 / 25.4)
-#define FONT "Noto Sans"
+/* Noto first, in the order fontconfig should fall back for a script the
+ * first does not cover; the context's language picks among CJK variants. */
+#define FONT "Noto Sans,Noto Sans Arabic,Noto Sans Hebrew,Noto Sans CJK SC,sans-serif"
 
 static const char *field(json_t *ct, const char *name)
 {
@@ -136,9 +138,16 @@ static struct page paper_size(enum print_paper p)
     return p == PRINT_LETTER ? (struct page){612.0, 792.0} : (struct page){MM(210), MM(297)};
 }
 
-static PangoLayout *layout(cairo_t *cr, const char *font, double width, const char *text)
+/* A layout of text in lang (BCP 47, "" or NULL: none), which decides
+ * among fonts for a script (Chinese or Japanese forms of Han). */
+static PangoLayout *layout(cairo_t *cr, const char *font, double width, const char *text,
+                           const char *lang)
 {
     PangoLayout *l = pango_cairo_create_layout(cr);
+    if (lang && *lang) {
+        pango_context_set_language(pango_layout_get_context(l), pango_language_from_string(lang));
+        pango_layout_context_changed(l);
+    }
     PangoFontDescription *d = pango_font_description_from_string(font);
     pango_layout_set_font_description(l, d);
     pango_font_description_free(d);
@@ -156,10 +165,10 @@ static void show(cairo_t *cr, PangoLayout *l, double x, double y)
 }
 
 /* The body from y down, continued on new pages line by line. */
-static void body_pages(cairo_t *cr, struct page pg, const char *text, double x, double y,
-                       double width)
+static void body_pages(cairo_t *cr, struct page pg, const char *text, const char *lang, double x,
+                       double y, double width)
 {
-    PangoLayout *l = layout(cr, FONT " 11", width, text);
+    PangoLayout *l = layout(cr, FONT " 11", width, text, lang);
     PangoLayoutIter *it = pango_layout_get_iter(l);
     double top = y, bottom = pg.h - MM(20), offset = 0;
     do {
@@ -188,18 +197,18 @@ static int draw_letters(cairo_t *cr, struct page pg, const struct outreach_hando
         if (print_address(o->format, o->country, o->language, r->contact, addr, sizeof addr) < 0)
             return -ENOBUFS;
         double left = MM(25), width = pg.w - MM(45);
-        PangoLayout *l = layout(cr, FONT " 9", width, o->sender);
+        PangoLayout *l = layout(cr, FONT " 9", width, o->sender, o->language);
         show(cr, l, left, MM(15));
         g_object_unref(l);
-        l = layout(cr, FONT " 11", MM(85), addr);
+        l = layout(cr, FONT " 11", MM(85), addr, o->language);
         show(cr, l, left, MM(50));
         g_object_unref(l);
-        l = layout(cr, FONT " Bold 12", width, r->subject);
+        l = layout(cr, FONT " Bold 12", width, r->subject, r->language);
         show(cr, l, left, MM(100));
         int sh = 0;
         pango_layout_get_pixel_size(l, NULL, &sh);
         g_object_unref(l);
-        body_pages(cr, pg, r->body, left, MM(100) + sh + MM(8), width);
+        body_pages(cr, pg, r->body, r->language, left, MM(100) + sh + MM(8), width);
         cairo_show_page(cr);
     }
     return 0;
@@ -226,7 +235,7 @@ static int draw_labels(cairo_t *cr, struct page pg, const struct outreach_handou
             return -ENOBUFS;
         double x = x0 + (double)(slot % (size_t)cols) * pitch_x;
         double y = y0 + (double)(slot / (size_t)cols) * lh;
-        PangoLayout *l = layout(cr, FONT " 9", lw - 2 * pad, addr);
+        PangoLayout *l = layout(cr, FONT " 9", lw - 2 * pad, addr, o->language);
         pango_layout_set_height(l, (int)((lh - 2 * pad) * PANGO_SCALE));
         pango_layout_set_ellipsize(l, PANGO_ELLIPSIZE_END);
         show(cr, l, x + pad, y + pad);

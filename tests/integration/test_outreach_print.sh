@@ -128,6 +128,33 @@ expect_exit 0 "$OUTPOST" outreach requeue "$M5"
 expect_exit 0 "$OUTPOST" outreach print --out "$T/after.pdf" --sender-file "$T/sender.txt"
 pdftotext "$T/after.pdf" - | grep -q "Nach dem Absturz" || die "the requeued letter is not printed"
 
+# ---- a right-to-left body: shaped with an Arabic font
+queue "$A" print "عرض الخريف" "مرحبا، خصم عشرين بالمئة على كل شيء." >/dev/null
+expect_exit 0 "$OUTPOST" outreach print --out "$T/ar.pdf" --sender-file "$T/sender.txt"
+pdffonts "$T/ar.pdf" | grep -q "Arabic" || die "no Arabic font embedded: $(pdffonts "$T/ar.pdf")"
+
+# ---- a Chinese node: CJK text and the CN address format (large to small)
+CN="$T/cn"
+mkdir -p "$CN"
+(
+    export OUTPOST_DB="$CN/node.db"
+    DB="$CN/node.db"
+    init_node CN
+    expect_exit 0 "$OUTPOST" contact add --given-name 小明 --family-name 王 \
+        --street "建国路88号" --postal-code 100022 --locality 北京市 --region 朝阳区 --country CN
+    W=$(id_of)
+    expect_exit 0 "$OUTPOST" consent add "$W" --channel direct_mail --purpose offers \
+        --method written --source "signed form"
+    queue "$W" print "秋季优惠" "王先生您好，所有商品八折。" >/dev/null
+    printf '前哨公司\n上海市黄浦区南京东路1号\n' >"$T/sender-cn.txt"
+    expect_exit 0 "$OUTPOST" outreach print --out "$T/cn.pdf" --sender-file "$T/sender-cn.txt"
+    pdftotext "$T/cn.pdf" "$T/cn.txt"
+    for want in 王小明 100022 朝阳区北京市 建国路88号 秋季优惠 所有商品八折 前哨公司; do
+        expect_contains "$T/cn.txt" "$want"
+    done
+    pdffonts "$T/cn.pdf" | grep -q "CJK" || die "no CJK font embedded: $(pdffonts "$T/cn.pdf")"
+) || exit 1
+
 # ---- call lists: E.164, the script, the consent decision
 expect_exit 0 "$OUTPOST" consent add "$A" --channel call --purpose offers --method verbal --source "phone"
 expect_exit 0 "$OUTPOST" consent add "$C" --channel call --purpose offers --method verbal --source "phone"
