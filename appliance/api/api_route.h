@@ -32,6 +32,7 @@ enum api_route_kind {
     API_ROUTE_O_CONFIRM,      /* /o/confirm: the double opt-in page, no Bearer */
     API_ROUTE_O_UNSUBSCRIBE,  /* /o/unsubscribe/{token}: one-click unsubscribe, no Bearer */
     API_ROUTE_OUTREACH,       /* /api/v1/outreach/messages: the queue, managers */
+    API_ROUTE_CALL_RESULT,    /* /api/v1/outreach/messages/{id}/call-result: managers */
 };
 
 struct api_route {

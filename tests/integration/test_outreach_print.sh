@@ -8,12 +8,12 @@
 # a failed write leaves no file and the messages queued. Call lists as CSV
 # with E.164 numbers and the consent decision; call results as events,
 # activities and (refused) a withdrawal in the consent ledger; bad input
-# changes nothing.
+# changes nothing; the manager's API route for call results.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
+. "$TESTS_DIR/integration/api_lib.sh"
 need sqlite3 pdftotext
 unset OUTPOST_POLICY
-node_dir
 init_node EU-DE
 q() { sqlite3 "$DB" "$1"; }
 id_of() { sed -n 's/^created contact \([0-9a-f-]*\) (version 1)$/\1/p' "$OUT"; }
@@ -195,4 +195,35 @@ expect_exit 1 "$OUTPOST" consent check "$A" call offers
 expect_contains "$OUT" "not allowed"
 expect_exit 3 "$OUTPOST" outreach call-result "$K1" answered
 expect_contains "$ERR" "message $K1 has a call result already"
+
+# ---- the API route for call results (managers)
+add_user mgr manager
+add_user fld field
+expect_exit 0 "$OUTPOST" contact add --given-name Fritz --family-name Fink --phone "089 1234567"
+F=$(id_of)
+expect_exit 0 "$OUTPOST" consent add "$F" --channel call --purpose offers --method verbal --source "phone"
+K5=$(queue "$F" call "Winter" "Guten Tag")
+expect_exit 0 "$OUTPOST" outreach calls --out "$T/calls2.csv"
+expect_contains "$T/calls2.csv" "$K5,"
+start_outpostd
+MG=$(login mgr)
+FT=$(login fld)
+SUM=$(db_checksum "$DB" audit_log sessions)
+expect_req 403 "call results are for the manager role, not field" \
+    POST "/api/v1/outreach/messages/$K5/call-result" "$FT" '{"result":"answered"}'
+expect_req 400 "result: expected answered, no-answer, refused or wrong-number" \
+    POST "/api/v1/outreach/messages/$K5/call-result" "$MG" '{"result":"maybe"}'
+expect_req 400 "note: a string" \
+    POST "/api/v1/outreach/messages/$K5/call-result" "$MG" '{"result":"answered","note":5}'
+expect_req 404 "no message 9999" \
+    POST "/api/v1/outreach/messages/9999/call-result" "$MG" '{"result":"answered"}'
+expect_req 405 "" GET "/api/v1/outreach/messages/$K5/call-result" "$MG"
+[ "$(db_checksum "$DB" audit_log sessions)" = "$SUM" ] || die "a refused call result changed the database"
+expect_req 201 '"result":"no-answer"' \
+    POST "/api/v1/outreach/messages/$K5/call-result" "$MG" '{"result":"no-answer","note":"Mailbox"}'
+expect_contains "$OUT" "\"message\":$K5"
+[ "$(q "SELECT kind FROM outreach_events WHERE message_id = $K5")" = bounced_soft ] || die "no-answer event"
+expect_req 422 "has a call result already" \
+    POST "/api/v1/outreach/messages/$K5/call-result" "$MG" '{"result":"answered"}'
+stop_outpostd
 pass

@@ -150,10 +150,12 @@ static void test_files(void)
     CHECK_EQ(print_letters_write(path, &h, &o, &err), 0);
     CHECK_EQ(pages(path), 2);
     outreach_handout_free(&h);
-    char *longb = malloc(200 * 40 + 1);
-    longb[0] = '\0';
+    static const char line[] = "Zeile des Briefes, die lang genug ist.\n";
+    size_t ll = sizeof line - 1;
+    char *longb = malloc(200 * ll + 1);
     for (int i = 0; i < 200; i++)
-        strcat(longb, "Zeile des Briefes, die lang genug ist.\n");
+        memcpy(longb + (size_t)i * ll, line, ll);
+    longb[200 * ll] = '\0';
     h = make(1, longb);
     free(longb);
     CHECK_EQ(print_letters_write(path, &h, &o, &err), 0);

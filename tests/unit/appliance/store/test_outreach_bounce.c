@@ -49,14 +49,15 @@ static char *sample(const char *name, const char *token, size_t *len)
     size_t n = fread(raw, 1, sizeof raw - 1, f);
     fclose(f);
     raw[n] = '\0';
-    char *out = malloc(2 * n + 1024);
+    size_t cap = 2 * n + 1024;
+    char *out = malloc(cap);
     size_t k = 0;
     for (const char *p = raw; *p;) {
         if (!strncmp(p, "@TOKEN@", 7)) {
-            k += (size_t)sprintf(out + k, "%s", token);
+            k += (size_t)snprintf(out + k, cap - k, "%s", token);
             p += 7;
         } else if (!strncmp(p, "@RCPT@", 6)) {
-            k += (size_t)sprintf(out + k, "ana@example.org");
+            k += (size_t)snprintf(out + k, cap - k, "ana@example.org");
             p += 6;
         } else {
             out[k++] = *p++;
