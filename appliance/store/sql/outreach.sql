@@ -65,11 +65,13 @@ WHERE id = ?1 AND state = 'sending';
 SELECT attempts FROM outreach_messages WHERE id = ?1;
 
 -- A crash during the SMTP transaction: the relay may have the message.
+-- Printed mail and calls in `sending` belong to a print or call-list run
+-- (outreach_handout.c), which recovers its own.
 -- name: recover
 UPDATE outreach_messages
 SET state = 'unknown',
     error = 'outpostd stopped during the SMTP transaction: the relay may have it'
-WHERE state = 'sending';
+WHERE state = 'sending' AND channel NOT IN ('print', 'call');
 
 -- name: requeue
 UPDATE outreach_messages SET state = 'queued', next_try_ms = ?2, error = ''
