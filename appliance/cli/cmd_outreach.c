@@ -287,6 +287,8 @@ static int run(const struct cli_call *c)
                        sub);
     if (a->state && strcmp(sub, "list"))
         return cli_bad(c, "--state is for list");
+    if (a->limit > OUTREACH_LIST_MAX && !strcmp(sub, "list"))
+        return cli_bad(c, "--limit: expected 1 to %d for list", OUTREACH_LIST_MAX);
     if (a->limit && strcmp(sub, "list") && !handout)
         return cli_bad(c, "--limit is for list, print and calls");
     if (a->out && !handout)
