@@ -4,6 +4,7 @@
 #include "call_list.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -26,9 +27,17 @@ int call_list_write(const char *path, const struct outreach_handout *h, const ch
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return op_error_set(err, -ENAMETOOLONG, "out", "--out: the path is too long");
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return op_error_set(err, -errno, "out", "cannot create %s: %s", tmp, strerror(errno));
+    /* personal data: readable by the owner only */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        return op_error_set(err, -e, "out", "cannot write %s: %s", tmp, strerror(e));
+    }
     struct csv_writer w;
     csv_writer_init(&w, f);
     static const char *const cols[] = {"message", "name",    "phone", "language",

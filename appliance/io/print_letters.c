@@ -245,6 +245,11 @@ static int draw_labels(cairo_t *cr, struct page pg, const struct outreach_handou
     return 0;
 }
 
+static cairo_status_t write_out(void *closure, const unsigned char *data, unsigned int len)
+{
+    return fwrite(data, 1, len, closure) == len ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+}
+
 int print_letters_write(const char *path, const struct outreach_handout *h,
                         const struct print_options *o, struct op_error *err)
 {
@@ -256,14 +261,19 @@ int print_letters_write(const char *path, const struct outreach_handout *h,
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return op_error_set(err, -ENAMETOOLONG, "out", "--out: the path is too long");
-    struct page pg = paper_size(o->paper);
-    cairo_surface_t *surf = cairo_pdf_surface_create(tmp, pg.w, pg.h);
-    if (cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS) {
-        int e = errno ? errno : EIO;
-        cairo_surface_destroy(surf);
-        unlink(tmp);
+    /* personal data: readable by the owner only */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
         return op_error_set(err, -e, "out", "cannot write %s: %s", tmp, strerror(e));
     }
+    struct page pg = paper_size(o->paper);
+    cairo_surface_t *surf = cairo_pdf_surface_create_for_stream(write_out, f, pg.w, pg.h);
     cairo_pdf_surface_set_metadata(surf, CAIRO_PDF_METADATA_CREATOR, "Outpost");
     cairo_t *cr = cairo_create(surf);
     cairo_set_source_rgb(cr, 0, 0, 0);
@@ -274,26 +284,22 @@ int print_letters_write(const char *path, const struct outreach_handout *h,
     if (cs == CAIRO_STATUS_SUCCESS)
         cs = cairo_surface_status(surf);
     cairo_surface_destroy(surf);
+    int e = 0;
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        e = errno;
+    if (fclose(f) != 0 && !e)
+        e = errno;
     if (rc < 0) {
         unlink(tmp);
         return op_error_set(err, rc, "address", "an address does not fit the page");
     }
-    if (cs != CAIRO_STATUS_SUCCESS) {
+    if (cs != CAIRO_STATUS_SUCCESS || e) {
         unlink(tmp);
-        return op_error_set(err, -EIO, "out", "cannot write %s: %s", tmp,
-                            cairo_status_to_string(cs));
+        return op_error_set(err, -(e ? e : EIO), "out", "cannot write %s: %s", tmp,
+                            e ? strerror(e) : cairo_status_to_string(cs));
     }
-    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) < 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        unlink(tmp);
-        return op_error_set(err, -e, "out", "cannot sync %s: %s", tmp, strerror(e));
-    }
-    close(fd);
     if (rename(tmp, path) < 0) {
-        int e = errno;
+        e = errno;
         unlink(tmp);
         return op_error_set(err, -e, "out", "cannot rename %s to %s: %s", tmp, path, strerror(e));
     }

@@ -324,7 +324,6 @@ int outreach_dsn_parse(const char *data, size_t len, struct outreach_dsn *out, s
         if (dl != 1)
             continue;
         /* the part: its headers, then its body up to the next delimiter */
-        struct cursor part = c;
         char pct[FIELD_MAX] = "text/plain";
         while (next_field(&c, name, value))
             if (!strcasecmp(name, "Content-Type"))
@@ -340,7 +339,6 @@ int outreach_dsn_parse(const char *data, size_t len, struct outreach_dsn *out, s
             }
         body.end = bend;
         c.p = bend;
-        (void)part;
         if (!strncmp(pct, "message/delivery-status", 23) ||
             !strncmp(pct, "message/global-delivery-status", 30)) {
             have_part = 1;

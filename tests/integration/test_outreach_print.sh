@@ -67,6 +67,7 @@ expect_contains "$ERR" "1 refused by consent, 1 failed (no postal address)"
 expect_exit 0 "$OUTPOST" outreach print --out "$T/letters.pdf" --sender-file "$T/sender.txt"
 expect_contains "$OUT" "2 letters written to $T/letters.pdf"
 [ ! -e "$T/letters.pdf.tmp" ] || die "the temporary file is left"
+[ "$(stat -c %a "$T/letters.pdf")" = 600 ] || die "the letters are readable by others: $(stat -c %a "$T/letters.pdf")"
 pdfinfo "$T/letters.pdf" >"$T/info" 2>/dev/null || die "not a PDF"
 grep -Eq "^Pages: +2$" "$T/info" || die "expected 2 pages: $(cat "$T/info")"
 expect_contains "$T/info" "595.276 x 841.89 pts (A4)"
@@ -163,6 +164,7 @@ K2=$(queue "$D" call "Herbst" "no consent for calls") # single opt-in, nothing o
 K3=$(queue "$C" call "Herbst" "no phone")
 expect_exit 0 "$OUTPOST" outreach calls --out "$T/calls.csv"
 expect_contains "$OUT" "1 calls written to $T/calls.csv"
+[ "$(stat -c %a "$T/calls.csv")" = 600 ] || die "the call list is readable by others"
 expect_contains "$ERR" "1 refused by consent, 1 failed (no valid phone number)"
 head -1 "$T/calls.csv" | grep -q '^message,name,phone,language,script,consent,rule,call_window' ||
     die "header: $(head -1 "$T/calls.csv")"
