@@ -199,11 +199,13 @@ static void send_one(struct outreach_sender *o, struct outreach_job *job)
         explicit_bzero(data, len);
     free(data);
     /* A relay's 5xx is a hard bounce: the state and the event together. */
-    rc = refused_by_relay ? store_begin(o->store, &err) : 0;
-    if (rc == 0)
-        rc = outreach_outcome(o->store, job->id, oc, oc == OUTREACH_SENT ? "" : detail,
-                              o->cfg.outreach_retry_s, o->cfg.outreach_max_attempts, 0, &err);
-    if (refused_by_relay) {
+    int began = refused_by_relay && store_begin(o->store, &err) == 0;
+    if (refused_by_relay && !began)
+        log_warning("outreach: message %lld: the bounce is not recorded: %s", (long long)job->id,
+                    err.msg);
+    rc = outreach_outcome(o->store, job->id, oc, oc == OUTREACH_SENT ? "" : detail,
+                          o->cfg.outreach_retry_s, o->cfg.outreach_max_attempts, 0, &err);
+    if (began) {
         int suppressed = 0;
         if (rc == 0)
             rc = outreach_record_bounce(o->store, job->id, "bounced_hard", detail,
