@@ -136,6 +136,13 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
             method_not_allowed(c);
         goto out;
     }
+    if (r->kind == API_ROUTE_CALL_RESULT) {
+        if (method_is(c, "POST"))
+            api_outreach_call_result(db, c, &u);
+        else
+            method_not_allowed(c);
+        goto out;
+    }
     switch (r->kind) {
     case API_ROUTE_SEARCH:
         if (method_is(c, "GET") || method_is(c, "HEAD"))

@@ -13,8 +13,11 @@
 #include <string.h>
 
 #include "api_query.h"
+#include "api_records.h"
+#include "api_reply.h"
 #include "consent.h"
 #include "outreach.h"
+#include "outreach_events.h"
 #include "outreach_mail.h"
 #include "outreach_sms.h"
 
@@ -341,4 +344,62 @@ void api_outreach_sms_mo(struct api_db *db, struct api_call *c)
         api_reply_store_error(&c->resp, rc, &err);
     else
         plain_ok(c); /* an empty answer: Kannel sends nothing back */
+}
+
+void api_outreach_call_result(struct api_db *db, struct api_call *c, const struct auth_user *u)
+{
+    if (u->role != AUTH_ROLE_MANAGER) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "call results are for the manager role, not %s",
+                 auth_role_name(u->role));
+        api_reply_problem(&c->resp, 403, msg, NULL);
+        return;
+    }
+    char *end;
+    errno = 0;
+    long long id = strtoll(c->route.id, &end, 10);
+    if (errno || end == c->route.id || *end || id < 1) {
+        api_reply_problem(&c->resp, 404, "no such message", NULL);
+        return;
+    }
+    json_t *body = api_request_json(&c->req, &c->resp);
+    if (!body)
+        return;
+    json_t *jr = json_object_get(body, "result"), *jn = json_object_get(body, "note");
+    int result = outreach_call_result_parse(json_string_value(jr));
+    if (result < 0) {
+        api_reply_problem(&c->resp, 400,
+                          "result: expected answered, no-answer, refused or wrong-number",
+                          "/result");
+        json_decref(body);
+        return;
+    }
+    if (jn && !json_is_string(jn)) {
+        api_reply_problem(&c->resp, 400, "note: a string", "/note");
+        json_decref(body);
+        return;
+    }
+    char *note = jn ? strdup(json_string_value(jn)) : NULL;
+    struct op_error err;
+    op_error_clear(&err);
+    struct api_write w;
+    int rc = api_records_write_begin(db, c, u, body, &w, &err);
+    if (rc < 0) {
+        free(note);
+        return;
+    }
+    char activity[40] = "";
+    rc = outreach_call_result(w.conn->store, (int64_t)id, (enum outreach_call_result)result, note,
+                              0, activity, &err);
+    rc = api_db_committed(rc, api_db_write_end(db, &w), &err);
+    free(note);
+    json_decref(body);
+    if (rc < 0) {
+        api_reply_store_error(&c->resp, rc, &err);
+        return;
+    }
+    static const char *const names[] = {"answered", "no-answer", "refused", "wrong-number"};
+    api_reply_json(&c->resp, 201,
+                   json_pack("{s:I, s:s, s:s}", "message", (json_int_t)id, "result", names[result],
+                             "activity_id", activity));
 }

@@ -3,7 +3,9 @@
  * from an e-mail without logging in, /o/confirm (double opt-in) and
  * /o/unsubscribe/{token} (RFC 8058 one-click), where a GET only shows a
  * button and the POST acts; and the manager's list of the queue,
- * GET /api/v1/outreach/messages. A bad or unknown token changes nothing.
+ * GET /api/v1/outreach/messages, and the result of a listed call,
+ * POST /api/v1/outreach/messages/{id}/call-result (managers). A bad or
+ * unknown token, or a refused result, changes nothing.
  */
 #ifndef OUTPOST_API_OUTREACH_H
 #define OUTPOST_API_OUTREACH_H
@@ -16,6 +18,10 @@
 void api_outreach_confirm(struct api_db *db, struct api_call *c);
 void api_outreach_unsubscribe(struct api_db *db, struct api_call *c);
 void api_outreach_list(struct store *rd, struct api_call *c, const struct auth_user *u);
+/* {"result": "answered|no-answer|refused|wrong-number", "note": "..."}:
+ * 201 {"message", "result", "activity_id"}; 400 a bad body or result, 422
+ * a message that is not a sent call or has a result, 404 none. */
+void api_outreach_call_result(struct api_db *db, struct api_call *c, const struct auth_user *u);
 
 /* The SMS gateway's callbacks (docs/OUTREACH.md "Delivery reports",
  * "Replies and STOP"): GET or POST /o/sms/dlr?t=TOKEN&type=N&smsc=TEXT

@@ -124,6 +124,13 @@ void api_route_match(const char *path, struct api_route *r)
         r->label = "/api/v1/outreach/messages";
         return;
     }
+    if (n == 6 && !strcmp(seg[2], "outreach") && !strcmp(seg[3], "messages") &&
+        !strcmp(seg[5], "call-result")) {
+        r->kind = API_ROUTE_CALL_RESULT;
+        r->label = "/api/v1/outreach/messages/{id}/call-result";
+        snprintf(r->id, sizeof r->id, "%s", seg[4]);
+        return;
+    }
     if (n == 4 && !strcmp(seg[2], "aggregates")) {
         r->kind = API_ROUTE_AGGREGATE;
         r->label = "/api/v1/aggregates/{name}";
@@ -192,6 +199,7 @@ const char *api_route_allow(enum api_route_kind kind)
     case API_ROUTE_WITHDRAW:
     case API_ROUTE_CONFIRM:
     case API_ROUTE_BULK:
+    case API_ROUTE_CALL_RESULT:
         return "POST";
     case API_ROUTE_NOT_FOUND:
         break;

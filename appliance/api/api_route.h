@@ -34,6 +34,7 @@ enum api_route_kind {
     API_ROUTE_OUTREACH,       /* /api/v1/outreach/messages: the queue, managers */
     API_ROUTE_O_SMS_DLR,      /* /o/sms/dlr: the SMS gateway's delivery report, token in the URL */
     API_ROUTE_O_SMS_MO,       /* /o/sms/mo: a reply by SMS from the gateway, shared secret */
+    API_ROUTE_CALL_RESULT,    /* /api/v1/outreach/messages/{id}/call-result: managers */
 };
 
 struct api_route {

@@ -145,6 +145,8 @@ static const struct conf_key keys[] = {
      "file holding the shared secret of /o/sms/mo (replies); empty: replies are refused"},
     {"outreach_sms_max_segments", CONF_UINT, FIELD(outreach_sms_max_segments), 1, 10, "6",
      "an SMS longer than this many segments fails (each segment is paid for)"},
+    {"outreach_hard_bounce_limit", CONF_UINT, FIELD(outreach_hard_bounce_limit), 1, 100, "2",
+     "hard bounces after which a contact's e-mail address is suppressed"},
 };
 
 static const struct conf_table table = {

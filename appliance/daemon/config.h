@@ -66,7 +66,8 @@ struct outpostd_config {
     unsigned outreach_daily_cap; /* messages sent a UTC day */
     unsigned outreach_retry_s;   /* first retry delay, doubled each attempt */
     unsigned outreach_max_attempts;
-    unsigned outreach_timeout_ms; /* one SMTP transaction */
+    unsigned outreach_timeout_ms;        /* one SMTP transaction */
+    unsigned outreach_hard_bounce_limit; /* then the address is suppressed for e-mail */
 
     /* outreach by SMS (docs/OUTREACH.md "SMS"); off while outreach_sms_gateway is empty */
     char outreach_sms_gateway[600]; /* kannel:URL or json:URL */

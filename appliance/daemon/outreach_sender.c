@@ -16,6 +16,8 @@
 #include "log.h"
 #include "node_policy.h"
 #include "outreach.h"
+#include "outreach_bounce.h"
+#include "outreach_events.h"
 #include "outreach_mail.h"
 #include "outreach_sms.h"
 #include "outreach_sms_sender.h"
@@ -125,8 +127,10 @@ static void send_one(struct outreach_sender *o, struct outreach_job *job)
         (void)outreach_sms_defer(o->store, job->id, now_ms() + 3600LL * 1000, NULL);
         return;
     }
-    char token[OUTREACH_TOKEN_BUF];
+    char token[OUTREACH_TOKEN_BUF], bounce[OUTREACH_TOKEN_BUF];
     int rc = outreach_new_token(token, &err);
+    if (rc == 0)
+        rc = outreach_new_token(bounce, &err);
     if (rc < 0) {
         log_err("outreach: message %lld: %s", (long long)job->id, err.msg);
         return;
@@ -144,6 +148,7 @@ static void send_one(struct outreach_sender *o, struct outreach_job *job)
         .body = job->body,
         .public_url = o->cfg.outreach_public_url,
         .unsub_token = token,
+        .bounce_token = bounce,
         .postal_address = o->cfg.outreach_postal_address,
         .policy = o->policy,
         .now_ms = now_ms(),
@@ -154,9 +159,20 @@ static void send_one(struct outreach_sender *o, struct outreach_job *job)
     struct op_error berr;
     op_error_clear(&berr);
     int built = outreach_mail_build(&in, &data, &len, lang, &berr);
-    /* The attempt is on disk before a byte goes to the relay. */
-    rc = outreach_attempt(o->store, job, o->cfg.outreach_relay, token, 0, &err);
+    /* The attempt (and the bounce token's hash) is on disk before a byte
+     * goes to the relay. */
+    rc = store_begin(o->store, &err);
+    if (rc == 0) {
+        rc = outreach_bounce_ref(o->store, job->id, bounce, &err);
+        if (rc == 0)
+            rc = outreach_attempt(o->store, job, o->cfg.outreach_relay, token, 0, &err);
+        if (rc == 0)
+            rc = store_commit(o->store, &err);
+        else
+            store_rollback(o->store);
+    }
     explicit_bzero(token, sizeof token);
+    explicit_bzero(bounce, sizeof bounce);
     if (rc < 0) {
         if (rc != -ESTALE)
             log_err("outreach: message %lld: cannot record the attempt: %s", (long long)job->id,
@@ -165,6 +181,7 @@ static void send_one(struct outreach_sender *o, struct outreach_job *job)
         return;
     }
     enum outreach_outcome oc;
+    int refused_by_relay = 0;
     char detail[300];
     if (built < 0) {
         oc = OUTREACH_PERMANENT;
@@ -189,12 +206,33 @@ static void send_one(struct outreach_sender *o, struct outreach_job *job)
              : r.outcome == SMTP_UNKNOWN   ? OUTREACH_UNKNOWN
                                            : OUTREACH_TEMPORARY;
         snprintf(detail, sizeof detail, "%s", r.detail);
+        refused_by_relay = r.outcome == SMTP_PERMANENT;
     }
     if (data)
         explicit_bzero(data, len);
     free(data);
+    /* A relay's 5xx is a hard bounce: the state and the event together. */
+    int began = refused_by_relay && store_begin(o->store, &err) == 0;
+    if (refused_by_relay && !began)
+        log_warning("outreach: message %lld: the bounce is not recorded: %s", (long long)job->id,
+                    err.msg);
     rc = outreach_outcome(o->store, job->id, oc, oc == OUTREACH_SENT ? "" : detail,
                           o->cfg.outreach_retry_s, o->cfg.outreach_max_attempts, 0, &err);
+    if (began) {
+        int suppressed = 0;
+        if (rc == 0)
+            rc = outreach_record_bounce(o->store, job->id, "bounced_hard", detail,
+                                        o->cfg.outreach_hard_bounce_limit, 0, NULL, &suppressed,
+                                        &err);
+        if (rc == 0)
+            rc = store_commit(o->store, &err);
+        else
+            store_rollback(o->store);
+        if (rc == 0 && suppressed)
+            log_info("outreach: message %lld: the contact's address bounced hard %u times and "
+                     "is suppressed for e-mail",
+                     (long long)job->id, o->cfg.outreach_hard_bounce_limit);
+    }
     if (rc < 0)
         log_err("outreach: message %lld: cannot record the outcome (%s): %s", (long long)job->id,
                 detail, err.msg);

@@ -172,9 +172,11 @@ int outreach_queue(struct store *s, const struct outreach_new *m, int64_t now_ms
                    struct op_error *err)
 {
     const char *kind = m->kind ? m->kind : "marketing";
-    if (!m->channel || (strcmp(m->channel, "email") && strcmp(m->channel, "sms")))
+    if (!m->channel || (strcmp(m->channel, "email") && strcmp(m->channel, "sms") &&
+                        strcmp(m->channel, "print") && strcmp(m->channel, "call")))
         return op_error_set(err, -EINVAL, "channel",
-                            "channel: '%.32s' has no transport yet; only email and sms are sent",
+                            "channel: '%.32s' has no transport yet; expected email, sms, print or "
+                            "call",
                             m->channel ? m->channel : "");
     if (!strcmp(m->channel, "sms"))
         return queue_sms(s, m, kind, now_ms, id, err);

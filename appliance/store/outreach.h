@@ -31,7 +31,7 @@
 /* A message to queue (campaigns build these). */
 struct outreach_new {
     const char *contact_id;
-    const char *channel;  /* "email": the one channel with a transport */
+    const char *channel;  /* "email", "print" or "call" (handed out as files) */
     const char *purpose;  /* 1..100 bytes, as in the consent ledger */
     const char *kind;     /* "marketing" (NULL) or "transactional" */
     const char *language; /* BCP 47 or NULL: the contact's */

@@ -220,6 +220,8 @@ int outreach_mail_build(const struct outreach_mail_in *in, char **out, size_t *l
     if (!outreach_mail_header_safe(in->to) || !strchr(in->to, '@'))
         return op_error_set(err, -EINVAL, "email",
                             "the contact's e-mail address is not one a message can go to");
+    if (in->bounce_token && !outreach_mail_header_safe(in->bounce_token))
+        return op_error_set(err, -EINVAL, "bounce_token", "the bounce token cannot go in a header");
     if (!outreach_mail_header_safe(in->public_url) || !outreach_mail_header_safe(in->unsub_token))
         return op_error_set(err, -EINVAL, "outreach_public_url",
                             "outreach_public_url: not a URL that can go in a header");
@@ -305,6 +307,8 @@ int outreach_mail_build(const struct outreach_mail_in *in, char **out, size_t *l
          in->from, in->unsub_token);
     adds(&b, "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
     addf(&b, "X-Outpost-Message: %lld\r\n", (long long)in->id);
+    if (in->bounce_token && in->bounce_token[0])
+        addf(&b, "X-Outpost-Bounce: %s\r\n", in->bounce_token);
     adds(&b, "\r\n");
     add_b64_lines(&b, body, strlen(body));
     free(body);

@@ -9,6 +9,8 @@
  * mailto) and List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC
  * 8058); an address or URL with a control character, space, '<', '>' or
  * ',' is refused (no header injection); the body is base64 of UTF-8 text.
+ * A bounce token, when given, goes in X-Outpost-Bounce, which delivery
+ * status notifications return with the original headers.
  */
 #ifndef OUTPOST_OUTREACH_MAIL_H
 #define OUTPOST_OUTREACH_MAIL_H
@@ -32,6 +34,7 @@ struct outreach_mail_in {
     const char *body;
     const char *public_url; /* https://host[:port], no trailing slash needed */
     const char *unsub_token;
+    const char *bounce_token;   /* X-Outpost-Bounce (outreach_bounce.h); NULL or "" none */
     const char *postal_address; /* appended when the policy's country is US; "" none */
     const struct policy *policy;
     int64_t now_ms;

@@ -61,7 +61,7 @@ offers "outpost " init contact search import export backup restore check user to
     subject consent egress-report status policy
 offers "outpost con" contact consent
 offers "outpost out" outreach
-offers "outpost outreach " list show requeue send-test
+offers "outpost outreach " list show requeue send-test print calls call-result bounce
 offers "outpost outreach list --" --state --limit --db --help
 offers_not "outpost con" init
 offers "outpost user " add passwd disable enable list

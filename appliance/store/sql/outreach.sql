@@ -5,12 +5,13 @@ INSERT INTO outreach_messages (contact_id, channel, purpose, kind, language, tem
                                subject, body, next_try_ms, created_ms)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10);
 
--- The next message due, oldest first.
+-- The next message due, oldest first. Printed mail and calls are handed
+-- out as files (outreach_handout.c), never sent by the sender.
 -- name: next_due
 SELECT id, contact_id, channel, purpose, kind, language, template, params, subject, body,
        attempts
 FROM outreach_messages
-WHERE state = 'queued' AND next_try_ms <= ?1
+WHERE state = 'queued' AND next_try_ms <= ?1 AND channel NOT IN ('print', 'call')
 ORDER BY next_try_ms, id LIMIT 1;
 
 -- name: get
@@ -66,11 +67,13 @@ WHERE id = ?1 AND state = 'sending';
 SELECT attempts FROM outreach_messages WHERE id = ?1;
 
 -- A crash during the SMTP transaction: the relay may have the message.
+-- Printed mail and calls in `sending` belong to a print or call-list run
+-- (outreach_handout.c), which recovers its own.
 -- name: recover
 UPDATE outreach_messages
 SET state = 'unknown',
     error = 'outpostd stopped during the SMTP transaction: the relay may have it'
-WHERE state = 'sending';
+WHERE state = 'sending' AND channel NOT IN ('print', 'call');
 
 -- name: requeue
 UPDATE outreach_messages SET state = 'queued', next_try_ms = ?2, error = ''

@@ -229,7 +229,7 @@ static void test_bad_input(void)
 {
     char *a = new_contact("eva@example.org", NULL);
     struct outreach_new m = {
-        .contact_id = a, .channel = "call", .purpose = "p", .subject = "s", .body = "b"};
+        .contact_id = a, .channel = "fax", .purpose = "p", .subject = "s", .body = "b"};
     int64_t id = 0;
     CHECK_EQ(outreach_queue(s, &m, T0, &id, &err), -EINVAL);
     CHECK_STR(err.field, "channel");

@@ -266,7 +266,7 @@ static void test_record_event(void)
              "SELECT length(CAST(detail AS BLOB)) FROM outreach_events WHERE message_id = %lld "
              "AND kind = 'bounced_soft'",
              (long long)id);
-    CHECK_EQ(count(sql), 200);
+    CHECK_EQ(count(sql), OUTREACH_EVENT_DETAIL_MAX);
     free(a);
 }
 
