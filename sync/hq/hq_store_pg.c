@@ -1271,6 +1271,10 @@ static int role_name_ok(const char *n)
 int hq_store_pg_grant_analyst(const char *conninfo, const char *role, const char *password,
                               struct op_error *err)
 {
+    if (!strncmp(role, "pg_", 3) || !strcmp(role, "outpost_analyst") || !strcmp(role, "public"))
+        return op_error_set(err, -EINVAL, "name",
+                            "analyst role \"%s\": that name is PostgreSQL's or the group role's",
+                            role);
     if (!role_name_ok(role))
         return op_error_set(err, -EINVAL, "name",
                             "analyst role \"%s\": use 1 to 63 of a-z, 0-9 and _, starting with "
@@ -1295,7 +1299,8 @@ int hq_store_pg_grant_analyst(const char *conninfo, const char *role, const char
         (rc = plain(p, HQ_Q_PG_ANALYST_ROLE_CREATE, "create role outpost_analyst", err)) < 0)
         goto out;
     if ((rc = plain(p, HQ_Q_PG_ANALYST_ROLE_USAGE, "grant analyst", err)) < 0 ||
-        (rc = plain(p, HQ_Q_PG_ANALYST_ROLE_SELECT, "grant analyst", err)) < 0)
+        (rc = plain(p, HQ_Q_PG_ANALYST_ROLE_SELECT, "grant analyst", err)) < 0 ||
+        (rc = plain(p, HQ_Q_PG_ANALYST_ROLE_DEFAULT, "grant analyst", err)) < 0)
         goto out;
     struct params a = {0};
     p_text(&a, role);

@@ -196,6 +196,10 @@ GRANT USAGE ON SCHEMA analytics TO outpost_analyst;
 -- name: analyst_role_select
 GRANT SELECT ON ALL TABLES IN SCHEMA analytics TO outpost_analyst;
 
+-- Views a later migration adds are readable too.
+-- name: analyst_role_default
+ALTER DEFAULT PRIVILEGES IN SCHEMA analytics GRANT SELECT ON TABLES TO outpost_analyst;
+
 -- name: analyst_login_exists
 SELECT count(*) FROM pg_roles WHERE rolname = $1;
 
