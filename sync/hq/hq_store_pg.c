@@ -613,38 +613,8 @@ static int pg_record_apply(void *impl, const char *node, const char *entity, con
     int rc = lock_node(p, node, err);
     if (rc < 0)
         return rc;
-    struct params a = {0};
-    p_text(&a, node);
-    p_text(&a, entity);
-    p_text(&a, id);
-    PGresult *r = run(p, HQ_Q_PG_RECORD_GET, &a, "read record", err);
-    if (!r)
-        return err ? err->code : -EIO;
-    int exists = 0, stored_tomb = 0, stored_erased = 0;
-    int64_t stored = 0;
-    if (PQntuples(r) == 1) {
-        exists = 1;
-        stored = col_i64(r, 0, 0);
-        stored_tomb = is_tombstone_op(col_text(r, 0, 1));
-        stored_erased = stored_tomb && strcmp(col_text(r, 0, 1), "withdraw") != 0;
-    }
-    PQclear(r);
-
-    /* The same rules as the SQLite backend (hq_store_sqlite.c). */
-    int64_t keep = version;
-    if (tomb) {
-        if ((rc = forget_note(p, err)) < 0)
-            return rc;
-        if (exists && stored_tomb && stored >= version) {
-            *result = HQ_RECORD_STALE;
-            return 0;
-        }
-        if (exists && stored > keep)
-            keep = stored;
-    } else if (exists && (version < stored || (version == stored && stored_erased))) {
-        *result = HQ_RECORD_STALE;
-        return 0;
-    }
+    if (tomb && (rc = forget_note(p, err)) < 0)
+        return rc;
     /* The record's text as the node sent it: len bytes, NUL-terminated
      * for libpq. */
     char *text = NULL;
@@ -655,19 +625,25 @@ static int pg_record_apply(void *impl, const char *node, const char *entity, con
         memcpy(text, json, len);
         text[len] = '\0';
     }
+    /* The version rules are the statement's (pg.sql record_put_*): a row
+     * back when the record changed. */
     struct params b = {0};
     p_text(&b, node);
     p_text(&b, entity);
     p_text(&b, id);
-    p_i64(&b, keep);
+    p_i64(&b, version);
     p_text(&b, op);
-    p_text(&b, text);
+    if (!tomb)
+        p_text(&b, text);
     p_i64(&b, (int64_t)segment);
-    rc = change(p, HQ_Q_PG_RECORD_PUT, &b, "write record", err);
+    PGresult *r = run(p, tomb ? HQ_Q_PG_RECORD_PUT_TOMBSTONE : HQ_Q_PG_RECORD_PUT_DATA, &b,
+                      "write record", err);
     free(text);
-    if (rc < 0)
-        return rc;
-    *result = HQ_RECORD_CHANGED;
+    if (!r)
+        return err ? err->code : -EIO;
+    int changed = PQntuples(r) == 1;
+    PQclear(r);
+    *result = changed ? HQ_RECORD_CHANGED : HQ_RECORD_STALE;
     return 0;
 }
 

@@ -81,14 +81,32 @@ SELECT node, segment, status, to_urgent, to_ordinary, records, applied, set_asid
        received_ms, segment_created_ms
 FROM receipts WHERE ($1::text IS NULL OR node = $1::text) ORDER BY node, segment;
 
--- name: record_get
-SELECT version, op FROM records WHERE node = $1 AND entity = $2 AND id = $3;
-
--- name: record_put
+-- One round trip per record: the version rules of hq_store.h (as
+-- hq_store_sqlite.c applies them) in the statement's WHERE. A row comes
+-- back when the record changed, none when it was stale.
+-- An upsert or delete: stored unless its version is below the stored one,
+-- or equal to an erased or purged one (the same version again is the
+-- node's re-projection, which replaces what HQ holds, a withdrawal too).
+-- name: record_put_data
 INSERT INTO records (node, entity, id, version, op, record, segment)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (node, entity, id) DO UPDATE SET version = excluded.version, op = excluded.op,
-       record = excluded.record, segment = excluded.segment;
+       record = excluded.record, segment = excluded.segment
+WHERE excluded.version > records.version
+   OR (excluded.version = records.version AND records.op NOT IN ('erase', 'purge'))
+RETURNING 1;
+
+-- An erase, purge or withdraw: the data goes whatever the version says
+-- and the higher version is kept; over a tombstone at least as new it is
+-- stale.
+-- name: record_put_tombstone
+INSERT INTO records (node, entity, id, version, op, record, segment)
+VALUES ($1, $2, $3, $4, $5, NULL, $6)
+ON CONFLICT (node, entity, id) DO UPDATE
+   SET version = GREATEST(records.version, excluded.version), op = excluded.op, record = NULL,
+       segment = excluded.segment
+WHERE NOT (records.op IN ('erase', 'purge', 'withdraw') AND records.version >= excluded.version)
+RETURNING 1;
 
 -- name: set_aside_add
 INSERT INTO set_aside (node, segment, line, entity, id, reason)
