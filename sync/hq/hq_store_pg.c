@@ -10,14 +10,17 @@
  * in (hq_store_pg_grant_analyst), which the server itself quotes.
  *
  * Concurrency between receivers: a transaction that writes a node's rows
- * first takes that node's advisory lock (pg.sql lock_node), so the
- * version checks of two applies of one node never interleave; a receipt's
+ * first takes that node's advisory lock (pg.sql lock_node), so two
+ * applies of one node run one after the other (the version rules
+ * themselves are each record's one upsert, pg.sql record_put_*); a receipt's
  * primary key (node, segment) makes the second apply of a segment fail
  * -EEXIST and roll back whole; the mailbox's next seq comes from an
  * UPDATE ... RETURNING on the node's row, which orders concurrent posts.
  *
- * Erasure: after a commit that applied an erase, purge or withdraw, the
- * records table is vacuumed, and `forget` says -EBUSY while a session
+ * Erasure: a transaction that applies an erase, purge or withdraw notes
+ * itself in forget_pending; after its commit the records table is
+ * vacuumed, and `forget` (from any connection or receiver: the note is
+ * in the database) says -EBUSY while a session
  * whose snapshot predates that commit is still open (VACUUM must keep
  * what it may see); what VACUUM does and does not guarantee is in
  * docs/HQ.md, "Erasure on PostgreSQL".
