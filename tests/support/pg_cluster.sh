@@ -57,6 +57,10 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
+# a timeout's SIGTERM (or ^C) ends the run through the EXIT trap too, so
+# no server is left behind (pg_ctl starts it in a session of its own)
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 pwfile="$dir/pw"
 echo postgres >"$pwfile"
