@@ -138,14 +138,17 @@ static int unique_failed(struct pg *p)
 }
 
 /* A connection lost outside a transaction is opened again (statements
- * are prepared again on first use): a restarted server costs one failed
- * call, not the receiver. */
+ * are prepared again on first use, the session's settings set again): a
+ * restarted server costs one failed call, not the receiver. */
 static void revive(struct pg *p)
 {
     if (p->in_tx || PQstatus(p->c) == CONNECTION_OK)
         return;
     PQreset(p->c);
     memset(p->prep, 0, sizeof p->prep);
+    /* the session's settings went with the old connection */
+    if (PQstatus(p->c) == CONNECTION_OK)
+        PQclear(PQexec(p->c, hq_queries.text[HQ_Q_PG_SYNCHRONOUS_COMMIT_ON]));
 }
 
 /* Runs query id with parameters a (NULL: none): the result (rows or
@@ -1198,7 +1201,10 @@ static int connect_pg(const char *spec, struct pg **out, struct op_error *err)
     struct pg *p = calloc(1, sizeof *p);
     if (!p)
         return op_error_set(err, -ENOMEM, NULL, "out of memory opening the HQ store");
-    p->c = PQconnectdb(spec);
+    /* seen as "outpost-hq" in pg_stat_activity unless spec names itself */
+    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *const vals[] = {spec, "outpost-hq", NULL};
+    p->c = PQconnectdbParams(keys, vals, 1);
     if (!p->c) {
         free(p);
         return op_error_set(err, -ENOMEM, NULL, "out of memory opening the HQ store");

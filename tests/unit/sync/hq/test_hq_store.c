@@ -527,6 +527,30 @@ static void test_pg_erasure(void)
     hq_store_close(&st);
 }
 
+/* The server ends the store's session (a restart, an admin's
+ * pg_terminate_backend): one call fails naming the store, the next one
+ * works on a new connection, with nothing lost. */
+static void test_pg_reconnect(void)
+{
+    struct hq_store st = open_store();
+    struct op_error err;
+    struct hq_node n;
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, &err), 0);
+    CHECK_EQ(pg_int(pg, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = 'outpost-hq'"),
+             1);
+    int rc = st.ops->node_get(st.impl, "n1", &n, &err);
+    CHECK(rc == 0 || rc == -EIO);
+    if (rc)
+        CHECK_CONTAINS(err.msg, "HQ store postgresql outpost_test on ");
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, &err), 0);
+    CHECK_STR(n.name, "n1");
+    uint64_t seq = 0;
+    CHECK_EQ(st.ops->mailbox_post(st.impl, "n1", "reference", "r", 1, 1, &seq, &err), 0);
+    CHECK_EQ(seq, n.mailbox_last + 1);
+    hq_store_close(&st);
+}
+
 /* Two connections (two receivers) posting to one node at once: every
  * message gets its own seq, following on without a gap. */
 struct poster {
@@ -671,6 +695,7 @@ int main(void)
     RUN(test_listings_and_errors);
     if (pg) {
         RUN(test_pg_erasure);
+        RUN(test_pg_reconnect);
         RUN(test_pg_mailbox_race);
         RUN(test_foreign_databases);
     } else {
