@@ -7,6 +7,7 @@
 #include "hq_config.h"
 
 #include "conf_table.h"
+#include "hq_store.h"
 #include "http_server.h"
 #include "http_tls.h"
 
@@ -19,7 +20,10 @@ static const struct conf_key keys[] = {
     {"listen", CONF_TEXT, FIELD(listen), 0, 0, "127.0.0.1:8443",
      "address and port for the nodes: IPv4 a.b.c.d:port or IPv6 [addr]:port (port 0 picks one)"},
     {"db", CONF_PATH, FIELD(db), 0, 0, "/var/lib/outpost-hq/hq.db",
-     "the HQ store (SQLite; created on first use)"},
+     "the HQ store (SQLite; created on first use) unless `store` is set"},
+    {"store", CONF_TEXT, FIELD(store), 0, 0, "",
+     "the HQ store on PostgreSQL: postgresql://USER@HOST/DB or a libpq conninfo (keep the "
+     "password in ~/.pgpass, not here); empty: the SQLite file at db (docs/HQ.md)"},
     {"spool_dir", CONF_PATH, FIELD(spool_dir), 0, 0, "/var/lib/outpost-hq/uploads",
      "where tus uploads are held until applied"},
     {"shared_spool", CONF_BOOL, FIELD(shared_spool), 0, 0, "false",
@@ -125,7 +129,13 @@ int hq_config_check(const struct hq_config *c, struct op_error *err)
                             "tls_cert/tls_key, or allow_plain_http = true behind a "
                             "TLS-terminating proxy",
                             c->listen);
-    if (!c->db[0])
+    if (c->store[0] && !hq_store_is_pg(c->store))
+        return op_error_set(err, -EINVAL, "store",
+                            "store: '%.200s' is not a PostgreSQL connection string "
+                            "(postgresql://..., postgres://... or key=value pairs); leave it "
+                            "empty for the SQLite file at db",
+                            c->store);
+    if (!c->store[0] && !c->db[0])
         return op_error_set(err, -EINVAL, "db", "db: the store path is empty");
     if (!c->spool_dir[0])
         return op_error_set(err, -EINVAL, "spool_dir", "spool_dir: the upload spool is empty");
@@ -134,6 +144,11 @@ int hq_config_check(const struct hq_config *c, struct op_error *err)
                             "max_upload_bytes (%" PRIu64 ") is over max_spool_bytes (%" PRIu64 ")",
                             c->max_upload_bytes, c->max_spool_bytes);
     return 0;
+}
+
+const char *hq_config_store(const struct hq_config *c)
+{
+    return c->store[0] ? c->store : c->db;
 }
 
 void hq_config_describe(FILE *out)

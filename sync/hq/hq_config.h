@@ -20,6 +20,7 @@
 struct hq_config {
     char listen[128];
     char db[HQ_CONFIG_PATH_MAX];
+    char store[HQ_CONFIG_PATH_MAX]; /* "": the SQLite file at db; else PostgreSQL */
     char spool_dir[HQ_CONFIG_PATH_MAX];
     int shared_spool; /* several receivers serve spool_dir and the store at once */
     char tls_cert[HQ_CONFIG_PATH_MAX];
@@ -72,6 +73,10 @@ int hq_config_check(const struct hq_config *c, struct op_error *err);
 
 /* Prints every key with its default and description, as the file format. */
 void hq_config_describe(FILE *out);
+
+/* The store outpost-hq opens (hq_store_open): `store` when set (a
+ * PostgreSQL connection string), else the SQLite file at `db`. */
+const char *hq_config_store(const struct hq_config *c);
 
 /* Prints the effective values as a loadable file. */
 void hq_config_print(FILE *out, const struct hq_config *c);

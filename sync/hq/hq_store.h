@@ -2,9 +2,9 @@
  * The HQ store: what outpost-hq keeps about nodes, the records they sent,
  * receipts, set-aside records and mailbox messages. Protocol code
  * (hq_apply, hq_serve, the CLI) sees only this interface: a table of
- * function pointers behind an opaque handle, so another backend
- * (PostgreSQL) can be added without touching protocol code.
- * hq_store_sqlite.c is the SQLite backend.
+ * function pointers behind an opaque handle. hq_store_sqlite.c is the
+ * SQLite backend, hq_store_pg.c the PostgreSQL one; hq_store.c picks one
+ * by the store's spec (docs/HQ.md, "Choosing a backend").
  *
  * Invariants every backend keeps: a record is keyed (node, entity, id) and
  * its stored version never decreases; an erase/purge/withdraw keeps only a
@@ -259,6 +259,22 @@ const char *hq_receipt_status_name(enum hq_receipt_status s);
  * (application_id), -EPROTO for a schema newer than this build, or a
  * negative errno; err names the path. */
 int hq_store_sqlite_open(const char *path, struct hq_store *out, struct op_error *err);
+
+/* Opens (creating and migrating as needed) the PostgreSQL store at
+ * conninfo (postgresql://... or key=value pairs) and fills *out. Returns
+ * 0; -EINVAL for a database that holds other tables but is not an HQ
+ * store, -EPROTO for a schema newer than this build, -EACCES when the
+ * server refuses the login, or a negative errno; err names the database
+ * and server, never the conninfo (it may hold a password). */
+int hq_store_pg_open(const char *conninfo, struct hq_store *out, struct op_error *err);
+
+/* Whether spec names a PostgreSQL store: postgresql:// or postgres://,
+ * or a key=value conninfo ("host=/run/postgresql dbname=hq"). */
+int hq_store_is_pg(const char *spec);
+
+/* Opens the store spec names: PostgreSQL (hq_store_is_pg) or else the
+ * SQLite file at that path. */
+int hq_store_open(const char *spec, struct hq_store *out, struct op_error *err);
 
 /* Closes the store (NULL or a closed store is allowed). */
 void hq_store_close(struct hq_store *st);

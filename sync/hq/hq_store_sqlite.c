@@ -1110,11 +1110,6 @@ static const struct hq_store_ops sqlite_ops = {
     .verify_get = sq_verify_get,
 };
 
-const char *hq_receipt_status_name(enum hq_receipt_status s)
-{
-    return s == HQ_RECEIPT_APPLIED ? "applied" : "rejected";
-}
-
 /* The connection's settings, in this order (see the top of this file). */
 static const unsigned settings[] = {HQ_Q_HQ_JOURNAL_WAL, HQ_Q_HQ_SYNCHRONOUS_FULL,
                                     HQ_Q_HQ_FOREIGN_KEYS_ON, HQ_Q_HQ_SECURE_DELETE_ON};
@@ -1170,13 +1165,4 @@ int hq_store_sqlite_open(const char *path, struct hq_store *out, struct op_error
     out->ops = &sqlite_ops;
     out->impl = s;
     return 0;
-}
-
-void hq_store_close(struct hq_store *st)
-{
-    if (!st || !st->ops)
-        return;
-    st->ops->close(st->impl);
-    st->ops = NULL;
-    st->impl = NULL;
 }

@@ -30,6 +30,7 @@
 #include "hq_serve.h"
 #include "hq_aggregate.h"
 #include "hq_store.h"
+#include "hq_store_pg.h"
 #include "log.h"
 #include "node_credentials.h"
 #include "outpost_config.h"
@@ -49,6 +50,7 @@ enum hq_exit {
 /* Global options, found anywhere on the command line. */
 struct opts {
     const char *db;
+    const char *store;
     const char *config;
     int allow_root; /* --allow-root: serve may run as root */
     struct hq_config cfg;
@@ -56,36 +58,40 @@ struct opts {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: outpost-hq [--config FILE] [--db PATH] COMMAND [ARGS]\n\n"
-            "The Outpost HQ receiver: takes the nodes' segments and keeps what they sent.\n\n"
-            "  serve [--KEY VALUE]...                  run the receiver (see --describe-config)\n"
-            "  reload PID                              make the receiver PID reload (SIGHUP)\n"
-            "                                          and wait: exit 1 when it refused the file\n"
-            "  node add NAME --region CODE [--url URL] [--out FILE]\n"
-            "                                          enrol a node; prints its credentials\n"
-            "  node revoke NAME                        refuse the node's token from now on\n"
-            "  nodes [--json]                          nodes with their sync state\n"
-            "  records [--node NAME] [--entity E] [--json|--count]\n"
-            "                                          the records HQ holds\n"
-            "  receipts NAME [--json]                  a node's receipts\n"
-            "  set-aside [--node NAME]                 records HQ could not apply\n"
-            "  mailbox post NAME --kind policy|reference|aggregate_request FILE\n"
-            "                                          queue a message for a node\n"
-            "  aggregate-request NODE AGGREGATE [KEY=VALUE]\n"
-            "                                          ask a node for an aggregate (mailbox)\n"
-            "  aggregate AGGREGATE [--format text|csv|json] [--max-age SECONDS]\n"
-            "                                          the latest answers of every region,\n"
-            "                                          combined (docs/AGGREGATES.md)\n"
-            "  analyst add NAME                        create an analyst; prints its token once\n"
-            "  analyst list [--json]                   analysts, never their tokens\n"
-            "  analyst revoke NAME                     refuse the analyst's token from now on\n\n"
-            "  --config FILE      settings ('key = value' lines; the store is its db key)\n"
-            "  --db PATH          the HQ store (overrides the config)\n"
-            "  --describe-config  every config key with its default\n"
-            "  --allow-root       let serve run as root (a container whose only user is\n"
-            "                     root; also OUTPOST_ALLOW_ROOT=1); refused otherwise\n"
-            "  --version, --help\n");
+    fprintf(
+        out,
+        "usage: outpost-hq [--config FILE] [--db PATH | --store CONNINFO] COMMAND [ARGS]\n\n"
+        "The Outpost HQ receiver: takes the nodes' segments and keeps what they sent.\n\n"
+        "  serve [--KEY VALUE]...                  run the receiver (see --describe-config)\n"
+        "  reload PID                              make the receiver PID reload (SIGHUP)\n"
+        "                                          and wait: exit 1 when it refused the file\n"
+        "  node add NAME --region CODE [--url URL] [--out FILE]\n"
+        "                                          enrol a node; prints its credentials\n"
+        "  node revoke NAME                        refuse the node's token from now on\n"
+        "  nodes [--json]                          nodes with their sync state\n"
+        "  records [--node NAME] [--entity E] [--json|--count]\n"
+        "                                          the records HQ holds\n"
+        "  receipts NAME [--json]                  a node's receipts\n"
+        "  set-aside [--node NAME]                 records HQ could not apply\n"
+        "  mailbox post NAME --kind policy|reference|aggregate_request FILE\n"
+        "                                          queue a message for a node\n"
+        "  aggregate-request NODE AGGREGATE [KEY=VALUE]\n"
+        "                                          ask a node for an aggregate (mailbox)\n"
+        "  aggregate AGGREGATE [--format text|csv|json] [--max-age SECONDS]\n"
+        "                                          the latest answers of every region,\n"
+        "                                          combined (docs/AGGREGATES.md)\n"
+        "  analyst add NAME                        create an analyst; prints its token once\n"
+        "  analyst list [--json]                   analysts, never their tokens\n"
+        "  analyst revoke NAME                     refuse the analyst's token from now on\n"
+        "  analyst grant-sql NAME                  a PostgreSQL login role reading the\n"
+        "                                          analytics views only; prints its password\n\n"
+        "  --config FILE      settings ('key = value' lines; the store is its db or store key)\n"
+        "  --db PATH          the HQ store's SQLite file (overrides the config)\n"
+        "  --store CONNINFO   the HQ store on PostgreSQL (postgresql://... or key=value)\n"
+        "  --describe-config  every config key with its default\n"
+        "  --allow-root       let serve run as root (a container whose only user is\n"
+        "                     root; also OUTPOST_ALLOW_ROOT=1); refused otherwise\n"
+        "  --version, --help\n");
 }
 
 /* Each command's own usage, for `outpost-hq COMMAND --help` (and `node add
@@ -126,6 +132,12 @@ static const struct {
                      "Each analyst with status, created and last used; never a token.\n"},
     {"analyst revoke", "usage: outpost-hq [--db PATH] analyst revoke NAME\n\n"
                        "Refuse the analyst's token from now on (401).\n"},
+    {"analyst grant-sql",
+     "usage: outpost-hq --store CONNINFO analyst grant-sql NAME\n\n"
+     "On the PostgreSQL store only: create the login role NAME (a-z 0-9 _) that may\n"
+     "read the analytics schema's views (docs/HQ.md, \"Analysts in SQL\") and nothing\n"
+     "else. Its password is printed once on standard output; the server gets only\n"
+     "its SCRAM verifier. CONNINFO's user must be allowed to create roles.\n"},
     {"reload", "usage: outpost-hq reload PID\n\n"
                "Send SIGHUP to the receiver PID and wait for its answer: exit 0 when it\n"
                "took the configuration, 1 with its reason when it refused the file.\n"},
@@ -215,7 +227,7 @@ static int open_store(const char *cmd, struct opts *o, struct hq_store *st)
 {
     struct op_error err;
     op_error_clear(&err);
-    int rc = hq_store_sqlite_open(o->cfg.db, st, &err);
+    int rc = hq_store_open(hq_config_store(&o->cfg), st, &err);
     if (rc < 0) {
         fprintf(stderr, "outpost-hq %s: %s\n", cmd, err.msg);
         return EXIT_FAIL;
@@ -1016,10 +1028,59 @@ static int revoke_analyst(struct hq_store *st, void *name, struct op_error *err)
     return st->ops->analyst_revoke(st->impl, name, now_ms(), err);
 }
 
+/* analyst grant-sql NAME: a PostgreSQL login role that reads the
+ * analytics views only (docs/HQ.md, "Analysts in SQL"); its password is
+ * made here, printed once, and only its SCRAM verifier reaches the
+ * server. */
+static int analyst_grant_sql(struct opts *o, int argc, char **argv)
+{
+    const char *cmd = "analyst grant-sql";
+    if (argc != 1 || argv[0][0] == '-')
+        return usage_error(cmd, "expected exactly one role NAME");
+    const char *spec = hq_config_store(&o->cfg);
+    if (!hq_store_is_pg(spec)) {
+        fprintf(stderr,
+                "outpost-hq %s: the store is the SQLite file %s; SQL access for analysts needs "
+                "the PostgreSQL store (store = postgresql://...); nothing was changed\n",
+                cmd, spec);
+        return EXIT_USAGE;
+    }
+    unsigned char raw[24];
+    char password[49];
+    int rc = uuid7_os_random(NULL, raw, sizeof raw);
+    if (rc < 0) {
+        fprintf(stderr, "outpost-hq %s: no random bytes for the password: %s\n", cmd,
+                strerror(-rc));
+        return EXIT_FAIL;
+    }
+    (void)codec_hex_encode(raw, sizeof raw, password, sizeof password);
+    struct op_error err;
+    op_error_clear(&err);
+    rc = hq_store_pg_grant_analyst(spec, argv[0], password, &err);
+    int code = EXIT_OK_;
+    if (rc == -EINVAL && !strcmp(err.field, "name")) {
+        fprintf(stderr, "outpost-hq %s: %s; nothing was changed\n", cmd, err.msg);
+        code = EXIT_BADINPUT;
+    } else if (rc < 0) {
+        code = failed(cmd, rc, &err);
+    } else {
+        printf("%s\n", password);
+        fprintf(stderr,
+                "outpost-hq: role %s may log in to HQ's database with the password above "
+                "(shown only now) and read the analytics schema's views, nothing else\n",
+                argv[0]);
+    }
+    explicit_bzero(password, sizeof password);
+    explicit_bzero(raw, sizeof raw);
+    return code;
+}
+
 static int analyst_cmd(struct opts *o, int argc, char **argv)
 {
     if (argc >= 1 && !strcmp(argv[0], "add"))
         return analyst_add(o, argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "grant-sql"))
+        return analyst_grant_sql(o, argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "list")) {
         int json = 0;
         for (int i = 1; i < argc; i++) {
@@ -1040,13 +1101,15 @@ static int analyst_cmd(struct opts *o, int argc, char **argv)
                     argv[1]);
         return code;
     }
-    return usage_error("analyst", "expected 'add', 'list' or 'revoke'");
+    return usage_error("analyst", "expected 'add', 'list', 'revoke' or 'grant-sql'");
 }
 
 /* ---- serve ---- */
 
 static int set_db(struct hq_config *c, const struct opts *o, struct op_error *err)
 {
+    if (o->store && hq_config_set(c, "store", o->store, "--store", err) < 0)
+        return err ? err->code : -EINVAL;
     return o->db ? hq_config_set(c, "db", o->db, "--db", err) : 0;
 }
 
@@ -1146,9 +1209,9 @@ static int serve_reload(void *ctx, struct op_error *out)
 
 static const struct daemon_hooks serve_hooks = {.reload = serve_reload, .stop = serve_stop};
 
-static int open_sqlite(void *ctx, struct hq_store *out, struct op_error *err)
+static int open_spec(void *ctx, struct hq_store *out, struct op_error *err)
 {
-    return hq_store_sqlite_open(ctx, out, err);
+    return hq_store_open(ctx, out, err);
 }
 
 /* Runs until SIGTERM or SIGINT: 0 after a clean stop, 1 when it cannot
@@ -1159,14 +1222,14 @@ static int serve_run(const struct hq_config *cfg, struct serve_line *line)
     struct hq_store store;
     struct op_error err;
     op_error_clear(&err);
-    int rc = hq_store_sqlite_open(cfg->db, &store, &err);
+    int rc = hq_store_open(hq_config_store(cfg), &store, &err);
     if (rc < 0) {
         log_err("%s", err.msg);
         return EXIT_FAIL;
     }
     uv_loop_t *loop = uv_default_loop();
     /* The apply pool's threads each open their own connection. */
-    struct hq_store_opener opener = {.open = open_sqlite, .ctx = (void *)cfg->db};
+    struct hq_store_opener opener = {.open = open_spec, .ctx = (void *)hq_config_store(cfg)};
     rc = hq_serve_start_pool(loop, cfg, &store, &opener, NULL, &d.hq, &err);
     if (rc < 0) {
         log_err("%s", err.msg);
@@ -1184,7 +1247,9 @@ static int serve_run(const struct hq_config *cfg, struct serve_line *line)
     }
     char host[128];
     daemon_listen_host(cfg->listen, host, sizeof host);
-    log_info("store %s, upload spool %s", cfg->db, cfg->spool_dir);
+    /* never the conninfo: it may hold a password */
+    log_info("store %s, upload spool %s", cfg->store[0] ? "on PostgreSQL (store)" : cfg->db,
+             cfg->spool_dir);
     log_notice("listening on %s://%s:%d", cfg->tls_cert[0] ? "https" : "http", host,
                hq_serve_port(d.hq));
     daemon_ready("serving");
@@ -1231,11 +1296,15 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if ((!strcmp(a, "--db") || !strcmp(a, "--config")) && i + 1 < argc) {
             *(a[2] == 'd' ? &o.db : &o.config) = argv[++i];
+        } else if (!strcmp(a, "--store") && i + 1 < argc) {
+            o.store = argv[++i];
+        } else if (!strncmp(a, "--store=", 8)) {
+            o.store = a + 8;
         } else if (!strncmp(a, "--db=", 5)) {
             o.db = a + 5;
         } else if (!strncmp(a, "--config=", 9)) {
             o.config = a + 9;
-        } else if (!strcmp(a, "--db") || !strcmp(a, "--config")) {
+        } else if (!strcmp(a, "--db") || !strcmp(a, "--config") || !strcmp(a, "--store")) {
             fprintf(stderr, "outpost-hq: %s needs a value\n", a);
             return EXIT_USAGE;
         } else {

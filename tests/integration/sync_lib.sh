@@ -8,7 +8,11 @@
 #
 #   sync_setup [CMD...]      skip unless outpost-hq is built and every CMD
 #                            is installed; a new $T with the node's database
-#                            in OUTPOST_DB (exported) and HQ's in HQDB
+#                            in OUTPOST_DB (exported) and HQ's in HQDB;
+#                            HQ_STORE holds the outpost-hq options naming
+#                            HQ's store: --db "$HQDB", or --store with the
+#                            PostgreSQL database OUTPOST_TEST_PG names when
+#                            it is set (tests/support/pg_cluster.sh)
 #   import_contacts N SEED   N generated contacts (gen_contacts) imported
 #   hq_enrol NODE REGION     outpost-hq node add; credentials in $T/cred.json
 #   hq_compare NODE          HQ's records of NODE against what `outpost
@@ -21,6 +25,11 @@ sync_setup() {
     need "$@"
     node_dir
     HQDB="$T/hq.db"
+    if [ -n "${OUTPOST_TEST_PG:-}" ]; then
+        HQ_STORE=(--store "$OUTPOST_TEST_PG")
+    else
+        HQ_STORE=(--db "$HQDB")
+    fi
 }
 
 import_contacts() {
@@ -29,19 +38,20 @@ import_contacts() {
 }
 
 hq_enrol() {
-    "$OUTPOST_HQ" --db "$HQDB" node add "$1" --region "$2" --out "$T/cred.json" \
+    "$OUTPOST_HQ" "${HQ_STORE[@]}" node add "$1" --region "$2" --out "$T/cred.json" \
         >"$T/add.out" 2>&1 || { lib_show "$T/add.out"; die "outpost-hq node add failed"; }
 }
 
 hq_compare() {
     "$OUTPOST" egress-report --output "$T/expected.jsonl" >/dev/null || die "egress-report failed"
-    "$OUTPOST_HQ" --db "$HQDB" records --json >"$T/hq.jsonl" || die "outpost-hq records failed"
+    "$OUTPOST_HQ" "${HQ_STORE[@]}" records --json >"$T/hq.jsonl" || die "outpost-hq records failed"
     python3 "$TESTS_DIR/integration/sync_compare.py" "$T/expected.jsonl" "$T/hq.jsonl" "$1" \
         "$T/forbidden" >"$T/compare.out" || die "HQ does not match the node: $(cat "$T/compare.out")"
     cat "$T/compare.out"
 }
 
 # start_hq DB [ARGS...]: outpost-hq serve on a free port (on $HQ_PORT
+# (DB is HQ's SQLite file; with OUTPOST_TEST_PG set, that database instead)
 # again when HQ_SAME_PORT=1: a restarted HQ keeps its address, as a real
 # one does), its log in $T/hq.N.log ($HQ_LOG); sets HQ_PID, HQ_PORT.
 HQ_STARTS=0
@@ -50,7 +60,9 @@ start_hq() {
     shift
     local listen=127.0.0.1:0
     [ "${HQ_SAME_PORT:-0}" = 1 ] && listen="127.0.0.1:$HQ_PORT"
-    "$OUTPOST_HQ" serve --db "$db" --spool_dir "$T/hq-uploads" --listen "$listen" \
+    local store=(--db "$db")
+    [ -n "${OUTPOST_TEST_PG:-}" ] && store=(--store "$OUTPOST_TEST_PG")
+    "$OUTPOST_HQ" serve "${store[@]}" --spool_dir "$T/hq-uploads" --listen "$listen" \
         --log_requests false "$@" 2>"$T/hq.$((HQ_STARTS + 1)).log" &
     HQ_PID=$!
     track "$HQ_PID"

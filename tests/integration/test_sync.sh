@@ -7,7 +7,8 @@
 # priority journald reads: nothing at warning while all is well, a warning
 # while HQ is away), the receipts and the /metrics sync gauges. A second
 # phase stops HQ, writes more, and shows the node catching up once HQ is
-# back.
+# back. Test it_sync_pg runs it all again with HQ's store on PostgreSQL
+# (tests/support/pg_cluster.sh).
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 . "$TESTS_DIR/integration/sync_lib.sh"
@@ -27,7 +28,7 @@ add_contacts() { # $1: first number, $2: count
 }
 
 hq_count() { # total records HQ holds for the node
-    "$OUTPOST_HQ" --db "$HQDB" records --node branch-1 --count 2>/dev/null |
+    "$OUTPOST_HQ" "${HQ_STORE[@]}" records --node branch-1 --count 2>/dev/null |
         awk '$1 == "contact" { print $2 }'
 }
 
@@ -36,6 +37,12 @@ start_node "http://127.0.0.1:$HQ_PORT" --sync_interval_ms 200 --segment_bytes 40
 add_contacts 1 40
 wait_drained 30
 [ "$(hq_count)" = 40 ] || die "HQ holds $(hq_count) contacts, want 40"
+if [ -n "${OUTPOST_TEST_PG:-}" ]; then # the records are in PostgreSQL, no file
+    expect_contains "$HQ_LOG" "store on PostgreSQL (store)"
+    [ ! -e "$HQDB" ] || die "an SQLite store was created beside the PostgreSQL one"
+    [ "$(psql -X -tA -d outpost_test -c "SELECT count(*) FROM records WHERE entity = 'contact'")" = 40 ] ||
+        die "PostgreSQL's records table does not hold the 40 contacts"
+fi
 expect_contains "$NODE_LOG" "<6>outpostd: sync: segment 1 uploaded ("
 ! grep -E '^<[34]>' "$NODE_LOG" || die "err or warning lines while sync was healthy"
 expect_contains "$NODE_LOG" "applied at HQ ("
@@ -86,7 +93,7 @@ wait_drained 60
 # and put in force without a restart (a comment changes the hash)
 mkdir -p "$T/mb"
 { cat "$TESTS_DIR/../schema/regions/EU-DE.yaml"; echo "# revised at HQ"; } >"$T/mb/EU-DE.yaml"
-"$OUTPOST_HQ" --db "$HQDB" mailbox post branch-1 --kind policy "$T/mb/EU-DE.yaml" >"$T/post.out" 2>&1 ||
+"$OUTPOST_HQ" "${HQ_STORE[@]}" mailbox post branch-1 --kind policy "$T/mb/EU-DE.yaml" >"$T/post.out" 2>&1 ||
     { lib_show "$T/post.out"; die "mailbox post failed"; }
 for _ in $(seq 1 100); do
     grep -q "region policy from HQ in force" "$NODE_LOG" && break

@@ -85,7 +85,9 @@ offers "outpost-hq " serve node nodes records receipts set-aside mailbox reload
 offers "outpost-hq --db hq.db node " add revoke
 offers "outpost-hq mailbox " post
 offers "outpost-hq " analyst aggregate aggregate-request
-offers "outpost-hq analyst " add list revoke
+offers "outpost-hq analyst " add list revoke grant-sql
+offers "outpost-hq --store host=/run/postgresql analyst " add list revoke grant-sql
+offers "outpost-hq --" --store --db
 offers "outpost-hq analyst list --" --json --help
 offers "outpost-hq node add n1 --" --region --url --out --help
 offers "outpost-hq records --" --node --entity --json --count

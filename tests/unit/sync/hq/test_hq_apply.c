@@ -9,11 +9,16 @@
  * forgetting: canaries in exportable fields are in the store's files
  * after their segment applied and gone from the database and its log once
  * a segment erasing, purging or withdrawing them has (also when a reader
- * held the log at the commit, after `forget`).
+ * held the log at the commit, after `forget`). When OUTPOST_TEST_PG
+ * names a database (tests/support/pg_cluster.sh, test hq_apply_pg) the
+ * same tests run on the PostgreSQL backend, the canaries looked for in
+ * the raw pages of the records table and its TOAST table (pageinspect),
+ * and the reader is a session holding a snapshot.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +36,7 @@
 #include "testlib.h"
 
 static char dbpath[512];
+static const char *pg; /* the PostgreSQL database under test, or NULL */
 static struct hq_store st;
 static struct hq_policies *pc;
 static struct policy *ke;
@@ -587,9 +593,66 @@ static int file_has(const char *path, const char *needle)
     return found;
 }
 
+/* 1 if a raw page of the records table or its TOAST table holds needle
+ * (PostgreSQL). */
+static PGconn *insp; /* the test's own connection, idle between queries */
+
+static int pg_store_has(const char *needle)
+{
+    PGconn *c = insp;
+    const char *v[1] = {needle};
+    PGresult *r = PQexecParams(
+        c,
+        "SELECT count(*) FROM (SELECT 'records'::regclass AS rel UNION ALL "
+        "SELECT reltoastrelid::regclass FROM pg_class WHERE oid = 'records'::regclass) t, "
+        "LATERAL generate_series(0, pg_relation_size(t.rel) / 8192 - 1) b "
+        ", LATERAL heap_page_items(get_raw_page(t.rel::text, b::int)) i "
+        "WHERE position(convert_to($1, 'UTF8') IN i.t_data) > 0",
+        1, NULL, v, NULL, NULL, 0);
+    int found = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        found = strtol(PQgetvalue(r, 0, 0), NULL, 10) > 0;
+    else
+        fprintf(stderr, "pg_store_has: %s", PQerrorMessage(c));
+    CHECK(found >= 0);
+    PQclear(r);
+    return found > 0;
+}
+
+/* One SQL command as the database's superuser (the test's setup). */
+static void pg_exec(const char *sql)
+{
+    PGresult *r = PQexec(insp, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    CHECK(ok);
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(insp));
+    PQclear(r);
+}
+
+/* Closes a session and waits until its server process is gone (a
+ * closing session still counts as open for a moment). */
+static void pg_close_wait(PGconn *c)
+{
+    char q[128];
+    snprintf(q, sizeof q, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", PQbackendPID(c));
+    PQfinish(c);
+    for (int i = 0; i < 500; i++) {
+        PGresult *r = PQexec(insp, q);
+        int gone =
+            PQresultStatus(r) == PGRES_TUPLES_OK && strtol(PQgetvalue(r, 0, 0), NULL, 10) == 0;
+        PQclear(r);
+        if (gone)
+            break;
+        usleep(10000);
+    }
+}
+
 /* 1 if HQ's database file or its log holds needle. */
 static int store_has(const char *needle)
 {
+    if (pg)
+        return pg_store_has(needle);
     char wal[600];
     snprintf(wal, sizeof wal, "%s-wal", dbpath);
     return file_has(dbpath, needle) || file_has(wal, needle);
@@ -637,13 +700,25 @@ static void test_erasure_forgotten(void)
     struct stat sb;
     char wal[600];
     snprintf(wal, sizeof wal, "%s-wal", dbpath);
-    CHECK(stat(wal, &sb) < 0 || sb.st_size == 0); /* truncated */
+    if (!pg)
+        CHECK(stat(wal, &sb) < 0 || sb.st_size == 0); /* truncated */
 
     /* a withdrawal while another process reads: the log cannot be
-     * truncated at the commit, and is once the reader is done */
+     * truncated at the commit (PostgreSQL: the old row version cannot be
+     * vacuumed away), and is once the reader is done */
     sqlite3 *rd = NULL;
-    CHECK_EQ(sqlite3_open_v2(dbpath, &rd, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    CHECK_EQ(sqlite3_exec(rd, "BEGIN; SELECT count(*) FROM records;", NULL, NULL, NULL), SQLITE_OK);
+    PGconn *prd = NULL;
+    if (pg) {
+        prd = PQconnectdb(pg);
+        PQclear(PQexec(prd, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
+        PGresult *x = PQexec(prd, "SELECT count(*) FROM records");
+        CHECK_EQ(PQresultStatus(x), PGRES_TUPLES_OK);
+        PQclear(x);
+    } else {
+        CHECK_EQ(sqlite3_open_v2(dbpath, &rd, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        CHECK_EQ(sqlite3_exec(rd, "BEGIN; SELECT count(*) FROM records;", NULL, NULL, NULL),
+                 SQLITE_OK);
+    }
     static const char *const seg_c[] = {
         "{\"entity\":\"contact\",\"op\":\"withdraw\",\"record\":{\"id\":\"c21\","
         "\"version\":2}}",
@@ -654,8 +729,12 @@ static void test_erasure_forgotten(void)
     op_error_clear(&err);
     CHECK_EQ(st.ops->forget(st.impl, &err), -EBUSY);
     CHECK(store_has("CANARY-hq-region-3390")); /* the reader's snapshot holds it */
-    CHECK_EQ(sqlite3_exec(rd, "COMMIT;", NULL, NULL, NULL), SQLITE_OK);
-    CHECK_EQ(sqlite3_close(rd), SQLITE_OK);
+    if (pg) {
+        pg_close_wait(prd);
+    } else {
+        CHECK_EQ(sqlite3_exec(rd, "COMMIT;", NULL, NULL, NULL), SQLITE_OK);
+        CHECK_EQ(sqlite3_close(rd), SQLITE_OK);
+    }
     CHECK_EQ(st.ops->forget(st.impl, &err), 0);
     CHECK(!store_has("CANARY-hq-region-3390"));
     CHECK_EQ(st.ops->forget(st.impl, &err), 0); /* nothing pending */
@@ -825,11 +904,22 @@ int main(void)
     struct op_error err;
     if (sqlite3_auto_extension((void (*)(void))upstream_default) != SQLITE_OK)
         return 1;
-    if (hq_store_sqlite_open(dbpath, &st, &err) < 0 || hq_policies_new(&pc) < 0 ||
+    pg = getenv("OUTPOST_TEST_PG");
+    if (pg && !*pg)
+        pg = NULL;
+    if (hq_store_open(pg ? pg : dbpath, &st, &err) < 0 || hq_policies_new(&pc) < 0 ||
         policy_find_file("KE", ppath, sizeof ppath, &err) < 0 ||
         policy_load_file(ppath, &ke, &err) < 0) {
         fprintf(stderr, "setup: %s\n", err.msg);
         return 1;
+    }
+    if (pg) {
+        /* uncompressed, so a canary's bytes can be found in the pages
+         * (the store compresses long records by default) */
+        insp = PQconnectdb(pg);
+        CHECK_EQ(PQstatus(insp), CONNECTION_OK);
+        pg_exec("CREATE EXTENSION IF NOT EXISTS pageinspect");
+        pg_exec("ALTER TABLE records ALTER COLUMN record SET STORAGE EXTERNAL");
     }
     CHECK_EQ(st.ops->node_add(st.impl, "n1", "KE", tok1, key1, 1, &err), 0);
     CHECK_EQ(st.ops->node_add(st.impl, "n2", "KE", tok2, key1, 1, &err), 0);
@@ -847,5 +937,7 @@ int main(void)
     hq_policies_free(pc);
     policy_free(ke);
     hq_store_close(&st);
+    if (insp)
+        PQfinish(insp);
     return fx_finish();
 }

@@ -1,6 +1,7 @@
-/* Tests for sync/hq/hq_config.c: the defaults pass their own check, and
+/* Tests for sync/hq/hq_config.c: the defaults pass their own check,
  * plain HTTP is served only on a loopback listen unless allow_plain_http
- * says the admin put a TLS-terminating proxy in front. */
+ * says the admin put a TLS-terminating proxy in front, and `store` takes
+ * a PostgreSQL connection string or nothing (the SQLite file at db). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,10 +76,37 @@ static void plain_http_only_on_loopback(void)
     CHECK_CONTAINS(err.msg, "listen 0.0.0.0:8443 is plain HTTP");
 }
 
+static void store_key(void)
+{
+    struct hq_config c;
+    hq_config_defaults(&c);
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_STR(c.store, "");
+    CHECK_STR(hq_config_store(&c), "/var/lib/outpost-hq/hq.db");
+    static const char *taken[] = {"postgresql://hq@db.example/outpost_hq", "postgres:///outpost_hq",
+                                  "host=/run/postgresql dbname=hq", "service=outpost_hq"};
+    for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
+        CHECK_EQ(hq_config_set(&c, "store", taken[i], "--store", &err), 0);
+        CHECK_EQ(hq_config_check(&c, &err), 0);
+        CHECK_STR(hq_config_store(&c), taken[i]);
+    }
+    /* a path, or a typo of the scheme, is not taken for PostgreSQL */
+    static const char *refused[] = {"/var/lib/outpost-hq/hq.db", "postgresq://db/hq",
+                                    "mysql://db/hq", "Host=db"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        CHECK_EQ(hq_config_set(&c, "store", refused[i], "--store", &err), 0);
+        CHECK_EQ(hq_config_check(&c, &err), -EINVAL);
+        CHECK_STR(err.field, "store");
+        CHECK_CONTAINS(err.msg, "is not a PostgreSQL connection string");
+    }
+}
+
 int main(void)
 {
     fx_tmpdir("hq-config");
     RUN(defaults);
     RUN(plain_http_only_on_loopback);
+    RUN(store_key);
     return fx_finish();
 }

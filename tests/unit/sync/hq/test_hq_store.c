@@ -1,13 +1,22 @@
 /*
- * Tests for sync/hq/hq_store_sqlite.c through the hq_store interface:
+ * Tests for the HQ store's backends through the hq_store interface: the
+ * SQLite file (hq_store_sqlite.c) by default, and PostgreSQL
+ * (hq_store_pg.c) when OUTPOST_TEST_PG names a database, as
+ * tests/support/pg_cluster.sh sets it (test hq_store_pg). Both run the
+ * same checks:
  * nodes, version ordering, tombstones beating late upserts, receipts
  * never replaced, rollback leaving nothing, set-aside and mailbox rows,
  * policy messages found by their hash (also after an upgrade), the last
  * anti-entropy check of a node kept and replaced,
- * and refusing files that are not an HQ store.
+ * and refusing files (or databases) that are not an HQ store; on
+ * PostgreSQL also that an erased record's old row version is gone from
+ * the table's pages once no older snapshot can see it, and that two
+ * connections posting to one node's mailbox never share a seq.
  */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +30,74 @@
 #define A_SHA256 "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
 
 static char path[512];
+static const char *pg; /* the PostgreSQL database under test, or NULL */
 static const unsigned char tok1[32] = {1}, tok2[32] = {2}, key1[32] = {9};
+
+/* The test's own connection to the database under test, kept open (and
+ * idle between commands, so it holds no snapshot); another database's
+ * connection is opened for the call. */
+static PGconn *pg_conn(const char *conninfo, int *own)
+{
+    static PGconn *mine;
+    *own = conninfo != pg;
+    if (!*own && mine)
+        return mine;
+    PGconn *c = PQconnectdb(conninfo);
+    CHECK_EQ(PQstatus(c), CONNECTION_OK);
+    if (!*own)
+        mine = c;
+    return c;
+}
+
+/* Runs SQL commands on the PostgreSQL database conninfo, as its
+ * superuser (the test's own inspection and damage). */
+static void pg_exec(const char *conninfo, const char *sql)
+{
+    int own;
+    PGconn *c = pg_conn(conninfo, &own);
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    CHECK(ok);
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    if (own)
+        PQfinish(c);
+}
+
+/* The first column of a one-row query, as an integer. */
+static long long pg_int(const char *conninfo, const char *sql)
+{
+    int own;
+    PGconn *c = pg_conn(conninfo, &own);
+    PGresult *r = PQexec(c, sql);
+    long long v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    if (own)
+        PQfinish(c);
+    return v;
+}
+
+/* Closes a session and waits until its server process is gone (a
+ * closing session still counts as open for a moment). */
+static void pg_close_wait(PGconn *c)
+{
+    char q[128];
+    snprintf(q, sizeof q, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", PQbackendPID(c));
+    PQfinish(c);
+    for (int i = 0; i < 500 && pg_int(pg, q) != 0; i++)
+        usleep(10000);
+}
 
 static struct hq_store open_store(void)
 {
     struct hq_store st = {0};
     struct op_error err;
-    int rc = hq_store_sqlite_open(path, &st, &err);
+    int rc = hq_store_open(pg ? pg : path, &st, &err);
     CHECK_EQ(rc, 0);
     if (rc)
         fprintf(stderr, "%s\n", err.msg);
@@ -63,6 +133,18 @@ static int grab(void *ctx, const struct hq_record_row *r)
     g->version = r->version;
     snprintf(g->op, sizeof g->op, "%s", r->op);
     snprintf(g->json, sizeof g->json, "%s", r->json);
+    g->rows++;
+    return 0;
+}
+
+/* A tombstone row: no record text. */
+static int grab_tomb(void *ctx, const struct hq_record_row *r)
+{
+    struct got *g = ctx;
+    g->version = r->version;
+    snprintf(g->op, sizeof g->op, "%s", r->op);
+    if (r->json && r->json[0])
+        g->json[0] = '!';
     g->rows++;
     return 0;
 }
@@ -151,6 +233,17 @@ static void test_versions_and_tombstones(void)
     CHECK_EQ(st.ops->totals(st.impl, &t, NULL), 0);
     CHECK_EQ(t.records, 1);
     CHECK_EQ(t.tombstones, 2);
+    /* anti-entropy lists a node's tombstones (c2 withdrawn, c3 erased),
+     * in id order and without record text */
+    memset(&g, 0, sizeof g);
+    CHECK_EQ(st.ops->tombstones_list(st.impl, "n1", grab_tomb, &g, NULL), 0);
+    CHECK_EQ(g.rows, 2);
+    CHECK_STR(g.op, "erase");
+    CHECK_EQ(g.version, 2);
+    CHECK_STR(g.json, "");
+    memset(&g, 0, sizeof g);
+    CHECK_EQ(st.ops->tombstones_list(st.impl, "n9", grab_tomb, &g, NULL), 0);
+    CHECK_EQ(g.rows, 0);
     hq_store_close(&st);
 }
 
@@ -239,18 +332,28 @@ static void test_mailbox(void)
  * the policies it holds when it is opened, and the analysts' table. */
 static void test_mailbox_upgrade(void)
 {
-    sqlite3 *db = NULL;
-    CHECK_EQ(sqlite3_open(path, &db), SQLITE_OK);
-    CHECK_EQ(sqlite3_exec(db,
-                          "DROP TABLE verify_last; DROP TABLE analysts; DROP INDEX mailbox_policy; "
-                          "ALTER TABLE mailbox "
-                          "DROP COLUMN policy_hash; ALTER TABLE set_aside DROP COLUMN "
-                          "needs_whole; PRAGMA user_version = 1",
-                          NULL, NULL, NULL),
-             SQLITE_OK);
-    sqlite3_close(db);
+    if (pg) {
+        /* PostgreSQL's schema 1 had no analysts' views: opening adds them */
+        pg_exec(pg, "SET client_min_messages = warning; DROP SCHEMA analytics CASCADE; "
+                    "UPDATE outpost_hq_schema SET version = 1");
+    } else {
+        sqlite3 *db = NULL;
+        CHECK_EQ(sqlite3_open(path, &db), SQLITE_OK);
+        CHECK_EQ(
+            sqlite3_exec(db,
+                         "DROP TABLE verify_last; DROP TABLE analysts; DROP INDEX mailbox_policy; "
+                         "ALTER TABLE mailbox "
+                         "DROP COLUMN policy_hash; ALTER TABLE set_aside DROP COLUMN "
+                         "needs_whole; PRAGMA user_version = 1",
+                         NULL, NULL, NULL),
+            SQLITE_OK);
+        sqlite3_close(db);
+    }
     struct hq_store st = open_store();
     struct op_error err;
+    if (pg)
+        CHECK_EQ(pg_int(pg, "SELECT records FROM analytics.record_counts WHERE entity = 'contact'"),
+                 1);
     uint64_t last = 0;
     CHECK_EQ(st.ops->mailbox_policy_get(st.impl, "n1", BBB_SHA256, grab_msg, &last, &err), 0);
     CHECK_EQ(last, 2003);
@@ -308,6 +411,13 @@ static void test_analysts(void)
     CHECK_EQ(st.ops->analyst_list(st.impl, list_analyst, out, &err), 0);
     CHECK_STR(out, "after-upgrade:0:5:0;bob:0:103:0;zoe:1:100:200;");
     hq_store_close(&st);
+    if (pg) { /* the table holds hashes, never a token */
+        CHECK_EQ(pg_int(pg, "SELECT count(*) FROM analysts WHERE length(token_sha256) = 32"), 3);
+        CHECK_EQ(pg_int(pg, "SELECT count(*) FROM analysts "
+                            "WHERE position('clear-token' IN encode(token_sha256, 'escape')) > 0"),
+                 0);
+        return;
+    }
     /* the file holds hashes, never a token */
     FILE *f = fopen(path, "rb");
     CHECK(f != NULL);
@@ -346,9 +456,15 @@ static void test_listings_and_errors(void)
      * uniqueness rule */
     CHECK_EQ(st.ops->set_aside_add(st.impl, "nobody", 1, 1, "contact", "c1", "why", &err), -EINVAL);
     char want[700];
-    snprintf(want, sizeof want, "HQ store %s: set a record aside: FOREIGN KEY constraint failed",
-             path);
-    CHECK_STR(err.msg, want);
+    if (pg) {
+        CHECK_CONTAINS(err.msg, "HQ store postgresql outpost_test on ");
+        CHECK_CONTAINS(err.msg, ": set a record aside: insert or update on table \"set_aside\" "
+                                "violates foreign key constraint");
+    } else {
+        snprintf(want, sizeof want,
+                 "HQ store %s: set a record aside: FOREIGN KEY constraint failed", path);
+        CHECK_STR(err.msg, want);
+    }
     struct hq_totals t;
     CHECK_EQ(st.ops->totals(st.impl, &t, &err), 0);
     CHECK_EQ(t.nodes, 2);
@@ -359,6 +475,152 @@ static void test_listings_and_errors(void)
     CHECK_EQ(t.set_aside, 1);
     CHECK_EQ(t.mailbox, 3);
     hq_store_close(&st);
+}
+
+/* PostgreSQL: a database holding other tables is not taken over, a
+ * schema from a newer build is not written to, and a refused login names
+ * the server, never the conninfo's password. */
+static void test_foreign_databases(void)
+{
+    const char *admin = getenv("OUTPOST_TEST_PG_ADMIN");
+    CHECK(admin != NULL);
+    if (!admin)
+        return;
+    char other[700];
+    pg_exec(pg, "CREATE DATABASE someone_else");
+    snprintf(other, sizeof other, "%s dbname=someone_else", admin);
+    pg_exec(other, "CREATE TABLE contacts (id text)");
+    struct hq_store st = {0};
+    struct op_error err;
+    CHECK_EQ(hq_store_open(other, &st, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "postgresql someone_else on ");
+    CHECK_CONTAINS(err.msg, "is not an outpost-hq store");
+    CHECK_EQ(pg_int(other, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), 1);
+
+    pg_exec(pg, "UPDATE outpost_hq_schema SET version = 99");
+    CHECK_EQ(hq_store_open(pg, &st, &err), -EPROTO);
+    CHECK_CONTAINS(err.msg, "schema version 99");
+    pg_exec(pg, "UPDATE outpost_hq_schema SET version = 2");
+
+    char bad[800];
+    snprintf(bad, sizeof bad, "%s dbname=outpost_test user=nobody_here password=s3cret-canary",
+             admin);
+    CHECK(hq_store_open(bad, &st, &err) < 0);
+    CHECK_CONTAINS(err.msg, "cannot open HQ store on PostgreSQL");
+    CHECK(strstr(err.msg, "s3cret-canary") == NULL);
+}
+
+/* Erasure on PostgreSQL (docs/HQ.md): once an erase has committed and no
+ * snapshot from before it is open, the old row version holding the
+ * record's bytes is gone from the table's pages; while an older snapshot
+ * is open, forget says -EBUSY and the store keeps trying. */
+static void test_pg_erasure(void)
+{
+    pg_exec(pg, "CREATE EXTENSION IF NOT EXISTS pageinspect");
+    const char *count_canary =
+        "SELECT count(*) FROM generate_series(0, pg_relation_size('records') / 8192 - 1) b, "
+        "heap_page_items(get_raw_page('records', b::int)) i "
+        "WHERE position('canary-4711' IN encode(i.t_data, 'escape')) > 0";
+    struct hq_store st = open_store();
+    struct op_error err;
+    CHECK_EQ(apply(&st, "e1", 1, "upsert", "{\"id\":\"e1\",\"note\":\"canary-4711\"}"),
+             HQ_RECORD_CHANGED);
+    CHECK(pg_int(pg, count_canary) >= 1);
+
+    /* an analyst's long transaction from before the erasure */
+    PGconn *reader = PQconnectdb(pg);
+    PQclear(PQexec(reader, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
+    PQclear(PQexec(reader, "SELECT count(*) FROM records"));
+    CHECK_EQ(st.ops->begin(st.impl, &err), 0);
+    CHECK_EQ(apply(&st, "e1", 2, "erase", NULL), HQ_RECORD_CHANGED);
+    CHECK_EQ(st.ops->commit(st.impl, &err), 0);
+    CHECK_EQ(st.ops->forget(st.impl, &err), -EBUSY);
+    CHECK_CONTAINS(err.msg, "still hold a snapshot from before the erasure");
+    pg_close_wait(reader);
+    CHECK_EQ(st.ops->forget(st.impl, &err), 0);
+    CHECK_EQ(pg_int(pg, count_canary), 0);
+    CHECK_EQ(st.ops->forget(st.impl, &err), 0); /* nothing pending */
+
+    /* an erase in its own transaction, nobody reading */
+    CHECK_EQ(apply(&st, "e2", 1, "upsert", "{\"id\":\"e2\",\"note\":\"canary-4711\"}"),
+             HQ_RECORD_CHANGED);
+    CHECK(pg_int(pg, count_canary) >= 1);
+    CHECK_EQ(apply(&st, "e2", 1, "purge", NULL), HQ_RECORD_CHANGED);
+    CHECK_EQ(pg_int(pg, count_canary), 0);
+    hq_store_close(&st);
+}
+
+/* The server ends the store's session (a restart, an admin's
+ * pg_terminate_backend): one call fails naming the store, the next one
+ * works on a new connection, with nothing lost. */
+static void test_pg_reconnect(void)
+{
+    struct hq_store st = open_store();
+    struct op_error err;
+    struct hq_node n;
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, &err), 0);
+    CHECK_EQ(pg_int(pg, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = 'outpost-hq'"),
+             1);
+    int rc = st.ops->node_get(st.impl, "n1", &n, &err);
+    CHECK(rc == 0 || rc == -EIO);
+    if (rc)
+        CHECK_CONTAINS(err.msg, "HQ store postgresql outpost_test on ");
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n, &err), 0);
+    CHECK_STR(n.name, "n1");
+    uint64_t seq = 0;
+    CHECK_EQ(st.ops->mailbox_post(st.impl, "n1", "reference", "r", 1, 1, &seq, &err), 0);
+    CHECK_EQ(seq, n.mailbox_last + 1);
+    hq_store_close(&st);
+}
+
+/* Two connections (two receivers) posting to one node at once: every
+ * message gets its own seq, following on without a gap. */
+struct poster {
+    struct hq_store st;
+    uint64_t seq[50];
+    int failed;
+};
+
+static void *post_many(void *arg)
+{
+    struct poster *p = arg;
+    for (int i = 0; i < 50; i++)
+        if (p->st.ops->mailbox_post(p->st.impl, "n1", "reference", "x", 1, 1, &p->seq[i], NULL))
+            p->failed++;
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_pg_mailbox_race(void)
+{
+    static struct poster ps[2];
+    ps[0].st = open_store();
+    ps[1].st = open_store();
+    struct hq_node n;
+    CHECK_EQ(ps[0].st.ops->node_get(ps[0].st.impl, "n1", &n, NULL), 0);
+    uint64_t first = n.mailbox_last + 1;
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(pthread_create(&t[i], NULL, post_many, &ps[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    CHECK_EQ(ps[0].failed + ps[1].failed, 0);
+    uint64_t all[100];
+    memcpy(all, ps[0].seq, sizeof ps[0].seq);
+    memcpy(all + 50, ps[1].seq, sizeof ps[1].seq);
+    qsort(all, 100, sizeof all[0], cmp_u64);
+    for (int i = 0; i < 100; i++)
+        CHECK_EQ(all[i], first + (uint64_t)i);
+    CHECK_EQ(ps[0].st.ops->node_get(ps[0].st.impl, "n1", &n, NULL), 0);
+    CHECK_EQ(n.mailbox_last, first + 99);
+    hq_store_close(&ps[0].st);
+    hq_store_close(&ps[1].st);
 }
 
 static void test_foreign_files(void)
@@ -443,6 +705,9 @@ int main(void)
 {
     fx_tmpdir("hq-store");
     fx_path(path, sizeof path, "hq.db");
+    pg = getenv("OUTPOST_TEST_PG");
+    if (pg && !*pg)
+        pg = NULL;
     RUN(test_nodes);
     RUN(test_versions_and_tombstones);
     RUN(test_receipts_and_rollback);
@@ -451,6 +716,13 @@ int main(void)
     RUN(test_analysts);
     RUN(test_verify_last);
     RUN(test_listings_and_errors);
-    RUN(test_foreign_files);
+    if (pg) {
+        RUN(test_pg_erasure);
+        RUN(test_pg_reconnect);
+        RUN(test_pg_mailbox_race);
+        RUN(test_foreign_databases);
+    } else {
+        RUN(test_foreign_files);
+    }
     return fx_finish();
 }
