@@ -627,11 +627,90 @@ int outreach_unsubscribe(struct store *s, const char *token, int64_t now_ms, cha
         if (rc == -ENOENT) /* the contact was erased: its address is suppressed already */
             rc = 0;
         if (rc == 0)
+            rc = outreach_record_event(s, msg, "unsubscribed", now, "one-click unsubscribe", err);
+        if (rc == 0)
             rc = sql_get_st(&c, STORE_Q_OUTREACH_UNSUB_USE, &st, err);
         if (rc == 0) {
             sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
             sqlite3_bind_int64(st, 2, now);
             rc = sql_run_what(&c, st, "cannot mark the unsubscribe link used", err);
+        }
+    }
+    return txn_end(s, &c, own, rc, err);
+}
+
+static const char *const channels_known[] = {"email", NULL};
+
+int outreach_channel_known(const char *channel)
+{
+    for (size_t i = 0; channel && channels_known[i]; i++)
+        if (!strcmp(channels_known[i], channel))
+            return 1;
+    return 0;
+}
+
+const char *outreach_channels(void)
+{
+    return "email";
+}
+
+int outreach_record_event(struct store *s, int64_t message_id, const char *kind, int64_t at_ms,
+                          const char *detail, struct op_error *err)
+{
+    static const char *const kinds[][2] = {{"delivered", "delivered"}, {"bounced_hard", "bounced"},
+                                           {"bounced_soft", NULL},     {"failed", "bounced"},
+                                           {"replied", "replied"},     {"unsubscribed", NULL}};
+    int k = -1;
+    for (int i = 0; kind && i < (int)(sizeof kinds / sizeof kinds[0]); i++)
+        if (!strcmp(kinds[i][0], kind))
+            k = i;
+    if (k < 0)
+        return op_error_set(err, -EINVAL, "kind",
+                            "kind: '%.32s' is not one of delivered, bounced_hard, bounced_soft, "
+                            "failed, replied, unsubscribed",
+                            kind ? kind : "");
+    int64_t at = clock_ms(at_ms);
+    char cut[OUTREACH_EVENT_DETAIL_MAX + 1];
+    size_t n = detail ? strlen(detail) : 0;
+    if (n > OUTREACH_EVENT_DETAIL_MAX)
+        n = OUTREACH_EVENT_DETAIL_MAX;
+    while (n > 0 && detail && ((unsigned char)detail[n] & 0xC0) == 0x80)
+        n--; /* never half a character */
+    memcpy(cut, detail ? detail : "", n);
+    cut[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)cut[i] < 0x20 || cut[i] == 0x7f)
+            cut[i] = ' ';
+    struct sql_cache c;
+    int own;
+    int rc = txn_begin(s, &c, &own, err);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int64_t exists = 0;
+    rc = sql_get_st(&c, STORE_Q_OUTREACH_EXISTS, &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, message_id);
+        rc = sql_one_int64(&c, STORE_Q_OUTREACH_EXISTS, st, "the message", &exists, 1, err);
+    }
+    if (rc == 0 && !exists)
+        rc = op_error_set(err, -ENOENT, "message_id", "no message %lld", (long long)message_id);
+    if (rc == 0)
+        rc = sql_get_st(&c, STORE_Q_OUTREACH_EVENT_INSERT, &st, err);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, message_id);
+        sqlite3_bind_text(st, 2, kinds[k][0], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, at);
+        sqlite3_bind_text(st, 4, cut, -1, SQLITE_STATIC);
+        rc = sql_run_what(&c, st, "cannot record the event", err);
+    }
+    if (rc == 0 && kinds[k][1]) {
+        rc = sql_get_st(&c, STORE_Q_OUTREACH_SET_OUTCOME, &st, err);
+        if (rc == 0) {
+            sqlite3_bind_int64(st, 1, message_id);
+            sqlite3_bind_text(st, 2, kinds[k][1], -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, at);
+            rc = sql_run_what(&c, st, "cannot record the outcome", err);
         }
     }
     return txn_end(s, &c, own, rc, err);

@@ -140,4 +140,21 @@ int outreach_new_token(char token[OUTREACH_TOKEN_BUF], struct op_error *err);
 int outreach_unsubscribe(struct store *s, const char *token, int64_t now_ms, char *lang,
                          struct op_error *err);
 
+/* 1 when the node has a transport for the channel (campaigns accept only
+ * these); outreach_channels() lists them for messages. */
+int outreach_channel_known(const char *channel);
+const char *outreach_channels(void);
+
+/* Records a transport's report about a message: the event (kind one of
+ * delivered, bounced_hard, bounced_soft, failed, replied, unsubscribed;
+ * detail the transport's words, cut at OUTREACH_EVENT_DETAIL_MAX bytes)
+ * and the outcome it implies (delivered; bounced for bounced_hard and
+ * failed; replied), in one transaction (or the caller's). A reply wins
+ * over any outcome, a bounce over a delivery; bounced_soft and
+ * unsubscribed leave the outcome. -ENOENT no such message (nothing
+ * written), -EINVAL unknown kind. */
+#define OUTREACH_EVENT_DETAIL_MAX 500
+int outreach_record_event(struct store *s, int64_t message_id, const char *kind, int64_t at_ms,
+                          const char *detail, struct op_error *err);
+
 #endif

@@ -5,12 +5,14 @@ INSERT INTO outreach_messages (contact_id, channel, purpose, kind, language, tem
                                subject, body, next_try_ms, created_ms)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10);
 
--- The next message due, oldest first.
+-- The next message due, oldest first; a campaign's only while it runs.
 -- name: next_due
 SELECT id, contact_id, channel, purpose, kind, language, template, params, subject, body,
        attempts
 FROM outreach_messages
 WHERE state = 'queued' AND next_try_ms <= ?1
+  AND (campaign_id IS NULL OR EXISTS (SELECT 1 FROM campaigns k
+                                      WHERE k.id = campaign_id AND k.state = 'running'))
 ORDER BY next_try_ms, id LIMIT 1;
 
 -- name: get
@@ -88,3 +90,16 @@ UPDATE outreach_unsubscribe SET used_ms = ?2 WHERE token_hash = ?1 AND used_ms I
 -- name: outcome_unknown
 UPDATE outreach_messages SET state = 'unknown', error = ?2
 WHERE id = ?1 AND state = 'sending';
+
+-- A transport's report about a message (outreach_record_event).
+-- name: event_insert
+INSERT INTO outreach_events (message_id, kind, at_ms, detail) VALUES (?1, ?2, ?3, ?4);
+
+-- The outcome a report sets: a reply wins over everything, a bounce over a
+-- delivery report, a delivery only over nothing.
+-- name: set_outcome
+UPDATE outreach_messages SET outcome = ?2, outcome_ms = ?3
+WHERE id = ?1 AND (outcome = '' OR ?2 = 'replied' OR (?2 = 'bounced' AND outcome = 'delivered'));
+
+-- name: exists
+SELECT count(*) FROM outreach_messages WHERE id = ?1;
