@@ -36,10 +36,22 @@ static int parse_id(struct api_call *c, int64_t *id)
     return 0;
 }
 
+/* "segment.country[1]" as the JSON pointer's path "segment/country/1". */
+static const char *pointer_of(const char *field, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = field; *p && o + 1 < cap; p++)
+        if (*p != ']')
+            out[o++] = (*p == '.' || *p == '[') ? '/' : *p;
+    out[o] = '\0';
+    return o ? out : NULL;
+}
+
 static void reply_error(struct api_call *c, int rc, const struct op_error *err)
 {
+    char ptr[72];
     if (rc == -EINVAL)
-        api_reply_problem(&c->resp, 400, err->msg, err->field[0] ? err->field : NULL);
+        api_reply_problem(&c->resp, 400, err->msg, pointer_of(err->field, ptr, sizeof ptr));
     else if (rc == -EALREADY)
         api_reply_problem(&c->resp, 409, err->msg, err->field[0] ? err->field : NULL);
     else
