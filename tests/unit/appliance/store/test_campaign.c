@@ -12,6 +12,8 @@
  */
 #include "campaign.h"
 
+#include "aggregate.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "outreach.h"
 #include "policy.h"
 #include "store.h"
+#include "store_fixture.h"
 #include "subject.h"
 #include "testlib.h"
 
@@ -465,6 +468,51 @@ static void test_schedule(void)
     CHECK_EQ(campaign_start(s, 424242, T0, &err), -ENOENT);
 }
 
+/* The aggregate HQ may pull: campaign messages sent by channel and
+ * country, small cells suppressed, no person in it. */
+static void test_outreach_aggregate(void)
+{
+    int64_t id = create_started("{\"language\": [\"de\"]}");
+    plan_all(id, 100);
+    struct outreach_job job;
+    int n = 0;
+    while (outreach_next(s, pol, T0 + 20000, &job, &err) == 1 && n < 50) {
+        char tok[32];
+        snprintf(tok, sizeof tok, "tok-g-%d", n++);
+        CHECK_EQ(outreach_attempt(s, &job, "smtp://127.0.0.1:1", tok, T0 + 20000, &err), 0);
+        CHECK_EQ(outreach_outcome(s, job.id, OUTREACH_SENT, "", 60, 8, T0 + 20000, &err), 0);
+        outreach_job_free(&job);
+    }
+    CHECK_EQ(n, 9); /* the confirmed German speakers: 6 in DE, 3 in AT */
+    struct policy *eu = fx_policy_load("EU-DE");
+    const uint64_t jan = UINT64_C(1799020800000); /* 2027-01-04: 2026-Q4 has ended */
+    const char *params[1] = {"quarter=2026-Q4"};
+    json_t *a = NULL;
+    CHECK_EQ(aggregate_answer(s, eu, "outreach_by_channel_country", params, 1, jan, &a, &err), 0);
+    char *text = json_dumps(a, JSON_COMPACT);
+    CHECK(text != NULL);
+    /* 5 + 4 + 6 sent to contacts in DE and 3 in AT, one answered: AT is
+     * under the minimum cell (10) and suppressed, DE with it (the total
+     * would give AT away), the answer rate's base is too small */
+    CHECK_CONTAINS(text, "\"cols\":[\"AT\",\"DE\"]");
+    CHECK_CONTAINS(text, "{\"key\":\"email\",\"cells\":[{\"n\":null,\"s\":\"primary\"");
+    CHECK_CONTAINS(text, "{\"n\":null,\"s\":\"secondary\"");
+    CHECK_CONTAINS(text, "\"total\":{\"n\":18,\"rate\":null,\"rs\":\"small_base\"}");
+    CHECK(!strstr(text, "\"n\":3") && !strstr(text, "\"n\":15"));
+    CHECK(!strstr(text, "example") && !strstr(text, "Anna"));
+    free(text);
+    json_decref(a);
+    /* the policy decides: a region that keeps the country local refuses */
+    for (size_t i = 0; i < eu->nfields; i++)
+        if (eu->fields[i].entity == &entity_contact && !strcmp(eu->fields[i].field, "country"))
+            eu->fields[i].cls = POLICY_LOCAL_ONLY;
+    params[0] = "quarter=2026-Q3";
+    CHECK_EQ(aggregate_answer(s, eu, "outreach_by_channel_country", params, 1, jan, &a, &err),
+             -EPERM);
+    CHECK_CONTAINS(err.msg, "contact.country, which is local_only");
+    policy_free(eu);
+}
+
 int main(void)
 {
     pol = fx_consent_policy();
@@ -481,6 +529,7 @@ int main(void)
     RUN(test_erasure_mid_campaign);
     RUN(test_events_and_figures);
     RUN(test_schedule);
+    RUN(test_outreach_aggregate);
     store_close(s);
     policy_free(pol);
     return tl_report();
