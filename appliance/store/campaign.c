@@ -904,8 +904,9 @@ int campaign_plan_step(struct store *s, const struct policy *p, int64_t id, unsi
             sqlite3_bind_text(st, 3, k.channel, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 4, k.purpose, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 5, lang, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 6, subj, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 7, body, -1, SQLITE_STATIC);
+            /* a refused message keeps its reason, not a text naming the person */
+            sqlite3_bind_text(st, 6, d.allowed ? subj : "", -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 7, d.allowed ? body : "", -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 8, d.allowed ? "queued" : "refused", -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 9, d.reason, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 10, d.rule, -1, SQLITE_STATIC);

@@ -530,6 +530,11 @@ int main(void)
     RUN(test_events_and_figures);
     RUN(test_schedule);
     RUN(test_outreach_aggregate);
+    char **all[] = {de, pt, fr, nomail, withdrawn, other};
+    size_t sizes[] = {12, 6, 4, 2, 3, 3};
+    for (size_t i = 0; i < 6; i++)
+        for (size_t j = 0; j < sizes[i]; j++)
+            free(all[i][j]);
     store_close(s);
     policy_free(pol);
     return tl_report();
