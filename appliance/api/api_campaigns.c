@@ -177,11 +177,19 @@ void api_campaigns_action(struct api_db *db, struct store *rd, struct api_call *
     json_t *out = NULL;
     int rc;
     if (!strcmp(a, "dry-run")) {
-        /* One policy throughout; writes wait meanwhile (docs/API.md). */
-        const struct policy *p = api_db_policy_hold(db);
-        rc = campaign_dry_run(rd, p, id, 0, &out, &err);
-        api_db_policy_release(db);
+        /* The policy is held a page at a time, so writes wait at most
+         * for one page's decisions (docs/API.md). */
+        char cursor[CAMPAIGN_CURSOR_BUF] = "";
+        int done = 0;
+        out = json_object();
+        rc = 0;
+        while (rc == 0 && !done) {
+            const struct policy *p = api_db_policy_hold(db);
+            rc = campaign_dry_run_step(rd, p, id, 0, cursor, out, &done, &err);
+            api_db_policy_release(db);
+        }
         if (rc < 0) {
+            json_decref(out);
             reply_error(c, rc, &err);
             return;
         }

@@ -941,9 +941,16 @@ int campaign_plan_step(struct store *s, const struct policy *p, int64_t id, unsi
     return rc;
 }
 
-int campaign_dry_run(struct store *s, const struct policy *p, int64_t id, int64_t now_ms,
-                     json_t **out, struct op_error *err)
+static void bump(json_t *o, const char *key, int64_t by)
 {
+    json_object_set_new(o, key, json_integer(json_integer_value(json_object_get(o, key)) + by));
+}
+
+int campaign_dry_run_step(struct store *s, const struct policy *p, int64_t id, int64_t now_ms,
+                          char cursor[CAMPAIGN_CURSOR_BUF], json_t *acc, int *done,
+                          struct op_error *err)
+{
+    *done = 0;
     int64_t now = clock_ms(now_ms);
     struct member *ms = calloc(CAMPAIGN_BATCH, sizeof *ms);
     if (!ms)
@@ -961,56 +968,61 @@ int campaign_dry_run(struct store *s, const struct policy *p, int64_t id, int64_
         free(ms);
         return rc;
     }
+    static const char *const members[] = {"segment", "would_send", "refused", NULL};
+    for (size_t i = 0; members[i]; i++)
+        if (!json_object_get(acc, members[i]))
+            json_object_set_new(acc, members[i], json_integer(0));
+    if (!json_object_get(acc, "refused_by_reason"))
+        json_object_set_new(acc, "refused_by_reason", json_object());
+    if (!json_object_get(acc, "would_send_by_language"))
+        json_object_set_new(acc, "would_send_by_language", json_object());
+    json_t *by = json_object_get(acc, "refused_by_reason");
+    json_t *langs = json_object_get(acc, "would_send_by_language");
     struct seg_bind b;
     seg_bind_make(k.segment, &b);
-    json_t *by = json_object(), *langs = json_object();
-    int64_t total = 0, send = 0, refused = 0;
-    char cursor[40] = "";
-    for (;;) {
-        int n = segment_page(&c, &b, cursor, CAMPAIGN_BATCH, ms, err);
-        if (n < 0) {
-            rc = n;
+    int n = segment_page(&c, &b, cursor, CAMPAIGN_BATCH, ms, err);
+    rc = n < 0 ? n : 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        struct decision d;
+        rc = decide(s, p, &k, &ms[i], now, &d, err);
+        if (rc < 0)
             break;
+        bump(acc, "segment", 1);
+        if (d.allowed) {
+            char lang[4];
+            bump(acc, "would_send", 1);
+            bump(langs, pick_language(&k, ms[i].language, lang), 1);
+        } else {
+            bump(acc, "refused", 1);
+            bump(by, d.reason, 1);
         }
-        for (int i = 0; rc == 0 && i < n; i++) {
-            struct decision d;
-            rc = decide(s, p, &k, &ms[i], now, &d, err);
-            if (rc < 0)
-                break;
-            total++;
-            if (d.allowed) {
-                send++;
-                char lang[4];
-                pick_language(&k, ms[i].language, lang);
-                json_object_set_new(
-                    langs, lang,
-                    json_integer(json_integer_value(json_object_get(langs, lang)) + 1));
-            } else {
-                refused++;
-                json_object_set_new(
-                    by, d.reason,
-                    json_integer(json_integer_value(json_object_get(by, d.reason)) + 1));
-            }
-        }
-        if (n > 0)
-            snprintf(cursor, sizeof cursor, "%s", ms[n - 1].id);
-        for (int i = 0; i < n; i++)
-            member_free(&ms[i]);
-        if (rc < 0 || n < CAMPAIGN_BATCH)
-            break;
     }
+    if (rc == 0 && n > 0)
+        snprintf(cursor, CAMPAIGN_CURSOR_BUF, "%s", ms[n - 1].id);
+    if (rc == 0)
+        *done = n < CAMPAIGN_BATCH;
+    for (int i = 0; i < (n > 0 ? n : 0); i++)
+        member_free(&ms[i]);
     seg_bind_free(&b);
     camp_free(&k);
     sql_cache_close(&c);
     free(ms);
+    return rc;
+}
+
+int campaign_dry_run(struct store *s, const struct policy *p, int64_t id, int64_t now_ms,
+                     json_t **out, struct op_error *err)
+{
+    char cursor[CAMPAIGN_CURSOR_BUF] = "";
+    json_t *acc = json_object();
+    int done = 0, rc = 0;
+    while (rc == 0 && !done)
+        rc = campaign_dry_run_step(s, p, id, now_ms, cursor, acc, &done, err);
     if (rc < 0) {
-        json_decref(by);
-        json_decref(langs);
+        json_decref(acc);
         return rc;
     }
-    *out = json_pack("{s:I, s:I, s:I, s:o, s:o}", "segment", (json_int_t)total, "would_send",
-                     (json_int_t)send, "refused", (json_int_t)refused, "refused_by_reason", by,
-                     "would_send_by_language", langs);
+    *out = acc;
     return 0;
 }
 

@@ -31,6 +31,7 @@
 
 #define CAMPAIGN_BATCH 1000   /* contacts planned per transaction */
 #define CAMPAIGN_LIST_MAX 500 /* campaigns in one list */
+#define CAMPAIGN_CURSOR_BUF 40
 
 /* Validates a campaign as JSON (docs/OUTREACH.md lists the members) and
  * stores it as a draft. Nothing is written when anything is wrong. */
@@ -58,6 +59,14 @@ int campaign_figures(struct store *s, int64_t id, json_t **out, struct op_error 
  * "would_send": N, "refused": N, "refused_by_reason": {...}}. */
 int campaign_dry_run(struct store *s, const struct policy *p, int64_t id, int64_t now_ms,
                      json_t **out, struct op_error *err);
+
+/* The dry run a page (CAMPAIGN_BATCH contacts) at a time, for a caller
+ * that holds the policy only while a page is decided: cursor starts ""
+ * and is moved on; acc (an object) gathers the counts; *done = 1 after
+ * the last page. */
+int campaign_dry_run_step(struct store *s, const struct policy *p, int64_t id, int64_t now_ms,
+                          char cursor[CAMPAIGN_CURSOR_BUF], json_t *acc, int *done,
+                          struct op_error *err);
 
 /* draft or paused -> running (start time reached) or scheduled. */
 int campaign_start(struct store *s, int64_t id, int64_t now_ms, struct op_error *err);
