@@ -13,6 +13,7 @@
 #include "api_consents.h"
 #include "api_layout.h"
 #include "api_outreach.h"
+#include "api_campaigns.h"
 #include "api_records.h"
 #include "api_users.h"
 
@@ -141,6 +142,18 @@ void api_dispatch_run(struct api_db *db, struct api_auth *auth, struct api_call 
             api_outreach_call_result(db, c, &u);
         else
             method_not_allowed(c);
+        goto out;
+    }
+    if (r->kind == API_ROUTE_CAMPAIGNS) {
+        api_campaigns_collection(db, rd->store, c, &u);
+        goto out;
+    }
+    if (r->kind == API_ROUTE_CAMPAIGN) {
+        api_campaigns_get(rd->store, c, &u);
+        goto out;
+    }
+    if (r->kind == API_ROUTE_CAMPAIGN_ACTION) {
+        api_campaigns_action(db, rd->store, c, &u);
         goto out;
     }
     switch (r->kind) {

@@ -131,6 +131,19 @@ void api_route_match(const char *path, struct api_route *r)
         snprintf(r->id, sizeof r->id, "%s", seg[4]);
         return;
     }
+    if (!strcmp(seg[2], "campaigns") && n <= 5) {
+        r->kind = n == 3   ? API_ROUTE_CAMPAIGNS
+                  : n == 4 ? API_ROUTE_CAMPAIGN
+                           : API_ROUTE_CAMPAIGN_ACTION;
+        r->label = n == 3   ? "/api/v1/campaigns"
+                   : n == 4 ? "/api/v1/campaigns/{id}"
+                            : "/api/v1/campaigns/{id}/{action}";
+        if (n >= 4)
+            snprintf(r->id, sizeof r->id, "%s", seg[3]);
+        if (n == 5)
+            snprintf(r->sub_id, sizeof r->sub_id, "%s", seg[4]);
+        return;
+    }
     if (n == 4 && !strcmp(seg[2], "aggregates")) {
         r->kind = API_ROUTE_AGGREGATE;
         r->label = "/api/v1/aggregates/{name}";
@@ -182,6 +195,7 @@ const char *api_route_allow(enum api_route_kind kind)
     case API_ROUTE_LAYOUT:
     case API_ROUTE_USERS:
     case API_ROUTE_OUTREACH:
+    case API_ROUTE_CAMPAIGN:
         return "GET, HEAD";
     case API_ROUTE_O_CONFIRM:
     case API_ROUTE_O_UNSUBSCRIBE:
@@ -193,6 +207,7 @@ const char *api_route_allow(enum api_route_kind kind)
         return "POST, DELETE";
     case API_ROUTE_COLLECTION:
     case API_ROUTE_CONSENTS:
+    case API_ROUTE_CAMPAIGNS:
         return "GET, HEAD, POST";
     case API_ROUTE_RECORD:
         return "GET, HEAD, PATCH, DELETE";
@@ -200,6 +215,7 @@ const char *api_route_allow(enum api_route_kind kind)
     case API_ROUTE_CONFIRM:
     case API_ROUTE_BULK:
     case API_ROUTE_CALL_RESULT:
+    case API_ROUTE_CAMPAIGN_ACTION:
         return "POST";
     case API_ROUTE_NOT_FOUND:
         break;

@@ -19,22 +19,25 @@ enum api_route_kind {
     API_ROUTE_METRICS,
     API_ROUTE_SESSION,
     API_ROUTE_SEARCH,
-    API_ROUTE_COLLECTION,     /* /api/v1/{plural} */
-    API_ROUTE_RECORD,         /* /api/v1/{plural}/{id} */
-    API_ROUTE_CONSENTS,       /* /api/v1/contacts/{id}/consents */
-    API_ROUTE_WITHDRAW,       /* /api/v1/contacts/{id}/consents/{cid}/withdraw */
-    API_ROUTE_CONSENT_STATUS, /* /api/v1/contacts/{id}/consents/status */
-    API_ROUTE_CONFIRM,        /* /api/v1/consents/confirm: the contact's link, no Bearer */
-    API_ROUTE_AGGREGATE,      /* /api/v1/aggregates/{name}: the hq role only */
-    API_ROUTE_LAYOUT,         /* /api/v1/layout: the region's form of each record kind */
-    API_ROUTE_USERS,          /* /api/v1/users: who works here, for managers and admins */
-    API_ROUTE_BULK,           /* /api/v1/contacts/bulk: many creates, one duplicate choice */
-    API_ROUTE_O_CONFIRM,      /* /o/confirm: the double opt-in page, no Bearer */
-    API_ROUTE_O_UNSUBSCRIBE,  /* /o/unsubscribe/{token}: one-click unsubscribe, no Bearer */
-    API_ROUTE_OUTREACH,       /* /api/v1/outreach/messages: the queue, managers */
-    API_ROUTE_O_SMS_DLR,      /* /o/sms/dlr: the SMS gateway's delivery report, token in the URL */
-    API_ROUTE_O_SMS_MO,       /* /o/sms/mo: a reply by SMS from the gateway, shared secret */
-    API_ROUTE_CALL_RESULT,    /* /api/v1/outreach/messages/{id}/call-result: managers */
+    API_ROUTE_COLLECTION,      /* /api/v1/{plural} */
+    API_ROUTE_RECORD,          /* /api/v1/{plural}/{id} */
+    API_ROUTE_CONSENTS,        /* /api/v1/contacts/{id}/consents */
+    API_ROUTE_WITHDRAW,        /* /api/v1/contacts/{id}/consents/{cid}/withdraw */
+    API_ROUTE_CONSENT_STATUS,  /* /api/v1/contacts/{id}/consents/status */
+    API_ROUTE_CONFIRM,         /* /api/v1/consents/confirm: the contact's link, no Bearer */
+    API_ROUTE_AGGREGATE,       /* /api/v1/aggregates/{name}: the hq role only */
+    API_ROUTE_LAYOUT,          /* /api/v1/layout: the region's form of each record kind */
+    API_ROUTE_USERS,           /* /api/v1/users: who works here, for managers and admins */
+    API_ROUTE_BULK,            /* /api/v1/contacts/bulk: many creates, one duplicate choice */
+    API_ROUTE_O_CONFIRM,       /* /o/confirm: the double opt-in page, no Bearer */
+    API_ROUTE_O_UNSUBSCRIBE,   /* /o/unsubscribe/{token}: one-click unsubscribe, no Bearer */
+    API_ROUTE_OUTREACH,        /* /api/v1/outreach/messages: the queue, managers */
+    API_ROUTE_O_SMS_DLR,       /* /o/sms/dlr: the SMS gateway's delivery report, token in the URL */
+    API_ROUTE_O_SMS_MO,        /* /o/sms/mo: a reply by SMS from the gateway, shared secret */
+    API_ROUTE_CALL_RESULT,     /* /api/v1/outreach/messages/{id}/call-result: managers */
+    API_ROUTE_CAMPAIGNS,       /* /api/v1/campaigns: managers */
+    API_ROUTE_CAMPAIGN,        /* /api/v1/campaigns/{id} */
+    API_ROUTE_CAMPAIGN_ACTION, /* /api/v1/campaigns/{id}/{action}: dry-run, start, pause, cancel */
 };
 
 struct api_route {

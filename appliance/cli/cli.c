@@ -267,10 +267,10 @@ void cli_progress_done(struct cli_progress *p)
 /* ---- the command line ------------------------------------------------------- */
 
 static const struct cli_command *const commands[] = {
-    &cmd_init,   &cmd_contact,   &cmd_search,  &cmd_import,    &cmd_export,
-    &cmd_backup, &cmd_restore,   &cmd_check,   &cmd_user,      &cmd_token,
-    &cmd_cert,   &cmd_retention, &cmd_subject, &cmd_consent,   &cmd_egress_report,
-    &cmd_status, &cmd_sync,      &cmd_policy,  &cmd_aggregate, &cmd_outreach,
+    &cmd_init,      &cmd_contact,  &cmd_search,        &cmd_import, &cmd_export, &cmd_backup,
+    &cmd_restore,   &cmd_check,    &cmd_user,          &cmd_token,  &cmd_cert,   &cmd_retention,
+    &cmd_subject,   &cmd_consent,  &cmd_egress_report, &cmd_status, &cmd_sync,   &cmd_policy,
+    &cmd_aggregate, &cmd_outreach, &cmd_campaign,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -214,7 +214,8 @@ int cli_bad(const struct cli_call *c, const char *fmt, ...) __attribute__((forma
 /* The commands, in the order `outpost --help` lists them. */
 extern const struct cli_command cmd_init, cmd_contact, cmd_search, cmd_import, cmd_export,
     cmd_backup, cmd_restore, cmd_check, cmd_user, cmd_token, cmd_cert, cmd_retention, cmd_subject,
-    cmd_consent, cmd_egress_report, cmd_status, cmd_sync, cmd_policy, cmd_aggregate, cmd_outreach;
+    cmd_consent, cmd_egress_report, cmd_status, cmd_sync, cmd_policy, cmd_aggregate, cmd_outreach,
+    cmd_campaign;
 
 /* `outpost cert create` with these hosts, for `outpost init --tls-hosts`. */
 int cmd_cert_create(const char *db_path, const char *hosts);

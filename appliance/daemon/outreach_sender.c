@@ -11,6 +11,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "campaign.h"
 #include "db.h"
 #include "hlc.h"
 #include "log.h"
@@ -26,6 +27,7 @@
 
 #define IDLE_MS 500 /* look for due messages this often */
 #define POLICY_EVERY_MS 60000
+#define CAMPAIGN_EVERY_MS 1000 /* the campaigns' clock when nothing is being planned */
 
 struct outreach_sender {
     struct outpostd_config cfg;
@@ -245,7 +247,8 @@ static void send_one(struct outreach_sender *o, struct outreach_job *job)
 static void run(void *arg)
 {
     struct outreach_sender *o = arg;
-    int64_t next_allowed = 0, policy_at = now_ms();
+    int64_t next_allowed = 0, policy_at = now_ms(), campaigns_at = 0;
+    int planning = 0;
     int64_t spacing = 60000 / (int64_t)o->cfg.outreach_rate;
     for (;;) {
         uv_mutex_lock(&o->lock);
@@ -259,12 +262,21 @@ static void run(void *arg)
             load_policy(o);
             policy_at = now;
         }
-        if (now < next_allowed) {
-            wait_ms(o, next_allowed - now);
-            continue;
-        }
         struct op_error err;
         op_error_clear(&err);
+        if (now >= campaigns_at) {
+            /* Campaigns start, end and are planned a batch at a time. */
+            planning = 0;
+            if (campaign_tick(o->store, o->policy, CAMPAIGN_BATCH, 0, &planning, &err) < 0)
+                log_err("outreach: campaigns: %s", err.msg);
+            campaigns_at = planning ? now : now + CAMPAIGN_EVERY_MS;
+        }
+        if (now < next_allowed) {
+            if (!planning)
+                wait_ms(o, next_allowed - now < CAMPAIGN_EVERY_MS ? next_allowed - now
+                                                                  : CAMPAIGN_EVERY_MS);
+            continue;
+        }
         int64_t day = now - now % (86400LL * 1000), sent = 0;
         if (outreach_sent_since(o->store, day, &sent, &err) < 0) {
             log_err("outreach: %s", err.msg);
@@ -283,7 +295,8 @@ static void run(void *arg)
             continue;
         }
         if (rc == 0) {
-            wait_ms(o, IDLE_MS);
+            if (!planning)
+                wait_ms(o, IDLE_MS);
             continue;
         }
         next_allowed = now_ms() + spacing;

@@ -370,6 +370,15 @@ static const struct def defs[] = {
      "first_channel",
      "all",
      {"deal.stage", "deal.expected_close", "activity.channel", NULL}},
+    {"outreach_by_channel_country",
+     STORE_Q_AGGREGATE_OUTREACH_BY_CHANNEL_COUNTRY,
+     AGGREGATE_RATE,
+     P_QUARTER,
+     C_DATA,
+     0,
+     "channel",
+     "country",
+     {"contact.country", NULL}},
     {"completeness_by_field",
      STORE_Q_AGGREGATE_COMPLETENESS_BY_FIELD,
      AGGREGATE_RATE,
@@ -383,13 +392,10 @@ static const struct def defs[] = {
 #define NDEFS (sizeof defs / sizeof defs[0])
 
 const char *const aggregate_names[] = {
-    "contacts_by_segment_district",
-    "consent_rates_by_channel_purpose",
-    "activities_by_channel_week",
-    "pipeline_by_stage_month",
-    "conversion_by_channel",
-    "completeness_by_field",
-    NULL,
+    "contacts_by_segment_district", "consent_rates_by_channel_purpose",
+    "activities_by_channel_week",   "pipeline_by_stage_month",
+    "conversion_by_channel",        "outreach_by_channel_country",
+    "completeness_by_field",        NULL,
 };
 
 /* The contact fields completeness_by_field reports, in the order of the

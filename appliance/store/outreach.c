@@ -668,6 +668,8 @@ int outreach_unsubscribe(struct store *s, const char *token, int64_t now_ms, cha
         if (rc == -ENOENT) /* the contact was erased: its address is suppressed already */
             rc = 0;
         if (rc == 0)
+            rc = outreach_record_event(s, msg, "unsubscribed", now, "one-click unsubscribe", err);
+        if (rc == 0)
             rc = sql_get_st(&c, STORE_Q_OUTREACH_UNSUB_USE, &st, err);
         if (rc == 0) {
             sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
@@ -676,4 +678,19 @@ int outreach_unsubscribe(struct store *s, const char *token, int64_t now_ms, cha
         }
     }
     return txn_end(s, &c, own, rc, err);
+}
+
+static const char *const channels_known[] = {"email", NULL};
+
+int outreach_channel_known(const char *channel)
+{
+    for (size_t i = 0; channel && channels_known[i]; i++)
+        if (!strcmp(channels_known[i], channel))
+            return 1;
+    return 0;
+}
+
+const char *outreach_channels(void)
+{
+    return "email";
 }

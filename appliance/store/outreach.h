@@ -22,6 +22,7 @@
 
 #include "consent.h"
 #include "op_error.h"
+#include "outreach_events.h" /* outreach_record_event: a transport's report */
 #include "policy.h"
 #include "store.h"
 
@@ -139,5 +140,10 @@ int outreach_new_token(char token[OUTREACH_TOKEN_BUF], struct op_error *err);
  * language, for the page that answers. */
 int outreach_unsubscribe(struct store *s, const char *token, int64_t now_ms, char *lang,
                          struct op_error *err);
+
+/* 1 when the node has a transport for the channel (campaigns accept only
+ * these); outreach_channels() lists them for messages. */
+int outreach_channel_known(const char *channel);
+const char *outreach_channels(void);
 
 #endif

@@ -25,7 +25,7 @@
 static const struct {
     const char *kind, *outcome;
 } kinds[] = {
-    {"delivered", "delivered"}, {"bounced_hard", "bounced"}, {"bounced_soft", "bounced"},
+    {"delivered", "delivered"}, {"bounced_hard", "bounced"}, {"bounced_soft", ""},
     {"failed", "bounced"},      {"replied", "replied"},      {"unsubscribed", ""},
 };
 

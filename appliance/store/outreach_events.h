@@ -30,8 +30,9 @@ int outreach_event_kind_valid(const char *kind);
 /* Records one event (kind: delivered, bounced_hard, bounced_soft, failed,
  * replied, unsubscribed) and sets the message's outcome in one
  * transaction, the caller's when one is open: delivered -> delivered;
- * bounced_hard, bounced_soft, failed -> bounced; replied -> replied;
- * unsubscribed leaves it. A reply wins over everything, a bounce over a
+ * bounced_hard, failed -> bounced; replied -> replied; bounced_soft (a
+ * temporary failure: the message may still arrive) and unsubscribed leave
+ * it. A reply wins over everything, a bounce over a
  * delivery report, a delivery only over nothing. detail is cut to
  * OUTREACH_EVENT_DETAIL_MAX bytes at a character boundary and its control
  * characters become spaces (one line). at_ms 0 is now.

@@ -43,6 +43,7 @@ const char *const policy_aggregate_queries[] = {
     "activities_by_channel_week",
     "pipeline_by_stage_month",
     "conversion_by_channel",
+    "outreach_by_channel_country",
     "completeness_by_field",
     NULL,
 };

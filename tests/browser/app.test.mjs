@@ -490,6 +490,58 @@ async function main() {
     assert.equal((await api('GET', '/tasks?contact=' + contactId)).data.items[0].status, 'done');
   });
 
+  await scenario('a manager creates a campaign, sees its dry run, starts and pauses it', async () => {
+    const c7 = await browser.newContext({locale: 'en-US'});
+    const p7 = await c7.newPage();
+    p7.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) csp.push(m.text()); });
+    await signIn(p7, node.base, MARIA);
+    const mapi = await apiLogin(node.base, MARIA[0], MARIA[2]);
+    await p7.click('a[href="#/campaigns"]');
+    await p7.waitForSelector('h1:text("Campaigns")');
+    await p7.waitForSelector('p:text("No campaigns yet.")');
+    await p7.fill('input[name=name]', 'Winter');
+    await p7.fill('input[name=lang1]', 'en');
+    await p7.fill('input[name=subject1]', 'News for {{given_name}}');
+    await p7.fill('textarea[name=body1]', 'Hello {{vorname}}');
+    await p7.click('#campaign-create');
+    // the node names what is wrong, and keeps nothing
+    await p7.waitForSelector('#campaign-error:has-text("templates.en.body: unknown slot {{vorname}}")');
+    assert.equal((await mapi('GET', '/campaigns')).data.campaigns.length, 0);
+    await p7.fill('textarea[name=body1]', 'Hello {{name}},\nwinter is here.');
+    await p7.fill('input[name=lang2]', 'de');
+    await p7.fill('input[name=subject2]', 'Neues für {{given_name}}');
+    await p7.fill('textarea[name=body2]', 'Hallo {{given_name}}');
+    await p7.click('#campaign-create');
+    await p7.waitForSelector('#dry-run');
+    const list = (await mapi('GET', '/campaigns')).data.campaigns;
+    assert.equal(list.length, 1);
+    assert.equal(list[0].state, 'draft');
+    const dry = (await mapi('POST', '/campaigns/' + list[0].id + '/dry-run')).data;
+    assert.ok(dry.segment > 0, JSON.stringify(dry));
+    assert.equal(await p7.textContent('#dry-run-send'),
+      `${dry.would_send} of ${dry.segment} contacts would get the message.`);
+    assert.equal(await p7.textContent('#dry-run-refused'), `${dry.refused} are refused:`);
+    // nobody here has consented to e-mail: every refusal has its reason
+    assert.equal(dry.would_send, 0);
+    await p7.waitForSelector('#dry-run li:has-text("no consent on file")');
+    await shot(p7, 'campaign-dry-run');
+    await axe(p7, 'campaign dry run');
+    await p7.click('#campaign-start');
+    await p7.waitForSelector(`#campaign-${list[0].id} td:text("running")`);
+    assert.equal((await mapi('GET', '/campaigns/' + list[0].id)).data.state, 'running');
+    const cells = await p7.locator(`#campaign-${list[0].id} td`).allTextContents();
+    assert.equal(cells.length, 9, cells.join('|')); // state, 7 figures, the button
+    await p7.click(`#campaign-${list[0].id} button:text("Pause")`);
+    await p7.waitForSelector(`#campaign-${list[0].id} td:text("paused")`);
+    assert.equal((await mapi('GET', '/campaigns/' + list[0].id)).data.state, 'paused');
+    await shot(p7, 'campaigns');
+    await axe(p7, 'campaigns');
+    // a field user has no campaign screen and no campaign route
+    assert.equal(await page.locator('a[href="#/campaigns"]').count(), 0);
+    assert.equal((await api('GET', '/campaigns')).status, 403);
+    await c7.close();
+  });
+
   assert.deepEqual(csp, [], 'no Content-Security-Policy violations');
 }
 

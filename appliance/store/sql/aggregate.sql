@@ -65,6 +65,19 @@ WHERE d.expected_close >= ?1 AND d.expected_close < ?2 AND d.deleted = 0
   AND d.restricted = 0 AND d.stage IN ('won', 'lost')
 GROUP BY 1;
 
+-- Campaign messages sent in ?1 .. ?2 (days), by channel and the contact's
+-- country: n sent, x answered (outcome replied). Deleted and restricted
+-- contacts are left out; an erased contact's messages are gone.
+-- name: outreach_by_channel_country
+SELECT m.channel AS r, coalesce(nullif(c.country, ''), '(none)') AS c, count(*) AS n,
+       sum(m.outcome = 'replied') AS x
+FROM outreach_messages AS m JOIN contacts AS c ON c.id = m.contact_id
+WHERE m.campaign_id IS NOT NULL AND m.state = 'sent'
+  AND m.sent_ms >= CAST(strftime('%s', ?1) AS INTEGER) * 1000
+  AND m.sent_ms < CAST(strftime('%s', ?2) AS INTEGER) * 1000
+  AND c.deleted = 0 AND c.restricted = 0
+GROUP BY 1, 2;
+
 -- One row: the live contacts, then how many have each field filled, in
 -- the order of aggregate.c's completeness_fields[].
 -- name: completeness_by_field

@@ -5,13 +5,16 @@ INSERT INTO outreach_messages (contact_id, channel, purpose, kind, language, tem
                                subject, body, next_try_ms, created_ms)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10);
 
--- The next message due, oldest first. Printed mail and calls are handed
--- out as files (outreach_handout.c), never sent by the sender.
+-- The next message due, oldest first; a campaign's only while it runs.
+-- Printed mail and calls are handed out as files (outreach_handout.c),
+-- never sent by the sender.
 -- name: next_due
 SELECT id, contact_id, channel, purpose, kind, language, template, params, subject, body,
        attempts
 FROM outreach_messages
 WHERE state = 'queued' AND next_try_ms <= ?1 AND channel NOT IN ('print', 'call')
+  AND (campaign_id IS NULL OR EXISTS (SELECT 1 FROM campaigns k
+                                      WHERE k.id = campaign_id AND k.state = 'running'))
 ORDER BY next_try_ms, id LIMIT 1;
 
 -- name: get
@@ -93,3 +96,4 @@ UPDATE outreach_unsubscribe SET used_ms = ?2 WHERE token_hash = ?1 AND used_ms I
 -- name: outcome_unknown
 UPDATE outreach_messages SET state = 'unknown', error = ?2
 WHERE id = ?1 AND state = 'sending';
+

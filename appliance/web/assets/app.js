@@ -278,7 +278,7 @@ function shown(f, v) {
 function nav() {
   const here = location.hash.split('/')[1] || '';
   const links = S.token ? [['search', 'nav.search'], ['pipeline', 'nav.pipeline'], ['tasks', 'nav.tasks']] : [];
-  if (S.user && S.user.role === 'manager') links.push(['team', 'nav.team']);
+  if (S.user && S.user.role === 'manager') links.push(['team', 'nav.team'], ['campaigns', 'nav.campaigns']);
   const n = document.getElementById('nav');
   n.replaceChildren(...links.map(([k, m]) => h('a', {href: '#/' + k, 'aria-current': here === k ? 'page' : null, text: t(m)})));
   if (S.token) n.append(h('a', {href: '#/logout', text: t('nav.logout') + (S.user ? ' (' + S.user.name + ')' : '')}));
@@ -654,6 +654,89 @@ async function teamView() {
       chans.map((c) => h('td', {text: nf.format(row[c] || 0)})), h('td', {text: nf.format(row.total)}))))));
 }
 
+/* Campaigns (docs/OUTREACH.md "Campaigns"), for managers: the list with
+ * each campaign's figures, start and pause; a new campaign is stored as a
+ * draft and its dry run shown before anyone starts it. */
+const FIGURES = ['planned', 'sent', 'refused', 'delivered', 'bounced', 'unsubscribed', 'responded'];
+
+async function campaignAction(id, action) {
+  const r = await api('POST', '/campaigns/' + id + '/' + action);
+  if (!r.ok) status(t('error', {detail: detail(r)}));
+  return r;
+}
+
+function dryRunView(id, d) {
+  const nf = new Intl.NumberFormat(S.lang);
+  const reasons = Object.entries(d.refused_by_reason || {});
+  return h('section', {id: 'dry-run', 'aria-live': 'polite'},
+    h('h2', {text: t('campaigns.dry_run')}),
+    h('p', {id: 'dry-run-send', text: t('campaigns.would_send', {n: nf.format(d.would_send), of: nf.format(d.segment)})}),
+    h('p', {id: 'dry-run-refused', text: t('campaigns.refused', {n: nf.format(d.refused)})}),
+    reasons.length ? h('ul', {}, reasons.map(([k, v]) => h('li', {text: t('campaigns.reason.' + k) + ': ' + nf.format(v)}))) : null,
+    h('button', {type: 'button', id: 'campaign-start', text: t('campaigns.start'), onclick: async () => {
+      const r = await campaignAction(id, 'start');
+      if (r.ok) { location.hash = '#/campaigns'; campaignsView(); }
+    }}));
+}
+
+function campaignForm() {
+  const err = h('p', {class: 'error', role: 'alert', id: 'campaign-error'});
+  const out = h('div');
+  const field = (name, label, attrs) => h('label', {}, t(label), h('input', Object.assign({name}, attrs || {})));
+  const tmpl = (n) => h('fieldset', {}, h('legend', {text: t('campaigns.template', {n})}),
+    field('lang' + n, 'campaigns.language', {size: 3, maxlength: 3, required: n === 1}),
+    field('subject' + n, 'campaigns.subject', {maxlength: 200}),
+    h('label', {}, t('campaigns.body'), h('textarea', {name: 'body' + n, rows: 4})));
+  const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  const form = h('form', {id: 'campaign-form', onsubmit: async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    out.replaceChildren();
+    const e = form.elements;
+    const templates = {};
+    for (const n of [1, 2, 3]) {
+      const l = e['lang' + n].value.trim();
+      if (l) templates[l] = {subject: e['subject' + n].value, body: e['body' + n].value};
+    }
+    const segment = {};
+    if (list(e.country.value).length) segment.country = list(e.country.value);
+    if (list(e.language.value).length) segment.language = list(e.language.value);
+    const body = {name: e.name.value, channel: 'email', purpose: e.purpose.value, segment, templates,
+      fallback_language: e.lang1.value.trim()};
+    const r = await api('POST', '/campaigns', body);
+    if (!r.ok) { err.textContent = detail(r); return; }
+    const d = await api('POST', '/campaigns/' + r.data.id + '/dry-run');
+    if (!d.ok) { err.textContent = detail(d); return; }
+    out.replaceChildren(dryRunView(r.data.id, d.data));
+  }},
+  field('name', 'campaigns.name', {required: true, maxlength: 200}),
+  field('purpose', 'campaigns.purpose', {required: true, value: 'newsletter'}),
+  field('country', 'campaigns.countries', {placeholder: 'DE, AT'}),
+  field('language', 'campaigns.languages', {placeholder: 'de, pt'}),
+  h('p', {class: 'muted', text: t('campaigns.slots')}),
+  tmpl(1), tmpl(2), tmpl(3),
+  h('button', {type: 'submit', id: 'campaign-create', text: t('campaigns.create')}), err);
+  return [h('h2', {text: t('campaigns.new')}), form, out];
+}
+
+async function campaignsView() {
+  if (!S.user || S.user.role !== 'manager') { show(t('campaigns.title'), h('p', {text: t('campaigns.managers_only')})); return; }
+  const r = await api('GET', '/campaigns');
+  const nf = new Intl.NumberFormat(S.lang);
+  const rows = (r.ok ? r.data.campaigns : []).map((c) => h('tr', {id: 'campaign-' + c.id},
+    h('th', {scope: 'row', text: c.name}), h('td', {text: t('campaigns.state.' + c.state)}),
+    FIGURES.map((f) => h('td', {text: nf.format(c.figures[f])})),
+    h('td', {}, ['draft', 'paused'].includes(c.state) ? h('button', {type: 'button', class: 'secondary', text: t('campaigns.start'),
+      onclick: async () => { if ((await campaignAction(c.id, 'start')).ok) campaignsView(); }}) : null,
+    ['running', 'scheduled'].includes(c.state) ? h('button', {type: 'button', class: 'secondary', text: t('campaigns.pause'),
+      onclick: async () => { if ((await campaignAction(c.id, 'pause')).ok) campaignsView(); }}) : null)));
+  show(t('campaigns.title'),
+    rows.length ? h('table', {id: 'campaigns'}, h('thead', {}, h('tr', {}, h('th', {scope: 'col', text: t('campaigns.name')}),
+      h('th', {scope: 'col', text: t('campaigns.state')}), FIGURES.map((f) => h('th', {scope: 'col', text: t('campaigns.figure.' + f)})),
+      h('th', {scope: 'col', text: ''}))), h('tbody', {}, rows)) : h('p', {class: 'muted', text: t('campaigns.none')}),
+    campaignForm());
+}
+
 /* Captures the node refused (a 4xx): the node's reason, the values as
  * captured to correct and send again, or discard. Nothing here is sent
  * without the user's tap. */
@@ -745,6 +828,7 @@ async function route() {
     case 'pipeline': return await pipelineView();
     case 'tasks': return await tasksView();
     case 'team': return await teamView();
+    case 'campaigns': return await campaignsView();
     case 'attention': return await attentionView();
     default: return searchView();
     }

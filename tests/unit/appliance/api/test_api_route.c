@@ -48,6 +48,16 @@ static void fixed_routes(void)
     CHECK_STR(r.label, "/api/v1/outreach/messages");
     CHECK_STR(api_route_allow(API_ROUTE_O_UNSUBSCRIBE), "GET, HEAD, POST");
     CHECK_STR(api_route_allow(API_ROUTE_OUTREACH), "GET, HEAD");
+    CHECK_EQ(match("/api/v1/campaigns"), API_ROUTE_CAMPAIGNS);
+    CHECK_STR(api_route_allow(API_ROUTE_CAMPAIGNS), "GET, HEAD, POST");
+    CHECK_EQ(match("/api/v1/campaigns/12"), API_ROUTE_CAMPAIGN);
+    CHECK_STR(r.id, "12");
+    CHECK_STR(r.label, "/api/v1/campaigns/{id}");
+    CHECK_EQ(match("/api/v1/campaigns/12/dry-run"), API_ROUTE_CAMPAIGN_ACTION);
+    CHECK_STR(r.sub_id, "dry-run");
+    CHECK_STR(r.label, "/api/v1/campaigns/{id}/{action}");
+    CHECK_STR(api_route_allow(API_ROUTE_CAMPAIGN_ACTION), "POST");
+    CHECK_EQ(match("/api/v1/campaigns/12/start/now"), API_ROUTE_NOT_FOUND);
     /* only as written: the probes have no aliases */
     CHECK_EQ(match("/healthz/"), API_ROUTE_NOT_FOUND);
     CHECK_EQ(match("/Healthz"), API_ROUTE_NOT_FOUND);
