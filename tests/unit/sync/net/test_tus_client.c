@@ -72,6 +72,8 @@ struct fake {
     size_t cut_every;        /* close each connection after this many PATCH body bytes */
     int cut_every_keep;      /* and keep what arrived of the PATCH it cut, as HQ does */
     int stall_patch_no;      /* this PATCH's connection goes silent: no read, no answer */
+    int trunc_req_no;        /* this request's answer (counting every request from 1)... */
+    size_t trunc_at;         /* ...stops after this many bytes and the connection closes */
     uint64_t final_delay_ms; /* the answer to the completing PATCH waits this long */
     uint64_t slow_bps;       /* PATCH answers wait as long as the body takes at this rate */
     /* a virtual link for the client's injected clock: each request moves
@@ -189,6 +191,12 @@ static void respond(struct fconn *k, int status, const char *extra)
                  "HTTP/1.1 %d %s\r\nTus-Resumable: 1.0.0\r\n%sContent-Length: %d\r\n\r\n%s", status,
                  reason, extra, status >= 400 ? 9 : 0, status >= 400 ? "rejected\n" : "");
     k->resp_len = (size_t)n;
+    if (k->f->trunc_req_no && k->f->trunc_req_no == k->f->n_req && k->f->trunc_at < k->resp_len) {
+        /* the link dies in the middle of the answer's headers */
+        conn_write(k, k->resp, k->f->trunc_at);
+        conn_close(k);
+        return;
+    }
     if (k->f->delay_ms)
         (void)uv_timer_start(&k->delay, send_delayed, k->f->delay_ms, 0);
     else
@@ -590,6 +598,7 @@ struct run {
     int done, status, created, created_at_patch, progress_calls, retries;
     uint64_t confirmed, total;
     char url[TUS_URL_MAX + 1], created_url[TUS_URL_MAX + 1], err[512];
+    char retry_msg[512]; /* why the first retry */
     uint64_t delays[32];
     size_t chunk_at_retry[32];
     uint64_t stop_after;   /* stop the client once this much is confirmed */
@@ -646,6 +655,8 @@ static void cb_progress(void *ctx, uint64_t confirmed, uint64_t total)
 static void cb_retry(void *ctx, unsigned attempt, uint64_t delay_ms, const struct op_error *why)
 {
     struct run *r = ctx;
+    if (!r->retries)
+        snprintf(r->retry_msg, sizeof r->retry_msg, "%s", why ? why->msg : "");
     if (r->retries < 32) {
         r->delays[r->retries] = delay_ms;
         struct tus_client_stats st;
@@ -973,6 +984,89 @@ static void test_lost_response_not_resent(void)
     run_teardown(&r);
 }
 
+static uint32_t rng_max(void *ctx)
+{
+    return UINT32_MAX;
+}
+
+/* The link dies inside an answer's headers: curl hands over the status
+ * line and the header lines that came and calls the transfer complete.
+ * A 201 cut before its Location is a cut, not a server without Location
+ * (the upload is created again), and a 204 cut before its Upload-Offset
+ * is a cut after the body went (at once a HEAD, nothing sent twice). */
+static void test_answer_cut_in_headers(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.backoff_base_ms = 2000;
+    cfg.backoff_max_ms = 10000;
+    cfg.rng = rng_max;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 100 * KiB, path, sizeof path);
+    r.f.trunc_req_no = 1; /* the POST */
+    r.f.trunc_at = strlen("HTTP/1.1 201 Created\r\nTus-Resumable: 1.0.0\r\n");
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(strstr(r.err, "without a usable Location") == NULL);
+    CHECK_EQ(r.f.n_post, 2); /* the first upload is an orphan at the server */
+    CHECK_EQ(r.created, 1);
+    CHECK(same_as_file(&r.f.up[1], path));
+    CHECK_EQ(r.retries, 1);
+    CHECK(strstr(r.retry_msg, "answer cut") != NULL);
+    run_teardown(&r);
+
+    run_setup(&r, NULL);
+    new_client(&r, &cfg);
+    make_file(&r, "b.seg", 100 * KiB, path, sizeof path);
+    r.f.trunc_req_no = 2; /* the first PATCH: stored, its 204 cut before Upload-Offset */
+    r.f.trunc_at = strlen("HTTP/1.1 204 No Content\r\nTus-Resumable: 1.0.0\r\n");
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 1);
+    CHECK_INT(r.delays[0], <=, 250); /* a cut after the body went: no backoff */
+    CHECK(strstr(r.retry_msg, "answer cut") != NULL);
+    CHECK_EQ(r.f.n_head, 1);
+    CHECK_EQ(r.f.patch_bytes, 100 * KiB); /* nothing sent twice */
+    CHECK_EQ(stats(&r).bytes_resent, 0);
+    CHECK_EQ(stats(&r).bytes_confirmed, 100 * KiB);
+    run_teardown(&r);
+}
+
+/* The answer to a PATCH on a kept connection is lost (the link closed
+ * it): curl wants to send the body again on a new connection, the seek
+ * callback refuses, and that is a cut like any other: a HEAD at once,
+ * not a backoff, and a message that says what happened. */
+static void test_lost_answer_on_kept_connection(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.backoff_base_ms = 2000;
+    cfg.backoff_max_ms = 10000;
+    cfg.rng = rng_max;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+    r.f.lose_patch_no = 1; /* the POST's connection, kept, carries it */
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 1);
+    CHECK_INT(r.delays[0], <=, 250);
+    CHECK(strstr(r.retry_msg, "seek callback") == NULL);
+    CHECK(strstr(r.retry_msg, "connection closed before the answer") != NULL);
+    CHECK_EQ(r.f.n_head, 1);
+    CHECK_EQ(r.f.patch_bytes, 512 * KiB);
+    CHECK_EQ(stats(&r).bytes_resent, 0);
+    run_teardown(&r);
+}
+
 static void test_conflict_409(void)
 {
     struct run r;
@@ -1058,11 +1152,6 @@ static void test_forbidden_is_permanent(void)
     CHECK_EQ(r.status, -ESTALE);
     CHECK_CONTAINS(r.err, "/nonexistent/seg");
     run_teardown(&r);
-}
-
-static uint32_t rng_max(void *ctx)
-{
-    return UINT32_MAX;
 }
 
 static uint32_t rng_half(void *ctx)
@@ -2349,6 +2438,8 @@ int main(void)
     RUN(test_hold_until_resumed);
     RUN(test_cut_mid_chunk);
     RUN(test_lost_response_not_resent);
+    RUN(test_answer_cut_in_headers);
+    RUN(test_lost_answer_on_kept_connection);
     RUN(test_conflict_409);
     RUN(test_checksum_460_resends);
     RUN(test_forbidden_is_permanent);
