@@ -43,9 +43,11 @@ echo "segments $SEGS B; proxy: up $UP B, $CUTS cuts, $CONNS connections;" \
 [ "$today" = "$SEGS" ] || die "bytes_today $today: HQ acknowledged $SEGS bytes of segments"
 [ "$sent" -ge "$SEGS" ] || die "sent $sent bytes, fewer than the $SEGS HQ acknowledged"
 # per cut the proxy may have taken (acknowledged to this host) and
-# dropped its buffers: user space, its socket's receive buffer (the
-# kernel doubles it) and one 16 KiB read
-slack=$((CUTS * (3 * BUF + 16384)))
+# dropped what its buffers held: user space and its socket's receive
+# buffer (the kernel doubles it); 1.4-2.3 KB per cut were measured. main
+# before this check counted what curl wrote into the socket: 677 KB sent
+# for 174 KB carried up, 6 cuts
+slack=$((CUTS * 4 * BUF))
 [ "$sent" -le $((UP + slack)) ] ||
     die "bytes_sent_today $sent exceeds what the link carried up ($UP) by more than $slack"
 [ "$resent" = $((sent - today)) ] || die "resent $resent is not sent $sent less today $today"
