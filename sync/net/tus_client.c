@@ -140,6 +140,11 @@ struct tus_client {
     uint64_t cut_busy_ms;    /* how long the cut PATCH wrote, for a rate sample at the HEAD */
     /* stall detection for the request in flight */
     uint64_t last_progress_ms, progress_mark, hdr_bytes;
+    /* of a request that sends the file: the body bytes the next hop has
+     * acknowledged (written less SIOCOUTQ), when that count last moved,
+     * and the longest wait between two moves seen on this request */
+    uint64_t acked_mark, last_ack_ms, ack_gap_ms;
+    int ack_seen;
     size_t chunk_len, chunk_pos;
     uint64_t chunk_ul_max; /* the most curl reported sent of this PATCH's body */
     uint64_t req_start_ms;
@@ -187,6 +192,7 @@ struct tus_client {
 
 static void next_step(struct tus_client *c);
 static void on_stall_tick(uv_timer_t *t);
+#define ACK_STEP_BYTES 32768u /* the largest window step a buffer on the way is allowed */
 static void schedule(struct tus_client *c, uint64_t delay_ms);
 static void on_get_done(struct tus_client *c, CURLcode res);
 static void next_get(uv_timer_t *t);
@@ -781,6 +787,8 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
     c->last_progress_ms = c->req_start_ms;
     c->progress_mark = 0;
     c->hdr_bytes = 0;
+    c->acked_mark = c->last_ack_ms = c->ack_gap_ms = 0;
+    c->ack_seen = 0;
     if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK) {
         c->req = REQ_NONE;
         return op_error_set(err, -ENOMEM, NULL, "curl_multi_add_handle failed");
@@ -1066,18 +1074,63 @@ static void on_stall_tick(uv_timer_t *t)
     if (u < c->chunk_ul_max)
         u = c->chunk_ul_max;
     uint64_t mark = u + (dn > 0 ? (uint64_t)dn : 0) + c->hdr_bytes;
+    uint64_t queued = SENDS_DATA(c->req) ? unacked_bytes(c) : 0;
+    if (SENDS_DATA(c->req)) {
+        uint64_t acked = u > queued ? u - queued : 0;
+        if (!c->ack_seen || acked != c->acked_mark) {
+            uint64_t gap = c->ack_seen && now > c->last_ack_ms ? now - c->last_ack_ms : 0;
+            if (gap > c->ack_gap_ms)
+                c->ack_gap_ms = gap;
+            c->ack_seen = 1;
+            c->acked_mark = acked;
+            c->last_ack_ms = now;
+        }
+    }
     if (mark != c->progress_mark) {
         c->progress_mark = mark;
         c->last_progress_ms = now;
-        return;
     }
-    uint64_t lim = stall_limit(c, now, u);
-    if (now < c->last_progress_ms || now - c->last_progress_ms < lim)
-        return;
-    snprintf(c->errbuf, sizeof c->errbuf,
-             "stalled: no progress for %llu ms (limit %llu ms at a %llu ms round trip, %llu B/s)",
-             (unsigned long long)(now - c->last_progress_ms), (unsigned long long)lim,
-             (unsigned long long)c->srtt_ms, (unsigned long long)c->rate_bps);
+    /* Bytes wait in this host's send queue and the next hop acknowledges
+     * none of them: on a live link the acknowledgements come every round
+     * trip, or every time a buffer on the way drains by a step (its
+     * longest wait on this request, doubled). A deep buffer that went
+     * silent is seen here, not after the time it would take to drain. */
+    uint64_t ack_lim = 0;
+    if (queued > 0 && c->ack_seen && !dn && !c->hdr_bytes) {
+        uint64_t floor = c->cfg.stall_min_ms, ceil = (uint64_t)c->cfg.stall_seconds * 1000;
+        ack_lim = 3 * c->srtt_ms;
+        if (ack_lim < 2 * c->ack_gap_ms)
+            ack_lim = 2 * c->ack_gap_ms;
+        /* a buffer on the way may open its window by a read of its own
+         * (a proxy's 16 KiB): two 32 KiB steps at the measured rate, and
+         * before a rate is known twice the floor */
+        uint64_t step = c->rate_bps ? 2 * ACK_STEP_BYTES * 1000 / c->rate_bps : 2 * floor;
+        if (ack_lim < step)
+            ack_lim = step;
+        if (ack_lim < floor)
+            ack_lim = floor;
+        if (ack_lim > ceil)
+            ack_lim = ceil;
+    }
+    if (ack_lim && now >= c->last_ack_ms && now - c->last_ack_ms >= ack_lim) {
+        snprintf(c->errbuf, sizeof c->errbuf,
+                 "stalled: nothing acknowledged for %llu ms with %llu bytes queued (limit %llu ms "
+                 "at a %llu ms round trip)",
+                 (unsigned long long)(now - c->last_ack_ms), (unsigned long long)queued,
+                 (unsigned long long)ack_lim, (unsigned long long)c->srtt_ms);
+        c->last_progress_ms = c->last_ack_ms;
+    } else {
+        if (c->last_progress_ms == now)
+            return;
+        uint64_t lim = stall_limit(c, now, u);
+        if (now < c->last_progress_ms || now - c->last_progress_ms < lim)
+            return;
+        snprintf(c->errbuf, sizeof c->errbuf,
+                 "stalled: no progress for %llu ms (limit %llu ms at a %llu ms round trip, %llu "
+                 "B/s)",
+                 (unsigned long long)(now - c->last_progress_ms), (unsigned long long)lim,
+                 (unsigned long long)c->srtt_ms, (unsigned long long)c->rate_bps);
+    }
     /* A request abandoned with body bytes still in this host's send queue
      * closes with a reset, so they are dropped, not delivered later (a
      * held link that opens after the file was voided). */

@@ -74,6 +74,7 @@ struct fake {
     int stall_patch_no;      /* this PATCH's connection goes silent: no read, no answer */
     int trunc_req_no;        /* this request's answer (counting every request from 1)... */
     size_t trunc_at;         /* ...stops after this many bytes and the connection closes */
+    uint64_t read_pace_ms;   /* after each read, read nothing for this long (a slow link) */
     uint64_t final_delay_ms; /* the answer to the completing PATCH waits this long */
     uint64_t slow_bps;       /* PATCH answers wait as long as the body takes at this rate */
     /* a virtual link for the client's injected clock: each request moves
@@ -91,6 +92,7 @@ struct fake {
 struct fconn {
     uv_tcp_t tcp;
     uv_timer_t delay;
+    uv_timer_t pace; /* read_pace_ms: reading starts again */
     struct fake *f;
     struct fconn *next;
     int closing, handles;
@@ -138,6 +140,7 @@ static void conn_close(struct fconn *k)
         *pp = k->next;
     uv_close((uv_handle_t *)&k->tcp, conn_closed);
     uv_close((uv_handle_t *)&k->delay, conn_closed);
+    uv_close((uv_handle_t *)&k->pace, conn_closed);
 }
 
 static void write_done(uv_write_t *req, int status)
@@ -491,6 +494,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = buf->base ? 65536 : 0;
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void resume_read(uv_timer_t *t)
+{
+    struct fconn *k = t->data;
+    if (!k->closing && !k->silent)
+        uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct fconn *k = s->data;
@@ -522,6 +534,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (!k->closing)
             flush_tls(k);
     }
+    if (nread > 0 && k->f->read_pace_ms && !k->closing && !k->silent) {
+        (void)uv_read_stop((uv_stream_t *)&k->tcp);
+        (void)uv_timer_start(&k->pace, resume_read, k->f->read_pace_ms, 0);
+    }
     free(buf->base);
 }
 
@@ -536,8 +552,9 @@ static void on_conn(uv_stream_t *srv, int status)
     k->f = f;
     uv_tcp_init(f->loop, &k->tcp);
     uv_timer_init(f->loop, &k->delay);
-    k->tcp.data = k->delay.data = k;
-    k->handles = 2;
+    uv_timer_init(f->loop, &k->pace);
+    k->tcp.data = k->delay.data = k->pace.data = k;
+    k->handles = 3;
     k->next = f->conns;
     f->conns = k;
     if (uv_accept(srv, (uv_stream_t *)&k->tcp) != 0) {
@@ -552,6 +569,14 @@ static void on_conn(uv_stream_t *srv, int status)
         SSL_set_accept_state(k->ssl);
     }
     uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
+}
+
+/* The server's sockets take at most about `bytes` the server has not
+ * read: the kernel stops acknowledging once they are full. */
+static void fake_small_rcvbuf(struct fake *f, int bytes)
+{
+    int v = bytes;
+    (void)uv_recv_buffer_size((uv_handle_t *)&f->srv, &v);
 }
 
 static int fake_start(struct fake *f, uv_loop_t *loop, SSL_CTX *tls)
@@ -1528,6 +1553,50 @@ static void test_stall_detected_from_rate(void)
     run_teardown(&r);
 }
 
+/* A PATCH whose bytes wait in this host's send queue while the next hop
+ * acknowledges none of them is stalled after a few round trips or twice
+ * the floor before a rate is known, not after the no-progress ceiling (the
+ * old limit also waited for whatever a deep buffer on the way had taken
+ * to drain at the measured rate); a slow reader that acknowledges a few
+ * KB every 1.2 s is not a stall. */
+static void test_stall_seen_from_acks(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.stall_seconds = 20;
+    new_client(&r, &cfg);
+    fake_small_rcvbuf(&r.f, 4096);
+    char path[128];
+    make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+    r.f.stall_patch_no = 1; /* reads its headers, then nothing */
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 1);
+    CHECK_CONTAINS(r.retry_msg, "nothing acknowledged");
+    /* POST, PATCH (silent), HEAD */
+    uint64_t gap = r.f.req_at[2] - r.f.req_at[1];
+    CHECK_INT(gap, >=, 3900);
+    CHECK_INT(gap, <, 6000);
+    run_teardown(&r);
+
+    run_setup(&r, NULL);
+    cfg = base_cfg(&r);
+    cfg.stall_seconds = 20;
+    new_client(&r, &cfg);
+    fake_small_rcvbuf(&r.f, 4096);
+    make_file(&r, "b.seg", 24 * KiB, path, sizeof path);
+    r.f.read_pace_ms = 1200;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 0);
+    run_teardown(&r);
+}
+
 static void test_resume_after_restart(void)
 {
     struct run r;
@@ -2451,6 +2520,7 @@ int main(void)
     RUN(test_cuts_every_10k);
     RUN(test_whole_rest_per_patch);
     RUN(test_stall_detected_from_rate);
+    RUN(test_stall_seen_from_acks);
     RUN(test_stall_seen_between_cuts);
     RUN(test_resume_after_restart);
     RUN(test_cancel_and_resume);
