@@ -144,6 +144,7 @@ struct tus_client {
      * acknowledged (written less SIOCOUTQ), when that count last moved,
      * and the longest wait between two moves seen on this request */
     uint64_t acked_mark, last_ack_ms, ack_gap_ms;
+    uint64_t link_ack_gap_ms; /* the longest such wait seen on any request: the link's */
     int ack_seen;
     size_t chunk_len, chunk_pos;
     uint64_t chunk_ul_max; /* the most curl reported sent of this PATCH's body */
@@ -192,7 +193,6 @@ struct tus_client {
 
 static void next_step(struct tus_client *c);
 static void on_stall_tick(uv_timer_t *t);
-#define ACK_STEP_BYTES 32768u /* the largest window step a buffer on the way is allowed */
 static void schedule(struct tus_client *c, uint64_t delay_ms);
 static void on_get_done(struct tus_client *c, CURLcode res);
 static void next_get(uv_timer_t *t);
@@ -1081,6 +1081,8 @@ static void on_stall_tick(uv_timer_t *t)
             uint64_t gap = c->ack_seen && now > c->last_ack_ms ? now - c->last_ack_ms : 0;
             if (gap > c->ack_gap_ms)
                 c->ack_gap_ms = gap;
+            if (gap > c->link_ack_gap_ms)
+                c->link_ack_gap_ms = gap;
             c->ack_seen = 1;
             c->acked_mark = acked;
             c->last_ack_ms = now;
@@ -1091,22 +1093,24 @@ static void on_stall_tick(uv_timer_t *t)
         c->last_progress_ms = now;
     }
     /* Bytes wait in this host's send queue and the next hop acknowledges
-     * none of them: on a live link the acknowledgements come every round
-     * trip, or every time a buffer on the way drains by a step (its
-     * longest wait on this request, doubled). A deep buffer that went
-     * silent is seen here, not after the time it would take to drain. */
+     * none of them. A live link acknowledges as its buffers drain, in
+     * steps when a buffer stops taking bytes until it is half empty (a
+     * proxy's backpressure), so at most the time the measured rate needs
+     * to carry what left this host and is not yet carried (once, where
+     * the no-progress rule waits twice that), nor less than twice the
+     * longest wait between acknowledgements this link has shown. Before a
+     * round trip and a rate are measured, only the no-progress rule. */
     uint64_t ack_lim = 0;
-    if (queued > 0 && c->ack_seen && !dn && !c->hdr_bytes) {
+    if (queued > 0 && c->ack_seen && c->srtt_ms && c->rate_bps && !dn && !c->hdr_bytes) {
         uint64_t floor = c->cfg.stall_min_ms, ceil = (uint64_t)c->cfg.stall_seconds * 1000;
-        ack_lim = 3 * c->srtt_ms;
-        if (ack_lim < 2 * c->ack_gap_ms)
-            ack_lim = 2 * c->ack_gap_ms;
-        /* a buffer on the way may open its window by a read of its own
-         * (a proxy's 16 KiB): two 32 KiB steps at the measured rate, and
-         * before a rate is known twice the floor */
-        uint64_t step = c->rate_bps ? 2 * ACK_STEP_BYTES * 1000 / c->rate_bps : 2 * floor;
-        if (ack_lim < step)
-            ack_lim = step;
+        uint64_t lp = c->last_ack_ms > c->req_start_ms ? c->last_ack_ms - c->req_start_ms : 0;
+        uint64_t drained = c->rate_bps * lp / 1000;
+        uint64_t inflight = c->acked_mark > drained ? c->acked_mark - drained : 0;
+        ack_lim = inflight * 1000 / c->rate_bps;
+        if (ack_lim < 3 * c->srtt_ms)
+            ack_lim = 3 * c->srtt_ms;
+        if (ack_lim < 2 * c->link_ack_gap_ms)
+            ack_lim = 2 * c->link_ack_gap_ms;
         if (ack_lim < floor)
             ack_lim = floor;
         if (ack_lim > ceil)

@@ -1554,11 +1554,13 @@ static void test_stall_detected_from_rate(void)
 }
 
 /* A PATCH whose bytes wait in this host's send queue while the next hop
- * acknowledges none of them is stalled after a few round trips or twice
- * the floor before a rate is known, not after the no-progress ceiling (the
- * old limit also waited for whatever a deep buffer on the way had taken
- * to drain at the measured rate); a slow reader that acknowledges a few
- * KB every 1.2 s is not a stall. */
+ * acknowledges none of them is stalled once the measured rate would have
+ * carried what is on the way (here, on a fast link, the 2 s floor), with
+ * a message that says so; a slow reader that acknowledges a few KB every
+ * 1.2 s on a first PATCH (no rate yet: the rule waits) is not a stall.
+ * The gain over
+ * the no-progress rule shows on a slow link with deep buffers (the
+ * bench's stall row, BENCHMARKS.md): there it waited twice as long. */
 static void test_stall_seen_from_acks(void)
 {
     struct run r;
@@ -1569,17 +1571,17 @@ static void test_stall_seen_from_acks(void)
     fake_small_rcvbuf(&r.f, 4096);
     char path[128];
     make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
-    r.f.stall_patch_no = 1; /* reads its headers, then nothing */
+    r.f.stall_patch_no = 3; /* reads its headers, then nothing */
     CHECK_EQ(upload(&r, path, NULL), 0);
     run_until_done(&r, 1);
     CHECK_EQ(r.status, 0);
     CHECK(same_as_file(&r.f.up[0], path));
     CHECK_EQ(r.retries, 1);
     CHECK_CONTAINS(r.retry_msg, "nothing acknowledged");
-    /* POST, PATCH (silent), HEAD */
-    uint64_t gap = r.f.req_at[2] - r.f.req_at[1];
-    CHECK_INT(gap, >=, 3900);
-    CHECK_INT(gap, <, 6000);
+    /* POST, PATCH, PATCH, PATCH (silent), HEAD */
+    uint64_t gap = r.f.req_at[4] - r.f.req_at[3];
+    CHECK_INT(gap, >=, 1900);
+    CHECK_INT(gap, <, 4000);
     run_teardown(&r);
 
     run_setup(&r, NULL);
