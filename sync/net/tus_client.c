@@ -141,10 +141,9 @@ struct tus_client {
     /* stall detection for the request in flight */
     uint64_t last_progress_ms, progress_mark, hdr_bytes;
     /* of a request that sends the file: the body bytes the next hop has
-     * acknowledged (written less SIOCOUTQ), when that count last moved,
-     * and the longest wait between two moves seen on this request */
-    uint64_t acked_mark, last_ack_ms, ack_gap_ms;
-    uint64_t link_ack_gap_ms; /* the longest such wait seen on any request: the link's */
+     * acknowledged (written less SIOCOUTQ) and when that count last moved */
+    uint64_t acked_mark, last_ack_ms;
+    uint64_t link_ack_gap_ms; /* the longest wait between two moves on any request: the link's */
     int ack_seen;
     size_t chunk_len, chunk_pos;
     uint64_t chunk_ul_max; /* the most curl reported sent of this PATCH's body */
@@ -787,7 +786,7 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
     c->last_progress_ms = c->req_start_ms;
     c->progress_mark = 0;
     c->hdr_bytes = 0;
-    c->acked_mark = c->last_ack_ms = c->ack_gap_ms = 0;
+    c->acked_mark = c->last_ack_ms = 0;
     c->ack_seen = 0;
     if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK) {
         c->req = REQ_NONE;
@@ -1079,8 +1078,6 @@ static void on_stall_tick(uv_timer_t *t)
         uint64_t acked = u > queued ? u - queued : 0;
         if (!c->ack_seen || acked != c->acked_mark) {
             uint64_t gap = c->ack_seen && now > c->last_ack_ms ? now - c->last_ack_ms : 0;
-            if (gap > c->ack_gap_ms)
-                c->ack_gap_ms = gap;
             if (gap > c->link_ack_gap_ms)
                 c->link_ack_gap_ms = gap;
             c->ack_seen = 1;
