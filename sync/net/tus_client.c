@@ -140,6 +140,11 @@ struct tus_client {
     uint64_t cut_busy_ms;    /* how long the cut PATCH wrote, for a rate sample at the HEAD */
     /* stall detection for the request in flight */
     uint64_t last_progress_ms, progress_mark, hdr_bytes;
+    /* of a request that sends the file: the body bytes the next hop has
+     * acknowledged (written less SIOCOUTQ) and when that count last moved */
+    uint64_t acked_mark, last_ack_ms;
+    uint64_t link_ack_gap_ms; /* the longest wait between two moves on any request: the link's */
+    int ack_seen;
     size_t chunk_len, chunk_pos;
     uint64_t chunk_ul_max; /* the most curl reported sent of this PATCH's body */
     uint64_t req_start_ms;
@@ -148,6 +153,9 @@ struct tus_client {
     int held;                  /* on_created asked to wait for tus_client_resume */
     int no_create_data;        /* the server refused data on a creation: plain POSTs */
     curl_socket_t upload_fd;   /* the socket of the upload's transfer, or CURL_SOCKET_BAD */
+    curl_socket_t req_fd;      /* the last socket of the upload's handle, kept after REMOVE */
+    uint64_t close_unacked;    /* what the kernel still held of it when curl closed it */
+    int close_seen;            /* curl closed the request's connection: close_unacked is set */
     struct op_error stale_err; /* -ESTALE naming the file */
 
     /* the response being received */
@@ -155,6 +163,7 @@ struct tus_client {
     uint64_t resp_offset, resp_length;
     char location[TUS_URL_MAX + 1];
     int location_too_long;
+    int hdr_done; /* the blank line that ends the answer's headers arrived */
     char body[BODY_KEEP];
     size_t body_len;
     char errbuf[CURL_ERROR_SIZE];
@@ -313,8 +322,11 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp,
 {
     struct tus_client *c = userp;
     struct sock_ctx *s = socketp;
-    if (easy == c->easy)
+    if (easy == c->easy) {
         c->upload_fd = action == CURL_POLL_REMOVE ? CURL_SOCKET_BAD : fd;
+        if (action != CURL_POLL_REMOVE)
+            c->req_fd = fd;
+    }
     if (action == CURL_POLL_REMOVE) {
         if (s) {
             sock_close(s);
@@ -437,6 +449,11 @@ static size_t on_header(char *line, size_t size, size_t n, void *userp)
         c->location[0] = '\0';
         c->location_too_long = 0;
         c->receipt_len = 0;
+        c->hdr_done = 0;
+        return len;
+    }
+    if ((len == 2 && line[0] == '\r' && line[1] == '\n') || (len == 1 && line[0] == '\n')) {
+        c->hdr_done = 1;
         return len;
     }
     size_t nlen, vlen;
@@ -602,6 +619,22 @@ static int set_shared(struct tus_client *c, CURL *e, const char *url, char *errb
     return 0;
 }
 
+/* curl closes a connection: of a request that sends the file, what the
+ * kernel still holds to send or to see acknowledged never left this host
+ * (or is dropped with it), and is not counted as sent. */
+static int on_close_socket(void *userp, curl_socket_t fd)
+{
+    struct tus_client *c = userp;
+    if (fd == c->req_fd && SENDS_DATA(c->req) && !c->close_seen) {
+        int n = 0;
+        c->close_seen = 1;
+        c->close_unacked = ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0 ? (uint64_t)n : 0;
+    }
+    if (fd == c->req_fd)
+        c->req_fd = CURL_SOCKET_BAD;
+    return close(fd);
+}
+
 static int set_common(struct tus_client *c, const char *url, struct op_error *err)
 {
     int rc = set_shared(c, c->easy, url, c->errbuf, &c->hdrs, err);
@@ -611,6 +644,8 @@ static int set_common(struct tus_client *c, const char *url, struct op_error *er
     SET(CURLOPT_HEADERDATA, c);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, c);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, c);
     if (c->cfg.max_send_bps)
         SET(CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)c->cfg.max_send_bps);
     if (add_hdr(c, "Tus-Resumable: 1.0.0") || add_hdr(c, "Expect:"))
@@ -697,6 +732,9 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
     c->has_offset = c->has_length = c->bad_header = 0;
     c->location[0] = '\0';
     c->location_too_long = 0;
+    c->hdr_done = 0;
+    c->close_seen = 0;
+    c->close_unacked = 0;
     c->body_len = 0;
     c->body[0] = '\0';
     c->errbuf[0] = '\0';
@@ -748,6 +786,8 @@ static int start_request(struct tus_client *c, enum req_kind kind, struct op_err
     c->last_progress_ms = c->req_start_ms;
     c->progress_mark = 0;
     c->hdr_bytes = 0;
+    c->acked_mark = c->last_ack_ms = 0;
+    c->ack_seen = 0;
     if (curl_multi_add_handle(c->multi, c->easy) != CURLM_OK) {
         c->req = REQ_NONE;
         return op_error_set(err, -ENOMEM, NULL, "curl_multi_add_handle failed");
@@ -1033,18 +1073,65 @@ static void on_stall_tick(uv_timer_t *t)
     if (u < c->chunk_ul_max)
         u = c->chunk_ul_max;
     uint64_t mark = u + (dn > 0 ? (uint64_t)dn : 0) + c->hdr_bytes;
+    uint64_t queued = SENDS_DATA(c->req) ? unacked_bytes(c) : 0;
+    if (SENDS_DATA(c->req)) {
+        uint64_t acked = u > queued ? u - queued : 0;
+        if (!c->ack_seen || acked != c->acked_mark) {
+            uint64_t gap = c->ack_seen && now > c->last_ack_ms ? now - c->last_ack_ms : 0;
+            if (gap > c->link_ack_gap_ms)
+                c->link_ack_gap_ms = gap;
+            c->ack_seen = 1;
+            c->acked_mark = acked;
+            c->last_ack_ms = now;
+        }
+    }
     if (mark != c->progress_mark) {
         c->progress_mark = mark;
         c->last_progress_ms = now;
-        return;
     }
-    uint64_t lim = stall_limit(c, now, u);
-    if (now < c->last_progress_ms || now - c->last_progress_ms < lim)
-        return;
-    snprintf(c->errbuf, sizeof c->errbuf,
-             "stalled: no progress for %llu ms (limit %llu ms at a %llu ms round trip, %llu B/s)",
-             (unsigned long long)(now - c->last_progress_ms), (unsigned long long)lim,
-             (unsigned long long)c->srtt_ms, (unsigned long long)c->rate_bps);
+    /* Bytes wait in this host's send queue and the next hop acknowledges
+     * none of them. A live link acknowledges as its buffers drain, in
+     * steps when a buffer stops taking bytes until it is half empty (a
+     * proxy's backpressure), so at most the time the measured rate needs
+     * to carry what left this host and is not yet carried (once, where
+     * the no-progress rule waits twice that), nor less than twice the
+     * longest wait between acknowledgements this link has shown. Before a
+     * round trip and a rate are measured, only the no-progress rule. */
+    uint64_t ack_lim = 0;
+    if (queued > 0 && c->ack_seen && c->srtt_ms && c->rate_bps && !dn && !c->hdr_bytes) {
+        uint64_t floor = c->cfg.stall_min_ms, ceil = (uint64_t)c->cfg.stall_seconds * 1000;
+        uint64_t lp = c->last_ack_ms > c->req_start_ms ? c->last_ack_ms - c->req_start_ms : 0;
+        uint64_t drained = c->rate_bps * lp / 1000;
+        uint64_t inflight = c->acked_mark > drained ? c->acked_mark - drained : 0;
+        ack_lim = inflight * 1000 / c->rate_bps;
+        if (ack_lim < 3 * c->srtt_ms)
+            ack_lim = 3 * c->srtt_ms;
+        if (ack_lim < 2 * c->link_ack_gap_ms)
+            ack_lim = 2 * c->link_ack_gap_ms;
+        if (ack_lim < floor)
+            ack_lim = floor;
+        if (ack_lim > ceil)
+            ack_lim = ceil;
+    }
+    if (ack_lim && now >= c->last_ack_ms && now - c->last_ack_ms >= ack_lim) {
+        snprintf(c->errbuf, sizeof c->errbuf,
+                 "stalled: nothing acknowledged for %llu ms with %llu bytes queued (limit %llu ms "
+                 "at a %llu ms round trip)",
+                 (unsigned long long)(now - c->last_ack_ms), (unsigned long long)queued,
+                 (unsigned long long)ack_lim, (unsigned long long)c->srtt_ms);
+        c->last_progress_ms = c->last_ack_ms;
+    } else {
+        if (c->last_progress_ms == now)
+            return;
+        uint64_t lim = stall_limit(c, now, u);
+        if (now < c->last_progress_ms || now - c->last_progress_ms < lim)
+            return;
+        snprintf(c->errbuf, sizeof c->errbuf,
+                 "stalled: no progress for %llu ms (limit %llu ms at a %llu ms round trip, %llu "
+                 "B/s)",
+                 (unsigned long long)(now - c->last_progress_ms), (unsigned long long)lim,
+                 (unsigned long long)c->srtt_ms, (unsigned long long)c->rate_bps);
+    }
     /* A request abandoned with body bytes still in this host's send queue
      * closes with a reset, so they are dropped, not delivered later (a
      * held link that opens after the file was voided). */
@@ -1410,7 +1497,15 @@ static uint64_t patch_bytes_sent(struct tus_client *c)
     curl_off_t up = 0;
     (void)curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up);
     uint64_t u = up > 0 ? (uint64_t)up : 0;
-    return u > c->chunk_ul_max ? u : c->chunk_ul_max;
+    if (u < c->chunk_ul_max)
+        u = c->chunk_ul_max;
+    /* what the kernel still held when the connection closed never left */
+    if (c->close_seen) {
+        u = u > c->close_unacked ? u - c->close_unacked : 0;
+        c->close_unacked = 0;
+        c->close_seen = 0;
+    }
+    return u;
 }
 
 static void on_request_done(struct tus_client *c, CURLcode res)
@@ -1455,8 +1550,25 @@ static void on_request_done(struct tus_client *c, CURLcode res)
         fail_job(c, &c->stale_err);
         return;
     }
+    /* curl calls an answer whose connection closed after some header
+     * lines but before the blank line that ends them complete, with the
+     * status of its first line: the link cut it, and what is missing
+     * (Location, Upload-Offset) was never said. */
+    int answer_cut = res == CURLE_OK && code > 0 && !c->hdr_done;
+    if (answer_cut)
+        res = CURLE_PARTIAL_FILE;
     if (res != CURLE_OK) {
         const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(res);
+        char why[160];
+        if (answer_cut) {
+            snprintf(why, sizeof why, "answer cut in its headers (after \"%ld\")", code);
+            detail = why;
+        } else if (res == CURLE_SEND_FAIL_REWIND) {
+            /* A kept connection closed before any answer: curl would send
+             * the body again on a new one, which on_seek refuses. */
+            detail = "connection closed before the answer; the body is not sent again, a "
+                     "HEAD learns what arrived";
+        }
         if (is_cert_error(res)) {
             op_error_set(&e, -EPERM, "tls", "%s %s: TLS certificate not trusted: %s", what, url,
                          detail);
@@ -1466,8 +1578,12 @@ static void on_request_done(struct tus_client *c, CURLcode res)
             fail_job(c, &e);
         } else {
             op_error_set(&e, -EAGAIN, "network", "%s %s: %s", what, url, detail);
-            /* Bytes went through before the break: a cut, not a dead HQ. */
-            int cut = (SENDS_DATA(kind) && sent > 0) || j->offset > j->fail_offset;
+            /* Bytes went through before the break: a cut, not a dead HQ.
+             * So is an answer cut short (HQ answered), and a kept
+             * connection that died under a request (it carried the last
+             * one). */
+            int cut = (SENDS_DATA(kind) && sent > 0) || j->offset > j->fail_offset || answer_cut ||
+                      res == CURLE_SEND_FAIL_REWIND;
             /* how long the body went: to the cut, or for a stall to the
              * last progress */
             uint64_t end = res == CURLE_OPERATION_TIMEDOUT ? c->last_progress_ms : now;
@@ -2153,6 +2269,7 @@ int tus_client_new(uv_loop_t *loop, const struct tus_client_config *cfg, struct 
     c->get_timer.data = c;
     c->watch.data = c;
     c->upload_fd = CURL_SOCKET_BAD;
+    c->req_fd = CURL_SOCKET_BAD;
     c->open_handles = 5;
     c->st.chunk_size = c->chunk;
     *out = c;

@@ -72,6 +72,9 @@ struct fake {
     size_t cut_every;        /* close each connection after this many PATCH body bytes */
     int cut_every_keep;      /* and keep what arrived of the PATCH it cut, as HQ does */
     int stall_patch_no;      /* this PATCH's connection goes silent: no read, no answer */
+    int trunc_req_no;        /* this request's answer (counting every request from 1)... */
+    size_t trunc_at;         /* ...stops after this many bytes and the connection closes */
+    uint64_t read_pace_ms;   /* after each read, read nothing for this long (a slow link) */
     uint64_t final_delay_ms; /* the answer to the completing PATCH waits this long */
     uint64_t slow_bps;       /* PATCH answers wait as long as the body takes at this rate */
     /* a virtual link for the client's injected clock: each request moves
@@ -89,6 +92,7 @@ struct fake {
 struct fconn {
     uv_tcp_t tcp;
     uv_timer_t delay;
+    uv_timer_t pace; /* read_pace_ms: reading starts again */
     struct fake *f;
     struct fconn *next;
     int closing, handles;
@@ -136,6 +140,7 @@ static void conn_close(struct fconn *k)
         *pp = k->next;
     uv_close((uv_handle_t *)&k->tcp, conn_closed);
     uv_close((uv_handle_t *)&k->delay, conn_closed);
+    uv_close((uv_handle_t *)&k->pace, conn_closed);
 }
 
 static void write_done(uv_write_t *req, int status)
@@ -189,6 +194,12 @@ static void respond(struct fconn *k, int status, const char *extra)
                  "HTTP/1.1 %d %s\r\nTus-Resumable: 1.0.0\r\n%sContent-Length: %d\r\n\r\n%s", status,
                  reason, extra, status >= 400 ? 9 : 0, status >= 400 ? "rejected\n" : "");
     k->resp_len = (size_t)n;
+    if (k->f->trunc_req_no && k->f->trunc_req_no == k->f->n_req && k->f->trunc_at < k->resp_len) {
+        /* the link dies in the middle of the answer's headers */
+        conn_write(k, k->resp, k->f->trunc_at);
+        conn_close(k);
+        return;
+    }
     if (k->f->delay_ms)
         (void)uv_timer_start(&k->delay, send_delayed, k->f->delay_ms, 0);
     else
@@ -483,6 +494,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = buf->base ? 65536 : 0;
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void resume_read(uv_timer_t *t)
+{
+    struct fconn *k = t->data;
+    if (!k->closing && !k->silent)
+        uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct fconn *k = s->data;
@@ -514,6 +534,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (!k->closing)
             flush_tls(k);
     }
+    if (nread > 0 && k->f->read_pace_ms && !k->closing && !k->silent) {
+        (void)uv_read_stop((uv_stream_t *)&k->tcp);
+        (void)uv_timer_start(&k->pace, resume_read, k->f->read_pace_ms, 0);
+    }
     free(buf->base);
 }
 
@@ -528,8 +552,9 @@ static void on_conn(uv_stream_t *srv, int status)
     k->f = f;
     uv_tcp_init(f->loop, &k->tcp);
     uv_timer_init(f->loop, &k->delay);
-    k->tcp.data = k->delay.data = k;
-    k->handles = 2;
+    uv_timer_init(f->loop, &k->pace);
+    k->tcp.data = k->delay.data = k->pace.data = k;
+    k->handles = 3;
     k->next = f->conns;
     f->conns = k;
     if (uv_accept(srv, (uv_stream_t *)&k->tcp) != 0) {
@@ -544,6 +569,14 @@ static void on_conn(uv_stream_t *srv, int status)
         SSL_set_accept_state(k->ssl);
     }
     uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
+}
+
+/* The server's sockets take at most about `bytes` the server has not
+ * read: the kernel stops acknowledging once they are full. */
+static void fake_small_rcvbuf(struct fake *f, int bytes)
+{
+    int v = bytes;
+    (void)uv_recv_buffer_size((uv_handle_t *)&f->srv, &v);
 }
 
 static int fake_start(struct fake *f, uv_loop_t *loop, SSL_CTX *tls)
@@ -590,6 +623,7 @@ struct run {
     int done, status, created, created_at_patch, progress_calls, retries;
     uint64_t confirmed, total;
     char url[TUS_URL_MAX + 1], created_url[TUS_URL_MAX + 1], err[512];
+    char retry_msg[512]; /* why the first retry */
     uint64_t delays[32];
     size_t chunk_at_retry[32];
     uint64_t stop_after;   /* stop the client once this much is confirmed */
@@ -646,6 +680,8 @@ static void cb_progress(void *ctx, uint64_t confirmed, uint64_t total)
 static void cb_retry(void *ctx, unsigned attempt, uint64_t delay_ms, const struct op_error *why)
 {
     struct run *r = ctx;
+    if (!r->retries)
+        snprintf(r->retry_msg, sizeof r->retry_msg, "%s", why ? why->msg : "");
     if (r->retries < 32) {
         r->delays[r->retries] = delay_ms;
         struct tus_client_stats st;
@@ -973,6 +1009,89 @@ static void test_lost_response_not_resent(void)
     run_teardown(&r);
 }
 
+static uint32_t rng_max(void *ctx)
+{
+    return UINT32_MAX;
+}
+
+/* The link dies inside an answer's headers: curl hands over the status
+ * line and the header lines that came and calls the transfer complete.
+ * A 201 cut before its Location is a cut, not a server without Location
+ * (the upload is created again), and a 204 cut before its Upload-Offset
+ * is a cut after the body went (at once a HEAD, nothing sent twice). */
+static void test_answer_cut_in_headers(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.backoff_base_ms = 2000;
+    cfg.backoff_max_ms = 10000;
+    cfg.rng = rng_max;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 100 * KiB, path, sizeof path);
+    r.f.trunc_req_no = 1; /* the POST */
+    r.f.trunc_at = strlen("HTTP/1.1 201 Created\r\nTus-Resumable: 1.0.0\r\n");
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(strstr(r.err, "without a usable Location") == NULL);
+    CHECK_EQ(r.f.n_post, 2); /* the first upload is an orphan at the server */
+    CHECK_EQ(r.created, 1);
+    CHECK(same_as_file(&r.f.up[1], path));
+    CHECK_EQ(r.retries, 1);
+    CHECK(strstr(r.retry_msg, "answer cut") != NULL);
+    run_teardown(&r);
+
+    run_setup(&r, NULL);
+    new_client(&r, &cfg);
+    make_file(&r, "b.seg", 100 * KiB, path, sizeof path);
+    r.f.trunc_req_no = 2; /* the first PATCH: stored, its 204 cut before Upload-Offset */
+    r.f.trunc_at = strlen("HTTP/1.1 204 No Content\r\nTus-Resumable: 1.0.0\r\n");
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 1);
+    CHECK_INT(r.delays[0], <=, 250); /* a cut after the body went: no backoff */
+    CHECK(strstr(r.retry_msg, "answer cut") != NULL);
+    CHECK_EQ(r.f.n_head, 1);
+    CHECK_EQ(r.f.patch_bytes, 100 * KiB); /* nothing sent twice */
+    CHECK_EQ(stats(&r).bytes_resent, 0);
+    CHECK_EQ(stats(&r).bytes_confirmed, 100 * KiB);
+    run_teardown(&r);
+}
+
+/* The answer to a PATCH on a kept connection is lost (the link closed
+ * it): curl wants to send the body again on a new connection, the seek
+ * callback refuses, and that is a cut like any other: a HEAD at once,
+ * not a backoff, and a message that says what happened. */
+static void test_lost_answer_on_kept_connection(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.backoff_base_ms = 2000;
+    cfg.backoff_max_ms = 10000;
+    cfg.rng = rng_max;
+    new_client(&r, &cfg);
+    char path[128];
+    make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+    r.f.lose_patch_no = 1; /* the POST's connection, kept, carries it */
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 1);
+    CHECK_INT(r.delays[0], <=, 250);
+    CHECK(strstr(r.retry_msg, "seek callback") == NULL);
+    CHECK(strstr(r.retry_msg, "connection closed before the answer") != NULL);
+    CHECK_EQ(r.f.n_head, 1);
+    CHECK_EQ(r.f.patch_bytes, 512 * KiB);
+    CHECK_EQ(stats(&r).bytes_resent, 0);
+    run_teardown(&r);
+}
+
 static void test_conflict_409(void)
 {
     struct run r;
@@ -1058,11 +1177,6 @@ static void test_forbidden_is_permanent(void)
     CHECK_EQ(r.status, -ESTALE);
     CHECK_CONTAINS(r.err, "/nonexistent/seg");
     run_teardown(&r);
-}
-
-static uint32_t rng_max(void *ctx)
-{
-    return UINT32_MAX;
 }
 
 static uint32_t rng_half(void *ctx)
@@ -1436,6 +1550,52 @@ static void test_stall_detected_from_rate(void)
     CHECK(same_as_file(&r.f.up[0], path));
     CHECK_EQ(r.retries, 0);
     CHECK_EQ(r.f.n_head, 0);
+    run_teardown(&r);
+}
+
+/* A PATCH whose bytes wait in this host's send queue while the next hop
+ * acknowledges none of them is stalled once the measured rate would have
+ * carried what is on the way (here, on a fast link, the 2 s floor), with
+ * a message that says so; a slow reader that acknowledges a few KB every
+ * 1.2 s on a first PATCH (no rate yet: the rule waits) is not a stall.
+ * The gain over
+ * the no-progress rule shows on a slow link with deep buffers (the
+ * bench's stall row, BENCHMARKS.md): there it waited twice as long. */
+static void test_stall_seen_from_acks(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.stall_seconds = 20;
+    new_client(&r, &cfg);
+    fake_small_rcvbuf(&r.f, 4096);
+    char path[128];
+    make_file(&r, "a.seg", 512 * KiB, path, sizeof path);
+    r.f.stall_patch_no = 3; /* reads its headers, then nothing */
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 1);
+    CHECK_CONTAINS(r.retry_msg, "nothing acknowledged");
+    /* POST, PATCH, PATCH, PATCH (silent), HEAD */
+    uint64_t gap = r.f.req_at[4] - r.f.req_at[3];
+    CHECK_INT(gap, >=, 1900);
+    CHECK_INT(gap, <, 4000);
+    run_teardown(&r);
+
+    run_setup(&r, NULL);
+    cfg = base_cfg(&r);
+    cfg.stall_seconds = 20;
+    new_client(&r, &cfg);
+    fake_small_rcvbuf(&r.f, 4096);
+    make_file(&r, "b.seg", 24 * KiB, path, sizeof path);
+    r.f.read_pace_ms = 1200;
+    CHECK_EQ(upload(&r, path, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], path));
+    CHECK_EQ(r.retries, 0);
     run_teardown(&r);
 }
 
@@ -2349,6 +2509,8 @@ int main(void)
     RUN(test_hold_until_resumed);
     RUN(test_cut_mid_chunk);
     RUN(test_lost_response_not_resent);
+    RUN(test_answer_cut_in_headers);
+    RUN(test_lost_answer_on_kept_connection);
     RUN(test_conflict_409);
     RUN(test_checksum_460_resends);
     RUN(test_forbidden_is_permanent);
@@ -2360,6 +2522,7 @@ int main(void)
     RUN(test_cuts_every_10k);
     RUN(test_whole_rest_per_patch);
     RUN(test_stall_detected_from_rate);
+    RUN(test_stall_seen_from_acks);
     RUN(test_stall_seen_between_cuts);
     RUN(test_resume_after_restart);
     RUN(test_cancel_and_resume);
