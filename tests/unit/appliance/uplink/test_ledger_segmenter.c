@@ -11,7 +11,12 @@
  * through the mailbox and answered, each segment read back with the
  * segment reader: no canary in any aggregate line (nor, for fields that
  * may not leave as they are, anywhere in the segment), and no count
- * between 0 and the minimum cell size shown. */
+ * between 0 and the minimum cell size shown. Pacing (docs/OUTBOX.md,
+ * "When a segment is cut"): ledger_pace's rules one by one; over a backlog
+ * a small first segment, nothing cut (and nothing changed) while it waits
+ * for the link, then one twice its size, urgent rows at once, every
+ * change once; a trickle behind a taken segment held until its oldest row
+ * waited hold_ms, and cut at once when nothing waits. */
 #include <strings.h>
 #include <sys/stat.h>
 
