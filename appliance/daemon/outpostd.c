@@ -177,8 +177,12 @@ static void begin_stop(void *ctx)
     d->outreach = NULL;
     d->stops_pending = d->uplink ? 2 : 1;
     if (d->uplink) {
+        /* no request that ends from now on wakes it: it may be freed
+         * before the HTTP server has stopped */
+        struct uplink *u = d->uplink;
+        d->uplink = NULL;
         api_set_sync_source(d->api, NULL, NULL);
-        uplink_stop(d->uplink, stopped, d);
+        uplink_stop(u, stopped, d);
     }
     http_server_stop(d->server, stopped, d);
 }
