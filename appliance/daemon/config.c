@@ -90,6 +90,13 @@ static const struct conf_key keys[] = {
     {"sync_create_with_data", CONF_BOOL, FIELD(sync_create_with_data), 0, 0, "false",
      "the POST that creates a segment's upload carries its first bytes: one round trip less "
      "per segment, but a link that accepts and holds bytes gets them (docs/UPLINK.md)"},
+    {"sync_first_segment_ms", CONF_UINT, FIELD(sync_first_segment_ms), 0, 600000, "1500",
+     "with nothing waiting for the link, the first segment is cut to what the link sends in "
+     "this long at its measured rate, and the next ones while it uploads (docs/OUTBOX.md); 0: "
+     "full segments"},
+    {"sync_hold_ms", CONF_UINT, FIELD(sync_hold_ms), 0, 86400000, "10000",
+     "while a segment waits for the link, new changes wait up to this long to fill a segment "
+     "rather than go in a small one of their own; urgent ones (erasures, withdrawals) never wait"},
     {"outreach_relay", CONF_TEXT, FIELD(outreach_relay), 0, 0, "",
      "SMTP relay for messages to contacts: smtp://HOST[:PORT] (STARTTLS) or smtps://; empty: "
      "the sender is off (docs/OUTREACH.md)"},

@@ -179,8 +179,12 @@ static void begin_stop(void *ctx)
     d->outreach = NULL;
     d->stops_pending = d->uplink ? 2 : 1;
     if (d->uplink) {
+        /* no request that ends from now on wakes it: it may be freed
+         * before the HTTP server has stopped */
+        struct uplink *u = d->uplink;
+        d->uplink = NULL;
         api_set_sync_source(d->api, NULL, NULL);
-        uplink_stop(d->uplink, stopped, d);
+        uplink_stop(u, stopped, d);
     }
     http_server_stop(d->server, stopped, d);
 }
@@ -290,6 +294,9 @@ static int start_sync(struct outpostd *d, struct op_error *err)
         .window = c->sync_window,
         .daily_bytes = c->sync_daily_bytes,
         .create_with_data = c->sync_create_with_data,
+        .pace = 1,
+        .first_segment_ms = c->sync_first_segment_ms,
+        .hold_ms = c->sync_hold_ms,
         .policy_changed = policy_from_hq,
         .ctx = d,
     };
@@ -383,7 +390,9 @@ static int reload(void *ctx, struct op_error *out)
             before.sync_interval_ms != d->cfg.sync_interval_ms ||
             before.verify_interval != d->cfg.verify_interval ||
             before.sync_bandwidth != d->cfg.sync_bandwidth ||
-            before.sync_daily_bytes != d->cfg.sync_daily_bytes)
+            before.sync_daily_bytes != d->cfg.sync_daily_bytes ||
+            before.sync_first_segment_ms != d->cfg.sync_first_segment_ms ||
+            before.sync_hold_ms != d->cfg.sync_hold_ms)
             log_warning("sync settings take effect after a restart");
         if (strcmp(before.outreach_relay, d->cfg.outreach_relay) ||
             strcmp(before.outreach_relay_country, d->cfg.outreach_relay_country) ||
@@ -511,7 +520,7 @@ static void serve_gate(void *ctx, struct http_exchange *x)
     if (web_owns(http_path(x)))
         web_serve(x);
     else
-        api_gate(ctx, x);
+        api_gate(((struct outpostd *)ctx)->api, x);
 }
 
 static void serve_request(void *ctx, struct http_exchange *x)
@@ -519,7 +528,20 @@ static void serve_request(void *ctx, struct http_exchange *x)
     if (web_owns(http_path(x)))
         web_serve(x);
     else
-        api_handle(ctx, x);
+        api_handle(((struct outpostd *)ctx)->api, x);
+}
+
+/* After each request: the API's log and metrics, and a write that
+ * succeeded wakes the uplink, so its changes are cut at once rather than
+ * at the next sync_interval (docs/OUTBOX.md, "When a segment is cut"). */
+static void on_request_done(void *ctx, const struct http_log_entry *e)
+{
+    struct outpostd *d = ctx;
+    api_log(d->api, e);
+    const char *m = e->method ? e->method : "";
+    if (d->uplink && e->status >= 200 && e->status < 300 && strcmp(m, "GET") && strcmp(m, "HEAD") &&
+        strcmp(m, "OPTIONS"))
+        uplink_kick(d->uplink);
 }
 
 int main(int argc, char **argv)
@@ -619,7 +641,7 @@ int main(int argc, char **argv)
         .tls_key_file = tls.tls ? tls.key : NULL,
         .gate = serve_gate, /* the default budget of buffered bodies: 64 MiB */
     };
-    if (http_server_start(d.loop, &hc, serve_request, api_log, d.api, &d.server, &err) < 0) {
+    if (http_server_start(d.loop, &hc, serve_request, on_request_done, &d, &d.server, &err) < 0) {
         log_err("%s", err.msg);
         api_free(d.api);
         return 1;

@@ -539,6 +539,71 @@ static void note_spool(struct sync_ledger *l, int full, uint64_t bytes, uint64_t
     l->news.spool_cap = l->spool_max;
 }
 
+/* ---- pacing ------------------------------------------------------------------ */
+
+int ledger_pace(const struct ledger_pace_in *in, uint64_t *target)
+{
+    uint64_t full = in->segment_bytes;
+    uint64_t first = full;
+    if (in->first_ms) {
+        first = in->goodput > 0 ? (uint64_t)(in->goodput * (double)in->first_ms / 1000.0)
+                                : LEDGER_FIRST_DEFAULT;
+        if (first < LEDGER_FIRST_MIN)
+            first = LEDGER_FIRST_MIN;
+        if (first > full)
+            first = full;
+    }
+    if (in->waiting == 0) {
+        *target = first; /* the link is idle: start it */
+        return 1;
+    }
+    uint64_t t = 2 * in->newest_bytes;
+    *target = t < first ? first : t > full ? full : t;
+    if (in->urgent > 0)
+        return 1; /* tombstones and withdrawals do not wait */
+    if (in->untaken > 0)
+        return 0; /* one is cut and waits for the link already */
+    double bpr = in->bpr > 0 ? in->bpr : LEDGER_BPR_DEFAULT;
+    if ((double)in->ordinary * bpr >= (double)*target)
+        return 1; /* enough for a full one */
+    return in->ordinary > 0 &&
+           (in->oldest_age_ms >= (int64_t)in->hold_ms || in->newest_age_ms >= LEDGER_QUIET_MS);
+}
+
+/* Reads what ledger_pace decides on and asks it: *pending (unsegmented
+ * rows), *target and *cut_now. */
+static int pace(struct sync_ledger *l, const struct ledger_state *s, uint64_t waiting,
+                int64_t *pending, uint64_t *target, int *cut_now, struct op_error *err)
+{
+    sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_SEGMENTER_PACE, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_int64(st, 1, s->seg_u);
+    sqlite3_bind_int64(st, 2, s->seg_o);
+    int64_t v[6];
+    int rc = sql_one_int64(&l->q, UPLINK_Q_LEDGER_SEGMENTER_PACE, st, "cannot read the outbox", v,
+                           6, err);
+    if (rc < 0)
+        return rc;
+    struct ledger_pace_in in = {
+        .segment_bytes = l->segment_bytes,
+        .first_ms = l->first_ms,
+        .hold_ms = l->hold_ms,
+        .goodput = s->goodput,
+        .bpr = s->bpr,
+        .waiting = waiting,
+        .untaken = (uint64_t)v[0],
+        .newest_bytes = (uint64_t)v[1],
+        .urgent = v[2],
+        .ordinary = v[3],
+        .oldest_age_ms = v[4] > 0 ? ledger_now(l) - v[4] : 0,
+        .newest_age_ms = v[5] > 0 ? ledger_now(l) - v[5] : 0,
+    };
+    *pending = v[2] + v[3];
+    *cut_now = ledger_pace(&in, target);
+    return 0;
+}
+
 static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *out,
                        struct op_error *err)
 {
@@ -571,13 +636,18 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
         note_spool(l, -1, spool_bytes, spool_segs);
     }
     int64_t pending = 0;
-    rc = ledger_unsegmented(&l->q, s.seg_u, s.seg_o, &pending, err);
+    uint64_t target = l->segment_bytes;
+    int cut_now = 1;
+    if (l->pace)
+        rc = pace(l, &s, spool_segs, &pending, &target, &cut_now, err);
+    else
+        rc = ledger_unsegmented(&l->q, s.seg_u, s.seg_o, &pending, err);
     if (rc < 0)
         return rc;
     int asked = 0;
     if (pending == 0 && (rc = aggregates_due(l, &asked, err)) < 0)
         return rc;
-    if (pending == 0 && !asked) {
+    if ((pending == 0 && !asked) || (pending > 0 && !cut_now)) {
         *made = 0;
         return 0;
     }
@@ -625,7 +695,15 @@ static int cut_segment(struct sync_ledger *l, int *made, struct sync_segment *ou
             rc = add_row(l, w, cut, &rows[i], sent, &counts, err);
             if (rc < 0)
                 goto fail;
-            if (segment_writer_compressed_bytes(w) >= l->segment_bytes) {
+            /* Paced segments may be small: count what deflate still holds,
+             * by the bytes per record of recent segments until its first
+             * block is out (2 bytes: the zlib header alone). */
+            uint64_t size = segment_writer_compressed_bytes(w);
+            if (l->pace)
+                size = size <= 2 && s.bpr > 0
+                           ? (uint64_t)((double)segment_writer_records(w) * s.bpr)
+                           : segment_writer_estimated_bytes(w);
+            if (size >= target) {
                 if (i + 1 == n)
                     full = 1; /* covered below */
                 else if (ledger_cursor_after(rows, n, i, &cur, &cur))

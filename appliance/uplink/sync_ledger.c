@@ -145,6 +145,9 @@ int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **o
     l->cred = *o->cred;
     l->segment_bytes = o->segment_bytes ? o->segment_bytes : SEGMENT_TARGET_BYTES;
     l->spool_max = o->spool_max_bytes ? o->spool_max_bytes : LEDGER_SPOOL_MAX_DEFAULT;
+    l->pace = o->pace;
+    l->first_ms = o->first_segment_ms;
+    l->hold_ms = o->hold_ms;
     l->clock = o->now_ms ? o->now_ms : ledger_real_clock;
     l->clock_ctx = o->clock_ctx;
 

@@ -94,6 +94,16 @@ struct sync_ledger_options {
      * daily budget). NULL: CLOCK_REALTIME. The uplink passes its own. */
     int64_t (*now_ms)(void *ctx);
     void *clock_ctx;
+    /* When a segment is cut (docs/OUTBOX.md, "When a segment is cut").
+     * pace 0: every sync_ledger_make_segment cuts what the outbox holds, up
+     * to segment_bytes. pace 1: with nothing waiting, a first segment of
+     * what the link sends in first_segment_ms at its measured goodput (0:
+     * full segments); while segments wait, one more is cut only once the
+     * link has taken the newest (its upload URL is recorded), and then only
+     * a full one (twice the newest, up to segment_bytes), one with urgent
+     * rows, or one whose oldest row has waited hold_ms. */
+    int pace;
+    uint64_t first_segment_ms, hold_ms;
 };
 
 /* Opens its own connection, loads the policy and the pseudonymization key

@@ -52,6 +52,8 @@ struct sync_ledger {
     char spool_dir[1024];
     char policy_file[1024]; /* "" unless given explicitly */
     uint64_t segment_bytes, spool_max;
+    int pace; /* sync_ledger_options.pace, first_segment_ms, hold_ms */
+    uint64_t first_ms, hold_ms;
     uint32_t schema_version;
     int64_t (*clock)(void *ctx); /* wall-clock ms since the epoch */
     void *clock_ctx;
@@ -122,6 +124,37 @@ void ledger_unlink_spool(struct sync_ledger *l, const char *path);
  * untouched. Pure. */
 int ledger_cursor_after(const struct outbox_row *rows, size_t n, size_t i,
                         const struct outbox_cursor *from, struct outbox_cursor *out);
+
+/* The smallest first segment, and the first segment's size while the
+ * link's goodput is not known (about 1.5 s at 256 kbit/s). */
+#define LEDGER_FIRST_MIN (8u * 1024)
+#define LEDGER_FIRST_DEFAULT (48u * 1024)
+
+/* What the segmenter knows when it decides whether to cut now (pace on). */
+struct ledger_pace_in {
+    uint64_t segment_bytes;     /* a full segment */
+    uint64_t first_ms, hold_ms; /* the options */
+    double goodput;             /* bytes/s HQ confirmed, smoothed; 0 unknown */
+    double bpr;                 /* compressed bytes per record of recent segments; 0 unknown */
+    uint64_t waiting;           /* segments cut and neither acknowledged nor rejected */
+    uint64_t untaken;           /* of them, not taken by the link yet (no upload URL) */
+    uint64_t newest_bytes;      /* bytes of the newest waiting segment */
+    int64_t urgent, ordinary;   /* unsegmented outbox rows per lane */
+    int64_t oldest_age_ms;      /* how long the oldest unsegmented ordinary row waited */
+    int64_t newest_age_ms;      /* and the newest: no row came since */
+};
+
+/* No row queued for this long: the rows there are the rest of a backlog,
+ * not the start of a trickle, and are cut ahead without waiting. */
+#define LEDGER_QUIET_MS 1000
+
+/* 1 and *target (compressed bytes): cut now, up to target; 0 and *target:
+ * hold, nothing is cut. Nothing waiting: the first segment's size, cut
+ * now. Segments waiting: twice the newest (in [first, segment_bytes]),
+ * cut when there are urgent rows; else held while a cut segment waits
+ * for the link; else cut when the rows are estimated to fill it, the
+ * oldest waited hold_ms, or none came for LEDGER_QUIET_MS. Pure. */
+int ledger_pace(const struct ledger_pace_in *in, uint64_t *target);
 
 /* ---- ledger_deltas.c ------------------------------------------------------- */
 

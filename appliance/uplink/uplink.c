@@ -81,6 +81,7 @@ enum job_kind {
     J_VERIFY_START,
     J_VERIFY_FINISH,
     J_FORGET_UNSENT_VOIDED,
+    J_CUT,
     J_CLOSE
 };
 
@@ -153,6 +154,8 @@ struct uplink {
     struct job *active, *qhead, *qtail;
     int busy;                  /* a cycle is under way */
     int kick_pending;          /* run again as soon as it ends */
+    int cut_queued;            /* a J_CUT is queued or running */
+    uint64_t cut_ms;           /* when the last J_CUT was queued (mono) */
     int progress;              /* this cycle moved something: do not wait */
     int note_queued;           /* a retry NOTE is waiting: coalesce */
     struct job *charge_queued; /* a CHARGE waiting to run: a newer offset replaces its own */
@@ -314,6 +317,9 @@ static void job_work(uv_work_t *w)
             .policy_file = u->policy_file[0] ? u->policy_file : NULL,
             .now_ms = u->cfg.wall_ms,
             .clock_ctx = u->cfg.clock_ctx,
+            .pace = u->cfg.pace,
+            .first_segment_ms = u->cfg.first_segment_ms,
+            .hold_ms = u->cfg.hold_ms,
         };
         j->rc = sync_ledger_open(&o, &u->ledger, &j->err);
         break;
@@ -328,6 +334,12 @@ static void job_work(uv_work_t *w)
         }
         j->rc2 = sync_ledger_next_upload(u->ledger, &j->found, &j->seg, &j->err2);
         break;
+    case J_CUT: {
+        int made = 0;
+        j->rc = sync_ledger_make_segment(u->ledger, &made, &j->seg, &j->err);
+        j->made = made;
+        break;
+    }
     case J_SET_URL:
         j->rc = sync_ledger_set_upload_url(u->ledger, j->no, j->text, &j->err);
         break;
@@ -874,6 +886,30 @@ static void cycle_end(struct uplink *u)
 
 /* ---- upload -------------------------------------------------------------- */
 
+static void after_cut(struct uplink *u, struct job *j)
+{
+    u->cut_queued = 0;
+    if (j->rc < 0) {
+        log_once(u, LOG_LEVEL_WARNING, "cannot make a segment: %s", j->err.msg);
+        note(u, "segment", j->err.msg, NULL);
+    }
+}
+
+/* Cutting ahead (docs/UPLINK.md): while the link takes a segment, the
+ * next one is cut beside it, if the ledger's pace says one is due (full,
+ * urgent rows, or rows that waited sync_hold_ms). One ledger job at a
+ * time: queued when the link takes a segment and on a write while it
+ * does, at most once a second. */
+static void cut_ahead(struct uplink *u)
+{
+    if (!u->cfg.pace || u->cut_queued || !u->ledger || u->stopping)
+        return;
+    u->cut_queued = 1;
+    u->cut_ms = mono_ms(u);
+    if (queue_job(u, job_new(u, J_CUT, after_cut)) < 0)
+        u->cut_queued = 0;
+}
+
 /* The URL is in the ledger (or could not be recorded): only now may
  * bytes of the segment go. A byte sent before would let a voiding think HQ
  * never saw the segment's records (docs/EGRESS.md). */
@@ -887,6 +923,7 @@ static void after_set_url(struct uplink *u, struct job *j)
         return;
     }
     tus_client_resume(u->tus);
+    cut_ahead(u);
 }
 
 static int on_created(void *ctx, const char *url)
@@ -1203,6 +1240,8 @@ static void upload_segment(struct uplink *u)
     u->budget_pause = 0;
     u->charge_held = 0;
     u->resume_charge = p.upload_url && u->budget_left != UINT64_MAX;
+    if (p.upload_url)
+        cut_ahead(u); /* the link takes it now (a new upload: once its URL is recorded) */
     set_waiting(u, "%s", "");
     unsigned sec;
     unsigned minute = local_minute(u, &sec);
@@ -1829,6 +1868,8 @@ void uplink_kick(struct uplink *u)
         return;
     if (u->busy) {
         u->kick_pending = 1;
+        if (u->uploading && mono_ms(u) - u->cut_ms >= 1000)
+            cut_ahead(u);
         return;
     }
     arm(u, 0);

@@ -37,10 +37,15 @@ struct uplink_config {
     /* anti-entropy checks (docs/SYNC_PROTOCOL.md): every this many ms plus
      * up to a tenth more at random; 0: only the ones asked for */
     uint64_t verify_interval_ms;
-    uint64_t bandwidth_bps;  /* upload cap; 0: none */
-    const char *window;      /* NULL/"" or "HH:MM-HH:MM" local time */
-    uint64_t daily_bytes;    /* upload bytes per UTC day; 0: unlimited */
-    int create_with_data;    /* the creation carries the first bytes (TUS.md) */
+    uint64_t bandwidth_bps; /* upload cap; 0: none */
+    const char *window;     /* NULL/"" or "HH:MM-HH:MM" local time */
+    uint64_t daily_bytes;   /* upload bytes per UTC day; 0: unlimited */
+    int create_with_data;   /* the creation carries the first bytes (TUS.md) */
+    /* When segments are cut (sync_ledger_options.pace; docs/OUTBOX.md):
+     * pace 0 cuts whatever the outbox holds each cycle. With pace 1 the
+     * next segment is also cut while the link takes one ("cutting ahead"). */
+    int pace;
+    uint64_t first_segment_ms, hold_ms;
     const char *policy_file; /* as api_options.policy_file */
     /* Called on the loop after a policy from HQ's mailbox was stored, so
      * the caller reloads its own copy (api_reload_policy); the ledger's

@@ -190,6 +190,7 @@ struct segment_writer {
     uint64_t written;    /* payload bytes in the file */
     uint64_t tombstones; /* records added by egress_tombstone (not in the caller's counts) */
     z_stream zs;
+    uint64_t out_seen, in_at_out; /* total_out when it last grew, and total_in then */
     EVP_MD_CTX *sha;
     int failed;
     unsigned char out[CHUNK];
@@ -358,6 +359,10 @@ static int feed(struct segment_writer *w, const void *data, size_t n, int flush)
             w->zs.avail_out = CHUNK;
         }
         int z = deflate(&w->zs, flush);
+        if (w->zs.total_out != w->out_seen) {
+            w->out_seen = w->zs.total_out;
+            w->in_at_out = w->zs.total_in;
+        }
         if (z == Z_STREAM_END)
             return drain(w);
         if (z != Z_OK && z != Z_BUF_ERROR)
@@ -433,6 +438,15 @@ int segment_writer_add(struct segment_writer *w, const struct egress_record *r,
 uint64_t segment_writer_compressed_bytes(const struct segment_writer *w)
 {
     return w->zs.total_out;
+}
+
+uint64_t segment_writer_estimated_bytes(const struct segment_writer *w)
+{
+    uint64_t out = w->zs.total_out, in = w->zs.total_in;
+    /* the first output is the 2-byte zlib header alone, not a ratio */
+    if (w->in_at_out == 0 || out <= 2)
+        return out + in / 4;
+    return out + (in - w->in_at_out) * out / w->in_at_out;
 }
 
 uint64_t segment_writer_records(const struct segment_writer *w)

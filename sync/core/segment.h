@@ -101,6 +101,11 @@ int segment_writer_add(struct segment_writer *w, const struct egress_record *r,
 /* Compressed payload bytes produced so far (deflate may still hold a few
  * KiB), for closing a segment near SEGMENT_TARGET_BYTES. */
 uint64_t segment_writer_compressed_bytes(const struct segment_writer *w);
+/* The payload's compressed size if it were finished now: what deflate
+ * produced, plus the input it still holds at the ratio seen so far (4:1
+ * before its first output). For small segments, where what deflate holds
+ * is most of the segment. */
+uint64_t segment_writer_estimated_bytes(const struct segment_writer *w);
 
 /* Records added so far. */
 uint64_t segment_writer_records(const struct segment_writer *w);

@@ -55,7 +55,11 @@ region() {
     track "$PROXY_PID"
     PROXY_PORT=$(wait_line "$T/proxy.out" 's/^listening 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
         "$PROXY_PID" capture_proxy) || exit 1
-    local node_args=(--sync_interval_ms 200 --segment_bytes 4MB)
+    # Full segments from the first (no small first segment, docs/OUTBOX.md
+    # "When a segment is cut"): scenario 3 lays its records out inside and
+    # past the first chunk of one large segment. Holding and cutting ahead
+    # stay on.
+    local node_args=(--sync_interval_ms 200 --segment_bytes 4MB --sync_first_segment_ms 0)
     start_node "http://127.0.0.1:$PROXY_PORT" "${node_args[@]}"
     export API="http://127.0.0.1:$NODE_PORT"
 

@@ -113,6 +113,8 @@ segs=$(sed -n 's/.*segment [0-9]* uploaded (\([0-9]*\) bytes.*/\1/p' "$NODE_LOG"
     awk '{s += $1} END {print s + 0}')
 [ "$segs" -gt 0 ] && [ -n "$up" ] || die "no segment sizes in the node log or no proxy summary"
 extra=$((up - segs))
+nseg=$(grep -c 'segment [0-9]* uploaded (' "$NODE_LOG")
+echo "segments: $nseg, $segs bytes for $changes changes ($((segs / changes)) bytes per change)"
 echo "wire: $up bytes up for $segs bytes of segments: $extra extra over $conns connections" \
     "and $cuts cuts ($((extra / (cuts > 0 ? cuts : 1))) per cut, headers included)"
 [ "$resent" -le $((cuts * 65536)) ] || die "the client re-sent $resent bytes for $cuts cuts"

@@ -47,3 +47,19 @@ WHERE kind = 'aggregate_request' AND status != 'pending'
                     WHERE via = 'segment' AND requester LIKE 'mailbox:%'
                     GROUP BY requester) AS last -- segment_no: the newest row's
               WHERE NOT EXISTS (SELECT 1 FROM sync_segments s WHERE s.no = last.segment_no));
+
+-- What pacing decides on (ledger_pace): the waiting segments not yet taken
+-- by the link (no upload URL), the newest waiting segment's bytes, the
+-- unsegmented rows per lane past ?1 (urgent) and ?2 (ordinary), and when
+-- the oldest and the newest unsegmented ordinary rows were queued (seq
+-- order is queue order; 0 for none).
+-- name: pace
+SELECT (SELECT count(*) FROM sync_segments WHERE state IN (0, 1) AND upload_url = ''),
+       coalesce((SELECT bytes FROM sync_segments WHERE state IN (0, 1) ORDER BY no DESC LIMIT 1),
+                0),
+       (SELECT count(*) FROM outbox WHERE priority < 2 AND seq > ?1),
+       (SELECT count(*) FROM outbox WHERE priority = 2 AND seq > ?2),
+       coalesce((SELECT created_ms FROM outbox WHERE priority = 2 AND seq > ?2
+                 ORDER BY priority, seq LIMIT 1), 0),
+       coalesce((SELECT created_ms FROM outbox WHERE priority = 2 AND seq > ?2
+                 ORDER BY priority DESC, seq DESC LIMIT 1), 0);

@@ -11,7 +11,12 @@
  * through the mailbox and answered, each segment read back with the
  * segment reader: no canary in any aggregate line (nor, for fields that
  * may not leave as they are, anywhere in the segment), and no count
- * between 0 and the minimum cell size shown. */
+ * between 0 and the minimum cell size shown. Pacing (docs/OUTBOX.md,
+ * "When a segment is cut"): ledger_pace's rules one by one; over a backlog
+ * a small first segment, nothing cut (and nothing changed) while it waits
+ * for the link, then one twice its size, urgent rows at once, every
+ * change once; a trickle behind a taken segment held until its oldest row
+ * waited hold_ms, and cut at once when nothing waits. */
 #include <strings.h>
 #include <sys/stat.h>
 
@@ -720,6 +725,233 @@ static void test_deltas_policy_withholds(void)
     sync_ledger_close(l);
 }
 
+/* ---- pacing (docs/OUTBOX.md, "When a segment is cut") -------------------- */
+
+static void test_pace_rules(void)
+{
+    uint64_t t = 0;
+    struct ledger_pace_in in = {.segment_bytes = 480000, .first_ms = 1500, .hold_ms = 10000};
+    /* nothing waits: a first segment of 1.5 s of the link, now */
+    CHECK_EQ(ledger_pace(&in, &t), 1);
+    CHECK_EQ(t, LEDGER_FIRST_DEFAULT); /* rate unknown */
+    in.goodput = 32000;
+    CHECK_EQ(ledger_pace(&in, &t), 1);
+    CHECK_EQ(t, 48000);
+    in.goodput = 1000; /* 1.5 KB: not below the floor */
+    CHECK_EQ(ledger_pace(&in, &t), 1);
+    CHECK_EQ(t, LEDGER_FIRST_MIN);
+    in.goodput = 1e9; /* a LAN: a full segment */
+    CHECK_EQ(ledger_pace(&in, &t), 1);
+    CHECK_EQ(t, 480000);
+    in.first_ms = 0; /* first segments off: always full */
+    in.goodput = 32000;
+    CHECK_EQ(ledger_pace(&in, &t), 1);
+    CHECK_EQ(t, 480000);
+    in.first_ms = 1500;
+
+    /* one waits and the link has not taken it: hold, even with a backlog */
+    in.waiting = 1;
+    in.untaken = 1;
+    in.newest_bytes = 48000;
+    in.ordinary = 100000;
+    in.bpr = 110;
+    in.oldest_age_ms = 3600000;
+    CHECK_EQ(ledger_pace(&in, &t), 0);
+    CHECK_EQ(t, 96000);
+    /* unless rows of the urgent lane wait */
+    in.urgent = 1;
+    CHECK_EQ(ledger_pace(&in, &t), 1);
+    in.urgent = 0;
+
+    /* the link took it: the next is twice as large, cut when full... */
+    in.untaken = 0;
+    CHECK_EQ(ledger_pace(&in, &t), 1);
+    CHECK_EQ(t, 96000);
+    in.ordinary = 872; /* 95,920 estimated bytes: not full */
+    in.oldest_age_ms = 0;
+    CHECK_EQ(ledger_pace(&in, &t), 0);
+    in.ordinary = 873;
+    CHECK_EQ(ledger_pace(&in, &t), 1);
+    /* ... or when the oldest row waited its bound */
+    in.ordinary = 3;
+    in.oldest_age_ms = 9999;
+    CHECK_EQ(ledger_pace(&in, &t), 0);
+    in.oldest_age_ms = 10000;
+    CHECK_EQ(ledger_pace(&in, &t), 1);
+    /* ... or when no row came for a second: the rest of a backlog */
+    in.oldest_age_ms = 5000;
+    in.newest_age_ms = 999;
+    CHECK_EQ(ledger_pace(&in, &t), 0);
+    in.newest_age_ms = 1000;
+    CHECK_EQ(ledger_pace(&in, &t), 1);
+    in.newest_age_ms = 0;
+    /* nothing to cut is never cut for its age */
+    in.ordinary = 0;
+    CHECK_EQ(ledger_pace(&in, &t), 0);
+    /* growth stops at a full segment */
+    in.newest_bytes = 400000;
+    in.ordinary = 100000;
+    CHECK_EQ(ledger_pace(&in, &t), 1);
+    CHECK_EQ(t, 480000);
+    /* an unknown rate of bytes per record is taken as the default */
+    in.bpr = 0;
+    in.oldest_age_ms = 0;
+    in.newest_bytes = 48000;
+    in.ordinary = (int64_t)(96000 / LEDGER_BPR_DEFAULT) - 1;
+    CHECK_EQ(ledger_pace(&in, &t), 0);
+}
+
+static struct sync_ledger *open_paced(uint64_t first_ms, uint64_t hold_ms)
+{
+    struct sync_ledger_options o = {.db_path = fx_db,
+                                    .spool_dir = fx_spool,
+                                    .cred = &fx_cred,
+                                    .now_ms = fx_ledger_clock,
+                                    .pace = 1,
+                                    .first_segment_ms = first_ms,
+                                    .hold_ms = hold_ms};
+    struct sync_ledger *l = NULL;
+    struct op_error err;
+    if (sync_ledger_open(&o, &l, &err) < 0)
+        fx_die("sync_ledger_open", &err);
+    return l;
+}
+
+static void exec_sql(const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(store_db(fx_st), sql, NULL, NULL, &msg) != SQLITE_OK)
+        fx_die(msg, NULL);
+}
+
+/* A paced ledger over a backlog: a small first segment, nothing more cut
+ * (and nothing changed) until the link takes it, then one twice its size;
+ * urgent rows go at once behind an untaken segment; the cuts stay one
+ * gapless run of every change, each in its own transaction. */
+static void test_paced_backlog(void)
+{
+    fx_fresh("paced");
+    for (int i = 0; i < 1500; i++) {
+        char name[48];
+        snprintf(name, sizeof name, "Person %d of the paced backlog", i);
+        free(fx_contact(name));
+    }
+    /* 8,000 B/s measured: a first segment of 12,000 bytes */
+    exec_sql("UPDATE sync_state SET goodput_bps = 8000");
+    struct sync_ledger *l = open_paced(1500, 10000);
+    struct op_error err;
+    struct sync_segment s1 = fx_segment(l);
+    fprintf(stderr, "paced: first segment %llu bytes, %llu records\n", (unsigned long long)s1.bytes,
+            (unsigned long long)s1.records);
+    /* about 12,000: deflate's first block is not out yet, so the size is
+     * estimated (at 4:1; these records compress better) */
+    CHECK(s1.bytes >= 6000 && s1.bytes < 18000);
+    CHECK(s1.records > 0 && s1.records < 1500);
+    CHECK_EQ(s1.from_ordinary, 0);
+
+    /* held while it waits for the link: nothing changes */
+    char *before = fx_snapshot();
+    int made = -1;
+    struct sync_segment sg;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    CHECK_EQ(made, 0);
+    fx_check_unchanged(before);
+
+    /* the link takes it: the next is about twice its size */
+    CHECK_EQ(sync_ledger_set_upload_url(l, s1.no, "http://hq.test/v1/uploads/seg-1", &err), 0);
+    struct sync_segment s2 = fx_segment(l);
+    CHECK_EQ(s2.no, s1.no + 1);
+    CHECK_EQ(s2.from_ordinary, s1.to_ordinary);
+    fprintf(stderr, "paced: second segment %llu bytes, %llu records\n",
+            (unsigned long long)s2.bytes, (unsigned long long)s2.records);
+    CHECK(s2.bytes >= 3 * s1.bytes / 2 && s2.bytes < 5 * s1.bytes / 2);
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    CHECK_EQ(made, 0);
+
+    /* an erasure does not wait behind it */
+    char ins[512];
+    snprintf(ins, sizeof ins,
+             "INSERT INTO outbox (entity, record_id, version, hlc, op, priority, created_ms) "
+             "SELECT 'contact', id, version, updated_hlc, 'erase', 0, %lld FROM contacts "
+             "ORDER BY id LIMIT 1",
+             (long long)fx_now);
+    exec_sql(ins);
+    struct sync_segment s3 = fx_segment(l);
+    CHECK_EQ(s3.from_urgent, 0);
+    CHECK(s3.to_urgent > 0);
+    CHECK_EQ(s3.from_ordinary, s2.to_ordinary);
+
+    /* every change once, in order, as the link takes each */
+    uint64_t total = s1.records + s2.records + s3.records - 1; /* s3 carries the erasure */
+    uint64_t prev = s3.to_ordinary;
+    CHECK_EQ(sync_ledger_set_upload_url(l, s2.no, "http://hq.test/v1/uploads/seg-2", &err), 0);
+    CHECK_EQ(sync_ledger_set_upload_url(l, s3.no, "http://hq.test/v1/uploads/seg-3", &err), 0);
+    /* the last rows do not fill a segment: they go once they waited */
+    fx_now = fx_count(fx_st, "SELECT max(created_ms) FROM outbox") + 10000;
+    for (;;) {
+        CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+        if (!made)
+            break;
+        CHECK_EQ(sg.from_ordinary, prev);
+        prev = sg.to_ordinary;
+        total += sg.records;
+        CHECK_EQ(sync_ledger_set_upload_url(l, sg.no, "http://hq.test/v1/uploads/seg-n", &err), 0);
+    }
+    CHECK_EQ(total, 1500);
+    sync_ledger_close(l);
+    fx_now = 1795000000000;
+}
+
+/* A trickle behind a segment the link takes: the few new rows wait for a
+ * fuller segment until the oldest has waited hold_ms; with nothing
+ * waiting they go at once. */
+static void test_paced_trickle(void)
+{
+    fx_fresh("trickle");
+    for (int i = 0; i < 5; i++)
+        free(fx_contact("Early"));
+    struct sync_ledger *l = open_paced(1500, 10000);
+    struct op_error err;
+    struct sync_segment s1 = fx_segment(l); /* nothing waits: at once, however few */
+    CHECK_EQ(s1.records, 5);
+    CHECK_EQ(sync_ledger_set_upload_url(l, s1.no, "http://hq.test/v1/uploads/seg-1", &err), 0);
+    for (int i = 0; i < 3; i++)
+        free(fx_contact("Late"));
+    int64_t queued = fx_count(fx_st, "SELECT min(created_ms) FROM outbox WHERE seq > 5");
+    /* the trickle goes on: the newest row came half a second ago */
+    char touch[160];
+    snprintf(touch, sizeof touch, "UPDATE outbox SET created_ms = %lld WHERE seq = 8",
+             (long long)(queued + 9500));
+    exec_sql(touch);
+    fx_now = queued + 9999;
+    char *before = fx_snapshot();
+    int made = -1;
+    struct sync_segment sg;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &sg, &err), 0);
+    CHECK_EQ(made, 0);
+    fx_check_unchanged(before);
+    fx_now = queued + 10000;
+    struct sync_segment s2 = fx_segment(l);
+    CHECK_EQ(s2.records, 3);
+    CHECK_EQ(s2.from_ordinary, s1.to_ordinary);
+    sync_ledger_close(l);
+
+    /* HQ acknowledged both: nothing waits, so a new row goes at once */
+    l = open_paced(1500, 10000);
+    for (uint64_t no = s1.no; no <= s2.no; no++) {
+        struct sync_segment *x = no == s1.no ? &s1 : &s2;
+        char *r = fx_receipt(fx_cred.node_id, no, "applied", "", x->to_urgent, x->to_ordinary, 1);
+        int outcome = 0;
+        CHECK_EQ(sync_ledger_apply_receipt(l, no, r, strlen(r), &outcome, &err), 0);
+        free(r);
+    }
+    free(fx_contact("Later"));
+    struct sync_segment s3 = fx_segment(l);
+    CHECK_EQ(s3.records, 1);
+    sync_ledger_close(l);
+    fx_now = 1795000000000;
+}
+
 int main(void)
 {
     fx_setup();
@@ -727,6 +959,9 @@ int main(void)
     test_deltas_policy_withholds();
     test_cursor_after();
     test_cut();
+    test_pace_rules();
+    test_paced_backlog();
+    test_paced_trickle();
     test_voided_answers();
     test_aggregate_canaries();
     return fx_teardown();
