@@ -25,6 +25,12 @@ sync_setup() {
     need "$@"
     node_dir
     HQDB="$T/hq.db"
+    hq_store_args
+}
+
+# HQ_STORE: the PostgreSQL store when the test runs on one, else the SQLite
+# file $HQDB names now (callers may set HQDB for one call).
+hq_store_args() {
     if [ -n "${OUTPOST_TEST_PG:-}" ]; then
         HQ_STORE=(--store "$OUTPOST_TEST_PG")
     else
@@ -38,11 +44,13 @@ import_contacts() {
 }
 
 hq_enrol() {
+    hq_store_args
     "$OUTPOST_HQ" "${HQ_STORE[@]}" node add "$1" --region "$2" --out "$T/cred.json" \
         >"$T/add.out" 2>&1 || { lib_show "$T/add.out"; die "outpost-hq node add failed"; }
 }
 
 hq_compare() {
+    hq_store_args
     "$OUTPOST" egress-report --output "$T/expected.jsonl" >/dev/null || die "egress-report failed"
     "$OUTPOST_HQ" "${HQ_STORE[@]}" records --json >"$T/hq.jsonl" || die "outpost-hq records failed"
     python3 "$TESTS_DIR/integration/sync_compare.py" "$T/expected.jsonl" "$T/hq.jsonl" "$1" \
