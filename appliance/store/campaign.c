@@ -217,7 +217,33 @@ static int check_slots(const char *t, const char *field, struct op_error *err)
     return 0;
 }
 
-static int check_templates(const json_t *tp, const char *fallback, struct op_error *err)
+/* What each channel needs of a contact and which consent ledger channel
+ * decides it: the same mapping the sender (email, sms) and the hand-out
+ * (print as direct_mail, call) apply when the message goes. */
+struct channel_rule {
+    const char *channel;
+    const char *ledger;
+    const char *address; /* "the contact has no ..." */
+    int need_subject;
+};
+
+static const struct channel_rule channel_rules[] = {
+    {"email", "email", "e-mail address", 1},
+    {"sms", "sms", "mobile number in E.164", 0},
+    {"call", "call", "phone number in E.164", 0},
+    {"print", "direct_mail", "postal address (street and locality or postal code)", 1},
+};
+
+static const struct channel_rule *channel_rule(const char *channel)
+{
+    for (size_t i = 0; channel && i < sizeof channel_rules / sizeof channel_rules[0]; i++)
+        if (!strcmp(channel_rules[i].channel, channel))
+            return &channel_rules[i];
+    return NULL;
+}
+
+static int check_templates(const json_t *tp, const char *fallback, int need_subject,
+                           struct op_error *err)
 {
     if (!json_is_object(tp) || json_object_size(tp) == 0 || json_object_size(tp) > TEMPLATES_MAX)
         return op_error_set(err, -EINVAL, "templates",
@@ -246,15 +272,21 @@ static int check_templates(const json_t *tp, const char *fallback, struct op_err
                                     field);
             }
         }
-        const char *subj = json_string_value(json_object_get(t, "subject"));
+        const json_t *sv = json_object_get(t, "subject");
+        const char *subj = json_string_value(sv);
         const char *body = json_string_value(json_object_get(t, "body"));
         snprintf(field, sizeof field, "templates.%s.subject", lang);
-        if (!subj || !*subj || strlen(subj) > SUBJECT_MAX || bad_text(subj, 0) ||
-            !utf8_valid(subj, strlen(subj)))
+        int rc = 0;
+        if (!need_subject && sv && !json_is_string(sv))
             return op_error_set(err, -EINVAL, field,
-                                "%s: expected one line of 1 to %d bytes of UTF-8 text", field,
-                                SUBJECT_MAX);
-        int rc = check_slots(subj, field, err);
+                                "%s: expected one line of text, or no subject at all", field);
+        if ((need_subject || subj) && (!subj || !*subj || strlen(subj) > SUBJECT_MAX ||
+                                       bad_text(subj, 0) || !utf8_valid(subj, strlen(subj))))
+            return op_error_set(err, -EINVAL, field,
+                                "%s: expected one line of 1 to %d bytes of UTF-8 text%s", field,
+                                SUBJECT_MAX, need_subject ? "" : " (or no subject)");
+        if (subj)
+            rc = check_slots(subj, field, err);
         if (rc < 0)
             return rc;
         snprintf(field, sizeof field, "templates.%s.body", lang);
@@ -307,7 +339,8 @@ int campaign_validate(const json_t *spec, struct op_error *err)
     if (rc < 0)
         return rc;
     const char *ch = json_string_value(json_object_get(spec, "channel"));
-    if (!ch || !outreach_channel_known(ch))
+    const struct channel_rule *cr = outreach_channel_known(ch) ? channel_rule(ch) : NULL;
+    if (!cr)
         return op_error_set(err, -EINVAL, "channel",
                             "channel: \"%.24s\" has no transport on this node (%s)", ch ? ch : "",
                             outreach_channels());
@@ -316,7 +349,8 @@ int campaign_validate(const json_t *spec, struct op_error *err)
         return op_error_set(err, -EINVAL, "purpose",
                             "purpose: expected the consent ledger's purpose, 1 to 100 bytes");
     rc = check_templates(json_object_get(spec, "templates"),
-                         json_string_value(json_object_get(spec, "fallback_language")), err);
+                         json_string_value(json_object_get(spec, "fallback_language")),
+                         cr->need_subject, err);
     if (rc < 0)
         return rc;
     int64_t start = 0, end = 0;
@@ -676,7 +710,7 @@ int campaign_cancel(struct store *s, int64_t id, int64_t now_ms, struct op_error
 struct member {
     char id[40];
     char language[36];
-    char *given, *family, *locality, *email, *phone;
+    char *given, *family, *locality, *email, *phone_e164, *street, *postal_code;
 };
 
 static void member_free(struct member *m)
@@ -685,7 +719,9 @@ static void member_free(struct member *m)
     free(m->family);
     free(m->locality);
     free(m->email);
-    free(m->phone);
+    free(m->phone_e164);
+    free(m->street);
+    free(m->postal_code);
 }
 
 /* The segment's filters as the texts the query binds (NULL: none). */
@@ -748,8 +784,11 @@ static int segment_page(struct sql_cache *c, const struct seg_bind *b, const cha
         m->family = strdup(text_or(st, 3, ""));
         m->locality = strdup(text_or(st, 4, ""));
         m->email = strdup(text_or(st, 5, ""));
-        m->phone = strdup(text_or(st, 6, ""));
-        if (!m->given || !m->family || !m->locality || !m->email || !m->phone) {
+        m->phone_e164 = strdup(text_or(st, 6, ""));
+        m->street = strdup(text_or(st, 7, ""));
+        m->postal_code = strdup(text_or(st, 8, ""));
+        if (!m->given || !m->family || !m->locality || !m->email || !m->phone_e164 || !m->street ||
+            !m->postal_code) {
             sqlite3_reset(st);
             rc = op_error_set(err, -ENOMEM, NULL, "out of memory");
             break;
@@ -774,15 +813,24 @@ static int decide(struct store *s, const struct policy *p, const struct camp *k,
                   const struct member *m, int64_t now, struct decision *d, struct op_error *err)
 {
     memset(d, 0, sizeof *d);
-    const char *addr = !strcmp(k->channel, "email") ? m->email : m->phone;
-    if (!addr[0]) {
+    const struct channel_rule *cr = channel_rule(k->channel);
+    if (!cr)
+        return op_error_set(err, -EINVAL, "channel", "channel: \"%.24s\" has no transport",
+                            k->channel);
+    int reachable;
+    if (!strcmp(cr->channel, "email"))
+        reachable = m->email[0] != '\0';
+    else if (!strcmp(cr->channel, "print"))
+        reachable = m->street[0] && (m->locality[0] || m->postal_code[0]);
+    else
+        reachable = m->phone_e164[0] == '+';
+    if (!reachable) {
         snprintf(d->reason, sizeof d->reason, "no_address");
-        snprintf(d->rule, sizeof d->rule, "the contact has no %s address",
-                 !strcmp(k->channel, "email") ? "e-mail" : k->channel);
+        snprintf(d->rule, sizeof d->rule, "the contact has no %s", cr->address);
         return 0;
     }
     struct consent_decision cd;
-    int rc = consent_check(s, p, m->id, k->channel, k->purpose, "marketing", now, &cd, err);
+    int rc = consent_check(s, p, m->id, cr->ledger, k->purpose, "marketing", now, &cd, err);
     if (rc < 0)
         return rc;
     d->allowed = cd.allowed;
@@ -891,7 +939,8 @@ int campaign_plan_step(struct store *s, const struct policy *p, int64_t id, unsi
         char lang[4];
         pick_language(&k, ms[i].language, lang);
         const json_t *t = json_object_get(k.templates, lang);
-        char *subj = render(json_string_value(json_object_get(t, "subject")), &ms[i]);
+        const char *subj_t = json_string_value(json_object_get(t, "subject"));
+        char *subj = render(subj_t ? subj_t : "", &ms[i]);
         char *body = render(json_string_value(json_object_get(t, "body")), &ms[i]);
         sqlite3_stmt *st = NULL;
         if (!subj || !body)

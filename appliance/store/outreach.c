@@ -680,7 +680,7 @@ int outreach_unsubscribe(struct store *s, const char *token, int64_t now_ms, cha
     return txn_end(s, &c, own, rc, err);
 }
 
-static const char *const channels_known[] = {"email", NULL};
+static const char *const channels_known[] = {"email", "sms", "print", "call", NULL};
 
 int outreach_channel_known(const char *channel)
 {
@@ -692,5 +692,5 @@ int outreach_channel_known(const char *channel)
 
 const char *outreach_channels(void)
 {
-    return "email";
+    return "email, sms, print, call";
 }

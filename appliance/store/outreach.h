@@ -141,8 +141,9 @@ int outreach_new_token(char token[OUTREACH_TOKEN_BUF], struct op_error *err);
 int outreach_unsubscribe(struct store *s, const char *token, int64_t now_ms, char *lang,
                          struct op_error *err);
 
-/* 1 when the node has a transport for the channel (campaigns accept only
- * these); outreach_channels() lists them for messages. */
+/* 1 when the node has a transport for the channel: email (SMTP), sms (the
+ * gateway), print (letters) and call (call lists). Campaigns accept only
+ * these; outreach_channels() lists them for messages. */
 int outreach_channel_known(const char *channel);
 const char *outreach_channels(void);
 

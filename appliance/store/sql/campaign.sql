@@ -26,7 +26,8 @@ UPDATE campaigns SET state = ?2, updated_ms = ?4 WHERE id = ?1 AND state = ?3;
 -- earliest occurred_at (UTC, YYYY-MM-DDTHH:MM:SSZ).
 -- name: segment_page
 SELECT c.id, coalesce(c.language, ''), coalesce(c.given_name, ''), coalesce(c.family_name, ''),
-       coalesce(c.locality, ''), coalesce(c.email, ''), coalesce(c.phone, '')
+       coalesce(c.locality, ''), coalesce(c.email, ''), coalesce(c.phone_e164, ''),
+       coalesce(c.street, ''), coalesce(c.postal_code, '')
 FROM contacts c
 WHERE c.deleted = 0 AND c.id > ?1
   AND (?2 IS NULL OR c.country IN (SELECT value FROM json_each(?2)))

@@ -8,7 +8,10 @@
  * back) is planned again once and no contact twice; an erased contact
  * has no message left to send; pause holds the messages, cancel stops
  * them; the schedule's start and end; transport reports set outcomes and
- * the figures.
+ * the figures. Each channel: sms and call need the contact's E.164
+ * number, print a postal address (street and locality or postal code);
+ * print is decided as direct_mail in the consent ledger, as the hand-out
+ * decides it, and an SMS needs no subject.
  */
 #include "campaign.h"
 
@@ -23,6 +26,7 @@
 #include "db.h"
 #include "entity.h"
 #include "outreach.h"
+#include "outreach_handout.h"
 #include "policy.h"
 #include "store.h"
 #include "store_fixture.h"
@@ -513,6 +517,199 @@ static void test_outreach_aggregate(void)
     policy_free(eu);
 }
 
+/* The policy above with direct mail as opt-out, as EU-DE has it. */
+static struct policy *policy_with_direct_mail(void)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml, "%s%s", fx_consent_policy_yaml,
+             "  direct_mail: {mode: opt_out, basis: \"UWG §7(1)\"}\n");
+    struct policy *p = NULL;
+    CHECK_EQ(policy_load_buffer("EU-DE.yaml", yaml, strlen(yaml), &p, &err), 0);
+    return p;
+}
+
+static char *reach_contact(const char *given, const char *phone, const char *street,
+                           const char *postal_code, const char *locality)
+{
+    json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?}", "given_name", given,
+                          "family_name", "Reach", "language", "de", "country", "LU", "phone", phone,
+                          "street", street, "postal_code", postal_code, "locality", locality);
+    json_t *rec = NULL;
+    op_error_clear(&err);
+    CHECK_EQ(store_create(s, &entity_contact, f, STORE_SKIP_DUP_CHECK, &rec, &err), 0);
+    json_decref(f);
+    char *id = strdup(json_string_value(json_object_get(rec, "id")));
+    json_decref(rec);
+    return id;
+}
+
+static json_t *channel_spec(const char *channel, int with_subject)
+{
+    json_t *t = json_pack("{s:s}", "body", "Hallo {{given_name}}, Winterangebot.");
+    if (with_subject)
+        json_object_set_new(t, "subject", json_string("Angebot für {{given_name}}"));
+    return json_pack("{s:s, s:{s:[s]}, s:s, s:s, s:{s:o}, s:s}", "name", "Reach", "segment",
+                     "country", "LU", "channel", channel, "purpose", "offers", "templates", "de", t,
+                     "fallback_language", "de");
+}
+
+/* The campaign's message for a contact on a channel. */
+static json_t *message_on(const char *contact, const char *channel)
+{
+    json_t *a = messages(), *found = NULL;
+    size_t i;
+    json_t *m;
+    json_array_foreach(
+        a, i, m) if (!strcmp(json_string_value(json_object_get(m, "contact_id")), contact) &&
+                     !strcmp(json_string_value(json_object_get(m, "channel")), channel)) found =
+        json_incref(m);
+    json_decref(a);
+    return found;
+}
+
+/* Dry run, then plan; both must give want_send and the refusals by reason
+ * (pairs of reason and count, NULL-terminated). */
+static int64_t run_channel(const struct policy *p, const char *channel, int with_subject,
+                           int64_t want_send, const char *const *reasons, const int *counts)
+{
+    json_t *j = channel_spec(channel, with_subject);
+    int64_t id = 0;
+    CHECK_EQ(campaign_create(s, j, "ana", T0, &id, &err), 0);
+    json_decref(j);
+    CHECK_EQ(campaign_start(s, id, T0 + 5000, &err), 0);
+    json_t *dry = NULL;
+    CHECK_EQ(campaign_dry_run(s, p, id, T0 + 6000, &dry, &err), 0);
+    CHECK_EQ(json_integer_value(json_object_get(dry, "segment")), 5);
+    CHECK_EQ(json_integer_value(json_object_get(dry, "would_send")), want_send);
+    CHECK_EQ(json_integer_value(json_object_get(dry, "refused")), 5 - want_send);
+    json_t *by = json_object_get(dry, "refused_by_reason");
+    for (size_t i = 0; reasons[i]; i++)
+        CHECK_EQ(json_integer_value(json_object_get(by, reasons[i])), counts[i]);
+    json_decref(dry);
+    int done = 0;
+    for (int guard = 0; !done && guard < 10; guard++)
+        CHECK_EQ(campaign_plan_step(s, p, id, 2, T0 + 6000, &done, NULL, &err), 0);
+    CHECK_EQ(fig(id, "planned"), 5);
+    CHECK_EQ(fig(id, "queued"), want_send);
+    for (size_t i = 0; reasons[i]; i++)
+        CHECK_EQ(fig_reason(id, reasons[i]), counts[i]);
+    return id;
+}
+
+static void test_channels(void)
+{
+    struct policy *dm = policy_with_direct_mail();
+    /* A: all addresses, SMS consent; B: no phone, street and postal code;
+     * C: all addresses, objected everywhere; D: all addresses, nothing on
+     * file; E: no phone, a street only */
+    char *a = reach_contact("Anja", "030 901820", "Hauptstraße 5", "10115", "Berlin");
+    char *b = reach_contact("Bodo", NULL, "Ring 2", "50667", NULL);
+    char *c = reach_contact("Carla", "030 901821", "Markt 3", "80331", "München");
+    char *d = reach_contact("Dieter", "030 901822", "Weg 4", "20095", "Hamburg");
+    char *e = reach_contact("Emil", NULL, "Gasse 5", NULL, NULL);
+    struct consent_request req = {.contact_id = a,
+                                  .channel = "sms",
+                                  .purpose = "offers",
+                                  .method = "single_opt_in",
+                                  .source = "shop counter"};
+    char token[CONSENT_TOKEN_BUF];
+    CHECK_EQ(consent_record(s, dm, &req, T0, NULL, token, &err), 0);
+    static const char *const objected[] = {"sms", "call", "direct_mail"};
+    for (size_t i = 0; i < 3; i++)
+        CHECK_EQ(
+            consent_withdraw(s, c, objected[i], "offers", NULL, "objected", T0 + 1000, NULL, &err),
+            0);
+
+    /* templates: an SMS needs no subject, a letter does, so does e-mail */
+    int64_t before = count_campaigns(), id = 0;
+    json_t *j = channel_spec("print", 0);
+    CHECK_EQ(campaign_create(s, j, "ana", T0, &id, &err), -EINVAL);
+    CHECK_STR(err.field, "templates.de.subject");
+    json_decref(j);
+    j = channel_spec("email", 0);
+    CHECK_EQ(campaign_create(s, j, "ana", T0, &id, &err), -EINVAL);
+    CHECK_STR(err.field, "templates.de.subject");
+    json_decref(j);
+    j = channel_spec("sms", 1);
+    json_object_set_new(json_object_get(json_object_get(j, "templates"), "de"), "subject",
+                        json_integer(3));
+    CHECK_EQ(campaign_create(s, j, "ana", T0, &id, &err), -EINVAL);
+    CHECK_STR(err.field, "templates.de.subject");
+    json_decref(j);
+    j = channel_spec("fax", 1);
+    CHECK_EQ(campaign_create(s, j, "ana", T0, &id, &err), -EINVAL);
+    CHECK_STR(err.field, "channel");
+    CHECK_CONTAINS(err.msg, "email, sms, print, call");
+    json_decref(j);
+    CHECK_EQ(count_campaigns(), before);
+
+    /* sms: single opt-in, so only A; C's number is on the suppression list */
+    static const char *const sms_r[] = {"no_address", "suppressed", "none", NULL};
+    static const int sms_n[] = {2, 1, 1};
+    run_channel(dm, "sms", 0, 1, sms_r, sms_n);
+    json_t *m = message_on(a, "sms");
+    CHECK_STR(json_string_value(json_object_get(m, "state")), "queued");
+    CHECK_STR(json_string_value(json_object_get(m, "decision")), "granted");
+    CHECK_STR(json_string_value(json_object_get(m, "subject")), "");
+    json_decref(m);
+    m = message_on(b, "sms");
+    CHECK_STR(json_string_value(json_object_get(m, "decision")), "no_address");
+    CHECK_CONTAINS(json_string_value(json_object_get(m, "rule")), "E.164");
+    json_decref(m);
+
+    /* call: opt-out, so A and D */
+    static const char *const call_r[] = {"no_address", "suppressed", NULL};
+    static const int call_n[] = {2, 1};
+    run_channel(dm, "call", 0, 2, call_r, call_n);
+    m = message_on(d, "call");
+    CHECK_STR(json_string_value(json_object_get(m, "state")), "queued");
+    CHECK_CONTAINS(json_string_value(json_object_get(m, "rule")), "no objection");
+    json_decref(m);
+
+    /* print: decided as direct_mail (opt-out), a street with a locality
+     * or a postal code is an address: A, B, D; C objected to direct mail */
+    static const char *const print_r[] = {"no_address", "withdrawn", NULL};
+    static const int print_n[] = {1, 1};
+    run_channel(dm, "print", 1, 3, print_r, print_n);
+    m = message_on(b, "print");
+    CHECK_STR(json_string_value(json_object_get(m, "state")), "queued");
+    CHECK_STR(json_string_value(json_object_get(m, "subject")), "Angebot für Bodo");
+    CHECK_CONTAINS(json_string_value(json_object_get(m, "rule")), "direct_mail");
+    json_decref(m);
+    m = message_on(e, "print");
+    CHECK_STR(json_string_value(json_object_get(m, "decision")), "no_address");
+    CHECK_CONTAINS(json_string_value(json_object_get(m, "rule")), "postal address");
+    json_decref(m);
+
+    /* under a policy without a direct-mail rule no letter goes */
+    static const char *const none_r[] = {"no_address", "none", NULL};
+    static const int none_n[] = {1, 4};
+    int64_t strict = run_channel(pol, "print", 1, 0, none_r, none_n);
+    CHECK_EQ(campaign_cancel(s, strict, T0 + 7000, &err), 0);
+
+    /* the hand-out decides as the plan did: every queued letter and call
+     * is handed out, none refused, none without an address */
+    struct outreach_handout h;
+    CHECK_EQ(outreach_handout_take(s, dm, "print", 10, T0 + 8000, &h, &err), 0);
+    CHECK_EQ((int64_t)h.n, 3);
+    CHECK_EQ(h.refused, 0);
+    CHECK_EQ(h.failed, 0);
+    CHECK_EQ(outreach_handout_done(s, &h, T0 + 8000, &err), 0);
+    outreach_handout_free(&h);
+    CHECK_EQ(outreach_handout_take(s, dm, "call", 10, T0 + 8000, &h, &err), 0);
+    CHECK_EQ((int64_t)h.n, 2);
+    CHECK_EQ(h.refused, 0);
+    CHECK_EQ(h.failed, 0);
+    CHECK_EQ(outreach_handout_done(s, &h, T0 + 8000, &err), 0);
+    outreach_handout_free(&h);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    free(e);
+    policy_free(dm);
+}
+
 int main(void)
 {
     pol = fx_consent_policy();
@@ -530,6 +727,7 @@ int main(void)
     RUN(test_events_and_figures);
     RUN(test_schedule);
     RUN(test_outreach_aggregate);
+    RUN(test_channels);
     char **all[] = {de, pt, fr, nomail, withdrawn, other};
     size_t sizes[] = {12, 6, 4, 2, 3, 3};
     for (size_t i = 0; i < 6; i++)
