@@ -195,7 +195,9 @@ static int do_handout(struct store *s, const char *channel, const struct args *a
                                   .language = p->language};
         rc = print_letters_write(a->out, &h, &o, &err);
     } else {
-        rc = call_list_write(a->out, &h, "", &err);
+        char window[CALL_LIST_WINDOW_MAX];
+        call_list_window(&p->quiet_call, p->time_zone, window, sizeof window);
+        rc = call_list_write(a->out, &h, window, &err);
     }
     if (rc < 0) {
         struct op_error rerr;

@@ -21,6 +21,18 @@ static const char *field(json_t *ct, const char *name)
     return v ? v : "";
 }
 
+void call_list_window(const struct quiet_hours *q, const char *zone, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    out[0] = '\0';
+    if (!q || !q->set)
+        return;
+    /* the window runs from the end of the quiet hours to their start */
+    snprintf(out, cap, "%02u:%02u-%02u:%02u%s%s", q->end_min / 60, q->end_min % 60,
+             q->start_min / 60, q->start_min % 60, zone && zone[0] ? " " : "", zone ? zone : "");
+}
+
 int call_list_write(const char *path, const struct outreach_handout *h, const char *call_window,
                     struct op_error *err)
 {

@@ -170,6 +170,8 @@ head -1 "$T/calls.csv" | grep -q '^message,name,phone,language,script,consent,ru
     die "header: $(head -1 "$T/calls.csv")"
 expect_contains "$T/calls.csv" "$K1,Jürgen Weiß,\"+4930901820\",de,"
 expect_contains "$T/calls.csv" ",granted,"
+# EU-DE keeps calls quiet 20:00-09:00 in Europe/Berlin
+expect_contains "$T/calls.csv" ",09:00-20:00 Europe/Berlin"
 expect_not_contains "$T/calls.csv" "no consent for calls"
 expect_contains "$T/calls.csv" ",\"'=1+1 Guten Tag, hier ist Outpost\"," # text, not a formula
 expect_not_contains "$T/calls.csv" ",=1+1"

@@ -3,7 +3,8 @@
  * the E.164 number kept (its '+' is not a formula), a script that a
  * spreadsheet would run written as text, quotes and newlines in cells
  * quoted, the file readable by its owner only and no temporary file left;
- * a path that cannot be written leaves nothing behind.
+ * a path that cannot be written leaves nothing behind. The call window:
+ * the hours a region's quiet hours for calls leave, in its time zone.
  */
 #include "call_list.h"
 
@@ -76,8 +77,38 @@ static void test_write(void)
     rmdir(dir);
 }
 
+static void test_window(void)
+{
+    struct quiet_hours q;
+    char why[200], w[CALL_LIST_WINDOW_MAX];
+    /* quiet across midnight: calls in the day */
+    CHECK_EQ(quiet_hours_parse("21:00-08:00", &q, why, sizeof why), 0);
+    call_list_window(&q, "America/Los_Angeles", w, sizeof w);
+    CHECK_STR(w, "08:00-21:00 America/Los_Angeles");
+    CHECK_EQ(quiet_hours_parse("20:00-09:30", &q, why, sizeof why), 0);
+    call_list_window(&q, "Europe/Berlin", w, sizeof w);
+    CHECK_STR(w, "09:30-20:00 Europe/Berlin");
+    /* quiet at midday: the window crosses midnight and says so by its order */
+    CHECK_EQ(quiet_hours_parse("12:00-13:15", &q, why, sizeof why), 0);
+    call_list_window(&q, "Africa/Nairobi", w, sizeof w);
+    CHECK_STR(w, "13:15-12:00 Africa/Nairobi");
+    /* no quiet hours for calls: no window, not a made-up one */
+    struct quiet_hours none = {0};
+    snprintf(w, sizeof w, "stale");
+    call_list_window(&none, "Europe/Berlin", w, sizeof w);
+    CHECK_STR(w, "");
+    call_list_window(NULL, "Europe/Berlin", w, sizeof w);
+    CHECK_STR(w, "");
+    /* a short buffer is cut, never overrun */
+    char small[6];
+    CHECK_EQ(quiet_hours_parse("21:00-08:00", &q, why, sizeof why), 0);
+    call_list_window(&q, "America/Los_Angeles", small, sizeof small);
+    CHECK_STR(small, "08:00");
+}
+
 int main(void)
 {
     RUN(test_write);
+    RUN(test_window);
     return tl_report();
 }
