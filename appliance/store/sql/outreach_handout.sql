@@ -5,6 +5,8 @@
 SELECT id, contact_id, purpose, kind, language, subject, body
 FROM outreach_messages
 WHERE state = 'queued' AND channel = ?2 AND next_try_ms <= ?1
+  AND (campaign_id IS NULL OR EXISTS (SELECT 1 FROM campaigns k
+                                      WHERE k.id = campaign_id AND k.state = 'running'))
 ORDER BY next_try_ms, id LIMIT 1;
 
 -- name: recover

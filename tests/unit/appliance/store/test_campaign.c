@@ -670,7 +670,7 @@ static void test_channels(void)
      * or a postal code is an address: A, B, D; C objected to direct mail */
     static const char *const print_r[] = {"no_address", "withdrawn", NULL};
     static const int print_n[] = {1, 1};
-    run_channel(dm, "print", 1, 3, print_r, print_n);
+    int64_t letters = run_channel(dm, "print", 1, 3, print_r, print_n);
     m = message_on(b, "print");
     CHECK_STR(json_string_value(json_object_get(m, "state")), "queued");
     CHECK_STR(json_string_value(json_object_get(m, "subject")), "Angebot für Bodo");
@@ -690,6 +690,12 @@ static void test_channels(void)
     /* the hand-out decides as the plan did: every queued letter and call
      * is handed out, none refused, none without an address */
     struct outreach_handout h;
+    /* a paused campaign's letters wait, as its e-mails do */
+    CHECK_EQ(campaign_pause(s, letters, T0 + 7500, &err), 0);
+    CHECK_EQ(outreach_handout_take(s, dm, "print", 10, T0 + 8000, &h, &err), 0);
+    CHECK_EQ((int64_t)h.n, 0);
+    outreach_handout_free(&h);
+    CHECK_EQ(campaign_start(s, letters, T0 + 7600, &err), 0);
     CHECK_EQ(outreach_handout_take(s, dm, "print", 10, T0 + 8000, &h, &err), 0);
     CHECK_EQ((int64_t)h.n, 3);
     CHECK_EQ(h.refused, 0);
