@@ -280,6 +280,8 @@ static int check_templates(const json_t *tp, const char *fallback, int need_subj
         if (!need_subject && sv && !json_is_string(sv))
             return op_error_set(err, -EINVAL, field,
                                 "%s: expected one line of text, or no subject at all", field);
+        if (!need_subject && subj && !*subj)
+            subj = NULL; /* "" is no subject where none is needed */
         if ((need_subject || subj) && (!subj || !*subj || strlen(subj) > SUBJECT_MAX ||
                                        bad_text(subj, 0) || !utf8_valid(subj, strlen(subj))))
             return op_error_set(err, -EINVAL, field,

@@ -636,6 +636,13 @@ static void test_channels(void)
     CHECK_EQ(campaign_create(s, j, "ana", T0, &id, &err), -EINVAL);
     CHECK_STR(err.field, "templates.de.subject");
     json_decref(j);
+    j = channel_spec("sms", 1);
+    json_object_set_new(json_object_get(json_object_get(j, "templates"), "de"), "subject",
+                        json_string("two\nlines"));
+    CHECK_EQ(campaign_create(s, j, "ana", T0, &id, &err), -EINVAL);
+    CHECK_STR(err.field, "templates.de.subject");
+    CHECK_CONTAINS(err.msg, "or no subject");
+    json_decref(j);
     j = channel_spec("fax", 1);
     CHECK_EQ(campaign_create(s, j, "ana", T0, &id, &err), -EINVAL);
     CHECK_STR(err.field, "channel");
@@ -647,6 +654,12 @@ static void test_channels(void)
     static const char *const sms_r[] = {"no_address", "suppressed", "none", NULL};
     static const int sms_n[] = {2, 1, 1};
     run_channel(dm, "sms", 0, 1, sms_r, sms_n);
+    /* an empty subject, as a form sends it, is no subject */
+    j = channel_spec("sms", 1);
+    json_object_set_new(json_object_get(json_object_get(j, "templates"), "de"), "subject",
+                        json_string(""));
+    CHECK_EQ(campaign_validate(j, &err), 0);
+    json_decref(j);
     json_t *m = message_on(a, "sms");
     CHECK_STR(json_string_value(json_object_get(m, "state")), "queued");
     CHECK_STR(json_string_value(json_object_get(m, "decision")), "granted");
