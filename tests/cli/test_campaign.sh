@@ -3,7 +3,8 @@
 # node: a campaign from key=value lines and from JSON, bad files refused
 # naming the line or member with nothing stored, the dry run counting the
 # consent ledger's refusals by reason, and the state changes with their
-# exit codes (docs/CLI.md).
+# exit codes (docs/CLI.md). Campaigns on print and sms: their templates,
+# the address each needs and the consent channel that decides it.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 node_dir
@@ -96,4 +97,41 @@ expect_contains "$ERR" "no campaign 9"
 expect_exit 2 "$OUTPOST" campaign start abc
 expect_exit 2 "$OUTPOST" campaign frobnicate
 expect_exit 2 "$OUTPOST" campaign show 1 --state draft
+
+# ---- print and sms: Weiß has a postal address and a phone, the others neither
+expect_exit 0 "$OUTPOST" contact add --family-name Weiß --language de --country DE \
+    --street "Hauptstraße 5" --postal-code 10115 --locality Berlin --phone "030 901820"
+cat >"$T/p.txt" <<'KV'
+name=Winter letters
+channel=print
+purpose=offers
+fallback_language=de
+segment.country=DE
+template.de.subject=Unser Winterangebot
+template.de.body=Guten Tag {{name}},\nzwanzig Prozent.
+KV
+grep -v subject "$T/p.txt" >"$T/bad5.txt"
+SUM=$(db_checksum "$DB")
+expect_exit 3 "$OUTPOST" campaign create "$T/bad5.txt"
+expect_contains "$ERR" "templates.de.subject: expected one line"
+sed 's/channel=print/channel=fax/' "$T/p.txt" >"$T/bad6.txt"
+expect_exit 3 "$OUTPOST" campaign create "$T/bad6.txt"
+expect_contains "$ERR" 'channel: "fax" has no transport on this node (email, sms, print, call)'
+[ "$(db_checksum "$DB")" = "$SUM" ] || die "a refused campaign changed the database"
+expect_exit 0 "$OUTPOST" campaign create "$T/p.txt"
+expect_contains "$OUT" "campaign 3 created (draft)"
+# EU-DE: direct mail is opt-out, so Weiß's letter would go; three have no address
+expect_exit 0 "$OUTPOST" campaign dry-run 3
+expect_contains "$OUT" '"segment": 4'
+expect_contains "$OUT" '"would_send": 1'
+expect_contains "$OUT" '"no_address": 3'
+# an SMS has no subject; EU-DE asks double opt-in for SMS, which Weiß never gave
+sed -e 's/channel=print/channel=sms/' -e '/subject/d' "$T/p.txt" >"$T/s.txt"
+expect_exit 0 "$OUTPOST" campaign create "$T/s.txt"
+expect_contains "$OUT" "campaign 4 created (draft)"
+expect_exit 0 "$OUTPOST" campaign dry-run 4
+expect_contains "$OUT" '"would_send": 0'
+expect_contains "$OUT" '"no_address": 3'
+expect_contains "$OUT" '"none": 1'
+[ "$(q "SELECT count(*) FROM outreach_messages WHERE campaign_id IS NOT NULL")" = 0 ] || die "a dry run wrote messages"
 pass
