@@ -451,7 +451,9 @@ static size_t own_words(char *t, size_t n)
             cut = at;
             /* the attribution: the last non-blank line ending with ':' */
             if (line[0] == '>' && have_prev) {
-                size_t ps = prev_start, pe = at ? at - 1 : 0;
+                size_t ps = prev_start;
+                const char *pnl = memchr(t + ps, '\n', at - ps);
+                size_t pe = pnl ? (size_t)(pnl - t) : at;
                 while (pe > ps && (t[pe - 1] == ' ' || t[pe - 1] == '\r'))
                     pe--;
                 if (pe > ps && t[pe - 1] == ':') {
