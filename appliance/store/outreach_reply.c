@@ -777,8 +777,8 @@ static int seen(struct sql_cache *c, int64_t id, const char *detail, int *yes, s
 }
 
 /* Withdraws the contact's e-mail marketing consent for the message's
- * purpose and every other open one (consent_withdraw suppresses the
- * address). */
+ * purpose and every other open one, and puts the contact's address on
+ * the suppression list for every purpose, as a STOP by SMS does. */
 static int withdraw_all(struct store *s, struct sql_cache *c, const char *contact,
                         const char *purpose, int64_t now, struct op_error *err)
 {
@@ -798,6 +798,13 @@ static int withdraw_all(struct store *s, struct sql_cache *c, const char *contac
     for (int i = 0; rc == 0 && i < n; i++)
         rc = consent_withdraw(s, contact, "email", purposes[i], "marketing",
                               "unsubscribe by e-mail reply", now, NULL, err);
+    json_t *ct = NULL;
+    if (rc == 0)
+        rc = store_get(s, &entity_contact, contact, STORE_IGNORE_VIEWER, &ct, err);
+    const char *addr = rc == 0 ? json_string_value(json_object_get(ct, "email")) : NULL;
+    if (rc == 0 && addr && *addr)
+        rc = consent_suppress(s, "email", addr, "withdrawn", err);
+    json_decref(ct);
     return rc;
 }
 

@@ -373,6 +373,9 @@ static void test_match(void)
     CHECK_EQ(res.stop, 1);
     CHECK_EQ(consent_is_suppressed(s, "email", NULL, "ana@example.org", &sup, &err), 0);
     CHECK_EQ(sup, 1);
+    sup = 0; /* for every purpose, not only the message's */
+    CHECK_EQ(consent_is_suppressed(s, "email", "newsletter", "ana@example.org", &sup, &err), 0);
+    CHECK_EQ(sup, 1);
     CHECK_EQ(count("SELECT count(*) FROM consents WHERE channel = 'email' AND purpose = "
                    "'receipts' AND status = 'withdrawn'"),
              1);
