@@ -27,6 +27,7 @@
 #include "outreach.h"
 #include "outreach_bounce.h"
 #include "outreach_events.h"
+#include "outreach_mail.h"
 #include "store.h"
 #include "store_fixture.h"
 #include "subject.h"
@@ -220,6 +221,55 @@ static void test_real_replies(void)
     CHECK_EQ(r.automatic, 0);
 }
 
+/* The Message-ID the node builds carries the token; a reply naming it
+ * gives the token back. An HTML-only reply keeps an empty body; a text
+ * part inside nested multiparts is found. */
+static void test_round_trip(void)
+{
+    struct outreach_mail_in in = {.id = 42,
+                                  .node_id = "n1",
+                                  .from = "news@branch.example",
+                                  .to = "ana@example.org",
+                                  .language = "de",
+                                  .tmpl = "",
+                                  .subject = "Hallo",
+                                  .body = "Text\n",
+                                  .public_url = "https://crm.example",
+                                  .unsub_token = "UTOKEN",
+                                  .bounce_token = TOKEN,
+                                  .now_ms = T0};
+    char *m = NULL, used[8];
+    size_t len = 0;
+    op_error_clear(&err);
+    CHECK_EQ(outreach_mail_build(&in, &m, &len, used, &err), 0);
+    CHECK_CONTAINS(m, "Message-ID: <outreach-42." TOKEN "@branch.example>\r\n");
+    const char *at = strstr(m, "Message-ID: ");
+    char reply[512];
+    snprintf(reply, sizeof reply, "Subject: Re: Hallo\nIn-Reply-To: %.*s\n\nJa\n",
+             (int)(strchr(at, '\r') - at - 12), at + 12);
+    free(m);
+    static struct outreach_reply r;
+    CHECK_EQ(parse_text(reply, &r), 0);
+    CHECK_STR(r.tokens[0], TOKEN);
+    CHECK_STR(r.body, "Ja");
+
+    CHECK_EQ(parse_text("In-Reply-To: <outreach-1." TOKEN "@b.example>\n"
+                        "Content-Type: text/html; charset=utf-8\n\n<p>Ja</p>\n",
+                        &r),
+             0);
+    CHECK_STR(r.body, "");
+    CHECK_EQ(parse_text("In-Reply-To: <outreach-1." TOKEN "@b.example>\n"
+                        "Content-Type: multipart/mixed; boundary=outer\n\n"
+                        "--outer\nContent-Type: multipart/alternative; boundary=inner\n\n"
+                        "--inner\nContent-Type: text/plain; charset=windows-1252\n"
+                        "Content-Transfer-Encoding: quoted-printable\n\n"
+                        "=93Ja=94 =80 5\n--inner--\n"
+                        "--outer\nContent-Type: application/pdf\n\nxx\n--outer--\n",
+                        &r),
+             0);
+    CHECK_STR(r.body, "\u201cJa\u201d \u20ac 5");
+}
+
 static void refused(const char *text, int code, const char *words)
 {
     static struct outreach_reply r;
@@ -384,6 +434,18 @@ static void test_match(void)
              1);
     CHECK_EQ(count("SELECT count(*) FROM outreach_messages WHERE outcome = 'replied'"), 2);
 
+    /* an HTML-only reply: an activity with an empty body */
+    CHECK_EQ(parse_text("Message-ID: <h1@example.org>\nSubject: Re: Ihre Quittung\n"
+                        "In-Reply-To: <outreach-1." TOK1 "@branch.example>\n"
+                        "Content-Type: text/html; charset=utf-8\n\n<p>Ja</p>\n",
+                        &r),
+             0);
+    CHECK_EQ(outreach_reply_apply(s, &r, T0 + 4500, &res, &err), 0);
+    CHECK_EQ(res.message_id, m1);
+    CHECK_EQ(count("SELECT count(*) FROM activities WHERE channel = 'email' AND "
+                   "coalesce(body, '') = ''"),
+             1);
+
     /* erasure deletes the reply activities with the contact */
     struct subject_erase_report rep;
     CHECK_EQ(subject_erase(s, a, "request", (uint64_t)T0 + 5000, &rep, &err), 0);
@@ -408,6 +470,7 @@ int main(void)
         return 1;
     }
     RUN(test_real_replies);
+    RUN(test_round_trip);
     RUN(test_malformed);
     RUN(test_match);
     store_close(s);
