@@ -233,8 +233,7 @@ static size_t qp_decode(const char *in, size_t n, unsigned char *out, int in_hea
             i++; /* a soft line break */
             if (in[i] == '\r' && i + 1 < n && in[i + 1] == '\n')
                 i++;
-        } else if (in[i] == '=' && i + 2 < n + 0 && hexval(in[i + 1]) >= 0 &&
-                   hexval(in[i + 2]) >= 0) {
+        } else if (in[i] == '=' && i + 2 < n && hexval(in[i + 1]) >= 0 && hexval(in[i + 2]) >= 0) {
             out[k++] = (unsigned char)(hexval(in[i + 1]) * 16 + hexval(in[i + 2]));
             i += 2;
         } else if (in_header && in[i] == '_') {
@@ -276,7 +275,6 @@ static int decode_subject(const char *v, char *out, size_t cap, struct op_error 
     }
     size_t k = 0;
     tmp[0] = '\0';
-    int last_word = 0;
     const char *p = v;
     while (*p) {
         const char *q = NULL, *end = NULL;
@@ -307,7 +305,6 @@ static int decode_subject(const char *v, char *out, size_t cap, struct op_error 
                                     "Subject: an encoded word is not valid %s", cs);
             }
             p = end + 2;
-            last_word = 1;
             /* whitespace between two encoded words is not text */
             const char *w = p;
             while (*w == ' ')
@@ -316,7 +313,6 @@ static int decode_subject(const char *v, char *out, size_t cap, struct op_error 
                 p = w;
             continue;
         }
-        last_word = 0;
         size_t run = 1;
         while (p[run] && !(p[run] == '=' && p[run + 1] == '?'))
             run++;
@@ -324,7 +320,6 @@ static int decode_subject(const char *v, char *out, size_t cap, struct op_error 
             (void)to_utf8((const unsigned char *)p, run, CS_LATIN1, tmp, &k);
         p += run;
     }
-    (void)last_word;
     free(raw);
     for (size_t i = 0; i < k; i++)
         if ((unsigned char)tmp[i] < 0x20 || tmp[i] == 0x7f)
