@@ -1,11 +1,11 @@
 /*
  * `outpost outreach list|show|requeue|send-test|print|calls|call-result|
- * bounce`: the operator's view of the outreach queue (docs/OUTREACH.md).
+ * bounce|reply`: the operator's view of the outreach queue (docs/OUTREACH.md).
  * outpostd sends e-mail; this command reads the queue, puts a message
  * whose outcome is unknown (or that failed) back in it, queues a test
  * message, hands out the printed mail and call lists as files, records a
- * call's result, and takes a returned delivery status notification from
- * the MTA on its standard input.
+ * call's result, and takes a returned delivery status notification or a
+ * contact's reply from the MTA on its standard input.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +21,7 @@
 #include "outreach_bounce.h"
 #include "outreach_events.h"
 #include "outreach_handout.h"
+#include "outreach_reply.h"
 #include "print_letters.h"
 
 static void usage(FILE *out)
@@ -35,7 +36,8 @@ static void usage(FILE *out)
             "       outpost outreach calls --out FILE.csv [--limit N] [--db PATH]\n"
             "       outpost outreach call-result ID answered|no-answer|refused|wrong-number\n"
             "                              [--note TEXT] [--db PATH]\n"
-            "       outpost outreach bounce [--hard-bounce-limit N] [--db PATH] < REPORT\n\n"
+            "       outpost outreach bounce [--hard-bounce-limit N] [--db PATH] < REPORT\n"
+            "       outpost outreach reply [--db PATH] < MESSAGE\n\n"
             "The queue of messages outpostd sends to contacts (docs/OUTREACH.md).\n\n"
             "  list       newest first: id, state, attempts, channel, purpose, contact, error\n"
             "             (--state queued|sending|sent|failed|unknown|refused; --limit 1..%d,\n"
@@ -54,10 +56,15 @@ static void usage(FILE *out)
             "  bounce     a delivery status notification (RFC 3464) on standard input, at\n"
             "             most 1 MiB: 5.x.x a hard bounce, 4.x.x a soft one; after\n"
             "             --hard-bounce-limit hard bounces (default 2) the contact's\n"
-            "             address is suppressed for e-mail\n\n"
+            "             address is suppressed for e-mail\n"
+            "  reply      a contact's answer to an outreach e-mail on standard input, at\n"
+            "             most 1 MiB: an inbound activity and the outcome replied; an\n"
+            "             auto-reply is an event only; a Subject of only unsubscribe or\n"
+            "             STOP also withdraws e-mail marketing consent\n\n"
             "  --db PATH  database file (default: $OUTPOST_DB, else %s)\n\n"
             "Exit status: 0 ok, 1 failed, 2 usage, 3 bad input (nothing changed), 5 no such\n"
-            "message or contact (or no message of this node has the report's token).\n",
+            "message or contact (or no message of this node has the report's token or is\n"
+            "the one the reply answers).\n",
             OUTREACH_LIST_MAX, CLI_DEFAULT_DB);
 }
 
@@ -264,22 +271,59 @@ static int do_bounce(struct store *s, const struct args *a)
     return CLI_OK;
 }
 
+static int do_reply(struct store *s)
+{
+    static char buf[OUTREACH_REPLY_MAX + 1];
+    size_t n = 0;
+    for (;;) {
+        size_t got = fread(buf + n, 1, sizeof buf - n, stdin);
+        n += got;
+        if (!got || n == sizeof buf)
+            break;
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "outpost outreach: reply: cannot read standard input\n");
+        return CLI_FAIL;
+    }
+    struct op_error err;
+    op_error_clear(&err);
+    static struct outreach_reply r;
+    int rc = outreach_reply_parse(buf, n, &r, &err);
+    if (rc < 0)
+        return cli_fail_by("outreach", rc, &err, rules);
+    struct outreach_reply_result res;
+    rc = outreach_reply_apply(s, &r, 0, &res, &err);
+    if (rc < 0)
+        return cli_fail_by("outreach", rc, &err, rules);
+    if (res.duplicate)
+        printf("message %" PRId64 ": this reply was recorded before; nothing changed\n",
+               res.message_id);
+    else if (res.automatic)
+        printf("message %" PRId64 ": an automatic reply, recorded as an event only\n",
+               res.message_id);
+    else
+        printf("message %" PRId64 ": replied (activity %s)%s\n", res.message_id, res.activity_id,
+               res.stop ? "; the contact's e-mail marketing consent is withdrawn" : "");
+    return CLI_OK;
+}
+
 static int run(const struct cli_call *c)
 {
     const struct args *a = c->args;
     if (c->npos < 1)
         return cli_bad(c, "expected list, show ID, requeue ID, send-test CONTACT, print, calls, "
-                          "call-result ID RESULT or bounce");
+                          "call-result ID RESULT, bounce or reply");
     const char *sub = c->pos[0];
     int handout = !strcmp(sub, "print") || !strcmp(sub, "calls");
-    int want = (!strcmp(sub, "list") || handout || !strcmp(sub, "bounce"))                      ? 1
+    int want = (!strcmp(sub, "list") || handout || !strcmp(sub, "bounce") || !strcmp(sub, "reply"))
+                   ? 1
                : (!strcmp(sub, "show") || !strcmp(sub, "requeue") || !strcmp(sub, "send-test")) ? 2
                : !strcmp(sub, "call-result")                                                    ? 3
                                                                                                 : 0;
     if (!want)
         return cli_bad(c,
                        "unknown subcommand '%.40s' (list, show, requeue, send-test, print, "
-                       "calls, call-result, bounce)",
+                       "calls, call-result, bounce, reply)",
                        sub);
     if ((int)c->npos != want)
         return cli_bad(c,
@@ -335,6 +379,8 @@ static int run(const struct cli_call *c)
         ret = do_handout(s, !strcmp(sub, "print") ? "print" : "call", a);
     } else if (!strcmp(sub, "bounce")) {
         ret = do_bounce(s, a);
+    } else if (!strcmp(sub, "reply")) {
+        ret = do_reply(s);
     } else if (!strcmp(sub, "call-result")) {
         char act[40] = "";
         rc = outreach_call_result(s, id, (enum outreach_call_result)result, a->note, 0, act, &err);
@@ -379,6 +425,6 @@ static const struct cli_option opts[] = {
 const struct cli_command cmd_outreach = {
     CLI_COMMAND("outreach",
                 "the queue of messages to contacts: list, show, requeue, send-test, print, "
-                "calls, call-result, bounce",
+                "calls, call-result, bounce, reply",
                 run, usage, opts, struct args),
 };

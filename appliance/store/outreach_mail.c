@@ -297,8 +297,15 @@ int outreach_mail_build(const struct outreach_mail_in *in, char **out, size_t *l
     addf(&b, "To: %s\r\n", in->to);
     add_subject(&b, subject);
     addf(&b, "Date: %s\r\n", date);
-    addf(&b, "Message-ID: <outreach-%lld.%s@%s>\r\n", (long long)in->id,
-         in->node_id ? in->node_id : "node", domain);
+    /* With a bounce token, the Message-ID carries it: a reply names it in
+     * In-Reply-To/References and is matched by the token's hash
+     * (outreach_reply.h). */
+    if (in->bounce_token && in->bounce_token[0])
+        addf(&b, "Message-ID: <outreach-%lld.%s@%s>\r\n", (long long)in->id, in->bounce_token,
+             domain);
+    else
+        addf(&b, "Message-ID: <outreach-%lld.%s@%s>\r\n", (long long)in->id,
+             in->node_id ? in->node_id : "node", domain);
     adds(&b, "MIME-Version: 1.0\r\n");
     adds(&b, "Content-Type: text/plain; charset=utf-8\r\n");
     adds(&b, "Content-Transfer-Encoding: base64\r\n");

@@ -10,7 +10,9 @@
  * 8058); an address or URL with a control character, space, '<', '>' or
  * ',' is refused (no header injection); the body is base64 of UTF-8 text.
  * A bounce token, when given, goes in X-Outpost-Bounce, which delivery
- * status notifications return with the original headers.
+ * status notifications return with the original headers, and in the
+ * Message-ID (outreach-ID.TOKEN@domain), which replies name in
+ * In-Reply-To and References.
  */
 #ifndef OUTPOST_OUTREACH_MAIL_H
 #define OUTPOST_OUTREACH_MAIL_H
