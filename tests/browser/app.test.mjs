@@ -536,6 +536,15 @@ async function main() {
     assert.equal((await mapi('GET', '/campaigns/' + list[0].id)).data.state, 'paused');
     await shot(p7, 'campaigns');
     await axe(p7, 'campaigns');
+    // the channel is the manager's choice: an SMS campaign needs no subject
+    await p7.selectOption('#campaign-channel', 'sms');
+    await p7.fill('input[name=name]', 'Winter SMS');
+    await p7.fill('input[name=lang1]', 'en');
+    await p7.fill('textarea[name=body1]', 'Hello {{given_name}}');
+    await p7.click('#campaign-create');
+    await p7.waitForSelector('#dry-run');
+    const sms = (await mapi('GET', '/campaigns')).data.campaigns.find((c) => c.name === 'Winter SMS');
+    assert.equal(sms && sms.channel, 'sms');
     // a field user has no campaign screen and no campaign route
     assert.equal(await page.locator('a[href="#/campaigns"]').count(), 0);
     assert.equal((await api('GET', '/campaigns')).status, 403);

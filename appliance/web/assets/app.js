@@ -688,6 +688,8 @@ function campaignForm() {
     field('subject' + n, 'campaigns.subject', {maxlength: 200}),
     h('label', {}, t('campaigns.body'), h('textarea', {name: 'body' + n, rows: 4})));
   const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  const channel = h('select', {name: 'channel', id: 'campaign-channel'},
+    ['email', 'sms', 'print', 'call'].map((c) => h('option', {value: c, text: t('campaigns.channel.' + c)})));
   const form = h('form', {id: 'campaign-form', onsubmit: async (ev) => {
     ev.preventDefault();
     err.textContent = '';
@@ -701,7 +703,7 @@ function campaignForm() {
     const segment = {};
     if (list(e.country.value).length) segment.country = list(e.country.value);
     if (list(e.language.value).length) segment.language = list(e.language.value);
-    const body = {name: e.name.value, channel: 'email', purpose: e.purpose.value, segment, templates,
+    const body = {name: e.name.value, channel: e.channel.value, purpose: e.purpose.value, segment, templates,
       fallback_language: e.lang1.value.trim()};
     const r = await api('POST', '/campaigns', body);
     if (!r.ok) { err.textContent = detail(r); return; }
@@ -710,6 +712,7 @@ function campaignForm() {
     out.replaceChildren(dryRunView(r.data.id, d.data));
   }},
   field('name', 'campaigns.name', {required: true, maxlength: 200}),
+  h('label', {for: 'campaign-channel', text: t('campaigns.channel')}), channel,
   field('purpose', 'campaigns.purpose', {required: true, value: 'newsletter'}),
   field('country', 'campaigns.countries', {placeholder: 'DE, AT'}),
   field('language', 'campaigns.languages', {placeholder: 'de, pt'}),
