@@ -211,6 +211,27 @@ static int parse_segment_no(const char *s, uint64_t *out)
     return 0;
 }
 
+/* receipt_put found a receipt for the segment that was not there when
+ * the apply looked: another receiver applied the same segment meanwhile
+ * and its commit came first. Its receipt is the answer, as for any
+ * replay; called after the rollback of the losing transaction. Returns 0
+ * with a replay in *out, or rc (the receipt cannot be read now). */
+static int lost_race(struct hq_store *st, const char *node, uint64_t segno, int rc,
+                     struct hq_apply_result *out, struct op_error *err)
+{
+    struct hq_receipt won;
+    struct op_error e2;
+    op_error_clear(&e2);
+    if (st->ops->receipt_get(st->impl, node, segno, &won, &e2) < 0)
+        return rc;
+    memset(out, 0, sizeof *out);
+    out->outcome = HQ_APPLY_REPLAY;
+    out->receipt = won;
+    if (err)
+        op_error_clear(err);
+    return 0;
+}
+
 /* Writes a rejected receipt in its own transaction. */
 static int reject(struct hq_store *st, const struct segment_info *info, int64_t now_ms,
                   const char *reason, struct hq_apply_result *out, struct op_error *err)
@@ -228,10 +249,11 @@ static int reject(struct hq_store *st, const struct segment_info *info, int64_t 
     int rc = st->ops->begin(st->impl, err);
     if (rc < 0)
         return rc;
-    if ((rc = st->ops->receipt_put(st->impl, &r, err)) < 0 ||
+    int put = 0;
+    if ((rc = put = st->ops->receipt_put(st->impl, &r, err)) < 0 ||
         (rc = st->ops->commit(st->impl, err)) < 0) {
         st->ops->rollback(st->impl);
-        return rc;
+        return put == -EEXIST ? lost_race(st, r.node, r.segment, rc, out, err) : rc;
     }
     memset(out, 0, sizeof *out);
     out->outcome = HQ_APPLY_REJECTED;
@@ -559,8 +581,14 @@ int hq_apply_upload(struct hq_store *st, struct hq_policies *pc, const struct hq
     r.received_ms = now_ms;
     r.segment_created_ms = info->created_ms;
     if ((rc = st->ops->receipt_put(st->impl, &r, err)) < 0 ||
-        (rc = st->ops->commit(st->impl, err)) < 0)
+        (rc = st->ops->commit(st->impl, err)) < 0) {
+        if (rc == -EEXIST) {
+            st->ops->rollback(st->impl);
+            segment_close(seg);
+            return lost_race(st, node.name, segno, rc, out, err);
+        }
         goto fail;
+    }
     segment_close(seg);
     memset(out, 0, sizeof *out);
     out->outcome = HQ_APPLY_APPLIED;

@@ -81,7 +81,10 @@ struct hq_apply_result {
 
 /* Verifies and applies the upload u. now_ms is the receipt's received
  * time. Returns 0 with *out filled when the upload has been dealt with
- * for good (any outcome: release it); a negative errno when it could not
+ * for good (any outcome: release it; a replay also when another
+ * receiver applying the same segment committed its receipt first, found
+ * as -EEXIST from receipt_put: that receipt is the answer); a negative
+ * errno when it could not
  * be dealt with now (database busy or full, I/O, the node's region
  * profile missing or invalid at HQ): nothing was written, err says why,
  * and the upload should be kept and tried again. */

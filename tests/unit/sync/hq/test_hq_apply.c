@@ -13,7 +13,9 @@
  * names a database (tests/support/pg_cluster.sh, test hq_apply_pg) the
  * same tests run on the PostgreSQL backend, the canaries looked for in
  * the raw pages of the records table and its TOAST table (pageinspect),
- * and the reader is a session holding a snapshot.
+ * and the reader is a session holding a snapshot. Two receivers
+ * completing one segment: the one whose receipt write loses the race on
+ * the receipt key answers the winner's receipt as a replay.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -889,6 +891,93 @@ static void test_refused(void)
 /* Debian's SQLite is built with secure_delete on by default, upstream's
  * with it off. Every connection of this test starts with it off, so the
  * canary test fails unless the store turns it on itself. */
+/* ---- two receivers completing one segment ---- */
+
+/* The store as a receiver sees it while another receiver applies the
+ * same segment: its receipt_get finds nothing (the other's commit had
+ * not happened yet) the first `blind` times. */
+static const struct hq_store_ops *race_real;
+static struct hq_store_ops race_ops;
+static int blind;
+
+static int blind_receipt_get(void *impl, const char *node, uint64_t segment, struct hq_receipt *out,
+                             struct op_error *err)
+{
+    if (blind > 0) {
+        blind--;
+        return op_error_set(err, -ENOENT, "segment", "no receipt (not committed yet)");
+    }
+    return race_real->receipt_get(impl, node, segment, out, err);
+}
+
+/* The loser of the race on the receipt key gets the winner's receipt as
+ * a replay at once, instead of an error that would leave its upload for
+ * a redelivery; nothing of its transaction stays. */
+static void test_receipt_race_is_replay(void)
+{
+    static const char *const lines[] = {
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"r1\",\"version\":2,"
+        "\"given_name\":\"Chebet\",\"country\":\"KE\"}}",
+        NULL,
+    };
+    char path[1024];
+    CHECK_EQ(build("n1", key1, ke, 61, lines, path, sizeof path), 0);
+    struct hq_apply_result won, res;
+    CHECK_EQ(run_apply("n1", "n1", "61", path, &won), 0); /* the other receiver */
+    CHECK_EQ(won.outcome, HQ_APPLY_APPLIED);
+    uint64_t before = records();
+    struct hq_node n0, n1;
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n0, NULL), 0);
+
+    struct hq_store real = st;
+    race_real = st.ops;
+    race_ops = *st.ops;
+    race_ops.receipt_get = blind_receipt_get;
+    st.ops = &race_ops;
+    blind = 1;
+    struct hq_upload u = {"n1", "n1", "61", path};
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = hq_apply_upload(&st, pc, &u, 1700000009999, &res, &err);
+    st = real;
+    CHECK_EQ(blind, 0); /* the race was run */
+    CHECK_EQ(rc, 0);
+    if (rc < 0)
+        fprintf(stderr, "apply: %s\n", err.msg);
+    CHECK_EQ(res.outcome, HQ_APPLY_REPLAY);
+    CHECK_EQ(res.receipt.segment, 61);
+    CHECK_EQ(res.receipt.status, HQ_RECEIPT_APPLIED);
+    CHECK_EQ(res.receipt.received_ms, won.receipt.received_ms); /* the winner's */
+    CHECK_EQ(records(), before);
+    CHECK_EQ(st.ops->node_get(st.impl, "n1", &n1, NULL), 0);
+    CHECK_EQ(n1.segments_applied, n0.segments_applied);
+
+    /* The same race on a segment that is rejected (a policy hash HQ does
+     * not know): the receipt that won stands. */
+    static char buf[POLICY_MAX_BYTES];
+    size_t len = ke_policy_text(buf, sizeof buf - 64);
+    len += (size_t)snprintf(buf + len, 64, "\n# edited again\n");
+    struct policy *other = NULL;
+    CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &other, &err), 0);
+    if (!other)
+        return;
+    CHECK_EQ(build("n1", key1, other, 62, lines, path, sizeof path), 0);
+    CHECK_EQ(run_apply("n1", "n1", "62", path, &won), 0);
+    CHECK_EQ(won.outcome, HQ_APPLY_REJECTED);
+    st.ops = &race_ops;
+    blind = 1;
+    u.meta_segment = "62";
+    op_error_clear(&err);
+    rc = hq_apply_upload(&st, pc, &u, 1700000009999, &res, &err);
+    st = real;
+    CHECK_EQ(blind, 0);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(res.outcome, HQ_APPLY_REPLAY);
+    CHECK_EQ(res.receipt.status, HQ_RECEIPT_REJECTED);
+    CHECK_EQ(res.receipt.received_ms, won.receipt.received_ms);
+    policy_free(other);
+}
+
 static int upstream_default(sqlite3 *db, char **msg, const void *api)
 {
     (void)msg;
@@ -934,6 +1023,7 @@ int main(void)
     RUN(test_patch_onto_base);
     RUN(test_patch_wrong_base);
     RUN(test_patch_residency);
+    RUN(test_receipt_race_is_replay);
     hq_policies_free(pc);
     policy_free(ke);
     hq_store_close(&st);
