@@ -51,6 +51,9 @@
 #define MAILBOX_PAGE 100
 /* expire idle uploads and retry failed applies this often */
 #define SWEEP_MS (60u * 1000u)
+/* look at deferred uploads this often while there are any: for a
+ * predecessor another receiver settles, and for receipt_wait_ms */
+#define DEFER_TICK_MS 250u
 
 /* Nodes whose last write of last contact is remembered (HQ serves
  * hundreds); past it the table starts afresh and each node writes once
@@ -73,6 +76,11 @@ struct hq_serve {
     struct tus_server *tus;
     struct hq_workers *workers; /* NULL: applies run on the loop thread */
     int redeliver_owed;         /* a completion was turned away: offer it again when room */
+    struct deferred *deferred;  /* completed uploads waiting for an earlier one (below) */
+    unsigned n_deferred;
+    int defer_owed; /* a completion found the deferral caps full: offer it again when room */
+    uv_timer_t defer_timer; /* runs while uploads are deferred */
+    int timers_ready;       /* sweep and defer_timer initialised (the start succeeded) */
     struct http_server *server;
     uv_timer_t sweep;
     struct seen *seen; /* open addressing, seen_cap a power of two */
@@ -82,6 +90,22 @@ struct hq_serve {
     void *stop_ctx;
     double started_s; /* Unix s, for process_start_time_seconds */
 };
+
+/* A completed upload whose Upload-Metadata `after` names the node's
+ * earlier upload, which HQ still holds unsettled: it is taken
+ * (TUS_COMPLETE_LATER) but not applied until that one settles
+ * (docs/SYNC_PROTOCOL.md, "Two uploads in flight"). */
+struct deferred {
+    char id[TUS_ID_LEN + 1];
+    char after[TUS_ID_LEN + 1];
+    char principal[TUS_PRINCIPAL_MAX];
+    char *meta_node, *meta_segment, *path;
+    struct http_exchange *x; /* the completing request still waiting, or NULL */
+    uint64_t since_ms;       /* loop time it was deferred */
+    struct deferred *next;
+};
+
+static void on_defer_timer(uv_timer_t *t);
 
 static int64_t real_wall_ms(void *ctx)
 {
@@ -337,6 +361,12 @@ static int tus_authorize(void *ctx, struct http_exchange *x, char *principal, si
     return 0;
 }
 
+/* Whether `after` has the form of an upload id (tus_upload_id's). */
+static int after_ok(const char *v, size_t len)
+{
+    return len == TUS_ID_LEN && strlen(v) == len && codec_hex_valid(v, len, CODEC_HEX_LOWER);
+}
+
 /* A creation: the upload must name the token's node (403 otherwise),
  * checked on the metadata tus_server decoded, before anything is stored. */
 static int tus_admit(void *ctx, const char *principal, const struct tus_metadata *md, char *detail,
@@ -345,11 +375,20 @@ static int tus_admit(void *ctx, const char *principal, const struct tus_metadata
     (void)ctx;
     size_t len = 0;
     const char *node = tus_metadata_get(md, "node", &len);
-    if (node && len == strlen(principal) && memcmp(node, principal, len) == 0)
-        return 0;
-    snprintf(detail, cap, "Upload-Metadata node '%.64s' is not this token's node %s",
-             node ? node : "", principal);
-    return -EPERM;
+    if (!node || len != strlen(principal) || memcmp(node, principal, len) != 0) {
+        snprintf(detail, cap, "Upload-Metadata node '%.64s' is not this token's node %s",
+                 node ? node : "", principal);
+        return -EPERM;
+    }
+    const char *after = tus_metadata_get(md, "after", &len);
+    if (after && !after_ok(after, len)) {
+        snprintf(detail, cap,
+                 "Upload-Metadata after is not an upload id: it must be the %d lowercase hex "
+                 "characters that end the earlier upload's URL",
+                 TUS_ID_LEN);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 /* The receipt document GET /v1/receipts/N answers with, MAC under the
@@ -472,6 +511,204 @@ static int apply_here(struct hq_serve *hq, const char *upload_id, const struct h
                          tus_server_completing(hq->tus));
 }
 
+/* ---- uploads deferred behind an earlier one ---- */
+
+static void deferred_free(struct deferred *d)
+{
+    if (!d)
+        return;
+    free(d->meta_node);
+    free(d->meta_segment);
+    free(d->path);
+    free(d);
+}
+
+static struct deferred *deferred_find(const struct hq_serve *hq, const char *id)
+{
+    for (struct deferred *d = hq->deferred; d; d = d->next)
+        if (strcmp(d->id, id) == 0)
+            return d;
+    return NULL;
+}
+
+static void deferred_unlink(struct hq_serve *hq, struct deferred *d)
+{
+    for (struct deferred **pp = &hq->deferred; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            hq->n_deferred--;
+            return;
+        }
+}
+
+/* Whether the upload `after` names keeps upload_id waiting: HQ holds it
+ * for the same node and it has not settled (being written, complete but
+ * not applied, or deferred itself), and waiting would not close a circle
+ * (after's own chain of deferrals leads back to upload_id: only a node
+ * that names its uploads wrongly makes one, and it must not stall). */
+static int must_wait(struct hq_serve *hq, const char *upload_id, const char *principal,
+                     const char *after)
+{
+    if (!after || !after_ok(after, strlen(after)) || strcmp(after, upload_id) == 0)
+        return 0;
+    enum tus_upload_state st = tus_server_upload_state(hq->tus, after, principal);
+    if (st != TUS_UPLOAD_PARTIAL && st != TUS_UPLOAD_COMPLETE && st != TUS_UPLOAD_TAKEN)
+        return 0;
+    const char *cur = after;
+    for (unsigned i = 0; i <= hq->n_deferred; i++) {
+        const struct deferred *d = deferred_find(hq, cur);
+        if (!d)
+            break;
+        if (strcmp(d->after, upload_id) == 0)
+            return 0;
+        cur = d->after;
+    }
+    return 1;
+}
+
+static int deferred_add(struct hq_serve *hq, const char *upload_id, const char *principal,
+                        const char *after, const struct hq_upload *u)
+{
+    struct deferred *d = calloc(1, sizeof *d);
+    if (!d)
+        return -ENOMEM;
+    snprintf(d->id, sizeof d->id, "%s", upload_id);
+    snprintf(d->after, sizeof d->after, "%s", after);
+    snprintf(d->principal, sizeof d->principal, "%s", principal);
+    d->meta_node = u->meta_node ? strdup(u->meta_node) : NULL;
+    d->meta_segment = u->meta_segment ? strdup(u->meta_segment) : NULL;
+    d->path = strdup(u->path);
+    if ((u->meta_node && !d->meta_node) || (u->meta_segment && !d->meta_segment) || !d->path) {
+        deferred_free(d);
+        return -ENOMEM;
+    }
+    d->x = tus_server_completing(hq->tus);
+    d->since_ms = uv_now(hq->loop);
+    d->next = hq->deferred;
+    hq->deferred = d;
+    hq->n_deferred++;
+    if (hq->timers_ready && !uv_is_active((uv_handle_t *)&hq->defer_timer))
+        uv_timer_start(&hq->defer_timer, on_defer_timer, DEFER_TICK_MS, DEFER_TICK_MS);
+    return 0;
+}
+
+/* Deferred uploads of principal now. */
+static unsigned deferred_of(const struct hq_serve *hq, const char *principal)
+{
+    unsigned n = 0;
+    for (const struct deferred *d = hq->deferred; d; d = d->next)
+        n += strcmp(d->principal, principal) == 0;
+    return n;
+}
+
+/* Applies a deferred upload whose predecessor settled: on the pool (its
+ * waiting request answered from job_done) or here. Returns 0 when it
+ * went (d is then the caller's to free), or -EAGAIN when the pool's queue
+ * is full (it stays deferred and is tried at the next tick). */
+static int deferred_apply(struct hq_serve *hq, struct deferred *d)
+{
+    if (hq->workers) {
+        struct hq_job *j =
+            hq_job_new(d->id, d->principal, d->meta_node, d->meta_segment, d->path, now_ms(hq));
+        if (!j)
+            return -EAGAIN;
+        j->x = d->x;
+        if (hq_workers_submit(hq->workers, j) < 0) {
+            hq_job_free(j);
+            return -EAGAIN;
+        }
+        return 0;
+    }
+    struct hq_upload u = {d->principal, d->meta_node, d->meta_segment, d->path};
+    const char *segname = d->meta_segment ? d->meta_segment : "?";
+    struct hq_apply_result res;
+    struct op_error err;
+    op_error_clear(&err);
+    int rc = hq_apply_upload(&hq->store, hq->policies, &u, now_ms(hq), &res, &err);
+    if (rc < 0)
+        log_warning("node %s segment %s: cannot apply now, kept for a retry: %s", d->principal,
+                    segname, err.msg[0] ? err.msg : strerror(-rc));
+    else
+        rc = apply_outcome(hq, d->id, d->principal, segname, &res, d->x);
+    tus_server_finish(hq->tus, d->id, d->x, rc);
+    return 0;
+}
+
+/* Looks at every deferred upload: one whose predecessor settled (or went)
+ * is applied now; a waiting request past receipt_wait_ms is answered
+ * without its receipt. With `tick` (the timer), a predecessor complete
+ * but taken by nobody here is offered (a cut after its last byte, or its
+ * receiver died), so that it does not wait for the minute sweep. Never
+ * from inside a tus_server callback. */
+static void deferred_check(struct hq_serve *hq, int tick)
+{
+    if (hq->stopping)
+        return;
+    int again = 1;
+    unsigned settled = 0;
+    for (unsigned round = 0; again && round < 64; round++) {
+        again = 0;
+        for (struct deferred *d = hq->deferred; d; d = d->next) {
+            enum tus_upload_state st = tus_server_upload_state(hq->tus, d->after, d->principal);
+            if (st == TUS_UPLOAD_COMPLETE && tick && !deferred_find(hq, d->after)) {
+                if (tus_server_offer(hq->tus, d->after) != 0) {
+                    again = 1; /* the list may have changed */
+                    break;
+                }
+            }
+            if (st == TUS_UPLOAD_PARTIAL || st == TUS_UPLOAD_COMPLETE || st == TUS_UPLOAD_TAKEN)
+                continue;
+            deferred_unlink(hq, d);
+            if (deferred_apply(hq, d) < 0) {
+                d->next = hq->deferred; /* the pool is full: the next tick */
+                hq->deferred = d;
+                hq->n_deferred++;
+                again = 0;
+                break;
+            }
+            deferred_free(d);
+            settled++;
+            again = 1;
+            break;
+        }
+    }
+    uint64_t now = uv_now(hq->loop), wait = hq->cfg->receipt_wait_ms;
+    for (struct deferred *d = hq->deferred; d; d = d->next)
+        if (d->x && now - d->since_ms >= wait) {
+            /* The node falls back to GET /v1/receipts/N (404 until applied). */
+            (void)tus_server_answer_waiting(hq->tus, d->id, d->x);
+            d->x = NULL;
+        }
+    if (hq->timers_ready && !hq->deferred)
+        (void)uv_timer_stop(&hq->defer_timer);
+    else if (hq->timers_ready && !uv_is_active((uv_handle_t *)&hq->defer_timer))
+        uv_timer_start(&hq->defer_timer, on_defer_timer, DEFER_TICK_MS, DEFER_TICK_MS);
+    if (settled && hq->defer_owed) {
+        hq->defer_owed = 0;
+        int n = tus_server_redeliver(hq->tus);
+        if (n < 0)
+            log_warning("retrying completed uploads: %s", strerror(-n));
+    }
+}
+
+static void on_defer_timer(uv_timer_t *t)
+{
+    deferred_check(t->data, 1);
+}
+
+/* At a stop: every deferred upload stays complete on disk and is offered
+ * again after the next start; a waiting request hears 503. */
+static void deferred_abandon(struct hq_serve *hq)
+{
+    while (hq->deferred) {
+        struct deferred *d = hq->deferred;
+        deferred_unlink(hq, d);
+        if (hq->tus)
+            tus_server_finish(hq->tus, d->id, d->x, -ECANCELED);
+        deferred_free(d);
+    }
+}
+
 static int tus_complete(void *ctx, const char *upload_id, const char *principal,
                         const struct tus_metadata *md, const char *data_path, uint64_t length)
 {
@@ -483,6 +720,24 @@ static int tus_complete(void *ctx, const char *upload_id, const char *principal,
         .meta_segment = tus_metadata_get(md, "segment", NULL),
         .path = data_path,
     };
+    const char *after = tus_metadata_get(md, "after", NULL);
+    if (must_wait(hq, upload_id, principal, after)) {
+        if (hq->stopping)
+            return -ESHUTDOWN; /* complete on disk: after the next start */
+        if (deferred_of(hq, principal) >= hq->cfg->max_incomplete_per_node ||
+            hq->n_deferred >= hq->cfg->max_uploads) {
+            /* Kept complete and offered again when a deferral ends (or
+             * at the sweep); the node's final PATCH gets no receipt. */
+            hq->defer_owed = 1;
+            return -EAGAIN;
+        }
+        int rc = deferred_add(hq, upload_id, principal, after, &u);
+        if (rc < 0)
+            return rc;
+        log_info("node %s segment %s: complete, applied after its earlier upload %s settles",
+                 principal, u.meta_segment ? u.meta_segment : "?", after);
+        return TUS_COMPLETE_LATER;
+    }
     if (!hq->workers)
         return apply_here(hq, upload_id, &u);
     if (hq->stopping)
@@ -534,6 +789,8 @@ static void job_done(void *ctx, struct hq_job *j)
     }
     tus_server_finish(hq->tus, j->upload_id, x, rc);
     hq_job_free(j);
+    if (hq->deferred)
+        deferred_check(hq, 0);
     if (hq->redeliver_owed && !hq->stopping && !hq_workers_full(hq->workers)) {
         hq->redeliver_owed = 0;
         int n = tus_server_redeliver(hq->tus);
@@ -758,6 +1015,8 @@ static void handler(void *ctx, struct http_exchange *x)
          * against the token's node (tus_admit) by tus_server itself */
         if (!tus_server_handle(hq->tus, x))
             problem(x, 404, "no such path");
+        if (hq->deferred) /* an earlier upload may have settled or gone */
+            deferred_check(hq, 0);
         return;
     }
     if (!strncmp(path, "/v1/receipts/", 13) || !strcmp(path, "/v1/mailbox")) {
@@ -815,6 +1074,8 @@ static void on_sweep(uv_timer_t *t)
     rc = tus_server_redeliver(hq->tus);
     if (rc < 0)
         log_warning("retrying completed uploads: %s", strerror(-rc));
+    if (hq->deferred)
+        deferred_check(hq, 0);
     /* An erasure's commit truncates the log at once unless a reader (an
      * `outpost-hq records` run) held it; then it is finished here. A
      * reader still holding it (-EBUSY) is simply tried again next time. */
@@ -828,6 +1089,11 @@ static void on_sweep(uv_timer_t *t)
 static void hq_free(struct hq_serve *hq)
 {
     hq_verify_forget();
+    while (hq->deferred) {
+        struct deferred *d = hq->deferred;
+        hq->deferred = d->next;
+        deferred_free(d);
+    }
     tus_server_free(hq->tus);
     hq_policies_free(hq->policies);
     free(hq->seen);
@@ -850,11 +1116,19 @@ static void pool_failed(void *ctx)
     hq_free(ctx);
 }
 
+/* The deferral timer is closed first, the sweep after it, and the
+ * receiver freed when the sweep's close is done. */
+static void defer_timer_closed(uv_handle_t *h)
+{
+    struct hq_serve *hq = h->data;
+    uv_close((uv_handle_t *)&hq->sweep, sweep_closed);
+}
+
 static void server_stopped(void *arg)
 {
     struct hq_serve *hq = arg;
     hq->server = NULL;
-    uv_close((uv_handle_t *)&hq->sweep, sweep_closed);
+    uv_close((uv_handle_t *)&hq->defer_timer, defer_timer_closed);
 }
 
 /* Bodies held in memory at once: 64 upload chunks (max_body_bytes each,
@@ -963,6 +1237,11 @@ int hq_serve_start_pool(uv_loop_t *loop, const struct hq_config *cfg, const stru
     uv_timer_init(loop, &hq->sweep);
     hq->sweep.data = hq;
     uv_timer_start(&hq->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    uv_timer_init(loop, &hq->defer_timer);
+    hq->defer_timer.data = hq;
+    hq->timers_ready = 1;
+    if (hq->deferred) /* the redelivery above deferred some */
+        deferred_check(hq, 1);
     *out = hq;
     return 0;
 }
@@ -996,6 +1275,8 @@ void hq_serve_stop(struct hq_serve *hq, void (*done)(void *ctx), void *ctx)
     hq->stop_cb = done;
     hq->stop_ctx = ctx;
     (void)uv_timer_stop(&hq->sweep);
+    (void)uv_timer_stop(&hq->defer_timer);
+    deferred_abandon(hq);
     if (hq->workers)
         hq_workers_stop(hq->workers, pool_stopped, hq);
     else

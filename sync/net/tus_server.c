@@ -1159,6 +1159,30 @@ int tus_server_redeliver(struct tus_server *s)
     return accepted;
 }
 
+enum tus_upload_state tus_server_upload_state(struct tus_server *s, const char *upload_id,
+                                              const char *principal)
+{
+    if (!s || !upload_id || !principal || !is_hex_id(upload_id, strlen(upload_id)))
+        return TUS_UPLOAD_NONE;
+    struct upload *u = lookup(s, upload_id);
+    if (!u || strcmp(u->principal, principal) != 0)
+        return TUS_UPLOAD_NONE;
+    if (u->settled)
+        return TUS_UPLOAD_SETTLED;
+    if (!u->complete)
+        return TUS_UPLOAD_PARTIAL;
+    return u->accepted ? TUS_UPLOAD_TAKEN : TUS_UPLOAD_COMPLETE;
+}
+
+int tus_server_offer(struct tus_server *s, const char *upload_id)
+{
+    struct upload *u = s && upload_id ? find(s, upload_id) : NULL;
+    if (!u)
+        return 0;
+    int rc = deliver(s, u);
+    return rc == -EBADMSG ? -EBADMSG : rc > 0;
+}
+
 /* ---- HTTP ---- */
 
 static void hdr(struct http_exchange *x, const char *name, const char *value)
@@ -1629,6 +1653,18 @@ void tus_server_finish(struct tus_server *s, const char *upload_id, struct http_
     } else {
         (void)answer(x, status);
     }
+}
+
+int tus_server_answer_waiting(struct tus_server *s, const char *upload_id, struct http_exchange *x)
+{
+    struct upload *u = find(s, upload_id);
+    int status = u && u->wait_status ? u->wait_status : 204;
+    if (u) {
+        u->wait_status = 0;
+        hdr_u64(x, "Upload-Offset", u->offset);
+    }
+    (void)answer(x, status);
+    return u ? 0 : -ENOENT;
 }
 
 /* ---- streamed PATCH bodies ---- */

@@ -267,4 +267,40 @@ void tus_server_stats(const struct tus_server *s, struct tus_server_stats *out);
 int tus_server_upload_offset(const struct tus_server *s, const char *upload_id, uint64_t *offset,
                              uint64_t *length);
 
+/* What the spool holds under an upload id for a principal
+ * (tus_server_upload_state). */
+enum tus_upload_state {
+    TUS_UPLOAD_NONE = 0, /* no such upload of this principal (never, released, expired,
+                            evicted, terminated, or another principal's) */
+    TUS_UPLOAD_PARTIAL,  /* not complete yet */
+    TUS_UPLOAD_COMPLETE, /* complete, not settled, not taken by this process (another
+                            process may apply it, or it waits for a redelivery) */
+    TUS_UPLOAD_TAKEN,    /* complete and taken by on_complete here; its outcome pending */
+    TUS_UPLOAD_SETTLED,  /* processed: its record is kept (tus_server_settle) */
+};
+
+/* The state of upload id as principal would see it: an upload of another
+ * principal is TUS_UPLOAD_NONE. With a shared spool its state file is
+ * read again (one small read), so an upload another process settled or
+ * released is seen as such. A malformed id is TUS_UPLOAD_NONE. Not from
+ * inside a callback. */
+enum tus_upload_state tus_server_upload_state(struct tus_server *s, const char *upload_id,
+                                              const char *principal);
+
+/* Offers one complete upload that no on_complete of this process has
+ * taken (as tus_server_redeliver does for all of them): 1 when taken, 0
+ * when not (not complete, taken already, settled, unknown, or another
+ * process of a shared spool holds it), -EBADMSG when the embedder found
+ * it invalid (released). Not from inside a callback. */
+int tus_server_offer(struct tus_server *s, const char *upload_id);
+
+/* Answers x, the request that completed upload_id and waits for its
+ * TUS_COMPLETE_LATER outcome, now: as tus_server_finish would for a
+ * success (204, or 201 for a creation), with Upload-Offset, but the
+ * upload stays taken; its outcome follows with tus_server_finish(s, id,
+ * NULL, rc). For an embedder that will not keep the client waiting
+ * longer. -ENOENT if the upload is unknown (x is answered all the
+ * same). */
+int tus_server_answer_waiting(struct tus_server *s, const char *upload_id, struct http_exchange *x);
+
 #endif

@@ -122,6 +122,11 @@ static void on_stopped(void *ctx)
     ((struct fx *)ctx)->stopped = 1;
 }
 
+static void on_stopped_flag(void *ctx)
+{
+    *(int *)ctx = 1;
+}
+
 static void stop(struct fx *f)
 {
     hq_serve_stop(f->hq, on_stopped, f);
@@ -512,6 +517,7 @@ static void test_last_contact(void)
 static unsigned char seg_bytes[65536];
 static size_t seg_len;
 static unsigned seg_no;
+static int seg_erase; /* non-zero: the segment erases contact c1 instead */
 
 static int build_segment(struct fx *f, unsigned no)
 {
@@ -539,7 +545,10 @@ static int build_segment(struct fx *f, unsigned no)
     json_t *rec = json_pack("{s:s, s:i, s:s, s:s}", "id", "c1", "version", (int)no, "given_name",
                             "Wanjiru", "country", "KE");
     int rc = segment_writer_new(&hdr, key, sub, no, &w, &err);
-    if (rc == 0)
+    if (rc == 0 && seg_erase)
+        rc = egress_tombstone(p, entity_by_name("contact"), "c1", (int64_t)no, EGRESS_OP_ERASE, &r,
+                              &err);
+    else if (rc == 0)
         rc = egress_project(p, pkey, entity_by_name("contact"), rec, &r, &counts, &err);
     if (rc == 0)
         rc = segment_writer_add(w, r, &err);
@@ -1085,6 +1094,356 @@ static void test_pool_order(void)
     fx_done(&f);
 }
 
+/* ---- two uploads in flight: applied in segment order ---- */
+
+/* Segments 0 (upload A) and 1 (upload B, `after` = A's id) of pool_seg. */
+static char order_file[160]; /* A's and B's paths, for the parent */
+static int port2;            /* the second receiver (shared spool) */
+
+/* POST for pool segment i, with `after` naming the upload at after_path
+ * (NULL: none), as node auth; the answer's status, the path into out. */
+static int create_after(int port, const char *auth, const char *node64, int i,
+                        const char *after_path, char *out, size_t cap, struct resp *r)
+{
+    char meta[256], seg[16], seg64[32], a64[64] = "";
+    snprintf(seg, sizeof seg, "%u", pool_no[i]);
+    (void)codec_b64_encode(seg, strlen(seg), 0, seg64, sizeof seg64);
+    if (after_path) {
+        const char *id = strrchr(after_path, '/');
+        id = id ? id + 1 : after_path;
+        (void)codec_b64_encode(id, strlen(id), 0, a64, sizeof a64);
+    }
+    snprintf(meta, sizeof meta, "node %s,segment %s%s%s", node64, seg64, a64[0] ? ",after " : "",
+             a64);
+    post(port, auth, meta, (unsigned)pool_len[i], r);
+    const char *loc = rh(r, "Location");
+    snprintf(out, cap, "%.100s", loc ? loc : "/files/none");
+    return r->status;
+}
+
+/* PATCH bytes [from, to) of pool segment i at offset from. */
+static int patch_range(int port, const char *path, int i, size_t from, size_t to, struct resp *r)
+{
+    char h[256];
+    snprintf(h, sizeof h, TUS AUTH1 OCTETS "Upload-Offset: %zu\r\n", from);
+    return req(port, "PATCH", path, h, pool_seg[i] + from, to - from, r);
+}
+
+static int receipt_status(int port, unsigned no)
+{
+    struct resp r;
+    char rp[32];
+    snprintf(rp, sizeof rp, "/v1/receipts/%u", no);
+    return req(port, "GET", rp, AUTH1, NULL, 0, &r);
+}
+
+static void save_paths(const char *a, const char *b)
+{
+    FILE *fp = fopen(order_file, "w");
+    if (fp) {
+        fprintf(fp, "%s\n%s\n", a, b);
+        fclose(fp);
+    }
+}
+
+static void load_paths(char *a, char *b, size_t cap)
+{
+    a[0] = b[0] = '\0';
+    FILE *fp = fopen(order_file, "r");
+    if (!fp)
+        return;
+    if (fgets(a, (int)cap, fp))
+        a[strcspn(a, "\n")] = '\0';
+    if (fgets(b, (int)cap, fp))
+        b[strcspn(b, "\n")] = '\0';
+    fclose(fp);
+}
+
+/* A created and half sent; B (after A) sent whole: its PATCH waits
+ * receipt_wait_ms and is answered without a receipt, HEAD says complete,
+ * and its receipt is not there. */
+static int c_defer_b(int port)
+{
+    char a[128], b[128];
+    struct resp r;
+    C_EQ(create_after(port, AUTH1, B64_N1, 0, NULL, a, sizeof a, &r), 201);
+    C_EQ(create_after(port, AUTH1, B64_N1, 1, a, b, sizeof b, &r), 201);
+    C_EQ(patch_range(port, a, 0, 0, pool_len[0] / 2, &r), 204);
+    uint64_t t0 = ms_now();
+    C_EQ(patch_range(port, b, 1, 0, pool_len[1], &r), 204);
+    C_CHECK(rh(&r, "Outpost-Receipt") == NULL);
+    C_CHECK(ms_now() - t0 >= 500); /* it waited for an apply that could not come */
+    char want[24];
+    snprintf(want, sizeof want, "%zu", pool_len[1]);
+    C_STR(rh(&r, "Upload-Offset") ? r.val : "-", want);
+    req(port, "HEAD", b, TUS AUTH1, NULL, 0, &r);
+    C_EQ(r.status, 200);
+    C_STR(rh(&r, "Upload-Offset") ? r.val : "-", want);
+    C_EQ(receipt_status(port, pool_no[1]), 404);
+    save_paths(a, b);
+    return cfails;
+}
+
+/* The rest of A: its PATCH carries A's receipt, and B is applied at once
+ * after it. */
+static int c_finish_a(int port)
+{
+    char a[128], b[128];
+    struct resp r;
+    load_paths(a, b, sizeof a);
+    C_EQ(patch_range(port, a, 0, pool_len[0] / 2, pool_len[0], &r), 204);
+    C_CHECK(rh(&r, "Outpost-Receipt") != NULL);
+    C_EQ(receipt_status(port, pool_no[0]), 200);
+    /* at once on the loop; on the pool, as soon as a thread applied it */
+    int st = 404;
+    for (int i = 0; i < 100 && st == 404; i++)
+        if ((st = receipt_status(port, pool_no[1])) == 404)
+            usleep(20000);
+    C_EQ(st, 200);
+    return cfails;
+}
+
+/* A's termination (the node voided it) lets B go. */
+static int c_terminate_a(int port)
+{
+    char a[128], b[128];
+    struct resp r;
+    load_paths(a, b, sizeof a);
+    C_EQ(req(port, "DELETE", a, TUS AUTH1, NULL, 0, &r), 204);
+    C_EQ(receipt_status(port, pool_no[1]), 200);
+    C_EQ(receipt_status(port, pool_no[0]), 404);
+    return cfails;
+}
+
+struct c1_state {
+    int found;
+    char op[HQ_OP_MAX];
+    int64_t version;
+};
+
+static struct c1_state c1_of(struct fx *f)
+{
+    struct c1_state c = {0};
+    struct op_error err;
+    op_error_clear(&err);
+    char *json = NULL;
+    int rc = f->real.ops->record_get(f->real.impl, "nairobi-1", "contact", "c1", &c.version, c.op,
+                                     &json, &err);
+    free(json);
+    c.found = rc == 0;
+    return c;
+}
+
+/* Builds pool segments 0 (upsert of c1) and 1 (erasure of c1 when
+ * erase_b) numbered no and no + 1. */
+static void build_pair(struct fx *f, unsigned no, int erase_b)
+{
+    for (int i = 0; i < 2; i++) {
+        seg_erase = i == 1 && erase_b;
+        CHECK_EQ(build_segment(f, no + (unsigned)i), 0);
+        memcpy(pool_seg[i], seg_bytes, seg_len);
+        pool_len[i] = seg_len;
+        pool_no[i] = seg_no;
+    }
+    seg_erase = 0;
+}
+
+/* The receiver on the test's loop with receipts logged in order. */
+static void order_fx(struct fx *f)
+{
+    CHECK_EQ(fx_init(f), 0);
+    stop(f);
+    pool_real_ops = real_ops;
+    counting_ops.receipt_put = logged_receipt_put;
+    n_put = 0;
+    f->cfg.receipt_wait_ms = 700;
+    snprintf(order_file, sizeof order_file, "%s/paths", f->dir);
+    CHECK_EQ(start(f), 0);
+}
+
+/* B (segment 6) erases c1, which A (segment 5) upserts; B completes
+ * while A is half sent. Nothing of B is applied until A is, then both in
+ * order, and c1 ends erased. With pool, on the apply threads. */
+static void deferred_in_order(int pool)
+{
+    struct fx f;
+    order_fx(&f);
+    if (pool) {
+        stop(&f);
+        f.cfg.apply_workers = 2;
+        f.cfg.apply_queue = 4;
+        hold_file[0] = '\0';
+        CHECK_EQ(start_pool(&f), 0);
+    }
+    build_pair(&f, 5, 1);
+    CHECK_EQ(client(&f, c_defer_b), 0);
+    CHECK(!has_receipt(&f, 6));
+    CHECK_EQ(c1_of(&f).found, 0); /* neither the erasure nor anything else */
+    CHECK_EQ(n_put, 0u);
+    CHECK_EQ(client(&f, c_finish_a), 0);
+    CHECK_EQ(n_put, 2u);
+    CHECK_EQ(put_order[0], 5u);
+    CHECK_EQ(put_order[1], 6u);
+    struct c1_state c = c1_of(&f);
+    CHECK_EQ(c.found, 1);
+    CHECK_STR(c.op, "erase");
+    CHECK_EQ(c.version, 6);
+    fx_done(&f);
+}
+
+static void test_deferred_in_order(void)
+{
+    deferred_in_order(0);
+}
+
+static void test_deferred_in_order_pool(void)
+{
+    deferred_in_order(1);
+}
+
+static void test_deferred_terminated(void)
+{
+    struct fx f;
+    order_fx(&f);
+    build_pair(&f, 5, 0);
+    CHECK_EQ(client(&f, c_defer_b), 0);
+    CHECK(!has_receipt(&f, 6));
+    CHECK_EQ(client(&f, c_terminate_a), 0);
+    CHECK(has_receipt(&f, 6));
+    CHECK(!has_receipt(&f, 5));
+    fx_done(&f);
+}
+
+/* B deferred, the receiver stopped and started again (B is offered again
+ * and deferred again: A is still half sent), then A completed: both
+ * applied once, A first. */
+static void test_deferred_restart(void)
+{
+    struct fx f;
+    order_fx(&f);
+    build_pair(&f, 5, 1);
+    CHECK_EQ(client(&f, c_defer_b), 0);
+    stop(&f);
+    CHECK_EQ(start(&f), 0);
+    for (int i = 0; i < 20; i++) {
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+        usleep(5000);
+    }
+    CHECK(!has_receipt(&f, 6));
+    CHECK_EQ(n_put, 0u);
+    CHECK_EQ(client(&f, c_finish_a), 0);
+    CHECK_EQ(n_put, 2u);
+    CHECK_EQ(put_order[0], 5u);
+    CHECK_EQ(put_order[1], 6u);
+    CHECK_STR(c1_of(&f).op, "erase");
+    stop(&f);
+    CHECK_EQ(start(&f), 0); /* nothing applied twice */
+    for (int i = 0; i < 20; i++) {
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+        usleep(5000);
+    }
+    CHECK_EQ(n_put, 2u);
+    CHECK_EQ(receipts_of(&f, "nairobi-1"), 2);
+    fx_done(&f);
+}
+
+/* `after` naming another node's unfinished upload imposes no wait; an
+ * `after` that is not an upload id is refused at creation, naming the
+ * key, with nothing stored. */
+static int c_after_other_node(int port)
+{
+    char x[128], b[128];
+    struct resp r;
+    char meta[128];
+    snprintf(meta, sizeof meta, "node " B64_N2 ",segment " B64_7);
+    post(port, AUTH2, meta, 100, &r);
+    C_EQ(r.status, 201);
+    snprintf(x, sizeof x, "%.100s", rh(&r, "Location") ? r.val : "/files/none");
+    C_EQ(create_after(port, AUTH1, B64_N1, 1, x, b, sizeof b, &r), 201);
+    uint64_t t0 = ms_now();
+    C_EQ(patch_range(port, b, 1, 0, pool_len[1], &r), 204);
+    C_CHECK(rh(&r, "Outpost-Receipt") != NULL); /* applied at once */
+    C_CHECK(ms_now() - t0 < 500);
+    /* bad forms: too short, upper case, not hex */
+    static const char *const bad[] = {"abc", "0123456789ABCDEF0123456789ABCDEF",
+                                      "0123456789abcdef0123456789abcdeg"};
+    for (int i = 0; i < 3; i++) {
+        char a64[64];
+        (void)codec_b64_encode(bad[i], strlen(bad[i]), 0, a64, sizeof a64);
+        snprintf(meta, sizeof meta, "node " B64_N1 ",segment " B64_7 ",after %s", a64);
+        post(port, AUTH1, meta, 100, &r);
+        C_EQ(r.status, 400);
+        C_HAS(r.body, "after");
+        C_HAS(r.body, "upload id");
+    }
+    return cfails;
+}
+
+static void test_after_checked(void)
+{
+    struct fx f;
+    order_fx(&f);
+    build_pair(&f, 5, 0);
+    CHECK_EQ(client(&f, c_after_other_node), 0);
+    CHECK(has_receipt(&f, 6));
+    CHECK_EQ(count_state_files(&f), 2); /* kisumu-1's upload and B: nothing of the 400s */
+    fx_done(&f);
+}
+
+/* Two receivers on one spool and one store: B completes on the second
+ * (deferred there), A on the first; the second applies B within a tick
+ * of its timer. */
+static int c_shared(int port)
+{
+    char a[128], b[128];
+    struct resp r;
+    C_EQ(create_after(port, AUTH1, B64_N1, 0, NULL, a, sizeof a, &r), 201);
+    C_EQ(create_after(port2, AUTH1, B64_N1, 1, a, b, sizeof b, &r), 201);
+    C_EQ(patch_range(port, a, 0, 0, pool_len[0] / 2, &r), 204);
+    C_EQ(patch_range(port2, b, 1, 0, pool_len[1], &r), 204);
+    C_CHECK(rh(&r, "Outpost-Receipt") == NULL);
+    C_EQ(receipt_status(port, pool_no[1]), 404);
+    C_EQ(patch_range(port, a, 0, pool_len[0] / 2, pool_len[0], &r), 204);
+    C_CHECK(rh(&r, "Outpost-Receipt") != NULL);
+    uint64_t t0 = ms_now();
+    int st = 404;
+    while (st == 404 && ms_now() - t0 < 5000) {
+        st = receipt_status(port, pool_no[1]);
+        if (st == 404)
+            usleep(20000);
+    }
+    C_EQ(st, 200);
+    C_CHECK(ms_now() - t0 < 2000);
+    return cfails;
+}
+
+static void test_deferred_shared_spool(void)
+{
+    struct fx f;
+    order_fx(&f);
+    stop(&f);
+    f.cfg.shared_spool = 1;
+    CHECK_EQ(start(&f), 0);
+    struct hq_store second;
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(hq_store_sqlite_open(f.db, &second, &err), 0);
+    struct hq_serve *hq2 = NULL;
+    struct hq_serve_clock clock = {.wall_ms = fake_wall, .mono_ms = fake_mono, .ctx = &f};
+    CHECK_EQ(hq_serve_start(&f.loop, &f.cfg, &second, &clock, &hq2, &err), 0);
+    port2 = hq_serve_port(hq2);
+    build_pair(&f, 5, 1);
+    CHECK_EQ(client(&f, c_shared), 0);
+    CHECK_EQ(receipts_of(&f, "nairobi-1"), 2);
+    CHECK_STR(c1_of(&f).op, "erase");
+    int done = 0;
+    hq_serve_stop(hq2, on_stopped_flag, &done);
+    while (!done)
+        uv_run(&f.loop, UV_RUN_ONCE);
+    hq_store_close(&second);
+    fx_done(&f);
+}
+
 /* ---- digests on the pool ---- */
 
 #define DIGEST_A "{\"id\":\"da\",\"version\":1,\"given_name\":\"h:0a\"}"
@@ -1415,12 +1774,18 @@ static void test_analysts(void)
 
 int main(void)
 {
-    alarm(120);
+    alarm(180);
     RUN(test_authenticate_once);
     RUN(test_last_contact);
     RUN(test_receipt_and_mailbox);
     RUN(test_apply_pool);
     RUN(test_pool_order);
+    RUN(test_deferred_in_order);
+    RUN(test_deferred_in_order_pool);
+    RUN(test_deferred_terminated);
+    RUN(test_deferred_restart);
+    RUN(test_after_checked);
+    RUN(test_deferred_shared_spool);
     RUN(test_digest_pool);
     RUN(test_analysts);
     return tl_report();
