@@ -120,6 +120,7 @@ struct fx {
     unsigned busy_s; /* what the busy callback answers */
     int shared;      /* tus_server_config.shared: one spool, several servers */
     uv_timer_t later_timer;
+    int early; /* with later: answer the waiting request at 50 ms (tus_server_answer_waiting) */
     struct http_exchange *pend_x;
     char pend_id[TUS_ID_LEN + 1];
 };
@@ -170,6 +171,15 @@ static void later_fire(uv_timer_t *t)
     f->pend_x = NULL;
 }
 
+/* The waiting request answered early; the outcome follows 250 ms on. */
+static void early_fire(uv_timer_t *t)
+{
+    struct fx *f = t->data;
+    CHECK_EQ(tus_server_answer_waiting(f->tus, f->pend_id, f->pend_x), 0);
+    f->pend_x = NULL;
+    uv_timer_start(&f->later_timer, later_fire, 250, 0);
+}
+
 static int on_complete(void *ctx, const char *id, const char *principal,
                        const struct tus_metadata *md, const char *data_path, uint64_t length)
 {
@@ -211,7 +221,7 @@ static int on_complete(void *ctx, const char *id, const char *principal,
     if (f->later) {
         f->pend_x = tus_server_completing(f->tus);
         snprintf(f->pend_id, sizeof f->pend_id, "%s", id);
-        uv_timer_start(&f->later_timer, later_fire, 300, 0);
+        uv_timer_start(&f->later_timer, f->early ? early_fire : later_fire, f->early ? 50 : 300, 0);
         return TUS_COMPLETE_LATER;
     }
     return f->complete_rc;
@@ -2319,6 +2329,118 @@ static void test_named_creation(void)
     CHECK_EQ(tus_upload_id("", "k", a), -EINVAL);
 }
 
+/* ---- an upload's state for the embedder; answering a waiting request early ---- */
+
+static int c_half(int port)
+{
+    struct resp r;
+    if (create(port, AUTH_A, TOTAL, sh->id[0]) < 0)
+        return cfails;
+    C_EQ(patch(port, AUTH_A, sh->id[0], 0, CHUNK, &r), 204);
+    return cfails;
+}
+
+static int c_rest(int port)
+{
+    struct resp r;
+    for (unsigned i = 1; i < 3; i++)
+        C_EQ(patch(port, AUTH_A, sh->id[0], i * CHUNK, CHUNK, &r), 204);
+    return cfails;
+}
+
+/* The completing PATCH answered by tus_server_answer_waiting at 50 ms,
+ * with the full offset, before the outcome (250 ms later); HEAD says
+ * complete meanwhile and after. */
+static int c_early(int port)
+{
+    struct resp r;
+    if (create(port, AUTH_A, TOTAL, sh->id[0]) < 0)
+        return cfails;
+    for (unsigned i = 0; i < 2; i++)
+        C_EQ(patch(port, AUTH_A, sh->id[0], i * CHUNK, CHUNK, &r), 204);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    C_EQ(patch(port, AUTH_A, sh->id[0], 2 * CHUNK, CHUNK, &r), 204);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    C_CHECK(ms >= 40 && ms < 250);
+    C_CHECK(rh(&r, "Test-Outcome") == NULL); /* not the outcome's answer */
+    char want[24];
+    snprintf(want, sizeof want, "%u", TOTAL);
+    C_STR(rh(&r, "Upload-Offset"), want);
+    C_EQ(head_offset(port, AUTH_A, sh->id[0]), (long long)TOTAL);
+    usleep(400000);
+    C_EQ(head_offset(port, AUTH_A, sh->id[0]), (long long)TOTAL);
+    return cfails;
+}
+
+static void test_upload_state(void)
+{
+    struct fx f;
+    f.shared = 0;
+    CHECK_EQ(fx_init(&f, 4, 0), 0);
+    f.shared = 1; /* a second module on the same spool reads its state files */
+    fx_reopen(&f);
+    struct tus_server *other = NULL;
+    struct tus_server_config oc = {
+        .spool_dir = f.dir, .authorize = authorize, .ctx = &f, .shared = 1};
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(tus_server_new(&oc, &other, &err), 0);
+
+    CHECK_EQ(run_client(&f, c_half), 0);
+    const char *id = sh->id[0];
+    CHECK_EQ(tus_server_upload_state(f.tus, id, "node-a"), TUS_UPLOAD_PARTIAL);
+    CHECK_EQ(tus_server_upload_state(other, id, "node-a"), TUS_UPLOAD_PARTIAL);
+    CHECK_EQ(tus_server_upload_state(f.tus, id, "node-b"), TUS_UPLOAD_NONE); /* not hers */
+    CHECK_EQ(tus_server_upload_state(f.tus, "0123", "node-a"), TUS_UPLOAD_NONE);
+    char upper[TUS_ID_LEN + 1];
+    for (int i = 0; i <= TUS_ID_LEN; i++)
+        upper[i] = (char)(id[i] >= 'a' && id[i] <= 'f' ? id[i] - 32 : id[i]);
+    CHECK_EQ(tus_server_upload_state(f.tus, upper, "node-a"), TUS_UPLOAD_NONE);
+    CHECK_EQ(tus_server_upload_state(f.tus, "0123456789abcdef0123456789abcdef", "node-a"),
+             TUS_UPLOAD_NONE);
+
+    /* complete, not taken (the callback failed): COMPLETE; offered: TAKEN */
+    f.complete_rc = -EAGAIN;
+    CHECK_EQ(run_client(&f, c_rest), 0);
+    int before = f.completes;
+    CHECK_EQ(tus_server_upload_state(f.tus, id, "node-a"), TUS_UPLOAD_COMPLETE);
+    CHECK_EQ(tus_server_upload_state(other, id, "node-a"), TUS_UPLOAD_COMPLETE);
+    f.complete_rc = TUS_COMPLETE_LATER;
+    CHECK_EQ(tus_server_offer(f.tus, id), 1);
+    CHECK_EQ(f.completes, before + 1);
+    CHECK_EQ(tus_server_upload_state(f.tus, id, "node-a"), TUS_UPLOAD_TAKEN);
+    CHECK_EQ(tus_server_offer(f.tus, id), 0); /* taken: not offered twice */
+    CHECK_EQ(tus_server_offer(other, id), 0); /* this module holds it */
+    CHECK_EQ(f.completes, before + 1);
+    CHECK_EQ(tus_server_upload_state(other, id, "node-a"), TUS_UPLOAD_COMPLETE);
+
+    /* settled here: SETTLED in both; released: NONE in both */
+    CHECK_EQ(tus_server_settle(f.tus, id), 0);
+    tus_server_finish(f.tus, id, NULL, 0);
+    CHECK_EQ(tus_server_upload_state(f.tus, id, "node-a"), TUS_UPLOAD_SETTLED);
+    CHECK_EQ(tus_server_upload_state(other, id, "node-a"), TUS_UPLOAD_SETTLED);
+    CHECK_EQ(tus_server_release(f.tus, id), 0);
+    CHECK_EQ(tus_server_upload_state(f.tus, id, "node-a"), TUS_UPLOAD_NONE);
+    CHECK_EQ(tus_server_upload_state(other, id, "node-a"), TUS_UPLOAD_NONE);
+    tus_server_free(other);
+
+    /* answering the completing request before the outcome */
+    f.shared = 0;
+    uv_timer_init(&f.tl.loop, &f.later_timer);
+    f.later_timer.data = &f;
+    f.before_answer = 1;
+    f.later = 1;
+    f.early = 1;
+    f.finish_rc = 0;
+    fx_reopen(&f);
+    CHECK_EQ(run_client(&f, c_early), 0);
+    CHECK_EQ(tus_server_upload_state(f.tus, sh->id[0], "node-a"), TUS_UPLOAD_SETTLED);
+    uv_close((uv_handle_t *)&f.later_timer, NULL);
+    fx_done(&f);
+}
+
 int main(void)
 {
     alarm(300);
@@ -2346,6 +2468,7 @@ int main(void)
     RUN(test_settled_state_files);
     RUN(test_cut_patch);
     RUN(test_named_creation);
+    RUN(test_upload_state);
     RUN(test_kill9);
     RUN(test_shared_spool);
     RUN(test_complete_later);
