@@ -8,7 +8,10 @@
  * waiting PATCH with its receipt. A full queue turns the completing
  * PATCH away at the gate (503, Retry-After) before its body is read.
  * Without an opener, or with apply_workers 0, the apply runs on the loop
- * thread as before.
+ * thread as before. A completed upload that must wait for the node's
+ * earlier one (metadata `after`) is kept in a small list of deferred
+ * uploads, looked at after every tus request, every finished job and on
+ * a 250 ms timer while the list is not empty.
  *
  * Authentication happens once per request, at the server's gate, when
  * the headers are complete and before any body byte is read: an

@@ -10,7 +10,11 @@
  * carries the receipt (Outpost-Receipt), or 460 for an upload that is not
  * a valid segment of the node (discarded). Every answer to a node carries
  * Outpost-Mailbox-Last. tus PATCH bodies are streamed to the spool as they
- * arrive (tus_server_gate), so a cut keeps what arrived.
+ * arrive (tus_server_gate), so a cut keeps what arrived. A node's
+ * segments are applied in number order with two uploads in flight: an
+ * upload whose metadata `after` names the node's earlier upload, still
+ * unsettled here, is deferred until that one settles or goes
+ * (docs/HQ.md, "Segments in order with two in flight").
  *
  * The receiver (hq_serve_start .. hq_serve_stop) runs on a loop the caller
  * owns, with a store and clocks the caller gives, so it can be tested
