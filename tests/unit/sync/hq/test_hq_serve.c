@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1347,6 +1349,79 @@ static void test_deferred_restart(void)
     fx_done(&f);
 }
 
+/* The receiver in a child process of its own (its own loop and store
+ * connection), so that it can be killed with SIGKILL; its port in
+ * port_file. Returns the child's pid. */
+static pid_t spawn_receiver(struct fx *f, const char *port_file)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    uv_loop_t loop;
+    struct hq_store st;
+    struct hq_serve *hq = NULL;
+    struct op_error err;
+    op_error_clear(&err);
+    struct hq_serve_clock clock = {.wall_ms = fake_wall, .mono_ms = fake_mono, .ctx = f};
+    if (uv_loop_init(&loop) < 0 || hq_store_sqlite_open(f->db, &st, &err) < 0 ||
+        hq_serve_start(&loop, &f->cfg, &st, &clock, &hq, &err) < 0)
+        _exit(3);
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%.200s.tmp", port_file);
+    FILE *fp = fopen(tmp, "w");
+    if (!fp)
+        _exit(4);
+    fprintf(fp, "%d\n", hq_serve_port(hq));
+    fclose(fp);
+    if (rename(tmp, port_file) < 0)
+        _exit(5);
+    alarm(60);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    _exit(0);
+}
+
+/* B deferred in a receiver that is then killed with SIGKILL; a new
+ * receiver on the same spool and store finds B complete, defers it
+ * again (A is still half sent), and applies both in order once A
+ * completes. */
+static void test_deferred_kill9(void)
+{
+    struct fx f;
+    order_fx(&f);
+    build_pair(&f, 5, 1);
+    stop(&f);
+    char port_file[200];
+    snprintf(port_file, sizeof port_file, "%s/port", f.dir);
+    pid_t pid = spawn_receiver(&f, port_file);
+    CHECK(pid > 0);
+    CHECK_EQ(wait_for_file(port_file), 0);
+    FILE *fp = fopen(port_file, "r");
+    CHECK(fp != NULL);
+    if (!fp || fscanf(fp, "%d", &f.port) != 1)
+        f.port = 0;
+    if (fp)
+        fclose(fp);
+    CHECK_EQ(client(&f, c_defer_b), 0);
+    CHECK_EQ(kill(pid, SIGKILL), 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK_EQ(receipts_of(&f, "nairobi-1"), 0);
+
+    CHECK_EQ(start(&f), 0);
+    for (int i = 0; i < 20; i++) {
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+        usleep(5000);
+    }
+    CHECK_EQ(receipts_of(&f, "nairobi-1"), 0); /* deferred again, not applied */
+    CHECK_EQ(client(&f, c_finish_a), 0);
+    CHECK_EQ(n_put, 2u);
+    CHECK_EQ(put_order[0], 5u);
+    CHECK_EQ(put_order[1], 6u);
+    CHECK_STR(c1_of(&f).op, "erase");
+    fx_done(&f);
+}
+
 /* `after` naming another node's unfinished upload imposes no wait; an
  * `after` that is not an upload id is refused at creation, naming the
  * key, with nothing stored. */
@@ -1784,6 +1859,7 @@ int main(void)
     RUN(test_deferred_in_order_pool);
     RUN(test_deferred_terminated);
     RUN(test_deferred_restart);
+    RUN(test_deferred_kill9);
     RUN(test_after_checked);
     RUN(test_deferred_shared_spool);
     RUN(test_digest_pool);
