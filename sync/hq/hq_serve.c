@@ -987,6 +987,9 @@ static void handle_metrics(struct hq_serve *hq, struct http_exchange *x)
     rc |= metric(&b, "outpost_hq_applies_pending", "gauge",
                  "Completed uploads queued for or being applied by the apply pool.",
                  hq->workers ? hq_workers_pending(hq->workers) : 0u);
+    rc |= metric(&b, "outpost_hq_uploads_deferred", "gauge",
+                 "Completed uploads waiting for the same node's earlier upload to settle.",
+                 hq->n_deferred);
     rc |= metric(&b, "outpost_hq_connections", "gauge", "Connections open now.",
                  hq->server ? http_server_connections(hq->server) : 0u);
     if (!rc)

@@ -1182,6 +1182,8 @@ static int c_defer_b(int port)
     C_EQ(r.status, 200);
     C_STR(rh(&r, "Upload-Offset") ? r.val : "-", want);
     C_EQ(receipt_status(port, pool_no[1]), 404);
+    req(port, "GET", "/metrics", "", NULL, 0, &r);
+    C_HAS(r.body, "\noutpost_hq_uploads_deferred 1\n");
     save_paths(a, b);
     return cfails;
 }
@@ -1202,6 +1204,8 @@ static int c_finish_a(int port)
         if ((st = receipt_status(port, pool_no[1])) == 404)
             usleep(20000);
     C_EQ(st, 200);
+    req(port, "GET", "/metrics", "", NULL, 0, &r);
+    C_HAS(r.body, "\noutpost_hq_uploads_deferred 0\n");
     return cfails;
 }
 
