@@ -520,6 +520,7 @@ static unsigned char seg_bytes[65536];
 static size_t seg_len;
 static unsigned seg_no;
 static int seg_erase; /* non-zero: the segment erases contact c1 instead */
+static int seg_patch; /* non-zero: a patch of c1 from version no - 1 (name "Njeri") instead */
 
 static int build_segment(struct fx *f, unsigned no)
 {
@@ -547,7 +548,26 @@ static int build_segment(struct fx *f, unsigned no)
     json_t *rec = json_pack("{s:s, s:i, s:s, s:s}", "id", "c1", "version", (int)no, "given_name",
                             "Wanjiru", "country", "KE");
     int rc = segment_writer_new(&hdr, key, sub, no, &w, &err);
-    if (rc == 0 && seg_erase)
+    if (rc == 0 && seg_patch) {
+        /* as the node cuts it: the new projection against the field
+         * digests of the projection it holds HQ has (version no - 1) */
+        json_t *now = json_pack("{s:s, s:i, s:s, s:s}", "id", "c1", "version", (int)no,
+                                "given_name", "Njeri", "country", "KE");
+        struct egress_record *whole = NULL, *old = NULL;
+        json_object_set_new(rec, "version", json_integer((json_int_t)no - 1));
+        rc = egress_project(p, pkey, entity_by_name("contact"), now, &whole, &counts, &err);
+        if (rc == 0)
+            rc = egress_project(p, pkey, entity_by_name("contact"), rec, &old, NULL, &err);
+        json_t *oj = rc == 0 ? json_loads(egress_record_json(old), 0, NULL) : NULL;
+        json_t *digests = oj ? projection_field_digests(oj) : NULL;
+        if (rc == 0)
+            rc = egress_patch(whole, (int64_t)no - 1, digests, &r, &err);
+        json_decref(digests);
+        json_decref(oj);
+        json_decref(now);
+        egress_record_free(whole);
+        egress_record_free(old);
+    } else if (rc == 0 && seg_erase)
         rc = egress_tombstone(p, entity_by_name("contact"), "c1", (int64_t)no, EGRESS_OP_ERASE, &r,
                               &err);
     else if (rc == 0)
@@ -1320,6 +1340,36 @@ static void test_deferred_terminated(void)
     fx_done(&f);
 }
 
+/* B (segment 8) patches c1 against the version A (segment 7) carries,
+ * and completes first: applied after A, the patch finds its base (out
+ * of order it would be set aside and the node asked for the whole
+ * record). */
+static void test_deferred_patch(void)
+{
+    struct fx f;
+    order_fx(&f);
+    for (int i = 0; i < 2; i++) {
+        seg_patch = i == 1;
+        CHECK_EQ(build_segment(&f, 7 + (unsigned)i), 0);
+        memcpy(pool_seg[i], seg_bytes, seg_len);
+        pool_len[i] = seg_len;
+        pool_no[i] = seg_no;
+    }
+    seg_patch = 0;
+    CHECK_EQ(client(&f, c_defer_b), 0);
+    CHECK_EQ(client(&f, c_finish_a), 0);
+    struct c1_state c = c1_of(&f);
+    CHECK_EQ(c.version, 8);
+    CHECK_STR(c.op, "upsert");
+    struct hq_receipt r;
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(f.real.ops->receipt_get(f.real.impl, "nairobi-1", 8, &r, &err), 0);
+    CHECK_EQ(r.applied, 1);
+    CHECK_EQ(r.set_aside, 0);
+    fx_done(&f);
+}
+
 /* B deferred, the receiver stopped and started again (B is offered again
  * and deferred again: A is still half sent), then A completed: both
  * applied once, A first. */
@@ -1861,6 +1911,7 @@ int main(void)
     RUN(test_pool_order);
     RUN(test_deferred_in_order);
     RUN(test_deferred_in_order_pool);
+    RUN(test_deferred_patch);
     RUN(test_deferred_terminated);
     RUN(test_deferred_restart);
     RUN(test_deferred_kill9);
