@@ -19,8 +19,6 @@
 #include "sql.h"
 #include "store_queries.h"
 
-#define DB_BUSY_TIMEOUT_MS 5000
-
 int db_latest_version(void)
 {
     return schema_migration_count;

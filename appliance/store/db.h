@@ -14,6 +14,9 @@
 
 /* Stored in PRAGMA application_id so that a foreign SQLite file is refused. */
 #define DB_APPLICATION_ID 0x4f555450 /* "OUTP" */
+/* How long a connection waits for another's write lock before SQLITE_BUSY;
+ * the CLI waits longer (store_set_busy_timeout). */
+#define DB_BUSY_TIMEOUT_MS 5000
 
 /* Returned when the database's schema is newer than this build knows. */
 #define DB_ENEWER (-2001)
