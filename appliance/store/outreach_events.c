@@ -25,8 +25,9 @@
 static const struct {
     const char *kind, *outcome;
 } kinds[] = {
-    {"delivered", "delivered"}, {"bounced_hard", "bounced"}, {"bounced_soft", ""},
-    {"failed", "bounced"},      {"replied", "replied"},      {"unsubscribed", ""},
+    {"delivered", "delivered"},    {"bounced_hard", "bounced"}, {"bounced_soft", ""},
+    {"failed", "bounced"},         {"replied", "replied"},      {"unsubscribed", ""},
+    {"auto_replied", "delivered"}, /* a machine's answer: it arrived, nobody replied */
 };
 
 int outreach_event_kind_valid(const char *kind)
@@ -174,7 +175,7 @@ int outreach_record_event(struct store *s, int64_t message_id, const char *kind,
     if (!outcome_of(kind))
         return op_error_set(err, -EINVAL, "kind",
                             "kind: '%.32s' is not one of delivered, bounced_hard, bounced_soft, "
-                            "failed, replied, unsubscribed",
+                            "failed, replied, unsubscribed, auto_replied",
                             kind ? kind : "");
     char text[OUTREACH_EVENT_DETAIL_MAX + 1];
     int rc = bounded(detail, text, sizeof text, err);
