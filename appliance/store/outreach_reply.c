@@ -20,11 +20,11 @@
 #include "codec.h"
 #include "consent.h"
 #include "entity.h"
-#include "hlc.h"
 #include "outreach_events.h"
 #include "outreach_sms.h"
 #include "sql.h"
 #include "store_queries.h"
+#include "store_txn.h"
 #include "timefmt.h"
 #include "utf8.h"
 
@@ -748,11 +748,6 @@ int outreach_reply_parse(const char *data, size_t len, struct outreach_reply *ou
 
 /* ---- matching and recording */
 
-static int64_t clock_ms(int64_t now_ms)
-{
-    return now_ms ? now_ms : (int64_t)hlc_wall_ms(NULL);
-}
-
 static int find_message(struct sql_cache *c, const struct outreach_reply *r, int64_t *id,
                         char contact[40], char purpose[104], struct op_error *err)
 {
@@ -834,17 +829,12 @@ int outreach_reply_apply(struct store *s, const struct outreach_reply *r, int64_
                          struct outreach_reply_result *res, struct op_error *err)
 {
     memset(res, 0, sizeof *res);
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     struct sql_cache c;
-    int rc = store_queries_bind(s, &c, &store_queries, err);
+    int own;
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
-    int own = sqlite3_get_autocommit(c.db) != 0;
-    rc = own ? store_begin(s, err) : 0;
-    if (rc < 0) {
-        sql_cache_close(&c);
-        return rc;
-    }
     char contact[40], purpose[104];
     rc = find_message(&c, r, &res->message_id, contact, purpose, err);
     if (rc == 0)
@@ -886,10 +876,6 @@ int outreach_reply_apply(struct store *s, const struct outreach_reply *r, int64_
                                            "unsubscribe by e-mail reply", err);
         }
     }
-    if (own && rc < 0)
-        store_rollback(s);
-    else if (own)
-        rc = store_commit(s, err);
-    sql_cache_close(&c);
+    rc = store_txn_end(s, &c, own, rc, err);
     return rc < 0 ? rc : 0;
 }
