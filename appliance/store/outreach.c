@@ -33,7 +33,7 @@ int outreach_state_valid(const char *state)
     return 0;
 }
 
-static int sha256_hex(const char *data, size_t n, char out[65])
+int outreach_sha256_hex(const char *data, size_t n, char out[65])
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
@@ -494,7 +494,7 @@ int outreach_attempt(struct store *s, const struct outreach_job *job, const char
                      const char *unsub_token, int64_t now_ms, struct op_error *err)
 {
     char hash[65];
-    if (sha256_hex(unsub_token, strlen(unsub_token), hash) < 0)
+    if (outreach_sha256_hex(unsub_token, strlen(unsub_token), hash) < 0)
         return op_error_set(err, -EIO, NULL, "cannot hash the unsubscribe token");
     int64_t now = store_txn_now(now_ms);
     struct sql_cache c;
@@ -596,7 +596,7 @@ int outreach_unsubscribe(struct store *s, const char *token, int64_t now_ms, cha
     if (!tlen || tlen >= OUTREACH_TOKEN_BUF)
         return op_error_set(err, -ENOENT, "token", "unknown unsubscribe link");
     char hash[65];
-    if (sha256_hex(token, tlen, hash) < 0)
+    if (outreach_sha256_hex(token, tlen, hash) < 0)
         return op_error_set(err, -EIO, NULL, "cannot hash the unsubscribe token");
     int64_t now = store_txn_now(now_ms);
     struct sql_cache c;

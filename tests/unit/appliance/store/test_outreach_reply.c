@@ -312,6 +312,18 @@ static void test_malformed(void)
             "Content-Type: multipart/alternative without a boundary");
     refused(IRT "Content-Type: multipart/mixed; boundary=b\n\nno delimiter here\n", -EINVAL,
             "multipart/mixed: no part starts with its boundary '--b'");
+    refused(IRT "Content-Type: text/plain; charset=\"utf-8\n\nhi\n", -EINVAL,
+            "parameter charset: the quoted value has no closing '\"'");
+    refused(IRT "Content-Type: multipart/mixed; boundary=\"\"\n\n--\n", -EINVAL,
+            "parameter boundary: empty");
+    {
+        static char big[2400];
+        int n = snprintf(big, sizeof big, IRT "Content-Type: multipart/mixed; boundary=");
+        memset(big + n, 'b', 300);
+        snprintf(big + n + 300, sizeof big - (size_t)n - 300, "\n\nhi\n");
+        refused(big, -EFBIG,
+                "parameter boundary: 300 bytes, longer than the 199 this reader keeps");
+    }
     refused(IRT "Content-Transfer-Encoding: base64\n\n!!not base64!!\n", -EINVAL,
             "the text part is not base64 as its Content-Transfer-Encoding says");
     refused(IRT "Content-Transfer-Encoding: x-uuencode\n\nbegin 644\n", -EINVAL,
