@@ -8,6 +8,19 @@
 #include <string.h>
 #include <strings.h>
 
+int mime_input_check(const char *data, size_t len, size_t max, struct op_error *err)
+{
+    if (len > max)
+        return op_error_set(err, -EFBIG, "input", "input: larger than %zu bytes", max);
+    if (!len)
+        return op_error_set(err, -EINVAL, "input", "input: empty");
+    const char *nul = memchr(data, '\0', len);
+    if (nul)
+        return op_error_set(err, -EINVAL, "input", "input: a NUL byte at byte %zu",
+                            (size_t)(nul - data));
+    return 0;
+}
+
 int mime_next_line(struct mime_cursor *c, const char **line, size_t *n)
 {
     if (c->p >= c->end)

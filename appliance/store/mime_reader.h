@@ -44,6 +44,12 @@ struct mime_field {
     int cut;     /* 1 when value holds only the first cap - 1 bytes */
 };
 
+/* The checks every message passes before it is read: -EFBIG when len is
+ * more than max ("input: larger than MAX bytes"), -EINVAL when it is empty
+ * or holds a NUL byte ("input: a NUL byte at byte N"); err->field is
+ * "input". 0 when it may be read. */
+int mime_input_check(const char *data, size_t len, size_t max, struct op_error *err);
+
 /* The next line at c (without its LF or CRLF) into line and n; 0 at the
  * end of the range. */
 int mime_next_line(struct mime_cursor *c, const char **line, size_t *n);

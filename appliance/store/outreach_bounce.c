@@ -160,21 +160,15 @@ static int scan_token(struct mime_cursor c, char *out, size_t cap)
 int outreach_dsn_parse(const char *data, size_t len, struct outreach_dsn *out, struct op_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (len > OUTREACH_BOUNCE_MAX)
-        return op_error_set(err, -EFBIG, "input", "input: larger than %d bytes",
-                            OUTREACH_BOUNCE_MAX);
-    if (!len)
-        return op_error_set(err, -EINVAL, "input", "input: empty");
-    const char *nul = memchr(data, '\0', len);
-    if (nul)
-        return op_error_set(err, -EINVAL, "input", "input: a NUL byte at byte %zu",
-                            (size_t)(nul - data));
+    int rc = mime_input_check(data, len, OUTREACH_BOUNCE_MAX, err);
+    if (rc < 0)
+        return rc;
     struct mime_cursor c = {data, data + len};
     char value[FIELD_MAX], ctype[FIELD_MAX] = "";
     struct mime_field f = {.value = value, .cap = sizeof value};
     while (mime_next_field(&c, &f))
         if (!strcasecmp(f.name, "Content-Type")) {
-            int rc = mime_field_whole(&f, err);
+            rc = mime_field_whole(&f, err);
             if (rc < 0)
                 return rc;
             snprintf(ctype, sizeof ctype, "%s", value);
@@ -185,7 +179,7 @@ int outreach_dsn_parse(const char *data, size_t len, struct outreach_dsn *out, s
                             "Content-Type header");
     char mt[64], tmp[64];
     mime_media_type(ctype, mt, sizeof mt);
-    int rc =
+    rc =
         strcmp(mt, "multipart/report") ? 0 : mime_param(ctype, "report-type", tmp, sizeof tmp, err);
     if (rc < 0)
         return rc;

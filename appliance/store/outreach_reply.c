@@ -522,15 +522,9 @@ int outreach_reply_parse(const char *data, size_t len, struct outreach_reply *ou
                          struct op_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (len > OUTREACH_REPLY_MAX)
-        return op_error_set(err, -EFBIG, "input", "input: larger than %d bytes",
-                            OUTREACH_REPLY_MAX);
-    if (!len)
-        return op_error_set(err, -EINVAL, "input", "input: empty");
-    const char *nul = memchr(data, '\0', len);
-    if (nul)
-        return op_error_set(err, -EINVAL, "input", "input: a NUL byte at byte %zu",
-                            (size_t)(nul - data));
+    int rc = mime_input_check(data, len, OUTREACH_REPLY_MAX, err);
+    if (rc < 0)
+        return rc;
     struct mime_cursor c = {data, data + len};
     char value[FIELD_MAX], ctype[FIELD_MAX] = "", cte[64] = "", msgid[FIELD_MAX] = "";
     char subject[FIELD_MAX] = "", irt[FIELD_MAX] = "", refs[FIELD_MAX] = "";
@@ -540,7 +534,7 @@ int outreach_reply_parse(const char *data, size_t len, struct outreach_reply *ou
         const char *name = f.name;
         fields++;
         if (!strcasecmp(name, "Content-Type")) {
-            int rc = mime_field_whole(&f, err);
+            rc = mime_field_whole(&f, err);
             if (rc < 0)
                 return rc;
             snprintf(ctype, sizeof ctype, "%s", value);
@@ -586,7 +580,7 @@ int outreach_reply_parse(const char *data, size_t len, struct outreach_reply *ou
         return op_error_set(err, -ENOENT, "In-Reply-To",
                             "not a reply to a message of this node: In-Reply-To and "
                             "References name no <outreach-N.TOKEN@...> message id");
-    int rc = decode_subject(subject, out->subject, sizeof out->subject, err);
+    rc = decode_subject(subject, out->subject, sizeof out->subject, err);
     if (rc < 0)
         return rc;
     if (subject_is_auto(out->subject))

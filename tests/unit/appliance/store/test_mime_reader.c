@@ -1,6 +1,7 @@
 /*
  * Tests for appliance/store/mime_reader.c, the reader of returned mail
- * that the bounce and reply parsers share: lines with LF, CRLF and no
+ * that the bounce and reply parsers share: the input refused when too
+ * large, empty or holding a NUL byte; lines with LF, CRLF and no
  * end; folded header fields unfolded into one line (tabs, several
  * folds, a blank line ending the block); lines that are not fields
  * skipped; a field longer than its buffer marked cut and refused by
@@ -35,6 +36,22 @@ static const char *range(struct mime_cursor c)
     memcpy(buf, c.p, n);
     buf[n] = '\0';
     return buf;
+}
+
+static void test_input(void)
+{
+    struct op_error err;
+    op_error_clear(&err);
+    CHECK_EQ(mime_input_check("Subject: x\n", 11, 11, &err), 0);
+    CHECK_EQ(mime_input_check("Subject: x\n", 11, 10, &err), -EFBIG);
+    CHECK_STR(err.field, "input");
+    CHECK_CONTAINS(err.msg, "input: larger than 10 bytes");
+    op_error_clear(&err);
+    CHECK_EQ(mime_input_check("", 0, 10, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "input: empty");
+    op_error_clear(&err);
+    CHECK_EQ(mime_input_check("ab\0cd", 5, 10, &err), -EINVAL);
+    CHECK_CONTAINS(err.msg, "input: a NUL byte at byte 2");
 }
 
 static void test_lines(void)
@@ -203,6 +220,7 @@ static void test_parts(void)
 
 int main(void)
 {
+    RUN(test_input);
     RUN(test_lines);
     RUN(test_folded_fields);
     RUN(test_overlong_field);
