@@ -102,7 +102,8 @@ int cli_open_plain(const char *cmd, const char *path, unsigned db_flags, struct 
         return cli_exit_by(rc, rules);
     }
     /* A person at a terminal waits for the daemon's write (a segment cut
-     * under load can hold the lock for seconds) rather than retyping. */
+     * under load can hold the lock for seconds) rather than retyping
+     * (cli_main set it for every connection; this store is sure of it). */
     store_set_busy_timeout(*out, wait_s * 1000u);
     return CLI_OK;
 }
@@ -498,6 +499,11 @@ int cli_main(int argc, char **argv)
         printf("outpost %s\n", OUTPOST_VERSION);
         return CLI_OK;
     }
+    /* Every connection of this run waits OUTPOST_LOCK_WAIT for another
+     * writer (a malformed value is refused where the store is opened). */
+    unsigned wait_s;
+    if (cli_lock_wait(&wait_s) == 0)
+        db_set_busy_timeout_default(wait_s * 1000u);
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (!strcmp(name, commands[i]->name))
             return cli_run(commands[i], argc - 1, argv + 1);

@@ -424,7 +424,7 @@ int store_open(const char *path, unsigned db_flags, struct store **out, struct o
         free(s);
         return rc;
     }
-    s->busy_ms = DB_BUSY_TIMEOUT_MS;
+    s->busy_ms = db_busy_timeout_default();
     rc = sql_cache_init(&s->q, s->db, &store_queries, err);
     if (rc < 0)
         goto fail;

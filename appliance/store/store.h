@@ -158,7 +158,7 @@ const struct policy *store_policy(const struct store *s);
 
 /* How long a statement of this store waits for another connection's
  * write lock (the daemon cutting a segment, an import) before it fails
- * with -EBUSY ("database is locked"). store_open sets DB_BUSY_TIMEOUT_MS;
+ * with -EBUSY ("database is locked"). store_open sets db_busy_timeout_default();
  * the CLI waits longer (docs/CLI.md, "Waiting for the database"). */
 void store_set_busy_timeout(struct store *s, unsigned ms);
 unsigned store_busy_timeout(const struct store *s);
