@@ -20,6 +20,7 @@
 
 #include "net_curl.h"
 #include "testlib.h"
+#include "testsock.h"
 
 static const char *const http[] = {"http", "https", NULL};
 static const char *const smtp[] = {"smtp", "smtps", NULL};
@@ -66,13 +67,8 @@ static void hosts(void)
 /* A loopback listener; it accepts only when told (serve_one). */
 static int listener(int *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(fd, 4), 0);
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    *port = ntohs(a.sin_port);
+    int fd = tcp_listen_loopback(port);
+    CHECK(fd >= 0);
     return fd;
 }
 
