@@ -68,9 +68,32 @@ const char *cli_db_path(const char *opt)
     return CLI_DEFAULT_DB;
 }
 
+int cli_lock_wait(unsigned *seconds)
+{
+    *seconds = CLI_LOCK_WAIT_DEFAULT;
+    const char *env = getenv("OUTPOST_LOCK_WAIT");
+    if (!env || !*env)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(env, &end, 10);
+    if (errno || *end || *env == '-' || v < 1 || v > CLI_LOCK_WAIT_MAX)
+        return -EINVAL;
+    *seconds = (unsigned)v;
+    return 0;
+}
+
 int cli_open_plain(const char *cmd, const char *path, unsigned db_flags, struct store **out)
 {
     static const struct cli_exit_rule rules[] = {{-ENOENT, CLI_FAIL}, {0, CLI_EXIT_FOR}};
+    unsigned wait_s;
+    if (cli_lock_wait(&wait_s) < 0) {
+        fprintf(stderr,
+                "outpost %s: OUTPOST_LOCK_WAIT: '%.40s' is not a number of seconds from 1 to "
+                "%d\n",
+                cmd, getenv("OUTPOST_LOCK_WAIT"), CLI_LOCK_WAIT_MAX);
+        return CLI_USAGE;
+    }
     struct op_error err;
     op_error_clear(&err);
     int rc = store_open(path, db_flags, out, &err);
@@ -78,6 +101,10 @@ int cli_open_plain(const char *cmd, const char *path, unsigned db_flags, struct 
         fprintf(stderr, "outpost %s: %s\n", cmd, err.msg);
         return cli_exit_by(rc, rules);
     }
+    /* A person at a terminal waits for the daemon's write (a segment cut
+     * under load can hold the lock for seconds) rather than retyping
+     * (cli_main set it for every connection; this store is sure of it). */
+    store_set_busy_timeout(*out, wait_s * 1000u);
     return CLI_OK;
 }
 
@@ -154,6 +181,13 @@ int cli_fail_by(const char *cmd, int rc, const struct op_error *err,
         fprintf(stderr, "outpost %s: %s\n", cmd, err->msg);
     else
         fprintf(stderr, "outpost %s: %s\n", cmd, strerror(rc < 0 && rc > -4096 ? -rc : EIO));
+    unsigned wait_s;
+    if (rc == -EBUSY && err && strstr(err->msg, "locked") && cli_lock_wait(&wait_s) == 0)
+        fprintf(stderr,
+                "outpost %s: another process held the database's write lock for more than %u s "
+                "(outpostd cutting a segment, an import); nothing was changed: try again, or "
+                "wait longer with OUTPOST_LOCK_WAIT=SECONDS\n",
+                cmd, wait_s);
     return cli_exit_by(rc, rules);
 }
 
@@ -465,6 +499,11 @@ int cli_main(int argc, char **argv)
         printf("outpost %s\n", OUTPOST_VERSION);
         return CLI_OK;
     }
+    /* Every connection of this run waits OUTPOST_LOCK_WAIT for another
+     * writer (a malformed value is refused where the store is opened). */
+    unsigned wait_s;
+    if (cli_lock_wait(&wait_s) == 0)
+        db_set_busy_timeout_default(wait_s * 1000u);
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (!strcmp(name, commands[i]->name))
             return cli_run(commands[i], argc - 1, argv + 1);

@@ -35,6 +35,15 @@ enum cli_exit {
 /* The database path: `opt` if given, else $OUTPOST_DB, else CLI_DEFAULT_DB. */
 const char *cli_db_path(const char *opt);
 
+/* How long a command waits for another process's write lock before it
+ * gives up with "database is locked": OUTPOST_LOCK_WAIT seconds (1 to
+ * CLI_LOCK_WAIT_MAX), else CLI_LOCK_WAIT_DEFAULT. The daemon's own
+ * connections wait DB_BUSY_TIMEOUT_MS and answer 503 + Retry-After. -EINVAL
+ * when the variable is not such a number (*seconds the default). */
+#define CLI_LOCK_WAIT_DEFAULT 30
+#define CLI_LOCK_WAIT_MAX 3600
+int cli_lock_wait(unsigned *seconds);
+
 /* Opens the store at path (store_open) without the actor or the region
  * policy cli_open_store adds; on failure prints "outpost CMD: why" and
  * returns an exit code (non-zero). */

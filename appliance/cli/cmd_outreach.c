@@ -216,8 +216,12 @@ static int do_handout(struct store *s, const char *channel, const struct args *a
         static const struct cli_exit_rule write_rules[] = {{-EINVAL, CLI_BADINPUT}, {0, CLI_FAIL}};
         return cli_fail_by("outreach", rc, &err, write_rules);
     }
-    if (getenv("OUTPOST_TEST_STOP_AFTER_FILE")) /* tests: kill -9 between file and record */
+#ifdef OUTPOST_TEST_HOOKS
+    /* Only in outpost-test-hooks (or a build with -Dtest_hooks=true), never
+     * in the packaged binary: the tests' kill -9 between file and record. */
+    if (getenv("OUTPOST_TEST_STOP_AFTER_FILE"))
         pause();
+#endif
     rc = outreach_handout_done(s, &h, 0, &err);
     size_t n = h.n;
     outreach_handout_free(&h);

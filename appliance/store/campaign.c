@@ -14,10 +14,10 @@
 
 #include "consent.h"
 #include "entity.h"
-#include "hlc.h"
 #include "outreach.h"
 #include "sql.h"
 #include "store_queries.h"
+#include "store_txn.h"
 #include "timefmt.h"
 #include "utf8.h"
 
@@ -42,35 +42,6 @@ int campaign_state_valid(const char *state)
         if (!strcmp(states[i], state))
             return 1;
     return 0;
-}
-
-static int64_t clock_ms(int64_t now_ms)
-{
-    return now_ms ? now_ms : (int64_t)hlc_wall_ms(NULL);
-}
-
-static int txn_begin(struct store *s, struct sql_cache *c, int *own, struct op_error *err)
-{
-    int rc = store_queries_bind(s, c, &store_queries, err);
-    if (rc < 0)
-        return rc;
-    *own = sqlite3_get_autocommit(c->db) != 0;
-    rc = *own ? store_begin(s, err) : 0;
-    if (rc < 0)
-        sql_cache_close(c);
-    return rc;
-}
-
-static int txn_end(struct store *s, struct sql_cache *c, int own, int rc, struct op_error *err)
-{
-    if (own) {
-        if (rc < 0)
-            store_rollback(s);
-        else
-            rc = store_commit(s, err);
-    }
-    sql_cache_close(c);
-    return rc;
 }
 
 static const char *text_or(sqlite3_stmt *st, int col, const char *dflt)
@@ -375,7 +346,7 @@ int campaign_create(struct store *s, const json_t *spec, const char *created_by,
     int rc = campaign_validate(spec, err);
     if (rc < 0)
         return rc;
-    int64_t now = clock_ms(now_ms), start = now, end = 0;
+    int64_t now = store_txn_now(now_ms), start = now, end = 0;
     const json_t *sv = json_object_get(spec, "start_at"), *ev = json_object_get(spec, "end_at");
     if (sv)
         (void)timefmt_parse_iso(json_string_value(sv), &start);
@@ -394,7 +365,7 @@ int campaign_create(struct store *s, const json_t *spec, const char *created_by,
     }
     struct sql_cache c;
     int own;
-    rc = txn_begin(s, &c, &own, err);
+    rc = store_txn_begin(s, &c, &own, err);
     if (rc == 0) {
         sqlite3_stmt *st = NULL;
         rc = sql_get_st(&c, STORE_Q_CAMPAIGN_INSERT, &st, err);
@@ -418,7 +389,7 @@ int campaign_create(struct store *s, const json_t *spec, const char *created_by,
         }
         if (rc == 0 && id)
             *id = sqlite3_last_insert_rowid(c.db);
-        rc = txn_end(s, &c, own, rc, err);
+        rc = store_txn_end(s, &c, own, rc, err);
     }
     free(segtext);
     free(tptext);
@@ -641,16 +612,16 @@ int campaign_list(struct store *s, const char *state, unsigned limit, json_t **o
 static int change(struct store *s, int64_t id, int64_t now_ms, const char *verb,
                   const char *const *from, struct op_error *err)
 {
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     struct sql_cache c;
     int own;
-    int rc = txn_begin(s, &c, &own, err);
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     struct camp k;
     rc = camp_load(&c, id, &k, err);
     if (rc < 0)
-        return txn_end(s, &c, own, rc, err);
+        return store_txn_end(s, &c, own, rc, err);
     int allowed = 0;
     for (size_t i = 0; from[i]; i++)
         allowed |= !strcmp(from[i], k.state);
@@ -686,7 +657,7 @@ static int change(struct store *s, int64_t id, int64_t now_ms, const char *verb,
         }
     }
     camp_free(&k);
-    return txn_end(s, &c, own, rc, err);
+    return store_txn_end(s, &c, own, rc, err);
 }
 
 int campaign_start(struct store *s, int64_t id, int64_t now_ms, struct op_error *err)
@@ -906,13 +877,13 @@ int campaign_plan_step(struct store *s, const struct policy *p, int64_t id, unsi
         *planned = 0;
     if (batch < 1 || batch > 10 * CAMPAIGN_BATCH)
         return op_error_set(err, -EINVAL, "batch", "batch: must be 1..%d", 10 * CAMPAIGN_BATCH);
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     struct member *ms = calloc(batch, sizeof *ms);
     if (!ms)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
     struct sql_cache c;
     int own;
-    int rc = txn_begin(s, &c, &own, err);
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0) {
         free(ms);
         return rc;
@@ -921,13 +892,13 @@ int campaign_plan_step(struct store *s, const struct policy *p, int64_t id, unsi
     rc = camp_load(&c, id, &k, err);
     if (rc < 0) {
         free(ms);
-        return txn_end(s, &c, own, rc, err);
+        return store_txn_end(s, &c, own, rc, err);
     }
     if (strcmp(k.state, "running") || k.plan_done) {
         *done = 1;
         camp_free(&k);
         free(ms);
-        return txn_end(s, &c, own, 0, err);
+        return store_txn_end(s, &c, own, 0, err);
     }
     struct seg_bind b;
     seg_bind_make(k.segment, &b);
@@ -983,7 +954,7 @@ int campaign_plan_step(struct store *s, const struct policy *p, int64_t id, unsi
     free(ms);
     seg_bind_free(&b);
     camp_free(&k);
-    rc = txn_end(s, &c, own, rc, err);
+    rc = store_txn_end(s, &c, own, rc, err);
     if (rc == 0) {
         *done = n < (int)batch;
         if (planned)
@@ -1002,7 +973,7 @@ int campaign_dry_run_step(struct store *s, const struct policy *p, int64_t id, i
                           struct op_error *err)
 {
     *done = 0;
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     struct member *ms = calloc(CAMPAIGN_BATCH, sizeof *ms);
     if (!ms)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
@@ -1092,10 +1063,10 @@ int campaign_tick(struct store *s, const struct policy *p, unsigned batch, int64
                   int *busy, struct op_error *err)
 {
     *busy = 0;
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     struct sql_cache c;
     int own;
-    int rc = txn_begin(s, &c, &own, err);
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     rc = run_clock(&c, STORE_Q_CAMPAIGN_START_DUE, now, err);
@@ -1116,7 +1087,7 @@ int campaign_tick(struct store *s, const struct policy *p, unsigned batch, int64
             }
         }
     }
-    rc = txn_end(s, &c, own, rc, err);
+    rc = store_txn_end(s, &c, own, rc, err);
     if (rc == 0 && next) {
         int done = 0;
         int64_t n = 0;
@@ -1124,9 +1095,9 @@ int campaign_tick(struct store *s, const struct policy *p, unsigned batch, int64
         *busy = rc == 0 && n > 0;
     }
     if (rc == 0) {
-        rc = txn_begin(s, &c, &own, err);
+        rc = store_txn_begin(s, &c, &own, err);
         if (rc == 0)
-            rc = txn_end(s, &c, own, run_clock(&c, STORE_Q_CAMPAIGN_FINISH, now, err), err);
+            rc = store_txn_end(s, &c, own, run_clock(&c, STORE_Q_CAMPAIGN_FINISH, now, err), err);
     }
     return rc;
 }

@@ -5,12 +5,14 @@
  *                         (WAL with NORMAL may lose the last commits on
  *                         power loss, which would break promise 2)
  *   foreign_keys=ON       references between records are enforced
- *   busy_timeout=5000     the CLI and the daemon share the file
+ *   busy_timeout=5000     the CLI and the daemon share the file (the CLI
+ *                         waits longer: db_set_busy_timeout_default)
  *   secure_delete=FAST    erased values do not linger in freed pages
  */
 #include "db.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,7 +21,17 @@
 #include "sql.h"
 #include "store_queries.h"
 
-#define DB_BUSY_TIMEOUT_MS 5000
+static unsigned busy_default_ms = DB_BUSY_TIMEOUT_MS;
+
+void db_set_busy_timeout_default(unsigned ms)
+{
+    busy_default_ms = ms;
+}
+
+unsigned db_busy_timeout_default(void)
+{
+    return busy_default_ms;
+}
 
 int db_latest_version(void)
 {
@@ -135,7 +147,7 @@ int db_open(const char *path, unsigned flags, sqlite3 **out, struct op_error *er
         return code;
     }
     sqlite3_extended_result_codes(db, 1);
-    sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(db, busy_default_ms > INT_MAX ? INT_MAX : (int)busy_default_ms);
 
     /* Reading the header tells us early whether this is a database at all. */
     int app_id = 0, version = 0;

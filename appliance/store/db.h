@@ -14,6 +14,18 @@
 
 /* Stored in PRAGMA application_id so that a foreign SQLite file is refused. */
 #define DB_APPLICATION_ID 0x4f555450 /* "OUTP" */
+/* How long a connection waits for another's write lock before SQLITE_BUSY,
+ * unless the process chose otherwise (db_set_busy_timeout_default: the
+ * CLI waits longer) or the store's owner did (store_set_busy_timeout). */
+#define DB_BUSY_TIMEOUT_MS 5000
+
+/* The wait of every connection this process opens from now on (db_open,
+ * and so store_open), in ms; a program sets it once at its start, before
+ * it opens any. The CLI sets OUTPOST_LOCK_WAIT's, so that each of its
+ * paths to the database (the store, the sync ledger's, check, backup)
+ * waits alike. */
+void db_set_busy_timeout_default(unsigned ms);
+unsigned db_busy_timeout_default(void);
 
 /* Returned when the database's schema is newer than this build knows. */
 #define DB_ENEWER (-2001)

@@ -15,10 +15,10 @@
 #include "auth.h"
 #include "codec.h"
 #include "entity.h"
-#include "hlc.h"
 #include "outreach_sms.h"
 #include "sql.h"
 #include "store_queries.h"
+#include "store_txn.h"
 
 #define DAY_MS (86400LL * 1000)
 
@@ -33,12 +33,7 @@ int outreach_state_valid(const char *state)
     return 0;
 }
 
-static int64_t clock_ms(int64_t now_ms)
-{
-    return now_ms ? now_ms : (int64_t)hlc_wall_ms(NULL);
-}
-
-static int sha256_hex(const char *data, size_t n, char out[65])
+int outreach_sha256_hex(const char *data, size_t n, char out[65])
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
@@ -46,30 +41,6 @@ static int sha256_hex(const char *data, size_t n, char out[65])
         return -EIO;
     (void)codec_hex_encode(md, 32, out, 65);
     return 0;
-}
-
-static int txn_begin(struct store *s, struct sql_cache *c, int *own, struct op_error *err)
-{
-    int rc = store_queries_bind(s, c, &store_queries, err);
-    if (rc < 0)
-        return rc;
-    *own = sqlite3_get_autocommit(c->db) != 0;
-    rc = *own ? store_begin(s, err) : 0;
-    if (rc < 0)
-        sql_cache_close(c);
-    return rc;
-}
-
-static int txn_end(struct store *s, struct sql_cache *c, int own, int rc, struct op_error *err)
-{
-    if (own) {
-        if (rc < 0)
-            store_rollback(s);
-        else
-            rc = store_commit(s, err);
-    }
-    sql_cache_close(c);
-    return rc;
 }
 
 static const char *text_or(sqlite3_stmt *st, int col, const char *dflt)
@@ -101,7 +72,7 @@ static int insert_full(struct store *s, const char *contact_id, const char *chan
 {
     struct sql_cache c;
     int own;
-    int rc = txn_begin(s, &c, &own, err);
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     sqlite3_stmt *st = NULL;
@@ -121,7 +92,7 @@ static int insert_full(struct store *s, const char *contact_id, const char *chan
     }
     if (rc == 0 && id)
         *id = sqlite3_last_insert_rowid(c.db);
-    return txn_end(s, &c, own, rc, err);
+    return store_txn_end(s, &c, own, rc, err);
 }
 
 static int insert(struct store *s, const char *contact_id, const char *channel, const char *purpose,
@@ -165,7 +136,7 @@ static int queue_sms(struct store *s, const struct outreach_new *m, const char *
              sms_coding_name(cnt.coding));
     return insert_full(s, m->contact_id, "sms", m->purpose, kind,
                        m->language && *m->language ? m->language : lang, "", params, "", m->body,
-                       clock_ms(now_ms), id, err);
+                       store_txn_now(now_ms), id, err);
 }
 
 int outreach_queue(struct store *s, const struct outreach_new *m, int64_t now_ms, int64_t *id,
@@ -198,7 +169,7 @@ int outreach_queue(struct store *s, const struct outreach_new *m, int64_t now_ms
         return rc;
     return insert_full(s, m->contact_id, m->channel, m->purpose, kind,
                        m->language && *m->language ? m->language : lang, "", "{}", m->subject,
-                       m->body, clock_ms(now_ms), id, err);
+                       m->body, store_txn_now(now_ms), id, err);
 }
 
 int outreach_queue_confirmation(struct store *s, const char *contact_id, const char *channel,
@@ -221,7 +192,7 @@ int outreach_queue_confirmation(struct store *s, const char *contact_id, const c
     if (!ptext)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
     rc = insert(s, contact_id, "email", purpose, "transactional", lang, "confirm", ptext,
-                clock_ms(now_ms), id, err);
+                store_txn_now(now_ms), id, err);
     free(ptext);
     return rc;
 }
@@ -236,20 +207,20 @@ int outreach_queue_test(struct store *s, const char *contact_id, int64_t now_ms,
     if (!addr[0])
         return op_error_set(err, -EINVAL, "email", "contact %s has no e-mail address", contact_id);
     return insert(s, contact_id, "email", "test", "transactional", lang, "test", "{}",
-                  clock_ms(now_ms), id, err);
+                  store_txn_now(now_ms), id, err);
 }
 
 int outreach_recover(struct store *s, int64_t *count, struct op_error *err)
 {
     struct sql_cache c;
     int own;
-    int rc = txn_begin(s, &c, &own, err);
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     rc = sql_exec(&c, STORE_Q_OUTREACH_RECOVER, err);
     if (rc >= 0 && count)
         *count = rc;
-    return txn_end(s, &c, own, rc < 0 ? rc : 0, err);
+    return store_txn_end(s, &c, own, rc < 0 ? rc : 0, err);
 }
 
 static int state_of(struct sql_cache *c, int64_t id, char *out, size_t cap, struct op_error *err)
@@ -272,7 +243,7 @@ int outreach_requeue(struct store *s, int64_t id, int64_t now_ms, struct op_erro
 {
     struct sql_cache c;
     int own;
-    int rc = txn_begin(s, &c, &own, err);
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     char state[16] = "";
@@ -286,10 +257,10 @@ int outreach_requeue(struct store *s, int64_t id, int64_t now_ms, struct op_erro
         rc = sql_get_st(&c, STORE_Q_OUTREACH_REQUEUE, &st, err);
     if (rc == 0) {
         sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, clock_ms(now_ms));
+        sqlite3_bind_int64(st, 2, store_txn_now(now_ms));
         rc = sql_run_what(&c, st, "cannot requeue the message", err);
     }
-    return txn_end(s, &c, own, rc, err);
+    return store_txn_end(s, &c, own, rc, err);
 }
 
 static json_t *row_json(sqlite3_stmt *st)
@@ -394,7 +365,7 @@ static int settle(struct store *s, unsigned q, int64_t id, const char *a, const 
 {
     struct sql_cache c;
     int own;
-    int rc = txn_begin(s, &c, &own, err);
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     sqlite3_stmt *st = NULL;
@@ -406,7 +377,7 @@ static int settle(struct store *s, unsigned q, int64_t id, const char *a, const 
             sqlite3_bind_text(st, 3, b, -1, SQLITE_TRANSIENT);
         rc = sql_run_what(&c, st, "cannot record the message's state", err);
     }
-    return txn_end(s, &c, own, rc, err);
+    return store_txn_end(s, &c, own, rc, err);
 }
 
 /* Reads the due row into job; 1 found, 0 none. */
@@ -451,7 +422,7 @@ static int read_due(struct store *s, int64_t now, struct outreach_job *job, stru
 int outreach_next(struct store *s, const struct policy *p, int64_t now_ms, struct outreach_job *job,
                   struct op_error *err)
 {
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     for (;;) {
         int rc = read_due(s, now, job, err);
         if (rc <= 0)
@@ -523,12 +494,12 @@ int outreach_attempt(struct store *s, const struct outreach_job *job, const char
                      const char *unsub_token, int64_t now_ms, struct op_error *err)
 {
     char hash[65];
-    if (sha256_hex(unsub_token, strlen(unsub_token), hash) < 0)
+    if (outreach_sha256_hex(unsub_token, strlen(unsub_token), hash) < 0)
         return op_error_set(err, -EIO, NULL, "cannot hash the unsubscribe token");
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     struct sql_cache c;
     int own;
-    int rc = txn_begin(s, &c, &own, err);
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     sqlite3_stmt *st = NULL;
@@ -554,16 +525,16 @@ int outreach_attempt(struct store *s, const struct outreach_job *job, const char
         sqlite3_bind_int64(st, 3, now);
         rc = sql_run_what(&c, st, "cannot store the unsubscribe token", err);
     }
-    return txn_end(s, &c, own, rc, err);
+    return store_txn_end(s, &c, own, rc, err);
 }
 
 int outreach_outcome(struct store *s, int64_t id, enum outreach_outcome o, const char *error,
                      unsigned retry_s, unsigned max_attempts, int64_t now_ms, struct op_error *err)
 {
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     struct sql_cache c;
     int own;
-    int rc = txn_begin(s, &c, &own, err);
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     sqlite3_stmt *st = NULL;
@@ -599,7 +570,7 @@ int outreach_outcome(struct store *s, int64_t id, enum outreach_outcome o, const
         }
         rc = sql_run_what(&c, st, "cannot record the outcome", err);
     }
-    return txn_end(s, &c, own, rc, err);
+    return store_txn_end(s, &c, own, rc, err);
 }
 
 int outreach_sent_since(struct store *s, int64_t since_ms, int64_t *n, struct op_error *err)
@@ -625,12 +596,12 @@ int outreach_unsubscribe(struct store *s, const char *token, int64_t now_ms, cha
     if (!tlen || tlen >= OUTREACH_TOKEN_BUF)
         return op_error_set(err, -ENOENT, "token", "unknown unsubscribe link");
     char hash[65];
-    if (sha256_hex(token, tlen, hash) < 0)
+    if (outreach_sha256_hex(token, tlen, hash) < 0)
         return op_error_set(err, -EIO, NULL, "cannot hash the unsubscribe token");
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     struct sql_cache c;
     int own;
-    int rc = txn_begin(s, &c, &own, err);
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     sqlite3_stmt *st = NULL;
@@ -677,7 +648,7 @@ int outreach_unsubscribe(struct store *s, const char *token, int64_t now_ms, cha
             rc = sql_run_what(&c, st, "cannot mark the unsubscribe link used", err);
         }
     }
-    return txn_end(s, &c, own, rc, err);
+    return store_txn_end(s, &c, own, rc, err);
 }
 
 static const char *const channels_known[] = {"email", "sms", "print", "call", NULL};

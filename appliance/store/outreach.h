@@ -129,6 +129,11 @@ int outreach_outcome(struct store *s, int64_t id, enum outreach_outcome o, const
 /* Messages sent since since_ms (the daily cap). */
 int outreach_sent_since(struct store *s, int64_t since_ms, int64_t *n, struct op_error *err);
 
+/* The form in which the node keeps a secret token of a message (the
+ * unsubscribe, bounce and Message-ID tokens) and names an input by its
+ * bytes: SHA-256 in lower-case hex. -EIO when OpenSSL fails. */
+int outreach_sha256_hex(const char *data, size_t n, char out[65]);
+
 /* A fresh unsubscribe token (base64url of 32 random bytes). */
 int outreach_new_token(char token[OUTREACH_TOKEN_BUF], struct op_error *err);
 

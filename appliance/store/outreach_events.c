@@ -16,17 +16,18 @@
 
 #include "consent.h"
 #include "entity.h"
-#include "hlc.h"
 #include "sql.h"
 #include "store_queries.h"
+#include "store_txn.h"
 #include "timefmt.h"
 #include "utf8.h"
 
 static const struct {
     const char *kind, *outcome;
 } kinds[] = {
-    {"delivered", "delivered"}, {"bounced_hard", "bounced"}, {"bounced_soft", ""},
-    {"failed", "bounced"},      {"replied", "replied"},      {"unsubscribed", ""},
+    {"delivered", "delivered"},    {"bounced_hard", "bounced"}, {"bounced_soft", ""},
+    {"failed", "bounced"},         {"replied", "replied"},      {"unsubscribed", ""},
+    {"auto_replied", "delivered"}, /* a machine's answer: it arrived, nobody replied */
 };
 
 int outreach_event_kind_valid(const char *kind)
@@ -43,35 +44,6 @@ static const char *outcome_of(const char *kind)
         if (!strcmp(kinds[i].kind, kind))
             return kinds[i].outcome;
     return NULL;
-}
-
-static int64_t clock_ms(int64_t at_ms)
-{
-    return at_ms ? at_ms : (int64_t)hlc_wall_ms(NULL);
-}
-
-static int txn_begin(struct store *s, struct sql_cache *c, int *own, struct op_error *err)
-{
-    int rc = store_queries_bind(s, c, &store_queries, err);
-    if (rc < 0)
-        return rc;
-    *own = sqlite3_get_autocommit(c->db) != 0;
-    rc = *own ? store_begin(s, err) : 0;
-    if (rc < 0)
-        sql_cache_close(c);
-    return rc;
-}
-
-static int txn_end(struct store *s, struct sql_cache *c, int own, int rc, struct op_error *err)
-{
-    if (own) {
-        if (rc < 0)
-            store_rollback(s);
-        else
-            rc = store_commit(s, err);
-    }
-    sql_cache_close(c);
-    return rc;
 }
 
 /* Copies detail into out, cut at OUTREACH_EVENT_DETAIL_MAX bytes on a
@@ -174,7 +146,7 @@ int outreach_record_event(struct store *s, int64_t message_id, const char *kind,
     if (!outcome_of(kind))
         return op_error_set(err, -EINVAL, "kind",
                             "kind: '%.32s' is not one of delivered, bounced_hard, bounced_soft, "
-                            "failed, replied, unsubscribed",
+                            "failed, replied, unsubscribed, auto_replied",
                             kind ? kind : "");
     char text[OUTREACH_EVENT_DETAIL_MAX + 1];
     int rc = bounded(detail, text, sizeof text, err);
@@ -182,14 +154,14 @@ int outreach_record_event(struct store *s, int64_t message_id, const char *kind,
         return rc;
     struct sql_cache c;
     int own;
-    rc = txn_begin(s, &c, &own, err);
+    rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     struct msg m;
     rc = read_message(&c, message_id, &m, err);
     if (rc == 0)
-        rc = insert_event(&c, message_id, kind, clock_ms(at_ms), text, err);
-    return txn_end(s, &c, own, rc, err);
+        rc = insert_event(&c, message_id, kind, store_txn_now(at_ms), text, err);
+    return store_txn_end(s, &c, own, rc, err);
 }
 
 /* The contact's address for the channel ("" when none or erased). */
@@ -230,7 +202,7 @@ int outreach_record_bounce(struct store *s, int64_t message_id, const char *kind
         return rc;
     struct sql_cache c;
     int own;
-    rc = txn_begin(s, &c, &own, err);
+    rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     struct msg m;
@@ -244,10 +216,10 @@ int outreach_record_bounce(struct store *s, int64_t message_id, const char *kind
     if (rc == 0 && n > 0) {
         if (duplicate)
             *duplicate = 1;
-        return txn_end(s, &c, own, 0, err);
+        return store_txn_end(s, &c, own, 0, err);
     }
     if (rc == 0)
-        rc = insert_event(&c, message_id, kind, clock_ms(at_ms), text, err);
+        rc = insert_event(&c, message_id, kind, store_txn_now(at_ms), text, err);
     if (rc == 0 && !strcmp(kind, "bounced_hard"))
         rc = count(&c, STORE_Q_OUTREACH_EVENTS_HARD_BOUNCED_MESSAGES, 0, m.contact, "email", &n,
                    err);
@@ -261,7 +233,7 @@ int outreach_record_bounce(struct store *s, int64_t message_id, const char *kind
         if (rc == 0 && addr[0] && suppressed)
             *suppressed = 1;
     }
-    return txn_end(s, &c, own, rc, err);
+    return store_txn_end(s, &c, own, rc, err);
 }
 
 int outreach_call_result_parse(const char *text)
@@ -293,10 +265,10 @@ int outreach_call_result(struct store *s, int64_t message_id, enum outreach_call
     int rc = bounded(n, text, sizeof text, err);
     if (rc < 0)
         return op_error_set(err, -EINVAL, "note", "note: not valid UTF-8");
-    int64_t at = clock_ms(at_ms);
+    int64_t at = store_txn_now(at_ms);
     struct sql_cache c;
     int own;
-    rc = txn_begin(s, &c, &own, err);
+    rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
     struct msg m;
@@ -341,5 +313,5 @@ int outreach_call_result(struct store *s, int64_t message_id, enum outreach_call
     if (rc == 0 && r == OUTREACH_CALL_REFUSED)
         rc = consent_withdraw(s, m.contact, "call", m.purpose, "marketing",
                               "refused on the phone (do not call)", at, NULL, err);
-    return txn_end(s, &c, own, rc, err);
+    return store_txn_end(s, &c, own, rc, err);
 }

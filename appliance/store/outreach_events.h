@@ -24,12 +24,13 @@
 #define OUTREACH_CALL_NOTE_MAX 2000
 
 /* 1 when kind is one of delivered, bounced_hard, bounced_soft, failed,
- * replied, unsubscribed. */
+ * replied, unsubscribed, auto_replied. */
 int outreach_event_kind_valid(const char *kind);
 
 /* Records one event (kind: delivered, bounced_hard, bounced_soft, failed,
- * replied, unsubscribed) and sets the message's outcome in one
- * transaction, the caller's when one is open: delivered -> delivered;
+ * replied, unsubscribed, auto_replied) and sets the message's outcome in
+ * one transaction, the caller's when one is open: delivered, auto_replied
+ * (an out-of-office or other automatic answer) -> delivered;
  * bounced_hard, failed -> bounced; replied -> replied; bounced_soft (a
  * temporary failure: the message may still arrive) and unsubscribed leave
  * it. A reply wins over everything, a bounce over a

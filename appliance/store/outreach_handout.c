@@ -13,16 +13,11 @@
 #include <string.h>
 
 #include "entity.h"
-#include "hlc.h"
 #include "phone.h"
 #include "region.h"
 #include "sql.h"
 #include "store_queries.h"
-
-static int64_t clock_ms(int64_t now_ms)
-{
-    return now_ms ? now_ms : (int64_t)hlc_wall_ms(NULL);
-}
+#include "store_txn.h"
 
 static const char *text_or(sqlite3_stmt *st, int col)
 {
@@ -157,7 +152,7 @@ int outreach_handout_take(struct store *s, const struct policy *p, const char *c
     if (!out->rows)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
     const char *ledger = !strcmp(channel, "print") ? "direct_mail" : "call";
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     struct sql_cache c;
     rc = store_queries_bind(s, &c, &store_queries, err);
     if (rc == 0) {
@@ -269,7 +264,7 @@ static int finish(struct store *s, const struct outreach_handout *h, unsigned q,
 int outreach_handout_done(struct store *s, const struct outreach_handout *h, int64_t now_ms,
                           struct op_error *err)
 {
-    return finish(s, h, STORE_Q_OUTREACH_HANDOUT_DONE, clock_ms(now_ms), NULL, err);
+    return finish(s, h, STORE_Q_OUTREACH_HANDOUT_DONE, store_txn_now(now_ms), NULL, err);
 }
 
 int outreach_handout_release(struct store *s, const struct outreach_handout *h, const char *why,

@@ -1,16 +1,16 @@
 /*
- * Replies to outreach e-mails: the MIME reader and the matching; see
- * outreach_reply.h. The reader walks the message line by line (LF or
- * CRLF) like the delivery status parser in outreach_bounce.c, unfolds
- * header fields into fixed buffers, and allocates only for the decoded
- * text part (at most the size of the input).
+ * Replies to outreach e-mails: the reading of a reply and the matching;
+ * see outreach_reply.h. The header block, parameters and multipart
+ * bodies are read by mime_reader (as the delivery status parser in
+ * outreach_bounce.c reads them); this file decodes what it finds and
+ * allocates only for the decoded text part (at most the size of the
+ * input).
  */
 #include "outreach_reply.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,77 +19,18 @@
 
 #include "codec.h"
 #include "consent.h"
+#include "mime_reader.h"
 #include "entity.h"
-#include "hlc.h"
 #include "outreach_events.h"
 #include "outreach_sms.h"
 #include "sql.h"
 #include "store_queries.h"
+#include "store_txn.h"
 #include "timefmt.h"
 #include "utf8.h"
 
 #define FIELD_MAX 2048
 #define DEPTH_MAX 4
-
-struct cursor {
-    const char *p, *end;
-};
-
-static int next_line(struct cursor *c, const char **line, size_t *n)
-{
-    if (c->p >= c->end)
-        return 0;
-    const char *nl = memchr(c->p, '\n', (size_t)(c->end - c->p));
-    const char *stop = nl ? nl : c->end;
-    *line = c->p;
-    *n = (size_t)(stop - c->p);
-    if (*n && (*line)[*n - 1] == '\r')
-        (*n)--;
-    c->p = nl ? nl + 1 : c->end;
-    return 1;
-}
-
-/* One header field, unfolded and cut at FIELD_MAX - 1; 0 at the blank
- * line that ends the block or at the end of input. */
-static int next_field(struct cursor *c, char name[64], char value[FIELD_MAX])
-{
-    const char *line;
-    size_t n;
-    for (;;) {
-        if (!next_line(c, &line, &n) || n == 0)
-            return 0;
-        const char *colon = memchr(line, ':', n);
-        if (!colon || colon == line || (size_t)(colon - line) >= 64)
-            continue;
-        size_t nl = (size_t)(colon - line);
-        memcpy(name, line, nl);
-        name[nl] = '\0';
-        size_t vl = 0, rest = n - nl - 1;
-        const char *v = colon + 1;
-        for (;;) {
-            for (size_t i = 0; i < rest && vl < FIELD_MAX - 1; i++) {
-                char ch = v[i] == '\t' ? ' ' : v[i];
-                if (vl == 0 && ch == ' ')
-                    continue;
-                value[vl++] = ch;
-            }
-            if (!(c->p < c->end && (*c->p == ' ' || *c->p == '\t')))
-                break;
-            if (!next_line(c, &v, &rest))
-                break;
-            while (rest && (*v == ' ' || *v == '\t')) {
-                v++;
-                rest--;
-            }
-            if (vl && vl < FIELD_MAX - 1)
-                value[vl++] = ' ';
-        }
-        while (vl && value[vl - 1] == ' ')
-            vl--;
-        value[vl] = '\0';
-        return 1;
-    }
-}
 
 /* Copies text into out, cut to cap - 1 bytes. */
 static void copy(char *out, size_t cap, const char *text)
@@ -114,50 +55,6 @@ static void shown(char *out, size_t cap, const char *text)
     for (const unsigned char *t = (const unsigned char *)text; *t && n + 1 < cap; t++)
         out[n++] = (*t < 0x20 || *t >= 0x7f) ? '?' : (char)*t;
     out[n] = '\0';
-}
-
-/* A parameter (lower-case name with '=') of a header value. */
-static int param_of(const char *value, const char *param, char *out, size_t cap)
-{
-    char lc[FIELD_MAX];
-    snprintf(lc, sizeof lc, "%s", value);
-    lower(lc);
-    size_t pl = strlen(param);
-    const char *at = lc;
-    for (;;) {
-        at = strstr(at, param);
-        if (!at)
-            return 0;
-        if (at == lc || at[-1] == ';' || at[-1] == ' ')
-            break;
-        at += pl;
-    }
-    const char *v = value + (at - lc) + pl;
-    size_t n = 0;
-    if (*v == '"') {
-        v++;
-        while (v[n] && v[n] != '"')
-            n++;
-    } else {
-        while (v[n] && v[n] != ';' && v[n] != ' ')
-            n++;
-    }
-    if (!n || n >= cap)
-        return 0;
-    memcpy(out, v, n);
-    out[n] = '\0';
-    return 1;
-}
-
-/* The media type of a Content-Type value, lower case. */
-static void media_type(const char *value, char out[128])
-{
-    size_t n = strcspn(value, "; ");
-    if (n > 127)
-        n = 127;
-    memcpy(out, value, n);
-    out[n] = '\0';
-    lower(out);
 }
 
 /* ---- charsets and transfer encodings */
@@ -341,35 +238,22 @@ struct part {
     char charset[40];
 };
 
-static int delimiter(const char *line, size_t n, const char *b, size_t bl)
-{
-    if (n < bl + 2 || line[0] != '-' || line[1] != '-' || memcmp(line + 2, b, bl))
-        return 0;
-    size_t i = bl + 2;
-    int closing = 0;
-    if (n >= i + 2 && line[i] == '-' && line[i + 1] == '-') {
-        closing = 1;
-        i += 2;
-    }
-    for (; i < n; i++)
-        if (line[i] != ' ' && line[i] != '\t')
-            return 0;
-    return closing ? 2 : 1;
-}
-
 /* The first text/plain part of the entity whose body is c: 1 found, 0
  * none, -EINVAL malformed. */
-static int find_text(struct cursor c, const char *ctype, const char *cte, int depth,
+static int find_text(struct mime_cursor c, const char *ctype, const char *cte, int depth,
                      struct part *out, struct op_error *err)
 {
     char mt[128];
-    media_type(ctype, mt);
+    mime_media_type(ctype, mt, sizeof mt);
     if (!mt[0] || !strcmp(mt, "text/plain")) {
         out->p = c.p;
         out->end = c.end;
         copy(out->cte, sizeof out->cte, cte);
         lower(out->cte);
-        if (!param_of(ctype, "charset=", out->charset, sizeof out->charset))
+        int rc = mime_param(ctype, "charset", out->charset, sizeof out->charset, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
             out->charset[0] = '\0';
         return 1;
     }
@@ -378,47 +262,36 @@ static int find_text(struct cursor c, const char *ctype, const char *cte, int de
     if (depth >= DEPTH_MAX)
         return op_error_set(err, -EINVAL, "Content-Type",
                             "Content-Type: multiparts nested more than %d deep", DEPTH_MAX);
-    char boundary[200];
-    if (!param_of(ctype, "boundary=", boundary, sizeof boundary))
+    char boundary[MIME_BOUNDARY_MAX];
+    int rc = mime_param(ctype, "boundary", boundary, sizeof boundary, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
         return op_error_set(err, -EINVAL, "Content-Type", "Content-Type: %s without a boundary",
                             mt);
-    size_t bl = strlen(boundary);
-    const char *line;
-    size_t n;
-    char name[64], value[FIELD_MAX];
-    int dl = 0, seen = 0;
-    while (next_line(&c, &line, &n)) {
-        dl = delimiter(line, n, boundary, bl);
-        if (dl)
-            break;
-    }
-    while (dl == 1) {
-        seen = 1;
+    struct mime_parts parts;
+    rc = mime_parts_begin(&parts, c, boundary, mt, err);
+    if (rc < 0)
+        return rc;
+    char value[FIELD_MAX];
+    struct mime_field f = {.value = value, .cap = sizeof value};
+    struct mime_cursor body;
+    while (mime_parts_next(&parts, &body)) {
         char pct[FIELD_MAX] = "text/plain", pcte[64] = "";
-        while (next_field(&c, name, value)) {
-            if (!strcasecmp(name, "Content-Type"))
+        while (mime_next_field(&body, &f)) {
+            if (!strcasecmp(f.name, "Content-Type")) {
+                rc = mime_field_whole(&f, err);
+                if (rc < 0)
+                    return rc;
                 snprintf(pct, sizeof pct, "%s", value);
-            else if (!strcasecmp(name, "Content-Transfer-Encoding"))
+            } else if (!strcasecmp(f.name, "Content-Transfer-Encoding")) {
                 copy(pcte, sizeof pcte, value);
-        }
-        struct cursor body = c;
-        const char *bend = c.end;
-        dl = 0;
-        while (next_line(&c, &line, &n)) {
-            dl = delimiter(line, n, boundary, bl);
-            if (dl) {
-                bend = line;
-                break;
             }
         }
-        body.end = bend;
-        int r = find_text(body, pct, pcte, depth + 1, out, err);
-        if (r)
-            return r;
+        rc = find_text(body, pct, pcte, depth + 1, out, err);
+        if (rc)
+            return rc;
     }
-    if (!seen)
-        return op_error_set(err, -EINVAL, "Content-Type",
-                            "%s: no part starts with its boundary '--%.60s'", mt, boundary);
     return 0;
 }
 
@@ -599,16 +472,6 @@ static void scan_ids(const char *v, struct outreach_reply *out, int from_end)
     }
 }
 
-static int sha256_hex(const char *data, size_t n, char out[65])
-{
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    if (!EVP_Digest(data, n, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
-        return -EIO;
-    (void)codec_hex_encode(md, 32, out, 65);
-    return 0;
-}
-
 /* 1 when the subject, without Re:/AW:/SV:/... prefixes, is one stop word. */
 static int subject_is_stop(const char *subject)
 {
@@ -634,28 +497,48 @@ static int subject_is_stop(const char *subject)
     return 1;
 }
 
+/* 1 when the Subject starts as the out-of-office answers of mail
+ * servers that send no Auto-Submitted field do ("Out of Office: ...",
+ * "Automatic reply: ..."). */
+static int subject_is_auto(const char *subject)
+{
+    static const char *const starts_auto[] = {"out of office:",
+                                              "out of the office:",
+                                              "automatic reply:",
+                                              "auto-reply:",
+                                              "autoreply:",
+                                              "auto reply:",
+                                              NULL};
+    const char *p = subject;
+    while (*p == ' ')
+        p++;
+    for (int i = 0; starts_auto[i]; i++)
+        if (!strncasecmp(p, starts_auto[i], strlen(starts_auto[i])))
+            return 1;
+    return 0;
+}
+
 int outreach_reply_parse(const char *data, size_t len, struct outreach_reply *out,
                          struct op_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (len > OUTREACH_REPLY_MAX)
-        return op_error_set(err, -EFBIG, "input", "input: larger than %d bytes",
-                            OUTREACH_REPLY_MAX);
-    if (!len)
-        return op_error_set(err, -EINVAL, "input", "input: empty");
-    const char *nul = memchr(data, '\0', len);
-    if (nul)
-        return op_error_set(err, -EINVAL, "input", "input: a NUL byte at byte %zu",
-                            (size_t)(nul - data));
-    struct cursor c = {data, data + len};
-    char name[64], value[FIELD_MAX], ctype[FIELD_MAX] = "", cte[64] = "", msgid[FIELD_MAX] = "";
+    int rc = mime_input_check(data, len, OUTREACH_REPLY_MAX, err);
+    if (rc < 0)
+        return rc;
+    struct mime_cursor c = {data, data + len};
+    char value[FIELD_MAX], ctype[FIELD_MAX] = "", cte[64] = "", msgid[FIELD_MAX] = "";
     char subject[FIELD_MAX] = "", irt[FIELD_MAX] = "", refs[FIELD_MAX] = "";
+    struct mime_field f = {.value = value, .cap = sizeof value};
     int fields = 0, have_ref = 0;
-    while (next_field(&c, name, value)) {
+    while (mime_next_field(&c, &f)) {
+        const char *name = f.name;
         fields++;
-        if (!strcasecmp(name, "Content-Type"))
+        if (!strcasecmp(name, "Content-Type")) {
+            rc = mime_field_whole(&f, err);
+            if (rc < 0)
+                return rc;
             snprintf(ctype, sizeof ctype, "%s", value);
-        else if (!strcasecmp(name, "Content-Transfer-Encoding"))
+        } else if (!strcasecmp(name, "Content-Transfer-Encoding"))
             copy(cte, sizeof cte, value);
         else if (!strcasecmp(name, "Message-ID"))
             snprintf(msgid, sizeof msgid, "%s", value);
@@ -678,6 +561,10 @@ int outreach_reply_parse(const char *data, size_t len, struct outreach_reply *ou
                 out->automatic = 1;
         } else if (!strcasecmp(name, "X-Autoreply") || !strcasecmp(name, "X-Autorespond")) {
             out->automatic = 1;
+        } else if (!strcasecmp(name, "X-Autogenerated")) {
+            lower(value);
+            if (!strcmp(value, "reply"))
+                out->automatic = 1;
         }
     }
     if (!fields)
@@ -693,9 +580,11 @@ int outreach_reply_parse(const char *data, size_t len, struct outreach_reply *ou
         return op_error_set(err, -ENOENT, "In-Reply-To",
                             "not a reply to a message of this node: In-Reply-To and "
                             "References name no <outreach-N.TOKEN@...> message id");
-    int rc = decode_subject(subject, out->subject, sizeof out->subject, err);
+    rc = decode_subject(subject, out->subject, sizeof out->subject, err);
     if (rc < 0)
         return rc;
+    if (subject_is_auto(out->subject))
+        out->automatic = 1;
     struct part pt = {0};
     rc = find_text(c, ctype, cte, 0, &pt, err);
     if (rc < 0)
@@ -711,7 +600,7 @@ int outreach_reply_parse(const char *data, size_t len, struct outreach_reply *ou
         snprintf(out->id, sizeof out->id, "Message-ID %s", s);
     } else {
         char hex[65];
-        if (sha256_hex(data, len, hex) < 0)
+        if (outreach_sha256_hex(data, len, hex) < 0)
             return op_error_set(err, -EIO, NULL, "cannot hash the reply");
         snprintf(out->id, sizeof out->id, "sha256 %s", hex);
     }
@@ -721,17 +610,12 @@ int outreach_reply_parse(const char *data, size_t len, struct outreach_reply *ou
 
 /* ---- matching and recording */
 
-static int64_t clock_ms(int64_t now_ms)
-{
-    return now_ms ? now_ms : (int64_t)hlc_wall_ms(NULL);
-}
-
 static int find_message(struct sql_cache *c, const struct outreach_reply *r, int64_t *id,
                         char contact[40], char purpose[104], struct op_error *err)
 {
     for (int i = 0; i < r->ntokens; i++) {
         char hash[65];
-        if (sha256_hex(r->tokens[i], strlen(r->tokens[i]), hash) < 0)
+        if (outreach_sha256_hex(r->tokens[i], strlen(r->tokens[i]), hash) < 0)
             return op_error_set(err, -EIO, NULL, "cannot hash the token");
         sqlite3_stmt *st = NULL;
         int rc = sql_get_st(c, STORE_Q_OUTREACH_REPLY_FIND, &st, err);
@@ -807,17 +691,12 @@ int outreach_reply_apply(struct store *s, const struct outreach_reply *r, int64_
                          struct outreach_reply_result *res, struct op_error *err)
 {
     memset(res, 0, sizeof *res);
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     struct sql_cache c;
-    int rc = store_queries_bind(s, &c, &store_queries, err);
+    int own;
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
-    int own = sqlite3_get_autocommit(c.db) != 0;
-    rc = own ? store_begin(s, err) : 0;
-    if (rc < 0) {
-        sql_cache_close(&c);
-        return rc;
-    }
     char contact[40], purpose[104];
     rc = find_message(&c, r, &res->message_id, contact, purpose, err);
     if (rc == 0)
@@ -833,7 +712,7 @@ int outreach_reply_apply(struct store *s, const struct outreach_reply *r, int64_
         res->duplicate = 1;
     } else if (rc == 0 && r->automatic) {
         res->automatic = 1;
-        rc = outreach_record_event(s, res->message_id, "delivered", now, detail, err);
+        rc = outreach_record_event(s, res->message_id, "auto_replied", now, detail, err);
     } else if (rc == 0) {
         char when[40];
         timefmt_iso_ms(now, when, sizeof when);
@@ -859,10 +738,6 @@ int outreach_reply_apply(struct store *s, const struct outreach_reply *r, int64_
                                            "unsubscribe by e-mail reply", err);
         }
     }
-    if (own && rc < 0)
-        store_rollback(s);
-    else if (own)
-        rc = store_commit(s, err);
-    sql_cache_close(&c);
+    rc = store_txn_end(s, &c, own, rc, err);
     return rc < 0 ? rc : 0;
 }

@@ -16,11 +16,11 @@
 #include "codec.h"
 #include "consent.h"
 #include "entity.h"
-#include "hlc.h"
 #include "outreach_events.h"
 #include "region.h"
 #include "sql.h"
 #include "store_queries.h"
+#include "store_txn.h"
 #include "timefmt.h"
 #include "utf8.h"
 
@@ -38,25 +38,18 @@ int outreach_sms_check_text(const char *text, struct sms_count *c, struct op_err
     return 0;
 }
 
-static int64_t clock_ms(int64_t now_ms)
-{
-    return now_ms ? now_ms : (int64_t)hlc_wall_ms(NULL);
-}
-
 /* Runs one named statement that binds (?1 int64, ?2 text or int64) in
  * its own transaction; returns the rows changed or a negative errno. */
 static int update_one(struct store *s, unsigned q, int64_t id, const char *text, int64_t num,
                       struct op_error *err)
 {
     struct sql_cache c;
-    int rc = store_queries_bind(s, &c, &store_queries, err);
+    int own;
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
-    int own = sqlite3_get_autocommit(c.db) != 0;
-    rc = own ? store_begin(s, err) : 0;
     sqlite3_stmt *st = NULL;
-    if (rc == 0)
-        rc = sql_get_st(&c, q, &st, err);
+    rc = sql_get_st(&c, q, &st, err);
     if (rc == 0) {
         sqlite3_bind_int64(st, 1, id);
         if (text)
@@ -65,17 +58,7 @@ static int update_one(struct store *s, unsigned q, int64_t id, const char *text,
             sqlite3_bind_int64(st, 2, num);
         rc = sql_run(&c, q, st, err);
     }
-    if (own) {
-        if (rc < 0)
-            store_rollback(s);
-        else {
-            int c2 = store_commit(s, err);
-            if (c2 < 0)
-                rc = c2;
-        }
-    }
-    sql_cache_close(&c);
-    return rc;
+    return store_txn_end(s, &c, own, rc, err);
 }
 
 int outreach_sms_number(struct store *s, const char *contact_id, char out[PHONE_E164_MAX],
@@ -185,7 +168,7 @@ int outreach_sms_dlr(struct store *s, const char *token, long type, const char *
         return rc;
     char detail[OUTREACH_EVENT_DETAIL_MAX + 1];
     snprintf(detail, sizeof detail, "DLR %ld: %s", type, smsc_words ? smsc_words : "");
-    rc = outreach_record_event(s, id, kind, clock_ms(now_ms), detail, err);
+    rc = outreach_record_event(s, id, kind, store_txn_now(now_ms), detail, err);
     if (rc == 0)
         *recorded = 1;
     return rc;
@@ -267,17 +250,12 @@ int outreach_sms_mo(struct store *s, const char *from, const char *text, int64_t
         return op_error_set(err, -EINVAL, "text",
                             "text: UTF-8 of at most %d bytes without control characters",
                             OUTREACH_SMS_MO_TEXT_MAX);
-    int64_t now = clock_ms(now_ms);
+    int64_t now = store_txn_now(now_ms);
     struct sql_cache c;
-    int rc = store_queries_bind(s, &c, &store_queries, err);
+    int own; /* else the caller's transaction */
+    int rc = store_txn_begin(s, &c, &own, err);
     if (rc < 0)
         return rc;
-    int own = sqlite3_get_autocommit(c.db) != 0; /* else the caller's transaction */
-    rc = own ? store_begin(s, err) : 0;
-    if (rc < 0) {
-        sql_cache_close(&c);
-        return rc;
-    }
     rc = first_text(&c, STORE_Q_OUTREACH_SMS_CONTACT_BY_NUMBER, number, r->contact_id,
                     sizeof r->contact_id, err);
     if (rc == 1) {
@@ -307,10 +285,6 @@ int outreach_sms_mo(struct store *s, const char *from, const char *text, int64_t
                                            err);
         }
     }
-    if (own && rc < 0)
-        store_rollback(s);
-    else if (own)
-        rc = store_commit(s, err);
-    sql_cache_close(&c);
+    rc = store_txn_end(s, &c, own, rc, err);
     return rc < 0 ? rc : 0;
 }

@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ struct search_cols;
 
 struct store {
     sqlite3 *db;
+    unsigned busy_ms;        /* how long a write waits for another writer's lock */
     struct sql_cache q;      /* the store room's queries on db */
     struct residency_db res; /* what the residency rules use of the store */
     struct hlc clock;
@@ -422,6 +424,7 @@ int store_open(const char *path, unsigned db_flags, struct store **out, struct o
         free(s);
         return rc;
     }
+    s->busy_ms = db_busy_timeout_default();
     rc = sql_cache_init(&s->q, s->db, &store_queries, err);
     if (rc < 0)
         goto fail;
@@ -706,6 +709,17 @@ static int viewer_update_rules(const struct store *s, const char *owner, int res
         return op_error_set(err, -EPERM, "restricted",
                             "restricted: only a manager can clear the restricted flag");
     return 0;
+}
+
+void store_set_busy_timeout(struct store *s, unsigned ms)
+{
+    (void)sqlite3_busy_timeout(s->db, ms > INT_MAX ? INT_MAX : (int)ms);
+    s->busy_ms = ms;
+}
+
+unsigned store_busy_timeout(const struct store *s)
+{
+    return s->busy_ms;
 }
 
 void store_set_clock(struct store *s, hlc_clock_fn now_ms, void *ctx)

@@ -156,6 +156,13 @@ void store_set_policy(struct store *s, const struct policy *p);
 /* The policy set with store_set_policy, or NULL. Borrowed. */
 const struct policy *store_policy(const struct store *s);
 
+/* How long a statement of this store waits for another connection's
+ * write lock (the daemon cutting a segment, an import) before it fails
+ * with -EBUSY ("database is locked"). store_open sets db_busy_timeout_default();
+ * the CLI waits longer (docs/CLI.md, "Waiting for the database"). */
+void store_set_busy_timeout(struct store *s, unsigned ms);
+unsigned store_busy_timeout(const struct store *s);
+
 /* Replaces the wall clock used for HLC stamps and ids (tests). */
 void store_set_clock(struct store *s, hlc_clock_fn now_ms, void *ctx);
 

@@ -5,7 +5,6 @@
 #include "sms_gateway.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -13,58 +12,23 @@
 #include <string.h>
 #include <strings.h>
 
+#include "net_curl.h"
+
 #define ANSWER_MAX 4096 /* the gateway's answer kept; the rest is dropped */
 
 int sms_gateway_global_init(struct op_error *err)
 {
-    static int ready;
-    if (!ready) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return op_error_set(err, -ENOMEM, NULL, "curl_global_init failed");
-        ready = 1;
-    }
-    return 0;
+    return net_curl_global_init(err);
 }
 
 /* The host of http[s]://host[:port][/path]; 0 or -EINVAL. */
 static int url_host(const char *url, char *host, size_t cap)
 {
-    const char *p;
-    if (!strncasecmp(url, "http://", 7))
-        p = url + 7;
-    else if (!strncasecmp(url, "https://", 8))
-        p = url + 8;
-    else
-        return -EINVAL;
-    size_t n;
+    static const char *const schemes[] = {"http", "https", NULL};
+    long port;
     const char *rest;
-    if (*p == '[') {
-        const char *e = strchr(p, ']');
-        if (!e)
-            return -EINVAL;
-        n = (size_t)(e - p - 1);
-        if (!n || n >= cap)
-            return -EINVAL;
-        memcpy(host, p + 1, n);
-        rest = e + 1;
-    } else {
-        n = strcspn(p, ":/");
-        if (!n || n >= cap)
-            return -EINVAL;
-        memcpy(host, p, n);
-        rest = p + n;
-    }
-    host[n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)host[i] <= 0x20 || strchr("@?#<>\"\\", host[i]))
-            return -EINVAL;
-    if (*rest == ':') {
-        char *end;
-        long port = strtol(rest + 1, &end, 10);
-        if (end == rest + 1 || port < 1 || port > 65535)
-            return -EINVAL;
-        rest = end;
-    }
+    if (net_curl_host(url, schemes, host, cap, &port, &rest) < 0)
+        return -EINVAL;
     if (*rest && *rest != '/')
         return -EINVAL;
     for (; *rest; rest++)
@@ -297,22 +261,14 @@ int sms_gateway_send(const struct sms_message *m, struct sms_result *r)
         r->outcome = SMS_PERMANENT;
         goto out;
     }
-    curl_easy_setopt(h, CURLOPT_URL, url ? url : m->url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, m->timeout_ms > 0 ? m->timeout_ms : 30000L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    char ebuf[CURL_ERROR_SIZE] = "";
+    net_curl_common(h, url ? url : m->url, "http,https", m->timeout_ms, 30000L, m->ca_file, ebuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);
-    if (m->ca_file && *m->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, m->ca_file);
     if (body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     }
-    char ebuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
     CURLcode rc = curl_easy_perform(h);
     long status = 0, sent_bytes = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

@@ -3,66 +3,26 @@
  */
 #include "smtp_client.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "net_curl.h"
+
 int smtp_client_global_init(struct op_error *err)
 {
-    static int ready;
-    if (!ready) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return op_error_set(err, -ENOMEM, NULL, "curl_global_init failed");
-        ready = 1;
-    }
-    return 0;
+    return net_curl_global_init(err);
 }
 
 /* The host of smtp[s]://host[:port][/], into host; 0 or -EINVAL. */
 static int relay_host(const char *relay, char *host, size_t cap, long *port)
 {
-    const char *p;
-    if (!relay)
-        return -EINVAL;
-    if (!strncasecmp(relay, "smtp://", 7))
-        p = relay + 7;
-    else if (!strncasecmp(relay, "smtps://", 8))
-        p = relay + 8;
-    else
-        return -EINVAL;
-    size_t n;
+    static const char *const schemes[] = {"smtp", "smtps", NULL};
     const char *rest;
-    if (*p == '[') {
-        const char *e = strchr(p, ']');
-        if (!e)
-            return -EINVAL;
-        n = (size_t)(e - p - 1);
-        if (!n || n >= cap)
-            return -EINVAL;
-        memcpy(host, p + 1, n);
-        rest = e + 1;
-    } else {
-        n = strcspn(p, ":/");
-        if (!n || n >= cap)
-            return -EINVAL;
-        memcpy(host, p, n);
-        rest = p + n;
-    }
-    host[n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)host[i] <= 0x20 || strchr("@?#<>\"", host[i]))
-            return -EINVAL;
-    *port = 0;
-    if (*rest == ':') {
-        char *end;
-        *port = strtol(rest + 1, &end, 10);
-        if (end == rest + 1 || *port < 1 || *port > 65535)
-            return -EINVAL;
-        rest = end;
-    }
+    if (net_curl_host(relay, schemes, host, cap, port, &rest) < 0)
+        return -EINVAL;
     if (*rest == '/')
         rest++;
     return *rest ? -EINVAL : 0;
@@ -119,28 +79,21 @@ int smtp_client_send(const struct smtp_message *m, struct smtp_result *r)
     struct curl_slist *rcpt = curl_slist_append(NULL, to);
     struct reader rd = {m->data, m->len, 0};
     int is_smtps = !strncasecmp(m->relay, "smtps://", 8);
-    curl_easy_setopt(h, CURLOPT_URL, m->relay);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    char ebuf[CURL_ERROR_SIZE] = "";
+    net_curl_common(h, m->relay, "smtp,smtps", m->timeout_ms, 60000L, m->ca_file, ebuf);
     curl_easy_setopt(h, CURLOPT_MAIL_FROM, from);
     curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpt);
     curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
     curl_easy_setopt(h, CURLOPT_READDATA, &rd);
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)m->len);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, m->timeout_ms > 0 ? m->timeout_ms : 60000L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     if (!is_smtps)
         curl_easy_setopt(h, CURLOPT_USE_SSL,
                          m->allow_plain ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
-    if (m->ca_file && *m->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, m->ca_file);
     if (m->user && *m->user) {
         curl_easy_setopt(h, CURLOPT_USERNAME, m->user);
         curl_easy_setopt(h, CURLOPT_PASSWORD, m->password ? m->password : "");
     }
-    char ebuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
     CURLcode rc = curl_easy_perform(h);
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);

@@ -107,9 +107,24 @@ pdftotext "$T/labels.pdf" - | grep -c "10115 Berlin" >"$T/n"
 [ "$(cat "$T/n")" = 31 ] || die "expected 31 labels, got $(cat "$T/n")"
 pdftotext "$T/labels.pdf" - | grep -q "L1" && die "a label carries the letter's subject"
 
+# ---- the packaged CLI carries no test hook: OUTPOST_TEST_STOP_AFTER_FILE
+# is an ordinary variable to it, so the run finishes and records its file
+if [ "${OUTPOST_HAS_TEST_HOOKS:-false}" = true ]; then
+    echo "note: outpost built with -Dtest_hooks=true: the packaged-build check is skipped"
+else
+    M4=$(queue "$A" print "Ohne Haken" "b")
+    OUTPOST_TEST_STOP_AFTER_FILE=1 timeout 30 "$OUTPOST" outreach print --out "$T/nohook.pdf" \
+        --sender-file "$T/sender.txt" >"$T/nohook.out" 2>&1 ||
+        die "the packaged CLI stopped or failed with the hook's variable set: $(cat "$T/nohook.out")"
+    expect_contains "$T/nohook.out" "1 letters written"
+    [ "$(q "SELECT state FROM outreach_messages WHERE id = $M4")" = sent ] ||
+        die "M4 not recorded as sent by the packaged CLI"
+fi
+
 # ---- kill -9 between the file and the record: unknown, never printed twice
+# (outpost-test-hooks: the CLI with its test hooks, never installed)
 M5=$(queue "$A" print "Nach dem Absturz" "b")
-OUTPOST_TEST_STOP_AFTER_FILE=1 "$OUTPOST" outreach print --out "$T/crash.pdf" \
+OUTPOST_TEST_STOP_AFTER_FILE=1 "${OUTPOST_TEST_HOOKS:?outpost-test-hooks}" outreach print --out "$T/crash.pdf" \
     --sender-file "$T/sender.txt" >"$T/crash.out" 2>&1 &
 P=$!
 track "$P"

@@ -84,6 +84,15 @@ reply "$MID2" "Abwesend: Testnachricht" "Auto-Submitted: auto-replied" >"$T/a2"
 expect_exit 0 "$OUTPOST" outreach reply <"$T/a2"
 expect_contains "$OUT" "message 2: an automatic reply, recorded as an event only"
 [ "$(q "SELECT outcome FROM outreach_messages WHERE id = 2")" = delivered ] || die "auto-reply outcome"
+[ "$(q "SELECT kind FROM outreach_events WHERE message_id = 2")" = auto_replied ] ||
+    die "the auto-reply's event: $(q 'SELECT kind FROM outreach_events WHERE message_id = 2')"
+# an Exchange-style "Out of Office:" without Auto-Submitted: the same
+reply "$MID2" "Out of Office: Testnachricht" >"$T/a3"
+expect_exit 0 "$OUTPOST" outreach reply <"$T/a3"
+expect_contains "$OUT" "message 2: an automatic reply, recorded as an event only"
+[ "$(q "SELECT count(*) FROM outreach_events WHERE message_id = 2 AND kind = 'auto_replied'")" = 2 ] ||
+    die "the Out of Office answer is not an auto_replied event"
+[ "$(q "SELECT outcome FROM outreach_messages WHERE id = 2")" = delivered ] || die "Out of Office set the outcome"
 [ "$(q "SELECT count(*) FROM activities WHERE contact_id = '$A'")" = 1 ] || die "an auto-reply became an activity"
 
 # ---- "unsubscribe" as the Subject: withdrawn and suppressed
@@ -94,5 +103,5 @@ expect_contains "$OUT" "the contact's e-mail marketing consent is withdrawn"
 expect_exit 1 "$OUTPOST" consent check "$A" email newsletter
 expect_contains "$OUT" "suppression list"
 [ "$(q "SELECT group_concat(kind) FROM (SELECT kind FROM outreach_events WHERE message_id = 2 ORDER BY id)")" = \
-    "delivered,replied,unsubscribed" ] || die "events of message 2: $(q 'SELECT kind FROM outreach_events WHERE message_id = 2')"
+    "auto_replied,auto_replied,replied,unsubscribed" ] || die "events of message 2: $(q 'SELECT kind FROM outreach_events WHERE message_id = 2')"
 pass

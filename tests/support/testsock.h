@@ -2,7 +2,8 @@
  * Blocking loopback sockets for the forked clients of the server tests:
  * a connection with 5 s timeouts each way (so that a stuck server fails
  * the check instead of hanging it), a send that writes everything and a
- * read of the whole answer.
+ * read of the whole answer; and a listener for the doubles of servers a
+ * client test talks to.
  */
 #ifndef OUTPOST_TESTSOCK_H
 #define OUTPOST_TESTSOCK_H
@@ -39,6 +40,25 @@ static inline int tcp_connect_from(int port, int src)
         close(fd);
         return -1;
     }
+    return fd;
+}
+
+/* A listening socket on 127.0.0.1 with a port the kernel picks (in
+ * *port), backlog 4, or -1. */
+static inline int tcp_listen_loopback(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &al) < 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
     return fd;
 }
 

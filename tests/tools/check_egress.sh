@@ -25,6 +25,9 @@ NETWORK_MODULES=(
     sync/net/sms_gateway.c    # outreach SMS to the gateway: gets a number and a text, never the
                               # store (docs/OUTREACH.md, "SMS")
     sync/net/sms_gateway.h    # its interface
+    sync/net/net_curl.c       # the libcurl setup smtp_client and sms_gateway share (global
+                              # init, options on a handle they made); sends nothing itself
+    sync/net/net_curl.h       # its interface
     sync/toolkit/sd_notify.c  # READY=1/STATUS= to systemd's local socket; no record data
     appliance/uplink/uplink.c # hands spool files (segments) to tus_client, GETs receipts and
                               # the mailbox; reaches the database only through sync_ledger.h

@@ -110,6 +110,59 @@ static void migrate_from_every_version(void)
     free(reference);
 }
 
+/* Migration 0024: auto-replies recorded before as 'delivered' become
+ * 'auto_replied', other events keep their kind, outcomes stay, and the
+ * event ids go on from where they were (none is handed out twice). */
+static void migrates_auto_replies(void)
+{
+    char path[256];
+    sqlite3 *db;
+    struct op_error err;
+    fx_path(path, sizeof path, "auto-replied.db");
+    CHECK_EQ(db_open(path, DB_OPEN_CREATE | DB_OPEN_NO_MIGRATE, &db, &err), 0);
+    CHECK_EQ(db_migrate(db, 23, &err), 23);
+    CHECK_EQ(sqlite3_exec(db,
+                          "INSERT INTO outreach_messages (id, contact_id, channel, purpose, "
+                          "next_try_ms, created_ms, outcome) VALUES "
+                          "(1, 'c1', 'email', 'offers', 0, 0, 'delivered');"
+                          "INSERT INTO outreach_events (message_id, kind, at_ms, detail) VALUES "
+                          "(1, 'delivered', 1, 'auto-reply Message-ID <a@example.org>'),"
+                          "(1, 'delivered', 2, '2.0.0 delivered'),"
+                          "(1, 'replied', 3, 'reply Message-ID <b@example.org>'),"
+                          "(1, 'delivered', 4, 'gone');"
+                          "DELETE FROM outreach_events WHERE detail = 'gone';",
+                          NULL, NULL, NULL),
+             SQLITE_OK);
+    /* before 0024 the kind does not exist */
+    CHECK(sqlite3_exec(db,
+                       "INSERT INTO outreach_events (message_id, kind, at_ms) VALUES "
+                       "(1, 'auto_replied', 5)",
+                       NULL, NULL, NULL) != SQLITE_OK);
+    db_close(db);
+    CHECK_EQ(db_open(path, 0, &db, &err), 0);
+    CHECK_EQ(query_int(db, "SELECT count(*) FROM outreach_events WHERE kind = 'auto_replied' "
+                           "AND detail = 'auto-reply Message-ID <a@example.org>'"),
+             1);
+    CHECK_EQ(query_int(db, "SELECT count(*) FROM outreach_events WHERE kind = 'delivered' AND "
+                           "detail = '2.0.0 delivered'"),
+             1);
+    CHECK_EQ(query_int(db, "SELECT count(*) FROM outreach_events WHERE kind = 'replied'"), 1);
+    CHECK_EQ(query_int(db, "SELECT count(*) FROM outreach_events"), 3);
+    CHECK_EQ(query_int(db, "SELECT count(*) FROM outreach_messages WHERE outcome = 'delivered'"),
+             1);
+    CHECK_EQ(sqlite3_exec(db,
+                          "INSERT INTO outreach_events (message_id, kind, at_ms) VALUES "
+                          "(1, 'auto_replied', 5)",
+                          NULL, NULL, NULL),
+             SQLITE_OK);
+    CHECK_EQ(query_int(db, "SELECT max(id) FROM outreach_events"), 5); /* 4 was deleted */
+    CHECK(sqlite3_exec(db,
+                       "INSERT INTO outreach_events (message_id, kind, at_ms) VALUES "
+                       "(1, 'autoreplied', 6)",
+                       NULL, NULL, NULL) != SQLITE_OK);
+    db_close(db);
+}
+
 static void refuses_newer(void)
 {
     char path[256];
@@ -193,6 +246,7 @@ int main(void)
     fx_tmpdir("db");
     RUN(fresh_database_settings);
     RUN(migrate_from_every_version);
+    RUN(migrates_auto_replies);
     RUN(refuses_newer);
     RUN(refuses_foreign_and_garbage);
     RUN(maps_errors);

@@ -167,6 +167,23 @@ static void test_malformed_reports(void)
             -EINVAL, "not multipart/report; report-type=delivery-status");
     refused("Content-Type: multipart/report; report-type=delivery-status\n\nx\n", -EINVAL,
             "multipart/report without a boundary");
+    /* the shared reader's errors (mime_reader.h), through the parser */
+    refused("Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+            "no delimiter\n--c\n",
+            -EINVAL, "multipart/report: no part starts with its boundary '--b'");
+    refused("Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\n\n"
+            "--b\n",
+            -EINVAL, "parameter boundary: the quoted value has no closing '\"'");
+    {
+        static char big[2400];
+        int n = snprintf(big, sizeof big,
+                         "Content-Type: multipart/report; report-type=delivery-status;\n"
+                         " boundary=b; x=");
+        memset(big + n, 'y', 1200);
+        snprintf(big + n + 1200, sizeof big - (size_t)n - 1200, "\n\n--b\n");
+        refused(big, -EFBIG, "Content-Type: the field is 1261 bytes, longer than the 1023");
+        CHECK_EQ(err.code, -EFBIG);
+    }
     refused("Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
             "--b\nContent-Type: text/plain\n\nsorry\n--b--\n",
             -EINVAL, "without a message/delivery-status part");

@@ -17,6 +17,7 @@
 
 #include "sms_gateway.h"
 #include "testlib.h"
+#include "testsock.h"
 
 struct double_srv {
     int fd, port;
@@ -56,13 +57,8 @@ static void srv_start(struct double_srv *d, const char *reply)
 {
     memset(d, 0, sizeof *d);
     d->reply = reply;
-    d->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    CHECK_EQ(bind(d->fd, (struct sockaddr *)&a, sizeof a), 0);
-    CHECK_EQ(listen(d->fd, 4), 0);
-    getsockname(d->fd, (struct sockaddr *)&a, &al);
-    d->port = ntohs(a.sin_port);
+    d->fd = tcp_listen_loopback(&d->port);
+    CHECK(d->fd >= 0);
     pthread_create(&d->th, NULL, serve_one, d);
 }
 
