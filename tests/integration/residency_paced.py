@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Residency while paced segments wait in the spool or go, for
+tests/integration/test_residency_paced.sh (docs/EGRESS.md, "Paced segments").
+
+It reuses residency_canary.py as a library (its plan, planter, spool
+decoder, capture proxy control and final judgement) and adds one step:
+
+  residency_paced.py paced DIR
+
+run after residency_canary.py's `plant` and `arrived`, with outpostd at its
+default pacing (a small first segment, then segments twice as large, cut
+while the one before uploads) behind a slow link. With the link held it
+writes a backlog in one outbox run: fillers, group PS2 (canary records
+meant for the second or third segment of the backlog), fillers, group PS3
+(meant for a later segment, or still in the outbox), fillers. It opens the
+link and waits until a segment holding PS2 is cut while an earlier segment
+of the backlog is still unacknowledged (uploading, or, with two uploads in
+flight, uploading beside it). Then, with the link slowed further but still
+going, it restricts (CLI and API) and erases (`outpost subject erase`) the
+PS2 and PS3 records and restricts and erases scenario 4's records (at HQ
+already), taking a capture mark after each command returned, and checks
+that the spool files that held the old values are gone. residency_canary.py
+`final` then judges every canary on the wire against its record's mark:
+the exportable values of these records may have crossed only before their
+restriction returned, nothing of them may remain at HQ, and HQ must equal
+the node's egress report.
+
+  residency_paced.py once DIR
+
+after the drain: HQ holds every record of the node exactly once, and every
+filler of the backlog arrived.
+
+Environment: as residency_canary.py (PROFILE, OUTPOST, OUTPOST_DB,
+OUTPOST_HQ, HQ_DB, HQ_NODE, API, TOKEN, PROXY_CTL, CAPTURE, SPOOL).
+"""
+import json
+import os
+import sqlite3
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import residency_canary as rc  # noqa: E402
+
+# Paced canary records: role, tag and how the restriction is made.
+GROUPS = ("PS2", "PS3")
+
+
+def segments():
+    """The node's unacknowledged segments: [(no, path, upload_url, state)]."""
+    db = sqlite3.connect("file:%s?mode=ro" % os.environ["OUTPOST_DB"], uri=True, timeout=5)
+    try:
+        return db.execute("SELECT no, path, upload_url, state FROM sync_segments "
+                          "WHERE state IN (0, 1) ORDER BY no").fetchall()
+    finally:
+        db.close()
+
+
+def goodput():
+    db = sqlite3.connect("file:%s?mode=ro" % os.environ["OUTPOST_DB"], uri=True, timeout=5)
+    try:
+        return db.execute("SELECT goodput_bps FROM sync_state").fetchone()[0]
+    finally:
+        db.close()
+
+
+def last_segment_no():
+    db = sqlite3.connect("file:%s?mode=ro" % os.environ["OUTPOST_DB"], uri=True, timeout=5)
+    try:
+        return db.execute("SELECT coalesce(max(no), 0) FROM sync_segments").fetchone()[0]
+    finally:
+        db.close()
+
+
+def groups_in(plan, path):
+    """The paced groups whose canaries the spool file holds (decoded)."""
+    try:
+        data = open(path, "rb").read()
+    except OSError:
+        return set()
+    hdr, start, text, _ = rc.decode_segment(data)
+    if hdr is None:
+        return set()
+    found = set()
+    for c, _, _ in rc.Finder(plan, lambda c: plan.d["records"].get(c["tag"], {}).get("role")
+                             in GROUPS).find(text):
+        if c is not None:
+            found.add(plan.d["records"][c["tag"]]["role"])
+    return found
+
+
+def cmd_paced(dirpath):
+    pl = rc.Planter(dirpath)
+    plan = pl.plan
+    gp = goodput()
+    if gp <= 0:
+        rc.die("the node measured no goodput in the first drain: the first segment of the "
+               "backlog would not be paced by the link")
+    # docs/OUTBOX.md, "When a segment is cut": the first segment of a
+    # backlog is about goodput x 1.5 s, each next one twice the one before.
+    first = min(max(gp * 1.5, 8192), 4 << 20)
+    fb = plan.d["filler_bytes"]
+    n1 = max(40, int(1.6 * first / fb))  # PS2 past the first segment, in the second
+    n2 = max(40, int(2.0 * first / fb))  # PS3 past the second
+    n3 = max(40, int(3.0 * first / fb))  # the third segment does not end at PS3
+    first_no = last_segment_no() + 1
+    rc.hold_idle()
+    pl.import_fillers("PF1", n1)
+    for g in GROUPS:
+        c = pl.create(g + "-contact", "contact", g, everything=True, policy="until",
+                      withheld=False)
+        pl.create(g + "-note", "note", g, {"contact_id": c}, everything=True, policy="until",
+                  withheld=False, mark=g + "-contact")
+        pl.create(g + "E-contact", "contact", g, everything=True, policy="until", withheld=False)
+        pl.create(g + "-organization", "organization", g, everything=True, policy="until",
+                  withheld=False)
+        pl.import_fillers("PF2" if g == "PS2" else "PF3", n2 if g == "PS2" else n3)
+    pl.save()
+    t_open = time.monotonic()
+    rc.proxy("open")
+
+    # A segment of the backlog that holds PS2, cut and recorded, while an
+    # earlier segment of the backlog is not acknowledged yet.
+    state = {}
+
+    def ps2_cut_behind_another():
+        segs = segments()
+        for no, path, url, st in segs:
+            if no < first_no or not path.endswith(".seg"):
+                continue
+            if "PS2" in groups_in(plan, path):
+                earlier = [s for s in segs if first_no <= s[0] < no]
+                state.update(no=no, path=path, url=url, earlier=earlier, all=segs)
+                return bool(earlier)
+        return False
+
+    def ps2_gone():
+        # PS2 acknowledged already: the arrangement failed (too late)
+        db = sqlite3.connect("file:%s?mode=ro" % os.environ["OUTPOST_DB"], uri=True, timeout=5)
+        try:
+            acked = db.execute("SELECT no, path FROM sync_segments WHERE state = 2 AND no >= ?",
+                               (first_no,)).fetchall()
+        finally:
+            db.close()
+        return any("PS2" in groups_in(plan, p) for _, p in acked if os.path.exists(p))
+
+    t0 = time.monotonic()
+    while not ps2_cut_behind_another():
+        if state.get("no") is not None and not state.get("earlier"):
+            rc.die("the PS2 records were cut into segment %d with no earlier segment of the "
+                   "backlog unacknowledged (segments from %d: %s): the layout did not put them "
+                   "past the first paced segment (goodput %.0f B/s, filler %.1f bytes)" %
+                   (state["no"], first_no, state["all"], gp, fb))
+        if ps2_gone() or time.monotonic() - t0 > 40:
+            rc.die("no segment holding the PS2 records was seen cut behind an unacknowledged "
+                   "one (segments: %s)" % segments())
+        time.sleep(0.01)
+    # Slower still while the commands run, so that the link is going but
+    # however long they take on a loaded machine, little crosses meanwhile.
+    rc.proxy("rate 500")
+    cut_at = time.monotonic() - t_open
+    spooled = [s[1] for s in state["all"] if s[0] >= first_no]
+    before = {g: [p for p in spooled if g in groups_in(plan, p)] for g in GROUPS}
+    plan.d.setdefault("notes", []).append(
+        "paced: first backlog segment %d; goodput %.0f B/s (first segment about %.0f bytes); "
+        "%.1f s after the link opened segment %d held PS2 %s, with %s unacknowledged before it "
+        "(%s); PS3 was %s" %
+        (first_no, gp, first, cut_at, state["no"],
+         "uploading (URL recorded)" if state["url"] else "cut, waiting for the link",
+         ", ".join("%d (%s)" % (s[0], "uploading" if s[2] else "waiting")
+                   for s in state["earlier"]), os.path.basename(state["path"]),
+         "in segment(s) %s" % ", ".join(os.path.basename(p) for p in before["PS3"])
+         if before["PS3"] else "not cut yet (in the outbox)"))
+    plan.d["paced_state"] = {"segment": state["no"], "uploading": bool(state["url"]),
+                             "earlier": [s[0] for s in state["earlier"]], "first": first_no}
+    pl.save()
+    # (a) erase, (b) restrict through the CLI and the API; each returns
+    # before the next starts, and the mark says what had left by then.
+    pl.restrict_cli("PS2-contact")
+    pl.mark("PS2-contact")
+    pl.erase("PS2E-contact")
+    pl.mark("PS2E-contact")
+    pl.patch("PS2-organization", {"restricted": True})
+    pl.mark("PS2-organization")
+    pl.patch("PS3-contact", {"restricted": True})
+    pl.mark("PS3-contact")
+    pl.erase("PS3E-contact")
+    pl.mark("PS3E-contact")
+    pl.patch("PS3-organization", {"restricted": True})
+    pl.mark("PS3-organization")
+    # scenario 4's records, at HQ since the first drain, withdrawn while
+    # the backlog's segments wait or go (urgent rows)
+    pl.patch("S4-contact", {"restricted": True})
+    pl.mark("S4-contact")
+    pl.patch("S4-organization", {"restricted": True})
+    pl.mark("S4-organization")
+    pl.erase("S4E-contact")
+    pl.mark("S4E-contact")
+    rc.check_spool_after(plan, before["PS2"] + before["PS3"], "paced")
+    rc.proxy("rate 0")
+    pl.save()
+
+
+def cmd_once(dirpath):
+    """HQ holds each record of the node once, and every backlog filler."""
+    plan = rc.Plan(rc.Profile(os.environ["PROFILE"]).region,
+                   json.load(open(os.path.join(dirpath, "state.json"))))
+    p = rc.run(os.environ["OUTPOST_HQ"], "--db", os.environ["HQ_DB"], "records", "--json")
+    seen, dup = {}, []
+    for line in p.stdout.splitlines():
+        o = json.loads(line)
+        if o["node"] != os.environ["HQ_NODE"]:
+            continue
+        k = (o["entity"], o["id"])
+        if k in seen:
+            dup.append(k)
+        seen[k] = o
+    if dup:
+        rc.die("HQ holds %d records more than once: %s" % (len(dup), dup[:5]))
+    db = sqlite3.connect("file:%s?mode=ro" % os.environ["OUTPOST_DB"], uri=True, timeout=5)
+    try:
+        ids = [r[0] for r in db.execute("SELECT id FROM contacts WHERE deleted = 0 AND "
+                                        "(email LIKE 'PF1.%' OR email LIKE 'PF2.%' OR "
+                                        "email LIKE 'PF3.%')")]
+    finally:
+        db.close()
+    want = sum(v for k, v in plan.d.get("fillers", {}).items() if k.startswith("PF"))
+    if len(ids) != want:
+        rc.die("the node holds %d backlog fillers, the test imported %d" % (len(ids), want))
+    missing = [i for i in ids if seen.get(("contact", i), {}).get("op") != "upsert"]
+    if missing:
+        rc.die("%d of the %d backlog fillers are not live at HQ, e.g. %s" %
+               (len(missing), want, missing[:3]))
+    print("HQ holds %d records of the node, each once; the %d backlog fillers all arrived" %
+          (len(seen), want))
+    return 0
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("paced", "once"):
+        sys.exit(__doc__)
+    fn = {"paced": cmd_paced, "once": cmd_once}[sys.argv[1]]
+    sys.exit(fn(sys.argv[2]) or 0)
+
+
+if __name__ == "__main__":
+    main()
