@@ -15,7 +15,8 @@ meant for the second or third segment of the backlog), fillers, group PS3
 (meant for a later segment, or still in the outbox), fillers. It opens the
 link and waits until a segment holding PS2 is cut while an earlier segment
 of the backlog is still unacknowledged (uploading, or, with two uploads in
-flight, uploading beside it). Then, with the link slowed further but still
+flight, uploading beside it: OUTPOST_TEST_UPLOADS_IN_FLIGHT=2 waits for
+that). Then, with the link slowed further but still
 going, it restricts (CLI and API) and erases (`outpost subject erase`) the
 PS2 and PS3 records and restricts and erases scenario 4's records (at HQ
 already), taking a capture mark after each command returned, and checks
@@ -24,6 +25,12 @@ that the spool files that held the old values are gone. residency_canary.py
 the exportable values of these records may have crossed only before their
 restriction returned, nothing of them may remain at HQ, and HQ must equal
 the node's egress report.
+
+  residency_paced.py settle DIR
+
+after the drain, from the capture: if no byte of the segment that held PS2
+crossed the link, the PS2 records are judged like scenario 2's (not even
+their ids may leave).
 
   residency_paced.py once DIR
 
@@ -131,29 +138,24 @@ def cmd_paced(dirpath):
             if "PS2" in groups_in(plan, path):
                 earlier = [s for s in segs if first_no <= s[0] < no]
                 state.update(no=no, path=path, url=url, earlier=earlier, all=segs)
-                return bool(earlier)
+                # Two uploads in flight: the harder case, the segment is
+                # on its way beside the one before it.
+                return bool(earlier) and (not both or (bool(url) and
+                                                       any(s[2] for s in earlier)))
         return False
 
-    def ps2_gone():
-        # PS2 acknowledged already: the arrangement failed (too late)
-        db = sqlite3.connect("file:%s?mode=ro" % os.environ["OUTPOST_DB"], uri=True, timeout=5)
-        try:
-            acked = db.execute("SELECT no, path FROM sync_segments WHERE state = 2 AND no >= ?",
-                               (first_no,)).fetchall()
-        finally:
-            db.close()
-        return any("PS2" in groups_in(plan, p) for _, p in acked if os.path.exists(p))
-
+    both = int(os.environ.get("OUTPOST_TEST_UPLOADS_IN_FLIGHT") or 1) >= 2
     t0 = time.monotonic()
     while not ps2_cut_behind_another():
         if state.get("no") is not None and not state.get("earlier"):
-            rc.die("the PS2 records were cut into segment %d with no earlier segment of the "
-                   "backlog unacknowledged (segments from %d: %s): the layout did not put them "
-                   "past the first paced segment (goodput %.0f B/s, filler %.1f bytes)" %
+            rc.die("segment %d, holding the PS2 records, had no earlier segment of the backlog "
+                   "unacknowledged beside it (segments from %d: %s): the layout did not put "
+                   "them past the first paced segment, or the link took them before they "
+                   "could be caught waiting (goodput %.0f B/s, filler %.1f bytes)" %
                    (state["no"], first_no, state["all"], gp, fb))
-        if ps2_gone() or time.monotonic() - t0 > 40:
+        if time.monotonic() - t0 > 40:
             rc.die("no segment holding the PS2 records was seen cut behind an unacknowledged "
-                   "one (segments: %s)" % segments())
+                   "one within 40 s (segments: %s)" % segments())
         time.sleep(0.01)
     # Slower still while the commands run, so that the link is going but
     # however long they take on a loaded machine, little crosses meanwhile.
@@ -201,6 +203,34 @@ def cmd_paced(dirpath):
     pl.save()
 
 
+def cmd_settle(dirpath):
+    """Before the final judgement: if not one byte of the segment that held
+    PS2 crossed the link (it waited in the spool), HQ may not even hear of
+    the PS2 records (docs/EGRESS.md, "What HQ hears of records it never
+    had"): they are judged as scenario 2's, ids included."""
+    path = os.path.join(dirpath, "state.json")
+    d = json.load(open(path))
+    seg = str(d["paced_state"]["segment"])
+    wire = rc.Wire(os.environ["CAPTURE"])
+    sent = sum(n for up in wire.uploads.values() if up["segment"] == seg
+               for _, _, _, n, _ in up["pieces"])
+    if sent:
+        d["notes"].append("paced: %d bytes of segment %s crossed the link before it was voided: "
+                          "its records are judged by when their restriction returned" %
+                          (sent, seg))
+    else:
+        tags = [t for t, r in d["records"].items() if r["role"] == "PS2"]
+        for t in tags:
+            d["records"][t].update(role="S2", withheld=True)
+        d["notes"].append("paced: no byte of segment %s crossed the link: %s may not leave at "
+                          "all, not even their ids" % (seg, ", ".join(sorted(tags))))
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(d, f, indent=1)
+    os.replace(tmp, path)
+    return 0
+
+
 def cmd_once(dirpath):
     """HQ holds each record of the node once, and every backlog filler."""
     plan = rc.Plan(rc.Profile(os.environ["PROFILE"]).region,
@@ -237,9 +267,10 @@ def cmd_once(dirpath):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("paced", "once"):
+    fn = {"paced": cmd_paced, "settle": cmd_settle, "once": cmd_once}.get(
+        sys.argv[1] if len(sys.argv) == 3 else None)
+    if fn is None:
         sys.exit(__doc__)
-    fn = {"paced": cmd_paced, "once": cmd_once}[sys.argv[1]]
     sys.exit(fn(sys.argv[2]) or 0)
 
 

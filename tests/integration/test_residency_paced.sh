@@ -68,6 +68,7 @@ kill -TERM "$NODE_PID" "$CAPTURE_PID"
 wait "$NODE_PID" "$CAPTURE_PID" 2>/dev/null
 export HQ_LOGS="$T/hq.1.log" NODE_LOGS="$NODE_LOG"
 # HQ still runs: its WAL is scanned as it is.
+py residency_paced.py settle
 rc=0
 python3 "$HERE/residency_canary.py" final "$T" || rc=1
 python3 "$HERE/residency_paced.py" once "$T" || rc=1
