@@ -51,6 +51,12 @@ import residency_canary as rc  # noqa: E402
 
 # Paced canary records: role, tag and how the restriction is made.
 GROUPS = ("PS2", "PS3")
+LINK_RATE = 8000  # bytes/s at the capture proxy: flaky_proxy's 64 kbit/s
+
+
+def link():
+    """The capture proxy forwards at the link's rate."""
+    rc.proxy("rate %d" % LINK_RATE)
 
 
 def segments():
@@ -199,7 +205,7 @@ def cmd_paced(dirpath):
     pl.erase("S4E-contact")
     pl.mark("S4E-contact")
     rc.check_spool_after(plan, before["PS2"] + before["PS3"], "paced")
-    rc.proxy("rate 0")
+    link()
     pl.save()
 
 

@@ -45,8 +45,14 @@ TOKEN=$(api_token mgr)
 export TOKEN
 hq_enrol "$HQ_NODE" "$R"
 start_hq "$HQDB"
-start_proxy "$HQ_PORT" --seed 7 --rate-kbit 64 --latency-ms 50
+# The link: 64 kbit/s, 50 ms, with a modem's small buffer. The capture
+# proxy in front of it is the box's edge: it is capped at the same rate,
+# so that the node's writes wait as they would on the link, instead of
+# filling the proxies' buffers at loopback speed.
+start_proxy "$HQ_PORT" --seed 7 --rate-kbit 64 --latency-ms 50 --buffer-bytes 4096
 start_capture "$PROXY_PORT"
+python3 -c "import sys; sys.path.insert(0, sys.argv[1]); import residency_paced as p; p.link()" \
+    "$HERE" || die "the capture proxy refused its rate"
 # The default pacing: no --sync_first_segment_ms, --sync_hold_ms or
 # --segment_bytes. The short interval only keeps the test from waiting on
 # the timer between its steps.
