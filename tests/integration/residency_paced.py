@@ -37,11 +37,20 @@ their ids may leave).
 after the drain: HQ holds every record of the node exactly once, and every
 filler of the backlog arrived.
 
+With RESIDENCY_PACED_TIGHTEN=1, step (c) follows: once a segment cut
+again after the voiding holds PT (a contact whose one canary is in a
+contact text field the profile exports) and waits behind another, HQ posts
+a policy that makes that field local_only; from the moment the node logs
+it in force (mark PT-policy) no old value of the field may leave, and HQ
+must end without it, its files included.
+
 Environment: as residency_canary.py (PROFILE, OUTPOST, OUTPOST_DB,
 OUTPOST_HQ, HQ_DB, HQ_NODE, API, TOKEN, PROXY_CTL, CAPTURE, SPOOL).
 """
+import hashlib
 import json
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -52,6 +61,31 @@ import residency_canary as rc  # noqa: E402
 # Paced canary records: role, tag and how the restriction is made.
 GROUPS = ("PS2", "PS3")
 LINK_RATE = 8000  # bytes/s at the capture proxy: flaky_proxy's 64 kbit/s
+
+
+def tightenable(prof):
+    """A contact text field the profile exports as is, named on a line of
+    its own (`contact.F: {class: exportable, ...}`): the one a tightened
+    policy from HQ keeps on the node. None if the profile has none."""
+    text = open(os.environ["PROFILE"], encoding="utf-8").read()
+    for field, ftype, cap, spec in prof.fields("contact"):
+        if ftype == rc.TEXT and not field.startswith("custom.") and \
+                prof.klass("contact", field) == "exportable" and \
+                re.search(r"^\s*contact\.%s: \{class: exportable" % re.escape(field), text, re.M):
+            return field, cap
+    return None, 0
+
+
+def tightened_policy(field, path):
+    """The region's profile with contact.FIELD local_only, written to path;
+    its SHA-256 (what outpostd logs when it is in force)."""
+    text = open(os.environ["PROFILE"], encoding="utf-8").read()
+    new = "# tightened at HQ: contact.%s stays on the node\n" % field + re.sub(
+        r"^(\s*contact\.%s: \{class: )exportable" % re.escape(field), r"\1local_only", text,
+        count=1, flags=re.M)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(new)
+    return hashlib.sha256(new.encode()).hexdigest()
 
 
 def link():
@@ -96,10 +130,48 @@ def groups_in(plan, path):
         return set()
     found = set()
     for c, _, _ in rc.Finder(plan, lambda c: plan.d["records"].get(c["tag"], {}).get("role")
-                             in GROUPS).find(text):
+                             in GROUPS + ("PT",)).find(text):
         if c is not None:
             found.add(plan.d["records"][c["tag"]]["role"])
     return found
+
+
+def wait_cut_behind(plan, group, from_no, both, what):
+    """Until a segment numbered from_no or later holds `group` (decoded),
+    is recorded, and an earlier one from from_no is not acknowledged (with
+    two uploads in flight: both uploading). Returns its state."""
+    state = {}
+
+    def cut_behind_another():
+        segs = segments()
+        for no, path, url, st in segs:
+            if no < from_no or not path.endswith(".seg"):
+                continue
+            if group in groups_in(plan, path):
+                earlier = [s for s in segs if from_no <= s[0] < no]
+                state.update(no=no, path=path, url=url, earlier=earlier, all=segs)
+                return bool(earlier) and (not both or (bool(url) and
+                                                       any(s[2] for s in earlier)))
+        return False
+
+    t0 = time.monotonic()
+    while not cut_behind_another():
+        if state.get("no") is not None and not state.get("earlier"):
+            rc.die("segment %d, holding the %s records, had no earlier segment from %d "
+                   "unacknowledged beside it (%s): %s" %
+                   (state["no"], group, from_no, state["all"], what))
+        if time.monotonic() - t0 > 40:
+            rc.die("no segment holding the %s records was seen cut behind an unacknowledged "
+                   "one within 40 s (segments: %s)" % (group, segments()))
+        time.sleep(0.01)
+    return state
+
+
+def describe(state):
+    return "segment %d %s, with %s unacknowledged before it" % (
+        state["no"], "uploading (URL recorded)" if state["url"] else "cut, waiting for the link",
+        ", ".join("%d (%s)" % (s[0], "uploading" if s[2] else "waiting")
+                  for s in state["earlier"]))
 
 
 def cmd_paced(dirpath):
@@ -115,7 +187,10 @@ def cmd_paced(dirpath):
     fb = plan.d["filler_bytes"]
     n1 = max(40, int(1.6 * first / fb))  # PS2 past the first segment, in the second
     n2 = max(40, int(2.0 * first / fb))  # PS3 past the second
-    n3 = max(40, int(3.0 * first / fb))  # the third segment does not end at PS3
+    n3 = max(40, int(3.0 * first / fb))  # PT past the segments cut again after the voiding
+    both = int(os.environ.get("OUTPOST_TEST_UPLOADS_IN_FLIGHT") or 1) >= 2
+    field, cap = tightenable(pl.prof) if os.environ.get("RESIDENCY_PACED_TIGHTEN") == "1" \
+        else (None, 0)
     first_no = last_segment_no() + 1
     rc.hold_idle()
     pl.import_fillers("PF1", n1)
@@ -128,55 +203,33 @@ def cmd_paced(dirpath):
         pl.create(g + "-organization", "organization", g, everything=True, policy="until",
                   withheld=False)
         pl.import_fillers("PF2" if g == "PS2" else "PF3", n2 if g == "PS2" else n3)
+    if field:
+        # (c) a visible contact whose one canary is in the field a policy
+        # from HQ will keep on the node: it may leave only before the node
+        # put that policy in force (mark PT-policy)
+        v = plan.text(field, plan.new_n(), cap)
+        plan.add("PT-contact", "contact", field, v, "strong", [v], "until")
+        pl.create("PT-contact", "contact", "PT", extra={field: v}, withheld=False,
+                  mark="PT-policy")
+        pl.import_fillers("PF4", n3)
     pl.save()
     t_open = time.monotonic()
     rc.proxy("open")
 
-    # A segment of the backlog that holds PS2, cut and recorded, while an
-    # earlier segment of the backlog is not acknowledged yet.
-    state = {}
-
-    def ps2_cut_behind_another():
-        segs = segments()
-        for no, path, url, st in segs:
-            if no < first_no or not path.endswith(".seg"):
-                continue
-            if "PS2" in groups_in(plan, path):
-                earlier = [s for s in segs if first_no <= s[0] < no]
-                state.update(no=no, path=path, url=url, earlier=earlier, all=segs)
-                # Two uploads in flight: the harder case, the segment is
-                # on its way beside the one before it.
-                return bool(earlier) and (not both or (bool(url) and
-                                                       any(s[2] for s in earlier)))
-        return False
-
-    both = int(os.environ.get("OUTPOST_TEST_UPLOADS_IN_FLIGHT") or 1) >= 2
-    t0 = time.monotonic()
-    while not ps2_cut_behind_another():
-        if state.get("no") is not None and not state.get("earlier"):
-            rc.die("segment %d, holding the PS2 records, had no earlier segment of the backlog "
-                   "unacknowledged beside it (segments from %d: %s): the layout did not put "
-                   "them past the first paced segment, or the link took them before they "
-                   "could be caught waiting (goodput %.0f B/s, filler %.1f bytes)" %
-                   (state["no"], first_no, state["all"], gp, fb))
-        if time.monotonic() - t0 > 40:
-            rc.die("no segment holding the PS2 records was seen cut behind an unacknowledged "
-                   "one within 40 s (segments: %s)" % segments())
-        time.sleep(0.01)
+    state = wait_cut_behind(plan, "PS2", first_no, both,
+                            "the layout did not put them past the first paced segment, or the "
+                            "link took them before they could be caught waiting (goodput %.0f "
+                            "B/s, filler %.1f bytes)" % (gp, fb))
     # Slower still while the commands run, so that the link is going but
     # however long they take on a loaded machine, little crosses meanwhile.
     rc.proxy("rate 500")
     cut_at = time.monotonic() - t_open
     spooled = [s[1] for s in state["all"] if s[0] >= first_no]
     before = {g: [p for p in spooled if g in groups_in(plan, p)] for g in GROUPS}
-    plan.d.setdefault("notes", []).append(
+    plan.d["notes"].append(
         "paced: first backlog segment %d; goodput %.0f B/s (first segment about %.0f bytes); "
-        "%.1f s after the link opened segment %d held PS2 %s, with %s unacknowledged before it "
-        "(%s); PS3 was %s" %
-        (first_no, gp, first, cut_at, state["no"],
-         "uploading (URL recorded)" if state["url"] else "cut, waiting for the link",
-         ", ".join("%d (%s)" % (s[0], "uploading" if s[2] else "waiting")
-                   for s in state["earlier"]), os.path.basename(state["path"]),
+        "%.1f s after the link opened, PS2 was in %s; PS3 was %s" %
+        (first_no, gp, first, cut_at, describe(state),
          "in segment(s) %s" % ", ".join(os.path.basename(p) for p in before["PS3"])
          if before["PS3"] else "not cut yet (in the outbox)"))
     plan.d["paced_state"] = {"segment": state["no"], "uploading": bool(state["url"]),
@@ -207,6 +260,37 @@ def cmd_paced(dirpath):
     rc.check_spool_after(plan, before["PS2"] + before["PS3"], "paced")
     link()
     pl.save()
+    if not field:
+        plan.d["notes"].append("paced: no policy was tightened (RESIDENCY_PACED_TIGHTEN=1 "
+                               "asks for it; the profile must export a contact text field on "
+                               "a line of its own)")
+        pl.save()
+        return 0
+
+    # (c) The segments cut again after the voiding: once the one holding PT
+    # waits behind another, HQ posts a policy that keeps the field on the
+    # node. The node applies it by itself (it only tightens); from the
+    # moment it is in force, no old value of the field may leave.
+    again = max(s[0] for s in state["all"]) + 1
+    st = wait_cut_behind(plan, "PT", again, both,
+                         "the segments cut again after the voiding put PT in the first one")
+    pol = os.path.join(dirpath, "tight.yaml")
+    h = tightened_policy(field, pol)
+    rc.run(os.environ["OUTPOST_HQ"], "--db", os.environ["HQ_DB"], "mailbox", "post",
+           os.environ["HQ_NODE"], "--kind", "policy", pol)
+    line = "region policy from HQ in force (sha256 %s)" % h
+    rc.wait_for("the node to put the tightened policy in force (its log: %s)" % line,
+                lambda: line in open(os.environ["NODE_LOG"], encoding="utf-8",
+                                     errors="replace").read(), 40, 0.01)
+    pl.mark("PT-policy")
+    plan.d["notes"].append("paced: contact.%s tightened to local_only by a policy from HQ while "
+                           "PT was in %s; segments PT was in: %s" %
+                           (field, describe(st), ", ".join(
+                               os.path.basename(p) for p in [st["path"]])))
+    rc.check_spool_after(plan, [st["path"]], "paced (c) policy")
+    plan.d["tightened"] = {"field": field, "hash": h, "segment": st["no"]}
+    pl.save()
+    return 0
 
 
 def cmd_settle(dirpath):
@@ -256,8 +340,7 @@ def cmd_once(dirpath):
     db = sqlite3.connect("file:%s?mode=ro" % os.environ["OUTPOST_DB"], uri=True, timeout=5)
     try:
         ids = [r[0] for r in db.execute("SELECT id FROM contacts WHERE deleted = 0 AND "
-                                        "(email LIKE 'PF1.%' OR email LIKE 'PF2.%' OR "
-                                        "email LIKE 'PF3.%')")]
+                                        "email LIKE 'PF_.%'")]
     finally:
         db.close()
     want = sum(v for k, v in plan.d.get("fillers", {}).items() if k.startswith("PF"))

@@ -17,6 +17,9 @@
 # returned, scans HQ's database, WAL, upload directory and log, and
 # compares HQ with `outpost egress-report`; HQ must hold each record once.
 #
+# RESIDENCY_PACED_TIGHTEN=1 adds a policy from HQ that keeps one exported
+# contact field on the node, posted while a segment holding a canary in it
+# waits (docs/EGRESS.md, "Paced segments": it fails today, on HQ's files).
 # OUTPOST_TEST_UPLOADS_IN_FLIGHT=N runs outpostd with
 # --sync_uploads_in_flight N (not passed when unset): with 2, the segment
 # voided is uploading beside the one before it.
@@ -61,7 +64,7 @@ if [ -n "${OUTPOST_TEST_UPLOADS_IN_FLIGHT:-}" ]; then
     node_args+=(--sync_uploads_in_flight "$OUTPOST_TEST_UPLOADS_IN_FLIGHT")
 fi
 start_node "http://127.0.0.1:$CAPTURE_PORT" "${node_args[@]}"
-export API="http://127.0.0.1:$NODE_PORT"
+export API="http://127.0.0.1:$NODE_PORT" NODE_LOG
 t0=$(date +%s)
 
 py residency_canary.py plant
