@@ -278,15 +278,15 @@ def cmd_paced(dirpath):
     h = tightened_policy(field, pol)
     rc.run(os.environ["OUTPOST_HQ"], "--db", os.environ["HQ_DB"], "mailbox", "post",
            os.environ["HQ_NODE"], "--kind", "policy", pol)
+    t_post = time.monotonic()
     line = "region policy from HQ in force (sha256 %s)" % h
     rc.wait_for("the node to put the tightened policy in force (its log: %s)" % line,
                 lambda: line in open(os.environ["NODE_LOG"], encoding="utf-8",
                                      errors="replace").read(), 40, 0.01)
     pl.mark("PT-policy")
-    plan.d["notes"].append("paced: contact.%s tightened to local_only by a policy from HQ while "
-                           "PT was in %s; segments PT was in: %s" %
-                           (field, describe(st), ", ".join(
-                               os.path.basename(p) for p in [st["path"]])))
+    plan.d["notes"].append("paced: contact.%s tightened to local_only by a policy from HQ, "
+                           "posted while PT was in %s; in force at the node %.1f s later" %
+                           (field, describe(st), time.monotonic() - t_post))
     rc.check_spool_after(plan, [st["path"]], "paced (c) policy")
     plan.d["tightened"] = {"field": field, "hash": h, "segment": st["no"]}
     pl.save()
