@@ -156,6 +156,14 @@ def wait_cut_behind(plan, group, from_no, both, what):
 
     t0 = time.monotonic()
     while not cut_behind_another():
+        if both and state.get("seen_behind") and not state.get("earlier"):
+            # The one before was acknowledged before this one began: two
+            # in flight was not arranged this run; what is judged stays
+            # the same, the note says so.
+            state["alone"] = True
+            return state
+        if state.get("earlier"):
+            state["seen_behind"] = True
         if state.get("no") is not None and not state.get("earlier"):
             rc.die("segment %d, holding the %s records, had no earlier segment from %d "
                    "unacknowledged beside it (%s): %s" %
@@ -168,6 +176,10 @@ def wait_cut_behind(plan, group, from_no, both, what):
 
 
 def describe(state):
+    if state.get("alone"):
+        return ("segment %d %s, with none unacknowledged before it: the one before was "
+                "acknowledged before both were uploading (two in flight not arranged this run)" %
+                (state["no"], "uploading" if state["url"] else "waiting"))
     return "segment %d %s, with %s unacknowledged before it" % (
         state["no"], "uploading (URL recorded)" if state["url"] else "cut, waiting for the link",
         ", ".join("%d (%s)" % (s[0], "uploading" if s[2] else "waiting")
