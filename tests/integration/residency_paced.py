@@ -16,8 +16,7 @@ meant for the second or third segment of the backlog), fillers, group PS3
 link and waits until a segment holding PS2 is cut while an earlier segment
 of the backlog is still unacknowledged (uploading, or, with two uploads in
 flight, uploading beside it: OUTPOST_TEST_UPLOADS_IN_FLIGHT=2 waits for
-that). Then, with the link slowed further but still
-going, it restricts (CLI and API) and erases (`outpost subject erase`) the
+that). Then, with the link slowed further but still going, it restricts (CLI and API) and erases (`outpost subject erase`) the
 PS2 and PS3 records and restricts and erases scenario 4's records (at HQ
 already), taking a capture mark after each command returned, and checks
 that the spool files that held the old values are gone. residency_canary.py
@@ -45,7 +44,8 @@ it in force (mark PT-policy) no old value of the field may leave, and HQ
 must end without it, its files included.
 
 Environment: as residency_canary.py (PROFILE, OUTPOST, OUTPOST_DB,
-OUTPOST_HQ, HQ_DB, HQ_NODE, API, TOKEN, PROXY_CTL, CAPTURE, SPOOL).
+OUTPOST_HQ, HQ_DB, HQ_NODE, API, TOKEN, PROXY_CTL, CAPTURE, SPOOL), and
+NODE_LOG (outpostd's log, for step (c)).
 """
 import hashlib
 import json
@@ -58,7 +58,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import residency_canary as rc  # noqa: E402
 
-# Paced canary records: role, tag and how the restriction is made.
+# The paced canary groups (their records' role and tag prefix); PT is step (c)'s.
 GROUPS = ("PS2", "PS3")
 LINK_RATE = 8000  # bytes/s at the capture proxy: flaky_proxy's 64 kbit/s
 
@@ -93,30 +93,27 @@ def link():
     rc.proxy("rate %d" % LINK_RATE)
 
 
-def segments():
-    """The node's unacknowledged segments: [(no, path, upload_url, state)]."""
+def node_rows(sql, args=()):
+    """Rows of a query on the node's database, read-only beside outpostd."""
     db = sqlite3.connect("file:%s?mode=ro" % os.environ["OUTPOST_DB"], uri=True, timeout=5)
     try:
-        return db.execute("SELECT no, path, upload_url, state FROM sync_segments "
-                          "WHERE state IN (0, 1) ORDER BY no").fetchall()
+        return db.execute(sql, args).fetchall()
     finally:
         db.close()
+
+
+def segments():
+    """The node's unacknowledged segments: [(no, path, upload_url, state)]."""
+    return node_rows("SELECT no, path, upload_url, state FROM sync_segments "
+                     "WHERE state IN (0, 1) ORDER BY no")
 
 
 def goodput():
-    db = sqlite3.connect("file:%s?mode=ro" % os.environ["OUTPOST_DB"], uri=True, timeout=5)
-    try:
-        return db.execute("SELECT goodput_bps FROM sync_state").fetchone()[0]
-    finally:
-        db.close()
+    return node_rows("SELECT goodput_bps FROM sync_state")[0][0]
 
 
 def last_segment_no():
-    db = sqlite3.connect("file:%s?mode=ro" % os.environ["OUTPOST_DB"], uri=True, timeout=5)
-    try:
-        return db.execute("SELECT coalesce(max(no), 0) FROM sync_segments").fetchone()[0]
-    finally:
-        db.close()
+    return node_rows("SELECT coalesce(max(no), 0) FROM sync_segments")[0][0]
 
 
 def groups_in(plan, path):
@@ -245,7 +242,10 @@ def cmd_paced(dirpath):
          "in segment(s) %s" % ", ".join(os.path.basename(p) for p in before["PS3"])
          if before["PS3"] else "not cut yet (in the outbox)"))
     plan.d["paced_state"] = {"segment": state["no"], "uploading": bool(state["url"]),
-                             "earlier": [s[0] for s in state["earlier"]], "first": first_no}
+                             "earlier": [s[0] for s in state["earlier"]], "first": first_no,
+                             "ps2_segments": sorted({str(s[0]) for s in state["all"]
+                                                     if s[1] in before["PS2"]} |
+                                                    {str(state["no"])})}
     pl.save()
     # (a) erase, (b) restrict through the CLI and the API; each returns
     # before the next starts, and the mark says what had left by then.
@@ -306,25 +306,26 @@ def cmd_paced(dirpath):
 
 
 def cmd_settle(dirpath):
-    """Before the final judgement: if not one byte of the segment that held
-    PS2 crossed the link (it waited in the spool), HQ may not even hear of
+    """Before the final judgement: if not one byte of the segments that held
+    PS2 crossed the link (they waited in the spool), HQ may not even hear of
     the PS2 records (docs/EGRESS.md, "What HQ hears of records it never
     had"): they are judged as scenario 2's, ids included."""
     path = os.path.join(dirpath, "state.json")
     d = json.load(open(path))
-    seg = str(d["paced_state"]["segment"])
+    segs = d["paced_state"]["ps2_segments"]
+    seg = ", ".join(segs)
     wire = rc.Wire(os.environ["CAPTURE"])
-    sent = sum(n for up in wire.uploads.values() if up["segment"] == seg
+    sent = sum(n for up in wire.uploads.values() if up["segment"] in segs
                for _, _, _, n, _ in up["pieces"])
     if sent:
-        d["notes"].append("paced: %d bytes of segment %s crossed the link before it was voided: "
-                          "its records are judged by when their restriction returned" %
+        d["notes"].append("paced: %d bytes of segment(s) %s crossed the link before it was voided: "
+                          "the PS2 records are judged by when their restriction returned" %
                           (sent, seg))
     else:
         tags = [t for t, r in d["records"].items() if r["role"] == "PS2"]
         for t in tags:
             d["records"][t].update(role="S2", withheld=True)
-        d["notes"].append("paced: no byte of segment %s crossed the link: %s may not leave at "
+        d["notes"].append("paced: no byte of segment(s) %s crossed the link: %s may not leave at "
                           "all, not even their ids" % (seg, ", ".join(sorted(tags))))
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -349,12 +350,8 @@ def cmd_once(dirpath):
         seen[k] = o
     if dup:
         rc.die("HQ holds %d records more than once: %s" % (len(dup), dup[:5]))
-    db = sqlite3.connect("file:%s?mode=ro" % os.environ["OUTPOST_DB"], uri=True, timeout=5)
-    try:
-        ids = [r[0] for r in db.execute("SELECT id FROM contacts WHERE deleted = 0 AND "
-                                        "email LIKE 'PF_.%'")]
-    finally:
-        db.close()
+    ids = [r[0] for r in node_rows("SELECT id FROM contacts WHERE deleted = 0 AND "
+                                   "email LIKE 'PF_.%'")]
     want = sum(v for k, v in plan.d.get("fillers", {}).items() if k.startswith("PF"))
     if len(ids) != want:
         rc.die("the node holds %d backlog fillers, the test imported %d" % (len(ids), want))
