@@ -14,7 +14,8 @@
 # one still unacknowledged, restricts (CLI, API) and erases them and
 # withdraws scenario 4's records. After the drain residency_canary.py
 # judges every canary on the wire against the moment its restriction
-# returned, scans HQ's database, WAL, upload directory and log, and
+# returned (and if no byte of their segment had crossed, not even their
+# ids may reach HQ), scans HQ's database, WAL, upload directory and log, and
 # compares HQ with `outpost egress-report`; HQ must hold each record once.
 #
 # RESIDENCY_PACED_TIGHTEN=1 adds a policy from HQ that keeps one exported
