@@ -194,10 +194,13 @@ def cmd_paced(dirpath):
     # backlog is about goodput x 1.5 s, each next one twice the one before.
     first = min(max(gp * 1.5, 8192), 4 << 20)
     fb = plan.d["filler_bytes"]
-    n1 = max(40, int(1.6 * first / fb))  # PS2 past the first segment, in the second
+    both = int(os.environ.get("OUTPOST_TEST_UPLOADS_IN_FLIGHT") or 1) >= 2
+    # PS2 past the first segment; with two in flight, late in the segment
+    # that uploads beside the one before it, so that it has not left when
+    # both are caught uploading
+    n1 = max(40, int((2.4 if both else 1.6) * first / fb))
     n2 = max(40, int(2.0 * first / fb))  # PS3 past the second
     n3 = max(40, int(3.0 * first / fb))  # PT past the segments cut again after the voiding
-    both = int(os.environ.get("OUTPOST_TEST_UPLOADS_IN_FLIGHT") or 1) >= 2
     field, cap = tightenable(pl.prof) if os.environ.get("RESIDENCY_PACED_TIGHTEN") == "1" \
         else (None, 0)
     first_no = last_segment_no() + 1
