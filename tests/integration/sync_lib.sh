@@ -18,6 +18,7 @@
 #   hq_compare NODE          HQ's records of NODE against what `outpost
 #                            egress-report` says may leave (sync_compare.py);
 #                            no line of $T/forbidden (the caller's) at HQ
+#   start_capture PORT       the capture proxy (capture_proxy.py) in front of PORT
 HQ_PID="" PROXY_PID="" NODE_PID=""
 
 sync_setup() {
@@ -130,4 +131,17 @@ wait_drained() {
                 "node log: $(tail -n 15 "$NODE_LOG") HQ log: $(tail -n 10 "$HQ_LOG")"
         sleep 1
     done
+}
+
+# start_capture TARGET_PORT: capture_proxy.py in front of TARGET_PORT,
+# every byte it forwards recorded in $CAPTURE, its control socket at
+# $PROXY_CTL (both set by the caller), its output in $T/capture.out and
+# $T/capture.log; sets CAPTURE_PID, CAPTURE_PORT.
+start_capture() {
+    python3 "$TESTS_DIR/integration/capture_proxy.py" --target "127.0.0.1:$1" \
+        --capture "$CAPTURE" --control "$PROXY_CTL" >"$T/capture.out" 2>"$T/capture.log" &
+    CAPTURE_PID=$!
+    track "$CAPTURE_PID"
+    CAPTURE_PORT=$(wait_line "$T/capture.out" 's/^listening 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
+        "$CAPTURE_PID" capture_proxy) || exit 1
 }

@@ -21,7 +21,10 @@ import_contacts 4000 29
 hq_enrol budget-1 KE
 start_hq "$HQDB" --log_requests true
 # one full segment from the first (no small first segment, docs/OUTBOX.md
-# "When a segment is cut"): the pause must come inside it
+# "When a segment is cut"): the pause must come inside it. With the default
+# pacing the budget runs out in the second segment, about 100 KB, not
+# twice the budget, and the check below that the pause came mid-segment
+# cannot be made.
 start_node "http://127.0.0.1:$HQ_PORT" --sync_daily_bytes "$BUDGET" --segment_bytes 2MB \
     --sync_interval_ms 200 --sync_first_segment_ms 0
 
