@@ -64,6 +64,7 @@ struct run {
     struct egress_counts c;
     egress_trace_fn trace;
     void *tctx;
+    const char *phone_key; /* the store's key of "phone", vetted (known_key); NULL: parse */
 };
 
 const char *egress_outcome_name(enum egress_outcome o)
@@ -189,14 +190,55 @@ int egress_pseudonym(const unsigned char key[EGRESS_KEY_BYTES], const char *valu
     return 0;
 }
 
-static int pseudonymize(const struct run *r, enum norm kind, json_t *v, json_t **out)
+/* The store's phone key when egress may take it for the policy p: made
+ * under p's region, and an E.164 key ("+", digits, ";ext=" and digits,
+ * shorter than PHONE_E164_MAX); else NULL, and the number is parsed. */
+static const char *known_key(const struct policy *p, const struct egress_known *k)
+{
+    if (!k || !k->phone_key || !k->region || strcmp(k->region, p->region))
+        return NULL;
+    const char *s = k->phone_key;
+    size_t n = strnlen(s, PHONE_E164_MAX);
+    if (n < 2 || n >= PHONE_E164_MAX || s[0] != '+')
+        return NULL;
+    size_t i = 1;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i < 2)
+        return NULL;
+    if (i < n) {
+        if (strncmp(s + i, ";ext=", 5))
+            return NULL;
+        size_t from = i += 5;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == from)
+            return NULL;
+    }
+    return i == n ? s : NULL;
+}
+
+/* `name` is the field's name in the projection: the store's key stands
+ * for the descriptor field "phone" only, and only for a string value
+ * without NUL bytes (normalize reads anything else as typed). */
+static int pseudonymize(const struct run *r, enum norm kind, const char *name, json_t *v,
+                        json_t **out)
 {
     char *norm;
     size_t len;
-    int rc = normalize(kind, region_find(r->p->region), v, &norm, &len);
+    int rc;
+    char h[EGRESS_PSEUDONYM_LEN];
+    if (kind == NORM_PHONE && r->phone_key && !strcmp(name, "phone") && json_is_string(v) &&
+        strlen(json_string_value(v)) == json_string_length(v)) {
+        rc = egress_pseudonym(r->key, r->phone_key, strlen(r->phone_key), h);
+        if (rc < 0)
+            return rc;
+        *out = json_string(h);
+        return *out ? 0 : -ENOMEM;
+    }
+    rc = normalize(kind, region_find(r->p->region), v, &norm, &len);
     if (rc < 0)
         return rc;
-    char h[EGRESS_PSEUDONYM_LEN];
     rc = egress_pseudonym(r->key, norm, len, h);
     free(norm);
     if (rc < 0)
@@ -231,7 +273,7 @@ static int decide(struct run *r, json_t *dst, const char *key, const char *name,
     } else if (dst && o == EGRESS_PSEUDONYMIZED) {
         json_t *h = json_null();
         if (!json_is_null(v)) {
-            int rc = pseudonymize(r, kind, v, &h);
+            int rc = pseudonymize(r, kind, key, v, &h);
             if (rc < 0)
                 return rc;
         }
@@ -414,10 +456,10 @@ static int node_local(const struct entity_def *e, struct op_error *err)
                         e->name);
 }
 
-int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
-                          const struct entity_def *e, json_t *record, struct egress_record **out,
-                          struct egress_counts *counts, egress_trace_fn trace, void *ctx,
-                          struct op_error *err)
+static int project(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
+                   const struct entity_def *e, json_t *record, const struct egress_known *known,
+                   struct egress_record **out, struct egress_counts *counts, egress_trace_fn trace,
+                   void *ctx, struct op_error *err)
 {
     int nl = node_local(e, err);
     if (nl < 0)
@@ -431,7 +473,8 @@ int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS
         return op_error_set(err, -EINVAL, "id", "%s: the record id is longer than %d bytes",
                             e->name, ID_MAX - 1);
 
-    struct run r = {.p = p, .key = key, .e = e, .trace = trace, .tctx = ctx};
+    struct run r = {
+        .p = p, .key = key, .e = e, .trace = trace, .tctx = ctx, .phone_key = known_key(p, known)};
     r.c.records = 1;
     if (restricted(record)) {
         r.whole = EGRESS_RESTRICTED;
@@ -481,11 +524,27 @@ int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS
     return 0;
 }
 
+int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
+                          const struct entity_def *e, json_t *record, struct egress_record **out,
+                          struct egress_counts *counts, egress_trace_fn trace, void *ctx,
+                          struct op_error *err)
+{
+    return project(p, key, e, record, NULL, out, counts, trace, ctx, err);
+}
+
 int egress_project(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
                    const struct entity_def *e, json_t *record, struct egress_record **out,
                    struct egress_counts *counts, struct op_error *err)
 {
-    return egress_project_traced(p, key, e, record, out, counts, NULL, NULL, err);
+    return project(p, key, e, record, NULL, out, counts, NULL, NULL, err);
+}
+
+int egress_project_known(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
+                         const struct entity_def *e, json_t *record,
+                         const struct egress_known *known, struct egress_record **out,
+                         struct egress_counts *counts, struct op_error *err)
+{
+    return project(p, key, e, record, known, out, counts, NULL, NULL, err);
 }
 
 const char *egress_record_json(const struct egress_record *r)
