@@ -38,6 +38,10 @@ struct egress_record {
     char policy_hash[POLICY_HASH_HEX];
     char *json;
     size_t len;
+    /* made from json when first asked for, then kept (they describe
+     * bytes that never change): egress_record_object, _field_digests */
+    json_t *obj;
+    json_t *digests;
 };
 
 static const char *const meta_fields[] = {"id",         "version", "created_at",
@@ -576,8 +580,28 @@ void egress_record_free(struct egress_record *r)
 {
     if (!r)
         return;
+    json_decref(r->obj);
+    json_decref(r->digests);
     free(r->json);
     free(r);
+}
+
+/* The kept parse of r's bytes; the cache is no part of the record's
+ * value, so it is filled through a const pointer. */
+const json_t *egress_record_object(const struct egress_record *r)
+{
+    struct egress_record *m = (struct egress_record *)r;
+    if (!m->obj)
+        m->obj = json_loadb(m->json, m->len, 0, NULL);
+    return m->obj;
+}
+
+const json_t *egress_record_field_digests(const struct egress_record *r)
+{
+    struct egress_record *m = (struct egress_record *)r;
+    if (!m->digests)
+        m->digests = projection_field_digests(egress_record_object(r));
+    return m->digests;
 }
 
 void egress_counts_add(struct egress_counts *dst, const struct egress_counts *src)
@@ -1109,15 +1133,15 @@ int egress_patch(const struct egress_record *whole, int64_t base, const json_t *
 {
     if (!whole || whole->op != EGRESS_OP_UPSERT || !json_is_object(base_fields) || base < 0)
         return op_error_set(err, -EINVAL, NULL, "a patch is cut from an upsert against a base");
-    json_error_t je;
-    json_t *w = json_loadb(whole->json, whole->len, 0, &je);
+    /* the parse and digests the cut may have asked for already */
+    json_t *w = (json_t *)egress_record_object(whole);
+    if (!w)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
     json_t *ver = json_object_get(w, "version");
-    if (!json_is_integer(ver) || json_integer_value(ver) < base) {
-        json_decref(w);
+    if (!json_is_integer(ver) || json_integer_value(ver) < base)
         return op_error_set(err, -EINVAL, "base", "%s %s: base %lld is above the version",
                             whole->entity->name, whole->id, (long long)base);
-    }
-    json_t *digests = projection_field_digests(w);
+    const json_t *digests = egress_record_field_digests(whole);
     json_t *o = json_object();
     json_t *unset = json_array();
     int rc = digests && o && unset ? 0 : -ENOMEM;
@@ -1155,8 +1179,6 @@ int egress_patch(const struct egress_record *whole, int64_t base, const json_t *
         if (!rec || !rec->json)
             rc = -ENOMEM;
     }
-    json_decref(w);
-    json_decref(digests);
     json_decref(o);
     json_decref(unset);
     if (rc < 0) {

@@ -170,6 +170,15 @@ const char *egress_record_policy_hash(const struct egress_record *r);
 /* NULL is allowed. */
 void egress_record_free(struct egress_record *r);
 
+/* The record's bytes (egress_record_json) parsed, and their field
+ * digests (projection_field_digests), made on first use and kept with the
+ * record: the cut compares every record with what HQ holds and then cuts
+ * its patch, and both need them. Borrowed and read-only, valid until
+ * egress_record_free; NULL when out of memory. Made from the bytes that
+ * leave, never from the record they were projected from. */
+const json_t *egress_record_object(const struct egress_record *r);
+const json_t *egress_record_field_digests(const struct egress_record *r);
+
 /* "upsert", "delete", "erase", "purge", "withdraw", "aggregate", "patch"; "" for a value
  * outside the enum. */
 const char *egress_op_name(enum egress_op op);
