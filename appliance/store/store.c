@@ -84,8 +84,9 @@ struct store {
      * which does not see staged rows). */
     unsigned nstaged;
     struct keyset *pending;
-    int stage_ready;  /* the temp table exists in this transaction */
-    int stage_nokeys; /* a staged row's keys could not be kept: flush first */
+    int stage_ready;   /* the temp table exists in this transaction */
+    int stage_nokeys;  /* a staged row's keys could not be kept: flush first */
+    int phone_keys_ok; /* node_meta "phone_keys" was seen to be PHONE_KEYS */
     /* bind_record's parameter numbers, per query, looked up on first use
      * (a lookup by name per field and row was a tenth of an import's
      * own work) */
@@ -778,8 +779,25 @@ static json_t *row_json(sqlite3_stmt *st, const struct entity_def *e, const stru
     return o;
 }
 
+/* 1 when the contacts' phone keys are made as this build makes them
+ * (node_meta "phone_keys"), 0 when not (yet), or -errno. Only a yes is
+ * kept: the store's upgrade step re-keys a node once and for good. */
+static int phone_keys_current(struct store *s, struct op_error *err)
+{
+    if (s->phone_keys_ok)
+        return 1;
+    char have[64];
+    int rc = meta_get(s, "phone_keys", have, sizeof have, err);
+    if (rc < 0)
+        return rc;
+    s->phone_keys_ok = rc > 0 && !strcmp(have, PHONE_KEYS);
+    return s->phone_keys_ok;
+}
+
+/* phone_key, when not NULL, gets the row's phone_e164 (see
+ * store_get_keyed). */
 static int load_row(struct store *s, const struct entity_def *e, const char *id,
-                    int include_internal, json_t **out, struct op_error *err)
+                    int include_internal, json_t **out, char *phone_key, struct op_error *err)
 {
     unsigned q;
     sqlite3_stmt *st = table_stmt(s, STORE_Q_STORE_GET_USERS, e, &q, err);
@@ -794,6 +812,13 @@ static int load_row(struct store *s, const struct entity_def *e, const char *id,
     if (rc == 0)
         return op_error_set(err, -ENOENT, "id", "no %s with id %s", e->name, id);
     json_t *o = row_json(st, e, &m, include_internal);
+    if (phone_key) {
+        int c = e == &entity_contact ? col_of(st, "phone_e164") : -1;
+        const unsigned char *k = c >= 0 ? sqlite3_column_text(st, c) : NULL;
+        snprintf(phone_key, PHONE_E164_MAX, "%s", k ? (const char *)k : "");
+        if (k && (size_t)sqlite3_column_bytes(st, c) >= PHONE_E164_MAX)
+            phone_key[0] = '\0'; /* not a key this build writes */
+    }
     sqlite3_reset(st);
     if (!o)
         return op_error_set(err, -ENOMEM, NULL, "out of memory");
@@ -969,7 +994,7 @@ static int check_refs(struct store *s, const struct entity_def *e, json_t *rec, 
             /* a record the viewer cannot see is one that does not exist:
              * no answer may tell them apart */
             json_t *target = NULL;
-            rc = load_row(s, f->ref, id, 0, &target, NULL);
+            rc = load_row(s, f->ref, id, 0, &target, NULL, NULL);
             json_decref(target);
             if (rc < 0 && rc != -ENOENT)
                 return op_error_set(err, rc, NULL, "cannot read %s %s", f->ref->name, id);
@@ -1345,7 +1370,7 @@ static int viewer_sees(struct store *s, const char *id, struct op_error *err)
     if (!s->viewer[0])
         return 1;
     json_t *other = NULL;
-    int rc = load_row(s, &entity_contact, id, 0, &other, NULL);
+    int rc = load_row(s, &entity_contact, id, 0, &other, NULL, NULL);
     json_decref(other);
     if (rc == -ENOENT)
         return 0;
@@ -1737,7 +1762,7 @@ static int finish_write(struct store *s, const struct entity_def *e, const char 
 {
     json_t *result = NULL;
     if (rc == 0 && out)
-        rc = load_row(s, e, id, 0, &result, err);
+        rc = load_row(s, e, id, 0, &result, NULL, err);
     int rc2 = write_end(s, rc == 0, err);
     if (rc == 0 && rc2 < 0)
         rc = rc2;
@@ -2084,8 +2109,8 @@ void store_prepared_free(struct store_prepared *p)
     free(p);
 }
 
-int store_get(struct store *s, const struct entity_def *e, const char *id, unsigned flags,
-              json_t **out, struct op_error *err)
+static int get_row(struct store *s, const struct entity_def *e, const char *id, unsigned flags,
+                   json_t **out, char *phone_key, struct op_error *err)
 {
     json_t *rec;
     char viewer[sizeof s->viewer];
@@ -2093,7 +2118,7 @@ int store_get(struct store *s, const struct entity_def *e, const char *id, unsig
         memcpy(viewer, s->viewer, sizeof viewer);
         s->viewer[0] = '\0';
     }
-    int rc = load_row(s, e, id, 0, &rec, err);
+    int rc = load_row(s, e, id, 0, &rec, phone_key, err);
     if (flags & STORE_IGNORE_VIEWER)
         memcpy(s->viewer, viewer, sizeof viewer);
     if (rc < 0)
@@ -2104,6 +2129,25 @@ int store_get(struct store *s, const struct entity_def *e, const char *id, unsig
     }
     *out = rec;
     return 0;
+}
+
+int store_get(struct store *s, const struct entity_def *e, const char *id, unsigned flags,
+              json_t **out, struct op_error *err)
+{
+    return get_row(s, e, id, flags, out, NULL, err);
+}
+
+int store_get_keyed(struct store *s, const struct entity_def *e, const char *id, unsigned flags,
+                    json_t **out, char phone_key[PHONE_E164_MAX], struct op_error *err)
+{
+    phone_key[0] = '\0';
+    int cur = e == &entity_contact ? phone_keys_current(s, err) : 0;
+    if (cur < 0)
+        return cur;
+    int rc = get_row(s, e, id, flags, out, phone_key, err);
+    if (rc == 0 && !cur)
+        phone_key[0] = '\0';
+    return rc;
 }
 
 static int version_check(const struct entity_def *e, const char *id, json_t *cur, int64_t expected,
@@ -2194,7 +2238,7 @@ int store_update(struct store *s, const struct entity_def *e, const char *id,
     s->warning[0] = s->warning_ref[0] = '\0';
     enum residency_verdict was = RESIDENCY_KEEP;
     int queued = 0;
-    rc = load_row(s, e, id, 1, &rec, err);
+    rc = load_row(s, e, id, 1, &rec, NULL, err);
     if (rc == 0)
         rc = version_check(e, id, rec, expected_version, err);
     if (rc == 0 && !(e->flags & ENTITY_NODE_LOCAL))
@@ -2263,7 +2307,7 @@ int store_delete(struct store *s, const struct entity_def *e, const char *id,
     if (rc < 0)
         return rc;
     json_t *rec = NULL;
-    rc = load_row(s, e, id, 0, &rec, err);
+    rc = load_row(s, e, id, 0, &rec, NULL, err);
     if (rc == 0)
         rc = version_check(e, id, rec, expected_version, err);
     hlc_stamp now = 0;
@@ -2344,7 +2388,7 @@ int store_purge(struct store *s, const struct entity_def *e, const char *id, con
         return rc;
     json_t *rec = NULL;
     int queued = 0;
-    rc = load_row(s, e, id, 1, &rec, err);
+    rc = load_row(s, e, id, 1, &rec, NULL, err);
     int64_t before = rc == 0 ? json_integer_value(json_object_get(rec, "version")) : 0;
     if (rc == 0)
         rc = residency_queued(&s->res, e->name, id, &queued, err);

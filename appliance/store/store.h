@@ -32,6 +32,7 @@
 #include "entity.h"
 #include "hlc.h"
 #include "op_error.h"
+#include "phone.h"
 #include "sql.h"
 
 #define STORE_EVERSION (-3001)
@@ -241,6 +242,15 @@ unsigned store_staged(const struct store *s);
 /* Reads one record by id. */
 int store_get(struct store *s, const struct entity_def *e, const char *id, unsigned flags,
               json_t **out, struct op_error *err);
+
+/* store_get, and in phone_key the key the store made of the record's
+ * phone when it wrote it (a contact's phone_e164: phone_parse under the
+ * node's region, store_region), for egress_project_known: "" when there
+ * is none (no phone, not a valid number, an entity that keeps no key,
+ * or a node whose keys were made another way and not yet re-keyed, as
+ * a read-only store opened before the upgrade step ran). */
+int store_get_keyed(struct store *s, const struct entity_def *e, const char *id, unsigned flags,
+                    json_t **out, char phone_key[PHONE_E164_MAX], struct op_error *err);
 
 /* Applies `changes` (field -> new value; null clears; "custom" is merged
  * as an RFC 7396 merge patch) if the current version is expected_version. */

@@ -186,14 +186,11 @@ int ledger_cut_add(struct sync_ledger *l, struct ledger_cut *c, struct segment_w
     enum projection_state state = op == EGRESS_OP_UPSERT   ? PROJECTION_LIVE
                                   : op == EGRESS_OP_DELETE ? PROJECTION_DELETED
                                                            : PROJECTION_GONE;
-    json_error_t je;
-    json_t *rec = json_loadb(egress_record_json(er), egress_record_len(er), 0, &je);
-    json_t *fields = state != PROJECTION_GONE ? projection_field_digests(rec) : NULL;
-    if (!rec || (state != PROJECTION_GONE && !fields)) {
-        json_decref(rec);
-        json_decref(fields);
+    /* kept with the record: egress_patch uses the same (borrowed) */
+    const json_t *rec = egress_record_object(er);
+    const json_t *fields = state != PROJECTION_GONE ? egress_record_field_digests(er) : NULL;
+    if (!rec || (state != PROJECTION_GONE && !fields))
         return op_error_set(err, -ENOMEM, NULL, "%s %s: cannot read its projection", entity, id);
-    }
     int64_t version = (int64_t)json_integer_value(json_object_get(rec, "version"));
     unsigned char hash[PROJECTION_HASH_BYTES];
     struct base b;
@@ -228,8 +225,6 @@ int ledger_cut_add(struct sync_ledger *l, struct ledger_cut *c, struct segment_w
     egress_record_free(patch);
 out:
     json_decref(b.fields);
-    json_decref(rec);
-    json_decref(fields);
     return rc;
 }
 

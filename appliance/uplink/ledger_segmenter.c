@@ -106,7 +106,8 @@ static int add_row(struct sync_ledger *l, struct segment_writer *w, struct ledge
             return rc;
     } else {
         json_t *rec = NULL;
-        rc = store_get(l->s, e, r->record_id, STORE_INCLUDE_DELETED, &rec, err);
+        char phone_key[PHONE_E164_MAX];
+        rc = store_get_keyed(l->s, e, r->record_id, STORE_INCLUDE_DELETED, &rec, phone_key, err);
         if (rc == -ENOENT)
             return 0; /* gone: nothing to send */
         if (rc < 0)
@@ -137,7 +138,9 @@ static int add_row(struct sync_ledger *l, struct segment_writer *w, struct ledge
         rc = residency_judge(store_residency(l->s), l->p, e, rec, &v, err);
         if (rc == 0 && v != RESIDENCY_WITHHOLD) {
             residency_apply(v, rec);
-            rc = egress_project(l->p, l->pkey, e, rec, &er, &one, err);
+            /* the phone's key as the store made it: no second parse */
+            struct egress_known known = {store_region(l->s), phone_key};
+            rc = egress_project_known(l->p, l->pkey, e, rec, &known, &er, &one, err);
         }
         if (rc == 0 && !er) {
             /* Withheld now (restricted, pinned, about a withheld record):

@@ -38,6 +38,10 @@ struct egress_record {
     char policy_hash[POLICY_HASH_HEX];
     char *json;
     size_t len;
+    /* made from json when first asked for, then kept (they describe
+     * bytes that never change): egress_record_object, _field_digests */
+    json_t *obj;
+    json_t *digests;
 };
 
 static const char *const meta_fields[] = {"id",         "version", "created_at",
@@ -64,6 +68,7 @@ struct run {
     struct egress_counts c;
     egress_trace_fn trace;
     void *tctx;
+    const char *phone_key; /* the store's key of "phone", vetted (known_key); NULL: parse */
 };
 
 const char *egress_outcome_name(enum egress_outcome o)
@@ -189,14 +194,55 @@ int egress_pseudonym(const unsigned char key[EGRESS_KEY_BYTES], const char *valu
     return 0;
 }
 
-static int pseudonymize(const struct run *r, enum norm kind, json_t *v, json_t **out)
+/* The store's phone key when egress may take it for the policy p: made
+ * under p's region, and an E.164 key ("+", digits, ";ext=" and digits,
+ * shorter than PHONE_E164_MAX); else NULL, and the number is parsed. */
+static const char *known_key(const struct policy *p, const struct egress_known *k)
+{
+    if (!k || !k->phone_key || !k->region || strcmp(k->region, p->region))
+        return NULL;
+    const char *s = k->phone_key;
+    size_t n = strnlen(s, PHONE_E164_MAX);
+    if (n < 2 || n >= PHONE_E164_MAX || s[0] != '+')
+        return NULL;
+    size_t i = 1;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i < 2)
+        return NULL;
+    if (i < n) {
+        if (strncmp(s + i, ";ext=", 5))
+            return NULL;
+        size_t from = i += 5;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == from)
+            return NULL;
+    }
+    return i == n ? s : NULL;
+}
+
+/* `name` is the field's name in the projection: the store's key stands
+ * for the descriptor field "phone" only, and only for a string value
+ * without NUL bytes (normalize reads anything else as typed). */
+static int pseudonymize(const struct run *r, enum norm kind, const char *name, json_t *v,
+                        json_t **out)
 {
     char *norm;
     size_t len;
-    int rc = normalize(kind, region_find(r->p->region), v, &norm, &len);
+    int rc;
+    char h[EGRESS_PSEUDONYM_LEN];
+    if (kind == NORM_PHONE && r->phone_key && !strcmp(name, "phone") && json_is_string(v) &&
+        strlen(json_string_value(v)) == json_string_length(v)) {
+        rc = egress_pseudonym(r->key, r->phone_key, strlen(r->phone_key), h);
+        if (rc < 0)
+            return rc;
+        *out = json_string(h);
+        return *out ? 0 : -ENOMEM;
+    }
+    rc = normalize(kind, region_find(r->p->region), v, &norm, &len);
     if (rc < 0)
         return rc;
-    char h[EGRESS_PSEUDONYM_LEN];
     rc = egress_pseudonym(r->key, norm, len, h);
     free(norm);
     if (rc < 0)
@@ -231,7 +277,7 @@ static int decide(struct run *r, json_t *dst, const char *key, const char *name,
     } else if (dst && o == EGRESS_PSEUDONYMIZED) {
         json_t *h = json_null();
         if (!json_is_null(v)) {
-            int rc = pseudonymize(r, kind, v, &h);
+            int rc = pseudonymize(r, kind, key, v, &h);
             if (rc < 0)
                 return rc;
         }
@@ -414,10 +460,10 @@ static int node_local(const struct entity_def *e, struct op_error *err)
                         e->name);
 }
 
-int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
-                          const struct entity_def *e, json_t *record, struct egress_record **out,
-                          struct egress_counts *counts, egress_trace_fn trace, void *ctx,
-                          struct op_error *err)
+static int project(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
+                   const struct entity_def *e, json_t *record, const struct egress_known *known,
+                   struct egress_record **out, struct egress_counts *counts, egress_trace_fn trace,
+                   void *ctx, struct op_error *err)
 {
     int nl = node_local(e, err);
     if (nl < 0)
@@ -431,7 +477,8 @@ int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS
         return op_error_set(err, -EINVAL, "id", "%s: the record id is longer than %d bytes",
                             e->name, ID_MAX - 1);
 
-    struct run r = {.p = p, .key = key, .e = e, .trace = trace, .tctx = ctx};
+    struct run r = {
+        .p = p, .key = key, .e = e, .trace = trace, .tctx = ctx, .phone_key = known_key(p, known)};
     r.c.records = 1;
     if (restricted(record)) {
         r.whole = EGRESS_RESTRICTED;
@@ -481,11 +528,27 @@ int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS
     return 0;
 }
 
+int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
+                          const struct entity_def *e, json_t *record, struct egress_record **out,
+                          struct egress_counts *counts, egress_trace_fn trace, void *ctx,
+                          struct op_error *err)
+{
+    return project(p, key, e, record, NULL, out, counts, trace, ctx, err);
+}
+
 int egress_project(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
                    const struct entity_def *e, json_t *record, struct egress_record **out,
                    struct egress_counts *counts, struct op_error *err)
 {
-    return egress_project_traced(p, key, e, record, out, counts, NULL, NULL, err);
+    return project(p, key, e, record, NULL, out, counts, NULL, NULL, err);
+}
+
+int egress_project_known(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
+                         const struct entity_def *e, json_t *record,
+                         const struct egress_known *known, struct egress_record **out,
+                         struct egress_counts *counts, struct op_error *err)
+{
+    return project(p, key, e, record, known, out, counts, NULL, NULL, err);
 }
 
 const char *egress_record_json(const struct egress_record *r)
@@ -517,8 +580,28 @@ void egress_record_free(struct egress_record *r)
 {
     if (!r)
         return;
+    json_decref(r->obj);
+    json_decref(r->digests);
     free(r->json);
     free(r);
+}
+
+/* The kept parse of r's bytes; the cache is no part of the record's
+ * value, so it is filled through a const pointer. */
+const json_t *egress_record_object(const struct egress_record *r)
+{
+    struct egress_record *m = (struct egress_record *)r;
+    if (!m->obj)
+        m->obj = json_loadb(m->json, m->len, 0, NULL);
+    return m->obj;
+}
+
+const json_t *egress_record_field_digests(const struct egress_record *r)
+{
+    struct egress_record *m = (struct egress_record *)r;
+    if (!m->digests)
+        m->digests = projection_field_digests(egress_record_object(r));
+    return m->digests;
 }
 
 void egress_counts_add(struct egress_counts *dst, const struct egress_counts *src)
@@ -1050,15 +1133,15 @@ int egress_patch(const struct egress_record *whole, int64_t base, const json_t *
 {
     if (!whole || whole->op != EGRESS_OP_UPSERT || !json_is_object(base_fields) || base < 0)
         return op_error_set(err, -EINVAL, NULL, "a patch is cut from an upsert against a base");
-    json_error_t je;
-    json_t *w = json_loadb(whole->json, whole->len, 0, &je);
+    /* the parse and digests the cut may have asked for already */
+    json_t *w = (json_t *)egress_record_object(whole);
+    if (!w)
+        return op_error_set(err, -ENOMEM, NULL, "out of memory");
     json_t *ver = json_object_get(w, "version");
-    if (!json_is_integer(ver) || json_integer_value(ver) < base) {
-        json_decref(w);
+    if (!json_is_integer(ver) || json_integer_value(ver) < base)
         return op_error_set(err, -EINVAL, "base", "%s %s: base %lld is above the version",
                             whole->entity->name, whole->id, (long long)base);
-    }
-    json_t *digests = projection_field_digests(w);
+    const json_t *digests = egress_record_field_digests(whole);
     json_t *o = json_object();
     json_t *unset = json_array();
     int rc = digests && o && unset ? 0 : -ENOMEM;
@@ -1096,8 +1179,6 @@ int egress_patch(const struct egress_record *whole, int64_t base, const json_t *
         if (!rec || !rec->json)
             rc = -ENOMEM;
     }
-    json_decref(w);
-    json_decref(digests);
     json_decref(o);
     json_decref(unset);
     if (rc < 0) {

@@ -117,6 +117,30 @@ int egress_project_traced(const struct policy *p, const unsigned char key[EGRESS
                           struct egress_counts *counts, egress_trace_fn trace, void *ctx,
                           struct op_error *err);
 
+/* What the store already worked out about a record when it wrote it, so
+ * that egress need not work it out again (docs/EGRESS.md, "Phone numbers
+ * from the store"). `region` is the region code the store read numbers
+ * under (store_region); `phone_key` the key phone_parse made at write from
+ * the record's "phone" as stored, or NULL or "" when there is none.
+ * Egress takes the key in place of parsing the number only when region is
+ * the policy's region, the key is a key as phone_parse writes them ("+"
+ * and digits, perhaps ";ext=" and digits) and the value is a string
+ * without NUL bytes:
+ * otherwise it parses, as without it. The result is the same either way;
+ * tests/unit/sync/core/test_egress_phone_key.c runs both over every
+ * locale of tests/tools/gen_contacts. */
+struct egress_known {
+    const char *region;
+    const char *phone_key;
+};
+
+/* egress_project, taking what the store knows (`known`, borrowed; NULL:
+ * nothing, the same as egress_project). */
+int egress_project_known(const struct policy *p, const unsigned char key[EGRESS_KEY_BYTES],
+                         const struct entity_def *e, json_t *record,
+                         const struct egress_known *known, struct egress_record **out,
+                         struct egress_counts *counts, struct op_error *err);
+
 /* The projected record as compact JSON: the bytes that may leave.
  * Borrowed; NUL-terminated; valid until egress_record_free. */
 /* Whether `record` (an object as the store returns it) of entity e is
@@ -145,6 +169,15 @@ const char *egress_record_policy_hash(const struct egress_record *r);
 
 /* NULL is allowed. */
 void egress_record_free(struct egress_record *r);
+
+/* The record's bytes (egress_record_json) parsed, and their field
+ * digests (projection_field_digests), made on first use and kept with the
+ * record: the cut compares every record with what HQ holds and then cuts
+ * its patch, and both need them. Borrowed and read-only, valid until
+ * egress_record_free; NULL when out of memory. Made from the bytes that
+ * leave, never from the record they were projected from. */
+const json_t *egress_record_object(const struct egress_record *r);
+const json_t *egress_record_field_digests(const struct egress_record *r);
 
 /* "upsert", "delete", "erase", "purge", "withdraw", "aggregate", "patch"; "" for a value
  * outside the enum. */

@@ -112,6 +112,10 @@ static void test_field_digests(void)
     CHECK_EQ(json_object_size(da), 2); /* id and version are not fields */
     CHECK(json_object_get(da, "id") == NULL);
     CHECK_EQ(strlen(json_string_value(json_object_get(da, "name"))), 16);
+    /* the first 8 bytes of SHA-256("name" NUL "\"X\""), lower-case hex:
+     * nodes keep these digests, so their form never changes */
+    CHECK_STR(json_string_value(json_object_get(da, "name")), "12487ffe3d569114");
+    CHECK_STR(json_string_value(json_object_get(da, "custom")), "64b902dac357cb09");
     CHECK(!json_equal(json_object_get(da, "name"), json_object_get(db, "name")));
     CHECK(json_equal(json_object_get(da, "custom"), json_object_get(db, "custom")));
     /* a name moved into another member's value is another digest */
