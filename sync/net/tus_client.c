@@ -147,6 +147,9 @@ struct tus_client {
     /* how long HQ took to answer a completed upload beyond the time the
      * link needed to carry it (its verify and apply); 0 until measured */
     uint64_t answer_wait_ms;
+    /* a completing PATCH whose body had reached HQ was abandoned after this
+     * long: if the next HEAD finds the upload complete, HQ was only slow */
+    uint64_t final_stall_ms;
     int ack_seen;
     size_t chunk_len, chunk_pos;
     uint64_t chunk_ul_max; /* the most curl reported sent of this PATCH's body */
@@ -1049,6 +1052,18 @@ static void answer_wait_sample(struct tus_client *c, uint64_t elapsed, uint64_t 
         c->answer_wait_ms = 1; /* measured: HQ answers at once */
 }
 
+/* A HEAD after a completing PATCH was abandoned while HQ should have been
+ * answering: if the upload is complete, the silence was HQ's processing,
+ * which took at least as long as the client waited, so the answer wait
+ * is at least that (the next completed upload is not abandoned the same
+ * way). */
+static void answer_wait_after_stall(struct tus_client *c, int complete)
+{
+    if (complete && c->final_stall_ms > c->answer_wait_ms)
+        c->answer_wait_ms = c->final_stall_ms;
+    c->final_stall_ms = 0;
+}
+
 /* How long the request in flight may go without progress (a byte written
  * to the connection or a byte of answer): three round trips; for a
  * request that sends the file, the time the observed rate needs to carry
@@ -1195,6 +1210,7 @@ static void on_stall_tick(uv_timer_t *t)
         uint64_t lim = stall_limit(c, now, u, &st);
         if (now < c->last_progress_ms || now - c->last_progress_ms < lim)
             return;
+        c->final_stall_ms = st.grace ? now - c->last_progress_ms : 0;
         snprintf(c->errbuf, sizeof c->errbuf,
                  "stalled: no progress for %llu ms (limit %llu ms by %s: %llu bytes in flight, "
                  "%llu queued, answer wait %llu ms, %llu ms round trip, %llu B/s)",
@@ -1462,6 +1478,7 @@ static void on_head_done(struct tus_client *c, long code)
         fail_job(c, &e);
         return;
     }
+    answer_wait_after_stall(c, j->offset == j->length);
     if (c->resize_pending) {
         /* What the cut connection carried: its confirmed chunks, and what
          * of the cut one the server kept. */
