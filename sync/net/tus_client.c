@@ -1472,13 +1472,14 @@ static void on_head_done(struct tus_client *c, long code)
     }
     uint64_t gained =
         j->baseline_known && c->resp_offset > j->offset ? c->resp_offset - j->offset : 0;
+    int complete = c->resp_offset == j->length; /* j may be gone after learn_offset */
     if (learn_offset(c, c->resp_offset) < 0) {
         op_error_set(&e, -EPROTO, "Upload-Offset", "HEAD %s: offset %llu beyond length %llu",
                      j->url, (unsigned long long)c->resp_offset, (unsigned long long)j->length);
         fail_job(c, &e);
         return;
     }
-    answer_wait_after_stall(c, j->offset == j->length);
+    answer_wait_after_stall(c, complete);
     if (c->resize_pending) {
         /* What the cut connection carried: its confirmed chunks, and what
          * of the cut one the server kept. */
@@ -1553,12 +1554,14 @@ static void on_patch_done(struct tus_client *c, long code, uint64_t elapsed)
         return;
     }
     size_t sent_len = c->chunk_len;
+    /* j may be gone after learn_offset (its progress callback may cancel) */
+    int completes = c->resp_offset == before + sent_len && c->resp_offset == j->length;
     j->mismatches = 0;
     c->conn_confirmed += c->resp_offset - before;
     (void)learn_offset(c, c->resp_offset);
     if (c->stopping)
         return;
-    if (c->resp_offset == before + sent_len && c->resp_offset == j->length)
+    if (completes)
         answer_wait_sample(c, elapsed, sent_len);
     if (c->resp_offset == before + sent_len) {
         /* The answer's round trip is not the link's rate: take it out when
