@@ -50,7 +50,7 @@
 #define QUICK_MAX 4         /* quick reconnects in a row without the offset moving */
 #define STALL_TICK_MS 250   /* how often a request in flight is checked for progress */
 #define FAST_RTTS 8         /* a chunk shorter than this many round trips leaves the link idle */
-#define FINAL_WAIT_MS 10000 /* HQ verifies and applies a completed upload before answering */
+#define FINAL_WAIT_MS 10000 /* HQ's answer to a completed upload, until one was measured */
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -144,6 +144,12 @@ struct tus_client {
      * acknowledged (written less SIOCOUTQ) and when that count last moved */
     uint64_t acked_mark, last_ack_ms;
     uint64_t link_ack_gap_ms; /* the longest wait between two moves on any request: the link's */
+    /* how long HQ took to answer a completed upload beyond the time the
+     * link needed to carry it (its verify and apply); 0 until measured */
+    uint64_t answer_wait_ms;
+    /* a completing PATCH whose body had reached HQ was abandoned after this
+     * long: if the next HEAD finds the upload complete, HQ was only slow */
+    uint64_t final_stall_ms;
     int ack_seen;
     size_t chunk_len, chunk_pos;
     uint64_t chunk_ul_max; /* the most curl reported sent of this PATCH's body */
@@ -1008,28 +1014,89 @@ static uint64_t unacked_bytes(const struct tus_client *c)
     return (uint64_t)n;
 }
 
+/* What a stall verdict weighed, for its message: which term set the
+ * limit, and the measurements behind it. */
+struct stall_terms {
+    const char *rule;
+    uint64_t rtt;      /* ms */
+    uint64_t inflight; /* bytes that left this host and the rate has not carried yet */
+    uint64_t queued;   /* bytes still in this host's send queue */
+    uint64_t grace;    /* ms added for HQ's answer to a completed upload */
+};
+
+/* The round trip the limits count in: the smoothed one; before any was
+ * measured, the connect of the request in flight (a TCP handshake takes
+ * one round trip); 0 when neither is known. */
+static uint64_t stall_rtt(const struct tus_client *c)
+{
+    if (c->srtt_ms)
+        return c->srtt_ms;
+    curl_off_t us = 0;
+    if (curl_easy_getinfo(c->easy, CURLINFO_CONNECT_TIME_T, &us) != CURLE_OK || us <= 0)
+        return 0;
+    return (uint64_t)us >= 1000 ? (uint64_t)us / 1000 : 1;
+}
+
+/* HQ's answer to a completed upload came `elapsed` ms after the PATCH
+ * began: what the link needed to carry its `len` bytes at the measured
+ * rate and a round trip is the link's, the rest HQ's verify and apply.
+ * The longest wait is kept, and forgotten slowly. */
+static void answer_wait_sample(struct tus_client *c, uint64_t elapsed, uint64_t len)
+{
+    if (!c->srtt_ms || !c->rate_bps)
+        return;
+    uint64_t link = len * 1000 / c->rate_bps + c->srtt_ms;
+    uint64_t w = elapsed > link ? elapsed - link : 0;
+    c->answer_wait_ms = w >= c->answer_wait_ms ? w : (7 * c->answer_wait_ms + w) / 8;
+    if (!c->answer_wait_ms)
+        c->answer_wait_ms = 1; /* measured: HQ answers at once */
+}
+
+/* A HEAD after a completing PATCH was abandoned while HQ should have been
+ * answering: if the upload is complete, the silence was HQ's processing,
+ * which took at least as long as the client waited, so the answer wait
+ * is at least that (the next completed upload is not abandoned the same
+ * way). */
+static void answer_wait_after_stall(struct tus_client *c, int complete)
+{
+    if (complete && c->final_stall_ms > c->answer_wait_ms)
+        c->answer_wait_ms = c->final_stall_ms;
+    c->final_stall_ms = 0;
+}
+
 /* How long the request in flight may go without progress (a byte written
- * to the connection or a byte of answer): a few round trips, or twice the
- * time the observed rate needs to carry what left this host (written, less
- * what the kernel's send queue still holds) beyond what it could have
- * carried by the last progress (it waits in buffers on the way, and a deep
- * buffer takes all of a chunk at once), within
- * [stall_min_ms, stall_seconds]. Before anything was measured, the
- * ceiling. Once the completing chunk has reached HQ (the rate says it
- * has, and the peer acknowledged every byte), FINAL_WAIT_MS more: HQ
- * verifies and applies the whole upload before it answers. */
-static uint64_t stall_limit(const struct tus_client *c, uint64_t now, uint64_t up)
+ * to the connection or a byte of answer): three round trips; for a
+ * request that sends the file, the time the observed rate needs to carry
+ * what left this host (written, less what the kernel's send queue still
+ * holds) beyond what it could have carried by the last progress (it waits
+ * in buffers on the way, and a deep buffer takes all of a chunk at once),
+ * a quarter more and two round trips for the answer, if that is longer;
+ * within [stall_min_ms, stall_seconds]. Before a round trip is known, and
+ * for a request that sends the file before a rate is known, the ceiling.
+ * Once the completing chunk has reached HQ (the rate says it has, and the
+ * peer acknowledged every byte), twice HQ's measured answer wait more
+ * (FINAL_WAIT_MS until one was measured): HQ verifies and applies the
+ * whole upload before it answers. */
+static uint64_t stall_limit(const struct tus_client *c, uint64_t now, uint64_t up,
+                            struct stall_terms *st)
 {
     uint64_t ceil = (uint64_t)c->cfg.stall_seconds * 1000, floor = c->cfg.stall_min_ms;
     if (floor > ceil)
         floor = ceil;
-    if (!c->srtt_ms)
+    uint64_t rtt = stall_rtt(c);
+    st->rtt = rtt;
+    if (!rtt) {
+        st->rule = "ceiling, no round trip measured";
         return ceil;
-    uint64_t lim = 3 * c->srtt_ms;
+    }
+    uint64_t lim = 3 * rtt;
+    st->rule = "3 round trips";
     if (SENDS_DATA(c->req)) {
         const struct job *j = c->cur;
-        if (!c->rate_bps)
+        if (!c->rate_bps) {
+            st->rule = "ceiling, no rate measured";
             return ceil;
+        }
         uint64_t lp =
             c->last_progress_ms > c->req_start_ms ? c->last_progress_ms - c->req_start_ms : 0;
         uint64_t drained = c->rate_bps * lp / 1000;
@@ -1037,17 +1104,30 @@ static uint64_t stall_limit(const struct tus_client *c, uint64_t now, uint64_t u
          * carries a whole upload has most of it there */
         uint64_t queued = unacked_bytes(c), left_host = up > queued ? up - queued : 0;
         uint64_t inflight = left_host > drained ? left_host - drained : 0;
-        uint64_t need = 2 * inflight * 1000 / c->rate_bps;
-        if (need > lim)
+        st->inflight = inflight;
+        st->queued = queued;
+        uint64_t carry = inflight * 1000 / c->rate_bps;
+        uint64_t need = carry + carry / 4 + 2 * rtt;
+        if (need > lim) {
             lim = need;
+            st->rule = "rate";
+        }
         uint64_t t = now > c->req_start_ms ? now - c->req_start_ms : 0;
         if (j && j->offset + c->chunk_len == j->length && up >= c->chunk_len &&
-            up <= c->rate_bps * t / 1000 && !unacked_bytes(c))
-            lim += FINAL_WAIT_MS;
+            up <= c->rate_bps * t / 1000 && !queued) {
+            st->grace = c->answer_wait_ms ? 2 * c->answer_wait_ms : FINAL_WAIT_MS;
+            lim += st->grace;
+        }
     }
-    if (lim < floor)
+    if (lim < floor) {
         lim = floor;
-    return lim > ceil ? ceil : lim;
+        st->rule = "floor";
+    }
+    if (lim > ceil) {
+        lim = ceil;
+        st->rule = "ceiling";
+    }
+    return lim;
 }
 
 static void on_request_done(struct tus_client *c, CURLcode res);
@@ -1097,12 +1177,13 @@ static void on_stall_tick(uv_timer_t *t)
      * the no-progress rule waits twice that), nor less than twice the
      * longest wait between acknowledgements this link has shown. Before a
      * round trip and a rate are measured, only the no-progress rule. */
-    uint64_t ack_lim = 0;
+    uint64_t ack_lim = 0, ack_inflight = 0;
     if (queued > 0 && c->ack_seen && c->srtt_ms && c->rate_bps && !dn && !c->hdr_bytes) {
         uint64_t floor = c->cfg.stall_min_ms, ceil = (uint64_t)c->cfg.stall_seconds * 1000;
         uint64_t lp = c->last_ack_ms > c->req_start_ms ? c->last_ack_ms - c->req_start_ms : 0;
         uint64_t drained = c->rate_bps * lp / 1000;
         uint64_t inflight = c->acked_mark > drained ? c->acked_mark - drained : 0;
+        ack_inflight = inflight;
         ack_lim = inflight * 1000 / c->rate_bps;
         if (ack_lim < 3 * c->srtt_ms)
             ack_lim = 3 * c->srtt_ms;
@@ -1115,22 +1196,28 @@ static void on_stall_tick(uv_timer_t *t)
     }
     if (ack_lim && now >= c->last_ack_ms && now - c->last_ack_ms >= ack_lim) {
         snprintf(c->errbuf, sizeof c->errbuf,
-                 "stalled: nothing acknowledged for %llu ms with %llu bytes queued (limit %llu ms "
-                 "at a %llu ms round trip)",
+                 "stalled: nothing acknowledged for %llu ms with %llu bytes queued (limit %llu ms: "
+                 "%llu in flight, longest ack gap %llu ms, %llu ms round trip, %llu B/s)",
                  (unsigned long long)(now - c->last_ack_ms), (unsigned long long)queued,
-                 (unsigned long long)ack_lim, (unsigned long long)c->srtt_ms);
+                 (unsigned long long)ack_lim, (unsigned long long)ack_inflight,
+                 (unsigned long long)c->link_ack_gap_ms, (unsigned long long)c->srtt_ms,
+                 (unsigned long long)c->rate_bps);
         c->last_progress_ms = c->last_ack_ms;
     } else {
         if (c->last_progress_ms == now)
             return;
-        uint64_t lim = stall_limit(c, now, u);
+        struct stall_terms st = {0};
+        uint64_t lim = stall_limit(c, now, u, &st);
         if (now < c->last_progress_ms || now - c->last_progress_ms < lim)
             return;
+        c->final_stall_ms = st.grace ? now - c->last_progress_ms : 0;
         snprintf(c->errbuf, sizeof c->errbuf,
-                 "stalled: no progress for %llu ms (limit %llu ms at a %llu ms round trip, %llu "
-                 "B/s)",
-                 (unsigned long long)(now - c->last_progress_ms), (unsigned long long)lim,
-                 (unsigned long long)c->srtt_ms, (unsigned long long)c->rate_bps);
+                 "stalled: no progress for %llu ms (limit %llu ms by %s: %llu bytes in flight, "
+                 "%llu queued, answer wait %llu ms, %llu ms round trip, %llu B/s)",
+                 (unsigned long long)(now - c->last_progress_ms), (unsigned long long)lim, st.rule,
+                 (unsigned long long)st.inflight, (unsigned long long)st.queued,
+                 (unsigned long long)st.grace, (unsigned long long)st.rtt,
+                 (unsigned long long)c->rate_bps);
     }
     /* A request abandoned with body bytes still in this host's send queue
      * closes with a reset, so they are dropped, not delivered later (a
@@ -1385,12 +1472,14 @@ static void on_head_done(struct tus_client *c, long code)
     }
     uint64_t gained =
         j->baseline_known && c->resp_offset > j->offset ? c->resp_offset - j->offset : 0;
+    int complete = c->resp_offset == j->length; /* j may be gone after learn_offset */
     if (learn_offset(c, c->resp_offset) < 0) {
         op_error_set(&e, -EPROTO, "Upload-Offset", "HEAD %s: offset %llu beyond length %llu",
                      j->url, (unsigned long long)c->resp_offset, (unsigned long long)j->length);
         fail_job(c, &e);
         return;
     }
+    answer_wait_after_stall(c, complete);
     if (c->resize_pending) {
         /* What the cut connection carried: its confirmed chunks, and what
          * of the cut one the server kept. */
@@ -1465,11 +1554,15 @@ static void on_patch_done(struct tus_client *c, long code, uint64_t elapsed)
         return;
     }
     size_t sent_len = c->chunk_len;
+    /* j may be gone after learn_offset (its progress callback may cancel) */
+    int completes = c->resp_offset == before + sent_len && c->resp_offset == j->length;
     j->mismatches = 0;
     c->conn_confirmed += c->resp_offset - before;
     (void)learn_offset(c, c->resp_offset);
     if (c->stopping)
         return;
+    if (completes)
+        answer_wait_sample(c, elapsed, sent_len);
     if (c->resp_offset == before + sent_len) {
         /* The answer's round trip is not the link's rate: take it out when
          * the chunk clearly outlasted it. */
@@ -1584,12 +1677,13 @@ static void on_request_done(struct tus_client *c, CURLcode res)
              * one). */
             int cut = (SENDS_DATA(kind) && sent > 0) || j->offset > j->fail_offset || answer_cut ||
                       res == CURLE_SEND_FAIL_REWIND;
-            /* how long the body went: to the cut, or for a stall to the
-             * last progress */
-            uint64_t end = res == CURLE_OPERATION_TIMEDOUT ? c->last_progress_ms : now;
+            /* how long the body went, for a rate sample at the HEAD: to
+             * the cut. Of a stall nobody knows when the link went silent
+             * (the last progress is when the buffers on the way were full,
+             * which on a fresh connection is at once), so no sample. */
             c->cut_busy_ms = 0;
-            if (SENDS_DATA(kind) && sent > 0)
-                c->cut_busy_ms = end > c->req_start_ms ? end - c->req_start_ms : 1;
+            if (SENDS_DATA(kind) && sent > 0 && res != CURLE_OPERATION_TIMEDOUT)
+                c->cut_busy_ms = now > c->req_start_ms ? now - c->req_start_ms : 1;
             /* Bytes of a creation went: the upload exists, and a HEAD
              * learns how far (a POST again would send them again). */
             if (kind == REQ_CREATE && sent > 0)

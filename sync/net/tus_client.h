@@ -55,10 +55,11 @@ struct tus_client_config {
     uint64_t max_send_bps;   /* bandwidth cap in bytes/s; 0 = none */
     long connect_timeout_ms; /* default 15000 */
     /* Stalls: a request without progress (a byte written or answered) for
-     * max(3 round trips, 2 x the time to carry what is in flight at the
-     * measured rate), within [stall_min_ms, stall_seconds], is abandoned;
-     * stall_seconds alone until a round trip and a rate were measured;
-     * 10 s more while HQ processes a completed upload. */
+     * max(3 round trips, 1.25 x the time to carry what is in flight at the
+     * measured rate + 2 round trips), within [stall_min_ms, stall_seconds],
+     * is abandoned; stall_seconds alone until a round trip (and for a PATCH
+     * a rate) was measured; twice HQ's measured answer wait more (10 s
+     * until one was measured) while HQ processes a completed upload. */
     long stall_seconds;     /* the ceiling; also curl's low-speed limit time; default 30 */
     long stall_bytes_per_s; /* curl's low-speed limit; default 1 */
     uint64_t stall_min_ms;  /* the floor; default 2000 */

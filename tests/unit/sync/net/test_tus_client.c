@@ -1599,6 +1599,107 @@ static void test_stall_seen_from_acks(void)
     run_teardown(&r);
 }
 
+/* A fresh upload whose bytes all fit in the buffers on the way (nothing
+ * waits in this host's send queue) goes silent on its first PATCH: with a
+ * rate (from the cut of the upload before) and HQ's answer wait (from that
+ * upload's completion) measured, it is abandoned after the 2 s floor, not
+ * after a fixed 10 s allowance for HQ's processing; the message names the
+ * rule and its terms. And the allowance is measured, not dropped: an HQ
+ * that takes 2.5 s to answer each completed upload gets the next one
+ * answered without a stall. */
+static void test_stall_on_fresh_upload_after_cut(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.server_keeps_cut_bytes = 1;
+    cfg.stall_seconds = 30;
+    new_client(&r, &cfg);
+    char a[128], b[128];
+    make_file(&r, "a.seg", 200000, a, sizeof a);
+    make_file(&r, "b.seg", 30000, b, sizeof b);
+    r.f.cut_patch_no = 1;
+    r.f.cut_after = 40000;
+    r.f.cut_keep = 1;
+    r.f.stall_patch_no = 3; /* b's first: reads its headers, then nothing */
+    CHECK_EQ(upload(&r, a, NULL), 0);
+    CHECK_EQ(upload(&r, b, NULL), 0);
+    run_until_done(&r, 2);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], a));
+    CHECK(same_as_file(&r.f.up[1], b));
+    CHECK_EQ(r.retries, 2); /* the cut, the silence */
+    CHECK_CONTAINS(stats(&r).last_error_msg, "stalled: no progress");
+    CHECK_CONTAINS(stats(&r).last_error_msg, "by floor");
+    CHECK_CONTAINS(stats(&r).last_error_msg, "0 queued");
+    /* POST, PATCH (cut), HEAD, PATCH; POST, PATCH (silent), HEAD, PATCH */
+    CHECK_EQ(r.f.n_head, 2);
+    uint64_t gap = r.f.req_at[6] - r.f.req_at[5];
+    CHECK_INT(gap, >=, 1900);
+    CHECK_INT(gap, <, 4000);
+    run_teardown(&r);
+
+    run_setup(&r, NULL);
+    cfg = base_cfg(&r);
+    cfg.server_keeps_cut_bytes = 1;
+    cfg.stall_seconds = 30;
+    new_client(&r, &cfg);
+    make_file(&r, "a.seg", 200000, a, sizeof a);
+    make_file(&r, "b.seg", 30000, b, sizeof b);
+    r.f.cut_patch_no = 1;
+    r.f.cut_after = 40000;
+    r.f.cut_keep = 1;
+    r.f.final_delay_ms = 2500;
+    CHECK_EQ(upload(&r, a, NULL), 0);
+    CHECK_EQ(upload(&r, b, NULL), 0);
+    run_until_done(&r, 2);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], a));
+    CHECK(same_as_file(&r.f.up[1], b));
+    CHECK_EQ(r.retries, 1); /* the cut alone */
+    CHECK_EQ(r.f.n_head, 1);
+    CHECK_EQ(r.f.n_patch, 3);
+    run_teardown(&r);
+}
+
+/* HQ answered the first upload at once, then takes 3 s to answer each
+ * completed upload: the first such wait is taken for a silent link (the
+ * 2 s floor), but the HEAD finds the upload complete, so the wait is
+ * learnt and the next completed upload is waited for, not abandoned. */
+static void test_slow_answer_learnt_after_false_stall(void)
+{
+    struct run r;
+    run_setup(&r, NULL);
+    struct tus_client_config cfg = base_cfg(&r);
+    cfg.server_keeps_cut_bytes = 1;
+    cfg.stall_seconds = 30;
+    new_client(&r, &cfg);
+    char a[128], b[128], c[128];
+    make_file(&r, "a.seg", 200000, a, sizeof a);
+    make_file(&r, "b.seg", 30000, b, sizeof b);
+    make_file(&r, "c.seg", 30000, c, sizeof c);
+    r.f.cut_patch_no = 1; /* a rate from the cut */
+    r.f.cut_after = 40000;
+    r.f.cut_keep = 1;
+    CHECK_EQ(upload(&r, a, NULL), 0);
+    run_until_done(&r, 1);
+    CHECK_EQ(r.status, 0);
+    r.f.final_delay_ms = 3000;
+    CHECK_EQ(upload(&r, b, NULL), 0);
+    CHECK_EQ(upload(&r, c, NULL), 0);
+    run_until_done(&r, 3);
+    CHECK_EQ(r.status, 0);
+    CHECK(same_as_file(&r.f.up[0], a));
+    CHECK(same_as_file(&r.f.up[1], b));
+    CHECK(same_as_file(&r.f.up[2], c));
+    CHECK_EQ(r.retries, 2); /* a's cut, b's answer taken for a stall */
+    /* a: POST, PATCH (cut), HEAD, PATCH; b: POST, PATCH, HEAD (complete);
+     * c: POST, PATCH answered after 3 s */
+    CHECK_EQ(r.f.n_head, 2);
+    CHECK_EQ(r.f.n_patch, 4);
+    run_teardown(&r);
+}
+
 static void test_resume_after_restart(void)
 {
     struct run r;
@@ -2524,6 +2625,8 @@ int main(void)
     RUN(test_stall_detected_from_rate);
     RUN(test_stall_seen_from_acks);
     RUN(test_stall_seen_between_cuts);
+    RUN(test_stall_on_fresh_upload_after_cut);
+    RUN(test_slow_answer_learnt_after_false_stall);
     RUN(test_resume_after_restart);
     RUN(test_cancel_and_resume);
     RUN(test_loop_stays_responsive);
