@@ -41,6 +41,9 @@ struct uplink_config {
     const char *window;     /* NULL/"" or "HH:MM-HH:MM" local time */
     uint64_t daily_bytes;   /* upload bytes per UTC day; 0: unlimited */
     int create_with_data;   /* the creation carries the first bytes (TUS.md) */
+    /* Segments uploading at once (docs/UPLINK.md, "Two uploads"): 2 lets
+     * segment N+1 go while N waits for HQ's answers; 0 or 1: one. */
+    unsigned uploads_in_flight;
     /* When segments are cut (sync_ledger_options.pace; docs/OUTBOX.md):
      * pace 0 cuts whatever the outbox holds each cycle. With pace 1 the
      * next segment is also cut while the link takes one ("cutting ahead"). */
