@@ -7,9 +7,10 @@
  * thread pool) and the network only through tus_client; it includes
  * neither store.h, db.h nor sqlite3.h (tests/tools/check_egress.sh).
  *
- * The invariant: segments go to HQ strictly in number order, one at a
- * time; segment N+1 is not uploaded before N has a receipt (or was
- * rejected). Nothing here is durable by itself: every step that matters
+ * The invariant: segments are created at HQ strictly in number order; at
+ * most uploads_in_flight (1 or 2) upload at once, and N+1's creation goes
+ * only after HQ answered N's, naming N's upload in `after` while N has no
+ * receipt (docs/UPLINK.md, "Two uploads"). Nothing here is durable by itself: every step that matters
  * is a ledger call, so a crash anywhere resumes from the ledger's state.
  */
 #ifndef OUTPOST_UPLINK_H
