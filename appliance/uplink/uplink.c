@@ -1555,8 +1555,14 @@ static int mailbox_due(struct uplink *u)
     if (u->talked)
         u->talked_ms = now ? now : 1;
     int fresh = u->talked || (u->talked_ms && now - u->talked_ms < u->cfg.interval_ms);
-    int known = 0;
+    int known = 0, known2 = 0;
     uint64_t last = tus_client_mailbox_last(u->tus, &known);
+    if (u->side.tus) { /* the side's answers carry the hint too */
+        uint64_t last2 = tus_client_mailbox_last(u->side.tus, &known2);
+        if (known2 && (!known || last2 > last))
+            last = last2;
+        known |= known2;
+    }
     if (!fresh)
         return 1;
     if (!known)
