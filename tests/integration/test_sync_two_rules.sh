@@ -6,6 +6,9 @@
 #    (docs/EGRESS.md, "In time"), so neither upload sends a PATCH after the
 #    write returned, the restricted contact never reaches HQ, and every
 #    other record arrives once;
+#  - kill -9 while both upload: the restarted node resumes both stored
+#    uploads with a HEAD (no new creation for them), each segment is
+#    applied once and HQ holds every record once;
 #  - budget: a daily budget that ends inside the second segment pauses
 #    both uploads (nothing more reaches HQ), and the day's count equals
 #    the bytes HQ holds of the node's uploads.
@@ -79,6 +82,37 @@ for id in "$HI_ID" "$LO_ID"; do
 done
 "$OUTPOST_HQ" --db "$HQDB" records --json >"$T/hq.jsonl" || die "outpost-hq records failed"
 ! grep -q "$CID" "$T/hq.jsonl" || die "HQ holds the restricted contact $CID"
+: >"$T/forbidden"
+hq_compare rules-1
+
+# ---- kill -9 while both upload ------------------------------------------------
+fresh 1000
+start_proxy "$HQ_PORT" --seed 7 --rate-kbit 64 --latency-ms 100
+NODE_ARGS=(--sync_interval_ms 200 --segment_bytes 30KB --sync_first_segment_ms 0)
+start_node "http://127.0.0.1:$PROXY_PORT" "${NODE_ARGS[@]}"
+for _ in $(seq 1 300); do
+    [ "$(in_flight)" -ge 2 ] && break
+    sleep 0.1
+done
+[ "$(in_flight)" -ge 2 ] || die "two segments never uploaded at once: $(tail -n 5 "$NODE_LOG")"
+sleep 0.5
+kill -9 "$NODE_PID"
+wait "$NODE_PID" 2>/dev/null
+sqlite3 "$OUTPOST_DB" "SELECT no, upload_url FROM sync_segments WHERE upload_url <> ''
+    AND state IN (0, 1)" | sed 's#^\([0-9]*\)|.*/#\1 #' >"$T/killed"
+[ "$(wc -l <"$T/killed")" -ge 2 ] || die "fewer than two stored uploads at the kill: $(cat "$T/killed";
+    sqlite3 "$OUTPOST_DB" "SELECT no, state, bytes, upload_url FROM sync_segments"; tail -n 8 "$NODE_LOG")"
+lines=$(wc -l <"$HQ_LOG")
+start_node "http://127.0.0.1:$PROXY_PORT" "${NODE_ARGS[@]}"
+wait_drained 120
+tail -n +"$((lines + 1))" "$HQ_LOG" >"$T/hq.after"
+while read -r no id; do
+    grep -q " HEAD 200 .*/$id\$" "$T/hq.after" ||
+        die "upload $id of segment $no was not resumed with a HEAD: $(head -n 5 "$T/hq.after")"
+done <"$T/killed"
+for no in $(sed -n 's/.*segment \([0-9]*\) applied.*/\1/p' "$HQ_LOG" | sort -u); do
+    [ "$(grep -c "segment $no applied" "$HQ_LOG")" = 1 ] || die "segment $no applied twice"
+done
 : >"$T/forbidden"
 hq_compare rules-1
 
