@@ -10,8 +10,8 @@
  * The invariant: segments are created at HQ strictly in number order; at
  * most uploads_in_flight (1 or 2) upload at once, and N+1's creation goes
  * only after HQ answered N's, naming N's upload in `after` while N has no
- * receipt (docs/UPLINK.md, "Two uploads"). Nothing here is durable by itself: every step that matters
- * is a ledger call, so a crash anywhere resumes from the ledger's state.
+ * receipt (docs/UPLINK.md, "Two uploads"). Nothing here is durable by itself: every step that
+ * matters is a ledger call, so a crash anywhere resumes from the ledger's state.
  */
 #ifndef OUTPOST_UPLINK_H
 #define OUTPOST_UPLINK_H
