@@ -75,6 +75,12 @@ struct sync_status {
     size_t nerrors;
     struct sync_error_count errors[16]; /* errors by kind */
     uint64_t mailbox_after;
+    /* the uploads HQ holds and has not settled (up to 4, lowest first):
+     * segment number, HQ's offset last learned, the segment's bytes */
+    size_t nuploads;
+    struct {
+        uint64_t no, at_hq, bytes;
+    } uploads[4];
     /* the uplink's link counters since outpostd started (tus_client stats);
      * 0 when read from the database */
     uint64_t link_bytes_sent, link_bytes_resent, link_retries, link_chunk_bytes;

@@ -87,6 +87,9 @@ hq_compare rules-1
 
 # ---- kill -9 while both upload ------------------------------------------------
 fresh 1000
+add_user maria manager
+TOKEN=$(api_token maria)
+[ -n "$TOKEN" ] || die "no API token"
 start_proxy "$HQ_PORT" --seed 7 --rate-kbit 64 --latency-ms 100
 NODE_ARGS=(--sync_interval_ms 200 --segment_bytes 30KB --sync_first_segment_ms 0)
 start_node "http://127.0.0.1:$PROXY_PORT" "${NODE_ARGS[@]}"
@@ -95,6 +98,16 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 [ "$(in_flight)" -ge 2 ] || die "two segments never uploaded at once: $(tail -n 5 "$NODE_LOG")"
+# `outpost status` and /metrics show both uploads
+"$OUTPOST" status >"$T/status.txt" 2>&1 || die "outpost status failed"
+grep -Eq "^uploads: segment [0-9]+ \([0-9]+ of [0-9]+ bytes at HQ\), segment [0-9]+ " "$T/status.txt" ||
+    die "status does not show both uploads: $(cat "$T/status.txt")"
+[ "$(status_field uploads | python3 -c 'import ast,sys; print(len(ast.literal_eval(sys.stdin.read())))')" -ge 2 ] ||
+    die "status --json does not list both uploads: $(cat "$T/status.json")"
+curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$NODE_PORT/metrics" >"$T/metrics.txt" ||
+    die "GET /metrics failed"
+grep -Eq "^outpost_sync_uploads [2-4]$" "$T/metrics.txt" ||
+    die "/metrics does not count both uploads: $(grep outpost_sync_ "$T/metrics.txt" | head -5)"
 sleep 0.5
 kill -9 "$NODE_PID"
 wait "$NODE_PID" 2>/dev/null
