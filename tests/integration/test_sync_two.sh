@@ -13,21 +13,23 @@ set -u
 . "$TESTS_DIR/integration/sync_lib.sh"
 sync_setup python3 sqlite3
 
-# run N: a fresh node and HQ, 2,500 contacts, drained with
-# sync_uploads_in_flight N; HQ's log and upload states stay in $T.
+# run N [ARGS]: a fresh node and HQ, 2,500 contacts, drained with
+# sync_uploads_in_flight N (and outpostd ARGS); HQ's log and upload states stay in $T.
 run() {
+    local n=$1
+    shift
     [ -n "$NODE_PID" ] && { kill "$NODE_PID"; wait "$NODE_PID" 2>/dev/null; }
     [ -n "$HQ_PID" ] && { kill "$HQ_PID"; wait "$HQ_PID" 2>/dev/null; }
     [ -n "$PROXY_PID" ] && { kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null; }
     node_dir
     HQDB="$T/hq.db"
     init_node KE
-    import_contacts 2500 7
+    import_contacts "${CONTACTS:-2500}" 7
     hq_enrol two-1 KE
     start_hq "$HQDB" --log_requests true --log_timestamps true
-    start_proxy "$HQ_PORT" --seed 3 --rate-kbit 256 --latency-ms 200
+    start_proxy "$HQ_PORT" --seed 3 --rate-kbit "${RATE:-256}" --latency-ms 200
     start_node "http://127.0.0.1:$PROXY_PORT" --sync_interval_ms 500 --segment_bytes 40KB \
-        --sync_uploads_in_flight "$1"
+        --sync_uploads_in_flight "$n" "$@"
     wait_drained 120
     : >"$T/forbidden"
     hq_compare two-1
@@ -72,8 +74,13 @@ right = [n for n in afters if n - 1 in segs and segs[n][1] == segs[n - 1][0]]
 wrong = [n for n in afters if n not in right]
 posts = [(s, e) for m, s, e, p in reqs if m == "POST" and p.rstrip("/").endswith("/files")]
 early = sum(1 for a, b in zip(posts, posts[1:]) if b[0] < a[1])
+# segments HQ applied before a lower one: their receipts reached the node
+# first (an HQ that does not order yet)
+applied = [int(m.group(1)) for m in re.finditer(r"segment (\d+) applied", open(log, errors="replace").read())]
+inverted = sum(1 for i, n in enumerate(applied) if any(x > n for x in applied[:i]))
 print(f"segments {len(segs)} overlaps {len(overlaps)} after {len(afters)} "
-      f"after_right {len(right)} after_wrong {len(wrong)} posts {len(posts)} early_posts {early}")
+      f"after_right {len(right)} after_wrong {len(wrong)} posts {len(posts)} early_posts {early} "
+      f"inverted {inverted}")
 PY
 }
 
@@ -93,4 +100,8 @@ a1=$(analyse) || die "cannot read HQ's log"
 echo "in flight 1: $a1"
 [ "$(field overlaps "$a1")" = 0 ] || die "one upload at a time overlapped: $a1"
 [ "$(field after "$a1")" = 0 ] || die "one upload at a time sent after: $a1"
+CONTACTS=1107 RATE=128 run 2 --sync_first_segment_ms 0
+a3=$(analyse) || die "cannot read HQ's log"
+echo "full segments, small last one, in flight 2: $a3"
+[ "$(field inverted "$a3")" -ge 1 ] || die "no receipt came before a lower segment's: $a3"
 echo "ok"
