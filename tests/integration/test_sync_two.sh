@@ -7,14 +7,21 @@
 #    state), no creation is sent before the one before it was answered,
 #    and HQ holds every record once;
 #  - with 1 the same log shows no overlap and no `after`, so the checks
-#    above tell the two apart.
+#    above tell the two apart;
+#  - receipts in either order: with full segments from the first (about
+#    359 contacts each here; 1,107 contacts make three and a fourth of about
+#    30, which the second slot takes while the first has just begun the
+#    third) over 128 kbit/s, HQ (which does not order on this branch)
+#    applies the fourth before the third, so its receipt reaches the node
+#    first; the node still drains and HQ holds every record once.
 set -u
 . "$TESTS_DIR/cli/lib.sh"
 . "$TESTS_DIR/integration/sync_lib.sh"
 sync_setup python3 sqlite3
 
-# run N [ARGS]: a fresh node and HQ, 2,500 contacts, drained with
-# sync_uploads_in_flight N (and outpostd ARGS); HQ's log and upload states stay in $T.
+# run N [ARGS]: a fresh node and HQ, $CONTACTS (2,500) contacts over $RATE
+# (256) kbit/s, drained with sync_uploads_in_flight N (and outpostd ARGS);
+# HQ's log and upload states stay in $T.
 run() {
     local n=$1
     shift
