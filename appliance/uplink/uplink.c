@@ -1554,7 +1554,10 @@ static int mailbox_due(struct uplink *u)
     uint64_t now = mono_ms(u);
     if (u->talked)
         u->talked_ms = now ? now : 1;
-    int fresh = u->talked || (u->talked_ms && now - u->talked_ms < u->cfg.interval_ms);
+    /* a side upload under way talks to HQ: its answers bring the hint,
+     * and its end starts the next cycle */
+    int fresh =
+        u->talked || u->side.active || (u->talked_ms && now - u->talked_ms < u->cfg.interval_ms);
     int known = 0, known2 = 0;
     uint64_t last = tus_client_mailbox_last(u->tus, &known);
     if (u->side.tus) { /* the side's answers carry the hint too */
@@ -1806,6 +1809,14 @@ static void verify_or_mailbox(struct uplink *u)
 static void side_poll(struct uplink *u);
 static void side_on_timer(uv_timer_t *t);
 
+/* An answer to the side's request carried HQ's mailbox hint: the cycle's
+ * mailbox check counts it as recent (mailbox_due). */
+static void side_talked(struct uplink *u)
+{
+    uint64_t now = mono_ms(u);
+    u->talked_ms = now ? now : 1;
+}
+
 /* The side slot lets go of its segment: settled, failed, paused or voided.
  * The cycle picks it up again if it still waits (the lowest one first). */
 static void side_release(struct uplink *u, int moved)
@@ -1904,6 +1915,8 @@ static void side_on_receipt(void *ctx, int status, const char *body, size_t len,
     struct side *s = &u->side;
     if (u->stopping || status == -ECANCELED || !s->active)
         return;
+    if (status > 0)
+        side_talked(u);
     if (status == 200) {
         struct job *j = job_new_text(u, J_RECEIPT, side_after_receipt, body, len);
         if (j)
@@ -2088,6 +2101,7 @@ static void side_on_progress(void *ctx, uint64_t confirmed, uint64_t total)
     if (u->stopping || !s->active)
         return;
     s->confirmed = confirmed;
+    side_talked(u);
     side_created(u);
     side_charge(u, confirmed);
     side_report(u, 0, NULL, NULL);
