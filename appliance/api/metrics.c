@@ -179,6 +179,10 @@ static void render_sync(struct outbuf *o, const struct sync_status *s, int64_t n
             "# HELP outpost_sync_chunk_bytes The upload chunk size the link adapted to.\n"
             "# TYPE outpost_sync_chunk_bytes gauge\n"
             "outpost_sync_chunk_bytes %llu\n"
+            "# HELP outpost_sync_uploads Uploads HQ holds and has not settled (in flight or "
+            "paused).\n"
+            "# TYPE outpost_sync_uploads gauge\n"
+            "outpost_sync_uploads %zu\n"
             "# HELP outpost_sync_errors_total Sync errors by kind.\n"
             "# TYPE outpost_sync_errors_total counter\n",
             (long long)s->outbox_depth, oldest, (unsigned long long)s->spool_bytes,
@@ -186,7 +190,8 @@ static void render_sync(struct outbuf *o, const struct sync_status *s, int64_t n
             s->waiting[0] ? 1 : 0, (double)s->last_sync_ms / 1000.0, s->goodput_bps, s->eta_s,
             (unsigned long long)s->bytes_today, (unsigned long long)s->link_bytes_sent,
             (unsigned long long)s->link_bytes_confirmed, (unsigned long long)s->link_bytes_resent,
-            (unsigned long long)s->link_retries, (unsigned long long)s->link_chunk_bytes);
+            (unsigned long long)s->link_retries, (unsigned long long)s->link_chunk_bytes,
+            s->nuploads);
     size_t n = s->nerrors < 16 ? s->nerrors : 16;
     for (size_t i = 0; i < n; i++) {
         /* kinds are the daemon's own words; keep only label-safe bytes */

@@ -90,6 +90,12 @@ static int print_json(const struct sync_status *s, const struct pending *pp,
     json_object_set_new(o, "receipts_inline", json_integer((json_int_t)s->receipts_inline));
     json_object_set_new(o, "mailbox_skipped", json_integer((json_int_t)s->mailbox_skipped));
     json_object_set_new(o, "waiting", json_string(s->waiting));
+    json_t *ups = json_array();
+    for (size_t i = 0; i < s->nuploads; i++)
+        json_array_append_new(ups, json_pack("{sIsIsI}", "segment", (json_int_t)s->uploads[i].no,
+                                             "at_hq", (json_int_t)s->uploads[i].at_hq, "bytes",
+                                             (json_int_t)s->uploads[i].bytes));
+    json_object_set_new(o, "uploads", ups);
     json_object_set_new(o, "policy_pending",
                         pp->found ? json_pack("{sIsssIss}", "seq", (json_int_t)pp->seq, "hash",
                                               pp->hash, "received_ms", (json_int_t)pp->received_ms,
@@ -160,6 +166,10 @@ static void print_lines(const struct sync_status *s, const struct pending *pp,
         return;
     printf("spool: %" PRIu64 " bytes in %" PRIu64 " segments (cap %" PRIu64 " bytes)\n",
            s->spool_bytes, s->spool_segments, s->spool_cap);
+    for (size_t i = 0; i < s->nuploads; i++)
+        printf("%s segment %" PRIu64 " (%" PRIu64 " of %" PRIu64 " bytes at HQ)%s",
+               i ? "," : "uploads:", s->uploads[i].no, s->uploads[i].at_hq, s->uploads[i].bytes,
+               i + 1 == s->nuploads ? "\n" : "");
     if (s->spool_full)
         printf("ALARM: sync spool full: segmenting is stopped until HQ acknowledges segments\n");
     if (s->last_sync_ms) {

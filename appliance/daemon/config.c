@@ -90,6 +90,9 @@ static const struct conf_key keys[] = {
     {"sync_create_with_data", CONF_BOOL, FIELD(sync_create_with_data), 0, 0, "false",
      "the POST that creates a segment's upload carries its first bytes: one round trip less "
      "per segment, but a link that accepts and holds bytes gets them (docs/UPLINK.md)"},
+    {"sync_uploads_in_flight", CONF_UINT, FIELD(sync_uploads_in_flight), 1, 2, "2",
+     "segments uploading at once: 2 keeps the link busy while one waits for HQ's answer "
+     "(docs/UPLINK.md, \"Two uploads\"); 1: one at a time"},
     {"sync_first_segment_ms", CONF_UINT, FIELD(sync_first_segment_ms), 0, 600000, "1500",
      "with nothing waiting for the link, the first segment is cut to what the link sends in "
      "this long at its measured rate, and the next ones while it uploads (docs/OUTBOX.md); 0: "

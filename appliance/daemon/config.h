@@ -46,13 +46,14 @@ struct outpostd_config {
     uint64_t spool_max_bytes;
     uint64_t segment_bytes;
     unsigned sync_interval_ms;
-    unsigned verify_interval;       /* seconds between anti-entropy checks; 0: on demand only */
-    uint64_t sync_bandwidth;        /* bytes/s, 0 = no cap */
-    char sync_window[16];           /* "" or HH:MM-HH:MM (validated) */
-    uint64_t sync_daily_bytes;      /* 0 = unlimited */
-    int sync_create_with_data;      /* the POST that creates an upload carries its first bytes */
-    unsigned sync_first_segment_ms; /* link idle: the first segment is what it sends in this */
-    unsigned sync_hold_ms;          /* a segment waiting: rows wait this long for a fuller one */
+    unsigned verify_interval;        /* seconds between anti-entropy checks; 0: on demand only */
+    uint64_t sync_bandwidth;         /* bytes/s, 0 = no cap */
+    char sync_window[16];            /* "" or HH:MM-HH:MM (validated) */
+    uint64_t sync_daily_bytes;       /* 0 = unlimited */
+    int sync_create_with_data;       /* the POST that creates an upload carries its first bytes */
+    unsigned sync_uploads_in_flight; /* segments uploading at once: 1 or 2 */
+    unsigned sync_first_segment_ms;  /* link idle: the first segment is what it sends in this */
+    unsigned sync_hold_ms;           /* a segment waiting: rows wait this long for a fuller one */
 
     /* outreach (docs/OUTREACH.md); the sender is off while outreach_relay is empty */
     char outreach_relay[512];

@@ -294,6 +294,7 @@ static int start_sync(struct outpostd *d, struct op_error *err)
         .window = c->sync_window,
         .daily_bytes = c->sync_daily_bytes,
         .create_with_data = c->sync_create_with_data,
+        .uploads_in_flight = c->sync_uploads_in_flight,
         .pace = 1,
         .first_segment_ms = c->sync_first_segment_ms,
         .hold_ms = c->sync_hold_ms,

@@ -35,29 +35,52 @@ static int forget_voided(struct sync_ledger *l, uint64_t no, int *voided, struct
     return 0;
 }
 
-/* Segment `no` acknowledged up to (to_u, to_o) at `now`: its rows leave
- * the outbox, it is marked, the cursor advances. Inside the caller's
- * transaction. */
+/* Segment `no` acknowledged up to (to_u, to_o) at `now`: it is marked,
+ * and when no lower segment still waits for its receipt the outbox rows of
+ * the settled prefix leave the outbox and the cursor advances (with two
+ * uploads in flight N+1's receipt can come first: its rows leave with
+ * N's). Inside the caller's transaction. */
 static int acknowledge(struct sync_ledger *l, uint64_t no, uint64_t to_u, uint64_t to_o,
                        int64_t now, struct op_error *err)
 {
-    struct outbox_cursor upto = {(int64_t)to_u, (int64_t)to_o};
-    int rc = outbox_ack(l->s, &upto, now, err);
-    if (rc < 0)
-        return rc;
+    (void)to_u;
+    (void)to_o;
     sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_RECEIPTS_MARK_ACKED, err);
     if (!st)
         return err && err->code ? err->code : -EIO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
     sqlite3_bind_int64(st, 2, now);
-    rc = sql_run(&l->q, UPLINK_Q_LEDGER_RECEIPTS_MARK_ACKED, st, err);
+    int rc = sql_run(&l->q, UPLINK_Q_LEDGER_RECEIPTS_MARK_ACKED, st, err);
+    if (rc < 0)
+        return rc;
+    st = sql_get(&l->q, UPLINK_Q_LEDGER_RECEIPTS_LOWER_WAITING, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)no);
+    int64_t lower = 0;
+    rc = sql_one_int64(&l->q, UPLINK_Q_LEDGER_RECEIPTS_LOWER_WAITING, st, "sync segments", &lower,
+                       1, err);
+    if (rc < 0)
+        return rc;
+    if (lower > 0)
+        return 0; /* acknowledged with the lower segment's receipt */
+    st = sql_get(&l->q, UPLINK_Q_LEDGER_RECEIPTS_ACKED_PREFIX, err);
+    if (!st)
+        return err && err->code ? err->code : -EIO;
+    int64_t upto_v[2] = {0, 0};
+    rc = sql_one_int64(&l->q, UPLINK_Q_LEDGER_RECEIPTS_ACKED_PREFIX, st, "sync segments", upto_v, 2,
+                       err);
+    if (rc < 0)
+        return rc;
+    struct outbox_cursor upto = {upto_v[0], upto_v[1]};
+    rc = outbox_ack(l->s, &upto, now, err);
     if (rc < 0)
         return rc;
     st = sql_get(&l->q, UPLINK_Q_LEDGER_RECEIPTS_ADVANCE_ACKED, err);
     if (!st)
         return err && err->code ? err->code : -EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)to_u);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)to_o);
+    sqlite3_bind_int64(st, 1, upto_v[0]);
+    sqlite3_bind_int64(st, 2, upto_v[1]);
     sqlite3_bind_int64(st, 3, now);
     rc = sql_run(&l->q, UPLINK_Q_LEDGER_RECEIPTS_ADVANCE_ACKED, st, err);
     return rc < 0 ? rc : 0;

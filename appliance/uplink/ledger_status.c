@@ -165,6 +165,19 @@ static int read_error(sqlite3_stmt *st, void *ctx, struct op_error *err)
     return 0;
 }
 
+static int read_upload(sqlite3_stmt *st, void *ctx, struct op_error *err)
+{
+    (void)err;
+    struct sync_status *out = ctx;
+    if (out->nuploads >= 4)
+        return 1;
+    out->uploads[out->nuploads].no = (uint64_t)sqlite3_column_int64(st, 0);
+    out->uploads[out->nuploads].at_hq = (uint64_t)sqlite3_column_int64(st, 1);
+    out->uploads[out->nuploads].bytes = (uint64_t)sqlite3_column_int64(st, 2);
+    out->nuploads++;
+    return 0;
+}
+
 /* Fills out from the database: the outbox, and the ledger's tables if this
  * database has them. c: the uplink's queries on s. */
 /* now: wall-clock ms, for the UTC day of bytes_today. */
@@ -210,6 +223,8 @@ static int fill_status(struct store *s, struct sql_cache *c, int64_t now, struct
     rc = read_rows(c, UPLINK_Q_LEDGER_STATUS_SETTLED, read_settled, out, err);
     if (rc == 0)
         rc = read_rows(c, UPLINK_Q_LEDGER_STATUS_ERRORS, read_error, out, err);
+    /* a database outpostd has not migrated yet has no charged column */
+    (void)read_rows(c, UPLINK_Q_LEDGER_STATUS_UPLOADS, read_upload, out, NULL);
     if (rc < 0)
         return rc;
     int64_t pending = 0;

@@ -16,6 +16,12 @@
 int sync_ledger_next_upload(struct sync_ledger *l, int *found, struct sync_segment *out,
                             struct op_error *err)
 {
+    return sync_ledger_next_upload_except(l, 0, found, out, err);
+}
+
+int sync_ledger_next_upload_except(struct sync_ledger *l, uint64_t except_no, int *found,
+                                   struct sync_segment *out, struct op_error *err)
+{
     struct ledger_state s;
     int rc = ledger_load_state(&l->q, &s, err);
     if (rc < 0)
@@ -29,6 +35,7 @@ int sync_ledger_next_upload(struct sync_ledger *l, int *found, struct sync_segme
     sqlite3_stmt *st = sql_get(&l->q, UPLINK_Q_LEDGER_UPLOADS_NEXT, err);
     if (!st)
         return err && err->code ? err->code : -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)except_no);
     rc = sql_step(&l->q, UPLINK_Q_LEDGER_UPLOADS_NEXT, st, err);
     if (rc < 0)
         return rc;

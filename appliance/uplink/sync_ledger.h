@@ -75,6 +75,12 @@ struct sync_status {
     size_t nerrors;
     struct sync_error_count errors[16]; /* errors by kind */
     uint64_t mailbox_after;
+    /* the uploads HQ holds and has not settled (up to 4, lowest first):
+     * segment number, HQ's offset last learned, the segment's bytes */
+    size_t nuploads;
+    struct {
+        uint64_t no, at_hq, bytes;
+    } uploads[4];
     /* the uplink's link counters since outpostd started (tus_client stats);
      * 0 when read from the database */
     uint64_t link_bytes_sent, link_bytes_resent, link_retries, link_chunk_bytes;
@@ -137,6 +143,10 @@ int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segme
 /* The lowest-numbered segment in state SPOOLED or UPLOADED. */
 int sync_ledger_next_upload(struct sync_ledger *l, int *found, struct sync_segment *out,
                             struct op_error *err);
+/* The same, passing over segment except_no (another upload slot holds it;
+ * 0: none). */
+int sync_ledger_next_upload_except(struct sync_ledger *l, uint64_t except_no, int *found,
+                                   struct sync_segment *out, struct op_error *err);
 int sync_ledger_set_upload_url(struct sync_ledger *l, uint64_t no, const char *url,
                                struct op_error *err);
 int sync_ledger_mark_uploaded(struct sync_ledger *l, uint64_t no, struct op_error *err);
@@ -146,7 +156,11 @@ int sync_ledger_mark_uploaded(struct sync_ledger *l, uint64_t no, struct op_erro
  * last_sync; then unlink the spool file (idempotent). rejected: segment
  * REJECTED with reason, blocked = reason, unlink file. *outcome =
  * SYNC_SEG_ACKED or SYNC_SEG_REJECTED. Bad receipt: -EBADMSG naming the
- * field, nothing changed. */
+ * field, nothing changed. With two uploads in flight a receipt may come
+ * for a segment while a lower one still waits for its own: the segment is
+ * ACKED, and the outbox and the acked cursor advance only over the settled
+ * prefix (up to the lowest segment still SPOOLED or UPLOADED), so nothing
+ * leaves the outbox before every lower segment is settled. */
 int sync_ledger_apply_receipt(struct sync_ledger *l, uint64_t no, const char *json, size_t len,
                               int *outcome, struct op_error *err);
 

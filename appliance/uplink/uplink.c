@@ -21,9 +21,13 @@
  *   next cycle at once if anything moved, else after sync_interval.
  *
  * Ledger jobs run one at a time from a FIFO; each ends with a status read
- * that is cached for /metrics. The invariants: at most one segment is in
- * flight, in number order; every SQLite call is on the pool; after stop
- * no callback touches the uplink except to finish stopping.
+ * that is cached for /metrics. The invariants: at most two segments are in
+ * flight (uploads_in_flight): the cycle's, and beside it the side slot's
+ * (the next one, on a second tus client), whose creation is sent only once
+ * HQ answered the cycle's and carries `after` = the lower upload's id
+ * while that has no receipt (docs/UPLINK.md, "Two uploads"); every SQLite
+ * call is on the pool; after stop no callback touches the uplink except
+ * to finish stopping.
  */
 #include "uplink.h"
 
@@ -82,6 +86,7 @@ enum job_kind {
     J_VERIFY_FINISH,
     J_FORGET_UNSENT_VOIDED,
     J_CUT,
+    J_SIDE_PICK,
     J_CLOSE
 };
 
@@ -119,6 +124,29 @@ struct job {
     int vwalk;                   /* VERIFY_FINISH: with the uplink's walk */
 };
 
+/* The side slot: a second upload beside the cycle's (docs/UPLINK.md, "Two
+ * uploads"), on its own tus client so the uploader's control law stays per
+ * connection. It holds one segment from its pick until that segment's
+ * receipt is applied, it fails, or it is paused or voided. */
+struct side {
+    struct tus_client *tus;
+    uv_timer_t timer; /* the next receipt poll */
+    int active;       /* holds `seg` */
+    int picking;      /* a J_SIDE_PICK is queued or running */
+    int uploading;    /* its upload is under way */
+    int created;      /* HQ answered its creation (or the HEAD of a resumed upload) */
+    struct sync_segment seg;
+    uint64_t confirmed;   /* HQ's offset of its upload */
+    uint64_t budget_left; /* what it may have acknowledged today; UINT64_MAX: no budget */
+    struct tus_client_stats before;
+    uint64_t start_ms, rep_confirmed, rep_sent, rep_resent, rep_ms;
+    char *inline_receipt;
+    size_t inline_receipt_len;
+    unsigned poll_attempt;
+    uint64_t poll_start_ms;
+    struct job *charge_queued;
+};
+
 struct uplink {
     uv_loop_t *loop;
     struct uplink_config cfg;
@@ -133,6 +161,10 @@ struct uplink {
     uv_timer_t timer;       /* the next cycle, or the next receipt poll */
     uv_timer_t pause_timer; /* the sync window closes, or the budget is spent: pause */
     int uploading;          /* an upload of `seg` is under way */
+    int holding;            /* the cycle holds `seg` (uploading it or awaiting its receipt) */
+    int created;            /* HQ holds the upload of `seg`: the side slot may start */
+    int wait_side;          /* the upload of `seg` waits for the side's creation answer */
+    struct side side;
     uint64_t seg_confirmed; /* its bytes HQ has confirmed */
     uint64_t budget_left;   /* bytes HQ may acknowledge of this upload today; UINT64_MAX: no
                                budget */
@@ -184,13 +216,14 @@ struct uplink {
     uint64_t verify_start_ms;
     uint64_t verify_waiting_logged; /* the check last said to wait for changes in flight */
 
-    int stopping, tus_stopped, timers_closed;
+    int stopping, tus_stopped, timers_closed, side_tus_made;
     void (*stop_cb)(void *);
     void *stop_ctx;
 };
 
 static void cycle_end(struct uplink *u);
 static void start_cycle(struct uplink *u);
+static void prepare_segments(struct uplink *u, int allow_segment);
 static void upload_segment(struct uplink *u);
 static void after_prepare(struct uplink *u, struct job *j);
 static void after_voided(struct uplink *u, struct job *j);
@@ -203,6 +236,9 @@ static void poll_mailbox(struct uplink *u);
 static void check_mailbox(struct uplink *u);
 static void maybe_finish_stop(struct uplink *u);
 static void verify_or_mailbox(struct uplink *u);
+static void side_try(struct uplink *u);
+static void side_cancel(struct uplink *u, const char *why);
+static void log_receipt(struct uplink *u, const struct job *j, const struct sync_segment *seg);
 
 static uint64_t mono_ms(const struct uplink *u)
 {
@@ -332,7 +368,10 @@ static void job_work(uv_work_t *w)
                 break;
             j->made++;
         }
-        j->rc2 = sync_ledger_next_upload(u->ledger, &j->found, &j->seg, &j->err2);
+        j->rc2 = sync_ledger_next_upload_except(u->ledger, j->no, &j->found, &j->seg, &j->err2);
+        break;
+    case J_SIDE_PICK:
+        j->rc = sync_ledger_next_upload_except(u->ledger, j->no, &j->found, &j->seg, &j->err);
         break;
     case J_CUT: {
         int made = 0;
@@ -425,6 +464,13 @@ static void job_after(uv_work_t *w, int status)
             u->status.link_retries = ts.retries;
             u->status.link_chunk_bytes = ts.chunk_size;
             u->status.link_bytes_confirmed = ts.bytes_confirmed;
+            if (u->side.tus) { /* the counters are sums over both clients */
+                tus_client_get_stats(u->side.tus, &ts);
+                u->status.link_bytes_sent += ts.bytes_sent;
+                u->status.link_bytes_resent += ts.bytes_resent;
+                u->status.link_retries += ts.retries;
+                u->status.link_bytes_confirmed += ts.bytes_confirmed;
+            }
         }
     }
     if (status == 0 && !u->stopping && j->then)
@@ -445,6 +491,8 @@ static void run_next_job(struct uplink *u)
     j->next = NULL;
     if (j == u->charge_queued)
         u->charge_queued = NULL;
+    if (j == u->side.charge_queued)
+        u->side.charge_queued = NULL;
     /* Only OPEN and CLOSE may run without an open ledger. */
     if (!u->ledger && j->kind != J_OPEN) {
         job_free(j);
@@ -658,6 +706,11 @@ static void wait_for_budget(struct uplink *u)
 
 static void after_prepare(struct uplink *u, struct job *j)
 {
+    if (j->no && (!u->side.active || u->side.seg.no != j->no)) {
+        /* the side let go of the segment passed over meanwhile: look again */
+        prepare_segments(u, j->allow_segment);
+        return;
+    }
     if (j->rc < 0) {
         log_once(u, LOG_LEVEL_WARNING, "cannot make a segment: %s", j->err.msg);
         note(u, "segment", j->err.msg, NULL);
@@ -675,7 +728,11 @@ static void after_prepare(struct uplink *u, struct job *j)
         return;
     }
     u->seg = j->seg;
+    u->holding = 1;
+    u->created = 0;
     if (u->seg.state == SYNC_SEG_UPLOADED) {
+        u->created = 1; /* HQ has it whole */
+        side_try(u);
         u->poll_attempt = 0;
         u->poll_start_ms = mono_ms(u);
         poll_receipt(u);
@@ -721,8 +778,10 @@ static void start_cycle(struct uplink *u)
 static void prepare_segments(struct uplink *u, int allow_segment)
 {
     struct job *j = job_new(u, J_PREPARE, after_prepare);
-    if (j)
+    if (j) {
         j->allow_segment = allow_segment;
+        j->no = u->side.active ? u->side.seg.no : 0; /* the side slot holds it */
+    }
     if (queue_job(u, j) < 0)
         cycle_end(u);
 }
@@ -861,7 +920,10 @@ static void after_voided(struct uplink *u, struct job *j)
     u->voided_no = j->no;
     struct op_error e;
     op_error_clear(&e);
-    if (tus_client_terminate(u->tus, j->text, on_terminated, u, &e) < 0) {
+    /* through the client sending to it, if one is: that upload ends first */
+    struct tus_client *t =
+        u->side.active && !strcmp(u->side.seg.upload_url, j->text) ? u->side.tus : u->tus;
+    if (tus_client_terminate(t, j->text, on_terminated, u, &e) < 0) {
         log_once(u, LOG_LEVEL_WARNING, "voided segment %llu: cannot ask HQ to terminate it: %s",
                  (unsigned long long)j->no, e.msg);
         prepare_unresolved(u);
@@ -871,6 +933,9 @@ static void after_voided(struct uplink *u, struct job *j)
 static void cycle_end(struct uplink *u)
 {
     u->busy = 0;
+    u->holding = 0;
+    u->created = 0;
+    u->wait_side = 0;
     if (u->stopping)
         return;
     uint64_t delay = u->cfg.interval_ms;
@@ -910,6 +975,16 @@ static void cut_ahead(struct uplink *u)
         u->cut_queued = 0;
 }
 
+/* HQ holds the cycle's upload (it answered its creation, or the HEAD of a
+ * resumed one): the side slot may create the next segment's upload. */
+static void mark_created(struct uplink *u)
+{
+    if (u->created)
+        return;
+    u->created = 1;
+    side_try(u);
+}
+
 /* The URL is in the ledger (or could not be recorded): only now may
  * bytes of the segment go. A byte sent before would let a voiding think HQ
  * never saw the segment's records (docs/EGRESS.md). */
@@ -924,6 +999,8 @@ static void after_set_url(struct uplink *u, struct job *j)
     }
     tus_client_resume(u->tus);
     cut_ahead(u);
+    if (!u->cfg.create_with_data) /* HQ answered the creation */
+        mark_created(u);
 }
 
 static int on_created(void *ctx, const char *url)
@@ -1054,7 +1131,7 @@ static void on_upload_done(void *ctx, int status, const char *url, const struct 
 static void on_pause(uv_timer_t *t)
 {
     struct uplink *u = t->data;
-    if (u->stopping || !u->uploading)
+    if (u->stopping || (!u->uploading && !u->side.uploading))
         return;
     if (u->budget_pause) {
         log_info("sync: daily budget of %llu bytes spent: segment %llu paused at %llu of %llu "
@@ -1062,6 +1139,7 @@ static void on_pause(uv_timer_t *t)
                  (unsigned long long)u->cfg.daily_bytes, (unsigned long long)u->seg.no,
                  (unsigned long long)u->seg_confirmed, (unsigned long long)u->seg.bytes);
         u->budget_logged_day = (uint64_t)sync_utc_day(wall_ms(u));
+        side_cancel(u, "the daily budget is spent");
         tus_client_cancel(u->tus, "the daily budget is spent");
         return;
     }
@@ -1082,6 +1160,7 @@ static void on_pause(uv_timer_t *t)
                 (unsigned long long)u->seg.no, (unsigned long long)u->seg_confirmed,
                 (unsigned long long)u->seg.bytes, u->window.start_min / 60,
                 u->window.start_min % 60);
+    side_cancel(u, "the sync window closed");
     tus_client_cancel(u->tus, "the sync window closed");
 }
 
@@ -1166,6 +1245,7 @@ static void on_upload_progress(void *ctx, uint64_t confirmed, uint64_t total)
         }
     }
     u->seg_confirmed = confirmed;
+    mark_created(u);
     charge_offset(u, confirmed);
     report_link(u, 0);
     if (confirmed < total)
@@ -1189,18 +1269,36 @@ static void on_upload_receipt(void *ctx, const char *json, size_t len)
     u->inline_receipt_len = len;
 }
 
+/* The id HQ knows an upload by: the last path component of its URL. */
+static const char *upload_id(const char *url)
+{
+    const char *slash = strrchr(url, '/');
+    return slash ? slash + 1 : url;
+}
+
 static void upload_segment(struct uplink *u)
 {
+    u->created = 0;
+    struct side *s = &u->side;
+    int below = s->active && s->seg.no < u->seg.no;
+    if (below && !s->created) {
+        /* the ordering contract: this creation goes only once HQ answered
+         * the lower segment's (side_created resumes here) */
+        u->wait_side = 1;
+        return;
+    }
     char no[24];
     snprintf(no, sizeof no, "%llu", (unsigned long long)u->seg.no);
     char key[24];
     snprintf(key, sizeof key, "seg-%llu", (unsigned long long)u->seg.no);
-    struct tus_meta meta[] = {{"node", u->cred.node_id}, {"segment", no}};
+    struct tus_meta meta[] = {{"node", u->cred.node_id},
+                              {"segment", no},
+                              {"after", below ? upload_id(s->seg.upload_url) : ""}};
     struct tus_upload_params p = {
         .path = u->seg.path,
         .upload_url = u->seg.upload_url[0] ? u->seg.upload_url : NULL,
         .meta = meta,
-        .nmeta = 2,
+        .nmeta = below && s->seg.upload_url[0] ? 3 : 2,
         /* Named by the node: the URL is recorded before the POST, which
          * carries the first bytes (docs/UPLINK.md). */
         .upload_key = key,
@@ -1252,11 +1350,12 @@ static void upload_segment(struct uplink *u)
 
 /* ---- receipt -------------------------------------------------------------- */
 
-static void log_receipt(struct uplink *u, const struct job *j)
+static void log_receipt(struct uplink *u, const struct job *j, const struct sync_segment *seg)
 {
+    (void)u;
     json_error_t je;
     json_t *r = json_loadb(j->text, j->len, 0, &je);
-    json_int_t applied = 0, set_aside = 0, records = (json_int_t)u->seg.records;
+    json_int_t applied = 0, set_aside = 0, records = (json_int_t)seg->records;
     const char *reason = "";
     if (r) {
         applied = json_integer_value(json_object_get(r, "applied"));
@@ -1269,7 +1368,7 @@ static void log_receipt(struct uplink *u, const struct job *j)
     if (j->outcome == SYNC_SEG_ACKED)
         log_info("sync: segment %llu uploaded (%llu bytes, %lld records) applied at HQ (%lld "
                  "applied, %lld set aside)",
-                 (unsigned long long)j->no, (unsigned long long)u->seg.bytes, (long long)records,
+                 (unsigned long long)j->no, (unsigned long long)seg->bytes, (long long)records,
                  (long long)applied, (long long)set_aside);
     else if (j->outcome == SYNC_SEG_VOIDED)
         log_notice("sync: segment %llu was voided after its last byte left; HQ settled it, and "
@@ -1294,7 +1393,7 @@ static void after_receipt(struct uplink *u, struct job *j)
         return;
     }
     u->last_log[0] = '\0';
-    log_receipt(u, j);
+    log_receipt(u, j, &u->seg);
     u->progress = 1;
     check_mailbox(u);
 }
@@ -1455,9 +1554,18 @@ static int mailbox_due(struct uplink *u)
     uint64_t now = mono_ms(u);
     if (u->talked)
         u->talked_ms = now ? now : 1;
-    int fresh = u->talked || (u->talked_ms && now - u->talked_ms < u->cfg.interval_ms);
-    int known = 0;
+    /* a side upload under way talks to HQ: its answers bring the hint,
+     * and its end starts the next cycle */
+    int fresh =
+        u->talked || u->side.active || (u->talked_ms && now - u->talked_ms < u->cfg.interval_ms);
+    int known = 0, known2 = 0;
     uint64_t last = tus_client_mailbox_last(u->tus, &known);
+    if (u->side.tus) { /* the side's answers carry the hint too */
+        uint64_t last2 = tus_client_mailbox_last(u->side.tus, &known2);
+        if (known2 && (!known || last2 > last))
+            last = last2;
+        known |= known2;
+    }
     if (!fresh)
         return 1;
     if (!known)
@@ -1696,6 +1804,501 @@ static void verify_or_mailbox(struct uplink *u)
         cycle_end(u);
 }
 
+/* ---- the side slot (docs/UPLINK.md, "Two uploads") ------------------------------ */
+
+static void side_poll(struct uplink *u);
+static void side_on_timer(uv_timer_t *t);
+
+/* An answer to the side's request carried HQ's mailbox hint: the cycle's
+ * mailbox check counts it as recent (mailbox_due). */
+static void side_talked(struct uplink *u)
+{
+    uint64_t now = mono_ms(u);
+    u->talked_ms = now ? now : 1;
+}
+
+/* The side slot lets go of its segment: settled, failed, paused or voided.
+ * The cycle picks it up again if it still waits (the lowest one first). */
+static void side_release(struct uplink *u, int moved)
+{
+    struct side *s = &u->side;
+    s->active = s->uploading = s->created = 0;
+    (void)uv_timer_stop(&s->timer);
+    free(s->inline_receipt);
+    s->inline_receipt = NULL;
+    if (u->wait_side) {
+        /* the cycle's segment waited for this one's creation, which will
+         * not come now: the cycle starts again from the lowest segment */
+        u->wait_side = 0;
+        u->progress = 1;
+        cycle_end(u);
+        return;
+    }
+    if (moved) {
+        u->progress = 1;
+        uplink_kick(u);
+    }
+}
+
+/* What the side's upload did since its last report, as report_link_as
+ * does for the cycle's. */
+static void side_report(struct uplink *u, int final, const char *kind, const char *msg)
+{
+    struct side *s = &u->side;
+    uint64_t now = mono_ms(u);
+    if (!final && now - s->rep_ms < UPLINK_CHARGE_MS)
+        return;
+    struct tus_client_stats st;
+    tus_client_get_stats(s->tus, &st);
+    uint64_t conf = st.bytes_confirmed - s->before.bytes_confirmed;
+    uint64_t sent = st.bytes_sent - s->before.bytes_sent;
+    uint64_t resent = st.bytes_resent - s->before.bytes_resent;
+    struct sync_link_report r = {
+        .bytes_sent = sent - s->rep_sent,
+        .bytes_resent = resent - s->rep_resent,
+        .receipts_inline = u->saved_inline,
+        .mailbox_skipped = u->saved_mailbox,
+    };
+    if (final) {
+        r.sample_bytes = conf;
+        r.duration_ms = now - s->start_ms;
+    }
+    if (!final && conf == s->rep_confirmed && !r.bytes_sent && !r.bytes_resent)
+        return;
+    s->rep_confirmed = conf;
+    s->rep_sent = sent;
+    s->rep_resent = resent;
+    s->rep_ms = now;
+    u->saved_inline = u->saved_mailbox = 0;
+    note(u, kind, msg, &r);
+}
+
+static void side_after_receipt(struct uplink *u, struct job *j)
+{
+    struct side *s = &u->side;
+    if (!s->active || j->no != s->seg.no)
+        return;
+    if (j->rc < 0) {
+        log_once(u, LOG_LEVEL_WARNING, "segment %llu: receipt refused: %s",
+                 (unsigned long long)j->no, j->err.msg);
+        note(u, "receipt", j->err.msg, NULL);
+        side_release(u, 0); /* the cycle asks for it, with its patience */
+        return;
+    }
+    u->last_log[0] = '\0';
+    log_receipt(u, j, &s->seg);
+    side_release(u, 1);
+    side_try(u);
+}
+
+static void side_after_inline(struct uplink *u, struct job *j)
+{
+    struct side *s = &u->side;
+    if (!s->active || j->no != s->seg.no)
+        return;
+    if (j->rc < 0) {
+        log_once(u, LOG_LEVEL_WARNING,
+                 "segment %llu: the receipt on the completing PATCH is refused (%s); asking HQ "
+                 "for it",
+                 (unsigned long long)j->no, j->err.msg);
+        side_poll(u);
+        return;
+    }
+    u->saved_inline++;
+    side_after_receipt(u, j);
+}
+
+static void side_on_receipt(void *ctx, int status, const char *body, size_t len,
+                            const struct op_error *err)
+{
+    struct uplink *u = ctx;
+    struct side *s = &u->side;
+    if (u->stopping || status == -ECANCELED || !s->active)
+        return;
+    if (status > 0)
+        side_talked(u);
+    if (status == 200) {
+        struct job *j = job_new_text(u, J_RECEIPT, side_after_receipt, body, len);
+        if (j)
+            j->no = s->seg.no;
+        if (queue_job(u, j) < 0)
+            side_release(u, 0);
+        return;
+    }
+    uint64_t waited = mono_ms(u) - s->poll_start_ms;
+    uint64_t patience = u->cfg.interval_ms * 6 > 60000 ? u->cfg.interval_ms * 6 : 60000;
+    if (waited > patience) {
+        /* the cycle takes it over: it uploads once more and then asks
+         * less often (on_receipt) */
+        side_release(u, 1);
+        return;
+    }
+    if (status != 404) {
+        char what[64];
+        snprintf(what, sizeof what, "GET receipt %llu", (unsigned long long)s->seg.no);
+        get_failed(u,
+                   status == 401 || status == 403 ? "auth"
+                   : status < 0                   ? "network"
+                                                  : "receipt",
+                   what, status, body, err);
+    }
+    uint64_t delay = UPLINK_RECEIPT_FIRST_MS;
+    for (unsigned i = 0; i < s->poll_attempt && delay < u->cfg.interval_ms; i++)
+        delay *= 2;
+    if (delay > u->cfg.interval_ms)
+        delay = u->cfg.interval_ms;
+    s->poll_attempt++;
+    (void)uv_timer_start(&s->timer, side_on_timer, delay, 0);
+}
+
+static void side_poll(struct uplink *u)
+{
+    struct side *s = &u->side;
+    if (u->stopping || !s->active)
+        return;
+    char url[TUS_URL_MAX + 64];
+    snprintf(url, sizeof url, "%s/v1/receipts/%llu", u->base, (unsigned long long)s->seg.no);
+    struct op_error e;
+    op_error_clear(&e);
+    if (tus_client_get(s->tus, url, UPLINK_RECEIPT_MAX, side_on_receipt, u, &e) < 0) {
+        log_once(u, LOG_LEVEL_WARNING, "cannot ask for receipt %llu: %s",
+                 (unsigned long long)s->seg.no, e.msg);
+        side_release(u, 0);
+    }
+}
+
+static void side_on_timer(uv_timer_t *t)
+{
+    side_poll(t->data);
+}
+
+static void side_after_mark(struct uplink *u, struct job *j)
+{
+    struct side *s = &u->side;
+    if (!s->active || j->no != s->seg.no)
+        return;
+    if (j->rc < 0) {
+        log_once(u, LOG_LEVEL_WARNING, "cannot record segment %llu as uploaded: %s",
+                 (unsigned long long)j->no, j->err.msg);
+        side_release(u, 0);
+        return;
+    }
+    s->seg.state = SYNC_SEG_UPLOADED;
+    s->poll_attempt = 0;
+    s->poll_start_ms = mono_ms(u);
+    char *rcpt = s->inline_receipt;
+    s->inline_receipt = NULL;
+    if (rcpt) {
+        struct job *r = job_new_text(u, J_RECEIPT, side_after_inline, rcpt, s->inline_receipt_len);
+        free(rcpt);
+        if (r) {
+            r->no = s->seg.no;
+            if (queue_job(u, r) == 0)
+                return;
+        }
+    }
+    side_poll(u);
+}
+
+static void side_on_done(void *ctx, int status, const char *url, const struct op_error *err)
+{
+    (void)url;
+    struct uplink *u = ctx;
+    struct side *s = &u->side;
+    if (u->stopping || status == -ECANCELED || !s->active)
+        return;
+    s->uploading = 0;
+    if (status == -EINTR) { /* paused: on_pause said so */
+        side_report(u, 1, NULL, NULL);
+        side_release(u, 0);
+        return;
+    }
+    if (status == -ESTALE) {
+        log_notice("sync: segment %llu voided during its upload (%llu of %llu bytes "
+                   "confirmed): upload stopped",
+                   (unsigned long long)s->seg.no, (unsigned long long)s->confirmed,
+                   (unsigned long long)s->seg.bytes);
+        side_report(u, 1, NULL, NULL);
+        side_release(u, 1);
+        return;
+    }
+    if (status < 0) {
+        const char *kind = tus_error_kind(err);
+        log_warning("sync: segment %llu: upload failed (%s): %s", (unsigned long long)s->seg.no,
+                    kind, err ? err->msg : strerror(-status));
+        side_report(u, 1, kind, err ? err->msg : strerror(-status));
+        side_release(u, 0);
+        return;
+    }
+    side_report(u, 1, NULL, NULL);
+    struct job *j = job_new(u, J_MARK_UPLOADED, side_after_mark);
+    if (j)
+        j->no = s->seg.no;
+    if (queue_job(u, j) < 0)
+        side_release(u, 0);
+}
+
+static void side_on_receipt_header(void *ctx, const char *json, size_t len)
+{
+    struct uplink *u = ctx;
+    struct side *s = &u->side;
+    if (u->stopping || len > UPLINK_RECEIPT_MAX)
+        return;
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, json, len);
+    copy[len] = '\0';
+    free(s->inline_receipt);
+    s->inline_receipt = copy;
+    s->inline_receipt_len = len;
+}
+
+static void side_after_charge(struct uplink *u, struct job *j)
+{
+    (void)j;
+    if (u->cfg.daily_bytes && !budget_left(u) && !u->budget_pause &&
+        (u->uploading || u->side.uploading)) {
+        u->budget_pause = 1;
+        (void)uv_timer_start(&u->pause_timer, on_pause, 0, 0);
+    }
+}
+
+static void side_charge(struct uplink *u, uint64_t confirmed)
+{
+    struct side *s = &u->side;
+    if (s->charge_queued && s->charge_queued->no == s->seg.no) {
+        s->charge_queued->offset = confirmed;
+        return;
+    }
+    struct job *j = job_new(u, J_CHARGE, side_after_charge);
+    if (!j)
+        return;
+    j->no = s->seg.no;
+    j->offset = confirmed;
+    s->charge_queued = j;
+    (void)queue_job(u, j);
+}
+
+/* HQ answered the side's creation (or its HEAD): the cycle's upload that
+ * waited for it may create its own. */
+static void side_created(struct uplink *u)
+{
+    struct side *s = &u->side;
+    if (s->created)
+        return;
+    s->created = 1;
+    if (u->wait_side) {
+        u->wait_side = 0;
+        upload_segment(u);
+    }
+}
+
+static void side_on_progress(void *ctx, uint64_t confirmed, uint64_t total)
+{
+    struct uplink *u = ctx;
+    struct side *s = &u->side;
+    if (u->stopping || !s->active)
+        return;
+    s->confirmed = confirmed;
+    side_talked(u);
+    side_created(u);
+    side_charge(u, confirmed);
+    side_report(u, 0, NULL, NULL);
+    if (confirmed < total && s->budget_left != UINT64_MAX && !u->budget_pause) {
+        struct tus_client_stats st;
+        tus_client_get_stats(s->tus, &st);
+        if (st.bytes_confirmed - s->before.bytes_confirmed >= s->budget_left) {
+            u->budget_pause = 1; /* the pause stops both uploads */
+            (void)uv_timer_start(&u->pause_timer, on_pause, 0, 0);
+        }
+    }
+}
+
+static void side_on_retry(void *ctx, unsigned attempt, uint64_t delay_ms,
+                          const struct op_error *why)
+{
+    struct uplink *u = ctx;
+    if (u->stopping || !u->side.active)
+        return;
+    log_msg((attempt & (attempt - 1)) == 0 ? LOG_LEVEL_WARNING : LOG_LEVEL_DEBUG,
+            "sync: segment %llu: %s; retry %u in %llu ms", (unsigned long long)u->side.seg.no,
+            why->msg, attempt, (unsigned long long)delay_ms);
+    if (!u->note_queued) {
+        u->note_queued = 1;
+        note(u, tus_error_kind(why), why->msg, NULL);
+    }
+    side_report(u, 0, NULL, NULL);
+}
+
+static void side_after_set_url(struct uplink *u, struct job *j)
+{
+    struct side *s = &u->side;
+    if (!s->active || j->no != s->seg.no)
+        return;
+    if (j->rc < 0) {
+        log_once(u, LOG_LEVEL_WARNING,
+                 "segment %llu: cannot record its upload URL: %s; nothing of it is sent",
+                 (unsigned long long)j->no, j->err.msg);
+        tus_client_cancel(s->tus, "the upload URL could not be recorded");
+        return;
+    }
+    tus_client_resume(s->tus);
+    cut_ahead(u); /* the link took this one: the next may be cut */
+    if (!u->cfg.create_with_data)
+        side_created(u);
+}
+
+static int side_on_created(void *ctx, const char *url)
+{
+    struct uplink *u = ctx;
+    struct side *s = &u->side;
+    if (u->stopping || !s->active)
+        return 0;
+    snprintf(s->seg.upload_url, sizeof s->seg.upload_url, "%s", url);
+    struct job *j = job_new_text(u, J_SET_URL, side_after_set_url, url, strlen(url));
+    if (j)
+        j->no = s->seg.no;
+    if (queue_job(u, j) < 0) {
+        tus_client_cancel(s->tus, "the upload URL could not be recorded");
+        return 0;
+    }
+    return TUS_CREATED_HOLD;
+}
+
+/* The budget the side's upload may spend: half of what the cycle's upload
+ * has left of its own (which is cut by as much), or what the day has left
+ * when the cycle is not uploading. 0: the side does not start. */
+static uint64_t side_budget(struct uplink *u)
+{
+    if (!u->cfg.daily_bytes)
+        return UINT64_MAX;
+    if (!u->uploading)
+        return budget_left(u);
+    if (u->budget_left == UINT64_MAX || u->budget_pause)
+        return 0;
+    struct tus_client_stats st;
+    tus_client_get_stats(u->tus, &st);
+    uint64_t used = st.bytes_confirmed - u->before.bytes_confirmed;
+    uint64_t rest = u->budget_left > used ? u->budget_left - used : 0;
+    if (rest < 2 * (uint64_t)65536) /* not worth splitting */
+        return 0;
+    u->budget_left -= rest / 2;
+    tus_client_set_chunk_cap(u->tus, rest - rest / 2);
+    return rest / 2;
+}
+
+static void side_upload(struct uplink *u)
+{
+    struct side *s = &u->side;
+    int below = u->holding && u->seg.no < s->seg.no && u->seg.upload_url[0];
+    char no[24];
+    snprintf(no, sizeof no, "%llu", (unsigned long long)s->seg.no);
+    char key[24];
+    snprintf(key, sizeof key, "seg-%llu", (unsigned long long)s->seg.no);
+    struct tus_meta meta[] = {{"node", u->cred.node_id},
+                              {"segment", no},
+                              {"after", below ? upload_id(u->seg.upload_url) : ""}};
+    struct tus_upload_params p = {
+        .path = s->seg.path,
+        .upload_url = s->seg.upload_url[0] ? s->seg.upload_url : NULL,
+        .meta = meta,
+        .nmeta = below ? 3 : 2,
+        .upload_key = key,
+        .principal = u->cred.node_id,
+        .create_with_data = u->cfg.create_with_data,
+        .cb = {.on_created = side_on_created,
+               .on_progress = side_on_progress,
+               .on_retry = side_on_retry,
+               .on_receipt = side_on_receipt_header,
+               .on_done = side_on_done},
+        .ctx = u,
+    };
+    s->budget_left = side_budget(u);
+    if (!s->budget_left) {
+        side_release(u, 0);
+        return;
+    }
+    if (s->budget_left != UINT64_MAX)
+        p.chunk_cap = s->budget_left;
+    /* its stall limits start from the link the cycle's client measured,
+     * at about half the rate while both send */
+    uint64_t rtt = 0, rate = 0;
+    tus_client_measured(u->tus, &rtt, &rate);
+    tus_client_seed(s->tus, rtt, rate / 2);
+    tus_client_get_stats(s->tus, &s->before);
+    s->start_ms = s->rep_ms = mono_ms(u);
+    s->rep_confirmed = s->rep_sent = s->rep_resent = 0;
+    s->confirmed = 0;
+    free(s->inline_receipt);
+    s->inline_receipt = NULL;
+    struct op_error e;
+    op_error_clear(&e);
+    if (tus_client_upload(s->tus, &p, &e) < 0) {
+        log_once(u, LOG_LEVEL_WARNING, "segment %llu: cannot start the upload: %s",
+                 (unsigned long long)s->seg.no, e.msg);
+        note(u, "spool", e.msg, NULL);
+        side_release(u, 0);
+        return;
+    }
+    s->uploading = 1;
+    if (p.upload_url)
+        cut_ahead(u);
+}
+
+static void side_after_pick(struct uplink *u, struct job *j)
+{
+    struct side *s = &u->side;
+    s->picking = 0;
+    if (j->rc < 0 || !j->found || s->active || u->stopping)
+        return;
+    /* the cycle's segment must still be held, and a new creation above it
+     * goes only once HQ answered the cycle's */
+    if (!u->holding || j->seg.no == u->seg.no || (j->seg.no > u->seg.no && !u->created))
+        return;
+    s->active = 1;
+    s->created = 0;
+    s->seg = j->seg;
+    if (s->seg.state == SYNC_SEG_UPLOADED) {
+        s->created = 1;
+        s->poll_attempt = 0;
+        s->poll_start_ms = mono_ms(u);
+        side_poll(u);
+        return;
+    }
+    side_upload(u);
+}
+
+/* Starts the side slot on the next segment when it may: two uploads are
+ * allowed, it is free, the cycle holds a segment HQ has (its creation
+ * answered), and the window and the budget allow. */
+static void side_try(struct uplink *u)
+{
+    struct side *s = &u->side;
+    if (u->cfg.uploads_in_flight < 2 || !s->tus || s->active || s->picking || u->stopping ||
+        !u->ledger || !u->holding || !u->created || u->budget_pause)
+        return;
+    unsigned sec;
+    if (!sync_window_contains(&u->window, local_minute(u, &sec)))
+        return;
+    if (u->cfg.daily_bytes && !budget_left(u))
+        return;
+    struct job *j = job_new(u, J_SIDE_PICK, side_after_pick);
+    if (!j)
+        return;
+    j->no = u->seg.no;
+    s->picking = 1;
+    if (queue_job(u, j) < 0)
+        s->picking = 0;
+}
+
+/* Pauses the side's upload (window closed, budget spent). */
+static void side_cancel(struct uplink *u, const char *why)
+{
+    if (u->side.tus && u->side.uploading)
+        tus_client_cancel(u->side.tus, why);
+}
+
 /* ---- public API -------------------------------------------------------------- */
 
 static void on_timer_closed(uv_handle_t *h)
@@ -1708,7 +2311,7 @@ static void on_timer_closed(uv_handle_t *h)
 static void on_tus_stopped(void *ctx)
 {
     struct uplink *u = ctx;
-    u->tus_stopped = 1;
+    u->tus_stopped++;
     maybe_finish_stop(u);
 }
 
@@ -1727,12 +2330,13 @@ static void maybe_finish_stop(struct uplink *u)
         sync_ledger_close(u->ledger); /* cannot queue: close here, at shutdown */
         u->ledger = NULL;
     }
-    if (!u->tus_stopped || u->timers_closed < 2)
+    if (u->tus_stopped < (u->side_tus_made ? 2 : 1) || u->timers_closed < 3)
         return;
     void (*cb)(void *) = u->stop_cb;
     void *ctx = u->stop_ctx;
     u->stop_cb = NULL;
     free(u->inline_receipt);
+    free(u->side.inline_receipt);
     range_walk_free(u->vwalk);
     range_set_free(u->vset);
     free(u);
@@ -1816,10 +2420,23 @@ int uplink_start(uv_loop_t *loop, const struct uplink_config *cfg, struct uplink
         free(u);
         return rc;
     }
+    if (u->cfg.uploads_in_flight >= 2) {
+        /* the side slot's client: same config, its own connection and
+         * control law (docs/UPLINK.md, "Two uploads") */
+        rc = tus_client_new(loop, &tc, &u->side.tus, err);
+        if (rc < 0) {
+            tus_client_stop(u->tus, NULL, NULL);
+            free(u);
+            return rc;
+        }
+        u->side_tus_made = 1;
+    }
     (void)uv_timer_init(loop, &u->timer);
     u->timer.data = u;
     (void)uv_timer_init(loop, &u->pause_timer);
     u->pause_timer.data = u;
+    (void)uv_timer_init(loop, &u->side.timer);
+    u->side.timer.data = u;
     /* checks are spread over a tenth of the interval, so nodes enrolled
      * together do not all ask HQ at once */
     if (u->cfg.verify_interval_ms >= 10)
@@ -1841,6 +2458,8 @@ void uplink_stop(struct uplink *u, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&u->timer, on_timer_closed);
     (void)uv_timer_stop(&u->pause_timer);
     uv_close((uv_handle_t *)&u->pause_timer, on_timer_closed);
+    (void)uv_timer_stop(&u->side.timer);
+    uv_close((uv_handle_t *)&u->side.timer, on_timer_closed);
     /* queued jobs never start; the running one finishes (it cannot be
      * interrupted) and the ledger is closed after it */
     while (u->qhead) {
@@ -1852,6 +2471,11 @@ void uplink_stop(struct uplink *u, void (*done)(void *ctx), void *ctx)
     struct tus_client *t = u->tus;
     u->tus = NULL;
     tus_client_stop(t, on_tus_stopped, u);
+    if (u->side.tus) {
+        t = u->side.tus;
+        u->side.tus = NULL;
+        tus_client_stop(t, on_tus_stopped, u);
+    }
 }
 
 void uplink_reload_policy(struct uplink *u)

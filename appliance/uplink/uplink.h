@@ -7,10 +7,11 @@
  * thread pool) and the network only through tus_client; it includes
  * neither store.h, db.h nor sqlite3.h (tests/tools/check_egress.sh).
  *
- * The invariant: segments go to HQ strictly in number order, one at a
- * time; segment N+1 is not uploaded before N has a receipt (or was
- * rejected). Nothing here is durable by itself: every step that matters
- * is a ledger call, so a crash anywhere resumes from the ledger's state.
+ * The invariant: segments are created at HQ strictly in number order; at
+ * most uploads_in_flight (1 or 2) upload at once, and N+1's creation goes
+ * only after HQ answered N's, naming N's upload in `after` while N has no
+ * receipt (docs/UPLINK.md, "Two uploads"). Nothing here is durable by itself: every step that
+ * matters is a ledger call, so a crash anywhere resumes from the ledger's state.
  */
 #ifndef OUTPOST_UPLINK_H
 #define OUTPOST_UPLINK_H
@@ -41,6 +42,9 @@ struct uplink_config {
     const char *window;     /* NULL/"" or "HH:MM-HH:MM" local time */
     uint64_t daily_bytes;   /* upload bytes per UTC day; 0: unlimited */
     int create_with_data;   /* the creation carries the first bytes (TUS.md) */
+    /* Segments uploading at once (docs/UPLINK.md, "Two uploads"): 2 lets
+     * segment N+1 go while N waits for HQ's answers; 0 or 1: one. */
+    unsigned uploads_in_flight;
     /* When segments are cut (sync_ledger_options.pace; docs/OUTBOX.md):
      * pace 0 cuts whatever the outbox holds each cycle. With pace 1 the
      * next segment is also cut while the link takes one ("cutting ahead"). */

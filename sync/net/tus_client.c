@@ -1321,6 +1321,22 @@ void tus_client_resume(struct tus_client *c)
         schedule(c, 0);
 }
 
+void tus_client_measured(const struct tus_client *c, uint64_t *srtt_ms, uint64_t *rate_bps)
+{
+    *srtt_ms = c ? c->srtt_ms : 0;
+    *rate_bps = c ? c->rate_bps : 0;
+}
+
+void tus_client_seed(struct tus_client *c, uint64_t srtt_ms, uint64_t rate_bps)
+{
+    if (!c)
+        return;
+    if (!c->srtt_ms && srtt_ms)
+        c->srtt_ms = srtt_ms;
+    if (!c->rate_bps && rate_bps)
+        c->rate_bps = rate_bps;
+}
+
 void tus_client_hold(struct tus_client *c)
 {
     if (c && !c->stopping && c->cur)

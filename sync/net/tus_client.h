@@ -274,6 +274,16 @@ int tus_client_terminate(struct tus_client *c, const char *upload_url, tus_termi
  * is 0 (and the result 0) until a response carried a valid one. */
 uint64_t tus_client_mailbox_last(const struct tus_client *c, int *known);
 
+/* The smoothed round trip (ms) and PATCH rate (bytes/s) this client has
+ * measured; 0 for what it has not measured yet. */
+void tus_client_measured(const struct tus_client *c, uint64_t *srtt_ms, uint64_t *rate_bps);
+
+/* Seeds what the client has not measured yet (a second client on the same
+ * link, docs/UPLINK.md "Two uploads"), so its stall limits start from a
+ * round trip and a rate instead of the stall_seconds ceiling; a value of 0,
+ * or one the client measured already, is left alone. */
+void tus_client_seed(struct tus_client *c, uint64_t srtt_ms, uint64_t rate_bps);
+
 /* Copies the counters. */
 void tus_client_get_stats(const struct tus_client *c, struct tus_client_stats *out);
 

@@ -37,6 +37,12 @@ SELECT sent_today, resent_today, receipts_inline, mailbox_skipped FROM sync_stat
 -- name: settled
 SELECT coalesce(sum(state = 2), 0), coalesce(sum(state = 3), 0) FROM sync_segments;
 
+-- The uploads HQ holds and has not settled: in flight, or paused with
+-- their URL (docs/UPLINK.md, "Two uploads"); charged = HQ's last offset.
+-- name: uploads
+SELECT no, charged, bytes FROM sync_segments
+WHERE upload_url <> '' AND state IN (0, 1) ORDER BY no LIMIT 4;
+
 -- name: errors
 SELECT kind, n FROM sync_errors ORDER BY n DESC, kind LIMIT 16;
 

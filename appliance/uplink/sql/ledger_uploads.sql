@@ -2,11 +2,12 @@
 -- the voided segments whose uploads HQ may still hold part of. Only a
 -- segment still waiting to be uploaded (state 0 or 1) changes here.
 
--- Read in the order ledger_row_to_segment expects.
+-- Read in the order ledger_row_to_segment expects. ?1: a segment another
+-- upload slot holds (0: none).
 -- name: next
 SELECT no, from_urgent, from_ordinary, to_urgent, to_ordinary, bytes, records, state, path,
        upload_url, created_ms
-FROM sync_segments WHERE state IN (0, 1) ORDER BY no LIMIT 1;
+FROM sync_segments WHERE state IN (0, 1) AND no != ?1 ORDER BY no LIMIT 1;
 
 -- A new upload at HQ holds nothing yet: nothing of it is charged.
 -- name: set_url

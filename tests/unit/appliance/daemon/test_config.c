@@ -133,6 +133,7 @@ static void sync_keys(void)
     CHECK_EQ(c.sync_interval_ms, 10000);
     CHECK_EQ(c.sync_bandwidth, 0);
     CHECK_EQ(c.sync_daily_bytes, 0);
+    CHECK_EQ(c.sync_uploads_in_flight, 2);
     CHECK_EQ(c.hq_insecure_tls, 0);
     CHECK_STR(c.hq_credentials, "");
     struct op_error err;
@@ -141,12 +142,14 @@ static void sync_keys(void)
                                          "sync_bandwidth = 64kbit\n"
                                          "sync_window = 22:00-06:00\n"
                                          "sync_daily_bytes = 50MB\n"
+                                         "sync_uploads_in_flight = 1\n"
                                          "segment_bytes = 64KiB\n");
     CHECK_EQ(config_load_file(&c, p, &err), 0);
     CHECK_EQ(c.sync_bandwidth, 8000);
     CHECK_STR(c.sync_window, "22:00-06:00");
     CHECK_EQ(c.sync_daily_bytes, 50000000);
     CHECK_EQ(c.segment_bytes, 65536);
+    CHECK_EQ(c.sync_uploads_in_flight, 1);
     CHECK_STR(c.hq_url, "https://hq.example:8443");
     struct outpostd_config before = c;
     static const struct {
@@ -157,6 +160,9 @@ static void sync_keys(void)
         {"bad2.conf", "\nsegment_bytes = 64kbit\n", "bad2.conf:2: segment_bytes: expected a size"},
         {"bad3.conf", "spool_max_bytes = 10KB\n",
          "bad3.conf:1: spool_max_bytes: expected 65536 to"},
+        {"bad5.conf", "\n\nsync_uploads_in_flight = 3\n",
+         "bad5.conf:3: sync_uploads_in_flight: expected a whole number from 1 to 2, got '3'"},
+        {"bad6.conf", "sync_uploads_in_flight = two\n", "bad6.conf:1: sync_uploads_in_flight:"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         p = fx_file(bad[i].name, bad[i].text);

@@ -145,6 +145,60 @@ static void test_ack_and_replay(void)
     sync_ledger_close(l);
 }
 
+/* Two uploads in flight (docs/UPLINK.md, "Two uploads"): segment 2's
+ * receipt comes before segment 1's. Segment 2 is settled and its file
+ * goes, but no outbox row leaves and the cursor stays until segment 1 is
+ * settled too; then both ranges leave at once. */
+static void test_receipts_out_of_order(void)
+{
+    fx_fresh("order");
+    free(add_contact("Ada", 0));
+    struct sync_ledger *l = fx_open_capped(0, 0);
+    struct op_error err;
+    struct sync_segment s1, s2, up;
+    int made = 0, found = 0, outcome = -1;
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &s1, &err), 0);
+    CHECK_EQ(made, 1);
+    free(add_contact("Bea", 0));
+    free(add_contact("Cyd", 0));
+    CHECK_EQ(sync_ledger_make_segment(l, &made, &s2, &err), 0);
+    CHECK_EQ(made, 1);
+    CHECK_EQ(s2.no, s1.no + 1);
+    CHECK_EQ(depth(), 3);
+    /* the second slot takes the segment after the one the first holds */
+    CHECK_EQ(sync_ledger_next_upload_except(l, s1.no, &found, &up, &err), 0);
+    CHECK_EQ(found, 1);
+    CHECK_EQ(up.no, s2.no);
+    CHECK_EQ(sync_ledger_next_upload_except(l, 0, &found, &up, &err), 0);
+    CHECK_EQ(up.no, s1.no);
+
+    CHECK_EQ(apply(l, &s2, "applied", 1, &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_ACKED);
+    CHECK(!fx_exists(s2.path));
+    CHECK(fx_exists(s1.path));
+    CHECK_EQ(depth(), 3); /* segment 1's rows and its own stay */
+    struct sync_status s;
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.acked_ordinary, 0);
+    CHECK_EQ(sync_ledger_next_upload(l, &found, &up, &err), 0);
+    CHECK_EQ(found, 1);
+    CHECK_EQ(up.no, s1.no);
+    /* a replay of segment 2's receipt changes nothing */
+    CHECK_EQ(apply(l, &s2, "applied", 1, &outcome, &err), 0);
+    CHECK_EQ(depth(), 3);
+
+    CHECK_EQ(apply(l, &s1, "applied", 1, &outcome, &err), 0);
+    CHECK_EQ(outcome, SYNC_SEG_ACKED);
+    CHECK_EQ(depth(), 0);
+    CHECK(!fx_exists(s1.path));
+    CHECK_EQ(sync_ledger_status(l, &s, &err), 0);
+    CHECK_EQ(s.acked_ordinary, s2.to_ordinary);
+    CHECK_EQ(s.segments_acked, 2);
+    CHECK_EQ(sync_ledger_next_upload(l, &found, &up, &err), 0);
+    CHECK_EQ(found, 0);
+    sync_ledger_close(l);
+}
+
 static void test_bad_receipts(void)
 {
     struct sync_ledger *l = ledger_with_ada("bad", 0);
@@ -883,6 +937,7 @@ int main(void)
 
     test_ack_and_replay();
     test_bad_receipts();
+    test_receipts_out_of_order();
     test_rejected_blocks();
     test_reconcile();
     test_spool_cap();

@@ -158,12 +158,16 @@ static void fx_init(struct fx *f)
     snprintf(f->cred.hq_url, sizeof f->cred.hq_url, "http://127.0.0.1:%d", hq_serve_port(f->hq));
 }
 
+static unsigned in_flight;                  /* uploads_in_flight of the next start_uplink */
+static uint64_t fx_segment_bytes = 2000000; /* one segment */
+
 static void start_uplink(struct fx *f, const char *window, uint64_t daily, uint64_t bps)
 {
     struct uplink_config c = {
         .db_path = f->node_db,
         .cred = &f->cred,
-        .segment_bytes = 2000000, /* one segment */
+        .segment_bytes = fx_segment_bytes,
+        .uploads_in_flight = in_flight,
         .interval_ms = 200,
         .bandwidth_bps = bps,
         .window = window,
@@ -675,6 +679,77 @@ static void test_window(void)
     fx_done(&f);
 }
 
+/* The data bytes of each upload HQ holds; returns how many (at most n). */
+static int hq_upload_bytes(struct fx *f, long long *bytes, int n)
+{
+    DIR *d = opendir(f->hcfg.spool_dir);
+    int k = 0;
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && k < n) {
+        size_t len = strlen(de->d_name);
+        if (len != 38 || strcmp(de->d_name + 32, ".state") != 0)
+            continue;
+        char p[HQ_CONFIG_PATH_MAX + 48];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/%.32s.data", f->hcfg.spool_dir, de->d_name);
+        bytes[k++] = stat(p, &sb) == 0 ? (long long)sb.st_size : -1;
+    }
+    closedir(d);
+    return k;
+}
+
+static int two_flowing(struct fx *f)
+{
+    long long b[4];
+    return hq_upload_bytes(f, b, 4) == 2 && b[0] > 0 && b[1] > 0;
+}
+
+static int closed_any(struct fx *f)
+{
+    return waiting_has(f, "the sync window closed: segment");
+}
+
+static int drained_all(struct fx *f)
+{
+    const struct sync_status *s = status(f);
+    return s && s->segments_acked >= 2 && s->outbox_depth == 0 && s->spool_segments == 0;
+}
+
+/* With two uploads in flight the window's end pauses both: after the
+ * pause HQ's two uploads grow no more through the next cycle, nothing is
+ * applied, and the next day's window drains them, every record once. */
+static void test_window_two(void)
+{
+    struct fx f;
+    fx_init(&f);
+    in_flight = 2;
+    fx_segment_bytes = 60000;
+    atomic_store(&wall, at(0, 13, 59, 57)); /* the pause timer fires in 3 s */
+    start_uplink(&f, "13:00-14:00", 0, 10000);
+    CHECK_EQ(run_until(&f, two_flowing, "two uploads at HQ"), 0);
+    atomic_store(&wall, at(0, 14, 0, 0));
+    CHECK_EQ(run_until(&f, closed_any, "the pause"), 0);
+    CHECK_EQ(run_until(&f, outside_window, "the next cycle after the pause"), 0);
+    long long b1[4], b2[4];
+    CHECK_EQ(hq_upload_bytes(&f, b1, 4), 2);
+    uplink_kick(f.up);
+    CHECK_EQ(run_until(&f, outside_window, "another cycle"), 0);
+    CHECK_EQ(hq_upload_bytes(&f, b2, 4), 2);
+    CHECK_EQ(b1[0] + b1[1], b2[0] + b2[1]);
+    CHECK_EQ(hq_records(&f), 0);
+    CHECK(status(&f)->segments_acked == 0);
+
+    atomic_store(&wall, at(1, 13, 0, 0));
+    uplink_kick(f.up);
+    CHECK_EQ(run_until(&f, drained_all, "the drain"), 0);
+    CHECK_EQ(hq_records(&f), CONTACTS);
+    fx_done(&f);
+    in_flight = 0;
+    fx_segment_bytes = 2000000;
+}
+
 /* The budget pauses the upload once it has sent exactly what today allows;
  * the next cycle that day sends nothing; each next UTC day the same upload
  * resumes for that day's budget, and it drains. */
@@ -963,6 +1038,7 @@ int main(void)
     tzset();
     unsetenv("OUTPOST_POLICY");
     RUN(test_window);
+    RUN(test_window_two);
     RUN(test_budget);
     RUN(test_budget_restart);
     RUN(test_round_trips);

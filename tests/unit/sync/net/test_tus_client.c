@@ -1553,6 +1553,49 @@ static void test_stall_detected_from_rate(void)
     run_teardown(&r);
 }
 
+/* A second client on the same link (docs/UPLINK.md, "Two uploads") seeded
+ * with the first one's round trip and rate detects a silent first PATCH
+ * from them, not at the stall_seconds ceiling an unseeded client waits;
+ * the seed leaves what a client measured itself alone. */
+static void test_seeded_stall(void)
+{
+    struct run r;
+    char path[128];
+    uint64_t gaps[2];
+    for (int seeded = 0; seeded < 2; seeded++) {
+        run_setup(&r, NULL);
+        struct tus_client_config cfg = base_cfg(&r);
+        cfg.stall_seconds = 5;
+        new_client(&r, &cfg);
+        uint64_t rtt = 1, rate = 1;
+        tus_client_measured(r.c, &rtt, &rate);
+        CHECK_EQ(rtt, 0);
+        CHECK_EQ(rate, 0);
+        if (seeded)
+            tus_client_seed(r.c, 50, 512 * KiB);
+        make_file(&r, "a.seg", 256 * KiB, path, sizeof path);
+        r.f.stall_patch_no = 1;
+        CHECK_EQ(upload(&r, path, NULL), 0);
+        run_until_done(&r, 1);
+        CHECK_EQ(r.status, 0);
+        CHECK(same_as_file(&r.f.up[0], path));
+        CHECK_EQ(r.retries, 1);
+        /* POST, PATCH (silent), HEAD */
+        gaps[seeded] = r.f.req_at[2] - r.f.req_at[1];
+        tus_client_measured(r.c, &rtt, &rate);
+        CHECK(rtt > 0);
+        CHECK(rate > 0);
+        uint64_t rtt2 = 0, rate2 = 0;
+        tus_client_seed(r.c, rtt + 1000, rate + 1000); /* measured: left alone */
+        tus_client_measured(r.c, &rtt2, &rate2);
+        CHECK_EQ(rtt2, rtt);
+        CHECK_EQ(rate2, rate);
+        run_teardown(&r);
+    }
+    CHECK_INT(gaps[0], >=, 4900);
+    CHECK_INT(gaps[1], <, 4000);
+}
+
 /* A PATCH whose bytes wait in this host's send queue while the next hop
  * acknowledges none of them is stalled once the measured rate would have
  * carried what is on the way (here, on a fast link, the 2 s floor), with
@@ -2623,6 +2666,7 @@ int main(void)
     RUN(test_cuts_every_10k);
     RUN(test_whole_rest_per_patch);
     RUN(test_stall_detected_from_rate);
+    RUN(test_seeded_stall);
     RUN(test_stall_seen_from_acks);
     RUN(test_stall_seen_between_cuts);
     RUN(test_stall_on_fresh_upload_after_cut);
