@@ -842,12 +842,15 @@ int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segme
     int rc = residency_sweep(store_residency(l->s), err);
     if (rc < 0)
         return rc;
-    rc = follow_policy(l, err);
-    if (rc == 0)
-        rc = requeue_voided_answers(l, err);
-    if (rc < 0)
-        return rc;
     for (int attempt = 0;; attempt++) {
+        /* Again after a voiding during the cut: it may have been a policy
+         * reload, and cutting again under the old policy would put the
+         * values it withholds back into the spool. */
+        rc = follow_policy(l, err);
+        if (rc == 0)
+            rc = requeue_voided_answers(l, err);
+        if (rc < 0)
+            return rc;
         rc = cut_segment(l, made, out, err);
         if (rc != -ESTALE || attempt == 2)
             return rc;
