@@ -65,8 +65,16 @@ sed 's/^  contact.region: {class: exportable/  contact.region: {class: local_onl
 python3 -c "import sys, json; sys.path.insert(0, sys.argv[1]); import residency_canary as rc
 json.dump(rc.proxy('mark reloaded')['mark'], open(sys.argv[2], 'w'))" "$HERE" "$T/mark.json" ||
     die "mark"
-# what was in flight has gone by now (the segment is at most 200 KB)
-sleep 30
+# The records are cut again under the edited policy, which HQ does not
+# know: once it has rejected one, nothing more is sent, and what sat in
+# the proxies' small buffers has crossed a moment later.
+blocked=
+for _ in $(seq 1 900); do
+    blocked=$(sqlite3 "file:$OUTPOST_DB?mode=ro" "SELECT blocked_kind FROM sync_state")
+    [ "$blocked" = rejected ] && break
+    sleep 0.1
+done
+sleep 2
 kill -TERM "$CAPTURE_PID"
 wait "$CAPTURE_PID" 2>/dev/null
 leaked=0
