@@ -20,9 +20,10 @@
  * zeroed too), and after a transaction that applied an erase, purge or
  * withdraw commits, the log is checkpointed with TRUNCATE, because the
  * WAL still holds the frames that once wrote the old values. So it is
- * after a record is replaced by one that lacks a field the stored one had
- * (a node's re-projection under a tighter policy drops the values it may
- * no longer send: docs/EGRESS.md, "In time"). There is no
+ * after a record is replaced by one that lacks a field the stored one had,
+ * or by a same-version re-projection with other text (a node's
+ * re-projection under a tighter policy drops or pseudonymizes the values
+ * it may no longer send: docs/EGRESS.md, "Paced segments"). There is no
  * full-text index to optimize in this store.
  */
 #include "hq_store.h"
