@@ -29,6 +29,7 @@
 #include "outreach_sender.h"
 #include "outreach_sms_sender.h"
 #include "policy.h"
+#include "store.h"
 #include "uplink.h"
 #include "web.h"
 
@@ -195,6 +196,28 @@ static const struct sync_status *sync_source(void *ctx)
     return uplink_status(d->uplink);
 }
 
+/* The policy the API now runs under holds for sync at once: if it is
+ * not the one the spool was cut under, every spooled or uploading segment
+ * is voided (its file emptied, which stops an upload in flight) and every
+ * record queued again, before the reload is reported done
+ * (store_policy_changed, the step `outpost policy accept` takes; the
+ * uplink's ledger finds nothing left to do). docs/EGRESS.md, "Paced
+ * segments". */
+static int policy_voids_spool(struct outpostd *d, struct op_error *err)
+{
+    struct store *s = NULL;
+    int rc = store_open(d->cfg.db, DB_OPEN_NO_MIGRATE, &s, err);
+    if (rc == 0) {
+        const char *hash = api_policy_hash(d->api);
+        char why[160];
+        snprintf(why, sizeof why, "the policy in force changed to %.16s", hash);
+        store_set_actor(s, "system:policy", NULL);
+        rc = store_policy_changed(s, hash, why, NULL, err);
+    }
+    store_close(s);
+    return rc;
+}
+
 /* A policy from HQ's mailbox was stored beside the database: the API
  * takes it as a SIGHUP would (the uplink reloads the ledger's copy). */
 static void policy_from_hq(void *ctx)
@@ -230,6 +253,9 @@ static void on_override_settled(uv_timer_t *t)
         return;
     log_notice("%s changed: region policy in force (sha256 %s)", NODE_POLICY_OVERRIDE,
                api_policy_hash(d->api));
+    op_error_clear(&err);
+    if (policy_voids_spool(d, &err) < 0)
+        log_err("the spool cut under the old policy could not be voided: %s", err.msg);
     uplink_reload_policy(d->uplink);
     outreach_sender_reload(d->outreach);
 }
@@ -423,6 +449,15 @@ static int reload(void *ctx, struct op_error *out)
                                    "region policy refused, the running one stays: %s", err.msg);
     } else {
         log_notice("region policy reloaded (sha256 %s)", api_policy_hash(d->api));
+        op_error_clear(&err);
+        if (policy_voids_spool(d, &err) < 0) {
+            log_err("the spool cut under the old policy could not be voided: %s", err.msg);
+            if (!refused)
+                refused = op_error_set(out, err.code < 0 ? err.code : -EIO, NULL,
+                                       "the spool cut under the old policy could not be voided "
+                                       "(sync voids it before its next segment): %s",
+                                       err.msg);
+        }
     }
     uplink_reload_policy(d->uplink);
     outreach_sender_reload(d->outreach);

@@ -795,25 +795,14 @@ fail:
     return rc;
 }
 
-/* The policy in force may have changed since the last segment (SIGHUP, or
- * another process such as `outpost policy accept`): cut under the one in
- * force, and if its hash is not the one the spool was cut under, void the
- * spool and queue every record again (store_policy_changed). A policy
- * that does not load stops segmenting: fail closed. */
-static int follow_policy(struct sync_ledger *l, struct op_error *err)
+/* The spool follows the policy in l->p: if its hash is not the one the
+ * spool was cut under, void the spool (its files emptied before this
+ * returns) and queue every record again (store_policy_changed, the step a
+ * restriction's voiding takes), and say so in the news. */
+int ledger_policy_in_force(struct sync_ledger *l, struct op_error *err)
 {
-    struct policy *np = NULL;
-    int rc = node_policy_load(l->policy_file, l->db_path, store_region(l->s), &np, err);
-    if (rc < 0)
-        return rc;
-    if (strcmp(np->hash, l->p->hash)) {
-        policy_free(l->p);
-        l->p = np;
-    } else {
-        policy_free(np);
-    }
     struct ledger_state s;
-    rc = ledger_load_state(&l->q, &s, err);
+    int rc = ledger_load_state(&l->q, &s, err);
     if (rc < 0 || !strcmp(s.policy_hash, l->p->hash))
         return rc;
     char why[160];
@@ -828,6 +817,26 @@ static int follow_policy(struct sync_ledger *l, struct op_error *err)
     return rc;
 }
 
+/* The policy in force may have changed since the last segment (another
+ * process such as `outpost policy accept`, or a reload whose voiding
+ * failed): cut under the one in force, voiding what was cut under another
+ * (ledger_policy_in_force). A policy that does not load stops segmenting:
+ * fail closed. */
+static int follow_policy(struct sync_ledger *l, struct op_error *err)
+{
+    struct policy *np = NULL;
+    int rc = node_policy_load(l->policy_file, l->db_path, store_region(l->s), &np, err);
+    if (rc < 0)
+        return rc;
+    if (strcmp(np->hash, l->p->hash)) {
+        policy_free(l->p);
+        l->p = np;
+    } else {
+        policy_free(np);
+    }
+    return ledger_policy_in_force(l, err);
+}
+
 int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segment *out,
                              struct op_error *err)
 {
@@ -836,12 +845,15 @@ int sync_ledger_make_segment(struct sync_ledger *l, int *made, struct sync_segme
     int rc = residency_sweep(store_residency(l->s), err);
     if (rc < 0)
         return rc;
-    rc = follow_policy(l, err);
-    if (rc == 0)
-        rc = requeue_voided_answers(l, err);
-    if (rc < 0)
-        return rc;
     for (int attempt = 0;; attempt++) {
+        /* Again after a voiding during the cut: it may have been a policy
+         * reload, and cutting again under the old policy would put the
+         * values it withholds back into the spool. */
+        rc = follow_policy(l, err);
+        if (rc == 0)
+            rc = requeue_voided_answers(l, err);
+        if (rc < 0)
+            return rc;
         rc = cut_segment(l, made, out, err);
         if (rc != -ESTALE || attempt == 2)
             return rc;

@@ -233,6 +233,12 @@ int sync_ledger_reload_policy(struct sync_ledger *l, struct op_error *err)
         return rc;
     policy_free(l->p);
     l->p = np;
+    /* A tighter policy holds from now on: whatever was cut under the old
+     * one is voided before this returns, an upload in flight included
+     * (its file is emptied, which stops the upload as a restriction does). */
+    rc = ledger_policy_in_force(l, err);
+    if (rc < 0)
+        return rc;
     struct ledger_state s;
     rc = ledger_load_state(&l->q, &s, err);
     if (rc < 0)

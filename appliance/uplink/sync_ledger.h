@@ -122,8 +122,12 @@ int sync_ledger_open(const struct sync_ledger_options *o, struct sync_ledger **o
                      struct op_error *err);
 void sync_ledger_close(struct sync_ledger *l);
 
-/* SIGHUP; if the hash changed and sync is blocked by a rejected segment,
- * unblock and rewind the segmented cursor to the acked one. */
+/* SIGHUP: loads the policy again; if its hash is not the one the spool
+ * was cut under, voids every spooled and uploading segment (their files
+ * emptied) and queues every record again before it returns, as a
+ * restriction does (docs/EGRESS.md, "Paced segments"). If the hash changed
+ * and sync is blocked by a rejected segment, unblock and rewind the
+ * segmented cursor to the acked one. */
 int sync_ledger_reload_policy(struct sync_ledger *l, struct op_error *err);
 
 /* If the outbox has rows past the segmented cursor, not blocked, and spool

@@ -109,6 +109,11 @@ void ledger_row_to_segment(sqlite3_stmt *st, struct sync_segment *out);
 /* Segment `no`: 1 and *out, or 0 when there is no such row. */
 int ledger_get_segment(struct sql_cache *c, uint64_t no, struct sync_segment *out,
                        struct op_error *err);
+/* Voids the spool and queues every record again when l->p is not the
+ * policy the spool was cut under (store_policy_changed); the news says so.
+ * Called on a reload and before every cut. */
+int ledger_policy_in_force(struct sync_ledger *l, struct op_error *err);
+
 /* Ends the transaction store_begin opened on l->s by how the work in it
  * went: rc < 0 rolls it back and comes back as is; otherwise it commits,
  * returning the commit's result (0 or a negative errno). */

@@ -19,13 +19,18 @@
  * going to the freelist, such as a long record's overflow pages, are
  * zeroed too), and after a transaction that applied an erase, purge or
  * withdraw commits, the log is checkpointed with TRUNCATE, because the
- * WAL still holds the frames that once wrote the old values. There is no
+ * WAL still holds the frames that once wrote the old values. So it is
+ * after a record is replaced by one that lacks a field the stored one had,
+ * or by a same-version re-projection with other text (a node's
+ * re-projection under a tighter policy drops or pseudonymizes the values
+ * it may no longer send: docs/EGRESS.md, "Paced segments"). There is no
  * full-text index to optimize in this store.
  */
 #include "hq_store.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -88,7 +93,8 @@ struct sq {
     char path[1024];
     struct sql_cache q; /* the hq set on db */
     int in_tx;
-    int tx_forgets;     /* the open transaction applied an erase/purge/withdraw */
+    int tx_forgets;     /* the open transaction applied an erase/purge/withdraw,
+                           or dropped a field of a record */
     int forget_pending; /* committed, but the log could not be truncated yet */
 };
 
@@ -582,6 +588,34 @@ static int is_tombstone_op(const char *op)
     return !strcmp(op, "erase") || !strcmp(op, "purge") || !strcmp(op, "withdraw");
 }
 
+/* 1 when `held` has a member (at any depth of objects) that `next` lacks:
+ * replacing one with the other drops a value. Text that does not parse
+ * counts as dropping, so the log is truncated rather than kept. */
+static int drops_member(const json_t *held, const json_t *next)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)held, k, v)
+    {
+        json_t *n = json_object_get(next, k);
+        if (!n)
+            return 1;
+        if (json_is_object(v) && (!json_is_object(n) || drops_member(v, n)))
+            return 1;
+    }
+    return 0;
+}
+
+static int drops_value(const char *held, const char *next, size_t len)
+{
+    json_t *h = json_loads(held, 0, NULL);
+    json_t *n = json_loadb(next, len, 0, NULL);
+    int drops = !h || !n || !json_is_object(h) || !json_is_object(n) || drops_member(h, n);
+    json_decref(h);
+    json_decref(n);
+    return drops;
+}
+
 static int sq_record_apply(void *impl, const char *node, const char *entity, const char *id,
                            int64_t version, const char *op, const char *json, size_t len,
                            uint64_t segment, enum hq_record_result *result, struct op_error *err)
@@ -592,22 +626,31 @@ static int sq_record_apply(void *impl, const char *node, const char *entity, con
         return op_error_set(err, -EINVAL, "op", "unknown op \"%s\"", op);
     if (!tomb && !json)
         return op_error_set(err, -EINVAL, "record", "%s %s: no record data", entity, id);
-    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECORD_GET, "read record", err);
+    sqlite3_stmt *st = stmt(s, HQ_Q_HQ_RECORD_FULL, "read record", err);
     if (!st)
         return err ? err->code : -EIO;
     bind_text(st, 1, node);
     bind_text(st, 2, entity);
     bind_text(st, 3, id);
-    int rc = step(s, HQ_Q_HQ_RECORD_GET, st, "read record", err);
+    int rc = step(s, HQ_Q_HQ_RECORD_FULL, st, "read record", err);
     if (rc < 0)
         return rc;
-    int exists = 0, stored_tomb = 0, stored_erased = 0;
+    int exists = 0, stored_tomb = 0, stored_erased = 0, drops = 0;
     int64_t stored = 0;
     if (rc == 1) {
         exists = 1;
         stored = sqlite3_column_int64(st, 0);
         stored_tomb = is_tombstone_op(col_text(st, 1));
         stored_erased = stored_tomb && strcmp(col_text(st, 1), "withdraw") != 0;
+        /* A record replaced by one without a field it had, or by the
+         * node's re-projection at the same version with other text (a
+         * value now pseudonymized): the old value must not stay in the log
+         * (a tighter policy, or a field the node cleared). */
+        if (!tomb && sqlite3_column_type(st, 2) != SQLITE_NULL) {
+            const char *held = col_text(st, 2);
+            drops = (version == stored && (strlen(held) != len || memcmp(held, json, len))) ||
+                    drops_value(held, json, len);
+        }
         sqlite3_reset(st);
     }
 
@@ -648,7 +691,9 @@ static int sq_record_apply(void *impl, const char *node, const char *entity, con
     rc = run(s, HQ_Q_HQ_RECORD_PUT, st, "write record", err);
     if (rc < 0)
         return rc;
-    if (tomb && !s->in_tx) { /* its own transaction has committed */
+    if (drops && s->in_tx)
+        s->tx_forgets = 1;
+    if ((tomb || drops) && !s->in_tx) { /* its own transaction has committed */
         s->forget_pending = 1;
         (void)truncate_log(s, NULL);
     }

@@ -36,7 +36,7 @@ their ids may leave).
 after the drain: HQ holds every record of the node exactly once, and every
 filler of the backlog arrived.
 
-With RESIDENCY_PACED_TIGHTEN=1, step (c) follows: once a segment cut
+Unless RESIDENCY_PACED_TIGHTEN=0, step (c) follows: once a segment cut
 again after the voiding holds PT (a contact whose one canary is in a
 contact text field the profile exports) and waits behind another, HQ posts
 a policy that makes that field local_only; from the moment the node logs
@@ -201,7 +201,7 @@ def cmd_paced(dirpath):
     n1 = max(40, int((2.4 if both else 1.6) * first / fb))
     n2 = max(40, int(2.0 * first / fb))  # PS3 past the second
     n3 = max(40, int(3.0 * first / fb))  # PT past the segments cut again after the voiding
-    field, cap = tightenable(pl.prof) if os.environ.get("RESIDENCY_PACED_TIGHTEN") == "1" \
+    field, cap = tightenable(pl.prof) if os.environ.get("RESIDENCY_PACED_TIGHTEN", "1") != "0" \
         else (None, 0)
     first_no = last_segment_no() + 1
     rc.hold_idle()
@@ -276,9 +276,9 @@ def cmd_paced(dirpath):
     link()
     pl.save()
     if not field:
-        plan.d["notes"].append("paced: no policy was tightened (RESIDENCY_PACED_TIGHTEN=1 "
-                               "asks for it; the profile must export a contact text field on "
-                               "a line of its own)")
+        plan.d["notes"].append("paced: no policy was tightened (RESIDENCY_PACED_TIGHTEN=0, "
+                               "or the profile exports no contact text field on a line of "
+                               "its own)")
         pl.save()
         return 0
 

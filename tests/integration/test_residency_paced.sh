@@ -18,9 +18,9 @@
 # ids may reach HQ), scans HQ's database, WAL, upload directory and log, and
 # compares HQ with `outpost egress-report`; HQ must hold each record once.
 #
-# RESIDENCY_PACED_TIGHTEN=1 adds a policy from HQ that keeps one exported
-# contact field on the node, posted while a segment holding a canary in it
-# waits (docs/EGRESS.md, "Paced segments": it fails today, on HQ's files).
+# Then a policy from HQ that keeps one exported contact field on the node,
+# posted while a segment holding a canary in it waits (docs/EGRESS.md,
+# "Paced segments"); RESIDENCY_PACED_TIGHTEN=0 leaves it out.
 # OUTPOST_TEST_UPLOADS_IN_FLIGHT=N runs outpostd with
 # --sync_uploads_in_flight N (not passed when unset): with 2, the segment
 # voided is uploading beside the one before it.

@@ -91,9 +91,6 @@ SELECT node, segment, status, to_urgent, to_ordinary, records, applied, set_asid
        received_ms, segment_created_ms
 FROM receipts WHERE (?1 IS NULL OR node = ?1) ORDER BY node, segment;
 
--- name: record_get
-SELECT version, op FROM records WHERE node = ?1 AND entity = ?2 AND id = ?3;
-
 -- name: record_put
 INSERT INTO records (node, entity, id, version, op, record, segment)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -113,7 +110,8 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1);
 SELECT node, segment, line, entity, id, reason FROM set_aside
 WHERE node = ?1 AND segment = ?2 AND needs_whole = 1 ORDER BY line;
 
--- The stored record a patch applies to.
+-- The stored record: what a patch applies to, and what an apply replaces
+-- (a replacement that drops a value truncates the log).
 -- name: record_full
 SELECT version, op, record FROM records WHERE node = ?1 AND entity = ?2 AND id = ?3;
 

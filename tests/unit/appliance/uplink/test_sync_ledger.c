@@ -10,7 +10,8 @@
  * mailbox keeps only authentic messages, applies a policy from HQ that
  * loosens nothing and keeps one that loosens pending; between calls the
  * ledger holds no read snapshot; the records of a voided segment HQ never
- * had are not withdrawn, those of one it had are. */
+ * had are not withdrawn, those of one it had are; a reload of a tighter
+ * policy voids the segment uploading before it returns. */
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -931,6 +932,116 @@ static void test_voided_never_sent(void)
     sync_ledger_close(l);
 }
 
+/* Every record's JSON in a segment, one after another. */
+static void segment_text(const char *path, char *out, size_t cap)
+{
+    struct segment *sg = NULL;
+    struct op_error err;
+    out[0] = '\0';
+    if (segment_open(path, fx_cred.hq_key, NULL, &sg, &err) < 0)
+        fx_die("segment_open", &err);
+    const char *entity, *op, *json;
+    size_t len, n = 0;
+    int rc;
+    while ((rc = segment_next_record(sg, &entity, &op, &json, &len, &err)) == 1 && n < cap)
+        n += (size_t)snprintf(out + n, cap - n, "%.*s\n", (int)len, json);
+    CHECK_EQ(rc, 0);
+    segment_close(sg);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) < 0 ? -1 : sb.st_size;
+}
+
+/* A policy reloaded while a segment uploads that makes contact.region
+ * local_only: before the reload returns, the segment's file is emptied
+ * and it is listed as voided with its upload URL (so the uploader stops
+ * and terminates it), and the records are cut again without the field.
+ * The same policy reloaded again voids nothing. */
+static void test_reload_tighter_voids(void)
+{
+    fx_fresh("tighten");
+    free(fx_create(fx_st, &entity_contact,
+                   json_pack("{ssss}", "given_name", "Ada", "region", "CANARY-reg-4411")));
+    free(fx_create(fx_st, &entity_contact,
+                   json_pack("{ssss}", "given_name", "Bea", "region", "CANARY-reg-5522")));
+    struct sync_ledger *l = fx_open_capped(0, 0);
+    struct op_error err;
+    struct sync_segment sg = fx_segment(l);
+    static char text[16384];
+    segment_text(sg.path, text, sizeof text);
+    CHECK_CONTAINS(text, "CANARY-reg-4411"); /* so the checks below can fail */
+    CHECK_EQ(sync_ledger_set_upload_url(l, sg.no, "http://hq/files/tight", &err), 0);
+    CHECK(file_size(sg.path) > 0);
+
+    size_t len = 0;
+    char *yaml = fx_read_file(getenv("OUTPOST_POLICY"), &len);
+    char *at = yaml ? strstr(yaml, "contact.region: {class: exportable") : NULL;
+    CHECK(at != NULL);
+    if (!at) {
+        free(yaml);
+        sync_ledger_close(l);
+        return;
+    }
+    char dir[400], p2[440];
+    snprintf(dir, sizeof dir, "%s/tight", fx_dir);
+    mkdir(dir, 0700);
+    snprintf(p2, sizeof p2, "%s/EU-DE.yaml", dir);
+    FILE *f = fopen(p2, "w");
+    CHECK(f != NULL);
+    fprintf(f, "%.*scontact.region: {class: local_only%s", (int)(at - yaml), yaml,
+            at + strlen("contact.region: {class: exportable"));
+    fclose(f);
+    free(yaml);
+    char *old = strdup(getenv("OUTPOST_POLICY"));
+    setenv("OUTPOST_POLICY", p2, 1);
+
+    struct sync_ledger_news news;
+    sync_ledger_take_news(l, &news);
+    if (sync_ledger_reload_policy(l, &err) != 0)
+        fprintf(stderr, "reload: %s\n", err.msg);
+    /* in the same call: emptied (or gone), voided with its URL */
+    CHECK(file_size(sg.path) <= 0);
+    int found = 0;
+    uint64_t no = 0;
+    char url[256] = "";
+    CHECK_EQ(sync_ledger_next_voided(l, &found, &no, url, sizeof url, &err), 0);
+    CHECK_EQ(found, 1);
+    CHECK_EQ(no, sg.no);
+    CHECK_STR(url, "http://hq/files/tight");
+    char rows[2048] = "";
+    fx_dump("SELECT no, reason FROM spool_voided", rows, sizeof rows);
+    CHECK_CONTAINS(rows, "the policy in force changed to");
+    rows[0] = '\0';
+    fx_dump("SELECT count(*) FROM sync_segments WHERE state = 0", rows, sizeof rows);
+    CHECK_CONTAINS(rows, "\n0|\n");
+    sync_ledger_take_news(l, &news);
+    CHECK(news.policy_now[0] != '\0');
+
+    /* cut again under the new policy: both contacts, no region */
+    struct sync_segment s2 = fx_segment(l);
+    CHECK(s2.no > sg.no);
+    segment_text(s2.path, text, sizeof text);
+    CHECK_CONTAINS(text, "\"given_name\"");
+    CHECK(strstr(text, "CANARY-reg-") == NULL);
+    CHECK(strstr(text, "\"region\"") == NULL);
+
+    /* the same policy again: the spool is kept */
+    off_t size = file_size(s2.path);
+    CHECK(size > 0);
+    CHECK_EQ(sync_ledger_reload_policy(l, &err), 0);
+    CHECK_EQ(file_size(s2.path), size);
+    CHECK_EQ(sync_ledger_next_voided(l, &found, &no, url, sizeof url, &err), 0);
+    CHECK_EQ(found, 1); /* still only the first, until the uploader forgets it */
+    CHECK_EQ(no, sg.no);
+
+    setenv("OUTPOST_POLICY", old, 1);
+    free(old);
+    sync_ledger_close(l);
+}
+
 int main(void)
 {
     fx_setup();
@@ -948,6 +1059,7 @@ int main(void)
     test_waiting();
     test_no_snapshot_held();
     test_voided_never_sent();
+    test_reload_tighter_voids();
 
     return fx_teardown();
 }

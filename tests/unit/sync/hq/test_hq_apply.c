@@ -9,7 +9,9 @@
  * forgetting: canaries in exportable fields are in the store's files
  * after their segment applied and gone from the database and its log once
  * a segment erasing, purging or withdrawing them has (also when a reader
- * held the log at the commit, after `forget`). When OUTPOST_TEST_PG
+ * held the log at the commit, after `forget`), and from the database and
+ * its log once a record was re-projected without a field under a tighter
+ * policy. When OUTPOST_TEST_PG
  * names a database (tests/support/pg_cluster.sh, test hq_apply_pg) the
  * same tests run on the PostgreSQL backend, the canaries looked for in
  * the raw pages of the records table and its TOAST table (pageinspect),
@@ -985,6 +987,54 @@ static int upstream_default(sqlite3 *db, char **msg, const void *api)
     return sqlite3_exec(db, "PRAGMA secure_delete = OFF", NULL, NULL, NULL);
 }
 
+/* A policy tightened at the node: its re-projection of a record at the
+ * same version lacks the field that may no longer leave, and applying it
+ * leaves the old value neither in HQ's database nor in its log (the log is
+ * truncated as after an erasure). A replacement that drops nothing leaves
+ * the log as it is. */
+static void test_reprojection_forgotten(void)
+{
+    static char buf[POLICY_MAX_BYTES];
+    size_t len = ke_text(buf, sizeof buf, "contact.region: {class: exportable",
+                         "contact.region: {class: local_only");
+    struct op_error err;
+    struct policy *tight = NULL;
+    CHECK_EQ(policy_load_buffer("KE.yaml", buf, len, &tight, &err), 0);
+    if (!tight)
+        return;
+    uint64_t seq = 0;
+    CHECK_EQ(st.ops->mailbox_post(st.impl, "n1", "policy", buf, len, 1, &seq, &err), 0);
+    static const char *const before[] = {
+        "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c70\",\"version\":3,"
+        "\"given_name\":\"Wanjiru\",\"region\":\"CANARY-hq-reproj-7731\"}}",
+        NULL,
+    };
+    CHECK_EQ(applied(ke, 70, before), 1);
+    CHECK(store_has("CANARY-hq-reproj-7731")); /* so the check below can fail */
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    struct stat sb;
+    /* the same record under the tighter policy: region is not sent */
+    CHECK_EQ(applied(tight, 71, before), 1);
+    struct find fd = {.id = "c70"};
+    CHECK_EQ(st.ops->records_list(st.impl, NULL, NULL, find_rec, &fd, NULL), 0);
+    CHECK_CONTAINS(fd.json, "\"given_name\"");
+    CHECK(strstr(fd.json, "region") == NULL);
+    if (!pg) {
+        CHECK(!store_has("CANARY-hq-reproj-7731"));
+        CHECK(stat(wal, &sb) < 0 || sb.st_size == 0); /* truncated */
+        /* a newer version that drops nothing: the log is kept */
+        static const char *const later[] = {
+            "{\"entity\":\"contact\",\"op\":\"upsert\",\"record\":{\"id\":\"c70\","
+            "\"version\":4,\"given_name\":\"Wanjiru N\"}}",
+            NULL,
+        };
+        CHECK_EQ(applied(tight, 72, later), 1);
+        CHECK(stat(wal, &sb) == 0 && sb.st_size > 0);
+    }
+    policy_free(tight);
+}
+
 int main(void)
 {
     fx_tmpdir("hq-apply");
@@ -1020,6 +1070,7 @@ int main(void)
     RUN(test_posted_policy);
     RUN(test_refused);
     RUN(test_erasure_forgotten);
+    RUN(test_reprojection_forgotten);
     RUN(test_patch_onto_base);
     RUN(test_patch_wrong_base);
     RUN(test_patch_residency);
