@@ -50,7 +50,11 @@
 #define QUICK_MAX 4         /* quick reconnects in a row without the offset moving */
 #define STALL_TICK_MS 250   /* how often a request in flight is checked for progress */
 #define FAST_RTTS 8         /* a chunk shorter than this many round trips leaves the link idle */
-#define FINAL_WAIT_MS 10000 /* HQ's answer to a completed upload, until one was measured */
+/* HQ's answer to a completed upload, until one was measured. Short: an
+ * HQ slower than this costs one HEAD (it finds the upload complete and
+ * the wait is learnt), a silent connection before the first completed
+ * upload costs this much more than it must. */
+#define FINAL_WAIT_MS 3000
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 

@@ -58,7 +58,7 @@ struct tus_client_config {
      * max(3 round trips, 1.25 x the time to carry what is in flight at the
      * measured rate + 2 round trips), within [stall_min_ms, stall_seconds],
      * is abandoned; stall_seconds alone until a round trip (and for a PATCH
-     * a rate) was measured; twice HQ's measured answer wait more (10 s
+     * a rate) was measured; twice HQ's measured answer wait more (3 s
      * until one was measured) while HQ processes a completed upload. */
     long stall_seconds;     /* the ceiling; also curl's low-speed limit time; default 30 */
     long stall_bytes_per_s; /* curl's low-speed limit; default 1 */
