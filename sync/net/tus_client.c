@@ -47,9 +47,9 @@
 #define BODY_KEEP 512
 #define DEF_STALL_MIN_MS 2000
 #define DEF_QUICK_RETRY_MS 250
-#define QUICK_MAX 4         /* quick reconnects in a row without the offset moving */
-#define STALL_TICK_MS 250   /* how often a request in flight is checked for progress */
-#define FAST_RTTS 8         /* a chunk shorter than this many round trips leaves the link idle */
+#define QUICK_MAX 4       /* quick reconnects in a row without the offset moving */
+#define STALL_TICK_MS 250 /* how often a request in flight is checked for progress */
+#define FAST_RTTS 8       /* a chunk shorter than this many round trips leaves the link idle */
 /* HQ's answer to a completed upload, until one was measured. Short: an
  * HQ slower than this costs one HEAD (it finds the upload complete and
  * the wait is learnt), a silent connection before the first completed
